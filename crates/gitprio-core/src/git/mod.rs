@@ -1,0 +1,286 @@
+//! Everything that touches git: reading refs, trees and blobs with gix, and running `git` for the rest.
+//!
+//! Queue and lease logic reach git only through this module, so the transport can
+//! change without touching them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gix::ObjectId;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a git operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("not a git repository (or any parent up to the filesystem root): {path}")]
+    NotARepository { path: PathBuf, source: BoxError },
+    #[error(
+        "repository at {path} uses the reftable format, which gitprio cannot read yet; convert it with `git refs migrate --ref-format=files`"
+    )]
+    Reftable { path: PathBuf },
+    #[error("cannot resolve revision `{rev}`: {reason}")]
+    Revision { rev: String, reason: String },
+    #[error("cannot read {what} {id}")]
+    Object {
+        what: &'static str,
+        id: String,
+        source: BoxError,
+    },
+    #[error("cannot read reference `{name}`")]
+    Reference { name: String, source: BoxError },
+    #[error("cannot run `git {args}`")]
+    Spawn {
+        args: String,
+        source: std::io::Error,
+    },
+}
+
+/// A file in a commit's tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeFile {
+    /// Repository-relative path with `/` separators.
+    pub path: String,
+    pub blob: ObjectId,
+}
+
+/// An open repository: gix for local reads and writes, the `git` executable for remotes.
+#[derive(Debug)]
+pub struct Repository {
+    repo: gix::Repository,
+}
+
+impl Repository {
+    /// Opens the repository that contains `directory`, searching upwards like git does.
+    pub fn discover(directory: &Path) -> Result<Repository, GitError> {
+        let repo = gix::discover(directory).map_err(|source| GitError::NotARepository {
+            path: directory.to_path_buf(),
+            source: Box::new(source),
+        })?;
+        if repo.git_dir().join("reftable").is_dir() {
+            return Err(GitError::Reftable {
+                path: repo.git_dir().to_path_buf(),
+            });
+        }
+        Ok(Repository { repo })
+    }
+
+    /// Returns the root of the working tree, if the repository has one.
+    pub fn workdir(&self) -> Option<&Path> {
+        self.repo.workdir()
+    }
+
+    /// Returns the directory shared by all worktrees of this repository (`.git` of the main one).
+    pub fn common_dir(&self) -> &Path {
+        self.repo.common_dir()
+    }
+
+    /// Returns the `.git` directory of this worktree.
+    pub fn git_dir(&self) -> &Path {
+        self.repo.git_dir()
+    }
+
+    /// Returns whether a remote named `name` is configured.
+    pub fn has_remote(&self, name: &str) -> bool {
+        self.repo
+            .remote_names()
+            .iter()
+            .any(|remote| AsRef::<[u8]>::as_ref(remote) == name.as_bytes())
+    }
+
+    /// Returns the commit a reference points at, following symbolic refs and tags; `None` if absent.
+    pub fn reference_commit(&self, name: &str) -> Result<Option<ObjectId>, GitError> {
+        let reference_error = |source: BoxError| GitError::Reference {
+            name: name.to_owned(),
+            source,
+        };
+        let Some(mut reference) = self
+            .repo
+            .try_find_reference(name)
+            .map_err(|error| reference_error(Box::new(error)))?
+        else {
+            return Ok(None);
+        };
+        let id = reference
+            .peel_to_id()
+            .map_err(|error| reference_error(Box::new(error)))?;
+        Ok(Some(id.detach()))
+    }
+
+    /// Resolves `rev` (a ref name, a full commit id, or any revision `git rev-parse` knows) to a commit.
+    pub fn resolve_commit(&self, rev: &str) -> Result<ObjectId, GitError> {
+        if let Ok(id) = ObjectId::from_hex(rev.as_bytes()) {
+            return Ok(id);
+        }
+        if let Ok(Some(id)) = self.reference_commit(rev) {
+            return Ok(id);
+        }
+        let output = self.git(&[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            "--end-of-options",
+            &format!("{rev}^{{commit}}"),
+        ])?;
+        let text = String::from_utf8_lossy(&output.stdout);
+        ObjectId::from_hex(text.trim().as_bytes()).map_err(|_| GitError::Revision {
+            rev: rev.to_owned(),
+            reason: "no such commit".to_owned(),
+        })
+    }
+
+    /// Returns the commit `HEAD` points at, or `None` on an unborn branch.
+    pub fn head_commit(&self) -> Result<Option<ObjectId>, GitError> {
+        match self.repo.head_id() {
+            Ok(id) => Ok(Some(id.detach())),
+            Err(_) if self.repo.head().is_ok_and(|head| head.is_unborn()) => Ok(None),
+            Err(error) => Err(GitError::Reference {
+                name: "HEAD".to_owned(),
+                source: Box::new(error),
+            }),
+        }
+    }
+
+    /// Returns the tree of `commit`.
+    fn commit_tree(&self, commit: ObjectId) -> Result<ObjectId, GitError> {
+        let object_error = |source: BoxError| GitError::Object {
+            what: "commit",
+            id: commit.to_string(),
+            source,
+        };
+        let commit = self
+            .repo
+            .find_commit(commit)
+            .map_err(|error| object_error(Box::new(error)))?;
+        commit
+            .tree_id()
+            .map(gix::Id::detach)
+            .map_err(|error| object_error(Box::new(error)))
+    }
+
+    /// Returns the object id at `path` in `commit`'s tree, if present.
+    pub fn entry_at(
+        &self,
+        commit: ObjectId,
+        path: &str,
+    ) -> Result<Option<(ObjectId, bool)>, GitError> {
+        let tree_id = self.commit_tree(commit)?;
+        let tree = self.find_tree(tree_id)?;
+        let entry = tree
+            .lookup_entry_by_path(path)
+            .map_err(|error| GitError::Object {
+                what: "tree",
+                id: tree_id.to_string(),
+                source: Box::new(error),
+            })?;
+        Ok(entry.map(|entry| (entry.object_id(), entry.mode().is_tree())))
+    }
+
+    /// Returns every blob under directory `dir` of `commit`, recursively, in path order.
+    pub fn files_under(
+        &self,
+        commit: ObjectId,
+        dir: &str,
+    ) -> Result<Option<Vec<TreeFile>>, GitError> {
+        let Some((tree_id, true)) = self.entry_at(commit, dir)? else {
+            return Ok(None);
+        };
+        let mut files = Vec::new();
+        let mut pending = vec![(dir.to_owned(), tree_id)];
+        while let Some((prefix, tree_id)) = pending.pop() {
+            let tree = self.find_tree(tree_id)?;
+            for entry in tree.iter() {
+                let entry = entry.map_err(|error| GitError::Object {
+                    what: "tree",
+                    id: tree_id.to_string(),
+                    source: Box::new(error),
+                })?;
+                let path = format!("{prefix}/{}", entry.filename());
+                if entry.mode().is_tree() {
+                    pending.push((path, entry.oid().to_owned()));
+                } else if entry.mode().is_blob() {
+                    files.push(TreeFile {
+                        path,
+                        blob: entry.oid().to_owned(),
+                    });
+                }
+            }
+        }
+        files.sort_unstable_by(|left, right| left.path.cmp(&right.path));
+        Ok(Some(files))
+    }
+
+    /// Returns every file path in `commit`'s tree, for matching globs against.
+    pub fn all_paths(&self, commit: ObjectId) -> Result<Vec<String>, GitError> {
+        let tree_id = self.commit_tree(commit)?;
+        let mut paths = Vec::new();
+        let mut pending = vec![(String::new(), tree_id)];
+        while let Some((prefix, tree_id)) = pending.pop() {
+            let tree = self.find_tree(tree_id)?;
+            for entry in tree.iter() {
+                let entry = entry.map_err(|error| GitError::Object {
+                    what: "tree",
+                    id: tree_id.to_string(),
+                    source: Box::new(error),
+                })?;
+                let path = if prefix.is_empty() {
+                    entry.filename().to_string()
+                } else {
+                    format!("{prefix}/{}", entry.filename())
+                };
+                if entry.mode().is_tree() {
+                    pending.push((path, entry.oid().to_owned()));
+                } else {
+                    paths.push(path);
+                }
+            }
+        }
+        paths.sort_unstable();
+        Ok(paths)
+    }
+
+    /// Returns the size of blob `id` without reading its content.
+    pub fn blob_size(&self, id: ObjectId) -> Result<u64, GitError> {
+        self.repo
+            .find_header(id)
+            .map(|header| header.size())
+            .map_err(|error| GitError::Object {
+                what: "blob",
+                id: id.to_string(),
+                source: Box::new(error),
+            })
+    }
+
+    /// Returns the content of blob `id`.
+    pub fn read_blob(&self, id: ObjectId) -> Result<Vec<u8>, GitError> {
+        self.repo
+            .find_blob(id)
+            .map(|blob| blob.detach().data)
+            .map_err(|error| GitError::Object {
+                what: "blob",
+                id: id.to_string(),
+                source: Box::new(error),
+            })
+    }
+
+    fn find_tree(&self, id: ObjectId) -> Result<gix::Tree<'_>, GitError> {
+        self.repo.find_tree(id).map_err(|error| GitError::Object {
+            what: "tree",
+            id: id.to_string(),
+            source: Box::new(error),
+        })
+    }
+
+    /// Runs `git` in this repository and returns its output, whatever its exit status.
+    pub fn git(&self, args: &[&str]) -> Result<std::process::Output, GitError> {
+        let directory = self.workdir().unwrap_or_else(|| self.git_dir());
+        Command::new("git")
+            .current_dir(directory)
+            .args(args)
+            .output()
+            .map_err(|source| GitError::Spawn {
+                args: args.join(" "),
+                source,
+            })
+    }
+}

@@ -1,0 +1,124 @@
+//! Dependency-graph analysis: strongly connected components, without recursion.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use crate::task::{Task, TaskId};
+
+/// Returns, for every task in a dependency cycle, one cycle through it (`[t, .., t]`).
+///
+/// Uses an iterative Tarjan walk so that long dependency chains cannot overflow the stack.
+pub fn dependency_cycles(tasks: &[Task]) -> HashMap<TaskId, Vec<TaskId>> {
+    let index_of: HashMap<&str, usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(index, task)| (task.id.as_str(), index))
+        .collect();
+    let edges: Vec<Vec<usize>> = tasks
+        .iter()
+        .map(|task| {
+            task.depends_on
+                .iter()
+                .filter_map(|dependency| index_of.get(dependency.as_str()).copied())
+                .collect()
+        })
+        .collect();
+    let mut cycles = HashMap::new();
+    for component in strongly_connected(&edges) {
+        let is_cycle = component.len() > 1 || edges[component[0]].contains(&component[0]);
+        if !is_cycle {
+            continue;
+        }
+        let members: HashSet<usize> = component.iter().copied().collect();
+        for &start in &component {
+            let path = cycle_through(start, &members, &edges);
+            cycles.insert(
+                tasks[start].id.clone(),
+                path.into_iter()
+                    .map(|index| tasks[index].id.clone())
+                    .collect(),
+            );
+        }
+    }
+    cycles
+}
+
+fn strongly_connected(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    const UNVISITED: usize = usize::MAX;
+    let count = edges.len();
+    let mut index = vec![UNVISITED; count];
+    let mut low = vec![0; count];
+    let mut on_stack = vec![false; count];
+    let mut stack = Vec::new();
+    let mut components = Vec::new();
+    let mut next_index = 0;
+    for root in 0..count {
+        if index[root] != UNVISITED {
+            continue;
+        }
+        let mut work: Vec<(usize, usize)> = vec![(root, 0)];
+        index[root] = next_index;
+        low[root] = next_index;
+        next_index += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (node, ref mut edge)) = work.last_mut() {
+            if let Some(&target) = edges[node].get(*edge) {
+                *edge += 1;
+                if index[target] == UNVISITED {
+                    index[target] = next_index;
+                    low[target] = next_index;
+                    next_index += 1;
+                    stack.push(target);
+                    on_stack[target] = true;
+                    work.push((target, 0));
+                } else if on_stack[target] {
+                    low[node] = low[node].min(index[target]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[node]);
+            }
+            if low[node] == index[node] {
+                let mut component = Vec::new();
+                while let Some(member) = stack.pop() {
+                    on_stack[member] = false;
+                    component.push(member);
+                    if member == node {
+                        break;
+                    }
+                }
+                components.push(component);
+            }
+        }
+    }
+    components
+}
+
+/// Returns a shortest path `start -> .. -> start` inside `component` (breadth first).
+fn cycle_through(start: usize, component: &HashSet<usize>, edges: &[Vec<usize>]) -> Vec<usize> {
+    let mut parent: HashMap<usize, usize> = HashMap::new();
+    let mut frontier = VecDeque::from([start]);
+    while let Some(node) = frontier.pop_front() {
+        for &target in &edges[node] {
+            if !component.contains(&target) {
+                continue;
+            }
+            if target == start {
+                let mut path = vec![node];
+                while let Some(&previous) = parent.get(path.last().expect("path is never empty")) {
+                    path.push(previous);
+                }
+                path.reverse();
+                path.push(start);
+                return path;
+            }
+            if target != start && !parent.contains_key(&target) {
+                parent.insert(target, node);
+                frontier.push_back(target);
+            }
+        }
+    }
+    vec![start, start]
+}

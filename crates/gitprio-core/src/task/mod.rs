@@ -1,0 +1,228 @@
+//! The task model: one markdown file with YAML frontmatter under `.tasks/`.
+
+mod edit;
+mod frontmatter;
+mod parse;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostic::Position;
+
+pub use edit::{StatusEditError, set_status};
+pub use frontmatter::{Frontmatter, split_frontmatter};
+pub use parse::{FIELDS, MAX_TASK_FILE_BYTES, ParsedTask, oversized_task, parse_task};
+
+/// A task id: `[a-z0-9][a-z0-9._-]*`, stable and unique within a queue.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskId(String);
+
+impl TaskId {
+    /// Returns the id if `text` is a valid task id.
+    pub fn new(text: &str) -> Option<TaskId> {
+        Self::is_valid(text).then(|| TaskId(text.to_owned()))
+    }
+
+    /// Returns whether `text` matches `[a-z0-9][a-z0-9._-]*`.
+    pub fn is_valid(text: &str) -> bool {
+        let mut bytes = text.bytes();
+        bytes
+            .next()
+            .is_some_and(|first| first.is_ascii_lowercase() || first.is_ascii_digit())
+            && bytes.all(|byte| {
+                byte.is_ascii_lowercase()
+                    || byte.is_ascii_digit()
+                    || matches!(byte, b'.' | b'_' | b'-')
+            })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::borrow::Borrow<str> for TaskId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Urgency from 0 (most urgent) to 4; written `0`..`4` or `p0`..`p4`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Priority(u8);
+
+impl Priority {
+    /// The least urgent priority.
+    pub const LOWEST: u8 = 4;
+    /// The priority of a task that does not set one.
+    pub const DEFAULT: Priority = Priority(2);
+
+    /// Returns the priority for `level` if it is within 0..=4.
+    pub fn new(level: u8) -> Option<Priority> {
+        (level <= Self::LOWEST).then_some(Priority(level))
+    }
+
+    /// Parses `0`..`4` or `p0`..`p4` (either case).
+    pub fn parse(text: &str) -> Option<Priority> {
+        let digits = text.strip_prefix(['p', 'P']).unwrap_or(text);
+        digits.parse::<u8>().ok().and_then(Priority::new)
+    }
+
+    pub fn level(self) -> u8 {
+        self.0
+    }
+}
+
+impl Default for Priority {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "p{}", self.0)
+    }
+}
+
+/// The stored state of a task. "In progress" is never stored: it is a lease.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Open,
+    Done,
+    Blocked,
+    Dropped,
+}
+
+impl Status {
+    /// Every status, in the order the format documents them.
+    pub const ALL: [Status; 4] = [Status::Open, Status::Done, Status::Blocked, Status::Dropped];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Open => "open",
+            Status::Done => "done",
+            Status::Blocked => "blocked",
+            Status::Dropped => "dropped",
+        }
+    }
+
+    /// Parses a status name as written in a task file.
+    pub fn parse(text: &str) -> Option<Status> {
+        Status::ALL
+            .into_iter()
+            .find(|status| status.as_str() == text)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A spending limit for one attempt at a task: tokens, dollars, or both.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Budget {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usd: Option<f64>,
+}
+
+impl Budget {
+    /// Parses a token count (`200000`, `200k`, `1.5m`) or a dollar amount (`$2.50`, `2.50usd`).
+    pub fn parse(text: &str) -> Option<Budget> {
+        let text = text.trim();
+        let dollars = text
+            .strip_prefix('$')
+            .or_else(|| text.strip_suffix("usd"))
+            .or_else(|| text.strip_suffix("USD"));
+        if let Some(amount) = dollars {
+            let usd: f64 = amount.trim().parse().ok()?;
+            return (usd.is_finite() && usd >= 0.0).then_some(Budget {
+                tokens: None,
+                usd: Some(usd),
+            });
+        }
+        parse_token_count(text).map(|tokens| Budget {
+            tokens: Some(tokens),
+            usd: None,
+        })
+    }
+}
+
+/// Parses `200000`, `200_000`, `200k` or `1.5m` into a token count.
+pub fn parse_token_count(text: &str) -> Option<u64> {
+    let text = text.trim().replace('_', "");
+    let (number, multiplier) = match text.as_bytes().last()? {
+        b'k' | b'K' => (&text[..text.len() - 1], 1_000.0),
+        b'm' | b'M' => (&text[..text.len() - 1], 1_000_000.0),
+        _ => return text.parse().ok(),
+    };
+    let value: f64 = number.parse().ok()?;
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "checked finite and non-negative"
+    )]
+    (value.is_finite() && value >= 0.0).then(|| (value * multiplier).round() as u64)
+}
+
+/// One task, as read from its file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    pub id: TaskId,
+    /// Repository-relative path of the task file.
+    pub path: String,
+    pub title: String,
+    pub priority: Priority,
+    pub status: Status,
+    pub depends_on: Vec<TaskId>,
+    #[serde(rename = "type")]
+    pub task_type: Option<String>,
+    pub feature: Option<String>,
+    /// Points of value that completing the task brings; default 1.
+    pub value: u32,
+    pub labels: Vec<String>,
+    pub owns: Vec<String>,
+    pub context: Vec<String>,
+    pub acceptance: Vec<String>,
+    pub budget: Option<Budget>,
+    pub model: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub created: Option<String>,
+    /// The markdown body after the frontmatter.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub body: String,
+    /// The file line on which the body starts.
+    #[serde(skip)]
+    pub body_line: u32,
+    /// Where each field (`depends_on`) and list item (`depends_on[1]`) sits in the file.
+    #[serde(skip)]
+    pub positions: BTreeMap<String, Position>,
+}
+
+impl Task {
+    /// Returns where `field` (or `field[index]`) was written, else the start of the file.
+    pub fn position_of(&self, field: &str) -> Position {
+        self.positions
+            .get(field)
+            .copied()
+            .unwrap_or(Position::START)
+    }
+}
