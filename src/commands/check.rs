@@ -1,0 +1,145 @@
+//! `gitprio check`: validate the task files in the working tree, for CI on pull requests.
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use gitprio_core::git::Repository;
+use gitprio_core::source::{self, QueueSource};
+use gitprio_core::{Diagnostic, Severity, check};
+use serde_json::json;
+
+use crate::cli::CommandResult;
+use crate::settings::Settings;
+use crate::{exit_code, output};
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Treat warnings (unknown keys, `owns` globs that match nothing) as errors.
+    #[arg(long)]
+    pub strict: bool,
+    /// Output format; `github` emits workflow annotations (default when `GITHUB_ACTIONS=true`).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Print JSON: `{"ok", "errors", "warnings", "files", "diagnostics": [...]}`.
+    #[arg(long, conflicts_with = "format")]
+    pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// `path:line:column: severity: message`, one per line.
+    Human,
+    /// The human lines plus `::error file=...,line=...,col=...::message` annotations.
+    Github,
+}
+
+pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
+    let repo = Repository::discover(&settings.directory)?;
+    let loaded = source::load(&repo, &QueueSource::Worktree, None)?;
+    let paths = repository_paths(&repo)?;
+    let mut diagnostics = loaded.diagnostics.clone();
+    diagnostics.extend(check::validate(&loaded.tasks, &loaded.config, &paths));
+    if args.strict {
+        for diagnostic in &mut diagnostics {
+            diagnostic.severity = Severity::Error;
+        }
+    }
+    let diagnostics = check::sorted(diagnostics);
+    let errors = diagnostics
+        .iter()
+        .filter(|diagnostic| diagnostic.is_error())
+        .count();
+    let warnings = diagnostics.len() - errors;
+    let files = paths
+        .iter()
+        .filter(|path| path.starts_with(".tasks/") && source::is_task_path(path))
+        .count();
+    if args.json {
+        output::print_json(
+            &json!({ "ok": errors == 0, "errors": errors, "warnings": warnings, "files": files, "diagnostics": diagnostics }),
+        )?;
+    } else {
+        for diagnostic in &diagnostics {
+            println!("{diagnostic}");
+        }
+        let format = args.format.unwrap_or(if settings.github_actions {
+            Format::Github
+        } else {
+            Format::Human
+        });
+        if format == Format::Github {
+            for diagnostic in &diagnostics {
+                println!("{}", annotation(diagnostic));
+            }
+        }
+        let summary = format!(
+            "{errors} {}, {warnings} {} in {files} task files",
+            plural(errors, "error"),
+            plural(warnings, "warning")
+        );
+        output::message(
+            settings,
+            if errors == 0 { "info" } else { "error" },
+            &summary,
+        );
+    }
+    Ok(if errors == 0 {
+        exit_code::SUCCESS
+    } else {
+        exit_code::FAILURE
+    })
+}
+
+/// Lists the files git knows in the working tree: tracked, plus untracked ones not ignored.
+fn repository_paths(repo: &Repository) -> anyhow::Result<Vec<String>> {
+    let output = repo.git(&[
+        "ls-files",
+        "-z",
+        "--cached",
+        "--others",
+        "--exclude-standard",
+    ])?;
+    anyhow::ensure!(
+        output.status.success(),
+        "`git ls-files` failed: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let text = String::from_utf8(output.stdout)
+        .context("`git ls-files` printed a path that is not UTF-8")?;
+    let mut paths: Vec<String> = text
+        .split('\0')
+        .filter(|path| !path.is_empty())
+        .map(str::to_owned)
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    Ok(paths)
+}
+
+/// Formats a GitHub Actions workflow command for `diagnostic`.
+pub fn annotation(diagnostic: &Diagnostic) -> String {
+    let command = match diagnostic.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let escape = |text: &str| {
+        text.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
+    let property = |text: &str| escape(text).replace(':', "%3A").replace(',', "%2C");
+    format!(
+        "::{command} file={},line={},col={}::{}",
+        property(&diagnostic.path),
+        diagnostic.line,
+        diagnostic.column,
+        escape(&diagnostic.message)
+    )
+}
+
+fn plural(count: usize, word: &str) -> String {
+    if count == 1 {
+        word.to_owned()
+    } else {
+        format!("{word}s")
+    }
+}

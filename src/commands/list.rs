@@ -1,0 +1,128 @@
+//! `gitprio list`: the whole ranked queue.
+
+use clap::Args;
+use serde::Serialize;
+
+use super::{SourceArgs, load_queue};
+use crate::cli::CommandResult;
+use crate::settings::Settings;
+use crate::{exit_code, output};
+use gitprio_core::source::Origin;
+use gitprio_core::{Blocker, Task};
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Show only the ready tasks.
+    #[arg(long)]
+    pub ready: bool,
+    /// Print JSON: `{"source": {...}, "tasks": [{"rank", "ready", "blockers", "task"}]}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct ListJson<'a> {
+    source: &'a Origin,
+    ready_count: usize,
+    tasks: Vec<EntryJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct EntryJson<'a> {
+    /// 1-based position among ready tasks; `null` when not ready.
+    rank: Option<usize>,
+    ready: bool,
+    blockers: &'a [Blocker],
+    task: Task,
+}
+
+pub fn run(settings: &Settings, args: &ListArgs) -> CommandResult {
+    let (loaded, queue) = load_queue(settings, &args.source)?;
+    let shown = if args.ready {
+        queue.ready()
+    } else {
+        queue.entries()
+    };
+    if args.json {
+        let tasks = shown
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                let mut task = entry.task.clone();
+                task.body = String::new();
+                EntryJson {
+                    rank: entry.readiness.is_ready().then_some(index + 1),
+                    ready: entry.readiness.is_ready(),
+                    blockers: entry.readiness.blockers(),
+                    task,
+                }
+            })
+            .collect();
+        output::print_json(&ListJson {
+            source: &loaded.origin,
+            ready_count: queue.ready().len(),
+            tasks,
+        })?;
+        return Ok(exit_code::SUCCESS);
+    }
+    if queue.entries().is_empty() {
+        output::message(
+            settings,
+            "info",
+            "the queue has no tasks; add one under .tasks/",
+        );
+        return Ok(exit_code::SUCCESS);
+    }
+    let mut rows = vec![vec![
+        "#".to_owned(),
+        "ID".to_owned(),
+        "PRI".to_owned(),
+        "TYPE".to_owned(),
+        "VALUE".to_owned(),
+        "TITLE".to_owned(),
+    ]];
+    for (index, entry) in queue.ready().iter().enumerate() {
+        let task = &entry.task;
+        rows.push(vec![
+            (index + 1).to_string(),
+            task.id.to_string(),
+            task.priority.to_string(),
+            output::type_of(task),
+            task.value.to_string(),
+            task.title.clone(),
+        ]);
+    }
+    if !args.ready {
+        for entry in queue.not_ready() {
+            let task = &entry.task;
+            let why: Vec<String> = entry
+                .readiness
+                .blockers()
+                .iter()
+                .map(output::describe_blocker)
+                .collect();
+            rows.push(vec![
+                "-".to_owned(),
+                task.id.to_string(),
+                task.priority.to_string(),
+                output::type_of(task),
+                task.value.to_string(),
+                format!("{} [{}]", task.title, why.join("; ")),
+            ]);
+        }
+    }
+    output::print_table(&rows)?;
+    output::message(
+        settings,
+        "info",
+        &format!(
+            "{} ready, {} not ready, read from {}",
+            queue.ready().len(),
+            queue.not_ready().len(),
+            loaded.origin
+        ),
+    );
+    Ok(exit_code::SUCCESS)
+}

@@ -1,0 +1,126 @@
+//! Subcommands, one per file; this module only dispatches.
+
+mod check;
+mod completions;
+mod demo;
+mod explain;
+mod init;
+mod list;
+mod next;
+mod show;
+
+use clap::{Args, Subcommand};
+use gitprio_core::git::Repository;
+use gitprio_core::queue::{Holds, Queue};
+use gitprio_core::source::{self, LoadedQueue, ParseCache, QueueSource};
+
+use crate::cli::{CliError, CommandResult};
+use crate::output;
+use crate::settings::Settings;
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the top ready task: the answer to "what is next?".
+    Next(next::NextArgs),
+    /// Print the ranked queue: ready tasks first, then the others with the reason.
+    List(list::ListArgs),
+    /// Print one task in full.
+    Show(show::ShowArgs),
+    /// Say why a task is or is not next.
+    Explain(explain::ExplainArgs),
+    /// Validate the task files in the working tree (for CI on pull requests).
+    Check(check::CheckArgs),
+    /// Create `.tasks/` with a config and a sample task; never overwrites.
+    Init(init::InitArgs),
+    /// Build a throwaway repository from the built-in example queue and show it.
+    Demo(demo::DemoArgs),
+    /// Print a shell completion script.
+    Completions(completions::CompletionsArgs),
+}
+
+impl Command {
+    pub fn run(self, settings: &Settings) -> CommandResult {
+        match self {
+            Command::Next(args) => next::run(settings, &args),
+            Command::List(args) => list::run(settings, &args),
+            Command::Show(args) => show::run(settings, &args),
+            Command::Explain(args) => explain::run(settings, &args),
+            Command::Check(args) => check::run(settings, &args),
+            Command::Init(args) => init::run(settings, &args),
+            Command::Demo(args) => demo::run(settings, &args),
+            Command::Completions(args) => Ok(completions::run(&args)),
+        }
+    }
+}
+
+/// Which version of the task files a reading command uses.
+#[derive(Debug, Default, Args)]
+pub struct SourceArgs {
+    /// Read the task files in the working tree, committed or not, instead of the queue's branch.
+    #[arg(long, conflicts_with = "rev")]
+    pub worktree: bool,
+    /// Read the task files at this revision instead of the queue's branch.
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+}
+
+impl SourceArgs {
+    fn source(&self) -> QueueSource {
+        match (&self.rev, self.worktree) {
+            (Some(rev), _) => QueueSource::Rev(rev.clone()),
+            (None, true) => QueueSource::Worktree,
+            (None, false) => QueueSource::Default,
+        }
+    }
+}
+
+/// Loads and ranks the queue, printing skipped files and warnings to stderr.
+pub fn load_queue(
+    settings: &Settings,
+    args: &SourceArgs,
+) -> Result<(LoadedQueue, Queue), CliError> {
+    let repo = Repository::discover(&settings.directory)?;
+    let cache_path = repo
+        .common_dir()
+        .join("gitprio")
+        .join("cache")
+        .join("parsed.json");
+    let mut cache = ParseCache::load(&cache_path);
+    let loaded = source::load(&repo, &args.source(), Some(&mut cache))?;
+    if let Err(error) = cache.save(&cache_path) {
+        output::message(
+            settings,
+            "warning",
+            &format!(
+                "cannot write the parse cache {}: {error}",
+                cache_path.display()
+            ),
+        );
+    }
+    output::loading_diagnostics(settings, &loaded.diagnostics);
+    let queue = Queue::build(loaded.tasks.clone(), &Holds::new());
+    Ok((loaded, queue))
+}
+
+/// Describes why nothing is ready, as a stable reason code and a sentence.
+pub fn nothing_ready_reason(queue: &Queue) -> (&'static str, String) {
+    let open = queue
+        .entries()
+        .iter()
+        .filter(|entry| entry.task.status == gitprio_core::Status::Open)
+        .count();
+    if open == 0 {
+        (
+            "empty",
+            format!(
+                "nothing ready: the queue has no open task ({} tasks in all)",
+                queue.entries().len()
+            ),
+        )
+    } else {
+        (
+            "all_blocked",
+            format!("nothing ready: all {open} open tasks are blocked; see `gitprio list`"),
+        )
+    }
+}

@@ -1,0 +1,85 @@
+//! Bad input never takes the queue down: located warnings, bounded cost, distinct exit codes.
+
+use std::fmt::Write as _;
+
+use crate::assert_output;
+use crate::common::TestEnv;
+
+#[test]
+fn a_broken_file_is_skipped_with_a_located_warning() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/good.md", "---\ntitle: Good\n---\n"),
+            (".tasks/broken.md", "---\ntitle: [unclosed\n---\n"),
+            (".tasks/notes.md", "Just some notes, no frontmatter.\n"),
+        ],
+    );
+    assert_output!(env.run("repo", &["next"]));
+}
+
+#[test]
+fn invalid_utf8_binary_huge_and_alias_bomb_files() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/good.md", "---\ntitle: Good\n---\n")]);
+    let tasks = env.path("repo/.tasks");
+    std::fs::write(tasks.join("latin1.md"), b"---\ntitle: caf\xe9\n---\n").unwrap();
+    std::fs::write(tasks.join("image.md"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap();
+    let mut huge = b"---\ntitle: Huge\n---\n".to_vec();
+    huge.resize(50 * 1024 * 1024, b'x');
+    std::fs::write(tasks.join("huge.md"), huge).unwrap();
+    let mut bomb = String::from("---\ntitle: Bomb\nl0: &l0 [x, x, x, x, x, x, x, x, x, x]\n");
+    for level in 1..=9 {
+        let refs = vec![format!("*l{}", level - 1); 10].join(", ");
+        writeln!(bomb, "l{level}: &l{level} [{refs}]").unwrap();
+    }
+    bomb.push_str("labels: *l9\n---\n");
+    std::fs::write(tasks.join("bomb.md"), bomb).unwrap();
+    env.git("repo", &["add", "--all"]);
+    env.git("repo", &["commit", "--quiet", "-m", "bad files"]);
+    assert_output!(env.run("repo", &["list"]));
+    let check = env.run("repo", &["check"]);
+    assert_eq!(check.code, 1, "{check}");
+    assert!(
+        check
+            .stdout
+            .contains(".tasks/huge.md:1:1: error: file is 50.0 MiB, over the 1 MiB limit"),
+        "{check}"
+    );
+}
+
+#[test]
+fn not_a_repository_exits_6() {
+    let env = TestEnv::new();
+    std::fs::create_dir(env.path("plain")).unwrap();
+    let output = env.run("plain", &["next"]);
+    assert_eq!(output.code, 6, "{output}");
+    assert!(
+        output.stderr.starts_with("error: not a git repository"),
+        "{output}"
+    );
+}
+
+#[test]
+fn no_tasks_directory_exits_7() {
+    let env = TestEnv::new();
+    env.repo("repo", &[("README.md", "hello\n")]);
+    assert_output!(env.run("repo", &["list"]));
+}
+
+#[test]
+fn no_commits_yet_says_what_to_do() {
+    let env = TestEnv::new();
+    std::fs::create_dir(env.path("repo")).unwrap();
+    env.git("repo", &["init", "--quiet"]);
+    assert_output!(env.run("repo", &["next"]));
+}
+
+#[test]
+fn dash_c_runs_elsewhere() {
+    let env = TestEnv::new();
+    env.example_repo("repo");
+    let output = env.run(".", &["-C", "repo", "next", "--json"]);
+    assert_eq!(output.json()["task"]["id"], "auth-login-rate-limit");
+}

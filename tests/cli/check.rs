@@ -1,0 +1,67 @@
+//! `gitprio check`: located problems, all at once, in human, JSON and GitHub formats.
+
+use crate::assert_output;
+use crate::common::TestEnv;
+
+fn broken_queue(env: &TestEnv) {
+    env.repo(
+        "repo",
+        &[
+            ("src/lib.rs", "\n"),
+            ("docs/guide.md", "# Guide\n"),
+            (".tasks/config.yaml", "types: [bug, feature]\n"),
+            (".tasks/a.md", "---\ntitle: A\ndepends_on: [b, ghost]\ntype: chore\n---\n"),
+            (".tasks/b.md", "---\ntitle: B\ndepends_on: [a]\nowns: [\"src/**\", \"lib/*.c\"]\ncontext: [docs/guide.md#intro, docs/gone.md]\n---\n"),
+            (".tasks/c.md", "---\ntitle: C\npriority: high\nlables: [x]\n---\n"),
+            (".tasks/d.md", "---\nid: a\ntitle: Duplicate of a\n---\n"),
+            (".tasks/e.md", "---\ntitle: \"unclosed\n---\n"),
+        ],
+    );
+}
+
+#[test]
+fn check_reports_every_problem_located() {
+    let env = TestEnv::new();
+    broken_queue(&env);
+    assert_output!(env.run("repo", &["check"]));
+}
+
+#[test]
+fn check_json_and_github_annotations() {
+    let env = TestEnv::new();
+    broken_queue(&env);
+    let json = env.run("repo", &["check", "--json"]);
+    assert_eq!(json.code, 1);
+    let value = json.json();
+    assert_eq!(value["ok"], false);
+    assert_eq!(value["diagnostics"][0]["kind"], "dependency-cycle");
+    let github = env.run_with("repo", &["check"], &[("GITHUB_ACTIONS", "true")]);
+    assert!(
+        github.stdout.contains("::error file=.tasks/a.md,line=3,col=17::unknown dependency `ghost`: no task has this id"),
+        "{github}"
+    );
+    assert!(
+        github
+            .stdout
+            .contains("::warning file=.tasks/c.md,line=4,col=1::unknown key `lables`"),
+        "{github}"
+    );
+}
+
+#[test]
+fn strict_turns_warnings_into_errors() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[(".tasks/a.md", "---\ntitle: A\ncolour: blue\n---\n")],
+    );
+    assert_eq!(env.run("repo", &["check"]).code, 0);
+    assert_output!(env.run("repo", &["check", "--strict"]));
+}
+
+#[test]
+fn the_example_queue_passes_a_strict_check() {
+    let env = TestEnv::new();
+    env.example_repo("repo");
+    assert_output!(env.run("repo", &["check", "--strict"]));
+}

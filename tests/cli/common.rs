@@ -1,0 +1,165 @@
+//! A hermetic test environment: temporary HOME, no user or system git config, fixed dates.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+/// A temporary directory holding repositories, and the environment every command runs with.
+pub struct TestEnv {
+    pub root: TempDir,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        let root = tempfile::Builder::new()
+            .prefix("gitprio-test-")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir(root.path().join("home")).unwrap();
+        TestEnv { root }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root.path().join(relative)
+    }
+
+    fn configure(&self, command: &mut Command) {
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path("home"))
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_AUTHOR_NAME", "Test Author")
+            .env("GIT_AUTHOR_EMAIL", "author@example.com")
+            .env("GIT_AUTHOR_DATE", "2026-11-01T12:00:00Z")
+            .env("GIT_COMMITTER_NAME", "Test Committer")
+            .env("GIT_COMMITTER_EMAIL", "committer@example.com")
+            .env("GIT_COMMITTER_DATE", "2026-11-01T12:00:00Z")
+            .env("NO_COLOR", "1");
+    }
+
+    /// Runs `git` in `dir` and panics if it fails.
+    pub fn git(&self, dir: &str, args: &[&str]) -> String {
+        let mut command = Command::new("git");
+        self.configure(&mut command);
+        let output = command
+            .current_dir(self.path(dir))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "git {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// Writes `files` (path, content) under `dir`, creating directories.
+    pub fn write(&self, dir: &str, files: &[(&str, &str)]) {
+        for (path, content) in files {
+            let target = self.path(dir).join(path);
+            std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+            std::fs::write(target, content).unwrap();
+        }
+    }
+
+    /// Creates repository `dir` holding `files`, committed on `main`.
+    pub fn repo(&self, dir: &str, files: &[(&str, &str)]) {
+        std::fs::create_dir_all(self.path(dir)).unwrap();
+        self.git(dir, &["init", "--quiet", "--initial-branch=main"]);
+        self.write(dir, files);
+        self.git(dir, &["add", "--all"]);
+        self.git(
+            dir,
+            &["commit", "--quiet", "--allow-empty", "--message", "tasks"],
+        );
+    }
+
+    /// Creates repository `dir` from `tasks.example/`.
+    pub fn example_repo(&self, dir: &str) {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks.example");
+        let mut files = Vec::new();
+        collect(&example, &example, &mut files);
+        let borrowed: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(path, content)| (path.as_str(), content.as_str()))
+            .collect();
+        self.repo(dir, &borrowed);
+    }
+
+    /// Runs `gitprio` in `dir` and returns its whole output, normalized for snapshots.
+    pub fn run(&self, dir: &str, args: &[&str]) -> Output {
+        self.run_with(dir, args, &[])
+    }
+
+    /// Runs `gitprio` in `dir` with extra environment variables.
+    pub fn run_with(&self, dir: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gitprio"));
+        self.configure(&mut command);
+        command.current_dir(self.path(dir)).args(args);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let output = command.output().unwrap();
+        let root = self.root.path().display().to_string();
+        let normalize = |bytes: &[u8]| String::from_utf8_lossy(bytes).replace(&root, "$ROOT");
+        Output {
+            code: output.status.code().unwrap_or(-1),
+            stdout: normalize(&output.stdout),
+            stderr: normalize(&output.stderr),
+        }
+    }
+}
+
+fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, String)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect(root, &path, files);
+        } else {
+            let relative = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            files.push((relative, std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+}
+
+/// A finished command: exit code, stdout and stderr, shown together in snapshots.
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|error| panic!("stdout is not JSON ({error}): {}", self.stdout))
+    }
+}
+
+impl std::fmt::Display for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = format!("exit: {}\n", self.code);
+        write!(text, "--- stdout\n{}", self.stdout)?;
+        write!(text, "--- stderr\n{}", self.stderr)?;
+        f.write_str(&text)
+    }
+}
+
+/// Asserts a whole command output against a snapshot, hiding commit ids.
+#[macro_export]
+macro_rules! assert_output {
+    ($output:expr) => {
+        insta::with_settings!({ filters => vec![(r"\b[0-9a-f]{12}\b", "[COMMIT]"), (r"\b[0-9a-f]{40}\b", "[OID]")] }, {
+            insta::assert_snapshot!($output.to_string());
+        });
+    };
+}

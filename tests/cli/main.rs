@@ -1,0 +1,7 @@
+//! Integration tests of the `gitprio` binary: one test binary, modules by area.
+
+mod bad_input;
+mod check;
+mod common;
+mod formats;
+mod queue;

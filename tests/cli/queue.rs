@@ -1,0 +1,191 @@
+//! `next`, `list`, `show`, `explain`, `init`, `demo` and the queue's source.
+
+use crate::assert_output;
+use crate::common::TestEnv;
+
+#[test]
+fn list_ranks_the_example_queue() {
+    let env = TestEnv::new();
+    env.example_repo("repo");
+    assert_output!(env.run("repo", &["list"]));
+}
+
+#[test]
+fn next_prints_the_top_ready_task_and_explains_it() {
+    let env = TestEnv::new();
+    env.example_repo("repo");
+    assert_output!(env.run("repo", &["next", "--explain"]));
+}
+
+#[test]
+fn next_json_has_stable_fields() {
+    let env = TestEnv::new();
+    env.example_repo("repo");
+    let output = env.run("repo", &["next", "--json"]);
+    assert_eq!(output.code, 0, "{output}");
+    let json = output.json();
+    assert_eq!(json["task"]["id"], "auth-login-rate-limit");
+    assert_eq!(json["task"]["priority"], 0);
+    assert_eq!(json["source"]["kind"], "commit");
+}
+
+#[test]
+fn list_json_gives_ranks_and_blockers() {
+    let env = TestEnv::new();
+    env.example_repo("repo");
+    let json = env.run("repo", &["list", "--json"]).json();
+    let tasks = json["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 17);
+    assert_eq!(tasks[0]["rank"], 1);
+    let reset = tasks
+        .iter()
+        .find(|entry| entry["task"]["id"] == "auth-password-reset")
+        .unwrap();
+    assert_eq!(reset["ready"], false);
+    assert_eq!(reset["blockers"][0]["reason"], "waiting_on");
+    assert_eq!(reset["blockers"][0]["id"], "auth-login-rate-limit");
+}
+
+#[test]
+fn show_prints_the_whole_task() {
+    let env = TestEnv::new();
+    env.example_repo("repo");
+    assert_output!(env.run("repo", &["show", "billing-refund-endpoint"]));
+}
+
+#[test]
+fn explain_says_which_task_ranks_ahead() {
+    let env = TestEnv::new();
+    env.example_repo("repo");
+    assert_output!(env.run("repo", &["explain", "billing-stripe-sdk-upgrade"]));
+    let missing = env.run("repo", &["explain", "no-such-task"]);
+    assert_eq!(missing.code, 1, "{missing}");
+}
+
+#[test]
+fn nothing_ready_exits_3_with_a_reason() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/a.md", "---\ntitle: A\ndepends_on: [b]\n---\n"),
+            (".tasks/b.md", "---\ntitle: B\nstatus: blocked\n---\n"),
+        ],
+    );
+    assert_output!(env.run("repo", &["next"]));
+    let json = env.run("repo", &["next", "--json"]);
+    assert_eq!(json.code, 3);
+    assert_eq!(json.json()["task"], serde_json::Value::Null);
+    assert_eq!(json.json()["reason"], "all_blocked");
+}
+
+#[test]
+fn an_empty_queue_exits_3() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/config.yaml", "")]);
+    assert_output!(env.run("repo", &["next", "--json"]));
+}
+
+#[test]
+fn the_queue_is_read_from_the_committed_branch_not_the_worktree() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[(".tasks/a.md", "---\ntitle: A\npriority: 2\n---\n")],
+    );
+    env.write(
+        "repo",
+        &[(
+            ".tasks/b.md",
+            "---\ntitle: B, not committed yet\npriority: 0\n---\n",
+        )],
+    );
+    assert_eq!(
+        env.run("repo", &["next", "--json"]).json()["task"]["id"],
+        "a"
+    );
+    assert_eq!(
+        env.run("repo", &["next", "--json", "--worktree"]).json()["task"]["id"],
+        "b"
+    );
+    env.git("repo", &["checkout", "--quiet", "-b", "agent-branch"]);
+    env.git("repo", &["add", "--all"]);
+    env.git("repo", &["commit", "--quiet", "-m", "b"]);
+    env.git("repo", &["checkout", "--quiet", "main"]);
+    assert_eq!(
+        env.run("repo", &["next", "--json", "--rev", "agent-branch"])
+            .json()["task"]["id"],
+        "b"
+    );
+}
+
+#[test]
+fn the_remote_default_branch_wins_over_local_head() {
+    let env = TestEnv::new();
+    env.repo(
+        "origin",
+        &[(".tasks/shared.md", "---\ntitle: Shared\n---\n")],
+    );
+    env.git(".", &["clone", "--quiet", "origin", "clone"]);
+    env.git("clone", &["checkout", "--quiet", "-b", "work"]);
+    env.write(
+        "clone",
+        &[(
+            ".tasks/local.md",
+            "---\ntitle: Local only\npriority: 0\n---\n",
+        )],
+    );
+    env.git("clone", &["add", "--all"]);
+    env.git("clone", &["commit", "--quiet", "-m", "local"]);
+    let json = env.run("clone", &["next", "--json"]).json();
+    assert_eq!(json["task"]["id"], "shared");
+    assert_eq!(json["source"]["rev"], "refs/remotes/origin/HEAD");
+}
+
+#[test]
+fn init_creates_and_never_overwrites() {
+    let env = TestEnv::new();
+    env.repo("repo", &[]);
+    assert_output!(env.run("repo", &["init"]));
+    std::fs::write(
+        env.path("repo/.tasks/first-task.md"),
+        "---\ntitle: Mine\n---\n",
+    )
+    .unwrap();
+    let again = env.run("repo", &["init"]);
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("repo/.tasks/first-task.md")).unwrap(),
+        "---\ntitle: Mine\n---\n"
+    );
+    let check = env.run("repo", &["check", "--strict"]);
+    assert_eq!(check.code, 0, "{check}");
+}
+
+#[test]
+fn demo_shows_the_example_queue() {
+    let env = TestEnv::new();
+    let output = env.run(".", &["demo"]);
+    assert_eq!(output.code, 0, "{output}");
+    assert!(
+        output
+            .stdout
+            .contains("$ gitprio next --explain\nauth-login-rate-limit"),
+        "{output}"
+    );
+}
+
+#[test]
+fn completions_and_version() {
+    let env = TestEnv::new();
+    let bash = env.run(".", &["completions", "bash"]);
+    assert_eq!(bash.code, 0);
+    assert!(bash.stdout.contains("gitprio"));
+    let version = env.run(".", &["--version"]);
+    assert_eq!(
+        version.stdout,
+        format!("gitprio {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let usage = env.run(".", &["list", "--no-such-flag"]);
+    assert_eq!(usage.code, 2);
+}
