@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use gitprio_core::{Blocker, Diagnostic, Severity, Task};
+use gitprio_core::{Blocker, Diagnostic, Readiness, Severity, Task};
 
 use crate::settings::Settings;
 
@@ -86,6 +86,12 @@ pub fn loading_diagnostics(settings: &Settings, diagnostics: &[Diagnostic]) {
 }
 
 /// Describes why a task is not ready, in a few words.
+/// Describes every blocker of a task that is not ready, joined with `; `.
+pub fn describe_blockers(readiness: &Readiness) -> String {
+    let why: Vec<String> = readiness.blockers().iter().map(describe_blocker).collect();
+    why.join("; ")
+}
+
 pub fn describe_blocker(blocker: &Blocker) -> String {
     match blocker {
         Blocker::Status { status } => format!("status is {status}"),

@@ -97,19 +97,17 @@ pub fn run(settings: &Settings, args: &ListArgs) -> CommandResult {
     if !args.ready {
         for entry in queue.not_ready() {
             let task = &entry.task;
-            let why: Vec<String> = entry
-                .readiness
-                .blockers()
-                .iter()
-                .map(output::describe_blocker)
-                .collect();
             rows.push(vec![
                 "-".to_owned(),
                 task.id.to_string(),
                 task.priority.to_string(),
                 output::type_of(task),
                 task.value.to_string(),
-                format!("{} [{}]", task.title, why.join("; ")),
+                format!(
+                    "{} [{}]",
+                    task.title,
+                    output::describe_blockers(&entry.readiness)
+                ),
             ]);
         }
     }

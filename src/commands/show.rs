@@ -52,13 +52,7 @@ pub fn run(settings: &Settings, args: &ShowArgs) -> CommandResult {
             if entry.readiness.is_ready() {
                 "yes".to_owned()
             } else {
-                let why: Vec<String> = entry
-                    .readiness
-                    .blockers()
-                    .iter()
-                    .map(output::describe_blocker)
-                    .collect();
-                format!("no: {}", why.join("; "))
+                format!("no: {}", output::describe_blockers(&entry.readiness))
             },
         ],
         vec!["type".to_owned(), output::type_of(&task)],

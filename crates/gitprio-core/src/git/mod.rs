@@ -186,26 +186,14 @@ impl Repository {
             return Ok(None);
         };
         let mut files = Vec::new();
-        let mut pending = vec![(dir.to_owned(), tree_id)];
-        while let Some((prefix, tree_id)) = pending.pop() {
-            let tree = self.find_tree(tree_id)?;
-            for entry in tree.iter() {
-                let entry = entry.map_err(|error| GitError::Object {
-                    what: "tree",
-                    id: tree_id.to_string(),
-                    source: Box::new(error),
-                })?;
-                let path = format!("{prefix}/{}", entry.filename());
-                if entry.mode().is_tree() {
-                    pending.push((path, entry.oid().to_owned()));
-                } else if entry.mode().is_blob() {
-                    files.push(TreeFile {
-                        path,
-                        blob: entry.oid().to_owned(),
-                    });
-                }
+        self.walk_tree(tree_id, dir, &mut |path, entry| {
+            if entry.mode.is_blob() {
+                files.push(TreeFile {
+                    path,
+                    blob: entry.oid.to_owned(),
+                });
             }
-        }
+        })?;
         files.sort_unstable_by(|left, right| left.path.cmp(&right.path));
         Ok(Some(files))
     }
@@ -214,7 +202,19 @@ impl Repository {
     pub fn all_paths(&self, commit: ObjectId) -> Result<Vec<String>, GitError> {
         let tree_id = self.commit_tree(commit)?;
         let mut paths = Vec::new();
-        let mut pending = vec![(String::new(), tree_id)];
+        self.walk_tree(tree_id, "", &mut |path, _| paths.push(path))?;
+        paths.sort_unstable();
+        Ok(paths)
+    }
+
+    /// Calls `visit` with the full path of every non-tree entry below `root`.
+    fn walk_tree(
+        &self,
+        root: ObjectId,
+        root_path: &str,
+        visit: &mut dyn FnMut(String, &gix::objs::tree::EntryRef<'_>),
+    ) -> Result<(), GitError> {
+        let mut pending = vec![(root_path.to_owned(), root)];
         while let Some((prefix, tree_id)) = pending.pop() {
             let tree = self.find_tree(tree_id)?;
             for entry in tree.iter() {
@@ -231,12 +231,11 @@ impl Repository {
                 if entry.mode().is_tree() {
                     pending.push((path, entry.oid().to_owned()));
                 } else {
-                    paths.push(path);
+                    visit(path, &entry.inner);
                 }
             }
         }
-        paths.sort_unstable();
-        Ok(paths)
+        Ok(())
     }
 
     /// Returns the size of blob `id` without reading its content.
