@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser};
 use gitprio_core::git::GitError;
+use gitprio_core::lease::LeaseError;
 use gitprio_core::source::LoadError;
 
 use crate::commands::Command;
@@ -55,6 +56,9 @@ fn exit_code_for(error: &anyhow::Error) -> u8 {
                 LoadError::Git(GitError::NotARepository { .. }) => exit_code::NOT_A_REPOSITORY,
                 _ => exit_code::FAILURE,
             };
+        }
+        if let Some(LeaseError::Lost { .. }) = cause.downcast_ref::<LeaseError>() {
+            return exit_code::LEASE_LOST;
         }
         if let Some(GitError::NotARepository { .. }) = cause.downcast_ref::<GitError>() {
             return exit_code::NOT_A_REPOSITORY;

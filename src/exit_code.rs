@@ -13,7 +13,6 @@ pub const USAGE: u8 = 2;
 /// Nothing is ready: the queue is empty, or every open task is blocked or held.
 pub const NOTHING_READY: u8 = 3;
 /// A lease was lost to, or is held by, another agent.
-#[cfg_attr(not(test), expect(dead_code, reason = "reserved for leases"))]
 pub const LEASE_LOST: u8 = 4;
 /// A task's budget was exceeded.
 #[cfg_attr(not(test), expect(dead_code, reason = "reserved for budgets"))]

@@ -102,6 +102,9 @@ pub fn describe_blocker(blocker: &Blocker) -> String {
             format!("dependency cycle {}", names.join(" -> "))
         }
         Blocker::Leased { holder, expires_at } => format!("leased by {holder} until {expires_at}"),
+        Blocker::Submitted { holder, at } => {
+            format!("submitted by {holder} at {at}; waiting for the change to land")
+        }
         Blocker::Parked {
             attempts,
             last_error,

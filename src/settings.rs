@@ -3,6 +3,8 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use jiff::Timestamp;
+
 use crate::cli::GlobalArgs;
 
 /// Everything a command needs to know about how it was invoked; read once, before any work.
@@ -14,6 +16,13 @@ pub struct Settings {
     pub color: bool,
     /// Whether to emit GitHub Actions workflow commands (`GITHUB_ACTIONS=true`).
     pub github_actions: bool,
+    /// The current time: `GITPRIO_NOW` (RFC 3339) when set, for tests and replays.
+    pub now: Timestamp,
+    /// This agent's name: `GITPRIO_AGENT`, else `user@host:pid`.
+    pub agent: String,
+    pub host: String,
+    /// The agent runner's session id, from `GITPRIO_SESSION`.
+    pub session: Option<String>,
 }
 
 impl Settings {
@@ -31,11 +40,40 @@ impl Settings {
             );
         }
         let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+        let now = match std::env::var("GITPRIO_NOW") {
+            Ok(text) => text.parse::<Timestamp>().map_err(|error| {
+                anyhow::anyhow!("GITPRIO_NOW={text:?} is not an RFC 3339 time: {error}")
+            })?,
+            // Whole seconds: lease records and messages stay readable.
+            Err(_) => Timestamp::from_second(Timestamp::now().as_second())?,
+        };
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "localhost".to_owned());
+        let user = std::env::var("USER").unwrap_or_else(|_| "agent".to_owned());
+        let agent = non_empty_var("GITPRIO_AGENT")
+            .unwrap_or_else(|| format!("{user}@{host}:{}", std::process::id()));
         Ok(Settings {
+            now,
+            agent,
+            host,
+            session: non_empty_var("GITPRIO_SESSION"),
             directory,
             color: !no_color && std::io::stderr().is_terminal(),
             github_actions: std::env::var("GITHUB_ACTIONS").is_ok_and(|value| value == "true"),
         })
+    }
+
+    /// Returns these settings with the agent named `agent` (`--agent`), when given.
+    pub fn with_agent(&self, agent: Option<&str>) -> Settings {
+        let mut settings = self.clone();
+        if let Some(agent) = agent {
+            agent.clone_into(&mut settings.agent);
+        }
+        settings
     }
 
     /// Returns these settings for running in `directory` instead.
@@ -45,4 +83,10 @@ impl Settings {
             ..self.clone()
         }
     }
+}
+
+fn non_empty_var(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .filter(|value| !value.trim().is_empty())
 }

@@ -5,13 +5,15 @@ mod completions;
 mod demo;
 mod explain;
 mod init;
+mod lease;
 mod list;
 mod next;
 mod show;
 
 use clap::{Args, Subcommand};
 use gitprio_core::git::Repository;
-use gitprio_core::queue::{Holds, Queue};
+use gitprio_core::lease::LeaseStore;
+use gitprio_core::queue::Queue;
 use gitprio_core::source::{self, LoadedQueue, ParseCache, QueueSource};
 
 use crate::cli::{CliError, CommandResult};
@@ -34,6 +36,20 @@ pub enum Command {
     Init(init::InitArgs),
     /// Build a throwaway repository from the built-in example queue and show it.
     Demo(demo::DemoArgs),
+    /// Lease the best ready task for this agent, atomically through the git remote.
+    Claim(lease::ClaimArgs),
+    /// Renew the lease this worktree holds on a task.
+    Heartbeat(lease::LeaseIdArgs),
+    /// Give a claimed task back, optionally as a failed attempt.
+    Release(lease::ReleaseArgs),
+    /// Record a claimed task as done: fenced by the lease, then `status: done` in its file.
+    Done(lease::LeaseIdArgs),
+    /// Show who holds what: leases, holders, expiry, attempts, parked tasks.
+    Status(lease::StatusArgs),
+    /// Make a parked task claimable again.
+    Unpark(lease::UnparkArgs),
+    /// Delete the leases of tasks that are done, dropped or gone.
+    Gc(lease::GcArgs),
     /// Print a shell completion script.
     Completions(completions::CompletionsArgs),
 }
@@ -48,6 +64,13 @@ impl Command {
             Command::Check(args) => check::run(settings, &args),
             Command::Init(args) => init::run(settings, &args),
             Command::Demo(args) => demo::run(settings, &args),
+            Command::Claim(args) => lease::claim(settings, &args),
+            Command::Heartbeat(args) => lease::heartbeat(settings, &args),
+            Command::Release(args) => lease::release(settings, &args),
+            Command::Done(args) => lease::done(settings, &args),
+            Command::Status(args) => lease::status(settings, &args),
+            Command::Unpark(args) => lease::unpark(settings, &args),
+            Command::Gc(args) => lease::gc(settings, &args),
             Command::Completions(args) => Ok(completions::run(&args)),
         }
     }
@@ -74,19 +97,33 @@ impl SourceArgs {
     }
 }
 
-/// Loads and ranks the queue, printing skipped files and warnings to stderr.
+/// Loads and ranks the queue with the leases last seen, printing skipped files and warnings to stderr.
 pub fn load_queue(
     settings: &Settings,
     args: &SourceArgs,
 ) -> Result<(LoadedQueue, Queue), CliError> {
     let repo = Repository::discover(&settings.directory)?;
+    let loaded = load_tasks(settings, &repo, &args.source())?;
+    let config = source::local_config(&repo);
+    let store = LeaseStore::new(&repo, lease::store_mode(&repo, &config, false));
+    let holds = lease::current_holds(settings, &store, &config)?;
+    let queue = Queue::build(loaded.tasks.clone(), &holds);
+    Ok((loaded, queue))
+}
+
+/// Loads every task of `source` through the parse cache, printing skipped files to stderr.
+pub fn load_tasks(
+    settings: &Settings,
+    repo: &Repository,
+    source: &QueueSource,
+) -> Result<LoadedQueue, CliError> {
     let cache_path = repo
         .common_dir()
         .join("gitprio")
         .join("cache")
         .join("parsed.json");
     let mut cache = ParseCache::load(&cache_path);
-    let loaded = source::load(&repo, &args.source(), Some(&mut cache))?;
+    let loaded = source::load(repo, source, Some(&mut cache))?;
     if let Err(error) = cache.save(&cache_path) {
         output::message(
             settings,
@@ -98,8 +135,7 @@ pub fn load_queue(
         );
     }
     output::loading_diagnostics(settings, &loaded.diagnostics);
-    let queue = Queue::build(loaded.tasks.clone(), &Holds::new());
-    Ok((loaded, queue))
+    Ok(loaded)
 }
 
 /// Describes why nothing is ready, as a stable reason code and a sentence.

@@ -4,6 +4,9 @@ use anyhow::anyhow;
 use clap::Args;
 use serde_json::json;
 
+use gitprio_core::git::{ObjectId, Repository};
+use gitprio_core::{Readiness, Task};
+
 use super::{SourceArgs, load_queue};
 use crate::cli::CommandResult;
 use crate::settings::Settings;
@@ -31,7 +34,11 @@ pub fn run(settings: &Settings, args: &ShowArgs) -> CommandResult {
     })?;
     let mut task = entry.task.clone();
     if task.body.is_empty() {
-        task.body = read_body(settings, &loaded, &task.path)?;
+        task.body = read_body(
+            &Repository::discover(&settings.directory)?,
+            loaded.commit,
+            &task.path,
+        )?;
     }
     if args.json {
         output::print_json(&json!({
@@ -41,6 +48,12 @@ pub fn run(settings: &Settings, args: &ShowArgs) -> CommandResult {
         }))?;
         return Ok(exit_code::SUCCESS);
     }
+    print_task(&task, &entry.readiness)?;
+    Ok(exit_code::SUCCESS)
+}
+
+/// Prints a task as a table of its fields, then its body.
+pub fn print_task(task: &Task, readiness: &Readiness) -> anyhow::Result<()> {
     let mut rows = vec![
         vec!["id".to_owned(), task.id.to_string()],
         vec!["title".to_owned(), task.title.clone()],
@@ -49,13 +62,13 @@ pub fn run(settings: &Settings, args: &ShowArgs) -> CommandResult {
         vec!["status".to_owned(), task.status.to_string()],
         vec![
             "ready".to_owned(),
-            if entry.readiness.is_ready() {
+            if readiness.is_ready() {
                 "yes".to_owned()
             } else {
-                format!("no: {}", output::describe_blockers(&entry.readiness))
+                format!("no: {}", output::describe_blockers(readiness))
             },
         ],
-        vec!["type".to_owned(), output::type_of(&task)],
+        vec!["type".to_owned(), output::type_of(task)],
         vec!["value".to_owned(), task.value.to_string()],
     ];
     let optional = [
@@ -96,16 +109,16 @@ pub fn run(settings: &Settings, args: &ShowArgs) -> CommandResult {
             println!();
         }
     }
-    Ok(exit_code::SUCCESS)
+    Ok(())
 }
 
-fn read_body(
-    settings: &Settings,
-    loaded: &gitprio_core::source::LoadedQueue,
+/// Reads the markdown body of the task file at `path` in `commit` (the cache keeps no bodies).
+pub fn read_body(
+    repo: &Repository,
+    commit: Option<ObjectId>,
     path: &str,
 ) -> anyhow::Result<String> {
-    let repo = gitprio_core::git::Repository::discover(&settings.directory)?;
-    let Some(commit) = loaded.commit else {
+    let Some(commit) = commit else {
         return Ok(String::new());
     };
     let bytes = match repo.entry_at(commit, path)? {

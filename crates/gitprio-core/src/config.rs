@@ -32,6 +32,8 @@ pub struct Config {
     pub max_attempts: u32,
     /// How long a lease lives without a heartbeat, e.g. `30m`.
     pub lease_ttl: String,
+    /// How far apart agents' clocks may be: a lease is reclaimed only this long after it expired.
+    pub clock_skew: String,
 }
 
 impl Default for Config {
@@ -48,6 +50,7 @@ impl Default for Config {
             branch: None,
             max_attempts: 3,
             lease_ttl: "30m".to_owned(),
+            clock_skew: "1m".to_owned(),
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod check;
 pub mod config;
 pub mod diagnostic;
 pub mod git;
+pub mod lease;
 pub mod queue;
 pub mod source;
 pub mod task;

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gix::ObjectId;
+pub use gix::ObjectId;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -270,11 +270,105 @@ impl Repository {
         })
     }
 
+    /// Returns the short name of the branch `HEAD` is on, if any.
+    pub fn current_branch(&self) -> Option<String> {
+        let name = self.repo.head_name().ok()??;
+        Some(name.shorten().to_string())
+    }
+
+    /// Returns the full name a symbolic reference points to (`refs/remotes/origin/HEAD` → `refs/remotes/origin/main`).
+    pub fn symbolic_target(&self, name: &str) -> Option<String> {
+        let reference = self.repo.try_find_reference(name).ok()??;
+        reference
+            .target()
+            .try_name()
+            .map(|target| target.as_bstr().to_string())
+    }
+
+    /// Returns every reference whose full name starts with `prefix`, with the object it points at.
+    pub fn references_under(&self, prefix: &str) -> Result<Vec<(String, ObjectId)>, GitError> {
+        let reference_error = |source: BoxError| GitError::Reference {
+            name: format!("{prefix}*"),
+            source,
+        };
+        let platform = self
+            .repo
+            .references()
+            .map_err(|error| reference_error(Box::new(error)))?;
+        let mut found = Vec::new();
+        for reference in platform
+            .prefixed(prefix)
+            .map_err(|error| reference_error(Box::new(error)))?
+        {
+            let reference = reference.map_err(|error| reference_error(Box::new(error)))?;
+            if let Some(id) = reference.target().try_id() {
+                found.push((reference.name().as_bstr().to_string(), id.to_owned()));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Returns the message of commit `id`.
+    pub fn commit_message(&self, id: ObjectId) -> Result<String, GitError> {
+        let object_error = |source: BoxError| GitError::Object {
+            what: "commit",
+            id: id.to_string(),
+            source,
+        };
+        let commit = self
+            .repo
+            .find_commit(id)
+            .map_err(|error| object_error(Box::new(error)))?;
+        let message = commit
+            .message_raw()
+            .map_err(|error| object_error(Box::new(error)))?;
+        Ok(message.to_string())
+    }
+
+    /// Writes a commit with an empty tree, `message` and `parent`, signed by gitprio at `seconds`.
+    pub fn write_lease_commit(
+        &self,
+        message: &str,
+        parent: Option<ObjectId>,
+        seconds: i64,
+    ) -> Result<ObjectId, GitError> {
+        let write_error = |source: BoxError| GitError::Object {
+            what: "new commit",
+            id: String::new(),
+            source,
+        };
+        let tree = self
+            .repo
+            .write_object(gix::objs::Tree::empty())
+            .map_err(|error| write_error(Box::new(error)))?
+            .detach();
+        let signature = gix::actor::Signature {
+            name: "gitprio".into(),
+            email: "gitprio@localhost".into(),
+            time: gix::date::Time::new(seconds, 0),
+        };
+        let commit = gix::objs::Commit {
+            tree,
+            parents: parent.into_iter().collect(),
+            author: signature.clone(),
+            committer: signature,
+            encoding: None,
+            message: message.into(),
+            extra_headers: Vec::new(),
+        };
+        self.repo
+            .write_object(&commit)
+            .map(gix::Id::detach)
+            .map_err(|error| write_error(Box::new(error)))
+    }
+
     /// Runs `git` in this repository and returns its output, whatever its exit status.
     pub fn git(&self, args: &[&str]) -> Result<std::process::Output, GitError> {
         let directory = self.workdir().unwrap_or_else(|| self.git_dir());
         Command::new("git")
             .current_dir(directory)
+            // Never wait for a password prompt: an agent has no one to answer it.
+            .env("GIT_TERMINAL_PROMPT", "0")
             .args(args)
             .output()
             .map_err(|source| GitError::Spawn {

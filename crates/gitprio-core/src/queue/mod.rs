@@ -25,6 +25,8 @@ pub enum Blocker {
     Cycle { cycle: Vec<TaskId> },
     /// Another agent holds a live lease on the task.
     Leased { holder: String, expires_at: String },
+    /// An agent submitted its work (`gitprio done`); the change has not reached the queue yet.
+    Submitted { holder: String, at: String },
     /// Failed attempts reached the limit; a human has to look.
     Parked {
         attempts: u32,

@@ -1,0 +1,314 @@
+//! Leases: which agent works on which task, recorded as git refs and moved only by compare-and-swap.
+//!
+//! A lease is the ref `refs/gitprio/leases/<task-id>`. It points at a commit whose
+//! message records one state change ([`LeaseRecord`]); each commit's parent is the
+//! previous state, so the ref's history is the task's execution history, readable
+//! with `git log`. Every state change is one compare-and-swap of that ref: a push
+//! with `--force-with-lease` to the remote, or `git update-ref` with the old value
+//! in local mode. See `docs/leases.md` for the guarantees.
+
+mod ops;
+mod store;
+
+use std::collections::BTreeMap;
+
+use gix::ObjectId;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use crate::queue::{Blocker, Holds};
+use crate::task::TaskId;
+
+pub use ops::{
+    ClaimFilter, ClaimOutcome, Claimed, HeldLease, LeaseContext, LeaseError, MAX_CLAIM_TRIES,
+    Released, claim, gc, heartbeat, release, submit, unpark,
+};
+pub use store::{BadLease, CasOutcome, LeaseStore, Mode, StoreError};
+
+/// The ref namespace of leases, in the remote and in local mode.
+pub const LEASE_PREFIX: &str = "refs/gitprio/leases/";
+
+/// Returns the lease ref of task `id`.
+pub fn lease_ref(id: &TaskId) -> String {
+    format!("{LEASE_PREFIX}{id}")
+}
+
+/// Where a lease stands after its latest state change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseState {
+    /// An agent works on the task until `expires_at`, unless it renews.
+    Held,
+    /// The task was given back; anyone may claim it.
+    Released,
+    /// The work was submitted (`gitprio done`); nobody reclaims it while its change lands.
+    Submitted,
+    /// Failed attempts reached the limit; a human has to look (`gitprio unpark`).
+    Parked,
+}
+
+/// The state change a lease commit records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaseEvent {
+    Claim,
+    Renew,
+    /// A claim over an expired lease; the old attempt counts as failed.
+    Reclaim,
+    Release,
+    Fail,
+    Submit,
+    Park,
+    Unpark,
+}
+
+/// Who holds (or last held) a lease.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// The agent's name: `--agent`, `GITPRIO_AGENT`, else `user@host:pid`.
+    pub agent: String,
+    pub host: String,
+    pub pid: u32,
+    /// The worktree the agent works in.
+    #[serde(default)]
+    pub worktree: Option<String>,
+    /// The branch checked out there.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// The agent runner's session id, when known.
+    #[serde(default)]
+    pub session: Option<String>,
+}
+
+/// The content of one lease commit: the whole state after one change.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    pub task: TaskId,
+    pub state: LeaseState,
+    pub event: LeaseEvent,
+    /// The fencing token: grows by one with every new holder, never reused for this ref.
+    pub generation: u64,
+    /// Claims of this task so far, this one included.
+    pub attempt: u32,
+    /// Attempts that failed (released with `--failed`, or expired without a heartbeat).
+    pub failures: u32,
+    pub holder: Holder,
+    /// The blob id of the task file when it was claimed: an edit since shows.
+    pub task_blob: Option<String>,
+    /// The queue commit the task was claimed from.
+    pub base_commit: Option<String>,
+    pub acquired_at: Timestamp,
+    pub renewed_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub ttl_seconds: u64,
+    /// Why the lease was released or the attempt failed.
+    #[serde(default)]
+    pub reason: Option<String>,
+    /// The last failure's reason, kept across attempts.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Makes every lease commit unique: git treats pushing an existing object as success.
+    pub nonce: String,
+}
+
+/// A lease commit as read from a ref.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lease {
+    pub reference: String,
+    pub oid: ObjectId,
+    pub record: LeaseRecord,
+}
+
+/// Why a lease commit could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("commit message has no gitprio lease record")]
+    NotALease,
+    #[error("lease record is corrupt: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+const SUBJECT_PREFIX: &str = "gitprio lease: ";
+
+impl LeaseRecord {
+    /// Returns the commit message recording this state: a readable subject, then the record as JSON.
+    pub fn to_message(&self) -> String {
+        let mut subject = format!(
+            "{SUBJECT_PREFIX}{} {} by {} (generation {}, attempt {})",
+            event_name(self.event),
+            self.task,
+            self.holder.agent,
+            self.generation,
+            self.attempt
+        );
+        if let Some(reason) = &self.reason {
+            subject.push_str(": ");
+            subject.push_str(reason.lines().next().unwrap_or_default());
+        }
+        let body = serde_json::to_string_pretty(self).expect("a lease record always serializes");
+        format!("{subject}\n\n{body}\n")
+    }
+
+    /// Parses a commit message written by [`LeaseRecord::to_message`].
+    pub fn from_message(message: &str) -> Result<LeaseRecord, RecordError> {
+        if !message.starts_with(SUBJECT_PREFIX) {
+            return Err(RecordError::NotALease);
+        }
+        let (_, body) = message.split_once("\n\n").ok_or(RecordError::NotALease)?;
+        Ok(serde_json::from_str(body)?)
+    }
+
+    /// Returns whether the holder's time ran out, judged at `now` with `skew` allowed for clocks.
+    ///
+    /// Only a held lease expires. The holder's clock set `expires_at`; another machine's
+    /// clock may run ahead, so it waits `skew` longer before reclaiming.
+    pub fn is_expired(&self, now: Timestamp, skew: SignedDuration) -> bool {
+        self.state == LeaseState::Held
+            && now
+                > self
+                    .expires_at
+                    .saturating_add(skew)
+                    .unwrap_or(self.expires_at)
+    }
+}
+
+fn event_name(event: LeaseEvent) -> &'static str {
+    match event {
+        LeaseEvent::Claim => "claim",
+        LeaseEvent::Renew => "renew",
+        LeaseEvent::Reclaim => "reclaim",
+        LeaseEvent::Release => "release",
+        LeaseEvent::Fail => "fail",
+        LeaseEvent::Submit => "submit",
+        LeaseEvent::Park => "park",
+        LeaseEvent::Unpark => "unpark",
+    }
+}
+
+/// Returns the blockers that leases put on tasks at `now`: live holds, submissions, parking.
+pub fn holds(leases: &BTreeMap<TaskId, Lease>, now: Timestamp, skew: SignedDuration) -> Holds {
+    let mut holds = Holds::new();
+    for (id, lease) in leases {
+        let record = &lease.record;
+        let blocker = match record.state {
+            LeaseState::Held if !record.is_expired(now, skew) => Blocker::Leased {
+                holder: record.holder.agent.clone(),
+                expires_at: record.expires_at.to_string(),
+            },
+            LeaseState::Submitted => Blocker::Submitted {
+                holder: record.holder.agent.clone(),
+                at: record.renewed_at.to_string(),
+            },
+            LeaseState::Parked => Blocker::Parked {
+                attempts: record.failures,
+                last_error: record.last_error.clone(),
+            },
+            LeaseState::Held | LeaseState::Released => continue,
+        };
+        holds.insert(id.clone(), vec![blocker]);
+    }
+    holds
+}
+
+/// Parses a duration written as `30m`, `90s`, `2h`, `1h30m` or a number of seconds.
+pub fn parse_duration(text: &str) -> Option<SignedDuration> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<i64>() {
+        return (seconds >= 0).then(|| SignedDuration::from_secs(seconds));
+    }
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    for character in text.chars() {
+        if character.is_ascii_digit() {
+            digits.push(character);
+            continue;
+        }
+        let unit = match character {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        let value: i64 = digits.parse().ok()?;
+        digits.clear();
+        total = total.checked_add(value.checked_mul(unit)?)?;
+    }
+    digits.is_empty().then(|| SignedDuration::from_secs(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> LeaseRecord {
+        let at: Timestamp = "2026-11-01T12:00:00Z".parse().unwrap();
+        LeaseRecord {
+            task: TaskId::new("fix-login").unwrap(),
+            state: LeaseState::Held,
+            event: LeaseEvent::Claim,
+            generation: 1,
+            attempt: 1,
+            failures: 0,
+            holder: Holder {
+                agent: "alice".to_owned(),
+                host: "box".to_owned(),
+                pid: 7,
+                worktree: Some("/work".to_owned()),
+                branch: Some("main".to_owned()),
+                session: None,
+            },
+            task_blob: None,
+            base_commit: None,
+            acquired_at: at,
+            renewed_at: at,
+            expires_at: at.checked_add(SignedDuration::from_mins(30)).unwrap(),
+            ttl_seconds: 1800,
+            reason: None,
+            last_error: None,
+            nonce: "n1".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_record_round_trips_through_its_commit_message() {
+        let record = record();
+        let message = record.to_message();
+        assert!(
+            message.starts_with(
+                "gitprio lease: claim fix-login by alice (generation 1, attempt 1)\n\n"
+            )
+        );
+        assert_eq!(LeaseRecord::from_message(&message).unwrap(), record);
+        assert!(matches!(
+            LeaseRecord::from_message("Merge branch 'x'\n\nbody"),
+            Err(RecordError::NotALease)
+        ));
+        assert!(matches!(
+            LeaseRecord::from_message("gitprio lease: claim\n\n{not json"),
+            Err(RecordError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn expiry_allows_for_clock_skew() {
+        let record = record();
+        let skew = SignedDuration::from_mins(1);
+        let at = |text: &str| text.parse::<Timestamp>().unwrap();
+        assert!(!record.is_expired(at("2026-11-01T12:30:30Z"), skew));
+        assert!(record.is_expired(at("2026-11-01T12:31:01Z"), skew));
+        let mut released = record;
+        released.state = LeaseState::Released;
+        assert!(!released.is_expired(at("2027-01-01T00:00:00Z"), skew));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("30m"), Some(SignedDuration::from_mins(30)));
+        assert_eq!(parse_duration("1h30m"), Some(SignedDuration::from_mins(90)));
+        assert_eq!(parse_duration("45"), Some(SignedDuration::from_secs(45)));
+        assert_eq!(parse_duration("10x"), None);
+        assert_eq!(parse_duration("m"), None);
+        assert_eq!(parse_duration("5m3"), None);
+    }
+}

@@ -1,0 +1,559 @@
+//! The lease life cycle: claim, heartbeat, release, submit, unpark and gc, each one compare-and-swap.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
+
+use gix::ObjectId;
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::store::{CasOutcome, LeaseStore, Mode, StoreError};
+use super::{Holder, Lease, LeaseEvent, LeaseRecord, LeaseState};
+use crate::queue::Queue;
+use crate::task::{Status, Task, TaskId};
+
+/// How many compare-and-swaps one claim may lose before it gives up.
+pub const MAX_CLAIM_TRIES: u32 = 8;
+
+/// Everything a lease operation needs to know that is not in the repository.
+#[derive(Clone, Debug)]
+pub struct LeaseContext {
+    /// The current time (injected, so tests and skewed clocks can be simulated).
+    pub now: Timestamp,
+    pub ttl: SignedDuration,
+    /// How far another machine's clock may be ahead: expiry waits this much longer.
+    pub skew: SignedDuration,
+    pub max_attempts: u32,
+    pub holder: Holder,
+}
+
+impl LeaseContext {
+    fn expires_at(&self) -> Timestamp {
+        self.now.saturating_add(self.ttl).unwrap_or(self.now)
+    }
+
+    fn ttl_seconds(&self) -> u64 {
+        u64::try_from(self.ttl.as_secs()).unwrap_or(0)
+    }
+}
+
+/// Which ready tasks a claim may take.
+#[derive(Clone, Debug, Default)]
+pub struct ClaimFilter {
+    pub task_type: Option<String>,
+    pub feature: Option<String>,
+    /// The agent's model tier: only tasks whose `model` names it (or that name none).
+    pub tier: Option<String>,
+}
+
+impl ClaimFilter {
+    fn admits(&self, task: &Task) -> bool {
+        self.task_type
+            .as_ref()
+            .is_none_or(|wanted| task.task_type.as_ref() == Some(wanted))
+            && self
+                .feature
+                .as_ref()
+                .is_none_or(|wanted| task.feature.as_ref() == Some(wanted))
+            && self
+                .tier
+                .as_ref()
+                .is_none_or(|wanted| task.model.as_ref().is_none_or(|model| model == wanted))
+    }
+}
+
+/// A successful claim.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub task: Task,
+    pub lease: Lease,
+    /// Compare-and-swaps pushed, the winning one included.
+    pub tries: u32,
+}
+
+/// What a claim came to.
+#[derive(Clone, Debug)]
+pub enum ClaimOutcome {
+    Claimed(Box<Claimed>),
+    /// No ready task passes the filter; `held` counts open tasks only leases keep back.
+    NothingReady {
+        held: usize,
+    },
+}
+
+/// Why a lease operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "this worktree holds no lease on `{id}`; `gitprio claim` first, or see `gitprio status`"
+    )]
+    NotHeld { id: TaskId },
+    #[error("lease lost on `{id}`: {detail}; stop working on it")]
+    Lost { id: TaskId, detail: String },
+    #[error(
+        "gave up after losing {tries} races for the top tasks; other agents are claiming fast, try again"
+    )]
+    Contention { tries: u32 },
+    #[error("no lease on `{id}`")]
+    NoLease { id: TaskId },
+    #[error("`{id}` is not parked (its lease is {state:?})")]
+    NotParked { id: TaskId, state: LeaseState },
+    #[error("cannot {action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What this worktree remembers about a lease it holds, so later commands need no arguments.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HeldLease {
+    pub task: TaskId,
+    pub reference: String,
+    /// The lease commit this worktree wrote last: the value every next change expects.
+    pub oid: String,
+    pub state: LeaseState,
+    pub generation: u64,
+    pub agent: String,
+    pub expires_at: Timestamp,
+    /// `local`, or the remote's name.
+    pub store: String,
+}
+
+impl HeldLease {
+    fn path(git_dir: &Path, id: &TaskId) -> PathBuf {
+        git_dir
+            .join("gitprio")
+            .join("held")
+            .join(format!("{id}.json"))
+    }
+
+    /// Reads what this worktree holds on `id`.
+    pub fn load(git_dir: &Path, id: &TaskId) -> Result<Option<HeldLease>, LeaseError> {
+        let path = Self::path(git_dir, id);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(LeaseError::Io {
+                action: "read",
+                path,
+                source,
+            }),
+        }
+    }
+
+    /// Every lease this worktree holds.
+    pub fn all(git_dir: &Path) -> Vec<HeldLease> {
+        let Ok(entries) = std::fs::read_dir(git_dir.join("gitprio").join("held")) else {
+            return Vec::new();
+        };
+        let mut held: Vec<HeldLease> = entries
+            .filter_map(|entry| std::fs::read(entry.ok()?.path()).ok())
+            .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+            .collect();
+        held.sort_by(|left, right| left.task.cmp(&right.task));
+        held
+    }
+
+    fn save(&self, git_dir: &Path) -> Result<(), LeaseError> {
+        let path = Self::path(git_dir, &self.task);
+        let io = |action, source| LeaseError::Io {
+            action,
+            path: path.clone(),
+            source,
+        };
+        let directory = path.parent().expect("held lease path has a parent");
+        std::fs::create_dir_all(directory).map_err(|source| io("create", source))?;
+        let temporary = path.with_extension(format!("tmp.{}", std::process::id()));
+        let bytes = serde_json::to_vec_pretty(self).expect("held lease serializes");
+        std::fs::write(&temporary, bytes).map_err(|source| io("write", source))?;
+        std::fs::rename(&temporary, &path).map_err(|source| io("write", source))
+    }
+
+    fn forget(git_dir: &Path, id: &TaskId) {
+        let _ = std::fs::remove_file(Self::path(git_dir, id));
+    }
+
+    fn oid(&self) -> Result<ObjectId, LeaseError> {
+        ObjectId::from_hex(self.oid.as_bytes()).map_err(|_| LeaseError::NotHeld {
+            id: self.task.clone(),
+        })
+    }
+}
+
+/// Claims the best ready task that passes `filter`, given the queue and leases just refreshed.
+///
+/// Agents that claim at the same moment would all race for the top task; each one
+/// starts instead at its own offset among the top tasks, as many as agents were seen
+/// recently (one agent alone always takes the top task), and on losing a race moves
+/// on to the next candidate.
+pub fn claim(
+    store: &LeaseStore<'_>,
+    queue: &Queue,
+    leases: &BTreeMap<TaskId, Lease>,
+    queue_commit: Option<ObjectId>,
+    context: &LeaseContext,
+    filter: &ClaimFilter,
+) -> Result<ClaimOutcome, LeaseError> {
+    let candidates: Vec<&Task> = queue
+        .ready()
+        .iter()
+        .map(|entry| &entry.task)
+        .filter(|task| filter.admits(task))
+        .collect();
+    if candidates.is_empty() {
+        let held = queue
+            .not_ready()
+            .iter()
+            .filter(|entry| {
+                entry.task.status == Status::Open && leases.contains_key(&entry.task.id)
+            })
+            .count();
+        return Ok(ClaimOutcome::NothingReady { held });
+    }
+    let window = active_agents(leases, context).min(candidates.len());
+    let start = usize::try_from(random_u64() % window as u64).unwrap_or(0);
+    let mut tries = 0;
+    for task in candidates.iter().cycle().skip(start).take(candidates.len()) {
+        if tries >= MAX_CLAIM_TRIES {
+            return Err(LeaseError::Contention { tries });
+        }
+        let previous = leases.get(&task.id);
+        let mut failures = previous.map_or(0, |lease| lease.record.failures);
+        let mut last_error = previous.and_then(|lease| lease.record.last_error.clone());
+        let mut event = LeaseEvent::Claim;
+        if let Some(lease) = previous.filter(|lease| lease.record.state == LeaseState::Held) {
+            // Ready while held means expired: the holder stopped renewing.
+            failures += 1;
+            last_error = Some(format!(
+                "lease expired: {} stopped renewing after {}",
+                lease.record.holder.agent, lease.record.renewed_at
+            ));
+            event = LeaseEvent::Reclaim;
+            if failures >= context.max_attempts {
+                tries += 1;
+                park(store, lease, context, failures, last_error)?;
+                continue;
+            }
+        }
+        let record = LeaseRecord {
+            task: task.id.clone(),
+            state: LeaseState::Held,
+            event,
+            generation: previous.map_or(0, |lease| lease.record.generation) + 1,
+            attempt: previous.map_or(0, |lease| lease.record.attempt) + 1,
+            failures,
+            holder: context.holder.clone(),
+            task_blob: queue_commit
+                .and_then(|commit| store.repo().entry_at(commit, &task.path).ok().flatten())
+                .map(|(blob, _)| blob.to_string()),
+            base_commit: queue_commit.map(|commit| commit.to_string()),
+            acquired_at: context.now,
+            renewed_at: context.now,
+            expires_at: context.expires_at(),
+            ttl_seconds: context.ttl_seconds(),
+            reason: None,
+            last_error,
+            nonce: nonce(),
+        };
+        let expected = previous.map(|lease| lease.oid);
+        let oid = store.write(&record, expected)?;
+        tries += 1;
+        match store.compare_and_swap(&task.id, expected, Some(oid))? {
+            CasOutcome::Won => {
+                let lease = Lease {
+                    reference: super::lease_ref(&task.id),
+                    oid,
+                    record,
+                };
+                remember(store, &lease)?;
+                return Ok(ClaimOutcome::Claimed(Box::new(Claimed {
+                    task: (*task).clone(),
+                    lease,
+                    tries,
+                })));
+            }
+            CasOutcome::Lost { .. } => {}
+        }
+    }
+    if tries == 0 {
+        return Ok(ClaimOutcome::NothingReady { held: 0 });
+    }
+    Err(LeaseError::Contention { tries })
+}
+
+/// Counts the agents seen changing a lease within one TTL, this one included.
+fn active_agents(leases: &BTreeMap<TaskId, Lease>, context: &LeaseContext) -> usize {
+    let since = context
+        .now
+        .saturating_sub(context.ttl)
+        .unwrap_or(context.now);
+    let mut agents: BTreeSet<&str> = leases
+        .values()
+        .filter(|lease| lease.record.renewed_at >= since)
+        .map(|lease| lease.record.holder.agent.as_str())
+        .collect();
+    agents.insert(&context.holder.agent);
+    agents.len()
+}
+
+fn park(
+    store: &LeaseStore<'_>,
+    lease: &Lease,
+    context: &LeaseContext,
+    failures: u32,
+    last_error: Option<String>,
+) -> Result<(), LeaseError> {
+    let record = LeaseRecord {
+        state: LeaseState::Parked,
+        event: LeaseEvent::Park,
+        failures,
+        reason: Some(format!("{failures} failed attempts; a human has to look")),
+        last_error,
+        renewed_at: context.now,
+        nonce: nonce(),
+        ..lease.record.clone()
+    };
+    let oid = store.write(&record, Some(lease.oid))?;
+    // Losing this race is fine: whoever won decided the task's fate.
+    store.compare_and_swap(&record.task, Some(lease.oid), Some(oid))?;
+    Ok(())
+}
+
+fn remember(store: &LeaseStore<'_>, lease: &Lease) -> Result<(), LeaseError> {
+    HeldLease {
+        task: lease.record.task.clone(),
+        reference: lease.reference.clone(),
+        oid: lease.oid.to_string(),
+        state: lease.record.state,
+        generation: lease.record.generation,
+        agent: lease.record.holder.agent.clone(),
+        expires_at: lease.record.expires_at,
+        store: match store.mode() {
+            Mode::Remote { remote, .. } => remote.clone(),
+            Mode::Local => "local".to_owned(),
+        },
+    }
+    .save(store.repo().git_dir())
+}
+
+/// Moves the lease this worktree holds on `id` to the state `change` makes of its record.
+fn advance(
+    store: &LeaseStore<'_>,
+    id: &TaskId,
+    change: impl FnOnce(LeaseRecord) -> LeaseRecord,
+) -> Result<Lease, LeaseError> {
+    let git_dir = store.repo().git_dir();
+    let held =
+        HeldLease::load(git_dir, id)?.ok_or_else(|| LeaseError::NotHeld { id: id.clone() })?;
+    let expected = held.oid()?;
+    let message = store
+        .repo()
+        .commit_message(expected)
+        .map_err(StoreError::from)?;
+    let current =
+        LeaseRecord::from_message(&message).map_err(|_| LeaseError::NotHeld { id: id.clone() })?;
+    let record = change(LeaseRecord {
+        nonce: nonce(),
+        ..current
+    });
+    let oid = store.write(&record, Some(expected))?;
+    match store.compare_and_swap(id, Some(expected), Some(oid))? {
+        CasOutcome::Won => {
+            let lease = Lease {
+                reference: held.reference,
+                oid,
+                record,
+            };
+            if lease.record.state == LeaseState::Held || lease.record.state == LeaseState::Submitted
+            {
+                remember(store, &lease)?;
+            } else {
+                HeldLease::forget(git_dir, id);
+            }
+            Ok(lease)
+        }
+        CasOutcome::Lost { detail } => {
+            HeldLease::forget(git_dir, id);
+            Err(LeaseError::Lost {
+                id: id.clone(),
+                detail: format!(
+                    "the lease ref moved since generation {} (another agent reclaimed it after it expired, or it was released by hand): {detail}",
+                    held.generation
+                ),
+            })
+        }
+    }
+}
+
+/// Renews the lease this worktree holds on `id` for another TTL.
+pub fn heartbeat(
+    store: &LeaseStore<'_>,
+    id: &TaskId,
+    context: &LeaseContext,
+) -> Result<Lease, LeaseError> {
+    advance(store, id, |record| LeaseRecord {
+        event: LeaseEvent::Renew,
+        renewed_at: context.now,
+        expires_at: context.expires_at(),
+        ttl_seconds: context.ttl_seconds(),
+        ..record
+    })
+}
+
+/// What giving a task back came to.
+#[derive(Clone, Debug)]
+pub struct Released {
+    pub lease: Lease,
+    /// The failures reached the limit: the task waits for a human.
+    pub parked: bool,
+}
+
+/// Gives back the task this worktree holds; a failed attempt counts toward parking.
+pub fn release(
+    store: &LeaseStore<'_>,
+    id: &TaskId,
+    context: &LeaseContext,
+    reason: Option<String>,
+    failed: bool,
+) -> Result<Released, LeaseError> {
+    let lease = advance(store, id, |record| {
+        let failures = record.failures + u32::from(failed);
+        let parked = failed && failures >= context.max_attempts;
+        LeaseRecord {
+            state: if parked {
+                LeaseState::Parked
+            } else {
+                LeaseState::Released
+            },
+            event: if parked {
+                LeaseEvent::Park
+            } else if failed {
+                LeaseEvent::Fail
+            } else {
+                LeaseEvent::Release
+            },
+            failures,
+            last_error: if failed {
+                reason.clone().or(Some("attempt failed".to_owned()))
+            } else {
+                record.last_error.clone()
+            },
+            reason,
+            renewed_at: context.now,
+            ..record
+        }
+    })?;
+    Ok(Released {
+        parked: lease.record.state == LeaseState::Parked,
+        lease,
+    })
+}
+
+/// Records that the work on `id` was submitted, fenced by the lease this worktree holds.
+///
+/// Doing it again after a crash is safe: a submission already recorded is returned as is.
+pub fn submit(
+    store: &LeaseStore<'_>,
+    id: &TaskId,
+    context: &LeaseContext,
+) -> Result<Lease, LeaseError> {
+    let git_dir = store.repo().git_dir();
+    if let Some(held) = HeldLease::load(git_dir, id)?
+        && held.state == LeaseState::Submitted
+    {
+        let oid = held.oid()?;
+        let message = store.repo().commit_message(oid).map_err(StoreError::from)?;
+        if let Ok(record) = LeaseRecord::from_message(&message) {
+            return Ok(Lease {
+                reference: held.reference,
+                oid,
+                record,
+            });
+        }
+    }
+    advance(store, id, |record| LeaseRecord {
+        state: LeaseState::Submitted,
+        event: LeaseEvent::Submit,
+        renewed_at: context.now,
+        ..record
+    })
+}
+
+/// Makes a parked task claimable again (after a human looked), keeping its history.
+pub fn unpark(
+    store: &LeaseStore<'_>,
+    lease: &Lease,
+    context: &LeaseContext,
+    reason: Option<String>,
+) -> Result<Lease, LeaseError> {
+    if lease.record.state != LeaseState::Parked {
+        return Err(LeaseError::NotParked {
+            id: lease.record.task.clone(),
+            state: lease.record.state,
+        });
+    }
+    let record = LeaseRecord {
+        state: LeaseState::Released,
+        event: LeaseEvent::Unpark,
+        failures: 0,
+        reason: reason.or(Some("unparked".to_owned())),
+        holder: context.holder.clone(),
+        renewed_at: context.now,
+        nonce: nonce(),
+        ..lease.record.clone()
+    };
+    let oid = store.write(&record, Some(lease.oid))?;
+    match store.compare_and_swap(&record.task, Some(lease.oid), Some(oid))? {
+        CasOutcome::Won => Ok(Lease {
+            reference: lease.reference.clone(),
+            oid,
+            record,
+        }),
+        CasOutcome::Lost { detail } => Err(LeaseError::Lost {
+            id: record.task,
+            detail,
+        }),
+    }
+}
+
+/// Deletes the lease refs that no longer matter: tasks done, dropped or gone from the queue.
+///
+/// Returns the task ids whose leases were deleted. A live lease on a task that is
+/// still open is never touched.
+pub fn gc(
+    store: &LeaseStore<'_>,
+    queue: &Queue,
+    leases: &BTreeMap<TaskId, Lease>,
+) -> Result<Vec<TaskId>, LeaseError> {
+    let mut deleted = Vec::new();
+    for (id, lease) in leases {
+        let finished = queue
+            .find(id.as_str())
+            .is_none_or(|(_, entry)| matches!(entry.task.status, Status::Done | Status::Dropped));
+        if finished && store.compare_and_swap(id, Some(lease.oid), None)? == CasOutcome::Won {
+            deleted.push(id.clone());
+        }
+    }
+    Ok(deleted)
+}
+
+/// Returns a value that makes a lease commit unique, from the process's random hash seed.
+fn nonce() -> String {
+    format!("{:016x}", random_u64())
+}
+
+fn random_u64() -> u64 {
+    let mut hasher = std::hash::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos()),
+    );
+    hasher.finish()
+}

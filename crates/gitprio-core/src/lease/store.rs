@@ -1,0 +1,395 @@
+//! Where leases live (a remote, or this repository's refs) and the one compare-and-swap that moves them.
+
+use std::collections::BTreeMap;
+
+use gix::ObjectId;
+
+use super::{LEASE_PREFIX, Lease, LeaseRecord};
+use crate::git::{GitError, Repository};
+use crate::task::TaskId;
+
+/// Where the leases that agents coordinate through are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// On a git remote: every change is a push with `--force-with-lease`.
+    Remote { remote: String, branch: String },
+    /// In this repository's refs, shared by all its worktrees: every change is `git update-ref` with the old value.
+    Local,
+}
+
+/// The result of one compare-and-swap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// The ref held the expected value and now holds the new one.
+    Won,
+    /// The ref had moved: another agent changed it first.
+    Lost { detail: String },
+}
+
+/// Why a lease operation failed (as opposed to losing a race).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("cannot reach remote `{remote}` ({action}): {detail}")]
+    Remote {
+        remote: String,
+        action: &'static str,
+        detail: String,
+    },
+    #[error(
+        "remote `{remote}` has no branch `{branch}` to read the queue from; set `branch:` in .tasks/config.yaml, or push the branch"
+    )]
+    NoBranch { remote: String, branch: String },
+    #[error("remote `{remote}` refused to update `{reference}`: {detail}")]
+    Rejected {
+        remote: String,
+        reference: String,
+        detail: String,
+    },
+    #[error("`git update-ref` failed on `{reference}`: {detail}")]
+    UpdateRef { reference: String, detail: String },
+    #[error("cannot write a lease commit: {0}")]
+    Write(String),
+}
+
+/// A lease ref that does not hold a readable lease record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadLease {
+    pub reference: String,
+    pub oid: Option<ObjectId>,
+    pub problem: String,
+}
+
+/// The leases of one repository, in one [`Mode`].
+#[derive(Debug)]
+pub struct LeaseStore<'repo> {
+    repo: &'repo Repository,
+    mode: Mode,
+}
+
+impl<'repo> LeaseStore<'repo> {
+    pub fn new(repo: &'repo Repository, mode: Mode) -> LeaseStore<'repo> {
+        LeaseStore { repo, mode }
+    }
+
+    pub fn mode(&self) -> &Mode {
+        &self.mode
+    }
+
+    pub fn repo(&self) -> &'repo Repository {
+        self.repo
+    }
+
+    /// The local ref that mirrors (remote mode) or is (local mode) the lease of `id`.
+    pub fn local_ref(&self, id: &TaskId) -> String {
+        format!("{}{id}", self.local_prefix())
+    }
+
+    fn local_prefix(&self) -> String {
+        match &self.mode {
+            Mode::Remote { remote, .. } => format!("refs/gitprio/remotes/{remote}/leases/"),
+            Mode::Local => LEASE_PREFIX.to_owned(),
+        }
+    }
+
+    /// The ref the queue is read from after [`LeaseStore::refresh`], in remote mode.
+    pub fn queue_ref(&self) -> Option<String> {
+        match &self.mode {
+            Mode::Remote { remote, branch } => Some(format!("refs/remotes/{remote}/{branch}")),
+            Mode::Local => None,
+        }
+    }
+
+    /// Brings the queue's branch and every lease from the remote, in one fetch.
+    pub fn refresh(&self) -> Result<(), StoreError> {
+        let Mode::Remote { remote, branch } = &self.mode else {
+            return Ok(());
+        };
+        let branch_spec = format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}");
+        let lease_spec = format!("+{LEASE_PREFIX}*:refs/gitprio/remotes/{remote}/leases/*");
+        let output = self.repo.git(&[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--prune",
+            "--no-write-fetch-head",
+            "--no-recurse-submodules",
+            remote,
+            &branch_spec,
+            &lease_spec,
+        ])?;
+        let detail = stderr_summary(&output.stderr);
+        if output.status.success() {
+            Ok(())
+        } else if detail.contains("couldn't find remote ref") {
+            Err(StoreError::NoBranch {
+                remote: remote.clone(),
+                branch: branch.clone(),
+            })
+        } else {
+            Err(StoreError::Remote {
+                remote: remote.clone(),
+                action: "fetch",
+                detail,
+            })
+        }
+    }
+
+    /// Reads every lease; refs that hold no readable lease are returned apart, never dropped silently.
+    pub fn leases(&self) -> Result<(BTreeMap<TaskId, Lease>, Vec<BadLease>), StoreError> {
+        let prefix = self.local_prefix();
+        let mut leases = BTreeMap::new();
+        let mut bad = Vec::new();
+        for (reference, oid) in self.repo.references_under(&prefix)? {
+            let name = &reference[prefix.len()..];
+            let Some(id) = TaskId::new(name) else {
+                bad.push(BadLease {
+                    reference,
+                    oid: Some(oid),
+                    problem: "the ref name is not a task id".to_owned(),
+                });
+                continue;
+            };
+            match self.read(oid) {
+                Ok(record) if record.task == id => {
+                    leases.insert(
+                        id,
+                        Lease {
+                            reference: super::lease_ref(&record.task),
+                            oid,
+                            record,
+                        },
+                    );
+                }
+                Ok(record) => bad.push(BadLease {
+                    reference,
+                    oid: Some(oid),
+                    problem: format!("the record names task `{}`", record.task),
+                }),
+                Err(problem) => bad.push(BadLease {
+                    reference,
+                    oid: Some(oid),
+                    problem,
+                }),
+            }
+        }
+        Ok((leases, bad))
+    }
+
+    /// Reads the lease of `id` as last seen locally.
+    pub fn lease(&self, id: &TaskId) -> Result<Option<Lease>, StoreError> {
+        let Some(oid) = self.repo.reference_commit(&self.local_ref(id))? else {
+            return Ok(None);
+        };
+        let record = self.read(oid).map_err(|problem| StoreError::Rejected {
+            remote: self.remote_name().to_owned(),
+            reference: super::lease_ref(id),
+            detail: problem,
+        })?;
+        Ok(Some(Lease {
+            reference: super::lease_ref(id),
+            oid,
+            record,
+        }))
+    }
+
+    fn read(&self, oid: ObjectId) -> Result<LeaseRecord, String> {
+        let message = self
+            .repo
+            .commit_message(oid)
+            .map_err(|error| format!("{error} (not a commit?)"))?;
+        LeaseRecord::from_message(&message).map_err(|error| error.to_string())
+    }
+
+    /// Writes the commit recording `record` on top of `parent`; nothing points at it yet.
+    pub fn write(
+        &self,
+        record: &LeaseRecord,
+        parent: Option<ObjectId>,
+    ) -> Result<ObjectId, StoreError> {
+        self.repo
+            .write_lease_commit(&record.to_message(), parent, record.renewed_at.as_second())
+            .map_err(|error| StoreError::Write(error.to_string()))
+    }
+
+    /// Moves the lease of `id` from `expected` (`None`: must not exist) to `new` (`None`: delete).
+    pub fn compare_and_swap(
+        &self,
+        id: &TaskId,
+        expected: Option<ObjectId>,
+        new: Option<ObjectId>,
+    ) -> Result<CasOutcome, StoreError> {
+        let reference = super::lease_ref(id);
+        match &self.mode {
+            Mode::Local => self.update_ref(&reference, true, expected, new),
+            Mode::Remote { remote, .. } => {
+                let outcome = self.push(remote, &reference, expected, new)?;
+                if outcome == CasOutcome::Won {
+                    // Mirror what the remote now holds; a failure here only delays what
+                    // `status` shows until the next fetch, the remote is the truth.
+                    let _ = self.update_ref(&self.local_ref(id), false, None, new);
+                }
+                Ok(outcome)
+            }
+        }
+    }
+
+    fn remote_name(&self) -> &str {
+        match &self.mode {
+            Mode::Remote { remote, .. } => remote,
+            Mode::Local => "(local)",
+        }
+    }
+
+    /// Runs `git update-ref`; with `checked`, only if the ref still holds `expected`.
+    fn update_ref(
+        &self,
+        reference: &str,
+        checked: bool,
+        expected: Option<ObjectId>,
+        new: Option<ObjectId>,
+    ) -> Result<CasOutcome, StoreError> {
+        let zero = ObjectId::null(gix::hash::Kind::Sha1);
+        let expected = expected.unwrap_or(zero).to_string();
+        let mut args = vec!["update-ref", "-m", "gitprio"];
+        let new = new.map(|oid| oid.to_string());
+        match &new {
+            Some(new) => args.extend([reference, new.as_str()]),
+            None => args.extend(["-d", reference]),
+        }
+        if checked {
+            args.push(&expected);
+        }
+        let output = self.repo.git(&args)?;
+        if output.status.success() {
+            return Ok(CasOutcome::Won);
+        }
+        let detail = stderr_summary(&output.stderr);
+        if checked
+            && [
+                "but expected",
+                "already exists",
+                "unable to resolve reference",
+                "cannot lock ref",
+            ]
+            .iter()
+            .any(|sign| detail.contains(sign))
+        {
+            Ok(CasOutcome::Lost { detail })
+        } else {
+            Err(StoreError::UpdateRef {
+                reference: reference.to_owned(),
+                detail,
+            })
+        }
+    }
+
+    fn push(
+        &self,
+        remote: &str,
+        reference: &str,
+        expected: Option<ObjectId>,
+        new: Option<ObjectId>,
+    ) -> Result<CasOutcome, StoreError> {
+        let lease = format!(
+            "--force-with-lease={reference}:{}",
+            expected.map(|oid| oid.to_string()).unwrap_or_default()
+        );
+        let refspec = format!(
+            "{}:{reference}",
+            new.map(|oid| oid.to_string()).unwrap_or_default()
+        );
+        // Never `--force` and never a `+` refspec: either would disable the check.
+        let output = self.repo.git(&[
+            "push",
+            "--porcelain",
+            "--atomic",
+            "--no-verify",
+            &lease,
+            remote,
+            &refspec,
+        ])?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout.lines().find_map(|line| {
+            let mut fields = line.split('\t');
+            let flag = fields.next()?;
+            let spec = fields.next()?;
+            let summary = fields.next().unwrap_or_default();
+            (spec.rsplit(':').next() == Some(reference)).then_some((flag, summary))
+        });
+        match line {
+            Some(("*" | "+" | " " | "-" | "=", _)) if output.status.success() => {
+                Ok(CasOutcome::Won)
+            }
+            Some(("!", summary)) if is_race(summary) => Ok(CasOutcome::Lost {
+                detail: summary.trim().to_owned(),
+            }),
+            Some((_, summary)) => Err(StoreError::Rejected {
+                remote: remote.to_owned(),
+                reference: reference.to_owned(),
+                detail: format!("{} {}", summary.trim(), stderr_summary(&output.stderr))
+                    .trim()
+                    .to_owned(),
+            }),
+            None => {
+                // The push may have landed before the connection failed: ask once.
+                if self.remote_value(remote, reference).ok() == Some(new) {
+                    return Ok(CasOutcome::Won);
+                }
+                Err(StoreError::Remote {
+                    remote: remote.to_owned(),
+                    action: "push",
+                    detail: stderr_summary(&output.stderr),
+                })
+            }
+        }
+    }
+
+    /// Returns what `reference` holds on the remote now (`git ls-remote`).
+    fn remote_value(&self, remote: &str, reference: &str) -> Result<Option<ObjectId>, StoreError> {
+        let output = self.repo.git(&["ls-remote", "--refs", remote, reference])?;
+        if !output.status.success() {
+            return Err(StoreError::Remote {
+                remote: remote.to_owned(),
+                action: "ls-remote",
+                detail: stderr_summary(&output.stderr),
+            });
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        Ok(stdout
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .find(|(_, name)| *name == reference)
+            .and_then(|(oid, _)| ObjectId::from_hex(oid.as_bytes()).ok()))
+    }
+}
+
+/// Whether a rejected push lost a race (the ref moved) rather than failing for another reason.
+fn is_race(summary: &str) -> bool {
+    [
+        "stale info",
+        "failed to update ref",
+        "atomic transaction failed",
+        "atomic push failed",
+        "already exists",
+        "fetch first",
+        "non-fast-forward",
+    ]
+    .iter()
+    .any(|sign| summary.contains(sign))
+}
+
+fn stderr_summary(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    if lines.is_empty() {
+        "git gave no message".to_owned()
+    } else {
+        lines.join("; ")
+    }
+}

@@ -1,0 +1,592 @@
+//! `gitprio claim`, `heartbeat`, `release`, `done`, `status`, `unpark`, `gc`: the lease life cycle.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, anyhow, bail};
+use clap::Args;
+use gitprio_core::git::Repository;
+use gitprio_core::lease::{
+    self as core_lease, BadLease, ClaimFilter, ClaimOutcome, HeldLease, Lease, LeaseContext,
+    LeaseState, LeaseStore, Mode, parse_duration,
+};
+use gitprio_core::queue::{Blocker, Holds, Queue};
+use gitprio_core::source::{self, QueueSource};
+use gitprio_core::{Config, TaskId};
+use serde_json::json;
+
+use super::load_tasks;
+use crate::cli::CommandResult;
+use crate::settings::Settings;
+use crate::{exit_code, output};
+
+/// Where leases are kept and how to reach them.
+#[derive(Debug, Default, Args)]
+pub struct StoreArgs {
+    /// Keep leases in this repository's refs (shared by its worktrees) instead of the remote.
+    #[arg(long)]
+    pub local: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ClaimArgs {
+    /// This agent's name (default: `GITPRIO_AGENT`, else `user@host:pid`).
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+    /// How long the lease lives without a heartbeat (default: `lease_ttl` of the config, `30m`).
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Only claim tasks of this type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub task_type: Option<String>,
+    /// Only claim tasks of this feature.
+    #[arg(long, value_name = "FEATURE")]
+    pub feature: Option<String>,
+    /// Only claim tasks routed to this model tier (their `model`), or routed nowhere.
+    #[arg(long, value_name = "TIER")]
+    pub tier: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print JSON: `{"task": {...}, "lease": {...}}`, or `{"task": null, "reason": ...}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LeaseIdArgs {
+    /// The task id (default: the one task this worktree holds).
+    pub id: Option<String>,
+    /// How long the renewed lease lives (heartbeat only; default: `lease_ttl`).
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print the lease as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReleaseArgs {
+    /// The task id (default: the one task this worktree holds).
+    pub id: Option<String>,
+    /// Why the task is given back; kept in the lease history.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    /// The attempt failed: it counts toward `max_attempts`, after which the task is parked.
+    #[arg(long)]
+    pub failed: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print the lease as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Show the leases last fetched, without asking the remote.
+    #[arg(long)]
+    pub offline: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print JSON: `{"leases": [...]}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UnparkArgs {
+    /// The parked task.
+    pub id: String,
+    /// What was done about it; kept in the lease history.
+    #[arg(long, value_name = "TEXT")]
+    pub reason: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print JSON: `{"deleted": [ids]}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Chooses where leases live: the configured (or `origin`) remote when it exists, else local refs.
+pub fn store_mode(repo: &Repository, config: &Config, local: bool) -> Mode {
+    let remote = config.remote.clone().unwrap_or_else(|| "origin".to_owned());
+    if local || !repo.has_remote(&remote) {
+        return Mode::Local;
+    }
+    let branch = config
+        .branch
+        .clone()
+        .or_else(|| {
+            repo.symbolic_target(&format!("refs/remotes/{remote}/HEAD"))
+                .and_then(|target| {
+                    target
+                        .strip_prefix(&format!("refs/remotes/{remote}/"))
+                        .map(str::to_owned)
+                })
+        })
+        .or_else(|| repo.current_branch())
+        .unwrap_or_else(|| "main".to_owned());
+    Mode::Remote { remote, branch }
+}
+
+/// The lease blockers on tasks as last seen, for every reading command.
+pub fn current_holds(
+    settings: &Settings,
+    store: &LeaseStore<'_>,
+    config: &Config,
+) -> anyhow::Result<Holds> {
+    let (leases, bad) = store.leases()?;
+    Ok(holds_of(settings, &leases, &bad, config))
+}
+
+fn holds_of(
+    settings: &Settings,
+    leases: &BTreeMap<TaskId, Lease>,
+    bad: &[BadLease],
+    config: &Config,
+) -> Holds {
+    let skew = parse_duration(&config.clock_skew).unwrap_or_default();
+    let mut holds = core_lease::holds(leases, settings.now, skew);
+    for lease in bad {
+        output::message(
+            settings,
+            "warning",
+            &format!(
+                "lease ref `{}` is unreadable ({}); its task is held back. Delete the ref if the lease is stale: `git update-ref -d {}` (and on the remote: `git push <remote> :refs/gitprio/leases/<id>`)",
+                lease.reference, lease.problem, lease.reference
+            ),
+        );
+        if let Some(id) = lease.reference.rsplit('/').next().and_then(TaskId::new) {
+            holds.entry(id).or_default().push(Blocker::Parked {
+                attempts: 0,
+                last_error: Some(format!("unreadable lease: {}", lease.problem)),
+            });
+        }
+    }
+    holds
+}
+
+fn context(
+    settings: &Settings,
+    repo: &Repository,
+    config: &Config,
+    ttl: Option<&str>,
+) -> anyhow::Result<LeaseContext> {
+    let ttl_text = ttl.unwrap_or(&config.lease_ttl);
+    let ttl = parse_duration(ttl_text)
+        .filter(|ttl| !ttl.is_zero())
+        .ok_or_else(|| {
+            anyhow!("invalid lease TTL `{ttl_text}`: write it like `90s`, `30m` or `2h`")
+        })?;
+    let skew = parse_duration(&config.clock_skew).ok_or_else(|| {
+        anyhow!(
+            "invalid `clock_skew: {}` in .tasks/config.yaml: write it like `30s` or `2m`",
+            config.clock_skew
+        )
+    })?;
+    Ok(LeaseContext {
+        now: settings.now,
+        ttl,
+        skew,
+        max_attempts: config.max_attempts.max(1),
+        holder: core_lease::Holder {
+            agent: settings.agent.clone(),
+            host: settings.host.clone(),
+            pid: std::process::id(),
+            worktree: repo.workdir().map(|path| path.display().to_string()),
+            branch: repo.current_branch(),
+            session: settings.session.clone(),
+        },
+    })
+}
+
+fn lease_json(lease: &Lease, store: &LeaseStore<'_>) -> serde_json::Value {
+    let record = &lease.record;
+    json!({
+        "ref": lease.reference,
+        "oid": lease.oid.to_string(),
+        "state": record.state,
+        "generation": record.generation,
+        "attempt": record.attempt,
+        "failures": record.failures,
+        "holder": record.holder,
+        "acquired_at": record.acquired_at,
+        "renewed_at": record.renewed_at,
+        "expires_at": record.expires_at,
+        "reason": record.reason,
+        "last_error": record.last_error,
+        "store": match store.mode() {
+            Mode::Remote { remote, .. } => remote.as_str(),
+            Mode::Local => "local",
+        },
+    })
+}
+
+pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
+    let settings = settings.with_agent(args.agent.as_deref());
+    let repo = Repository::discover(&settings.directory)?;
+    let config = source::local_config(&repo);
+    let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local));
+    let context = context(&settings, &repo, &config, args.ttl.as_deref())?;
+    store.refresh()?;
+    let queue_source = store
+        .queue_ref()
+        .map_or(QueueSource::Default, QueueSource::Rev);
+    let loaded = load_tasks(&settings, &repo, &queue_source)?;
+    let (leases, bad) = store.leases()?;
+    let holds = holds_of(&settings, &leases, &bad, &loaded.config);
+    let queue = Queue::build(loaded.tasks.clone(), &holds);
+    let filter = ClaimFilter {
+        task_type: args.task_type.clone(),
+        feature: args.feature.clone(),
+        tier: args.tier.clone(),
+    };
+    let context = LeaseContext {
+        max_attempts: loaded.config.max_attempts.max(1),
+        ..context
+    };
+    match core_lease::claim(&store, &queue, &leases, loaded.commit, &context, &filter)? {
+        ClaimOutcome::Claimed(claimed) => {
+            let mut task = claimed.task;
+            if task.body.is_empty() {
+                task.body = super::show::read_body(&repo, loaded.commit, &task.path)?;
+            }
+            if args.json {
+                output::print_json(&json!({
+                    "task": task,
+                    "lease": lease_json(&claimed.lease, &store),
+                    "tries": claimed.tries,
+                    "source": loaded.origin,
+                }))?;
+            } else {
+                let record = &claimed.lease.record;
+                println!(
+                    "claimed {} as {} (generation {}, attempt {}, expires {})",
+                    task.id,
+                    record.holder.agent,
+                    record.generation,
+                    record.attempt,
+                    record.expires_at
+                );
+                if let Some(error) = &record.last_error {
+                    println!("last error: {error}");
+                }
+                println!(
+                    "renew with `gitprio heartbeat {id}`; finish with `gitprio done {id}` or `gitprio release {id}`\n",
+                    id = task.id
+                );
+                super::show::print_task(&task, &gitprio_core::Readiness::Ready)?;
+            }
+            Ok(exit_code::SUCCESS)
+        }
+        ClaimOutcome::NothingReady { held } => {
+            let (reason, sentence) = if queue.ready().is_empty() {
+                if held > 0
+                    && queue
+                        .not_ready()
+                        .iter()
+                        .filter(|entry| entry.task.status == gitprio_core::Status::Open)
+                        .count()
+                        == held
+                {
+                    (
+                        "all_held",
+                        format!(
+                            "nothing ready: all {held} open tasks are held by agents; see `gitprio status`"
+                        ),
+                    )
+                } else {
+                    super::nothing_ready_reason(&queue)
+                }
+            } else {
+                (
+                    "no_match",
+                    format!(
+                        "nothing ready for this filter: {} ready tasks, none of this type, feature or tier",
+                        queue.ready().len()
+                    ),
+                )
+            };
+            if args.json {
+                output::print_json(
+                    &json!({ "task": null, "reason": reason, "message": sentence }),
+                )?;
+            }
+            output::message(&settings, "info", &sentence);
+            Ok(exit_code::NOTHING_READY)
+        }
+    }
+}
+
+/// Resolves the task a lease command is about: the one given, else the one this worktree holds.
+fn held_id(repo: &Repository, id: Option<&str>) -> anyhow::Result<TaskId> {
+    if let Some(id) = id {
+        return TaskId::new(id).ok_or_else(|| anyhow!("`{id}` is not a task id"));
+    }
+    let held = HeldLease::all(repo.git_dir());
+    match held.as_slice() {
+        [one] => Ok(one.task.clone()),
+        [] => bail!("this worktree holds no lease; name the task, or `gitprio claim` first"),
+        many => bail!(
+            "this worktree holds {} leases ({}); name the task",
+            many.len(),
+            many.iter()
+                .map(|held| held.task.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn open_store(repo: &Repository, local: bool) -> (Config, LeaseStore<'_>) {
+    let config = source::local_config(repo);
+    let mode = store_mode(repo, &config, local);
+    (config, LeaseStore::new(repo, mode))
+}
+
+pub fn heartbeat(settings: &Settings, args: &LeaseIdArgs) -> CommandResult {
+    let repo = Repository::discover(&settings.directory)?;
+    let (config, store) = open_store(&repo, args.store.local);
+    let id = held_id(&repo, args.id.as_deref())?;
+    let context = context(settings, &repo, &config, args.ttl.as_deref())?;
+    let lease = core_lease::heartbeat(&store, &id, &context)?;
+    if args.json {
+        output::print_json(&json!({ "lease": lease_json(&lease, &store) }))?;
+    } else {
+        println!(
+            "renewed {id} (generation {}) until {}",
+            lease.record.generation, lease.record.expires_at
+        );
+    }
+    Ok(exit_code::SUCCESS)
+}
+
+pub fn release(settings: &Settings, args: &ReleaseArgs) -> CommandResult {
+    let repo = Repository::discover(&settings.directory)?;
+    let (config, store) = open_store(&repo, args.store.local);
+    let id = held_id(&repo, args.id.as_deref())?;
+    let context = context(settings, &repo, &config, None)?;
+    let released = core_lease::release(&store, &id, &context, args.reason.clone(), args.failed)?;
+    if args.json {
+        output::print_json(&json!({
+            "lease": lease_json(&released.lease, &store),
+            "parked": released.parked,
+        }))?;
+    } else if released.parked {
+        println!(
+            "released {id}: {} failed attempts, so it is parked until a human looks (`gitprio unpark {id}`)",
+            released.lease.record.failures
+        );
+    } else {
+        println!("released {id}; it is ready for the next agent");
+    }
+    Ok(exit_code::SUCCESS)
+}
+
+pub fn done(settings: &Settings, args: &LeaseIdArgs) -> CommandResult {
+    let repo = Repository::discover(&settings.directory)?;
+    let (config, store) = open_store(&repo, args.store.local);
+    let id = held_id(&repo, args.id.as_deref())?;
+    let context = context(settings, &repo, &config, None)?;
+    let worktree = repo
+        .workdir()
+        .ok_or_else(|| anyhow!("`gitprio done` edits the task file, so it needs a working tree"))?
+        .to_path_buf();
+    let path = find_task_file(&repo, &id)?;
+    let file = worktree.join(&path);
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read the task file {}", file.display()))?;
+    let edited = gitprio_core::task::set_status(&text, gitprio_core::Status::Done)
+        .with_context(|| format!("cannot set `status: done` in {}", file.display()))?;
+    // The fence first: only the lease holder may record completion.
+    let lease = core_lease::submit(&store, &id, &context)?;
+    if edited != text {
+        std::fs::write(&file, edited)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+    }
+    if args.json {
+        output::print_json(&json!({
+            "lease": lease_json(&lease, &store),
+            "path": path,
+        }))?;
+    } else {
+        println!(
+            "submitted {id} (generation {}); set `status: done` in {path}: commit it and open the pull request",
+            lease.record.generation
+        );
+    }
+    Ok(exit_code::SUCCESS)
+}
+
+/// Finds the task file of `id`: in the working tree first (it may be new), else in the queue.
+fn find_task_file(repo: &Repository, id: &TaskId) -> anyhow::Result<String> {
+    for source in [QueueSource::Worktree, QueueSource::Default] {
+        if let Ok(loaded) = source::load(repo, &source, None)
+            && let Some(task) = loaded.tasks.iter().find(|task| &task.id == id)
+        {
+            return Ok(task.path.clone());
+        }
+    }
+    bail!("no task file for `{id}` in the working tree or the queue")
+}
+
+pub fn status(settings: &Settings, args: &StatusArgs) -> CommandResult {
+    let repo = Repository::discover(&settings.directory)?;
+    let (config, store) = open_store(&repo, args.store.local);
+    if !args.offline {
+        store.refresh()?;
+    }
+    let (leases, bad) = store.leases()?;
+    let skew = parse_duration(&config.clock_skew).unwrap_or_default();
+    let mine: Vec<TaskId> = HeldLease::all(repo.git_dir())
+        .into_iter()
+        .map(|held| held.task)
+        .collect();
+    if args.json {
+        let rows: Vec<serde_json::Value> = leases
+            .values()
+            .map(|lease| {
+                let mut value = lease_json(lease, &store);
+                value["task"] = json!(lease.record.task);
+                value["expired"] = json!(lease.record.is_expired(settings.now, skew));
+                value["mine"] = json!(mine.contains(&lease.record.task));
+                value
+            })
+            .collect();
+        let bad: Vec<serde_json::Value> = bad
+            .iter()
+            .map(|lease| json!({ "ref": lease.reference, "problem": lease.problem }))
+            .collect();
+        output::print_json(&json!({ "leases": rows, "unreadable": bad }))?;
+        return Ok(exit_code::SUCCESS);
+    }
+    if leases.is_empty() && bad.is_empty() {
+        println!("no leases: no task is claimed");
+        return Ok(exit_code::SUCCESS);
+    }
+    let mut rows = vec![vec![
+        "TASK".to_owned(),
+        "STATE".to_owned(),
+        "HOLDER".to_owned(),
+        "GEN".to_owned(),
+        "ATTEMPTS".to_owned(),
+        "SINCE".to_owned(),
+        "RENEWED".to_owned(),
+        "EXPIRES".to_owned(),
+    ]];
+    for lease in leases.values() {
+        let record = &lease.record;
+        let state = match record.state {
+            LeaseState::Held if record.is_expired(settings.now, skew) => "expired".to_owned(),
+            state => format!("{state:?}").to_lowercase(),
+        };
+        let expires = if record.state == LeaseState::Held {
+            describe_remaining(record.expires_at.duration_since(settings.now))
+        } else {
+            "-".to_owned()
+        };
+        let marker = if mine.contains(&record.task) {
+            " (this worktree)"
+        } else {
+            ""
+        };
+        rows.push(vec![
+            record.task.to_string(),
+            state,
+            format!("{}{marker}", record.holder.agent),
+            record.generation.to_string(),
+            format!("{} ({} failed)", record.attempt, record.failures),
+            record.acquired_at.to_string(),
+            record.renewed_at.to_string(),
+            expires,
+        ]);
+    }
+    output::print_table(&rows)?;
+    for lease in leases
+        .values()
+        .filter(|lease| lease.record.state == LeaseState::Parked)
+    {
+        println!(
+            "\nparked {}: {}; last error: {}",
+            lease.record.task,
+            lease
+                .record
+                .reason
+                .as_deref()
+                .unwrap_or("too many failed attempts"),
+            lease
+                .record
+                .last_error
+                .as_deref()
+                .unwrap_or("none recorded")
+        );
+    }
+    for lease in &bad {
+        println!("\nunreadable lease {}: {}", lease.reference, lease.problem);
+    }
+    Ok(exit_code::SUCCESS)
+}
+
+fn describe_remaining(remaining: jiff::SignedDuration) -> String {
+    let seconds = remaining.as_secs();
+    if seconds < 0 {
+        return format!("{}s ago", -seconds);
+    }
+    if seconds >= 3600 {
+        format!("in {}h{:02}m", seconds / 3600, seconds % 3600 / 60)
+    } else if seconds >= 60 {
+        format!("in {}m{:02}s", seconds / 60, seconds % 60)
+    } else {
+        format!("in {seconds}s")
+    }
+}
+
+pub fn unpark(settings: &Settings, args: &UnparkArgs) -> CommandResult {
+    let repo = Repository::discover(&settings.directory)?;
+    let (config, store) = open_store(&repo, args.store.local);
+    let id = TaskId::new(&args.id).ok_or_else(|| anyhow!("`{}` is not a task id", args.id))?;
+    let context = context(settings, &repo, &config, None)?;
+    store.refresh()?;
+    let lease = store
+        .lease(&id)?
+        .ok_or_else(|| anyhow!("no lease on `{id}`, so it is not parked"))?;
+    core_lease::unpark(&store, &lease, &context, args.reason.clone())?;
+    println!("unparked {id}: it is ready again, with its attempt history kept");
+    Ok(exit_code::SUCCESS)
+}
+
+pub fn gc(settings: &Settings, args: &GcArgs) -> CommandResult {
+    let repo = Repository::discover(&settings.directory)?;
+    let (_, store) = open_store(&repo, args.store.local);
+    store.refresh()?;
+    let queue_source = store
+        .queue_ref()
+        .map_or(QueueSource::Default, QueueSource::Rev);
+    let loaded = load_tasks(settings, &repo, &queue_source)?;
+    let (leases, _) = store.leases()?;
+    let queue = Queue::build(loaded.tasks.clone(), &Holds::new());
+    let deleted = core_lease::gc(&store, &queue, &leases)?;
+    if args.json {
+        output::print_json(&json!({ "deleted": deleted }))?;
+    } else if deleted.is_empty() {
+        println!("nothing to delete: every lease belongs to an open task");
+    } else {
+        println!(
+            "deleted {} leases of finished tasks: {}",
+            deleted.len(),
+            deleted
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(exit_code::SUCCESS)
+}
