@@ -23,6 +23,8 @@ pub struct Settings {
     pub host: String,
     /// The agent runner's session id, from `GITPRIO_SESSION`.
     pub session: Option<String>,
+    /// Crash injection for tests (`GITPRIO_FAILPOINT=claim:after-cas`): abort at that point.
+    pub failpoint: Option<String>,
 }
 
 impl Settings {
@@ -61,6 +63,7 @@ impl Settings {
             agent,
             host,
             session: non_empty_var("GITPRIO_SESSION"),
+            failpoint: non_empty_var("GITPRIO_FAILPOINT"),
             directory,
             color: !no_color && std::io::stderr().is_terminal(),
             github_actions: std::env::var("GITHUB_ACTIONS").is_ok_and(|value| value == "true"),

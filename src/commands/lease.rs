@@ -7,7 +7,7 @@ use clap::Args;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::{
     self as core_lease, BadLease, ClaimFilter, ClaimOutcome, HeldLease, Lease, LeaseContext,
-    LeaseState, LeaseStore, Mode, parse_duration,
+    LeaseError, LeaseState, LeaseStore, Mode, parse_duration,
 };
 use gitprio_core::queue::{Blocker, Holds, Queue};
 use gitprio_core::source::{self, QueueSource};
@@ -18,6 +18,9 @@ use super::load_tasks;
 use crate::cli::CommandResult;
 use crate::settings::Settings;
 use crate::{exit_code, output};
+
+/// How many fresh views of the leases one claim takes before it gives up.
+const MAX_CLAIM_ROUNDS: u32 = 6;
 
 /// Where leases are kept and how to reach them.
 #[derive(Debug, Default, Args)]
@@ -204,6 +207,7 @@ fn context(
             branch: repo.current_branch(),
             session: settings.session.clone(),
         },
+        failpoint: settings.failpoint.clone(),
     })
 }
 
@@ -235,25 +239,45 @@ pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
     let config = source::local_config(&repo);
     let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local));
     let context = context(&settings, &repo, &config, args.ttl.as_deref())?;
-    store.refresh()?;
-    let queue_source = store
-        .queue_ref()
-        .map_or(QueueSource::Default, QueueSource::Rev);
-    let loaded = load_tasks(&settings, &repo, &queue_source)?;
-    let (leases, bad) = store.leases()?;
-    let holds = holds_of(&settings, &leases, &bad, &loaded.config);
-    let queue = Queue::build(loaded.tasks.clone(), &holds);
     let filter = ClaimFilter {
         task_type: args.task_type.clone(),
         feature: args.feature.clone(),
         tier: args.tier.clone(),
     };
-    let context = LeaseContext {
-        max_attempts: loaded.config.max_attempts.max(1),
-        ..context
+    let mut lost = 0;
+    let mut round = 0;
+    let (outcome, loaded, queue) = loop {
+        round += 1;
+        store.refresh()?;
+        let queue_source = store
+            .queue_ref()
+            .map_or(QueueSource::Default, QueueSource::Rev);
+        let loaded = load_tasks(&settings, &repo, &queue_source)?;
+        let (leases, bad) = store.leases()?;
+        let holds = holds_of(&settings, &leases, &bad, &loaded.config);
+        let queue = Queue::build(loaded.tasks.clone(), &holds);
+        let context = LeaseContext {
+            max_attempts: loaded.config.max_attempts.max(1),
+            ..context.clone()
+        };
+        match core_lease::claim(&store, &queue, &leases, loaded.commit, &context, &filter) {
+            Err(LeaseError::Contention { tries }) if round < MAX_CLAIM_ROUNDS => {
+                // Every candidate of this view was taken meanwhile: look again, a little later.
+                lost += tries;
+                std::thread::sleep(std::time::Duration::from_millis(10 * u64::from(round)));
+            }
+            Err(LeaseError::Contention { tries }) => {
+                return Err(LeaseError::Contention {
+                    tries: lost + tries,
+                }
+                .into());
+            }
+            outcome => break (outcome?, loaded, queue),
+        }
     };
-    match core_lease::claim(&store, &queue, &leases, loaded.commit, &context, &filter)? {
-        ClaimOutcome::Claimed(claimed) => {
+    match outcome {
+        ClaimOutcome::Claimed(mut claimed) => {
+            claimed.tries += lost;
             let mut task = claimed.task;
             if task.body.is_empty() {
                 task.body = super::show::read_body(&repo, loaded.commit, &task.path)?;
@@ -373,7 +397,7 @@ pub fn release(settings: &Settings, args: &ReleaseArgs) -> CommandResult {
     let (config, store) = open_store(&repo, args.store.local);
     let id = held_id(&repo, args.id.as_deref())?;
     let context = context(settings, &repo, &config, None)?;
-    let released = core_lease::release(&store, &id, &context, args.reason.clone(), args.failed)?;
+    let released = core_lease::release(&store, &id, &context, args.reason.as_deref(), args.failed)?;
     if args.json {
         output::print_json(&json!({
             "lease": lease_json(&released.lease, &store),
@@ -407,6 +431,9 @@ pub fn done(settings: &Settings, args: &LeaseIdArgs) -> CommandResult {
         .with_context(|| format!("cannot set `status: done` in {}", file.display()))?;
     // The fence first: only the lease holder may record completion.
     let lease = core_lease::submit(&store, &id, &context)?;
+    if context.failpoint.as_deref() == Some("done:before-edit") {
+        std::process::abort();
+    }
     if edited != text {
         std::fs::write(&file, edited)
             .with_context(|| format!("cannot write {}", file.display()))?;

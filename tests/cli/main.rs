@@ -4,4 +4,6 @@ mod bad_input;
 mod check;
 mod common;
 mod formats;
+mod leases;
 mod queue;
+mod servers;

@@ -13,8 +13,9 @@ use super::{Holder, Lease, LeaseEvent, LeaseRecord, LeaseState};
 use crate::queue::Queue;
 use crate::task::{Status, Task, TaskId};
 
-/// How many compare-and-swaps one claim may lose before it gives up.
-pub const MAX_CLAIM_TRIES: u32 = 8;
+/// How many compare-and-swaps one claim may lose on one view of the leases before it
+/// asks for a fresh view (the caller refreshes and calls [`claim`] again).
+pub const MAX_CLAIM_TRIES: u32 = 3;
 
 /// Everything a lease operation needs to know that is not in the repository.
 #[derive(Clone, Debug)]
@@ -26,9 +27,20 @@ pub struct LeaseContext {
     pub skew: SignedDuration,
     pub max_attempts: u32,
     pub holder: Holder,
+    /// Crash injection for tests: `operation:point` (`claim:after-cas`) aborts the process there.
+    pub failpoint: Option<String>,
 }
 
 impl LeaseContext {
+    /// Aborts the process, as `kill -9` would, when the failpoint `operation:point` is armed.
+    fn failpoint(&self, operation: &str, point: &str) {
+        if let Some(armed) = &self.failpoint
+            && armed.split_once(':') == Some((operation, point))
+        {
+            std::process::abort();
+        }
+    }
+
     fn expires_at(&self) -> Timestamp {
         self.now.saturating_add(self.ttl).unwrap_or(self.now)
     }
@@ -263,8 +275,10 @@ pub fn claim(
         let expected = previous.map(|lease| lease.oid);
         let oid = store.write(&record, expected)?;
         tries += 1;
+        context.failpoint("claim", "before-cas");
         match store.compare_and_swap(&task.id, expected, Some(oid))? {
             CasOutcome::Won => {
+                context.failpoint("claim", "after-cas");
                 let lease = Lease {
                     reference: super::lease_ref(&task.id),
                     oid,
@@ -342,52 +356,86 @@ fn remember(store: &LeaseStore<'_>, lease: &Lease) -> Result<(), LeaseError> {
 }
 
 /// Moves the lease this worktree holds on `id` to the state `change` makes of its record.
+///
+/// If the compare-and-swap loses because this very holder's earlier run of the same
+/// command got its change through and then died (the ref moved, but still within the
+/// same generation and holder), the change is made again on top of that state.
 fn advance(
     store: &LeaseStore<'_>,
     id: &TaskId,
-    change: impl FnOnce(LeaseRecord) -> LeaseRecord,
+    context: &LeaseContext,
+    operation: &'static str,
+    change: impl Fn(LeaseRecord) -> LeaseRecord,
 ) -> Result<Lease, LeaseError> {
     let git_dir = store.repo().git_dir();
     let held =
         HeldLease::load(git_dir, id)?.ok_or_else(|| LeaseError::NotHeld { id: id.clone() })?;
-    let expected = held.oid()?;
-    let message = store
-        .repo()
-        .commit_message(expected)
-        .map_err(StoreError::from)?;
-    let current =
-        LeaseRecord::from_message(&message).map_err(|_| LeaseError::NotHeld { id: id.clone() })?;
-    let record = change(LeaseRecord {
-        nonce: nonce(),
-        ..current
-    });
-    let oid = store.write(&record, Some(expected))?;
-    match store.compare_and_swap(id, Some(expected), Some(oid))? {
-        CasOutcome::Won => {
-            let lease = Lease {
-                reference: held.reference,
-                oid,
-                record,
-            };
-            if lease.record.state == LeaseState::Held || lease.record.state == LeaseState::Submitted
-            {
-                remember(store, &lease)?;
-            } else {
-                HeldLease::forget(git_dir, id);
+    let mut expected = held.oid()?;
+    let mut recovered = false;
+    loop {
+        let message = store
+            .repo()
+            .commit_message(expected)
+            .map_err(StoreError::from)?;
+        let current = LeaseRecord::from_message(&message)
+            .map_err(|_| LeaseError::NotHeld { id: id.clone() })?;
+        let record = change(LeaseRecord {
+            nonce: nonce(),
+            ..current
+        });
+        let oid = store.write(&record, Some(expected))?;
+        context.failpoint(operation, "before-cas");
+        match store.compare_and_swap(id, Some(expected), Some(oid))? {
+            CasOutcome::Won => {
+                context.failpoint(operation, "after-cas");
+                let lease = Lease {
+                    reference: held.reference,
+                    oid,
+                    record,
+                };
+                if matches!(lease.record.state, LeaseState::Held | LeaseState::Submitted) {
+                    remember(store, &lease)?;
+                } else {
+                    HeldLease::forget(git_dir, id);
+                }
+                return Ok(lease);
             }
-            Ok(lease)
-        }
-        CasOutcome::Lost { detail } => {
-            HeldLease::forget(git_dir, id);
-            Err(LeaseError::Lost {
-                id: id.clone(),
-                detail: format!(
-                    "the lease ref moved since generation {} (another agent reclaimed it after it expired, or it was released by hand): {detail}",
-                    held.generation
-                ),
-            })
+            CasOutcome::Lost { detail } => {
+                if !recovered && let Some(ours) = still_ours(store, id, &held)? {
+                    expected = ours;
+                    recovered = true;
+                    continue;
+                }
+                if operation == "release" {
+                    HeldLease::forget(git_dir, id);
+                }
+                return Err(LeaseError::Lost {
+                    id: id.clone(),
+                    detail: format!(
+                        "the lease moved on since this worktree held generation {} (it expired and another agent reclaimed it, or it was released by hand): {detail}",
+                        held.generation
+                    ),
+                });
+            }
         }
     }
+}
+
+/// Returns the lease's current commit if it is still this holder's, in the same generation.
+fn still_ours(
+    store: &LeaseStore<'_>,
+    id: &TaskId,
+    held: &HeldLease,
+) -> Result<Option<ObjectId>, LeaseError> {
+    store.refresh()?;
+    let Some(lease) = store.lease(id)? else {
+        return Ok(None);
+    };
+    let record = &lease.record;
+    let ours = record.generation == held.generation
+        && record.holder.agent == held.agent
+        && matches!(record.state, LeaseState::Held | LeaseState::Submitted);
+    Ok(ours.then_some(lease.oid))
 }
 
 /// Renews the lease this worktree holds on `id` for another TTL.
@@ -396,7 +444,7 @@ pub fn heartbeat(
     id: &TaskId,
     context: &LeaseContext,
 ) -> Result<Lease, LeaseError> {
-    advance(store, id, |record| LeaseRecord {
+    advance(store, id, context, "heartbeat", |record| LeaseRecord {
         event: LeaseEvent::Renew,
         renewed_at: context.now,
         expires_at: context.expires_at(),
@@ -418,10 +466,10 @@ pub fn release(
     store: &LeaseStore<'_>,
     id: &TaskId,
     context: &LeaseContext,
-    reason: Option<String>,
+    reason: Option<&str>,
     failed: bool,
 ) -> Result<Released, LeaseError> {
-    let lease = advance(store, id, |record| {
+    let lease = advance(store, id, context, "release", |record| {
         let failures = record.failures + u32::from(failed);
         let parked = failed && failures >= context.max_attempts;
         LeaseRecord {
@@ -439,11 +487,11 @@ pub fn release(
             },
             failures,
             last_error: if failed {
-                reason.clone().or(Some("attempt failed".to_owned()))
+                Some(reason.unwrap_or("attempt failed").to_owned())
             } else {
                 record.last_error.clone()
             },
-            reason,
+            reason: reason.map(str::to_owned),
             renewed_at: context.now,
             ..record
         }
@@ -476,7 +524,7 @@ pub fn submit(
             });
         }
     }
-    advance(store, id, |record| LeaseRecord {
+    advance(store, id, context, "submit", |record| LeaseRecord {
         state: LeaseState::Submitted,
         event: LeaseEvent::Submit,
         renewed_at: context.now,

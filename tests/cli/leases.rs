@@ -1,0 +1,492 @@
+//! Leases through real remotes: file://, git:// and smart HTTP, racing processes, expiry, crashes.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use crate::assert_output;
+use crate::common::{Output, TestEnv};
+use crate::servers::{GitDaemon, HttpGit};
+
+const T0: &str = "2026-11-01T12:00:00Z";
+
+/// A task file with `priority` and optional dependencies.
+fn task(title: &str, priority: u8, depends_on: &[&str]) -> String {
+    let deps = if depends_on.is_empty() {
+        String::new()
+    } else {
+        format!("depends_on: [{}]\n", depends_on.join(", "))
+    };
+    format!("---\ntitle: {title}\npriority: {priority}\n{deps}---\nDo {title}.\n")
+}
+
+/// A bare `remote.git` under `env` holding `files` on `main`, and one clone per name in `clones`.
+fn remote_with_clones(env: &TestEnv, files: &[(String, String)], clones: &[&str]) {
+    std::fs::create_dir_all(env.path("remote.git")).unwrap();
+    env.git(
+        "remote.git",
+        &["init", "--quiet", "--bare", "--initial-branch=main"],
+    );
+    let borrowed: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(path, content)| (path.as_str(), content.as_str()))
+        .collect();
+    env.repo("seed", &borrowed);
+    env.git("seed", &["push", "--quiet", "../remote.git", "main"]);
+    for clone in clones {
+        env.git(".", &["clone", "--quiet", "remote.git", clone]);
+    }
+}
+
+fn queue(count: usize) -> Vec<(String, String)> {
+    (0..count)
+        .map(|index| {
+            (
+                format!(".tasks/t{index:03}.md"),
+                task(
+                    &format!("task {index}"),
+                    u8::try_from(index % 5).unwrap(),
+                    &[],
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Runs `gitprio` as agent `agent` at time `now`.
+fn as_agent(env: &TestEnv, dir: &str, agent: &str, now: &str, args: &[&str]) -> Output {
+    env.run_with(dir, args, &[("GITPRIO_AGENT", agent), ("GITPRIO_NOW", now)])
+}
+
+fn claimed_id(output: &Output) -> String {
+    assert_eq!(output.code, 0, "claim failed: {output}");
+    output.json()["task"]["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn claim_heartbeat_done_and_status_over_a_file_remote() {
+    let env = TestEnv::new();
+    let files = vec![
+        (".tasks/alpha.md".to_owned(), task("Alpha", 0, &[])),
+        (".tasks/beta.md".to_owned(), task("Beta", 1, &[])),
+        (".tasks/gamma.md".to_owned(), task("Gamma", 2, &["alpha"])),
+    ];
+    remote_with_clones(&env, &files, &["a", "b", "c"]);
+
+    let first = as_agent(&env, "a", "alice", T0, &["claim", "--json"]);
+    assert_eq!(claimed_id(&first), "alpha");
+    let lease = &first.json()["lease"];
+    assert_eq!(lease["ref"], "refs/gitprio/leases/alpha");
+    assert_eq!(lease["generation"], 1);
+    assert_eq!(lease["expires_at"], "2026-11-01T12:30:00Z");
+    assert_eq!(lease["store"], "origin");
+    assert!(
+        first.json()["task"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("Do Alpha.")
+    );
+
+    // The lease is on the remote, so another clone cannot take alpha.
+    let remote_refs = env.git("remote.git", &["for-each-ref", "refs/gitprio/"]);
+    assert!(
+        remote_refs.contains("refs/gitprio/leases/alpha"),
+        "{remote_refs}"
+    );
+    let second = as_agent(&env, "b", "bob", T0, &["claim", "--json"]);
+    assert_eq!(claimed_id(&second), "beta");
+    let third = as_agent(&env, "c", "carol", T0, &["claim", "--json"]);
+    assert_eq!(third.code, 3, "{third}");
+    assert_eq!(third.json()["task"], serde_json::Value::Null);
+    assert_eq!(third.json()["reason"], "all_blocked");
+
+    let renewed = as_agent(&env, "a", "alice", "2026-11-01T12:20:00Z", &["heartbeat"]);
+    assert_output!(renewed);
+    assert_output!(as_agent(
+        &env,
+        "c",
+        "carol",
+        "2026-11-01T12:21:00Z",
+        &["status"]
+    ));
+
+    let done = as_agent(
+        &env,
+        "a",
+        "alice",
+        "2026-11-01T12:25:00Z",
+        &["done", "alpha"],
+    );
+    assert_output!(done);
+    let text = std::fs::read_to_string(env.path("a/.tasks/alpha.md")).unwrap();
+    assert!(text.contains("status: done\n"), "{text}");
+    // Submitted work is not handed out again while its change lands. Reading commands
+    // use the leases last fetched (`status`, `claim` and `gc` fetch).
+    assert_eq!(as_agent(&env, "c", "carol", T0, &["status"]).code, 0);
+    let list = as_agent(&env, "c", "carol", "2026-11-01T13:30:00Z", &["list"]);
+    assert!(list.stdout.contains("submitted by alice"), "{list}");
+    // The history of the task is the lease ref's log.
+    let log = env.git(
+        "remote.git",
+        &["log", "--format=%s", "refs/gitprio/leases/alpha"],
+    );
+    assert_eq!(
+        log,
+        "gitprio lease: submit alpha by alice (generation 1, attempt 1)\n\
+         gitprio lease: renew alpha by alice (generation 1, attempt 1)\n\
+         gitprio lease: claim alpha by alice (generation 1, attempt 1)\n"
+    );
+
+    // Once the done status lands on the queue's branch, gc deletes the lease.
+    env.git("a", &["commit", "--quiet", "-am", "alpha done"]);
+    env.git("a", &["push", "--quiet", "origin", "main"]);
+    let gc = as_agent(
+        &env,
+        "c",
+        "carol",
+        "2026-11-01T12:26:00Z",
+        &["gc", "--json"],
+    );
+    assert_eq!(gc.json()["deleted"], serde_json::json!(["alpha"]), "{gc}");
+    let gamma = as_agent(
+        &env,
+        "c",
+        "carol",
+        "2026-11-01T12:26:00Z",
+        &["claim", "--json"],
+    );
+    assert_eq!(claimed_id(&gamma), "gamma");
+}
+
+#[test]
+fn an_expired_lease_is_reclaimed_and_fences_the_old_holder() {
+    let env = TestEnv::new();
+    let files = vec![(".tasks/only.md".to_owned(), task("Only", 0, &[]))];
+    remote_with_clones(&env, &files, &["a", "b"]);
+    let first = as_agent(&env, "a", "alice", T0, &["claim", "--json", "--ttl", "10m"]);
+    assert_eq!(claimed_id(&first), "only");
+
+    // Before expiry, and within the one minute allowed for clock skew, it stays held.
+    for now in ["2026-11-01T12:05:00Z", "2026-11-01T12:10:59Z"] {
+        let early = as_agent(&env, "b", "bob", now, &["claim", "--json"]);
+        assert_eq!(early.code, 3, "{early}");
+        assert_eq!(early.json()["reason"], "all_held");
+    }
+    let reclaim = as_agent(
+        &env,
+        "b",
+        "bob",
+        "2026-11-01T12:11:01Z",
+        &["claim", "--json"],
+    );
+    assert_eq!(claimed_id(&reclaim), "only");
+    let lease = &reclaim.json()["lease"];
+    assert_eq!(lease["generation"], 2);
+    assert_eq!(lease["attempt"], 2);
+    assert_eq!(lease["failures"], 1);
+    assert!(
+        lease["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("alice stopped renewing"),
+        "{reclaim}"
+    );
+
+    // The old holder is fenced off: its done fails with exit 4 and writes nothing.
+    let late = as_agent(
+        &env,
+        "a",
+        "alice",
+        "2026-11-01T12:12:00Z",
+        &["done", "only"],
+    );
+    assert_eq!(late.code, 4, "{late}");
+    assert!(late.stderr.contains("lease lost on `only`"), "{late}");
+    let text = std::fs::read_to_string(env.path("a/.tasks/only.md")).unwrap();
+    assert!(!text.contains("status: done"));
+    let heartbeat = as_agent(
+        &env,
+        "a",
+        "alice",
+        "2026-11-01T12:12:00Z",
+        &["heartbeat", "only"],
+    );
+    assert_eq!(heartbeat.code, 4, "{heartbeat}");
+    // The new holder carries on.
+    let done = as_agent(
+        &env,
+        "b",
+        "bob",
+        "2026-11-01T12:13:00Z",
+        &["done", "--json"],
+    );
+    assert_eq!(done.code, 0, "{done}");
+    assert_eq!(done.json()["lease"]["generation"], 2);
+}
+
+#[test]
+fn failed_attempts_park_a_task_until_a_human_unparks_it() {
+    let env = TestEnv::new();
+    let files = vec![
+        (
+            ".tasks/config.yaml".to_owned(),
+            "max_attempts: 2\n".to_owned(),
+        ),
+        (".tasks/flaky.md".to_owned(), task("Flaky", 0, &[])),
+    ];
+    remote_with_clones(&env, &files, &["a"]);
+    for attempt in 1..=2 {
+        let claim = as_agent(&env, "a", "alice", T0, &["claim", "--json"]);
+        assert_eq!(claimed_id(&claim), "flaky");
+        assert_eq!(claim.json()["lease"]["attempt"], attempt);
+        let release = as_agent(
+            &env,
+            "a",
+            "alice",
+            T0,
+            &[
+                "release",
+                "--failed",
+                "--reason",
+                &format!("tests fail ({attempt})"),
+            ],
+        );
+        assert_eq!(release.code, 0, "{release}");
+    }
+    let parked = as_agent(&env, "a", "alice", T0, &["claim", "--json"]);
+    assert_eq!(parked.code, 3, "{parked}");
+    let list = as_agent(&env, "a", "alice", T0, &["list"]);
+    assert_output!(list);
+    let unpark = as_agent(
+        &env,
+        "a",
+        "human",
+        T0,
+        &["unpark", "flaky", "--reason", "fixed the test"],
+    );
+    assert_eq!(unpark.code, 0, "{unpark}");
+    let again = as_agent(&env, "a", "alice", T0, &["claim", "--json"]);
+    assert_eq!(claimed_id(&again), "flaky");
+    assert_eq!(again.json()["lease"]["failures"], 0);
+}
+
+/// `agents` processes claim and finish tasks in parallel until claim says nothing is ready.
+fn drain(env: &TestEnv, clones: &[String], now: &str) -> BTreeMap<String, Vec<String>> {
+    let claims: Arc<Mutex<BTreeMap<String, Vec<String>>>> = Arc::default();
+    std::thread::scope(|scope| {
+        for clone in clones {
+            let claims = Arc::clone(&claims);
+            scope.spawn(move || {
+                loop {
+                    let claim = as_agent(env, clone, clone, now, &["claim", "--json"]);
+                    if claim.code == 3 {
+                        break;
+                    }
+                    let id = claimed_id(&claim);
+                    claims
+                        .lock()
+                        .unwrap()
+                        .entry(id.clone())
+                        .or_default()
+                        .push(clone.clone());
+                    let done = as_agent(env, clone, clone, now, &["done", &id]);
+                    assert_eq!(done.code, 0, "{done}");
+                }
+            });
+        }
+    });
+    Arc::try_unwrap(claims).unwrap().into_inner().unwrap()
+}
+
+fn assert_each_claimed_once(claims: &BTreeMap<String, Vec<String>>, count: usize) {
+    let doubles: Vec<_> = claims
+        .iter()
+        .filter(|(_, holders)| holders.len() > 1)
+        .collect();
+    assert!(doubles.is_empty(), "double claims: {doubles:?}");
+    assert_eq!(claims.len(), count, "claimed: {claims:?}");
+}
+
+#[test]
+fn sixteen_agents_drain_fifty_tasks_with_no_double_claim() {
+    let env = TestEnv::new();
+    let clones: Vec<String> = (0..16).map(|index| format!("agent{index:02}")).collect();
+    let names: Vec<&str> = clones.iter().map(String::as_str).collect();
+    remote_with_clones(&env, &queue(52), &names);
+    let claims = drain(&env, &clones, T0);
+    assert_each_claimed_once(&claims, 52);
+}
+
+#[test]
+fn leases_work_over_git_daemon_and_smart_http() {
+    let env = TestEnv::new();
+    remote_with_clones(&env, &queue(8), &[]);
+    let daemon = GitDaemon::start(&env.path("."));
+    let http = HttpGit::start(&env.path("."));
+    for (name, url) in [
+        ("daemon", daemon.url("remote.git")),
+        ("http", http.url("remote.git")),
+    ] {
+        let clones: Vec<String> = (0..4).map(|index| format!("{name}{index}")).collect();
+        for clone in &clones {
+            env.git(".", &["clone", "--quiet", &url, clone]);
+        }
+        let claims = drain(&env, &clones, T0);
+        assert_each_claimed_once(&claims, 8);
+        // Reset the remote's leases for the next transport.
+        for id in claims.keys() {
+            env.git(
+                "remote.git",
+                &["update-ref", "-d", &format!("refs/gitprio/leases/{id}")],
+            );
+        }
+    }
+    assert!(
+        http.requests()
+            .iter()
+            .any(|request| request.path.contains("git-receive-pack")),
+        "the HTTP transport was not used for pushing"
+    );
+}
+
+#[test]
+fn local_mode_coordinates_worktrees_of_one_clone() {
+    let env = TestEnv::new();
+    let borrowed = queue(3);
+    let files: Vec<(&str, &str)> = borrowed
+        .iter()
+        .map(|(path, content)| (path.as_str(), content.as_str()))
+        .collect();
+    env.repo("main", &files);
+    env.git("main", &["worktree", "add", "--quiet", "../second"]);
+    let first = as_agent(&env, "main", "one", T0, &["claim", "--json"]);
+    let second = as_agent(&env, "second", "two", T0, &["claim", "--json"]);
+    assert_eq!(first.json()["lease"]["store"], "local");
+    assert_ne!(claimed_id(&first), claimed_id(&second));
+    let refs = env.git(
+        "main",
+        &["for-each-ref", "--format=%(refname)", "refs/gitprio/"],
+    );
+    assert_eq!(refs.lines().count(), 2, "{refs}");
+    // Each worktree remembers its own lease.
+    let done = as_agent(&env, "second", "two", T0, &["done", "--json"]);
+    assert_eq!(done.code, 0, "{done}");
+    assert_eq!(done.json()["lease"]["state"], "submitted");
+    let status = as_agent(&env, "main", "one", T0, &["status", "--json"]);
+    assert_eq!(status.json()["leases"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_crash_at_any_step_leaves_a_state_the_queue_recovers_from() {
+    for failpoint in [
+        "claim:before-cas",
+        "claim:after-cas",
+        "heartbeat:before-cas",
+        "heartbeat:after-cas",
+        "release:after-cas",
+        "submit:after-cas",
+        "done:before-edit",
+    ] {
+        let env = TestEnv::new();
+        let files = vec![(".tasks/only.md".to_owned(), task("Only", 0, &[]))];
+        remote_with_clones(&env, &files, &["a", "b"]);
+        let crash = |args: &[&str]| {
+            let output = env.run_with(
+                "a",
+                args,
+                &[
+                    ("GITPRIO_AGENT", "alice"),
+                    ("GITPRIO_NOW", T0),
+                    ("GITPRIO_FAILPOINT", failpoint),
+                ],
+            );
+            assert_eq!(output.code, -1, "{failpoint}: not killed: {output}");
+        };
+        let operation = failpoint.split(':').next().unwrap();
+        if operation == "claim" {
+            crash(&["claim"]);
+        } else {
+            assert_eq!(as_agent(&env, "a", "alice", T0, &["claim"]).code, 0);
+            match operation {
+                "heartbeat" => crash(&["heartbeat"]),
+                "release" => crash(&["release"]),
+                _ => crash(&["done"]),
+            }
+        }
+        // Whatever happened, the same command again completes, or the lease expires;
+        // nobody else ever holds the task while alice's lease is live.
+        let other = as_agent(
+            &env,
+            "b",
+            "bob",
+            "2026-11-01T12:05:00Z",
+            &["claim", "--json"],
+        );
+        let expected_free = failpoint == "claim:before-cas" || failpoint == "release:after-cas";
+        assert_eq!(other.code == 0, expected_free, "{failpoint}: {other}");
+        if !expected_free && !failpoint.starts_with("claim") {
+            let retry = match operation {
+                "heartbeat" => as_agent(&env, "a", "alice", T0, &["heartbeat"]),
+                _ => as_agent(&env, "a", "alice", T0, &["done"]),
+            };
+            assert_eq!(retry.code, 0, "{failpoint}: retry failed: {retry}");
+        }
+        if failpoint == "claim:after-cas" {
+            // The claim landed but the agent died before it knew: the lease expires.
+            let later = as_agent(
+                &env,
+                "b",
+                "bob",
+                "2026-11-01T12:31:01Z",
+                &["claim", "--json"],
+            );
+            assert_eq!(claimed_id(&later), "only", "{failpoint}");
+            assert_eq!(later.json()["lease"]["generation"], 2);
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_remote_is_a_clear_error_and_writes_nothing() {
+    let env = TestEnv::new();
+    let files = vec![(".tasks/only.md".to_owned(), task("Only", 0, &[]))];
+    remote_with_clones(&env, &files, &["a"]);
+    env.git(
+        "a",
+        &[
+            "remote",
+            "set-url",
+            "origin",
+            &env.path("gone.git").display().to_string(),
+        ],
+    );
+    let claim = as_agent(&env, "a", "alice", T0, &["claim"]);
+    assert_eq!(claim.code, 1, "{claim}");
+    assert!(
+        claim
+            .stderr
+            .contains("cannot reach remote `origin` (fetch)"),
+        "{claim}"
+    );
+    let refs = env.git("a", &["for-each-ref", "refs/gitprio/"]);
+    assert_eq!(refs, "");
+    // A lease ref that holds something else is named, and its task held back.
+    env.git(".", &["clone", "--quiet", "remote.git", "b"]);
+    let head = env.git("b", &["rev-parse", "HEAD"]);
+    env.git(
+        "b",
+        &[
+            "push",
+            "--quiet",
+            "origin",
+            &format!("{}:refs/gitprio/leases/only", head.trim()),
+        ],
+    );
+    let claim = as_agent(&env, "b", "bob", T0, &["claim", "--json"]);
+    assert_eq!(claim.code, 3, "{claim}");
+    assert!(
+        claim
+            .stderr
+            .contains("lease ref `refs/gitprio/remotes/origin/leases/only` is unreadable"),
+        "{claim}"
+    );
+}
