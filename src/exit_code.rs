@@ -15,7 +15,6 @@ pub const NOTHING_READY: u8 = 3;
 /// A lease was lost to, or is held by, another agent.
 pub const LEASE_LOST: u8 = 4;
 /// A task's budget was exceeded.
-#[cfg_attr(not(test), expect(dead_code, reason = "reserved for budgets"))]
 pub const BUDGET_EXCEEDED: u8 = 5;
 /// The directory is not inside a git repository.
 pub const NOT_A_REPOSITORY: u8 = 6;

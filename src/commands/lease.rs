@@ -7,10 +7,11 @@ use clap::Args;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::{
     self as core_lease, BadLease, ClaimFilter, ClaimOutcome, HeldLease, Lease, LeaseContext,
-    LeaseError, LeaseState, LeaseStore, Mode, parse_duration,
+    LeaseError, LeaseEvent, LeaseState, LeaseStore, Mode, parse_duration,
 };
 use gitprio_core::queue::{Blocker, Holds, Queue};
 use gitprio_core::source::{self, QueueSource};
+use gitprio_core::usage::{Ledger, Outcome, RunMeta};
 use gitprio_core::{Config, TaskId};
 use serde_json::json;
 
@@ -246,7 +247,7 @@ pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
     };
     let mut lost = 0;
     let mut round = 0;
-    let (outcome, loaded, queue) = loop {
+    let (outcome, loaded, queue, leases) = loop {
         round += 1;
         store.refresh()?;
         let queue_source = store
@@ -272,12 +273,34 @@ pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
                 }
                 .into());
             }
-            outcome => break (outcome?, loaded, queue),
+            outcome => break (outcome?, loaded, queue, leases),
         }
     };
     match outcome {
         ClaimOutcome::Claimed(mut claimed) => {
             claimed.tries += lost;
+            if claimed.lease.record.event == LeaseEvent::Reclaim
+                && let Some(previous) = leases.get(&claimed.task.id)
+            {
+                // The run before this one ended when its holder stopped renewing.
+                let meta = RunMeta {
+                    outcome: Some(Outcome::Expired),
+                    ended_at: Some(previous.record.expires_at),
+                    ..super::usage::run_meta(
+                        &previous.record,
+                        Some(&claimed.task),
+                        &loaded.config,
+                        None,
+                    )
+                };
+                if let Err(error) = Ledger::new(&store).write(&meta, &[], settings.now) {
+                    output::message(
+                        &settings,
+                        "warning",
+                        &format!("the expired run was not recorded in the usage ledger: {error:#}"),
+                    );
+                }
+            }
             let mut task = claimed.task;
             if task.body.is_empty() {
                 task.body = super::show::read_body(&repo, loaded.commit, &task.path)?;
@@ -350,7 +373,7 @@ pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
 }
 
 /// Resolves the task a lease command is about: the one given, else the one this worktree holds.
-fn held_id(repo: &Repository, id: Option<&str>) -> anyhow::Result<TaskId> {
+pub fn held_id(repo: &Repository, id: Option<&str>) -> anyhow::Result<TaskId> {
     if let Some(id) = id {
         return TaskId::new(id).ok_or_else(|| anyhow!("`{id}` is not a task id"));
     }
@@ -381,15 +404,29 @@ pub fn heartbeat(settings: &Settings, args: &LeaseIdArgs) -> CommandResult {
     let id = held_id(&repo, args.id.as_deref())?;
     let context = context(settings, &repo, &config, args.ttl.as_deref())?;
     let lease = core_lease::heartbeat(&store, &id, &context)?;
+    // The budget verdict rides on the heartbeat: the agent learns to stop where it already listens.
+    let run = RunMeta::run_id(lease.record.generation, lease.record.acquired_at);
+    let spent = Ledger::new(&store)
+        .runs(&id)?
+        .into_iter()
+        .find(|known| known.meta.run == run);
+    let verdict = match &spent {
+        Some(known) => super::usage::budget_verdict(settings, &known.meta, &known.totals()),
+        None => exit_code::SUCCESS,
+    };
     if args.json {
-        output::print_json(&json!({ "lease": lease_json(&lease, &store) }))?;
+        output::print_json(&json!({
+            "lease": lease_json(&lease, &store),
+            "tokens": spent.as_ref().map(|known| known.totals().tokens()),
+            "budget_tokens": spent.as_ref().and_then(|known| known.meta.budget_tokens),
+        }))?;
     } else {
         println!(
             "renewed {id} (generation {}) until {}",
             lease.record.generation, lease.record.expires_at
         );
     }
-    Ok(exit_code::SUCCESS)
+    Ok(verdict)
 }
 
 pub fn release(settings: &Settings, args: &ReleaseArgs) -> CommandResult {
@@ -398,6 +435,14 @@ pub fn release(settings: &Settings, args: &ReleaseArgs) -> CommandResult {
     let id = held_id(&repo, args.id.as_deref())?;
     let context = context(settings, &repo, &config, None)?;
     let released = core_lease::release(&store, &id, &context, args.reason.as_deref(), args.failed)?;
+    let outcome = if released.parked {
+        Outcome::Parked
+    } else if args.failed {
+        Outcome::Failed
+    } else {
+        Outcome::Released
+    };
+    super::usage::record_outcome(settings, &store, &id, outcome);
     if args.json {
         output::print_json(&json!({
             "lease": lease_json(&released.lease, &store),
@@ -434,6 +479,7 @@ pub fn done(settings: &Settings, args: &LeaseIdArgs) -> CommandResult {
     if context.failpoint.as_deref() == Some("done:before-edit") {
         std::process::abort();
     }
+    super::usage::record_outcome(settings, &store, &id, Outcome::Completed);
     if edited != text {
         std::fs::write(&file, edited)
             .with_context(|| format!("cannot write {}", file.display()))?;

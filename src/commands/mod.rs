@@ -9,6 +9,7 @@ mod lease;
 mod list;
 mod next;
 mod show;
+mod usage;
 
 use clap::{Args, Subcommand};
 use gitprio_core::git::Repository;
@@ -50,6 +51,8 @@ pub enum Command {
     Unpark(lease::UnparkArgs),
     /// Delete the leases of tasks that are done, dropped or gone.
     Gc(lease::GcArgs),
+    /// Record and show the tokens each run of a task spent.
+    Usage(usage::UsageArgs),
     /// Print a shell completion script.
     Completions(completions::CompletionsArgs),
 }
@@ -71,6 +74,7 @@ impl Command {
             Command::Status(args) => lease::status(settings, &args),
             Command::Unpark(args) => lease::unpark(settings, &args),
             Command::Gc(args) => lease::gc(settings, &args),
+            Command::Usage(args) => usage::run(settings, &args),
             Command::Completions(args) => Ok(completions::run(&args)),
         }
     }
@@ -121,7 +125,7 @@ pub fn load_tasks(
         .common_dir()
         .join("gitprio")
         .join("cache")
-        .join("parsed.json");
+        .join("parsed.bin");
     let mut cache = ParseCache::load(&cache_path);
     let loaded = source::load(repo, source, Some(&mut cache))?;
     if let Err(error) = cache.save(&cache_path) {

@@ -24,6 +24,9 @@ pub struct Config {
     pub context: Vec<String>,
     /// Context size limit in estimated tokens.
     pub context_budget: Option<TokenCount>,
+    /// How many levels of links inside context documents are followed: 0 takes only the documents
+    /// the config and the task name; 1 (the default) also the documents those link to.
+    pub context_depth: u32,
     /// The git remote that coordinates agents; default `origin` when it exists.
     pub remote: Option<String>,
     /// The branch the queue is read from; default: the remote's default branch.
@@ -46,6 +49,7 @@ impl Default for Config {
             budgets: BTreeMap::new(),
             context: Vec::new(),
             context_budget: None,
+            context_depth: 1,
             remote: None,
             branch: None,
             max_attempts: 3,

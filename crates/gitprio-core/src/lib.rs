@@ -12,6 +12,7 @@ pub mod lease;
 pub mod queue;
 pub mod source;
 pub mod task;
+pub mod usage;
 
 pub use config::Config;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Severity};

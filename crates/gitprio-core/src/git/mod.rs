@@ -325,23 +325,19 @@ impl Repository {
         Ok(message.to_string())
     }
 
-    /// Writes a commit with an empty tree, `message` and `parent`, signed by gitprio at `seconds`.
-    pub fn write_lease_commit(
+    /// Writes a commit of `tree` (the empty tree when `None`) with `message` and `parent`,
+    /// signed by gitprio at `seconds`.
+    pub fn write_commit(
         &self,
         message: &str,
+        tree: Option<ObjectId>,
         parent: Option<ObjectId>,
         seconds: i64,
     ) -> Result<ObjectId, GitError> {
-        let write_error = |source: BoxError| GitError::Object {
-            what: "new commit",
-            id: String::new(),
-            source,
+        let tree = match tree {
+            Some(tree) => tree,
+            None => self.write_object(&gix::objs::Tree::empty())?,
         };
-        let tree = self
-            .repo
-            .write_object(gix::objs::Tree::empty())
-            .map_err(|error| write_error(Box::new(error)))?
-            .detach();
         let signature = gix::actor::Signature {
             name: "gitprio".into(),
             email: "gitprio@localhost".into(),
@@ -356,10 +352,67 @@ impl Repository {
             message: message.into(),
             extra_headers: Vec::new(),
         };
+        self.write_object(&commit)
+    }
+
+    /// Writes `bytes` as a blob.
+    pub fn write_blob(&self, bytes: &[u8]) -> Result<ObjectId, GitError> {
         self.repo
-            .write_object(&commit)
+            .write_blob(bytes)
             .map(gix::Id::detach)
-            .map_err(|error| write_error(Box::new(error)))
+            .map_err(|error| GitError::Object {
+                what: "new blob",
+                id: String::new(),
+                source: Box::new(error),
+            })
+    }
+
+    /// Writes the trees holding `files` (path → blob, `/`-separated) and returns the root tree.
+    pub fn write_tree(
+        &self,
+        files: &std::collections::BTreeMap<String, ObjectId>,
+    ) -> Result<ObjectId, GitError> {
+        let mut entries = Vec::new();
+        let mut subdirectories: std::collections::BTreeMap<
+            &str,
+            std::collections::BTreeMap<String, ObjectId>,
+        > = std::collections::BTreeMap::new();
+        for (path, blob) in files {
+            match path.split_once('/') {
+                Some((directory, rest)) => {
+                    subdirectories
+                        .entry(directory)
+                        .or_default()
+                        .insert(rest.to_owned(), *blob);
+                }
+                None => entries.push(gix::objs::tree::Entry {
+                    mode: gix::objs::tree::EntryKind::Blob.into(),
+                    filename: path.as_str().into(),
+                    oid: *blob,
+                }),
+            }
+        }
+        for (directory, files) in subdirectories {
+            entries.push(gix::objs::tree::Entry {
+                mode: gix::objs::tree::EntryKind::Tree.into(),
+                filename: directory.into(),
+                oid: self.write_tree(&files)?,
+            });
+        }
+        // Git's order: names compared as bytes, a tree's name as if it ended in `/`.
+        entries.sort();
+        self.write_object(&gix::objs::Tree { entries })
+    }
+
+    fn write_object(&self, object: &impl gix::objs::WriteTo) -> Result<ObjectId, GitError> {
+        self.repo
+            .write_object(object)
+            .map(gix::Id::detach)
+            .map_err(|error| GitError::Object {
+                what: "new object",
+                id: String::new(),
+                source: Box::new(error),
+            })
     }
 
     /// Runs `git` in this repository and returns its output, whatever its exit status.
@@ -375,5 +428,88 @@ impl Repository {
                 args: args.join(" "),
                 source,
             })
+    }
+}
+
+/// What a tree entry is, without following it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular or executable file.
+    File,
+    Directory,
+    /// A symbolic link (mode 120000): its blob holds the target path.
+    Symlink,
+    /// A submodule (mode 160000): a commit of another repository.
+    Submodule,
+}
+
+/// One entry of a tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TreeEntry {
+    pub name: String,
+    pub kind: EntryKind,
+    pub id: ObjectId,
+}
+
+fn entry_kind(mode: gix::objs::tree::EntryMode) -> EntryKind {
+    match mode.kind() {
+        gix::objs::tree::EntryKind::Tree => EntryKind::Directory,
+        gix::objs::tree::EntryKind::Link => EntryKind::Symlink,
+        gix::objs::tree::EntryKind::Commit => EntryKind::Submodule,
+        gix::objs::tree::EntryKind::Blob | gix::objs::tree::EntryKind::BlobExecutable => {
+            EntryKind::File
+        }
+    }
+}
+
+/// Entry-by-entry tree reads, for resolving links and symlinks inside a commit.
+impl Repository {
+    /// Returns the object and kind of the entry at `path` in `commit`, without following symlinks.
+    pub fn entry_kind_at(
+        &self,
+        commit: ObjectId,
+        path: &str,
+    ) -> Result<Option<(ObjectId, EntryKind)>, GitError> {
+        let tree_id = self.commit_tree(commit)?;
+        if path.is_empty() {
+            return Ok(Some((tree_id, EntryKind::Directory)));
+        }
+        let tree = self.find_tree(tree_id)?;
+        let entry = tree
+            .lookup_entry_by_path(path)
+            .map_err(|error| GitError::Object {
+                what: "tree",
+                id: tree_id.to_string(),
+                source: Box::new(error),
+            })?;
+        Ok(entry.map(|entry| (entry.object_id(), entry_kind(entry.mode()))))
+    }
+
+    /// Returns the entries of directory `dir` (`""` is the root) of `commit` in name order,
+    /// or `None` when `dir` is not a directory there.
+    pub fn tree_entries_at(
+        &self,
+        commit: ObjectId,
+        dir: &str,
+    ) -> Result<Option<Vec<TreeEntry>>, GitError> {
+        let Some((tree_id, EntryKind::Directory)) = self.entry_kind_at(commit, dir)? else {
+            return Ok(None);
+        };
+        let tree = self.find_tree(tree_id)?;
+        let mut entries = Vec::new();
+        for entry in tree.iter() {
+            let entry = entry.map_err(|error| GitError::Object {
+                what: "tree",
+                id: tree_id.to_string(),
+                source: Box::new(error),
+            })?;
+            entries.push(TreeEntry {
+                name: entry.filename().to_string(),
+                kind: entry_kind(entry.mode()),
+                id: entry.oid().to_owned(),
+            });
+        }
+        entries.sort_unstable_by(|left, right| left.name.cmp(&right.name));
+        Ok(Some(entries))
     }
 }

@@ -21,7 +21,7 @@ use crate::task::TaskId;
 
 pub use ops::{
     ClaimFilter, ClaimOutcome, Claimed, HeldLease, LeaseContext, LeaseError, MAX_CLAIM_TRIES,
-    Released, claim, gc, heartbeat, release, submit, unpark,
+    Released, claim, gc, heartbeat, note_context_size, release, submit, unpark,
 };
 pub use store::{BadLease, CasOutcome, LeaseStore, Mode, StoreError};
 

@@ -134,6 +134,9 @@ pub struct HeldLease {
     pub expires_at: Timestamp,
     /// `local`, or the remote's name.
     pub store: String,
+    /// The estimated size of the context bundle handed over with the claim.
+    #[serde(default)]
+    pub context_tokens: Option<u64>,
 }
 
 impl HeldLease {
@@ -339,6 +342,12 @@ fn park(
 }
 
 fn remember(store: &LeaseStore<'_>, lease: &Lease) -> Result<(), LeaseError> {
+    let git_dir = store.repo().git_dir();
+    let context_tokens = HeldLease::load(git_dir, &lease.record.task)
+        .ok()
+        .flatten()
+        .filter(|held| held.generation == lease.record.generation)
+        .and_then(|held| held.context_tokens);
     HeldLease {
         task: lease.record.task.clone(),
         reference: lease.reference.clone(),
@@ -351,8 +360,18 @@ fn remember(store: &LeaseStore<'_>, lease: &Lease) -> Result<(), LeaseError> {
             Mode::Remote { remote, .. } => remote.clone(),
             Mode::Local => "local".to_owned(),
         },
+        context_tokens,
     }
-    .save(store.repo().git_dir())
+    .save(git_dir)
+}
+
+/// Notes the size of the context bundle handed over with the claim of `id`, for the usage ledger.
+pub fn note_context_size(git_dir: &Path, id: &TaskId, tokens: u64) -> Result<(), LeaseError> {
+    if let Some(mut held) = HeldLease::load(git_dir, id)? {
+        held.context_tokens = Some(tokens);
+        held.save(git_dir)?;
+    }
+    Ok(())
 }
 
 /// Moves the lease this worktree holds on `id` to the state `change` makes of its record.

@@ -83,13 +83,49 @@ impl<'repo> LeaseStore<'repo> {
 
     /// The local ref that mirrors (remote mode) or is (local mode) the lease of `id`.
     pub fn local_ref(&self, id: &TaskId) -> String {
-        format!("{}{id}", self.local_prefix())
+        self.mirror_of(&super::lease_ref(id))
     }
 
     fn local_prefix(&self) -> String {
-        match &self.mode {
-            Mode::Remote { remote, .. } => format!("refs/gitprio/remotes/{remote}/leases/"),
-            Mode::Local => LEASE_PREFIX.to_owned(),
+        self.mirror_of(LEASE_PREFIX)
+    }
+
+    /// The local name of a gitprio ref: itself in local mode, its mirror
+    /// (`refs/gitprio/remotes/<remote>/…`) in remote mode.
+    pub fn mirror_of(&self, reference: &str) -> String {
+        match (&self.mode, reference.strip_prefix("refs/gitprio/")) {
+            (Mode::Remote { remote, .. }, Some(rest)) => {
+                format!("refs/gitprio/remotes/{remote}/{rest}")
+            }
+            _ => reference.to_owned(),
+        }
+    }
+
+    /// Fetches gitprio refs matching `pattern` (`refs/gitprio/usage/*`) into their mirrors.
+    pub fn fetch(&self, pattern: &str) -> Result<(), StoreError> {
+        let Mode::Remote { remote, .. } = &self.mode else {
+            return Ok(());
+        };
+        let spec = format!("+{pattern}:{}", self.mirror_of(pattern));
+        let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
+        if pattern.ends_with('*') {
+            args.push("--prune");
+        }
+        args.extend([remote.as_str(), spec.as_str()]);
+        let output = self.repo.git(&args)?;
+        let detail = stderr_summary(&output.stderr);
+        if output.status.success() || detail.contains("couldn't find remote ref") {
+            // A ref nobody wrote yet is simply absent.
+            if !output.status.success() {
+                let _ = self.update_ref(&self.mirror_of(pattern), false, None, None);
+            }
+            Ok(())
+        } else {
+            Err(StoreError::Remote {
+                remote: remote.clone(),
+                action: "fetch",
+                detail,
+            })
         }
     }
 
@@ -209,7 +245,12 @@ impl<'repo> LeaseStore<'repo> {
         parent: Option<ObjectId>,
     ) -> Result<ObjectId, StoreError> {
         self.repo
-            .write_lease_commit(&record.to_message(), parent, record.renewed_at.as_second())
+            .write_commit(
+                &record.to_message(),
+                None,
+                parent,
+                record.renewed_at.as_second(),
+            )
             .map_err(|error| StoreError::Write(error.to_string()))
     }
 
@@ -220,15 +261,24 @@ impl<'repo> LeaseStore<'repo> {
         expected: Option<ObjectId>,
         new: Option<ObjectId>,
     ) -> Result<CasOutcome, StoreError> {
-        let reference = super::lease_ref(id);
+        self.compare_and_swap_ref(&super::lease_ref(id), expected, new)
+    }
+
+    /// Moves gitprio ref `reference` from `expected` (`None`: must not exist) to `new` (`None`: delete).
+    pub fn compare_and_swap_ref(
+        &self,
+        reference: &str,
+        expected: Option<ObjectId>,
+        new: Option<ObjectId>,
+    ) -> Result<CasOutcome, StoreError> {
         match &self.mode {
-            Mode::Local => self.update_ref(&reference, true, expected, new),
+            Mode::Local => self.update_ref(reference, true, expected, new),
             Mode::Remote { remote, .. } => {
-                let outcome = self.push(remote, &reference, expected, new)?;
+                let outcome = self.push(remote, reference, expected, new)?;
                 if outcome == CasOutcome::Won {
                     // Mirror what the remote now holds; a failure here only delays what
                     // `status` shows until the next fetch, the remote is the truth.
-                    let _ = self.update_ref(&self.local_ref(id), false, None, new);
+                    let _ = self.update_ref(&self.mirror_of(reference), false, None, new);
                 }
                 Ok(outcome)
             }

@@ -1,0 +1,263 @@
+//! List prices per model, and what a run's tokens cost at them.
+//!
+//! Costs are estimates at list price, computed at report time: the bundled table
+//! below, overridden per model by `.tasks/prices.yaml`. A model with no price is
+//! never costed as zero: its cost is unknown and reports say so.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::UsageRecord;
+
+/// Where the bundled prices come from, and when they were taken.
+pub const PRICE_SNAPSHOT: &str = "LiteLLM model_prices_and_context_window.json as embedded by ccusage 696fa2df (2026-05-19) and models.dev via ccusage 5816e640 (2026-06-13)";
+
+/// Dollars per million tokens of each kind.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    pub input: f64,
+    pub output: f64,
+    /// A 5-minute cache write; default 1.25 × input.
+    #[serde(default)]
+    pub cache_write_5m: Option<f64>,
+    /// A 1-hour cache write; default 2 × input.
+    #[serde(default)]
+    pub cache_write_1h: Option<f64>,
+    /// A cache read; default: the input price (no discount known).
+    #[serde(default)]
+    pub cache_read: Option<f64>,
+    /// Multiplier for requests run in fast mode.
+    #[serde(default)]
+    pub fast_multiplier: Option<f64>,
+}
+
+const fn price(
+    input: f64,
+    output: f64,
+    cache_write_5m: Option<f64>,
+    cache_read: Option<f64>,
+) -> Price {
+    Price {
+        input,
+        output,
+        cache_write_5m,
+        cache_write_1h: None,
+        cache_read,
+        fast_multiplier: None,
+    }
+}
+
+const fn fast(mut price: Price, multiplier: f64) -> Price {
+    price.fast_multiplier = Some(multiplier);
+    price
+}
+
+/// The bundled table: model family → price. Longer names are matched first.
+const BUNDLED: &[(&str, Price)] = &[
+    (
+        "claude-opus-4-8",
+        fast(price(5.0, 25.0, Some(6.25), Some(0.50)), 2.0),
+    ),
+    (
+        "claude-opus-4-7",
+        fast(price(5.0, 25.0, Some(6.25), Some(0.50)), 6.0),
+    ),
+    (
+        "claude-opus-4-6",
+        fast(price(5.0, 25.0, Some(6.25), Some(0.50)), 6.0),
+    ),
+    ("claude-opus-4-5", price(5.0, 25.0, Some(6.25), Some(0.50))),
+    (
+        "claude-opus-4-1",
+        price(15.0, 75.0, Some(18.75), Some(1.50)),
+    ),
+    ("claude-opus-4", price(15.0, 75.0, Some(18.75), Some(1.50))),
+    (
+        "claude-sonnet-4-6",
+        price(3.0, 15.0, Some(3.75), Some(0.30)),
+    ),
+    (
+        "claude-sonnet-4-5",
+        price(3.0, 15.0, Some(3.75), Some(0.30)),
+    ),
+    ("claude-sonnet-4", price(3.0, 15.0, Some(3.75), Some(0.30))),
+    ("claude-haiku-4-5", price(1.0, 5.0, Some(1.25), Some(0.10))),
+    ("claude-fable-5", price(10.0, 50.0, Some(12.50), Some(1.00))),
+    ("gpt-5.5", fast(price(5.0, 30.0, None, Some(0.50)), 2.5)),
+    ("gpt-5.4-mini", price(0.75, 4.50, None, Some(0.075))),
+    ("gpt-5.4", fast(price(2.50, 15.0, None, Some(0.25)), 2.0)),
+    (
+        "gpt-5.3-codex",
+        fast(price(1.75, 14.0, None, Some(0.175)), 2.0),
+    ),
+    ("gpt-5.2-codex", price(1.75, 14.0, None, Some(0.175))),
+    ("gpt-5.2", price(1.75, 14.0, None, Some(0.175))),
+    ("gpt-5.1-codex", price(1.25, 10.0, None, Some(0.125))),
+    ("gpt-5.1", price(1.25, 10.0, None, Some(0.125))),
+    ("gpt-5-codex", price(1.25, 10.0, None, Some(0.125))),
+    ("gpt-5-mini", price(0.25, 2.0, None, Some(0.025))),
+    ("gpt-5-nano", price(0.05, 0.40, None, Some(0.005))),
+    ("gpt-5-pro", price(15.0, 120.0, None, None)),
+    ("gpt-5", price(1.25, 10.0, None, Some(0.125))),
+];
+
+/// The prices in force: the bundled table and the repository's overrides.
+#[derive(Clone, Debug, Default)]
+pub struct PriceTable {
+    overrides: BTreeMap<String, Price>,
+}
+
+impl PriceTable {
+    /// Returns the bundled table with `overrides` (model name → price) on top.
+    pub fn new(overrides: BTreeMap<String, Price>) -> PriceTable {
+        PriceTable { overrides }
+    }
+
+    /// Parses `.tasks/prices.yaml`: a map from model name to `{input, output, ...}` in $ per 1M tokens.
+    pub fn parse_overrides(text: &str) -> Result<BTreeMap<String, Price>, String> {
+        if text.trim().is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        serde_saphyr::from_str(text).map_err(|error| error.to_string())
+    }
+
+    /// Returns the price of `model`: an override by exact name, else the bundled family.
+    ///
+    /// Provider prefixes (`us.anthropic.`, `openai/`), date suffixes (`-20250514`) and
+    /// version tags (`-v1`, `:0`) are ignored when matching the bundled table.
+    pub fn price(&self, model: &str) -> Option<Price> {
+        if let Some(price) = self.overrides.get(model) {
+            return Some(*price);
+        }
+        let name = normalize(model);
+        if let Some(price) = self.overrides.get(&name) {
+            return Some(*price);
+        }
+        BUNDLED
+            .iter()
+            .filter(|(family, _)| {
+                name == *family
+                    || name
+                        .strip_prefix(family)
+                        .is_some_and(|rest| rest.starts_with('-') || rest.starts_with('@'))
+            })
+            .max_by_key(|(family, _)| family.len())
+            .map(|(_, price)| *price)
+    }
+
+    /// Returns the cost of `record` in dollars, or `None` when its model has no price.
+    pub fn cost(&self, record: &UsageRecord) -> Option<f64> {
+        let price = self.price(&record.model)?;
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "token counts stay far below 2^52"
+        )]
+        let tokens = |count: u64| count as f64 / 1_000_000.0;
+        let cost = tokens(record.input) * price.input
+            + tokens(record.output) * price.output
+            + tokens(record.cache_write_5m) * price.cache_write_5m.unwrap_or(price.input * 1.25)
+            + tokens(record.cache_write_1h) * price.cache_write_1h.unwrap_or(price.input * 2.0)
+            + tokens(record.cache_read) * price.cache_read.unwrap_or(price.input);
+        let multiplier = if record.speed.as_deref() == Some("fast") {
+            price.fast_multiplier.unwrap_or(1.0)
+        } else {
+            1.0
+        };
+        Some(cost * multiplier)
+    }
+}
+
+/// Strips what providers add around a model family name.
+fn normalize(model: &str) -> String {
+    let mut name = model.trim().to_ascii_lowercase();
+    if let Some((_, rest)) = name.rsplit_once('/') {
+        name = rest.to_owned();
+    }
+    for prefix in ["us.", "eu.", "au.", "apac.", "global."] {
+        if let Some(rest) = name.strip_prefix(prefix) {
+            name = rest.to_owned();
+        }
+    }
+    for vendor in ["anthropic.", "openai."] {
+        if let Some(rest) = name.strip_prefix(vendor) {
+            name = rest.to_owned();
+        }
+    }
+    if let Some((base, _)) = name.split_once(':') {
+        name = base.to_owned();
+    }
+    if let Some(base) = name.strip_suffix("-v1") {
+        name = base.to_owned();
+    }
+    // A trailing date: -20250514.
+    if let Some((base, date)) = name.rsplit_once('-')
+        && date.len() == 8
+        && date.bytes().all(|byte| byte.is_ascii_digit())
+    {
+        name = base.to_owned();
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(model: &str) -> UsageRecord {
+        UsageRecord {
+            model: model.to_owned(),
+            input: 1_000_000,
+            output: 1_000_000,
+            cache_write_5m: 1_000_000,
+            cache_write_1h: 1_000_000,
+            cache_read: 1_000_000,
+            ..UsageRecord::default()
+        }
+    }
+
+    #[test]
+    fn known_models_with_provider_and_date_decorations() {
+        let table = PriceTable::default();
+        for model in [
+            "claude-sonnet-4-5",
+            "claude-sonnet-4-5-20250929",
+            "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "anthropic/claude-sonnet-4-5",
+        ] {
+            let cost = table.cost(&record(model)).unwrap();
+            // 3 + 15 + 3.75 + 6 (1h = 2 × input) + 0.30
+            assert!((cost - 28.05).abs() < 1e-9, "{model}: {cost}");
+        }
+        let input = |model: &str| table.price(model).unwrap().input;
+        assert!((input("claude-opus-4-1-20250805") - 15.0).abs() < 1e-9);
+        assert!((input("claude-opus-4-6") - 5.0).abs() < 1e-9);
+        assert!((input("gpt-5.4-mini") - 0.75).abs() < 1e-9);
+        assert!((table.price("gpt-5-codex").unwrap().output - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn unknown_models_have_no_cost_and_overrides_win() {
+        let table = PriceTable::default();
+        assert_eq!(table.cost(&record("local-llama-70b")), None);
+        let overrides = PriceTable::parse_overrides(
+            "local-llama-70b: {input: 0.5, output: 1.0, cache_read: 0.1}\nclaude-sonnet-4-5: {input: 1, output: 2}\n",
+        )
+        .unwrap();
+        let table = PriceTable::new(overrides);
+        // 0.5 + 1 + 0.625 + 1 + 0.1
+        assert!((table.cost(&record("local-llama-70b")).unwrap() - 3.225).abs() < 1e-9);
+        assert!((table.price("claude-sonnet-4-5").unwrap().input - 1.0).abs() < 1e-9);
+        assert!(PriceTable::parse_overrides("x: {input: 1, output: 2, bogus: 3}").is_err());
+    }
+
+    #[test]
+    fn fast_mode_multiplies() {
+        let table = PriceTable::default();
+        let mut fast = record("claude-opus-4-6");
+        let normal = table.cost(&fast).unwrap();
+        fast.speed = Some("fast".to_owned());
+        assert!((table.cost(&fast).unwrap() - normal * 6.0).abs() < 1e-9);
+    }
+}

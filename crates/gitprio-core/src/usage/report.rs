@@ -1,0 +1,621 @@
+//! Value per token, and where tokens went to waste: the numbers behind `gitprio report`.
+//!
+//! Every run counts, completed or not: tokens spent on failed and abandoned runs are
+//! part of what the completed work cost.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::{Outcome, PriceTable, Run, Totals};
+use crate::task::{Status, TaskId};
+
+/// What the queue says about a task now (its file may have changed since the run).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskFacts {
+    pub value: u32,
+    pub task_type: Option<String>,
+    pub feature: Option<String>,
+    pub status: Status,
+}
+
+/// How runs are grouped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    Run,
+    Agent,
+    Type,
+    Feature,
+    Model,
+    Day,
+}
+
+/// Which runs a report covers.
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub task: Option<TaskId>,
+    pub feature: Option<String>,
+}
+
+/// One run, as reported.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunLine {
+    pub task: TaskId,
+    pub run: String,
+    pub agent: String,
+    #[serde(rename = "type")]
+    pub task_type: Option<String>,
+    pub feature: Option<String>,
+    /// The model that spent most of the run's tokens.
+    pub model: String,
+    pub started_at: Timestamp,
+    pub ended_at: Option<Timestamp>,
+    /// `completed`, `released`, `failed`, `parked`, `expired`, or `open` (still running or never closed).
+    pub outcome: String,
+    pub tokens: u64,
+    pub cost_usd: Option<f64>,
+    pub requests: u64,
+    pub cache_hit_rate: Option<f64>,
+    pub budget_tokens: Option<u64>,
+    pub over_budget: bool,
+    pub context_tokens: Option<u64>,
+}
+
+/// Totals for a set of runs, and what they bought.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub runs: usize,
+    pub completed_tasks: usize,
+    pub value_points: u64,
+    pub tokens: u64,
+    pub totals: Totals,
+    /// Dollars for the tokens of priced models; see `unpriced_tokens`.
+    pub cost_usd: f64,
+    /// Tokens of models with no known price: their cost is unknown, not zero.
+    pub unpriced_tokens: u64,
+    /// Value points per million tokens.
+    pub value_per_million_tokens: Option<f64>,
+    pub tasks_per_million_tokens: Option<f64>,
+    pub usd_per_completed_task: Option<f64>,
+    pub usd_per_value_point: Option<f64>,
+    pub cache_hit_rate: Option<f64>,
+}
+
+/// A summary per group.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Group {
+    pub key: String,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+/// Percentiles of a distribution, with its largest items.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Distribution {
+    pub count: usize,
+    pub median: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub max: u64,
+    /// The five largest: (task, tokens, dollars).
+    pub top: Vec<(TaskId, u64, Option<f64>)>,
+}
+
+/// Signs of waste, each with the evidence.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Waste {
+    /// Tokens per completed task, all its runs included: a fat tail means runaway loops.
+    pub tokens_per_completed_task: Distribution,
+    /// Runs that ended without completing their task, and what they cost.
+    pub unfinished_runs: Vec<RunLine>,
+    pub unfinished_tokens: u64,
+    pub unfinished_cost_usd: f64,
+    /// Tasks that needed more than one run: (task, runs, tokens).
+    pub retried_tasks: Vec<(TaskId, usize, u64)>,
+    /// Cache reads over all input, per agent and per model.
+    pub cache_hit_by_agent: BTreeMap<String, Option<f64>>,
+    pub cache_hit_by_model: BTreeMap<String, Option<f64>>,
+    /// Share of each task type's tokens per model, per ISO week: drift shows as a new model.
+    pub model_mix: Vec<ModelMix>,
+    /// Mean context bundle size per day, in estimated tokens: growth is bloat.
+    pub context_tokens_by_day: BTreeMap<String, u64>,
+    pub over_budget: Vec<RunLine>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelMix {
+    #[serde(rename = "type")]
+    pub task_type: String,
+    pub week: String,
+    pub model: String,
+    pub tokens: u64,
+    pub share: f64,
+}
+
+/// Everything `gitprio report` shows.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    pub price_snapshot: &'static str,
+    pub group_by: GroupBy,
+    pub summary: Summary,
+    pub groups: Vec<Group>,
+    pub runs: Vec<RunLine>,
+    pub waste: Waste,
+    /// Models without a price, with their tokens.
+    pub unpriced_models: BTreeMap<String, u64>,
+}
+
+/// Computes the report for `runs` that pass `filter`.
+pub fn report(
+    runs: &[Run],
+    tasks: &BTreeMap<TaskId, TaskFacts>,
+    prices: &PriceTable,
+    filter: &RunFilter,
+    group_by: GroupBy,
+) -> Report {
+    let selected: Vec<&Run> =
+        runs.iter()
+            .filter(|run| {
+                let meta = &run.meta;
+                filter.since.is_none_or(|since| meta.started_at >= since)
+                    && filter.until.is_none_or(|until| meta.started_at < until)
+                    && filter.task.as_ref().is_none_or(|task| &meta.task == task)
+                    && filter.feature.as_ref().is_none_or(|feature| {
+                        facts_feature(&meta.task, tasks, run) == Some(feature)
+                    })
+            })
+            .collect();
+    let lines: Vec<RunLine> = selected
+        .iter()
+        .map(|run| run_line(run, tasks, prices))
+        .collect();
+    let mut unpriced_models = BTreeMap::new();
+    for run in &selected {
+        for record in &run.records {
+            if prices.price(&record.model).is_none() {
+                *unpriced_models.entry(record.model.clone()).or_default() += record.total_tokens();
+            }
+        }
+    }
+    let summary = summarize(&selected, tasks, prices);
+    let groups = group(&selected, tasks, prices, group_by);
+    let waste = waste(&selected, &lines, tasks, prices);
+    Report {
+        price_snapshot: super::PRICE_SNAPSHOT,
+        group_by,
+        summary,
+        groups,
+        runs: lines,
+        waste,
+        unpriced_models,
+    }
+}
+
+fn facts_feature<'a>(
+    task: &TaskId,
+    tasks: &'a BTreeMap<TaskId, TaskFacts>,
+    run: &'a Run,
+) -> Option<&'a String> {
+    tasks
+        .get(task)
+        .and_then(|facts| facts.feature.as_ref())
+        .or(run.meta.feature.as_ref())
+}
+
+fn task_type<'a>(run: &'a Run, tasks: &'a BTreeMap<TaskId, TaskFacts>) -> Option<&'a String> {
+    tasks
+        .get(&run.meta.task)
+        .and_then(|facts| facts.task_type.as_ref())
+        .or(run.meta.task_type.as_ref())
+}
+
+fn run_cost(run: &Run, prices: &PriceTable) -> (f64, u64, bool) {
+    let mut cost = 0.0;
+    let mut unpriced = 0;
+    for record in &run.records {
+        match prices.cost(record) {
+            Some(dollars) => cost += dollars,
+            None => unpriced += record.total_tokens(),
+        }
+    }
+    (cost, unpriced, unpriced == 0)
+}
+
+fn dominant_model(run: &Run) -> String {
+    run.totals_by_model()
+        .into_iter()
+        .max_by_key(|(model, totals)| (totals.tokens(), std::cmp::Reverse(*model)))
+        .map_or_else(|| "-".to_owned(), |(model, _)| model.to_owned())
+}
+
+fn run_line(run: &Run, tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable) -> RunLine {
+    let totals = run.totals();
+    let (cost, _, fully_priced) = run_cost(run, prices);
+    let meta = &run.meta;
+    RunLine {
+        task: meta.task.clone(),
+        run: meta.run.clone(),
+        agent: meta.agent.clone(),
+        task_type: task_type(run, tasks).cloned(),
+        feature: facts_feature(&meta.task, tasks, run).cloned(),
+        model: dominant_model(run),
+        started_at: meta.started_at,
+        ended_at: meta.ended_at,
+        outcome: meta.outcome.map_or("open", Outcome::as_str).to_owned(),
+        tokens: totals.tokens(),
+        cost_usd: fully_priced.then_some(cost),
+        requests: totals.requests,
+        cache_hit_rate: totals.cache_hit_rate(),
+        budget_tokens: meta.budget_tokens,
+        over_budget: meta
+            .budget_tokens
+            .is_some_and(|budget| totals.tokens() > budget),
+        context_tokens: meta.context_tokens,
+    }
+}
+
+#[expect(clippy::cast_precision_loss, reason = "ratios for display")]
+fn summarize(runs: &[&Run], tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable) -> Summary {
+    let mut totals = Totals::default();
+    let mut cost = 0.0;
+    let mut unpriced = 0;
+    let mut completed: BTreeMap<&TaskId, u32> = BTreeMap::new();
+    for run in runs {
+        totals.merge(&run.totals());
+        let (run_cost, run_unpriced, _) = run_cost(run, prices);
+        cost += run_cost;
+        unpriced += run_unpriced;
+        if run.meta.outcome == Some(Outcome::Completed) {
+            let value = tasks
+                .get(&run.meta.task)
+                .map_or(run.meta.value, |facts| facts.value);
+            completed.insert(&run.meta.task, value);
+        }
+    }
+    let tokens = totals.tokens();
+    let value_points: u64 = completed.values().map(|value| u64::from(*value)).sum();
+    let per_million = |count: f64| (tokens > 0).then(|| count / tokens as f64 * 1_000_000.0);
+    let fully_priced = unpriced == 0;
+    Summary {
+        runs: runs.len(),
+        completed_tasks: completed.len(),
+        value_points,
+        tokens,
+        totals,
+        cost_usd: cost,
+        unpriced_tokens: unpriced,
+        value_per_million_tokens: per_million(value_points as f64),
+        tasks_per_million_tokens: per_million(completed.len() as f64),
+        usd_per_completed_task: (fully_priced && !completed.is_empty())
+            .then(|| cost / completed.len() as f64),
+        usd_per_value_point: (fully_priced && value_points > 0).then(|| cost / value_points as f64),
+        cache_hit_rate: totals.cache_hit_rate(),
+    }
+}
+
+fn group(
+    runs: &[&Run],
+    tasks: &BTreeMap<TaskId, TaskFacts>,
+    prices: &PriceTable,
+    group_by: GroupBy,
+) -> Vec<Group> {
+    let mut groups: BTreeMap<String, Vec<Run>> = BTreeMap::new();
+    for run in runs {
+        if group_by == GroupBy::Model {
+            // A run's tokens go to each model it used; its completion to the main one.
+            let main = dominant_model(run);
+            for model in run.totals_by_model().keys() {
+                let mut part = (*run).clone();
+                part.records.retain(|record| record.model == *model);
+                if *model != main {
+                    part.meta.outcome = None;
+                }
+                groups.entry((*model).to_owned()).or_default().push(part);
+            }
+            continue;
+        }
+        let key = match group_by {
+            GroupBy::Run => format!("{} {}", run.meta.task, run.meta.run),
+            GroupBy::Agent => run.meta.agent.clone(),
+            GroupBy::Type => task_type(run, tasks)
+                .cloned()
+                .unwrap_or_else(|| "-".to_owned()),
+            GroupBy::Feature => facts_feature(&run.meta.task, tasks, run)
+                .cloned()
+                .unwrap_or_else(|| "-".to_owned()),
+            GroupBy::Day => run.meta.started_at.to_string()[..10].to_owned(),
+            GroupBy::Model => unreachable!("handled above"),
+        };
+        groups.entry(key).or_default().push((*run).clone());
+    }
+    groups
+        .into_iter()
+        .map(|(key, runs)| {
+            let borrowed: Vec<&Run> = runs.iter().collect();
+            Group {
+                key,
+                summary: summarize(&borrowed, tasks, prices),
+            }
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[u64], percent: usize) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    // Nearest rank.
+    let rank = (percent * sorted.len()).div_ceil(100).max(1);
+    sorted[rank - 1]
+}
+
+fn waste(
+    runs: &[&Run],
+    lines: &[RunLine],
+    tasks: &BTreeMap<TaskId, TaskFacts>,
+    prices: &PriceTable,
+) -> Waste {
+    let mut by_task: BTreeMap<&TaskId, (usize, u64, f64, bool, bool)> = BTreeMap::new();
+    for run in runs {
+        let (cost, _, fully_priced) = run_cost(run, prices);
+        let entry = by_task
+            .entry(&run.meta.task)
+            .or_insert((0, 0, 0.0, true, false));
+        entry.0 += 1;
+        entry.1 += run.totals().tokens();
+        entry.2 += cost;
+        entry.3 &= fully_priced;
+        entry.4 |= run.meta.outcome == Some(Outcome::Completed);
+    }
+    let mut completed: Vec<(TaskId, u64, Option<f64>)> = by_task
+        .iter()
+        .filter(|(_, entry)| entry.4)
+        .map(|(task, entry)| ((*task).clone(), entry.1, entry.3.then_some(entry.2)))
+        .collect();
+    let mut sorted: Vec<u64> = completed.iter().map(|(_, tokens, _)| *tokens).collect();
+    sorted.sort_unstable();
+    completed.sort_by(|left, right| right.1.cmp(&left.1).then_with(|| left.0.cmp(&right.0)));
+    let tokens_per_completed_task = Distribution {
+        count: sorted.len(),
+        median: percentile(&sorted, 50),
+        p90: percentile(&sorted, 90),
+        p99: percentile(&sorted, 99),
+        max: sorted.last().copied().unwrap_or(0),
+        top: completed.into_iter().take(5).collect(),
+    };
+    let unfinished_runs: Vec<RunLine> = lines
+        .iter()
+        .filter(|line| line.outcome != "completed")
+        .cloned()
+        .collect();
+    let retried_tasks = by_task
+        .iter()
+        .filter(|(_, entry)| entry.0 > 1)
+        .map(|(task, entry)| ((*task).clone(), entry.0, entry.1))
+        .collect();
+    let mut by_agent: BTreeMap<String, Totals> = BTreeMap::new();
+    let mut by_model: BTreeMap<String, Totals> = BTreeMap::new();
+    let mut mix: BTreeMap<(String, String), BTreeMap<String, u64>> = BTreeMap::new();
+    let mut context: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for run in runs {
+        by_agent
+            .entry(run.meta.agent.clone())
+            .or_default()
+            .merge(&run.totals());
+        let kind = task_type(run, tasks)
+            .cloned()
+            .unwrap_or_else(|| "-".to_owned());
+        let date = run.meta.started_at.to_zoned(jiff::tz::TimeZone::UTC).date();
+        let week = date.iso_week_date();
+        let week = format!("{}-W{:02}", week.year(), week.week());
+        for (model, totals) in run.totals_by_model() {
+            by_model.entry(model.to_owned()).or_default().merge(&totals);
+            *mix.entry((kind.clone(), week.clone()))
+                .or_default()
+                .entry(model.to_owned())
+                .or_default() += totals.tokens();
+        }
+        if let Some(size) = run.meta.context_tokens {
+            context.entry(date.to_string()).or_default().push(size);
+        }
+    }
+    #[expect(clippy::cast_precision_loss, reason = "shares for display")]
+    let model_mix = mix
+        .into_iter()
+        .flat_map(|((task_type, week), models)| {
+            let all: u64 = models.values().sum();
+            models.into_iter().map(move |(model, tokens)| ModelMix {
+                task_type: task_type.clone(),
+                week: week.clone(),
+                model,
+                tokens,
+                share: if all == 0 {
+                    0.0
+                } else {
+                    tokens as f64 / all as f64
+                },
+            })
+        })
+        .collect();
+    Waste {
+        tokens_per_completed_task,
+        unfinished_tokens: unfinished_runs.iter().map(|line| line.tokens).sum(),
+        unfinished_cost_usd: unfinished_runs
+            .iter()
+            .filter_map(|line| line.cost_usd)
+            .sum(),
+        unfinished_runs,
+        retried_tasks,
+        cache_hit_by_agent: by_agent
+            .into_iter()
+            .map(|(agent, totals)| (agent, totals.cache_hit_rate()))
+            .collect(),
+        cache_hit_by_model: by_model
+            .into_iter()
+            .map(|(model, totals)| (model, totals.cache_hit_rate()))
+            .collect(),
+        model_mix,
+        context_tokens_by_day: context
+            .into_iter()
+            .map(|(day, sizes)| (day, sizes.iter().sum::<u64>() / sizes.len() as u64))
+            .collect(),
+        over_budget: lines
+            .iter()
+            .filter(|line| line.over_budget)
+            .cloned()
+            .collect(),
+    }
+}
+
+/// The distinct agents of `runs`, for summaries.
+pub fn agents(runs: &[Run]) -> BTreeSet<&str> {
+    runs.iter().map(|run| run.meta.agent.as_str()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usage::{RunMeta, UsageRecord};
+
+    fn run(
+        task: &str,
+        run: &str,
+        agent: &str,
+        outcome: Option<Outcome>,
+        records: &[(&str, u64, u64, u64)],
+    ) -> Run {
+        Run {
+            meta: RunMeta {
+                task: TaskId::new(task).unwrap(),
+                run: run.to_owned(),
+                generation: 1,
+                agent: agent.to_owned(),
+                session: None,
+                task_type: Some("bug".to_owned()),
+                feature: Some("auth".to_owned()),
+                value: 1,
+                routed_model: None,
+                budget_tokens: Some(5_000_000),
+                context_tokens: Some(12_000),
+                started_at: "2026-11-02T10:00:00Z".parse().unwrap(),
+                ended_at: None,
+                outcome,
+            },
+            records: records
+                .iter()
+                .enumerate()
+                .map(|(index, (model, input, output, cache_read))| UsageRecord {
+                    key: format!("{task}-{run}-{index}"),
+                    source: "manual".to_owned(),
+                    model: (*model).to_owned(),
+                    input: *input,
+                    output: *output,
+                    cache_read: *cache_read,
+                    requests: 1,
+                    ..UsageRecord::default()
+                })
+                .collect(),
+        }
+    }
+
+    fn facts(value: u32) -> TaskFacts {
+        TaskFacts {
+            value,
+            task_type: Some("bug".to_owned()),
+            feature: Some("auth".to_owned()),
+            status: Status::Open,
+        }
+    }
+
+    #[test]
+    fn value_per_token_counts_every_run_and_waste_is_named() {
+        let runs = vec![
+            run(
+                "a",
+                "1-x",
+                "alice",
+                Some(Outcome::Failed),
+                &[("claude-sonnet-4-5", 1_000_000, 0, 0)],
+            ),
+            run(
+                "a",
+                "2-y",
+                "bob",
+                Some(Outcome::Completed),
+                &[("claude-sonnet-4-5", 1_000_000, 0, 1_000_000)],
+            ),
+            run(
+                "b",
+                "1-z",
+                "alice",
+                Some(Outcome::Completed),
+                &[("claude-sonnet-4-5", 0, 6_000_000, 0)],
+            ),
+            run(
+                "c",
+                "1-w",
+                "carol",
+                None,
+                &[("mystery-model", 500_000, 0, 0)],
+            ),
+        ];
+        let tasks: BTreeMap<TaskId, TaskFacts> = [
+            (TaskId::new("a").unwrap(), facts(3)),
+            (TaskId::new("b").unwrap(), facts(5)),
+        ]
+        .into_iter()
+        .collect();
+        let report = report(
+            &runs,
+            &tasks,
+            &PriceTable::default(),
+            &RunFilter::default(),
+            GroupBy::Agent,
+        );
+        let summary = &report.summary;
+        assert_eq!(summary.tokens, 9_500_000);
+        assert_eq!(summary.completed_tasks, 2);
+        assert_eq!(summary.value_points, 8);
+        let value = summary.value_per_million_tokens.unwrap();
+        assert!((value - 8.0 / 9.5).abs() < 1e-9, "{value}");
+        // 3 + 3 + 0.3 + 90 dollars for fully_priced models; the unknown model is not zero, it is unknown.
+        assert!((summary.cost_usd - 96.3).abs() < 1e-9);
+        assert_eq!(summary.unpriced_tokens, 500_000);
+        assert_eq!(summary.usd_per_completed_task, None);
+        assert_eq!(report.unpriced_models["mystery-model"], 500_000);
+        let groups: Vec<&str> = report
+            .groups
+            .iter()
+            .map(|group| group.key.as_str())
+            .collect();
+        assert_eq!(groups, ["alice", "bob", "carol"]);
+        let waste = &report.waste;
+        assert_eq!(waste.unfinished_runs.len(), 2);
+        assert_eq!(waste.unfinished_tokens, 1_500_000);
+        assert_eq!(
+            waste.retried_tasks,
+            vec![(TaskId::new("a").unwrap(), 2, 3_000_000)]
+        );
+        assert_eq!(waste.tokens_per_completed_task.count, 2);
+        assert_eq!(waste.tokens_per_completed_task.max, 6_000_000);
+        assert_eq!(waste.tokens_per_completed_task.top[0].0.as_str(), "b");
+        assert_eq!(waste.over_budget.len(), 1);
+        assert_eq!(waste.cache_hit_by_agent["bob"], Some(0.5));
+        assert_eq!(waste.context_tokens_by_day["2026-11-02"], 12_000);
+        assert_eq!(waste.model_mix.len(), 2);
+    }
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let values: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&values, 50), 50);
+        assert_eq!(percentile(&values, 90), 90);
+        assert_eq!(percentile(&values, 99), 99);
+        assert_eq!(percentile(&[7], 99), 7);
+        assert_eq!(percentile(&[], 50), 0);
+    }
+}
