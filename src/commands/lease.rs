@@ -377,7 +377,10 @@ pub fn held_id(repo: &Repository, id: Option<&str>) -> anyhow::Result<TaskId> {
     if let Some(id) = id {
         return TaskId::new(id).ok_or_else(|| anyhow!("`{id}` is not a task id"));
     }
-    let held = HeldLease::all(repo.git_dir());
+    let held: Vec<HeldLease> = HeldLease::all(repo.git_dir())
+        .into_iter()
+        .filter(|held| held.state == LeaseState::Held)
+        .collect();
     match held.as_slice() {
         [one] => Ok(one.task.clone()),
         [] => bail!("this worktree holds no lease; name the task, or `gitprio claim` first"),

@@ -8,6 +8,7 @@ mod init;
 mod lease;
 mod list;
 mod next;
+mod report;
 mod show;
 mod usage;
 
@@ -53,6 +54,8 @@ pub enum Command {
     Gc(lease::GcArgs),
     /// Record and show the tokens each run of a task spent.
     Usage(usage::UsageArgs),
+    /// Report value per token and waste over all runs.
+    Report(report::ReportArgs),
     /// Print a shell completion script.
     Completions(completions::CompletionsArgs),
 }
@@ -75,6 +78,7 @@ impl Command {
             Command::Unpark(args) => lease::unpark(settings, &args),
             Command::Gc(args) => lease::gc(settings, &args),
             Command::Usage(args) => usage::run(settings, &args),
+            Command::Report(args) => report::run(settings, &args),
             Command::Completions(args) => Ok(completions::run(&args)),
         }
     }

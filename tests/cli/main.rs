@@ -7,3 +7,4 @@ mod formats;
 mod leases;
 mod queue;
 mod servers;
+mod usage;

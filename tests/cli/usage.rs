@@ -1,0 +1,330 @@
+//! Usage flows into the git ledger and out as reports; budgets stop a run.
+
+use crate::assert_output;
+use crate::common::{Output, TestEnv};
+
+const T0: &str = "2026-11-02T09:00:00Z";
+
+fn task(title: &str, kind: &str, value: u32, budget: Option<&str>) -> String {
+    let budget = budget
+        .map(|budget| format!("budget: {budget}\n"))
+        .unwrap_or_default();
+    format!(
+        "---\ntitle: {title}\ntype: {kind}\nfeature: auth\nvalue: {value}\n{budget}---\nDo {title}.\n"
+    )
+}
+
+fn setup(env: &TestEnv) {
+    std::fs::create_dir_all(env.path("remote.git")).unwrap();
+    env.git(
+        "remote.git",
+        &["init", "--quiet", "--bare", "--initial-branch=main"],
+    );
+    env.repo(
+        "seed",
+        &[
+            (".tasks/login.md", &task("Login", "bug", 5, Some("300k"))),
+            (".tasks/docs.md", &task("Docs", "docs", 2, None)),
+            (".tasks/cache.md", &task("Cache", "feature", 8, None)),
+            (
+                ".tasks/prices.yaml",
+                "house-model: {input: 1, output: 2, cache_read: 0.1}\n",
+            ),
+        ],
+    );
+    env.git("seed", &["push", "--quiet", "../remote.git", "main"]);
+    for clone in ["a", "b", "reader"] {
+        env.git(".", &["clone", "--quiet", "remote.git", clone]);
+    }
+}
+
+fn agent(env: &TestEnv, dir: &str, name: &str, args: &[&str]) -> Output {
+    env.run_with(dir, args, &[("GITPRIO_AGENT", name), ("GITPRIO_NOW", T0)])
+}
+
+/// Claims `id`, picked by its type: with several agents active, claim deals out the top tasks.
+fn claim(env: &TestEnv, dir: &str, name: &str, id: &str) {
+    let kind = match id {
+        "login" => "bug",
+        "docs" => "docs",
+        _ => "feature",
+    };
+    let output = agent(env, dir, name, &["claim", "--json", "--type", kind]);
+    assert_eq!(output.code, 0, "{output}");
+    assert_eq!(output.json()["task"]["id"], id, "{output}");
+}
+
+fn record(env: &TestEnv, dir: &str, name: &str, args: &[&str]) -> Output {
+    let mut all = vec!["usage", "record"];
+    all.extend_from_slice(args);
+    agent(env, dir, name, &all)
+}
+
+#[test]
+fn usage_is_recorded_in_git_once_and_budgets_stop_the_run() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    let first = record(
+        &env,
+        "a",
+        "alice",
+        &[
+            "--model",
+            "claude-sonnet-4-5",
+            "--input",
+            "1000",
+            "--output",
+            "20000",
+            "--cache-read",
+            "100000",
+            "--key",
+            "req-1",
+            "--json",
+        ],
+    );
+    assert_eq!(first.code, 0, "{first}");
+    assert_eq!(first.json()["tokens"], 121_000);
+    // The same request recorded again (same key) counts once.
+    let again = record(
+        &env,
+        "a",
+        "alice",
+        &[
+            "--model",
+            "claude-sonnet-4-5",
+            "--input",
+            "1000",
+            "--output",
+            "20000",
+            "--cache-read",
+            "100000",
+            "--key",
+            "req-1",
+            "--json",
+        ],
+    );
+    assert_eq!(again.json()["added"], 0, "{again}");
+    assert_eq!(again.json()["tokens"], 121_000);
+    // JSON lines on stdin, for tools that collect usage themselves.
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gitprio"));
+    command
+        .current_dir(env.path("a"))
+        .args(["usage", "record", "--stdin", "--json"])
+        .env("GITPRIO_AGENT", "alice")
+        .env("GITPRIO_NOW", T0)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("HOME", env.path("home"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        b"{\"model\":\"house-model\",\"input\":500,\"output\":500,\"key\":\"h1\"}\n{\"model\":\"house-model\",\"input\":500,\"output\":500,\"key\":\"h2\"}\n",
+    )
+    .unwrap();
+    let stdin = child.wait_with_output().unwrap();
+    assert!(stdin.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&stdin.stdout).unwrap();
+    assert_eq!(json["added"], 2);
+    assert_eq!(json["tokens"], 123_000);
+    assert_eq!(agent(&env, "a", "alice", &["done"]).code, 0);
+
+    // Any clone reads the ledger from the remote.
+    let show = agent(&env, "reader", "carol", &["usage", "show", "cache"]);
+    assert_output!(show);
+    let log = env.git(
+        "remote.git",
+        &["log", "--format=%s", "refs/gitprio/usage/cache"],
+    );
+    assert_eq!(log.lines().count(), 3, "{log}");
+
+    // Over budget: usage record and heartbeat answer 5.
+    claim(&env, "b", "bob", "login");
+    let over = record(
+        &env,
+        "b",
+        "bob",
+        &[
+            "--model",
+            "claude-opus-4-6",
+            "--input",
+            "100",
+            "--output",
+            "400000",
+        ],
+    );
+    assert_eq!(over.code, 5, "{over}");
+    assert!(
+        over.stderr
+            .contains("budget exceeded on `login`: 400100 tokens spent of 300000"),
+        "{over}"
+    );
+    let heartbeat = agent(&env, "b", "bob", &["heartbeat"]);
+    assert_eq!(heartbeat.code, 5, "{heartbeat}");
+    let release = agent(
+        &env,
+        "b",
+        "bob",
+        &["release", "--failed", "--reason", "over budget"],
+    );
+    assert_eq!(release.code, 0, "{release}");
+}
+
+#[test]
+fn reports_show_value_per_token_and_waste_in_every_format() {
+    let env = TestEnv::new();
+    setup(&env);
+    // Three runs: a completed one, a failed one, and a completed retry.
+    claim(&env, "a", "alice", "cache");
+    record(
+        &env,
+        "a",
+        "alice",
+        &[
+            "--model",
+            "claude-sonnet-4-5",
+            "--input",
+            "2000",
+            "--output",
+            "50000",
+            "--cache-read",
+            "400000",
+            "--cache-write",
+            "20000",
+        ],
+    );
+    assert_eq!(agent(&env, "a", "alice", &["done"]).code, 0);
+    claim(&env, "b", "bob", "login");
+    record(
+        &env,
+        "b",
+        "bob",
+        &[
+            "--model",
+            "claude-opus-4-6",
+            "--input",
+            "5000",
+            "--output",
+            "90000",
+            "--cache-read",
+            "100000",
+        ],
+    );
+    assert_eq!(
+        agent(
+            &env,
+            "b",
+            "bob",
+            &["release", "--failed", "--reason", "tests fail"]
+        )
+        .code,
+        0
+    );
+    claim(&env, "b", "bob", "login");
+    record(
+        &env,
+        "b",
+        "bob",
+        &[
+            "--model",
+            "claude-haiku-4-5",
+            "--input",
+            "1000",
+            "--output",
+            "30000",
+            "--cache-read",
+            "60000",
+        ],
+    );
+    record(
+        &env,
+        "b",
+        "bob",
+        &[
+            "--model",
+            "unknown-model",
+            "--input",
+            "10",
+            "--output",
+            "10",
+        ],
+    );
+    assert_eq!(agent(&env, "b", "bob", &["done"]).code, 0);
+
+    let table = agent(&env, "reader", "carol", &["report", "--by", "agent"]);
+    assert_output!(table);
+    let json = agent(&env, "reader", "carol", &["report", "--json"]);
+    let report = json.json();
+    assert_eq!(report["summary"]["completed_tasks"], 2);
+    assert_eq!(report["summary"]["value_points"], 13);
+    assert_eq!(report["summary"]["tokens"], 758_020);
+    assert_eq!(report["summary"]["unpriced_tokens"], 20);
+    assert_eq!(
+        report["waste"]["unfinished_runs"].as_array().unwrap().len(),
+        1
+    );
+    assert_eq!(report["waste"]["retried_tasks"][0][0], "login");
+    let markdown = agent(
+        &env,
+        "reader",
+        "carol",
+        &["report", "--format", "md", "--by", "type"],
+    );
+    assert_output!(markdown);
+    let filtered = agent(
+        &env,
+        "reader",
+        "carol",
+        &["report", "--json", "--task", "cache"],
+    );
+    assert_eq!(filtered.json()["summary"]["runs"], 1);
+    let page = env.path("report.html");
+    let html = agent(
+        &env,
+        "reader",
+        "carol",
+        &["report", "--format", "html", "-o", page.to_str().unwrap()],
+    );
+    assert_eq!(html.code, 0, "{html}");
+    let text = std::fs::read_to_string(&page).unwrap();
+    assert_well_formed(&text);
+    assert_eq!(text.matches("<svg").count(), 3);
+    assert!(!text.contains("NaN"));
+    assert!(text.contains("Completed tasks by tokens spent"));
+}
+
+/// Checks that every element is closed in order, as an HTML validator would (void elements aside).
+fn assert_well_formed(html: &str) {
+    const VOID: &[&str] = &["meta", "br", "hr", "img", "input", "link", "rect"];
+    let mut open: Vec<String> = Vec::new();
+    let mut rest = html;
+    while let Some(start) = rest.find('<') {
+        let end = rest[start..].find('>').expect("unclosed tag") + start;
+        let tag = &rest[start + 1..end];
+        rest = &rest[end + 1..];
+        if tag.starts_with('!') {
+            continue;
+        }
+        let self_closing = tag.ends_with('/');
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
+        if tag.starts_with('/') {
+            assert_eq!(
+                open.pop().as_deref(),
+                Some(name.as_str()),
+                "mismatched </{name}>"
+            );
+        } else if !self_closing && !VOID.contains(&name.as_str()) {
+            open.push(name.clone());
+        }
+        if name == "style" && !tag.starts_with('/') {
+            let close = rest.find("</style>").expect("unclosed style");
+            rest = &rest[close..];
+        }
+    }
+    assert!(open.is_empty(), "unclosed elements: {open:?}");
+}
