@@ -173,6 +173,17 @@ fn demo_shows_the_example_queue() {
             .contains("$ gitprio next --explain\nauth-login-rate-limit"),
         "{output}"
     );
+    // Simulated agents drain the queue and the demo ends on the value-per-token report.
+    for expected in [
+        "agent-1: auth-login-rate-limit done in",
+        "went over its budget",
+        "nothing ready (exit 3), stops",
+        "$ gitprio report --by type",
+        "value per 1M tokens",
+        "Runs that did not complete their task",
+    ] {
+        assert!(output.stdout.contains(expected), "{expected}: {output}");
+    }
 }
 
 #[test]
