@@ -2,6 +2,7 @@
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
+use gitprio_core::context::WorktreeFiles;
 use gitprio_core::git::Repository;
 use gitprio_core::source::{self, QueueSource};
 use gitprio_core::{Diagnostic, Severity, check};
@@ -38,6 +39,14 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
     let paths = repository_paths(&repo)?;
     let mut diagnostics = loaded.diagnostics.clone();
     diagnostics.extend(check::validate(&loaded.tasks, &loaded.config, &paths));
+    if let Some(root) = repo.workdir() {
+        let files = WorktreeFiles::new(root.to_path_buf(), &paths);
+        diagnostics.extend(check::validate_links(
+            &loaded.tasks,
+            &loaded.config,
+            &files,
+        )?);
+    }
     if args.strict {
         for diagnostic in &mut diagnostics {
             diagnostic.severity = Severity::Error;

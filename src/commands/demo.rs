@@ -130,10 +130,11 @@ fn simulate(root: &Path) -> anyhow::Result<()> {
             let budget = json["task"]["budget"]["tokens"].as_u64();
             let records = synthetic_usage(&id, &kind, *attempt, budget);
             let tokens: u64 = records.iter().map(|record| record.1).sum();
-            let stdin: String = records
-                .iter()
-                .map(|record| format!("{}\n", record.0))
-                .collect();
+            let stdin: String = records.iter().fold(String::new(), |mut text, record| {
+                text.push_str(&record.0);
+                text.push('\n');
+                text
+            });
             gitprio(
                 &clone,
                 name,
@@ -151,7 +152,7 @@ fn simulate(root: &Path) -> anyhow::Result<()> {
                     None,
                 )?;
                 println!("{name}: {id} went over its budget at {tokens} tokens (exit 5), released");
-            } else if *attempt == 1 && seed(&id) % 4 == 0 {
+            } else if *attempt == 1 && seed(&id).is_multiple_of(4) {
                 // A deterministic quarter of first attempts fail; retries succeed.
                 gitprio(
                     &clone,
@@ -162,7 +163,19 @@ fn simulate(root: &Path) -> anyhow::Result<()> {
                 )?;
                 println!("{name}: {id} failed after {tokens} tokens, released for a retry");
             } else {
-                gitprio(&clone, name, clock, &["done"], None)?;
+                // The simulated agent did no real work: its acceptance commands cannot pass.
+                gitprio(
+                    &clone,
+                    name,
+                    clock,
+                    &[
+                        "done",
+                        "--no-verify",
+                        "--reason",
+                        "simulated agent in the demo",
+                    ],
+                    None,
+                )?;
                 land(&clone, &id)?;
                 println!("{name}: {id} done in {tokens} tokens, merged");
             }

@@ -11,7 +11,7 @@ use gitprio_core::lease::{
 };
 use gitprio_core::queue::{Blocker, Holds, Queue};
 use gitprio_core::source::{self, QueueSource};
-use gitprio_core::usage::{Ledger, Outcome, RunMeta};
+use gitprio_core::usage::{Ledger, Outcome, Run, RunMeta};
 use gitprio_core::{Config, TaskId};
 use serde_json::json;
 
@@ -48,6 +48,10 @@ pub struct ClaimArgs {
     /// Only claim tasks routed to this model tier (their `model`), or routed nowhere.
     #[arg(long, value_name = "TIER")]
     pub tier: Option<String>,
+    /// Pass over tasks whose `owns` overlap the `owns` of a task an agent holds, so agents
+    /// working in parallel never change the same files.
+    #[arg(long)]
+    pub avoid_overlap: bool,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Print JSON: `{"task": {...}, "lease": {...}}`, or `{"task": null, "reason": ...}`.
@@ -79,9 +83,34 @@ pub struct ReleaseArgs {
     /// The attempt failed: it counts toward `max_attempts`, after which the task is parked.
     #[arg(long)]
     pub failed: bool,
+    /// Park the task now, as a failed attempt, whatever `max_attempts` says: for a task
+    /// that keeps failing the same way.
+    #[arg(long)]
+    pub park: bool,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Print the lease as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoneArgs {
+    /// The task id (default: the one task this worktree holds).
+    pub id: Option<String>,
+    /// Complete without running the task's `acceptance` commands; needs `--reason`.
+    #[arg(long, requires = "reason")]
+    pub no_verify: bool,
+    /// Why the acceptance commands were not run; kept in the lease history.
+    #[arg(long, value_name = "TEXT", requires = "no_verify")]
+    pub reason: Option<String>,
+    /// A short review summary (what changed, what was left alone, tests run, doubts), read
+    /// from FILE or from stdin with `-`; kept as the `reason` of the submit record.
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print the lease and the acceptance results as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -177,7 +206,8 @@ fn holds_of(
     holds
 }
 
-fn context(
+/// Builds what every lease operation needs: the clock, TTL (`ttl`, else the config's), skew, holder.
+pub fn context(
     settings: &Settings,
     repo: &Repository,
     config: &Config,
@@ -234,34 +264,82 @@ fn lease_json(lease: &Lease, store: &LeaseStore<'_>) -> serde_json::Value {
     })
 }
 
-pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
-    let settings = settings.with_agent(args.agent.as_deref());
-    let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo);
-    let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local));
-    let context = context(&settings, &repo, &config, args.ttl.as_deref())?;
-    let filter = ClaimFilter {
-        task_type: args.task_type.clone(),
-        feature: args.feature.clone(),
-        tier: args.tier.clone(),
-    };
+/// What a claim came to, for a front end (the CLI, the MCP server) to show.
+#[derive(Debug)]
+pub enum ClaimResult {
+    Claimed(Box<ClaimedTask>),
+    /// No task was handed out: a stable reason code and a sentence.
+    NothingReady {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// A claimed task with its body read and its context bundle assembled.
+#[derive(Debug)]
+pub struct ClaimedTask {
+    pub task: gitprio_core::Task,
+    pub lease: Lease,
+    /// Compare-and-swaps pushed over all rounds, the winning one included.
+    pub tries: u32,
+    /// Where the queue was read.
+    pub origin: source::Origin,
+    /// The context bundle, or why it could not be assembled: the lease is held either way.
+    pub bundle: anyhow::Result<gitprio_core::context::Bundle>,
+}
+
+/// Claims the best ready task that passes `filter`, taking fresh views of the leases while
+/// other agents win the races; warnings go to stderr.
+pub fn claim_next(
+    settings: &Settings,
+    repo: &Repository,
+    store: &LeaseStore<'_>,
+    context: &LeaseContext,
+    filter: &ClaimFilter,
+) -> anyhow::Result<ClaimResult> {
+    claim_next_avoiding(settings, repo, store, context, filter, false)
+}
+
+/// Claims like [`claim_next`]; with `avoid_overlap`, passes over the tasks whose `owns`
+/// overlap the `owns` of a task under a live lease.
+pub fn claim_next_avoiding(
+    settings: &Settings,
+    repo: &Repository,
+    store: &LeaseStore<'_>,
+    context: &LeaseContext,
+    filter: &ClaimFilter,
+    avoid_overlap: bool,
+) -> anyhow::Result<ClaimResult> {
     let mut lost = 0;
     let mut round = 0;
-    let (outcome, loaded, queue, leases) = loop {
+    let (outcome, loaded, queue, leases, avoided) = loop {
         round += 1;
         store.refresh()?;
         let queue_source = store
             .queue_ref()
             .map_or(QueueSource::Default, QueueSource::Rev);
-        let loaded = load_tasks(&settings, &repo, &queue_source)?;
+        let loaded = load_tasks(settings, repo, &queue_source).map_err(|error| error.error)?;
         let (leases, bad) = store.leases()?;
-        let holds = holds_of(&settings, &leases, &bad, &loaded.config);
+        let holds = holds_of(settings, &leases, &bad, &loaded.config);
         let queue = Queue::build(loaded.tasks.clone(), &holds);
         let context = LeaseContext {
             max_attempts: loaded.config.max_attempts.max(1),
             ..context.clone()
         };
-        match core_lease::claim(&store, &queue, &leases, loaded.commit, &context, &filter) {
+        let avoided = if avoid_overlap {
+            core_lease::overlapping_ready(&queue, &leases, context.now, context.skew)
+        } else {
+            std::collections::BTreeSet::new()
+        };
+        match core_lease::claim_avoiding(
+            store,
+            &queue,
+            &leases,
+            loaded.commit,
+            &context,
+            filter,
+            &avoided,
+        ) {
             Err(LeaseError::Contention { tries }) if round < MAX_CLAIM_ROUNDS => {
                 // Every candidate of this view was taken meanwhile: look again, a little later.
                 lost += tries;
@@ -273,7 +351,7 @@ pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
                 }
                 .into());
             }
-            outcome => break (outcome?, loaded, queue, leases),
+            outcome => break (outcome?, loaded, queue, leases, avoided),
         }
     };
     match outcome {
@@ -293,9 +371,9 @@ pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
                         None,
                     )
                 };
-                if let Err(error) = Ledger::new(&store).write(&meta, &[], settings.now) {
+                if let Err(error) = Ledger::new(store).write(&meta, &[], settings.now) {
                     output::message(
-                        &settings,
+                        settings,
                         "warning",
                         &format!("the expired run was not recorded in the usage ledger: {error:#}"),
                     );
@@ -303,38 +381,41 @@ pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
             }
             let mut task = claimed.task;
             if task.body.is_empty() {
-                task.body = super::show::read_body(&repo, loaded.commit, &task.path)?;
+                task.body = super::show::read_body(repo, loaded.commit, &task.path)?;
             }
-            if args.json {
-                output::print_json(&json!({
-                    "task": task,
-                    "lease": lease_json(&claimed.lease, &store),
-                    "tries": claimed.tries,
-                    "source": loaded.origin,
-                }))?;
-            } else {
-                let record = &claimed.lease.record;
-                println!(
-                    "claimed {} as {} (generation {}, attempt {}, expires {})",
-                    task.id,
-                    record.holder.agent,
-                    record.generation,
-                    record.attempt,
-                    record.expires_at
-                );
-                if let Some(error) = &record.last_error {
-                    println!("last error: {error}");
+            // The lease is taken by now: a bundle that cannot be assembled must not lose it.
+            let bundle = loaded
+                .commit
+                .ok_or_else(|| anyhow!("the queue was not read from a commit"))
+                .and_then(|commit| {
+                    super::context::assemble(repo, commit, &loaded.config, &task, None, None)
+                });
+            match &bundle {
+                Ok(bundle) => {
+                    super::context::warn_about(settings, bundle);
+                    // The bundle's size goes to the usage ledger with the run (bloat shows in reports).
+                    let _ =
+                        core_lease::note_context_size(repo.common_dir(), &task.id, bundle.tokens);
                 }
-                println!(
-                    "renew with `gitprio heartbeat {id}`; finish with `gitprio done {id}` or `gitprio release {id}`\n",
-                    id = task.id
-                );
-                super::show::print_task(&task, &gitprio_core::Readiness::Ready)?;
+                Err(error) => output::message(
+                    settings,
+                    "warning",
+                    &format!(
+                        "cannot assemble the context bundle: {error:#}; the lease is held, and `gitprio context {}` tries again",
+                        task.id
+                    ),
+                ),
             }
-            Ok(exit_code::SUCCESS)
+            Ok(ClaimResult::Claimed(Box::new(ClaimedTask {
+                task,
+                lease: claimed.lease,
+                tries: claimed.tries,
+                origin: loaded.origin,
+                bundle,
+            })))
         }
         ClaimOutcome::NothingReady { held } => {
-            let (reason, sentence) = if queue.ready().is_empty() {
+            let (reason, message) = if queue.ready().is_empty() {
                 if held > 0
                     && queue
                         .not_ready()
@@ -352,6 +433,14 @@ pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
                 } else {
                     super::nothing_ready_reason(&queue)
                 }
+            } else if !avoided.is_empty() {
+                (
+                    "overlap",
+                    format!(
+                        "nothing ready apart from {} tasks whose `owns` overlap a held task's; they wait until it is done or released",
+                        avoided.len()
+                    ),
+                )
             } else {
                 (
                     "no_match",
@@ -361,12 +450,101 @@ pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
                     ),
                 )
             };
+            Ok(ClaimResult::NothingReady { reason, message })
+        }
+    }
+}
+
+pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
+    let settings = settings.with_agent(args.agent.as_deref());
+    let repo = Repository::discover(&settings.directory)?;
+    let config = source::local_config(&repo);
+    let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local));
+    let context = context(&settings, &repo, &config, args.ttl.as_deref())?;
+    let filter = ClaimFilter {
+        task_type: args.task_type.clone(),
+        feature: args.feature.clone(),
+        tier: args.tier.clone(),
+    };
+    match claim_next_avoiding(
+        &settings,
+        &repo,
+        &store,
+        &context,
+        &filter,
+        args.avoid_overlap,
+    )? {
+        ClaimResult::Claimed(claimed) => {
+            let ClaimedTask {
+                task,
+                lease,
+                tries,
+                origin,
+                bundle,
+            } = *claimed;
+            let commands = super::context::report_commands(&task.id, args.store.local);
+            let record = &lease.record;
             if args.json {
-                output::print_json(
-                    &json!({ "task": null, "reason": reason, "message": sentence }),
-                )?;
+                let context = match &bundle {
+                    Ok(bundle) => {
+                        let mut value = serde_json::to_value(bundle)?;
+                        // The prompt itself, exactly as the human output prints it.
+                        value["markdown"] =
+                            json!(bundle.to_markdown(&gitprio_core::context::Tail {
+                                source: origin.to_string(),
+                                lease: Some(&lease),
+                                commands: commands.clone(),
+                            }));
+                        value["report"] = json!(commands);
+                        value
+                    }
+                    Err(_) => serde_json::Value::Null,
+                };
+                output::print_json(&json!({
+                    "task": task,
+                    "lease": lease_json(&lease, &store),
+                    "tries": tries,
+                    "source": origin,
+                    "context": context,
+                }))?;
+            } else {
+                output::message(
+                    &settings,
+                    "info",
+                    &format!(
+                        "claimed {} as {} (generation {}, attempt {}, expires {})",
+                        task.id,
+                        record.holder.agent,
+                        record.generation,
+                        record.attempt,
+                        record.expires_at
+                    ),
+                );
+                if let Ok(bundle) = &bundle {
+                    let tail = gitprio_core::context::Tail {
+                        source: origin.to_string(),
+                        lease: Some(&lease),
+                        commands,
+                    };
+                    print!("{}", bundle.to_markdown(&tail));
+                } else {
+                    if let Some(error) = &record.last_error {
+                        println!("last error: {error}");
+                    }
+                    for command in &commands {
+                        println!("{}: {}", command.command, command.purpose);
+                    }
+                    println!();
+                    super::show::print_task(&task, &gitprio_core::Readiness::Ready)?;
+                }
             }
-            output::message(&settings, "info", &sentence);
+            Ok(exit_code::SUCCESS)
+        }
+        ClaimResult::NothingReady { reason, message } => {
+            if args.json {
+                output::print_json(&json!({ "task": null, "reason": reason, "message": message }))?;
+            }
+            output::message(&settings, "info", &message);
             Ok(exit_code::NOTHING_READY)
         }
     }
@@ -377,11 +555,23 @@ pub fn held_id(repo: &Repository, id: Option<&str>) -> anyhow::Result<TaskId> {
     if let Some(id) = id {
         return TaskId::new(id).ok_or_else(|| anyhow!("`{id}` is not a task id"));
     }
-    let held: Vec<HeldLease> = HeldLease::all(repo.git_dir())
+    let here = repo.workdir().map(|path| path.display().to_string());
+    let mine: Vec<HeldLease> = HeldLease::all(repo.common_dir())
         .into_iter()
-        .filter(|held| held.state == LeaseState::Held)
+        .filter(|held| held.worktree == here)
         .collect();
+    // Live leases first; a submitted one (a `done` to finish after a crash) only if no live one.
+    let live = mine.iter().any(|held| held.state == LeaseState::Held);
+    let held: Vec<HeldLease> = mine
+        .into_iter()
+        .filter(|held| !live || held.state == LeaseState::Held)
+        .collect();
+    // A task worktree made by `gitprio run` is on the branch `gitprio/<id>`.
+    let branch_task = repo
+        .current_branch()
+        .and_then(|branch| branch.strip_prefix("gitprio/").and_then(TaskId::new));
     match held.as_slice() {
+        [] if branch_task.is_some() => Ok(branch_task.expect("checked")),
         [one] => Ok(one.task.clone()),
         [] => bail!("this worktree holds no lease; name the task, or `gitprio claim` first"),
         many => bail!(
@@ -395,24 +585,46 @@ pub fn held_id(repo: &Repository, id: Option<&str>) -> anyhow::Result<TaskId> {
     }
 }
 
-fn open_store(repo: &Repository, local: bool) -> (Config, LeaseStore<'_>) {
+/// Reads the local config and opens the lease store it names (or local refs with `local`).
+pub fn open_store(repo: &Repository, local: bool) -> (Config, LeaseStore<'_>) {
     let config = source::local_config(repo);
     let mode = store_mode(repo, &config, local);
     (config, LeaseStore::new(repo, mode))
+}
+
+/// A renewed lease, and its run as the usage ledger knows it (for the budget verdict).
+#[derive(Debug)]
+pub struct Renewed {
+    pub lease: Lease,
+    pub spent: Option<Run>,
+}
+
+/// Renews the lease on `id` for `ttl` (default: the config's) and reads what its run spent.
+pub fn renew(
+    settings: &Settings,
+    repo: &Repository,
+    config: &Config,
+    store: &LeaseStore<'_>,
+    id: &TaskId,
+    ttl: Option<&str>,
+) -> anyhow::Result<Renewed> {
+    let context = context(settings, repo, config, ttl)?;
+    let lease = core_lease::heartbeat(store, id, &context)?;
+    // The budget verdict rides on the heartbeat: the agent learns to stop where it already listens.
+    let run = RunMeta::run_id(lease.record.generation, lease.record.acquired_at);
+    let spent = Ledger::new(store)
+        .runs(id)?
+        .into_iter()
+        .find(|known| known.meta.run == run);
+    Ok(Renewed { lease, spent })
 }
 
 pub fn heartbeat(settings: &Settings, args: &LeaseIdArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
     let (config, store) = open_store(&repo, args.store.local);
     let id = held_id(&repo, args.id.as_deref())?;
-    let context = context(settings, &repo, &config, args.ttl.as_deref())?;
-    let lease = core_lease::heartbeat(&store, &id, &context)?;
-    // The budget verdict rides on the heartbeat: the agent learns to stop where it already listens.
-    let run = RunMeta::run_id(lease.record.generation, lease.record.acquired_at);
-    let spent = Ledger::new(&store)
-        .runs(&id)?
-        .into_iter()
-        .find(|known| known.meta.run == run);
+    let Renewed { lease, spent } =
+        renew(settings, &repo, &config, &store, &id, args.ttl.as_deref())?;
     let verdict = match &spent {
         Some(known) => super::usage::budget_verdict(settings, &known.meta, &known.totals()),
         None => exit_code::SUCCESS,
@@ -432,25 +644,75 @@ pub fn heartbeat(settings: &Settings, args: &LeaseIdArgs) -> CommandResult {
     Ok(verdict)
 }
 
-pub fn release(settings: &Settings, args: &ReleaseArgs) -> CommandResult {
-    let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = open_store(&repo, args.store.local);
-    let id = held_id(&repo, args.id.as_deref())?;
-    let context = context(settings, &repo, &config, None)?;
-    let released = core_lease::release(&store, &id, &context, args.reason.as_deref(), args.failed)?;
+/// Gives `id` back (a failed attempt with `failed`) and records the run's end in the usage ledger.
+pub fn give_back(
+    settings: &Settings,
+    repo: &Repository,
+    config: &Config,
+    store: &LeaseStore<'_>,
+    id: &TaskId,
+    reason: Option<&str>,
+    failed: bool,
+) -> anyhow::Result<core_lease::Released> {
+    let context = context(settings, repo, config, None)?;
+    let released = core_lease::release(store, id, &context, reason, failed)?;
     let outcome = if released.parked {
         Outcome::Parked
-    } else if args.failed {
+    } else if failed {
         Outcome::Failed
     } else {
         Outcome::Released
     };
-    super::usage::record_outcome(settings, &store, &id, outcome);
+    super::usage::record_outcome(settings, store, id, outcome);
+    Ok(released)
+}
+
+/// Gives `id` back as a failed attempt and parks it at once; records the run as parked.
+pub fn park_now(
+    settings: &Settings,
+    repo: &Repository,
+    config: &Config,
+    store: &LeaseStore<'_>,
+    id: &TaskId,
+    reason: Option<&str>,
+) -> anyhow::Result<core_lease::Released> {
+    let context = context(settings, repo, config, None)?;
+    let released = core_lease::release_parked(store, id, &context, reason)?;
+    super::usage::record_outcome(settings, store, id, Outcome::Parked);
+    Ok(released)
+}
+
+pub fn release(settings: &Settings, args: &ReleaseArgs) -> CommandResult {
+    let repo = Repository::discover(&settings.directory)?;
+    let (config, store) = open_store(&repo, args.store.local);
+    let id = held_id(&repo, args.id.as_deref())?;
+    let released = if args.park {
+        park_now(
+            settings,
+            &repo,
+            &config,
+            &store,
+            &id,
+            args.reason.as_deref(),
+        )?
+    } else {
+        give_back(
+            settings,
+            &repo,
+            &config,
+            &store,
+            &id,
+            args.reason.as_deref(),
+            args.failed,
+        )?
+    };
     if args.json {
         output::print_json(&json!({
             "lease": lease_json(&released.lease, &store),
             "parked": released.parked,
         }))?;
+    } else if released.parked && args.park {
+        println!("released {id} and parked it: it waits for a human (`gitprio unpark {id}`)");
     } else if released.parked {
         println!(
             "released {id}: {} failed attempts, so it is parked until a human looks (`gitprio unpark {id}`)",
@@ -462,35 +724,93 @@ pub fn release(settings: &Settings, args: &ReleaseArgs) -> CommandResult {
     Ok(exit_code::SUCCESS)
 }
 
-pub fn done(settings: &Settings, args: &LeaseIdArgs) -> CommandResult {
-    let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = open_store(&repo, args.store.local);
-    let id = held_id(&repo, args.id.as_deref())?;
-    let context = context(settings, &repo, &config, None)?;
+/// Records `id` as submitted, fenced by the lease, then sets `status: done` in its task file;
+/// returns the lease and the file's path in the repository. `note` (the review summary, why
+/// acceptance was not run) is kept as the `reason` of the submit record in the lease history.
+pub fn finish_noting(
+    settings: &Settings,
+    repo: &Repository,
+    config: &Config,
+    store: &LeaseStore<'_>,
+    id: &TaskId,
+    note: Option<&str>,
+) -> anyhow::Result<(Lease, String)> {
+    let context = context(settings, repo, config, None)?;
     let worktree = repo
         .workdir()
         .ok_or_else(|| anyhow!("`gitprio done` edits the task file, so it needs a working tree"))?
         .to_path_buf();
-    let path = find_task_file(&repo, &id)?;
+    let path = find_task_file(repo, id)?;
     let file = worktree.join(&path);
     let text = std::fs::read_to_string(&file)
         .with_context(|| format!("cannot read the task file {}", file.display()))?;
     let edited = gitprio_core::task::set_status(&text, gitprio_core::Status::Done)
         .with_context(|| format!("cannot set `status: done` in {}", file.display()))?;
     // The fence first: only the lease holder may record completion.
-    let lease = core_lease::submit(&store, &id, &context)?;
+    let lease = core_lease::submit_noting(store, id, &context, note)?;
     if context.failpoint.as_deref() == Some("done:before-edit") {
         std::process::abort();
     }
-    super::usage::record_outcome(settings, &store, &id, Outcome::Completed);
+    super::usage::record_outcome(settings, store, id, Outcome::Completed);
     if edited != text {
         std::fs::write(&file, edited)
             .with_context(|| format!("cannot write {}", file.display()))?;
     }
+    Ok((lease, path))
+}
+
+pub fn done(settings: &Settings, args: &DoneArgs) -> CommandResult {
+    let repo = Repository::discover(&settings.directory)?;
+    let (config, store) = open_store(&repo, args.store.local);
+    let id = held_id(&repo, args.id.as_deref())?;
+    let summary = args.summary.as_deref().map(read_summary).transpose()?;
+    let mut checks = Vec::new();
+    if !args.no_verify {
+        let worktree = repo.workdir().ok_or_else(|| {
+            anyhow!("`gitprio done` runs the acceptance commands, so it needs a working tree")
+        })?;
+        let commands = acceptance_commands(&repo, &id)?;
+        checks = run_acceptance(worktree, &commands)?;
+        if let Some(failed) = checks.iter().find(|check| !check.passed) {
+            output::message(
+                settings,
+                "error",
+                &format!(
+                    "acceptance command `{}` failed ({}), so {id} is not done; fix it and run `gitprio done` again, or `gitprio done --no-verify --reason \"<why>\"`. Its output ends with:\n{}",
+                    failed.command, failed.status, failed.tail
+                ),
+            );
+            if args.json {
+                output::print_json(&json!({
+                    "task": id,
+                    "completed": false,
+                    "acceptance": checks,
+                }))?;
+            }
+            return Ok(exit_code::FAILURE);
+        }
+        if !checks.is_empty() {
+            output::message(
+                settings,
+                "info",
+                &format!("acceptance: all {} commands passed", checks.len()),
+            );
+        }
+    }
+    let note = match (&args.reason, summary) {
+        (Some(reason), Some(summary)) => Some(format!("acceptance not run: {reason}\n\n{summary}")),
+        (Some(reason), None) => Some(format!("acceptance not run: {reason}")),
+        (None, summary) => summary,
+    };
+    let (lease, path) = finish_noting(settings, &repo, &config, &store, &id, note.as_deref())?;
     if args.json {
         output::print_json(&json!({
+            "task": id,
+            "completed": true,
             "lease": lease_json(&lease, &store),
             "path": path,
+            "verified": !args.no_verify,
+            "acceptance": checks,
         }))?;
     } else {
         println!(
@@ -499,6 +819,128 @@ pub fn done(settings: &Settings, args: &LeaseIdArgs) -> CommandResult {
         );
     }
     Ok(exit_code::SUCCESS)
+}
+
+/// The longest review summary kept, in bytes: it lives in a lease commit message.
+const MAX_SUMMARY_BYTES: usize = 8 * 1024;
+
+/// Reads a review summary from `source` (a file, or `-` for stdin); `None` when it is blank.
+fn read_summary(source: &str) -> anyhow::Result<String> {
+    let text = if source == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .context("cannot read the summary from stdin")?;
+        text
+    } else {
+        std::fs::read_to_string(source)
+            .with_context(|| format!("cannot read the summary file {source}"))?
+    };
+    let text = bounded_summary(&text);
+    anyhow::ensure!(!text.is_empty(), "the summary in {source} is empty");
+    Ok(text)
+}
+
+/// Trims a review summary and cuts it at [`MAX_SUMMARY_BYTES`], saying so.
+pub fn bounded_summary(text: &str) -> String {
+    let mut text = text.trim().to_owned();
+    if text.len() > MAX_SUMMARY_BYTES {
+        let mut end = MAX_SUMMARY_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("\n[summary cut at 8 KiB]");
+    }
+    text
+}
+
+/// One acceptance command's result.
+#[derive(Debug, serde::Serialize)]
+pub struct Check {
+    pub command: String,
+    pub passed: bool,
+    /// `exit 1`, or the signal that ended it.
+    pub status: String,
+    /// The last lines of its output (stdout and stderr together).
+    pub tail: String,
+}
+
+/// Returns the acceptance commands of `id` as claimed (the task file the lease names), so
+/// an edit in the working tree cannot weaken them; else as in the working tree.
+pub fn acceptance_commands(repo: &Repository, id: &TaskId) -> anyhow::Result<Vec<String>> {
+    let claimed = HeldLease::load(repo.common_dir(), id)
+        .ok()
+        .flatten()
+        .and_then(|held| gitprio_core::git::ObjectId::from_hex(held.oid.as_bytes()).ok())
+        .and_then(|oid| repo.commit_message(oid).ok())
+        .and_then(|message| gitprio_core::lease::LeaseRecord::from_message(&message).ok())
+        .and_then(|record| record.task_blob)
+        .and_then(|blob| gitprio_core::git::ObjectId::from_hex(blob.as_bytes()).ok())
+        .and_then(|blob| repo.read_blob(blob).ok())
+        .and_then(|bytes| gitprio_core::task::parse_task(&format!(".tasks/{id}.md"), &bytes).task)
+        .filter(|task| &task.id == id);
+    if let Some(task) = claimed {
+        return Ok(task.acceptance);
+    }
+    let loaded = source::load(repo, &QueueSource::Worktree, None)?;
+    loaded
+        .tasks
+        .into_iter()
+        .find(|task| &task.id == id)
+        .map(|task| task.acceptance)
+        .ok_or_else(|| anyhow!("no task file for `{id}` in the working tree"))
+}
+
+/// Runs `commands` with `sh -c` in `directory`, in order, stopping at the first that fails.
+pub fn run_acceptance(
+    directory: &std::path::Path,
+    commands: &[String],
+) -> anyhow::Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    for command in commands {
+        let log = tempfile::tempfile().context("cannot create a file for the command's output")?;
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(directory)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log.try_clone()?)
+            .status()
+            .with_context(|| format!("cannot run the acceptance command `{command}`"))?;
+        let mut log = log;
+        std::io::Seek::rewind(&mut log)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut log, &mut bytes)?;
+        let passed = status.success();
+        checks.push(Check {
+            command: command.clone(),
+            passed,
+            status: status.code().map_or_else(
+                || "killed by a signal".to_owned(),
+                |code| format!("exit {code}"),
+            ),
+            tail: tail(&String::from_utf8_lossy(&bytes), 20, 2000),
+        });
+        if !passed {
+            break;
+        }
+    }
+    Ok(checks)
+}
+
+/// Returns the last `lines` lines of `text`, at most `bytes` bytes of them.
+pub fn tail(text: &str, lines: usize, bytes: usize) -> String {
+    let text = text.trim_end();
+    let start = text
+        .rmatch_indices('\n')
+        .nth(lines.saturating_sub(1))
+        .map_or(0, |(index, _)| index + 1);
+    let mut start = start.max(text.len().saturating_sub(bytes));
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    text[start..].to_owned()
 }
 
 /// Finds the task file of `id`: in the working tree first (it may be new), else in the queue.
@@ -521,8 +963,10 @@ pub fn status(settings: &Settings, args: &StatusArgs) -> CommandResult {
     }
     let (leases, bad) = store.leases()?;
     let skew = parse_duration(&config.clock_skew).unwrap_or_default();
-    let mine: Vec<TaskId> = HeldLease::all(repo.git_dir())
+    let here = repo.workdir().map(|path| path.display().to_string());
+    let mine: Vec<TaskId> = HeldLease::all(repo.common_dir())
         .into_iter()
+        .filter(|held| held.worktree == here)
         .map(|held| held.task)
         .collect();
     if args.json {

@@ -1,14 +1,18 @@
 //! Subcommands, one per file; this module only dispatches.
 
+mod action;
 mod check;
 mod completions;
+mod context;
 mod demo;
 mod explain;
 mod init;
 mod lease;
 mod list;
+mod mcp;
 mod next;
 mod report;
+mod run;
 mod show;
 mod usage;
 
@@ -38,6 +42,8 @@ pub enum Command {
     Init(init::InitArgs),
     /// Build a throwaway repository from the built-in example queue and show it.
     Demo(demo::DemoArgs),
+    /// Print the context bundle of a task: its documents, the project's, and the task itself.
+    Context(context::ContextArgs),
     /// Lease the best ready task for this agent, atomically through the git remote.
     Claim(lease::ClaimArgs),
     /// Renew the lease this worktree holds on a task.
@@ -45,7 +51,7 @@ pub enum Command {
     /// Give a claimed task back, optionally as a failed attempt.
     Release(lease::ReleaseArgs),
     /// Record a claimed task as done: fenced by the lease, then `status: done` in its file.
-    Done(lease::LeaseIdArgs),
+    Done(lease::DoneArgs),
     /// Show who holds what: leases, holders, expiry, attempts, parked tasks.
     Status(lease::StatusArgs),
     /// Make a parked task claimable again.
@@ -56,6 +62,12 @@ pub enum Command {
     Usage(usage::UsageArgs),
     /// Report value per token and waste over all runs.
     Report(report::ReportArgs),
+    /// Run agents on the queue until nothing is ready: claim, work in a worktree, renew, record usage, done or release.
+    Run(run::RunArgs),
+    /// Serve the queue to one agent as MCP tools over stdio (`claude mcp add gitprio -- gitprio mcp`).
+    Mcp(mcp::McpArgs),
+    /// On a pull request in GitHub Actions: summarize the tasks it completes, keep one comment up to date, check task edits.
+    Action(action::ActionArgs),
     /// Print a shell completion script.
     Completions(completions::CompletionsArgs),
 }
@@ -70,6 +82,7 @@ impl Command {
             Command::Check(args) => check::run(settings, &args),
             Command::Init(args) => init::run(settings, &args),
             Command::Demo(args) => demo::run(settings, &args),
+            Command::Context(args) => context::run(settings, &args),
             Command::Claim(args) => lease::claim(settings, &args),
             Command::Heartbeat(args) => lease::heartbeat(settings, &args),
             Command::Release(args) => lease::release(settings, &args),
@@ -79,6 +92,9 @@ impl Command {
             Command::Gc(args) => lease::gc(settings, &args),
             Command::Usage(args) => usage::run(settings, &args),
             Command::Report(args) => report::run(settings, &args),
+            Command::Run(args) => run::run(settings, &args),
+            Command::Mcp(args) => mcp::run(settings, &args),
+            Command::Action(args) => action::run(settings, &args),
             Command::Completions(args) => Ok(completions::run(&args)),
         }
     }

@@ -160,7 +160,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
     Ok(exit_code::SUCCESS)
 }
 
-fn price_overrides(
+pub(crate) fn price_overrides(
     repo: &Repository,
     commit: Option<gitprio_core::git::ObjectId>,
 ) -> anyhow::Result<BTreeMap<String, gitprio_core::usage::Price>> {
@@ -177,7 +177,7 @@ fn price_overrides(
     PriceTable::parse_overrides(&text).map_err(|error| anyhow!("invalid {PRICES_PATH}: {error}"))
 }
 
-fn tokens(count: u64) -> String {
+pub(crate) fn tokens(count: u64) -> String {
     #[expect(clippy::cast_precision_loss, reason = "rounded for display")]
     let value = count as f64;
     if count >= 1_000_000 {
@@ -189,11 +189,11 @@ fn tokens(count: u64) -> String {
     }
 }
 
-fn dollars(value: Option<f64>) -> String {
+pub(crate) fn dollars(value: Option<f64>) -> String {
     value.map_or_else(|| "unknown".to_owned(), |value| format!("${value:.2}"))
 }
 
-fn ratio(value: Option<f64>, digits: usize) -> String {
+pub(crate) fn ratio(value: Option<f64>, digits: usize) -> String {
     value.map_or_else(|| "-".to_owned(), |value| format!("{value:.digits$}"))
 }
 
@@ -529,7 +529,7 @@ fn html(report: &Report) -> String {
     };
     let max = spent.iter().copied().max().unwrap_or(0).max(1);
     let step = max.div_ceil(8).max(1);
-    let mut buckets = vec![0_u64; 8];
+    let mut buckets = [0_u64; 8];
     for value in &spent {
         let index = usize::try_from((value.saturating_sub(1)) / step)
             .unwrap_or(7)
@@ -570,11 +570,11 @@ fn html(report: &Report) -> String {
             .entry(run.started_at.to_string()[..10].to_owned())
             .or_default() += run.tokens;
     }
-    let spend: Vec<(String, f64, String)> = per_day
+    let daily: Vec<(String, f64, String)> = per_day
         .into_iter()
         .map(|(day, spent)| (day, spent as f64, tokens(spent)))
         .collect();
-    body.push_str(&bar_chart("Tokens spent per day", &spend));
+    body.push_str(&bar_chart("Tokens spent per day", &daily));
     let rows = group_rows(report);
     body.push_str("<h2>Groups</h2><table>");
     for (index, row) in rows.iter().enumerate() {

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use gitprio_core::git::Repository;
 use gitprio_core::lease::{HeldLease, LeaseRecord, LeaseStore};
 use gitprio_core::source::{self, LoadedQueue, QueueSource};
-use gitprio_core::usage::{Ledger, Outcome, RunMeta, Totals, UsageRecord};
+use gitprio_core::usage::{Ledger, Outcome, RunMeta, Totals, UsageRecord, Written};
 use gitprio_core::{Config, Task, TaskId};
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -29,8 +29,25 @@ pub struct UsageArgs {
 pub enum UsageCommand {
     /// Record tokens spent on a task's current run (for agents whose logs gitprio cannot read).
     Record(RecordArgs),
+    /// Import usage from agent CLIs' logs (Claude Code, Codex CLI, Gemini CLI) into the runs they belong to.
+    Import(ImportArgs),
     /// Show the runs of a task and what each spent.
     Show(ShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Log files or directories (default: `~/.claude/projects` or `CLAUDE_CONFIG_DIR`,
+    /// `~/.codex/sessions` or `CODEX_HOME`, `~/.gemini/tmp`).
+    pub paths: Vec<std::path::PathBuf>,
+    /// Give every record in the task's current run window to this task, whatever its directory.
+    #[arg(long, value_name = "ID")]
+    pub task: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print what was read and recorded as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +110,7 @@ pub struct ShowArgs {
 pub fn run(settings: &Settings, args: &UsageArgs) -> CommandResult {
     match &args.command {
         UsageCommand::Record(args) => record(settings, args),
+        UsageCommand::Import(args) => import(settings, args),
         UsageCommand::Show(args) => show(settings, args),
     }
 }
@@ -105,7 +123,7 @@ pub fn current_run(
     id: &TaskId,
 ) -> anyhow::Result<RunMeta> {
     let repo = store.repo();
-    let held = HeldLease::load(repo.git_dir(), id)?;
+    let held = HeldLease::load(repo.common_dir(), id)?;
     let record = match &held {
         Some(held) => {
             let oid = gitprio_core::git::ObjectId::from_hex(held.oid.as_bytes())
@@ -152,6 +170,7 @@ pub fn run_meta(
         generation: record.generation,
         agent: record.holder.agent.clone(),
         session: record.holder.session.clone(),
+        worktree: record.holder.worktree.clone(),
         task_type: task.and_then(|task| task.task_type.clone()),
         feature: task.and_then(|task| task.feature.clone()),
         value: task.map_or(1, |task| task.value),
@@ -219,26 +238,27 @@ pub fn budget_verdict(settings: &Settings, meta: &RunMeta, totals: &Totals) -> u
     }
 }
 
+/// One usage record as an agent reports it (flags, stdin or the MCP tool).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RecordInput {
-    model: String,
+pub struct RecordInput {
+    pub model: String,
     #[serde(default)]
-    input: u64,
+    pub input: u64,
     #[serde(default)]
-    output: u64,
+    pub output: u64,
     #[serde(default)]
-    cache_read: u64,
+    pub cache_read: u64,
     #[serde(default)]
-    cache_write: u64,
+    pub cache_write: u64,
     #[serde(default)]
-    cache_write_1h: u64,
+    pub cache_write_1h: u64,
     #[serde(default)]
-    reasoning: u64,
+    pub reasoning: u64,
     #[serde(default = "one")]
-    requests: u32,
+    pub requests: u32,
     #[serde(default)]
-    key: Option<String>,
+    pub key: Option<String>,
 }
 
 fn one() -> u32 {
@@ -261,32 +281,17 @@ fn parse_stdin(text: &str) -> anyhow::Result<Vec<RecordInput>> {
         .collect()
 }
 
-fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
-    let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo);
-    let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local));
-    let id = super::lease::held_id(&repo, args.id.as_deref())?;
-    let inputs = if args.stdin {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text)?;
-        parse_stdin(&text)?
-    } else {
-        vec![RecordInput {
-            model: args.model.clone().unwrap_or_default(),
-            input: args.input,
-            output: args.output,
-            cache_read: args.cache_read,
-            cache_write: args.cache_write,
-            cache_write_1h: args.cache_write_1h,
-            reasoning: args.reasoning,
-            requests: args.requests,
-            key: args.key.clone(),
-        }]
-    };
+/// Records `inputs` as manual usage on the current run of `id` in the usage ledger.
+pub fn record_usage(
+    settings: &Settings,
+    store: &LeaseStore<'_>,
+    id: &TaskId,
+    inputs: Vec<RecordInput>,
+) -> anyhow::Result<Written> {
     if inputs.is_empty() {
-        return Err(anyhow!("no usage records given").into());
+        return Err(anyhow!("no usage records given"));
     }
-    let current = current_run(settings, &store, &id)?;
+    let current = current_run(settings, store, id)?;
     let records: Vec<UsageRecord> = inputs
         .into_iter()
         .enumerate()
@@ -315,7 +320,32 @@ fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
             ..UsageRecord::default()
         })
         .collect();
-    let written = Ledger::new(&store).write(&current, &records, settings.now)?;
+    Ok(Ledger::new(store).write(&current, &records, settings.now)?)
+}
+
+fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
+    let repo = Repository::discover(&settings.directory)?;
+    let config = source::local_config(&repo);
+    let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local));
+    let id = super::lease::held_id(&repo, args.id.as_deref())?;
+    let inputs = if args.stdin {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        parse_stdin(&text)?
+    } else {
+        vec![RecordInput {
+            model: args.model.clone().unwrap_or_default(),
+            input: args.input,
+            output: args.output,
+            cache_read: args.cache_read,
+            cache_write: args.cache_write,
+            cache_write_1h: args.cache_write_1h,
+            reasoning: args.reasoning,
+            requests: args.requests,
+            key: args.key.clone(),
+        }]
+    };
+    let written = record_usage(settings, &store, &id, inputs)?;
     let totals = written.run.totals();
     if args.json {
         output::print_json(&json!({
@@ -410,4 +440,151 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
 
 fn started(at: Timestamp) -> String {
     at.strftime("%Y-%m-%d %H:%M").to_string()
+}
+
+/// What an import read and where its records went.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct ImportSummary {
+    pub report: Option<gitprio_core::usage::import::ImportReport>,
+    /// Records added per run (`task run`).
+    pub recorded: std::collections::BTreeMap<String, usize>,
+    /// Records that belong to no run of this repository (other projects, or outside every run's time).
+    pub unattributed: usize,
+}
+
+/// Imports agent logs and gives each record to the run it belongs to: the run whose
+/// agent session it names, or whose worktree it ran in during the run's time. With
+/// `only`, every record inside that task's current run window goes to it.
+pub fn import_logs(
+    settings: &Settings,
+    store: &LeaseStore<'_>,
+    paths: &[std::path::PathBuf],
+    only: Option<&TaskId>,
+) -> anyhow::Result<ImportSummary> {
+    use gitprio_core::usage::import::{self, ImportEnv, ImportOptions, ImportState};
+    let roots: Vec<std::path::PathBuf> = if paths.is_empty() {
+        import::default_roots(&ImportEnv::from_lookup(|name| std::env::var_os(name)))
+    } else {
+        paths
+            .iter()
+            .map(|path| std::path::absolute(path).unwrap_or_else(|_| path.clone()))
+            .collect()
+    };
+    if roots.is_empty() {
+        return Ok(ImportSummary::default());
+    }
+    let repo = store.repo();
+    let state_path = repo.common_dir().join("gitprio").join("usage-import.json");
+    let mut state: ImportState = std::fs::read(&state_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .unwrap_or_default();
+    let imported = import::import(&roots, &mut state, &ImportOptions::default())?;
+    let ledger = Ledger::new(store);
+    let mut candidates: Vec<RunMeta> = ledger
+        .all_runs()?
+        .into_iter()
+        .map(|run| run.meta)
+        .filter(|meta| only.is_none_or(|id| &meta.task == id))
+        .collect();
+    for held in HeldLease::all(repo.common_dir()) {
+        if only.is_none_or(|id| &held.task == id)
+            && let Ok(meta) = current_run(settings, store, &held.task)
+            && !candidates
+                .iter()
+                .any(|known| known.run == meta.run && known.task == meta.task)
+        {
+            candidates.push(meta);
+        }
+    }
+    if let Some(id) = only
+        && candidates.is_empty()
+    {
+        candidates.push(current_run(settings, store, id)?);
+    }
+    let worktrees_root = repo.common_dir().join("gitprio").join("worktrees");
+    let mut by_run: Vec<(RunMeta, Vec<UsageRecord>)> = Vec::new();
+    let mut summary = ImportSummary::default();
+    for record in imported.records.iter().cloned() {
+        let owner = candidates.iter().find(|meta| {
+            let end = meta.ended_at.unwrap_or(settings.now);
+            let in_window = record
+                .at
+                .is_none_or(|at| at >= meta.started_at && at <= end);
+            let same_session = record.session.is_some() && record.session == meta.session;
+            let task_worktree = worktrees_root
+                .join(meta.task.as_str())
+                .display()
+                .to_string();
+            let same_place = record
+                .cwd
+                .as_ref()
+                .is_some_and(|cwd| Some(cwd) == meta.worktree.as_ref() || *cwd == task_worktree);
+            same_session || (in_window && (same_place || only.is_some()))
+        });
+        match owner {
+            Some(meta) => match by_run
+                .iter_mut()
+                .find(|(known, _)| known.run == meta.run && known.task == meta.task)
+            {
+                Some((_, records)) => records.push(record),
+                None => by_run.push((meta.clone(), vec![record])),
+            },
+            None => summary.unattributed += 1,
+        }
+    }
+    for (meta, records) in by_run {
+        let written = ledger.write(&meta, &records, settings.now)?;
+        summary
+            .recorded
+            .insert(format!("{} {}", meta.task, meta.run), written.added);
+    }
+    // Only now is what was read safely stored: remember how far each log was read.
+    if let Some(parent) = state_path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let temporary = state_path.with_extension(format!("tmp.{}", std::process::id()));
+    std::fs::write(&temporary, serde_json::to_vec(&state)?)?;
+    std::fs::rename(&temporary, &state_path)?;
+    summary.report = Some(imported.report);
+    Ok(summary)
+}
+
+fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
+    let repo = Repository::discover(&settings.directory)?;
+    let config = source::local_config(&repo);
+    let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local));
+    let only = args
+        .task
+        .as_deref()
+        .map(|id| TaskId::new(id).ok_or_else(|| anyhow!("`{id}` is not a task id")))
+        .transpose()?;
+    let summary = import_logs(settings, &store, &args.paths, only.as_ref())?;
+    if args.json {
+        output::print_json(&summary)?;
+        return Ok(exit_code::SUCCESS);
+    }
+    if let Some(report) = &summary.report {
+        println!(
+            "read {} files ({} bytes, {} lines; {} malformed lines skipped): {} requests, {} duplicate copies dropped",
+            report.files_read,
+            report.bytes_read,
+            report.lines,
+            report.malformed_lines,
+            report.records,
+            report.duplicates
+        );
+    } else {
+        println!("no agent logs found");
+    }
+    for (run, added) in &summary.recorded {
+        println!("{run}: {added} new records");
+    }
+    if summary.unattributed > 0 {
+        println!(
+            "{} records belong to no run of this repository (other projects, or outside every run's time)",
+            summary.unattributed
+        );
+    }
+    Ok(exit_code::SUCCESS)
 }

@@ -1,10 +1,14 @@
 //! Integration tests of the `gitprio` binary: one test binary, modules by area.
 
+mod action;
 mod bad_input;
 mod check;
 mod common;
+mod context;
 mod formats;
 mod leases;
+mod mcp;
 mod queue;
+mod run;
 mod servers;
 mod usage;

@@ -310,7 +310,7 @@ fn assert_well_formed(html: &str) {
         let name: String = tag
             .trim_start_matches('/')
             .chars()
-            .take_while(|c| c.is_ascii_alphanumeric())
+            .take_while(char::is_ascii_alphanumeric)
             .collect();
         if tag.starts_with('/') {
             assert_eq!(
@@ -327,4 +327,70 @@ fn assert_well_formed(html: &str) {
         }
     }
     assert!(open.is_empty(), "unclosed elements: {open:?}");
+}
+
+/// A Claude Code transcript line of one streamed copy of an assistant message.
+fn claude_line(cwd: &str, message: &str, request: &str, at: &str, output: u64) -> String {
+    format!(
+        r#"{{"parentUuid":null,"isSidechain":false,"userType":"external","cwd":"{cwd}","sessionId":"s-1","version":"1.0.65","gitBranch":"main","message":{{"id":"{message}","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{{"type":"text","text":"working"}}],"usage":{{"input_tokens":4,"cache_creation_input_tokens":1000,"cache_read_input_tokens":20000,"cache_creation":{{"ephemeral_5m_input_tokens":1000,"ephemeral_1h_input_tokens":0}},"output_tokens":{output}}}}},"requestId":"{request}","type":"assistant","uuid":"u-{message}-{output}","timestamp":"{at}"}}"#
+    )
+}
+
+#[test]
+fn agent_logs_are_imported_into_the_run_they_belong_to_once() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    let cwd = env.path("a").display().to_string();
+    let other = env.path("elsewhere").display().to_string();
+    let projects = env.path("claude/projects/-a");
+    std::fs::create_dir_all(&projects).unwrap();
+    let transcript = [
+        // One request streamed in three copies: counted once, with the final output.
+        claude_line(&cwd, "msg_1", "req_1", "2026-11-02T09:01:00Z", 1),
+        claude_line(&cwd, "msg_1", "req_1", "2026-11-02T09:01:00Z", 2),
+        claude_line(&cwd, "msg_1", "req_1", "2026-11-02T09:01:00Z", 700),
+        r#"{"type":"assistant","message":{"usage":{"input_tokens": truncated"#.to_owned(),
+        claude_line(&cwd, "msg_2", "req_2", "2026-11-02T09:02:00Z", 300),
+        // Another project's request at the same time belongs to no run here.
+        claude_line(&other, "msg_3", "req_3", "2026-11-02T09:03:00Z", 999),
+    ]
+    .join("\n");
+    std::fs::write(projects.join("s-1.jsonl"), transcript + "\n").unwrap();
+    let claude_dir = env.path("claude").display().to_string();
+    let import = |args: &[&str]| {
+        let mut all = vec!["usage", "import"];
+        all.extend_from_slice(args);
+        env.run_with(
+            "a",
+            &all,
+            &[
+                ("GITPRIO_AGENT", "alice"),
+                ("GITPRIO_NOW", "2026-11-02T09:10:00Z"),
+                ("CLAUDE_CONFIG_DIR", &claude_dir),
+            ],
+        )
+    };
+    let first = import(&["--json"]);
+    assert_eq!(first.code, 0, "{first}");
+    let summary = first.json();
+    assert_eq!(summary["report"]["malformed_lines"], 1, "{first}");
+    assert_eq!(summary["unattributed"], 1, "{first}");
+    let recorded: u64 = summary["recorded"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|added| added.as_u64().unwrap())
+        .sum();
+    assert_eq!(recorded, 2, "{first}");
+    // Importing again reads nothing new and changes nothing.
+    let again = import(&["--json"]);
+    assert_eq!(again.json()["report"]["bytes_read"], 0, "{again}");
+    let show = agent(&env, "a", "alice", &["usage", "show", "cache", "--json"]);
+    let run = &show.json()["runs"][0];
+    assert_eq!(run["totals"]["output"], 1000);
+    assert_eq!(run["totals"]["cache_read"], 40_000);
+    assert_eq!(run["totals"]["cache_write_5m"], 2_000);
+    assert_eq!(run["totals"]["input"], 8);
+    assert_eq!(run["totals"]["requests"], 2);
 }

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use globset::Glob;
 
 use crate::config::Config;
+use crate::context::{self, ContextError, Files, NoteKind, Origin, Reader, Resolved};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Position};
 use crate::queue::dependency_cycles;
 use crate::task::Task;
@@ -115,6 +116,76 @@ pub fn validate(tasks: &[Task], config: &Config, paths: &[String]) -> Vec<Diagno
     diagnostics
 }
 
+/// Returns the problems of the links each task hands to an agent, read from `files`: missing
+/// files and headings and unsafe links are errors, documents a bundle would skip are warnings.
+///
+/// It checks the config's `context` list, each task's `context` list and the links of each
+/// task's body; links inside those documents are followed only when a bundle is built. The
+/// problems [`validate`] reports (a `context` path that is missing or leaves the repository) are
+/// not repeated.
+pub fn validate_links(
+    tasks: &[Task],
+    config: &Config,
+    files: &impl Files,
+) -> Result<Vec<Diagnostic>, ContextError> {
+    let mut reader = Reader::new(files);
+    let mut diagnostics = Vec::new();
+    let positions = context::config_positions(files, &config.context)?;
+    for (entry, position) in config.context.iter().zip(positions) {
+        if let Some(diagnostic) =
+            link_problem(&mut reader, entry, "", crate::CONFIG_PATH, position)?
+        {
+            diagnostics.push(diagnostic);
+        }
+    }
+    for task in tasks {
+        for reference in context::task_references(task) {
+            if reference.origin == Origin::TaskContext {
+                let path = reference
+                    .link
+                    .split('#')
+                    .next()
+                    .unwrap_or(&reference.link)
+                    .trim_end_matches('/');
+                if escapes_repository(path) || files.kind(path)?.is_none() {
+                    continue;
+                }
+            }
+            let (file, position) = &reference.at;
+            if let Some(diagnostic) = link_problem(
+                &mut reader,
+                &reference.link,
+                &reference.linking_file,
+                file,
+                *position,
+            )? {
+                diagnostics.push(diagnostic);
+            }
+        }
+    }
+    Ok(diagnostics)
+}
+
+fn link_problem(
+    reader: &mut Reader<'_, impl Files>,
+    link: &str,
+    linking_file: &str,
+    path: &str,
+    position: Position,
+) -> Result<Option<Diagnostic>, ContextError> {
+    let Resolved::Problem(kind, message) = reader.resolve(link, linking_file)? else {
+        return Ok(None);
+    };
+    Ok(Some(match kind {
+        NoteKind::Skipped => {
+            Diagnostic::warning(DiagnosticKind::MissingContext, path, position, message)
+        }
+        NoteKind::MissingFile | NoteKind::MissingSection | NoteKind::Refused => {
+            Diagnostic::error(DiagnosticKind::MissingContext, path, position, message)
+        }
+    }))
+}
+
 /// Returns the diagnostics sorted by file, line and column, as `check` prints them.
 pub fn sorted(mut diagnostics: Vec<Diagnostic>) -> Vec<Diagnostic> {
     diagnostics.sort_by(|left, right| {
@@ -140,6 +211,7 @@ fn escapes_repository(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::WorktreeFiles;
     use crate::task::parse_task;
 
     fn task(id: &str, frontmatter: &str) -> Task {
@@ -172,6 +244,55 @@ mod tests {
                 ".tasks/b.md:4:18: warning: `owns` glob `nothing/*.rs` matches no file in the repository",
                 ".tasks/b.md:5:28: error: `context` path `docs/missing.md` does not exist",
                 ".tasks/b.md:5:45: error: `context` path `../etc/passwd` leaves the repository; use a repository-relative path",
+            ]
+        );
+    }
+
+    #[test]
+    fn reports_missing_linked_files_and_headings_and_unsafe_links() {
+        let root = tempfile::tempdir().unwrap();
+        let task_text = "---\ntitle: a\ncontext: [docs/api.md#errrors, docs/gone.md, docs/api.md#errors]\n---\nSee [errors](../docs/api.md#errors), [passwd](../../etc/passwd),\n[nope](../docs/nope.md), [logo](../logo.png) and <https://example.com>.\n";
+        let files = [
+            (".tasks/a.md", task_text.as_bytes()),
+            (
+                ".tasks/config.yaml",
+                b"context:\n  - CONVENTIONS.md\n  - docs/absent.md#x\n".as_slice(),
+            ),
+            ("CONVENTIONS.md", b"# Conventions\n".as_slice()),
+            ("docs/api.md", b"# API\n## Errors\nshape\n".as_slice()),
+            ("logo.png", b"\x89PNG\0\0".as_slice()),
+        ];
+        for (path, bytes) in files {
+            let full = root.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, bytes).unwrap();
+        }
+        let paths: Vec<String> = files.iter().map(|(path, _)| (*path).to_owned()).collect();
+        let tasks = vec![
+            parse_task(".tasks/a.md", task_text.as_bytes())
+                .task
+                .unwrap(),
+        ];
+        let config = Config {
+            context: vec!["CONVENTIONS.md".to_owned(), "docs/absent.md#x".to_owned()],
+            ..Config::default()
+        };
+        let tree = WorktreeFiles::new(root.path().to_path_buf(), &paths);
+        let mut diagnostics = validate(&tasks, &config, &paths);
+        diagnostics.extend(validate_links(&tasks, &config, &tree).unwrap());
+        let messages: Vec<String> = sorted(diagnostics)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                ".tasks/a.md:3:11: error: link `docs/api.md#errrors`: `docs/api.md` has no heading `#errrors`; did you mean `#errors`?",
+                ".tasks/a.md:3:32: error: `context` path `docs/gone.md` does not exist",
+                ".tasks/a.md:5:38: error: link `../../etc/passwd` leaves the repository; refused",
+                ".tasks/a.md:6:1: error: link `../docs/nope.md`: `docs/nope.md` does not exist in the repository",
+                ".tasks/a.md:6:26: warning: link `../logo.png`: `logo.png` is a binary file; skipped",
+                ".tasks/config.yaml:3:5: error: link `docs/absent.md#x`: `docs/absent.md` does not exist in the repository",
             ]
         );
     }

@@ -37,6 +37,12 @@ pub struct Config {
     pub lease_ttl: String,
     /// How far apart agents' clocks may be: a lease is reclaimed only this long after it expired.
     pub clock_skew: String,
+    /// Model tiers, cheapest first: tier name → the model `gitprio run` hands the agent.
+    pub tiers: Tiers,
+    /// The tier of each task type, for tasks whose `model` names none.
+    pub type_tiers: BTreeMap<String, String>,
+    /// Whether a failed attempt is retried one tier up (`gitprio run`).
+    pub escalate: bool,
 }
 
 impl Default for Config {
@@ -55,8 +61,80 @@ impl Default for Config {
             max_attempts: 3,
             lease_ttl: "30m".to_owned(),
             clock_skew: "1m".to_owned(),
+            tiers: Tiers::default(),
+            type_tiers: BTreeMap::new(),
+            escalate: false,
         }
     }
+}
+
+/// Model tiers in the order the config lists them, cheapest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tiers(pub Vec<(String, String)>);
+
+impl Tiers {
+    /// Returns the position of tier `name` in the order listed.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.0.iter().position(|(tier, _)| tier == name)
+    }
+}
+
+impl Serialize for Tiers {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (tier, model) in &self.0 {
+            map.serialize_entry(tier, model)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Tiers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TiersVisitor;
+        impl<'de> serde::de::Visitor<'de> for TiersVisitor {
+            type Value = Tiers;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a map from tier name to model, cheapest first")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Tiers, A::Error> {
+                let mut tiers: Vec<(String, String)> = Vec::new();
+                while let Some((tier, model)) = map.next_entry::<String, String>()? {
+                    if tiers.iter().any(|(known, _)| *known == tier) {
+                        return Err(serde::de::Error::custom(format!(
+                            "tier `{tier}` is listed twice"
+                        )));
+                    }
+                    tiers.push((tier, model));
+                }
+                Ok(Tiers(tiers))
+            }
+        }
+        deserializer.deserialize_map(TiersVisitor)
+    }
+}
+
+/// The model a task runs on, and the tier it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// The tier, when the model came from `tiers`.
+    pub tier: Option<String>,
+    /// The model to hand the agent; `None` when neither the task nor the config names one.
+    pub model: Option<String>,
+    /// Whether escalation moved the task up from the tier it starts at.
+    pub escalated: bool,
+}
+
+/// Why a task's model cannot be resolved.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`type_tiers` sends type `{task_type}` to tier `{tier}`, which `tiers` does not list")]
+pub struct RouteError {
+    pub task_type: String,
+    pub tier: String,
 }
 
 /// A token count written as `200000`, `200k` or `1.5m`.
@@ -129,6 +207,63 @@ impl Config {
         }
     }
 
+    /// Resolves the model of a task with `model` (a tier or a model name) and `task_type`,
+    /// after `failures` failed attempts.
+    ///
+    /// A task's `model` that names a tier picks it; any other value is a model name, used as
+    /// is. Else `type_tiers` picks the tier of the task's type, else the first (cheapest)
+    /// tier applies. With `escalate`, each failed attempt moves one tier up, stopping at the
+    /// last.
+    pub fn route(
+        &self,
+        model: Option<&str>,
+        task_type: Option<&str>,
+        failures: u32,
+    ) -> Result<Route, RouteError> {
+        let start = match model {
+            Some(name) => match self.tiers.position(name) {
+                Some(index) => Some(index),
+                None => {
+                    return Ok(Route {
+                        tier: None,
+                        model: Some(name.to_owned()),
+                        escalated: false,
+                    });
+                }
+            },
+            None => match task_type
+                .and_then(|kind| self.type_tiers.get(kind).map(|tier| (kind, tier)))
+            {
+                Some((kind, tier)) => {
+                    Some(self.tiers.position(tier).ok_or_else(|| RouteError {
+                        task_type: kind.to_owned(),
+                        tier: tier.clone(),
+                    })?)
+                }
+                None => (!self.tiers.0.is_empty()).then_some(0),
+            },
+        };
+        let Some(start) = start else {
+            return Ok(Route {
+                tier: None,
+                model: None,
+                escalated: false,
+            });
+        };
+        let steps = if self.escalate {
+            usize::try_from(failures).unwrap_or(usize::MAX)
+        } else {
+            0
+        };
+        let index = start.saturating_add(steps).min(self.tiers.0.len() - 1);
+        let (tier, model) = &self.tiers.0[index];
+        Ok(Route {
+            tier: Some(tier.clone()),
+            model: Some(model.clone()),
+            escalated: index > start,
+        })
+    }
+
     /// Returns whether `task_type` is one of the allowed types.
     pub fn allows_type(&self, task_type: &str) -> bool {
         self.types.iter().any(|allowed| allowed == task_type)
@@ -149,6 +284,54 @@ mod tests {
         assert_eq!(config.types, ["bug", "ops"]);
         assert_eq!(config.budgets["bug"], TokenCount(200_000));
         assert_eq!(config.max_attempts, 3);
+    }
+
+    #[test]
+    fn routes_tasks_to_models_and_escalates() {
+        let (config, problem) = Config::parse(
+            ".tasks/config.yaml",
+            "tiers:\n  small: claude-haiku-4-5\n  medium: claude-sonnet-4-5\n  large: claude-opus-4-1\ntype_tiers:\n  bug: medium\n  spike: huge\n",
+        );
+        assert!(problem.is_none(), "{problem:?}");
+        let model = |task_model, kind, failures| {
+            config
+                .route(task_model, kind, failures)
+                .unwrap()
+                .model
+                .unwrap()
+        };
+        assert_eq!(model(None, Some("bug"), 0), "claude-sonnet-4-5");
+        assert_eq!(model(None, Some("docs"), 0), "claude-haiku-4-5");
+        assert_eq!(model(Some("large"), Some("bug"), 0), "claude-opus-4-1");
+        assert_eq!(model(Some("gpt-5"), None, 2), "gpt-5");
+        // Without `escalate`, failures do not move the tier.
+        assert_eq!(model(None, Some("bug"), 1), "claude-sonnet-4-5");
+        assert_eq!(
+            config
+                .route(None, Some("spike"), 0)
+                .unwrap_err()
+                .to_string(),
+            "`type_tiers` sends type `spike` to tier `huge`, which `tiers` does not list"
+        );
+        let escalating = Config {
+            escalate: true,
+            ..config.clone()
+        };
+        let route = escalating.route(None, Some("docs"), 1).unwrap();
+        assert_eq!(route.tier.as_deref(), Some("medium"));
+        assert!(route.escalated);
+        assert_eq!(
+            escalating
+                .route(None, Some("bug"), 5)
+                .unwrap()
+                .model
+                .as_deref(),
+            Some("claude-opus-4-1")
+        );
+        let none = Config::default().route(None, Some("bug"), 0).unwrap();
+        assert_eq!(none.model, None);
+        let (_, twice) = Config::parse(".tasks/config.yaml", "tiers:\n  a: x\n  a: y\n");
+        assert!(twice.is_some());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! in local mode. See `docs/leases.md` for the guarantees.
 
 mod ops;
+mod overlap;
 mod store;
 
 use std::collections::BTreeMap;
@@ -21,8 +22,10 @@ use crate::task::TaskId;
 
 pub use ops::{
     ClaimFilter, ClaimOutcome, Claimed, HeldLease, LeaseContext, LeaseError, MAX_CLAIM_TRIES,
-    Released, claim, gc, heartbeat, note_context_size, release, submit, unpark,
+    Released, claim, claim_avoiding, gc, heartbeat, note_context_size, release, release_parked,
+    submit, submit_noting, unpark,
 };
+pub use overlap::{overlapping_ready, owns_overlap};
 pub use store::{BadLease, CasOutcome, LeaseStore, Mode, StoreError};
 
 /// The ref namespace of leases, in the remote and in local mode.

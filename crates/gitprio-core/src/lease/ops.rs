@@ -121,7 +121,9 @@ pub enum LeaseError {
     },
 }
 
-/// What this worktree remembers about a lease it holds, so later commands need no arguments.
+/// What a clone remembers about a lease one of its worktrees holds, so later commands
+/// need no arguments. Kept in the common git directory, so every worktree of the clone
+/// (an agent's task worktree included) can renew and finish it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HeldLease {
     pub task: TaskId,
@@ -137,6 +139,9 @@ pub struct HeldLease {
     /// The estimated size of the context bundle handed over with the claim.
     #[serde(default)]
     pub context_tokens: Option<u64>,
+    /// The worktree that claimed the lease: commands there need no task id.
+    #[serde(default)]
+    pub worktree: Option<String>,
 }
 
 impl HeldLease {
@@ -214,11 +219,33 @@ pub fn claim(
     context: &LeaseContext,
     filter: &ClaimFilter,
 ) -> Result<ClaimOutcome, LeaseError> {
+    claim_avoiding(
+        store,
+        queue,
+        leases,
+        queue_commit,
+        context,
+        filter,
+        &BTreeSet::new(),
+    )
+}
+
+/// Claims like [`claim`], passing over the ready tasks in `avoid` (those whose `owns`
+/// overlap a held task's, see [`super::overlapping_ready`]).
+pub fn claim_avoiding(
+    store: &LeaseStore<'_>,
+    queue: &Queue,
+    leases: &BTreeMap<TaskId, Lease>,
+    queue_commit: Option<ObjectId>,
+    context: &LeaseContext,
+    filter: &ClaimFilter,
+    avoid: &BTreeSet<TaskId>,
+) -> Result<ClaimOutcome, LeaseError> {
     let candidates: Vec<&Task> = queue
         .ready()
         .iter()
         .map(|entry| &entry.task)
-        .filter(|task| filter.admits(task))
+        .filter(|task| filter.admits(task) && !avoid.contains(&task.id))
         .collect();
     if candidates.is_empty() {
         let held = queue
@@ -342,7 +369,7 @@ fn park(
 }
 
 fn remember(store: &LeaseStore<'_>, lease: &Lease) -> Result<(), LeaseError> {
-    let git_dir = store.repo().git_dir();
+    let git_dir = store.repo().common_dir();
     let context_tokens = HeldLease::load(git_dir, &lease.record.task)
         .ok()
         .flatten()
@@ -361,6 +388,7 @@ fn remember(store: &LeaseStore<'_>, lease: &Lease) -> Result<(), LeaseError> {
             Mode::Local => "local".to_owned(),
         },
         context_tokens,
+        worktree: lease.record.holder.worktree.clone(),
     }
     .save(git_dir)
 }
@@ -386,7 +414,7 @@ fn advance(
     operation: &'static str,
     change: impl Fn(LeaseRecord) -> LeaseRecord,
 ) -> Result<Lease, LeaseError> {
-    let git_dir = store.repo().git_dir();
+    let git_dir = store.repo().common_dir();
     let held =
         HeldLease::load(git_dir, id)?.ok_or_else(|| LeaseError::NotHeld { id: id.clone() })?;
     let mut expected = held.oid()?;
@@ -521,6 +549,29 @@ pub fn release(
     })
 }
 
+/// Gives back the task this worktree holds as a failed attempt and parks it at once,
+/// whatever `max_attempts` says: for a runaway loop that keeps failing the same way.
+pub fn release_parked(
+    store: &LeaseStore<'_>,
+    id: &TaskId,
+    context: &LeaseContext,
+    reason: Option<&str>,
+) -> Result<Released, LeaseError> {
+    let lease = advance(store, id, context, "release", |record| LeaseRecord {
+        state: LeaseState::Parked,
+        event: LeaseEvent::Park,
+        failures: record.failures + 1,
+        last_error: Some(reason.unwrap_or("attempt failed").to_owned()),
+        reason: reason.map(str::to_owned),
+        renewed_at: context.now,
+        ..record
+    })?;
+    Ok(Released {
+        parked: true,
+        lease,
+    })
+}
+
 /// Records that the work on `id` was submitted, fenced by the lease this worktree holds.
 ///
 /// Doing it again after a crash is safe: a submission already recorded is returned as is.
@@ -529,7 +580,18 @@ pub fn submit(
     id: &TaskId,
     context: &LeaseContext,
 ) -> Result<Lease, LeaseError> {
-    let git_dir = store.repo().git_dir();
+    submit_noting(store, id, context, None)
+}
+
+/// Records the submission like [`submit`], with `note` (a review summary, why acceptance
+/// was not run) kept as the submit record's `reason`.
+pub fn submit_noting(
+    store: &LeaseStore<'_>,
+    id: &TaskId,
+    context: &LeaseContext,
+    note: Option<&str>,
+) -> Result<Lease, LeaseError> {
+    let git_dir = store.repo().common_dir();
     if let Some(held) = HeldLease::load(git_dir, id)?
         && held.state == LeaseState::Submitted
     {
@@ -547,6 +609,7 @@ pub fn submit(
         state: LeaseState::Submitted,
         event: LeaseEvent::Submit,
         renewed_at: context.now,
+        reason: note.map(str::to_owned).or(record.reason.clone()),
         ..record
     })
 }

@@ -128,18 +128,30 @@ impl Queue {
                 }
             })
             .collect();
+        // Entries are large: sort small keys, then move each entry once into place.
+        let mut keys: Vec<(bool, RankKey<'_>, usize)> = tasks
+            .iter()
+            .zip(&readiness)
+            .enumerate()
+            .map(|(index, (task, readiness))| (!readiness.is_ready(), rank_key(task), index))
+            .collect();
+        keys.sort_unstable();
+        let mut order: Vec<usize> = keys.into_iter().map(|(_, _, index)| index).collect();
         let mut entries: Vec<QueueEntry> = tasks
             .into_iter()
             .zip(readiness.drain(..))
             .map(|(task, readiness)| QueueEntry { task, readiness })
             .collect();
-        entries.sort_unstable_by(|left, right| {
-            right
-                .readiness
-                .is_ready()
-                .cmp(&left.readiness.is_ready())
-                .then_with(|| compare_rank(&left.task, &right.task))
-        });
+        for start in 0..order.len() {
+            let mut current = start;
+            while order[current] != start {
+                let source = order[current];
+                entries.swap(current, source);
+                order[current] = current;
+                current = source;
+            }
+            order[current] = current;
+        }
         let ready_count = entries
             .iter()
             .take_while(|entry| entry.readiness.is_ready())

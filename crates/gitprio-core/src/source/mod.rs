@@ -177,7 +177,7 @@ fn load_commit(
     for file in files.iter().filter(|file| is_task_path(&file.path)) {
         let cached = cache
             .as_deref_mut()
-            .and_then(|cache| cache.get(&file.blob).cloned());
+            .and_then(|cache| cache.get(&file.blob, &file.path));
         let outcome = if let Some(outcome) = cached {
             outcome
         } else {
@@ -188,7 +188,7 @@ fn load_commit(
                 parse_task(&file.path, &repo.read_blob(file.blob)?)
             };
             if let Some(cache) = cache.as_deref_mut() {
-                cache.insert(file.blob, &outcome);
+                cache.insert(file.blob, &file.path, &outcome);
             }
             outcome
         };

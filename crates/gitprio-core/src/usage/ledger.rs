@@ -66,6 +66,9 @@ pub struct RunMeta {
     pub agent: String,
     #[serde(default)]
     pub session: Option<String>,
+    /// The worktree the holder worked in, to attribute agent logs by their working directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worktree: Option<String>,
     /// The task's type, feature and value when it was claimed.
     #[serde(rename = "type", default)]
     pub task_type: Option<String>,
@@ -338,6 +341,7 @@ fn merge_meta(known: RunMeta, update: &RunMeta) -> RunMeta {
         ended_at: update.ended_at.or(known.ended_at),
         context_tokens: update.context_tokens.or(known.context_tokens),
         session: update.session.clone().or(known.session),
+        worktree: update.worktree.clone().or(known.worktree),
         budget_tokens: update.budget_tokens.or(known.budget_tokens),
         ..known
     }
@@ -424,6 +428,7 @@ mod tests {
             generation: 1,
             agent: "alice".to_owned(),
             session: None,
+            worktree: None,
             task_type: Some("bug".to_owned()),
             feature: None,
             value: 3,

@@ -5,6 +5,7 @@
 //! reasoning (also counted apart in `reasoning`). Importers convert other shapes
 //! (Codex and Gemini count cached tokens inside input) into this one.
 
+pub mod import;
 mod ledger;
 mod price;
 pub mod report;

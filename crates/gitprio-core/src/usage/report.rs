@@ -495,6 +495,7 @@ mod tests {
                 generation: 1,
                 agent: agent.to_owned(),
                 session: None,
+                worktree: None,
                 task_type: Some("bug".to_owned()),
                 feature: Some("auth".to_owned()),
                 value: 1,

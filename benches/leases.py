@@ -1,0 +1,531 @@
+#!/usr/bin/env python3
+"""Lease benchmark: claim latency against a raw push, and claimers in contention.
+
+Usage:
+    cargo build --release
+    python3 benches/leases.py [--bin target/release/gitprio] [--runs 20]
+                              [--lease-refs 0,500] [--agents 1,4,16,32] [--tasks 500]
+                              [--max-load 1.0] [--skip latency|contention]
+
+Needs only python3 (stdlib), git (with `git daemon`) and the release binary. Everything
+happens in a temporary directory with its own HOME, GIT_CONFIG_GLOBAL=/dev/null and
+GIT_CONFIG_NOSYSTEM=1, so the user's git configuration plays no part.
+
+Before the latency part and before each K of the contention part, the script waits (up
+to --load-retries times, --load-wait seconds apart) for the 1-minute load average to fall
+to --max-load (then measures anyway, with a warning), and prints the load it measured
+under, next to the number of cores, in the tables.
+
+Part 1, latency (one agent, no contention). Two remotes: (a) a bare repository reached by
+path (local transport), (b) the same kind of repository served by `git daemon` on
+127.0.0.1 (git://, receive-pack enabled; the daemon is killed at the end). For each level
+L of --lease-refs (column `leases`), a remote whose queue has L + --runs + --warmup tasks,
+the first L of them already finished (one lease ref each in state `submitted`, as after L
+claims and `gitprio done`s; the record is copied from one that this gitprio wrote). Every
+claim fetches every lease ref, and git's fetch and push both cost more with more refs, so
+L=0 is the best case and L=500 a queue in use. For each remote, a clone, and --runs
+timed rounds (after --warmup untimed ones) of, in this order:
+  - raw push:  `git push --porcelain --force-with-lease=<ref>: origin <oid>:<ref>` of one
+               new ref (refs/bench/raw/<n>) to a fresh commit of the empty tree, made with
+               `git commit-tree` beforehand (untimed). This is the floor for one
+               compare-and-swap on the remote, and the target's yardstick.
+  - raw fetch: `git fetch` of the same refspecs `gitprio claim` fetches (the queue branch
+               and every refs/gitprio/leases/* ref), for a breakdown of claim's cost.
+  - claim:     `gitprio claim --json`, which takes the next task (the previous claims are
+               still held, so every claim is on a fresh task and creates a new lease ref):
+               one fetch, reading the queue and the leases, one push.
+  - heartbeat: `gitprio heartbeat <id> --json`: one push that moves an existing lease ref.
+Each command's wall time is taken from the spawn to the exit of the process, in ms.
+Columns: median and p90 (nearest rank) of each, and claim/push = median claim / median
+raw push (target: <= 1.5x), claim/(fetch+push) = median claim / (median raw fetch +
+median raw push), i.e. what gitprio adds to the two git round trips it cannot avoid.
+
+Part 2, contention. For each K in --agents: a fresh bare remote (by path) holding a queue
+of --tasks tasks (`.tasks/tNNNN.md`, priority N%5), K clones of it, and K threads started
+together, each looping `gitprio claim --json` (GITPRIO_AGENT=<clone name>) -> on exit 0
+record the task id and the claim's `tries` (compare-and-swaps it pushed) -> `gitprio done
+<id>`; on exit 3 (nothing ready) the agent stops. A claim that gives up after losing too
+many races exits 1 with "gave up after losing N races"; it is counted as a failed claim,
+its N pushes are counted, and the agent tries again. Columns:
+  - load:         the 1-minute load average just before this K started.
+  - wall s:       from the start of the threads to the last agent stopping.
+  - claims/s:     successful claims / wall time.
+  - pushes/claim: lease pushes made by claims (the `tries` of successful claims plus the
+                  races lost by failed claims) / successful claims. Target: <= 1.5 at 32
+                  agents. (`done` pushes once more per task; not counted.)
+  - max tries:    the most pushes one successful claim needed (a claim gives up at 18);
+                  a line under the table gives how many claims needed 1, 2, ... pushes.
+  - p50/p90 ms:   latency of a successful `gitprio claim`, as its agent saw it.
+  - failed:       claims that gave up on contention (exit 1) and were retried.
+  - double:       claims of a task id already claimed (must be 0).
+  - unclaimed:    tasks never claimed (must be 0).
+  - submitted:    lease refs on the remote afterwards in state `submitted` at generation 1
+                  (must be --tasks); the script also checks there are no other lease refs
+                  and no `done` lost its lease (exit 4).
+The script exits 1 if any double claim, unclaimed task, lost lease or unexpected error
+shows up.
+"""
+
+import argparse
+import collections
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+EMPTY_TREE = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+def base_env(home):
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("GIT_", "GITPRIO_"))
+    }
+    env.update(
+        HOME=home,
+        GIT_CONFIG_GLOBAL="/dev/null",
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_AUTHOR_NAME="Bench",
+        GIT_AUTHOR_EMAIL="bench@example.com",
+        GIT_COMMITTER_NAME="Bench",
+        GIT_COMMITTER_EMAIL="bench@example.com",
+        LC_ALL="C",
+    )
+    return env
+
+
+def run(command, cwd, env, check=True, input_bytes=None):
+    result = subprocess.run(
+        command, cwd=cwd, env=env, input=input_bytes, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    if check and result.returncode != 0:
+        sys.exit(
+            f"command failed ({result.returncode}): {' '.join(command)}\n"
+            f"{result.stderr.decode(errors='replace')}"
+        )
+    return result
+
+
+def timed(command, cwd, env):
+    start = time.perf_counter()
+    result = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return (time.perf_counter() - start) * 1000, result
+
+
+def task_id(index, width):
+    return "t%0*d" % (width, index)
+
+
+def make_remote(root, name, count, env, submitted=0, template=None):
+    """A bare repository `<root>/<name>.git` whose `main` holds `count` task files.
+
+    With `submitted`, the first `submitted` tasks also get a lease ref in state
+    `submitted` (the lease record `template`, written by gitprio itself, with the task
+    id replaced), as a queue that agents have been working on for a while has.
+    """
+    width = max(4, len(str(count)))
+    work = os.path.join(root, name + "-src")
+    bare = os.path.join(root, name + ".git")
+    run(["git", "init", "--quiet", "--initial-branch=main", work], root, env)
+    stream = bytearray(b"commit refs/heads/main\ncommitter Bench <bench@example.com> 1700000000 +0000\ndata 6\nqueue\n")
+    for index in range(count):
+        content = f"---\ntitle: task {index}\npriority: {index % 5}\n---\nbody\n".encode()
+        path = ".tasks/%s.md" % task_id(index, width)
+        stream += b"M 100644 inline %s\ndata %d\n" % (path.encode(), len(content)) + content + b"\n"
+    for index in range(submitted):
+        message = template.replace(TEMPLATE_ID, task_id(index, width)).encode()
+        stream += (
+            b"commit refs/gitprio/leases/%s\n" % task_id(index, width).encode()
+            + b"committer gitprio <gitprio@localhost> 1700000000 +0000\n"
+            + b"data %d\n" % len(message) + message + b"\n"
+        )
+    run(["git", "fast-import", "--quiet"], work, env, input_bytes=bytes(stream))
+    run(["git", "init", "--quiet", "--bare", "--initial-branch=main", bare], root, env)
+    run(["git", "push", "--quiet", bare, "main:main", "refs/gitprio/leases/*:refs/gitprio/leases/*"], work, env)
+    shutil.rmtree(work)
+    return bare
+
+
+TEMPLATE_ID = "t0000"
+
+
+def lease_template(binary, root, env):
+    """The message of a submitted lease commit, as this gitprio writes it (task t0000)."""
+    base = os.path.join(root, "template")
+    os.makedirs(base)
+    bare = make_remote(base, "remote", 1, env)
+    repo = clone(bare, os.path.join(base, "agent"), env)
+    agent_env = dict(env, GITPRIO_AGENT="bench-prefill")
+    run([binary, "claim", "--json"], repo, agent_env)
+    run([binary, "done", TEMPLATE_ID], repo, agent_env)
+    commit = run(["git", "cat-file", "commit", f"refs/gitprio/leases/{TEMPLATE_ID}"], bare, env).stdout.decode()
+    shutil.rmtree(base)
+    message = commit.split("\n\n", 1)[1]
+    if '"state": "submitted"' not in message:
+        sys.exit(f"unexpected lease record after `gitprio done`:\n{message}")
+    return message
+
+
+def clone(url, dest, env):
+    run(["git", "clone", "--quiet", url, dest], os.path.dirname(dest), env)
+    return dest
+
+
+def percentile(samples, fraction):
+    """Nearest-rank percentile."""
+    ordered = sorted(samples)
+    rank = max(1, -(-len(ordered) * fraction // 1))
+    return ordered[int(rank) - 1]
+
+
+def load1():
+    with open("/proc/loadavg") as handle:
+        return float(handle.read().split()[0])
+
+
+def wait_for_quiet(args):
+    for attempt in range(args.load_retries + 1):
+        load = load1()
+        if load <= args.max_load:
+            return load
+        if attempt < args.load_retries:
+            print(
+                f"# load {load:.2f} > {args.max_load}: waiting {args.load_wait}s "
+                f"({attempt + 1}/{args.load_retries})",
+                file=sys.stderr,
+            )
+            time.sleep(args.load_wait)
+    print(f"# WARNING: machine still busy (load {load:.2f}); measuring anyway", file=sys.stderr)
+    return load
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_daemon(base, env):
+    port = free_port()
+    daemon = subprocess.Popen(
+        [
+            "git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}",
+            f"--base-path={base}", "--export-all", "--enable=receive-pack", base,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            sys.exit(f"git daemon exited with {daemon.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return daemon, port
+        except OSError:
+            time.sleep(0.05)
+    daemon.kill()
+    sys.exit("git daemon did not start listening")
+
+
+def latency(args, binary, root, env, label, url):
+    """Times raw push, raw fetch, claim and heartbeat against the remote at `url`."""
+    repo = clone(url, os.path.join(root, f"lat-{label}"), env)
+    agent_env = dict(env, GITPRIO_AGENT=f"lat-{label}")
+    run(["git", "hash-object", "-t", "tree", "-w", "/dev/null"], repo, env)
+    fetch = [
+        "git", "fetch", "--quiet", "--no-tags", "--prune", "--no-write-fetch-head",
+        "--no-recurse-submodules", "origin",
+        "+refs/heads/main:refs/remotes/origin/main",
+        "+refs/gitprio/leases/*:refs/gitprio/remotes/origin/leases/*",
+    ]
+    samples = collections.defaultdict(list)
+    claimed = set()
+    for round_index in range(args.warmup + args.runs):
+        keep = round_index >= args.warmup
+        ref = f"refs/bench/raw/{round_index}"
+        oid = run(
+            ["git", "commit-tree", EMPTY_TREE, "-m", f"raw push {label} {round_index} {time.time_ns()}"],
+            repo, env,
+        ).stdout.decode().strip()
+        ms, result = timed(["git", "push", "--porcelain", f"--force-with-lease={ref}:", "origin", f"{oid}:{ref}"], repo, env)
+        if result.returncode != 0:
+            sys.exit(f"raw push failed: {result.stderr.decode(errors='replace')}")
+        if keep:
+            samples["push"].append(ms)
+        ms, result = timed(fetch, repo, env)
+        if result.returncode != 0:
+            sys.exit(f"raw fetch failed: {result.stderr.decode(errors='replace')}")
+        if keep:
+            samples["fetch"].append(ms)
+        ms, result = timed([binary, "claim", "--json"], repo, agent_env)
+        if result.returncode != 0:
+            sys.exit(f"claim failed ({result.returncode}): {result.stderr.decode(errors='replace')}")
+        claim = json.loads(result.stdout)
+        task = claim["task"]["id"]
+        if task in claimed:
+            sys.exit(f"latency: task {task} claimed twice by one agent")
+        claimed.add(task)
+        if claim["tries"] != 1:
+            sys.exit(f"latency: a lone claim pushed {claim['tries']} times")
+        if keep:
+            samples["claim"].append(ms)
+        ms, result = timed([binary, "heartbeat", task, "--json"], repo, agent_env)
+        if result.returncode != 0:
+            sys.exit(f"heartbeat failed ({result.returncode}): {result.stderr.decode(errors='replace')}")
+        if keep:
+            samples["heartbeat"].append(ms)
+    return samples
+
+
+def run_latency(args, binary, root, env):
+    load = wait_for_quiet(args)
+    count = args.warmup + args.runs
+    levels = [int(value) for value in args.lease_refs.split(",")]
+    template = lease_template(binary, root, env) if any(levels) else None
+    serve = os.path.join(root, "serve")
+    os.makedirs(serve)
+    results = []
+    daemon = None
+    try:
+        daemon, port = start_daemon(serve, env)
+        for level in levels:
+            name = f"lat{level}"
+            make_remote(root, name, level + count, env, level, template)
+            make_remote(serve, name, level + count, env, level, template)
+            results.append(("path", level, latency(args, binary, root, env, f"path{level}", os.path.join(root, name + ".git"))))
+            results.append(("git://", level, latency(args, binary, root, env, f"git{level}", f"git://127.0.0.1:{port}/{name}.git")))
+    finally:
+        if daemon is not None:
+            daemon.terminate()
+            try:
+                daemon.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+    end_load = load1()
+    print(
+        f"# claim latency, one agent ({os.cpu_count()} cores, load {load:.2f} at start, {end_load:.2f} at end), "
+        f"{args.runs} runs after {args.warmup} warm-up, ms: median / p90"
+    )
+    print(
+        f"{'remote':<7} {'leases':>6} {'raw push':>15} {'raw fetch':>15} {'claim':>15} {'heartbeat':>15} "
+        f"{'claim/push':>11} {'claim/(fetch+push)':>19}"
+    )
+    ok = True
+    for remote, level, samples in results:
+        cells = [
+            f"{statistics.median(samples[key]):6.1f} / {percentile(samples[key], 0.9):6.1f}"
+            for key in ("push", "fetch", "claim", "heartbeat")
+        ]
+        ratio = statistics.median(samples["claim"]) / statistics.median(samples["push"])
+        floor = statistics.median(samples["claim"]) / (
+            statistics.median(samples["fetch"]) + statistics.median(samples["push"])
+        )
+        print(
+            f"{remote:<7} {level:>6} {cells[0]:>15} {cells[1]:>15} {cells[2]:>15} {cells[3]:>15} "
+            f"{ratio:>10.2f}x {floor:>18.2f}x"
+        )
+        ok = ok and ratio <= 1.5
+    print(f"# target claim <= 1.5x raw push: {'met' if ok else 'NOT met'}")
+    sys.stdout.flush()
+
+
+RACES = re.compile(r"losing (\d+) races")
+
+
+def agent_loop(binary, repo, env, start, record, errors, max_errors=20):
+    start.wait()
+    failures = 0
+    while True:
+        begin = time.perf_counter()
+        result = subprocess.run([binary, "claim", "--json"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        ms = (time.perf_counter() - begin) * 1000
+        if result.returncode == 3:
+            return
+        if result.returncode != 0:
+            stderr = result.stderr.decode(errors="replace").strip()
+            races = RACES.search(stderr)
+            if result.returncode == 1 and races:
+                record("failed", int(races.group(1)), ms)
+                continue
+            errors.append(f"{env['GITPRIO_AGENT']}: claim exit {result.returncode}: {stderr}")
+            failures += 1
+            if failures >= max_errors:
+                return
+            continue
+        claim = json.loads(result.stdout)
+        task = claim["task"]["id"]
+        record(task, claim["tries"], ms)
+        done = subprocess.run([binary, "done", task], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        if done.returncode != 0:
+            errors.append(
+                f"{env['GITPRIO_AGENT']}: done {task} exit {done.returncode}: "
+                f"{done.stderr.decode(errors='replace').strip()}"
+            )
+            if done.returncode == 4:
+                record("lost", 0, 0)
+
+
+def contention(args, binary, root, env, agents):
+    base = os.path.join(root, f"k{agents}")
+    os.makedirs(base)
+    bare = make_remote(base, "remote", args.tasks, env)
+    clones = [clone(bare, os.path.join(base, f"agent{index:02d}"), env) for index in range(agents)]
+    lock = threading.Lock()
+    claims = []
+    failed = []
+    lost = []
+    errors = []
+
+    def record(task, tries, ms):
+        with lock:
+            if task == "failed":
+                failed.append(tries)
+            elif task == "lost":
+                lost.append(1)
+            else:
+                claims.append((task, tries, ms))
+
+    start = threading.Barrier(agents + 1)
+    threads = [
+        threading.Thread(
+            target=agent_loop,
+            args=(binary, repo, dict(env, GITPRIO_AGENT=os.path.basename(repo)), start, record, errors),
+        )
+        for repo in clones
+    ]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    begin = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall = time.perf_counter() - begin
+    counts = collections.Counter(task for task, _, _ in claims)
+    doubles = sum(count - 1 for count in counts.values() if count > 1)
+    width = max(4, len(str(args.tasks)))
+    missing = args.tasks - len({task for task in counts if re.fullmatch(r"t\d{%d}" % width, task)})
+    # What the remote holds: one lease ref per task, each submitted.
+    refs = run(
+        ["git", "for-each-ref", "--format=%(objectname)", "refs/gitprio/leases/"], bare, env
+    ).stdout.decode().split()
+    messages = run(["git", "cat-file", "--batch"], bare, env, input_bytes="\n".join(refs).encode() + b"\n").stdout.decode()
+    submitted = len(re.findall(r'"state": "submitted"', messages)) if refs else 0
+    first_generation = len(re.findall(r'"generation": 1,', messages)) if refs else 0
+    shutil.rmtree(base, ignore_errors=True)
+    return {
+        "agents": agents,
+        "wall": wall,
+        "claims": len(claims),
+        "tries": sum(tries for _, tries, _ in claims),
+        "failed": len(failed),
+        "failed tries": sum(failed),
+        "p50": statistics.median(ms for _, _, ms in claims) if claims else float("nan"),
+        "p90": percentile([ms for _, _, ms in claims], 0.9) if claims else float("nan"),
+        "doubles": doubles,
+        "missing": missing,
+        "lost": len(lost),
+        "errors": errors,
+        "refs": len(refs),
+        "submitted": submitted,
+        "generation 1": first_generation,
+        "max tries": max((tries for _, tries, _ in claims), default=0),
+        "tries list": [tries for _, tries, _ in claims],
+    }
+
+
+def run_contention(args, binary, root, env):
+    results = []
+    for agents in [int(value) for value in args.agents.split(",")]:
+        # Each K waits for the machine (the last K's own agents included) to be quiet.
+        load = wait_for_quiet(args)
+        results.append(contention(args, binary, root, env, agents))
+        results[-1]["load"] = load
+        print(f"#   K={agents}: {results[-1]['wall']:.1f}s (load now {load1():.2f})", file=sys.stderr)
+    print(
+        f"# contention: {args.tasks} tasks, K agents claim+done until empty, remote by path "
+        f"({os.cpu_count()} cores, 1-min load before each K in column `load`)"
+    )
+    print(
+        f"{'agents':>6} {'load':>5} {'wall s':>7} {'claims/s':>9} {'pushes/claim':>13} {'max tries':>10} "
+        f"{'p50 ms':>8} {'p90 ms':>8} {'failed':>7} {'double':>7} {'unclaimed':>10} {'submitted':>10}"
+    )
+    bad = False
+    for result in results:
+        pushes = (result["tries"] + result["failed tries"]) / max(1, result["claims"])
+        problems = result["doubles"] + result["missing"] + result["lost"]
+        print(
+            f"{result['agents']:>6} {result['load']:>5.2f} {result['wall']:>7.1f} {result['claims'] / result['wall']:>9.1f} "
+            f"{pushes:>13.2f} {result['max tries']:>10} {result['p50']:>8.0f} {result['p90']:>8.0f} "
+            f"{result['failed']:>7} {result['doubles']:>7} {result['missing']:>10} {result['submitted']:>10}"
+        )
+        if (problems or result["errors"] or result["refs"] != args.tasks or result["submitted"] != args.tasks
+                or result["generation 1"] != args.tasks):
+            bad = True
+            print(
+                f"#   K={result['agents']}: {result['doubles']} double claims, {result['missing']} tasks never "
+                f"claimed, {result['lost']} leases lost at done, {len(result['errors'])} errors, "
+                f"{result['submitted']} of {result['refs']} lease refs submitted, "
+                f"{result['generation 1']} at generation 1",
+            )
+            for error in result["errors"][:5]:
+                print(f"#     {error}")
+    for result in results:
+        histogram = collections.Counter(result["tries list"])
+        print(
+            f"#   K={result['agents']} claims by tries: "
+            + ", ".join(f"{tries}: {histogram[tries]}" for tries in sorted(histogram))
+        )
+    last = results[-1]
+    pushes = (last["tries"] + last["failed tries"]) / max(1, last["claims"])
+    print(
+        f"# targets: zero double claims: {'met' if not bad else 'NOT met'}; "
+        f"<= 1.5 pushes/claim at {last['agents']} agents: {'met' if pushes <= 1.5 else 'NOT met'} ({pushes:.2f})"
+    )
+    sys.stdout.flush()
+    return not bad
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--bin", default="target/release/gitprio")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--agents", default="1,4,16,32")
+    parser.add_argument("--tasks", type=int, default=500)
+    parser.add_argument("--lease-refs", default="0,500")
+    parser.add_argument("--max-load", type=float, default=1.0)
+    parser.add_argument("--load-wait", type=int, default=30)
+    parser.add_argument("--load-retries", type=int, default=6)
+    parser.add_argument("--skip", choices=["latency", "contention"])
+    args = parser.parse_args()
+    binary = os.path.abspath(args.bin)
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"no binary at {binary}: run `cargo build --release` first")
+    version = subprocess.run(["git", "--version"], stdout=subprocess.PIPE).stdout.decode().strip()
+    print(f"# gitprio lease benchmark: {binary}, {version}")
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="gitprio-leases-") as root:
+        home = os.path.join(root, "home")
+        os.makedirs(home)
+        env = base_env(home)
+        if args.skip != "latency":
+            run_latency(args, binary, root, env)
+        if args.skip != "contention":
+            ok = run_contention(args, binary, root, env)
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

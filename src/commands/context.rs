@@ -1,0 +1,121 @@
+//! `gitprio context`: the bundle an agent is handed with a task, printed without claiming it.
+
+use anyhow::anyhow;
+use clap::Args;
+use gitprio_core::context::{self, Bundle, CommitFiles, ReportCommand};
+use gitprio_core::git::{ObjectId, Repository};
+use gitprio_core::source::QueueSource;
+use gitprio_core::{Config, Task, TaskId};
+use serde_json::json;
+
+use super::load_tasks;
+use crate::cli::CommandResult;
+use crate::settings::Settings;
+use crate::{exit_code, output};
+
+#[derive(Debug, Args)]
+pub struct ContextArgs {
+    /// The task id.
+    pub id: String,
+    /// Read the task and its documents at this revision instead of the queue's branch.
+    #[arg(long, value_name = "REV")]
+    pub rev: Option<String>,
+    /// Levels of links followed inside documents (default: `context_depth` of the config, 1).
+    #[arg(long, value_name = "N")]
+    pub depth: Option<u32>,
+    /// Size limit in estimated tokens, e.g. `60k` (default: `context_budget` of the config).
+    #[arg(long, value_name = "TOKENS", value_parser = parse_tokens)]
+    pub budget: Option<u64>,
+    /// Print JSON: `{"task", "source", "parts": [...], "dropped": [...], "external", "notes", ...}`.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn parse_tokens(text: &str) -> Result<u64, String> {
+    gitprio_core::task::parse_token_count(text)
+        .ok_or_else(|| format!("`{text}` is not a token count; write it like 60000 or 60k"))
+}
+
+pub fn run(settings: &Settings, args: &ContextArgs) -> CommandResult {
+    let repo = Repository::discover(&settings.directory)?;
+    let source = args
+        .rev
+        .clone()
+        .map_or(QueueSource::Default, QueueSource::Rev);
+    let loaded = load_tasks(settings, &repo, &source)?;
+    let task = loaded
+        .tasks
+        .iter()
+        .find(|task| task.id.as_str() == args.id)
+        .ok_or_else(|| {
+            anyhow!(
+                "no task `{}` in {}; see `gitprio list`",
+                args.id,
+                loaded.origin
+            )
+        })?;
+    let commit = loaded
+        .commit
+        .ok_or_else(|| anyhow!("the queue was not read from a commit"))?;
+    let bundle = assemble(&repo, commit, &loaded.config, task, args.depth, args.budget)?;
+    warn_about(settings, &bundle);
+    if args.json {
+        let mut value = serde_json::to_value(&bundle)?;
+        value["source"] = json!(loaded.origin);
+        output::print_json(&value)?;
+    } else {
+        let tail = context::Tail {
+            source: loaded.origin.to_string(),
+            lease: None,
+            commands: Vec::new(),
+        };
+        print!("{}", bundle.to_markdown(&tail));
+    }
+    Ok(exit_code::SUCCESS)
+}
+
+/// Builds the bundle of `task` from `commit`, with the config's depth and budget unless overridden.
+pub fn assemble(
+    repo: &Repository,
+    commit: ObjectId,
+    config: &Config,
+    task: &Task,
+    depth: Option<u32>,
+    budget: Option<u64>,
+) -> anyhow::Result<Bundle> {
+    let mut options = context::Options::from_config(config);
+    if let Some(depth) = depth {
+        options.depth = depth;
+    }
+    if budget.is_some() {
+        options.budget = budget;
+    }
+    let files = CommitFiles::new(repo, commit);
+    Ok(context::build(&files, config, task, options)?)
+}
+
+/// Prints the bundle's located warnings to stderr too, where a person running it sees them.
+pub fn warn_about(settings: &Settings, bundle: &Bundle) {
+    for note in &bundle.notes {
+        output::message(settings, "warning", &note.to_string());
+    }
+}
+
+/// Returns the commands the holder of the lease on `id` reports with; `--local` when the lease is local.
+pub fn report_commands(id: &TaskId, local: bool) -> Vec<ReportCommand> {
+    let local = if local { " --local" } else { "" };
+    vec![
+        ReportCommand {
+            command: format!("gitprio heartbeat {id}{local}"),
+            purpose: "renew the lease while you work, well before it expires; exit 4 means the lease was lost: stop".to_owned(),
+        },
+        ReportCommand {
+            command: format!("gitprio done {id}{local}"),
+            purpose: "when the acceptance commands pass: records the submission and sets `status: done` in the task file; commit it with your change".to_owned(),
+        },
+        ReportCommand {
+            command: format!("gitprio release {id}{local} --failed --reason \"<why>\""),
+            purpose: "give the task back as a failed attempt when you cannot finish it".to_owned(),
+        },
+    ]
+}

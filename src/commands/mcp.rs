@@ -1,0 +1,387 @@
+//! `gitprio mcp`: the queue as a few MCP tools over stdio, for agents that prefer tools to commands.
+//!
+//! Each tool runs the same code as the CLI command of the same meaning (see `operations`);
+//! this module only declares the tools, runs them off the protocol thread one at a time, and
+//! turns their outcome into results: data as `structuredContent` and the same JSON as text,
+//! errors an agent can act on as `isError` results with a plain sentence. stdout carries
+//! nothing but the protocol; messages go to stderr.
+
+mod operations;
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use clap::Args;
+use gitprio_core::TaskId;
+use gitprio_core::git::Repository;
+use gitprio_core::lease::ClaimFilter;
+use jiff::Timestamp;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    CallToolResult, ContentBlock, ErrorData, Implementation, ServerCapabilities, ServerConfig,
+};
+use rmcp::{ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::lease::StoreArgs;
+use crate::cli::CommandResult;
+use crate::settings::Settings;
+use crate::{exit_code, output};
+
+#[derive(Debug, Args)]
+pub struct McpArgs {
+    /// This agent's name, written on every lease it takes (default: `GITPRIO_AGENT`, else
+    /// `user@host:pid`). Give each agent its own.
+    #[arg(long, value_name = "NAME")]
+    pub agent: Option<String>,
+    /// How long a lease lives without a heartbeat (default: `lease_ttl` of the config, `30m`).
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Only hand out tasks of this type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub task_type: Option<String>,
+    /// Only hand out tasks of this feature.
+    #[arg(long, value_name = "FEATURE")]
+    pub feature: Option<String>,
+    /// Only hand out tasks routed to this model tier (their `model`), or routed nowhere.
+    #[arg(long, value_name = "TIER")]
+    pub tier: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// The protocol in a few lines, sent to the client as the server's `instructions`.
+pub const INSTRUCTIONS: &str = "\
+gitprio hands out this repository's tasks, one lease per task.
+1. get_next_task, then do that task, changing only the files its `owns` lists. No task returned: stop, there is nothing for you.
+2. heartbeat every 10 minutes while you work.
+3. report_usage with the tokens you spent, if you know them.
+4. When the task's acceptance commands pass: complete_task with a review summary (it runs them again), then commit the task file with your change. Cannot finish: release_task with failed true and the reason.
+5. lease_lost or budget_exceeded: stop working on that task (release it as failed when over budget).
+Then get_next_task again.";
+
+/// Serves the queue over stdio until the client closes it.
+pub fn run(settings: &Settings, args: &McpArgs) -> CommandResult {
+    let settings = settings.with_agent(args.agent.as_deref());
+    // Fail at start, where the client shows it, rather than on every call.
+    let repo = Repository::discover(&settings.directory)?;
+    let (config, _) = super::lease::open_store(&repo, args.store.local);
+    super::lease::context(&settings, &repo, &config, args.ttl.as_deref())?;
+    let server = QueueServer {
+        shared: Arc::new(Shared {
+            // A clock fixed by `GITPRIO_NOW` stays fixed; otherwise every call reads the time.
+            fixed_clock: std::env::var_os("GITPRIO_NOW").is_some(),
+            ttl: args.ttl.clone(),
+            filter: ClaimFilter {
+                task_type: args.task_type.clone(),
+                feature: args.feature.clone(),
+                tier: args.tier.clone(),
+            },
+            local: args.store.local,
+            session: Mutex::new(Session::default()),
+            settings,
+        }),
+    };
+    output::message(
+        &server.shared.settings,
+        "info",
+        &format!(
+            "serving the queue of {} over MCP on stdio as {}",
+            repo.workdir()
+                .unwrap_or_else(|| repo.common_dir())
+                .display(),
+            server.shared.settings.agent
+        ),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let service = server.serve(rmcp::transport::stdio()).await?;
+        service.waiting().await?;
+        anyhow::Ok(())
+    })?;
+    Ok(exit_code::SUCCESS)
+}
+
+/// What every tool call shares: the resolved settings and the one session of this server.
+#[derive(Debug)]
+struct Shared {
+    settings: Settings,
+    fixed_clock: bool,
+    ttl: Option<String>,
+    filter: ClaimFilter,
+    local: bool,
+    /// Locked for the whole of each call, so calls never race each other on one lease.
+    session: Mutex<Session>,
+}
+
+impl Shared {
+    /// Returns the settings with the current time, unless the clock is fixed.
+    fn settings_now(&self) -> Settings {
+        let mut settings = self.settings.clone();
+        if !self.fixed_clock {
+            settings.now =
+                Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(settings.now);
+        }
+        settings
+    }
+}
+
+/// What this server remembers between calls.
+#[derive(Debug, Default)]
+struct Session {
+    /// The task this server claimed and has not completed or released: the default `task_id`.
+    current: Option<TaskId>,
+    /// Usage reports sent without a key, so each gets its own.
+    reports: u64,
+}
+
+/// What a tool call came to.
+#[derive(Debug)]
+enum Reply {
+    /// Data for the agent.
+    Data(Value),
+    /// Something the agent can act on: the CLI's exit code for it, a sentence, and data.
+    Refusal {
+        code: u8,
+        message: String,
+        data: Value,
+    },
+}
+
+impl Reply {
+    /// Turns an error into a refusal with the exit code the CLI would end with.
+    fn failed(error: anyhow::Error) -> Reply {
+        let message = format!("{error:#}");
+        Reply::Refusal {
+            code: crate::cli::CliError::from(error).code,
+            message,
+            data: json!({}),
+        }
+    }
+
+    fn into_result(self) -> CallToolResult {
+        match self {
+            Reply::Data(value) => CallToolResult::structured(value),
+            Reply::Refusal {
+                code,
+                message,
+                mut data,
+            } => {
+                if data.get("error").is_none() {
+                    data["error"] = json!(error_name(code));
+                }
+                data["exit_code"] = json!(code);
+                data["message"] = json!(message);
+                let mut result = CallToolResult::error(vec![ContentBlock::text(message)]);
+                result.structured_content = Some(data);
+                result
+            }
+        }
+    }
+}
+
+/// Names the exit code an agent-facing error stands for, as the `error` field of a refusal.
+fn error_name(code: u8) -> &'static str {
+    match code {
+        exit_code::NOTHING_READY => "nothing_ready",
+        exit_code::LEASE_LOST => "lease_lost",
+        exit_code::BUDGET_EXCEEDED => "budget_exceeded",
+        exit_code::NOT_A_REPOSITORY => "not_a_repository",
+        exit_code::NO_QUEUE => "no_queue",
+        _ => "failed",
+    }
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct TaskParams {
+    /// Default: the task claimed here.
+    task_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CompleteParams {
+    /// Default: the task claimed here.
+    task_id: Option<String>,
+    /// Review summary: what changed, what was left alone, tests run, doubts.
+    summary: Option<String>,
+    /// Tokens spent, recorded first.
+    usage: Option<UsageParams>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ReleaseParams {
+    /// Default: the task claimed here.
+    task_id: Option<String>,
+    /// Why you give it back.
+    reason: String,
+    /// The attempt failed; enough failures park the task for a human.
+    #[serde(default)]
+    failed: bool,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ReportParams {
+    /// Default: the task claimed here.
+    task_id: Option<String>,
+    model: String,
+    /// Uncached input tokens.
+    #[serde(default)]
+    input: u64,
+    #[serde(default)]
+    output: u64,
+    #[serde(default)]
+    cache_read: u64,
+    #[serde(default)]
+    cache_write: u64,
+    /// Reporting one key again counts once.
+    key: Option<String>,
+}
+
+/// Tokens one model spent.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct UsageParams {
+    model: String,
+    /// Uncached input tokens.
+    #[serde(default)]
+    input: u64,
+    #[serde(default)]
+    output: u64,
+    #[serde(default)]
+    cache_read: u64,
+    #[serde(default)]
+    cache_write: u64,
+    /// Reporting one key again counts once.
+    key: Option<String>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct QueueParams {
+    /// Default 10.
+    limit: Option<usize>,
+}
+
+/// The MCP server: one per agent, all of them coordinating through the same leases as the CLI.
+#[derive(Clone, Debug)]
+struct QueueServer {
+    shared: Arc<Shared>,
+}
+
+impl QueueServer {
+    /// Runs `operation` on a blocking thread (git and the remote are slow), one call at a time.
+    async fn call(
+        &self,
+        operation: impl FnOnce(&Settings, &Shared, &mut Session) -> anyhow::Result<Reply>
+        + Send
+        + 'static,
+    ) -> Result<CallToolResult, ErrorData> {
+        let shared = Arc::clone(&self.shared);
+        let reply = tokio::task::spawn_blocking(move || {
+            let mut session = shared
+                .session
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let settings = shared.settings_now();
+            operation(&settings, &shared, &mut session).unwrap_or_else(Reply::failed)
+        })
+        .await
+        .map_err(|error| ErrorData::internal_error(format!("the tool stopped: {error}"), None))?;
+        Ok(reply.into_result())
+    }
+}
+
+#[tool_router]
+impl QueueServer {
+    #[tool(
+        description = "Claim the top ready task: returns it with its context and lease. No task means stop.",
+        annotations(destructive_hint = false)
+    )]
+    async fn get_next_task(&self) -> Result<CallToolResult, ErrorData> {
+        self.call(operations::next_task).await
+    }
+
+    #[tool(
+        description = "Renew the lease on your task. Call every 10 minutes while you work.",
+        annotations(destructive_hint = false, idempotent_hint = true)
+    )]
+    async fn heartbeat(
+        &self,
+        Parameters(params): Parameters<TaskParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call(move |settings, shared, session| {
+            operations::heartbeat(settings, shared, session, params.task_id.as_deref())
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Mark your task done: runs its acceptance commands, then sets `status: done` in its file; commit that with your change.",
+        annotations(destructive_hint = false, idempotent_hint = true)
+    )]
+    async fn complete_task(
+        &self,
+        Parameters(params): Parameters<CompleteParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call(move |settings, shared, session| {
+            operations::complete(settings, shared, session, params)
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Give your task back, e.g. when you cannot finish it.",
+        annotations(destructive_hint = true)
+    )]
+    async fn release_task(
+        &self,
+        Parameters(params): Parameters<ReleaseParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call(move |settings, shared, session| {
+            operations::release(settings, shared, session, &params)
+        })
+        .await
+    }
+
+    #[tool(
+        description = "Record tokens spent on your task; checks its budget.",
+        annotations(destructive_hint = false)
+    )]
+    async fn report_usage(
+        &self,
+        Parameters(params): Parameters<ReportParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call(move |settings, shared, session| {
+            operations::report_usage(settings, shared, session, params)
+        })
+        .await
+    }
+
+    #[tool(
+        description = "List the top ready tasks in rank order, without claiming any.",
+        annotations(read_only_hint = true)
+    )]
+    async fn queue(
+        &self,
+        Parameters(params): Parameters<QueueParams>,
+    ) -> Result<CallToolResult, ErrorData> {
+        self.call(move |settings, _, _| operations::queue(settings, params.limit))
+            .await
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for QueueServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new("gitprio", env!("CARGO_PKG_VERSION")))
+            .with_instructions(INSTRUCTIONS)
+    }
+}

@@ -1,0 +1,387 @@
+//! The tools' work: the CLI's lease, usage and queue functions, their outcomes as data.
+
+use anyhow::{Context as _, anyhow};
+use gitprio_core::TaskId;
+use gitprio_core::context::{ReportCommand, Tail};
+use gitprio_core::git::Repository;
+use gitprio_core::lease::LeaseError;
+use gitprio_core::usage::{RunMeta, Totals};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+
+use super::{CompleteParams, ReleaseParams, Reply, ReportParams, Session, Shared, UsageParams};
+use crate::commands::lease::{self, ClaimResult, ClaimedTask};
+use crate::commands::usage::{self, RecordInput};
+use crate::commands::{SourceArgs, load_queue};
+use crate::settings::Settings;
+use crate::{exit_code, output};
+
+/// How many ready tasks `queue` lists unless told.
+const DEFAULT_QUEUE_LIMIT: usize = 10;
+
+/// `get_next_task`: `gitprio claim`, refused while this server still holds a task.
+pub(super) fn next_task(
+    settings: &Settings,
+    shared: &Shared,
+    session: &mut Session,
+) -> anyhow::Result<Reply> {
+    if let Some(current) = &session.current {
+        // A second claim would leave the first task leased and idle until it expires.
+        return Ok(Reply::Refusal {
+            code: exit_code::FAILURE,
+            message: format!(
+                "you hold `{current}` already: work on it, or finish it with complete_task or release_task before taking another"
+            ),
+            data: json!({ "task": current }),
+        });
+    }
+    let repo = Repository::discover(&settings.directory)?;
+    let (config, store) = lease::open_store(&repo, shared.local);
+    let context = lease::context(settings, &repo, &config, shared.ttl.as_deref())?;
+    match lease::claim_next(settings, &repo, &store, &context, &shared.filter)? {
+        ClaimResult::Claimed(claimed) => {
+            let record = &claimed.lease.record;
+            output::message(
+                settings,
+                "info",
+                &format!(
+                    "claimed {} (generation {}, expires {})",
+                    claimed.task.id, record.generation, record.expires_at
+                ),
+            );
+            session.current = Some(claimed.task.id.clone());
+            Ok(Reply::Data(claimed_json(&claimed)))
+        }
+        ClaimResult::NothingReady { reason, message } => {
+            let message = format!("{message}; stop, there is no task for you now");
+            output::message(settings, "info", &message);
+            let data = json!({ "task": null, "reason": reason, "message": message });
+            if reason == "empty" {
+                Ok(Reply::Data(data))
+            } else {
+                Ok(Reply::Refusal {
+                    code: exit_code::NOTHING_READY,
+                    message,
+                    data,
+                })
+            }
+        }
+    }
+}
+
+/// The claimed task for the agent: its id, lease and the context bundle as one markdown prompt.
+fn claimed_json(claimed: &ClaimedTask) -> Value {
+    let task = &claimed.task;
+    let record = &claimed.lease.record;
+    let mut value = json!({
+        "task": task.id,
+        "title": task.title,
+        "owns": task.owns,
+        "acceptance": task.acceptance,
+        "lease": {
+            "generation": record.generation,
+            "attempt": record.attempt,
+            "expires_at": record.expires_at,
+            "last_error": record.last_error,
+        },
+    });
+    match &claimed.bundle {
+        Ok(bundle) => {
+            let tail = Tail {
+                source: claimed.origin.to_string(),
+                lease: Some(&claimed.lease),
+                commands: report_tools(),
+            };
+            value["context"] = json!(bundle.to_markdown(&tail));
+        }
+        Err(error) => {
+            value["context"] = json!(format!("# {}\n\n{}", task.title, task.body));
+            value["context_error"] = json!(format!(
+                "the context bundle could not be assembled ({error:#}); this is the task alone"
+            ));
+        }
+    }
+    value
+}
+
+/// The tools an agent reports with, listed at the end of the bundle it is handed.
+fn report_tools() -> Vec<ReportCommand> {
+    [
+        (
+            "heartbeat",
+            "every 10 minutes while you work; lease_lost means stop",
+        ),
+        (
+            "complete_task",
+            "when the acceptance commands pass, with a summary of the evidence; then commit the task file with your change",
+        ),
+        (
+            "release_task",
+            "with failed true and the reason when you cannot finish",
+        ),
+    ]
+    .into_iter()
+    .map(|(command, purpose)| ReportCommand {
+        command: command.to_owned(),
+        purpose: purpose.to_owned(),
+    })
+    .collect()
+}
+
+/// Resolves the task a call is about: the one named, else the one this server claimed, else
+/// the one this worktree holds.
+fn task_of(repo: &Repository, session: &Session, given: Option<&str>) -> anyhow::Result<TaskId> {
+    match (given, &session.current) {
+        (None, Some(current)) => Ok(current.clone()),
+        (given, _) => lease::held_id(repo, given),
+    }
+}
+
+/// Forgets the current task when `result` says its lease is gone, so the agent can claim again.
+fn forget_if_lost<T>(
+    session: &mut Session,
+    id: &TaskId,
+    result: anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    if let Err(error) = &result {
+        let gone = error.chain().any(|cause| {
+            matches!(
+                cause.downcast_ref::<LeaseError>(),
+                Some(LeaseError::Lost { .. } | LeaseError::NotHeld { .. })
+            )
+        });
+        if gone && session.current.as_ref() == Some(id) {
+            session.current = None;
+        }
+    }
+    result
+}
+
+/// Answers with `data`, or refuses when the run is over its token budget.
+fn budget_checked(id: &TaskId, spent: Option<(&RunMeta, Totals)>, data: Value) -> Reply {
+    match spent.and_then(|(meta, totals)| usage::over_budget(meta, &totals)) {
+        Some((tokens, budget)) => Reply::Refusal {
+            code: exit_code::BUDGET_EXCEEDED,
+            message: format!(
+                "budget exceeded on `{id}`: {tokens} tokens spent of {budget}; stop, and release_task with failed true and reason \"over budget\""
+            ),
+            data,
+        },
+        None => Reply::Data(data),
+    }
+}
+
+/// `heartbeat`: `gitprio heartbeat`, with its budget verdict.
+pub(super) fn heartbeat(
+    settings: &Settings,
+    shared: &Shared,
+    session: &mut Session,
+    task_id: Option<&str>,
+) -> anyhow::Result<Reply> {
+    let repo = Repository::discover(&settings.directory)?;
+    let (config, store) = lease::open_store(&repo, shared.local);
+    let id = task_of(&repo, session, task_id)?;
+    let renewed = forget_if_lost(
+        session,
+        &id,
+        lease::renew(settings, &repo, &config, &store, &id, shared.ttl.as_deref()),
+    )?;
+    let record = &renewed.lease.record;
+    let spent = renewed.spent.as_ref().map(|run| (&run.meta, run.totals()));
+    let data = json!({
+        "task": id,
+        "generation": record.generation,
+        "expires_at": record.expires_at,
+        "tokens": spent.as_ref().map(|(_, totals)| totals.tokens()),
+        "budget_tokens": spent.as_ref().and_then(|(meta, _)| meta.budget_tokens),
+    });
+    Ok(budget_checked(&id, spent, data))
+}
+
+/// `complete_task`: `gitprio done --summary` (acceptance commands first), with `gitprio usage
+/// record` before it when usage is given.
+pub(super) fn complete(
+    settings: &Settings,
+    shared: &Shared,
+    session: &mut Session,
+    params: CompleteParams,
+) -> anyhow::Result<Reply> {
+    let repo = Repository::discover(&settings.directory)?;
+    let (config, store) = lease::open_store(&repo, shared.local);
+    let id = task_of(&repo, session, params.task_id.as_deref())?;
+    let worktree = repo.workdir().ok_or_else(|| {
+        anyhow!("complete_task runs the acceptance commands, so it needs a working tree")
+    })?;
+    let checks = lease::run_acceptance(worktree, &lease::acceptance_commands(&repo, &id)?)?;
+    if let Some(failed) = checks.iter().find(|check| !check.passed) {
+        return Ok(Reply::Refusal {
+            code: exit_code::FAILURE,
+            message: format!(
+                "acceptance command `{}` failed ({}), so {id} is not done; fix it and call complete_task again, or release_task with failed true. Its output ends with:\n{}",
+                failed.command, failed.status, failed.tail
+            ),
+            data: json!({ "error": "acceptance_failed", "task": id, "completed": false, "acceptance": checks }),
+        });
+    }
+    let tokens = match params.usage {
+        Some(reported) => {
+            let input = record_input(session, reported);
+            let written = usage::record_usage(settings, &store, &id, vec![input]).context(
+                "the usage was not recorded, so the task is not completed yet; call again without `usage` to complete it",
+            )?;
+            Some(written.run.totals().tokens())
+        }
+        None => None,
+    };
+    let summary = params
+        .summary
+        .as_deref()
+        .map(lease::bounded_summary)
+        .filter(|summary| !summary.is_empty());
+    let (lease, path) = forget_if_lost(
+        session,
+        &id,
+        lease::finish_noting(settings, &repo, &config, &store, &id, summary.as_deref()),
+    )?;
+    if session.current.as_ref() == Some(&id) {
+        session.current = None;
+    }
+    output::message(settings, "info", &format!("completed {id}"));
+    Ok(Reply::Data(json!({
+        "task": id,
+        "completed": true,
+        "generation": lease.record.generation,
+        "path": path,
+        "acceptance": checks,
+        "tokens": tokens,
+        "next": format!("commit {path} (now `status: done`) with your change and open the pull request; then get_next_task"),
+    })))
+}
+
+/// `release_task`: `gitprio release`.
+pub(super) fn release(
+    settings: &Settings,
+    shared: &Shared,
+    session: &mut Session,
+    params: &ReleaseParams,
+) -> anyhow::Result<Reply> {
+    let repo = Repository::discover(&settings.directory)?;
+    let (config, store) = lease::open_store(&repo, shared.local);
+    let id = task_of(&repo, session, params.task_id.as_deref())?;
+    let released = forget_if_lost(
+        session,
+        &id,
+        lease::give_back(
+            settings,
+            &repo,
+            &config,
+            &store,
+            &id,
+            Some(&params.reason),
+            params.failed,
+        ),
+    )?;
+    if session.current.as_ref() == Some(&id) {
+        session.current = None;
+    }
+    let failures = released.lease.record.failures;
+    let message = if released.parked {
+        format!("released {id}: {failures} failed attempts, so it is parked until a human looks")
+    } else {
+        format!("released {id}; it is ready for the next agent")
+    };
+    output::message(settings, "info", &message);
+    Ok(Reply::Data(json!({
+        "task": id,
+        "parked": released.parked,
+        "failures": failures,
+        "message": message,
+    })))
+}
+
+/// `report_usage`: `gitprio usage record`, with its budget verdict.
+pub(super) fn report_usage(
+    settings: &Settings,
+    shared: &Shared,
+    session: &mut Session,
+    params: ReportParams,
+) -> anyhow::Result<Reply> {
+    let repo = Repository::discover(&settings.directory)?;
+    let (_, store) = lease::open_store(&repo, shared.local);
+    let id = task_of(&repo, session, params.task_id.as_deref())?;
+    let input = record_input(
+        session,
+        UsageParams {
+            model: params.model,
+            input: params.input,
+            output: params.output,
+            cache_read: params.cache_read,
+            cache_write: params.cache_write,
+            key: params.key,
+        },
+    );
+    let written = usage::record_usage(settings, &store, &id, vec![input])?;
+    let totals = written.run.totals();
+    let data = json!({
+        "task": id,
+        "run": written.run.meta.run,
+        "added": written.added,
+        "tokens": totals.tokens(),
+        "budget_tokens": written.run.meta.budget_tokens,
+    });
+    Ok(budget_checked(&id, Some((&written.run.meta, totals)), data))
+}
+
+/// Makes a usage record of a report; one without a key gets a key of its own, since a
+/// server sends many reports from one process (the CLI's default key is per process).
+fn record_input(session: &mut Session, reported: UsageParams) -> RecordInput {
+    let key = reported.key.unwrap_or_else(|| {
+        session.reports += 1;
+        format!(
+            "mcp:{}:{}:{}",
+            std::process::id(),
+            Timestamp::now().as_nanosecond(),
+            session.reports
+        )
+    });
+    RecordInput {
+        model: reported.model,
+        input: reported.input,
+        output: reported.output,
+        cache_read: reported.cache_read,
+        cache_write: reported.cache_write,
+        cache_write_1h: 0,
+        reasoning: 0,
+        requests: 1,
+        key: Some(key),
+    }
+}
+
+/// `queue`: the top of `gitprio list --ready`, with the leases last fetched.
+pub(super) fn queue(settings: &Settings, limit: Option<usize>) -> anyhow::Result<Reply> {
+    let (loaded, queue) =
+        load_queue(settings, &SourceArgs::default()).map_err(|error| error.error)?;
+    let tasks: Vec<Value> = queue
+        .ready()
+        .iter()
+        .take(limit.unwrap_or(DEFAULT_QUEUE_LIMIT))
+        .enumerate()
+        .map(|(index, entry)| {
+            let task = &entry.task;
+            json!({
+                "rank": index + 1,
+                "id": task.id,
+                "title": task.title,
+                "priority": task.priority,
+                "type": task.task_type,
+                "value": task.value,
+            })
+        })
+        .collect();
+    Ok(Reply::Data(json!({
+        "source": loaded.origin.to_string(),
+        "ready": queue.ready().len(),
+        "not_ready": queue.not_ready().len(),
+        "tasks": tasks,
+    })))
+}

@@ -1,0 +1,695 @@
+//! `gitprio run`: the autopilot loop. Claim, work in a worktree of the task's own, renew,
+//! watch the budget, record usage, then `done` or release; stop when nothing is ready.
+//!
+//! Every lease and usage operation is a subprocess of this binary (see `operations`),
+//! so the loop does exactly what an agent following the README would do, and each slot
+//! of `--parallel` is a thread that drives one agent process at a time. Claims within a
+//! run are made one at a time, so with `--avoid-overlap` (on unless `--allow-overlap`)
+//! each claim sees the leases of the tasks its sibling slots hold.
+
+mod adapters;
+mod agent;
+mod attempt;
+mod operations;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use clap::Args;
+use gitprio_core::TaskId;
+use gitprio_core::git::Repository;
+use gitprio_core::lease::parse_duration;
+use gitprio_core::usage::report::{GroupBy, RunFilter, Summary, TaskFacts, report};
+use gitprio_core::usage::{Ledger, PriceTable};
+use serde_json::json;
+
+use self::adapters::Adapter;
+use self::operations::{Claim, Claimed, Filters, Operations};
+use super::lease::{StoreArgs, open_store};
+use crate::cli::CommandResult;
+use crate::settings::Settings;
+use crate::{exit_code, output};
+
+/// The exit code after Ctrl-C (128 + SIGINT), as shells report an interrupted command.
+pub const INTERRUPTED: u8 = 130;
+
+#[derive(Debug, Args)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "independent command-line switches"
+)]
+#[command(
+    after_help = "Placeholders in the agent command: {prompt_file} {task_id} {model} {worktree} {usage_file}.\nWithout {prompt_file}, the prompt is the agent's stdin.\n\nExamples:\n  gitprio run -- claude -p --output-format stream-json --verbose --model {model}\n  gitprio run --parallel 4 -- codex exec --json -m {model} -\n  gitprio run -- ./my-agent.sh {prompt_file}"
+)]
+pub struct RunArgs {
+    /// Agents working at once, each on its own task in its own worktree.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub parallel: u32,
+    /// Stop claiming after this many claims (attempts, retries included).
+    #[arg(long, value_name = "N")]
+    pub max_tasks: Option<u32>,
+    /// Stop when the run has spent this many tokens (`2m`); running agents are stopped.
+    #[arg(long, value_name = "TOKENS", value_parser = parse_tokens)]
+    pub max_tokens: Option<u64>,
+    /// Stop when the run has spent this many dollars (list-price estimate).
+    #[arg(long, value_name = "USD")]
+    pub max_usd: Option<f64>,
+    /// The agents' name in leases and reports, `-1`, `-2`... appended with `--parallel`
+    /// (default: `GITPRIO_AGENT`, else `user@host:pid`).
+    #[arg(long, value_name = "NAME")]
+    pub agent_name: Option<String>,
+    /// How to read the agent's output (default: told from the command's name).
+    #[arg(long, value_enum)]
+    pub adapter: Option<Adapter>,
+    /// Where the agent writes its usage, as `gitprio usage record --stdin` lines, relative
+    /// to its worktree (default: a file outside it, passed as `{usage_file}` and
+    /// `GITPRIO_USAGE_FILE`).
+    #[arg(long, value_name = "PATH")]
+    pub usage_file: Option<String>,
+    /// The lease TTL (default: `lease_ttl` of the config); renewed every third of it.
+    #[arg(long, value_name = "DURATION")]
+    pub ttl: Option<String>,
+    /// Stop an agent that has not finished after this long (a failed attempt).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// How long a stopped agent gets between SIGTERM and SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub grace: String,
+    /// Only claim tasks of this type.
+    #[arg(long = "type", value_name = "TYPE")]
+    pub task_type: Option<String>,
+    /// Only claim tasks of this feature.
+    #[arg(long, value_name = "FEATURE")]
+    pub feature: Option<String>,
+    /// Also claim tasks whose `owns` overlap a task another agent holds.
+    #[arg(long)]
+    pub allow_overlap: bool,
+    /// When nothing is ready, wait and claim again instead of stopping.
+    #[arg(long)]
+    pub wait: bool,
+    /// How often `--wait` looks for a ready task.
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        requires = "wait"
+    )]
+    pub poll: String,
+    /// Do not push the branches of completed tasks.
+    #[arg(long)]
+    pub no_push: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The agent command, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+fn parse_tokens(text: &str) -> Result<u64, String> {
+    gitprio_core::task::parse_token_count(text)
+        .ok_or_else(|| format!("`{text}` is not a token count; write it like 500000 or 500k"))
+}
+
+fn duration(text: &str, what: &str) -> anyhow::Result<Duration> {
+    parse_duration(text)
+        .and_then(|duration| Duration::try_from(duration).ok())
+        .ok_or_else(|| anyhow!("invalid {what} `{text}`: write it like `90s`, `30m` or `2h`"))
+}
+
+/// How one attempt ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ending {
+    Completed,
+    Failed,
+    Parked,
+    /// Given back without a failure: the run was stopped.
+    Released,
+    /// Another agent holds the task now.
+    Lost,
+}
+
+/// One attempt, for the summary.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Report {
+    pub task: TaskId,
+    pub run: String,
+    pub model: Option<String>,
+    pub ending: Ending,
+    pub tokens: u64,
+    pub cost_usd: Option<f64>,
+    pub seconds: f64,
+    pub error: Option<String>,
+}
+
+/// Why the run stopped.
+#[derive(Clone, Debug, PartialEq)]
+enum Stop {
+    /// `claim` exited 3 with nothing running: its reason code and message.
+    NothingReady(String, String),
+    MaxTasks(u32),
+    MaxTokens(u64),
+    MaxUsd(f64),
+    Interrupted,
+    Error(String),
+}
+
+impl Stop {
+    fn describe(&self) -> String {
+        match self {
+            Stop::NothingReady(_, message) => message.clone(),
+            Stop::MaxTasks(limit) => format!("--max-tasks {limit} reached"),
+            Stop::MaxTokens(limit) => format!("--max-tokens {limit} reached"),
+            Stop::MaxUsd(limit) => format!("--max-usd {limit} reached"),
+            Stop::Interrupted => "interrupted".to_owned(),
+            Stop::Error(error) => format!("error: {error}"),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Stop::NothingReady(..) => "nothing_ready",
+            Stop::MaxTasks(_) => "max_tasks",
+            Stop::MaxTokens(_) => "max_tokens",
+            Stop::MaxUsd(_) => "max_usd",
+            Stop::Interrupted => "interrupted",
+            Stop::Error(_) => "error",
+        }
+    }
+}
+
+/// The run's limits: `--max-tasks`, `--max-tokens`, `--max-usd`.
+#[derive(Debug, Default)]
+struct Limits {
+    claims: Option<u32>,
+    tokens: Option<u64>,
+    usd: Option<f64>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    stop: Option<Stop>,
+    /// Slots working on a task.
+    busy: usize,
+    claims: u32,
+    /// Counts finished attempts, so a waiting slot sees that something changed.
+    finishes: u64,
+    spent_tokens: u64,
+    spent_usd: f64,
+    /// Tokens and dollars of each slot's running agent.
+    live: Vec<(u64, f64)>,
+    reports: Vec<Report>,
+    /// The claimed tasks' facts, for the summary.
+    tasks: BTreeMap<TaskId, TaskFacts>,
+}
+
+/// What the slots share: the run's state, its limits, and Ctrl-C.
+#[derive(Debug)]
+pub struct Control {
+    state: Mutex<State>,
+    changed: Condvar,
+    interrupts: AtomicUsize,
+    limits: Limits,
+}
+
+impl Control {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How many times Ctrl-C (or SIGTERM) was received.
+    pub fn interrupts(&self) -> usize {
+        self.interrupts.load(Ordering::SeqCst)
+    }
+
+    fn interrupt(&self) {
+        self.interrupts.fetch_add(1, Ordering::SeqCst);
+        let mut state = self.lock();
+        state.stop.get_or_insert(Stop::Interrupted);
+        self.changed.notify_all();
+    }
+
+    /// Publishes what the agent of `slot` has spent so far.
+    pub fn set_live(&self, slot: usize, tokens: u64, usd: f64) {
+        self.lock().live[slot] = (tokens, usd);
+    }
+
+    /// The run limit that the finished and running agents together have passed, if any.
+    pub fn run_limit(&self) -> Option<String> {
+        let state = self.lock();
+        let tokens = state.spent_tokens + state.live.iter().map(|(tokens, _)| tokens).sum::<u64>();
+        let usd = state.spent_usd + state.live.iter().map(|(_, usd)| usd).sum::<f64>();
+        if let Some(limit) = self.limits.tokens
+            && tokens > limit
+        {
+            return Some(format!("the run reached --max-tokens {limit}"));
+        }
+        if let Some(limit) = self.limits.usd
+            && usd > limit
+        {
+            return Some(format!("the run reached --max-usd {limit}"));
+        }
+        None
+    }
+
+    /// The limit that forbids another claim, if any.
+    fn claim_limit(&self, state: &State) -> Option<Stop> {
+        if let Some(limit) = self.limits.claims
+            && state.claims >= limit
+        {
+            return Some(Stop::MaxTasks(limit));
+        }
+        if let Some(limit) = self.limits.tokens
+            && state.spent_tokens >= limit
+        {
+            return Some(Stop::MaxTokens(limit));
+        }
+        if let Some(limit) = self.limits.usd
+            && state.spent_usd >= limit
+        {
+            return Some(Stop::MaxUsd(limit));
+        }
+        None
+    }
+
+    fn stop(&self, stop: Stop) {
+        let mut state = self.lock();
+        state.stop.get_or_insert(stop);
+        self.changed.notify_all();
+    }
+}
+
+/// Everything an attempt needs, shared by the slots.
+#[derive(Debug)]
+pub struct RunContext {
+    pub settings: Settings,
+    pub operations: Operations,
+    /// The agent command, placeholders unexpanded.
+    pub command: Vec<String>,
+    pub adapter: Adapter,
+    /// The directory the run started in.
+    pub directory: PathBuf,
+    /// `<common git dir>/gitprio/worktrees`: one worktree per task.
+    pub worktrees: PathBuf,
+    /// `<common git dir>/gitprio/runs`: each attempt's prompt and output.
+    pub runs: PathBuf,
+    pub grace: Duration,
+    pub timeout: Option<Duration>,
+    pub heartbeat_every: Duration,
+    pub usage_file: Option<String>,
+    /// The remote completed branches are pushed to.
+    pub push: Option<String>,
+    pub prices: PriceTable,
+    pub control: Control,
+    /// The lock file that makes worktrees be added and removed one at a time, by every
+    /// run of the clone: `git worktree add` is not safe against a concurrent one.
+    pub worktree_lock: PathBuf,
+}
+
+impl RunContext {
+    /// Prints a progress line to stderr.
+    pub fn say(&self, text: &str) {
+        output::message(&self.settings, "info", text);
+    }
+
+    pub fn warn(&self, text: &str) {
+        output::message(&self.settings, "warning", text);
+    }
+}
+
+pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
+    let repo = Repository::discover(&settings.directory)?;
+    let (config, _) = open_store(&repo, args.store.local);
+    let ttl_text = args.ttl.clone().unwrap_or_else(|| config.lease_ttl.clone());
+    let ttl = duration(&ttl_text, "lease TTL")?;
+    if ttl.is_zero() {
+        return Err(anyhow!("invalid lease TTL `{ttl_text}`: it must be longer than 0s").into());
+    }
+    let program = args.command.first().context("the agent command is empty")?;
+    let adapter = args.adapter.unwrap_or_else(|| Adapter::detect(program));
+    let remote = config.remote.clone().unwrap_or_else(|| "origin".to_owned());
+    let common = repo.common_dir().to_path_buf();
+    let agent_name = args
+        .agent_name
+        .clone()
+        .unwrap_or_else(|| settings.agent.clone());
+    let slots = usize::try_from(args.parallel).unwrap_or(1);
+    let context = RunContext {
+        settings: settings.clone(),
+        operations: Operations {
+            exe: std::env::current_exe().context("cannot find the gitprio binary")?,
+            directory: settings.directory.clone(),
+            local: args.store.local,
+            ttl: Some(ttl_text.clone()),
+        },
+        command: args.command.clone(),
+        adapter,
+        directory: settings.directory.clone(),
+        worktrees: common.join("gitprio").join("worktrees"),
+        runs: common.join("gitprio").join("runs"),
+        grace: duration(&args.grace, "grace period")?,
+        timeout: args
+            .timeout
+            .as_deref()
+            .map(|text| duration(text, "timeout"))
+            .transpose()?,
+        heartbeat_every: (ttl / 3).max(Duration::from_millis(200)),
+        usage_file: args.usage_file.clone(),
+        push: (!args.no_push && !args.store.local && repo.has_remote(&remote)).then_some(remote),
+        prices: PriceTable::new(super::report::price_overrides(&repo, None).unwrap_or_default()),
+        control: Control {
+            state: Mutex::new(State {
+                live: vec![(0, 0.0); slots],
+                ..State::default()
+            }),
+            changed: Condvar::new(),
+            interrupts: AtomicUsize::new(0),
+            limits: Limits {
+                claims: args.max_tasks,
+                tokens: args.max_tokens,
+                usd: args.max_usd,
+            },
+        },
+        worktree_lock: common.join("gitprio").join("worktrees.lock"),
+    };
+    let filters = Filters {
+        task_type: args.task_type.clone(),
+        feature: args.feature.clone(),
+        avoid_overlap: !args.allow_overlap,
+    };
+    let poll = duration(&args.poll, "poll interval")?;
+    let context = Arc::new(context);
+    let handler = Arc::clone(&context);
+    ctrlc::set_handler(move || {
+        let first = handler.control.interrupts() == 0;
+        handler.control.interrupt();
+        if first {
+            handler.say("interrupted: stopping the agents and releasing their tasks (Ctrl-C again kills them)");
+        } else {
+            handler.say("interrupted again: killing the agents");
+        }
+    })
+    .context("cannot install the Ctrl-C handler")?;
+    context.say(&format!(
+        "running {} ({} adapter) with {slots} agent{} as {agent_name}; the lease TTL is {ttl_text}",
+        args.command.join(" "),
+        adapter.name(),
+        if slots == 1 { "" } else { "s" },
+    ));
+    std::thread::scope(|scope| {
+        for slot in 0..slots {
+            let agent = if slots == 1 {
+                agent_name.clone()
+            } else {
+                format!("{agent_name}-{}", slot + 1)
+            };
+            let context = &context;
+            let filters = &filters;
+            scope.spawn(move || work(context, slot, &agent, filters, args.wait, poll));
+        }
+    });
+    let state = std::mem::take(&mut *context.control.lock());
+    let stop = state
+        .stop
+        .clone()
+        .unwrap_or_else(|| Stop::NothingReady("empty".to_owned(), "nothing ready".to_owned()));
+    let summary = summarize(settings, &repo, args.store.local, &state, &context.prices);
+    print_summary(args.json, &stop, &state, summary.as_ref())?;
+    Ok(match stop {
+        Stop::Interrupted => INTERRUPTED,
+        Stop::Error(_) => exit_code::FAILURE,
+        _ => exit_code::SUCCESS,
+    })
+}
+
+/// What a slot does next, decided while it holds the claim turn.
+enum Next {
+    Work(Box<Claimed>),
+    /// Nothing ready now, but sibling slots are working: wait for one to finish.
+    WaitForSiblings(u64),
+    /// Nothing ready and nothing running: poll again later (`--wait`).
+    Poll,
+    Quit,
+}
+
+/// One slot: claims and works on tasks one after the other until the run stops.
+fn work(
+    context: &RunContext,
+    slot: usize,
+    agent: &str,
+    filters: &Filters,
+    wait: bool,
+    poll: Duration,
+) {
+    static CLAIM_TURN: Mutex<()> = Mutex::new(());
+    let control = &context.control;
+    loop {
+        let next = {
+            let _turn = CLAIM_TURN.lock().unwrap_or_else(PoisonError::into_inner);
+            let limit = {
+                let state = control.lock();
+                if state.stop.is_some() {
+                    return;
+                }
+                control.claim_limit(&state)
+            };
+            if let Some(limit) = limit {
+                control.stop(limit);
+                return;
+            }
+            match context.operations.claim(agent, filters) {
+                Ok(Claim::Claimed(claimed)) => {
+                    let mut state = control.lock();
+                    state.busy += 1;
+                    state.claims += 1;
+                    let task = &claimed.task;
+                    state.tasks.insert(
+                        task.id.clone(),
+                        TaskFacts {
+                            value: task.value,
+                            task_type: task.task_type.clone(),
+                            feature: task.feature.clone(),
+                            status: task.status,
+                        },
+                    );
+                    Next::Work(claimed)
+                }
+                Ok(Claim::NothingReady { reason, message }) => {
+                    let mut state = control.lock();
+                    if state.busy > 0 {
+                        Next::WaitForSiblings(state.finishes)
+                    } else if wait {
+                        Next::Poll
+                    } else {
+                        state
+                            .stop
+                            .get_or_insert(Stop::NothingReady(reason, message));
+                        control.changed.notify_all();
+                        Next::Quit
+                    }
+                }
+                Err(error) => {
+                    control.stop(Stop::Error(format!("{error:#}")));
+                    Next::Quit
+                }
+            }
+        };
+        match next {
+            Next::Quit => return,
+            Next::WaitForSiblings(seen) => {
+                let mut state = control.lock();
+                while state.stop.is_none() && state.busy > 0 && state.finishes == seen {
+                    state = control
+                        .changed
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+            Next::Poll => {
+                context.say(&format!(
+                    "{agent}: nothing ready; looking again in {}s",
+                    poll.as_secs()
+                ));
+                let state = control.lock();
+                let _ = control
+                    .changed
+                    .wait_timeout_while(state, poll, |state| state.stop.is_none())
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            Next::Work(claimed) => {
+                let outcome = attempt::attempt(context, slot, agent, &claimed);
+                let mut state = control.lock();
+                state.busy -= 1;
+                state.finishes += 1;
+                state.live[slot] = (0, 0.0);
+                match outcome {
+                    Ok(report) => {
+                        state.spent_tokens += report.tokens;
+                        state.spent_usd += report.cost_usd.unwrap_or(0.0);
+                        state.reports.push(report);
+                    }
+                    Err(error) => {
+                        drop(state);
+                        let id = claimed.task.id.as_str();
+                        let reason = format!("gitprio run could not work on it: {error}");
+                        if let Err(release) = context.operations.release(
+                            agent,
+                            id,
+                            &attempt::compact(&reason),
+                            false,
+                            false,
+                        ) {
+                            context.warn(&format!("{agent}: {release:#}"));
+                        }
+                        control.stop(Stop::Error(format!("{id}: {error}")));
+                        state = control.lock();
+                    }
+                }
+                control.changed.notify_all();
+                drop(state);
+            }
+        }
+    }
+}
+
+/// Sums the run's attempts from the usage ledger, as `gitprio report` would.
+fn summarize(
+    settings: &Settings,
+    repo: &Repository,
+    local: bool,
+    state: &State,
+    prices: &PriceTable,
+) -> Option<Summary> {
+    let (_, store) = open_store(repo, local);
+    let ledger = Ledger::new(&store);
+    let result = (|| -> anyhow::Result<Summary> {
+        ledger.refresh()?;
+        let mut runs = Vec::new();
+        for id in state.tasks.keys() {
+            runs.extend(ledger.runs(id)?.into_iter().filter(|run| {
+                state
+                    .reports
+                    .iter()
+                    .any(|report| &report.task == id && report.run == run.meta.run)
+            }));
+        }
+        Ok(report(
+            &runs,
+            &state.tasks,
+            prices,
+            &RunFilter::default(),
+            GroupBy::Run,
+        )
+        .summary)
+    })();
+    match result {
+        Ok(summary) => Some(summary),
+        Err(error) => {
+            output::message(
+                settings,
+                "warning",
+                &format!("cannot read the usage ledger for the summary: {error:#}"),
+            );
+            None
+        }
+    }
+}
+
+fn print_summary(
+    json: bool,
+    stop: &Stop,
+    state: &State,
+    summary: Option<&Summary>,
+) -> anyhow::Result<()> {
+    let count = |ending: Ending| {
+        state
+            .reports
+            .iter()
+            .filter(|report| report.ending == ending)
+            .count()
+    };
+    let tokens = summary.map_or(state.spent_tokens, |summary| summary.tokens);
+    if json {
+        output::print_json(&json!({
+            "stopped": stop.code(),
+            "reason": stop.describe(),
+            "attempts": state.reports.len(),
+            "completed": count(Ending::Completed),
+            "failed": count(Ending::Failed),
+            "parked": count(Ending::Parked),
+            "released": count(Ending::Released),
+            "lost": count(Ending::Lost),
+            "tokens": tokens,
+            "cost_usd": summary.map(|summary| summary.cost_usd),
+            "unpriced_tokens": summary.map(|summary| summary.unpriced_tokens),
+            "value_points": summary.map(|summary| summary.value_points),
+            "value_per_million_tokens": summary.and_then(|summary| summary.value_per_million_tokens),
+            "runs": state.reports,
+        }))?;
+        return Ok(());
+    }
+    let mut rows = vec![vec!["stopped".to_owned(), stop.describe()]];
+    rows.push(vec![
+        "tasks done".to_owned(),
+        count(Ending::Completed).to_string(),
+    ]);
+    rows.push(vec![
+        "attempts".to_owned(),
+        format!(
+            "{} ({} failed, {} parked, {} released, {} lost)",
+            state.reports.len(),
+            count(Ending::Failed),
+            count(Ending::Parked),
+            count(Ending::Released),
+            count(Ending::Lost)
+        ),
+    ]);
+    rows.push(vec!["tokens".to_owned(), super::report::tokens(tokens)]);
+    if let Some(summary) = summary {
+        let unpriced = if summary.unpriced_tokens > 0 {
+            format!(
+                " (+ {} tokens of unpriced models)",
+                super::report::tokens(summary.unpriced_tokens)
+            )
+        } else {
+            String::new()
+        };
+        rows.push(vec![
+            "cost".to_owned(),
+            format!("${:.2} at list price{unpriced}", summary.cost_usd),
+        ]);
+        rows.push(vec![
+            "value per 1M tokens".to_owned(),
+            summary.value_per_million_tokens.map_or_else(
+                || "-".to_owned(),
+                |value| format!("{value:.1} points ({} points done)", summary.value_points),
+            ),
+        ]);
+    }
+    output::print_table(&rows)?;
+    for report in &state.reports {
+        if let Some(error) = &report.error
+            && report.ending != Ending::Completed
+        {
+            println!(
+                "{} {}: {}",
+                report.task,
+                match report.ending {
+                    Ending::Parked => "parked",
+                    Ending::Released => "released",
+                    Ending::Lost => "lost",
+                    _ => "failed",
+                },
+                error.lines().next().unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}

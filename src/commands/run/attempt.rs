@@ -1,0 +1,989 @@
+//! One attempt at one claimed task: its worktree, its prompt, the agent under watch,
+//! its usage recorded, then `done` (with a commit and a push) or a release.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::io::Read as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use gitprio_core::Config;
+use gitprio_core::usage::UsageRecord;
+
+use super::adapters::{self, Adapter, Follower, ModelUsage};
+use super::agent::{self, Agent, Io, Placeholders};
+use super::operations::{Beat, Claimed, Done};
+use super::{Ending, Report, RunContext};
+use crate::commands::lease::tail;
+
+/// How often a running agent's output, limits and signals are looked at.
+const TICK: Duration = Duration::from_millis(100);
+
+/// Why the run stopped an agent before it exited by itself.
+#[derive(Debug)]
+enum Halt {
+    /// Ctrl-C: the run is stopping.
+    Interrupted,
+    Timeout(Duration),
+    /// The task's budget is spent: the reason to record.
+    OverBudget(String),
+    /// The run's own `--max-tokens` or `--max-usd` is reached.
+    RunLimit(String),
+    /// The heartbeat says another agent holds the task now.
+    Lost,
+}
+
+/// The task's spending limit for this attempt.
+#[derive(Clone, Copy, Debug, Default)]
+struct Budget {
+    tokens: Option<u64>,
+    usd: Option<f64>,
+}
+
+/// A problem that is not the task's fault (the agent command cannot start, the worktree
+/// cannot be made, the config routes to no model): the run gives the task back and stops,
+/// rather than failing task after task the same way.
+#[derive(Debug)]
+pub struct SetupError(pub anyhow::Error);
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+/// Works on `claimed` as agent `agent` in slot `slot` until it is done, failed or given back.
+pub fn attempt(
+    run: &RunContext,
+    slot: usize,
+    agent: &str,
+    claimed: &Claimed,
+) -> Result<Report, SetupError> {
+    let started = Instant::now();
+    let task = &claimed.task;
+    let id = task.id.as_str();
+    let worktree = run.worktrees.join(id);
+    let run_dir = run.runs.join(id).join(claimed.generation.to_string());
+    let setup = |error: anyhow::Error| SetupError(error);
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("cannot create {}", run_dir.display()))
+        .map_err(setup)?;
+    prepare_worktree(run, &worktree, id, &claimed.commit).map_err(setup)?;
+    let config = worktree_config(&worktree);
+    let route = config
+        .route(
+            task.model.as_deref(),
+            task.task_type.as_deref(),
+            claimed.failures,
+        )
+        .map_err(|error| setup(error.into()))?;
+    if route.model.is_none() && agent::uses(&run.command, "{model}") {
+        return Err(setup(anyhow::anyhow!(
+            "the agent command uses {{model}}, but task {id} names no model and .tasks/config.yaml lists no `tiers`"
+        )));
+    }
+    let model = route
+        .model
+        .clone()
+        .or_else(|| agent::model_argument(&run.command));
+    let budget = Budget {
+        tokens: task.budget.and_then(|budget| budget.tokens).or_else(|| {
+            task.task_type
+                .as_ref()
+                .and_then(|kind| config.budgets.get(kind))
+                .map(|count| count.0)
+        }),
+        usd: task.budget.and_then(|budget| budget.usd),
+    };
+    let prompt_file = run_dir.join("prompt.md");
+    let prompt = compose_prompt(run, agent, claimed, &worktree);
+    std::fs::write(&prompt_file, prompt)
+        .with_context(|| format!("cannot write {}", prompt_file.display()))
+        .map_err(setup)?;
+    let usage_file = match &run.usage_file {
+        Some(path) => worktree.join(path.replace("{task_id}", id)),
+        None => run_dir.join("usage.jsonl"),
+    };
+    let _ = std::fs::remove_file(&usage_file);
+    let text = |path: &Path| path.display().to_string();
+    let values = Placeholders {
+        prompt_file: &text(&prompt_file),
+        task_id: id,
+        model: model.as_deref().unwrap_or_default(),
+        worktree: &text(&worktree),
+        usage_file: &text(&usage_file),
+    };
+    let command = agent::expand(&run.command, &values);
+    let stdout_file = run_dir.join("stdout");
+    let stderr_file = run_dir.join("stderr");
+    let io = Io {
+        stdin: (!agent::uses(&run.command, "{prompt_file}")).then_some(prompt_file.as_path()),
+        stdout: &stdout_file,
+        stderr: &stderr_file,
+    };
+    let env = [
+        ("GITPRIO_AGENT", agent.to_owned()),
+        ("GITPRIO_TASK", id.to_owned()),
+        ("GITPRIO_RUN", claimed.run_id()),
+        ("GITPRIO_MODEL", model.clone().unwrap_or_default()),
+        ("GITPRIO_WORKTREE", text(&worktree)),
+        ("GITPRIO_PROMPT_FILE", text(&prompt_file)),
+        ("GITPRIO_USAGE_FILE", text(&usage_file)),
+    ];
+    run.say(&format!(
+        "{agent}: working on {id} (attempt {}{}) in {}",
+        claimed.attempt,
+        match (&route.tier, &model) {
+            (Some(tier), Some(model)) if route.escalated =>
+                format!(", escalated to tier {tier}: {model}"),
+            (Some(tier), Some(model)) => format!(", tier {tier}: {model}"),
+            (None, Some(model)) => format!(", model {model}"),
+            _ => String::new(),
+        },
+        worktree.display()
+    ));
+    let mut process = Agent::spawn(&command, &worktree, &io, &env).map_err(setup)?;
+    let mut watch = Watch {
+        run,
+        slot,
+        agent,
+        id,
+        model: model.as_deref(),
+        budget,
+        output: Follower::new(run.adapter),
+        usage: Follower::new(Adapter::Generic),
+        stdout: None,
+        usage_reader: None,
+        stdout_path: &stdout_file,
+        usage_path: &usage_file,
+    };
+    let (status, halt) = watch.supervise(&mut process).map_err(setup)?;
+    let stdout = std::fs::read(&stdout_file).unwrap_or_default();
+    let stdout = String::from_utf8_lossy(&stdout);
+    let verdict = adapters::conclude(run.adapter, &stdout);
+    watch.read_new();
+    let usage = final_usage(run.adapter, &verdict, &watch.output, &watch.usage);
+    let records = usage_records(&usage, &watch.usage, run.adapter, claimed, model.as_deref());
+    if !records.is_empty()
+        && let Err(error) = run
+            .operations
+            .record_usage(agent, id, &records_text(&records))
+    {
+        run.warn(&format!(
+            "{agent}: the usage of {id} was not recorded: {error:#}"
+        ));
+    }
+    if usage_file.starts_with(&worktree) {
+        let _ = std::fs::remove_file(&usage_file);
+    }
+    let tokens: u64 = records.iter().map(|(_, usage)| usage.tokens()).sum();
+    let cost_usd = verdict.cost_usd.or_else(|| {
+        records
+            .iter()
+            .map(|(_, usage)| run.prices.cost(&as_record(usage)))
+            .sum::<Option<f64>>()
+    });
+    run.control.set_live(slot, 0, 0.0);
+    let failure = match halt {
+        Some(Halt::Lost) => {
+            let _ = run
+                .operations
+                .release(agent, id, "lease lost", false, false);
+            return Ok(report(
+                claimed,
+                model.as_ref(),
+                Ending::Lost,
+                tokens,
+                cost_usd,
+                started,
+                Some("lease lost: another agent holds the task now".to_owned()),
+            ));
+        }
+        Some(Halt::Interrupted) => {
+            let ending = give_back(run, agent, id, "interrupted: gitprio run was stopped");
+            return Ok(report(
+                claimed,
+                model.as_ref(),
+                ending,
+                tokens,
+                cost_usd,
+                started,
+                Some("interrupted".to_owned()),
+            ));
+        }
+        Some(Halt::RunLimit(reason)) => {
+            let ending = give_back(run, agent, id, &reason);
+            return Ok(report(
+                claimed,
+                model.as_ref(),
+                ending,
+                tokens,
+                cost_usd,
+                started,
+                Some(reason),
+            ));
+        }
+        Some(Halt::Timeout(limit)) => Some(format!(
+            "timed out after {}",
+            jiff::SignedDuration::try_from(limit)
+                .map_or_else(|_| format!("{limit:?}"), |limit| format!("{limit:#}"))
+        )),
+        Some(Halt::OverBudget(reason)) => Some(reason),
+        None => judge(status, &verdict, &stderr_file, &worktree, &claimed.commit),
+    };
+    let failure = match failure {
+        Some(failure) => failure,
+        None => match run
+            .operations
+            .done(agent, &worktree, id, verdict.summary.as_deref())
+        {
+            Ok(Done::Submitted) => {
+                let note = finish_branch(run, &worktree, claimed, verdict.summary.as_deref());
+                run.say(&format!(
+                    "{agent}: {id} is done ({} tokens{}){note}",
+                    tokens,
+                    cost_usd
+                        .map(|cost| format!(", ${cost:.2}"))
+                        .unwrap_or_default()
+                ));
+                return Ok(report(
+                    claimed,
+                    model.as_ref(),
+                    Ending::Completed,
+                    tokens,
+                    cost_usd,
+                    started,
+                    None,
+                ));
+            }
+            Ok(Done::Refused(reason)) => reason,
+            Ok(Done::Lost) => {
+                return Ok(report(
+                    claimed,
+                    model.as_ref(),
+                    Ending::Lost,
+                    tokens,
+                    cost_usd,
+                    started,
+                    Some("lease lost before done".to_owned()),
+                ));
+            }
+            Err(error) => format!("{error:#}"),
+        },
+    };
+    let reason = compact(&failure);
+    let runaway = claimed
+        .last_error
+        .as_deref()
+        .is_some_and(|last| same_error(last, &reason));
+    let ending = match run.operations.release(agent, id, &reason, true, runaway) {
+        Ok(true) => Ending::Parked,
+        Ok(false) => Ending::Failed,
+        Err(error) => {
+            run.warn(&format!("{agent}: {error:#}"));
+            Ending::Lost
+        }
+    };
+    run.say(&format!(
+        "{agent}: {id} failed: {reason}{}",
+        match ending {
+            Ending::Parked if runaway =>
+                "; the same error as the attempt before, so it is parked for a human",
+            Ending::Parked => "; it is parked for a human after too many failed attempts",
+            _ => "",
+        }
+    ));
+    Ok(report(
+        claimed,
+        model.as_ref(),
+        ending,
+        tokens,
+        cost_usd,
+        started,
+        Some(reason),
+    ))
+}
+
+fn report(
+    claimed: &Claimed,
+    model: Option<&String>,
+    ending: Ending,
+    tokens: u64,
+    cost_usd: Option<f64>,
+    started: Instant,
+    error: Option<String>,
+) -> Report {
+    Report {
+        task: claimed.task.id.clone(),
+        run: claimed.run_id(),
+        model: model.cloned(),
+        ending,
+        tokens,
+        cost_usd,
+        seconds: started.elapsed().as_secs_f64(),
+        error,
+    }
+}
+
+/// Gives the task back without counting a failure (the run stopped, not the task).
+fn give_back(run: &RunContext, agent: &str, id: &str, reason: &str) -> Ending {
+    match run.operations.release(agent, id, reason, false, false) {
+        Ok(_) => {
+            run.say(&format!("{agent}: released {id} ({reason})"));
+            Ending::Released
+        }
+        Err(error) => {
+            run.warn(&format!("{agent}: {error:#}"));
+            Ending::Lost
+        }
+    }
+}
+
+/// Watches a running agent: its output, the limits, the lease, Ctrl-C.
+struct Watch<'a> {
+    run: &'a RunContext,
+    slot: usize,
+    agent: &'a str,
+    id: &'a str,
+    model: Option<&'a str>,
+    budget: Budget,
+    output: Follower,
+    usage: Follower,
+    stdout: Option<File>,
+    usage_reader: Option<File>,
+    stdout_path: &'a Path,
+    usage_path: &'a Path,
+}
+
+impl Watch<'_> {
+    /// Runs until the agent exits; stops it (SIGTERM, then SIGKILL after the grace period)
+    /// when a limit is passed, the lease is lost or the run is interrupted.
+    fn supervise(&mut self, process: &mut Agent) -> anyhow::Result<(ExitStatus, Option<Halt>)> {
+        let started = Instant::now();
+        let mut next_beat = started + self.run.heartbeat_every;
+        let mut halt = None;
+        let mut kill_at: Option<Instant> = None;
+        let mut killed = false;
+        loop {
+            if let Some(status) = process.try_wait()? {
+                return Ok((status, halt));
+            }
+            self.read_new();
+            let (tokens, usd) = self.live();
+            self.run.control.set_live(self.slot, tokens, usd);
+            let now = Instant::now();
+            if halt.is_none() {
+                halt = self.check(tokens, usd, started);
+                if halt.is_none() && now >= next_beat {
+                    next_beat = now + self.run.heartbeat_every;
+                    halt = self.beat();
+                }
+                if let Some(reason) = &halt {
+                    self.run.say(&format!(
+                        "{}: stopping the agent on {}: {}",
+                        self.agent,
+                        self.id,
+                        describe_halt(reason)
+                    ));
+                    process.terminate();
+                    kill_at = Some(now + self.run.grace);
+                }
+            } else if !killed
+                && (self.run.control.interrupts() >= 2 || kill_at.is_some_and(|at| now >= at))
+            {
+                process.kill();
+                killed = true;
+            }
+            std::thread::sleep(TICK);
+        }
+    }
+
+    fn check(&self, tokens: u64, usd: f64, started: Instant) -> Option<Halt> {
+        if self.run.control.interrupts() > 0 {
+            return Some(Halt::Interrupted);
+        }
+        if let Some(limit) = self.run.timeout
+            && started.elapsed() >= limit
+        {
+            return Some(Halt::Timeout(limit));
+        }
+        if let Some(budget) = self.budget.tokens
+            && tokens > budget
+        {
+            return Some(Halt::OverBudget(format!(
+                "over budget: {tokens} tokens spent of {budget}"
+            )));
+        }
+        if let Some(budget) = self.budget.usd
+            && usd > budget
+        {
+            return Some(Halt::OverBudget(format!(
+                "over budget: ${usd:.2} spent of ${budget:.2}"
+            )));
+        }
+        self.run.control.run_limit().map(Halt::RunLimit)
+    }
+
+    fn beat(&self) -> Option<Halt> {
+        match self.run.operations.heartbeat(self.agent, self.id) {
+            Ok(Beat::Renewed) => None,
+            Ok(Beat::Lost) => Some(Halt::Lost),
+            Ok(Beat::OverBudget) => Some(Halt::OverBudget(
+                "over budget: the usage ledger says the task's budget is spent".to_owned(),
+            )),
+            Ok(Beat::Failed(error)) => {
+                self.run.warn(&format!(
+                    "{}: cannot renew the lease on {} ({error}); trying again later",
+                    self.agent, self.id
+                ));
+                None
+            }
+            Err(error) => {
+                self.run.warn(&format!("{}: {error:#}", self.agent));
+                None
+            }
+        }
+    }
+
+    /// Reads what the agent wrote since the last look.
+    fn read_new(&mut self) {
+        read_more(&mut self.stdout, self.stdout_path, &mut self.output);
+        read_more(&mut self.usage_reader, self.usage_path, &mut self.usage);
+    }
+
+    /// Tokens and estimated dollars so far.
+    fn live(&self) -> (u64, f64) {
+        let usage: Vec<ModelUsage> = self
+            .output
+            .usage()
+            .into_iter()
+            .chain(self.usage.usage())
+            .collect();
+        let tokens = usage.iter().map(ModelUsage::tokens).sum();
+        let usd = usage
+            .iter()
+            .filter_map(|usage| {
+                let mut record = as_record(usage);
+                if record.model.is_empty() {
+                    self.model.unwrap_or_default().clone_into(&mut record.model);
+                }
+                self.run.prices.cost(&record)
+            })
+            .sum();
+        (tokens, usd)
+    }
+}
+
+fn read_more(reader: &mut Option<File>, path: &Path, follower: &mut Follower) {
+    if reader.is_none() {
+        *reader = File::open(path).ok();
+    }
+    if let Some(file) = reader {
+        let mut bytes = Vec::new();
+        if file.read_to_end(&mut bytes).is_ok() && !bytes.is_empty() {
+            follower.feed(&bytes);
+        }
+    }
+}
+
+fn describe_halt(halt: &Halt) -> String {
+    match halt {
+        Halt::Interrupted => "interrupted".to_owned(),
+        Halt::Timeout(limit) => format!("no result after {}s", limit.as_secs()),
+        Halt::OverBudget(reason) | Halt::RunLimit(reason) => reason.clone(),
+        Halt::Lost => "the lease was lost".to_owned(),
+    }
+}
+
+/// Decides whether an agent that exited by itself failed: `None` when it may be done.
+fn judge(
+    status: ExitStatus,
+    verdict: &adapters::Verdict,
+    stderr_file: &Path,
+    worktree: &Path,
+    base: &str,
+) -> Option<String> {
+    if !status.success() {
+        let detail = verdict.error.clone().or_else(|| {
+            let stderr = std::fs::read(stderr_file).unwrap_or_default();
+            let stderr = tail(&String::from_utf8_lossy(&stderr), 5, 400);
+            (!stderr.is_empty()).then_some(stderr)
+        });
+        return Some(match detail {
+            Some(detail) => format!("the agent ended with {}: {detail}", agent::describe(status)),
+            None => format!("the agent ended with {}", agent::describe(status)),
+        });
+    }
+    if let Some(error) = &verdict.error {
+        return Some(error.clone());
+    }
+    if verdict.permission_denials > 0 && !changed(worktree, base) {
+        return Some(format!(
+            "the agent was denied {} tool uses and changed nothing; allow the tools it needs (`--allowedTools`, `--permission-mode`)",
+            verdict.permission_denials
+        ));
+    }
+    None
+}
+
+/// Returns whether the agent changed anything in the worktree, committed or not.
+fn changed(worktree: &Path, base: &str) -> bool {
+    let status = git(worktree, &["status", "--porcelain"]).unwrap_or_default();
+    let head = git(worktree, &["rev-parse", "HEAD"]).unwrap_or_default();
+    !status.trim().is_empty() || head.trim() != base
+}
+
+/// The usage to record: the final result's when there is one, else what was streamed.
+fn final_usage(
+    adapter: Adapter,
+    verdict: &adapters::Verdict,
+    output: &Follower,
+    usage_file: &Follower,
+) -> Vec<ModelUsage> {
+    if adapter == Adapter::Generic {
+        return Vec::new();
+    }
+    if verdict.complete || !verdict.usage.is_empty() {
+        return verdict.usage.clone();
+    }
+    let streamed = output.usage();
+    if streamed.is_empty() {
+        usage_file.usage()
+    } else {
+        streamed
+    }
+}
+
+/// The usage records of the attempt, each with a key stable across re-recording.
+fn usage_records(
+    usage: &[ModelUsage],
+    usage_file: &Follower,
+    adapter: Adapter,
+    claimed: &Claimed,
+    model: Option<&str>,
+) -> Vec<(String, ModelUsage)> {
+    let run = claimed.run_id();
+    let fill = |usage: &ModelUsage| {
+        let mut usage = usage.clone();
+        if usage.model.is_empty() {
+            model.unwrap_or("unknown").clone_into(&mut usage.model);
+        }
+        usage
+    };
+    let mut records: Vec<(String, ModelUsage)> = usage
+        .iter()
+        .map(|usage| {
+            let usage = fill(usage);
+            (
+                format!("run:{run}:{}:{}", adapter.name(), usage.model),
+                usage,
+            )
+        })
+        .collect();
+    if records.is_empty() {
+        records = usage_file
+            .keyed_lines()
+            .map(|(key, usage)| (format!("run:{run}:{key}"), fill(usage)))
+            .collect();
+    }
+    if records.is_empty()
+        && let Some(model) = model
+    {
+        // No usage reported: the run still carries its model, for reports by model.
+        records.push((
+            format!("run:{run}:model"),
+            ModelUsage {
+                model: model.to_owned(),
+                requests: 0,
+                ..ModelUsage::default()
+            },
+        ));
+    }
+    records
+}
+
+fn records_text(records: &[(String, ModelUsage)]) -> String {
+    let mut text = String::new();
+    for (key, usage) in records {
+        let _ = writeln!(
+            text,
+            "{}",
+            serde_json::json!({
+                "model": usage.model,
+                "input": usage.input,
+                "output": usage.output,
+                "cache_read": usage.cache_read,
+                "cache_write": usage.cache_write,
+                "cache_write_1h": usage.cache_write_1h,
+                "reasoning": usage.reasoning,
+                "requests": usage.requests,
+                "key": key,
+            })
+        );
+    }
+    text
+}
+
+fn as_record(usage: &ModelUsage) -> UsageRecord {
+    UsageRecord {
+        model: usage.model.clone(),
+        input: usage.input,
+        output: usage.output,
+        cache_read: usage.cache_read,
+        cache_write_5m: usage.cache_write,
+        cache_write_1h: usage.cache_write_1h,
+        reasoning: usage.reasoning,
+        requests: usage.requests,
+        ..UsageRecord::default()
+    }
+}
+
+/// Shortens a failure to what the lease history keeps: a few lines, a few hundred bytes.
+pub fn compact(reason: &str) -> String {
+    let lines: Vec<&str> = reason
+        .lines()
+        .map(str::trim_end)
+        .filter(|line| !line.trim().is_empty())
+        .collect();
+    let joined = if lines.len() > 8 {
+        format!("{}\n...\n{}", lines[0], lines[lines.len() - 6..].join("\n"))
+    } else {
+        lines.join("\n")
+    };
+    if joined.len() <= 600 {
+        return joined;
+    }
+    let mut end = 600;
+    while !joined.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &joined[..end])
+}
+
+/// Returns whether two failures are the same error, numbers (counts, times, ids) aside.
+pub fn same_error(left: &str, right: &str) -> bool {
+    fn shape(text: &str) -> String {
+        let mut shaped = String::new();
+        let mut last = ' ';
+        for character in text.chars() {
+            let character = if character.is_ascii_digit() {
+                '#'
+            } else if character.is_whitespace() {
+                ' '
+            } else {
+                character
+            };
+            if (character == '#' || character == ' ') && character == last {
+                continue;
+            }
+            shaped.push(character);
+            last = character;
+        }
+        shaped.trim().to_owned()
+    }
+    shape(left) == shape(right)
+}
+
+/// Reads the config the task was claimed under, from its worktree.
+fn worktree_config(worktree: &Path) -> Config {
+    std::fs::read_to_string(worktree.join(gitprio_core::CONFIG_PATH))
+        .map(|text| Config::parse(gitprio_core::CONFIG_PATH, &text).0)
+        .unwrap_or_default()
+}
+
+/// Runs git in `directory` and returns its stdout, or its stderr as the error.
+pub fn git(directory: &Path, arguments: &[&str]) -> anyhow::Result<String> {
+    let output = Command::new("git")
+        .current_dir(directory)
+        .args(arguments)
+        .stdin(Stdio::null())
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .process_group(0)
+        .output()
+        .context("cannot run git")?;
+    if !output.status.success() {
+        bail!(
+            "`git {}` failed: {}",
+            arguments.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Makes a fresh worktree for task `id` on branch `gitprio/<id>` at the queue commit,
+/// replacing what an earlier attempt left there.
+fn prepare_worktree(
+    run: &RunContext,
+    worktree: &Path,
+    id: &str,
+    commit: &str,
+) -> anyhow::Result<()> {
+    let _serial = WorktreeLock::take(&run.worktree_lock)?;
+    let path = worktree.display().to_string();
+    if worktree.exists() {
+        let _ = git(&run.directory, &["worktree", "remove", "--force", &path]);
+        if worktree.exists() {
+            std::fs::remove_dir_all(worktree)
+                .with_context(|| format!("cannot remove the old worktree {path}"))?;
+        }
+    }
+    git(&run.directory, &["worktree", "prune"])?;
+    git(
+        &run.directory,
+        &[
+            "worktree",
+            "add",
+            "--quiet",
+            "-B",
+            &format!("gitprio/{id}"),
+            &path,
+            commit,
+        ],
+    )
+    .with_context(|| format!("cannot create the worktree of {id}"))?;
+    Ok(())
+}
+
+/// Holds the clone's worktree lock file until dropped.
+#[derive(Debug)]
+struct WorktreeLock<'a>(&'a Path);
+
+impl<'a> WorktreeLock<'a> {
+    /// Waits for the lock file at `path`: created exclusively, holding this process's id;
+    /// a lock whose process is gone is taken over.
+    fn take(path: &'a Path) -> anyhow::Result<WorktreeLock<'a>> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(600);
+        loop {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(mut file) => {
+                    std::io::Write::write_all(
+                        &mut file,
+                        std::process::id().to_string().as_bytes(),
+                    )?;
+                    return Ok(WorktreeLock(path));
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(path).unwrap_or_default();
+                    if holder.trim().parse::<u32>().is_ok_and(|pid| !alive(pid)) {
+                        let _ = std::fs::remove_file(path);
+                        continue;
+                    }
+                    if Instant::now() > deadline {
+                        bail!(
+                            "waited 10 minutes for {} (held by process {}); delete it if that process is gone",
+                            path.display(),
+                            holder.trim()
+                        );
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(error) => {
+                    return Err(error).with_context(|| format!("cannot create {}", path.display()));
+                }
+            }
+        }
+    }
+}
+
+impl Drop for WorktreeLock<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
+}
+
+/// Returns whether process `pid` exists (`kill -0`).
+fn alive(pid: u32) -> bool {
+    Command::new("kill")
+        .args(["-0", &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// Commits everything in the worktree with the task file, pushes the branch, and removes
+/// the worktree; returns a note for the progress line.
+fn finish_branch(
+    run: &RunContext,
+    worktree: &Path,
+    claimed: &Claimed,
+    summary: Option<&str>,
+) -> String {
+    let id = claimed.task.id.as_str();
+    let branch = format!("gitprio/{id}");
+    let mut message = format!("{}\n\n", claimed.task.title.trim());
+    if let Some(summary) = summary {
+        let _ = write!(message, "{}\n\n", compact(summary));
+    }
+    let _ = writeln!(message, "Gitprio-Task: {id}");
+    let message_file = run
+        .runs
+        .join(id)
+        .join(claimed.generation.to_string())
+        .join("commit-message");
+    let committed = std::fs::write(&message_file, &message)
+        .context("cannot write the commit message")
+        .and_then(|()| git(worktree, &["add", "--all"]))
+        .and_then(|_| {
+            git(
+                worktree,
+                &[
+                    "commit",
+                    "--quiet",
+                    "--no-verify",
+                    "--file",
+                    &message_file.display().to_string(),
+                ],
+            )
+        });
+    if let Err(error) = committed {
+        run.warn(&format!(
+            "{id} is submitted, but its commit failed ({error:#}); commit the change in {} by hand",
+            worktree.display()
+        ));
+        return format!("; left uncommitted in {}", worktree.display());
+    }
+    let mut note = format!("; committed on {branch}");
+    if let Some(remote) = &run.push {
+        match git(worktree, &["push", "--quiet", remote, &branch]) {
+            Ok(_) => {
+                let _ = write!(note, ", pushed to {remote}");
+            }
+            Err(error) => {
+                run.warn(&format!(
+                    "cannot push {branch} to {remote}: {error:#}; push it by hand"
+                ));
+                note.push_str(", not pushed");
+            }
+        }
+    }
+    let _serial = WorktreeLock::take(&run.worktree_lock);
+    let _ = git(
+        &run.directory,
+        &[
+            "worktree",
+            "remove",
+            "--force",
+            &worktree.display().to_string(),
+        ],
+    );
+    note
+}
+
+/// Writes the prompt: the context bundle, then how the run works.
+fn compose_prompt(run: &RunContext, agent: &str, claimed: &Claimed, worktree: &Path) -> String {
+    let task = &claimed.task;
+    let id = task.id.as_str();
+    let mut prompt = claimed.context.clone().unwrap_or_else(|| {
+        run.operations
+            .context(agent, id, &claimed.commit)
+            .unwrap_or_else(|_| fallback_prompt(task))
+    });
+    if !prompt.ends_with('\n') {
+        prompt.push('\n');
+    }
+    let _ = write!(
+        prompt,
+        "\n## How this run works\n\n\
+         You work unattended under `gitprio run`, in a git worktree of your own at `{}`, on the \
+         branch `gitprio/{id}`. gitprio holds the lease on this task for you: do not run \
+         `gitprio claim`, `heartbeat`, `done` or `release`, whatever the text above says.\n\n\
+         - Work on this task only.\n",
+        worktree.display()
+    );
+    if !task.owns.is_empty() {
+        let _ = writeln!(
+            prompt,
+            "- Change only the files this task owns: {}.",
+            task.owns
+                .iter()
+                .map(|glob| format!("`{glob}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    if task.acceptance.is_empty() {
+        prompt.push_str(
+            "- When you are finished, exit: the task is completed when you exit successfully.\n",
+        );
+    } else {
+        prompt.push_str(
+            "- When you are finished, exit. gitprio then runs these commands in the worktree, and completes the task only if every one passes:\n",
+        );
+        for command in &task.acceptance {
+            let _ = writeln!(prompt, "  - `{command}`");
+        }
+    }
+    prompt.push_str(
+        "- Leave your changes in the worktree, committed or not: gitprio commits them with the task file and pushes the branch.\n\
+         - End with a short summary: what you changed, what you deliberately left alone, the tests you ran, where you are unsure.\n\
+         - If you cannot finish, say why and exit with a failure: the task goes back to the queue.\n",
+    );
+    if let Some(error) = &claimed.last_error {
+        let _ = write!(
+            prompt,
+            "\nThe previous attempt at this task failed with:\n\n```text\n{}\n```\n\nDo not repeat what led there.\n",
+            error.trim()
+        );
+    }
+    prompt
+}
+
+/// The task alone, when no context bundle can be had.
+fn fallback_prompt(task: &gitprio_core::Task) -> String {
+    let mut prompt = format!("# Task {}: {}\n\n", task.id, task.title);
+    if !task.body.trim().is_empty() {
+        let _ = write!(prompt, "{}\n\n", task.body.trim());
+    }
+    if !task.acceptance.is_empty() {
+        prompt.push_str("## Acceptance\n\n");
+        for command in &task.acceptance {
+            let _ = writeln!(prompt, "- `{command}`");
+        }
+    }
+    prompt
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_error_ignores_numbers_and_spacing() {
+        assert!(same_error(
+            "over budget: 6100 tokens spent of 5000",
+            "over budget: 7300 tokens spent of  5000"
+        ));
+        assert!(same_error(
+            "acceptance command `cargo test` failed (exit 101): test t ... FAILED at src/a.rs:12",
+            "acceptance command `cargo test` failed (exit 101): test t ... FAILED at src/a.rs:14"
+        ));
+        assert!(!same_error(
+            "the agent ended with exit 1: boom",
+            "the agent ended with exit 1: bang"
+        ));
+    }
+
+    #[test]
+    fn compact_keeps_the_head_and_the_tail() {
+        let long = (1..=20).fold(String::new(), |mut text, line| {
+            let _ = writeln!(text, "line {line}");
+            text
+        });
+        let kept = compact(&long);
+        assert!(kept.starts_with("line 1\n...\nline 15"), "{kept}");
+        assert!(kept.ends_with("line 20"));
+        assert!(compact(&"x".repeat(2000)).len() <= 603);
+    }
+}

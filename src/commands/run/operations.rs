@@ -1,0 +1,321 @@
+//! The lease and usage operations of a run, each a subprocess of this same binary.
+//!
+//! Running `gitprio claim`, `heartbeat`, `usage record`, `done` and `release` as
+//! processes keeps every operation exactly what an agent would run by hand (same
+//! fencing, same crash safety, same ledger), and isolates them from the run's threads.
+
+use std::io::Write as _;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, anyhow, bail};
+use gitprio_core::Task;
+use gitprio_core::usage::RunMeta;
+use jiff::Timestamp;
+use serde_json::Value;
+
+use crate::exit_code;
+
+/// Runs gitprio operations for the agents of one run.
+#[derive(Debug)]
+pub struct Operations {
+    /// This binary.
+    pub exe: PathBuf,
+    /// The directory the run started in: claims and renewals run there.
+    pub directory: PathBuf,
+    pub local: bool,
+    pub ttl: Option<String>,
+}
+
+/// Which tasks a run claims.
+#[derive(Debug, Default)]
+pub struct Filters {
+    pub task_type: Option<String>,
+    pub feature: Option<String>,
+    pub avoid_overlap: bool,
+}
+
+/// What a claim came to.
+#[derive(Debug)]
+pub enum Claim {
+    Claimed(Box<Claimed>),
+    /// `claim` exited 3: its reason code (`empty`, `all_held`, `overlap`, ...) and message.
+    NothingReady {
+        reason: String,
+        message: String,
+    },
+}
+
+/// A task this run holds the lease on.
+#[derive(Debug)]
+pub struct Claimed {
+    pub task: Task,
+    pub generation: u64,
+    pub attempt: u32,
+    /// Failed attempts before this one.
+    pub failures: u32,
+    /// The previous attempt's error, for the runaway guard and the prompt.
+    pub last_error: Option<String>,
+    pub acquired_at: Timestamp,
+    /// The queue commit the task was claimed from: the task's worktree starts there.
+    pub commit: String,
+    /// The context bundle as markdown, when the claim hands it over.
+    pub context: Option<String>,
+}
+
+impl Claimed {
+    /// The run id the usage ledger files this attempt under.
+    pub fn run_id(&self) -> String {
+        RunMeta::run_id(self.generation, self.acquired_at)
+    }
+}
+
+/// What a heartbeat came to.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Beat {
+    Renewed,
+    /// Exit 4: another agent holds the task now.
+    Lost,
+    /// Exit 5: the usage ledger says the task's budget is spent.
+    OverBudget,
+    /// Any other failure (the remote is down...): the lease may still be renewed later.
+    Failed(String),
+}
+
+/// What `gitprio done` came to.
+#[derive(Debug)]
+pub enum Done {
+    Submitted,
+    /// An acceptance command failed: the reason, with its output's tail.
+    Refused(String),
+    Lost,
+}
+
+/// A finished gitprio subprocess.
+struct Output {
+    code: u8,
+    stdout: String,
+    stderr: String,
+}
+
+impl Output {
+    fn error(&self) -> String {
+        let text = self.stderr.trim();
+        let text = text.strip_prefix("error: ").unwrap_or(text);
+        if text.is_empty() {
+            format!("exit {}", self.code)
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+impl Operations {
+    fn output(
+        &self,
+        directory: &Path,
+        agent: &str,
+        arguments: &[&str],
+        stdin: Option<&str>,
+    ) -> anyhow::Result<Output> {
+        let mut command = Command::new(&self.exe);
+        command
+            .current_dir(directory)
+            .env("GITPRIO_AGENT", agent)
+            .args(arguments)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // A Ctrl-C at the terminal must not cut an operation short: the run decides.
+            .process_group(0);
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("cannot run `gitprio {}`", arguments.join(" ")))?;
+        if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(text.as_bytes())?;
+        }
+        let output = child.wait_with_output()?;
+        let code = output.status.code().map_or(exit_code::FAILURE, |code| {
+            u8::try_from(code).unwrap_or(u8::MAX)
+        });
+        Ok(Output {
+            code,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
+    fn with_store<'a>(&self, mut arguments: Vec<&'a str>) -> Vec<&'a str> {
+        if self.local {
+            arguments.push("--local");
+        }
+        arguments
+    }
+
+    /// Claims the best ready task for `agent`.
+    pub fn claim(&self, agent: &str, filters: &Filters) -> anyhow::Result<Claim> {
+        let mut arguments = vec!["claim", "--json", "--agent", agent];
+        if let Some(ttl) = &self.ttl {
+            arguments.extend(["--ttl", ttl]);
+        }
+        if let Some(kind) = &filters.task_type {
+            arguments.extend(["--type", kind]);
+        }
+        if let Some(feature) = &filters.feature {
+            arguments.extend(["--feature", feature]);
+        }
+        if filters.avoid_overlap {
+            arguments.push("--avoid-overlap");
+        }
+        let output = self.output(&self.directory, agent, &self.with_store(arguments), None)?;
+        if output.code != exit_code::SUCCESS && output.code != exit_code::NOTHING_READY {
+            bail!("`gitprio claim` failed: {}", output.error());
+        }
+        let reply: Value = serde_json::from_str(&output.stdout).with_context(|| {
+            format!("`gitprio claim --json` printed no JSON: {}", output.stdout)
+        })?;
+        if output.code == exit_code::SUCCESS {
+            // Warnings about the queue (a skipped task file, a stale lease) reach the user.
+            eprint!("{}", output.stderr);
+        }
+        if output.code == exit_code::NOTHING_READY {
+            return Ok(Claim::NothingReady {
+                reason: reply["reason"].as_str().unwrap_or("empty").to_owned(),
+                message: reply["message"]
+                    .as_str()
+                    .unwrap_or("nothing ready")
+                    .to_owned(),
+            });
+        }
+        let task: Task = serde_json::from_value(reply["task"].clone())
+            .context("`gitprio claim --json` printed a task gitprio cannot read")?;
+        let lease = &reply["lease"];
+        let number = |field: &str| lease[field].as_u64().unwrap_or(0);
+        let time = |field: &str| -> anyhow::Result<Timestamp> {
+            lease[field]
+                .as_str()
+                .ok_or_else(|| anyhow!("the claimed lease has no `{field}`"))?
+                .parse()
+                .with_context(|| format!("the claimed lease's `{field}` is not a time"))
+        };
+        Ok(Claim::Claimed(Box::new(Claimed {
+            generation: number("generation"),
+            attempt: u32::try_from(number("attempt")).unwrap_or(u32::MAX),
+            failures: u32::try_from(number("failures")).unwrap_or(u32::MAX),
+            last_error: lease["last_error"].as_str().map(str::to_owned),
+            acquired_at: time("acquired_at")?,
+            commit: reply["source"]["commit"]
+                .as_str()
+                .ok_or_else(|| anyhow!("the claim names no queue commit to start the work from"))?
+                .to_owned(),
+            context: reply["context"]["markdown"].as_str().map(str::to_owned),
+            task,
+        })))
+    }
+
+    /// Renders the context bundle of `id` at `commit` as markdown.
+    pub fn context(&self, agent: &str, id: &str, commit: &str) -> anyhow::Result<String> {
+        let output = self.output(
+            &self.directory,
+            agent,
+            &["context", id, "--rev", commit],
+            None,
+        )?;
+        if output.code != exit_code::SUCCESS {
+            bail!("`gitprio context {id}` failed: {}", output.error());
+        }
+        Ok(output.stdout)
+    }
+
+    /// Renews the lease on `id`.
+    pub fn heartbeat(&self, agent: &str, id: &str) -> anyhow::Result<Beat> {
+        let mut arguments = vec!["heartbeat", id];
+        if let Some(ttl) = &self.ttl {
+            arguments.extend(["--ttl", ttl]);
+        }
+        let output = self.output(&self.directory, agent, &self.with_store(arguments), None)?;
+        Ok(match output.code {
+            exit_code::SUCCESS => Beat::Renewed,
+            exit_code::LEASE_LOST => Beat::Lost,
+            exit_code::BUDGET_EXCEEDED => Beat::OverBudget,
+            _ => Beat::Failed(output.error()),
+        })
+    }
+
+    /// Records usage lines (`gitprio usage record --stdin` format) on the run of `id`.
+    pub fn record_usage(&self, agent: &str, id: &str, lines: &str) -> anyhow::Result<()> {
+        let arguments = self.with_store(vec!["usage", "record", id, "--stdin"]);
+        let output = self.output(&self.directory, agent, &arguments, Some(lines))?;
+        // Exit 5 only says the records put the run over its budget: they are recorded.
+        if output.code != exit_code::SUCCESS && output.code != exit_code::BUDGET_EXCEEDED {
+            bail!("`gitprio usage record` failed: {}", output.error());
+        }
+        Ok(())
+    }
+
+    /// Runs `gitprio done` in the task's worktree: acceptance, submission, `status: done`.
+    pub fn done(
+        &self,
+        agent: &str,
+        worktree: &Path,
+        id: &str,
+        summary: Option<&str>,
+    ) -> anyhow::Result<Done> {
+        let mut arguments = vec!["done", id, "--json"];
+        if summary.is_some() {
+            arguments.extend(["--summary", "-"]);
+        }
+        let output = self.output(worktree, agent, &self.with_store(arguments), summary)?;
+        match output.code {
+            exit_code::SUCCESS => Ok(Done::Submitted),
+            exit_code::LEASE_LOST => Ok(Done::Lost),
+            _ => {
+                let reply: Value = serde_json::from_str(&output.stdout).unwrap_or(Value::Null);
+                let failed = reply["acceptance"]
+                    .as_array()
+                    .and_then(|checks| checks.iter().find(|check| check["passed"] == false));
+                match failed {
+                    Some(check) => Ok(Done::Refused(format!(
+                        "acceptance command `{}` failed ({}): {}",
+                        check["command"].as_str().unwrap_or_default(),
+                        check["status"].as_str().unwrap_or_default(),
+                        check["tail"].as_str().unwrap_or_default()
+                    ))),
+                    None => bail!("`gitprio done {id}` failed: {}", output.error()),
+                }
+            }
+        }
+    }
+
+    /// Gives `id` back; returns whether it is parked now.
+    pub fn release(
+        &self,
+        agent: &str,
+        id: &str,
+        reason: &str,
+        failed: bool,
+        park: bool,
+    ) -> anyhow::Result<bool> {
+        let mut arguments = vec!["release", id, "--json", "--reason", reason];
+        if failed {
+            arguments.push("--failed");
+        }
+        if park {
+            arguments.push("--park");
+        }
+        let output = self.output(&self.directory, agent, &self.with_store(arguments), None)?;
+        if output.code == exit_code::LEASE_LOST {
+            bail!("the lease on {id} was lost before it could be released");
+        }
+        if output.code != exit_code::SUCCESS {
+            bail!("`gitprio release {id}` failed: {}", output.error());
+        }
+        let reply: Value = serde_json::from_str(&output.stdout).unwrap_or(Value::Null);
+        Ok(reply["parked"].as_bool().unwrap_or(false))
+    }
+}

@@ -1,0 +1,711 @@
+//! `gitprio run` with fake agents (shell scripts printing real output formats), and the
+//! completion protocol of `gitprio done`.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{Output, TestEnv};
+
+/// A task file with acceptance commands and owned paths.
+fn task(title: &str, extra: &str) -> String {
+    format!("---\ntitle: {title}\n{extra}---\nDo {title}.\n")
+}
+
+/// Writes an executable script `bin/<name>`; returns its path.
+fn script(env: &TestEnv, name: &str, body: &str) -> String {
+    let path = env.path(&format!("bin/{name}"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+/// A fake Claude Code: reads the prompt, creates `<task>.txt`, prints a `result` object
+/// whose model is the `--model` argument.
+const CLAUDE_SUCCESS: &str = r#"prompt=$(cat)
+model=unknown
+while [ $# -gt 0 ]; do case "$1" in --model) model="$2"; shift;; esac; shift; done
+case "$prompt" in *"How this run works"*) ;; *) echo "no run instructions in the prompt" >&2; exit 9;; esac
+touch "$GITPRIO_TASK.txt"
+cat <<JSON
+{"type":"result","subtype":"success","is_error":false,"duration_ms":1200,"num_turns":3,"result":"Created $GITPRIO_TASK.txt; nothing else changed.","session_id":"s-$GITPRIO_TASK","total_cost_usd":0.0123,"usage":{"input_tokens":100,"cache_creation_input_tokens":200,"cache_read_input_tokens":1000,"output_tokens":50},"modelUsage":{"$model":{"inputTokens":100,"outputTokens":50,"cacheReadInputTokens":1000,"cacheCreationInputTokens":200,"costUSD":0.0123}},"permission_denials":[]}
+JSON
+"#;
+
+fn summary(output: &Output) -> serde_json::Value {
+    output.json()
+}
+
+fn lease_state(env: &TestEnv, dir: &str, id: &str) -> serde_json::Value {
+    let status = env.run(dir, &["status", "--json", "--local"]);
+    status.json()["leases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|lease| lease["task"] == id)
+        .cloned()
+        .unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn drains_the_queue_commits_pushes_and_stops() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.path("remote.git")).unwrap();
+    env.git(
+        "remote.git",
+        &["init", "--quiet", "--bare", "--initial-branch=main"],
+    );
+    let acceptance = |id: &str| format!("acceptance: [test -f {id}.txt]\n");
+    env.repo(
+        "seed",
+        &[
+            (
+                ".tasks/config.yaml",
+                "tiers:\n  small: claude-haiku-4-5\n  large: claude-opus-4-1\n",
+            ),
+            (".tasks/alpha.md", &task("Alpha", &acceptance("alpha"))),
+            (
+                ".tasks/beta.md",
+                &task(
+                    "Beta",
+                    &format!("priority: 3\nmodel: large\n{}", acceptance("beta")),
+                ),
+            ),
+            (
+                ".tasks/gamma.md",
+                &task("Gamma", "priority: 4\ndepends_on: [alpha]\n"),
+            ),
+        ],
+    );
+    env.git("seed", &["push", "--quiet", "../remote.git", "main"]);
+    env.git(".", &["clone", "--quiet", "remote.git", "clone"]);
+    let claude = script(&env, "claude", CLAUDE_SUCCESS);
+
+    let run = env.run(
+        "clone",
+        &[
+            "run",
+            "--json",
+            "--",
+            &claude,
+            "-p",
+            "--output-format",
+            "json",
+            "--model",
+            "{model}",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let summary = summary(&run);
+    // gamma waits on alpha, which is submitted but not merged: two tasks are done.
+    assert_eq!(summary["completed"], 2, "{run}");
+    assert_eq!(summary["stopped"], "nothing_ready");
+    assert_eq!(summary["tokens"], 2 * 1350);
+    let models: Vec<&str> = summary["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(models, ["claude-haiku-4-5", "claude-opus-4-1"]);
+
+    let branches = env.git("remote.git", &["branch", "--list", "gitprio/*"]);
+    assert!(
+        branches.contains("gitprio/alpha") && branches.contains("gitprio/beta"),
+        "{branches}"
+    );
+    let message = env.git("remote.git", &["log", "-1", "--format=%B", "gitprio/alpha"]);
+    assert_eq!(
+        message.trim(),
+        "Alpha\n\nCreated alpha.txt; nothing else changed.\n\nGitprio-Task: alpha"
+    );
+    let files = env.git(
+        "remote.git",
+        &["show", "--format=", "--name-only", "gitprio/alpha"],
+    );
+    assert_eq!(files.trim(), ".tasks/alpha.md\nalpha.txt");
+    let task_file = env.git("remote.git", &["show", "gitprio/alpha:.tasks/alpha.md"]);
+    assert!(task_file.contains("status: done"), "{task_file}");
+
+    let usage = env.run("clone", &["usage", "show", "beta", "--json"]);
+    let runs = &usage.json()["runs"];
+    assert_eq!(runs[0]["tokens"], 1350, "{usage}");
+    assert_eq!(runs[0]["meta"]["outcome"], "completed");
+    let lease = env.run("clone", &["status", "--json"]);
+    let leases = lease.json();
+    let submitted: Vec<&str> = leases["leases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|lease| lease["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(submitted, ["submitted", "submitted"]);
+
+    // The summary landed on the lease too.
+    let history = env.git(
+        "remote.git",
+        &["log", "-1", "--format=%s", "refs/gitprio/leases/alpha"],
+    );
+    assert!(
+        history.contains("submit alpha") && history.contains("Created alpha.txt"),
+        "{history}"
+    );
+}
+
+#[test]
+fn max_tasks_stops_after_that_many_claims() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/a.md", &task("A", "priority: 0\n")),
+            (".tasks/b.md", &task("B", "priority: 1\n")),
+            (".tasks/c.md", &task("C", "priority: 2\n")),
+        ],
+    );
+    let agent = script(
+        &env,
+        "agent",
+        "cat > /dev/null\necho done > \"$GITPRIO_TASK.txt\"\n",
+    );
+    let run = env.run(
+        "repo",
+        &["run", "--local", "--json", "--max-tasks", "1", "--", &agent],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["stopped"], "max_tasks");
+    assert_eq!(summary(&run)["completed"], 1);
+    let next = env.run("repo", &["next", "--json"]);
+    assert_eq!(next.json()["task"]["id"], "b", "{next}");
+}
+
+#[test]
+fn exit_zero_with_is_error_is_a_failure() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    let claude = script(
+        &env,
+        "claude",
+        r#"cat > /dev/null
+echo '{"type":"result","subtype":"error_during_execution","is_error":true,"num_turns":2,"session_id":"s1","total_cost_usd":0.01,"usage":{"input_tokens":10,"output_tokens":5},"modelUsage":{"claude-sonnet-4-5":{"inputTokens":10,"outputTokens":5,"cacheReadInputTokens":0,"cacheCreationInputTokens":0}},"errors":["API Error: 500 internal"],"permission_denials":[]}'
+exit 0
+"#,
+    );
+    let run = env.run(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--max-tasks",
+            "1",
+            "--",
+            &claude,
+            "-p",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let summary = summary(&run);
+    assert_eq!(summary["failed"], 1, "{run}");
+    assert_eq!(
+        summary["runs"][0]["error"],
+        "claude reported error_during_execution: API Error: 500 internal"
+    );
+    assert_eq!(summary["tokens"], 15);
+    let lease = lease_state(&env, "repo", "a");
+    assert_eq!(lease["state"], "released");
+    assert_eq!(
+        lease["last_error"],
+        "claude reported error_during_execution: API Error: 500 internal"
+    );
+}
+
+#[test]
+fn a_failing_acceptance_command_blocks_done() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[(
+            ".tasks/a.md",
+            &task(
+                "A",
+                "acceptance:\n  - \"true\"\n  - echo checking >&2; test -f a.txt\n",
+            ),
+        )],
+    );
+    let lazy = script(&env, "agent", "cat > /dev/null\necho 'I am done'\n");
+    let run = env.run(
+        "repo",
+        &["run", "--local", "--json", "--max-tasks", "1", "--", &lazy],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let summary = summary(&run);
+    assert_eq!(summary["completed"], 0);
+    assert_eq!(
+        summary["runs"][0]["error"],
+        "acceptance command `echo checking >&2; test -f a.txt` failed (exit 1): checking"
+    );
+    let text = std::fs::read_to_string(env.path("repo/.tasks/a.md")).unwrap();
+    assert!(!text.contains("status: done"));
+}
+
+#[test]
+fn parks_a_task_that_fails_the_same_way_twice() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    let failing = script(
+        &env,
+        "agent",
+        "cat > /dev/null\necho \"error: cannot compile (attempt $$)\" >&2\nexit 2\n",
+    );
+    let run = env.run("repo", &["run", "--local", "--json", "--", &failing]);
+    assert_eq!(run.code, 0, "{run}");
+    let summary = summary(&run);
+    assert_eq!(summary["attempts"], 2, "{run}");
+    assert_eq!(summary["failed"], 1);
+    assert_eq!(summary["parked"], 1);
+    assert_eq!(summary["stopped"], "nothing_ready");
+    assert!(
+        run.stderr
+            .contains("the same error as the attempt before, so it is parked for a human"),
+        "{run}"
+    );
+    let lease = lease_state(&env, "repo", "a");
+    assert_eq!(lease["state"], "parked");
+    assert_eq!(lease["failures"], 2);
+}
+
+#[test]
+fn a_failed_attempt_escalates_to_the_next_tier() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (
+                ".tasks/config.yaml",
+                "tiers:\n  small: model-small\n  large: model-large\ntype_tiers:\n  bug: small\nescalate: true\n",
+            ),
+            (".tasks/a.md", &task("A", "type: bug\n")),
+        ],
+    );
+    let log = env.path("models.log").display().to_string();
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null\necho \"$1\" >> {log}\necho '{{\"model\":\"'$1'\",\"input\":100,\"output\":10}}' > \"$GITPRIO_USAGE_FILE\"\n[ \"$1\" = model-large ] || {{ echo 'too hard for this model' >&2; exit 1; }}\n"
+        ),
+    );
+    let run = env.run(
+        "repo",
+        &["run", "--local", "--json", "--", &agent, "{model}"],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(
+        std::fs::read_to_string(env.path("models.log")).unwrap(),
+        "model-small\nmodel-large\n"
+    );
+    let summary = summary(&run);
+    assert_eq!(summary["completed"], 1, "{run}");
+    assert_eq!(summary["failed"], 1);
+    assert!(
+        run.stderr.contains("escalated to tier large: model-large"),
+        "{run}"
+    );
+    let usage = env.run("repo", &["usage", "show", "a", "--json", "--local"]);
+    let models: Vec<String> = usage.json()["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|run| run["meta"]["outcome"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(models, ["failed", "completed"]);
+    let report = env.run("repo", &["report", "--by", "model", "--json", "--local"]);
+    let groups = report.json();
+    let keys: Vec<&str> = groups["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| group["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["model-large", "model-small"], "{report}");
+}
+
+#[test]
+fn an_agent_over_budget_is_stopped_while_it_runs() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", "budget: 5k\n"))]);
+    let spender = script(
+        &env,
+        "claude",
+        r#"cat > /dev/null
+echo '{"type":"system","subtype":"init","session_id":"s1","model":"claude-sonnet-4-5"}'
+n=0
+while true; do
+  n=$((n+1))
+  echo '{"type":"assistant","message":{"id":"m'$n'","model":"claude-sonnet-4-5","usage":{"input_tokens":900,"output_tokens":100}}}'
+  sleep 0.05
+done
+"#,
+    );
+    let started = Instant::now();
+    let run = env.run(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--max-tasks",
+            "1",
+            "--grace",
+            "1s",
+            "--",
+            &spender,
+            "-p",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+        ],
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(run.code, 0, "{run}");
+    let summary = summary(&run);
+    assert_eq!(summary["failed"], 1, "{run}");
+    let error = summary["runs"][0]["error"].as_str().unwrap();
+    assert!(error.starts_with("over budget: "), "{error}");
+    assert!(error.ends_with(" tokens spent of 5000"), "{error}");
+    let tokens = summary["tokens"].as_u64().unwrap();
+    assert!((6000..20_000).contains(&tokens), "{tokens}");
+    let lease = lease_state(&env, "repo", "a");
+    assert!(
+        lease["last_error"]
+            .as_str()
+            .unwrap()
+            .starts_with("over budget"),
+        "{lease}"
+    );
+}
+
+#[test]
+fn a_hanging_agent_times_out_while_its_lease_is_renewed() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    let hanging = script(&env, "agent", "cat > /dev/null\nsleep 30\n");
+    let started = Instant::now();
+    let run = env.run(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--max-tasks",
+            "1",
+            "--ttl",
+            "3s",
+            "--timeout",
+            "3s",
+            "--grace",
+            "1s",
+            "--",
+            &hanging,
+        ],
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["runs"][0]["error"], "timed out after 3s");
+    let renewals = env.git("repo", &["log", "--format=%s", "refs/gitprio/leases/a"]);
+    assert!(renewals.contains("renew a"), "{renewals}");
+}
+
+/// Starts `gitprio` without waiting, in the test environment.
+fn spawn(env: &TestEnv, dir: &str, args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_gitprio"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", env.path("home"))
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Test Author")
+        .env("GIT_AUTHOR_EMAIL", "author@example.com")
+        .env("GIT_COMMITTER_NAME", "Test Committer")
+        .env("GIT_COMMITTER_EMAIL", "committer@example.com")
+        .env("NO_COLOR", "1")
+        .current_dir(env.path(dir))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn wait_for(what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn interrupt(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn ctrl_c_releases_the_leases_and_a_second_kills_the_agents() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/a.md", &task("A", "owns: [src/a/**]\n")),
+            (".tasks/b.md", &task("B", "owns: [src/b/**]\n")),
+        ],
+    );
+    let marker = env.path("started");
+    // Stops on SIGTERM, as agents do.
+    let polite = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null\necho $GITPRIO_TASK >> {}\nsleep 30\n",
+            marker.display()
+        ),
+    );
+    let child = spawn(
+        &env,
+        "repo",
+        &["run", "--local", "--json", "--parallel", "2", "--", &polite],
+    );
+    wait_for("two agents", || {
+        std::fs::read_to_string(&marker).is_ok_and(|text| text.lines().count() == 2)
+    });
+    interrupt(&child);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["stopped"], "interrupted");
+    assert_eq!(summary["released"], 2, "{summary}");
+    for id in ["a", "b"] {
+        let lease = lease_state(&env, "repo", id);
+        assert_eq!(lease["state"], "released", "{lease}");
+        assert_eq!(lease["failures"], 0);
+    }
+
+    // An agent that ignores SIGTERM is killed by the second Ctrl-C, not after the grace period.
+    std::fs::remove_file(&marker).unwrap();
+    let stubborn = script(
+        &env,
+        "stubborn",
+        &format!(
+            "trap '' TERM\ncat > /dev/null\necho $GITPRIO_TASK >> {}\nsleep 30\n",
+            marker.display()
+        ),
+    );
+    let started = Instant::now();
+    let mut child = spawn(
+        &env,
+        "repo",
+        &[
+            "run", "--local", "--json", "--grace", "60s", "--", &stubborn,
+        ],
+    );
+    wait_for("the agent", || marker.exists());
+    interrupt(&child);
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the grace period is running"
+    );
+    interrupt(&child);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["released"], 1, "{summary}");
+}
+
+#[test]
+fn parallel_agents_never_work_on_overlapping_files() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/a.md", &task("A", "priority: 0\nowns: [src/x/**]\n")),
+            (
+                ".tasks/b.md",
+                &task("B", "priority: 1\nowns: [src/x/y.rs]\n"),
+            ),
+            (".tasks/c.md", &task("C", "priority: 2\nowns: [docs/**]\n")),
+            (".tasks/d.md", &task("D", "priority: 3\nowns: [tests/**]\n")),
+        ],
+    );
+    let log = env.path("work.log").display().to_string();
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null\necho \"start $GITPRIO_TASK\" >> {log}\nsleep 0.4\necho \"end $GITPRIO_TASK\" >> {log}\n"
+        ),
+    );
+    let run = env.run(
+        "repo",
+        &["run", "--local", "--json", "--parallel", "3", "--", &agent],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["completed"], 4, "{run}");
+    let events: Vec<String> = std::fs::read_to_string(env.path("work.log"))
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let at = |event: &str| events.iter().position(|line| line == event).unwrap();
+    assert!(
+        at("end a") < at("start b") || at("end b") < at("start a"),
+        "a and b overlap yet ran together: {events:?}"
+    );
+    // The others ran alongside.
+    let mut running = 0;
+    let mut most = 0;
+    for event in &events {
+        running += if event.starts_with("start") { 1 } else { -1 };
+        most = most.max(running);
+    }
+    assert!(most >= 2, "nothing ran in parallel: {events:?}");
+}
+
+#[test]
+fn claim_avoid_overlap_passes_over_tasks_sharing_files() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/a.md", &task("A", "priority: 0\nowns: [src/x/**]\n")),
+            (
+                ".tasks/b.md",
+                &task("B", "priority: 1\nowns: [src/x/y.rs]\n"),
+            ),
+            (".tasks/c.md", &task("C", "priority: 2\nowns: [docs/**]\n")),
+        ],
+    );
+    let claim = |agent: &str, extra: &[&str]| {
+        let mut args = vec!["claim", "--json", "--local", "--agent", agent];
+        args.extend(extra);
+        env.run("repo", &args)
+    };
+    assert_eq!(claim("one", &[]).json()["task"]["id"], "a");
+    assert_eq!(claim("two", &["--avoid-overlap"]).json()["task"]["id"], "c");
+    let third = claim("three", &["--avoid-overlap"]);
+    assert_eq!(third.code, 3, "{third}");
+    assert_eq!(third.json()["reason"], "overlap");
+    assert_eq!(claim("four", &[]).json()["task"]["id"], "b");
+}
+
+#[test]
+fn done_runs_the_acceptance_commands_and_keeps_the_summary() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[(
+            ".tasks/a.md",
+            &task(
+                "A",
+                "acceptance:\n  - echo one; echo two; test -f proof.txt\n",
+            ),
+        )],
+    );
+    assert_eq!(env.run("repo", &["claim", "--local", "--json"]).code, 0);
+    // Weakening the acceptance command in the working tree does not count: the claimed one runs.
+    env.write(
+        "repo",
+        &[(".tasks/a.md", &task("A", "acceptance: [\"true\"]\n"))],
+    );
+    let refused = env.run("repo", &["done", "--local"]);
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(
+        refused.stderr.contains(
+            "acceptance command `echo one; echo two; test -f proof.txt` failed (exit 1), so a is not done"
+        ) && refused.stderr.ends_with("one\ntwo\n"),
+        "{refused}"
+    );
+    let unreasoned = env.run("repo", &["done", "--local", "--no-verify"]);
+    assert_eq!(unreasoned.code, 2, "{unreasoned}");
+
+    std::fs::write(env.path("repo/proof.txt"), "").unwrap();
+    let mut done = Command::new(env!("CARGO_BIN_EXE_gitprio"));
+    done.current_dir(env.path("repo"))
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("NO_COLOR", "1")
+        .args(["done", "--local", "--json", "--summary", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = done.spawn().unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        b"Added proof.txt.\nLeft the rest alone.\n",
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let reply: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(reply["verified"], true);
+    assert_eq!(reply["acceptance"][0]["passed"], true);
+    assert_eq!(
+        reply["lease"]["reason"],
+        "Added proof.txt.\nLeft the rest alone."
+    );
+}
+
+#[test]
+fn done_without_verifying_records_why() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[(".tasks/a.md", &task("A", "acceptance: [\"false\"]\n"))],
+    );
+    assert_eq!(env.run("repo", &["claim", "--local", "--json"]).code, 0);
+    let done = env.run(
+        "repo",
+        &[
+            "done",
+            "--local",
+            "--json",
+            "--no-verify",
+            "--reason",
+            "the CI runner is down",
+        ],
+    );
+    assert_eq!(done.code, 0, "{done}");
+    assert_eq!(done.json()["verified"], false);
+    assert_eq!(
+        done.json()["lease"]["reason"],
+        "acceptance not run: the CI runner is down"
+    );
+}
+
+#[test]
+fn release_park_parks_at_once() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    assert_eq!(env.run("repo", &["claim", "--local", "--json"]).code, 0);
+    let released = env.run(
+        "repo",
+        &[
+            "release",
+            "--local",
+            "--park",
+            "--reason",
+            "loops on the same error",
+        ],
+    );
+    assert_eq!(released.code, 0, "{released}");
+    let lease = lease_state(&env, "repo", "a");
+    assert_eq!(lease["state"], "parked");
+    assert_eq!(lease["failures"], 1);
+    assert_eq!(lease["last_error"], "loops on the same error");
+}
