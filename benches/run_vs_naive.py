@@ -4,7 +4,7 @@
 Usage:
     cargo build --release
     python3 benches/run_vs_naive.py [--bin target/release/gitprio] [--agents 8]
-                                    [--tasks 100] [--seed 7] [--max-iterations 30]
+                                    [--tasks 100] [--seed 7] [--max-iterations 150]
                                     [--impossible 0.1 --impossible 0]
 
 Needs only python3 (stdlib), git and the gitprio binary. Everything happens in a
@@ -290,7 +290,7 @@ def main():
     parser.add_argument("--agents", type=int, default=8)
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--max-iterations", type=int, default=30)
+    parser.add_argument("--max-iterations", type=int, default=150)
     parser.add_argument("--impossible", type=float, action="append",
                         help="share of impossible tasks, one scenario each (default: 0.1 and 0)")
     args = parser.parse_args()
