@@ -128,29 +128,41 @@ impl Queue {
                 }
             })
             .collect();
-        // Entries are large: sort small keys, then move each entry once into place.
-        let mut keys: Vec<(bool, RankKey<'_>, usize)> = tasks
+        // Entries are large and their rank keys point into the heap: sort packed keys
+        // that settle nearly every comparison without a pointer, then move each entry once.
+        let mut keys: Vec<(u128, usize)> = tasks
             .iter()
             .zip(&readiness)
             .enumerate()
-            .map(|(index, (task, readiness))| (!readiness.is_ready(), rank_key(task), index))
+            .map(|(index, (task, readiness))| {
+                let mut created = [0; 10];
+                if let Some(date) = task.created.as_deref() {
+                    let prefix = &date.as_bytes()[..date.len().min(created.len())];
+                    created[..prefix.len()].copy_from_slice(prefix);
+                }
+                let mut key = u128::from(!readiness.is_ready());
+                key = key << 8 | u128::from(task.priority.level());
+                key = key << 32 | u128::from(u32::MAX - task.value);
+                key = key << 1 | u128::from(task.created.is_none());
+                for byte in created {
+                    key = key << 8 | u128::from(byte);
+                }
+                (key, index)
+            })
             .collect();
-        keys.sort_unstable();
-        let mut order: Vec<usize> = keys.into_iter().map(|(_, _, index)| index).collect();
-        let mut entries: Vec<QueueEntry> = tasks
-            .into_iter()
-            .zip(readiness.drain(..))
-            .map(|(task, readiness)| QueueEntry { task, readiness })
-            .collect();
-        for start in 0..order.len() {
-            let mut current = start;
-            while order[current] != start {
-                let source = order[current];
-                entries.swap(current, source);
-                order[current] = current;
-                current = source;
+        keys.sort_unstable_by(|(left_key, left), (right_key, right)| {
+            left_key
+                .cmp(right_key)
+                .then_with(|| compare_rank(&tasks[*left], &tasks[*right]))
+                .then(left.cmp(right))
+        });
+        let mut tasks: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
+        let mut readiness: Vec<Option<Readiness>> = readiness.drain(..).map(Some).collect();
+        let mut entries: Vec<QueueEntry> = Vec::with_capacity(tasks.len());
+        for (_, index) in keys {
+            if let (Some(task), Some(readiness)) = (tasks[index].take(), readiness[index].take()) {
+                entries.push(QueueEntry { task, readiness });
             }
-            order[current] = current;
         }
         let ready_count = entries
             .iter()
@@ -419,5 +431,52 @@ mod tests {
             Standing::NotReady { .. }
         ));
         assert!(queue.explain("missing").is_none());
+    }
+
+    #[test]
+    fn the_order_is_readiness_then_compare_rank_for_any_keys() {
+        let createds = [
+            None,
+            Some("2026-01-02"),
+            Some("2026-01-02x"),
+            Some("2026-01-02\u{0}"),
+            Some("2026-01-1"),
+            Some("2025-12-31"),
+            Some(""),
+        ];
+        let mut seed = 7_u32;
+        let mut next = |limit: u32| {
+            seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (seed >> 16) % limit
+        };
+        let tasks: Vec<Task> = (0..300)
+            .map(|index| {
+                let mut task = task(&format!("t{index:03}"), "");
+                task.priority = crate::task::Priority::new(u8::try_from(next(3)).unwrap()).unwrap();
+                task.value = [0, 1, u32::MAX][next(3) as usize];
+                task.created = createds[next(7) as usize].map(str::to_owned);
+                if next(4) == 0 {
+                    task.status = Status::Done;
+                }
+                task
+            })
+            .collect();
+        let queue = Queue::build(tasks, &Holds::new());
+        for pair in queue.entries().windows(2) {
+            let (ahead, behind) = (&pair[0], &pair[1]);
+            let order = behind
+                .readiness
+                .is_ready()
+                .cmp(&ahead.readiness.is_ready())
+                .then_with(|| compare_rank(&ahead.task, &behind.task));
+            assert_eq!(
+                order,
+                Ordering::Less,
+                "{} before {}",
+                ahead.task.id,
+                behind.task.id
+            );
+        }
+        assert_eq!(queue.entries().len(), 300);
     }
 }
