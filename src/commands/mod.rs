@@ -122,16 +122,19 @@ impl SourceArgs {
 }
 
 /// Loads and ranks the queue with the leases last seen, printing skipped files and warnings to stderr.
+///
+/// The tasks move into the [`Queue`]; the returned [`LoadedQueue`] has none left.
 pub fn load_queue(
     settings: &Settings,
     args: &SourceArgs,
 ) -> Result<(LoadedQueue, Queue), CliError> {
     let repo = Repository::discover(&settings.directory)?;
-    let loaded = load_tasks(settings, &repo, &args.source())?;
+    let mut loaded = load_tasks(settings, &repo, &args.source())?;
     let config = source::local_config(&repo);
     let store = LeaseStore::new(&repo, lease::store_mode(&repo, &config, false));
     let holds = lease::current_holds(settings, &store, &config)?;
-    let queue = Queue::build(loaded.tasks.clone(), &holds);
+    // The queue owns the tasks from here: `loaded` keeps where they came from and the problems.
+    let queue = Queue::build(std::mem::take(&mut loaded.tasks), &holds);
     Ok((loaded, queue))
 }
 
