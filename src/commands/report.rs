@@ -418,7 +418,7 @@ fn table(report: &Report) -> String {
         .map(|(name, value)| vec![name, value])
         .collect();
     text.push_str(&output::render_table(&headline));
-    let _ = writeln!(text, "\nBy {:?}:", report.group_by);
+    let _ = writeln!(text, "\nBy {}:", report.group_by.name());
     text.push_str(&output::render_table(&group_rows(report)));
     for (title, explanation, lines) in waste_sections(report) {
         let _ = writeln!(text, "\n{title}: {explanation}");
@@ -436,7 +436,7 @@ fn markdown(report: &Report) -> String {
         let _ = writeln!(text, "| {name} | {value} |");
     }
     let rows = group_rows(report);
-    let _ = writeln!(text, "\n### By {:?}\n", report.group_by);
+    let _ = writeln!(text, "\n### By {}\n", report.group_by.name());
     for (index, row) in rows.iter().enumerate() {
         let _ = writeln!(text, "| {} |", row.join(" | "));
         if index == 0 {
@@ -561,7 +561,7 @@ fn html(report: &Report) -> String {
         })
         .collect();
     body.push_str(&bar_chart(
-        &format!("Value points per 1M tokens, by {:?}", report.group_by),
+        &format!("Value points per 1M tokens, by {}", report.group_by.name()),
         &by_group,
     ));
     let mut per_day: BTreeMap<String, u64> = BTreeMap::new();

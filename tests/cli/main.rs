@@ -2,6 +2,7 @@
 
 mod action;
 mod bad_input;
+mod browser;
 mod check;
 mod common;
 mod context;

@@ -292,6 +292,22 @@ fn reports_show_value_per_token_and_waste_in_every_format() {
     assert_eq!(text.matches("<svg").count(), 3);
     assert!(!text.contains("NaN"));
     assert!(text.contains("Completed tasks by tokens spent"));
+
+    // And in a real browser: every chart and table is laid out and drawn, nothing overflows.
+    if let Some(page) = crate::browser::render(&page, env.root.path()) {
+        assert_eq!(page["title"], "gitprio report");
+        let figures = page["figures"].as_array().unwrap();
+        assert_eq!(figures.len(), 3, "{page}");
+        for figure in figures {
+            let svg = figure["svg"].as_array().unwrap();
+            assert!(svg[0].as_f64().unwrap() > 100.0, "{page}");
+            assert!(svg[1].as_f64().unwrap() > 20.0, "{page}");
+            assert!(figure["drawn_bars"].as_u64().unwrap() >= 1, "{page}");
+        }
+        assert!(page["table_rows"].as_u64().unwrap() >= 4, "{page}");
+        assert_eq!(page["horizontal_overflow"], false, "{page}");
+        assert_eq!(page["headings"][0], "gitprio: value per token");
+    }
 }
 
 /// Checks that every element is closed in order, as an HTML validator would (void elements aside).

@@ -32,6 +32,20 @@ pub enum GroupBy {
     Day,
 }
 
+impl GroupBy {
+    /// The grouping's name, as the CLI spells it (`--by type`).
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupBy::Run => "run",
+            GroupBy::Agent => "agent",
+            GroupBy::Type => "type",
+            GroupBy::Feature => "feature",
+            GroupBy::Model => "model",
+            GroupBy::Day => "day",
+        }
+    }
+}
+
 /// Which runs a report covers.
 #[derive(Clone, Debug, Default)]
 pub struct RunFilter {
