@@ -51,14 +51,9 @@ fn lease_state(env: &TestEnv, dir: &str, id: &str) -> serde_json::Value {
 #[test]
 fn drains_the_queue_commits_pushes_and_stops() {
     let env = TestEnv::new();
-    std::fs::create_dir_all(env.path("remote.git")).unwrap();
-    env.git(
-        "remote.git",
-        &["init", "--quiet", "--bare", "--initial-branch=main"],
-    );
     let acceptance = |id: &str| format!("acceptance: [test -f {id}.txt]\n");
-    env.repo(
-        "seed",
+    cloned(
+        &env,
         &[
             (
                 ".tasks/config.yaml",
@@ -78,8 +73,6 @@ fn drains_the_queue_commits_pushes_and_stops() {
             ),
         ],
     );
-    env.git("seed", &["push", "--quiet", "../remote.git", "main"]);
-    env.git(".", &["clone", "--quiet", "remote.git", "clone"]);
     let claude = script(&env, "claude", CLAUDE_SUCCESS);
 
     let run = env.run(
@@ -708,4 +701,95 @@ fn release_park_parks_at_once() {
     assert_eq!(lease["state"], "parked");
     assert_eq!(lease["failures"], 1);
     assert_eq!(lease["last_error"], "loops on the same error");
+}
+
+/// A repository `clone` of a bare `remote.git`, holding `files`.
+fn cloned(env: &TestEnv, files: &[(&str, &str)]) {
+    std::fs::create_dir_all(env.path("remote.git")).unwrap();
+    env.git(
+        "remote.git",
+        &["init", "--quiet", "--bare", "--initial-branch=main"],
+    );
+    env.repo("seed", files);
+    env.git("seed", &["push", "--quiet", "../remote.git", "main"]);
+    env.git(".", &["clone", "--quiet", "remote.git", "clone"]);
+}
+
+#[tokio::test]
+async fn open_pr_opens_a_pull_request_for_each_pushed_branch() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let env = TestEnv::new();
+    cloned(&env, &[(".tasks/alpha.md", &task("Alpha", "type: bug\n"))]);
+    let claude = script(&env, "claude", CLAUDE_SUCCESS);
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/shop/pulls"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+            "number": 12,
+            "html_url": "https://github.com/acme/shop/pull/12",
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let run = env.run_with(
+        "clone",
+        &[
+            "run",
+            "--json",
+            "--open-pr",
+            "--",
+            &claude,
+            "-p",
+            "--output-format",
+            "json",
+        ],
+        &[
+            ("GH_TOKEN", "ghp_test"),
+            ("GITHUB_REPOSITORY", "acme/shop"),
+            ("GITHUB_API_URL", server.uri().as_str()),
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["completed"], 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("pushed to origin, pull request #12 https://github.com/acme/shop/pull/12"),
+        "{run}"
+    );
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].headers.get("authorization").unwrap(),
+        "Bearer ghp_test"
+    );
+    let body: serde_json::Value = requests[0].body_json().unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "title": "Alpha",
+            "head": "gitprio/alpha",
+            "base": "main",
+            "body": "Completes the gitprio task `alpha` (bug), worked on by `gitprio run`.\n\n## Review summary\n\nCreated alpha.txt; nothing else changed.\n\nGitprio-Task: alpha\n",
+        })
+    );
+}
+
+#[test]
+fn open_pr_without_a_token_warns_and_the_run_goes_on() {
+    let env = TestEnv::new();
+    cloned(&env, &[(".tasks/alpha.md", &task("Alpha", ""))]);
+    let agent = script(&env, "agent", "cat > /dev/null\ntouch alpha.txt\n");
+    let run = env.run("clone", &["run", "--json", "--open-pr", "--", &agent]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["completed"], 1, "{run}");
+    assert!(
+        run.stderr.contains(
+            "warning: --open-pr: neither GITHUB_TOKEN nor GH_TOKEN is set; completed branches are pushed, but no pull request is opened"
+        ),
+        "{run}"
+    );
+    let branches = env.git("remote.git", &["branch", "--list", "gitprio/*"]);
+    assert!(branches.contains("gitprio/alpha"), "{branches}");
 }
