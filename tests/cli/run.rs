@@ -793,3 +793,90 @@ fn open_pr_without_a_token_warns_and_the_run_goes_on() {
     let branches = env.git("remote.git", &["branch", "--list", "gitprio/*"]);
     assert!(branches.contains("gitprio/alpha"), "{branches}");
 }
+
+#[test]
+fn done_refuses_a_task_that_must_be_planned_until_it_has_a_plan() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/config.yaml", "plan:\n  types: [spike]\n"),
+            (".tasks/a.md", &task("A", "type: spike\n")),
+        ],
+    );
+    let context = env.run("repo", &["context", "a"]);
+    assert!(
+        context
+            .stdout
+            .contains("- plan: required (a `## Plan` section in the task file before the work)")
+            && context
+                .stdout
+                .contains("\n## Plan first\n\nThis task must be planned before the work."),
+        "{context}"
+    );
+    assert_eq!(env.run("repo", &["claim", "--local", "--json"]).code, 0);
+    let refused = env.run(
+        "repo",
+        &["done", "--local", "--no-verify", "--reason", "no tests"],
+    );
+    assert_eq!(refused.code, 1, "{refused}");
+    assert_eq!(
+        refused.stderr,
+        "error: a must be planned first, and .tasks/a.md has no `## Plan` section, so it is not done; add one to its body (what you will change and in which order, what you leave alone, how you will check it), then run `gitprio done` again\n"
+    );
+    let json = env.run("repo", &["done", "--local", "--json"]);
+    assert_eq!(json.code, 1, "{json}");
+    assert_eq!(json.json()["plan"], "missing");
+
+    // A heading alone is no plan; a heading with steps is.
+    let planned = |plan: &str| format!("{}\n## Plan\n\n{plan}", task("A", "type: spike\n"));
+    env.write("repo", &[(".tasks/a.md", &planned(""))]);
+    assert_eq!(env.run("repo", &["done", "--local"]).code, 1);
+    env.write("repo", &[(".tasks/a.md", &planned("1. Try it.\n"))]);
+    let done = env.run("repo", &["done", "--local"]);
+    assert_eq!(done.code, 0, "{done}");
+    let text = std::fs::read_to_string(env.path("repo/.tasks/a.md")).unwrap();
+    assert!(
+        text.contains("status: done") && text.contains("1. Try it."),
+        "{text}"
+    );
+}
+
+#[test]
+fn run_asks_for_a_plan_and_fails_an_attempt_without_one() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/a.md", &task("A", "priority: 0\nplan: required\n")),
+            (".tasks/b.md", &task("B", "priority: 1\nplan: required\n")),
+        ],
+    );
+    // Plans when the prompt asks, except on task b.
+    let agent = script(
+        &env,
+        "agent",
+        r#"prompt=$(cat)
+case "$prompt" in *"Plan first: before any other change"*) ;; *) echo "no plan instruction" >&2; exit 9;; esac
+[ "$GITPRIO_TASK" = b ] && exit 0
+printf '\n## Plan\n\n1. Write the file.\n' >> ".tasks/$GITPRIO_TASK.md"
+touch "$GITPRIO_TASK.txt"
+"#,
+    );
+    let run = env.run(
+        "repo",
+        &["run", "--local", "--json", "--max-tasks", "2", "--", &agent],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let summary = summary(&run);
+    assert_eq!(summary["completed"], 1, "{run}");
+    assert_eq!(
+        summary["runs"][1]["error"],
+        "b must be planned first, and the agent wrote no `## Plan` section in .tasks/b.md"
+    );
+    let committed = env.git("repo", &["show", "gitprio/a:.tasks/a.md"]);
+    assert!(
+        committed.contains("## Plan\n\n1. Write the file.") && committed.contains("status: done"),
+        "{committed}"
+    );
+}

@@ -100,7 +100,7 @@ pub fn attempt(
         usd: task.budget.and_then(|budget| budget.usd),
     };
     let prompt_file = run_dir.join("prompt.md");
-    let prompt = compose_prompt(run, agent, claimed, &worktree);
+    let prompt = compose_prompt(run, agent, claimed, &worktree, config.plan_required(task));
     std::fs::write(&prompt_file, prompt)
         .with_context(|| format!("cannot write {}", prompt_file.display()))
         .map_err(setup)?;
@@ -926,7 +926,13 @@ fn open_pull_request(
 }
 
 /// Writes the prompt: the context bundle, then how the run works.
-fn compose_prompt(run: &RunContext, agent: &str, claimed: &Claimed, worktree: &Path) -> String {
+fn compose_prompt(
+    run: &RunContext,
+    agent: &str,
+    claimed: &Claimed,
+    worktree: &Path,
+    plan_required: bool,
+) -> String {
     let task = &claimed.task;
     let id = task.id.as_str();
     let mut prompt = claimed.context.clone().unwrap_or_else(|| {
@@ -955,6 +961,13 @@ fn compose_prompt(run: &RunContext, agent: &str, claimed: &Claimed, worktree: &P
                 .map(|glob| format!("`{glob}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+    }
+    if plan_required {
+        let _ = writeln!(
+            prompt,
+            "- Plan first: before any other change, add a `## Plan` section to the body of `{}` in your worktree. gitprio completes the task only if that section is there.",
+            task.path
         );
     }
     if task.acceptance.is_empty() {
