@@ -36,9 +36,6 @@ use crate::cli::CommandResult;
 use crate::settings::Settings;
 use crate::{exit_code, output};
 
-/// The exit code after Ctrl-C (128 + SIGINT), as shells report an interrupted command.
-pub const INTERRUPTED: u8 = 130;
-
 #[derive(Debug, Args)]
 #[expect(
     clippy::struct_excessive_bools,
@@ -537,7 +534,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
     let summary = summarize(settings, &repo, args.store.local, &state, &context.prices);
     print_summary(args.json, &stop, &state, summary.as_ref())?;
     Ok(match stop {
-        Stop::Interrupted => INTERRUPTED,
+        Stop::Interrupted => exit_code::INTERRUPTED,
         Stop::Error(_) => exit_code::FAILURE,
         _ => exit_code::SUCCESS,
     })
