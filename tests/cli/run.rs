@@ -33,6 +33,17 @@ cat <<JSON
 JSON
 "#;
 
+/// A Claude Code `stream-json` agent that spends 1000 tokens a message until it is stopped.
+const SPENDER: &str = r#"cat > /dev/null
+echo '{"type":"system","subtype":"init","session_id":"s1","model":"claude-sonnet-4-5"}'
+n=0
+while true; do
+  n=$((n+1))
+  echo '{"type":"assistant","message":{"id":"m'$n'","model":"claude-sonnet-4-5","usage":{"input_tokens":900,"output_tokens":100}}}'
+  sleep 0.05
+done
+"#;
+
 fn summary(output: &Output) -> serde_json::Value {
     output.json()
 }
@@ -329,19 +340,7 @@ fn a_failed_attempt_escalates_to_the_next_tier() {
 fn an_agent_over_budget_is_stopped_while_it_runs() {
     let env = TestEnv::new();
     env.repo("repo", &[(".tasks/a.md", &task("A", "budget: 5k\n"))]);
-    let spender = script(
-        &env,
-        "claude",
-        r#"cat > /dev/null
-echo '{"type":"system","subtype":"init","session_id":"s1","model":"claude-sonnet-4-5"}'
-n=0
-while true; do
-  n=$((n+1))
-  echo '{"type":"assistant","message":{"id":"m'$n'","model":"claude-sonnet-4-5","usage":{"input_tokens":900,"output_tokens":100}}}'
-  sleep 0.05
-done
-"#,
-    );
+    let spender = script(&env, "claude", SPENDER);
     let started = Instant::now();
     let run = env.run(
         "repo",
@@ -879,4 +878,143 @@ touch "$GITPRIO_TASK.txt"
         committed.contains("## Plan\n\n1. Write the file.") && committed.contains("status: done"),
         "{committed}"
     );
+}
+
+/// A fake Codex CLI (`codex exec --json -m MODEL -`): reads the prompt on stdin, streams
+/// real-format JSONL events; task `b` fails its turn.
+const CODEX: &str = r#"[ "$1" = exec ] || { echo "usage: codex exec" >&2; exit 2; }
+prompt=$(cat)
+case "$prompt" in *"How this run works"*) ;; *) echo "no prompt on stdin" >&2; exit 9;; esac
+echo '{"type":"thread.started","thread_id":"th-'$GITPRIO_TASK'"}'
+echo '{"type":"turn.started"}'
+if [ "$GITPRIO_TASK" = b ]; then
+  echo '{"type":"error","message":"stream disconnected before completion"}'
+  echo '{"type":"turn.failed","error":{"message":"stream disconnected before completion"}}'
+  exit 1
+fi
+touch "$GITPRIO_TASK.txt"
+echo '{"type":"item.completed","item":{"id":"item_0","type":"file_change","changes":[{"path":"'$GITPRIO_TASK'.txt","kind":"add"}],"status":"completed"}}'
+echo '{"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"Added '$GITPRIO_TASK'.txt."}}'
+echo '{"type":"turn.completed","usage":{"input_tokens":1000,"cached_input_tokens":600,"output_tokens":70}}'
+"#;
+
+#[test]
+fn codex_exec_json_reports_usage_and_failed_turns() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/config.yaml", "tiers:\n  small: gpt-5-mini\n"),
+            (
+                ".tasks/a.md",
+                &task("A", "priority: 0\nacceptance: [test -f a.txt]\n"),
+            ),
+            (".tasks/b.md", &task("B", "priority: 1\n")),
+        ],
+    );
+    let codex = script(&env, "codex", CODEX);
+    let run = env.run(
+        "repo",
+        &[
+            "run", "--local", "--json", "--", &codex, "exec", "--json", "-m", "{model}", "-",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("(codex adapter)"), "{run}");
+    let summary = summary(&run);
+    assert_eq!(summary["completed"], 1, "{run}");
+    // b fails the same way twice: the second time it is parked.
+    assert_eq!(summary["failed"], 1);
+    assert_eq!(summary["parked"], 1);
+    assert_eq!(
+        summary["runs"][1]["error"],
+        "the agent ended with exit 1: codex turn failed: stream disconnected before completion"
+    );
+    assert_eq!(summary["tokens"], 1070);
+    let usage = env.run("repo", &["usage", "show", "a", "--json", "--local"]);
+    let totals = &usage.json()["runs"][0];
+    assert_eq!(totals["tokens"], 1070, "{usage}");
+    let report = env.run("repo", &["report", "--by", "model", "--json", "--local"]);
+    assert_eq!(report.json()["groups"][0]["key"], "gpt-5-mini", "{report}");
+    let message = env.git("repo", &["log", "-1", "--format=%B", "gitprio/a"]);
+    assert_eq!(message.trim(), "A\n\nAdded a.txt.\n\nGitprio-Task: a");
+}
+
+#[test]
+fn gemini_output_format_json_reports_usage() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    let gemini = script(
+        &env,
+        "gemini",
+        r#"cat > /dev/null
+touch a.txt
+echo '{"response":"Added a.txt.","stats":{"models":{"gemini-2.5-pro":{"api":{"totalRequests":2,"totalErrors":0,"totalLatencyMs":900},"tokens":{"prompt":500,"candidates":40,"total":560,"cached":200,"thoughts":20,"tool":0}}}}}'
+"#,
+    );
+    let run = env.run(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--",
+            &gemini,
+            "-p",
+            "--output-format",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let summary = summary(&run);
+    assert_eq!(summary["completed"], 1, "{run}");
+    assert_eq!(summary["tokens"], 560, "{run}");
+    let report = env.run("repo", &["report", "--by", "model", "--json", "--local"]);
+    assert_eq!(
+        report.json()["groups"][0]["key"],
+        "gemini-2.5-pro",
+        "{report}"
+    );
+}
+
+#[test]
+fn run_limits_stop_the_agents_and_give_their_tasks_back() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    let spender = script(&env, "claude", SPENDER);
+    let stream = [
+        "--grace",
+        "1s",
+        "--",
+        &spender,
+        "-p",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+    ];
+    for (limit, value, stopped) in [
+        ("--max-tokens", "3k", "max_tokens"),
+        ("--max-usd", "0.01", "max_usd"),
+    ] {
+        let mut args = vec!["run", "--local", "--json", limit, value];
+        args.extend(stream);
+        let run = env.run("repo", &args);
+        assert_eq!(run.code, 0, "{run}");
+        let summary = summary(&run);
+        assert_eq!(summary["stopped"], stopped, "{run}");
+        assert_eq!(summary["released"], 1, "{run}");
+        assert_eq!(summary["failed"], 0);
+        assert!(
+            summary["runs"][0]["error"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("the run reached {limit} ")),
+            "{run}"
+        );
+        assert!(summary["tokens"].as_u64().unwrap() > 3000, "{run}");
+        // Given back, not failed: the task is ready again.
+        let lease = lease_state(&env, "repo", "a");
+        assert_eq!(lease["state"], "released", "{lease}");
+        assert_eq!(lease["failures"], 0);
+    }
 }
