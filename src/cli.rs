@@ -15,7 +15,7 @@ use crate::{exit_code, output};
 ///
 /// Tasks are markdown files under `.tasks/`; one ranked queue answers "what is next?".
 /// Exit codes: 0 ok, 1 failure, 2 usage, 3 nothing ready, 4 lease lost,
-/// 5 budget exceeded, 6 not a git repository, 7 no task queue.
+/// 5 budget exceeded, 6 not a git repository, 7 no task queue, 130 interrupted (`run`).
 #[derive(Debug, Parser)]
 #[command(name = "gitprio", version, about, long_about, max_term_width = 100)]
 pub struct Cli {

@@ -20,6 +20,9 @@ pub const BUDGET_EXCEEDED: u8 = 5;
 pub const NOT_A_REPOSITORY: u8 = 6;
 /// The repository has no `.tasks/` directory (in the version read).
 pub const NO_QUEUE: u8 = 7;
+/// `gitprio run` was stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report an
+/// interrupted command); the tasks it held were given back.
+pub const INTERRUPTED: u8 = 130;
 
 #[cfg(test)]
 mod tests {
@@ -34,6 +37,7 @@ mod tests {
             super::BUDGET_EXCEEDED,
             super::NOT_A_REPOSITORY,
             super::NO_QUEUE,
+            super::INTERRUPTED,
         ];
         let unique: std::collections::BTreeSet<u8> = codes.into_iter().collect();
         assert_eq!(unique.len(), codes.len());

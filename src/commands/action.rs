@@ -9,7 +9,7 @@
 
 mod changes;
 mod event;
-mod github;
+pub mod github;
 mod summary;
 
 use std::collections::BTreeMap;

@@ -12,7 +12,7 @@ use gitprio_core::lease::{
 use gitprio_core::queue::{Blocker, Holds, Queue};
 use gitprio_core::source::{self, QueueSource};
 use gitprio_core::usage::{Ledger, Outcome, Run, RunMeta};
-use gitprio_core::{Config, TaskId};
+use gitprio_core::{Config, Task, TaskId};
 use serde_json::json;
 
 use super::load_tasks;
@@ -764,6 +764,24 @@ pub fn done(settings: &Settings, args: &DoneArgs) -> CommandResult {
     let (config, store) = open_store(&repo, args.store.local);
     let id = held_id(&repo, args.id.as_deref())?;
     let summary = args.summary.as_deref().map(read_summary).transpose()?;
+    if let Some(path) = unplanned(&repo, &config, &id)? {
+        output::message(
+            settings,
+            "error",
+            &format!(
+                "{id} must be planned first, and {path} has no `## Plan` section, so it is not done; add one to its body (what you will change and in which order, what you leave alone, how you will check it), then run `gitprio done` again"
+            ),
+        );
+        if args.json {
+            output::print_json(&json!({
+                "task": id,
+                "completed": false,
+                "plan": "missing",
+                "path": path,
+            }))?;
+        }
+        return Ok(exit_code::FAILURE);
+    }
     let mut checks = Vec::new();
     if !args.no_verify {
         let worktree = repo.workdir().ok_or_else(|| {
@@ -797,11 +815,7 @@ pub fn done(settings: &Settings, args: &DoneArgs) -> CommandResult {
             );
         }
     }
-    let note = match (&args.reason, summary) {
-        (Some(reason), Some(summary)) => Some(format!("acceptance not run: {reason}\n\n{summary}")),
-        (Some(reason), None) => Some(format!("acceptance not run: {reason}")),
-        (None, summary) => summary,
-    };
+    let note = completion_note(args.reason.as_deref(), summary);
     let (lease, path) = finish_noting(settings, &repo, &config, &store, &id, note.as_deref())?;
     if args.json {
         output::print_json(&json!({
@@ -819,6 +833,16 @@ pub fn done(settings: &Settings, args: &DoneArgs) -> CommandResult {
         );
     }
     Ok(exit_code::SUCCESS)
+}
+
+/// The note a completion leaves on the lease: why the acceptance commands were not run, if
+/// they were not, then the review summary.
+pub fn completion_note(no_verify_reason: Option<&str>, summary: Option<String>) -> Option<String> {
+    match (no_verify_reason, summary) {
+        (Some(reason), Some(summary)) => Some(format!("acceptance not run: {reason}\n\n{summary}")),
+        (Some(reason), None) => Some(format!("acceptance not run: {reason}")),
+        (None, summary) => summary,
+    }
 }
 
 /// The longest review summary kept, in bytes: it lives in a lease commit message.
@@ -868,6 +892,31 @@ pub struct Check {
 /// Returns the acceptance commands of `id` as claimed (the task file the lease names), so
 /// an edit in the working tree cannot weaken them; else as in the working tree.
 pub fn acceptance_commands(repo: &Repository, id: &TaskId) -> anyhow::Result<Vec<String>> {
+    Ok(claimed_task(repo, id)?.acceptance)
+}
+
+/// Returns the path of the task file of `id` when the task must be planned first (see
+/// [`Config::plan_required`], on the task as claimed) and that file in the working tree has
+/// no `## Plan` section yet.
+pub fn unplanned(
+    repo: &Repository,
+    config: &Config,
+    id: &TaskId,
+) -> anyhow::Result<Option<String>> {
+    if !config.plan_required(&claimed_task(repo, id)?) {
+        return Ok(None);
+    }
+    let loaded = source::load(repo, &QueueSource::Worktree, None)?;
+    let task = loaded
+        .tasks
+        .into_iter()
+        .find(|task| &task.id == id)
+        .ok_or_else(|| anyhow!("no task file for `{id}` in the working tree"))?;
+    Ok((!gitprio_core::task::has_plan(&task.body)).then_some(task.path))
+}
+
+/// Returns task `id` as claimed (the task file the lease names), else as in the working tree.
+fn claimed_task(repo: &Repository, id: &TaskId) -> anyhow::Result<Task> {
     let claimed = HeldLease::load(repo.common_dir(), id)
         .ok()
         .flatten()
@@ -880,14 +929,13 @@ pub fn acceptance_commands(repo: &Repository, id: &TaskId) -> anyhow::Result<Vec
         .and_then(|bytes| gitprio_core::task::parse_task(&format!(".tasks/{id}.md"), &bytes).task)
         .filter(|task| &task.id == id);
     if let Some(task) = claimed {
-        return Ok(task.acceptance);
+        return Ok(task);
     }
     let loaded = source::load(repo, &QueueSource::Worktree, None)?;
     loaded
         .tasks
         .into_iter()
         .find(|task| &task.id == id)
-        .map(|task| task.acceptance)
         .ok_or_else(|| anyhow!("no task file for `{id}` in the working tree"))
 }
 

@@ -211,6 +211,8 @@ struct CompleteParams {
     summary: Option<String>,
     /// Tokens spent, recorded first.
     usage: Option<UsageParams>,
+    /// Complete without running the acceptance commands; why (it is recorded).
+    no_verify_reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -323,7 +325,7 @@ impl QueueServer {
     }
 
     #[tool(
-        description = "Mark your task done: runs its acceptance commands, then sets `status: done` in its file; commit that with your change.",
+        description = "Mark your task done: runs its acceptance commands (skipped only with `no_verify_reason`), then sets `status: done` in its file; commit that with your change.",
         annotations(destructive_hint = false, idempotent_hint = true)
     )]
     async fn complete_task(

@@ -42,6 +42,9 @@ pub enum Command {
     Init(init::InitArgs),
     /// Build a throwaway repository from the built-in example queue and show it.
     Demo(demo::DemoArgs),
+    /// The simulated agent of `gitprio demo`, run by `gitprio run`.
+    #[command(hide = true)]
+    DemoAgent(demo::agent::AgentArgs),
     /// Print the context bundle of a task: its documents, the project's, and the task itself.
     Context(context::ContextArgs),
     /// Lease the best ready task for this agent, atomically through the git remote.
@@ -82,6 +85,7 @@ impl Command {
             Command::Check(args) => check::run(settings, &args),
             Command::Init(args) => init::run(settings, &args),
             Command::Demo(args) => demo::run(settings, &args),
+            Command::DemoAgent(args) => demo::agent::run(settings, &args),
             Command::Context(args) => context::run(settings, &args),
             Command::Claim(args) => lease::claim(settings, &args),
             Command::Heartbeat(args) => lease::heartbeat(settings, &args),

@@ -20,22 +20,21 @@ use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 use clap::Args;
-use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
+use gitprio_core::lease::Mode;
 use gitprio_core::lease::parse_duration;
 use gitprio_core::usage::report::{GroupBy, RunFilter, Summary, TaskFacts, report};
 use gitprio_core::usage::{Ledger, PriceTable};
+use gitprio_core::{Config, TaskId};
 use serde_json::json;
 
 use self::adapters::Adapter;
 use self::operations::{Claim, Claimed, Filters, Operations};
+use super::action::github::{ApiSettings, GitHub};
 use super::lease::{StoreArgs, open_store};
 use crate::cli::CommandResult;
 use crate::settings::Settings;
 use crate::{exit_code, output};
-
-/// The exit code after Ctrl-C (128 + SIGINT), as shells report an interrupted command.
-pub const INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Args)]
 #[expect(
@@ -102,6 +101,10 @@ pub struct RunArgs {
     /// Do not push the branches of completed tasks.
     #[arg(long)]
     pub no_push: bool,
+    /// Open a GitHub pull request for each pushed branch (token: `GITHUB_TOKEN` or `GH_TOKEN`;
+    /// repository: `GITHUB_REPOSITORY`, else the remote's URL; API: `GITHUB_API_URL`).
+    #[arg(long, conflicts_with = "no_push")]
+    pub open_pr: bool,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Print the summary as JSON.
@@ -286,6 +289,105 @@ impl Control {
     }
 }
 
+/// The GitHub repository `--open-pr` opens pull requests in, and their base branch.
+#[derive(Debug)]
+pub struct PullRequests {
+    /// One request at a time: the client runs on its own single-threaded runtime.
+    pub github: Mutex<GitHub>,
+    pub base: String,
+}
+
+impl PullRequests {
+    /// Resolves the token, the repository and the API from the environment and the remote;
+    /// warns and returns `None` when one is missing, so the run goes on without pull requests.
+    fn resolve(
+        settings: &Settings,
+        repo: &Repository,
+        remote: Option<&str>,
+        config: &Config,
+    ) -> Option<PullRequests> {
+        let warn = |why: &str| {
+            output::message(
+                settings,
+                "warning",
+                &format!(
+                    "--open-pr: {why}; completed branches are pushed, but no pull request is opened"
+                ),
+            );
+        };
+        let Some(remote) = remote else {
+            warn("there is no remote to push the branches to");
+            return None;
+        };
+        let variable = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .map(|value| value.trim().to_owned())
+                .filter(|value| !value.is_empty())
+        };
+        let Some(token) = variable("GITHUB_TOKEN").or_else(|| variable("GH_TOKEN")) else {
+            warn("neither GITHUB_TOKEN nor GH_TOKEN is set");
+            return None;
+        };
+        let url =
+            attempt::git(&settings.directory, &["remote", "get-url", remote]).unwrap_or_default();
+        let Some((owner, name)) = variable("GITHUB_REPOSITORY")
+            .as_deref()
+            .and_then(owner_and_name)
+            .or_else(|| github_repository(url.trim()))
+        else {
+            warn(&format!(
+                "cannot tell the GitHub repository from the URL of `{remote}` ({}); set GITHUB_REPOSITORY=owner/name",
+                url.trim()
+            ));
+            return None;
+        };
+        let base = match super::lease::store_mode(repo, config, false) {
+            Mode::Remote { branch, .. } => branch,
+            Mode::Local => "main".to_owned(),
+        };
+        let api = ApiSettings {
+            api_url: variable("GITHUB_API_URL")
+                .unwrap_or_else(|| "https://api.github.com".to_owned()),
+            token,
+            owner,
+            repo: name,
+            author: None,
+        };
+        match GitHub::new(api) {
+            Ok(github) => Some(PullRequests {
+                github: Mutex::new(github),
+                base,
+            }),
+            Err(error) => {
+                warn(&format!("{error:#}"));
+                None
+            }
+        }
+    }
+}
+
+/// Splits `owner/name`.
+fn owner_and_name(text: &str) -> Option<(String, String)> {
+    let (owner, name) = text.trim_matches('/').split_once('/')?;
+    let name = name.strip_suffix(".git").unwrap_or(name);
+    (!owner.is_empty() && !name.is_empty() && !name.contains('/'))
+        .then(|| (owner.to_owned(), name.to_owned()))
+}
+
+/// The `owner/name` of a GitHub remote URL: `https://github.com/o/r.git`,
+/// `git@github.com:o/r.git` or `ssh://git@github.com/o/r`.
+fn github_repository(url: &str) -> Option<(String, String)> {
+    let path = if let Some((_, rest)) = url.split_once("://") {
+        let (host, path) = rest.split_once('/')?;
+        host.contains("github").then_some(path)?
+    } else {
+        let (host, path) = url.split_once(':')?;
+        host.contains("github").then_some(path)?
+    };
+    owner_and_name(path)
+}
+
 /// Everything an attempt needs, shared by the slots.
 #[derive(Debug)]
 pub struct RunContext {
@@ -306,6 +408,8 @@ pub struct RunContext {
     pub usage_file: Option<String>,
     /// The remote completed branches are pushed to.
     pub push: Option<String>,
+    /// Where pull requests are opened for the pushed branches (`--open-pr`).
+    pub pull_requests: Option<PullRequests>,
     pub prices: PriceTable,
     pub control: Control,
     /// The lock file that makes worktrees be added and removed one at a time, by every
@@ -341,6 +445,12 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
         .clone()
         .unwrap_or_else(|| settings.agent.clone());
     let slots = usize::try_from(args.parallel).unwrap_or(1);
+    let push = (!args.no_push && !args.store.local && repo.has_remote(&remote)).then_some(remote);
+    let pull_requests = if args.open_pr {
+        PullRequests::resolve(settings, &repo, push.as_deref(), &config)
+    } else {
+        None
+    };
     let context = RunContext {
         settings: settings.clone(),
         operations: Operations {
@@ -362,7 +472,8 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
             .transpose()?,
         heartbeat_every: (ttl / 3).max(Duration::from_millis(200)),
         usage_file: args.usage_file.clone(),
-        push: (!args.no_push && !args.store.local && repo.has_remote(&remote)).then_some(remote),
+        push,
+        pull_requests,
         prices: PriceTable::new(super::report::price_overrides(&repo, None).unwrap_or_default()),
         control: Control {
             state: Mutex::new(State {
@@ -423,7 +534,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
     let summary = summarize(settings, &repo, args.store.local, &state, &context.prices);
     print_summary(args.json, &stop, &state, summary.as_ref())?;
     Ok(match stop {
-        Stop::Interrupted => INTERRUPTED,
+        Stop::Interrupted => exit_code::INTERRUPTED,
         Stop::Error(_) => exit_code::FAILURE,
         _ => exit_code::SUCCESS,
     })
@@ -692,4 +803,26 @@ fn print_summary(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::github_repository;
+
+    #[test]
+    fn github_repository_reads_https_ssh_and_scp_urls() {
+        let expected = Some(("acme".to_owned(), "shop".to_owned()));
+        assert_eq!(
+            github_repository("https://github.com/acme/shop.git"),
+            expected
+        );
+        assert_eq!(github_repository("https://github.com/acme/shop"), expected);
+        assert_eq!(github_repository("git@github.com:acme/shop.git"), expected);
+        assert_eq!(
+            github_repository("ssh://git@github.com/acme/shop"),
+            expected
+        );
+        assert_eq!(github_repository("/srv/git/shop.git"), None);
+        assert_eq!(github_repository("https://gitlab.com/acme/shop"), None);
+    }
 }

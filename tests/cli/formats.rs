@@ -50,6 +50,7 @@ fn readme_exit_code_table_matches() {
         (5, "budget"),
         (6, "not a git repository"),
         (7, "no task queue"),
+        (130, "interrupted"),
     ] {
         assert!(
             readme.contains(&format!("| {code} | {name}")),

@@ -515,3 +515,65 @@ fn init_agents_in_a_bare_repository_creates_every_file() {
         "{output}"
     );
 }
+
+#[test]
+fn complete_task_asks_for_the_plan_and_records_why_acceptance_was_skipped() {
+    let env = TestEnv::new();
+    let files = vec![(
+        ".tasks/alpha.md".to_owned(),
+        task(
+            "Alpha",
+            0,
+            "plan: required\nacceptance: [\"echo the CI box is gone; false\"]\n",
+        ),
+    )];
+    remote_with_clones(&env, &files, &["a"]);
+    runtime().block_on(async {
+        let client = connect(&env, "a", "alice", T0).await;
+        let (_, claimed) = call(&client, "get_next_task", json!({})).await;
+        assert_eq!(claimed["task"], "alpha");
+        let (is_error, refused) = call(
+            &client,
+            "complete_task",
+            json!({ "no_verify_reason": "no CI here" }),
+        )
+        .await;
+        assert!(is_error, "{refused}");
+        assert_eq!(refused["error"], "plan_missing");
+        assert!(
+            refused["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("then call complete_task again"),
+            "{refused}"
+        );
+        let mut text = std::fs::read_to_string(env.path("a/.tasks/alpha.md")).unwrap();
+        text.push_str("\n## Plan\n\n1. Do Alpha.\n");
+        env.write("a", &[(".tasks/alpha.md", &text)]);
+        let (is_error, failed) = call(&client, "complete_task", json!({})).await;
+        assert!(is_error, "{failed}");
+        assert_eq!(failed["error"], "acceptance_failed");
+        assert!(
+            failed["message"]
+                .as_str()
+                .unwrap()
+                .ends_with("Its output ends with:\nthe CI box is gone"),
+            "{failed}"
+        );
+        let (is_error, completed) = call(
+            &client,
+            "complete_task",
+            json!({ "no_verify_reason": "no CI here", "summary": "Did Alpha." }),
+        )
+        .await;
+        assert!(!is_error, "{completed}");
+        assert_eq!(completed["verified"], false);
+        assert_eq!(completed["acceptance"], json!([]));
+        let status = env.run("a", &["status", "--json"]);
+        assert_eq!(
+            status.json()["leases"][0]["reason"],
+            "acceptance not run: no CI here\n\nDid Alpha."
+        );
+        client.cancel().await.unwrap();
+    });
+}

@@ -173,16 +173,29 @@ fn demo_shows_the_example_queue() {
             .contains("$ gitprio next --explain\nauth-login-rate-limit"),
         "{output}"
     );
-    // Simulated agents drain the queue and the demo ends on the value-per-token report.
+    // `gitprio run` drains the queue with the simulated agent, round after round, and the
+    // demo ends on the value-per-token report.
     for expected in [
-        "agent-1: auth-login-rate-limit done in",
-        "went over its budget",
-        "nothing ready (exit 3), stops",
+        "$ gitprio run --parallel 3 --agent-name agent --adapter claude -- gitprio demo-agent",
+        "A reviewer merges gitprio/auth-login-rate-limit",
+        "nothing ready: the queue has no open task (17 tasks in all)",
         "$ gitprio report --by type",
         "value per 1M tokens",
         "Runs that did not complete their task",
     ] {
         assert!(output.stdout.contains(expected), "{expected}: {output}");
+    }
+    // The agent's stream-json usage is followed live: one agent is stopped over its budget,
+    // one reports an error; both tasks are retried and done.
+    for expected in [
+        "auth-login-rate-limit is done (",
+        "stopping the agent on docs-api-errors: over budget: ",
+        "search-index-tokenizer failed: the agent ended with exit 1: claude reported error_during_execution",
+        "working on search-index-tokenizer (attempt 2)",
+        "search-index-tokenizer is done (",
+        "docs-api-errors is done (",
+    ] {
+        assert!(output.stderr.contains(expected), "{expected}: {output}");
     }
 }
 

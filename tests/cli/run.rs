@@ -33,6 +33,17 @@ cat <<JSON
 JSON
 "#;
 
+/// A Claude Code `stream-json` agent that spends 1000 tokens a message until it is stopped.
+const SPENDER: &str = r#"cat > /dev/null
+echo '{"type":"system","subtype":"init","session_id":"s1","model":"claude-sonnet-4-5"}'
+n=0
+while true; do
+  n=$((n+1))
+  echo '{"type":"assistant","message":{"id":"m'$n'","model":"claude-sonnet-4-5","usage":{"input_tokens":900,"output_tokens":100}}}'
+  sleep 0.05
+done
+"#;
+
 fn summary(output: &Output) -> serde_json::Value {
     output.json()
 }
@@ -51,14 +62,9 @@ fn lease_state(env: &TestEnv, dir: &str, id: &str) -> serde_json::Value {
 #[test]
 fn drains_the_queue_commits_pushes_and_stops() {
     let env = TestEnv::new();
-    std::fs::create_dir_all(env.path("remote.git")).unwrap();
-    env.git(
-        "remote.git",
-        &["init", "--quiet", "--bare", "--initial-branch=main"],
-    );
     let acceptance = |id: &str| format!("acceptance: [test -f {id}.txt]\n");
-    env.repo(
-        "seed",
+    cloned(
+        &env,
         &[
             (
                 ".tasks/config.yaml",
@@ -78,8 +84,6 @@ fn drains_the_queue_commits_pushes_and_stops() {
             ),
         ],
     );
-    env.git("seed", &["push", "--quiet", "../remote.git", "main"]);
-    env.git(".", &["clone", "--quiet", "remote.git", "clone"]);
     let claude = script(&env, "claude", CLAUDE_SUCCESS);
 
     let run = env.run(
@@ -336,19 +340,7 @@ fn a_failed_attempt_escalates_to_the_next_tier() {
 fn an_agent_over_budget_is_stopped_while_it_runs() {
     let env = TestEnv::new();
     env.repo("repo", &[(".tasks/a.md", &task("A", "budget: 5k\n"))]);
-    let spender = script(
-        &env,
-        "claude",
-        r#"cat > /dev/null
-echo '{"type":"system","subtype":"init","session_id":"s1","model":"claude-sonnet-4-5"}'
-n=0
-while true; do
-  n=$((n+1))
-  echo '{"type":"assistant","message":{"id":"m'$n'","model":"claude-sonnet-4-5","usage":{"input_tokens":900,"output_tokens":100}}}'
-  sleep 0.05
-done
-"#,
-    );
+    let spender = script(&env, "claude", SPENDER);
     let started = Instant::now();
     let run = env.run(
         "repo",
@@ -708,4 +700,321 @@ fn release_park_parks_at_once() {
     assert_eq!(lease["state"], "parked");
     assert_eq!(lease["failures"], 1);
     assert_eq!(lease["last_error"], "loops on the same error");
+}
+
+/// A repository `clone` of a bare `remote.git`, holding `files`.
+fn cloned(env: &TestEnv, files: &[(&str, &str)]) {
+    std::fs::create_dir_all(env.path("remote.git")).unwrap();
+    env.git(
+        "remote.git",
+        &["init", "--quiet", "--bare", "--initial-branch=main"],
+    );
+    env.repo("seed", files);
+    env.git("seed", &["push", "--quiet", "../remote.git", "main"]);
+    env.git(".", &["clone", "--quiet", "remote.git", "clone"]);
+}
+
+#[tokio::test]
+async fn open_pr_opens_a_pull_request_for_each_pushed_branch() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    let env = TestEnv::new();
+    cloned(&env, &[(".tasks/alpha.md", &task("Alpha", "type: bug\n"))]);
+    let claude = script(&env, "claude", CLAUDE_SUCCESS);
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/shop/pulls"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+            "number": 12,
+            "html_url": "https://github.com/acme/shop/pull/12",
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let run = env.run_with(
+        "clone",
+        &[
+            "run",
+            "--json",
+            "--open-pr",
+            "--",
+            &claude,
+            "-p",
+            "--output-format",
+            "json",
+        ],
+        &[
+            ("GH_TOKEN", "ghp_test"),
+            ("GITHUB_REPOSITORY", "acme/shop"),
+            ("GITHUB_API_URL", server.uri().as_str()),
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["completed"], 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("pushed to origin, pull request #12 https://github.com/acme/shop/pull/12"),
+        "{run}"
+    );
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].headers.get("authorization").unwrap(),
+        "Bearer ghp_test"
+    );
+    let body: serde_json::Value = requests[0].body_json().unwrap();
+    assert_eq!(
+        body,
+        serde_json::json!({
+            "title": "Alpha",
+            "head": "gitprio/alpha",
+            "base": "main",
+            "body": "Completes the gitprio task `alpha` (bug), worked on by `gitprio run`.\n\n## Review summary\n\nCreated alpha.txt; nothing else changed.\n\nGitprio-Task: alpha\n",
+        })
+    );
+}
+
+#[test]
+fn open_pr_without_a_token_warns_and_the_run_goes_on() {
+    let env = TestEnv::new();
+    cloned(&env, &[(".tasks/alpha.md", &task("Alpha", ""))]);
+    let agent = script(&env, "agent", "cat > /dev/null\ntouch alpha.txt\n");
+    let run = env.run("clone", &["run", "--json", "--open-pr", "--", &agent]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["completed"], 1, "{run}");
+    assert!(
+        run.stderr.contains(
+            "warning: --open-pr: neither GITHUB_TOKEN nor GH_TOKEN is set; completed branches are pushed, but no pull request is opened"
+        ),
+        "{run}"
+    );
+    let branches = env.git("remote.git", &["branch", "--list", "gitprio/*"]);
+    assert!(branches.contains("gitprio/alpha"), "{branches}");
+}
+
+#[test]
+fn done_refuses_a_task_that_must_be_planned_until_it_has_a_plan() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/config.yaml", "plan:\n  types: [spike]\n"),
+            (".tasks/a.md", &task("A", "type: spike\n")),
+        ],
+    );
+    let context = env.run("repo", &["context", "a"]);
+    assert!(
+        context
+            .stdout
+            .contains("- plan: required (a `## Plan` section in the task file before the work)")
+            && context
+                .stdout
+                .contains("\n## Plan first\n\nThis task must be planned before the work."),
+        "{context}"
+    );
+    assert_eq!(env.run("repo", &["claim", "--local", "--json"]).code, 0);
+    let refused = env.run(
+        "repo",
+        &["done", "--local", "--no-verify", "--reason", "no tests"],
+    );
+    assert_eq!(refused.code, 1, "{refused}");
+    assert_eq!(
+        refused.stderr,
+        "error: a must be planned first, and .tasks/a.md has no `## Plan` section, so it is not done; add one to its body (what you will change and in which order, what you leave alone, how you will check it), then run `gitprio done` again\n"
+    );
+    let json = env.run("repo", &["done", "--local", "--json"]);
+    assert_eq!(json.code, 1, "{json}");
+    assert_eq!(json.json()["plan"], "missing");
+
+    // A heading alone is no plan; a heading with steps is.
+    let planned = |plan: &str| format!("{}\n## Plan\n\n{plan}", task("A", "type: spike\n"));
+    env.write("repo", &[(".tasks/a.md", &planned(""))]);
+    assert_eq!(env.run("repo", &["done", "--local"]).code, 1);
+    env.write("repo", &[(".tasks/a.md", &planned("1. Try it.\n"))]);
+    let done = env.run("repo", &["done", "--local"]);
+    assert_eq!(done.code, 0, "{done}");
+    let text = std::fs::read_to_string(env.path("repo/.tasks/a.md")).unwrap();
+    assert!(
+        text.contains("status: done") && text.contains("1. Try it."),
+        "{text}"
+    );
+}
+
+#[test]
+fn run_asks_for_a_plan_and_fails_an_attempt_without_one() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/a.md", &task("A", "priority: 0\nplan: required\n")),
+            (".tasks/b.md", &task("B", "priority: 1\nplan: required\n")),
+        ],
+    );
+    // Plans when the prompt asks, except on task b.
+    let agent = script(
+        &env,
+        "agent",
+        r#"prompt=$(cat)
+case "$prompt" in *"Plan first: before any other change"*) ;; *) echo "no plan instruction" >&2; exit 9;; esac
+[ "$GITPRIO_TASK" = b ] && exit 0
+printf '\n## Plan\n\n1. Write the file.\n' >> ".tasks/$GITPRIO_TASK.md"
+touch "$GITPRIO_TASK.txt"
+"#,
+    );
+    let run = env.run(
+        "repo",
+        &["run", "--local", "--json", "--max-tasks", "2", "--", &agent],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let summary = summary(&run);
+    assert_eq!(summary["completed"], 1, "{run}");
+    assert_eq!(
+        summary["runs"][1]["error"],
+        "b must be planned first, and the agent wrote no `## Plan` section in .tasks/b.md"
+    );
+    let committed = env.git("repo", &["show", "gitprio/a:.tasks/a.md"]);
+    assert!(
+        committed.contains("## Plan\n\n1. Write the file.") && committed.contains("status: done"),
+        "{committed}"
+    );
+}
+
+/// A fake Codex CLI (`codex exec --json -m MODEL -`): reads the prompt on stdin, streams
+/// real-format JSONL events; task `b` fails its turn.
+const CODEX: &str = r#"[ "$1" = exec ] || { echo "usage: codex exec" >&2; exit 2; }
+prompt=$(cat)
+case "$prompt" in *"How this run works"*) ;; *) echo "no prompt on stdin" >&2; exit 9;; esac
+echo '{"type":"thread.started","thread_id":"th-'$GITPRIO_TASK'"}'
+echo '{"type":"turn.started"}'
+if [ "$GITPRIO_TASK" = b ]; then
+  echo '{"type":"error","message":"stream disconnected before completion"}'
+  echo '{"type":"turn.failed","error":{"message":"stream disconnected before completion"}}'
+  exit 1
+fi
+touch "$GITPRIO_TASK.txt"
+echo '{"type":"item.completed","item":{"id":"item_0","type":"file_change","changes":[{"path":"'$GITPRIO_TASK'.txt","kind":"add"}],"status":"completed"}}'
+echo '{"type":"item.completed","item":{"id":"item_1","type":"agent_message","text":"Added '$GITPRIO_TASK'.txt."}}'
+echo '{"type":"turn.completed","usage":{"input_tokens":1000,"cached_input_tokens":600,"output_tokens":70}}'
+"#;
+
+#[test]
+fn codex_exec_json_reports_usage_and_failed_turns() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/config.yaml", "tiers:\n  small: gpt-5-mini\n"),
+            (
+                ".tasks/a.md",
+                &task("A", "priority: 0\nacceptance: [test -f a.txt]\n"),
+            ),
+            (".tasks/b.md", &task("B", "priority: 1\n")),
+        ],
+    );
+    let codex = script(&env, "codex", CODEX);
+    let run = env.run(
+        "repo",
+        &[
+            "run", "--local", "--json", "--", &codex, "exec", "--json", "-m", "{model}", "-",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert!(run.stderr.contains("(codex adapter)"), "{run}");
+    let summary = summary(&run);
+    assert_eq!(summary["completed"], 1, "{run}");
+    // b fails the same way twice: the second time it is parked.
+    assert_eq!(summary["failed"], 1);
+    assert_eq!(summary["parked"], 1);
+    assert_eq!(
+        summary["runs"][1]["error"],
+        "the agent ended with exit 1: codex turn failed: stream disconnected before completion"
+    );
+    assert_eq!(summary["tokens"], 1070);
+    let usage = env.run("repo", &["usage", "show", "a", "--json", "--local"]);
+    let totals = &usage.json()["runs"][0];
+    assert_eq!(totals["tokens"], 1070, "{usage}");
+    let report = env.run("repo", &["report", "--by", "model", "--json", "--local"]);
+    assert_eq!(report.json()["groups"][0]["key"], "gpt-5-mini", "{report}");
+    let message = env.git("repo", &["log", "-1", "--format=%B", "gitprio/a"]);
+    assert_eq!(message.trim(), "A\n\nAdded a.txt.\n\nGitprio-Task: a");
+}
+
+#[test]
+fn gemini_output_format_json_reports_usage() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    let gemini = script(
+        &env,
+        "gemini",
+        r#"cat > /dev/null
+touch a.txt
+echo '{"response":"Added a.txt.","stats":{"models":{"gemini-2.5-pro":{"api":{"totalRequests":2,"totalErrors":0,"totalLatencyMs":900},"tokens":{"prompt":500,"candidates":40,"total":560,"cached":200,"thoughts":20,"tool":0}}}}}'
+"#,
+    );
+    let run = env.run(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--",
+            &gemini,
+            "-p",
+            "--output-format",
+            "json",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let summary = summary(&run);
+    assert_eq!(summary["completed"], 1, "{run}");
+    assert_eq!(summary["tokens"], 560, "{run}");
+    let report = env.run("repo", &["report", "--by", "model", "--json", "--local"]);
+    assert_eq!(
+        report.json()["groups"][0]["key"],
+        "gemini-2.5-pro",
+        "{report}"
+    );
+}
+
+#[test]
+fn run_limits_stop_the_agents_and_give_their_tasks_back() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    let spender = script(&env, "claude", SPENDER);
+    let stream = [
+        "--grace",
+        "1s",
+        "--",
+        &spender,
+        "-p",
+        "--output-format",
+        "stream-json",
+        "--verbose",
+    ];
+    for (limit, value, stopped) in [
+        ("--max-tokens", "3k", "max_tokens"),
+        ("--max-usd", "0.01", "max_usd"),
+    ] {
+        let mut args = vec!["run", "--local", "--json", limit, value];
+        args.extend(stream);
+        let run = env.run("repo", &args);
+        assert_eq!(run.code, 0, "{run}");
+        let summary = summary(&run);
+        assert_eq!(summary["stopped"], stopped, "{run}");
+        assert_eq!(summary["released"], 1, "{run}");
+        assert_eq!(summary["failed"], 0);
+        assert!(
+            summary["runs"][0]["error"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("the run reached {limit} ")),
+            "{run}"
+        );
+        assert!(summary["tokens"].as_u64().unwrap() > 3000, "{run}");
+        // Given back, not failed: the task is ready again.
+        let lease = lease_state(&env, "repo", "a");
+        assert_eq!(lease["state"], "released", "{lease}");
+        assert_eq!(lease["failures"], 0);
+    }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Position};
-use crate::task::parse_token_count;
+use crate::task::{Planning, Task, parse_token_count};
 
 /// The task types a queue allows when its config does not list its own.
 pub const DEFAULT_TYPES: &[&str] = &[
@@ -43,6 +43,19 @@ pub struct Config {
     pub type_tiers: BTreeMap<String, String>,
     /// Whether a failed attempt is retried one tier up (`gitprio run`).
     pub escalate: bool,
+    /// Which tasks must be planned before the work, besides those with `plan: required`.
+    pub plan: PlanRule,
+}
+
+/// The config's `plan` rule: tasks of these types, or with a larger token budget, must be
+/// planned first unless they say `plan: optional`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlanRule {
+    /// Task types that are planned first, e.g. `[spike]`.
+    pub types: Vec<String>,
+    /// Tasks whose token budget (theirs, else `budgets` of their type) is over this are planned first.
+    pub budget_over: Option<TokenCount>,
 }
 
 impl Default for Config {
@@ -64,6 +77,7 @@ impl Default for Config {
             tiers: Tiers::default(),
             type_tiers: BTreeMap::new(),
             escalate: false,
+            plan: PlanRule::default(),
         }
     }
 }
@@ -207,6 +221,24 @@ impl Config {
         }
     }
 
+    /// Returns whether `task` must be planned first: its `plan:` when it says, else the
+    /// config's `plan` rule on its type and its token budget.
+    pub fn plan_required(&self, task: &Task) -> bool {
+        if let Some(planning) = task.plan {
+            return planning == Planning::Required;
+        }
+        let kind = task.task_type.as_deref();
+        let budget = task.budget.and_then(|budget| budget.tokens).or_else(|| {
+            kind.and_then(|kind| self.budgets.get(kind))
+                .map(|count| count.0)
+        });
+        kind.is_some_and(|kind| self.plan.types.iter().any(|listed| listed == kind))
+            || self
+                .plan
+                .budget_over
+                .is_some_and(|limit| budget.is_some_and(|tokens| tokens > limit.0))
+    }
+
     /// Resolves the model of a task with `model` (a tier or a model name) and `task_type`,
     /// after `failures` failed attempts.
     ///
@@ -345,5 +377,31 @@ mod tests {
             ),
             "{problem}"
         );
+    }
+
+    #[test]
+    fn plan_rule_requires_planning_by_type_and_budget_unless_the_task_says() {
+        let (config, problem) = Config::parse(
+            ".tasks/config.yaml",
+            "budgets:\n  feature: 600k\nplan:\n  types: [spike]\n  budget_over: 500k\n",
+        );
+        assert_eq!(problem, None);
+        let task = |text: &str| {
+            crate::task::parse_task(
+                ".tasks/t.md",
+                format!("---\ntitle: T\n{text}---\n").as_bytes(),
+            )
+            .task
+            .unwrap()
+        };
+        assert!(config.plan_required(&task("type: spike\n")));
+        assert!(config.plan_required(&task("type: feature\n")));
+        assert!(config.plan_required(&task("budget: 501k\n")));
+        assert!(!config.plan_required(&task("type: feature\nbudget: 100k\n")));
+        assert!(!config.plan_required(&task("type: bug\n")));
+        assert!(!config.plan_required(&task("type: spike\nplan: optional\n")));
+        assert!(Config::default().plan_required(&task("plan: required\n")));
+        let (_, problem) = Config::parse(".tasks/config.yaml", "plan:\n  type: [spike]\n");
+        assert!(problem.is_some());
     }
 }

@@ -18,7 +18,7 @@ pub mod usage;
 pub use config::Config;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Severity};
 pub use queue::{Blocker, Queue, QueueEntry, Readiness};
-pub use task::{Budget, Priority, Status, Task, TaskId};
+pub use task::{Budget, Planning, Priority, Status, Task, TaskId};
 
 /// The directory, relative to the repository root, that holds the task files.
 pub const TASKS_DIR: &str = ".tasks";

@@ -1,4 +1,5 @@
-//! The GitHub REST API side of the Action: one sticky comment per pull request, kept up to date.
+//! The GitHub REST API: the Action's sticky comment per pull request, kept up to date, and
+//! the pull requests `gitprio run --open-pr` opens.
 //!
 //! The comment is found by its hidden [`MARKER`], paging through every comment of
 //! the pull request, and only among those written by the token's own user, so a
@@ -92,6 +93,13 @@ struct User {
     login: String,
 }
 
+/// A pull request gitprio opened (or found open).
+#[derive(Clone, Debug, Deserialize)]
+pub struct PullRequest {
+    pub number: u64,
+    pub html_url: String,
+}
+
 #[derive(Debug, Deserialize)]
 struct PullRequestHead {
     head: HeadCommit,
@@ -168,6 +176,44 @@ impl GitHub {
             })
             .await?;
             Ok(pull.head.sha)
+        })
+    }
+
+    /// Opens a pull request from branch `head` into `base`, or returns the one already open
+    /// for `head` (a task retried after its branch was pushed).
+    pub fn open_pull_request(
+        &self,
+        head: &str,
+        base: &str,
+        title: &str,
+        body: &str,
+    ) -> Result<PullRequest, ApiError> {
+        let route = format!(
+            "/repos/{}/{}/pulls",
+            self.settings.owner, self.settings.repo
+        );
+        let payload = json!({ "title": title, "head": head, "base": base, "body": body });
+        self.runtime.block_on(async {
+            let created = retry("open the pull request", || {
+                self.client.post(&route, Some(&payload))
+            })
+            .await;
+            match created {
+                Ok(pull) => Ok(pull),
+                Err(error) => {
+                    // GitHub refuses a second pull request for one branch (422): find the first.
+                    let query = [
+                        ("head", format!("{}:{head}", self.settings.owner)),
+                        ("state", "open".to_owned()),
+                    ];
+                    let open: Vec<PullRequest> = retry("list the pull requests", || {
+                        self.client.get(&route, Some(&query))
+                    })
+                    .await
+                    .unwrap_or_default();
+                    open.into_iter().next().ok_or(error)
+                }
+            }
         })
     }
 

@@ -212,7 +212,24 @@ pub(super) fn complete(
     let worktree = repo.workdir().ok_or_else(|| {
         anyhow!("complete_task runs the acceptance commands, so it needs a working tree")
     })?;
-    let checks = lease::run_acceptance(worktree, &lease::acceptance_commands(&repo, &id)?)?;
+    if let Some(path) = lease::unplanned(&repo, &config, &id)? {
+        return Ok(Reply::Refusal {
+            code: exit_code::FAILURE,
+            message: format!(
+                "{id} must be planned first, and {path} has no `## Plan` section, so it is not done; add one to its body (what you will change and in which order, what you leave alone, how you will check it), then call complete_task again"
+            ),
+            data: json!({ "error": "plan_missing", "task": id, "completed": false, "path": path }),
+        });
+    }
+    let no_verify = params
+        .no_verify_reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|reason| !reason.is_empty());
+    let checks = match no_verify {
+        Some(_) => Vec::new(),
+        None => lease::run_acceptance(worktree, &lease::acceptance_commands(&repo, &id)?)?,
+    };
     if let Some(failed) = checks.iter().find(|check| !check.passed) {
         return Ok(Reply::Refusal {
             code: exit_code::FAILURE,
@@ -238,10 +255,11 @@ pub(super) fn complete(
         .as_deref()
         .map(lease::bounded_summary)
         .filter(|summary| !summary.is_empty());
+    let note = lease::completion_note(no_verify, summary);
     let (lease, path) = forget_if_lost(
         session,
         &id,
-        lease::finish_noting(settings, &repo, &config, &store, &id, summary.as_deref()),
+        lease::finish_noting(settings, &repo, &config, &store, &id, note.as_deref()),
     )?;
     if session.current.as_ref() == Some(&id) {
         session.current = None;
@@ -252,6 +270,7 @@ pub(super) fn complete(
         "completed": true,
         "generation": lease.record.generation,
         "path": path,
+        "verified": no_verify.is_none(),
         "acceptance": checks,
         "tokens": tokens,
         "next": format!("commit {path} (now `status: done`) with your change and open the pull request; then get_next_task"),

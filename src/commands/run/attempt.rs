@@ -16,7 +16,8 @@ use gitprio_core::usage::UsageRecord;
 use super::adapters::{self, Adapter, Follower, ModelUsage};
 use super::agent::{self, Agent, Io, Placeholders};
 use super::operations::{Beat, Claimed, Done};
-use super::{Ending, Report, RunContext};
+use super::{Ending, PullRequests, Report, RunContext};
+use crate::commands::action::github::ApiError;
 use crate::commands::lease::tail;
 
 /// How often a running agent's output, limits and signals are looked at.
@@ -99,7 +100,7 @@ pub fn attempt(
         usd: task.budget.and_then(|budget| budget.usd),
     };
     let prompt_file = run_dir.join("prompt.md");
-    let prompt = compose_prompt(run, agent, claimed, &worktree);
+    let prompt = compose_prompt(run, agent, claimed, &worktree, config.plan_required(task));
     std::fs::write(&prompt_file, prompt)
         .with_context(|| format!("cannot write {}", prompt_file.display()))
         .map_err(setup)?;
@@ -859,6 +860,9 @@ fn finish_branch(
         match git(worktree, &["push", "--quiet", remote, &branch]) {
             Ok(_) => {
                 let _ = write!(note, ", pushed to {remote}");
+                if let Some(pulls) = &run.pull_requests {
+                    note.push_str(&open_pull_request(run, pulls, claimed, &branch, summary));
+                }
             }
             Err(error) => {
                 run.warn(&format!(
@@ -881,8 +885,54 @@ fn finish_branch(
     note
 }
 
+/// Opens the pull request of a pushed branch; returns a note for the progress line.
+fn open_pull_request(
+    run: &RunContext,
+    pulls: &PullRequests,
+    claimed: &Claimed,
+    branch: &str,
+    summary: Option<&str>,
+) -> String {
+    let task = &claimed.task;
+    let id = task.id.as_str();
+    let mut body = format!("Completes the gitprio task `{id}`");
+    if let Some(kind) = &task.task_type {
+        let _ = write!(body, " ({kind})");
+    }
+    body.push_str(", worked on by `gitprio run`.\n\n");
+    if let Some(summary) = summary.map(str::trim).filter(|text| !text.is_empty()) {
+        let _ = write!(body, "## Review summary\n\n{summary}\n\n");
+    }
+    let _ = writeln!(body, "Gitprio-Task: {id}");
+    let github = pulls
+        .github
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match github.open_pull_request(branch, &pulls.base, task.title.trim(), &body) {
+        Ok(pull) => format!(", pull request #{} {}", pull.number, pull.html_url),
+        Err(error) => {
+            let error = match error {
+                ApiError::Forbidden { message } => format!(
+                    "the token may not open pull requests (GitHub said: {message}); it needs `pull-requests: write`"
+                ),
+                ApiError::Other(error) => format!("{error:#}"),
+            };
+            run.warn(&format!(
+                "cannot open a pull request for {branch}: {error}; open it by hand"
+            ));
+            ", no pull request".to_owned()
+        }
+    }
+}
+
 /// Writes the prompt: the context bundle, then how the run works.
-fn compose_prompt(run: &RunContext, agent: &str, claimed: &Claimed, worktree: &Path) -> String {
+fn compose_prompt(
+    run: &RunContext,
+    agent: &str,
+    claimed: &Claimed,
+    worktree: &Path,
+    plan_required: bool,
+) -> String {
     let task = &claimed.task;
     let id = task.id.as_str();
     let mut prompt = claimed.context.clone().unwrap_or_else(|| {
@@ -911,6 +961,13 @@ fn compose_prompt(run: &RunContext, agent: &str, claimed: &Claimed, worktree: &P
                 .map(|glob| format!("`{glob}`"))
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+    }
+    if plan_required {
+        let _ = writeln!(
+            prompt,
+            "- Plan first: before any other change, add a `## Plan` section to the body of `{}` in your worktree. gitprio completes the task only if that section is there.",
+            task.path
         );
     }
     if task.acceptance.is_empty() {

@@ -87,7 +87,8 @@ pub enum Beat {
 #[derive(Debug)]
 pub enum Done {
     Submitted,
-    /// An acceptance command failed: the reason, with its output's tail.
+    /// An acceptance command failed (the reason, with its output's tail), or the task must
+    /// be planned first and has no plan.
     Refused(String),
     Lost,
 }
@@ -276,6 +277,12 @@ impl Operations {
             exit_code::LEASE_LOST => Ok(Done::Lost),
             _ => {
                 let reply: Value = serde_json::from_str(&output.stdout).unwrap_or(Value::Null);
+                if reply["plan"] == "missing" {
+                    return Ok(Done::Refused(format!(
+                        "{id} must be planned first, and the agent wrote no `## Plan` section in {}",
+                        reply["path"].as_str().unwrap_or("its task file")
+                    )));
+                }
                 let failed = reply["acceptance"]
                     .as_array()
                     .and_then(|checks| checks.iter().find(|check| check["passed"] == false));

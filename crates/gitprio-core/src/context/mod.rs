@@ -251,7 +251,7 @@ pub fn build(
             .collect(),
     )?;
     builder.run(task_references(&task))?;
-    let task_content = render::task_block(&task);
+    let task_content = render::task_block(&task, config.plan_required(&task));
     let task_part = Part {
         kind: PartKind::Task,
         origin: Origin::Task,

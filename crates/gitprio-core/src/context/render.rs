@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{Bundle, Origin, Part, PartKind};
 use crate::lease::Lease;
-use crate::task::{Budget, Task};
+use crate::task::{Budget, Task, has_plan};
 
 /// A command the agent runs to report on its lease, and when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -149,7 +149,9 @@ fn lease(text: &mut String, tail: &Tail<'_>) {
 }
 
 /// Renders the task part: title, the fields an agent works by, then the body as written.
-pub(crate) fn task_block(task: &Task) -> String {
+/// Renders the task: its facts, its body, and (when it must be planned first and has no
+/// plan yet) the instruction to write one before anything else.
+pub(crate) fn task_block(task: &Task, plan_required: bool) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "# Task `{}`: {}\n", task.id, task.title);
     let _ = writeln!(text, "- file: {}", code(&task.path));
@@ -186,6 +188,9 @@ pub(crate) fn task_block(task: &Task) -> String {
     if let Some(model) = &task.model {
         let _ = writeln!(text, "- model: {model}");
     }
+    if plan_required {
+        text.push_str("- plan: required (a `## Plan` section in the task file before the work)\n");
+    }
     if !task.depends_on.is_empty() {
         let ids: Vec<String> = task.depends_on.iter().map(|id| code(id.as_str())).collect();
         let _ = writeln!(text, "- depends on: {}", ids.join(", "));
@@ -198,6 +203,18 @@ pub(crate) fn task_block(task: &Task) -> String {
     let body = body.trim_matches('\n');
     if !body.trim().is_empty() {
         let _ = writeln!(text, "\n{body}");
+    }
+    if plan_required && !has_plan(&task.body) {
+        let _ = write!(
+            text,
+            "\n## Plan first\n\n\
+             This task must be planned before the work. Before you change anything else, add a \
+             `## Plan` section at the end of the body of {}: what you will change and in which \
+             order, what you will deliberately leave alone, the risks, and how you will check the \
+             result. Then do the work as planned, and update the plan if it changes. \
+             `gitprio done` refuses to complete this task until its file has that section.\n",
+            code(&task.path)
+        );
     }
     text
 }

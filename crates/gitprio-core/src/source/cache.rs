@@ -28,13 +28,13 @@ use std::path::Path;
 use gix::ObjectId;
 
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Position, Severity};
-use crate::task::{Budget, ParsedTask, Priority, Status, Task, TaskId};
+use crate::task::{Budget, ParsedTask, Planning, Priority, Status, Task, TaskId};
 
 /// Opens every cache file.
 const MAGIC: [u8; 8] = *b"gitprioP";
 
 /// Changes whenever the layout or the payload encoding changes.
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
 
 /// Names the parser that produced cached entries: a new gitprio version re-parses.
 const PARSER_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -368,6 +368,7 @@ fn encode_task(writer: &mut Writer<'_>, task: &Task, detail: Detail) -> Option<(
     }
     writer.optional_str(task.model.as_deref())?;
     writer.optional_str(task.created.as_deref())?;
+    writer.optional_str(task.plan.map(Planning::as_str))?;
     let full = detail == Detail::Full;
     writer.str(if full { &task.body } else { "" })?;
     writer.u32(task.body_line);
@@ -409,6 +410,10 @@ fn decode_task(reader: &mut Reader<'_>) -> Decoded<Task> {
     };
     let model = reader.optional_string()?;
     let created = reader.optional_string()?;
+    let plan = match reader.optional_string()? {
+        Some(text) => Some(Planning::parse(&text).ok_or(Unreadable)?),
+        None => None,
+    };
     let body = reader.string()?;
     let body_line = reader.u32()?;
     let count = reader.length()?;
@@ -435,6 +440,7 @@ fn decode_task(reader: &mut Reader<'_>) -> Decoded<Task> {
         budget,
         model,
         created,
+        plan,
         body,
         body_line,
         positions,
@@ -739,6 +745,7 @@ mod tests {
                 }),
                 model: Some("large".to_owned()),
                 created: Some("2026-01-02".to_owned()),
+                plan: Some(Planning::Required),
                 body: "# Body\n\ntext\n".to_owned(),
                 body_line: 18,
                 positions,

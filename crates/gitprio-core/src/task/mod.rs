@@ -135,6 +135,62 @@ impl fmt::Display for Status {
     }
 }
 
+/// Whether a task is planned before it is worked on (`plan:` in its frontmatter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Planning {
+    /// The agent writes a `## Plan` section in the task's body first; `done` refuses without one.
+    Required,
+    /// No plan is asked for, whatever the config's `plan` rule says.
+    Optional,
+}
+
+impl Planning {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Planning::Required => "required",
+            Planning::Optional => "optional",
+        }
+    }
+
+    /// Parses `required` or `optional`.
+    pub fn parse(text: &str) -> Option<Planning> {
+        [Planning::Required, Planning::Optional]
+            .into_iter()
+            .find(|planning| planning.as_str() == text)
+    }
+}
+
+/// Returns whether `body` has a `## Plan` section with something in it: a level-2 heading
+/// reading "Plan" (any case) followed by text before the next heading of level 1 or 2.
+pub fn has_plan(body: &str) -> bool {
+    use pulldown_cmark::{Event, HeadingLevel, Parser, Tag, TagEnd};
+    let mut heading: Option<(HeadingLevel, String)> = None;
+    let mut in_plan = false;
+    for event in Parser::new(body) {
+        match event {
+            Event::Start(Tag::Heading { level, .. }) => heading = Some((level, String::new())),
+            Event::End(TagEnd::Heading(_)) => {
+                if let Some((level, text)) = heading.take() {
+                    if level <= HeadingLevel::H2 {
+                        in_plan =
+                            level == HeadingLevel::H2 && text.trim().eq_ignore_ascii_case("plan");
+                    } else if in_plan {
+                        return true;
+                    }
+                }
+            }
+            Event::Text(text) | Event::Code(text) => match &mut heading {
+                Some((_, heading_text)) => heading_text.push_str(&text),
+                None if in_plan && !text.trim().is_empty() => return true,
+                None => {}
+            },
+            _ => {}
+        }
+    }
+    false
+}
+
 /// A spending limit for one attempt at a task: tokens, dollars, or both.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Budget {
@@ -206,6 +262,9 @@ pub struct Task {
     pub model: Option<String>,
     /// `YYYY-MM-DD`.
     pub created: Option<String>,
+    /// `plan: required` or `optional`; unset, the config's `plan` rule decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Planning>,
     /// The markdown body after the frontmatter.
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub body: String,
@@ -224,5 +283,25 @@ impl Task {
             .get(field)
             .copied()
             .unwrap_or(Position::START)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_plan;
+
+    #[test]
+    fn a_plan_is_a_level_two_plan_heading_with_something_under_it() {
+        assert!(has_plan(
+            "Do it.\n\n## Plan\n\n1. Read `a.rs`.\n2. Fix it.\n"
+        ));
+        assert!(has_plan("## plan \n- one step\n## Notes\n"));
+        assert!(has_plan("## Plan\n\n### Steps\n"));
+        assert!(!has_plan("Do it.\n"));
+        assert!(!has_plan("## Plan\n\n## Notes\n\nlater\n"));
+        assert!(!has_plan("# Plan\n\nsteps\n"));
+        assert!(!has_plan("## Planning\n\nsteps\n"));
+        assert!(!has_plan("```\n## Plan\nsteps\n```\n"));
+        assert!(!has_plan("Write a `## Plan` section.\n"));
     }
 }

@@ -6,7 +6,9 @@ use std::fmt;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::Spanned;
 
-use super::{Budget, Priority, Status, Task, TaskId, parse_token_count, split_frontmatter};
+use super::{
+    Budget, Planning, Priority, Status, Task, TaskId, parse_token_count, split_frontmatter,
+};
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Position};
 
 /// Task files larger than this are rejected unread: a task is a page, not a dataset.
@@ -29,6 +31,7 @@ pub const FIELDS: &[&str] = &[
     "budget",
     "model",
     "created",
+    "plan",
 ];
 
 /// The outcome of parsing one task file: the task if it was usable, and every problem found.
@@ -320,6 +323,7 @@ struct Builder<'a> {
     budget: Option<Budget>,
     model: Option<String>,
     created: Option<String>,
+    plan: Option<Planning>,
 }
 
 impl<'a> Builder<'a> {
@@ -345,6 +349,7 @@ impl<'a> Builder<'a> {
             budget: None,
             model: None,
             created: None,
+            plan: None,
         }
     }
 
@@ -473,6 +478,17 @@ impl<'a> Builder<'a> {
                     .collect();
             }
             "budget" => self.budget(&value),
+            "plan" => {
+                if let Some(text) = self.string(&name, &value) {
+                    match Planning::parse(&text) {
+                        Some(planning) => self.plan = Some(planning),
+                        None => self.invalid(
+                            &value,
+                            format!("`plan` {text:?} is not one of required, optional"),
+                        ),
+                    }
+                }
+            }
             "created" => {
                 if let Some(text) = self.string(&name, &value) {
                     if text.parse::<jiff::civil::Date>().is_ok() && text.len() == 10 {
@@ -659,6 +675,7 @@ impl<'a> Builder<'a> {
                 budget: self.budget,
                 model: self.model,
                 created: self.created,
+                plan: self.plan,
                 body: body.to_owned(),
                 body_line,
                 positions: self.positions,
@@ -715,7 +732,7 @@ mod tests {
         let parsed = parse(
             "---\nid: fix-login\ntitle: Fix login\npriority: p1\nstatus: open\ndepends_on: [a, b]\ntype: bug\n\
              feature: auth\nvalue: 5\nlabels: [x]\nowns: [\"src/**\"]\ncontext: [docs/a.md#setup]\n\
-             acceptance: [cargo test]\nbudget: {tokens: 200k, usd: 2.5}\nmodel: large\ncreated: 2026-11-01\n---\n# Do it\n",
+             acceptance: [cargo test]\nbudget: {tokens: 200k, usd: 2.5}\nmodel: large\ncreated: 2026-11-01\nplan: required\n---\n# Do it\n",
         );
         assert_eq!(messages(&parsed), Vec::<String>::new());
         let task = parsed.task.unwrap();
@@ -730,9 +747,22 @@ mod tests {
             })
         );
         assert_eq!(task.created.as_deref(), Some("2026-11-01"));
+        assert_eq!(task.plan, Some(Planning::Required));
         assert_eq!(task.body, "# Do it\n");
-        assert_eq!(task.body_line, 18);
+        assert_eq!(task.body_line, 19);
         assert_eq!(task.position_of("depends_on[1]"), Position::new(6, 17));
+    }
+
+    #[test]
+    fn plan_is_required_or_optional() {
+        let optional = parse("---\ntitle: T\nplan: optional\n---\n").task.unwrap();
+        assert_eq!(optional.plan, Some(Planning::Optional));
+        assert_eq!(parse("---\ntitle: T\n---\n").task.unwrap().plan, None);
+        let wrong = parse("---\ntitle: T\nplan: maybe\n---\n");
+        assert_eq!(
+            messages(&wrong),
+            [".tasks/sample.md:3:7: error: `plan` \"maybe\" is not one of required, optional"]
+        );
     }
 
     #[test]

@@ -1,0 +1,257 @@
+//! `gitprio demo-agent` (hidden): the simulated agent `gitprio demo` hands to `gitprio run`.
+//!
+//! It behaves like `claude -p --output-format stream-json --verbose`: it reads the prompt on
+//! stdin, streams one `assistant` event per request with its usage, writes a note in its
+//! worktree and ends with a `result` event. Its spending follows the task's budget, and a
+//! few first attempts go wrong in the two ways real agents do: one reports an error, one
+//! keeps spending until `gitprio run` stops it for its budget.
+
+use std::fmt::Write as _;
+use std::io::{Read as _, Write as _};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use gitprio_core::git::Repository;
+use gitprio_core::source::{self, QueueSource};
+use gitprio_core::usage::{PriceTable, UsageRecord};
+use serde_json::json;
+
+use crate::cli::CommandResult;
+use crate::exit_code;
+use crate::settings::Settings;
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The task to work on (`{task_id}` in the agent command of `gitprio run`).
+    #[arg(long, value_name = "ID")]
+    pub task: String,
+    /// How long each simulated request takes, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 40)]
+    pub request_ms: u64,
+}
+
+/// What the attempt comes to, decided from the task id and whether it is a retry.
+#[derive(Debug, PartialEq, Eq)]
+enum Plan {
+    Succeed,
+    /// Reports `is_error` after a few requests.
+    Fail,
+    /// Spends past the budget and does not stop by itself.
+    Overspend,
+}
+
+pub fn run(settings: &Settings, args: &AgentArgs) -> CommandResult {
+    let mut prompt = String::new();
+    std::io::stdin()
+        .read_to_string(&mut prompt)
+        .context("cannot read the prompt on stdin")?;
+    if !prompt.contains("## How this run works") {
+        return Err(anyhow::anyhow!(
+            "demo-agent is the simulated agent of `gitprio demo`; it expects a prompt from `gitprio run` on stdin"
+        )
+        .into());
+    }
+    let repo = Repository::discover(&settings.directory)?;
+    let loaded = super::super::load_tasks(settings, &repo, &QueueSource::Worktree)?;
+    let task = loaded
+        .tasks
+        .iter()
+        .find(|task| task.id.as_str() == args.task)
+        .with_context(|| format!("no task {} in the worktree", args.task))?;
+    Ok(work(settings, &repo, task, &prompt, args)?)
+}
+
+fn work(
+    settings: &Settings,
+    repo: &Repository,
+    task: &gitprio_core::Task,
+    prompt: &str,
+    args: &AgentArgs,
+) -> anyhow::Result<u8> {
+    let kind = task.task_type.as_deref().unwrap_or("chore");
+    let budget = task.budget.and_then(|budget| budget.tokens).or_else(|| {
+        source::local_config(repo)
+            .budgets
+            .get(kind)
+            .map(|count| count.0)
+    });
+    let retry = prompt.contains("The previous attempt at this task failed");
+    let id = task.id.as_str();
+    let plan = match (retry, budget) {
+        (false, Some(_)) if seed(id) % 9 == 1 => Plan::Overspend,
+        (false, _) if seed(id).is_multiple_of(4) => Plan::Fail,
+        _ => Plan::Succeed,
+    };
+    let model = model_for(kind);
+    let session = format!("demo-{id}-{}", u8::from(retry));
+    emit(&json!({"type": "system", "subtype": "init", "session_id": session, "model": model}))?;
+    let requests = requests(id, retry, budget, &plan);
+    let pause = Duration::from_millis(args.request_ms);
+    let mut total = [0_u64; 4];
+    for (index, [input, output, cache_read, cache_write]) in requests.iter().copied().enumerate() {
+        std::thread::sleep(pause);
+        emit(&json!({
+            "type": "assistant",
+            "message": {
+                "id": format!("msg_{session}_{index}"),
+                "model": model,
+                "usage": {
+                    "input_tokens": input,
+                    "output_tokens": output,
+                    "cache_read_input_tokens": cache_read,
+                    "cache_creation_input_tokens": cache_write,
+                },
+            },
+        }))?;
+        for (sum, value) in total
+            .iter_mut()
+            .zip([input, output, cache_read, cache_write])
+        {
+            *sum += value;
+        }
+    }
+    if plan == Plan::Overspend {
+        // `gitprio run` stops an agent over its budget; this one would never stop by itself.
+        for index in requests.len().. {
+            std::thread::sleep(pause);
+            let spend = budget.unwrap_or(100_000) / 4;
+            emit(&json!({
+                "type": "assistant",
+                "message": {
+                    "id": format!("msg_{session}_{index}"),
+                    "model": model,
+                    "usage": {"input_tokens": spend / 10, "output_tokens": spend / 10, "cache_read_input_tokens": spend * 8 / 10},
+                },
+            }))?;
+            if index > 400 {
+                bail!("demo-agent was not stopped for its budget");
+            }
+        }
+    }
+    let cost = PriceTable::new(std::collections::BTreeMap::new()).cost(&UsageRecord {
+        model: model.to_owned(),
+        input: total[0],
+        output: total[1],
+        cache_read: total[2],
+        cache_write_5m: total[3],
+        ..UsageRecord::default()
+    });
+    let failed = plan == Plan::Fail;
+    let message = if failed {
+        "the tests still fail after three attempts at a fix".to_owned()
+    } else {
+        let note = format!("worklog/{id}.md");
+        std::fs::create_dir_all(settings.directory.join("worklog"))?;
+        let mut text = format!("# {}\n\n", task.title.trim());
+        let _ = writeln!(
+            text,
+            "Simulated by `gitprio demo-agent` with {model}: no real code was written."
+        );
+        std::fs::write(settings.directory.join(&note), text)
+            .with_context(|| format!("cannot write {note}"))?;
+        format!(
+            "Wrote {note}. Deliberately left the code alone: this is a simulated agent. No tests run; unsure of everything."
+        )
+    };
+    emit(&json!({
+        "type": "result",
+        "subtype": if failed { "error_during_execution" } else { "success" },
+        "is_error": failed,
+        "num_turns": requests.len(),
+        "duration_ms": u64::try_from(requests.len()).unwrap_or(0) * args.request_ms,
+        "result": message,
+        "errors": if failed { vec![message.clone()] } else { Vec::new() },
+        "session_id": session,
+        "total_cost_usd": cost,
+        "usage": {
+            "input_tokens": total[0],
+            "output_tokens": total[1],
+            "cache_read_input_tokens": total[2],
+            "cache_creation_input_tokens": total[3],
+        },
+        "modelUsage": {
+            model: {
+                "inputTokens": total[0],
+                "outputTokens": total[1],
+                "cacheReadInputTokens": total[2],
+                "cacheCreationInputTokens": total[3],
+                "costUSD": cost,
+            },
+        },
+        "permission_denials": [],
+    }))?;
+    Ok(if failed {
+        exit_code::FAILURE
+    } else {
+        exit_code::SUCCESS
+    })
+}
+
+/// Prints one stream-json event and flushes it, so `gitprio run` follows it live.
+fn emit(event: &serde_json::Value) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{event}")?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// The model an agent would pick for a task of this type.
+fn model_for(kind: &str) -> &'static str {
+    match kind {
+        "docs" | "chore" | "deps" => "claude-haiku-4-5",
+        "spike" => "claude-opus-4-6",
+        _ => "claude-sonnet-4-5",
+    }
+}
+
+/// A stable hash of `text`: FNV-1a, the same across runs and platforms, unlike std's hasher.
+pub fn seed(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The requests of one attempt as `[input, output, cache read, cache write]`: a cold first
+/// request, then cache reads. With a budget, a successful attempt spends 45–90% of it, and
+/// one that overspends starts at 80% of it.
+fn requests(id: &str, retry: bool, budget: Option<u64>, plan: &Plan) -> Vec<[u64; 4]> {
+    let mut state = seed(id) ^ u64::from(retry);
+    let mut next = |low: u64, high: u64| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        low + (state >> 33) % (high - low)
+    };
+    let count = next(3, 7);
+    let mut raw: Vec<[u64; 4]> = (0..count)
+        .map(|request| {
+            let input = next(300, 3_000);
+            let output = next(1_500, 9_000);
+            let cache_read = if request == 0 {
+                0
+            } else {
+                next(15_000, 55_000)
+            };
+            let cache_write = if request == 0 {
+                next(12_000, 30_000)
+            } else {
+                next(0, 4_000)
+            };
+            [input, output, cache_read, cache_write]
+        })
+        .collect();
+    if let Some(budget) = budget {
+        let total: u64 = raw.iter().flatten().sum();
+        let percent = if *plan == Plan::Overspend {
+            80
+        } else {
+            next(45, 90)
+        };
+        let target = budget * percent / 100;
+        for value in raw.iter_mut().flatten() {
+            *value = *value * target / total.max(1);
+        }
+    }
+    raw
+}
