@@ -160,6 +160,7 @@ fn simulate(root: &Path) -> anyhow::Result<()> {
             .env("GIT_COMMITTER_NAME", "gitprio demo")
             .env("GIT_COMMITTER_EMAIL", "demo@gitprio.invalid")
             .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .status()
             .context("cannot run `gitprio run`")?;
         ensure!(status.success(), "`gitprio run` failed ({status})");
@@ -206,6 +207,8 @@ fn simulate(root: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs git in `directory`, with neither the system's nor the user's git config: commit
+/// signing or hooks set there must not stop a throwaway demo.
 fn git(directory: &Path, args: &[&str]) -> anyhow::Result<()> {
     git_output(directory, args).map(drop)
 }
@@ -219,6 +222,7 @@ fn git_output(directory: &Path, args: &[&str]) -> anyhow::Result<String> {
         .env("GIT_COMMITTER_NAME", "gitprio demo")
         .env("GIT_COMMITTER_EMAIL", "demo@gitprio.invalid")
         .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .output()
         .with_context(|| format!("cannot run `git {}`; is git installed?", args.join(" ")))?;
     stdout_of(&format!("git {}", args.join(" ")), &output)

@@ -150,6 +150,9 @@ pub struct Report {
     pub cost_usd: Option<f64>,
     pub seconds: f64,
     pub error: Option<String>,
+    /// The pull request `--open-pr` opened for the task's branch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<String>,
 }
 
 /// Why the run stopped.

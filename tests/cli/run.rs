@@ -752,6 +752,10 @@ async fn open_pr_opens_a_pull_request_for_each_pushed_branch() {
     );
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(summary(&run)["completed"], 1, "{run}");
+    assert_eq!(
+        summary(&run)["runs"][0]["pull_request"],
+        "https://github.com/acme/shop/pull/12"
+    );
     assert!(
         run.stderr
             .contains("pushed to origin, pull request #12 https://github.com/acme/shop/pull/12"),

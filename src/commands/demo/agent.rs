@@ -206,7 +206,7 @@ fn model_for(kind: &str) -> &'static str {
 }
 
 /// A stable hash of `text`: FNV-1a, the same across runs and platforms, unlike std's hasher.
-pub fn seed(text: &str) -> u64 {
+fn seed(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
     })

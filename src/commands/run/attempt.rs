@@ -17,7 +17,7 @@ use super::adapters::{self, Adapter, Follower, ModelUsage};
 use super::agent::{self, Agent, Io, Placeholders};
 use super::operations::{Beat, Claimed, Done};
 use super::{Ending, PullRequests, Report, RunContext};
-use crate::commands::action::github::ApiError;
+use crate::commands::action::github::{ApiError, PullRequest};
 use crate::commands::lease::tail;
 
 /// How often a running agent's output, limits and signals are looked at.
@@ -242,7 +242,8 @@ pub fn attempt(
             .done(agent, &worktree, id, verdict.summary.as_deref())
         {
             Ok(Done::Submitted) => {
-                let note = finish_branch(run, &worktree, claimed, verdict.summary.as_deref());
+                let (note, pull_request) =
+                    finish_branch(run, &worktree, claimed, verdict.summary.as_deref());
                 run.say(&format!(
                     "{agent}: {id} is done ({} tokens{}){note}",
                     tokens,
@@ -250,7 +251,7 @@ pub fn attempt(
                         .map(|cost| format!(", ${cost:.2}"))
                         .unwrap_or_default()
                 ));
-                return Ok(report(
+                let mut completed = report(
                     claimed,
                     model.as_ref(),
                     Ending::Completed,
@@ -258,7 +259,9 @@ pub fn attempt(
                     cost_usd,
                     started,
                     None,
-                ));
+                );
+                completed.pull_request = pull_request;
+                return Ok(completed);
             }
             Ok(Done::Refused(reason)) => reason,
             Ok(Done::Lost) => {
@@ -326,6 +329,7 @@ fn report(
         cost_usd,
         seconds: started.elapsed().as_secs_f64(),
         error,
+        pull_request: None,
     }
 }
 
@@ -813,14 +817,15 @@ fn alive(pid: u32) -> bool {
         .is_ok_and(|status| status.success())
 }
 
-/// Commits everything in the worktree with the task file, pushes the branch, and removes
-/// the worktree; returns a note for the progress line.
+/// Commits everything in the worktree with the task file, pushes the branch (and opens its
+/// pull request), and removes the worktree; returns a note for the progress line, and the
+/// pull request's URL.
 fn finish_branch(
     run: &RunContext,
     worktree: &Path,
     claimed: &Claimed,
     summary: Option<&str>,
-) -> String {
+) -> (String, Option<String>) {
     let id = claimed.task.id.as_str();
     let branch = format!("gitprio/{id}");
     let mut message = format!("{}\n\n", claimed.task.title.trim());
@@ -853,15 +858,26 @@ fn finish_branch(
             "{id} is submitted, but its commit failed ({error:#}); commit the change in {} by hand",
             worktree.display()
         ));
-        return format!("; left uncommitted in {}", worktree.display());
+        return (
+            format!("; left uncommitted in {}", worktree.display()),
+            None,
+        );
     }
     let mut note = format!("; committed on {branch}");
+    let mut pull_request = None;
     if let Some(remote) = &run.push {
         match git(worktree, &["push", "--quiet", remote, &branch]) {
             Ok(_) => {
                 let _ = write!(note, ", pushed to {remote}");
                 if let Some(pulls) = &run.pull_requests {
-                    note.push_str(&open_pull_request(run, pulls, claimed, &branch, summary));
+                    match open_pull_request(run, pulls, claimed, &branch, summary) {
+                        Some(pull) => {
+                            let _ =
+                                write!(note, ", pull request #{} {}", pull.number, pull.html_url);
+                            pull_request = Some(pull.html_url);
+                        }
+                        None => note.push_str(", no pull request"),
+                    }
                 }
             }
             Err(error) => {
@@ -882,17 +898,17 @@ fn finish_branch(
             &worktree.display().to_string(),
         ],
     );
-    note
+    (note, pull_request)
 }
 
-/// Opens the pull request of a pushed branch; returns a note for the progress line.
+/// Opens the pull request of a pushed branch; warns when it cannot.
 fn open_pull_request(
     run: &RunContext,
     pulls: &PullRequests,
     claimed: &Claimed,
     branch: &str,
     summary: Option<&str>,
-) -> String {
+) -> Option<PullRequest> {
     let task = &claimed.task;
     let id = task.id.as_str();
     let mut body = format!("Completes the gitprio task `{id}`");
@@ -909,7 +925,7 @@ fn open_pull_request(
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     match github.open_pull_request(branch, &pulls.base, task.title.trim(), &body) {
-        Ok(pull) => format!(", pull request #{} {}", pull.number, pull.html_url),
+        Ok(pull) => Some(pull),
         Err(error) => {
             let error = match error {
                 ApiError::Forbidden { message } => format!(
@@ -920,7 +936,7 @@ fn open_pull_request(
             run.warn(&format!(
                 "cannot open a pull request for {branch}: {error}; open it by hand"
             ));
-            ", no pull request".to_owned()
+            None
         }
     }
 }

@@ -112,7 +112,7 @@ impl<'repo> LeaseStore<'repo> {
             args.push("--prune");
         }
         args.extend([remote.as_str(), spec.as_str()]);
-        let output = self.repo.git(&args)?;
+        let output = self.fetch_git(&args)?;
         let detail = stderr_summary(&output.stderr);
         if output.status.success() || detail.contains("couldn't find remote ref") {
             // A ref nobody wrote yet is simply absent.
@@ -126,6 +126,21 @@ impl<'repo> LeaseStore<'repo> {
                 action: "fetch",
                 detail,
             })
+        }
+    }
+
+    /// Runs `git fetch` with `args`, again (5 tries at most) while it fails only because
+    /// another fetch in this clone (a sibling agent of `gitprio run`) held a ref's lock.
+    fn fetch_git(&self, args: &[&str]) -> Result<std::process::Output, StoreError> {
+        let mut tries = 1;
+        loop {
+            let output = self.repo.git(args)?;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if output.status.success() || !stderr.contains("cannot lock ref") || tries == 5 {
+                return Ok(output);
+            }
+            tries += 1;
+            std::thread::sleep(std::time::Duration::from_millis(20 * tries));
         }
     }
 
@@ -144,7 +159,7 @@ impl<'repo> LeaseStore<'repo> {
         };
         let branch_spec = format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}");
         let lease_spec = format!("+{LEASE_PREFIX}*:refs/gitprio/remotes/{remote}/leases/*");
-        let output = self.repo.git(&[
+        let output = self.fetch_git(&[
             "fetch",
             "--quiet",
             "--no-tags",
