@@ -12,6 +12,7 @@ mod list;
 mod mcp;
 mod next;
 mod report;
+mod revoke;
 mod run;
 mod show;
 mod usage;
@@ -58,6 +59,8 @@ pub enum Command {
     Unpark(lease::UnparkArgs),
     /// Delete the leases of tasks that are done, dropped or gone.
     Gc(lease::GcArgs),
+    /// Take a lease away from the agent holding it; its next heartbeat stops it.
+    Revoke(revoke::RevokeArgs),
     /// Record and show the tokens each run of a task spent.
     Usage(usage::UsageArgs),
     /// Report value per token and waste over all runs.
@@ -90,6 +93,7 @@ impl Command {
             Command::Status(args) => lease::status(settings, &args),
             Command::Unpark(args) => lease::unpark(settings, &args),
             Command::Gc(args) => lease::gc(settings, &args),
+            Command::Revoke(args) => revoke::run(settings, &args),
             Command::Usage(args) => usage::run(settings, &args),
             Command::Report(args) => report::run(settings, &args),
             Command::Run(args) => run::run(settings, &args),

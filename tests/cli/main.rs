@@ -9,6 +9,7 @@ mod formats;
 mod leases;
 mod mcp;
 mod queue;
+mod revoke;
 mod run;
 mod servers;
 mod usage;
