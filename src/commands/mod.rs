@@ -15,6 +15,7 @@ mod report;
 mod revoke;
 mod run;
 mod show;
+mod top;
 mod usage;
 
 use clap::{Args, Subcommand};
@@ -65,6 +66,8 @@ pub enum Command {
     Usage(usage::UsageArgs),
     /// Report value per token and waste over all runs.
     Report(report::ReportArgs),
+    /// Watch the fleet live: every agent's task, spend and heartbeat; revoke a bad run.
+    Top(top::TopArgs),
     /// Run agents on the queue until nothing is ready: claim, work in a worktree, renew, record usage, done or release.
     Run(run::RunArgs),
     /// Serve the queue to one agent as MCP tools over stdio (`claude mcp add gitprio -- gitprio mcp`).
@@ -97,6 +100,7 @@ impl Command {
             Command::Usage(args) => usage::run(settings, &args),
             Command::Report(args) => report::run(settings, &args),
             Command::Run(args) => run::run(settings, &args),
+            Command::Top(args) => top::run(settings, &args),
             Command::Mcp(args) => mcp::run(settings, &args),
             Command::Action(args) => action::run(settings, &args),
             Command::Completions(args) => Ok(completions::run(&args)),

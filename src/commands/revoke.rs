@@ -4,7 +4,7 @@ use anyhow::anyhow;
 use clap::Args;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::{self as core_lease, Lease, LeaseState, LeaseStore, Revocation};
-use gitprio_core::source::QueueSource;
+use gitprio_core::source::{self, QueueSource};
 use gitprio_core::usage::{Ledger, Outcome, RunMeta};
 use gitprio_core::{Config, TaskId};
 use serde_json::json;
@@ -51,6 +51,9 @@ pub fn run(settings: &Settings, args: &RevokeArgs) -> CommandResult {
             park: args.park,
         },
     )?;
+    if let Some(warning) = &revoked.warning {
+        output::message(&settings, "warning", warning);
+    }
     if args.json {
         output::print_json(&json!({
             "task": id,
@@ -76,10 +79,13 @@ pub fn run(settings: &Settings, args: &RevokeArgs) -> CommandResult {
 pub struct Revoked {
     pub lease: Lease,
     pub from: String,
+    /// Why the revoked run's end is not in the usage ledger, if it is not.
+    pub warning: Option<String>,
 }
 
 /// Revokes the lease on `id` as last fetched into `store`, and records the end of the
-/// revoked run in the usage ledger (a failure there only warns: the lease moved already).
+/// revoked run in the usage ledger (a failure there is only a warning: the lease moved
+/// already). Prints nothing, so `gitprio top` can call it under its screen.
 pub fn revoke_task(
     settings: &Settings,
     repo: &Repository,
@@ -95,7 +101,7 @@ pub fn revoke_task(
     let queue = store
         .queue_ref()
         .map_or(QueueSource::Default, QueueSource::Rev);
-    let task = super::load_tasks(settings, repo, &queue)
+    let task = source::load(repo, &queue, None)
         .ok()
         .and_then(|loaded| loaded.tasks.into_iter().find(|task| &task.id == id));
     let meta = RunMeta {
@@ -107,15 +113,13 @@ pub fn revoke_task(
         ended_at: Some(settings.now),
         ..super::usage::run_meta(&previous.record, task.as_ref(), config, None)
     };
-    if let Err(error) = Ledger::new(store).write(&meta, &[], settings.now) {
-        output::message(
-            settings,
-            "warning",
-            &format!("the revoked run was not recorded in the usage ledger: {error:#}"),
-        );
-    }
+    let warning = Ledger::new(store)
+        .write(&meta, &[], settings.now)
+        .err()
+        .map(|error| format!("the revoked run was not recorded in the usage ledger: {error:#}"));
     Ok(Revoked {
         lease,
         from: previous.record.holder.agent,
+        warning,
     })
 }
