@@ -12,4 +12,5 @@ mod queue;
 mod revoke;
 mod run;
 mod servers;
+mod top;
 mod usage;

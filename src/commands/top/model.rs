@@ -412,11 +412,9 @@ fn beat(record: &LeaseRecord, now: Timestamp, skew: SignedDuration) -> Beat {
 /// Tokens of `run`, and their estimated cost (`None` when a model has no price).
 fn spend(run: &Run, prices: &PriceTable) -> (u64, Option<f64>) {
     let tokens = run.totals().tokens();
-    let cost = run
-        .records
-        .iter()
-        .map(|record| prices.cost(record))
-        .sum::<Option<f64>>();
+    let cost = run.records.iter().try_fold(0.0, |sum, record| {
+        prices.cost(record).map(|cost| sum + cost)
+    });
     (tokens, cost)
 }
 
