@@ -500,9 +500,10 @@ fn columns(width: u16) -> &'static [Column] {
 
 const BAR_CELLS: usize = 8;
 
-fn column_spec(column: Column) -> (&'static str, Constraint) {
+/// The header and width of `column`, with `agent_width` the longest agent name shown.
+fn column_spec(column: Column, agent_width: u16) -> (&'static str, Constraint) {
     match column {
-        Column::Agent => ("AGENT", Constraint::Length(14)),
+        Column::Agent => ("AGENT", Constraint::Length(agent_width)),
         Column::Task => ("TASK", Constraint::Min(16)),
         Column::Type => ("TYPE", Constraint::Length(9)),
         Column::Model => ("MODEL", Constraint::Length(18)),
@@ -567,13 +568,26 @@ fn draw_leases(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View, th
         return;
     }
     let columns = columns(area.width);
-    let header = Row::new(columns.iter().map(|column| column_spec(*column).0)).style(bold());
+    let agent_width = rows
+        .iter()
+        .map(|row| count(row.agent.chars().count()))
+        .max()
+        .unwrap_or(0)
+        .clamp(5, (area.width / 4).max(8));
+    let header = Row::new(
+        columns
+            .iter()
+            .map(|column| column_spec(*column, agent_width).0),
+    )
+    .style(bold());
     let table_rows = rows
         .iter()
         .map(|row| Row::new(columns.iter().map(|column| cell(row, *column, theme))));
     let table = Table::new(
         table_rows,
-        columns.iter().map(|column| column_spec(*column).1),
+        columns
+            .iter()
+            .map(|column| column_spec(*column, agent_width).1),
     )
     .header(header)
     .block(block)
