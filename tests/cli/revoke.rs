@@ -145,10 +145,18 @@ fn a_heartbeat_landing_between_the_read_and_the_swap_makes_the_revoke_lose() {
 
     // Once it reads the lease as it is, the revoke wins, and the holder's next heartbeat loses.
     env.git("c", &["remote", "set-url", "origin", "../remote.git"]);
-    assert_eq!(
-        as_agent(&env, "c", "carol", &["revoke", "alpha", "--reason", "stop"]).code,
-        0
+    let revoked = as_agent(
+        &env,
+        "c",
+        "carol",
+        &["revoke", "alpha", "--reason", "stop", "--json"],
     );
+    assert_eq!(revoked.code, 0, "{revoked}");
+    let revoked = revoked.json();
+    assert_eq!(revoked["revoked_from"], "alice");
+    assert_eq!(revoked["lease"]["state"], "released");
+    assert_eq!(revoked["lease"]["holder"]["agent"], "carol");
+    assert_eq!(revoked["lease"]["reason"], "stop");
     assert_eq!(as_agent(&env, "a", "alice", &["heartbeat"]).code, 4);
     assert_eq!(
         chain(&env, "alpha"),

@@ -493,3 +493,19 @@ fn renewed_after_reclaim(record: &LeaseRecord) -> Vec<LeaseRecord> {
     };
     vec![record.clone(), reclaim]
 }
+
+#[test]
+fn tiny_terminals_still_draw() {
+    let fleet = State::new().fleet();
+    let mut view = View::new(true, true, 5);
+    for (width, height) in [(1, 1), (20, 5), (40, 10), (60, 15)] {
+        let text = screen(&fleet, &view, width, height);
+        assert_eq!(
+            text.lines().count(),
+            usize::from(height),
+            "{width}x{height}"
+        );
+    }
+    press(&mut view, &fleet, KeyCode::Char('r'));
+    assert!(screen(&fleet, &view, 30, 6).contains("Revoke"));
+}
