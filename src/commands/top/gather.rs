@@ -6,7 +6,7 @@ use anyhow::{Context as _, anyhow};
 use gitprio_core::git::Repository;
 use gitprio_core::lease::{self as core_lease, LEASE_PREFIX, Lease, LeaseRecord, LeaseStore, Mode};
 use gitprio_core::queue::Queue;
-use gitprio_core::source::{self, QueueSource};
+use gitprio_core::source::{self, ParseCache, QueueSource};
 use gitprio_core::usage::{Ledger, PriceTable, Run, USAGE_PREFIX};
 use gitprio_core::{Config, TaskId};
 use jiff::{SignedDuration, Timestamp};
@@ -97,7 +97,15 @@ pub fn read(
     let queue_source = store
         .queue_ref()
         .map_or(QueueSource::Default, QueueSource::Rev);
-    let loaded = source::load(repo, &queue_source, None)?;
+    // The parse cache `gitprio list` and `claim` keep: a refresh reparses only changed files.
+    let cache_path = repo
+        .common_dir()
+        .join("gitprio")
+        .join("cache")
+        .join("parsed.bin");
+    let mut cache = ParseCache::load(&cache_path);
+    let loaded = source::load(repo, &queue_source, Some(&mut cache))?;
+    let _ = cache.save(&cache_path);
     let skew = core_lease::parse_duration(&config.clock_skew).unwrap_or_default();
     let (leases, _) = store.leases()?;
     let tasks = loaded
