@@ -371,7 +371,11 @@ fn count(items: usize) -> u16 {
 /// The rows the lower pane wants: a title line and a line per run, beside or above a
 /// title line and a line per parked task.
 fn lower_height(fleet: &Fleet, width: u16) -> u16 {
-    let recent = 1 + count(fleet.recent.len().max(1));
+    let recent = if fleet.recent.is_empty() {
+        2
+    } else {
+        2 + count(fleet.recent.len())
+    };
     let parked = 1 + count(fleet.parked.len().max(1));
     if width >= 120 {
         recent.max(parked)
@@ -655,6 +659,7 @@ fn draw_recent(frame: &mut Frame<'_>, area: Rect, runs: &[EndedRun], fleet: &Fle
             Constraint::Length(7),
         ],
     )
+    .header(Row::new(["ENDED", "TASK", "AGENT", "OUTCOME", "TOKENS", "COST"]).style(bold()))
     .block(block)
     .column_spacing(1);
     frame.render_widget(table, area);
