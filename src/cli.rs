@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser};
 use gitprio_core::git::GitError;
-use gitprio_core::lease::LeaseError;
+use gitprio_core::lease::{LeaseError, RevokeError};
 use gitprio_core::source::LoadError;
 
 use crate::commands::Command;
@@ -58,6 +58,9 @@ fn exit_code_for(error: &anyhow::Error) -> u8 {
             };
         }
         if let Some(LeaseError::Lost { .. }) = cause.downcast_ref::<LeaseError>() {
+            return exit_code::LEASE_LOST;
+        }
+        if let Some(RevokeError::Raced { .. }) = cause.downcast_ref::<RevokeError>() {
             return exit_code::LEASE_LOST;
         }
         if let Some(GitError::NotARepository { .. }) = cause.downcast_ref::<GitError>() {

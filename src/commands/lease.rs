@@ -242,7 +242,7 @@ pub fn context(
     })
 }
 
-fn lease_json(lease: &Lease, store: &LeaseStore<'_>) -> serde_json::Value {
+pub fn lease_json(lease: &Lease, store: &LeaseStore<'_>) -> serde_json::Value {
     let record = &lease.record;
     json!({
         "ref": lease.reference,

@@ -12,8 +12,10 @@ mod list;
 mod mcp;
 mod next;
 mod report;
+mod revoke;
 mod run;
 mod show;
+mod top;
 mod usage;
 
 use clap::{Args, Subcommand};
@@ -61,10 +63,14 @@ pub enum Command {
     Unpark(lease::UnparkArgs),
     /// Delete the leases of tasks that are done, dropped or gone.
     Gc(lease::GcArgs),
+    /// Take a lease away from the agent holding it; its next heartbeat stops it.
+    Revoke(revoke::RevokeArgs),
     /// Record and show the tokens each run of a task spent.
     Usage(usage::UsageArgs),
     /// Report value per token and waste over all runs.
     Report(report::ReportArgs),
+    /// Watch the fleet live: every agent's task, spend and heartbeat; revoke a bad run.
+    Top(top::TopArgs),
     /// Run agents on the queue until nothing is ready: claim, work in a worktree, renew, record usage, done or release.
     Run(run::RunArgs),
     /// Serve the queue to one agent as MCP tools over stdio (`claude mcp add gitprio -- gitprio mcp`).
@@ -94,9 +100,11 @@ impl Command {
             Command::Status(args) => lease::status(settings, &args),
             Command::Unpark(args) => lease::unpark(settings, &args),
             Command::Gc(args) => lease::gc(settings, &args),
+            Command::Revoke(args) => revoke::run(settings, &args),
             Command::Usage(args) => usage::run(settings, &args),
             Command::Report(args) => report::run(settings, &args),
             Command::Run(args) => run::run(settings, &args),
+            Command::Top(args) => top::run(settings, &args),
             Command::Mcp(args) => mcp::run(settings, &args),
             Command::Action(args) => action::run(settings, &args),
             Command::Completions(args) => Ok(completions::run(&args)),

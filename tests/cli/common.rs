@@ -1,5 +1,6 @@
 //! A hermetic test environment: temporary HOME, no user or system git config, fixed dates.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,20 +26,33 @@ impl TestEnv {
         self.root.path().join(relative)
     }
 
+    /// The whole environment every command runs with.
+    pub fn environment(&self) -> Vec<(&'static str, OsString)> {
+        vec![
+            ("PATH", std::env::var_os("PATH").unwrap_or_default()),
+            ("HOME", self.path("home").into_os_string()),
+            ("GIT_CONFIG_GLOBAL", "/dev/null".into()),
+            ("GIT_CONFIG_NOSYSTEM", "1".into()),
+            ("GIT_AUTHOR_NAME", "Test Author".into()),
+            ("GIT_AUTHOR_EMAIL", "author@example.com".into()),
+            ("GIT_AUTHOR_DATE", "2026-11-01T12:00:00Z".into()),
+            ("GIT_COMMITTER_NAME", "Test Committer".into()),
+            ("GIT_COMMITTER_EMAIL", "committer@example.com".into()),
+            ("GIT_COMMITTER_DATE", "2026-11-01T12:00:00Z".into()),
+            ("NO_COLOR", "1".into()),
+        ]
+    }
+
     fn configure(&self, command: &mut Command) {
+        command.env_clear().envs(self.environment());
+    }
+
+    /// Returns `gitprio` ready to start in `dir` with `args`, in this environment.
+    pub fn command(&self, dir: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gitprio"));
+        self.configure(&mut command);
+        command.current_dir(self.path(dir)).args(args);
         command
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.path("home"))
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_AUTHOR_NAME", "Test Author")
-            .env("GIT_AUTHOR_EMAIL", "author@example.com")
-            .env("GIT_AUTHOR_DATE", "2026-11-01T12:00:00Z")
-            .env("GIT_COMMITTER_NAME", "Test Committer")
-            .env("GIT_COMMITTER_EMAIL", "committer@example.com")
-            .env("GIT_COMMITTER_DATE", "2026-11-01T12:00:00Z")
-            .env("NO_COLOR", "1");
     }
 
     /// Runs `git` in `dir` and panics if it fails.

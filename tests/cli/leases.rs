@@ -10,7 +10,7 @@ use crate::servers::{GitDaemon, HttpGit};
 const T0: &str = "2026-11-01T12:00:00Z";
 
 /// A task file with `priority` and optional dependencies.
-fn task(title: &str, priority: u8, depends_on: &[&str]) -> String {
+pub fn task(title: &str, priority: u8, depends_on: &[&str]) -> String {
     let deps = if depends_on.is_empty() {
         String::new()
     } else {
@@ -20,7 +20,7 @@ fn task(title: &str, priority: u8, depends_on: &[&str]) -> String {
 }
 
 /// A bare `remote.git` under `env` holding `files` on `main`, and one clone per name in `clones`.
-fn remote_with_clones(env: &TestEnv, files: &[(String, String)], clones: &[&str]) {
+pub fn remote_with_clones(env: &TestEnv, files: &[(String, String)], clones: &[&str]) {
     std::fs::create_dir_all(env.path("remote.git")).unwrap();
     env.git(
         "remote.git",

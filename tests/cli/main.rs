@@ -10,6 +10,8 @@ mod formats;
 mod leases;
 mod mcp;
 mod queue;
+mod revoke;
 mod run;
 mod servers;
+mod top;
 mod usage;

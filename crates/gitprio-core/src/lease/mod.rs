@@ -9,6 +9,7 @@
 
 mod ops;
 mod overlap;
+mod revoke;
 mod store;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ pub use ops::{
     submit, submit_noting, unpark,
 };
 pub use overlap::{overlapping_ready, owns_overlap};
+pub use revoke::{Revocation, RevokeError, revoke};
 pub use store::{BadLease, CasOutcome, LeaseStore, Mode, StoreError};
 
 /// The ref namespace of leases, in the remote and in local mode.
@@ -63,6 +65,8 @@ pub enum LeaseEvent {
     Submit,
     Park,
     Unpark,
+    /// Taken away from its holder by hand (`gitprio revoke`); the holder is the revoker.
+    Revoke,
 }
 
 /// Who holds (or last held) a lease.
@@ -185,6 +189,7 @@ fn event_name(event: LeaseEvent) -> &'static str {
         LeaseEvent::Submit => "submit",
         LeaseEvent::Park => "park",
         LeaseEvent::Unpark => "unpark",
+        LeaseEvent::Revoke => "revoke",
     }
 }
 
@@ -244,7 +249,7 @@ pub fn parse_duration(text: &str) -> Option<SignedDuration> {
 mod tests {
     use super::*;
 
-    fn record() -> LeaseRecord {
+    pub(super) fn record() -> LeaseRecord {
         let at: Timestamp = "2026-11-01T12:00:00Z".parse().unwrap();
         LeaseRecord {
             task: TaskId::new("fix-login").unwrap(),

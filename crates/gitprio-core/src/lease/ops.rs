@@ -673,7 +673,7 @@ pub fn gc(
 }
 
 /// Returns a value that makes a lease commit unique, from the process's random hash seed.
-fn nonce() -> String {
+pub(super) fn nonce() -> String {
     format!("{:016x}", random_u64())
 }
 

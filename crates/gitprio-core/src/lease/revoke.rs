@@ -1,0 +1,168 @@
+//! Taking a lease away from its holder by hand: one compare-and-swap from the lease's current commit.
+
+use super::ops::nonce;
+use super::store::{CasOutcome, LeaseStore, StoreError};
+use super::{Lease, LeaseContext, LeaseEvent, LeaseRecord, LeaseState};
+use crate::task::TaskId;
+
+/// Why a lease could not be revoked.
+#[derive(Debug, thiserror::Error)]
+pub enum RevokeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("no lease on `{id}`: no agent works on it; see `gitprio status`")]
+    NoLease { id: TaskId },
+    #[error("`{id}` is not held by an agent (its lease is {state}), so there is nothing to revoke")]
+    NotHeld { id: TaskId, state: String },
+    #[error(
+        "the lease on `{id}` changed while it was being revoked ({detail}); look at `gitprio status` and run `gitprio revoke {id}` again"
+    )]
+    Raced { id: TaskId, detail: String },
+}
+
+/// What to record with a revocation.
+#[derive(Clone, Debug, Default)]
+pub struct Revocation<'a> {
+    /// Why the lease is taken away; kept in the lease history.
+    pub reason: Option<&'a str>,
+    /// Park the task, so nobody reclaims it until `gitprio unpark`.
+    pub park: bool,
+}
+
+/// Takes `lease` away from its holder, as `context.holder` (the revoker).
+///
+/// The new record keeps the generation, so the holder's next heartbeat or `done` finds
+/// the ref moved and gets "lease lost". The revoked attempt counts as failed (which
+/// also moves the next attempt up a model tier). Exactly one of a revoke and a racing
+/// heartbeat wins: the loser's compare-and-swap finds the ref moved.
+pub fn revoke(
+    store: &LeaseStore<'_>,
+    lease: Option<&Lease>,
+    id: &TaskId,
+    context: &LeaseContext,
+    revocation: &Revocation<'_>,
+) -> Result<Lease, RevokeError> {
+    let lease = lease.ok_or_else(|| RevokeError::NoLease { id: id.clone() })?;
+    let record =
+        revoked_record(&lease.record, context, revocation).ok_or_else(|| RevokeError::NotHeld {
+            id: id.clone(),
+            state: format!("{:?}", lease.record.state).to_lowercase(),
+        })?;
+    let oid = store.write(&record, Some(lease.oid))?;
+    match store.compare_and_swap(id, Some(lease.oid), Some(oid))? {
+        CasOutcome::Won => Ok(Lease {
+            reference: lease.reference.clone(),
+            oid,
+            record,
+        }),
+        CasOutcome::Lost { detail } => Err(RevokeError::Raced {
+            id: id.clone(),
+            detail,
+        }),
+    }
+}
+
+/// Returns the record that revokes `current`, or `None` when it is not held.
+fn revoked_record(
+    current: &LeaseRecord,
+    context: &LeaseContext,
+    revocation: &Revocation<'_>,
+) -> Option<LeaseRecord> {
+    if current.state != LeaseState::Held {
+        return None;
+    }
+    let why = revocation.reason.unwrap_or("no reason given");
+    Some(LeaseRecord {
+        state: if revocation.park {
+            LeaseState::Parked
+        } else {
+            LeaseState::Released
+        },
+        event: LeaseEvent::Revoke,
+        failures: current.failures + 1,
+        holder: context.holder.clone(),
+        reason: Some(why.to_owned()),
+        last_error: Some(format!(
+            "revoked from {} by {}: {why}",
+            current.holder.agent, context.holder.agent
+        )),
+        renewed_at: context.now,
+        nonce: nonce(),
+        ..current.clone()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+
+    use super::*;
+    use crate::lease::Holder;
+    use crate::lease::tests::record as held;
+
+    fn holder(agent: &str) -> Holder {
+        Holder {
+            agent: agent.to_owned(),
+            host: "box".to_owned(),
+            pid: 1,
+            worktree: None,
+            branch: None,
+            session: None,
+        }
+    }
+
+    fn context() -> LeaseContext {
+        LeaseContext {
+            now: "2026-11-01T12:10:00Z".parse().unwrap(),
+            ttl: SignedDuration::from_mins(30),
+            skew: SignedDuration::ZERO,
+            max_attempts: 3,
+            holder: holder("carol"),
+            failpoint: None,
+        }
+    }
+
+    #[test]
+    fn a_revoke_keeps_the_generation_records_who_and_why_and_counts_a_failure() {
+        let revocation = Revocation {
+            reason: Some("spinning"),
+            park: false,
+        };
+        let record = revoked_record(&held(), &context(), &revocation).unwrap();
+        assert_eq!(record.state, LeaseState::Released);
+        assert_eq!(record.event, LeaseEvent::Revoke);
+        assert_eq!((record.generation, record.attempt), (1, 1));
+        assert_eq!(record.failures, 1);
+        assert_eq!(record.holder.agent, "carol");
+        assert_eq!(record.reason.as_deref(), Some("spinning"));
+        assert_eq!(
+            record.last_error.as_deref(),
+            Some("revoked from alice by carol: spinning")
+        );
+        assert!(record.to_message().starts_with(
+            "gitprio lease: revoke fix-login by carol (generation 1, attempt 1): spinning\n"
+        ));
+        let parked = revoked_record(
+            &held(),
+            &context(),
+            &Revocation {
+                reason: None,
+                park: true,
+            },
+        )
+        .unwrap();
+        assert_eq!(parked.state, LeaseState::Parked);
+    }
+
+    #[test]
+    fn only_a_held_lease_can_be_revoked() {
+        for state in [
+            LeaseState::Released,
+            LeaseState::Submitted,
+            LeaseState::Parked,
+        ] {
+            let record = LeaseRecord { state, ..held() };
+            assert!(revoked_record(&record, &context(), &Revocation::default()).is_none());
+        }
+    }
+}

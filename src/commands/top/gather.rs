@@ -1,0 +1,165 @@
+//! Reading the fleet's state from the repository: one fetch, then leases, tasks and usage as fetched.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context as _, anyhow};
+use gitprio_core::git::Repository;
+use gitprio_core::lease::{self as core_lease, LEASE_PREFIX, Lease, LeaseRecord, LeaseStore, Mode};
+use gitprio_core::queue::Queue;
+use gitprio_core::source::{self, ParseCache, QueueSource};
+use gitprio_core::usage::{Ledger, PriceTable, Run, USAGE_PREFIX};
+use gitprio_core::{Config, TaskId};
+use jiff::{SignedDuration, Timestamp};
+
+use super::model::{Detail, Fleet, Sources, TaskInfo};
+
+/// How many lease changes the detail view reads.
+const HISTORY_DEPTH: &str = "40";
+
+/// What one refresh read, kept to build the fleet and a task's detail from.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub now: Timestamp,
+    pub skew: SignedDuration,
+    pub window: SignedDuration,
+    pub leases: BTreeMap<TaskId, Lease>,
+    pub tasks: BTreeMap<TaskId, TaskInfo>,
+    pub runs: Vec<Run>,
+    pub prices: PriceTable,
+    pub ready: usize,
+}
+
+impl Snapshot {
+    pub fn sources(&self) -> Sources<'_> {
+        Sources {
+            now: self.now,
+            skew: self.skew,
+            window: self.window,
+            leases: &self.leases,
+            tasks: &self.tasks,
+            runs: &self.runs,
+            prices: &self.prices,
+            ready: self.ready,
+        }
+    }
+
+    pub fn fleet(&self) -> Fleet {
+        Fleet::build(&self.sources())
+    }
+
+    /// Describes task `id` with its lease history read from `store`.
+    pub fn detail(&self, store: &LeaseStore<'_>, id: &TaskId) -> anyhow::Result<Detail> {
+        let history = history(store, id)?;
+        Ok(super::model::detail(&self.sources(), id, &history))
+    }
+}
+
+/// Brings the queue's branch, the leases and the usage ledger from the remote in one
+/// fetch (nothing to do in local mode).
+pub fn fetch(store: &LeaseStore<'_>) -> anyhow::Result<()> {
+    let Mode::Remote { remote, branch } = store.mode() else {
+        return Ok(());
+    };
+    let specs = [
+        format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}"),
+        format!("+{LEASE_PREFIX}*:{}*", store.mirror_of(LEASE_PREFIX)),
+        format!("+{USAGE_PREFIX}*:{}*", store.mirror_of(USAGE_PREFIX)),
+    ];
+    let mut args = vec![
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--prune",
+        "--no-write-fetch-head",
+        "--no-recurse-submodules",
+        remote.as_str(),
+    ];
+    args.extend(specs.iter().map(String::as_str));
+    let output = store.repo().git(&args)?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(anyhow!(
+            "cannot fetch from remote `{remote}`: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// Reads everything the fleet is built from, as last fetched, at `now`.
+pub fn read(
+    repo: &Repository,
+    store: &LeaseStore<'_>,
+    config: &Config,
+    now: Timestamp,
+    window: SignedDuration,
+) -> anyhow::Result<Snapshot> {
+    let queue_source = store
+        .queue_ref()
+        .map_or(QueueSource::Default, QueueSource::Rev);
+    // The parse cache `gitprio list` and `claim` keep: a refresh reparses only changed files.
+    let cache_path = repo
+        .common_dir()
+        .join("gitprio")
+        .join("cache")
+        .join("parsed.bin");
+    let mut cache = ParseCache::load(&cache_path);
+    let loaded = source::load(repo, &queue_source, Some(&mut cache))?;
+    let _ = cache.save(&cache_path);
+    let skew = core_lease::parse_duration(&config.clock_skew).unwrap_or_default();
+    let (leases, _) = store.leases()?;
+    let tasks = loaded
+        .tasks
+        .iter()
+        .map(|task| {
+            let type_budget = task
+                .task_type
+                .as_ref()
+                .and_then(|kind| loaded.config.budgets.get(kind))
+                .map(|count| count.0);
+            (task.id.clone(), TaskInfo::of(task, type_budget))
+        })
+        .collect();
+    let holds = core_lease::holds(&leases, now, skew);
+    let ready = Queue::build(loaded.tasks, &holds).ready().len();
+    let runs = Ledger::new(store).all_runs()?;
+    let prices = PriceTable::new(
+        crate::commands::report::price_overrides(repo, loaded.commit).unwrap_or_default(),
+    );
+    Ok(Snapshot {
+        now,
+        skew,
+        window,
+        leases,
+        tasks,
+        runs,
+        prices,
+        ready,
+    })
+}
+
+/// Reads the lease records of `id`, newest first, as last fetched.
+pub fn history(store: &LeaseStore<'_>, id: &TaskId) -> anyhow::Result<Vec<LeaseRecord>> {
+    let reference = store.local_ref(id);
+    if store.repo().reference_commit(&reference)?.is_none() {
+        return Ok(Vec::new());
+    }
+    let output = store.repo().git(&[
+        "log",
+        "--first-parent",
+        "-n",
+        HISTORY_DEPTH,
+        "--format=%B%x00",
+        &reference,
+    ])?;
+    anyhow::ensure!(
+        output.status.success(),
+        "cannot read the history of `{reference}`: {}",
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    let text = String::from_utf8(output.stdout).context("the lease history is not UTF-8")?;
+    Ok(text
+        .split('\0')
+        .filter_map(|message| LeaseRecord::from_message(message.trim_start()).ok())
+        .collect())
+}

@@ -1,0 +1,426 @@
+//! The fleet as `gitprio top` shows it: built from leases, tasks and usage runs at one instant, with no I/O.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use gitprio_core::TaskId;
+use gitprio_core::lease::{Lease, LeaseRecord, LeaseState};
+use gitprio_core::usage::report::{GroupBy, RunFilter, TaskFacts, report};
+use gitprio_core::usage::{Outcome, PriceTable, Run, RunMeta};
+use gitprio_core::{Status, Task};
+use jiff::{SignedDuration, Timestamp};
+use serde::Serialize;
+
+/// How many ended runs the lower pane keeps.
+const RECENT_RUNS: usize = 10;
+
+/// What the queue says about a task, as far as the cockpit needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TaskInfo {
+    pub title: String,
+    pub task_type: Option<String>,
+    pub feature: Option<String>,
+    pub value: u32,
+    pub status: Status,
+    /// The token budget: the task's own, else its type's in the config.
+    pub budget_tokens: Option<u64>,
+    /// The model or tier the task is routed to.
+    pub model: Option<String>,
+}
+
+impl TaskInfo {
+    /// Describes `task`, with `type_budget` the budget its type has in the config.
+    pub fn of(task: &Task, type_budget: Option<u64>) -> TaskInfo {
+        TaskInfo {
+            title: task.title.clone(),
+            task_type: task.task_type.clone(),
+            feature: task.feature.clone(),
+            value: task.value,
+            status: task.status,
+            budget_tokens: task.budget.and_then(|budget| budget.tokens).or(type_budget),
+            model: task.model.clone(),
+        }
+    }
+}
+
+/// Everything the fleet is computed from, read at one instant.
+#[derive(Debug)]
+pub struct Sources<'a> {
+    pub now: Timestamp,
+    /// How far another machine's clock may be ahead (the config's `clock_skew`).
+    pub skew: SignedDuration,
+    /// The span the header's throughput, tokens, cost and value per token cover.
+    pub window: SignedDuration,
+    pub leases: &'a BTreeMap<TaskId, Lease>,
+    pub tasks: &'a BTreeMap<TaskId, TaskInfo>,
+    pub runs: &'a [Run],
+    pub prices: &'a PriceTable,
+    /// Ready tasks left in the queue.
+    pub ready: usize,
+}
+
+/// How recently a holder renewed its lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Beat {
+    /// Renewed within two thirds of the TTL: `gitprio run` renews every third.
+    Fresh,
+    /// Two renewals missed: the agent may be stuck, or its machine gone.
+    Stale,
+    /// Past its expiry: any agent may reclaim the task.
+    Expired,
+}
+
+/// The numbers over the whole fleet.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Header {
+    /// Agents holding a lease that has not expired.
+    pub agents_active: usize,
+    /// Tasks whose run completed within the window.
+    pub done_in_window: usize,
+    pub tokens_in_window: u64,
+    /// Estimated at list prices; models without a price are left out (see `unpriced_tokens_in_window`).
+    pub cost_usd_in_window: f64,
+    pub unpriced_tokens_in_window: u64,
+    /// Value points of completed tasks per million tokens, runs started within the window.
+    pub value_per_million_tokens_in_window: Option<f64>,
+    /// The same over every run the ledger knows: the repository's baseline.
+    pub value_per_million_tokens_baseline: Option<f64>,
+    pub ready: usize,
+}
+
+/// One held lease: who works on what, for how long, at what cost.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LeaseRow {
+    pub task: TaskId,
+    pub title: String,
+    #[serde(rename = "type")]
+    pub task_type: Option<String>,
+    pub agent: String,
+    /// The model the run spent most tokens on, else the one the task is routed to.
+    pub model: Option<String>,
+    pub acquired_at: Timestamp,
+    pub renewed_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub on_task_seconds: i64,
+    pub heartbeat_age_seconds: i64,
+    pub beat: Beat,
+    pub tokens: u64,
+    /// `None` when part of the tokens are of a model without a price.
+    pub cost_usd: Option<f64>,
+    pub budget_tokens: Option<u64>,
+    pub attempt: u32,
+    pub failures: u32,
+    pub generation: u64,
+}
+
+impl LeaseRow {
+    /// The share of the budget spent, when there is a budget.
+    pub fn budget_share(&self) -> Option<f64> {
+        #[expect(clippy::cast_precision_loss, reason = "a ratio for display")]
+        self.budget_tokens
+            .filter(|budget| *budget > 0)
+            .map(|budget| self.tokens as f64 / budget as f64)
+    }
+}
+
+/// A run that ended: completed, failed, released, parked or expired.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EndedRun {
+    pub task: TaskId,
+    pub title: String,
+    pub agent: String,
+    pub model: Option<String>,
+    pub outcome: Outcome,
+    pub ended_at: Timestamp,
+    pub tokens: u64,
+    pub cost_usd: Option<f64>,
+}
+
+/// A task that waits for a human (`gitprio unpark`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ParkedTask {
+    pub task: TaskId,
+    pub title: String,
+    pub failures: u32,
+    pub parked_at: Timestamp,
+    /// Who parked it: the last holder, or whoever revoked it.
+    pub by: String,
+    pub last_error: Option<String>,
+}
+
+/// The whole picture at one instant.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Fleet {
+    pub now: Timestamp,
+    pub window_seconds: i64,
+    pub header: Header,
+    /// Held leases, expired ones included, in task order.
+    pub leases: Vec<LeaseRow>,
+    /// The last runs that ended, newest first.
+    pub recent: Vec<EndedRun>,
+    pub parked: Vec<ParkedTask>,
+}
+
+/// One state change of a lease, for the detail view.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    pub at: Timestamp,
+    pub event: String,
+    pub agent: String,
+    pub generation: u64,
+    pub attempt: u32,
+    pub reason: Option<String>,
+}
+
+impl HistoryEntry {
+    pub fn of(record: &LeaseRecord) -> HistoryEntry {
+        HistoryEntry {
+            at: record.renewed_at,
+            event: serde_json::to_value(record.event)
+                .ok()
+                .and_then(|value| value.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            agent: record.holder.agent.clone(),
+            generation: record.generation,
+            attempt: record.attempt,
+            reason: record.reason.clone(),
+        }
+    }
+}
+
+/// One task in full: its lease history (newest first) and every run's usage.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Detail {
+    pub task: TaskId,
+    pub title: String,
+    pub history: Vec<HistoryEntry>,
+    pub runs: Vec<EndedOrOpenRun>,
+}
+
+/// A run of one task, ended or still open.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EndedOrOpenRun {
+    pub run: String,
+    pub agent: String,
+    pub model: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub tokens: u64,
+    pub cost_usd: Option<f64>,
+}
+
+impl Fleet {
+    /// Computes the fleet from `sources`.
+    pub fn build(sources: &Sources<'_>) -> Fleet {
+        let now = sources.now;
+        let runs_by_id: BTreeMap<(&TaskId, &str), &Run> = sources
+            .runs
+            .iter()
+            .map(|run| ((&run.meta.task, run.meta.run.as_str()), run))
+            .collect();
+        let title = |id: &TaskId| {
+            sources.tasks.get(id).map_or_else(
+                || "(not in the queue)".to_owned(),
+                |task| task.title.clone(),
+            )
+        };
+        let mut leases = Vec::new();
+        let mut parked = Vec::new();
+        for (id, lease) in sources.leases {
+            let record = &lease.record;
+            let task = sources.tasks.get(id);
+            match record.state {
+                LeaseState::Held => {
+                    let run_id = RunMeta::run_id(record.generation, record.acquired_at);
+                    let run = runs_by_id.get(&(id, run_id.as_str())).copied();
+                    let (tokens, cost_usd) =
+                        run.map_or((0, Some(0.0)), |run| spend(run, sources.prices));
+                    leases.push(LeaseRow {
+                        task: id.clone(),
+                        title: title(id),
+                        task_type: task.and_then(|task| task.task_type.clone()),
+                        agent: record.holder.agent.clone(),
+                        model: run
+                            .and_then(dominant_model)
+                            .or_else(|| task.and_then(|task| task.model.clone())),
+                        acquired_at: record.acquired_at,
+                        renewed_at: record.renewed_at,
+                        expires_at: record.expires_at,
+                        on_task_seconds: now.duration_since(record.acquired_at).as_secs(),
+                        heartbeat_age_seconds: now.duration_since(record.renewed_at).as_secs(),
+                        beat: beat(record, now, sources.skew),
+                        tokens,
+                        cost_usd,
+                        budget_tokens: run
+                            .and_then(|run| run.meta.budget_tokens)
+                            .or_else(|| task.and_then(|task| task.budget_tokens)),
+                        attempt: record.attempt,
+                        failures: record.failures,
+                        generation: record.generation,
+                    });
+                }
+                LeaseState::Parked => parked.push(ParkedTask {
+                    task: id.clone(),
+                    title: title(id),
+                    failures: record.failures,
+                    parked_at: record.renewed_at,
+                    by: record.holder.agent.clone(),
+                    last_error: record.last_error.clone(),
+                }),
+                LeaseState::Released | LeaseState::Submitted => {}
+            }
+        }
+        let mut ended: Vec<&Run> = sources
+            .runs
+            .iter()
+            .filter(|run| run.meta.outcome.is_some() && run.meta.ended_at.is_some())
+            .collect();
+        ended.sort_by(|left, right| {
+            (right.meta.ended_at, &left.meta.task).cmp(&(left.meta.ended_at, &right.meta.task))
+        });
+        let recent = ended
+            .iter()
+            .take(RECENT_RUNS)
+            .map(|run| {
+                let (tokens, cost_usd) = spend(run, sources.prices);
+                EndedRun {
+                    task: run.meta.task.clone(),
+                    title: title(&run.meta.task),
+                    agent: run.meta.agent.clone(),
+                    model: dominant_model(run),
+                    outcome: run.meta.outcome.unwrap_or(Outcome::Released),
+                    ended_at: run.meta.ended_at.unwrap_or(now),
+                    tokens,
+                    cost_usd,
+                }
+            })
+            .collect();
+        let since = now.saturating_sub(sources.window).unwrap_or(now);
+        let done_in_window: BTreeSet<&TaskId> = sources
+            .runs
+            .iter()
+            .filter(|run| {
+                run.meta.outcome == Some(Outcome::Completed)
+                    && run.meta.ended_at.is_some_and(|at| at >= since && at <= now)
+            })
+            .map(|run| &run.meta.task)
+            .collect();
+        let facts: BTreeMap<TaskId, TaskFacts> = sources
+            .tasks
+            .iter()
+            .map(|(id, task)| {
+                (
+                    id.clone(),
+                    TaskFacts {
+                        value: task.value,
+                        task_type: task.task_type.clone(),
+                        feature: task.feature.clone(),
+                        status: task.status,
+                    },
+                )
+            })
+            .collect();
+        let in_window = report(
+            sources.runs,
+            &facts,
+            sources.prices,
+            &RunFilter {
+                since: Some(since),
+                ..RunFilter::default()
+            },
+            GroupBy::Type,
+        )
+        .summary;
+        let baseline = report(
+            sources.runs,
+            &facts,
+            sources.prices,
+            &RunFilter::default(),
+            GroupBy::Type,
+        )
+        .summary;
+        let agents_active = leases
+            .iter()
+            .filter(|row| row.beat != Beat::Expired)
+            .map(|row| row.agent.as_str())
+            .collect::<BTreeSet<_>>()
+            .len();
+        Fleet {
+            now,
+            window_seconds: sources.window.as_secs(),
+            header: Header {
+                agents_active,
+                done_in_window: done_in_window.len(),
+                tokens_in_window: in_window.tokens,
+                cost_usd_in_window: in_window.cost_usd,
+                unpriced_tokens_in_window: in_window.unpriced_tokens,
+                value_per_million_tokens_in_window: in_window.value_per_million_tokens,
+                value_per_million_tokens_baseline: baseline.value_per_million_tokens,
+                ready: sources.ready,
+            },
+            leases,
+            recent,
+            parked,
+        }
+    }
+}
+
+/// Describes task `id` in full, with `history` its lease records, newest first.
+pub fn detail(sources: &Sources<'_>, id: &TaskId, history: &[LeaseRecord]) -> Detail {
+    Detail {
+        task: id.clone(),
+        title: sources.tasks.get(id).map_or_else(
+            || "(not in the queue)".to_owned(),
+            |task| task.title.clone(),
+        ),
+        history: history.iter().map(HistoryEntry::of).collect(),
+        runs: sources
+            .runs
+            .iter()
+            .filter(|run| &run.meta.task == id)
+            .map(|run| {
+                let (tokens, cost_usd) = spend(run, sources.prices);
+                EndedOrOpenRun {
+                    run: run.meta.run.clone(),
+                    agent: run.meta.agent.clone(),
+                    model: dominant_model(run),
+                    outcome: run.meta.outcome,
+                    tokens,
+                    cost_usd,
+                }
+            })
+            .collect(),
+    }
+}
+
+fn beat(record: &LeaseRecord, now: Timestamp, skew: SignedDuration) -> Beat {
+    if record.is_expired(now, skew) {
+        return Beat::Expired;
+    }
+    let ttl = i64::try_from(record.ttl_seconds).unwrap_or(i64::MAX);
+    if now
+        .duration_since(record.renewed_at)
+        .as_secs()
+        .saturating_mul(3)
+        > ttl.saturating_mul(2)
+    {
+        Beat::Stale
+    } else {
+        Beat::Fresh
+    }
+}
+
+/// Tokens of `run`, and their estimated cost (`None` when a model has no price).
+fn spend(run: &Run, prices: &PriceTable) -> (u64, Option<f64>) {
+    let tokens = run.totals().tokens();
+    let cost = run.records.iter().try_fold(0.0, |sum, record| {
+        prices.cost(record).map(|cost| sum + cost)
+    });
+    (tokens, cost)
+}
+
+fn dominant_model(run: &Run) -> Option<String> {
+    run.totals_by_model()
+        .into_iter()
+        .max_by_key(|(model, totals)| (totals.tokens(), std::cmp::Reverse(*model)))
+        .map(|(model, _)| model.to_owned())
+}

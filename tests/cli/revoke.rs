@@ -1,0 +1,333 @@
+//! `gitprio revoke`: taking a lease away, racing the holder's heartbeat, and stopping a `gitprio run` agent.
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::process::Stdio;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use crate::common::{Output, TestEnv};
+use crate::leases::{remote_with_clones, task};
+
+const T0: &str = "2026-11-01T12:00:00Z";
+const T1: &str = "2026-11-01T12:05:00Z";
+
+fn as_agent(env: &TestEnv, dir: &str, agent: &str, args: &[&str]) -> Output {
+    env.run_with(dir, args, &[("GITPRIO_AGENT", agent), ("GITPRIO_NOW", T1)])
+}
+
+/// The subjects of the lease chain of `id` on the remote, newest first.
+fn chain(env: &TestEnv, id: &str) -> Vec<String> {
+    env.git(
+        "remote.git",
+        &["log", "--format=%s", &format!("refs/gitprio/leases/{id}")],
+    )
+    .lines()
+    .map(str::to_owned)
+    .collect()
+}
+
+fn claim(env: &TestEnv, dir: &str, agent: &str) -> String {
+    let claimed = env.run_with(
+        dir,
+        &["claim", "--json"],
+        &[("GITPRIO_AGENT", agent), ("GITPRIO_NOW", T0)],
+    );
+    assert_eq!(claimed.code, 0, "{claimed}");
+    claimed.json()["task"]["id"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn revoke_takes_a_lease_away_records_who_and_why_and_the_holder_loses_it() {
+    let env = TestEnv::new();
+    let files = vec![(".tasks/alpha.md".to_owned(), task("Alpha", 0, &[]))];
+    remote_with_clones(&env, &files, &["a", "c"]);
+    assert_eq!(claim(&env, "a", "alice"), "alpha");
+
+    let revoked = as_agent(
+        &env,
+        "c",
+        "carol",
+        &[
+            "revoke",
+            "alpha",
+            "--reason",
+            "spinning on the same test",
+            "--park",
+        ],
+    );
+    assert_eq!(revoked.code, 0, "{revoked}");
+    assert_eq!(
+        revoked.stdout,
+        "revoked alpha from alice; it is parked until `gitprio unpark alpha`\n"
+    );
+    assert_eq!(
+        chain(&env, "alpha"),
+        [
+            "gitprio lease: revoke alpha by carol (generation 1, attempt 1): spinning on the same test",
+            "gitprio lease: claim alpha by alice (generation 1, attempt 1)",
+        ]
+    );
+    let heartbeat = as_agent(&env, "a", "alice", &["heartbeat"]);
+    assert_eq!(heartbeat.code, 4, "{heartbeat}");
+    let done = as_agent(
+        &env,
+        "a",
+        "alice",
+        &["done", "alpha", "--no-verify", "--reason", "x"],
+    );
+    assert_eq!(done.code, 4, "{done}");
+
+    // Parked: nobody reclaims it until a human unparks it.
+    let next = as_agent(&env, "c", "carol", &["claim", "--json"]);
+    assert_eq!(next.code, 3, "{next}");
+    let status = as_agent(&env, "c", "carol", &["status", "--json"]);
+    let lease = &status.json()["leases"][0];
+    assert_eq!(lease["state"], "parked", "{status}");
+    assert_eq!(lease["failures"], 1);
+    assert_eq!(
+        lease["last_error"],
+        "revoked from alice by carol: spinning on the same test"
+    );
+    let usage = as_agent(&env, "c", "carol", &["usage", "show", "alpha", "--json"]);
+    assert_eq!(
+        usage.json()["runs"][0]["meta"]["outcome"],
+        "parked",
+        "{usage}"
+    );
+    assert_eq!(usage.json()["runs"][0]["meta"]["agent"], "alice");
+
+    // Nothing left to revoke.
+    let again = as_agent(&env, "c", "carol", &["revoke", "alpha"]);
+    assert_eq!(again.code, 1, "{again}");
+    assert!(
+        again
+            .stderr
+            .contains("is not held by an agent (its lease is parked)"),
+        "{again}"
+    );
+    assert_eq!(as_agent(&env, "c", "carol", &["unpark", "alpha"]).code, 0);
+    assert_eq!(claim(&env, "c", "carol"), "alpha");
+}
+
+#[test]
+fn a_heartbeat_landing_between_the_read_and_the_swap_makes_the_revoke_lose() {
+    let env = TestEnv::new();
+    let files = vec![(".tasks/alpha.md".to_owned(), task("Alpha", 0, &[]))];
+    remote_with_clones(&env, &files, &["a", "c"]);
+    assert_eq!(claim(&env, "a", "alice"), "alpha");
+    // The revoker reads the remote as it was at the claim: a snapshot it fetches from,
+    // while it pushes to the real remote, where the heartbeat lands meanwhile.
+    env.git(
+        ".",
+        &["clone", "--quiet", "--mirror", "remote.git", "snapshot.git"],
+    );
+    env.git("c", &["remote", "set-url", "origin", "../snapshot.git"]);
+    env.git(
+        "c",
+        &["remote", "set-url", "--push", "origin", "../remote.git"],
+    );
+    assert_eq!(as_agent(&env, "a", "alice", &["heartbeat"]).code, 0);
+
+    let lost = as_agent(&env, "c", "carol", &["revoke", "alpha", "--reason", "stop"]);
+    assert_eq!(lost.code, 4, "{lost}");
+    assert!(
+        lost.stderr
+            .contains("the lease on `alpha` changed while it was being revoked"),
+        "{lost}"
+    );
+    assert_eq!(
+        chain(&env, "alpha"),
+        [
+            "gitprio lease: renew alpha by alice (generation 1, attempt 1)",
+            "gitprio lease: claim alpha by alice (generation 1, attempt 1)",
+        ]
+    );
+
+    // Once it reads the lease as it is, the revoke wins, and the holder's next heartbeat loses.
+    env.git("c", &["remote", "set-url", "origin", "../remote.git"]);
+    let revoked = as_agent(
+        &env,
+        "c",
+        "carol",
+        &["revoke", "alpha", "--reason", "stop", "--json"],
+    );
+    assert_eq!(revoked.code, 0, "{revoked}");
+    let revoked = revoked.json();
+    assert_eq!(revoked["revoked_from"], "alice");
+    assert_eq!(revoked["lease"]["state"], "released");
+    assert_eq!(revoked["lease"]["holder"]["agent"], "carol");
+    assert_eq!(revoked["lease"]["reason"], "stop");
+    assert_eq!(as_agent(&env, "a", "alice", &["heartbeat"]).code, 4);
+    assert_eq!(
+        chain(&env, "alpha"),
+        [
+            "gitprio lease: revoke alpha by carol (generation 1, attempt 1): stop",
+            "gitprio lease: renew alpha by alice (generation 1, attempt 1)",
+            "gitprio lease: claim alpha by alice (generation 1, attempt 1)",
+        ]
+    );
+}
+
+#[test]
+fn revokes_racing_heartbeats_never_both_win_from_one_state() {
+    let env = TestEnv::new();
+    let files: Vec<(String, String)> = ["t0", "t1", "t2", "t3"]
+        .iter()
+        .map(|id| (format!(".tasks/{id}.md"), task(id, 0, &[])))
+        .collect();
+    remote_with_clones(&env, &files, &["a", "c"]);
+    let mut claimed: Vec<String> = (0..4).map(|_| claim(&env, "a", "alice")).collect();
+    claimed.sort();
+    assert_eq!(claimed, ["t0", "t1", "t2", "t3"]);
+
+    let env = Arc::new(env);
+    let barrier = Arc::new(Barrier::new(8));
+    let mut racers = Vec::new();
+    for id in &claimed {
+        for (dir, agent, args) in [
+            ("a", "alice", vec!["heartbeat", id.as_str()]),
+            (
+                "c",
+                "carol",
+                vec!["revoke", id.as_str(), "--reason", "race"],
+            ),
+        ] {
+            let env = Arc::clone(&env);
+            let barrier = Arc::clone(&barrier);
+            let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+            racers.push(std::thread::spawn(move || {
+                let args: Vec<&str> = args.iter().map(String::as_str).collect();
+                barrier.wait();
+                (args[0].to_owned(), as_agent(&env, dir, agent, &args))
+            }));
+        }
+    }
+    let results: Vec<(String, Output)> = racers
+        .into_iter()
+        .map(|racer| racer.join().unwrap())
+        .collect();
+    for (index, id) in claimed.iter().enumerate() {
+        let heartbeat = &results[2 * index].1;
+        let revoke = &results[2 * index + 1].1;
+        assert!(
+            [0, 4].contains(&heartbeat.code) && [0, 4].contains(&revoke.code),
+            "{heartbeat}\n{revoke}"
+        );
+        let subjects = chain(&env, id);
+        let renew = format!("gitprio lease: renew {id} by alice (generation 1, attempt 1)");
+        let revoked =
+            format!("gitprio lease: revoke {id} by carol (generation 1, attempt 1): race");
+        let claim = format!("gitprio lease: claim {id} by alice (generation 1, attempt 1)");
+        // Whichever order the remote saw them in, each change was made on the state it
+        // read: a renew never lands on a revoked lease.
+        let expected: Vec<&str> = match (heartbeat.code, revoke.code) {
+            (0, 0) => vec![&revoked, &renew, &claim],
+            (4, 0) => vec![&revoked, &claim],
+            (0, 4) => vec![&renew, &claim],
+            _ => panic!("neither won on {id}:\n{heartbeat}\n{revoke}"),
+        };
+        assert_eq!(subjects, expected, "{heartbeat}\n{revoke}");
+        if revoke.code == 4 {
+            // The revoke lost to the heartbeat; a second attempt wins on the renewed lease.
+            assert_eq!(
+                as_agent(&env, "c", "carol", &["revoke", id, "--reason", "race"]).code,
+                0
+            );
+            assert_eq!(chain(&env, id), [revoked.as_str(), &renew, &claim]);
+        }
+        let after = as_agent(&env, "a", "alice", &["heartbeat", id]);
+        assert_eq!(after.code, 4, "{after}");
+    }
+}
+
+#[test]
+fn a_revoke_stops_the_agent_of_gitprio_run() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", "---\ntitle: A\n---\nDo A.\n")]);
+    let pid_file = env.path("agent.pid");
+    let agent = env.path("bin/agent");
+    std::fs::create_dir_all(agent.parent().unwrap()).unwrap();
+    std::fs::write(
+        &agent,
+        format!(
+            "#!/bin/sh\ncat > /dev/null\necho $$ > {}.tmp && mv {0}.tmp {0}\nexec sleep 600\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut run = env
+        .command(
+            "repo",
+            &[
+                "run",
+                "--local",
+                "--json",
+                "--max-tasks",
+                "1",
+                "--ttl",
+                "3s",
+                "--grace",
+                "1s",
+                "--",
+                agent.to_str().unwrap(),
+            ],
+        )
+        .env("GITPRIO_AGENT", "runner")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pid_file.exists() {
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("the agent never started: {:?}", run.wait_with_output());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let agent_pid = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let revoked = env.run_with(
+        "repo",
+        &["revoke", "a", "--local", "--reason", "too expensive"],
+        &[("GITPRIO_AGENT", "carol")],
+    );
+    assert_eq!(revoked.code, 0, "{revoked}");
+    while run.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = run.kill();
+            let _ = std::process::Command::new("kill").arg(&agent_pid).status();
+            panic!("gitprio run did not stop the revoked agent");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = run.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["lost"], 1, "{summary}");
+    assert_eq!(summary["runs"][0]["task"], "a");
+    assert_eq!(summary["runs"][0]["ending"], "lost");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("runner: stopping the agent on a: the lease was lost"),
+        "{stderr}"
+    );
+    let alive = std::process::Command::new("kill")
+        .args(["-0", &agent_pid])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!alive.success(), "the agent {agent_pid} still runs");
+    let log = env.git("repo", &["log", "--format=%s", "refs/gitprio/leases/a"]);
+    assert!(
+        log.starts_with(
+            "gitprio lease: revoke a by carol (generation 1, attempt 1): too expensive\n"
+        ),
+        "{log}"
+    );
+}

@@ -1,0 +1,295 @@
+//! `gitprio top`: one frame and its JSON through the binary, and the live screen driven in tmux.
+
+use std::fmt::Write as _;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::assert_output;
+use crate::common::{Output, TestEnv};
+use crate::leases::remote_with_clones;
+
+const T0: &str = "2026-11-01T12:00:00Z";
+/// When the cockpit looks: bob last renewed 25 minutes ago (stale), alice 5.
+const T1: &str = "2026-11-01T12:25:00Z";
+
+fn at(env: &TestEnv, dir: &str, agent: &str, now: &str, args: &[&str]) -> Output {
+    let output = env.run_with(dir, args, &[("GITPRIO_AGENT", agent), ("GITPRIO_NOW", now)]);
+    assert!(
+        output.code == 0,
+        "gitprio {args:?} as {agent} failed: {output}"
+    );
+    output
+}
+
+/// A remote where alice and bob work (bob's heartbeat is late), carol completed one
+/// task and parked another, with usage recorded on each run.
+fn fleet(env: &TestEnv) {
+    let task = |title: &str, kind: &str, extra: &str| {
+        format!("---\ntitle: {title}\ntype: {kind}\n{extra}---\nDo it.\n")
+    };
+    let files = vec![
+        (
+            ".tasks/config.yaml".to_owned(),
+            "types: [bug, docs, feature, chore, test]\n".to_owned(),
+        ),
+        (
+            ".tasks/alpha.md".to_owned(),
+            task(
+                "Fix the login redirect",
+                "bug",
+                "budget:\n  tokens: 100000\n",
+            ),
+        ),
+        (
+            ".tasks/beta.md".to_owned(),
+            task("Document the API", "docs", ""),
+        ),
+        (
+            ".tasks/gamma.md".to_owned(),
+            task("Add a health endpoint", "feature", ""),
+        ),
+        (
+            ".tasks/delta.md".to_owned(),
+            task("Bump dependencies", "chore", ""),
+        ),
+        (
+            ".tasks/epsilon.md".to_owned(),
+            task("Test the README", "test", "priority: 4\n"),
+        ),
+    ];
+    remote_with_clones(env, &files, &["a", "b", "c"]);
+    at(env, "a", "alice", T0, &["claim", "--type", "bug"]);
+    at(env, "b", "bob", T0, &["claim", "--type", "docs"]);
+    at(env, "c", "carol", T0, &["claim", "--type", "feature"]);
+    let usage = |dir: &str, agent: &str, id: &str, model: &str, input: &str, output: &str| {
+        at(
+            env,
+            dir,
+            agent,
+            "2026-11-01T12:05:00Z",
+            &[
+                "usage", "record", id, "--model", model, "--input", input, "--output", output,
+                "--key", id,
+            ],
+        );
+    };
+    usage("a", "alice", "alpha", "claude-sonnet-4-5", "60000", "10000");
+    usage("b", "bob", "beta", "claude-haiku-4-5", "20000", "2000");
+    usage("c", "carol", "gamma", "claude-sonnet-4-5", "30000", "4000");
+    at(
+        env,
+        "c",
+        "carol",
+        "2026-11-01T12:10:00Z",
+        &["done", "gamma", "--no-verify", "--reason", "test fleet"],
+    );
+    at(
+        env,
+        "c",
+        "carol",
+        "2026-11-01T12:11:00Z",
+        &["claim", "--type", "chore"],
+    );
+    at(
+        env,
+        "c",
+        "carol",
+        "2026-11-01T12:12:00Z",
+        &[
+            "release",
+            "delta",
+            "--park",
+            "--reason",
+            "the lockfile will not resolve",
+        ],
+    );
+    at(env, "a", "alice", "2026-11-01T12:20:00Z", &["heartbeat"]);
+}
+
+#[test]
+fn once_prints_one_frame_and_its_json() {
+    let env = TestEnv::new();
+    fleet(&env);
+    let frame = env.run_with(
+        "c",
+        &["top", "--once", "--width", "110"],
+        &[("GITPRIO_NOW", T1)],
+    );
+    assert_output!(frame);
+    let json = env.run_with("c", &["top", "--once", "--json"], &[("GITPRIO_NOW", T1)]);
+    assert_eq!(json.code, 0, "{json}");
+    let fleet = json.json();
+    let header = &fleet["header"];
+    assert_eq!(header["agents_active"], 2, "{json}");
+    assert_eq!(header["done_in_window"], 1);
+    assert_eq!(header["ready"], 1, "epsilon is left");
+    assert_eq!(header["tokens_in_window"], 126_000);
+    let leases = fleet["leases"].as_array().unwrap();
+    let summary: Vec<(&str, &str, &str, u64)> = leases
+        .iter()
+        .map(|row| {
+            (
+                row["task"].as_str().unwrap(),
+                row["agent"].as_str().unwrap(),
+                row["beat"].as_str().unwrap(),
+                row["tokens"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("alpha", "alice", "fresh", 70_000),
+            ("beta", "bob", "stale", 22_000)
+        ]
+    );
+    assert_eq!(leases[0]["budget_tokens"], 100_000);
+    assert_eq!(leases[0]["model"], "claude-sonnet-4-5");
+    assert_eq!(leases[0]["type"], "bug");
+    assert_eq!(fleet["recent"][0]["task"], "delta");
+    assert_eq!(fleet["recent"][0]["outcome"], "parked");
+    assert_eq!(fleet["recent"][1]["task"], "gamma");
+    assert_eq!(fleet["recent"][1]["outcome"], "completed");
+    assert_eq!(fleet["parked"][0]["task"], "delta");
+    assert_eq!(
+        fleet["parked"][0]["last_error"],
+        "the lockfile will not resolve"
+    );
+
+    let no_terminal = env.run("c", &["top"]);
+    assert_eq!(no_terminal.code, 1, "{no_terminal}");
+    assert!(
+        no_terminal.stderr.contains("use `gitprio top --once`"),
+        "{no_terminal}"
+    );
+}
+
+/// A tmux server of its own, killed when the test ends, however it ends.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn command(&self, args: &[&str]) -> std::process::Output {
+        Command::new("tmux")
+            .args(["-L", &self.socket])
+            .args(args)
+            .env_remove("TMUX")
+            .output()
+            .unwrap()
+    }
+
+    fn screen(&self) -> String {
+        String::from_utf8_lossy(&self.command(&["capture-pane", "-p", "-t", "top"]).stdout)
+            .into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let mut args = vec!["send-keys", "-t", "top"];
+        args.extend_from_slice(keys);
+        assert!(self.command(&args).status.success());
+    }
+
+    /// Waits until the screen shows `text`, for at most 30 seconds.
+    fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let screen = self.screen();
+            if screen.contains(text) {
+                return screen;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {text:?}; it shows:\n{screen}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.command(&["kill-server"]);
+    }
+}
+
+#[test]
+fn the_live_screen_sorts_filters_opens_a_task_and_revokes_in_tmux() {
+    if Command::new("tmux").arg("-V").output().is_err() {
+        eprintln!("note: tmux is not installed, so the live screen of `gitprio top` is not tested");
+        return;
+    }
+    let env = TestEnv::new();
+    fleet(&env);
+    let script = env.path("top.sh");
+    let mut text = String::from("#!/bin/sh\n");
+    for (name, value) in env.environment() {
+        writeln!(text, "export {name}='{}'", value.to_string_lossy()).unwrap();
+    }
+    write!(
+        text,
+        "export GITPRIO_NOW={T1} GITPRIO_AGENT=carol TERM=xterm-256color\ncd '{}'\nexec '{}' top --interval 1s\n",
+        env.path("c").display(),
+        env!("CARGO_BIN_EXE_gitprio")
+    )
+    .unwrap();
+    std::fs::write(&script, text).unwrap();
+    let tmux = Tmux {
+        socket: format!("gitprio-top-{}", std::process::id()),
+    };
+    let started = tmux.command(&[
+        "new-session",
+        "-d",
+        "-s",
+        "top",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        &format!("sh {}", script.display()),
+    ]);
+    assert!(started.status.success(), "{started:?}");
+
+    let screen = tmux.wait_for("Leases (2) · sorted by spend");
+    assert!(screen.contains("25m stale"), "{screen}");
+    assert!(screen.contains("Parked (1)"), "{screen}");
+    tmux.keys(&["s"]);
+    tmux.wait_for("sorted by time");
+    tmux.keys(&["a"]);
+    let screen = tmux.wait_for("only agent alice");
+    assert!(screen.contains("Leases (1)"), "{screen}");
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("lease history");
+    assert!(screen.contains("renew    alice"), "{screen}");
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("Leases (1) · sorted by time · only agent alice");
+    tmux.keys(&["a"]);
+    tmux.wait_for("only agent bob");
+    tmux.keys(&["r"]);
+    tmux.wait_for("Revoke beta from bob?");
+    tmux.keys(&["y"]);
+    tmux.wait_for("revoked beta from bob");
+    tmux.keys(&["a"]);
+    tmux.wait_for("Leases (1) · sorted by time");
+    tmux.keys(&["q"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tmux.command(&["has-session", "-t", "top"]).status.success() {
+        assert!(Instant::now() < deadline, "q did not end gitprio top");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    let log = env.git(
+        "remote.git",
+        &["log", "-1", "--format=%s", "refs/gitprio/leases/beta"],
+    );
+    assert_eq!(
+        log,
+        "gitprio lease: revoke beta by carol (generation 1, attempt 1): revoked in gitprio top\n"
+    );
+    let heartbeat = env.run_with(
+        "b",
+        &["heartbeat"],
+        &[("GITPRIO_AGENT", "bob"), ("GITPRIO_NOW", T1)],
+    );
+    assert_eq!(heartbeat.code, 4, "{heartbeat}");
+}
