@@ -1,34 +1,14 @@
 //! A real browser for the pages gitprio writes: headless Chromium loads the page, a probe
 //! script measures the laid-out document, and the DOM comes back with the measurements.
 //!
-//! `.ci/run` installs Debian's `chromium-headless-shell` and sets `GITPRIO_TEST_REQUIRE_TOOLS`,
-//! so there a missing browser fails the test; elsewhere the check is skipped with a note.
+//! `.ci/run` installs Debian's `chromium-headless-shell`; see [`crate::common::tool`] for
+//! what happens where no browser is installed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// Finds an external program a test needs, or decides that the test is skipped.
-///
-/// Panics when it is missing and `GITPRIO_TEST_REQUIRE_TOOLS` is set (as in CI).
-pub fn tool(candidates: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = candidates.iter().find_map(|name| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    });
-    if found.is_none() {
-        assert!(
-            std::env::var_os("GITPRIO_TEST_REQUIRE_TOOLS").is_none(),
-            "none of {candidates:?} is installed, and GITPRIO_TEST_REQUIRE_TOOLS is set"
-        );
-        eprintln!("note: skipped a check that needs one of {candidates:?} (not installed)");
-    }
-    found
-}
 
 /// Measures the document once laid out; appended to a copy of the page.
 const PROBE: &str = r"<script>
@@ -55,9 +35,9 @@ const PROBE: &str = r"<script>
 </script>";
 
 /// Loads `page` in headless Chromium at 1024x768 and returns the probe's measurements, or
-/// `None` when no browser is installed (see [`tool`]).
+/// `None` when no browser is installed (see [`crate::common::tool`]).
 pub fn render(page: &Path, scratch: &Path) -> Option<Value> {
-    let browser = tool(&["chromium-headless-shell", "chromium", "google-chrome"])?;
+    let browser = crate::common::tool(&["chromium-headless-shell", "chromium", "google-chrome"])?;
     let html = std::fs::read_to_string(page).unwrap();
     let probed = scratch.join("probed.html");
     let Some(body_end) = html.rfind("</body>") else {

@@ -177,3 +177,23 @@ macro_rules! assert_output {
         });
     };
 }
+
+/// Finds an external program a test needs, or decides that the test is skipped.
+///
+/// Panics when it is missing and `GITPRIO_TEST_REQUIRE_TOOLS` is set (as in CI).
+pub fn tool(candidates: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = candidates.iter().find_map(|name| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(name))
+            .find(|candidate| candidate.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("GITPRIO_TEST_REQUIRE_TOOLS").is_none(),
+            "none of {candidates:?} is installed, and GITPRIO_TEST_REQUIRE_TOOLS is set"
+        );
+        eprintln!("note: skipped a check that needs one of {candidates:?} (not installed)");
+    }
+    found
+}

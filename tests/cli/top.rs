@@ -215,8 +215,7 @@ impl Drop for Tmux {
 
 #[test]
 fn the_live_screen_sorts_filters_opens_a_task_and_revokes_in_tmux() {
-    if Command::new("tmux").arg("-V").output().is_err() {
-        eprintln!("note: tmux is not installed, so the live screen of `gitprio top` is not tested");
+    if crate::common::tool(&["tmux"]).is_none() {
         return;
     }
     let env = TestEnv::new();

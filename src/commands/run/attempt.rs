@@ -33,7 +33,7 @@ enum Halt {
     OverBudget(String),
     /// The run's own `--max-tokens` or `--max-usd` is reached.
     RunLimit(String),
-    /// The heartbeat says another agent holds the task now.
+    /// The heartbeat says the lease is gone: revoked, or expired and claimed by another agent.
     Lost,
 }
 
@@ -200,7 +200,7 @@ pub fn attempt(
                 tokens,
                 cost_usd,
                 started,
-                Some("lease lost: another agent holds the task now".to_owned()),
+                Some("lease lost: revoked, or expired and claimed by another agent".to_owned()),
             ));
         }
         Some(Halt::Interrupted) => {
