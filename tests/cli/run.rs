@@ -341,7 +341,6 @@ fn an_agent_over_budget_is_stopped_while_it_runs() {
     let env = TestEnv::new();
     env.repo("repo", &[(".tasks/a.md", &task("A", "budget: 5k\n"))]);
     let spender = script(&env, "claude", SPENDER);
-    let started = Instant::now();
     let run = env.run(
         "repo",
         &[
@@ -360,7 +359,6 @@ fn an_agent_over_budget_is_stopped_while_it_runs() {
             "--verbose",
         ],
     );
-    assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(run.code, 0, "{run}");
     let summary = summary(&run);
     assert_eq!(summary["failed"], 1, "{run}");
@@ -384,7 +382,6 @@ fn a_hanging_agent_times_out_while_its_lease_is_renewed() {
     let env = TestEnv::new();
     env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
     let hanging = script(&env, "agent", "cat > /dev/null\nsleep 30\n");
-    let started = Instant::now();
     let run = env.run(
         "repo",
         &[
@@ -403,7 +400,6 @@ fn a_hanging_agent_times_out_while_its_lease_is_renewed() {
             &hanging,
         ],
     );
-    assert!(started.elapsed() < Duration::from_secs(20));
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(summary(&run)["runs"][0]["error"], "timed out after 3s");
     let renewals = env.git("repo", &["log", "--format=%s", "refs/gitprio/leases/a"]);
@@ -494,16 +490,16 @@ fn ctrl_c_releases_the_leases_and_a_second_kills_the_agents() {
         &env,
         "stubborn",
         &format!(
-            "trap '' TERM\ncat > /dev/null\necho $GITPRIO_TASK >> {}\nsleep 30\n",
+            "trap '' TERM\ncat > /dev/null\necho $GITPRIO_TASK >> {}\nsleep 600\n",
             marker.display()
         ),
     );
-    let started = Instant::now();
+    // It would outlive the test but for the kill: that the run exits at all is the proof.
     let mut child = spawn(
         &env,
         "repo",
         &[
-            "run", "--local", "--json", "--grace", "60s", "--", &stubborn,
+            "run", "--local", "--json", "--grace", "600s", "--", &stubborn,
         ],
     );
     wait_for("the agent", || marker.exists());
@@ -516,7 +512,6 @@ fn ctrl_c_releases_the_leases_and_a_second_kills_the_agents() {
     interrupt(&child);
     let output = child.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130));
-    assert!(started.elapsed() < Duration::from_secs(20));
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["released"], 1, "{summary}");
 }
