@@ -7,7 +7,7 @@ use clap::Args;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::{
     self as core_lease, BadLease, ClaimFilter, ClaimOutcome, HeldLease, Lease, LeaseContext,
-    LeaseError, LeaseEvent, LeaseState, LeaseStore, Mode, parse_duration,
+    LeaseError, LeaseEvent, LeaseState, LeaseStore, Mode, Progress, parse_duration,
 };
 use gitprio_core::queue::{Blocker, Holds, Queue};
 use gitprio_core::source::{self, QueueSource};
@@ -66,11 +66,26 @@ pub struct LeaseIdArgs {
     /// How long the renewed lease lives (heartbeat only; default: `lease_ttl`).
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
+    /// Tokens this attempt has spent so far, recorded on the renewal for `gitprio top`
+    /// (the usage ledger is still where usage is recorded for good).
+    #[arg(long, value_name = "N")]
+    pub tokens: Option<u64>,
+    /// Estimated dollars this attempt has spent so far, with `--tokens`.
+    #[arg(long, value_name = "USD", requires = "tokens", value_parser = dollars)]
+    pub cost_usd: Option<f64>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Print the lease as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Parses a non-negative amount of dollars.
+fn dollars(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|amount| amount.is_finite() && *amount >= 0.0)
+        .ok_or_else(|| format!("`{text}` is not an amount of dollars like `0.42`"))
 }
 
 #[derive(Debug, Args)]
@@ -257,6 +272,7 @@ pub fn lease_json(lease: &Lease, store: &LeaseStore<'_>) -> serde_json::Value {
         "expires_at": record.expires_at,
         "reason": record.reason,
         "last_error": record.last_error,
+        "progress": record.progress,
         "store": match store.mode() {
             Mode::Remote { remote, .. } => remote.as_str(),
             Mode::Local => "local",
@@ -599,7 +615,8 @@ pub struct Renewed {
     pub spent: Option<Run>,
 }
 
-/// Renews the lease on `id` for `ttl` (default: the config's) and reads what its run spent.
+/// Renews the lease on `id` for `ttl` (default: the config's), with the holder's `progress`
+/// when it reports some, and reads what its run spent.
 pub fn renew(
     settings: &Settings,
     repo: &Repository,
@@ -607,9 +624,10 @@ pub fn renew(
     store: &LeaseStore<'_>,
     id: &TaskId,
     ttl: Option<&str>,
+    progress: Option<Progress>,
 ) -> anyhow::Result<Renewed> {
     let context = context(settings, repo, config, ttl)?;
-    let lease = core_lease::heartbeat(store, id, &context)?;
+    let lease = core_lease::heartbeat(store, id, &context, progress)?;
     // The budget verdict rides on the heartbeat: the agent learns to stop where it already listens.
     let run = RunMeta::run_id(lease.record.generation, lease.record.acquired_at);
     let spent = Ledger::new(store)
@@ -623,8 +641,20 @@ pub fn heartbeat(settings: &Settings, args: &LeaseIdArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
     let (config, store) = open_store(&repo, args.store.local);
     let id = held_id(&repo, args.id.as_deref())?;
-    let Renewed { lease, spent } =
-        renew(settings, &repo, &config, &store, &id, args.ttl.as_deref())?;
+    let progress = args.tokens.map(|tokens| Progress {
+        tokens,
+        cost_usd: args.cost_usd,
+        at: settings.now,
+    });
+    let Renewed { lease, spent } = renew(
+        settings,
+        &repo,
+        &config,
+        &store,
+        &id,
+        args.ttl.as_deref(),
+        progress,
+    )?;
     let verdict = match &spent {
         Some(known) => super::usage::budget_verdict(settings, &known.meta, &known.totals()),
         None => exit_code::SUCCESS,

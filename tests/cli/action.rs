@@ -334,6 +334,7 @@ fn lease_record(task: &str, state: LeaseState) -> LeaseRecord {
         ttl_seconds: 1800,
         reason: None,
         last_error: None,
+        progress: None,
         nonce: format!("{task}-nonce"),
     }
 }

@@ -406,6 +406,96 @@ fn a_hanging_agent_times_out_while_its_lease_is_renewed() {
     assert!(renewals.contains("renew a"), "{renewals}");
 }
 
+/// A `gitprio run` started in the background, killed when the test ends, however it ends.
+struct Running(Option<Child>);
+
+impl Running {
+    /// Waits for the run to end by itself, for at most 60 seconds.
+    fn finish(mut self) -> std::process::Output {
+        let mut child = self.0.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("the run did not end: {:?}", child.wait_with_output());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[test]
+fn a_running_agent_s_spend_shows_with_its_heartbeats() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", "budget: 50k\n"))]);
+    let finish = env.path("finish");
+    // Spends 1000 tokens, then works until the test has seen them (at most 30 seconds).
+    let agent = script(
+        &env,
+        "claude",
+        &format!(
+            r#"cat > /dev/null
+echo '{{"type":"system","subtype":"init","session_id":"s1","model":"claude-sonnet-4-5"}}'
+echo '{{"type":"assistant","message":{{"id":"m1","model":"claude-sonnet-4-5","usage":{{"input_tokens":900,"output_tokens":100}}}}}}'
+i=0
+while [ ! -e '{finish}' ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+echo '{{"type":"result","subtype":"success","is_error":false,"result":"Nothing to change.","session_id":"s1","usage":{{"input_tokens":900,"output_tokens":100}}}}'
+"#,
+            finish = finish.display()
+        ),
+    );
+    let run = Running(Some(spawn(
+        &env,
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--max-tasks",
+            "1",
+            "--ttl",
+            "3s",
+            "--grace",
+            "1s",
+            "--",
+            &agent,
+            "-p",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+        ],
+    )));
+    wait_for("the spend on a renewed lease", || {
+        lease_state(&env, "repo", "a")["progress"]["tokens"] == 1000
+    });
+    let lease = lease_state(&env, "repo", "a");
+    assert_eq!(lease["state"], "held", "{lease}");
+    // Sonnet at $3 in and $15 out per million tokens.
+    let cost = lease["progress"]["cost_usd"].as_f64().unwrap();
+    assert!((cost - 0.0042).abs() < 1e-6, "{lease}");
+    let top = env.run("repo", &["top", "--once", "--json", "--local"]);
+    let row = &top.json()["leases"][0];
+    assert_eq!(row["task"], "a", "{top}");
+    assert_eq!(row["tokens"], 1000, "{top}");
+    assert_eq!(row["budget_tokens"], 50_000, "{top}");
+    std::fs::write(&finish, "").unwrap();
+    let output = run.finish();
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["completed"], 1, "{summary}");
+    assert_eq!(summary["tokens"], 1000, "{summary}");
+}
+
 /// Starts `gitprio` without waiting, in the test environment.
 fn spawn(env: &TestEnv, dir: &str, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_gitprio"))

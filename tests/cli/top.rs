@@ -164,6 +164,74 @@ fn once_prints_one_frame_and_its_json() {
     );
 }
 
+#[test]
+fn a_heartbeat_s_progress_shows_in_top_before_the_ledger_knows() {
+    let env = TestEnv::new();
+    let files = vec![(
+        ".tasks/alpha.md".to_owned(),
+        "---\ntitle: Fix the login redirect\nbudget:\n  tokens: 100000\n---\nDo it.\n".to_owned(),
+    )];
+    remote_with_clones(&env, &files, &["a", "b"]);
+    at(&env, "a", "alice", T0, &["claim"]);
+    let lonely = env.run_with(
+        "a",
+        &["heartbeat", "--cost-usd", "0.5"],
+        &[("GITPRIO_NOW", T0)],
+    );
+    assert_eq!(lonely.code, 2, "--cost-usd needs --tokens: {lonely}");
+    let row = |now: &str| {
+        let json = env.run_with("b", &["top", "--once", "--json"], &[("GITPRIO_NOW", now)]);
+        assert_eq!(json.code, 0, "{json}");
+        let fleet = json.json();
+        let row = &fleet["leases"][0];
+        (row["tokens"].as_u64().unwrap(), row["cost_usd"].as_f64())
+    };
+    assert_eq!(row("2026-11-01T12:01:00Z"), (0, Some(0.0)));
+    at(
+        &env,
+        "a",
+        "alice",
+        "2026-11-01T12:05:00Z",
+        &["heartbeat", "--tokens", "42000", "--cost-usd", "0.5"],
+    );
+    assert_eq!(row("2026-11-01T12:06:00Z"), (42_000, Some(0.5)));
+    // A heartbeat with nothing new to say keeps the last report.
+    at(&env, "a", "alice", "2026-11-01T12:10:00Z", &["heartbeat"]);
+    assert_eq!(row("2026-11-01T12:11:00Z"), (42_000, Some(0.5)));
+    let status = at(
+        &env,
+        "b",
+        "bob",
+        "2026-11-01T12:11:00Z",
+        &["status", "--json"],
+    );
+    let progress = &status.json()["leases"][0]["progress"];
+    assert_eq!(progress["tokens"], 42_000, "{status}");
+    assert_eq!(progress["cost_usd"], 0.5, "{status}");
+    assert_eq!(progress["at"], "2026-11-01T12:05:00Z", "{status}");
+    // Once the ledger knows more than the report, the ledger's numbers show.
+    at(
+        &env,
+        "a",
+        "alice",
+        "2026-11-01T12:12:00Z",
+        &[
+            "usage",
+            "record",
+            "alpha",
+            "--model",
+            "claude-sonnet-4-5",
+            "--input",
+            "50000",
+            "--output",
+            "10000",
+        ],
+    );
+    let (tokens, cost) = row("2026-11-01T12:13:00Z");
+    assert_eq!(tokens, 60_000);
+    assert!((cost.unwrap() - 0.3).abs() < 1e-9, "{cost:?}");
+}
+
 /// A tmux server of its own, killed when the test ends, however it ends.
 struct Tmux {
     socket: String,

@@ -184,7 +184,15 @@ pub(super) fn heartbeat(
     let renewed = forget_if_lost(
         session,
         &id,
-        lease::renew(settings, &repo, &config, &store, &id, shared.ttl.as_deref()),
+        lease::renew(
+            settings,
+            &repo,
+            &config,
+            &store,
+            &id,
+            shared.ttl.as_deref(),
+            None,
+        ),
     )?;
     let record = &renewed.lease.record;
     let spent = renewed.spent.as_ref().map(|run| (&run.meta, run.totals()));

@@ -384,7 +384,7 @@ impl Watch<'_> {
                 halt = self.check(tokens, usd, started);
                 if halt.is_none() && now >= next_beat {
                     next_beat = now + self.run.heartbeat_every;
-                    halt = self.beat();
+                    halt = self.beat(tokens, usd);
                 }
                 if let Some(reason) = &halt {
                     self.run.say(&format!(
@@ -432,8 +432,13 @@ impl Watch<'_> {
         self.run.control.run_limit().map(Halt::RunLimit)
     }
 
-    fn beat(&self) -> Option<Halt> {
-        match self.run.operations.heartbeat(self.agent, self.id) {
+    /// Renews the lease, reporting the spend so far: the renewal carries it to `gitprio top`.
+    fn beat(&self, tokens: u64, usd: f64) -> Option<Halt> {
+        match self
+            .run
+            .operations
+            .heartbeat(self.agent, self.id, tokens, usd)
+        {
             Ok(Beat::Renewed) => None,
             Ok(Beat::Lost) => Some(Halt::Lost),
             Ok(Beat::OverBudget) => Some(Halt::OverBudget(

@@ -233,11 +233,20 @@ impl Operations {
         Ok(output.stdout)
     }
 
-    /// Renews the lease on `id`.
-    pub fn heartbeat(&self, agent: &str, id: &str) -> anyhow::Result<Beat> {
+    /// Renews the lease on `id`, reporting the attempt's spend so far (`tokens`, and the
+    /// estimated dollars when some were priced) for `gitprio top` to show.
+    pub fn heartbeat(&self, agent: &str, id: &str, tokens: u64, usd: f64) -> anyhow::Result<Beat> {
+        let tokens_text = tokens.to_string();
+        let usd_text = format!("{usd:.6}");
         let mut arguments = vec!["heartbeat", id];
         if let Some(ttl) = &self.ttl {
             arguments.extend(["--ttl", ttl]);
+        }
+        if tokens > 0 {
+            arguments.extend(["--tokens", &tokens_text]);
+            if usd > 0.0 {
+                arguments.extend(["--cost-usd", &usd_text]);
+            }
         }
         let output = self.output(&self.directory, agent, &self.with_store(arguments), None)?;
         Ok(match output.code {

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use gitprio_core::TaskId;
-use gitprio_core::lease::{Lease, LeaseRecord, LeaseState};
+use gitprio_core::lease::{Lease, LeaseRecord, LeaseState, Progress};
 use gitprio_core::usage::report::{GroupBy, RunFilter, TaskFacts, report};
 use gitprio_core::usage::{Outcome, PriceTable, Run, RunMeta};
 use gitprio_core::{Status, Task};
@@ -232,8 +232,10 @@ impl Fleet {
                 LeaseState::Held => {
                     let run_id = RunMeta::run_id(record.generation, record.acquired_at);
                     let run = runs_by_id.get(&(id, run_id.as_str())).copied();
-                    let (tokens, cost_usd) =
-                        run.map_or((0, Some(0.0)), |run| spend(run, sources.prices));
+                    let (tokens, cost_usd) = attempt_spend(
+                        run.map_or((0, Some(0.0)), |run| spend(run, sources.prices)),
+                        record.progress.as_ref(),
+                    );
                     leases.push(LeaseRow {
                         task: id.clone(),
                         title: title(id),
@@ -406,6 +408,17 @@ fn beat(record: &LeaseRecord, now: Timestamp, skew: SignedDuration) -> Beat {
         Beat::Stale
     } else {
         Beat::Fresh
+    }
+}
+
+/// The spend of a held lease's attempt: the ledger's, or what the holder reported with
+/// its last heartbeat when that is further along (`gitprio run` records usage in the
+/// ledger only when the attempt ends). Both count the attempt from its start, so the
+/// larger is the later.
+fn attempt_spend(ledger: (u64, Option<f64>), progress: Option<&Progress>) -> (u64, Option<f64>) {
+    match progress {
+        Some(progress) if progress.tokens > ledger.0 => (progress.tokens, progress.cost_usd),
+        _ => ledger,
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use gitprio_core::Status;
 use gitprio_core::TaskId;
 use gitprio_core::git::ObjectId;
-use gitprio_core::lease::{Holder, Lease, LeaseEvent, LeaseRecord, LeaseState};
+use gitprio_core::lease::{Holder, Lease, LeaseEvent, LeaseRecord, LeaseState, Progress};
 use gitprio_core::usage::{Outcome, PriceTable, Run, RunMeta, UsageRecord};
 use jiff::{SignedDuration, Timestamp};
 use ratatui::Terminal;
@@ -66,6 +66,7 @@ fn lease(spec: &LeaseSpec<'_>) -> Lease {
             ttl_seconds: 1800,
             reason: None,
             last_error: spec.last_error.map(str::to_owned),
+            progress: None,
             nonce: "n".to_owned(),
         },
     }
@@ -492,6 +493,36 @@ fn renewed_after_reclaim(record: &LeaseRecord) -> Vec<LeaseRecord> {
         ..record.clone()
     };
     vec![record.clone(), reclaim]
+}
+
+#[test]
+fn a_heartbeat_s_progress_shows_until_the_ledger_knows_more() {
+    let mut state = State::new();
+    let report = |tokens, cost_usd| {
+        Some(Progress {
+            tokens,
+            cost_usd,
+            at: at("2026-11-01T12:28:00Z"),
+        })
+    };
+    let login = id("fix-login");
+    let docs = id("docs-typos");
+    state.leases.get_mut(&login).unwrap().record.progress = report(150_000, Some(0.9));
+    state.leases.get_mut(&docs).unwrap().record.progress = report(5_000, None);
+    let spend = |fleet: &Fleet, task: &TaskId| {
+        let row = fleet.leases.iter().find(|row| &row.task == task).unwrap();
+        (row.tokens, row.cost_usd)
+    };
+    let fleet = state.fleet();
+    assert_eq!(spend(&fleet, &login), (150_000, Some(0.9)));
+    assert_eq!(fleet.leases[1].budget_share(), Some(0.75));
+    // No run in the ledger yet: the report is all there is, unpriced.
+    assert_eq!(spend(&fleet, &docs), (5_000, None));
+    // The ledger caught up past the report: its numbers are the later ones.
+    state.leases.get_mut(&login).unwrap().record.progress = report(90_000, Some(0.1));
+    let (tokens, cost) = spend(&state.fleet(), &login);
+    assert_eq!(tokens, 120_000);
+    assert!((cost.unwrap() - 0.6).abs() < 1e-9);
 }
 
 #[test]

@@ -87,6 +87,21 @@ pub struct Holder {
     pub session: Option<String>,
 }
 
+/// What a holder reported of its attempt with a heartbeat: its spend so far, cumulative.
+///
+/// It rides on the renewal that happens anyway, so the cockpit sees a running agent's
+/// spend before the attempt ends and its usage reaches the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Tokens spent so far in this attempt.
+    pub tokens: u64,
+    /// Estimated dollars spent so far, when the holder could price its tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// When the holder reported it: later heartbeats without news keep it as it was.
+    pub at: Timestamp,
+}
+
 /// The content of one lease commit: the whole state after one change.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LeaseRecord {
@@ -114,6 +129,9 @@ pub struct LeaseRecord {
     /// The last failure's reason, kept across attempts.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// What the holder last said it spent on this attempt, carried by a heartbeat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<Progress>,
     /// Makes every lease commit unique: git treats pushing an existing object as success.
     pub nonce: String,
 }
@@ -274,6 +292,7 @@ mod tests {
             ttl_seconds: 1800,
             reason: None,
             last_error: None,
+            progress: None,
             nonce: "n1".to_owned(),
         }
     }
@@ -296,6 +315,41 @@ mod tests {
             LeaseRecord::from_message("gitprio lease: claim\n\n{not json"),
             Err(RecordError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn progress_round_trips_and_records_without_it_still_parse() {
+        let mut record = record();
+        let message = record.to_message();
+        assert!(!message.contains("progress"), "{message}");
+        assert_eq!(LeaseRecord::from_message(&message).unwrap().progress, None);
+        record.event = LeaseEvent::Renew;
+        record.progress = Some(Progress {
+            tokens: 12_345,
+            cost_usd: Some(0.25),
+            at: record.renewed_at,
+        });
+        let message = record.to_message();
+        assert_eq!(LeaseRecord::from_message(&message).unwrap(), record);
+        record.progress = Some(Progress {
+            tokens: 7,
+            cost_usd: None,
+            at: record.renewed_at,
+        });
+        assert_eq!(
+            LeaseRecord::from_message(&record.to_message()).unwrap(),
+            record
+        );
+        let newer = message.replace("\"nonce\"", "\"checkpoint\": {\"step\": 3},\n  \"nonce\"");
+        assert_ne!(newer, message);
+        assert_eq!(
+            LeaseRecord::from_message(&newer).unwrap().progress,
+            Some(Progress {
+                tokens: 12_345,
+                cost_usd: Some(0.25),
+                at: record.renewed_at,
+            })
+        );
     }
 
     #[test]

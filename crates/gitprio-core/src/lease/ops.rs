@@ -9,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::store::{CasOutcome, LeaseStore, Mode, StoreError};
-use super::{Holder, Lease, LeaseEvent, LeaseRecord, LeaseState};
+use super::{Holder, Lease, LeaseEvent, LeaseRecord, LeaseState, Progress};
 use crate::queue::Queue;
 use crate::task::{Status, Task, TaskId};
 
@@ -300,6 +300,7 @@ pub fn claim_avoiding(
             ttl_seconds: context.ttl_seconds(),
             reason: None,
             last_error,
+            progress: None,
             nonce: nonce(),
         };
         let expected = previous.map(|lease| lease.oid);
@@ -486,16 +487,21 @@ fn still_ours(
 }
 
 /// Renews the lease this worktree holds on `id` for another TTL.
+///
+/// `progress`, the holder's spend so far, replaces the one reported before; without it
+/// the renewal keeps what was last reported.
 pub fn heartbeat(
     store: &LeaseStore<'_>,
     id: &TaskId,
     context: &LeaseContext,
+    progress: Option<Progress>,
 ) -> Result<Lease, LeaseError> {
     advance(store, id, context, "heartbeat", |record| LeaseRecord {
         event: LeaseEvent::Renew,
         renewed_at: context.now,
         expires_at: context.expires_at(),
         ttl_seconds: context.ttl_seconds(),
+        progress: progress.or(record.progress),
         ..record
     })
 }
