@@ -89,7 +89,8 @@ const START: &str = "2026-11-02T09:00:00Z";
 const TOOLCHAIN: [&str; 2] = ["cargo", "lychee"];
 
 /// Runs `gitprio run --parallel 3` with the simulated agent until nothing is ready, merging
-/// the completed branches between rounds as a reviewer would, then prints the report.
+/// the completed branches between rounds as a reviewer would, then prints the report and
+/// one frame of the cockpit.
 fn simulate(root: &Path) -> anyhow::Result<()> {
     let world = root.join("agents");
     std::fs::create_dir_all(&world)?;
@@ -204,6 +205,13 @@ fn simulate(root: &Path) -> anyhow::Result<()> {
     gitprio(&["gc"])?;
     println!("\n$ gitprio report --by type");
     print!("{}", gitprio(&["report", "--by", "type"])?);
+    let top = ["top", "--once", "--window", "6h", "--width", "110"];
+    println!(
+        "\n# The cockpit, as `gitprio top` shows it live while agents work: the last runs, and\n\
+         # the throughput over six hours, the whole demo.\n\n$ gitprio {}",
+        top.join(" ")
+    );
+    print!("{}", gitprio(&top)?);
     Ok(())
 }
 

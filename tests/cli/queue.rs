@@ -174,7 +174,7 @@ fn demo_shows_the_example_queue() {
         "{output}"
     );
     // `gitprio run` drains the queue with the simulated agent, round after round, and the
-    // demo ends on the value-per-token report.
+    // demo ends on the value-per-token report and a frame of the cockpit.
     for expected in [
         "$ gitprio run --parallel 3 --agent-name agent --adapter claude -- gitprio demo-agent",
         "A reviewer merges gitprio/auth-login-rate-limit",
@@ -182,9 +182,15 @@ fn demo_shows_the_example_queue() {
         "$ gitprio report --by type",
         "value per 1M tokens",
         "Runs that did not complete their task",
+        "$ gitprio top --once --window 6h --width 110\ngitprio top · 2026-11-02 ",
+        "0 agents active · 12 done in the last 6h · 0 ready",
+        "no agent holds a lease",
+        " Last runs ",
     ] {
         assert!(output.stdout.contains(expected), "{expected}: {output}");
     }
+    let frame = &output.stdout[output.stdout.find("$ gitprio top").unwrap()..];
+    assert!(frame.contains(" completed "), "{frame}");
     // The agent's stream-json usage is followed live: one agent is stopped over its budget,
     // one reports an error; both tasks are retried and done.
     for expected in [
