@@ -37,6 +37,16 @@ enum Halt {
     Lost,
 }
 
+/// What a running agent has spent so far.
+#[derive(Clone, Copy, Debug)]
+struct Spend {
+    tokens: u64,
+    /// Estimated at list prices; tokens of a model without a price count nothing.
+    usd: f64,
+    /// Every token so far has a price.
+    priced: bool,
+}
+
 /// The task's spending limit for this attempt.
 #[derive(Clone, Copy, Debug, Default)]
 struct Budget {
@@ -377,14 +387,18 @@ impl Watch<'_> {
                 return Ok((status, halt));
             }
             self.read_new();
-            let (tokens, usd) = self.live();
+            let Spend {
+                tokens,
+                usd,
+                priced,
+            } = self.live();
             self.run.control.set_live(self.slot, tokens, usd);
             let now = Instant::now();
             if halt.is_none() {
                 halt = self.check(tokens, usd, started);
                 if halt.is_none() && now >= next_beat {
                     next_beat = now + self.run.heartbeat_every;
-                    halt = self.beat(tokens, usd);
+                    halt = self.beat(tokens, priced.then_some(usd));
                 }
                 if let Some(reason) = &halt {
                     self.run.say(&format!(
@@ -432,8 +446,9 @@ impl Watch<'_> {
         self.run.control.run_limit().map(Halt::RunLimit)
     }
 
-    /// Renews the lease, reporting the spend so far: the renewal carries it to `gitprio top`.
-    fn beat(&self, tokens: u64, usd: f64) -> Option<Halt> {
+    /// Renews the lease, reporting the spend so far (`usd` when every token has a price):
+    /// the renewal carries it to `gitprio top`.
+    fn beat(&self, tokens: u64, usd: Option<f64>) -> Option<Halt> {
         match self
             .run
             .operations
@@ -465,25 +480,28 @@ impl Watch<'_> {
     }
 
     /// Tokens and estimated dollars so far.
-    fn live(&self) -> (u64, f64) {
+    fn live(&self) -> Spend {
         let usage: Vec<ModelUsage> = self
             .output
             .usage()
             .into_iter()
             .chain(self.usage.usage())
             .collect();
-        let tokens = usage.iter().map(ModelUsage::tokens).sum();
-        let usd = usage
+        let costs: Vec<Option<f64>> = usage
             .iter()
-            .filter_map(|usage| {
+            .map(|usage| {
                 let mut record = as_record(usage);
                 if record.model.is_empty() {
                     self.model.unwrap_or_default().clone_into(&mut record.model);
                 }
                 self.run.prices.cost(&record)
             })
-            .sum();
-        (tokens, usd)
+            .collect();
+        Spend {
+            tokens: usage.iter().map(ModelUsage::tokens).sum(),
+            usd: costs.iter().flatten().sum(),
+            priced: costs.iter().all(Option::is_some),
+        }
     }
 }
 

@@ -234,18 +234,24 @@ impl Operations {
     }
 
     /// Renews the lease on `id`, reporting the attempt's spend so far (`tokens`, and the
-    /// estimated dollars when some were priced) for `gitprio top` to show.
-    pub fn heartbeat(&self, agent: &str, id: &str, tokens: u64, usd: f64) -> anyhow::Result<Beat> {
+    /// estimated dollars when known) for `gitprio top` to show.
+    pub fn heartbeat(
+        &self,
+        agent: &str,
+        id: &str,
+        tokens: u64,
+        usd: Option<f64>,
+    ) -> anyhow::Result<Beat> {
         let tokens_text = tokens.to_string();
-        let usd_text = format!("{usd:.6}");
+        let usd_text = usd.map(|usd| format!("{usd:.6}"));
         let mut arguments = vec!["heartbeat", id];
         if let Some(ttl) = &self.ttl {
             arguments.extend(["--ttl", ttl]);
         }
         if tokens > 0 {
             arguments.extend(["--tokens", &tokens_text]);
-            if usd > 0.0 {
-                arguments.extend(["--cost-usd", &usd_text]);
+            if let Some(usd) = &usd_text {
+                arguments.extend(["--cost-usd", usd]);
             }
         }
         let output = self.output(&self.directory, agent, &self.with_store(arguments), None)?;
