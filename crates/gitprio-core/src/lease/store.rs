@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use gix::ObjectId;
 
 use super::{LEASE_PREFIX, Lease, LeaseRecord};
-use crate::git::{GitError, Repository};
+use crate::git::{GitError, Repository, Transport};
 use crate::task::TaskId;
 
 /// Where the leases that agents coordinate through are kept.
@@ -107,7 +107,7 @@ impl<'repo> LeaseStore<'repo> {
             return Ok(());
         };
         let spec = format!("+{pattern}:{}", self.mirror_of(pattern));
-        let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
+        let mut args = fetch_args(self.repo, remote);
         if pattern.ends_with('*') {
             args.push("--prune");
         }
@@ -117,7 +117,7 @@ impl<'repo> LeaseStore<'repo> {
         if output.status.success() || detail.contains("couldn't find remote ref") {
             // A ref nobody wrote yet is simply absent.
             if !output.status.success() {
-                let _ = self.update_ref(&self.mirror_of(pattern), false, None, None);
+                let _ = self.repo.set_reference(&self.mirror_of(pattern), None);
             }
             Ok(())
         } else {
@@ -138,23 +138,28 @@ impl<'repo> LeaseStore<'repo> {
     }
 
     /// Brings the queue's branch and every lease from the remote, in one fetch.
+    ///
+    /// When the remote's refs can be read without a fetch (a repository on this machine,
+    /// or `git://`, see [`Repository::peek_remote_refs`]) and the branch tip and every
+    /// lease there equal their local mirrors, there is nothing to fetch and no fetch runs.
     pub fn refresh(&self) -> Result<(), StoreError> {
         let Mode::Remote { remote, branch } = &self.mode else {
             return Ok(());
         };
+        if self.mirrors_are_current(remote, branch) {
+            return Ok(());
+        }
         let branch_spec = format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}");
         let lease_spec = format!("+{LEASE_PREFIX}*:refs/gitprio/remotes/{remote}/leases/*");
-        let output = self.repo.git(&[
-            "fetch",
-            "--quiet",
-            "--no-tags",
+        let mut args = fetch_args(self.repo, remote);
+        args.extend([
             "--prune",
-            "--no-write-fetch-head",
             "--no-recurse-submodules",
             remote,
             &branch_spec,
             &lease_spec,
-        ])?;
+        ]);
+        let output = self.repo.git(&args)?;
         let detail = stderr_summary(&output.stderr);
         if output.status.success() {
             Ok(())
@@ -170,6 +175,46 @@ impl<'repo> LeaseStore<'repo> {
                 detail,
             })
         }
+    }
+
+    /// Returns whether the remote's branch tip and lease refs, read without fetching, are
+    /// exactly what the local mirrors hold; `false` when they cannot be read that way.
+    fn mirrors_are_current(&self, remote: &str, branch: &str) -> bool {
+        let branch_ref = format!("refs/heads/{branch}");
+        let Some(remote_refs) = self
+            .repo
+            .peek_remote_refs(remote, &[&branch_ref, LEASE_PREFIX])
+        else {
+            return false;
+        };
+        let mut tip = None;
+        let mut remote_leases = BTreeMap::new();
+        for (reference, oid) in remote_refs {
+            if reference == branch_ref {
+                tip = Some(oid);
+            } else if let Some(name) = reference.strip_prefix(LEASE_PREFIX) {
+                remote_leases.insert(name.to_owned(), oid);
+            }
+        }
+        // A missing branch is for the fetch to report.
+        let Some(tip) = tip else {
+            return false;
+        };
+        let mirror_tip = self
+            .repo
+            .reference_commit(&format!("refs/remotes/{remote}/{branch}"));
+        if !matches!(mirror_tip, Ok(Some(oid)) if oid == tip) {
+            return false;
+        }
+        let prefix = self.local_prefix();
+        let Ok(mirrors) = self.repo.references_under(&prefix) else {
+            return false;
+        };
+        let mirrors: BTreeMap<String, ObjectId> = mirrors
+            .into_iter()
+            .map(|(reference, oid)| (reference[prefix.len()..].to_owned(), oid))
+            .collect();
+        mirrors == remote_leases
     }
 
     /// Reads every lease; refs that hold no readable lease are returned apart, never dropped silently.
@@ -278,7 +323,7 @@ impl<'repo> LeaseStore<'repo> {
                 if outcome == CasOutcome::Won {
                     // Mirror what the remote now holds; a failure here only delays what
                     // `status` shows until the next fetch, the remote is the truth.
-                    let _ = self.update_ref(&self.mirror_of(reference), false, None, new);
+                    let _ = self.repo.set_reference(&self.mirror_of(reference), new);
                 }
                 Ok(outcome)
             }
@@ -413,6 +458,29 @@ impl<'repo> LeaseStore<'repo> {
             .find(|(_, name)| *name == reference)
             .and_then(|(oid, _)| ObjectId::from_hex(oid.as_bytes()).ok()))
     }
+}
+
+/// The start of every `git fetch` gitprio runs from `remote`: quiet, and without the work
+/// a fetch does for a person (tags, `FETCH_HEAD`, forced-update notes, maintenance).
+///
+/// Over `git://` it speaks protocol version 0: version 2 sends its ref listing request
+/// as many small writes, and on a plain TCP socket (git sets no `TCP_NODELAY`) Nagle's
+/// algorithm and delayed ACKs stall each such request ~40 ms; version 0's server
+/// advertises its refs unasked (measured in `docs/BENCHMARKS.md`).
+fn fetch_args(repo: &Repository, remote: &str) -> Vec<&'static str> {
+    let mut args = vec!["-c", "advice.fetchShowForcedUpdates=false"];
+    if repo.transport(remote) == Transport::Daemon {
+        args.extend(["-c", "protocol.version=0"]);
+    }
+    args.extend([
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--no-auto-maintenance",
+        "--no-show-forced-updates",
+    ]);
+    args
 }
 
 /// Whether a rejected push lost a race (the ref moved) rather than failing for another reason.
