@@ -1,8 +1,10 @@
 //! Where leases live (a remote, or this repository's refs) and the one compare-and-swap that moves them.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use gix::ObjectId;
+use serde::{Deserialize, Serialize};
 
 use super::{LEASE_PREFIX, Lease, LeaseRecord};
 use crate::git::{GitError, Repository, Transport};
@@ -218,10 +220,23 @@ impl<'repo> LeaseStore<'repo> {
     }
 
     /// Reads every lease; refs that hold no readable lease are returned apart, never dropped silently.
+    ///
+    /// Records already read are taken from a cache keyed by commit id (a commit never
+    /// changes), so a queue with hundreds of lease refs does not inflate hundreds of
+    /// objects on every claim.
     pub fn leases(&self) -> Result<(BTreeMap<TaskId, Lease>, Vec<BadLease>), StoreError> {
         let prefix = self.local_prefix();
         let mut leases = BTreeMap::new();
         let mut bad = Vec::new();
+        let cache_path = self
+            .repo
+            .common_dir()
+            .join("gitprio")
+            .join("cache")
+            .join("leases.json");
+        let mut cached = RecordCache::load(&cache_path);
+        let mut current = RecordCache::default();
+        let mut missed = false;
         for (reference, oid) in self.repo.references_under(&prefix)? {
             let name = &reference[prefix.len()..];
             let Some(id) = TaskId::new(name) else {
@@ -232,7 +247,17 @@ impl<'repo> LeaseStore<'repo> {
                 });
                 continue;
             };
-            match self.read(oid) {
+            let key = oid.to_string();
+            let read = if let Some(record) = cached.records.remove(&key) {
+                Ok(record)
+            } else {
+                missed = true;
+                self.read(oid)
+            };
+            if let Ok(record) = &read {
+                current.records.insert(key, record.clone());
+            }
+            match read {
                 Ok(record) if record.task == id => {
                     leases.insert(
                         id,
@@ -254,6 +279,10 @@ impl<'repo> LeaseStore<'repo> {
                     problem,
                 }),
             }
+        }
+        if missed || !cached.records.is_empty() {
+            // Only a speed-up: a cache that cannot be written is read from the objects next time.
+            current.save(&cache_path);
         }
         Ok((leases, bad))
     }
@@ -457,6 +486,43 @@ impl<'repo> LeaseStore<'repo> {
             .filter_map(|line| line.split_once('\t'))
             .find(|(_, name)| *name == reference)
             .and_then(|(oid, _)| ObjectId::from_hex(oid.as_bytes()).ok()))
+    }
+}
+
+/// Lease records by the id of the commit they were read from, as last saved under
+/// `<common git dir>/gitprio/cache/leases.json`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct RecordCache {
+    version: u32,
+    records: BTreeMap<String, LeaseRecord>,
+}
+
+impl RecordCache {
+    /// Bumped whenever [`LeaseRecord`] changes shape, so an older cache is ignored.
+    const VERSION: u32 = 1;
+
+    fn load(path: &Path) -> RecordCache {
+        std::fs::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<RecordCache>(&bytes).ok())
+            .filter(|cache| cache.version == Self::VERSION)
+            .unwrap_or_default()
+    }
+
+    fn save(mut self, path: &Path) {
+        self.version = Self::VERSION;
+        let Some(directory) = path.parent() else {
+            return;
+        };
+        let temporary = path.with_extension(format!("tmp.{}", std::process::id()));
+        let written = std::fs::create_dir_all(directory)
+            .and_then(|()| {
+                std::fs::write(&temporary, serde_json::to_vec(&self).unwrap_or_default())
+            })
+            .and_then(|()| std::fs::rename(&temporary, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
     }
 }
 
