@@ -22,23 +22,26 @@ path (local transport), (b) the same kind of repository served by `git daemon` o
 L of --lease-refs (column `leases`), a remote whose queue has L + --runs + --warmup tasks,
 the first L of them already finished (one lease ref each in state `submitted`, as after L
 claims and `gitprio done`s; the record is copied from one that this gitprio wrote). Every
-claim fetches every lease ref, and git's fetch and push both cost more with more refs, so
+claim looks at every lease ref, and git's fetch and push both cost more with more refs, so
 L=0 is the best case and L=500 a queue in use. For each remote, a clone, and --runs
 timed rounds (after --warmup untimed ones) of, in this order:
   - raw push:  `git push --porcelain --force-with-lease=<ref>: origin <oid>:<ref>` of one
                new ref (refs/bench/raw/<n>) to a fresh commit of the empty tree, made with
                `git commit-tree` beforehand (untimed). This is the floor for one
                compare-and-swap on the remote, and the target's yardstick.
-  - raw fetch: `git fetch` of the same refspecs `gitprio claim` fetches (the queue branch
-               and every refs/gitprio/leases/* ref), for a breakdown of claim's cost.
+  - raw fetch: a plain `git fetch` of the same refspecs `gitprio claim` refreshes (the
+               queue branch and every refs/gitprio/leases/* ref; nothing new to bring),
+               for comparison: what a claim would pay if it always fetched.
   - claim:     `gitprio claim --json`, which takes the next task (the previous claims are
                still held, so every claim is on a fresh task and creates a new lease ref):
-               one fetch, reading the queue and the leases, one push.
+               one look at the remote's refs (read from its files for the path remote,
+               `ls-remote` over git://; nothing changed since the last round, so no fetch
+               follows), reading the queue and the leases, one push.
   - heartbeat: `gitprio heartbeat <id> --json`: one push that moves an existing lease ref.
 Each command's wall time is taken from the spawn to the exit of the process, in ms.
 Columns: median and p90 (nearest rank) of each, and claim/push = median claim / median
 raw push (target: <= 1.5x), claim/(fetch+push) = median claim / (median raw fetch +
-median raw push), i.e. what gitprio adds to the two git round trips it cannot avoid.
+median raw push), i.e. how a claim compares with a plain fetch followed by a push.
 
 Part 2, contention. For each K in --agents: a fresh bare remote (by path) holding a queue
 of --tasks tasks (`.tasks/tNNNN.md`, priority N%5), K clones of it, and K threads started

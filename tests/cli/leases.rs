@@ -307,6 +307,47 @@ fn assert_each_claimed_once(claims: &BTreeMap<String, Vec<String>>, count: usize
 }
 
 #[test]
+fn a_task_finished_on_the_remote_since_the_last_fetch_is_never_handed_out() {
+    let env = TestEnv::new();
+    let files = vec![
+        (".tasks/alpha.md".to_owned(), task("Alpha", 0, &[])),
+        (".tasks/beta.md".to_owned(), task("Beta", 1, &[])),
+    ];
+    remote_with_clones(&env, &files, &[]);
+    let daemon = GitDaemon::start(&env.path("."));
+    for (name, url) in [
+        ("path", env.path("remote.git").display().to_string()),
+        ("daemon", daemon.url("remote.git")),
+    ] {
+        let (editor, agent) = (format!("{name}-editor"), format!("{name}-agent"));
+        env.git(".", &["clone", "--quiet", &url, &editor]);
+        env.git(".", &["clone", "--quiet", &url, &agent]);
+        // The agent's mirrors are current: nothing changed on the remote since.
+        assert_eq!(as_agent(&env, &agent, "bob", T0, &["status"]).code, 0);
+        let path = env.path(&format!("{editor}/.tasks/alpha.md"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("priority: 0\n", "priority: 0\nstatus: done\n"),
+        )
+        .unwrap();
+        env.git(&editor, &["commit", "--quiet", "-am", "alpha done"]);
+        env.git(&editor, &["push", "--quiet", "origin", "main"]);
+        let claim = as_agent(&env, &agent, "bob", T0, &["claim", "--json"]);
+        assert_eq!(claimed_id(&claim), "beta", "{name}");
+        // Give the remote back its first state for the next transport.
+        env.git(
+            &editor,
+            &["push", "--quiet", "--force", "origin", "HEAD~1:main"],
+        );
+        env.git(
+            "remote.git",
+            &["update-ref", "-d", "refs/gitprio/leases/beta"],
+        );
+    }
+}
+
+#[test]
 fn sixteen_agents_drain_fifty_tasks_with_no_double_claim() {
     let env = TestEnv::new();
     let clones: Vec<String> = (0..16).map(|index| format!("agent{index:02}")).collect();

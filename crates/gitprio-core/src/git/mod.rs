@@ -338,11 +338,7 @@ impl Repository {
             Some(tree) => tree,
             None => self.write_object(&gix::objs::Tree::empty())?,
         };
-        let signature = gix::actor::Signature {
-            name: "gitprio".into(),
-            email: "gitprio@localhost".into(),
-            time: gix::date::Time::new(seconds, 0),
-        };
+        let signature = gitprio_signature(seconds);
         let commit = gix::objs::Commit {
             tree,
             parents: parent.into_iter().collect(),
@@ -415,6 +411,150 @@ impl Repository {
             })
     }
 
+    /// Returns how remote `name` is reached, from its fetch URL.
+    pub fn transport(&self, name: &str) -> Transport {
+        let Ok(remote) = self.repo.find_remote(name) else {
+            return Transport::Other;
+        };
+        let Some(url) = remote.url(gix::remote::Direction::Fetch) else {
+            return Transport::Other;
+        };
+        match url.scheme {
+            gix::url::Scheme::File => match gix::path::from_bstr(&url.path) {
+                // A relative path is relative to where `git` runs: the worktree.
+                Ok(path) => {
+                    Transport::Local(self.workdir().unwrap_or_else(|| self.git_dir()).join(path))
+                }
+                Err(_) => Transport::Other,
+            },
+            gix::url::Scheme::Git => Transport::Daemon,
+            _ => Transport::Other,
+        }
+    }
+
+    /// Returns the refs of remote `name` that `wanted` names (a full ref name, or a prefix
+    /// ending in `/`), read without fetching anything: straight from the repository's files
+    /// for a remote on this machine, with `git ls-remote` for `git://`.
+    ///
+    /// Returns `None` when that is not possible, or not cheaper than a fetch (ssh, http), or
+    /// when anything goes wrong: the caller then fetches, and the fetch reports the problem.
+    pub fn peek_remote_refs(&self, name: &str, wanted: &[&str]) -> Option<Vec<(String, ObjectId)>> {
+        let is_wanted = |reference: &str| {
+            wanted.iter().any(|want| {
+                if want.ends_with('/') {
+                    reference.starts_with(want)
+                } else {
+                    reference == *want
+                }
+            })
+        };
+        match self.transport(name) {
+            Transport::Local(path) => {
+                let remote = gix::open_opts(path, gix::open::Options::isolated()).ok()?;
+                if remote.git_dir().join("reftable").is_dir() {
+                    return None;
+                }
+                let mut found = Vec::new();
+                for want in wanted {
+                    if want.ends_with('/') {
+                        let platform = remote.references().ok()?;
+                        for reference in platform.prefixed(*want).ok()? {
+                            let reference = reference.ok()?;
+                            let id = reference.target().try_id()?.to_owned();
+                            found.push((reference.name().as_bstr().to_string(), id));
+                        }
+                    } else if let Some(reference) = remote.try_find_reference(*want).ok()? {
+                        let id = reference.target().try_id()?.to_owned();
+                        found.push((reference.name().as_bstr().to_string(), id));
+                    }
+                }
+                found.retain(|(reference, _)| is_wanted(reference));
+                Some(found)
+            }
+            Transport::Daemon => {
+                let patterns: Vec<String> = wanted
+                    .iter()
+                    .map(|want| {
+                        if want.ends_with('/') {
+                            format!("{want}*")
+                        } else {
+                            (*want).to_owned()
+                        }
+                    })
+                    .collect();
+                let mut args = vec![
+                    "-c",
+                    "protocol.version=0",
+                    "ls-remote",
+                    "--refs",
+                    "--end-of-options",
+                    name,
+                ];
+                args.extend(patterns.iter().map(String::as_str));
+                let output = self.git(&args).ok()?;
+                if !output.status.success() {
+                    return None;
+                }
+                let stdout = String::from_utf8(output.stdout).ok()?;
+                let mut found = Vec::new();
+                for line in stdout.lines() {
+                    let (oid, reference) = line.split_once('\t')?;
+                    if is_wanted(reference) {
+                        found.push((
+                            reference.to_owned(),
+                            ObjectId::from_hex(oid.as_bytes()).ok()?,
+                        ));
+                    }
+                }
+                Some(found)
+            }
+            Transport::Other => None,
+        }
+    }
+
+    /// Points `name` at `target`, or deletes it with `None`, whatever it held before: for
+    /// the local mirrors of remote refs, where the remote is the truth.
+    pub fn set_reference(&self, name: &str, target: Option<ObjectId>) -> Result<(), GitError> {
+        use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+        let reference_error = |source: BoxError| GitError::Reference {
+            name: name.to_owned(),
+            source,
+        };
+        let full_name: gix::refs::FullName =
+            name.try_into()
+                .map_err(|error: gix::validate::reference::name::Error| {
+                    reference_error(Box::new(error))
+                })?;
+        let change = match target {
+            Some(id) => Change::Update {
+                log: LogChange {
+                    mode: RefLog::AndReference,
+                    force_create_reflog: false,
+                    message: "gitprio".into(),
+                },
+                expected: PreviousValue::Any,
+                new: gix::refs::Target::Object(id),
+            },
+            None => Change::Delete {
+                expected: PreviousValue::Any,
+                log: RefLog::AndReference,
+            },
+        };
+        let signature = gitprio_signature(0);
+        let mut time = gix::date::parse::TimeBuf::default();
+        self.repo
+            .edit_references_as(
+                [RefEdit {
+                    change,
+                    name: full_name,
+                    deref: false,
+                }],
+                Some(signature.to_ref(&mut time)),
+            )
+            .map(drop)
+            .map_err(|error| reference_error(Box::new(error)))
+    }
+
     /// Runs `git` in this repository and returns its output, whatever its exit status.
     pub fn git(&self, args: &[&str]) -> Result<std::process::Output, GitError> {
         let directory = self.workdir().unwrap_or_else(|| self.git_dir());
@@ -428,6 +568,26 @@ impl Repository {
                 args: args.join(" "),
                 source,
             })
+    }
+}
+
+/// How a remote is reached, as far as the cost of asking it for its refs goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// A repository on this machine (a path or a `file://` URL): its refs can be read directly.
+    Local(PathBuf),
+    /// `git://`: a plain TCP connection to `git daemon`.
+    Daemon,
+    /// Anything else (ssh, http): only `git` knows how to reach it.
+    Other,
+}
+
+/// The identity gitprio's own commits and ref updates are made as, at `seconds`.
+fn gitprio_signature(seconds: i64) -> gix::actor::Signature {
+    gix::actor::Signature {
+        name: "gitprio".into(),
+        email: "gitprio@localhost".into(),
+        time: gix::date::Time::new(seconds, 0),
     }
 }
 

@@ -257,10 +257,12 @@ pub fn claim_avoiding(
             .count();
         return Ok(ClaimOutcome::NothingReady { held });
     }
-    let window = active_agents(leases, context).min(candidates.len());
-    let start = usize::try_from(random_u64() % window as u64).unwrap_or(0);
+    let spread = claim_spread(active_agents(leases, context));
     let mut tries = 0;
-    for task in candidates.iter().cycle().skip(start).take(candidates.len()) {
+    for task in claim_order(candidates.len(), spread, random_u64())
+        .into_iter()
+        .map(|index| candidates[index])
+    {
         if tries >= MAX_CLAIM_TRIES {
             return Err(LeaseError::Contention { tries });
         }
@@ -329,6 +331,54 @@ pub fn claim_avoiding(
         return Ok(ClaimOutcome::NothingReady { held: 0 });
     }
     Err(LeaseError::Contention { tries })
+}
+
+/// How many top candidates racing agents spread their first attempts over, given the
+/// number of agents active now (this one included): twice that many, so that agents
+/// whose views of the leases are a little stale rarely pick the same task; one agent
+/// alone always takes the top task.
+fn claim_spread(agents: usize) -> usize {
+    if agents <= 1 {
+        1
+    } else {
+        agents.saturating_mul(2)
+    }
+}
+
+/// Returns the order in which to try `count` ranked candidates (as indices into them).
+///
+/// The first attempt goes to a random one of the top `spread`. A lost race means other
+/// agents claimed in that rank region since this view of the leases was taken, so each
+/// further attempt goes to a random candidate of the next region down (regions at least
+/// two wide), never back to a region already tried. The candidates left follow in rank
+/// order, so every one is reachable. `seed` makes the choice; it differs per agent and
+/// per attempt.
+fn claim_order(count: usize, spread: usize, seed: u64) -> Vec<usize> {
+    let mut order = Vec::with_capacity(count);
+    let mut taken = vec![false; count];
+    let mut state = seed;
+    let mut start = 0;
+    let mut width = spread.max(1);
+    while start < count && order.len() < MAX_CLAIM_TRIES as usize {
+        let end = start.saturating_add(width).min(count);
+        state = mix(state);
+        let span = u64::try_from(end - start).unwrap_or(u64::MAX);
+        let pick = start + usize::try_from(state % span).unwrap_or(0);
+        order.push(pick);
+        taken[pick] = true;
+        start = end;
+        width = width.max(2);
+    }
+    order.extend((0..count).filter(|index| !taken[*index]));
+    order
+}
+
+/// One step of splitmix64: spreads a seed into a well-mixed next value.
+fn mix(state: u64) -> u64 {
+    let mut value = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    value ^ (value >> 31)
 }
 
 /// Counts the agents seen changing a lease within one TTL, this one included.
@@ -692,4 +742,49 @@ fn random_u64() -> u64 {
             .map_or(0, |elapsed| elapsed.as_nanos()),
     );
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_agent_tries_the_top_task_first() {
+        for seed in 0..50 {
+            let order = claim_order(10, claim_spread(1), seed);
+            assert_eq!(order[0], 0);
+            assert!((1..3).contains(&order[1]), "{order:?}");
+            assert!((3..5).contains(&order[2]), "{order:?}");
+        }
+    }
+
+    #[test]
+    fn racing_agents_spread_and_never_retry_a_region() {
+        let spread = claim_spread(4);
+        assert_eq!(spread, 8);
+        let mut first = BTreeSet::new();
+        for seed in 0..200 {
+            let order = claim_order(100, spread, seed);
+            assert!(order[0] < 8, "{order:?}");
+            assert!((8..16).contains(&order[1]), "{order:?}");
+            assert!((16..24).contains(&order[2]), "{order:?}");
+            first.insert(order[0]);
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, (0..100).collect::<Vec<_>>(), "every candidate once");
+        }
+        assert_eq!(first.len(), 8, "first attempts cover the whole spread");
+    }
+
+    #[test]
+    fn short_candidate_lists_are_tried_whole() {
+        assert_eq!(claim_order(0, 8, 7), Vec::<usize>::new());
+        assert_eq!(claim_order(1, 8, 7), vec![0]);
+        for seed in 0..20 {
+            let mut order = claim_order(3, 64, seed);
+            assert_eq!(order.len(), 3);
+            order.sort_unstable();
+            assert_eq!(order, vec![0, 1, 2]);
+        }
+    }
 }

@@ -1,11 +1,13 @@
 //! Where leases live (a remote, or this repository's refs) and the one compare-and-swap that moves them.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use gix::ObjectId;
+use serde::{Deserialize, Serialize};
 
 use super::{LEASE_PREFIX, Lease, LeaseRecord};
-use crate::git::{GitError, Repository};
+use crate::git::{GitError, Repository, Transport};
 use crate::task::TaskId;
 
 /// Where the leases that agents coordinate through are kept.
@@ -107,7 +109,7 @@ impl<'repo> LeaseStore<'repo> {
             return Ok(());
         };
         let spec = format!("+{pattern}:{}", self.mirror_of(pattern));
-        let mut args = vec!["fetch", "--quiet", "--no-tags", "--no-write-fetch-head"];
+        let mut args = fetch_args(self.repo, remote);
         if pattern.ends_with('*') {
             args.push("--prune");
         }
@@ -117,7 +119,7 @@ impl<'repo> LeaseStore<'repo> {
         if output.status.success() || detail.contains("couldn't find remote ref") {
             // A ref nobody wrote yet is simply absent.
             if !output.status.success() {
-                let _ = self.update_ref(&self.mirror_of(pattern), false, None, None);
+                let _ = self.repo.set_reference(&self.mirror_of(pattern), None);
             }
             Ok(())
         } else {
@@ -153,23 +155,28 @@ impl<'repo> LeaseStore<'repo> {
     }
 
     /// Brings the queue's branch and every lease from the remote, in one fetch.
+    ///
+    /// When the remote's refs can be read without a fetch (a repository on this machine,
+    /// or `git://`, see [`Repository::peek_remote_refs`]) and the branch tip and every
+    /// lease there equal their local mirrors, there is nothing to fetch and no fetch runs.
     pub fn refresh(&self) -> Result<(), StoreError> {
         let Mode::Remote { remote, branch } = &self.mode else {
             return Ok(());
         };
+        if self.mirrors_are_current(remote, branch) {
+            return Ok(());
+        }
         let branch_spec = format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}");
         let lease_spec = format!("+{LEASE_PREFIX}*:refs/gitprio/remotes/{remote}/leases/*");
-        let output = self.fetch_git(&[
-            "fetch",
-            "--quiet",
-            "--no-tags",
+        let mut args = fetch_args(self.repo, remote);
+        args.extend([
             "--prune",
-            "--no-write-fetch-head",
             "--no-recurse-submodules",
             remote,
             &branch_spec,
             &lease_spec,
-        ])?;
+        ]);
+        let output = self.fetch_git(&args)?;
         let detail = stderr_summary(&output.stderr);
         if output.status.success() {
             Ok(())
@@ -187,11 +194,64 @@ impl<'repo> LeaseStore<'repo> {
         }
     }
 
+    /// Returns whether the remote's branch tip and lease refs, read without fetching, are
+    /// exactly what the local mirrors hold; `false` when they cannot be read that way.
+    fn mirrors_are_current(&self, remote: &str, branch: &str) -> bool {
+        let branch_ref = format!("refs/heads/{branch}");
+        let Some(remote_refs) = self
+            .repo
+            .peek_remote_refs(remote, &[&branch_ref, LEASE_PREFIX])
+        else {
+            return false;
+        };
+        let mut tip = None;
+        let mut remote_leases = BTreeMap::new();
+        for (reference, oid) in remote_refs {
+            if reference == branch_ref {
+                tip = Some(oid);
+            } else if let Some(name) = reference.strip_prefix(LEASE_PREFIX) {
+                remote_leases.insert(name.to_owned(), oid);
+            }
+        }
+        // A missing branch is for the fetch to report.
+        let Some(tip) = tip else {
+            return false;
+        };
+        let mirror_tip = self
+            .repo
+            .reference_commit(&format!("refs/remotes/{remote}/{branch}"));
+        if !matches!(mirror_tip, Ok(Some(oid)) if oid == tip) {
+            return false;
+        }
+        let prefix = self.local_prefix();
+        let Ok(mirrors) = self.repo.references_under(&prefix) else {
+            return false;
+        };
+        let mirrors: BTreeMap<String, ObjectId> = mirrors
+            .into_iter()
+            .map(|(reference, oid)| (reference[prefix.len()..].to_owned(), oid))
+            .collect();
+        mirrors == remote_leases
+    }
+
     /// Reads every lease; refs that hold no readable lease are returned apart, never dropped silently.
+    ///
+    /// Records already read are taken from a cache keyed by commit id (a commit never
+    /// changes), so a queue with hundreds of lease refs does not inflate hundreds of
+    /// objects on every claim.
     pub fn leases(&self) -> Result<(BTreeMap<TaskId, Lease>, Vec<BadLease>), StoreError> {
         let prefix = self.local_prefix();
         let mut leases = BTreeMap::new();
         let mut bad = Vec::new();
+        let cache_path = self
+            .repo
+            .common_dir()
+            .join("gitprio")
+            .join("cache")
+            .join("leases.json");
+        let mut cached = RecordCache::load(&cache_path);
+        let mut current = RecordCache::default();
+        let mut missed = false;
         for (reference, oid) in self.repo.references_under(&prefix)? {
             let name = &reference[prefix.len()..];
             let Some(id) = TaskId::new(name) else {
@@ -202,7 +262,17 @@ impl<'repo> LeaseStore<'repo> {
                 });
                 continue;
             };
-            match self.read(oid) {
+            let key = oid.to_string();
+            let read = if let Some(record) = cached.records.remove(&key) {
+                Ok(record)
+            } else {
+                missed = true;
+                self.read(oid)
+            };
+            if let Ok(record) = &read {
+                current.records.insert(key, record.clone());
+            }
+            match read {
                 Ok(record) if record.task == id => {
                     leases.insert(
                         id,
@@ -224,6 +294,10 @@ impl<'repo> LeaseStore<'repo> {
                     problem,
                 }),
             }
+        }
+        if missed || !cached.records.is_empty() {
+            // Only a speed-up: a cache that cannot be written is read from the objects next time.
+            current.save(&cache_path);
         }
         Ok((leases, bad))
     }
@@ -293,7 +367,7 @@ impl<'repo> LeaseStore<'repo> {
                 if outcome == CasOutcome::Won {
                     // Mirror what the remote now holds; a failure here only delays what
                     // `status` shows until the next fetch, the remote is the truth.
-                    let _ = self.update_ref(&self.mirror_of(reference), false, None, new);
+                    let _ = self.repo.set_reference(&self.mirror_of(reference), new);
                 }
                 Ok(outcome)
             }
@@ -428,6 +502,66 @@ impl<'repo> LeaseStore<'repo> {
             .find(|(_, name)| *name == reference)
             .and_then(|(oid, _)| ObjectId::from_hex(oid.as_bytes()).ok()))
     }
+}
+
+/// Lease records by the id of the commit they were read from, as last saved under
+/// `<common git dir>/gitprio/cache/leases.json`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct RecordCache {
+    version: u32,
+    records: BTreeMap<String, LeaseRecord>,
+}
+
+impl RecordCache {
+    /// Bumped whenever [`LeaseRecord`] changes shape, so an older cache is ignored.
+    const VERSION: u32 = 1;
+
+    fn load(path: &Path) -> RecordCache {
+        std::fs::read(path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<RecordCache>(&bytes).ok())
+            .filter(|cache| cache.version == Self::VERSION)
+            .unwrap_or_default()
+    }
+
+    fn save(mut self, path: &Path) {
+        self.version = Self::VERSION;
+        let Some(directory) = path.parent() else {
+            return;
+        };
+        let temporary = path.with_extension(format!("tmp.{}", std::process::id()));
+        let written = std::fs::create_dir_all(directory)
+            .and_then(|()| {
+                std::fs::write(&temporary, serde_json::to_vec(&self).unwrap_or_default())
+            })
+            .and_then(|()| std::fs::rename(&temporary, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
+    }
+}
+
+/// The start of every `git fetch` gitprio runs from `remote`: quiet, and without the work
+/// a fetch does for a person (tags, `FETCH_HEAD`, forced-update notes, maintenance).
+///
+/// Over `git://` it speaks protocol version 0: version 2 sends its ref listing request
+/// as many small writes, and on a plain TCP socket (git sets no `TCP_NODELAY`) Nagle's
+/// algorithm and delayed ACKs stall each such request ~40 ms; version 0's server
+/// advertises its refs unasked (measured in `docs/BENCHMARKS.md`).
+fn fetch_args(repo: &Repository, remote: &str) -> Vec<&'static str> {
+    let mut args = vec!["-c", "advice.fetchShowForcedUpdates=false"];
+    if repo.transport(remote) == Transport::Daemon {
+        args.extend(["-c", "protocol.version=0"]);
+    }
+    args.extend([
+        "fetch",
+        "--quiet",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--no-auto-maintenance",
+        "--no-show-forced-updates",
+    ]);
+    args
 }
 
 /// Whether a rejected push lost a race (the ref moved) rather than failing for another reason.
