@@ -2,9 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::Context as _;
 use gitprio_core::git::Repository;
-use gitprio_core::lease::{self as core_lease, LEASE_PREFIX, Lease, LeaseRecord, LeaseStore, Mode};
+use gitprio_core::lease::{self as core_lease, Lease, LeaseRecord, LeaseStore};
 use gitprio_core::queue::Queue;
 use gitprio_core::source::{self, ParseCache, QueueSource};
 use gitprio_core::usage::{Ledger, PriceTable, Run, USAGE_PREFIX};
@@ -55,35 +55,9 @@ impl Snapshot {
 }
 
 /// Brings the queue's branch, the leases and the usage ledger from the remote in one
-/// fetch (nothing to do in local mode).
+/// fetch, or none when the remote has not changed (nothing to do in local mode).
 pub fn fetch(store: &LeaseStore<'_>) -> anyhow::Result<()> {
-    let Mode::Remote { remote, branch } = store.mode() else {
-        return Ok(());
-    };
-    let specs = [
-        format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}"),
-        format!("+{LEASE_PREFIX}*:{}*", store.mirror_of(LEASE_PREFIX)),
-        format!("+{USAGE_PREFIX}*:{}*", store.mirror_of(USAGE_PREFIX)),
-    ];
-    let mut args = vec![
-        "fetch",
-        "--quiet",
-        "--no-tags",
-        "--prune",
-        "--no-write-fetch-head",
-        "--no-recurse-submodules",
-        remote.as_str(),
-    ];
-    args.extend(specs.iter().map(String::as_str));
-    let output = store.repo().git(&args)?;
-    if output.status.success() {
-        Ok(())
-    } else {
-        Err(anyhow!(
-            "cannot fetch from remote `{remote}`: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        ))
-    }
+    Ok(store.refresh_with(&[USAGE_PREFIX])?)
 }
 
 /// Reads everything the fleet is built from, as last fetched, at `now`.

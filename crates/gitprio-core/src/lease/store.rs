@@ -160,22 +160,31 @@ impl<'repo> LeaseStore<'repo> {
     /// or `git://`, see [`Repository::peek_remote_refs`]) and the branch tip and every
     /// lease there equal their local mirrors, there is nothing to fetch and no fetch runs.
     pub fn refresh(&self) -> Result<(), StoreError> {
+        self.refresh_with(&[])
+    }
+
+    /// [`LeaseStore::refresh`], bringing in the same fetch every gitprio ref under each of
+    /// `prefixes` too (`refs/gitprio/usage/` for the cockpit).
+    pub fn refresh_with(&self, prefixes: &[&str]) -> Result<(), StoreError> {
         let Mode::Remote { remote, branch } = &self.mode else {
             return Ok(());
         };
-        if self.mirrors_are_current(remote, branch) {
+        let mut prefixes_and_leases = vec![LEASE_PREFIX];
+        prefixes_and_leases.extend_from_slice(prefixes);
+        if self.mirrors_are_current(remote, branch, &prefixes_and_leases) {
             return Ok(());
         }
-        let branch_spec = format!("+refs/heads/{branch}:refs/remotes/{remote}/{branch}");
-        let lease_spec = format!("+{LEASE_PREFIX}*:refs/gitprio/remotes/{remote}/leases/*");
+        let mut specs = vec![format!(
+            "+refs/heads/{branch}:refs/remotes/{remote}/{branch}"
+        )];
+        specs.extend(
+            prefixes_and_leases
+                .iter()
+                .map(|prefix| format!("+{prefix}*:{}*", self.mirror_of(prefix))),
+        );
         let mut args = fetch_args(self.repo, remote);
-        args.extend([
-            "--prune",
-            "--no-recurse-submodules",
-            remote,
-            &branch_spec,
-            &lease_spec,
-        ]);
+        args.extend(["--prune", "--no-recurse-submodules", remote]);
+        args.extend(specs.iter().map(String::as_str));
         let output = self.fetch_git(&args)?;
         let detail = stderr_summary(&output.stderr);
         if output.status.success() {
@@ -194,23 +203,28 @@ impl<'repo> LeaseStore<'repo> {
         }
     }
 
-    /// Returns whether the remote's branch tip and lease refs, read without fetching, are
-    /// exactly what the local mirrors hold; `false` when they cannot be read that way.
-    fn mirrors_are_current(&self, remote: &str, branch: &str) -> bool {
+    /// Returns whether the remote's branch tip and refs under `prefixes`, read without
+    /// fetching, are exactly what the local mirrors hold; `false` when they cannot be read
+    /// that way.
+    fn mirrors_are_current(&self, remote: &str, branch: &str, prefixes: &[&str]) -> bool {
         let branch_ref = format!("refs/heads/{branch}");
-        let Some(remote_refs) = self
-            .repo
-            .peek_remote_refs(remote, &[&branch_ref, LEASE_PREFIX])
-        else {
+        let mut wanted = vec![branch_ref.as_str()];
+        wanted.extend_from_slice(prefixes);
+        let Some(remote_refs) = self.repo.peek_remote_refs(remote, &wanted) else {
             return false;
         };
         let mut tip = None;
-        let mut remote_leases = BTreeMap::new();
+        let mut remote_under: Vec<BTreeMap<String, ObjectId>> =
+            vec![BTreeMap::new(); prefixes.len()];
         for (reference, oid) in remote_refs {
             if reference == branch_ref {
                 tip = Some(oid);
-            } else if let Some(name) = reference.strip_prefix(LEASE_PREFIX) {
-                remote_leases.insert(name.to_owned(), oid);
+            } else if let Some((index, name)) = prefixes
+                .iter()
+                .enumerate()
+                .find_map(|(index, prefix)| Some((index, reference.strip_prefix(prefix)?)))
+            {
+                remote_under[index].insert(name.to_owned(), oid);
             }
         }
         // A missing branch is for the fetch to report.
@@ -223,15 +237,16 @@ impl<'repo> LeaseStore<'repo> {
         if !matches!(mirror_tip, Ok(Some(oid)) if oid == tip) {
             return false;
         }
-        let prefix = self.local_prefix();
-        let Ok(mirrors) = self.repo.references_under(&prefix) else {
-            return false;
-        };
-        let mirrors: BTreeMap<String, ObjectId> = mirrors
-            .into_iter()
-            .map(|(reference, oid)| (reference[prefix.len()..].to_owned(), oid))
-            .collect();
-        mirrors == remote_leases
+        prefixes.iter().zip(remote_under).all(|(prefix, remote)| {
+            let mirror_prefix = self.mirror_of(prefix);
+            let Ok(mirrors) = self.repo.references_under(&mirror_prefix) else {
+                return false;
+            };
+            mirrors
+                .into_iter()
+                .map(|(reference, oid)| (reference[mirror_prefix.len()..].to_owned(), oid))
+                .eq(remote)
+        })
     }
 
     /// Reads every lease; refs that hold no readable lease are returned apart, never dropped silently.
