@@ -2,23 +2,33 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::task::{Task, TaskId};
+use rustc_hash::FxHashMap;
+
+use super::Rankable;
+use crate::task::TaskId;
 
 /// Returns, for every task in a dependency cycle, one cycle through it (`[t, .., t]`).
 ///
 /// Uses an iterative Tarjan walk so that long dependency chains cannot overflow the stack.
-pub fn dependency_cycles(tasks: &[Task]) -> HashMap<TaskId, Vec<TaskId>> {
-    let index_of: HashMap<&str, usize> = tasks
+pub fn dependency_cycles<T: Rankable>(tasks: &[T]) -> HashMap<TaskId, Vec<TaskId>> {
+    let index_of: FxHashMap<&str, usize> = tasks
         .iter()
         .enumerate()
-        .map(|(index, task)| (task.id.as_str(), index))
+        .map(|(index, task)| (task.id(), index))
         .collect();
+    cycles(tasks, &index_of)
+}
+
+/// Does the work of [`dependency_cycles`], given where each id sits in `tasks`.
+pub(super) fn cycles<T: Rankable>(
+    tasks: &[T],
+    index_of: &FxHashMap<&str, usize>,
+) -> HashMap<TaskId, Vec<TaskId>> {
     let edges: Vec<Vec<usize>> = tasks
         .iter()
         .map(|task| {
-            task.depends_on
-                .iter()
-                .filter_map(|dependency| index_of.get(dependency.as_str()).copied())
+            task.depends_on()
+                .filter_map(|dependency| index_of.get(dependency).copied())
                 .collect()
         })
         .collect();
@@ -32,9 +42,9 @@ pub fn dependency_cycles(tasks: &[Task]) -> HashMap<TaskId, Vec<TaskId>> {
         for &start in &component {
             let path = cycle_through(start, &members, &edges);
             cycles.insert(
-                tasks[start].id.clone(),
+                TaskId::from_valid(tasks[start].id()),
                 path.into_iter()
-                    .map(|index| tasks[index].id.clone())
+                    .map(|index| TaskId::from_valid(tasks[index].id()))
                     .collect(),
             );
         }
