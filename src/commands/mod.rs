@@ -21,7 +21,7 @@ use gitprio_core::git::Repository;
 use gitprio_core::lease::LeaseStore;
 use std::path::{Path, PathBuf};
 
-use gitprio_core::queue::{Holds, Queue, Rankable, Ranking};
+use gitprio_core::queue::{Holds, Queue, Rankable, top_ready};
 use gitprio_core::source::{self, LoadedQueue, Origin, ParseCache, QueueSource};
 use gitprio_core::{Status, Task};
 
@@ -170,7 +170,7 @@ pub fn top_task(settings: &Settings, args: &SourceArgs) -> Result<Top, CliError>
         let holds = holds(settings, &repo)?;
         let top = Top {
             origin: resolved.origin.clone(),
-            task: Ranking::top(index.tasks(), &holds).and_then(|next| index.task(next)),
+            task: top_ready(index.tasks(), &holds).and_then(|next| index.task(next)),
             open: index
                 .tasks()
                 .iter()

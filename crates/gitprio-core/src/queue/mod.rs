@@ -122,62 +122,13 @@ impl Rankable for Task {
     }
 }
 
-/// The readiness of every task of a list and their queue order, without moving the tasks.
-#[derive(Clone, Debug, Default)]
-pub struct Ranking {
-    /// Indices into the ranked list, in queue order.
-    order: Vec<usize>,
-    /// Readiness by index into the ranked list.
-    readiness: Vec<Readiness>,
-    ready_count: usize,
-}
-
-impl Ranking {
-    /// Ranks `tasks`; ids must be unique (the loader drops duplicates with a diagnostic).
-    pub fn new<T: Rankable>(tasks: &[T], holds: &Holds) -> Ranking {
-        let readiness = readiness_of(tasks, holds);
-        let mut keys: Vec<(u128, usize)> = packed_keys(tasks, &readiness).collect();
-        keys.sort_unstable_by(|left, right| compare_keys(tasks, left, right));
-        let order: Vec<usize> = keys.into_iter().map(|(_, index)| index).collect();
-        let ready_count = order
-            .iter()
-            .take_while(|&&index| readiness[index].is_ready())
-            .count();
-        Ranking {
-            order,
-            readiness,
-            ready_count,
-        }
-    }
-
-    /// Returns the index of the top ready task of `tasks`, as [`Ranking::new`] then [`Ranking::next`] would, without sorting.
-    pub fn top<T: Rankable>(tasks: &[T], holds: &Holds) -> Option<usize> {
-        let readiness = readiness_of(tasks, holds);
-        packed_keys(tasks, &readiness)
-            .filter(|&(_, index)| readiness[index].is_ready())
-            .min_by(|left, right| compare_keys(tasks, left, right))
-            .map(|(_, index)| index)
-    }
-
-    /// Returns the indices of the ranked tasks in queue order.
-    pub fn order(&self) -> &[usize] {
-        &self.order
-    }
-
-    /// Returns the readiness of the task at `index` in the ranked list.
-    pub fn readiness(&self, index: usize) -> &Readiness {
-        &self.readiness[index]
-    }
-
-    /// Returns how many tasks are ready.
-    pub fn ready_count(&self) -> usize {
-        self.ready_count
-    }
-
-    /// Returns the index of the top ready task: the answer to "what is next?".
-    pub fn next(&self) -> Option<usize> {
-        self.order[..self.ready_count].first().copied()
-    }
+/// Returns the index in `tasks` of the top ready task, the one [`Queue::build`] puts first, without sorting.
+pub fn top_ready<T: Rankable>(tasks: &[T], holds: &Holds) -> Option<usize> {
+    let readiness = readiness_of(tasks, holds);
+    packed_keys(tasks, &readiness)
+        .filter(|&(_, index)| readiness[index].is_ready())
+        .min_by(|left, right| compare_keys(tasks, left, right))
+        .map(|(_, index)| index)
 }
 
 /// Returns the readiness of each task of `tasks`: its own status, cycles, dependencies and holds.
@@ -270,19 +221,21 @@ fn compare_keys<T: Rankable>(
 impl Queue {
     /// Ranks `tasks`; ids must be unique (the loader drops duplicates with a diagnostic).
     pub fn build(tasks: Vec<Task>, holds: &Holds) -> Queue {
-        let Ranking {
-            order,
-            readiness,
-            ready_count,
-        } = Ranking::new(&tasks, holds);
+        let readiness = readiness_of(&tasks, holds);
+        let mut keys: Vec<(u128, usize)> = packed_keys(&tasks, &readiness).collect();
+        keys.sort_unstable_by(|left, right| compare_keys(&tasks, left, right));
         let mut tasks: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
         let mut readiness: Vec<Option<Readiness>> = readiness.into_iter().map(Some).collect();
         let mut entries: Vec<QueueEntry> = Vec::with_capacity(tasks.len());
-        for index in order {
+        for (_, index) in keys {
             if let (Some(task), Some(readiness)) = (tasks[index].take(), readiness[index].take()) {
                 entries.push(QueueEntry { task, readiness });
             }
         }
+        let ready_count = entries
+            .iter()
+            .take_while(|entry| entry.readiness.is_ready())
+            .count();
         Queue {
             entries,
             ready_count,
@@ -576,7 +529,9 @@ mod tests {
                 task
             })
             .collect();
+        let top = top_ready(&tasks, &Holds::new()).map(|index| tasks[index].id.clone());
         let queue = Queue::build(tasks, &Holds::new());
+        assert_eq!(top.as_ref(), queue.next().map(|entry| &entry.task.id));
         for pair in queue.entries().windows(2) {
             let (ahead, behind) = (&pair[0], &pair[1]);
             let order = behind
