@@ -336,12 +336,12 @@ impl ParseCache {
     }
 
     /// Writes the records used since loading to `path` (atomically), if anything changed.
+    ///
+    /// A run that read no tree (say, the working tree's files) leaves the file as it is.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
         let snapshot = self.snapshot_to_save();
-        if self.added.is_empty()
-            && self.loaded.iter().all(|record| record.used)
-            && snapshot == self.snapshot
-        {
+        let unchanged = self.loaded.iter().all(|record| record.used) && snapshot == self.snapshot;
+        if self.added.is_empty() && (unchanged || self.trees.is_empty()) {
             return Ok(());
         }
         let file = &self.file;
@@ -1156,6 +1156,19 @@ mod tests {
         cache.save(&path).unwrap();
 
         let mut cache = ParseCache::load(&path);
+        assert!(cache.get(&blob(BLOB), ".tasks/a.md").is_some());
+        cache.save(&path).unwrap();
+        let mut cache = ParseCache::load(&path);
+        assert_eq!(
+            cache.loaded.len(),
+            2,
+            "a run that read no tree changes nothing"
+        );
+        let tree = Snapshot {
+            tree: blob("2123456789abcdef0123456789abcdef01234567"),
+            config: None,
+        };
+        cache.read_tree(tree);
         assert!(cache.get(&blob(BLOB), ".tasks/a.md").is_some());
         cache.save(&path).unwrap();
         let mut cache = ParseCache::load(&path);
