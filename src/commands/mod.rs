@@ -21,8 +21,11 @@ mod usage;
 use clap::{Args, Subcommand};
 use gitprio_core::git::Repository;
 use gitprio_core::lease::LeaseStore;
-use gitprio_core::queue::Queue;
-use gitprio_core::source::{self, LoadedQueue, ParseCache, QueueSource};
+use std::path::{Path, PathBuf};
+
+use gitprio_core::queue::{Holds, Queue, Rankable, top_ready};
+use gitprio_core::source::{self, LoadedQueue, Origin, ParseCache, QueueSource};
+use gitprio_core::{Status, Task};
 
 use crate::cli::{CliError, CommandResult};
 use crate::output;
@@ -142,12 +145,73 @@ pub fn load_queue(
 ) -> Result<(LoadedQueue, Queue), CliError> {
     let repo = Repository::discover(&settings.directory)?;
     let mut loaded = load_tasks(settings, &repo, &args.source())?;
-    let config = source::local_config(&repo);
-    let store = LeaseStore::new(&repo, lease::store_mode(&repo, &config, false));
-    let holds = lease::current_holds(settings, &store, &config)?;
+    let holds = holds(settings, &repo)?;
     // The queue owns the tasks from here: `loaded` keeps where they came from and the problems.
     let queue = Queue::build(std::mem::take(&mut loaded.tasks), &holds);
     Ok((loaded, queue))
+}
+
+/// Returns the lease and attempt facts last seen that hold tasks back.
+fn holds(settings: &Settings, repo: &Repository) -> Result<Holds, CliError> {
+    let config = source::local_config(repo);
+    let store = LeaseStore::new(repo, lease::store_mode(repo, &config, false));
+    Ok(lease::current_holds(settings, &store, &config)?)
+}
+
+/// The top ready task of a queue, and what to say when there is none.
+#[derive(Debug)]
+pub struct Top {
+    pub origin: Origin,
+    pub task: Option<Task>,
+    /// How many tasks are `open`, ready or not.
+    pub open: usize,
+    pub total: usize,
+}
+
+/// Finds the top ready task with the leases last seen, printing skipped files and warnings to stderr.
+///
+/// Ranks from the queue index, so only the top task is decoded in full.
+pub fn top_task(settings: &Settings, args: &SourceArgs) -> Result<Top, CliError> {
+    let repo = Repository::discover(&settings.directory)?;
+    let cache_path = parse_cache_path(&repo);
+    let mut cache = ParseCache::load(&cache_path);
+    let resolved = source::resolve(&repo, &args.source(), Some(&mut cache))?;
+    if let Some(index) = resolved.index(&cache) {
+        save_parse_cache(settings, &cache, &cache_path);
+        output::loading_diagnostics(settings, &index.diagnostics);
+        let holds = holds(settings, &repo)?;
+        let top = Top {
+            origin: resolved.origin.clone(),
+            task: top_ready(index.tasks(), &holds).and_then(|next| index.task(next)),
+            open: index
+                .tasks()
+                .iter()
+                .filter(|task| task.status() == Status::Open)
+                .count(),
+            total: index.tasks().len(),
+        };
+        // Freeing thousands of small allocations takes longer than the OS takes to drop them at exit.
+        std::mem::forget(index);
+        return Ok(top);
+    }
+    let mut loaded = resolved.into_loaded(&repo, &mut cache)?;
+    save_parse_cache(settings, &cache, &cache_path);
+    output::loading_diagnostics(settings, &loaded.diagnostics);
+    let holds = holds(settings, &repo)?;
+    let queue = Queue::build(std::mem::take(&mut loaded.tasks), &holds);
+    Ok(Top::of(loaded.origin, &queue))
+}
+
+impl Top {
+    /// Returns the top of a ranked queue.
+    pub fn of(origin: Origin, queue: &Queue) -> Top {
+        Top {
+            origin,
+            task: queue.next().map(|entry| entry.task.clone()),
+            open: open_count(queue),
+            total: queue.entries().len(),
+        }
+    }
 }
 
 /// Loads every task of `source` through the parse cache, printing skipped files to stderr.
@@ -156,41 +220,53 @@ pub fn load_tasks(
     repo: &Repository,
     source: &QueueSource,
 ) -> Result<LoadedQueue, CliError> {
-    let cache_path = repo
-        .common_dir()
-        .join("gitprio")
-        .join("cache")
-        .join("parsed.bin");
+    let cache_path = parse_cache_path(repo);
     let mut cache = ParseCache::load(&cache_path);
     let loaded = source::load(repo, source, Some(&mut cache))?;
-    if let Err(error) = cache.save(&cache_path) {
-        output::message(
-            settings,
-            "warning",
-            &format!(
-                "cannot write the parse cache {}: {error}",
-                cache_path.display()
-            ),
-        );
-    }
+    save_parse_cache(settings, &cache, &cache_path);
     output::loading_diagnostics(settings, &loaded.diagnostics);
     Ok(loaded)
 }
 
+/// Returns where the parse cache of `repo` lives: shared by all its worktrees.
+fn parse_cache_path(repo: &Repository) -> PathBuf {
+    repo.common_dir()
+        .join("gitprio")
+        .join("cache")
+        .join("parsed.bin")
+}
+
+/// Saves the parse cache, warning on stderr when it cannot be written.
+fn save_parse_cache(settings: &Settings, cache: &ParseCache, path: &Path) {
+    if let Err(error) = cache.save(path) {
+        output::message(
+            settings,
+            "warning",
+            &format!("cannot write the parse cache {}: {error}", path.display()),
+        );
+    }
+}
+
 /// Describes why nothing is ready, as a stable reason code and a sentence.
 pub fn nothing_ready_reason(queue: &Queue) -> (&'static str, String) {
-    let open = queue
+    nothing_ready(open_count(queue), queue.entries().len())
+}
+
+/// Counts the tasks of `queue` whose status is `open`, ready or not.
+fn open_count(queue: &Queue) -> usize {
+    queue
         .entries()
         .iter()
-        .filter(|entry| entry.task.status == gitprio_core::Status::Open)
-        .count();
+        .filter(|entry| entry.task.status == Status::Open)
+        .count()
+}
+
+/// Describes why nothing is ready when `open` of `total` tasks are open.
+pub fn nothing_ready(open: usize, total: usize) -> (&'static str, String) {
     if open == 0 {
         (
             "empty",
-            format!(
-                "nothing ready: the queue has no open task ({} tasks in all)",
-                queue.entries().len()
-            ),
+            format!("nothing ready: the queue has no open task ({total} tasks in all)"),
         )
     } else {
         (

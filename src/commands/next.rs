@@ -3,7 +3,7 @@
 use clap::Args;
 use serde_json::json;
 
-use super::{SourceArgs, load_queue, nothing_ready_reason};
+use super::{SourceArgs, Top, load_queue, nothing_ready, top_task};
 use crate::cli::CommandResult;
 use crate::settings::Settings;
 use crate::{exit_code, output};
@@ -21,33 +21,37 @@ pub struct NextArgs {
 }
 
 pub fn run(settings: &Settings, args: &NextArgs) -> CommandResult {
+    if !args.explain {
+        return print_top(settings, args, top_task(settings, &args.source)?);
+    }
     let (loaded, queue) = load_queue(settings, &args.source)?;
-    let Some(entry) = queue.next() else {
-        let (reason, sentence) = nothing_ready_reason(&queue);
+    let code = print_top(settings, args, Top::of(loaded.origin, &queue))?;
+    if let Some(entry) = queue.next().filter(|_| !args.json) {
+        println!();
+        super::explain::print_explanation(&queue, entry.task.id.as_str());
+    }
+    Ok(code)
+}
+
+fn print_top(settings: &Settings, args: &NextArgs, top: Top) -> CommandResult {
+    let Some(mut task) = top.task else {
+        let (reason, sentence) = nothing_ready(top.open, top.total);
         if args.json {
-            output::print_json(
-                &json!({ "task": null, "reason": reason, "source": loaded.origin }),
-            )?;
+            output::print_json(&json!({ "task": null, "reason": reason, "source": top.origin }))?;
         }
         output::message(settings, "info", &sentence);
         return Ok(exit_code::NOTHING_READY);
     };
     if args.json {
-        let mut task = entry.task.clone();
         task.body = String::new();
-        output::print_json(&json!({ "task": task, "source": loaded.origin }))?;
+        output::print_json(&json!({ "task": task, "source": top.origin }))?;
         return Ok(exit_code::SUCCESS);
     }
-    let task = &entry.task;
     output::print_table(&[vec![
         task.id.to_string(),
         task.priority.to_string(),
-        output::type_of(task),
-        task.title.clone(),
+        output::type_of(&task),
+        task.title,
     ]])?;
-    if args.explain {
-        println!();
-        super::explain::print_explanation(&queue, task.id.as_str());
-    }
     Ok(exit_code::SUCCESS)
 }

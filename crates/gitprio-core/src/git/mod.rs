@@ -164,16 +164,7 @@ impl Repository {
         commit: ObjectId,
         path: &str,
     ) -> Result<Option<(ObjectId, bool)>, GitError> {
-        let tree_id = self.commit_tree(commit)?;
-        let tree = self.find_tree(tree_id)?;
-        let entry = tree
-            .lookup_entry_by_path(path)
-            .map_err(|error| GitError::Object {
-                what: "tree",
-                id: tree_id.to_string(),
-                source: Box::new(error),
-            })?;
-        Ok(entry.map(|entry| (entry.object_id(), entry.mode().is_tree())))
+        self.entry_in_tree(self.commit_tree(commit)?, path)
     }
 
     /// Returns every blob under directory `dir` of `commit`, recursively, in path order.
@@ -185,8 +176,13 @@ impl Repository {
         let Some((tree_id, true)) = self.entry_at(commit, dir)? else {
             return Ok(None);
         };
+        self.files_in_tree(tree_id, dir).map(Some)
+    }
+
+    /// Returns every blob under tree `tree`, recursively, in path order, with paths starting at `dir`.
+    pub fn files_in_tree(&self, tree: ObjectId, dir: &str) -> Result<Vec<TreeFile>, GitError> {
         let mut files = Vec::new();
-        self.walk_tree(tree_id, dir, &mut |path, entry| {
+        self.walk_tree(tree, dir, &mut |path, entry| {
             if entry.mode.is_blob() {
                 files.push(TreeFile {
                     path,
@@ -195,7 +191,24 @@ impl Repository {
             }
         })?;
         files.sort_unstable_by(|left, right| left.path.cmp(&right.path));
-        Ok(Some(files))
+        Ok(files)
+    }
+
+    /// Returns the object id at `path` below tree `tree`, if present, and whether it is a tree.
+    pub fn entry_in_tree(
+        &self,
+        tree: ObjectId,
+        path: &str,
+    ) -> Result<Option<(ObjectId, bool)>, GitError> {
+        let entry = self
+            .find_tree(tree)?
+            .lookup_entry_by_path(path)
+            .map_err(|error| GitError::Object {
+                what: "tree",
+                id: tree.to_string(),
+                source: Box::new(error),
+            })?;
+        Ok(entry.map(|entry| (entry.object_id(), entry.mode().is_tree())))
     }
 
     /// Returns every file path in `commit`'s tree, for matching globs against.

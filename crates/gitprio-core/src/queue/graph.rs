@@ -2,39 +2,49 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
-use crate::task::{Task, TaskId};
+use rustc_hash::FxHashMap;
+
+use super::Rankable;
+use crate::task::TaskId;
 
 /// Returns, for every task in a dependency cycle, one cycle through it (`[t, .., t]`).
 ///
 /// Uses an iterative Tarjan walk so that long dependency chains cannot overflow the stack.
-pub fn dependency_cycles(tasks: &[Task]) -> HashMap<TaskId, Vec<TaskId>> {
-    let index_of: HashMap<&str, usize> = tasks
+pub fn dependency_cycles<T: Rankable>(tasks: &[T]) -> HashMap<TaskId, Vec<TaskId>> {
+    let index_of: FxHashMap<&str, usize> = tasks
         .iter()
         .enumerate()
-        .map(|(index, task)| (task.id.as_str(), index))
+        .map(|(index, task)| (task.id(), index))
         .collect();
-    let edges: Vec<Vec<usize>> = tasks
-        .iter()
-        .map(|task| {
-            task.depends_on
-                .iter()
-                .filter_map(|dependency| index_of.get(dependency.as_str()).copied())
-                .collect()
-        })
-        .collect();
+    cycles(tasks, &index_of)
+}
+
+/// Does the work of [`dependency_cycles`], given where each id sits in `tasks`.
+pub(super) fn cycles<T: Rankable>(
+    tasks: &[T],
+    index_of: &FxHashMap<&str, usize>,
+) -> HashMap<TaskId, Vec<TaskId>> {
+    let mut edges = Edges {
+        starts: Vec::with_capacity(tasks.len() + 1),
+        targets: Vec::new(),
+    };
+    for task in tasks {
+        edges.starts.push(edges.targets.len());
+        edges.targets.extend(
+            task.depends_on()
+                .filter_map(|dependency| index_of.get(dependency).copied()),
+        );
+    }
+    edges.starts.push(edges.targets.len());
     let mut cycles = HashMap::new();
-    for component in strongly_connected(&edges) {
-        let is_cycle = component.len() > 1 || edges[component[0]].contains(&component[0]);
-        if !is_cycle {
-            continue;
-        }
+    for component in cyclic_components(&edges) {
         let members: HashSet<usize> = component.iter().copied().collect();
         for &start in &component {
             let path = cycle_through(start, &members, &edges);
             cycles.insert(
-                tasks[start].id.clone(),
+                TaskId::from_valid(tasks[start].id()),
                 path.into_iter()
-                    .map(|index| tasks[index].id.clone())
+                    .map(|index| TaskId::from_valid(tasks[index].id()))
                     .collect(),
             );
         }
@@ -42,7 +52,25 @@ pub fn dependency_cycles(tasks: &[Task]) -> HashMap<TaskId, Vec<TaskId>> {
     cycles
 }
 
-fn strongly_connected(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
+/// The dependency edges of every task, as indices, in one allocation.
+struct Edges {
+    /// Where the edges of each task start in `targets`, and then their end.
+    starts: Vec<usize>,
+    targets: Vec<usize>,
+}
+
+impl Edges {
+    fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    fn of(&self, node: usize) -> &[usize] {
+        &self.targets[self.starts[node]..self.starts[node + 1]]
+    }
+}
+
+/// Returns the strongly connected components that hold a cycle: several tasks, or one that depends on itself.
+fn cyclic_components(edges: &Edges) -> Vec<Vec<usize>> {
     const UNVISITED: usize = usize::MAX;
     let count = edges.len();
     let mut index = vec![UNVISITED; count];
@@ -62,7 +90,7 @@ fn strongly_connected(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
         stack.push(root);
         on_stack[root] = true;
         while let Some(&mut (node, ref mut edge)) = work.last_mut() {
-            if let Some(&target) = edges[node].get(*edge) {
+            if let Some(&target) = edges.of(node).get(*edge) {
                 *edge += 1;
                 if index[target] == UNVISITED {
                     index[target] = next_index;
@@ -81,6 +109,14 @@ fn strongly_connected(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
                 low[parent] = low[parent].min(low[node]);
             }
             if low[node] == index[node] {
+                if stack.last() == Some(&node) {
+                    stack.pop();
+                    on_stack[node] = false;
+                    if edges.of(node).contains(&node) {
+                        components.push(vec![node]);
+                    }
+                    continue;
+                }
                 let mut component = Vec::new();
                 while let Some(member) = stack.pop() {
                     on_stack[member] = false;
@@ -97,11 +133,11 @@ fn strongly_connected(edges: &[Vec<usize>]) -> Vec<Vec<usize>> {
 }
 
 /// Returns a shortest path `start -> .. -> start` inside `component` (breadth first).
-fn cycle_through(start: usize, component: &HashSet<usize>, edges: &[Vec<usize>]) -> Vec<usize> {
+fn cycle_through(start: usize, component: &HashSet<usize>, edges: &Edges) -> Vec<usize> {
     let mut parent: HashMap<usize, usize> = HashMap::new();
     let mut frontier = VecDeque::from([start]);
     while let Some(node) = frontier.pop_front() {
-        for &target in &edges[node] {
+        for &target in edges.of(node) {
             if !component.contains(&target) {
                 continue;
             }

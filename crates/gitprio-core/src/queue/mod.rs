@@ -5,9 +5,10 @@ mod graph;
 use std::cmp::{Ordering, Reverse};
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
 use serde::Serialize;
 
-use crate::task::{Status, Task, TaskId};
+use crate::task::{Priority, Status, Task, TaskId};
 
 pub use graph::dependency_cycles;
 
@@ -82,82 +83,149 @@ pub enum RankReason {
     Id,
 }
 
+/// The fields of a task that ranking and readiness read.
+///
+/// [`Task`] has them all; the queue index reads them straight from the parse cache
+/// without decoding whole tasks (see `source::QueueIndex`).
+pub trait Rankable {
+    fn id(&self) -> &str;
+    fn status(&self) -> Status;
+    fn priority(&self) -> Priority;
+    fn value(&self) -> u32;
+    fn created(&self) -> Option<&str>;
+    fn depends_on(&self) -> impl Iterator<Item = &str>;
+}
+
+impl Rankable for Task {
+    fn id(&self) -> &str {
+        self.id.as_str()
+    }
+
+    fn status(&self) -> Status {
+        self.status
+    }
+
+    fn priority(&self) -> Priority {
+        self.priority
+    }
+
+    fn value(&self) -> u32 {
+        self.value
+    }
+
+    fn created(&self) -> Option<&str> {
+        self.created.as_deref()
+    }
+
+    fn depends_on(&self) -> impl Iterator<Item = &str> {
+        self.depends_on.iter().map(TaskId::as_str)
+    }
+}
+
+/// Returns the index in `tasks` of the top ready task, the one [`Queue::build`] puts first, without sorting.
+pub fn top_ready<T: Rankable>(tasks: &[T], holds: &Holds) -> Option<usize> {
+    let readiness = readiness_of(tasks, holds);
+    packed_keys(tasks, &readiness)
+        .filter(|&(_, index)| readiness[index].is_ready())
+        .min_by(|left, right| compare_keys(tasks, left, right))
+        .map(|(_, index)| index)
+}
+
+/// Returns the readiness of each task of `tasks`: its own status, cycles, dependencies and holds.
+fn readiness_of<T: Rankable>(tasks: &[T], holds: &Holds) -> Vec<Readiness> {
+    let index_of: FxHashMap<&str, usize> = tasks
+        .iter()
+        .enumerate()
+        .map(|(index, task)| (task.id(), index))
+        .collect();
+    let cycles = graph::cycles(tasks, &index_of);
+    tasks
+        .iter()
+        .map(|task| {
+            let mut blockers = Vec::new();
+            if task.status() != Status::Open {
+                blockers.push(Blocker::Status {
+                    status: task.status(),
+                });
+            }
+            if let Some(cycle) = cycles.get(task.id()) {
+                blockers.push(Blocker::Cycle {
+                    cycle: cycle.clone(),
+                });
+            }
+            for dependency in task.depends_on() {
+                match index_of.get(dependency).map(|&index| tasks[index].status()) {
+                    Some(Status::Done) => {}
+                    Some(status) => blockers.push(Blocker::WaitingOn {
+                        id: TaskId::from_valid(dependency),
+                        status,
+                    }),
+                    None => blockers.push(Blocker::UnknownDependency {
+                        id: TaskId::from_valid(dependency),
+                    }),
+                }
+            }
+            if task.status() == Status::Open
+                && let Some(held) = holds.get(task.id())
+            {
+                blockers.extend(held.iter().cloned());
+            }
+            if blockers.is_empty() {
+                Readiness::Ready
+            } else {
+                Readiness::NotReady { blockers }
+            }
+        })
+        .collect()
+}
+
+/// Returns a sort key for each task that orders by readiness, then by [`rank_key`] up to
+/// the first 10 bytes of `created`: it settles nearly every comparison without following a pointer.
+fn packed_keys<'a, T: Rankable>(
+    tasks: &'a [T],
+    readiness: &'a [Readiness],
+) -> impl Iterator<Item = (u128, usize)> + 'a {
+    tasks
+        .iter()
+        .zip(readiness)
+        .enumerate()
+        .map(|(index, (task, readiness))| {
+            let mut created = [0; 10];
+            if let Some(date) = task.created() {
+                let prefix = &date.as_bytes()[..date.len().min(created.len())];
+                created[..prefix.len()].copy_from_slice(prefix);
+            }
+            let mut key = u128::from(!readiness.is_ready());
+            key = key << 8 | u128::from(task.priority().level());
+            key = key << 32 | u128::from(u32::MAX - task.value());
+            key = key << 1 | u128::from(task.created().is_none());
+            for byte in created {
+                key = key << 8 | u128::from(byte);
+            }
+            (key, index)
+        })
+}
+
+/// Orders two [`packed_keys`], falling back to [`compare_rank`] where the keys tie.
+fn compare_keys<T: Rankable>(
+    tasks: &[T],
+    (left_key, left): &(u128, usize),
+    (right_key, right): &(u128, usize),
+) -> Ordering {
+    left_key
+        .cmp(right_key)
+        .then_with(|| compare_rank(&tasks[*left], &tasks[*right]))
+        .then(left.cmp(right))
+}
+
 impl Queue {
     /// Ranks `tasks`; ids must be unique (the loader drops duplicates with a diagnostic).
     pub fn build(tasks: Vec<Task>, holds: &Holds) -> Queue {
-        let status_by_id: HashMap<&str, Status> = tasks
-            .iter()
-            .map(|task| (task.id.as_str(), task.status))
-            .collect();
-        let cycles = dependency_cycles(&tasks);
-        let mut readiness: Vec<Readiness> = tasks
-            .iter()
-            .map(|task| {
-                let mut blockers = Vec::new();
-                if task.status != Status::Open {
-                    blockers.push(Blocker::Status {
-                        status: task.status,
-                    });
-                }
-                if let Some(cycle) = cycles.get(&task.id) {
-                    blockers.push(Blocker::Cycle {
-                        cycle: cycle.clone(),
-                    });
-                }
-                for dependency in &task.depends_on {
-                    match status_by_id.get(dependency.as_str()) {
-                        Some(Status::Done) => {}
-                        Some(status) => blockers.push(Blocker::WaitingOn {
-                            id: dependency.clone(),
-                            status: *status,
-                        }),
-                        None => blockers.push(Blocker::UnknownDependency {
-                            id: dependency.clone(),
-                        }),
-                    }
-                }
-                if task.status == Status::Open
-                    && let Some(held) = holds.get(&task.id)
-                {
-                    blockers.extend(held.iter().cloned());
-                }
-                if blockers.is_empty() {
-                    Readiness::Ready
-                } else {
-                    Readiness::NotReady { blockers }
-                }
-            })
-            .collect();
-        // Entries are large and their rank keys point into the heap: sort packed keys
-        // that settle nearly every comparison without a pointer, then move each entry once.
-        let mut keys: Vec<(u128, usize)> = tasks
-            .iter()
-            .zip(&readiness)
-            .enumerate()
-            .map(|(index, (task, readiness))| {
-                let mut created = [0; 10];
-                if let Some(date) = task.created.as_deref() {
-                    let prefix = &date.as_bytes()[..date.len().min(created.len())];
-                    created[..prefix.len()].copy_from_slice(prefix);
-                }
-                let mut key = u128::from(!readiness.is_ready());
-                key = key << 8 | u128::from(task.priority.level());
-                key = key << 32 | u128::from(u32::MAX - task.value);
-                key = key << 1 | u128::from(task.created.is_none());
-                for byte in created {
-                    key = key << 8 | u128::from(byte);
-                }
-                (key, index)
-            })
-            .collect();
-        keys.sort_unstable_by(|(left_key, left), (right_key, right)| {
-            left_key
-                .cmp(right_key)
-                .then_with(|| compare_rank(&tasks[*left], &tasks[*right]))
-                .then(left.cmp(right))
-        });
+        let readiness = readiness_of(&tasks, holds);
+        let mut keys: Vec<(u128, usize)> = packed_keys(&tasks, &readiness).collect();
+        keys.sort_unstable_by(|left, right| compare_keys(&tasks, left, right));
         let mut tasks: Vec<Option<Task>> = tasks.into_iter().map(Some).collect();
-        let mut readiness: Vec<Option<Readiness>> = readiness.drain(..).map(Some).collect();
+        let mut readiness: Vec<Option<Readiness>> = readiness.into_iter().map(Some).collect();
         let mut entries: Vec<QueueEntry> = Vec::with_capacity(tasks.len());
         for (_, index) in keys {
             if let (Some(task), Some(readiness)) = (tasks[index].take(), readiness[index].take()) {
@@ -253,24 +321,24 @@ pub enum Standing<'a> {
 }
 
 /// The rank order: priority ascending, value descending, `created` ascending (undated last), id ascending.
-pub fn compare_rank(left: &Task, right: &Task) -> Ordering {
+pub fn compare_rank<T: Rankable>(left: &T, right: &T) -> Ordering {
     rank_key(left).cmp(&rank_key(right))
 }
 
 type RankKey<'a> = (u8, Reverse<u32>, (bool, Option<&'a str>), &'a str);
 
 /// Returns the sort key behind [`compare_rank`].
-pub fn rank_key(task: &Task) -> RankKey<'_> {
+pub fn rank_key<T: Rankable>(task: &T) -> RankKey<'_> {
     (
-        task.priority.level(),
-        Reverse(task.value),
-        (task.created.is_none(), task.created.as_deref()),
-        task.id.as_str(),
+        task.priority().level(),
+        Reverse(task.value()),
+        (task.created().is_none(), task.created()),
+        task.id(),
     )
 }
 
 /// Returns the first part of the rank key on which `ahead` beats `behind`.
-pub fn rank_reason(ahead: &Task, behind: &Task) -> RankReason {
+pub fn rank_reason<T: Rankable>(ahead: &T, behind: &T) -> RankReason {
     let (ahead_key, behind_key) = (rank_key(ahead), rank_key(behind));
     if ahead_key.0 != behind_key.0 {
         RankReason::Priority
@@ -461,7 +529,9 @@ mod tests {
                 task
             })
             .collect();
+        let top = top_ready(&tasks, &Holds::new()).map(|index| tasks[index].id.clone());
         let queue = Queue::build(tasks, &Holds::new());
+        assert_eq!(top.as_ref(), queue.next().map(|entry| &entry.task.id));
         for pair in queue.entries().windows(2) {
             let (ahead, behind) = (&pair[0], &pair[1]);
             let order = behind

@@ -4,21 +4,32 @@
 //! and default id come from it), so an entry can never be stale. The file is a small
 //! binary format rather than JSON because a warm `gitprio next` on a large queue
 //! spends most of its time here. Loading checks the header, the checksum and the
-//! record order; a record is decoded only when asked for, straight into an owned
-//! value. Records are stored in path order, the order the queue is read in, so a
-//! warm run reads the file front to back without an index. The file is rewritten
-//! atomically, and a corrupt, truncated or foreign file gives an empty cache.
+//! record order; a record is decoded only when asked for. Records are stored in path
+//! order, the order the queue is read in, so a warm run reads the file front to back
+//! without an index. The file is rewritten atomically, and a corrupt, truncated or
+//! foreign file gives an empty cache.
+//!
+//! When one run read one `.tasks` tree, the file names that tree and its config blob: its
+//! records are then exactly the task files of the tree, and the next run that reads the
+//! same tree takes them as they are, without walking the tree or looking each file up.
+//!
+//! Each task payload starts with the fields ranking needs (the head), so the queue index
+//! reads those without decoding, or allocating, the rest.
 //!
 //! Layout, integers little-endian, strings as a `u32` byte length then UTF-8:
 //!
 //! ```text
 //! file:    magic (8 bytes) | format version (u32) | parser version (string)
-//!          | record count (u32) | checksum of the records (u64) | records
+//!          | record count (u32) | checksum of what follows (u64)
+//!          | snapshot tree (u8 length, bytes; length 0 for none)
+//!          | [if a snapshot tree: its config blob (u8 length, bytes; length 0 for none)] | records
 //! record:  blob id (u8 length, bytes) | path (string) | payload length (u32) | payload
-//! payload: an encoded ParsedTask, see `encode_parsed`
+//! payload: diagnostic count (u32) | diagnostics | task flag (u8) | task head | task rest
 //! ```
 //!
-//! Records are sorted by path, then blob id, with no two alike.
+//! Records are sorted by path, then blob id, with no two alike. See `encode_parsed` for
+//! the payload: a new task field goes at the end of the rest, in `encode_rest` and
+//! `decode_rest`, with a new [`FORMAT_VERSION`].
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
@@ -34,7 +45,7 @@ use crate::task::{Budget, ParsedTask, Planning, Priority, Status, Task, TaskId};
 const MAGIC: [u8; 8] = *b"gitprioP";
 
 /// Changes whenever the layout or the payload encoding changes.
-const FORMAT_VERSION: u32 = 3;
+const FORMAT_VERSION: u32 = 4;
 
 /// Names the parser that produced cached entries: a new gitprio version re-parses.
 const PARSER_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -48,8 +59,14 @@ pub struct ParseCache {
     loaded: Vec<Loaded>,
     /// The record of `loaded` that a lookup in path order asks for next.
     cursor: usize,
+    /// The `.tasks` tree whose task files are exactly the records of `file`, if known.
+    snapshot: Option<Snapshot>,
+    /// The `.tasks` trees read since loading, one per read.
+    trees: Vec<Snapshot>,
     /// Records encoded by [`ParseCache::insert`].
-    added: HashMap<AddedKey, Vec<u8>>,
+    added: Vec<Vec<u8>>,
+    /// Where in `added` each added record is.
+    added_index: HashMap<AddedKey, usize>,
 }
 
 impl std::fmt::Debug for ParseCache {
@@ -57,9 +74,24 @@ impl std::fmt::Debug for ParseCache {
         f.debug_struct("ParseCache")
             .field("file_bytes", &self.file.len())
             .field("loaded", &self.loaded.len())
+            .field("snapshot", &self.snapshot)
             .field("added", &self.added.len())
             .finish_non_exhaustive()
     }
+}
+
+/// A `.tasks` tree and the blob of its `config.yaml`, if it has one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Snapshot {
+    pub tree: ObjectId,
+    pub config: Option<ObjectId>,
+}
+
+/// One record of the cache: read from the file, or added by this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RecordId {
+    Loaded(usize),
+    Added(usize),
 }
 
 /// One record of the file read, as ranges of it.
@@ -95,6 +127,24 @@ impl AddedKey {
     }
 }
 
+/// The fields of a cached task that ranking reads, borrowed from the cache.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TaskHead<'a> {
+    pub id: &'a str,
+    pub priority: Priority,
+    pub status: Status,
+    pub value: u32,
+    pub created: Option<&'a str>,
+    pub depends_on: Vec<&'a str>,
+}
+
+/// A cached parse with only the head of its task decoded.
+#[derive(Debug)]
+pub(crate) struct CachedHead<'a> {
+    pub diagnostics: Vec<Diagnostic>,
+    pub task: Option<TaskHead<'a>>,
+}
+
 impl ParseCache {
     /// Reads the cache at `path`; a missing, corrupt, truncated or outdated file gives an empty cache.
     pub fn load(path: &Path) -> ParseCache {
@@ -117,6 +167,13 @@ impl ParseCache {
         if checksum_of(reader.rest()) != checksum {
             return Err(Unreadable);
         }
+        let snapshot = match reader.object_id()? {
+            None => None,
+            Some(tree) => Some(Snapshot {
+                tree,
+                config: reader.object_id()?,
+            }),
+        };
         let mut loaded: Vec<Loaded> = Vec::with_capacity(count.min(file.len()));
         for _ in 0..count {
             let start = reader.position;
@@ -140,30 +197,44 @@ impl ParseCache {
         Ok(ParseCache {
             file,
             loaded,
-            cursor: 0,
-            added: HashMap::default(),
+            snapshot,
+            ..ParseCache::default()
         })
     }
 
-    /// Returns the parse of the file at `path` whose content is blob `blob`, if cached.
-    ///
-    /// Each call decodes the record afresh into an owned value, whose task has an empty body.
-    pub fn get(&mut self, blob: &ObjectId, path: &str) -> Option<ParsedTask> {
+    /// Returns every record, in path order, and the config blob, if the records are
+    /// exactly the task files of `.tasks` tree `tree`.
+    pub(crate) fn snapshot_of(
+        &mut self,
+        tree: ObjectId,
+    ) -> Option<(Vec<RecordId>, Option<ObjectId>)> {
+        let snapshot = self.snapshot.filter(|snapshot| snapshot.tree == tree)?;
+        self.trees.push(snapshot);
+        for record in &mut self.loaded {
+            record.used = true;
+        }
+        let records = (0..self.loaded.len()).map(RecordId::Loaded).collect();
+        Some((records, snapshot.config))
+    }
+
+    /// Notes that the task files of a `.tasks` tree are being looked up one by one.
+    pub(crate) fn read_tree(&mut self, snapshot: Snapshot) {
+        self.trees.push(snapshot);
+    }
+
+    /// Returns the record of the file at `path` whose content is blob `blob`, if cached.
+    pub(crate) fn find(&mut self, blob: &ObjectId, path: &str) -> Option<RecordId> {
         let path = path.as_bytes();
         if let Some(index) = self.find_loaded(blob.as_slice(), path) {
             self.cursor = index + 1;
-            let record = &mut self.loaded[index];
-            if let Ok(parsed) = decode_parsed(&self.file[record.parts.payload.clone()]) {
-                record.used = true;
-                return Some(parsed);
-            }
+            self.loaded[index].used = true;
+            return Some(RecordId::Loaded(index));
         }
-        let bytes = self.added.get(&AddedKey::new(*blob, path))?;
-        let parts = split_record(&mut Reader::new(bytes)).ok()?;
-        if (&bytes[parts.blob], &bytes[parts.path]) != (blob.as_slice(), path) {
-            return None;
-        }
-        decode_parsed(&bytes[parts.payload]).ok()
+        let index = *self.added_index.get(&AddedKey::new(*blob, path))?;
+        let parts = split_record(&mut Reader::new(&self.added[index])).ok()?;
+        let bytes = &self.added[index];
+        ((&bytes[parts.blob], &bytes[parts.path]) == (blob.as_slice(), path))
+            .then_some(RecordId::Added(index))
     }
 
     /// Returns the index of the loaded record for `blob` at `path`, trying the cursor first.
@@ -183,16 +254,94 @@ impl ParseCache {
     ///
     /// Keeps what reading the queue needs (see [`Detail::Queue`]): not the body, which
     /// is read again when shown, nor the positions of fields other than `id`.
-    pub fn insert(&mut self, blob: ObjectId, path: &str, parsed: &ParsedTask) {
-        if let Some(bytes) = encode_record(blob, path, parsed, Detail::Queue) {
-            self.added
-                .insert(AddedKey::new(blob, path.as_bytes()), bytes);
+    pub(crate) fn insert(
+        &mut self,
+        blob: ObjectId,
+        path: &str,
+        parsed: &ParsedTask,
+    ) -> Option<RecordId> {
+        let bytes = encode_record(blob, path, parsed, Detail::Queue)?;
+        let key = AddedKey::new(blob, path.as_bytes());
+        let index = if let Some(&index) = self.added_index.get(&key) {
+            self.added[index] = bytes;
+            index
+        } else {
+            self.added.push(bytes);
+            self.added_index.insert(key, self.added.len() - 1);
+            self.added.len() - 1
+        };
+        Some(RecordId::Added(index))
+    }
+
+    /// Forgets a record that cannot be decoded, so that it is not saved again.
+    pub(crate) fn discard(&mut self, record: RecordId) {
+        match record {
+            RecordId::Loaded(index) => self.loaded[index].used = false,
+            RecordId::Added(index) => self.added[index].clear(),
         }
     }
 
+    /// Returns the bytes of a record and where its parts are in them.
+    fn record(&self, record: RecordId) -> Option<(&[u8], RecordParts)> {
+        match record {
+            RecordId::Loaded(index) => {
+                let loaded = self.loaded.get(index)?;
+                let parts = RecordParts {
+                    blob: loaded.parts.blob.clone(),
+                    path: loaded.parts.path.clone(),
+                    payload: loaded.parts.payload.clone(),
+                };
+                Some((&self.file, parts))
+            }
+            RecordId::Added(index) => {
+                let bytes = self.added.get(index)?;
+                Some((bytes, split_record(&mut Reader::new(bytes)).ok()?))
+            }
+        }
+    }
+
+    /// Returns the blob id and path of a record.
+    pub(crate) fn key(&self, record: RecordId) -> Option<(ObjectId, &str)> {
+        let (bytes, parts) = self.record(record)?;
+        let blob = ObjectId::try_from(&bytes[parts.blob]).ok()?;
+        Some((blob, std::str::from_utf8(&bytes[parts.path]).ok()?))
+    }
+
+    /// Decodes a record into an owned parse, whose task has an empty body.
+    pub(crate) fn parsed(&self, record: RecordId) -> Option<ParsedTask> {
+        let (bytes, parts) = self.record(record)?;
+        decode_parsed(&bytes[parts.payload]).ok()
+    }
+
+    /// Decodes a record's diagnostics and the head of its task, borrowing the strings.
+    pub(crate) fn head(&self, record: RecordId) -> Option<CachedHead<'_>> {
+        let (bytes, parts) = self.record(record)?;
+        let mut reader = Reader::new(&bytes[parts.payload]);
+        let diagnostics = decode_diagnostics(&mut reader).ok()?;
+        let task = match reader.u8().ok()? {
+            0 => None,
+            1 => Some(decode_head(&mut reader).ok()?),
+            _ => return None,
+        };
+        Some(CachedHead { diagnostics, task })
+    }
+
+    /// Returns the tree to name in the saved file: the one tree this run read, if any.
+    fn snapshot_to_save(&self) -> Option<Snapshot> {
+        let first = *self.trees.first()?;
+        self.trees
+            .iter()
+            .all(|&tree| tree == first)
+            .then_some(first)
+    }
+
     /// Writes the records used since loading to `path` (atomically), if anything changed.
+    ///
+    /// A run that read no tree (say, the working tree's files) leaves the file as it is.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        if self.added.is_empty() && self.loaded.iter().all(|record| record.used) {
+        let snapshot = self.snapshot_to_save();
+        let unchanged = self.loaded.iter().all(|record| record.used) && snapshot == self.snapshot;
+        if self.added.is_empty() && (unchanged || self.trees.is_empty()) {
             return Ok(());
         }
         let file = &self.file;
@@ -208,7 +357,7 @@ impl ParseCache {
                 )
             })
             .collect();
-        for bytes in self.added.values() {
+        for bytes in &self.added {
             if let Ok(parts) = split_record(&mut Reader::new(bytes)) {
                 kept.push((&bytes[parts.path], &bytes[parts.blob], bytes));
             }
@@ -216,7 +365,7 @@ impl ParseCache {
         kept.sort_unstable();
         kept.dedup_by(|right, left| (right.0, right.1) == (left.0, left.1));
         let records: Vec<&[u8]> = kept.into_iter().map(|(_, _, record)| record).collect();
-        let bytes = encode_file(&records)?;
+        let bytes = encode_file(snapshot, &records)?;
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
@@ -231,11 +380,11 @@ impl ParseCache {
 }
 
 /// Lays out a cache file: the header, then `records` as they are.
-fn encode_file(records: &[&[u8]]) -> std::io::Result<Vec<u8>> {
+fn encode_file(snapshot: Option<Snapshot>, records: &[&[u8]]) -> std::io::Result<Vec<u8>> {
     let count = u32::try_from(records.len())
         .map_err(|_| std::io::Error::other("too many task files to cache"))?;
     let records_length: usize = records.iter().map(|record| record.len()).sum();
-    let mut file = Vec::with_capacity(64 + records_length);
+    let mut file = Vec::with_capacity(128 + records_length);
     let mut writer = Writer { out: &mut file };
     writer.out.extend_from_slice(&MAGIC);
     writer.u32(FORMAT_VERSION);
@@ -245,12 +394,16 @@ fn encode_file(records: &[&[u8]]) -> std::io::Result<Vec<u8>> {
     writer.u32(count);
     let checksum_at = writer.out.len();
     writer.u64(0);
-    let records_at = writer.out.len();
+    let checked_at = writer.out.len();
+    writer.object_id(snapshot.map(|snapshot| snapshot.tree));
+    if let Some(snapshot) = snapshot {
+        writer.object_id(snapshot.config);
+    }
     for record in records {
         writer.out.extend_from_slice(record);
     }
-    let checksum = checksum_of(&file[records_at..]);
-    file[checksum_at..records_at].copy_from_slice(&checksum.to_le_bytes());
+    let checksum = checksum_of(&file[checked_at..]);
+    file[checksum_at..checked_at].copy_from_slice(&checksum.to_le_bytes());
     Ok(file)
 }
 
@@ -307,54 +460,90 @@ enum Detail {
     Queue,
 }
 
-/// Encodes `parsed`: a task flag and the task, then the diagnostics.
+/// Encodes `parsed`: the diagnostics, then a task flag and the task's head and rest.
 fn encode_parsed(writer: &mut Writer<'_>, parsed: &ParsedTask, detail: Detail) -> Option<()> {
-    match &parsed.task {
-        Some(task) => {
-            writer.u8(1);
-            encode_task(writer, task, detail)?;
-        }
-        None => writer.u8(0),
-    }
     writer.length(parsed.diagnostics.len())?;
     for diagnostic in &parsed.diagnostics {
         encode_diagnostic(writer, diagnostic)?;
+    }
+    match &parsed.task {
+        Some(task) => {
+            writer.u8(1);
+            encode_head(writer, task)?;
+            encode_rest(writer, task, detail)?;
+        }
+        None => writer.u8(0),
     }
     Some(())
 }
 
 fn decode_parsed(payload: &[u8]) -> Decoded<ParsedTask> {
     let mut reader = Reader::new(payload);
+    let diagnostics = decode_diagnostics(&mut reader)?;
     let task = match reader.u8()? {
         0 => None,
-        1 => Some(decode_task(&mut reader)?),
+        1 => {
+            let head = decode_head(&mut reader)?;
+            Some(decode_rest(&mut reader, &head)?)
+        }
         _ => return Err(Unreadable),
     };
-    let count = reader.length()?;
-    let mut diagnostics = Vec::with_capacity(count.min(reader.rest().len()));
-    for _ in 0..count {
-        diagnostics.push(decode_diagnostic(&mut reader)?);
-    }
     if !reader.rest().is_empty() {
         return Err(Unreadable);
     }
     Ok(ParsedTask { task, diagnostics })
 }
 
-/// Encodes the fields of `task` in declaration order, the body and positions as `detail` says.
-fn encode_task(writer: &mut Writer<'_>, task: &Task, detail: Detail) -> Option<()> {
+fn decode_diagnostics(reader: &mut Reader<'_>) -> Decoded<Vec<Diagnostic>> {
+    let count = reader.length()?;
+    let mut diagnostics = Vec::with_capacity(count.min(reader.rest().len()));
+    for _ in 0..count {
+        diagnostics.push(decode_diagnostic(reader)?);
+    }
+    Ok(diagnostics)
+}
+
+/// Encodes the fields ranking reads: see [`TaskHead`].
+fn encode_head(writer: &mut Writer<'_>, task: &Task) -> Option<()> {
     writer.str(task.id.as_str())?;
-    writer.str(&task.path)?;
-    writer.str(&task.title)?;
     writer.u8(task.priority.level());
     writer.u8(status_code(task.status));
+    writer.u32(task.value);
+    writer.optional_str(task.created.as_deref())?;
     writer.length(task.depends_on.len())?;
     for dependency in &task.depends_on {
         writer.str(dependency.as_str())?;
     }
+    Some(())
+}
+
+fn decode_head<'a>(reader: &mut Reader<'a>) -> Decoded<TaskHead<'a>> {
+    let id = reader.task_id()?;
+    let priority = Priority::new(reader.u8()?).ok_or(Unreadable)?;
+    let status = status_from_code(reader.u8()?).ok_or(Unreadable)?;
+    let value = reader.u32()?;
+    let created = reader.optional_str()?;
+    let count = reader.length()?;
+    let mut depends_on = Vec::with_capacity(count.min(reader.rest().len()));
+    for _ in 0..count {
+        depends_on.push(reader.task_id()?);
+    }
+    Ok(TaskHead {
+        id,
+        priority,
+        status,
+        value,
+        created,
+        depends_on,
+    })
+}
+
+/// Encodes the fields of `task` that are not in the head, the body and positions as `detail` says.
+fn encode_rest(writer: &mut Writer<'_>, task: &Task, detail: Detail) -> Option<()> {
+    writer.str(&task.path)?;
+    writer.str(&task.title)?;
     writer.optional_str(task.task_type.as_deref())?;
     writer.optional_str(task.feature.as_deref())?;
-    writer.u32(task.value);
     for list in [&task.labels, &task.owns, &task.context, &task.acceptance] {
         writer.strings(list)?;
     }
@@ -367,7 +556,6 @@ fn encode_task(writer: &mut Writer<'_>, task: &Task, detail: Detail) -> Option<(
         None => writer.u8(0),
     }
     writer.optional_str(task.model.as_deref())?;
-    writer.optional_str(task.created.as_deref())?;
     writer.optional_str(task.plan.map(Planning::as_str))?;
     let full = detail == Detail::Full;
     writer.str(if full { &task.body } else { "" })?;
@@ -382,20 +570,11 @@ fn encode_task(writer: &mut Writer<'_>, task: &Task, detail: Detail) -> Option<(
     Some(())
 }
 
-fn decode_task(reader: &mut Reader<'_>) -> Decoded<Task> {
-    let id = reader.task_id()?;
+fn decode_rest(reader: &mut Reader<'_>, head: &TaskHead<'_>) -> Decoded<Task> {
     let path = reader.string()?;
     let title = reader.string()?;
-    let priority = Priority::new(reader.u8()?).ok_or(Unreadable)?;
-    let status = status_from_code(reader.u8()?).ok_or(Unreadable)?;
-    let count = reader.length()?;
-    let mut depends_on = Vec::with_capacity(count.min(reader.rest().len()));
-    for _ in 0..count {
-        depends_on.push(reader.task_id()?);
-    }
     let task_type = reader.optional_string()?;
     let feature = reader.optional_string()?;
-    let value = reader.u32()?;
     let labels = reader.strings()?;
     let owns = reader.strings()?;
     let context = reader.strings()?;
@@ -409,7 +588,6 @@ fn decode_task(reader: &mut Reader<'_>) -> Decoded<Task> {
         _ => return Err(Unreadable),
     };
     let model = reader.optional_string()?;
-    let created = reader.optional_string()?;
     let plan = match reader.optional_string()? {
         Some(text) => Some(Planning::parse(&text).ok_or(Unreadable)?),
         None => None,
@@ -424,22 +602,26 @@ fn decode_task(reader: &mut Reader<'_>) -> Decoded<Task> {
         positions.insert(field, position);
     }
     Ok(Task {
-        id,
+        id: TaskId::from_valid(head.id),
         path,
         title,
-        priority,
-        status,
-        depends_on,
+        priority: head.priority,
+        status: head.status,
+        depends_on: head
+            .depends_on
+            .iter()
+            .map(|id| TaskId::from_valid(id))
+            .collect(),
         task_type,
         feature,
-        value,
+        value: head.value,
         labels,
         owns,
         context,
         acceptance,
         budget,
         model,
-        created,
+        created: head.created.map(str::to_owned),
         plan,
         body,
         body_line,
@@ -567,6 +749,13 @@ impl Writer<'_> {
         text.map_or(Some(()), |text| self.str(text))
     }
 
+    /// Writes an object id as its length (0 for none) and bytes.
+    fn object_id(&mut self, id: Option<ObjectId>) {
+        let bytes = id.as_ref().map_or(&[][..], ObjectId::as_slice);
+        self.u8(u8::try_from(bytes.len()).unwrap_or(0));
+        self.out.extend_from_slice(bytes);
+    }
+
     fn optional_u64(&mut self, value: Option<u64>) {
         match value {
             Some(value) => {
@@ -651,15 +840,34 @@ impl<'a> Reader<'a> {
         self.str().map(str::to_owned)
     }
 
-    fn task_id(&mut self) -> Decoded<TaskId> {
-        TaskId::new(self.str()?).ok_or(Unreadable)
+    /// Reads a string that must be a valid task id.
+    fn task_id(&mut self) -> Decoded<&'a str> {
+        let id = self.str()?;
+        if TaskId::is_valid(id) {
+            Ok(id)
+        } else {
+            Err(Unreadable)
+        }
+    }
+
+    fn optional_str(&mut self) -> Decoded<Option<&'a str>> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => self.str().map(Some),
+            _ => Err(Unreadable),
+        }
     }
 
     fn optional_string(&mut self) -> Decoded<Option<String>> {
+        self.optional_str().map(|text| text.map(str::to_owned))
+    }
+
+    fn object_id(&mut self) -> Decoded<Option<ObjectId>> {
         match self.u8()? {
             0 => Ok(None),
-            1 => self.string().map(Some),
-            _ => Err(Unreadable),
+            length => ObjectId::try_from(self.bytes(usize::from(length))?)
+                .map(Some)
+                .map_err(|_| Unreadable),
         }
     }
 
@@ -707,6 +915,13 @@ fn path_hash(path: &[u8]) -> u64 {
 mod tests {
     use super::*;
     use crate::task::parse_task;
+
+    impl ParseCache {
+        fn get(&mut self, blob: &ObjectId, path: &str) -> Option<ParsedTask> {
+            let record = self.find(blob, path)?;
+            self.parsed(record)
+        }
+    }
 
     const BLOB: &str = "0123456789abcdef0123456789abcdef01234567";
 
@@ -887,14 +1102,54 @@ mod tests {
     }
 
     #[test]
+    fn a_tree_read_alone_is_named_and_its_records_taken_whole_next_time() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = directory.path().join("parsed.bin");
+        let tree = blob("2123456789abcdef0123456789abcdef01234567");
+        let other_tree = blob("3123456789abcdef0123456789abcdef01234567");
+        let snapshot = Snapshot {
+            tree,
+            config: Some(blob(BLOB)),
+        };
+        let mut cache = ParseCache::default();
+        cache.read_tree(snapshot);
+        for path in [".tasks/a.md", ".tasks/b.md"] {
+            cache.insert(blob(BLOB), path, &parse(path));
+        }
+        cache.save(&file).unwrap();
+
+        let mut cache = ParseCache::load(&file);
+        assert!(cache.snapshot_of(other_tree).is_none());
+        let (records, config) = cache.snapshot_of(tree).unwrap();
+        assert_eq!(config, snapshot.config);
+        let paths: Vec<String> = records
+            .iter()
+            .map(|&record| cache.parsed(record).unwrap().task.unwrap().path)
+            .collect();
+        assert_eq!(paths, [".tasks/a.md", ".tasks/b.md"]);
+
+        cache.read_tree(Snapshot {
+            tree: other_tree,
+            config: None,
+        });
+        cache.save(&file).unwrap();
+        let mut cache = ParseCache::load(&file);
+        assert!(
+            cache.snapshot_of(tree).is_none(),
+            "two trees read: none named"
+        );
+        assert_eq!(cache.loaded.len(), 2);
+    }
+
+    #[test]
     fn records_out_of_order_or_repeated_give_an_empty_cache() {
         let record =
             |path: &str| encode_record(blob(BLOB), path, &parse(path), Detail::Queue).unwrap();
         let (first, second) = (record(".tasks/a.md"), record(".tasks/b.md"));
-        let file = encode_file(&[&first, &second]).unwrap();
+        let file = encode_file(None, &[&first, &second]).unwrap();
         assert_eq!(ParseCache::from_file(file).unwrap().loaded.len(), 2);
-        assert!(ParseCache::from_file(encode_file(&[&second, &first]).unwrap()).is_err());
-        assert!(ParseCache::from_file(encode_file(&[&first, &first]).unwrap()).is_err());
+        assert!(ParseCache::from_file(encode_file(None, &[&second, &first]).unwrap()).is_err());
+        assert!(ParseCache::from_file(encode_file(None, &[&first, &first]).unwrap()).is_err());
     }
 
     #[test]
@@ -908,6 +1163,19 @@ mod tests {
         cache.save(&path).unwrap();
 
         let mut cache = ParseCache::load(&path);
+        assert!(cache.get(&blob(BLOB), ".tasks/a.md").is_some());
+        cache.save(&path).unwrap();
+        let mut cache = ParseCache::load(&path);
+        assert_eq!(
+            cache.loaded.len(),
+            2,
+            "a run that read no tree changes nothing"
+        );
+        let tree = Snapshot {
+            tree: blob("2123456789abcdef0123456789abcdef01234567"),
+            config: None,
+        };
+        cache.read_tree(tree);
         assert!(cache.get(&blob(BLOB), ".tasks/a.md").is_some());
         cache.save(&path).unwrap();
         let mut cache = ParseCache::load(&path);

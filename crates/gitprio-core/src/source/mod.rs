@@ -1,17 +1,20 @@
 //! Where the queue is read from (a commit, or the working tree) and loading every task file from it.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Position};
 use crate::git::{GitError, Repository};
-use crate::task::{MAX_TASK_FILE_BYTES, ParsedTask, Task, parse_task};
+use crate::queue::Rankable;
+use crate::task::{MAX_TASK_FILE_BYTES, ParsedTask, Priority, Status, Task, TaskId, parse_task};
 use crate::{CONFIG_PATH, TASKS_DIR};
 
 mod cache;
+
+use cache::{RecordId, Snapshot, TaskHead};
 
 pub use cache::ParseCache;
 
@@ -140,71 +143,295 @@ fn read_committed(
 pub fn load(
     repo: &Repository,
     source: &QueueSource,
-    cache: Option<&mut ParseCache>,
+    mut cache: Option<&mut ParseCache>,
 ) -> Result<LoadedQueue, LoadError> {
+    let resolved = resolve(repo, source, cache.as_deref_mut())?;
+    let mut empty = ParseCache::default();
+    resolved.into_loaded(repo, cache.unwrap_or(&mut empty))
+}
+
+/// Finds the task files of `source`, parsing through `cache` the ones it lacks, without decoding the cached ones.
+///
+/// Then [`Resolved::into_loaded`] decodes every task, or [`Resolved::index`] only what ranking needs.
+pub fn resolve(
+    repo: &Repository,
+    source: &QueueSource,
+    cache: Option<&mut ParseCache>,
+) -> Result<Resolved, LoadError> {
     match source {
-        QueueSource::Worktree => load_worktree(repo),
+        QueueSource::Worktree => resolve_worktree(repo),
         QueueSource::Default => {
             let (rev, commit) = resolve_queue_ref(repo, &local_config(repo))?;
-            load_commit(repo, rev, commit, cache)
+            resolve_commit(repo, rev, commit, cache)
         }
         QueueSource::Rev(rev) => {
             let commit = repo.resolve_commit(rev)?;
-            load_commit(repo, rev.clone(), commit, cache)
+            resolve_commit(repo, rev.clone(), commit, cache)
         }
     }
 }
 
-fn load_commit(
+/// A task file of the version read: its parse, as cached or just made.
+#[derive(Debug)]
+enum Entry {
+    Cached(RecordId),
+    /// Boxed: most entries are cached, and a queue holds many.
+    Parsed(Box<ParsedTask>),
+}
+
+/// One version of the queue: where it came from, its config and its task files in path order.
+#[derive(Debug)]
+pub struct Resolved {
+    pub origin: Origin,
+    /// The commit read, when the queue came from git.
+    pub commit: Option<ObjectId>,
+    pub config: Config,
+    /// Problems met so far: the config's.
+    pub diagnostics: Vec<Diagnostic>,
+    entries: Vec<Entry>,
+}
+
+impl Resolved {
+    /// Decodes every task, re-parsing any whose cached record cannot be decoded.
+    pub fn into_loaded(
+        self,
+        repo: &Repository,
+        cache: &mut ParseCache,
+    ) -> Result<LoadedQueue, LoadError> {
+        let mut parsed = Vec::with_capacity(self.entries.len());
+        for entry in self.entries {
+            let outcome = match entry {
+                Entry::Parsed(outcome) => *outcome,
+                Entry::Cached(record) => {
+                    if let Some(outcome) = cache.parsed(record) {
+                        outcome
+                    } else {
+                        let Some((blob, path)) = cache.key(record) else {
+                            continue;
+                        };
+                        let path = path.to_owned();
+                        cache.discard(record);
+                        let outcome = parse_blob(repo, blob, &path)?;
+                        cache.insert(blob, &path, &outcome);
+                        outcome
+                    }
+                }
+            };
+            parsed.push((outcome.diagnostics, outcome.task));
+        }
+        let mut diagnostics = self.diagnostics;
+        let tasks = collect(parsed, &mut diagnostics, |task: &Task| {
+            (task.path.clone(), task.position_of("id"))
+        });
+        Ok(LoadedQueue {
+            origin: self.origin,
+            commit: self.commit,
+            config: self.config,
+            tasks,
+            diagnostics,
+        })
+    }
+
+    /// Reads what ranking needs of every usable task, borrowing it from `cache`.
+    ///
+    /// `None` when a cached record cannot be decoded: [`Resolved::into_loaded`] then repairs it.
+    pub fn index<'a>(&'a self, cache: &'a ParseCache) -> Option<QueueIndex<'a>> {
+        let mut outcomes = Vec::with_capacity(self.entries.len());
+        for (entry_index, entry) in self.entries.iter().enumerate() {
+            let (diagnostics, head) = match entry {
+                Entry::Cached(record) => {
+                    let head = cache.head(*record)?;
+                    (head.diagnostics, head.task)
+                }
+                Entry::Parsed(outcome) => (
+                    outcome.diagnostics.clone(),
+                    outcome.task.as_ref().map(TaskHead::of),
+                ),
+            };
+            let task = head.map(|head| IndexedTask {
+                head,
+                entry: entry_index,
+            });
+            outcomes.push((diagnostics, task));
+        }
+        let mut diagnostics = self.diagnostics.clone();
+        let tasks = collect(outcomes, &mut diagnostics, |task: &IndexedTask<'_>| {
+            let task = full_task(&self.entries[task.entry], cache);
+            task.map_or_else(
+                || (String::new(), Position::START),
+                |task| {
+                    let position = task.position_of("id");
+                    (task.path, position)
+                },
+            )
+        });
+        Some(QueueIndex {
+            resolved: self,
+            cache,
+            tasks,
+            diagnostics,
+        })
+    }
+}
+
+/// Decodes the task of `entry`; its body is empty when it comes from the cache.
+fn full_task(entry: &Entry, cache: &ParseCache) -> Option<Task> {
+    match entry {
+        Entry::Cached(record) => cache.parsed(*record)?.task,
+        Entry::Parsed(outcome) => outcome.task.clone(),
+    }
+}
+
+/// The ranking fields of every usable task of one version of the queue, borrowed from the parse cache.
+///
+/// Ranking reads these; only the task shown is decoded in full, with [`QueueIndex::task`].
+#[derive(Debug)]
+pub struct QueueIndex<'a> {
+    resolved: &'a Resolved,
+    cache: &'a ParseCache,
+    tasks: Vec<IndexedTask<'a>>,
+    /// Problems met: files skipped, duplicate ids, unknown keys.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl QueueIndex<'_> {
+    /// Returns the usable tasks with unique ids, in path order.
+    pub fn tasks(&self) -> &[IndexedTask<'_>] {
+        &self.tasks
+    }
+
+    /// Returns the whole task at `index` of [`QueueIndex::tasks`]; its body may be empty.
+    pub fn task(&self, index: usize) -> Option<Task> {
+        let entry = &self.resolved.entries[self.tasks.get(index)?.entry];
+        full_task(entry, self.cache)
+    }
+}
+
+/// What ranking reads of one task, borrowed from the parse cache: see [`QueueIndex`].
+#[derive(Clone, Debug)]
+pub struct IndexedTask<'a> {
+    head: TaskHead<'a>,
+    /// Which entry of the [`Resolved`] queue the task comes from.
+    entry: usize,
+}
+
+impl<'a> TaskHead<'a> {
+    fn of(task: &'a Task) -> TaskHead<'a> {
+        TaskHead {
+            id: task.id.as_str(),
+            priority: task.priority,
+            status: task.status,
+            value: task.value,
+            created: task.created.as_deref(),
+            depends_on: task.depends_on.iter().map(TaskId::as_str).collect(),
+        }
+    }
+}
+
+impl Rankable for IndexedTask<'_> {
+    fn id(&self) -> &str {
+        self.head.id
+    }
+
+    fn status(&self) -> Status {
+        self.head.status
+    }
+
+    fn priority(&self) -> Priority {
+        self.head.priority
+    }
+
+    fn value(&self) -> u32 {
+        self.head.value
+    }
+
+    fn created(&self) -> Option<&str> {
+        self.head.created
+    }
+
+    fn depends_on(&self) -> impl Iterator<Item = &str> {
+        self.head.depends_on.iter().copied()
+    }
+}
+
+fn resolve_commit(
     repo: &Repository,
     rev: String,
     commit: ObjectId,
     mut cache: Option<&mut ParseCache>,
-) -> Result<LoadedQueue, LoadError> {
+) -> Result<Resolved, LoadError> {
     let origin = Origin::Commit {
         rev,
         commit: commit.to_string(),
     };
-    let Some(files) = repo.files_under(commit, TASKS_DIR)? else {
+    let Some((tree, true)) = repo.entry_at(commit, TASKS_DIR)? else {
         return Err(LoadError::NoTasksDir { origin });
     };
+    let snapshot = cache
+        .as_deref_mut()
+        .and_then(|cache| cache.snapshot_of(tree));
+    let (entries, config_blob) = if let Some((records, config_blob)) = snapshot {
+        (
+            records.into_iter().map(Entry::Cached).collect(),
+            config_blob,
+        )
+    } else {
+        let files = repo.files_in_tree(tree, TASKS_DIR)?;
+        let config_blob = files
+            .iter()
+            .find(|file| file.path == CONFIG_PATH)
+            .map(|file| file.blob);
+        if let Some(cache) = cache.as_deref_mut() {
+            cache.read_tree(Snapshot {
+                tree,
+                config: config_blob,
+            });
+        }
+        let mut entries = Vec::with_capacity(files.len());
+        for file in files.iter().filter(|file| is_task_path(&file.path)) {
+            if let Some(record) = cache
+                .as_deref_mut()
+                .and_then(|cache| cache.find(&file.blob, &file.path))
+            {
+                entries.push(Entry::Cached(record));
+                continue;
+            }
+            let outcome = parse_blob(repo, file.blob, &file.path)?;
+            match cache
+                .as_deref_mut()
+                .and_then(|cache| cache.insert(file.blob, &file.path, &outcome))
+            {
+                Some(record) => entries.push(Entry::Cached(record)),
+                None => entries.push(Entry::Parsed(Box::new(outcome))),
+            }
+        }
+        (entries, config_blob)
+    };
     let mut diagnostics = Vec::new();
-    let config = match read_committed(repo, commit, CONFIG_PATH)? {
-        Some(bytes) => parse_config(&bytes, &mut diagnostics),
+    let config = match config_blob {
+        Some(blob) => parse_config(&repo.read_blob(blob)?, &mut diagnostics),
         None => Config::default(),
     };
-    let mut parsed = Vec::with_capacity(files.len());
-    for file in files.iter().filter(|file| is_task_path(&file.path)) {
-        let cached = cache
-            .as_deref_mut()
-            .and_then(|cache| cache.get(&file.blob, &file.path));
-        let outcome = if let Some(outcome) = cached {
-            outcome
-        } else {
-            let size = repo.blob_size(file.blob)?;
-            let outcome = if size > MAX_TASK_FILE_BYTES {
-                crate::task::oversized_task(&file.path, size)
-            } else {
-                parse_task(&file.path, &repo.read_blob(file.blob)?)
-            };
-            if let Some(cache) = cache.as_deref_mut() {
-                cache.insert(file.blob, &file.path, &outcome);
-            }
-            outcome
-        };
-        parsed.push(outcome);
-    }
-    let tasks = collect(parsed, &mut diagnostics);
-    Ok(LoadedQueue {
+    Ok(Resolved {
         origin,
         commit: Some(commit),
         config,
-        tasks,
         diagnostics,
+        entries,
     })
 }
 
-fn load_worktree(repo: &Repository) -> Result<LoadedQueue, LoadError> {
+/// Parses the task file at `path` whose content is blob `blob`, refusing oversized ones unread.
+fn parse_blob(repo: &Repository, blob: ObjectId, path: &str) -> Result<ParsedTask, LoadError> {
+    let size = repo.blob_size(blob)?;
+    Ok(if size > MAX_TASK_FILE_BYTES {
+        crate::task::oversized_task(path, size)
+    } else {
+        parse_task(path, &repo.read_blob(blob)?)
+    })
+}
+
+fn resolve_worktree(repo: &Repository) -> Result<Resolved, LoadError> {
     let root = repo.workdir().ok_or(LoadError::NoWorktree)?;
     let origin = Origin::Worktree {
         path: root.display().to_string(),
@@ -227,7 +454,7 @@ fn load_worktree(repo: &Repository) -> Result<LoadedQueue, LoadError> {
     let mut paths = Vec::new();
     walk(&tasks_dir, TASKS_DIR, &mut paths)?;
     paths.sort_unstable_by(|left: &(String, PathBuf), right| left.0.cmp(&right.0));
-    let mut parsed = Vec::with_capacity(paths.len());
+    let mut entries = Vec::with_capacity(paths.len());
     for (path, full) in paths.iter().filter(|(path, _)| is_task_path(path)) {
         let size = std::fs::metadata(full)
             .map_err(|source| LoadError::Io {
@@ -236,22 +463,23 @@ fn load_worktree(repo: &Repository) -> Result<LoadedQueue, LoadError> {
             })?
             .len();
         if size > MAX_TASK_FILE_BYTES {
-            parsed.push(crate::task::oversized_task(path, size));
+            entries.push(Entry::Parsed(Box::new(crate::task::oversized_task(
+                path, size,
+            ))));
             continue;
         }
         let bytes = std::fs::read(full).map_err(|source| LoadError::Io {
             path: full.clone(),
             source,
         })?;
-        parsed.push(parse_task(path, &bytes));
+        entries.push(Entry::Parsed(Box::new(parse_task(path, &bytes))));
     }
-    let tasks = collect(parsed, &mut diagnostics);
-    Ok(LoadedQueue {
+    Ok(Resolved {
         origin,
         commit: None,
         config,
-        tasks,
         diagnostics,
+        entries,
     })
 }
 
@@ -305,26 +533,48 @@ fn parse_config(bytes: &[u8], diagnostics: &mut Vec<Diagnostic>) -> Config {
 }
 
 /// Keeps the usable tasks, dropping later duplicates of an id with a located error.
-fn collect(parsed: Vec<ParsedTask>, diagnostics: &mut Vec<Diagnostic>) -> Vec<Task> {
-    let mut first_path: HashMap<String, String> = HashMap::with_capacity(parsed.len());
-    let mut tasks = Vec::with_capacity(parsed.len());
-    for outcome in parsed {
-        diagnostics.extend(outcome.diagnostics);
-        let Some(task) = outcome.task else { continue };
-        if let Some(first) = first_path.get(task.id.as_str()) {
-            diagnostics.push(Diagnostic::error(
-                DiagnosticKind::DuplicateId,
-                &task.path,
-                task.positions.get("id").copied().unwrap_or(Position::START),
-                format!(
-                    "duplicate task id `{}`: {first} already uses it; ids must be unique",
-                    task.id
-                ),
-            ));
-            continue;
+///
+/// Each outcome is a file's diagnostics and its task; `locate` gives a task's path and
+/// where its id is written, which only a duplicate needs.
+fn collect<T: Rankable>(
+    outcomes: Vec<(Vec<Diagnostic>, Option<T>)>,
+    diagnostics: &mut Vec<Diagnostic>,
+    locate: impl Fn(&T) -> (String, Position),
+) -> Vec<T> {
+    let duplicates: Vec<Option<Diagnostic>> = {
+        let mut first_of: FxHashMap<&str, usize> =
+            FxHashMap::with_capacity_and_hasher(outcomes.len(), FxBuildHasher);
+        outcomes
+            .iter()
+            .enumerate()
+            .map(|(index, (_, task))| {
+                let task = task.as_ref()?;
+                let first = *first_of.entry(task.id()).or_insert(index);
+                if first == index {
+                    return None;
+                }
+                let (path, position) = locate(task);
+                let first_path = outcomes[first].1.as_ref().map(|first| locate(first).0);
+                Some(Diagnostic::error(
+                    DiagnosticKind::DuplicateId,
+                    &path,
+                    position,
+                    format!(
+                        "duplicate task id `{}`: {} already uses it; ids must be unique",
+                        task.id(),
+                        first_path.unwrap_or_default()
+                    ),
+                ))
+            })
+            .collect()
+    };
+    let mut tasks = Vec::with_capacity(outcomes.len());
+    for ((found, task), duplicate) in outcomes.into_iter().zip(duplicates) {
+        diagnostics.extend(found);
+        match duplicate {
+            Some(duplicate) => diagnostics.push(duplicate),
+            None => tasks.extend(task),
         }
-        first_path.insert(task.id.as_str().to_owned(), task.path.clone());
-        tasks.push(task);
     }
     tasks
 }

@@ -26,6 +26,12 @@ impl TaskId {
         Self::is_valid(text).then(|| TaskId(text.to_owned()))
     }
 
+    /// Returns the id `text`, which the caller has already checked (it came from a `TaskId`).
+    pub(crate) fn from_valid(text: &str) -> TaskId {
+        debug_assert!(Self::is_valid(text), "invalid task id {text:?}");
+        TaskId(text.to_owned())
+    }
+
     /// Returns whether `text` matches `[a-z0-9][a-z0-9._-]*`.
     pub fn is_valid(text: &str) -> bool {
         let mut bytes = text.bytes();
