@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use gix::ObjectId;
 use serde::{Deserialize, Serialize};
@@ -68,11 +69,19 @@ pub struct BadLease {
 pub struct LeaseStore<'repo> {
     repo: &'repo Repository,
     mode: Mode,
+    /// The lease mirrors as [`LeaseStore::refresh_with`] last found them equal to the
+    /// remote's lease refs, for the next [`LeaseStore::leases`] to take instead of
+    /// reading ~hundreds of ref files again; cleared by anything that moves a mirror.
+    current_mirrors: Mutex<Option<Vec<(String, ObjectId)>>>,
 }
 
 impl<'repo> LeaseStore<'repo> {
     pub fn new(repo: &'repo Repository, mode: Mode) -> LeaseStore<'repo> {
-        LeaseStore { repo, mode }
+        LeaseStore {
+            repo,
+            mode,
+            current_mirrors: Mutex::new(None),
+        }
     }
 
     pub fn mode(&self) -> &Mode {
@@ -108,6 +117,7 @@ impl<'repo> LeaseStore<'repo> {
         let Mode::Remote { remote, .. } = &self.mode else {
             return Ok(());
         };
+        self.take_current_mirrors();
         let spec = format!("+{pattern}:{}", self.mirror_of(pattern));
         let mut args = fetch_args(self.repo, remote);
         if pattern.ends_with('*') {
@@ -169,9 +179,12 @@ impl<'repo> LeaseStore<'repo> {
         let Mode::Remote { remote, branch } = &self.mode else {
             return Ok(());
         };
+        self.take_current_mirrors();
         let mut prefixes_and_leases = vec![LEASE_PREFIX];
         prefixes_and_leases.extend_from_slice(prefixes);
-        if self.mirrors_are_current(remote, branch, &prefixes_and_leases) {
+        if let Some(lease_mirrors) = self.mirrors_are_current(remote, branch, &prefixes_and_leases)
+        {
+            *self.lock_current_mirrors() = Some(lease_mirrors);
             return Ok(());
         }
         let mut specs = vec![format!(
@@ -203,16 +216,19 @@ impl<'repo> LeaseStore<'repo> {
         }
     }
 
-    /// Returns whether the remote's branch tip and refs under `prefixes`, read without
-    /// fetching, are exactly what the local mirrors hold; `false` when they cannot be read
-    /// that way.
-    fn mirrors_are_current(&self, remote: &str, branch: &str, prefixes: &[&str]) -> bool {
+    /// Returns the mirrors of the refs under `prefixes[0]` when the remote's branch tip
+    /// and refs under `prefixes`, read without fetching, are exactly what the local mirrors
+    /// hold; `None` when they differ or cannot be read that way.
+    fn mirrors_are_current(
+        &self,
+        remote: &str,
+        branch: &str,
+        prefixes: &[&str],
+    ) -> Option<Vec<(String, ObjectId)>> {
         let branch_ref = format!("refs/heads/{branch}");
         let mut wanted = vec![branch_ref.as_str()];
         wanted.extend_from_slice(prefixes);
-        let Some(remote_refs) = self.repo.peek_remote_refs(remote, &wanted) else {
-            return false;
-        };
+        let remote_refs = self.repo.peek_remote_refs(remote, &wanted)?;
         let mut tip = None;
         let mut remote_under: Vec<BTreeMap<String, ObjectId>> =
             vec![BTreeMap::new(); prefixes.len()];
@@ -228,25 +244,38 @@ impl<'repo> LeaseStore<'repo> {
             }
         }
         // A missing branch is for the fetch to report.
-        let Some(tip) = tip else {
-            return false;
-        };
+        let tip = tip?;
         let mirror_tip = self
             .repo
             .reference_commit(&format!("refs/remotes/{remote}/{branch}"));
         if !matches!(mirror_tip, Ok(Some(oid)) if oid == tip) {
-            return false;
+            return None;
         }
-        prefixes.iter().zip(remote_under).all(|(prefix, remote)| {
+        let mut first_mirrors = None;
+        for (prefix, remote) in prefixes.iter().zip(remote_under) {
             let mirror_prefix = self.mirror_of(prefix);
-            let Ok(mirrors) = self.repo.references_under(&mirror_prefix) else {
-                return false;
-            };
-            mirrors
-                .into_iter()
-                .map(|(reference, oid)| (reference[mirror_prefix.len()..].to_owned(), oid))
-                .eq(remote)
-        })
+            let mirrors = self.repo.references_under(&mirror_prefix).ok()?;
+            let equal = mirrors
+                .iter()
+                .map(|(reference, oid)| (&reference[mirror_prefix.len()..], oid))
+                .eq(remote.iter().map(|(name, oid)| (name.as_str(), oid)));
+            if !equal {
+                return None;
+            }
+            first_mirrors.get_or_insert(mirrors);
+        }
+        first_mirrors
+    }
+
+    /// Takes the lease mirrors [`LeaseStore::refresh_with`] found current, if nothing moved since.
+    fn take_current_mirrors(&self) -> Option<Vec<(String, ObjectId)>> {
+        self.lock_current_mirrors().take()
+    }
+
+    fn lock_current_mirrors(&self) -> std::sync::MutexGuard<'_, Option<Vec<(String, ObjectId)>>> {
+        self.current_mirrors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Reads every lease; refs that hold no readable lease are returned apart, never dropped silently.
@@ -265,9 +294,13 @@ impl<'repo> LeaseStore<'repo> {
             .join("cache")
             .join("leases.json");
         let mut cached = RecordCache::load(&cache_path);
-        let mut current = RecordCache::default();
-        let mut missed = false;
-        for (reference, oid) in self.repo.references_under(&prefix)? {
+        let mut misnamed = Vec::new();
+        let mut missed = 0;
+        let references = match self.take_current_mirrors() {
+            Some(references) => references,
+            None => self.repo.references_under(&prefix)?,
+        };
+        for (reference, oid) in references {
             let name = &reference[prefix.len()..];
             let Some(id) = TaskId::new(name) else {
                 bad.push(BadLease {
@@ -277,16 +310,12 @@ impl<'repo> LeaseStore<'repo> {
                 });
                 continue;
             };
-            let key = oid.to_string();
-            let read = if let Some(record) = cached.records.remove(&key) {
+            let read = if let Some(record) = cached.records.remove(&oid.to_string()) {
                 Ok(record)
             } else {
-                missed = true;
+                missed += 1;
                 self.read(oid)
             };
-            if let Ok(record) = &read {
-                current.records.insert(key, record.clone());
-            }
             match read {
                 Ok(record) if record.task == id => {
                     leases.insert(
@@ -298,11 +327,14 @@ impl<'repo> LeaseStore<'repo> {
                         },
                     );
                 }
-                Ok(record) => bad.push(BadLease {
-                    reference,
-                    oid: Some(oid),
-                    problem: format!("the record names task `{}`", record.task),
-                }),
+                Ok(record) => {
+                    bad.push(BadLease {
+                        reference,
+                        oid: Some(oid),
+                        problem: format!("the record names task `{}`", record.task),
+                    });
+                    misnamed.push((oid, record));
+                }
                 Err(problem) => bad.push(BadLease {
                     reference,
                     oid: Some(oid),
@@ -310,9 +342,21 @@ impl<'repo> LeaseStore<'repo> {
                 }),
             }
         }
-        if missed || !cached.records.is_empty() {
+        // Rewriting the whole cache for the lease or two that moved since the last claim
+        // costs more than reading their commits again, so it waits until more have.
+        if missed + cached.records.len() >= RecordCache::STALE_BEFORE_SAVE {
+            let records = leases
+                .values()
+                .map(|lease: &Lease| (lease.oid, &lease.record))
+                .chain(misnamed.iter().map(|(oid, record)| (*oid, record)))
+                .map(|(oid, record)| (oid.to_string(), record.clone()))
+                .collect();
             // Only a speed-up: a cache that cannot be written is read from the objects next time.
-            current.save(&cache_path);
+            RecordCache {
+                version: RecordCache::VERSION,
+                records,
+            }
+            .save(&cache_path);
         }
         Ok((leases, bad))
     }
@@ -375,6 +419,7 @@ impl<'repo> LeaseStore<'repo> {
         expected: Option<ObjectId>,
         new: Option<ObjectId>,
     ) -> Result<CasOutcome, StoreError> {
+        self.take_current_mirrors();
         match &self.mode {
             Mode::Local => self.update_ref(reference, true, expected, new),
             Mode::Remote { remote, .. } => {
@@ -530,6 +575,10 @@ struct RecordCache {
 impl RecordCache {
     /// Bumped whenever [`LeaseRecord`] changes shape, so an older cache is ignored.
     const VERSION: u32 = 1;
+
+    /// How many records read from their commits, or cached for commits no ref names any
+    /// more, make [`LeaseStore::leases`] write the cache again.
+    const STALE_BEFORE_SAVE: usize = 16;
 
     fn load(path: &Path) -> RecordCache {
         std::fs::read(path)
