@@ -226,11 +226,7 @@ pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
         }
     };
     let repo = Repository::discover(&settings.directory)?;
-    let cache_path = repo
-        .common_dir()
-        .join("gitprio")
-        .join("cache")
-        .join("parsed.bin");
+    let cache_path = super::parse_cache_path(&repo);
     let mut cache = ParseCache::load(&cache_path);
     let changes = changes::read(
         &repo,

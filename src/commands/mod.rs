@@ -229,7 +229,7 @@ pub fn load_tasks(
 }
 
 /// Returns where the parse cache of `repo` lives: shared by all its worktrees.
-fn parse_cache_path(repo: &Repository) -> PathBuf {
+pub fn parse_cache_path(repo: &Repository) -> PathBuf {
     repo.common_dir()
         .join("gitprio")
         .join("cache")

@@ -99,17 +99,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
     let tasks: BTreeMap<TaskId, TaskFacts> = loaded
         .tasks
         .iter()
-        .map(|task| {
-            (
-                task.id.clone(),
-                TaskFacts {
-                    value: task.value,
-                    task_type: task.task_type.clone(),
-                    feature: task.feature.clone(),
-                    status: task.status,
-                },
-            )
-        })
+        .map(|task| (task.id.clone(), TaskFacts::from(task)))
         .collect();
     let prices = PriceTable::new(price_overrides(&repo, loaded.commit)?);
     let filter = RunFilter {

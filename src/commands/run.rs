@@ -584,15 +584,7 @@ fn work(
                     state.busy += 1;
                     state.claims += 1;
                     let task = &claimed.task;
-                    state.tasks.insert(
-                        task.id.clone(),
-                        TaskFacts {
-                            value: task.value,
-                            task_type: task.task_type.clone(),
-                            feature: task.feature.clone(),
-                            status: task.status,
-                        },
-                    );
+                    state.tasks.insert(task.id.clone(), TaskFacts::from(task));
                     Next::Work(claimed)
                 }
                 Ok(Claim::NothingReady { reason, message }) => {

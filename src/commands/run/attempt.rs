@@ -198,44 +198,34 @@ pub fn attempt(
             .sum::<Option<f64>>()
     });
     run.control.set_live(slot, 0, 0.0);
+    let finish = |ending: Ending, error: Option<String>| {
+        report(
+            claimed,
+            model.as_ref(),
+            ending,
+            tokens,
+            cost_usd,
+            started,
+            error,
+        )
+    };
     let failure = match halt {
         Some(Halt::Lost) => {
             let _ = run
                 .operations
                 .release(agent, id, "lease lost", false, false);
-            return Ok(report(
-                claimed,
-                model.as_ref(),
+            return Ok(finish(
                 Ending::Lost,
-                tokens,
-                cost_usd,
-                started,
                 Some("lease lost: revoked, or expired and claimed by another agent".to_owned()),
             ));
         }
         Some(Halt::Interrupted) => {
             let ending = give_back(run, agent, id, "interrupted: gitprio run was stopped");
-            return Ok(report(
-                claimed,
-                model.as_ref(),
-                ending,
-                tokens,
-                cost_usd,
-                started,
-                Some("interrupted".to_owned()),
-            ));
+            return Ok(finish(ending, Some("interrupted".to_owned())));
         }
         Some(Halt::RunLimit(reason)) => {
             let ending = give_back(run, agent, id, &reason);
-            return Ok(report(
-                claimed,
-                model.as_ref(),
-                ending,
-                tokens,
-                cost_usd,
-                started,
-                Some(reason),
-            ));
+            return Ok(finish(ending, Some(reason)));
         }
         Some(Halt::Timeout(limit)) => Some(format!(
             "timed out after {}",
@@ -261,27 +251,14 @@ pub fn attempt(
                         .map(|cost| format!(", ${cost:.2}"))
                         .unwrap_or_default()
                 ));
-                let mut completed = report(
-                    claimed,
-                    model.as_ref(),
-                    Ending::Completed,
-                    tokens,
-                    cost_usd,
-                    started,
-                    None,
-                );
+                let mut completed = finish(Ending::Completed, None);
                 completed.pull_request = pull_request;
                 return Ok(completed);
             }
             Ok(Done::Refused(reason)) => reason,
             Ok(Done::Lost) => {
-                return Ok(report(
-                    claimed,
-                    model.as_ref(),
+                return Ok(finish(
                     Ending::Lost,
-                    tokens,
-                    cost_usd,
-                    started,
                     Some("lease lost before done".to_owned()),
                 ));
             }
@@ -310,15 +287,7 @@ pub fn attempt(
             _ => "",
         }
     ));
-    Ok(report(
-        claimed,
-        model.as_ref(),
-        ending,
-        tokens,
-        cost_usd,
-        started,
-        Some(reason),
-    ))
+    Ok(finish(ending, Some(reason)))
 }
 
 fn report(

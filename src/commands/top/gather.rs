@@ -72,11 +72,7 @@ pub fn read(
         .queue_ref()
         .map_or(QueueSource::Default, QueueSource::Rev);
     // The parse cache `gitprio list` and `claim` keep: a refresh reparses only changed files.
-    let cache_path = repo
-        .common_dir()
-        .join("gitprio")
-        .join("cache")
-        .join("parsed.bin");
+    let cache_path = crate::commands::parse_cache_path(repo);
     let mut cache = ParseCache::load(&cache_path);
     let loaded = source::load(repo, &queue_source, Some(&mut cache))?;
     let _ = cache.save(&cache_path);

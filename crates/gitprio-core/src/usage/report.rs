@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::{Outcome, PriceTable, Run, Totals};
-use crate::task::{Status, TaskId};
+use crate::task::{Status, Task, TaskId};
 
 /// What the queue says about a task now (its file may have changed since the run).
 #[derive(Clone, Debug, PartialEq)]
@@ -18,6 +18,17 @@ pub struct TaskFacts {
     pub task_type: Option<String>,
     pub feature: Option<String>,
     pub status: Status,
+}
+
+impl From<&Task> for TaskFacts {
+    fn from(task: &Task) -> TaskFacts {
+        TaskFacts {
+            value: task.value,
+            task_type: task.task_type.clone(),
+            feature: task.feature.clone(),
+            status: task.status,
+        }
+    }
 }
 
 /// How runs are grouped.
