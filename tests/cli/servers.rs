@@ -9,6 +9,7 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -127,7 +128,9 @@ impl GitDaemon {
             .arg(base)
             .stdin(Stdio::piped())
             .stdout(log.reopen().unwrap())
-            .stderr(log.reopen().unwrap());
+            .stderr(log.reopen().unwrap())
+            // Its own process group, so a stop that times out can kill the daemon with it.
+            .process_group(0);
         let mut child = command.spawn().expect("cannot run sh for git daemon");
         let stdin = child.stdin.take();
         GitDaemon {
@@ -190,6 +193,10 @@ impl GitDaemon {
             }
             thread::sleep(Duration::from_millis(10));
         }
+        // The wrapper's group holds the daemon and its serving children.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -947,10 +954,28 @@ fn servers_stop_when_dropped() {
     drop(daemon);
     drop(server);
     for port in ports {
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         assert!(
-            TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_err(),
+            !accepts_within(port, Duration::from_secs(2)),
             "port {port} still accepts connections"
         );
+    }
+}
+
+/// Whether something keeps accepting connections on a loopback port for all of `patience`.
+/// A connection the kernel made from the port to itself (TCP self-connect, possible when the
+/// port is in the ephemeral range) does not count.
+fn accepts_within(port: u16, patience: Duration) -> bool {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    let deadline = Instant::now() + patience;
+    loop {
+        let accepted = TcpStream::connect_timeout(&address, Duration::from_secs(1))
+            .is_ok_and(|stream| stream.local_addr().ok() != Some(address));
+        if !accepted {
+            return false;
+        }
+        if Instant::now() >= deadline {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(50));
     }
 }
