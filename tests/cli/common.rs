@@ -2,8 +2,10 @@
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
@@ -196,4 +198,41 @@ pub fn tool(candidates: &[&str]) -> Option<PathBuf> {
         eprintln!("note: skipped a check that needs one of {candidates:?} (not installed)");
     }
     found
+}
+
+/// Writes an executable script `bin/<name>`; returns its path.
+pub fn script(env: &TestEnv, name: &str, body: &str) -> String {
+    let path = env.path(&format!("bin/{name}"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path.display().to_string()
+}
+
+/// A `gitprio run` started in the background, killed when the test ends, however it ends.
+pub struct Running(pub Option<Child>);
+
+impl Running {
+    /// Waits for the run to end by itself, for at most 60 seconds.
+    pub fn finish(mut self) -> std::process::Output {
+        let mut child = self.0.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                panic!("the run did not end: {:?}", child.wait_with_output());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

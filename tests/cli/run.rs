@@ -1,24 +1,14 @@
 //! `gitprio run` with fake agents (shell scripts printing real output formats), and the
 //! completion protocol of `gitprio done`.
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{Output, TestEnv};
+use crate::common::{Output, Running, TestEnv, script};
 
 /// A task file with acceptance commands and owned paths.
 fn task(title: &str, extra: &str) -> String {
     format!("---\ntitle: {title}\n{extra}---\nDo {title}.\n")
-}
-
-/// Writes an executable script `bin/<name>`; returns its path.
-fn script(env: &TestEnv, name: &str, body: &str) -> String {
-    let path = env.path(&format!("bin/{name}"));
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, format!("#!/bin/sh\n{body}")).unwrap();
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-    path.display().to_string()
 }
 
 /// A fake Claude Code: reads the prompt, creates `<task>.txt`, prints a `result` object
@@ -404,34 +394,6 @@ fn a_hanging_agent_times_out_while_its_lease_is_renewed() {
     assert_eq!(summary(&run)["runs"][0]["error"], "timed out after 3s");
     let renewals = env.git("repo", &["log", "--format=%s", "refs/gitprio/leases/a"]);
     assert!(renewals.contains("renew a"), "{renewals}");
-}
-
-/// A `gitprio run` started in the background, killed when the test ends, however it ends.
-struct Running(Option<Child>);
-
-impl Running {
-    /// Waits for the run to end by itself, for at most 60 seconds.
-    fn finish(mut self) -> std::process::Output {
-        let mut child = self.0.take().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                panic!("the run did not end: {:?}", child.wait_with_output());
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        child.wait_with_output().unwrap()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
 }
 
 #[test]

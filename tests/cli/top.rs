@@ -1,11 +1,11 @@
 //! `gitprio top`: one frame and its JSON through the binary, and the live screen driven in tmux.
 
 use std::fmt::Write as _;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::assert_output;
-use crate::common::{Output, TestEnv};
+use crate::common::{Output, Running, TestEnv, script};
 use crate::leases::remote_with_clones;
 
 const T0: &str = "2026-11-01T12:00:00Z";
@@ -238,6 +238,40 @@ struct Tmux {
 }
 
 impl Tmux {
+    /// Starts `gitprio top --interval 1s` as carol in `dir`, in a detached session `top` of
+    /// `width` x 30 cells, with the test environment and `exports` (`NAME=value ...`).
+    fn start(env: &TestEnv, dir: &str, exports: &str, width: u16) -> Tmux {
+        let script = env.path("top.sh");
+        let mut text = String::from("#!/bin/sh\n");
+        for (name, value) in env.environment() {
+            writeln!(text, "export {name}='{}'", value.to_string_lossy()).unwrap();
+        }
+        write!(
+            text,
+            "export {exports} GITPRIO_AGENT=carol TERM=xterm-256color\ncd '{}'\nexec '{}' top --interval 1s\n",
+            env.path(dir).display(),
+            env!("CARGO_BIN_EXE_gitprio")
+        )
+        .unwrap();
+        std::fs::write(&script, text).unwrap();
+        let tmux = Tmux {
+            socket: format!("gitprio-{}-{}", dir, std::process::id()),
+        };
+        let started = tmux.command(&[
+            "new-session",
+            "-d",
+            "-s",
+            "top",
+            "-x",
+            &width.to_string(),
+            "-y",
+            "30",
+            &format!("sh {}", script.display()),
+        ]);
+        assert!(started.status.success(), "{started:?}");
+        tmux
+    }
+
     fn command(&self, args: &[&str]) -> std::process::Output {
         Command::new("tmux")
             .args(["-L", &self.socket])
@@ -288,34 +322,7 @@ fn the_live_screen_sorts_filters_opens_a_task_and_revokes_in_tmux() {
     }
     let env = TestEnv::new();
     fleet(&env);
-    let script = env.path("top.sh");
-    let mut text = String::from("#!/bin/sh\n");
-    for (name, value) in env.environment() {
-        writeln!(text, "export {name}='{}'", value.to_string_lossy()).unwrap();
-    }
-    write!(
-        text,
-        "export GITPRIO_NOW={T1} GITPRIO_AGENT=carol TERM=xterm-256color\ncd '{}'\nexec '{}' top --interval 1s\n",
-        env.path("c").display(),
-        env!("CARGO_BIN_EXE_gitprio")
-    )
-    .unwrap();
-    std::fs::write(&script, text).unwrap();
-    let tmux = Tmux {
-        socket: format!("gitprio-top-{}", std::process::id()),
-    };
-    let started = tmux.command(&[
-        "new-session",
-        "-d",
-        "-s",
-        "top",
-        "-x",
-        "100",
-        "-y",
-        "30",
-        &format!("sh {}", script.display()),
-    ]);
-    assert!(started.status.success(), "{started:?}");
+    let tmux = Tmux::start(&env, "c", &format!("GITPRIO_NOW={T1}"), 100);
 
     let screen = tmux.wait_for("Leases (2) · sorted by spend");
     assert!(screen.contains("25m stale"), "{screen}");
@@ -359,4 +366,171 @@ fn the_live_screen_sorts_filters_opens_a_task_and_revokes_in_tmux() {
         &[("GITPRIO_AGENT", "bob"), ("GITPRIO_NOW", T1)],
     );
     assert_eq!(heartbeat.code, 4, "{heartbeat}");
+}
+
+/// A Claude Code `stream-json` agent that spends 1000 tokens at once, then works until the
+/// test creates `finish` (at most 60 seconds) and reports success.
+fn patient_agent(env: &TestEnv) -> String {
+    let finish = env.path("finish");
+    let body = format!(
+        r#"cat > /dev/null
+echo '{{"type":"system","subtype":"init","session_id":"s-'$GITPRIO_TASK'","model":"claude-sonnet-4-5"}}'
+echo '{{"type":"assistant","message":{{"id":"m-'$GITPRIO_TASK'","model":"claude-sonnet-4-5","usage":{{"input_tokens":900,"output_tokens":100}}}}}}'
+i=0
+while [ ! -e '{finish}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+echo '{{"type":"result","subtype":"success","is_error":false,"result":"Nothing to change.","session_id":"s-'$GITPRIO_TASK'","usage":{{"input_tokens":900,"output_tokens":100}}}}'
+"#,
+        finish = finish.display()
+    );
+    script(env, "claude", &body)
+}
+
+/// The `run --parallel 4` of the issue, watched from another clone: `top` shows the four
+/// agents with their spend while they work, and a revoke from `top` stops one of them.
+#[test]
+fn top_shows_a_fleet_from_run_parallel_4_live_and_its_revoke_stops_an_agent() {
+    if crate::common::tool(&["tmux"]).is_none() {
+        return;
+    }
+    let env = TestEnv::new();
+    let files: Vec<(String, String)> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|id| {
+            (
+                format!(".tasks/{id}.md"),
+                format!("---\ntitle: Task {id}\ntype: chore\nbudget: 50k\n---\nDo {id}.\n"),
+            )
+        })
+        .collect();
+    remote_with_clones(&env, &files, &["fleet", "cockpit"]);
+    let agent = patient_agent(&env);
+    let mut run = Running(Some(
+        env.command(
+            "fleet",
+            &[
+                "run",
+                "--parallel",
+                "4",
+                "--agent-name",
+                "agent",
+                "--json",
+                "--ttl",
+                "3s",
+                "--grace",
+                "1s",
+                "--",
+                &agent,
+                "-p",
+                "--output-format",
+                "stream-json",
+                "--verbose",
+            ],
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap(),
+    ));
+
+    // Every agent has claimed and reported its first 1000 tokens through a heartbeat.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let top = env.run_with(
+            "cockpit",
+            &["top", "--once", "--json"],
+            &[("GITPRIO_AGENT", "carol")],
+        );
+        assert_eq!(top.code, 0, "{top}");
+        let json = top.json();
+        let leases = json["leases"].as_array().unwrap();
+        if leases.len() == 4 && leases.iter().all(|lease| lease["tokens"] == 1000) {
+            let mut agents: Vec<&str> = leases
+                .iter()
+                .map(|lease| lease["agent"].as_str().unwrap())
+                .collect();
+            agents.sort_unstable();
+            assert_eq!(
+                agents,
+                ["agent-1", "agent-2", "agent-3", "agent-4"],
+                "{json}"
+            );
+            assert!(
+                leases.iter().all(|lease| lease["budget_tokens"] == 50_000),
+                "{json}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fleet never showed in top: {json}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let tmux = Tmux::start(&env, "cockpit", "", 110);
+    let screen = tmux.wait_for("Leases (4)");
+    assert!(screen.contains("4 agents active"), "{screen}");
+    for agent in ["agent-1", "agent-2", "agent-3", "agent-4"] {
+        assert!(screen.contains(agent), "{agent} is missing:\n{screen}");
+    }
+    assert!(
+        screen.contains("2%"),
+        "no budget bar at 1000/50k:\n{screen}"
+    );
+
+    // Revoke the selected (first) row and read back which lease that was.
+    tmux.keys(&["r"]);
+    let screen = tmux.wait_for("Revoke ");
+    let question = screen
+        .lines()
+        .find_map(|line| line.split("Revoke ").nth(1))
+        .unwrap()
+        .to_owned();
+    let (task, rest) = question
+        .split_once(" from ")
+        .unwrap_or_else(|| panic!("unexpected question: {question}"));
+    let (task, holder) = (task.to_owned(), rest.split('?').next().unwrap().to_owned());
+    tmux.keys(&["y"]);
+    tmux.wait_for(&format!("revoked {task} from {holder}"));
+    tmux.keys(&["q"]);
+
+    // The run stops that agent, which moves on; the others finish when told to.
+    let stopped = format!("{holder}: stopping the agent on {task}: the lease was lost");
+    let mut stderr = std::io::BufReader::new(run.0.as_mut().unwrap().stderr.take().unwrap());
+    let (seen, saw) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn({
+        let stopped = stopped.clone();
+        move || {
+            let mut text = String::new();
+            while std::io::BufRead::read_line(&mut stderr, &mut text).unwrap_or(0) > 0 {
+                if text.contains(&stopped) {
+                    let _ = seen.send(());
+                }
+            }
+            text
+        }
+    });
+    assert!(
+        saw.recv_timeout(Duration::from_secs(60)).is_ok(),
+        "the run never stopped the agent on the revoked task"
+    );
+    std::fs::write(env.path("finish"), "").unwrap();
+    let output = run.finish();
+    let stderr = reader.join().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{output:?}\n{stderr}");
+    assert!(stderr.contains(&stopped), "{stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["lost"], 1, "{summary}");
+    assert_eq!(summary["completed"], 5, "{summary}");
+    let history = env.git(
+        "remote.git",
+        &["log", "--format=%s", &format!("refs/gitprio/leases/{task}")],
+    );
+    assert!(
+        history.contains(&format!(
+            "gitprio lease: revoke {task} by carol (generation 1, attempt 1): revoked in gitprio top"
+        )),
+        "{history}"
+    );
 }

@@ -29,12 +29,18 @@ pub struct Revocation<'a> {
     pub park: bool,
 }
 
+/// How many heartbeats of the run being revoked a revoke outlasts before it gives up.
+const RENEWALS_TO_OUTLAST: u32 = 4;
+
 /// Takes `lease` away from its holder, as `context.holder` (the revoker).
 ///
 /// The new record keeps the generation, so the holder's next heartbeat or `done` finds
 /// the ref moved and gets "lease lost". The revoked attempt counts as failed (which
 /// also moves the next attempt up a model tier). Exactly one of a revoke and a racing
-/// heartbeat wins: the loser's compare-and-swap finds the ref moved.
+/// heartbeat wins each compare-and-swap. A revoke that loses to a heartbeat of the same
+/// run reads the lease again and retries on the renewed record, a few times: a busy
+/// agent renews often, and the revoker asked to stop that run. Any other change (the
+/// run ended, another agent holds the task) ends the revoke with [`RevokeError::Raced`].
 pub fn revoke(
     store: &LeaseStore<'_>,
     lease: Option<&Lease>,
@@ -42,24 +48,54 @@ pub fn revoke(
     context: &LeaseContext,
     revocation: &Revocation<'_>,
 ) -> Result<Lease, RevokeError> {
-    let lease = lease.ok_or_else(|| RevokeError::NoLease { id: id.clone() })?;
-    let record =
-        revoked_record(&lease.record, context, revocation).ok_or_else(|| RevokeError::NotHeld {
-            id: id.clone(),
-            state: format!("{:?}", lease.record.state).to_lowercase(),
+    let target = lease.ok_or_else(|| RevokeError::NoLease { id: id.clone() })?;
+    let mut lease = target.clone();
+    let mut renewals = 0;
+    loop {
+        let record = revoked_record(&lease.record, context, revocation).ok_or_else(|| {
+            RevokeError::NotHeld {
+                id: id.clone(),
+                state: format!("{:?}", lease.record.state).to_lowercase(),
+            }
         })?;
-    let oid = store.write(&record, Some(lease.oid))?;
-    match store.compare_and_swap(id, Some(lease.oid), Some(oid))? {
-        CasOutcome::Won => Ok(Lease {
-            reference: lease.reference.clone(),
-            oid,
-            record,
-        }),
-        CasOutcome::Lost { detail } => Err(RevokeError::Raced {
+        let oid = store.write(&record, Some(lease.oid))?;
+        let detail = match store.compare_and_swap(id, Some(lease.oid), Some(oid))? {
+            CasOutcome::Won => {
+                return Ok(Lease {
+                    reference: lease.reference,
+                    oid,
+                    record,
+                });
+            }
+            CasOutcome::Lost { detail } => detail,
+        };
+        let raced = || RevokeError::Raced {
             id: id.clone(),
-            detail,
-        }),
+            detail: detail.clone(),
+        };
+        if renewals == RENEWALS_TO_OUTLAST {
+            return Err(raced());
+        }
+        renewals += 1;
+        store.refresh()?;
+        match store.lease(id)? {
+            Some(now)
+                if now.oid != lease.oid && renewed_by_the_same_run(&target.record, &now.record) =>
+            {
+                lease = now;
+            }
+            _ => return Err(raced()),
+        }
     }
+}
+
+/// Whether `now` is `then`'s run, still held: the only change a revoke outlasts.
+fn renewed_by_the_same_run(then: &LeaseRecord, now: &LeaseRecord) -> bool {
+    now.state == LeaseState::Held
+        && now.event == LeaseEvent::Renew
+        && now.generation == then.generation
+        && now.attempt == then.attempt
+        && now.holder.agent == then.holder.agent
 }
 
 /// Returns the record that revokes `current`, or `None` when it is not held.
@@ -164,5 +200,103 @@ mod tests {
             let record = LeaseRecord { state, ..held() };
             assert!(revoked_record(&record, &context(), &Revocation::default()).is_none());
         }
+    }
+
+    /// A local store whose `fix-login` lease went through `records`, each on the last.
+    fn store_with(
+        directory: &std::path::Path,
+        records: &[LeaseRecord],
+    ) -> (crate::git::Repository, Vec<Lease>) {
+        let status = std::process::Command::new("git")
+            .args(["init", "--quiet"])
+            .arg(directory)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let repo = crate::git::Repository::discover(directory).unwrap();
+        let mut leases = Vec::new();
+        {
+            let store = LeaseStore::new(&repo, crate::lease::Mode::Local);
+            let id = TaskId::new("fix-login").unwrap();
+            let mut parent = None;
+            for record in records {
+                let oid = store.write(record, parent).unwrap();
+                assert!(matches!(
+                    store.compare_and_swap(&id, parent, Some(oid)).unwrap(),
+                    CasOutcome::Won
+                ));
+                leases.push(store.lease(&id).unwrap().unwrap());
+                parent = Some(oid);
+            }
+        }
+        (repo, leases)
+    }
+
+    fn renewed() -> LeaseRecord {
+        LeaseRecord {
+            event: LeaseEvent::Renew,
+            nonce: "n2".to_owned(),
+            ..held()
+        }
+    }
+
+    #[test]
+    fn a_revoke_outlasts_a_heartbeat_of_the_run_it_stops() {
+        let directory = tempfile::tempdir().unwrap();
+        let (repo, leases) = store_with(directory.path(), &[held(), renewed()]);
+        let store = LeaseStore::new(&repo, crate::lease::Mode::Local);
+        let id = TaskId::new("fix-login").unwrap();
+        // Read at the claim; the heartbeat landed before the swap.
+        let revoked = revoke(
+            &store,
+            Some(&leases[0]),
+            &id,
+            &context(),
+            &Revocation::default(),
+        )
+        .unwrap();
+        assert_eq!(revoked.record.event, LeaseEvent::Revoke);
+        assert_eq!(store.lease(&id).unwrap().unwrap().oid, revoked.oid);
+        // Written on the renewal, not on the claim it was read at.
+        let parent = std::process::Command::new("git")
+            .arg("-C")
+            .arg(directory.path())
+            .args(["rev-parse", &format!("{}^", store.local_ref(&id))])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&parent.stdout).trim(),
+            leases[1].oid.to_string()
+        );
+    }
+
+    #[test]
+    fn a_revoke_does_not_outlast_another_run() {
+        let directory = tempfile::tempdir().unwrap();
+        let released = LeaseRecord {
+            state: LeaseState::Released,
+            event: LeaseEvent::Release,
+            nonce: "n2".to_owned(),
+            ..held()
+        };
+        let reclaimed = LeaseRecord {
+            event: LeaseEvent::Claim,
+            attempt: 2,
+            nonce: "n3".to_owned(),
+            ..held()
+        };
+        let (repo, leases) = store_with(directory.path(), &[held(), released, reclaimed]);
+        let store = LeaseStore::new(&repo, crate::lease::Mode::Local);
+        let id = TaskId::new("fix-login").unwrap();
+        let error = revoke(
+            &store,
+            Some(&leases[0]),
+            &id,
+            &context(),
+            &Revocation::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(error, RevokeError::Raced { .. }), "{error}");
+        assert_eq!(store.lease(&id).unwrap().unwrap().oid, leases[2].oid);
     }
 }
