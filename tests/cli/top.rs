@@ -471,6 +471,8 @@ fn top_shows_a_fleet_from_run_parallel_4_live_and_its_revoke_stops_an_agent() {
     let tmux = Tmux::start(&env, "cockpit", "", 110);
     let screen = tmux.wait_for("Leases (4)");
     assert!(screen.contains("4 agents active"), "{screen}");
+    // Their spend so far counts in the window while they work.
+    assert!(screen.contains("last 1h: 4.0k tokens"), "{screen}");
     for agent in ["agent-1", "agent-2", "agent-3", "agent-4"] {
         assert!(screen.contains(agent), "{agent} is missing:\n{screen}");
     }

@@ -2,11 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use gitprio_core::Task;
 use gitprio_core::TaskId;
 use gitprio_core::lease::{Lease, LeaseRecord, LeaseState, Progress};
 use gitprio_core::usage::report::{GroupBy, RunFilter, TaskFacts, report};
 use gitprio_core::usage::{Outcome, PriceTable, Run, RunMeta};
-use gitprio_core::{Status, Task};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
@@ -17,10 +17,8 @@ const RECENT_RUNS: usize = 10;
 #[derive(Clone, Debug, PartialEq)]
 pub struct TaskInfo {
     pub title: String,
-    pub task_type: Option<String>,
-    pub feature: Option<String>,
-    pub value: u32,
-    pub status: Status,
+    /// Value, type, feature and status, as the reports read them.
+    pub facts: TaskFacts,
     /// The token budget: the task's own, else its type's in the config.
     pub budget_tokens: Option<u64>,
     /// The model or tier the task is routed to.
@@ -32,10 +30,7 @@ impl TaskInfo {
     pub fn of(task: &Task, type_budget: Option<u64>) -> TaskInfo {
         TaskInfo {
             title: task.title.clone(),
-            task_type: task.task_type.clone(),
-            feature: task.feature.clone(),
-            value: task.value,
-            status: task.status,
+            facts: TaskFacts::from(task),
             budget_tokens: task.budget.and_then(|budget| budget.tokens).or(type_budget),
             model: task.model.clone(),
         }
@@ -223,8 +218,12 @@ impl Fleet {
                 |task| task.title.clone(),
             )
         };
+        let since = now.saturating_sub(sources.window).unwrap_or(now);
         let mut leases = Vec::new();
         let mut parked = Vec::new();
+        // What attempts started within the window spent beyond what the ledger has of them:
+        // their heartbeats' progress, until the run ends and writes its usage.
+        let mut in_flight = InFlight::default();
         for (id, lease) in sources.leases {
             let record = &lease.record;
             let task = sources.tasks.get(id);
@@ -232,14 +231,15 @@ impl Fleet {
                 LeaseState::Held => {
                     let run_id = RunMeta::run_id(record.generation, record.acquired_at);
                     let run = runs_by_id.get(&(id, run_id.as_str())).copied();
-                    let (tokens, cost_usd) = attempt_spend(
-                        run.map_or((0, Some(0.0)), |run| spend(run, sources.prices)),
-                        record.progress.as_ref(),
-                    );
+                    let ledger = run.map_or((0, Some(0.0)), |run| spend(run, sources.prices));
+                    let (tokens, cost_usd) = attempt_spend(ledger, record.progress.as_ref());
+                    if record.acquired_at >= since {
+                        in_flight.add(ledger, (tokens, cost_usd));
+                    }
                     leases.push(LeaseRow {
                         task: id.clone(),
                         title: title(id),
-                        task_type: task.and_then(|task| task.task_type.clone()),
+                        task_type: task.and_then(|task| task.facts.task_type.clone()),
                         agent: record.holder.agent.clone(),
                         model: run
                             .and_then(dominant_model)
@@ -296,7 +296,6 @@ impl Fleet {
                 }
             })
             .collect();
-        let since = now.saturating_sub(sources.window).unwrap_or(now);
         let done_in_window: BTreeSet<&TaskId> = sources
             .runs
             .iter()
@@ -309,17 +308,7 @@ impl Fleet {
         let facts: BTreeMap<TaskId, TaskFacts> = sources
             .tasks
             .iter()
-            .map(|(id, task)| {
-                (
-                    id.clone(),
-                    TaskFacts {
-                        value: task.value,
-                        task_type: task.task_type.clone(),
-                        feature: task.feature.clone(),
-                        status: task.status,
-                    },
-                )
-            })
+            .map(|(id, task)| (id.clone(), task.facts.clone()))
             .collect();
         let in_window = report(
             sources.runs,
@@ -352,9 +341,9 @@ impl Fleet {
             header: Header {
                 agents_active,
                 done_in_window: done_in_window.len(),
-                tokens_in_window: in_window.tokens,
-                cost_usd_in_window: in_window.cost_usd,
-                unpriced_tokens_in_window: in_window.unpriced_tokens,
+                tokens_in_window: in_window.tokens + in_flight.tokens,
+                cost_usd_in_window: in_window.cost_usd + in_flight.cost_usd,
+                unpriced_tokens_in_window: in_window.unpriced_tokens + in_flight.unpriced_tokens,
                 value_per_million_tokens_in_window: in_window.value_per_million_tokens,
                 value_per_million_tokens_baseline: baseline.value_per_million_tokens,
                 ready: sources.ready,
@@ -415,6 +404,27 @@ fn beat(record: &LeaseRecord, now: Timestamp, skew: SignedDuration) -> Beat {
 /// its last heartbeat when that is further along (`gitprio run` records usage in the
 /// ledger only when the attempt ends). Both count the attempt from its start, so the
 /// larger is the later.
+/// Spend of running attempts not in the ledger yet.
+#[derive(Debug, Default)]
+struct InFlight {
+    tokens: u64,
+    cost_usd: f64,
+    unpriced_tokens: u64,
+}
+
+impl InFlight {
+    /// Adds an attempt's spend so far beyond what the ledger has: each a count of tokens
+    /// and their cost, `None` when not all of them have a price.
+    fn add(&mut self, ledger: (u64, Option<f64>), so_far: (u64, Option<f64>)) {
+        let extra = so_far.0.saturating_sub(ledger.0);
+        self.tokens += extra;
+        match (ledger.1, so_far.1) {
+            (Some(ledger), Some(so_far)) => self.cost_usd += (so_far - ledger).max(0.0),
+            _ => self.unpriced_tokens += extra,
+        }
+    }
+}
+
 fn attempt_spend(ledger: (u64, Option<f64>), progress: Option<&Progress>) -> (u64, Option<f64>) {
     match progress {
         Some(progress) if progress.tokens > ledger.0 => (progress.tokens, progress.cost_usd),

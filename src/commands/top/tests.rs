@@ -6,6 +6,7 @@ use gitprio_core::Status;
 use gitprio_core::TaskId;
 use gitprio_core::git::ObjectId;
 use gitprio_core::lease::{Holder, Lease, LeaseEvent, LeaseRecord, LeaseState, Progress};
+use gitprio_core::usage::report::TaskFacts;
 use gitprio_core::usage::{Outcome, PriceTable, Run, RunMeta, UsageRecord};
 use jiff::{SignedDuration, Timestamp};
 use ratatui::Terminal;
@@ -75,10 +76,12 @@ fn lease(spec: &LeaseSpec<'_>) -> Lease {
 fn task(title: &str, kind: &str, budget: Option<u64>, model: Option<&str>) -> TaskInfo {
     TaskInfo {
         title: title.to_owned(),
-        task_type: Some(kind.to_owned()),
-        feature: None,
-        value: 3,
-        status: Status::Open,
+        facts: TaskFacts {
+            value: 3,
+            task_type: Some(kind.to_owned()),
+            feature: None,
+            status: Status::Open,
+        },
         budget_tokens: budget,
         model: model.map(str::to_owned),
     }
@@ -518,6 +521,16 @@ fn a_heartbeat_s_progress_shows_until_the_ledger_knows_more() {
     assert_eq!(fleet.leases[1].budget_share(), Some(0.75));
     // No run in the ledger yet: the report is all there is, unpriced.
     assert_eq!(spend(&fleet, &docs), (5_000, None));
+    // The window counts what attempts started in it spent so far: fix-login's 30k beyond
+    // its ledger run ($0.30 more). docs-typos started before the window.
+    let header = &fleet.header;
+    assert_eq!(header.tokens_in_window, 230_000);
+    assert!((header.cost_usd_in_window - 1.02).abs() < 1e-9);
+    assert_eq!(header.unpriced_tokens_in_window, 0);
+    state.leases.get_mut(&docs).unwrap().record.acquired_at = at("2026-11-01T12:00:00Z");
+    let header = state.fleet().header;
+    assert_eq!(header.tokens_in_window, 235_000);
+    assert_eq!(header.unpriced_tokens_in_window, 5_000);
     // The ledger caught up past the report: its numbers are the later ones.
     state.leases.get_mut(&login).unwrap().record.progress = report(90_000, Some(0.1));
     let (tokens, cost) = spend(&state.fleet(), &login);
