@@ -122,3 +122,12 @@ pub fn describe_blocker(blocker: &Blocker) -> String {
 pub fn type_of(task: &Task) -> String {
     task.task_type.clone().unwrap_or_else(|| "-".to_owned())
 }
+
+/// `word`, with an `s` unless `count` is one.
+pub fn plural(count: usize, word: &str) -> String {
+    if count == 1 {
+        word.to_owned()
+    } else {
+        format!("{word}s")
+    }
+}

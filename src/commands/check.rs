@@ -82,8 +82,8 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
         }
         let summary = format!(
             "{errors} {}, {warnings} {} in {files} task files",
-            plural(errors, "error"),
-            plural(warnings, "warning")
+            output::plural(errors, "error"),
+            output::plural(warnings, "warning")
         );
         output::message(
             settings,
@@ -143,12 +143,4 @@ pub fn annotation(diagnostic: &Diagnostic) -> String {
         diagnostic.column,
         escape(&diagnostic.message)
     )
-}
-
-fn plural(count: usize, word: &str) -> String {
-    if count == 1 {
-        word.to_owned()
-    } else {
-        format!("{word}s")
-    }
 }

@@ -447,8 +447,11 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View) {
     let value =
         |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |value| format!("{value:.1}"));
     let fleet_part = format!(
-        "{} agents active · {} done in the last {window} · {} ready",
-        header.agents_active, header.done_in_window, header.ready
+        "{} {} active · {} done in the last {window} · {} ready",
+        header.agents_active,
+        crate::output::plural(header.agents_active, "agent"),
+        header.done_in_window,
+        header.ready
     );
     let unpriced = if header.unpriced_tokens_in_window > 0 {
         format!(" (+{} unpriced)", tokens(header.unpriced_tokens_in_window))
