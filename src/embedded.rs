@@ -25,6 +25,7 @@ value: 1
 acceptance:
   - echo replace me with the command that proves this task is done
 ---
-Say what to do, what done looks like, and link the documents an agent needs,
-like [the README](../README.md).
+Say what to do, what done looks like, and link the documents an agent needs
+by their path from this file, such as `[the README](../README.md)`: the claim
+hands them over with the task.
 ";
