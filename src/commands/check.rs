@@ -81,9 +81,10 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
             }
         }
         let summary = format!(
-            "{errors} {}, {warnings} {} in {files} task files",
+            "{errors} {}, {warnings} {} in {files} task {}",
             output::plural(errors, "error"),
-            output::plural(warnings, "warning")
+            output::plural(warnings, "warning"),
+            output::plural(files, "file")
         );
         output::message(
             settings,
