@@ -23,7 +23,7 @@ use serde::de::IgnoredAny;
 
 use super::Malformed;
 use super::json::{Field, Text, is_semver_prefix};
-use super::state::Carry;
+use super::state::LineParser;
 use crate::usage::UsageRecord;
 
 /// The byte marker of a line worth parsing.
@@ -115,6 +115,39 @@ struct CacheCreation {
     ephemeral_1h_input_tokens: u64,
 }
 
+impl Usage<'_> {
+    /// Returns a record of these token counts; the caller fills in where they were spent.
+    ///
+    /// A flat cache-creation count, without the 5-minute and 1-hour split, counts as 5-minute.
+    fn record(&self, key: String, input: u64, output: u64) -> UsageRecord {
+        let (five_minutes, one_hour) = match &self.cache_creation {
+            Some(split) => (
+                split.ephemeral_5m_input_tokens,
+                split.ephemeral_1h_input_tokens,
+            ),
+            None => (
+                self.cache_creation_input_tokens
+                    .present()
+                    .copied()
+                    .unwrap_or(0),
+                0,
+            ),
+        };
+        UsageRecord {
+            key,
+            source: "claude".to_owned(),
+            input,
+            output,
+            cache_write_5m: five_minutes,
+            cache_write_1h: one_hour,
+            cache_read: self.cache_read_input_tokens.present().copied().unwrap_or(0),
+            requests: 1,
+            speed: self.speed.present().map(|speed| speed.as_str().to_owned()),
+            ..UsageRecord::default()
+        }
+    }
+}
+
 /// The fields of one request's usage, wherever on the line they were.
 struct Found<'l, 'a> {
     timestamp: &'l Field<Text<'a>>,
@@ -130,7 +163,7 @@ pub(super) fn transcript_line(line: &[u8]) -> Result<Option<UsageRecord>, Malfor
     if memchr::memmem::find(line, USAGE_MARKER).is_none() {
         return Ok(None);
     }
-    let parsed: TranscriptLine = serde_json::from_slice(line).map_err(|_| Malformed)?;
+    let parsed: TranscriptLine = serde_json::from_slice(line)?;
     let found = if let Some(message) = &parsed.message
         && let Some(usage) = &message.usage
     {
@@ -212,42 +245,14 @@ pub(super) fn transcript_line(line: &[u8]) -> Result<Option<UsageRecord>, Malfor
             None => return Err(Malformed),
         },
     };
-    let (five_minutes, one_hour) = match &usage.cache_creation {
-        Some(split) => (
-            split.ephemeral_5m_input_tokens,
-            split.ephemeral_1h_input_tokens,
-        ),
-        None => (
-            usage
-                .cache_creation_input_tokens
-                .present()
-                .copied()
-                .unwrap_or(0),
-            0,
-        ),
-    };
     Ok(Some(UsageRecord {
-        key,
-        source: "claude".to_owned(),
         session: parsed
             .session_id
             .present()
             .map(|session| session.as_str().to_owned()),
         model: model.unwrap_or("unknown").to_owned(),
         at: Some(at),
-        input,
-        output,
-        cache_write_5m: five_minutes,
-        cache_write_1h: one_hour,
-        cache_read: usage
-            .cache_read_input_tokens
-            .present()
-            .copied()
-            .unwrap_or(0),
-        reasoning: 0,
-        requests: 1,
         sidechain: found.is_sidechain == Some(true),
-        speed: usage.speed.present().map(|speed| speed.as_str().to_owned()),
         cwd: parsed
             .cwd
             .present()
@@ -257,6 +262,7 @@ pub(super) fn transcript_line(line: &[u8]) -> Result<Option<UsageRecord>, Malfor
             .git_branch
             .filter(|branch| !branch.as_str().is_empty())
             .map(|branch| branch.as_str().to_owned()),
+        ..usage.record(key, input, output)
     }))
 }
 
@@ -294,33 +300,14 @@ struct ModelUsage {
     cache_creation_input_tokens: u64,
 }
 
-/// Reads `claude -p` output: `stream-json` lines or the `json` result object.
+/// The format [`StreamParser`] reads.
 #[derive(Debug)]
-pub(super) struct StreamParser {
-    carry: Carry,
-    fallback_session: String,
-}
+pub(super) enum ClaudeStream {}
+
+/// Reads `claude -p` output: `stream-json` lines or the `json` result object.
+pub(super) type StreamParser = LineParser<ClaudeStream>;
 
 impl StreamParser {
-    pub(super) fn new(carry: Carry, fallback_session: String) -> Self {
-        StreamParser {
-            carry,
-            fallback_session,
-        }
-    }
-
-    pub(super) fn into_carry(self) -> Carry {
-        self.carry
-    }
-
-    pub(super) fn carry(&self) -> &Carry {
-        &self.carry
-    }
-
-    pub(super) fn carry_mut(&mut self) -> &mut Carry {
-        &mut self.carry
-    }
-
     /// Whether a line can matter: usage, or the session id of an `init` line.
     pub(super) fn wants(line: &[u8]) -> bool {
         memchr::memmem::find(line, USAGE_MARKER).is_some()
@@ -335,7 +322,7 @@ impl StreamParser {
         if !Self::wants(line) {
             return Ok(());
         }
-        let parsed: StreamLine = serde_json::from_slice(line).map_err(|_| Malformed)?;
+        let parsed: StreamLine = serde_json::from_slice(line)?;
         self.value(&parsed, emit);
         Ok(())
     }
@@ -346,7 +333,7 @@ impl StreamParser {
         value: &serde_json::Value,
         emit: &mut dyn FnMut(UsageRecord),
     ) -> Result<(), Malformed> {
-        let parsed = StreamLine::deserialize(value).map_err(|_| Malformed)?;
+        let parsed = StreamLine::deserialize(value)?;
         self.value(&parsed, emit);
         Ok(())
     }
@@ -371,13 +358,6 @@ impl StreamParser {
         }
     }
 
-    fn session(&self) -> String {
-        self.carry
-            .session
-            .clone()
-            .unwrap_or_else(|| self.fallback_session.clone())
-    }
-
     fn assistant(&mut self, parsed: &StreamLine, emit: &mut dyn FnMut(UsageRecord)) {
         let Some(message) = &parsed.message else {
             return;
@@ -397,44 +377,16 @@ impl StreamParser {
             Some(request) => format!("claude-stream:{message_id}:{}", request.as_str()),
             None => format!("claude-stream:{message_id}"),
         };
-        let (five_minutes, one_hour) = match &usage.cache_creation {
-            Some(split) => (
-                split.ephemeral_5m_input_tokens,
-                split.ephemeral_1h_input_tokens,
-            ),
-            None => (
-                usage
-                    .cache_creation_input_tokens
-                    .present()
-                    .copied()
-                    .unwrap_or(0),
-                0,
-            ),
-        };
         emit(UsageRecord {
-            key,
-            source: "claude".to_owned(),
             session: Some(self.session()),
-            model: model
-                .map(str::to_owned)
-                .or_else(|| self.carry.model.clone())
-                .unwrap_or_else(|| "unknown".to_owned()),
-            at: None,
-            input: usage.input_tokens.unwrap_or(0),
-            output: usage.output_tokens.unwrap_or(0),
-            cache_write_5m: five_minutes,
-            cache_write_1h: one_hour,
-            cache_read: usage
-                .cache_read_input_tokens
-                .present()
-                .copied()
-                .unwrap_or(0),
-            reasoning: 0,
-            requests: 1,
+            model: model.map_or_else(|| self.model_or("unknown"), str::to_owned),
             sidechain: parsed.parent_tool_use_id.is_some(),
-            speed: usage.speed.present().map(|speed| speed.as_str().to_owned()),
             cwd: self.carry.cwd.clone(),
-            branch: None,
+            ..usage.record(
+                key,
+                usage.input_tokens.unwrap_or(0),
+                usage.output_tokens.unwrap_or(0),
+            )
         });
     }
 
@@ -475,6 +427,7 @@ impl StreamParser {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::usage::import::Carry;
 
     pub(in crate::usage::import) fn assistant_line(
         message_id: &str,

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::Malformed;
 use super::json::{SubagentSource, Text};
-use super::state::{Carry, CumulativeTokens};
+use super::state::{CumulativeTokens, LineParser};
 use crate::usage::UsageRecord;
 
 /// The model of rollouts written before `turn_context` lines existed.
@@ -116,33 +116,14 @@ fn set_buckets(record: &mut UsageRecord, delta: CumulativeTokens) {
     record.reasoning = delta.reasoning;
 }
 
-/// Reads a rollout file line by line, carrying the session, model and last totals.
+/// The format [`RolloutParser`] reads.
 #[derive(Debug)]
-pub(super) struct RolloutParser {
-    carry: Carry,
-    fallback_session: String,
-}
+pub(super) enum CodexRollout {}
+
+/// Reads a rollout file line by line, carrying the session, model and last totals.
+pub(super) type RolloutParser = LineParser<CodexRollout>;
 
 impl RolloutParser {
-    pub(super) fn new(carry: Carry, fallback_session: String) -> Self {
-        RolloutParser {
-            carry,
-            fallback_session,
-        }
-    }
-
-    pub(super) fn into_carry(self) -> Carry {
-        self.carry
-    }
-
-    pub(super) fn carry(&self) -> &Carry {
-        &self.carry
-    }
-
-    pub(super) fn carry_mut(&mut self) -> &mut Carry {
-        &mut self.carry
-    }
-
     fn wants(line: &[u8]) -> bool {
         memchr::memmem::find(line, b"token_count").is_some()
             || memchr::memmem::find(line, b"\"turn_context\"").is_some()
@@ -157,7 +138,7 @@ impl RolloutParser {
         if !Self::wants(line) {
             return Ok(());
         }
-        let parsed: RolloutLine = serde_json::from_slice(line).map_err(|_| Malformed)?;
+        let parsed: RolloutLine = serde_json::from_slice(line)?;
         let Some(payload) = parsed.payload else {
             return Ok(());
         };
@@ -228,21 +209,13 @@ impl RolloutParser {
         if delta.input == 0 && delta.output == 0 {
             return;
         }
-        let session = self
-            .carry
-            .session
-            .clone()
-            .unwrap_or_else(|| self.fallback_session.clone());
+        let session = self.session();
         let stamp = stamp.map_or("", Text::as_str);
         let mut record = UsageRecord {
             key: format!("codex:{session}:{stamp}:{cumulative_total}"),
             source: "codex".to_owned(),
             session: Some(session),
-            model: self
-                .carry
-                .model
-                .clone()
-                .unwrap_or_else(|| DEFAULT_MODEL.to_owned()),
+            model: self.model_or(DEFAULT_MODEL),
             at,
             requests: 1,
             sidechain: self.carry.sidechain,
@@ -269,37 +242,18 @@ struct ExecLine<'a> {
     usage: Option<CodexUsage>,
 }
 
+/// The format [`ExecParser`] reads.
+#[derive(Debug)]
+pub(super) enum CodexExec {}
+
 /// Reads `codex exec --json` events: `turn.completed` usage is cumulative for the thread.
 ///
 /// The events name no model, so records say `unknown`; the rollout file of the same
 /// thread (its `session_meta.id` is the `thread_id`) has the model, and when both are
 /// imported deduplication keeps the rollout's records.
-#[derive(Debug)]
-pub(super) struct ExecParser {
-    carry: Carry,
-    fallback_session: String,
-}
+pub(super) type ExecParser = LineParser<CodexExec>;
 
 impl ExecParser {
-    pub(super) fn new(carry: Carry, fallback_session: String) -> Self {
-        ExecParser {
-            carry,
-            fallback_session,
-        }
-    }
-
-    pub(super) fn into_carry(self) -> Carry {
-        self.carry
-    }
-
-    pub(super) fn carry(&self) -> &Carry {
-        &self.carry
-    }
-
-    pub(super) fn carry_mut(&mut self) -> &mut Carry {
-        &mut self.carry
-    }
-
     pub(super) fn line(
         &mut self,
         line: &[u8],
@@ -310,7 +264,7 @@ impl ExecParser {
         {
             return Ok(());
         }
-        let parsed: ExecLine = serde_json::from_slice(line).map_err(|_| Malformed)?;
+        let parsed: ExecLine = serde_json::from_slice(line)?;
         match parsed.kind.as_ref().map(Text::as_str) {
             Some("thread.started") => {
                 if let Some(thread) = &parsed.thread_id {
@@ -334,11 +288,7 @@ impl ExecParser {
                 let Some(delta) = delta else {
                     return Ok(());
                 };
-                let session = self
-                    .carry
-                    .session
-                    .clone()
-                    .unwrap_or_else(|| self.fallback_session.clone());
+                let session = self.session();
                 let mut record = UsageRecord {
                     key: format!("codex-exec:{session}:{}", now.total),
                     source: "codex".to_owned(),
@@ -360,6 +310,7 @@ impl ExecParser {
 pub(super) mod tests {
     use super::*;
     use crate::usage::Totals;
+    use crate::usage::import::Carry;
 
     pub(in crate::usage::import) fn token_count(
         timestamp: &str,

@@ -9,7 +9,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 use super::Malformed;
-use super::state::Carry;
+use super::state::LineParser;
 use crate::usage::UsageRecord;
 
 /// A chat saved as one JSON document.
@@ -54,39 +54,20 @@ struct Tokens {
     tool: u64,
 }
 
-/// Reads chats, carrying the session, the model and the message count across lines.
+/// The format [`ChatParser`] reads.
 #[derive(Debug)]
-pub(super) struct ChatParser {
-    carry: Carry,
-    fallback_session: String,
-}
+pub(super) enum GeminiChat {}
+
+/// Reads chats, carrying the session, the model and the message count across lines.
+pub(super) type ChatParser = LineParser<GeminiChat>;
 
 impl ChatParser {
-    pub(super) fn new(carry: Carry, fallback_session: String) -> Self {
-        ChatParser {
-            carry,
-            fallback_session,
-        }
-    }
-
-    pub(super) fn into_carry(self) -> Carry {
-        self.carry
-    }
-
-    pub(super) fn carry(&self) -> &Carry {
-        &self.carry
-    }
-
-    pub(super) fn carry_mut(&mut self) -> &mut Carry {
-        &mut self.carry
-    }
-
     pub(super) fn line(
         &mut self,
         line: &[u8],
         emit: &mut dyn FnMut(UsageRecord),
     ) -> Result<(), Malformed> {
-        let mut message: ChatMessage = serde_json::from_slice(line).map_err(|_| Malformed)?;
+        let mut message: ChatMessage = serde_json::from_slice(line)?;
         if let Some(session) = message.session_id.take() {
             self.carry.session = Some(session);
         }
@@ -122,11 +103,7 @@ impl ChatParser {
         if let Some(model) = &message.model {
             self.carry.model = Some(model.clone());
         }
-        let session = self
-            .carry
-            .session
-            .clone()
-            .unwrap_or_else(|| self.fallback_session.clone());
+        let session = self.session();
         let key = match &message.id {
             Some(id) => format!("gemini:{session}:{id}"),
             None => format!("gemini:{session}:#{index}"),
@@ -135,11 +112,7 @@ impl ChatParser {
             key,
             source: "gemini".to_owned(),
             session: Some(session),
-            model: self
-                .carry
-                .model
-                .clone()
-                .unwrap_or_else(|| "unknown".to_owned()),
+            model: self.model_or("unknown"),
             at: message
                 .timestamp
                 .as_deref()
@@ -161,6 +134,7 @@ impl ChatParser {
 pub(super) mod tests {
     use super::*;
     use crate::usage::Totals;
+    use crate::usage::import::Carry;
 
     pub(in crate::usage::import) const CHAT: &str = r#"{
   "sessionId": "5f2c",

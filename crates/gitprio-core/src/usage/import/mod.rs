@@ -62,6 +62,12 @@ const HEAD_BYTES: usize = 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Malformed;
 
+impl From<serde_json::Error> for Malformed {
+    fn from(_: serde_json::Error) -> Self {
+        Malformed
+    }
+}
+
 /// Where the agent CLIs keep their logs, as the environment tells: the CLI fills it, the
 /// core never reads environment variables itself.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -581,28 +587,24 @@ impl Parser {
         }
     }
 
-    fn carry(&self) -> Option<&Carry> {
+    /// The carry of a parser that keeps one across lines.
+    fn carry_mut(&mut self) -> Option<&mut Carry> {
         match self {
             Parser::Transcript => None,
-            Parser::Stream(parser) => Some(parser.carry()),
-            Parser::Rollout(parser) => Some(parser.carry()),
-            Parser::Exec(parser) => Some(parser.carry()),
-            Parser::Chat(parser) => Some(parser.carry()),
+            Parser::Stream(parser) => Some(&mut parser.carry),
+            Parser::Rollout(parser) => Some(&mut parser.carry),
+            Parser::Exec(parser) => Some(&mut parser.carry),
+            Parser::Chat(parser) => Some(&mut parser.carry),
         }
     }
 
-    /// Puts back the carry of [`Parser::carry`]: what an unterminated line changed is undone,
-    /// since the next import reads that line again.
-    fn restore(&mut self, carry: Option<Carry>) {
-        let Some(carry) = carry else {
-            return;
-        };
-        match self {
-            Parser::Transcript => {}
-            Parser::Stream(parser) => *parser.carry_mut() = carry,
-            Parser::Rollout(parser) => *parser.carry_mut() = carry,
-            Parser::Exec(parser) => *parser.carry_mut() = carry,
-            Parser::Chat(parser) => *parser.carry_mut() = carry,
+    /// Parses a line that may be still being written: its records count, but what it
+    /// changed in the carry is undone, since the next import reads that line again.
+    fn unterminated_line(&mut self, line: &[u8], emit: &mut dyn FnMut(UsageRecord)) {
+        let saved = self.carry_mut().cloned();
+        let _ = self.line(line, emit);
+        if let (Some(saved), Some(carry)) = (saved, self.carry_mut()) {
+            *carry = saved;
         }
     }
 
@@ -714,9 +716,7 @@ fn read_stream<R: Read>(
                 report.malformed_lines += 1;
             }
         } else {
-            let saved = parser.carry().cloned();
-            let _ = parser.line(bytes, emit);
-            parser.restore(saved);
+            parser.unterminated_line(bytes, emit);
         }
     }
     report.bytes_read += reader.consumed();

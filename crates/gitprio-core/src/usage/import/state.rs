@@ -1,6 +1,8 @@
-//! What earlier imports read of each log file, so the next one reads only what was appended.
+//! What earlier imports read of each log file, so the next one reads only what was appended,
+//! and the state a line parser carries from line to line.
 
 use std::collections::BTreeMap;
+use std::marker::PhantomData;
 
 use serde::{Deserialize, Serialize};
 
@@ -120,6 +122,45 @@ fn is_zero(value: &u64) -> bool {
 impl Carry {
     pub fn is_empty(&self) -> bool {
         *self == Carry::default()
+    }
+}
+
+/// The line parser of format `F`: the carry it keeps across lines and imports, and the
+/// session to name when the log names none. Each format adds its `line` method in its module.
+#[derive(Debug)]
+pub(super) struct LineParser<F> {
+    pub(super) carry: Carry,
+    fallback_session: String,
+    format: PhantomData<F>,
+}
+
+impl<F> LineParser<F> {
+    pub(super) fn new(carry: Carry, fallback_session: String) -> Self {
+        LineParser {
+            carry,
+            fallback_session,
+            format: PhantomData,
+        }
+    }
+
+    pub(super) fn into_carry(self) -> Carry {
+        self.carry
+    }
+
+    /// Returns the session the log named, else the fallback: the file's stem, or a stream's name.
+    pub(super) fn session(&self) -> String {
+        self.carry
+            .session
+            .clone()
+            .unwrap_or_else(|| self.fallback_session.clone())
+    }
+
+    /// Returns the model the log named last, else `default`.
+    pub(super) fn model_or(&self, default: &str) -> String {
+        self.carry
+            .model
+            .clone()
+            .unwrap_or_else(|| default.to_owned())
     }
 }
 
