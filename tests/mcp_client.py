@@ -5,7 +5,7 @@ Usage: python3 tests/mcp_client.py target/debug/gitprio
 
 Builds a throwaway bare remote and a clone holding two tasks, starts `gitprio mcp` in the
 clone over stdio, then: initialize, list the tools (and check their size budget), claim,
-heartbeat, complete (a failing acceptance command first), land the change, and claim again
+heartbeat with progress (read back from the lease), complete (a failing acceptance command first), land the change, and claim again
 until the queue is empty. Exits non-zero on the first surprise.
 """
 
@@ -113,9 +113,17 @@ async def drive(binary, clone, env):
                 check("Create src/alpha.txt." in claimed["context"], "the context holds the task")
                 print(f"claim: {claimed['task']}, lease expires {claimed['lease']['expires_at']}")
 
-                is_error, renewed = await call(session, "heartbeat")
+                is_error, renewed = await call(session, "heartbeat", {"tokens": 1200, "cost_usd": 0.25})
                 check(not is_error and renewed["task"] == "alpha", f"heartbeat: {renewed}")
-                print(f"heartbeat: renewed until {renewed['expires_at']}")
+                status = subprocess.run(
+                    [binary, "status", "--json"], cwd=clone, env={**os.environ, **env}, check=True, capture_output=True
+                )
+                progress = json.loads(status.stdout)["leases"][0]["progress"]
+                check(
+                    progress is not None and progress["tokens"] == 1200 and progress["cost_usd"] == 0.25,
+                    f"heartbeat progress on the lease: {progress}",
+                )
+                print(f"heartbeat: renewed until {renewed['expires_at']}, progress {progress['tokens']} tokens")
 
                 is_error, failed = await call(session, "complete_task", {"summary": "too early"})
                 check(is_error and failed["error"] == "acceptance_failed", f"complete before the work: {failed}")

@@ -46,6 +46,7 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
             &loaded.config,
             &files,
         )?);
+        diagnostics.extend(check::validate_config_types(&loaded.tasks, &files)?);
     }
     if args.strict {
         for diagnostic in &mut diagnostics {

@@ -84,8 +84,41 @@ pub struct LeaseIdArgs {
 fn dollars(text: &str) -> Result<f64, String> {
     text.parse::<f64>()
         .ok()
-        .filter(|amount| amount.is_finite() && *amount >= 0.0)
+        .filter(|amount| is_dollars(*amount))
         .ok_or_else(|| format!("`{text}` is not an amount of dollars like `0.42`"))
+}
+
+/// Returns whether `amount` can be an amount of dollars spent: finite and not negative.
+fn is_dollars(amount: f64) -> bool {
+    amount.is_finite() && amount >= 0.0
+}
+
+/// Returns the progress a holder reports with a heartbeat, the same for the CLI's `--tokens`
+/// and `--cost-usd` as for the MCP tool's `tokens` and `cost_usd`: none without tokens, since a
+/// renewal without news keeps the last report.
+pub fn progress(
+    settings: &Settings,
+    tokens: Option<u64>,
+    cost_usd: Option<f64>,
+) -> anyhow::Result<Option<Progress>> {
+    if let Some(amount) = cost_usd
+        && !is_dollars(amount)
+    {
+        bail!(
+            "the cost `{amount}` is not an amount of dollars like `0.42`: it must be finite and not negative"
+        );
+    }
+    match tokens {
+        Some(tokens) => Ok(Some(Progress {
+            tokens,
+            cost_usd,
+            at: settings.now,
+        })),
+        None if cost_usd.is_some() => {
+            bail!("a cost needs the tokens it was spent on: report the tokens too")
+        }
+        None => Ok(None),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -641,11 +674,7 @@ pub fn heartbeat(settings: &Settings, args: &LeaseIdArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
     let (config, store) = open_store(&repo, args.store.local);
     let id = held_id(&repo, args.id.as_deref())?;
-    let progress = args.tokens.map(|tokens| Progress {
-        tokens,
-        cost_usd: args.cost_usd,
-        at: settings.now,
-    });
+    let progress = progress(settings, args.tokens, args.cost_usd)?;
     let Renewed { lease, spent } = renew(
         settings,
         &repo,

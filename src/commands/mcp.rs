@@ -197,9 +197,13 @@ fn error_name(code: u8) -> &'static str {
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct TaskParams {
+struct HeartbeatParams {
     /// Default: the task claimed here.
     task_id: Option<String>,
+    /// Tokens spent on this task so far (cumulative), shown to humans watching the queue.
+    tokens: Option<u64>,
+    /// Estimated dollars spent so far, with `tokens`.
+    cost_usd: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -316,10 +320,10 @@ impl QueueServer {
     )]
     async fn heartbeat(
         &self,
-        Parameters(params): Parameters<TaskParams>,
+        Parameters(params): Parameters<HeartbeatParams>,
     ) -> Result<CallToolResult, ErrorData> {
         self.call(move |settings, shared, session| {
-            operations::heartbeat(settings, shared, session, params.task_id.as_deref())
+            operations::heartbeat(settings, shared, session, &params)
         })
         .await
     }

@@ -49,6 +49,22 @@ fn check_json_and_github_annotations() {
 }
 
 #[test]
+fn check_reports_config_types_that_no_task_has_and_types_does_not_list() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (
+                ".tasks/config.yaml",
+                "types: [bug, feature, spike]\nbudgets:\n  bug: 200k\n  featur: 400k\ntype_tiers:\n  docs: small\nplan:\n  types: [spike, resarch]\n  budget_over: 500k\n",
+            ),
+            (".tasks/a.md", "---\ntitle: A\ntype: bug\n---\n"),
+        ],
+    );
+    assert_output!(env.run("repo", &["check"]));
+}
+
+#[test]
 fn strict_turns_warnings_into_errors() {
     let env = TestEnv::new();
     env.repo(

@@ -333,6 +333,73 @@ fn lost_leases_and_budgets_come_back_as_tool_errors() {
     });
 }
 
+#[test]
+fn heartbeat_records_progress_on_the_lease_like_the_cli() {
+    let env = TestEnv::new();
+    let files = vec![(".tasks/alpha.md".to_owned(), task("Alpha", 0, ""))];
+    remote_with_clones(&env, &files, &["a"]);
+    let progress = || env.run("a", &["status", "--json"]).json()["leases"][0]["progress"].clone();
+    runtime().block_on(async {
+        let client = connect(&env, "a", "alice", T0).await;
+        let (_, claimed) = call(&client, "get_next_task", json!({})).await;
+        assert_eq!(claimed["task"], "alpha");
+        assert_eq!(progress(), Value::Null);
+
+        let (is_error, renewed) = call(
+            &client,
+            "heartbeat",
+            json!({ "tokens": 42_000, "cost_usd": 0.5 }),
+        )
+        .await;
+        assert!(!is_error, "{renewed}");
+        assert_eq!(renewed["task"], "alpha");
+        assert_eq!(
+            progress(),
+            json!({ "tokens": 42_000, "cost_usd": 0.5, "at": T0 })
+        );
+
+        // Bad progress is refused before the lease is touched, with what to fix.
+        let (is_error, negative) = call(
+            &client,
+            "heartbeat",
+            json!({ "tokens": 43_000, "cost_usd": -0.5 }),
+        )
+        .await;
+        assert!(is_error);
+        assert_eq!(negative["error"], "failed");
+        assert_eq!(
+            negative["message"],
+            "the cost `-0.5` is not an amount of dollars like `0.42`: it must be finite and not negative"
+        );
+        let (is_error, lonely) = call(&client, "heartbeat", json!({ "cost_usd": 0.5 })).await;
+        assert!(is_error);
+        assert_eq!(
+            lonely["message"],
+            "a cost needs the tokens it was spent on: report the tokens too"
+        );
+        let arguments = json!({ "tokens": -1 }).as_object().cloned().unwrap();
+        let result = client
+            .call_tool(CallToolRequestParams::new("heartbeat").with_arguments(arguments))
+            .await
+            .unwrap();
+        assert_eq!(result.is_error, Some(true), "{result:?}");
+        let text = &result.content[0].as_text().unwrap().text;
+        assert!(text.contains("invalid value: integer `-1`"), "{text}");
+        assert_eq!(
+            progress(),
+            json!({ "tokens": 42_000, "cost_usd": 0.5, "at": T0 })
+        );
+
+        // Tokens alone are progress too; a heartbeat without news keeps the last report.
+        let (is_error, _) = call(&client, "heartbeat", json!({ "tokens": 50_000 })).await;
+        assert!(!is_error);
+        let (is_error, _) = call(&client, "heartbeat", json!({})).await;
+        assert!(!is_error);
+        assert_eq!(progress(), json!({ "tokens": 50_000, "at": T0 }));
+        client.cancel().await.unwrap();
+    });
+}
+
 /// Claims and completes tasks until the server hands out nothing; returns the ids it claimed.
 async fn drain(client: &Client) -> Vec<String> {
     let mut claimed = Vec::new();

@@ -166,6 +166,43 @@ pub fn validate_links(
     Ok(diagnostics)
 }
 
+/// Returns an error for each task type that the config file in `files` names in a type-keyed
+/// setting (`budgets`, `type_tiers`, `plan.types`) but does not list in its `types`: a
+/// misspelt type there would silently never apply.
+///
+/// A type that some task has is left to that task's own error, which says the same.
+pub fn validate_config_types(
+    tasks: &[Task],
+    files: &impl Files,
+) -> Result<Vec<Diagnostic>, ContextError> {
+    Ok(config_type_problems(tasks, &context::config_text(files)?))
+}
+
+fn config_type_problems(tasks: &[Task], config_text: &str) -> Vec<Diagnostic> {
+    let (config, _) = Config::parse(crate::CONFIG_PATH, config_text);
+    let used: HashSet<&str> = tasks
+        .iter()
+        .filter_map(|task| task.task_type.as_deref())
+        .collect();
+    Config::type_mentions(config_text)
+        .into_iter()
+        .filter(|mention| !config.allows_type(&mention.name) && !used.contains(mention.name.as_str()))
+        .map(|mention| {
+            Diagnostic::error(
+                DiagnosticKind::UnknownType,
+                crate::CONFIG_PATH,
+                mention.position,
+                format!(
+                    "unknown type `{}` in `{}`: no task has it, and allowed are {} (add it to `types`, or correct the name)",
+                    mention.name,
+                    mention.setting,
+                    config.types.join(", ")
+                ),
+            )
+        })
+        .collect()
+}
+
 fn link_problem(
     reader: &mut Reader<'_, impl Files>,
     link: &str,
@@ -246,6 +283,38 @@ mod tests {
                 ".tasks/b.md:5:45: error: `context` path `../etc/passwd` leaves the repository; use a repository-relative path",
             ]
         );
+    }
+
+    #[test]
+    fn reports_config_types_that_are_not_allowed_and_no_task_has() {
+        let config = "types: [bug, feature, ops]\nbudgets:\n  bug: 200k\n  opps: 1m\n  chore: 10k\ntype_tiers:\n  ops: small\nplan:\n  types: [spkie, research]\n";
+        let tasks = vec![task("a", "type: ops"), task("b", "type: research")];
+        let messages: Vec<String> = config_type_problems(&tasks, config)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                ".tasks/config.yaml:4:3: error: unknown type `opps` in `budgets`: no task has it, and allowed are bug, feature, ops (add it to `types`, or correct the name)",
+                ".tasks/config.yaml:5:3: error: unknown type `chore` in `budgets`: no task has it, and allowed are bug, feature, ops (add it to `types`, or correct the name)",
+                ".tasks/config.yaml:9:11: error: unknown type `spkie` in `plan.types`: no task has it, and allowed are bug, feature, ops (add it to `types`, or correct the name)",
+            ]
+        );
+        // `research` is reported at the task that has it, not twice.
+        let task_errors: Vec<String> =
+            validate(&tasks, &Config::parse(crate::CONFIG_PATH, config).0, &[])
+                .iter()
+                .map(|diagnostic| diagnostic.message.clone())
+                .collect();
+        assert_eq!(
+            task_errors,
+            [
+                "unknown type `research`: allowed are bug, feature, ops (set `types` in .tasks/config.yaml)"
+            ]
+        );
+        assert_eq!(config_type_problems(&[], "plan:\n  types: [spike]\n"), []);
+        assert_eq!(config_type_problems(&[], ""), []);
     }
 
     #[test]

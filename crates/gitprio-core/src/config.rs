@@ -1,8 +1,10 @@
 //! The repository configuration, `.tasks/config.yaml`: defaults shared by every task.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
 
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Position};
 use crate::task::{Planning, Task, parse_token_count};
@@ -80,6 +82,35 @@ impl Default for Config {
             plan: PlanRule::default(),
         }
     }
+}
+
+/// A task type that a type-keyed setting of the config names, where the config file names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TypeMention {
+    /// The setting as written in the file: `budgets`, `type_tiers` or `plan.types`.
+    pub setting: &'static str,
+    /// The type name.
+    pub name: String,
+    pub position: Position,
+}
+
+/// The type-keyed settings of the config, each name located; everything else is ignored.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+#[expect(
+    clippy::zero_sized_map_values,
+    reason = "only the keys of these mappings are read, and serde reads a mapping into a map"
+)]
+struct LocatedTypes {
+    budgets: HashMap<Spanned<String>, IgnoredAny>,
+    type_tiers: HashMap<Spanned<String>, IgnoredAny>,
+    plan: LocatedPlanTypes,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct LocatedPlanTypes {
+    types: Vec<Spanned<String>>,
 }
 
 /// Model tiers in the order the config lists them, cheapest first.
@@ -188,17 +219,12 @@ impl Config {
         if text.trim().is_empty() {
             return (Config::default(), None);
         }
-        let mut options = serde_saphyr::Options::default();
-        options.with_snippet = false;
-        match serde_saphyr::from_str_with_options::<Config>(text, options) {
+        match serde_saphyr::from_str_with_options::<Config>(text, yaml_options()) {
             Ok(config) => (config, None),
             Err(error) => {
-                let position = error.location().map_or(Position::START, |location| {
-                    Position::new(
-                        u32::try_from(location.line()).unwrap_or(u32::MAX),
-                        u32::try_from(location.column()).unwrap_or(u32::MAX),
-                    )
-                });
+                let position = error
+                    .location()
+                    .map_or(Position::START, |location| position(&location));
                 let message = error.to_string();
                 let message = match error.location() {
                     Some(location) => message
@@ -300,6 +326,49 @@ impl Config {
     pub fn allows_type(&self, task_type: &str) -> bool {
         self.types.iter().any(|allowed| allowed == task_type)
     }
+
+    /// Returns the task types that the type-keyed settings of config file `text` name (the
+    /// keys of `budgets` and `type_tiers`, the list `plan.types`), located, in file order.
+    ///
+    /// Nothing when `text` is not a valid config: [`Config::parse`] reports that.
+    pub fn type_mentions(text: &str) -> Vec<TypeMention> {
+        if text.trim().is_empty() || Config::parse(crate::CONFIG_PATH, text).1.is_some() {
+            return Vec::new();
+        }
+        let Ok(located) = serde_saphyr::from_str_with_options::<LocatedTypes>(text, yaml_options())
+        else {
+            return Vec::new();
+        };
+        let mut mentions: Vec<TypeMention> = [
+            ("budgets", located.budgets.into_keys().collect()),
+            ("type_tiers", located.type_tiers.into_keys().collect()),
+            ("plan.types", located.plan.types),
+        ]
+        .into_iter()
+        .flat_map(|(setting, names): (_, Vec<Spanned<String>>)| {
+            names.into_iter().map(move |name| TypeMention {
+                setting,
+                position: position(&name.referenced),
+                name: name.value,
+            })
+        })
+        .collect();
+        mentions.sort_by_key(|mention| (mention.position.line, mention.position.column));
+        mentions
+    }
+}
+
+fn yaml_options() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.with_snippet = false;
+    options
+}
+
+fn position(location: &serde_saphyr::Location) -> Position {
+    Position::new(
+        u32::try_from(location.line()).unwrap_or(u32::MAX),
+        u32::try_from(location.column()).unwrap_or(u32::MAX),
+    )
 }
 
 #[cfg(test)]
@@ -376,6 +445,36 @@ mod tests {
                 ".tasks/config.yaml:2:1: error: invalid config: unknown field `brnach`"
             ),
             "{problem}"
+        );
+    }
+
+    #[test]
+    fn locates_the_types_that_type_keyed_settings_name() {
+        let text = "types: [bug, ops]\nbudgets:\n  bug: 200k\n  opps: 1m\ntype_tiers: { ops: small }\nplan:\n  types:\n    - spike\n  budget_over: 500k\n";
+        let mentions: Vec<(&str, String, u32, u32)> = Config::type_mentions(text)
+            .into_iter()
+            .map(|mention| {
+                (
+                    mention.setting,
+                    mention.name,
+                    mention.position.line,
+                    mention.position.column,
+                )
+            })
+            .collect();
+        assert_eq!(
+            mentions,
+            [
+                ("budgets", "bug".to_owned(), 3, 3),
+                ("budgets", "opps".to_owned(), 4, 3),
+                ("type_tiers", "ops".to_owned(), 5, 15),
+                ("plan.types", "spike".to_owned(), 8, 7),
+            ]
+        );
+        assert_eq!(Config::type_mentions("budgets:\nplan:\n"), []);
+        assert_eq!(
+            Config::type_mentions("brnach: main\nplan: {types: [x]}\n"),
+            []
         );
     }
 

@@ -41,7 +41,7 @@ pub enum DiagnosticKind {
     UnknownDependency,
     /// Tasks depend on each other in a cycle.
     DependencyCycle,
-    /// A task's `type` is not in the configured list.
+    /// A task's `type`, or a type a setting of the config names, is not in the configured list.
     UnknownType,
     /// An `owns` glob matches no file in the repository.
     OwnsMatchesNothing,

@@ -9,7 +9,10 @@ use gitprio_core::usage::{RunMeta, Totals};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::{CompleteParams, ReleaseParams, Reply, ReportParams, Session, Shared, UsageParams};
+use super::{
+    CompleteParams, HeartbeatParams, ReleaseParams, Reply, ReportParams, Session, Shared,
+    UsageParams,
+};
 use crate::commands::lease::{self, ClaimResult, ClaimedTask};
 use crate::commands::usage::{self, RecordInput};
 use crate::commands::{SourceArgs, load_queue};
@@ -171,16 +174,17 @@ fn budget_checked(id: &TaskId, spent: Option<(&RunMeta, Totals)>, data: Value) -
     }
 }
 
-/// `heartbeat`: `gitprio heartbeat`, with its budget verdict.
+/// `heartbeat`: `gitprio heartbeat [--tokens --cost-usd]`, with its budget verdict.
 pub(super) fn heartbeat(
     settings: &Settings,
     shared: &Shared,
     session: &mut Session,
-    task_id: Option<&str>,
+    params: &HeartbeatParams,
 ) -> anyhow::Result<Reply> {
+    let progress = lease::progress(settings, params.tokens, params.cost_usd)?;
     let repo = Repository::discover(&settings.directory)?;
     let (config, store) = lease::open_store(&repo, shared.local);
-    let id = task_of(&repo, session, task_id)?;
+    let id = task_of(&repo, session, params.task_id.as_deref())?;
     let renewed = forget_if_lost(
         session,
         &id,
@@ -191,7 +195,7 @@ pub(super) fn heartbeat(
             &store,
             &id,
             shared.ttl.as_deref(),
-            None,
+            progress,
         ),
     )?;
     let record = &renewed.lease.record;

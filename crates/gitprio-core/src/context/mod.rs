@@ -320,6 +320,14 @@ fn entry_position(task: &Task, index: usize) -> Position {
         .unwrap_or(Position::START)
 }
 
+/// Returns the text of the config file, empty when there is none.
+pub(crate) fn config_text(files: &impl Files) -> Result<String, ContextError> {
+    Ok(match files.kind(CONFIG_PATH)? {
+        Some(EntryKind::File) => String::from_utf8_lossy(&files.read(CONFIG_PATH)?).into_owned(),
+        _ => String::new(),
+    })
+}
+
 /// Locates each `context` entry of the config in its file, in order; the start when not found.
 pub(crate) fn config_positions(
     files: &impl Files,
@@ -328,10 +336,7 @@ pub(crate) fn config_positions(
     if entries.is_empty() {
         return Ok(Vec::new());
     }
-    let text = match files.kind(CONFIG_PATH)? {
-        Some(EntryKind::File) => String::from_utf8_lossy(&files.read(CONFIG_PATH)?).into_owned(),
-        _ => String::new(),
-    };
+    let text = config_text(files)?;
     let lines: Vec<&str> = text.lines().collect();
     let mut next_line = 0;
     let mut positions = Vec::with_capacity(entries.len());
