@@ -175,7 +175,42 @@ pub fn validate_config_types(
     tasks: &[Task],
     files: &impl Files,
 ) -> Result<Vec<Diagnostic>, ContextError> {
-    Ok(config_type_problems(tasks, &context::config_text(files)?))
+    let text = context::config_text(files)?;
+    let mut problems = config_type_problems(tasks, &text);
+    problems.extend(config_tier_problems(&text));
+    Ok(problems)
+}
+
+/// A tier in `type_tiers` that `tiers` does not list: `gitprio run` could not pick a model
+/// for a task of that type.
+fn config_tier_problems(config_text: &str) -> Vec<Diagnostic> {
+    let (config, _) = Config::parse(crate::CONFIG_PATH, config_text);
+    let listed: Vec<&str> = config
+        .tiers
+        .0
+        .iter()
+        .map(|(tier, _)| tier.as_str())
+        .collect();
+    Config::tier_mentions(config_text)
+        .into_iter()
+        .filter(|mention| config.tiers.position(&mention.tier).is_none())
+        .map(|mention| {
+            let allowed = if listed.is_empty() {
+                "`tiers` lists none".to_owned()
+            } else {
+                format!("`tiers` lists {}", listed.join(", "))
+            };
+            Diagnostic::error(
+                DiagnosticKind::Config,
+                crate::CONFIG_PATH,
+                mention.position,
+                format!(
+                    "unknown tier `{}` for type `{}` in `type_tiers`: {allowed} (add it to `tiers`, or correct the name)",
+                    mention.tier, mention.task_type
+                ),
+            )
+        })
+        .collect()
 }
 
 fn config_type_problems(tasks: &[Task], config_text: &str) -> Vec<Diagnostic> {
@@ -362,6 +397,31 @@ mod tests {
                 ".tasks/a.md:6:1: error: link `../docs/nope.md`: `docs/nope.md` does not exist in the repository",
                 ".tasks/a.md:6:26: warning: link `../logo.png`: `logo.png` is a binary file; skipped",
                 ".tasks/config.yaml:3:5: error: link `docs/absent.md#x`: `docs/absent.md` does not exist in the repository",
+            ]
+        );
+    }
+
+    #[test]
+    fn reports_type_tiers_that_send_a_type_to_an_unlisted_tier() {
+        let config = "tiers:\n  small: claude-haiku-4-5\n  large: claude-opus-4-1\ntype_tiers:\n  bug: large\n  spike: huge\n";
+        let messages: Vec<String> = config_tier_problems(config)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                ".tasks/config.yaml:6:10: error: unknown tier `huge` for type `spike` in `type_tiers`: `tiers` lists small, large (add it to `tiers`, or correct the name)"
+            ]
+        );
+        let messages: Vec<String> = config_tier_problems("type_tiers: { docs: small }\n")
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                ".tasks/config.yaml:1:21: error: unknown tier `small` for type `docs` in `type_tiers`: `tiers` lists none (add it to `tiers`, or correct the name)"
             ]
         );
     }

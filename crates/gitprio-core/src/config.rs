@@ -94,6 +94,14 @@ pub struct TypeMention {
     pub position: Position,
 }
 
+/// A tier that `type_tiers` sends a task type to, where the config file names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TierMention {
+    pub task_type: String,
+    pub tier: String,
+    pub position: Position,
+}
+
 /// The type-keyed settings of the config, each name located; everything else is ignored.
 #[derive(Default, Deserialize)]
 #[serde(default)]
@@ -103,8 +111,19 @@ pub struct TypeMention {
 )]
 struct LocatedTypes {
     budgets: HashMap<Spanned<String>, IgnoredAny>,
-    type_tiers: HashMap<Spanned<String>, IgnoredAny>,
+    type_tiers: HashMap<Spanned<String>, Spanned<String>>,
     plan: LocatedPlanTypes,
+}
+
+impl LocatedTypes {
+    /// Reads config file `text`; `None` when it is not a valid config ([`Config::parse`]
+    /// reports that).
+    fn read(text: &str) -> Option<LocatedTypes> {
+        if text.trim().is_empty() || Config::parse(crate::CONFIG_PATH, text).1.is_some() {
+            return None;
+        }
+        serde_saphyr::from_str_with_options(text, yaml_options()).ok()
+    }
 }
 
 #[derive(Default, Deserialize)]
@@ -332,11 +351,7 @@ impl Config {
     ///
     /// Nothing when `text` is not a valid config: [`Config::parse`] reports that.
     pub fn type_mentions(text: &str) -> Vec<TypeMention> {
-        if text.trim().is_empty() || Config::parse(crate::CONFIG_PATH, text).1.is_some() {
-            return Vec::new();
-        }
-        let Ok(located) = serde_saphyr::from_str_with_options::<LocatedTypes>(text, yaml_options())
-        else {
+        let Some(located) = LocatedTypes::read(text) else {
             return Vec::new();
         };
         let mut mentions: Vec<TypeMention> = [
@@ -353,6 +368,25 @@ impl Config {
             })
         })
         .collect();
+        mentions.sort_by_key(|mention| (mention.position.line, mention.position.column));
+        mentions
+    }
+
+    /// Returns the tiers that `type_tiers` in config file `text` sends types to, located,
+    /// in file order. Nothing when `text` is not a valid config.
+    pub fn tier_mentions(text: &str) -> Vec<TierMention> {
+        let Some(located) = LocatedTypes::read(text) else {
+            return Vec::new();
+        };
+        let mut mentions: Vec<TierMention> = located
+            .type_tiers
+            .into_iter()
+            .map(|(task_type, tier)| TierMention {
+                task_type: task_type.value,
+                position: position(&tier.referenced),
+                tier: tier.value,
+            })
+            .collect();
         mentions.sort_by_key(|mention| (mention.position.line, mention.position.column));
         mentions
     }
