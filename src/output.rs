@@ -131,3 +131,15 @@ pub fn plural(count: usize, word: &str) -> String {
         format!("{word}s")
     }
 }
+
+/// Writes a span of seconds the short way: `45s`, `4m05s`, `12m`, `3h05m`, `2d4h`.
+pub fn span(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..600 => format!("{}m{:02}s", seconds / 60, seconds % 60),
+        600..3600 => format!("{}m", seconds / 60),
+        3600..86_400 => format!("{}h{:02}m", seconds / 3600, seconds % 3600 / 60),
+        _ => format!("{}d{}h", seconds / 86_400, seconds % 86_400 / 3600),
+    }
+}

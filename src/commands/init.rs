@@ -75,7 +75,7 @@ Take work from the gitprio queue in `.tasks/`, one task at a time:
 
 1. `gitprio claim` prints your task and the documents it needs. Exit code 3: nothing is ready; stop.
 2. Change only the files the task's `owns` lists.
-3. `gitprio heartbeat` every 10 minutes while you work. Exit code 4: the lease is lost; stop working on the task. Exit code 5: over budget; stop and `gitprio release --failed --reason \"over budget\"`.
+3. `gitprio heartbeat` at least every third of the lease's time to live while you work (every 10 minutes with the default 30m; the claim prints when the lease expires). Exit code 4: the lease is lost; stop working on the task. Exit code 5: over budget; stop and `gitprio release --failed --reason \"over budget\"`.
 4. `gitprio usage record --model <model> --input <n> --output <n>` for tokens gitprio cannot read from your CLI's logs.
 5. When every `acceptance` command of the task passes: `gitprio done`, then commit the task file with your change; the commit message lists the commands you ran and their results. If you cannot finish: `gitprio release --failed --reason \"<why>\"`.
 6. Claim the next task.

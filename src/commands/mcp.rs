@@ -51,15 +51,25 @@ pub struct McpArgs {
     pub store: StoreArgs,
 }
 
-/// The protocol in a few lines, sent to the client as the server's `instructions`.
-pub const INSTRUCTIONS: &str = "\
+/// The protocol in a few lines, sent to the client as the server's `instructions`, with
+/// `heartbeat_every` a third of the leases' TTL.
+pub fn instructions(heartbeat_every: &str) -> String {
+    format!(
+        "\
 gitprio hands out this repository's tasks, one lease per task.
 1. get_next_task, then do that task, changing only the files its `owns` lists. No task returned: stop, there is nothing for you.
-2. heartbeat every 10 minutes while you work.
+2. heartbeat every {heartbeat_every} while you work (a third of the lease's time to live).
 3. report_usage with the tokens you spent, if you know them.
 4. When the task's acceptance commands pass: complete_task with a review summary (it runs them again), then commit the task file with your change. Cannot finish: release_task with failed true and the reason.
 5. lease_lost or budget_exceeded: stop working on that task (release it as failed when over budget).
-Then get_next_task again.";
+Then get_next_task again."
+    )
+}
+
+/// How often an agent should renew a lease of `ttl_seconds`: a third of it, written short.
+pub fn heartbeat_every(ttl_seconds: u64) -> String {
+    output::span(i64::try_from((ttl_seconds / 3).max(1)).unwrap_or(i64::MAX))
+}
 
 /// Serves the queue over stdio until the client closes it.
 pub fn run(settings: &Settings, args: &McpArgs) -> CommandResult {
@@ -67,9 +77,10 @@ pub fn run(settings: &Settings, args: &McpArgs) -> CommandResult {
     // Fail at start, where the client shows it, rather than on every call.
     let repo = Repository::discover(&settings.directory)?;
     let (config, _) = super::lease::open_store(&repo, args.store.local);
-    super::lease::context(&settings, &repo, &config, args.ttl.as_deref())?;
+    let context = super::lease::context(&settings, &repo, &config, args.ttl.as_deref())?;
     let server = QueueServer {
         shared: Arc::new(Shared {
+            heartbeat_every: heartbeat_every(context.ttl.as_secs().unsigned_abs()),
             // A clock fixed by `GITPRIO_NOW` stays fixed; otherwise every call reads the time.
             fixed_clock: std::env::var_os("GITPRIO_NOW").is_some(),
             ttl: args.ttl.clone(),
@@ -109,6 +120,8 @@ pub fn run(settings: &Settings, args: &McpArgs) -> CommandResult {
 #[derive(Debug)]
 struct Shared {
     settings: Settings,
+    /// A third of the leases' TTL, as the instructions give it.
+    heartbeat_every: String,
     fixed_clock: bool,
     ttl: Option<String>,
     filter: ClaimFilter,
@@ -315,7 +328,7 @@ impl QueueServer {
     }
 
     #[tool(
-        description = "Renew the lease on your task. Call every 10 minutes while you work.",
+        description = "Renew the lease on your task. Call it every third of the lease's time to live (the server's instructions and the claimed task say how often) while you work.",
         annotations(destructive_hint = false, idempotent_hint = true)
     )]
     async fn heartbeat(
@@ -388,6 +401,19 @@ impl ServerHandler for QueueServer {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
             .with_server_info(Implementation::new("gitprio", env!("CARGO_PKG_VERSION")))
-            .with_instructions(INSTRUCTIONS)
+            .with_instructions(instructions(&self.shared.heartbeat_every))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agents_are_told_to_renew_every_third_of_the_ttl() {
+        assert_eq!(heartbeat_every(1800), "10m");
+        assert_eq!(heartbeat_every(300), "1m40s");
+        assert_eq!(heartbeat_every(2), "1s");
+        assert!(instructions("1m40s").contains("2. heartbeat every 1m40s while you work"));
     }
 }

@@ -125,12 +125,12 @@ fn an_agent_works_through_the_queue_over_mcp() {
         let client = connect(&env, "a", "alice", T0).await;
         let server = client.peer_info().unwrap();
         assert_eq!(server.server_info.as_ref().unwrap().name, "gitprio");
+        let instructions = server.instructions.as_deref().unwrap();
+        assert!(instructions.contains("get_next_task"), "{instructions}");
+        // A third of the default 30m lease.
         assert!(
-            server
-                .instructions
-                .as_deref()
-                .unwrap()
-                .contains("get_next_task")
+            instructions.contains("heartbeat every 10m while you work"),
+            "{instructions}"
         );
 
         let tools = client.list_all_tools().await.unwrap();
@@ -174,7 +174,10 @@ fn an_agent_works_through_the_queue_over_mcp() {
         assert_eq!(claimed["lease"]["expires_at"], "2026-11-01T12:30:00Z");
         let context = claimed["context"].as_str().unwrap();
         assert!(context.contains("Do Alpha."), "{context}");
-        assert!(context.contains("- `heartbeat`:"), "{context}");
+        assert!(
+            context.contains("- `heartbeat`: every 10m while you work"),
+            "{context}"
+        );
 
         // A second claim while holding a task would leave the first one idle.
         let (is_error, refused) = call(&client, "get_next_task", json!({})).await;

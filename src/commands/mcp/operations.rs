@@ -93,7 +93,7 @@ fn claimed_json(claimed: &ClaimedTask) -> Value {
             let tail = Tail {
                 source: claimed.origin.to_string(),
                 lease: Some(&claimed.lease),
-                commands: report_tools(),
+                commands: report_tools(&super::heartbeat_every(record.ttl_seconds)),
             };
             value["context"] = json!(bundle.to_markdown(&tail));
         }
@@ -108,11 +108,11 @@ fn claimed_json(claimed: &ClaimedTask) -> Value {
 }
 
 /// The tools an agent reports with, listed at the end of the bundle it is handed.
-fn report_tools() -> Vec<ReportCommand> {
+fn report_tools(heartbeat_every: &str) -> Vec<ReportCommand> {
     [
         (
             "heartbeat",
-            "every 10 minutes while you work; lease_lost means stop",
+            &*format!("every {heartbeat_every} while you work; lease_lost means stop"),
         ),
         (
             "complete_task",

@@ -11,6 +11,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState,
 
 use super::model::{Beat, Detail, EndedRun, Fleet, LeaseRow, ParkedTask};
 use crate::commands::report::tokens;
+use crate::output::span;
 
 /// The order of the lease rows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -301,18 +302,6 @@ impl Theme {
 
 fn bold() -> Style {
     Style::new().add_modifier(Modifier::BOLD)
-}
-
-/// Writes a span of seconds the short way: `45s`, `4m05s`, `12m`, `3h05m`, `2d4h`.
-pub fn span(seconds: i64) -> String {
-    let seconds = seconds.max(0);
-    match seconds {
-        0..60 => format!("{seconds}s"),
-        60..600 => format!("{}m{:02}s", seconds / 60, seconds % 60),
-        600..3600 => format!("{}m", seconds / 60),
-        3600..86_400 => format!("{}h{:02}m", seconds / 3600, seconds % 3600 / 60),
-        _ => format!("{}d{}h", seconds / 86_400, seconds % 86_400 / 3600),
-    }
 }
 
 /// Writes the header's window the way it was likely given: `1h`, `30m`, `7d`.
