@@ -195,26 +195,45 @@ pub struct GcArgs {
     pub json: bool,
 }
 
+/// The variable naming the queue's branch, over the config's `branch:`: `gitprio run` sets it
+/// for the gitprio commands it runs in a task's worktree, which is on `gitprio/<id>`.
+pub const BRANCH_VARIABLE: &str = "GITPRIO_BRANCH";
+
 /// Chooses where leases live: the configured (or `origin`) remote when it exists, else local refs.
 pub fn store_mode(repo: &Repository, config: &Config, local: bool) -> Mode {
     let remote = config.remote.clone().unwrap_or_else(|| "origin".to_owned());
     if local || !repo.has_remote(&remote) {
         return Mode::Local;
     }
-    let branch = config
-        .branch
-        .clone()
-        .or_else(|| {
-            repo.symbolic_target(&format!("refs/remotes/{remote}/HEAD"))
-                .and_then(|target| {
-                    target
-                        .strip_prefix(&format!("refs/remotes/{remote}/"))
-                        .map(str::to_owned)
-                })
-        })
-        .or_else(|| repo.current_branch())
-        .unwrap_or_else(|| "main".to_owned());
+    let branch = std::env::var(BRANCH_VARIABLE)
+        .ok()
+        .filter(|branch| !branch.trim().is_empty())
+        .or_else(|| config.branch.clone())
+        .unwrap_or_else(|| default_branch(repo, &remote));
     Mode::Remote { remote, branch }
+}
+
+/// The remote's default branch as this clone knows it: `<remote>/HEAD`, else `main` or
+/// `master` when the remote has one, else the current branch, unless it is a task's own
+/// `gitprio/<id>` (the queue is never there), else `main`.
+fn default_branch(repo: &Repository, remote: &str) -> String {
+    let tracking = format!("refs/remotes/{remote}/");
+    repo.symbolic_target(&format!("{tracking}HEAD"))
+        .and_then(|target| target.strip_prefix(&tracking).map(str::to_owned))
+        .or_else(|| {
+            ["main", "master"]
+                .into_iter()
+                .find(|branch| {
+                    repo.reference_commit(&format!("{tracking}{branch}"))
+                        .is_ok_and(|commit| commit.is_some())
+                })
+                .map(str::to_owned)
+        })
+        .or_else(|| {
+            repo.current_branch()
+                .filter(|branch| !branch.starts_with("gitprio/"))
+        })
+        .unwrap_or_else(|| "main".to_owned())
 }
 
 /// The lease blockers on tasks as last seen, for every reading command.

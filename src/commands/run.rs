@@ -345,10 +345,7 @@ impl PullRequests {
             ));
             return None;
         };
-        let base = match super::lease::store_mode(repo, config, false) {
-            Mode::Remote { branch, .. } => branch,
-            Mode::Local => "main".to_owned(),
-        };
+        let base = queue_branch(repo, config, false).unwrap_or_else(|| "main".to_owned());
         let api = ApiSettings {
             api_url: variable("GITHUB_API_URL")
                 .unwrap_or_else(|| "https://api.github.com".to_owned()),
@@ -367,6 +364,14 @@ impl PullRequests {
                 None
             }
         }
+    }
+}
+
+/// The queue's branch on the remote, in remote mode.
+fn queue_branch(repo: &Repository, config: &Config, local: bool) -> Option<String> {
+    match super::lease::store_mode(repo, config, local) {
+        Mode::Remote { branch, .. } => Some(branch),
+        Mode::Local => None,
     }
 }
 
@@ -401,6 +406,11 @@ pub struct RunContext {
     pub adapter: Adapter,
     /// The directory the run started in.
     pub directory: PathBuf,
+    /// Where `git` talks to the remote from (see [`Repository::git_directory`]), as the
+    /// gitprio commands do, so a relative remote URL works from every worktree.
+    pub git_directory: PathBuf,
+    /// The queue's branch on the remote, in remote mode: `GITPRIO_BRANCH` for the agent.
+    pub branch: Option<String>,
     /// `<common git dir>/gitprio/worktrees`: one worktree per task.
     pub worktrees: PathBuf,
     /// `<common git dir>/gitprio/runs`: each attempt's prompt and output.
@@ -449,6 +459,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
         .unwrap_or_else(|| settings.agent.clone());
     let slots = usize::try_from(args.parallel).unwrap_or(1);
     let push = (!args.no_push && !args.store.local && repo.has_remote(&remote)).then_some(remote);
+    let branch = queue_branch(&repo, &config, args.store.local);
     let pull_requests = if args.open_pr {
         PullRequests::resolve(settings, &repo, push.as_deref(), &config)
     } else {
@@ -461,10 +472,13 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
             directory: settings.directory.clone(),
             local: args.store.local,
             ttl: Some(ttl_text.clone()),
+            branch: branch.clone(),
         },
         command: args.command.clone(),
         adapter,
         directory: settings.directory.clone(),
+        git_directory: repo.git_directory(),
+        branch,
         worktrees: common.join("gitprio").join("worktrees"),
         runs: common.join("gitprio").join("runs"),
         grace: duration(&args.grace, "grace period")?,

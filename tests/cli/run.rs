@@ -1,6 +1,7 @@
 //! `gitprio run` with fake agents (shell scripts printing real output formats), and the
 //! completion protocol of `gitprio done`.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -1068,4 +1069,199 @@ fn run_limits_stop_the_agents_and_give_their_tasks_back() {
         assert_eq!(lease["state"], "released", "{lease}");
         assert_eq!(lease["failures"], 0);
     }
+}
+
+/// A repository `repo` on `branch` whose remote `origin` is `../remote.git`, a relative URL,
+/// added with `git remote add` (so there is no `refs/remotes/origin/HEAD`), holding `files`.
+fn added_remote(env: &TestEnv, branch: &str, files: &[(&str, &str)]) {
+    std::fs::create_dir_all(env.path("remote.git")).unwrap();
+    env.git(
+        "remote.git",
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            &format!("--initial-branch={branch}"),
+        ],
+    );
+    env.repo("repo", files);
+    env.git("repo", &["branch", "--move", branch]);
+    env.git("repo", &["remote", "add", "origin", "../remote.git"]);
+    env.git("repo", &["push", "--quiet", "origin", branch]);
+}
+
+/// Runs `gitprio run --json` in `dir` with an agent that creates `alpha.txt`.
+fn run_touching_alpha(env: &TestEnv, dir: &str) -> Output {
+    let agent = script(env, "agent", "cat > /dev/null\ntouch alpha.txt\n");
+    env.run(dir, &["run", "--json", "--", &agent])
+}
+
+/// The outcome the usage ledger holds for the first run of `id`.
+fn outcome(env: &TestEnv, dir: &str, id: &str) -> serde_json::Value {
+    let usage = env.run(dir, &["usage", "show", id, "--json"]);
+    assert_eq!(usage.code, 0, "{usage}");
+    usage.json()["runs"][0]["meta"]["outcome"].clone()
+}
+
+/// Runs an agent that creates `alpha.txt` on task `alpha` (which checks for it), in a clone
+/// whose remote refuses the updates of refs under `prefix` to a commit whose subject matches
+/// `subject` (a `grep` pattern), saying `why`.
+fn run_against_a_refusing_remote(env: &TestEnv, prefix: &str, subject: &str, why: &str) -> Output {
+    cloned(
+        env,
+        &[(
+            ".tasks/alpha.md",
+            &task("Alpha", "acceptance: [test -f alpha.txt]\n"),
+        )],
+    );
+    let hook = env.path("remote.git/hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nwhile read old new ref; do\n  case \"$ref\" in {prefix}*)\n    if git log -1 --format=%s \"$new\" 2>/dev/null | grep -q '{subject}'; then\n      echo '{why}' >&2; exit 1\n    fi;;\n  esac\ndone\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    run_touching_alpha(env, "clone")
+}
+
+#[test]
+fn a_relative_remote_url_and_no_origin_head_still_complete_tasks() {
+    let env = TestEnv::new();
+    added_remote(
+        &env,
+        "trunk",
+        &[(
+            ".tasks/alpha.md",
+            &task("Alpha", "acceptance: [test -f alpha.txt]\n"),
+        )],
+    );
+    let run = run_touching_alpha(&env, "repo");
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["completed"], 1, "{run}");
+    assert!(!run.stderr.contains("warning"), "{run}");
+    let files = env.git(
+        "remote.git",
+        &["show", "--format=", "--name-only", "gitprio/alpha"],
+    );
+    assert_eq!(files.trim(), ".tasks/alpha.md\nalpha.txt");
+    assert_eq!(outcome(&env, "repo", "alpha"), "completed");
+}
+
+#[test]
+fn done_in_a_task_worktree_records_the_outcome_without_origin_head() {
+    let env = TestEnv::new();
+    added_remote(&env, "main", &[(".tasks/one.md", &task("One", ""))]);
+    assert_eq!(env.run("repo", &["claim", "--json"]).code, 0);
+    let mut record = env.command("repo", &["usage", "record", "--stdin", "one"]);
+    record
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = record.spawn().unwrap();
+    std::io::Write::write_all(
+        child.stdin.as_mut().unwrap(),
+        br#"{"model":"m","input":1,"output":1}"#,
+    )
+    .unwrap();
+    let recorded = child.wait_with_output().unwrap();
+    assert!(recorded.status.success(), "{recorded:?}");
+    env.git(
+        "repo",
+        &[
+            "worktree",
+            "add",
+            "--quiet",
+            "-B",
+            "gitprio/one",
+            ".git/gitprio/worktrees/one",
+            "HEAD",
+        ],
+    );
+    let done = env.run("repo/.git/gitprio/worktrees/one", &["done", "one"]);
+    assert_eq!(done.code, 0, "{done}");
+    assert!(!done.stderr.contains("warning"), "{done}");
+    assert_eq!(outcome(&env, "repo", "one"), "completed");
+}
+
+#[test]
+fn a_done_that_fails_for_another_reason_gives_the_task_back_and_stops() {
+    let env = TestEnv::new();
+    // The remote takes every lease change but a submission: `done` fails, not the task.
+    let run = run_against_a_refusing_remote(
+        &env,
+        "refs/gitprio/leases/",
+        "^gitprio lease: submit",
+        "submissions are closed",
+    );
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(summary(&run)["stopped"], "error", "{run}");
+    assert!(!run.stderr.contains("alpha failed"), "{run}");
+    assert!(
+        run.stderr
+            .contains("the work is kept in $ROOT/clone/.git/gitprio/worktrees/alpha"),
+        "{run}"
+    );
+    assert!(
+        env.path("clone/.git/gitprio/worktrees/alpha/alpha.txt")
+            .is_file()
+    );
+    let status = env.run("clone", &["status", "--json"]);
+    let lease = &status.json()["leases"][0];
+    assert_eq!(lease["task"], "alpha", "{status}");
+    assert_eq!(lease["failures"], 0, "{status}");
+    assert_ne!(lease["state"], "parked", "{status}");
+}
+
+#[test]
+fn a_run_shows_an_outcome_the_usage_ledger_did_not_take() {
+    let env = TestEnv::new();
+    let run = run_against_a_refusing_remote(
+        &env,
+        "refs/gitprio/usage/",
+        ", completed$",
+        "the ledger is closed",
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["completed"], 1, "{run}");
+    assert!(
+        run.stderr.contains(
+            ": gitprio done alpha: the run's outcome was not recorded in the usage ledger: "
+        ) && run.stderr.contains("the ledger is closed"),
+        "{run}"
+    );
+}
+
+#[test]
+fn a_retried_task_replaces_its_pushed_branch() {
+    let env = TestEnv::new();
+    cloned(
+        &env,
+        &[(
+            ".tasks/alpha.md",
+            &task("Alpha", "acceptance: [test -f alpha.txt]\n"),
+        )],
+    );
+    let agent = script(
+        &env,
+        "agent",
+        "cat > /dev/null\necho \"$GITPRIO_RUN\" > alpha.txt\n",
+    );
+    let first = env.run("clone", &["run", "--json", "--", &agent]);
+    assert_eq!(summary(&first)["completed"], 1, "{first}");
+    let released = env.run("clone", &["release", "alpha", "--reason", "PR rejected"]);
+    assert_eq!(released.code, 0, "{released}");
+
+    let second = env.run("clone", &["run", "--json", "--", &agent]);
+    assert_eq!(second.code, 0, "{second}");
+    assert_eq!(summary(&second)["completed"], 1, "{second}");
+    assert!(!second.stderr.contains("warning"), "{second}");
+    let attempt = summary(&second)["runs"][0]["run"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pushed = env.git("remote.git", &["show", "gitprio/alpha:alpha.txt"]);
+    assert_eq!(pushed.trim(), attempt);
+    assert_ne!(attempt, summary(&first)["runs"][0]["run"].as_str().unwrap());
 }

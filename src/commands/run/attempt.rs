@@ -18,7 +18,7 @@ use super::agent::{self, Agent, Io, Placeholders};
 use super::operations::{Beat, Claimed, Done};
 use super::{Ending, PullRequests, Report, RunContext};
 use crate::commands::action::github::{ApiError, PullRequest};
-use crate::commands::lease::tail;
+use crate::commands::lease::{BRANCH_VARIABLE, tail};
 
 /// How often a running agent's output, limits and signals are looked at.
 const TICK: Duration = Duration::from_millis(100);
@@ -83,6 +83,10 @@ pub fn attempt(
         .with_context(|| format!("cannot create {}", run_dir.display()))
         .map_err(setup)?;
     prepare_worktree(run, &worktree, id, &claimed.commit).map_err(setup)?;
+    let pushed = run
+        .push
+        .as_deref()
+        .map(|remote| pushed_branch(run, remote, id));
     let config = worktree_config(&worktree);
     let route = config
         .route(
@@ -143,6 +147,7 @@ pub fn attempt(
         ("GITPRIO_WORKTREE", text(&worktree)),
         ("GITPRIO_PROMPT_FILE", text(&prompt_file)),
         ("GITPRIO_USAGE_FILE", text(&usage_file)),
+        (BRANCH_VARIABLE, run.branch.clone().unwrap_or_default()),
     ];
     run.say(&format!(
         "{agent}: working on {id} (attempt {}{}) in {}",
@@ -241,9 +246,17 @@ pub fn attempt(
             .operations
             .done(agent, &worktree, id, verdict.summary.as_deref())
         {
-            Ok(Done::Submitted) => {
-                let (note, pull_request) =
-                    finish_branch(run, &worktree, claimed, verdict.summary.as_deref());
+            Ok(Done::Submitted(warnings)) => {
+                for warning in warnings {
+                    run.warn(&format!("{agent}: gitprio done {id}: {warning}"));
+                }
+                let (note, pull_request) = finish_branch(
+                    run,
+                    &worktree,
+                    claimed,
+                    verdict.summary.as_deref(),
+                    pushed.as_ref(),
+                );
                 run.say(&format!(
                     "{agent}: {id} is done ({} tokens{}){note}",
                     tokens,
@@ -262,7 +275,16 @@ pub fn attempt(
                     Some("lease lost before done".to_owned()),
                 ));
             }
-            Err(error) => format!("{error:#}"),
+            Err(error) => {
+                // Not the task's fault (the remote is unreachable, refuses the push): failing
+                // it would fail every attempt the same way, and park it with its work lost.
+                let error = anyhow::anyhow!(
+                    "{error:#}; the work is kept in {} (branch gitprio/{id}) until the next attempt at {id} replaces it",
+                    worktree.display()
+                );
+                run.warn(&format!("{agent}: cannot complete {id}: {error:#}"));
+                return Err(setup(error));
+            }
         },
     };
     let reason = compact(&failure);
@@ -809,14 +831,30 @@ fn alive(pid: u32) -> bool {
         .is_ok_and(|status| status.success())
 }
 
+/// Returns the commit the remote's `gitprio/<id>` holds (`None`: no such branch), as seen
+/// when the attempt starts: pushing the attempt's branch replaces that one, and only that one.
+fn pushed_branch(run: &RunContext, remote: &str, id: &str) -> anyhow::Result<Option<String>> {
+    let listed = git(
+        &run.git_directory,
+        &[
+            "ls-remote",
+            "--refs",
+            remote,
+            &format!("refs/heads/gitprio/{id}"),
+        ],
+    )?;
+    Ok(listed.split_whitespace().next().map(str::to_owned))
+}
+
 /// Commits everything in the worktree with the task file, pushes the branch (and opens its
 /// pull request), and removes the worktree; returns a note for the progress line, and the
-/// pull request's URL.
+/// pull request's URL. `pushed` is what the remote's branch held when the attempt started.
 fn finish_branch(
     run: &RunContext,
     worktree: &Path,
     claimed: &Claimed,
     summary: Option<&str>,
+    pushed: Option<&anyhow::Result<Option<String>>>,
 ) -> (String, Option<String>) {
     let id = claimed.task.id.as_str();
     let branch = format!("gitprio/{id}");
@@ -858,7 +896,21 @@ fn finish_branch(
     let mut note = format!("; committed on {branch}");
     let mut pull_request = None;
     if let Some(remote) = &run.push {
-        match git(worktree, &["push", "--quiet", remote, &branch]) {
+        let reference = format!("refs/heads/{branch}");
+        let refspec = format!("{reference}:{reference}");
+        // The branch is the lease holder's: a retry replaces what an earlier attempt pushed
+        // (its pull request stays open), but not what someone pushed since this one started.
+        let lease = match pushed {
+            Some(Ok(seen)) => Some(format!(
+                "--force-with-lease={reference}:{}",
+                seen.as_deref().unwrap_or_default()
+            )),
+            _ => None,
+        };
+        let mut arguments = vec!["push", "--quiet"];
+        arguments.extend(lease.as_deref());
+        arguments.extend([remote.as_str(), refspec.as_str()]);
+        match git(&run.git_directory, &arguments) {
             Ok(_) => {
                 let _ = write!(note, ", pushed to {remote}");
                 if let Some(pulls) = &run.pull_requests {

@@ -15,6 +15,7 @@ use gitprio_core::usage::RunMeta;
 use jiff::Timestamp;
 use serde_json::Value;
 
+use crate::commands::lease::BRANCH_VARIABLE;
 use crate::exit_code;
 
 /// Runs gitprio operations for the agents of one run.
@@ -26,6 +27,9 @@ pub struct Operations {
     pub directory: PathBuf,
     pub local: bool,
     pub ttl: Option<String>,
+    /// The queue's branch as the run resolved it, passed on as `GITPRIO_BRANCH`: `done` runs
+    /// in a task's worktree, on `gitprio/<id>`, where it could not tell it.
+    pub branch: Option<String>,
 }
 
 /// Which tasks a run claims.
@@ -86,7 +90,8 @@ pub enum Beat {
 /// What `gitprio done` came to.
 #[derive(Debug)]
 pub enum Done {
-    Submitted,
+    /// Submitted; with the warnings `done` printed (a run outcome the ledger did not take).
+    Submitted(Vec<String>),
     /// An acceptance command failed (the reason, with its output's tail), or the task must
     /// be planned first and has no plan.
     Refused(String),
@@ -102,7 +107,13 @@ struct Output {
 
 impl Output {
     fn error(&self) -> String {
-        let text = self.stderr.trim();
+        let lines: Vec<&str> = self
+            .stderr
+            .lines()
+            .filter(|line| !line.starts_with("info: "))
+            .collect();
+        let text = lines.join("\n");
+        let text = text.trim();
         let text = text.strip_prefix("error: ").unwrap_or(text);
         if text.is_empty() {
             format!("exit {}", self.code)
@@ -134,6 +145,9 @@ impl Operations {
             .stderr(Stdio::piped())
             // A Ctrl-C at the terminal must not cut an operation short: the run decides.
             .process_group(0);
+        if let Some(branch) = &self.branch {
+            command.env(BRANCH_VARIABLE, branch);
+        }
         let mut child = command
             .spawn()
             .with_context(|| format!("cannot run `gitprio {}`", arguments.join(" ")))?;
@@ -288,7 +302,14 @@ impl Operations {
         }
         let output = self.output(worktree, agent, &self.with_store(arguments), summary)?;
         match output.code {
-            exit_code::SUCCESS => Ok(Done::Submitted),
+            exit_code::SUCCESS => Ok(Done::Submitted(
+                output
+                    .stderr
+                    .lines()
+                    .filter_map(|line| line.strip_prefix("warning: "))
+                    .map(str::to_owned)
+                    .collect(),
+            )),
             exit_code::LEASE_LOST => Ok(Done::Lost),
             _ => {
                 let reply: Value = serde_json::from_str(&output.stdout).unwrap_or(Value::Null);

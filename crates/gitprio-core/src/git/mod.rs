@@ -434,10 +434,8 @@ impl Repository {
         };
         match url.scheme {
             gix::url::Scheme::File => match gix::path::from_bstr(&url.path) {
-                // A relative path is relative to where `git` runs: the worktree.
-                Ok(path) => {
-                    Transport::Local(self.workdir().unwrap_or_else(|| self.git_dir()).join(path))
-                }
+                // A relative path is relative to where `git` runs: see `git_directory`.
+                Ok(path) => Transport::Local(self.git_directory().join(path)),
                 Err(_) => Transport::Other,
             },
             gix::url::Scheme::Git => Transport::Daemon,
@@ -568,10 +566,33 @@ impl Repository {
             .map_err(|error| reference_error(Box::new(error)))
     }
 
+    /// Returns the directory `git` runs in for this repository, which a relative remote URL
+    /// (`../remote.git`) is resolved against: the main worktree (or the repository, when it
+    /// is bare), also from a linked worktree. `git` itself would resolve it against the
+    /// linked worktree, where the URL that works from the main one leads nowhere.
+    pub fn git_directory(&self) -> PathBuf {
+        let main = (self.repo.kind() == gix::repository::Kind::LinkedWorkTree)
+            .then(|| self.repo.main_repo().ok())
+            .flatten();
+        let repo = main.as_ref().unwrap_or(&self.repo);
+        repo.workdir()
+            .unwrap_or_else(|| repo.git_dir())
+            .to_path_buf()
+    }
+
     /// Runs `git` in this repository and returns its output, whatever its exit status.
     pub fn git(&self, args: &[&str]) -> Result<std::process::Output, GitError> {
-        let directory = self.workdir().unwrap_or_else(|| self.git_dir());
-        Command::new("git")
+        let mut command = Command::new("git");
+        let directory = self.git_directory();
+        if self.repo.kind() == gix::repository::Kind::LinkedWorkTree {
+            // Run from the main worktree, but on this one: its `HEAD`, its index.
+            let absolute = |path: &Path| self.repo.current_dir().join(path);
+            command.arg("--git-dir").arg(absolute(self.git_dir()));
+            if let Some(workdir) = self.workdir() {
+                command.arg("--work-tree").arg(absolute(workdir));
+            }
+        }
+        command
             .current_dir(directory)
             // Never wait for a password prompt: an agent has no one to answer it.
             .env("GIT_TERMINAL_PROMPT", "0")
@@ -684,5 +705,59 @@ impl Repository {
         }
         entries.sort_unstable_by(|left, right| left.name.cmp(&right.name));
         Ok(Some(entries))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn git(directory: &Path, args: &[&str]) {
+        let output = Command::new("git")
+            .current_dir(directory)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {output:?}");
+    }
+
+    #[test]
+    fn a_relative_remote_url_means_the_same_from_a_linked_worktree() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        std::fs::create_dir_all(root.join("remote.git")).unwrap();
+        std::fs::create_dir_all(root.join("repo")).unwrap();
+        git(&root.join("remote.git"), &["init", "--quiet", "--bare"]);
+        let repo = root.join("repo");
+        git(&repo, &["init", "--quiet", "--initial-branch=main"]);
+        git(&repo, &["commit", "--quiet", "--allow-empty", "-m", "one"]);
+        git(&repo, &["remote", "add", "origin", "../remote.git"]);
+        git(&repo, &["push", "--quiet", "origin", "main"]);
+        git(
+            &repo,
+            &[
+                "worktree",
+                "add",
+                "--quiet",
+                "-b",
+                "side",
+                ".git/side",
+                "HEAD",
+            ],
+        );
+
+        let linked = Repository::discover(&repo.join(".git/side")).unwrap();
+        assert_eq!(linked.current_branch().as_deref(), Some("side"));
+        assert_eq!(
+            linked.transport("origin"),
+            Transport::Local(repo.join("../remote.git"))
+        );
+        let listed = linked.git(&["ls-remote", "origin", "main"]).unwrap();
+        assert!(listed.status.success(), "{listed:?}");
+        let head = linked.git(&["rev-parse", "--abbrev-ref", "HEAD"]).unwrap();
+        assert_eq!(String::from_utf8_lossy(&head.stdout).trim(), "side");
     }
 }
