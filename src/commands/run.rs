@@ -251,7 +251,7 @@ impl Control {
     pub fn run_limit(&self) -> Option<String> {
         let state = self.lock();
         let tokens = state.spent_tokens + state.live.iter().map(|(tokens, _)| tokens).sum::<u64>();
-        let usd = state.spent_usd + state.live.iter().map(|(_, usd)| usd).sum::<f64>();
+        let usd = state.spent_usd + state.live.iter().fold(0.0, |sum, (_, usd)| sum + usd);
         if let Some(limit) = self.limits.tokens
             && tokens > limit
         {

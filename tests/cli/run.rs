@@ -171,6 +171,9 @@ fn max_tasks_stops_after_that_many_claims() {
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(summary(&run)["stopped"], "max_tasks");
     assert_eq!(summary(&run)["completed"], 1);
+    // No usage at all: a cost of zero, never `-0.0`.
+    assert!(!run.stdout.contains("-0.0"), "{run}");
+    assert!(!run.stderr.contains("$-0"), "{run}");
     let next = env.run("repo", &["next", "--json"]);
     assert_eq!(next.json()["task"]["id"], "b", "{next}");
 }

@@ -197,10 +197,9 @@ pub fn attempt(
     }
     let tokens: u64 = records.iter().map(|(_, usage)| usage.tokens()).sum();
     let cost_usd = verdict.cost_usd.or_else(|| {
-        records
-            .iter()
-            .map(|(_, usage)| run.prices.cost(&as_record(usage)))
-            .sum::<Option<f64>>()
+        records.iter().try_fold(0.0, |sum, (_, usage)| {
+            run.prices.cost(&as_record(usage)).map(|cost| sum + cost)
+        })
     });
     run.control.set_live(slot, 0, 0.0);
     let finish = |ending: Ending, error: Option<String>| {
@@ -490,7 +489,8 @@ impl Watch<'_> {
             .collect();
         Spend {
             tokens: usage.iter().map(ModelUsage::tokens).sum(),
-            usd: costs.iter().flatten().sum(),
+            // A fold from +0.0: `sum` of no costs is -0.0, shown as `$-0.00`.
+            usd: costs.iter().flatten().fold(0.0, |sum, cost| sum + cost),
             priced: costs.iter().all(Option::is_some),
         }
     }

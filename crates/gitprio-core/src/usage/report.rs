@@ -472,7 +472,8 @@ fn waste(
         unfinished_cost_usd: unfinished_runs
             .iter()
             .filter_map(|line| line.cost_usd)
-            .sum(),
+            // From +0.0: `sum` of nothing is -0.0, which prints as `-0.00`.
+            .fold(0.0, |sum, cost| sum + cost),
         unfinished_runs,
         retried_tasks,
         cache_hit_by_agent: by_agent
