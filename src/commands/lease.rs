@@ -297,16 +297,21 @@ pub fn context(
         ttl,
         skew,
         max_attempts: config.max_attempts.max(1),
-        holder: core_lease::Holder {
-            agent: settings.agent.clone(),
-            host: settings.host.clone(),
-            pid: std::process::id(),
-            worktree: repo.workdir().map(|path| path.display().to_string()),
-            branch: repo.current_branch(),
-            session: settings.session.clone(),
-        },
+        holder: holder(settings, repo),
         failpoint: settings.failpoint.clone(),
     })
+}
+
+/// This process as a lease holder: its agent, in this worktree, on its branch.
+pub fn holder(settings: &Settings, repo: &Repository) -> core_lease::Holder {
+    core_lease::Holder {
+        agent: settings.agent.clone(),
+        host: settings.host.clone(),
+        pid: std::process::id(),
+        worktree: repo.workdir().map(|path| path.display().to_string()),
+        branch: repo.current_branch(),
+        session: settings.session.clone(),
+    }
 }
 
 pub fn lease_json(lease: &Lease, store: &LeaseStore<'_>) -> serde_json::Value {
@@ -462,8 +467,12 @@ pub fn claim_next_avoiding(
                 Ok(bundle) => {
                     super::context::warn_about(settings, bundle);
                     // The bundle's size goes to the usage ledger with the run (bloat shows in reports).
-                    let _ =
-                        core_lease::note_context_size(repo.common_dir(), &task.id, bundle.tokens);
+                    let _ = core_lease::note_context_size(
+                        repo.common_dir(),
+                        &task.id,
+                        &context.holder,
+                        bundle.tokens,
+                    );
                 }
                 Err(error) => output::message(
                     settings,
@@ -630,10 +639,13 @@ pub fn held_id(repo: &Repository, id: Option<&str>) -> anyhow::Result<TaskId> {
         .collect();
     // Live leases first; a submitted one (a `done` to finish after a crash) only if no live one.
     let live = mine.iter().any(|held| held.state == LeaseState::Held);
-    let held: Vec<HeldLease> = mine
+    let mut held: Vec<HeldLease> = mine
         .into_iter()
         .filter(|held| !live || held.state == LeaseState::Held)
         .collect();
+    // Holders of several generations in this worktree (an agent's lease lost to another
+    // agent here) name one task: the lease command sorts out whose it is.
+    held.dedup_by(|next, kept| next.task == kept.task);
     // A task worktree made by `gitprio run` is on the branch `gitprio/<id>`.
     let branch_task = repo
         .current_branch()
@@ -995,7 +1007,16 @@ pub fn unplanned(
 
 /// Returns task `id` as claimed (the task file the lease names), else as in the working tree.
 fn claimed_task(repo: &Repository, id: &TaskId) -> anyhow::Result<Task> {
-    let claimed = HeldLease::load(repo.common_dir(), id)
+    // Any agent: the claimed task file is the same for whoever holds the lease here.
+    let anyone = core_lease::Holder {
+        agent: String::new(),
+        host: String::new(),
+        pid: std::process::id(),
+        worktree: repo.workdir().map(|path| path.display().to_string()),
+        branch: repo.current_branch(),
+        session: None,
+    };
+    let claimed = HeldLease::load(repo.common_dir(), id, &anyone)
         .ok()
         .flatten()
         .and_then(|held| gitprio_core::git::ObjectId::from_hex(held.oid.as_bytes()).ok())

@@ -123,7 +123,7 @@ pub fn current_run(
     id: &TaskId,
 ) -> anyhow::Result<RunMeta> {
     let repo = store.repo();
-    let held = HeldLease::load(repo.common_dir(), id)?;
+    let held = HeldLease::load(repo.common_dir(), id, &super::lease::holder(settings, repo))?;
     let record = match &held {
         Some(held) => {
             let oid = gitprio_core::git::ObjectId::from_hex(held.oid.as_bytes())

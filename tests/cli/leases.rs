@@ -417,12 +417,70 @@ fn local_mode_coordinates_worktrees_of_one_clone() {
 }
 
 #[test]
+fn worktrees_of_one_clone_renew_and_finish_only_their_own_leases() {
+    let env = TestEnv::new();
+    env.repo("a", &[(".tasks/only.md", &task("Only", 0, &[]))]);
+    env.git("a", &["worktree", "add", "--quiet", "../b", "-b", "wb"]);
+    let expired = "2026-11-01T12:31:01Z";
+    let later = "2026-11-01T12:32:00Z";
+    assert_eq!(
+        claimed_id(&as_agent(&env, "a", "alice", T0, &["claim", "--json"])),
+        "only"
+    );
+    let reclaim = as_agent(&env, "b", "bob", expired, &["claim", "--json"]);
+    assert_eq!(claimed_id(&reclaim), "only");
+    assert_eq!(reclaim.json()["lease"]["generation"], 2);
+
+    // Bob's claim does not become alice's: she lost it, named or not.
+    assert_output!(as_agent(&env, "a", "alice", later, &["heartbeat", "only"]));
+    assert_eq!(as_agent(&env, "a", "alice", later, &["heartbeat"]).code, 4);
+    let done = as_agent(&env, "a", "alice", later, &["done", "only"]);
+    assert_eq!(done.code, 4, "{done}");
+    let text = std::fs::read_to_string(env.path("a/.tasks/only.md")).unwrap();
+    assert!(!text.contains("status: done"), "{text}");
+    let renewed = as_agent(&env, "b", "bob", later, &["heartbeat", "--json"]);
+    assert_eq!(renewed.code, 0, "{renewed}");
+    assert_eq!(renewed.json()["lease"]["generation"], 2);
+
+    // Agents sharing one worktree (the slots of `gitprio run --parallel`) are told apart by name.
+    let gone = "2026-11-01T13:03:01Z";
+    let third = as_agent(&env, "a", "carol", gone, &["claim", "--json"]);
+    assert_eq!(third.json()["lease"]["generation"], 3, "{third}");
+    assert_eq!(
+        as_agent(&env, "a", "alice", gone, &["heartbeat", "only"]).code,
+        4
+    );
+    assert_eq!(as_agent(&env, "b", "bob", gone, &["heartbeat"]).code, 4);
+    let done = as_agent(&env, "a", "carol", gone, &["done", "--json"]);
+    assert_eq!(done.code, 0, "{done}");
+    assert_eq!(done.json()["lease"]["generation"], 3);
+}
+
+#[test]
+fn a_stale_ref_lock_is_an_error_to_fix_not_a_lost_lease() {
+    let env = TestEnv::new();
+    env.repo("a", &[(".tasks/only.md", &task("Only", 0, &[]))]);
+    assert_eq!(
+        as_agent(&env, "a", "alice", T0, &["claim", "--local"]).code,
+        0
+    );
+    let lock = env.path("a/.git/refs/gitprio/leases/only.lock");
+    std::fs::write(&lock, "").unwrap();
+    assert_output!(as_agent(&env, "a", "alice", T0, &["heartbeat"]));
+    std::fs::remove_file(&lock).unwrap();
+    let renewed = as_agent(&env, "a", "alice", T0, &["heartbeat", "--json"]);
+    assert_eq!(renewed.code, 0, "{renewed}");
+    assert_eq!(renewed.json()["lease"]["generation"], 1);
+}
+
+#[test]
 fn a_crash_at_any_step_leaves_a_state_the_queue_recovers_from() {
     for failpoint in [
         "claim:before-cas",
         "claim:after-cas",
         "heartbeat:before-cas",
         "heartbeat:after-cas",
+        "release:before-cas",
         "release:after-cas",
         "submit:after-cas",
         "done:before-edit",
@@ -447,10 +505,23 @@ fn a_crash_at_any_step_leaves_a_state_the_queue_recovers_from() {
             crash(&["claim"]);
         } else {
             assert_eq!(as_agent(&env, "a", "alice", T0, &["claim"]).code, 0);
+            let release = ["release", "--failed", "--reason", "boom"];
             match operation {
                 "heartbeat" => crash(&["heartbeat"]),
-                "release" => crash(&["release"]),
+                "release" => crash(&release),
                 _ => crash(&["done"]),
+            }
+            if operation == "release" {
+                // Run again, the release finishes: the attempt is counted once, and ends
+                // in the usage ledger.
+                let retry = as_agent(&env, "a", "alice", T0, &release);
+                assert_eq!(retry.code, 0, "{failpoint}: retry failed: {retry}");
+                let usage = as_agent(&env, "a", "alice", T0, &["usage", "show", "only", "--json"]);
+                assert_eq!(
+                    usage.json()["runs"][0]["meta"]["outcome"],
+                    "failed",
+                    "{failpoint}: {usage}"
+                );
             }
         }
         // Whatever happened, the same command again completes, or the lease expires;
@@ -462,8 +533,11 @@ fn a_crash_at_any_step_leaves_a_state_the_queue_recovers_from() {
             "2026-11-01T12:05:00Z",
             &["claim", "--json"],
         );
-        let expected_free = failpoint == "claim:before-cas" || failpoint == "release:after-cas";
+        let expected_free = failpoint == "claim:before-cas" || operation == "release";
         assert_eq!(other.code == 0, expected_free, "{failpoint}: {other}");
+        if operation == "release" {
+            assert_eq!(other.json()["lease"]["failures"], 1, "{failpoint}: {other}");
+        }
         if !expected_free && !failpoint.starts_with("claim") {
             let retry = match operation {
                 "heartbeat" => as_agent(&env, "a", "alice", T0, &["heartbeat"]),

@@ -267,6 +267,17 @@ pub fn parse_duration(text: &str) -> Option<SignedDuration> {
 mod tests {
     use super::*;
 
+    /// Creates an empty git repository in `directory`.
+    pub(super) fn repository(directory: &std::path::Path) -> crate::git::Repository {
+        let status = std::process::Command::new("git")
+            .args(["init", "--quiet"])
+            .arg(directory)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        crate::git::Repository::discover(directory).unwrap()
+    }
+
     pub(super) fn record() -> LeaseRecord {
         let at: Timestamp = "2026-11-01T12:00:00Z".parse().unwrap();
         LeaseRecord {

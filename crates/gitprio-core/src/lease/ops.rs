@@ -122,8 +122,12 @@ pub enum LeaseError {
 }
 
 /// What a clone remembers about a lease one of its worktrees holds, so later commands
-/// need no arguments. Kept in the common git directory, so every worktree of the clone
-/// (an agent's task worktree included) can renew and finish it.
+/// need no arguments.
+///
+/// Kept in the common git directory, one file per task and holder (worktree and agent):
+/// `held/<task>/<key>.json`. Worktrees of one clone, and the slots of one `gitprio run`,
+/// each keep their own, so one holder's claim never overwrites what another holder of
+/// an earlier generation remembers: that one's next heartbeat finds the lease moved on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HeldLease {
     pub task: TaskId,
@@ -145,42 +149,114 @@ pub struct HeldLease {
 }
 
 impl HeldLease {
-    fn path(git_dir: &Path, id: &TaskId) -> PathBuf {
-        git_dir
-            .join("gitprio")
-            .join("held")
-            .join(format!("{id}.json"))
+    fn directory(git_dir: &Path) -> PathBuf {
+        git_dir.join("gitprio").join("held")
     }
 
-    /// Reads what this worktree holds on `id`.
-    pub fn load(git_dir: &Path, id: &TaskId) -> Result<Option<HeldLease>, LeaseError> {
-        let path = Self::path(git_dir, id);
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(LeaseError::Io {
-                action: "read",
-                path,
-                source,
-            }),
+    /// Where this holder's record of its lease on the task is kept.
+    fn path(&self, git_dir: &Path) -> PathBuf {
+        Self::directory(git_dir)
+            .join(self.task.as_str())
+            .join(format!(
+                "{}.json",
+                holder_key(self.worktree.as_deref(), &self.agent)
+            ))
+    }
+
+    /// Where gitprio kept the record before it kept one per holder: `held/<task>.json`.
+    fn legacy_path(git_dir: &Path, id: &TaskId) -> PathBuf {
+        Self::directory(git_dir).join(format!("{id}.json"))
+    }
+
+    /// Reads what `caller` holds on `id`.
+    ///
+    /// The record must be of the caller's worktree (or, in the worktree `gitprio run`
+    /// made for the task, on branch `gitprio/<id>`, of any worktree). Among several, the
+    /// caller's agent picks its own; a caller whose name matches none (the default name
+    /// carries the process id) gets the newest generation its worktree holds.
+    pub fn load(
+        git_dir: &Path,
+        id: &TaskId,
+        caller: &Holder,
+    ) -> Result<Option<HeldLease>, LeaseError> {
+        Ok(choose(Self::of_task(git_dir, id)?, id, caller))
+    }
+
+    /// Every record the clone's holders keep on `id`.
+    fn of_task(git_dir: &Path, id: &TaskId) -> Result<Vec<HeldLease>, LeaseError> {
+        Self::migrate(git_dir, id);
+        let directory = Self::directory(git_dir).join(id.as_str());
+        let entries = match std::fs::read_dir(&directory) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(LeaseError::Io {
+                    action: "read",
+                    path: directory,
+                    source,
+                });
+            }
+        };
+        Ok(entries
+            .filter_map(|entry| Self::read(&entry.ok()?.path()))
+            .filter(|held| &held.task == id)
+            .collect())
+    }
+
+    fn read(path: &Path) -> Option<HeldLease> {
+        if path.extension().is_none_or(|extension| extension != "json") {
+            return None;
         }
+        serde_json::from_slice(&std::fs::read(path).ok()?).ok()
     }
 
-    /// Every lease this worktree holds.
+    /// Moves a record of the older layout (`held/<id>.json`, one per task) to its holder's place.
+    fn migrate(git_dir: &Path, id: &TaskId) {
+        let legacy = Self::legacy_path(git_dir, id);
+        let Some(held) = Self::read(&legacy).filter(|held| &held.task == id) else {
+            return;
+        };
+        let path = held.path(git_dir);
+        if Self::read(&path).is_some_and(|kept| kept.generation >= held.generation) {
+            let _ = std::fs::remove_file(&legacy);
+            return;
+        }
+        if let Some(directory) = path.parent() {
+            let _ = std::fs::create_dir_all(directory);
+        }
+        // Another process may have moved it first; one that cannot be moved stays where an
+        // older gitprio reads it.
+        let _ = std::fs::rename(&legacy, &path);
+    }
+
+    /// Every lease the clone's worktrees hold, by task.
     pub fn all(git_dir: &Path) -> Vec<HeldLease> {
-        let Ok(entries) = std::fs::read_dir(git_dir.join("gitprio").join("held")) else {
+        let directory = Self::directory(git_dir);
+        let Ok(entries) = std::fs::read_dir(&directory) else {
             return Vec::new();
         };
-        let mut held: Vec<HeldLease> = entries
-            .filter_map(|entry| std::fs::read(entry.ok()?.path()).ok())
-            .filter_map(|bytes| serde_json::from_slice(&bytes).ok())
+        let mut tasks: Vec<TaskId> = entries
+            .filter_map(|entry| {
+                let name = entry.ok()?.file_name();
+                let name = name.to_str()?;
+                TaskId::new(name.strip_suffix(".json").unwrap_or(name))
+            })
             .collect();
-        held.sort_by(|left, right| left.task.cmp(&right.task));
+        tasks.sort();
+        tasks.dedup();
+        let mut held: Vec<HeldLease> = tasks
+            .iter()
+            .filter_map(|id| Self::of_task(git_dir, id).ok())
+            .flatten()
+            .collect();
+        held.sort_by(|left, right| {
+            (&left.task, left.generation).cmp(&(&right.task, right.generation))
+        });
         held
     }
 
     fn save(&self, git_dir: &Path) -> Result<(), LeaseError> {
-        let path = Self::path(git_dir, &self.task);
+        let path = self.path(git_dir);
         let io = |action, source| LeaseError::Io {
             action,
             path: path.clone(),
@@ -194,8 +270,13 @@ impl HeldLease {
         std::fs::rename(&temporary, &path).map_err(|source| io("write", source))
     }
 
-    fn forget(git_dir: &Path, id: &TaskId) {
-        let _ = std::fs::remove_file(Self::path(git_dir, id));
+    fn forget(&self, git_dir: &Path) {
+        let path = self.path(git_dir);
+        let _ = std::fs::remove_file(&path);
+        // Only goes when no other holder keeps a record on the task.
+        if let Some(directory) = path.parent() {
+            let _ = std::fs::remove_dir(directory);
+        }
     }
 
     fn oid(&self) -> Result<ObjectId, LeaseError> {
@@ -203,6 +284,51 @@ impl HeldLease {
             id: self.task.clone(),
         })
     }
+}
+
+/// Picks the record `caller` holds on `id` from the clone's records on it (see [`HeldLease::load`]).
+fn choose(records: Vec<HeldLease>, id: &TaskId, caller: &Holder) -> Option<HeldLease> {
+    let (own, elsewhere): (Vec<HeldLease>, Vec<HeldLease>) = records
+        .into_iter()
+        .partition(|held| held.worktree == caller.worktree);
+    let by_name = |records: &[HeldLease]| {
+        records
+            .iter()
+            .find(|held| held.agent == caller.agent)
+            .cloned()
+    };
+    if !own.is_empty() {
+        return by_name(&own).or_else(|| own.into_iter().max_by_key(|held| held.generation));
+    }
+    let task_worktree = caller
+        .branch
+        .as_deref()
+        .and_then(|branch| branch.strip_prefix("gitprio/"))
+        == Some(id.as_str());
+    if !task_worktree {
+        return None;
+    }
+    match by_name(&elsewhere) {
+        Some(held) => Some(held),
+        None if elsewhere.len() == 1 => elsewhere.into_iter().next(),
+        None => None,
+    }
+}
+
+/// Names a holder's record file: a stable hash (FNV-1a) of its worktree and agent, which
+/// may hold any character.
+fn holder_key(worktree: Option<&str>, agent: &str) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let bytes = worktree
+        .unwrap_or_default()
+        .bytes()
+        .chain(std::iter::once(0))
+        .chain(agent.bytes());
+    for byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
 }
 
 /// Claims the best ready task that passes `filter`, given the queue and leases just refreshed.
@@ -421,12 +547,7 @@ fn park(
 
 fn remember(store: &LeaseStore<'_>, lease: &Lease) -> Result<(), LeaseError> {
     let git_dir = store.repo().common_dir();
-    let context_tokens = HeldLease::load(git_dir, &lease.record.task)
-        .ok()
-        .flatten()
-        .filter(|held| held.generation == lease.record.generation)
-        .and_then(|held| held.context_tokens);
-    HeldLease {
+    let mut held = HeldLease {
         task: lease.record.task.clone(),
         reference: lease.reference.clone(),
         oid: lease.oid.to_string(),
@@ -438,26 +559,38 @@ fn remember(store: &LeaseStore<'_>, lease: &Lease) -> Result<(), LeaseError> {
             Mode::Remote { remote, .. } => remote.clone(),
             Mode::Local => "local".to_owned(),
         },
-        context_tokens,
+        context_tokens: None,
         worktree: lease.record.holder.worktree.clone(),
-    }
-    .save(git_dir)
+    };
+    held.context_tokens = HeldLease::read(&held.path(git_dir))
+        .filter(|kept| kept.generation == held.generation)
+        .and_then(|kept| kept.context_tokens);
+    held.save(git_dir)
 }
 
-/// Notes the size of the context bundle handed over with the claim of `id`, for the usage ledger.
-pub fn note_context_size(git_dir: &Path, id: &TaskId, tokens: u64) -> Result<(), LeaseError> {
-    if let Some(mut held) = HeldLease::load(git_dir, id)? {
+/// Notes the size of the context bundle handed over with the claim of `id` by `caller`,
+/// for the usage ledger.
+pub fn note_context_size(
+    git_dir: &Path,
+    id: &TaskId,
+    caller: &Holder,
+    tokens: u64,
+) -> Result<(), LeaseError> {
+    if let Some(mut held) = HeldLease::load(git_dir, id, caller)? {
         held.context_tokens = Some(tokens);
         held.save(git_dir)?;
     }
     Ok(())
 }
 
-/// Moves the lease this worktree holds on `id` to the state `change` makes of its record.
+/// Moves the lease the caller (`context.holder`) holds on `id` to the state `change` makes
+/// of its record.
 ///
 /// If the compare-and-swap loses because this very holder's earlier run of the same
 /// command got its change through and then died (the ref moved, but still within the
-/// same generation and holder), the change is made again on top of that state.
+/// same generation and holder), that change is not lost: a lease still held is changed
+/// again on top of it, and one that already shows the change (a release, a submission)
+/// is taken as done.
 fn advance(
     store: &LeaseStore<'_>,
     id: &TaskId,
@@ -466,8 +599,8 @@ fn advance(
     change: impl Fn(LeaseRecord) -> LeaseRecord,
 ) -> Result<Lease, LeaseError> {
     let git_dir = store.repo().common_dir();
-    let held =
-        HeldLease::load(git_dir, id)?.ok_or_else(|| LeaseError::NotHeld { id: id.clone() })?;
+    let held = HeldLease::load(git_dir, id, &context.holder)?
+        .ok_or_else(|| LeaseError::NotHeld { id: id.clone() })?;
     let mut expected = held.oid()?;
     let mut recovered = false;
     loop {
@@ -483,34 +616,56 @@ fn advance(
         });
         let oid = store.write(&record, Some(expected))?;
         context.failpoint(operation, "before-cas");
-        match store.compare_and_swap(id, Some(expected), Some(oid))? {
+        let detail = match store.compare_and_swap(id, Some(expected), Some(oid))? {
             CasOutcome::Won => {
                 context.failpoint(operation, "after-cas");
                 let lease = Lease {
-                    reference: held.reference,
+                    reference: held.reference.clone(),
                     oid,
                     record,
                 };
-                if matches!(lease.record.state, LeaseState::Held | LeaseState::Submitted) {
-                    remember(store, &lease)?;
-                } else {
-                    HeldLease::forget(git_dir, id);
-                }
+                settle(store, &held, &lease)?;
                 return Ok(lease);
             }
-            CasOutcome::Lost { detail } => {
-                if !recovered && let Some(ours) = still_ours(store, id, &held)? {
-                    expected = ours;
-                    recovered = true;
-                    continue;
-                }
+            CasOutcome::Lost { detail } => detail,
+        };
+        let now = lease_now(store, id)?;
+        let ours = now.clone().filter(|lease| {
+            lease.record.generation == held.generation
+                && lease.record.holder.agent == held.agent
+                && lease.record.holder.worktree == held.worktree
+        });
+        match ours {
+            Some(lease)
+                if lease.record.state != LeaseState::Held
+                    && (lease.record.state, lease.record.event) == (record.state, record.event) =>
+            {
+                settle(store, &held, &lease)?;
+                return Ok(lease);
+            }
+            Some(lease)
+                if !recovered
+                    && matches!(lease.record.state, LeaseState::Held | LeaseState::Submitted) =>
+            {
+                expected = lease.oid;
+                recovered = true;
+            }
+            _ => {
                 if operation == "release" {
-                    HeldLease::forget(git_dir, id);
+                    held.forget(git_dir);
                 }
+                let since = match now {
+                    Some(lease) if lease.record.generation > held.generation => format!(
+                        "generation {} went to {}",
+                        lease.record.generation, lease.record.holder.agent
+                    ),
+                    _ => "it expired and another agent reclaimed it, or it was released by hand"
+                        .to_owned(),
+                };
                 return Err(LeaseError::Lost {
                     id: id.clone(),
                     detail: format!(
-                        "the lease moved on since this worktree held generation {} (it expired and another agent reclaimed it, or it was released by hand): {detail}",
+                        "the lease moved on since this worktree held generation {} ({since}): {detail}",
                         held.generation
                     ),
                 });
@@ -519,21 +674,20 @@ fn advance(
     }
 }
 
-/// Returns the lease's current commit if it is still this holder's, in the same generation.
-fn still_ours(
-    store: &LeaseStore<'_>,
-    id: &TaskId,
-    held: &HeldLease,
-) -> Result<Option<ObjectId>, LeaseError> {
+/// Notes locally what `lease`, just written (or found written) by the holder of `held`, came to.
+fn settle(store: &LeaseStore<'_>, held: &HeldLease, lease: &Lease) -> Result<(), LeaseError> {
+    if matches!(lease.record.state, LeaseState::Held | LeaseState::Submitted) {
+        remember(store, lease)
+    } else {
+        held.forget(store.repo().common_dir());
+        Ok(())
+    }
+}
+
+/// Reads the lease of `id` as it is now (from the remote, in remote mode).
+fn lease_now(store: &LeaseStore<'_>, id: &TaskId) -> Result<Option<Lease>, LeaseError> {
     store.refresh()?;
-    let Some(lease) = store.lease(id)? else {
-        return Ok(None);
-    };
-    let record = &lease.record;
-    let ours = record.generation == held.generation
-        && record.holder.agent == held.agent
-        && matches!(record.state, LeaseState::Held | LeaseState::Submitted);
-    Ok(ours.then_some(lease.oid))
+    Ok(store.lease(id)?)
 }
 
 /// Renews the lease this worktree holds on `id` for another TTL.
@@ -648,7 +802,7 @@ pub fn submit_noting(
     note: Option<&str>,
 ) -> Result<Lease, LeaseError> {
     let git_dir = store.repo().common_dir();
-    if let Some(held) = HeldLease::load(git_dir, id)?
+    if let Some(held) = HeldLease::load(git_dir, id, &context.holder)?
         && held.state == LeaseState::Submitted
     {
         let oid = held.oid()?;
@@ -774,6 +928,258 @@ mod tests {
             assert_eq!(sorted, (0..100).collect::<Vec<_>>(), "every candidate once");
         }
         assert_eq!(first.len(), 8, "first attempts cover the whole spread");
+    }
+
+    fn holder(agent: &str, worktree: &str) -> Holder {
+        Holder {
+            agent: agent.to_owned(),
+            host: "box".to_owned(),
+            pid: 1,
+            worktree: Some(worktree.to_owned()),
+            branch: Some("main".to_owned()),
+            session: None,
+        }
+    }
+
+    fn context(holder: Holder) -> LeaseContext {
+        LeaseContext {
+            now: "2026-11-01T12:40:00Z".parse().unwrap(),
+            ttl: SignedDuration::from_mins(30),
+            skew: SignedDuration::ZERO,
+            max_attempts: 3,
+            holder,
+            failpoint: None,
+        }
+    }
+
+    fn fix_login() -> TaskId {
+        TaskId::new("fix-login").unwrap()
+    }
+
+    /// Runs `test` on the leases, kept as local refs, of a new repository.
+    fn in_local_store(test: impl FnOnce(&LeaseStore<'_>)) {
+        let directory = tempfile::tempdir().unwrap();
+        let repo = crate::lease::tests::repository(directory.path());
+        test(&LeaseStore::new(&repo, Mode::Local));
+    }
+
+    /// Claims `fix-login` for `holder` over whatever the lease holds now (a reclaim when
+    /// there is one), as `claim` does, and remembers it for that holder.
+    fn claim_as(store: &LeaseStore<'_>, holder: &Holder) -> Lease {
+        let previous = store.lease(&fix_login()).unwrap();
+        let generation = previous.as_ref().map_or(0, |lease| lease.record.generation) + 1;
+        let record = LeaseRecord {
+            generation,
+            attempt: u32::try_from(generation).unwrap(),
+            holder: holder.clone(),
+            event: if generation == 1 {
+                LeaseEvent::Claim
+            } else {
+                LeaseEvent::Reclaim
+            },
+            nonce: nonce(),
+            ..crate::lease::tests::record()
+        };
+        let expected = previous.map(|lease| lease.oid);
+        let oid = store.write(&record, expected).unwrap();
+        let outcome = store
+            .compare_and_swap(&fix_login(), expected, Some(oid))
+            .unwrap();
+        assert_eq!(outcome, CasOutcome::Won);
+        let lease = Lease {
+            reference: super::super::lease_ref(&fix_login()),
+            oid,
+            record,
+        };
+        remember(store, &lease).unwrap();
+        lease
+    }
+
+    #[test]
+    fn a_holder_picks_its_own_record_in_its_own_worktree() {
+        let held = |agent: &str, worktree: &str, generation| HeldLease {
+            task: fix_login(),
+            reference: "refs/gitprio/leases/fix-login".to_owned(),
+            oid: String::new(),
+            state: LeaseState::Held,
+            generation,
+            agent: agent.to_owned(),
+            expires_at: Timestamp::UNIX_EPOCH,
+            store: "local".to_owned(),
+            context_tokens: None,
+            worktree: Some(worktree.to_owned()),
+        };
+        let records = vec![
+            held("alice", "/a", 1),
+            held("bob", "/b", 2),
+            held("carol", "/a", 3),
+        ];
+        let pick = |caller: &Holder| {
+            choose(records.clone(), &fix_login(), caller).map(|held| (held.agent, held.generation))
+        };
+        assert_eq!(pick(&holder("alice", "/a")), Some(("alice".to_owned(), 1)));
+        assert_eq!(pick(&holder("bob", "/b")), Some(("bob".to_owned(), 2)));
+        // A name that matches none (the default one carries the process id): the newest here.
+        assert_eq!(
+            pick(&holder("u@box:77", "/a")),
+            Some(("carol".to_owned(), 3))
+        );
+        // Another worktree's lease is never this one's, whatever the name.
+        assert_eq!(pick(&holder("bob", "/c")), None);
+        assert_eq!(pick(&holder("dave", "/c")), None);
+        // In the worktree `gitprio run` made for the task, the agent names its record.
+        let task_worktree = |agent: &str| Holder {
+            branch: Some("gitprio/fix-login".to_owned()),
+            ..holder(agent, "/run/fix-login")
+        };
+        assert_eq!(pick(&task_worktree("bob")), Some(("bob".to_owned(), 2)));
+        assert_eq!(pick(&task_worktree("dave")), None, "ambiguous");
+        assert_eq!(
+            choose(
+                vec![held("bob", "/b", 2)],
+                &fix_login(),
+                &task_worktree("dave")
+            )
+            .map(|held| held.agent),
+            Some("bob".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_reclaim_in_another_worktree_fences_the_old_holder_off() {
+        in_local_store(|store| {
+            let (alice, bob) = (holder("alice", "/a"), holder("bob", "/b"));
+            let first = claim_as(store, &alice);
+            let second = claim_as(store, &bob);
+            assert_eq!(second.record.generation, 2);
+            for outcome in [
+                heartbeat(store, &fix_login(), &context(alice.clone()), None).map(|_| ()),
+                submit(store, &fix_login(), &context(alice.clone())).map(|_| ()),
+                release(store, &fix_login(), &context(alice.clone()), None, true).map(|_| ()),
+            ] {
+                let error = outcome.unwrap_err();
+                assert!(matches!(error, LeaseError::Lost { .. }), "{error}");
+                assert!(
+                    error.to_string().contains("generation 2 went to bob"),
+                    "{error}"
+                );
+            }
+            assert_eq!(store.lease(&fix_login()).unwrap().unwrap().oid, second.oid);
+            // Nobody else renews it either; its holder does.
+            let carol = heartbeat(store, &fix_login(), &context(holder("carol", "/c")), None);
+            assert!(
+                matches!(carol, Err(LeaseError::NotHeld { .. })),
+                "{carol:?}"
+            );
+            let renewed = heartbeat(store, &fix_login(), &context(bob.clone()), None).unwrap();
+            assert_eq!(renewed.record.generation, 2);
+            assert_ne!(renewed.oid, first.oid);
+        });
+    }
+
+    #[test]
+    fn a_record_of_the_layout_with_one_file_per_task_is_still_read() {
+        in_local_store(|store| {
+            let alice = holder("alice", "/a");
+            let lease = claim_as(store, &alice);
+            let git_dir = store.repo().common_dir();
+            let held = HeldLease::load(git_dir, &fix_login(), &alice)
+                .unwrap()
+                .unwrap();
+            held.forget(git_dir);
+            std::fs::write(
+                HeldLease::legacy_path(git_dir, &fix_login()),
+                serde_json::to_vec(&held).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(HeldLease::all(git_dir), vec![held.clone()]);
+            let renewed = heartbeat(store, &fix_login(), &context(alice), None).unwrap();
+            assert_eq!(renewed.record.generation, lease.record.generation);
+            assert!(!HeldLease::legacy_path(git_dir, &fix_login()).exists());
+        });
+    }
+
+    #[test]
+    fn a_release_run_again_after_its_swap_landed_finishes() {
+        in_local_store(|store| {
+            let alice = holder("alice", "/a");
+            let claimed = claim_as(store, &alice);
+            // The first run swapped and died before it noted anything.
+            let failed = LeaseRecord {
+                state: LeaseState::Released,
+                event: LeaseEvent::Fail,
+                failures: 1,
+                last_error: Some("boom".to_owned()),
+                reason: Some("boom".to_owned()),
+                nonce: nonce(),
+                ..claimed.record.clone()
+            };
+            let oid = store.write(&failed, Some(claimed.oid)).unwrap();
+            let outcome = store
+                .compare_and_swap(&fix_login(), Some(claimed.oid), Some(oid))
+                .unwrap();
+            assert_eq!(outcome, CasOutcome::Won);
+            let released = release(
+                store,
+                &fix_login(),
+                &context(alice.clone()),
+                Some("boom"),
+                true,
+            )
+            .unwrap();
+            assert_eq!(released.lease.oid, oid, "nothing pushed again");
+            assert!(!released.parked);
+            assert_eq!(released.lease.record.failures, 1);
+            assert_eq!(HeldLease::all(store.repo().common_dir()), Vec::new());
+            // A release of another kind than the one that landed is not it.
+            let claimed = claim_as(store, &alice);
+            let revoked = LeaseRecord {
+                state: LeaseState::Released,
+                event: LeaseEvent::Revoke,
+                nonce: nonce(),
+                ..claimed.record.clone()
+            };
+            let oid = store.write(&revoked, Some(claimed.oid)).unwrap();
+            store
+                .compare_and_swap(&fix_login(), Some(claimed.oid), Some(oid))
+                .unwrap();
+            let error = release(store, &fix_login(), &context(alice), None, false).unwrap_err();
+            assert!(matches!(error, LeaseError::Lost { .. }), "{error}");
+        });
+    }
+
+    #[test]
+    fn a_stale_ref_lock_is_an_error_naming_it_not_a_lost_lease() {
+        in_local_store(|store| {
+            let alice = holder("alice", "/a");
+            let claimed = claim_as(store, &alice);
+            let lock = store
+                .repo()
+                .common_dir()
+                .join("refs/gitprio/leases/fix-login.lock");
+            std::fs::write(&lock, "").unwrap();
+            let error = heartbeat(store, &fix_login(), &context(alice.clone()), None).unwrap_err();
+            assert!(
+                matches!(&error, LeaseError::Store(StoreError::Locked { lock: named, .. }) if named.ends_with("refs/gitprio/leases/fix-login.lock")),
+                "{error}"
+            );
+            assert!(error.to_string().contains("remove"), "{error}");
+            assert_eq!(store.lease(&fix_login()).unwrap().unwrap().oid, claimed.oid);
+            std::fs::remove_file(&lock).unwrap();
+            let renewed = heartbeat(store, &fix_login(), &context(alice.clone()), None).unwrap();
+            // A lock that stays while the ref moves (a reclaim got in first) is a lost lease.
+            std::fs::write(&lock, "").unwrap();
+            let bob = holder("bob", "/b");
+            let reclaim = LeaseRecord {
+                generation: 2,
+                holder: bob,
+                ..renewed.record
+            };
+            let moved = store.write(&reclaim, Some(renewed.oid)).unwrap();
+            std::fs::write(lock.with_extension(""), format!("{moved}\n")).unwrap();
+            let error = heartbeat(store, &fix_login(), &context(alice), None).unwrap_err();
+            assert!(matches!(error, LeaseError::Lost { .. }), "{error}");
+        });
     }
 
     #[test]

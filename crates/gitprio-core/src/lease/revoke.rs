@@ -207,13 +207,7 @@ mod tests {
         directory: &std::path::Path,
         records: &[LeaseRecord],
     ) -> (crate::git::Repository, Vec<Lease>) {
-        let status = std::process::Command::new("git")
-            .args(["init", "--quiet"])
-            .arg(directory)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let repo = crate::git::Repository::discover(directory).unwrap();
+        let repo = crate::lease::tests::repository(directory);
         let mut leases = Vec::new();
         {
             let store = LeaseStore::new(&repo, crate::lease::Mode::Local);

@@ -1,7 +1,7 @@
 //! Where leases live (a remote, or this repository's refs) and the one compare-and-swap that moves them.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use gix::ObjectId;
@@ -52,6 +52,12 @@ pub enum StoreError {
     },
     #[error("`git update-ref` failed on `{reference}`: {detail}")]
     UpdateRef { reference: String, detail: String },
+    #[error(
+        "cannot update `{reference}`: its lock file {} exists (another git process is updating the ref, or one killed mid-update left it behind), so the lease is unchanged; if no git process is running in this repository, remove {} and try again",
+        lock.display(),
+        lock.display()
+    )]
+    Locked { reference: String, lock: PathBuf },
     #[error("cannot write a lease commit: {0}")]
     Write(String),
 }
@@ -442,6 +448,11 @@ impl<'repo> LeaseStore<'repo> {
     }
 
     /// Runs `git update-ref`; with `checked`, only if the ref still holds `expected`.
+    ///
+    /// A ref another process has locked (a `.lock` file) is tried again a few times: git
+    /// holds the lock only while it updates the ref. A lock that stays while the ref still
+    /// holds `expected` is an error naming it (a process killed mid-update leaves one
+    /// behind), not a lost race.
     fn update_ref(
         &self,
         reference: &str,
@@ -449,8 +460,9 @@ impl<'repo> LeaseStore<'repo> {
         expected: Option<ObjectId>,
         new: Option<ObjectId>,
     ) -> Result<CasOutcome, StoreError> {
+        const LOCK_TRIES: u64 = 6;
         let zero = ObjectId::null(gix::hash::Kind::Sha1);
-        let expected = expected.unwrap_or(zero).to_string();
+        let expected_text = expected.unwrap_or(zero).to_string();
         let mut args = vec!["update-ref", "-m", "gitprio"];
         let new = new.map(|oid| oid.to_string());
         match &new {
@@ -458,29 +470,45 @@ impl<'repo> LeaseStore<'repo> {
             None => args.extend(["-d", reference]),
         }
         if checked {
-            args.push(&expected);
+            args.push(&expected_text);
         }
-        let output = self.repo.git(&args)?;
-        if output.status.success() {
-            return Ok(CasOutcome::Won);
-        }
-        let detail = stderr_summary(&output.stderr);
-        if checked
-            && [
-                "but expected",
-                "already exists",
-                "unable to resolve reference",
-                "cannot lock ref",
-            ]
-            .iter()
-            .any(|sign| detail.contains(sign))
-        {
-            Ok(CasOutcome::Lost { detail })
-        } else {
-            Err(StoreError::UpdateRef {
+        let mut tries = 1;
+        loop {
+            let output = self.repo.git(&args)?;
+            if output.status.success() {
+                return Ok(CasOutcome::Won);
+            }
+            let detail = stderr_summary(&output.stderr);
+            let Some(lock) = lock_file(&detail) else {
+                if checked
+                    && [
+                        "but expected",
+                        "already exists",
+                        "unable to resolve reference",
+                        "cannot lock ref",
+                    ]
+                    .iter()
+                    .any(|sign| detail.contains(sign))
+                {
+                    return Ok(CasOutcome::Lost { detail });
+                }
+                return Err(StoreError::UpdateRef {
+                    reference: reference.to_owned(),
+                    detail,
+                });
+            };
+            if tries < LOCK_TRIES {
+                std::thread::sleep(std::time::Duration::from_millis(25 * tries));
+                tries += 1;
+                continue;
+            }
+            if checked && self.repo.reference_commit(reference)? != expected {
+                return Ok(CasOutcome::Lost { detail });
+            }
+            return Err(StoreError::Locked {
                 reference: reference.to_owned(),
-                detail,
-            })
+                lock,
+            });
         }
     }
 
@@ -626,6 +654,15 @@ fn fetch_args(repo: &Repository, remote: &str) -> Vec<&'static str> {
         "--no-show-forced-updates",
     ]);
     args
+}
+
+/// The lock file git could not create, as a "cannot lock ref" message names it
+/// ("Unable to create '<path>.lock': File exists").
+fn lock_file(detail: &str) -> Option<PathBuf> {
+    let (_, rest) = detail.split_once("Unable to create '")?;
+    let (path, _) = rest.split_once('\'')?;
+    let path = PathBuf::from(path);
+    (path.extension()? == "lock").then_some(path)
 }
 
 /// Whether a rejected push lost a race (the ref moved) rather than failing for another reason.
