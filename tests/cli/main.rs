@@ -7,6 +7,7 @@ mod check;
 mod common;
 mod context;
 mod formats;
+mod gc;
 mod leases;
 mod mcp;
 mod queue;
