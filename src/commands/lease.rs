@@ -473,12 +473,7 @@ pub fn claim_next_avoiding(
                         .count()
                         == held
                 {
-                    (
-                        "all_held",
-                        format!(
-                            "nothing ready: all {held} open tasks are held by agents; see `gitprio status`"
-                        ),
-                    )
+                    all_held_back(&queue)
                 } else {
                     super::nothing_ready_reason(&queue)
                 }
@@ -502,6 +497,47 @@ pub fn claim_next_avoiding(
             Ok(ClaimResult::NothingReady { reason, message })
         }
     }
+}
+
+/// Describes why nothing is ready when leases keep back every open task: held by
+/// agents, submitted, or parked.
+fn all_held_back(queue: &Queue) -> (&'static str, String) {
+    let (mut held, mut submitted, mut parked) = (0, 0, 0);
+    for entry in queue.not_ready() {
+        for blocker in entry.readiness.blockers() {
+            match blocker {
+                Blocker::Leased { .. } => held += 1,
+                Blocker::Submitted { .. } => submitted += 1,
+                Blocker::Parked { .. } => parked += 1,
+                _ => {}
+            }
+        }
+    }
+    if submitted == 0 && parked == 0 {
+        return (
+            "all_held",
+            format!(
+                "nothing ready: all {held} open tasks are held by agents; see `gitprio status`"
+            ),
+        );
+    }
+    let parts: Vec<String> = [
+        (held, "held by an agent"),
+        (submitted, "submitted (its change has not landed yet)"),
+        (parked, "parked (until `gitprio unpark <id>`)"),
+    ]
+    .into_iter()
+    .filter(|(count, _)| *count > 0)
+    .map(|(count, what)| format!("{count} {what}"))
+    .collect();
+    (
+        "all_held_back",
+        format!(
+            "nothing ready: all {} open tasks are held back by their leases: {}; see `gitprio list`",
+            held + submitted + parked,
+            parts.join(", ")
+        ),
+    )
 }
 
 pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {

@@ -10,6 +10,7 @@ mod formats;
 mod gc;
 mod leases;
 mod mcp;
+mod messages;
 mod queue;
 mod revoke;
 mod run;

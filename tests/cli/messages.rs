@@ -1,0 +1,37 @@
+//! What gitprio says when it cannot go on: nothing ready, an unreadable lease.
+
+use crate::assert_output;
+use crate::common::{Output, TestEnv};
+use crate::leases::{remote_with_clones, task};
+
+const T0: &str = "2026-11-01T12:00:00Z";
+
+fn as_agent(env: &TestEnv, dir: &str, agent: &str, args: &[&str]) -> Output {
+    env.run_with(dir, args, &[("GITPRIO_AGENT", agent), ("GITPRIO_NOW", T0)])
+}
+
+#[test]
+fn claim_tells_parked_and_submitted_tasks_from_held_ones() {
+    let env = TestEnv::new();
+    let files = vec![
+        (".tasks/first.md".to_owned(), task("First", 0, &[])),
+        (".tasks/second.md".to_owned(), task("Second", 1, &[])),
+    ];
+    remote_with_clones(&env, &files, &["a", "b"]);
+    env.write("a", &[(".tasks/config.yaml", "max_attempts: 1\n")]);
+    for (command, id) in [("release", "first"), ("done", "second")] {
+        let claimed = as_agent(&env, "a", "alice", &["claim", "--json"]);
+        assert_eq!(claimed.json()["task"]["id"], id, "{claimed}");
+        let args: &[&str] = if command == "release" {
+            &["release", "--failed", id]
+        } else {
+            &["done", id]
+        };
+        let finished = as_agent(&env, "a", "alice", args);
+        assert_eq!(finished.code, 0, "{finished}");
+    }
+    assert_output!(as_agent(&env, "b", "bob", &["claim"]));
+    let json = as_agent(&env, "b", "bob", &["claim", "--json"]);
+    assert_eq!(json.code, 3, "{json}");
+    assert_eq!(json.json()["reason"], "all_held_back", "{json}");
+}
