@@ -35,3 +35,37 @@ fn claim_tells_parked_and_submitted_tasks_from_held_ones() {
     assert_eq!(json.code, 3, "{json}");
     assert_eq!(json.json()["reason"], "all_held_back", "{json}");
 }
+
+/// Points the lease ref of `first` in `dir` at a blob, as a broken tool might.
+fn break_lease(env: &TestEnv, dir: &str) {
+    std::fs::write(env.path("junk.txt"), "not a lease\n").unwrap();
+    let blob = env.git(dir, &["hash-object", "-w", "../junk.txt"]);
+    env.git(
+        dir,
+        &["update-ref", "refs/gitprio/leases/first", blob.trim()],
+    );
+}
+
+#[test]
+fn a_lease_ref_that_is_no_commit_is_unreadable_and_says_how_to_delete_it() {
+    let env = TestEnv::new();
+    let files = vec![(".tasks/first.md".to_owned(), task("First", 0, &[]))];
+    remote_with_clones(&env, &files, &["a"]);
+    let claimed = as_agent(&env, "a", "alice", &["claim", "--json"]);
+    assert_eq!(claimed.code, 0, "{claimed}");
+    break_lease(&env, "remote.git");
+    assert_output!(as_agent(&env, "a", "alice", &["unpark", "first"]));
+    assert_output!(as_agent(&env, "a", "alice", &["revoke", "first"]));
+
+    env.repo(
+        "local",
+        &files
+            .iter()
+            .map(|(path, text)| (path.as_str(), text.as_str()))
+            .collect::<Vec<_>>(),
+    );
+    let claimed = as_agent(&env, "local", "alice", &["claim", "--json"]);
+    assert_eq!(claimed.code, 0, "{claimed}");
+    break_lease(&env, "local");
+    assert_output!(as_agent(&env, "local", "alice", &["unpark", "first"]));
+}
