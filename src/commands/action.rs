@@ -608,8 +608,14 @@ fn settle_leases(
             .filter(|(id, _)| ids.contains(id))
             .map(|(id, lease)| (id.clone(), lease.clone()))
             .collect();
-        let queue = Queue::build(queue.tasks.clone(), &Holds::new());
-        match core_lease::gc(store, &queue, &mine) {
+        let tasks = Queue::build(queue.tasks.clone(), &Holds::new());
+        let view = core_lease::GcView {
+            queue: &tasks,
+            files_skipped: !queue.skipped_files().is_empty(),
+            now: settings.now,
+            skew: core_lease::parse_duration(&queue.config.clock_skew).unwrap_or_default(),
+        };
+        match core_lease::gc(store, &view, &mine).map(|collected| collected.deleted) {
             Ok(deleted) if deleted.is_empty() => {}
             Ok(deleted) => output::message(
                 settings,

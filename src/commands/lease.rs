@@ -190,7 +190,7 @@ pub struct UnparkArgs {
 pub struct GcArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Print JSON: `{"deleted": [ids]}`.
+    /// Print JSON: `{"deleted": [ids], "kept": [{"task", "reason", "state"}]}`.
     #[arg(long)]
     pub json: bool,
 }
@@ -501,12 +501,7 @@ pub fn claim_next_avoiding(
                         .count()
                         == held
                 {
-                    (
-                        "all_held",
-                        format!(
-                            "nothing ready: all {held} open tasks are held by agents; see `gitprio status`"
-                        ),
-                    )
+                    all_held_back(&queue)
                 } else {
                     super::nothing_ready_reason(&queue)
                 }
@@ -530,6 +525,47 @@ pub fn claim_next_avoiding(
             Ok(ClaimResult::NothingReady { reason, message })
         }
     }
+}
+
+/// Describes why nothing is ready when leases keep back every open task: held by
+/// agents, submitted, or parked.
+fn all_held_back(queue: &Queue) -> (&'static str, String) {
+    let (mut held, mut submitted, mut parked) = (0, 0, 0);
+    for entry in queue.not_ready() {
+        for blocker in entry.readiness.blockers() {
+            match blocker {
+                Blocker::Leased { .. } => held += 1,
+                Blocker::Submitted { .. } => submitted += 1,
+                Blocker::Parked { .. } => parked += 1,
+                _ => {}
+            }
+        }
+    }
+    if submitted == 0 && parked == 0 {
+        return (
+            "all_held",
+            format!(
+                "nothing ready: all {held} open tasks are held by agents; see `gitprio status`"
+            ),
+        );
+    }
+    let parts: Vec<String> = [
+        (held, "held by an agent"),
+        (submitted, "submitted (its change has not landed yet)"),
+        (parked, "parked (until `gitprio unpark <id>`)"),
+    ]
+    .into_iter()
+    .filter(|(count, _)| *count > 0)
+    .map(|(count, what)| format!("{count} {what}"))
+    .collect();
+    (
+        "all_held_back",
+        format!(
+            "nothing ready: all {} open tasks are held back by their leases: {}; see `gitprio list`",
+            held + submitted + parked,
+            parts.join(", ")
+        ),
+    )
 }
 
 pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
@@ -1231,7 +1267,8 @@ pub fn unpark(settings: &Settings, args: &UnparkArgs) -> CommandResult {
 
 pub fn gc(settings: &Settings, args: &GcArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let (_, store) = open_store(&repo, args.store.local);
+    let (config, store) = open_store(&repo, args.store.local);
+    let context = context(settings, &repo, &config, None)?;
     store.refresh()?;
     let queue_source = store
         .queue_ref()
@@ -1239,16 +1276,52 @@ pub fn gc(settings: &Settings, args: &GcArgs) -> CommandResult {
     let loaded = load_tasks(settings, &repo, &queue_source)?;
     let (leases, _) = store.leases()?;
     let queue = Queue::build(loaded.tasks.clone(), &Holds::new());
-    let deleted = core_lease::gc(&store, &queue, &leases)?;
+    let skipped = loaded.skipped_files().len();
+    let view = core_lease::GcView {
+        queue: &queue,
+        files_skipped: skipped > 0,
+        now: context.now,
+        skew: context.skew,
+    };
+    let collected = core_lease::gc(&store, &view, &leases)?;
+    for (id, reason) in &collected.kept {
+        let why = match reason {
+            core_lease::Kept::Unreadable => format!(
+                "{skipped} task file(s) there could not be read and it may be one of them; fix them (see `gitprio check`) and run `gitprio gc` again"
+            ),
+            core_lease::Kept::Live => format!(
+                "its lease is {}; gc deletes it once it is not (if the task is on another branch, set `branch:` in .tasks/config.yaml)",
+                live_state(&leases[id].record)
+            ),
+        };
+        output::message(
+            settings,
+            "info",
+            &format!(
+                "kept the lease of {id}: {id} is not in the queue at {}, but {why}",
+                loaded.origin
+            ),
+        );
+    }
     if args.json {
-        output::print_json(&json!({ "deleted": deleted }))?;
-    } else if deleted.is_empty() {
+        let kept: Vec<serde_json::Value> = collected
+            .kept
+            .iter()
+            .map(|(id, reason)| {
+                json!({ "task": id, "reason": reason, "state": leases[id].record.state })
+            })
+            .collect();
+        output::print_json(&json!({ "deleted": collected.deleted, "kept": kept }))?;
+    } else if collected.deleted.is_empty() && collected.kept.is_empty() {
         println!("nothing to delete: every lease belongs to an open task");
+    } else if collected.deleted.is_empty() {
+        println!("nothing to delete");
     } else {
         println!(
             "deleted {} leases of finished tasks: {}",
-            deleted.len(),
-            deleted
+            collected.deleted.len(),
+            collected
+                .deleted
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
@@ -1256,4 +1329,17 @@ pub fn gc(settings: &Settings, args: &GcArgs) -> CommandResult {
         );
     }
     Ok(exit_code::SUCCESS)
+}
+
+/// Names the state of a live lease for a message: "held until ...", "submitted", "parked".
+fn live_state(record: &core_lease::LeaseRecord) -> String {
+    match record.state {
+        LeaseState::Held => format!(
+            "held by {} until {}",
+            record.holder.agent, record.expires_at
+        ),
+        LeaseState::Submitted => format!("submitted by {}", record.holder.agent),
+        LeaseState::Parked => "parked".to_owned(),
+        LeaseState::Released => "released".to_owned(),
+    }
 }

@@ -64,7 +64,7 @@ pub enum Command {
     Status(lease::StatusArgs),
     /// Make a parked task claimable again.
     Unpark(lease::UnparkArgs),
-    /// Delete the leases of tasks that are done, dropped or gone.
+    /// Delete the leases of tasks that are done or dropped, or gone and no longer live.
     Gc(lease::GcArgs),
     /// Take a lease away from the agent holding it; its next heartbeat stops it.
     Revoke(revoke::RevokeArgs),

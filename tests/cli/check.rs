@@ -81,3 +81,18 @@ fn the_example_queue_passes_a_strict_check() {
     env.example_repo("repo");
     assert_output!(env.run("repo", &["check", "--strict"]));
 }
+
+#[test]
+fn check_rejects_ids_that_git_cannot_name_a_lease_ref_after() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/deps.lock.md", "---\ntitle: Lock file\n---\n"),
+            (".tasks/range.md", "---\nid: a..b\ntitle: Range\n---\n"),
+            (".tasks/end.md", "---\nid: end.\ntitle: End\n---\n"),
+            (".tasks/fine.md", "---\nid: v1.2-fix_it\ntitle: Fine\n---\n"),
+        ],
+    );
+    assert_output!(env.run("repo", &["check"]));
+}

@@ -22,9 +22,9 @@ use crate::queue::{Blocker, Holds};
 use crate::task::TaskId;
 
 pub use ops::{
-    ClaimFilter, ClaimOutcome, Claimed, HeldLease, LeaseContext, LeaseError, MAX_CLAIM_TRIES,
-    Released, claim, claim_avoiding, gc, heartbeat, note_context_size, release, release_parked,
-    submit, submit_noting, unpark,
+    ClaimFilter, ClaimOutcome, Claimed, Collected, GcView, HeldLease, Kept, LeaseContext,
+    LeaseError, MAX_CLAIM_TRIES, Released, claim, claim_avoiding, gc, heartbeat, note_context_size,
+    release, release_parked, submit, submit_noting, unpark,
 };
 pub use overlap::{overlapping_ready, owns_overlap};
 pub use revoke::{Revocation, RevokeError, revoke};

@@ -861,25 +861,88 @@ pub fn unpark(
     }
 }
 
-/// Deletes the lease refs that no longer matter: tasks done, dropped or gone from the queue.
+/// What [`gc`] knows of the queue's branch as read, and when it reads it.
+#[derive(Clone, Copy, Debug)]
+pub struct GcView<'a> {
+    pub queue: &'a Queue,
+    /// Whether some task file was left out of the queue as unreadable: a task missing
+    /// from `queue` may be that file's.
+    pub files_skipped: bool,
+    pub now: Timestamp,
+    /// How far another machine's clock may be ahead, as for expiry.
+    pub skew: SignedDuration,
+}
+
+/// Why [`gc`] kept the lease of a task missing from the queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kept {
+    /// Some task file could not be read, and the task may be that one.
+    Unreadable,
+    /// The lease is held within its TTL, submitted or parked: it still blocks the task
+    /// wherever the task exists (the queue may have been read from another branch).
+    Live,
+}
+
+/// What [`gc`] did: the leases deleted, and those of missing tasks it kept.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Collected {
+    pub deleted: Vec<TaskId>,
+    pub kept: Vec<(TaskId, Kept)>,
+}
+
+/// What [`gc`] does with one lease.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Verdict {
+    /// The task is open or blocked: the lease is in use.
+    InUse,
+    Delete,
+    Keep(Kept),
+}
+
+/// Decides the fate of the lease `record` whose task has `status` in the queue (`None`: missing).
+fn verdict(record: &LeaseRecord, status: Option<Status>, view: &GcView<'_>) -> Verdict {
+    let live = match record.state {
+        LeaseState::Held => !record.is_expired(view.now, view.skew),
+        LeaseState::Submitted | LeaseState::Parked => true,
+        LeaseState::Released => false,
+    };
+    match status {
+        Some(Status::Open | Status::Blocked) => Verdict::InUse,
+        None if view.files_skipped => Verdict::Keep(Kept::Unreadable),
+        None if live => Verdict::Keep(Kept::Live),
+        Some(Status::Done | Status::Dropped) | None => Verdict::Delete,
+    }
+}
+
+/// Deletes the lease refs that no longer matter: tasks done or dropped in the queue, and
+/// tasks gone from it whose lease is no longer live.
 ///
-/// Returns the task ids whose leases were deleted. A live lease on a task that is
-/// still open is never touched.
+/// A task missing from the queue may only be missing from this reading of it (a file
+/// that does not parse, another branch), so its lease is kept while it is held within
+/// its TTL, submitted or parked, and whenever some task file could not be read.
 pub fn gc(
     store: &LeaseStore<'_>,
-    queue: &Queue,
+    view: &GcView<'_>,
     leases: &BTreeMap<TaskId, Lease>,
-) -> Result<Vec<TaskId>, LeaseError> {
-    let mut deleted = Vec::new();
+) -> Result<Collected, LeaseError> {
+    let mut collected = Collected::default();
     for (id, lease) in leases {
-        let finished = queue
+        let status = view
+            .queue
             .find(id.as_str())
-            .is_none_or(|(_, entry)| matches!(entry.task.status, Status::Done | Status::Dropped));
-        if finished && store.compare_and_swap(id, Some(lease.oid), None)? == CasOutcome::Won {
-            deleted.push(id.clone());
+            .map(|(_, entry)| entry.task.status);
+        match verdict(&lease.record, status, view) {
+            Verdict::InUse => {}
+            Verdict::Keep(reason) => collected.kept.push((id.clone(), reason)),
+            Verdict::Delete => {
+                if store.compare_and_swap(id, Some(lease.oid), None)? == CasOutcome::Won {
+                    collected.deleted.push(id.clone());
+                }
+            }
         }
     }
-    Ok(deleted)
+    Ok(collected)
 }
 
 /// Returns a value that makes a lease commit unique, from the process's random hash seed.
@@ -901,6 +964,100 @@ fn random_u64() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lease::tests::record as held;
+    use crate::queue::Holds;
+    use crate::task::parse_task;
+
+    fn queue_of(statuses: &[(&str, &str)]) -> Queue {
+        let tasks = statuses
+            .iter()
+            .map(|(id, status)| {
+                let text = format!("---\ntitle: {id}\nstatus: {status}\n---\n");
+                parse_task(&format!(".tasks/{id}.md"), text.as_bytes())
+                    .task
+                    .unwrap()
+            })
+            .collect();
+        Queue::build(tasks, &Holds::new())
+    }
+
+    fn view<'a>(queue: &'a Queue, files_skipped: bool, now: &str) -> GcView<'a> {
+        GcView {
+            queue,
+            files_skipped,
+            now: now.parse().unwrap(),
+            skew: SignedDuration::from_mins(1),
+        }
+    }
+
+    /// The verdict on a `fix-login` lease in `state`, the task having `status` (`None`: missing).
+    fn verdict_on(state: LeaseState, status: Option<&str>, skipped: bool, now: &str) -> Verdict {
+        let queue = queue_of(
+            &status
+                .map(|status| vec![("fix-login", status)])
+                .unwrap_or_default(),
+        );
+        let record = LeaseRecord { state, ..held() };
+        let task = queue.find("fix-login").map(|(_, entry)| entry.task.status);
+        verdict(&record, task, &view(&queue, skipped, now))
+    }
+
+    const DURING: &str = "2026-11-01T12:10:00Z";
+    /// Past `expires_at` (12:30) and the minute of clock skew.
+    const AFTER: &str = "2026-11-01T12:31:01Z";
+
+    #[test]
+    fn gc_deletes_the_leases_of_done_and_dropped_tasks_and_keeps_open_ones() {
+        for status in ["done", "dropped"] {
+            assert_eq!(
+                verdict_on(LeaseState::Held, Some(status), true, DURING),
+                Verdict::Delete
+            );
+        }
+        for status in ["open", "blocked"] {
+            assert_eq!(
+                verdict_on(LeaseState::Released, Some(status), false, AFTER),
+                Verdict::InUse
+            );
+        }
+    }
+
+    #[test]
+    fn gc_keeps_every_lease_of_a_missing_task_while_a_task_file_is_unreadable() {
+        for state in [LeaseState::Held, LeaseState::Released, LeaseState::Parked] {
+            assert_eq!(
+                verdict_on(state, None, true, AFTER),
+                Verdict::Keep(Kept::Unreadable)
+            );
+        }
+    }
+
+    #[test]
+    fn gc_keeps_a_live_lease_of_a_missing_task_and_deletes_a_dead_one() {
+        for state in [LeaseState::Held, LeaseState::Submitted, LeaseState::Parked] {
+            assert_eq!(
+                verdict_on(state, None, false, DURING),
+                Verdict::Keep(Kept::Live),
+                "{state:?}"
+            );
+        }
+        // Within the clock skew after expiry the holder may still be working.
+        assert_eq!(
+            verdict_on(LeaseState::Held, None, false, "2026-11-01T12:31:00Z"),
+            Verdict::Keep(Kept::Live)
+        );
+        for state in [LeaseState::Held, LeaseState::Released] {
+            assert_eq!(
+                verdict_on(state, None, false, AFTER),
+                Verdict::Delete,
+                "{state:?}"
+            );
+        }
+        assert_eq!(
+            verdict_on(LeaseState::Parked, None, false, AFTER),
+            Verdict::Keep(Kept::Live)
+        );
+    }
 
     #[test]
     fn a_lone_agent_tries_the_top_task_first() {

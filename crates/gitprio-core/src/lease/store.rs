@@ -60,6 +60,15 @@ pub enum StoreError {
     Locked { reference: String, lock: PathBuf },
     #[error("cannot write a lease commit: {0}")]
     Write(String),
+    #[error(
+        "unreadable lease `{reference}`: {problem}; nothing was changed; if the lease is stale, delete it with `{delete}`"
+    )]
+    Unreadable {
+        reference: String,
+        problem: String,
+        /// The command that deletes the ref where it lives.
+        delete: String,
+    },
 }
 
 /// A lease ref that does not hold a readable lease record.
@@ -372,13 +381,17 @@ impl<'repo> LeaseStore<'repo> {
         let Some(oid) = self.repo.reference_commit(&self.local_ref(id))? else {
             return Ok(None);
         };
-        let record = self.read(oid).map_err(|problem| StoreError::Rejected {
-            remote: self.remote_name().to_owned(),
-            reference: super::lease_ref(id),
-            detail: problem,
+        let reference = super::lease_ref(id);
+        let record = self.read(oid).map_err(|problem| StoreError::Unreadable {
+            delete: match &self.mode {
+                Mode::Remote { .. } => format!("git push {} :{reference}", self.remote_name()),
+                Mode::Local => format!("git update-ref -d {reference}"),
+            },
+            reference: reference.clone(),
+            problem,
         })?;
         Ok(Some(Lease {
-            reference: super::lease_ref(id),
+            reference,
             oid,
             record,
         }))

@@ -83,6 +83,30 @@ pub struct LoadedQueue {
     pub diagnostics: Vec<Diagnostic>,
 }
 
+impl LoadedQueue {
+    /// Returns the paths of the task files left out because they could not be read as tasks.
+    ///
+    /// Their ids are unknown, so any task missing from [`LoadedQueue::tasks`] may be one of
+    /// them. A duplicate is not counted: its id is in the queue.
+    pub fn skipped_files(&self) -> Vec<&str> {
+        let mut paths: Vec<&str> = self
+            .diagnostics
+            .iter()
+            .filter(|diagnostic| {
+                diagnostic.is_error()
+                    && !matches!(
+                        diagnostic.kind,
+                        DiagnosticKind::Config | DiagnosticKind::DuplicateId
+                    )
+            })
+            .map(|diagnostic| diagnostic.path.as_str())
+            .collect();
+        paths.sort_unstable();
+        paths.dedup();
+        paths
+    }
+}
+
 /// Returns the ref the queue is read from by default, and its commit.
 ///
 /// In order: `config.branch` on the remote (`refs/remotes/<remote>/<branch>`), the

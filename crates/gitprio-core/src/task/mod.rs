@@ -15,7 +15,11 @@ pub use edit::{StatusEditError, set_status};
 pub use frontmatter::{Frontmatter, split_frontmatter};
 pub use parse::{FIELDS, MAX_TASK_FILE_BYTES, ParsedTask, oversized_task, parse_task};
 
-/// A task id: `[a-z0-9][a-z0-9._-]*`, stable and unique within a queue.
+/// A task id: `[a-z0-9][a-z0-9._-]*`, without `..` and not ending in `.` or `.lock`,
+/// stable and unique within a queue.
+///
+/// Leases and usage records are git refs named after the id (`refs/gitprio/leases/<id>`),
+/// so an id must be a name git accepts in a ref (`git check-ref-format`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct TaskId(String);
@@ -32,17 +36,42 @@ impl TaskId {
         TaskId(text.to_owned())
     }
 
-    /// Returns whether `text` matches `[a-z0-9][a-z0-9._-]*`.
+    /// Returns whether `text` is a valid task id: see [`TaskId::problem`].
     pub fn is_valid(text: &str) -> bool {
+        Self::problem(text).is_none()
+    }
+
+    /// Says what is wrong with `text` as a task id, as a phrase that reads after it
+    /// ("must match ..."), or `None` when it is a valid id.
+    #[expect(
+        clippy::case_sensitive_file_extension_comparisons,
+        reason = "`.lock` is no file extension here, and the id is lowercase by then"
+    )]
+    pub fn problem(text: &str) -> Option<&'static str> {
         let mut bytes = text.bytes();
-        bytes
+        let matches = bytes
             .next()
             .is_some_and(|first| first.is_ascii_lowercase() || first.is_ascii_digit())
             && bytes.all(|byte| {
                 byte.is_ascii_lowercase()
                     || byte.is_ascii_digit()
                     || matches!(byte, b'.' | b'_' | b'-')
-            })
+            });
+        if !matches {
+            Some("must match [a-z0-9][a-z0-9._-]*")
+        } else if text.contains("..") {
+            Some(
+                "must not contain `..` (git does not allow it in the name of the task's lease ref)",
+            )
+        } else if text.ends_with(".lock") {
+            Some(
+                "must not end in `.lock` (git does not allow it in the name of the task's lease ref)",
+            )
+        } else if text.ends_with('.') {
+            Some("must not end in `.` (git does not allow it in the name of the task's lease ref)")
+        } else {
+            None
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -294,7 +323,38 @@ impl Task {
 
 #[cfg(test)]
 mod tests {
-    use super::has_plan;
+    use super::{TaskId, has_plan};
+
+    #[test]
+    fn task_ids_are_valid_git_ref_components() {
+        for valid in [
+            "a",
+            "0",
+            "fix-login",
+            "v1.2",
+            "a.b.c",
+            "x_y",
+            "locked",
+            "a.lock-file",
+        ] {
+            assert!(TaskId::is_valid(valid), "{valid}");
+        }
+        for invalid in [
+            "",
+            "-a",
+            ".a",
+            "A",
+            "a b",
+            "a/b",
+            "a..b",
+            "deps.lock",
+            "end.",
+            "a.",
+            "a...b",
+        ] {
+            assert!(!TaskId::is_valid(invalid), "{invalid}");
+        }
+    }
 
     #[test]
     fn a_plan_is_a_level_two_plan_heading_with_something_under_it() {

@@ -378,12 +378,9 @@ impl<'a> Builder<'a> {
         match name.as_str() {
             "id" => {
                 if let Some(text) = self.string(&name, &value) {
-                    match TaskId::new(&text) {
-                        Some(id) => self.id = Some(id),
-                        None => self.invalid(
-                            &value,
-                            format!("`id` {text:?} must match [a-z0-9][a-z0-9._-]*"),
-                        ),
+                    match TaskId::problem(&text) {
+                        None => self.id = Some(TaskId::from_valid(&text)),
+                        Some(problem) => self.invalid(&value, format!("`id` {text:?} {problem}")),
                     }
                 }
             }
@@ -417,16 +414,16 @@ impl<'a> Builder<'a> {
                 self.depends_on = items
                     .into_iter()
                     .filter_map(|(text, position)| {
-                        let id = TaskId::new(&text);
-                        if id.is_none() {
+                        let problem = TaskId::problem(&text);
+                        if let Some(problem) = problem {
                             self.diagnostics.push(Diagnostic::error(
                                 DiagnosticKind::InvalidValue,
                                 self.path,
                                 position,
-                                format!("dependency {text:?} is not a valid task id"),
+                                format!("dependency {text:?} is not a valid task id: it {problem}"),
                             ));
                         }
-                        id
+                        problem.is_none().then(|| TaskId::from_valid(&text))
                     })
                     .collect();
             }
@@ -637,16 +634,16 @@ impl<'a> Builder<'a> {
     fn finish(mut self, body: &str, body_line: u32) -> ParsedTask {
         let id = self.id.take().or_else(|| {
             let stem = self.path.rsplit('/').next().unwrap_or(self.path).trim_end_matches(".md");
-            let id = TaskId::new(stem);
-            if id.is_none() && !self.seen.contains("id") {
+            let problem = TaskId::problem(stem);
+            if let Some(problem) = problem.filter(|_| !self.seen.contains("id")) {
                 self.diagnostics.push(Diagnostic::error(
                     DiagnosticKind::InvalidValue,
                     self.path,
                     Position::START,
-                    format!("file name {stem:?} is not a valid task id: rename the file or set `id:` to match [a-z0-9][a-z0-9._-]*"),
+                    format!("file name {stem:?} is not a valid task id: it {problem}; rename the file or set `id:`"),
                 ));
             }
-            id
+            problem.is_none().then(|| TaskId::from_valid(stem))
         });
         if self.title.is_none() && !self.seen.contains("title") {
             self.diagnostics.push(Diagnostic::error(
@@ -811,8 +808,28 @@ mod tests {
         assert_eq!(
             messages(&parsed),
             [
-                ".tasks/Bad Name.md:1:1: error: file name \"Bad Name\" is not a valid task id: rename the file or set `id:` to match [a-z0-9][a-z0-9._-]*",
+                ".tasks/Bad Name.md:1:1: error: file name \"Bad Name\" is not a valid task id: it must match [a-z0-9][a-z0-9._-]*; rename the file or set `id:`",
                 ".tasks/Bad Name.md:1:1: error: missing required field `title`",
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_ids_git_cannot_name_a_ref_after() {
+        let parsed = parse("---\nid: a..b\ntitle: T\n---\n");
+        assert!(parsed.task.is_none());
+        assert_eq!(
+            messages(&parsed),
+            [
+                ".tasks/sample.md:2:5: error: `id` \"a..b\" must not contain `..` (git does not allow it in the name of the task's lease ref)"
+            ]
+        );
+        let parsed = parse_task(".tasks/deps.lock.md", b"---\ntitle: T\n---\n");
+        assert!(parsed.task.is_none());
+        assert_eq!(
+            messages(&parsed),
+            [
+                ".tasks/deps.lock.md:1:1: error: file name \"deps.lock\" is not a valid task id: it must not end in `.lock` (git does not allow it in the name of the task's lease ref); rename the file or set `id:`"
             ]
         );
     }
