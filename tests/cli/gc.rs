@@ -73,7 +73,8 @@ fn gc_keeps_the_leases_of_tasks_whose_file_it_cannot_read() {
 fn gc_from_another_branch_keeps_live_leases_of_tasks_it_does_not_have() {
     let env = TestEnv::new();
     remote_with_clones(&env, &three_tasks(), &["a", "b"]);
-    // No `branch:` in the config and no origin/HEAD: the queue is read from HEAD.
+    // No `branch:` in the config and no origin/HEAD: the queue is read from origin/main,
+    // not from the feature branch checked out, which lacks t4.
     env.git("a", &["remote", "set-head", "origin", "--delete"]);
     env.git("a", &["checkout", "--quiet", "-b", "feature"]);
     env.git("a", &["push", "--quiet", "origin", "feature"]);
@@ -86,8 +87,6 @@ fn gc_from_another_branch_keeps_live_leases_of_tasks_it_does_not_have() {
     let gc = as_agent(&env, "a", "alice", &["gc", "--json"]);
     assert_eq!(gc.code, 0, "{gc}");
     assert_eq!(gc.json()["deleted"], serde_json::json!([]), "{gc}");
-    assert_eq!(gc.json()["kept"][0]["task"], "t4", "{gc}");
-    assert_eq!(gc.json()["kept"][0]["reason"], "live", "{gc}");
     let refs = env.git("remote.git", &["for-each-ref", "--format=%(refname)"]);
     assert!(refs.contains("refs/gitprio/leases/t4"), "{refs}");
 }
