@@ -200,17 +200,29 @@ pub struct GcArgs {
 pub const BRANCH_VARIABLE: &str = "GITPRIO_BRANCH";
 
 /// Chooses where leases live: the configured (or `origin`) remote when it exists, else local refs.
-pub fn store_mode(repo: &Repository, config: &Config, local: bool) -> Mode {
-    let remote = config.remote.clone().unwrap_or_else(|| "origin".to_owned());
-    if local || !repo.has_remote(&remote) {
-        return Mode::Local;
+pub fn store_mode(repo: &Repository, config: &Config, local: bool) -> anyhow::Result<Mode> {
+    if local {
+        return Ok(Mode::Local);
     }
+    let remote = match &config.remote {
+        Some(remote) if repo.has_remote(remote) => remote.clone(),
+        // Named on purpose while the clone has other remotes: most likely a misspelt name,
+        // which must not quietly make the leases local, where no other machine sees them.
+        Some(remote) if !repo.remote_names().is_empty() => bail!(
+            "{} sets `remote: {remote}`, but this repository has no remote of that name (its remotes: {}); correct the name, or pass `--local` to keep the leases in this clone",
+            gitprio_core::CONFIG_PATH,
+            repo.remote_names().join(", ")
+        ),
+        None if repo.has_remote("origin") => "origin".to_owned(),
+        // No remote at all: the leases live in this clone's refs.
+        Some(_) | None => return Ok(Mode::Local),
+    };
     let branch = std::env::var(BRANCH_VARIABLE)
         .ok()
         .filter(|branch| !branch.trim().is_empty())
         .or_else(|| config.branch.clone())
         .unwrap_or_else(|| default_branch(repo, &remote));
-    Mode::Remote { remote, branch }
+    Ok(Mode::Remote { remote, branch })
 }
 
 /// The remote's default branch as this clone knows it: `<remote>/HEAD`, else `main` or
@@ -572,7 +584,7 @@ pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
     let settings = settings.with_agent(args.agent.as_deref());
     let repo = Repository::discover(&settings.directory)?;
     let config = source::local_config(&repo);
-    let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local));
+    let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
     let context = context(&settings, &repo, &config, args.ttl.as_deref())?;
     let filter = ClaimFilter {
         task_type: args.task_type.clone(),
@@ -702,10 +714,10 @@ pub fn held_id(repo: &Repository, id: Option<&str>) -> anyhow::Result<TaskId> {
 }
 
 /// Reads the local config and opens the lease store it names (or local refs with `local`).
-pub fn open_store(repo: &Repository, local: bool) -> (Config, LeaseStore<'_>) {
+pub fn open_store(repo: &Repository, local: bool) -> anyhow::Result<(Config, LeaseStore<'_>)> {
     let config = source::local_config(repo);
-    let mode = store_mode(repo, &config, local);
-    (config, LeaseStore::new(repo, mode))
+    let mode = store_mode(repo, &config, local)?;
+    Ok((config, LeaseStore::new(repo, mode)))
 }
 
 /// A renewed lease, and its run as the usage ledger knows it (for the budget verdict).
@@ -739,7 +751,7 @@ pub fn renew(
 
 pub fn heartbeat(settings: &Settings, args: &LeaseIdArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = open_store(&repo, args.store.local);
+    let (config, store) = open_store(&repo, args.store.local)?;
     let id = held_id(&repo, args.id.as_deref())?;
     let progress = progress(settings, args.tokens, args.cost_usd)?;
     let Renewed { lease, spent } = renew(
@@ -810,7 +822,7 @@ pub fn park_now(
 
 pub fn release(settings: &Settings, args: &ReleaseArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = open_store(&repo, args.store.local);
+    let (config, store) = open_store(&repo, args.store.local)?;
     let id = held_id(&repo, args.id.as_deref())?;
     let released = if args.park {
         park_now(
@@ -887,7 +899,7 @@ pub fn finish_noting(
 
 pub fn done(settings: &Settings, args: &DoneArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = open_store(&repo, args.store.local);
+    let (config, store) = open_store(&repo, args.store.local)?;
     let id = held_id(&repo, args.id.as_deref())?;
     let summary = args.summary.as_deref().map(read_summary).transpose()?;
     if let Some(path) = unplanned(&repo, &config, &id)? {
@@ -1140,7 +1152,7 @@ fn find_task_file(repo: &Repository, id: &TaskId) -> anyhow::Result<String> {
 
 pub fn status(settings: &Settings, args: &StatusArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = open_store(&repo, args.store.local);
+    let (config, store) = open_store(&repo, args.store.local)?;
     if !args.offline {
         store.refresh()?;
     }
@@ -1253,7 +1265,7 @@ fn describe_remaining(remaining: jiff::SignedDuration) -> String {
 
 pub fn unpark(settings: &Settings, args: &UnparkArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = open_store(&repo, args.store.local);
+    let (config, store) = open_store(&repo, args.store.local)?;
     let id = TaskId::new(&args.id).ok_or_else(|| anyhow!("`{}` is not a task id", args.id))?;
     let context = context(settings, &repo, &config, None)?;
     store.refresh()?;
@@ -1267,7 +1279,7 @@ pub fn unpark(settings: &Settings, args: &UnparkArgs) -> CommandResult {
 
 pub fn gc(settings: &Settings, args: &GcArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = open_store(&repo, args.store.local);
+    let (config, store) = open_store(&repo, args.store.local)?;
     let context = context(settings, &repo, &config, None)?;
     store.refresh()?;
     let queue_source = store

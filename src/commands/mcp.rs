@@ -76,7 +76,7 @@ pub fn run(settings: &Settings, args: &McpArgs) -> CommandResult {
     let settings = settings.with_agent(args.agent.as_deref());
     // Fail at start, where the client shows it, rather than on every call.
     let repo = Repository::discover(&settings.directory)?;
-    let (config, _) = super::lease::open_store(&repo, args.store.local);
+    let (config, _) = super::lease::open_store(&repo, args.store.local)?;
     let context = super::lease::context(&settings, &repo, &config, args.ttl.as_deref())?;
     let server = QueueServer {
         shared: Arc::new(Shared {

@@ -154,7 +154,7 @@ pub fn load_queue(
 /// Returns the lease and attempt facts last seen that hold tasks back.
 fn holds(settings: &Settings, repo: &Repository) -> Result<Holds, CliError> {
     let config = source::local_config(repo);
-    let store = LeaseStore::new(repo, lease::store_mode(repo, &config, false));
+    let store = LeaseStore::new(repo, lease::store_mode(repo, &config, false)?);
     Ok(lease::current_holds(settings, &store, &config)?)
 }
 

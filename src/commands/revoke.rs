@@ -37,7 +37,7 @@ pub struct RevokeArgs {
 pub fn run(settings: &Settings, args: &RevokeArgs) -> CommandResult {
     let settings = settings.with_agent(args.agent.as_deref());
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = lease::open_store(&repo, args.store.local);
+    let (config, store) = lease::open_store(&repo, args.store.local)?;
     let id = TaskId::new(&args.id).ok_or_else(|| anyhow!("`{}` is not a task id", args.id))?;
     store.refresh()?;
     let revoked = revoke_task(

@@ -370,8 +370,8 @@ impl PullRequests {
 /// The queue's branch on the remote, in remote mode.
 fn queue_branch(repo: &Repository, config: &Config, local: bool) -> Option<String> {
     match super::lease::store_mode(repo, config, local) {
-        Mode::Remote { branch, .. } => Some(branch),
-        Mode::Local => None,
+        Ok(Mode::Remote { branch, .. }) => Some(branch),
+        Ok(Mode::Local) | Err(_) => None,
     }
 }
 
@@ -443,7 +443,7 @@ impl RunContext {
 
 pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let (config, _) = open_store(&repo, args.store.local);
+    let (config, _) = open_store(&repo, args.store.local)?;
     let ttl_text = args.ttl.clone().unwrap_or_else(|| config.lease_ttl.clone());
     let ttl = duration(&ttl_text, "lease TTL")?;
     if ttl.is_zero() {
@@ -687,7 +687,7 @@ fn summarize(
     state: &State,
     prices: &PriceTable,
 ) -> Option<Summary> {
-    let (_, store) = open_store(repo, local);
+    let (_, store) = open_store(repo, local).ok()?;
     let ledger = Ledger::new(&store);
     let result = (|| -> anyhow::Result<Summary> {
         ledger.refresh()?;

@@ -77,7 +77,7 @@ pub fn run(settings: &Settings, args: &TopArgs) -> CommandResult {
 
 fn once(settings: &Settings, args: &TopArgs, window: jiff::SignedDuration) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = open_store(&repo, args.store.local);
+    let (config, store) = open_store(&repo, args.store.local)?;
     if !args.offline {
         gather::fetch(&store)?;
     }

@@ -83,3 +83,29 @@ fn dash_c_runs_elsewhere() {
     let output = env.run(".", &["-C", "repo", "next", "--json"]);
     assert_eq!(output.json()["task"]["id"], "auth-login-rate-limit");
 }
+
+#[test]
+fn a_misspelt_remote_in_the_config_is_an_error_not_local_leases() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/config.yaml", "remote: upstreem\n"),
+            (".tasks/one.md", "---\ntitle: One\n---\n"),
+        ],
+    );
+    env.git(".", &["init", "--quiet", "--bare", "upstream.git"]);
+    env.git("repo", &["remote", "add", "upstream", "../upstream.git"]);
+    let claim = env.run("repo", &["claim", "--json"]);
+    assert_eq!(claim.code, 1, "{claim}");
+    assert!(
+        claim.stderr.contains(
+            ".tasks/config.yaml sets `remote: upstreem`, but this repository has no remote of that name (its remotes: upstream)"
+        ),
+        "{claim}"
+    );
+    // Local leases, when asked for by name, still work.
+    let local = env.run("repo", &["claim", "--json", "--local"]);
+    assert_eq!(local.code, 0, "{local}");
+    assert_eq!(local.json()["lease"]["store"], "local", "{local}");
+}

@@ -39,7 +39,7 @@ pub(super) fn next_task(
         });
     }
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = lease::open_store(&repo, shared.local);
+    let (config, store) = lease::open_store(&repo, shared.local)?;
     let context = lease::context(settings, &repo, &config, shared.ttl.as_deref())?;
     match lease::claim_next(settings, &repo, &store, &context, &shared.filter)? {
         ClaimResult::Claimed(claimed) => {
@@ -183,7 +183,7 @@ pub(super) fn heartbeat(
 ) -> anyhow::Result<Reply> {
     let progress = lease::progress(settings, params.tokens, params.cost_usd)?;
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = lease::open_store(&repo, shared.local);
+    let (config, store) = lease::open_store(&repo, shared.local)?;
     let id = task_of(&repo, session, params.task_id.as_deref())?;
     let renewed = forget_if_lost(
         session,
@@ -219,7 +219,7 @@ pub(super) fn complete(
     params: CompleteParams,
 ) -> anyhow::Result<Reply> {
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = lease::open_store(&repo, shared.local);
+    let (config, store) = lease::open_store(&repo, shared.local)?;
     let id = task_of(&repo, session, params.task_id.as_deref())?;
     let worktree = repo.workdir().ok_or_else(|| {
         anyhow!("complete_task runs the acceptance commands, so it needs a working tree")
@@ -297,7 +297,7 @@ pub(super) fn release(
     params: &ReleaseParams,
 ) -> anyhow::Result<Reply> {
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = lease::open_store(&repo, shared.local);
+    let (config, store) = lease::open_store(&repo, shared.local)?;
     let id = task_of(&repo, session, params.task_id.as_deref())?;
     let released = forget_if_lost(
         session,
@@ -338,7 +338,7 @@ pub(super) fn report_usage(
     params: ReportParams,
 ) -> anyhow::Result<Reply> {
     let repo = Repository::discover(&settings.directory)?;
-    let (_, store) = lease::open_store(&repo, shared.local);
+    let (_, store) = lease::open_store(&repo, shared.local)?;
     let id = task_of(&repo, session, params.task_id.as_deref())?;
     let input = record_input(
         session,

@@ -178,7 +178,7 @@ impl Worker {
         snapshot: &mut Option<Snapshot>,
         request: Request,
     ) -> anyhow::Result<Vec<Reply>> {
-        let (config, store) = open_store(repo, self.local);
+        let (config, store) = open_store(repo, self.local)?;
         match request {
             Request::Refresh => {
                 if !self.offline {

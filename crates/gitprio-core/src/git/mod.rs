@@ -82,10 +82,16 @@ impl Repository {
 
     /// Returns whether a remote named `name` is configured.
     pub fn has_remote(&self, name: &str) -> bool {
+        self.remote_names().iter().any(|remote| remote == name)
+    }
+
+    /// Returns the names of the configured remotes, sorted.
+    pub fn remote_names(&self) -> Vec<String> {
         self.repo
             .remote_names()
             .iter()
-            .any(|remote| AsRef::<[u8]>::as_ref(remote) == name.as_bytes())
+            .map(|remote| String::from_utf8_lossy(AsRef::<[u8]>::as_ref(remote)).into_owned())
+            .collect()
     }
 
     /// Returns the commit a reference points at, following symbolic refs and tags; `None` if absent.
