@@ -681,10 +681,15 @@ pub fn held_id(repo: &Repository, id: Option<&str>) -> anyhow::Result<TaskId> {
         return TaskId::new(id).ok_or_else(|| anyhow!("`{id}` is not a task id"));
     }
     let here = repo.workdir().map(|path| path.display().to_string());
-    let mine: Vec<HeldLease> = HeldLease::all(repo.common_dir())
+    let mut mine: Vec<HeldLease> = HeldLease::all(repo.common_dir())
         .into_iter()
         .filter(|held| held.worktree == here)
         .collect();
+    // Leases lost to another holder only while nothing else is held here: then the next
+    // command about them says "lease lost" again.
+    if mine.iter().any(|held| !held.lost) {
+        mine.retain(|held| !held.lost);
+    }
     // Live leases first; a submitted one (a `done` to finish after a crash) only if no live one.
     let live = mine.iter().any(|held| held.state == LeaseState::Held);
     let mut held: Vec<HeldLease> = mine

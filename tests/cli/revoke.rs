@@ -331,3 +331,32 @@ fn a_revoke_stops_the_agent_of_gitprio_run() {
         "{log}"
     );
 }
+
+#[test]
+fn a_lost_lease_keeps_saying_lost_but_does_not_hide_the_next_one() {
+    let env = TestEnv::new();
+    let files: Vec<(String, String)> = [("t1", 0), ("t2", 1)]
+        .iter()
+        .map(|(id, priority)| (format!(".tasks/{id}.md"), task(id, *priority, &[])))
+        .collect();
+    remote_with_clones(&env, &files, &["a", "c"]);
+    assert_eq!(claim(&env, "a", "alice"), "t1");
+    let revoked = as_agent(&env, "c", "carol", &["revoke", "t1", "--park"]);
+    assert_eq!(revoked.code, 0, "{revoked}");
+    // Every later command about it says the lease is lost.
+    for _ in 0..2 {
+        let heartbeat = as_agent(&env, "a", "alice", &["heartbeat"]);
+        assert_eq!(heartbeat.code, 4, "{heartbeat}");
+    }
+    // Once another task is claimed here, the id-less commands are about that one.
+    assert_eq!(claim(&env, "a", "alice"), "t2");
+    let heartbeat = as_agent(&env, "a", "alice", &["heartbeat", "--json"]);
+    assert_eq!(heartbeat.code, 0, "{heartbeat}");
+    assert_eq!(
+        heartbeat.json()["lease"]["ref"],
+        "refs/gitprio/leases/t2",
+        "{heartbeat}"
+    );
+    let lost = as_agent(&env, "a", "alice", &["heartbeat", "t1"]);
+    assert_eq!(lost.code, 4, "{lost}");
+}

@@ -146,6 +146,11 @@ pub struct HeldLease {
     /// The worktree that claimed the lease: commands there need no task id.
     #[serde(default)]
     pub worktree: Option<String>,
+    /// The lease moved on to another holder or state: kept so that the holder's next
+    /// command about it still says "lease lost", but no longer what an id-less command
+    /// in this worktree is about while it holds a live one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub lost: bool,
 }
 
 impl HeldLease {
@@ -561,6 +566,7 @@ fn remember(store: &LeaseStore<'_>, lease: &Lease) -> Result<(), LeaseError> {
         },
         context_tokens: None,
         worktree: lease.record.holder.worktree.clone(),
+        lost: false,
     };
     held.context_tokens = HeldLease::read(&held.path(git_dir))
         .filter(|kept| kept.generation == held.generation)
@@ -653,6 +659,13 @@ fn advance(
             _ => {
                 if operation == "release" {
                     held.forget(git_dir);
+                } else if !held.lost {
+                    // Best effort: the error below is what matters.
+                    let _ = HeldLease {
+                        lost: true,
+                        ..held.clone()
+                    }
+                    .save(git_dir);
                 }
                 let since = match now {
                     Some(lease) if lease.record.generation > held.generation => format!(
@@ -1165,6 +1178,7 @@ mod tests {
             store: "local".to_owned(),
             context_tokens: None,
             worktree: Some(worktree.to_owned()),
+            lost: false,
         };
         let records = vec![
             held("alice", "/a", 1),
