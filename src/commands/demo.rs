@@ -135,7 +135,7 @@ fn simulate(root: &Path) -> anyhow::Result<()> {
         println!(
             "\n$ gitprio run --parallel 3 --agent-name agent --adapter claude -- gitprio demo-agent --task {{task_id}}"
         );
-        let status = Command::new(&exe)
+        let status = demo_git_env(&mut Command::new(&exe))
             .current_dir(&clone)
             .args([
                 "run",
@@ -156,12 +156,6 @@ fn simulate(root: &Path) -> anyhow::Result<()> {
             .env("PATH", &path)
             .env("GITPRIO_NOW", clock.to_string())
             .env("NO_COLOR", "1")
-            .env("GIT_AUTHOR_NAME", "gitprio demo")
-            .env("GIT_AUTHOR_EMAIL", "demo@gitprio.invalid")
-            .env("GIT_COMMITTER_NAME", "gitprio demo")
-            .env("GIT_COMMITTER_EMAIL", "demo@gitprio.invalid")
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
             .status()
             .context("cannot run `gitprio run`")?;
         ensure!(status.success(), "`gitprio run` failed ({status})");
@@ -221,16 +215,21 @@ fn git(directory: &Path, args: &[&str]) -> anyhow::Result<()> {
     git_output(directory, args).map(drop)
 }
 
-fn git_output(directory: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let output = Command::new("git")
-        .current_dir(directory)
-        .args(args)
+/// The demo's git identity, and no user or system git config.
+fn demo_git_env(command: &mut Command) -> &mut Command {
+    command
         .env("GIT_AUTHOR_NAME", "gitprio demo")
         .env("GIT_AUTHOR_EMAIL", "demo@gitprio.invalid")
         .env("GIT_COMMITTER_NAME", "gitprio demo")
         .env("GIT_COMMITTER_EMAIL", "demo@gitprio.invalid")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
+}
+
+fn git_output(directory: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let output = demo_git_env(&mut Command::new("git"))
+        .current_dir(directory)
+        .args(args)
         .output()
         .with_context(|| format!("cannot run `git {}`; is git installed?", args.join(" ")))?;
     stdout_of(&format!("git {}", args.join(" ")), &output)

@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -55,6 +55,16 @@ impl TestEnv {
         self.configure(&mut command);
         command.current_dir(self.path(dir)).args(args);
         command
+    }
+
+    /// Starts `gitprio` in `dir` with `args` without waiting, stdin empty, its output piped.
+    pub fn spawn(&self, dir: &str, args: &[&str]) -> Child {
+        self.command(dir, args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     /// Runs `git` in `dir` and panics if it fails.

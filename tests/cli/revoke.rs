@@ -1,11 +1,10 @@
 //! `gitprio revoke`: taking a lease away, racing the holder's heartbeat, and stopping a `gitprio run` agent.
 
-use std::os::unix::fs::PermissionsExt as _;
 use std::process::Stdio;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use crate::common::{Output, TestEnv};
+use crate::common::{Output, TestEnv, script};
 use crate::leases::{remote_with_clones, task};
 
 const T0: &str = "2026-11-01T12:00:00Z";
@@ -245,17 +244,14 @@ fn a_revoke_stops_the_agent_of_gitprio_run() {
     let env = TestEnv::new();
     env.repo("repo", &[(".tasks/a.md", "---\ntitle: A\n---\nDo A.\n")]);
     let pid_file = env.path("agent.pid");
-    let agent = env.path("bin/agent");
-    std::fs::create_dir_all(agent.parent().unwrap()).unwrap();
-    std::fs::write(
-        &agent,
-        format!(
-            "#!/bin/sh\ncat > /dev/null\necho $$ > {}.tmp && mv {0}.tmp {0}\nexec sleep 600\n",
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null\necho $$ > {0}.tmp && mv {0}.tmp {0}\nexec sleep 600\n",
             pid_file.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&agent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    );
     let mut run = env
         .command(
             "repo",
@@ -270,7 +266,7 @@ fn a_revoke_stops_the_agent_of_gitprio_run() {
                 "--grace",
                 "1s",
                 "--",
-                agent.to_str().unwrap(),
+                &agent,
             ],
         )
         .env("GITPRIO_AGENT", "runner")

@@ -420,8 +420,7 @@ echo '{{"type":"result","subtype":"success","is_error":false,"result":"Nothing t
             finish = finish.display()
         ),
     );
-    let run = Running(Some(spawn(
-        &env,
+    let run = Running(Some(env.spawn(
         "repo",
         &[
             "run",
@@ -462,28 +461,6 @@ echo '{{"type":"result","subtype":"success","is_error":false,"result":"Nothing t
     assert_eq!(summary["tokens"], 1000, "{summary}");
 }
 
-/// Starts `gitprio` without waiting, in the test environment.
-fn spawn(env: &TestEnv, dir: &str, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_gitprio"))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.path("home"))
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Test Author")
-        .env("GIT_AUTHOR_EMAIL", "author@example.com")
-        .env("GIT_COMMITTER_NAME", "Test Committer")
-        .env("GIT_COMMITTER_EMAIL", "committer@example.com")
-        .env("NO_COLOR", "1")
-        .current_dir(env.path(dir))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
 fn wait_for(what: &str, check: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !check() {
@@ -520,8 +497,7 @@ fn ctrl_c_releases_the_leases_and_a_second_kills_the_agents() {
             marker.display()
         ),
     );
-    let child = spawn(
-        &env,
+    let child = env.spawn(
         "repo",
         &["run", "--local", "--json", "--parallel", "2", "--", &polite],
     );
@@ -551,8 +527,7 @@ fn ctrl_c_releases_the_leases_and_a_second_kills_the_agents() {
         ),
     );
     // It would outlive the test but for the kill: that the run exits at all is the proof.
-    let mut child = spawn(
-        &env,
+    let mut child = env.spawn(
         "repo",
         &[
             "run", "--local", "--json", "--grace", "600s", "--", &stubborn,

@@ -1,7 +1,7 @@
 //! `gitprio top`: one frame and its JSON through the binary, and the live screen driven in tmux.
 
 use std::fmt::Write as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::assert_output;
@@ -409,35 +409,28 @@ fn top_shows_a_fleet_from_run_parallel_4_live_and_its_revoke_stops_an_agent() {
         .collect();
     remote_with_clones(&env, &files, &["fleet", "cockpit"]);
     let agent = patient_agent(&env);
-    let mut run = Running(Some(
-        env.command(
-            "fleet",
-            &[
-                "run",
-                "--parallel",
-                "4",
-                "--agent-name",
-                "agent",
-                "--json",
-                // Renewed every 3s: slow enough that a loaded machine does not let it expire.
-                "--ttl",
-                "9s",
-                "--grace",
-                "1s",
-                "--",
-                &agent,
-                "-p",
-                "--output-format",
-                "stream-json",
-                "--verbose",
-            ],
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap(),
-    ));
+    let mut run = Running(Some(env.spawn(
+        "fleet",
+        &[
+            "run",
+            "--parallel",
+            "4",
+            "--agent-name",
+            "agent",
+            "--json",
+            // Renewed every 3s: slow enough that a loaded machine does not let it expire.
+            "--ttl",
+            "9s",
+            "--grace",
+            "1s",
+            "--",
+            &agent,
+            "-p",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+        ],
+    )));
 
     // Every agent has claimed and reported its first 1000 tokens through a heartbeat.
     let deadline = Instant::now() + Duration::from_secs(60);
