@@ -11,6 +11,7 @@ mod gc;
 mod leases;
 mod mcp;
 mod messages;
+mod model;
 mod queue;
 mod revoke;
 mod run;

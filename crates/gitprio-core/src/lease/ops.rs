@@ -924,7 +924,7 @@ fn ended(id: &TaskId, state: LeaseState, by: Option<&str>) -> LeaseError {
     };
     let detail = match state {
         LeaseState::Submitted => format!(
-            "was submitted {how}: its change waits to land, so it is not given back or renewed; `gitprio done {id}` finishes the submission"
+            "was submitted {how}: its change waits to land, so it is not given back or renewed; `gitprio done {id}` finishes the submission, and a reviewer who rejects the change puts the task back with `gitprio revoke {id} --reason <why>`"
         ),
         LeaseState::Parked => format!("was parked {how}; `gitprio claim` takes another task"),
         LeaseState::Released | LeaseState::Held => {
