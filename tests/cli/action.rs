@@ -1080,3 +1080,54 @@ fn the_install_script_builds_from_source_without_a_release() {
         "{output}"
     );
 }
+
+/// A composite action sets every `env:` entry of its step, and an input left at its
+/// default `""` arrives as an empty variable: each must behave as if it were unset.
+#[tokio::test]
+async fn every_input_left_empty_behaves_as_unset() {
+    let env = TestEnv::new();
+    let event_path = completing_pull_request(&env);
+    let (server, github) = FakeGitHub::start().await;
+    let api = server.uri();
+    let run = |name: &str| {
+        let output = action(&env, &event_path, Some(&api), &[(name, "")]);
+        assert_eq!(output.code, 0, "{name}=\"\": {output}");
+        assert!(
+            output.stderr.contains("completes 2 tasks: docs, login"),
+            "{name}=\"\": {output}"
+        );
+        output
+    };
+    // `github-token`: no token, so no comment, with a warning saying why.
+    let output = run("GITHUB_TOKEN");
+    assert!(
+        output.stderr.contains("GITHUB_TOKEN is not set"),
+        "{output}"
+    );
+    assert!(github.comments().is_empty());
+    // `comment`: the default, true.
+    let output = run("GITPRIO_COMMENT");
+    assert!(
+        output.stderr.contains("created the summary comment"),
+        "{output}"
+    );
+    assert_eq!(github.comments().len(), 1);
+    // `fail-on-invalid`, `summary-dir`, `post-summary` and the comment author: their defaults.
+    for name in [
+        "GITPRIO_FAIL_ON_INVALID",
+        "GITPRIO_SUMMARY_DIR",
+        "GITPRIO_POST_SUMMARY",
+        "GITPRIO_COMMENT_AUTHOR",
+    ] {
+        let output = run(name);
+        assert!(output.stderr.contains("is up to date"), "{name}: {output}");
+    }
+    assert_eq!(github.comments().len(), 1);
+    // The runner's own variables, empty: no step summary or outputs file, so stdout.
+    for name in ["GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"] {
+        let output = run(name);
+        assert!(output.stderr.contains("is up to date"), "{name}: {output}");
+    }
+    let output = run("GITHUB_STEP_SUMMARY");
+    assert!(output.stdout.contains("completes 2 tasks"), "{output}");
+}
