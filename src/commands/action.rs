@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
 use clap::builder::{OsStringValueParser, TypedValueParser};
@@ -85,6 +86,10 @@ pub struct ActionArgs {
     /// Post the summary a `--summary-dir` run wrote to DIR, without reading any repository.
     #[arg(long, env = "GITPRIO_POST_SUMMARY", value_name = "DIR", value_parser = path_or_empty())]
     pub post_summary: Option<PathBuf>,
+    /// How long the retries of one GitHub request may wait in all, rate limits included
+    /// (seconds, or `5m`); a longer wait GitHub asks for fails the request at once.
+    #[arg(long, env = "GITPRIO_GITHUB_MAX_WAIT", value_name = "DURATION")]
+    pub max_wait: Option<String>,
 }
 
 /// Parses a path like clap's own parser, but lets an empty value through: a composite
@@ -125,11 +130,20 @@ struct Resolved {
     comment_author: Option<String>,
     summary_dir: Option<PathBuf>,
     post_summary: Option<PathBuf>,
+    max_wait: Duration,
 }
 
 impl Resolved {
-    fn new(args: &ActionArgs) -> Resolved {
-        Resolved {
+    fn new(args: &ActionArgs) -> anyhow::Result<Resolved> {
+        let max_wait = match non_empty(args.max_wait.as_ref()) {
+            None => github::DEFAULT_MAX_WAIT,
+            Some(text) => core_lease::parse_duration(&text)
+                .and_then(|wait| Duration::try_from(wait).ok())
+                .ok_or_else(|| {
+                    anyhow!("the longest wait `{text}` (GITPRIO_GITHUB_MAX_WAIT, input `max-wait`) is not a duration like `90` or `5m`")
+                })?,
+        };
+        Ok(Resolved {
             event: non_empty_path(args.event.as_ref()),
             repository: non_empty(args.repository.as_ref()),
             api_url: non_empty(args.api_url.as_ref())
@@ -140,7 +154,8 @@ impl Resolved {
             comment_author: non_empty(args.comment_author.as_ref()),
             summary_dir: non_empty_path(args.summary_dir.as_ref()),
             post_summary: non_empty_path(args.post_summary.as_ref()),
-        }
+            max_wait,
+        })
     }
 
     fn read_event(&self) -> anyhow::Result<Event> {
@@ -158,13 +173,16 @@ impl Resolved {
             return Ok(None);
         };
         let (owner, repo) = event::split_repository(repository)?;
-        Ok(Some(GitHub::new(ApiSettings {
-            api_url: self.api_url.clone(),
-            token: token.clone(),
-            owner: owner.to_owned(),
-            repo: repo.to_owned(),
-            author: self.comment_author.clone(),
-        })?))
+        Ok(Some(
+            GitHub::new(ApiSettings {
+                api_url: self.api_url.clone(),
+                token: token.clone(),
+                owner: owner.to_owned(),
+                repo: repo.to_owned(),
+                author: self.comment_author.clone(),
+            })?
+            .with_max_wait(self.max_wait),
+        ))
     }
 }
 
@@ -215,7 +233,7 @@ impl Outputs {
 }
 
 pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
-    let resolved = Resolved::new(args);
+    let resolved = Resolved::new(args)?;
     if let Some(directory) = &resolved.post_summary {
         return post(settings, &resolved, directory).map_err(CliError::from);
     }

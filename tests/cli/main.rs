@@ -8,6 +8,7 @@ mod common;
 mod context;
 mod formats;
 mod gc;
+mod github_fake;
 mod leases;
 mod mcp;
 mod messages;
