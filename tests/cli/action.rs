@@ -24,7 +24,7 @@ fn task(title: &str, kind: &str, value: u32, owns: &[&str], status: &str) -> Str
 }
 
 /// A bare `remote.git` with three open tasks on `main`, and the clone `pr` the Action runs in.
-fn setup(env: &TestEnv) -> String {
+pub fn setup(env: &TestEnv) -> String {
     std::fs::create_dir_all(env.path("remote.git")).unwrap();
     env.git(
         "remote.git",
@@ -56,7 +56,7 @@ fn setup(env: &TestEnv) -> String {
 }
 
 /// Commits on branch `fix` of `pr`: `login` and `docs` become done, one file outside `login`'s `owns`.
-fn complete_two_tasks(env: &TestEnv) -> String {
+pub fn complete_two_tasks(env: &TestEnv) -> String {
     env.git("pr", &["checkout", "--quiet", "-b", "fix"]);
     env.write(
         "pr",
@@ -92,6 +92,20 @@ fn complete_nothing(env: &TestEnv) -> String {
     env.git("pr", &["checkout", "--quiet", "-b", "chore"]);
     env.write("pr", &[("src/db/schema.rs", "struct Schema2;\n")]);
     env.git("pr", &["commit", "--quiet", "--all", "--message", "Rename"]);
+    env.git("pr", &["rev-parse", "HEAD"]).trim().to_owned()
+}
+
+/// Commits on branch `broken` of `pr`: `cache` depends on a task that does not exist (line 3).
+pub fn break_a_task(env: &TestEnv) -> String {
+    env.git("pr", &["checkout", "--quiet", "-b", "broken"]);
+    env.write(
+        "pr",
+        &[(
+            ".tasks/cache.md",
+            "---\ntitle: Cache prices\ndepends_on: [nowhere]\n---\n",
+        )],
+    );
+    env.git("pr", &["commit", "--quiet", "--all", "--message", "Edit"]);
     env.git("pr", &["rev-parse", "HEAD"]).trim().to_owned()
 }
 
@@ -145,7 +159,7 @@ fn record_run(
 }
 
 /// Usage: `login` took two runs (one failed) and far more than the three earlier bugs.
-fn record_usage(env: &TestEnv) {
+pub fn record_usage(env: &TestEnv) {
     for (index, output) in [20_000, 30_000, 40_000].into_iter().enumerate() {
         let id = format!("old-bug-{index}");
         record_run(
@@ -187,7 +201,7 @@ fn record_usage(env: &TestEnv) {
     );
 }
 
-fn event(env: &TestEnv, base: &str, head: &str, action: &str, merged: bool) -> String {
+pub fn event(env: &TestEnv, base: &str, head: &str, action: &str, merged: bool) -> String {
     let payload = json!({
         "action": action,
         "number": NUMBER,
@@ -278,16 +292,7 @@ fn a_pull_request_that_completes_nothing_gets_no_summary() {
 fn invalid_task_edits_are_annotated_and_fail_only_when_asked() {
     let env = TestEnv::new();
     let base = setup(&env);
-    env.git("pr", &["checkout", "--quiet", "-b", "broken"]);
-    env.write(
-        "pr",
-        &[(
-            ".tasks/cache.md",
-            "---\ntitle: Cache prices\ndepends_on: [nowhere]\n---\n",
-        )],
-    );
-    env.git("pr", &["commit", "--quiet", "--all", "--message", "Edit"]);
-    let head = env.git("pr", &["rev-parse", "HEAD"]).trim().to_owned();
+    let head = break_a_task(&env);
     let event = event(&env, &base, &head, "synchronize", false);
     let failing = action(&env, &event, None, &[]);
     assert_eq!(failing.code, 1, "{failing}");
@@ -333,7 +338,7 @@ fn lease_record(task: &str, state: LeaseState) -> LeaseRecord {
 }
 
 /// Puts a submitted lease on `task` in the remote.
-fn submitted_lease(env: &TestEnv, task: &str) {
+pub fn submitted_lease(env: &TestEnv, task: &str) {
     let repo = Repository::discover(&env.path("remote.git")).unwrap();
     let store = LeaseStore::new(&repo, Mode::Local);
     let oid = store
@@ -344,7 +349,7 @@ fn submitted_lease(env: &TestEnv, task: &str) {
         .unwrap();
 }
 
-fn remote_lease(env: &TestEnv, task: &str) -> Option<String> {
+pub fn remote_lease(env: &TestEnv, task: &str) -> Option<String> {
     let output = std::process::Command::new("git")
         .current_dir(env.path("remote.git"))
         .args([
@@ -440,33 +445,7 @@ async fn the_comment_is_created_then_updated_in_place_and_others_are_left_alone(
         second.stderr.contains("updated the summary comment 1002"),
         "{second}"
     );
-    let after = github.comments();
-    assert_eq!(after.len(), 2, "exactly one summary comment");
-    assert_eq!(
-        after[0], comments[0],
-        "the other user's comment is untouched"
-    );
-    assert_eq!(after[0].0, foreign);
-    assert_eq!(after[1].0, 1002);
-    assert!(after[1].2.contains(&head[..12]));
-    let log = github.log();
-    assert!(
-        log.iter()
-            .any(|line| line.starts_with("POST /repos/acme/shop/issues/comments/1002")),
-        "{log:?}"
-    );
-    assert_eq!(
-        log.iter()
-            .filter(|line| line.starts_with("POST /repos/acme/shop/issues/7/comments"))
-            .count(),
-        1,
-        "{log:?}"
-    );
-    assert!(
-        !log.iter()
-            .any(|line| line.contains(&format!("comments/{foreign}"))),
-        "{log:?}"
-    );
+    github.assert_updated_in_place(&comments, foreign, &head);
 
     // Nothing changed: nothing is written.
     let third = action(&env, &event_path, Some(&api), &[]);

@@ -112,6 +112,43 @@ impl FakeGitHub {
     pub fn log(&self) -> Vec<String> {
         self.state.lock().unwrap().log.clone()
     }
+
+    /// Asserts that a push updated the summary comment (1002) in place for commit `head`:
+    /// it was created once, and the other user's comment `foreign` (first in `before`) was
+    /// neither changed nor asked for.
+    pub fn assert_updated_in_place(
+        &self,
+        before: &[(u64, String, String)],
+        foreign: u64,
+        head: &str,
+    ) {
+        let after = self.comments();
+        assert_eq!(after.len(), 2, "exactly one summary comment: {after:?}");
+        assert_eq!(after[0], before[0], "the other user's comment is untouched");
+        assert_eq!(after[0].0, foreign);
+        assert_eq!(after[1].0, 1002);
+        assert!(after[1].2.contains(&head[..12]), "{}", after[1].2);
+        let log = self.log();
+        let comments = format!("/repos/{REPOSITORY}/issues/{NUMBER}/comments");
+        assert!(
+            log.iter()
+                .any(|line| line
+                    .starts_with(&format!("POST /repos/{REPOSITORY}/issues/comments/1002"))),
+            "{log:?}"
+        );
+        assert_eq!(
+            log.iter()
+                .filter(|line| line.starts_with(&format!("POST {comments}")))
+                .count(),
+            1,
+            "{log:?}"
+        );
+        assert!(
+            !log.iter()
+                .any(|line| line.contains(&format!("comments/{foreign}"))),
+            "{log:?}"
+        );
+    }
 }
 
 /// A user as GitHub's REST API returns it (octocrab's `Author` needs every field).

@@ -1,5 +1,6 @@
 //! Integration tests of the `gitprio` binary: one test binary, modules by area.
 
+mod act;
 mod action;
 mod bad_input;
 mod browser;
