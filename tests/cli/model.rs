@@ -551,11 +551,12 @@ impl Model {
         for index in 0..TASKS {
             let id = format!("t{index}");
             let state = self.tip(&id).map(|record| record["state"].clone());
-            let done_on_branch = state.is_none()
-                && self
-                    .env
-                    .git("remote.git", &["show", &format!("main:.tasks/{id}.md")])
-                    .contains("status: done");
+            // Done on the queue's branch: its lease may be gone (gc), or released (a
+            // reviewer revoked the submission after it landed).
+            let done_on_branch = self
+                .env
+                .git("remote.git", &["show", &format!("main:.tasks/{id}.md")])
+                .contains("status: done");
             if state != Some(Value::from("submitted")) && !done_on_branch {
                 self.fail(&format!(
                     "{id} is neither submitted nor collected after the drain: {state:?}"
