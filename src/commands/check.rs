@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use gitprio_core::context::WorktreeFiles;
 use gitprio_core::git::Repository;
-use gitprio_core::source::{self, QueueSource};
+use gitprio_core::source;
 use gitprio_core::{Diagnostic, Severity, check};
 use serde_json::json;
 
@@ -35,7 +35,7 @@ pub enum Format {
 
 pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let loaded = source::load(&repo, &QueueSource::Worktree, None)?;
+    let loaded = source::load_for_check(&repo)?;
     let paths = repository_paths(&repo)?;
     let mut diagnostics = loaded.diagnostics.clone();
     diagnostics.extend(check::validate(&loaded.tasks, &loaded.config, &paths));
