@@ -6,7 +6,7 @@ use gitprio_core::context::WorktreeFiles;
 use gitprio_core::git::Repository;
 use gitprio_core::source;
 use gitprio_core::{Diagnostic, Severity, check};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::cli::CommandResult;
 use crate::settings::Settings;
@@ -31,6 +31,16 @@ pub enum Format {
     Human,
     /// The human lines plus `::error file=...,line=...,col=...::message` annotations.
     Github,
+}
+
+/// `check --json`, keys in the order the help names them.
+#[derive(Serialize)]
+struct CheckJson<'a> {
+    ok: bool,
+    errors: usize,
+    warnings: usize,
+    files: usize,
+    diagnostics: &'a [Diagnostic],
 }
 
 pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
@@ -64,9 +74,13 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
         .filter(|path| path.starts_with(".tasks/") && source::is_task_path(path))
         .count();
     if args.json {
-        output::print_json(
-            &json!({ "ok": errors == 0, "errors": errors, "warnings": warnings, "files": files, "diagnostics": diagnostics }),
-        )?;
+        output::print_json(&CheckJson {
+            ok: errors == 0,
+            errors,
+            warnings,
+            files,
+            diagnostics: &diagnostics,
+        })?;
     } else {
         for diagnostic in &diagnostics {
             println!("{diagnostic}");

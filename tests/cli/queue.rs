@@ -254,3 +254,27 @@ fn a_misspelt_key_holds_the_task_back_in_next_list_and_claim() {
     let again = env.run_with("a", &["claim"], &agent);
     assert_eq!(again.code, 3, "{again}");
 }
+
+#[test]
+fn json_keys_come_in_one_order_across_commands() {
+    let env = TestEnv::new();
+    env.example_repo("repo");
+    let source = |args: &[&str]| {
+        let stdout = env.run("repo", args).stdout;
+        let start = stdout.find("\"source\": {").expect(&stdout);
+        let end = start + stdout[start..].find('}').unwrap();
+        stdout[start..=end].to_owned()
+    };
+    let listed = source(&["list", "--json"]);
+    assert!(listed.find("\"kind\"") < listed.find("\"commit\""), "{listed}");
+    assert_eq!(source(&["next", "--json"]), listed);
+    let next = env.run("repo", &["next", "--json"]).stdout;
+    assert!(next.find("\"source\"") < next.find("\"task\""), "{next}");
+    let shown = env.run("repo", &["show", "auth-password-reset", "--json"]).stdout;
+    let (ready, blockers, task) = (
+        shown.find("\"ready\""),
+        shown.find("\"blockers\""),
+        shown.find("\"task\""),
+    );
+    assert!(ready < blockers && blockers < task, "{shown}");
+}
