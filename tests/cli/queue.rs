@@ -266,11 +266,16 @@ fn json_keys_come_in_one_order_across_commands() {
         stdout[start..=end].to_owned()
     };
     let listed = source(&["list", "--json"]);
-    assert!(listed.find("\"kind\"") < listed.find("\"commit\""), "{listed}");
+    assert!(
+        listed.find("\"kind\"") < listed.find("\"commit\""),
+        "{listed}"
+    );
     assert_eq!(source(&["next", "--json"]), listed);
     let next = env.run("repo", &["next", "--json"]).stdout;
     assert!(next.find("\"source\"") < next.find("\"task\""), "{next}");
-    let shown = env.run("repo", &["show", "auth-password-reset", "--json"]).stdout;
+    let shown = env
+        .run("repo", &["show", "auth-password-reset", "--json"])
+        .stdout;
     let (ready, blockers, task) = (
         shown.find("\"ready\""),
         shown.find("\"blockers\""),

@@ -7,6 +7,7 @@
 
 pub mod import;
 mod ledger;
+pub mod money;
 mod price;
 pub mod report;
 
