@@ -560,3 +560,15 @@ fn top_shows_a_fleet_from_run_parallel_4_live_and_its_revoke_stops_an_agent() {
         "{history}"
     );
 }
+
+#[test]
+fn a_narrow_frame_cuts_titles_between_words() {
+    let env = TestEnv::new();
+    fleet(&env);
+    let frame = env.run_with(
+        "c",
+        &["top", "--once", "--width", "70"],
+        &[("GITPRIO_NOW", T1)],
+    );
+    assert_output!(frame);
+}
