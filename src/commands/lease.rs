@@ -583,7 +583,7 @@ fn all_held_back(queue: &Queue) -> (&'static str, String) {
 pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
     let settings = settings.with_agent(args.agent.as_deref());
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo);
+    let config = source::local_config(&repo)?;
     let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
     Ledger::new(&store).deliver_kept(settings.now);
     let context = context(&settings, &repo, &config, args.ttl.as_deref())?;
@@ -721,7 +721,7 @@ pub fn held_id(repo: &Repository, id: Option<&str>) -> anyhow::Result<TaskId> {
 
 /// Reads the local config and opens the lease store it names (or local refs with `local`).
 pub fn open_store(repo: &Repository, local: bool) -> anyhow::Result<(Config, LeaseStore<'_>)> {
-    let config = source::local_config(repo);
+    let config = source::local_config(repo)?;
     let mode = store_mode(repo, &config, local)?;
     let store = LeaseStore::new(repo, mode);
     // Usage the ledger could not take earlier goes out with the next command that reaches it.
