@@ -14,6 +14,7 @@ mod install;
 mod leases;
 mod mcp;
 mod messages;
+mod model;
 mod model_server;
 mod queue;
 mod readme;
