@@ -74,12 +74,9 @@ fn release() -> &'static Release {
             action.join("scripts/action-install.sh"),
         )
         .unwrap();
-        let tag = doc_tag();
-        let name = format!("gitprio-{tag}-{}", target());
-        let staging = root.join("staging").join(&name);
-        std::fs::create_dir_all(&staging).unwrap();
-        let binary = staging.join("gitprio");
-        // Stripped, the debug binary packs and unpacks in a second instead of several.
+        // Packed by the release workflow's own script; stripped first, the debug binary
+        // packs and unpacks in a second instead of several.
+        let binary = root.join("gitprio");
         let stripped = Command::new("strip")
             .arg("-o")
             .arg(&binary)
@@ -89,22 +86,19 @@ fn release() -> &'static Release {
         if !stripped {
             std::fs::copy(env!("CARGO_BIN_EXE_gitprio"), &binary).unwrap();
         }
+        let tag = doc_tag();
         let downloads = root.join("downloads");
-        std::fs::create_dir_all(downloads.join(tag)).unwrap();
-        let asset = format!("{name}.tar.gz");
+        let script = source.join("scripts/release-package.sh");
+        let dir = downloads.join(tag);
         run_ok(
-            Command::new("tar")
-                .current_dir(root.join("staging"))
-                .arg("-czf")
-                .arg(downloads.join(tag).join(&asset))
-                .arg(&name),
+            Command::new("bash")
+                .arg(&script)
+                .arg("pack")
+                .arg(&binary)
+                .args([tag, target()])
+                .arg(&dir),
         );
-        let sums = run_ok(
-            Command::new("sha256sum")
-                .current_dir(downloads.join(tag))
-                .arg(&asset),
-        );
-        std::fs::write(downloads.join(tag).join("SHA256SUMS"), sums).unwrap();
+        run_ok(Command::new("bash").arg(&script).arg("checksums").arg(&dir));
         Release { action, downloads }
     })
 }
