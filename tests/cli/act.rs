@@ -295,6 +295,19 @@ async fn the_simple_workflow_keeps_one_comment_across_pushes_and_its_outputs_are
         "{output}"
     );
     github.assert_updated_in_place(&comments, foreign, &pushed);
+
+    // The same head again (a re-run): the comment is current, nothing is written.
+    let writes = |log: &[String]| log.iter().filter(|line| !line.starts_with("GET")).count();
+    let before = writes(&github.log());
+    let output = scenario.run("pr", workflow, "pull_request", &synchronize, TOKEN);
+    assert_eq!(output.code, 0, "{output}");
+    assert!(
+        output
+            .stdout
+            .contains("the summary comment 1002 is up to date"),
+        "{output}"
+    );
+    assert_eq!(writes(&github.log()), before, "{:?}", github.log());
 }
 
 #[tokio::test]
