@@ -259,6 +259,31 @@ pub struct RecordInput {
     pub requests: u32,
     #[serde(default)]
     pub key: Option<String>,
+    /// The agent CLI's log record this one copies (`gitprio run` follows the logs while
+    /// agents work): the key stays the log's own (`claude:<message id>:<request id>`), so
+    /// importing that log later finds the same request instead of counting it again.
+    #[serde(default)]
+    pub origin: Option<Origin>,
+}
+
+/// Where a copied log record came from, as `gitprio usage import` would fill it in.
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Origin {
+    /// `claude`, `codex` or `gemini`.
+    pub source: String,
+    #[serde(default)]
+    pub session: Option<String>,
+    #[serde(default)]
+    pub at: Option<Timestamp>,
+    #[serde(default)]
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub sidechain: bool,
+    #[serde(default)]
+    pub speed: Option<String>,
 }
 
 fn one() -> u32 {
@@ -295,29 +320,39 @@ pub fn record_usage(
     let records: Vec<UsageRecord> = inputs
         .into_iter()
         .enumerate()
-        .map(|(index, input)| UsageRecord {
-            key: input.key.map_or_else(
-                || {
-                    format!(
+        .map(|(index, input)| {
+            let origin = input.origin.unwrap_or_default();
+            let copied = !origin.source.is_empty() && input.key.is_some();
+            UsageRecord {
+                key: match input.key {
+                    Some(key) if copied => key,
+                    Some(key) => format!("manual:{key}"),
+                    None => format!(
                         "manual:{}:{}:{index}",
                         settings.now.as_nanosecond(),
                         std::process::id()
-                    )
+                    ),
                 },
-                |key| format!("manual:{key}"),
-            ),
-            source: "manual".to_owned(),
-            session: current.session.clone(),
-            model: input.model,
-            at: Some(settings.now),
-            input: input.input,
-            output: input.output,
-            cache_write_5m: input.cache_write,
-            cache_write_1h: input.cache_write_1h,
-            cache_read: input.cache_read,
-            reasoning: input.reasoning,
-            requests: input.requests,
-            ..UsageRecord::default()
+                source: if copied {
+                    origin.source
+                } else {
+                    "manual".to_owned()
+                },
+                session: origin.session.or_else(|| current.session.clone()),
+                model: input.model,
+                at: Some(origin.at.unwrap_or(settings.now)),
+                cwd: origin.cwd,
+                branch: origin.branch,
+                sidechain: origin.sidechain,
+                speed: origin.speed,
+                input: input.input,
+                output: input.output,
+                cache_write_5m: input.cache_write,
+                cache_write_1h: input.cache_write_1h,
+                cache_read: input.cache_read,
+                reasoning: input.reasoning,
+                requests: input.requests,
+            }
         })
         .collect();
     Ok(Ledger::new(store).write(&current, &records, settings.now)?)
@@ -343,6 +378,7 @@ fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
             reasoning: args.reasoning,
             requests: args.requests,
             key: args.key.clone(),
+            origin: None,
         }]
     };
     let written = record_usage(settings, &store, &id, inputs)?;
@@ -481,10 +517,21 @@ pub fn import_logs(
         .unwrap_or_default();
     let imported = import::import(&roots, &mut state, &ImportOptions::default())?;
     let ledger = Ledger::new(store);
-    let mut candidates: Vec<RunMeta> = ledger
-        .all_runs()?
-        .into_iter()
-        .map(|run| run.meta)
+    let runs = ledger.all_runs()?;
+    // The agent sessions the runs' records name (`gitprio run` copies the CLI's log records
+    // as the agent works): those logs belong to that run, whatever its time window.
+    let sessions: std::collections::HashSet<(String, &str, &str)> = runs
+        .iter()
+        .flat_map(|run| {
+            run.records.iter().filter_map(|record| {
+                let session = record.session.as_deref()?;
+                Some((run.meta.task.to_string(), run.meta.run.as_str(), session))
+            })
+        })
+        .collect();
+    let mut candidates: Vec<RunMeta> = runs
+        .iter()
+        .map(|run| run.meta.clone())
         .filter(|meta| only.is_none_or(|id| &meta.task == id))
         .collect();
     for held in HeldLease::all(repo.common_dir()) {
@@ -502,16 +549,24 @@ pub fn import_logs(
     {
         candidates.push(current_run(settings, store, id)?);
     }
-    let worktrees_root = repo.common_dir().join("gitprio").join("worktrees");
+    let worktrees_root = super::run::task_worktrees(repo);
     let mut by_run: Vec<(RunMeta, Vec<UsageRecord>)> = Vec::new();
     let mut summary = ImportSummary::default();
     for record in imported.records.iter().cloned() {
-        let owner = candidates.iter().find(|meta| {
+        // A run that names the record's session owns it; else one whose window (kept in
+        // whole seconds, so compared as such: where in its second a record falls does not
+        // matter) and place hold it.
+        let same_session = |meta: &&RunMeta| {
+            record.session.as_deref().is_some_and(|session| {
+                meta.session.as_deref() == Some(session)
+                    || sessions.contains(&(meta.task.to_string(), meta.run.as_str(), session))
+            })
+        };
+        let in_window_and_place = |meta: &&RunMeta| {
             let end = meta.ended_at.unwrap_or(settings.now);
-            let in_window = record
-                .at
-                .is_none_or(|at| at >= meta.started_at && at <= end);
-            let same_session = record.session.is_some() && record.session == meta.session;
+            let in_window = record.at.is_none_or(|at| {
+                at.as_second() >= meta.started_at.as_second() && at.as_second() <= end.as_second()
+            });
             let task_worktree = worktrees_root
                 .join(meta.task.as_str())
                 .display()
@@ -520,8 +575,12 @@ pub fn import_logs(
                 .cwd
                 .as_ref()
                 .is_some_and(|cwd| Some(cwd) == meta.worktree.as_ref() || *cwd == task_worktree);
-            same_session || (in_window && (same_place || only.is_some()))
-        });
+            in_window && (same_place || only.is_some())
+        };
+        let owner = candidates
+            .iter()
+            .find(same_session)
+            .or_else(|| candidates.iter().find(in_window_and_place));
         match owner {
             Some(meta) => match by_run
                 .iter_mut()

@@ -1156,11 +1156,11 @@ fn done_in_a_task_worktree_records_the_outcome_without_origin_head() {
             "--quiet",
             "-B",
             "gitprio/one",
-            ".git/gitprio/worktrees/one",
+            "../repo-gitprio-worktrees/one",
             "HEAD",
         ],
     );
-    let done = env.run("repo/.git/gitprio/worktrees/one", &["done", "one"]);
+    let done = env.run("repo-gitprio-worktrees/one", &["done", "one"]);
     assert_eq!(done.code, 0, "{done}");
     assert!(!done.stderr.contains("warning"), "{done}");
     assert_eq!(outcome(&env, "repo", "one"), "completed");
@@ -1181,11 +1181,11 @@ fn a_done_that_fails_for_another_reason_gives_the_task_back_and_stops() {
     assert!(!run.stderr.contains("alpha failed"), "{run}");
     assert!(
         run.stderr
-            .contains("the work is kept in $ROOT/clone/.git/gitprio/worktrees/alpha"),
+            .contains("the work is kept in $ROOT/clone-gitprio-worktrees/alpha"),
         "{run}"
     );
     assert!(
-        env.path("clone/.git/gitprio/worktrees/alpha/alpha.txt")
+        env.path("clone-gitprio-worktrees/alpha/alpha.txt")
             .is_file()
     );
     let status = env.run("clone", &["status", "--json"]);

@@ -385,6 +385,7 @@ fn record_input(session: &mut Session, reported: UsageParams) -> RecordInput {
         reasoning: 0,
         requests: 1,
         key: Some(key),
+        origin: None,
     }
 }
 
