@@ -115,6 +115,8 @@ struct Scenario {
     github: FakeGitHub,
     act: PathBuf,
     api: String,
+    /// Where the install step downloads releases from: the shared release unless a test changes it.
+    downloads: PathBuf,
     _server: MockServer,
 }
 
@@ -128,6 +130,7 @@ impl Scenario {
             github,
             act,
             api: server.uri(),
+            downloads: release().downloads.clone(),
             _server: server,
         })
     }
@@ -171,10 +174,7 @@ impl Scenario {
             .args(["--env", &format!("GITHUB_REPOSITORY={REPOSITORY}")])
             .args([
                 "--env",
-                &format!(
-                    "GITPRIO_DOWNLOAD_URL=file://{}",
-                    release.downloads.display()
-                ),
+                &format!("GITPRIO_DOWNLOAD_URL=file://{}", self.downloads.display()),
             ])
             .args([
                 "--env",
@@ -389,6 +389,19 @@ async fn the_fork_safe_pair_computes_on_pull_request_and_posts_on_workflow_run()
             .any(|line| line.starts_with(&format!("GET /repos/{REPOSITORY}/pulls/{NUMBER}"))),
         "{log:?}"
     );
+
+    // A newer push meanwhile: this older summary is not posted over the newer one's.
+    github.state.lock().unwrap().pull_head = Some("f".repeat(40));
+    let late = scenario.run("trusted", workflow, "workflow_run", &completed, TOKEN);
+    assert_eq!(late.code, 0, "{late}");
+    assert!(
+        late.stdout.contains(&format!(
+            "pull request #7 has moved on to {} since this summary",
+            "f".repeat(40)
+        )),
+        "{late}"
+    );
+    assert_eq!(github.comments(), comments);
 }
 
 #[tokio::test]
@@ -460,5 +473,51 @@ async fn task_edits_with_errors_are_annotated_and_fail_unless_fail_on_invalid_is
             .stdout
             .contains("::error file=.tasks/cache.md,line=3,col="),
         "{output}"
+    );
+}
+
+#[tokio::test]
+async fn a_release_whose_sha256_does_not_match_is_never_run() {
+    let Some(mut scenario) = Scenario::start().await else {
+        return;
+    };
+    let env = &scenario.env;
+    let (base, head) = completing(env);
+    let tampered = env.path("tampered");
+    let tag_dir = tampered.join(doc_tag());
+    std::fs::create_dir_all(&tag_dir).unwrap();
+    let asset = format!("gitprio-{}-{}.tar.gz", doc_tag(), target());
+    std::fs::copy(
+        release().downloads.join(doc_tag()).join(&asset),
+        tag_dir.join(&asset),
+    )
+    .unwrap();
+    std::fs::write(
+        tag_dir.join("SHA256SUMS"),
+        format!("{}  {asset}\n", "0".repeat(64)),
+    )
+    .unwrap();
+    scenario.downloads = tampered;
+    let opened = pull_request(&scenario.env, &base, &head, "opened", false, REPOSITORY);
+    let output = scenario.run(
+        "pr",
+        doc_workflow("gitprio.yml"),
+        "pull_request",
+        &opened,
+        TOKEN,
+    );
+    assert_ne!(output.code, 0, "{output}");
+    assert!(
+        output.stdout.contains(&format!(
+            "::error title=gitprio install::sha256 mismatch for {asset}: expected {}",
+            "0".repeat(64)
+        )),
+        "{output}"
+    );
+    assert!(!output.stdout.contains("completes 2 tasks"), "{output}");
+    assert!(
+        scenario.github.log().is_empty(),
+        "{:?}",
+        scenario.github.log()
     );
 }
