@@ -585,6 +585,7 @@ pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
     let config = source::local_config(&repo);
     let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
+    Ledger::new(&store).deliver_kept(settings.now);
     let context = context(&settings, &repo, &config, args.ttl.as_deref())?;
     let filter = ClaimFilter {
         task_type: args.task_type.clone(),
@@ -722,7 +723,10 @@ pub fn held_id(repo: &Repository, id: Option<&str>) -> anyhow::Result<TaskId> {
 pub fn open_store(repo: &Repository, local: bool) -> anyhow::Result<(Config, LeaseStore<'_>)> {
     let config = source::local_config(repo);
     let mode = store_mode(repo, &config, local)?;
-    Ok((config, LeaseStore::new(repo, mode)))
+    let store = LeaseStore::new(repo, mode);
+    // Usage the ledger could not take earlier goes out with the next command that reaches it.
+    Ledger::new(&store).deliver_kept(jiff::Timestamp::now());
+    Ok((config, store))
 }
 
 /// A renewed lease, and its run as the usage ledger knows it (for the budget verdict).
