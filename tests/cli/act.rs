@@ -255,10 +255,23 @@ async fn the_simple_workflow_keeps_one_comment_across_pushes_and_its_outputs_are
     let (env, github) = (&scenario.env, &scenario.github);
     let (base, head) = completing(env);
     let foreign = github.add_comment("octocat", &format!("Quoting the bot:\n{MARKER}\nold"));
+    // A rate limit on the way, waited out as GitHub asks.
+    github.fail_with(
+        &format!("GET /repos/{REPOSITORY}/issues/{NUMBER}/comments"),
+        429,
+        json!({"message": "Too Many Requests"}),
+        &[("retry-after", "1")],
+    );
     let workflow = doc_workflow("gitprio.yml");
     let opened = pull_request(env, &base, &head, "opened", false, REPOSITORY);
     let output = scenario.run("pr", workflow, "pull_request", &opened, TOKEN);
     assert_eq!(output.code, 0, "{output}");
+    assert!(
+        output
+            .stdout
+            .contains("GitHub answered 429 to `list the comments`; trying again in 1.0s (Retry-After: 1; 1 of 4)"),
+        "{output}"
+    );
     // The install step: the release asset, its sha256 checked against SHA256SUMS.
     let installed = format!(
         "gitprio-install: installed gitprio {} ({}), sha256 ",
