@@ -404,7 +404,7 @@ pub fn record_usage(
 
 fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo);
+    let config = source::local_config(&repo)?;
     let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
     let id = super::lease::held_id(&repo, args.id.as_deref())?;
     let inputs = if args.stdin {
@@ -466,7 +466,7 @@ fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
 
 fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo);
+    let config = source::local_config(&repo)?;
     let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
     let id = TaskId::new(&args.id).ok_or_else(|| anyhow!("`{}` is not a task id", args.id))?;
     let ledger = Ledger::new(&store);
@@ -687,7 +687,7 @@ fn run_sessions(
 
 fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo);
+    let config = source::local_config(&repo)?;
     let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
     let only = args
         .task

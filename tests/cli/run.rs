@@ -1231,7 +1231,8 @@ fn a_retried_task_replaces_its_pushed_branch() {
     );
     let first = env.run("clone", &["run", "--json", "--", &agent]);
     assert_eq!(summary(&first)["completed"], 1, "{first}");
-    let released = env.run("clone", &["release", "alpha", "--reason", "PR rejected"]);
+    // A submitted task goes back to the queue by a reviewer's revoke, never by a release.
+    let released = env.run("clone", &["revoke", "alpha", "--reason", "PR rejected"]);
     assert_eq!(released.code, 0, "{released}");
 
     let second = env.run("clone", &["run", "--json", "--", &agent]);
