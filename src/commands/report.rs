@@ -9,7 +9,7 @@ use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::LeaseStore;
 use gitprio_core::source::{self, QueueSource};
-use gitprio_core::usage::report::{GroupBy, Report, RunFilter, TaskFacts, report};
+use gitprio_core::usage::report::{GroupBy, Report, RunFilter, RunLine, TaskFacts, report};
 use gitprio_core::usage::{Ledger, PriceTable};
 use jiff::Timestamp;
 
@@ -111,6 +111,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
             .map(|id| TaskId::new(id).ok_or_else(|| anyhow!("`{id}` is not a task id")))
             .transpose()?,
         feature: args.feature.clone(),
+        now: Some(settings.now),
     };
     let group_by = match args.by {
         By::Run => GroupBy::Run,
@@ -293,28 +294,20 @@ fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<Strin
     sections.push((
         "Runs that did not complete their task",
         "Failed, released, parked or expired runs: their tokens bought no value.",
-        if waste.unfinished_runs.is_empty() {
-            vec!["none".to_owned()]
-        } else {
-            let mut lines = vec![format!(
-                "{} runs, {} tokens, {}",
-                waste.unfinished_runs.len(),
-                tokens(waste.unfinished_tokens),
-                dollars(Some(waste.unfinished_cost_usd))
-            )];
-            lines.extend(waste.unfinished_runs.iter().map(|run| {
-                format!(
-                    "{} run {} by {}: {}, {} tokens ({})",
-                    run.task,
-                    run.run,
-                    run.agent,
-                    run.outcome,
-                    tokens(run.tokens),
-                    dollars(run.cost_usd)
-                )
-            }));
-            lines
-        },
+        run_lines(
+            &waste.unfinished_runs,
+            waste.unfinished_tokens,
+            waste.unfinished_cost_usd,
+        ),
+    ));
+    sections.push((
+        "Runs in flight",
+        "Still going: neither value nor waste yet.",
+        run_lines(
+            &waste.in_flight_runs,
+            waste.in_flight_tokens,
+            waste.in_flight_cost_usd,
+        ),
     ));
     sections.push((
         "Tasks that needed more than one attempt",
@@ -399,6 +392,40 @@ fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<Strin
         },
     ));
     sections
+}
+
+/// A count of runs with their tokens and cost, then one line per run.
+fn run_lines(runs: &[RunLine], spent: u64, cost: f64) -> Vec<String> {
+    if runs.is_empty() {
+        return vec!["none".to_owned()];
+    }
+    let mut lines = vec![format!(
+        "{}, {} tokens, {}",
+        plural(runs.len(), "run"),
+        tokens(spent),
+        dollars(Some(cost))
+    )];
+    lines.extend(runs.iter().map(|run| {
+        format!(
+            "{} run {} by {}: {}, {} tokens ({})",
+            run.task,
+            run.run,
+            run.agent,
+            run.outcome,
+            tokens(run.tokens),
+            dollars(run.cost_usd)
+        )
+    }));
+    lines
+}
+
+/// `1 run`, `2 runs`.
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }
 
 fn table(report: &Report) -> String {
@@ -554,15 +581,11 @@ fn html(report: &Report) -> String {
         &format!("Value points per 1M tokens, by {}", report.group_by.name()),
         &by_group,
     ));
-    let mut per_day: BTreeMap<String, u64> = BTreeMap::new();
-    for run in &report.runs {
-        *per_day
-            .entry(run.started_at.to_string()[..10].to_owned())
-            .or_default() += run.tokens;
-    }
-    let daily: Vec<(String, f64, String)> = per_day
-        .into_iter()
-        .map(|(day, spent)| (day, spent as f64, tokens(spent)))
+    let daily: Vec<(String, f64, String)> = report
+        .spend
+        .by_day
+        .iter()
+        .map(|day| (day.period.clone(), day.tokens as f64, tokens(day.tokens)))
         .collect();
     body.push_str(&bar_chart("Tokens spent per day", &daily));
     let rows = group_rows(report);

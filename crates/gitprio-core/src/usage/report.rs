@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{Outcome, PriceTable, Run, Totals};
+use super::{Outcome, PriceTable, Run, Totals, UsageRecord};
 use crate::task::{Status, Task, TaskId};
 
 /// What the queue says about a task now (its file may have changed since the run).
@@ -29,6 +29,20 @@ impl From<&Task> for TaskFacts {
             status: task.status,
         }
     }
+}
+
+/// The outcome of a run still going.
+pub const OPEN: &str = "open";
+
+/// Returns the UTC day of `at`: `2026-11-02`.
+pub fn day_of(at: Timestamp) -> String {
+    at.to_string()[..10].to_owned()
+}
+
+/// Returns the ISO week of `at` (UTC): `2026-W45`.
+pub fn week_of(at: Timestamp) -> String {
+    let week = at.to_zoned(jiff::tz::TimeZone::UTC).date().iso_week_date();
+    format!("{}-W{:02}", week.year(), week.week())
 }
 
 /// How runs are grouped.
@@ -57,13 +71,17 @@ impl GroupBy {
     }
 }
 
-/// Which runs a report covers.
+/// Which runs and requests a report covers.
 #[derive(Clone, Debug, Default)]
 pub struct RunFilter {
+    /// Requests at or after this time (each request's own timestamp, not its run's start).
     pub since: Option<Timestamp>,
+    /// Requests before this time.
     pub until: Option<Timestamp>,
     pub task: Option<TaskId>,
     pub feature: Option<String>,
+    /// The report's time: it marks the active 5-hour window.
+    pub now: Option<Timestamp>,
 }
 
 /// One run, as reported.
@@ -139,6 +157,10 @@ pub struct Waste {
     pub unfinished_runs: Vec<RunLine>,
     pub unfinished_tokens: u64,
     pub unfinished_cost_usd: f64,
+    /// Runs still going (no outcome yet): not waste, not value yet.
+    pub in_flight_runs: Vec<RunLine>,
+    pub in_flight_tokens: u64,
+    pub in_flight_cost_usd: f64,
     /// Tasks that needed more than one run: (task, runs, tokens).
     pub retried_tasks: Vec<(TaskId, usize, u64)>,
     /// Cache reads over all input, per agent and per model.
@@ -172,6 +194,147 @@ pub struct Report {
     pub waste: Waste,
     /// Models without a price, with their tokens.
     pub unpriced_models: BTreeMap<String, u64>,
+    /// Spend over time, by each request's own time.
+    pub spend: Spend,
+}
+
+/// Spend in one period.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Period {
+    /// `2026-11-02`, `2026-W45` or `2026-11`.
+    pub period: String,
+    pub tokens: u64,
+    pub requests: u64,
+    /// Dollars of the priced tokens; `unpriced_tokens` have no known cost.
+    pub cost_usd: f64,
+    pub unpriced_tokens: u64,
+}
+
+/// One 5-hour window, the unit agent subscriptions bill usage limits in: it opens at the
+/// hour of a request outside any window and lasts 5 hours.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Window {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub tokens: u64,
+    pub requests: u64,
+    pub cost_usd: f64,
+    pub unpriced_tokens: u64,
+    /// The report's time falls inside the window.
+    pub active: bool,
+    /// For the active window: tokens per hour since its first request, and what the
+    /// window ends at if that rate goes on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_per_hour: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projected_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projected_cost_usd: Option<f64>,
+}
+
+/// Spend by day, ISO week and month (UTC), and by 5-hour window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Spend {
+    pub by_day: Vec<Period>,
+    pub by_week: Vec<Period>,
+    pub by_month: Vec<Period>,
+    pub windows: Vec<Window>,
+}
+
+/// The length of a billing window.
+const WINDOW_HOURS: i64 = 5;
+
+fn add_to(period: &mut Period, record: &UsageRecord, prices: &PriceTable) {
+    period.tokens += record.total_tokens();
+    period.requests += u64::from(record.requests);
+    match prices.cost(record) {
+        Some(cost) => period.cost_usd += cost,
+        None => period.unpriced_tokens += record.total_tokens(),
+    }
+}
+
+/// Computes spend over time from the records of `runs`; `now` marks the active window.
+#[expect(clippy::cast_precision_loss, reason = "rates for display")]
+fn spend(runs: &[&Run], prices: &PriceTable, now: Option<Timestamp>) -> Spend {
+    let mut records: Vec<(Timestamp, &UsageRecord)> = runs
+        .iter()
+        .flat_map(|run| {
+            run.records
+                .iter()
+                .map(|record| (record.at.unwrap_or(run.meta.started_at), record))
+        })
+        .collect();
+    records.sort_by_key(|(at, _)| *at);
+    let mut by: [BTreeMap<String, Period>; 3] = Default::default();
+    for (at, record) in &records {
+        let day = day_of(*at);
+        let keys = [day.clone(), week_of(*at), day[..7].to_owned()];
+        for (map, key) in by.iter_mut().zip(keys) {
+            let period = map.entry(key.clone()).or_insert_with(|| Period {
+                period: key,
+                ..Period::default()
+            });
+            add_to(period, record, prices);
+        }
+    }
+    let [by_day, by_week, by_month] = by.map(|map| map.into_values().collect());
+    let span = jiff::SignedDuration::from_hours(WINDOW_HOURS);
+    let mut windows: Vec<Window> = Vec::new();
+    for (at, record) in &records {
+        let open = windows.last().is_some_and(|window| *at < window.end);
+        if !open {
+            let hour = at
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .round(
+                    jiff::ZonedRound::new()
+                        .smallest(jiff::Unit::Hour)
+                        .mode(jiff::RoundMode::Trunc),
+                )
+                .map_or(*at, |zoned| zoned.timestamp());
+            windows.push(Window {
+                start: hour,
+                end: hour + span,
+                ..Window::default()
+            });
+        }
+        let window = windows.last_mut().expect("a window was opened");
+        let mut period = Period::default();
+        add_to(&mut period, record, prices);
+        window.tokens += period.tokens;
+        window.requests += period.requests;
+        window.cost_usd += period.cost_usd;
+        window.unpriced_tokens += period.unpriced_tokens;
+    }
+    if let (Some(now), Some(window)) = (now, windows.last_mut())
+        && now >= window.start
+        && now < window.end
+    {
+        window.active = true;
+        let first = records
+            .iter()
+            .map(|(at, _)| *at)
+            .find(|at| *at >= window.start)
+            .unwrap_or(window.start);
+        let hours = (now.as_second() - first.as_second()).max(60) as f64 / 3600.0;
+        let rate = window.tokens as f64 / hours;
+        let remaining = (window.end.as_second() - now.as_second()) as f64 / 3600.0;
+        window.tokens_per_hour = Some(rate);
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a projection"
+        )]
+        let projected = window.tokens + (rate * remaining) as u64;
+        window.projected_tokens = Some(projected);
+        window.projected_cost_usd = (window.tokens > 0 && window.unpriced_tokens == 0)
+            .then(|| window.cost_usd * projected as f64 / window.tokens as f64);
+    }
+    Spend {
+        by_day,
+        by_week,
+        by_month,
+        windows,
+    }
 }
 
 /// Computes the report for `runs` that pass `filter`.
@@ -182,18 +345,41 @@ pub fn report(
     filter: &RunFilter,
     group_by: GroupBy,
 ) -> Report {
-    let selected: Vec<&Run> =
+    let in_window = |at: Timestamp| {
+        filter.since.is_none_or(|since| at >= since) && filter.until.is_none_or(|until| at < until)
+    };
+    let timed = filter.since.is_some() || filter.until.is_some();
+    // Each token counts in the window of its own request, not of its run's start.
+    let owned: Vec<Run> =
         runs.iter()
             .filter(|run| {
                 let meta = &run.meta;
-                filter.since.is_none_or(|since| meta.started_at >= since)
-                    && filter.until.is_none_or(|until| meta.started_at < until)
-                    && filter.task.as_ref().is_none_or(|task| &meta.task == task)
+                filter.task.as_ref().is_none_or(|task| &meta.task == task)
                     && filter.feature.as_ref().is_none_or(|feature| {
                         facts_feature(&meta.task, tasks, run) == Some(feature)
                     })
             })
+            .filter_map(|run| {
+                if !timed {
+                    return Some(run.clone());
+                }
+                let started = run.meta.started_at;
+                let records: Vec<UsageRecord> = run
+                    .records
+                    .iter()
+                    .filter(|record| in_window(record.at.unwrap_or(started)))
+                    .cloned()
+                    .collect();
+                let touches = !records.is_empty()
+                    || in_window(started)
+                    || run.meta.ended_at.is_some_and(in_window);
+                touches.then(|| Run {
+                    meta: run.meta.clone(),
+                    records,
+                })
+            })
             .collect();
+    let selected: Vec<&Run> = owned.iter().collect();
     let lines: Vec<RunLine> = selected
         .iter()
         .map(|run| run_line(run, tasks, prices))
@@ -209,6 +395,7 @@ pub fn report(
     let summary = summarize(&selected, tasks, prices);
     let groups = group(&selected, tasks, prices, group_by);
     let waste = waste(&selected, &lines, tasks, prices);
+    let spend = spend(&selected, prices, filter.now);
     Report {
         price_snapshot: super::PRICE_SNAPSHOT,
         group_by,
@@ -217,6 +404,7 @@ pub fn report(
         runs: lines,
         waste,
         unpriced_models,
+        spend,
     }
 }
 
@@ -270,7 +458,7 @@ fn run_line(run: &Run, tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable)
         model: dominant_model(run),
         started_at: meta.started_at,
         ended_at: meta.ended_at,
-        outcome: meta.outcome.map_or("open", Outcome::as_str).to_owned(),
+        outcome: meta.outcome.map_or(OPEN, Outcome::as_str).to_owned(),
         tokens: totals.tokens(),
         cost_usd: fully_priced.then_some(cost),
         requests: totals.requests,
@@ -343,6 +531,28 @@ fn group(
             }
             continue;
         }
+        if group_by == GroupBy::Day {
+            // Tokens go to the day of their request; the completion to the day it ended.
+            let ended = day_of(run.meta.ended_at.unwrap_or(run.meta.started_at));
+            let mut days: BTreeMap<String, Vec<UsageRecord>> = BTreeMap::new();
+            for record in &run.records {
+                days.entry(day_of(record.at.unwrap_or(run.meta.started_at)))
+                    .or_default()
+                    .push(record.clone());
+            }
+            days.entry(ended.clone()).or_default();
+            for (day, records) in days {
+                let mut meta = run.meta.clone();
+                if day != ended {
+                    meta.outcome = None;
+                }
+                if records.is_empty() && meta.outcome.is_none() {
+                    continue;
+                }
+                groups.entry(day).or_default().push(Run { meta, records });
+            }
+            continue;
+        }
         let key = match group_by {
             GroupBy::Run => format!("{} {}", run.meta.task, run.meta.run),
             GroupBy::Agent => run.meta.agent.clone(),
@@ -352,8 +562,7 @@ fn group(
             GroupBy::Feature => facts_feature(&run.meta.task, tasks, run)
                 .cloned()
                 .unwrap_or_else(|| "-".to_owned()),
-            GroupBy::Day => run.meta.started_at.to_string()[..10].to_owned(),
-            GroupBy::Model => unreachable!("handled above"),
+            GroupBy::Model | GroupBy::Day => unreachable!("handled above"),
         };
         groups.entry(key).or_default().push((*run).clone());
     }
@@ -414,7 +623,12 @@ fn waste(
     };
     let unfinished_runs: Vec<RunLine> = lines
         .iter()
-        .filter(|line| line.outcome != "completed")
+        .filter(|line| line.outcome != "completed" && line.outcome != OPEN)
+        .cloned()
+        .collect();
+    let in_flight_runs: Vec<RunLine> = lines
+        .iter()
+        .filter(|line| line.outcome == OPEN)
         .cloned()
         .collect();
     let retried_tasks = by_task
@@ -435,14 +649,15 @@ fn waste(
             .cloned()
             .unwrap_or_else(|| "-".to_owned());
         let date = run.meta.started_at.to_zoned(jiff::tz::TimeZone::UTC).date();
-        let week = date.iso_week_date();
-        let week = format!("{}-W{:02}", week.year(), week.week());
         for (model, totals) in run.totals_by_model() {
             by_model.entry(model.to_owned()).or_default().merge(&totals);
-            *mix.entry((kind.clone(), week.clone()))
+        }
+        for record in &run.records {
+            let week = week_of(record.at.unwrap_or(run.meta.started_at));
+            *mix.entry((kind.clone(), week))
                 .or_default()
-                .entry(model.to_owned())
-                .or_default() += totals.tokens();
+                .entry(record.model.clone())
+                .or_default() += record.total_tokens();
         }
         if let Some(size) = run.meta.context_tokens {
             context.entry(date.to_string()).or_default().push(size);
@@ -475,6 +690,12 @@ fn waste(
             // From +0.0: `sum` of nothing is -0.0, which prints as `-0.00`.
             .fold(0.0, |sum, cost| sum + cost),
         unfinished_runs,
+        in_flight_tokens: in_flight_runs.iter().map(|line| line.tokens).sum(),
+        in_flight_cost_usd: in_flight_runs
+            .iter()
+            .filter_map(|line| line.cost_usd)
+            .fold(0.0, |sum, cost| sum + cost),
+        in_flight_runs,
         retried_tasks,
         cache_hit_by_agent: by_agent
             .into_iter()
@@ -621,8 +842,10 @@ mod tests {
             .collect();
         assert_eq!(groups, ["alice", "bob", "carol"]);
         let waste = &report.waste;
-        assert_eq!(waste.unfinished_runs.len(), 2);
-        assert_eq!(waste.unfinished_tokens, 1_500_000);
+        assert_eq!(waste.unfinished_runs.len(), 1);
+        assert_eq!(waste.unfinished_tokens, 1_000_000);
+        assert_eq!(waste.in_flight_runs.len(), 1);
+        assert_eq!(waste.in_flight_tokens, 500_000);
         assert_eq!(
             waste.retried_tasks,
             vec![(TaskId::new("a").unwrap(), 2, 3_000_000)]
