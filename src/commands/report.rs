@@ -9,7 +9,10 @@ use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::LeaseStore;
 use gitprio_core::source::{self, QueueSource};
-use gitprio_core::usage::report::{GroupBy, Report, RunFilter, RunLine, TaskFacts, report};
+use gitprio_core::usage::attribute::Unattributed;
+use gitprio_core::usage::report::{
+    GroupBy, Report, RunFilter, RunLine, TaskFacts, attribute_share, report,
+};
 use gitprio_core::usage::{Ledger, PriceTable};
 use jiff::Timestamp;
 
@@ -69,6 +72,11 @@ pub struct ReportArgs {
     /// Use the usage last fetched, without asking the remote.
     #[arg(long)]
     pub offline: bool,
+    /// Refresh the bundled prices from this file, without network: `LiteLLM`'s
+    /// `model_prices_and_context_window.json` (dollars per token), or a YAML map like
+    /// `.tasks/prices.yaml` (dollars per million tokens). `.tasks/prices.yaml` still wins.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -101,7 +109,12 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         .iter()
         .map(|task| (task.id.clone(), TaskFacts::from(task)))
         .collect();
-    let prices = PriceTable::new(price_overrides(&repo, loaded.commit)?);
+    let mut known_prices = match &args.prices {
+        Some(path) => price_file(path)?,
+        None => BTreeMap::new(),
+    };
+    known_prices.extend(price_overrides(&repo, loaded.commit)?);
+    let prices = PriceTable::new(known_prices);
     let filter = RunFilter {
         since: args.since.as_deref().map(parse_time).transpose()?,
         until: args.until.as_deref().map(parse_time).transpose()?,
@@ -122,7 +135,16 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         By::Day => GroupBy::Day,
     };
     let runs = ledger.all_runs()?;
-    let report = report(&runs, &tasks, &prices, &filter, group_by);
+    let mut report = report(&runs, &tasks, &prices, &filter, group_by);
+    report.price_file = args.prices.as_ref().map(|path| path.display().to_string());
+    match Unattributed::open(repo.common_dir()).totals() {
+        Ok(unattributed) => attribute_share(&mut report, &unattributed, &prices, &filter),
+        Err(error) => output::message(
+            settings,
+            "warning",
+            &format!("the share of spend tied to tasks is left out: {error}"),
+        ),
+    }
     for (model, tokens) in &report.unpriced_models {
         output::message(
             settings,
@@ -149,6 +171,28 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         None => print!("{text}"),
     }
     Ok(exit_code::SUCCESS)
+}
+
+/// Reads a price file the user gives: `LiteLLM` JSON, else the `.tasks/prices.yaml` shape.
+fn price_file(
+    path: &std::path::Path,
+) -> anyhow::Result<BTreeMap<String, gitprio_core::usage::Price>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| anyhow!("cannot read the price file {}: {error}", path.display()))?;
+    let parsed = if text.trim_start().starts_with('{') {
+        PriceTable::parse_litellm(&text)
+    } else {
+        PriceTable::parse_overrides(&text)
+    };
+    let prices =
+        parsed.map_err(|error| anyhow!("invalid price file {}: {error}", path.display()))?;
+    if prices.is_empty() {
+        return Err(anyhow!(
+            "the price file {} prices no model (LiteLLM JSON or a YAML map of model to input and output)",
+            path.display()
+        ));
+    }
+    Ok(prices)
 }
 
 pub(crate) fn price_overrides(
@@ -205,7 +249,43 @@ fn summary_cost(summary: &gitprio_core::usage::report::Summary) -> String {
     }
 }
 
+/// Where the prices come from, briefly.
+fn price_label(report: &Report) -> String {
+    match &report.price_file {
+        Some(file) => format!("prices from {file}"),
+        None => format!("prices of {}", report.price_date),
+    }
+}
+
+/// The share of spend tied to tasks, as a headline row.
+fn attribution_row(report: &Report) -> Option<(String, String)> {
+    let share = report.attribution.as_ref()?;
+    let unattributed_cost = if share.unattributed_unpriced_tokens == 0 {
+        dollars(Some(share.unattributed_cost_usd))
+    } else {
+        format!(
+            "at least ${:.2}, {} tokens unpriced",
+            share.unattributed_cost_usd,
+            tokens(share.unattributed_unpriced_tokens)
+        )
+    };
+    Some((
+        "tied to tasks".to_owned(),
+        format!(
+            "{} of all imported tokens; unattributed on this machine: {} tokens ({unattributed_cost})",
+            percent(share.tied_share),
+            tokens(share.unattributed_tokens),
+        ),
+    ))
+}
+
 fn headline(report: &Report) -> Vec<(String, String)> {
+    let mut rows = headline_rows(report);
+    rows.extend(attribution_row(report));
+    rows
+}
+
+fn headline_rows(report: &Report) -> Vec<(String, String)> {
     let summary = &report.summary;
     vec![
         ("runs".to_owned(), summary.runs.to_string()),
@@ -215,7 +295,10 @@ fn headline(report: &Report) -> Vec<(String, String)> {
         ),
         ("value points".to_owned(), summary.value_points.to_string()),
         ("tokens".to_owned(), tokens(summary.tokens)),
-        ("cost".to_owned(), summary_cost(summary)),
+        (
+            format!("cost (estimated at list price, {})", price_label(report)),
+            summary_cost(summary),
+        ),
         (
             "value per 1M tokens".to_owned(),
             ratio(summary.value_per_million_tokens, 2),
@@ -428,6 +511,20 @@ fn plural(count: usize, noun: &str) -> String {
     }
 }
 
+/// The prices behind every cost, in full.
+fn price_source(report: &Report) -> String {
+    match &report.price_file {
+        Some(file) => format!(
+            "prices from {file}, over the bundled snapshot of {} ({})",
+            report.price_date, report.price_snapshot
+        ),
+        None => format!(
+            "bundled prices of {} ({}); unknown models stay unknown, never $0",
+            report.price_date, report.price_snapshot
+        ),
+    }
+}
+
 fn table(report: &Report) -> String {
     let mut text = String::new();
     let headline: Vec<Vec<String>> = headline(report)
@@ -443,7 +540,11 @@ fn table(report: &Report) -> String {
             let _ = writeln!(text, "  {line}");
         }
     }
-    let _ = writeln!(text, "\nPrices: {}", report.price_snapshot);
+    let _ = writeln!(
+        text,
+        "\nCosts are estimates at list price, not bills: {}.",
+        price_source(report)
+    );
     text
 }
 
@@ -469,8 +570,8 @@ fn markdown(report: &Report) -> String {
     }
     let _ = writeln!(
         text,
-        "\n<sub>Costs are estimates at list prices ({}).</sub>",
-        report.price_snapshot
+        "\n<sub>Costs are estimates at list price, not bills: {}.</sub>",
+        price_source(report)
     );
     text
 }
@@ -613,8 +714,8 @@ fn html(report: &Report) -> String {
     }
     let _ = write!(
         body,
-        "<footer>Costs are estimates at list prices ({}).</footer>",
-        escape(report.price_snapshot)
+        "<footer>Costs are estimates at list price, not bills: {}.</footer>",
+        escape(&price_source(report))
     );
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>gitprio report</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}figure{{margin:1.5em 0}}figcaption{{font-weight:600;margin-bottom:.5em}}footer{{color:#666;font-size:.9em;margin-top:2em}}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"

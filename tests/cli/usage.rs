@@ -733,3 +733,86 @@ fn claim_offline_record(env: &TestEnv) {
     assert_eq!(kept.code, 0, "{kept}");
     assert!(kept.stderr.contains("kept"), "{kept}");
 }
+
+#[test]
+fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    record(
+        &env,
+        "a",
+        "alice",
+        &[
+            "--model",
+            "brand-new-model",
+            "--output",
+            "1000",
+            "--key",
+            "r1",
+        ],
+    );
+    // One request of another project waits unattributed on this machine.
+    let outside = env.path("scratch").display().to_string();
+    write_transcript(
+        &env,
+        "s-out.jsonl",
+        &[claude_usage_line(
+            &outside,
+            "s-out",
+            "m1",
+            "2026-11-02T09:05:00Z",
+            SOME_USAGE,
+            "",
+        )],
+    );
+    assert_eq!(
+        import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &["--json"]).json()["unattributed"],
+        1
+    );
+    let report = agent(&env, "a", "alice", &["report", "--json"]).json();
+    assert_eq!(report["summary"]["unpriced_tokens"], 1000, "{report}");
+    assert_eq!(report["attribution"]["tied_tokens"], 1000, "{report}");
+    assert_eq!(
+        report["attribution"]["unattributed_tokens"], 160,
+        "{report}"
+    );
+    let share = report["attribution"]["tied_share"].as_f64().unwrap();
+    assert!((share - 1000.0 / 1160.0).abs() < 1e-9, "{report}");
+    let table = agent(&env, "a", "alice", &["report"]);
+    assert!(
+        table
+            .stdout
+            .contains("cost (estimated at list price, prices of 2026-06-13)"),
+        "{table}"
+    );
+    assert!(table.stdout.contains("tied to tasks"), "{table}");
+    assert!(
+        table
+            .stdout
+            .contains("at least $0.00 (1.0k tokens unpriced)"),
+        "{table}"
+    );
+    // A newer price table, given as a file: no network needed.
+    let price_file = env.path("prices.json");
+    std::fs::write(
+        &price_file,
+        r#"{"brand-new-model": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-5}}"#,
+    )
+    .unwrap();
+    let priced = agent(
+        &env,
+        "a",
+        "alice",
+        &["report", "--json", "--prices", price_file.to_str().unwrap()],
+    )
+    .json();
+    assert_eq!(priced["summary"]["unpriced_tokens"], 0, "{priced}");
+    assert!(
+        (priced["summary"]["cost_usd"].as_f64().unwrap() - 0.02).abs() < 1e-9,
+        "{priced}"
+    );
+    let bad = agent(&env, "a", "alice", &["report", "--prices", "missing.json"]);
+    assert_eq!(bad.code, 1, "{bad}");
+    assert!(bad.stderr.contains("cannot read the price file"), "{bad}");
+}

@@ -187,6 +187,11 @@ pub struct ModelMix {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
     pub price_snapshot: &'static str,
+    /// The date of the bundled prices: every cost is an estimate at list price as of then.
+    pub price_date: &'static str,
+    /// A price file the user gave on top of the bundled table (`report --prices`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_file: Option<String>,
     pub group_by: GroupBy,
     pub summary: Summary,
     pub groups: Vec<Group>,
@@ -196,6 +201,74 @@ pub struct Report {
     pub unpriced_models: BTreeMap<String, u64>,
     /// Spend over time, by each request's own time.
     pub spend: Spend,
+    /// How much of all imported spend is tied to tasks, when the unattributed store was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+}
+
+/// The share of spend tied to tasks (the ledger) against spend no run claims (this
+/// machine's unattributed store: other projects, sessions outside every run).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Attribution {
+    pub tied_tokens: u64,
+    pub tied_cost_usd: f64,
+    pub unattributed_tokens: u64,
+    pub unattributed_cost_usd: f64,
+    /// Unattributed tokens of models without a price.
+    pub unattributed_unpriced_tokens: u64,
+    /// Tied tokens over all tokens; `None` with no tokens at all.
+    pub tied_share: Option<f64>,
+}
+
+/// Adds to `report` the share of spend tied to tasks, from the unattributed spend by day
+/// and model; days are kept when they overlap the filter's time.
+#[expect(clippy::cast_precision_loss, reason = "a share for display")]
+pub fn attribute_share(
+    report: &mut Report,
+    unattributed: &super::attribute::UnattributedTotals,
+    prices: &PriceTable,
+    filter: &RunFilter,
+) {
+    let since = filter.since.map(day_of);
+    let until = filter.until.map(|until| {
+        // An end at midnight excludes that day; any later time includes it.
+        let day = day_of(until);
+        let midnight = until.as_second().rem_euclid(86_400) == 0;
+        (day, midnight)
+    });
+    let mut share = Attribution {
+        tied_tokens: report.summary.tokens,
+        tied_cost_usd: report.summary.cost_usd,
+        ..Attribution::default()
+    };
+    for ((day, model), totals) in &unattributed.by_day_model {
+        let after = since
+            .as_ref()
+            .is_none_or(|since| day == "-" || day >= since);
+        let before = until.as_ref().is_none_or(|(until, midnight)| {
+            day == "-" || day < until || (day == until && !midnight)
+        });
+        if !(after && before) {
+            continue;
+        }
+        let record = UsageRecord {
+            model: model.clone(),
+            input: totals.input,
+            output: totals.output,
+            cache_write_5m: totals.cache_write_5m,
+            cache_write_1h: totals.cache_write_1h,
+            cache_read: totals.cache_read,
+            ..UsageRecord::default()
+        };
+        share.unattributed_tokens += totals.tokens();
+        match prices.cost(&record) {
+            Some(cost) => share.unattributed_cost_usd += cost,
+            None => share.unattributed_unpriced_tokens += totals.tokens(),
+        }
+    }
+    let all = share.tied_tokens + share.unattributed_tokens;
+    share.tied_share = (all > 0).then(|| share.tied_tokens as f64 / all as f64);
+    report.attribution = Some(share);
 }
 
 /// Spend in one period.
@@ -398,6 +471,8 @@ pub fn report(
     let spend = spend(&selected, prices, filter.now);
     Report {
         price_snapshot: super::PRICE_SNAPSHOT,
+        price_date: super::PRICE_SNAPSHOT_DATE,
+        price_file: None,
         group_by,
         summary,
         groups,
@@ -405,6 +480,7 @@ pub fn report(
         waste,
         unpriced_models,
         spend,
+        attribution: None,
     }
 }
 
