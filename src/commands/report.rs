@@ -25,12 +25,16 @@ use crate::{exit_code, output};
 /// Where per-model price overrides live, in $ per million tokens.
 pub const PRICES_PATH: &str = ".tasks/prices.yaml";
 
+mod openmetrics;
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Format {
     Table,
     Json,
     Md,
     Html,
+    /// The fleet's figures in the `OpenMetrics` (Prometheus) text format.
+    Openmetrics,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -60,7 +64,8 @@ pub struct ReportArgs {
     /// Only tasks of this feature.
     #[arg(long, value_name = "FEATURE")]
     pub feature: Option<String>,
-    /// Output format: a terminal table, JSON, markdown (what the GitHub Action posts) or an HTML page.
+    /// Output format: a terminal table, JSON, markdown (what the GitHub Action posts), an
+    /// HTML page, or `OpenMetrics` text for Prometheus (type, model and agent labels).
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
     /// Same as `--format json`.
@@ -164,6 +169,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         Format::Table => table(&report),
         Format::Md => markdown(&report),
         Format::Html => html(&report),
+        Format::Openmetrics => openmetrics::render(&report),
     };
     match &args.output {
         Some(path) => std::fs::write(path, text)
@@ -281,6 +287,23 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
 
 fn headline(report: &Report) -> Vec<(String, String)> {
     let mut rows = headline_rows(report);
+    let waste = &report.waste;
+    rows.insert(
+        6,
+        (
+            "unmerged spend".to_owned(),
+            format!(
+                "{} tokens ({}) in {} whose task is not done on the queue's branch",
+                tokens(waste.unmerged_tokens),
+                if waste.unmerged_runs.iter().any(|run| run.cost_usd.is_none()) {
+                    format!("at least ${:.2}", waste.unmerged_cost_usd)
+                } else {
+                    dollars(Some(waste.unmerged_cost_usd))
+                },
+                plural(waste.unmerged_runs.len(), "completed run")
+            ),
+        ),
+    );
     rows.extend(attribution_row(report));
     rows
 }
@@ -393,6 +416,58 @@ fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<Strin
         ),
     ));
     sections.push((
+        "Unmerged spend",
+        "Completed runs whose task is not done on the queue's branch: the work never landed (or not yet).",
+        run_lines(
+            &waste.unmerged_runs,
+            waste.unmerged_tokens,
+            waste.unmerged_cost_usd,
+        ),
+    ));
+    sections.push((
+        "Cost per completed task by type",
+        "Dollars of all a task's runs, nearest-rank percentiles: a p99 far above the median is runaway work.",
+        if waste.cost_tail_by_type.is_empty() {
+            vec!["no fully priced completed task yet".to_owned()]
+        } else {
+            waste
+                .cost_tail_by_type
+                .iter()
+                .map(|(kind, tail)| {
+                    format!(
+                        "{kind}: median ${:.2}, p90 ${:.2}, p99 ${:.2}, max ${:.2} over {}",
+                        tail.median_usd,
+                        tail.p90_usd,
+                        tail.p99_usd,
+                        tail.max_usd,
+                        plural(tail.count, "task")
+                    )
+                })
+                .collect()
+        },
+    ));
+    sections.push((
+        "Model overspend",
+        "What runs spent beyond the same tokens on the model their task was routed to.",
+        if waste.overspend.is_empty() {
+            vec!["none".to_owned()]
+        } else {
+            let mut lines = vec![format!("${:.2} in total", waste.overspend_usd)];
+            lines.extend(waste.overspend.iter().map(|over| {
+                format!(
+                    "{} run {}: ${:.2} spent, ${:.2} on {} (+${:.2})",
+                    over.task,
+                    over.run,
+                    over.cost_usd,
+                    over.routed_cost_usd,
+                    over.routed_model,
+                    over.overspend_usd
+                )
+            }));
+            lines
+        },
+    ));
+    sections.push((
         "Tasks that needed more than one attempt",
         "Each extra attempt paid for context and exploration again.",
         if waste.retried_tasks.is_empty() {
@@ -454,6 +529,26 @@ fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<Strin
         },
     ));
     sections.push((
+        "Spend per day",
+        "Grouped by the UTC day of each request.",
+        periods(&report.spend.by_day),
+    ));
+    sections.push((
+        "Spend per week",
+        "Grouped by the ISO week of each request.",
+        periods(&report.spend.by_week),
+    ));
+    sections.push((
+        "Spend per month",
+        "Grouped by the month of each request.",
+        periods(&report.spend.by_month),
+    ));
+    sections.push((
+        "5-hour windows",
+        "The windows agent subscriptions bill limits in; the active one with its burn rate and projection.",
+        windows(&report.spend.windows),
+    ));
+    sections.push((
         "Runs over budget",
         "Runs that spent more than their task's budget.",
         if waste.over_budget.is_empty() {
@@ -477,16 +572,89 @@ fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<Strin
     sections
 }
 
+/// One line per period: tokens, requests, cost.
+fn periods(periods: &[gitprio_core::usage::report::Period]) -> Vec<String> {
+    if periods.is_empty() {
+        return vec!["none".to_owned()];
+    }
+    periods
+        .iter()
+        .map(|period| {
+            format!(
+                "{}: {} tokens in {}, {}",
+                period.period,
+                tokens(period.tokens),
+                plural(
+                    usize::try_from(period.requests).unwrap_or(usize::MAX),
+                    "request"
+                ),
+                cost_of(period.cost_usd, period.unpriced_tokens)
+            )
+        })
+        .collect()
+}
+
+/// Dollars, or the known part and what is unpriced.
+fn cost_of(cost: f64, unpriced: u64) -> String {
+    if unpriced == 0 {
+        dollars(Some(cost))
+    } else {
+        format!("at least ${cost:.2} ({} tokens unpriced)", tokens(unpriced))
+    }
+}
+
+/// The last 5-hour windows (at most 10), newest last.
+fn windows(windows: &[gitprio_core::usage::report::Window]) -> Vec<String> {
+    if windows.is_empty() {
+        return vec!["none".to_owned()];
+    }
+    windows
+        .iter()
+        .skip(windows.len().saturating_sub(10))
+        .map(|window| {
+            let mut line = format!(
+                "{} to {}: {} tokens, {}",
+                window.start.strftime("%Y-%m-%d %H:%M"),
+                window.end.strftime("%H:%M"),
+                tokens(window.tokens),
+                cost_of(window.cost_usd, window.unpriced_tokens)
+            );
+            if let (Some(rate), Some(projected)) = (window.tokens_per_hour, window.projected_tokens)
+            {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "display"
+                )]
+                let rate = rate as u64;
+                let _ = write!(
+                    line,
+                    " (active: {} tokens/hour, projected {} tokens, {})",
+                    tokens(rate),
+                    tokens(projected),
+                    dollars(window.projected_cost_usd)
+                );
+            }
+            line
+        })
+        .collect()
+}
+
 /// A count of runs with their tokens and cost, then one line per run.
 fn run_lines(runs: &[RunLine], spent: u64, cost: f64) -> Vec<String> {
     if runs.is_empty() {
         return vec!["none".to_owned()];
     }
+    let unpriced = runs.iter().any(|run| run.cost_usd.is_none());
     let mut lines = vec![format!(
         "{}, {} tokens, {}",
         plural(runs.len(), "run"),
         tokens(spent),
-        dollars(Some(cost))
+        if unpriced {
+            format!("at least ${cost:.2} (some tokens unpriced)")
+        } else {
+            dollars(Some(cost))
+        }
     )];
     lines.extend(runs.iter().map(|run| {
         format!(

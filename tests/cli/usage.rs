@@ -816,3 +816,113 @@ fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
     assert_eq!(bad.code, 1, "{bad}");
     assert!(bad.stderr.contains("cannot read the price file"), "{bad}");
 }
+
+/// Parses `OpenMetrics` text with the Prometheus project's own Python parser; returns the
+/// families and their samples, or `None` when the parser is not installed.
+fn parse_openmetrics(env: &TestEnv, text: &str) -> Option<serde_json::Value> {
+    let python = crate::common::tool(&["python3"])?;
+    let check = std::process::Command::new(&python)
+        .args(["-c", "import prometheus_client"])
+        .output()
+        .unwrap();
+    if !check.status.success() {
+        assert!(
+            std::env::var_os("GITPRIO_TEST_REQUIRE_TOOLS").is_none(),
+            "python3 lacks prometheus_client (.ci/run installs it), and GITPRIO_TEST_REQUIRE_TOOLS is set"
+        );
+        eprintln!("note: skipped the OpenMetrics parser check (no prometheus_client)");
+        return None;
+    }
+    let path = env.path("metrics.txt");
+    std::fs::write(&path, text).unwrap();
+    let script = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+families = {}
+for family in text_string_to_metric_families(open(sys.argv[1]).read()):
+    families[family.name] = {"type": family.type, "samples": [[s.name, s.labels, s.value] for s in family.samples]}
+print(json.dumps(families))
+"#;
+    let output = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the OpenMetrics parser rejected gitprio's output: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(serde_json::from_slice(&output.stdout).unwrap())
+}
+
+#[test]
+fn openmetrics_output_is_accepted_by_the_prometheus_parser() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    record(
+        &env,
+        "a",
+        "alice",
+        &[
+            "--model",
+            "claude-sonnet-4-5",
+            "--input",
+            "100",
+            "--output",
+            "1000",
+            "--cache-read",
+            "5000",
+        ],
+    );
+    record(
+        &env,
+        "a",
+        "alice",
+        &["--model", "weird\"model\\x", "--output", "10"],
+    );
+    assert_eq!(agent(&env, "a", "alice", &["done"]).code, 0);
+    let output = agent(
+        &env,
+        "reader",
+        "carol",
+        &["report", "--format", "openmetrics"],
+    );
+    assert_eq!(output.code, 0, "{output}");
+    assert!(output.stdout.ends_with("# EOF\n"), "{output}");
+    // No per-task or per-session label: a fleet of thousands of tasks stays a few series.
+    assert!(!output.stdout.contains("cache\""), "{output}");
+    let Some(families) = parse_openmetrics(&env, &output.stdout) else {
+        return;
+    };
+    assert_eq!(families["gitprio_tokens"]["type"], "counter", "{families}");
+    let tokens: f64 = families["gitprio_tokens"]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sample| sample[2].as_f64().unwrap())
+        .sum();
+    assert!((tokens - 6110.0).abs() < 1e-9, "{families}");
+    let output_sample = families["gitprio_tokens"]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|sample| sample[1]["model"] == "claude-sonnet-4-5" && sample[1]["kind"] == "output")
+        .unwrap()
+        .clone();
+    assert_eq!(output_sample[1]["type"], "feature", "{families}");
+    assert_eq!(output_sample[1]["agent"], "alice", "{families}");
+    assert!(
+        families["gitprio_unpriced_tokens"]["samples"][0][1]["model"] == "weird\"model\\x",
+        "{families}"
+    );
+    assert_eq!(
+        families["gitprio_runs"]["samples"][0][1]["outcome"], "completed",
+        "{families}"
+    );
+    assert_eq!(
+        families["gitprio_completed_tasks"]["samples"][0][2], 1.0,
+        "{families}"
+    );
+}

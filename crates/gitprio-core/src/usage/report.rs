@@ -171,6 +171,38 @@ pub struct Waste {
     /// Mean context bundle size per day, in estimated tokens: growth is bloat.
     pub context_tokens_by_day: BTreeMap<String, u64>,
     pub over_budget: Vec<RunLine>,
+    /// Completed runs whose work has not landed: their task is not `done` on the queue's
+    /// branch (never merged, or the change was dropped). Spend that bought nothing yet.
+    pub unmerged_runs: Vec<RunLine>,
+    pub unmerged_tokens: u64,
+    pub unmerged_cost_usd: f64,
+    /// Dollars per completed task (all its runs), by task type: the tail is runaway work.
+    pub cost_tail_by_type: BTreeMap<String, CostTail>,
+    /// Runs that spent on a model other than the one their task was routed to, and what
+    /// the same tokens would have cost on the routed model.
+    pub overspend: Vec<Overspend>,
+    pub overspend_usd: f64,
+}
+
+/// Percentiles of dollars per completed task, nearest rank, over fully priced tasks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CostTail {
+    pub count: usize,
+    pub median_usd: f64,
+    pub p90_usd: f64,
+    pub p99_usd: f64,
+    pub max_usd: f64,
+}
+
+/// A run that spent more than its routed model would have.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Overspend {
+    pub task: TaskId,
+    pub run: String,
+    pub routed_model: String,
+    pub cost_usd: f64,
+    pub routed_cost_usd: f64,
+    pub overspend_usd: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -201,6 +233,10 @@ pub struct Report {
     pub unpriced_models: BTreeMap<String, u64>,
     /// Spend over time, by each request's own time.
     pub spend: Spend,
+    /// Fleet totals by task type, model and agent (low-cardinality: no task or session ids).
+    pub fleet: Vec<FleetRow>,
+    /// Runs by task type, agent and outcome.
+    pub fleet_runs: Vec<FleetRuns>,
     /// How much of all imported spend is tied to tasks, when the unattributed store was read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attribution: Option<Attribution>,
@@ -269,6 +305,72 @@ pub fn attribute_share(
     let all = share.tied_tokens + share.unattributed_tokens;
     share.tied_share = (all > 0).then(|| share.tied_tokens as f64 / all as f64);
     report.attribution = Some(share);
+}
+
+/// What one (task type, model, agent) spent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FleetRow {
+    #[serde(rename = "type")]
+    pub task_type: String,
+    pub model: String,
+    pub agent: String,
+    pub totals: Totals,
+    pub cost_usd: f64,
+    pub unpriced_tokens: u64,
+}
+
+/// How many runs of a task type by one agent ended one way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FleetRuns {
+    #[serde(rename = "type")]
+    pub task_type: String,
+    pub agent: String,
+    pub outcome: String,
+    pub runs: u64,
+}
+
+fn fleet(
+    runs: &[&Run],
+    tasks: &BTreeMap<TaskId, TaskFacts>,
+    prices: &PriceTable,
+) -> (Vec<FleetRow>, Vec<FleetRuns>) {
+    let mut rows: BTreeMap<(String, String, String), FleetRow> = BTreeMap::new();
+    let mut counts: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for run in runs {
+        let kind = task_type(run, tasks)
+            .cloned()
+            .unwrap_or_else(|| "-".to_owned());
+        let agent = run.meta.agent.clone();
+        let outcome = run.meta.outcome.map_or(OPEN, Outcome::as_str).to_owned();
+        *counts
+            .entry((kind.clone(), agent.clone(), outcome))
+            .or_default() += 1;
+        for record in &run.records {
+            let row = rows
+                .entry((kind.clone(), record.model.clone(), agent.clone()))
+                .or_insert_with(|| FleetRow {
+                    task_type: kind.clone(),
+                    model: record.model.clone(),
+                    agent: agent.clone(),
+                    ..FleetRow::default()
+                });
+            row.totals.add(record);
+            match prices.cost(record) {
+                Some(cost) => row.cost_usd += cost,
+                None => row.unpriced_tokens += record.total_tokens(),
+            }
+        }
+    }
+    let runs = counts
+        .into_iter()
+        .map(|((task_type, agent, outcome), runs)| FleetRuns {
+            task_type,
+            agent,
+            outcome,
+            runs,
+        })
+        .collect();
+    (rows.into_values().collect(), runs)
 }
 
 /// Spend in one period.
@@ -388,19 +490,22 @@ fn spend(runs: &[&Run], prices: &PriceTable, now: Option<Timestamp>) -> Spend {
             .map(|(at, _)| *at)
             .find(|at| *at >= window.start)
             .unwrap_or(window.start);
-        let hours = (now.as_second() - first.as_second()).max(60) as f64 / 3600.0;
-        let rate = window.tokens as f64 / hours;
-        let remaining = (window.end.as_second() - now.as_second()) as f64 / 3600.0;
-        window.tokens_per_hour = Some(rate);
-        #[expect(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            reason = "a projection"
-        )]
-        let projected = window.tokens + (rate * remaining) as u64;
-        window.projected_tokens = Some(projected);
-        window.projected_cost_usd = (window.tokens > 0 && window.unpriced_tokens == 0)
-            .then(|| window.cost_usd * projected as f64 / window.tokens as f64);
+        let elapsed = now.as_second() - first.as_second();
+        // A rate over less than a minute says nothing.
+        if elapsed >= 60 {
+            let rate = window.tokens as f64 / (elapsed as f64 / 3600.0);
+            let remaining = (window.end.as_second() - now.as_second()) as f64 / 3600.0;
+            window.tokens_per_hour = Some(rate);
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "a projection"
+            )]
+            let projected = window.tokens + (rate * remaining) as u64;
+            window.projected_tokens = Some(projected);
+            window.projected_cost_usd = (window.tokens > 0 && window.unpriced_tokens == 0)
+                .then(|| window.cost_usd * projected as f64 / window.tokens as f64);
+        }
     }
     Spend {
         by_day,
@@ -467,8 +572,10 @@ pub fn report(
     }
     let summary = summarize(&selected, tasks, prices);
     let groups = group(&selected, tasks, prices, group_by);
-    let waste = waste(&selected, &lines, tasks, prices);
+    let mut waste = waste(&selected, &lines, tasks, prices);
+    manager_signals(&mut waste, &selected, &lines, tasks, prices);
     let spend = spend(&selected, prices, filter.now);
+    let (fleet, fleet_runs) = fleet(&selected, tasks, prices);
     Report {
         price_snapshot: super::PRICE_SNAPSHOT,
         price_date: super::PRICE_SNAPSHOT_DATE,
@@ -480,6 +587,8 @@ pub fn report(
         waste,
         unpriced_models,
         spend,
+        fleet,
+        fleet_runs,
         attribution: None,
     }
 }
@@ -654,6 +763,93 @@ fn group(
         .collect()
 }
 
+/// Adds what a manager acts on: unmerged spend, the cost tail by type, model overspend.
+fn manager_signals(
+    waste: &mut Waste,
+    runs: &[&Run],
+    lines: &[RunLine],
+    tasks: &BTreeMap<TaskId, TaskFacts>,
+    prices: &PriceTable,
+) {
+    waste.unmerged_runs = lines
+        .iter()
+        .filter(|line| {
+            line.outcome == Outcome::Completed.as_str()
+                && tasks
+                    .get(&line.task)
+                    .is_some_and(|facts| facts.status != Status::Done)
+        })
+        .cloned()
+        .collect();
+    waste.unmerged_tokens = waste.unmerged_runs.iter().map(|line| line.tokens).sum();
+    waste.unmerged_cost_usd = waste
+        .unmerged_runs
+        .iter()
+        .filter_map(|line| line.cost_usd)
+        .fold(0.0, |sum, cost| sum + cost);
+    let mut per_task: BTreeMap<&TaskId, (String, f64, bool, bool)> = BTreeMap::new();
+    for run in runs {
+        let (cost, _, fully_priced) = run_cost(run, prices);
+        let kind = task_type(run, tasks)
+            .cloned()
+            .unwrap_or_else(|| "-".to_owned());
+        let entry = per_task
+            .entry(&run.meta.task)
+            .or_insert((kind, 0.0, true, false));
+        entry.1 += cost;
+        entry.2 &= fully_priced;
+        entry.3 |= run.meta.outcome == Some(Outcome::Completed);
+        if let Some(routed) = &run.meta.routed_model
+            && prices.price(routed).is_some()
+            && run.records.iter().any(|record| &record.model != routed)
+            && fully_priced
+        {
+            let routed_cost: f64 = run
+                .records
+                .iter()
+                .filter_map(|record| {
+                    prices.cost(&UsageRecord {
+                        model: routed.clone(),
+                        ..record.clone()
+                    })
+                })
+                .sum();
+            if cost > routed_cost {
+                waste.overspend_usd += cost - routed_cost;
+                waste.overspend.push(Overspend {
+                    task: run.meta.task.clone(),
+                    run: run.meta.run.clone(),
+                    routed_model: routed.clone(),
+                    cost_usd: cost,
+                    routed_cost_usd: routed_cost,
+                    overspend_usd: cost - routed_cost,
+                });
+            }
+        }
+    }
+    let mut by_type: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (kind, cost, fully_priced, completed) in per_task.into_values() {
+        if fully_priced && completed {
+            by_type.entry(kind).or_default().push(cost);
+        }
+    }
+    waste.cost_tail_by_type = by_type
+        .into_iter()
+        .map(|(kind, mut costs)| {
+            costs.sort_by(f64::total_cmp);
+            let rank = |percent: usize| costs[(percent * costs.len()).div_ceil(100).max(1) - 1];
+            let tail = CostTail {
+                count: costs.len(),
+                median_usd: rank(50),
+                p90_usd: rank(90),
+                p99_usd: rank(99),
+                max_usd: costs[costs.len() - 1],
+            };
+            (kind, tail)
+        })
+        .collect();
+}
+
 fn percentile(sorted: &[u64], percent: usize) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -791,6 +987,7 @@ fn waste(
             .filter(|line| line.over_budget)
             .cloned()
             .collect(),
+        ..Waste::default()
     }
 }
 
@@ -933,6 +1130,102 @@ mod tests {
         assert_eq!(waste.cache_hit_by_agent["bob"], Some(0.5));
         assert_eq!(waste.context_tokens_by_day["2026-11-02"], 12_000);
         assert_eq!(waste.model_mix.len(), 2);
+    }
+
+    #[test]
+    fn unmerged_spend_cost_tail_and_overspend_are_counted() {
+        let mut routed = run(
+            "a",
+            "1-x",
+            "alice",
+            Some(Outcome::Completed),
+            &[("claude-opus-4-6", 0, 1_000_000, 0)],
+        );
+        routed.meta.routed_model = Some("claude-haiku-4-5".to_owned());
+        let runs = vec![
+            routed,
+            run(
+                "b",
+                "1-y",
+                "bob",
+                Some(Outcome::Completed),
+                &[("claude-sonnet-4-5", 0, 1_000_000, 0)],
+            ),
+        ];
+        let mut done = facts(1);
+        done.status = Status::Done;
+        let tasks: BTreeMap<TaskId, TaskFacts> = [
+            (TaskId::new("a").unwrap(), done),
+            (TaskId::new("b").unwrap(), facts(1)),
+        ]
+        .into_iter()
+        .collect();
+        let report = report(
+            &runs,
+            &tasks,
+            &PriceTable::default(),
+            &RunFilter::default(),
+            GroupBy::Type,
+        );
+        let waste = &report.waste;
+        // b completed but its task is not done on the queue's branch: not landed.
+        assert_eq!(waste.unmerged_runs.len(), 1);
+        assert_eq!(waste.unmerged_runs[0].task.as_str(), "b");
+        assert!((waste.unmerged_cost_usd - 15.0).abs() < 1e-9);
+        // Opus output at $25/M where haiku costs $5/M.
+        assert_eq!(waste.overspend.len(), 1);
+        assert!((waste.overspend_usd - 20.0).abs() < 1e-9);
+        let tail = &waste.cost_tail_by_type["bug"];
+        assert_eq!(tail.count, 2);
+        assert!((tail.p99_usd - 25.0).abs() < 1e-9);
+        assert!((tail.median_usd - 15.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn spend_is_bucketed_by_request_time_with_the_active_window_projected() {
+        let mut early = run(
+            "a",
+            "1-x",
+            "alice",
+            None,
+            &[("claude-sonnet-4-5", 0, 1_000_000, 0)],
+        );
+        early.records[0].at = Some("2026-11-02T10:10:00Z".parse().unwrap());
+        let mut more = early.records[0].clone();
+        more.key = "second".to_owned();
+        more.at = Some("2026-11-02T11:10:00Z".parse().unwrap());
+        early.records.push(more);
+        let mut late = early.records[0].clone();
+        late.key = "third".to_owned();
+        late.at = Some("2026-11-03T09:00:00Z".parse().unwrap());
+        early.records.push(late);
+        let filter = RunFilter {
+            now: Some("2026-11-03T10:00:00Z".parse().unwrap()),
+            ..RunFilter::default()
+        };
+        let report = report(
+            &[early],
+            &BTreeMap::new(),
+            &PriceTable::default(),
+            &filter,
+            GroupBy::Day,
+        );
+        let spend = &report.spend;
+        let days: Vec<(&str, u64)> = spend
+            .by_day
+            .iter()
+            .map(|day| (day.period.as_str(), day.tokens))
+            .collect();
+        assert_eq!(days, [("2026-11-02", 2_000_000), ("2026-11-03", 1_000_000)]);
+        assert_eq!(spend.by_month.len(), 1);
+        assert_eq!(spend.windows.len(), 2);
+        assert_eq!(spend.windows[0].start.to_string(), "2026-11-02T10:00:00Z");
+        assert_eq!(spend.windows[0].tokens, 2_000_000);
+        let active = &spend.windows[1];
+        assert!(active.active);
+        // 1M tokens in the first hour, 4 hours left at that rate.
+        assert_eq!(active.projected_tokens, Some(5_000_000));
+        assert!((active.projected_cost_usd.unwrap() - 75.0).abs() < 1e-6);
     }
 
     #[test]
