@@ -751,6 +751,65 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// A table with a caption saying what its rows are grouped by; the first row is the header.
+fn push_table(body: &mut String, caption: &str, rows: &[Vec<String>]) {
+    let _ = write!(body, "<table><caption>{}</caption>", escape(caption));
+    for (index, row) in rows.iter().enumerate() {
+        let cell = if index == 0 { "th" } else { "td" };
+        body.push_str("<tr>");
+        for value in row {
+            let _ = write!(body, "<{cell}>{}</{cell}>", escape(value));
+        }
+        body.push_str("</tr>");
+    }
+    body.push_str("</table>\n");
+}
+
+/// A column chart over time as inline SVG: one column per period, oldest left.
+#[expect(clippy::cast_precision_loss, reason = "pixel geometry")]
+fn trend_chart(title: &str, periods: &[gitprio_core::usage::report::Period]) -> String {
+    let (width, height, base, left) = (640.0, 220.0, 190.0, 10.0);
+    let max = periods
+        .iter()
+        .map(|period| period.cost_usd)
+        .fold(0.0_f64, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let step = (width - left * 2.0) / periods.len().max(1) as f64;
+    let mut svg = format!(
+        "<figure><figcaption>{}</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\">",
+        escape(title)
+    );
+    if periods.is_empty() {
+        svg.push_str("<text x=\"0\" y=\"20\">no data</text>");
+    }
+    for (index, period) in periods.iter().enumerate() {
+        let bar = (base - 30.0) * period.cost_usd / max;
+        let x = left + step * index as f64;
+        let _ = write!(
+            svg,
+            "<g><title>{}: ${:.2}, {} tokens</title><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bar:.1}\" fill=\"#4c78a8\"/></g>",
+            escape(&period.period),
+            period.cost_usd,
+            tokens(period.tokens),
+            base - bar,
+            (step * 0.8).max(1.0),
+        );
+    }
+    if let (Some(first), Some(last)) = (periods.first(), periods.last()) {
+        let _ = write!(
+            svg,
+            "<text x=\"{left}\" y=\"{:.1}\" font-size=\"12\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"end\">{}</text><text x=\"{left}\" y=\"14\" font-size=\"12\">max ${max:.2} a day</text>",
+            base + 18.0,
+            escape(&first.period),
+            width - left,
+            base + 18.0,
+            escape(&last.period)
+        );
+    }
+    svg.push_str("</svg></figure>\n");
+    svg
+}
+
 /// A horizontal bar chart as inline SVG.
 #[expect(clippy::cast_precision_loss, reason = "pixel geometry")]
 fn bar_chart(title: &str, bars: &[(String, f64, String)]) -> String {
@@ -847,27 +906,74 @@ fn html(report: &Report) -> String {
         })
         .collect();
     body.push_str(&bar_chart(
-        &format!("Value points per 1M tokens, by {}", report.group_by.name()),
+        &format!(
+            "Value points per 1M tokens, grouped by {}",
+            report.group_by.name()
+        ),
         &by_group,
     ));
-    let daily: Vec<(String, f64, String)> = report
-        .spend
-        .by_day
-        .iter()
-        .map(|day| (day.period.clone(), day.tokens as f64, tokens(day.tokens)))
-        .collect();
-    body.push_str(&bar_chart("Tokens spent per day", &daily));
-    let rows = group_rows(report);
-    body.push_str("<h2>Groups</h2><table>");
-    for (index, row) in rows.iter().enumerate() {
-        let cell = if index == 0 { "th" } else { "td" };
-        body.push_str("<tr>");
-        for value in row {
-            let _ = write!(body, "<{cell}>{}</{cell}>", escape(value));
-        }
-        body.push_str("</tr>");
+    body.push_str(&trend_chart(
+        "Cost per day (estimated at list price), by request time",
+        &report.spend.by_day,
+    ));
+    let mut by_model: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut by_agent: BTreeMap<&str, f64> = BTreeMap::new();
+    for row in &report.fleet {
+        *by_model.entry(&row.model).or_default() += row.cost_usd;
+        *by_agent.entry(&row.agent).or_default() += row.cost_usd;
     }
-    body.push_str("</table>\n<h2>Waste</h2>\n");
+    for (title, costs) in [
+        ("Cost by model (priced tokens)", by_model),
+        ("Cost by agent (priced tokens)", by_agent),
+    ] {
+        let bars: Vec<(String, f64, String)> = costs
+            .into_iter()
+            .map(|(key, cost)| (key.to_owned(), cost, format!("${cost:.2}")))
+            .collect();
+        body.push_str(&bar_chart(title, &bars));
+    }
+    let rows = group_rows(report);
+    body.push_str("<h2>Groups</h2>");
+    push_table(
+        &mut body,
+        &format!(
+            "Grouped by {}: every run in the group counts, completed or not",
+            report.group_by.name()
+        ),
+        &rows,
+    );
+    body.push_str("<h2>Tasks</h2>\n");
+    let mut tasks: BTreeMap<&TaskId, Vec<&RunLine>> = BTreeMap::new();
+    for run in &report.runs {
+        tasks.entry(&run.task).or_default().push(run);
+    }
+    for (task, runs) in tasks {
+        let mut rows = vec![
+            [
+                "RUN", "AGENT", "MODEL", "OUTCOME", "STARTED", "TOKENS", "COST",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        ];
+        rows.extend(runs.iter().map(|run| {
+            vec![
+                run.run.clone(),
+                run.agent.clone(),
+                run.model.clone(),
+                run.outcome.clone(),
+                run.started_at.strftime("%Y-%m-%d %H:%M").to_string(),
+                tokens(run.tokens),
+                dollars(run.cost_usd),
+            ]
+        }));
+        let _ = write!(body, "<h3 id=\"task-{0}\">{0}</h3>", escape(task.as_str()));
+        push_table(
+            &mut body,
+            &format!("Runs of {task}, one per lease generation"),
+            &rows,
+        );
+    }
+    body.push_str("<h2>Waste</h2>\n");
     for (title, explanation, lines) in waste_sections(report) {
         let _ = write!(
             body,
@@ -886,6 +992,6 @@ fn html(report: &Report) -> String {
         escape(&price_source(report))
     );
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>gitprio report</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}figure{{margin:1.5em 0}}figcaption{{font-weight:600;margin-bottom:.5em}}footer{{color:#666;font-size:.9em;margin-top:2em}}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>gitprio report</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}figure{{margin:1.5em 0}}figcaption{{font-weight:600;margin-bottom:.5em}}caption{{text-align:left;font-weight:600;padding:4px 0}}footer{{color:#666;font-size:.9em;margin-top:2em}}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
 }

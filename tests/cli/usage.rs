@@ -289,15 +289,51 @@ fn reports_show_value_per_token_and_waste_in_every_format() {
     assert_eq!(html.code, 0, "{html}");
     let text = std::fs::read_to_string(&page).unwrap();
     assert_well_formed(&text);
-    assert_eq!(text.matches("<svg").count(), 3);
+    // Tokens per task, value per group, the trend over time, cost by model and by agent.
+    assert_eq!(text.matches("<svg").count(), 5);
     assert!(!text.contains("NaN"));
     assert!(text.contains("Completed tasks by tokens spent"));
+    assert!(text.contains("Grouped by type: every run in the group counts"));
+    assert!(text.contains("<h3 id=\"task-login\">login</h3>"));
 
     // And in a real browser: every chart and table is laid out and drawn, nothing overflows.
     if let Some(page) = crate::browser::render(&page, env.root.path()) {
         assert_eq!(page["title"], "gitprio report");
         let figures = page["figures"].as_array().unwrap();
-        assert_eq!(figures.len(), 3, "{page}");
+        assert_eq!(figures.len(), 5, "{page}");
+        let captions: Vec<&str> = figures
+            .iter()
+            .map(|figure| figure["caption"].as_str().unwrap())
+            .collect();
+        assert!(
+            captions.contains(&"Cost by model (priced tokens)"),
+            "{page}"
+        );
+        assert!(
+            captions.contains(&"Cost by agent (priced tokens)"),
+            "{page}"
+        );
+        assert!(
+            captions
+                .iter()
+                .any(|caption| caption.starts_with("Cost per day")),
+            "{page}"
+        );
+        // Every table says what its rows are: the groups, then one table per task.
+        let tables = page["captions"].as_array().unwrap();
+        assert_eq!(tables.len(), 3, "{page}");
+        assert!(
+            tables[0].as_str().unwrap().starts_with("Grouped by type"),
+            "{page}"
+        );
+        assert!(
+            page["headings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|heading| heading == "cache"),
+            "{page}"
+        );
         for figure in figures {
             let svg = figure["svg"].as_array().unwrap();
             assert!(svg[0].as_f64().unwrap() > 100.0, "{page}");
