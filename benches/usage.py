@@ -294,6 +294,13 @@ def ensure_ccusage(prefix):
     if not os.path.exists(binary):
         print(f"installing ccusage@{CCUSAGE_VERSION} into {prefix}", file=sys.stderr)
         subprocess.run(["npm", "install", "--silent", "--prefix", prefix, f"ccusage@{CCUSAGE_VERSION}"], check=True)
+    # ccusage 20 is a Rust binary behind a Node launcher: time and measure the binary
+    # itself (the launcher adds Node's start-up, and wait4 would see only its memory).
+    scope = os.path.join(prefix, "node_modules", "@ccusage")
+    for package in sorted(os.listdir(scope)) if os.path.isdir(scope) else []:
+        native = os.path.join(scope, package, "bin", "ccusage")
+        if os.path.isfile(native) and os.access(native, os.X_OK):
+            return native
     return binary
 
 
@@ -306,24 +313,37 @@ def ensure_gitprio(path):
 
 
 def run_measured(command, env=None, cwd=None):
-    """Runs `command`; returns (wall seconds, stdout, peak RSS in MiB) of that process alone."""
+    """Runs `command`; returns (wall seconds, stdout, peak RSS in MiB of that process alone).
+
+    The peak is the kernel's VmHWM of the process, read every 2 ms until it exits: wait4's
+    ru_maxrss would also count the memory of this Python process forked before the exec.
+    """
+    import threading
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = []
-    err = []
-    import threading
+    out, err = [], []
     readers = [threading.Thread(target=lambda: out.append(process.stdout.read())),
                threading.Thread(target=lambda: err.append(process.stderr.read()))]
     for reader in readers:
         reader.start()
-    _, status, usage = os.wait4(process.pid, 0)
+    peak_kib = 0
+    status_path = f"/proc/{process.pid}/status"
+    while process.poll() is None:
+        try:
+            with open(status_path) as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        peak_kib = max(peak_kib, int(line.split()[1]))
+                        break
+        except OSError:
+            pass
+        time.sleep(0.002)
     elapsed = time.perf_counter() - start
     for reader in readers:
         reader.join()
-    process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         sys.exit(f"command failed ({process.returncode}): {' '.join(command)}\n{b''.join(err).decode()[-2000:]}")
-    return elapsed, b"".join(out), usage.ru_maxrss / 1024
+    return elapsed, b"".join(out), peak_kib / 1024
 
 
 BENCH_TASK = "bench"
@@ -343,7 +363,7 @@ def bench_repo(scratch, gitprio, home):
     for command in (["git", "init", "--quiet", "--initial-branch=main"], ["git", "add", "."], ["git", "commit", "--quiet", "-m", "bench"]):
         subprocess.run(command, cwd=repo, env=git_env, check=True)
     env = dict(git_env, GITPRIO_AGENT="bench", GITPRIO_NOW=CLAIMED_AT, NO_COLOR="1")
-    subprocess.run([gitprio, "claim", BENCH_TASK, "--local", "--json"], cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([gitprio, "claim", "--local", "--json"], cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
     return repo, dict(env, GITPRIO_NOW=IMPORTED_AT)
 
 
