@@ -335,6 +335,31 @@ pub struct RecordInput {
     pub requests: u32,
     #[serde(default)]
     pub key: Option<String>,
+    /// The agent CLI's log record this one copies (`gitprio run` follows the logs while
+    /// agents work): the key stays the log's own (`claude:<message id>:<request id>`), so
+    /// importing that log later finds the same request instead of counting it again.
+    #[serde(default)]
+    pub origin: Option<Origin>,
+}
+
+/// Where a copied log record came from, as `gitprio usage import` would fill it in.
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Origin {
+    /// `claude`, `codex` or `gemini`.
+    pub source: String,
+    #[serde(default)]
+    pub session: Option<String>,
+    #[serde(default)]
+    pub at: Option<Timestamp>,
+    #[serde(default)]
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub sidechain: bool,
+    #[serde(default)]
+    pub speed: Option<String>,
 }
 
 fn one() -> u32 {
@@ -371,29 +396,39 @@ pub fn record_usage(
     let records: Vec<UsageRecord> = inputs
         .into_iter()
         .enumerate()
-        .map(|(index, input)| UsageRecord {
-            key: input.key.map_or_else(
-                || {
-                    format!(
+        .map(|(index, input)| {
+            let origin = input.origin.unwrap_or_default();
+            let copied = !origin.source.is_empty() && input.key.is_some();
+            UsageRecord {
+                key: match input.key {
+                    Some(key) if copied => key,
+                    Some(key) => format!("manual:{key}"),
+                    None => format!(
                         "manual:{}:{}:{index}",
                         settings.now.as_nanosecond(),
                         std::process::id()
-                    )
+                    ),
                 },
-                |key| format!("manual:{key}"),
-            ),
-            source: "manual".to_owned(),
-            session: current.session.clone(),
-            model: input.model,
-            at: Some(settings.now),
-            input: input.input,
-            output: input.output,
-            cache_write_5m: input.cache_write,
-            cache_write_1h: input.cache_write_1h,
-            cache_read: input.cache_read,
-            reasoning: input.reasoning,
-            requests: input.requests,
-            ..UsageRecord::default()
+                source: if copied {
+                    origin.source
+                } else {
+                    "manual".to_owned()
+                },
+                session: origin.session.or_else(|| current.session.clone()),
+                model: input.model,
+                at: Some(origin.at.unwrap_or(settings.now)),
+                cwd: origin.cwd,
+                branch: origin.branch,
+                sidechain: origin.sidechain,
+                speed: origin.speed,
+                input: input.input,
+                output: input.output,
+                cache_write_5m: input.cache_write,
+                cache_write_1h: input.cache_write_1h,
+                cache_read: input.cache_read,
+                reasoning: input.reasoning,
+                requests: input.requests,
+            }
         })
         .collect();
     deliver(settings, store, &current, &records)
@@ -401,7 +436,7 @@ pub fn record_usage(
 
 fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo);
+    let config = source::local_config(&repo)?;
     let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
     let id = super::lease::held_id(&repo, args.id.as_deref())?;
     let inputs = if args.stdin {
@@ -419,6 +454,7 @@ fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
             reasoning: args.reasoning,
             requests: args.requests,
             key: args.key.clone(),
+            origin: None,
         }]
     };
     let written = record_usage(settings, &store, &id, inputs)?;
@@ -462,7 +498,7 @@ fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
 
 fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo);
+    let config = source::local_config(&repo)?;
     let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
     let id = TaskId::new(&args.id).ok_or_else(|| anyhow!("`{}` is not a task id", args.id))?;
     let ledger = Ledger::new(&store);
@@ -608,8 +644,13 @@ pub fn import_logs(
     {
         candidates.push(current_run(settings, store, id)?);
     }
-    let worktrees = repo.common_dir().join("gitprio").join("worktrees");
-    let matcher = Matcher::new(&candidates, worktrees, only, settings.now);
+    let matcher = Matcher::new(
+        &candidates,
+        super::run::task_worktrees(repo),
+        only,
+        settings.now,
+    )
+    .with_run_sessions(run_sessions(&ledger, &candidates, &records)?);
     let mut by_run: std::collections::BTreeMap<usize, Vec<UsageRecord>> =
         std::collections::BTreeMap::new();
     let mut unattributed = Vec::new();
@@ -648,9 +689,37 @@ pub fn import_logs(
     Ok(summary)
 }
 
+/// Returns the agent sessions that the runs' own records name, by index into `candidates`:
+/// `gitprio run` copies the CLI's log records as the agent works, so those logs belong to
+/// that run whatever its time window. Read only when there are new records to match.
+fn run_sessions(
+    ledger: &Ledger<'_, '_>,
+    candidates: &[RunMeta],
+    records: &[UsageRecord],
+) -> anyhow::Result<std::collections::HashMap<String, usize>> {
+    let mut sessions = std::collections::HashMap::new();
+    if records.iter().all(|record| record.session.is_none()) {
+        return Ok(sessions);
+    }
+    for run in ledger.all_runs()? {
+        let Some(index) = candidates
+            .iter()
+            .position(|meta| meta.run == run.meta.run && meta.task == run.meta.task)
+        else {
+            continue;
+        };
+        for record in run.records {
+            if let Some(session) = record.session {
+                sessions.entry(session).or_insert(index);
+            }
+        }
+    }
+    Ok(sessions)
+}
+
 fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo);
+    let config = source::local_config(&repo)?;
     let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
     let only = args
         .task

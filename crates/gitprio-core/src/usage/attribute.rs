@@ -10,7 +10,7 @@
 //! and a later import gives them to a run that appears or changes (a run that was not
 //! yet in the ledger, a `--task`), reading only the segments that overlap its time.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -33,6 +33,8 @@ pub struct Matcher<'a> {
     /// The task that takes every record in its run's time, whatever its directory.
     forced: Option<&'a TaskId>,
     now: Timestamp,
+    /// Agent sessions named by a run's own records, by index into `runs`.
+    run_sessions: HashMap<String, usize>,
 }
 
 impl<'a> Matcher<'a> {
@@ -47,7 +49,16 @@ impl<'a> Matcher<'a> {
             worktrees,
             forced,
             now,
+            run_sessions: HashMap::new(),
         }
+    }
+
+    /// Adds the agent sessions that runs' own records name (by index into the runs): a
+    /// record of such a session belongs to that run, whatever its time or directory.
+    #[must_use]
+    pub fn with_run_sessions(mut self, sessions: HashMap<String, usize>) -> Self {
+        self.run_sessions = sessions;
+        self
     }
 
     fn in_window(&self, meta: &RunMeta, at: Option<Timestamp>) -> bool {
@@ -76,6 +87,7 @@ impl<'a> Matcher<'a> {
                 .runs
                 .iter()
                 .position(|meta| meta.session.as_ref() == Some(session))
+                .or_else(|| self.run_sessions.get(session).copied())
         {
             return Some(index);
         }

@@ -9,6 +9,7 @@ pub mod attribute;
 pub mod import;
 mod index;
 mod ledger;
+pub mod money;
 mod outbox;
 mod price;
 pub mod report;
