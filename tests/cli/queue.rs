@@ -305,3 +305,42 @@ fn json_keys_come_in_one_order_across_commands() {
     );
     assert!(ready < blockers && blockers < task, "{shown}");
 }
+
+#[test]
+fn init_agents_also_writes_what_gemini_cli_and_cursor_read_once() {
+    let env = TestEnv::new();
+    env.repo("repo", &[("GEMINI.md", "Answer in English.\n")]);
+    let first = env.run("repo", &["init", "--agents"]);
+    assert_eq!(first.code, 0, "{first}");
+    let read = |path: &str| std::fs::read_to_string(env.path("repo").join(path)).unwrap();
+    let files = ["AGENTS.md", "GEMINI.md", ".cursor/rules/gitprio.mdc"].map(read);
+    insta::assert_snapshot!(format!(
+        "{first}=== GEMINI.md\n{}=== .cursor/rules/gitprio.mdc\n{}",
+        files[1], files[2]
+    ));
+    assert!(files[1].starts_with("Answer in English.\n\n<!-- gitprio:begin -->"));
+    let second = env.run("repo", &["init", "--agents"]);
+    for shown in ["GEMINI.md", ".cursor/rules/gitprio.mdc", "AGENTS.md"] {
+        assert!(
+            second.stderr.contains(&format!("{shown} is up to date")),
+            "{second}"
+        );
+    }
+    assert_eq!(
+        ["AGENTS.md", "GEMINI.md", ".cursor/rules/gitprio.mdc"].map(read),
+        files
+    );
+
+    env.repo("imports", &[("GEMINI.md", "@./AGENTS.md\n")]);
+    let output = env.run("imports", &["init", "--agents"]);
+    assert!(
+        output
+            .stderr
+            .contains("GEMINI.md imports AGENTS.md already; left as it is"),
+        "{output}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("imports/GEMINI.md")).unwrap(),
+        "@./AGENTS.md\n"
+    );
+}
