@@ -155,6 +155,7 @@ pub fn load_queue(
 fn holds(settings: &Settings, repo: &Repository) -> Result<Holds, CliError> {
     let config = source::local_config(repo)?;
     let store = LeaseStore::new(repo, lease::store_mode(repo, &config, false)?);
+    lease::mirrors_fetched(settings, &store);
     Ok(lease::current_holds(settings, &store, &config)?)
 }
 

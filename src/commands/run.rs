@@ -10,6 +10,7 @@
 mod adapters;
 mod agent;
 mod attempt;
+mod logs;
 mod operations;
 
 use std::collections::BTreeMap;
@@ -61,6 +62,10 @@ pub struct RunArgs {
     /// (default: `GITPRIO_AGENT`, else `user@host:pid`).
     #[arg(long, value_name = "NAME")]
     pub agent_name: Option<String>,
+    /// Where the tasks' worktrees go, one directory per task (default: `<repo>-gitprio-worktrees`
+    /// beside the repository, outside `.git/`, where agent CLIs refuse to edit).
+    #[arg(long, value_name = "DIR")]
+    pub worktree_dir: Option<PathBuf>,
     /// How to read the agent's output (default: told from the command's name).
     #[arg(long, value_enum)]
     pub adapter: Option<Adapter>,
@@ -367,6 +372,22 @@ impl PullRequests {
     }
 }
 
+/// The default directory of the tasks' worktrees: `<repo>-gitprio-worktrees` beside the main
+/// worktree (or beside a bare repository). Not inside `.git/`: agent CLIs treat every path
+/// there as sensitive (Claude Code denies edits to them even with `acceptEdits`).
+pub fn task_worktrees(repo: &Repository) -> PathBuf {
+    let common = repo.common_dir();
+    let main = if common.file_name().is_some_and(|name| name == ".git") {
+        common.parent().unwrap_or(common)
+    } else {
+        common
+    };
+    let name = main
+        .file_name()
+        .map_or_else(|| "repo".into(), |name| name.to_string_lossy().into_owned());
+    main.with_file_name(format!("{name}-gitprio-worktrees"))
+}
+
 /// The queue's branch on the remote, in remote mode.
 fn queue_branch(repo: &Repository, config: &Config, local: bool) -> Option<String> {
     match super::lease::store_mode(repo, config, local) {
@@ -411,7 +432,7 @@ pub struct RunContext {
     pub git_directory: PathBuf,
     /// The queue's branch on the remote, in remote mode: `GITPRIO_BRANCH` for the agent.
     pub branch: Option<String>,
-    /// `<common git dir>/gitprio/worktrees`: one worktree per task.
+    /// Where each task gets a worktree of its own ([`task_worktrees`], or `--worktree-dir`).
     pub worktrees: PathBuf,
     /// `<common git dir>/gitprio/runs`: each attempt's prompt and output.
     pub runs: PathBuf,
@@ -479,7 +500,11 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
         directory: settings.directory.clone(),
         git_directory: repo.git_directory(),
         branch,
-        worktrees: common.join("gitprio").join("worktrees"),
+        worktrees: match &args.worktree_dir {
+            Some(directory) => std::path::absolute(settings.directory.join(directory))
+                .context("cannot resolve --worktree-dir")?,
+            None => task_worktrees(&repo),
+        },
         runs: common.join("gitprio").join("runs"),
         grace: duration(&args.grace, "grace period")?,
         timeout: args

@@ -751,10 +751,13 @@ async fn open_pr_opens_a_pull_request_for_each_pushed_branch() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/repos/acme/shop/pulls"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
-            "number": 12,
-            "html_url": "https://github.com/acme/shop/pull/12",
-        })))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(crate::github_fake::pull_json(
+                12,
+                &"1".repeat(40),
+                "alpha",
+            )),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -1153,11 +1156,11 @@ fn done_in_a_task_worktree_records_the_outcome_without_origin_head() {
             "--quiet",
             "-B",
             "gitprio/one",
-            ".git/gitprio/worktrees/one",
+            "../repo-gitprio-worktrees/one",
             "HEAD",
         ],
     );
-    let done = env.run("repo/.git/gitprio/worktrees/one", &["done", "one"]);
+    let done = env.run("repo-gitprio-worktrees/one", &["done", "one"]);
     assert_eq!(done.code, 0, "{done}");
     assert!(!done.stderr.contains("warning"), "{done}");
     assert_eq!(outcome(&env, "repo", "one"), "completed");
@@ -1178,11 +1181,11 @@ fn a_done_that_fails_for_another_reason_gives_the_task_back_and_stops() {
     assert!(!run.stderr.contains("alpha failed"), "{run}");
     assert!(
         run.stderr
-            .contains("the work is kept in $ROOT/clone/.git/gitprio/worktrees/alpha"),
+            .contains("the work is kept in $ROOT/clone-gitprio-worktrees/alpha"),
         "{run}"
     );
     assert!(
-        env.path("clone/.git/gitprio/worktrees/alpha/alpha.txt")
+        env.path("clone-gitprio-worktrees/alpha/alpha.txt")
             .is_file()
     );
     let status = env.run("clone", &["status", "--json"]);
@@ -1228,7 +1231,8 @@ fn a_retried_task_replaces_its_pushed_branch() {
     );
     let first = env.run("clone", &["run", "--json", "--", &agent]);
     assert_eq!(summary(&first)["completed"], 1, "{first}");
-    let released = env.run("clone", &["release", "alpha", "--reason", "PR rejected"]);
+    // A submitted task goes back to the queue by a reviewer's revoke, never by a release.
+    let released = env.run("clone", &["revoke", "alpha", "--reason", "PR rejected"]);
     assert_eq!(released.code, 0, "{released}");
 
     let second = env.run("clone", &["run", "--json", "--", &agent]);

@@ -97,6 +97,8 @@ pub struct Verdict {
     pub cost_usd: Option<f64>,
     /// Tool uses the agent was denied (Claude Code's `permission_denials`).
     pub permission_denials: usize,
+    /// Why each denied tool use was denied, as the CLI said (`Write: <reason>`).
+    pub denial_reasons: Vec<String>,
     /// Whether the final result (not only streamed events) was found.
     pub complete: bool,
 }
@@ -123,6 +125,8 @@ pub struct Follower {
     /// Usage-file lines, by key (or line number).
     lines: BTreeMap<String, ModelUsage>,
     line_count: usize,
+    /// The CLI's session (Claude Code) or thread (Codex) id, once the output named it.
+    session: Option<String>,
 }
 
 impl Follower {
@@ -134,6 +138,7 @@ impl Follower {
             cumulative: None,
             lines: BTreeMap::new(),
             line_count: 0,
+            session: None,
         }
     }
 
@@ -152,12 +157,18 @@ impl Follower {
     fn line(&mut self, value: &Value) {
         match self.adapter {
             Adapter::Claude => {
+                if self.session.is_none() && value["type"] == "system" {
+                    self.session = text(&value["session_id"]);
+                }
                 if let Some((id, usage)) = claude_message(value) {
                     let known = self.messages.entry(id).or_default();
                     *known = max_usage(known, &usage);
                 }
             }
             Adapter::Codex => {
+                if value["type"] == "thread.started" {
+                    self.session = text(&value["thread_id"]);
+                }
                 if value["type"] == "turn.completed" {
                     let mut usage = codex_usage(&value["usage"]);
                     usage.requests = self.cumulative.as_ref().map_or(0, |known| known.requests) + 1;
@@ -182,6 +193,11 @@ impl Follower {
             Adapter::Gemini => Vec::new(),
             Adapter::Generic => by_model(self.lines.values()),
         }
+    }
+
+    /// The CLI's session (or thread) id, once its output named it.
+    pub fn session(&self) -> Option<&str> {
+        self.session.as_deref()
     }
 
     /// The usage-file lines seen so far, each with its key (or `line-<n>`).
@@ -283,10 +299,18 @@ fn claude(stdout: &str) -> Verdict {
     let mut streamed = Follower::new(Adapter::Claude);
     let mut session = None;
     let mut result = None;
+    let mut denial_reasons = Vec::new();
     for event in &events {
         streamed.line(event);
         if event["type"] == "system" {
             session = text(&event["session_id"]).or(session);
+            if event["subtype"] == "permission_denied" {
+                let tool = text(&event["tool_name"]).unwrap_or_else(|| "a tool".to_owned());
+                let reason = text(&event["decision_reason"])
+                    .or_else(|| text(&event["message"]))
+                    .unwrap_or_else(|| "no reason given".to_owned());
+                denial_reasons.push(format!("{tool}: {}", first_line(&reason)));
+            }
         }
         if event["type"] == "result" {
             result = Some(event);
@@ -296,6 +320,7 @@ fn claude(stdout: &str) -> Verdict {
         return Verdict {
             session,
             usage: streamed.usage(),
+            denial_reasons,
             ..Verdict::default()
         };
     };
@@ -380,6 +405,7 @@ fn claude(stdout: &str) -> Verdict {
         usage,
         cost_usd: result["total_cost_usd"].as_f64(),
         permission_denials: result["permission_denials"].as_array().map_or(0, Vec::len),
+        denial_reasons,
         complete: true,
     }
 }

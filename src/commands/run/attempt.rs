@@ -15,6 +15,7 @@ use gitprio_core::usage::UsageRecord;
 
 use super::adapters::{self, Adapter, Follower, ModelUsage};
 use super::agent::{self, Agent, Io, Placeholders};
+use super::logs::LogFollower;
 use super::operations::{Beat, Claimed, Done};
 use super::{Ending, PullRequests, Report, RunContext};
 use crate::commands::action::github::{ApiError, PullRequest};
@@ -171,6 +172,7 @@ pub fn attempt(
         budget,
         output: Follower::new(run.adapter),
         usage: Follower::new(Adapter::Generic),
+        logs: LogFollower::new(run.adapter),
         stdout: None,
         usage_reader: None,
         stdout_path: &stdout_file,
@@ -181,8 +183,14 @@ pub fn attempt(
     let stdout = String::from_utf8_lossy(&stdout);
     let verdict = adapters::conclude(run.adapter, &stdout);
     watch.read_new();
-    let usage = final_usage(run.adapter, &verdict, &watch.output, &watch.usage);
-    let records = usage_records(&usage, &watch.usage, run.adapter, claimed, model.as_deref());
+    // The CLI's own log of the session has every request with its final usage, under the
+    // keys `usage import` gives them; without it, the output's usage stands for the attempt.
+    let records = if watch.logs.is_empty() {
+        let usage = final_usage(run.adapter, &verdict, &watch.output, &watch.usage);
+        usage_records(&usage, &watch.usage, run.adapter, claimed, model.as_deref())
+    } else {
+        watch.logs.records()
+    };
     if !records.is_empty()
         && let Err(error) = run
             .operations
@@ -195,10 +203,10 @@ pub fn attempt(
     if usage_file.starts_with(&worktree) {
         let _ = std::fs::remove_file(&usage_file);
     }
-    let tokens: u64 = records.iter().map(|(_, usage)| usage.tokens()).sum();
+    let tokens: u64 = records.iter().map(UsageRecord::total_tokens).sum();
     let cost_usd = verdict.cost_usd.or_else(|| {
-        records.iter().try_fold(0.0, |sum, (_, usage)| {
-            run.prices.cost(&as_record(usage)).map(|cost| sum + cost)
+        records.iter().try_fold(0.0, |sum, record| {
+            run.prices.cost(record).map(|cost| sum + cost)
         })
     });
     run.control.set_live(slot, 0, 0.0);
@@ -357,6 +365,8 @@ struct Watch<'a> {
     budget: Budget,
     output: Follower,
     usage: Follower,
+    /// The CLI's own log of the session, once its output named the session.
+    logs: LogFollower,
     stdout: Option<File>,
     usage_reader: Option<File>,
     stdout_path: &'a Path,
@@ -467,28 +477,32 @@ impl Watch<'_> {
     fn read_new(&mut self) {
         read_more(&mut self.stdout, self.stdout_path, &mut self.output);
         read_more(&mut self.usage_reader, self.usage_path, &mut self.usage);
+        self.logs.poll(self.output.session());
     }
 
     /// Tokens and estimated dollars so far.
     fn live(&self) -> Spend {
-        let usage: Vec<ModelUsage> = self
-            .output
-            .usage()
+        let streamed = if self.logs.is_empty() {
+            self.output.usage().iter().map(as_record).collect()
+        } else {
+            self.logs.records()
+        };
+        let records: Vec<UsageRecord> = streamed
             .into_iter()
-            .chain(self.usage.usage())
-            .collect();
-        let costs: Vec<Option<f64>> = usage
-            .iter()
-            .map(|usage| {
-                let mut record = as_record(usage);
+            .chain(self.usage.usage().iter().map(as_record))
+            .map(|mut record| {
                 if record.model.is_empty() {
                     self.model.unwrap_or_default().clone_into(&mut record.model);
                 }
-                self.run.prices.cost(&record)
+                record
             })
             .collect();
+        let costs: Vec<Option<f64>> = records
+            .iter()
+            .map(|record| self.run.prices.cost(record))
+            .collect();
         Spend {
-            tokens: usage.iter().map(ModelUsage::tokens).sum(),
+            tokens: records.iter().map(UsageRecord::total_tokens).sum(),
             // A fold from +0.0: `sum` of no costs is -0.0, shown as `$-0.00`.
             usd: costs.iter().flatten().fold(0.0, |sum, cost| sum + cost),
             priced: costs.iter().all(Option::is_some),
@@ -539,11 +553,18 @@ fn judge(
     if let Some(error) = &verdict.error {
         return Some(error.clone());
     }
-    if verdict.permission_denials > 0 && !changed(worktree, base) {
-        return Some(format!(
-            "the agent was denied {} tool uses and changed nothing; allow the tools it needs (`--allowedTools`, `--permission-mode`)",
-            verdict.permission_denials
-        ));
+    let denied = verdict.permission_denials.max(verdict.denial_reasons.len());
+    if denied > 0 && !changed(worktree, base) {
+        let uses = if denied == 1 { "use" } else { "uses" };
+        return Some(match verdict.denial_reasons.as_slice() {
+            [] => format!(
+                "the agent was denied {denied} tool {uses} and changed nothing; allow the tools it needs (`--allowedTools`, `--permission-mode`)"
+            ),
+            reasons => format!(
+                "the agent was denied {denied} tool {uses} and changed nothing: {}",
+                reasons.join("; ")
+            ),
+        });
     }
     None
 }
@@ -583,63 +604,77 @@ fn usage_records(
     adapter: Adapter,
     claimed: &Claimed,
     model: Option<&str>,
-) -> Vec<(String, ModelUsage)> {
+) -> Vec<UsageRecord> {
     let run = claimed.run_id();
-    let fill = |usage: &ModelUsage| {
-        let mut usage = usage.clone();
-        if usage.model.is_empty() {
-            model.unwrap_or("unknown").clone_into(&mut usage.model);
+    let record = |key: String, usage: &ModelUsage| {
+        let mut record = as_record(usage);
+        record.key = key;
+        if record.model.is_empty() {
+            model.unwrap_or("unknown").clone_into(&mut record.model);
         }
-        usage
+        record
     };
-    let mut records: Vec<(String, ModelUsage)> = usage
+    let mut records: Vec<UsageRecord> = usage
         .iter()
         .map(|usage| {
-            let usage = fill(usage);
-            (
-                format!("run:{run}:{}:{}", adapter.name(), usage.model),
-                usage,
-            )
+            let model = if usage.model.is_empty() {
+                model.unwrap_or("unknown")
+            } else {
+                &usage.model
+            };
+            record(format!("run:{run}:{}:{model}", adapter.name()), usage)
         })
         .collect();
     if records.is_empty() {
         records = usage_file
             .keyed_lines()
-            .map(|(key, usage)| (format!("run:{run}:{key}"), fill(usage)))
+            .map(|(key, usage)| record(format!("run:{run}:{key}"), usage))
             .collect();
     }
     if records.is_empty()
         && let Some(model) = model
     {
         // No usage reported: the run still carries its model, for reports by model.
-        records.push((
-            format!("run:{run}:model"),
-            ModelUsage {
-                model: model.to_owned(),
-                requests: 0,
-                ..ModelUsage::default()
-            },
-        ));
+        records.push(UsageRecord {
+            key: format!("run:{run}:model"),
+            model: model.to_owned(),
+            requests: 0,
+            ..UsageRecord::default()
+        });
     }
     records
 }
 
-fn records_text(records: &[(String, ModelUsage)]) -> String {
+/// The records as `gitprio usage record --stdin` lines; a record copied from a CLI's log
+/// keeps its key and says where it came from.
+fn records_text(records: &[UsageRecord]) -> String {
     let mut text = String::new();
-    for (key, usage) in records {
+    for record in records {
+        let origin = (!record.source.is_empty()).then(|| {
+            serde_json::json!({
+                "source": record.source,
+                "session": record.session,
+                "at": record.at,
+                "cwd": record.cwd,
+                "branch": record.branch,
+                "sidechain": record.sidechain,
+                "speed": record.speed,
+            })
+        });
         let _ = writeln!(
             text,
             "{}",
             serde_json::json!({
-                "model": usage.model,
-                "input": usage.input,
-                "output": usage.output,
-                "cache_read": usage.cache_read,
-                "cache_write": usage.cache_write,
-                "cache_write_1h": usage.cache_write_1h,
-                "reasoning": usage.reasoning,
-                "requests": usage.requests,
-                "key": key,
+                "model": record.model,
+                "input": record.input,
+                "output": record.output,
+                "cache_read": record.cache_read,
+                "cache_write": record.cache_write_5m,
+                "cache_write_1h": record.cache_write_1h,
+                "reasoning": record.reasoning,
+                "requests": record.requests,
+                "key": record.key,
+                "origin": origin,
             })
         );
     }

@@ -1,0 +1,314 @@
+//! `gitprio run` driving the real agent CLIs (Claude Code, Codex CLI), installed from npm
+//! by `.ci/run`, against the scripted model server of [`crate::model_server`]: the documented
+//! command lines edit files, and the usage in the ledger is what the server sent.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::common::{Output, TestEnv};
+use crate::model_server::{Truth, marker, server};
+
+/// Finds an agent CLI: in `.ci/node` (where `.ci/run` installs them), else on `PATH`.
+/// `None` skips the test, unless `GITPRIO_TEST_REQUIRE_TOOLS` is set: then it fails.
+fn agent_cli(name: &str) -> Option<PathBuf> {
+    let local = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(".ci/node/node_modules/.bin")
+        .join(name);
+    if local.exists() {
+        return Some(local);
+    }
+    crate::common::tool(&[name])
+}
+
+/// The documented Claude Code command: headless, streaming its events, allowed to edit files.
+const CLAUDE_ARGS: [&str; 8] = [
+    "-p",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+    "--model",
+    "{model}",
+    "--permission-mode",
+    "acceptEdits",
+];
+
+/// The documented Codex command: the prompt on stdin, events as JSON lines.
+const CODEX_ARGS: [&str; 7] = [
+    "exec",
+    "--json",
+    "-m",
+    "{model}",
+    "--sandbox",
+    "workspace-write",
+    "-",
+];
+
+/// The environment that points the CLIs at the scripted server and keeps them offline.
+fn agent_env(env: &TestEnv) -> Vec<(String, String)> {
+    let url = server().url();
+    let codex_home = env.path("codex-home");
+    std::fs::create_dir_all(&codex_home).unwrap();
+    std::fs::write(
+        codex_home.join("config.toml"),
+        format!(
+            "model_provider = \"local\"\n\n[model_providers.local]\nname = \"local\"\nbase_url = \"{url}/v1\"\nwire_api = \"responses\"\nenv_key = \"LOCAL_API_KEY\"\n"
+        ),
+    )
+    .unwrap();
+    [
+        ("ANTHROPIC_BASE_URL", url.clone()),
+        ("ANTHROPIC_API_KEY", "test-key".to_owned()),
+        ("DISABLE_TELEMETRY", "1".to_owned()),
+        ("DISABLE_AUTOUPDATER", "1".to_owned()),
+        ("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1".to_owned()),
+        ("CODEX_HOME", codex_home.display().to_string()),
+        ("LOCAL_API_KEY", "test-key".to_owned()),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect()
+}
+
+/// A task whose agent plays `script` on the server, its sessions filed under `tag`.
+fn scripted_task(title: &str, script: &str, tag: &str, extra: &str) -> String {
+    format!(
+        "---\ntitle: {title}\n{extra}---\n{title}. {}\n",
+        marker(script, tag)
+    )
+}
+
+/// Runs `gitprio run --local --json` with `options`, then the agent command.
+fn run_agent(env: &TestEnv, options: &[&str], cli: &std::path::Path, args: &[&str]) -> Output {
+    let cli = cli.display().to_string();
+    let mut arguments = vec!["run", "--local", "--json"];
+    arguments.extend(options);
+    arguments.push("--");
+    arguments.push(&cli);
+    arguments.extend(args);
+    let variables = agent_env(env);
+    let variables: Vec<(&str, &str)> = variables
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    env.run_with("repo", &arguments, &variables)
+}
+
+/// The usage of the one run of task `id` in the ledger, as the server's buckets.
+fn ledger_usage(env: &TestEnv, id: &str) -> Truth {
+    let show = env.run("repo", &["usage", "show", id, "--json", "--local"]);
+    assert_eq!(show.code, 0, "{show}");
+    let runs = show.json()["runs"].as_array().unwrap().clone();
+    assert_eq!(runs.len(), 1, "{show}");
+    let totals = &runs[0]["totals"];
+    let count = |field: &str| totals[field].as_u64().unwrap_or(0);
+    Truth {
+        input: count("input"),
+        output: count("output"),
+        cache_write_5m: count("cache_write_5m"),
+        cache_write_1h: count("cache_write_1h"),
+        cache_read: count("cache_read"),
+        reasoning: count("reasoning"),
+        requests: count("requests"),
+    }
+}
+
+fn attempt<'a>(summary: &'a Value, id: &str) -> &'a Value {
+    summary["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|run| run["task"] == id)
+        .unwrap_or_else(|| panic!("no attempt at {id}: {summary}"))
+}
+
+/// Asserts that the ledger holds exactly what the server sent for each task, and that
+/// importing the CLIs' own logs afterwards changes no total.
+fn assert_exact_usage(env: &TestEnv, tasks: &[(&str, &str)], run: &Output) {
+    for (id, tag) in tasks {
+        let truth = server().total(tag);
+        assert!(
+            truth.requests > 0,
+            "the server saw no request for {id}: {run}"
+        );
+        assert_eq!(ledger_usage(env, id), truth, "{id}: {run}");
+    }
+    let import = env.run("repo", &["usage", "import", "--local", "--json"]);
+    assert_eq!(import.code, 0, "{import}");
+    eprintln!("{import}");
+    for (id, tag) in tasks {
+        assert_eq!(
+            ledger_usage(env, id),
+            server().total(tag),
+            "{id} after `usage import`: {import}\n{}",
+            env.git("repo", &["log", "-p", &format!("refs/gitprio/usage/{id}")])
+        );
+    }
+}
+
+#[test]
+fn real_claude_code_edits_in_accept_edits_mode_and_its_usage_is_exact() {
+    let Some(claude) = agent_cli("claude") else {
+        return;
+    };
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[(
+            ".tasks/alpha.md",
+            &scripted_task(
+                "Alpha",
+                "edit",
+                "claude-edit",
+                "model: claude-sonnet-4-5\nacceptance: [test -f done.txt]\n",
+            ),
+        )],
+    );
+    let run = run_agent(&env, &[], &claude, &CLAUDE_ARGS);
+    assert_eq!(run.code, 0, "{run}");
+    let summary = run.json();
+    assert_eq!(summary["completed"], 1, "{run}");
+    assert_eq!(
+        env.git("repo", &["show", "gitprio/alpha:done.txt"]),
+        "done\n"
+    );
+    assert_exact_usage(&env, &[("alpha", "claude-edit")], &run);
+}
+
+#[test]
+fn a_tool_use_claude_code_denies_is_named_with_its_reason() {
+    let Some(claude) = agent_cli("claude") else {
+        return;
+    };
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/config.yaml", ONE_ATTEMPT),
+            (
+                ".tasks/shell.md",
+                &scripted_task(
+                    "Shell",
+                    "shell",
+                    "claude-shell",
+                    "model: claude-sonnet-4-5\n",
+                ),
+            ),
+        ],
+    );
+    let run = run_agent(&env, &[], &claude, &CLAUDE_ARGS);
+    assert_eq!(run.code, 0, "{run}");
+    let summary = run.json();
+    let error = attempt(&summary, "shell")["error"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{run}"))
+        .to_owned();
+    assert!(
+        error.starts_with("the agent was denied 1 tool use and changed nothing: Bash: "),
+        "{run}"
+    );
+    assert!(!env.path("repo-gitprio-worktrees/shell/shell.txt").exists());
+}
+
+/// A config under which a failed task is parked at once, so a run tries each task once.
+const ONE_ATTEMPT: &str = "max_attempts: 1\n";
+
+/// Three tasks for one CLI: one edits and completes, one loops until its token budget
+/// stops it, one ends in an API error; each task's sessions filed under `<prefix>-<id>`.
+fn three_tasks(env: &TestEnv, prefix: &str, model: &str, budget: &str) {
+    let extra = format!("model: {model}\n");
+    env.repo(
+        "repo",
+        &[
+            (".tasks/config.yaml", ONE_ATTEMPT),
+            (
+                ".tasks/edit.md",
+                &scripted_task(
+                    "Edit",
+                    "edit",
+                    &format!("{prefix}-edit"),
+                    &format!("{extra}acceptance: [test -f done.txt]\n"),
+                ),
+            ),
+            (
+                ".tasks/loop.md",
+                &scripted_task(
+                    "Loop",
+                    "loop",
+                    &format!("{prefix}-loop"),
+                    &format!("{extra}budget: {budget}\n"),
+                ),
+            ),
+            (
+                ".tasks/error.md",
+                &scripted_task("Error", "error", &format!("{prefix}-error"), &extra),
+            ),
+        ],
+    );
+}
+
+/// Checks the outcome of [`three_tasks`]: one completed, one stopped over budget within one
+/// request of it, one failed, and every task's usage exactly what the server sent.
+fn assert_three_outcomes(env: &TestEnv, prefix: &str, budget: u64, run: &Output) {
+    assert_eq!(run.code, 0, "{run}");
+    let summary = run.json();
+    assert_eq!(attempt(&summary, "edit")["ending"], "completed", "{run}");
+    let over = attempt(&summary, "loop");
+    assert_ne!(over["ending"], "completed", "{run}");
+    assert!(
+        over["error"].as_str().unwrap().starts_with("over budget: "),
+        "{run}"
+    );
+    let error = attempt(&summary, "error");
+    assert_ne!(error["ending"], "completed", "{run}");
+    let tags: Vec<(String, String)> = ["edit", "loop", "error"]
+        .iter()
+        .map(|id| ((*id).to_owned(), format!("{prefix}-{id}")))
+        .collect();
+    let tags: Vec<(&str, &str)> = tags
+        .iter()
+        .map(|(id, tag)| (id.as_str(), tag.as_str()))
+        .collect();
+    assert_exact_usage(env, &tags, run);
+    // Stopped within one request of the budget: over it, but not by a whole request more.
+    let spent = ledger_usage(env, "loop");
+    let tokens =
+        spent.input + spent.output + spent.cache_read + spent.cache_write_5m + spent.cache_write_1h;
+    let per_request = tokens / spent.requests;
+    assert!(
+        tokens > budget && tokens <= budget + per_request + per_request / 2,
+        "{tokens} of {budget}: {run}"
+    );
+}
+
+#[test]
+fn real_claude_code_over_budget_and_failed_runs_record_exactly_what_was_spent() {
+    let Some(claude) = agent_cli("claude") else {
+        return;
+    };
+    let env = TestEnv::new();
+    three_tasks(&env, "claude3", "claude-sonnet-4-5", "4000");
+    let run = run_agent(
+        &env,
+        &["--parallel", "3", "--grace", "2s"],
+        &claude,
+        &CLAUDE_ARGS,
+    );
+    assert_three_outcomes(&env, "claude3", 4000, &run);
+}
+
+#[test]
+fn real_codex_edits_stops_over_budget_mid_turn_and_its_usage_is_exact() {
+    let Some(codex) = agent_cli("codex") else {
+        return;
+    };
+    let env = TestEnv::new();
+    three_tasks(&env, "codex3", "gpt-5", "7000");
+    let run = run_agent(
+        &env,
+        &["--parallel", "3", "--grace", "2s"],
+        &codex,
+        &CODEX_ARGS,
+    );
+    assert_three_outcomes(&env, "codex3", 7000, &run);
+}
