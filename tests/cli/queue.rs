@@ -344,3 +344,10 @@ fn init_agents_also_writes_what_gemini_cli_and_cursor_read_once() {
         "@./AGENTS.md\n"
     );
 }
+
+#[test]
+fn the_only_ready_task_is_explained_in_the_singular() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/only.md", "---\ntitle: Only\n---\n")]);
+    assert_output!(env.run("repo", &["next", "--explain"]));
+}
