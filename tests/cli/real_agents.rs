@@ -290,7 +290,7 @@ fn real_claude_code_over_budget_and_failed_runs_record_exactly_what_was_spent() 
     three_tasks(&env, "claude3", "claude-sonnet-4-5", "4000");
     let run = run_agent(
         &env,
-        &["--parallel", "3", "--grace", "2s"],
+        &["--parallel", "3", "--grace", "2s", "--timeout", "60s"],
         &claude,
         &CLAUDE_ARGS,
     );
@@ -306,7 +306,7 @@ fn real_codex_edits_stops_over_budget_mid_turn_and_its_usage_is_exact() {
     three_tasks(&env, "codex3", "gpt-5", "7000");
     let run = run_agent(
         &env,
-        &["--parallel", "3", "--grace", "2s"],
+        &["--parallel", "3", "--grace", "2s", "--timeout", "60s"],
         &codex,
         &CODEX_ARGS,
     );
