@@ -312,3 +312,65 @@ fn real_codex_edits_stops_over_budget_mid_turn_and_its_usage_is_exact() {
     );
     assert_three_outcomes(&env, "codex3", 7000, &run);
 }
+
+#[test]
+fn a_run_token_limit_stops_every_agent_and_claims_nothing_more() {
+    let Some(claude) = agent_cli("claude") else {
+        return;
+    };
+    let env = TestEnv::new();
+    let tasks: Vec<(String, String)> = (1..=4)
+        .map(|n| {
+            (
+                format!(".tasks/loop{n}.md"),
+                scripted_task(
+                    &format!("Loop {n}"),
+                    "loop",
+                    &format!("fleet-{n}"),
+                    "model: claude-sonnet-4-5\n",
+                ),
+            )
+        })
+        .collect();
+    let files: Vec<(&str, &str)> = tasks
+        .iter()
+        .map(|(path, text)| (path.as_str(), text.as_str()))
+        .collect();
+    env.repo("repo", &files);
+    let run = run_agent(
+        &env,
+        &[
+            "--parallel",
+            "2",
+            "--max-tokens",
+            "5000",
+            "--grace",
+            "2s",
+            "--timeout",
+            "60s",
+        ],
+        &claude,
+        &CLAUDE_ARGS,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let summary = run.json();
+    assert_eq!(summary["stopped"], "max_tokens", "{run}");
+    assert_eq!(summary["reason"], "--max-tokens 5000 reached", "{run}");
+    // Two agents at work when the limit was reached; no claim after it.
+    assert_eq!(summary["attempts"], 2, "{run}");
+    assert_eq!(summary["released"], 2, "{run}");
+    let tokens = summary["tokens"].as_u64().unwrap();
+    assert!(tokens > 5000, "{run}");
+    assert_eq!(summary["overshoot"]["tokens"], tokens - 5000, "{run}");
+    let spent: u64 = (1..=4)
+        .map(|n| {
+            let truth = server().total(&format!("fleet-{n}"));
+            truth.input
+                + truth.output
+                + truth.cache_read
+                + truth.cache_write_5m
+                + truth.cache_write_1h
+        })
+        .sum();
+    assert_eq!(tokens, spent, "{run}");
+}

@@ -149,6 +149,17 @@ pub fn attempt(
         ("GITPRIO_PROMPT_FILE", text(&prompt_file)),
         ("GITPRIO_USAGE_FILE", text(&usage_file)),
         (BRANCH_VARIABLE, run.branch.clone().unwrap_or_default()),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            resource_attributes(
+                std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok().as_deref(),
+                &[
+                    ("gitprio.task_id", id),
+                    ("gitprio.run_id", &claimed.run_id()),
+                    ("gitprio.task_type", task.task_type.as_deref().unwrap_or("")),
+                ],
+            ),
+        ),
     ];
     run.say(&format!(
         "{agent}: working on {id} (attempt {}{}) in {}",
@@ -317,6 +328,40 @@ pub fn attempt(
         }
     ));
     Ok(finish(ending, Some(reason)))
+}
+
+/// `OTEL_RESOURCE_ATTRIBUTES` for the agent: what it was given, and the task's attributes, so
+/// the telemetry an agent CLI exports (Claude Code's, Gemini CLI's) can be told apart by task.
+/// Values are percent-encoded as the W3C baggage format the variable uses wants; empty ones
+/// are left out.
+fn resource_attributes(inherited: Option<&str>, attributes: &[(&str, &str)]) -> String {
+    let mut parts: Vec<String> = inherited
+        .into_iter()
+        .flat_map(|text| text.split(','))
+        .filter(|part| {
+            !part.trim().is_empty()
+                && !attributes
+                    .iter()
+                    .any(|(name, _)| part.split('=').next().map(str::trim) == Some(*name))
+        })
+        .map(str::to_owned)
+        .collect();
+    for (name, value) in attributes.iter().filter(|(_, value)| !value.is_empty()) {
+        let mut encoded = String::new();
+        for character in value.chars() {
+            match character {
+                ',' | '=' | '%' | ';' | '"' | '\\' => {
+                    let _ = write!(encoded, "%{:02X}", u32::from(character));
+                }
+                character if character.is_whitespace() || character.is_control() => {
+                    let _ = write!(encoded, "%{:02X}", u32::from(character));
+                }
+                character => encoded.push(character),
+            }
+        }
+        parts.push(format!("{name}={encoded}"));
+    }
+    parts.join(",")
 }
 
 fn report(
@@ -1110,6 +1155,25 @@ fn fallback_prompt(task: &gitprio_core::Task) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_attributes_add_the_task_to_what_the_agent_was_given() {
+        assert_eq!(
+            resource_attributes(
+                Some("team=core,gitprio.task_id=old"),
+                &[
+                    ("gitprio.task_id", "fix-login"),
+                    ("gitprio.run_id", "2-20261101T120000Z"),
+                    ("gitprio.task_type", ""),
+                ],
+            ),
+            "team=core,gitprio.task_id=fix-login,gitprio.run_id=2-20261101T120000Z"
+        );
+        assert_eq!(
+            resource_attributes(None, &[("gitprio.task_type", "a b,c=d")]),
+            "gitprio.task_type=a%20b%2Cc%3Dd"
+        );
+    }
 
     #[test]
     fn same_error_ignores_numbers_and_spacing() {
