@@ -44,6 +44,21 @@ const CODEX_ARGS: [&str; 7] = [
     "-",
 ];
 
+/// The documented Gemini CLI command: the prompt on stdin (`-p ""` appends it), events as
+/// JSON lines, edits allowed, the worktree trusted for the session.
+const GEMINI_ARGS: [&str; 10] = [
+    "-p",
+    "",
+    "--output-format",
+    "stream-json",
+    "-m",
+    "{model}",
+    "--approval-mode",
+    "auto_edit",
+    "--skip-trust",
+    "--sandbox=false",
+];
+
 /// The environment that points the CLIs at the scripted server and keeps them offline.
 fn agent_env(env: &TestEnv) -> Vec<(String, String)> {
     let url = server().url();
@@ -56,7 +71,17 @@ fn agent_env(env: &TestEnv) -> Vec<(String, String)> {
         ),
     )
     .unwrap();
+    // Gemini CLI takes its way to authenticate from its settings only.
+    let gemini = env.path("home/.gemini");
+    std::fs::create_dir_all(&gemini).unwrap();
+    std::fs::write(
+        gemini.join("settings.json"),
+        r#"{"security": {"auth": {"selectedType": "gemini-api-key"}}, "general": {"disableAutoUpdate": true}, "privacy": {"usageStatisticsEnabled": false}}"#,
+    )
+    .unwrap();
     [
+        ("GOOGLE_GEMINI_BASE_URL", url.clone()),
+        ("GEMINI_API_KEY", "test-key".to_owned()),
         ("ANTHROPIC_BASE_URL", url.clone()),
         ("ANTHROPIC_API_KEY", "test-key".to_owned()),
         ("DISABLE_TELEMETRY", "1".to_owned()),
@@ -373,4 +398,20 @@ fn a_run_token_limit_stops_every_agent_and_claims_nothing_more() {
         })
         .sum();
     assert_eq!(tokens, spent, "{run}");
+}
+
+#[test]
+fn real_gemini_cli_edits_stops_over_budget_and_its_usage_is_exact() {
+    let Some(gemini) = agent_cli("gemini") else {
+        return;
+    };
+    let env = TestEnv::new();
+    three_tasks(&env, "gemini3", "gemini-2.5-pro", "9000");
+    let run = run_agent(
+        &env,
+        &["--parallel", "3", "--grace", "2s", "--timeout", "60s"],
+        &gemini,
+        &GEMINI_ARGS,
+    );
+    assert_three_outcomes(&env, "gemini3", 9000, &run);
 }

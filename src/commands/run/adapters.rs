@@ -175,7 +175,11 @@ impl Follower {
                     self.cumulative = Some(usage);
                 }
             }
-            Adapter::Gemini => {}
+            Adapter::Gemini => {
+                if value["type"] == "init" {
+                    self.session = text(&value["session_id"]);
+                }
+            }
             Adapter::Generic => {
                 if let Some((key, usage)) = usage_line(value) {
                     let key = key.unwrap_or_else(|| format!("line-{}", self.line_count));
