@@ -43,7 +43,7 @@ use crate::{exit_code, output};
     reason = "independent command-line switches"
 )]
 #[command(
-    after_help = "Placeholders in the agent command: {prompt_file} {task_id} {model} {worktree} {usage_file}.\nWithout {prompt_file}, the prompt is the agent's stdin.\n\nExamples:\n  gitprio run -- claude -p --output-format stream-json --verbose --model {model}\n  gitprio run --parallel 4 -- codex exec --json -m {model} -\n  gitprio run -- ./my-agent.sh {prompt_file}"
+    after_help = "Placeholders in the agent command: {prompt_file} {task_id} {model} {worktree} {usage_file}.\nWithout {prompt_file}, the prompt is the agent's stdin.\n\nExamples:\n  gitprio run -- claude -p --output-format stream-json --verbose --model {model} --permission-mode acceptEdits\n  gitprio run --parallel 4 -- codex exec --json -m {model} --sandbox workspace-write -\n  gitprio run -- gemini -p \"\" --output-format stream-json -m {model} --approval-mode auto_edit --skip-trust\n  gitprio run -- ./my-agent.sh {prompt_file}"
 )]
 pub struct RunArgs {
     /// Agents working at once, each on its own task in its own worktree.
