@@ -18,7 +18,7 @@ pub struct Settings {
     pub github_actions: bool,
     /// The current time: `GITPRIO_NOW` (RFC 3339) when set, for tests and replays.
     pub now: Timestamp,
-    /// This agent's name: `GITPRIO_AGENT`, else `user@host:pid`.
+    /// This agent's name: `GITPRIO_AGENT`, else `user@host:<worktree>` (see [`default_agent`]).
     pub agent: String,
     pub host: String,
     /// The agent runner's session id, from `GITPRIO_SESSION`.
@@ -57,7 +57,7 @@ impl Settings {
             .unwrap_or_else(|| "localhost".to_owned());
         let user = std::env::var("USER").unwrap_or_else(|_| "agent".to_owned());
         let agent = non_empty_var("GITPRIO_AGENT")
-            .unwrap_or_else(|| format!("{user}@{host}:{}", std::process::id()));
+            .unwrap_or_else(|| default_agent(&user, &host, &directory));
         Ok(Settings {
             now,
             agent,
@@ -86,6 +86,32 @@ impl Settings {
             ..self.clone()
         }
     }
+}
+
+/// The agent name of whoever runs gitprio in `directory` without naming itself:
+/// `user@host:<worktree folder>-<hash of its path>`.
+///
+/// One name per worktree, not per process: a lone agent's commands, each its own
+/// process, are one agent to the spread of claims (which counts the agents seen lately)
+/// and to its own leases, and a claim run again after a crash finds what its first run
+/// landed. Worktrees differ by name, so two agents side by side never share one.
+fn default_agent(user: &str, host: &str, directory: &std::path::Path) -> String {
+    let worktree = directory
+        .ancestors()
+        .find(|path| path.join(".git").exists())
+        .unwrap_or(directory);
+    let name = worktree
+        .file_name()
+        .map_or_else(|| "root".into(), |name| name.to_string_lossy());
+    // FNV-1a: stable across processes and builds, unlike the standard hasher.
+    let hash = worktree
+        .as_os_str()
+        .as_encoded_bytes()
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+    format!("{user}@{host}:{name}-{:06x}", hash & 0xff_ffff)
 }
 
 fn non_empty_var(name: &str) -> Option<String> {

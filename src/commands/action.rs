@@ -16,8 +16,10 @@ use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
+use clap::builder::{OsStringValueParser, TypedValueParser};
 use clap::{ArgAction, Args};
 use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
@@ -47,7 +49,7 @@ const MAX_SUMMARY_FILE: u64 = 4 * 1024 * 1024;
 #[derive(Debug, Args)]
 pub struct ActionArgs {
     /// The webhook event that started the workflow.
-    #[arg(long, env = "GITHUB_EVENT_PATH", value_name = "FILE")]
+    #[arg(long, env = "GITHUB_EVENT_PATH", value_name = "FILE", value_parser = path_or_empty())]
     pub event: Option<PathBuf>,
     /// The repository, `owner/name`, when the event names none.
     #[arg(long, env = "GITHUB_REPOSITORY", value_name = "OWNER/NAME")]
@@ -64,10 +66,10 @@ pub struct ActionArgs {
     )]
     pub token: Option<String>,
     /// The file the job's step summary is appended to.
-    #[arg(long, env = "GITHUB_STEP_SUMMARY", value_name = "FILE")]
+    #[arg(long, env = "GITHUB_STEP_SUMMARY", value_name = "FILE", value_parser = path_or_empty())]
     pub step_summary: Option<PathBuf>,
     /// The file step outputs are appended to.
-    #[arg(long, env = "GITHUB_OUTPUT", value_name = "FILE")]
+    #[arg(long, env = "GITHUB_OUTPUT", value_name = "FILE", value_parser = path_or_empty())]
     pub github_output: Option<PathBuf>,
     /// Fail when `gitprio check` finds errors in the pull request's task edits.
     #[arg(long, env = "GITPRIO_FAIL_ON_INVALID", value_name = "BOOL", default_value = "true", value_parser = boolish, action = ArgAction::Set)]
@@ -79,11 +81,22 @@ pub struct ActionArgs {
     #[arg(long, env = "GITPRIO_COMMENT_AUTHOR", value_name = "LOGIN")]
     pub comment_author: Option<String>,
     /// Also write the summary and the pull request's facts to DIR, to upload as an artifact.
-    #[arg(long, env = "GITPRIO_SUMMARY_DIR", value_name = "DIR")]
+    #[arg(long, env = "GITPRIO_SUMMARY_DIR", value_name = "DIR", value_parser = path_or_empty())]
     pub summary_dir: Option<PathBuf>,
     /// Post the summary a `--summary-dir` run wrote to DIR, without reading any repository.
-    #[arg(long, env = "GITPRIO_POST_SUMMARY", value_name = "DIR")]
+    #[arg(long, env = "GITPRIO_POST_SUMMARY", value_name = "DIR", value_parser = path_or_empty())]
     pub post_summary: Option<PathBuf>,
+    /// How long the retries of one GitHub request may wait in all, rate limits included
+    /// (seconds, or `5m`); a longer wait GitHub asks for fails the request at once.
+    #[arg(long, env = "GITPRIO_GITHUB_MAX_WAIT", value_name = "DURATION")]
+    pub max_wait: Option<String>,
+}
+
+/// Parses a path like clap's own parser, but lets an empty value through: a composite
+/// action sets the variable of an input left at its default `""`, and [`Resolved`]
+/// takes an empty value as unset (clap's `PathBuf` parser refuses it, exit 2).
+fn path_or_empty() -> impl TypedValueParser<Value = PathBuf> {
+    OsStringValueParser::new().map(PathBuf::from)
 }
 
 /// Parses `true`/`false` (and `yes`/`no`, `1`/`0`, `on`/`off`); empty means the default, true.
@@ -116,11 +129,21 @@ struct Resolved {
     github_output: Option<PathBuf>,
     comment_author: Option<String>,
     summary_dir: Option<PathBuf>,
+    post_summary: Option<PathBuf>,
+    max_wait: Duration,
 }
 
 impl Resolved {
-    fn new(args: &ActionArgs) -> Resolved {
-        Resolved {
+    fn new(args: &ActionArgs) -> anyhow::Result<Resolved> {
+        let max_wait = match non_empty(args.max_wait.as_ref()) {
+            None => github::DEFAULT_MAX_WAIT,
+            Some(text) => core_lease::parse_duration(&text)
+                .and_then(|wait| Duration::try_from(wait).ok())
+                .ok_or_else(|| {
+                    anyhow!("the longest wait `{text}` (GITPRIO_GITHUB_MAX_WAIT, input `max-wait`) is not a duration like `90` or `5m`")
+                })?,
+        };
+        Ok(Resolved {
             event: non_empty_path(args.event.as_ref()),
             repository: non_empty(args.repository.as_ref()),
             api_url: non_empty(args.api_url.as_ref())
@@ -130,7 +153,9 @@ impl Resolved {
             github_output: non_empty_path(args.github_output.as_ref()),
             comment_author: non_empty(args.comment_author.as_ref()),
             summary_dir: non_empty_path(args.summary_dir.as_ref()),
-        }
+            post_summary: non_empty_path(args.post_summary.as_ref()),
+            max_wait,
+        })
     }
 
     fn read_event(&self) -> anyhow::Result<Event> {
@@ -148,13 +173,16 @@ impl Resolved {
             return Ok(None);
         };
         let (owner, repo) = event::split_repository(repository)?;
-        Ok(Some(GitHub::new(ApiSettings {
-            api_url: self.api_url.clone(),
-            token: token.clone(),
-            owner: owner.to_owned(),
-            repo: repo.to_owned(),
-            author: self.comment_author.clone(),
-        })?))
+        Ok(Some(
+            GitHub::new(ApiSettings {
+                api_url: self.api_url.clone(),
+                token: token.clone(),
+                owner: owner.to_owned(),
+                repo: repo.to_owned(),
+                author: self.comment_author.clone(),
+            })?
+            .with_max_wait(self.max_wait),
+        ))
     }
 }
 
@@ -205,9 +233,9 @@ impl Outputs {
 }
 
 pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
-    let resolved = Resolved::new(args);
-    if let Some(directory) = non_empty_path(args.post_summary.as_ref()) {
-        return post(settings, &resolved, &directory).map_err(CliError::from);
+    let resolved = Resolved::new(args)?;
+    if let Some(directory) = &resolved.post_summary {
+        return post(settings, &resolved, directory).map_err(CliError::from);
     }
     let pull_request = match resolved.read_event()? {
         Event::PullRequest(pull_request) => pull_request,
@@ -236,7 +264,7 @@ pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
     )?;
     let _ = cache.save(&cache_path);
     let invalid = changes.edits_tasks() && run_check(settings)?;
-    let config = source::local_config(&repo);
+    let config = source::local_config(&repo)?;
     let store = LeaseStore::new(&repo, super::lease::store_mode(&repo, &config, false)?);
     if let Err(error) = store.fetch("refs/gitprio/*") {
         warn(

@@ -33,7 +33,7 @@ pub struct StoreArgs {
 
 #[derive(Debug, Args)]
 pub struct ClaimArgs {
-    /// This agent's name (default: `GITPRIO_AGENT`, else `user@host:pid`).
+    /// This agent's name (default: `GITPRIO_AGENT`, else `user@host:<worktree>`).
     #[arg(long, value_name = "NAME")]
     pub agent: Option<String>,
     /// How long the lease lives without a heartbeat (default: `lease_ttl` of the config, `30m`).
@@ -248,6 +248,46 @@ fn default_branch(repo: &Repository, remote: &str) -> String {
         .unwrap_or_else(|| "main".to_owned())
 }
 
+/// How old the lease mirrors may be before a reading command says it answers from old leases.
+const MIRRORS_OLD_AFTER: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// Makes sure a reading command (`next`, `list`) answers from the remote's leases: a clone
+/// that never fetched them (`git clone` does not) fetches them once now; mirrors older
+/// than [`MIRRORS_OLD_AFTER`] are used, and stderr says how old they are.
+pub fn mirrors_fetched(settings: &Settings, store: &LeaseStore<'_>) {
+    let Mode::Remote { remote, .. } = store.mode() else {
+        return;
+    };
+    match store.last_refreshed() {
+        None => {
+            if let Err(error) = store.refresh() {
+                output::message(
+                    settings,
+                    "warning",
+                    &format!(
+                        "this clone never fetched the leases of `{remote}`, and cannot now ({error}); tasks other agents hold or submitted may show as ready"
+                    ),
+                );
+            }
+        }
+        Some(at) => {
+            let age = std::time::SystemTime::now()
+                .duration_since(at)
+                .unwrap_or_default();
+            if age > MIRRORS_OLD_AFTER {
+                output::message(
+                    settings,
+                    "info",
+                    &format!(
+                        "answering from the leases of `{remote}` as fetched {} ago; `gitprio status` fetches them again",
+                        output::span(i64::try_from(age.as_secs()).unwrap_or(i64::MAX))
+                    ),
+                );
+            }
+        }
+    }
+}
+
 /// The lease blockers on tasks as last seen, for every reading command.
 pub fn current_holds(
     settings: &Settings,
@@ -442,6 +482,9 @@ pub fn claim_next_avoiding(
     match outcome {
         ClaimOutcome::Claimed(mut claimed) => {
             claimed.tries += lost;
+            for skipped in &claimed.skipped {
+                output::message(settings, "warning", skipped);
+            }
             if claimed.lease.record.event == LeaseEvent::Reclaim
                 && let Some(previous) = leases.get(&claimed.task.id)
             {
@@ -583,8 +626,9 @@ fn all_held_back(queue: &Queue) -> (&'static str, String) {
 pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
     let settings = settings.with_agent(args.agent.as_deref());
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo);
+    let config = source::local_config(&repo)?;
     let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
+    Ledger::new(&store).deliver_kept(settings.now);
     let context = context(&settings, &repo, &config, args.ttl.as_deref())?;
     let filter = ClaimFilter {
         task_type: args.task_type.clone(),
@@ -675,8 +719,20 @@ pub fn claim(settings: &Settings, args: &ClaimArgs) -> CommandResult {
     }
 }
 
-/// Resolves the task a lease command is about: the one given, else the one this worktree holds.
+/// Resolves the task a lease command is about: the one given, else the one this worktree
+/// holds live. A submitted task is never the default: its lease must not be renewed,
+/// given back or charged for by a command that named no task.
 pub fn held_id(repo: &Repository, id: Option<&str>) -> anyhow::Result<TaskId> {
+    held_id_of(repo, id, false)
+}
+
+/// Resolves the task `done` is about: like [`held_id`], but a submitted task (a `done` to
+/// finish after a crash) is the default when no live one is held here.
+pub fn held_id_to_finish(repo: &Repository, id: Option<&str>) -> anyhow::Result<TaskId> {
+    held_id_of(repo, id, true)
+}
+
+fn held_id_of(repo: &Repository, id: Option<&str>, submitted: bool) -> anyhow::Result<TaskId> {
     if let Some(id) = id {
         return TaskId::new(id).ok_or_else(|| anyhow!("`{id}` is not a task id"));
     }
@@ -694,7 +750,10 @@ pub fn held_id(repo: &Repository, id: Option<&str>) -> anyhow::Result<TaskId> {
     let live = mine.iter().any(|held| held.state == LeaseState::Held);
     let mut held: Vec<HeldLease> = mine
         .into_iter()
-        .filter(|held| !live || held.state == LeaseState::Held)
+        .filter(|held| {
+            held.state == LeaseState::Held
+                || (submitted && !live && held.state == LeaseState::Submitted)
+        })
         .collect();
     // Holders of several generations in this worktree (an agent's lease lost to another
     // agent here) name one task: the lease command sorts out whose it is.
@@ -720,9 +779,12 @@ pub fn held_id(repo: &Repository, id: Option<&str>) -> anyhow::Result<TaskId> {
 
 /// Reads the local config and opens the lease store it names (or local refs with `local`).
 pub fn open_store(repo: &Repository, local: bool) -> anyhow::Result<(Config, LeaseStore<'_>)> {
-    let config = source::local_config(repo);
+    let config = source::local_config(repo)?;
     let mode = store_mode(repo, &config, local)?;
-    Ok((config, LeaseStore::new(repo, mode)))
+    let store = LeaseStore::new(repo, mode);
+    // Usage the ledger could not take earlier goes out with the next command that reaches it.
+    Ledger::new(&store).deliver_kept(jiff::Timestamp::now());
+    Ok((config, store))
 }
 
 /// A renewed lease, and its run as the usage ledger knows it (for the budget verdict).
@@ -905,7 +967,7 @@ pub fn finish_noting(
 pub fn done(settings: &Settings, args: &DoneArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
     let (config, store) = open_store(&repo, args.store.local)?;
-    let id = held_id(&repo, args.id.as_deref())?;
+    let id = held_id_to_finish(&repo, args.id.as_deref())?;
     let summary = args.summary.as_deref().map(read_summary).transpose()?;
     if let Some(path) = unplanned(&repo, &config, &id)? {
         output::message(
@@ -1164,9 +1226,16 @@ pub fn status(settings: &Settings, args: &StatusArgs) -> CommandResult {
     let (leases, bad) = store.leases()?;
     let skew = parse_duration(&config.clock_skew).unwrap_or_default();
     let here = repo.workdir().map(|path| path.display().to_string());
+    // This worktree's only while the lease is exactly the commit it wrote last: one that
+    // moved on (reclaimed, revoked) is someone else's, whatever this worktree remembers.
     let mine: Vec<TaskId> = HeldLease::all(repo.common_dir())
         .into_iter()
-        .filter(|held| held.worktree == here)
+        .filter(|held| {
+            held.worktree == here
+                && leases
+                    .get(&held.task)
+                    .is_some_and(|lease| lease.oid == held.oid.as_str())
+        })
         .map(|held| held.task)
         .collect();
     if args.json {
@@ -1335,8 +1404,9 @@ pub fn gc(settings: &Settings, args: &GcArgs) -> CommandResult {
         println!("nothing to delete");
     } else {
         println!(
-            "deleted {} leases of finished tasks: {}",
+            "deleted {} {} of finished tasks: {}",
             collected.deleted.len(),
+            output::plural(collected.deleted.len(), "lease"),
             collected
                 .deleted
                 .iter()

@@ -32,7 +32,7 @@ use crate::{exit_code, output};
 #[derive(Debug, Args)]
 pub struct McpArgs {
     /// This agent's name, written on every lease it takes (default: `GITPRIO_AGENT`, else
-    /// `user@host:pid`). Give each agent its own.
+    /// `user@host:<worktree>`). Give each agent its own.
     #[arg(long, value_name = "NAME")]
     pub agent: Option<String>,
     /// How long a lease lives without a heartbeat (default: `lease_ttl` of the config, `30m`).

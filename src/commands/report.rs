@@ -85,7 +85,7 @@ fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
 
 pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo);
+    let config = source::local_config(&repo)?;
     let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
     let ledger = Ledger::new(&store);
     if !args.offline {

@@ -24,7 +24,7 @@ pub struct RevokeArgs {
     /// Park the task, so no agent reclaims it until `gitprio unpark`.
     #[arg(long)]
     pub park: bool,
-    /// Revoke as this name (default: `GITPRIO_AGENT`, else `user@host:pid`).
+    /// Revoke as this name (default: `GITPRIO_AGENT`, else `user@host:<worktree>`).
     #[arg(long, value_name = "NAME")]
     pub agent: Option<String>,
     #[command(flatten)]

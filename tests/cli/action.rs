@@ -2,22 +2,15 @@
 //! wiremock fake of GitHub's issue comments, and the composite action's install script.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 
+use crate::common::{Output, TestEnv};
+use crate::github_fake::{BOT, FakeGitHub, MARKER, NUMBER, REPOSITORY, error_body};
 use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::{Holder, LeaseEvent, LeaseRecord, LeaseState, LeaseStore, Mode};
 use gitprio_core::usage::{Ledger, Outcome, RunMeta, UsageRecord};
 use jiff::Timestamp;
 use serde_json::{Value, json};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate, matchers::any};
-
-use crate::common::{Output, TestEnv};
-
-const REPOSITORY: &str = "acme/shop";
-const NUMBER: u64 = 7;
-const MARKER: &str = "<!-- gitprio:summary -->";
-const BOT: &str = "github-actions[bot]";
 
 fn task(title: &str, kind: &str, value: u32, owns: &[&str], status: &str) -> String {
     let owns = if owns.is_empty() {
@@ -31,7 +24,7 @@ fn task(title: &str, kind: &str, value: u32, owns: &[&str], status: &str) -> Str
 }
 
 /// A bare `remote.git` with three open tasks on `main`, and the clone `pr` the Action runs in.
-fn setup(env: &TestEnv) -> String {
+pub fn setup(env: &TestEnv) -> String {
     std::fs::create_dir_all(env.path("remote.git")).unwrap();
     env.git(
         "remote.git",
@@ -63,7 +56,7 @@ fn setup(env: &TestEnv) -> String {
 }
 
 /// Commits on branch `fix` of `pr`: `login` and `docs` become done, one file outside `login`'s `owns`.
-fn complete_two_tasks(env: &TestEnv) -> String {
+pub fn complete_two_tasks(env: &TestEnv) -> String {
     env.git("pr", &["checkout", "--quiet", "-b", "fix"]);
     env.write(
         "pr",
@@ -99,6 +92,20 @@ fn complete_nothing(env: &TestEnv) -> String {
     env.git("pr", &["checkout", "--quiet", "-b", "chore"]);
     env.write("pr", &[("src/db/schema.rs", "struct Schema2;\n")]);
     env.git("pr", &["commit", "--quiet", "--all", "--message", "Rename"]);
+    env.git("pr", &["rev-parse", "HEAD"]).trim().to_owned()
+}
+
+/// Commits on branch `broken` of `pr`: `cache` depends on a task that does not exist (line 3).
+pub fn break_a_task(env: &TestEnv) -> String {
+    env.git("pr", &["checkout", "--quiet", "-b", "broken"]);
+    env.write(
+        "pr",
+        &[(
+            ".tasks/cache.md",
+            "---\ntitle: Cache prices\ndepends_on: [nowhere]\n---\n",
+        )],
+    );
+    env.git("pr", &["commit", "--quiet", "--all", "--message", "Edit"]);
     env.git("pr", &["rev-parse", "HEAD"]).trim().to_owned()
 }
 
@@ -152,7 +159,7 @@ fn record_run(
 }
 
 /// Usage: `login` took two runs (one failed) and far more than the three earlier bugs.
-fn record_usage(env: &TestEnv) {
+pub fn record_usage(env: &TestEnv) {
     for (index, output) in [20_000, 30_000, 40_000].into_iter().enumerate() {
         let id = format!("old-bug-{index}");
         record_run(
@@ -194,7 +201,7 @@ fn record_usage(env: &TestEnv) {
     );
 }
 
-fn event(env: &TestEnv, base: &str, head: &str, action: &str, merged: bool) -> String {
+pub fn event(env: &TestEnv, base: &str, head: &str, action: &str, merged: bool) -> String {
     let payload = json!({
         "action": action,
         "number": NUMBER,
@@ -285,16 +292,7 @@ fn a_pull_request_that_completes_nothing_gets_no_summary() {
 fn invalid_task_edits_are_annotated_and_fail_only_when_asked() {
     let env = TestEnv::new();
     let base = setup(&env);
-    env.git("pr", &["checkout", "--quiet", "-b", "broken"]);
-    env.write(
-        "pr",
-        &[(
-            ".tasks/cache.md",
-            "---\ntitle: Cache prices\ndepends_on: [nowhere]\n---\n",
-        )],
-    );
-    env.git("pr", &["commit", "--quiet", "--all", "--message", "Edit"]);
-    let head = env.git("pr", &["rev-parse", "HEAD"]).trim().to_owned();
+    let head = break_a_task(&env);
     let event = event(&env, &base, &head, "synchronize", false);
     let failing = action(&env, &event, None, &[]);
     assert_eq!(failing.code, 1, "{failing}");
@@ -340,7 +338,7 @@ fn lease_record(task: &str, state: LeaseState) -> LeaseRecord {
 }
 
 /// Puts a submitted lease on `task` in the remote.
-fn submitted_lease(env: &TestEnv, task: &str) {
+pub fn submitted_lease(env: &TestEnv, task: &str) {
     let repo = Repository::discover(&env.path("remote.git")).unwrap();
     let store = LeaseStore::new(&repo, Mode::Local);
     let oid = store
@@ -351,7 +349,7 @@ fn submitted_lease(env: &TestEnv, task: &str) {
         .unwrap();
 }
 
-fn remote_lease(env: &TestEnv, task: &str) -> Option<String> {
+pub fn remote_lease(env: &TestEnv, task: &str) -> Option<String> {
     let output = std::process::Command::new("git")
         .current_dir(env.path("remote.git"))
         .args([
@@ -398,229 +396,6 @@ fn closing_a_pull_request_settles_the_leases_of_its_tasks() {
             .contains("deleted the leases of the tasks now done: docs, login"),
         "{output}"
     );
-}
-
-/// A stateful fake of GitHub's issue comment API: pages, creates, updates, deletes, fails on demand.
-#[derive(Clone)]
-struct FakeGitHub {
-    state: Arc<Mutex<State>>,
-}
-
-struct State {
-    base: String,
-    /// `Some(login)`: `GET /user` answers it; `None`: 403, as for the Actions token.
-    user: Option<String>,
-    page_size: usize,
-    comments: Vec<Value>,
-    next_id: u64,
-    /// Statuses to answer, once each, to requests whose "METHOD path" starts with the key.
-    failures: Vec<(String, u16, Value)>,
-    log: Vec<String>,
-}
-
-impl FakeGitHub {
-    async fn start() -> (MockServer, FakeGitHub) {
-        let server = MockServer::start().await;
-        let fake = FakeGitHub {
-            state: Arc::new(Mutex::new(State {
-                base: server.uri(),
-                user: None,
-                page_size: 100,
-                comments: Vec::new(),
-                next_id: 1_000,
-                failures: Vec::new(),
-                log: Vec::new(),
-            })),
-        };
-        Mock::given(any())
-            .respond_with(fake.clone())
-            .mount(&server)
-            .await;
-        (server, fake)
-    }
-
-    fn add_comment(&self, login: &str, body: &str) -> u64 {
-        let mut state = self.state.lock().unwrap();
-        state.next_id += 1;
-        let id = state.next_id;
-        let comment = comment_json(id, login, body);
-        state.comments.push(comment);
-        id
-    }
-
-    fn fail(&self, request: &str, status: u16, body: Value) {
-        self.state
-            .lock()
-            .unwrap()
-            .failures
-            .push((request.to_owned(), status, body));
-    }
-
-    fn comments(&self) -> Vec<(u64, String, String)> {
-        self.state
-            .lock()
-            .unwrap()
-            .comments
-            .iter()
-            .map(|comment| {
-                (
-                    comment["id"].as_u64().unwrap(),
-                    comment["user"]["login"].as_str().unwrap().to_owned(),
-                    comment["body"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect()
-    }
-
-    fn log(&self) -> Vec<String> {
-        self.state.lock().unwrap().log.clone()
-    }
-}
-
-fn comment_json(id: u64, login: &str, body: &str) -> Value {
-    let bot = login.ends_with("[bot]");
-    json!({
-        "url": format!("https://api.github.com/repos/{REPOSITORY}/issues/comments/{id}"),
-        "html_url": format!("https://github.com/{REPOSITORY}/pull/{NUMBER}#issuecomment-{id}"),
-        "issue_url": format!("https://api.github.com/repos/{REPOSITORY}/issues/{NUMBER}"),
-        "id": id,
-        "node_id": format!("IC_kwDOKa{id}"),
-        "user": {
-            "login": login,
-            "id": if bot { 41_898_282 } else { 583_231 },
-            "node_id": if bot { "MDM6Qm90NDE4OTgyODI=" } else { "MDQ6VXNlcjU4MzIzMQ==" },
-            "avatar_url": "https://avatars.githubusercontent.com/in/15368?v=4",
-            "gravatar_id": "",
-            "url": format!("https://api.github.com/users/{login}"),
-            "html_url": format!("https://github.com/{login}"),
-            "followers_url": format!("https://api.github.com/users/{login}/followers"),
-            "following_url": format!("https://api.github.com/users/{login}/following{{/other_user}}"),
-            "gists_url": format!("https://api.github.com/users/{login}/gists{{/gist_id}}"),
-            "starred_url": format!("https://api.github.com/users/{login}/starred{{/owner}}{{/repo}}"),
-            "subscriptions_url": format!("https://api.github.com/users/{login}/subscriptions"),
-            "organizations_url": format!("https://api.github.com/users/{login}/orgs"),
-            "repos_url": format!("https://api.github.com/users/{login}/repos"),
-            "events_url": format!("https://api.github.com/users/{login}/events{{/privacy}}"),
-            "received_events_url": format!("https://api.github.com/users/{login}/received_events"),
-            "type": if bot { "Bot" } else { "User" },
-            "user_view_type": "public",
-            "site_admin": false
-        },
-        "created_at": "2026-11-01T12:00:00Z",
-        "updated_at": "2026-11-01T12:00:00Z",
-        "author_association": if bot { "NONE" } else { "MEMBER" },
-        "body": body,
-        "reactions": {
-            "url": format!("https://api.github.com/repos/{REPOSITORY}/issues/comments/{id}/reactions"),
-            "total_count": 0, "+1": 0, "-1": 0, "laugh": 0, "hooray": 0,
-            "confused": 0, "heart": 0, "rocket": 0, "eyes": 0
-        },
-        "performed_via_github_app": if bot {
-            json!({"id": 15368, "slug": "github-actions", "name": "GitHub Actions"})
-        } else {
-            Value::Null
-        }
-    })
-}
-
-fn error_body(message: &str, documentation: &str) -> Value {
-    json!({"message": message, "documentation_url": documentation, "status": "403"})
-}
-
-impl Respond for FakeGitHub {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let mut state = self.state.lock().unwrap();
-        let path = request.url.path().to_owned();
-        let query = request.url.query().unwrap_or_default().to_owned();
-        let request_line = format!("{} {path}?{query}", request.method);
-        state.log.push(request_line.clone());
-        if let Some(index) = state
-            .failures
-            .iter()
-            .position(|(prefix, _, _)| request_line.starts_with(prefix.as_str()))
-        {
-            let (_, status, body) = state.failures.remove(index);
-            return ResponseTemplate::new(status).set_body_json(body);
-        }
-        let comments_path = format!("/repos/{REPOSITORY}/issues/{NUMBER}/comments");
-        let comment_prefix = format!("/repos/{REPOSITORY}/issues/comments/");
-        let method = request.method.as_str();
-        if method == "GET" && path == "/user" {
-            return match &state.user {
-                Some(login) => ResponseTemplate::new(200)
-                    .set_body_json(json!({"login": login, "id": 1, "type": "User"})),
-                None => ResponseTemplate::new(403).set_body_json(error_body(
-                    "Resource not accessible by integration",
-                    "https://docs.github.com/rest/users/users#get-the-authenticated-user",
-                )),
-            };
-        }
-        if method == "GET" && path == comments_path {
-            let page: usize = query
-                .split('&')
-                .find_map(|pair| pair.strip_prefix("page="))
-                .map_or(1, |page| page.parse().unwrap());
-            let pages = state.comments.len().div_ceil(state.page_size).max(1);
-            let items: Vec<Value> = state
-                .comments
-                .iter()
-                .skip((page - 1) * state.page_size)
-                .take(state.page_size)
-                .cloned()
-                .collect();
-            let link = |page: usize, rel: &str| {
-                format!(
-                    "<{}{comments_path}?per_page=100&page={page}>; rel=\"{rel}\"",
-                    state.base
-                )
-            };
-            let mut links = Vec::new();
-            if page < pages {
-                links.push(link(page + 1, "next"));
-                links.push(link(pages, "last"));
-            }
-            if page > 1 {
-                links.push(link(page - 1, "prev"));
-                links.push(link(1, "first"));
-            }
-            let mut response = ResponseTemplate::new(200).set_body_json(Value::Array(items));
-            if !links.is_empty() {
-                response = response.insert_header("link", links.join(", ").as_str());
-            }
-            return response;
-        }
-        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
-        if method == "POST" && path == comments_path {
-            state.next_id += 1;
-            let id = state.next_id;
-            let comment = comment_json(id, BOT, body["body"].as_str().unwrap());
-            state.comments.push(comment.clone());
-            return ResponseTemplate::new(201).set_body_json(comment);
-        }
-        if let Some(id) = path
-            .strip_prefix(&comment_prefix)
-            .and_then(|id| id.parse::<u64>().ok())
-        {
-            let Some(index) = state
-                .comments
-                .iter()
-                .position(|comment| comment["id"] == id)
-            else {
-                return ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"}));
-            };
-            if method == "PATCH" {
-                state.comments[index]["body"] = body["body"].clone();
-                state.comments[index]["updated_at"] = json!("2026-11-01T12:05:00Z");
-                return ResponseTemplate::new(200).set_body_json(state.comments[index].clone());
-            }
-            if method == "DELETE" {
-                state.comments.remove(index);
-                return ResponseTemplate::new(204);
-            }
-        }
-        ResponseTemplate::new(500)
-            .set_body_json(json!({"message": format!("unexpected {request_line}")}))
-    }
 }
 
 /// A pull request that completes `login` and `docs`, with usage recorded.
@@ -670,31 +445,7 @@ async fn the_comment_is_created_then_updated_in_place_and_others_are_left_alone(
         second.stderr.contains("updated the summary comment 1002"),
         "{second}"
     );
-    let after = github.comments();
-    assert_eq!(after.len(), 2, "exactly one summary comment");
-    assert_eq!(
-        after[0], comments[0],
-        "the other user's comment is untouched"
-    );
-    assert_eq!(after[0].0, foreign);
-    assert_eq!(after[1].0, 1002);
-    assert!(after[1].2.contains(&head[..12]));
-    let log = github.log();
-    assert!(
-        log.iter()
-            .any(|line| line.starts_with("PATCH /repos/acme/shop/issues/comments/1002")),
-        "{log:?}"
-    );
-    assert_eq!(
-        log.iter().filter(|line| line.starts_with("POST")).count(),
-        1,
-        "{log:?}"
-    );
-    assert!(
-        !log.iter()
-            .any(|line| line.contains(&format!("comments/{foreign}"))),
-        "{log:?}"
-    );
+    github.assert_updated_in_place(&comments, foreign, &head);
 
     // Nothing changed: nothing is written.
     let third = action(&env, &event_path, Some(&api), &[]);
@@ -727,7 +478,11 @@ async fn comments_over_three_pages_are_all_read() {
     for page in ["page=2", "page=3"] {
         assert!(log.iter().any(|line| line.contains(page)), "{log:?}");
     }
-    assert!(!log.iter().any(|line| line.starts_with("POST")), "{log:?}");
+    assert!(
+        !log.iter()
+            .any(|line| line.starts_with("POST /repos/acme/shop/issues/7/comments")),
+        "{log:?}"
+    );
     let comments = github.comments();
     assert_eq!(comments.len(), 7);
     assert!(comments[6].2.contains("completes 2 tasks"));
@@ -847,20 +602,8 @@ async fn the_fork_safe_split_hands_the_summary_over_and_posts_it() {
     assert_eq!(facts["number"], NUMBER);
     let head = facts["head_sha"].as_str().unwrap().to_owned();
     let (server, github) = FakeGitHub::start().await;
-    {
-        let mut state = github.state.lock().unwrap();
-        state.log.clear();
-    }
     // The posting job: no checkout, a workflow_run event, and the pull request as GitHub has it.
-    let pull = json!({"number": NUMBER, "head": {"sha": head, "ref": "fix"}, "base": {"sha": "0", "ref": "main"}});
-    Mock::given(wiremock::matchers::method("GET"))
-        .and(wiremock::matchers::path(format!(
-            "/repos/{REPOSITORY}/pulls/{NUMBER}"
-        )))
-        .respond_with(ResponseTemplate::new(200).set_body_json(pull))
-        .with_priority(1)
-        .mount(&server)
-        .await;
+    github.state.lock().unwrap().pull_head = Some(head.clone());
     let run_event = env.path("run.json");
     std::fs::write(
         &run_event,
@@ -1078,5 +821,152 @@ fn the_install_script_builds_from_source_without_a_release() {
             .stderr
             .contains("no release asset gitprio-v9.9.9-x86_64-unknown-linux-musl.tar.gz"),
         "{output}"
+    );
+}
+
+/// A composite action sets every `env:` entry of its step, and an input left at its
+/// default `""` arrives as an empty variable: each must behave as if it were unset.
+#[tokio::test]
+async fn every_input_left_empty_behaves_as_unset() {
+    let env = TestEnv::new();
+    let event_path = completing_pull_request(&env);
+    let (server, github) = FakeGitHub::start().await;
+    let api = server.uri();
+    let run = |name: &str| {
+        let output = action(&env, &event_path, Some(&api), &[(name, "")]);
+        assert_eq!(output.code, 0, "{name}=\"\": {output}");
+        assert!(
+            output.stderr.contains("completes 2 tasks: docs, login"),
+            "{name}=\"\": {output}"
+        );
+        output
+    };
+    // `github-token`: no token, so no comment, with a warning saying why.
+    let output = run("GITHUB_TOKEN");
+    assert!(
+        output.stderr.contains("GITHUB_TOKEN is not set"),
+        "{output}"
+    );
+    assert!(github.comments().is_empty());
+    // `comment`: the default, true.
+    let output = run("GITPRIO_COMMENT");
+    assert!(
+        output.stderr.contains("created the summary comment"),
+        "{output}"
+    );
+    assert_eq!(github.comments().len(), 1);
+    // `fail-on-invalid`, `summary-dir`, `post-summary` and the comment author: their defaults.
+    for name in [
+        "GITPRIO_FAIL_ON_INVALID",
+        "GITPRIO_SUMMARY_DIR",
+        "GITPRIO_POST_SUMMARY",
+        "GITPRIO_COMMENT_AUTHOR",
+    ] {
+        let output = run(name);
+        assert!(output.stderr.contains("is up to date"), "{name}: {output}");
+    }
+    assert_eq!(github.comments().len(), 1);
+    // The runner's own variables, empty: no step summary or outputs file, so stdout.
+    for name in ["GITHUB_STEP_SUMMARY", "GITHUB_OUTPUT"] {
+        let output = run(name);
+        assert!(output.stderr.contains("is up to date"), "{name}: {output}");
+    }
+    let output = run("GITHUB_STEP_SUMMARY");
+    assert!(output.stdout.contains("completes 2 tasks"), "{output}");
+}
+
+/// Answers the next `request` with GitHub's primary rate limit, reset in `seconds`.
+fn exhaust_primary_limit(github: &FakeGitHub, request: &str, seconds: u64) {
+    let reset = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + seconds;
+    github.fail_with(
+        request,
+        403,
+        json!({"message": "API rate limit exceeded for installation ID 1."}),
+        &[
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", reset.to_string().as_str()),
+        ],
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_are_waited_out_as_github_says() {
+    let env = TestEnv::new();
+    let event_path = completing_pull_request(&env);
+    let (server, github) = FakeGitHub::start().await;
+    let list = "GET /repos/acme/shop/issues/7/comments";
+    github.fail_with(
+        list,
+        429,
+        json!({"message": "Too Many Requests"}),
+        &[("retry-after", "2")],
+    );
+    exhaust_primary_limit(&github, list, 2);
+    let output = action(&env, &event_path, Some(&server.uri()), &[]);
+    assert_eq!(output.code, 0, "{output}");
+    assert!(
+        output.stderr.contains(
+            "GitHub answered 429 to `list the comments`; trying again in 2.0s (Retry-After: 2; 1 of 4)"
+        ),
+        "{output}"
+    );
+    assert!(
+        output
+            .stderr
+            .contains("GitHub answered 403 to `list the comments`; trying again in ")
+            && output.stderr.contains("(the rate limit resets at "),
+        "{output}"
+    );
+    assert_eq!(github.comments().len(), 1, "{output}");
+}
+
+#[tokio::test]
+async fn a_wait_longer_than_the_cap_fails_at_once_with_what_github_asked() {
+    let env = TestEnv::new();
+    let event_path = completing_pull_request(&env);
+    let (server, github) = FakeGitHub::start().await;
+    let create = "POST /repos/acme/shop/issues/7/comments";
+    // A secondary rate limit that names no time: GitHub asks for a minute at least.
+    github.fail(
+        create,
+        403,
+        json!({"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}),
+    );
+    let output = action(
+        &env,
+        &event_path,
+        Some(&server.uri()),
+        &[("GITPRIO_GITHUB_MAX_WAIT", "10")],
+    );
+    assert_eq!(output.code, 1, "{output}");
+    assert!(
+        output.stderr.contains(
+            "cannot create the comment: GitHub answered 403: You have exceeded a secondary rate limit. Please wait a few minutes before you try again. (GitHub asks to wait 60s (a secondary rate limit), more than the 10s left of the 10s the retries may wait in all)"
+        ),
+        "{output}"
+    );
+    assert!(github.comments().is_empty());
+    assert!(read(&env, "step-summary.md").contains("completes 2 tasks"));
+    // An exhausted primary limit an hour from its reset: more than the default cap.
+    exhaust_primary_limit(&github, create, 3600);
+    let output = action(&env, &event_path, Some(&server.uri()), &[]);
+    assert_eq!(output.code, 1, "{output}");
+    assert!(
+        output.stderr.contains("(GitHub asks to wait ")
+            && output.stderr.contains("(the rate limit resets at ")
+            && output
+                .stderr
+                .contains("more than the 300s left of the 300s the retries may wait in all)"),
+        "{output}"
+    );
+    let log = github.log();
+    assert_eq!(
+        log.iter().filter(|line| line.starts_with(create)).count(),
+        2,
+        "one try each, no retry: {log:?}"
     );
 }

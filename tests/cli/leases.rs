@@ -605,3 +605,310 @@ fn an_unreachable_remote_is_a_clear_error_and_writes_nothing() {
         "{claim}"
     );
 }
+
+/// The subject of the newest commit of the lease of `id` on the remote.
+fn remote_subject(env: &TestEnv, id: &str) -> String {
+    env.git(
+        "remote.git",
+        &[
+            "log",
+            "-1",
+            "--format=%s",
+            &format!("refs/gitprio/leases/{id}"),
+        ],
+    )
+    .trim()
+    .to_owned()
+}
+
+#[test]
+fn a_submission_is_never_undone_by_a_follow_up_command() {
+    let env = TestEnv::new();
+    let files = vec![(".tasks/only.md".to_owned(), task("Only", 0, &[]))];
+    remote_with_clones(&env, &files, &["a", "b"]);
+    assert_eq!(as_agent(&env, "a", "alice", T0, &["claim"]).code, 0);
+    let killed = env.run_with(
+        "a",
+        &["done"],
+        &[
+            ("GITPRIO_AGENT", "alice"),
+            ("GITPRIO_NOW", T0),
+            ("GITPRIO_FAILPOINT", "submit:after-cas"),
+        ],
+    );
+    assert_eq!(killed.code, -1, "{killed}");
+    // The submission landed; a release or heartbeat of the same holder must not undo it.
+    for args in [
+        &["release"][..],
+        &["release", "only"],
+        &["heartbeat", "only"],
+    ] {
+        let follow_up = as_agent(&env, "a", "alice", T0, args);
+        assert_eq!(follow_up.code, 1, "{args:?}: {follow_up}");
+        assert!(
+            follow_up.stderr.contains("`only` was submitted")
+                && follow_up.stderr.contains("gitprio done only"),
+            "{args:?}: {follow_up}"
+        );
+        assert!(
+            remote_subject(&env, "only").starts_with("gitprio lease: submit only by alice"),
+            "{args:?}"
+        );
+    }
+    let other = as_agent(&env, "b", "bob", T0, &["claim", "--json"]);
+    assert_eq!(other.code, 3, "{other}");
+    // `done` again finishes what the killed one started.
+    let done = as_agent(&env, "a", "alice", T0, &["done"]);
+    assert_eq!(done.code, 0, "{done}");
+    let text = std::fs::read_to_string(env.path("a/.tasks/only.md")).unwrap();
+    assert!(text.contains("status: done"), "{text}");
+    // After a whole `done`, the same holds.
+    let release = as_agent(&env, "a", "alice", T0, &["release", "only"]);
+    assert_eq!(release.code, 1, "{release}");
+    assert!(remote_subject(&env, "only").starts_with("gitprio lease: submit only"));
+    assert_eq!(as_agent(&env, "b", "bob", T0, &["claim"]).code, 3);
+}
+
+#[test]
+fn a_stale_lock_on_the_remote_is_named_not_a_lost_lease() {
+    let env = TestEnv::new();
+    let files = vec![
+        (".tasks/only.md".to_owned(), task("Only", 0, &[])),
+        (".tasks/spare.md".to_owned(), task("Spare", 1, &[])),
+    ];
+    remote_with_clones(&env, &files, &["a", "b"]);
+    assert_eq!(
+        claimed_id(&as_agent(&env, "a", "alice", T0, &["claim", "--json"])),
+        "only"
+    );
+    let locks =
+        ["only", "spare"].map(|id| env.path(&format!("remote.git/refs/gitprio/leases/{id}.lock")));
+    for lock in &locks {
+        std::fs::write(lock, "").unwrap();
+    }
+    for args in [
+        &["heartbeat"][..],
+        &["done", "--no-verify", "--reason", "x"],
+    ] {
+        let output = as_agent(&env, "a", "alice", T0, args);
+        assert_eq!(output.code, 1, "{args:?}: {output}");
+        assert!(
+            output
+                .stderr
+                .contains("refs/gitprio/leases/only.lock exists there")
+                && output.stderr.contains("remove")
+                && output.stderr.contains("Unable to create"),
+            "{args:?}: {output}"
+        );
+        assert!(!output.stderr.contains("lease lost"), "{output}");
+    }
+    let text = std::fs::read_to_string(env.path("a/.tasks/only.md")).unwrap();
+    assert!(!text.contains("status: done"), "{text}");
+    // A lone claim of the locked task is told about the lock, not about races.
+    let claim = as_agent(&env, "b", "bob", T0, &["claim"]);
+    assert_eq!(claim.code, 1, "{claim}");
+    assert!(
+        claim.stderr.contains("spare.lock exists there") && !claim.stderr.contains("races"),
+        "{claim}"
+    );
+    for lock in &locks {
+        std::fs::remove_file(lock).unwrap();
+    }
+    let renewed = as_agent(&env, "a", "alice", T0, &["heartbeat", "--json"]);
+    assert_eq!(renewed.code, 0, "{renewed}");
+    assert_eq!(renewed.json()["lease"]["generation"], 1);
+}
+
+#[test]
+fn status_marks_only_the_lease_this_worktree_holds_now() {
+    let env = TestEnv::new();
+    let files = vec![(".tasks/only.md".to_owned(), task("Only", 0, &[]))];
+    remote_with_clones(&env, &files, &["a", "b"]);
+    assert_eq!(as_agent(&env, "a", "alice", T0, &["claim"]).code, 0);
+    let expired = "2026-11-01T12:31:01Z";
+    assert_eq!(as_agent(&env, "b", "bob", expired, &["claim"]).code, 0);
+    let mine = |dir: &str, agent: &str| {
+        let status = as_agent(&env, dir, agent, expired, &["status", "--json"]);
+        status.json()["leases"][0]["mine"].clone()
+    };
+    assert_eq!(mine("a", "alice"), false);
+    assert_eq!(mine("b", "bob"), true);
+    let table = as_agent(&env, "a", "alice", expired, &["status"]);
+    assert!(!table.stdout.contains("(this worktree)"), "{table}");
+}
+
+#[test]
+fn a_claim_passes_over_a_task_whose_expired_lease_cannot_be_parked() {
+    let env = TestEnv::new();
+    env.repo(
+        "a",
+        &[
+            (".tasks/config.yaml", "max_attempts: 1\n"),
+            (".tasks/alpha.md", &task("Alpha", 0, &[])),
+            (".tasks/beta.md", &task("Beta", 1, &[])),
+        ],
+    );
+    assert_eq!(
+        claimed_id(&as_agent(&env, "a", "alice", T0, &["claim", "--json"])),
+        "alpha"
+    );
+    std::fs::write(env.path("a/.git/refs/gitprio/leases/alpha.lock"), "").unwrap();
+    let claim = as_agent(
+        &env,
+        "a",
+        "bob",
+        "2026-11-01T12:31:01Z",
+        &["claim", "--json"],
+    );
+    assert_eq!(claimed_id(&claim), "beta");
+    assert!(
+        claim
+            .stderr
+            .contains("passed over `alpha`: its expired lease could not be parked"),
+        "{claim}"
+    );
+}
+
+#[test]
+fn done_after_gc_deleted_the_lease_says_so() {
+    let env = TestEnv::new();
+    let files = vec![(".tasks/only.md".to_owned(), task("Only", 0, &[]))];
+    remote_with_clones(&env, &files, &["a", "c"]);
+    assert_eq!(as_agent(&env, "a", "alice", T0, &["claim"]).code, 0);
+    assert_eq!(as_agent(&env, "a", "alice", T0, &["done"]).code, 0);
+    env.git("a", &["commit", "--quiet", "-am", "only done"]);
+    env.git("a", &["push", "--quiet", "origin", "main"]);
+    let gc = as_agent(&env, "c", "carol", T0, &["gc"]);
+    assert_eq!(
+        gc.stdout, "deleted 1 lease of finished tasks: only\n",
+        "{gc}"
+    );
+    let again = as_agent(&env, "a", "alice", T0, &["done", "only"]);
+    assert_eq!(again.code, 1, "{again}");
+    assert!(
+        again.stderr.contains("no lease on `only` any more")
+            && again.stderr.contains("`gitprio gc` deleted it"),
+        "{again}"
+    );
+}
+
+#[test]
+fn a_claim_killed_after_it_landed_is_handed_back_to_the_same_agent() {
+    let env = TestEnv::new();
+    let files = vec![
+        (".tasks/alpha.md".to_owned(), task("Alpha", 0, &[])),
+        (".tasks/beta.md".to_owned(), task("Beta", 1, &[])),
+    ];
+    remote_with_clones(&env, &files, &["a", "b"]);
+    let killed = env.run_with(
+        "a",
+        &["claim"],
+        &[
+            ("GITPRIO_AGENT", "alice"),
+            ("GITPRIO_NOW", T0),
+            ("GITPRIO_FAILPOINT", "claim:after-cas"),
+        ],
+    );
+    assert_eq!(killed.code, -1, "{killed}");
+    let again = as_agent(
+        &env,
+        "a",
+        "alice",
+        "2026-11-01T12:01:00Z",
+        &["claim", "--json"],
+    );
+    assert_eq!(claimed_id(&again), "alpha");
+    assert_eq!(again.json()["lease"]["generation"], 1);
+    // It is held as any claim is: renewed and finished without naming it.
+    assert_eq!(as_agent(&env, "a", "alice", T0, &["heartbeat"]).code, 0);
+    let other = as_agent(&env, "b", "bob", T0, &["claim", "--json"]);
+    assert_eq!(claimed_id(&other), "beta");
+}
+
+#[test]
+fn a_lone_agent_takes_the_task_next_names_every_time() {
+    let env = TestEnv::new();
+    let files: Vec<(String, String)> = (0..6)
+        .map(|index| {
+            (
+                format!(".tasks/t{index}.md"),
+                task(&format!("Task {index}"), index, &[]),
+            )
+        })
+        .collect();
+    remote_with_clones(&env, &files, &["a"]);
+    // No GITPRIO_AGENT: the default name, one per worktree.
+    let run = |args: &[&str]| env.run_with("a", args, &[("GITPRIO_NOW", T0)]);
+    for round in 0..5 {
+        let next = run(&["next", "--json"]);
+        let named = next.json()["task"]["id"].as_str().unwrap().to_owned();
+        assert_eq!(named, format!("t{round}"), "{next}");
+        let claim = run(&["claim", "--json"]);
+        assert_eq!(claimed_id(&claim), named, "round {round}");
+        assert_eq!(run(&["done", "--no-verify", "--reason", "test"]).code, 0);
+    }
+}
+
+#[test]
+fn a_fresh_clone_answers_from_the_remotes_leases() {
+    let env = TestEnv::new();
+    let files = vec![
+        (".tasks/alpha.md".to_owned(), task("Alpha", 0, &[])),
+        (".tasks/beta.md".to_owned(), task("Beta", 1, &[])),
+    ];
+    remote_with_clones(&env, &files, &["a"]);
+    assert_eq!(as_agent(&env, "a", "alice", T0, &["claim"]).code, 0);
+    env.git(".", &["clone", "--quiet", "remote.git", "fresh"]);
+    let next = as_agent(&env, "fresh", "bob", T0, &["next", "--json"]);
+    assert_eq!(next.json()["task"]["id"], "beta", "{next}");
+    let list = as_agent(&env, "fresh", "bob", T0, &["list"]);
+    assert!(list.stdout.contains("leased by alice"), "{list}");
+    assert!(!list.stderr.contains("as fetched"), "{list}");
+    // Old mirrors are used, and said to be old.
+    let marker = env.path("fresh/.git/gitprio/refreshed/origin");
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "2 hours ago"])
+        .arg(&marker)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let next = as_agent(&env, "fresh", "bob", T0, &["next"]);
+    assert!(
+        next.stderr
+            .contains("answering from the leases of `origin` as fetched 2h"),
+        "{next}"
+    );
+}
+
+#[test]
+fn messages_say_what_happened_to_the_lease() {
+    let env = TestEnv::new();
+    let files = vec![(".tasks/only.md".to_owned(), task("Only", 0, &[]))];
+    remote_with_clones(&env, &files, &["a", "c"]);
+    assert_eq!(as_agent(&env, "a", "alice", T0, &["claim"]).code, 0);
+    let revoke = as_agent(
+        &env,
+        "c",
+        "carol",
+        T0,
+        &["revoke", "only", "--reason", "spinning"],
+    );
+    assert_eq!(revoke.code, 0, "{revoke}");
+    let heartbeat = as_agent(&env, "a", "alice", T0, &["heartbeat"]);
+    assert_eq!(heartbeat.code, 4, "{heartbeat}");
+    assert!(
+        heartbeat
+            .stderr
+            .contains("revoked by carol at 2026-11-01T12:00:00Z: spinning"),
+        "{heartbeat}"
+    );
+    assert!(!heartbeat.stderr.contains("stale info"), "{heartbeat}");
+    let unpark = as_agent(&env, "c", "carol", T0, &["unpark", "only"]);
+    assert_eq!(unpark.code, 1, "{unpark}");
+    assert!(
+        unpark
+            .stderr
+            .contains("`only` is not parked: it was given back, and any agent may claim it"),
+        "{unpark}"
+    );
+}

@@ -1,5 +1,6 @@
 //! Integration tests of the `gitprio` binary: one test binary, modules by area.
 
+mod act;
 mod action;
 mod bad_input;
 mod browser;
@@ -8,11 +9,15 @@ mod common;
 mod context;
 mod formats;
 mod gc;
+mod github_fake;
+mod install;
 mod leases;
 mod mcp;
 mod messages;
+mod model;
 mod model_server;
 mod queue;
+mod readme;
 mod real_agents;
 mod revoke;
 mod run;

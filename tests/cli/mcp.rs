@@ -647,3 +647,48 @@ fn complete_task_asks_for_the_plan_and_records_why_acceptance_was_skipped() {
         client.cancel().await.unwrap();
     });
 }
+
+#[test]
+fn calls_without_a_task_id_never_act_on_a_completed_task() {
+    let env = TestEnv::new();
+    let files = vec![(".tasks/alpha.md".to_owned(), task("Alpha", 0, ""))];
+    remote_with_clones(&env, &files, &["a", "b"]);
+    runtime().block_on(async {
+        let client = connect(&env, "a", "alice", T0).await;
+        let (_, claimed) = call(&client, "get_next_task", json!({})).await;
+        assert_eq!(claimed["task"], "alpha");
+        let (is_error, completed) = call(&client, "complete_task", json!({})).await;
+        assert!(!is_error, "{completed}");
+        let usage = json!({ "model": "m", "input": 10 });
+        for (tool, arguments) in [
+            ("release_task", json!({ "reason": "done anyway" })),
+            ("heartbeat", json!({})),
+            ("report_usage", usage),
+        ] {
+            let (is_error, refused) = call(&client, tool, arguments).await;
+            assert!(is_error, "{tool}: {refused}");
+            assert!(
+                refused["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("holds no lease"),
+                "{tool}: {refused}"
+            );
+        }
+        client.cancel().await.unwrap();
+    });
+    let subject = env.git(
+        "remote.git",
+        &["log", "-1", "--format=%s", "refs/gitprio/leases/alpha"],
+    );
+    assert!(
+        subject.starts_with("gitprio lease: submit alpha"),
+        "{subject}"
+    );
+    let other = env.run_with(
+        "b",
+        &["claim"],
+        &[("GITPRIO_AGENT", "bob"), ("GITPRIO_NOW", T0)],
+    );
+    assert_eq!(other.code, 3, "{other}");
+}

@@ -219,3 +219,67 @@ fn completions_and_version() {
     let usage = env.run(".", &["list", "--no-such-flag"]);
     assert_eq!(usage.code, 2);
 }
+
+/// A queue where the task that would rank first has two misspelt keys, and one a mere note.
+fn queue_with_typos(env: &TestEnv) {
+    let files = vec![
+        (
+            ".tasks/typo.md".to_owned(),
+            "---\ntitle: Misspelt\npriorty: p4\nvalue: 9\ndepends-on: [other]\n---\n".to_owned(),
+        ),
+        (
+            ".tasks/other.md".to_owned(),
+            "---\ntitle: Other\npriority: p3\ncolour: blue\n---\n".to_owned(),
+        ),
+    ];
+    crate::leases::remote_with_clones(env, &files, &["a"]);
+}
+
+#[test]
+fn a_misspelt_key_holds_the_task_back_in_next_list_and_claim() {
+    let env = TestEnv::new();
+    queue_with_typos(&env);
+    assert_output!(env.run("a", &["next"]));
+    assert_output!(env.run("a", &["list"]));
+    let list = env.run("a", &["list", "--json"]).json();
+    let typo = &list["tasks"][1];
+    assert_eq!(typo["task"]["id"], "typo", "{list}");
+    assert_eq!(typo["blockers"][0]["reason"], "invalid_file", "{list}");
+    let agent = [
+        ("GITPRIO_AGENT", "alice"),
+        ("GITPRIO_NOW", "2026-11-01T12:00:00Z"),
+    ];
+    let claimed = env.run_with("a", &["claim", "--json"], &agent);
+    assert_eq!(claimed.json()["task"]["id"], "other", "{claimed}");
+    let again = env.run_with("a", &["claim"], &agent);
+    assert_eq!(again.code, 3, "{again}");
+}
+
+#[test]
+fn json_keys_come_in_one_order_across_commands() {
+    let env = TestEnv::new();
+    env.example_repo("repo");
+    let source = |args: &[&str]| {
+        let stdout = env.run("repo", args).stdout;
+        let start = stdout.find("\"source\": {").expect(&stdout);
+        let end = start + stdout[start..].find('}').unwrap();
+        stdout[start..=end].to_owned()
+    };
+    let listed = source(&["list", "--json"]);
+    assert!(
+        listed.find("\"kind\"") < listed.find("\"commit\""),
+        "{listed}"
+    );
+    assert_eq!(source(&["next", "--json"]), listed);
+    let next = env.run("repo", &["next", "--json"]).stdout;
+    assert!(next.find("\"source\"") < next.find("\"task\""), "{next}");
+    let shown = env
+        .run("repo", &["show", "auth-password-reset", "--json"])
+        .stdout;
+    let (ready, blockers, task) = (
+        shown.find("\"ready\""),
+        shown.find("\"blockers\""),
+        shown.find("\"task\""),
+    );
+    assert!(ready < blockers && blockers < task, "{shown}");
+}

@@ -101,7 +101,7 @@ fn revoke_takes_a_lease_away_records_who_and_why_and_the_holder_loses_it() {
     assert!(
         again
             .stderr
-            .contains("is not held by an agent (its lease is parked)"),
+            .contains("is neither held by an agent nor submitted (its lease is parked)"),
         "{again}"
     );
     assert_eq!(as_agent(&env, "c", "carol", &["unpark", "alpha"]).code, 0);

@@ -751,10 +751,13 @@ async fn open_pr_opens_a_pull_request_for_each_pushed_branch() {
     let server = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/repos/acme/shop/pulls"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
-            "number": 12,
-            "html_url": "https://github.com/acme/shop/pull/12",
-        })))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(crate::github_fake::pull_json(
+                12,
+                &"1".repeat(40),
+                "alpha",
+            )),
+        )
         .expect(1)
         .mount(&server)
         .await;
@@ -1228,7 +1231,8 @@ fn a_retried_task_replaces_its_pushed_branch() {
     );
     let first = env.run("clone", &["run", "--json", "--", &agent]);
     assert_eq!(summary(&first)["completed"], 1, "{first}");
-    let released = env.run("clone", &["release", "alpha", "--reason", "PR rejected"]);
+    // A submitted task goes back to the queue by a reviewer's revoke, never by a release.
+    let released = env.run("clone", &["revoke", "alpha", "--reason", "PR rejected"]);
     assert_eq!(released.code, 0, "{released}");
 
     let second = env.run("clone", &["run", "--json", "--", &agent]);

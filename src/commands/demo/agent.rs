@@ -70,12 +70,11 @@ fn work(
     args: &AgentArgs,
 ) -> anyhow::Result<u8> {
     let kind = task.task_type.as_deref().unwrap_or("chore");
-    let budget = task.budget.and_then(|budget| budget.tokens).or_else(|| {
-        source::local_config(repo)
-            .budgets
-            .get(kind)
-            .map(|count| count.0)
-    });
+    let config = source::local_config(repo)?;
+    let budget = task
+        .budget
+        .and_then(|budget| budget.tokens)
+        .or_else(|| config.budgets.get(kind).map(|count| count.0));
     let retry = prompt.contains("The previous attempt at this task failed");
     let id = task.id.as_str();
     let plan = match (retry, budget) {

@@ -140,6 +140,19 @@ fn task_of(repo: &Repository, session: &Session, given: Option<&str>) -> anyhow:
     }
 }
 
+/// Resolves the task `complete_task` is about, like [`task_of`], a task submitted here
+/// before included (a completion to finish).
+fn task_to_finish(
+    repo: &Repository,
+    session: &Session,
+    given: Option<&str>,
+) -> anyhow::Result<TaskId> {
+    match (given, &session.current) {
+        (None, Some(current)) => Ok(current.clone()),
+        (given, _) => lease::held_id_to_finish(repo, given),
+    }
+}
+
 /// Forgets the current task when `result` says its lease is gone, so the agent can claim again.
 fn forget_if_lost<T>(
     session: &mut Session,
@@ -220,7 +233,7 @@ pub(super) fn complete(
 ) -> anyhow::Result<Reply> {
     let repo = Repository::discover(&settings.directory)?;
     let (config, store) = lease::open_store(&repo, shared.local)?;
-    let id = task_of(&repo, session, params.task_id.as_deref())?;
+    let id = task_to_finish(&repo, session, params.task_id.as_deref())?;
     let worktree = repo.workdir().ok_or_else(|| {
         anyhow!("complete_task runs the acceptance commands, so it needs a working tree")
     })?;
@@ -258,7 +271,7 @@ pub(super) fn complete(
             let written = usage::record_usage(settings, &store, &id, vec![input]).context(
                 "the usage was not recorded, so the task is not completed yet; call again without `usage` to complete it",
             )?;
-            Some(written.run.totals().tokens())
+            Some(written.totals.tokens())
         }
         None => None,
     };
@@ -352,15 +365,15 @@ pub(super) fn report_usage(
         },
     );
     let written = usage::record_usage(settings, &store, &id, vec![input])?;
-    let totals = written.run.totals();
+    let totals = written.totals;
     let data = json!({
         "task": id,
-        "run": written.run.meta.run,
+        "run": written.meta.run,
         "added": written.added,
         "tokens": totals.tokens(),
-        "budget_tokens": written.run.meta.budget_tokens,
+        "budget_tokens": written.meta.budget_tokens,
     });
-    Ok(budget_checked(&id, Some((&written.run.meta, totals)), data))
+    Ok(budget_checked(&id, Some((&written.meta, totals)), data))
 }
 
 /// Makes a usage record of a report; one without a key gets a key of its own, since a

@@ -24,7 +24,7 @@ use crate::task::TaskId;
 pub use ops::{
     ClaimFilter, ClaimOutcome, Claimed, Collected, GcView, HeldLease, Kept, LeaseContext,
     LeaseError, MAX_CLAIM_TRIES, Released, claim, claim_avoiding, gc, heartbeat, note_context_size,
-    release, release_parked, submit, submit_noting, unpark,
+    release, release_parked, state_name, submit, submit_noting, unpark,
 };
 pub use overlap::{overlapping_ready, owns_overlap};
 pub use revoke::{Revocation, RevokeError, revoke};
@@ -72,7 +72,7 @@ pub enum LeaseEvent {
 /// Who holds (or last held) a lease.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Holder {
-    /// The agent's name: `--agent`, `GITPRIO_AGENT`, else `user@host:pid`.
+    /// The agent's name: `--agent`, `GITPRIO_AGENT`, else `user@host:<worktree>`.
     pub agent: String,
     pub host: String,
     pub pid: u32,

@@ -82,6 +82,8 @@ pub struct Claimed {
     pub lease: Lease,
     /// Compare-and-swaps pushed, the winning one included.
     pub tries: u32,
+    /// Candidates passed over, and why (a stale lock, a park that failed): for warnings.
+    pub skipped: Vec<String>,
 }
 
 /// What a claim came to.
@@ -105,13 +107,22 @@ pub enum LeaseError {
     NotHeld { id: TaskId },
     #[error("lease lost on `{id}`: {detail}; stop working on it")]
     Lost { id: TaskId, detail: String },
+    /// The lease was ended already (submitted, released) by this holder's own command:
+    /// another command must not undo that.
+    #[error("`{id}` {detail}; nothing was changed")]
+    Ended { id: TaskId, detail: String },
+    /// The lease ref is gone: `gc` deleted it.
+    #[error(
+        "no lease on `{id}` any more{submitted}: `gitprio gc` deleted it, as it does once a task is done, dropped or gone from the queue's branch; nothing was recorded now"
+    )]
+    Gone { id: TaskId, submitted: String },
     #[error(
         "gave up after losing {tries} races for the top tasks; other agents are claiming fast, try again"
     )]
     Contention { tries: u32 },
     #[error("no lease on `{id}`")]
     NoLease { id: TaskId },
-    #[error("`{id}` is not parked (its lease is {state:?})")]
+    #[error("`{id}` is not parked: {}", state_phrase(*state))]
     NotParked { id: TaskId, state: LeaseState },
     #[error("cannot {action} {path}")]
     Io {
@@ -261,33 +272,162 @@ impl HeldLease {
     }
 
     fn save(&self, git_dir: &Path) -> Result<(), LeaseError> {
-        let path = self.path(git_dir);
-        let io = |action, source| LeaseError::Io {
-            action,
-            path: path.clone(),
-            source,
-        };
-        let directory = path.parent().expect("held lease path has a parent");
-        std::fs::create_dir_all(directory).map_err(|source| io("create", source))?;
-        let temporary = path.with_extension(format!("tmp.{}", std::process::id()));
-        let bytes = serde_json::to_vec_pretty(self).expect("held lease serializes");
-        std::fs::write(&temporary, bytes).map_err(|source| io("write", source))?;
-        std::fs::rename(&temporary, &path).map_err(|source| io("write", source))
+        write_json(&self.path(git_dir), self)
     }
 
     fn forget(&self, git_dir: &Path) {
-        let path = self.path(git_dir);
-        let _ = std::fs::remove_file(&path);
-        // Only goes when no other holder keeps a record on the task.
-        if let Some(directory) = path.parent() {
-            let _ = std::fs::remove_dir(directory);
-        }
+        remove_holder_file(&self.path(git_dir));
     }
 
     fn oid(&self) -> Result<ObjectId, LeaseError> {
         ObjectId::from_hex(self.oid.as_bytes()).map_err(|_| LeaseError::NotHeld {
             id: self.task.clone(),
         })
+    }
+}
+
+/// Says what a lease in `state` means, for a message.
+fn state_phrase(state: LeaseState) -> &'static str {
+    match state {
+        LeaseState::Held => "an agent holds it",
+        LeaseState::Released => "it was given back, and any agent may claim it",
+        LeaseState::Submitted => "its work was submitted",
+        LeaseState::Parked => "it is parked",
+    }
+}
+
+/// Names `state` in one lowercase word.
+pub fn state_name(state: LeaseState) -> &'static str {
+    match state {
+        LeaseState::Held => "held",
+        LeaseState::Released => "released",
+        LeaseState::Submitted => "submitted",
+        LeaseState::Parked => "parked",
+    }
+}
+
+/// The names of the operations that write a lease commit, as failpoints and intents name them.
+fn operation_command(operation: &str) -> &'static str {
+    match operation {
+        "submit" => "done",
+        "release" => "release",
+        "heartbeat" => "heartbeat",
+        _ => "claim",
+    }
+}
+
+/// The lease commit a holder is about to swap in, noted before the compare-and-swap.
+///
+/// A process killed after its swap landed, before it noted the outcome, leaves this
+/// behind: the holder's next command finds the ref at exactly this commit and knows that
+/// the change is its own (not merely its agent's or worktree's), so it finishes that
+/// operation and nothing else. Kept in the common git directory, one file per task and
+/// holder: `intents/<task>/<holder key>.json`; removed once the outcome is noted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Intent {
+    task: TaskId,
+    /// `claim`, `heartbeat`, `release` or `submit`.
+    operation: String,
+    /// The lease commit written for the swap.
+    oid: String,
+    agent: String,
+    worktree: Option<String>,
+}
+
+impl Intent {
+    fn directory(git_dir: &Path) -> PathBuf {
+        git_dir.join("gitprio").join("intents")
+    }
+
+    fn path_of(git_dir: &Path, id: &TaskId, worktree: Option<&str>, agent: &str) -> PathBuf {
+        Self::directory(git_dir)
+            .join(id.as_str())
+            .join(format!("{}.json", holder_key(worktree, agent)))
+    }
+
+    /// Notes that the holder (`worktree`, `agent`) is about to swap `oid` into the lease
+    /// of `id` by `operation`.
+    fn note(
+        git_dir: &Path,
+        id: &TaskId,
+        (worktree, agent): (Option<&str>, &str),
+        operation: &str,
+        oid: ObjectId,
+    ) -> Result<(), LeaseError> {
+        let intent = Intent {
+            task: id.clone(),
+            operation: operation.to_owned(),
+            oid: oid.to_string(),
+            agent: agent.to_owned(),
+            worktree: worktree.map(str::to_owned),
+        };
+        write_json(&Self::path_of(git_dir, id, worktree, agent), &intent)
+    }
+
+    /// Reads what the holder (`worktree`, `agent`) noted last about `id`, if a command of
+    /// its died after noting it.
+    fn load(
+        git_dir: &Path,
+        id: &TaskId,
+        (worktree, agent): (Option<&str>, &str),
+    ) -> Option<Intent> {
+        let bytes = std::fs::read(Self::path_of(git_dir, id, worktree, agent)).ok()?;
+        serde_json::from_slice::<Intent>(&bytes)
+            .ok()
+            .filter(|intent| &intent.task == id)
+    }
+
+    /// Every claim `holder` noted and never settled, oldest task first.
+    fn claims_of(git_dir: &Path, holder: &Holder) -> Vec<Intent> {
+        let Ok(entries) = std::fs::read_dir(Self::directory(git_dir)) else {
+            return Vec::new();
+        };
+        let mut tasks: Vec<TaskId> = entries
+            .filter_map(|entry| TaskId::new(entry.ok()?.file_name().to_str()?))
+            .collect();
+        tasks.sort();
+        tasks
+            .iter()
+            .filter_map(|id| Self::load(git_dir, id, (holder.worktree.as_deref(), &holder.agent)))
+            .filter(|intent| {
+                intent.operation == "claim"
+                    && intent.agent == holder.agent
+                    && intent.worktree == holder.worktree
+            })
+            .collect()
+    }
+
+    fn landed(&self, lease: Option<&Lease>) -> bool {
+        lease.is_some_and(|lease| lease.oid == self.oid.as_str())
+    }
+
+    fn clear(git_dir: &Path, id: &TaskId, (worktree, agent): (Option<&str>, &str)) {
+        remove_holder_file(&Self::path_of(git_dir, id, worktree, agent));
+    }
+}
+
+/// Writes `value` as JSON to `path` whole or not at all (a temporary file renamed).
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), LeaseError> {
+    let io = |action, source| LeaseError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
+    let directory = path
+        .parent()
+        .expect("a holder's file is in a task's directory");
+    std::fs::create_dir_all(directory).map_err(|source| io("create", source))?;
+    let temporary = path.with_extension(format!("tmp.{}", std::process::id()));
+    let bytes = serde_json::to_vec_pretty(value).expect("a holder's record serializes");
+    std::fs::write(&temporary, bytes).map_err(|source| io("write", source))?;
+    std::fs::rename(&temporary, path).map_err(|source| io("write", source))
+}
+
+/// Removes a holder's file, and its task's directory once no other holder keeps one there.
+fn remove_holder_file(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    if let Some(directory) = path.parent() {
+        let _ = std::fs::remove_dir(directory);
     }
 }
 
@@ -372,6 +512,9 @@ pub fn claim_avoiding(
     filter: &ClaimFilter,
     avoid: &BTreeSet<TaskId>,
 ) -> Result<ClaimOutcome, LeaseError> {
+    if let Some(claimed) = own_orphan(store, queue, leases, context) {
+        return Ok(ClaimOutcome::Claimed(Box::new(claimed)));
+    }
     let candidates: Vec<&Task> = queue
         .ready()
         .iter()
@@ -388,8 +531,15 @@ pub fn claim_avoiding(
             .count();
         return Ok(ClaimOutcome::NothingReady { held });
     }
+    let git_dir = store.repo().common_dir();
+    let key = (
+        context.holder.worktree.as_deref(),
+        context.holder.agent.as_str(),
+    );
     let spread = claim_spread(active_agents(leases, context));
     let mut tries = 0;
+    let mut skipped = Vec::new();
+    let mut locked = None;
     for task in claim_order(candidates.len(), spread, random_u64())
         .into_iter()
         .map(|index| candidates[index])
@@ -398,50 +548,20 @@ pub fn claim_avoiding(
             return Err(LeaseError::Contention { tries });
         }
         let previous = leases.get(&task.id);
-        let mut failures = previous.map_or(0, |lease| lease.record.failures);
-        let mut last_error = previous.and_then(|lease| lease.record.last_error.clone());
-        let mut event = LeaseEvent::Claim;
-        if let Some(lease) = previous.filter(|lease| lease.record.state == LeaseState::Held) {
-            // Ready while held means expired: the holder stopped renewing.
-            failures += 1;
-            last_error = Some(format!(
-                "lease expired: {} stopped renewing after {}",
-                lease.record.holder.agent, lease.record.renewed_at
-            ));
-            event = LeaseEvent::Reclaim;
-            if failures >= context.max_attempts {
-                tries += 1;
-                park(store, lease, context, failures, last_error)?;
-                continue;
-            }
-        }
-        let record = LeaseRecord {
-            task: task.id.clone(),
-            state: LeaseState::Held,
-            event,
-            generation: previous.map_or(0, |lease| lease.record.generation) + 1,
-            attempt: previous.map_or(0, |lease| lease.record.attempt) + 1,
-            failures,
-            holder: context.holder.clone(),
-            task_blob: queue_commit
-                .and_then(|commit| store.repo().entry_at(commit, &task.path).ok().flatten())
-                .map(|(blob, _)| blob.to_string()),
-            base_commit: queue_commit.map(|commit| commit.to_string()),
-            acquired_at: context.now,
-            renewed_at: context.now,
-            expires_at: context.expires_at(),
-            ttl_seconds: context.ttl_seconds(),
-            reason: None,
-            last_error,
-            progress: None,
-            nonce: nonce(),
+        let passed_over = skipped.len();
+        let Some(record) = claim_record(store, task, previous, queue_commit, context, &mut skipped)
+        else {
+            // A park is a swap pushed, like a claim; one that failed is not.
+            tries += u32::from(skipped.len() == passed_over);
+            continue;
         };
         let expected = previous.map(|lease| lease.oid);
         let oid = store.write(&record, expected)?;
         tries += 1;
+        Intent::note(git_dir, &task.id, key, "claim", oid)?;
         context.failpoint("claim", "before-cas");
-        match store.compare_and_swap(&task.id, expected, Some(oid))? {
-            CasOutcome::Won => {
+        match store.compare_and_swap(&task.id, expected, Some(oid)) {
+            Ok(CasOutcome::Won) => {
                 context.failpoint("claim", "after-cas");
                 let lease = Lease {
                     reference: super::lease_ref(&task.id),
@@ -449,19 +569,129 @@ pub fn claim_avoiding(
                     record,
                 };
                 remember(store, &lease)?;
+                Intent::clear(git_dir, &task.id, key);
                 return Ok(ClaimOutcome::Claimed(Box::new(Claimed {
                     task: (*task).clone(),
                     lease,
                     tries,
+                    skipped,
                 })));
             }
-            CasOutcome::Lost { .. } => {}
+            Ok(CasOutcome::Lost { .. }) => Intent::clear(git_dir, &task.id, key),
+            Err(error @ (StoreError::Locked { .. } | StoreError::RemoteLocked { .. })) => {
+                // A stale lock keeps this one task from moving, not the others.
+                Intent::clear(git_dir, &task.id, key);
+                tries -= 1;
+                skipped.push(format!("passed over `{}`: {error}", task.id));
+                locked.get_or_insert(error);
+            }
+            // The push may have landed: the intent stays, for the next claim to find.
+            Err(error) => return Err(error.into()),
         }
+    }
+    if let Some(error) = locked {
+        return Err(error.into());
     }
     if tries == 0 {
         return Ok(ClaimOutcome::NothingReady { held: 0 });
     }
     Err(LeaseError::Contention { tries })
+}
+
+/// Returns the lease this holder (same agent, same worktree) claimed and never learnt it
+/// got, when a claim of its was killed after its swap landed: the ref still holds exactly
+/// the commit that claim noted, live. It is handed back at once instead of idling until
+/// it expires. Claims noted that did not land are forgotten.
+fn own_orphan(
+    store: &LeaseStore<'_>,
+    queue: &Queue,
+    leases: &BTreeMap<TaskId, Lease>,
+    context: &LeaseContext,
+) -> Option<Claimed> {
+    let git_dir = store.repo().common_dir();
+    for intent in Intent::claims_of(git_dir, &context.holder) {
+        Intent::clear(
+            git_dir,
+            &intent.task,
+            (intent.worktree.as_deref(), &intent.agent),
+        );
+        let Some(lease) = leases.get(&intent.task).filter(|lease| {
+            intent.landed(Some(lease))
+                && lease.record.state == LeaseState::Held
+                && context.now < lease.record.expires_at
+        }) else {
+            continue;
+        };
+        let Some((_, entry)) = queue.find(intent.task.as_str()) else {
+            continue;
+        };
+        if remember(store, lease).is_ok() {
+            return Some(Claimed {
+                task: entry.task.clone(),
+                lease: lease.clone(),
+                tries: 0,
+                skipped: Vec::new(),
+            });
+        }
+    }
+    None
+}
+
+/// Returns the record that claims `task` over its `previous` lease, or `None` when that
+/// lease had to be parked instead (its expiry made the failures reach the limit).
+///
+/// A park that fails (a stale lock on the ref, a refusal) is noted in `skipped` and
+/// passed over: parking is housekeeping, and the claim goes on with the next candidate.
+fn claim_record(
+    store: &LeaseStore<'_>,
+    task: &Task,
+    previous: Option<&Lease>,
+    queue_commit: Option<ObjectId>,
+    context: &LeaseContext,
+    skipped: &mut Vec<String>,
+) -> Option<LeaseRecord> {
+    let mut failures = previous.map_or(0, |lease| lease.record.failures);
+    let mut last_error = previous.and_then(|lease| lease.record.last_error.clone());
+    let mut event = LeaseEvent::Claim;
+    if let Some(lease) = previous.filter(|lease| lease.record.state == LeaseState::Held) {
+        // Ready while held means expired: the holder stopped renewing.
+        failures += 1;
+        last_error = Some(format!(
+            "lease expired: {} stopped renewing after {}",
+            lease.record.holder.agent, lease.record.renewed_at
+        ));
+        event = LeaseEvent::Reclaim;
+        if failures >= context.max_attempts {
+            if let Err(error) = park(store, lease, context, failures, last_error) {
+                skipped.push(format!(
+                    "passed over `{}`: its expired lease could not be parked: {error}",
+                    task.id
+                ));
+            }
+            return None;
+        }
+    }
+    Some(LeaseRecord {
+        task: task.id.clone(),
+        state: LeaseState::Held,
+        event,
+        generation: previous.map_or(0, |lease| lease.record.generation) + 1,
+        attempt: previous.map_or(0, |lease| lease.record.attempt) + 1,
+        failures,
+        holder: context.holder.clone(),
+        task_blob: queue_commit
+            .and_then(|commit| store.repo().entry_at(commit, &task.path).ok().flatten())
+            .map(|(blob, _)| blob.to_string()),
+        base_commit: queue_commit.map(|commit| commit.to_string()),
+        acquired_at: context.now,
+        renewed_at: context.now,
+        expires_at: context.expires_at(),
+        ttl_seconds: context.ttl_seconds(),
+        reason: None,
+        last_error,
+        progress: None,
+        nonce: nonce(),
+    })
 }
 
 /// How many top candidates racing agents spread their first attempts over, given the
@@ -592,11 +822,13 @@ pub fn note_context_size(
 /// Moves the lease the caller (`context.holder`) holds on `id` to the state `change` makes
 /// of its record.
 ///
-/// If the compare-and-swap loses because this very holder's earlier run of the same
-/// command got its change through and then died (the ref moved, but still within the
-/// same generation and holder), that change is not lost: a lease still held is changed
-/// again on top of it, and one that already shows the change (a release, a submission)
-/// is taken as done.
+/// Before its compare-and-swap it notes the commit it swaps in (an [`Intent`]). When the
+/// swap loses, the ref may hold exactly the commit that this holder's earlier command
+/// noted and got through before it died: a renewal or claim is then carried on from (the
+/// change is made again on top of it), the same ending (a release run again, a `done` run
+/// again) is taken as done, and any other command is refused ([`LeaseError::Ended`]): a
+/// submitted lease never turns back into a released or renewed one. Any other commit in
+/// the ref, whoever wrote it, means the lease is lost.
 fn advance(
     store: &LeaseStore<'_>,
     id: &TaskId,
@@ -605,8 +837,14 @@ fn advance(
     change: impl Fn(LeaseRecord) -> LeaseRecord,
 ) -> Result<Lease, LeaseError> {
     let git_dir = store.repo().common_dir();
-    let held = HeldLease::load(git_dir, id, &context.holder)?
+    let mut held = HeldLease::load(git_dir, id, &context.holder)?
         .ok_or_else(|| LeaseError::NotHeld { id: id.clone() })?;
+    if held.state == LeaseState::Submitted && operation != "submit" {
+        return Err(ended(id, LeaseState::Submitted, None));
+    }
+    let key = (held.worktree.clone(), held.agent.clone());
+    let key = (key.0.as_deref(), key.1.as_str());
+    let prior = Intent::load(git_dir, id, key);
     let mut expected = held.oid()?;
     let mut recovered = false;
     loop {
@@ -621,42 +859,43 @@ fn advance(
             ..current
         });
         let oid = store.write(&record, Some(expected))?;
+        Intent::note(git_dir, id, key, operation, oid)?;
         context.failpoint(operation, "before-cas");
-        let detail = match store.compare_and_swap(id, Some(expected), Some(oid))? {
-            CasOutcome::Won => {
-                context.failpoint(operation, "after-cas");
-                let lease = Lease {
-                    reference: held.reference.clone(),
-                    oid,
-                    record,
-                };
-                settle(store, &held, &lease)?;
-                return Ok(lease);
-            }
-            CasOutcome::Lost { detail } => detail,
-        };
+        if store.compare_and_swap(id, Some(expected), Some(oid))? == CasOutcome::Won {
+            context.failpoint(operation, "after-cas");
+            let lease = Lease {
+                reference: held.reference.clone(),
+                oid,
+                record,
+            };
+            settle(store, &held, &lease)?;
+            Intent::clear(git_dir, id, key);
+            return Ok(lease);
+        }
         let now = lease_now(store, id)?;
-        let ours = now.clone().filter(|lease| {
-            lease.record.generation == held.generation
-                && lease.record.holder.agent == held.agent
-                && lease.record.holder.worktree == held.worktree
-        });
-        match ours {
-            Some(lease)
-                if lease.record.state != LeaseState::Held
-                    && (lease.record.state, lease.record.event) == (record.state, record.event) =>
-            {
-                settle(store, &held, &lease)?;
-                return Ok(lease);
-            }
-            Some(lease)
-                if !recovered
-                    && matches!(lease.record.state, LeaseState::Held | LeaseState::Submitted) =>
-            {
+        let own = prior
+            .as_ref()
+            .filter(|prior| prior.landed(now.as_ref()))
+            .zip(now.as_ref());
+        match own {
+            Some((_, lease)) if lease.record.state == LeaseState::Held && !recovered => {
+                // This holder's own renewal (or claim) landed unnoticed: go on from it.
+                remember(store, lease)?;
+                held = HeldLease::load(git_dir, id, &context.holder)?
+                    .ok_or_else(|| LeaseError::NotHeld { id: id.clone() })?;
                 expected = lease.oid;
                 recovered = true;
             }
+            Some((prior, lease)) if lease.record.state != LeaseState::Held => {
+                settle(store, &held, lease)?;
+                Intent::clear(git_dir, id, key);
+                if prior.operation == operation {
+                    return Ok(lease.clone());
+                }
+                return Err(ended(id, lease.record.state, Some(&prior.operation)));
+            }
             _ => {
+                Intent::clear(git_dir, id, key);
                 if operation == "release" {
                     held.forget(git_dir);
                 } else if !held.lost {
@@ -667,23 +906,71 @@ fn advance(
                     }
                     .save(git_dir);
                 }
-                let since = match now {
-                    Some(lease) if lease.record.generation > held.generation => format!(
-                        "generation {} went to {}",
-                        lease.record.generation, lease.record.holder.agent
-                    ),
-                    _ => "it expired and another agent reclaimed it, or it was released by hand"
-                        .to_owned(),
-                };
-                return Err(LeaseError::Lost {
-                    id: id.clone(),
-                    detail: format!(
-                        "the lease moved on since this worktree held generation {} ({since}): {detail}",
-                        held.generation
-                    ),
-                });
+                return Err(lost(id, held.generation, now.as_ref()));
             }
         }
+    }
+}
+
+/// The error for a command other than the one that ended the lease in `state` (`by`, an
+/// operation of this holder that died before it noted the outcome, when given).
+fn ended(id: &TaskId, state: LeaseState, by: Option<&str>) -> LeaseError {
+    let how = match by {
+        Some(by) => format!(
+            "by this worktree's own `gitprio {}`, which stopped before it finished",
+            operation_command(by)
+        ),
+        None => "by this worktree".to_owned(),
+    };
+    let detail = match state {
+        LeaseState::Submitted => format!(
+            "was submitted {how}: its change waits to land, so it is not given back or renewed; `gitprio done {id}` finishes the submission, and a reviewer who rejects the change puts the task back with `gitprio revoke {id} --reason <why>`"
+        ),
+        LeaseState::Parked => format!("was parked {how}; `gitprio claim` takes another task"),
+        LeaseState::Released | LeaseState::Held => {
+            format!("was given back {how}; `gitprio claim` takes a task again")
+        }
+    };
+    LeaseError::Ended {
+        id: id.clone(),
+        detail,
+    }
+}
+
+/// The error for a holder of `generation` whose lease the ref no longer holds (`now`).
+///
+/// git's own words ("[rejected] (stale info)") are left out: they only say that the ref moved.
+fn lost(id: &TaskId, generation: u64, now: Option<&Lease>) -> LeaseError {
+    let since = match now {
+        None => {
+            return LeaseError::Lost {
+                id: id.clone(),
+                detail: format!(
+                    "its lease ref is gone since this worktree held generation {generation}: `gitprio gc` deleted it (the task is done, dropped or gone from the queue's branch), or someone deleted it by hand"
+                ),
+            };
+        }
+        Some(lease) if lease.record.event == LeaseEvent::Revoke => format!(
+            "revoked by {} at {}: {}",
+            lease.record.holder.agent,
+            lease.record.renewed_at,
+            lease.record.reason.as_deref().unwrap_or("no reason given")
+        ),
+        Some(lease) if lease.record.generation > generation => format!(
+            "generation {} went to {}",
+            lease.record.generation, lease.record.holder.agent
+        ),
+        Some(lease) => format!(
+            "it is {} now, by {}",
+            state_name(lease.record.state),
+            lease.record.holder.agent
+        ),
+    };
+    LeaseError::Lost {
+        id: id.clone(),
+        detail: format!(
+            "the lease moved on since this worktree held generation {generation} ({since})"
+        ),
     }
 }
 
@@ -818,15 +1105,19 @@ pub fn submit_noting(
     if let Some(held) = HeldLease::load(git_dir, id, &context.holder)?
         && held.state == LeaseState::Submitted
     {
-        let oid = held.oid()?;
-        let message = store.repo().commit_message(oid).map_err(StoreError::from)?;
-        if let Ok(record) = LeaseRecord::from_message(&message) {
-            return Ok(Lease {
-                reference: held.reference,
-                oid,
-                record,
-            });
-        }
+        // Submitted before (a `done` run again to finish its edit): only if the lease
+        // still is that submission.
+        return match lease_now(store, id)? {
+            Some(lease) if lease.oid == held.oid.as_str() => Ok(lease),
+            None => Err(LeaseError::Gone {
+                id: id.clone(),
+                submitted: format!(
+                    " (this worktree submitted it at generation {})",
+                    held.generation
+                ),
+            }),
+            now => Err(lost(id, held.generation, now.as_ref())),
+        };
     }
     advance(store, id, context, "submit", |record| LeaseRecord {
         state: LeaseState::Submitted,
@@ -867,9 +1158,10 @@ pub fn unpark(
             oid,
             record,
         }),
-        CasOutcome::Lost { detail } => Err(LeaseError::Lost {
+        CasOutcome::Lost { .. } => Err(LeaseError::Lost {
             id: record.task,
-            detail,
+            detail: "the lease changed while it was being unparked; see `gitprio status`"
+                .to_owned(),
         }),
     }
 }
@@ -915,8 +1207,12 @@ enum Verdict {
 
 /// Decides the fate of the lease `record` whose task has `status` in the queue (`None`: missing).
 fn verdict(record: &LeaseRecord, status: Option<Status>, view: &GcView<'_>) -> Verdict {
+    // Deleting a lease starts its task's generations over, so gc does not judge a held
+    // lease dead by its own clock alone: the lease must be past its expiry by a whole
+    // TTL more than a reclaim waits (a clock off by that much is no clock skew).
+    let ttl = SignedDuration::from_secs(i64::try_from(record.ttl_seconds).unwrap_or(i64::MAX));
     let live = match record.state {
-        LeaseState::Held => !record.is_expired(view.now, view.skew),
+        LeaseState::Held => !record.is_expired(view.now, view.skew.saturating_add(ttl)),
         LeaseState::Submitted | LeaseState::Parked => true,
         LeaseState::Released => false,
     };
@@ -1054,18 +1350,23 @@ mod tests {
                 "{state:?}"
             );
         }
-        // Within the clock skew after expiry the holder may still be working.
-        assert_eq!(
-            verdict_on(LeaseState::Held, None, false, "2026-11-01T12:31:00Z"),
-            Verdict::Keep(Kept::Live)
-        );
-        for state in [LeaseState::Held, LeaseState::Released] {
+        // Within the clock skew after expiry the holder may still be working, and gc does
+        // not judge it dead by its own clock until a whole TTL later.
+        for now in ["2026-11-01T12:31:00Z", AFTER, "2026-11-01T13:01:00Z"] {
             assert_eq!(
-                verdict_on(state, None, false, AFTER),
-                Verdict::Delete,
-                "{state:?}"
+                verdict_on(LeaseState::Held, None, false, now),
+                Verdict::Keep(Kept::Live),
+                "{now}"
             );
         }
+        assert_eq!(
+            verdict_on(LeaseState::Held, None, false, "2026-11-01T13:01:01Z"),
+            Verdict::Delete
+        );
+        assert_eq!(
+            verdict_on(LeaseState::Released, None, false, AFTER),
+            Verdict::Delete
+        );
         assert_eq!(
             verdict_on(LeaseState::Parked, None, false, AFTER),
             Verdict::Keep(Kept::Live)
@@ -1286,6 +1587,9 @@ mod tests {
                 ..claimed.record.clone()
             };
             let oid = store.write(&failed, Some(claimed.oid)).unwrap();
+            let git_dir = store.repo().common_dir();
+            let key = (alice.worktree.as_deref(), alice.agent.as_str());
+            Intent::note(git_dir, &fix_login(), key, "release", oid).unwrap();
             let outcome = store
                 .compare_and_swap(&fix_login(), Some(claimed.oid), Some(oid))
                 .unwrap();
@@ -1301,12 +1605,14 @@ mod tests {
             assert_eq!(released.lease.oid, oid, "nothing pushed again");
             assert!(!released.parked);
             assert_eq!(released.lease.record.failures, 1);
-            assert_eq!(HeldLease::all(store.repo().common_dir()), Vec::new());
-            // A release of another kind than the one that landed is not it.
+            assert_eq!(HeldLease::all(git_dir), Vec::new());
+            assert_eq!(Intent::load(git_dir, &fix_login(), key), None);
+            // A commit this holder did not note before its swap is not its own, whoever
+            // it names: the lease is lost.
             let claimed = claim_as(store, &alice);
             let revoked = LeaseRecord {
                 state: LeaseState::Released,
-                event: LeaseEvent::Revoke,
+                event: LeaseEvent::Release,
                 nonce: nonce(),
                 ..claimed.record.clone()
             };

@@ -12,7 +12,9 @@ pub enum RevokeError {
     Store(#[from] StoreError),
     #[error("no lease on `{id}`: no agent works on it; see `gitprio status`")]
     NoLease { id: TaskId },
-    #[error("`{id}` is not held by an agent (its lease is {state}), so there is nothing to revoke")]
+    #[error(
+        "`{id}` is neither held by an agent nor submitted (its lease is {state}), so there is nothing to revoke"
+    )]
     NotHeld { id: TaskId, state: String },
     #[error(
         "the lease on `{id}` changed while it was being revoked ({detail}); look at `gitprio status` and run `gitprio revoke {id}` again"
@@ -98,13 +100,17 @@ fn renewed_by_the_same_run(then: &LeaseRecord, now: &LeaseRecord) -> bool {
         && now.holder.agent == then.holder.agent
 }
 
-/// Returns the record that revokes `current`, or `None` when it is not held.
+/// Returns the record that revokes `current`, or `None` when it is neither held nor
+/// submitted.
+///
+/// A submitted lease is revoked by a human whose review rejected the change: the task
+/// goes back to the queue (the holder's own commands never give a submission back).
 fn revoked_record(
     current: &LeaseRecord,
     context: &LeaseContext,
     revocation: &Revocation<'_>,
 ) -> Option<LeaseRecord> {
-    if current.state != LeaseState::Held {
+    if !matches!(current.state, LeaseState::Held | LeaseState::Submitted) {
         return None;
     }
     let why = revocation.reason.unwrap_or("no reason given");
@@ -191,15 +197,17 @@ mod tests {
     }
 
     #[test]
-    fn only_a_held_lease_can_be_revoked() {
-        for state in [
-            LeaseState::Released,
-            LeaseState::Submitted,
-            LeaseState::Parked,
-        ] {
+    fn only_a_held_or_submitted_lease_can_be_revoked() {
+        for state in [LeaseState::Released, LeaseState::Parked] {
             let record = LeaseRecord { state, ..held() };
             assert!(revoked_record(&record, &context(), &Revocation::default()).is_none());
         }
+        let submitted = LeaseRecord {
+            state: LeaseState::Submitted,
+            ..held()
+        };
+        let reopened = revoked_record(&submitted, &context(), &Revocation::default()).unwrap();
+        assert_eq!(reopened.state, LeaseState::Released);
     }
 
     /// A local store whose `fix-login` lease went through `records`, each on the last.

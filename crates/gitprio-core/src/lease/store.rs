@@ -58,6 +58,17 @@ pub enum StoreError {
         lock.display()
     )]
     Locked { reference: String, lock: PathBuf },
+    #[error(
+        "cannot update `{reference}` on remote `{remote}`: its lock file {} exists there (a git process on the remote was killed mid-update, or one is updating the ref right now), so the lease is unchanged; if no git process is running on the remote, remove {} there and try again (git said: {detail})",
+        lock.display(),
+        lock.display()
+    )]
+    RemoteLocked {
+        remote: String,
+        reference: String,
+        lock: PathBuf,
+        detail: String,
+    },
     #[error("cannot write a lease commit: {0}")]
     Write(String),
     #[error(
@@ -200,6 +211,7 @@ impl<'repo> LeaseStore<'repo> {
         if let Some(lease_mirrors) = self.mirrors_are_current(remote, branch, &prefixes_and_leases)
         {
             *self.lock_current_mirrors() = Some(lease_mirrors);
+            self.note_refreshed();
             return Ok(());
         }
         let mut specs = vec![format!(
@@ -216,6 +228,7 @@ impl<'repo> LeaseStore<'repo> {
         let output = self.fetch_git(&args)?;
         let detail = stderr_summary(&output.stderr);
         if output.status.success() {
+            self.note_refreshed();
             Ok(())
         } else if detail.contains("couldn't find remote ref") {
             Err(StoreError::NoBranch {
@@ -229,6 +242,40 @@ impl<'repo> LeaseStore<'repo> {
                 detail,
             })
         }
+    }
+
+    /// The file whose modification time says when the lease mirrors last matched the remote.
+    fn refreshed_marker(&self) -> Option<PathBuf> {
+        let Mode::Remote { remote, .. } = &self.mode else {
+            return None;
+        };
+        Some(
+            self.repo
+                .common_dir()
+                .join("gitprio")
+                .join("refreshed")
+                .join(remote.replace('/', "%2F")),
+        )
+    }
+
+    /// Notes that the lease mirrors match the remote now; only an aid for readers, so a
+    /// failure to note it is ignored.
+    fn note_refreshed(&self) {
+        if let Some(marker) = self.refreshed_marker() {
+            if let Some(directory) = marker.parent() {
+                let _ = std::fs::create_dir_all(directory);
+            }
+            let _ = std::fs::File::create(&marker);
+        }
+    }
+
+    /// When the lease mirrors last matched the remote (a refresh), by this machine's
+    /// clock; `None` when this clone never refreshed them (a fresh `git clone` fetches no
+    /// leases). Always `None` in local mode, where there are no mirrors.
+    pub fn last_refreshed(&self) -> Option<std::time::SystemTime> {
+        std::fs::metadata(self.refreshed_marker()?)
+            .and_then(|metadata| metadata.modified())
+            .ok()
     }
 
     /// Returns the mirrors of the refs under `prefixes[0]` when the remote's branch tip
@@ -442,7 +489,7 @@ impl<'repo> LeaseStore<'repo> {
         match &self.mode {
             Mode::Local => self.update_ref(reference, true, expected, new),
             Mode::Remote { remote, .. } => {
-                let outcome = self.push(remote, reference, expected, new)?;
+                let outcome = self.push_unless_locked(remote, reference, expected, new)?;
                 if outcome == CasOutcome::Won {
                     // Mirror what the remote now holds; a failure here only delays what
                     // `status` shows until the next fetch, the remote is the truth.
@@ -525,13 +572,49 @@ impl<'repo> LeaseStore<'repo> {
         }
     }
 
-    fn push(
+    /// Pushes like [`LeaseStore::push`], again (a few times) while the remote's ref is
+    /// locked and still holds `expected`: another push holds the lock for milliseconds.
+    ///
+    /// A lock that stays while the ref still holds `expected` is an error naming it (a git
+    /// process killed on the remote leaves one behind), never a lost race: the holder
+    /// still holds its lease. A locked ref that moved meanwhile is a lost race.
+    fn push_unless_locked(
         &self,
         remote: &str,
         reference: &str,
         expected: Option<ObjectId>,
         new: Option<ObjectId>,
     ) -> Result<CasOutcome, StoreError> {
+        const LOCK_TRIES: u64 = 3;
+        let mut tries = 1;
+        loop {
+            let (lock, detail) = match self.push(remote, reference, expected, new)? {
+                Pushed::Done(outcome) => return Ok(outcome),
+                Pushed::Locked { lock, detail } => (lock, detail),
+            };
+            if self.remote_value(remote, reference)? != expected {
+                return Ok(CasOutcome::Lost { detail });
+            }
+            if tries == LOCK_TRIES {
+                return Err(StoreError::RemoteLocked {
+                    remote: remote.to_owned(),
+                    reference: reference.to_owned(),
+                    lock,
+                    detail,
+                });
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25 * tries));
+            tries += 1;
+        }
+    }
+
+    fn push(
+        &self,
+        remote: &str,
+        reference: &str,
+        expected: Option<ObjectId>,
+        new: Option<ObjectId>,
+    ) -> Result<Pushed, StoreError> {
         let lease = format!(
             "--force-with-lease={reference}:{}",
             expected.map(|oid| oid.to_string()).unwrap_or_default()
@@ -558,13 +641,18 @@ impl<'repo> LeaseStore<'repo> {
             let summary = fields.next().unwrap_or_default();
             (spec.rsplit(':').next() == Some(reference)).then_some((flag, summary))
         });
+        let stderr = stderr_summary(&output.stderr);
         match line {
             Some(("*" | "+" | " " | "-" | "=", _)) if output.status.success() => {
-                Ok(CasOutcome::Won)
+                Ok(Pushed::Done(CasOutcome::Won))
             }
-            Some(("!", summary)) if is_race(summary) => Ok(CasOutcome::Lost {
-                detail: summary.trim().to_owned(),
+            Some(("!", _)) if lock_file(&stderr).is_some() => Ok(Pushed::Locked {
+                lock: lock_file(&stderr).expect("checked"),
+                detail: remote_error(&stderr),
             }),
+            Some(("!", summary)) if is_race(summary) => Ok(Pushed::Done(CasOutcome::Lost {
+                detail: summary.trim().to_owned(),
+            })),
             Some((_, summary)) => Err(StoreError::Rejected {
                 remote: remote.to_owned(),
                 reference: reference.to_owned(),
@@ -575,7 +663,7 @@ impl<'repo> LeaseStore<'repo> {
             None => {
                 // The push may have landed before the connection failed: ask once.
                 if self.remote_value(remote, reference).ok() == Some(new) {
-                    return Ok(CasOutcome::Won);
+                    return Ok(Pushed::Done(CasOutcome::Won));
                 }
                 Err(StoreError::Remote {
                     remote: remote.to_owned(),
@@ -603,6 +691,16 @@ impl<'repo> LeaseStore<'repo> {
             .find(|(_, name)| *name == reference)
             .and_then(|(oid, _)| ObjectId::from_hex(oid.as_bytes()).ok()))
     }
+}
+
+/// What one push came to.
+enum Pushed {
+    Done(CasOutcome),
+    /// The remote could not lock the ref: its `.lock` file exists there.
+    Locked {
+        lock: PathBuf,
+        detail: String,
+    },
 }
 
 /// Lease records by the id of the commit they were read from, as last saved under
@@ -670,12 +768,25 @@ fn fetch_args(repo: &Repository, remote: &str) -> Vec<&'static str> {
 }
 
 /// The lock file git could not create, as a "cannot lock ref" message names it
-/// ("Unable to create '<path>.lock': File exists").
+/// ("Unable to create '<path>.lock': File exists"), with git's `/./` taken out.
 fn lock_file(detail: &str) -> Option<PathBuf> {
     let (_, rest) = detail.split_once("Unable to create '")?;
-    let (path, _) = rest.split_once('\'')?;
-    let path = PathBuf::from(path);
+    let (path, after) = rest.split_once('\'')?;
+    if !after.starts_with(": File exists") {
+        return None;
+    }
+    let path = PathBuf::from(path.replace("/./", "/"));
     (path.extension()? == "lock").then_some(path)
+}
+
+/// The remote's own error line out of a push's stderr (`remote: error: cannot lock ref ...`).
+fn remote_error(stderr: &str) -> String {
+    stderr
+        .split("; ")
+        .find_map(|line| line.strip_prefix("remote: error: "))
+        .unwrap_or(stderr)
+        .trim()
+        .to_owned()
 }
 
 /// Whether a rejected push lost a race (the ref moved) rather than failing for another reason.

@@ -101,6 +101,10 @@ const BUNDLED: &[(&str, Price)] = &[
     ("gpt-5-nano", price(0.05, 0.40, None, Some(0.005))),
     ("gpt-5-pro", price(15.0, 120.0, None, None)),
     ("gpt-5", price(1.25, 10.0, None, Some(0.125))),
+    // Gemini: Google's list prices up to 200k prompt tokens, as LiteLLM carries them.
+    ("gemini-2.5-pro", price(1.25, 10.0, None, Some(0.125))),
+    ("gemini-2.5-flash-lite", price(0.10, 0.40, None, Some(0.01))),
+    ("gemini-2.5-flash", price(0.30, 2.50, None, Some(0.03))),
 ];
 
 /// The prices in force: the bundled table and the repository's overrides.
@@ -250,6 +254,19 @@ mod tests {
         assert!((table.cost(&record("local-llama-70b")).unwrap() - 3.225).abs() < 1e-9);
         assert!((table.price("claude-sonnet-4-5").unwrap().input - 1.0).abs() < 1e-9);
         assert!(PriceTable::parse_overrides("x: {input: 1, output: 2, bogus: 3}").is_err());
+    }
+
+    #[test]
+    fn gemini_models_that_ccusage_prices_are_priced() {
+        let table = PriceTable::default();
+        for model in [
+            "gemini-2.5-pro",
+            "gemini-2.5-flash",
+            "models/gemini-2.5-pro",
+        ] {
+            assert!(table.price(model).is_some(), "{model}");
+        }
+        assert!((table.price("gemini-2.5-pro").unwrap().output - 10.0).abs() < 1e-9);
     }
 
     #[test]
