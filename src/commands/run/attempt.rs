@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use gitprio_core::Config;
 use gitprio_core::usage::UsageRecord;
 
-use super::adapters::{self, Adapter, Follower, ModelUsage};
+use super::adapters::{self, Adapter, Follower};
 use super::agent::{self, Agent, Io, Placeholders};
 use super::logs::LogFollower;
 use super::operations::{Beat, Claimed, Done};
@@ -528,13 +528,13 @@ impl Watch<'_> {
     /// Tokens and estimated dollars so far.
     fn live(&self) -> Spend {
         let streamed = if self.logs.is_empty() {
-            self.output.usage().iter().map(as_record).collect()
+            self.output.usage()
         } else {
             self.logs.records()
         };
         let records: Vec<UsageRecord> = streamed
             .into_iter()
-            .chain(self.usage.usage().iter().map(as_record))
+            .chain(self.usage.usage())
             .map(|mut record| {
                 if record.model.is_empty() {
                     self.model.unwrap_or_default().clone_into(&mut record.model);
@@ -627,7 +627,7 @@ fn final_usage(
     verdict: &adapters::Verdict,
     output: &Follower,
     usage_file: &Follower,
-) -> Vec<ModelUsage> {
+) -> Vec<UsageRecord> {
     if adapter == Adapter::Generic {
         return Vec::new();
     }
@@ -644,15 +644,15 @@ fn final_usage(
 
 /// The usage records of the attempt, each with a key stable across re-recording.
 fn usage_records(
-    usage: &[ModelUsage],
+    usage: &[UsageRecord],
     usage_file: &Follower,
     adapter: Adapter,
     claimed: &Claimed,
     model: Option<&str>,
 ) -> Vec<UsageRecord> {
     let run = claimed.run_id();
-    let record = |key: String, usage: &ModelUsage| {
-        let mut record = as_record(usage);
+    let record = |key: String, usage: &UsageRecord| {
+        let mut record = usage.clone();
         record.key = key;
         if record.model.is_empty() {
             model.unwrap_or("unknown").clone_into(&mut record.model);
@@ -724,20 +724,6 @@ fn records_text(records: &[UsageRecord]) -> String {
         );
     }
     text
-}
-
-fn as_record(usage: &ModelUsage) -> UsageRecord {
-    UsageRecord {
-        model: usage.model.clone(),
-        input: usage.input,
-        output: usage.output,
-        cache_read: usage.cache_read,
-        cache_write_5m: usage.cache_write,
-        cache_write_1h: usage.cache_write_1h,
-        reasoning: usage.reasoning,
-        requests: usage.requests,
-        ..UsageRecord::default()
-    }
 }
 
 /// Shortens a failure to what the lease history keeps: a few lines, a few hundred bytes.
