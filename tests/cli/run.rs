@@ -1252,3 +1252,28 @@ fn a_retried_task_replaces_its_pushed_branch() {
     assert_eq!(pushed.trim(), attempt);
     assert_ne!(attempt, summary(&first)["runs"][0]["run"].as_str().unwrap());
 }
+
+#[test]
+fn agents_get_the_task_in_their_telemetry_resource_attributes() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[(".tasks/alpha.md", &task("Alpha", "type: bug\n"))],
+    );
+    let agent = script(
+        &env,
+        "agent",
+        "cat > /dev/null\nprintf '%s' \"$OTEL_RESOURCE_ATTRIBUTES\" > otel.txt\n",
+    );
+    let run = env.run_with(
+        "repo",
+        &["run", "--local", "--json", "--", &agent],
+        &[("OTEL_RESOURCE_ATTRIBUTES", "team=core")],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let run_id = summary(&run)["runs"][0]["run"].as_str().unwrap().to_owned();
+    assert_eq!(
+        env.git("repo", &["show", "gitprio/alpha:otel.txt"]),
+        format!("team=core,gitprio.task_id=alpha,gitprio.run_id={run_id},gitprio.task_type=bug")
+    );
+}
