@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use gitprio_core::{Blocker, Diagnostic, Readiness, Severity, Task};
+use gitprio_core::{Blocker, Diagnostic, Readiness, Task};
 
 use crate::settings::Settings;
 
@@ -70,8 +70,10 @@ pub fn message(settings: &Settings, severity: &str, text: &str) {
 pub fn loading_diagnostics(settings: &Settings, diagnostics: &[Diagnostic]) {
     for diagnostic in diagnostics {
         let severity = diagnostic.severity.to_string();
-        let skipped = if diagnostic.severity == Severity::Error {
+        let skipped = if gitprio_core::task::is_fatal(diagnostic) {
             " (skipped)"
+        } else if diagnostic.is_error() {
+            " (task held back until this is fixed)"
         } else {
             ""
         };
@@ -86,7 +88,6 @@ pub fn loading_diagnostics(settings: &Settings, diagnostics: &[Diagnostic]) {
     }
 }
 
-/// Describes why a task is not ready, in a few words.
 /// Describes every blocker of a task that is not ready, joined with `; `.
 pub fn describe_blockers(readiness: &Readiness) -> String {
     let why: Vec<String> = readiness.blockers().iter().map(describe_blocker).collect();
@@ -110,11 +111,18 @@ pub fn describe_blocker(blocker: &Blocker) -> String {
             attempts,
             last_error,
         } => match last_error {
-            Some(error) => {
-                format!("parked after {attempts} failed attempts (last: {error}); needs a human")
-            }
-            None => format!("parked after {attempts} failed attempts; needs a human"),
+            Some(error) => format!(
+                "parked after {attempts} failed {} (last: {error}); needs a human",
+                plural(*attempts as usize, "attempt")
+            ),
+            None => format!(
+                "parked after {attempts} failed {}; needs a human",
+                plural(*attempts as usize, "attempt")
+            ),
         },
+        Blocker::InvalidFile { errors } => {
+            format!("held back until its file is fixed: {}", errors.join("; "))
+        }
     }
 }
 

@@ -264,7 +264,7 @@ pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
     )?;
     let _ = cache.save(&cache_path);
     let invalid = changes.edits_tasks() && run_check(settings)?;
-    let config = source::local_config(&repo);
+    let config = source::local_config(&repo)?;
     let store = LeaseStore::new(&repo, super::lease::store_mode(&repo, &config, false)?);
     if let Err(error) = store.fetch("refs/gitprio/*") {
         warn(

@@ -4,9 +4,9 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use gitprio_core::context::WorktreeFiles;
 use gitprio_core::git::Repository;
-use gitprio_core::source::{self, QueueSource};
+use gitprio_core::source;
 use gitprio_core::{Diagnostic, Severity, check};
-use serde_json::json;
+use serde::Serialize;
 
 use crate::cli::CommandResult;
 use crate::settings::Settings;
@@ -33,9 +33,19 @@ pub enum Format {
     Github,
 }
 
+/// `check --json`, keys in the order the help names them.
+#[derive(Serialize)]
+struct CheckJson<'a> {
+    ok: bool,
+    errors: usize,
+    warnings: usize,
+    files: usize,
+    diagnostics: &'a [Diagnostic],
+}
+
 pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let loaded = source::load(&repo, &QueueSource::Worktree, None)?;
+    let loaded = source::load_for_check(&repo)?;
     let paths = repository_paths(&repo)?;
     let mut diagnostics = loaded.diagnostics.clone();
     diagnostics.extend(check::validate(&loaded.tasks, &loaded.config, &paths));
@@ -64,9 +74,13 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
         .filter(|path| path.starts_with(".tasks/") && source::is_task_path(path))
         .count();
     if args.json {
-        output::print_json(
-            &json!({ "ok": errors == 0, "errors": errors, "warnings": warnings, "files": files, "diagnostics": diagnostics }),
-        )?;
+        output::print_json(&CheckJson {
+            ok: errors == 0,
+            errors,
+            warnings,
+            files,
+            diagnostics: &diagnostics,
+        })?;
     } else {
         for diagnostic in &diagnostics {
             println!("{diagnostic}");

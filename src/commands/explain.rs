@@ -3,7 +3,6 @@
 use anyhow::anyhow;
 use clap::Args;
 use gitprio_core::queue::{Queue, RankReason, Standing};
-use serde_json::json;
 
 use super::{SourceArgs, load_queue};
 use crate::cli::CommandResult;
@@ -21,6 +20,17 @@ pub struct ExplainArgs {
     pub json: bool,
 }
 
+/// `explain --json`: the task, then where it stands, then why.
+#[derive(serde::Serialize)]
+struct ExplainJson<'a> {
+    id: &'a str,
+    ready: bool,
+    position: Option<usize>,
+    ahead: Option<&'a str>,
+    reason: Option<gitprio_core::queue::RankReason>,
+    blockers: &'a [gitprio_core::Blocker],
+}
+
 pub fn run(settings: &Settings, args: &ExplainArgs) -> CommandResult {
     let (loaded, queue) = load_queue(settings, &args.source)?;
     let explanation = queue.explain(&args.id).ok_or_else(|| {
@@ -31,21 +41,31 @@ pub fn run(settings: &Settings, args: &ExplainArgs) -> CommandResult {
         )
     })?;
     if args.json {
-        let value = match &explanation.standing {
-            Standing::Next => {
-                json!({ "id": args.id, "ready": true, "position": 1, "ahead": null, "reason": null, "blockers": [] })
-            }
+        let mut value = ExplainJson {
+            id: &args.id,
+            ready: true,
+            position: Some(1),
+            ahead: None,
+            reason: None,
+            blockers: &[],
+        };
+        match &explanation.standing {
+            Standing::Next => {}
             Standing::Behind {
                 position,
                 ahead,
                 reason,
-            } => json!({
-                "id": args.id, "ready": true, "position": position, "ahead": ahead.id, "reason": reason, "blockers": [],
-            }),
-            Standing::NotReady { blockers } => json!({
-                "id": args.id, "ready": false, "position": null, "ahead": null, "reason": null, "blockers": blockers,
-            }),
-        };
+            } => {
+                value.position = Some(*position);
+                value.ahead = Some(ahead.id.as_str());
+                value.reason = Some(*reason);
+            }
+            Standing::NotReady { blockers } => {
+                value.ready = false;
+                value.position = None;
+                value.blockers = blockers;
+            }
+        }
         output::print_json(&value)?;
         return Ok(exit_code::SUCCESS);
     }
@@ -61,10 +81,14 @@ pub fn print_explanation(queue: &Queue, id: &str) {
     let task = &explanation.entry.task;
     match &explanation.standing {
         Standing::Next => {
-            println!(
-                "{id} is next: it is ready and ranks first of {} ready tasks.",
-                explanation.ready_count
-            );
+            if explanation.ready_count == 1 {
+                println!("{id} is next: it is the only ready task.");
+            } else {
+                println!(
+                    "{id} is next: it is ready and ranks first of {} ready tasks.",
+                    explanation.ready_count
+                );
+            }
             if let Some(second) = queue.ready().get(1) {
                 println!(
                     "It ranks ahead of {} on {}.",

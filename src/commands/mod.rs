@@ -153,7 +153,7 @@ pub fn load_queue(
 
 /// Returns the lease and attempt facts last seen that hold tasks back.
 fn holds(settings: &Settings, repo: &Repository) -> Result<Holds, CliError> {
-    let config = source::local_config(repo);
+    let config = source::local_config(repo)?;
     let store = LeaseStore::new(repo, lease::store_mode(repo, &config, false)?);
     lease::mirrors_fetched(settings, &store);
     Ok(lease::current_holds(settings, &store, &config)?)
@@ -267,7 +267,15 @@ pub fn nothing_ready(open: usize, total: usize) -> (&'static str, String) {
     if open == 0 {
         (
             "empty",
-            format!("nothing ready: the queue has no open task ({total} tasks in all)"),
+            format!(
+                "nothing ready: the queue has no open task ({total} {} in all)",
+                output::plural(total, "task")
+            ),
+        )
+    } else if open == 1 {
+        (
+            "all_blocked",
+            "nothing ready: the one open task is blocked; see `gitprio list`".to_owned(),
         )
     } else {
         (

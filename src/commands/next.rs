@@ -1,7 +1,9 @@
 //! `gitprio next`: the top ready task.
 
 use clap::Args;
-use serde_json::json;
+use gitprio_core::Task;
+use gitprio_core::source::Origin;
+use serde::Serialize;
 
 use super::{SourceArgs, Top, load_queue, nothing_ready, top_task};
 use crate::cli::CommandResult;
@@ -15,9 +17,19 @@ pub struct NextArgs {
     /// Also say why this task is next.
     #[arg(long)]
     pub explain: bool,
-    /// Print JSON: `{"task": {...}, "source": {...}}`, or `{"task": null, "reason": ...}`.
+    /// Print JSON: `{"source": {...}, "task": {...}}`, or `{..., "task": null, "reason": ...}`.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `next --json`, keys in the order of every queue command: where it was read, then the task.
+#[derive(Serialize)]
+struct NextJson<'a> {
+    source: &'a Origin,
+    task: Option<&'a Task>,
+    /// Why nothing is ready; only when `task` is null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
 }
 
 pub fn run(settings: &Settings, args: &NextArgs) -> CommandResult {
@@ -37,14 +49,22 @@ fn print_top(settings: &Settings, args: &NextArgs, top: Top) -> CommandResult {
     let Some(mut task) = top.task else {
         let (reason, sentence) = nothing_ready(top.open, top.total);
         if args.json {
-            output::print_json(&json!({ "task": null, "reason": reason, "source": top.origin }))?;
+            output::print_json(&NextJson {
+                source: &top.origin,
+                task: None,
+                reason: Some(reason),
+            })?;
         }
         output::message(settings, "info", &sentence);
         return Ok(exit_code::NOTHING_READY);
     };
     if args.json {
         task.body = String::new();
-        output::print_json(&json!({ "task": task, "source": top.origin }))?;
+        output::print_json(&NextJson {
+            source: &top.origin,
+            task: Some(&task),
+            reason: None,
+        })?;
         return Ok(exit_code::SUCCESS);
     }
     output::print_table(&[vec![

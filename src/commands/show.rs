@@ -2,7 +2,6 @@
 
 use anyhow::anyhow;
 use clap::Args;
-use serde_json::json;
 
 use gitprio_core::git::{ObjectId, Repository};
 use gitprio_core::{Readiness, Task};
@@ -23,6 +22,14 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
+/// `show --json`, keys in the order of a `list --json` entry.
+#[derive(serde::Serialize)]
+struct ShowJson<'a> {
+    ready: bool,
+    blockers: &'a [gitprio_core::Blocker],
+    task: &'a Task,
+}
+
 pub fn run(settings: &Settings, args: &ShowArgs) -> CommandResult {
     let (loaded, queue) = load_queue(settings, &args.source)?;
     let (_, entry) = queue.find(&args.id).ok_or_else(|| {
@@ -41,11 +48,11 @@ pub fn run(settings: &Settings, args: &ShowArgs) -> CommandResult {
         )?;
     }
     if args.json {
-        output::print_json(&json!({
-            "task": task,
-            "ready": entry.readiness.is_ready(),
-            "blockers": entry.readiness.blockers(),
-        }))?;
+        output::print_json(&ShowJson {
+            ready: entry.readiness.is_ready(),
+            blockers: entry.readiness.blockers(),
+            task: &task,
+        })?;
         return Ok(exit_code::SUCCESS);
     }
     print_task(&task, &entry.readiness)?;

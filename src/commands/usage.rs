@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use gitprio_core::git::Repository;
 use gitprio_core::lease::{HeldLease, LeaseRecord, LeaseStore};
 use gitprio_core::source::{self, LoadedQueue, QueueSource};
-use gitprio_core::usage::{Ledger, Outcome, RunMeta, Totals, UsageRecord, Written};
+use gitprio_core::usage::{Delivery, Ledger, Outcome, RunMeta, Totals, UsageRecord};
 use gitprio_core::{Config, Task, TaskId};
 use jiff::Timestamp;
 use serde::Deserialize;
@@ -191,8 +191,9 @@ fn queue_tasks(settings: &Settings, store: &LeaseStore<'_>) -> anyhow::Result<Lo
     load_tasks(settings, store.repo(), &source).map_err(|error| error.error)
 }
 
-/// Records the end of the current run of `id` in the usage ledger; a failure only warns,
-/// since the lease change it follows already happened.
+/// Records the end of the current run of `id` in the usage ledger. A write the ledger
+/// cannot take now is kept on this machine and delivered later; only a run that cannot be
+/// described (no lease left to read) is a warning, since the lease change already happened.
 pub fn record_outcome(settings: &Settings, store: &LeaseStore<'_>, id: &TaskId, outcome: Outcome) {
     let result = current_run(settings, store, id).and_then(|current| {
         let meta = RunMeta {
@@ -200,9 +201,7 @@ pub fn record_outcome(settings: &Settings, store: &LeaseStore<'_>, id: &TaskId, 
             ended_at: Some(settings.now),
             ..current
         };
-        Ledger::new(store)
-            .write(&meta, &[], settings.now)
-            .map_err(anyhow::Error::from)
+        deliver(settings, store, &meta, &[]).map(|_| ())
     });
     if let Err(error) = result {
         output::message(
@@ -211,6 +210,83 @@ pub fn record_outcome(settings: &Settings, store: &LeaseStore<'_>, id: &TaskId, 
             &format!("the run's outcome was not recorded in the usage ledger: {error:#}"),
         );
     }
+}
+
+/// What recording usage did: written to the ledger, or kept on this machine for later.
+#[derive(Debug)]
+pub struct Recorded {
+    pub added: usize,
+    pub meta: RunMeta,
+    /// The run's totals in the ledger; when kept, only what this call brought.
+    pub totals: Totals,
+    /// Why the ledger did not take the records now, when it did not.
+    pub kept: Option<String>,
+}
+
+/// Writes to the ledger, or keeps the write on this machine (and says so) when the
+/// ledger cannot take it: nothing recorded is lost.
+pub fn deliver(
+    settings: &Settings,
+    store: &LeaseStore<'_>,
+    meta: &RunMeta,
+    records: &[UsageRecord],
+) -> anyhow::Result<Recorded> {
+    deliver_with(
+        settings,
+        meta,
+        records,
+        |ledger| ledger.write_or_keep(meta, records, settings.now),
+        store,
+    )
+}
+
+/// Like [`deliver`] for records read from logs, which are read again if the import does not
+/// finish: kept on this machine only when the ledger does not take them.
+pub fn deliver_imported(
+    settings: &Settings,
+    store: &LeaseStore<'_>,
+    meta: &RunMeta,
+    records: &[UsageRecord],
+) -> anyhow::Result<Recorded> {
+    deliver_with(
+        settings,
+        meta,
+        records,
+        |ledger| ledger.write_else_keep(meta, records, settings.now),
+        store,
+    )
+}
+
+fn deliver_with(
+    settings: &Settings,
+    meta: &RunMeta,
+    records: &[UsageRecord],
+    write: impl FnOnce(&Ledger<'_, '_>) -> std::io::Result<Delivery>,
+    store: &LeaseStore<'_>,
+) -> anyhow::Result<Recorded> {
+    let delivery =
+        write(&Ledger::new(store)).context("cannot keep the usage in .git/gitprio/usage-outbox")?;
+    Ok(match delivery {
+        Delivery::Written(written) => Recorded {
+            added: written.added,
+            meta: written.meta,
+            totals: written.totals,
+            kept: None,
+        },
+        Delivery::Kept { path, error } => {
+            let message = format!(
+                "the usage ledger did not take the write ({error}); it is kept in {} and the next gitprio command that reaches the remote delivers it",
+                path.display()
+            );
+            output::message(settings, "warning", &message);
+            Recorded {
+                added: records.len(),
+                meta: meta.clone(),
+                totals: records.iter().collect(),
+                kept: Some(message),
+            }
+        }
+    })
 }
 
 /// Tokens over budget for the run, if it is.
@@ -312,7 +388,7 @@ pub fn record_usage(
     store: &LeaseStore<'_>,
     id: &TaskId,
     inputs: Vec<RecordInput>,
-) -> anyhow::Result<Written> {
+) -> anyhow::Result<Recorded> {
     if inputs.is_empty() {
         return Err(anyhow!("no usage records given"));
     }
@@ -355,12 +431,12 @@ pub fn record_usage(
             }
         })
         .collect();
-    Ok(Ledger::new(store).write(&current, &records, settings.now)?)
+    deliver(settings, store, &current, &records)
 }
 
 fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo);
+    let config = source::local_config(&repo)?;
     let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
     let id = super::lease::held_id(&repo, args.id.as_deref())?;
     let inputs = if args.stdin {
@@ -382,37 +458,47 @@ fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
         }]
     };
     let written = record_usage(settings, &store, &id, inputs)?;
-    let totals = written.run.totals();
+    let totals = written.totals;
     if args.json {
         output::print_json(&json!({
             "task": id,
-            "run": written.run.meta.run,
+            "run": written.meta.run,
             "added": written.added,
             "totals": totals,
             "tokens": totals.tokens(),
-            "budget_tokens": written.run.meta.budget_tokens,
+            "budget_tokens": written.meta.budget_tokens,
+            "kept": written.kept.is_some(),
         }))?;
     } else {
         println!(
-            "recorded {} records on {id} run {}: {} tokens in {} requests so far{}",
-            written.added,
-            written.run.meta.run,
+            "{} {} on {id} run {}: {} tokens in {} requests {}{}",
+            if written.kept.is_some() {
+                "kept"
+            } else {
+                "recorded"
+            },
+            plural(written.added, "record"),
+            written.meta.run,
             totals.tokens(),
             totals.requests,
+            if written.kept.is_some() {
+                "in this write"
+            } else {
+                "so far"
+            },
             written
-                .run
                 .meta
                 .budget_tokens
                 .map(|budget| format!(" (budget {budget})"))
                 .unwrap_or_default()
         );
     }
-    Ok(budget_verdict(settings, &written.run.meta, &totals))
+    Ok(budget_verdict(settings, &written.meta, &totals))
 }
 
 fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo);
+    let config = source::local_config(&repo)?;
     let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
     let id = TaskId::new(&args.id).ok_or_else(|| anyhow!("`{}` is not a task id", args.id))?;
     let ledger = Ledger::new(&store);
@@ -484,19 +570,29 @@ pub struct ImportSummary {
     pub report: Option<gitprio_core::usage::import::ImportReport>,
     /// Records added per run (`task run`).
     pub recorded: std::collections::BTreeMap<String, usize>,
-    /// Records that belong to no run of this repository (other projects, or outside every run's time).
+    /// Records of this import that belong to no run yet (other projects, or outside every
+    /// run's time): kept in the unattributed store for a later import or `--task`.
     pub unattributed: usize,
+    /// Records given to runs from the unattributed store.
+    pub claimed_from_store: usize,
+    /// Records waiting in the unattributed store after this import, and their tokens.
+    pub unattributed_kept: usize,
+    pub unattributed_kept_tokens: u64,
+    /// Ledger writes kept on this machine because the ledger did not take them now.
+    pub kept_writes: usize,
 }
 
-/// Imports agent logs and gives each record to the run it belongs to: the run whose
-/// agent session it names, or whose worktree it ran in during the run's time. With
-/// `only`, every record inside that task's current run window goes to it.
+/// Imports agent logs and gives each record to the run it belongs to (see
+/// `gitprio_core::usage::attribute`): the run whose agent session it names, or in whose
+/// worktree it ran during the run's time. With `only`, every record inside that task's
+/// current run window goes to it. Records no run claims wait in the unattributed store.
 pub fn import_logs(
     settings: &Settings,
     store: &LeaseStore<'_>,
     paths: &[std::path::PathBuf],
     only: Option<&TaskId>,
 ) -> anyhow::Result<ImportSummary> {
+    use gitprio_core::usage::attribute::{Matcher, Unattributed};
     use gitprio_core::usage::import::{self, ImportEnv, ImportOptions, ImportState};
     let roots: Vec<std::path::PathBuf> = if paths.is_empty() {
         import::default_roots(&ImportEnv::from_lookup(|name| std::env::var_os(name)))
@@ -506,32 +602,31 @@ pub fn import_logs(
             .map(|path| std::path::absolute(path).unwrap_or_else(|_| path.clone()))
             .collect()
     };
-    if roots.is_empty() {
-        return Ok(ImportSummary::default());
-    }
     let repo = store.repo();
     let state_path = repo.common_dir().join("gitprio").join("usage-import.json");
     let mut state: ImportState = std::fs::read(&state_path)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
-    let imported = import::import(&roots, &mut state, &ImportOptions::default())?;
+    let mut summary = ImportSummary::default();
+    let records = if roots.is_empty() {
+        Vec::new()
+    } else {
+        let imported = import::import(&roots, &mut state, &ImportOptions::default())?;
+        summary.report = Some(imported.report);
+        imported.records
+    };
     let ledger = Ledger::new(store);
-    let runs = ledger.all_runs()?;
-    // The agent sessions the runs' records name (`gitprio run` copies the CLI's log records
-    // as the agent works): those logs belong to that run, whatever its time window.
-    let sessions: std::collections::HashSet<(String, &str, &str)> = runs
-        .iter()
-        .flat_map(|run| {
-            run.records.iter().filter_map(|record| {
-                let session = record.session.as_deref()?;
-                Some((run.meta.task.to_string(), run.meta.run.as_str(), session))
-            })
-        })
-        .collect();
-    let mut candidates: Vec<RunMeta> = runs
-        .iter()
-        .map(|run| run.meta.clone())
+    if let Err(error) = ledger.refresh() {
+        output::message(
+            settings,
+            "warning",
+            &format!("cannot fetch the usage ledger, so runs are matched as last fetched: {error}"),
+        );
+    }
+    let mut candidates: Vec<RunMeta> = ledger
+        .all_metas()?
+        .into_iter()
         .filter(|meta| only.is_none_or(|id| &meta.task == id))
         .collect();
     for held in HeldLease::all(repo.common_dir()) {
@@ -549,69 +644,82 @@ pub fn import_logs(
     {
         candidates.push(current_run(settings, store, id)?);
     }
-    let worktrees_root = super::run::task_worktrees(repo);
-    let mut by_run: Vec<(RunMeta, Vec<UsageRecord>)> = Vec::new();
-    let mut summary = ImportSummary::default();
-    for record in imported.records.iter().cloned() {
-        // A run that names the record's session owns it; else one whose window (kept in
-        // whole seconds, so compared as such: where in its second a record falls does not
-        // matter) and place hold it.
-        let same_session = |meta: &&RunMeta| {
-            record.session.as_deref().is_some_and(|session| {
-                meta.session.as_deref() == Some(session)
-                    || sessions.contains(&(meta.task.to_string(), meta.run.as_str(), session))
-            })
-        };
-        let in_window_and_place = |meta: &&RunMeta| {
-            let end = meta.ended_at.unwrap_or(settings.now);
-            let in_window = record.at.is_none_or(|at| {
-                at.as_second() >= meta.started_at.as_second() && at.as_second() <= end.as_second()
-            });
-            let task_worktree = worktrees_root
-                .join(meta.task.as_str())
-                .display()
-                .to_string();
-            let same_place = record
-                .cwd
-                .as_ref()
-                .is_some_and(|cwd| Some(cwd) == meta.worktree.as_ref() || *cwd == task_worktree);
-            in_window && (same_place || only.is_some())
-        };
-        let owner = candidates
-            .iter()
-            .find(same_session)
-            .or_else(|| candidates.iter().find(in_window_and_place));
-        match owner {
-            Some(meta) => match by_run
-                .iter_mut()
-                .find(|(known, _)| known.run == meta.run && known.task == meta.task)
-            {
-                Some((_, records)) => records.push(record),
-                None => by_run.push((meta.clone(), vec![record])),
-            },
-            None => summary.unattributed += 1,
+    let matcher = Matcher::new(
+        &candidates,
+        super::run::task_worktrees(repo),
+        only,
+        settings.now,
+    )
+    .with_run_sessions(run_sessions(&ledger, &candidates, &records)?);
+    let mut by_run: std::collections::BTreeMap<usize, Vec<UsageRecord>> =
+        std::collections::BTreeMap::new();
+    let mut unattributed = Vec::new();
+    for record in records {
+        match matcher.owner(&record) {
+            Some(run) => by_run.entry(run).or_default().push(record),
+            None => unattributed.push(record),
         }
     }
-    for (meta, records) in by_run {
-        let written = ledger.write(&meta, &records, settings.now)?;
+    let waiting = Unattributed::open(repo.common_dir());
+    let claimed = waiting.claim(&matcher)?;
+    summary.claimed_from_store = claimed.records.len();
+    for (run, record) in &claimed.records {
+        by_run.entry(*run).or_default().push(record.clone());
+    }
+    for (run, records) in by_run {
+        let meta = &candidates[run];
+        let written = deliver_imported(settings, store, meta, &records)?;
+        summary.kept_writes += usize::from(written.kept.is_some());
         summary
             .recorded
             .insert(format!("{} {}", meta.task, meta.run), written.added);
     }
-    // Only now is what was read safely stored: remember how far each log was read.
+    // Only now is what was read safely stored: keep the rest, then remember how far each
+    // log was read.
+    summary.unattributed = unattributed.len();
+    waiting.add(unattributed)?;
+    waiting.apply(claimed)?;
+    (summary.unattributed_kept, summary.unattributed_kept_tokens) = waiting.count()?;
     if let Some(parent) = state_path.parent() {
         std::fs::create_dir_all(parent)?;
     }
     let temporary = state_path.with_extension(format!("tmp.{}", std::process::id()));
     std::fs::write(&temporary, serde_json::to_vec(&state)?)?;
     std::fs::rename(&temporary, &state_path)?;
-    summary.report = Some(imported.report);
     Ok(summary)
+}
+
+/// Returns the agent sessions that the runs' own records name, by index into `candidates`:
+/// `gitprio run` copies the CLI's log records as the agent works, so those logs belong to
+/// that run whatever its time window. Read only when there are new records to match.
+fn run_sessions(
+    ledger: &Ledger<'_, '_>,
+    candidates: &[RunMeta],
+    records: &[UsageRecord],
+) -> anyhow::Result<std::collections::HashMap<String, usize>> {
+    let mut sessions = std::collections::HashMap::new();
+    if records.iter().all(|record| record.session.is_none()) {
+        return Ok(sessions);
+    }
+    for run in ledger.all_runs()? {
+        let Some(index) = candidates
+            .iter()
+            .position(|meta| meta.run == run.meta.run && meta.task == run.meta.task)
+        else {
+            continue;
+        };
+        for record in run.records {
+            if let Some(session) = record.session {
+                sessions.entry(session).or_insert(index);
+            }
+        }
+    }
+    Ok(sessions)
 }
 
 fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo);
+    let config = source::local_config(&repo)?;
     let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
     let only = args
         .task
@@ -637,13 +745,28 @@ fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
         println!("no agent logs found");
     }
     for (run, added) in &summary.recorded {
-        println!("{run}: {added} new records");
+        println!("{run}: {} new", plural(*added, "record"));
+    }
+    if summary.claimed_from_store > 0 {
+        println!(
+            "{} kept earlier now given to their runs",
+            plural(summary.claimed_from_store, "record")
+        );
     }
     if summary.unattributed > 0 {
         println!(
-            "{} records belong to no run of this repository (other projects, or outside every run's time)",
-            summary.unattributed
+            "{} belong to no run of this repository yet (other projects, or outside every run's time): kept, and given to a run that claims them later (`--task`)",
+            plural(summary.unattributed, "record")
         );
     }
     Ok(exit_code::SUCCESS)
+}
+
+/// `1 record`, `2 records`.
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }

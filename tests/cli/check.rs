@@ -41,9 +41,9 @@ fn check_json_and_github_annotations() {
         "{github}"
     );
     assert!(
-        github
-            .stdout
-            .contains("::warning file=.tasks/c.md,line=4,col=1::unknown key `lables`"),
+        github.stdout.contains(
+            "::error file=.tasks/c.md,line=4,col=1::unknown key `lables`; did you mean `labels`?"
+        ),
         "{github}"
     );
 }
@@ -92,6 +92,26 @@ fn check_rejects_ids_that_git_cannot_name_a_lease_ref_after() {
             (".tasks/range.md", "---\nid: a..b\ntitle: Range\n---\n"),
             (".tasks/end.md", "---\nid: end.\ntitle: End\n---\n"),
             (".tasks/fine.md", "---\nid: v1.2-fix_it\ntitle: Fine\n---\n"),
+        ],
+    );
+    assert_output!(env.run("repo", &["check"]));
+}
+
+#[test]
+fn check_reports_every_error_of_every_file_config_included() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (
+                ".tasks/config.yaml",
+                "types: [bug]\nlease_tll: 45m\nmax_attempts: lots\nclock_skew: soon\n",
+            ),
+            (
+                ".tasks/a.md",
+                "---\ntitle: A\npriorty: p1\ndepends-on: [b]\nstatus: wip\ntype: chore\ncolour: blue\n---\n",
+            ),
+            (".tasks/b.md", "---\npriority: high\nvalue: -1\n---\n"),
         ],
     );
     assert_output!(env.run("repo", &["check"]));

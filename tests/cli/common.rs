@@ -130,7 +130,11 @@ impl TestEnv {
         for (key, value) in env {
             command.env(key, value);
         }
-        let output = command.output().unwrap();
+        self.normalized(&command.output().unwrap())
+    }
+
+    /// Returns a finished process's output with this environment's root written `$ROOT`.
+    pub fn normalized(&self, output: &std::process::Output) -> Output {
         let root = self.root.path().display().to_string();
         let normalize = |bytes: &[u8]| String::from_utf8_lossy(bytes).replace(&root, "$ROOT");
         Output {

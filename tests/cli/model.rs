@@ -605,7 +605,11 @@ impl Model {
                 .env
                 .git("remote.git", &["ls-tree", "-r", "--name-only", &reference]);
             let mut lines = String::new();
-            for file in files.lines().filter(|file| file.ends_with("/usage.jsonl")) {
+            // A run's records: the whole-run `usage.jsonl` of older ledgers, or appended chunks.
+            for file in files
+                .lines()
+                .filter(|file| file.ends_with("/usage.jsonl") || file.contains("/usage/"))
+            {
                 let path = format!("{reference}:{file}");
                 lines.push_str(&self.env.git("remote.git", &["show", &path]));
             }

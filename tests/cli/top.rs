@@ -106,6 +106,22 @@ fn fleet(env: &TestEnv) {
     at(env, "a", "alice", "2026-11-01T12:20:00Z", &["heartbeat"]);
 }
 
+/// Collects every number under a key that names dollars (`cost_usd`, `cost_usd_in_window`).
+fn usd_fields(value: &serde_json::Value, found: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, item) in map {
+                if key.contains("usd") && item.is_number() {
+                    found.push(item.to_string());
+                }
+                usd_fields(item, found);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|item| usd_fields(item, found)),
+        _ => {}
+    }
+}
+
 #[test]
 fn once_prints_one_frame_and_its_json() {
     let env = TestEnv::new();
@@ -124,6 +140,14 @@ fn once_prints_one_frame_and_its_json() {
     assert_eq!(header["done_in_window"], 1);
     assert_eq!(header["ready"], 1, "epsilon is left");
     assert_eq!(header["tokens_in_window"], 126_000);
+    // Dollars are sums of prices: written rounded, never as `0.5837999999999999`.
+    let mut dollars = Vec::new();
+    usd_fields(&fleet, &mut dollars);
+    assert!(dollars.len() >= 4, "{json}");
+    for amount in dollars {
+        let decimals = amount.split_once('.').map_or(0, |(_, after)| after.len());
+        assert!(decimals <= 6, "float noise `{amount}` in {json}");
+    }
     let leases = fleet["leases"].as_array().unwrap();
     let summary: Vec<(&str, &str, &str, u64)> = leases
         .iter()
@@ -535,4 +559,16 @@ fn top_shows_a_fleet_from_run_parallel_4_live_and_its_revoke_stops_an_agent() {
         )),
         "{history}"
     );
+}
+
+#[test]
+fn a_narrow_frame_cuts_titles_between_words() {
+    let env = TestEnv::new();
+    fleet(&env);
+    let frame = env.run_with(
+        "c",
+        &["top", "--once", "--width", "70"],
+        &[("GITPRIO_NOW", T1)],
+    );
+    assert_output!(frame);
 }

@@ -289,15 +289,51 @@ fn reports_show_value_per_token_and_waste_in_every_format() {
     assert_eq!(html.code, 0, "{html}");
     let text = std::fs::read_to_string(&page).unwrap();
     assert_well_formed(&text);
-    assert_eq!(text.matches("<svg").count(), 3);
+    // Tokens per task, value per group, the trend over time, cost by model and by agent.
+    assert_eq!(text.matches("<svg").count(), 5);
     assert!(!text.contains("NaN"));
     assert!(text.contains("Completed tasks by tokens spent"));
+    assert!(text.contains("Grouped by type: every run in the group counts"));
+    assert!(text.contains("<h3 id=\"task-login\">login</h3>"));
 
     // And in a real browser: every chart and table is laid out and drawn, nothing overflows.
     if let Some(page) = crate::browser::render(&page, env.root.path()) {
         assert_eq!(page["title"], "gitprio report");
         let figures = page["figures"].as_array().unwrap();
-        assert_eq!(figures.len(), 3, "{page}");
+        assert_eq!(figures.len(), 5, "{page}");
+        let captions: Vec<&str> = figures
+            .iter()
+            .map(|figure| figure["caption"].as_str().unwrap())
+            .collect();
+        assert!(
+            captions.contains(&"Cost by model (priced tokens)"),
+            "{page}"
+        );
+        assert!(
+            captions.contains(&"Cost by agent (priced tokens)"),
+            "{page}"
+        );
+        assert!(
+            captions
+                .iter()
+                .any(|caption| caption.starts_with("Cost per day")),
+            "{page}"
+        );
+        // Every table says what its rows are: the groups, then one table per task.
+        let tables = page["captions"].as_array().unwrap();
+        assert_eq!(tables.len(), 3, "{page}");
+        assert!(
+            tables[0].as_str().unwrap().starts_with("Grouped by type"),
+            "{page}"
+        );
+        assert!(
+            page["headings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|heading| heading == "cache"),
+            "{page}"
+        );
         for figure in figures {
             let svg = figure["svg"].as_array().unwrap();
             assert!(svg[0].as_f64().unwrap() > 100.0, "{page}");
@@ -409,4 +445,520 @@ fn agent_logs_are_imported_into_the_run_they_belong_to_once() {
     assert_eq!(run["totals"]["cache_write_5m"], 2_000);
     assert_eq!(run["totals"]["input"], 8);
     assert_eq!(run["totals"]["requests"], 2);
+}
+
+/// A transcript line of one request with `usage` as given, in session `session`.
+fn claude_usage_line(
+    cwd: &str,
+    session: &str,
+    message: &str,
+    at: &str,
+    usage: &str,
+    extra: &str,
+) -> String {
+    format!(
+        r#"{{"parentUuid":null,"isSidechain":false,"userType":"external","cwd":"{cwd}","sessionId":"{session}","version":"2.1.27","gitBranch":"main",{extra}"message":{{"id":"{message}","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{{"type":"text","text":"x"}}],"usage":{usage}}},"requestId":"req-{message}","type":"assistant","uuid":"u-{message}","timestamp":"{at}"}}"#
+    )
+}
+
+const SOME_USAGE: &str = r#"{"input_tokens":10,"cache_creation_input_tokens":0,"cache_read_input_tokens":100,"output_tokens":50}"#;
+
+/// Runs `gitprio usage import` in `dir` as `name` at `now`, over the logs under `claude`.
+fn import_in(env: &TestEnv, dir: &str, name: &str, now: &str, args: &[&str]) -> Output {
+    let claude_dir = env.path("claude").display().to_string();
+    let mut all = vec!["usage", "import"];
+    all.extend_from_slice(args);
+    env.run_with(
+        dir,
+        &all,
+        &[
+            ("GITPRIO_AGENT", name),
+            ("GITPRIO_NOW", now),
+            ("CLAUDE_CONFIG_DIR", &claude_dir),
+        ],
+    )
+}
+
+fn write_transcript(env: &TestEnv, name: &str, lines: &[String]) {
+    let projects = env.path("claude/projects/-p");
+    std::fs::create_dir_all(&projects).unwrap();
+    std::fs::write(projects.join(name), lines.join("\n") + "\n").unwrap();
+}
+
+fn recorded(summary: &serde_json::Value) -> u64 {
+    summary["recorded"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|added| added.as_u64().unwrap())
+        .sum()
+}
+
+#[test]
+fn records_no_run_claims_are_kept_and_given_to_the_run_that_claims_them_later() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    // A session started outside every worktree: no run is known to match it.
+    let outside = env.path("scratch").display().to_string();
+    write_transcript(
+        &env,
+        "s-out.jsonl",
+        &[claude_usage_line(
+            &outside,
+            "s-out",
+            "m1",
+            "2026-11-02T09:05:00Z",
+            SOME_USAGE,
+            "",
+        )],
+    );
+    let first = import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &["--json"]);
+    assert_eq!(first.code, 0, "{first}");
+    assert_eq!(first.json()["unattributed"], 1, "{first}");
+    // `--task` claims what the earlier import could not place, though no log changed.
+    let claimed = import_in(
+        &env,
+        "a",
+        "alice",
+        "2026-11-02T09:11:00Z",
+        &["--json", "--task", "cache"],
+    );
+    assert_eq!(claimed.code, 0, "{claimed}");
+    assert_eq!(recorded(&claimed.json()), 1, "{claimed}");
+    assert_eq!(claimed.json()["unattributed"], 0, "{claimed}");
+    let show = agent(&env, "a", "alice", &["usage", "show", "cache", "--json"]);
+    assert_eq!(show.json()["runs"][0]["totals"]["requests"], 1, "{show}");
+
+    // A session in bob's worktree before the run is known here: kept, then attributed
+    // by a later import once bob's run reaches the ledger.
+    claim(&env, "b", "bob", "login");
+    let bob = env.path("b").display().to_string();
+    write_transcript(
+        &env,
+        "s-bob.jsonl",
+        &[claude_usage_line(
+            &bob,
+            "s-bob",
+            "m2",
+            "2026-11-02T09:06:00Z",
+            SOME_USAGE,
+            "",
+        )],
+    );
+    let before = import_in(&env, "a", "alice", "2026-11-02T09:12:00Z", &["--json"]);
+    assert_eq!(before.json()["unattributed"], 1, "{before}");
+    assert_eq!(recorded(&before.json()), 0, "{before}");
+    record(
+        &env,
+        "b",
+        "bob",
+        &["--model", "claude-haiku-4-5", "--input", "1", "--key", "k"],
+    );
+    let after = import_in(&env, "a", "alice", "2026-11-02T09:13:00Z", &["--json"]);
+    assert_eq!(after.code, 0, "{after}");
+    assert_eq!(recorded(&after.json()), 1, "{after}");
+    assert_eq!(after.json()["unattributed"], 0, "{after}");
+    let show = agent(&env, "a", "alice", &["usage", "show", "login", "--json"]);
+    assert_eq!(show.json()["runs"][0]["totals"]["requests"], 2, "{show}");
+}
+
+#[test]
+fn a_session_in_a_subdirectory_of_the_worktree_is_its_runs_and_only_real_requests_count() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    let subdirectory = env.path("a").join("src").display().to_string();
+    let zero = r#"{"input_tokens":0,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":0}"#;
+    write_transcript(
+        &env,
+        "s-sub.jsonl",
+        &[
+            claude_usage_line(
+                &subdirectory,
+                "s-sub",
+                "m1",
+                "2026-11-02T09:01:00Z",
+                SOME_USAGE,
+                "",
+            ),
+            claude_usage_line(
+                &subdirectory,
+                "s-sub",
+                "m2",
+                "2026-11-02T09:02:00Z",
+                SOME_USAGE,
+                "",
+            ),
+            // Neither a line without tokens nor an API error is a request.
+            claude_usage_line(
+                &subdirectory,
+                "s-sub",
+                "m3",
+                "2026-11-02T09:03:00Z",
+                zero,
+                "",
+            ),
+            claude_usage_line(
+                &subdirectory,
+                "s-sub",
+                "m4",
+                "2026-11-02T09:04:00Z",
+                zero,
+                r#""isApiErrorMessage":true,"#,
+            ),
+        ],
+    );
+    let import = import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &["--json"]);
+    assert_eq!(import.code, 0, "{import}");
+    assert_eq!(import.json()["unattributed"], 0, "{import}");
+    assert_eq!(import.json()["report"]["records"], 2, "{import}");
+    let show = agent(&env, "a", "alice", &["usage", "show", "cache", "--json"]);
+    assert_eq!(show.json()["runs"][0]["totals"]["requests"], 2, "{show}");
+}
+
+#[test]
+fn tokens_are_dated_by_their_request_and_open_runs_are_in_flight_not_waste() {
+    let env = TestEnv::new();
+    setup(&env);
+    let at = |dir: &str, name: &str, now: &str, args: &[&str]| {
+        env.run_with(dir, args, &[("GITPRIO_AGENT", name), ("GITPRIO_NOW", now)])
+    };
+    // Claimed late on Nov 1, spent on Nov 2 and 3.
+    let claimed = at(
+        "a",
+        "alice",
+        "2026-11-01T23:00:00Z",
+        &["claim", "--json", "--type", "feature"],
+    );
+    assert_eq!(claimed.code, 0, "{claimed}");
+    for (now, key) in [
+        ("2026-11-02T10:00:00Z", "r1"),
+        ("2026-11-03T10:00:00Z", "r2"),
+    ] {
+        let output = at(
+            "a",
+            "alice",
+            now,
+            &[
+                "usage",
+                "record",
+                "--model",
+                "claude-sonnet-4-5",
+                "--output",
+                "1000",
+                "--key",
+                key,
+            ],
+        );
+        assert_eq!(output.code, 0, "{output}");
+    }
+    let report = |args: &[&str]| {
+        let mut all = vec!["report", "--json"];
+        all.extend_from_slice(args);
+        at("reader", "carol", "2026-11-04T00:00:00Z", &all).json()
+    };
+    let by_day = report(&["--by", "day"]);
+    let days: Vec<(&str, u64)> = by_day["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| {
+            (
+                group["key"].as_str().unwrap(),
+                group["tokens"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        days,
+        [("2026-11-02", 1000), ("2026-11-03", 1000)],
+        "{by_day}"
+    );
+    // Filters take each request's own time, not the run's start.
+    assert_eq!(
+        report(&["--since", "2026-11-02"])["summary"]["tokens"],
+        2000
+    );
+    assert_eq!(
+        report(&["--since", "2026-11-03"])["summary"]["tokens"],
+        1000
+    );
+    assert_eq!(report(&["--until", "2026-11-02"])["summary"]["tokens"], 0);
+    // The run is still going: it is in flight, not a run that failed to complete.
+    let all = report(&[]);
+    assert_eq!(
+        all["waste"]["unfinished_runs"].as_array().unwrap().len(),
+        0,
+        "{all}"
+    );
+    assert_eq!(
+        all["waste"]["in_flight_runs"].as_array().unwrap().len(),
+        1,
+        "{all}"
+    );
+}
+
+#[test]
+fn usage_is_kept_when_the_ledger_push_fails_and_pushed_by_the_next_command() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    // The remote refuses usage refs (a full disk, a hook): leases still go through.
+    let hook = env.path("remote.git/hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nwhile read old new ref; do case \"$ref\" in refs/gitprio/usage/*) echo \"usage refs are refused\" >&2; exit 1;; esac; done\nexit 0\n",
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&hook).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&hook, permissions).unwrap();
+    let kept = record(
+        &env,
+        "a",
+        "alice",
+        &[
+            "--model",
+            "claude-sonnet-4-5",
+            "--output",
+            "700",
+            "--key",
+            "r1",
+            "--json",
+        ],
+    );
+    assert_eq!(kept.code, 0, "{kept}");
+    assert!(kept.stderr.contains("kept"), "{kept}");
+    let done = agent(&env, "a", "alice", &["done"]);
+    assert_eq!(done.code, 0, "{done}");
+    // And with the remote gone altogether.
+    std::fs::rename(env.path("remote.git"), env.path("remote.moved")).unwrap();
+    claim_offline_record(&env);
+    std::fs::rename(env.path("remote.moved"), env.path("remote.git")).unwrap();
+    std::fs::remove_file(&hook).unwrap();
+    // The next command that reaches the remote delivers everything kept.
+    claim(&env, "a", "alice", "docs");
+    let show = agent(
+        &env,
+        "reader",
+        "carol",
+        &["usage", "show", "cache", "--json"],
+    );
+    let run = &show.json()["runs"][0];
+    assert_eq!(run["totals"]["output"], 1700, "{show}");
+    assert_eq!(run["meta"]["outcome"], "completed", "{show}");
+}
+
+/// Records usage on the completed run of `cache` while the remote cannot be reached.
+fn claim_offline_record(env: &TestEnv) {
+    let kept = record(
+        env,
+        "a",
+        "alice",
+        &[
+            "cache",
+            "--model",
+            "claude-sonnet-4-5",
+            "--output",
+            "1000",
+            "--key",
+            "r2",
+        ],
+    );
+    assert_eq!(kept.code, 0, "{kept}");
+    assert!(kept.stderr.contains("kept"), "{kept}");
+}
+
+#[test]
+fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    record(
+        &env,
+        "a",
+        "alice",
+        &[
+            "--model",
+            "brand-new-model",
+            "--output",
+            "1000",
+            "--key",
+            "r1",
+        ],
+    );
+    // One request of another project waits unattributed on this machine.
+    let outside = env.path("scratch").display().to_string();
+    write_transcript(
+        &env,
+        "s-out.jsonl",
+        &[claude_usage_line(
+            &outside,
+            "s-out",
+            "m1",
+            "2026-11-02T09:05:00Z",
+            SOME_USAGE,
+            "",
+        )],
+    );
+    assert_eq!(
+        import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &["--json"]).json()["unattributed"],
+        1
+    );
+    let report = agent(&env, "a", "alice", &["report", "--json"]).json();
+    assert_eq!(report["summary"]["unpriced_tokens"], 1000, "{report}");
+    assert_eq!(report["attribution"]["tied_tokens"], 1000, "{report}");
+    assert_eq!(
+        report["attribution"]["unattributed_tokens"], 160,
+        "{report}"
+    );
+    let share = report["attribution"]["tied_share"].as_f64().unwrap();
+    assert!((share - 1000.0 / 1160.0).abs() < 1e-9, "{report}");
+    let table = agent(&env, "a", "alice", &["report"]);
+    assert!(
+        table
+            .stdout
+            .contains("cost (estimated at list price, prices of 2026-06-13)"),
+        "{table}"
+    );
+    assert!(table.stdout.contains("tied to tasks"), "{table}");
+    assert!(
+        table
+            .stdout
+            .contains("at least $0.00 (1.0k tokens unpriced)"),
+        "{table}"
+    );
+    // A newer price table, given as a file: no network needed.
+    let price_file = env.path("prices.json");
+    std::fs::write(
+        &price_file,
+        r#"{"brand-new-model": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-5}}"#,
+    )
+    .unwrap();
+    let priced = agent(
+        &env,
+        "a",
+        "alice",
+        &["report", "--json", "--prices", price_file.to_str().unwrap()],
+    )
+    .json();
+    assert_eq!(priced["summary"]["unpriced_tokens"], 0, "{priced}");
+    assert!(
+        (priced["summary"]["cost_usd"].as_f64().unwrap() - 0.02).abs() < 1e-9,
+        "{priced}"
+    );
+    let bad = agent(&env, "a", "alice", &["report", "--prices", "missing.json"]);
+    assert_eq!(bad.code, 1, "{bad}");
+    assert!(bad.stderr.contains("cannot read the price file"), "{bad}");
+}
+
+/// Parses `OpenMetrics` text with the Prometheus project's own Python parser; returns the
+/// families and their samples, or `None` when the parser is not installed.
+fn parse_openmetrics(env: &TestEnv, text: &str) -> Option<serde_json::Value> {
+    let python = crate::common::tool(&["python3"])?;
+    let check = std::process::Command::new(&python)
+        .args(["-c", "import prometheus_client"])
+        .output()
+        .unwrap();
+    if !check.status.success() {
+        assert!(
+            std::env::var_os("GITPRIO_TEST_REQUIRE_TOOLS").is_none(),
+            "python3 lacks prometheus_client (.ci/run installs it), and GITPRIO_TEST_REQUIRE_TOOLS is set"
+        );
+        eprintln!("note: skipped the OpenMetrics parser check (no prometheus_client)");
+        return None;
+    }
+    let path = env.path("metrics.txt");
+    std::fs::write(&path, text).unwrap();
+    let script = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+families = {}
+for family in text_string_to_metric_families(open(sys.argv[1]).read()):
+    families[family.name] = {"type": family.type, "samples": [[s.name, s.labels, s.value] for s in family.samples]}
+print(json.dumps(families))
+"#;
+    let output = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the OpenMetrics parser rejected gitprio's output: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(serde_json::from_slice(&output.stdout).unwrap())
+}
+
+#[test]
+fn openmetrics_output_is_accepted_by_the_prometheus_parser() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    record(
+        &env,
+        "a",
+        "alice",
+        &[
+            "--model",
+            "claude-sonnet-4-5",
+            "--input",
+            "100",
+            "--output",
+            "1000",
+            "--cache-read",
+            "5000",
+        ],
+    );
+    record(
+        &env,
+        "a",
+        "alice",
+        &["--model", "weird\"model\\x", "--output", "10"],
+    );
+    assert_eq!(agent(&env, "a", "alice", &["done"]).code, 0);
+    let output = agent(
+        &env,
+        "reader",
+        "carol",
+        &["report", "--format", "openmetrics"],
+    );
+    assert_eq!(output.code, 0, "{output}");
+    assert!(output.stdout.ends_with("# EOF\n"), "{output}");
+    // No per-task or per-session label: a fleet of thousands of tasks stays a few series.
+    assert!(!output.stdout.contains("cache\""), "{output}");
+    let Some(families) = parse_openmetrics(&env, &output.stdout) else {
+        return;
+    };
+    assert_eq!(families["gitprio_tokens"]["type"], "counter", "{families}");
+    let tokens: f64 = families["gitprio_tokens"]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sample| sample[2].as_f64().unwrap())
+        .sum();
+    assert!((tokens - 6110.0).abs() < 1e-9, "{families}");
+    let output_sample = families["gitprio_tokens"]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|sample| sample[1]["model"] == "claude-sonnet-4-5" && sample[1]["kind"] == "output")
+        .unwrap()
+        .clone();
+    assert_eq!(output_sample[1]["type"], "feature", "{families}");
+    assert_eq!(output_sample[1]["agent"], "alice", "{families}");
+    assert!(
+        families["gitprio_unpriced_tokens"]["samples"][0][1]["model"] == "weird\"model\\x",
+        "{families}"
+    );
+    assert_eq!(
+        families["gitprio_runs"]["samples"][0][1]["outcome"], "completed",
+        "{families}"
+    );
+    assert_eq!(
+        families["gitprio_completed_tasks"]["samples"][0][2], 1.0,
+        "{families}"
+    );
 }

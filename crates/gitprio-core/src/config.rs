@@ -119,7 +119,7 @@ impl LocatedTypes {
     /// Reads config file `text`; `None` when it is not a valid config ([`Config::parse`]
     /// reports that).
     fn read(text: &str) -> Option<LocatedTypes> {
-        if text.trim().is_empty() || Config::parse(crate::CONFIG_PATH, text).1.is_some() {
+        if text.trim().is_empty() || !Config::parse(crate::CONFIG_PATH, text).1.is_empty() {
             return None;
         }
         serde_saphyr::from_str_with_options(text, yaml_options()).ok()
@@ -233,37 +233,119 @@ impl<'de> Deserialize<'de> for TokenCount {
 }
 
 impl Config {
-    /// Parses the config file at `path`; a broken file yields the defaults and a located error.
-    pub fn parse(path: &str, text: &str) -> (Config, Option<Diagnostic>) {
+    /// Parses the config file at `path`, returning every problem found, each located.
+    ///
+    /// A YAML syntax error stops at the first (what follows cannot be read); otherwise each
+    /// top-level setting is checked on its own: an unknown key (with the known key it is a
+    /// near miss of), a value of the wrong shape, a lease duration that does not parse. The
+    /// config returned keeps the settings that are valid and the defaults for the others:
+    /// `gitprio check` validates the tasks against it, every other command refuses to run.
+    pub fn parse(path: &str, text: &str) -> (Config, Vec<Diagnostic>) {
         if text.trim().is_empty() {
-            return (Config::default(), None);
+            return (Config::default(), Vec::new());
         }
-        match serde_saphyr::from_str_with_options::<Config>(text, yaml_options()) {
-            Ok(config) => (config, None),
-            Err(error) => {
-                let position = error
-                    .location()
-                    .map_or(Position::START, |location| position(&location));
-                let message = error.to_string();
-                let message = match error.location() {
-                    Some(location) => message
-                        .strip_suffix(&format!(
-                            " at line {}, column {}",
-                            location.line(),
-                            location.column()
-                        ))
-                        .map_or_else(|| message.clone(), str::to_owned),
-                    None => message,
+        let keys = match serde_saphyr::from_str_with_options::<TopLevel>(text, yaml_options()) {
+            Ok(keys) => keys.0,
+            Err(error) => return (Config::default(), vec![serde_problem(path, &error)]),
+        };
+        let mut problems = Vec::new();
+        let mut lines: Vec<&str> = text.split('\n').collect();
+        let starts: Vec<usize> = keys
+            .iter()
+            .map(|key| usize::try_from(key.referenced.line()).unwrap_or(usize::MAX))
+            .collect();
+        let blank = |lines: &mut Vec<&str>, line: usize| {
+            let index = starts.iter().rposition(|&start| start <= line);
+            let start = index.map_or(1, |index| starts[index]);
+            let end = index
+                .and_then(|index| starts.get(index + 1).copied())
+                .filter(|&end| end > start)
+                .unwrap_or(lines.len() + 1);
+            for number in start..end {
+                if let Some(text) = lines.get_mut(number - 1) {
+                    *text = "";
+                }
+            }
+        };
+        for key in &keys {
+            if !FIELDS.contains(&key.value.as_str()) {
+                let hint = match crate::task::closest(&key.value, FIELDS) {
+                    Some(field) => format!("; did you mean `{field}`?"),
+                    None => format!("; the settings are {}", FIELDS.join(", ")),
                 };
-                let diagnostic = Diagnostic::error(
+                problems.push(Diagnostic::error(
                     DiagnosticKind::Config,
                     path,
-                    position,
-                    format!("invalid config: {message}"),
+                    position(&key.referenced),
+                    format!("unknown key `{}` in the config{hint}", key.value),
+                ));
+                blank(
+                    &mut lines,
+                    usize::try_from(key.referenced.line()).unwrap_or(usize::MAX),
                 );
-                (Config::default(), Some(diagnostic))
             }
         }
+        let mut config = Config::default();
+        // Each round takes out the setting the error is in, so it ends after one per setting.
+        for _ in 0..=keys.len() {
+            let remaining = lines.join("\n");
+            if remaining.trim().is_empty() {
+                break;
+            }
+            match serde_saphyr::from_str_with_options::<Config>(&remaining, yaml_options()) {
+                Ok(parsed) => {
+                    config = parsed;
+                    break;
+                }
+                Err(error) => {
+                    let mut problem = serde_problem(path, &error);
+                    let line = usize::try_from(problem.line).unwrap_or(usize::MAX);
+                    if let Some(key) = keys.iter().rev().find(|key| {
+                        usize::try_from(key.referenced.line()).is_ok_and(|start| start <= line)
+                    }) && !problem.message.contains(&format!("`{}`", key.value))
+                    {
+                        problem.message = problem.message.replacen(
+                            "invalid config: ",
+                            &format!("invalid config: `{}`: ", key.value),
+                            1,
+                        );
+                    }
+                    problem.message = problem
+                        .message
+                        .replace("invalid u32", "must be a whole number from 0");
+                    let repeated = problems.last() == Some(&problem);
+                    if !repeated {
+                        problems.push(problem);
+                    }
+                    if repeated || error.location().is_none() {
+                        break;
+                    }
+                    blank(&mut lines, line);
+                }
+            }
+        }
+        for (name, value) in [
+            ("lease_ttl", &config.lease_ttl),
+            ("clock_skew", &config.clock_skew),
+        ] {
+            let valid = crate::lease::parse_duration(value).is_some_and(|duration| {
+                !duration.is_negative() && (name == "clock_skew" || !duration.is_zero())
+            });
+            if !valid {
+                let at = keys
+                    .iter()
+                    .find(|key| key.value == name)
+                    .map_or(Position::START, |key| position(&key.referenced));
+                problems.push(Diagnostic::error(
+                    DiagnosticKind::Config,
+                    path,
+                    at,
+                    format!("invalid config: `{name}` {value:?} is not a duration; write it like `90s`, `30m` or `2h`"),
+                ));
+            }
+        }
+        problems.sort_by_key(|problem| (problem.line, problem.column));
+        (config, problems)
     }
 
     /// Returns whether `task` must be planned first: its `plan:` when it says, else the
@@ -392,6 +474,78 @@ impl Config {
     }
 }
 
+/// Every setting the config file may have, in documentation order.
+pub const FIELDS: &[&str] = &[
+    "types",
+    "budgets",
+    "context",
+    "context_budget",
+    "context_depth",
+    "remote",
+    "branch",
+    "max_attempts",
+    "lease_ttl",
+    "clock_skew",
+    "tiers",
+    "type_tiers",
+    "escalate",
+    "plan",
+];
+
+/// The top-level keys of a config file, located; their values are not read.
+struct TopLevel(Vec<Spanned<String>>);
+
+impl<'de> Deserialize<'de> for TopLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeysVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeysVisitor {
+            type Value = TopLevel;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a mapping of settings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TopLevel, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    map.next_value::<IgnoredAny>()?;
+                    keys.push(key);
+                }
+                Ok(TopLevel(keys))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<TopLevel, E> {
+                Ok(TopLevel(Vec::new()))
+            }
+        }
+        deserializer.deserialize_map(KeysVisitor)
+    }
+}
+
+/// Returns the located diagnostic of a serde error in the config, its location out of the text.
+fn serde_problem(path: &str, error: &serde_saphyr::Error) -> Diagnostic {
+    let at = error
+        .location()
+        .map_or(Position::START, |location| position(&location));
+    let message = error.to_string();
+    let message = match error.location() {
+        Some(location) => message
+            .strip_suffix(&format!(
+                " at line {}, column {}",
+                location.line(),
+                location.column()
+            ))
+            .map_or_else(|| message.clone(), str::to_owned),
+        None => message,
+    };
+    Diagnostic::error(
+        DiagnosticKind::Config,
+        path,
+        at,
+        format!("invalid config: {message}"),
+    )
+}
+
 fn yaml_options() -> serde_saphyr::Options {
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
@@ -415,7 +569,7 @@ mod tests {
             ".tasks/config.yaml",
             "types: [bug, ops]\nbudgets:\n  bug: 200k\nbranch: main\n",
         );
-        assert!(problem.is_none());
+        assert!(problem.is_empty());
         assert_eq!(config.types, ["bug", "ops"]);
         assert_eq!(config.budgets["bug"], TokenCount(200_000));
         assert_eq!(config.max_attempts, 3);
@@ -427,7 +581,7 @@ mod tests {
             ".tasks/config.yaml",
             "tiers:\n  small: claude-haiku-4-5\n  medium: claude-sonnet-4-5\n  large: claude-opus-4-1\ntype_tiers:\n  bug: medium\n  spike: huge\n",
         );
-        assert!(problem.is_none(), "{problem:?}");
+        assert!(problem.is_empty(), "{problem:?}");
         let model = |task_model, kind, failures| {
             config
                 .route(task_model, kind, failures)
@@ -466,20 +620,32 @@ mod tests {
         let none = Config::default().route(None, Some("bug"), 0).unwrap();
         assert_eq!(none.model, None);
         let (_, twice) = Config::parse(".tasks/config.yaml", "tiers:\n  a: x\n  a: y\n");
-        assert!(twice.is_some());
+        assert!(!twice.is_empty());
     }
 
     #[test]
-    fn locates_unknown_keys() {
-        let (config, problem) = Config::parse(".tasks/config.yaml", "types: [bug]\nbrnach: main\n");
-        assert_eq!(config, Config::default());
-        let problem = problem.unwrap().to_string();
-        assert!(
-            problem.starts_with(
-                ".tasks/config.yaml:2:1: error: invalid config: unknown field `brnach`"
-            ),
-            "{problem}"
+    fn reports_every_problem_of_the_config_located_and_keeps_the_valid_settings() {
+        let text = "types: [bug]\nbrnach: main\nlease_tll: 45m\nmax_attempts: many\nclock_skew: soon\nplan:\n  type: [spike]\nfrobnicate: 1\nremote: upstream\n";
+        let (config, problems) = Config::parse(".tasks/config.yaml", text);
+        let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                ".tasks/config.yaml:2:1: error: unknown key `brnach` in the config; did you mean `branch`?",
+                ".tasks/config.yaml:3:1: error: unknown key `lease_tll` in the config; did you mean `lease_ttl`?",
+                ".tasks/config.yaml:4:15: error: invalid config: `max_attempts`: must be a whole number from 0",
+                ".tasks/config.yaml:5:1: error: invalid config: `clock_skew` \"soon\" is not a duration; write it like `90s`, `30m` or `2h`",
+                ".tasks/config.yaml:7:3: error: invalid config: `plan`: unknown field `type`, expected one of types, budget_over",
+                ".tasks/config.yaml:8:1: error: unknown key `frobnicate` in the config; the settings are types, budgets, context, context_budget, context_depth, remote, branch, max_attempts, lease_ttl, clock_skew, tiers, type_tiers, escalate, plan",
+            ]
         );
+        assert_eq!(config.types, ["bug"]);
+        assert_eq!(config.remote.as_deref(), Some("upstream"));
+        assert_eq!(config.lease_ttl, "30m");
+        let (_, syntax) = Config::parse(".tasks/config.yaml", "types: [bug\nbranch: main\n");
+        assert_eq!(syntax.len(), 1, "{syntax:?}");
+        let (_, fine) = Config::parse(".tasks/config.yaml", "# nothing set\n");
+        assert_eq!(fine, []);
     }
 
     #[test]
@@ -518,7 +684,7 @@ mod tests {
             ".tasks/config.yaml",
             "budgets:\n  feature: 600k\nplan:\n  types: [spike]\n  budget_over: 500k\n",
         );
-        assert_eq!(problem, None);
+        assert_eq!(problem, []);
         let task = |text: &str| {
             crate::task::parse_task(
                 ".tasks/t.md",
@@ -535,6 +701,6 @@ mod tests {
         assert!(!config.plan_required(&task("type: spike\nplan: optional\n")));
         assert!(Config::default().plan_required(&task("plan: required\n")));
         let (_, problem) = Config::parse(".tasks/config.yaml", "plan:\n  type: [spike]\n");
-        assert!(problem.is_some());
+        assert!(!problem.is_empty());
     }
 }

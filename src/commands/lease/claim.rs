@@ -4,6 +4,7 @@ use clap::Args;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::LeaseStore;
 use gitprio_core::source::{self};
+use gitprio_core::usage::Ledger;
 use serde_json::json;
 
 use crate::cli::CommandResult;
@@ -33,8 +34,9 @@ pub struct ClaimArgs {
 pub fn run(settings: &Settings, args: &ClaimArgs) -> CommandResult {
     let settings = settings.with_agent(args.claimer.agent.as_deref());
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo);
+    let config = source::local_config(&repo)?;
     let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
+    Ledger::new(&store).deliver_kept(settings.now);
     let context = context(&settings, &repo, &config, args.claimer.ttl.as_deref())?;
     let filter = args.claimer.filter();
     match claim_next_avoiding(

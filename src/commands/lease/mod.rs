@@ -29,6 +29,7 @@ use gitprio_core::lease::{
 };
 use gitprio_core::queue::{Blocker, Holds};
 use gitprio_core::source::{self};
+use gitprio_core::usage::Ledger;
 use gitprio_core::{Config, TaskId};
 use serde_json::json;
 
@@ -370,7 +371,10 @@ fn held_id_of(repo: &Repository, id: Option<&str>, submitted: bool) -> anyhow::R
 
 /// Reads the local config and opens the lease store it names (or local refs with `local`).
 pub fn open_store(repo: &Repository, local: bool) -> anyhow::Result<(Config, LeaseStore<'_>)> {
-    let config = source::local_config(repo);
+    let config = source::local_config(repo)?;
     let mode = store_mode(repo, &config, local)?;
-    Ok((config, LeaseStore::new(repo, mode)))
+    let store = LeaseStore::new(repo, mode);
+    // Usage the ledger could not take earlier goes out with the next command that reaches it.
+    Ledger::new(&store).deliver_kept(jiff::Timestamp::now());
+    Ok((config, store))
 }

@@ -271,7 +271,7 @@ pub(super) fn complete(
             let written = usage::record_usage(settings, &store, &id, vec![input]).context(
                 "the usage was not recorded, so the task is not completed yet; call again without `usage` to complete it",
             )?;
-            Some(written.run.totals().tokens())
+            Some(written.totals.tokens())
         }
         None => None,
     };
@@ -365,15 +365,15 @@ pub(super) fn report_usage(
         },
     );
     let written = usage::record_usage(settings, &store, &id, vec![input])?;
-    let totals = written.run.totals();
+    let totals = written.totals;
     let data = json!({
         "task": id,
-        "run": written.run.meta.run,
+        "run": written.meta.run,
         "added": written.added,
         "tokens": totals.tokens(),
-        "budget_tokens": written.run.meta.budget_tokens,
+        "budget_tokens": written.meta.budget_tokens,
     });
-    Ok(budget_checked(&id, Some((&written.run.meta, totals)), data))
+    Ok(budget_checked(&id, Some((&written.meta, totals)), data))
 }
 
 /// Makes a usage record of a report; one without a key gets a key of its own, since a

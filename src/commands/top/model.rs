@@ -6,7 +6,7 @@ use gitprio_core::Task;
 use gitprio_core::TaskId;
 use gitprio_core::lease::{Lease, LeaseRecord, LeaseState, Progress};
 use gitprio_core::usage::report::{GroupBy, RunFilter, TaskFacts, report};
-use gitprio_core::usage::{Outcome, PriceTable, Run, RunMeta};
+use gitprio_core::usage::{Outcome, PriceTable, Run, RunMeta, money};
 use jiff::{SignedDuration, Timestamp};
 use serde::Serialize;
 
@@ -74,6 +74,7 @@ pub struct Header {
     pub done_in_window: usize,
     pub tokens_in_window: u64,
     /// Estimated at list prices; models without a price are left out (see `unpriced_tokens_in_window`).
+    #[serde(serialize_with = "money::serialize")]
     pub cost_usd_in_window: f64,
     pub unpriced_tokens_in_window: u64,
     /// Value points of completed tasks per million tokens, runs started within the window.
@@ -101,6 +102,7 @@ pub struct LeaseRow {
     pub beat: Beat,
     pub tokens: u64,
     /// `None` when part of the tokens are of a model without a price.
+    #[serde(serialize_with = "money::serialize_option")]
     pub cost_usd: Option<f64>,
     pub budget_tokens: Option<u64>,
     pub attempt: u32,
@@ -128,6 +130,7 @@ pub struct EndedRun {
     pub outcome: Outcome,
     pub ended_at: Timestamp,
     pub tokens: u64,
+    #[serde(serialize_with = "money::serialize_option")]
     pub cost_usd: Option<f64>,
 }
 
@@ -200,6 +203,7 @@ pub struct EndedOrOpenRun {
     pub model: Option<String>,
     pub outcome: Option<Outcome>,
     pub tokens: u64,
+    #[serde(serialize_with = "money::serialize_option")]
     pub cost_usd: Option<f64>,
 }
 

@@ -553,3 +553,22 @@ fn tiny_terminals_still_draw() {
     press(&mut view, &fleet, KeyCode::Char('r'));
     assert!(screen(&fleet, &view, 30, 6).contains("Revoke"));
 }
+
+#[test]
+fn long_names_are_cut_between_words_with_an_ellipsis() {
+    assert_eq!(
+        view::fit("alpha Fix the login redirect", 40),
+        "alpha Fix the login redirect"
+    );
+    assert_eq!(
+        view::fit("alpha Fix the login redirect", 18),
+        "alpha Fix the…"
+    );
+    assert_eq!(
+        view::fit("alpha Fix the login redirect", 14),
+        "alpha Fix the…"
+    );
+    assert_eq!(view::fit("alpha Fix the login redirect", 13), "alpha Fix…");
+    assert_eq!(view::fit("supercalifragilistic", 8), "superca…");
+    assert_eq!(view::fit("ab", 0), "");
+}

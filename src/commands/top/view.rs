@@ -512,7 +512,32 @@ fn column_spec(column: Column, agent_width: u16) -> (&'static str, Constraint) {
     }
 }
 
-fn cell(row: &LeaseRow, column: Column, theme: &Theme) -> ratatui::widgets::Cell<'static> {
+/// Returns `text` cut to `width` characters at the end of a word, with `…` when it was cut;
+/// a single word longer than `width` is cut where it must be.
+pub fn fit(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_owned();
+    }
+    if width == 0 {
+        return String::new();
+    }
+    let kept: String = text.chars().take(width - 1).collect();
+    let next_is_space = text.chars().nth(width - 1).is_some_and(char::is_whitespace);
+    let words = if next_is_space {
+        kept.as_str()
+    } else {
+        kept.rfind(char::is_whitespace)
+            .map_or(kept.as_str(), |end| &kept[..end])
+    };
+    format!("{}…", words.trim_end())
+}
+
+fn cell(
+    row: &LeaseRow,
+    column: Column,
+    width: u16,
+    theme: &Theme,
+) -> ratatui::widgets::Cell<'static> {
     let text = match column {
         Column::Agent => row.agent.clone(),
         Column::Task => format!("{} {}", row.task, row.title),
@@ -531,7 +556,7 @@ fn cell(row: &LeaseRow, column: Column, theme: &Theme) -> ratatui::widgets::Cell
         Column::Cost => dollars(row.cost_usd),
         Column::Attempt => row.attempt.to_string(),
     };
-    ratatui::widgets::Cell::from(text)
+    ratatui::widgets::Cell::from(fit(&text, usize::from(width)))
 }
 
 fn draw_leases(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View, theme: &Theme) {
@@ -576,18 +601,30 @@ fn draw_leases(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View, th
             .map(|column| column_spec(*column, agent_width).0),
     )
     .style(bold());
-    let table_rows = rows
+    let constraints: Vec<Constraint> = columns
         .iter()
-        .map(|row| Row::new(columns.iter().map(|column| cell(row, *column, theme))));
-    let table = Table::new(
-        table_rows,
-        columns
-            .iter()
-            .map(|column| column_spec(*column, agent_width).1),
-    )
-    .header(header)
-    .block(block)
-    .column_spacing(1);
+        .map(|column| column_spec(*column, agent_width).1)
+        .collect();
+    // The widths the table will give the columns, so that long text is cut between words.
+    let selection = if view.interactive { 2 } else { 0 };
+    let widths = Layout::horizontal(constraints.clone())
+        .spacing(1)
+        .split(Rect {
+            width: area.width.saturating_sub(selection),
+            ..area
+        });
+    let table_rows = rows.iter().map(|row| {
+        Row::new(
+            columns
+                .iter()
+                .zip(widths.iter())
+                .map(|(column, rect)| cell(row, *column, rect.width, theme)),
+        )
+    });
+    let table = Table::new(table_rows, constraints)
+        .header(header)
+        .block(block)
+        .column_spacing(1);
     if view.interactive {
         let table = table
             .row_highlight_style(Style::new().add_modifier(Modifier::REVERSED))

@@ -13,8 +13,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Why a git operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
+    /// gix's own error is not kept: it says the same again, with a `Debug` name in it.
     #[error("not a git repository (or any parent up to the filesystem root): {path}")]
-    NotARepository { path: PathBuf, source: BoxError },
+    NotARepository { path: PathBuf },
     #[error(
         "repository at {path} uses the reftable format, which gitprio cannot read yet; convert it with `git refs migrate --ref-format=files`"
     )]
@@ -53,9 +54,8 @@ pub struct Repository {
 impl Repository {
     /// Opens the repository that contains `directory`, searching upwards like git does.
     pub fn discover(directory: &Path) -> Result<Repository, GitError> {
-        let repo = gix::discover(directory).map_err(|source| GitError::NotARepository {
+        let repo = gix::discover(directory).map_err(|_| GitError::NotARepository {
             path: directory.to_path_buf(),
-            source: Box::new(source),
         })?;
         if repo.git_dir().join("reftable").is_dir() {
             return Err(GitError::Reftable {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 
+use crate::diagnostic::Diagnostic;
 use crate::task::{Priority, Status, Task, TaskId};
 
 pub use graph::dependency_cycles;
@@ -33,6 +34,10 @@ pub enum Blocker {
         attempts: u32,
         last_error: Option<String>,
     },
+    /// The task file has errors that leave it readable, a misspelt key: its value was
+    /// ignored, so the task is not handed out as it stands. Each error is located,
+    /// `path:line:column: message`.
+    InvalidFile { errors: Vec<String> },
 }
 
 /// Whether a task can be handed out now.
@@ -94,6 +99,8 @@ pub trait Rankable {
     fn value(&self) -> u32;
     fn created(&self) -> Option<&str>;
     fn depends_on(&self) -> impl Iterator<Item = &str>;
+    /// Errors of the task's file that hold it back: see [`Task::errors`].
+    fn errors(&self) -> &[Diagnostic];
 }
 
 impl Rankable for Task {
@@ -119,6 +126,10 @@ impl Rankable for Task {
 
     fn depends_on(&self) -> impl Iterator<Item = &str> {
         self.depends_on.iter().map(TaskId::as_str)
+    }
+
+    fn errors(&self) -> &[Diagnostic] {
+        &self.errors
     }
 }
 
@@ -164,6 +175,20 @@ fn readiness_of<T: Rankable>(tasks: &[T], holds: &Holds) -> Vec<Readiness> {
                         id: TaskId::from_valid(dependency),
                     }),
                 }
+            }
+            if task.status() == Status::Open && !task.errors().is_empty() {
+                blockers.push(Blocker::InvalidFile {
+                    errors: task
+                        .errors()
+                        .iter()
+                        .map(|error| {
+                            format!(
+                                "{}:{}:{}: {}",
+                                error.path, error.line, error.column, error.message
+                            )
+                        })
+                        .collect(),
+                });
             }
             if task.status() == Status::Open
                 && let Some(held) = holds.get(task.id())

@@ -45,7 +45,7 @@ use crate::task::{Budget, ParsedTask, Planning, Priority, Status, Task, TaskId};
 const MAGIC: [u8; 8] = *b"gitprioP";
 
 /// Changes whenever the layout or the payload encoding changes.
-const FORMAT_VERSION: u32 = 4;
+const FORMAT_VERSION: u32 = 5;
 
 /// Names the parser that produced cached entries: a new gitprio version re-parses.
 const PARSER_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -491,6 +491,14 @@ fn decode_parsed(payload: &[u8]) -> Decoded<ParsedTask> {
     if !reader.rest().is_empty() {
         return Err(Unreadable);
     }
+    let task = task.map(|mut task| {
+        task.errors = diagnostics
+            .iter()
+            .filter(|diagnostic| diagnostic.is_error())
+            .cloned()
+            .collect();
+        task
+    });
     Ok(ParsedTask { task, diagnostics })
 }
 
@@ -626,6 +634,7 @@ fn decode_rest(reader: &mut Reader<'_>, head: &TaskHead<'_>) -> Decoded<Task> {
         body,
         body_line,
         positions,
+        errors: Vec::new(),
     })
 }
 
@@ -931,6 +940,12 @@ mod tests {
 
     fn full_task() -> ParsedTask {
         let path = ".tasks/auth/every-field.md";
+        let held_back = Diagnostic::error(
+            DiagnosticKind::UnknownKey,
+            path,
+            Position::new(17, 1),
+            "unknown key `prority`; did you mean `priority`?",
+        );
         let positions = [
             ("id", Position::new(2, 1)),
             ("depends_on", Position::new(6, 1)),
@@ -964,15 +979,16 @@ mod tests {
                 body: "# Body\n\ntext\n".to_owned(),
                 body_line: 18,
                 positions,
+                errors: vec![held_back.clone()],
             }),
             diagnostics: vec![
                 Diagnostic::warning(
                     DiagnosticKind::UnknownKey,
                     path,
                     Position::new(16, 1),
-                    "unknown key `prority`; did you mean `priority`?",
+                    "unknown key `colour`",
                 ),
-                Diagnostic::error(DiagnosticKind::Config, path, Position::START, "every kind"),
+                held_back,
             ],
         }
     }

@@ -1,5 +1,6 @@
 //! Where the queue is read from (a commit, or the working tree) and loading every task file from it.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
@@ -63,11 +64,33 @@ pub enum LoadError {
     NoCommits,
     #[error("repository has no working tree to read; pass `--rev` instead")]
     NoWorktree,
+    #[error("{}", config_message(problems))]
+    Config { problems: Vec<Diagnostic> },
     #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+/// Says what is wrong with the config: every problem, one per line, located.
+fn config_message(problems: &[Diagnostic]) -> String {
+    let mut message = format!(
+        "invalid config, so gitprio does not run on defaults: fix {} (`gitprio check` lists every problem of the queue)",
+        if problems.len() == 1 {
+            "this problem".to_owned()
+        } else {
+            format!("these {} problems", problems.len())
+        }
+    );
+    for problem in problems {
+        let _ = write!(
+            message,
+            "\n  {}:{}:{}: {}",
+            problem.path, problem.line, problem.column, problem.message
+        );
+    }
+    message
 }
 
 /// Every task of one version of the queue, and the problems met reading it.
@@ -93,7 +116,7 @@ impl LoadedQueue {
             .diagnostics
             .iter()
             .filter(|diagnostic| {
-                diagnostic.is_error()
+                crate::task::is_fatal(diagnostic)
                     && !matches!(
                         diagnostic.kind,
                         DiagnosticKind::Config | DiagnosticKind::DuplicateId
@@ -135,21 +158,25 @@ pub fn resolve_queue_ref(
 }
 
 /// Reads the checked-out config (the working tree's, else `HEAD`'s) to learn the remote and branch.
-pub fn local_config(repo: &Repository) -> Config {
-    if let Some(text) = repo
+///
+/// A config with problems is an error: running on the defaults instead would, say, use the
+/// default lease TTL where the file meant another.
+pub fn local_config(repo: &Repository) -> Result<Config, LoadError> {
+    if let Some(bytes) = repo
         .workdir()
-        .and_then(|root| std::fs::read_to_string(root.join(CONFIG_PATH)).ok())
+        .and_then(|root| std::fs::read(root.join(CONFIG_PATH)).ok())
     {
-        return Config::parse(CONFIG_PATH, &text).0;
+        return parse_config(&bytes, true, &mut Vec::new());
     }
     let from_head = repo
         .head_commit()
         .ok()
         .flatten()
         .and_then(|commit| read_committed(repo, commit, CONFIG_PATH).ok().flatten());
-    from_head
-        .map(|bytes| Config::parse(CONFIG_PATH, &String::from_utf8_lossy(&bytes)).0)
-        .unwrap_or_default()
+    match from_head {
+        Some(bytes) => parse_config(&bytes, true, &mut Vec::new()),
+        None => Ok(Config::default()),
+    }
 }
 
 fn read_committed(
@@ -183,9 +210,9 @@ pub fn resolve(
     cache: Option<&mut ParseCache>,
 ) -> Result<Resolved, LoadError> {
     match source {
-        QueueSource::Worktree => resolve_worktree(repo),
+        QueueSource::Worktree => resolve_worktree(repo, true),
         QueueSource::Default => {
-            let (rev, commit) = resolve_queue_ref(repo, &local_config(repo))?;
+            let (rev, commit) = resolve_queue_ref(repo, &local_config(repo)?)?;
             resolve_commit(repo, rev, commit, cache)
         }
         QueueSource::Rev(rev) => {
@@ -193,6 +220,13 @@ pub fn resolve(
             resolve_commit(repo, rev.clone(), commit, cache)
         }
     }
+}
+
+/// Loads the task files of the working tree as `gitprio check` needs them: a config with
+/// problems does not stop the load; its problems are among the diagnostics and the tasks
+/// are checked against the valid part of it.
+pub fn load_for_check(repo: &Repository) -> Result<LoadedQueue, LoadError> {
+    resolve_worktree(repo, false)?.into_loaded(repo, &mut ParseCache::default())
 }
 
 /// A task file of the version read: its parse, as cached or just made.
@@ -275,6 +309,11 @@ impl Resolved {
             let task = head.map(|head| IndexedTask {
                 head,
                 entry: entry_index,
+                errors: diagnostics
+                    .iter()
+                    .filter(|diagnostic| diagnostic.is_error())
+                    .cloned()
+                    .collect(),
             });
             outcomes.push((diagnostics, task));
         }
@@ -337,6 +376,8 @@ pub struct IndexedTask<'a> {
     head: TaskHead<'a>,
     /// Which entry of the [`Resolved`] queue the task comes from.
     entry: usize,
+    /// The errors of its file that hold it back (see [`Task::errors`]); nearly always none.
+    errors: Vec<Diagnostic>,
 }
 
 impl<'a> TaskHead<'a> {
@@ -375,6 +416,10 @@ impl Rankable for IndexedTask<'_> {
 
     fn depends_on(&self) -> impl Iterator<Item = &str> {
         self.head.depends_on.iter().copied()
+    }
+
+    fn errors(&self) -> &[Diagnostic] {
+        &self.errors
     }
 }
 
@@ -433,7 +478,7 @@ fn resolve_commit(
     };
     let mut diagnostics = Vec::new();
     let config = match config_blob {
-        Some(blob) => parse_config(&repo.read_blob(blob)?, &mut diagnostics),
+        Some(blob) => parse_config(&repo.read_blob(blob)?, true, &mut diagnostics)?,
         None => Config::default(),
     };
     Ok(Resolved {
@@ -455,7 +500,8 @@ fn parse_blob(repo: &Repository, blob: ObjectId, path: &str) -> Result<ParsedTas
     })
 }
 
-fn resolve_worktree(repo: &Repository) -> Result<Resolved, LoadError> {
+/// Reads the working tree's task files; a config with problems is an error when `strict_config`.
+fn resolve_worktree(repo: &Repository, strict_config: bool) -> Result<Resolved, LoadError> {
     let root = repo.workdir().ok_or(LoadError::NoWorktree)?;
     let origin = Origin::Worktree {
         path: root.display().to_string(),
@@ -466,7 +512,7 @@ fn resolve_worktree(repo: &Repository) -> Result<Resolved, LoadError> {
     }
     let mut diagnostics = Vec::new();
     let config = match std::fs::read(root.join(CONFIG_PATH)) {
-        Ok(bytes) => parse_config(&bytes, &mut diagnostics),
+        Ok(bytes) => parse_config(&bytes, strict_config, &mut diagnostics)?,
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Config::default(),
         Err(source) => {
             return Err(LoadError::Io {
@@ -541,19 +587,30 @@ pub fn is_task_path(path: &str) -> bool {
             .is_some_and(|extension| extension.eq_ignore_ascii_case("md"))
 }
 
-fn parse_config(bytes: &[u8], diagnostics: &mut Vec<Diagnostic>) -> Config {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        diagnostics.push(Diagnostic::error(
-            DiagnosticKind::Config,
-            CONFIG_PATH,
-            Position::START,
-            "config is not valid UTF-8",
-        ));
-        return Config::default();
+/// Parses the config file's `bytes`. Its problems are an error when `strict`, else they
+/// go to `diagnostics` with the valid part of the config returned.
+fn parse_config(
+    bytes: &[u8],
+    strict: bool,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> Result<Config, LoadError> {
+    let (config, problems) = match std::str::from_utf8(bytes) {
+        Ok(text) => Config::parse(CONFIG_PATH, text),
+        Err(_) => (
+            Config::default(),
+            vec![Diagnostic::error(
+                DiagnosticKind::Config,
+                CONFIG_PATH,
+                Position::START,
+                "config is not valid UTF-8",
+            )],
+        ),
     };
-    let (config, problem) = Config::parse(CONFIG_PATH, text);
-    diagnostics.extend(problem);
-    config
+    if strict && !problems.is_empty() {
+        return Err(LoadError::Config { problems });
+    }
+    diagnostics.extend(problems);
+    Ok(config)
 }
 
 /// Keeps the usable tasks, dropping later duplicates of an id with a located error.

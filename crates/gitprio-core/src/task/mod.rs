@@ -9,11 +9,14 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::diagnostic::Position;
+use crate::diagnostic::{Diagnostic, Position};
 
 pub use edit::{StatusEditError, set_status};
 pub use frontmatter::{Frontmatter, split_frontmatter};
-pub use parse::{FIELDS, MAX_TASK_FILE_BYTES, ParsedTask, oversized_task, parse_task};
+pub(crate) use parse::closest;
+pub use parse::{
+    FIELDS, MAX_TASK_FILE_BYTES, ParsedTask, closest_field, is_fatal, oversized_task, parse_task,
+};
 
 /// A task id: `[a-z0-9][a-z0-9._-]*`, without `..` and not ending in `.` or `.lock`,
 /// stable and unique within a queue.
@@ -309,6 +312,10 @@ pub struct Task {
     /// Where each field (`depends_on`) and list item (`depends_on[1]`) sits in the file.
     #[serde(skip)]
     pub positions: BTreeMap<String, Position>,
+    /// Errors in the file that leave the task readable but keep it out of the queue until
+    /// fixed: a key that is a near miss of a known one (`priorty`), whose value is ignored.
+    #[serde(skip)]
+    pub errors: Vec<Diagnostic>,
 }
 
 impl Task {

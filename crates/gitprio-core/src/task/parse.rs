@@ -499,15 +499,21 @@ impl<'a> Builder<'a> {
                 }
             }
             _ => {
-                let hint = closest_field(&name)
-                    .map(|field| format!("; did you mean `{field}`?"))
-                    .unwrap_or_default();
-                self.diagnostics.push(Diagnostic::warning(
-                    DiagnosticKind::UnknownKey,
-                    self.path,
-                    key_position,
-                    format!("unknown key `{name}`{hint}"),
-                ));
+                let diagnostic = match closest_field(&name) {
+                    Some(field) => Diagnostic::error(
+                        DiagnosticKind::UnknownKey,
+                        self.path,
+                        key_position,
+                        format!("unknown key `{name}`; did you mean `{field}`?"),
+                    ),
+                    None => Diagnostic::warning(
+                        DiagnosticKind::UnknownKey,
+                        self.path,
+                        key_position,
+                        format!("unknown key `{name}`"),
+                    ),
+                };
+                self.diagnostics.push(diagnostic);
             }
         }
     }
@@ -653,7 +659,7 @@ impl<'a> Builder<'a> {
                 "missing required field `title`",
             ));
         }
-        let usable = !self.diagnostics.iter().any(Diagnostic::is_error);
+        let usable = !self.diagnostics.iter().any(is_fatal);
         let task = match (id, self.title) {
             (Some(id), Some(title)) if usable => Some(Task {
                 id,
@@ -676,6 +682,12 @@ impl<'a> Builder<'a> {
                 body: body.to_owned(),
                 body_line,
                 positions: self.positions,
+                errors: self
+                    .diagnostics
+                    .iter()
+                    .filter(|diagnostic| diagnostic.is_error())
+                    .cloned()
+                    .collect(),
             }),
             _ => None,
         };
@@ -686,28 +698,56 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// Returns the known field closest to a misspelt key, if one is close enough.
-fn closest_field(key: &str) -> Option<&'static str> {
-    FIELDS
-        .iter()
-        .map(|field| (edit_distance(key, field), *field))
-        .filter(|(distance, field)| *distance <= 2.max(field.len() / 4))
-        .min()
-        .map(|(_, field)| field)
+/// Returns whether `diagnostic` makes a task file unusable: any error but a misspelt key,
+/// which leaves the task readable and only holds it back (see [`Task::errors`]).
+pub fn is_fatal(diagnostic: &Diagnostic) -> bool {
+    diagnostic.is_error() && diagnostic.kind != DiagnosticKind::UnknownKey
 }
 
+/// Returns the known field that unknown key `key` is a near miss of, if it is one: the same
+/// key but for case and `-` for `_`, or within an edit distance of a third of the field's
+/// length (at least 1), a swap of two neighbours counting as one edit.
+///
+/// A near miss is almost surely a typo whose value was meant for the field: ignoring it
+/// would, for `depends-on`, drop a dependency. A key far from every field is a note.
+pub fn closest_field(key: &str) -> Option<&'static str> {
+    closest(key, FIELDS)
+}
+
+/// Returns the name of `names` that `key` is a near miss of: see [`closest_field`].
+pub(crate) fn closest(key: &str, names: &[&'static str]) -> Option<&'static str> {
+    let normalized = key.to_lowercase().replace('-', "_");
+    names
+        .iter()
+        .map(|name| (edit_distance(&normalized, name), *name))
+        .filter(|(distance, name)| *distance <= 1.max(name.chars().count() / 3))
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// The optimal string alignment distance: insertions, deletions, substitutions and swaps of
+/// two adjacent characters each cost one.
 fn edit_distance(left: &str, right: &str) -> usize {
+    let left: Vec<char> = left.chars().collect();
     let right: Vec<char> = right.chars().collect();
-    let mut previous: Vec<usize> = (0..=right.len()).collect();
-    for (i, left_char) in left.chars().enumerate() {
-        let mut current = vec![i + 1; right.len() + 1];
-        for (j, right_char) in right.iter().enumerate() {
-            let substitution = previous[j] + usize::from(left_char != *right_char);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        previous = current;
+    let mut rows = vec![vec![0; right.len() + 1]; left.len() + 1];
+    for (i, row) in rows.iter_mut().enumerate() {
+        row[0] = i;
     }
-    previous[right.len()]
+    rows[0] = (0..=right.len()).collect();
+    for i in 1..=left.len() {
+        for j in 1..=right.len() {
+            let cost = usize::from(left[i - 1] != right[j - 1]);
+            let mut best = (rows[i - 1][j] + 1)
+                .min(rows[i][j - 1] + 1)
+                .min(rows[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && left[i - 1] == right[j - 2] && left[i - 2] == right[j - 1] {
+                best = best.min(rows[i - 2][j - 2] + 1);
+            }
+            rows[i][j] = best;
+        }
+    }
+    rows[left.len()][right.len()]
 }
 
 #[cfg(test)]
@@ -793,13 +833,46 @@ mod tests {
     }
 
     #[test]
-    fn warns_on_unknown_keys_with_a_suggestion() {
-        let parsed = parse("---\ntitle: T\nprioritty: 1\n---\n");
+    fn a_near_miss_of_a_known_key_is_an_error_that_holds_the_task_back() {
+        let parsed = parse("---\ntitle: T\npriorty: p1\ndepends-on: [other]\ncolour: blue\n---\n");
         assert_eq!(
             messages(&parsed),
-            [".tasks/sample.md:3:1: warning: unknown key `prioritty`; did you mean `priority`?"]
+            [
+                ".tasks/sample.md:3:1: error: unknown key `priorty`; did you mean `priority`?",
+                ".tasks/sample.md:4:1: error: unknown key `depends-on`; did you mean `depends_on`?",
+                ".tasks/sample.md:5:1: warning: unknown key `colour`",
+            ]
         );
-        assert!(parsed.task.is_some());
+        let task = parsed.task.unwrap();
+        assert_eq!(task.errors.len(), 2);
+        assert_eq!(task.priority, Priority::DEFAULT);
+        let fine = parse("---\ntitle: T\nnotes: free text\n---\n")
+            .task
+            .unwrap();
+        assert!(fine.errors.is_empty());
+    }
+
+    #[test]
+    fn near_misses_are_typos_and_far_keys_are_not() {
+        for (key, field) in [
+            ("priorty", "priority"),
+            ("prioritty", "priority"),
+            ("Priority", "priority"),
+            ("depends-on", "depends_on"),
+            ("dependson", "depends_on"),
+            ("lables", "labels"),
+            ("tpye", "type"),
+            ("ownz", "owns"),
+            ("i", "id"),
+            ("acceptence", "acceptance"),
+        ] {
+            assert_eq!(closest_field(key), Some(field), "{key}");
+        }
+        for key in [
+            "x", "colour", "notes", "tags", "assignee", "estimate", "parent",
+        ] {
+            assert_eq!(closest_field(key), None, "{key}");
+        }
     }
 
     #[test]

@@ -1,17 +1,23 @@
 //! The usage ledger in git: `refs/gitprio/usage/<task-id>`, one directory per run.
 //!
 //! Each commit's tree holds `runs/<run>/run.json` (who ran it, when, how it ended)
-//! and `runs/<run>/usage.jsonl` (the deduplicated records, one per line). Every
+//! and `runs/<run>/usage/<n>.jsonl`, chunks of records appended one per write (one
+//! record per line; ledgers written before chunks hold one `runs/<run>/usage.jsonl`,
+//! still read). A write appends only what is new, so its cost does not grow with the
+//! run. Readers count each key once, the copy with the most tokens. Every
 //! change is a compare-and-swap of the ref, like leases, so any clone (and the
 //! GitHub Action) can compute reports, nothing conflicts with task-file edits, and
 //! the ref outlives the lease (which `gc` deletes once the task is done).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use gix::ObjectId;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::index::KeyIndex;
+use super::outbox;
 use super::{Totals, UsageRecord};
 use crate::git::Repository;
 use crate::lease::{CasOutcome, LeaseStore, StoreError};
@@ -145,14 +151,47 @@ pub enum LedgerError {
 pub struct Written {
     /// Records that were new (or larger copies of known ones).
     pub added: usize,
-    /// The run as it now stands in the ledger.
-    pub run: Run,
+    /// The run's meta as it now stands in the ledger.
+    pub meta: RunMeta,
+    /// The run's totals, every record in the ledger counted once.
+    pub totals: Totals,
+}
+
+/// Where a write went: into the ledger, or kept on this machine until the ledger can take it.
+#[derive(Debug)]
+pub enum Delivery {
+    Written(Box<Written>),
+    /// The write failed (the remote refused or could not be reached): the records and the
+    /// meta wait in `path` and the next write, or [`Ledger::deliver_kept`], delivers them.
+    Kept {
+        path: PathBuf,
+        error: LedgerError,
+    },
+}
+
+/// What [`Ledger::deliver_kept`] did.
+#[derive(Debug, Default)]
+pub struct Delivered {
+    /// Writes delivered from the outbox.
+    pub delivered: usize,
+    /// Writes still waiting, and why the first of them failed.
+    pub waiting: usize,
+    pub error: Option<LedgerError>,
 }
 
 /// The usage ledger, reached through the same store (remote or local) as the leases.
 #[derive(Debug)]
 pub struct Ledger<'store, 'repo> {
     store: &'store LeaseStore<'repo>,
+}
+
+/// What the tree holds of one run.
+#[derive(Debug, Default)]
+struct RunFiles {
+    meta: Option<ObjectId>,
+    /// Record blobs: the old whole-run `usage.jsonl`, then the appended chunks in order.
+    chunks: Vec<ObjectId>,
+    next_chunk: u64,
 }
 
 impl<'store, 'repo> Ledger<'store, 'repo> {
@@ -171,10 +210,23 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
 
     /// Reads every run of every task, as last fetched.
     pub fn all_runs(&self) -> Result<Vec<Run>, LedgerError> {
+        self.collect_runs(true)
+    }
+
+    /// Reads what is known of every run of every task, without their records (cheap).
+    pub fn all_metas(&self) -> Result<Vec<RunMeta>, LedgerError> {
+        Ok(self
+            .collect_runs(false)?
+            .into_iter()
+            .map(|run| run.meta)
+            .collect())
+    }
+
+    fn collect_runs(&self, with_records: bool) -> Result<Vec<Run>, LedgerError> {
         let prefix = self.store.mirror_of(USAGE_PREFIX);
         let mut runs = Vec::new();
         for (reference, commit) in self.repo().references_under(&prefix)? {
-            runs.extend(self.runs_at(&reference, commit)?);
+            runs.extend(self.runs_at(&reference, commit, with_records)?);
         }
         runs.sort_by(|left, right| {
             (left.meta.started_at, &left.meta.task, &left.meta.run).cmp(&(
@@ -190,21 +242,16 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
     pub fn runs(&self, id: &TaskId) -> Result<Vec<Run>, LedgerError> {
         let reference = self.store.mirror_of(&usage_ref(id));
         match self.repo().reference_commit(&reference)? {
-            Some(commit) => self.runs_at(&reference, commit),
+            Some(commit) => self.runs_at(&reference, commit, true),
             None => Ok(Vec::new()),
         }
     }
 
-    fn runs_at(&self, reference: &str, commit: ObjectId) -> Result<Vec<Run>, LedgerError> {
+    /// Lists each run's files in the tree of `commit`.
+    fn run_files(&self, commit: ObjectId) -> Result<BTreeMap<String, RunFiles>, LedgerError> {
         let files = self.repo().files_under(commit, "runs")?.unwrap_or_default();
-        let mut metas: BTreeMap<String, RunMeta> = BTreeMap::new();
-        let mut records: HashMap<String, Vec<UsageRecord>> = HashMap::new();
+        let mut runs: BTreeMap<String, RunFiles> = BTreeMap::new();
         for file in files {
-            let corrupt = |detail: String| LedgerError::Corrupt {
-                reference: reference.to_owned(),
-                path: file.path.clone(),
-                detail,
-            };
             let Some((run, name)) = file
                 .path
                 .strip_prefix("runs/")
@@ -212,33 +259,83 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
             else {
                 continue;
             };
-            let bytes = self.repo().read_blob(file.blob)?;
-            match name {
-                "run.json" => {
-                    let meta = serde_json::from_slice(&bytes)
-                        .map_err(|error| corrupt(error.to_string()))?;
-                    metas.insert(run.to_owned(), meta);
-                }
-                "usage.jsonl" => {
-                    records.insert(run.to_owned(), parse_records(&bytes).map_err(corrupt)?);
-                }
-                _ => {}
+            let entry = runs.entry(run.to_owned()).or_default();
+            if name == "run.json" {
+                entry.meta = Some(file.blob);
+            } else if name == "usage.jsonl" {
+                entry.chunks.insert(0, file.blob);
+            } else if let Some(number) = name
+                .strip_prefix("usage/")
+                .and_then(|chunk| chunk.strip_suffix(".jsonl"))
+                .and_then(|number| number.parse::<u64>().ok())
+            {
+                // Paths come sorted, and chunk numbers are zero-padded: this is their order.
+                entry.chunks.push(file.blob);
+                entry.next_chunk = entry.next_chunk.max(number + 1);
             }
         }
-        Ok(metas
-            .into_iter()
-            .map(|(run, meta)| Run {
-                records: records.remove(&run).unwrap_or_default(),
-                meta,
-            })
-            .collect())
+        Ok(runs)
+    }
+
+    fn read_meta(
+        &self,
+        reference: &str,
+        run: &str,
+        blob: ObjectId,
+    ) -> Result<RunMeta, LedgerError> {
+        let bytes = self.repo().read_blob(blob)?;
+        serde_json::from_slice(&bytes).map_err(|error| LedgerError::Corrupt {
+            reference: reference.to_owned(),
+            path: format!("runs/{run}/run.json"),
+            detail: error.to_string(),
+        })
+    }
+
+    fn read_chunk(
+        &self,
+        reference: &str,
+        run: &str,
+        blob: ObjectId,
+    ) -> Result<Vec<UsageRecord>, LedgerError> {
+        parse_records(&self.repo().read_blob(blob)?).map_err(|detail| LedgerError::Corrupt {
+            reference: reference.to_owned(),
+            path: format!("runs/{run}/usage ({blob})"),
+            detail,
+        })
+    }
+
+    fn runs_at(
+        &self,
+        reference: &str,
+        commit: ObjectId,
+        with_records: bool,
+    ) -> Result<Vec<Run>, LedgerError> {
+        let mut runs = Vec::new();
+        for (run, files) in self.run_files(commit)? {
+            let Some(meta_blob) = files.meta else {
+                continue;
+            };
+            let meta = self.read_meta(reference, &run, meta_blob)?;
+            let mut records = Vec::new();
+            if with_records {
+                for blob in &files.chunks {
+                    records.extend(self.read_chunk(reference, &run, *blob)?);
+                }
+                // A request appended twice (a larger copy later) counts once: the larger.
+                records = merge_records(&[], records).0;
+            }
+            runs.push(Run { meta, records });
+        }
+        Ok(runs)
     }
 
     /// Adds `records` to the run `meta` describes and updates its meta (`outcome`,
     /// `ended_at`, `context_tokens` when given), in one compare-and-swap, redone on conflict.
     ///
-    /// Records already there (same key) are kept once: the larger copy wins. Writing
-    /// the same records twice changes nothing.
+    /// Only what is new is appended, as a chunk of its own: records already there (same
+    /// key, no more tokens) are left out, so writing the same records twice changes
+    /// nothing, and a write costs what it adds, not the size of the run. A local index
+    /// of the run's keys (rebuilt from the ledger when missing) tells what is there.
     pub fn write(
         &self,
         meta: &RunMeta,
@@ -247,40 +344,77 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
     ) -> Result<Written, LedgerError> {
         let reference = usage_ref(&meta.task);
         let mirror = self.store.mirror_of(&reference);
+        let index_path = self.index_path(meta);
         for _ in 0..MAX_WRITE_TRIES {
             self.store.fetch(&reference)?;
             let current = self.repo().reference_commit(&mirror)?;
-            let existing = match current {
-                Some(commit) => self
-                    .runs_at(&mirror, commit)?
-                    .into_iter()
-                    .find(|run| run.meta.run == meta.run),
-                None => None,
+            let mut runs = match current {
+                Some(commit) => self.run_files(commit)?,
+                None => BTreeMap::new(),
             };
-            let (merged_meta, old_records) = match existing {
-                Some(run) => (merge_meta(run.meta, meta), run.records),
-                None => (meta.clone(), Vec::new()),
-            };
-            let (merged, added) = merge_records(&old_records, records.to_vec());
-            let run = Run {
-                meta: merged_meta,
-                records: merged,
-            };
-            let unchanged = current.is_some()
-                && added == 0
-                && self
-                    .runs(&meta.task)?
-                    .iter()
-                    .any(|known| known.meta == run.meta);
-            if unchanged {
-                return Ok(Written { added, run });
+            let files = runs.remove(&meta.run).unwrap_or_default();
+            let known = files
+                .meta
+                .map(|blob| self.read_meta(&mirror, &meta.run, blob))
+                .transpose()?;
+            let mut index = KeyIndex::load(&index_path, &files.chunks);
+            for blob in &files.chunks {
+                if !index.covers(blob) {
+                    let chunk = self.read_chunk(&mirror, &meta.run, *blob)?;
+                    index.absorb(*blob, &chunk);
+                }
             }
-            let commit = self.commit(current, &run, added, now)?;
+            let mut fresh: BTreeMap<&str, &UsageRecord> = BTreeMap::new();
+            for record in records {
+                let larger = fresh
+                    .get(record.key.as_str())
+                    .is_none_or(|seen| record.total_tokens() > seen.total_tokens());
+                if larger && index.is_new(record) {
+                    fresh.insert(record.key.as_str(), record);
+                }
+            }
+            let merged_meta = match &known {
+                Some(known) => merge_meta(known.clone(), meta),
+                None => meta.clone(),
+            };
+            let added = fresh.len();
+            if added == 0 && known.as_ref() == Some(&merged_meta) {
+                index.save(&index_path);
+                return Ok(Written {
+                    added,
+                    meta: merged_meta,
+                    totals: index.totals(),
+                });
+            }
+            let mut chunk_bytes = Vec::new();
+            let mut appended: Vec<&UsageRecord> = fresh.into_values().collect();
+            appended.sort_by(|left, right| (left.at, &left.key).cmp(&(right.at, &right.key)));
+            for record in &appended {
+                serde_json::to_writer(&mut chunk_bytes, record).expect("usage record serializes");
+                chunk_bytes.push(b'\n');
+            }
+            let chunk = if appended.is_empty() {
+                None
+            } else {
+                Some((files.next_chunk, self.repo().write_blob(&chunk_bytes)?))
+            };
+            let commit =
+                self.commit(current, &merged_meta, known.as_ref(), chunk, &appended, now)?;
             match self
                 .store
                 .compare_and_swap_ref(&reference, current, Some(commit))?
             {
-                CasOutcome::Won => return Ok(Written { added, run }),
+                CasOutcome::Won => {
+                    if let Some((_, blob)) = chunk {
+                        index.absorb(blob, appended.iter().copied());
+                    }
+                    index.save(&index_path);
+                    return Ok(Written {
+                        added,
+                        meta: merged_meta,
+                        totals: index.totals(),
+                    });
+                }
                 CasOutcome::Lost { .. } => {}
             }
         }
@@ -290,11 +424,105 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         })
     }
 
+    fn index_path(&self, meta: &RunMeta) -> PathBuf {
+        self.repo()
+            .common_dir()
+            .join("gitprio")
+            .join("usage-index")
+            .join(meta.task.as_str())
+            .join(format!("{}.bin", meta.run))
+    }
+
+    fn outbox(&self) -> PathBuf {
+        self.repo()
+            .common_dir()
+            .join("gitprio")
+            .join("usage-outbox")
+    }
+
+    /// Writes like [`Ledger::write`], but never loses the records: they are saved on this
+    /// machine first, and stay there when the write fails, for the next write or
+    /// [`Ledger::deliver_kept`] to deliver. Writes kept earlier are delivered first.
+    pub fn write_or_keep(
+        &self,
+        meta: &RunMeta,
+        records: &[UsageRecord],
+        now: Timestamp,
+    ) -> Result<Delivery, std::io::Error> {
+        let kept = self.deliver_kept(now);
+        let path = outbox::save(&self.outbox(), meta, records)?;
+        if let Some(error) = kept.error {
+            return Ok(Delivery::Kept { path, error });
+        }
+        match self.write(meta, records, now) {
+            Ok(written) => {
+                outbox::remove(&path);
+                Ok(Delivery::Written(Box::new(written)))
+            }
+            Err(error) => Ok(Delivery::Kept { path, error }),
+        }
+    }
+
+    /// Writes like [`Ledger::write`], and keeps the write on this machine only when it
+    /// fails: for records that can be read again until the write lands (an import, whose
+    /// logs are read again unless it finishes), so the common case writes nothing twice.
+    pub fn write_else_keep(
+        &self,
+        meta: &RunMeta,
+        records: &[UsageRecord],
+        now: Timestamp,
+    ) -> Result<Delivery, std::io::Error> {
+        let kept = self.deliver_kept(now);
+        let error = match kept.error {
+            Some(error) => error,
+            None => match self.write(meta, records, now) {
+                Ok(written) => return Ok(Delivery::Written(Box::new(written))),
+                Err(error) => error,
+            },
+        };
+        let path = outbox::save(&self.outbox(), meta, records)?;
+        Ok(Delivery::Kept { path, error })
+    }
+
+    /// Delivers the writes kept on this machine, oldest first; stops at the first failure.
+    pub fn deliver_kept(&self, now: Timestamp) -> Delivered {
+        let mut report = Delivered::default();
+        let pending = outbox::pending(&self.outbox());
+        for (index, path) in pending.iter().enumerate() {
+            let result = outbox::load(path).and_then(|(meta, records)| {
+                self.write(&meta, &records, now)
+                    .map_err(|error| outbox::LoadError::Ledger(Box::new(error)))
+            });
+            match result {
+                Ok(_) => {
+                    outbox::remove(path);
+                    report.delivered += 1;
+                }
+                Err(outbox::LoadError::Unreadable) => {
+                    // Not ours to judge; left in place for a human, and skipped.
+                }
+                Err(outbox::LoadError::Ledger(error)) => {
+                    report.waiting = pending.len() - index;
+                    report.error = Some(*error);
+                    break;
+                }
+            }
+        }
+        report
+    }
+
+    /// How many writes wait in this machine's outbox.
+    pub fn kept(&self) -> usize {
+        outbox::pending(&self.outbox()).len()
+    }
+
     fn commit(
         &self,
         parent: Option<ObjectId>,
-        run: &Run,
-        added: usize,
+        meta: &RunMeta,
+        known: Option<&RunMeta>,
+        chunk: Option<(u64, ObjectId)>,
+        appended: &[&UsageRecord],
         now: Timestamp,
     ) -> Result<ObjectId, LedgerError> {
         let repo = self.repo();
@@ -307,26 +535,25 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                 .collect(),
             None => BTreeMap::new(),
         };
-        let directory = format!("runs/{}", run.meta.run);
-        let mut meta = serde_json::to_vec_pretty(&run.meta).expect("run meta serializes");
-        meta.push(b'\n');
-        files.insert(format!("{directory}/run.json"), repo.write_blob(&meta)?);
-        let mut lines = Vec::new();
-        for record in &run.records {
-            serde_json::to_writer(&mut lines, record).expect("usage record serializes");
-            lines.push(b'\n');
+        let directory = format!("runs/{}", meta.run);
+        if known != Some(meta) {
+            let mut bytes = serde_json::to_vec_pretty(meta).expect("run meta serializes");
+            bytes.push(b'\n');
+            files.insert(format!("{directory}/run.json"), repo.write_blob(&bytes)?);
         }
-        files.insert(format!("{directory}/usage.jsonl"), repo.write_blob(&lines)?);
+        if let Some((number, blob)) = chunk {
+            files.insert(format!("{directory}/usage/{number:08}.jsonl"), blob);
+        }
         let tree = repo.write_tree(&files)?;
-        let totals = run.totals();
+        let totals: Totals = appended.iter().copied().collect();
         let message = format!(
-            "gitprio usage: {} run {}: +{added} records, {} tokens in {} requests{}\n",
-            run.meta.task,
-            run.meta.run,
+            "gitprio usage: {} run {}: +{} records, +{} tokens in {} requests{}\n",
+            meta.task,
+            meta.run,
+            appended.len(),
             totals.tokens(),
             totals.requests,
-            run.meta
-                .outcome
+            meta.outcome
                 .map(|outcome| format!(", {}", outcome.as_str()))
                 .unwrap_or_default()
         );

@@ -5,8 +5,12 @@
 //! reasoning (also counted apart in `reasoning`). Importers convert other shapes
 //! (Codex and Gemini count cached tokens inside input) into this one.
 
+pub mod attribute;
 pub mod import;
+mod index;
 mod ledger;
+pub mod money;
+mod outbox;
 mod price;
 pub mod report;
 
@@ -14,9 +18,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use ledger::{
-    Ledger, LedgerError, Outcome, Run, RunMeta, USAGE_PREFIX, Written, merge_records, usage_ref,
+    Delivered, Delivery, Ledger, LedgerError, Outcome, Run, RunMeta, USAGE_PREFIX, Written,
+    merge_records, usage_ref,
 };
-pub use price::{PRICE_SNAPSHOT, Price, PriceTable};
+pub use price::{PRICE_SNAPSHOT, PRICE_SNAPSHOT_DATE, Price, PriceTable};
 
 /// One API request's usage (or one manual entry), with the key that deduplicates it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

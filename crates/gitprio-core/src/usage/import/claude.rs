@@ -4,7 +4,7 @@
 //! both count the same tokens: only lines holding `"usage":{` are parsed; a line with
 //! `null` in a key field, an empty id, a version that is not semver-like, no timestamp or
 //! no token counts is skipped as malformed; model `<synthetic>` (local messages) is
-//! skipped. Subagent activity copied into the parent's transcript as `progress` lines
+//! skipped, and so are API-error lines (`isApiErrorMessage`). Subagent activity copied into the parent's transcript as `progress` lines
 //! (`data.message.message.usage`) counts too: deduplication folds it with the subagent file.
 //!
 //! In a `stream-json` stream, each `assistant` line carries one message's usage
@@ -54,7 +54,7 @@ struct TranscriptLine<'a> {
     #[serde(default, rename = "costUSD")]
     cost_usd: Field<IgnoredAny>,
     #[serde(default)]
-    is_api_error_message: Field<IgnoredAny>,
+    is_api_error_message: Field<bool>,
     #[serde(default, borrow)]
     message: Option<Message<'a>>,
     #[serde(default, borrow)]
@@ -185,6 +185,10 @@ pub(super) fn transcript_line(line: &[u8]) -> Result<Option<UsageRecord>, Malfor
                 .is_some_and(|session| session.as_str().is_empty())
         {
             return Err(Malformed);
+        }
+        // An API error is written by the client, not billed: its usage is no request.
+        if parsed.is_api_error_message.present() == Some(&true) {
+            return Ok(None);
         }
         Found {
             timestamp: &parsed.timestamp,

@@ -204,6 +204,10 @@ impl Deduper {
                     dropped += u64::from(slot.changed);
                     return None;
                 }
+                // A request whose best copy spent nothing is no request (aborted, or an error).
+                if slot.record.total_tokens() == 0 {
+                    return None;
+                }
                 (slot.changed || !only_changed).then_some(slot.record)
             })
             .collect();

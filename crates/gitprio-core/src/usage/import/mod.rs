@@ -45,6 +45,7 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 
 pub use dedup::{Deduper, merge, same_request};
+pub(crate) use state::fnv1a;
 pub use state::{Carry, CumulativeTokens, FileState, Format, IMPORT_STATE_VERSION, ImportState};
 
 use self::dedup::Coalescer;

@@ -175,7 +175,7 @@ pub struct CumulativeTokens {
 }
 
 /// Returns the FNV-1a hash of `bytes`: stable across Rust versions, unlike `DefaultHasher`.
-pub(super) fn fnv1a(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for &byte in bytes {
         hash ^= u64::from(byte);

@@ -1,0 +1,504 @@
+//! Which run an imported record belongs to, and the records no run claims yet.
+//!
+//! A record belongs to the run whose agent session it names, else to a run whose
+//! worktree (or a directory inside it) it ran in during the run's time; the deepest
+//! worktree wins, so a run in a worktree nested in another checkout gets its own
+//! records. A forced task (`usage import --task`) takes every record in its run's time.
+//!
+//! Records that match no run are not dropped: they wait in an unattributed store on this
+//! machine (`.git/gitprio/usage-unattributed/`), in segments of records sorted by time,
+//! and a later import gives them to a run that appears or changes (a run that was not
+//! yet in the ledger, a `--task`), reading only the segments that overlap its time.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{RunMeta, Totals, UsageRecord};
+use crate::task::TaskId;
+
+/// Records per segment of the unattributed store.
+const SEGMENT_RECORDS: usize = 20_000;
+const VERSION: u32 = 1;
+
+/// The runs records can go to, and how to match them.
+#[derive(Debug)]
+pub struct Matcher<'a> {
+    runs: &'a [RunMeta],
+    /// Where `gitprio run` makes a worktree per task (`<worktrees>/<task id>`).
+    worktrees: PathBuf,
+    /// The task that takes every record in its run's time, whatever its directory.
+    forced: Option<&'a TaskId>,
+    now: Timestamp,
+    /// Agent sessions named by a run's own records, by index into `runs`.
+    run_sessions: HashMap<String, usize>,
+}
+
+impl<'a> Matcher<'a> {
+    pub fn new(
+        runs: &'a [RunMeta],
+        worktrees: PathBuf,
+        forced: Option<&'a TaskId>,
+        now: Timestamp,
+    ) -> Self {
+        Matcher {
+            runs,
+            worktrees,
+            forced,
+            now,
+            run_sessions: HashMap::new(),
+        }
+    }
+
+    /// Adds the agent sessions that runs' own records name (by index into the runs): a
+    /// record of such a session belongs to that run, whatever its time or directory.
+    #[must_use]
+    pub fn with_run_sessions(mut self, sessions: HashMap<String, usize>) -> Self {
+        self.run_sessions = sessions;
+        self
+    }
+
+    fn in_window(&self, meta: &RunMeta, at: Option<Timestamp>) -> bool {
+        let end = meta.ended_at.unwrap_or(self.now);
+        at.is_none_or(|at| at >= meta.started_at && at <= end)
+    }
+
+    /// How deep the record's directory is inside the run's worktree, if it is inside.
+    fn place(&self, meta: &RunMeta, cwd: &Path) -> Option<usize> {
+        let task_worktree = self.worktrees.join(meta.task.as_str());
+        [
+            meta.worktree.as_deref().map(Path::new),
+            Some(task_worktree.as_path()),
+        ]
+        .into_iter()
+        .flatten()
+        .filter(|root| cwd.starts_with(root))
+        .map(|root| root.components().count())
+        .max()
+    }
+
+    /// Returns the index of the run `record` belongs to, if any.
+    pub fn owner(&self, record: &UsageRecord) -> Option<usize> {
+        if let Some(session) = &record.session
+            && let Some(index) = self
+                .runs
+                .iter()
+                .position(|meta| meta.session.as_ref() == Some(session))
+                .or_else(|| self.run_sessions.get(session).copied())
+        {
+            return Some(index);
+        }
+        let cwd = record.cwd.as_deref().map(Path::new);
+        let mut best: Option<(usize, usize)> = None;
+        for (index, meta) in self.runs.iter().enumerate() {
+            if !self.in_window(meta, record.at) {
+                continue;
+            }
+            let depth = if self.forced == Some(&meta.task) {
+                Some(usize::MAX)
+            } else {
+                cwd.and_then(|cwd| self.place(meta, cwd))
+            };
+            if let Some(depth) = depth
+                && best.is_none_or(|(_, deepest)| depth > deepest)
+            {
+                best = Some((index, depth));
+            }
+        }
+        best.map(|(index, _)| index)
+    }
+}
+
+/// Says which runs changed since the store was last matched against them.
+fn fingerprint(meta: &RunMeta) -> String {
+    format!(
+        "{} {} {} {:?} {:?} {:?}",
+        meta.task, meta.run, meta.started_at, meta.ended_at, meta.session, meta.worktree
+    )
+}
+
+/// One file of unattributed records.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct Segment {
+    file: String,
+    records: usize,
+    /// The time span of its records; `undated` when some have no time.
+    first: Option<Timestamp>,
+    last: Option<Timestamp>,
+    #[serde(default)]
+    undated: bool,
+    /// Totals per `day model` (UTC day of each request).
+    totals: BTreeMap<String, Totals>,
+}
+
+impl Segment {
+    fn describe(file: String, records: &[UsageRecord]) -> Segment {
+        let mut segment = Segment {
+            file,
+            records: records.len(),
+            ..Segment::default()
+        };
+        for record in records {
+            match record.at {
+                Some(at) => {
+                    segment.first = Some(segment.first.map_or(at, |first| first.min(at)));
+                    segment.last = Some(segment.last.map_or(at, |last| last.max(at)));
+                }
+                None => segment.undated = true,
+            }
+            segment
+                .totals
+                .entry(format!("{} {}", day(record.at), record.model))
+                .or_default()
+                .add(record);
+        }
+        segment
+    }
+
+    fn overlaps(&self, meta: &RunMeta, now: Timestamp) -> bool {
+        let end = meta.ended_at.unwrap_or(now);
+        self.undated
+            || (self.first.is_some_and(|first| first <= end)
+                && self.last.is_some_and(|last| last >= meta.started_at))
+    }
+}
+
+fn day(at: Option<Timestamp>) -> String {
+    at.map_or_else(|| "-".to_owned(), |at| at.to_string()[..10].to_owned())
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Index {
+    version: u32,
+    next: u64,
+    segments: Vec<Segment>,
+    /// The runs the stored records were last matched against.
+    matched: BTreeSet<String>,
+}
+
+/// Unattributed spend by UTC day and model, for reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnattributedTotals {
+    /// `(day, model)` → totals; day is `YYYY-MM-DD`, or `-` for records without a time.
+    pub by_day_model: BTreeMap<(String, String), Totals>,
+}
+
+/// Why the unattributed store could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("read or write the unattributed usage store {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("the unattributed usage store {path} is corrupt: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+}
+
+/// The records no run claims yet, on this machine.
+#[derive(Debug)]
+pub struct Unattributed {
+    directory: PathBuf,
+}
+
+/// Records a store gave to runs, and the change to make once they are safely in the ledger.
+#[derive(Debug, Default)]
+pub struct Claimed {
+    /// `(run index, record)`.
+    pub records: Vec<(usize, UsageRecord)>,
+    /// Segments to write back without the claimed records.
+    rewrites: Vec<(usize, Vec<UsageRecord>)>,
+    matched: BTreeSet<String>,
+}
+
+impl Unattributed {
+    /// The store of the repository whose common git directory is `common_dir`.
+    pub fn open(common_dir: &Path) -> Self {
+        Unattributed {
+            directory: common_dir.join("gitprio").join("usage-unattributed"),
+        }
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.directory.join("index.json")
+    }
+
+    fn io(path: &Path) -> impl Fn(io::Error) -> StoreError {
+        let path = path.to_path_buf();
+        move |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        }
+    }
+
+    fn load(&self) -> Result<Index, StoreError> {
+        let path = self.index_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| StoreError::Corrupt {
+                path,
+                detail: error.to_string(),
+            }),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Index {
+                version: VERSION,
+                ..Index::default()
+            }),
+            Err(error) => Err(StoreError::Io {
+                path,
+                source: error,
+            }),
+        }
+    }
+
+    fn save(&self, index: &Index) -> Result<(), StoreError> {
+        let path = self.index_path();
+        super::outbox::write_atomically(
+            &path,
+            &serde_json::to_vec(index).expect("the store index serializes"),
+        )
+        .map_err(Self::io(&path))
+    }
+
+    fn read_segment(&self, segment: &Segment) -> Result<Vec<UsageRecord>, StoreError> {
+        let path = self.directory.join(&segment.file);
+        let bytes = std::fs::read(&path).map_err(Self::io(&path))?;
+        bytes
+            .split(|byte| *byte == b'\n')
+            .filter(|line| !line.is_empty())
+            .enumerate()
+            .map(|(number, line)| {
+                serde_json::from_slice(line).map_err(|error| StoreError::Corrupt {
+                    path: path.clone(),
+                    detail: format!("line {}: {error}", number + 1),
+                })
+            })
+            .collect()
+    }
+
+    fn write_segment(&self, file: &str, records: &[UsageRecord]) -> Result<(), StoreError> {
+        let path = self.directory.join(file);
+        let mut bytes = Vec::new();
+        for record in records {
+            serde_json::to_writer(&mut bytes, record).expect("a usage record serializes");
+            bytes.push(b'\n');
+        }
+        super::outbox::write_atomically(&path, &bytes).map_err(Self::io(&path))
+    }
+
+    /// Gives stored records to the runs of `matcher` that changed since the store was
+    /// last matched (all of a forced task's); returns them with the change to [`apply`]
+    /// once they are in the ledger.
+    ///
+    /// [`apply`]: Unattributed::apply
+    pub fn claim(&self, matcher: &Matcher<'_>) -> Result<Claimed, StoreError> {
+        let index = self.load()?;
+        let fingerprints: BTreeSet<String> = matcher.runs.iter().map(fingerprint).collect();
+        let changed: Vec<&RunMeta> = matcher
+            .runs
+            .iter()
+            .filter(|meta| {
+                matcher.forced == Some(&meta.task) || !index.matched.contains(&fingerprint(meta))
+            })
+            .collect();
+        let mut claimed = Claimed {
+            matched: fingerprints,
+            ..Claimed::default()
+        };
+        for (position, segment) in index.segments.iter().enumerate() {
+            if !changed
+                .iter()
+                .any(|meta| segment.overlaps(meta, matcher.now))
+            {
+                continue;
+            }
+            let mut kept = Vec::new();
+            let before = claimed.records.len();
+            for record in self.read_segment(segment)? {
+                match matcher.owner(&record) {
+                    Some(run) => claimed.records.push((run, record)),
+                    None => kept.push(record),
+                }
+            }
+            if claimed.records.len() > before {
+                claimed.rewrites.push((position, kept));
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Removes claimed records (now in the ledger) and remembers the runs matched.
+    pub fn apply(&self, claimed: Claimed) -> Result<(), StoreError> {
+        let mut index = self.load()?;
+        for (position, kept) in claimed.rewrites {
+            let Some(segment) = index.segments.get_mut(position) else {
+                continue;
+            };
+            self.write_segment(&segment.file, &kept)?;
+            *segment = Segment::describe(segment.file.clone(), &kept);
+        }
+        let empty: Vec<String> = index
+            .segments
+            .iter()
+            .filter(|segment| segment.records == 0)
+            .map(|segment| segment.file.clone())
+            .collect();
+        index.segments.retain(|segment| segment.records > 0);
+        index.matched = claimed.matched;
+        index.version = VERSION;
+        self.save(&index)?;
+        for file in empty {
+            let _ = std::fs::remove_file(self.directory.join(file));
+        }
+        Ok(())
+    }
+
+    /// Keeps `records`, which no run claims, in new segments sorted by time.
+    pub fn add(&self, mut records: Vec<UsageRecord>) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        records.sort_by(|left, right| (left.at, &left.key).cmp(&(right.at, &right.key)));
+        let mut index = self.load()?;
+        for part in records.chunks(SEGMENT_RECORDS) {
+            let file = format!("{:08}.jsonl", index.next);
+            index.next += 1;
+            self.write_segment(&file, part)?;
+            index.segments.push(Segment::describe(file, part));
+        }
+        index.version = VERSION;
+        self.save(&index)
+    }
+
+    /// How many records wait, and their tokens.
+    pub fn count(&self) -> Result<(usize, u64), StoreError> {
+        let index = self.load()?;
+        Ok((
+            index.segments.iter().map(|segment| segment.records).sum(),
+            index
+                .segments
+                .iter()
+                .flat_map(|segment| segment.totals.values())
+                .map(Totals::tokens)
+                .sum(),
+        ))
+    }
+
+    /// The stored spend by day and model.
+    pub fn totals(&self) -> Result<UnattributedTotals, StoreError> {
+        let index = self.load()?;
+        let mut totals = UnattributedTotals::default();
+        for segment in &index.segments {
+            for (key, part) in &segment.totals {
+                let (day, model) = key.split_once(' ').unwrap_or((key.as_str(), ""));
+                totals
+                    .by_day_model
+                    .entry((day.to_owned(), model.to_owned()))
+                    .or_default()
+                    .merge(part);
+            }
+        }
+        Ok(totals)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(task: &str, worktree: &str, start: &str, end: Option<&str>) -> RunMeta {
+        RunMeta {
+            task: TaskId::new(task).unwrap(),
+            run: format!("1-{task}"),
+            generation: 1,
+            agent: "a".to_owned(),
+            session: None,
+            worktree: Some(worktree.to_owned()),
+            task_type: None,
+            feature: None,
+            value: 1,
+            routed_model: None,
+            budget_tokens: None,
+            context_tokens: None,
+            started_at: start.parse().unwrap(),
+            ended_at: end.map(|end| end.parse().unwrap()),
+            outcome: None,
+        }
+    }
+
+    fn record(key: &str, cwd: &str, at: &str) -> UsageRecord {
+        UsageRecord {
+            key: key.to_owned(),
+            source: "claude".to_owned(),
+            model: "m".to_owned(),
+            at: Some(at.parse().unwrap()),
+            cwd: Some(cwd.to_owned()),
+            output: 5,
+            requests: 1,
+            ..UsageRecord::default()
+        }
+    }
+
+    #[test]
+    fn subdirectories_match_and_the_deepest_worktree_wins() {
+        let runs = [
+            meta("outer", "/repo", "2026-11-02T09:00:00Z", None),
+            meta(
+                "inner",
+                "/repo/.git/gitprio/worktrees/inner",
+                "2026-11-02T09:00:00Z",
+                None,
+            ),
+        ];
+        let now = "2026-11-02T10:00:00Z".parse().unwrap();
+        let matcher = Matcher::new(
+            &runs,
+            PathBuf::from("/repo/.git/gitprio/worktrees"),
+            None,
+            now,
+        );
+        let at = "2026-11-02T09:30:00Z";
+        assert_eq!(matcher.owner(&record("a", "/repo/src", at)), Some(0));
+        assert_eq!(
+            matcher.owner(&record("b", "/repo/.git/gitprio/worktrees/inner/src", at)),
+            Some(1)
+        );
+        assert_eq!(matcher.owner(&record("c", "/repository", at)), None);
+        assert_eq!(
+            matcher.owner(&record("d", "/repo", "2026-11-02T08:00:00Z")),
+            None
+        );
+    }
+
+    #[test]
+    fn stored_records_go_to_a_run_that_appears_later_and_only_once() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Unattributed::open(directory.path());
+        let now = "2026-11-02T10:00:00Z".parse().unwrap();
+        store
+            .add(vec![
+                record("a", "/w", "2026-11-02T09:30:00Z"),
+                record("b", "/elsewhere", "2026-11-02T09:31:00Z"),
+            ])
+            .unwrap();
+        assert_eq!(store.count().unwrap(), (2, 10));
+        let none: [RunMeta; 0] = [];
+        let claimed = store
+            .claim(&Matcher::new(&none, PathBuf::from("/x"), None, now))
+            .unwrap();
+        assert!(claimed.records.is_empty());
+        store.apply(claimed).unwrap();
+        let runs = [meta("t", "/w", "2026-11-02T09:00:00Z", None)];
+        let matcher = Matcher::new(&runs, PathBuf::from("/x"), None, now);
+        let claimed = store.claim(&matcher).unwrap();
+        assert_eq!(claimed.records.len(), 1);
+        assert_eq!(claimed.records[0].1.key, "a");
+        store.apply(claimed).unwrap();
+        assert_eq!(store.count().unwrap(), (1, 5));
+        // The run did not change: the store is not read again.
+        assert!(store.claim(&matcher).unwrap().records.is_empty());
+        let totals = store.totals().unwrap();
+        assert_eq!(
+            totals.by_day_model[&("2026-11-02".to_owned(), "m".to_owned())].output,
+            5
+        );
+    }
+}
