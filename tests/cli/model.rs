@@ -88,10 +88,12 @@ struct Model {
     fired: BTreeMap<&'static str, usize>,
     log: Vec<String>,
     operations: usize,
+    /// How many operations the run makes before the drain.
+    planned: usize,
 }
 
 impl Model {
-    fn new(seed: u64) -> Model {
+    fn new(seed: u64, planned: usize) -> Model {
         let env = TestEnv::new();
         let mut files: Vec<(String, String)> = (0..TASKS)
             .map(|index| {
@@ -127,6 +129,7 @@ impl Model {
             fired: BTreeMap::new(),
             log: Vec::new(),
             operations: 0,
+            planned,
         }
     }
 
@@ -185,7 +188,9 @@ impl Model {
             .filter(|(wanted, _)| *wanted == command)
             .map(|(_, failpoint)| *failpoint)
             .min_by_key(|failpoint| self.fired.get(failpoint).copied().unwrap_or(0))?;
-        self.random.chance(30).then_some(failpoint)
+        // Late in a run, a failpoint that never fired is armed every time it can be.
+        let overdue = self.operations * 3 > self.planned * 2 && !self.fired.contains_key(failpoint);
+        (overdue || self.random.chance(30)).then_some(failpoint)
     }
 
     fn killed(&mut self, output: &Output, failpoint: Option<&'static str>) -> bool {
@@ -743,7 +748,7 @@ fn random_interleavings_with_crashes_and_stale_locks_keep_every_lease_promise() 
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(300);
-    let mut model = Model::new(seed);
+    let mut model = Model::new(seed, operations);
     model.observe();
     for _ in 0..operations {
         model.step();
