@@ -518,3 +518,36 @@ fn bench_real_agents() {
 fn truth_tokens(truth: &Truth) -> u64 {
     truth.input + truth.output + truth.cache_read + truth.cache_write_5m + truth.cache_write_1h
 }
+
+#[test]
+fn real_claude_code_in_json_mode_records_its_transcript_when_it_exits() {
+    let Some(claude) = agent_cli("claude") else {
+        return;
+    };
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[(
+            ".tasks/alpha.md",
+            &scripted_task(
+                "Alpha",
+                "edit",
+                "claude-json",
+                "model: claude-sonnet-4-5\nacceptance: [test -f done.txt]\n",
+            ),
+        )],
+    );
+    let args = [
+        "-p",
+        "--output-format",
+        "json",
+        "--model",
+        "{model}",
+        "--permission-mode",
+        "acceptEdits",
+    ];
+    let run = run_agent(&env, &[], &claude, &args);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.json()["completed"], 1, "{run}");
+    assert_exact_usage(&env, &[("alpha", "claude-json")], &run);
+}
