@@ -15,10 +15,12 @@ The generator knows every request's final usage, so it prints the true deduplica
 Then it times (median of --runs warm runs, page cache filled first):
   - floor: `cat` of every log file to /dev/null (just reading the bytes);
   - ccusage 20.0.24: `ccusage daily --json --offline` (installed with npm when missing);
-  - gitprio: the `usage_import` example of gitprio-core (`cargo run --release -p
-    gitprio-core --example usage_import -- <dir>`), which imports and deduplicates;
-and prints both tools' token totals next to the truth, then the incremental case: a
-second import after some logs grew, with the import state of the first.
+  - gitprio: the real command, `gitprio usage import --task bench` in a repository whose
+    task `bench` was claimed before the corpus began, so every record is appended to that
+    run in the git ledger (the import state, ledger ref and stores are reset before each run);
+with each process's peak RSS (wait4), and prints both tools' token totals next to the
+truth (gitprio's read back with `gitprio usage show`), then the incremental cases: an
+unchanged re-import, and a re-import after one request was appended to one log.
 
 Usage: python3 benches/usage.py [--size-mb 1024] [--runs 3] [--keep DIR] [--markdown]
 Exits non-zero when gitprio's totals differ from the truth, or ccusage's do (except with
@@ -287,56 +289,110 @@ class Corpus:
         return dict(zip(["input", "output", "cache_creation", "cache_read"], sums))
 
 
-def grow(corpus, fraction, seed):
-    """Appends new turns to some session files, as agents still running would; returns bytes added."""
-    rng = random.Random(seed)
-    corpus.rng = rng
-    files = []
-    for directory, _, names in os.walk(os.path.join(corpus.root, "projects")):
-        files.extend(os.path.join(directory, name) for name in names if name.endswith(".jsonl") and "subagents" not in directory)
-    files.sort()
-    added = 0
-    for path in rng.sample(files, max(1, int(len(files) * fraction))):
-        with open(path, "rb") as file:
-            last = file.read().rsplit(b"\n", 2)[-2]
-        entry = json.loads(last) if last.startswith(b"{") else {}
-        session = {
-            "id": entry.get("sessionId", corpus.uuid()), "cwd": entry.get("cwd", "/home/dev/code/x"),
-            "version": entry.get("version", "2.1.27"), "branch": entry.get("gitBranch", "main"), "model": MODELS[0],
-        }
-        lines = []
-        context = 30000
-        for _ in range(rng.randint(2, 10)):
-            context = corpus.turn(session, lines, context)
-        data = ("\n".join(lines) + "\n").encode()
-        with open(path, "ab") as file:
-            file.write(data)
-        added += len(data)
-    return added
-
-
 def ensure_ccusage(prefix):
     binary = os.path.join(prefix, "node_modules", ".bin", "ccusage")
     if not os.path.exists(binary):
         print(f"installing ccusage@{CCUSAGE_VERSION} into {prefix}", file=sys.stderr)
         subprocess.run(["npm", "install", "--silent", "--prefix", prefix, f"ccusage@{CCUSAGE_VERSION}"], check=True)
+    # ccusage 20 is a Rust binary behind a Node launcher: time and measure the binary
+    # itself (the launcher adds Node's start-up, and wait4 would see only its memory).
+    scope = os.path.join(prefix, "node_modules", "@ccusage")
+    for package in sorted(os.listdir(scope)) if os.path.isdir(scope) else []:
+        native = os.path.join(scope, package, "bin", "ccusage")
+        if os.path.isfile(native) and os.access(native, os.X_OK):
+            return native
     return binary
 
 
 def ensure_gitprio(path):
     if path:
         return os.path.abspath(path)
-    subprocess.run(["cargo", "build", "--quiet", "--release", "-p", "gitprio-core", "--example", "usage_import"], cwd=REPO, check=True)
-    return os.path.join(REPO, "target", "release", "examples", "usage_import")
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+    subprocess.run(["cargo", "build", "--quiet", "--release", "--bin", "gitprio"], cwd=REPO, check=True)
+    return os.path.join(target, "release", "gitprio")
 
 
-def timed(command, env=None):
+def run_measured(command, env=None, cwd=None):
+    """Runs `command`; returns (wall seconds, stdout, peak RSS in MiB of that process alone).
+
+    The peak is the kernel's VmHWM of the process, read every 2 ms until it exits: wait4's
+    ru_maxrss would also count the memory of this Python process forked before the exec.
+    """
+    import threading
     start = time.perf_counter()
-    result = subprocess.run(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = [], []
+    readers = [threading.Thread(target=lambda: out.append(process.stdout.read())),
+               threading.Thread(target=lambda: err.append(process.stderr.read()))]
+    for reader in readers:
+        reader.start()
+    peak_kib = 0
+    status_path = f"/proc/{process.pid}/status"
+    while process.poll() is None:
+        try:
+            with open(status_path) as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        peak_kib = max(peak_kib, int(line.split()[1]))
+                        break
+        except OSError:
+            pass
+        time.sleep(0.002)
     elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"command failed ({result.returncode}): {' '.join(command)}\n{result.stderr.decode()[-2000:]}")
-    return elapsed, result.stdout
+    for reader in readers:
+        reader.join()
+    if process.returncode != 0:
+        sys.exit(f"command failed ({process.returncode}): {' '.join(command)}\n{b''.join(err).decode()[-2000:]}")
+    return elapsed, b"".join(out), peak_kib / 1024
+
+
+BENCH_TASK = "bench"
+CLAIMED_AT = "2026-03-31T00:00:00Z"  # before the corpus's first request
+IMPORTED_AT = "2027-01-01T00:00:00Z"  # after its last
+
+
+def bench_repo(scratch, gitprio, home):
+    """A repository whose one task `bench` is claimed (local leases) before the corpus began."""
+    repo = os.path.join(scratch, "repo")
+    os.makedirs(os.path.join(repo, ".tasks"))
+    with open(os.path.join(repo, ".tasks", f"{BENCH_TASK}.md"), "w") as file:
+        file.write("---\ntitle: Import benchmark\ntype: bug\nvalue: 3\n---\nThe run every imported record goes to.\n")
+    git_env = {"PATH": os.environ.get("PATH", ""), "HOME": home, "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1",
+               "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
+               "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+    for command in (["git", "init", "--quiet", "--initial-branch=main"], ["git", "add", "."], ["git", "commit", "--quiet", "-m", "bench"]):
+        subprocess.run(command, cwd=repo, env=git_env, check=True)
+    env = dict(git_env, GITPRIO_AGENT="bench", GITPRIO_NOW=CLAIMED_AT, NO_COLOR="1")
+    subprocess.run([gitprio, "claim", "--local", "--json"], cwd=repo, env=env, check=True, stdout=subprocess.DEVNULL)
+    return repo, dict(env, GITPRIO_NOW=IMPORTED_AT)
+
+
+def reset_import(repo, env):
+    """Forgets every import: state, ledger ref and its index, the unattributed store."""
+    for name in ["usage-import.json", "usage-index", "usage-unattributed", "usage-outbox"]:
+        path = os.path.join(repo, ".git", "gitprio", name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
+    subprocess.run(["git", "update-ref", "-d", f"refs/gitprio/usage/{BENCH_TASK}"], cwd=repo, env=env, check=False)
+
+
+def append_one_request(corpus, seed):
+    """Appends exactly one request (one assistant line) to one session file; returns its path."""
+    rng = random.Random(seed)
+    corpus.rng = rng
+    files = []
+    for directory, _, names in os.walk(os.path.join(corpus.root, "projects")):
+        files.extend(os.path.join(directory, name) for name in names if name.endswith(".jsonl") and "subagents" not in directory)
+    files.sort()
+    path = rng.choice(files)
+    usage = {"input_tokens": 7, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 52000, "output_tokens": 900}
+    session = {"id": corpus.uuid(), "cwd": "/home/dev/code/appended", "version": "2.1.27", "branch": "main"}
+    line = corpus.assistant(session, corpus.ident("msg_01", 22), corpus.ident("req_011C", 20), MODELS[0], corpus.block("text"), usage, False)
+    with open(path, "ab") as file:
+        file.write((json.dumps(line, separators=(",", ":")) + "\n").encode())
+    return path
 
 
 def main():
@@ -346,8 +402,7 @@ def main():
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--keep", help="generate the corpus here and keep it (reused when it exists)")
     parser.add_argument("--ccusage-prefix", default=os.path.join(REPO, "target", "bench-tools", "ccusage"))
-    parser.add_argument("--bin", help="a built usage_import example (default: cargo build --release)")
-    parser.add_argument("--grow-fraction", type=float, default=0.05, help="share of session files that grow before the incremental import")
+    parser.add_argument("--bin", help="a built gitprio binary (default: cargo build --release)")
     parser.add_argument("--gateway-copies", action="store_true",
                         help="also write copies of requestId-less messages at different times and in resumed sessions, which ccusage 20.0.24 counts more than once")
     parser.add_argument("--markdown", action="store_true", help="also print a markdown section")
@@ -376,35 +431,48 @@ def main():
         os.makedirs(home, exist_ok=True)
         env = {"PATH": os.environ.get("PATH", ""), "HOME": home, "CLAUDE_CONFIG_DIR": config, "NO_COLOR": "1"}
         projects = os.path.join(config, "projects")
+        repo, gitprio_env = bench_repo(scratch, gitprio, home)
+        # The CLI command a user runs: read the logs, give every record to the task's run
+        # (`--task`: the corpus's directories are no worktree of this repository) and
+        # append them to the ledger in git.
+        import_command = [gitprio, "usage", "import", "--local", "--task", BENCH_TASK, "--json", projects]
         cat = ["sh", "-c", f"find '{projects}' -name '*.jsonl' -exec cat {{}} + > /dev/null"]
         commands = {
-            "floor": (cat, None),
-            "ccusage": ([ccusage, "daily", "--json", "--offline"], env),
-            "gitprio": ([gitprio, projects], None),
+            "floor": (cat, None, None),
+            "ccusage": ([ccusage, "daily", "--json", "--offline"], env, None),
+            "gitprio": (import_command, gitprio_env, repo),
         }
-        for command, command_env in commands.values():
-            timed(command, command_env)
+        for name, (command, command_env, cwd) in commands.items():
+            if name == "gitprio":
+                reset_import(repo, gitprio_env)
+            run_measured(command, command_env, cwd)
         samples = {name: [] for name in commands}
+        rss = {name: [] for name in commands}
         outputs = {}
         for _ in range(args.runs):
-            for name, (command, command_env) in commands.items():
-                elapsed, stdout = timed(command, command_env)
+            for name, (command, command_env, cwd) in commands.items():
+                if name == "gitprio":
+                    reset_import(repo, gitprio_env)
+                elapsed, stdout, peak = run_measured(command, command_env, cwd)
                 samples[name].append(elapsed)
+                rss[name].append(peak)
                 outputs[name] = stdout
         medians = {name: statistics.median(values) for name, values in samples.items()}
+        peaks = {name: max(values) for name, values in rss.items()}
         cc = json.loads(outputs["ccusage"])["totals"]
-        gp = json.loads(outputs["gitprio"])
+        summary = json.loads(outputs["gitprio"])
+        report = summary["report"]
+        _, shown, _ = run_measured([gitprio, "usage", "show", BENCH_TASK, "--local", "--offline", "--json"], gitprio_env, repo)
+        gp = json.loads(shown)["runs"][0]["totals"]
         ccusage_totals = {"input": cc["inputTokens"], "output": cc["outputTokens"], "cache_creation": cc["cacheCreationTokens"], "cache_read": cc["cacheReadTokens"]}
-        gitprio_totals = {key: gp["totals"][key] for key in ccusage_totals}
-        report = gp["report"]
+        gitprio_totals = {"input": gp["input"], "output": gp["output"], "cache_creation": gp["cache_write_5m"] + gp["cache_write_1h"], "cache_read": gp["cache_read"]}
 
-        state = os.path.join(scratch, "state.json")
-        full_seconds, _ = timed([gitprio, "--state", state, projects])
-        unchanged_seconds, stdout = timed([gitprio, "--state", state, projects])
+        # Incremental: the state of the last full import is in place.
+        unchanged_seconds, stdout, unchanged_rss = run_measured(import_command, gitprio_env, repo)
         unchanged = json.loads(stdout)["report"]
-        added = grow(corpus, args.grow_fraction, args.seed + 1)
-        incremental_seconds, stdout = timed([gitprio, "--state", state, projects])
-        incremental = json.loads(stdout)["report"]
+        append_one_request(corpus, args.seed + 1)
+        appended_seconds, stdout, appended_rss = run_measured(import_command, gitprio_env, repo)
+        appended = json.loads(stdout)
         if args.keep:
             os.remove(truth_path)  # the corpus grew: regenerate next time
 
@@ -418,19 +486,21 @@ def main():
             print(f"{name:>16} {totals['input']:>14} {totals['output']:>14} {totals['cache_creation']:>16} {totals['cache_read']:>18}")
         print(f"gitprio = truth: {'yes' if gitprio_totals == truth else 'NO'}; ccusage = truth: {'yes' if ccusage_totals == truth else 'no'}")
         print(f"gitprio: {report['records']} requests, {report['duplicates']} copies dropped, {report['malformed_lines']} malformed lines skipped")
-        for name, label in [("floor", "cat > /dev/null"), ("ccusage", "ccusage daily --json --offline"), ("gitprio", "gitprio import")]:
-            print(f"{label:>32}: {medians[name]:7.3f} s  {mib / medians[name]:7.0f} MiB/s  {medians[name] / medians['floor']:5.2f}x floor")
-        print(f"gitprio / ccusage: {medians['gitprio'] / medians['ccusage']:.2f}x")
-        print(f"incremental: full import with state {full_seconds:.3f} s; unchanged re-import {unchanged_seconds * 1000:.0f} ms ({unchanged['bytes_read']} bytes read);"
-              f" after {added / 1024 / 1024:.1f} MiB appended to {incremental['files_read']} files: {incremental_seconds * 1000:.0f} ms ({incremental['bytes_read'] / 1024 / 1024:.1f} MiB read)")
+        labels = [("floor", "cat > /dev/null"), ("ccusage", "ccusage daily --json --offline"), ("gitprio", "gitprio usage import --task")]
+        for name, label in labels:
+            print(f"{label:>32}: {medians[name]:7.3f} s  {mib / medians[name]:7.0f} MiB/s  {medians[name] / medians['floor']:5.2f}x floor  peak RSS {peaks[name]:6.0f} MiB")
+        print(f"gitprio / ccusage: time {medians['gitprio'] / medians['ccusage']:.2f}x, peak RSS {peaks['gitprio'] / peaks['ccusage']:.2f}x")
+        print(f"unchanged re-import: {unchanged_seconds * 1000:.0f} ms ({unchanged['bytes_read']} bytes read, peak RSS {unchanged_rss:.0f} MiB);"
+              f" one appended request: {appended_seconds * 1000:.0f} ms ({appended['report']['bytes_read']} bytes read,"
+              f" {sum(appended['recorded'].values())} record added, peak RSS {appended_rss:.0f} MiB)")
         if args.markdown:
             print()
-            print("| | input | output | cache create | cache read | time (median) | MiB/s |")
-            print("|---|---:|---:|---:|---:|---:|---:|")
-            print(f"| truth (generator) | {truth['input']} | {truth['output']} | {truth['cache_creation']} | {truth['cache_read']} | | |")
-            print(f"| ccusage {CCUSAGE_VERSION} `daily --json --offline` | {ccusage_totals['input']} | {ccusage_totals['output']} | {ccusage_totals['cache_creation']} | {ccusage_totals['cache_read']} | {medians['ccusage']:.2f} s | {mib / medians['ccusage']:.0f} |")
-            print(f"| gitprio import | {gitprio_totals['input']} | {gitprio_totals['output']} | {gitprio_totals['cache_creation']} | {gitprio_totals['cache_read']} | {medians['gitprio']:.2f} s | {mib / medians['gitprio']:.0f} |")
-            print(f"| `cat` (floor) | | | | | {medians['floor']:.2f} s | {mib / medians['floor']:.0f} |")
+            print("| | input | output | cache create | cache read | time (median) | MiB/s | peak RSS |")
+            print("|---|---:|---:|---:|---:|---:|---:|---:|")
+            print(f"| truth (generator) | {truth['input']} | {truth['output']} | {truth['cache_creation']} | {truth['cache_read']} | | | |")
+            print(f"| ccusage {CCUSAGE_VERSION} `daily --json --offline` | {ccusage_totals['input']} | {ccusage_totals['output']} | {ccusage_totals['cache_creation']} | {ccusage_totals['cache_read']} | {medians['ccusage']:.2f} s | {mib / medians['ccusage']:.0f} | {peaks['ccusage']:.0f} MiB |")
+            print(f"| `gitprio usage import --task` | {gitprio_totals['input']} | {gitprio_totals['output']} | {gitprio_totals['cache_creation']} | {gitprio_totals['cache_read']} | {medians['gitprio']:.2f} s | {mib / medians['gitprio']:.0f} | {peaks['gitprio']:.0f} MiB |")
+            print(f"| `cat` (floor) | | | | | {medians['floor']:.2f} s | {mib / medians['floor']:.0f} | |")
         if not agree:
             sys.exit(1)
     finally:

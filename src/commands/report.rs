@@ -9,7 +9,10 @@ use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::LeaseStore;
 use gitprio_core::source::{self, QueueSource};
-use gitprio_core::usage::report::{GroupBy, Report, RunFilter, TaskFacts, report};
+use gitprio_core::usage::attribute::Unattributed;
+use gitprio_core::usage::report::{
+    GroupBy, Report, RunFilter, RunLine, TaskFacts, attribute_share, report,
+};
 use gitprio_core::usage::{Ledger, PriceTable};
 use jiff::Timestamp;
 
@@ -22,12 +25,16 @@ use crate::{exit_code, output};
 /// Where per-model price overrides live, in $ per million tokens.
 pub const PRICES_PATH: &str = ".tasks/prices.yaml";
 
+mod openmetrics;
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Format {
     Table,
     Json,
     Md,
     Html,
+    /// The fleet's figures in the `OpenMetrics` (Prometheus) text format.
+    Openmetrics,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -57,7 +64,8 @@ pub struct ReportArgs {
     /// Only tasks of this feature.
     #[arg(long, value_name = "FEATURE")]
     pub feature: Option<String>,
-    /// Output format: a terminal table, JSON, markdown (what the GitHub Action posts) or an HTML page.
+    /// Output format: a terminal table, JSON, markdown (what the GitHub Action posts), an
+    /// HTML page, or `OpenMetrics` text for Prometheus (type, model and agent labels).
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
     /// Same as `--format json`.
@@ -69,6 +77,11 @@ pub struct ReportArgs {
     /// Use the usage last fetched, without asking the remote.
     #[arg(long)]
     pub offline: bool,
+    /// Refresh the bundled prices from this file, without network: `LiteLLM`'s
+    /// `model_prices_and_context_window.json` (dollars per token), or a YAML map like
+    /// `.tasks/prices.yaml` (dollars per million tokens). `.tasks/prices.yaml` still wins.
+    #[arg(long, value_name = "FILE")]
+    pub prices: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -101,7 +114,12 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         .iter()
         .map(|task| (task.id.clone(), TaskFacts::from(task)))
         .collect();
-    let prices = PriceTable::new(price_overrides(&repo, loaded.commit)?);
+    let mut known_prices = match &args.prices {
+        Some(path) => price_file(path)?,
+        None => BTreeMap::new(),
+    };
+    known_prices.extend(price_overrides(&repo, loaded.commit)?);
+    let prices = PriceTable::new(known_prices);
     let filter = RunFilter {
         since: args.since.as_deref().map(parse_time).transpose()?,
         until: args.until.as_deref().map(parse_time).transpose()?,
@@ -111,6 +129,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
             .map(|id| TaskId::new(id).ok_or_else(|| anyhow!("`{id}` is not a task id")))
             .transpose()?,
         feature: args.feature.clone(),
+        now: Some(settings.now),
     };
     let group_by = match args.by {
         By::Run => GroupBy::Run,
@@ -121,7 +140,16 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         By::Day => GroupBy::Day,
     };
     let runs = ledger.all_runs()?;
-    let report = report(&runs, &tasks, &prices, &filter, group_by);
+    let mut report = report(&runs, &tasks, &prices, &filter, group_by);
+    report.price_file = args.prices.as_ref().map(|path| path.display().to_string());
+    match Unattributed::open(repo.common_dir()).totals() {
+        Ok(unattributed) => attribute_share(&mut report, &unattributed, &prices, &filter),
+        Err(error) => output::message(
+            settings,
+            "warning",
+            &format!("the share of spend tied to tasks is left out: {error}"),
+        ),
+    }
     for (model, tokens) in &report.unpriced_models {
         output::message(
             settings,
@@ -141,6 +169,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         Format::Table => table(&report),
         Format::Md => markdown(&report),
         Format::Html => html(&report),
+        Format::Openmetrics => openmetrics::render(&report),
     };
     match &args.output {
         Some(path) => std::fs::write(path, text)
@@ -148,6 +177,28 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         None => print!("{text}"),
     }
     Ok(exit_code::SUCCESS)
+}
+
+/// Reads a price file the user gives: `LiteLLM` JSON, else the `.tasks/prices.yaml` shape.
+fn price_file(
+    path: &std::path::Path,
+) -> anyhow::Result<BTreeMap<String, gitprio_core::usage::Price>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| anyhow!("cannot read the price file {}: {error}", path.display()))?;
+    let parsed = if text.trim_start().starts_with('{') {
+        PriceTable::parse_litellm(&text)
+    } else {
+        PriceTable::parse_overrides(&text)
+    };
+    let prices =
+        parsed.map_err(|error| anyhow!("invalid price file {}: {error}", path.display()))?;
+    if prices.is_empty() {
+        return Err(anyhow!(
+            "the price file {} prices no model (LiteLLM JSON or a YAML map of model to input and output)",
+            path.display()
+        ));
+    }
+    Ok(prices)
 }
 
 pub(crate) fn price_overrides(
@@ -204,7 +255,60 @@ fn summary_cost(summary: &gitprio_core::usage::report::Summary) -> String {
     }
 }
 
+/// Where the prices come from, briefly.
+fn price_label(report: &Report) -> String {
+    match &report.price_file {
+        Some(file) => format!("prices from {file}"),
+        None => format!("prices of {}", report.price_date),
+    }
+}
+
+/// The share of spend tied to tasks, as a headline row.
+fn attribution_row(report: &Report) -> Option<(String, String)> {
+    let share = report.attribution.as_ref()?;
+    let unattributed_cost = if share.unattributed_unpriced_tokens == 0 {
+        dollars(Some(share.unattributed_cost_usd))
+    } else {
+        format!(
+            "at least ${:.2}, {} tokens unpriced",
+            share.unattributed_cost_usd,
+            tokens(share.unattributed_unpriced_tokens)
+        )
+    };
+    Some((
+        "tied to tasks".to_owned(),
+        format!(
+            "{} of all imported tokens; unattributed on this machine: {} tokens ({unattributed_cost})",
+            percent(share.tied_share),
+            tokens(share.unattributed_tokens),
+        ),
+    ))
+}
+
 fn headline(report: &Report) -> Vec<(String, String)> {
+    let mut rows = headline_rows(report);
+    let waste = &report.waste;
+    rows.insert(
+        6,
+        (
+            "unmerged spend".to_owned(),
+            format!(
+                "{} tokens ({}) in {} whose task is not done on the queue's branch",
+                tokens(waste.unmerged_tokens),
+                if waste.unmerged_runs.iter().any(|run| run.cost_usd.is_none()) {
+                    format!("at least ${:.2}", waste.unmerged_cost_usd)
+                } else {
+                    dollars(Some(waste.unmerged_cost_usd))
+                },
+                plural(waste.unmerged_runs.len(), "completed run")
+            ),
+        ),
+    );
+    rows.extend(attribution_row(report));
+    rows
+}
+
+fn headline_rows(report: &Report) -> Vec<(String, String)> {
     let summary = &report.summary;
     vec![
         ("runs".to_owned(), summary.runs.to_string()),
@@ -214,7 +318,10 @@ fn headline(report: &Report) -> Vec<(String, String)> {
         ),
         ("value points".to_owned(), summary.value_points.to_string()),
         ("tokens".to_owned(), tokens(summary.tokens)),
-        ("cost".to_owned(), summary_cost(summary)),
+        (
+            format!("cost (estimated at list price, {})", price_label(report)),
+            summary_cost(summary),
+        ),
         (
             "value per 1M tokens".to_owned(),
             ratio(summary.value_per_million_tokens, 2),
@@ -293,24 +400,68 @@ fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<Strin
     sections.push((
         "Runs that did not complete their task",
         "Failed, released, parked or expired runs: their tokens bought no value.",
-        if waste.unfinished_runs.is_empty() {
+        run_lines(
+            &waste.unfinished_runs,
+            waste.unfinished_tokens,
+            waste.unfinished_cost_usd,
+        ),
+    ));
+    sections.push((
+        "Runs in flight",
+        "Still going: neither value nor waste yet.",
+        run_lines(
+            &waste.in_flight_runs,
+            waste.in_flight_tokens,
+            waste.in_flight_cost_usd,
+        ),
+    ));
+    sections.push((
+        "Unmerged spend",
+        "Completed runs whose task is not done on the queue's branch: the work never landed (or not yet).",
+        run_lines(
+            &waste.unmerged_runs,
+            waste.unmerged_tokens,
+            waste.unmerged_cost_usd,
+        ),
+    ));
+    sections.push((
+        "Cost per completed task by type",
+        "Dollars of all a task's runs, nearest-rank percentiles: a p99 far above the median is runaway work.",
+        if waste.cost_tail_by_type.is_empty() {
+            vec!["no fully priced completed task yet".to_owned()]
+        } else {
+            waste
+                .cost_tail_by_type
+                .iter()
+                .map(|(kind, tail)| {
+                    format!(
+                        "{kind}: median ${:.2}, p90 ${:.2}, p99 ${:.2}, max ${:.2} over {}",
+                        tail.median_usd,
+                        tail.p90_usd,
+                        tail.p99_usd,
+                        tail.max_usd,
+                        plural(tail.count, "task")
+                    )
+                })
+                .collect()
+        },
+    ));
+    sections.push((
+        "Model overspend",
+        "What runs spent beyond the same tokens on the model their task was routed to.",
+        if waste.overspend.is_empty() {
             vec!["none".to_owned()]
         } else {
-            let mut lines = vec![format!(
-                "{} runs, {} tokens, {}",
-                waste.unfinished_runs.len(),
-                tokens(waste.unfinished_tokens),
-                dollars(Some(waste.unfinished_cost_usd))
-            )];
-            lines.extend(waste.unfinished_runs.iter().map(|run| {
+            let mut lines = vec![format!("${:.2} in total", waste.overspend_usd)];
+            lines.extend(waste.overspend.iter().map(|over| {
                 format!(
-                    "{} run {} by {}: {}, {} tokens ({})",
-                    run.task,
-                    run.run,
-                    run.agent,
-                    run.outcome,
-                    tokens(run.tokens),
-                    dollars(run.cost_usd)
+                    "{} run {}: ${:.2} spent, ${:.2} on {} (+${:.2})",
+                    over.task,
+                    over.run,
+                    over.cost_usd,
+                    over.routed_cost_usd,
+                    over.routed_model,
+                    over.overspend_usd
                 )
             }));
             lines
@@ -378,6 +529,26 @@ fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<Strin
         },
     ));
     sections.push((
+        "Spend per day",
+        "Grouped by the UTC day of each request.",
+        periods(&report.spend.by_day),
+    ));
+    sections.push((
+        "Spend per week",
+        "Grouped by the ISO week of each request.",
+        periods(&report.spend.by_week),
+    ));
+    sections.push((
+        "Spend per month",
+        "Grouped by the month of each request.",
+        periods(&report.spend.by_month),
+    ));
+    sections.push((
+        "5-hour windows",
+        "The windows agent subscriptions bill limits in; the active one with its burn rate and projection.",
+        windows(&report.spend.windows),
+    ));
+    sections.push((
         "Runs over budget",
         "Runs that spent more than their task's budget.",
         if waste.over_budget.is_empty() {
@@ -401,6 +572,127 @@ fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<Strin
     sections
 }
 
+/// One line per period: tokens, requests, cost.
+fn periods(periods: &[gitprio_core::usage::report::Period]) -> Vec<String> {
+    if periods.is_empty() {
+        return vec!["none".to_owned()];
+    }
+    periods
+        .iter()
+        .map(|period| {
+            format!(
+                "{}: {} tokens in {}, {}",
+                period.period,
+                tokens(period.tokens),
+                plural(
+                    usize::try_from(period.requests).unwrap_or(usize::MAX),
+                    "request"
+                ),
+                cost_of(period.cost_usd, period.unpriced_tokens)
+            )
+        })
+        .collect()
+}
+
+/// Dollars, or the known part and what is unpriced.
+fn cost_of(cost: f64, unpriced: u64) -> String {
+    if unpriced == 0 {
+        dollars(Some(cost))
+    } else {
+        format!("at least ${cost:.2} ({} tokens unpriced)", tokens(unpriced))
+    }
+}
+
+/// The last 5-hour windows (at most 10), newest last.
+fn windows(windows: &[gitprio_core::usage::report::Window]) -> Vec<String> {
+    if windows.is_empty() {
+        return vec!["none".to_owned()];
+    }
+    windows
+        .iter()
+        .skip(windows.len().saturating_sub(10))
+        .map(|window| {
+            let mut line = format!(
+                "{} to {}: {} tokens, {}",
+                window.start.strftime("%Y-%m-%d %H:%M"),
+                window.end.strftime("%H:%M"),
+                tokens(window.tokens),
+                cost_of(window.cost_usd, window.unpriced_tokens)
+            );
+            if let (Some(rate), Some(projected)) = (window.tokens_per_hour, window.projected_tokens)
+            {
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "display"
+                )]
+                let rate = rate as u64;
+                let _ = write!(
+                    line,
+                    " (active: {} tokens/hour, projected {} tokens, {})",
+                    tokens(rate),
+                    tokens(projected),
+                    dollars(window.projected_cost_usd)
+                );
+            }
+            line
+        })
+        .collect()
+}
+
+/// A count of runs with their tokens and cost, then one line per run.
+fn run_lines(runs: &[RunLine], spent: u64, cost: f64) -> Vec<String> {
+    if runs.is_empty() {
+        return vec!["none".to_owned()];
+    }
+    let unpriced = runs.iter().any(|run| run.cost_usd.is_none());
+    let mut lines = vec![format!(
+        "{}, {} tokens, {}",
+        plural(runs.len(), "run"),
+        tokens(spent),
+        if unpriced {
+            format!("at least ${cost:.2} (some tokens unpriced)")
+        } else {
+            dollars(Some(cost))
+        }
+    )];
+    lines.extend(runs.iter().map(|run| {
+        format!(
+            "{} run {} by {}: {}, {} tokens ({})",
+            run.task,
+            run.run,
+            run.agent,
+            run.outcome,
+            tokens(run.tokens),
+            dollars(run.cost_usd)
+        )
+    }));
+    lines
+}
+
+/// `1 run`, `2 runs`.
+fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+/// The prices behind every cost, in full.
+fn price_source(report: &Report) -> String {
+    match &report.price_file {
+        Some(file) => format!(
+            "prices from {file}, over the bundled snapshot of {} ({})",
+            report.price_date, report.price_snapshot
+        ),
+        None => format!(
+            "bundled prices of {} ({}); unknown models stay unknown, never $0",
+            report.price_date, report.price_snapshot
+        ),
+    }
+}
+
 fn table(report: &Report) -> String {
     let mut text = String::new();
     let headline: Vec<Vec<String>> = headline(report)
@@ -416,7 +708,11 @@ fn table(report: &Report) -> String {
             let _ = writeln!(text, "  {line}");
         }
     }
-    let _ = writeln!(text, "\nPrices: {}", report.price_snapshot);
+    let _ = writeln!(
+        text,
+        "\nCosts are estimates at list price, not bills: {}.",
+        price_source(report)
+    );
     text
 }
 
@@ -442,8 +738,8 @@ fn markdown(report: &Report) -> String {
     }
     let _ = writeln!(
         text,
-        "\n<sub>Costs are estimates at list prices ({}).</sub>",
-        report.price_snapshot
+        "\n<sub>Costs are estimates at list price, not bills: {}.</sub>",
+        price_source(report)
     );
     text
 }
@@ -453,6 +749,65 @@ fn escape(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+/// A table with a caption saying what its rows are grouped by; the first row is the header.
+fn push_table(body: &mut String, caption: &str, rows: &[Vec<String>]) {
+    let _ = write!(body, "<table><caption>{}</caption>", escape(caption));
+    for (index, row) in rows.iter().enumerate() {
+        let cell = if index == 0 { "th" } else { "td" };
+        body.push_str("<tr>");
+        for value in row {
+            let _ = write!(body, "<{cell}>{}</{cell}>", escape(value));
+        }
+        body.push_str("</tr>");
+    }
+    body.push_str("</table>\n");
+}
+
+/// A column chart over time as inline SVG: one column per period, oldest left.
+#[expect(clippy::cast_precision_loss, reason = "pixel geometry")]
+fn trend_chart(title: &str, periods: &[gitprio_core::usage::report::Period]) -> String {
+    let (width, height, base, left) = (640.0, 220.0, 190.0, 10.0);
+    let max = periods
+        .iter()
+        .map(|period| period.cost_usd)
+        .fold(0.0_f64, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let step = (width - left * 2.0) / periods.len().max(1) as f64;
+    let mut svg = format!(
+        "<figure><figcaption>{}</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\">",
+        escape(title)
+    );
+    if periods.is_empty() {
+        svg.push_str("<text x=\"0\" y=\"20\">no data</text>");
+    }
+    for (index, period) in periods.iter().enumerate() {
+        let bar = (base - 30.0) * period.cost_usd / max;
+        let x = left + step * index as f64;
+        let _ = write!(
+            svg,
+            "<g><title>{}: ${:.2}, {} tokens</title><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bar:.1}\" fill=\"#4c78a8\"/></g>",
+            escape(&period.period),
+            period.cost_usd,
+            tokens(period.tokens),
+            base - bar,
+            (step * 0.8).max(1.0),
+        );
+    }
+    if let (Some(first), Some(last)) = (periods.first(), periods.last()) {
+        let _ = write!(
+            svg,
+            "<text x=\"{left}\" y=\"{:.1}\" font-size=\"12\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"end\">{}</text><text x=\"{left}\" y=\"14\" font-size=\"12\">max ${max:.2} a day</text>",
+            base + 18.0,
+            escape(&first.period),
+            width - left,
+            base + 18.0,
+            escape(&last.period)
+        );
+    }
+    svg.push_str("</svg></figure>\n");
+    svg
 }
 
 /// A horizontal bar chart as inline SVG.
@@ -551,31 +906,74 @@ fn html(report: &Report) -> String {
         })
         .collect();
     body.push_str(&bar_chart(
-        &format!("Value points per 1M tokens, by {}", report.group_by.name()),
+        &format!(
+            "Value points per 1M tokens, grouped by {}",
+            report.group_by.name()
+        ),
         &by_group,
     ));
-    let mut per_day: BTreeMap<String, u64> = BTreeMap::new();
-    for run in &report.runs {
-        *per_day
-            .entry(run.started_at.to_string()[..10].to_owned())
-            .or_default() += run.tokens;
+    body.push_str(&trend_chart(
+        "Cost per day (estimated at list price), by request time",
+        &report.spend.by_day,
+    ));
+    let mut by_model: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut by_agent: BTreeMap<&str, f64> = BTreeMap::new();
+    for row in &report.fleet {
+        *by_model.entry(&row.model).or_default() += row.cost_usd;
+        *by_agent.entry(&row.agent).or_default() += row.cost_usd;
     }
-    let daily: Vec<(String, f64, String)> = per_day
-        .into_iter()
-        .map(|(day, spent)| (day, spent as f64, tokens(spent)))
-        .collect();
-    body.push_str(&bar_chart("Tokens spent per day", &daily));
+    for (title, costs) in [
+        ("Cost by model (priced tokens)", by_model),
+        ("Cost by agent (priced tokens)", by_agent),
+    ] {
+        let bars: Vec<(String, f64, String)> = costs
+            .into_iter()
+            .map(|(key, cost)| (key.to_owned(), cost, format!("${cost:.2}")))
+            .collect();
+        body.push_str(&bar_chart(title, &bars));
+    }
     let rows = group_rows(report);
-    body.push_str("<h2>Groups</h2><table>");
-    for (index, row) in rows.iter().enumerate() {
-        let cell = if index == 0 { "th" } else { "td" };
-        body.push_str("<tr>");
-        for value in row {
-            let _ = write!(body, "<{cell}>{}</{cell}>", escape(value));
-        }
-        body.push_str("</tr>");
+    body.push_str("<h2>Groups</h2>");
+    push_table(
+        &mut body,
+        &format!(
+            "Grouped by {}: every run in the group counts, completed or not",
+            report.group_by.name()
+        ),
+        &rows,
+    );
+    body.push_str("<h2>Tasks</h2>\n");
+    let mut tasks: BTreeMap<&TaskId, Vec<&RunLine>> = BTreeMap::new();
+    for run in &report.runs {
+        tasks.entry(&run.task).or_default().push(run);
     }
-    body.push_str("</table>\n<h2>Waste</h2>\n");
+    for (task, runs) in tasks {
+        let mut rows = vec![
+            [
+                "RUN", "AGENT", "MODEL", "OUTCOME", "STARTED", "TOKENS", "COST",
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+        ];
+        rows.extend(runs.iter().map(|run| {
+            vec![
+                run.run.clone(),
+                run.agent.clone(),
+                run.model.clone(),
+                run.outcome.clone(),
+                run.started_at.strftime("%Y-%m-%d %H:%M").to_string(),
+                tokens(run.tokens),
+                dollars(run.cost_usd),
+            ]
+        }));
+        let _ = write!(body, "<h3 id=\"task-{0}\">{0}</h3>", escape(task.as_str()));
+        push_table(
+            &mut body,
+            &format!("Runs of {task}, one per lease generation"),
+            &rows,
+        );
+    }
+    body.push_str("<h2>Waste</h2>\n");
     for (title, explanation, lines) in waste_sections(report) {
         let _ = write!(
             body,
@@ -590,10 +988,10 @@ fn html(report: &Report) -> String {
     }
     let _ = write!(
         body,
-        "<footer>Costs are estimates at list prices ({}).</footer>",
-        escape(report.price_snapshot)
+        "<footer>Costs are estimates at list price, not bills: {}.</footer>",
+        escape(&price_source(report))
     );
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>gitprio report</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}figure{{margin:1.5em 0}}figcaption{{font-weight:600;margin-bottom:.5em}}footer{{color:#666;font-size:.9em;margin-top:2em}}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>gitprio report</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}figure{{margin:1.5em 0}}figcaption{{font-weight:600;margin-bottom:.5em}}caption{{text-align:left;font-weight:600;padding:4px 0}}footer{{color:#666;font-size:.9em;margin-top:2em}}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
 }

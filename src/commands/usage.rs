@@ -231,9 +231,41 @@ pub fn deliver(
     meta: &RunMeta,
     records: &[UsageRecord],
 ) -> anyhow::Result<Recorded> {
-    let delivery = Ledger::new(store)
-        .write_or_keep(meta, records, settings.now)
-        .context("cannot keep the usage in .git/gitprio/usage-outbox")?;
+    deliver_with(
+        settings,
+        meta,
+        records,
+        |ledger| ledger.write_or_keep(meta, records, settings.now),
+        store,
+    )
+}
+
+/// Like [`deliver`] for records read from logs, which are read again if the import does not
+/// finish: kept on this machine only when the ledger does not take them.
+pub fn deliver_imported(
+    settings: &Settings,
+    store: &LeaseStore<'_>,
+    meta: &RunMeta,
+    records: &[UsageRecord],
+) -> anyhow::Result<Recorded> {
+    deliver_with(
+        settings,
+        meta,
+        records,
+        |ledger| ledger.write_else_keep(meta, records, settings.now),
+        store,
+    )
+}
+
+fn deliver_with(
+    settings: &Settings,
+    meta: &RunMeta,
+    records: &[UsageRecord],
+    write: impl FnOnce(&Ledger<'_, '_>) -> std::io::Result<Delivery>,
+    store: &LeaseStore<'_>,
+) -> anyhow::Result<Recorded> {
+    let delivery =
+        write(&Ledger::new(store)).context("cannot keep the usage in .git/gitprio/usage-outbox")?;
     Ok(match delivery {
         Delivery::Written(written) => Recorded {
             added: written.added,
@@ -636,7 +668,7 @@ pub fn import_logs(
     }
     for (run, records) in by_run {
         let meta = &candidates[run];
-        let written = deliver(settings, store, meta, &records)?;
+        let written = deliver_imported(settings, store, meta, &records)?;
         summary.kept_writes += usize::from(written.kept.is_some());
         summary
             .recorded

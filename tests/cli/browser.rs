@@ -24,6 +24,7 @@ const PROBE: &str = r"<script>
     })),
     table_rows: [...document.querySelectorAll('tr')].filter(visible).length,
     headings: [...document.querySelectorAll('h1, h2, h3')].map((h) => h.innerText),
+    captions: [...document.querySelectorAll('caption')].filter(visible).map((c) => c.innerText),
     horizontal_overflow: document.documentElement.scrollWidth > window.innerWidth,
     text_length: document.body.innerText.length,
   };

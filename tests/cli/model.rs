@@ -531,33 +531,21 @@ impl Model {
             let _ = std::fs::remove_file(path);
         }
         self.now = self.now.checked_add(SignedDuration::from_hours(2)).unwrap();
-        self.observe();
-        for id in self.parked() {
-            let output = self.gitprio("human", "human", &["unpark", &id], None);
-            if output.code != 0 {
-                self.fail(&format!("cannot unpark {id}: {output}"));
+        // A claim over an expired lease whose failures reach the limit parks it instead:
+        // parked tasks are claimable once a human unparks them, so unpark and drain again.
+        for _ in 0..5 {
+            self.observe();
+            let parked = self.parked();
+            if parked.is_empty() && self.drain_once() == 0 {
+                break;
             }
-        }
-        for round in 0..TASKS * 2 {
-            let agent = round % AGENTS;
-            let (dir, name) = Self::names(agent);
-            let output = self.gitprio(&dir, &name, &["claim", "--json"], None);
-            if output.code == 3 {
-                continue;
+            for id in parked {
+                let output = self.gitprio("human", "human", &["unpark", &id], None);
+                if output.code != 0 {
+                    self.fail(&format!("cannot unpark {id}: {output}"));
+                }
             }
-            if output.code != 0 {
-                self.fail(&format!("claim while draining: {output}"));
-            }
-            let id = output.json()["task"]["id"].as_str().unwrap().to_owned();
-            let done = self.gitprio(
-                &dir,
-                &name,
-                &["done", &id, "--no-verify", "--reason", "drain"],
-                None,
-            );
-            if done.code != 0 {
-                self.fail(&format!("done while draining: {done}"));
-            }
+            self.drain_once();
         }
         self.observe();
         for index in 0..TASKS {
@@ -576,6 +564,38 @@ impl Model {
         }
     }
 
+    /// The agents claim and finish tasks in turn until none is ready; returns how many.
+    fn drain_once(&mut self) -> usize {
+        let mut finished = 0;
+        let mut idle = 0;
+        let mut agent = 0;
+        while idle < AGENTS {
+            agent = (agent + 1) % AGENTS;
+            let (dir, name) = Self::names(agent);
+            let output = self.gitprio(&dir, &name, &["claim", "--json"], None);
+            if output.code == 3 {
+                idle += 1;
+                continue;
+            }
+            if output.code != 0 {
+                self.fail(&format!("claim while draining: {output}"));
+            }
+            idle = 0;
+            let id = output.json()["task"]["id"].as_str().unwrap().to_owned();
+            let done = self.gitprio(
+                &dir,
+                &name,
+                &["done", &id, "--no-verify", "--reason", "drain"],
+                None,
+            );
+            if done.code != 0 {
+                self.fail(&format!("done while draining: {done}"));
+            }
+            finished += 1;
+        }
+        finished
+    }
+
     /// Every usage record that was recorded is in the remote's ledger, once.
     fn check_usage(&self) {
         for (id, keys) in &self.usage {
@@ -584,7 +604,11 @@ impl Model {
                 .env
                 .git("remote.git", &["ls-tree", "-r", "--name-only", &reference]);
             let mut lines = String::new();
-            for file in files.lines().filter(|file| file.ends_with("/usage.jsonl")) {
+            // A run's records: the whole-run `usage.jsonl` of older ledgers, or appended chunks.
+            for file in files
+                .lines()
+                .filter(|file| file.ends_with("/usage.jsonl") || file.contains("/usage/"))
+            {
                 let path = format!("{reference}:{file}");
                 lines.push_str(&self.env.git("remote.git", &["show", &path]));
             }

@@ -289,15 +289,51 @@ fn reports_show_value_per_token_and_waste_in_every_format() {
     assert_eq!(html.code, 0, "{html}");
     let text = std::fs::read_to_string(&page).unwrap();
     assert_well_formed(&text);
-    assert_eq!(text.matches("<svg").count(), 3);
+    // Tokens per task, value per group, the trend over time, cost by model and by agent.
+    assert_eq!(text.matches("<svg").count(), 5);
     assert!(!text.contains("NaN"));
     assert!(text.contains("Completed tasks by tokens spent"));
+    assert!(text.contains("Grouped by type: every run in the group counts"));
+    assert!(text.contains("<h3 id=\"task-login\">login</h3>"));
 
     // And in a real browser: every chart and table is laid out and drawn, nothing overflows.
     if let Some(page) = crate::browser::render(&page, env.root.path()) {
         assert_eq!(page["title"], "gitprio report");
         let figures = page["figures"].as_array().unwrap();
-        assert_eq!(figures.len(), 3, "{page}");
+        assert_eq!(figures.len(), 5, "{page}");
+        let captions: Vec<&str> = figures
+            .iter()
+            .map(|figure| figure["caption"].as_str().unwrap())
+            .collect();
+        assert!(
+            captions.contains(&"Cost by model (priced tokens)"),
+            "{page}"
+        );
+        assert!(
+            captions.contains(&"Cost by agent (priced tokens)"),
+            "{page}"
+        );
+        assert!(
+            captions
+                .iter()
+                .any(|caption| caption.starts_with("Cost per day")),
+            "{page}"
+        );
+        // Every table says what its rows are: the groups, then one table per task.
+        let tables = page["captions"].as_array().unwrap();
+        assert_eq!(tables.len(), 3, "{page}");
+        assert!(
+            tables[0].as_str().unwrap().starts_with("Grouped by type"),
+            "{page}"
+        );
+        assert!(
+            page["headings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|heading| heading == "cache"),
+            "{page}"
+        );
         for figure in figures {
             let svg = figure["svg"].as_array().unwrap();
             assert!(svg[0].as_f64().unwrap() > 100.0, "{page}");
@@ -732,4 +768,197 @@ fn claim_offline_record(env: &TestEnv) {
     );
     assert_eq!(kept.code, 0, "{kept}");
     assert!(kept.stderr.contains("kept"), "{kept}");
+}
+
+#[test]
+fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    record(
+        &env,
+        "a",
+        "alice",
+        &[
+            "--model",
+            "brand-new-model",
+            "--output",
+            "1000",
+            "--key",
+            "r1",
+        ],
+    );
+    // One request of another project waits unattributed on this machine.
+    let outside = env.path("scratch").display().to_string();
+    write_transcript(
+        &env,
+        "s-out.jsonl",
+        &[claude_usage_line(
+            &outside,
+            "s-out",
+            "m1",
+            "2026-11-02T09:05:00Z",
+            SOME_USAGE,
+            "",
+        )],
+    );
+    assert_eq!(
+        import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &["--json"]).json()["unattributed"],
+        1
+    );
+    let report = agent(&env, "a", "alice", &["report", "--json"]).json();
+    assert_eq!(report["summary"]["unpriced_tokens"], 1000, "{report}");
+    assert_eq!(report["attribution"]["tied_tokens"], 1000, "{report}");
+    assert_eq!(
+        report["attribution"]["unattributed_tokens"], 160,
+        "{report}"
+    );
+    let share = report["attribution"]["tied_share"].as_f64().unwrap();
+    assert!((share - 1000.0 / 1160.0).abs() < 1e-9, "{report}");
+    let table = agent(&env, "a", "alice", &["report"]);
+    assert!(
+        table
+            .stdout
+            .contains("cost (estimated at list price, prices of 2026-06-13)"),
+        "{table}"
+    );
+    assert!(table.stdout.contains("tied to tasks"), "{table}");
+    assert!(
+        table
+            .stdout
+            .contains("at least $0.00 (1.0k tokens unpriced)"),
+        "{table}"
+    );
+    // A newer price table, given as a file: no network needed.
+    let price_file = env.path("prices.json");
+    std::fs::write(
+        &price_file,
+        r#"{"brand-new-model": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-5}}"#,
+    )
+    .unwrap();
+    let priced = agent(
+        &env,
+        "a",
+        "alice",
+        &["report", "--json", "--prices", price_file.to_str().unwrap()],
+    )
+    .json();
+    assert_eq!(priced["summary"]["unpriced_tokens"], 0, "{priced}");
+    assert!(
+        (priced["summary"]["cost_usd"].as_f64().unwrap() - 0.02).abs() < 1e-9,
+        "{priced}"
+    );
+    let bad = agent(&env, "a", "alice", &["report", "--prices", "missing.json"]);
+    assert_eq!(bad.code, 1, "{bad}");
+    assert!(bad.stderr.contains("cannot read the price file"), "{bad}");
+}
+
+/// Parses `OpenMetrics` text with the Prometheus project's own Python parser; returns the
+/// families and their samples, or `None` when the parser is not installed.
+fn parse_openmetrics(env: &TestEnv, text: &str) -> Option<serde_json::Value> {
+    let python = crate::common::tool(&["python3"])?;
+    let check = std::process::Command::new(&python)
+        .args(["-c", "import prometheus_client"])
+        .output()
+        .unwrap();
+    if !check.status.success() {
+        assert!(
+            std::env::var_os("GITPRIO_TEST_REQUIRE_TOOLS").is_none(),
+            "python3 lacks prometheus_client (.ci/run installs it), and GITPRIO_TEST_REQUIRE_TOOLS is set"
+        );
+        eprintln!("note: skipped the OpenMetrics parser check (no prometheus_client)");
+        return None;
+    }
+    let path = env.path("metrics.txt");
+    std::fs::write(&path, text).unwrap();
+    let script = r#"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+families = {}
+for family in text_string_to_metric_families(open(sys.argv[1]).read()):
+    families[family.name] = {"type": family.type, "samples": [[s.name, s.labels, s.value] for s in family.samples]}
+print(json.dumps(families))
+"#;
+    let output = std::process::Command::new(python)
+        .args(["-c", script])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "the OpenMetrics parser rejected gitprio's output: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Some(serde_json::from_slice(&output.stdout).unwrap())
+}
+
+#[test]
+fn openmetrics_output_is_accepted_by_the_prometheus_parser() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    record(
+        &env,
+        "a",
+        "alice",
+        &[
+            "--model",
+            "claude-sonnet-4-5",
+            "--input",
+            "100",
+            "--output",
+            "1000",
+            "--cache-read",
+            "5000",
+        ],
+    );
+    record(
+        &env,
+        "a",
+        "alice",
+        &["--model", "weird\"model\\x", "--output", "10"],
+    );
+    assert_eq!(agent(&env, "a", "alice", &["done"]).code, 0);
+    let output = agent(
+        &env,
+        "reader",
+        "carol",
+        &["report", "--format", "openmetrics"],
+    );
+    assert_eq!(output.code, 0, "{output}");
+    assert!(output.stdout.ends_with("# EOF\n"), "{output}");
+    // No per-task or per-session label: a fleet of thousands of tasks stays a few series.
+    assert!(!output.stdout.contains("cache\""), "{output}");
+    let Some(families) = parse_openmetrics(&env, &output.stdout) else {
+        return;
+    };
+    assert_eq!(families["gitprio_tokens"]["type"], "counter", "{families}");
+    let tokens: f64 = families["gitprio_tokens"]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|sample| sample[2].as_f64().unwrap())
+        .sum();
+    assert!((tokens - 6110.0).abs() < 1e-9, "{families}");
+    let output_sample = families["gitprio_tokens"]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|sample| sample[1]["model"] == "claude-sonnet-4-5" && sample[1]["kind"] == "output")
+        .unwrap()
+        .clone();
+    assert_eq!(output_sample[1]["type"], "feature", "{families}");
+    assert_eq!(output_sample[1]["agent"], "alice", "{families}");
+    assert!(
+        families["gitprio_unpriced_tokens"]["samples"][0][1]["model"] == "weird\"model\\x",
+        "{families}"
+    );
+    assert_eq!(
+        families["gitprio_runs"]["samples"][0][1]["outcome"], "completed",
+        "{families}"
+    );
+    assert_eq!(
+        families["gitprio_completed_tasks"]["samples"][0][2], 1.0,
+        "{families}"
+    );
 }

@@ -463,6 +463,27 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         }
     }
 
+    /// Writes like [`Ledger::write`], and keeps the write on this machine only when it
+    /// fails: for records that can be read again until the write lands (an import, whose
+    /// logs are read again unless it finishes), so the common case writes nothing twice.
+    pub fn write_else_keep(
+        &self,
+        meta: &RunMeta,
+        records: &[UsageRecord],
+        now: Timestamp,
+    ) -> Result<Delivery, std::io::Error> {
+        let kept = self.deliver_kept(now);
+        let error = match kept.error {
+            Some(error) => error,
+            None => match self.write(meta, records, now) {
+                Ok(written) => return Ok(Delivery::Written(Box::new(written))),
+                Err(error) => error,
+            },
+        };
+        let path = outbox::save(&self.outbox(), meta, records)?;
+        Ok(Delivery::Kept { path, error })
+    }
+
     /// Delivers the writes kept on this machine, oldest first; stops at the first failure.
     pub fn deliver_kept(&self, now: Timestamp) -> Delivered {
         let mut report = Delivered::default();

@@ -17,11 +17,18 @@ const VERSION: u32 = 1;
 
 static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Entry {
     version: u32,
     meta: RunMeta,
     records: Vec<UsageRecord>,
+}
+
+#[derive(Serialize)]
+struct EntryRef<'a> {
+    version: u32,
+    meta: &'a RunMeta,
+    records: &'a [UsageRecord],
 }
 
 /// Why a kept write was not delivered.
@@ -49,10 +56,10 @@ pub(super) fn save(
     meta: &RunMeta,
     records: &[UsageRecord],
 ) -> io::Result<PathBuf> {
-    let entry = Entry {
+    let entry = EntryRef {
         version: VERSION,
-        meta: meta.clone(),
-        records: records.to_vec(),
+        meta,
+        records,
     };
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()

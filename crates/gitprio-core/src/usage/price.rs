@@ -13,6 +13,9 @@ use super::UsageRecord;
 /// Where the bundled prices come from, and when they were taken.
 pub const PRICE_SNAPSHOT: &str = "LiteLLM model_prices_and_context_window.json as embedded by ccusage 696fa2df (2026-05-19) and models.dev via ccusage 5816e640 (2026-06-13)";
 
+/// The date of the newest source in [`PRICE_SNAPSHOT`]: costs are list prices as of then.
+pub const PRICE_SNAPSHOT_DATE: &str = "2026-06-13";
+
 /// Dollars per million tokens of each kind.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +128,40 @@ impl PriceTable {
             return Ok(BTreeMap::new());
         }
         serde_saphyr::from_str(text).map_err(|error| error.to_string())
+    }
+
+    /// Parses `LiteLLM`'s `model_prices_and_context_window.json` (or a file of that shape,
+    /// such as ccusage's embedded snapshot): model name → `input_cost_per_token`,
+    /// `output_cost_per_token`, `cache_creation_input_token_cost`, `cache_read_input_token_cost`
+    /// in dollars per token. Entries without input and output prices (embeddings, images,
+    /// the `sample_spec` example) are left out. Gives the prices in $ per million tokens.
+    pub fn parse_litellm(text: &str) -> Result<BTreeMap<String, Price>, String> {
+        #[derive(Deserialize)]
+        struct Entry {
+            input_cost_per_token: Option<f64>,
+            output_cost_per_token: Option<f64>,
+            cache_creation_input_token_cost: Option<f64>,
+            cache_read_input_token_cost: Option<f64>,
+        }
+        let entries: BTreeMap<String, serde_json::Value> =
+            serde_json::from_str(text).map_err(|error| error.to_string())?;
+        let per_million = |value: Option<f64>| value.map(|dollars| dollars * 1_000_000.0);
+        Ok(entries
+            .into_iter()
+            .filter(|(name, _)| name != "sample_spec")
+            .filter_map(|(name, value)| {
+                let entry: Entry = serde_json::from_value(value).ok()?;
+                let price = Price {
+                    input: per_million(entry.input_cost_per_token)?,
+                    output: per_million(entry.output_cost_per_token)?,
+                    cache_write_5m: per_million(entry.cache_creation_input_token_cost),
+                    cache_write_1h: None,
+                    cache_read: per_million(entry.cache_read_input_token_cost),
+                    fast_multiplier: None,
+                };
+                Some((name, price))
+            })
+            .collect())
     }
 
     /// Returns the price of `model`: an override by exact name, else the bundled family.
@@ -254,6 +291,21 @@ mod tests {
         assert!((table.cost(&record("local-llama-70b")).unwrap() - 3.225).abs() < 1e-9);
         assert!((table.price("claude-sonnet-4-5").unwrap().input - 1.0).abs() < 1e-9);
         assert!(PriceTable::parse_overrides("x: {input: 1, output: 2, bogus: 3}").is_err());
+    }
+
+    #[test]
+    fn a_litellm_file_refreshes_the_table() {
+        let text = r#"{"sample_spec": {"input_cost_per_token": 0},
+            "new-model-9": {"input_cost_per_token": 2e-6, "output_cost_per_token": 8e-6, "cache_read_input_token_cost": 2e-7},
+            "text-embedding-3": {"input_cost_per_token": 1e-8},
+            "claude-sonnet-4-5": {"input_cost_per_token": 4e-6, "output_cost_per_token": 1.6e-5}}"#;
+        let prices = PriceTable::parse_litellm(text).unwrap();
+        assert_eq!(prices.len(), 2);
+        let table = PriceTable::new(prices);
+        assert!((table.price("new-model-9").unwrap().input - 2.0).abs() < 1e-9);
+        assert!((table.price("new-model-9").unwrap().cache_read.unwrap() - 0.2).abs() < 1e-9);
+        assert!((table.price("claude-sonnet-4-5-20250929").unwrap().input - 4.0).abs() < 1e-9);
+        assert!(PriceTable::parse_litellm("not json").is_err());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{Outcome, PriceTable, Run, Totals};
+use super::{Outcome, PriceTable, Run, Totals, UsageRecord};
 use crate::task::{Status, Task, TaskId};
 
 /// What the queue says about a task now (its file may have changed since the run).
@@ -29,6 +29,20 @@ impl From<&Task> for TaskFacts {
             status: task.status,
         }
     }
+}
+
+/// The outcome of a run still going.
+pub const OPEN: &str = "open";
+
+/// Returns the UTC day of `at`: `2026-11-02`.
+pub fn day_of(at: Timestamp) -> String {
+    at.to_string()[..10].to_owned()
+}
+
+/// Returns the ISO week of `at` (UTC): `2026-W45`.
+pub fn week_of(at: Timestamp) -> String {
+    let week = at.to_zoned(jiff::tz::TimeZone::UTC).date().iso_week_date();
+    format!("{}-W{:02}", week.year(), week.week())
 }
 
 /// How runs are grouped.
@@ -57,13 +71,17 @@ impl GroupBy {
     }
 }
 
-/// Which runs a report covers.
+/// Which runs and requests a report covers.
 #[derive(Clone, Debug, Default)]
 pub struct RunFilter {
+    /// Requests at or after this time (each request's own timestamp, not its run's start).
     pub since: Option<Timestamp>,
+    /// Requests before this time.
     pub until: Option<Timestamp>,
     pub task: Option<TaskId>,
     pub feature: Option<String>,
+    /// The report's time: it marks the active 5-hour window.
+    pub now: Option<Timestamp>,
 }
 
 /// One run, as reported.
@@ -139,6 +157,10 @@ pub struct Waste {
     pub unfinished_runs: Vec<RunLine>,
     pub unfinished_tokens: u64,
     pub unfinished_cost_usd: f64,
+    /// Runs still going (no outcome yet): not waste, not value yet.
+    pub in_flight_runs: Vec<RunLine>,
+    pub in_flight_tokens: u64,
+    pub in_flight_cost_usd: f64,
     /// Tasks that needed more than one run: (task, runs, tokens).
     pub retried_tasks: Vec<(TaskId, usize, u64)>,
     /// Cache reads over all input, per agent and per model.
@@ -149,6 +171,38 @@ pub struct Waste {
     /// Mean context bundle size per day, in estimated tokens: growth is bloat.
     pub context_tokens_by_day: BTreeMap<String, u64>,
     pub over_budget: Vec<RunLine>,
+    /// Completed runs whose work has not landed: their task is not `done` on the queue's
+    /// branch (never merged, or the change was dropped). Spend that bought nothing yet.
+    pub unmerged_runs: Vec<RunLine>,
+    pub unmerged_tokens: u64,
+    pub unmerged_cost_usd: f64,
+    /// Dollars per completed task (all its runs), by task type: the tail is runaway work.
+    pub cost_tail_by_type: BTreeMap<String, CostTail>,
+    /// Runs that spent on a model other than the one their task was routed to, and what
+    /// the same tokens would have cost on the routed model.
+    pub overspend: Vec<Overspend>,
+    pub overspend_usd: f64,
+}
+
+/// Percentiles of dollars per completed task, nearest rank, over fully priced tasks.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct CostTail {
+    pub count: usize,
+    pub median_usd: f64,
+    pub p90_usd: f64,
+    pub p99_usd: f64,
+    pub max_usd: f64,
+}
+
+/// A run that spent more than its routed model would have.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Overspend {
+    pub task: TaskId,
+    pub run: String,
+    pub routed_model: String,
+    pub cost_usd: f64,
+    pub routed_cost_usd: f64,
+    pub overspend_usd: f64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -165,6 +219,11 @@ pub struct ModelMix {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
     pub price_snapshot: &'static str,
+    /// The date of the bundled prices: every cost is an estimate at list price as of then.
+    pub price_date: &'static str,
+    /// A price file the user gave on top of the bundled table (`report --prices`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price_file: Option<String>,
     pub group_by: GroupBy,
     pub summary: Summary,
     pub groups: Vec<Group>,
@@ -172,6 +231,288 @@ pub struct Report {
     pub waste: Waste,
     /// Models without a price, with their tokens.
     pub unpriced_models: BTreeMap<String, u64>,
+    /// Spend over time, by each request's own time.
+    pub spend: Spend,
+    /// Fleet totals by task type, model and agent (low-cardinality: no task or session ids).
+    pub fleet: Vec<FleetRow>,
+    /// Runs by task type, agent and outcome.
+    pub fleet_runs: Vec<FleetRuns>,
+    /// How much of all imported spend is tied to tasks, when the unattributed store was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attribution: Option<Attribution>,
+}
+
+/// The share of spend tied to tasks (the ledger) against spend no run claims (this
+/// machine's unattributed store: other projects, sessions outside every run).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Attribution {
+    pub tied_tokens: u64,
+    pub tied_cost_usd: f64,
+    pub unattributed_tokens: u64,
+    pub unattributed_cost_usd: f64,
+    /// Unattributed tokens of models without a price.
+    pub unattributed_unpriced_tokens: u64,
+    /// Tied tokens over all tokens; `None` with no tokens at all.
+    pub tied_share: Option<f64>,
+}
+
+/// Adds to `report` the share of spend tied to tasks, from the unattributed spend by day
+/// and model; days are kept when they overlap the filter's time.
+#[expect(clippy::cast_precision_loss, reason = "a share for display")]
+pub fn attribute_share(
+    report: &mut Report,
+    unattributed: &super::attribute::UnattributedTotals,
+    prices: &PriceTable,
+    filter: &RunFilter,
+) {
+    let since = filter.since.map(day_of);
+    let until = filter.until.map(|until| {
+        // An end at midnight excludes that day; any later time includes it.
+        let day = day_of(until);
+        let midnight = until.as_second().rem_euclid(86_400) == 0;
+        (day, midnight)
+    });
+    let mut share = Attribution {
+        tied_tokens: report.summary.tokens,
+        tied_cost_usd: report.summary.cost_usd,
+        ..Attribution::default()
+    };
+    for ((day, model), totals) in &unattributed.by_day_model {
+        let after = since
+            .as_ref()
+            .is_none_or(|since| day == "-" || day >= since);
+        let before = until.as_ref().is_none_or(|(until, midnight)| {
+            day == "-" || day < until || (day == until && !midnight)
+        });
+        if !(after && before) {
+            continue;
+        }
+        let record = UsageRecord {
+            model: model.clone(),
+            input: totals.input,
+            output: totals.output,
+            cache_write_5m: totals.cache_write_5m,
+            cache_write_1h: totals.cache_write_1h,
+            cache_read: totals.cache_read,
+            ..UsageRecord::default()
+        };
+        share.unattributed_tokens += totals.tokens();
+        match prices.cost(&record) {
+            Some(cost) => share.unattributed_cost_usd += cost,
+            None => share.unattributed_unpriced_tokens += totals.tokens(),
+        }
+    }
+    let all = share.tied_tokens + share.unattributed_tokens;
+    share.tied_share = (all > 0).then(|| share.tied_tokens as f64 / all as f64);
+    report.attribution = Some(share);
+}
+
+/// What one (task type, model, agent) spent.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FleetRow {
+    #[serde(rename = "type")]
+    pub task_type: String,
+    pub model: String,
+    pub agent: String,
+    pub totals: Totals,
+    pub cost_usd: f64,
+    pub unpriced_tokens: u64,
+}
+
+/// How many runs of a task type by one agent ended one way.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FleetRuns {
+    #[serde(rename = "type")]
+    pub task_type: String,
+    pub agent: String,
+    pub outcome: String,
+    pub runs: u64,
+}
+
+fn fleet(
+    runs: &[&Run],
+    tasks: &BTreeMap<TaskId, TaskFacts>,
+    prices: &PriceTable,
+) -> (Vec<FleetRow>, Vec<FleetRuns>) {
+    let mut rows: BTreeMap<(String, String, String), FleetRow> = BTreeMap::new();
+    let mut counts: BTreeMap<(String, String, String), u64> = BTreeMap::new();
+    for run in runs {
+        let kind = task_type(run, tasks)
+            .cloned()
+            .unwrap_or_else(|| "-".to_owned());
+        let agent = run.meta.agent.clone();
+        let outcome = run.meta.outcome.map_or(OPEN, Outcome::as_str).to_owned();
+        *counts
+            .entry((kind.clone(), agent.clone(), outcome))
+            .or_default() += 1;
+        for record in &run.records {
+            let row = rows
+                .entry((kind.clone(), record.model.clone(), agent.clone()))
+                .or_insert_with(|| FleetRow {
+                    task_type: kind.clone(),
+                    model: record.model.clone(),
+                    agent: agent.clone(),
+                    ..FleetRow::default()
+                });
+            row.totals.add(record);
+            match prices.cost(record) {
+                Some(cost) => row.cost_usd += cost,
+                None => row.unpriced_tokens += record.total_tokens(),
+            }
+        }
+    }
+    let runs = counts
+        .into_iter()
+        .map(|((task_type, agent, outcome), runs)| FleetRuns {
+            task_type,
+            agent,
+            outcome,
+            runs,
+        })
+        .collect();
+    (rows.into_values().collect(), runs)
+}
+
+/// Spend in one period.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Period {
+    /// `2026-11-02`, `2026-W45` or `2026-11`.
+    pub period: String,
+    pub tokens: u64,
+    pub requests: u64,
+    /// Dollars of the priced tokens; `unpriced_tokens` have no known cost.
+    pub cost_usd: f64,
+    pub unpriced_tokens: u64,
+}
+
+/// One 5-hour window, the unit agent subscriptions bill usage limits in: it opens at the
+/// hour of a request outside any window and lasts 5 hours.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Window {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub tokens: u64,
+    pub requests: u64,
+    pub cost_usd: f64,
+    pub unpriced_tokens: u64,
+    /// The report's time falls inside the window.
+    pub active: bool,
+    /// For the active window: tokens per hour since its first request, and what the
+    /// window ends at if that rate goes on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tokens_per_hour: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projected_tokens: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projected_cost_usd: Option<f64>,
+}
+
+/// Spend by day, ISO week and month (UTC), and by 5-hour window.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Spend {
+    pub by_day: Vec<Period>,
+    pub by_week: Vec<Period>,
+    pub by_month: Vec<Period>,
+    pub windows: Vec<Window>,
+}
+
+/// The length of a billing window.
+const WINDOW_HOURS: i64 = 5;
+
+fn add_to(period: &mut Period, record: &UsageRecord, prices: &PriceTable) {
+    period.tokens += record.total_tokens();
+    period.requests += u64::from(record.requests);
+    match prices.cost(record) {
+        Some(cost) => period.cost_usd += cost,
+        None => period.unpriced_tokens += record.total_tokens(),
+    }
+}
+
+/// Computes spend over time from the records of `runs`; `now` marks the active window.
+#[expect(clippy::cast_precision_loss, reason = "rates for display")]
+fn spend(runs: &[&Run], prices: &PriceTable, now: Option<Timestamp>) -> Spend {
+    let mut records: Vec<(Timestamp, &UsageRecord)> = runs
+        .iter()
+        .flat_map(|run| {
+            run.records
+                .iter()
+                .map(|record| (record.at.unwrap_or(run.meta.started_at), record))
+        })
+        .collect();
+    records.sort_by_key(|(at, _)| *at);
+    let mut by: [BTreeMap<String, Period>; 3] = Default::default();
+    for (at, record) in &records {
+        let day = day_of(*at);
+        let keys = [day.clone(), week_of(*at), day[..7].to_owned()];
+        for (map, key) in by.iter_mut().zip(keys) {
+            let period = map.entry(key.clone()).or_insert_with(|| Period {
+                period: key,
+                ..Period::default()
+            });
+            add_to(period, record, prices);
+        }
+    }
+    let [by_day, by_week, by_month] = by.map(|map| map.into_values().collect());
+    let span = jiff::SignedDuration::from_hours(WINDOW_HOURS);
+    let mut windows: Vec<Window> = Vec::new();
+    for (at, record) in &records {
+        let open = windows.last().is_some_and(|window| *at < window.end);
+        if !open {
+            let hour = at
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .round(
+                    jiff::ZonedRound::new()
+                        .smallest(jiff::Unit::Hour)
+                        .mode(jiff::RoundMode::Trunc),
+                )
+                .map_or(*at, |zoned| zoned.timestamp());
+            windows.push(Window {
+                start: hour,
+                end: hour + span,
+                ..Window::default()
+            });
+        }
+        let window = windows.last_mut().expect("a window was opened");
+        let mut period = Period::default();
+        add_to(&mut period, record, prices);
+        window.tokens += period.tokens;
+        window.requests += period.requests;
+        window.cost_usd += period.cost_usd;
+        window.unpriced_tokens += period.unpriced_tokens;
+    }
+    if let (Some(now), Some(window)) = (now, windows.last_mut())
+        && now >= window.start
+        && now < window.end
+    {
+        window.active = true;
+        let first = records
+            .iter()
+            .map(|(at, _)| *at)
+            .find(|at| *at >= window.start)
+            .unwrap_or(window.start);
+        let elapsed = now.as_second() - first.as_second();
+        // A rate over less than a minute says nothing.
+        if elapsed >= 60 {
+            let rate = window.tokens as f64 / (elapsed as f64 / 3600.0);
+            let remaining = (window.end.as_second() - now.as_second()) as f64 / 3600.0;
+            window.tokens_per_hour = Some(rate);
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "a projection"
+            )]
+            let projected = window.tokens + (rate * remaining) as u64;
+            window.projected_tokens = Some(projected);
+            window.projected_cost_usd = (window.tokens > 0 && window.unpriced_tokens == 0)
+                .then(|| window.cost_usd * projected as f64 / window.tokens as f64);
+        }
+    }
+    Spend {
+        by_day,
+        by_week,
+        by_month,
+        windows,
+    }
 }
 
 /// Computes the report for `runs` that pass `filter`.
@@ -182,18 +523,41 @@ pub fn report(
     filter: &RunFilter,
     group_by: GroupBy,
 ) -> Report {
-    let selected: Vec<&Run> =
+    let in_window = |at: Timestamp| {
+        filter.since.is_none_or(|since| at >= since) && filter.until.is_none_or(|until| at < until)
+    };
+    let timed = filter.since.is_some() || filter.until.is_some();
+    // Each token counts in the window of its own request, not of its run's start.
+    let owned: Vec<Run> =
         runs.iter()
             .filter(|run| {
                 let meta = &run.meta;
-                filter.since.is_none_or(|since| meta.started_at >= since)
-                    && filter.until.is_none_or(|until| meta.started_at < until)
-                    && filter.task.as_ref().is_none_or(|task| &meta.task == task)
+                filter.task.as_ref().is_none_or(|task| &meta.task == task)
                     && filter.feature.as_ref().is_none_or(|feature| {
                         facts_feature(&meta.task, tasks, run) == Some(feature)
                     })
             })
+            .filter_map(|run| {
+                if !timed {
+                    return Some(run.clone());
+                }
+                let started = run.meta.started_at;
+                let records: Vec<UsageRecord> = run
+                    .records
+                    .iter()
+                    .filter(|record| in_window(record.at.unwrap_or(started)))
+                    .cloned()
+                    .collect();
+                let touches = !records.is_empty()
+                    || in_window(started)
+                    || run.meta.ended_at.is_some_and(in_window);
+                touches.then(|| Run {
+                    meta: run.meta.clone(),
+                    records,
+                })
+            })
             .collect();
+    let selected: Vec<&Run> = owned.iter().collect();
     let lines: Vec<RunLine> = selected
         .iter()
         .map(|run| run_line(run, tasks, prices))
@@ -208,15 +572,24 @@ pub fn report(
     }
     let summary = summarize(&selected, tasks, prices);
     let groups = group(&selected, tasks, prices, group_by);
-    let waste = waste(&selected, &lines, tasks, prices);
+    let mut waste = waste(&selected, &lines, tasks, prices);
+    manager_signals(&mut waste, &selected, &lines, tasks, prices);
+    let spend = spend(&selected, prices, filter.now);
+    let (fleet, fleet_runs) = fleet(&selected, tasks, prices);
     Report {
         price_snapshot: super::PRICE_SNAPSHOT,
+        price_date: super::PRICE_SNAPSHOT_DATE,
+        price_file: None,
         group_by,
         summary,
         groups,
         runs: lines,
         waste,
         unpriced_models,
+        spend,
+        fleet,
+        fleet_runs,
+        attribution: None,
     }
 }
 
@@ -270,7 +643,7 @@ fn run_line(run: &Run, tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable)
         model: dominant_model(run),
         started_at: meta.started_at,
         ended_at: meta.ended_at,
-        outcome: meta.outcome.map_or("open", Outcome::as_str).to_owned(),
+        outcome: meta.outcome.map_or(OPEN, Outcome::as_str).to_owned(),
         tokens: totals.tokens(),
         cost_usd: fully_priced.then_some(cost),
         requests: totals.requests,
@@ -343,6 +716,28 @@ fn group(
             }
             continue;
         }
+        if group_by == GroupBy::Day {
+            // Tokens go to the day of their request; the completion to the day it ended.
+            let ended = day_of(run.meta.ended_at.unwrap_or(run.meta.started_at));
+            let mut days: BTreeMap<String, Vec<UsageRecord>> = BTreeMap::new();
+            for record in &run.records {
+                days.entry(day_of(record.at.unwrap_or(run.meta.started_at)))
+                    .or_default()
+                    .push(record.clone());
+            }
+            days.entry(ended.clone()).or_default();
+            for (day, records) in days {
+                let mut meta = run.meta.clone();
+                if day != ended {
+                    meta.outcome = None;
+                }
+                if records.is_empty() && meta.outcome.is_none() {
+                    continue;
+                }
+                groups.entry(day).or_default().push(Run { meta, records });
+            }
+            continue;
+        }
         let key = match group_by {
             GroupBy::Run => format!("{} {}", run.meta.task, run.meta.run),
             GroupBy::Agent => run.meta.agent.clone(),
@@ -352,8 +747,7 @@ fn group(
             GroupBy::Feature => facts_feature(&run.meta.task, tasks, run)
                 .cloned()
                 .unwrap_or_else(|| "-".to_owned()),
-            GroupBy::Day => run.meta.started_at.to_string()[..10].to_owned(),
-            GroupBy::Model => unreachable!("handled above"),
+            GroupBy::Model | GroupBy::Day => unreachable!("handled above"),
         };
         groups.entry(key).or_default().push((*run).clone());
     }
@@ -367,6 +761,93 @@ fn group(
             }
         })
         .collect()
+}
+
+/// Adds what a manager acts on: unmerged spend, the cost tail by type, model overspend.
+fn manager_signals(
+    waste: &mut Waste,
+    runs: &[&Run],
+    lines: &[RunLine],
+    tasks: &BTreeMap<TaskId, TaskFacts>,
+    prices: &PriceTable,
+) {
+    waste.unmerged_runs = lines
+        .iter()
+        .filter(|line| {
+            line.outcome == Outcome::Completed.as_str()
+                && tasks
+                    .get(&line.task)
+                    .is_some_and(|facts| facts.status != Status::Done)
+        })
+        .cloned()
+        .collect();
+    waste.unmerged_tokens = waste.unmerged_runs.iter().map(|line| line.tokens).sum();
+    waste.unmerged_cost_usd = waste
+        .unmerged_runs
+        .iter()
+        .filter_map(|line| line.cost_usd)
+        .fold(0.0, |sum, cost| sum + cost);
+    let mut per_task: BTreeMap<&TaskId, (String, f64, bool, bool)> = BTreeMap::new();
+    for run in runs {
+        let (cost, _, fully_priced) = run_cost(run, prices);
+        let kind = task_type(run, tasks)
+            .cloned()
+            .unwrap_or_else(|| "-".to_owned());
+        let entry = per_task
+            .entry(&run.meta.task)
+            .or_insert((kind, 0.0, true, false));
+        entry.1 += cost;
+        entry.2 &= fully_priced;
+        entry.3 |= run.meta.outcome == Some(Outcome::Completed);
+        if let Some(routed) = &run.meta.routed_model
+            && prices.price(routed).is_some()
+            && run.records.iter().any(|record| &record.model != routed)
+            && fully_priced
+        {
+            let routed_cost: f64 = run
+                .records
+                .iter()
+                .filter_map(|record| {
+                    prices.cost(&UsageRecord {
+                        model: routed.clone(),
+                        ..record.clone()
+                    })
+                })
+                .sum();
+            if cost > routed_cost {
+                waste.overspend_usd += cost - routed_cost;
+                waste.overspend.push(Overspend {
+                    task: run.meta.task.clone(),
+                    run: run.meta.run.clone(),
+                    routed_model: routed.clone(),
+                    cost_usd: cost,
+                    routed_cost_usd: routed_cost,
+                    overspend_usd: cost - routed_cost,
+                });
+            }
+        }
+    }
+    let mut by_type: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for (kind, cost, fully_priced, completed) in per_task.into_values() {
+        if fully_priced && completed {
+            by_type.entry(kind).or_default().push(cost);
+        }
+    }
+    waste.cost_tail_by_type = by_type
+        .into_iter()
+        .map(|(kind, mut costs)| {
+            costs.sort_by(f64::total_cmp);
+            let rank = |percent: usize| costs[(percent * costs.len()).div_ceil(100).max(1) - 1];
+            let tail = CostTail {
+                count: costs.len(),
+                median_usd: rank(50),
+                p90_usd: rank(90),
+                p99_usd: rank(99),
+                max_usd: costs[costs.len() - 1],
+            };
+            (kind, tail)
+        })
+        .collect();
 }
 
 fn percentile(sorted: &[u64], percent: usize) -> u64 {
@@ -414,7 +895,12 @@ fn waste(
     };
     let unfinished_runs: Vec<RunLine> = lines
         .iter()
-        .filter(|line| line.outcome != "completed")
+        .filter(|line| line.outcome != "completed" && line.outcome != OPEN)
+        .cloned()
+        .collect();
+    let in_flight_runs: Vec<RunLine> = lines
+        .iter()
+        .filter(|line| line.outcome == OPEN)
         .cloned()
         .collect();
     let retried_tasks = by_task
@@ -435,14 +921,15 @@ fn waste(
             .cloned()
             .unwrap_or_else(|| "-".to_owned());
         let date = run.meta.started_at.to_zoned(jiff::tz::TimeZone::UTC).date();
-        let week = date.iso_week_date();
-        let week = format!("{}-W{:02}", week.year(), week.week());
         for (model, totals) in run.totals_by_model() {
             by_model.entry(model.to_owned()).or_default().merge(&totals);
-            *mix.entry((kind.clone(), week.clone()))
+        }
+        for record in &run.records {
+            let week = week_of(record.at.unwrap_or(run.meta.started_at));
+            *mix.entry((kind.clone(), week))
                 .or_default()
-                .entry(model.to_owned())
-                .or_default() += totals.tokens();
+                .entry(record.model.clone())
+                .or_default() += record.total_tokens();
         }
         if let Some(size) = run.meta.context_tokens {
             context.entry(date.to_string()).or_default().push(size);
@@ -475,6 +962,12 @@ fn waste(
             // From +0.0: `sum` of nothing is -0.0, which prints as `-0.00`.
             .fold(0.0, |sum, cost| sum + cost),
         unfinished_runs,
+        in_flight_tokens: in_flight_runs.iter().map(|line| line.tokens).sum(),
+        in_flight_cost_usd: in_flight_runs
+            .iter()
+            .filter_map(|line| line.cost_usd)
+            .fold(0.0, |sum, cost| sum + cost),
+        in_flight_runs,
         retried_tasks,
         cache_hit_by_agent: by_agent
             .into_iter()
@@ -494,6 +987,7 @@ fn waste(
             .filter(|line| line.over_budget)
             .cloned()
             .collect(),
+        ..Waste::default()
     }
 }
 
@@ -621,8 +1115,10 @@ mod tests {
             .collect();
         assert_eq!(groups, ["alice", "bob", "carol"]);
         let waste = &report.waste;
-        assert_eq!(waste.unfinished_runs.len(), 2);
-        assert_eq!(waste.unfinished_tokens, 1_500_000);
+        assert_eq!(waste.unfinished_runs.len(), 1);
+        assert_eq!(waste.unfinished_tokens, 1_000_000);
+        assert_eq!(waste.in_flight_runs.len(), 1);
+        assert_eq!(waste.in_flight_tokens, 500_000);
         assert_eq!(
             waste.retried_tasks,
             vec![(TaskId::new("a").unwrap(), 2, 3_000_000)]
@@ -634,6 +1130,102 @@ mod tests {
         assert_eq!(waste.cache_hit_by_agent["bob"], Some(0.5));
         assert_eq!(waste.context_tokens_by_day["2026-11-02"], 12_000);
         assert_eq!(waste.model_mix.len(), 2);
+    }
+
+    #[test]
+    fn unmerged_spend_cost_tail_and_overspend_are_counted() {
+        let mut routed = run(
+            "a",
+            "1-x",
+            "alice",
+            Some(Outcome::Completed),
+            &[("claude-opus-4-6", 0, 1_000_000, 0)],
+        );
+        routed.meta.routed_model = Some("claude-haiku-4-5".to_owned());
+        let runs = vec![
+            routed,
+            run(
+                "b",
+                "1-y",
+                "bob",
+                Some(Outcome::Completed),
+                &[("claude-sonnet-4-5", 0, 1_000_000, 0)],
+            ),
+        ];
+        let mut done = facts(1);
+        done.status = Status::Done;
+        let tasks: BTreeMap<TaskId, TaskFacts> = [
+            (TaskId::new("a").unwrap(), done),
+            (TaskId::new("b").unwrap(), facts(1)),
+        ]
+        .into_iter()
+        .collect();
+        let report = report(
+            &runs,
+            &tasks,
+            &PriceTable::default(),
+            &RunFilter::default(),
+            GroupBy::Type,
+        );
+        let waste = &report.waste;
+        // b completed but its task is not done on the queue's branch: not landed.
+        assert_eq!(waste.unmerged_runs.len(), 1);
+        assert_eq!(waste.unmerged_runs[0].task.as_str(), "b");
+        assert!((waste.unmerged_cost_usd - 15.0).abs() < 1e-9);
+        // Opus output at $25/M where haiku costs $5/M.
+        assert_eq!(waste.overspend.len(), 1);
+        assert!((waste.overspend_usd - 20.0).abs() < 1e-9);
+        let tail = &waste.cost_tail_by_type["bug"];
+        assert_eq!(tail.count, 2);
+        assert!((tail.p99_usd - 25.0).abs() < 1e-9);
+        assert!((tail.median_usd - 15.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn spend_is_bucketed_by_request_time_with_the_active_window_projected() {
+        let mut early = run(
+            "a",
+            "1-x",
+            "alice",
+            None,
+            &[("claude-sonnet-4-5", 0, 1_000_000, 0)],
+        );
+        early.records[0].at = Some("2026-11-02T10:10:00Z".parse().unwrap());
+        let mut more = early.records[0].clone();
+        more.key = "second".to_owned();
+        more.at = Some("2026-11-02T11:10:00Z".parse().unwrap());
+        early.records.push(more);
+        let mut late = early.records[0].clone();
+        late.key = "third".to_owned();
+        late.at = Some("2026-11-03T09:00:00Z".parse().unwrap());
+        early.records.push(late);
+        let filter = RunFilter {
+            now: Some("2026-11-03T10:00:00Z".parse().unwrap()),
+            ..RunFilter::default()
+        };
+        let report = report(
+            &[early],
+            &BTreeMap::new(),
+            &PriceTable::default(),
+            &filter,
+            GroupBy::Day,
+        );
+        let spend = &report.spend;
+        let days: Vec<(&str, u64)> = spend
+            .by_day
+            .iter()
+            .map(|day| (day.period.as_str(), day.tokens))
+            .collect();
+        assert_eq!(days, [("2026-11-02", 2_000_000), ("2026-11-03", 1_000_000)]);
+        assert_eq!(spend.by_month.len(), 1);
+        assert_eq!(spend.windows.len(), 2);
+        assert_eq!(spend.windows[0].start.to_string(), "2026-11-02T10:00:00Z");
+        assert_eq!(spend.windows[0].tokens, 2_000_000);
+        let active = &spend.windows[1];
+        assert!(active.active);
+        // 1M tokens in the first hour, 4 hours left at that rate.
+        assert_eq!(active.projected_tokens, Some(5_000_000));
+        assert!((active.projected_cost_usd.unwrap() - 75.0).abs() < 1e-6);
     }
 
     #[test]
