@@ -274,9 +274,13 @@ fn deliver_with(
             kept: None,
         },
         Delivery::Kept { path, error } => {
+            let outbox = path
+                .parent()
+                .and_then(|directory| std::fs::canonicalize(directory).ok())
+                .unwrap_or_else(|| path.clone());
             let message = format!(
                 "the usage ledger did not take the write ({error}); it is kept in {} and the next gitprio command that reaches the remote delivers it",
-                path.display()
+                outbox.display()
             );
             output::message(settings, "warning", &message);
             Recorded {

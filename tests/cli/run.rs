@@ -1207,9 +1207,10 @@ fn a_run_shows_an_outcome_the_usage_ledger_did_not_take() {
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(summary(&run)["completed"], 1, "{run}");
     assert!(
-        run.stderr.contains(
-            ": gitprio done alpha: the run's outcome was not recorded in the usage ledger: "
-        ) && run.stderr.contains("the ledger is closed"),
+        run.stderr
+            .contains(": gitprio done alpha: the usage ledger did not take the write (")
+            && run.stderr.contains("the ledger is closed")
+            && run.stderr.contains("it is kept in"),
         "{run}"
     );
 }
