@@ -229,10 +229,10 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
             runs.extend(self.runs_at(&reference, commit, with_records)?);
         }
         runs.sort_by(|left, right| {
-            (left.meta.started_at, &left.meta.task, &left.meta.run).cmp(&(
+            (left.meta.started_at, &left.meta.task, left.meta.generation).cmp(&(
                 right.meta.started_at,
                 &right.meta.task,
-                &right.meta.run,
+                right.meta.generation,
             ))
         });
         Ok(runs)
@@ -241,10 +241,13 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
     /// Reads the runs of task `id`, as last fetched.
     pub fn runs(&self, id: &TaskId) -> Result<Vec<Run>, LedgerError> {
         let reference = self.store.mirror_of(&usage_ref(id));
-        match self.repo().reference_commit(&reference)? {
-            Some(commit) => self.runs_at(&reference, commit, true),
-            None => Ok(Vec::new()),
-        }
+        let mut runs = match self.repo().reference_commit(&reference)? {
+            Some(commit) => self.runs_at(&reference, commit, true)?,
+            None => Vec::new(),
+        };
+        // Run ids start with the generation: `10-...` sorts before `2-...` as text.
+        runs.sort_by_key(|run| (run.meta.started_at, run.meta.generation));
+        Ok(runs)
     }
 
     /// Lists each run's files in the tree of `commit`.
@@ -678,7 +681,27 @@ mod tests {
             ..meta.clone()
         };
         ledger.write(&done, &[], now).unwrap();
-        let runs = ledger.all_runs().unwrap();
+        for generation in [10, 2] {
+            let other = RunMeta {
+                run: format!("{generation}-x"),
+                generation,
+                ..meta.clone()
+            };
+            ledger.write(&other, &[record("c", 1)], now).unwrap();
+        }
+        let generations: Vec<u64> = ledger
+            .runs(&meta.task)
+            .unwrap()
+            .iter()
+            .map(|run| run.meta.generation)
+            .collect();
+        assert_eq!(generations, [1, 2, 10]);
+        let runs: Vec<Run> = ledger
+            .all_runs()
+            .unwrap()
+            .into_iter()
+            .filter(|run| run.meta.run == meta.run)
+            .collect();
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].meta.outcome, Some(Outcome::Completed));
         assert_eq!(runs[0].totals().output, 12);
@@ -697,6 +720,6 @@ mod tests {
         let log = repo
             .git(&["log", "--format=%s", "refs/gitprio/usage/fix"])
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&log.stdout).lines().count(), 2);
+        assert_eq!(String::from_utf8_lossy(&log.stdout).lines().count(), 4);
     }
 }
