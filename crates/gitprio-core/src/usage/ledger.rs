@@ -445,18 +445,16 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
 
     /// Writes like [`Ledger::write`], but never loses the records: they are saved on this
     /// machine first, and stay there when the write fails, for the next write or
-    /// [`Ledger::deliver_kept`] to deliver. Writes kept earlier are delivered first.
+    /// [`Ledger::deliver_kept`] to deliver. Writes kept earlier are tried first.
     pub fn write_or_keep(
         &self,
         meta: &RunMeta,
         records: &[UsageRecord],
         now: Timestamp,
     ) -> Result<Delivery, std::io::Error> {
-        let kept = self.deliver_kept(now);
+        // A kept write that still fails must not hold this one back: it is tried anyway.
+        self.deliver_kept(now);
         let path = outbox::save(&self.outbox(), meta, records)?;
-        if let Some(error) = kept.error {
-            return Ok(Delivery::Kept { path, error });
-        }
         match self.write(meta, records, now) {
             Ok(written) => {
                 outbox::remove(&path);
@@ -475,13 +473,10 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         records: &[UsageRecord],
         now: Timestamp,
     ) -> Result<Delivery, std::io::Error> {
-        let kept = self.deliver_kept(now);
-        let error = match kept.error {
-            Some(error) => error,
-            None => match self.write(meta, records, now) {
-                Ok(written) => return Ok(Delivery::Written(Box::new(written))),
-                Err(error) => error,
-            },
+        self.deliver_kept(now);
+        let error = match self.write(meta, records, now) {
+            Ok(written) => return Ok(Delivery::Written(Box::new(written))),
+            Err(error) => error,
         };
         let path = outbox::save(&self.outbox(), meta, records)?;
         Ok(Delivery::Kept { path, error })
