@@ -214,12 +214,50 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
     }
 
     /// Reads what is known of every run of every task, without their records (cheap).
+    ///
+    /// The metas of each ref are cached on this machine by the ref's commit
+    /// (`.git/gitprio/usage-index/metas.json`), so only refs that moved are read.
     pub fn all_metas(&self) -> Result<Vec<RunMeta>, LedgerError> {
-        Ok(self
-            .collect_runs(false)?
-            .into_iter()
-            .map(|run| run.meta)
-            .collect())
+        let prefix = self.store.mirror_of(USAGE_PREFIX);
+        let cache_path = self
+            .repo()
+            .common_dir()
+            .join("gitprio")
+            .join("usage-index")
+            .join("metas.json");
+        let cached: BTreeMap<String, (String, Vec<RunMeta>)> = std::fs::read(&cache_path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        let mut fresh: BTreeMap<String, (String, Vec<RunMeta>)> = BTreeMap::new();
+        let mut changed = false;
+        for (reference, commit) in self.repo().references_under(&prefix)? {
+            let commit_hex = commit.to_string();
+            let metas = match cached.get(&reference) {
+                Some((known, metas)) if *known == commit_hex => metas.clone(),
+                _ => {
+                    changed = true;
+                    self.runs_at(&reference, commit, false)?
+                        .into_iter()
+                        .map(|run| run.meta)
+                        .collect()
+                }
+            };
+            fresh.insert(reference, (commit_hex, metas));
+        }
+        if changed || fresh.len() != cached.len() {
+            let bytes = serde_json::to_vec(&fresh).expect("run metas serialize");
+            let _ = outbox::write_atomically(&cache_path, &bytes);
+        }
+        let mut metas: Vec<RunMeta> = fresh.into_values().flat_map(|(_, metas)| metas).collect();
+        metas.sort_by(|left, right| {
+            (left.started_at, &left.task, left.generation).cmp(&(
+                right.started_at,
+                &right.task,
+                right.generation,
+            ))
+        });
+        Ok(metas)
     }
 
     fn collect_runs(&self, with_records: bool) -> Result<Vec<Run>, LedgerError> {
