@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
-use clap::{Args, Parser};
+use clap::{ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser};
 use gitprio_core::git::GitError;
-use gitprio_core::lease::{LeaseError, RevokeError};
+use gitprio_core::lease::{LeaseError, RevokeError, StoreError};
 use gitprio_core::source::LoadError;
 
 use crate::commands::Command;
@@ -75,7 +75,9 @@ pub type CommandResult = Result<u8, CliError>;
 
 /// Parses the command line, runs the command and returns its exit code.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let could_be_offline = could_be_offline(&Cli::command(), &matches);
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let settings = match Settings::resolve(&cli.global) {
         Ok(settings) => settings,
         Err(error) => {
@@ -87,7 +89,32 @@ pub fn run() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(CliError { code, error }) => {
             output::message(&settings, "error", &format!("{error:#}"));
+            let unreachable = error
+                .chain()
+                .any(|cause| matches!(cause.downcast_ref(), Some(StoreError::Remote { .. })));
+            if unreachable && could_be_offline {
+                output::message(
+                    &settings,
+                    "hint",
+                    "pass `--offline` to use what was last fetched from the remote",
+                );
+            }
             ExitCode::from(code)
+        }
+    }
+}
+
+/// Returns whether the subcommand `matches` chose takes `--offline` and was run without it.
+fn could_be_offline(command: &clap::Command, matches: &ArgMatches) -> bool {
+    match matches.subcommand() {
+        Some((name, sub)) => command
+            .find_subcommand(name)
+            .is_some_and(|subcommand| could_be_offline(subcommand, sub)),
+        None => {
+            command
+                .get_arguments()
+                .any(|argument| argument.get_id() == "offline")
+                && !matches.get_flag("offline")
         }
     }
 }

@@ -1,5 +1,10 @@
-//! `gitprio demo`: a throwaway repository built from the embedded example queue, drained
-//! by `gitprio run` with a simulated agent.
+//! `gitprio demo`: a throwaway repository built from the embedded example queue, shown one
+//! idea per screen: the ranked queue, a claim and its context bundle, two agents racing for
+//! one task, the run loop with a simulated agent, a budget stop, and value per token.
+//!
+//! Every number it prints is the same on every run: the clock is fixed, the simulated
+//! agent is seeded by the task id, and one agent drains the queue (which of several
+//! parallel agents gets which task is left to chance by design, see `lease::claim`).
 
 pub mod agent;
 
@@ -9,7 +14,7 @@ use std::process::Command;
 use anyhow::{Context as _, ensure};
 use clap::Args;
 
-use super::{SourceArgs, explain, list, next};
+use super::{SourceArgs, list, next};
 use crate::cli::CommandResult;
 use crate::embedded::EXAMPLE_FILES;
 use crate::exit_code;
@@ -41,7 +46,9 @@ pub fn run(settings: &Settings, args: &DemoArgs) -> CommandResult {
     git(root, &["commit", "--quiet", "--message", "Example queue"])?;
     let demo = settings.in_directory(root.to_path_buf());
     println!(
-        "# A repository with {} task files under .tasks/ (from tasks.example/)\n",
+        "# 1/6 The ranked queue. A repository with {} task files under .tasks/ (from\n\
+         # tasks.example/): one deterministic order answers \"what is next?\", and every task\n\
+         # that waits says why.\n",
         EXAMPLE_FILES
             .iter()
             .filter(|(path, _)| {
@@ -68,11 +75,6 @@ pub fn run(settings: &Settings, args: &DemoArgs) -> CommandResult {
             json: false,
         },
     )?;
-    println!("\n$ gitprio explain auth-password-reset");
-    explain::print_explanation(
-        &super::load_queue(&demo, &SourceArgs::default())?.1,
-        "auth-password-reset",
-    );
     simulate(root)?;
     if args.keep {
         let kept = directory.keep();
@@ -88,29 +90,124 @@ const START: &str = "2026-11-02T09:00:00Z";
 /// the simulated agent writes no code for them to check.
 const TOOLCHAIN: [&str; 2] = ["cargo", "lychee"];
 
-/// Runs `gitprio run --parallel 3` with the simulated agent until nothing is ready, merging
-/// the completed branches between rounds as a reviewer would, then prints the report and
-/// one frame of the cockpit.
+/// The task the simulated agent overspends on: seeded by its id, see `agent::requests`.
+const OVERSPENT: &str = "billing-refund-endpoint";
+
+/// Shows claims, a race and `gitprio run` with the simulated agent on a bare remote and
+/// clones of it, merging the completed branches between rounds as a reviewer would, then
+/// the budget stop, the report and one frame of the cockpit.
 fn simulate(root: &Path) -> anyhow::Result<()> {
     let world = root.join("agents");
     std::fs::create_dir_all(&world)?;
-    let remote = world.join("remote.git");
-    git(
-        &world,
-        &[
-            "init",
-            "--quiet",
-            "--bare",
-            "--initial-branch=main",
-            "remote.git",
-        ],
-    )?;
-    git(
-        root,
-        &["push", "--quiet", &remote.display().to_string(), "main"],
-    )?;
-    git(&world, &["clone", "--quiet", "remote.git", "clone"])?;
+    // The claims and the race happen on a remote of their own, so that the run loop and
+    // its report start from a queue nobody has touched.
+    for (bare, clones) in [
+        ("remote.git", &["clone"][..]),
+        ("claims.git", &["alice", "bob", "carol"][..]),
+    ] {
+        git(
+            &world,
+            &["init", "--quiet", "--bare", "--initial-branch=main", bare],
+        )?;
+        git(
+            root,
+            &[
+                "push",
+                "--quiet",
+                &world.join(bare).display().to_string(),
+                "main",
+            ],
+        )?;
+        for clone in clones {
+            git(&world, &["clone", "--quiet", bare, clone])?;
+        }
+    }
     let clone = world.join("clone");
+    let exe = std::env::current_exe()?.display().to_string();
+    let gitprio = |dir: &str, agent: &str, now: &str, args: &[&str]| -> Command {
+        let mut command = Command::new(&exe);
+        demo_git_env(&mut command)
+            .current_dir(world.join(dir))
+            .args(args)
+            .env("GITPRIO_AGENT", agent)
+            .env("GITPRIO_NOW", now)
+            .env("NO_COLOR", "1");
+        command
+    };
+    let stdout = |mut command: Command, shown: &str| -> anyhow::Result<String> {
+        let output = command.output()?;
+        stdout_of(shown, &output)
+    };
+
+    println!(
+        "\n# 2/6 A claim. alice, in her clone of the shared remote, leases the top ready task by\n\
+         # one compare-and-swap on the remote, and gets it with the documents it links to, in a\n\
+         # stable order that keeps prompt caches warm, and the commands to report with.\n\n\
+         $ gitprio claim"
+    );
+    print!(
+        "{}",
+        stdout(
+            gitprio("alice", "alice", START, &["claim"]),
+            "gitprio claim"
+        )?
+    );
+    stdout(
+        gitprio(
+            "alice",
+            "alice",
+            START,
+            &["release", "auth-login-rate-limit"],
+        ),
+        "gitprio release",
+    )?;
+    println!("$ gitprio release auth-login-rate-limit   # alice gives it back, for what follows");
+    // Past the lease TTL, alice's claim is no longer live: the racers see no other agent,
+    // so each goes for the top task.
+    let race_time = START
+        .parse::<jiff::Timestamp>()?
+        .checked_add(jiff::SignedDuration::from_mins(31))?
+        .to_string();
+
+    println!(
+        "\n# 3/6 A race. bob and carol, in two more clones, claim at the same moment. Both go for\n\
+         # the top ready task; the remote takes exactly one compare-and-swap, and the agent that\n\
+         # lost takes another task instead of doing the same work twice.\n\n\
+         $ gitprio claim --json   # as bob and as carol, at once"
+    );
+    let racers: Vec<std::process::Child> = ["bob", "carol"]
+        .iter()
+        .map(|agent| {
+            gitprio(agent, agent, &race_time, &["claim", "--json"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+        })
+        .collect::<Result<_, _>>()?;
+    let mut claimed = Vec::new();
+    for racer in racers {
+        let output = racer.wait_with_output()?;
+        let json: serde_json::Value =
+            serde_json::from_str(&stdout_of("gitprio claim --json", &output)?)?;
+        claimed.push(json["task"]["id"].as_str().unwrap_or_default().to_owned());
+    }
+    let contested = "auth-login-rate-limit";
+    ensure!(
+        claimed.iter().filter(|id| *id == contested).count() == 1 && claimed[0] != claimed[1],
+        "the race ended with {claimed:?}: not exactly one holder of {contested}"
+    );
+    println!(
+        "both went for {contested}: one of them holds it (lease generation 1), the other lost\n\
+         the compare-and-swap and holds another ready task. Two claims, two different tasks."
+    );
+    for (agent, id) in ["bob", "carol"].into_iter().zip(&claimed) {
+        stdout(
+            gitprio(agent, agent, &race_time, &["release", id]),
+            "gitprio release",
+        )?;
+    }
+    println!("$ gitprio release <id>   # both give their task back, for what follows");
+
     let toolchain = world.join("toolchain");
     std::fs::create_dir_all(&toolchain)?;
     for tool in TOOLCHAIN {
@@ -124,23 +221,23 @@ fn simulate(root: &Path) -> anyhow::Result<()> {
     let path = std::env::join_paths(std::iter::once(toolchain).chain(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
     )))?;
-    let exe = std::env::current_exe()?.display().to_string();
     println!(
-        "\n# Three agents drain the queue with `gitprio run`. The agent is this binary in a hidden\n\
-         # mode that prints what `claude -p --output-format stream-json` prints; stand-ins for\n\
-         # cargo and lychee pass the acceptance commands. Progress goes to stderr."
+        "\n# 4/6 The run loop. `gitprio run` claims the top task, gives the agent a worktree of its\n\
+         # own and the bundle, renews the lease, follows the agent's token usage live, runs the\n\
+         # acceptance commands, then `done` (or release: a failed attempt is retried once, with\n\
+         # the error). The agent is this binary in a hidden mode that prints what\n\
+         # `claude -p --output-format stream-json` prints; stand-ins for cargo and lychee pass\n\
+         # the acceptance commands. Progress goes to stderr."
     );
     let mut clock: jiff::Timestamp = START.parse()?;
-    for round in 1..=8 {
+    for round in 1..=12 {
         println!(
-            "\n$ gitprio run --parallel 3 --agent-name agent --adapter claude -- gitprio demo-agent --task {{task_id}}"
+            "\n$ gitprio run --agent-name agent --adapter claude -- gitprio demo-agent --task {{task_id}}"
         );
         let status = demo_git_env(&mut Command::new(&exe))
             .current_dir(&clone)
             .args([
                 "run",
-                "--parallel",
-                "3",
                 "--agent-name",
                 "agent",
                 "--adapter",
@@ -187,25 +284,27 @@ fn simulate(root: &Path) -> anyhow::Result<()> {
         git(&clone, &["push", "--quiet", "origin", "main"])?;
         clock = clock.checked_add(jiff::SignedDuration::from_mins(45))?;
     }
-    let gitprio = |args: &[&str]| -> anyhow::Result<String> {
-        let output = Command::new(&exe)
-            .current_dir(&clone)
-            .args(args)
-            .env("GITPRIO_NOW", clock.to_string())
-            .env("NO_COLOR", "1")
-            .output()?;
-        stdout_of(&format!("gitprio {}", args.join(" ")), &output)
-    };
-    gitprio(&["gc"])?;
-    println!("\n$ gitprio report --by type");
-    print!("{}", gitprio(&["report", "--by", "type"])?);
+    let now = clock.to_string();
+    let report = |args: &[&str]| stdout(gitprio("clone", "agent-1", &now, args), "gitprio");
+    report(&["gc"])?;
+    println!(
+        "\n# 5/6 A budget stop. The agent on {OVERSPENT} kept spending past the task's budget:\n\
+         # `gitprio run` stopped it there, recorded what it spent, and the retry finished the task.\n\n\
+         $ gitprio usage show {OVERSPENT}"
+    );
+    print!("{}", report(&["usage", "show", OVERSPENT])?);
+    println!(
+        "\n# 6/6 Value per token: completed value over every token spent, failed runs included,\n\
+         # by task type, with the waste signals.\n\n$ gitprio report --by type"
+    );
+    print!("{}", report(&["report", "--by", "type"])?);
     let top = ["top", "--once", "--window", "6h", "--width", "110"];
     println!(
         "\n# The cockpit, as `gitprio top` shows it live while agents work: the last runs, and\n\
          # the throughput over six hours, the whole demo.\n\n$ gitprio {}",
         top.join(" ")
     );
-    print!("{}", gitprio(&top)?);
+    print!("{}", report(&top)?);
     Ok(())
 }
 
@@ -215,13 +314,16 @@ fn git(directory: &Path, args: &[&str]) -> anyhow::Result<()> {
     git_output(directory, args).map(drop)
 }
 
-/// The demo's git identity, and no user or system git config.
+/// The demo's git identity and date (so its commit ids are the same on every run), and no
+/// user or system git config.
 fn demo_git_env(command: &mut Command) -> &mut Command {
     command
         .env("GIT_AUTHOR_NAME", "gitprio demo")
         .env("GIT_AUTHOR_EMAIL", "demo@gitprio.invalid")
         .env("GIT_COMMITTER_NAME", "gitprio demo")
         .env("GIT_COMMITTER_EMAIL", "demo@gitprio.invalid")
+        .env("GIT_AUTHOR_DATE", START)
+        .env("GIT_COMMITTER_DATE", START)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
 }

@@ -81,10 +81,14 @@ pub fn print_explanation(queue: &Queue, id: &str) {
     let task = &explanation.entry.task;
     match &explanation.standing {
         Standing::Next => {
-            println!(
-                "{id} is next: it is ready and ranks first of {} ready tasks.",
-                explanation.ready_count
-            );
+            if explanation.ready_count == 1 {
+                println!("{id} is next: it is the only ready task.");
+            } else {
+                println!(
+                    "{id} is next: it is ready and ranks first of {} ready tasks.",
+                    explanation.ready_count
+                );
+            }
             if let Some(second) = queue.ready().get(1) {
                 println!(
                     "It ranks ahead of {} on {}.",

@@ -12,9 +12,11 @@ use crate::{exit_code, output};
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Instead, onboard agents: a section in AGENTS.md (and a pointer in CLAUDE.md when it
-    /// exists), the Claude Code skill `.claude/skills/gitprio/SKILL.md`, and `gitprio mcp` in
-    /// `.mcp.json`. Only gitprio's marked sections change; running it again changes nothing.
+    /// Instead, onboard agents: a section in AGENTS.md (Codex, and the many agents that read
+    /// it) and in GEMINI.md (Gemini CLI), a pointer in CLAUDE.md when it exists, the Claude
+    /// Code skill `.claude/skills/gitprio/SKILL.md`, the Cursor rule
+    /// `.cursor/rules/gitprio.mdc`, and `gitprio mcp` in `.mcp.json`. Only gitprio's marked
+    /// sections change; running it again changes nothing.
     #[arg(long)]
     pub agents: bool,
 }
@@ -91,6 +93,15 @@ description: Work from this repository's gitprio task queue (.tasks/): claim the
 ---
 ";
 
+/// The frontmatter of the Cursor rule: Cursor's agent pulls the rule in when the description
+/// fits what it is asked, like a skill.
+const CURSOR_FRONTMATTER: &str = "\
+---
+description: Work from this repository's gitprio task queue (.tasks/): claim the next task, keep its lease alive, record token usage, finish it with evidence. Use when asked to work on the next task, the queue or the backlog.
+alwaysApply: false
+---
+";
+
 /// What CLAUDE.md says when it exists: AGENTS.md holds the protocol.
 const CLAUDE_POINTER: &str = "\
 Tasks come from the gitprio queue: follow the \"Task queue (gitprio)\" section of AGENTS.md.
@@ -130,14 +141,33 @@ fn onboard_agents(settings: &Settings, root: &std::path::Path) -> CommandResult 
             })?);
         }
     }
-    let skill = root.join(".claude/skills/gitprio/SKILL.md");
-    planned.push(plan(&skill, ".claude/skills/gitprio/SKILL.md", |text| {
-        let section = format!("# Working from the gitprio queue\n\n{PROTOCOL}");
-        match text {
-            None => upsert_section(Some(SKILL_FRONTMATTER), &section),
+    // Gemini CLI reads GEMINI.md, not AGENTS.md, unless GEMINI.md imports it.
+    let gemini_md = root.join("GEMINI.md");
+    let imports_agents = read_optional(&gemini_md)?.is_some_and(|text| {
+        text.lines()
+            .any(|line| matches!(line.trim(), "@AGENTS.md" | "@./AGENTS.md"))
+    });
+    if imports_agents {
+        output::message(
+            settings,
+            "info",
+            "GEMINI.md imports AGENTS.md already; left as it is",
+        );
+    } else {
+        planned.push(plan(&gemini_md, "GEMINI.md", |text| {
+            upsert_section(text, &format!("## Task queue (gitprio)\n\n{PROTOCOL}"))
+        })?);
+    }
+    let section = format!("# Working from the gitprio queue\n\n{PROTOCOL}");
+    for (path, frontmatter) in [
+        (".claude/skills/gitprio/SKILL.md", SKILL_FRONTMATTER),
+        (".cursor/rules/gitprio.mdc", CURSOR_FRONTMATTER),
+    ] {
+        planned.push(plan(&root.join(path), path, |text| match text {
+            None => upsert_section(Some(frontmatter), &section),
             Some(_) => upsert_section(text, &section),
-        }
-    })?);
+        })?);
+    }
     planned.push(plan(&root.join(".mcp.json"), ".mcp.json", register_server)?);
     for file in &planned {
         let Some(content) = &file.content else {

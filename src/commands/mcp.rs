@@ -24,29 +24,16 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::lease::StoreArgs;
+use super::lease::{Claimer, StoreArgs};
 use crate::cli::CommandResult;
 use crate::settings::Settings;
 use crate::{exit_code, output};
 
 #[derive(Debug, Args)]
 pub struct McpArgs {
-    /// This agent's name, written on every lease it takes (default: `GITPRIO_AGENT`, else
-    /// `user@host:<worktree>`). Give each agent its own.
-    #[arg(long, value_name = "NAME")]
-    pub agent: Option<String>,
-    /// How long a lease lives without a heartbeat (default: `lease_ttl` of the config, `30m`).
-    #[arg(long, value_name = "DURATION")]
-    pub ttl: Option<String>,
-    /// Only hand out tasks of this type.
-    #[arg(long = "type", value_name = "TYPE")]
-    pub task_type: Option<String>,
-    /// Only hand out tasks of this feature.
-    #[arg(long, value_name = "FEATURE")]
-    pub feature: Option<String>,
-    /// Only hand out tasks routed to this model tier (their `model`), or routed nowhere.
-    #[arg(long, value_name = "TIER")]
-    pub tier: Option<String>,
+    /// Who claims (give each agent its own name) and which tasks it is handed.
+    #[command(flatten)]
+    pub claimer: Claimer,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -73,22 +60,18 @@ pub fn heartbeat_every(ttl_seconds: u64) -> String {
 
 /// Serves the queue over stdio until the client closes it.
 pub fn run(settings: &Settings, args: &McpArgs) -> CommandResult {
-    let settings = settings.with_agent(args.agent.as_deref());
+    let settings = settings.with_agent(args.claimer.agent.as_deref());
     // Fail at start, where the client shows it, rather than on every call.
     let repo = Repository::discover(&settings.directory)?;
     let (config, _) = super::lease::open_store(&repo, args.store.local)?;
-    let context = super::lease::context(&settings, &repo, &config, args.ttl.as_deref())?;
+    let context = super::lease::context(&settings, &repo, &config, args.claimer.ttl.as_deref())?;
     let server = QueueServer {
         shared: Arc::new(Shared {
             heartbeat_every: heartbeat_every(context.ttl.as_secs().unsigned_abs()),
             // A clock fixed by `GITPRIO_NOW` stays fixed; otherwise every call reads the time.
             fixed_clock: std::env::var_os("GITPRIO_NOW").is_some(),
-            ttl: args.ttl.clone(),
-            filter: ClaimFilter {
-                task_type: args.task_type.clone(),
-                feature: args.feature.clone(),
-                tier: args.tier.clone(),
-            },
+            ttl: args.claimer.ttl.clone(),
+            filter: args.claimer.filter(),
             local: args.store.local,
             session: Mutex::new(Session::default()),
             settings,

@@ -53,19 +53,19 @@ pub enum Command {
     /// Print the context bundle of a task: its documents, the project's, and the task itself.
     Context(context::ContextArgs),
     /// Lease the best ready task for this agent, atomically through the git remote.
-    Claim(lease::ClaimArgs),
+    Claim(lease::claim::ClaimArgs),
     /// Renew the lease this worktree holds on a task.
-    Heartbeat(lease::LeaseIdArgs),
+    Heartbeat(lease::heartbeat::LeaseIdArgs),
     /// Give a claimed task back, optionally as a failed attempt.
-    Release(lease::ReleaseArgs),
+    Release(lease::release::ReleaseArgs),
     /// Record a claimed task as done: fenced by the lease, then `status: done` in its file.
-    Done(lease::DoneArgs),
+    Done(lease::done::DoneArgs),
     /// Show who holds what: leases, holders, expiry, attempts, parked tasks.
-    Status(lease::StatusArgs),
+    Status(lease::status::StatusArgs),
     /// Make a parked task claimable again.
-    Unpark(lease::UnparkArgs),
+    Unpark(lease::unpark::UnparkArgs),
     /// Delete the leases of tasks that are done or dropped, or gone and no longer live.
-    Gc(lease::GcArgs),
+    Gc(lease::gc::GcArgs),
     /// Take a lease away from the agent holding it; its next heartbeat stops it.
     Revoke(revoke::RevokeArgs),
     /// Record and show the tokens each run of a task spent.
@@ -96,13 +96,13 @@ impl Command {
             Command::Demo(args) => demo::run(settings, &args),
             Command::DemoAgent(args) => demo::agent::run(settings, &args),
             Command::Context(args) => context::run(settings, &args),
-            Command::Claim(args) => lease::claim(settings, &args),
-            Command::Heartbeat(args) => lease::heartbeat(settings, &args),
-            Command::Release(args) => lease::release(settings, &args),
-            Command::Done(args) => lease::done(settings, &args),
-            Command::Status(args) => lease::status(settings, &args),
-            Command::Unpark(args) => lease::unpark(settings, &args),
-            Command::Gc(args) => lease::gc(settings, &args),
+            Command::Claim(args) => lease::claim::run(settings, &args),
+            Command::Heartbeat(args) => lease::heartbeat::run(settings, &args),
+            Command::Release(args) => lease::release::run(settings, &args),
+            Command::Done(args) => lease::done::run(settings, &args),
+            Command::Status(args) => lease::status::run(settings, &args),
+            Command::Unpark(args) => lease::unpark::run(settings, &args),
+            Command::Gc(args) => lease::gc::run(settings, &args),
             Command::Revoke(args) => revoke::run(settings, &args),
             Command::Usage(args) => usage::run(settings, &args),
             Command::Report(args) => report::run(settings, &args),

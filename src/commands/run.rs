@@ -43,7 +43,7 @@ use crate::{exit_code, output};
     reason = "independent command-line switches"
 )]
 #[command(
-    after_help = "Placeholders in the agent command: {prompt_file} {task_id} {model} {worktree} {usage_file}.\nWithout {prompt_file}, the prompt is the agent's stdin.\n\nExamples:\n  gitprio run -- claude -p --output-format stream-json --verbose --model {model}\n  gitprio run --parallel 4 -- codex exec --json -m {model} -\n  gitprio run -- ./my-agent.sh {prompt_file}"
+    after_help = "Placeholders in the agent command: {prompt_file} {task_id} {model} {worktree} {usage_file}.\nWithout {prompt_file}, the prompt is the agent's stdin.\n\nExamples:\n  gitprio run -- claude -p --output-format stream-json --verbose --model {model} --permission-mode acceptEdits\n  gitprio run --parallel 4 -- codex exec --json -m {model} --sandbox workspace-write -\n  gitprio run -- gemini -p \"\" --output-format stream-json -m {model} --approval-mode auto_edit --skip-trust\n  gitprio run -- ./my-agent.sh {prompt_file}"
 )]
 pub struct RunArgs {
     /// Agents working at once, each on its own task in its own worktree.
@@ -253,41 +253,53 @@ impl Control {
     }
 
     /// The run limit that the finished and running agents together have passed, if any.
+    /// Passing one stops the run: no more claims, and every running agent is stopped.
     pub fn run_limit(&self) -> Option<String> {
-        let state = self.lock();
+        let mut state = self.lock();
+        let stop = self.spend_limit(&state, false)?;
+        let reason = match &stop {
+            Stop::MaxTokens(limit) => format!("the run reached --max-tokens {limit}"),
+            Stop::MaxUsd(limit) => format!("the run reached --max-usd {limit}"),
+            _ => unreachable!("only spending limits"),
+        };
+        if state.stop.is_none() {
+            state.stop = Some(stop);
+            self.changed.notify_all();
+        }
+        Some(reason)
+    }
+
+    /// What finished and running agents spent together: tokens and dollars.
+    fn spent(state: &State) -> (u64, f64) {
         let tokens = state.spent_tokens + state.live.iter().map(|(tokens, _)| tokens).sum::<u64>();
         let usd = state.spent_usd + state.live.iter().fold(0.0, |sum, (_, usd)| sum + usd);
+        (tokens, usd)
+    }
+
+    /// The spending limit passed (or, `reached`, reached), if any.
+    fn spend_limit(&self, state: &State, reached: bool) -> Option<Stop> {
+        let (tokens, usd) = Control::spent(state);
         if let Some(limit) = self.limits.tokens
-            && tokens > limit
+            && (tokens > limit || (reached && tokens == limit))
         {
-            return Some(format!("the run reached --max-tokens {limit}"));
+            return Some(Stop::MaxTokens(limit));
         }
         if let Some(limit) = self.limits.usd
-            && usd > limit
+            && (usd > limit || (reached && (usd - limit).abs() < f64::EPSILON))
         {
-            return Some(format!("the run reached --max-usd {limit}"));
+            return Some(Stop::MaxUsd(limit));
         }
         None
     }
 
-    /// The limit that forbids another claim, if any.
+    /// The limit that forbids another claim, if any: the running agents' spend counts too.
     fn claim_limit(&self, state: &State) -> Option<Stop> {
         if let Some(limit) = self.limits.claims
             && state.claims >= limit
         {
             return Some(Stop::MaxTasks(limit));
         }
-        if let Some(limit) = self.limits.tokens
-            && state.spent_tokens >= limit
-        {
-            return Some(Stop::MaxTokens(limit));
-        }
-        if let Some(limit) = self.limits.usd
-            && state.spent_usd >= limit
-        {
-            return Some(Stop::MaxUsd(limit));
-        }
-        None
+        self.spend_limit(state, true)
     }
 
     fn stop(&self, stop: Stop) {
@@ -761,6 +773,15 @@ fn print_summary(
             .count()
     };
     let tokens = summary.map_or(state.spent_tokens, |summary| summary.tokens);
+    // How far past its own limit the run went: agents are stopped within a tick of it, but a
+    // request under way finishes, and so counts.
+    let overshoot = match stop {
+        Stop::MaxTokens(limit) => Some(json!({"tokens": tokens.saturating_sub(*limit)})),
+        Stop::MaxUsd(limit) => {
+            summary.map(|summary| json!({"usd": (summary.cost_usd - limit).max(0.0)}))
+        }
+        _ => None,
+    };
     if json {
         output::print_json(&json!({
             "stopped": stop.code(),
@@ -776,6 +797,7 @@ fn print_summary(
             "unpriced_tokens": summary.map(|summary| summary.unpriced_tokens),
             "value_points": summary.map(|summary| summary.value_points),
             "value_per_million_tokens": summary.and_then(|summary| summary.value_per_million_tokens),
+            "overshoot": overshoot,
             "runs": state.reports,
         }))?;
         return Ok(());
@@ -797,6 +819,23 @@ fn print_summary(
         ),
     ]);
     rows.push(vec!["tokens".to_owned(), super::report::tokens(tokens)]);
+    match (stop, &overshoot) {
+        (Stop::MaxTokens(limit), Some(over)) => rows.push(vec![
+            "over the limit".to_owned(),
+            format!(
+                "{} tokens past --max-tokens {limit}",
+                super::report::tokens(over["tokens"].as_u64().unwrap_or(0))
+            ),
+        ]),
+        (Stop::MaxUsd(limit), Some(over)) => rows.push(vec![
+            "over the limit".to_owned(),
+            format!(
+                "${:.2} past --max-usd {limit}",
+                over["usd"].as_f64().unwrap_or(0.0)
+            ),
+        ]),
+        _ => {}
+    }
     if let Some(summary) = summary {
         let unpriced = if summary.unpriced_tokens > 0 {
             format!(

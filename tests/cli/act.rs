@@ -74,12 +74,9 @@ fn release() -> &'static Release {
             action.join("scripts/action-install.sh"),
         )
         .unwrap();
-        let tag = doc_tag();
-        let name = format!("gitprio-{tag}-{}", target());
-        let staging = root.join("staging").join(&name);
-        std::fs::create_dir_all(&staging).unwrap();
-        let binary = staging.join("gitprio");
-        // Stripped, the debug binary packs and unpacks in a second instead of several.
+        // Packed by the release workflow's own script; stripped first, the debug binary
+        // packs and unpacks in a second instead of several.
+        let binary = root.join("gitprio");
         let stripped = Command::new("strip")
             .arg("-o")
             .arg(&binary)
@@ -89,22 +86,19 @@ fn release() -> &'static Release {
         if !stripped {
             std::fs::copy(env!("CARGO_BIN_EXE_gitprio"), &binary).unwrap();
         }
+        let tag = doc_tag();
         let downloads = root.join("downloads");
-        std::fs::create_dir_all(downloads.join(tag)).unwrap();
-        let asset = format!("{name}.tar.gz");
+        let script = source.join("scripts/release-package.sh");
+        let dir = downloads.join(tag);
         run_ok(
-            Command::new("tar")
-                .current_dir(root.join("staging"))
-                .arg("-czf")
-                .arg(downloads.join(tag).join(&asset))
-                .arg(&name),
+            Command::new("bash")
+                .arg(&script)
+                .arg("pack")
+                .arg(&binary)
+                .args([tag, target()])
+                .arg(&dir),
         );
-        let sums = run_ok(
-            Command::new("sha256sum")
-                .current_dir(downloads.join(tag))
-                .arg(&asset),
-        );
-        std::fs::write(downloads.join(tag).join("SHA256SUMS"), sums).unwrap();
+        run_ok(Command::new("bash").arg(&script).arg("checksums").arg(&dir));
         Release { action, downloads }
     })
 }
@@ -121,6 +115,8 @@ struct Scenario {
     github: FakeGitHub,
     act: PathBuf,
     api: String,
+    /// Where the install step downloads releases from: the shared release unless a test changes it.
+    downloads: PathBuf,
     _server: MockServer,
 }
 
@@ -134,6 +130,7 @@ impl Scenario {
             github,
             act,
             api: server.uri(),
+            downloads: release().downloads.clone(),
             _server: server,
         })
     }
@@ -177,10 +174,7 @@ impl Scenario {
             .args(["--env", &format!("GITHUB_REPOSITORY={REPOSITORY}")])
             .args([
                 "--env",
-                &format!(
-                    "GITPRIO_DOWNLOAD_URL=file://{}",
-                    release.downloads.display()
-                ),
+                &format!("GITPRIO_DOWNLOAD_URL=file://{}", self.downloads.display()),
             ])
             .args([
                 "--env",
@@ -261,10 +255,23 @@ async fn the_simple_workflow_keeps_one_comment_across_pushes_and_its_outputs_are
     let (env, github) = (&scenario.env, &scenario.github);
     let (base, head) = completing(env);
     let foreign = github.add_comment("octocat", &format!("Quoting the bot:\n{MARKER}\nold"));
+    // A rate limit on the way, waited out as GitHub asks.
+    github.fail_with(
+        &format!("GET /repos/{REPOSITORY}/issues/{NUMBER}/comments"),
+        429,
+        json!({"message": "Too Many Requests"}),
+        &[("retry-after", "1")],
+    );
     let workflow = doc_workflow("gitprio.yml");
     let opened = pull_request(env, &base, &head, "opened", false, REPOSITORY);
     let output = scenario.run("pr", workflow, "pull_request", &opened, TOKEN);
     assert_eq!(output.code, 0, "{output}");
+    assert!(
+        output
+            .stdout
+            .contains("GitHub answered 429 to `list the comments`; trying again in 1.0s (Retry-After: 1; 1 of 4)"),
+        "{output}"
+    );
     // The install step: the release asset, its sha256 checked against SHA256SUMS.
     let installed = format!(
         "gitprio-install: installed gitprio {} ({}), sha256 ",
@@ -301,6 +308,19 @@ async fn the_simple_workflow_keeps_one_comment_across_pushes_and_its_outputs_are
         "{output}"
     );
     github.assert_updated_in_place(&comments, foreign, &pushed);
+
+    // The same head again (a re-run): the comment is current, nothing is written.
+    let writes = |log: &[String]| log.iter().filter(|line| !line.starts_with("GET")).count();
+    let before = writes(&github.log());
+    let output = scenario.run("pr", workflow, "pull_request", &synchronize, TOKEN);
+    assert_eq!(output.code, 0, "{output}");
+    assert!(
+        output
+            .stdout
+            .contains("the summary comment 1002 is up to date"),
+        "{output}"
+    );
+    assert_eq!(writes(&github.log()), before, "{:?}", github.log());
 }
 
 #[tokio::test]
@@ -382,6 +402,19 @@ async fn the_fork_safe_pair_computes_on_pull_request_and_posts_on_workflow_run()
             .any(|line| line.starts_with(&format!("GET /repos/{REPOSITORY}/pulls/{NUMBER}"))),
         "{log:?}"
     );
+
+    // A newer push meanwhile: this older summary is not posted over the newer one's.
+    github.state.lock().unwrap().pull_head = Some("f".repeat(40));
+    let late = scenario.run("trusted", workflow, "workflow_run", &completed, TOKEN);
+    assert_eq!(late.code, 0, "{late}");
+    assert!(
+        late.stdout.contains(&format!(
+            "pull request #7 has moved on to {} since this summary",
+            "f".repeat(40)
+        )),
+        "{late}"
+    );
+    assert_eq!(github.comments(), comments);
 }
 
 #[tokio::test]
@@ -453,5 +486,51 @@ async fn task_edits_with_errors_are_annotated_and_fail_unless_fail_on_invalid_is
             .stdout
             .contains("::error file=.tasks/cache.md,line=3,col="),
         "{output}"
+    );
+}
+
+#[tokio::test]
+async fn a_release_whose_sha256_does_not_match_is_never_run() {
+    let Some(mut scenario) = Scenario::start().await else {
+        return;
+    };
+    let env = &scenario.env;
+    let (base, head) = completing(env);
+    let tampered = env.path("tampered");
+    let tag_dir = tampered.join(doc_tag());
+    std::fs::create_dir_all(&tag_dir).unwrap();
+    let asset = format!("gitprio-{}-{}.tar.gz", doc_tag(), target());
+    std::fs::copy(
+        release().downloads.join(doc_tag()).join(&asset),
+        tag_dir.join(&asset),
+    )
+    .unwrap();
+    std::fs::write(
+        tag_dir.join("SHA256SUMS"),
+        format!("{}  {asset}\n", "0".repeat(64)),
+    )
+    .unwrap();
+    scenario.downloads = tampered;
+    let opened = pull_request(&scenario.env, &base, &head, "opened", false, REPOSITORY);
+    let output = scenario.run(
+        "pr",
+        doc_workflow("gitprio.yml"),
+        "pull_request",
+        &opened,
+        TOKEN,
+    );
+    assert_ne!(output.code, 0, "{output}");
+    assert!(
+        output.stdout.contains(&format!(
+            "::error title=gitprio install::sha256 mismatch for {asset}: expected {}",
+            "0".repeat(64)
+        )),
+        "{output}"
+    );
+    assert!(!output.stdout.contains("completes 2 tasks"), "{output}");
+    assert!(
+        scenario.github.log().is_empty(),
+        "{:?}",
+        scenario.github.log()
     );
 }

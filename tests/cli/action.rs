@@ -855,11 +855,11 @@ async fn every_input_left_empty_behaves_as_unset() {
         "{output}"
     );
     assert_eq!(github.comments().len(), 1);
-    // `fail-on-invalid`, `summary-dir`, `post-summary` and the comment author: their defaults.
+    // `summary-dir`, `post-summary`, `max-wait` and the comment author: their defaults.
     for name in [
-        "GITPRIO_FAIL_ON_INVALID",
         "GITPRIO_SUMMARY_DIR",
         "GITPRIO_POST_SUMMARY",
+        "GITPRIO_GITHUB_MAX_WAIT",
         "GITPRIO_COMMENT_AUTHOR",
     ] {
         let output = run(name);
@@ -873,6 +873,17 @@ async fn every_input_left_empty_behaves_as_unset() {
     }
     let output = run("GITHUB_STEP_SUMMARY");
     assert!(output.stdout.contains("completes 2 tasks"), "{output}");
+    // `fail-on-invalid`: the default, true, so a broken task edit fails the step.
+    let env = TestEnv::new();
+    let base = setup(&env);
+    let head = break_a_task(&env);
+    let event_path = event(&env, &base, &head, "synchronize", false);
+    let output = action(&env, &event_path, None, &[("GITPRIO_FAIL_ON_INVALID", "")]);
+    assert_eq!(output.code, 1, "{output}");
+    assert!(
+        output.stdout.contains("::error file=.tasks/cache.md"),
+        "{output}"
+    );
 }
 
 /// Answers the next `request` with GitHub's primary rate limit, reset in `seconds`.
@@ -968,5 +979,18 @@ async fn a_wait_longer_than_the_cap_fails_at_once_with_what_github_asked() {
         log.iter().filter(|line| line.starts_with(create)).count(),
         2,
         "one try each, no retry: {log:?}"
+    );
+    let output = action(
+        &env,
+        &event_path,
+        Some(&server.uri()),
+        &[("GITPRIO_GITHUB_MAX_WAIT", "soon")],
+    );
+    assert_eq!(output.code, 1, "{output}");
+    assert!(
+        output.stderr.contains(
+            "the longest wait `soon` (GITPRIO_GITHUB_MAX_WAIT, input `max-wait`) is not a duration like `90` or `5m`"
+        ),
+        "{output}"
     );
 }

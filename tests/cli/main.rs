@@ -19,6 +19,7 @@ mod model_server;
 mod queue;
 mod readme;
 mod real_agents;
+mod remote_errors;
 mod revoke;
 mod run;
 mod servers;

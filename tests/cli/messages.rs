@@ -69,3 +69,20 @@ fn a_lease_ref_that_is_no_commit_is_unreadable_and_says_how_to_delete_it() {
     break_lease(&env, "local");
     assert_output!(as_agent(&env, "local", "alice", &["unpark", "first"]));
 }
+
+#[test]
+fn an_unreachable_remote_hints_at_offline_where_the_command_has_it() {
+    let env = TestEnv::new();
+    let files = vec![(".tasks/first.md".to_owned(), task("First", 0, &[]))];
+    remote_with_clones(&env, &files, &["a"]);
+    std::fs::rename(env.path("remote.git"), env.path("gone.git")).unwrap();
+    assert_output!(as_agent(&env, "a", "alice", &["status"]));
+    let report = as_agent(&env, "a", "alice", &["report"]);
+    assert!(report.stderr.contains("hint: pass `--offline`"), "{report}");
+    let offline = as_agent(&env, "a", "alice", &["status", "--offline"]);
+    assert_eq!(offline.code, 0, "{offline}");
+    // `claim` has no `--offline`: it needs the remote, and says so without the hint.
+    let claim = as_agent(&env, "a", "alice", &["claim"]);
+    assert_eq!(claim.code, 1, "{claim}");
+    assert!(!claim.stderr.contains("--offline"), "{claim}");
+}

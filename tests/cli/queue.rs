@@ -163,46 +163,68 @@ fn init_creates_and_never_overwrites() {
 }
 
 #[test]
-fn demo_shows_the_example_queue() {
+fn demo_shows_one_idea_per_screen_with_the_same_numbers_every_time() {
     let env = TestEnv::new();
     let output = env.run(".", &["demo"]);
     assert_eq!(output.code, 0, "{output}");
-    assert!(
-        output
-            .stdout
-            .contains("$ gitprio next --explain\nauth-login-rate-limit"),
-        "{output}"
-    );
-    // `gitprio run` drains the queue with the simulated agent, round after round, and the
-    // demo ends on the value-per-token report and a frame of the cockpit.
+    let mut screens = Vec::new();
+    for screen in 1..=6 {
+        let at = output.stdout.find(&format!("# {screen}/6 "));
+        assert!(at.is_some(), "screen {screen}/6 is missing: {output}");
+        screens.push(at);
+    }
+    assert!(screens.is_sorted(), "{output}");
     for expected in [
-        "$ gitprio run --parallel 3 --agent-name agent --adapter claude -- gitprio demo-agent",
+        "$ gitprio next --explain\nauth-login-rate-limit",
+        // A claim prints the context bundle: the project's documents, the task's, the lease.
+        "$ gitprio claim\n# Project context",
+        "- lease: `refs/gitprio/leases/auth-login-rate-limit`, generation 1, attempt 1, held by alice",
+        "both went for auth-login-rate-limit: one of them holds it (lease generation 1)",
+        "$ gitprio run --agent-name agent --adapter claude -- gitprio demo-agent",
         "A reviewer merges gitprio/auth-login-rate-limit",
         "nothing ready: the queue has no open task (17 tasks in all)",
+        "$ gitprio usage show billing-refund-endpoint",
         "$ gitprio report --by type",
         "value per 1M tokens",
         "Runs that did not complete their task",
         "$ gitprio top --once --window 6h --width 110\ngitprio top · 2026-11-02 ",
-        "0 agents active · 12 done in the last 6h · 0 ready",
         "no agent holds a lease",
-        " Last runs ",
     ] {
         assert!(output.stdout.contains(expected), "{expected}: {output}");
     }
-    let frame = &output.stdout[output.stdout.find("$ gitprio top").unwrap()..];
-    assert!(frame.contains(" completed "), "{frame}");
     // The agent's stream-json usage is followed live: one agent is stopped over its budget,
     // one reports an error; both tasks are retried and done.
     for expected in [
         "auth-login-rate-limit is done (",
-        "stopping the agent on docs-api-errors: over budget: ",
+        "stopping the agent on billing-refund-endpoint: over budget: 419988 tokens spent of 400000",
         "search-index-tokenizer failed: the agent ended with exit 1: claude reported error_during_execution",
         "working on search-index-tokenizer (attempt 2)",
         "search-index-tokenizer is done (",
-        "docs-api-errors is done (",
+        "billing-refund-endpoint is done (",
     ] {
         assert!(output.stderr.contains(expected), "{expected}: {output}");
     }
+    // A seeded agent, a fixed clock and dates, one agent draining the queue: a second run
+    // prints the same, to the token and the commit id.
+    let again = env.run(".", &["demo"]);
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(again.stdout, output.stdout);
+    let demo_dirs = |text: &str| {
+        text.split("gitprio-demo-")
+            .enumerate()
+            .map(|(index, part)| {
+                if index == 0 {
+                    part.to_owned()
+                } else {
+                    part.chars()
+                        .skip_while(char::is_ascii_alphanumeric)
+                        .collect()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("gitprio-demo-")
+    };
+    assert_eq!(demo_dirs(&again.stderr), demo_dirs(&output.stderr));
 }
 
 #[test]
@@ -282,4 +304,50 @@ fn json_keys_come_in_one_order_across_commands() {
         shown.find("\"task\""),
     );
     assert!(ready < blockers && blockers < task, "{shown}");
+}
+
+#[test]
+fn init_agents_also_writes_what_gemini_cli_and_cursor_read_once() {
+    let env = TestEnv::new();
+    env.repo("repo", &[("GEMINI.md", "Answer in English.\n")]);
+    let first = env.run("repo", &["init", "--agents"]);
+    assert_eq!(first.code, 0, "{first}");
+    let read = |path: &str| std::fs::read_to_string(env.path("repo").join(path)).unwrap();
+    let files = ["AGENTS.md", "GEMINI.md", ".cursor/rules/gitprio.mdc"].map(read);
+    insta::assert_snapshot!(format!(
+        "{first}=== GEMINI.md\n{}=== .cursor/rules/gitprio.mdc\n{}",
+        files[1], files[2]
+    ));
+    assert!(files[1].starts_with("Answer in English.\n\n<!-- gitprio:begin -->"));
+    let second = env.run("repo", &["init", "--agents"]);
+    for shown in ["GEMINI.md", ".cursor/rules/gitprio.mdc", "AGENTS.md"] {
+        assert!(
+            second.stderr.contains(&format!("{shown} is up to date")),
+            "{second}"
+        );
+    }
+    assert_eq!(
+        ["AGENTS.md", "GEMINI.md", ".cursor/rules/gitprio.mdc"].map(read),
+        files
+    );
+
+    env.repo("imports", &[("GEMINI.md", "@./AGENTS.md\n")]);
+    let output = env.run("imports", &["init", "--agents"]);
+    assert!(
+        output
+            .stderr
+            .contains("GEMINI.md imports AGENTS.md already; left as it is"),
+        "{output}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(env.path("imports/GEMINI.md")).unwrap(),
+        "@./AGENTS.md\n"
+    );
+}
+
+#[test]
+fn the_only_ready_task_is_explained_in_the_singular() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/only.md", "---\ntitle: Only\n---\n")]);
+    assert_output!(env.run("repo", &["next", "--explain"]));
 }

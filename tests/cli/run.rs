@@ -1206,6 +1206,7 @@ fn a_run_shows_an_outcome_the_usage_ledger_did_not_take() {
     );
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(summary(&run)["completed"], 1, "{run}");
+    // The outcome is not lost: it waits in the outbox for the next command that reaches the remote.
     assert!(
         run.stderr
             .contains(": gitprio done alpha: the usage ledger did not take the write (")
@@ -1247,4 +1248,29 @@ fn a_retried_task_replaces_its_pushed_branch() {
     let pushed = env.git("remote.git", &["show", "gitprio/alpha:alpha.txt"]);
     assert_eq!(pushed.trim(), attempt);
     assert_ne!(attempt, summary(&first)["runs"][0]["run"].as_str().unwrap());
+}
+
+#[test]
+fn agents_get_the_task_in_their_telemetry_resource_attributes() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[(".tasks/alpha.md", &task("Alpha", "type: bug\n"))],
+    );
+    let agent = script(
+        &env,
+        "agent",
+        "cat > /dev/null\nprintf '%s' \"$OTEL_RESOURCE_ATTRIBUTES\" > otel.txt\n",
+    );
+    let run = env.run_with(
+        "repo",
+        &["run", "--local", "--json", "--", &agent],
+        &[("OTEL_RESOURCE_ATTRIBUTES", "team=core")],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let run_id = summary(&run)["runs"][0]["run"].as_str().unwrap().to_owned();
+    assert_eq!(
+        env.git("repo", &["show", "gitprio/alpha:otel.txt"]),
+        format!("team=core,gitprio.task_id=alpha,gitprio.run_id={run_id},gitprio.task_type=bug")
+    );
 }

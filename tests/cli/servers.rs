@@ -283,13 +283,18 @@ impl HttpGit {
 impl Drop for HttpGit {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the accept loop, which then sees the flag, waits for its connections and ends.
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        if TcpStream::connect_timeout(&address, Duration::from_secs(5)).is_ok()
-            && let Some(accept) = self.accept.take()
-        {
-            let _ = accept.join();
-        }
+        wake_and_join(self.port, &mut self.accept);
+    }
+}
+
+/// Wakes the accept loop listening on `port` with a connection, so that it sees its stop
+/// flag, waits for its connections and ends; then waits for it.
+pub fn wake_and_join(port: u16, accept: &mut Option<JoinHandle<()>>) {
+    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    if TcpStream::connect_timeout(&address, Duration::from_secs(5)).is_ok()
+        && let Some(accept) = accept.take()
+    {
+        let _ = accept.join();
     }
 }
 

@@ -342,8 +342,13 @@ impl GitHub {
             }
             let left = self.max_wait.saturating_sub(waited);
             if retry.wait > left {
+                let asks = if failure.rate_limited() {
+                    "GitHub asks to wait"
+                } else {
+                    "the next try is"
+                };
                 let note = format!(
-                    "GitHub asks to wait {} ({}), more than the {} left of the {} the retries may wait in all",
+                    "{asks} {} ({}), more than the {} left of the {} the retries may wait in all",
                     seconds(retry.wait),
                     retry.reason,
                     seconds(left),

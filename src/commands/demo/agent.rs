@@ -111,10 +111,15 @@ fn work(
         }
     }
     if plan == Plan::Overspend {
-        // `gitprio run` stops an agent over its budget; this one would never stop by itself.
-        for index in requests.len().. {
+        // It would never stop by itself: it spends until past its budget, then waits for
+        // `gitprio run` to stop it. Waiting instead of spending on keeps what the run records
+        // the same on every run of the demo, however quickly the stop comes.
+        let budget = budget.unwrap_or(100_000);
+        let spend = budget / 4;
+        let mut so_far: u64 = total.iter().sum();
+        let mut index = requests.len();
+        while so_far <= budget {
             std::thread::sleep(pause);
-            let spend = budget.unwrap_or(100_000) / 4;
             emit(&json!({
                 "type": "assistant",
                 "message": {
@@ -123,10 +128,11 @@ fn work(
                     "usage": {"input_tokens": spend / 10, "output_tokens": spend / 10, "cache_read_input_tokens": spend * 8 / 10},
                 },
             }))?;
-            if index > 400 {
-                bail!("demo-agent was not stopped for its budget");
-            }
+            so_far += spend / 10 * 2 + spend * 8 / 10;
+            index += 1;
         }
+        std::thread::sleep(Duration::from_secs(60));
+        bail!("demo-agent was not stopped for its budget");
     }
     let cost = PriceTable::new(std::collections::BTreeMap::new()).cost(&UsageRecord {
         model: model.to_owned(),

@@ -322,7 +322,7 @@ pub(super) fn release(
             &store,
             &id,
             Some(&params.reason),
-            params.failed,
+            lease::GiveBack::failed(params.failed),
         ),
     )?;
     if session.current.as_ref() == Some(&id) {

@@ -7,9 +7,14 @@
 //! `--output-format json` prints one object with `stats.models`. Generic agents report
 //! nothing here: their usage comes from the usage file, in `gitprio usage record --stdin`
 //! lines. Usage is converted to gitprio's buckets: `input` excludes cached tokens.
+//!
+//! One token-count type, the core's [`UsageRecord`], from here to the ledger. What the
+//! output says is the fallback: while a CLI's own log of the session can be found, its
+//! records (read by the core's import parsers, see `logs`) are the attempt's usage.
 
 use std::collections::BTreeMap;
 
+use gitprio_core::usage::UsageRecord;
 use serde_json::Value;
 
 /// The agent CLIs whose output gitprio reads.
@@ -50,37 +55,15 @@ impl Adapter {
     }
 }
 
-/// Tokens one model spent, in gitprio's buckets.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct ModelUsage {
-    /// Empty when the output does not name it (Codex): the run fills in the model it routed to.
-    pub model: String,
-    /// Input tokens not read from or written to the cache.
-    pub input: u64,
-    /// Output tokens, reasoning included.
-    pub output: u64,
-    pub cache_read: u64,
-    pub cache_write: u64,
-    pub cache_write_1h: u64,
-    pub reasoning: u64,
-    pub requests: u32,
-}
-
-impl ModelUsage {
-    /// All tokens: input of every kind, and output.
-    pub fn tokens(&self) -> u64 {
-        self.input + self.output + self.cache_read + self.cache_write + self.cache_write_1h
-    }
-
-    fn add(&mut self, other: &ModelUsage) {
-        self.input += other.input;
-        self.output += other.output;
-        self.cache_read += other.cache_read;
-        self.cache_write += other.cache_write;
-        self.cache_write_1h += other.cache_write_1h;
-        self.reasoning += other.reasoning;
-        self.requests += other.requests;
-    }
+/// Adds `other`'s tokens and requests to `total`.
+fn add(total: &mut UsageRecord, other: &UsageRecord) {
+    total.input += other.input;
+    total.output += other.output;
+    total.cache_read += other.cache_read;
+    total.cache_write_5m += other.cache_write_5m;
+    total.cache_write_1h += other.cache_write_1h;
+    total.reasoning += other.reasoning;
+    total.requests += other.requests;
 }
 
 /// What an agent's output says about its run, once it has exited.
@@ -92,7 +75,7 @@ pub struct Verdict {
     pub summary: Option<String>,
     /// The agent CLI's session (or thread) id.
     pub session: Option<String>,
-    pub usage: Vec<ModelUsage>,
+    pub usage: Vec<UsageRecord>,
     /// The cost the agent CLI itself estimated (Claude Code's `total_cost_usd`).
     pub cost_usd: Option<f64>,
     /// Tool uses the agent was denied (Claude Code's `permission_denials`).
@@ -119,11 +102,11 @@ pub struct Follower {
     adapter: Adapter,
     partial: Vec<u8>,
     /// Claude Code streams each message's usage, repeated per content block: by message id.
-    messages: BTreeMap<String, ModelUsage>,
+    messages: BTreeMap<String, UsageRecord>,
     /// Codex's cumulative usage so far.
-    cumulative: Option<ModelUsage>,
+    cumulative: Option<UsageRecord>,
     /// Usage-file lines, by key (or line number).
-    lines: BTreeMap<String, ModelUsage>,
+    lines: BTreeMap<String, UsageRecord>,
     line_count: usize,
     /// The CLI's session (Claude Code) or thread (Codex) id, once the output named it.
     session: Option<String>,
@@ -175,7 +158,11 @@ impl Follower {
                     self.cumulative = Some(usage);
                 }
             }
-            Adapter::Gemini => {}
+            Adapter::Gemini => {
+                if value["type"] == "init" {
+                    self.session = text(&value["session_id"]);
+                }
+            }
             Adapter::Generic => {
                 if let Some((key, usage)) = usage_line(value) {
                     let key = key.unwrap_or_else(|| format!("line-{}", self.line_count));
@@ -186,7 +173,7 @@ impl Follower {
     }
 
     /// The usage seen so far, per model.
-    pub fn usage(&self) -> Vec<ModelUsage> {
+    pub fn usage(&self) -> Vec<UsageRecord> {
         match self.adapter {
             Adapter::Claude => by_model(self.messages.values()),
             Adapter::Codex => self.cumulative.iter().cloned().collect(),
@@ -201,33 +188,33 @@ impl Follower {
     }
 
     /// The usage-file lines seen so far, each with its key (or `line-<n>`).
-    pub fn keyed_lines(&self) -> impl Iterator<Item = (&str, &ModelUsage)> {
+    pub fn keyed_lines(&self) -> impl Iterator<Item = (&str, &UsageRecord)> {
         self.lines.iter().map(|(key, usage)| (key.as_str(), usage))
     }
 
     /// All tokens seen so far.
     #[cfg(test)]
     pub fn tokens(&self) -> u64 {
-        self.usage().iter().map(ModelUsage::tokens).sum()
+        self.usage().iter().map(UsageRecord::total_tokens).sum()
     }
 }
 
-fn by_model<'a>(usages: impl Iterator<Item = &'a ModelUsage>) -> Vec<ModelUsage> {
-    let mut models: BTreeMap<&str, ModelUsage> = BTreeMap::new();
+fn by_model<'a>(usages: impl Iterator<Item = &'a UsageRecord>) -> Vec<UsageRecord> {
+    let mut models: BTreeMap<&str, UsageRecord> = BTreeMap::new();
     for usage in usages {
         let entry = models
             .entry(usage.model.as_str())
-            .or_insert_with(|| ModelUsage {
+            .or_insert_with(|| UsageRecord {
                 model: usage.model.clone(),
-                ..ModelUsage::default()
+                ..UsageRecord::default()
             });
-        entry.add(usage);
+        add(entry, usage);
     }
     models.into_values().collect()
 }
 
-fn max_usage(left: &ModelUsage, right: &ModelUsage) -> ModelUsage {
-    ModelUsage {
+fn max_usage(left: &UsageRecord, right: &UsageRecord) -> UsageRecord {
+    UsageRecord {
         model: if right.model.is_empty() {
             left.model.clone()
         } else {
@@ -236,10 +223,11 @@ fn max_usage(left: &ModelUsage, right: &ModelUsage) -> ModelUsage {
         input: left.input.max(right.input),
         output: left.output.max(right.output),
         cache_read: left.cache_read.max(right.cache_read),
-        cache_write: left.cache_write.max(right.cache_write),
+        cache_write_5m: left.cache_write_5m.max(right.cache_write_5m),
         cache_write_1h: left.cache_write_1h.max(right.cache_write_1h),
         reasoning: left.reasoning.max(right.reasoning),
         requests: 1,
+        ..UsageRecord::default()
     }
 }
 
@@ -269,7 +257,7 @@ fn documents(stdout: &str) -> Vec<Value> {
 }
 
 /// An `assistant` event's message id and usage (Claude Code stream-json).
-fn claude_message(value: &Value) -> Option<(String, ModelUsage)> {
+fn claude_message(value: &Value) -> Option<(String, UsageRecord)> {
     if value["type"] != "assistant" {
         return None;
     }
@@ -281,15 +269,16 @@ fn claude_message(value: &Value) -> Option<(String, ModelUsage)> {
     let id = message["id"].as_str()?.to_owned();
     Some((
         id,
-        ModelUsage {
+        UsageRecord {
             model: message["model"].as_str().unwrap_or_default().to_owned(),
             input: count(&usage["input_tokens"]),
             output: count(&usage["output_tokens"]),
             cache_read: count(&usage["cache_read_input_tokens"]),
-            cache_write: count(&usage["cache_creation_input_tokens"]),
+            cache_write_5m: count(&usage["cache_creation_input_tokens"]),
             cache_write_1h: 0,
             reasoning: 0,
             requests: 1,
+            ..UsageRecord::default()
         },
     ))
 }
@@ -352,27 +341,28 @@ fn claude(stdout: &str) -> Verdict {
             None => format!("claude reported {kind}"),
         }
     });
-    let mut usage: Vec<ModelUsage> = result["modelUsage"]
+    let mut usage: Vec<UsageRecord> = result["modelUsage"]
         .as_object()
         .map(|models| {
             models
                 .iter()
-                .map(|(model, counts)| ModelUsage {
+                .map(|(model, counts)| UsageRecord {
                     model: model.clone(),
                     input: count(&counts["inputTokens"]),
                     output: count(&counts["outputTokens"]),
                     cache_read: count(&counts["cacheReadInputTokens"]),
-                    cache_write: count(&counts["cacheCreationInputTokens"]),
+                    cache_write_5m: count(&counts["cacheCreationInputTokens"]),
                     cache_write_1h: 0,
                     reasoning: 0,
                     requests: 1,
+                    ..UsageRecord::default()
                 })
                 .collect()
         })
         .unwrap_or_default();
     let top = &result["usage"];
     if usage.is_empty() && top.is_object() {
-        usage.push(ModelUsage {
+        usage.push(UsageRecord {
             model: streamed
                 .usage()
                 .first()
@@ -381,20 +371,21 @@ fn claude(stdout: &str) -> Verdict {
             input: count(&top["input_tokens"]),
             output: count(&top["output_tokens"]),
             cache_read: count(&top["cache_read_input_tokens"]),
-            cache_write: count(&top["cache_creation_input_tokens"]),
+            cache_write_5m: count(&top["cache_creation_input_tokens"]),
             cache_write_1h: 0,
             reasoning: 0,
             requests: 1,
+            ..UsageRecord::default()
         });
     }
     // Only the top-level usage tells the 1-hour cache writes apart; with one model they are its.
     let one_hour = count(&top["cache_creation"]["ephemeral_1h_input_tokens"]);
     if let [only] = usage.as_mut_slice() {
-        let moved = one_hour.min(only.cache_write);
-        only.cache_write -= moved;
+        let moved = one_hour.min(only.cache_write_5m);
+        only.cache_write_5m -= moved;
         only.cache_write_1h += moved;
     }
-    usage.sort_by_key(|model| std::cmp::Reverse(model.tokens()));
+    usage.sort_by_key(|model| std::cmp::Reverse(model.total_tokens()));
     if let (Some(main), Some(turns)) = (usage.first_mut(), result["num_turns"].as_u64()) {
         main.requests = u32::try_from(turns).unwrap_or(u32::MAX).max(1);
     }
@@ -410,18 +401,19 @@ fn claude(stdout: &str) -> Verdict {
     }
 }
 
-fn codex_usage(usage: &Value) -> ModelUsage {
+fn codex_usage(usage: &Value) -> UsageRecord {
     let input = count(&usage["input_tokens"]);
     let cached = count(&usage["cached_input_tokens"]);
-    ModelUsage {
+    UsageRecord {
         model: String::new(),
         input: input.saturating_sub(cached),
         output: count(&usage["output_tokens"]),
         cache_read: cached.min(input),
-        cache_write: 0,
+        cache_write_5m: 0,
         cache_write_1h: 0,
         reasoning: count(&usage["reasoning_output_tokens"]),
         requests: 1,
+        ..UsageRecord::default()
     }
 }
 
@@ -494,7 +486,7 @@ fn gemini(stdout: &str) -> Verdict {
         )),
     };
     let stats = &result["stats"];
-    let mut usage: Vec<ModelUsage> = stats["models"]
+    let mut usage: Vec<UsageRecord> = stats["models"]
         .as_object()
         .map(|models| {
             models
@@ -506,17 +498,18 @@ fn gemini(stdout: &str) -> Verdict {
                         .map_or_else(|| count(&tokens["input"]), count);
                     let cached = count(&tokens["cached"]).min(prompt);
                     let thoughts = count(&tokens["thoughts"]);
-                    ModelUsage {
+                    UsageRecord {
                         model: model.clone(),
                         input: prompt - cached + count(&tokens["tool"]),
                         output: count(&tokens["candidates"]) + thoughts,
                         cache_read: cached,
-                        cache_write: 0,
+                        cache_write_5m: 0,
                         cache_write_1h: 0,
                         reasoning: thoughts,
                         requests: u32::try_from(count(&entry["api"]["totalRequests"]))
                             .unwrap_or(u32::MAX)
                             .max(1),
+                        ..UsageRecord::default()
                     }
                 })
                 .collect()
@@ -525,13 +518,13 @@ fn gemini(stdout: &str) -> Verdict {
     if usage.is_empty() && stats.get("input_tokens").is_some() {
         let input = count(&stats["input_tokens"]);
         let cached = count(&stats["cached"]).min(input);
-        usage.push(ModelUsage {
+        usage.push(UsageRecord {
             model: model_of_stream.unwrap_or_default(),
             input: input - cached,
             output: count(&stats["output_tokens"]),
             cache_read: cached,
             requests: 1,
-            ..ModelUsage::default()
+            ..UsageRecord::default()
         });
     }
     Verdict {
@@ -545,9 +538,9 @@ fn gemini(stdout: &str) -> Verdict {
 }
 
 /// One usage-file line (`gitprio usage record --stdin` fields): its key and usage.
-fn usage_line(value: &Value) -> Option<(Option<String>, ModelUsage)> {
+fn usage_line(value: &Value) -> Option<(Option<String>, UsageRecord)> {
     let object = value.as_object()?;
-    let usage = ModelUsage {
+    let usage = UsageRecord {
         model: object
             .get("model")
             .and_then(Value::as_str)
@@ -556,12 +549,13 @@ fn usage_line(value: &Value) -> Option<(Option<String>, ModelUsage)> {
         input: count(&value["input"]),
         output: count(&value["output"]),
         cache_read: count(&value["cache_read"]),
-        cache_write: count(&value["cache_write"]),
+        cache_write_5m: count(&value["cache_write"]),
         cache_write_1h: count(&value["cache_write_1h"]),
         reasoning: count(&value["reasoning"]),
         requests: value["requests"]
             .as_u64()
             .map_or(1, |requests| u32::try_from(requests).unwrap_or(u32::MAX)),
+        ..UsageRecord::default()
     };
     Some((text(&value["key"]), usage))
 }
@@ -601,15 +595,16 @@ mod tests {
         assert_eq!(verdict.cost_usd, Some(0.241_673_5));
         assert_eq!(
             verdict.usage,
-            [ModelUsage {
+            [UsageRecord {
                 model: "us.anthropic.claude-opus-4-6-v1".to_owned(),
                 input: 18,
                 output: 2577,
                 cache_read: 169_817,
-                cache_write: 14_000,
+                cache_write_5m: 14_000,
                 cache_write_1h: 760,
                 reasoning: 0,
                 requests: 15,
+                ..UsageRecord::default()
             }]
         );
     }
@@ -623,7 +618,7 @@ mod tests {
             Some("claude reported error_max_turns")
         );
         assert_eq!(verdict.permission_denials, 1);
-        assert_eq!(verdict.usage[0].tokens(), 15);
+        assert_eq!(verdict.usage[0].total_tokens(), 15);
         let masked = r#"{"type":"result","subtype":"success","is_error":true,"result":"API Error: 529 overloaded\nretry later"}"#;
         assert_eq!(
             conclude(Adapter::Claude, masked).error.as_deref(),
@@ -650,7 +645,7 @@ mod tests {
         let verdict = conclude(Adapter::Claude, &stream);
         assert!(!verdict.complete);
         assert_eq!(verdict.session.as_deref(), Some("s1"));
-        assert_eq!(verdict.usage[0].tokens(), 1150);
+        assert_eq!(verdict.usage[0].total_tokens(), 1150);
     }
 
     #[test]
@@ -669,12 +664,12 @@ mod tests {
         assert_eq!(verdict.summary.as_deref(), Some("Fixed it."));
         assert_eq!(
             verdict.usage,
-            [ModelUsage {
+            [UsageRecord {
                 input: 1000,
                 output: 120,
                 cache_read: 2000,
                 requests: 2,
-                ..ModelUsage::default()
+                ..UsageRecord::default()
             }]
         );
         let mut follower = Follower::new(Adapter::Codex);
@@ -704,14 +699,14 @@ mod tests {
         assert_eq!(verdict.summary.as_deref(), Some("All done."));
         assert_eq!(
             verdict.usage,
-            [ModelUsage {
+            [UsageRecord {
                 model: "gemini-2.5-pro".to_owned(),
                 input: 4000,
                 output: 420,
                 cache_read: 8000,
                 reasoning: 120,
                 requests: 3,
-                ..ModelUsage::default()
+                ..UsageRecord::default()
             }]
         );
         let failed = r#"{"error": {"type": "ApiError", "message": "quota exceeded", "code": 429}}"#;

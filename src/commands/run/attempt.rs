@@ -13,7 +13,7 @@ use anyhow::{Context as _, bail};
 use gitprio_core::Config;
 use gitprio_core::usage::UsageRecord;
 
-use super::adapters::{self, Adapter, Follower, ModelUsage};
+use super::adapters::{self, Adapter, Follower};
 use super::agent::{self, Agent, Io, Placeholders};
 use super::logs::LogFollower;
 use super::operations::{Beat, Claimed, Done};
@@ -149,6 +149,17 @@ pub fn attempt(
         ("GITPRIO_PROMPT_FILE", text(&prompt_file)),
         ("GITPRIO_USAGE_FILE", text(&usage_file)),
         (BRANCH_VARIABLE, run.branch.clone().unwrap_or_default()),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            resource_attributes(
+                std::env::var("OTEL_RESOURCE_ATTRIBUTES").ok().as_deref(),
+                &[
+                    ("gitprio.task_id", id),
+                    ("gitprio.run_id", &claimed.run_id()),
+                    ("gitprio.task_type", task.task_type.as_deref().unwrap_or("")),
+                ],
+            ),
+        ),
     ];
     run.say(&format!(
         "{agent}: working on {id} (attempt {}{}) in {}",
@@ -183,6 +194,11 @@ pub fn attempt(
     let stdout = String::from_utf8_lossy(&stdout);
     let verdict = adapters::conclude(run.adapter, &stdout);
     watch.read_new();
+    if watch.logs.is_empty() {
+        // Output that names the session only at the end (`--output-format json`): its log
+        // is read now, so the records still have the keys `usage import` gives them.
+        watch.logs.poll(verdict.session.as_deref());
+    }
     // The CLI's own log of the session has every request with its final usage, under the
     // keys `usage import` gives them; without it, the output's usage stands for the attempt.
     let records = if watch.logs.is_empty() {
@@ -317,6 +333,40 @@ pub fn attempt(
         }
     ));
     Ok(finish(ending, Some(reason)))
+}
+
+/// `OTEL_RESOURCE_ATTRIBUTES` for the agent: what it was given, and the task's attributes, so
+/// the telemetry an agent CLI exports (Claude Code's, Gemini CLI's) can be told apart by task.
+/// Values are percent-encoded as the W3C baggage format the variable uses wants; empty ones
+/// are left out.
+fn resource_attributes(inherited: Option<&str>, attributes: &[(&str, &str)]) -> String {
+    let mut parts: Vec<String> = inherited
+        .into_iter()
+        .flat_map(|text| text.split(','))
+        .filter(|part| {
+            !part.trim().is_empty()
+                && !attributes
+                    .iter()
+                    .any(|(name, _)| part.split('=').next().map(str::trim) == Some(*name))
+        })
+        .map(str::to_owned)
+        .collect();
+    for (name, value) in attributes.iter().filter(|(_, value)| !value.is_empty()) {
+        let mut encoded = String::new();
+        for character in value.chars() {
+            match character {
+                ',' | '=' | '%' | ';' | '"' | '\\' => {
+                    let _ = write!(encoded, "%{:02X}", u32::from(character));
+                }
+                character if character.is_whitespace() || character.is_control() => {
+                    let _ = write!(encoded, "%{:02X}", u32::from(character));
+                }
+                character => encoded.push(character),
+            }
+        }
+        parts.push(format!("{name}={encoded}"));
+    }
+    parts.join(",")
 }
 
 fn report(
@@ -483,13 +533,13 @@ impl Watch<'_> {
     /// Tokens and estimated dollars so far.
     fn live(&self) -> Spend {
         let streamed = if self.logs.is_empty() {
-            self.output.usage().iter().map(as_record).collect()
+            self.output.usage()
         } else {
             self.logs.records()
         };
         let records: Vec<UsageRecord> = streamed
             .into_iter()
-            .chain(self.usage.usage().iter().map(as_record))
+            .chain(self.usage.usage())
             .map(|mut record| {
                 if record.model.is_empty() {
                     self.model.unwrap_or_default().clone_into(&mut record.model);
@@ -582,7 +632,7 @@ fn final_usage(
     verdict: &adapters::Verdict,
     output: &Follower,
     usage_file: &Follower,
-) -> Vec<ModelUsage> {
+) -> Vec<UsageRecord> {
     if adapter == Adapter::Generic {
         return Vec::new();
     }
@@ -599,15 +649,15 @@ fn final_usage(
 
 /// The usage records of the attempt, each with a key stable across re-recording.
 fn usage_records(
-    usage: &[ModelUsage],
+    usage: &[UsageRecord],
     usage_file: &Follower,
     adapter: Adapter,
     claimed: &Claimed,
     model: Option<&str>,
 ) -> Vec<UsageRecord> {
     let run = claimed.run_id();
-    let record = |key: String, usage: &ModelUsage| {
-        let mut record = as_record(usage);
+    let record = |key: String, usage: &UsageRecord| {
+        let mut record = usage.clone();
         record.key = key;
         if record.model.is_empty() {
             model.unwrap_or("unknown").clone_into(&mut record.model);
@@ -679,20 +729,6 @@ fn records_text(records: &[UsageRecord]) -> String {
         );
     }
     text
-}
-
-fn as_record(usage: &ModelUsage) -> UsageRecord {
-    UsageRecord {
-        model: usage.model.clone(),
-        input: usage.input,
-        output: usage.output,
-        cache_read: usage.cache_read,
-        cache_write_5m: usage.cache_write,
-        cache_write_1h: usage.cache_write_1h,
-        reasoning: usage.reasoning,
-        requests: usage.requests,
-        ..UsageRecord::default()
-    }
 }
 
 /// Shortens a failure to what the lease history keeps: a few lines, a few hundred bytes.
@@ -1110,6 +1146,25 @@ fn fallback_prompt(task: &gitprio_core::Task) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_attributes_add_the_task_to_what_the_agent_was_given() {
+        assert_eq!(
+            resource_attributes(
+                Some("team=core,gitprio.task_id=old"),
+                &[
+                    ("gitprio.task_id", "fix-login"),
+                    ("gitprio.run_id", "2-20261101T120000Z"),
+                    ("gitprio.task_type", ""),
+                ],
+            ),
+            "team=core,gitprio.task_id=fix-login,gitprio.run_id=2-20261101T120000Z"
+        );
+        assert_eq!(
+            resource_attributes(None, &[("gitprio.task_type", "a b,c=d")]),
+            "gitprio.task_type=a%20b%2Cc%3Dd"
+        );
+    }
 
     #[test]
     fn same_error_ignores_numbers_and_spacing() {

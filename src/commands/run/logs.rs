@@ -1,9 +1,10 @@
 //! Following the log an agent CLI writes for its session while it works: Claude Code's
-//! transcript, Codex CLI's rollout file.
+//! transcript, Codex CLI's rollout file, Gemini CLI's chat file.
 //!
 //! Their stdout does not carry the final counts as the requests happen (Claude Code's
 //! `stream-json` events hold each message's first usage, 1 output token; `codex exec
-//! --json` prints usage only when a turn ends), but these logs get one line per request
+//! --json` prints usage only when a turn ends; Gemini CLI's final stats leave thoughts
+//! out of the output count), but these logs get one line per request
 //! with its final usage. They are read with the same parsers as `gitprio usage import`,
 //! incrementally, so the records have the keys an import of the same log later finds
 //! (`claude:<message id>:<request id>`, `codex:<session>:<timestamp>:<total>`): a request
@@ -133,7 +134,23 @@ impl LogFollower {
                     }
                 }
             }
-            Adapter::Gemini | Adapter::Generic => {}
+            Adapter::Gemini => {
+                if !self.files.is_empty() {
+                    return;
+                }
+                // `<gemini dir>/tmp/<project>/chats/session-<time>-<session id's first 8>.jsonl`
+                let short: String = session.chars().take(8).collect();
+                let suffixes = [format!("-{short}.jsonl"), format!("-{short}.json")];
+                for root in roots().iter().filter(|root| root.ends_with("tmp")) {
+                    for project in subdirectories(root) {
+                        for suffix in &suffixes {
+                            self.files
+                                .extend(files_ending(&project.join("chats"), suffix));
+                        }
+                    }
+                }
+            }
+            Adapter::Generic => {}
         }
     }
 }

@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod retry;
+pub use retry::{CONNECTION_TRIES, backoff, is_connection_error};
+
 pub use gix::ObjectId;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -172,7 +172,7 @@ impl<'repo> LeaseStore<'repo> {
     fn fetch_git(&self, args: &[&str]) -> Result<std::process::Output, StoreError> {
         let mut tries = 1;
         loop {
-            let output = self.repo.git(args)?;
+            let output = self.repo.git_remote(args)?;
             let stderr = String::from_utf8_lossy(&output.stderr);
             if output.status.success() || !stderr.contains("cannot lock ref") || tries == 5 {
                 return Ok(output);
@@ -624,15 +624,20 @@ impl<'repo> LeaseStore<'repo> {
             new.map(|oid| oid.to_string()).unwrap_or_default()
         );
         // Never `--force` and never a `+` refspec: either would disable the check.
-        let output = self.repo.git(&[
-            "push",
-            "--porcelain",
-            "--atomic",
-            "--no-verify",
-            &lease,
+        let output = self.push_through_dropped_connections(
             remote,
-            &refspec,
-        ])?;
+            reference,
+            new,
+            &[
+                "push",
+                "--porcelain",
+                "--atomic",
+                "--no-verify",
+                &lease,
+                remote,
+                &refspec,
+            ],
+        )?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let line = stdout.lines().find_map(|line| {
             let mut fields = line.split('\t');
@@ -674,9 +679,50 @@ impl<'repo> LeaseStore<'repo> {
         }
     }
 
+    /// Runs the push `args`, again (with backoff and jitter, up to
+    /// [`crate::git::CONNECTION_TRIES`] runs) while it fails with a connection error
+    /// before the remote answered for `reference`: a reset, a refusal, a full daemon (a
+    /// `git://` push whose connection closes at once fails without a word).
+    ///
+    /// Such a failure is never a lost race. The push may have landed before the
+    /// connection broke, and pushing again would then find the ref moved (by itself) and
+    /// report stale info, so before each new try the remote is asked (`ls-remote`)
+    /// whether `reference` holds `new` already; the caller reads the answer from a
+    /// successful `ls-remote` the same way.
+    fn push_through_dropped_connections(
+        &self,
+        remote: &str,
+        reference: &str,
+        new: Option<ObjectId>,
+        args: &[&str],
+    ) -> Result<std::process::Output, StoreError> {
+        let mut tries = 1;
+        loop {
+            let output = self.repo.git(args)?;
+            let answered = String::from_utf8_lossy(&output.stdout).lines().any(|line| {
+                line.split('\t')
+                    .nth(1)
+                    .is_some_and(|spec| spec.ends_with(reference))
+            });
+            if output.status.success()
+                || answered
+                || tries == crate::git::CONNECTION_TRIES
+                || !(output.stderr.trim_ascii().is_empty()
+                    || crate::git::is_connection_error(&String::from_utf8_lossy(&output.stderr)))
+                || self.remote_value(remote, reference).ok() == Some(new)
+            {
+                return Ok(output);
+            }
+            tries += 1;
+            std::thread::sleep(crate::git::backoff(tries));
+        }
+    }
+
     /// Returns what `reference` holds on the remote now (`git ls-remote`).
     fn remote_value(&self, remote: &str, reference: &str) -> Result<Option<ObjectId>, StoreError> {
-        let output = self.repo.git(&["ls-remote", "--refs", remote, reference])?;
+        let output = self
+            .repo
+            .git_remote(&["ls-remote", "--refs", remote, reference])?;
         if !output.status.success() {
             return Err(StoreError::Remote {
                 remote: remote.to_owned(),

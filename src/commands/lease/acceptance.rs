@@ -1,0 +1,129 @@
+//! A task's acceptance commands as claimed, run before a completion, and its plan check.
+
+use anyhow::{Context as _, anyhow};
+use gitprio_core::git::Repository;
+use gitprio_core::lease::{self as core_lease, HeldLease};
+use gitprio_core::source::{self, QueueSource};
+use gitprio_core::{Config, Task, TaskId};
+
+/// One acceptance command's result.
+#[derive(Debug, serde::Serialize)]
+pub struct Check {
+    pub command: String,
+    pub passed: bool,
+    /// `exit 1`, or the signal that ended it.
+    pub status: String,
+    /// The last lines of its output (stdout and stderr together).
+    pub tail: String,
+}
+
+/// Returns the acceptance commands of `id` as claimed (the task file the lease names), so
+/// an edit in the working tree cannot weaken them; else as in the working tree.
+pub fn acceptance_commands(repo: &Repository, id: &TaskId) -> anyhow::Result<Vec<String>> {
+    Ok(claimed_task(repo, id)?.acceptance)
+}
+
+/// Returns the path of the task file of `id` when the task must be planned first (see
+/// [`Config::plan_required`], on the task as claimed) and that file in the working tree has
+/// no `## Plan` section yet.
+pub fn unplanned(
+    repo: &Repository,
+    config: &Config,
+    id: &TaskId,
+) -> anyhow::Result<Option<String>> {
+    if !config.plan_required(&claimed_task(repo, id)?) {
+        return Ok(None);
+    }
+    let loaded = source::load(repo, &QueueSource::Worktree, None)?;
+    let task = loaded
+        .tasks
+        .into_iter()
+        .find(|task| &task.id == id)
+        .ok_or_else(|| anyhow!("no task file for `{id}` in the working tree"))?;
+    Ok((!gitprio_core::task::has_plan(&task.body)).then_some(task.path))
+}
+
+/// Returns task `id` as claimed (the task file the lease names), else as in the working tree.
+fn claimed_task(repo: &Repository, id: &TaskId) -> anyhow::Result<Task> {
+    // Any agent: the claimed task file is the same for whoever holds the lease here.
+    let anyone = core_lease::Holder {
+        agent: String::new(),
+        host: String::new(),
+        pid: std::process::id(),
+        worktree: repo.workdir().map(|path| path.display().to_string()),
+        branch: repo.current_branch(),
+        session: None,
+    };
+    let claimed = HeldLease::load(repo.common_dir(), id, &anyone)
+        .ok()
+        .flatten()
+        .and_then(|held| gitprio_core::git::ObjectId::from_hex(held.oid.as_bytes()).ok())
+        .and_then(|oid| repo.commit_message(oid).ok())
+        .and_then(|message| gitprio_core::lease::LeaseRecord::from_message(&message).ok())
+        .and_then(|record| record.task_blob)
+        .and_then(|blob| gitprio_core::git::ObjectId::from_hex(blob.as_bytes()).ok())
+        .and_then(|blob| repo.read_blob(blob).ok())
+        .and_then(|bytes| gitprio_core::task::parse_task(&format!(".tasks/{id}.md"), &bytes).task)
+        .filter(|task| &task.id == id);
+    if let Some(task) = claimed {
+        return Ok(task);
+    }
+    let loaded = source::load(repo, &QueueSource::Worktree, None)?;
+    loaded
+        .tasks
+        .into_iter()
+        .find(|task| &task.id == id)
+        .ok_or_else(|| anyhow!("no task file for `{id}` in the working tree"))
+}
+
+/// Runs `commands` with `sh -c` in `directory`, in order, stopping at the first that fails.
+pub fn run_acceptance(
+    directory: &std::path::Path,
+    commands: &[String],
+) -> anyhow::Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    for command in commands {
+        let log = tempfile::tempfile().context("cannot create a file for the command's output")?;
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(directory)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log.try_clone()?)
+            .status()
+            .with_context(|| format!("cannot run the acceptance command `{command}`"))?;
+        let mut log = log;
+        std::io::Seek::rewind(&mut log)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut log, &mut bytes)?;
+        let passed = status.success();
+        checks.push(Check {
+            command: command.clone(),
+            passed,
+            status: status.code().map_or_else(
+                || "killed by a signal".to_owned(),
+                |code| format!("exit {code}"),
+            ),
+            tail: tail(&String::from_utf8_lossy(&bytes), 20, 2000),
+        });
+        if !passed {
+            break;
+        }
+    }
+    Ok(checks)
+}
+
+/// Returns the last `lines` lines of `text`, at most `bytes` bytes of them.
+pub fn tail(text: &str, lines: usize, bytes: usize) -> String {
+    let text = text.trim_end();
+    let start = text
+        .rmatch_indices('\n')
+        .nth(lines.saturating_sub(1))
+        .map_or(0, |(index, _)| index + 1);
+    let mut start = start.max(text.len().saturating_sub(bytes));
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    text[start..].to_owned()
+}
