@@ -480,10 +480,10 @@ def main():
         # Incremental: the state of the last full import is in place.
         unchanged_seconds, stdout, unchanged_rss = run_measured(import_command, gitprio_env, repo)
         unchanged = json.loads(stdout)["report"]
-        grown, size = append_one_request(corpus, args.seed + 1)
+        grown, grown_size = append_one_request(corpus, args.seed + 1)
         appended_seconds, stdout, appended_rss = run_measured(import_command, gitprio_env, repo)
         appended = json.loads(stdout)
-        os.truncate(grown, size)  # the corpus is as generated again (its truth holds)
+        os.truncate(grown, grown_size)  # the corpus is as generated again (its truth holds)
 
         mib = size / 1024 / 1024
         agree = gitprio_totals == truth and (args.gateway_copies or ccusage_totals == truth)
