@@ -708,17 +708,12 @@ fn run_sessions(
     if records.iter().all(|record| record.session.is_none()) {
         return Ok(sessions);
     }
-    for run in ledger.all_runs()? {
-        let Some(index) = candidates
+    for (session, (task, run)) in ledger.record_sessions()? {
+        if let Some(index) = candidates
             .iter()
-            .position(|meta| meta.run == run.meta.run && meta.task == run.meta.task)
-        else {
-            continue;
-        };
-        for record in run.records {
-            if let Some(session) = record.session {
-                sessions.entry(session).or_insert(index);
-            }
+            .position(|meta| meta.run == run && meta.task == task)
+        {
+            sessions.insert(session, index);
         }
     }
     Ok(sessions)
