@@ -467,6 +467,14 @@ def main():
         ccusage_totals = {"input": cc["inputTokens"], "output": cc["outputTokens"], "cache_creation": cc["cacheCreationTokens"], "cache_read": cc["cacheReadTokens"]}
         gitprio_totals = {"input": gp["input"], "output": gp["output"], "cache_creation": gp["cache_write_5m"] + gp["cache_write_1h"], "cache_read": gp["cache_read"]}
 
+        # The same logs when no run claims them: every record goes to the unattributed store.
+        reset_import(repo, gitprio_env)
+        unattributed_command = [gitprio, "usage", "import", "--local", "--json", projects]
+        unattributed_seconds, stdout, unattributed_rss = run_measured(unattributed_command, gitprio_env, repo)
+        kept = json.loads(stdout)["unattributed_kept"]
+        reset_import(repo, gitprio_env)
+        run_measured(import_command, gitprio_env, repo)
+
         # Incremental: the state of the last full import is in place.
         unchanged_seconds, stdout, unchanged_rss = run_measured(import_command, gitprio_env, repo)
         unchanged = json.loads(stdout)["report"]
@@ -490,6 +498,8 @@ def main():
         for name, label in labels:
             print(f"{label:>32}: {medians[name]:7.3f} s  {mib / medians[name]:7.0f} MiB/s  {medians[name] / medians['floor']:5.2f}x floor  peak RSS {peaks[name]:6.0f} MiB")
         print(f"gitprio / ccusage: time {medians['gitprio'] / medians['ccusage']:.2f}x, peak RSS {peaks['gitprio'] / peaks['ccusage']:.2f}x")
+        print(f"without --task (no run claims the corpus): {unattributed_seconds:.3f} s, peak RSS {unattributed_rss:.0f} MiB, {kept} records kept unattributed"
+              f" ({unattributed_seconds / medians['ccusage']:.2f}x ccusage's time, one run)")
         print(f"unchanged re-import: {unchanged_seconds * 1000:.0f} ms ({unchanged['bytes_read']} bytes read, peak RSS {unchanged_rss:.0f} MiB);"
               f" one appended request: {appended_seconds * 1000:.0f} ms ({appended['report']['bytes_read']} bytes read,"
               f" {sum(appended['recorded'].values())} record added, peak RSS {appended_rss:.0f} MiB)")

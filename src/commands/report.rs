@@ -384,12 +384,12 @@ fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<Strin
             vec!["no completed task yet".to_owned()]
         } else {
             let mut lines = vec![format!(
-                "median {}, p90 {}, p99 {}, max {} over {} tasks",
+                "median {}, p90 {}, p99 {}, max {} over {}",
                 tokens(distribution.median),
                 tokens(distribution.p90),
                 tokens(distribution.p99),
                 tokens(distribution.max),
-                distribution.count
+                plural(distribution.count, "task")
             )];
             lines.extend(distribution.top.iter().map(|(task, spent, cost)| {
                 format!("{task}: {} ({})", tokens(*spent), dollars(*cost))

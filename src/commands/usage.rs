@@ -274,9 +274,13 @@ fn deliver_with(
             kept: None,
         },
         Delivery::Kept { path, error } => {
+            let outbox = path
+                .parent()
+                .and_then(|directory| std::fs::canonicalize(directory).ok())
+                .unwrap_or_else(|| path.clone());
             let message = format!(
                 "the usage ledger did not take the write ({error}); it is kept in {} and the next gitprio command that reaches the remote delivers it",
-                path.display()
+                outbox.display()
             );
             output::message(settings, "warning", &message);
             Recorded {
@@ -471,7 +475,7 @@ fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
         }))?;
     } else {
         println!(
-            "{} {} on {id} run {}: {} tokens in {} requests {}{}",
+            "{} {} on {id} run {}: {} tokens in {} {}{}",
             if written.kept.is_some() {
                 "kept"
             } else {
@@ -480,7 +484,10 @@ fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
             plural(written.added, "record"),
             written.meta.run,
             totals.tokens(),
-            totals.requests,
+            plural(
+                usize::try_from(totals.requests).unwrap_or(usize::MAX),
+                "request"
+            ),
             if written.kept.is_some() {
                 "in this write"
             } else {
@@ -732,14 +739,16 @@ fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
         return Ok(exit_code::SUCCESS);
     }
     if let Some(report) = &summary.report {
+        let count =
+            |value: u64, noun: &str| plural(usize::try_from(value).unwrap_or(usize::MAX), noun);
         println!(
-            "read {} files ({} bytes, {} lines; {} malformed lines skipped): {} requests, {} duplicate copies dropped",
-            report.files_read,
+            "read {} ({} bytes, {}; {} skipped): {}, {} dropped",
+            count(report.files_read, "file"),
             report.bytes_read,
-            report.lines,
-            report.malformed_lines,
-            report.records,
-            report.duplicates
+            count(report.lines, "line"),
+            count(report.malformed_lines, "malformed line"),
+            count(report.records, "request"),
+            count(report.duplicates, "duplicate copy"),
         );
     } else {
         println!("no agent logs found");
@@ -762,11 +771,11 @@ fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
     Ok(exit_code::SUCCESS)
 }
 
-/// `1 record`, `2 records`.
+/// `1 record`, `2 records`; `1 copy`, `2 copies`.
 fn plural(count: usize, noun: &str) -> String {
-    if count == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{count} {noun}s")
+    match (count, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) => format!("{count} {stem}ies"),
+        (_, None) => format!("{count} {noun}s"),
     }
 }

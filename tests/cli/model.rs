@@ -88,10 +88,12 @@ struct Model {
     fired: BTreeMap<&'static str, usize>,
     log: Vec<String>,
     operations: usize,
+    /// How many operations the run makes before the drain.
+    planned: usize,
 }
 
 impl Model {
-    fn new(seed: u64) -> Model {
+    fn new(seed: u64, planned: usize) -> Model {
         let env = TestEnv::new();
         let mut files: Vec<(String, String)> = (0..TASKS)
             .map(|index| {
@@ -127,6 +129,7 @@ impl Model {
             fired: BTreeMap::new(),
             log: Vec::new(),
             operations: 0,
+            planned,
         }
     }
 
@@ -185,7 +188,9 @@ impl Model {
             .filter(|(wanted, _)| *wanted == command)
             .map(|(_, failpoint)| *failpoint)
             .min_by_key(|failpoint| self.fired.get(failpoint).copied().unwrap_or(0))?;
-        self.random.chance(30).then_some(failpoint)
+        // Late in a run, a failpoint that never fired is armed every time it can be.
+        let overdue = self.operations * 3 > self.planned * 2 && !self.fired.contains_key(failpoint);
+        (overdue || self.random.chance(30)).then_some(failpoint)
     }
 
     fn killed(&mut self, output: &Output, failpoint: Option<&'static str>) -> bool {
@@ -266,6 +271,7 @@ impl Model {
             4..=6 => self.unpark(),
             7..=9 => self.gc(),
             10..=12 => self.lock(),
+            13..=15 => self.reopen(),
             _ => {
                 let agent = self.random.below(AGENTS);
                 self.agent_step(agent);
@@ -299,6 +305,10 @@ impl Model {
         let failpoint = self.failpoint_for("claim");
         let output = self.gitprio(&dir, &name, &["claim", "--json"], failpoint);
         self.observe();
+        if output.code == 3 {
+            // Nothing to do: a reviewer rejects a submission, which keeps the queue busy.
+            self.reject();
+        }
         if self.killed(&output, failpoint) || output.code != 0 {
             return;
         }
@@ -367,7 +377,7 @@ impl Model {
                 self.expect_tip(agent, belief, "submitted", "done");
                 self.submitted.insert(belief.task.clone());
                 self.beliefs[agent] = None;
-                if self.random.chance(50) {
+                if self.random.chance(30) {
                     self.land(&dir, &belief.task);
                 }
             }
@@ -378,25 +388,33 @@ impl Model {
         }
     }
 
-    /// Pushes the `status: done` that `done` wrote, so `gc` may delete the lease.
+    /// Lands the `status: done` that `done` wrote in the agent's clone on the queue's
+    /// branch (through the reviewer's clone, which has no edits of its own), so `gc` may
+    /// delete the lease; the agent's clone drops its copy of the edit.
     fn land(&mut self, dir: &str, id: &str) {
         let path = format!(".tasks/{id}.md");
-        self.env
-            .git(dir, &["commit", "--quiet", "-m", "done", "--", &path]);
-        self.env.git(
-            dir,
-            &[
-                "pull",
-                "--quiet",
-                "--rebase",
-                "--autostash",
-                "origin",
-                "main",
-            ],
-        );
-        self.env
-            .git(dir, &["push", "--quiet", "origin", "HEAD:main"]);
+        let text = std::fs::read_to_string(self.env.path(&format!("{dir}/{path}"))).unwrap();
+        self.env.git(dir, &["checkout", "--quiet", "--", &path]);
+        self.publish(&path, |_| Some(text.clone()));
         self.log.push(format!("{} {dir} landed {id}", self.now));
+    }
+
+    /// Edits `path` on the queue's branch through the reviewer's clone: `edit` returns the
+    /// new text, or `None` to leave it. Returns whether it changed.
+    fn publish(&mut self, path: &str, edit: impl FnOnce(&str) -> Option<String>) -> bool {
+        self.env
+            .git("human", &["pull", "--quiet", "--rebase", "origin", "main"]);
+        let file = self.env.path(&format!("human/{path}"));
+        let text = std::fs::read_to_string(&file).unwrap();
+        let Some(edited) = edit(&text).filter(|edited| *edited != text) else {
+            return false;
+        };
+        std::fs::write(&file, edited).unwrap();
+        self.env
+            .git("human", &["commit", "--quiet", "-m", "edit", "--", path]);
+        self.env
+            .git("human", &["push", "--quiet", "origin", "HEAD:main"]);
+        true
     }
 
     fn release(&mut self, agent: usize, belief: &Belief) {
@@ -462,6 +480,42 @@ impl Model {
             .collect()
     }
 
+    /// A reviewer rejects a submitted task's change: its lease is revoked, back to the queue.
+    fn reject(&mut self) {
+        let submitted: Vec<String> = self
+            .tips
+            .iter()
+            .filter(|(_, oid)| self.commits[*oid].record["state"] == "submitted")
+            .map(|(id, _)| id.clone())
+            .collect();
+        if let Some(id) = submitted.get(self.random.below(submitted.len().max(1))) {
+            let id = id.clone();
+            let output = self.gitprio(
+                "human",
+                "human",
+                &["revoke", &id, "--reason", "rejected"],
+                None,
+            );
+            if output.code == 0 {
+                self.submitted.remove(&id);
+            }
+        }
+    }
+
+    /// A task done on the queue's branch is opened again there (its change was reverted).
+    fn reopen(&mut self) {
+        let id = format!("t{}", self.random.below(TASKS));
+        let path = format!(".tasks/{id}.md");
+        let reopened = self.publish(&path, |text| {
+            text.contains("status: done\n")
+                .then(|| text.replace("status: done\n", ""))
+        });
+        if reopened {
+            self.submitted.remove(&id);
+            self.log.push(format!("{} reopened {id}", self.now));
+        }
+    }
+
     fn unpark(&mut self) {
         let parked = self.parked();
         if let Some(id) = parked.get(self.random.below(parked.len().max(1))) {
@@ -498,16 +552,32 @@ impl Model {
         self.locks.retain(|(_, stays)| *stays > 0);
     }
 
+    /// The first commit of the chain `oid` is in.
+    ///
+    /// A lease deleted by gc (its task done) starts a new chain if the task is opened
+    /// again: generations count within one chain.
+    fn root(&self, oid: &str) -> String {
+        let mut oid = oid.to_owned();
+        while let Some(parent) = &self.commits[&oid].parent {
+            oid.clone_from(parent);
+        }
+        oid
+    }
+
     /// Checks every recorded state change against the one before it.
     fn check_history(&self) {
-        let mut claims: BTreeMap<(String, u64), usize> = BTreeMap::new();
+        // A lease deleted by gc (its task done) starts a new chain if the task is opened
+        // again: generations count within one chain, from its first commit.
+        let mut claims: BTreeMap<(String, String, u64), usize> = BTreeMap::new();
         for (oid, commit) in &self.commits {
             let record = &commit.record;
             let id = record["task"].as_str().unwrap().to_owned();
             let event = record["event"].as_str().unwrap();
             let generation = record["generation"].as_u64().unwrap();
             if matches!(event, "claim" | "reclaim") {
-                *claims.entry((id.clone(), generation)).or_default() += 1;
+                *claims
+                    .entry((id.clone(), self.root(oid), generation))
+                    .or_default() += 1;
             }
             let previous = commit
                 .parent
@@ -517,7 +587,7 @@ impl Model {
                 self.fail(&format!("lease commit {oid} of {id} ({event}): {problem}"));
             }
         }
-        if let Some(((id, generation), count)) = claims.iter().find(|(_, count)| **count > 1) {
+        if let Some(((id, _, generation), count)) = claims.iter().find(|(_, count)| **count > 1) {
             self.fail(&format!(
                 "{count} claims of {id} at generation {generation}"
             ));
@@ -551,11 +621,12 @@ impl Model {
         for index in 0..TASKS {
             let id = format!("t{index}");
             let state = self.tip(&id).map(|record| record["state"].clone());
-            let done_on_branch = state.is_none()
-                && self
-                    .env
-                    .git("remote.git", &["show", &format!("main:.tasks/{id}.md")])
-                    .contains("status: done");
+            // Done on the queue's branch: its lease may be gone (gc), or released (a
+            // reviewer revoked the submission after it landed).
+            let done_on_branch = self
+                .env
+                .git("remote.git", &["show", &format!("main:.tasks/{id}.md")])
+                .contains("status: done");
             if state != Some(Value::from("submitted")) && !done_on_branch {
                 self.fail(&format!(
                     "{id} is neither submitted nor collected after the drain: {state:?}"
@@ -677,7 +748,7 @@ fn random_interleavings_with_crashes_and_stale_locks_keep_every_lease_promise() 
         .ok()
         .and_then(|text| text.parse().ok())
         .unwrap_or(300);
-    let mut model = Model::new(seed);
+    let mut model = Model::new(seed, operations);
     model.observe();
     for _ in 0..operations {
         model.step();

@@ -518,3 +518,71 @@ fn bench_real_agents() {
 fn truth_tokens(truth: &Truth) -> u64 {
     truth.input + truth.output + truth.cache_read + truth.cache_write_5m + truth.cache_write_1h
 }
+
+#[test]
+fn real_claude_code_in_json_mode_records_its_transcript_when_it_exits() {
+    let Some(claude) = agent_cli("claude") else {
+        return;
+    };
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[(
+            ".tasks/alpha.md",
+            &scripted_task(
+                "Alpha",
+                "edit",
+                "claude-json",
+                "model: claude-sonnet-4-5\nacceptance: [test -f done.txt]\n",
+            ),
+        )],
+    );
+    let args = [
+        "-p",
+        "--output-format",
+        "json",
+        "--model",
+        "{model}",
+        "--permission-mode",
+        "acceptEdits",
+    ];
+    let run = run_agent(&env, &[], &claude, &args);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.json()["completed"], 1, "{run}");
+    assert_exact_usage(&env, &[("alpha", "claude-json")], &run);
+}
+
+#[test]
+fn a_real_codex_killed_mid_turn_by_the_timeout_records_every_request() {
+    let Some(codex) = agent_cli("codex") else {
+        return;
+    };
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/config.yaml", ONE_ATTEMPT),
+            (
+                ".tasks/spin.md",
+                &scripted_task("Spin", "loop", "codex-killed", "model: gpt-5\n"),
+            ),
+        ],
+    );
+    let run = run_agent(
+        &env,
+        &["--timeout", "5s", "--grace", "2s"],
+        &codex,
+        &CODEX_ARGS,
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let summary = run.json();
+    assert!(
+        attempt(&summary, "spin")["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("timed out after 5s"),
+        "{run}"
+    );
+    // `codex exec --json` printed no usage (the turn never ended): the rollout has it all.
+    assert_exact_usage(&env, &[("spin", "codex-killed")], &run);
+}

@@ -1209,12 +1209,9 @@ fn a_run_shows_an_outcome_the_usage_ledger_did_not_take() {
     // The outcome is not lost: it waits in the outbox for the next command that reaches the remote.
     assert!(
         run.stderr
-            .contains(": gitprio done alpha: the usage ledger did not take the write")
+            .contains(": gitprio done alpha: the usage ledger did not take the write (")
             && run.stderr.contains("the ledger is closed")
-            && run.stderr.contains("usage-outbox")
-            && run
-                .stderr
-                .contains("the next gitprio command that reaches the remote delivers it"),
+            && run.stderr.contains("it is kept in"),
         "{run}"
     );
 }

@@ -194,6 +194,11 @@ pub fn attempt(
     let stdout = String::from_utf8_lossy(&stdout);
     let verdict = adapters::conclude(run.adapter, &stdout);
     watch.read_new();
+    if watch.logs.is_empty() {
+        // Output that names the session only at the end (`--output-format json`): its log
+        // is read now, so the records still have the keys `usage import` gives them.
+        watch.logs.poll(verdict.session.as_deref());
+    }
     // The CLI's own log of the session has every request with its final usage, under the
     // keys `usage import` gives them; without it, the output's usage stands for the attempt.
     let records = if watch.logs.is_empty() {

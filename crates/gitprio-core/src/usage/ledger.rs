@@ -214,12 +214,50 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
     }
 
     /// Reads what is known of every run of every task, without their records (cheap).
+    ///
+    /// The metas of each ref are cached on this machine by the ref's commit
+    /// (`.git/gitprio/usage-index/metas.json`), so only refs that moved are read.
     pub fn all_metas(&self) -> Result<Vec<RunMeta>, LedgerError> {
-        Ok(self
-            .collect_runs(false)?
-            .into_iter()
-            .map(|run| run.meta)
-            .collect())
+        let prefix = self.store.mirror_of(USAGE_PREFIX);
+        let cache_path = self
+            .repo()
+            .common_dir()
+            .join("gitprio")
+            .join("usage-index")
+            .join("metas.json");
+        let cached: BTreeMap<String, (String, Vec<RunMeta>)> = std::fs::read(&cache_path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        let mut fresh: BTreeMap<String, (String, Vec<RunMeta>)> = BTreeMap::new();
+        let mut changed = false;
+        for (reference, commit) in self.repo().references_under(&prefix)? {
+            let commit_hex = commit.to_string();
+            let metas = match cached.get(&reference) {
+                Some((known, metas)) if *known == commit_hex => metas.clone(),
+                _ => {
+                    changed = true;
+                    self.runs_at(&reference, commit, false)?
+                        .into_iter()
+                        .map(|run| run.meta)
+                        .collect()
+                }
+            };
+            fresh.insert(reference, (commit_hex, metas));
+        }
+        if changed || fresh.len() != cached.len() {
+            let bytes = serde_json::to_vec(&fresh).expect("run metas serialize");
+            let _ = outbox::write_atomically(&cache_path, &bytes);
+        }
+        let mut metas: Vec<RunMeta> = fresh.into_values().flat_map(|(_, metas)| metas).collect();
+        metas.sort_by(|left, right| {
+            (left.started_at, &left.task, left.generation).cmp(&(
+                right.started_at,
+                &right.task,
+                right.generation,
+            ))
+        });
+        Ok(metas)
     }
 
     fn collect_runs(&self, with_records: bool) -> Result<Vec<Run>, LedgerError> {
@@ -229,10 +267,10 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
             runs.extend(self.runs_at(&reference, commit, with_records)?);
         }
         runs.sort_by(|left, right| {
-            (left.meta.started_at, &left.meta.task, &left.meta.run).cmp(&(
+            (left.meta.started_at, &left.meta.task, left.meta.generation).cmp(&(
                 right.meta.started_at,
                 &right.meta.task,
-                &right.meta.run,
+                right.meta.generation,
             ))
         });
         Ok(runs)
@@ -241,10 +279,13 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
     /// Reads the runs of task `id`, as last fetched.
     pub fn runs(&self, id: &TaskId) -> Result<Vec<Run>, LedgerError> {
         let reference = self.store.mirror_of(&usage_ref(id));
-        match self.repo().reference_commit(&reference)? {
-            Some(commit) => self.runs_at(&reference, commit, true),
-            None => Ok(Vec::new()),
-        }
+        let mut runs = match self.repo().reference_commit(&reference)? {
+            Some(commit) => self.runs_at(&reference, commit, true)?,
+            None => Vec::new(),
+        };
+        // Run ids start with the generation: `10-...` sorts before `2-...` as text.
+        runs.sort_by_key(|run| (run.meta.started_at, run.meta.generation));
+        Ok(runs)
     }
 
     /// Lists each run's files in the tree of `commit`.
@@ -442,18 +483,16 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
 
     /// Writes like [`Ledger::write`], but never loses the records: they are saved on this
     /// machine first, and stay there when the write fails, for the next write or
-    /// [`Ledger::deliver_kept`] to deliver. Writes kept earlier are delivered first.
+    /// [`Ledger::deliver_kept`] to deliver. Writes kept earlier are tried first.
     pub fn write_or_keep(
         &self,
         meta: &RunMeta,
         records: &[UsageRecord],
         now: Timestamp,
     ) -> Result<Delivery, std::io::Error> {
-        let kept = self.deliver_kept(now);
+        // A kept write that still fails must not hold this one back: it is tried anyway.
+        self.deliver_kept(now);
         let path = outbox::save(&self.outbox(), meta, records)?;
-        if let Some(error) = kept.error {
-            return Ok(Delivery::Kept { path, error });
-        }
         match self.write(meta, records, now) {
             Ok(written) => {
                 outbox::remove(&path);
@@ -472,13 +511,10 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         records: &[UsageRecord],
         now: Timestamp,
     ) -> Result<Delivery, std::io::Error> {
-        let kept = self.deliver_kept(now);
-        let error = match kept.error {
-            Some(error) => error,
-            None => match self.write(meta, records, now) {
-                Ok(written) => return Ok(Delivery::Written(Box::new(written))),
-                Err(error) => error,
-            },
+        self.deliver_kept(now);
+        let error = match self.write(meta, records, now) {
+            Ok(written) => return Ok(Delivery::Written(Box::new(written))),
+            Err(error) => error,
         };
         let path = outbox::save(&self.outbox(), meta, records)?;
         Ok(Delivery::Kept { path, error })
@@ -678,7 +714,27 @@ mod tests {
             ..meta.clone()
         };
         ledger.write(&done, &[], now).unwrap();
-        let runs = ledger.all_runs().unwrap();
+        for generation in [10, 2] {
+            let other = RunMeta {
+                run: format!("{generation}-x"),
+                generation,
+                ..meta.clone()
+            };
+            ledger.write(&other, &[record("c", 1)], now).unwrap();
+        }
+        let generations: Vec<u64> = ledger
+            .runs(&meta.task)
+            .unwrap()
+            .iter()
+            .map(|run| run.meta.generation)
+            .collect();
+        assert_eq!(generations, [1, 2, 10]);
+        let runs: Vec<Run> = ledger
+            .all_runs()
+            .unwrap()
+            .into_iter()
+            .filter(|run| run.meta.run == meta.run)
+            .collect();
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].meta.outcome, Some(Outcome::Completed));
         assert_eq!(runs[0].totals().output, 12);
@@ -697,6 +753,6 @@ mod tests {
         let log = repo
             .git(&["log", "--format=%s", "refs/gitprio/usage/fix"])
             .unwrap();
-        assert_eq!(String::from_utf8_lossy(&log.stdout).lines().count(), 2);
+        assert_eq!(String::from_utf8_lossy(&log.stdout).lines().count(), 4);
     }
 }
