@@ -5,7 +5,8 @@ Usage:
     cargo build --release
     python3 benches/leases.py [--bin target/release/gitprio] [--runs 20]
                               [--lease-refs 0,500] [--agents 1,4,16,32] [--tasks 500]
-                              [--max-load 1.0] [--skip latency|contention]
+                              [--max-load 1.0] [--skip latency|contention|rtt ...]
+                              [--rtts 50,150] [--rtt-agents 1,8,32] [--bin-before OLD]
 
 Needs only python3 (stdlib), git (with `git daemon`) and the release binary. Everything
 happens in a temporary directory with its own HOME, GIT_CONFIG_GLOBAL=/dev/null and
@@ -65,6 +66,22 @@ its N pushes are counted, and the agent tries again. Columns:
   - submitted:    lease refs on the remote afterwards in state `submitted` at generation 1
                   (must be --tasks); the script also checks there are no other lease refs
                   and no `done` lost its lease (exit 4).
+Part 3, round trips (`rtt`). The same claims over a network: `git daemon` and a smart-HTTP
+server (benches/netsim.py: `git http-backend` as CGI, like a forge's web server), each behind
+a latency-injecting TCP proxy on 127.0.0.1 (asyncio; it holds every chunk, each way, for
+half of --rtts ms, and each new connection for a whole RTT, as a TCP handshake costs one).
+For each transport, RTT and build (--bin, and --bin-before if given, measured in the same
+run, against the same servers):
+  - alone:  --rtt-runs rounds (after --warmup) of a raw push (as in part 1), then a timed
+            `gitprio claim` and an untimed `gitprio done`, one agent. `push rt` and
+            `claim rt` are the median round trips the proxy saw per command (connections
+            plus answers waited for); `p50/push` = median claim / median raw push of the
+            same transport, RTT and build (target: <= 1.1x).
+  - K:      as part 2, K agents drain max(--rtt-min-tasks, 2K) tasks over the proxy;
+            `claim rt` here is round trips per claim-and-done cycle (both commands, lost
+            pushes included); pushes/claim target <= 1.2 at 32 agents; the run fails on
+            any double claim, unclaimed task or lost lease.
+The proxy and servers stop when the part ends (and are bounded by 60 s timeouts per read).
 The script exits 1 if any double claim, unclaimed task, lost lease or unexpected error
 shows up.
 """
@@ -241,6 +258,15 @@ def start_daemon(base, env):
     sys.exit("git daemon did not start listening")
 
 
+def stop_daemon(daemon):
+    daemon.terminate()
+    try:
+        daemon.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
+
+
 def latency(args, binary, root, env, label, url):
     """Times raw push, raw fetch, claim and heartbeat against the remote at `url`."""
     repo = clone(url, os.path.join(root, f"lat-{label}"), env)
@@ -310,12 +336,7 @@ def run_latency(args, binary, root, env):
             results.append(("git://", level, latency(args, binary, root, env, f"git{level}", f"git://127.0.0.1:{port}/{name}.git")))
     finally:
         if daemon is not None:
-            daemon.terminate()
-            try:
-                daemon.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+            stop_daemon(daemon)
     end_load = load1()
     print(
         f"# claim latency, one agent ({os.cpu_count()} cores, load {load:.2f} at start, {end_load:.2f} at end), "
@@ -512,19 +533,22 @@ def run_rtt(args, binary, root, env):
     rows = []
     load = wait_for_quiet(args)
     try:
+        builds = [("after", binary)] + ([("before", os.path.abspath(args.bin_before))] if args.bin_before else [])
         for transport, port in (("git://", daemon_port), ("http", http.port)):
             scheme = "git" if transport == "git://" else "http"
-            for rtt in [int(value) for value in args.rtts.split(",")]:
+            for rtt, (build, binary) in [
+                (int(value), build) for value in args.rtts.split(",") for build in builds
+            ]:
                 proxy = netsim.LatencyProxy(port, rtt)
                 try:
                     url = lambda name: f"{scheme}://127.0.0.1:{proxy.port}/{name}.git"  # noqa: E731
-                    label = f"{scheme}{rtt}"
+                    label = f"{scheme}{rtt}{build}"
                     make_remote(serve, f"rtt-{label}", args.warmup + args.rtt_runs, env)
                     alone = rtt_latency(args, binary, root, env, proxy, url, label)
                     push = statistics.median(alone["push"])
                     claim = statistics.median(alone["claim"])
                     rows.append({
-                        "transport": transport, "rtt": rtt, "agents": "alone", "push": push,
+                        "transport": transport, "rtt": rtt, "build": build, "agents": "alone", "push": push,
                         "push rt": statistics.median(alone["push rt"]), "claim rt": statistics.median(alone["claim rt"]),
                         "p50": claim, "p90": percentile(alone["claim"], 0.9), "pushes": 1.0,
                         "claims/s": 1000 / claim, "ok": True,
@@ -534,10 +558,13 @@ def run_rtt(args, binary, root, env):
                         before = proxy.counters()
                         result = contention(args, binary, root, env, agents, tasks, serve, url)
                         after = proxy.counters()
-                        print(f"#   {transport} {rtt} ms K={agents}: {result['wall']:.1f}s (load {load1():.2f})", file=sys.stderr)
+                        print(
+                            f"#   {build} {transport} {rtt} ms K={agents}: {result['wall']:.1f}s (load {load1():.2f})",
+                            file=sys.stderr,
+                        )
                         claims = max(1, result["claims"])
                         rows.append({
-                            "transport": transport, "rtt": rtt, "agents": agents, "push": push,
+                            "transport": transport, "rtt": rtt, "build": build, "agents": agents, "push": push,
                             "push rt": None,
                             "claim rt": (after[0] - before[0] + after[1] - before[1]) / claims,
                             "p50": result["p50"], "p90": result["p90"],
@@ -549,19 +576,14 @@ def run_rtt(args, binary, root, env):
                     proxy.close()
     finally:
         http.close()
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+        stop_daemon(daemon)
     print(
         f"# claims over a network round trip ({os.cpu_count()} cores, load {load:.2f} at start, {load1():.2f} at end): "
         f"proxy on 127.0.0.1 adding RTT per connection and per answer; `alone`: {args.rtt_runs} claims after "
         f"{args.warmup} warm-up, each after a raw push; K: K agents drain max({args.rtt_min_tasks}, 2K) tasks"
     )
     print(
-        f"{'remote':<7} {'rtt ms':>6} {'agents':>6} {'push ms':>8} {'push rt':>7} {'claim rt':>8} "
+        f"{'remote':<7} {'rtt ms':>6} {'build':>6} {'agents':>6} {'push ms':>8} {'push rt':>7} {'claim rt':>8} "
         f"{'p50 ms':>8} {'p90 ms':>8} {'p50/push':>8} {'pushes/claim':>12} {'claims/s':>8} {'double':>6}"
     )
     ok = True
@@ -569,7 +591,7 @@ def run_rtt(args, binary, root, env):
         push_rt = "" if row["push rt"] is None else f"{row['push rt']:.0f}"
         doubles = row["result"]["doubles"] if "result" in row else 0
         print(
-            f"{row['transport']:<7} {row['rtt']:>6} {row['agents']:>6} {row['push']:>8.0f} {push_rt:>7} "
+            f"{row['transport']:<7} {row['rtt']:>6} {row['build']:>6} {row['agents']:>6} {row['push']:>8.0f} {push_rt:>7} "
             f"{row['claim rt']:>8.1f} {row['p50']:>8.0f} {row['p90']:>8.0f} {row['p50'] / row['push']:>7.2f}x "
             f"{row['pushes']:>12.2f} {row['claims/s']:>8.2f} {doubles:>6}"
         )
@@ -651,6 +673,7 @@ def main():
     parser.add_argument("--load-retries", type=int, default=6)
     parser.add_argument("--skip", action="append", default=[], choices=["latency", "contention", "rtt"])
     parser.add_argument("--rtts", default="50,150", help="round-trip times the proxy adds, ms")
+    parser.add_argument("--bin-before", help="a second gitprio binary to measure in the same rtt run")
     parser.add_argument("--rtt-agents", default="1,8,32")
     parser.add_argument("--rtt-runs", type=int, default=8)
     parser.add_argument("--rtt-min-tasks", type=int, default=16)
