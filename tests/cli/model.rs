@@ -226,7 +226,8 @@ impl Model {
                 "--format=%H%x00%P%x00%B%x1e".to_owned(),
                 oid.clone(),
             ];
-            args.extend(self.commits.keys().map(|known| format!("^{known}")));
+            // Every commit seen is an ancestor of a tip seen before: those bound the walk.
+            args.extend(self.tips.values().map(|known| format!("^{known}")));
             let borrowed: Vec<&str> = args.iter().map(String::as_str).collect();
             for entry in self.env.git("remote.git", &borrowed).split('\u{1e}') {
                 let mut fields = entry.trim_start_matches('\n').splitn(3, '\0');
