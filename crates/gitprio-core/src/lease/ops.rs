@@ -743,7 +743,7 @@ fn mix(state: u64) -> u64 {
 }
 
 /// Counts the agents seen changing a lease within one TTL, this one included.
-fn active_agents(leases: &BTreeMap<TaskId, Lease>, context: &LeaseContext) -> usize {
+pub fn active_agents(leases: &BTreeMap<TaskId, Lease>, context: &LeaseContext) -> usize {
     let since = context
         .now
         .saturating_sub(context.ttl)
