@@ -114,6 +114,11 @@ pub fn claim_next_avoiding(
                 on_current_view = false;
                 lost += 1;
             }
+            // Nothing ready on a view that may be old: only a refreshed one may say so.
+            Ok(ClaimOutcome::NothingReady { .. }) if on_current_view => {
+                on_current_view = false;
+                round -= 1;
+            }
             Err(LeaseError::Contention { tries }) if round < MAX_CLAIM_ROUNDS => {
                 // Every candidate of this view was taken meanwhile: look again, a little later.
                 lost += tries;
@@ -149,7 +154,13 @@ pub fn claim_next_avoiding(
 /// so it lands only where that view still holds; when it does not, or when the view
 /// shows other agents at work, the claim refreshes as always. An agent claiming alone
 /// thus pays one push per claim, and nothing more, on any transport.
+///
+/// Never after a claim of this holder was killed around its swap: handing that lease back
+/// takes no push, so only a refreshed view may say the lease is still its own.
 fn may_claim_without_refresh(store: &LeaseStore<'_>, context: &LeaseContext) -> bool {
+    if core_lease::has_unsettled_claim(store, &context.holder) {
+        return false;
+    }
     let ttl = std::time::Duration::from_secs(u64::try_from(context.ttl.as_secs()).unwrap_or(0));
     store
         .last_refreshed()
