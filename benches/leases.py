@@ -5,7 +5,8 @@ Usage:
     cargo build --release
     python3 benches/leases.py [--bin target/release/gitprio] [--runs 20]
                               [--lease-refs 0,500] [--agents 1,4,16,32] [--tasks 500]
-                              [--max-load 1.0] [--skip latency|contention]
+                              [--max-load 1.0] [--skip latency|contention|rtt ...]
+                              [--rtts 50,150] [--rtt-agents 1,8,32] [--bin-before OLD]
 
 Needs only python3 (stdlib), git (with `git daemon`) and the release binary. Everything
 happens in a temporary directory with its own HOME, GIT_CONFIG_GLOBAL=/dev/null and
@@ -65,6 +66,22 @@ its N pushes are counted, and the agent tries again. Columns:
   - submitted:    lease refs on the remote afterwards in state `submitted` at generation 1
                   (must be --tasks); the script also checks there are no other lease refs
                   and no `done` lost its lease (exit 4).
+Part 3, round trips (`rtt`). The same claims over a network: `git daemon` and a smart-HTTP
+server (benches/netsim.py: `git http-backend` as CGI, like a forge's web server), each behind
+a latency-injecting TCP proxy on 127.0.0.1 (asyncio; it holds every chunk, each way, for
+half of --rtts ms, and each new connection for a whole RTT, as a TCP handshake costs one).
+For each transport, RTT and build (--bin, and --bin-before if given, measured in the same
+run, against the same servers):
+  - alone:  --rtt-runs rounds (after --warmup) of a raw push (as in part 1), then a timed
+            `gitprio claim` and an untimed `gitprio done`, one agent. `push rt` and
+            `claim rt` are the median round trips the proxy saw per command (connections
+            plus answers waited for); `p50/push` = median claim / median raw push of the
+            same transport, RTT and build (target: <= 1.1x).
+  - K:      as part 2, K agents drain max(--rtt-min-tasks, 2K) tasks over the proxy;
+            `claim rt` here is round trips per claim-and-done cycle (both commands, lost
+            pushes included); pushes/claim target <= 1.2 at 32 agents; the run fails on
+            any double claim, unclaimed task or lost lease.
+The proxy and servers stop when the part ends (and are bounded by 60 s timeouts per read).
 The script exits 1 if any double claim, unclaimed task, lost lease or unexpected error
 shows up.
 """
@@ -241,6 +258,15 @@ def start_daemon(base, env):
     sys.exit("git daemon did not start listening")
 
 
+def stop_daemon(daemon):
+    daemon.terminate()
+    try:
+        daemon.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        daemon.kill()
+        daemon.wait()
+
+
 def latency(args, binary, root, env, label, url):
     """Times raw push, raw fetch, claim and heartbeat against the remote at `url`."""
     repo = clone(url, os.path.join(root, f"lat-{label}"), env)
@@ -310,12 +336,7 @@ def run_latency(args, binary, root, env):
             results.append(("git://", level, latency(args, binary, root, env, f"git{level}", f"git://127.0.0.1:{port}/{name}.git")))
     finally:
         if daemon is not None:
-            daemon.terminate()
-            try:
-                daemon.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                daemon.kill()
-                daemon.wait()
+            stop_daemon(daemon)
     end_load = load1()
     print(
         f"# claim latency, one agent ({os.cpu_count()} cores, load {load:.2f} at start, {end_load:.2f} at end), "
@@ -380,11 +401,16 @@ def agent_loop(binary, repo, env, start, record, errors, max_errors=20):
                 record("lost", 0, 0)
 
 
-def contention(args, binary, root, env, agents):
-    base = os.path.join(root, f"k{agents}")
+def contention(args, binary, root, env, agents, tasks=None, serve=None, url=None):
+    """K agents drain a fresh queue of `tasks` (default --tasks): the remote by path, or
+    when `serve` and `url` are given, `<serve>/<name>.git` reached at `url(name)`."""
+    tasks = tasks or args.tasks
+    base = os.path.join(root, f"k{agents}-{time.time_ns()}")
     os.makedirs(base)
-    bare = make_remote(base, "remote", args.tasks, env)
-    clones = [clone(bare, os.path.join(base, f"agent{index:02d}"), env) for index in range(agents)]
+    name = os.path.basename(base)
+    bare = make_remote(serve or base, name if serve else "remote", tasks, env)
+    origin = url(name) if url else bare
+    clones = [clone(origin, os.path.join(base, f"agent{index:02d}"), env) for index in range(agents)]
     lock = threading.Lock()
     claims = []
     failed = []
@@ -417,8 +443,8 @@ def contention(args, binary, root, env, agents):
     wall = time.perf_counter() - begin
     counts = collections.Counter(task for task, _, _ in claims)
     doubles = sum(count - 1 for count in counts.values() if count > 1)
-    width = max(4, len(str(args.tasks)))
-    missing = args.tasks - len({task for task in counts if re.fullmatch(r"t\d{%d}" % width, task)})
+    width = max(4, len(str(tasks)))
+    missing = tasks - len({task for task in counts if re.fullmatch(r"t\d{%d}" % width, task)})
     # What the remote holds: one lease ref per task, each submitted.
     refs = run(
         ["git", "for-each-ref", "--format=%(objectname)", "refs/gitprio/leases/"], bare, env
@@ -427,8 +453,11 @@ def contention(args, binary, root, env, agents):
     submitted = len(re.findall(r'"state": "submitted"', messages)) if refs else 0
     first_generation = len(re.findall(r'"generation": 1,', messages)) if refs else 0
     shutil.rmtree(base, ignore_errors=True)
+    if serve:
+        shutil.rmtree(bare, ignore_errors=True)
     return {
         "agents": agents,
+        "tasks": tasks,
         "wall": wall,
         "claims": len(claims),
         "tries": sum(tries for _, tries, _ in claims),
@@ -446,6 +475,138 @@ def contention(args, binary, root, env, agents):
         "max tries": max((tries for _, tries, _ in claims), default=0),
         "tries list": [tries for _, tries, _ in claims],
     }
+
+
+def problems_of(result):
+    """Whether a contention run went wrong: a double claim, a task never claimed, a lost
+    lease, an error, or a remote that does not hold exactly one submitted generation-1
+    lease per task."""
+    tasks = result["tasks"]
+    return bool(
+        result["doubles"] + result["missing"] + result["lost"] or result["errors"]
+        or result["refs"] != tasks or result["submitted"] != tasks or result["generation 1"] != tasks
+    )
+
+
+def rtt_latency(args, binary, root, env, proxy, url, label):
+    """One agent alone over `proxy`: per round a raw push, then `gitprio claim` (timed,
+    with the round trips each made), then an untimed `gitprio done`."""
+    name = f"rtt-{label}"
+    repo = clone(url(name), os.path.join(root, name), env)
+    agent_env = dict(env, GITPRIO_AGENT=name)
+    samples = collections.defaultdict(list)
+    for round_index in range(args.warmup + args.rtt_runs):
+        keep = round_index >= args.warmup
+        ref = f"refs/bench/raw/{round_index}"
+        oid = run(
+            ["git", "commit-tree", EMPTY_TREE, "-m", f"raw push {label} {round_index} {time.time_ns()}"], repo, env
+        ).stdout.decode().strip()
+        for key, command in (
+            ("push", ["git", "push", "--porcelain", f"--force-with-lease={ref}:", "origin", f"{oid}:{ref}"]),
+            ("claim", [binary, "claim", "--json"]),
+        ):
+            before = proxy.counters()
+            ms, result = timed(command, repo, agent_env)
+            after = proxy.counters()
+            if result.returncode != 0:
+                sys.exit(f"{label}: {key} failed ({result.returncode}): {result.stderr.decode(errors='replace')}")
+            if keep:
+                samples[key].append(ms)
+                samples[key + " rt"].append(after[0] - before[0] + after[1] - before[1])
+            if key == "claim":
+                claim = json.loads(result.stdout)
+                if claim["tries"] != 1:
+                    sys.exit(f"{label}: a lone claim pushed {claim['tries']} times")
+                run([binary, "done", claim["task"]["id"]], repo, agent_env)
+    return samples
+
+
+def run_rtt(args, binary, root, env):
+    """Part 3: claims over a latency-injecting proxy in front of git daemon and smart HTTP."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import netsim
+
+    serve = os.path.join(root, "rtt-serve")
+    os.makedirs(serve)
+    daemon, daemon_port = start_daemon(serve, env)
+    http = netsim.GitHttpServer(serve)
+    rows = []
+    load = wait_for_quiet(args)
+    try:
+        builds = [("after", binary)] + ([("before", os.path.abspath(args.bin_before))] if args.bin_before else [])
+        for transport, port in (("git://", daemon_port), ("http", http.port)):
+            scheme = "git" if transport == "git://" else "http"
+            for rtt, (build, binary) in [
+                (int(value), build) for value in args.rtts.split(",") for build in builds
+            ]:
+                proxy = netsim.LatencyProxy(port, rtt)
+                try:
+                    url = lambda name: f"{scheme}://127.0.0.1:{proxy.port}/{name}.git"  # noqa: E731
+                    label = f"{scheme}{rtt}{build}"
+                    make_remote(serve, f"rtt-{label}", args.warmup + args.rtt_runs, env)
+                    alone = rtt_latency(args, binary, root, env, proxy, url, label)
+                    push = statistics.median(alone["push"])
+                    claim = statistics.median(alone["claim"])
+                    rows.append({
+                        "transport": transport, "rtt": rtt, "build": build, "agents": "alone", "push": push,
+                        "push rt": statistics.median(alone["push rt"]), "claim rt": statistics.median(alone["claim rt"]),
+                        "p50": claim, "p90": percentile(alone["claim"], 0.9), "pushes": 1.0,
+                        "claims/s": 1000 / claim, "ok": True,
+                    })
+                    for agents in [int(value) for value in args.rtt_agents.split(",")]:
+                        tasks = max(args.rtt_min_tasks, 2 * agents)
+                        before = proxy.counters()
+                        result = contention(args, binary, root, env, agents, tasks, serve, url)
+                        after = proxy.counters()
+                        print(
+                            f"#   {build} {transport} {rtt} ms K={agents}: {result['wall']:.1f}s (load {load1():.2f})",
+                            file=sys.stderr,
+                        )
+                        claims = max(1, result["claims"])
+                        rows.append({
+                            "transport": transport, "rtt": rtt, "build": build, "agents": agents, "push": push,
+                            "push rt": None,
+                            "claim rt": (after[0] - before[0] + after[1] - before[1]) / claims,
+                            "p50": result["p50"], "p90": result["p90"],
+                            "pushes": (result["tries"] + result["failed tries"]) / claims,
+                            "claims/s": result["claims"] / result["wall"],
+                            "ok": not problems_of(result), "result": result,
+                        })
+                finally:
+                    proxy.close()
+    finally:
+        http.close()
+        stop_daemon(daemon)
+    print(
+        f"# claims over a network round trip ({os.cpu_count()} cores, load {load:.2f} at start, {load1():.2f} at end): "
+        f"proxy on 127.0.0.1 adding RTT per connection and per answer; `alone`: {args.rtt_runs} claims after "
+        f"{args.warmup} warm-up, each after a raw push; K: K agents drain max({args.rtt_min_tasks}, 2K) tasks"
+    )
+    print(
+        f"{'remote':<7} {'rtt ms':>6} {'build':>6} {'agents':>6} {'push ms':>8} {'push rt':>7} {'claim rt':>8} "
+        f"{'p50 ms':>8} {'p90 ms':>8} {'p50/push':>8} {'pushes/claim':>12} {'claims/s':>8} {'double':>6}"
+    )
+    ok = True
+    for row in rows:
+        push_rt = "" if row["push rt"] is None else f"{row['push rt']:.0f}"
+        doubles = row["result"]["doubles"] if "result" in row else 0
+        print(
+            f"{row['transport']:<7} {row['rtt']:>6} {row['build']:>6} {row['agents']:>6} {row['push']:>8.0f} {push_rt:>7} "
+            f"{row['claim rt']:>8.1f} {row['p50']:>8.0f} {row['p90']:>8.0f} {row['p50'] / row['push']:>7.2f}x "
+            f"{row['pushes']:>12.2f} {row['claims/s']:>8.2f} {doubles:>6}"
+        )
+        if not row["ok"]:
+            ok = False
+            result = row["result"]
+            print(
+                f"#   {row['transport']} {row['rtt']} ms K={row['agents']}: {result['doubles']} double claims, "
+                f"{result['missing']} never claimed, {result['lost']} lost at done, {len(result['errors'])} errors"
+            )
+            for error in result["errors"][:5]:
+                print(f"#     {error}")
+    print(f"# zero double claims and every task claimed and submitted once: {'met' if ok else 'NOT met'}")
+    sys.stdout.flush()
+    return ok
 
 
 def run_contention(args, binary, root, env):
@@ -473,8 +634,7 @@ def run_contention(args, binary, root, env):
             f"{pushes:>13.2f} {result['max tries']:>10} {result['p50']:>8.0f} {result['p90']:>8.0f} "
             f"{result['failed']:>7} {result['doubles']:>7} {result['missing']:>10} {result['submitted']:>10}"
         )
-        if (problems or result["errors"] or result["refs"] != args.tasks or result["submitted"] != args.tasks
-                or result["generation 1"] != args.tasks):
+        if problems_of(result):
             bad = True
             print(
                 f"#   K={result['agents']}: {result['doubles']} double claims, {result['missing']} tasks never "
@@ -511,7 +671,12 @@ def main():
     parser.add_argument("--max-load", type=float, default=1.0)
     parser.add_argument("--load-wait", type=int, default=30)
     parser.add_argument("--load-retries", type=int, default=6)
-    parser.add_argument("--skip", choices=["latency", "contention"])
+    parser.add_argument("--skip", action="append", default=[], choices=["latency", "contention", "rtt"])
+    parser.add_argument("--rtts", default="50,150", help="round-trip times the proxy adds, ms")
+    parser.add_argument("--bin-before", help="a second gitprio binary to measure in the same rtt run")
+    parser.add_argument("--rtt-agents", default="1,8,32")
+    parser.add_argument("--rtt-runs", type=int, default=8)
+    parser.add_argument("--rtt-min-tasks", type=int, default=16)
     args = parser.parse_args()
     binary = os.path.abspath(args.bin)
     if not os.access(binary, os.X_OK):
@@ -523,10 +688,12 @@ def main():
         home = os.path.join(root, "home")
         os.makedirs(home)
         env = base_env(home)
-        if args.skip != "latency":
+        if "latency" not in args.skip:
             run_latency(args, binary, root, env)
-        if args.skip != "contention":
+        if "contention" not in args.skip:
             ok = run_contention(args, binary, root, env)
+        if "rtt" not in args.skip:
+            ok = run_rtt(args, binary, root, env) and ok
     sys.exit(0 if ok else 1)
 
 

@@ -379,7 +379,8 @@ def reset_import(repo, env):
 
 
 def append_one_request(corpus, seed):
-    """Appends exactly one request (one assistant line) to one session file; returns its path."""
+    """Appends exactly one request (one assistant line) to one session file; returns the
+    file and its size before, to cut it back to afterwards."""
     rng = random.Random(seed)
     corpus.rng = rng
     files = []
@@ -387,12 +388,13 @@ def append_one_request(corpus, seed):
         files.extend(os.path.join(directory, name) for name in names if name.endswith(".jsonl") and "subagents" not in directory)
     files.sort()
     path = rng.choice(files)
+    size = os.path.getsize(path)
     usage = {"input_tokens": 7, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 52000, "output_tokens": 900}
     session = {"id": corpus.uuid(), "cwd": "/home/dev/code/appended", "version": "2.1.27", "branch": "main"}
     line = corpus.assistant(session, corpus.ident("msg_01", 22), corpus.ident("req_011C", 20), MODELS[0], corpus.block("text"), usage, False)
     with open(path, "ab") as file:
         file.write((json.dumps(line, separators=(",", ":")) + "\n").encode())
-    return path
+    return path, size
 
 
 def main():
@@ -478,11 +480,10 @@ def main():
         # Incremental: the state of the last full import is in place.
         unchanged_seconds, stdout, unchanged_rss = run_measured(import_command, gitprio_env, repo)
         unchanged = json.loads(stdout)["report"]
-        append_one_request(corpus, args.seed + 1)
+        grown, grown_size = append_one_request(corpus, args.seed + 1)
         appended_seconds, stdout, appended_rss = run_measured(import_command, gitprio_env, repo)
         appended = json.loads(stdout)
-        if args.keep:
-            os.remove(truth_path)  # the corpus grew: regenerate next time
+        os.truncate(grown, grown_size)  # the corpus is as generated again (its truth holds)
 
         mib = size / 1024 / 1024
         agree = gitprio_totals == truth and (args.gateway_copies or ccusage_totals == truth)

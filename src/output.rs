@@ -131,13 +131,18 @@ pub fn type_of(task: &Task) -> String {
     task.task_type.clone().unwrap_or_else(|| "-".to_owned())
 }
 
-/// `word`, with an `s` unless `count` is one.
+/// `word`, with an `s` unless `count` is one (`copy`, `copies`).
 pub fn plural(count: usize, word: &str) -> String {
-    if count == 1 {
-        word.to_owned()
-    } else {
-        format!("{word}s")
+    match (count, word.strip_suffix('y')) {
+        (1, _) => word.to_owned(),
+        (_, Some(stem)) => format!("{stem}ies"),
+        (_, None) => format!("{word}s"),
     }
+}
+
+/// `1 record`, `2 records`; `1 copy`, `2 copies`.
+pub fn counted(count: usize, noun: &str) -> String {
+    format!("{count} {}", plural(count, noun))
 }
 
 /// Writes a span of seconds the short way: `45s`, `4m05s`, `12m`, `3h05m`, `2d4h`.

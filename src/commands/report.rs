@@ -300,7 +300,7 @@ fn headline(report: &Report) -> Vec<(String, String)> {
                 } else {
                     dollars(Some(waste.unmerged_cost_usd))
                 },
-                plural(waste.unmerged_runs.len(), "completed run")
+                output::counted(waste.unmerged_runs.len(), "completed run")
             ),
         ),
     );
@@ -389,7 +389,7 @@ fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<Strin
                 tokens(distribution.p90),
                 tokens(distribution.p99),
                 tokens(distribution.max),
-                plural(distribution.count, "task")
+                output::counted(distribution.count, "task")
             )];
             lines.extend(distribution.top.iter().map(|(task, spent, cost)| {
                 format!("{task}: {} ({})", tokens(*spent), dollars(*cost))
@@ -440,7 +440,7 @@ fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<Strin
                         tail.p90_usd,
                         tail.p99_usd,
                         tail.max_usd,
-                        plural(tail.count, "task")
+                        output::counted(tail.count, "task")
                     )
                 })
                 .collect()
@@ -584,7 +584,7 @@ fn periods(periods: &[gitprio_core::usage::report::Period]) -> Vec<String> {
                 "{}: {} tokens in {}, {}",
                 period.period,
                 tokens(period.tokens),
-                plural(
+                output::counted(
                     usize::try_from(period.requests).unwrap_or(usize::MAX),
                     "request"
                 ),
@@ -648,7 +648,7 @@ fn run_lines(runs: &[RunLine], spent: u64, cost: f64) -> Vec<String> {
     let unpriced = runs.iter().any(|run| run.cost_usd.is_none());
     let mut lines = vec![format!(
         "{}, {} tokens, {}",
-        plural(runs.len(), "run"),
+        output::counted(runs.len(), "run"),
         tokens(spent),
         if unpriced {
             format!("at least ${cost:.2} (some tokens unpriced)")
@@ -668,15 +668,6 @@ fn run_lines(runs: &[RunLine], spent: u64, cost: f64) -> Vec<String> {
         )
     }));
     lines
-}
-
-/// `1 run`, `2 runs`.
-fn plural(count: usize, noun: &str) -> String {
-    if count == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{count} {noun}s")
-    }
 }
 
 /// The prices behind every cost, in full.

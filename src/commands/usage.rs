@@ -481,10 +481,10 @@ fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
             } else {
                 "recorded"
             },
-            plural(written.added, "record"),
+            output::counted(written.added, "record"),
             written.meta.run,
             totals.tokens(),
-            plural(
+            output::counted(
                 usize::try_from(totals.requests).unwrap_or(usize::MAX),
                 "request"
             ),
@@ -708,17 +708,12 @@ fn run_sessions(
     if records.iter().all(|record| record.session.is_none()) {
         return Ok(sessions);
     }
-    for run in ledger.all_runs()? {
-        let Some(index) = candidates
+    for (session, (task, run)) in ledger.record_sessions()? {
+        if let Some(index) = candidates
             .iter()
-            .position(|meta| meta.run == run.meta.run && meta.task == run.meta.task)
-        else {
-            continue;
-        };
-        for record in run.records {
-            if let Some(session) = record.session {
-                sessions.entry(session).or_insert(index);
-            }
+            .position(|meta| meta.run == run && meta.task == task)
+        {
+            sessions.insert(session, index);
         }
     }
     Ok(sessions)
@@ -739,8 +734,9 @@ fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
         return Ok(exit_code::SUCCESS);
     }
     if let Some(report) = &summary.report {
-        let count =
-            |value: u64, noun: &str| plural(usize::try_from(value).unwrap_or(usize::MAX), noun);
+        let count = |value: u64, noun: &str| {
+            output::counted(usize::try_from(value).unwrap_or(usize::MAX), noun)
+        };
         println!(
             "read {} ({} bytes, {}; {} skipped): {}, {} dropped",
             count(report.files_read, "file"),
@@ -754,28 +750,19 @@ fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
         println!("no agent logs found");
     }
     for (run, added) in &summary.recorded {
-        println!("{run}: {} new", plural(*added, "record"));
+        println!("{run}: {} new", output::counted(*added, "record"));
     }
     if summary.claimed_from_store > 0 {
         println!(
             "{} kept earlier now given to their runs",
-            plural(summary.claimed_from_store, "record")
+            output::counted(summary.claimed_from_store, "record")
         );
     }
     if summary.unattributed > 0 {
         println!(
             "{} belong to no run of this repository yet (other projects, or outside every run's time): kept, and given to a run that claims them later (`--task`)",
-            plural(summary.unattributed, "record")
+            output::counted(summary.unattributed, "record")
         );
     }
     Ok(exit_code::SUCCESS)
-}
-
-/// `1 record`, `2 records`; `1 copy`, `2 copies`.
-fn plural(count: usize, noun: &str) -> String {
-    match (count, noun.strip_suffix('y')) {
-        (1, _) => format!("1 {noun}"),
-        (_, Some(stem)) => format!("{count} {stem}ies"),
-        (_, None) => format!("{count} {noun}s"),
-    }
 }

@@ -261,9 +261,17 @@ fn failed_attempts_park_a_task_until_a_human_unparks_it() {
         "a",
         "human",
         T0,
-        &["unpark", "flaky", "--reason", "fixed the test"],
+        &["unpark", "flaky", "--reason", "fixed the test", "--json"],
     );
     assert_eq!(unpark.code, 0, "{unpark}");
+    // `--json` prints the lease, as release does (it was refused with a usage line that made
+    // `--reason` look required).
+    assert_eq!(
+        unpark.json()["lease"]["ref"],
+        "refs/gitprio/leases/flaky",
+        "{unpark}"
+    );
+    assert_eq!(unpark.json()["lease"]["state"], "released", "{unpark}");
     let again = as_agent(&env, "a", "alice", T0, &["claim", "--json"]);
     assert_eq!(claimed_id(&again), "flaky");
     assert_eq!(again.json()["lease"]["failures"], 0);

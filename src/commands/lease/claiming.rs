@@ -8,7 +8,7 @@ use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::{
     self as core_lease, ClaimFilter, ClaimOutcome, Lease, LeaseContext, LeaseError, LeaseEvent,
-    LeaseStore,
+    LeaseStore, StoreError,
 };
 use gitprio_core::queue::{Blocker, Queue};
 use gitprio_core::source::{self, LoadedQueue, QueueSource};
@@ -70,9 +70,14 @@ pub fn claim_next_avoiding(
 ) -> anyhow::Result<ClaimResult> {
     let mut lost = 0;
     let mut round = 0;
+    let mut on_current_view = may_claim_without_refresh(store, context);
+    let _unpin = Unpin(store);
     let (outcome, loaded, queue, leases, avoided) = loop {
         round += 1;
-        store.refresh()?;
+        if !(on_current_view && store.pin_queue_branch()) {
+            on_current_view = false;
+            store.refresh()?;
+        }
         let queue_source = store
             .queue_ref()
             .map_or(QueueSource::Default, QueueSource::Rev);
@@ -85,6 +90,12 @@ pub fn claim_next_avoiding(
             max_attempts: loaded.config.max_attempts.max(1),
             ..context.clone()
         };
+        if on_current_view && core_lease::active_agents(&leases, &context) > 1 {
+            // Others are claiming: a view without a refresh would mostly lose.
+            on_current_view = false;
+            round -= 1;
+            continue;
+        }
         let avoided = if avoid_overlap {
             core_lease::overlapping_ready(&queue, &leases, context.now, context.skew)
         } else {
@@ -99,6 +110,15 @@ pub fn claim_next_avoiding(
             filter,
             &avoided,
         ) {
+            Err(LeaseError::Store(StoreError::StaleView { .. })) => {
+                on_current_view = false;
+                lost += 1;
+            }
+            // Nothing ready on a view that may be old: only a refreshed one may say so.
+            Ok(ClaimOutcome::NothingReady { .. }) if on_current_view => {
+                on_current_view = false;
+                round -= 1;
+            }
             Err(LeaseError::Contention { tries }) if round < MAX_CLAIM_ROUNDS => {
                 // Every candidate of this view was taken meanwhile: look again, a little later.
                 lost += tries;
@@ -113,6 +133,7 @@ pub fn claim_next_avoiding(
             outcome => break (outcome?, loaded, queue, leases, avoided),
         }
     };
+    store.unpin_queue_branch();
     match outcome {
         ClaimOutcome::Claimed(mut claimed) => {
             claimed.tries += lost;
@@ -123,6 +144,37 @@ pub fn claim_next_avoiding(
             let (reason, message) = why_nothing_ready(&queue, held, &avoided);
             Ok(ClaimResult::NothingReady { reason, message })
         }
+    }
+}
+
+/// Whether a claim may first try on the view of the remote this clone already has,
+/// without a refresh: its mirrors were refreshed within one lease TTL (by this machine's
+/// clock), so the remote is known and the view is recent. The try itself is then one
+/// push, pinned to the queue branch this clone knows ([`LeaseStore::pin_queue_branch`]),
+/// so it lands only where that view still holds; when it does not, or when the view
+/// shows other agents at work, the claim refreshes as always. An agent claiming alone
+/// thus pays one push per claim, and nothing more, on any transport.
+///
+/// Never after a claim of this holder was killed around its swap: handing that lease back
+/// takes no push, so only a refreshed view may say the lease is still its own.
+fn may_claim_without_refresh(store: &LeaseStore<'_>, context: &LeaseContext) -> bool {
+    if core_lease::has_unsettled_claim(store, &context.holder) {
+        return false;
+    }
+    let ttl = std::time::Duration::from_secs(u64::try_from(context.ttl.as_secs()).unwrap_or(0));
+    store
+        .last_refreshed()
+        .and_then(|refreshed| refreshed.elapsed().ok())
+        .is_some_and(|age| age < ttl)
+}
+
+/// Unpins the queue branch when the claim ends, however it ends: the store's later
+/// pushes (a `gitprio run`'s heartbeats) must not depend on the branch.
+struct Unpin<'store, 'repo>(&'store LeaseStore<'repo>);
+
+impl Drop for Unpin<'_, '_> {
+    fn drop(&mut self) {
+        self.0.unpin_queue_branch();
     }
 }
 

@@ -126,7 +126,14 @@ pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
             output::message(
                 settings,
                 "info",
-                &format!("acceptance: all {} commands passed", checks.len()),
+                &format!(
+                    "acceptance: {} passed",
+                    if checks.len() == 1 {
+                        "1 command".to_owned()
+                    } else {
+                        format!("all {} commands", checks.len())
+                    }
+                ),
             );
         }
     }

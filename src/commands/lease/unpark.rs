@@ -6,11 +6,13 @@ use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::{self as core_lease};
 
-use crate::cli::CommandResult;
-use crate::exit_code;
-use crate::settings::Settings;
+use serde_json::json;
 
-use super::{StoreArgs, context, open_store};
+use crate::cli::CommandResult;
+use crate::settings::Settings;
+use crate::{exit_code, output};
+
+use super::{StoreArgs, context, lease_json, open_store};
 
 #[derive(Debug, Args)]
 pub struct UnparkArgs {
@@ -21,6 +23,9 @@ pub struct UnparkArgs {
     pub reason: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
+    /// Print the lease as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(settings: &Settings, args: &UnparkArgs) -> CommandResult {
@@ -32,7 +37,11 @@ pub fn run(settings: &Settings, args: &UnparkArgs) -> CommandResult {
     let lease = store
         .lease(&id)?
         .ok_or_else(|| anyhow!("no lease on `{id}`, so it is not parked"))?;
-    core_lease::unpark(&store, &lease, &context, args.reason.clone())?;
-    println!("unparked {id}: it is ready again, with its attempt history kept");
+    let unparked = core_lease::unpark(&store, &lease, &context, args.reason.clone())?;
+    if args.json {
+        output::print_json(&json!({ "lease": lease_json(&unparked, &store) }))?;
+    } else {
+        println!("unparked {id}: it is ready again, with its attempt history kept");
+    }
     Ok(exit_code::SUCCESS)
 }

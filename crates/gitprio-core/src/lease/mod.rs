@@ -23,8 +23,9 @@ use crate::task::TaskId;
 
 pub use ops::{
     ClaimFilter, ClaimOutcome, Claimed, Collected, GcView, HeldLease, Kept, LeaseContext,
-    LeaseError, MAX_CLAIM_TRIES, Released, claim, claim_avoiding, gc, heartbeat, note_context_size,
-    release, release_parked, state_name, submit, submit_noting, unpark,
+    LeaseError, MAX_CLAIM_TRIES, Released, active_agents, claim, claim_avoiding, gc,
+    has_unsettled_claim, heartbeat, note_context_size, release, release_parked, state_name, submit,
+    submit_noting, unpark,
 };
 pub use overlap::{overlapping_ready, owns_overlap};
 pub use revoke::{Revocation, RevokeError, revoke};

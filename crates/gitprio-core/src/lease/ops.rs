@@ -742,8 +742,15 @@ fn mix(state: u64) -> u64 {
     value ^ (value >> 31)
 }
 
+/// Whether `holder` noted a claim it never settled (a claim killed around its swap): the
+/// next claim must then see the remote as it is, to hand that lease back only if it
+/// still holds it.
+pub fn has_unsettled_claim(store: &LeaseStore<'_>, holder: &Holder) -> bool {
+    !Intent::claims_of(store.repo().common_dir(), holder).is_empty()
+}
+
 /// Counts the agents seen changing a lease within one TTL, this one included.
-fn active_agents(leases: &BTreeMap<TaskId, Lease>, context: &LeaseContext) -> usize {
+pub fn active_agents(leases: &BTreeMap<TaskId, Lease>, context: &LeaseContext) -> usize {
     let since = context
         .now
         .saturating_sub(context.ttl)

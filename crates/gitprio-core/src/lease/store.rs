@@ -69,6 +69,11 @@ pub enum StoreError {
         lock: PathBuf,
         detail: String,
     },
+    /// A push made on this clone's view without a refresh (see
+    /// [`LeaseStore::pin_queue_branch`]) found the remote moved on: the claim refreshes
+    /// and tries again; never shown.
+    #[error("the view of remote `{remote}` this clone had is out of date")]
+    StaleView { remote: String },
     #[error("cannot write a lease commit: {0}")]
     Write(String),
     #[error(
@@ -99,6 +104,9 @@ pub struct LeaseStore<'repo> {
     /// remote's lease refs, for the next [`LeaseStore::leases`] to take instead of
     /// reading ~hundreds of ref files again; cleared by anything that moves a mirror.
     current_mirrors: Mutex<Option<Vec<(String, ObjectId)>>>,
+    /// The queue branch's tip every push also expects on the remote, set by
+    /// [`LeaseStore::pin_queue_branch`]; cleared by a refresh.
+    pinned_tip: Mutex<Option<ObjectId>>,
 }
 
 impl<'repo> LeaseStore<'repo> {
@@ -107,6 +115,7 @@ impl<'repo> LeaseStore<'repo> {
             repo,
             mode,
             current_mirrors: Mutex::new(None),
+            pinned_tip: Mutex::new(None),
         }
     }
 
@@ -205,6 +214,7 @@ impl<'repo> LeaseStore<'repo> {
         let Mode::Remote { remote, branch } = &self.mode else {
             return Ok(());
         };
+        self.unpin_queue_branch();
         self.take_current_mirrors();
         let mut prefixes_and_leases = vec![LEASE_PREFIX];
         prefixes_and_leases.extend_from_slice(prefixes);
@@ -242,6 +252,35 @@ impl<'repo> LeaseStore<'repo> {
                 detail,
             })
         }
+    }
+
+    /// Makes every push until the next refresh also expect the remote's queue branch at
+    /// the tip this clone last fetched, in the same atomic push (a `--force-with-lease`
+    /// of the branch to that very tip: git sends nothing for a ref already there, and
+    /// rejects the whole push when it moved). A claim made on the view this clone
+    /// already has, without a refresh, then lands only where that view still holds: its
+    /// lease ref as expected, and no task finished or edited on the branch since. A
+    /// pushed swap that loses is then [`StoreError::StaleView`], for the caller to
+    /// refresh and choose again. Returns whether it pinned: in remote mode, with a
+    /// mirror of the branch.
+    pub fn pin_queue_branch(&self) -> bool {
+        let Some(queue_ref) = self.queue_ref() else {
+            return false;
+        };
+        let tip = self.repo.reference_commit(&queue_ref).ok().flatten();
+        *self.lock_pinned() = tip;
+        tip.is_some()
+    }
+
+    /// Ends what [`LeaseStore::pin_queue_branch`] began.
+    pub fn unpin_queue_branch(&self) {
+        *self.lock_pinned() = None;
+    }
+
+    fn lock_pinned(&self) -> std::sync::MutexGuard<'_, Option<ObjectId>> {
+        self.pinned_tip
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// The file whose modification time says when the lease mirrors last matched the remote.
@@ -490,6 +529,11 @@ impl<'repo> LeaseStore<'repo> {
             Mode::Local => self.update_ref(reference, true, expected, new),
             Mode::Remote { remote, .. } => {
                 let outcome = self.push_unless_locked(remote, reference, expected, new)?;
+                if outcome != CasOutcome::Won && self.lock_pinned().is_some() {
+                    return Err(StoreError::StaleView {
+                        remote: remote.clone(),
+                    });
+                }
                 if outcome == CasOutcome::Won {
                     // Mirror what the remote now holds; a failure here only delays what
                     // `status` shows until the next fetch, the remote is the truth.
@@ -623,21 +667,23 @@ impl<'repo> LeaseStore<'repo> {
             "{}:{reference}",
             new.map(|oid| oid.to_string()).unwrap_or_default()
         );
+        let pinned = match (*self.lock_pinned(), &self.mode) {
+            (Some(tip), Mode::Remote { branch, .. }) => Some((
+                format!("--force-with-lease=refs/heads/{branch}:{tip}"),
+                format!("{tip}:refs/heads/{branch}"),
+            )),
+            _ => None,
+        };
         // Never `--force` and never a `+` refspec: either would disable the check.
-        let output = self.push_through_dropped_connections(
-            remote,
-            reference,
-            new,
-            &[
-                "push",
-                "--porcelain",
-                "--atomic",
-                "--no-verify",
-                &lease,
-                remote,
-                &refspec,
-            ],
-        )?;
+        let mut args = vec!["push", "--porcelain", "--atomic", "--no-verify", &lease];
+        args.extend(
+            pinned
+                .as_ref()
+                .map(|(branch_lease, _)| branch_lease.as_str()),
+        );
+        args.extend([remote, &refspec]);
+        args.extend(pinned.as_ref().map(|(_, branch_spec)| branch_spec.as_str()));
+        let output = self.push_through_dropped_connections(remote, reference, new, &args)?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let line = stdout.lines().find_map(|line| {
             let mut fields = line.split('\t');

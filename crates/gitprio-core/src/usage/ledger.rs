@@ -260,6 +260,72 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         Ok(metas)
     }
 
+    fn sessions_cache_path(&self) -> PathBuf {
+        self.repo()
+            .common_dir()
+            .join("gitprio")
+            .join("usage-index")
+            .join("sessions.json")
+    }
+
+    /// Returns the agent sessions that each run's own records name: session → (task, run).
+    ///
+    /// Chunks never change once written, so the sessions of each are cached on this
+    /// machine by blob id (`.git/gitprio/usage-index/sessions.json`; writes add theirs):
+    /// only chunks this machine never saw are read.
+    pub fn record_sessions(
+        &self,
+    ) -> Result<std::collections::HashMap<String, (TaskId, String)>, LedgerError> {
+        let cache_path = self.sessions_cache_path();
+        let mut cache: BTreeMap<String, Vec<String>> = std::fs::read(&cache_path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        let mut changed = false;
+        let mut sessions = std::collections::HashMap::new();
+        let prefix = self.store.mirror_of(USAGE_PREFIX);
+        for (reference, commit) in self.repo().references_under(&prefix)? {
+            for (run, files) in self.run_files(commit)? {
+                let Some(meta_blob) = files.meta else {
+                    continue;
+                };
+                let mut task = None;
+                for blob in &files.chunks {
+                    let key = blob.to_string();
+                    if !cache.contains_key(&key) {
+                        let records = self.read_chunk(&reference, &run, *blob)?;
+                        cache.insert(key.clone(), chunk_sessions(records.iter()));
+                        changed = true;
+                    }
+                    for session in &cache[&key] {
+                        if task.is_none() {
+                            task = Some(self.read_meta(&reference, &run, meta_blob)?.task);
+                        }
+                        let owner = (task.clone().expect("read above"), run.clone());
+                        sessions.entry(session.clone()).or_insert(owner);
+                    }
+                }
+            }
+        }
+        if changed {
+            let bytes = serde_json::to_vec(&cache).expect("sessions serialize");
+            let _ = outbox::write_atomically(&cache_path, &bytes);
+        }
+        Ok(sessions)
+    }
+
+    /// Notes the sessions of a chunk this machine wrote, so they are never read back.
+    fn note_chunk_sessions(&self, blob: ObjectId, records: &[&UsageRecord]) {
+        let cache_path = self.sessions_cache_path();
+        let mut cache: BTreeMap<String, Vec<String>> = std::fs::read(&cache_path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        cache.insert(blob.to_string(), chunk_sessions(records.iter().copied()));
+        let bytes = serde_json::to_vec(&cache).expect("sessions serialize");
+        let _ = outbox::write_atomically(&cache_path, &bytes);
+    }
+
     fn collect_runs(&self, with_records: bool) -> Result<Vec<Run>, LedgerError> {
         let prefix = self.store.mirror_of(USAGE_PREFIX);
         let mut runs = Vec::new();
@@ -448,6 +514,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                 CasOutcome::Won => {
                     if let Some((_, blob)) = chunk {
                         index.absorb(blob, appended.iter().copied());
+                        self.note_chunk_sessions(blob, &appended);
                     }
                     index.save(&index_path);
                     return Ok(Written {
@@ -595,6 +662,14 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         );
         Ok(repo.write_commit(&message, Some(tree), parent, now.as_second())?)
     }
+}
+
+/// The distinct sessions `records` name, sorted.
+fn chunk_sessions<'r>(records: impl Iterator<Item = &'r UsageRecord>) -> Vec<String> {
+    let sessions: std::collections::BTreeSet<&str> = records
+        .filter_map(|record| record.session.as_deref())
+        .collect();
+    sessions.into_iter().map(str::to_owned).collect()
 }
 
 /// Keeps what the ledger knows and adds what `update` brings: an outcome, an end, a size.

@@ -1,5 +1,5 @@
-//! A remote whose connections drop: claims and renewals get through, and a dropped
-//! connection is never a lost race.
+//! Claims at fleet scale: a lone agent's claim costs one push on a view it already has,
+//! and a remote whose connections drop is retried, never taken for a lost race.
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
+use crate::common::Output;
 use crate::common::TestEnv;
 use crate::leases::{remote_with_clones, task};
-use crate::servers::{GitDaemon, wake_and_join};
+use crate::servers::{GitDaemon, HttpGit, wake_and_join};
 
 /// How long one read or write through the proxy may block.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -166,4 +167,97 @@ fn dropped_connections_are_retried_and_never_lose_a_race() {
     );
     assert!(record.contains("\"event\": \"renew\""), "{record}");
     assert!(record.contains("\"generation\": 1,"), "{record}");
+}
+
+const T0: &str = "2026-11-01T12:00:00Z";
+
+fn claim_as(env: &TestEnv, dir: &str, agent: &str) -> Output {
+    env.run_with(
+        dir,
+        &["claim", "--json"],
+        &[("GITPRIO_AGENT", agent), ("GITPRIO_NOW", T0)],
+    )
+}
+
+fn claimed(output: &Output) -> (String, u64) {
+    assert_eq!(output.code, 0, "claim failed: {output}");
+    let json = output.json();
+    (
+        json["task"]["id"].as_str().unwrap().to_owned(),
+        json["tries"].as_u64().unwrap(),
+    )
+}
+
+/// The git services the HTTP server was asked for since request `since`.
+fn services_since(http: &HttpGit, since: usize) -> Vec<String> {
+    http.requests()[since..]
+        .iter()
+        .map(|request| {
+            let service = request.path.rsplit('/').next().unwrap_or_default();
+            format!("{} {service}?{}", request.method, request.query)
+        })
+        .collect()
+}
+
+#[test]
+fn a_lone_claim_on_a_current_view_is_one_push_and_a_stale_view_is_refreshed() {
+    let env = TestEnv::new();
+    let files: Vec<(String, String)> = ["alpha", "beta", "gamma", "delta"]
+        .iter()
+        .enumerate()
+        .map(|(rank, name)| {
+            (
+                format!(".tasks/{name}.md"),
+                task(name, u8::try_from(rank).unwrap(), &[]),
+            )
+        })
+        .collect();
+    remote_with_clones(&env, &files, &[]);
+    let http = HttpGit::start(&env.path("."));
+    for clone in ["agent", "editor"] {
+        env.git(".", &["clone", "--quiet", &http.url("remote.git"), clone]);
+    }
+    assert_eq!(
+        claimed(&claim_as(&env, "agent", "alice")),
+        ("alpha".to_owned(), 1)
+    );
+
+    let since = http.requests().len();
+    assert_eq!(
+        claimed(&claim_as(&env, "agent", "alice")),
+        ("beta".to_owned(), 1)
+    );
+    assert_eq!(
+        services_since(&http, since),
+        [
+            "GET refs?service=git-receive-pack",
+            "POST git-receive-pack?"
+        ],
+        "a claim on a view refreshed within the TTL, with no other agent in it, is one push"
+    );
+
+    // Finished on the branch since this clone's view: the pinned push fails, the claim
+    // refreshes and hands out the next task instead.
+    let path = env.path("editor/.tasks/gamma.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        text.replace("priority: 2\n", "priority: 2\nstatus: done\n"),
+    )
+    .unwrap();
+    env.git("editor", &["commit", "--quiet", "-am", "gamma done"]);
+    env.git("editor", &["push", "--quiet", "origin", "main"]);
+    assert_eq!(
+        claimed(&claim_as(&env, "agent", "alice")),
+        ("delta".to_owned(), 2)
+    );
+    let gamma = env.git(
+        "remote.git",
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            "refs/gitprio/leases/gamma",
+        ],
+    );
+    assert_eq!(gamma, "", "the finished task was claimed");
 }
