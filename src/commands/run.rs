@@ -59,7 +59,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "USD")]
     pub max_usd: Option<f64>,
     /// The agents' name in leases and reports, `-1`, `-2`... appended with `--parallel`
-    /// (default: `GITPRIO_AGENT`, else `user@host:pid`).
+    /// (default: `GITPRIO_AGENT`, else `user@host:<worktree>`).
     #[arg(long, value_name = "NAME")]
     pub agent_name: Option<String>,
     /// Where the tasks' worktrees go, one directory per task (default: `<repo>-gitprio-worktrees`
