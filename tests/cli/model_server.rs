@@ -68,6 +68,16 @@ pub struct Truth {
 }
 
 impl Truth {
+    fn subtract(&mut self, other: &Truth) {
+        self.input -= other.input;
+        self.output -= other.output;
+        self.cache_write_5m -= other.cache_write_5m;
+        self.cache_write_1h -= other.cache_write_1h;
+        self.cache_read -= other.cache_read;
+        self.reasoning -= other.reasoning;
+        self.requests -= other.requests;
+    }
+
     fn add(&mut self, other: &Truth) {
         self.input += other.input;
         self.output += other.output;
@@ -86,6 +96,8 @@ struct Session {
     /// Requests received so far.
     step: u32,
     truth: Truth,
+    /// The last answer sent in full.
+    last: Truth,
 }
 
 /// The shared scripted server.
@@ -209,6 +221,19 @@ impl ModelServer {
             .collect()
     }
 
+    /// Everything sent in the sessions filed under `tag`, less each session's last answer:
+    /// what a CLI killed mid-turn can have logged when the kill came after the server sent
+    /// that answer and before the CLI wrote it down.
+    pub fn total_but_last(&self, tag: &str) -> Truth {
+        let mut total = Truth::default();
+        for session in self.lock().values().filter(|session| session.tag == tag) {
+            let mut truth = session.truth.clone();
+            truth.subtract(&session.last);
+            total.add(&truth);
+        }
+        total
+    }
+
     /// Everything sent in the sessions filed under `tag`.
     pub fn total(&self, tag: &str) -> Truth {
         let mut total = Truth::default();
@@ -278,6 +303,7 @@ impl ModelServer {
                 script,
                 step: 0,
                 truth: Truth::default(),
+                last: Truth::default(),
             });
             entry.step += 1;
             (entry.script, entry.step)
@@ -321,6 +347,7 @@ impl ModelServer {
         );
         if sent && let Some(entry) = self.lock().get_mut(&session) {
             entry.truth.add(&answer.truth);
+            entry.last = answer.truth;
         }
         sent
     }
