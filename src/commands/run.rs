@@ -461,6 +461,10 @@ impl RunContext {
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "resolves every option of `gitprio run` into its settings, in order"
+)]
 pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
     let config = {
@@ -599,6 +603,10 @@ enum Next {
 }
 
 /// One slot: claims and works on tasks one after the other until the run stops.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one slot's claim-work-finish loop, its stop conditions in order"
+)]
 fn work(
     context: &RunContext,
     slot: usize,
@@ -769,6 +777,10 @@ enum Overshoot {
     Usd(f64),
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a renderer: the summary's rows in output order"
+)]
 fn print_summary(
     json: bool,
     stop: &Stop,

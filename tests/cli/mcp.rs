@@ -107,6 +107,10 @@ async fn call(client: &Client, tool: &'static str, arguments: Value) -> (bool, V
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end agent session, tool call by tool call"
+)]
 fn an_agent_works_through_the_queue_over_mcp() {
     let env = TestEnv::new();
     let files = vec![

@@ -62,6 +62,10 @@ pub fn run(settings: &Settings, args: &AgentArgs) -> CommandResult {
     Ok(work(settings, &repo, task, &prompt, args)?)
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "the simulated agent's one turn, step by step as a real agent takes it"
+)]
 fn work(
     settings: &Settings,
     repo: &Repository,
