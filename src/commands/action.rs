@@ -474,7 +474,11 @@ fn write_handover(
 }
 
 /// Posts what a `--summary-dir` run wrote, from a trusted workflow that checks out no pull request code.
-fn post(settings: &Settings, resolved: &Resolved, directory: &Path) -> anyhow::Result<u8> {
+fn post(
+    settings: &Settings,
+    resolved: &Resolved,
+    directory: &Path,
+) -> anyhow::Result<exit_code::ExitStatus> {
     let path = directory.join(PULL_REQUEST_FILE);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
@@ -641,7 +645,7 @@ fn settle_leases(
             queue: &tasks,
             files_skipped: !queue.skipped_files().is_empty(),
             now: settings.now,
-            skew: core_lease::parse_duration(&queue.config.clock_skew).unwrap_or_default(),
+            skew: queue.config.clock_skew,
         };
         match core_lease::gc(store, &view, &mine).map(|collected| collected.deleted) {
             Ok(deleted) if deleted.is_empty() => {}

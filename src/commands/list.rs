@@ -1,14 +1,12 @@
 //! `gitprio list`: the whole ranked queue.
 
 use clap::Args;
-use serde::Serialize;
 
 use super::{SourceArgs, load_queue};
 use crate::cli::CommandResult;
 use crate::settings::Settings;
 use crate::{exit_code, output};
-use gitprio_core::source::Origin;
-use gitprio_core::{Blocker, Task};
+use gitprio_core::reply::ListReply;
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -22,22 +20,6 @@ pub struct ListArgs {
     pub json: bool,
 }
 
-#[derive(Serialize)]
-struct ListJson<'a> {
-    source: &'a Origin,
-    ready_count: usize,
-    tasks: Vec<EntryJson<'a>>,
-}
-
-#[derive(Serialize)]
-struct EntryJson<'a> {
-    /// 1-based position among ready tasks; `null` when not ready.
-    rank: Option<usize>,
-    ready: bool,
-    blockers: &'a [Blocker],
-    task: Task,
-}
-
 pub fn run(settings: &Settings, args: &ListArgs) -> CommandResult {
     let (loaded, queue) = load_queue(settings, &args.source)?;
     let shown = if args.ready {
@@ -46,25 +28,7 @@ pub fn run(settings: &Settings, args: &ListArgs) -> CommandResult {
         queue.entries()
     };
     if args.json {
-        let tasks = shown
-            .iter()
-            .enumerate()
-            .map(|(index, entry)| {
-                let mut task = entry.task.clone();
-                task.body = String::new();
-                EntryJson {
-                    rank: entry.readiness.is_ready().then_some(index + 1),
-                    ready: entry.readiness.is_ready(),
-                    blockers: entry.readiness.blockers(),
-                    task,
-                }
-            })
-            .collect();
-        let json = ListJson {
-            source: &loaded.origin,
-            ready_count: queue.ready().len(),
-            tasks,
-        };
+        let json = ListReply::new(loaded.origin, queue.ready().len(), shown);
         output::print_json(&json)?;
         // Freeing thousands of small allocations takes longer than the OS takes to drop them at exit.
         std::mem::forget(json);

@@ -154,9 +154,20 @@ pub fn load_queue(
 /// Returns the lease and attempt facts last seen that hold tasks back.
 fn holds(settings: &Settings, repo: &Repository) -> Result<Holds, CliError> {
     let config = source::local_config(repo)?;
-    let store = LeaseStore::new(repo, lease::store_mode(repo, &config, false)?);
+    let store = reading_store(repo, &config)?;
     lease::mirrors_fetched(settings, &store);
     Ok(lease::current_holds(settings, &store, &config)?)
+}
+
+/// Returns the lease store the reading commands answer from: the remote's, else this clone's.
+pub fn reading_store<'repo>(
+    repo: &'repo Repository,
+    config: &gitprio_core::Config,
+) -> Result<LeaseStore<'repo>, CliError> {
+    Ok(LeaseStore::new(
+        repo,
+        lease::store_mode(repo, config, false)?,
+    ))
 }
 
 /// The top ready task of a queue, and what to say when there is none.

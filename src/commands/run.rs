@@ -477,7 +477,10 @@ impl RunContext {
 pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
     let (config, _) = open_store(&repo, args.store.local)?;
-    let ttl_text = args.ttl.clone().unwrap_or_else(|| config.lease_ttl.clone());
+    let ttl_text = args
+        .ttl
+        .clone()
+        .unwrap_or_else(|| gitprio_core::config::format_duration(config.lease_ttl));
     let ttl = duration(&ttl_text, "lease TTL")?;
     if ttl.is_zero() {
         return Err(anyhow!("invalid lease TTL `{ttl_text}`: it must be longer than 0s").into());

@@ -301,7 +301,11 @@ pub fn over_budget(meta: &RunMeta, totals: &Totals) -> Option<(u64, u64)> {
 }
 
 /// Prints the over-budget message and returns the budget exit code, or success.
-pub fn budget_verdict(settings: &Settings, meta: &RunMeta, totals: &Totals) -> u8 {
+pub fn budget_verdict(
+    settings: &Settings,
+    meta: &RunMeta,
+    totals: &Totals,
+) -> exit_code::ExitStatus {
     match over_budget(meta, totals) {
         Some((spent, budget)) => {
             output::message(

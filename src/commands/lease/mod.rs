@@ -226,7 +226,7 @@ fn holds_of(
     bad: &[BadLease],
     config: &Config,
 ) -> Holds {
-    let skew = parse_duration(&config.clock_skew).unwrap_or_default();
+    let skew = config.clock_skew;
     let mut holds = core_lease::holds(leases, settings.now, skew);
     for lease in bad {
         output::message(
@@ -254,18 +254,15 @@ pub fn context(
     config: &Config,
     ttl: Option<&str>,
 ) -> anyhow::Result<LeaseContext> {
-    let ttl_text = ttl.unwrap_or(&config.lease_ttl);
-    let ttl = parse_duration(ttl_text)
-        .filter(|ttl| !ttl.is_zero())
-        .ok_or_else(|| {
-            anyhow!("invalid lease TTL `{ttl_text}`: write it like `90s`, `30m` or `2h`")
-        })?;
-    let skew = parse_duration(&config.clock_skew).ok_or_else(|| {
-        anyhow!(
-            "invalid `clock_skew: {}` in .tasks/config.yaml: write it like `30s` or `2m`",
-            config.clock_skew
-        )
-    })?;
+    let ttl = match ttl {
+        Some(text) => parse_duration(text)
+            .filter(|ttl| !ttl.is_zero())
+            .ok_or_else(|| {
+                anyhow!("invalid lease TTL `{text}`: write it like `90s`, `30m` or `2h`")
+            })?,
+        None => config.lease_ttl,
+    };
+    let skew = config.clock_skew;
     Ok(LeaseContext {
         now: settings.now,
         ttl,

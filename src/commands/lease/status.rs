@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use clap::Args;
 use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
-use gitprio_core::lease::{HeldLease, Lease, LeaseState, parse_duration};
+use gitprio_core::lease::{HeldLease, Lease, LeaseState};
 use serde_json::json;
 
 use crate::cli::CommandResult;
@@ -51,7 +51,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
         store.refresh()?;
     }
     let (leases, bad) = store.leases()?;
-    let skew = parse_duration(&config.clock_skew).unwrap_or_default();
+    let skew = config.clock_skew;
     let mine = held_here(&repo, &leases);
     if args.json {
         let rows: Vec<serde_json::Value> = leases

@@ -20,6 +20,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::rc::Rc;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::CONFIG_PATH;
@@ -80,7 +81,7 @@ impl Options {
 }
 
 /// Why a part is in the bundle; also its rank when the budget forces documents out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// The config's `context` list, and what those documents link to: shared by every task.
@@ -94,7 +95,7 @@ pub enum Origin {
 }
 
 /// What a part holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PartKind {
     /// A whole file.
@@ -108,7 +109,7 @@ pub enum PartKind {
 }
 
 /// One place that links to a part: the link as written and where.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Mention {
     pub link: String,
     /// `path:line:column` of the link.
@@ -116,7 +117,7 @@ pub struct Mention {
 }
 
 /// One piece of the bundle.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Part {
     pub kind: PartKind,
     pub origin: Origin,
@@ -146,7 +147,7 @@ impl Part {
 }
 
 /// A document left out to stay within the budget.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Dropped {
     pub kind: PartKind,
     pub origin: Origin,
@@ -159,14 +160,14 @@ pub struct Dropped {
 }
 
 /// A link to a URL: listed for the agent, never fetched.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct External {
     pub url: String,
     pub at: String,
 }
 
 /// What kind of problem a [`Note`] reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NoteKind {
     /// The linked path does not exist.
@@ -180,7 +181,7 @@ pub enum NoteKind {
 }
 
 /// A located problem with one link; the bundle carries on without it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Note {
     pub kind: NoteKind,
     pub path: String,
@@ -200,7 +201,7 @@ impl fmt::Display for Note {
 }
 
 /// A task and its context, ready to print as markdown or JSON.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Bundle {
     pub task: TaskId,
     /// The depth links were followed to.
