@@ -11,4 +11,3 @@ pub const NOTHING_READY: ExitStatus = ExitStatus::NothingReady;
 pub const LEASE_LOST: ExitStatus = ExitStatus::LeaseLost;
 pub const BUDGET_EXCEEDED: ExitStatus = ExitStatus::BudgetExceeded;
 pub const NO_QUEUE: ExitStatus = ExitStatus::NoQueue;
-pub const INTERRUPTED: ExitStatus = ExitStatus::Interrupted;

@@ -34,8 +34,9 @@ use self::operations::{Claim, Claimed, Filters, Operations};
 use super::action::github::{ApiSettings, GitHub};
 use super::lease::{StoreArgs, open_store};
 use crate::cli::CommandResult;
+use crate::exit_code::ExitStatus;
+use crate::output;
 use crate::settings::Settings;
-use crate::{exit_code, output};
 
 #[derive(Debug, Args)]
 #[expect(
@@ -181,6 +182,15 @@ impl Stop {
             Stop::MaxUsd(limit) => format!("--max-usd {limit} reached"),
             Stop::Interrupted => "interrupted".to_owned(),
             Stop::Error(error) => format!("error: {error}"),
+        }
+    }
+
+    /// Returns the status the run ends with when it stops this way.
+    fn status(&self) -> ExitStatus {
+        match self {
+            Stop::Interrupted => ExitStatus::Interrupted,
+            Stop::Error(_) => ExitStatus::Failure,
+            _ => ExitStatus::Success,
         }
     }
 
@@ -590,11 +600,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
         .unwrap_or_else(|| Stop::NothingReady("empty".to_owned(), "nothing ready".to_owned()));
     let summary = summarize(settings, &repo, args.store.local, &state, &context.prices);
     print_summary(args.json, &stop, &state, summary.as_ref())?;
-    Ok(match stop {
-        Stop::Interrupted => exit_code::INTERRUPTED,
-        Stop::Error(_) => exit_code::FAILURE,
-        _ => exit_code::SUCCESS,
-    })
+    Ok(stop.status())
 }
 
 /// What a slot does next, decided while it holds the claim turn.
@@ -789,6 +795,7 @@ fn print_summary(
         output::print_json(&json!({
             "stopped": stop.code(),
             "reason": stop.describe(),
+            "exit_status": stop.status(),
             "attempts": state.reports.len(),
             "completed": count(Ending::Completed),
             "failed": count(Ending::Failed),
