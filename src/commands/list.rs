@@ -15,7 +15,7 @@ pub struct ListArgs {
     /// Show only the ready tasks.
     #[arg(long)]
     pub ready: bool,
-    /// Print JSON: `{"source": {...}, "tasks": [{"rank", "ready", "blockers", "task"}]}`.
+    /// Print JSON: `{"source": {...}, "ready_count", "tasks": [{"rank", "ready", "blockers", "task"}]}`.
     #[arg(long)]
     pub json: bool,
 }
