@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser};
 use gitprio_core::ExitStatus;
 use gitprio_core::lease::StoreError;
+use gitprio_core::workspace::WorkspaceError;
 
 use crate::commands::Command;
 use crate::output;
@@ -55,6 +56,26 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
 /// The result of a command: the exit status to end with.
 pub type CommandResult = Result<ExitStatus, CliError>;
 
+/// Every cause of `error`, outermost first, with the errors a [`WorkspaceError`] wraps
+/// unchanged (a transparent wrapper hides them from the source chain).
+pub fn causes(error: &anyhow::Error) -> Vec<&(dyn std::error::Error + 'static)> {
+    let mut causes = Vec::new();
+    for cause in error.chain() {
+        causes.push(cause);
+        if let Some(inner) = cause
+            .downcast_ref::<WorkspaceError>()
+            .and_then(WorkspaceError::wrapped)
+        {
+            let mut next = Some(inner);
+            while let Some(cause) = next {
+                causes.push(cause);
+                next = cause.source();
+            }
+        }
+    }
+    causes
+}
+
 /// Lists the exit codes for `gitprio --help`, from [`ExitStatus`] itself.
 fn exit_codes_help() -> String {
     let codes: Vec<String> = ExitStatus::ALL
@@ -80,8 +101,8 @@ pub fn run() -> ExitCode {
         Ok(status) => status.into(),
         Err(CliError { code, error }) => {
             output::message(&settings, "error", &format!("{error:#}"));
-            let unreachable = error
-                .chain()
+            let unreachable = causes(&error)
+                .into_iter()
                 .any(|cause| matches!(cause.downcast_ref(), Some(StoreError::Remote { .. })));
             if unreachable && could_be_offline {
                 output::message(

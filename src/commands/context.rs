@@ -2,15 +2,16 @@
 
 use anyhow::anyhow;
 use clap::Args;
-use gitprio_core::context::{self, Bundle, CommitFiles, ReportCommand};
+use gitprio_core::context::{self, Bundle, CommitFiles};
 use gitprio_core::git::{ObjectId, Repository};
-use gitprio_core::lease::{HeldLease, Lease, LeaseState, LeaseStore, Mode};
+use gitprio_core::lease::{HeldLease, Lease, LeaseState, Mode};
 use gitprio_core::reply::ContextReply;
-use gitprio_core::source::{self, QueueSource};
+use gitprio_core::source::QueueSource;
+use gitprio_core::workspace::{StoreChoice, Workspace, report_commands};
 use gitprio_core::{Config, Task, TaskId};
 
-use super::load_tasks;
 use crate::cli::{CliError, CommandResult};
+use crate::reading::load_tasks;
 use crate::settings::Settings;
 use crate::{exit_code, output};
 
@@ -66,7 +67,7 @@ pub fn run(settings: &Settings, args: &ContextArgs) -> CommandResult {
             bundle,
         })?;
     } else {
-        let held = lease_held_here(&repo, &task.id)?;
+        let held = lease_held_here(settings, &repo, &task.id)?;
         let tail = context::Tail {
             source: loaded.origin.to_string(),
             lease: held.as_ref().map(|(lease, _)| lease),
@@ -84,7 +85,11 @@ pub fn run(settings: &Settings, args: &ContextArgs) -> CommandResult {
 ///
 /// Only while the lease is exactly the commit this worktree wrote last, as `gitprio status`
 /// says "(this worktree)": one that moved on (reclaimed, revoked, submitted) is not held here.
-fn lease_held_here(repo: &Repository, id: &TaskId) -> Result<Option<(Lease, bool)>, CliError> {
+fn lease_held_here(
+    settings: &Settings,
+    repo: &Repository,
+    id: &TaskId,
+) -> Result<Option<(Lease, bool)>, CliError> {
     let here = repo.workdir().map(|path| path.display().to_string());
     let Some(held) = HeldLease::all(repo.common_dir())
         .into_iter()
@@ -93,20 +98,19 @@ fn lease_held_here(repo: &Repository, id: &TaskId) -> Result<Option<(Lease, bool
     else {
         return Ok(None);
     };
-    let store = if held.store == "local" {
-        LeaseStore::new(repo, Mode::Local)
-    } else {
-        super::reading_store(repo, &source::local_config(repo)?)?
-    };
-    let local = *store.mode() == Mode::Local;
-    Ok(store
+    let notices = output::Stderr(settings);
+    let choice = StoreChoice::local(held.store == "local");
+    let workspace = Workspace::open_quietly(repo, settings.invocation(), choice, &notices)?;
+    let local = *workspace.store().mode() == Mode::Local;
+    Ok(workspace
+        .store()
         .lease(id)?
         .filter(|lease| lease.oid == held.oid.as_str() && lease.record.state == LeaseState::Held)
         .map(|lease| (lease, local)))
 }
 
 /// Builds the bundle of `task` from `commit`, with the config's depth and budget unless overridden.
-pub fn assemble(
+fn assemble(
     repo: &Repository,
     commit: ObjectId,
     config: &Config,
@@ -126,27 +130,8 @@ pub fn assemble(
 }
 
 /// Prints the bundle's located warnings to stderr too, where a person running it sees them.
-pub fn warn_about(settings: &Settings, bundle: &Bundle) {
+fn warn_about(settings: &Settings, bundle: &Bundle) {
     for note in &bundle.notes {
         output::message(settings, "warning", &note.to_string());
     }
-}
-
-/// Returns the commands the holder of the lease on `id` reports with; `--local` when the lease is local.
-pub fn report_commands(id: &TaskId, local: bool) -> Vec<ReportCommand> {
-    let local = if local { " --local" } else { "" };
-    vec![
-        ReportCommand {
-            command: format!("gitprio heartbeat {id}{local}"),
-            purpose: "renew the lease while you work, well before it expires; exit 4 means the lease was lost: stop".to_owned(),
-        },
-        ReportCommand {
-            command: format!("gitprio done {id}{local}"),
-            purpose: "when the acceptance commands pass: records the submission and sets `status: done` in the task file; commit it with your change".to_owned(),
-        },
-        ReportCommand {
-            command: format!("gitprio release {id}{local} --failed --reason \"<why>\""),
-            purpose: "give the task back as a failed attempt when you cannot finish it".to_owned(),
-        },
-    ]
 }

@@ -5,8 +5,8 @@ use clap::Args;
 use gitprio_core::queue::{Queue, RankReason, Standing};
 use gitprio_core::reply::ExplainReply;
 
-use super::{SourceArgs, load_queue};
 use crate::cli::CommandResult;
+use crate::reading::{SourceArgs, load_queue};
 use crate::settings::Settings;
 use crate::{exit_code, output};
 

@@ -2,8 +2,8 @@
 
 use clap::Args;
 
-use super::{SourceArgs, load_queue};
 use crate::cli::CommandResult;
+use crate::reading::{SourceArgs, load_queue};
 use crate::settings::Settings;
 use crate::{exit_code, output};
 use gitprio_core::reply::ListReply;

@@ -3,8 +3,8 @@
 use clap::Args;
 use gitprio_core::reply::{NextReply, NothingReady};
 
-use super::{SourceArgs, Top, load_queue, nothing_ready, top_task};
 use crate::cli::CommandResult;
+use crate::reading::{SourceArgs, Top, load_queue, nothing_ready, top_task};
 use crate::settings::Settings;
 use crate::{exit_code, output};
 

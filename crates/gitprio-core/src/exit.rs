@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::git::GitError;
 use crate::lease::{LeaseError, RevokeError};
 use crate::source::LoadError;
+use crate::workspace::WorkspaceError;
 
 /// How a command ended: its process exit code and a stable `snake_case` name.
 ///
@@ -97,14 +98,27 @@ impl ExitStatus {
     /// Returns the status an error ends a command with: that of the first cause in its chain
     /// (outermost first) that a typed core error decides, else [`ExitStatus::Failure`].
     pub fn of_error(error: &(dyn Error + 'static)) -> ExitStatus {
+        Self::decided_by(error).unwrap_or(ExitStatus::Failure)
+    }
+
+    /// Returns the status the first deciding cause of `error`'s chain gives, looking into
+    /// what a [`WorkspaceError`] wraps (its transparent variants hide it from the chain).
+    fn decided_by(error: &(dyn Error + 'static)) -> Option<ExitStatus> {
         let mut cause = Some(error);
         while let Some(current) = cause {
             if let Some(status) = Self::of_cause(current) {
-                return status;
+                return Some(status);
+            }
+            if let Some(status) = current
+                .downcast_ref::<WorkspaceError>()
+                .and_then(WorkspaceError::wrapped)
+                .and_then(Self::decided_by)
+            {
+                return Some(status);
             }
             cause = current.source();
         }
-        ExitStatus::Failure
+        None
     }
 
     /// Returns the status one error decides by itself, if it is a core error that decides one.
@@ -217,6 +231,12 @@ mod tests {
             detail: "another agent".to_owned(),
         };
         assert_eq!(ExitStatus::of_error(&Outer(lost)), ExitStatus::LeaseLost);
+        let wrapped = crate::workspace::WorkspaceError::Load(crate::source::LoadError::Git(
+            crate::git::GitError::NotARepository {
+                path: std::path::PathBuf::from("/tmp"),
+            },
+        ));
+        assert_eq!(ExitStatus::of_error(&wrapped), ExitStatus::NotARepository);
         let plain = std::io::Error::other("disk full");
         assert_eq!(ExitStatus::of_error(&plain), ExitStatus::Failure);
     }

@@ -16,6 +16,7 @@ pub mod reply;
 pub mod source;
 pub mod task;
 pub mod usage;
+pub mod workspace;
 
 pub use config::Config;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Severity};

@@ -81,7 +81,19 @@ impl Options {
 }
 
 /// Why a part is in the bundle; also its rank when the budget forces documents out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    JsonSchema,
+    serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
     /// The config's `context` list, and what those documents link to: shared by every task.
@@ -95,7 +107,7 @@ pub enum Origin {
 }
 
 /// What a part holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PartKind {
     /// A whole file.
@@ -109,7 +121,7 @@ pub enum PartKind {
 }
 
 /// One place that links to a part: the link as written and where.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema, serde::Deserialize)]
 pub struct Mention {
     pub link: String,
     /// `path:line:column` of the link.
@@ -117,7 +129,7 @@ pub struct Mention {
 }
 
 /// One piece of the bundle.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema, serde::Deserialize)]
 pub struct Part {
     pub kind: PartKind,
     pub origin: Origin,
@@ -147,7 +159,7 @@ impl Part {
 }
 
 /// A document left out to stay within the budget.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema, serde::Deserialize)]
 pub struct Dropped {
     pub kind: PartKind,
     pub origin: Origin,
@@ -160,14 +172,14 @@ pub struct Dropped {
 }
 
 /// A link to a URL: listed for the agent, never fetched.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema, serde::Deserialize)]
 pub struct External {
     pub url: String,
     pub at: String,
 }
 
 /// What kind of problem a [`Note`] reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, JsonSchema, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoteKind {
     /// The linked path does not exist.
@@ -181,7 +193,7 @@ pub enum NoteKind {
 }
 
 /// A located problem with one link; the bundle carries on without it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema, serde::Deserialize)]
 pub struct Note {
     pub kind: NoteKind,
     pub path: String,
@@ -201,7 +213,7 @@ impl fmt::Display for Note {
 }
 
 /// A task and its context, ready to print as markdown or JSON.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema, serde::Deserialize)]
 pub struct Bundle {
     pub task: TaskId,
     /// The depth links were followed to.

@@ -1,5 +1,5 @@
-//! The typed replies of the commands: one `Serialize + JsonSchema` struct per reply, shared by
-//! `--json`, the MCP server and `gitprio run`.
+//! The typed replies of the commands and use cases: what `--json`, the MCP tools and
+//! `gitprio run` print and read, one `Serialize + JsonSchema` struct per reply.
 //!
 //! A reply's keys come out in the order its fields are declared, and every reply follows one
 //! order: where the queue was read (`source`), then the subject named by id, then what is
@@ -10,9 +10,11 @@
 mod check;
 mod context;
 mod init;
+pub mod lease;
 mod queue;
 #[cfg(test)]
 mod schema;
+pub mod usage;
 
 pub use check::CheckReply;
 pub use context::ContextReply;
