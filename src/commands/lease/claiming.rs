@@ -19,8 +19,9 @@ use crate::settings::Settings;
 
 use super::holds_of;
 
-/// How many fresh views of the leases one claim takes before it gives up.
-const MAX_CLAIM_ROUNDS: u32 = 6;
+/// How many fresh views of the leases one claim takes before it gives up: a view ends at
+/// its first lost race.
+const MAX_CLAIM_ROUNDS: u32 = 12;
 
 /// What a claim came to, for a front end (the CLI, the MCP server) to show.
 #[derive(Debug)]
@@ -109,6 +110,7 @@ pub fn claim_next_avoiding(
             &context,
             filter,
             &avoided,
+            lost,
         ) {
             Err(LeaseError::Store(StoreError::StaleView { .. })) => {
                 on_current_view = false;
