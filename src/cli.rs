@@ -6,6 +6,7 @@ use clap::{ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser};
 use gitprio_core::git::GitError;
 use gitprio_core::lease::{LeaseError, RevokeError, StoreError};
 use gitprio_core::source::LoadError;
+use gitprio_core::workspace::WorkspaceError;
 
 use crate::commands::Command;
 use crate::settings::Settings;
@@ -48,8 +49,28 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
     }
 }
 
-fn exit_code_for(error: &anyhow::Error) -> u8 {
+/// Every cause of `error`, outermost first, with the errors a [`WorkspaceError`] wraps
+/// unchanged (a transparent wrapper hides them from the source chain).
+pub fn causes(error: &anyhow::Error) -> Vec<&(dyn std::error::Error + 'static)> {
+    let mut causes = Vec::new();
     for cause in error.chain() {
+        causes.push(cause);
+        if let Some(inner) = cause
+            .downcast_ref::<WorkspaceError>()
+            .and_then(WorkspaceError::wrapped)
+        {
+            let mut next = Some(inner);
+            while let Some(cause) = next {
+                causes.push(cause);
+                next = cause.source();
+            }
+        }
+    }
+    causes
+}
+
+fn exit_code_for(error: &anyhow::Error) -> u8 {
+    for cause in causes(error) {
         if let Some(load) = cause.downcast_ref::<LoadError>() {
             return match load {
                 LoadError::NoTasksDir { .. } => exit_code::NO_QUEUE,
@@ -89,8 +110,8 @@ pub fn run() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(CliError { code, error }) => {
             output::message(&settings, "error", &format!("{error:#}"));
-            let unreachable = error
-                .chain()
+            let unreachable = causes(&error)
+                .into_iter()
                 .any(|cause| matches!(cause.downcast_ref(), Some(StoreError::Remote { .. })));
             if unreachable && could_be_offline {
                 output::message(

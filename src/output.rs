@@ -156,3 +156,127 @@ pub fn span(seconds: i64) -> String {
         _ => format!("{}d{}h", seconds / 86_400, seconds % 86_400 / 3600),
     }
 }
+
+/// The core's notices as stderr lines: diagnostics located, warnings and infos prefixed.
+#[derive(Clone, Copy, Debug)]
+pub struct Stderr<'a>(pub &'a Settings);
+
+impl gitprio_core::workspace::Notices for Stderr<'_> {
+    fn diagnostics(&self, diagnostics: &[Diagnostic]) {
+        loading_diagnostics(self.0, diagnostics);
+    }
+
+    fn warning(&self, text: &str) {
+        message(self.0, "warning", text);
+    }
+
+    fn info(&self, text: &str) {
+        message(self.0, "info", text);
+    }
+}
+
+/// Prints a task as a table of its fields, then its body.
+pub fn print_task(task: &Task, readiness: &Readiness) -> anyhow::Result<()> {
+    let mut rows = vec![
+        vec!["id".to_owned(), task.id.to_string()],
+        vec!["title".to_owned(), task.title.clone()],
+        vec!["path".to_owned(), task.path.clone()],
+        vec!["priority".to_owned(), task.priority.to_string()],
+        vec!["status".to_owned(), task.status.to_string()],
+        vec![
+            "ready".to_owned(),
+            if readiness.is_ready() {
+                "yes".to_owned()
+            } else {
+                format!("no: {}", describe_blockers(readiness))
+            },
+        ],
+        vec!["type".to_owned(), type_of(task)],
+        vec!["value".to_owned(), task.value.to_string()],
+    ];
+    let optional = [
+        ("feature", task.feature.clone()),
+        ("model", task.model.clone()),
+        ("created", task.created.clone()),
+        ("budget", task.budget.map(|budget| describe_budget(&budget))),
+    ];
+    rows.extend(
+        optional
+            .into_iter()
+            .filter_map(|(name, value)| value.map(|value| vec![name.to_owned(), value])),
+    );
+    let lists = [
+        (
+            "depends_on",
+            task.depends_on
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+        ),
+        ("labels", task.labels.clone()),
+        ("owns", task.owns.clone()),
+        ("context", task.context.clone()),
+        ("acceptance", task.acceptance.clone()),
+    ];
+    rows.extend(
+        lists
+            .into_iter()
+            .filter(|(_, items)| !items.is_empty())
+            .map(|(name, items)| vec![name.to_owned(), items.join(", ")]),
+    );
+    print_table(&rows)?;
+    if !task.body.trim().is_empty() {
+        println!();
+        print!("{}", task.body.trim_start_matches('\n'));
+        if !task.body.ends_with('\n') {
+            println!();
+        }
+    }
+    Ok(())
+}
+
+fn describe_budget(budget: &gitprio_core::Budget) -> String {
+    let mut parts = Vec::new();
+    if let Some(tokens) = budget.tokens {
+        parts.push(format!("{tokens} tokens"));
+    }
+    if let Some(usd) = budget.usd {
+        parts.push(format!("${usd:.2}"));
+    }
+    parts.join(", ")
+}
+
+/// Says the run of `id` is over its budget, and returns the budget exit code.
+pub fn over_budget(settings: &Settings, id: &gitprio_core::TaskId, spent: u64, budget: u64) -> u8 {
+    message(
+        settings,
+        "error",
+        &format!(
+            "budget exceeded on `{id}`: {spent} tokens spent of {budget}; stop, and `gitprio release {id} --failed --reason \"over budget\"`"
+        ),
+    );
+    crate::exit_code::BUDGET_EXCEEDED
+}
+
+/// A token count, short: `950`, `1.2k`, `3.40M`.
+pub fn tokens(count: u64) -> String {
+    #[expect(clippy::cast_precision_loss, reason = "rounded for display")]
+    let value = count as f64;
+    if count >= 1_000_000 {
+        format!("{:.2}M", value / 1_000_000.0)
+    } else if count >= 1_000 {
+        format!("{:.1}k", value / 1_000.0)
+    } else {
+        count.to_string()
+    }
+}
+
+/// Dollars to the cent, or `unknown`.
+pub fn dollars(value: Option<f64>) -> String {
+    value.map_or_else(|| "unknown".to_owned(), |value| format!("${value:.2}"))
+}
+
+/// A ratio to `digits` decimals, or `-` when undefined.
+pub fn ratio(value: Option<f64>, digits: usize) -> String {
+    value.map_or_else(|| "-".to_owned(), |value| format!("{value:.digits$}"))
+}

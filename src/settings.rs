@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+use gitprio_core::workspace::Invocation;
 use jiff::Timestamp;
 
 use crate::cli::GlobalArgs;
@@ -25,7 +26,13 @@ pub struct Settings {
     pub session: Option<String>,
     /// Crash injection for tests (`GITPRIO_FAILPOINT=claim:after-cas`): abort at that point.
     pub failpoint: Option<String>,
+    /// The queue's branch, over the config's `branch:`: [`BRANCH_VARIABLE`].
+    pub branch: Option<String>,
 }
+
+/// The variable naming the queue's branch, over the config's `branch:`: `gitprio run` sets it
+/// for the gitprio commands it runs in a task's worktree, which is on `gitprio/<id>`.
+pub const BRANCH_VARIABLE: &str = "GITPRIO_BRANCH";
 
 impl Settings {
     /// Resolves the global arguments and the environment.
@@ -64,6 +71,7 @@ impl Settings {
             host,
             session: non_empty_var("GITPRIO_SESSION"),
             failpoint: non_empty_var("GITPRIO_FAILPOINT"),
+            branch: non_empty_var(BRANCH_VARIABLE),
             directory,
             color: !no_color && std::io::stderr().is_terminal(),
             github_actions: std::env::var("GITHUB_ACTIONS").is_ok_and(|value| value == "true"),
@@ -77,6 +85,19 @@ impl Settings {
             agent.clone_into(&mut settings.agent);
         }
         settings
+    }
+
+    /// Returns who runs a use case, and when, for the core.
+    pub fn invocation(&self) -> Invocation {
+        Invocation {
+            now: self.now,
+            agent: self.agent.clone(),
+            host: self.host.clone(),
+            pid: std::process::id(),
+            session: self.session.clone(),
+            failpoint: self.failpoint.clone(),
+            branch: self.branch.clone(),
+        }
     }
 
     /// Returns these settings for running in `directory` instead.

@@ -9,11 +9,9 @@
 
 mod changes;
 mod event;
-pub mod github;
 mod summary;
 
 use std::collections::BTreeMap;
-use std::hash::{BuildHasher, Hasher};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,19 +21,18 @@ use clap::builder::{OsStringValueParser, TypedValueParser};
 use clap::{ArgAction, Args};
 use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
-use gitprio_core::lease::{
-    self as core_lease, CasOutcome, LeaseEvent, LeaseRecord, LeaseState, LeaseStore,
-};
+use gitprio_core::lease::{self as core_lease, CasOutcome, LeaseState, LeaseStore};
 use gitprio_core::queue::{Holds, Queue};
 use gitprio_core::source::{self, ParseCache};
 use gitprio_core::usage::{Ledger, PriceTable};
+use gitprio_core::workspace::{StoreChoice, store_mode};
 use serde::{Deserialize, Serialize};
 
 use self::changes::Changes;
 use self::event::{Event, PullRequest};
-use self::github::{ApiError, ApiSettings, CommentOutcome, GitHub};
-use self::summary::{COMMENT_LIMIT, MARKER, PullRequestSummary};
+use self::summary::{COMMENT_LIMIT, PullRequestSummary};
 use crate::cli::{CliError, CommandResult};
+use crate::github::{self, ApiError, ApiSettings, CommentOutcome, GitHub, MARKER};
 use crate::settings::Settings;
 use crate::{exit_code, output};
 
@@ -254,7 +251,7 @@ pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
         }
     };
     let repo = Repository::discover(&settings.directory)?;
-    let cache_path = super::parse_cache_path(&repo);
+    let cache_path = gitprio_core::workspace::parse_cache_path(&repo);
     let mut cache = ParseCache::load(&cache_path);
     let changes = changes::read(
         &repo,
@@ -265,7 +262,15 @@ pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
     let _ = cache.save(&cache_path);
     let invalid = changes.edits_tasks() && run_check(settings)?;
     let config = source::local_config(&repo)?;
-    let store = LeaseStore::new(&repo, super::lease::store_mode(&repo, &config, false)?);
+    let store = LeaseStore::new(
+        &repo,
+        store_mode(
+            &repo,
+            &config,
+            StoreChoice::Configured,
+            settings.branch.as_deref(),
+        )?,
+    );
     if let Err(error) = store.fetch("refs/gitprio/*") {
         warn(
             settings,
@@ -276,7 +281,10 @@ pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
     }
     let (leases, _) = store.leases()?;
     let runs = Ledger::new(&store).all_runs()?;
-    let prices = PriceTable::new(super::report::price_overrides(&repo, Some(changes.head))?);
+    let prices = PriceTable::new(gitprio_core::workspace::price_overrides(
+        &repo,
+        Some(changes.head),
+    )?);
     let mut summary = summary::summarize(&changes, &runs, &leases, &prices);
     summary.invalid_tasks = invalid;
     let outputs = Outputs::of(&summary);
@@ -339,16 +347,20 @@ pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
 }
 
 /// Runs `gitprio check` on the working tree with annotations; returns whether it found errors.
+///
+/// As its own process of this binary, like `gitprio run`'s operations: the Action is a
+/// front end over the commands, not a caller of another command's code.
 fn run_check(settings: &Settings) -> anyhow::Result<bool> {
-    let args = super::check::CheckArgs {
-        strict: false,
-        format: Some(super::check::Format::Github),
-        json: false,
-    };
-    match super::check::run(settings, &args) {
-        Ok(code) => Ok(code != exit_code::SUCCESS),
-        Err(CliError { code, .. }) if code == exit_code::NO_QUEUE => Ok(false),
-        Err(CliError { error, .. }) => Err(error),
+    let status = std::process::Command::new(std::env::current_exe()?)
+        .args(["check", "--format", "github"])
+        .current_dir(&settings.directory)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .context("cannot run `gitprio check`")?;
+    match status.code().and_then(|code| u8::try_from(code).ok()) {
+        Some(exit_code::SUCCESS | exit_code::NO_QUEUE) => Ok(false),
+        Some(exit_code::FAILURE) => Ok(true),
+        _ => anyhow::bail!("`gitprio check` failed ({status})"),
     }
 }
 
@@ -592,20 +604,15 @@ fn settle_leases(
             if lease.record.state != LeaseState::Submitted {
                 continue;
             }
-            let record = LeaseRecord {
-                state: LeaseState::Released,
-                event: LeaseEvent::Release,
-                reason: Some(format!(
+            let outcome = core_lease::reopen(
+                store,
+                lease,
+                settings.now,
+                format!(
                     "pull request #{} was closed without merging",
                     pull_request.number
-                )),
-                renewed_at: settings.now,
-                nonce: nonce(),
-                ..lease.record.clone()
-            };
-            let outcome = store
-                .write(&record, Some(lease.oid))
-                .and_then(|oid| store.compare_and_swap(id, Some(lease.oid), Some(oid)));
+                ),
+            );
             match outcome {
                 Ok(CasOutcome::Won) => output::message(
                     settings,
@@ -665,18 +672,6 @@ fn settle_leases(
             ),
         }
     }
-}
-
-/// Returns a value that makes a lease commit unique.
-fn nonce() -> String {
-    let mut hasher = std::hash::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_nanos()),
-    );
-    format!("{:016x}", hasher.finish())
 }
 
 #[cfg(test)]

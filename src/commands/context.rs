@@ -2,14 +2,14 @@
 
 use anyhow::anyhow;
 use clap::Args;
-use gitprio_core::context::{self, Bundle, CommitFiles, ReportCommand};
+use gitprio_core::context::{self, Bundle, CommitFiles};
 use gitprio_core::git::{ObjectId, Repository};
 use gitprio_core::source::QueueSource;
-use gitprio_core::{Config, Task, TaskId};
+use gitprio_core::{Config, Task};
 use serde_json::json;
 
-use super::load_tasks;
 use crate::cli::CommandResult;
+use crate::reading::load_tasks;
 use crate::settings::Settings;
 use crate::{exit_code, output};
 
@@ -75,7 +75,7 @@ pub fn run(settings: &Settings, args: &ContextArgs) -> CommandResult {
 }
 
 /// Builds the bundle of `task` from `commit`, with the config's depth and budget unless overridden.
-pub fn assemble(
+fn assemble(
     repo: &Repository,
     commit: ObjectId,
     config: &Config,
@@ -95,27 +95,8 @@ pub fn assemble(
 }
 
 /// Prints the bundle's located warnings to stderr too, where a person running it sees them.
-pub fn warn_about(settings: &Settings, bundle: &Bundle) {
+fn warn_about(settings: &Settings, bundle: &Bundle) {
     for note in &bundle.notes {
         output::message(settings, "warning", &note.to_string());
     }
-}
-
-/// Returns the commands the holder of the lease on `id` reports with; `--local` when the lease is local.
-pub fn report_commands(id: &TaskId, local: bool) -> Vec<ReportCommand> {
-    let local = if local { " --local" } else { "" };
-    vec![
-        ReportCommand {
-            command: format!("gitprio heartbeat {id}{local}"),
-            purpose: "renew the lease while you work, well before it expires; exit 4 means the lease was lost: stop".to_owned(),
-        },
-        ReportCommand {
-            command: format!("gitprio done {id}{local}"),
-            purpose: "when the acceptance commands pass: records the submission and sets `status: done` in the task file; commit it with your change".to_owned(),
-        },
-        ReportCommand {
-            command: format!("gitprio release {id}{local} --failed --reason \"<why>\""),
-            purpose: "give the task back as a failed attempt when you cannot finish it".to_owned(),
-        },
-    ]
 }

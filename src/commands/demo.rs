@@ -14,10 +14,11 @@ use std::process::Command;
 use anyhow::{Context as _, ensure};
 use clap::Args;
 
-use super::{SourceArgs, list, next};
+use super::{list, next};
 use crate::cli::CommandResult;
 use crate::embedded::EXAMPLE_FILES;
 use crate::exit_code;
+use crate::reading::SourceArgs;
 use crate::settings::Settings;
 
 #[derive(Debug, Args)]

@@ -4,8 +4,8 @@ use anyhow::anyhow;
 use clap::Args;
 use gitprio_core::queue::{Queue, RankReason, Standing};
 
-use super::{SourceArgs, load_queue};
 use crate::cli::CommandResult;
+use crate::reading::{SourceArgs, load_queue};
 use crate::settings::Settings;
 use crate::{exit_code, output};
 

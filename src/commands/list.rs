@@ -3,8 +3,8 @@
 use clap::Args;
 use serde::Serialize;
 
-use super::{SourceArgs, load_queue};
 use crate::cli::CommandResult;
+use crate::reading::{SourceArgs, load_queue};
 use crate::settings::Settings;
 use crate::{exit_code, output};
 use gitprio_core::source::Origin;

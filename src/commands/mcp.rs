@@ -24,10 +24,11 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::lease::{Claimer, StoreArgs};
+use crate::args::{Claimer, StoreArgs};
 use crate::cli::CommandResult;
 use crate::settings::Settings;
 use crate::{exit_code, output};
+use gitprio_core::workspace::Workspace;
 
 #[derive(Debug, Args)]
 pub struct McpArgs {
@@ -63,11 +64,15 @@ pub fn run(settings: &Settings, args: &McpArgs) -> CommandResult {
     let settings = settings.with_agent(args.claimer.agent.as_deref());
     // Fail at start, where the client shows it, rather than on every call.
     let repo = Repository::discover(&settings.directory)?;
-    let (config, _) = super::lease::open_store(&repo, args.store.local)?;
-    let context = super::lease::context(&settings, &repo, &config, args.claimer.ttl.as_deref())?;
+    let ttl = {
+        let notices = output::Stderr(&settings);
+        let workspace =
+            Workspace::open(&repo, settings.invocation(), args.store.choice(), &notices)?;
+        workspace.lease_context(args.claimer.ttl.as_deref())?.ttl
+    };
     let server = QueueServer {
         shared: Arc::new(Shared {
-            heartbeat_every: heartbeat_every(context.ttl.as_secs().unsigned_abs()),
+            heartbeat_every: heartbeat_every(ttl.as_secs().unsigned_abs()),
             // A clock fixed by `GITPRIO_NOW` stays fixed; otherwise every call reads the time.
             fixed_clock: std::env::var_os("GITPRIO_NOW").is_some(),
             ttl: args.claimer.ttl.clone(),

@@ -5,8 +5,8 @@ use gitprio_core::Task;
 use gitprio_core::source::Origin;
 use serde::Serialize;
 
-use super::{SourceArgs, Top, load_queue, nothing_ready, top_task};
 use crate::cli::CommandResult;
+use crate::reading::{SourceArgs, Top, load_queue, nothing_ready, top_task};
 use crate::settings::Settings;
 use crate::{exit_code, output};
 

@@ -16,14 +16,14 @@ use gitprio_core::usage::report::{
 use gitprio_core::usage::{Ledger, PriceTable};
 use jiff::Timestamp;
 
-use super::lease::{StoreArgs, store_mode};
-use super::load_tasks;
+use crate::args::StoreArgs;
 use crate::cli::CommandResult;
+use crate::output::{dollars, ratio, tokens};
+use crate::reading::load_tasks;
 use crate::settings::Settings;
 use crate::{exit_code, output};
-
-/// Where per-model price overrides live, in $ per million tokens.
-pub const PRICES_PATH: &str = ".tasks/prices.yaml";
+use gitprio_core::workspace::store_mode;
+use gitprio_core::workspace::{PRICES_PATH, price_overrides};
 
 mod openmetrics;
 
@@ -99,7 +99,15 @@ fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
 pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
     let config = source::local_config(&repo)?;
-    let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
+    let store = LeaseStore::new(
+        &repo,
+        store_mode(
+            &repo,
+            &config,
+            args.store.choice(),
+            settings.branch.as_deref(),
+        )?,
+    );
     let ledger = Ledger::new(&store);
     if !args.offline {
         store.refresh()?;
@@ -199,43 +207,6 @@ fn price_file(
         ));
     }
     Ok(prices)
-}
-
-pub(crate) fn price_overrides(
-    repo: &Repository,
-    commit: Option<gitprio_core::git::ObjectId>,
-) -> anyhow::Result<BTreeMap<String, gitprio_core::usage::Price>> {
-    let text = match commit
-        .map(|commit| repo.entry_at(commit, PRICES_PATH))
-        .transpose()?
-    {
-        Some(Some((blob, false))) => String::from_utf8_lossy(&repo.read_blob(blob)?).into_owned(),
-        _ => match repo.workdir().map(|root| root.join(PRICES_PATH)) {
-            Some(path) if path.is_file() => std::fs::read_to_string(path)?,
-            _ => return Ok(BTreeMap::new()),
-        },
-    };
-    PriceTable::parse_overrides(&text).map_err(|error| anyhow!("invalid {PRICES_PATH}: {error}"))
-}
-
-pub(crate) fn tokens(count: u64) -> String {
-    #[expect(clippy::cast_precision_loss, reason = "rounded for display")]
-    let value = count as f64;
-    if count >= 1_000_000 {
-        format!("{:.2}M", value / 1_000_000.0)
-    } else if count >= 1_000 {
-        format!("{:.1}k", value / 1_000.0)
-    } else {
-        count.to_string()
-    }
-}
-
-pub(crate) fn dollars(value: Option<f64>) -> String {
-    value.map_or_else(|| "unknown".to_owned(), |value| format!("${value:.2}"))
-}
-
-pub(crate) fn ratio(value: Option<f64>, digits: usize) -> String {
-    value.map_or_else(|| "-".to_owned(), |value| format!("{value:.digits$}"))
 }
 
 fn percent(value: Option<f64>) -> String {

@@ -31,11 +31,13 @@ use serde_json::json;
 
 use self::adapters::Adapter;
 use self::operations::{Claim, Claimed, Filters, Operations};
-use super::action::github::{ApiSettings, GitHub};
-use super::lease::{StoreArgs, open_store};
+use crate::args::StoreArgs;
 use crate::cli::CommandResult;
+use crate::github::{ApiSettings, GitHub};
+use crate::settings::BRANCH_VARIABLE;
 use crate::settings::Settings;
 use crate::{exit_code, output};
+use gitprio_core::workspace::{StoreChoice, Workspace, store_mode};
 
 #[derive(Debug, Args)]
 #[expect(
@@ -384,25 +386,10 @@ impl PullRequests {
     }
 }
 
-/// The default directory of the tasks' worktrees: `<repo>-gitprio-worktrees` beside the main
-/// worktree (or beside a bare repository). Not inside `.git/`: agent CLIs treat every path
-/// there as sensitive (Claude Code denies edits to them even with `acceptEdits`).
-pub fn task_worktrees(repo: &Repository) -> PathBuf {
-    let common = repo.common_dir();
-    let main = if common.file_name().is_some_and(|name| name == ".git") {
-        common.parent().unwrap_or(common)
-    } else {
-        common
-    };
-    let name = main
-        .file_name()
-        .map_or_else(|| "repo".into(), |name| name.to_string_lossy().into_owned());
-    main.with_file_name(format!("{name}-gitprio-worktrees"))
-}
-
 /// The queue's branch on the remote, in remote mode.
 fn queue_branch(repo: &Repository, config: &Config, local: bool) -> Option<String> {
-    match super::lease::store_mode(repo, config, local) {
+    let branch = std::env::var(BRANCH_VARIABLE).ok();
+    match store_mode(repo, config, StoreChoice::local(local), branch.as_deref()) {
         Ok(Mode::Remote { branch, .. }) => Some(branch),
         Ok(Mode::Local) | Err(_) => None,
     }
@@ -444,7 +431,7 @@ pub struct RunContext {
     pub git_directory: PathBuf,
     /// The queue's branch on the remote, in remote mode: `GITPRIO_BRANCH` for the agent.
     pub branch: Option<String>,
-    /// Where each task gets a worktree of its own ([`task_worktrees`], or `--worktree-dir`).
+    /// Where each task gets a worktree of its own ([`gitprio_core::workspace::task_worktrees`], or `--worktree-dir`).
     pub worktrees: PathBuf,
     /// `<common git dir>/gitprio/runs`: each attempt's prompt and output.
     pub runs: PathBuf,
@@ -476,7 +463,12 @@ impl RunContext {
 
 pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
-    let (config, _) = open_store(&repo, args.store.local)?;
+    let config = {
+        let notices = output::Stderr(settings);
+        let workspace =
+            Workspace::open(&repo, settings.invocation(), args.store.choice(), &notices)?;
+        workspace.config().clone()
+    };
     let ttl_text = args.ttl.clone().unwrap_or_else(|| config.lease_ttl.clone());
     let ttl = duration(&ttl_text, "lease TTL")?;
     if ttl.is_zero() {
@@ -515,7 +507,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
         worktrees: match &args.worktree_dir {
             Some(directory) => std::path::absolute(settings.directory.join(directory))
                 .context("cannot resolve --worktree-dir")?,
-            None => task_worktrees(&repo),
+            None => gitprio_core::workspace::task_worktrees(&repo),
         },
         runs: common.join("gitprio").join("runs"),
         grace: duration(&args.grace, "grace period")?,
@@ -528,7 +520,9 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
         usage_file: args.usage_file.clone(),
         push,
         pull_requests,
-        prices: PriceTable::new(super::report::price_overrides(&repo, None).unwrap_or_default()),
+        prices: PriceTable::new(
+            gitprio_core::workspace::price_overrides(&repo, None).unwrap_or_default(),
+        ),
         control: Control {
             state: Mutex::new(State {
                 live: vec![(0, 0.0); slots],
@@ -724,8 +718,15 @@ fn summarize(
     state: &State,
     prices: &PriceTable,
 ) -> Option<Summary> {
-    let (_, store) = open_store(repo, local).ok()?;
-    let ledger = Ledger::new(&store);
+    let notices = output::Stderr(settings);
+    let workspace = Workspace::open(
+        repo,
+        settings.invocation(),
+        StoreChoice::local(local),
+        &notices,
+    )
+    .ok()?;
+    let ledger = Ledger::new(workspace.store());
     let result = (|| -> anyhow::Result<Summary> {
         ledger.refresh()?;
         let mut runs = Vec::new();
@@ -759,6 +760,15 @@ fn summarize(
     }
 }
 
+/// How far past its own limit a run went: `{"tokens": N}` or `{"usd": X}`.
+#[derive(Debug, serde::Serialize)]
+enum Overshoot {
+    #[serde(rename = "tokens")]
+    Tokens(u64),
+    #[serde(rename = "usd")]
+    Usd(f64),
+}
+
 fn print_summary(
     json: bool,
     stop: &Stop,
@@ -776,9 +786,9 @@ fn print_summary(
     // How far past its own limit the run went: agents are stopped within a tick of it, but a
     // request under way finishes, and so counts.
     let overshoot = match stop {
-        Stop::MaxTokens(limit) => Some(json!({"tokens": tokens.saturating_sub(*limit)})),
+        Stop::MaxTokens(limit) => Some(Overshoot::Tokens(tokens.saturating_sub(*limit))),
         Stop::MaxUsd(limit) => {
-            summary.map(|summary| json!({"usd": (summary.cost_usd - limit).max(0.0)}))
+            summary.map(|summary| Overshoot::Usd((summary.cost_usd - limit).max(0.0)))
         }
         _ => None,
     };
@@ -818,21 +828,15 @@ fn print_summary(
             count(Ending::Lost)
         ),
     ]);
-    rows.push(vec!["tokens".to_owned(), super::report::tokens(tokens)]);
+    rows.push(vec!["tokens".to_owned(), output::tokens(tokens)]);
     match (stop, &overshoot) {
-        (Stop::MaxTokens(limit), Some(over)) => rows.push(vec![
+        (Stop::MaxTokens(limit), Some(Overshoot::Tokens(over))) => rows.push(vec![
             "over the limit".to_owned(),
-            format!(
-                "{} tokens past --max-tokens {limit}",
-                super::report::tokens(over["tokens"].as_u64().unwrap_or(0))
-            ),
+            format!("{} tokens past --max-tokens {limit}", output::tokens(*over)),
         ]),
-        (Stop::MaxUsd(limit), Some(over)) => rows.push(vec![
+        (Stop::MaxUsd(limit), Some(Overshoot::Usd(over))) => rows.push(vec![
             "over the limit".to_owned(),
-            format!(
-                "${:.2} past --max-usd {limit}",
-                over["usd"].as_f64().unwrap_or(0.0)
-            ),
+            format!("${over:.2} past --max-usd {limit}"),
         ]),
         _ => {}
     }
@@ -840,7 +844,7 @@ fn print_summary(
         let unpriced = if summary.unpriced_tokens > 0 {
             format!(
                 " (+ {} tokens of unpriced models)",
-                super::report::tokens(summary.unpriced_tokens)
+                output::tokens(summary.unpriced_tokens)
             )
         } else {
             String::new()

@@ -16,10 +16,11 @@ use gitprio_core::lease::parse_duration;
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 
-use super::lease::{StoreArgs, open_store};
+use crate::args::StoreArgs;
 use crate::cli::CommandResult;
 use crate::settings::Settings;
 use crate::{exit_code, output};
+use gitprio_core::workspace::Workspace;
 
 #[derive(Debug, Args)]
 pub struct TopArgs {
@@ -76,12 +77,19 @@ pub fn run(settings: &Settings, args: &TopArgs) -> CommandResult {
 }
 
 fn once(settings: &Settings, args: &TopArgs, window: jiff::SignedDuration) -> CommandResult {
+    let notices = output::Stderr(settings);
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = open_store(&repo, args.store.local)?;
+    let workspace = Workspace::open(&repo, settings.invocation(), args.store.choice(), &notices)?;
     if !args.offline {
-        gather::fetch(&store)?;
+        gather::fetch(workspace.store())?;
     }
-    let snapshot = gather::read(&repo, &store, &config, settings.now, window)?;
+    let snapshot = gather::read(
+        &repo,
+        workspace.store(),
+        workspace.config(),
+        settings.now,
+        window,
+    )?;
     let fleet = snapshot.fleet();
     if args.json {
         output::print_json(&fleet)?;

@@ -2,19 +2,18 @@
 
 use std::io::Read as _;
 
-use anyhow::{Context as _, anyhow};
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
+use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
-use gitprio_core::lease::{HeldLease, LeaseRecord, LeaseStore};
-use gitprio_core::source::{self, LoadedQueue, QueueSource};
-use gitprio_core::usage::{Delivery, Ledger, Outcome, RunMeta, Totals, UsageRecord};
-use gitprio_core::{Config, Task, TaskId};
+use gitprio_core::lease::HeldLease;
+use gitprio_core::reply::usage::UsageRecordReply;
+use gitprio_core::usage::{Ledger, Outcome, RunMeta, UsageRecord};
+use gitprio_core::workspace::{self, RecordInput, Workspace};
 use jiff::Timestamp;
-use serde::Deserialize;
 use serde_json::json;
 
-use super::lease::{StoreArgs, store_mode};
-use super::load_tasks;
+use crate::args::StoreArgs;
 use crate::cli::CommandResult;
 use crate::settings::Settings;
 use crate::{exit_code, output};
@@ -115,261 +114,6 @@ pub fn run(settings: &Settings, args: &UsageArgs) -> CommandResult {
     }
 }
 
-/// Describes the current run of `id`: the lease this worktree holds, else the task's lease
-/// as last fetched (so usage can still be recorded after a release).
-pub fn current_run(
-    settings: &Settings,
-    store: &LeaseStore<'_>,
-    id: &TaskId,
-) -> anyhow::Result<RunMeta> {
-    let repo = store.repo();
-    let held = HeldLease::load(repo.common_dir(), id, &super::lease::holder(settings, repo))?;
-    let record = match &held {
-        Some(held) => {
-            let oid = gitprio_core::git::ObjectId::from_hex(held.oid.as_bytes())
-                .map_err(|_| anyhow!("the held lease of `{id}` names no commit"))?;
-            LeaseRecord::from_message(&repo.commit_message(oid)?)?
-        }
-        None => store
-            .lease(id)?
-            .ok_or_else(|| {
-                anyhow!(
-                    "`{id}` has no lease, so no run to record usage against; `gitprio claim` first"
-                )
-            })?
-            .record,
-    };
-    let loaded = queue_tasks(settings, store)?;
-    let task = loaded.tasks.iter().find(|task| &task.id == id);
-    Ok(run_meta(
-        &record,
-        task,
-        &loaded.config,
-        held.and_then(|held| held.context_tokens),
-    ))
-}
-
-/// Describes the run of lease `record` for the ledger, with the task's facts as queued now.
-pub fn run_meta(
-    record: &LeaseRecord,
-    task: Option<&Task>,
-    config: &Config,
-    context_tokens: Option<u64>,
-) -> RunMeta {
-    let budget_tokens = task.and_then(|task| {
-        task.budget.and_then(|budget| budget.tokens).or_else(|| {
-            task.task_type
-                .as_ref()
-                .and_then(|kind| config.budgets.get(kind))
-                .map(|count| count.0)
-        })
-    });
-    RunMeta {
-        task: record.task.clone(),
-        run: RunMeta::run_id(record.generation, record.acquired_at),
-        generation: record.generation,
-        agent: record.holder.agent.clone(),
-        session: record.holder.session.clone(),
-        worktree: record.holder.worktree.clone(),
-        task_type: task.and_then(|task| task.task_type.clone()),
-        feature: task.and_then(|task| task.feature.clone()),
-        value: task.map_or(1, |task| task.value),
-        routed_model: task.and_then(|task| task.model.clone()),
-        budget_tokens,
-        context_tokens,
-        started_at: record.acquired_at,
-        ended_at: None,
-        outcome: None,
-    }
-}
-
-/// Loads the tasks of the queue's branch as last fetched (or of `HEAD` in local mode).
-fn queue_tasks(settings: &Settings, store: &LeaseStore<'_>) -> anyhow::Result<LoadedQueue> {
-    let source = store
-        .queue_ref()
-        .map_or(QueueSource::Default, QueueSource::Rev);
-    load_tasks(settings, store.repo(), &source).map_err(|error| error.error)
-}
-
-/// Records the end of the current run of `id` in the usage ledger. A write the ledger
-/// cannot take now is kept on this machine and delivered later; only a run that cannot be
-/// described (no lease left to read) is a warning, since the lease change already happened.
-pub fn record_outcome(settings: &Settings, store: &LeaseStore<'_>, id: &TaskId, outcome: Outcome) {
-    let result = current_run(settings, store, id).and_then(|current| {
-        let meta = RunMeta {
-            outcome: Some(outcome),
-            ended_at: Some(settings.now),
-            ..current
-        };
-        deliver(settings, store, &meta, &[]).map(|_| ())
-    });
-    if let Err(error) = result {
-        output::message(
-            settings,
-            "warning",
-            &format!("the run's outcome was not recorded in the usage ledger: {error:#}"),
-        );
-    }
-}
-
-/// What recording usage did: written to the ledger, or kept on this machine for later.
-#[derive(Debug)]
-pub struct Recorded {
-    pub added: usize,
-    pub meta: RunMeta,
-    /// The run's totals in the ledger; when kept, only what this call brought.
-    pub totals: Totals,
-    /// Why the ledger did not take the records now, when it did not.
-    pub kept: Option<String>,
-}
-
-/// Writes to the ledger, or keeps the write on this machine (and says so) when the
-/// ledger cannot take it: nothing recorded is lost.
-pub fn deliver(
-    settings: &Settings,
-    store: &LeaseStore<'_>,
-    meta: &RunMeta,
-    records: &[UsageRecord],
-) -> anyhow::Result<Recorded> {
-    deliver_with(
-        settings,
-        meta,
-        records,
-        |ledger| ledger.write_or_keep(meta, records, settings.now),
-        store,
-    )
-}
-
-/// Like [`deliver`] for records read from logs, which are read again if the import does not
-/// finish: kept on this machine only when the ledger does not take them.
-pub fn deliver_imported(
-    settings: &Settings,
-    store: &LeaseStore<'_>,
-    meta: &RunMeta,
-    records: &[UsageRecord],
-) -> anyhow::Result<Recorded> {
-    deliver_with(
-        settings,
-        meta,
-        records,
-        |ledger| ledger.write_else_keep(meta, records, settings.now),
-        store,
-    )
-}
-
-fn deliver_with(
-    settings: &Settings,
-    meta: &RunMeta,
-    records: &[UsageRecord],
-    write: impl FnOnce(&Ledger<'_, '_>) -> std::io::Result<Delivery>,
-    store: &LeaseStore<'_>,
-) -> anyhow::Result<Recorded> {
-    let delivery =
-        write(&Ledger::new(store)).context("cannot keep the usage in .git/gitprio/usage-outbox")?;
-    Ok(match delivery {
-        Delivery::Written(written) => Recorded {
-            added: written.added,
-            meta: written.meta,
-            totals: written.totals,
-            kept: None,
-        },
-        Delivery::Kept { path, error } => {
-            let outbox = path
-                .parent()
-                .and_then(|directory| std::fs::canonicalize(directory).ok())
-                .unwrap_or_else(|| path.clone());
-            let message = format!(
-                "the usage ledger did not take the write ({error}); it is kept in {} and the next gitprio command that reaches the remote delivers it",
-                outbox.display()
-            );
-            output::message(settings, "warning", &message);
-            Recorded {
-                added: records.len(),
-                meta: meta.clone(),
-                totals: records.iter().collect(),
-                kept: Some(message),
-            }
-        }
-    })
-}
-
-/// Tokens over budget for the run, if it is.
-pub fn over_budget(meta: &RunMeta, totals: &Totals) -> Option<(u64, u64)> {
-    meta.budget_tokens
-        .filter(|budget| totals.tokens() > *budget)
-        .map(|budget| (totals.tokens(), budget))
-}
-
-/// Prints the over-budget message and returns the budget exit code, or success.
-pub fn budget_verdict(settings: &Settings, meta: &RunMeta, totals: &Totals) -> u8 {
-    match over_budget(meta, totals) {
-        Some((spent, budget)) => {
-            output::message(
-                settings,
-                "error",
-                &format!(
-                    "budget exceeded on `{id}`: {spent} tokens spent of {budget}; stop, and `gitprio release {id} --failed --reason \"over budget\"`",
-                    id = meta.task
-                ),
-            );
-            exit_code::BUDGET_EXCEEDED
-        }
-        None => exit_code::SUCCESS,
-    }
-}
-
-/// One usage record as an agent reports it (flags, stdin or the MCP tool).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RecordInput {
-    pub model: String,
-    #[serde(default)]
-    pub input: u64,
-    #[serde(default)]
-    pub output: u64,
-    #[serde(default)]
-    pub cache_read: u64,
-    #[serde(default)]
-    pub cache_write: u64,
-    #[serde(default)]
-    pub cache_write_1h: u64,
-    #[serde(default)]
-    pub reasoning: u64,
-    #[serde(default = "one")]
-    pub requests: u32,
-    #[serde(default)]
-    pub key: Option<String>,
-    /// The agent CLI's log record this one copies (`gitprio run` follows the logs while
-    /// agents work): the key stays the log's own (`claude:<message id>:<request id>`), so
-    /// importing that log later finds the same request instead of counting it again.
-    #[serde(default)]
-    pub origin: Option<Origin>,
-}
-
-/// Where a copied log record came from, as `gitprio usage import` would fill it in.
-#[derive(Debug, Default, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Origin {
-    /// `claude`, `codex` or `gemini`.
-    pub source: String,
-    #[serde(default)]
-    pub session: Option<String>,
-    #[serde(default)]
-    pub at: Option<Timestamp>,
-    #[serde(default)]
-    pub cwd: Option<String>,
-    #[serde(default)]
-    pub branch: Option<String>,
-    #[serde(default)]
-    pub sidechain: bool,
-    #[serde(default)]
-    pub speed: Option<String>,
-}
-
-fn one() -> u32 {
-    1
-}
-
 fn parse_stdin(text: &str) -> anyhow::Result<Vec<RecordInput>> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
@@ -386,63 +130,12 @@ fn parse_stdin(text: &str) -> anyhow::Result<Vec<RecordInput>> {
         .collect()
 }
 
-/// Records `inputs` as manual usage on the current run of `id` in the usage ledger.
-pub fn record_usage(
-    settings: &Settings,
-    store: &LeaseStore<'_>,
-    id: &TaskId,
-    inputs: Vec<RecordInput>,
-) -> anyhow::Result<Recorded> {
-    if inputs.is_empty() {
-        return Err(anyhow!("no usage records given"));
-    }
-    let current = current_run(settings, store, id)?;
-    let records: Vec<UsageRecord> = inputs
-        .into_iter()
-        .enumerate()
-        .map(|(index, input)| {
-            let origin = input.origin.unwrap_or_default();
-            let copied = !origin.source.is_empty() && input.key.is_some();
-            UsageRecord {
-                key: match input.key {
-                    Some(key) if copied => key,
-                    Some(key) => format!("manual:{key}"),
-                    None => format!(
-                        "manual:{}:{}:{index}",
-                        settings.now.as_nanosecond(),
-                        std::process::id()
-                    ),
-                },
-                source: if copied {
-                    origin.source
-                } else {
-                    "manual".to_owned()
-                },
-                session: origin.session.or_else(|| current.session.clone()),
-                model: input.model,
-                at: Some(origin.at.unwrap_or(settings.now)),
-                cwd: origin.cwd,
-                branch: origin.branch,
-                sidechain: origin.sidechain,
-                speed: origin.speed,
-                input: input.input,
-                output: input.output,
-                cache_write_5m: input.cache_write,
-                cache_write_1h: input.cache_write_1h,
-                cache_read: input.cache_read,
-                reasoning: input.reasoning,
-                requests: input.requests,
-            }
-        })
-        .collect();
-    deliver(settings, store, &current, &records)
-}
-
 fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
+    let notices = output::Stderr(settings);
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo)?;
-    let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
-    let id = super::lease::held_id(&repo, args.id.as_deref())?;
+    let workspace =
+        Workspace::open_quietly(&repo, settings.invocation(), args.store.choice(), &notices)?;
+    let id = workspace::held_id(&repo, args.id.as_deref())?;
     let inputs = if args.stdin {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text)?;
@@ -461,18 +154,10 @@ fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
             origin: None,
         }]
     };
-    let written = record_usage(settings, &store, &id, inputs)?;
+    let written = workspace.record_usage(&id, inputs)?;
     let totals = written.totals;
     if args.json {
-        output::print_json(&json!({
-            "task": id,
-            "run": written.meta.run,
-            "added": written.added,
-            "totals": totals,
-            "tokens": totals.tokens(),
-            "budget_tokens": written.meta.budget_tokens,
-            "kept": written.kept.is_some(),
-        }))?;
+        output::print_json(&UsageRecordReply::new(&id, &written))?;
     } else {
         println!(
             "{} {} on {id} run {}: {} tokens in {} {}{}",
@@ -500,15 +185,20 @@ fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
                 .unwrap_or_default()
         );
     }
-    Ok(budget_verdict(settings, &written.meta, &totals))
+    Ok(match written.over_budget() {
+        Some((spent, budget)) => output::over_budget(settings, &id, spent, budget),
+        None => exit_code::SUCCESS,
+    })
 }
 
 fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
+    let notices = output::Stderr(settings);
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo)?;
-    let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
-    let id = TaskId::new(&args.id).ok_or_else(|| anyhow!("`{}` is not a task id", args.id))?;
-    let ledger = Ledger::new(&store);
+    let workspace =
+        Workspace::open_quietly(&repo, settings.invocation(), args.store.choice(), &notices)?;
+    let store = workspace.store();
+    let id = workspace::task_id(&args.id)?;
+    let ledger = Ledger::new(store);
     if !args.offline {
         store.fetch(&gitprio_core::usage::usage_ref(&id))?;
     }
@@ -595,7 +285,7 @@ pub struct ImportSummary {
 /// current run window goes to it. Records no run claims wait in the unattributed store.
 pub fn import_logs(
     settings: &Settings,
-    store: &LeaseStore<'_>,
+    workspace: &Workspace<'_>,
     paths: &[std::path::PathBuf],
     only: Option<&TaskId>,
 ) -> anyhow::Result<ImportSummary> {
@@ -609,6 +299,7 @@ pub fn import_logs(
             .map(|path| std::path::absolute(path).unwrap_or_else(|_| path.clone()))
             .collect()
     };
+    let store = workspace.store();
     let repo = store.repo();
     let state_path = repo.common_dir().join("gitprio").join("usage-import.json");
     let mut state: ImportState = std::fs::read(&state_path)
@@ -638,7 +329,7 @@ pub fn import_logs(
         .collect();
     for held in HeldLease::all(repo.common_dir()) {
         if only.is_none_or(|id| &held.task == id)
-            && let Ok(meta) = current_run(settings, store, &held.task)
+            && let Ok(meta) = workspace.current_run(&held.task)
             && !candidates
                 .iter()
                 .any(|known| known.run == meta.run && known.task == meta.task)
@@ -649,11 +340,11 @@ pub fn import_logs(
     if let Some(id) = only
         && candidates.is_empty()
     {
-        candidates.push(current_run(settings, store, id)?);
+        candidates.push(workspace.current_run(id)?);
     }
     let matcher = Matcher::new(
         &candidates,
-        super::run::task_worktrees(repo),
+        workspace::task_worktrees(repo),
         only,
         settings.now,
     )
@@ -675,7 +366,7 @@ pub fn import_logs(
     }
     for (run, records) in by_run {
         let meta = &candidates[run];
-        let written = deliver_imported(settings, store, meta, &records)?;
+        let written = workspace.deliver_imported(meta, &records)?;
         summary.kept_writes += usize::from(written.kept.is_some());
         summary
             .recorded
@@ -720,15 +411,12 @@ fn run_sessions(
 }
 
 fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
+    let notices = output::Stderr(settings);
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo)?;
-    let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
-    let only = args
-        .task
-        .as_deref()
-        .map(|id| TaskId::new(id).ok_or_else(|| anyhow!("`{id}` is not a task id")))
-        .transpose()?;
-    let summary = import_logs(settings, &store, &args.paths, only.as_ref())?;
+    let workspace =
+        Workspace::open_quietly(&repo, settings.invocation(), args.store.choice(), &notices)?;
+    let only = args.task.as_deref().map(workspace::task_id).transpose()?;
+    let summary = import_logs(settings, &workspace, &args.paths, only.as_ref())?;
     if args.json {
         output::print_json(&summary)?;
         return Ok(exit_code::SUCCESS);

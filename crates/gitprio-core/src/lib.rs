@@ -11,9 +11,11 @@ pub mod diagnostic;
 pub mod git;
 pub mod lease;
 pub mod queue;
+pub mod reply;
 pub mod source;
 pub mod task;
 pub mod usage;
+pub mod workspace;
 
 pub use config::Config;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Severity};

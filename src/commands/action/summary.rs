@@ -9,10 +9,8 @@ use gitprio_core::usage::{Outcome, PRICE_SNAPSHOT, PriceTable, Run, Totals};
 use globset::{Glob, GlobSetBuilder};
 
 use super::changes::{Changes, Completion, TRAILER};
-use crate::commands::report::{dollars, ratio, tokens};
-
-/// The hidden marker that identifies gitprio's comment among a pull request's comments.
-pub const MARKER: &str = "<!-- gitprio:summary -->";
+use crate::github::MARKER;
+use crate::output::{dollars, ratio, tokens};
 
 /// GitHub's limit on a comment body, in characters.
 pub const COMMENT_LIMIT: usize = 65_536;

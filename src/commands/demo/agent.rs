@@ -53,7 +53,7 @@ pub fn run(settings: &Settings, args: &AgentArgs) -> CommandResult {
         .into());
     }
     let repo = Repository::discover(&settings.directory)?;
-    let loaded = super::super::load_tasks(settings, &repo, &QueueSource::Worktree)?;
+    let loaded = crate::reading::load_tasks(settings, &repo, &QueueSource::Worktree)?;
     let task = loaded
         .tasks
         .iter()

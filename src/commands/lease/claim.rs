@@ -2,19 +2,13 @@
 
 use clap::Args;
 use gitprio_core::git::Repository;
-use gitprio_core::lease::LeaseStore;
-use gitprio_core::source::{self};
-use gitprio_core::usage::Ledger;
-use serde_json::json;
+use gitprio_core::reply::lease::{ClaimReply, NothingReadyReply};
+use gitprio_core::workspace::{Claim, ClaimRequest, StoreChoice, Workspace, report_commands};
 
+use crate::args::{Claimer, StoreArgs};
 use crate::cli::CommandResult;
 use crate::settings::Settings;
 use crate::{exit_code, output};
-
-use super::{
-    ClaimResult, ClaimedTask, Claimer, StoreArgs, claim_next_avoiding, context, lease_json,
-    store_mode,
-};
 
 #[derive(Debug, Args)]
 pub struct ClaimArgs {
@@ -33,70 +27,42 @@ pub struct ClaimArgs {
 
 pub fn run(settings: &Settings, args: &ClaimArgs) -> CommandResult {
     let settings = settings.with_agent(args.claimer.agent.as_deref());
+    let notices = output::Stderr(&settings);
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo)?;
-    let store = LeaseStore::new(&repo, store_mode(&repo, &config, args.store.local)?);
-    Ledger::new(&store).deliver_kept(settings.now);
-    let context = context(&settings, &repo, &config, args.claimer.ttl.as_deref())?;
-    let filter = args.claimer.filter();
-    match claim_next_avoiding(
-        &settings,
+    let workspace = Workspace::open(
         &repo,
-        &store,
-        &context,
-        &filter,
-        args.avoid_overlap,
-    )? {
-        ClaimResult::Claimed(claimed) => {
-            let ClaimedTask {
-                task,
-                lease,
-                tries,
-                origin,
-                bundle,
-            } = *claimed;
-            let commands = crate::commands::context::report_commands(&task.id, args.store.local);
-            let record = &lease.record;
+        settings.invocation(),
+        StoreChoice::local(args.store.local),
+        &notices,
+    )?;
+    let request = ClaimRequest {
+        ttl: args.claimer.ttl.clone(),
+        filter: args.claimer.filter(),
+        avoid_overlap: args.avoid_overlap,
+    };
+    match workspace.claim(&request)? {
+        Claim::Claimed(claimed) => {
+            let commands = report_commands(&claimed.task.id, args.store.local);
+            let record = &claimed.lease.record;
             if args.json {
-                let context = match &bundle {
-                    Ok(bundle) => {
-                        let mut value = serde_json::to_value(bundle)?;
-                        // The prompt itself, exactly as the human output prints it.
-                        value["markdown"] =
-                            json!(bundle.to_markdown(&gitprio_core::context::Tail {
-                                source: origin.to_string(),
-                                lease: Some(&lease),
-                                commands: commands.clone(),
-                            }));
-                        value["report"] = json!(commands);
-                        value
-                    }
-                    Err(_) => serde_json::Value::Null,
-                };
-                output::print_json(&json!({
-                    "task": task,
-                    "lease": lease_json(&lease, &store),
-                    "tries": tries,
-                    "source": origin,
-                    "context": context,
-                }))?;
+                output::print_json(&ClaimReply::new(&claimed, workspace.store_name(), commands))?;
             } else {
                 output::message(
                     &settings,
                     "info",
                     &format!(
                         "claimed {} as {} (generation {}, attempt {}, expires {})",
-                        task.id,
+                        claimed.task.id,
                         record.holder.agent,
                         record.generation,
                         record.attempt,
                         record.expires_at
                     ),
                 );
-                if let Ok(bundle) = &bundle {
+                if let Ok(bundle) = &claimed.bundle {
                     let tail = gitprio_core::context::Tail {
-                        source: origin.to_string(),
-                        lease: Some(&lease),
+                        source: claimed.origin.to_string(),
+                        lease: Some(&claimed.lease),
                         commands,
                     };
                     print!("{}", bundle.to_markdown(&tail));
@@ -108,16 +74,16 @@ pub fn run(settings: &Settings, args: &ClaimArgs) -> CommandResult {
                         println!("{}: {}", command.command, command.purpose);
                     }
                     println!();
-                    crate::commands::show::print_task(&task, &gitprio_core::Readiness::Ready)?;
+                    output::print_task(&claimed.task, &gitprio_core::Readiness::Ready)?;
                 }
             }
             Ok(exit_code::SUCCESS)
         }
-        ClaimResult::NothingReady { reason, message } => {
+        Claim::NothingReady(why) => {
             if args.json {
-                output::print_json(&json!({ "task": null, "reason": reason, "message": message }))?;
+                output::print_json(&NothingReadyReply::new(&why, why.message.clone()))?;
             }
-            output::message(&settings, "info", &message);
+            output::message(&settings, "info", &why.message);
             Ok(exit_code::NOTHING_READY)
         }
     }

@@ -1,22 +1,15 @@
 //! `gitprio done`: acceptance commands, the submission fenced by the lease, `status: done`.
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, anyhow};
 use clap::Args;
 use gitprio_core::git::Repository;
-use gitprio_core::lease::{self as core_lease, Lease, LeaseStore};
-use gitprio_core::source::{self, QueueSource};
-use gitprio_core::usage::Outcome;
-use gitprio_core::{Config, TaskId};
-use serde_json::json;
+use gitprio_core::reply::lease::{DoneFailedReply, DoneReply, DoneUnplannedReply, LeaseReply};
+use gitprio_core::workspace::{self, Workspace};
 
+use crate::args::StoreArgs;
 use crate::cli::CommandResult;
 use crate::settings::Settings;
 use crate::{exit_code, output};
-
-use super::{
-    StoreArgs, acceptance_commands, context, held_id_to_finish, lease_json, open_store,
-    run_acceptance, unplanned,
-};
 
 #[derive(Debug, Args)]
 pub struct DoneArgs {
@@ -39,47 +32,13 @@ pub struct DoneArgs {
     pub json: bool,
 }
 
-/// Records `id` as submitted, fenced by the lease, then sets `status: done` in its task file;
-/// returns the lease and the file's path in the repository. `note` (the review summary, why
-/// acceptance was not run) is kept as the `reason` of the submit record in the lease history.
-pub fn finish_noting(
-    settings: &Settings,
-    repo: &Repository,
-    config: &Config,
-    store: &LeaseStore<'_>,
-    id: &TaskId,
-    note: Option<&str>,
-) -> anyhow::Result<(Lease, String)> {
-    let context = context(settings, repo, config, None)?;
-    let worktree = repo
-        .workdir()
-        .ok_or_else(|| anyhow!("`gitprio done` edits the task file, so it needs a working tree"))?
-        .to_path_buf();
-    let path = find_task_file(repo, id)?;
-    let file = worktree.join(&path);
-    let text = std::fs::read_to_string(&file)
-        .with_context(|| format!("cannot read the task file {}", file.display()))?;
-    let edited = gitprio_core::task::set_status(&text, gitprio_core::Status::Done)
-        .with_context(|| format!("cannot set `status: done` in {}", file.display()))?;
-    // The fence first: only the lease holder may record completion.
-    let lease = core_lease::submit_noting(store, id, &context, note)?;
-    if context.failpoint.as_deref() == Some("done:before-edit") {
-        std::process::abort();
-    }
-    crate::commands::usage::record_outcome(settings, store, id, Outcome::Completed);
-    if edited != text {
-        std::fs::write(&file, edited)
-            .with_context(|| format!("cannot write {}", file.display()))?;
-    }
-    Ok((lease, path))
-}
-
 pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
+    let notices = output::Stderr(settings);
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = open_store(&repo, args.store.local)?;
-    let id = held_id_to_finish(&repo, args.id.as_deref())?;
+    let workspace = Workspace::open(&repo, settings.invocation(), args.store.choice(), &notices)?;
+    let id = workspace::held_id_to_finish(&repo, args.id.as_deref())?;
     let summary = args.summary.as_deref().map(read_summary).transpose()?;
-    if let Some(path) = unplanned(&repo, &config, &id)? {
+    if let Some(path) = workspace::unplanned(&repo, workspace.config(), &id)? {
         output::message(
             settings,
             "error",
@@ -88,12 +47,12 @@ pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
             ),
         );
         if args.json {
-            output::print_json(&json!({
-                "task": id,
-                "completed": false,
-                "plan": "missing",
-                "path": path,
-            }))?;
+            output::print_json(&DoneUnplannedReply {
+                task: id,
+                completed: false,
+                plan: "missing".to_owned(),
+                path,
+            })?;
         }
         return Ok(exit_code::FAILURE);
     }
@@ -102,8 +61,8 @@ pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
         let worktree = repo.workdir().ok_or_else(|| {
             anyhow!("`gitprio done` runs the acceptance commands, so it needs a working tree")
         })?;
-        let commands = acceptance_commands(&repo, &id)?;
-        checks = run_acceptance(worktree, &commands)?;
+        let commands = workspace::acceptance_commands(&repo, &id)?;
+        checks = workspace::run_acceptance(worktree, &commands)?;
         if let Some(failed) = checks.iter().find(|check| !check.passed) {
             output::message(
                 settings,
@@ -114,11 +73,11 @@ pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
                 ),
             );
             if args.json {
-                output::print_json(&json!({
-                    "task": id,
-                    "completed": false,
-                    "acceptance": checks,
-                }))?;
+                output::print_json(&DoneFailedReply {
+                    task: id,
+                    completed: false,
+                    acceptance: checks,
+                })?;
             }
             return Ok(exit_code::FAILURE);
         }
@@ -137,38 +96,25 @@ pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
             );
         }
     }
-    let note = completion_note(args.reason.as_deref(), summary);
-    let (lease, path) = finish_noting(settings, &repo, &config, &store, &id, note.as_deref())?;
+    let note = workspace::completion_note(args.reason.as_deref(), summary);
+    let submitted = workspace.submit(&id, note.as_deref())?;
     if args.json {
-        output::print_json(&json!({
-            "task": id,
-            "completed": true,
-            "lease": lease_json(&lease, &store),
-            "path": path,
-            "verified": !args.no_verify,
-            "acceptance": checks,
-        }))?;
+        output::print_json(&DoneReply {
+            lease: LeaseReply::new(&submitted.lease, workspace.store_name()),
+            task: id,
+            completed: true,
+            path: submitted.path,
+            verified: !args.no_verify,
+            acceptance: checks,
+        })?;
     } else {
         println!(
-            "submitted {id} (generation {}); set `status: done` in {path}: commit it and open the pull request",
-            lease.record.generation
+            "submitted {id} (generation {}); set `status: done` in {}: commit it and open the pull request",
+            submitted.lease.record.generation, submitted.path
         );
     }
     Ok(exit_code::SUCCESS)
 }
-
-/// The note a completion leaves on the lease: why the acceptance commands were not run, if
-/// they were not, then the review summary.
-pub fn completion_note(no_verify_reason: Option<&str>, summary: Option<String>) -> Option<String> {
-    match (no_verify_reason, summary) {
-        (Some(reason), Some(summary)) => Some(format!("acceptance not run: {reason}\n\n{summary}")),
-        (Some(reason), None) => Some(format!("acceptance not run: {reason}")),
-        (None, summary) => summary,
-    }
-}
-
-/// The longest review summary kept, in bytes: it lives in a lease commit message.
-const MAX_SUMMARY_BYTES: usize = 8 * 1024;
 
 /// Reads a review summary from `source` (a file, or `-` for stdin); `None` when it is blank.
 fn read_summary(source: &str) -> anyhow::Result<String> {
@@ -181,33 +127,7 @@ fn read_summary(source: &str) -> anyhow::Result<String> {
         std::fs::read_to_string(source)
             .with_context(|| format!("cannot read the summary file {source}"))?
     };
-    let text = bounded_summary(&text);
+    let text = workspace::bounded_summary(&text);
     anyhow::ensure!(!text.is_empty(), "the summary in {source} is empty");
     Ok(text)
-}
-
-/// Trims a review summary and cuts it at [`MAX_SUMMARY_BYTES`], saying so.
-pub fn bounded_summary(text: &str) -> String {
-    let mut text = text.trim().to_owned();
-    if text.len() > MAX_SUMMARY_BYTES {
-        let mut end = MAX_SUMMARY_BYTES;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-        text.push_str("\n[summary cut at 8 KiB]");
-    }
-    text
-}
-
-/// Finds the task file of `id`: in the working tree first (it may be new), else in the queue.
-fn find_task_file(repo: &Repository, id: &TaskId) -> anyhow::Result<String> {
-    for source in [QueueSource::Worktree, QueueSource::Default] {
-        if let Ok(loaded) = source::load(repo, &source, None)
-            && let Some(task) = loaded.tasks.iter().find(|task| &task.id == id)
-        {
-            return Ok(task.path.clone());
-        }
-    }
-    bail!("no task file for `{id}` in the working tree or the queue")
 }

@@ -1,18 +1,14 @@
 //! `gitprio status`: who holds what, until when, attempts and parked tasks.
 
-use std::collections::BTreeMap;
-
 use clap::Args;
-use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
-use gitprio_core::lease::{HeldLease, Lease, LeaseState, parse_duration};
-use serde_json::json;
+use gitprio_core::lease::LeaseState;
+use gitprio_core::workspace::Workspace;
 
+use crate::args::StoreArgs;
 use crate::cli::CommandResult;
 use crate::settings::Settings;
 use crate::{exit_code, output};
-
-use super::{StoreArgs, lease_json, open_store};
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -26,52 +22,16 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-/// The tasks whose lease this worktree holds now.
-///
-/// Only while the lease is exactly the commit this worktree wrote last: one that moved on
-/// (reclaimed, revoked) is someone else's, whatever this worktree remembers.
-fn held_here(repo: &Repository, leases: &BTreeMap<TaskId, Lease>) -> Vec<TaskId> {
-    let here = repo.workdir().map(|path| path.display().to_string());
-    HeldLease::all(repo.common_dir())
-        .into_iter()
-        .filter(|held| {
-            held.worktree == here
-                && leases
-                    .get(&held.task)
-                    .is_some_and(|lease| lease.oid == held.oid.as_str())
-        })
-        .map(|held| held.task)
-        .collect()
-}
-
 pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
+    let notices = output::Stderr(settings);
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = open_store(&repo, args.store.local)?;
-    if !args.offline {
-        store.refresh()?;
-    }
-    let (leases, bad) = store.leases()?;
-    let skew = parse_duration(&config.clock_skew).unwrap_or_default();
-    let mine = held_here(&repo, &leases);
+    let workspace = Workspace::open(&repo, settings.invocation(), args.store.choice(), &notices)?;
+    let status = workspace.status(args.offline)?;
     if args.json {
-        let rows: Vec<serde_json::Value> = leases
-            .values()
-            .map(|lease| {
-                let mut value = lease_json(lease, &store);
-                value["task"] = json!(lease.record.task);
-                value["expired"] = json!(lease.record.is_expired(settings.now, skew));
-                value["mine"] = json!(mine.contains(&lease.record.task));
-                value
-            })
-            .collect();
-        let bad: Vec<serde_json::Value> = bad
-            .iter()
-            .map(|lease| json!({ "ref": lease.reference, "problem": lease.problem }))
-            .collect();
-        output::print_json(&json!({ "leases": rows, "unreadable": bad }))?;
+        output::print_json(&status)?;
         return Ok(exit_code::SUCCESS);
     }
-    if leases.is_empty() && bad.is_empty() {
+    if status.leases.is_empty() && status.unreadable.is_empty() {
         println!("no leases: no task is claimed");
         return Ok(exit_code::SUCCESS);
     }
@@ -85,54 +45,46 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
         "RENEWED".to_owned(),
         "EXPIRES".to_owned(),
     ]];
-    for lease in leases.values() {
-        let record = &lease.record;
-        let state = match record.state {
-            LeaseState::Held if record.is_expired(settings.now, skew) => "expired".to_owned(),
+    for row in &status.leases {
+        let lease = &row.lease;
+        let state = match lease.state {
+            LeaseState::Held if row.expired => "expired".to_owned(),
             state => format!("{state:?}").to_lowercase(),
         };
-        let expires = if record.state == LeaseState::Held {
-            describe_remaining(record.expires_at.duration_since(settings.now))
+        let expires = if lease.state == LeaseState::Held {
+            describe_remaining(lease.expires_at.duration_since(settings.now))
         } else {
             "-".to_owned()
         };
-        let marker = if mine.contains(&record.task) {
-            " (this worktree)"
-        } else {
-            ""
-        };
+        let marker = if row.mine { " (this worktree)" } else { "" };
         rows.push(vec![
-            record.task.to_string(),
+            row.task.to_string(),
             state,
-            format!("{}{marker}", record.holder.agent),
-            record.generation.to_string(),
-            format!("{} ({} failed)", record.attempt, record.failures),
-            record.acquired_at.to_string(),
-            record.renewed_at.to_string(),
+            format!("{}{marker}", lease.holder.agent),
+            lease.generation.to_string(),
+            format!("{} ({} failed)", lease.attempt, lease.failures),
+            lease.acquired_at.to_string(),
+            lease.renewed_at.to_string(),
             expires,
         ]);
     }
     output::print_table(&rows)?;
-    for lease in leases
-        .values()
-        .filter(|lease| lease.record.state == LeaseState::Parked)
+    for row in status
+        .leases
+        .iter()
+        .filter(|row| row.lease.state == LeaseState::Parked)
     {
         println!(
             "\nparked {}: {}; last error: {}",
-            lease.record.task,
-            lease
-                .record
+            row.task,
+            row.lease
                 .reason
                 .as_deref()
                 .unwrap_or("too many failed attempts"),
-            lease
-                .record
-                .last_error
-                .as_deref()
-                .unwrap_or("none recorded")
+            row.lease.last_error.as_deref().unwrap_or("none recorded")
         );
     }
-    for lease in &bad {
+    for lease in &status.unreadable {
         println!("\nunreadable lease {}: {}", lease.reference, lease.problem);
     }
     Ok(exit_code::SUCCESS)

@@ -1,18 +1,14 @@
 //! `gitprio unpark`: make a parked task claimable again.
 
-use anyhow::anyhow;
 use clap::Args;
-use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
-use gitprio_core::lease::{self as core_lease};
+use gitprio_core::reply::lease::{LeaseReply, UnparkReply};
+use gitprio_core::workspace::{self, Workspace};
 
-use serde_json::json;
-
+use crate::args::StoreArgs;
 use crate::cli::CommandResult;
 use crate::settings::Settings;
 use crate::{exit_code, output};
-
-use super::{StoreArgs, context, lease_json, open_store};
 
 #[derive(Debug, Args)]
 pub struct UnparkArgs {
@@ -29,17 +25,15 @@ pub struct UnparkArgs {
 }
 
 pub fn run(settings: &Settings, args: &UnparkArgs) -> CommandResult {
+    let notices = output::Stderr(settings);
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = open_store(&repo, args.store.local)?;
-    let id = TaskId::new(&args.id).ok_or_else(|| anyhow!("`{}` is not a task id", args.id))?;
-    let context = context(settings, &repo, &config, None)?;
-    store.refresh()?;
-    let lease = store
-        .lease(&id)?
-        .ok_or_else(|| anyhow!("no lease on `{id}`, so it is not parked"))?;
-    let unparked = core_lease::unpark(&store, &lease, &context, args.reason.clone())?;
+    let workspace = Workspace::open(&repo, settings.invocation(), args.store.choice(), &notices)?;
+    let id = workspace::task_id(&args.id)?;
+    let unparked = workspace.unpark(&id, args.reason.clone())?;
     if args.json {
-        output::print_json(&json!({ "lease": lease_json(&unparked, &store) }))?;
+        output::print_json(&UnparkReply {
+            lease: LeaseReply::new(&unparked, workspace.store_name()),
+        })?;
     } else {
         println!("unparked {id}: it is ready again, with its attempt history kept");
     }

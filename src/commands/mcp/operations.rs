@@ -13,11 +13,14 @@ use super::{
     CompleteParams, HeartbeatParams, ReleaseParams, Reply, ReportParams, Session, Shared,
     UsageParams,
 };
-use crate::commands::lease::{self, ClaimResult, ClaimedTask};
-use crate::commands::usage::{self, RecordInput};
-use crate::commands::{SourceArgs, load_queue};
+use crate::reading::{SourceArgs, load_queue};
 use crate::settings::Settings;
 use crate::{exit_code, output};
+use gitprio_core::reply::lease::NothingReadyReply;
+use gitprio_core::workspace::{
+    self, Claim, ClaimRequest, ClaimedTask, GiveBack, RecordInput, StoreChoice, Submitted,
+    Workspace, WorkspaceError, error_chain,
+};
 
 /// How many ready tasks `queue` lists unless told.
 const DEFAULT_QUEUE_LIMIT: usize = 10;
@@ -38,11 +41,16 @@ pub(super) fn next_task(
             data: json!({ "task": current }),
         });
     }
+    let notices = output::Stderr(settings);
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = lease::open_store(&repo, shared.local)?;
-    let context = lease::context(settings, &repo, &config, shared.ttl.as_deref())?;
-    match lease::claim_next(settings, &repo, &store, &context, &shared.filter)? {
-        ClaimResult::Claimed(claimed) => {
+    let workspace = open(settings, shared, &repo, &notices)?;
+    let request = ClaimRequest {
+        ttl: shared.ttl.clone(),
+        filter: shared.filter.clone(),
+        avoid_overlap: false,
+    };
+    match workspace.claim(&request)? {
+        Claim::Claimed(claimed) => {
             let record = &claimed.lease.record;
             output::message(
                 settings,
@@ -55,11 +63,11 @@ pub(super) fn next_task(
             session.current = Some(claimed.task.id.clone());
             Ok(Reply::Data(claimed_json(&claimed)))
         }
-        ClaimResult::NothingReady { reason, message } => {
-            let message = format!("{message}; stop, there is no task for you now");
+        Claim::NothingReady(why) => {
+            let message = format!("{}; stop, there is no task for you now", why.message);
             output::message(settings, "info", &message);
-            let data = json!({ "task": null, "reason": reason, "message": message });
-            if reason == "empty" {
+            let data = serde_json::to_value(NothingReadyReply::new(&why, message.clone()))?;
+            if why.reason == "empty" {
                 Ok(Reply::Data(data))
             } else {
                 Ok(Reply::Refusal {
@@ -100,7 +108,8 @@ fn claimed_json(claimed: &ClaimedTask) -> Value {
         Err(error) => {
             value["context"] = json!(format!("# {}\n\n{}", task.title, task.body));
             value["context_error"] = json!(format!(
-                "the context bundle could not be assembled ({error:#}); this is the task alone"
+                "the context bundle could not be assembled ({}); this is the task alone",
+                error_chain(error)
             ));
         }
     }
@@ -136,7 +145,7 @@ fn report_tools(heartbeat_every: &str) -> Vec<ReportCommand> {
 fn task_of(repo: &Repository, session: &Session, given: Option<&str>) -> anyhow::Result<TaskId> {
     match (given, &session.current) {
         (None, Some(current)) => Ok(current.clone()),
-        (given, _) => lease::held_id(repo, given),
+        (given, _) => Ok(workspace::held_id(repo, given)?),
     }
 }
 
@@ -149,33 +158,46 @@ fn task_to_finish(
 ) -> anyhow::Result<TaskId> {
     match (given, &session.current) {
         (None, Some(current)) => Ok(current.clone()),
-        (given, _) => lease::held_id_to_finish(repo, given),
+        (given, _) => Ok(workspace::held_id_to_finish(repo, given)?),
     }
+}
+
+/// Opens the workspace of this server's store in `repo`.
+fn open<'repo>(
+    settings: &Settings,
+    shared: &Shared,
+    repo: &'repo Repository,
+    notices: &'repo output::Stderr<'repo>,
+) -> anyhow::Result<Workspace<'repo>> {
+    Ok(Workspace::open(
+        repo,
+        settings.invocation(),
+        StoreChoice::local(shared.local),
+        notices,
+    )?)
 }
 
 /// Forgets the current task when `result` says its lease is gone, so the agent can claim again.
 fn forget_if_lost<T>(
     session: &mut Session,
     id: &TaskId,
-    result: anyhow::Result<T>,
+    result: Result<T, WorkspaceError>,
 ) -> anyhow::Result<T> {
-    if let Err(error) = &result {
-        let gone = error.chain().any(|cause| {
-            matches!(
-                cause.downcast_ref::<LeaseError>(),
-                Some(LeaseError::Lost { .. } | LeaseError::NotHeld { .. })
-            )
-        });
-        if gone && session.current.as_ref() == Some(id) {
-            session.current = None;
-        }
+    if let Err(error) = &result
+        && matches!(
+            error.lease(),
+            Some(LeaseError::Lost { .. } | LeaseError::NotHeld { .. })
+        )
+        && session.current.as_ref() == Some(id)
+    {
+        session.current = None;
     }
-    result
+    Ok(result?)
 }
 
 /// Answers with `data`, or refuses when the run is over its token budget.
 fn budget_checked(id: &TaskId, spent: Option<(&RunMeta, Totals)>, data: Value) -> Reply {
-    match spent.and_then(|(meta, totals)| usage::over_budget(meta, &totals)) {
+    match spent.and_then(|(meta, totals)| workspace::over_budget(meta, &totals)) {
         Some((tokens, budget)) => Reply::Refusal {
             code: exit_code::BUDGET_EXCEEDED,
             message: format!(
@@ -194,22 +216,15 @@ pub(super) fn heartbeat(
     session: &mut Session,
     params: &HeartbeatParams,
 ) -> anyhow::Result<Reply> {
-    let progress = lease::progress(settings, params.tokens, params.cost_usd)?;
+    let progress = workspace::progress(settings.now, params.tokens, params.cost_usd)?;
+    let notices = output::Stderr(settings);
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = lease::open_store(&repo, shared.local)?;
+    let workspace = open(settings, shared, &repo, &notices)?;
     let id = task_of(&repo, session, params.task_id.as_deref())?;
     let renewed = forget_if_lost(
         session,
         &id,
-        lease::renew(
-            settings,
-            &repo,
-            &config,
-            &store,
-            &id,
-            shared.ttl.as_deref(),
-            progress,
-        ),
+        workspace.heartbeat(&id, shared.ttl.as_deref(), progress),
     )?;
     let record = &renewed.lease.record;
     let spent = renewed.spent.as_ref().map(|run| (&run.meta, run.totals()));
@@ -231,13 +246,14 @@ pub(super) fn complete(
     session: &mut Session,
     params: CompleteParams,
 ) -> anyhow::Result<Reply> {
+    let notices = output::Stderr(settings);
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = lease::open_store(&repo, shared.local)?;
+    let workspace = open(settings, shared, &repo, &notices)?;
     let id = task_to_finish(&repo, session, params.task_id.as_deref())?;
     let worktree = repo.workdir().ok_or_else(|| {
         anyhow!("complete_task runs the acceptance commands, so it needs a working tree")
     })?;
-    if let Some(path) = lease::unplanned(&repo, &config, &id)? {
+    if let Some(path) = workspace::unplanned(&repo, workspace.config(), &id)? {
         return Ok(Reply::Refusal {
             code: exit_code::FAILURE,
             message: format!(
@@ -253,7 +269,7 @@ pub(super) fn complete(
         .filter(|reason| !reason.is_empty());
     let checks = match no_verify {
         Some(_) => Vec::new(),
-        None => lease::run_acceptance(worktree, &lease::acceptance_commands(&repo, &id)?)?,
+        None => workspace::run_acceptance(worktree, &workspace::acceptance_commands(&repo, &id)?)?,
     };
     if let Some(failed) = checks.iter().find(|check| !check.passed) {
         return Ok(Reply::Refusal {
@@ -268,7 +284,7 @@ pub(super) fn complete(
     let tokens = match params.usage {
         Some(reported) => {
             let input = record_input(session, reported);
-            let written = usage::record_usage(settings, &store, &id, vec![input]).context(
+            let written = workspace.record_usage(&id, vec![input]).context(
                 "the usage was not recorded, so the task is not completed yet; call again without `usage` to complete it",
             )?;
             Some(written.totals.tokens())
@@ -278,14 +294,11 @@ pub(super) fn complete(
     let summary = params
         .summary
         .as_deref()
-        .map(lease::bounded_summary)
+        .map(workspace::bounded_summary)
         .filter(|summary| !summary.is_empty());
-    let note = lease::completion_note(no_verify, summary);
-    let (lease, path) = forget_if_lost(
-        session,
-        &id,
-        lease::finish_noting(settings, &repo, &config, &store, &id, note.as_deref()),
-    )?;
+    let note = workspace::completion_note(no_verify, summary);
+    let Submitted { lease, path } =
+        forget_if_lost(session, &id, workspace.submit(&id, note.as_deref()))?;
     if session.current.as_ref() == Some(&id) {
         session.current = None;
     }
@@ -309,21 +322,14 @@ pub(super) fn release(
     session: &mut Session,
     params: &ReleaseParams,
 ) -> anyhow::Result<Reply> {
+    let notices = output::Stderr(settings);
     let repo = Repository::discover(&settings.directory)?;
-    let (config, store) = lease::open_store(&repo, shared.local)?;
+    let workspace = open(settings, shared, &repo, &notices)?;
     let id = task_of(&repo, session, params.task_id.as_deref())?;
     let released = forget_if_lost(
         session,
         &id,
-        lease::give_back(
-            settings,
-            &repo,
-            &config,
-            &store,
-            &id,
-            Some(&params.reason),
-            lease::GiveBack::failed(params.failed),
-        ),
+        workspace.release(&id, Some(&params.reason), GiveBack::failed(params.failed)),
     )?;
     if session.current.as_ref() == Some(&id) {
         session.current = None;
@@ -350,8 +356,9 @@ pub(super) fn report_usage(
     session: &mut Session,
     params: ReportParams,
 ) -> anyhow::Result<Reply> {
+    let notices = output::Stderr(settings);
     let repo = Repository::discover(&settings.directory)?;
-    let (_, store) = lease::open_store(&repo, shared.local)?;
+    let workspace = open(settings, shared, &repo, &notices)?;
     let id = task_of(&repo, session, params.task_id.as_deref())?;
     let input = record_input(
         session,
@@ -364,7 +371,7 @@ pub(super) fn report_usage(
             key: params.key,
         },
     );
-    let written = usage::record_usage(settings, &store, &id, vec![input])?;
+    let written = workspace.record_usage(&id, vec![input])?;
     let totals = written.totals;
     let data = json!({
         "task": id,

@@ -18,8 +18,9 @@ use super::agent::{self, Agent, Io, Placeholders};
 use super::logs::LogFollower;
 use super::operations::{Beat, Claimed, Done};
 use super::{Ending, PullRequests, Report, RunContext};
-use crate::commands::action::github::{ApiError, PullRequest};
-use crate::commands::lease::{BRANCH_VARIABLE, tail};
+use crate::github::{ApiError, PullRequest};
+use crate::settings::BRANCH_VARIABLE;
+use gitprio_core::workspace::tail;
 
 /// How often a running agent's output, limits and signals are looked at.
 const TICK: Duration = Duration::from_millis(100);

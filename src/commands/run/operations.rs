@@ -9,14 +9,16 @@ use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{Context as _, anyhow, bail};
+use anyhow::{Context as _, bail};
 use gitprio_core::Task;
+use gitprio_core::reply::lease::{ClaimReply, NothingReadyReply};
+use gitprio_core::source::Origin;
 use gitprio_core::usage::RunMeta;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::commands::lease::BRANCH_VARIABLE;
 use crate::exit_code;
+use crate::settings::BRANCH_VARIABLE;
 
 /// Runs gitprio operations for the agents of one run.
 #[derive(Debug)]
@@ -191,45 +193,30 @@ impl Operations {
         if output.code != exit_code::SUCCESS && output.code != exit_code::NOTHING_READY {
             bail!("`gitprio claim` failed: {}", output.error());
         }
-        let reply: Value = serde_json::from_str(&output.stdout).with_context(|| {
-            format!("`gitprio claim --json` printed no JSON: {}", output.stdout)
-        })?;
-        if output.code == exit_code::SUCCESS {
-            // Warnings about the queue (a skipped task file, a stale lease) reach the user.
-            eprint!("{}", output.stderr);
-        }
+        let printed = || format!("`gitprio claim --json` printed no reply: {}", output.stdout);
         if output.code == exit_code::NOTHING_READY {
+            let reply: NothingReadyReply =
+                serde_json::from_str(&output.stdout).with_context(printed)?;
             return Ok(Claim::NothingReady {
-                reason: reply["reason"].as_str().unwrap_or("empty").to_owned(),
-                message: reply["message"]
-                    .as_str()
-                    .unwrap_or("nothing ready")
-                    .to_owned(),
+                reason: reply.reason,
+                message: reply.message,
             });
         }
-        let task: Task = serde_json::from_value(reply["task"].clone())
-            .context("`gitprio claim --json` printed a task gitprio cannot read")?;
-        let lease = &reply["lease"];
-        let number = |field: &str| lease[field].as_u64().unwrap_or(0);
-        let time = |field: &str| -> anyhow::Result<Timestamp> {
-            lease[field]
-                .as_str()
-                .ok_or_else(|| anyhow!("the claimed lease has no `{field}`"))?
-                .parse()
-                .with_context(|| format!("the claimed lease's `{field}` is not a time"))
+        let reply: ClaimReply = serde_json::from_str(&output.stdout).with_context(printed)?;
+        // Warnings about the queue (a skipped task file, a stale lease) reach the user.
+        eprint!("{}", output.stderr);
+        let Origin::Commit { commit, .. } = reply.source else {
+            bail!("the claim names no queue commit to start the work from");
         };
         Ok(Claim::Claimed(Box::new(Claimed {
-            generation: number("generation"),
-            attempt: u32::try_from(number("attempt")).unwrap_or(u32::MAX),
-            failures: u32::try_from(number("failures")).unwrap_or(u32::MAX),
-            last_error: lease["last_error"].as_str().map(str::to_owned),
-            acquired_at: time("acquired_at")?,
-            commit: reply["source"]["commit"]
-                .as_str()
-                .ok_or_else(|| anyhow!("the claim names no queue commit to start the work from"))?
-                .to_owned(),
-            context: reply["context"]["markdown"].as_str().map(str::to_owned),
-            task,
+            generation: reply.lease.generation,
+            attempt: reply.lease.attempt,
+            failures: reply.lease.failures,
+            last_error: reply.lease.last_error,
+            acquired_at: reply.lease.acquired_at,
+            commit,
+            context: reply.context.map(|context| context.markdown),
+            task: reply.task,
         })))
     }
 

@@ -15,9 +15,8 @@ use super::TopArgs;
 use super::gather::{self, Snapshot};
 use super::model::{Detail, Fleet};
 use super::view::{Action, Mode, View};
-use crate::commands::lease::open_store;
-use crate::commands::revoke::revoke_task;
 use crate::settings::Settings;
+use gitprio_core::workspace::{Invocation, Silent, StoreChoice, Workspace};
 
 /// How long the screen waits for a key before looking for news from the worker.
 const TICK: Duration = Duration::from_millis(100);
@@ -178,13 +177,19 @@ impl Worker {
         snapshot: &mut Option<Snapshot>,
         request: Request,
     ) -> anyhow::Result<Vec<Reply>> {
-        let (config, store) = open_store(repo, self.local)?;
+        let invocation = Invocation {
+            now: self.now(),
+            ..self.settings.invocation()
+        };
+        // Nothing may print under the screen: what matters comes back as a reply.
+        let workspace = Workspace::open(repo, invocation, StoreChoice::local(self.local), &Silent)?;
+        let (config, store) = (workspace.config(), workspace.store());
         match request {
             Request::Refresh => {
                 if !self.offline {
-                    gather::fetch(&store)?;
+                    gather::fetch(store)?;
                 }
-                let read = gather::read(repo, &store, &config, self.now(), self.window)?;
+                let read = gather::read(repo, store, config, self.now(), self.window)?;
                 let fleet = read.fleet();
                 *snapshot = Some(read);
                 Ok(vec![Reply::Fleet(Box::new(fleet))])
@@ -192,32 +197,24 @@ impl Worker {
             Request::Detail(task) => {
                 let read = match snapshot.take() {
                     Some(read) => read,
-                    None => gather::read(repo, &store, &config, self.now(), self.window)?,
+                    None => gather::read(repo, store, config, self.now(), self.window)?,
                 };
-                let detail = read.detail(&store, &task);
+                let detail = read.detail(store, &task);
                 *snapshot = Some(read);
                 Ok(vec![Reply::Detail(Box::new(detail?))])
             }
             Request::Revoke { task, park } => {
-                let settings = Settings {
-                    now: self.now(),
-                    ..self.settings.clone()
-                };
                 if !self.offline {
-                    gather::fetch(&store)?;
+                    gather::fetch(store)?;
                 }
-                let revoked = revoke_task(
-                    &settings,
-                    repo,
-                    &config,
-                    &store,
+                let revoked = workspace.revoke(
                     &task,
                     &Revocation {
                         reason: Some("revoked in gitprio top"),
                         park,
                     },
                 )?;
-                let read = gather::read(repo, &store, &config, self.now(), self.window)?;
+                let read = gather::read(repo, store, config, self.now(), self.window)?;
                 let fleet = read.fleet();
                 *snapshot = Some(read);
                 let message = format!(

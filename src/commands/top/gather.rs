@@ -72,7 +72,7 @@ pub fn read(
         .queue_ref()
         .map_or(QueueSource::Default, QueueSource::Rev);
     // The parse cache `gitprio list` and `claim` keep: a refresh reparses only changed files.
-    let cache_path = crate::commands::parse_cache_path(repo);
+    let cache_path = gitprio_core::workspace::parse_cache_path(repo);
     let mut cache = ParseCache::load(&cache_path);
     let loaded = source::load(repo, &queue_source, Some(&mut cache))?;
     let _ = cache.save(&cache_path);
@@ -94,7 +94,7 @@ pub fn read(
     let ready = Queue::build(loaded.tasks, &holds).ready().len();
     let runs = Ledger::new(store).all_runs()?;
     let prices = PriceTable::new(
-        crate::commands::report::price_overrides(repo, loaded.commit).unwrap_or_default(),
+        gitprio_core::workspace::price_overrides(repo, loaded.commit).unwrap_or_default(),
     );
     Ok(Snapshot {
         now,

@@ -10,8 +10,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState, Wrap};
 
 use super::model::{Beat, Detail, EndedRun, Fleet, LeaseRow, ParkedTask};
-use crate::commands::report::tokens;
 use crate::output::span;
+use crate::output::tokens;
 
 /// The order of the lease rows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

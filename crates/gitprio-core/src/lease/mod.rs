@@ -25,8 +25,8 @@ use crate::task::TaskId;
 pub use ops::{
     ClaimFilter, ClaimOutcome, Claimed, Collected, GcView, HeldLease, Kept, LeaseContext,
     LeaseError, MAX_CLAIM_TRIES, Released, active_agents, claim, claim_avoiding, gc,
-    has_unsettled_claim, heartbeat, note_context_size, release, release_parked, state_name, submit,
-    submit_noting, unpark,
+    has_unsettled_claim, heartbeat, note_context_size, release, release_parked, reopen, state_name,
+    submit, submit_noting, unpark,
 };
 pub use overlap::{overlapping_ready, owns_overlap};
 pub use revoke::{Revocation, RevokeError, revoke};
@@ -41,7 +41,7 @@ pub fn lease_ref(id: &TaskId) -> String {
 }
 
 /// Where a lease stands after its latest state change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LeaseState {
     /// An agent works on the task until `expires_at`, unless it renews.
@@ -72,7 +72,7 @@ pub enum LeaseEvent {
 }
 
 /// Who holds (or last held) a lease.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Holder {
     /// The agent's name: `--agent`, `GITPRIO_AGENT`, else `user@host:<worktree>`.
     pub agent: String,
@@ -93,7 +93,7 @@ pub struct Holder {
 ///
 /// It rides on the renewal that happens anyway, so the cockpit sees a running agent's
 /// spend before the attempt ends and its usage reaches the ledger.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Progress {
     /// Tokens spent so far in this attempt.
     pub tokens: u64,
@@ -101,6 +101,7 @@ pub struct Progress {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost_usd: Option<f64>,
     /// When the holder reported it: later heartbeats without news keep it as it was.
+    #[schemars(with = "String")]
     pub at: Timestamp,
 }
 

@@ -1157,7 +1157,7 @@ pub struct GcView<'a> {
 }
 
 /// Why [`gc`] kept the lease of a task missing from the queue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kept {
     /// Some task file could not be read, and the task may be that one.
@@ -1230,6 +1230,27 @@ pub fn gc(
         }
     }
     Ok(collected)
+}
+
+/// Gives back a submitted lease whose change will not land (its pull request was closed
+/// without merging): the task is claimable again, its history kept. Another change of the
+/// lease meanwhile wins: the result says so.
+pub fn reopen(
+    store: &LeaseStore<'_>,
+    lease: &Lease,
+    now: Timestamp,
+    reason: String,
+) -> Result<CasOutcome, LeaseError> {
+    let record = LeaseRecord {
+        state: LeaseState::Released,
+        event: LeaseEvent::Release,
+        reason: Some(reason),
+        renewed_at: now,
+        nonce: nonce(),
+        ..lease.record.clone()
+    };
+    let oid = store.write(&record, Some(lease.oid))?;
+    Ok(store.compare_and_swap(&record.task, Some(lease.oid), Some(oid))?)
 }
 
 /// Returns a value that makes a lease commit unique, from the process's random hash seed.

@@ -31,7 +31,7 @@ pub enum QueueSource {
 }
 
 /// The version of the task files that was read, for messages and `--json`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Origin {
     Commit { rev: String, commit: String },

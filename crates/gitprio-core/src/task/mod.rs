@@ -23,7 +23,9 @@ pub use parse::{
 ///
 /// Leases and usage records are git refs named after the id (`refs/gitprio/leases/<id>`),
 /// so an id must be a name git accepts in a ref (`git check-ref-format`).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct TaskId(String);
 

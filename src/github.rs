@@ -17,7 +17,8 @@ use octocrab::models::CommentId;
 use octocrab::models::issues::Comment;
 use octocrab::{Octocrab, Page, params};
 
-use super::summary::MARKER;
+/// The hidden marker that identifies gitprio's comment among a pull request's comments.
+pub const MARKER: &str = "<!-- gitprio:summary -->";
 
 /// Tries of one request, the first included.
 pub const MAX_TRIES: u32 = 4;

@@ -1,0 +1,379 @@
+//! Claiming the best ready task, round after round while other agents win the races, with
+//! the parking of expired leases, the hand-back of a lease a killed claim landed, and why
+//! nothing is ready when nothing is.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::context::{self, Bundle, CommitFiles, ReportCommand};
+use crate::lease::{
+    self, ClaimFilter, ClaimOutcome, Lease, LeaseContext, LeaseError, LeaseEvent, LeaseStore,
+    StoreError,
+};
+use crate::queue::{Blocker, Queue};
+use crate::source::{LoadedQueue, Origin};
+use crate::task::{Status, Task, TaskId};
+use crate::usage::{Ledger, Outcome, RunMeta};
+
+use super::queue::{NothingReady, holds_of, nothing_ready_in, read_body};
+use super::{Workspace, WorkspaceError, load_tasks, run_meta};
+
+/// How many fresh views of the leases one claim takes before it gives up: a view ends at
+/// its first lost race.
+const MAX_CLAIM_ROUNDS: u32 = 12;
+
+/// What a claim asks for.
+#[derive(Clone, Debug, Default)]
+pub struct ClaimRequest {
+    /// How long the lease lives without a heartbeat (default: the config's `lease_ttl`).
+    pub ttl: Option<String>,
+    /// Which ready tasks may be taken.
+    pub filter: ClaimFilter,
+    /// Pass over tasks whose `owns` overlap the `owns` of a task under a live lease.
+    pub avoid_overlap: bool,
+}
+
+/// What a claim came to.
+#[derive(Debug)]
+pub enum Claim {
+    Claimed(Box<ClaimedTask>),
+    /// No task was handed out: a stable reason code and a sentence.
+    NothingReady(NothingReady),
+}
+
+/// A claimed task with its body read and its context bundle assembled.
+#[derive(Debug)]
+pub struct ClaimedTask {
+    pub task: Task,
+    pub lease: Lease,
+    /// Compare-and-swaps pushed over all rounds, the winning one included.
+    pub tries: u32,
+    /// Where the queue was read.
+    pub origin: Origin,
+    /// The context bundle, or why it could not be assembled: the lease is held either way.
+    pub bundle: Result<Bundle, WorkspaceError>,
+}
+
+/// The round that settled a claim, and the view it was settled on.
+struct Settled {
+    outcome: ClaimOutcome,
+    loaded: LoadedQueue,
+    queue: Queue,
+    leases: BTreeMap<TaskId, Lease>,
+    avoided: BTreeSet<TaskId>,
+    lost: u32,
+}
+
+impl Workspace<'_> {
+    /// Claims the best ready task that `request` admits, taking fresh views of the leases
+    /// while other agents win the races; passed-over candidates are warnings.
+    pub fn claim(&self, request: &ClaimRequest) -> Result<Claim, WorkspaceError> {
+        let context = self.lease_context(request.ttl.as_deref())?;
+        let settled = {
+            let _unpin = Unpin(&self.store);
+            self.settle_claim(&context, request)?
+        };
+        match settled.outcome {
+            ClaimOutcome::Claimed(mut claimed) => {
+                claimed.tries += settled.lost;
+                let handed = self.hand_over(&context, *claimed, &settled.leases, settled.loaded)?;
+                Ok(Claim::Claimed(Box::new(handed)))
+            }
+            ClaimOutcome::NothingReady { held } => Ok(Claim::NothingReady(why_nothing_ready(
+                &settled.queue,
+                held,
+                &settled.avoided,
+            ))),
+        }
+    }
+
+    /// Tries claims on views of the leases until one settles: a claim, or nothing ready on
+    /// a view that is fresh.
+    fn settle_claim(
+        &self,
+        context: &LeaseContext,
+        request: &ClaimRequest,
+    ) -> Result<Settled, WorkspaceError> {
+        let store = &self.store;
+        let mut lost = 0;
+        let mut round = 0;
+        let mut on_current_view = may_claim_without_refresh(store, context);
+        loop {
+            round += 1;
+            if !(on_current_view && store.pin_queue_branch()) {
+                on_current_view = false;
+                store.refresh()?;
+            }
+            let loaded = load_tasks(self.repo, &self.queue_source(), self.notices)?;
+            let (leases, bad) = store.leases()?;
+            let holds = holds_of(&leases, &bad, context.now, context.skew, self.notices);
+            let queue = Queue::build(loaded.tasks.clone(), &holds);
+            let context = LeaseContext {
+                max_attempts: loaded.config.max_attempts.max(1),
+                ..context.clone()
+            };
+            if on_current_view && lease::active_agents(&leases, &context) > 1 {
+                // Others are claiming: a view without a refresh would mostly lose.
+                on_current_view = false;
+                round -= 1;
+                continue;
+            }
+            let avoided = if request.avoid_overlap {
+                lease::overlapping_ready(&queue, &leases, context.now, context.skew)
+            } else {
+                BTreeSet::new()
+            };
+            match lease::claim_avoiding(
+                store,
+                &queue,
+                &leases,
+                loaded.commit,
+                &context,
+                &request.filter,
+                &avoided,
+                lost,
+            ) {
+                Err(LeaseError::Store(StoreError::StaleView { .. })) => {
+                    on_current_view = false;
+                    lost += 1;
+                }
+                // Nothing ready on a view that may be old: only a refreshed one may say so.
+                Ok(ClaimOutcome::NothingReady { .. }) if on_current_view => {
+                    on_current_view = false;
+                    round -= 1;
+                }
+                Err(LeaseError::Contention { tries }) if round < MAX_CLAIM_ROUNDS => {
+                    // Every candidate of this view was taken meanwhile: look again, a little later.
+                    lost += tries;
+                    std::thread::sleep(std::time::Duration::from_millis(10 * u64::from(round)));
+                }
+                Err(LeaseError::Contention { tries }) => {
+                    return Err(LeaseError::Contention {
+                        tries: lost + tries,
+                    }
+                    .into());
+                }
+                outcome => {
+                    return Ok(Settled {
+                        outcome: outcome?,
+                        loaded,
+                        queue,
+                        leases,
+                        avoided,
+                        lost,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Finishes a claim for the agent: warns about candidates passed over, records the end
+    /// of the run a reclaim took over, reads the task's body and assembles its bundle.
+    fn hand_over(
+        &self,
+        context: &LeaseContext,
+        claimed: lease::Claimed,
+        leases: &BTreeMap<TaskId, Lease>,
+        loaded: LoadedQueue,
+    ) -> Result<ClaimedTask, WorkspaceError> {
+        for skipped in &claimed.skipped {
+            self.notices.warning(skipped);
+        }
+        if claimed.lease.record.event == LeaseEvent::Reclaim
+            && let Some(previous) = leases.get(&claimed.task.id)
+        {
+            self.record_expired_run(previous, &claimed.task, &loaded);
+        }
+        let mut task = claimed.task;
+        if task.body.is_empty() {
+            task.body = read_body(self.repo, loaded.commit, &task.path)?;
+        }
+        // The lease is taken by now: a bundle that cannot be assembled must not lose it.
+        let bundle = loaded
+            .commit
+            .ok_or(WorkspaceError::NoQueueCommit)
+            .and_then(|commit| {
+                let files = CommitFiles::new(self.repo, commit);
+                let options = context::Options::from_config(&loaded.config);
+                Ok(context::build(&files, &loaded.config, &task, options)?)
+            });
+        match &bundle {
+            Ok(bundle) => {
+                for note in &bundle.notes {
+                    self.notices.warning(&note.to_string());
+                }
+                // The bundle's size goes to the usage ledger with the run (bloat shows in reports).
+                let _ = lease::note_context_size(
+                    self.repo.common_dir(),
+                    &task.id,
+                    &context.holder,
+                    bundle.tokens,
+                );
+            }
+            Err(error) => self.notices.warning(&format!(
+                "cannot assemble the context bundle: {}; the lease is held, and `gitprio context {}` tries again",
+                error_chain(error),
+                task.id
+            )),
+        }
+        Ok(ClaimedTask {
+            task,
+            lease: claimed.lease,
+            tries: claimed.tries,
+            origin: loaded.origin,
+            bundle,
+        })
+    }
+
+    /// Records in the usage ledger that the run a reclaim took over ended when its holder
+    /// stopped renewing; a failure is a warning, since the claim stands.
+    fn record_expired_run(&self, previous: &Lease, task: &Task, loaded: &LoadedQueue) {
+        let meta = RunMeta {
+            outcome: Some(Outcome::Expired),
+            ended_at: Some(previous.record.expires_at),
+            ..run_meta(&previous.record, Some(task), &loaded.config, None)
+        };
+        if let Err(error) = Ledger::new(&self.store).write(&meta, &[], self.invocation.now) {
+            self.notices.warning(&format!(
+                "the expired run was not recorded in the usage ledger: {}",
+                error_chain(&error)
+            ));
+        }
+    }
+}
+
+/// Writes an error with its causes, `: `-separated, as anyhow's `{:#}` does.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether a claim may first try on the view of the remote this clone already has,
+/// without a refresh: its mirrors were refreshed within one lease TTL (by this machine's
+/// clock), so the remote is known and the view is recent. The try itself is then one
+/// push, pinned to the queue branch this clone knows ([`LeaseStore::pin_queue_branch`]),
+/// so it lands only where that view still holds; when it does not, or when the view
+/// shows other agents at work, the claim refreshes as always. An agent claiming alone
+/// thus pays one push per claim, and nothing more, on any transport.
+///
+/// Never after a claim of this holder was killed around its swap: handing that lease back
+/// takes no push, so only a refreshed view may say the lease is still its own.
+fn may_claim_without_refresh(store: &LeaseStore<'_>, context: &LeaseContext) -> bool {
+    if lease::has_unsettled_claim(store, &context.holder) {
+        return false;
+    }
+    let ttl = std::time::Duration::from_secs(u64::try_from(context.ttl.as_secs()).unwrap_or(0));
+    store
+        .last_refreshed()
+        .and_then(|refreshed| refreshed.elapsed().ok())
+        .is_some_and(|age| age < ttl)
+}
+
+/// Unpins the queue branch when the claim ends, however it ends: the store's later
+/// pushes (a `gitprio run`'s heartbeats) must not depend on the branch.
+struct Unpin<'store, 'repo>(&'store LeaseStore<'repo>);
+
+impl Drop for Unpin<'_, '_> {
+    fn drop(&mut self) {
+        self.0.unpin_queue_branch();
+    }
+}
+
+/// Says why a claim found nothing: `held` open tasks kept back by leases only, `avoided`
+/// ready tasks passed over for overlapping a held one.
+fn why_nothing_ready(queue: &Queue, held: usize, avoided: &BTreeSet<TaskId>) -> NothingReady {
+    if queue.ready().is_empty() {
+        let open = queue
+            .not_ready()
+            .iter()
+            .filter(|entry| entry.task.status == Status::Open)
+            .count();
+        if held > 0 && open == held {
+            all_held_back(queue)
+        } else {
+            nothing_ready_in(queue)
+        }
+    } else if !avoided.is_empty() {
+        NothingReady {
+            reason: "overlap",
+            message: format!(
+                "nothing ready apart from {} tasks whose `owns` overlap a held task's; they wait until it is done or released",
+                avoided.len()
+            ),
+        }
+    } else {
+        NothingReady {
+            reason: "no_match",
+            message: format!(
+                "nothing ready for this filter: {} ready tasks, none of this type, feature or tier",
+                queue.ready().len()
+            ),
+        }
+    }
+}
+
+/// Describes why nothing is ready when leases keep back every open task: held by
+/// agents, submitted, or parked.
+fn all_held_back(queue: &Queue) -> NothingReady {
+    let (mut held, mut submitted, mut parked) = (0, 0, 0);
+    for entry in queue.not_ready() {
+        for blocker in entry.readiness.blockers() {
+            match blocker {
+                Blocker::Leased { .. } => held += 1,
+                Blocker::Submitted { .. } => submitted += 1,
+                Blocker::Parked { .. } => parked += 1,
+                _ => {}
+            }
+        }
+    }
+    if submitted == 0 && parked == 0 {
+        return NothingReady {
+            reason: "all_held",
+            message: format!(
+                "nothing ready: all {held} open tasks are held by agents; see `gitprio status`"
+            ),
+        };
+    }
+    let parts: Vec<String> = [
+        (held, "held by an agent"),
+        (submitted, "submitted (its change has not landed yet)"),
+        (parked, "parked (until `gitprio unpark <id>`)"),
+    ]
+    .into_iter()
+    .filter(|(count, _)| *count > 0)
+    .map(|(count, what)| format!("{count} {what}"))
+    .collect();
+    NothingReady {
+        reason: "all_held_back",
+        message: format!(
+            "nothing ready: all {} open tasks are held back by their leases: {}; see `gitprio list`",
+            held + submitted + parked,
+            parts.join(", ")
+        ),
+    }
+}
+
+/// Returns the commands the holder of the lease on `id` reports with; `--local` when the
+/// lease is local.
+pub fn report_commands(id: &TaskId, local: bool) -> Vec<ReportCommand> {
+    let local = if local { " --local" } else { "" };
+    vec![
+        ReportCommand {
+            command: format!("gitprio heartbeat {id}{local}"),
+            purpose: "renew the lease while you work, well before it expires; exit 4 means the lease was lost: stop".to_owned(),
+        },
+        ReportCommand {
+            command: format!("gitprio done {id}{local}"),
+            purpose: "when the acceptance commands pass: records the submission and sets `status: done` in the task file; commit it with your change".to_owned(),
+        },
+        ReportCommand {
+            command: format!("gitprio release {id}{local} --failed --reason \"<why>\""),
+            purpose: "give the task back as a failed attempt when you cannot finish it".to_owned(),
+        },
+    ]
+}

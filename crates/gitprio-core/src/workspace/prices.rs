@@ -1,0 +1,36 @@
+//! The repository's own prices (`.tasks/prices.yaml`), over the bundled table.
+
+use std::collections::BTreeMap;
+
+use crate::git::{ObjectId, Repository};
+use crate::usage::{Price, PriceTable};
+
+use super::WorkspaceError;
+
+/// Where a repository overrides the bundled prices.
+pub const PRICES_PATH: &str = ".tasks/prices.yaml";
+
+/// Reads the price overrides of `repo` at `commit`, else in its working tree; none when
+/// there is no such file.
+pub fn price_overrides(
+    repo: &Repository,
+    commit: Option<ObjectId>,
+) -> Result<BTreeMap<String, Price>, WorkspaceError> {
+    let text = match commit
+        .map(|commit| repo.entry_at(commit, PRICES_PATH))
+        .transpose()?
+    {
+        Some(Some((blob, false))) => String::from_utf8_lossy(&repo.read_blob(blob)?).into_owned(),
+        _ => match repo.workdir().map(|root| root.join(PRICES_PATH)) {
+            Some(path) if path.is_file() => {
+                std::fs::read_to_string(&path).map_err(|source| WorkspaceError::Io {
+                    action: "read",
+                    path,
+                    source,
+                })?
+            }
+            _ => return Ok(BTreeMap::new()),
+        },
+    };
+    PriceTable::parse_overrides(&text).map_err(|detail| WorkspaceError::InvalidPrices { detail })
+}

@@ -1,0 +1,199 @@
+//! Reading the queue for a use case: the task files through the parse cache, the lease
+//! blockers as last seen, and why nothing is ready.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::git::{ObjectId, Repository};
+use crate::lease::{self, BadLease, Lease, Mode, StoreError};
+use crate::queue::{Blocker, Holds, Queue};
+use crate::source::{self, LoadError, LoadedQueue, ParseCache, QueueSource};
+use crate::task::{Status, TaskId};
+
+use super::{Notices, Workspace, WorkspaceError};
+
+/// Returns where the parse cache of `repo` lives: shared by all its worktrees.
+pub fn parse_cache_path(repo: &Repository) -> PathBuf {
+    repo.common_dir()
+        .join("gitprio")
+        .join("cache")
+        .join("parsed.bin")
+}
+
+/// Loads every task of `source` through the parse cache; the problems met go to `notices`.
+pub fn load_tasks(
+    repo: &Repository,
+    source: &QueueSource,
+    notices: &dyn Notices,
+) -> Result<LoadedQueue, LoadError> {
+    let cache_path = parse_cache_path(repo);
+    let mut cache = ParseCache::load(&cache_path);
+    let loaded = source::load(repo, source, Some(&mut cache))?;
+    save_parse_cache(&cache, &cache_path, notices);
+    notices.diagnostics(&loaded.diagnostics);
+    Ok(loaded)
+}
+
+/// Saves the parse cache at `path`, with a warning when it cannot be written.
+pub fn save_parse_cache(cache: &ParseCache, path: &Path, notices: &dyn Notices) {
+    if let Err(error) = cache.save(path) {
+        notices.warning(&format!(
+            "cannot write the parse cache {}: {error}",
+            path.display()
+        ));
+    }
+}
+
+/// How old the lease mirrors may be before a reading command says it answers from old leases.
+const MIRRORS_OLD_AFTER: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// What the lease mirrors a reading command answers from are.
+#[derive(Debug)]
+pub enum Mirrors {
+    /// The leases live in this clone: there is nothing to fetch.
+    Local,
+    /// Fetched now (this clone never had them), or within [`MIRRORS_OLD_AFTER`].
+    Recent,
+    /// This clone never fetched the remote's leases and cannot now.
+    Unreachable { remote: String, error: StoreError },
+    /// Last fetched `age` ago, longer than [`MIRRORS_OLD_AFTER`].
+    Old {
+        remote: String,
+        age: std::time::Duration,
+    },
+}
+
+impl Workspace<'_> {
+    /// Makes sure a reading command (`next`, `list`) answers from the remote's leases: a
+    /// clone that never fetched them (`git clone` does not) fetches them once now; older
+    /// mirrors are used as they are, and the result says how old they are.
+    pub fn mirrors_fetched(&self) -> Mirrors {
+        let Mode::Remote { remote, .. } = self.store.mode() else {
+            return Mirrors::Local;
+        };
+        match self.store.last_refreshed() {
+            None => match self.store.refresh() {
+                Ok(()) => Mirrors::Recent,
+                Err(error) => Mirrors::Unreachable {
+                    remote: remote.clone(),
+                    error,
+                },
+            },
+            Some(at) => {
+                let age = std::time::SystemTime::now()
+                    .duration_since(at)
+                    .unwrap_or_default();
+                if age > MIRRORS_OLD_AFTER {
+                    Mirrors::Old {
+                        remote: remote.clone(),
+                        age,
+                    }
+                } else {
+                    Mirrors::Recent
+                }
+            }
+        }
+    }
+
+    /// The lease blockers on tasks as last seen, for every reading command.
+    pub fn holds(&self) -> Result<Holds, WorkspaceError> {
+        let (leases, bad) = self.store.leases()?;
+        Ok(holds_of(
+            &leases,
+            &bad,
+            self.invocation.now,
+            self.skew(),
+            self.notices,
+        ))
+    }
+}
+
+/// The lease blockers on tasks of `leases`; an unreadable lease holds its task back, with a
+/// warning saying how to delete it.
+pub(super) fn holds_of(
+    leases: &BTreeMap<TaskId, Lease>,
+    bad: &[BadLease],
+    now: jiff::Timestamp,
+    skew: jiff::SignedDuration,
+    notices: &dyn Notices,
+) -> Holds {
+    let mut holds = lease::holds(leases, now, skew);
+    for lease in bad {
+        notices.warning(&format!(
+            "lease ref `{}` is unreadable ({}); its task is held back. Delete the ref if the lease is stale: `git update-ref -d {}` (and on the remote: `git push <remote> :refs/gitprio/leases/<id>`)",
+            lease.reference, lease.problem, lease.reference
+        ));
+        if let Some(id) = lease.reference.rsplit('/').next().and_then(TaskId::new) {
+            holds.entry(id).or_default().push(Blocker::Parked {
+                attempts: 0,
+                last_error: Some(format!("unreadable lease: {}", lease.problem)),
+            });
+        }
+    }
+    holds
+}
+
+/// Reads the markdown body of the task file at `path` in `commit` (the cache keeps no bodies).
+pub fn read_body(
+    repo: &Repository,
+    commit: Option<ObjectId>,
+    path: &str,
+) -> Result<String, crate::git::GitError> {
+    let Some(commit) = commit else {
+        return Ok(String::new());
+    };
+    let bytes = match repo.entry_at(commit, path)? {
+        Some((blob, false)) => repo.read_blob(blob)?,
+        _ => return Ok(String::new()),
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    Ok(crate::task::split_frontmatter(&text)
+        .map(|parts| parts.body.to_owned())
+        .unwrap_or_default())
+}
+
+/// Why nothing is ready, as a stable reason code and a sentence.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NothingReady {
+    /// `empty`, `all_blocked`, `all_held`, `all_held_back`, `no_match` or `overlap`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// Describes why nothing is ready when `open` of `total` tasks are open.
+pub fn nothing_ready(open: usize, total: usize) -> NothingReady {
+    let (reason, message) = if open == 0 {
+        (
+            "empty",
+            format!(
+                "nothing ready: the queue has no open task ({total} {} in all)",
+                if total == 1 { "task" } else { "tasks" }
+            ),
+        )
+    } else if open == 1 {
+        (
+            "all_blocked",
+            "nothing ready: the one open task is blocked; see `gitprio list`".to_owned(),
+        )
+    } else {
+        (
+            "all_blocked",
+            format!("nothing ready: all {open} open tasks are blocked; see `gitprio list`"),
+        )
+    };
+    NothingReady { reason, message }
+}
+
+/// Counts the tasks of `queue` whose status is `open`, ready or not.
+pub(super) fn open_count(queue: &Queue) -> usize {
+    queue
+        .entries()
+        .iter()
+        .filter(|entry| entry.task.status == Status::Open)
+        .count()
+}
+
+/// Describes why nothing of `queue` is ready, by its open and total counts.
+pub(super) fn nothing_ready_in(queue: &Queue) -> NothingReady {
+    nothing_ready(open_count(queue), queue.entries().len())
+}

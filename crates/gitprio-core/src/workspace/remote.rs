@@ -1,0 +1,64 @@
+//! Where the leases live: the configured remote and the queue's branch, or local refs.
+
+use crate::config::Config;
+use crate::git::Repository;
+use crate::lease::Mode;
+
+use super::{StoreChoice, WorkspaceError};
+
+/// Chooses where leases live: the configured (or `origin`) remote when it exists, else
+/// local refs; `branch` (`GITPRIO_BRANCH`) names the queue's branch over the config's.
+pub fn store_mode(
+    repo: &Repository,
+    config: &Config,
+    choice: StoreChoice,
+    branch: Option<&str>,
+) -> Result<Mode, WorkspaceError> {
+    if choice == StoreChoice::Local {
+        return Ok(Mode::Local);
+    }
+    let remote = match &config.remote {
+        Some(remote) if repo.has_remote(remote) => remote.clone(),
+        // Named on purpose while the clone has other remotes: most likely a misspelt name,
+        // which must not quietly make the leases local, where no other machine sees them.
+        Some(remote) if !repo.remote_names().is_empty() => {
+            return Err(WorkspaceError::NoSuchRemote {
+                config: crate::CONFIG_PATH,
+                remote: remote.clone(),
+                remotes: repo.remote_names(),
+            });
+        }
+        None if repo.has_remote("origin") => "origin".to_owned(),
+        // No remote at all: the leases live in this clone's refs.
+        Some(_) | None => return Ok(Mode::Local),
+    };
+    let branch = branch
+        .filter(|branch| !branch.trim().is_empty())
+        .map(str::to_owned)
+        .or_else(|| config.branch.clone())
+        .unwrap_or_else(|| default_branch(repo, &remote));
+    Ok(Mode::Remote { remote, branch })
+}
+
+/// The remote's default branch as this clone knows it: `<remote>/HEAD`, else `main` or
+/// `master` when the remote has one, else the current branch, unless it is a task's own
+/// `gitprio/<id>` (the queue is never there), else `main`.
+fn default_branch(repo: &Repository, remote: &str) -> String {
+    let tracking = format!("refs/remotes/{remote}/");
+    repo.symbolic_target(&format!("{tracking}HEAD"))
+        .and_then(|target| target.strip_prefix(&tracking).map(str::to_owned))
+        .or_else(|| {
+            ["main", "master"]
+                .into_iter()
+                .find(|branch| {
+                    repo.reference_commit(&format!("{tracking}{branch}"))
+                        .is_ok_and(|commit| commit.is_some())
+                })
+                .map(str::to_owned)
+        })
+        .or_else(|| {
+            repo.current_branch()
+                .filter(|branch| !branch.starts_with("gitprio/"))
+        })
+        .unwrap_or_else(|| "main".to_owned())
+}

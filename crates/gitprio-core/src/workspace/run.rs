@@ -1,0 +1,82 @@
+//! The run of a task: one attempt under one lease generation, as the usage ledger files it.
+
+use crate::config::Config;
+use crate::git::ObjectId;
+use crate::lease::{HeldLease, LeaseRecord};
+use crate::source::QueueSource;
+use crate::task::{Task, TaskId};
+use crate::usage::RunMeta;
+
+use super::{Workspace, WorkspaceError, load_tasks};
+
+/// Describes the run of lease `record` for the ledger, with the task's facts as queued now.
+pub fn run_meta(
+    record: &LeaseRecord,
+    task: Option<&Task>,
+    config: &Config,
+    context_tokens: Option<u64>,
+) -> RunMeta {
+    let budget_tokens = task.and_then(|task| {
+        task.budget.and_then(|budget| budget.tokens).or_else(|| {
+            task.task_type
+                .as_ref()
+                .and_then(|kind| config.budgets.get(kind))
+                .map(|count| count.0)
+        })
+    });
+    RunMeta {
+        task: record.task.clone(),
+        run: RunMeta::run_id(record.generation, record.acquired_at),
+        generation: record.generation,
+        agent: record.holder.agent.clone(),
+        session: record.holder.session.clone(),
+        worktree: record.holder.worktree.clone(),
+        task_type: task.and_then(|task| task.task_type.clone()),
+        feature: task.and_then(|task| task.feature.clone()),
+        value: task.map_or(1, |task| task.value),
+        routed_model: task.and_then(|task| task.model.clone()),
+        budget_tokens,
+        context_tokens,
+        started_at: record.acquired_at,
+        ended_at: None,
+        outcome: None,
+    }
+}
+
+impl Workspace<'_> {
+    /// Returns the queue's source for this store: the queue's branch as last fetched, or
+    /// the default in local mode.
+    pub fn queue_source(&self) -> QueueSource {
+        self.store
+            .queue_ref()
+            .map_or(QueueSource::Default, QueueSource::Rev)
+    }
+
+    /// Describes the current run of `id`: the lease this worktree holds, else the task's
+    /// lease as last fetched (so usage can still be recorded after a release).
+    pub fn current_run(&self, id: &TaskId) -> Result<RunMeta, WorkspaceError> {
+        let repo = self.repo;
+        let held = HeldLease::load(repo.common_dir(), id, &self.holder())?;
+        let record = match &held {
+            Some(held) => {
+                let oid = ObjectId::from_hex(held.oid.as_bytes())
+                    .map_err(|_| WorkspaceError::HeldWithoutCommit { id: id.clone() })?;
+                LeaseRecord::from_message(&repo.commit_message(oid)?)?
+            }
+            None => {
+                self.store
+                    .lease(id)?
+                    .ok_or_else(|| WorkspaceError::NoRun { id: id.clone() })?
+                    .record
+            }
+        };
+        let loaded = load_tasks(repo, &self.queue_source(), self.notices)?;
+        let task = loaded.tasks.iter().find(|task| &task.id == id);
+        Ok(run_meta(
+            &record,
+            task,
+            &loaded.config,
+            held.and_then(|held| held.context_tokens),
+        ))
+    }
+}

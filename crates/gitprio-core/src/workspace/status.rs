@@ -1,0 +1,60 @@
+//! Who holds what: every lease, whose it is, and the lease refs that cannot be read.
+
+use std::collections::BTreeMap;
+
+use crate::git::Repository;
+use crate::lease::{HeldLease, Lease};
+use crate::reply::lease::{LeaseReply, StatusLease, StatusReply, UnreadableLease};
+use crate::task::TaskId;
+
+use super::{Workspace, WorkspaceError};
+
+/// The tasks whose lease this worktree holds now.
+///
+/// Only while the lease is exactly the commit this worktree wrote last: one that moved on
+/// (reclaimed, revoked) is someone else's, whatever this worktree remembers.
+fn held_here(repo: &Repository, leases: &BTreeMap<TaskId, Lease>) -> Vec<TaskId> {
+    let here = repo.workdir().map(|path| path.display().to_string());
+    HeldLease::all(repo.common_dir())
+        .into_iter()
+        .filter(|held| {
+            held.worktree == here
+                && leases
+                    .get(&held.task)
+                    .is_some_and(|lease| lease.oid == held.oid.as_str())
+        })
+        .map(|held| held.task)
+        .collect()
+}
+
+impl Workspace<'_> {
+    /// Every lease in task id order, with whether it is past its expiry and held here;
+    /// from the remote unless `offline` (then as last fetched).
+    pub fn status(&self, offline: bool) -> Result<StatusReply, WorkspaceError> {
+        if !offline {
+            self.store.refresh()?;
+        }
+        let (leases, bad) = self.store.leases()?;
+        let skew = self.skew();
+        let mine = held_here(self.repo, &leases);
+        let store = self.store_name();
+        Ok(StatusReply {
+            leases: leases
+                .values()
+                .map(|lease| StatusLease {
+                    task: lease.record.task.clone(),
+                    expired: lease.record.is_expired(self.invocation.now, skew),
+                    mine: mine.contains(&lease.record.task),
+                    lease: LeaseReply::new(lease, store),
+                })
+                .collect(),
+            unreadable: bad
+                .into_iter()
+                .map(|lease| UnreadableLease {
+                    reference: lease.reference,
+                    problem: lease.problem,
+                })
+                .collect(),
+        })
+    }
+}

@@ -1,0 +1,101 @@
+//! Submitting a task: the completion fenced by the lease, then `status: done` in its file.
+
+use crate::lease::{self, Lease};
+use crate::source::{self, QueueSource};
+use crate::task::{Status, TaskId};
+use crate::usage::Outcome;
+
+use super::{Workspace, WorkspaceError};
+
+/// A submitted task: its lease, and the task file in which `status: done` was set.
+#[derive(Debug)]
+pub struct Submitted {
+    pub lease: Lease,
+    pub path: String,
+}
+
+/// The note a completion leaves on the lease: why the acceptance commands were not run, if
+/// they were not, then the review summary.
+pub fn completion_note(no_verify_reason: Option<&str>, summary: Option<String>) -> Option<String> {
+    match (no_verify_reason, summary) {
+        (Some(reason), Some(summary)) => Some(format!("acceptance not run: {reason}\n\n{summary}")),
+        (Some(reason), None) => Some(format!("acceptance not run: {reason}")),
+        (None, summary) => summary,
+    }
+}
+
+/// The longest review summary kept, in bytes: it lives in a lease commit message.
+const MAX_SUMMARY_BYTES: usize = 8 * 1024;
+
+/// Trims a review summary and cuts it at [`MAX_SUMMARY_BYTES`], saying so.
+pub fn bounded_summary(text: &str) -> String {
+    let mut text = text.trim().to_owned();
+    if text.len() > MAX_SUMMARY_BYTES {
+        let mut end = MAX_SUMMARY_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push_str("\n[summary cut at 8 KiB]");
+    }
+    text
+}
+
+impl Workspace<'_> {
+    /// Records `id` as submitted, fenced by the lease, then sets `status: done` in its task
+    /// file. `note` (the review summary, why acceptance was not run) is kept as the
+    /// `reason` of the submit record in the lease history.
+    pub fn submit(&self, id: &TaskId, note: Option<&str>) -> Result<Submitted, WorkspaceError> {
+        let context = self.lease_context(None)?;
+        let worktree = self
+            .repo
+            .workdir()
+            .ok_or(WorkspaceError::NoWorktree {
+                action: "gitprio done",
+                why: "edits the task file",
+            })?
+            .to_path_buf();
+        let path = self.find_task_file(id)?;
+        let file = worktree.join(&path);
+        let text = std::fs::read_to_string(&file).map_err(|source| WorkspaceError::Io {
+            action: "read the task file",
+            path: file.clone(),
+            source,
+        })?;
+        let edited = crate::task::set_status(&text, Status::Done).map_err(|source| {
+            WorkspaceError::SetStatus {
+                path: file.clone(),
+                source,
+            }
+        })?;
+        // The fence first: only the lease holder may record completion.
+        let lease = lease::submit_noting(&self.store, id, &context, note)?;
+        if context.failpoint.as_deref() == Some("done:before-edit") {
+            std::process::abort();
+        }
+        self.record_outcome(id, Outcome::Completed);
+        if edited != text {
+            std::fs::write(&file, edited).map_err(|source| WorkspaceError::Io {
+                action: "write",
+                path: file.clone(),
+                source,
+            })?;
+        }
+        Ok(Submitted { lease, path })
+    }
+
+    /// Finds the task file of `id`: in the working tree first (it may be new), else in the queue.
+    fn find_task_file(&self, id: &TaskId) -> Result<String, WorkspaceError> {
+        for source in [QueueSource::Worktree, QueueSource::Default] {
+            if let Ok(loaded) = source::load(self.repo, &source, None)
+                && let Some(task) = loaded.tasks.iter().find(|task| &task.id == id)
+            {
+                return Ok(task.path.clone());
+            }
+        }
+        Err(WorkspaceError::NoTaskFile {
+            id: id.clone(),
+            place: "the working tree or the queue",
+        })
+    }
+}
