@@ -7,6 +7,7 @@ Usage:
                               [--lease-refs 0,500] [--agents 1,4,16,32] [--tasks 500]
                               [--max-load 1.0] [--skip latency|contention|rtt ...]
                               [--rtts 50,150] [--rtt-agents 1,8,32] [--bin-before OLD]
+                              [--rtt-tasks-per-agent 2] [--work-ms 0]
 
 Needs only python3 (stdlib), git (with `git daemon`) and the release binary. Everything
 happens in a temporary directory with its own HOME, GIT_CONFIG_GLOBAL=/dev/null and
@@ -22,7 +23,9 @@ path (local transport), (b) the same kind of repository served by `git daemon` o
 127.0.0.1 (git://, receive-pack enabled; the daemon is killed at the end). For each level
 L of --lease-refs (column `leases`), a remote whose queue has L + --runs + --warmup tasks,
 the first L of them already finished (one lease ref each in state `submitted`, as after L
-claims and `gitprio done`s; the record is copied from one that this gitprio wrote). Every
+claims and `gitprio done`s a day ago, before a `gitprio gc`; the record is copied from one
+that this gitprio wrote, its times moved back a day, so no agent of theirs counts as
+active). Every
 claim looks at every lease ref, and git's fetch and push both cost more with more refs, so
 L=0 is the best case and L=500 a queue in use. For each remote, a clone, and --runs
 timed rounds (after --warmup untimed ones) of, in this order:
@@ -77,7 +80,9 @@ run, against the same servers):
             `claim rt` are the median round trips the proxy saw per command (connections
             plus answers waited for); `p50/push` = median claim / median raw push of the
             same transport, RTT and build (target: <= 1.1x).
-  - K:      as part 2, K agents drain max(--rtt-min-tasks, 2K) tasks over the proxy;
+  - K:      as part 2, K agents drain max(--rtt-min-tasks, --rtt-tasks-per-agent * K) tasks
+            over the proxy, each working --work-ms (x0.5-1.5, at random) on a task between
+            its claim and its `done` (0: at once, the harshest contention);
             `claim rt` here is round trips per claim-and-done cycle (both commands, lost
             pushes included); pushes/claim target <= 1.2 at 32 agents; the run fails on
             any double claim, unclaimed task or lost lease.
@@ -87,9 +92,11 @@ shows up.
 """
 
 import argparse
+import calendar
 import collections
 import json
 import os
+import random
 import re
 import shutil
 import socket
@@ -192,7 +199,15 @@ def lease_template(binary, root, env):
     message = commit.split("\n\n", 1)[1]
     if '"state": "submitted"' not in message:
         sys.exit(f"unexpected lease record after `gitprio done`:\n{message}")
-    return message
+    # Finished work of a day ago, as leases pile up until `gitprio gc`: not an agent
+    # active within the TTL, which would make every claim refresh (its spread counts it).
+    subject, body = message.split("\n\n", 1)
+    record = json.loads(body)
+    day = 86_400
+    for key in ("acquired_at", "renewed_at", "expires_at"):
+        stamp = time.strptime(record[key][:19], "%Y-%m-%dT%H:%M:%S")
+        record[key] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(calendar.timegm(stamp) - day))
+    return subject + "\n\n" + json.dumps(record, indent=2) + "\n"
 
 
 def clone(url, dest, env):
@@ -239,7 +254,9 @@ def start_daemon(base, env):
     daemon = subprocess.Popen(
         [
             "git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={port}",
-            f"--base-path={base}", "--export-all", "--enable=receive-pack", base,
+            f"--base-path={base}", "--export-all", "--enable=receive-pack",
+            # A forge serves more than git daemon's default of 32 connections at once.
+            "--max-connections=256", base,
         ],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -362,14 +379,28 @@ def run_latency(args, binary, root, env):
         )
         ok = ok and ratio <= 1.5
     print(f"# target claim <= 1.5x raw push: {'met' if ok else 'NOT met'}")
+    top = max(levels)
+    if top:
+        ratios = {
+            (remote, level): statistics.median(samples["claim"]) / statistics.median(samples["push"])
+            for remote, level, samples in results
+        }
+        for remote in ("path", "git://"):
+            if (remote, 0) in ratios:
+                print(
+                    f"# {remote}: claim/push {ratios[(remote, top)]:.2f}x with {top} lease refs, "
+                    f"{ratios[(remote, 0)]:.2f}x with none: target <= 1.3x with {top}: "
+                    f"{'met' if ratios[(remote, top)] <= 1.3 else 'NOT met'}"
+                )
     sys.stdout.flush()
 
 
 RACES = re.compile(r"losing (\d+) races")
 
 
-def agent_loop(binary, repo, env, start, record, errors, max_errors=20):
+def agent_loop(binary, repo, env, start, record, errors, max_errors=20, work_ms=0):
     start.wait()
+    rnd = random.Random(env["GITPRIO_AGENT"])
     failures = 0
     while True:
         begin = time.perf_counter()
@@ -391,6 +422,9 @@ def agent_loop(binary, repo, env, start, record, errors, max_errors=20):
         claim = json.loads(result.stdout)
         task = claim["task"]["id"]
         record(task, claim["tries"], ms)
+        if work_ms:
+            # The agent works on the task: half to one and a half times --work-ms.
+            time.sleep(rnd.uniform(0.5, 1.5) * work_ms / 1000)
         done = subprocess.run([binary, "done", task], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         if done.returncode != 0:
             errors.append(
@@ -431,6 +465,7 @@ def contention(args, binary, root, env, agents, tasks=None, serve=None, url=None
         threading.Thread(
             target=agent_loop,
             args=(binary, repo, dict(env, GITPRIO_AGENT=os.path.basename(repo)), start, record, errors),
+            kwargs={"work_ms": args.work_ms},
         )
         for repo in clones
     ]
@@ -554,7 +589,7 @@ def run_rtt(args, binary, root, env):
                         "claims/s": 1000 / claim, "ok": True,
                     })
                     for agents in [int(value) for value in args.rtt_agents.split(",")]:
-                        tasks = max(args.rtt_min_tasks, 2 * agents)
+                        tasks = max(args.rtt_min_tasks, args.rtt_tasks_per_agent * agents)
                         before = proxy.counters()
                         result = contention(args, binary, root, env, agents, tasks, serve, url)
                         after = proxy.counters()
@@ -580,7 +615,8 @@ def run_rtt(args, binary, root, env):
     print(
         f"# claims over a network round trip ({os.cpu_count()} cores, load {load:.2f} at start, {load1():.2f} at end): "
         f"proxy on 127.0.0.1 adding RTT per connection and per answer; `alone`: {args.rtt_runs} claims after "
-        f"{args.warmup} warm-up, each after a raw push; K: K agents drain max({args.rtt_min_tasks}, 2K) tasks"
+        f"{args.warmup} warm-up, each after a raw push; K: K agents drain max({args.rtt_min_tasks}, "
+        f"{args.rtt_tasks_per_agent}K) tasks, working {args.work_ms} ms (x0.5-1.5) on each"
     )
     print(
         f"{'remote':<7} {'rtt ms':>6} {'build':>6} {'agents':>6} {'push ms':>8} {'push rt':>7} {'claim rt':>8} "
@@ -677,6 +713,11 @@ def main():
     parser.add_argument("--rtt-agents", default="1,8,32")
     parser.add_argument("--rtt-runs", type=int, default=8)
     parser.add_argument("--rtt-min-tasks", type=int, default=16)
+    parser.add_argument("--rtt-tasks-per-agent", type=int, default=2)
+    parser.add_argument(
+        "--work-ms", type=int, default=0,
+        help="how long each agent works on a task between claim and done (0: at once), ms",
+    )
     args = parser.parse_args()
     binary = os.path.abspath(args.bin)
     if not os.access(binary, os.X_OK):

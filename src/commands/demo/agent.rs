@@ -72,7 +72,7 @@ fn work(
     task: &gitprio_core::Task,
     prompt: &str,
     args: &AgentArgs,
-) -> anyhow::Result<u8> {
+) -> anyhow::Result<exit_code::ExitStatus> {
     let kind = task.task_type.as_deref().unwrap_or("chore");
     let config = source::local_config(repo)?;
     let budget = task

@@ -10,6 +10,7 @@
 mod ops;
 mod overlap;
 mod revoke;
+pub mod spread;
 mod store;
 
 use std::collections::BTreeMap;

@@ -13,8 +13,9 @@ use super::{Holder, Lease, LeaseEvent, LeaseRecord, LeaseState, Progress};
 use crate::queue::Queue;
 use crate::task::{Status, Task, TaskId};
 
-/// How many compare-and-swaps one claim may lose on one view of the leases before it
-/// asks for a fresh view (the caller refreshes and calls [`claim`] again).
+/// How many compare-and-swaps (claims, and parks of expired leases) one claim may push on
+/// one view of the leases; a lost race ends the view at once (the caller refreshes and
+/// calls [`claim`] again).
 pub const MAX_CLAIM_TRIES: u32 = 3;
 
 /// Everything a lease operation needs to know that is not in the repository.
@@ -478,10 +479,10 @@ fn holder_key(worktree: Option<&str>, agent: &str) -> String {
 
 /// Claims the best ready task that passes `filter`, given the queue and leases just refreshed.
 ///
-/// Agents that claim at the same moment would all race for the top task; each one
-/// starts instead at its own offset among the top tasks, as many as agents were seen
-/// recently (one agent alone always takes the top task), and on losing a race moves
-/// on to the next candidate.
+/// Agents that claim at the same moment would all race for the top task; each one tries
+/// instead the best-ranked tasks it owns among the agents claiming now
+/// ([`super::spread`]; one agent alone always takes the top task), and on losing a race
+/// moves on to the next one.
 pub fn claim(
     store: &LeaseStore<'_>,
     queue: &Queue,
@@ -498,11 +499,18 @@ pub fn claim(
         context,
         filter,
         &BTreeSet::new(),
+        0,
     )
 }
 
 /// Claims like [`claim`], passing over the ready tasks in `avoid` (those whose `owns`
-/// overlap a held task's, see [`super::overlapping_ready`]).
+/// overlap a held task's, see [`super::overlapping_ready`]), for a claim that lost
+/// `lost_races` races on earlier views already: each widens the spread
+/// ([`super::spread::claim_order`]).
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the claim's inputs, each a different thing; a struct would only rename them"
+)]
 pub fn claim_avoiding(
     store: &LeaseStore<'_>,
     queue: &Queue,
@@ -511,6 +519,7 @@ pub fn claim_avoiding(
     context: &LeaseContext,
     filter: &ClaimFilter,
     avoid: &BTreeSet<TaskId>,
+    lost_races: u32,
 ) -> Result<ClaimOutcome, LeaseError> {
     if let Some(claimed) = own_orphan(store, queue, leases, context) {
         return Ok(ClaimOutcome::Claimed(Box::new(claimed)));
@@ -536,15 +545,22 @@ pub fn claim_avoiding(
         context.holder.worktree.as_deref(),
         context.holder.agent.as_str(),
     );
-    let spread = claim_spread(active_agents(leases, context));
+    let candidate_ids: Vec<&TaskId> = candidates.iter().map(|task| &task.id).collect();
+    let order = super::spread::claim_order(
+        &candidate_ids,
+        &super::spread::claimers(leases, context),
+        &context.holder.agent,
+        lost_races,
+    );
     let mut tries = 0;
+    let mut lost_here = false;
     let mut skipped = Vec::new();
     let mut locked = None;
-    for task in claim_order(candidates.len(), spread, random_u64())
-        .into_iter()
-        .map(|index| candidates[index])
-    {
-        if tries >= MAX_CLAIM_TRIES {
+    for task in order.into_iter().map(|index| candidates[index]) {
+        // A lost race means this view is out of date: a new one (a fetch, cheaper than a
+        // push) shows who took what, and the spread widens, where the next candidate of
+        // this view would race the same crowd again.
+        if tries >= MAX_CLAIM_TRIES || lost_here {
             return Err(LeaseError::Contention { tries });
         }
         let previous = leases.get(&task.id);
@@ -577,7 +593,10 @@ pub fn claim_avoiding(
                     skipped,
                 })));
             }
-            Ok(CasOutcome::Lost { .. }) => Intent::clear(git_dir, &task.id, key),
+            Ok(CasOutcome::Lost { .. }) => {
+                Intent::clear(git_dir, &task.id, key);
+                lost_here = true;
+            }
             Err(error @ (StoreError::Locked { .. } | StoreError::RemoteLocked { .. })) => {
                 // A stale lock keeps this one task from moving, not the others.
                 Intent::clear(git_dir, &task.id, key);
@@ -692,54 +711,6 @@ fn claim_record(
         progress: None,
         nonce: nonce(),
     })
-}
-
-/// How many top candidates racing agents spread their first attempts over, given the
-/// number of agents active now (this one included): twice that many, so that agents
-/// whose views of the leases are a little stale rarely pick the same task; one agent
-/// alone always takes the top task.
-fn claim_spread(agents: usize) -> usize {
-    if agents <= 1 {
-        1
-    } else {
-        agents.saturating_mul(2)
-    }
-}
-
-/// Returns the order in which to try `count` ranked candidates (as indices into them).
-///
-/// The first attempt goes to a random one of the top `spread`. A lost race means other
-/// agents claimed in that rank region since this view of the leases was taken, so each
-/// further attempt goes to a random candidate of the next region down (regions at least
-/// two wide), never back to a region already tried. The candidates left follow in rank
-/// order, so every one is reachable. `seed` makes the choice; it differs per agent and
-/// per attempt.
-fn claim_order(count: usize, spread: usize, seed: u64) -> Vec<usize> {
-    let mut order = Vec::with_capacity(count);
-    let mut taken = vec![false; count];
-    let mut state = seed;
-    let mut start = 0;
-    let mut width = spread.max(1);
-    while start < count && order.len() < MAX_CLAIM_TRIES as usize {
-        let end = start.saturating_add(width).min(count);
-        state = mix(state);
-        let span = u64::try_from(end - start).unwrap_or(u64::MAX);
-        let pick = start + usize::try_from(state % span).unwrap_or(0);
-        order.push(pick);
-        taken[pick] = true;
-        start = end;
-        width = width.max(2);
-    }
-    order.extend((0..count).filter(|index| !taken[*index]));
-    order
-}
-
-/// One step of splitmix64: spreads a seed into a well-mixed next value.
-fn mix(state: u64) -> u64 {
-    let mut value = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    value ^ (value >> 31)
 }
 
 /// Whether `holder` noted a claim it never settled (a claim killed around its swap): the
@@ -1401,34 +1372,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_lone_agent_tries_the_top_task_first() {
-        for seed in 0..50 {
-            let order = claim_order(10, claim_spread(1), seed);
-            assert_eq!(order[0], 0);
-            assert!((1..3).contains(&order[1]), "{order:?}");
-            assert!((3..5).contains(&order[2]), "{order:?}");
-        }
-    }
-
-    #[test]
-    fn racing_agents_spread_and_never_retry_a_region() {
-        let spread = claim_spread(4);
-        assert_eq!(spread, 8);
-        let mut first = BTreeSet::new();
-        for seed in 0..200 {
-            let order = claim_order(100, spread, seed);
-            assert!(order[0] < 8, "{order:?}");
-            assert!((8..16).contains(&order[1]), "{order:?}");
-            assert!((16..24).contains(&order[2]), "{order:?}");
-            first.insert(order[0]);
-            let mut sorted = order.clone();
-            sorted.sort_unstable();
-            assert_eq!(sorted, (0..100).collect::<Vec<_>>(), "every candidate once");
-        }
-        assert_eq!(first.len(), 8, "first attempts cover the whole spread");
-    }
-
     fn holder(agent: &str, worktree: &str) -> Holder {
         Holder {
             agent: agent.to_owned(),
@@ -1685,17 +1628,5 @@ mod tests {
             let error = heartbeat(store, &fix_login(), &context(alice), None).unwrap_err();
             assert!(matches!(error, LeaseError::Lost { .. }), "{error}");
         });
-    }
-
-    #[test]
-    fn short_candidate_lists_are_tried_whole() {
-        assert_eq!(claim_order(0, 8, 7), Vec::<usize>::new());
-        assert_eq!(claim_order(1, 8, 7), vec![0]);
-        for seed in 0..20 {
-            let mut order = claim_order(3, 64, seed);
-            assert_eq!(order.len(), 3);
-            order.sort_unstable();
-            assert_eq!(order, vec![0, 1, 2]);
-        }
     }
 }

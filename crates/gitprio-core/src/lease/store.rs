@@ -11,6 +11,10 @@ use super::{LEASE_PREFIX, Lease, LeaseRecord};
 use crate::git::{GitError, Repository, Transport};
 use crate::task::TaskId;
 
+/// How many loose lease mirror files make [`LeaseStore::pack_mirrors`] pack them: a few
+/// dozen loose files cost less to read than one `git pack-refs` process.
+const LOOSE_MIRRORS_BEFORE_PACK: usize = 64;
+
 /// Where the leases that agents coordinate through are kept.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -191,6 +195,28 @@ impl<'repo> LeaseStore<'repo> {
         }
     }
 
+    /// Packs the lease mirrors into `packed-refs` once [`LOOSE_MIRRORS_BEFORE_PACK`] of
+    /// them are loose files (fetches and won pushes write them loose).
+    ///
+    /// Every claim lists every lease mirror: thousands of loose files are thousands of
+    /// opens and reads on each claim, one `packed-refs` file is one read (measured in
+    /// `docs/BENCHMARKS.md`, "5,000 lease refs"). Only a speed-up: a pack that fails (an old
+    /// git without `--include`, a lock held by a sibling agent's fetch) leaves the refs loose
+    /// and correct.
+    fn pack_mirrors(&self) {
+        if !matches!(self.mode, Mode::Remote { .. }) {
+            return;
+        }
+        let directory = self.repo.common_dir().join(self.local_prefix());
+        let loose = std::fs::read_dir(directory)
+            .map_or(0, |entries| entries.take(LOOSE_MIRRORS_BEFORE_PACK).count());
+        if loose < LOOSE_MIRRORS_BEFORE_PACK {
+            return;
+        }
+        let mirrors = format!("{}*", self.mirror_of("refs/gitprio/"));
+        let _ = self.repo.git(&["pack-refs", "--include", &mirrors]);
+    }
+
     /// The ref the queue is read from after [`LeaseStore::refresh`], in remote mode.
     pub fn queue_ref(&self) -> Option<String> {
         match &self.mode {
@@ -239,6 +265,7 @@ impl<'repo> LeaseStore<'repo> {
         let detail = stderr_summary(&output.stderr);
         if output.status.success() {
             self.note_refreshed();
+            self.pack_mirrors();
             Ok(())
         } else if detail.contains("couldn't find remote ref") {
             Err(StoreError::NoBranch {
@@ -538,6 +565,7 @@ impl<'repo> LeaseStore<'repo> {
                     // Mirror what the remote now holds; a failure here only delays what
                     // `status` shows until the next fetch, the remote is the truth.
                     let _ = self.repo.set_reference(&self.mirror_of(reference), new);
+                    self.pack_mirrors();
                 }
                 Ok(outcome)
             }

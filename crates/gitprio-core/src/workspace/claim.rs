@@ -17,8 +17,9 @@ use crate::usage::{Ledger, Outcome, RunMeta};
 use super::queue::{NothingReady, holds_of, nothing_ready_in, read_body};
 use super::{Workspace, WorkspaceError, load_tasks, run_meta};
 
-/// How many fresh views of the leases one claim takes before it gives up.
-const MAX_CLAIM_ROUNDS: u32 = 6;
+/// How many fresh views of the leases one claim takes before it gives up: a view ends at
+/// its first lost race.
+const MAX_CLAIM_ROUNDS: u32 = 12;
 
 /// What a claim asks for.
 #[derive(Clone, Debug, Default)]
@@ -129,6 +130,7 @@ impl Workspace<'_> {
                 &context,
                 &request.filter,
                 &avoided,
+                lost,
             ) {
                 Err(LeaseError::Store(StoreError::StaleView { .. })) => {
                     on_current_view = false;
