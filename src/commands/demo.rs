@@ -308,7 +308,7 @@ fn show(root: &Path, args: &[&str]) -> anyhow::Result<()> {
         .status()
         .with_context(|| format!("cannot run `gitprio {}`", args.join(" ")))?;
     // Nothing ready is an answer the screen shows, not a failure of the demo.
-    match status.code().and_then(|code| u8::try_from(code).ok()) {
+    match status.code().and_then(exit_code::ExitStatus::from_code) {
         Some(exit_code::SUCCESS | exit_code::NOTHING_READY) => Ok(()),
         _ => anyhow::bail!("`gitprio {}` failed ({status})", args.join(" ")),
     }

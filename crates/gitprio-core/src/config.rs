@@ -329,10 +329,6 @@ impl Config {
     /// near miss of), a value of the wrong shape, a lease duration that does not parse. The
     /// config returned keeps the settings that are valid and the defaults for the others:
     /// `gitprio check` validates the tasks against it, every other command refuses to run.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "a parser: one match over every config key"
-    )]
     pub fn parse(path: &str, text: &str) -> (Config, Vec<Diagnostic>) {
         if text.trim().is_empty() {
             return (Config::default(), Vec::new());
