@@ -390,6 +390,8 @@ impl KeyIndex {
             if super::outbox::write_atomically(path, &bytes).is_ok() {
                 self.rewrite = false;
                 self.saved = self.sections.len();
+                // The whole-file index of gitprio versions before this one, now unused.
+                let _ = std::fs::remove_file(path.with_extension("bin"));
             }
             return;
         }
