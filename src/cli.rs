@@ -3,22 +3,26 @@
 use std::process::ExitCode;
 
 use clap::{ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser};
-use gitprio_core::git::GitError;
-use gitprio_core::lease::{LeaseError, RevokeError, StoreError};
-use gitprio_core::source::LoadError;
+use gitprio_core::ExitStatus;
+use gitprio_core::lease::StoreError;
 use gitprio_core::workspace::WorkspaceError;
 
 use crate::commands::Command;
+use crate::output;
 use crate::settings::Settings;
-use crate::{exit_code, output};
 
 /// A git-native task queue for coding agents.
 ///
 /// Tasks are markdown files under `.tasks/`; one ranked queue answers "what is next?".
-/// Exit codes: 0 ok, 1 failure, 2 usage, 3 nothing ready, 4 lease lost,
-/// 5 budget exceeded, 6 not a git repository, 7 no task queue, 130 interrupted (`run`).
 #[derive(Debug, Parser)]
-#[command(name = "gitprio", version, about, long_about, max_term_width = 100)]
+#[command(
+    name = "gitprio",
+    version,
+    about,
+    long_about,
+    after_long_help = exit_codes_help(),
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -34,20 +38,23 @@ pub struct GlobalArgs {
     pub directory: Option<std::path::PathBuf>,
 }
 
-/// An error with the exit code it maps to.
+/// An error with the exit status it maps to.
 #[derive(Debug)]
 pub struct CliError {
-    pub code: u8,
+    pub code: ExitStatus,
     pub error: anyhow::Error,
 }
 
 impl<E: Into<anyhow::Error>> From<E> for CliError {
     fn from(error: E) -> Self {
         let error = error.into();
-        let code = exit_code_for(&error);
+        let code = ExitStatus::of_error(error.as_ref());
         CliError { code, error }
     }
 }
+
+/// The result of a command: the exit status to end with.
+pub type CommandResult = Result<ExitStatus, CliError>;
 
 /// Every cause of `error`, outermost first, with the errors a [`WorkspaceError`] wraps
 /// unchanged (a transparent wrapper hides them from the source chain).
@@ -69,30 +76,14 @@ pub fn causes(error: &anyhow::Error) -> Vec<&(dyn std::error::Error + 'static)> 
     causes
 }
 
-fn exit_code_for(error: &anyhow::Error) -> u8 {
-    for cause in causes(error) {
-        if let Some(load) = cause.downcast_ref::<LoadError>() {
-            return match load {
-                LoadError::NoTasksDir { .. } => exit_code::NO_QUEUE,
-                LoadError::Git(GitError::NotARepository { .. }) => exit_code::NOT_A_REPOSITORY,
-                _ => exit_code::FAILURE,
-            };
-        }
-        if let Some(LeaseError::Lost { .. }) = cause.downcast_ref::<LeaseError>() {
-            return exit_code::LEASE_LOST;
-        }
-        if let Some(RevokeError::Raced { .. }) = cause.downcast_ref::<RevokeError>() {
-            return exit_code::LEASE_LOST;
-        }
-        if let Some(GitError::NotARepository { .. }) = cause.downcast_ref::<GitError>() {
-            return exit_code::NOT_A_REPOSITORY;
-        }
-    }
-    exit_code::FAILURE
+/// Lists the exit codes for `gitprio --help`, from [`ExitStatus`] itself.
+fn exit_codes_help() -> String {
+    let codes: Vec<String> = ExitStatus::ALL
+        .iter()
+        .map(|status| format!("{} {}", status.code(), status.name().replace('_', " ")))
+        .collect();
+    format!("Exit codes: {}.", codes.join(", "))
 }
-
-/// The result of a command: the exit code to end with.
-pub type CommandResult = Result<u8, CliError>;
 
 /// Parses the command line, runs the command and returns its exit code.
 pub fn run() -> ExitCode {
@@ -103,11 +94,11 @@ pub fn run() -> ExitCode {
         Ok(settings) => settings,
         Err(error) => {
             eprintln!("error: {error:#}");
-            return ExitCode::from(exit_code::FAILURE);
+            return ExitStatus::Failure.into();
         }
     };
     match cli.command.run(&settings) {
-        Ok(code) => ExitCode::from(code),
+        Ok(status) => status.into(),
         Err(CliError { code, error }) => {
             output::message(&settings, "error", &format!("{error:#}"));
             let unreachable = causes(&error)
@@ -120,7 +111,7 @@ pub fn run() -> ExitCode {
                     "pass `--offline` to use what was last fetched from the remote",
                 );
             }
-            ExitCode::from(code)
+            code.into()
         }
     }
 }

@@ -247,7 +247,12 @@ fn describe_budget(budget: &gitprio_core::Budget) -> String {
 }
 
 /// Says the run of `id` is over its budget, and returns the budget exit code.
-pub fn over_budget(settings: &Settings, id: &gitprio_core::TaskId, spent: u64, budget: u64) -> u8 {
+pub fn over_budget(
+    settings: &Settings,
+    id: &gitprio_core::TaskId,
+    spent: u64,
+    budget: u64,
+) -> crate::exit_code::ExitStatus {
     message(
         settings,
         "error",

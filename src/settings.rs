@@ -99,14 +99,6 @@ impl Settings {
             branch: self.branch.clone(),
         }
     }
-
-    /// Returns these settings for running in `directory` instead.
-    pub fn in_directory(&self, directory: PathBuf) -> Settings {
-        Settings {
-            directory,
-            ..self.clone()
-        }
-    }
 }
 
 /// The agent name of whoever runs gitprio in `directory` without naming itself:

@@ -357,7 +357,7 @@ fn run_check(settings: &Settings) -> anyhow::Result<bool> {
         .stdin(std::process::Stdio::null())
         .status()
         .context("cannot run `gitprio check`")?;
-    match status.code().and_then(|code| u8::try_from(code).ok()) {
+    match status.code().and_then(exit_code::ExitStatus::from_code) {
         Some(exit_code::SUCCESS | exit_code::NO_QUEUE) => Ok(false),
         Some(exit_code::FAILURE) => Ok(true),
         _ => anyhow::bail!("`gitprio check` failed ({status})"),
@@ -486,7 +486,11 @@ fn write_handover(
 }
 
 /// Posts what a `--summary-dir` run wrote, from a trusted workflow that checks out no pull request code.
-fn post(settings: &Settings, resolved: &Resolved, directory: &Path) -> anyhow::Result<u8> {
+fn post(
+    settings: &Settings,
+    resolved: &Resolved,
+    directory: &Path,
+) -> anyhow::Result<exit_code::ExitStatus> {
     let path = directory.join(PULL_REQUEST_FILE);
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
@@ -648,7 +652,7 @@ fn settle_leases(
             queue: &tasks,
             files_skipped: !queue.skipped_files().is_empty(),
             now: settings.now,
-            skew: core_lease::parse_duration(&queue.config.clock_skew).unwrap_or_default(),
+            skew: queue.config.clock_skew,
         };
         match core_lease::gc(store, &view, &mine).map(|collected| collected.deleted) {
             Ok(deleted) if deleted.is_empty() => {}

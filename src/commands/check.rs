@@ -4,9 +4,9 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use gitprio_core::context::WorktreeFiles;
 use gitprio_core::git::Repository;
+use gitprio_core::reply::CheckReply;
 use gitprio_core::source;
 use gitprio_core::{Diagnostic, Severity, check};
-use serde::Serialize;
 
 use crate::cli::CommandResult;
 use crate::settings::Settings;
@@ -33,16 +33,6 @@ pub enum Format {
     Github,
 }
 
-/// `check --json`, keys in the order the help names them.
-#[derive(Serialize)]
-struct CheckJson<'a> {
-    ok: bool,
-    errors: usize,
-    warnings: usize,
-    files: usize,
-    diagnostics: &'a [Diagnostic],
-}
-
 pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
     let loaded = source::load_for_check(&repo)?;
@@ -63,26 +53,19 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
             diagnostic.severity = Severity::Error;
         }
     }
-    let diagnostics = check::sorted(diagnostics);
-    let errors = diagnostics
-        .iter()
-        .filter(|diagnostic| diagnostic.is_error())
-        .count();
-    let warnings = diagnostics.len() - errors;
     let files = paths
         .iter()
         .filter(|path| path.starts_with(".tasks/") && source::is_task_path(path))
         .count();
+    let reply = CheckReply::new(files, check::sorted(diagnostics));
+    let CheckReply {
+        errors, warnings, ..
+    } = reply;
     if args.json {
-        output::print_json(&CheckJson {
-            ok: errors == 0,
-            errors,
-            warnings,
-            files,
-            diagnostics: &diagnostics,
-        })?;
+        output::print_json(&reply)?;
     } else {
-        for diagnostic in &diagnostics {
+        let diagnostics = &reply.diagnostics;
+        for diagnostic in diagnostics {
             println!("{diagnostic}");
         }
         let format = args.format.unwrap_or(if settings.github_actions {
@@ -91,7 +74,7 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
             Format::Human
         });
         if format == Format::Github {
-            for diagnostic in &diagnostics {
+            for diagnostic in diagnostics {
                 println!("{}", annotation(diagnostic));
             }
         }

@@ -12,7 +12,7 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-pub fn run(args: &CompletionsArgs) -> u8 {
+pub fn run(args: &CompletionsArgs) -> exit_code::ExitStatus {
     clap_complete::generate(
         args.shell,
         &mut Cli::command(),

@@ -4,11 +4,13 @@ use anyhow::anyhow;
 use clap::Args;
 use gitprio_core::context::{self, Bundle, CommitFiles};
 use gitprio_core::git::{ObjectId, Repository};
+use gitprio_core::lease::{HeldLease, Lease, LeaseState, Mode};
+use gitprio_core::reply::ContextReply;
 use gitprio_core::source::QueueSource;
-use gitprio_core::{Config, Task};
-use serde_json::json;
+use gitprio_core::workspace::{StoreChoice, Workspace, report_commands};
+use gitprio_core::{Config, Task, TaskId};
 
-use crate::cli::CommandResult;
+use crate::cli::{CliError, CommandResult};
 use crate::reading::load_tasks;
 use crate::settings::Settings;
 use crate::{exit_code, output};
@@ -60,18 +62,51 @@ pub fn run(settings: &Settings, args: &ContextArgs) -> CommandResult {
     let bundle = assemble(&repo, commit, &loaded.config, task, args.depth, args.budget)?;
     warn_about(settings, &bundle);
     if args.json {
-        let mut value = serde_json::to_value(&bundle)?;
-        value["source"] = json!(loaded.origin);
-        output::print_json(&value)?;
+        output::print_json(&ContextReply {
+            source: loaded.origin,
+            bundle,
+        })?;
     } else {
+        let held = lease_held_here(settings, &repo, &task.id)?;
         let tail = context::Tail {
             source: loaded.origin.to_string(),
-            lease: None,
-            commands: Vec::new(),
+            lease: held.as_ref().map(|(lease, _)| lease),
+            commands: held
+                .as_ref()
+                .map(|(_, local)| report_commands(&task.id, *local))
+                .unwrap_or_default(),
         };
         print!("{}", bundle.to_markdown(&tail));
     }
     Ok(exit_code::SUCCESS)
+}
+
+/// Returns the lease this worktree holds on `id` now, and whether it is a local one.
+///
+/// Only while the lease is exactly the commit this worktree wrote last, as `gitprio status`
+/// says "(this worktree)": one that moved on (reclaimed, revoked, submitted) is not held here.
+fn lease_held_here(
+    settings: &Settings,
+    repo: &Repository,
+    id: &TaskId,
+) -> Result<Option<(Lease, bool)>, CliError> {
+    let here = repo.workdir().map(|path| path.display().to_string());
+    let Some(held) = HeldLease::all(repo.common_dir())
+        .into_iter()
+        .filter(|held| &held.task == id && held.worktree == here && !held.lost)
+        .max_by_key(|held| held.generation)
+    else {
+        return Ok(None);
+    };
+    let notices = output::Stderr(settings);
+    let choice = StoreChoice::local(held.store == "local");
+    let workspace = Workspace::open_quietly(repo, settings.invocation(), choice, &notices)?;
+    let local = *workspace.store().mode() == Mode::Local;
+    Ok(workspace
+        .store()
+        .lease(id)?
+        .filter(|lease| lease.oid == held.oid.as_str() && lease.record.state == LeaseState::Held)
+        .map(|lease| (lease, local)))
 }
 
 /// Builds the bundle of `task` from `commit`, with the config's depth and budget unless overridden.

@@ -14,11 +14,9 @@ use std::process::Command;
 use anyhow::{Context as _, ensure};
 use clap::Args;
 
-use super::{list, next};
 use crate::cli::CommandResult;
 use crate::embedded::EXAMPLE_FILES;
 use crate::exit_code;
-use crate::reading::SourceArgs;
 use crate::settings::Settings;
 
 #[derive(Debug, Args)]
@@ -28,7 +26,7 @@ pub struct DemoArgs {
     pub keep: bool,
 }
 
-pub fn run(settings: &Settings, args: &DemoArgs) -> CommandResult {
+pub fn run(_settings: &Settings, args: &DemoArgs) -> CommandResult {
     let directory = tempfile::Builder::new()
         .prefix("gitprio-demo-")
         .tempdir()
@@ -45,7 +43,6 @@ pub fn run(settings: &Settings, args: &DemoArgs) -> CommandResult {
     git(root, &["init", "--quiet", "--initial-branch=main"])?;
     git(root, &["add", "--all"])?;
     git(root, &["commit", "--quiet", "--message", "Example queue"])?;
-    let demo = settings.in_directory(root.to_path_buf());
     println!(
         "# 1/6 The ranked queue. A repository with {} task files under .tasks/ (from\n\
          # tasks.example/): one deterministic order answers \"what is next?\", and every task\n\
@@ -59,23 +56,9 @@ pub fn run(settings: &Settings, args: &DemoArgs) -> CommandResult {
             .count()
     );
     println!("$ gitprio list");
-    list::run(
-        &demo,
-        &list::ListArgs {
-            source: SourceArgs::default(),
-            ready: false,
-            json: false,
-        },
-    )?;
+    show(root, &["list"])?;
     println!("\n$ gitprio next --explain");
-    next::run(
-        &demo,
-        &next::NextArgs {
-            source: SourceArgs::default(),
-            explain: true,
-            json: false,
-        },
-    )?;
+    show(root, &["next", "--explain"])?;
     simulate(root)?;
     if args.keep {
         let kept = directory.keep();
@@ -97,6 +80,10 @@ const OVERSPENT: &str = "billing-refund-endpoint";
 /// Shows claims, a race and `gitprio run` with the simulated agent on a bare remote and
 /// clones of it, merging the completed branches between rounds as a reviewer would, then
 /// the budget stop, the report and one frame of the cockpit.
+#[expect(
+    clippy::too_many_lines,
+    reason = "the demo's script: its screens in the order they are shown"
+)]
 fn simulate(root: &Path) -> anyhow::Result<()> {
     let world = root.join("agents");
     std::fs::create_dir_all(&world)?;
@@ -311,6 +298,22 @@ fn simulate(root: &Path) -> anyhow::Result<()> {
 
 /// Runs git in `directory`, with neither the system's nor the user's git config: commit
 /// signing or hooks set there must not stop a throwaway demo.
+/// Runs `gitprio <args>` in `root` as a process of this binary, its output shown as it
+/// comes: the demo shows the commands a person would type, run as they would run.
+fn show(root: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let status = Command::new(std::env::current_exe()?)
+        .current_dir(root)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .status()
+        .with_context(|| format!("cannot run `gitprio {}`", args.join(" ")))?;
+    // Nothing ready is an answer the screen shows, not a failure of the demo.
+    match status.code().and_then(exit_code::ExitStatus::from_code) {
+        Some(exit_code::SUCCESS | exit_code::NOTHING_READY) => Ok(()),
+        _ => anyhow::bail!("`gitprio {}` failed ({status})", args.join(" ")),
+    }
+}
+
 fn git(directory: &Path, args: &[&str]) -> anyhow::Result<()> {
     git_output(directory, args).map(drop)
 }

@@ -3,6 +3,7 @@
 use anyhow::anyhow;
 use clap::Args;
 use gitprio_core::queue::{Queue, RankReason, Standing};
+use gitprio_core::reply::ExplainReply;
 
 use crate::cli::CommandResult;
 use crate::reading::{SourceArgs, load_queue};
@@ -20,17 +21,6 @@ pub struct ExplainArgs {
     pub json: bool,
 }
 
-/// `explain --json`: the task, then where it stands, then why.
-#[derive(serde::Serialize)]
-struct ExplainJson<'a> {
-    id: &'a str,
-    ready: bool,
-    position: Option<usize>,
-    ahead: Option<&'a str>,
-    reason: Option<gitprio_core::queue::RankReason>,
-    blockers: &'a [gitprio_core::Blocker],
-}
-
 pub fn run(settings: &Settings, args: &ExplainArgs) -> CommandResult {
     let (loaded, queue) = load_queue(settings, &args.source)?;
     let explanation = queue.explain(&args.id).ok_or_else(|| {
@@ -41,31 +31,37 @@ pub fn run(settings: &Settings, args: &ExplainArgs) -> CommandResult {
         )
     })?;
     if args.json {
-        let mut value = ExplainJson {
-            id: &args.id,
-            ready: true,
-            position: Some(1),
-            ahead: None,
-            reason: None,
-            blockers: &[],
-        };
-        match &explanation.standing {
-            Standing::Next => {}
+        let id = explanation.entry.task.id.clone();
+        let value = match &explanation.standing {
+            Standing::Next => ExplainReply {
+                id,
+                ready: true,
+                position: Some(1),
+                ahead: None,
+                reason: None,
+                blockers: Vec::new(),
+            },
             Standing::Behind {
                 position,
                 ahead,
                 reason,
-            } => {
-                value.position = Some(*position);
-                value.ahead = Some(ahead.id.as_str());
-                value.reason = Some(*reason);
-            }
-            Standing::NotReady { blockers } => {
-                value.ready = false;
-                value.position = None;
-                value.blockers = blockers;
-            }
-        }
+            } => ExplainReply {
+                id,
+                ready: true,
+                position: Some(*position),
+                ahead: Some(ahead.id.clone()),
+                reason: Some(*reason),
+                blockers: Vec::new(),
+            },
+            Standing::NotReady { blockers } => ExplainReply {
+                id,
+                ready: false,
+                position: None,
+                ahead: None,
+                reason: None,
+                blockers: blockers.to_vec(),
+            },
+        };
         output::print_json(&value)?;
         return Ok(exit_code::SUCCESS);
     }

@@ -4,6 +4,7 @@
 use anyhow::Context as _;
 use clap::Args;
 use gitprio_core::git::Repository;
+use gitprio_core::reply::{FileAction, InitReply};
 
 use crate::cli::CommandResult;
 use crate::embedded::{INIT_CONFIG, INIT_TASK};
@@ -19,6 +20,9 @@ pub struct InitArgs {
     /// sections change; running it again changes nothing.
     #[arg(long)]
     pub agents: bool,
+    /// Print JSON: `{"files": [{"path", "action"}]}`, what happened to each file.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn run(settings: &Settings, args: &InitArgs) -> CommandResult {
@@ -26,9 +30,24 @@ pub fn run(settings: &Settings, args: &InitArgs) -> CommandResult {
     let root = repo
         .workdir()
         .context("repository has no working tree to create .tasks/ in")?;
+    let mut reply = InitReply::default();
     if args.agents {
-        return onboard_agents(settings, root);
+        onboard_agents(settings, root, &mut reply)?;
+    } else {
+        create_queue(settings, root, &mut reply)?;
     }
+    if args.json {
+        output::print_json(&reply)?;
+    }
+    Ok(exit_code::SUCCESS)
+}
+
+/// Creates `.tasks/` with the config and the sample task, leaving existing files alone.
+fn create_queue(
+    settings: &Settings,
+    root: &std::path::Path,
+    reply: &mut InitReply,
+) -> anyhow::Result<()> {
     let tasks = root.join(gitprio_core::TASKS_DIR);
     std::fs::create_dir_all(&tasks)
         .with_context(|| format!("cannot create {}", tasks.display()))?;
@@ -43,6 +62,7 @@ pub fn run(settings: &Settings, args: &InitArgs) -> CommandResult {
                 std::io::Write::write_all(&mut file, content.as_bytes())
                     .with_context(|| format!("cannot write {}", path.display()))?;
                 output::message(settings, "info", &format!("created .tasks/{name}"));
+                reply.note(format!(".tasks/{name}"), FileAction::Created);
             }
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
                 output::message(
@@ -50,11 +70,12 @@ pub fn run(settings: &Settings, args: &InitArgs) -> CommandResult {
                     "info",
                     &format!(".tasks/{name} exists; left as it is"),
                 );
+                reply.note(format!(".tasks/{name}"), FileAction::Kept);
             }
             Err(error) => {
-                return Err(anyhow::Error::new(error)
-                    .context(format!("cannot create {}", path.display()))
-                    .into());
+                return Err(
+                    anyhow::Error::new(error).context(format!("cannot create {}", path.display()))
+                );
             }
         }
     }
@@ -63,7 +84,7 @@ pub fn run(settings: &Settings, args: &InitArgs) -> CommandResult {
         "hint",
         "edit the sample task, then `gitprio check` and commit .tasks/",
     );
-    Ok(exit_code::SUCCESS)
+    Ok(())
 }
 
 /// The line that opens gitprio's section in a file it shares with people.
@@ -118,7 +139,11 @@ struct Planned {
 
 /// `gitprio init --agents`: works out every file first, so nothing is written when one of them
 /// cannot be updated.
-fn onboard_agents(settings: &Settings, root: &std::path::Path) -> CommandResult {
+fn onboard_agents(
+    settings: &Settings,
+    root: &std::path::Path,
+    reply: &mut InitReply,
+) -> anyhow::Result<()> {
     let mut planned = Vec::new();
     let agents_md = root.join("AGENTS.md");
     planned.push(plan(&agents_md, "AGENTS.md", |text| {
@@ -135,6 +160,7 @@ fn onboard_agents(settings: &Settings, root: &std::path::Path) -> CommandResult 
                 "info",
                 "CLAUDE.md reads AGENTS.md already; left as it is",
             );
+            reply.note("CLAUDE.md".to_owned(), FileAction::Kept);
         } else {
             planned.push(plan(&claude_md, "CLAUDE.md", |text| {
                 upsert_section(text, CLAUDE_POINTER)
@@ -153,6 +179,7 @@ fn onboard_agents(settings: &Settings, root: &std::path::Path) -> CommandResult 
             "info",
             "GEMINI.md imports AGENTS.md already; left as it is",
         );
+        reply.note("GEMINI.md".to_owned(), FileAction::Kept);
     } else {
         planned.push(plan(&gemini_md, "GEMINI.md", |text| {
             upsert_section(text, &format!("## Task queue (gitprio)\n\n{PROTOCOL}"))
@@ -172,6 +199,7 @@ fn onboard_agents(settings: &Settings, root: &std::path::Path) -> CommandResult 
     for file in &planned {
         let Some(content) = &file.content else {
             output::message(settings, "info", &format!("{} is up to date", file.shown));
+            reply.note(file.shown.to_owned(), FileAction::Kept);
             continue;
         };
         if let Some(parent) = file.path.parent() {
@@ -180,15 +208,20 @@ fn onboard_agents(settings: &Settings, root: &std::path::Path) -> CommandResult 
         }
         std::fs::write(&file.path, content)
             .with_context(|| format!("cannot write {}", file.path.display()))?;
-        let verb = if file.existed { "updated" } else { "created" };
+        let (verb, action) = if file.existed {
+            ("updated", FileAction::Updated)
+        } else {
+            ("created", FileAction::Created)
+        };
         output::message(settings, "info", &format!("{verb} {}", file.shown));
+        reply.note(file.shown.to_owned(), action);
     }
     output::message(
         settings,
         "hint",
         "commit these files; agents then claim with `gitprio claim`, or over MCP with get_next_task",
     );
-    Ok(exit_code::SUCCESS)
+    Ok(())
 }
 
 /// Reads `path` and works out its new content with `update` (given `None` when it does not exist).

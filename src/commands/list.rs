@@ -1,14 +1,12 @@
 //! `gitprio list`: the whole ranked queue.
 
 use clap::Args;
-use serde::Serialize;
 
 use crate::cli::CommandResult;
 use crate::reading::{SourceArgs, load_queue};
 use crate::settings::Settings;
 use crate::{exit_code, output};
-use gitprio_core::source::Origin;
-use gitprio_core::{Blocker, Task};
+use gitprio_core::reply::ListReply;
 
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -17,25 +15,9 @@ pub struct ListArgs {
     /// Show only the ready tasks.
     #[arg(long)]
     pub ready: bool,
-    /// Print JSON: `{"source": {...}, "tasks": [{"rank", "ready", "blockers", "task"}]}`.
+    /// Print JSON: `{"source": {...}, "ready_count", "tasks": [{"rank", "ready", "blockers", "task"}]}`.
     #[arg(long)]
     pub json: bool,
-}
-
-#[derive(Serialize)]
-struct ListJson<'a> {
-    source: &'a Origin,
-    ready_count: usize,
-    tasks: Vec<EntryJson<'a>>,
-}
-
-#[derive(Serialize)]
-struct EntryJson<'a> {
-    /// 1-based position among ready tasks; `null` when not ready.
-    rank: Option<usize>,
-    ready: bool,
-    blockers: &'a [Blocker],
-    task: Task,
 }
 
 pub fn run(settings: &Settings, args: &ListArgs) -> CommandResult {
@@ -46,25 +28,7 @@ pub fn run(settings: &Settings, args: &ListArgs) -> CommandResult {
         queue.entries()
     };
     if args.json {
-        let tasks = shown
-            .iter()
-            .enumerate()
-            .map(|(index, entry)| {
-                let mut task = entry.task.clone();
-                task.body = String::new();
-                EntryJson {
-                    rank: entry.readiness.is_ready().then_some(index + 1),
-                    ready: entry.readiness.is_ready(),
-                    blockers: entry.readiness.blockers(),
-                    task,
-                }
-            })
-            .collect();
-        let json = ListJson {
-            source: &loaded.origin,
-            ready_count: queue.ready().len(),
-            tasks,
-        };
+        let json = ListReply::new(loaded.origin, queue.ready().len(), shown);
         output::print_json(&json)?;
         // Freeing thousands of small allocations takes longer than the OS takes to drop them at exit.
         std::mem::forget(json);

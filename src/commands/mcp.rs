@@ -26,8 +26,9 @@ use serde_json::{Value, json};
 
 use crate::args::{Claimer, StoreArgs};
 use crate::cli::CommandResult;
+use crate::exit_code::{self, ExitStatus};
+use crate::output;
 use crate::settings::Settings;
-use crate::{exit_code, output};
 use gitprio_core::workspace::Workspace;
 
 #[derive(Debug, Args)]
@@ -146,7 +147,7 @@ enum Reply {
     Data(Value),
     /// Something the agent can act on: the CLI's exit code for it, a sentence, and data.
     Refusal {
-        code: u8,
+        code: ExitStatus,
         message: String,
         data: Value,
     },
@@ -174,7 +175,8 @@ impl Reply {
                 if data.get("error").is_none() {
                     data["error"] = json!(error_name(code));
                 }
-                data["exit_code"] = json!(code);
+                data["exit_code"] = json!(code.code());
+                data["exit_status"] = json!(code.name());
                 data["message"] = json!(message);
                 let mut result = CallToolResult::error(vec![ContentBlock::text(message)]);
                 result.structured_content = Some(data);
@@ -184,15 +186,12 @@ impl Reply {
     }
 }
 
-/// Names the exit code an agent-facing error stands for, as the `error` field of a refusal.
-fn error_name(code: u8) -> &'static str {
-    match code {
-        exit_code::NOTHING_READY => "nothing_ready",
-        exit_code::LEASE_LOST => "lease_lost",
-        exit_code::BUDGET_EXCEEDED => "budget_exceeded",
-        exit_code::NOT_A_REPOSITORY => "not_a_repository",
-        exit_code::NO_QUEUE => "no_queue",
-        _ => "failed",
+/// Names the error an agent-facing refusal stands for: the exit status's name, except that a
+/// plain failure has been `failed` since the first release.
+fn error_name(status: ExitStatus) -> &'static str {
+    match status {
+        ExitStatus::Failure => "failed",
+        status => status.name(),
     }
 }
 

@@ -1,9 +1,7 @@
 //! `gitprio next`: the top ready task.
 
 use clap::Args;
-use gitprio_core::Task;
-use gitprio_core::source::Origin;
-use serde::Serialize;
+use gitprio_core::reply::{NextReply, NothingReady};
 
 use crate::cli::CommandResult;
 use crate::reading::{SourceArgs, Top, load_queue, nothing_ready, top_task};
@@ -22,16 +20,6 @@ pub struct NextArgs {
     pub json: bool,
 }
 
-/// `next --json`, keys in the order of every queue command: where it was read, then the task.
-#[derive(Serialize)]
-struct NextJson<'a> {
-    source: &'a Origin,
-    task: Option<&'a Task>,
-    /// Why nothing is ready; only when `task` is null.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
-}
-
 pub fn run(settings: &Settings, args: &NextArgs) -> CommandResult {
     if !args.explain {
         return print_top(settings, args, top_task(settings, &args.source)?);
@@ -46,25 +34,19 @@ pub fn run(settings: &Settings, args: &NextArgs) -> CommandResult {
 }
 
 fn print_top(settings: &Settings, args: &NextArgs, top: Top) -> CommandResult {
-    let Some(mut task) = top.task else {
-        let (reason, sentence) = nothing_ready(top.open, top.total);
+    let Some(task) = top.task else {
+        let (_, sentence) = nothing_ready(top.open, top.total);
         if args.json {
-            output::print_json(&NextJson {
-                source: &top.origin,
-                task: None,
-                reason: Some(reason),
-            })?;
+            output::print_json(&NextReply::nothing(
+                top.origin,
+                NothingReady::with_open(top.open),
+            ))?;
         }
         output::message(settings, "info", &sentence);
         return Ok(exit_code::NOTHING_READY);
     };
     if args.json {
-        task.body = String::new();
-        output::print_json(&NextJson {
-            source: &top.origin,
-            task: Some(&task),
-            reason: None,
-        })?;
+        output::print_json(&NextReply::ready(top.origin, task))?;
         return Ok(exit_code::SUCCESS);
     }
     output::print_table(&[vec![

@@ -33,10 +33,11 @@ use self::adapters::Adapter;
 use self::operations::{Claim, Claimed, Filters, Operations};
 use crate::args::StoreArgs;
 use crate::cli::CommandResult;
+use crate::exit_code::ExitStatus;
 use crate::github::{ApiSettings, GitHub};
+use crate::output;
 use crate::settings::BRANCH_VARIABLE;
 use crate::settings::Settings;
-use crate::{exit_code, output};
 use gitprio_core::workspace::{StoreChoice, Workspace, store_mode};
 
 #[derive(Debug, Args)]
@@ -183,6 +184,15 @@ impl Stop {
             Stop::MaxUsd(limit) => format!("--max-usd {limit} reached"),
             Stop::Interrupted => "interrupted".to_owned(),
             Stop::Error(error) => format!("error: {error}"),
+        }
+    }
+
+    /// Returns the status the run ends with when it stops this way.
+    fn status(&self) -> ExitStatus {
+        match self {
+            Stop::Interrupted => ExitStatus::Interrupted,
+            Stop::Error(_) => ExitStatus::Failure,
+            _ => ExitStatus::Success,
         }
     }
 
@@ -461,6 +471,10 @@ impl RunContext {
     }
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "resolves every option of `gitprio run` into its settings, in order"
+)]
 pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
     let config = {
@@ -469,7 +483,10 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
             Workspace::open(&repo, settings.invocation(), args.store.choice(), &notices)?;
         workspace.config().clone()
     };
-    let ttl_text = args.ttl.clone().unwrap_or_else(|| config.lease_ttl.clone());
+    let ttl_text = args
+        .ttl
+        .clone()
+        .unwrap_or_else(|| gitprio_core::config::format_duration(config.lease_ttl));
     let ttl = duration(&ttl_text, "lease TTL")?;
     if ttl.is_zero() {
         return Err(anyhow!("invalid lease TTL `{ttl_text}`: it must be longer than 0s").into());
@@ -581,11 +598,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
         .unwrap_or_else(|| Stop::NothingReady("empty".to_owned(), "nothing ready".to_owned()));
     let summary = summarize(settings, &repo, args.store.local, &state, &context.prices);
     print_summary(args.json, &stop, &state, summary.as_ref())?;
-    Ok(match stop {
-        Stop::Interrupted => exit_code::INTERRUPTED,
-        Stop::Error(_) => exit_code::FAILURE,
-        _ => exit_code::SUCCESS,
-    })
+    Ok(stop.status())
 }
 
 /// What a slot does next, decided while it holds the claim turn.
@@ -599,6 +612,10 @@ enum Next {
 }
 
 /// One slot: claims and works on tasks one after the other until the run stops.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one slot's claim-work-finish loop, its stop conditions in order"
+)]
 fn work(
     context: &RunContext,
     slot: usize,
@@ -769,6 +786,10 @@ enum Overshoot {
     Usd(f64),
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "a renderer: the summary's rows in output order"
+)]
 fn print_summary(
     json: bool,
     stop: &Stop,
@@ -796,6 +817,7 @@ fn print_summary(
         output::print_json(&json!({
             "stopped": stop.code(),
             "reason": stop.describe(),
+            "exit_status": stop.status(),
             "attempts": state.reports.len(),
             "completed": count(Ending::Completed),
             "failed": count(Ending::Failed),

@@ -3,8 +3,8 @@
 use anyhow::anyhow;
 use clap::Args;
 
-use gitprio_core::Task;
 use gitprio_core::git::Repository;
+use gitprio_core::reply::ShowReply;
 
 use crate::cli::CommandResult;
 use crate::reading::{SourceArgs, load_queue};
@@ -20,14 +20,6 @@ pub struct ShowArgs {
     /// Print JSON: `{"task": {...}, "ready": bool, "blockers": [...]}`.
     #[arg(long)]
     pub json: bool,
-}
-
-/// `show --json`, keys in the order of a `list --json` entry.
-#[derive(serde::Serialize)]
-struct ShowJson<'a> {
-    ready: bool,
-    blockers: &'a [gitprio_core::Blocker],
-    task: &'a Task,
 }
 
 pub fn run(settings: &Settings, args: &ShowArgs) -> CommandResult {
@@ -48,10 +40,10 @@ pub fn run(settings: &Settings, args: &ShowArgs) -> CommandResult {
         )?;
     }
     if args.json {
-        output::print_json(&ShowJson {
+        output::print_json(&ShowReply {
             ready: entry.readiness.is_ready(),
-            blockers: entry.readiness.blockers(),
-            task: &task,
+            blockers: entry.readiness.blockers().to_vec(),
+            task,
         })?;
         return Ok(exit_code::SUCCESS);
     }

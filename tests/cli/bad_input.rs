@@ -139,3 +139,28 @@ fn a_broken_config_is_a_located_error_on_every_command_never_the_defaults() {
         );
     }
 }
+
+#[test]
+fn a_config_duration_that_does_not_parse_is_located_at_its_value_on_every_command() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/config.yaml", "lease_ttl: 0s\nclock_skew: soon\n"),
+            (".tasks/a.md", "---\ntitle: A\n---\n"),
+        ],
+    );
+    for args in [&["next"][..], &["claim"], &["status"], &["top", "--once"]] {
+        let output = env.run("repo", args);
+        assert_eq!(output.code, 1, "{args:?}: {output}");
+        assert!(
+            output.stderr.contains(
+                ".tasks/config.yaml:1:12: invalid config: `lease_ttl`: must be longer than 0s"
+            ) && output.stderr.contains(
+                ".tasks/config.yaml:2:13: invalid config: `clock_skew`: \"soon\" is not a duration"
+            ),
+            "{args:?}: {output}"
+        );
+    }
+    assert_output!(env.run("repo", &["check"]));
+}

@@ -290,3 +290,39 @@ fn an_unknown_task_or_budget_is_an_error() {
         "{budget}"
     );
 }
+
+/// Returns the `# Lease` section of a printed bundle, to its end.
+fn lease_section(stdout: &str) -> &str {
+    let start = stdout
+        .find("# Lease\n")
+        .unwrap_or_else(|| panic!("no `# Lease` section in {stdout}"));
+    &stdout[start..]
+}
+
+#[test]
+fn context_names_the_lease_this_worktree_holds_and_how_to_report() {
+    let env = TestEnv::new();
+    env.example_repo("repo");
+    let before = env.run("repo", &["context", "auth-login-rate-limit"]);
+    assert!(
+        lease_section(&before.stdout).contains("- lease: none; claim a task before working on it"),
+        "{before}"
+    );
+    let claimed = claim(&env, "alice", false);
+    assert_eq!(claimed.code, 0, "{claimed}");
+    let held = env.run_with(
+        "repo",
+        &["context", "auth-login-rate-limit"],
+        &[("GITPRIO_AGENT", "alice"), ("GITPRIO_NOW", T0)],
+    );
+    assert_eq!(held.code, 0, "{held}");
+    insta::with_settings!({ filters => vec![(r"\b[0-9a-f]{12}\b", "[COMMIT]")] }, {
+        insta::assert_snapshot!(lease_section(&held.stdout));
+    });
+    // Another task, not held here, still says so.
+    let other = env.run("repo", &["context", "billing-invoice-rounding"]);
+    assert!(
+        lease_section(&other.stdout).contains("- lease: none"),
+        "{other}"
+    );
+}

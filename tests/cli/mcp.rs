@@ -107,6 +107,10 @@ async fn call(client: &Client, tool: &'static str, arguments: Value) -> (bool, V
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end agent session, tool call by tool call"
+)]
 fn an_agent_works_through_the_queue_over_mcp() {
     let env = TestEnv::new();
     let files = vec![
@@ -247,6 +251,8 @@ fn an_agent_works_through_the_queue_over_mcp() {
         let (is_error, nothing) = call(&client, "heartbeat", json!({})).await;
         assert!(is_error);
         assert_eq!(nothing["error"], "failed");
+        assert_eq!(nothing["exit_code"], 1);
+        assert_eq!(nothing["exit_status"], "failure");
 
         // Protocol errors stay JSON-RPC errors.
         let unknown = client

@@ -160,6 +160,16 @@ fn init_creates_and_never_overwrites() {
     );
     let check = env.run("repo", &["check", "--strict"]);
     assert_eq!(check.code, 0, "{check}");
+    std::fs::remove_file(env.path("repo/.tasks/config.yaml")).unwrap();
+    let json = env.run("repo", &["init", "--json"]);
+    assert_eq!(json.code, 0, "{json}");
+    assert_eq!(
+        json.json(),
+        serde_json::json!({ "files": [
+            { "path": ".tasks/config.yaml", "action": "created" },
+            { "path": ".tasks/first-task.md", "action": "kept" },
+        ] })
+    );
 }
 
 #[test]

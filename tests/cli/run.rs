@@ -96,6 +96,7 @@ fn drains_the_queue_commits_pushes_and_stops() {
     // gamma waits on alpha, which is submitted but not merged: two tasks are done.
     assert_eq!(summary["completed"], 2, "{run}");
     assert_eq!(summary["stopped"], "nothing_ready");
+    assert_eq!(summary["exit_status"], "success");
     assert_eq!(summary["tokens"], 2 * 1350);
     let models: Vec<&str> = summary["runs"]
         .as_array()
@@ -509,6 +510,7 @@ fn ctrl_c_releases_the_leases_and_a_second_kills_the_agents() {
     assert_eq!(output.status.code(), Some(130), "{output:?}");
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(summary["stopped"], "interrupted");
+    assert_eq!(summary["exit_status"], "interrupted");
     assert_eq!(summary["released"], 2, "{summary}");
     for id in ["a", "b"] {
         let lease = lease_state(&env, "repo", id);

@@ -417,6 +417,10 @@ echo '{{"type":"result","subtype":"success","is_error":false,"result":"Nothing t
 /// The `run --parallel 4` of the issue, watched from another clone: `top` shows the four
 /// agents with their spend while they work, and a revoke from `top` stops one of them.
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario: a live run, its screen and a revoke"
+)]
 fn top_shows_a_fleet_from_run_parallel_4_live_and_its_revoke_stops_an_agent() {
     if crate::common::tool(&["tmux"]).is_none() {
         return;

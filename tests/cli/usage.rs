@@ -61,6 +61,10 @@ fn record(env: &TestEnv, dir: &str, name: &str, args: &[&str]) -> Output {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario: record, totals, budget stop"
+)]
 fn usage_is_recorded_in_git_once_and_budgets_stop_the_run() {
     let env = TestEnv::new();
     setup(&env);
@@ -172,6 +176,10 @@ fn usage_is_recorded_in_git_once_and_budgets_stop_the_run() {
 }
 
 #[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario across every report format"
+)]
 fn reports_show_value_per_token_and_waste_in_every_format() {
     let env = TestEnv::new();
     setup(&env);

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use jiff::SignedDuration;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use serde_saphyr::Spanned;
@@ -35,10 +36,12 @@ pub struct Config {
     pub branch: Option<String>,
     /// Failed attempts after which a task is parked for a human.
     pub max_attempts: u32,
-    /// How long a lease lives without a heartbeat, e.g. `30m`.
-    pub lease_ttl: String,
+    /// How long a lease lives without a heartbeat, e.g. `30m`; longer than zero.
+    #[serde(with = "positive_duration")]
+    pub lease_ttl: SignedDuration,
     /// How far apart agents' clocks may be: a lease is reclaimed only this long after it expired.
-    pub clock_skew: String,
+    #[serde(with = "duration")]
+    pub clock_skew: SignedDuration,
     /// Model tiers, cheapest first: tier name → the model `gitprio run` hands the agent.
     pub tiers: Tiers,
     /// The tier of each task type, for tasks whose `model` names none.
@@ -74,8 +77,8 @@ impl Default for Config {
             remote: None,
             branch: None,
             max_attempts: 3,
-            lease_ttl: "30m".to_owned(),
-            clock_skew: "1m".to_owned(),
+            lease_ttl: SignedDuration::from_mins(30),
+            clock_skew: SignedDuration::from_mins(1),
             tiers: Tiers::default(),
             type_tiers: BTreeMap::new(),
             escalate: false,
@@ -201,6 +204,92 @@ pub struct RouteError {
     pub tier: String,
 }
 
+/// Writes `duration` the way the config takes it: `30m`, `1h30m`, `45s`, `0s`.
+pub fn format_duration(duration: SignedDuration) -> String {
+    let seconds = duration.as_secs();
+    if seconds == 0 {
+        return "0s".to_owned();
+    }
+    let sign = if seconds < 0 { "-" } else { "" };
+    let seconds = seconds.unsigned_abs();
+    let parts = [
+        (seconds / 3600, "h"),
+        (seconds % 3600 / 60, "m"),
+        (seconds % 60, "s"),
+    ];
+    let mut text = sign.to_owned();
+    for (count, unit) in parts.into_iter().filter(|(count, _)| *count > 0) {
+        text.push_str(&count.to_string());
+        text.push_str(unit);
+    }
+    text
+}
+
+/// Reads a duration setting (`90s`, `30m`, `2h`, `1h30m`, or a number of seconds) when the
+/// config is read, so a bad value is an error located at the value, never a silent 0 later.
+mod duration {
+    use jiff::SignedDuration;
+
+    pub fn serialize<S: serde::Serializer>(
+        duration: &SignedDuration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::format_duration(*duration))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<SignedDuration, D::Error> {
+        struct DurationVisitor;
+        impl serde::de::Visitor<'_> for DurationVisitor {
+            type Value = SignedDuration;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a duration such as `90s`, `30m` or `2h`")
+            }
+            fn visit_u64<E: serde::de::Error>(self, seconds: u64) -> Result<SignedDuration, E> {
+                i64::try_from(seconds)
+                    .map(SignedDuration::from_secs)
+                    .map_err(|_| E::custom(format!("{seconds} seconds is too long")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, seconds: i64) -> Result<SignedDuration, E> {
+                if seconds < 0 {
+                    return Err(E::custom(format!(
+                        "{seconds} is negative; write a duration like `90s`, `30m` or `2h`"
+                    )));
+                }
+                Ok(SignedDuration::from_secs(seconds))
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SignedDuration, E> {
+                crate::lease::parse_duration(text).ok_or_else(|| {
+                    E::custom(format!(
+                        "{text:?} is not a duration; write it like `90s`, `30m` or `2h`"
+                    ))
+                })
+            }
+        }
+        deserializer.deserialize_any(DurationVisitor)
+    }
+}
+
+/// A duration setting that must be longer than zero: `lease_ttl`.
+mod positive_duration {
+    use jiff::SignedDuration;
+
+    pub use super::duration::serialize;
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<SignedDuration, D::Error> {
+        let duration = super::duration::deserialize(deserializer)?;
+        if duration.is_zero() {
+            return Err(serde::de::Error::custom(
+                "must be longer than 0s; write it like `90s`, `30m` or `2h`",
+            ));
+        }
+        Ok(duration)
+    }
+}
+
 /// A token count written as `200000`, `200k` or `1.5m`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
@@ -240,6 +329,10 @@ impl Config {
     /// near miss of), a value of the wrong shape, a lease duration that does not parse. The
     /// config returned keeps the settings that are valid and the defaults for the others:
     /// `gitprio check` validates the tasks against it, every other command refuses to run.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "a parser: one match over every config key"
+    )]
     pub fn parse(path: &str, text: &str) -> (Config, Vec<Diagnostic>) {
         if text.trim().is_empty() {
             return (Config::default(), Vec::new());
@@ -322,26 +415,6 @@ impl Config {
                     }
                     blank(&mut lines, line);
                 }
-            }
-        }
-        for (name, value) in [
-            ("lease_ttl", &config.lease_ttl),
-            ("clock_skew", &config.clock_skew),
-        ] {
-            let valid = crate::lease::parse_duration(value).is_some_and(|duration| {
-                !duration.is_negative() && (name == "clock_skew" || !duration.is_zero())
-            });
-            if !valid {
-                let at = keys
-                    .iter()
-                    .find(|key| key.value == name)
-                    .map_or(Position::START, |key| position(&key.referenced));
-                problems.push(Diagnostic::error(
-                    DiagnosticKind::Config,
-                    path,
-                    at,
-                    format!("invalid config: `{name}` {value:?} is not a duration; write it like `90s`, `30m` or `2h`"),
-                ));
             }
         }
         problems.sort_by_key(|problem| (problem.line, problem.column));
@@ -634,18 +707,45 @@ mod tests {
                 ".tasks/config.yaml:2:1: error: unknown key `brnach` in the config; did you mean `branch`?",
                 ".tasks/config.yaml:3:1: error: unknown key `lease_tll` in the config; did you mean `lease_ttl`?",
                 ".tasks/config.yaml:4:15: error: invalid config: `max_attempts`: must be a whole number from 0",
-                ".tasks/config.yaml:5:1: error: invalid config: `clock_skew` \"soon\" is not a duration; write it like `90s`, `30m` or `2h`",
+                ".tasks/config.yaml:5:13: error: invalid config: `clock_skew`: \"soon\" is not a duration; write it like `90s`, `30m` or `2h`",
                 ".tasks/config.yaml:7:3: error: invalid config: `plan`: unknown field `type`, expected one of types, budget_over",
                 ".tasks/config.yaml:8:1: error: unknown key `frobnicate` in the config; the settings are types, budgets, context, context_budget, context_depth, remote, branch, max_attempts, lease_ttl, clock_skew, tiers, type_tiers, escalate, plan",
             ]
         );
         assert_eq!(config.types, ["bug"]);
         assert_eq!(config.remote.as_deref(), Some("upstream"));
-        assert_eq!(config.lease_ttl, "30m");
+        assert_eq!(config.lease_ttl, SignedDuration::from_mins(30));
         let (_, syntax) = Config::parse(".tasks/config.yaml", "types: [bug\nbranch: main\n");
         assert_eq!(syntax.len(), 1, "{syntax:?}");
         let (_, fine) = Config::parse(".tasks/config.yaml", "# nothing set\n");
         assert_eq!(fine, []);
+    }
+
+    #[test]
+    fn durations_are_typed_when_the_config_is_read_and_bad_ones_located_at_the_value() {
+        let (config, problems) =
+            Config::parse(".tasks/config.yaml", "lease_ttl: 1h30m\nclock_skew: 45\n");
+        assert_eq!(problems, []);
+        assert_eq!(config.lease_ttl, SignedDuration::from_mins(90));
+        assert_eq!(config.clock_skew, SignedDuration::from_secs(45));
+        assert_eq!(format_duration(config.lease_ttl), "1h30m");
+        assert_eq!(format_duration(SignedDuration::ZERO), "0s");
+        let (config, problems) = Config::parse(
+            ".tasks/config.yaml",
+            "max_attempts: 2\nlease_ttl: 0s\nclock_skew: -5\n",
+        );
+        let messages: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                ".tasks/config.yaml:2:12: error: invalid config: `lease_ttl`: must be longer than 0s; write it like `90s`, `30m` or `2h`",
+                ".tasks/config.yaml:3:13: error: invalid config: `clock_skew`: -5 is negative; write a duration like `90s`, `30m` or `2h`",
+            ]
+        );
+        // The bad settings keep their defaults, the good ones their values, for `check`.
+        assert_eq!(config.lease_ttl, SignedDuration::from_mins(30));
+        assert_eq!(config.clock_skew, SignedDuration::from_mins(1));
+        assert_eq!(config.max_attempts, 2);
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod check;
 pub mod config;
 pub mod context;
 pub mod diagnostic;
+pub mod exit;
 pub mod git;
 pub mod lease;
 pub mod queue;
@@ -19,6 +20,7 @@ pub mod workspace;
 
 pub use config::Config;
 pub use diagnostic::{Diagnostic, DiagnosticKind, Severity};
+pub use exit::ExitStatus;
 pub use queue::{Blocker, Queue, QueueEntry, Readiness};
 pub use task::{Budget, Planning, Priority, Status, Task, TaskId};
 

@@ -179,6 +179,10 @@ fn per_million(value: u64, tokens: u64) -> Option<f64> {
 /// The baseline of a task is the median over the completed tasks of the same type,
 /// every run of each counted (failed attempts are part of what a task cost), this
 /// pull request's own tasks left out.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one pass over the pull request's tasks and the runs of each"
+)]
 pub fn summarize(
     changes: &Changes,
     runs: &[Run],
@@ -485,6 +489,10 @@ pub fn markdown(summary: &PullRequestSummary) -> String {
     text
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "renders one task's details section, line by line in output order"
+)]
 fn details(text: &mut String, task: &TaskSummary) {
     let facts = &task.completion.task;
     let _ = writeln!(

@@ -62,13 +62,17 @@ pub fn run(settings: &Settings, args: &AgentArgs) -> CommandResult {
     Ok(work(settings, &repo, task, &prompt, args)?)
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "the simulated agent's one turn, step by step as a real agent takes it"
+)]
 fn work(
     settings: &Settings,
     repo: &Repository,
     task: &gitprio_core::Task,
     prompt: &str,
     args: &AgentArgs,
-) -> anyhow::Result<u8> {
+) -> anyhow::Result<exit_code::ExitStatus> {
     let kind = task.task_type.as_deref().unwrap_or("chore");
     let config = source::local_config(repo)?;
     let budget = task

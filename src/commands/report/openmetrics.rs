@@ -25,6 +25,10 @@ fn family(text: &mut String, name: &str, kind: &str, unit: Option<&str>, help: &
 
 /// Renders `report` as an `OpenMetrics` exposition, ending with `# EOF`.
 #[expect(clippy::cast_precision_loss, reason = "metric values are floats")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a renderer: every metric family in exposition order"
+)]
 pub fn render(report: &Report) -> String {
     let mut text = String::new();
     family(

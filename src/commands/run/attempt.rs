@@ -69,6 +69,10 @@ impl std::fmt::Display for SetupError {
 }
 
 /// Works on `claimed` as agent `agent` in slot `slot` until it is done, failed or given back.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one attempt's state machine: worktree, agent, renewals, usage, then done or release"
+)]
 pub fn attempt(
     run: &RunContext,
     slot: usize,

@@ -17,7 +17,7 @@ use gitprio_core::usage::RunMeta;
 use jiff::Timestamp;
 use serde_json::Value;
 
-use crate::exit_code;
+use crate::exit_code::{self, ExitStatus};
 use crate::settings::BRANCH_VARIABLE;
 
 /// Runs gitprio operations for the agents of one run.
@@ -102,7 +102,7 @@ pub enum Done {
 
 /// A finished gitprio subprocess.
 struct Output {
-    code: u8,
+    code: ExitStatus,
     stdout: String,
     stderr: String,
 }
@@ -118,7 +118,7 @@ impl Output {
         let text = text.trim();
         let text = text.strip_prefix("error: ").unwrap_or(text);
         if text.is_empty() {
-            format!("exit {}", self.code)
+            format!("exit {}", self.code.code())
         } else {
             text.to_owned()
         }
@@ -157,9 +157,11 @@ impl Operations {
             pipe.write_all(text.as_bytes())?;
         }
         let output = child.wait_with_output()?;
-        let code = output.status.code().map_or(exit_code::FAILURE, |code| {
-            u8::try_from(code).unwrap_or(u8::MAX)
-        });
+        let code = output
+            .status
+            .code()
+            .and_then(ExitStatus::from_code)
+            .unwrap_or(exit_code::FAILURE);
         Ok(Output {
             code,
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

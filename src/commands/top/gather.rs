@@ -76,7 +76,7 @@ pub fn read(
     let mut cache = ParseCache::load(&cache_path);
     let loaded = source::load(repo, &queue_source, Some(&mut cache))?;
     let _ = cache.save(&cache_path);
-    let skew = core_lease::parse_duration(&config.clock_skew).unwrap_or_default();
+    let skew = config.clock_skew;
     let (leases, _) = store.leases()?;
     let tasks = loaded
         .tasks

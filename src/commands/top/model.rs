@@ -209,6 +209,10 @@ pub struct EndedOrOpenRun {
 
 impl Fleet {
     /// Computes the fleet from `sources`.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one pass over leases, runs and tasks that builds every fleet row"
+    )]
     pub fn build(sources: &Sources<'_>) -> Fleet {
         let now = sources.now;
         let runs_by_id: BTreeMap<(&TaskId, &str), &Run> = sources

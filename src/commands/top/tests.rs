@@ -138,6 +138,10 @@ struct State {
 }
 
 impl State {
+    #[expect(
+        clippy::too_many_lines,
+        reason = "a fixture: the fleet of the snapshots, lease by lease"
+    )]
     fn new() -> State {
         let held = |task, agent, acquired, renewed, attempt| LeaseSpec {
             task,

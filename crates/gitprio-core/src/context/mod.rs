@@ -20,6 +20,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::rc::Rc;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::CONFIG_PATH;
@@ -81,7 +82,17 @@ impl Options {
 
 /// Why a part is in the bundle; also its rank when the budget forces documents out.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    JsonSchema,
+    serde::Deserialize,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Origin {
@@ -96,7 +107,7 @@ pub enum Origin {
 }
 
 /// What a part holds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PartKind {
     /// A whole file.
@@ -110,7 +121,7 @@ pub enum PartKind {
 }
 
 /// One place that links to a part: the link as written and where.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema, serde::Deserialize)]
 pub struct Mention {
     pub link: String,
     /// `path:line:column` of the link.
@@ -118,7 +129,7 @@ pub struct Mention {
 }
 
 /// One piece of the bundle.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema, serde::Deserialize)]
 pub struct Part {
     pub kind: PartKind,
     pub origin: Origin,
@@ -148,7 +159,7 @@ impl Part {
 }
 
 /// A document left out to stay within the budget.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema, serde::Deserialize)]
 pub struct Dropped {
     pub kind: PartKind,
     pub origin: Origin,
@@ -161,14 +172,14 @@ pub struct Dropped {
 }
 
 /// A link to a URL: listed for the agent, never fetched.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema, serde::Deserialize)]
 pub struct External {
     pub url: String,
     pub at: String,
 }
 
 /// What kind of problem a [`Note`] reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, JsonSchema, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NoteKind {
     /// The linked path does not exist.
@@ -182,7 +193,7 @@ pub enum NoteKind {
 }
 
 /// A located problem with one link; the bundle carries on without it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema, serde::Deserialize)]
 pub struct Note {
     pub kind: NoteKind,
     pub path: String,
@@ -202,7 +213,7 @@ impl fmt::Display for Note {
 }
 
 /// A task and its context, ready to print as markdown or JSON.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema, serde::Deserialize)]
 pub struct Bundle {
     pub task: TaskId,
     /// The depth links were followed to.

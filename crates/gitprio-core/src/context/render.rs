@@ -9,7 +9,7 @@ use crate::lease::Lease;
 use crate::task::{Budget, Task, has_plan};
 
 /// A command the agent runs to report on its lease, and when.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct ReportCommand {
     pub command: String,
     pub purpose: String,

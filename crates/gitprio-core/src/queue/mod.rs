@@ -6,6 +6,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::HashMap;
 
 use rustc_hash::FxHashMap;
+use schemars::JsonSchema;
 use serde::Serialize;
 
 use crate::diagnostic::Diagnostic;
@@ -14,7 +15,7 @@ use crate::task::{Priority, Status, Task, TaskId};
 pub use graph::dependency_cycles;
 
 /// Why a task is not ready.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum Blocker {
     /// The task's own status is not `open`.
@@ -79,7 +80,7 @@ pub struct Queue {
 }
 
 /// Which part of the rank order put one task ahead of another.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RankReason {
     Priority,

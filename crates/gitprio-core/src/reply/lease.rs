@@ -62,13 +62,11 @@ impl LeaseReply {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ClaimReply {
     /// The task, with its body.
-    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub task: Task,
     pub lease: LeaseReply,
     /// Compare-and-swaps pushed over all rounds, the winning one included.
     pub tries: u32,
     /// Where the queue was read.
-    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub source: Origin,
     /// The context bundle, or `null` when it could not be assembled.
     pub context: Option<ClaimContext>,
@@ -78,12 +76,10 @@ pub struct ClaimReply {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct ClaimContext {
     #[serde(flatten)]
-    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub bundle: Bundle,
     /// The prompt, exactly as the human output prints it.
     pub markdown: String,
     /// The commands to report with.
-    #[schemars(with = "Vec<serde_json::Map<String, serde_json::Value>>")]
     pub report: Vec<ReportCommand>,
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use gix::ObjectId;
 use rustc_hash::{FxBuildHasher, FxHashMap};
+use schemars::JsonSchema;
 
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, DiagnosticKind, Position};
@@ -31,7 +32,7 @@ pub enum QueueSource {
 }
 
 /// The version of the task files that was read, for messages and `--json`.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, JsonSchema, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Origin {
     Commit { rev: String, commit: String },

@@ -7,6 +7,7 @@ mod parse;
 use std::collections::BTreeMap;
 use std::fmt;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostic::{Diagnostic, Position};
@@ -24,7 +25,7 @@ pub use parse::{
 /// Leases and usage records are git refs named after the id (`refs/gitprio/leases/<id>`),
 /// so an id must be a name git accepts in a ref (`git check-ref-format`).
 #[derive(
-    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, schemars::JsonSchema,
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
 )]
 #[serde(transparent)]
 pub struct TaskId(String);
@@ -97,7 +98,9 @@ impl std::borrow::Borrow<str> for TaskId {
 }
 
 /// Urgency from 0 (most urgent) to 4; written `0`..`4` or `p0`..`p4`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct Priority(u8);
 
@@ -137,7 +140,18 @@ impl fmt::Display for Priority {
 
 /// The stored state of a task. "In progress" is never stored: it is a lease.
 #[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -176,7 +190,7 @@ impl fmt::Display for Status {
 }
 
 /// Whether a task is planned before it is worked on (`plan:` in its frontmatter).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Planning {
     /// The agent writes a `## Plan` section in the task's body first; `done` refuses without one.
@@ -232,7 +246,7 @@ pub fn has_plan(body: &str) -> bool {
 }
 
 /// A spending limit for one attempt at a task: tokens, dollars, or both.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Budget {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tokens: Option<u64>,
@@ -280,7 +294,7 @@ pub fn parse_token_count(text: &str) -> Option<u64> {
 }
 
 /// One task, as read from its file.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Task {
     pub id: TaskId,
     /// Repository-relative path of the task file.

@@ -370,6 +370,10 @@ impl<'a> Builder<'a> {
         ));
     }
 
+    #[expect(
+        clippy::too_many_lines,
+        reason = "a parser: one match over every frontmatter field"
+    )]
     fn field(&mut self, key: Spanned<String>, value: Spanned<Value>) {
         let key_position = self.position(&key);
         let name = key.value;

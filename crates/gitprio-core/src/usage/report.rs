@@ -859,13 +859,57 @@ fn percentile(sorted: &[u64], percent: usize) -> u64 {
     sorted[rank - 1]
 }
 
+/// Per task: runs, tokens, cost, whether every run was priced, whether one completed.
+type TaskSpend<'a> = BTreeMap<&'a TaskId, (usize, u64, f64, bool, bool)>;
+
+/// The tokens the completed tasks of `by_task` took, with the five costliest.
+fn completed_distribution(by_task: &TaskSpend<'_>) -> Distribution {
+    let mut completed: Vec<(TaskId, u64, Option<f64>)> = by_task
+        .iter()
+        .filter(|(_, entry)| entry.4)
+        .map(|(task, entry)| ((*task).clone(), entry.1, entry.3.then_some(entry.2)))
+        .collect();
+    let mut sorted: Vec<u64> = completed.iter().map(|(_, tokens, _)| *tokens).collect();
+    sorted.sort_unstable();
+    completed.sort_by(|left, right| right.1.cmp(&left.1).then_with(|| left.0.cmp(&right.0)));
+    Distribution {
+        count: sorted.len(),
+        median: percentile(&sorted, 50),
+        p90: percentile(&sorted, 90),
+        p99: percentile(&sorted, 99),
+        max: sorted.last().copied().unwrap_or(0),
+        top: completed.into_iter().take(5).collect(),
+    }
+}
+
+/// Each model's share of the tokens of each task type and week.
+fn model_mix(mix: BTreeMap<(String, String), BTreeMap<String, u64>>) -> Vec<ModelMix> {
+    #[expect(clippy::cast_precision_loss, reason = "shares for display")]
+    mix.into_iter()
+        .flat_map(|((task_type, week), models)| {
+            let all: u64 = models.values().sum();
+            models.into_iter().map(move |(model, tokens)| ModelMix {
+                task_type: task_type.clone(),
+                week: week.clone(),
+                model,
+                tokens,
+                share: if all == 0 {
+                    0.0
+                } else {
+                    tokens as f64 / all as f64
+                },
+            })
+        })
+        .collect()
+}
+
 fn waste(
     runs: &[&Run],
     lines: &[RunLine],
     tasks: &BTreeMap<TaskId, TaskFacts>,
     prices: &PriceTable,
 ) -> Waste {
-    let mut by_task: BTreeMap<&TaskId, (usize, u64, f64, bool, bool)> = BTreeMap::new();
+    let mut by_task: TaskSpend<'_> = BTreeMap::new();
     for run in runs {
         let (cost, _, fully_priced) = run_cost(run, prices);
         let entry = by_task
@@ -877,22 +921,7 @@ fn waste(
         entry.3 &= fully_priced;
         entry.4 |= run.meta.outcome == Some(Outcome::Completed);
     }
-    let mut completed: Vec<(TaskId, u64, Option<f64>)> = by_task
-        .iter()
-        .filter(|(_, entry)| entry.4)
-        .map(|(task, entry)| ((*task).clone(), entry.1, entry.3.then_some(entry.2)))
-        .collect();
-    let mut sorted: Vec<u64> = completed.iter().map(|(_, tokens, _)| *tokens).collect();
-    sorted.sort_unstable();
-    completed.sort_by(|left, right| right.1.cmp(&left.1).then_with(|| left.0.cmp(&right.0)));
-    let tokens_per_completed_task = Distribution {
-        count: sorted.len(),
-        median: percentile(&sorted, 50),
-        p90: percentile(&sorted, 90),
-        p99: percentile(&sorted, 99),
-        max: sorted.last().copied().unwrap_or(0),
-        top: completed.into_iter().take(5).collect(),
-    };
+    let tokens_per_completed_task = completed_distribution(&by_task);
     let unfinished_runs: Vec<RunLine> = lines
         .iter()
         .filter(|line| line.outcome != "completed" && line.outcome != OPEN)
@@ -935,24 +964,7 @@ fn waste(
             context.entry(date.to_string()).or_default().push(size);
         }
     }
-    #[expect(clippy::cast_precision_loss, reason = "shares for display")]
-    let model_mix = mix
-        .into_iter()
-        .flat_map(|((task_type, week), models)| {
-            let all: u64 = models.values().sum();
-            models.into_iter().map(move |(model, tokens)| ModelMix {
-                task_type: task_type.clone(),
-                week: week.clone(),
-                model,
-                tokens,
-                share: if all == 0 {
-                    0.0
-                } else {
-                    tokens as f64 / all as f64
-                },
-            })
-        })
-        .collect();
+    let model_mix = model_mix(mix);
     Waste {
         tokens_per_completed_task,
         unfinished_tokens: unfinished_runs.iter().map(|line| line.tokens).sum(),

@@ -40,8 +40,6 @@ pub enum WorkspaceError {
     },
     #[error("invalid lease TTL `{text}`: write it like `90s`, `30m` or `2h`")]
     InvalidTtl { text: String },
-    #[error("invalid `clock_skew: {text}` in .tasks/config.yaml: write it like `30s` or `2m`")]
-    InvalidSkew { text: String },
     #[error("`{text}` is not a task id")]
     NotATaskId { text: String },
     #[error("this worktree holds no lease; name the task, or `gitprio claim` first")]

@@ -187,28 +187,26 @@ impl<'repo> Workspace<'repo> {
         holder(self.repo, &self.invocation)
     }
 
-    /// How far another machine's clock may be ahead, as the config says (none when unreadable).
+    /// How far another machine's clock may be ahead, as the config says.
     pub fn skew(&self) -> jiff::SignedDuration {
-        parse_duration(&self.config.clock_skew).unwrap_or_default()
+        self.config.clock_skew
     }
 
     /// Builds what every lease operation needs: the clock, TTL (`ttl`, else the config's),
     /// skew and holder.
     pub fn lease_context(&self, ttl: Option<&str>) -> Result<LeaseContext, WorkspaceError> {
-        let ttl_text = ttl.unwrap_or(&self.config.lease_ttl);
-        let ttl = parse_duration(ttl_text)
-            .filter(|ttl| !ttl.is_zero())
-            .ok_or_else(|| WorkspaceError::InvalidTtl {
-                text: ttl_text.to_owned(),
-            })?;
-        let skew =
-            parse_duration(&self.config.clock_skew).ok_or_else(|| WorkspaceError::InvalidSkew {
-                text: self.config.clock_skew.clone(),
-            })?;
+        let ttl = match ttl {
+            Some(text) => parse_duration(text)
+                .filter(|ttl| !ttl.is_zero())
+                .ok_or_else(|| WorkspaceError::InvalidTtl {
+                    text: text.to_owned(),
+                })?,
+            None => self.config.lease_ttl,
+        };
         Ok(LeaseContext {
             now: self.invocation.now,
             ttl,
-            skew,
+            skew: self.config.clock_skew,
             max_attempts: self.config.max_attempts.max(1),
             holder: self.holder(),
             failpoint: self.invocation.failpoint.clone(),
