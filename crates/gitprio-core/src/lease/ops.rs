@@ -481,8 +481,8 @@ fn holder_key(worktree: Option<&str>, agent: &str) -> String {
 ///
 /// Agents that claim at the same moment would all race for the top task; each one tries
 /// instead the best-ranked tasks it owns among the agents claiming now
-/// ([`super::spread`]; one agent alone always takes the top task), and on losing a race
-/// moves on to the next one.
+/// ([`super::spread`]; one agent alone always takes the top task). A lost race ends the
+/// try on this view ([`LeaseError::Contention`]): the caller refreshes and claims again.
 pub fn claim(
     store: &LeaseStore<'_>,
     queue: &Queue,

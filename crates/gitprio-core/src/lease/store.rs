@@ -200,9 +200,9 @@ impl<'repo> LeaseStore<'repo> {
     ///
     /// Every claim lists every lease mirror: thousands of loose files are thousands of
     /// opens and reads on each claim, one `packed-refs` file is one read (measured in
-    /// `docs/BENCHMARKS.md`, "5,000 lease refs"). Only a speed-up: a pack that fails (an old
-    /// git without `--include`, a lock held by a sibling agent's fetch) leaves the refs loose
-    /// and correct.
+    /// `docs/BENCHMARKS.md`, "5,000 lease refs"). A git older than 2.42 has no `--include`:
+    /// it packs every ref then, as `git gc` does. Only a speed-up: a pack that fails (a lock
+    /// held by a sibling agent's fetch) leaves the refs loose and correct.
     fn pack_mirrors(&self) {
         if !matches!(self.mode, Mode::Remote { .. }) {
             return;
@@ -214,7 +214,10 @@ impl<'repo> LeaseStore<'repo> {
             return;
         }
         let mirrors = format!("{}*", self.mirror_of("refs/gitprio/"));
-        let _ = self.repo.git(&["pack-refs", "--include", &mirrors]);
+        let packed = self.repo.git(&["pack-refs", "--include", &mirrors]);
+        if !packed.is_ok_and(|output| output.status.success()) {
+            let _ = self.repo.git(&["pack-refs", "--all"]);
+        }
     }
 
     /// The ref the queue is read from after [`LeaseStore::refresh`], in remote mode.
