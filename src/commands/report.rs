@@ -487,9 +487,9 @@ fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<Strin
         waste.unmerged_tokens,
         waste.unmerged_cost_usd,
     );
-    if report.pull_requests {
+    if report.pull_requests && !waste.unmerged_runs.is_empty() {
         unmerged.insert(
-            1.min(unmerged.len()),
+            1,
             format!(
                 "of which in pull requests closed unmerged: {} tokens, {}",
                 tokens(waste.closed_unmerged_tokens),
