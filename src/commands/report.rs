@@ -97,6 +97,10 @@ fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
     Ok(date.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
 }
 
+#[expect(
+    clippy::too_many_lines,
+    reason = "resolves every option of `gitprio report`, then renders in the chosen format"
+)]
 pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
     let config = source::local_config(&repo)?;

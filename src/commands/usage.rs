@@ -283,6 +283,10 @@ pub struct ImportSummary {
 /// `gitprio_core::usage::attribute`): the run whose agent session it names, or in whose
 /// worktree it ran during the run's time. With `only`, every record inside that task's
 /// current run window goes to it. Records no run claims wait in the unattributed store.
+#[expect(
+    clippy::too_many_lines,
+    reason = "one import: read the logs, match records to runs, deliver, then save the read state"
+)]
 pub fn import_logs(
     settings: &Settings,
     workspace: &Workspace<'_>,

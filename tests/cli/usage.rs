@@ -776,6 +776,10 @@ fn an_expired_run_without_an_outcome_is_waste_not_in_flight() {
 }
 
 #[tokio::test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one end-to-end scenario: runs, pull requests on the fake GitHub, the report"
+)]
 async fn runs_whose_pull_request_was_closed_unmerged_are_unmerged_spend() {
     use crate::github_fake::{FakeGitHub, REPOSITORY};
     let env = TestEnv::new();
