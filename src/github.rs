@@ -13,6 +13,7 @@
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
+use gitprio_core::usage::report::{PullRequestFacts, PullRequestState};
 use octocrab::models::CommentId;
 use octocrab::models::issues::Comment;
 use octocrab::{Octocrab, Page, params};
@@ -179,6 +180,43 @@ impl GitHub {
                 .retry("read the pull request", || pulls.get(number))
                 .await?;
             Ok(pull.head.sha)
+        })
+    }
+
+    /// Returns every pull request (open or closed) from branch `head` of this repository.
+    pub fn pull_requests_from(&self, head: &str) -> Result<Vec<PullRequestFacts>, ApiError> {
+        let pulls = self.client.pulls(&self.settings.owner, &self.settings.repo);
+        self.runtime.block_on(async {
+            let page = self
+                .retry("list the pull requests", || {
+                    pulls
+                        .list()
+                        .head(format!("{}:{head}", self.settings.owner))
+                        .state(params::State::All)
+                        .per_page(100)
+                        .send()
+                })
+                .await?;
+            Ok(page
+                .items
+                .into_iter()
+                .map(|pull| PullRequestFacts {
+                    number: pull.number,
+                    url: pull
+                        .html_url
+                        .map_or_else(String::new, |url| url.to_string()),
+                    state: if pull.merged_at.is_some() {
+                        PullRequestState::Merged
+                    } else if pull.state == Some(octocrab::models::IssueState::Closed) {
+                        PullRequestState::ClosedUnmerged
+                    } else {
+                        PullRequestState::Open
+                    },
+                    created_at: pull
+                        .created_at
+                        .and_then(|at| jiff::Timestamp::from_second(at.timestamp()).ok()),
+                })
+                .collect())
         })
     }
 

@@ -2,7 +2,8 @@
 
 use std::io::Write;
 
-use gitprio_core::{Blocker, Diagnostic, Readiness, Task};
+use gitprio_core::queue::{RankReason, Standing};
+use gitprio_core::{Blocker, Diagnostic, Queue, Readiness, Task};
 
 use crate::settings::Settings;
 
@@ -284,4 +285,79 @@ pub fn dollars(value: Option<f64>) -> String {
 /// A ratio to `digits` decimals, or `-` when undefined.
 pub fn ratio(value: Option<f64>, digits: usize) -> String {
     value.map_or_else(|| "-".to_owned(), |value| format!("{value:.digits$}"))
+}
+
+/// Prints, in sentences, where task `id` stands in `queue`.
+pub fn print_explanation(queue: &Queue, id: &str) {
+    let Some(explanation) = queue.explain(id) else {
+        return;
+    };
+    let task = &explanation.entry.task;
+    match &explanation.standing {
+        Standing::Next => {
+            if explanation.ready_count == 1 {
+                println!("{id} is next: it is the only ready task.");
+            } else {
+                println!(
+                    "{id} is next: it is ready and ranks first of {} ready tasks.",
+                    explanation.ready_count
+                );
+            }
+            if let Some(second) = queue.ready().get(1) {
+                println!(
+                    "It ranks ahead of {} on {}.",
+                    second.task.id,
+                    describe_reason(
+                        gitprio_core::queue::rank_reason(task, &second.task),
+                        task,
+                        &second.task
+                    )
+                );
+            }
+        }
+        Standing::Behind {
+            position,
+            ahead,
+            reason,
+        } => {
+            println!(
+                "{id} is ready but ranks {position} of {}.",
+                explanation.ready_count
+            );
+            println!(
+                "{} ranks just ahead of it on {}.",
+                ahead.id,
+                describe_reason(*reason, ahead, task)
+            );
+        }
+        Standing::NotReady { blockers } => {
+            println!("{id} is not ready:");
+            for blocker in *blockers {
+                println!("  - {}", describe_blocker(blocker));
+            }
+        }
+    }
+    println!(
+        "Rank order: priority (p0 first), then value (higher first), then created (older first), then id."
+    );
+}
+
+fn describe_reason(
+    reason: RankReason,
+    ahead: &gitprio_core::Task,
+    behind: &gitprio_core::Task,
+) -> String {
+    match reason {
+        RankReason::Priority => format!("priority ({} before {})", ahead.priority, behind.priority),
+        RankReason::Value => format!(
+            "value ({} over {}, same priority)",
+            ahead.value, behind.value
+        ),
+        RankReason::Created => format!(
+            "age (created {} before {}, same priority and value)",
+            ahead.created.as_deref().unwrap_or("-"),
+            behind.created.as_deref().unwrap_or("undated")
+        ),
+        RankReason::Id => "id (same priority, value and age)".to_owned(),
+    }
 }

@@ -28,7 +28,7 @@ pub fn run(settings: &Settings, args: &NextArgs) -> CommandResult {
     let code = print_top(settings, args, Top::of(loaded.origin, &queue))?;
     if let Some(entry) = queue.next().filter(|_| !args.json) {
         println!();
-        super::explain::print_explanation(&queue, entry.task.id.as_str());
+        output::print_explanation(&queue, entry.task.id.as_str());
     }
     Ok(code)
 }

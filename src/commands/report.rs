@@ -11,7 +11,8 @@ use gitprio_core::lease::LeaseStore;
 use gitprio_core::source::{self, QueueSource};
 use gitprio_core::usage::attribute::Unattributed;
 use gitprio_core::usage::report::{
-    GroupBy, Report, RunFilter, RunLine, TaskFacts, attribute_share, report,
+    GroupBy, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts, attribute_share,
+    pull_request_signals, report, settle_open_runs,
 };
 use gitprio_core::usage::{Ledger, PriceTable};
 use jiff::Timestamp;
@@ -147,9 +148,30 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         By::Model => GroupBy::Model,
         By::Day => GroupBy::Day,
     };
-    let runs = ledger.all_runs()?;
+    let mut runs = ledger.all_runs()?;
+    match store.leases() {
+        Ok((leases, _)) => {
+            let leases = leases
+                .into_iter()
+                .map(|(id, lease)| (id, lease.record))
+                .collect();
+            settle_open_runs(&mut runs, &leases, settings.now);
+        }
+        Err(error) => output::message(
+            settings,
+            "warning",
+            &format!(
+                "cannot read the leases, so runs without an outcome count as in flight: {error}"
+            ),
+        ),
+    }
     let mut report = report(&runs, &tasks, &prices, &filter, group_by);
     report.price_file = args.prices.as_ref().map(|path| path.display().to_string());
+    if !args.offline
+        && let Some(pulls) = github_pull_requests(settings, &report)
+    {
+        pull_request_signals(&mut report, &pulls, &tasks);
+    }
     match Unattributed::open(repo.common_dir()).totals() {
         Ok(unattributed) => attribute_share(&mut report, &unattributed, &prices, &filter),
         Err(error) => output::message(
@@ -185,6 +207,65 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         None => print!("{text}"),
     }
     Ok(exit_code::SUCCESS)
+}
+
+/// Asks GitHub for the pull requests of each reported task's branch (`gitprio/<task>`),
+/// where a token and the repository are known (`GITHUB_TOKEN` or `GH_TOKEN`, and
+/// `GITHUB_REPOSITORY`, as in the Action; `GITHUB_API_URL` for GitHub Enterprise).
+/// `None` without them, or with a warning when GitHub cannot be asked: git's view stands.
+fn github_pull_requests(
+    settings: &Settings,
+    report: &Report,
+) -> Option<BTreeMap<TaskId, Vec<PullRequestFacts>>> {
+    use crate::github::{ApiSettings, GitHub};
+    let variable = |name: &str| {
+        std::env::var(name)
+            .ok()
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    };
+    let token = variable("GITHUB_TOKEN").or_else(|| variable("GH_TOKEN"))?;
+    let repository = variable("GITHUB_REPOSITORY")?;
+    let warn = |message: String| {
+        output::message(
+            settings,
+            "warning",
+            &format!("{message}; unmerged spend is git's view only (tasks not done)"),
+        );
+    };
+    let Some((owner, name)) = repository.split_once('/') else {
+        warn(format!(
+            "GITHUB_REPOSITORY `{repository}` is not `owner/name`"
+        ));
+        return None;
+    };
+    let github = GitHub::new(ApiSettings {
+        api_url: variable("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".to_owned()),
+        token,
+        owner: owner.to_owned(),
+        repo: name.to_owned(),
+        author: None,
+    })
+    .map_err(|error| warn(format!("{error:#}")))
+    .ok()?
+    .with_max_wait(std::time::Duration::from_secs(60));
+    let tasks: std::collections::BTreeSet<&TaskId> =
+        report.runs.iter().map(|run| &run.task).collect();
+    let mut pulls = BTreeMap::new();
+    for task in tasks {
+        match github.pull_requests_from(&format!("gitprio/{task}")) {
+            Ok(found) => {
+                pulls.insert(task.clone(), found);
+            }
+            Err(error) => {
+                warn(format!(
+                    "cannot ask GitHub for the pull requests of `{task}`: {error}"
+                ));
+                return None;
+            }
+        }
+    }
+    Some(pulls)
 }
 
 /// Reads a price file the user gives: `LiteLLM` JSON, else the `.tasks/prices.yaml` shape.
@@ -390,14 +471,29 @@ fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<Strin
             waste.in_flight_cost_usd,
         ),
     ));
+    let mut unmerged = run_lines(
+        &waste.unmerged_runs,
+        waste.unmerged_tokens,
+        waste.unmerged_cost_usd,
+    );
+    if report.pull_requests {
+        unmerged.insert(
+            1.min(unmerged.len()),
+            format!(
+                "of which in pull requests closed unmerged: {} tokens, {}",
+                tokens(waste.closed_unmerged_tokens),
+                dollars(Some(waste.closed_unmerged_cost_usd))
+            ),
+        );
+    }
     sections.push((
         "Unmerged spend",
-        "Completed runs whose task is not done on the queue's branch: the work never landed (or not yet).",
-        run_lines(
-            &waste.unmerged_runs,
-            waste.unmerged_tokens,
-            waste.unmerged_cost_usd,
-        ),
+        if report.pull_requests {
+            "Completed runs whose task is not done on the queue's branch, or whose pull request was closed unmerged (GitHub): the work never landed (or not yet)."
+        } else {
+            "Completed runs whose task is not done on the queue's branch: the work never landed (or not yet)."
+        },
+        unmerged,
     ));
     sections.push((
         "Cost per completed task by type",
@@ -632,8 +728,11 @@ fn run_lines(runs: &[RunLine], spent: u64, cost: f64) -> Vec<String> {
         }
     )];
     lines.extend(runs.iter().map(|run| {
+        let pull = run.pull_request.as_ref().map_or_else(String::new, |pull| {
+            format!(", pull request #{} {}", pull.number, pull.state.as_str())
+        });
         format!(
-            "{} run {} by {}: {}, {} tokens ({})",
+            "{} run {} by {}: {}, {} tokens ({}){pull}",
             run.task,
             run.run,
             run.agent,
@@ -936,12 +1035,37 @@ fn html(report: &Report) -> String {
                 dollars(run.cost_usd),
             ]
         }));
-        let _ = write!(body, "<h3 id=\"task-{0}\">{0}</h3>", escape(task.as_str()));
+        let _ = write!(
+            body,
+            "<section class=\"task\" aria-labelledby=\"task-{0}\"><h3 id=\"task-{0}\">{0}</h3>",
+            escape(task.as_str())
+        );
+        let mut pulls: Vec<&gitprio_core::usage::report::PullRequestFacts> = runs
+            .iter()
+            .filter_map(|run| run.pull_request.as_ref())
+            .collect();
+        pulls.sort_by_key(|pull| pull.number);
+        pulls.dedup_by_key(|pull| pull.number);
+        if !pulls.is_empty() {
+            body.push_str("<p class=\"pull-requests\">Pull requests: ");
+            for (position, pull) in pulls.iter().enumerate() {
+                let _ = write!(
+                    body,
+                    "{}<a href=\"{}\">#{}</a> ({})",
+                    if position == 0 { "" } else { ", " },
+                    escape(&pull.url),
+                    pull.number,
+                    pull.state.as_str()
+                );
+            }
+            body.push_str("</p>");
+        }
         push_table(
             &mut body,
             &format!("Runs of {task}, one per lease generation"),
             &rows,
         );
+        body.push_str("</section>\n");
     }
     body.push_str("<h2>Waste</h2>\n");
     for (title, explanation, lines) in waste_sections(report) {

@@ -349,24 +349,40 @@ pub fn import_logs(
         settings.now,
     )
     .with_run_sessions(run_sessions(&ledger, &candidates, &records)?);
-    let mut by_run: std::collections::BTreeMap<usize, Vec<UsageRecord>> =
+    // Grouped by run in place (a stable sort keeps each run's records in time order, the
+    // unattributed last): an import can hold a million records, so they are not copied.
+    let mut records = records;
+    let owner = |record: &UsageRecord| matcher.owner(record).unwrap_or(usize::MAX);
+    records.sort_by_cached_key(owner);
+    let owners: Vec<usize> = records.iter().map(owner).collect();
+    let unattributed = records.split_off(owners.partition_point(|run| *run != usize::MAX));
+    let mut by_run: std::collections::BTreeMap<usize, std::ops::Range<usize>> =
         std::collections::BTreeMap::new();
-    let mut unattributed = Vec::new();
-    for record in records {
-        match matcher.owner(&record) {
-            Some(run) => by_run.entry(run).or_default().push(record),
-            None => unattributed.push(record),
-        }
+    for (position, run) in owners.iter().enumerate().take(records.len()) {
+        by_run
+            .entry(*run)
+            .and_modify(|range| range.end = position + 1)
+            .or_insert(position..position + 1);
     }
     let waiting = Unattributed::open(repo.common_dir());
     let claimed = waiting.claim(&matcher)?;
     summary.claimed_from_store = claimed.records.len();
+    let mut from_store: std::collections::BTreeMap<usize, Vec<UsageRecord>> =
+        std::collections::BTreeMap::new();
     for (run, record) in &claimed.records {
-        by_run.entry(*run).or_default().push(record.clone());
+        from_store.entry(*run).or_default().push(record.clone());
+        by_run.entry(*run).or_insert(0..0);
     }
-    for (run, records) in by_run {
+    for (run, range) in by_run {
         let meta = &candidates[run];
-        let written = workspace.deliver_imported(meta, &records)?;
+        let own = &records[range];
+        let written = match from_store.remove(&run) {
+            Some(stored) => {
+                let both: Vec<UsageRecord> = own.iter().cloned().chain(stored).collect();
+                workspace.deliver_imported(meta, &both)?
+            }
+            None => workspace.deliver_imported(meta, own)?,
+        };
         summary.kept_writes += usize::from(written.kept.is_some());
         summary
             .recorded

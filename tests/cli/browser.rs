@@ -27,6 +27,11 @@ const PROBE: &str = r"<script>
     captions: [...document.querySelectorAll('caption')].filter(visible).map((c) => c.innerText),
     horizontal_overflow: document.documentElement.scrollWidth > window.innerWidth,
     text_length: document.body.innerText.length,
+    task_sections: [...document.querySelectorAll('section.task')].map((section) => ({
+      heading: section.querySelector('h3')?.innerText ?? '',
+      table_rows: [...section.querySelectorAll('tr')].filter(visible).length,
+      links: [...section.querySelectorAll('a')].filter(visible).map((a) => ({ text: a.innerText, href: a.getAttribute('href') })),
+    })),
   };
   const out = document.createElement('pre');
   out.id = 'gitprio-probe';

@@ -261,3 +261,79 @@ fn a_lone_claim_on_a_current_view_is_one_push_and_a_stale_view_is_refreshed() {
     );
     assert_eq!(gamma, "", "the finished task was claimed");
 }
+
+#[test]
+fn lease_mirrors_are_packed_once_many_are_loose_and_still_read_whole() {
+    let env = TestEnv::new();
+    let prefilled: Vec<String> = (0..70).map(|index| format!("t{index:02}")).collect();
+    let mut files: Vec<(String, String)> = prefilled
+        .iter()
+        .map(|id| (format!(".tasks/{id}.md"), task(id, 0, &[])))
+        .collect();
+    for id in ["free-a", "free-b"] {
+        files.push((format!(".tasks/{id}.md"), task(id, 4, &[])));
+    }
+    remote_with_clones(&env, &files, &["a"]);
+    // Finished a day ago by another agent: 70 submitted leases, no agent active now.
+    let day_before = [
+        ("GITPRIO_AGENT", "earlier"),
+        ("GITPRIO_NOW", "2026-10-31T12:00:00Z"),
+    ];
+    assert_eq!(
+        env.run_with("a", &["claim", "--json"], &day_before).json()["task"]["id"],
+        "t00"
+    );
+    let done = env.run_with("a", &["done", "t00"], &day_before);
+    assert_eq!(done.code, 0, "{done}");
+    let message = env.git(
+        "remote.git",
+        &["log", "-1", "--format=%B", "refs/gitprio/leases/t00"],
+    );
+    let empty_tree = env.git(
+        "remote.git",
+        &["hash-object", "-t", "tree", "-w", "/dev/null"],
+    );
+    for id in &prefilled[1..] {
+        let commit = env.git(
+            "remote.git",
+            &[
+                "commit-tree",
+                empty_tree.trim(),
+                "-m",
+                &message.replace("t00", id),
+            ],
+        );
+        env.git(
+            "remote.git",
+            &[
+                "update-ref",
+                &format!("refs/gitprio/leases/{id}"),
+                commit.trim(),
+            ],
+        );
+    }
+
+    env.git(".", &["clone", "--quiet", "remote.git", "b"]);
+    for free in ["free-a", "free-b"] {
+        assert_eq!(
+            claimed(&claim_as(&env, "b", "bob")),
+            (free.to_owned(), 1),
+            "every submitted lease keeps its task back, read from packed mirrors"
+        );
+    }
+    let loose = std::fs::read_dir(env.path("b/.git/refs/gitprio/remotes/origin/leases"))
+        .map_or(0, Iterator::count);
+    assert!(loose < 64, "{loose} lease mirrors left loose");
+    let packed = std::fs::read_to_string(env.path("b/.git/packed-refs")).unwrap();
+    assert!(
+        packed.contains("refs/gitprio/remotes/origin/leases/t69"),
+        "{packed}"
+    );
+    let status = env.run_with("b", &["status", "--json"], &[("GITPRIO_NOW", T0)]);
+    assert_eq!(status.code, 0, "{status}");
+    assert_eq!(
+        status.json()["leases"].as_array().unwrap().len(),
+        72,
+        "{status}"
+    );
+}

@@ -39,6 +39,8 @@ pub struct State {
     pub read_only_token: Option<String>,
     /// The head commit `GET /repos/{REPOSITORY}/pulls/{NUMBER}` answers; 404 when unset.
     pub pull_head: Option<String>,
+    /// The pull requests `GET /repos/{REPOSITORY}/pulls?head=acme:BRANCH&state=all` lists.
+    pub pulls: Vec<Value>,
     /// "METHOD path?query", and the token (`Bearer ...`) of each request.
     pub log: Vec<String>,
     pub tokens: Vec<String>,
@@ -57,6 +59,7 @@ impl FakeGitHub {
                 failures: Vec::new(),
                 read_only_token: None,
                 pull_head: None,
+                pulls: Vec::new(),
                 log: Vec::new(),
                 tokens: Vec::new(),
             })),
@@ -75,6 +78,17 @@ impl FakeGitHub {
         let comment = comment_json(id, login, body);
         state.comments.push(comment);
         id
+    }
+
+    /// Adds a pull request from `branch`: `open`, `merged` or `closed` (unmerged), opened at `created_at`.
+    pub fn add_pull(&self, number: u64, branch: &str, state: &str, created_at: &str) {
+        let mut pull = pull_json(number, "0123456789abcdef0123456789abcdef01234567", branch);
+        pull["state"] = json!(if state == "open" { "open" } else { "closed" });
+        pull["created_at"] = json!(created_at);
+        if state == "merged" {
+            pull["merged_at"] = json!(created_at);
+        }
+        self.state.lock().unwrap().pulls.push(pull);
     }
 
     pub fn fail(&self, request: &str, status: u16, body: Value) {
@@ -286,6 +300,22 @@ impl Respond for FakeGitHub {
                 }
                 None => ResponseTemplate::new(404).set_body_json(json!({"message": "Not Found"})),
             };
+        }
+        if method == "GET" && path == format!("/repos/{REPOSITORY}/pulls") {
+            let head = query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("head="))
+                .map(|head| head.replace("%3A", ":").replace("%2F", "/"))
+                .unwrap_or_default();
+            let all = query.split('&').any(|pair| pair == "state=all");
+            let items: Vec<Value> = state
+                .pulls
+                .iter()
+                .filter(|pull| pull["head"]["label"] == head.as_str())
+                .filter(|pull| all || pull["state"] == "open")
+                .cloned()
+                .collect();
+            return ResponseTemplate::new(200).set_body_json(Value::Array(items));
         }
         if method == "GET" && path == comments_path {
             let page: usize = query

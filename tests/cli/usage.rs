@@ -632,12 +632,12 @@ fn tokens_are_dated_by_their_request_and_open_runs_are_in_flight_not_waste() {
     let at = |dir: &str, name: &str, now: &str, args: &[&str]| {
         env.run_with(dir, args, &[("GITPRIO_AGENT", name), ("GITPRIO_NOW", now)])
     };
-    // Claimed late on Nov 1, spent on Nov 2 and 3.
+    // Claimed late on Nov 1 for four days, spent on Nov 2 and 3.
     let claimed = at(
         "a",
         "alice",
         "2026-11-01T23:00:00Z",
-        &["claim", "--json", "--type", "feature"],
+        &["claim", "--json", "--type", "feature", "--ttl", "4d"],
     );
     assert_eq!(claimed.code, 0, "{claimed}");
     for (now, key) in [
@@ -705,6 +705,229 @@ fn tokens_are_dated_by_their_request_and_open_runs_are_in_flight_not_waste() {
         1,
         "{all}"
     );
+}
+
+/// The `(first, second)` strings of each object of a JSON array.
+fn pairs(list: &serde_json::Value, first: &str, second: &str) -> Vec<(String, String)> {
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            (
+                item[first].as_str().unwrap().to_owned(),
+                item[second].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// Runs `args` as agent `name` at `now` in `dir`, and checks that it succeeds.
+fn succeeds(env: &TestEnv, dir: &str, name: &str, now: &str, args: &[&str]) -> Output {
+    let output = env.run_with(dir, args, &[("GITPRIO_AGENT", name), ("GITPRIO_NOW", now)]);
+    assert_eq!(output.code, 0, "{output}");
+    output
+}
+
+#[test]
+fn an_expired_run_without_an_outcome_is_waste_not_in_flight() {
+    let env = TestEnv::new();
+    setup(&env);
+    let at = |dir: &str, name: &str, now: &str, args: &[&str]| succeeds(&env, dir, name, now, args);
+    // Alice claims (30 minutes), spends, and stops renewing; nobody reclaims the task.
+    at("a", "alice", T0, &["claim", "--json", "--type", "feature"]);
+    let spend = [
+        "usage",
+        "record",
+        "--model",
+        "claude-sonnet-4-5",
+        "--output",
+        "1000",
+    ];
+    at("a", "alice", "2026-11-02T09:10:00Z", &spend);
+    // Bob's run is young when the report is made: it is in flight.
+    at(
+        "b",
+        "bob",
+        "2026-11-02T10:45:00Z",
+        &["claim", "--json", "--type", "docs"],
+    );
+    at("b", "bob", "2026-11-02T10:50:00Z", &spend);
+    let report = at(
+        "reader",
+        "carol",
+        "2026-11-02T11:00:00Z",
+        &["report", "--json"],
+    )
+    .json();
+    let runs = |list: &str| pairs(&report["waste"][list], "task", "outcome");
+    assert_eq!(
+        runs("in_flight_runs"),
+        [("docs".to_owned(), "open".to_owned())],
+        "{report}"
+    );
+    assert_eq!(
+        runs("unfinished_runs"),
+        [("cache".to_owned(), "expired".to_owned())],
+        "{report}"
+    );
+    let expired = &report["waste"]["unfinished_runs"][0];
+    assert_eq!(expired["ended_at"], "2026-11-02T09:30:00Z", "{report}");
+    assert_eq!(report["waste"]["unfinished_tokens"], 1000, "{report}");
+}
+
+#[tokio::test]
+async fn runs_whose_pull_request_was_closed_unmerged_are_unmerged_spend() {
+    use crate::github_fake::{FakeGitHub, REPOSITORY};
+    let env = TestEnv::new();
+    setup(&env);
+    let at = |dir: &str, name: &str, now: &str, args: &[&str]| succeeds(&env, dir, name, now, args);
+    // Both tasks are completed and `done` on main; the pull request of `cache` was closed
+    // unmerged (the status reached main some other way), that of `docs` merged.
+    for (dir, name, kind, minute, output) in [
+        ("a", "alice", "feature", 0, "1000"),
+        ("b", "bob", "docs", 20, "500"),
+    ] {
+        let now = |offset: u32| format!("2026-11-02T09:{:02}:00Z", minute + offset);
+        at(dir, name, &now(0), &["claim", "--json", "--type", kind]);
+        at(
+            dir,
+            name,
+            &now(5),
+            &[
+                "usage",
+                "record",
+                "--model",
+                "claude-sonnet-4-5",
+                "--output",
+                output,
+            ],
+        );
+        at(dir, name, &now(10), &["done"]);
+        env.git(dir, &["commit", "--quiet", "--all", "--message", "done"]);
+        env.git(dir, &["pull", "--quiet", "--rebase", "origin", "main"]);
+        env.git(dir, &["push", "--quiet", "origin", "HEAD:main"]);
+    }
+    let (server, github) = FakeGitHub::start().await;
+    github.add_pull(11, "gitprio/cache", "closed", "2026-11-02T09:08:00Z");
+    github.add_pull(12, "gitprio/docs", "merged", "2026-11-02T09:28:00Z");
+    let report = |variables: &[(&str, &str)]| {
+        let mut all = vec![
+            ("GITPRIO_AGENT", "carol"),
+            ("GITPRIO_NOW", "2026-11-02T12:00:00Z"),
+        ];
+        all.extend_from_slice(variables);
+        let output = env.run_with("reader", &["report", "--json"], &all);
+        assert_eq!(output.code, 0, "{output}");
+        output.json()
+    };
+    let unmerged = |report: &serde_json::Value| -> Vec<String> {
+        report["waste"]["unmerged_runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|line| line["task"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Git's view alone: both tasks are done, nothing is unmerged.
+    let git_only = report(&[]);
+    assert!(unmerged(&git_only).is_empty(), "{git_only}");
+    let api = server.uri();
+    let github_env = [
+        ("GITPRIO_NOW", "2026-11-02T12:00:00Z"),
+        ("GITHUB_TOKEN", "ghs_test"),
+        ("GITHUB_REPOSITORY", REPOSITORY),
+        ("GITHUB_API_URL", api.as_str()),
+    ];
+    let with_github = report(&github_env[1..]);
+    assert_eq!(unmerged(&with_github), ["cache"], "{with_github}");
+    assert_eq!(
+        with_github["waste"]["closed_unmerged_tokens"], 1000,
+        "{with_github}"
+    );
+    assert_eq!(
+        with_github["waste"]["unmerged_tokens"], 1000,
+        "{with_github}"
+    );
+    let runs = &with_github["runs"];
+    let pull = |run: &serde_json::Value| {
+        serde_json::json!([
+            run["task"],
+            run["pull_request"]["number"],
+            run["pull_request"]["state"]
+        ])
+    };
+    assert_eq!(
+        [pull(&runs[0]), pull(&runs[1])],
+        [
+            serde_json::json!(["cache", 11, "closed_unmerged"]),
+            serde_json::json!(["docs", 12, "merged"])
+        ],
+        "{with_github}"
+    );
+    assert!(
+        github.log().iter().any(|line| line
+            .starts_with(&format!("GET /repos/{REPOSITORY}/pulls?"))
+            && line.contains("state=all")),
+        "{:?}",
+        github.log()
+    );
+    // The HTML page has a section per task with its runs and its pull request, in a real browser.
+    let page = env.path("report.html");
+    let html = env.run_with(
+        "reader",
+        &["report", "--format", "html", "-o", page.to_str().unwrap()],
+        &github_env,
+    );
+    assert_eq!(html.code, 0, "{html}");
+    let text = std::fs::read_to_string(&page).unwrap();
+    assert_well_formed(&text);
+    assert!(
+        text.contains("<a href=\"https://github.com/acme/shop/pull/11\">#11</a> (closed unmerged)"),
+        "{text}"
+    );
+    if let Some(rendered) = crate::browser::render(&page, env.root.path()) {
+        type Links = Vec<(String, String)>;
+        let sections: Vec<(String, u64, Links)> = rendered["task_sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|section| {
+                (
+                    section["heading"].as_str().unwrap().to_owned(),
+                    section["table_rows"].as_u64().unwrap(),
+                    pairs(&section["links"], "text", "href"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            sections,
+            [
+                (
+                    "cache".to_owned(),
+                    2,
+                    vec![(
+                        "#11".to_owned(),
+                        "https://github.com/acme/shop/pull/11".to_owned()
+                    )]
+                ),
+                (
+                    "docs".to_owned(),
+                    2,
+                    vec![(
+                        "#12".to_owned(),
+                        "https://github.com/acme/shop/pull/12".to_owned()
+                    )]
+                ),
+            ],
+            "{rendered}"
+        );
+        assert_eq!(rendered["horizontal_overflow"], false, "{rendered}");
+    }
+    // `--offline` does not ask.
+    let asked = github.log().len();
+    let offline = env.run_with("reader", &["report", "--json", "--offline"], &github_env);
+    assert_eq!(offline.code, 0, "{offline}");
+    assert_eq!(github.log().len(), asked);
 }
 
 #[test]

@@ -17,6 +17,9 @@ use crate::reading::{SourceArgs, load_queue};
 use crate::settings::Settings;
 use crate::{exit_code, output};
 use gitprio_core::reply::lease::NothingReadyReply;
+use gitprio_core::reply::tools::{
+    CompletionReply, GiveBackReply, HandoutLease, RenewalReply, TaskHandout, UsageReportReply,
+};
 use gitprio_core::workspace::{
     self, Claim, ClaimRequest, ClaimedTask, GiveBack, RecordInput, StoreChoice, Submitted,
     Workspace, WorkspaceError, error_chain,
@@ -61,7 +64,7 @@ pub(super) fn next_task(
                 ),
             );
             session.current = Some(claimed.task.id.clone());
-            Ok(Reply::Data(claimed_json(&claimed)))
+            Ok(Reply::Data(serde_json::to_value(handout(&claimed))?))
         }
         Claim::NothingReady(why) => {
             let message = format!("{}; stop, there is no task for you now", why.message);
@@ -81,39 +84,40 @@ pub(super) fn next_task(
 }
 
 /// The claimed task for the agent: its id, lease and the context bundle as one markdown prompt.
-fn claimed_json(claimed: &ClaimedTask) -> Value {
+fn handout(claimed: &ClaimedTask) -> TaskHandout {
     let task = &claimed.task;
     let record = &claimed.lease.record;
-    let mut value = json!({
-        "task": task.id,
-        "title": task.title,
-        "owns": task.owns,
-        "acceptance": task.acceptance,
-        "lease": {
-            "generation": record.generation,
-            "attempt": record.attempt,
-            "expires_at": record.expires_at,
-            "last_error": record.last_error,
-        },
-    });
-    match &claimed.bundle {
+    let (context, context_error) = match &claimed.bundle {
         Ok(bundle) => {
             let tail = Tail {
                 source: claimed.origin.to_string(),
                 lease: Some(&claimed.lease),
                 commands: report_tools(&super::heartbeat_every(record.ttl_seconds)),
             };
-            value["context"] = json!(bundle.to_markdown(&tail));
+            (bundle.to_markdown(&tail), None)
         }
-        Err(error) => {
-            value["context"] = json!(format!("# {}\n\n{}", task.title, task.body));
-            value["context_error"] = json!(format!(
+        Err(error) => (
+            format!("# {}\n\n{}", task.title, task.body),
+            Some(format!(
                 "the context bundle could not be assembled ({}); this is the task alone",
                 error_chain(error)
-            ));
-        }
+            )),
+        ),
+    };
+    TaskHandout {
+        task: task.id.clone(),
+        title: task.title.clone(),
+        owns: task.owns.clone(),
+        acceptance: task.acceptance.clone(),
+        lease: HandoutLease {
+            generation: record.generation,
+            attempt: record.attempt,
+            expires_at: record.expires_at,
+            last_error: record.last_error.clone(),
+        },
+        context,
+        context_error,
     }
-    value
 }
 
 /// The tools an agent reports with, listed at the end of the bundle it is handed.
@@ -228,13 +232,13 @@ pub(super) fn heartbeat(
     )?;
     let record = &renewed.lease.record;
     let spent = renewed.spent.as_ref().map(|run| (&run.meta, run.totals()));
-    let data = json!({
-        "task": id,
-        "generation": record.generation,
-        "expires_at": record.expires_at,
-        "tokens": spent.as_ref().map(|(_, totals)| totals.tokens()),
-        "budget_tokens": spent.as_ref().and_then(|(meta, _)| meta.budget_tokens),
-    });
+    let data = serde_json::to_value(RenewalReply {
+        task: id.clone(),
+        generation: record.generation,
+        expires_at: record.expires_at,
+        tokens: spent.as_ref().map(|(_, totals)| totals.tokens()),
+        budget_tokens: spent.as_ref().and_then(|(meta, _)| meta.budget_tokens),
+    })?;
     Ok(budget_checked(&id, spent, data))
 }
 
@@ -303,16 +307,18 @@ pub(super) fn complete(
         session.current = None;
     }
     output::message(settings, "info", &format!("completed {id}"));
-    Ok(Reply::Data(json!({
-        "task": id,
-        "completed": true,
-        "generation": lease.record.generation,
-        "path": path,
-        "verified": no_verify.is_none(),
-        "acceptance": checks,
-        "tokens": tokens,
-        "next": format!("commit {path} (now `status: done`) with your change and open the pull request; then get_next_task"),
-    })))
+    Ok(Reply::Data(serde_json::to_value(CompletionReply {
+        next: format!(
+            "commit {path} (now `status: done`) with your change and open the pull request; then get_next_task"
+        ),
+        task: id,
+        completed: true,
+        generation: lease.record.generation,
+        path,
+        verified: no_verify.is_none(),
+        acceptance: checks,
+        tokens,
+    })?))
 }
 
 /// `release_task`: `gitprio release`.
@@ -341,12 +347,12 @@ pub(super) fn release(
         format!("released {id}; it is ready for the next agent")
     };
     output::message(settings, "info", &message);
-    Ok(Reply::Data(json!({
-        "task": id,
-        "parked": released.parked,
-        "failures": failures,
-        "message": message,
-    })))
+    Ok(Reply::Data(serde_json::to_value(GiveBackReply {
+        task: id,
+        parked: released.parked,
+        failures,
+        message,
+    })?))
 }
 
 /// `report_usage`: `gitprio usage record`, with its budget verdict.
@@ -373,13 +379,13 @@ pub(super) fn report_usage(
     );
     let written = workspace.record_usage(&id, vec![input])?;
     let totals = written.totals;
-    let data = json!({
-        "task": id,
-        "run": written.meta.run,
-        "added": written.added,
-        "tokens": totals.tokens(),
-        "budget_tokens": written.meta.budget_tokens,
-    });
+    let data = serde_json::to_value(UsageReportReply {
+        task: id.clone(),
+        run: written.meta.run.clone(),
+        added: written.added,
+        tokens: totals.tokens(),
+        budget_tokens: written.meta.budget_tokens,
+    })?;
     Ok(budget_checked(&id, Some((&written.meta, totals)), data))
 }
 

@@ -1,127 +1,273 @@
 //! A local index of the keys a run's ledger chunks hold, so a write appends only what is
-//! new without reading the run's records back: one (key hash, tokens) entry per request.
+//! new without reading the run's records back: one (key hash, counters) entry per request.
 //!
-//! It lives in `.git/gitprio/usage-index/<task>/<run>.bin` and is only a cache: it names
+//! It lives in `.git/gitprio/usage-index/<task>/<run>.idx` and is only a cache: it names
 //! the chunks it covers, chunks it does not cover are read and added, and an index that
 //! names a chunk the ledger lacks (a lost race, a rewritten ref) is rebuilt.
+//!
+//! The file is append-only, like the ledger: each write adds a section (the chunks it
+//! covers, what it changed in the run's totals, its entries sorted by key hash), so a
+//! write costs what it adds, not the size of the run. A lookup binary-searches each
+//! section; past [`MAX_SECTIONS`] the sections are merged into one. A torn or damaged
+//! section (a crash mid-append) ends the file: the chunks after it are read again.
+//!
+//! Keys are told apart by a 128-bit FNV-1a hash: for a run of a million requests, two
+//! different keys collide with a chance of about n²/2¹²⁹ ≈ 10⁻²⁷, which is taken as never.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::ops::Range;
 use std::path::Path;
+use std::sync::Arc;
 
 use gix::ObjectId;
-use serde::{Deserialize, Serialize};
 
-use super::import::fnv1a;
+use super::import::fnv1a_128;
 use super::{Totals, UsageRecord};
 
-const VERSION: u32 = 1;
+/// The first bytes of an index file, with its format version.
+const MAGIC: &[u8; 8] = b"gpidx\x00\x00\x02";
 /// Bytes per entry: the key's hash, then the record's seven counters.
-const ENTRY_BYTES: usize = 8 * 8;
+const ENTRY_BYTES: usize = 16 + 7 * 8;
+/// Sections past which a write merges them all into one.
+const MAX_SECTIONS: usize = 32;
 
-#[derive(Serialize, Deserialize)]
-struct Header {
-    version: u32,
-    chunks: Vec<String>,
+/// Returns a checksum of `bytes` (a section), eight bytes at a time: a whole index is
+/// read at every write, so this must cost far less than reading it.
+fn checksum(bytes: &[u8]) -> u64 {
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64 ^ bytes.len() as u64;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        hash = (hash ^ u64::from_le_bytes(word.try_into().expect("8 bytes")))
+            .wrapping_mul(0x0100_0000_01b3)
+            .rotate_left(29);
+    }
+    for &byte in words.remainder() {
+        hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Entry {
-    input: u64,
-    output: u64,
-    cache_write_5m: u64,
-    cache_write_1h: u64,
-    cache_read: u64,
-    reasoning: u64,
-    requests: u64,
+    hash: u128,
+    counters: [u64; 7],
 }
 
 impl Entry {
     fn of(record: &UsageRecord) -> Entry {
         Entry {
-            input: record.input,
-            output: record.output,
-            cache_write_5m: record.cache_write_5m,
-            cache_write_1h: record.cache_write_1h,
-            cache_read: record.cache_read,
-            reasoning: record.reasoning,
-            requests: u64::from(record.requests),
+            hash: fnv1a_128(record.key.as_bytes()),
+            counters: [
+                record.input,
+                record.output,
+                record.cache_write_5m,
+                record.cache_write_1h,
+                record.cache_read,
+                record.reasoning,
+                u64::from(record.requests),
+            ],
         }
     }
 
-    fn tokens(&self) -> u64 {
-        self.input + self.output + self.cache_write_5m + self.cache_write_1h + self.cache_read
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.hash.to_le_bytes());
+        for counter in self.counters {
+            out.extend_from_slice(&counter.to_le_bytes());
+        }
     }
 
-    fn fields(&self) -> [u64; 7] {
-        [
-            self.input,
-            self.output,
-            self.cache_write_5m,
-            self.cache_write_1h,
-            self.cache_read,
-            self.reasoning,
-            self.requests,
-        ]
+    fn decode(raw: &[u8]) -> Entry {
+        let mut counters = [0; 7];
+        for (counter, bytes) in counters.iter_mut().zip(raw[16..].chunks_exact(8)) {
+            *counter = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+        }
+        Entry {
+            hash: hash_of(raw),
+            counters,
+        }
+    }
+
+    /// All tokens, as [`UsageRecord::total_tokens`] counts them.
+    fn tokens(&self) -> u64 {
+        self.counters[..5].iter().sum()
+    }
+}
+
+fn hash_of(raw: &[u8]) -> u128 {
+    u128::from_le_bytes(raw[..16].try_into().expect("16 bytes"))
+}
+
+/// One append: the chunks it covers, its change to the run's totals, and its entries
+/// sorted by hash, kept encoded (in the file's bytes when loaded) and searched as they are.
+#[derive(Clone, Debug, Default)]
+struct Section {
+    chunks: Vec<ObjectId>,
+    /// What the section's entries add to the totals, net of the smaller copies they replace.
+    delta: [i64; 7],
+    bytes: Arc<Vec<u8>>,
+    entries: Range<usize>,
+}
+
+impl Section {
+    fn new(chunks: Vec<ObjectId>, delta: [i64; 7], entries: &[Entry]) -> Section {
+        let mut bytes = Vec::with_capacity(entries.len() * ENTRY_BYTES);
+        for entry in entries {
+            entry.encode(&mut bytes);
+        }
+        let length = bytes.len();
+        Section {
+            chunks,
+            delta,
+            bytes: Arc::new(bytes),
+            entries: 0..length,
+        }
+    }
+
+    fn raw_entries(&self) -> std::slice::ChunksExact<'_, u8> {
+        self.bytes[self.entries.clone()].chunks_exact(ENTRY_BYTES)
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len() / ENTRY_BYTES
+    }
+
+    fn find(&self, hash: u128) -> Option<Entry> {
+        let raw = &self.bytes[self.entries.clone()];
+        let (mut low, mut high) = (0, self.len());
+        while low < high {
+            let middle = low + (high - low) / 2;
+            let entry = &raw[middle * ENTRY_BYTES..(middle + 1) * ENTRY_BYTES];
+            match hash_of(entry).cmp(&hash) {
+                std::cmp::Ordering::Less => low = middle + 1,
+                std::cmp::Ordering::Greater => high = middle,
+                std::cmp::Ordering::Equal => return Some(Entry::decode(entry)),
+            }
+        }
+        None
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(
+            &u32::try_from(self.chunks.len())
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        );
+        for chunk in &self.chunks {
+            let bytes = chunk.as_bytes();
+            out.push(u8::try_from(bytes.len()).expect("an object id is short"));
+            out.extend_from_slice(bytes);
+        }
+        for value in self.delta {
+            out.extend_from_slice(&value.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.len() as u64).to_le_bytes());
+        out.extend_from_slice(&self.bytes[self.entries.clone()]);
+        let sum = checksum(&out[start..]);
+        out.extend_from_slice(&sum.to_le_bytes());
+    }
+
+    /// Reads the section at `start` of `file`; gives it and where it ends, or `None`
+    /// when the bytes end early or fail the checksum.
+    fn decode(file: &Arc<Vec<u8>>, start: usize) -> Option<(Section, usize)> {
+        let mut reader = Reader {
+            bytes: &file[start..],
+            at: 0,
+        };
+        let chunk_count = reader.u32()?;
+        let mut section = Section {
+            bytes: Arc::clone(file),
+            ..Section::default()
+        };
+        for _ in 0..chunk_count {
+            let length = usize::from(*reader.take(1)?.first()?);
+            section
+                .chunks
+                .push(ObjectId::try_from(reader.take(length)?).ok()?);
+        }
+        for value in &mut section.delta {
+            *value = i64::from_le_bytes(reader.take(8)?.try_into().ok()?);
+        }
+        let count = usize::try_from(reader.u64()?).ok()?;
+        reader.take(count.checked_mul(ENTRY_BYTES)?)?;
+        let end = reader.at;
+        section.entries = start + end - count * ENTRY_BYTES..start + end;
+        let sum = reader.u64()?;
+        if sum != checksum(&file[start..start + end]) {
+            return None;
+        }
+        Some((section, start + reader.at))
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, length: usize) -> Option<&'a [u8]> {
+        let slice = self.bytes.get(self.at..self.at.checked_add(length)?)?;
+        self.at += length;
+        Some(slice)
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
     }
 }
 
 /// The keys of one run's records, and the chunks they were read from.
 #[derive(Debug, Default)]
 pub(super) struct KeyIndex {
-    chunks: Vec<ObjectId>,
+    sections: Vec<Section>,
     covered: HashSet<ObjectId>,
-    entries: HashMap<u64, Entry>,
+    /// Sections already in the file; those after it are appended by [`KeyIndex::save`].
+    saved: usize,
+    /// The file must be written anew (missing, damaged, stale or merged).
+    rewrite: bool,
 }
 
 impl KeyIndex {
     /// Loads the index at `path` if it covers only chunks in `chunks`; else an empty one.
     pub(super) fn load(path: &Path, chunks: &[ObjectId]) -> KeyIndex {
-        let Ok(bytes) = std::fs::read(path) else {
-            return KeyIndex::default();
+        let fresh = KeyIndex {
+            rewrite: true,
+            ..KeyIndex::default()
         };
-        Self::parse(&bytes, chunks).unwrap_or_default()
+        let Ok(bytes) = std::fs::read(path) else {
+            return fresh;
+        };
+        Self::parse(bytes, chunks).unwrap_or(fresh)
     }
 
-    fn parse(bytes: &[u8], chunks: &[ObjectId]) -> Option<KeyIndex> {
-        let newline = memchr::memchr(b'\n', bytes)?;
-        let header: Header = serde_json::from_slice(&bytes[..newline]).ok()?;
-        if header.version != VERSION {
+    fn parse(bytes: Vec<u8>, chunks: &[ObjectId]) -> Option<KeyIndex> {
+        if !bytes.starts_with(MAGIC.as_slice()) {
             return None;
         }
+        let file = Arc::new(bytes);
         let in_tree: HashSet<&ObjectId> = chunks.iter().collect();
         let mut index = KeyIndex::default();
-        for hex in &header.chunks {
-            let id = ObjectId::from_hex(hex.as_bytes()).ok()?;
-            if !in_tree.contains(&id) {
+        let mut at = MAGIC.len();
+        while at < file.len() {
+            let Some((section, end)) = Section::decode(&file, at) else {
+                // A torn append: what follows is unreadable, so the file is written anew.
+                index.rewrite = true;
+                break;
+            };
+            if !section.chunks.iter().all(|chunk| in_tree.contains(chunk)) {
                 return None;
             }
-            index.covered.insert(id);
-            index.chunks.push(id);
+            index.covered.extend(section.chunks.iter().copied());
+            index.sections.push(section);
+            at = end;
         }
-        let body = &bytes[newline + 1..];
-        if !body.len().is_multiple_of(ENTRY_BYTES) {
-            return None;
-        }
-        index.entries.reserve(body.len() / ENTRY_BYTES);
-        for entry in body.chunks_exact(ENTRY_BYTES) {
-            let mut numbers = entry
-                .chunks_exact(8)
-                .map(|bytes| u64::from_le_bytes(bytes.try_into().expect("8 bytes")));
-            let mut next = || numbers.next().expect("8 numbers");
-            let hash = next();
-            index.entries.insert(
-                hash,
-                Entry {
-                    input: next(),
-                    output: next(),
-                    cache_write_5m: next(),
-                    cache_write_1h: next(),
-                    cache_read: next(),
-                    reasoning: next(),
-                    requests: next(),
-                },
-            );
-        }
+        index.saved = index.sections.len();
         Some(index)
     }
 
@@ -129,59 +275,228 @@ impl KeyIndex {
         self.covered.contains(chunk)
     }
 
-    /// Adds the records of `chunk`: a key's larger copy wins.
+    /// The largest copy of the key `hash` the run holds.
+    fn find(&self, hash: u128) -> Option<Entry> {
+        self.sections
+            .iter()
+            .filter_map(|section| section.find(hash))
+            .max_by_key(Entry::tokens)
+    }
+
+    /// Adds the records of `chunks` (one write's): a key's larger copy wins.
     pub(super) fn absorb<'r>(
         &mut self,
-        chunk: ObjectId,
+        chunks: &[ObjectId],
         records: impl IntoIterator<Item = &'r UsageRecord>,
     ) {
-        for record in records {
-            if self.is_new(record) {
-                self.entries
-                    .insert(fnv1a(record.key.as_bytes()), Entry::of(record));
+        let chunks: Vec<ObjectId> = chunks
+            .iter()
+            .copied()
+            .filter(|chunk| !self.covered.contains(chunk))
+            .collect();
+        if chunks.is_empty() {
+            return;
+        }
+        let mut entries: Vec<Entry> = records.into_iter().map(Entry::of).collect();
+        entries.sort_unstable_by(|left, right| {
+            left.hash
+                .cmp(&right.hash)
+                .then_with(|| right.tokens().cmp(&left.tokens()))
+        });
+        entries.dedup_by_key(|entry| entry.hash);
+        let mut delta = [0_i64; 7];
+        entries.retain(|entry| {
+            let known = self.find(entry.hash);
+            if known.is_some_and(|known| known.tokens() >= entry.tokens()) {
+                return false;
             }
-        }
-        if self.covered.insert(chunk) {
-            self.chunks.push(chunk);
-        }
+            let old = known.map_or([0; 7], |known| known.counters);
+            for ((sum, new), old) in delta.iter_mut().zip(entry.counters).zip(old) {
+                *sum +=
+                    i64::try_from(new).unwrap_or(i64::MAX) - i64::try_from(old).unwrap_or(i64::MAX);
+            }
+            true
+        });
+        self.covered.extend(chunks.iter().copied());
+        self.sections.push(Section::new(chunks, delta, &entries));
     }
 
     /// Whether `record` is a request the run lacks, or a larger copy of one it has.
     pub(super) fn is_new(&self, record: &UsageRecord) -> bool {
-        self.entries
-            .get(&fnv1a(record.key.as_bytes()))
+        self.find(fnv1a_128(record.key.as_bytes()))
             .is_none_or(|known| record.total_tokens() > known.tokens())
     }
 
     pub(super) fn totals(&self) -> Totals {
-        let mut totals = Totals::default();
-        for entry in self.entries.values() {
-            totals.input += entry.input;
-            totals.output += entry.output;
-            totals.cache_write_5m += entry.cache_write_5m;
-            totals.cache_write_1h += entry.cache_write_1h;
-            totals.cache_read += entry.cache_read;
-            totals.reasoning += entry.reasoning;
-            totals.requests += entry.requests;
-        }
-        totals
-    }
-
-    /// Saves the index; a failure only costs the next write a rebuild.
-    pub(super) fn save(&self, path: &Path) {
-        let header = Header {
-            version: VERSION,
-            chunks: self.chunks.iter().map(ToString::to_string).collect(),
-        };
-        let mut bytes = serde_json::to_vec(&header).expect("index header serializes");
-        bytes.push(b'\n');
-        bytes.reserve(self.entries.len() * ENTRY_BYTES);
-        for (hash, entry) in &self.entries {
-            bytes.extend_from_slice(&hash.to_le_bytes());
-            for field in entry.fields() {
-                bytes.extend_from_slice(&field.to_le_bytes());
+        let mut sums = [0_i64; 7];
+        for section in &self.sections {
+            for (sum, delta) in sums.iter_mut().zip(section.delta) {
+                *sum += delta;
             }
         }
-        let _ = super::outbox::write_atomically(path, &bytes);
+        let [
+            input,
+            output,
+            five_minutes,
+            one_hour,
+            cache_read,
+            reasoning,
+            requests,
+        ] = sums.map(|sum| u64::try_from(sum).unwrap_or(0));
+        Totals {
+            input,
+            output,
+            cache_write_5m: five_minutes,
+            cache_write_1h: one_hour,
+            cache_read,
+            reasoning,
+            requests,
+        }
+    }
+
+    /// Merges every section into one: the largest copy of each key, every chunk.
+    fn merge_sections(&mut self) {
+        let mut chunks = Vec::new();
+        let mut delta = [0_i64; 7];
+        let mut entries = Vec::new();
+        for section in std::mem::take(&mut self.sections) {
+            chunks.extend(section.chunks.iter().copied());
+            for (sum, part) in delta.iter_mut().zip(section.delta) {
+                *sum += part;
+            }
+            entries.extend(section.raw_entries().map(Entry::decode));
+        }
+        entries.sort_unstable_by(|left, right| {
+            left.hash
+                .cmp(&right.hash)
+                .then_with(|| right.tokens().cmp(&left.tokens()))
+        });
+        entries.dedup_by_key(|entry| entry.hash);
+        self.sections.push(Section::new(chunks, delta, &entries));
+        self.rewrite = true;
+    }
+
+    /// Saves the index: appends the new sections, or writes the file anew when it must
+    /// be. A failure only costs the next write a rebuild.
+    pub(super) fn save(&mut self, path: &Path) {
+        if self.sections.len() > MAX_SECTIONS {
+            self.merge_sections();
+        }
+        if self.rewrite {
+            let mut bytes = MAGIC.to_vec();
+            for section in &self.sections {
+                section.encode(&mut bytes);
+            }
+            if super::outbox::write_atomically(path, &bytes).is_ok() {
+                self.rewrite = false;
+                self.saved = self.sections.len();
+                // The whole-file index of gitprio versions before this one, now unused.
+                let _ = std::fs::remove_file(path.with_extension("bin"));
+            }
+            return;
+        }
+        if self.saved == self.sections.len() {
+            return;
+        }
+        let mut bytes = Vec::new();
+        for section in &self.sections[self.saved..] {
+            section.encode(&mut bytes);
+        }
+        let appended = std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .and_then(|mut file| file.write_all(&bytes));
+        if appended.is_ok() {
+            self.saved = self.sections.len();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(key: &str, output: u64) -> UsageRecord {
+        UsageRecord {
+            key: key.to_owned(),
+            source: "claude".to_owned(),
+            model: "m".to_owned(),
+            input: 1,
+            output,
+            requests: 1,
+            ..UsageRecord::default()
+        }
+    }
+
+    fn chunk(byte: u8) -> ObjectId {
+        ObjectId::from_bytes_or_panic(&[byte; 20])
+    }
+
+    #[test]
+    fn appends_sections_and_counts_each_key_once_at_its_largest() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("run.idx");
+        let mut index = KeyIndex::load(&path, &[]);
+        index.absorb(
+            &[chunk(1)],
+            &[record("a", 10), record("b", 5), record("a", 3)],
+        );
+        index.save(&path);
+        let mut index = KeyIndex::load(&path, &[chunk(1), chunk(2)]);
+        assert!(index.covers(&chunk(1)) && !index.covers(&chunk(2)));
+        assert!(!index.is_new(&record("a", 10)));
+        assert!(index.is_new(&record("a", 11)));
+        index.absorb(
+            &[chunk(2)],
+            &[record("a", 20), record("c", 1), record("b", 1)],
+        );
+        let before = std::fs::metadata(&path).unwrap().len();
+        index.save(&path);
+        assert!(std::fs::metadata(&path).unwrap().len() > before, "appended");
+        let index = KeyIndex::load(&path, &[chunk(1), chunk(2)]);
+        let totals = index.totals();
+        assert_eq!((totals.output, totals.input, totals.requests), (26, 3, 3));
+        assert!(!index.is_new(&record("a", 20)));
+    }
+
+    #[test]
+    fn a_torn_tail_is_dropped_and_a_stale_index_rebuilt() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("run.idx");
+        let mut index = KeyIndex::load(&path, &[]);
+        index.absorb(&[chunk(1)], &[record("a", 10)]);
+        index.save(&path);
+        index.absorb(&[chunk(2)], &[record("b", 10)]);
+        index.save(&path);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
+        let index = KeyIndex::load(&path, &[chunk(1), chunk(2)]);
+        assert!(index.covers(&chunk(1)) && !index.covers(&chunk(2)));
+        assert!(index.rewrite);
+        let index = KeyIndex::load(&path, &[chunk(2)]);
+        assert!(
+            !index.covers(&chunk(2)) && index.sections.is_empty(),
+            "names a chunk the ledger lacks"
+        );
+    }
+
+    #[test]
+    fn many_sections_merge_into_one() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("run.idx");
+        let mut index = KeyIndex::load(&path, &[]);
+        let chunks: Vec<ObjectId> = (1..=40).map(chunk).collect();
+        for (number, id) in chunks.iter().enumerate() {
+            index.absorb(
+                &[*id],
+                &[record(&format!("k{}", number % 30), number as u64)],
+            );
+            index.save(&path);
+        }
+        let index = KeyIndex::load(&path, &chunks);
+        assert!(index.sections.len() <= MAX_SECTIONS);
+        assert!(chunks.iter().all(|id| index.covers(id)));
+        assert_eq!(index.totals().requests, 30);
+        assert_eq!(index.totals().output, (10..40).sum::<u64>());
     }
 }

@@ -29,6 +29,10 @@ pub const USAGE_PREFIX: &str = "refs/gitprio/usage/";
 /// How many times a write is redone when another writer moved the ref first.
 const MAX_WRITE_TRIES: u32 = 8;
 
+/// Records per chunk at most: a write of more appends several chunks, so the bytes of one
+/// chunk (about 400 per record) are all it holds in memory, however much it adds.
+const CHUNK_RECORDS: usize = 4096;
+
 /// Returns the usage ref of task `id`.
 pub fn usage_ref(id: &TaskId) -> String {
     format!("{USAGE_PREFIX}{id}")
@@ -314,14 +318,19 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         Ok(sessions)
     }
 
-    /// Notes the sessions of a chunk this machine wrote, so they are never read back.
-    fn note_chunk_sessions(&self, blob: ObjectId, records: &[&UsageRecord]) {
+    /// Notes the sessions of chunks this machine wrote, so they are never read back.
+    fn note_chunk_sessions<'r>(
+        &self,
+        chunks: impl Iterator<Item = (ObjectId, &'r [&'r UsageRecord])>,
+    ) {
         let cache_path = self.sessions_cache_path();
         let mut cache: BTreeMap<String, Vec<String>> = std::fs::read(&cache_path)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
-        cache.insert(blob.to_string(), chunk_sessions(records.iter().copied()));
+        for (blob, records) in chunks {
+            cache.insert(blob.to_string(), chunk_sessions(records.iter().copied()));
+        }
         let bytes = serde_json::to_vec(&cache).expect("sessions serialize");
         let _ = outbox::write_atomically(&cache_path, &bytes);
     }
@@ -468,23 +477,15 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
             for blob in &files.chunks {
                 if !index.covers(blob) {
                     let chunk = self.read_chunk(&mirror, &meta.run, *blob)?;
-                    index.absorb(*blob, &chunk);
+                    index.absorb(&[*blob], &chunk);
                 }
             }
-            let mut fresh: BTreeMap<&str, &UsageRecord> = BTreeMap::new();
-            for record in records {
-                let larger = fresh
-                    .get(record.key.as_str())
-                    .is_none_or(|seen| record.total_tokens() > seen.total_tokens());
-                if larger && index.is_new(record) {
-                    fresh.insert(record.key.as_str(), record);
-                }
-            }
+            let appended = fresh_records(records, &index);
             let merged_meta = match &known {
                 Some(known) => merge_meta(known.clone(), meta),
                 None => meta.clone(),
             };
-            let added = fresh.len();
+            let added = appended.len();
             if added == 0 && known.as_ref() == Some(&merged_meta) {
                 index.save(&index_path);
                 return Ok(Written {
@@ -493,29 +494,39 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                     totals: index.totals(),
                 });
             }
+            let mut chunks = Vec::new();
             let mut chunk_bytes = Vec::new();
-            let mut appended: Vec<&UsageRecord> = fresh.into_values().collect();
-            appended.sort_by(|left, right| (left.at, &left.key).cmp(&(right.at, &right.key)));
-            for record in &appended {
-                serde_json::to_writer(&mut chunk_bytes, record).expect("usage record serializes");
-                chunk_bytes.push(b'\n');
+            for (number, part) in (files.next_chunk..).zip(appended.chunks(CHUNK_RECORDS)) {
+                chunk_bytes.clear();
+                for record in part {
+                    serde_json::to_writer(&mut chunk_bytes, record)
+                        .expect("usage record serializes");
+                    chunk_bytes.push(b'\n');
+                }
+                chunks.push((number, self.repo().write_blob(&chunk_bytes)?));
             }
-            let chunk = if appended.is_empty() {
-                None
-            } else {
-                Some((files.next_chunk, self.repo().write_blob(&chunk_bytes)?))
-            };
-            let commit =
-                self.commit(current, &merged_meta, known.as_ref(), chunk, &appended, now)?;
+            drop(chunk_bytes);
+            let commit = self.commit(
+                current,
+                &merged_meta,
+                known.as_ref(),
+                &chunks,
+                &appended,
+                now,
+            )?;
             match self
                 .store
                 .compare_and_swap_ref(&reference, current, Some(commit))?
             {
                 CasOutcome::Won => {
-                    if let Some((_, blob)) = chunk {
-                        index.absorb(blob, appended.iter().copied());
-                        self.note_chunk_sessions(blob, &appended);
-                    }
+                    let blobs: Vec<ObjectId> = chunks.iter().map(|(_, blob)| *blob).collect();
+                    index.absorb(&blobs, appended.iter().copied());
+                    self.note_chunk_sessions(
+                        blobs
+                            .iter()
+                            .zip(appended.chunks(CHUNK_RECORDS))
+                            .map(|(blob, part)| (*blob, part)),
+                    );
                     index.save(&index_path);
                     return Ok(Written {
                         added,
@@ -538,7 +549,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
             .join("gitprio")
             .join("usage-index")
             .join(meta.task.as_str())
-            .join(format!("{}.bin", meta.run))
+            .join(format!("{}.idx", meta.run))
     }
 
     fn outbox(&self) -> PathBuf {
@@ -624,7 +635,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         parent: Option<ObjectId>,
         meta: &RunMeta,
         known: Option<&RunMeta>,
-        chunk: Option<(u64, ObjectId)>,
+        chunks: &[(u64, ObjectId)],
         appended: &[&UsageRecord],
         now: Timestamp,
     ) -> Result<ObjectId, LedgerError> {
@@ -644,8 +655,8 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
             bytes.push(b'\n');
             files.insert(format!("{directory}/run.json"), repo.write_blob(&bytes)?);
         }
-        if let Some((number, blob)) = chunk {
-            files.insert(format!("{directory}/usage/{number:08}.jsonl"), blob);
+        for (number, blob) in chunks {
+            files.insert(format!("{directory}/usage/{number:08}.jsonl"), *blob);
         }
         let tree = repo.write_tree(&files)?;
         let totals: Totals = appended.iter().copied().collect();
@@ -664,12 +675,41 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
     }
 }
 
+/// Returns the records the run lacks (new keys, or larger copies of known ones), one per
+/// key (its largest copy), by time then key.
+fn fresh_records<'r>(records: &'r [UsageRecord], index: &KeyIndex) -> Vec<&'r UsageRecord> {
+    let mut by_key: std::collections::HashMap<&str, usize> =
+        std::collections::HashMap::with_capacity(records.len());
+    let mut fresh: Vec<&UsageRecord> = Vec::new();
+    for record in records {
+        if !index.is_new(record) {
+            continue;
+        }
+        match by_key.entry(record.key.as_str()) {
+            std::collections::hash_map::Entry::Occupied(slot) => {
+                let kept = &mut fresh[*slot.get()];
+                if record.total_tokens() > kept.total_tokens() {
+                    *kept = record;
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(fresh.len());
+                fresh.push(record);
+            }
+        }
+    }
+    fresh.sort_by(|left, right| (left.at, &left.key).cmp(&(right.at, &right.key)));
+    fresh
+}
+
 /// The distinct sessions `records` name, sorted.
 fn chunk_sessions<'r>(records: impl Iterator<Item = &'r UsageRecord>) -> Vec<String> {
-    let sessions: std::collections::BTreeSet<&str> = records
+    let distinct: std::collections::HashSet<&str> = records
         .filter_map(|record| record.session.as_deref())
         .collect();
-    sessions.into_iter().map(str::to_owned).collect()
+    let mut sessions: Vec<String> = distinct.into_iter().map(str::to_owned).collect();
+    sessions.sort_unstable();
+    sessions
 }
 
 /// Keeps what the ledger knows and adds what `update` brings: an outcome, an end, a size.
@@ -747,8 +787,8 @@ mod tests {
         assert_eq!((again, added), (merged, 0));
     }
 
-    #[test]
-    fn a_ledger_in_local_refs_round_trips_and_ignores_repeats() {
+    /// A fresh repository (kept while the directory lives) for a ledger in local refs.
+    fn local_repository() -> (tempfile::TempDir, Repository) {
         let directory = tempfile::tempdir().unwrap();
         let status = std::process::Command::new("git")
             .args(["init", "--quiet"])
@@ -757,25 +797,74 @@ mod tests {
             .unwrap();
         assert!(status.success());
         let repo = Repository::discover(directory.path()).unwrap();
-        let store = LeaseStore::new(&repo, crate::lease::Mode::Local);
-        let ledger = Ledger::new(&store);
-        let now: Timestamp = "2026-11-01T12:00:00Z".parse().unwrap();
-        let meta = RunMeta {
+        (directory, repo)
+    }
+
+    /// Run `1-abcdef01` of task `fix`, by alice, started at `now`.
+    fn run_meta(now: Timestamp) -> RunMeta {
+        RunMeta {
             task: TaskId::new("fix").unwrap(),
             run: "1-abcdef01".to_owned(),
             generation: 1,
             agent: "alice".to_owned(),
             session: None,
             worktree: None,
-            task_type: Some("bug".to_owned()),
+            task_type: None,
             feature: None,
-            value: 3,
+            value: 1,
             routed_model: None,
-            budget_tokens: Some(1000),
+            budget_tokens: None,
             context_tokens: None,
             started_at: now,
             ended_at: None,
             outcome: None,
+        }
+    }
+
+    #[test]
+    fn a_large_write_appends_several_chunks_that_read_back_whole() {
+        let (_directory, repo) = local_repository();
+        let store = LeaseStore::new(&repo, crate::lease::Mode::Local);
+        let ledger = Ledger::new(&store);
+        let now: Timestamp = "2026-11-01T12:00:00Z".parse().unwrap();
+        let meta = RunMeta {
+            task: TaskId::new("big").unwrap(),
+            run: "1-x".to_owned(),
+            ..run_meta(now)
+        };
+        let records: Vec<UsageRecord> = (0..=2 * CHUNK_RECORDS)
+            .map(|number| record(&format!("k{number}"), 1))
+            .collect();
+        let written = ledger.write(&meta, &records, now).unwrap();
+        assert_eq!(written.added, records.len());
+        let commit = repo
+            .reference_commit(&usage_ref(&meta.task))
+            .unwrap()
+            .unwrap();
+        let files = ledger.run_files(commit).unwrap();
+        assert_eq!(files["1-x"].chunks.len(), 3);
+        let runs = ledger.runs(&meta.task).unwrap();
+        assert_eq!(runs[0].records.len(), records.len());
+        assert_eq!(runs[0].totals(), written.totals);
+        let mut more = records.clone();
+        more.push(record("k0", 5));
+        let again = ledger.write(&meta, &more, now).unwrap();
+        assert_eq!(again.added, 1);
+        assert_eq!(again.totals.output, written.totals.output + 4);
+        assert_eq!(ledger.runs(&meta.task).unwrap()[0].totals(), again.totals);
+    }
+
+    #[test]
+    fn a_ledger_in_local_refs_round_trips_and_ignores_repeats() {
+        let (directory, repo) = local_repository();
+        let store = LeaseStore::new(&repo, crate::lease::Mode::Local);
+        let ledger = Ledger::new(&store);
+        let now: Timestamp = "2026-11-01T12:00:00Z".parse().unwrap();
+        let meta = RunMeta {
+            task_type: Some("bug".to_owned()),
+            value: 3,
+            budget_tokens: Some(1000),
+            ..run_meta(now)
         };
         let written = ledger
             .write(&meta, &[record("a", 5), record("b", 7)], now)

@@ -9,6 +9,7 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::{Outcome, PriceTable, Run, Totals, UsageRecord};
+use crate::lease::{LeaseEvent, LeaseRecord, LeaseState};
 use crate::task::{Status, Task, TaskId};
 
 /// What the queue says about a task now (its file may have changed since the run).
@@ -106,6 +107,39 @@ pub struct RunLine {
     pub budget_tokens: Option<u64>,
     pub over_budget: bool,
     pub context_tokens: Option<u64>,
+    /// The pull request of the run's branch, when the report asked GitHub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_request: Option<PullRequestFacts>,
+}
+
+/// What GitHub says of a pull request of a task's branch (`gitprio/<task>`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PullRequestFacts {
+    pub number: u64,
+    pub url: String,
+    pub state: PullRequestState,
+    /// When it was opened; the run it belongs to is the one it was opened during or after.
+    pub created_at: Option<Timestamp>,
+}
+
+/// Whether a pull request's change landed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullRequestState {
+    Open,
+    Merged,
+    /// Closed without merging: the run's work never landed.
+    ClosedUnmerged,
+}
+
+impl PullRequestState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PullRequestState::Open => "open",
+            PullRequestState::Merged => "merged",
+            PullRequestState::ClosedUnmerged => "closed unmerged",
+        }
+    }
 }
 
 /// Totals for a set of runs, and what they bought.
@@ -173,9 +207,14 @@ pub struct Waste {
     pub over_budget: Vec<RunLine>,
     /// Completed runs whose work has not landed: their task is not `done` on the queue's
     /// branch (never merged, or the change was dropped). Spend that bought nothing yet.
+    /// With GitHub's view (`pull_requests` set), completed runs whose pull request was
+    /// closed unmerged count too, even when a later run's change landed.
     pub unmerged_runs: Vec<RunLine>,
     pub unmerged_tokens: u64,
     pub unmerged_cost_usd: f64,
+    /// Of the unmerged spend, what went into pull requests closed unmerged (GitHub's view).
+    pub closed_unmerged_tokens: u64,
+    pub closed_unmerged_cost_usd: f64,
     /// Dollars per completed task (all its runs), by task type: the tail is runaway work.
     pub cost_tail_by_type: BTreeMap<String, CostTail>,
     /// Runs that spent on a model other than the one their task was routed to, and what
@@ -240,6 +279,9 @@ pub struct Report {
     /// How much of all imported spend is tied to tasks, when the unattributed store was read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attribution: Option<Attribution>,
+    /// Whether the pull request of each run was asked of GitHub (see [`pull_request_signals`]).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub pull_requests: bool,
 }
 
 /// The share of spend tied to tasks (the ledger) against spend no run claims (this
@@ -590,6 +632,7 @@ pub fn report(
         fleet,
         fleet_runs,
         attribution: None,
+        pull_requests: false,
     }
 }
 
@@ -653,6 +696,7 @@ fn run_line(run: &Run, tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable)
             .budget_tokens
             .is_some_and(|budget| totals.tokens() > budget),
         context_tokens: meta.context_tokens,
+        pull_request: None,
     }
 }
 
@@ -763,6 +807,78 @@ fn group(
         .collect()
 }
 
+/// Sets the unmerged spend: completed runs whose task is not `done` on the queue's branch,
+/// or whose pull request was closed unmerged.
+fn unmerged(waste: &mut Waste, lines: &[RunLine], tasks: &BTreeMap<TaskId, TaskFacts>) {
+    let closed = |line: &RunLine| {
+        line.pull_request
+            .as_ref()
+            .is_some_and(|pull| pull.state == PullRequestState::ClosedUnmerged)
+    };
+    waste.unmerged_runs = lines
+        .iter()
+        .filter(|line| {
+            line.outcome == Outcome::Completed.as_str()
+                && (closed(line)
+                    || tasks
+                        .get(&line.task)
+                        .is_some_and(|facts| facts.status != Status::Done))
+        })
+        .cloned()
+        .collect();
+    let sum = |runs: &mut dyn Iterator<Item = &RunLine>| -> (u64, f64) {
+        runs.fold((0, 0.0), |(tokens, cost), line| {
+            (tokens + line.tokens, cost + line.cost_usd.unwrap_or(0.0))
+        })
+    };
+    (waste.unmerged_tokens, waste.unmerged_cost_usd) = sum(&mut waste.unmerged_runs.iter());
+    (waste.closed_unmerged_tokens, waste.closed_unmerged_cost_usd) =
+        sum(&mut waste.unmerged_runs.iter().filter(|line| closed(line)));
+}
+
+/// Returns the pull request of a run that started at `started_at`, among its task branch's
+/// `pulls`: the first opened since the run started, else the last opened before (a retry
+/// pushes to the branch whose pull request an earlier run opened, which stays open).
+fn pull_request_of(started_at: Timestamp, pulls: &[PullRequestFacts]) -> Option<&PullRequestFacts> {
+    let mut by_time: Vec<&PullRequestFacts> = pulls.iter().collect();
+    by_time.sort_by_key(|pull| (pull.created_at, pull.number));
+    by_time
+        .iter()
+        .find(|pull| pull.created_at.is_some_and(|at| at >= started_at))
+        .or_else(|| {
+            by_time
+                .iter()
+                .rev()
+                .find(|pull| pull.created_at.is_none_or(|at| at < started_at))
+        })
+        .copied()
+}
+
+/// Adds GitHub's view to `report`: each run's pull request (by task, from the pull
+/// requests of the task's branch) and, as unmerged spend, completed runs whose pull request
+/// was closed unmerged.
+pub fn pull_request_signals(
+    report: &mut Report,
+    pulls: &BTreeMap<TaskId, Vec<PullRequestFacts>>,
+    tasks: &BTreeMap<TaskId, TaskFacts>,
+) {
+    let attach = |lines: &mut [RunLine]| {
+        for line in lines {
+            line.pull_request = pulls
+                .get(&line.task)
+                .and_then(|pulls| pull_request_of(line.started_at, pulls))
+                .cloned();
+        }
+    };
+    attach(&mut report.runs);
+    attach(&mut report.waste.unfinished_runs);
+    attach(&mut report.waste.in_flight_runs);
+    attach(&mut report.waste.over_budget);
+    let runs = report.runs.clone();
+    unmerged(&mut report.waste, &runs, tasks);
+    report.pull_requests = true;
+}
+
 /// Adds what a manager acts on: unmerged spend, the cost tail by type, model overspend.
 fn manager_signals(
     waste: &mut Waste,
@@ -771,22 +887,7 @@ fn manager_signals(
     tasks: &BTreeMap<TaskId, TaskFacts>,
     prices: &PriceTable,
 ) {
-    waste.unmerged_runs = lines
-        .iter()
-        .filter(|line| {
-            line.outcome == Outcome::Completed.as_str()
-                && tasks
-                    .get(&line.task)
-                    .is_some_and(|facts| facts.status != Status::Done)
-        })
-        .cloned()
-        .collect();
-    waste.unmerged_tokens = waste.unmerged_runs.iter().map(|line| line.tokens).sum();
-    waste.unmerged_cost_usd = waste
-        .unmerged_runs
-        .iter()
-        .filter_map(|line| line.cost_usd)
-        .fold(0.0, |sum, cost| sum + cost);
+    unmerged(waste, lines, tasks);
     let mut per_task: BTreeMap<&TaskId, (String, f64, bool, bool)> = BTreeMap::new();
     for run in runs {
         let (cost, _, fully_priced) = run_cost(run, prices);
@@ -1003,6 +1104,41 @@ fn waste(
     }
 }
 
+/// Gives each run the ledger holds no outcome for the end its lease tells: a run is in
+/// flight only while its lease (the same generation) is held and not expired.
+///
+/// A run whose lease expired, was taken over by a later generation or is gone is
+/// `expired`; one whose lease was given back or submitted without the ledger hearing of
+/// it (a write still kept on the holder's machine) takes that outcome. Runs with an
+/// outcome are left as they are.
+pub fn settle_open_runs(runs: &mut [Run], leases: &BTreeMap<TaskId, LeaseRecord>, now: Timestamp) {
+    for run in runs.iter_mut().filter(|run| run.meta.outcome.is_none()) {
+        let meta = &mut run.meta;
+        let Some(lease) = leases.get(&meta.task) else {
+            meta.outcome = Some(Outcome::Expired);
+            continue;
+        };
+        if lease.generation > meta.generation {
+            meta.outcome = Some(Outcome::Expired);
+            continue;
+        }
+        if lease.generation < meta.generation {
+            continue;
+        }
+        meta.outcome = match lease.state {
+            LeaseState::Held if lease.expires_at > now => None,
+            LeaseState::Held => {
+                meta.ended_at = Some(lease.expires_at);
+                Some(Outcome::Expired)
+            }
+            LeaseState::Released if lease.event == LeaseEvent::Fail => Some(Outcome::Failed),
+            LeaseState::Released => Some(Outcome::Released),
+            LeaseState::Submitted => Some(Outcome::Completed),
+            LeaseState::Parked => Some(Outcome::Parked),
+        };
+    }
+}
+
 /// The distinct agents of `runs`, for summaries.
 pub fn agents(runs: &[Run]) -> BTreeSet<&str> {
     runs.iter().map(|run| run.meta.agent.as_str()).collect()
@@ -1062,6 +1198,85 @@ mod tests {
             feature: Some("auth".to_owned()),
             status: Status::Open,
         }
+    }
+
+    #[test]
+    fn a_run_gets_the_pull_request_opened_during_it_and_a_closed_one_is_unmerged() {
+        let pull = |number: u64, state: PullRequestState, at: &str| PullRequestFacts {
+            number,
+            url: format!("https://github.com/acme/shop/pull/{number}"),
+            state,
+            created_at: Some(at.parse().unwrap()),
+        };
+        let pulls = vec![
+            pull(12, PullRequestState::Merged, "2026-11-03T10:00:00Z"),
+            pull(11, PullRequestState::ClosedUnmerged, "2026-11-02T11:00:00Z"),
+        ];
+        let at = |text: &str| -> Timestamp { text.parse().unwrap() };
+        assert_eq!(
+            pull_request_of(at("2026-11-02T10:00:00Z"), &pulls)
+                .unwrap()
+                .number,
+            11
+        );
+        assert_eq!(
+            pull_request_of(at("2026-11-03T09:00:00Z"), &pulls)
+                .unwrap()
+                .number,
+            12
+        );
+        // A retry after the last pull request was opened pushes to its branch: that one.
+        assert_eq!(
+            pull_request_of(at("2026-11-04T09:00:00Z"), &pulls)
+                .unwrap()
+                .number,
+            12
+        );
+
+        let mut late = run(
+            "a",
+            "2-y",
+            "bob",
+            Some(Outcome::Completed),
+            &[("claude-sonnet-4-5", 0, 1_000_000, 0)],
+        );
+        late.meta.started_at = at("2026-11-03T09:00:00Z");
+        let runs = vec![
+            run(
+                "a",
+                "1-x",
+                "alice",
+                Some(Outcome::Completed),
+                &[("claude-sonnet-4-5", 0, 2_000_000, 0)],
+            ),
+            late,
+        ];
+        let done = TaskFacts {
+            status: Status::Done,
+            ..facts(3)
+        };
+        let tasks: BTreeMap<TaskId, TaskFacts> = [(TaskId::new("a").unwrap(), done)].into();
+        let prices = PriceTable::new(BTreeMap::new());
+        let mut report = report(&runs, &tasks, &prices, &RunFilter::default(), GroupBy::Type);
+        assert!(report.waste.unmerged_runs.is_empty());
+        pull_request_signals(
+            &mut report,
+            &[(TaskId::new("a").unwrap(), pulls)].into(),
+            &tasks,
+        );
+        let unmerged: Vec<&str> = report
+            .waste
+            .unmerged_runs
+            .iter()
+            .map(|line| line.run.as_str())
+            .collect();
+        assert_eq!(unmerged, ["1-x"]);
+        assert_eq!(report.waste.closed_unmerged_tokens, 2_000_000);
+        assert!((report.waste.closed_unmerged_cost_usd - 30.0).abs() < 1e-9);
+        assert_eq!(
+            report.runs[1].pull_request.as_ref().unwrap().state,
+            PullRequestState::Merged
+        );
     }
 
     #[test]

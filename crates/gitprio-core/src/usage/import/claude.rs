@@ -29,6 +29,10 @@ use crate::usage::UsageRecord;
 /// The byte marker of a line worth parsing.
 pub(super) const USAGE_MARKER: &[u8] = br#""usage":{"#;
 
+/// Finds [`USAGE_MARKER`]; built once, since building a finder per line costs as much as a search.
+static USAGE_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(USAGE_MARKER));
+
 /// Marks messages Claude Code generated locally; they cost nothing.
 const SYNTHETIC_MODEL: &str = "<synthetic>";
 
@@ -164,7 +168,7 @@ struct Found<'l, 'a> {
     reason = "a parser: one pass over the fields of a transcript line"
 )]
 pub(super) fn transcript_line(line: &[u8]) -> Result<Option<UsageRecord>, Malformed> {
-    if memchr::memmem::find(line, USAGE_MARKER).is_none() {
+    if USAGE_FINDER.find(line).is_none() {
         return Ok(None);
     }
     let parsed: TranscriptLine = serde_json::from_slice(line)?;
@@ -318,8 +322,7 @@ pub(super) type StreamParser = LineParser<ClaudeStream>;
 impl StreamParser {
     /// Whether a line can matter: usage, or the session id of an `init` line.
     pub(super) fn wants(line: &[u8]) -> bool {
-        memchr::memmem::find(line, USAGE_MARKER).is_some()
-            || memchr::memmem::find(line, b"\"session_id\"").is_some()
+        USAGE_FINDER.find(line).is_some() || memchr::memmem::find(line, b"\"session_id\"").is_some()
     }
 
     pub(super) fn line(

@@ -9,10 +9,44 @@
 //!
 //! Summary records (`claude-result:`, `codex-exec:`) stand for a whole session, so they
 //! give way to the per-request records of the same session when both are known.
+//!
+//! Keys are held as 128-bit hashes, not strings: for a million requests two different
+//! keys collide with a chance of about n²/2¹²⁹ ≈ 10⁻²⁷, taken as never. Message ids are
+//! looked up by hash too, but every match is confirmed on the ids themselves.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
 
+use super::state::fnv1a_128;
 use crate::usage::UsageRecord;
+
+/// Hashes a `u128` that is already a hash: folds and mixes it, nothing more.
+#[derive(Default)]
+struct FoldHasher(u64);
+
+impl Hasher for FoldHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u128(&mut self, value: u128) {
+        #[expect(clippy::cast_possible_truncation, reason = "folding the halves")]
+        let folded = (value as u64) ^ ((value >> 64) as u64);
+        let mixed = folded.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = mixed ^ (mixed >> 29);
+    }
+}
+
+type HashedMap<V> = HashMap<u128, V, BuildHasherDefault<FoldHasher>>;
+
+/// No next slot in a message's chain.
+const END: u32 = u32::MAX;
 
 const CLAUDE_PREFIX: &str = "claude:";
 const CLAUDE_STREAM_PREFIX: &str = "claude-stream:";
@@ -92,14 +126,18 @@ struct Slot {
     record: UsageRecord,
     /// Came from `add` (rather than from the records already stored) or replaced one of those.
     changed: bool,
+    /// The next slot whose Claude message id has the same hash, or [`END`].
+    next_same_message: u32,
 }
 
 /// Keeps one record per request, across every file of an import.
 #[derive(Debug, Default)]
 pub struct Deduper {
     slots: Vec<Slot>,
-    by_key: HashMap<String, usize>,
-    by_message: HashMap<String, Vec<usize>>,
+    /// Key hash → slot; several keys can name one slot (copies matched on the message id).
+    by_key: HashedMap<u32>,
+    /// Message id hash → the first slot of its chain.
+    by_message: HashedMap<u32>,
     duplicates: u64,
 }
 
@@ -139,35 +177,52 @@ impl Deduper {
 
     /// Adds a record, new (`fresh`) or already stored.
     fn add_from(&mut self, record: UsageRecord, fresh: bool) {
-        if let Some(&index) = self.by_key.get(&record.key) {
-            self.resolve(index, record, fresh);
+        let key_hash = fnv1a_128(record.key.as_bytes());
+        if let Some(&index) = self.by_key.get(&key_hash) {
+            self.resolve(index as usize, record, fresh);
             return;
         }
-        if let Some((message, _)) = claude_message(&record.key)
-            && let Some(index) = self.by_message.get(message).and_then(|indexes| {
-                indexes
-                    .iter()
-                    .copied()
-                    .find(|&index| loose_match(&self.slots[index].record, &record))
-            })
-        {
-            self.by_key.insert(record.key.clone(), index);
-            self.resolve(index, record, fresh);
-            return;
+        if let Some((message, _)) = claude_message(&record.key) {
+            let mut next = self
+                .by_message
+                .get(&fnv1a_128(message.as_bytes()))
+                .copied()
+                .unwrap_or(END);
+            while next != END {
+                let slot = &self.slots[next as usize];
+                if loose_match(&slot.record, &record) {
+                    self.by_key.insert(key_hash, next);
+                    self.resolve(next as usize, record, fresh);
+                    return;
+                }
+                next = slot.next_same_message;
+            }
         }
-        self.insert(record, fresh);
+        self.insert(key_hash, record, fresh);
     }
 
-    fn insert(&mut self, record: UsageRecord, changed: bool) {
-        let index = self.slots.len();
+    fn insert(&mut self, key_hash: u128, record: UsageRecord, changed: bool) {
+        let index = u32::try_from(self.slots.len()).expect("fewer than 4 billion requests");
         if let Some((message, _)) = claude_message(&record.key) {
-            self.by_message
-                .entry(message.to_owned())
-                .or_default()
-                .push(index);
+            // Appended at the chain's end: matches are tried in the order slots were made.
+            let head = self
+                .by_message
+                .entry(fnv1a_128(message.as_bytes()))
+                .or_insert(index);
+            if *head != index {
+                let mut last = *head as usize;
+                while self.slots[last].next_same_message != END {
+                    last = self.slots[last].next_same_message as usize;
+                }
+                self.slots[last].next_same_message = index;
+            }
         }
-        self.by_key.insert(record.key.clone(), index);
-        self.slots.push(Slot { record, changed });
+        self.by_key.insert(key_hash, index);
+        self.slots.push(Slot {
+            record,
+            changed,
+            next_same_message: END,
+        });
     }
 
     fn resolve(&mut self, index: usize, record: UsageRecord, fresh: bool) {
@@ -181,6 +236,13 @@ impl Deduper {
 
     /// Drops the summary records of sessions whose per-request records are known.
     fn superseded(&self) -> Vec<bool> {
+        if !self
+            .slots
+            .iter()
+            .any(|slot| summary_family(&slot.record).is_some())
+        {
+            return vec![false; self.slots.len()];
+        }
         let sessions: HashSet<(Family, &str)> = self
             .slots
             .iter()

@@ -45,7 +45,7 @@ use std::time::UNIX_EPOCH;
 use serde::{Deserialize, Serialize};
 
 pub use dedup::{Deduper, merge, same_request};
-pub(crate) use state::fnv1a;
+pub(crate) use state::fnv1a_128;
 pub use state::{Carry, CumulativeTokens, FileState, Format, IMPORT_STATE_VERSION, ImportState};
 
 use self::dedup::Coalescer;
@@ -249,6 +249,21 @@ pub enum ImportError {
 /// Returns the log files under `paths`: a file is taken as it is, a directory is walked
 /// for `*.jsonl` and `*.json` files. Sorted by path bytes, without repeats.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
+    Ok(discover_found(paths)?
+        .into_iter()
+        .map(|found| found.path)
+        .collect())
+}
+
+/// A log file found by a walk, with its metadata when the walk read it.
+struct Found {
+    path: PathBuf,
+    metadata: Option<fs::Metadata>,
+}
+
+/// Like [`discover`], keeping the metadata the walk read: each file is stat-ed once,
+/// relative to its open directory, rather than again by its whole path.
+fn discover_found(paths: &[PathBuf]) -> Result<Vec<Found>, ImportError> {
     let mut files = Vec::new();
     for path in paths {
         let metadata = fs::metadata(path).map_err(|source| match source.kind() {
@@ -265,20 +280,24 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ImportError> {
             })?;
             walk(entries, &mut files);
         } else {
-            files.push(path.clone());
+            files.push(Found {
+                path: path.clone(),
+                metadata: Some(metadata),
+            });
         }
     }
     files.sort_by(|a, b| {
-        a.as_os_str()
+        a.path
+            .as_os_str()
             .as_encoded_bytes()
-            .cmp(b.as_os_str().as_encoded_bytes())
+            .cmp(b.path.as_os_str().as_encoded_bytes())
     });
-    files.dedup();
+    files.dedup_by(|a, b| a.path == b.path);
     Ok(files)
 }
 
 /// Collects log files below a directory; unreadable subdirectories are passed over.
-fn walk(entries: fs::ReadDir, files: &mut Vec<PathBuf>) {
+fn walk(entries: fs::ReadDir, files: &mut Vec<Found>) {
     for entry in entries.flatten() {
         let Ok(file_type) = entry.file_type() else {
             continue;
@@ -290,13 +309,19 @@ fn walk(entries: fs::ReadDir, files: &mut Vec<PathBuf>) {
             }
             continue;
         }
-        let is_file = file_type.is_file()
-            || (file_type.is_symlink() && fs::metadata(&path).is_ok_and(|meta| meta.is_file()));
         let is_log = path
             .extension()
             .is_some_and(|extension| extension == "jsonl" || extension == "json");
-        if is_file && is_log {
-            files.push(path);
+        if !is_log {
+            continue;
+        }
+        let metadata = if file_type.is_symlink() {
+            fs::metadata(&path).ok()
+        } else {
+            entry.metadata().ok()
+        };
+        if metadata.as_ref().is_some_and(fs::Metadata::is_file) {
+            files.push(Found { path, metadata });
         }
     }
 }
@@ -307,8 +332,7 @@ pub fn import(
     state: &mut ImportState,
     options: &ImportOptions,
 ) -> Result<Imported, ImportError> {
-    let files = discover(paths)?;
-    Ok(import_files(&files, state, options))
+    Ok(import_found(&discover_found(paths)?, state, options))
 }
 
 /// Imports log files, reading only what `state` says is new, and updates `state`.
@@ -320,9 +344,20 @@ pub fn import_files(
     state: &mut ImportState,
     options: &ImportOptions,
 ) -> Imported {
+    let found: Vec<Found> = files
+        .iter()
+        .map(|path| Found {
+            path: path.clone(),
+            metadata: None,
+        })
+        .collect();
+    import_found(&found, state, options)
+}
+
+fn import_found(files: &[Found], state: &mut ImportState, options: &ImportOptions) -> Imported {
     let previous: Vec<Option<FileState>> = files
         .iter()
-        .map(|file| state.files.get(&state_key(file)).cloned())
+        .map(|file| state.files.get(&state_key(&file.path)).cloned())
         .collect();
     let jobs = match options.jobs {
         0 => std::thread::available_parallelism().map_or(1, usize::from),
@@ -378,7 +413,7 @@ pub fn import_files(
     }
     for (file, new_state) in files.iter().zip(new_states) {
         if let Some(new_state) = new_state {
-            state.files.insert(state_key(file), new_state);
+            state.files.insert(state_key(&file.path), new_state);
         }
     }
     let (records, duplicates) = deduper.finish_counting();
@@ -448,10 +483,11 @@ fn modified_ns(metadata: &fs::Metadata) -> Option<i128> {
     })
 }
 
-fn import_file(path: &Path, previous: Option<&FileState>, options: &ImportOptions) -> FileOutput {
+fn import_file(file: &Found, previous: Option<&FileState>, options: &ImportOptions) -> FileOutput {
+    let path = file.path.as_path();
     let mut output = FileOutput::default();
     output.report.files = 1;
-    match read_file(path, previous, options, &mut output) {
+    match read_file(path, file.metadata.as_ref(), previous, options, &mut output) {
         Ok(state) => output.state = Some(state),
         Err(error) => {
             output.records.clear();
@@ -471,11 +507,15 @@ fn import_file(path: &Path, previous: Option<&FileState>, options: &ImportOption
 
 fn read_file(
     path: &Path,
+    metadata: Option<&fs::Metadata>,
     previous: Option<&FileState>,
     options: &ImportOptions,
     output: &mut FileOutput,
 ) -> io::Result<FileState> {
-    let metadata = fs::metadata(path)?;
+    let metadata = match metadata {
+        Some(metadata) => metadata.clone(),
+        None => fs::metadata(path)?,
+    };
     let size = metadata.len();
     let mtime_ns = modified_ns(&metadata);
     if let Some(previous) = previous

@@ -1,0 +1,80 @@
+//! The replies of the MCP tools over the lease operations: lighter than the CLI's `--json`
+//! (an agent needs the lease's generation and expiry, not its ref), built from the same
+//! core values. Field order is the JSON's key order, as docs/mcp.md documents it.
+
+use jiff::Timestamp;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::task::TaskId;
+use crate::workspace::Check;
+
+/// `get_next_task`: the task handed out, its lease, and the context bundle as one prompt.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct TaskHandout {
+    pub task: TaskId,
+    pub title: String,
+    pub owns: Vec<String>,
+    pub acceptance: Vec<String>,
+    pub lease: HandoutLease,
+    /// The context bundle as markdown, or the task alone when it could not be assembled.
+    pub context: String,
+    /// Why the context is the task alone, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_error: Option<String>,
+}
+
+/// The lease of a task handed out, as an agent needs it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct HandoutLease {
+    pub generation: u64,
+    pub attempt: u32,
+    #[schemars(with = "String")]
+    pub expires_at: Timestamp,
+    pub last_error: Option<String>,
+}
+
+/// `heartbeat`: the renewal, and what the run spent of its budget.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct RenewalReply {
+    pub task: TaskId,
+    pub generation: u64,
+    #[schemars(with = "String")]
+    pub expires_at: Timestamp,
+    pub tokens: Option<u64>,
+    pub budget_tokens: Option<u64>,
+}
+
+/// `complete_task`: the submission, the task file now `status: done`, and what to do next.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct CompletionReply {
+    pub task: TaskId,
+    /// Always `true` here.
+    pub completed: bool,
+    pub generation: u64,
+    pub path: String,
+    pub verified: bool,
+    pub acceptance: Vec<Check>,
+    /// The run's tokens after the usage given with the call, when usage was given.
+    pub tokens: Option<u64>,
+    pub next: String,
+}
+
+/// `release_task`: whether the release parked the task.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct GiveBackReply {
+    pub task: TaskId,
+    pub parked: bool,
+    pub failures: u32,
+    pub message: String,
+}
+
+/// `report_usage`: the run recorded on, and its tokens so far.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct UsageReportReply {
+    pub task: TaskId,
+    pub run: String,
+    pub added: usize,
+    pub tokens: u64,
+    pub budget_tokens: Option<u64>,
+}
