@@ -437,6 +437,10 @@ fn group_rows(report: &Report) -> Vec<Vec<String>> {
 }
 
 /// The waste signals as (title, explanation, lines).
+#[expect(
+    clippy::too_many_lines,
+    reason = "a renderer: every waste section in output order"
+)]
 fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<String>)> {
     let waste = &report.waste;
     let distribution = &waste.tokens_per_completed_task;
@@ -919,6 +923,10 @@ fn bar_chart(title: &str, bars: &[(String, f64, String)]) -> String {
 }
 
 #[expect(clippy::cast_precision_loss, reason = "chart values")]
+#[expect(
+    clippy::too_many_lines,
+    reason = "a renderer: the HTML page top to bottom"
+)]
 fn html(report: &Report) -> String {
     let mut body = String::from("<h1>gitprio: value per token</h1>\n<table class=\"headline\">");
     for (name, value) in headline(report) {
