@@ -312,13 +312,20 @@ def ensure_gitprio(path):
     return os.path.join(target, "release", "gitprio")
 
 
+LAST_CPU = [0.0]  # CPU seconds (user + system) of the last measured command and its children
+
+
 def run_measured(command, env=None, cwd=None):
     """Runs `command`; returns (wall seconds, stdout, peak RSS in MiB of that process alone).
 
     The peak is the kernel's VmHWM of the process, read every 2 ms until it exits: wait4's
     ru_maxrss would also count the memory of this Python process forked before the exec.
+    Its CPU time (children included) is left in LAST_CPU: on a loaded machine a short
+    command's wall time is mostly waiting for a core.
     """
+    import resource
     import threading
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = [], []
@@ -343,6 +350,8 @@ def run_measured(command, env=None, cwd=None):
         reader.join()
     if process.returncode != 0:
         sys.exit(f"command failed ({process.returncode}): {' '.join(command)}\n{b''.join(err).decode()[-2000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    LAST_CPU[0] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return elapsed, b"".join(out), peak_kib / 1024
 
 
@@ -477,13 +486,27 @@ def main():
         reset_import(repo, gitprio_env)
         run_measured(import_command, gitprio_env, repo)
 
-        # Incremental: the state of the last full import is in place.
-        unchanged_seconds, stdout, unchanged_rss = run_measured(import_command, gitprio_env, repo)
+        # Incremental: the state of the last full import is in place. Each case is timed
+        # --runs times (a new request appended before each appended-request run); medians.
+        unchanged_runs = []
+        for _ in range(args.runs):
+            seconds, stdout, peak = run_measured(import_command, gitprio_env, repo)
+            unchanged_runs.append((seconds, LAST_CPU[0], peak))
         unchanged = json.loads(stdout)["report"]
-        grown, grown_size = append_one_request(corpus, args.seed + 1)
-        appended_seconds, stdout, appended_rss = run_measured(import_command, gitprio_env, repo)
-        appended = json.loads(stdout)
-        os.truncate(grown, grown_size)  # the corpus is as generated again (its truth holds)
+        appended_runs = []
+        sizes = {}
+        for run in range(args.runs):
+            grown, grown_size = append_one_request(corpus, args.seed + 1 + run)
+            sizes.setdefault(grown, grown_size)
+            seconds, stdout, peak = run_measured(import_command, gitprio_env, repo)
+            appended_runs.append((seconds, LAST_CPU[0], peak))
+            appended = json.loads(stdout)
+        for grown, grown_size in sizes.items():
+            os.truncate(grown, grown_size)  # the corpus is as generated again (its truth holds)
+        unchanged_seconds, unchanged_cpu = (statistics.median(column) for column in list(zip(*unchanged_runs))[:2])
+        unchanged_rss = max(peak for _, _, peak in unchanged_runs)
+        appended_seconds, appended_cpu = (statistics.median(column) for column in list(zip(*appended_runs))[:2])
+        appended_rss = max(peak for _, _, peak in appended_runs)
 
         mib = size / 1024 / 1024
         agree = gitprio_totals == truth and (args.gateway_copies or ccusage_totals == truth)
@@ -501,8 +524,8 @@ def main():
         print(f"gitprio / ccusage: time {medians['gitprio'] / medians['ccusage']:.2f}x, peak RSS {peaks['gitprio'] / peaks['ccusage']:.2f}x")
         print(f"without --task (no run claims the corpus): {unattributed_seconds:.3f} s, peak RSS {unattributed_rss:.0f} MiB, {kept} records kept unattributed"
               f" ({unattributed_seconds / medians['ccusage']:.2f}x ccusage's time, one run)")
-        print(f"unchanged re-import: {unchanged_seconds * 1000:.0f} ms ({unchanged['bytes_read']} bytes read, peak RSS {unchanged_rss:.0f} MiB);"
-              f" one appended request: {appended_seconds * 1000:.0f} ms ({appended['report']['bytes_read']} bytes read,"
+        print(f"medians of {args.runs}: unchanged re-import: {unchanged_seconds * 1000:.0f} ms, {unchanged_cpu * 1000:.0f} ms CPU ({unchanged['bytes_read']} bytes read, peak RSS {unchanged_rss:.0f} MiB);"
+              f" one appended request: {appended_seconds * 1000:.0f} ms, {appended_cpu * 1000:.0f} ms CPU ({appended['report']['bytes_read']} bytes read,"
               f" {sum(appended['recorded'].values())} record added, peak RSS {appended_rss:.0f} MiB)")
         if args.markdown:
             print()

@@ -4,7 +4,7 @@ use anyhow::anyhow;
 use clap::Args;
 use gitprio_core::context::{self, Bundle, CommitFiles};
 use gitprio_core::git::{ObjectId, Repository};
-use gitprio_core::lease::{HeldLease, Lease, LeaseState, Mode};
+use gitprio_core::lease::{Lease, Mode};
 use gitprio_core::reply::ContextReply;
 use gitprio_core::source::QueueSource;
 use gitprio_core::workspace::{StoreChoice, Workspace, report_commands};
@@ -81,32 +81,21 @@ pub fn run(settings: &Settings, args: &ContextArgs) -> CommandResult {
     Ok(exit_code::SUCCESS)
 }
 
-/// Returns the lease this worktree holds on `id` now, and whether it is a local one.
-///
-/// Only while the lease is exactly the commit this worktree wrote last, as `gitprio status`
-/// says "(this worktree)": one that moved on (reclaimed, revoked, submitted) is not held here.
+/// Returns the lease this worktree holds on `id` now, and whether it is a local one: in the
+/// configured store, else (a `--local` claim beside a remote) in this clone's refs.
 fn lease_held_here(
     settings: &Settings,
     repo: &Repository,
     id: &TaskId,
 ) -> Result<Option<(Lease, bool)>, CliError> {
-    let here = repo.workdir().map(|path| path.display().to_string());
-    let Some(held) = HeldLease::all(repo.common_dir())
-        .into_iter()
-        .filter(|held| &held.task == id && held.worktree == here && !held.lost)
-        .max_by_key(|held| held.generation)
-    else {
-        return Ok(None);
-    };
     let notices = output::Stderr(settings);
-    let choice = StoreChoice::local(held.store == "local");
-    let workspace = Workspace::open_quietly(repo, settings.invocation(), choice, &notices)?;
-    let local = *workspace.store().mode() == Mode::Local;
-    Ok(workspace
-        .store()
-        .lease(id)?
-        .filter(|lease| lease.oid == held.oid.as_str() && lease.record.state == LeaseState::Held)
-        .map(|lease| (lease, local)))
+    for choice in [StoreChoice::Configured, StoreChoice::Local] {
+        let workspace = Workspace::open_quietly(repo, settings.invocation(), choice, &notices)?;
+        if let Some(lease) = workspace.lease_held_here(id)? {
+            return Ok(Some((lease, *workspace.store().mode() == Mode::Local)));
+        }
+    }
+    Ok(None)
 }
 
 /// Builds the bundle of `task` from `commit`, with the config's depth and budget unless overridden.

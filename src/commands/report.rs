@@ -148,23 +148,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         By::Model => GroupBy::Model,
         By::Day => GroupBy::Day,
     };
-    let mut runs = ledger.all_runs()?;
-    match store.leases() {
-        Ok((leases, _)) => {
-            let leases = leases
-                .into_iter()
-                .map(|(id, lease)| (id, lease.record))
-                .collect();
-            settle_open_runs(&mut runs, &leases, settings.now);
-        }
-        Err(error) => output::message(
-            settings,
-            "warning",
-            &format!(
-                "cannot read the leases, so runs without an outcome count as in flight: {error}"
-            ),
-        ),
-    }
+    let runs = settled_runs(settings, &store, &ledger)?;
     let mut report = report(&runs, &tasks, &prices, &filter, group_by);
     report.price_file = args.prices.as_ref().map(|path| path.display().to_string());
     if !args.offline
@@ -207,6 +191,33 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         None => print!("{text}"),
     }
     Ok(exit_code::SUCCESS)
+}
+
+/// Reads every run of the ledger, with the outcome its lease tells for a run the ledger
+/// has none for (an expired run is not in flight).
+fn settled_runs(
+    settings: &Settings,
+    store: &LeaseStore<'_>,
+    ledger: &Ledger<'_, '_>,
+) -> anyhow::Result<Vec<gitprio_core::usage::Run>> {
+    let mut runs = ledger.all_runs()?;
+    match store.leases() {
+        Ok((leases, _)) => {
+            let leases = leases
+                .into_iter()
+                .map(|(id, lease)| (id, lease.record))
+                .collect();
+            settle_open_runs(&mut runs, &leases, settings.now);
+        }
+        Err(error) => output::message(
+            settings,
+            "warning",
+            &format!(
+                "cannot read the leases, so runs without an outcome count as in flight: {error}"
+            ),
+        ),
+    }
+    Ok(runs)
 }
 
 /// Asks GitHub for the pull requests of each reported task's branch (`gitprio/<task>`),
@@ -476,9 +487,9 @@ fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<Strin
         waste.unmerged_tokens,
         waste.unmerged_cost_usd,
     );
-    if report.pull_requests {
+    if report.pull_requests && !waste.unmerged_runs.is_empty() {
         unmerged.insert(
-            1.min(unmerged.len()),
+            1,
             format!(
                 "of which in pull requests closed unmerged: {} tokens, {}",
                 tokens(waste.closed_unmerged_tokens),

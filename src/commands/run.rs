@@ -27,7 +27,6 @@ use gitprio_core::lease::parse_duration;
 use gitprio_core::usage::report::{GroupBy, RunFilter, Summary, TaskFacts, report};
 use gitprio_core::usage::{Ledger, PriceTable};
 use gitprio_core::{Config, TaskId};
-use serde_json::json;
 
 use self::adapters::Adapter;
 use self::operations::{Claim, Claimed, Filters, Operations};
@@ -777,6 +776,27 @@ fn summarize(
     }
 }
 
+/// `run --json`: the summary printed when the run stops, keys as docs/cli.md lists them.
+#[derive(Debug, serde::Serialize)]
+struct RunReply<'a> {
+    stopped: &'static str,
+    reason: String,
+    exit_status: ExitStatus,
+    attempts: usize,
+    completed: usize,
+    failed: usize,
+    parked: usize,
+    released: usize,
+    lost: usize,
+    tokens: u64,
+    cost_usd: Option<f64>,
+    unpriced_tokens: Option<u64>,
+    value_points: Option<u64>,
+    value_per_million_tokens: Option<f64>,
+    overshoot: Option<Overshoot>,
+    runs: &'a [Report],
+}
+
 /// How far past its own limit a run went: `{"tokens": N}` or `{"usd": X}`.
 #[derive(Debug, serde::Serialize)]
 enum Overshoot {
@@ -814,24 +834,24 @@ fn print_summary(
         _ => None,
     };
     if json {
-        output::print_json(&json!({
-            "stopped": stop.code(),
-            "reason": stop.describe(),
-            "exit_status": stop.status(),
-            "attempts": state.reports.len(),
-            "completed": count(Ending::Completed),
-            "failed": count(Ending::Failed),
-            "parked": count(Ending::Parked),
-            "released": count(Ending::Released),
-            "lost": count(Ending::Lost),
-            "tokens": tokens,
-            "cost_usd": summary.map(|summary| summary.cost_usd),
-            "unpriced_tokens": summary.map(|summary| summary.unpriced_tokens),
-            "value_points": summary.map(|summary| summary.value_points),
-            "value_per_million_tokens": summary.and_then(|summary| summary.value_per_million_tokens),
-            "overshoot": overshoot,
-            "runs": state.reports,
-        }))?;
+        output::print_json(&RunReply {
+            stopped: stop.code(),
+            reason: stop.describe(),
+            exit_status: stop.status(),
+            attempts: state.reports.len(),
+            completed: count(Ending::Completed),
+            failed: count(Ending::Failed),
+            parked: count(Ending::Parked),
+            released: count(Ending::Released),
+            lost: count(Ending::Lost),
+            tokens,
+            cost_usd: summary.map(|summary| summary.cost_usd),
+            unpriced_tokens: summary.map(|summary| summary.unpriced_tokens),
+            value_points: summary.map(|summary| summary.value_points),
+            value_per_million_tokens: summary.and_then(|summary| summary.value_per_million_tokens),
+            overshoot,
+            runs: &state.reports,
+        })?;
         return Ok(());
     }
     let mut rows = vec![vec!["stopped".to_owned(), stop.describe()]];

@@ -349,21 +349,8 @@ pub fn import_logs(
         settings.now,
     )
     .with_run_sessions(run_sessions(&ledger, &candidates, &records)?);
-    // Grouped by run in place (a stable sort keeps each run's records in time order, the
-    // unattributed last): an import can hold a million records, so they are not copied.
     let mut records = records;
-    let owner = |record: &UsageRecord| matcher.owner(record).unwrap_or(usize::MAX);
-    records.sort_by_cached_key(owner);
-    let owners: Vec<usize> = records.iter().map(owner).collect();
-    let unattributed = records.split_off(owners.partition_point(|run| *run != usize::MAX));
-    let mut by_run: std::collections::BTreeMap<usize, std::ops::Range<usize>> =
-        std::collections::BTreeMap::new();
-    for (position, run) in owners.iter().enumerate().take(records.len()) {
-        by_run
-            .entry(*run)
-            .and_modify(|range| range.end = position + 1)
-            .or_insert(position..position + 1);
-    }
+    let (unattributed, mut by_run) = group_by_run(&mut records, &matcher);
     let waiting = Unattributed::open(repo.common_dir());
     let claimed = waiting.claim(&matcher)?;
     summary.claimed_from_store = claimed.records.len();
@@ -401,6 +388,31 @@ pub fn import_logs(
     std::fs::write(&temporary, serde_json::to_vec(&state)?)?;
     std::fs::rename(&temporary, &state_path)?;
     Ok(summary)
+}
+
+/// Sorts `records` by the run they belong to, in place (stable: each run's records stay in
+/// time order; an import can hold a million records, so they are not copied), and splits
+/// off those no run claims. Returns them, and the range of `records` of each run.
+fn group_by_run(
+    records: &mut Vec<UsageRecord>,
+    matcher: &gitprio_core::usage::attribute::Matcher<'_>,
+) -> (
+    Vec<UsageRecord>,
+    std::collections::BTreeMap<usize, std::ops::Range<usize>>,
+) {
+    let owner = |record: &UsageRecord| matcher.owner(record).unwrap_or(usize::MAX);
+    records.sort_by_cached_key(owner);
+    let owners: Vec<usize> = records.iter().map(owner).collect();
+    let unattributed = records.split_off(owners.partition_point(|run| *run != usize::MAX));
+    let mut by_run: std::collections::BTreeMap<usize, std::ops::Range<usize>> =
+        std::collections::BTreeMap::new();
+    for (position, run) in owners.iter().enumerate().take(records.len()) {
+        by_run
+            .entry(*run)
+            .and_modify(|range| range.end = position + 1)
+            .or_insert(position..position + 1);
+    }
+    (unattributed, by_run)
 }
 
 /// Returns the agent sessions that the runs' own records name, by index into `candidates`:

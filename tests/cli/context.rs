@@ -319,6 +319,22 @@ fn context_names_the_lease_this_worktree_holds_and_how_to_report() {
     insta::with_settings!({ filters => vec![(r"\b[0-9a-f]{12}\b", "[COMMIT]")] }, {
         insta::assert_snapshot!(lease_section(&held.stdout));
     });
+    // Given back, the lease is no longer held here.
+    let released = env.run_with(
+        "repo",
+        &["release", "auth-login-rate-limit", "--local"],
+        &[("GITPRIO_AGENT", "alice"), ("GITPRIO_NOW", T0)],
+    );
+    assert_eq!(released.code, 0, "{released}");
+    let after = env.run_with(
+        "repo",
+        &["context", "auth-login-rate-limit"],
+        &[("GITPRIO_AGENT", "alice"), ("GITPRIO_NOW", T0)],
+    );
+    assert!(
+        lease_section(&after.stdout).contains("- lease: none"),
+        "{after}"
+    );
     // Another task, not held here, still says so.
     let other = env.run("repo", &["context", "billing-invoice-rounding"]);
     assert!(

@@ -775,14 +775,10 @@ fn an_expired_run_without_an_outcome_is_waste_not_in_flight() {
     assert_eq!(report["waste"]["unfinished_tokens"], 1000, "{report}");
 }
 
-#[tokio::test]
-async fn runs_whose_pull_request_was_closed_unmerged_are_unmerged_spend() {
-    use crate::github_fake::{FakeGitHub, REPOSITORY};
-    let env = TestEnv::new();
-    setup(&env);
-    let at = |dir: &str, name: &str, now: &str, args: &[&str]| succeeds(&env, dir, name, now, args);
-    // Both tasks are completed and `done` on main; the pull request of `cache` was closed
-    // unmerged (the status reached main some other way), that of `docs` merged.
+/// Completes `cache` (alice) and `docs` (bob), 1,000 and 500 output tokens, and commits
+/// their `status: done` to main.
+fn complete_cache_and_docs(env: &TestEnv) {
+    let at = |dir: &str, name: &str, now: &str, args: &[&str]| succeeds(env, dir, name, now, args);
     for (dir, name, kind, minute, output) in [
         ("a", "alice", "feature", 0, "1000"),
         ("b", "bob", "docs", 20, "500"),
@@ -807,6 +803,58 @@ async fn runs_whose_pull_request_was_closed_unmerged_are_unmerged_spend() {
         env.git(dir, &["pull", "--quiet", "--rebase", "origin", "main"]);
         env.git(dir, &["push", "--quiet", "origin", "HEAD:main"]);
     }
+}
+
+/// Checks in a real browser that the report's task sections have their runs and link their pull requests.
+fn assert_task_sections_link_their_pull_requests(env: &TestEnv, page: &std::path::Path) {
+    if let Some(rendered) = crate::browser::render(page, env.root.path()) {
+        type Links = Vec<(String, String)>;
+        let sections: Vec<(String, u64, Links)> = rendered["task_sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|section| {
+                (
+                    section["heading"].as_str().unwrap().to_owned(),
+                    section["table_rows"].as_u64().unwrap(),
+                    pairs(&section["links"], "text", "href"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            sections,
+            [
+                (
+                    "cache".to_owned(),
+                    2,
+                    vec![(
+                        "#11".to_owned(),
+                        "https://github.com/acme/shop/pull/11".to_owned()
+                    )]
+                ),
+                (
+                    "docs".to_owned(),
+                    2,
+                    vec![(
+                        "#12".to_owned(),
+                        "https://github.com/acme/shop/pull/12".to_owned()
+                    )]
+                ),
+            ],
+            "{rendered}"
+        );
+        assert_eq!(rendered["horizontal_overflow"], false, "{rendered}");
+    }
+}
+
+#[tokio::test]
+async fn runs_whose_pull_request_was_closed_unmerged_are_unmerged_spend() {
+    use crate::github_fake::{FakeGitHub, REPOSITORY};
+    let env = TestEnv::new();
+    setup(&env);
+    // Both tasks are completed and `done` on main; the pull request of `cache` was closed
+    // unmerged (the status reached main some other way), that of `docs` merged.
+    complete_cache_and_docs(&env);
     let (server, github) = FakeGitHub::start().await;
     github.add_pull(11, "gitprio/cache", "closed", "2026-11-02T09:08:00Z");
     github.add_pull(12, "gitprio/docs", "merged", "2026-11-02T09:28:00Z");
@@ -885,44 +933,7 @@ async fn runs_whose_pull_request_was_closed_unmerged_are_unmerged_spend() {
         text.contains("<a href=\"https://github.com/acme/shop/pull/11\">#11</a> (closed unmerged)"),
         "{text}"
     );
-    if let Some(rendered) = crate::browser::render(&page, env.root.path()) {
-        type Links = Vec<(String, String)>;
-        let sections: Vec<(String, u64, Links)> = rendered["task_sections"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|section| {
-                (
-                    section["heading"].as_str().unwrap().to_owned(),
-                    section["table_rows"].as_u64().unwrap(),
-                    pairs(&section["links"], "text", "href"),
-                )
-            })
-            .collect();
-        assert_eq!(
-            sections,
-            [
-                (
-                    "cache".to_owned(),
-                    2,
-                    vec![(
-                        "#11".to_owned(),
-                        "https://github.com/acme/shop/pull/11".to_owned()
-                    )]
-                ),
-                (
-                    "docs".to_owned(),
-                    2,
-                    vec![(
-                        "#12".to_owned(),
-                        "https://github.com/acme/shop/pull/12".to_owned()
-                    )]
-                ),
-            ],
-            "{rendered}"
-        );
-        assert_eq!(rendered["horizontal_overflow"], false, "{rendered}");
-    }
+    assert_task_sections_link_their_pull_requests(&env, &page);
     // `--offline` does not ask.
     let asked = github.log().len();
     let offline = env.run_with("reader", &["report", "--json", "--offline"], &github_env);

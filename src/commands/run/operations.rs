@@ -11,11 +11,12 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
 use gitprio_core::Task;
-use gitprio_core::reply::lease::{ClaimReply, NothingReadyReply};
+use gitprio_core::reply::lease::{
+    ClaimReply, DoneFailedReply, DoneUnplannedReply, NothingReadyReply, ReleaseReply,
+};
 use gitprio_core::source::Origin;
 use gitprio_core::usage::RunMeta;
 use jiff::Timestamp;
-use serde_json::Value;
 
 use crate::exit_code::{self, ExitStatus};
 use crate::settings::BRANCH_VARIABLE;
@@ -301,22 +302,19 @@ impl Operations {
             )),
             exit_code::LEASE_LOST => Ok(Done::Lost),
             _ => {
-                let reply: Value = serde_json::from_str(&output.stdout).unwrap_or(Value::Null);
-                if reply["plan"] == "missing" {
+                if let Ok(unplanned) = serde_json::from_str::<DoneUnplannedReply>(&output.stdout) {
                     return Ok(Done::Refused(format!(
                         "{id} must be planned first, and the agent wrote no `## Plan` section in {}",
-                        reply["path"].as_str().unwrap_or("its task file")
+                        unplanned.path
                     )));
                 }
-                let failed = reply["acceptance"]
-                    .as_array()
-                    .and_then(|checks| checks.iter().find(|check| check["passed"] == false));
+                let failed = serde_json::from_str::<DoneFailedReply>(&output.stdout)
+                    .ok()
+                    .and_then(|reply| reply.acceptance.into_iter().find(|check| !check.passed));
                 match failed {
                     Some(check) => Ok(Done::Refused(format!(
                         "acceptance command `{}` failed ({}): {}",
-                        check["command"].as_str().unwrap_or_default(),
-                        check["status"].as_str().unwrap_or_default(),
-                        check["tail"].as_str().unwrap_or_default()
+                        check.command, check.status, check.tail
                     ))),
                     None => bail!("`gitprio done {id}` failed: {}", output.error()),
                 }
@@ -347,7 +345,12 @@ impl Operations {
         if output.code != exit_code::SUCCESS {
             bail!("`gitprio release {id}` failed: {}", output.error());
         }
-        let reply: Value = serde_json::from_str(&output.stdout).unwrap_or(Value::Null);
-        Ok(reply["parked"].as_bool().unwrap_or(false))
+        let reply: ReleaseReply = serde_json::from_str(&output.stdout).with_context(|| {
+            format!(
+                "`gitprio release --json` printed no reply: {}",
+                output.stdout
+            )
+        })?;
+        Ok(reply.parked)
     }
 }

@@ -24,6 +24,7 @@ use super::lease::{
     ClaimReply, DoneFailedReply, DoneReply, DoneUnplannedReply, GcReply, HeartbeatReply,
     LeaseReply, NothingReadyReply, ReleaseReply, RevokeReply, StatusReply, UnparkReply,
 };
+use super::tools::{CompletionReply, GiveBackReply, RenewalReply, TaskHandout, UsageReportReply};
 use super::usage::UsageRecordReply;
 use super::{CheckReply, ContextReply, ExplainReply, InitReply, ListReply, NextReply, ShowReply};
 use crate::diagnostic::Diagnostic;
@@ -35,6 +36,8 @@ use crate::task::Task;
 /// docs/cli.md, and how to generate its schema.
 struct Reply {
     name: &'static str,
+    /// The page that documents it.
+    doc: &'static str,
     heading: &'static str,
     schema: fn() -> Value,
     /// Whether the JSON examples of its section show this reply (else they show another
@@ -63,6 +66,11 @@ const REPLIES: &[Reply] = &[
     described::<DoneUnplannedReply>("done-unplanned", "### `gitprio done --json`"),
     described::<UnparkReply>("unpark", "### `gitprio gc --json`"),
     described::<RevokeReply>("revoke", "## `gitprio top` and `gitprio revoke <ID>`"),
+    tool::<TaskHandout>("mcp-get_next_task"),
+    tool::<RenewalReply>("mcp-heartbeat"),
+    tool::<CompletionReply>("mcp-complete_task"),
+    tool::<GiveBackReply>("mcp-release_task"),
+    tool::<UsageReportReply>("mcp-report_usage"),
 ];
 
 /// The shared shapes docs/cli.md shows once, each with its example under this heading.
@@ -85,9 +93,18 @@ const UNTYPED: &[&str] = &[
 const fn reply<T: JsonSchema>(name: &'static str, heading: &'static str) -> Reply {
     Reply {
         name,
+        doc: "docs/cli.md",
         heading,
         schema: schema_of::<T>,
         examples: true,
+    }
+}
+
+/// The reply of an MCP tool, described in the `## Tools` section of docs/mcp.md.
+const fn tool<T: JsonSchema>(name: &'static str) -> Reply {
+    Reply {
+        doc: "docs/mcp.md",
+        ..described::<T>(name, "## Tools")
     }
 }
 
@@ -228,21 +245,27 @@ fn every_json_example_of_docs_cli_md_is_checked_or_listed_as_untyped() {
 
 #[test]
 fn every_field_of_a_reply_is_mentioned_in_its_section() {
-    let doc = read("docs/cli.md");
+    let cli = read("docs/cli.md");
     let context_doc = read("docs/context.md");
     let mut missing = Vec::new();
     for reply in REPLIES {
-        let section = section(&doc, reply.heading).unwrap();
+        let doc = read(reply.doc);
+        let section = section(&doc, reply.heading)
+            .unwrap_or_else(|| panic!("{} has no section `{}`", reply.doc, reply.heading));
         let schema = (reply.schema)();
         for field in property_names(&schema) {
             if !mentions(section, &field) {
                 missing.push(format!("{}: `{field}`", reply.heading));
             }
         }
-        // The shapes a reply nests are documented once, in docs/cli.md or docs/context.md.
+        // The shapes a reply nests are documented once, in its page, docs/cli.md or
+        // docs/context.md.
         for (name, definition) in schema["$defs"].as_object().into_iter().flatten() {
             for field in property_names(definition) {
-                if !mentions(&doc, &field) && !mentions(&context_doc, &field) {
+                if ![&doc, &cli, &context_doc]
+                    .iter()
+                    .any(|text| mentions(text, &field))
+                {
                     missing.push(format!("{} ({name}): `{field}`", reply.heading));
                 }
             }

@@ -18,6 +18,8 @@ mod revoke;
 mod run;
 mod status;
 mod submit;
+#[cfg(test)]
+mod tests;
 mod unpark;
 mod usage;
 

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::git::Repository;
-use crate::lease::{HeldLease, Lease};
+use crate::lease::{HeldLease, Lease, LeaseState};
 use crate::reply::lease::{LeaseReply, StatusLease, StatusReply, UnreadableLease};
 use crate::task::TaskId;
 
@@ -28,6 +28,24 @@ fn held_here(repo: &Repository, leases: &BTreeMap<TaskId, Lease>) -> Vec<TaskId>
 }
 
 impl Workspace<'_> {
+    /// Returns the lease on `id` this worktree holds now, as last seen in this workspace's
+    /// store: held, and exactly the commit this worktree wrote last (what `status` calls
+    /// `mine`).
+    pub fn lease_held_here(&self, id: &TaskId) -> Result<Option<Lease>, WorkspaceError> {
+        let Some(lease) = self
+            .store
+            .lease(id)?
+            .filter(|lease| lease.record.state == LeaseState::Held)
+        else {
+            return Ok(None);
+        };
+        let leases = BTreeMap::from([(id.clone(), lease)]);
+        if held_here(self.repo, &leases).is_empty() {
+            return Ok(None);
+        }
+        Ok(leases.into_values().next())
+    }
+
     /// Every lease in task id order, with whether it is past its expiry and held here;
     /// from the remote unless `offline` (then as last fetched).
     pub fn status(&self, offline: bool) -> Result<StatusReply, WorkspaceError> {
