@@ -5,12 +5,13 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Read as _;
 use std::os::unix::process::CommandExt as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use gitprio_core::Config;
+use gitprio_core::config::Route;
 use gitprio_core::usage::UsageRecord;
 
 use super::adapters::{self, Adapter, Follower};
@@ -69,10 +70,6 @@ impl std::fmt::Display for SetupError {
 }
 
 /// Works on `claimed` as agent `agent` in slot `slot` until it is done, failed or given back.
-#[expect(
-    clippy::too_many_lines,
-    reason = "one attempt's state machine: worktree, agent, renewals, usage, then done or release"
-)]
 pub fn attempt(
     run: &RunContext,
     slot: usize,
@@ -80,79 +77,180 @@ pub fn attempt(
     claimed: &Claimed,
 ) -> Result<Report, SetupError> {
     let started = Instant::now();
+    let setup = prepare(run, agent, claimed).map_err(SetupError)?;
+    let mut process = launch(run, agent, claimed, &setup).map_err(SetupError)?;
+    let mut watch = Watch {
+        run,
+        slot,
+        agent,
+        id: claimed.task.id.as_str(),
+        model: setup.model.as_deref(),
+        budget: setup.budget,
+        output: Follower::new(run.adapter),
+        usage: Follower::new(Adapter::Generic),
+        logs: LogFollower::new(run.adapter),
+        stdout: None,
+        usage_reader: None,
+        stdout_path: &setup.stdout_file,
+        usage_path: &setup.usage_file,
+    };
+    let (status, halt) = watch.supervise(&mut process).map_err(SetupError)?;
+    let verdict = watch.conclude();
+    let spent = record_spend(run, agent, claimed, &setup, &watch, &verdict);
+    run.control.set_live(slot, 0, 0.0);
+    let outcome = Outcome {
+        run,
+        agent,
+        claimed,
+        setup: &setup,
+        spent,
+        started,
+    };
+    outcome.settle(halt, status, &verdict)
+}
+
+/// What an attempt is given before its agent starts: where it works, what it may spend.
+struct Setup {
+    worktree: PathBuf,
+    prompt_file: PathBuf,
+    usage_file: PathBuf,
+    stdout_file: PathBuf,
+    stderr_file: PathBuf,
+    model: Option<String>,
+    /// How the model was picked, for the announcement: ", tier fast: haiku".
+    route_note: String,
+    budget: Budget,
+    /// The task's branch on the `--push` remote, looked up before the agent changes it.
+    pushed: Option<anyhow::Result<Option<String>>>,
+}
+
+/// Makes the attempt's worktree and run directory, picks its model and writes its prompt.
+fn prepare(run: &RunContext, agent: &str, claimed: &Claimed) -> anyhow::Result<Setup> {
     let task = &claimed.task;
     let id = task.id.as_str();
     let worktree = run.worktrees.join(id);
     let run_dir = run.runs.join(id).join(claimed.generation.to_string());
-    let setup = |error: anyhow::Error| SetupError(error);
     std::fs::create_dir_all(&run_dir)
-        .with_context(|| format!("cannot create {}", run_dir.display()))
-        .map_err(setup)?;
-    prepare_worktree(run, &worktree, id, &claimed.commit).map_err(setup)?;
+        .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    prepare_worktree(run, &worktree, id, &claimed.commit)?;
     let pushed = run
         .push
         .as_deref()
         .map(|remote| pushed_branch(run, remote, id));
     let config = worktree_config(&worktree);
-    let route = config
-        .route(
-            task.model.as_deref(),
-            task.task_type.as_deref(),
-            claimed.failures,
-        )
-        .map_err(|error| setup(error.into()))?;
+    let route = config.route(
+        task.model.as_deref(),
+        task.task_type.as_deref(),
+        claimed.failures,
+    )?;
     if route.model.is_none() && agent::uses(&run.command, "{model}") {
-        return Err(setup(anyhow::anyhow!(
+        bail!(
             "the agent command uses {{model}}, but task {id} names no model and .tasks/config.yaml lists no `tiers`"
-        )));
+        );
     }
     let model = route
         .model
         .clone()
         .or_else(|| agent::model_argument(&run.command));
-    let budget = Budget {
-        tokens: task.budget.and_then(|budget| budget.tokens).or_else(|| {
-            task.task_type
-                .as_ref()
-                .and_then(|kind| config.budgets.get(kind))
-                .map(|count| count.0)
-        }),
-        usd: task.budget.and_then(|budget| budget.usd),
-    };
     let prompt_file = run_dir.join("prompt.md");
     let prompt = compose_prompt(run, agent, claimed, &worktree, config.plan_required(task));
     std::fs::write(&prompt_file, prompt)
-        .with_context(|| format!("cannot write {}", prompt_file.display()))
-        .map_err(setup)?;
+        .with_context(|| format!("cannot write {}", prompt_file.display()))?;
     let usage_file = match &run.usage_file {
         Some(path) => worktree.join(path.replace("{task_id}", id)),
         None => run_dir.join("usage.jsonl"),
     };
     let _ = std::fs::remove_file(&usage_file);
+    Ok(Setup {
+        route_note: route_note(&route, model.as_deref()),
+        budget: Budget::of(task, &config),
+        stdout_file: run_dir.join("stdout"),
+        stderr_file: run_dir.join("stderr"),
+        worktree,
+        prompt_file,
+        usage_file,
+        model,
+        pushed,
+    })
+}
+
+impl Budget {
+    /// The task's own budget, else its type's token budget from the config.
+    fn of(task: &gitprio_core::Task, config: &Config) -> Self {
+        Self {
+            tokens: task.budget.and_then(|budget| budget.tokens).or_else(|| {
+                task.task_type
+                    .as_ref()
+                    .and_then(|kind| config.budgets.get(kind))
+                    .map(|count| count.0)
+            }),
+            usd: task.budget.and_then(|budget| budget.usd),
+        }
+    }
+}
+
+/// Says how the model was picked: ", escalated to tier strong: opus", ", model haiku".
+fn route_note(route: &Route, model: Option<&str>) -> String {
+    match (&route.tier, model) {
+        (Some(tier), Some(model)) if route.escalated => {
+            format!(", escalated to tier {tier}: {model}")
+        }
+        (Some(tier), Some(model)) => format!(", tier {tier}: {model}"),
+        (None, Some(model)) => format!(", model {model}"),
+        _ => String::new(),
+    }
+}
+
+/// Starts the agent command on the attempt's prompt, with the task in its environment.
+fn launch(
+    run: &RunContext,
+    agent: &str,
+    claimed: &Claimed,
+    setup: &Setup,
+) -> anyhow::Result<Agent> {
+    let id = claimed.task.id.as_str();
     let text = |path: &Path| path.display().to_string();
     let values = Placeholders {
-        prompt_file: &text(&prompt_file),
+        prompt_file: &text(&setup.prompt_file),
         task_id: id,
-        model: model.as_deref().unwrap_or_default(),
-        worktree: &text(&worktree),
-        usage_file: &text(&usage_file),
+        model: setup.model.as_deref().unwrap_or_default(),
+        worktree: &text(&setup.worktree),
+        usage_file: &text(&setup.usage_file),
     };
     let command = agent::expand(&run.command, &values);
-    let stdout_file = run_dir.join("stdout");
-    let stderr_file = run_dir.join("stderr");
     let io = Io {
-        stdin: (!agent::uses(&run.command, "{prompt_file}")).then_some(prompt_file.as_path()),
-        stdout: &stdout_file,
-        stderr: &stderr_file,
+        stdin: (!agent::uses(&run.command, "{prompt_file}")).then_some(setup.prompt_file.as_path()),
+        stdout: &setup.stdout_file,
+        stderr: &setup.stderr_file,
     };
-    let env = [
+    let env = environment(run, agent, claimed, setup);
+    run.say(&format!(
+        "{agent}: working on {id} (attempt {}{}) in {}",
+        claimed.attempt,
+        setup.route_note,
+        setup.worktree.display()
+    ));
+    Agent::spawn(&command, &setup.worktree, &io, &env)
+}
+
+/// The variables that tell the agent its task, run, model and files.
+fn environment(
+    run: &RunContext,
+    agent: &str,
+    claimed: &Claimed,
+    setup: &Setup,
+) -> [(&'static str, String); 9] {
+    let task = &claimed.task;
+    let id = task.id.as_str();
+    let text = |path: &Path| path.display().to_string();
+    [
         ("GITPRIO_AGENT", agent.to_owned()),
         ("GITPRIO_TASK", id.to_owned()),
         ("GITPRIO_RUN", claimed.run_id()),
-        ("GITPRIO_MODEL", model.clone().unwrap_or_default()),
-        ("GITPRIO_WORKTREE", text(&worktree)),
-        ("GITPRIO_PROMPT_FILE", text(&prompt_file)),
-        ("GITPRIO_USAGE_FILE", text(&usage_file)),
+        ("GITPRIO_MODEL", setup.model.clone().unwrap_or_default()),
+        ("GITPRIO_WORKTREE", text(&setup.worktree)),
+        ("GITPRIO_PROMPT_FILE", text(&setup.prompt_file)),
+        ("GITPRIO_USAGE_FILE", text(&setup.usage_file)),
         (BRANCH_VARIABLE, run.branch.clone().unwrap_or_default()),
         (
             "OTEL_RESOURCE_ATTRIBUTES",
@@ -165,50 +263,31 @@ pub fn attempt(
                 ],
             ),
         ),
-    ];
-    run.say(&format!(
-        "{agent}: working on {id} (attempt {}{}) in {}",
-        claimed.attempt,
-        match (&route.tier, &model) {
-            (Some(tier), Some(model)) if route.escalated =>
-                format!(", escalated to tier {tier}: {model}"),
-            (Some(tier), Some(model)) => format!(", tier {tier}: {model}"),
-            (None, Some(model)) => format!(", model {model}"),
-            _ => String::new(),
-        },
-        worktree.display()
-    ));
-    let mut process = Agent::spawn(&command, &worktree, &io, &env).map_err(setup)?;
-    let mut watch = Watch {
-        run,
-        slot,
-        agent,
-        id,
-        model: model.as_deref(),
-        budget,
-        output: Follower::new(run.adapter),
-        usage: Follower::new(Adapter::Generic),
-        logs: LogFollower::new(run.adapter),
-        stdout: None,
-        usage_reader: None,
-        stdout_path: &stdout_file,
-        usage_path: &usage_file,
-    };
-    let (status, halt) = watch.supervise(&mut process).map_err(setup)?;
-    let stdout = std::fs::read(&stdout_file).unwrap_or_default();
-    let stdout = String::from_utf8_lossy(&stdout);
-    let verdict = adapters::conclude(run.adapter, &stdout);
-    watch.read_new();
-    if watch.logs.is_empty() {
-        // Output that names the session only at the end (`--output-format json`): its log
-        // is read now, so the records still have the keys `usage import` gives them.
-        watch.logs.poll(verdict.session.as_deref());
-    }
+    ]
+}
+
+/// What the attempt spent, as recorded in the usage ledger.
+#[derive(Clone, Copy, Debug)]
+struct Spent {
+    tokens: u64,
+    cost_usd: Option<f64>,
+}
+
+/// Records the attempt's usage in the ledger and returns what it spent.
+fn record_spend(
+    run: &RunContext,
+    agent: &str,
+    claimed: &Claimed,
+    setup: &Setup,
+    watch: &Watch<'_>,
+    verdict: &adapters::Verdict,
+) -> Spent {
+    let id = claimed.task.id.as_str();
     // The CLI's own log of the session has every request with its final usage, under the
     // keys `usage import` gives them; without it, the output's usage stands for the attempt.
     let records = if watch.logs.is_empty() {
-        let usage = final_usage(run.adapter, &verdict, &watch.output, &watch.usage);
-        usage_records(&usage, &watch.usage, run.adapter, claimed, model.as_deref())
+        let usage = final_usage(run.adapter, verdict, &watch.output, &watch.usage);
+        usage_records(&usage, &watch.usage, run.adapter, claimed, watch.model)
     } else {
         watch.logs.records()
     };
@@ -221,123 +300,191 @@ pub fn attempt(
             "{agent}: the usage of {id} was not recorded: {error:#}"
         ));
     }
-    if usage_file.starts_with(&worktree) {
-        let _ = std::fs::remove_file(&usage_file);
+    if setup.usage_file.starts_with(&setup.worktree) {
+        let _ = std::fs::remove_file(&setup.usage_file);
     }
-    let tokens: u64 = records.iter().map(UsageRecord::total_tokens).sum();
-    let cost_usd = verdict.cost_usd.or_else(|| {
-        records.iter().try_fold(0.0, |sum, record| {
-            run.prices.cost(record).map(|cost| sum + cost)
-        })
-    });
-    run.control.set_live(slot, 0, 0.0);
-    let finish = |ending: Ending, error: Option<String>| {
-        report(
-            claimed,
-            model.as_ref(),
-            ending,
-            tokens,
-            cost_usd,
-            started,
-            error,
-        )
-    };
-    let failure = match halt {
-        Some(Halt::Lost) => {
-            let _ = run
-                .operations
-                .release(agent, id, "lease lost", false, false);
-            return Ok(finish(
-                Ending::Lost,
-                Some("lease lost: revoked, or expired and claimed by another agent".to_owned()),
-            ));
-        }
-        Some(Halt::Interrupted) => {
-            let ending = give_back(run, agent, id, "interrupted: gitprio run was stopped");
-            return Ok(finish(ending, Some("interrupted".to_owned())));
-        }
-        Some(Halt::RunLimit(reason)) => {
-            let ending = give_back(run, agent, id, &reason);
-            return Ok(finish(ending, Some(reason)));
-        }
-        Some(Halt::Timeout(limit)) => Some(format!(
-            "timed out after {}",
-            jiff::SignedDuration::try_from(limit)
-                .map_or_else(|_| format!("{limit:?}"), |limit| format!("{limit:#}"))
-        )),
-        Some(Halt::OverBudget(reason)) => Some(reason),
-        None => judge(status, &verdict, &stderr_file, &worktree, &claimed.commit),
-    };
-    let failure = match failure {
-        Some(failure) => failure,
-        None => match run
-            .operations
-            .done(agent, &worktree, id, verdict.summary.as_deref())
-        {
-            Ok(Done::Submitted(warnings)) => {
-                for warning in warnings {
-                    run.warn(&format!("{agent}: gitprio done {id}: {warning}"));
-                }
-                let (note, pull_request) = finish_branch(
-                    run,
-                    &worktree,
-                    claimed,
-                    verdict.summary.as_deref(),
-                    pushed.as_ref(),
-                );
-                run.say(&format!(
-                    "{agent}: {id} is done ({} tokens{}){note}",
-                    tokens,
-                    cost_usd
-                        .map(|cost| format!(", ${cost:.2}"))
-                        .unwrap_or_default()
-                ));
-                let mut completed = finish(Ending::Completed, None);
-                completed.pull_request = pull_request;
-                return Ok(completed);
+    Spent {
+        tokens: records.iter().map(UsageRecord::total_tokens).sum(),
+        cost_usd: verdict.cost_usd.or_else(|| {
+            records.iter().try_fold(0.0, |sum, record| {
+                run.prices.cost(record).map(|cost| sum + cost)
+            })
+        }),
+    }
+}
+
+/// A finished agent's attempt, to be submitted, failed or given back.
+struct Outcome<'a> {
+    run: &'a RunContext,
+    agent: &'a str,
+    claimed: &'a Claimed,
+    setup: &'a Setup,
+    spent: Spent,
+    started: Instant,
+}
+
+impl Outcome<'_> {
+    fn id(&self) -> &str {
+        self.claimed.task.id.as_str()
+    }
+
+    /// Ends the attempt the way the halt, or else the agent's exit, calls for.
+    fn settle(
+        &self,
+        halt: Option<Halt>,
+        status: ExitStatus,
+        verdict: &adapters::Verdict,
+    ) -> Result<Report, SetupError> {
+        let failure = match halt {
+            Some(Halt::Lost) => return Ok(self.lost()),
+            Some(Halt::Interrupted) => {
+                let ending = self.give_back("interrupted: gitprio run was stopped");
+                return Ok(self.finish(ending, Some("interrupted".to_owned())));
             }
-            Ok(Done::Refused(reason)) => reason,
+            Some(Halt::RunLimit(reason)) => {
+                let ending = self.give_back(&reason);
+                return Ok(self.finish(ending, Some(reason)));
+            }
+            Some(Halt::Timeout(limit)) => timed_out(limit),
+            Some(Halt::OverBudget(reason)) => reason,
+            None => match judge(
+                status,
+                verdict,
+                &self.setup.stderr_file,
+                &self.setup.worktree,
+                &self.claimed.commit,
+            ) {
+                Some(failure) => failure,
+                None => return self.submit(verdict),
+            },
+        };
+        Ok(self.fail(&failure))
+    }
+
+    /// Releases a task whose lease was lost while the agent ran.
+    fn lost(&self) -> Report {
+        let _ = self
+            .run
+            .operations
+            .release(self.agent, self.id(), "lease lost", false, false);
+        self.finish(
+            Ending::Lost,
+            Some("lease lost: revoked, or expired and claimed by another agent".to_owned()),
+        )
+    }
+
+    fn give_back(&self, reason: &str) -> Ending {
+        give_back(self.run, self.agent, self.id(), reason)
+    }
+
+    /// Submits the agent's work with `done`; a refusal fails the attempt.
+    fn submit(&self, verdict: &adapters::Verdict) -> Result<Report, SetupError> {
+        let (agent, id) = (self.agent, self.id());
+        let summary = verdict.summary.as_deref();
+        match self
+            .run
+            .operations
+            .done(agent, &self.setup.worktree, id, summary)
+        {
+            Ok(Done::Submitted(warnings)) => Ok(self.completed(&warnings, summary)),
+            Ok(Done::Refused(reason)) => Ok(self.fail(&reason)),
             Ok(Done::Lost) => {
-                return Ok(finish(
-                    Ending::Lost,
-                    Some("lease lost before done".to_owned()),
-                ));
+                Ok(self.finish(Ending::Lost, Some("lease lost before done".to_owned())))
             }
             Err(error) => {
                 // Not the task's fault (the remote is unreachable, refuses the push): failing
                 // it would fail every attempt the same way, and park it with its work lost.
                 let error = anyhow::anyhow!(
                     "{error:#}; the work is kept in {} (branch gitprio/{id}) until the next attempt at {id} replaces it",
-                    worktree.display()
+                    self.setup.worktree.display()
                 );
-                run.warn(&format!("{agent}: cannot complete {id}: {error:#}"));
-                return Err(setup(error));
+                self.run
+                    .warn(&format!("{agent}: cannot complete {id}: {error:#}"));
+                Err(SetupError(error))
             }
-        },
-    };
-    let reason = compact(&failure);
-    let runaway = claimed
-        .last_error
-        .as_deref()
-        .is_some_and(|last| same_error(last, &reason));
-    let ending = match run.operations.release(agent, id, &reason, true, runaway) {
-        Ok(true) => Ending::Parked,
-        Ok(false) => Ending::Failed,
-        Err(error) => {
-            run.warn(&format!("{agent}: {error:#}"));
-            Ending::Lost
         }
-    };
-    run.say(&format!(
-        "{agent}: {id} failed: {reason}{}",
-        match ending {
-            Ending::Parked if runaway =>
-                "; the same error as the attempt before, so it is parked for a human",
-            Ending::Parked => "; it is parked for a human after too many failed attempts",
-            _ => "",
+    }
+
+    /// Reports a submitted task, after pushing its branch and opening its pull request.
+    fn completed(&self, warnings: &[String], summary: Option<&str>) -> Report {
+        let (agent, id) = (self.agent, self.id());
+        for warning in warnings {
+            self.run
+                .warn(&format!("{agent}: gitprio done {id}: {warning}"));
         }
-    ));
-    Ok(finish(ending, Some(reason)))
+        let (note, pull_request) = finish_branch(
+            self.run,
+            &self.setup.worktree,
+            self.claimed,
+            summary,
+            self.setup.pushed.as_ref(),
+        );
+        self.run.say(&format!(
+            "{agent}: {id} is done ({} tokens{}){note}",
+            self.spent.tokens,
+            self.spent
+                .cost_usd
+                .map(|cost| format!(", ${cost:.2}"))
+                .unwrap_or_default()
+        ));
+        let mut completed = self.finish(Ending::Completed, None);
+        completed.pull_request = pull_request;
+        completed
+    }
+
+    /// Releases the task as failed, parked when it failed too often or the same way twice.
+    fn fail(&self, failure: &str) -> Report {
+        let (agent, id) = (self.agent, self.id());
+        let reason = compact(failure);
+        let runaway = self
+            .claimed
+            .last_error
+            .as_deref()
+            .is_some_and(|last| same_error(last, &reason));
+        let ending = match self
+            .run
+            .operations
+            .release(agent, id, &reason, true, runaway)
+        {
+            Ok(true) => Ending::Parked,
+            Ok(false) => Ending::Failed,
+            Err(error) => {
+                self.run.warn(&format!("{agent}: {error:#}"));
+                Ending::Lost
+            }
+        };
+        self.run.say(&format!(
+            "{agent}: {id} failed: {reason}{}",
+            match ending {
+                Ending::Parked if runaway =>
+                    "; the same error as the attempt before, so it is parked for a human",
+                Ending::Parked => "; it is parked for a human after too many failed attempts",
+                _ => "",
+            }
+        ));
+        self.finish(ending, Some(reason))
+    }
+
+    fn finish(&self, ending: Ending, error: Option<String>) -> Report {
+        report(
+            self.claimed,
+            self.setup.model.as_ref(),
+            ending,
+            self.spent.tokens,
+            self.spent.cost_usd,
+            self.started,
+            error,
+        )
+    }
+}
+
+/// The failure of an agent stopped at `--timeout`.
+fn timed_out(limit: Duration) -> String {
+    format!(
+        "timed out after {}",
+        jiff::SignedDuration::try_from(limit)
+            .map_or_else(|_| format!("{limit:?}"), |limit| format!("{limit:#}"))
+    )
 }
 
 /// `OTEL_RESOURCE_ATTRIBUTES` for the agent: what it was given, and the task's attributes, so
@@ -526,6 +673,19 @@ impl Watch<'_> {
                 None
             }
         }
+    }
+
+    /// Reads the exited agent's whole output and returns what it says of the attempt.
+    fn conclude(&mut self) -> adapters::Verdict {
+        let stdout = std::fs::read(self.stdout_path).unwrap_or_default();
+        let verdict = adapters::conclude(self.run.adapter, &String::from_utf8_lossy(&stdout));
+        self.read_new();
+        if self.logs.is_empty() {
+            // Output that names the session only at the end (`--output-format json`): its log
+            // is read now, so the records still have the keys `usage import` gives them.
+            self.logs.poll(verdict.session.as_deref());
+        }
+        verdict
     }
 
     /// Reads what the agent wrote since the last look.
