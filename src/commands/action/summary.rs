@@ -179,16 +179,52 @@ fn per_million(value: u64, tokens: u64) -> Option<f64> {
 /// The baseline of a task is the median over the completed tasks of the same type,
 /// every run of each counted (failed attempts are part of what a task cost), this
 /// pull request's own tasks left out.
-#[expect(
-    clippy::too_many_lines,
-    reason = "one pass over the pull request's tasks and the runs of each"
-)]
 pub fn summarize(
     changes: &Changes,
     runs: &[Run],
     leases: &BTreeMap<TaskId, Lease>,
     prices: &PriceTable,
 ) -> PullRequestSummary {
+    let mut by_task: BTreeMap<&TaskId, Vec<&Run>> = BTreeMap::new();
+    for run in runs {
+        by_task.entry(&run.meta.task).or_default().push(run);
+    }
+    let pools = baseline_pools(changes, &by_task, prices);
+    let unowned = unowned_files(changes);
+    let mut tasks = Vec::new();
+    let mut total = Spend::default();
+    let mut value_points = 0;
+    for completion in &changes.completed {
+        let task = &completion.task;
+        let summary = task_summary(
+            completion,
+            by_task.get(&task.id).map(Vec::as_slice).unwrap_or_default(),
+            leases.get(&task.id),
+            &pools,
+            &unowned,
+            prices,
+        );
+        total.merge(&summary.spend);
+        value_points += u64::from(task.value);
+        tasks.push(summary);
+    }
+    PullRequestSummary {
+        head: changes.head.to_string(),
+        tasks,
+        spend: total,
+        value_points,
+        unknown_trailers: changes.unknown_trailers.clone(),
+        invalid_tasks: false,
+    }
+}
+
+/// The tokens and cost of every completed task outside this pull request, by task type:
+/// what the baselines are medians of.
+fn baseline_pools<'a>(
+    changes: &'a Changes,
+    by_task: &BTreeMap<&'a TaskId, Vec<&'a Run>>,
+    prices: &PriceTable,
+) -> BTreeMap<&'a str, Vec<(u64, Option<f64>)>> {
     let head_types: BTreeMap<&TaskId, Option<&String>> = changes
         .head_queue
         .iter()
@@ -196,12 +232,8 @@ pub fn summarize(
         .map(|task| (&task.id, task.task_type.as_ref()))
         .collect();
     let mine: BTreeSet<TaskId> = changes.completed_ids().into_iter().collect();
-    let mut by_task: BTreeMap<&TaskId, Vec<&Run>> = BTreeMap::new();
-    for run in runs {
-        by_task.entry(&run.meta.task).or_default().push(run);
-    }
     let mut pools: BTreeMap<&str, Vec<(u64, Option<f64>)>> = BTreeMap::new();
-    for (id, task_runs) in &by_task {
+    for (id, task_runs) in by_task {
         if mine.contains(*id)
             || !task_runs
                 .iter()
@@ -225,79 +257,73 @@ pub fn summarize(
                 .push((spend.tokens(), spend.cost()));
         }
     }
-    let unowned = unowned_files(changes);
-    let mut tasks = Vec::new();
-    let mut total = Spend::default();
-    let mut value_points = 0;
-    for completion in &changes.completed {
-        let task = &completion.task;
-        let task_runs = by_task.get(&task.id).map(Vec::as_slice).unwrap_or_default();
-        let mut spend = Spend::default();
-        let mut models: BTreeMap<&str, u64> = BTreeMap::new();
-        let mut agents: Vec<String> = Vec::new();
-        for run in task_runs {
-            spend.add_run(run, prices);
-            for (model, totals) in run.totals_by_model() {
-                *models.entry(model).or_default() += totals.tokens();
-            }
-            if !agents.contains(&run.meta.agent) {
-                agents.push(run.meta.agent.clone());
-            }
+    pools
+}
+
+/// Sums up one completed task: its runs' spend, models and agents, its attempts, its baseline.
+fn task_summary(
+    completion: &Completion,
+    task_runs: &[&Run],
+    lease: Option<&Lease>,
+    pools: &BTreeMap<&str, Vec<(u64, Option<f64>)>>,
+    unowned: &[String],
+    prices: &PriceTable,
+) -> TaskSummary {
+    let task = &completion.task;
+    let mut spend = Spend::default();
+    let mut models: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut agents: Vec<String> = Vec::new();
+    for run in task_runs {
+        spend.add_run(run, prices);
+        for (model, totals) in run.totals_by_model() {
+            *models.entry(model).or_default() += totals.tokens();
         }
-        let mut models: Vec<(String, u64)> = models
-            .into_iter()
-            .map(|(model, spent)| (model.to_owned(), spent))
-            .collect();
-        models.sort_by(|left, right| right.1.cmp(&left.1).then_with(|| left.0.cmp(&right.0)));
-        let lease = leases.get(&task.id);
-        let attempts = if task_runs.is_empty() {
-            lease.map_or(0, |lease| lease.record.attempt as usize)
-        } else {
-            task_runs.len()
-        };
-        let failed_attempts = task_runs
-            .iter()
-            .filter(|run| {
-                matches!(
-                    run.meta.outcome,
-                    Some(Outcome::Failed | Outcome::Parked | Outcome::Expired)
-                )
-            })
-            .count();
-        let baseline = match &task.task_type {
-            _ if spend.tokens() == 0 => Baseline::NoUsage,
-            None => Baseline::Untyped,
-            Some(task_type) => baseline(
-                task_type,
-                pools.get(task_type.as_str()).map_or(&[][..], Vec::as_slice),
-                &spend,
-            ),
-        };
-        total.merge(&spend);
-        value_points += u64::from(task.value);
-        tasks.push(TaskSummary {
-            completion: completion.clone(),
-            attempts,
-            failed_attempts,
-            agents,
-            models,
-            spend,
-            outside_owns: if task.owns.is_empty() {
-                Vec::new()
-            } else {
-                unowned.clone()
-            },
-            baseline,
-            lease: lease.map(|lease| (lease.record.state, lease.record.holder.agent.clone())),
-        });
+        if !agents.contains(&run.meta.agent) {
+            agents.push(run.meta.agent.clone());
+        }
     }
-    PullRequestSummary {
-        head: changes.head.to_string(),
-        tasks,
-        spend: total,
-        value_points,
-        unknown_trailers: changes.unknown_trailers.clone(),
-        invalid_tasks: false,
+    let mut models: Vec<(String, u64)> = models
+        .into_iter()
+        .map(|(model, spent)| (model.to_owned(), spent))
+        .collect();
+    models.sort_by(|left, right| right.1.cmp(&left.1).then_with(|| left.0.cmp(&right.0)));
+    let attempts = if task_runs.is_empty() {
+        lease.map_or(0, |lease| lease.record.attempt as usize)
+    } else {
+        task_runs.len()
+    };
+    let failed_attempts = task_runs
+        .iter()
+        .filter(|run| {
+            matches!(
+                run.meta.outcome,
+                Some(Outcome::Failed | Outcome::Parked | Outcome::Expired)
+            )
+        })
+        .count();
+    let baseline = match &task.task_type {
+        _ if spend.tokens() == 0 => Baseline::NoUsage,
+        None => Baseline::Untyped,
+        Some(task_type) => baseline(
+            task_type,
+            pools.get(task_type.as_str()).map_or(&[][..], Vec::as_slice),
+            &spend,
+        ),
+    };
+    TaskSummary {
+        completion: completion.clone(),
+        attempts,
+        failed_attempts,
+        agents,
+        models,
+        spend,
+        outside_owns: if task.owns.is_empty() {
+            Vec::new()
+        } else {
+            unowned.to_vec()
+        },
+        baseline,
+        lease: lease.map(|lease| (lease.record.state, lease.record.holder.agent.clone())),
     }
 }
 
@@ -388,6 +414,15 @@ fn escape(text: &str) -> String {
         .replace(['\n', '\r'], " ")
 }
 
+/// Formats each item as inline code, comma-separated.
+fn codes(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|item| code(item))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Writes `text` as an inline code span, whatever backticks it holds.
 fn code(text: &str) -> String {
     let text = text.replace(['\n', '\r'], " ").replace('|', "\\|");
@@ -473,12 +508,7 @@ pub fn markdown(summary: &PullRequestSummary) -> String {
         let _ = writeln!(
             text,
             "\n`{TRAILER}` trailers name tasks that do not exist at the head: {}.",
-            summary
-                .unknown_trailers
-                .iter()
-                .map(|id| code(id))
-                .collect::<Vec<_>>()
-                .join(", ")
+            codes(&summary.unknown_trailers)
         );
     }
     let _ = writeln!(
@@ -489,10 +519,7 @@ pub fn markdown(summary: &PullRequestSummary) -> String {
     text
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "renders one task's details section, line by line in output order"
-)]
+/// Writes one task's details section, line by line in output order.
 fn details(text: &mut String, task: &TaskSummary) {
     let facts = &task.completion.task;
     let _ = writeln!(
@@ -501,21 +528,46 @@ fn details(text: &mut String, task: &TaskSummary) {
         escape(facts.id.as_str()),
         escape(&facts.title)
     );
+    let _ = writeln!(text, "- completed: {}", how_completed(&task.completion));
+    usage_lines(text, task);
+    baseline_line(text, &task.baseline);
+    owns_line(text, task);
+    if let Some((state, holder)) = &task.lease {
+        let _ = writeln!(
+            text,
+            "- lease: {} by {}",
+            format!("{state:?}").to_lowercase(),
+            escape(holder)
+        );
+    }
+    if !facts.acceptance.is_empty() {
+        let _ = writeln!(text, "- acceptance: {}", codes(&facts.acceptance));
+    }
+    text.push_str("\n</details>\n");
+}
+
+/// Says how the pull request completes the task: its status, a trailer, or both.
+fn how_completed(completion: &Completion) -> String {
+    let facts = &completion.task;
     let mut how = Vec::new();
-    if task.completion.by_status {
-        how.push(match task.completion.status_before {
+    if completion.by_status {
+        how.push(match completion.status_before {
             Some(before) => format!("`status` {before} → done in {}", code(&facts.path)),
             None => format!("new task file {} with `status: done`", code(&facts.path)),
         });
     }
-    if task.completion.by_trailer {
+    if completion.by_trailer {
         let mut named = format!("named in a `{TRAILER}` trailer");
         if facts.status != gitprio_core::Status::Done {
             let _ = write!(named, " (its file still says `status: {}`)", facts.status);
         }
         how.push(named);
     }
-    let _ = writeln!(text, "- completed: {}", how.join("; "));
+    how.join("; ")
+}
+
+/// Writes the task's token counts and models, or that it has no usage.
+fn usage_lines(text: &mut String, task: &TaskSummary) {
     let totals = &task.spend.totals;
     if totals.tokens() > 0 {
         let reasoning = if totals.reasoning > 0 {
@@ -544,6 +596,10 @@ fn details(text: &mut String, task: &TaskSummary) {
     } else {
         text.push_str("- tokens: no usage recorded for this task (`gitprio usage record`)\n");
     }
+}
+
+/// Writes how the task compares with the median of its type, when it was compared.
+fn baseline_line(text: &mut String, baseline: &Baseline) {
     if let Baseline::Compared {
         task_type,
         tasks,
@@ -551,7 +607,7 @@ fn details(text: &mut String, task: &TaskSummary) {
         median_cost,
         ratio,
         by_cost,
-    } = &task.baseline
+    } = baseline
     {
         #[expect(
             clippy::cast_possible_truncation,
@@ -568,57 +624,27 @@ fn details(text: &mut String, task: &TaskSummary) {
             if *by_cost { "cost" } else { "tokens" }
         );
     }
+}
+
+/// Writes whether the changed files stay inside the task's `owns`.
+fn owns_line(text: &mut String, task: &TaskSummary) {
+    let facts = &task.completion.task;
     if facts.owns.is_empty() {
         text.push_str("- `owns`: none declared, so the changed files were not checked\n");
     } else if task.outside_owns.is_empty() {
         let _ = writeln!(
             text,
             "- `owns` ({}): every changed file is inside",
-            facts
-                .owns
-                .iter()
-                .map(|glob| code(glob))
-                .collect::<Vec<_>>()
-                .join(", ")
+            codes(&facts.owns)
         );
     } else {
         let _ = writeln!(
             text,
             "- ⚠️ changed outside `owns` ({}): {}",
-            facts
-                .owns
-                .iter()
-                .map(|glob| code(glob))
-                .collect::<Vec<_>>()
-                .join(", "),
-            task.outside_owns
-                .iter()
-                .map(|path| code(path))
-                .collect::<Vec<_>>()
-                .join(", ")
+            codes(&facts.owns),
+            codes(&task.outside_owns)
         );
     }
-    if let Some((state, holder)) = &task.lease {
-        let _ = writeln!(
-            text,
-            "- lease: {} by {}",
-            format!("{state:?}").to_lowercase(),
-            escape(holder)
-        );
-    }
-    if !facts.acceptance.is_empty() {
-        let _ = writeln!(
-            text,
-            "- acceptance: {}",
-            facts
-                .acceptance
-                .iter()
-                .map(|command| code(command))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
-    text.push_str("\n</details>\n");
 }
 
 /// The summary written when the pull request completes no task: no comment, just this.
