@@ -209,157 +209,192 @@ pub struct EndedOrOpenRun {
 
 impl Fleet {
     /// Computes the fleet from `sources`.
-    #[expect(
-        clippy::too_many_lines,
-        reason = "one pass over leases, runs and tasks that builds every fleet row"
-    )]
     pub fn build(sources: &Sources<'_>) -> Fleet {
         let now = sources.now;
-        let runs_by_id: BTreeMap<(&TaskId, &str), &Run> = sources
-            .runs
-            .iter()
-            .map(|run| ((&run.meta.task, run.meta.run.as_str()), run))
-            .collect();
-        let title = |id: &TaskId| {
-            sources.tasks.get(id).map_or_else(
-                || "(not in the queue)".to_owned(),
-                |task| task.title.clone(),
-            )
-        };
         let since = now.saturating_sub(sources.window).unwrap_or(now);
-        let mut leases = Vec::new();
-        let mut parked = Vec::new();
-        // What attempts started within the window spent beyond what the ledger has of them:
-        // their heartbeats' progress, until the run ends and writes its usage.
-        let mut in_flight = InFlight::default();
-        for (id, lease) in sources.leases {
-            let record = &lease.record;
-            let task = sources.tasks.get(id);
-            match record.state {
-                LeaseState::Held => {
-                    let run_id = RunMeta::run_id(record.generation, record.acquired_at);
-                    let run = runs_by_id.get(&(id, run_id.as_str())).copied();
-                    let ledger = run.map_or((0, Some(0.0)), |run| spend(run, sources.prices));
-                    let (tokens, cost_usd) = attempt_spend(ledger, record.progress.as_ref());
-                    if record.acquired_at >= since {
-                        in_flight.add(ledger, (tokens, cost_usd));
-                    }
-                    leases.push(LeaseRow {
-                        task: id.clone(),
-                        title: title(id),
-                        task_type: task.and_then(|task| task.facts.task_type.clone()),
-                        agent: record.holder.agent.clone(),
-                        model: run
-                            .and_then(dominant_model)
-                            .or_else(|| task.and_then(|task| task.model.clone())),
-                        acquired_at: record.acquired_at,
-                        renewed_at: record.renewed_at,
-                        expires_at: record.expires_at,
-                        on_task_seconds: now.duration_since(record.acquired_at).as_secs(),
-                        heartbeat_age_seconds: now.duration_since(record.renewed_at).as_secs(),
-                        beat: beat(record, now, sources.skew),
-                        tokens,
-                        cost_usd,
-                        budget_tokens: run
-                            .and_then(|run| run.meta.budget_tokens)
-                            .or_else(|| task.and_then(|task| task.budget_tokens)),
-                        attempt: record.attempt,
-                        failures: record.failures,
-                        generation: record.generation,
-                    });
-                }
-                LeaseState::Parked => parked.push(ParkedTask {
-                    task: id.clone(),
-                    title: title(id),
-                    failures: record.failures,
-                    parked_at: record.renewed_at,
-                    by: record.holder.agent.clone(),
-                    last_error: record.last_error.clone(),
-                }),
-                LeaseState::Released | LeaseState::Submitted => {}
-            }
+        let (leases, parked, in_flight) = lease_rows(sources, since);
+        Fleet {
+            now,
+            window_seconds: sources.window.as_secs(),
+            header: header(sources, since, &leases, &in_flight),
+            leases,
+            recent: recent_runs(sources),
+            parked,
         }
-        let mut ended: Vec<&Run> = sources
-            .runs
-            .iter()
-            .filter(|run| run.meta.outcome.is_some() && run.meta.ended_at.is_some())
-            .collect();
-        ended.sort_by(|left, right| {
-            (right.meta.ended_at, &left.meta.task).cmp(&(left.meta.ended_at, &right.meta.task))
-        });
-        let recent = ended
-            .iter()
-            .take(RECENT_RUNS)
-            .map(|run| {
-                let (tokens, cost_usd) = spend(run, sources.prices);
-                EndedRun {
-                    task: run.meta.task.clone(),
-                    title: title(&run.meta.task),
-                    agent: run.meta.agent.clone(),
-                    model: dominant_model(run),
-                    outcome: run.meta.outcome.unwrap_or(Outcome::Released),
-                    ended_at: run.meta.ended_at.unwrap_or(now),
-                    tokens,
-                    cost_usd,
+    }
+}
+
+/// The title of task `id`, or a note that the queue no longer has it.
+fn task_title(sources: &Sources<'_>, id: &TaskId) -> String {
+    sources.tasks.get(id).map_or_else(
+        || "(not in the queue)".to_owned(),
+        |task| task.title.clone(),
+    )
+}
+
+/// The held leases and the parked tasks, with what attempts started since `since` spent
+/// beyond what the ledger has of them: their heartbeats' progress, until the run ends and
+/// writes its usage.
+fn lease_rows(
+    sources: &Sources<'_>,
+    since: Timestamp,
+) -> (Vec<LeaseRow>, Vec<ParkedTask>, InFlight) {
+    let runs_by_id: BTreeMap<(&TaskId, &str), &Run> = sources
+        .runs
+        .iter()
+        .map(|run| ((&run.meta.task, run.meta.run.as_str()), run))
+        .collect();
+    let mut leases = Vec::new();
+    let mut parked = Vec::new();
+    let mut in_flight = InFlight::default();
+    for (id, lease) in sources.leases {
+        let record = &lease.record;
+        match record.state {
+            LeaseState::Held => {
+                let run_id = RunMeta::run_id(record.generation, record.acquired_at);
+                let run = runs_by_id.get(&(id, run_id.as_str())).copied();
+                let ledger = run.map_or((0, Some(0.0)), |run| spend(run, sources.prices));
+                let (tokens, cost_usd) = attempt_spend(ledger, record.progress.as_ref());
+                if record.acquired_at >= since {
+                    in_flight.add(ledger, (tokens, cost_usd));
                 }
-            })
-            .collect();
-        let done_in_window: BTreeSet<&TaskId> = sources
-            .runs
-            .iter()
-            .filter(|run| {
-                run.meta.outcome == Some(Outcome::Completed)
-                    && run.meta.ended_at.is_some_and(|at| at >= since && at <= now)
-            })
-            .map(|run| &run.meta.task)
-            .collect();
-        let facts: BTreeMap<TaskId, TaskFacts> = sources
-            .tasks
-            .iter()
-            .map(|(id, task)| (id.clone(), task.facts.clone()))
-            .collect();
-        let in_window = report(
-            sources.runs,
-            &facts,
-            sources.prices,
-            &RunFilter {
-                since: Some(since),
-                ..RunFilter::default()
-            },
-            GroupBy::Type,
-        )
-        .summary;
-        let baseline = report(
-            sources.runs,
-            &facts,
-            sources.prices,
-            &RunFilter::default(),
-            GroupBy::Type,
-        )
-        .summary;
-        let agents_active = leases
+                leases.push(lease_row(sources, id, record, run, (tokens, cost_usd)));
+            }
+            LeaseState::Parked => parked.push(ParkedTask {
+                task: id.clone(),
+                title: task_title(sources, id),
+                failures: record.failures,
+                parked_at: record.renewed_at,
+                by: record.holder.agent.clone(),
+                last_error: record.last_error.clone(),
+            }),
+            LeaseState::Released | LeaseState::Submitted => {}
+        }
+    }
+    (leases, parked, in_flight)
+}
+
+/// The row of a held lease, with `run` its attempt in the ledger and `spent` its tokens
+/// and cost so far.
+fn lease_row(
+    sources: &Sources<'_>,
+    id: &TaskId,
+    record: &LeaseRecord,
+    run: Option<&Run>,
+    (tokens, cost_usd): (u64, Option<f64>),
+) -> LeaseRow {
+    let now = sources.now;
+    let task = sources.tasks.get(id);
+    LeaseRow {
+        task: id.clone(),
+        title: task_title(sources, id),
+        task_type: task.and_then(|task| task.facts.task_type.clone()),
+        agent: record.holder.agent.clone(),
+        model: run
+            .and_then(dominant_model)
+            .or_else(|| task.and_then(|task| task.model.clone())),
+        acquired_at: record.acquired_at,
+        renewed_at: record.renewed_at,
+        expires_at: record.expires_at,
+        on_task_seconds: now.duration_since(record.acquired_at).as_secs(),
+        heartbeat_age_seconds: now.duration_since(record.renewed_at).as_secs(),
+        beat: beat(record, now, sources.skew),
+        tokens,
+        cost_usd,
+        budget_tokens: run
+            .and_then(|run| run.meta.budget_tokens)
+            .or_else(|| task.and_then(|task| task.budget_tokens)),
+        attempt: record.attempt,
+        failures: record.failures,
+        generation: record.generation,
+    }
+}
+
+/// The last runs that ended, newest first.
+fn recent_runs(sources: &Sources<'_>) -> Vec<EndedRun> {
+    let mut ended: Vec<&Run> = sources
+        .runs
+        .iter()
+        .filter(|run| run.meta.outcome.is_some() && run.meta.ended_at.is_some())
+        .collect();
+    ended.sort_by(|left, right| {
+        (right.meta.ended_at, &left.meta.task).cmp(&(left.meta.ended_at, &right.meta.task))
+    });
+    ended
+        .iter()
+        .take(RECENT_RUNS)
+        .map(|run| {
+            let (tokens, cost_usd) = spend(run, sources.prices);
+            EndedRun {
+                task: run.meta.task.clone(),
+                title: task_title(sources, &run.meta.task),
+                agent: run.meta.agent.clone(),
+                model: dominant_model(run),
+                outcome: run.meta.outcome.unwrap_or(Outcome::Released),
+                ended_at: run.meta.ended_at.unwrap_or(sources.now),
+                tokens,
+                cost_usd,
+            }
+        })
+        .collect()
+}
+
+/// The header: active agents, and what was done and spent since `since`, running
+/// attempts' `in_flight` spend included.
+fn header(
+    sources: &Sources<'_>,
+    since: Timestamp,
+    leases: &[LeaseRow],
+    in_flight: &InFlight,
+) -> Header {
+    let now = sources.now;
+    let done_in_window: BTreeSet<&TaskId> = sources
+        .runs
+        .iter()
+        .filter(|run| {
+            run.meta.outcome == Some(Outcome::Completed)
+                && run.meta.ended_at.is_some_and(|at| at >= since && at <= now)
+        })
+        .map(|run| &run.meta.task)
+        .collect();
+    let facts: BTreeMap<TaskId, TaskFacts> = sources
+        .tasks
+        .iter()
+        .map(|(id, task)| (id.clone(), task.facts.clone()))
+        .collect();
+    let in_window = report(
+        sources.runs,
+        &facts,
+        sources.prices,
+        &RunFilter {
+            since: Some(since),
+            ..RunFilter::default()
+        },
+        GroupBy::Type,
+    )
+    .summary;
+    let baseline = report(
+        sources.runs,
+        &facts,
+        sources.prices,
+        &RunFilter::default(),
+        GroupBy::Type,
+    )
+    .summary;
+    Header {
+        agents_active: leases
             .iter()
             .filter(|row| row.beat != Beat::Expired)
             .map(|row| row.agent.as_str())
             .collect::<BTreeSet<_>>()
-            .len();
-        Fleet {
-            now,
-            window_seconds: sources.window.as_secs(),
-            header: Header {
-                agents_active,
-                done_in_window: done_in_window.len(),
-                tokens_in_window: in_window.tokens + in_flight.tokens,
-                cost_usd_in_window: in_window.cost_usd + in_flight.cost_usd,
-                unpriced_tokens_in_window: in_window.unpriced_tokens + in_flight.unpriced_tokens,
-                value_per_million_tokens_in_window: in_window.value_per_million_tokens,
-                value_per_million_tokens_baseline: baseline.value_per_million_tokens,
-                ready: sources.ready,
-            },
-            leases,
-            recent,
-            parked,
-        }
+            .len(),
+        done_in_window: done_in_window.len(),
+        tokens_in_window: in_window.tokens + in_flight.tokens,
+        cost_usd_in_window: in_window.cost_usd + in_flight.cost_usd,
+        unpriced_tokens_in_window: in_window.unpriced_tokens + in_flight.unpriced_tokens,
+        value_per_million_tokens_in_window: in_window.value_per_million_tokens,
+        value_per_million_tokens_baseline: baseline.value_per_million_tokens,
+        ready: sources.ready,
     }
 }
 
@@ -367,10 +402,7 @@ impl Fleet {
 pub fn detail(sources: &Sources<'_>, id: &TaskId, history: &[LeaseRecord]) -> Detail {
     Detail {
         task: id.clone(),
-        title: sources.tasks.get(id).map_or_else(
-            || "(not in the queue)".to_owned(),
-            |task| task.title.clone(),
-        ),
+        title: task_title(sources, id),
         history: history.iter().map(HistoryEntry::of).collect(),
         runs: sources
             .runs
@@ -408,10 +440,6 @@ fn beat(record: &LeaseRecord, now: Timestamp, skew: SignedDuration) -> Beat {
     }
 }
 
-/// The spend of a held lease's attempt: the ledger's, or what the holder reported with
-/// its last heartbeat when that is further along (`gitprio run` records usage in the
-/// ledger only when the attempt ends). Both count the attempt from its start, so the
-/// larger is the later.
 /// Spend of running attempts not in the ledger yet.
 #[derive(Debug, Default)]
 struct InFlight {
@@ -433,6 +461,10 @@ impl InFlight {
     }
 }
 
+/// The spend of a held lease's attempt: the ledger's, or what the holder reported with
+/// its last heartbeat when that is further along (`gitprio run` records usage in the
+/// ledger only when the attempt ends). Both count the attempt from its start, so the
+/// larger is the later.
 fn attempt_spend(ledger: (u64, Option<f64>), progress: Option<&Progress>) -> (u64, Option<f64>) {
     match progress {
         Some(progress) if progress.tokens > ledger.0 => (progress.tokens, progress.cost_usd),
