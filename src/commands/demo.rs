@@ -8,7 +8,7 @@
 
 pub mod agent;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, ensure};
@@ -80,21 +80,36 @@ const OVERSPENT: &str = "billing-refund-endpoint";
 /// Shows claims, a race and `gitprio run` with the simulated agent on a bare remote and
 /// clones of it, merging the completed branches between rounds as a reviewer would, then
 /// the budget stop, the report and one frame of the cockpit.
-#[expect(
-    clippy::too_many_lines,
-    reason = "the demo's script: its screens in the order they are shown"
-)]
 fn simulate(root: &Path) -> anyhow::Result<()> {
     let world = root.join("agents");
     std::fs::create_dir_all(&world)?;
-    // The claims and the race happen on a remote of their own, so that the run loop and
-    // its report start from a queue nobody has touched.
+    make_remotes(root, &world)?;
+    let demo = Demo {
+        exe: std::env::current_exe()?.display().to_string(),
+        world,
+    };
+    demo.claim()?;
+    demo.race()?;
+    let clock = demo.run_rounds()?;
+    demo.results(clock)
+}
+
+/// The clones the demo's agents work in, and the binary they run.
+struct Demo {
+    world: PathBuf,
+    exe: String,
+}
+
+/// Makes the shared remote with its clone for the run loop, and a remote of their own for
+/// the claims and the race, so that the run loop and its report start from a queue nobody
+/// has touched.
+fn make_remotes(root: &Path, world: &Path) -> anyhow::Result<()> {
     for (bare, clones) in [
         ("remote.git", &["clone"][..]),
         ("claims.git", &["alice", "bob", "carol"][..]),
     ] {
         git(
-            &world,
+            world,
             &["init", "--quiet", "--bare", "--initial-branch=main", bare],
         )?;
         git(
@@ -107,95 +122,212 @@ fn simulate(root: &Path) -> anyhow::Result<()> {
             ],
         )?;
         for clone in clones {
-            git(&world, &["clone", "--quiet", bare, clone])?;
+            git(world, &["clone", "--quiet", bare, clone])?;
         }
     }
-    let clone = world.join("clone");
-    let exe = std::env::current_exe()?.display().to_string();
-    let gitprio = |dir: &str, agent: &str, now: &str, args: &[&str]| -> Command {
-        let mut command = Command::new(&exe);
+    Ok(())
+}
+
+impl Demo {
+    /// `gitprio <args>` as `agent` in clone `dir` at time `now`.
+    fn gitprio(&self, dir: &str, agent: &str, now: &str, args: &[&str]) -> Command {
+        let mut command = Command::new(&self.exe);
         demo_git_env(&mut command)
-            .current_dir(world.join(dir))
+            .current_dir(self.world.join(dir))
             .args(args)
             .env("GITPRIO_AGENT", agent)
             .env("GITPRIO_NOW", now)
             .env("NO_COLOR", "1");
         command
-    };
-    let stdout = |mut command: Command, shown: &str| -> anyhow::Result<String> {
+    }
+
+    /// Runs `command` and returns its stdout, `shown` naming it in the error.
+    fn stdout(mut command: Command, shown: &str) -> anyhow::Result<String> {
         let output = command.output()?;
         stdout_of(shown, &output)
-    };
+    }
 
-    println!(
-        "\n# 2/6 A claim. alice, in her clone of the shared remote, leases the top ready task by\n\
+    /// Screen 2: alice claims the top task, then gives it back.
+    fn claim(&self) -> anyhow::Result<()> {
+        println!(
+            "\n# 2/6 A claim. alice, in her clone of the shared remote, leases the top ready task by\n\
          # one compare-and-swap on the remote, and gets it with the documents it links to, in a\n\
          # stable order that keeps prompt caches warm, and the commands to report with.\n\n\
          $ gitprio claim"
-    );
-    print!(
-        "{}",
-        stdout(
-            gitprio("alice", "alice", START, &["claim"]),
-            "gitprio claim"
-        )?
-    );
-    stdout(
-        gitprio(
-            "alice",
-            "alice",
-            START,
-            &["release", "auth-login-rate-limit"],
-        ),
-        "gitprio release",
-    )?;
-    println!("$ gitprio release auth-login-rate-limit   # alice gives it back, for what follows");
-    // Past the lease TTL, alice's claim is no longer live: the racers see no other agent,
-    // so each goes for the top task.
-    let race_time = START
-        .parse::<jiff::Timestamp>()?
-        .checked_add(jiff::SignedDuration::from_mins(31))?
-        .to_string();
+        );
+        print!(
+            "{}",
+            Self::stdout(
+                self.gitprio("alice", "alice", START, &["claim"]),
+                "gitprio claim"
+            )?
+        );
+        Self::stdout(
+            self.gitprio(
+                "alice",
+                "alice",
+                START,
+                &["release", "auth-login-rate-limit"],
+            ),
+            "gitprio release",
+        )?;
+        println!(
+            "$ gitprio release auth-login-rate-limit   # alice gives it back, for what follows"
+        );
+        Ok(())
+    }
 
-    println!(
-        "\n# 3/6 A race. bob and carol, in two more clones, claim at the same moment. Both go for\n\
+    /// Screen 3: bob and carol race for the top task; exactly one of them gets it.
+    fn race(&self) -> anyhow::Result<()> {
+        // Past the lease TTL, alice's claim is no longer live: the racers see no other agent,
+        // so each goes for the top task.
+        let race_time = START
+            .parse::<jiff::Timestamp>()?
+            .checked_add(jiff::SignedDuration::from_mins(31))?
+            .to_string();
+        println!(
+            "\n# 3/6 A race. bob and carol, in two more clones, claim at the same moment. Both go for\n\
          # the top ready task; the remote takes exactly one compare-and-swap, and the agent that\n\
          # lost takes another task instead of doing the same work twice.\n\n\
          $ gitprio claim --json   # as bob and as carol, at once"
-    );
-    let racers: Vec<std::process::Child> = ["bob", "carol"]
-        .iter()
-        .map(|agent| {
-            gitprio(agent, agent, &race_time, &["claim", "--json"])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-        })
-        .collect::<Result<_, _>>()?;
-    let mut claimed = Vec::new();
-    for racer in racers {
-        let output = racer.wait_with_output()?;
-        let json: serde_json::Value =
-            serde_json::from_str(&stdout_of("gitprio claim --json", &output)?)?;
-        claimed.push(json["task"]["id"].as_str().unwrap_or_default().to_owned());
-    }
-    let contested = "auth-login-rate-limit";
-    ensure!(
-        claimed.iter().filter(|id| *id == contested).count() == 1 && claimed[0] != claimed[1],
-        "the race ended with {claimed:?}: not exactly one holder of {contested}"
-    );
-    println!(
-        "both went for {contested}: one of them holds it (lease generation 1), the other lost\n\
+        );
+        let racers: Vec<std::process::Child> = ["bob", "carol"]
+            .iter()
+            .map(|agent| {
+                self.gitprio(agent, agent, &race_time, &["claim", "--json"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+            })
+            .collect::<Result<_, _>>()?;
+        let mut claimed = Vec::new();
+        for racer in racers {
+            let output = racer.wait_with_output()?;
+            let json: serde_json::Value =
+                serde_json::from_str(&stdout_of("gitprio claim --json", &output)?)?;
+            claimed.push(json["task"]["id"].as_str().unwrap_or_default().to_owned());
+        }
+        let contested = "auth-login-rate-limit";
+        ensure!(
+            claimed.iter().filter(|id| *id == contested).count() == 1 && claimed[0] != claimed[1],
+            "the race ended with {claimed:?}: not exactly one holder of {contested}"
+        );
+        println!(
+            "both went for {contested}: one of them holds it (lease generation 1), the other lost\n\
          the compare-and-swap and holds another ready task. Two claims, two different tasks."
-    );
-    for (agent, id) in ["bob", "carol"].into_iter().zip(&claimed) {
-        stdout(
-            gitprio(agent, agent, &race_time, &["release", id]),
-            "gitprio release",
-        )?;
+        );
+        for (agent, id) in ["bob", "carol"].into_iter().zip(&claimed) {
+            Self::stdout(
+                self.gitprio(agent, agent, &race_time, &["release", id]),
+                "gitprio release",
+            )?;
+        }
+        println!("$ gitprio release <id>   # both give their task back, for what follows");
+        Ok(())
     }
-    println!("$ gitprio release <id>   # both give their task back, for what follows");
 
+    /// Screen 4: rounds of `gitprio run` in the clone, a reviewer merging the completed
+    /// branches after each; returns the demo's clock after the last round.
+    fn run_rounds(&self) -> anyhow::Result<jiff::Timestamp> {
+        let exe = self.exe.as_str();
+        let clone = self.world.join("clone");
+        let path = toolchain_path(&self.world)?;
+        println!(
+            "\n# 4/6 The run loop. `gitprio run` claims the top task, gives the agent a worktree of its\n\
+         # own and the bundle, renews the lease, follows the agent's token usage live, runs the\n\
+         # acceptance commands, then `done` (or release: a failed attempt is retried once, with\n\
+         # the error). The agent is this binary in a hidden mode that prints what\n\
+         # `claude -p --output-format stream-json` prints; stand-ins for cargo and lychee pass\n\
+         # the acceptance commands. Progress goes to stderr."
+        );
+        let mut clock: jiff::Timestamp = START.parse()?;
+        for round in 1..=12 {
+            println!(
+                "\n$ gitprio run --agent-name agent --adapter claude -- gitprio demo-agent --task {{task_id}}"
+            );
+            let status = demo_git_env(&mut Command::new(exe))
+                .current_dir(&clone)
+                .args([
+                    "run",
+                    "--agent-name",
+                    "agent",
+                    "--adapter",
+                    "claude",
+                    "--grace",
+                    "2s",
+                    "--",
+                    exe,
+                    "demo-agent",
+                    "--task",
+                    "{task_id}",
+                ])
+                .env("PATH", &path)
+                .env("GITPRIO_NOW", clock.to_string())
+                .env("NO_COLOR", "1")
+                .status()
+                .context("cannot run `gitprio run`")?;
+            ensure!(status.success(), "`gitprio run` failed ({status})");
+            let branches = git_output(
+                &clone,
+                &[
+                    "branch",
+                    "--format=%(refname:short)",
+                    "--no-merged",
+                    "main",
+                    "--list",
+                    "gitprio/*",
+                ],
+            )?;
+            let branches: Vec<&str> = branches.lines().filter(|line| !line.is_empty()).collect();
+            if branches.is_empty() {
+                break;
+            }
+            println!(
+                "\n# Round {round} is over. A reviewer merges {}; the tasks waiting on them are ready now.",
+                branches.join(", ")
+            );
+            for branch in &branches {
+                git(
+                    &clone,
+                    &["merge", "--quiet", "--no-ff", "--no-edit", branch],
+                )?;
+            }
+            git(&clone, &["push", "--quiet", "origin", "main"])?;
+            clock = clock.checked_add(jiff::SignedDuration::from_mins(45))?;
+        }
+        Ok(clock)
+    }
+
+    /// Screens 5 and 6 and the cockpit: the budget stop, the report by type and `top`, at `clock`.
+    fn results(&self, clock: jiff::Timestamp) -> anyhow::Result<()> {
+        let now = clock.to_string();
+        let report =
+            |args: &[&str]| Self::stdout(self.gitprio("clone", "agent-1", &now, args), "gitprio");
+        report(&["gc"])?;
+        println!(
+            "\n# 5/6 A budget stop. The agent on {OVERSPENT} kept spending past the task's budget:\n\
+         # `gitprio run` stopped it there, recorded what it spent, and the retry finished the task.\n\n\
+         $ gitprio usage show {OVERSPENT}"
+        );
+        print!("{}", report(&["usage", "show", OVERSPENT])?);
+        println!(
+            "\n# 6/6 Value per token: completed value over every token spent, failed runs included,\n\
+         # by task type, with the waste signals.\n\n$ gitprio report --by type"
+        );
+        print!("{}", report(&["report", "--by", "type"])?);
+        let top = ["top", "--once", "--window", "6h", "--width", "110"];
+        println!(
+            "\n# The cockpit, as `gitprio top` shows it live while agents work: the last runs, and\n\
+         # the throughput over six hours, the whole demo.\n\n$ gitprio {}",
+            top.join(" ")
+        );
+        print!("{}", report(&top)?);
+        Ok(())
+    }
+}
+
+/// A `PATH` with stand-ins for the tools the acceptance commands call first.
+fn toolchain_path(world: &Path) -> anyhow::Result<std::ffi::OsString> {
     let toolchain = world.join("toolchain");
     std::fs::create_dir_all(&toolchain)?;
     for tool in TOOLCHAIN {
@@ -209,95 +341,9 @@ fn simulate(root: &Path) -> anyhow::Result<()> {
     let path = std::env::join_paths(std::iter::once(toolchain).chain(std::env::split_paths(
         &std::env::var_os("PATH").unwrap_or_default(),
     )))?;
-    println!(
-        "\n# 4/6 The run loop. `gitprio run` claims the top task, gives the agent a worktree of its\n\
-         # own and the bundle, renews the lease, follows the agent's token usage live, runs the\n\
-         # acceptance commands, then `done` (or release: a failed attempt is retried once, with\n\
-         # the error). The agent is this binary in a hidden mode that prints what\n\
-         # `claude -p --output-format stream-json` prints; stand-ins for cargo and lychee pass\n\
-         # the acceptance commands. Progress goes to stderr."
-    );
-    let mut clock: jiff::Timestamp = START.parse()?;
-    for round in 1..=12 {
-        println!(
-            "\n$ gitprio run --agent-name agent --adapter claude -- gitprio demo-agent --task {{task_id}}"
-        );
-        let status = demo_git_env(&mut Command::new(&exe))
-            .current_dir(&clone)
-            .args([
-                "run",
-                "--agent-name",
-                "agent",
-                "--adapter",
-                "claude",
-                "--grace",
-                "2s",
-                "--",
-                &exe,
-                "demo-agent",
-                "--task",
-                "{task_id}",
-            ])
-            .env("PATH", &path)
-            .env("GITPRIO_NOW", clock.to_string())
-            .env("NO_COLOR", "1")
-            .status()
-            .context("cannot run `gitprio run`")?;
-        ensure!(status.success(), "`gitprio run` failed ({status})");
-        let branches = git_output(
-            &clone,
-            &[
-                "branch",
-                "--format=%(refname:short)",
-                "--no-merged",
-                "main",
-                "--list",
-                "gitprio/*",
-            ],
-        )?;
-        let branches: Vec<&str> = branches.lines().filter(|line| !line.is_empty()).collect();
-        if branches.is_empty() {
-            break;
-        }
-        println!(
-            "\n# Round {round} is over. A reviewer merges {}; the tasks waiting on them are ready now.",
-            branches.join(", ")
-        );
-        for branch in &branches {
-            git(
-                &clone,
-                &["merge", "--quiet", "--no-ff", "--no-edit", branch],
-            )?;
-        }
-        git(&clone, &["push", "--quiet", "origin", "main"])?;
-        clock = clock.checked_add(jiff::SignedDuration::from_mins(45))?;
-    }
-    let now = clock.to_string();
-    let report = |args: &[&str]| stdout(gitprio("clone", "agent-1", &now, args), "gitprio");
-    report(&["gc"])?;
-    println!(
-        "\n# 5/6 A budget stop. The agent on {OVERSPENT} kept spending past the task's budget:\n\
-         # `gitprio run` stopped it there, recorded what it spent, and the retry finished the task.\n\n\
-         $ gitprio usage show {OVERSPENT}"
-    );
-    print!("{}", report(&["usage", "show", OVERSPENT])?);
-    println!(
-        "\n# 6/6 Value per token: completed value over every token spent, failed runs included,\n\
-         # by task type, with the waste signals.\n\n$ gitprio report --by type"
-    );
-    print!("{}", report(&["report", "--by", "type"])?);
-    let top = ["top", "--once", "--window", "6h", "--width", "110"];
-    println!(
-        "\n# The cockpit, as `gitprio top` shows it live while agents work: the last runs, and\n\
-         # the throughput over six hours, the whole demo.\n\n$ gitprio {}",
-        top.join(" ")
-    );
-    print!("{}", report(&top)?);
-    Ok(())
+    Ok(path)
 }
 
-/// Runs git in `directory`, with neither the system's nor the user's git config: commit
-/// signing or hooks set there must not stop a throwaway demo.
 /// Runs `gitprio <args>` in `root` as a process of this binary, its output shown as it
 /// comes: the demo shows the commands a person would type, run as they would run.
 fn show(root: &Path, args: &[&str]) -> anyhow::Result<()> {
@@ -314,6 +360,8 @@ fn show(root: &Path, args: &[&str]) -> anyhow::Result<()> {
     }
 }
 
+/// Runs git in `directory`, with neither the system's nor the user's git config: commit
+/// signing or hooks set there must not stop a throwaway demo.
 fn git(directory: &Path, args: &[&str]) -> anyhow::Result<()> {
     git_output(directory, args).map(drop)
 }

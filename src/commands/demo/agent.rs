@@ -62,10 +62,7 @@ pub fn run(settings: &Settings, args: &AgentArgs) -> CommandResult {
     Ok(work(settings, &repo, task, &prompt, args)?)
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "the simulated agent's one turn, step by step as a real agent takes it"
-)]
+/// The simulated agent's one turn, step by step as a real agent takes it.
 fn work(
     settings: &Settings,
     repo: &Repository,
@@ -86,115 +83,176 @@ fn work(
         (false, _) if seed(id).is_multiple_of(4) => Plan::Fail,
         _ => Plan::Succeed,
     };
-    let model = model_for(kind);
-    let session = format!("demo-{id}-{}", u8::from(retry));
-    emit(&json!({"type": "system", "subtype": "init", "session_id": session, "model": model}))?;
+    let session = Session {
+        id: format!("demo-{id}-{}", u8::from(retry)),
+        model: model_for(kind),
+        pause: Duration::from_millis(args.request_ms),
+    };
+    emit(
+        &json!({"type": "system", "subtype": "init", "session_id": session.id, "model": session.model}),
+    )?;
     let requests = requests(id, retry, budget, &plan);
-    let pause = Duration::from_millis(args.request_ms);
-    let mut total = [0_u64; 4];
-    for (index, [input, output, cache_read, cache_write]) in requests.iter().copied().enumerate() {
-        std::thread::sleep(pause);
+    let total = session.stream(&requests)?;
+    if plan == Plan::Overspend {
+        return session.overspend(
+            budget.unwrap_or(100_000),
+            total.iter().sum(),
+            requests.len(),
+        );
+    }
+    let failed = plan == Plan::Fail;
+    let message = if failed {
+        "the tests still fail after three attempts at a fix".to_owned()
+    } else {
+        write_note(settings, task, session.model)?
+    };
+    session.finish(failed, &message, requests.len(), total)?;
+    Ok(if failed {
+        exit_code::FAILURE
+    } else {
+        exit_code::SUCCESS
+    })
+}
+
+/// The simulated session: its id, its model, and how long each request takes.
+struct Session {
+    id: String,
+    model: &'static str,
+    pause: Duration,
+}
+
+impl Session {
+    /// Takes one request's time, then streams its `assistant` event with its `usage`.
+    fn request(&self, index: usize, usage: &serde_json::Value) -> anyhow::Result<()> {
+        std::thread::sleep(self.pause);
         emit(&json!({
             "type": "assistant",
             "message": {
-                "id": format!("msg_{session}_{index}"),
-                "model": model,
-                "usage": {
+                "id": format!("msg_{}_{index}", self.id),
+                "model": self.model,
+                "usage": usage,
+            },
+        }))
+    }
+
+    /// Streams one `assistant` event per request and returns the usage they add up to, as
+    /// `[input, output, cache read, cache write]`.
+    fn stream(&self, requests: &[[u64; 4]]) -> anyhow::Result<[u64; 4]> {
+        let mut total = [0_u64; 4];
+        for (index, [input, output, cache_read, cache_write]) in
+            requests.iter().copied().enumerate()
+        {
+            self.request(
+                index,
+                &json!({
                     "input_tokens": input,
                     "output_tokens": output,
                     "cache_read_input_tokens": cache_read,
                     "cache_creation_input_tokens": cache_write,
-                },
-            },
-        }))?;
-        for (sum, value) in total
-            .iter_mut()
-            .zip([input, output, cache_read, cache_write])
-        {
-            *sum += value;
+                }),
+            )?;
+            for (sum, value) in total
+                .iter_mut()
+                .zip([input, output, cache_read, cache_write])
+            {
+                *sum += value;
+            }
         }
+        Ok(total)
     }
-    if plan == Plan::Overspend {
+
+    /// Spends from `so_far` tokens until past `budget`, continuing after request `index`,
+    /// then waits for `gitprio run` to stop it.
+    fn overspend(
+        &self,
+        budget: u64,
+        so_far: u64,
+        index: usize,
+    ) -> anyhow::Result<exit_code::ExitStatus> {
         // It would never stop by itself: it spends until past its budget, then waits for
         // `gitprio run` to stop it. Waiting instead of spending on keeps what the run records
         // the same on every run of the demo, however quickly the stop comes.
-        let budget = budget.unwrap_or(100_000);
         let spend = budget / 4;
-        let mut so_far: u64 = total.iter().sum();
-        let mut index = requests.len();
+        let mut so_far = so_far;
+        let mut index = index;
         while so_far <= budget {
-            std::thread::sleep(pause);
-            emit(&json!({
-                "type": "assistant",
-                "message": {
-                    "id": format!("msg_{session}_{index}"),
-                    "model": model,
-                    "usage": {"input_tokens": spend / 10, "output_tokens": spend / 10, "cache_read_input_tokens": spend * 8 / 10},
-                },
-            }))?;
+            self.request(
+                index,
+                &json!({"input_tokens": spend / 10, "output_tokens": spend / 10, "cache_read_input_tokens": spend * 8 / 10}),
+            )?;
             so_far += spend / 10 * 2 + spend * 8 / 10;
             index += 1;
         }
         std::thread::sleep(Duration::from_secs(60));
         bail!("demo-agent was not stopped for its budget");
     }
-    let cost = PriceTable::new(std::collections::BTreeMap::new()).cost(&UsageRecord {
-        model: model.to_owned(),
-        input: total[0],
-        output: total[1],
-        cache_read: total[2],
-        cache_write_5m: total[3],
-        ..UsageRecord::default()
-    });
-    let failed = plan == Plan::Fail;
-    let message = if failed {
-        "the tests still fail after three attempts at a fix".to_owned()
-    } else {
-        let note = format!("worklog/{id}.md");
-        std::fs::create_dir_all(settings.directory.join("worklog"))?;
-        let mut text = format!("# {}\n\n", task.title.trim());
-        let _ = writeln!(
-            text,
-            "Simulated by `gitprio demo-agent` with {model}: no real code was written."
-        );
-        std::fs::write(settings.directory.join(&note), text)
-            .with_context(|| format!("cannot write {note}"))?;
-        format!(
-            "Wrote {note}. Deliberately left the code alone: this is a simulated agent. No tests run; unsure of everything."
-        )
-    };
-    emit(&json!({
-        "type": "result",
-        "subtype": if failed { "error_during_execution" } else { "success" },
-        "is_error": failed,
-        "num_turns": requests.len(),
-        "duration_ms": u64::try_from(requests.len()).unwrap_or(0) * args.request_ms,
-        "result": message,
-        "errors": if failed { vec![message.clone()] } else { Vec::new() },
-        "session_id": session,
-        "total_cost_usd": cost,
-        "usage": {
-            "input_tokens": total[0],
-            "output_tokens": total[1],
-            "cache_read_input_tokens": total[2],
-            "cache_creation_input_tokens": total[3],
-        },
-        "modelUsage": {
-            model: {
-                "inputTokens": total[0],
-                "outputTokens": total[1],
-                "cacheReadInputTokens": total[2],
-                "cacheCreationInputTokens": total[3],
-                "costUSD": cost,
+
+    /// Ends the turn with the `result` event: `message`, and the `total` usage of its
+    /// `turns` requests with its cost.
+    fn finish(
+        &self,
+        failed: bool,
+        message: &str,
+        turns: usize,
+        total: [u64; 4],
+    ) -> anyhow::Result<()> {
+        let model = self.model;
+        let cost = PriceTable::new(std::collections::BTreeMap::new()).cost(&UsageRecord {
+            model: model.to_owned(),
+            input: total[0],
+            output: total[1],
+            cache_read: total[2],
+            cache_write_5m: total[3],
+            ..UsageRecord::default()
+        });
+        emit(&json!({
+            "type": "result",
+            "subtype": if failed { "error_during_execution" } else { "success" },
+            "is_error": failed,
+            "num_turns": turns,
+            "duration_ms": u64::try_from(turns).unwrap_or(0) * u64::try_from(self.pause.as_millis()).unwrap_or(0),
+            "result": message,
+            "errors": if failed { vec![message.to_owned()] } else { Vec::new() },
+            "session_id": self.id,
+            "total_cost_usd": cost,
+            "usage": {
+                "input_tokens": total[0],
+                "output_tokens": total[1],
+                "cache_read_input_tokens": total[2],
+                "cache_creation_input_tokens": total[3],
             },
-        },
-        "permission_denials": [],
-    }))?;
-    Ok(if failed {
-        exit_code::FAILURE
-    } else {
-        exit_code::SUCCESS
-    })
+            "modelUsage": {
+                model: {
+                    "inputTokens": total[0],
+                    "outputTokens": total[1],
+                    "cacheReadInputTokens": total[2],
+                    "cacheCreationInputTokens": total[3],
+                    "costUSD": cost,
+                },
+            },
+            "permission_denials": [],
+        }))
+    }
+}
+
+/// Writes the agent's note on `task` in the worktree and returns its final message.
+fn write_note(
+    settings: &Settings,
+    task: &gitprio_core::Task,
+    model: &str,
+) -> anyhow::Result<String> {
+    let note = format!("worklog/{}.md", task.id.as_str());
+    std::fs::create_dir_all(settings.directory.join("worklog"))?;
+    let mut text = format!("# {}\n\n", task.title.trim());
+    let _ = writeln!(
+        text,
+        "Simulated by `gitprio demo-agent` with {model}: no real code was written."
+    );
+    std::fs::write(settings.directory.join(&note), text)
+        .with_context(|| format!("cannot write {note}"))?;
+    Ok(format!(
+        "Wrote {note}. Deliberately left the code alone: this is a simulated agent. No tests run; unsure of everything."
+    ))
 }
 
 /// Prints one stream-json event and flushes it, so `gitprio run` follows it live.
