@@ -11,8 +11,8 @@ use gitprio_core::lease::LeaseStore;
 use gitprio_core::source::{self, QueueSource};
 use gitprio_core::usage::attribute::Unattributed;
 use gitprio_core::usage::report::{
-    GroupBy, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts, attribute_share,
-    pull_request_signals, report, settle_open_runs,
+    Distribution, GroupBy, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts, Waste,
+    attribute_share, pull_request_signals, report, settle_open_runs,
 };
 use gitprio_core::usage::{Ledger, PriceTable};
 use jiff::Timestamp;
@@ -436,52 +436,128 @@ fn group_rows(report: &Report) -> Vec<Vec<String>> {
     rows
 }
 
+/// A section of the waste signals: title, explanation, lines.
+type Section = (&'static str, &'static str, Vec<String>);
+
 /// The waste signals as (title, explanation, lines).
-#[expect(
-    clippy::too_many_lines,
-    reason = "a renderer: every waste section in output order"
-)]
-fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<String>)> {
+fn waste_sections(report: &Report) -> Vec<Section> {
     let waste = &report.waste;
-    let distribution = &waste.tokens_per_completed_task;
-    let mut sections = vec![(
-        "Tokens per completed task",
-        "All runs of a task count. A p99 far above the median means runaway loops.",
-        if distribution.count == 0 {
-            vec!["no completed task yet".to_owned()]
-        } else {
-            let mut lines = vec![format!(
-                "median {}, p90 {}, p99 {}, max {} over {}",
-                tokens(distribution.median),
-                tokens(distribution.p90),
-                tokens(distribution.p99),
-                tokens(distribution.max),
-                output::counted(distribution.count, "task")
-            )];
-            lines.extend(distribution.top.iter().map(|(task, spent, cost)| {
+    vec![
+        (
+            "Tokens per completed task",
+            "All runs of a task count. A p99 far above the median means runaway loops.",
+            distribution_lines(&waste.tokens_per_completed_task),
+        ),
+        (
+            "Runs that did not complete their task",
+            "Failed, released, parked or expired runs: their tokens bought no value.",
+            run_lines(
+                &waste.unfinished_runs,
+                waste.unfinished_tokens,
+                waste.unfinished_cost_usd,
+            ),
+        ),
+        (
+            "Runs in flight",
+            "Still going: neither value nor waste yet.",
+            run_lines(
+                &waste.in_flight_runs,
+                waste.in_flight_tokens,
+                waste.in_flight_cost_usd,
+            ),
+        ),
+        (
+            "Unmerged spend",
+            if report.pull_requests {
+                "Completed runs whose task is not done on the queue's branch, or whose pull request was closed unmerged (GitHub): the work never landed (or not yet)."
+            } else {
+                "Completed runs whose task is not done on the queue's branch: the work never landed (or not yet)."
+            },
+            unmerged_lines(report),
+        ),
+        (
+            "Cost per completed task by type",
+            "Dollars of all a task's runs, nearest-rank percentiles: a p99 far above the median is runaway work.",
+            cost_tail_lines(waste),
+        ),
+        (
+            "Model overspend",
+            "What runs spent beyond the same tokens on the model their task was routed to.",
+            overspend_lines(waste),
+        ),
+        (
+            "Tasks that needed more than one attempt",
+            "Each extra attempt paid for context and exploration again.",
+            retried_lines(waste),
+        ),
+        (
+            "Cache hit rate",
+            "Cache reads over all input. Low rates mean prompts that do not share a stable prefix.",
+            cache_hit_lines(waste),
+        ),
+        (
+            "Model mix per task type and week",
+            "A cheap task type moving to a frontier model is drift.",
+            model_mix_lines(waste),
+        ),
+        (
+            "Context bundle size per day",
+            "Mean estimated tokens handed over with each claim; growth is bloat.",
+            context_lines(waste),
+        ),
+        (
+            "Spend per day",
+            "Grouped by the UTC day of each request.",
+            periods(&report.spend.by_day),
+        ),
+        (
+            "Spend per week",
+            "Grouped by the ISO week of each request.",
+            periods(&report.spend.by_week),
+        ),
+        (
+            "Spend per month",
+            "Grouped by the month of each request.",
+            periods(&report.spend.by_month),
+        ),
+        (
+            "5-hour windows",
+            "The windows agent subscriptions bill limits in; the active one with its burn rate and projection.",
+            windows(&report.spend.windows),
+        ),
+        (
+            "Runs over budget",
+            "Runs that spent more than their task's budget.",
+            over_budget_lines(waste),
+        ),
+    ]
+}
+
+/// The tokens per completed task: its percentiles, then the costliest tasks.
+fn distribution_lines(distribution: &Distribution) -> Vec<String> {
+    if distribution.count == 0 {
+        vec!["no completed task yet".to_owned()]
+    } else {
+        let mut lines = vec![format!(
+            "median {}, p90 {}, p99 {}, max {} over {}",
+            tokens(distribution.median),
+            tokens(distribution.p90),
+            tokens(distribution.p99),
+            tokens(distribution.max),
+            output::counted(distribution.count, "task")
+        )];
+        lines.extend(
+            distribution.top.iter().map(|(task, spent, cost)| {
                 format!("{task}: {} ({})", tokens(*spent), dollars(*cost))
-            }));
-            lines
-        },
-    )];
-    sections.push((
-        "Runs that did not complete their task",
-        "Failed, released, parked or expired runs: their tokens bought no value.",
-        run_lines(
-            &waste.unfinished_runs,
-            waste.unfinished_tokens,
-            waste.unfinished_cost_usd,
-        ),
-    ));
-    sections.push((
-        "Runs in flight",
-        "Still going: neither value nor waste yet.",
-        run_lines(
-            &waste.in_flight_runs,
-            waste.in_flight_tokens,
-            waste.in_flight_cost_usd,
-        ),
-    ));
+            }),
+        );
+        lines
+    }
+}
+
+/// The unmerged runs, with what pull requests closed unmerged spent when they are known.
+fn unmerged_lines(report: &Report) -> Vec<String> {
+    let waste = &report.waste;
     let mut unmerged = run_lines(
         &waste.unmerged_runs,
         waste.unmerged_tokens,
@@ -497,161 +573,130 @@ fn waste_sections(report: &Report) -> Vec<(&'static str, &'static str, Vec<Strin
             ),
         );
     }
-    sections.push((
-        "Unmerged spend",
-        if report.pull_requests {
-            "Completed runs whose task is not done on the queue's branch, or whose pull request was closed unmerged (GitHub): the work never landed (or not yet)."
-        } else {
-            "Completed runs whose task is not done on the queue's branch: the work never landed (or not yet)."
-        },
-        unmerged,
-    ));
-    sections.push((
-        "Cost per completed task by type",
-        "Dollars of all a task's runs, nearest-rank percentiles: a p99 far above the median is runaway work.",
-        if waste.cost_tail_by_type.is_empty() {
-            vec!["no fully priced completed task yet".to_owned()]
-        } else {
-            waste
-                .cost_tail_by_type
-                .iter()
-                .map(|(kind, tail)| {
-                    format!(
-                        "{kind}: median ${:.2}, p90 ${:.2}, p99 ${:.2}, max ${:.2} over {}",
-                        tail.median_usd,
-                        tail.p90_usd,
-                        tail.p99_usd,
-                        tail.max_usd,
-                        output::counted(tail.count, "task")
-                    )
-                })
-                .collect()
-        },
-    ));
-    sections.push((
-        "Model overspend",
-        "What runs spent beyond the same tokens on the model their task was routed to.",
-        if waste.overspend.is_empty() {
-            vec!["none".to_owned()]
-        } else {
-            let mut lines = vec![format!("${:.2} in total", waste.overspend_usd)];
-            lines.extend(waste.overspend.iter().map(|over| {
-                format!(
-                    "{} run {}: ${:.2} spent, ${:.2} on {} (+${:.2})",
-                    over.task,
-                    over.run,
-                    over.cost_usd,
-                    over.routed_cost_usd,
-                    over.routed_model,
-                    over.overspend_usd
-                )
-            }));
-            lines
-        },
-    ));
-    sections.push((
-        "Tasks that needed more than one attempt",
-        "Each extra attempt paid for context and exploration again.",
-        if waste.retried_tasks.is_empty() {
-            vec!["none".to_owned()]
-        } else {
-            waste
-                .retried_tasks
-                .iter()
-                .map(|(task, runs, spent)| {
-                    format!("{task}: {runs} runs, {} tokens", tokens(*spent))
-                })
-                .collect()
-        },
-    ));
-    sections.push((
-        "Cache hit rate",
-        "Cache reads over all input. Low rates mean prompts that do not share a stable prefix.",
+    unmerged
+}
+
+/// The cost percentiles of completed tasks, by type.
+fn cost_tail_lines(waste: &Waste) -> Vec<String> {
+    if waste.cost_tail_by_type.is_empty() {
+        vec!["no fully priced completed task yet".to_owned()]
+    } else {
         waste
-            .cache_hit_by_agent
+            .cost_tail_by_type
             .iter()
-            .map(|(agent, rate)| format!("agent {agent}: {}", percent(*rate)))
-            .chain(
-                waste
-                    .cache_hit_by_model
-                    .iter()
-                    .map(|(model, rate)| format!("model {model}: {}", percent(*rate))),
-            )
-            .collect(),
-    ));
-    sections.push((
-        "Model mix per task type and week",
-        "A cheap task type moving to a frontier model is drift.",
-        waste
-            .model_mix
-            .iter()
-            .map(|mix| {
+            .map(|(kind, tail)| {
                 format!(
-                    "{} {}: {} {:.0}% ({})",
-                    mix.task_type,
-                    mix.week,
-                    mix.model,
-                    mix.share * 100.0,
-                    tokens(mix.tokens)
+                    "{kind}: median ${:.2}, p90 ${:.2}, p99 ${:.2}, max ${:.2} over {}",
+                    tail.median_usd,
+                    tail.p90_usd,
+                    tail.p99_usd,
+                    tail.max_usd,
+                    output::counted(tail.count, "task")
                 )
             })
-            .collect(),
-    ));
-    sections.push((
-        "Context bundle size per day",
-        "Mean estimated tokens handed over with each claim; growth is bloat.",
-        if waste.context_tokens_by_day.is_empty() {
-            vec!["not recorded".to_owned()]
-        } else {
+            .collect()
+    }
+}
+
+/// The runs that spent more than their routed model would have, with the total.
+fn overspend_lines(waste: &Waste) -> Vec<String> {
+    if waste.overspend.is_empty() {
+        vec!["none".to_owned()]
+    } else {
+        let mut lines = vec![format!("${:.2} in total", waste.overspend_usd)];
+        lines.extend(waste.overspend.iter().map(|over| {
+            format!(
+                "{} run {}: ${:.2} spent, ${:.2} on {} (+${:.2})",
+                over.task,
+                over.run,
+                over.cost_usd,
+                over.routed_cost_usd,
+                over.routed_model,
+                over.overspend_usd
+            )
+        }));
+        lines
+    }
+}
+
+/// The tasks that took more than one run.
+fn retried_lines(waste: &Waste) -> Vec<String> {
+    if waste.retried_tasks.is_empty() {
+        vec!["none".to_owned()]
+    } else {
+        waste
+            .retried_tasks
+            .iter()
+            .map(|(task, runs, spent)| format!("{task}: {runs} runs, {} tokens", tokens(*spent)))
+            .collect()
+    }
+}
+
+/// The cache hit rate by agent, then by model.
+fn cache_hit_lines(waste: &Waste) -> Vec<String> {
+    waste
+        .cache_hit_by_agent
+        .iter()
+        .map(|(agent, rate)| format!("agent {agent}: {}", percent(*rate)))
+        .chain(
             waste
-                .context_tokens_by_day
+                .cache_hit_by_model
                 .iter()
-                .map(|(day, size)| format!("{day}: {}", tokens(*size)))
-                .collect()
-        },
-    ));
-    sections.push((
-        "Spend per day",
-        "Grouped by the UTC day of each request.",
-        periods(&report.spend.by_day),
-    ));
-    sections.push((
-        "Spend per week",
-        "Grouped by the ISO week of each request.",
-        periods(&report.spend.by_week),
-    ));
-    sections.push((
-        "Spend per month",
-        "Grouped by the month of each request.",
-        periods(&report.spend.by_month),
-    ));
-    sections.push((
-        "5-hour windows",
-        "The windows agent subscriptions bill limits in; the active one with its burn rate and projection.",
-        windows(&report.spend.windows),
-    ));
-    sections.push((
-        "Runs over budget",
-        "Runs that spent more than their task's budget.",
-        if waste.over_budget.is_empty() {
-            vec!["none".to_owned()]
-        } else {
-            waste
-                .over_budget
-                .iter()
-                .map(|run| {
-                    format!(
-                        "{} run {}: {} of {} tokens",
-                        run.task,
-                        run.run,
-                        tokens(run.tokens),
-                        run.budget_tokens.map_or_else(|| "-".to_owned(), tokens)
-                    )
-                })
-                .collect()
-        },
-    ));
-    sections
+                .map(|(model, rate)| format!("model {model}: {}", percent(*rate))),
+        )
+        .collect()
+}
+
+/// Each model's share of a task type's tokens, by week.
+fn model_mix_lines(waste: &Waste) -> Vec<String> {
+    waste
+        .model_mix
+        .iter()
+        .map(|mix| {
+            format!(
+                "{} {}: {} {:.0}% ({})",
+                mix.task_type,
+                mix.week,
+                mix.model,
+                mix.share * 100.0,
+                tokens(mix.tokens)
+            )
+        })
+        .collect()
+}
+
+/// The mean context bundle size, by day.
+fn context_lines(waste: &Waste) -> Vec<String> {
+    if waste.context_tokens_by_day.is_empty() {
+        vec!["not recorded".to_owned()]
+    } else {
+        waste
+            .context_tokens_by_day
+            .iter()
+            .map(|(day, size)| format!("{day}: {}", tokens(*size)))
+            .collect()
+    }
+}
+
+/// The runs that spent more than their task's budget.
+fn over_budget_lines(waste: &Waste) -> Vec<String> {
+    if waste.over_budget.is_empty() {
+        vec!["none".to_owned()]
+    } else {
+        waste
+            .over_budget
+            .iter()
+            .map(|run| {
+                format!(
+                    "{} run {}: {} of {} tokens",
+                    run.task,
+                    run.run,
+                    tokens(run.tokens),
+                    run.budget_tokens.map_or_else(|| "-".to_owned(), tokens)
+                )
+            })
+            .collect()
+    }
 }
 
 /// One line per period: tokens, requests, cost.
@@ -922,11 +967,7 @@ fn bar_chart(title: &str, bars: &[(String, f64, String)]) -> String {
     svg
 }
 
-#[expect(clippy::cast_precision_loss, reason = "chart values")]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a renderer: the HTML page top to bottom"
-)]
+/// Renders the report as one HTML page: headline, charts, groups, tasks, waste.
 fn html(report: &Report) -> String {
     let mut body = String::from("<h1>gitprio: value per token</h1>\n<table class=\"headline\">");
     for (name, value) in headline(report) {
@@ -938,7 +979,62 @@ fn html(report: &Report) -> String {
         );
     }
     body.push_str("</table>\n");
-    // Tokens per completed task, as a histogram of 8 buckets.
+    body.push_str(&bar_chart(
+        "Completed tasks by tokens spent (all runs)",
+        &tokens_histogram(report),
+    ));
+    let by_group: Vec<(String, f64, String)> = report
+        .groups
+        .iter()
+        .map(|group| {
+            let value = group.summary.value_per_million_tokens.unwrap_or(0.0);
+            (group.key.clone(), value, format!("{value:.2}"))
+        })
+        .collect();
+    body.push_str(&bar_chart(
+        &format!(
+            "Value points per 1M tokens, grouped by {}",
+            report.group_by.name()
+        ),
+        &by_group,
+    ));
+    body.push_str(&trend_chart(
+        "Cost per day (estimated at list price), by request time",
+        &report.spend.by_day,
+    ));
+    push_cost_charts(&mut body, report);
+    let rows = group_rows(report);
+    body.push_str("<h2>Groups</h2>");
+    push_table(
+        &mut body,
+        &format!(
+            "Grouped by {}: every run in the group counts, completed or not",
+            report.group_by.name()
+        ),
+        &rows,
+    );
+    body.push_str("<h2>Tasks</h2>\n");
+    let mut tasks: BTreeMap<&TaskId, Vec<&RunLine>> = BTreeMap::new();
+    for run in &report.runs {
+        tasks.entry(&run.task).or_default().push(run);
+    }
+    for (task, runs) in tasks {
+        push_task_section(&mut body, task, &runs);
+    }
+    push_waste(&mut body, report);
+    let _ = write!(
+        body,
+        "<footer>Costs are estimates at list price, not bills: {}.</footer>",
+        escape(&price_source(report))
+    );
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>gitprio report</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}figure{{margin:1.5em 0}}figcaption{{font-weight:600;margin-bottom:.5em}}caption{{text-align:left;font-weight:600;padding:4px 0}}footer{{color:#666;font-size:.9em;margin-top:2em}}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+}
+
+/// Tokens per completed task, all its runs counted, as a histogram of 8 buckets.
+#[expect(clippy::cast_precision_loss, reason = "chart values")]
+fn tokens_histogram(report: &Report) -> Vec<(String, f64, String)> {
     let spent: Vec<u64> = {
         let mut by_task: BTreeMap<&TaskId, (u64, bool)> = BTreeMap::new();
         for run in &report.runs {
@@ -961,7 +1057,7 @@ fn html(report: &Report) -> String {
             .min(7);
         buckets[index] += 1;
     }
-    let histogram: Vec<(String, f64, String)> = buckets
+    buckets
         .iter()
         .enumerate()
         .map(|(index, count)| {
@@ -972,30 +1068,11 @@ fn html(report: &Report) -> String {
                 count.to_string(),
             )
         })
-        .collect();
-    body.push_str(&bar_chart(
-        "Completed tasks by tokens spent (all runs)",
-        &histogram,
-    ));
-    let by_group: Vec<(String, f64, String)> = report
-        .groups
-        .iter()
-        .map(|group| {
-            let value = group.summary.value_per_million_tokens.unwrap_or(0.0);
-            (group.key.clone(), value, format!("{value:.2}"))
-        })
-        .collect();
-    body.push_str(&bar_chart(
-        &format!(
-            "Value points per 1M tokens, grouped by {}",
-            report.group_by.name()
-        ),
-        &by_group,
-    ));
-    body.push_str(&trend_chart(
-        "Cost per day (estimated at list price), by request time",
-        &report.spend.by_day,
-    ));
+        .collect()
+}
+
+/// The bar charts of the priced cost by model and by agent.
+fn push_cost_charts(body: &mut String, report: &Report) {
     let mut by_model: BTreeMap<&str, f64> = BTreeMap::new();
     let mut by_agent: BTreeMap<&str, f64> = BTreeMap::new();
     for row in &report.fleet {
@@ -1012,72 +1089,68 @@ fn html(report: &Report) -> String {
             .collect();
         body.push_str(&bar_chart(title, &bars));
     }
-    let rows = group_rows(report);
-    body.push_str("<h2>Groups</h2>");
+}
+
+/// One task's section: its pull requests and the table of its runs.
+fn push_task_section(body: &mut String, task: &TaskId, runs: &[&RunLine]) {
+    let mut rows = vec![
+        [
+            "RUN", "AGENT", "MODEL", "OUTCOME", "STARTED", "TOKENS", "COST",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    ];
+    rows.extend(runs.iter().map(|run| {
+        vec![
+            run.run.clone(),
+            run.agent.clone(),
+            run.model.clone(),
+            run.outcome.clone(),
+            run.started_at.strftime("%Y-%m-%d %H:%M").to_string(),
+            tokens(run.tokens),
+            dollars(run.cost_usd),
+        ]
+    }));
+    let _ = write!(
+        body,
+        "<section class=\"task\" aria-labelledby=\"task-{0}\"><h3 id=\"task-{0}\">{0}</h3>",
+        escape(task.as_str())
+    );
+    push_pull_requests(body, runs);
     push_table(
-        &mut body,
-        &format!(
-            "Grouped by {}: every run in the group counts, completed or not",
-            report.group_by.name()
-        ),
+        body,
+        &format!("Runs of {task}, one per lease generation"),
         &rows,
     );
-    body.push_str("<h2>Tasks</h2>\n");
-    let mut tasks: BTreeMap<&TaskId, Vec<&RunLine>> = BTreeMap::new();
-    for run in &report.runs {
-        tasks.entry(&run.task).or_default().push(run);
-    }
-    for (task, runs) in tasks {
-        let mut rows = vec![
-            [
-                "RUN", "AGENT", "MODEL", "OUTCOME", "STARTED", "TOKENS", "COST",
-            ]
-            .map(str::to_owned)
-            .to_vec(),
-        ];
-        rows.extend(runs.iter().map(|run| {
-            vec![
-                run.run.clone(),
-                run.agent.clone(),
-                run.model.clone(),
-                run.outcome.clone(),
-                run.started_at.strftime("%Y-%m-%d %H:%M").to_string(),
-                tokens(run.tokens),
-                dollars(run.cost_usd),
-            ]
-        }));
-        let _ = write!(
-            body,
-            "<section class=\"task\" aria-labelledby=\"task-{0}\"><h3 id=\"task-{0}\">{0}</h3>",
-            escape(task.as_str())
-        );
-        let mut pulls: Vec<&gitprio_core::usage::report::PullRequestFacts> = runs
-            .iter()
-            .filter_map(|run| run.pull_request.as_ref())
-            .collect();
-        pulls.sort_by_key(|pull| pull.number);
-        pulls.dedup_by_key(|pull| pull.number);
-        if !pulls.is_empty() {
-            body.push_str("<p class=\"pull-requests\">Pull requests: ");
-            for (position, pull) in pulls.iter().enumerate() {
-                let _ = write!(
-                    body,
-                    "{}<a href=\"{}\">#{}</a> ({})",
-                    if position == 0 { "" } else { ", " },
-                    escape(&pull.url),
-                    pull.number,
-                    pull.state.as_str()
-                );
-            }
-            body.push_str("</p>");
+    body.push_str("</section>\n");
+}
+
+/// The links to the pull requests of a task's runs, each once.
+fn push_pull_requests(body: &mut String, runs: &[&RunLine]) {
+    let mut pulls: Vec<&gitprio_core::usage::report::PullRequestFacts> = runs
+        .iter()
+        .filter_map(|run| run.pull_request.as_ref())
+        .collect();
+    pulls.sort_by_key(|pull| pull.number);
+    pulls.dedup_by_key(|pull| pull.number);
+    if !pulls.is_empty() {
+        body.push_str("<p class=\"pull-requests\">Pull requests: ");
+        for (position, pull) in pulls.iter().enumerate() {
+            let _ = write!(
+                body,
+                "{}<a href=\"{}\">#{}</a> ({})",
+                if position == 0 { "" } else { ", " },
+                escape(&pull.url),
+                pull.number,
+                pull.state.as_str()
+            );
         }
-        push_table(
-            &mut body,
-            &format!("Runs of {task}, one per lease generation"),
-            &rows,
-        );
-        body.push_str("</section>\n");
+        body.push_str("</p>");
     }
+}
+
+/// The waste signals, one section each.
+fn push_waste(body: &mut String, report: &Report) {
     body.push_str("<h2>Waste</h2>\n");
     for (title, explanation, lines) in waste_sections(report) {
         let _ = write!(
@@ -1091,12 +1164,4 @@ fn html(report: &Report) -> String {
         }
         body.push_str("</ul>\n");
     }
-    let _ = write!(
-        body,
-        "<footer>Costs are estimates at list price, not bills: {}.</footer>",
-        escape(&price_source(report))
-    );
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>gitprio report</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}figure{{margin:1.5em 0}}figcaption{{font-weight:600;margin-bottom:.5em}}caption{{text-align:left;font-weight:600;padding:4px 0}}footer{{color:#666;font-size:.9em;margin-top:2em}}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
-    )
 }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use gitprio_core::usage::report::Report;
+use gitprio_core::usage::report::{FleetRow, Report};
 
 /// Escapes a label value: backslash, double quote and newline.
 fn label(value: &str) -> String {
@@ -24,15 +24,20 @@ fn family(text: &mut String, name: &str, kind: &str, unit: Option<&str>, help: &
 }
 
 /// Renders `report` as an `OpenMetrics` exposition, ending with `# EOF`.
-#[expect(clippy::cast_precision_loss, reason = "metric values are floats")]
-#[expect(
-    clippy::too_many_lines,
-    reason = "a renderer: every metric family in exposition order"
-)]
 pub fn render(report: &Report) -> String {
     let mut text = String::new();
+    push_tokens(&mut text, report);
+    push_fleet_counters(&mut text, report);
+    push_runs(&mut text, report);
+    push_gauges(&mut text, report);
+    text.push_str("# EOF\n");
+    text
+}
+
+/// The tokens counter, by task type, model, agent and kind.
+fn push_tokens(text: &mut String, report: &Report) {
     family(
-        &mut text,
+        text,
         "gitprio_tokens",
         "counter",
         None,
@@ -58,59 +63,54 @@ pub fn render(report: &Report) -> String {
             );
         }
     }
-    family(
-        &mut text,
-        "gitprio_requests",
-        "counter",
-        None,
-        "API requests, by task type, model and agent.",
-    );
-    for row in &report.fleet {
-        let _ = writeln!(
-            text,
-            "gitprio_requests_total{{type=\"{}\",model=\"{}\",agent=\"{}\"}} {}",
-            label(&row.task_type),
-            label(&row.model),
-            label(&row.agent),
-            row.totals.requests
-        );
+}
+
+/// A fleet row's sample value for one counter, `None` for no sample.
+type RowValue = fn(&FleetRow) -> Option<String>;
+
+/// The requests, cost and unpriced tokens counters, by task type, model and agent; a row
+/// without unpriced tokens has no unpriced sample.
+fn push_fleet_counters(text: &mut String, report: &Report) {
+    let counters: [(&str, Option<&str>, &str, RowValue); 3] = [
+        (
+            "gitprio_requests",
+            None,
+            "API requests, by task type, model and agent.",
+            |row| Some(row.totals.requests.to_string()),
+        ),
+        (
+            "gitprio_cost_usd",
+            Some("usd"),
+            "Estimated cost at list price of the priced tokens, by task type, model and agent.",
+            |row| Some(row.cost_usd.to_string()),
+        ),
+        (
+            "gitprio_unpriced_tokens",
+            None,
+            "Tokens of models with no known price: their cost is unknown, not zero.",
+            |row| (row.unpriced_tokens > 0).then(|| row.unpriced_tokens.to_string()),
+        ),
+    ];
+    for (name, unit, help, value) in counters {
+        family(text, name, "counter", unit, help);
+        for row in &report.fleet {
+            if let Some(value) = value(row) {
+                let _ = writeln!(
+                    text,
+                    "{name}_total{{type=\"{}\",model=\"{}\",agent=\"{}\"}} {value}",
+                    label(&row.task_type),
+                    label(&row.model),
+                    label(&row.agent),
+                );
+            }
+        }
     }
+}
+
+/// The runs counter, by task type, agent and outcome.
+fn push_runs(text: &mut String, report: &Report) {
     family(
-        &mut text,
-        "gitprio_cost_usd",
-        "counter",
-        Some("usd"),
-        "Estimated cost at list price of the priced tokens, by task type, model and agent.",
-    );
-    for row in &report.fleet {
-        let _ = writeln!(
-            text,
-            "gitprio_cost_usd_total{{type=\"{}\",model=\"{}\",agent=\"{}\"}} {}",
-            label(&row.task_type),
-            label(&row.model),
-            label(&row.agent),
-            row.cost_usd
-        );
-    }
-    family(
-        &mut text,
-        "gitprio_unpriced_tokens",
-        "counter",
-        None,
-        "Tokens of models with no known price: their cost is unknown, not zero.",
-    );
-    for row in report.fleet.iter().filter(|row| row.unpriced_tokens > 0) {
-        let _ = writeln!(
-            text,
-            "gitprio_unpriced_tokens_total{{type=\"{}\",model=\"{}\",agent=\"{}\"}} {}",
-            label(&row.task_type),
-            label(&row.model),
-            label(&row.agent),
-            row.unpriced_tokens
-        );
-    }
-    family(
-        &mut text,
+        text,
         "gitprio_runs",
         "counter",
         None,
@@ -126,6 +126,11 @@ pub fn render(report: &Report) -> String {
             runs.runs
         );
     }
+}
+
+/// The gauges of the report's summary and waste, and the tied share of imported tokens.
+#[expect(clippy::cast_precision_loss, reason = "metric values are floats")]
+fn push_gauges(text: &mut String, report: &Report) {
     let summary = &report.summary;
     let waste = &report.waste;
     let gauges: [(&str, Option<&str>, &str, f64); 7] = [
@@ -173,7 +178,7 @@ pub fn render(report: &Report) -> String {
         ),
     ];
     for (name, unit, help, value) in gauges {
-        family(&mut text, name, "gauge", unit, help);
+        family(text, name, "gauge", unit, help);
         let _ = writeln!(text, "{name} {value}");
     }
     if let Some(share) = report
@@ -182,7 +187,7 @@ pub fn render(report: &Report) -> String {
         .and_then(|share| share.tied_share)
     {
         family(
-            &mut text,
+            text,
             "gitprio_tied_ratio",
             "gauge",
             Some("ratio"),
@@ -190,6 +195,4 @@ pub fn render(report: &Report) -> String {
         );
         let _ = writeln!(text, "gitprio_tied_ratio {share}");
     }
-    text.push_str("# EOF\n");
-    text
 }
