@@ -25,6 +25,7 @@ use super::lease::{
     LeaseReply, NothingReadyReply, ReleaseReply, RevokeReply, StatusReply, UnparkReply,
 };
 use super::tools::{CompletionReply, GiveBackReply, RenewalReply, TaskHandout, UsageReportReply};
+use super::run::RunReply;
 use super::usage::UsageRecordReply;
 use super::{CheckReply, ContextReply, ExplainReply, InitReply, ListReply, NextReply, ShowReply};
 use crate::diagnostic::Diagnostic;
@@ -61,6 +62,7 @@ const REPLIES: &[Reply] = &[
     reply::<StatusReply>("status", "### `gitprio status --json`"),
     reply::<GcReply>("gc", "### `gitprio gc --json`"),
     reply::<UsageRecordReply>("usage-record", "### `gitprio usage record --json`"),
+    reply::<RunReply>("run", "### `gitprio run --json`"),
     described::<NothingReadyReply>("claim-nothing-ready", "### `gitprio claim --json`"),
     described::<DoneFailedReply>("done-failed", "### `gitprio done --json`"),
     described::<DoneUnplannedReply>("done-unplanned", "### `gitprio done --json`"),
@@ -87,7 +89,6 @@ const SHAPES: &[Reply] = &[
 const UNTYPED: &[&str] = &[
     "### `gitprio usage import --json`",
     "### `gitprio usage show <ID> --json`",
-    "### `gitprio run --json`",
 ];
 
 const fn reply<T: JsonSchema>(name: &'static str, heading: &'static str) -> Reply {
