@@ -25,7 +25,10 @@ use super::lease::{
     LeaseReply, NothingReadyReply, ReleaseReply, RevokeReply, StatusReply, UnparkReply,
 };
 use super::run::RunReply;
-use super::tools::{CompletionReply, GiveBackReply, RenewalReply, TaskHandout, UsageReportReply};
+use super::tools::{
+    AcceptanceFailedReply, CompletionReply, GiveBackReply, PlanMissingReply, RenewalReply,
+    TaskHandout, ToolError, UsageReportReply,
+};
 use super::usage::{UsageImportReply, UsageRecordReply, UsageShowReply};
 use super::{CheckReply, ContextReply, ExplainReply, InitReply, ListReply, NextReply, ShowReply};
 use crate::diagnostic::Diagnostic;
@@ -75,6 +78,9 @@ const REPLIES: &[Reply] = &[
     tool::<CompletionReply>("mcp-complete_task"),
     tool::<GiveBackReply>("mcp-release_task"),
     tool::<UsageReportReply>("mcp-report_usage"),
+    refusal::<ToolError>("mcp-error"),
+    refusal::<PlanMissingReply>("mcp-plan_missing"),
+    refusal::<AcceptanceFailedReply>("mcp-acceptance_failed"),
 ];
 
 /// The shared shapes docs/cli.md shows once, each with its example under this heading.
@@ -105,6 +111,14 @@ const fn tool<T: JsonSchema>(name: &'static str) -> Reply {
     Reply {
         doc: "docs/mcp.md",
         ..described::<T>(name, "## Tools")
+    }
+}
+
+/// The data of a refused MCP tool call, described in the `## Errors` section of docs/mcp.md.
+const fn refusal<T: JsonSchema>(name: &'static str) -> Reply {
+    Reply {
+        doc: "docs/mcp.md",
+        ..described::<T>(name, "## Errors")
     }
 }
 

@@ -6,6 +6,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::exit::ExitStatus;
 use crate::task::TaskId;
 use crate::workspace::Check;
 
@@ -77,4 +78,67 @@ pub struct UsageReportReply {
     pub added: usize,
     pub tokens: u64,
     pub budget_tokens: Option<u64>,
+}
+
+/// `complete_task` refused as `plan_missing`: the task must be planned first and its file
+/// has no `## Plan` section.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct PlanMissingReply {
+    pub task: TaskId,
+    /// Always `false` here.
+    pub completed: bool,
+    /// The task file to add the plan to.
+    pub path: String,
+}
+
+/// `complete_task` refused as `acceptance_failed`: every acceptance command run, the one
+/// that failed among them.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct AcceptanceFailedReply {
+    pub task: TaskId,
+    /// Always `false` here.
+    pub completed: bool,
+    pub acceptance: Vec<Check>,
+}
+
+/// The `structuredContent` of a refused tool call (`isError: true`): what the agent can act
+/// on, then the data of the call (a reply above, or nothing).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ToolError {
+    /// The refusal's name: `plan_missing`, `acceptance_failed`, or the exit status's name
+    /// (`failed` for a plain failure).
+    pub error: String,
+    /// What the CLI would exit with.
+    pub exit_code: u8,
+    pub exit_status: ExitStatus,
+    /// One plain sentence, also the result's text.
+    pub message: String,
+    #[serde(flatten)]
+    pub data: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ToolError {
+    /// The refusal `error` (by default the name of `status`) with `message` over `data`.
+    pub fn new(
+        error: Option<&str>,
+        status: ExitStatus,
+        message: String,
+        data: serde_json::Map<String, serde_json::Value>,
+    ) -> ToolError {
+        let error = error.map_or_else(
+            || match status {
+                // A plain failure has been `failed` since the first release.
+                ExitStatus::Failure => "failed".to_owned(),
+                status => status.name().to_owned(),
+            },
+            str::to_owned,
+        );
+        ToolError {
+            error,
+            exit_code: status.code(),
+            exit_status: status,
+            message,
+            data,
+        }
+    }
 }
