@@ -7,7 +7,7 @@ use gitprio_core::git::Repository;
 use gitprio_core::lease::LeaseError;
 use gitprio_core::usage::{RunMeta, Totals};
 use jiff::Timestamp;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{
     CompleteParams, HeartbeatParams, ReleaseParams, Reply, ReportParams, Session, Shared,
@@ -18,8 +18,8 @@ use crate::settings::Settings;
 use crate::{exit_code, output};
 use gitprio_core::reply::lease::NothingReadyReply;
 use gitprio_core::reply::tools::{
-    AcceptanceFailedReply, CompletionReply, GiveBackReply, HandoutLease, PlanMissingReply,
-    RenewalReply, TaskHandout, UsageReportReply,
+    AcceptanceFailedReply, AlreadyHoldingReply, CompletionReply, GiveBackReply, HandoutLease,
+    PlanMissingReply, QueueReply, QueuedTask, RenewalReply, TaskHandout, UsageReportReply,
 };
 use gitprio_core::workspace::{
     self, Claim, ClaimRequest, ClaimedTask, GiveBack, RecordInput, StoreChoice, Submitted,
@@ -43,7 +43,9 @@ pub(super) fn next_task(
             message: format!(
                 "you hold `{current}` already: work on it, or finish it with complete_task or release_task before taking another"
             ),
-            data: json!({ "task": current }),
+            data: serde_json::to_value(AlreadyHoldingReply {
+                task: current.clone(),
+            })?,
         });
     }
     let notices = output::Stderr(settings);
@@ -433,27 +435,27 @@ fn record_input(session: &mut Session, reported: UsageParams) -> RecordInput {
 pub(super) fn queue(settings: &Settings, limit: Option<usize>) -> anyhow::Result<Reply> {
     let (loaded, queue) =
         load_queue(settings, &SourceArgs::default()).map_err(|error| error.error)?;
-    let tasks: Vec<Value> = queue
+    let tasks = queue
         .ready()
         .iter()
         .take(limit.unwrap_or(DEFAULT_QUEUE_LIMIT))
         .enumerate()
         .map(|(index, entry)| {
             let task = &entry.task;
-            json!({
-                "rank": index + 1,
-                "id": task.id,
-                "title": task.title,
-                "priority": task.priority,
-                "type": task.task_type,
-                "value": task.value,
-            })
+            QueuedTask {
+                rank: index + 1,
+                id: task.id.clone(),
+                title: task.title.clone(),
+                priority: task.priority,
+                task_type: task.task_type.clone(),
+                value: task.value,
+            }
         })
         .collect();
-    Ok(Reply::Data(json!({
-        "source": loaded.origin.to_string(),
-        "ready": queue.ready().len(),
-        "not_ready": queue.not_ready().len(),
-        "tasks": tasks,
-    })))
+    Ok(Reply::Data(serde_json::to_value(QueueReply {
+        source: loaded.origin.to_string(),
+        ready: queue.ready().len(),
+        not_ready: queue.not_ready().len(),
+        tasks,
+    })?))
 }

@@ -26,8 +26,8 @@ use super::lease::{
 };
 use super::run::RunReply;
 use super::tools::{
-    AcceptanceFailedReply, CompletionReply, GiveBackReply, PlanMissingReply, RenewalReply,
-    TaskHandout, ToolError, UsageReportReply,
+    AcceptanceFailedReply, AlreadyHoldingReply, CompletionReply, GiveBackReply, PlanMissingReply,
+    QueueReply, RenewalReply, TaskHandout, ToolError, UsageReportReply,
 };
 use super::usage::{UsageImportReply, UsageRecordReply, UsageShowReply};
 use super::{CheckReply, ContextReply, ExplainReply, InitReply, ListReply, NextReply, ShowReply};
@@ -78,7 +78,9 @@ const REPLIES: &[Reply] = &[
     tool::<CompletionReply>("mcp-complete_task"),
     tool::<GiveBackReply>("mcp-release_task"),
     tool::<UsageReportReply>("mcp-report_usage"),
+    tool::<QueueReply>("mcp-queue"),
     refusal::<ToolError>("mcp-error"),
+    refusal::<AlreadyHoldingReply>("mcp-already_holding"),
     refusal::<PlanMissingReply>("mcp-plan_missing"),
     refusal::<AcceptanceFailedReply>("mcp-acceptance_failed"),
 ];

@@ -7,7 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::exit::ExitStatus;
-use crate::task::TaskId;
+use crate::task::{Priority, TaskId};
 use crate::workspace::Check;
 
 /// `get_next_task`: the task handed out, its lease, and the context bundle as one prompt.
@@ -141,4 +141,34 @@ impl ToolError {
             data,
         }
     }
+}
+
+/// `get_next_task` refused: this server holds a task already (the `failed` refusal's data).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct AlreadyHoldingReply {
+    /// The task held: work on it, or complete or release it first.
+    pub task: TaskId,
+}
+
+/// `queue`: the top of the ready queue, from the leases last fetched.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct QueueReply {
+    /// Where the queue was read.
+    pub source: String,
+    pub ready: usize,
+    pub not_ready: usize,
+    pub tasks: Vec<QueuedTask>,
+}
+
+/// One ready task in `queue`, in claim order.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+pub struct QueuedTask {
+    /// 1 for the task `get_next_task` would hand out first.
+    pub rank: usize,
+    pub id: TaskId,
+    pub title: String,
+    pub priority: Priority,
+    #[serde(rename = "type")]
+    pub task_type: Option<String>,
+    pub value: u32,
 }
