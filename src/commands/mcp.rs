@@ -14,6 +14,7 @@ use clap::Args;
 use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::ClaimFilter;
+use gitprio_core::reply::tools::ToolError;
 use jiff::Timestamp;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
@@ -22,7 +23,7 @@ use rmcp::model::{
 use rmcp::{ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::args::{Claimer, StoreArgs};
 use crate::cli::CommandResult;
@@ -145,9 +146,11 @@ struct Session {
 enum Reply {
     /// Data for the agent.
     Data(Value),
-    /// Something the agent can act on: the CLI's exit code for it, a sentence, and data.
+    /// Something the agent can act on: the CLI's exit code for it, the refusal's name when it
+    /// is not the code's, a sentence, and data.
     Refusal {
         code: ExitStatus,
+        error: Option<&'static str>,
         message: String,
         data: Value,
     },
@@ -159,8 +162,9 @@ impl Reply {
         let message = format!("{error:#}");
         Reply::Refusal {
             code: crate::cli::CliError::from(error).code,
+            error: None,
             message,
-            data: json!({}),
+            data: Value::Null,
         }
     }
 
@@ -169,29 +173,21 @@ impl Reply {
             Reply::Data(value) => CallToolResult::structured(value),
             Reply::Refusal {
                 code,
+                error,
                 message,
-                mut data,
+                data,
             } => {
-                if data.get("error").is_none() {
-                    data["error"] = json!(error_name(code));
-                }
-                data["exit_code"] = json!(code.code());
-                data["exit_status"] = json!(code.name());
-                data["message"] = json!(message);
+                let data = match data {
+                    Value::Object(data) => data,
+                    _ => serde_json::Map::new(),
+                };
+                let refusal = ToolError::new(error, code, message.clone(), data);
                 let mut result = CallToolResult::error(vec![ContentBlock::text(message)]);
-                result.structured_content = Some(data);
+                // A struct of strings, numbers and a map serializes.
+                result.structured_content = serde_json::to_value(refusal).ok();
                 result
             }
         }
-    }
-}
-
-/// Names the error an agent-facing refusal stands for: the exit status's name, except that a
-/// plain failure has been `failed` since the first release.
-fn error_name(status: ExitStatus) -> &'static str {
-    match status {
-        ExitStatus::Failure => "failed",
-        status => status.name(),
     }
 }
 

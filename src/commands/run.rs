@@ -24,6 +24,7 @@ use clap::Args;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::Mode;
 use gitprio_core::lease::parse_duration;
+use gitprio_core::reply::run::{Attempt as Report, Ending, Overshoot, RunReply, Stopped};
 use gitprio_core::usage::report::{GroupBy, RunFilter, Summary, TaskFacts, report};
 use gitprio_core::usage::{Ledger, PriceTable};
 use gitprio_core::{Config, TaskId};
@@ -133,35 +134,6 @@ fn duration(text: &str, what: &str) -> anyhow::Result<Duration> {
         .ok_or_else(|| anyhow!("invalid {what} `{text}`: write it like `90s`, `30m` or `2h`"))
 }
 
-/// How one attempt ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Ending {
-    Completed,
-    Failed,
-    Parked,
-    /// Given back without a failure: the run was stopped.
-    Released,
-    /// Another agent holds the task now.
-    Lost,
-}
-
-/// One attempt, for the summary.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct Report {
-    pub task: TaskId,
-    pub run: String,
-    pub model: Option<String>,
-    pub ending: Ending,
-    pub tokens: u64,
-    pub cost_usd: Option<f64>,
-    pub seconds: f64,
-    pub error: Option<String>,
-    /// The pull request `--open-pr` opened for the task's branch.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pull_request: Option<String>,
-}
-
 /// Why the run stopped.
 #[derive(Clone, Debug, PartialEq)]
 enum Stop {
@@ -195,14 +167,14 @@ impl Stop {
         }
     }
 
-    fn code(&self) -> &'static str {
+    fn code(&self) -> Stopped {
         match self {
-            Stop::NothingReady(..) => "nothing_ready",
-            Stop::MaxTasks(_) => "max_tasks",
-            Stop::MaxTokens(_) => "max_tokens",
-            Stop::MaxUsd(_) => "max_usd",
-            Stop::Interrupted => "interrupted",
-            Stop::Error(_) => "error",
+            Stop::NothingReady(..) => Stopped::NothingReady,
+            Stop::MaxTasks(_) => Stopped::MaxTasks,
+            Stop::MaxTokens(_) => Stopped::MaxTokens,
+            Stop::MaxUsd(_) => Stopped::MaxUsd,
+            Stop::Interrupted => Stopped::Interrupted,
+            Stop::Error(_) => Stopped::Error,
         }
     }
 }
@@ -776,36 +748,6 @@ fn summarize(
     }
 }
 
-/// `run --json`: the summary printed when the run stops, keys as docs/cli.md lists them.
-#[derive(Debug, serde::Serialize)]
-struct RunReply<'a> {
-    stopped: &'static str,
-    reason: String,
-    exit_status: ExitStatus,
-    attempts: usize,
-    completed: usize,
-    failed: usize,
-    parked: usize,
-    released: usize,
-    lost: usize,
-    tokens: u64,
-    cost_usd: Option<f64>,
-    unpriced_tokens: Option<u64>,
-    value_points: Option<u64>,
-    value_per_million_tokens: Option<f64>,
-    overshoot: Option<Overshoot>,
-    runs: &'a [Report],
-}
-
-/// How far past its own limit a run went: `{"tokens": N}` or `{"usd": X}`.
-#[derive(Debug, serde::Serialize)]
-enum Overshoot {
-    #[serde(rename = "tokens")]
-    Tokens(u64),
-    #[serde(rename = "usd")]
-    Usd(f64),
-}
-
 #[expect(
     clippy::too_many_lines,
     reason = "a renderer: the summary's rows in output order"
@@ -850,7 +792,7 @@ fn print_summary(
             value_points: summary.map(|summary| summary.value_points),
             value_per_million_tokens: summary.and_then(|summary| summary.value_per_million_tokens),
             overshoot,
-            runs: &state.reports,
+            runs: state.reports.clone(),
         })?;
         return Ok(());
     }

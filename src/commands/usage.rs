@@ -7,11 +7,10 @@ use clap::{Args, Subcommand};
 use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::HeldLease;
-use gitprio_core::reply::usage::UsageRecordReply;
+use gitprio_core::reply::usage::{UsageImportReply, UsageRecordReply, UsageShowReply};
 use gitprio_core::usage::{Ledger, Outcome, RunMeta, UsageRecord};
 use gitprio_core::workspace::{self, RecordInput, Workspace};
 use jiff::Timestamp;
-use serde_json::json;
 
 use crate::args::StoreArgs;
 use crate::cli::CommandResult;
@@ -204,18 +203,7 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
     }
     let runs = ledger.runs(&id)?;
     if args.json {
-        let runs: Vec<serde_json::Value> = runs
-            .iter()
-            .map(|run| {
-                json!({
-                    "meta": run.meta,
-                    "totals": run.totals(),
-                    "tokens": run.totals().tokens(),
-                    "records": run.records.len(),
-                })
-            })
-            .collect();
-        output::print_json(&json!({ "task": id, "runs": runs }))?;
+        output::print_json(&UsageShowReply::new(&id, &runs))?;
         return Ok(exit_code::SUCCESS);
     }
     if runs.is_empty() {
@@ -261,24 +249,6 @@ fn started(at: Timestamp) -> String {
     at.strftime("%Y-%m-%d %H:%M").to_string()
 }
 
-/// What an import read and where its records went.
-#[derive(Debug, Default, serde::Serialize)]
-pub struct ImportSummary {
-    pub report: Option<gitprio_core::usage::import::ImportReport>,
-    /// Records added per run (`task run`).
-    pub recorded: std::collections::BTreeMap<String, usize>,
-    /// Records of this import that belong to no run yet (other projects, or outside every
-    /// run's time): kept in the unattributed store for a later import or `--task`.
-    pub unattributed: usize,
-    /// Records given to runs from the unattributed store.
-    pub claimed_from_store: usize,
-    /// Records waiting in the unattributed store after this import, and their tokens.
-    pub unattributed_kept: usize,
-    pub unattributed_kept_tokens: u64,
-    /// Ledger writes kept on this machine because the ledger did not take them now.
-    pub kept_writes: usize,
-}
-
 /// Imports agent logs and gives each record to the run it belongs to (see
 /// `gitprio_core::usage::attribute`): the run whose agent session it names, or in whose
 /// worktree it ran during the run's time. With `only`, every record inside that task's
@@ -288,7 +258,7 @@ pub fn import_logs(
     workspace: &Workspace<'_>,
     paths: &[std::path::PathBuf],
     only: Option<&TaskId>,
-) -> anyhow::Result<ImportSummary> {
+) -> anyhow::Result<UsageImportReply> {
     use gitprio_core::usage::attribute::{Matcher, Unattributed};
     use gitprio_core::usage::import::{self, ImportEnv, ImportOptions, ImportState};
     let roots: Vec<std::path::PathBuf> = if paths.is_empty() {
@@ -306,7 +276,7 @@ pub fn import_logs(
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .unwrap_or_default();
-    let mut summary = ImportSummary::default();
+    let mut summary = UsageImportReply::default();
     let records = if roots.is_empty() {
         Vec::new()
     } else {

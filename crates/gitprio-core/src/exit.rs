@@ -3,7 +3,7 @@
 
 use std::error::Error;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::git::GitError;
 use crate::lease::{LeaseError, RevokeError};
@@ -15,7 +15,7 @@ use crate::workspace::WorkspaceError;
 /// The CLI exits with [`ExitStatus::code`]; the MCP server names [`ExitStatus::name`] in
 /// its error data; `gitprio run` ends with the status of its stop. docs/cli.md lists
 /// them all, and a test holds that table to this enum.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ExitStatus {
     /// The command did what was asked.

@@ -7,7 +7,7 @@ use gitprio_core::git::Repository;
 use gitprio_core::lease::LeaseError;
 use gitprio_core::usage::{RunMeta, Totals};
 use jiff::Timestamp;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{
     CompleteParams, HeartbeatParams, ReleaseParams, Reply, ReportParams, Session, Shared,
@@ -18,7 +18,8 @@ use crate::settings::Settings;
 use crate::{exit_code, output};
 use gitprio_core::reply::lease::NothingReadyReply;
 use gitprio_core::reply::tools::{
-    CompletionReply, GiveBackReply, HandoutLease, RenewalReply, TaskHandout, UsageReportReply,
+    AcceptanceFailedReply, AlreadyHoldingReply, CompletionReply, GiveBackReply, HandoutLease,
+    PlanMissingReply, QueueReply, QueuedTask, RenewalReply, TaskHandout, UsageReportReply,
 };
 use gitprio_core::workspace::{
     self, Claim, ClaimRequest, ClaimedTask, GiveBack, RecordInput, StoreChoice, Submitted,
@@ -38,10 +39,13 @@ pub(super) fn next_task(
         // A second claim would leave the first task leased and idle until it expires.
         return Ok(Reply::Refusal {
             code: exit_code::FAILURE,
+            error: None,
             message: format!(
                 "you hold `{current}` already: work on it, or finish it with complete_task or release_task before taking another"
             ),
-            data: json!({ "task": current }),
+            data: serde_json::to_value(AlreadyHoldingReply {
+                task: current.clone(),
+            })?,
         });
     }
     let notices = output::Stderr(settings);
@@ -75,6 +79,7 @@ pub(super) fn next_task(
             } else {
                 Ok(Reply::Refusal {
                     code: exit_code::NOTHING_READY,
+                    error: None,
                     message,
                     data,
                 })
@@ -204,6 +209,7 @@ fn budget_checked(id: &TaskId, spent: Option<(&RunMeta, Totals)>, data: Value) -
     match spent.and_then(|(meta, totals)| workspace::over_budget(meta, &totals)) {
         Some((tokens, budget)) => Reply::Refusal {
             code: exit_code::BUDGET_EXCEEDED,
+            error: None,
             message: format!(
                 "budget exceeded on `{id}`: {tokens} tokens spent of {budget}; stop, and release_task with failed true and reason \"over budget\""
             ),
@@ -260,10 +266,15 @@ pub(super) fn complete(
     if let Some(path) = workspace::unplanned(&repo, workspace.config(), &id)? {
         return Ok(Reply::Refusal {
             code: exit_code::FAILURE,
+            error: Some("plan_missing"),
             message: format!(
                 "{id} must be planned first, and {path} has no `## Plan` section, so it is not done; add one to its body (what you will change and in which order, what you leave alone, how you will check it), then call complete_task again"
             ),
-            data: json!({ "error": "plan_missing", "task": id, "completed": false, "path": path }),
+            data: serde_json::to_value(PlanMissingReply {
+                task: id,
+                completed: false,
+                path,
+            })?,
         });
     }
     let no_verify = params
@@ -278,11 +289,16 @@ pub(super) fn complete(
     if let Some(failed) = checks.iter().find(|check| !check.passed) {
         return Ok(Reply::Refusal {
             code: exit_code::FAILURE,
+            error: Some("acceptance_failed"),
             message: format!(
                 "acceptance command `{}` failed ({}), so {id} is not done; fix it and call complete_task again, or release_task with failed true. Its output ends with:\n{}",
                 failed.command, failed.status, failed.tail
             ),
-            data: json!({ "error": "acceptance_failed", "task": id, "completed": false, "acceptance": checks }),
+            data: serde_json::to_value(AcceptanceFailedReply {
+                task: id,
+                completed: false,
+                acceptance: checks,
+            })?,
         });
     }
     let tokens = match params.usage {
@@ -419,27 +435,27 @@ fn record_input(session: &mut Session, reported: UsageParams) -> RecordInput {
 pub(super) fn queue(settings: &Settings, limit: Option<usize>) -> anyhow::Result<Reply> {
     let (loaded, queue) =
         load_queue(settings, &SourceArgs::default()).map_err(|error| error.error)?;
-    let tasks: Vec<Value> = queue
+    let tasks = queue
         .ready()
         .iter()
         .take(limit.unwrap_or(DEFAULT_QUEUE_LIMIT))
         .enumerate()
         .map(|(index, entry)| {
             let task = &entry.task;
-            json!({
-                "rank": index + 1,
-                "id": task.id,
-                "title": task.title,
-                "priority": task.priority,
-                "type": task.task_type,
-                "value": task.value,
-            })
+            QueuedTask {
+                rank: index + 1,
+                id: task.id.clone(),
+                title: task.title.clone(),
+                priority: task.priority,
+                task_type: task.task_type.clone(),
+                value: task.value,
+            }
         })
         .collect();
-    Ok(Reply::Data(json!({
-        "source": loaded.origin.to_string(),
-        "ready": queue.ready().len(),
-        "not_ready": queue.not_ready().len(),
-        "tasks": tasks,
-    })))
+    Ok(Reply::Data(serde_json::to_value(QueueReply {
+        source: loaded.origin.to_string(),
+        ready: queue.ready().len(),
+        not_ready: queue.not_ready().len(),
+        tasks,
+    })?))
 }

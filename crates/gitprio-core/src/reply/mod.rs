@@ -12,6 +12,7 @@ mod context;
 mod init;
 pub mod lease;
 mod queue;
+pub mod run;
 #[cfg(test)]
 mod schema;
 pub mod tools;

@@ -24,8 +24,12 @@ use super::lease::{
     ClaimReply, DoneFailedReply, DoneReply, DoneUnplannedReply, GcReply, HeartbeatReply,
     LeaseReply, NothingReadyReply, ReleaseReply, RevokeReply, StatusReply, UnparkReply,
 };
-use super::tools::{CompletionReply, GiveBackReply, RenewalReply, TaskHandout, UsageReportReply};
-use super::usage::UsageRecordReply;
+use super::run::RunReply;
+use super::tools::{
+    AcceptanceFailedReply, AlreadyHoldingReply, CompletionReply, GiveBackReply, PlanMissingReply,
+    QueueReply, RenewalReply, TaskHandout, ToolError, UsageReportReply,
+};
+use super::usage::{UsageImportReply, UsageRecordReply, UsageShowReply};
 use super::{CheckReply, ContextReply, ExplainReply, InitReply, ListReply, NextReply, ShowReply};
 use crate::diagnostic::Diagnostic;
 use crate::queue::Blocker;
@@ -61,6 +65,9 @@ const REPLIES: &[Reply] = &[
     reply::<StatusReply>("status", "### `gitprio status --json`"),
     reply::<GcReply>("gc", "### `gitprio gc --json`"),
     reply::<UsageRecordReply>("usage-record", "### `gitprio usage record --json`"),
+    reply::<UsageImportReply>("usage-import", "### `gitprio usage import --json`"),
+    reply::<UsageShowReply>("usage-show", "### `gitprio usage show <ID> --json`"),
+    reply::<RunReply>("run", "### `gitprio run --json`"),
     described::<NothingReadyReply>("claim-nothing-ready", "### `gitprio claim --json`"),
     described::<DoneFailedReply>("done-failed", "### `gitprio done --json`"),
     described::<DoneUnplannedReply>("done-unplanned", "### `gitprio done --json`"),
@@ -71,6 +78,11 @@ const REPLIES: &[Reply] = &[
     tool::<CompletionReply>("mcp-complete_task"),
     tool::<GiveBackReply>("mcp-release_task"),
     tool::<UsageReportReply>("mcp-report_usage"),
+    tool::<QueueReply>("mcp-queue"),
+    refusal::<ToolError>("mcp-error"),
+    refusal::<AlreadyHoldingReply>("mcp-already_holding"),
+    refusal::<PlanMissingReply>("mcp-plan_missing"),
+    refusal::<AcceptanceFailedReply>("mcp-acceptance_failed"),
 ];
 
 /// The shared shapes docs/cli.md shows once, each with its example under this heading.
@@ -84,11 +96,7 @@ const SHAPES: &[Reply] = &[
 
 /// The sections of docs/cli.md whose JSON has no reply type yet: their examples are not
 /// checked. A section leaves this list when its reply gets a line in [`REPLIES`].
-const UNTYPED: &[&str] = &[
-    "### `gitprio usage import --json`",
-    "### `gitprio usage show <ID> --json`",
-    "### `gitprio run --json`",
-];
+const UNTYPED: &[&str] = &[];
 
 const fn reply<T: JsonSchema>(name: &'static str, heading: &'static str) -> Reply {
     Reply {
@@ -105,6 +113,14 @@ const fn tool<T: JsonSchema>(name: &'static str) -> Reply {
     Reply {
         doc: "docs/mcp.md",
         ..described::<T>(name, "## Tools")
+    }
+}
+
+/// The data of a refused MCP tool call, described in the `## Errors` section of docs/mcp.md.
+const fn refusal<T: JsonSchema>(name: &'static str) -> Reply {
+    Reply {
+        doc: "docs/mcp.md",
+        ..described::<T>(name, "## Errors")
     }
 }
 

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use gix::ObjectId;
 use jiff::Timestamp;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::index::KeyIndex;
@@ -39,7 +40,9 @@ pub fn usage_ref(id: &TaskId) -> String {
 }
 
 /// How a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// `gitprio done`: the work was submitted.
@@ -67,7 +70,7 @@ impl Outcome {
 }
 
 /// What is known about one run: one lease generation of one task.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct RunMeta {
     pub task: TaskId,
     /// `<generation>-<claim time>` ([`RunMeta::run_id`]): unique even if a task is reopened.
@@ -94,8 +97,10 @@ pub struct RunMeta {
     /// The estimated size of the context bundle handed over with the claim.
     #[serde(default)]
     pub context_tokens: Option<u64>,
+    #[schemars(with = "String")]
     pub started_at: Timestamp,
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub ended_at: Option<Timestamp>,
     #[serde(default)]
     pub outcome: Option<Outcome>,

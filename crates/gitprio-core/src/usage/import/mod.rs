@@ -180,7 +180,7 @@ impl Default for ImportOptions {
 }
 
 /// What an import did.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ImportReport {
     /// Files considered.
     pub files: u64,
@@ -224,7 +224,7 @@ impl ImportReport {
 }
 
 /// A file an import could not read.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FileFailure {
     pub path: PathBuf,
     pub message: String,
