@@ -748,104 +748,151 @@ fn summarize(
     }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "a renderer: the summary's rows in output order"
-)]
 fn print_summary(
     json: bool,
     stop: &Stop,
     state: &State,
     summary: Option<&Summary>,
 ) -> anyhow::Result<()> {
-    let count = |ending: Ending| {
-        state
-            .reports
-            .iter()
-            .filter(|report| report.ending == ending)
-            .count()
-    };
     let tokens = summary.map_or(state.spent_tokens, |summary| summary.tokens);
-    // How far past its own limit the run went: agents are stopped within a tick of it, but a
-    // request under way finishes, and so counts.
-    let overshoot = match stop {
+    let overshoot = overshoot(stop, tokens, summary);
+    if json {
+        output::print_json(&reply(stop, state, summary, tokens, overshoot))?;
+        return Ok(());
+    }
+    output::print_table(&summary_rows(
+        stop,
+        state,
+        summary,
+        tokens,
+        overshoot.as_ref(),
+    ))?;
+    print_unfinished(state);
+    Ok(())
+}
+
+/// How many of the run's attempts ended with `ending`.
+fn count(state: &State, ending: Ending) -> usize {
+    state
+        .reports
+        .iter()
+        .filter(|report| report.ending == ending)
+        .count()
+}
+
+/// How far past its own limit the run went: agents are stopped within a tick of it, but a
+/// request under way finishes, and so counts.
+fn overshoot(stop: &Stop, tokens: u64, summary: Option<&Summary>) -> Option<Overshoot> {
+    match stop {
         Stop::MaxTokens(limit) => Some(Overshoot::Tokens(tokens.saturating_sub(*limit))),
         Stop::MaxUsd(limit) => {
             summary.map(|summary| Overshoot::Usd((summary.cost_usd - limit).max(0.0)))
         }
         _ => None,
-    };
-    if json {
-        output::print_json(&RunReply {
-            stopped: stop.code(),
-            reason: stop.describe(),
-            exit_status: stop.status(),
-            attempts: state.reports.len(),
-            completed: count(Ending::Completed),
-            failed: count(Ending::Failed),
-            parked: count(Ending::Parked),
-            released: count(Ending::Released),
-            lost: count(Ending::Lost),
-            tokens,
-            cost_usd: summary.map(|summary| summary.cost_usd),
-            unpriced_tokens: summary.map(|summary| summary.unpriced_tokens),
-            value_points: summary.map(|summary| summary.value_points),
-            value_per_million_tokens: summary.and_then(|summary| summary.value_per_million_tokens),
-            overshoot,
-            runs: state.reports.clone(),
-        })?;
-        return Ok(());
     }
+}
+
+/// The summary for `--json`.
+fn reply(
+    stop: &Stop,
+    state: &State,
+    summary: Option<&Summary>,
+    tokens: u64,
+    overshoot: Option<Overshoot>,
+) -> RunReply {
+    RunReply {
+        stopped: stop.code(),
+        reason: stop.describe(),
+        exit_status: stop.status(),
+        attempts: state.reports.len(),
+        completed: count(state, Ending::Completed),
+        failed: count(state, Ending::Failed),
+        parked: count(state, Ending::Parked),
+        released: count(state, Ending::Released),
+        lost: count(state, Ending::Lost),
+        tokens,
+        cost_usd: summary.map(|summary| summary.cost_usd),
+        unpriced_tokens: summary.map(|summary| summary.unpriced_tokens),
+        value_points: summary.map(|summary| summary.value_points),
+        value_per_million_tokens: summary.and_then(|summary| summary.value_per_million_tokens),
+        overshoot,
+        runs: state.reports.clone(),
+    }
+}
+
+/// The summary table's rows, in output order.
+fn summary_rows(
+    stop: &Stop,
+    state: &State,
+    summary: Option<&Summary>,
+    tokens: u64,
+    overshoot: Option<&Overshoot>,
+) -> Vec<Vec<String>> {
     let mut rows = vec![vec!["stopped".to_owned(), stop.describe()]];
     rows.push(vec![
         "tasks done".to_owned(),
-        count(Ending::Completed).to_string(),
+        count(state, Ending::Completed).to_string(),
     ]);
     rows.push(vec![
         "attempts".to_owned(),
         format!(
             "{} ({} failed, {} parked, {} released, {} lost)",
             state.reports.len(),
-            count(Ending::Failed),
-            count(Ending::Parked),
-            count(Ending::Released),
-            count(Ending::Lost)
+            count(state, Ending::Failed),
+            count(state, Ending::Parked),
+            count(state, Ending::Released),
+            count(state, Ending::Lost)
         ),
     ]);
     rows.push(vec!["tokens".to_owned(), output::tokens(tokens)]);
-    match (stop, &overshoot) {
-        (Stop::MaxTokens(limit), Some(Overshoot::Tokens(over))) => rows.push(vec![
-            "over the limit".to_owned(),
-            format!("{} tokens past --max-tokens {limit}", output::tokens(*over)),
-        ]),
-        (Stop::MaxUsd(limit), Some(Overshoot::Usd(over))) => rows.push(vec![
-            "over the limit".to_owned(),
-            format!("${over:.2} past --max-usd {limit}"),
-        ]),
-        _ => {}
-    }
+    rows.extend(overshoot_row(stop, overshoot));
     if let Some(summary) = summary {
-        let unpriced = if summary.unpriced_tokens > 0 {
-            format!(
-                " (+ {} tokens of unpriced models)",
-                output::tokens(summary.unpriced_tokens)
-            )
-        } else {
-            String::new()
-        };
-        rows.push(vec![
+        rows.extend(cost_rows(summary));
+    }
+    rows
+}
+
+/// The "over the limit" row, when the run stopped at a limit it went past.
+fn overshoot_row(stop: &Stop, overshoot: Option<&Overshoot>) -> Option<Vec<String>> {
+    let text = match (stop, overshoot) {
+        (Stop::MaxTokens(limit), Some(Overshoot::Tokens(over))) => {
+            format!("{} tokens past --max-tokens {limit}", output::tokens(*over))
+        }
+        (Stop::MaxUsd(limit), Some(Overshoot::Usd(over))) => {
+            format!("${over:.2} past --max-usd {limit}")
+        }
+        _ => return None,
+    };
+    Some(vec!["over the limit".to_owned(), text])
+}
+
+/// The cost and value rows, from the usage ledger's summary.
+fn cost_rows(summary: &Summary) -> [Vec<String>; 2] {
+    let unpriced = if summary.unpriced_tokens > 0 {
+        format!(
+            " (+ {} tokens of unpriced models)",
+            output::tokens(summary.unpriced_tokens)
+        )
+    } else {
+        String::new()
+    };
+    [
+        vec![
             "cost".to_owned(),
             format!("${:.2} at list price{unpriced}", summary.cost_usd),
-        ]);
-        rows.push(vec![
+        ],
+        vec![
             "value per 1M tokens".to_owned(),
             summary.value_per_million_tokens.map_or_else(
                 || "-".to_owned(),
                 |value| format!("{value:.1} points ({} points done)", summary.value_points),
             ),
-        ]);
-    }
-    output::print_table(&rows)?;
+        ],
+    ]
+}
+
+/// One line per attempt that did not complete, with the first line of its error.
+fn print_unfinished(state: &State) {
     for report in &state.reports {
         if let Some(error) = &report.error
             && report.ending != Ending::Completed
@@ -863,7 +910,6 @@ fn print_summary(
             );
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
