@@ -442,10 +442,6 @@ impl RunContext {
     }
 }
 
-#[expect(
-    clippy::too_many_lines,
-    reason = "resolves every option of `gitprio run` into its settings, in order"
-)]
 pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
     let config = {
@@ -462,92 +458,25 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
     if ttl.is_zero() {
         return Err(anyhow!("invalid lease TTL `{ttl_text}`: it must be longer than 0s").into());
     }
-    let program = args.command.first().context("the agent command is empty")?;
-    let adapter = args.adapter.unwrap_or_else(|| Adapter::detect(program));
-    let remote = config.remote.clone().unwrap_or_else(|| "origin".to_owned());
-    let common = repo.common_dir().to_path_buf();
     let agent_name = args
         .agent_name
         .clone()
         .unwrap_or_else(|| settings.agent.clone());
     let slots = usize::try_from(args.parallel).unwrap_or(1);
-    let push = (!args.no_push && !args.store.local && repo.has_remote(&remote)).then_some(remote);
-    let branch = queue_branch(&repo, &config, args.store.local);
-    let pull_requests = if args.open_pr {
-        PullRequests::resolve(settings, &repo, push.as_deref(), &config)
-    } else {
-        None
-    };
-    let context = RunContext {
-        settings: settings.clone(),
-        operations: Operations {
-            exe: std::env::current_exe().context("cannot find the gitprio binary")?,
-            directory: settings.directory.clone(),
-            local: args.store.local,
-            ttl: Some(ttl_text.clone()),
-            branch: branch.clone(),
-        },
-        command: args.command.clone(),
-        adapter,
-        directory: settings.directory.clone(),
-        git_directory: repo.git_directory(),
-        branch,
-        worktrees: match &args.worktree_dir {
-            Some(directory) => std::path::absolute(settings.directory.join(directory))
-                .context("cannot resolve --worktree-dir")?,
-            None => gitprio_core::workspace::task_worktrees(&repo),
-        },
-        runs: common.join("gitprio").join("runs"),
-        grace: duration(&args.grace, "grace period")?,
-        timeout: args
-            .timeout
-            .as_deref()
-            .map(|text| duration(text, "timeout"))
-            .transpose()?,
-        heartbeat_every: (ttl / 3).max(Duration::from_millis(200)),
-        usage_file: args.usage_file.clone(),
-        push,
-        pull_requests,
-        prices: PriceTable::new(
-            gitprio_core::workspace::price_overrides(&repo, None).unwrap_or_default(),
-        ),
-        control: Control {
-            state: Mutex::new(State {
-                live: vec![(0, 0.0); slots],
-                ..State::default()
-            }),
-            changed: Condvar::new(),
-            interrupts: AtomicUsize::new(0),
-            limits: Limits {
-                claims: args.max_tasks,
-                tokens: args.max_tokens,
-                usd: args.max_usd,
-            },
-        },
-        worktree_lock: common.join("gitprio").join("worktrees.lock"),
-    };
+    let context = Arc::new(RunContext::resolve(
+        settings, args, &repo, &config, &ttl_text, ttl, slots,
+    )?);
     let filters = Filters {
         task_type: args.task_type.clone(),
         feature: args.feature.clone(),
         avoid_overlap: !args.allow_overlap,
     };
     let poll = duration(&args.poll, "poll interval")?;
-    let context = Arc::new(context);
-    let handler = Arc::clone(&context);
-    ctrlc::set_handler(move || {
-        let first = handler.control.interrupts() == 0;
-        handler.control.interrupt();
-        if first {
-            handler.say("interrupted: stopping the agents and releasing their tasks (Ctrl-C again kills them)");
-        } else {
-            handler.say("interrupted again: killing the agents");
-        }
-    })
-    .context("cannot install the Ctrl-C handler")?;
+    handle_interrupts(&context)?;
     context.say(&format!(
         "running {} ({} adapter) with {slots} agent{} as {agent_name}; the lease TTL is {ttl_text}",
         args.command.join(" "),
-        adapter.name(),
+        context.adapter.name(),
         if slots == 1 { "" } else { "s" },
     ));
     std::thread::scope(|scope| {
@@ -570,6 +499,94 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
     let summary = summarize(settings, &repo, args.store.local, &state, &context.prices);
     print_summary(args.json, &stop, &state, summary.as_ref())?;
     Ok(stop.status())
+}
+
+impl RunContext {
+    /// Resolves the options of `gitprio run` that the attempts need.
+    fn resolve(
+        settings: &Settings,
+        args: &RunArgs,
+        repo: &Repository,
+        config: &Config,
+        ttl_text: &str,
+        ttl: Duration,
+        slots: usize,
+    ) -> anyhow::Result<Self> {
+        let program = args.command.first().context("the agent command is empty")?;
+        let remote = config.remote.clone().unwrap_or_else(|| "origin".to_owned());
+        let common = repo.common_dir().to_path_buf();
+        let push =
+            (!args.no_push && !args.store.local && repo.has_remote(&remote)).then_some(remote);
+        let branch = queue_branch(repo, config, args.store.local);
+        let pull_requests = if args.open_pr {
+            PullRequests::resolve(settings, repo, push.as_deref(), config)
+        } else {
+            None
+        };
+        Ok(Self {
+            settings: settings.clone(),
+            operations: Operations {
+                exe: std::env::current_exe().context("cannot find the gitprio binary")?,
+                directory: settings.directory.clone(),
+                local: args.store.local,
+                ttl: Some(ttl_text.to_owned()),
+                branch: branch.clone(),
+            },
+            command: args.command.clone(),
+            adapter: args.adapter.unwrap_or_else(|| Adapter::detect(program)),
+            directory: settings.directory.clone(),
+            git_directory: repo.git_directory(),
+            branch,
+            worktrees: match &args.worktree_dir {
+                Some(directory) => std::path::absolute(settings.directory.join(directory))
+                    .context("cannot resolve --worktree-dir")?,
+                None => gitprio_core::workspace::task_worktrees(repo),
+            },
+            runs: common.join("gitprio").join("runs"),
+            grace: duration(&args.grace, "grace period")?,
+            timeout: args
+                .timeout
+                .as_deref()
+                .map(|text| duration(text, "timeout"))
+                .transpose()?,
+            heartbeat_every: (ttl / 3).max(Duration::from_millis(200)),
+            usage_file: args.usage_file.clone(),
+            push,
+            pull_requests,
+            prices: PriceTable::new(
+                gitprio_core::workspace::price_overrides(repo, None).unwrap_or_default(),
+            ),
+            control: Control {
+                state: Mutex::new(State {
+                    live: vec![(0, 0.0); slots],
+                    ..State::default()
+                }),
+                changed: Condvar::new(),
+                interrupts: AtomicUsize::new(0),
+                limits: Limits {
+                    claims: args.max_tasks,
+                    tokens: args.max_tokens,
+                    usd: args.max_usd,
+                },
+            },
+            worktree_lock: common.join("gitprio").join("worktrees.lock"),
+        })
+    }
+}
+
+/// Ctrl-C stops the agents and releases their tasks; a second one kills them.
+fn handle_interrupts(context: &Arc<RunContext>) -> anyhow::Result<()> {
+    let handler = Arc::clone(context);
+    ctrlc::set_handler(move || {
+        let first = handler.control.interrupts() == 0;
+        handler.control.interrupt();
+        if first {
+            handler.say("interrupted: stopping the agents and releasing their tasks (Ctrl-C again kills them)");
+        } else {
+            handler.say("interrupted again: killing the agents");
+        }
+    })
+    .context("cannot install the Ctrl-C handler")
 }
 
 /// What a slot does next, decided while it holds the claim turn.
