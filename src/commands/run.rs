@@ -600,10 +600,6 @@ enum Next {
 }
 
 /// One slot: claims and works on tasks one after the other until the run stops.
-#[expect(
-    clippy::too_many_lines,
-    reason = "one slot's claim-work-finish loop, its stop conditions in order"
-)]
 fn work(
     context: &RunContext,
     slot: usize,
@@ -612,107 +608,129 @@ fn work(
     wait: bool,
     poll: Duration,
 ) {
-    static CLAIM_TURN: Mutex<()> = Mutex::new(());
-    let control = &context.control;
     loop {
-        let next = {
-            let _turn = CLAIM_TURN.lock().unwrap_or_else(PoisonError::into_inner);
-            let limit = {
-                let state = control.lock();
-                if state.stop.is_some() {
-                    return;
-                }
-                control.claim_limit(&state)
-            };
-            if let Some(limit) = limit {
-                control.stop(limit);
-                return;
-            }
-            match context.operations.claim(agent, filters) {
-                Ok(Claim::Claimed(claimed)) => {
-                    let mut state = control.lock();
-                    state.busy += 1;
-                    state.claims += 1;
-                    let task = &claimed.task;
-                    state.tasks.insert(task.id.clone(), TaskFacts::from(task));
-                    Next::Work(claimed)
-                }
-                Ok(Claim::NothingReady { reason, message }) => {
-                    let mut state = control.lock();
-                    if state.busy > 0 {
-                        Next::WaitForSiblings(state.finishes)
-                    } else if wait {
-                        Next::Poll
-                    } else {
-                        state
-                            .stop
-                            .get_or_insert(Stop::NothingReady(reason, message));
-                        control.changed.notify_all();
-                        Next::Quit
-                    }
-                }
-                Err(error) => {
-                    control.stop(Stop::Error(format!("{error:#}")));
-                    Next::Quit
-                }
-            }
-        };
-        match next {
+        match claim_next(context, agent, filters, wait) {
             Next::Quit => return,
-            Next::WaitForSiblings(seen) => {
-                let mut state = control.lock();
-                while state.stop.is_none() && state.busy > 0 && state.finishes == seen {
-                    state = control
-                        .changed
-                        .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner);
-                }
-            }
-            Next::Poll => {
-                context.say(&format!(
-                    "{agent}: nothing ready; looking again in {}s",
-                    poll.as_secs()
-                ));
-                let state = control.lock();
-                let _ = control
-                    .changed
-                    .wait_timeout_while(state, poll, |state| state.stop.is_none())
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
+            Next::WaitForSiblings(seen) => wait_for_siblings(&context.control, seen),
+            Next::Poll => poll_again(context, agent, poll),
             Next::Work(claimed) => {
                 let outcome = attempt::attempt(context, slot, agent, &claimed);
-                let mut state = control.lock();
-                state.busy -= 1;
-                state.finishes += 1;
-                state.live[slot] = (0, 0.0);
-                match outcome {
-                    Ok(report) => {
-                        state.spent_tokens += report.tokens;
-                        state.spent_usd += report.cost_usd.unwrap_or(0.0);
-                        state.reports.push(report);
-                    }
-                    Err(error) => {
-                        drop(state);
-                        let id = claimed.task.id.as_str();
-                        let reason = format!("gitprio run could not work on it: {error}");
-                        if let Err(release) = context.operations.release(
-                            agent,
-                            id,
-                            &attempt::compact(&reason),
-                            false,
-                            false,
-                        ) {
-                            context.warn(&format!("{agent}: {release:#}"));
-                        }
-                        control.stop(Stop::Error(format!("{id}: {error}")));
-                        state = control.lock();
-                    }
-                }
-                control.changed.notify_all();
-                drop(state);
+                finish(context, slot, agent, &claimed, outcome);
             }
         }
     }
+}
+
+/// Decides what the slot does next, holding the claim turn: one slot claims at a time, so
+/// the run's limits and the siblings' work are up to date when it does.
+fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) -> Next {
+    static CLAIM_TURN: Mutex<()> = Mutex::new(());
+    let control = &context.control;
+    let _turn = CLAIM_TURN.lock().unwrap_or_else(PoisonError::into_inner);
+    let limit = {
+        let state = control.lock();
+        if state.stop.is_some() {
+            return Next::Quit;
+        }
+        control.claim_limit(&state)
+    };
+    if let Some(limit) = limit {
+        control.stop(limit);
+        return Next::Quit;
+    }
+    match context.operations.claim(agent, filters) {
+        Ok(Claim::Claimed(claimed)) => {
+            let mut state = control.lock();
+            state.busy += 1;
+            state.claims += 1;
+            let task = &claimed.task;
+            state.tasks.insert(task.id.clone(), TaskFacts::from(task));
+            Next::Work(claimed)
+        }
+        Ok(Claim::NothingReady { reason, message }) => {
+            let mut state = control.lock();
+            if state.busy > 0 {
+                Next::WaitForSiblings(state.finishes)
+            } else if wait {
+                Next::Poll
+            } else {
+                state
+                    .stop
+                    .get_or_insert(Stop::NothingReady(reason, message));
+                control.changed.notify_all();
+                Next::Quit
+            }
+        }
+        Err(error) => {
+            control.stop(Stop::Error(format!("{error:#}")));
+            Next::Quit
+        }
+    }
+}
+
+/// Waits until a sibling slot finishes the attempt it was on (`seen` finishes so far), or the
+/// run stops: the finished task may have made others ready.
+fn wait_for_siblings(control: &Control, seen: u64) {
+    let mut state = control.lock();
+    while state.stop.is_none() && state.busy > 0 && state.finishes == seen {
+        state = control
+            .changed
+            .wait(state)
+            .unwrap_or_else(PoisonError::into_inner);
+    }
+}
+
+/// Waits one poll interval (`--wait`), or until the run stops.
+fn poll_again(context: &RunContext, agent: &str, poll: Duration) {
+    let control = &context.control;
+    context.say(&format!(
+        "{agent}: nothing ready; looking again in {}s",
+        poll.as_secs()
+    ));
+    let state = control.lock();
+    let _ = control
+        .changed
+        .wait_timeout_while(state, poll, |state| state.stop.is_none())
+        .unwrap_or_else(PoisonError::into_inner);
+}
+
+/// Records the attempt's outcome; an attempt that could not run gives its task back and
+/// stops the run.
+fn finish(
+    context: &RunContext,
+    slot: usize,
+    agent: &str,
+    claimed: &Claimed,
+    outcome: Result<Report, attempt::SetupError>,
+) {
+    let control = &context.control;
+    let mut state = control.lock();
+    state.busy -= 1;
+    state.finishes += 1;
+    state.live[slot] = (0, 0.0);
+    match outcome {
+        Ok(report) => {
+            state.spent_tokens += report.tokens;
+            state.spent_usd += report.cost_usd.unwrap_or(0.0);
+            state.reports.push(report);
+        }
+        Err(error) => {
+            drop(state);
+            let id = claimed.task.id.as_str();
+            let reason = format!("gitprio run could not work on it: {error}");
+            if let Err(release) =
+                context
+                    .operations
+                    .release(agent, id, &attempt::compact(&reason), false, false)
+            {
+                context.warn(&format!("{agent}: {release:#}"));
+            }
+            control.stop(Stop::Error(format!("{id}: {error}")));
+            state = control.lock();
+        }
+    }
+    control.changed.notify_all();
+    drop(state);
 }
 
 /// Sums the run's attempts from the usage ledger, as `gitprio report` would.
