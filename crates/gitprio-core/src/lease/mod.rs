@@ -267,7 +267,7 @@ pub fn parse_duration(text: &str) -> Option<SignedDuration> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Creates an empty git repository in `directory`.
@@ -281,7 +281,9 @@ mod tests {
         crate::git::Repository::discover(directory).unwrap()
     }
 
-    pub(super) fn record() -> LeaseRecord {
+    /// A held lease record of `fix-login` by alice, generation 1: the fixture of the lease
+    /// and reply tests.
+    pub(crate) fn record() -> LeaseRecord {
         let at: Timestamp = "2026-11-01T12:00:00Z".parse().unwrap();
         LeaseRecord {
             task: TaskId::new("fix-login").unwrap(),

@@ -33,40 +33,13 @@ mod tests {
         CompletionReply, GiveBackReply, RenewalReply, TaskHandout, UsageReportReply,
     };
     use super::usage::UsageRecordReply;
-    use crate::lease::{Holder, Lease, LeaseEvent, LeaseRecord, LeaseState};
-    use crate::task::TaskId;
+    use crate::lease::Lease;
 
     fn lease() -> Lease {
-        let at: jiff::Timestamp = "2026-11-01T12:00:00Z".parse().unwrap();
         Lease {
             reference: "refs/gitprio/leases/fix-login".to_owned(),
             oid: gix::ObjectId::empty_tree(gix::hash::Kind::Sha1),
-            record: LeaseRecord {
-                task: TaskId::new("fix-login").unwrap(),
-                state: LeaseState::Held,
-                event: LeaseEvent::Claim,
-                generation: 1,
-                attempt: 1,
-                failures: 0,
-                holder: Holder {
-                    agent: "alice".to_owned(),
-                    host: "box".to_owned(),
-                    pid: 1,
-                    worktree: None,
-                    branch: None,
-                    session: None,
-                },
-                task_blob: None,
-                base_commit: None,
-                acquired_at: at,
-                renewed_at: at,
-                expires_at: at,
-                ttl_seconds: 1800,
-                reason: None,
-                last_error: None,
-                progress: None,
-                nonce: "0".to_owned(),
-            },
+            record: crate::lease::tests::record(),
         }
     }
 
