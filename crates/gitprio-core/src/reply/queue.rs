@@ -26,6 +26,14 @@ impl NothingReady {
             NothingReady::AllBlocked
         }
     }
+
+    /// Returns the reason's name as the JSON replies spell it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            NothingReady::Empty => "empty",
+            NothingReady::AllBlocked => "all_blocked",
+        }
+    }
 }
 
 /// `gitprio next --json`: the top ready task, or why there is none.

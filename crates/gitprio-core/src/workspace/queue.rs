@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::git::{ObjectId, Repository};
 use crate::lease::{self, BadLease, Lease, Mode, StoreError};
 use crate::queue::{Blocker, Holds, Queue};
+use crate::reply;
 use crate::source::{self, LoadError, LoadedQueue, ParseCache, QueueSource};
 use crate::task::{Status, TaskId};
 
@@ -162,26 +163,23 @@ pub struct NothingReady {
 
 /// Describes why nothing is ready when `open` of `total` tasks are open.
 pub fn nothing_ready(open: usize, total: usize) -> NothingReady {
-    let (reason, message) = if open == 0 {
-        (
-            "empty",
-            format!(
-                "nothing ready: the queue has no open task ({total} {} in all)",
-                if total == 1 { "task" } else { "tasks" }
-            ),
-        )
-    } else if open == 1 {
-        (
-            "all_blocked",
-            "nothing ready: the one open task is blocked; see `gitprio list`".to_owned(),
-        )
-    } else {
-        (
-            "all_blocked",
-            format!("nothing ready: all {open} open tasks are blocked; see `gitprio list`"),
-        )
+    let kind = reply::NothingReady::with_open(open);
+    let message = match (kind, open) {
+        (reply::NothingReady::Empty, _) => format!(
+            "nothing ready: the queue has no open task ({total} {} in all)",
+            if total == 1 { "task" } else { "tasks" }
+        ),
+        (reply::NothingReady::AllBlocked, 1) => {
+            "nothing ready: the one open task is blocked; see `gitprio list`".to_owned()
+        }
+        (reply::NothingReady::AllBlocked, _) => {
+            format!("nothing ready: all {open} open tasks are blocked; see `gitprio list`")
+        }
     };
-    NothingReady { reason, message }
+    NothingReady {
+        reason: kind.name(),
+        message,
+    }
 }
 
 /// Counts the tasks of `queue` whose status is `open`, ready or not.
