@@ -8,7 +8,7 @@
 pub mod attribute;
 pub mod import;
 mod index;
-mod ledger;
+pub(crate) mod ledger;
 pub mod money;
 mod outbox;
 mod price;
