@@ -1183,6 +1183,10 @@ fn a_done_that_fails_for_another_reason_gives_the_task_back_and_stops() {
     );
     assert_eq!(run.code, 1, "{run}");
     assert_eq!(summary(&run)["stopped"], "error", "{run}");
+    // The agent ran: its attempt is in the summary, given back, not failed.
+    assert_eq!(summary(&run)["attempts"], 1, "{run}");
+    assert_eq!(summary(&run)["released"], 1, "{run}");
+    assert_eq!(summary(&run)["runs"][0]["ending"], "released", "{run}");
     assert!(!run.stderr.contains("alpha failed"), "{run}");
     assert!(
         run.stderr
