@@ -804,7 +804,7 @@ fn print_summary(
         tokens,
         overshoot.as_ref(),
     ))?;
-    print_unfinished(state);
+    print_unfinished(state)?;
     Ok(())
 }
 
@@ -929,12 +929,12 @@ fn cost_rows(summary: &Summary) -> [Vec<String>; 2] {
 }
 
 /// One line per attempt that did not complete, with the first line of its error.
-fn print_unfinished(state: &State) {
+fn print_unfinished(state: &State) -> Result<(), crate::output::StdoutError> {
     for report in &state.reports {
         if let Some(error) = &report.error
             && report.ending != Ending::Completed
         {
-            println!(
+            crate::output::outln!(
                 "{} {}: {}",
                 report.task,
                 match report.ending {
@@ -944,9 +944,10 @@ fn print_unfinished(state: &State) {
                     _ => "failed",
                 },
                 error.lines().next().unwrap_or_default()
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]
