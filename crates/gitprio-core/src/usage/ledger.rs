@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::index::KeyIndex;
+use super::index::{Entries, KeyIndex};
 use super::outbox;
 use super::{Totals, UsageRecord};
 use crate::git::Repository;
@@ -324,17 +324,14 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
     }
 
     /// Notes the sessions of chunks this machine wrote, so they are never read back.
-    fn note_chunk_sessions<'r>(
-        &self,
-        chunks: impl Iterator<Item = (ObjectId, &'r [&'r UsageRecord])>,
-    ) {
+    fn note_chunk_sessions(&self, chunks: impl Iterator<Item = (ObjectId, Vec<String>)>) {
         let cache_path = self.sessions_cache_path();
         let mut cache: BTreeMap<String, Vec<String>> = std::fs::read(&cache_path)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
-        for (blob, records) in chunks {
-            cache.insert(blob.to_string(), chunk_sessions(records.iter().copied()));
+        for (blob, sessions) in chunks {
+            cache.insert(blob.to_string(), sessions);
         }
         let bytes = serde_json::to_vec(&cache).expect("sessions serialize");
         let _ = outbox::write_atomically(&cache_path, &bytes);
@@ -499,23 +496,12 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                     totals: index.totals(),
                 });
             }
-            let mut chunks = Vec::new();
-            let mut chunk_bytes = Vec::new();
-            for (number, part) in (files.next_chunk..).zip(appended.chunks(CHUNK_RECORDS)) {
-                chunk_bytes.clear();
-                for record in part {
-                    serde_json::to_writer(&mut chunk_bytes, record)
-                        .expect("usage record serializes");
-                    chunk_bytes.push(b'\n');
-                }
-                chunks.push((number, self.repo().write_blob(&chunk_bytes)?));
-            }
-            drop(chunk_bytes);
+            let written = self.write_chunks(files.next_chunk, &appended)?;
             let commit = self.commit(
                 current,
                 &merged_meta,
                 known.as_ref(),
-                &chunks,
+                &written.chunks,
                 &appended,
                 now,
             )?;
@@ -524,14 +510,10 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                 .compare_and_swap_ref(&reference, current, Some(commit))?
             {
                 CasOutcome::Won => {
-                    let blobs: Vec<ObjectId> = chunks.iter().map(|(_, blob)| *blob).collect();
-                    index.absorb(&blobs, appended.iter().copied());
-                    self.note_chunk_sessions(
-                        blobs
-                            .iter()
-                            .zip(appended.chunks(CHUNK_RECORDS))
-                            .map(|(blob, part)| (*blob, part)),
-                    );
+                    let blobs: Vec<ObjectId> =
+                        written.chunks.iter().map(|(_, blob)| *blob).collect();
+                    index.absorb_entries(&blobs, written.entries);
+                    self.note_chunk_sessions(blobs.iter().copied().zip(written.sessions));
                     index.save(&index_path);
                     return Ok(Written {
                         added,
@@ -545,6 +527,51 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         Err(LedgerError::Contention {
             reference,
             tries: MAX_WRITE_TRIES,
+        })
+    }
+
+    /// Writes `appended` as chunk blobs numbered from `first`. A second thread serializes
+    /// the next chunk while this one hashes, compresses and writes the last, then works out
+    /// the index entries and each chunk's sessions, so a large write keeps two cores busy
+    /// (and holds at most three chunks' bytes).
+    fn write_chunks(
+        &self,
+        first: u64,
+        appended: &[&UsageRecord],
+    ) -> Result<WrittenChunks, LedgerError> {
+        std::thread::scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+            let helper = scope.spawn(move || {
+                for part in appended.chunks(CHUNK_RECORDS) {
+                    let mut bytes = Vec::with_capacity(part.len() * 512);
+                    for record in part {
+                        serde_json::to_writer(&mut bytes, record).expect("usage record serializes");
+                        bytes.push(b'\n');
+                    }
+                    if sender.send(bytes).is_err() {
+                        return None;
+                    }
+                }
+                drop(sender);
+                let sessions = appended
+                    .chunks(CHUNK_RECORDS)
+                    .map(|part| chunk_sessions(part.iter().copied()))
+                    .collect();
+                Some((Entries::of(appended.iter().copied()), sessions))
+            });
+            let mut chunks = Vec::new();
+            for (number, bytes) in (first..).zip(receiver.iter()) {
+                chunks.push((number, self.repo().write_blob(&bytes)?));
+            }
+            let (entries, sessions) = helper
+                .join()
+                .expect("serializing records does not panic")
+                .expect("every chunk was taken");
+            Ok(WrittenChunks {
+                chunks,
+                entries,
+                sessions,
+            })
         })
     }
 
@@ -678,6 +705,13 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         );
         Ok(repo.write_commit(&message, Some(tree), parent, now.as_second())?)
     }
+}
+
+/// The chunks a write made, numbered, and what the index and the sessions cache learn from them.
+struct WrittenChunks {
+    chunks: Vec<(u64, ObjectId)>,
+    entries: Entries,
+    sessions: Vec<Vec<String>>,
 }
 
 /// Returns the records the run lacks (new keys, or larger copies of known ones), one per
