@@ -545,8 +545,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                 for part in appended.chunks(CHUNK_RECORDS) {
                     let mut bytes = Vec::with_capacity(part.len() * 512);
                     for record in part {
-                        serde_json::to_writer(&mut bytes, record).expect("usage record serializes");
-                        bytes.push(b'\n');
+                        write_record_line(&mut bytes, record);
                     }
                     if sender.send(bytes).is_err() {
                         return None;
@@ -741,6 +740,100 @@ fn fresh_records<'r>(records: &'r [UsageRecord], index: &KeyIndex) -> Vec<&'r Us
     fresh
 }
 
+/// Appends `record` as one JSON line, byte for byte what `serde_json::to_writer` writes
+/// (a test holds them equal), without its per-byte escaping of strings that need none:
+/// a large import writes a million of them.
+fn write_record_line(out: &mut Vec<u8>, record: &UsageRecord) {
+    let UsageRecord {
+        key,
+        source,
+        session,
+        model,
+        at,
+        input,
+        output,
+        cache_write_5m,
+        cache_write_1h,
+        cache_read,
+        reasoning,
+        requests,
+        sidechain,
+        speed,
+        cwd,
+        branch,
+    } = record;
+    out.extend_from_slice(b"{\"key\":");
+    push_json_string(out, key);
+    out.extend_from_slice(b",\"source\":");
+    push_json_string(out, source);
+    if let Some(session) = session {
+        out.extend_from_slice(b",\"session\":");
+        push_json_string(out, session);
+    }
+    out.extend_from_slice(b",\"model\":");
+    push_json_string(out, model);
+    if let Some(at) = at {
+        use std::io::Write as _;
+        out.extend_from_slice(b",\"at\":\"");
+        write!(out, "{at}").expect("writing to memory");
+        out.push(b'"');
+    }
+    for (name, value) in [
+        (&b",\"input\":"[..], *input),
+        (b",\"output\":", *output),
+        (b",\"cache_write_5m\":", *cache_write_5m),
+        (b",\"cache_write_1h\":", *cache_write_1h),
+        (b",\"cache_read\":", *cache_read),
+        (b",\"reasoning\":", *reasoning),
+        (b",\"requests\":", u64::from(*requests)),
+    ] {
+        out.extend_from_slice(name);
+        push_u64(out, value);
+    }
+    if *sidechain {
+        out.extend_from_slice(b",\"sidechain\":true");
+    }
+    for (name, value) in [
+        (&b",\"speed\":"[..], speed),
+        (b",\"cwd\":", cwd),
+        (b",\"branch\":", branch),
+    ] {
+        if let Some(value) = value {
+            out.extend_from_slice(name);
+            push_json_string(out, value);
+        }
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// Appends `text` as a JSON string; only one that needs escapes goes through `serde_json`.
+fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    let plain = !text
+        .bytes()
+        .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\');
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, text).expect("writing to memory");
+    }
+}
+
+fn push_u64(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0_u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + u8::try_from(value % 10).expect("a digit");
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
 /// The distinct sessions `records` name, sorted.
 fn chunk_sessions<'r>(records: impl Iterator<Item = &'r UsageRecord>) -> Vec<String> {
     let distinct: std::collections::HashSet<&str> = records
@@ -810,6 +903,44 @@ mod tests {
             output,
             requests: 1,
             ..UsageRecord::default()
+        }
+    }
+
+    #[test]
+    fn record_lines_are_what_serde_json_writes() {
+        let full = UsageRecord {
+            key: "claude:msg_01:req_01".to_owned(),
+            source: "claude".to_owned(),
+            session: Some("9f1c-\u{e9}t\u{e9}".to_owned()),
+            model: "claude-opus-4-6".to_owned(),
+            at: Some("2026-05-05T23:43:11.939Z".parse().unwrap()),
+            input: 0,
+            output: u64::MAX,
+            cache_write_5m: 10,
+            cache_write_1h: 1_000_000_007,
+            cache_read: 9_470_487_136,
+            reasoning: 3,
+            requests: u32::MAX,
+            sidechain: true,
+            speed: Some("fast".to_owned()),
+            cwd: Some("C:\\repo\\\"quoted\"\n\t\u{1}\u{1f}\u{7f}/x".to_owned()),
+            branch: Some("unit\u{1f}separator".to_owned()),
+        };
+        let bare = UsageRecord {
+            key: "manual:1".to_owned(),
+            model: String::new(),
+            at: Some("2026-01-01T00:00:00Z".parse().unwrap()),
+            ..UsageRecord::default()
+        };
+        for record in [full, bare, UsageRecord::default()] {
+            let mut expected = serde_json::to_vec(&record).unwrap();
+            expected.push(b'\n');
+            let mut written = Vec::new();
+            write_record_line(&mut written, &record);
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
         }
     }
 
