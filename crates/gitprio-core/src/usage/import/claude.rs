@@ -34,6 +34,18 @@ pub(super) const USAGE_MARKER: &[u8] = br#""usage":{"#;
 static USAGE_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(USAGE_MARKER));
 
+/// Bytes at the end of a line searched first for the marker.
+const USAGE_TAIL_BYTES: usize = 1024;
+
+/// Whether `line` holds [`USAGE_MARKER`]. An assistant line's usage follows its message
+/// content, near the end of the line, so the end is searched first: a line with usage is
+/// then found without reading its content.
+fn has_usage_marker(line: &[u8]) -> bool {
+    let tail = line.len().saturating_sub(USAGE_TAIL_BYTES);
+    let head = line.len().min(tail + USAGE_MARKER.len() - 1);
+    USAGE_FINDER.find(&line[tail..]).is_some() || USAGE_FINDER.find(&line[..head]).is_some()
+}
+
 /// Marks messages Claude Code generated locally; they cost nothing.
 const SYNTHETIC_MODEL: &str = "<synthetic>";
 
@@ -169,7 +181,7 @@ struct Found<'l, 'a> {
     reason = "a parser: one pass over the fields of a transcript line"
 )]
 pub(super) fn transcript_line(line: &[u8]) -> Result<Option<UsageRecord>, Malformed> {
-    if USAGE_FINDER.find(line).is_none() {
+    if !has_usage_marker(line) {
         return Ok(None);
     }
     let parsed = match scan_transcript_line(line) {
@@ -487,7 +499,7 @@ pub(super) type StreamParser = LineParser<ClaudeStream>;
 impl StreamParser {
     /// Whether a line can matter: usage, or the session id of an `init` line.
     pub(super) fn wants(line: &[u8]) -> bool {
-        USAGE_FINDER.find(line).is_some() || memchr::memmem::find(line, b"\"session_id\"").is_some()
+        has_usage_marker(line) || memchr::memmem::find(line, b"\"session_id\"").is_some()
     }
 
     pub(super) fn line(
@@ -715,6 +727,22 @@ pub(super) mod tests {
             (7, 8, true)
         );
         assert_eq!(record.at, Some("2025-01-01T00:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_marker_is_found_anywhere_in_a_line() {
+        for length in [0, 5, 9, 500, 1023, 1024, 1025, 1032, 1033, 3000] {
+            let blank = vec![b'x'; length];
+            assert!(!has_usage_marker(&blank));
+            for start in 0..=length.saturating_sub(USAGE_MARKER.len()) {
+                if length < USAGE_MARKER.len() {
+                    break;
+                }
+                let mut line = blank.clone();
+                line[start..start + USAGE_MARKER.len()].copy_from_slice(USAGE_MARKER);
+                assert!(has_usage_marker(&line), "length {length}, at {start}");
+            }
+        }
     }
 
     /// Asserts that the scanner reads `line` as `serde_json` does, or leaves it to it;

@@ -257,7 +257,7 @@ impl Deduper {
     fn into_records(self, only_changed: bool) -> (Vec<UsageRecord>, u64) {
         let superseded = self.superseded();
         let mut dropped = 0;
-        let records: Vec<UsageRecord> = self
+        let mut records: Vec<UsageRecord> = self
             .slots
             .into_iter()
             .zip(superseded)
@@ -273,7 +273,8 @@ impl Deduper {
                 (slot.changed || !only_changed).then_some(slot.record)
             })
             .collect();
-        (sort_by_time(records), dropped)
+        sort_by_time(&mut records);
+        (records, dropped)
     }
 
     /// Returns one record per request, by time then key.
@@ -289,9 +290,10 @@ impl Deduper {
     }
 }
 
-/// Sorts records by time then key, moving each record once: they are large, and an import
-/// holds many (sorting them in place moves each a dozen times or more).
-fn sort_by_time(mut records: Vec<UsageRecord>) -> Vec<UsageRecord> {
+/// Sorts records by time then key through an index, then puts each record in its place
+/// with one swap: records are large, and an import holds many (sorting them directly
+/// moves each a dozen times or more; copying them into a new vector doubles the memory).
+fn sort_by_time(records: &mut [UsageRecord]) {
     let mut order: Vec<(Option<jiff::Timestamp>, usize)> = records
         .iter()
         .enumerate()
@@ -302,10 +304,21 @@ fn sort_by_time(mut records: Vec<UsageRecord>) -> Vec<UsageRecord> {
             .cmp(right_at)
             .then_with(|| records[*left].key.cmp(&records[*right].key))
     });
-    order
-        .into_iter()
-        .map(|(_, index)| std::mem::take(&mut records[index]))
-        .collect()
+    let mut source: Vec<usize> = order.into_iter().map(|(_, index)| index).collect();
+    // Each cycle of the permutation is walked once: position `current` takes the record
+    // from `source[current]`, and a placed position points at itself.
+    for start in 0..source.len() {
+        let mut current = start;
+        while source[current] != current {
+            let next = source[current];
+            source[current] = current;
+            if next == start {
+                break;
+            }
+            records.swap(current, next);
+            current = next;
+        }
+    }
 }
 
 /// Returns the records of `new` that `existing` lacks: new requests, and better copies
@@ -354,6 +367,28 @@ impl Coalescer {
 mod tests {
     use super::*;
     use crate::usage::Totals;
+
+    #[test]
+    fn sorting_through_an_index_orders_by_time_then_key() {
+        let mut records: Vec<UsageRecord> = (0..500_u64)
+            .map(|number| {
+                let scrambled = number.wrapping_mul(7919) % 499;
+                UsageRecord {
+                    key: format!("k{}", scrambled % 13),
+                    at: (scrambled % 5 != 0).then(|| {
+                        jiff::Timestamp::from_second(i64::try_from(scrambled % 17).unwrap())
+                            .unwrap()
+                    }),
+                    output: number,
+                    ..UsageRecord::default()
+                }
+            })
+            .collect();
+        let mut expected = records.clone();
+        expected.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.key.cmp(&b.key)));
+        sort_by_time(&mut records);
+        assert_eq!(records, expected);
+    }
 
     fn claude(message: &str, request: Option<&str>, output: u64, sidechain: bool) -> UsageRecord {
         UsageRecord {
