@@ -111,7 +111,9 @@ pub fn message(settings: &Settings, severity: &str, text: &str) {
     } else {
         severity.to_owned()
     };
-    eprintln!("{prefix}: {text}");
+    // Not `eprintln!`, which panics when stderr is closed (the `gitprio run` that started a
+    // `done` was killed): a message nobody can read must not stop the operation halfway.
+    let _ = writeln!(std::io::stderr(), "{prefix}: {text}");
 }
 
 /// Prints the problems met while loading the queue to stderr, saying that broken files were skipped.

@@ -1336,3 +1336,28 @@ fn a_done_killed_after_its_submission_landed_is_finished_by_the_run() {
     let again = env.run("clone", &["run", "--json", "--", &agent]);
     assert_eq!(summary(&again)["attempts"], 0, "{again}");
 }
+
+#[test]
+fn done_whose_caller_died_still_lands_its_submission() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[(".tasks/a.md", &task("A", "acceptance: [\"true\"]\n"))],
+    );
+    assert_eq!(env.run("repo", &["claim", "--local", "--json"]).code, 0);
+    // The `gitprio run` that started this `done` was killed: nobody reads its output any more.
+    let (stdout_reader, stdout) = std::io::pipe().unwrap();
+    let (stderr_reader, stderr) = std::io::pipe().unwrap();
+    drop((stdout_reader, stderr_reader));
+    let status = env
+        .command("repo", &["done", "a", "--local", "--json"])
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    assert_eq!(lease_state(&env, "repo", "a")["state"], "submitted");
+    let file = std::fs::read_to_string(env.path("repo/.tasks/a.md")).unwrap();
+    assert!(file.contains("status: done"), "{file}");
+}
