@@ -681,14 +681,17 @@ fn done_runs_the_acceptance_commands_and_keeps_the_summary() {
     );
 }
 
+/// A repository `repo` holding task `a` (`extra` added to its frontmatter), claimed with
+/// local leases.
+fn claimed_locally(env: &TestEnv, extra: &str) {
+    env.repo("repo", &[(".tasks/a.md", &task("A", extra))]);
+    assert_eq!(env.run("repo", &["claim", "--local", "--json"]).code, 0);
+}
+
 #[test]
 fn done_without_verifying_records_why() {
     let env = TestEnv::new();
-    env.repo(
-        "repo",
-        &[(".tasks/a.md", &task("A", "acceptance: [\"false\"]\n"))],
-    );
-    assert_eq!(env.run("repo", &["claim", "--local", "--json"]).code, 0);
+    claimed_locally(&env, "acceptance: [\"false\"]\n");
     let done = env.run(
         "repo",
         &[
@@ -711,8 +714,7 @@ fn done_without_verifying_records_why() {
 #[test]
 fn release_park_parks_at_once() {
     let env = TestEnv::new();
-    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
-    assert_eq!(env.run("repo", &["claim", "--local", "--json"]).code, 0);
+    claimed_locally(&env, "");
     let released = env.run(
         "repo",
         &[
@@ -1340,11 +1342,7 @@ fn a_done_killed_after_its_submission_landed_is_finished_by_the_run() {
 #[test]
 fn done_whose_caller_died_still_lands_its_submission() {
     let env = TestEnv::new();
-    env.repo(
-        "repo",
-        &[(".tasks/a.md", &task("A", "acceptance: [\"true\"]\n"))],
-    );
-    assert_eq!(env.run("repo", &["claim", "--local", "--json"]).code, 0);
+    claimed_locally(&env, "acceptance: [\"true\"]\n");
     // The `gitprio run` that started this `done` was killed: nobody reads its output any more.
     let (stdout_reader, stdout) = std::io::pipe().unwrap();
     let (stderr_reader, stderr) = std::io::pipe().unwrap();
