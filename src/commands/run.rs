@@ -479,6 +479,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
         context.adapter.name(),
         if slots == 1 { "" } else { "s" },
     ));
+    attempt::finish_left_submissions(&context, &agent_name);
     std::thread::scope(|scope| {
         for slot in 0..slots {
             let agent = if slots == 1 {

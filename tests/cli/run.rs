@@ -1359,3 +1359,54 @@ fn done_whose_caller_died_still_lands_its_submission() {
     let file = std::fs::read_to_string(env.path("repo/.tasks/a.md")).unwrap();
     assert!(file.contains("status: done"), "{file}");
 }
+
+#[test]
+fn a_run_killed_during_done_leaves_a_submission_the_next_run_pushes() {
+    let env = TestEnv::new();
+    let started = env.path("acceptance-started");
+    cloned(
+        &env,
+        &[(
+            ".tasks/alpha.md",
+            &task(
+                "Alpha",
+                &format!(
+                    "acceptance: [\"touch {} && sleep 1 && test -f alpha.txt\"]\n",
+                    started.display()
+                ),
+            ),
+        )],
+    );
+    let agent = script(&env, "agent", "cat > /dev/null\ntouch alpha.txt\n");
+    let mut run = env.spawn("clone", &["run", "--json", "--", &agent]);
+    wait_for("`gitprio done` to run the acceptance command", || {
+        started.exists()
+    });
+    // `kill -9` of the run: its `done` goes on alone and lands the submission.
+    run.kill().unwrap();
+    run.wait().unwrap();
+    wait_for("the submission", || {
+        let status = env.run("clone", &["status", "--json"]);
+        status.json()["leases"][0]["state"] == "submitted"
+    });
+    assert!(env.path("clone-gitprio-worktrees/alpha/alpha.txt").exists());
+
+    let again = env.run("clone", &["run", "--json", "--", &agent]);
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(summary(&again)["attempts"], 0, "{again}");
+    let task_file = env.git("remote.git", &["show", "gitprio/alpha:.tasks/alpha.md"]);
+    assert!(task_file.contains("status: done"), "{task_file}\n{again}");
+    let work = env.git(
+        "remote.git",
+        &["show", "--format=%B", "--name-only", "gitprio/alpha"],
+    );
+    assert!(
+        work.contains("Gitprio-Task: alpha")
+            && work.trim_end().ends_with(".tasks/alpha.md\nalpha.txt"),
+        "{work}\n{again}"
+    );
+    assert!(
+        !env.path("clone-gitprio-worktrees/alpha").exists(),
+        "{again}"
+    );
+}
