@@ -222,6 +222,20 @@ def percentile(samples, fraction):
     return ordered[int(rank) - 1]
 
 
+def cpu_times():
+    """The machine's (busy, total) CPU time so far, in clock ticks, from /proc/stat."""
+    with open("/proc/stat") as handle:
+        fields = [int(value) for value in handle.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_between(before, after):
+    """The fraction of the machine's CPU time (all cores) that was busy between two cpu_times()."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total else float("nan")
+
+
 def load1():
     with open("/proc/loadavg") as handle:
         return float(handle.read().split()[0])
@@ -398,7 +412,7 @@ def run_latency(args, binary, root, env):
 RACES = re.compile(r"losing (\d+) races")
 
 
-def agent_loop(binary, repo, env, start, record, errors, max_errors=20, work_ms=0):
+def agent_loop(binary, repo, env, start, record, errors, max_errors=20, work_ms=0, done_env=None):
     start.wait()
     rnd = random.Random(env["GITPRIO_AGENT"])
     failures = 0
@@ -425,7 +439,10 @@ def agent_loop(binary, repo, env, start, record, errors, max_errors=20, work_ms=
         if work_ms:
             # The agent works on the task: half to one and a half times --work-ms.
             time.sleep(rnd.uniform(0.5, 1.5) * work_ms / 1000)
-        done = subprocess.run([binary, "done", task], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        done = subprocess.run(
+            [binary, "done", task], cwd=repo, env=dict(env, **(done_env or {})), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         if done.returncode != 0:
             errors.append(
                 f"{env['GITPRIO_AGENT']}: done {task} exit {done.returncode}: "
@@ -435,9 +452,10 @@ def agent_loop(binary, repo, env, start, record, errors, max_errors=20, work_ms=
                 record("lost", 0, 0)
 
 
-def contention(args, binary, root, env, agents, tasks=None, serve=None, url=None):
+def contention(args, binary, root, env, agents, tasks=None, serve=None, url=None, done_env=None):
     """K agents drain a fresh queue of `tasks` (default --tasks): the remote by path, or
-    when `serve` and `url` are given, `<serve>/<name>.git` reached at `url(name)`."""
+    when `serve` and `url` are given, `<serve>/<name>.git` reached at `url(name)`; each
+    `gitprio done` runs with `done_env` added to its environment."""
     tasks = tasks or args.tasks
     base = os.path.join(root, f"k{agents}-{time.time_ns()}")
     os.makedirs(base)
@@ -465,7 +483,7 @@ def contention(args, binary, root, env, agents, tasks=None, serve=None, url=None
         threading.Thread(
             target=agent_loop,
             args=(binary, repo, dict(env, GITPRIO_AGENT=os.path.basename(repo)), start, record, errors),
-            kwargs={"work_ms": args.work_ms},
+            kwargs={"work_ms": args.work_ms, "done_env": done_env},
         )
         for repo in clones
     ]
@@ -569,30 +587,45 @@ def run_rtt(args, binary, root, env):
     load = wait_for_quiet(args)
     try:
         builds = [("after", binary)] + ([("before", os.path.abspath(args.bin_before))] if args.bin_before else [])
-        for transport, port in (("git://", daemon_port), ("http", http.port)):
+        transports = [("git://", daemon_port), ("http", http.port)]
+        for transport, port in [entry for entry in transports if entry[0].rstrip(":/") in args.rtt_transports.split(",")]:
             scheme = "git" if transport == "git://" else "http"
             for rtt, (build, binary) in [
                 (int(value), build) for value in args.rtts.split(",") for build in builds
             ]:
                 proxy = netsim.LatencyProxy(port, rtt)
+                # `gitprio done` goes through a proxy of its own (git's `url.<base>.insteadOf`
+                # from the environment), so that `claim rt` counts the claims' round trips alone.
+                done_proxy = netsim.LatencyProxy(port, rtt)
+                done_env = {
+                    "GIT_CONFIG_COUNT": "1",
+                    "GIT_CONFIG_KEY_0": f"url.{scheme}://127.0.0.1:{done_proxy.port}/.insteadOf",
+                    "GIT_CONFIG_VALUE_0": f"{scheme}://127.0.0.1:{proxy.port}/",
+                }
                 try:
                     url = lambda name: f"{scheme}://127.0.0.1:{proxy.port}/{name}.git"  # noqa: E731
                     label = f"{scheme}{rtt}{build}"
                     make_remote(serve, f"rtt-{label}", args.warmup + args.rtt_runs, env)
+                    cpu_before = cpu_times()
                     alone = rtt_latency(args, binary, root, env, proxy, url, label)
+                    cpu = busy_between(cpu_before, cpu_times())
                     push = statistics.median(alone["push"])
                     claim = statistics.median(alone["claim"])
                     rows.append({
                         "transport": transport, "rtt": rtt, "build": build, "agents": "alone", "push": push,
                         "push rt": statistics.median(alone["push rt"]), "claim rt": statistics.median(alone["claim rt"]),
                         "p50": claim, "p90": percentile(alone["claim"], 0.9), "pushes": 1.0,
-                        "claims/s": 1000 / claim, "ok": True,
+                        "claims/s": 1000 / claim, "ok": True, "cpu": cpu,
                     })
                     for agents in [int(value) for value in args.rtt_agents.split(",")]:
                         tasks = max(args.rtt_min_tasks, args.rtt_tasks_per_agent * agents)
                         before = proxy.counters()
-                        result = contention(args, binary, root, env, agents, tasks, serve, url)
+                        done_before = done_proxy.counters()
+                        cpu_before = cpu_times()
+                        result = contention(args, binary, root, env, agents, tasks, serve, url, done_env)
+                        cpu = busy_between(cpu_before, cpu_times())
                         after = proxy.counters()
+                        done_after = done_proxy.counters()
                         print(
                             f"#   {build} {transport} {rtt} ms K={agents}: {result['wall']:.1f}s (load {load1():.2f})",
                             file=sys.stderr,
@@ -602,13 +635,15 @@ def run_rtt(args, binary, root, env):
                             "transport": transport, "rtt": rtt, "build": build, "agents": agents, "push": push,
                             "push rt": None,
                             "claim rt": (after[0] - before[0] + after[1] - before[1]) / claims,
+                            "done rt": (done_after[0] - done_before[0] + done_after[1] - done_before[1]) / claims,
                             "p50": result["p50"], "p90": result["p90"],
                             "pushes": (result["tries"] + result["failed tries"]) / claims,
                             "claims/s": result["claims"] / result["wall"],
-                            "ok": not problems_of(result), "result": result,
+                            "ok": not problems_of(result), "result": result, "cpu": cpu,
                         })
                 finally:
                     proxy.close()
+                    done_proxy.close()
     finally:
         http.close()
         stop_daemon(daemon)
@@ -619,17 +654,18 @@ def run_rtt(args, binary, root, env):
         f"{args.rtt_tasks_per_agent}K) tasks, working {args.work_ms} ms (x0.5-1.5) on each"
     )
     print(
-        f"{'remote':<7} {'rtt ms':>6} {'build':>6} {'agents':>6} {'push ms':>8} {'push rt':>7} {'claim rt':>8} "
-        f"{'p50 ms':>8} {'p90 ms':>8} {'p50/push':>8} {'pushes/claim':>12} {'claims/s':>8} {'double':>6}"
+        f"{'remote':<7} {'rtt ms':>6} {'build':>6} {'agents':>6} {'push ms':>8} {'push rt':>7} {'claim rt':>8} {'done rt':>7} "
+        f"{'p50 ms':>8} {'p90 ms':>8} {'p50/push':>8} {'pushes/claim':>12} {'claims/s':>8} {'double':>6} {'cpu':>4}"
     )
     ok = True
     for row in rows:
         push_rt = "" if row["push rt"] is None else f"{row['push rt']:.0f}"
+        done_rt = f"{row['done rt']:.1f}" if "done rt" in row else ""
         doubles = row["result"]["doubles"] if "result" in row else 0
         print(
             f"{row['transport']:<7} {row['rtt']:>6} {row['build']:>6} {row['agents']:>6} {row['push']:>8.0f} {push_rt:>7} "
-            f"{row['claim rt']:>8.1f} {row['p50']:>8.0f} {row['p90']:>8.0f} {row['p50'] / row['push']:>7.2f}x "
-            f"{row['pushes']:>12.2f} {row['claims/s']:>8.2f} {doubles:>6}"
+            f"{row['claim rt']:>8.1f} {done_rt:>7} {row['p50']:>8.0f} {row['p90']:>8.0f} {row['p50'] / row['push']:>7.2f}x "
+            f"{row['pushes']:>12.2f} {row['claims/s']:>8.2f} {doubles:>6} {100 * row['cpu']:>3.0f}%"
         )
         if not row["ok"]:
             ok = False
@@ -711,6 +747,7 @@ def main():
     parser.add_argument("--rtts", default="50,150", help="round-trip times the proxy adds, ms")
     parser.add_argument("--bin-before", help="a second gitprio binary to measure in the same rtt run")
     parser.add_argument("--rtt-agents", default="1,8,32")
+    parser.add_argument("--rtt-transports", default="git,http", help="which of git (git://) and http to measure")
     parser.add_argument("--rtt-runs", type=int, default=8)
     parser.add_argument("--rtt-min-tasks", type=int, default=16)
     parser.add_argument("--rtt-tasks-per-agent", type=int, default=2)

@@ -31,8 +31,11 @@ IO_TIMEOUT = 60
 
 
 class LatencyProxy:
-    def __init__(self, target_port, rtt_ms):
+    def __init__(self, target_port, rtt_ms, log=None):
         self.target_port = target_port
+        # With `log`, a list: one (opened, closed, turns) per connection, in `time.time()` seconds,
+        # to tell which command made which connection (see `connections_between`).
+        self.log = log
         self.delay = rtt_ms / 2000.0
         self.rtt = rtt_ms / 1000.0
         self.lock = threading.Lock()
@@ -68,6 +71,7 @@ class LatencyProxy:
     async def _serve(self, client_reader, client_writer):
         with self.lock:
             self.connections += 1
+        opened = time.time()
         try:
             await asyncio.sleep(self.rtt)
             server_reader, server_writer = await asyncio.wait_for(
@@ -76,12 +80,15 @@ class LatencyProxy:
         except (OSError, asyncio.TimeoutError):
             client_writer.close()
             return
-        state = {"last": None}
+        state = {"last": None, "turns": 0}
         await asyncio.gather(
             self._pipe(client_reader, server_writer, "up", state),
             self._pipe(server_reader, client_writer, "down", state),
             return_exceptions=True,
         )
+        if self.log is not None:
+            with self.lock:
+                self.log.append((opened, time.time(), state["turns"]))
 
     async def _pipe(self, reader, writer, direction, state):
         queue = asyncio.Queue()
@@ -108,6 +115,7 @@ class LatencyProxy:
                 if direction == "down" and state["last"] == "up":
                     with self.lock:
                         self.turns += 1
+                    state["turns"] += 1
                 state["last"] = direction
                 queue.put_nowait((self.loop.time() + self.delay, data))
         except (OSError, asyncio.TimeoutError):

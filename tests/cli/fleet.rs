@@ -337,3 +337,113 @@ fn lease_mirrors_are_packed_once_many_are_loose_and_still_read_whole() {
         "{status}"
     );
 }
+
+fn run_as(env: &TestEnv, dir: &str, agent: &str, args: &[&str]) -> Output {
+    let output = env.run_with(dir, args, &[("GITPRIO_AGENT", agent), ("GITPRIO_NOW", T0)]);
+    assert_eq!(output.code, 0, "{args:?} as {agent}: {output}");
+    output
+}
+
+/// The tasks of [`fleet_at_work`]: the first two best-ranked, in this order.
+const FLEET_TASKS: [&str; 7] = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta"];
+
+/// Seven tasks on an HTTP remote; `alice` (clone `a`) has claimed and finished `alpha`,
+/// and `bob` (clone `b`) holds `beta`, which alice's mirrors show: her view has another
+/// agent at work.
+fn fleet_at_work(env: &TestEnv, clones: &[&str]) -> HttpGit {
+    let files: Vec<(String, String)> = FLEET_TASKS
+        .iter()
+        .enumerate()
+        .map(|(rank, name)| {
+            (
+                format!(".tasks/{name}.md"),
+                task(name, u8::try_from(rank.min(4)).unwrap(), &[]),
+            )
+        })
+        .collect();
+    remote_with_clones(env, &files, &[]);
+    let http = HttpGit::start(&env.path("."));
+    for clone in ["a", "b"].iter().chain(clones) {
+        env.git(".", &["clone", "--quiet", &http.url("remote.git"), clone]);
+    }
+    assert_eq!(
+        claimed(&claim_as(env, "a", "alice")),
+        ("alpha".to_owned(), 1)
+    );
+    assert_eq!(claimed(&claim_as(env, "b", "bob")), ("beta".to_owned(), 1));
+    run_as(env, "a", "alice", &["done", "alpha"]);
+    run_as(env, "a", "alice", &["status"]);
+    http
+}
+
+#[test]
+fn a_claim_among_agents_at_work_fetches_only_the_leases_without_negotiating() {
+    let env = TestEnv::new();
+    let http = fleet_at_work(&env, &["c", "editor"]);
+    // New since alice's view: carol's lease.
+    let (carols, _) = claimed(&claim_as(&env, "c", "carol"));
+
+    let since = http.requests().len();
+    let (alices, tries) = claimed(&claim_as(&env, "a", "alice"));
+    assert_eq!(tries, 1, "alice lost a race");
+    assert_ne!(alices, carols);
+    assert_eq!(
+        services_since(&http, since),
+        [
+            "GET refs?service=git-upload-pack",
+            "POST git-upload-pack?",
+            "POST git-upload-pack?",
+            "GET refs?service=git-receive-pack",
+            "POST git-receive-pack?"
+        ],
+        "one fetch of the leases (its ref listing, then the new objects at once, no \"have\" round) and one push"
+    );
+
+    // Finished on the branch since alice's last full refresh: her push, pinned to the
+    // branch tip she knows, fails; the claim fetches the branch and takes another task.
+    run_as(&env, "a", "alice", &["done", &alices]);
+    let next = run_as(&env, "a", "alice", &["next", "--json"]);
+    let finished = next.json()["task"]["id"].as_str().unwrap().to_owned();
+    let path = env.path(&format!("editor/.tasks/{finished}.md"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("---\nDo ", "status: done\n---\nDo ")).unwrap();
+    env.git(
+        "editor",
+        &["commit", "--quiet", "-am", "finished on the branch"],
+    );
+    env.git("editor", &["push", "--quiet", "origin", "main"]);
+    let (after, tries) = claimed(&claim_as(&env, "a", "alice"));
+    assert_eq!(tries, 2, "the pinned push and the one after the refresh");
+    assert_ne!(after, finished);
+    let lease = env.git(
+        "remote.git",
+        &[
+            "for-each-ref",
+            "--format=%(refname)",
+            &format!("refs/gitprio/leases/{finished}"),
+        ],
+    );
+    assert_eq!(lease, "", "the task finished on the branch was claimed");
+}
+
+#[test]
+fn a_dropped_connection_of_the_lease_fetch_is_retried_and_never_loses_a_race() {
+    let env = TestEnv::new();
+    let _http = fleet_at_work(&env, &[]);
+    let daemon = GitDaemon::start(&env.path("."));
+    let proxy = DroppingProxy::start(daemon.port());
+    env.git(
+        "a",
+        &["remote", "set-url", "origin", &proxy.url("remote.git")],
+    );
+
+    // Alice's view shows bob at work: her claim first fetches the leases, whose first
+    // two connections drop.
+    proxy.drop_next(2);
+    assert_eq!(
+        claimed(&claim_as(&env, "a", "alice")),
+        ("gamma".to_owned(), 1),
+        "a dropped connection counted as a race, or the claim gave up"
+    );
+    assert_eq!(proxy.dropped(), 2);
+}

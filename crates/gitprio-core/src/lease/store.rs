@@ -73,11 +73,11 @@ pub enum StoreError {
         lock: PathBuf,
         detail: String,
     },
-    /// A push made on this clone's view without a refresh (see
-    /// [`LeaseStore::pin_queue_branch`]) found the remote moved on: the claim refreshes
-    /// and tries again; never shown.
+    /// A push pinned to the queue branch (see [`LeaseStore::pin_queue_branch`]) found
+    /// the remote moved on: its lease ref, or with `branch_moved` the queue's branch. The
+    /// claim refreshes (the branch too when it moved) and tries again; never shown.
     #[error("the view of remote `{remote}` this clone had is out of date")]
-    StaleView { remote: String },
+    StaleView { remote: String, branch_moved: bool },
     #[error("cannot write a lease commit: {0}")]
     Write(String),
     #[error(
@@ -237,9 +237,77 @@ impl<'repo> LeaseStore<'repo> {
         self.refresh_with(&[])
     }
 
+    /// [`LeaseStore::refresh`] where the caller expects the remote to have moved on (a
+    /// claim whose view shows other agents at work, or that just lost a race): over the
+    /// network it fetches at once, without first asking whether anything changed. Over
+    /// `git://` that question (`ls-remote`) costs a connection and an answer, two round
+    /// trips, as many as a fetch that finds nothing new; when something did change, the
+    /// fetch follows it and the claim pays both. A remote on this machine is still read
+    /// first: that costs no round trip.
+    pub fn refresh_expecting_changes(&self) -> Result<(), StoreError> {
+        self.refresh_prefixes(&[], self.transport_is_local())
+    }
+
     /// [`LeaseStore::refresh`], bringing in the same fetch every gitprio ref under each of
     /// `prefixes` too (`refs/gitprio/usage/` for the cockpit).
     pub fn refresh_with(&self, prefixes: &[&str]) -> Result<(), StoreError> {
+        self.refresh_prefixes(prefixes, true)
+    }
+
+    /// Brings every lease from the remote, and not the queue's branch, in one fetch that
+    /// sends nothing of what this clone has (`fetch.negotiationAlgorithm=noop`): for a
+    /// claim among agents at work, which then pins its push to the branch tip it knows
+    /// ([`LeaseStore::pin_queue_branch`]) and refreshes the branch only when that push
+    /// finds it moved.
+    ///
+    /// Git's negotiation announces every advertised ref this clone already has as a "have"
+    /// (one per lease ref, 16, 32, 64, ... a batch), and since lease commits share no
+    /// history the server waits for them all: a fetch of a few new leases from a remote
+    /// with 300 took 8 round trips over `git://` and 9 over HTTP, against 3 and 4 without
+    /// (measured in `docs/BENCHMARKS.md`). A lease commit is tiny and its history short,
+    /// so sending a lease's earlier commits again costs less than one round trip. The
+    /// branch is left out because the same fetch of a moved branch would bring its whole
+    /// history. A remote on this machine gets the whole refresh: reading its refs costs
+    /// no round trip.
+    pub fn refresh_leases(&self) -> Result<(), StoreError> {
+        let Mode::Remote { remote, .. } = &self.mode else {
+            return Ok(());
+        };
+        if self.transport_is_local() {
+            return self.refresh();
+        }
+        self.unpin_queue_branch();
+        self.take_current_mirrors();
+        let spec = format!("+{LEASE_PREFIX}*:{}*", self.mirror_of(LEASE_PREFIX));
+        let mut args = vec!["-c", "fetch.negotiationAlgorithm=noop"];
+        args.extend(fetch_args(self.repo, remote));
+        args.extend(["--prune", "--no-recurse-submodules", remote, &spec]);
+        let output = self.fetch_git(&args)?;
+        if !output.status.success() {
+            return Err(StoreError::Remote {
+                remote: remote.clone(),
+                action: "fetch",
+                detail: stderr_summary(&output.stderr),
+            });
+        }
+        self.pack_mirrors();
+        Ok(())
+    }
+
+    /// Whether the remote is a repository on this machine, whose refs are read from its files.
+    fn transport_is_local(&self) -> bool {
+        match &self.mode {
+            Mode::Remote { remote, .. } => {
+                matches!(self.repo.transport(remote), Transport::Local(_))
+            }
+            Mode::Local => true,
+        }
+    }
+
+    /// Refreshes like [`LeaseStore::refresh_with`]; with `probe`, first reads the remote's
+    /// refs without fetching where that can be done ([`Repository::peek_remote_refs`]) and
+    /// fetches only when they differ from the mirrors.
+    fn refresh_prefixes(&self, prefixes: &[&str], probe: bool) -> Result<(), StoreError> {
         let Mode::Remote { remote, branch } = &self.mode else {
             return Ok(());
         };
@@ -247,7 +315,9 @@ impl<'repo> LeaseStore<'repo> {
         self.take_current_mirrors();
         let mut prefixes_and_leases = vec![LEASE_PREFIX];
         prefixes_and_leases.extend_from_slice(prefixes);
-        if let Some(lease_mirrors) = self.mirrors_are_current(remote, branch, &prefixes_and_leases)
+        if probe
+            && let Some(lease_mirrors) =
+                self.mirrors_are_current(remote, branch, &prefixes_and_leases)
         {
             *self.lock_current_mirrors() = Some(lease_mirrors);
             self.note_refreshed();
@@ -562,6 +632,7 @@ impl<'repo> LeaseStore<'repo> {
                 if outcome != CasOutcome::Won && self.lock_pinned().is_some() {
                     return Err(StoreError::StaleView {
                         remote: remote.clone(),
+                        branch_moved: false,
                     });
                 }
                 if outcome == CasOutcome::Won {
@@ -665,6 +736,12 @@ impl<'repo> LeaseStore<'repo> {
         loop {
             let (lock, detail) = match self.push(remote, reference, expected, new)? {
                 Pushed::Done(outcome) => return Ok(outcome),
+                Pushed::BranchMoved => {
+                    return Err(StoreError::StaleView {
+                        remote: remote.to_owned(),
+                        branch_moved: true,
+                    });
+                }
                 Pushed::Locked { lock, detail } => (lock, detail),
             };
             if self.remote_value(remote, reference)? != expected {
@@ -716,13 +793,23 @@ impl<'repo> LeaseStore<'repo> {
         args.extend(pinned.as_ref().map(|(_, branch_spec)| branch_spec.as_str()));
         let output = self.push_through_dropped_connections(remote, reference, new, &args)?;
         let stdout = String::from_utf8_lossy(&output.stdout);
-        let line = stdout.lines().find_map(|line| {
-            let mut fields = line.split('\t');
-            let flag = fields.next()?;
-            let spec = fields.next()?;
-            let summary = fields.next().unwrap_or_default();
-            (spec.rsplit(':').next() == Some(reference)).then_some((flag, summary))
-        });
+        let line_of = |wanted: &str| {
+            stdout.lines().find_map(|line| {
+                let mut fields = line.split('\t');
+                let flag = fields.next()?;
+                let spec = fields.next()?;
+                let summary = fields.next().unwrap_or_default();
+                (spec.rsplit(':').next() == Some(wanted)).then_some((flag, summary))
+            })
+        };
+        let line = line_of(reference);
+        if let (Some(_), Mode::Remote { branch, .. }) = (&pinned, &self.mode)
+            && let Some(("!", summary)) = line_of(&format!("refs/heads/{branch}"))
+            // The ref that failed an atomic push has git's reason; the others say "atomic".
+            && !summary.contains("atomic")
+        {
+            return Ok(Pushed::BranchMoved);
+        }
         let stderr = stderr_summary(&output.stderr);
         match line {
             Some(("*" | "+" | " " | "-" | "=", _)) if output.status.success() => {
@@ -819,6 +906,8 @@ impl<'repo> LeaseStore<'repo> {
 /// What one push came to.
 enum Pushed {
     Done(CasOutcome),
+    /// A push pinned to the queue branch found the branch moved (whatever its lease ref did).
+    BranchMoved,
     /// The remote could not lock the ref: its `.lock` file exists there.
     Locked {
         lock: PathBuf,

@@ -902,7 +902,7 @@ fn parse_records(bytes: &[u8]) -> Result<Vec<UsageRecord>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn record(key: &str, output: u64) -> UsageRecord {
@@ -982,7 +982,7 @@ mod tests {
     }
 
     /// Run `1-abcdef01` of task `fix`, by alice, started at `now`.
-    fn run_meta(now: Timestamp) -> RunMeta {
+    pub(crate) fn run_meta(now: Timestamp) -> RunMeta {
         RunMeta {
             task: TaskId::new("fix").unwrap(),
             run: "1-abcdef01".to_owned(),

@@ -96,13 +96,34 @@ impl Workspace<'_> {
         let store = &self.store;
         let mut lost = 0;
         let mut round = 0;
-        let mut on_current_view = may_claim_without_refresh(store, context);
+        let mut next = if may_claim_without_refresh(store, context) {
+            View::AsIs
+        } else {
+            View::Refreshed
+        };
         loop {
             round += 1;
-            if !(on_current_view && store.pin_queue_branch()) {
-                on_current_view = false;
-                store.refresh()?;
-            }
+            let view = match next {
+                View::AsIs if store.pin_queue_branch() => View::AsIs,
+                View::Leases => {
+                    store.refresh_leases()?;
+                    if store.pin_queue_branch() {
+                        View::Leases
+                    } else {
+                        store.refresh_expecting_changes()?;
+                        View::Refreshed
+                    }
+                }
+                // After a first view, the remote has moved on: fetch without asking first.
+                _ if round > 1 => {
+                    store.refresh_expecting_changes()?;
+                    View::Refreshed
+                }
+                _ => {
+                    store.refresh()?;
+                    View::Refreshed
+                }
+            };
             let loaded = load_tasks(self.repo, &self.queue_source(), self.notices)?;
             let (leases, bad) = store.leases()?;
             let holds = holds_of(&leases, &bad, context.now, context.skew, self.notices);
@@ -111,9 +132,9 @@ impl Workspace<'_> {
                 max_attempts: loaded.config.max_attempts.max(1),
                 ..context.clone()
             };
-            if on_current_view && lease::active_agents(&leases, &context) > 1 {
+            if view == View::AsIs && lease::active_agents(&leases, &context) > 1 {
                 // Others are claiming: a view without a refresh would mostly lose.
-                on_current_view = false;
+                next = View::Leases;
                 round -= 1;
                 continue;
             }
@@ -132,18 +153,28 @@ impl Workspace<'_> {
                 &avoided,
                 lost,
             ) {
-                Err(LeaseError::Store(StoreError::StaleView { .. })) => {
-                    on_current_view = false;
+                Err(LeaseError::Store(StoreError::StaleView { branch_moved, .. }))
+                    if round < MAX_CLAIM_ROUNDS =>
+                {
                     lost += 1;
+                    next = if branch_moved {
+                        View::Refreshed
+                    } else {
+                        View::Leases
+                    };
+                }
+                Err(LeaseError::Store(StoreError::StaleView { .. })) => {
+                    return Err(LeaseError::Contention { tries: lost + 1 }.into());
                 }
                 // Nothing ready on a view that may be old: only a refreshed one may say so.
-                Ok(ClaimOutcome::NothingReady { .. }) if on_current_view => {
-                    on_current_view = false;
+                Ok(ClaimOutcome::NothingReady { .. }) if view != View::Refreshed => {
+                    next = View::Refreshed;
                     round -= 1;
                 }
                 Err(LeaseError::Contention { tries }) if round < MAX_CLAIM_ROUNDS => {
                     // Every candidate of this view was taken meanwhile: look again, a little later.
                     lost += tries;
+                    next = View::Leases;
                     std::thread::sleep(std::time::Duration::from_millis(10 * u64::from(round)));
                 }
                 Err(LeaseError::Contention { tries }) => {
@@ -272,6 +303,17 @@ fn may_claim_without_refresh(store: &LeaseStore<'_>, context: &LeaseContext) -> 
         .last_refreshed()
         .and_then(|refreshed| refreshed.elapsed().ok())
         .is_some_and(|age| age < ttl)
+}
+
+/// How fresh the view of the remote a claim chooses on is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum View {
+    /// The mirrors as they are, without a refresh; the push is pinned to the branch tip they show.
+    AsIs,
+    /// The leases just fetched, the branch as last fetched; the push is pinned to that tip.
+    Leases,
+    /// The branch and the leases just refreshed (or a remote that is not pinned).
+    Refreshed,
 }
 
 /// Unpins the queue branch when the claim ends, however it ends: the store's later
