@@ -23,9 +23,9 @@ use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::{self as core_lease, CasOutcome, LeaseState, LeaseStore};
 use gitprio_core::queue::{Holds, Queue};
-use gitprio_core::source::{self, ParseCache};
-use gitprio_core::usage::{Ledger, PriceTable};
-use gitprio_core::workspace::{StoreChoice, store_mode};
+use gitprio_core::source::ParseCache;
+use gitprio_core::usage::PriceTable;
+use gitprio_core::workspace::{SettledRuns, StoreChoice, Workspace};
 use serde::{Deserialize, Serialize};
 
 use self::changes::Changes;
@@ -261,16 +261,14 @@ pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
     )?;
     let _ = cache.save(&cache_path);
     let invalid = changes.edits_tasks() && run_check(settings)?;
-    let config = source::local_config(&repo)?;
-    let store = LeaseStore::new(
+    let notices = output::Stderr(settings);
+    let workspace = Workspace::open_quietly(
         &repo,
-        store_mode(
-            &repo,
-            &config,
-            StoreChoice::Configured,
-            settings.branch.as_deref(),
-        )?,
-    );
+        settings.invocation(),
+        StoreChoice::Configured,
+        &notices,
+    )?;
+    let store = workspace.store();
     if let Err(error) = store.fetch("refs/gitprio/*") {
         warn(
             settings,
@@ -279,8 +277,7 @@ pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
             ),
         );
     }
-    let (leases, _) = store.leases()?;
-    let runs = Ledger::new(&store).all_runs()?;
+    let SettledRuns { leases, runs } = workspace.settled_runs()?;
     let prices = PriceTable::new(gitprio_core::workspace::price_overrides(
         &repo,
         Some(changes.head),
@@ -335,7 +332,7 @@ pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
     };
     write_step_summary(&resolved, &page, note.as_deref())?;
     write_outputs(&resolved, &outputs)?;
-    settle_leases(settings, &store, &pull_request, &changes, &leases);
+    settle_leases(settings, store, &pull_request, &changes, &leases);
     if let Some(error) = failure {
         return Err(CliError::from(error));
     }

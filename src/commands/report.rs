@@ -7,12 +7,11 @@ use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
-use gitprio_core::lease::LeaseStore;
-use gitprio_core::source::{self, QueueSource};
+use gitprio_core::source::QueueSource;
 use gitprio_core::usage::attribute::Unattributed;
 use gitprio_core::usage::report::{
     Distribution, GroupBy, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts, Waste,
-    attribute_share, pull_request_signals, report, settle_open_runs,
+    attribute_share, pull_request_signals, report,
 };
 use gitprio_core::usage::{Ledger, PriceTable};
 use jiff::Timestamp;
@@ -23,8 +22,7 @@ use crate::output::{dollars, ratio, tokens};
 use crate::reading::load_tasks;
 use crate::settings::Settings;
 use crate::{exit_code, output};
-use gitprio_core::workspace::store_mode;
-use gitprio_core::workspace::{PRICES_PATH, price_overrides};
+use gitprio_core::workspace::{PRICES_PATH, Workspace, price_overrides};
 
 mod openmetrics;
 
@@ -98,21 +96,14 @@ fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
 }
 
 pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
+    let notices = output::Stderr(settings);
     let repo = Repository::discover(&settings.directory)?;
-    let config = source::local_config(&repo)?;
-    let store = LeaseStore::new(
-        &repo,
-        store_mode(
-            &repo,
-            &config,
-            args.store.choice(),
-            settings.branch.as_deref(),
-        )?,
-    );
-    let ledger = Ledger::new(&store);
+    let workspace =
+        Workspace::open_quietly(&repo, settings.invocation(), args.store.choice(), &notices)?;
+    let store = workspace.store();
     if !args.offline {
         store.refresh()?;
-        ledger.refresh()?;
+        Ledger::new(store).refresh()?;
     }
     let queue_source = store
         .queue_ref()
@@ -148,7 +139,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         By::Model => GroupBy::Model,
         By::Day => GroupBy::Day,
     };
-    let runs = settled_runs(settings, &store, &ledger)?;
+    let runs = workspace.settled_runs()?.runs;
     let mut report = report(&runs, &tasks, &prices, &filter, group_by);
     report.price_file = args.prices.as_ref().map(|path| path.display().to_string());
     if !args.offline
@@ -191,33 +182,6 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         None => print!("{text}"),
     }
     Ok(exit_code::SUCCESS)
-}
-
-/// Reads every run of the ledger, with the outcome its lease tells for a run the ledger
-/// has none for (an expired run is not in flight).
-fn settled_runs(
-    settings: &Settings,
-    store: &LeaseStore<'_>,
-    ledger: &Ledger<'_, '_>,
-) -> anyhow::Result<Vec<gitprio_core::usage::Run>> {
-    let mut runs = ledger.all_runs()?;
-    match store.leases() {
-        Ok((leases, _)) => {
-            let leases = leases
-                .into_iter()
-                .map(|(id, lease)| (id, lease.record))
-                .collect();
-            settle_open_runs(&mut runs, &leases, settings.now);
-        }
-        Err(error) => output::message(
-            settings,
-            "warning",
-            &format!(
-                "cannot read the leases, so runs without an outcome count as in flight: {error}"
-            ),
-        ),
-    }
-    Ok(runs)
 }
 
 /// Asks GitHub for the pull requests of each reported task's branch (`gitprio/<task>`),

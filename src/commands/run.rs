@@ -708,26 +708,28 @@ fn finish(
     state.busy -= 1;
     state.finishes += 1;
     state.live[slot] = (0, 0.0);
-    match outcome {
-        Ok(report) => {
-            state.spent_tokens += report.tokens;
-            state.spent_usd += report.cost_usd.unwrap_or(0.0);
-            state.reports.push(report);
+    let (report, problem) = match outcome {
+        Ok(report) => (Some(report), None),
+        Err(mut error) => (error.attempt.take().map(|report| *report), Some(error)),
+    };
+    if let Some(report) = report {
+        state.spent_tokens += report.tokens;
+        state.spent_usd += report.cost_usd.unwrap_or(0.0);
+        state.reports.push(report);
+    }
+    if let Some(error) = problem {
+        drop(state);
+        let id = claimed.task.id.as_str();
+        let reason = format!("gitprio run could not work on it: {error}");
+        if let Err(release) =
+            context
+                .operations
+                .release(agent, id, &attempt::compact(&reason), false, false)
+        {
+            context.warn(&format!("{agent}: {release:#}"));
         }
-        Err(error) => {
-            drop(state);
-            let id = claimed.task.id.as_str();
-            let reason = format!("gitprio run could not work on it: {error}");
-            if let Err(release) =
-                context
-                    .operations
-                    .release(agent, id, &attempt::compact(&reason), false, false)
-            {
-                context.warn(&format!("{agent}: {release:#}"));
-            }
-            control.stop(Stop::Error(format!("{id}: {error}")));
-            state = control.lock();
-        }
+        control.stop(Stop::Error(format!("{id}: {error}")));
+        state = control.lock();
     }
     control.changed.notify_all();
     drop(state);

@@ -83,13 +83,7 @@ fn once(settings: &Settings, args: &TopArgs, window: jiff::SignedDuration) -> Co
     if !args.offline {
         gather::fetch(workspace.store())?;
     }
-    let snapshot = gather::read(
-        &repo,
-        workspace.store(),
-        workspace.config(),
-        settings.now,
-        window,
-    )?;
+    let snapshot = gather::read(&workspace, window)?;
     let fleet = snapshot.fleet();
     if args.json {
         output::print_json(&fleet)?;

@@ -197,11 +197,12 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
         Workspace::open_quietly(&repo, settings.invocation(), args.store.choice(), &notices)?;
     let store = workspace.store();
     let id = workspace::task_id(&args.id)?;
-    let ledger = Ledger::new(store);
     if !args.offline {
         store.fetch(&gitprio_core::usage::usage_ref(&id))?;
+        // Whether a run without an outcome is still going is the lease's to tell.
+        store.fetch(&gitprio_core::lease::lease_ref(&id))?;
     }
-    let runs = ledger.runs(&id)?;
+    let runs = workspace.settled_runs_of(&id)?;
     if args.json {
         output::print_json(&UsageShowReply::new(&id, &runs))?;
         return Ok(exit_code::SUCCESS);

@@ -119,10 +119,11 @@ fn record_run(
     task: &str,
     kind: &str,
     generation: u64,
-    outcome: Outcome,
+    outcome: impl Into<Option<Outcome>>,
     model: &str,
     output: u64,
 ) {
+    let outcome = outcome.into();
     let repo = Repository::discover(&env.path("remote.git")).unwrap();
     let store = LeaseStore::new(&repo, Mode::Local);
     let started = at("2026-10-20T09:00:00Z");
@@ -140,8 +141,8 @@ fn record_run(
         budget_tokens: None,
         context_tokens: None,
         started_at: started,
-        ended_at: Some(at("2026-10-20T10:00:00Z")),
-        outcome: Some(outcome),
+        ended_at: outcome.map(|_| at("2026-10-20T10:00:00Z")),
+        outcome,
     };
     let record = UsageRecord {
         key: format!("manual:{task}:{generation}"),
@@ -339,13 +340,16 @@ fn lease_record(task: &str, state: LeaseState) -> LeaseRecord {
 
 /// Puts a submitted lease on `task` in the remote.
 pub fn submitted_lease(env: &TestEnv, task: &str) {
+    put_lease(env, &lease_record(task, LeaseState::Submitted));
+}
+
+/// Puts `record` in the remote as the lease of its task.
+fn put_lease(env: &TestEnv, record: &LeaseRecord) {
     let repo = Repository::discover(&env.path("remote.git")).unwrap();
     let store = LeaseStore::new(&repo, Mode::Local);
-    let oid = store
-        .write(&lease_record(task, LeaseState::Submitted), None)
-        .unwrap();
+    let oid = store.write(record, None).unwrap();
     store
-        .compare_and_swap(&TaskId::new(task).unwrap(), None, Some(oid))
+        .compare_and_swap(&record.task, None, Some(oid))
         .unwrap();
 }
 
@@ -395,6 +399,46 @@ fn closing_a_pull_request_settles_the_leases_of_its_tasks() {
             .stderr
             .contains("deleted the leases of the tasks now done: docs, login"),
         "{output}"
+    );
+}
+
+/// A run the ledger holds no outcome for, whose lease expired (no heartbeat past its TTL,
+/// no submit), ended: the summary counts it as a failed attempt, as `report` counts it as
+/// expired, not as an attempt still going.
+#[test]
+fn an_expired_run_without_an_outcome_is_a_failed_attempt_in_the_summary() {
+    let env = TestEnv::new();
+    let base = setup(&env);
+    let head = complete_two_tasks(&env);
+    record_usage(&env);
+    // `docs` was taken again (generation 2); that holder spent, then went quiet at 11:00.
+    record_run(&env, "docs", "docs", 2, None, "claude-haiku-4-5", 4_000);
+    put_lease(
+        &env,
+        &LeaseRecord {
+            event: LeaseEvent::Renew,
+            ..lease_record("docs", LeaseState::Held)
+        },
+    );
+    let event = event(&env, &base, &head, "synchronize", false);
+    let output = action(&env, &event, None, &[]);
+    assert_eq!(output.code, 0, "{output}");
+    let summary = read(&env, "step-summary.md");
+    let attempts: Vec<(&str, &str)> = summary
+        .lines()
+        .filter(|line| line.starts_with("| `"))
+        .map(|line| {
+            let cells: Vec<&str> = line.split(" | ").collect();
+            (cells[0], cells[3])
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            ("| `docs` Document the API", "2 (1 failed)"),
+            ("| `login` Fix the login", "2 (1 failed)")
+        ],
+        "{summary}"
     );
 }
 

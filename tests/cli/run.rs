@@ -1183,6 +1183,10 @@ fn a_done_that_fails_for_another_reason_gives_the_task_back_and_stops() {
     );
     assert_eq!(run.code, 1, "{run}");
     assert_eq!(summary(&run)["stopped"], "error", "{run}");
+    // The agent ran: its attempt is in the summary, given back, not failed.
+    assert_eq!(summary(&run)["attempts"], 1, "{run}");
+    assert_eq!(summary(&run)["released"], 1, "{run}");
+    assert_eq!(summary(&run)["runs"][0]["ending"], "released", "{run}");
     assert!(!run.stderr.contains("alpha failed"), "{run}");
     assert!(
         run.stderr
@@ -1278,4 +1282,57 @@ fn agents_get_the_task_in_their_telemetry_resource_attributes() {
         env.git("repo", &["show", "gitprio/alpha:otel.txt"]),
         format!("team=core,gitprio.task_id=alpha,gitprio.run_id={run_id},gitprio.task_type=bug")
     );
+}
+
+#[test]
+fn a_done_killed_after_its_submission_landed_is_finished_by_the_run() {
+    let env = TestEnv::new();
+    cloned(
+        &env,
+        &[
+            (
+                ".tasks/alpha.md",
+                &task("Alpha", "priority: p0\nacceptance: [test -f alpha.txt]\n"),
+            ),
+            (
+                ".tasks/beta.md",
+                &task("Beta", "acceptance: [test -f beta.txt]\n"),
+            ),
+        ],
+    );
+    // Once the remote holds the first submission, `kill -9` the `gitprio done` that pushed
+    // it: the submission landed, the task file was never edited, the branch never pushed.
+    let hook = env.path("remote.git/hooks/post-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\nwhile read old new ref; do\n  case \"$ref\" in refs/gitprio/leases/*)\n    if [ ! -e killed ] && git log -1 --format=%s \"$new\" | grep -q '^gitprio lease: submit'; then\n      touch killed\n      pid=$PPID\n      while [ \"$pid\" -gt 1 ]; do\n        if tr '\\0' ' ' < /proc/$pid/cmdline | grep -q 'gitprio done '; then kill -9 \"$pid\"; break; fi\n        pid=$(cut -d' ' -f4 /proc/$pid/stat)\n      done\n    fi;;\n  esac\ndone\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = script(
+        &env,
+        "agent",
+        "cat > /dev/null\ntouch \"$GITPRIO_TASK.txt\"\n",
+    );
+    let run = env.run("clone", &["run", "--json", "--", &agent]);
+    assert!(env.path("remote.git/killed").exists(), "{run}");
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["completed"], 2, "{run}");
+    for id in ["alpha", "beta"] {
+        let task_file = env.git(
+            "remote.git",
+            &["show", &format!("gitprio/{id}:.tasks/{id}.md")],
+        );
+        assert!(
+            task_file.contains("status: done"),
+            "{id}: {task_file}\n{run}"
+        );
+        let work = env.git(
+            "remote.git",
+            &["show", "--format=", "--name-only", &format!("gitprio/{id}")],
+        );
+        assert_eq!(work.trim(), format!(".tasks/{id}.md\n{id}.txt"), "{run}");
+    }
+    let again = env.run("clone", &["run", "--json", "--", &agent]);
+    assert_eq!(summary(&again)["attempts"], 0, "{again}");
 }

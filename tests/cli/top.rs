@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use crate::assert_output;
 use crate::common::{Output, Running, TestEnv, script};
 use crate::leases::remote_with_clones;
+use serde_json::json;
 
 const T0: &str = "2026-11-01T12:00:00Z";
 /// When the cockpit looks: bob last renewed 25 minutes ago (stale), alice 5.
@@ -19,6 +20,13 @@ fn at(env: &TestEnv, dir: &str, agent: &str, now: &str, args: &[&str]) -> Output
         "gitprio {args:?} as {agent} failed: {output}"
     );
     output
+}
+
+/// The fleet `gitprio top --once --json` prints in `dir` with `vars`; it must succeed.
+fn fleet_json(env: &TestEnv, dir: &str, vars: &[(&str, &str)]) -> serde_json::Value {
+    let output = env.run_with(dir, &["top", "--once", "--json"], vars);
+    assert_eq!(output.code, 0, "{output}");
+    output.json()
 }
 
 /// A remote where alice and bob work (bob's heartbeat is late), carol completed one
@@ -204,9 +212,7 @@ fn a_heartbeat_s_progress_shows_in_top_before_the_ledger_knows() {
     );
     assert_eq!(lonely.code, 2, "--cost-usd needs --tokens: {lonely}");
     let row = |now: &str| {
-        let json = env.run_with("b", &["top", "--once", "--json"], &[("GITPRIO_NOW", now)]);
-        assert_eq!(json.code, 0, "{json}");
-        let fleet = json.json();
+        let fleet = fleet_json(&env, "b", &[("GITPRIO_NOW", now)]);
         let row = &fleet["leases"][0];
         (row["tokens"].as_u64().unwrap(), row["cost_usd"].as_f64())
     };
@@ -254,6 +260,109 @@ fn a_heartbeat_s_progress_shows_in_top_before_the_ledger_knows() {
     let (tokens, cost) = row("2026-11-01T12:13:00Z");
     assert_eq!(tokens, 60_000);
     assert!((cost.unwrap() - 0.3).abs() < 1e-9, "{cost:?}");
+}
+
+/// An attempt whose lease expired (no heartbeat past its TTL, no submit) has ended: `top`
+/// lists it with the runs that ended, as `report` counts it, and no longer adds what its
+/// holder last reported to the window's spend as a running attempt's.
+#[test]
+fn an_expired_run_is_not_in_flight_in_top() {
+    let env = TestEnv::new();
+    let task =
+        |title: &str, kind: &str| format!("---\ntitle: {title}\ntype: {kind}\n---\nDo it.\n");
+    let files = vec![
+        (
+            ".tasks/config.yaml".to_owned(),
+            "types: [bug, docs]\n".to_owned(),
+        ),
+        (
+            ".tasks/alpha.md".to_owned(),
+            task("Fix the login redirect", "bug"),
+        ),
+        (
+            ".tasks/beta.md".to_owned(),
+            task("Document the API", "docs"),
+        ),
+    ];
+    remote_with_clones(&env, &files, &["a", "b", "c"]);
+    at(&env, "a", "alice", T0, &["claim", "--type", "bug"]);
+    at(
+        &env,
+        "a",
+        "alice",
+        "2026-11-01T12:05:00Z",
+        &[
+            "usage",
+            "record",
+            "alpha",
+            "--model",
+            "claude-sonnet-4-5",
+            "--input",
+            "900",
+            "--output",
+            "100",
+        ],
+    );
+    // Alice's last heartbeat: her lease expires at 12:40, and she is heard of no more.
+    at(
+        &env,
+        "a",
+        "alice",
+        "2026-11-01T12:10:00Z",
+        &["heartbeat", "--tokens", "42000", "--cost-usd", "0.5"],
+    );
+    at(
+        &env,
+        "b",
+        "bob",
+        "2026-11-01T12:30:00Z",
+        &["claim", "--type", "docs"],
+    );
+    at(
+        &env,
+        "b",
+        "bob",
+        "2026-11-01T12:35:00Z",
+        &["heartbeat", "--tokens", "5000", "--cost-usd", "0.1"],
+    );
+    let fleet = fleet_json(&env, "c", &[("GITPRIO_NOW", "2026-11-01T12:50:00Z")]);
+    let ended = &fleet["recent"];
+    assert_eq!(ended.as_array().map(Vec::len), Some(1), "{fleet}");
+    assert_eq!(
+        (
+            &ended[0]["task"],
+            &ended[0]["outcome"],
+            &ended[0]["ended_at"]
+        ),
+        (
+            &json!("alpha"),
+            &json!("expired"),
+            &json!("2026-11-01T12:40:00Z")
+        ),
+        "{fleet}"
+    );
+    // The ledger's 1,000 tokens of alice's run, and bob's 5,000 so far: alice's last
+    // report (42,000) is not a running attempt's spend any more.
+    assert_eq!(fleet["header"]["tokens_in_window"], 6_000, "{fleet}");
+    assert_eq!(fleet["header"]["agents_active"], 1, "{fleet}");
+    let beats = [&fleet["leases"][0]["beat"], &fleet["leases"][1]["beat"]];
+    assert_eq!(beats, [&json!("expired"), &json!("fresh")], "{fleet}");
+    let report = at(
+        &env,
+        "c",
+        "carol",
+        "2026-11-01T12:50:00Z",
+        &["report", "--json"],
+    )
+    .json();
+    assert_eq!(
+        report["waste"]["unfinished_runs"][0]["outcome"], "expired",
+        "{report}"
+    );
+    assert_eq!(
+        report["waste"]["unfinished_runs"][0]["ended_at"], "2026-11-01T12:40:00Z",
+        "{report}"
+    );
 }
 
 /// A tmux server of its own, killed when the test ends, however it ends.
@@ -463,13 +572,7 @@ fn top_shows_a_fleet_from_run_parallel_4_live_and_its_revoke_stops_an_agent() {
     // Every agent has claimed and reported its first 1000 tokens through a heartbeat.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let top = env.run_with(
-            "cockpit",
-            &["top", "--once", "--json"],
-            &[("GITPRIO_AGENT", "carol")],
-        );
-        assert_eq!(top.code, 0, "{top}");
-        let json = top.json();
+        let json = fleet_json(&env, "cockpit", &[("GITPRIO_AGENT", "carol")]);
         let leases = json["leases"].as_array().unwrap();
         if leases.len() == 4 && leases.iter().all(|lease| lease["tokens"] == 1000) {
             let mut agents: Vec<&str> = leases

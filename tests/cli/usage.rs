@@ -773,6 +773,35 @@ fn an_expired_run_without_an_outcome_is_waste_not_in_flight() {
     let expired = &report["waste"]["unfinished_runs"][0];
     assert_eq!(expired["ended_at"], "2026-11-02T09:30:00Z", "{report}");
     assert_eq!(report["waste"]["unfinished_tokens"], 1000, "{report}");
+    // The same rule in the metrics, and in the run's own usage.
+    let metrics = at(
+        "reader",
+        "carol",
+        "2026-11-02T11:00:00Z",
+        &["report", "--format", "openmetrics"],
+    )
+    .stdout;
+    for line in [
+        "gitprio_in_flight_runs 1",
+        "gitprio_runs_total{type=\"feature\",agent=\"alice\",outcome=\"expired\"} 1",
+        "gitprio_runs_total{type=\"docs\",agent=\"bob\",outcome=\"open\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|found| found == line),
+            "{line}: {metrics}"
+        );
+    }
+    let show = at(
+        "reader",
+        "carol",
+        "2026-11-02T11:00:00Z",
+        &["usage", "show", "cache", "--json"],
+    );
+    assert_eq!(
+        show.json()["runs"][0]["meta"]["outcome"],
+        "expired",
+        "{show}"
+    );
 }
 
 /// Completes `cache` (alice) and `docs` (bob), 1,000 and 500 output tokens, and commits

@@ -174,7 +174,8 @@ fn per_million(value: u64, tokens: u64) -> Option<f64> {
     (tokens > 0).then(|| value as f64 / tokens as f64 * 1_000_000.0)
 }
 
-/// Computes the summary of the tasks `changes` completes from the usage ledger's `runs` and the `leases`.
+/// Computes the summary of the tasks `changes` completes from the usage ledger's `runs`
+/// (settled: a run with no outcome is in flight) and the `leases`.
 ///
 /// The baseline of a task is the median over the completed tasks of the same type,
 /// every run of each counted (failed attempts are part of what a task cost), this

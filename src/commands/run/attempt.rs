@@ -61,11 +61,24 @@ struct Budget {
 /// cannot be made, the config routes to no model): the run gives the task back and stops,
 /// rather than failing task after task the same way.
 #[derive(Debug)]
-pub struct SetupError(pub anyhow::Error);
+pub struct SetupError {
+    pub error: anyhow::Error,
+    /// The attempt, when its agent ran (and spent) before the problem: the summary counts it.
+    pub attempt: Option<Box<Report>>,
+}
+
+impl From<anyhow::Error> for SetupError {
+    fn from(error: anyhow::Error) -> Self {
+        SetupError {
+            error,
+            attempt: None,
+        }
+    }
+}
 
 impl std::fmt::Display for SetupError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.0)
+        write!(f, "{:#}", self.error)
     }
 }
 
@@ -77,8 +90,8 @@ pub fn attempt(
     claimed: &Claimed,
 ) -> Result<Report, SetupError> {
     let started = Instant::now();
-    let setup = prepare(run, agent, claimed).map_err(SetupError)?;
-    let mut process = launch(run, agent, claimed, &setup).map_err(SetupError)?;
+    let setup = prepare(run, agent, claimed)?;
+    let mut process = launch(run, agent, claimed, &setup)?;
     let mut watch = Watch {
         run,
         slot,
@@ -94,7 +107,7 @@ pub fn attempt(
         stdout_path: &setup.stdout_file,
         usage_path: &setup.usage_file,
     };
-    let (status, halt) = watch.supervise(&mut process).map_err(SetupError)?;
+    let (status, halt) = watch.supervise(&mut process)?;
     let verdict = watch.conclude();
     let spent = record_spend(run, agent, claimed, &setup, &watch, &verdict);
     run.control.set_live(slot, 0, 0.0);
@@ -400,7 +413,11 @@ impl Outcome<'_> {
                 );
                 self.run
                     .warn(&format!("{agent}: cannot complete {id}: {error:#}"));
-                Err(SetupError(error))
+                let attempt = self.finish(Ending::Released, Some(format!("{error:#}")));
+                Err(SetupError {
+                    error,
+                    attempt: Some(Box::new(attempt)),
+                })
             }
         }
     }

@@ -5,7 +5,7 @@
 //! fencing, same crash safety, same ledger), and isolates them from the run's threads.
 
 use std::io::Write as _;
-use std::os::unix::process::CommandExt as _;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -104,6 +104,8 @@ pub enum Done {
 /// A finished gitprio subprocess.
 struct Output {
     code: ExitStatus,
+    /// The signal that killed it, when it did not exit by itself.
+    signal: Option<i32>,
     stdout: String,
     stderr: String,
 }
@@ -119,7 +121,10 @@ impl Output {
         let text = text.trim();
         let text = text.strip_prefix("error: ").unwrap_or(text);
         if text.is_empty() {
-            format!("exit {}", self.code.code())
+            match self.signal {
+                Some(signal) => format!("killed by signal {signal}"),
+                None => format!("exit {}", self.code.code()),
+            }
         } else {
             text.to_owned()
         }
@@ -165,6 +170,7 @@ impl Operations {
             .unwrap_or(exit_code::FAILURE);
         Ok(Output {
             code,
+            signal: output.status.signal(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         })
@@ -290,7 +296,13 @@ impl Operations {
         if summary.is_some() {
             arguments.extend(["--summary", "-"]);
         }
-        let output = self.output(worktree, agent, &self.with_store(arguments), summary)?;
+        let arguments = self.with_store(arguments);
+        let mut output = self.output(worktree, agent, &arguments, summary)?;
+        if output.signal.is_some() {
+            // Killed, it may have landed the submission and not edited the task file: run
+            // again, `done` finishes its own submission (or makes it, if it never landed).
+            output = self.output(worktree, agent, &arguments, summary)?;
+        }
         match output.code {
             exit_code::SUCCESS => Ok(Done::Submitted(
                 output

@@ -183,13 +183,13 @@ impl Worker {
         };
         // Nothing may print under the screen: what matters comes back as a reply.
         let workspace = Workspace::open(repo, invocation, StoreChoice::local(self.local), &Silent)?;
-        let (config, store) = (workspace.config(), workspace.store());
+        let store = workspace.store();
         match request {
             Request::Refresh => {
                 if !self.offline {
                     gather::fetch(store)?;
                 }
-                let read = gather::read(repo, store, config, self.now(), self.window)?;
+                let read = gather::read(&workspace, self.window)?;
                 let fleet = read.fleet();
                 *snapshot = Some(read);
                 Ok(vec![Reply::Fleet(Box::new(fleet))])
@@ -197,7 +197,7 @@ impl Worker {
             Request::Detail(task) => {
                 let read = match snapshot.take() {
                     Some(read) => read,
-                    None => gather::read(repo, store, config, self.now(), self.window)?,
+                    None => gather::read(&workspace, self.window)?,
                 };
                 let detail = read.detail(store, &task);
                 *snapshot = Some(read);
@@ -214,7 +214,7 @@ impl Worker {
                         park,
                     },
                 )?;
-                let read = gather::read(repo, store, config, self.now(), self.window)?;
+                let read = gather::read(&workspace, self.window)?;
                 let fleet = read.fleet();
                 *snapshot = Some(read);
                 let message = format!(

@@ -3,12 +3,12 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context as _;
-use gitprio_core::git::Repository;
+use gitprio_core::TaskId;
 use gitprio_core::lease::{self as core_lease, Lease, LeaseRecord, LeaseStore};
 use gitprio_core::queue::Queue;
 use gitprio_core::source::{self, ParseCache, QueueSource};
-use gitprio_core::usage::{Ledger, PriceTable, Run, USAGE_PREFIX};
-use gitprio_core::{Config, TaskId};
+use gitprio_core::usage::{PriceTable, Run, USAGE_PREFIX};
+use gitprio_core::workspace::{SettledRuns, Workspace};
 use jiff::{SignedDuration, Timestamp};
 
 use super::model::{Detail, Fleet, Sources, TaskInfo};
@@ -60,14 +60,11 @@ pub fn fetch(store: &LeaseStore<'_>) -> anyhow::Result<()> {
     Ok(store.refresh_with(&[USAGE_PREFIX])?)
 }
 
-/// Reads everything the fleet is built from, as last fetched, at `now`.
-pub fn read(
-    repo: &Repository,
-    store: &LeaseStore<'_>,
-    config: &Config,
-    now: Timestamp,
-    window: SignedDuration,
-) -> anyhow::Result<Snapshot> {
+/// Reads everything the fleet is built from, as last fetched, at the workspace's `now`:
+/// its runs settled as every report settles them (an expired run is not in flight).
+pub fn read(workspace: &Workspace<'_>, window: SignedDuration) -> anyhow::Result<Snapshot> {
+    let (repo, store) = (workspace.repo(), workspace.store());
+    let now = workspace.invocation().now;
     let queue_source = store
         .queue_ref()
         .map_or(QueueSource::Default, QueueSource::Rev);
@@ -76,8 +73,8 @@ pub fn read(
     let mut cache = ParseCache::load(&cache_path);
     let loaded = source::load(repo, &queue_source, Some(&mut cache))?;
     let _ = cache.save(&cache_path);
-    let skew = config.clock_skew;
-    let (leases, _) = store.leases()?;
+    let skew = workspace.skew();
+    let SettledRuns { leases, runs } = workspace.settled_runs()?;
     let tasks = loaded
         .tasks
         .iter()
@@ -92,7 +89,6 @@ pub fn read(
         .collect();
     let holds = core_lease::holds(&leases, now, skew);
     let ready = Queue::build(loaded.tasks, &holds).ready().len();
-    let runs = Ledger::new(store).all_runs()?;
     let prices = PriceTable::new(
         gitprio_core::workspace::price_overrides(repo, loaded.commit).unwrap_or_default(),
     );

@@ -154,7 +154,7 @@ pub struct Fleet {
     pub header: Header,
     /// Held leases, expired ones included, in task order.
     pub leases: Vec<LeaseRow>,
-    /// The last runs that ended, newest first.
+    /// The last runs that ended (expired ones too), newest first.
     pub recent: Vec<EndedRun>,
     pub parked: Vec<ParkedTask>,
 }
@@ -232,9 +232,10 @@ fn task_title(sources: &Sources<'_>, id: &TaskId) -> String {
     )
 }
 
-/// The held leases and the parked tasks, with what attempts started since `since` spent
-/// beyond what the ledger has of them: their heartbeats' progress, until the run ends and
-/// writes its usage.
+/// The held leases and the parked tasks, with what attempts in flight (by the rule every
+/// report counts runs in flight by) started since `since` spent beyond what the ledger has
+/// of them: their heartbeats' progress, until the run ends and writes its usage. An
+/// expired attempt's spend is what the ledger has of it, as in `gitprio report`.
 fn lease_rows(
     sources: &Sources<'_>,
     since: Timestamp,
@@ -255,7 +256,9 @@ fn lease_rows(
                 let run = runs_by_id.get(&(id, run_id.as_str())).copied();
                 let ledger = run.map_or((0, Some(0.0)), |run| spend(run, sources.prices));
                 let (tokens, cost_usd) = attempt_spend(ledger, record.progress.as_ref());
-                if record.acquired_at >= since {
+                if record.acquired_at >= since
+                    && gitprio_core::workspace::in_flight(record, sources.now, sources.skew)
+                {
                     in_flight.add(ledger, (tokens, cost_usd));
                 }
                 leases.push(lease_row(sources, id, record, run, (tokens, cost_usd)));

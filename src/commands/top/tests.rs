@@ -531,7 +531,14 @@ fn a_heartbeat_s_progress_shows_until_the_ledger_knows_more() {
     assert_eq!(header.tokens_in_window, 230_000);
     assert!((header.cost_usd_in_window - 1.02).abs() < 1e-9);
     assert_eq!(header.unpriced_tokens_in_window, 0);
-    state.leases.get_mut(&docs).unwrap().record.acquired_at = at("2026-11-01T12:00:00Z");
+    // Started in the window but expired (renewed at 11:20, for 30 minutes): not running, so
+    // what its holder last reported is not a running attempt's spend.
+    let docs_lease = &mut state.leases.get_mut(&docs).unwrap().record;
+    docs_lease.acquired_at = at("2026-11-01T12:00:00Z");
+    assert_eq!(state.fleet().header.tokens_in_window, 230_000);
+    let docs_lease = &mut state.leases.get_mut(&docs).unwrap().record;
+    docs_lease.renewed_at = at("2026-11-01T12:20:00Z");
+    docs_lease.expires_at = at("2026-11-01T12:50:00Z");
     let header = state.fleet().header;
     assert_eq!(header.tokens_in_window, 235_000);
     assert_eq!(header.unpriced_tokens_in_window, 5_000);

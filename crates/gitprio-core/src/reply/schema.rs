@@ -333,6 +333,27 @@ fn the_validator_rejects_what_the_schema_does_not_allow() {
     assert_eq!(check(elided), Vec::<String>::new());
 }
 
+#[test]
+fn a_misspelt_key_of_the_totals_in_an_example_is_caught() {
+    let doc = read("docs/cli.md");
+    let heading = "### `gitprio usage record --json`";
+    let example = &json_blocks(section(&doc, heading).unwrap())[0];
+    let mut value: Value = serde_json::from_str(example).unwrap();
+    let totals = value["totals"].as_object_mut().unwrap();
+    let count = totals.remove("cache_write_5m").unwrap();
+    totals.insert("cache_write_5min".to_owned(), count);
+    let schema = schema_of::<UsageRecordReply>();
+    let mut errors = Vec::new();
+    Validator { root: &schema }.check(&schema, &value, "", &mut errors);
+    assert_eq!(
+        errors,
+        [
+            "`/totals`: `cache_write_5m` is missing",
+            "`/totals/cache_write_5min`: no such key"
+        ]
+    );
+}
+
 /// Returns the part of `doc` under `heading`, up to the next heading of its level or higher.
 fn section<'a>(doc: &'a str, heading: &str) -> Option<&'a str> {
     let level = heading.chars().take_while(|&c| c == '#').count();

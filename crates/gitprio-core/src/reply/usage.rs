@@ -19,7 +19,6 @@ pub struct UsageRecordReply {
     /// Records new to the run (a repeated key counts once).
     pub added: usize,
     /// The run's totals so far; when `kept`, only this write's.
-    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub totals: Totals,
     /// Input, output, cache writes and cache reads together.
     pub tokens: u64,
@@ -73,7 +72,6 @@ pub struct UsageShowReply {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct UsageRun {
     pub meta: RunMeta,
-    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
     pub totals: Totals,
     /// Input, output, cache writes and cache reads together.
     pub tokens: u64,

@@ -94,6 +94,24 @@ impl Entry {
     }
 }
 
+/// The entries of some records, one per key (its largest copy), sorted by key hash: what
+/// a write adds to the index, worked out apart from it (a write does so while it writes).
+#[derive(Debug, Default)]
+pub(super) struct Entries(Vec<Entry>);
+
+impl Entries {
+    pub(super) fn of<'r>(records: impl IntoIterator<Item = &'r UsageRecord>) -> Entries {
+        let mut entries: Vec<Entry> = records.into_iter().map(Entry::of).collect();
+        entries.sort_unstable_by(|left, right| {
+            left.hash
+                .cmp(&right.hash)
+                .then_with(|| right.tokens().cmp(&left.tokens()))
+        });
+        entries.dedup_by_key(|entry| entry.hash);
+        Entries(entries)
+    }
+}
+
 fn hash_of(raw: &[u8]) -> u128 {
     u128::from_le_bytes(raw[..16].try_into().expect("16 bytes"))
 }
@@ -289,6 +307,11 @@ impl KeyIndex {
         chunks: &[ObjectId],
         records: impl IntoIterator<Item = &'r UsageRecord>,
     ) {
+        self.absorb_entries(chunks, Entries::of(records));
+    }
+
+    /// Like [`KeyIndex::absorb`], with the records' entries worked out beforehand.
+    pub(super) fn absorb_entries(&mut self, chunks: &[ObjectId], entries: Entries) {
         let chunks: Vec<ObjectId> = chunks
             .iter()
             .copied()
@@ -297,13 +320,7 @@ impl KeyIndex {
         if chunks.is_empty() {
             return;
         }
-        let mut entries: Vec<Entry> = records.into_iter().map(Entry::of).collect();
-        entries.sort_unstable_by(|left, right| {
-            left.hash
-                .cmp(&right.hash)
-                .then_with(|| right.tokens().cmp(&left.tokens()))
-        });
-        entries.dedup_by_key(|entry| entry.hash);
+        let Entries(mut entries) = entries;
         let mut delta = [0_i64; 7];
         entries.retain(|entry| {
             let known = self.find(entry.hash);

@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::index::KeyIndex;
+use super::index::{Entries, KeyIndex};
 use super::outbox;
 use super::{Totals, UsageRecord};
 use crate::git::Repository;
@@ -324,17 +324,14 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
     }
 
     /// Notes the sessions of chunks this machine wrote, so they are never read back.
-    fn note_chunk_sessions<'r>(
-        &self,
-        chunks: impl Iterator<Item = (ObjectId, &'r [&'r UsageRecord])>,
-    ) {
+    fn note_chunk_sessions(&self, chunks: impl Iterator<Item = (ObjectId, Vec<String>)>) {
         let cache_path = self.sessions_cache_path();
         let mut cache: BTreeMap<String, Vec<String>> = std::fs::read(&cache_path)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
-        for (blob, records) in chunks {
-            cache.insert(blob.to_string(), chunk_sessions(records.iter().copied()));
+        for (blob, sessions) in chunks {
+            cache.insert(blob.to_string(), sessions);
         }
         let bytes = serde_json::to_vec(&cache).expect("sessions serialize");
         let _ = outbox::write_atomically(&cache_path, &bytes);
@@ -499,23 +496,12 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                     totals: index.totals(),
                 });
             }
-            let mut chunks = Vec::new();
-            let mut chunk_bytes = Vec::new();
-            for (number, part) in (files.next_chunk..).zip(appended.chunks(CHUNK_RECORDS)) {
-                chunk_bytes.clear();
-                for record in part {
-                    serde_json::to_writer(&mut chunk_bytes, record)
-                        .expect("usage record serializes");
-                    chunk_bytes.push(b'\n');
-                }
-                chunks.push((number, self.repo().write_blob(&chunk_bytes)?));
-            }
-            drop(chunk_bytes);
+            let written = self.write_chunks(files.next_chunk, &appended)?;
             let commit = self.commit(
                 current,
                 &merged_meta,
                 known.as_ref(),
-                &chunks,
+                &written.chunks,
                 &appended,
                 now,
             )?;
@@ -524,14 +510,10 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                 .compare_and_swap_ref(&reference, current, Some(commit))?
             {
                 CasOutcome::Won => {
-                    let blobs: Vec<ObjectId> = chunks.iter().map(|(_, blob)| *blob).collect();
-                    index.absorb(&blobs, appended.iter().copied());
-                    self.note_chunk_sessions(
-                        blobs
-                            .iter()
-                            .zip(appended.chunks(CHUNK_RECORDS))
-                            .map(|(blob, part)| (*blob, part)),
-                    );
+                    let blobs: Vec<ObjectId> =
+                        written.chunks.iter().map(|(_, blob)| *blob).collect();
+                    index.absorb_entries(&blobs, written.entries);
+                    self.note_chunk_sessions(blobs.iter().copied().zip(written.sessions));
                     index.save(&index_path);
                     return Ok(Written {
                         added,
@@ -545,6 +527,50 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         Err(LedgerError::Contention {
             reference,
             tries: MAX_WRITE_TRIES,
+        })
+    }
+
+    /// Writes `appended` as chunk blobs numbered from `first`. A second thread serializes
+    /// the next chunk while this one hashes, compresses and writes the last, then works out
+    /// the index entries and each chunk's sessions, so a large write keeps two cores busy
+    /// (and holds at most three chunks' bytes).
+    fn write_chunks(
+        &self,
+        first: u64,
+        appended: &[&UsageRecord],
+    ) -> Result<WrittenChunks, LedgerError> {
+        std::thread::scope(|scope| {
+            let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
+            let helper = scope.spawn(move || {
+                for part in appended.chunks(CHUNK_RECORDS) {
+                    let mut bytes = Vec::with_capacity(part.len() * 512);
+                    for record in part {
+                        write_record_line(&mut bytes, record);
+                    }
+                    if sender.send(bytes).is_err() {
+                        return None;
+                    }
+                }
+                drop(sender);
+                let sessions = appended
+                    .chunks(CHUNK_RECORDS)
+                    .map(|part| chunk_sessions(part.iter().copied()))
+                    .collect();
+                Some((Entries::of(appended.iter().copied()), sessions))
+            });
+            let mut chunks = Vec::new();
+            for (number, bytes) in (first..).zip(receiver.iter()) {
+                chunks.push((number, self.repo().write_blob(&bytes)?));
+            }
+            let (entries, sessions) = helper
+                .join()
+                .expect("serializing records does not panic")
+                .expect("every chunk was taken");
+            Ok(WrittenChunks {
+                chunks,
+                entries,
+                sessions,
+            })
         })
     }
 
@@ -680,6 +706,13 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
     }
 }
 
+/// The chunks a write made, numbered, and what the index and the sessions cache learn from them.
+struct WrittenChunks {
+    chunks: Vec<(u64, ObjectId)>,
+    entries: Entries,
+    sessions: Vec<Vec<String>>,
+}
+
 /// Returns the records the run lacks (new keys, or larger copies of known ones), one per
 /// key (its largest copy), by time then key.
 fn fresh_records<'r>(records: &'r [UsageRecord], index: &KeyIndex) -> Vec<&'r UsageRecord> {
@@ -705,6 +738,100 @@ fn fresh_records<'r>(records: &'r [UsageRecord], index: &KeyIndex) -> Vec<&'r Us
     }
     fresh.sort_by(|left, right| (left.at, &left.key).cmp(&(right.at, &right.key)));
     fresh
+}
+
+/// Appends `record` as one JSON line, byte for byte what `serde_json::to_writer` writes
+/// (a test holds them equal), without its per-byte escaping of strings that need none:
+/// a large import writes a million of them.
+fn write_record_line(out: &mut Vec<u8>, record: &UsageRecord) {
+    let UsageRecord {
+        key,
+        source,
+        session,
+        model,
+        at,
+        input,
+        output,
+        cache_write_5m,
+        cache_write_1h,
+        cache_read,
+        reasoning,
+        requests,
+        sidechain,
+        speed,
+        cwd,
+        branch,
+    } = record;
+    out.extend_from_slice(b"{\"key\":");
+    push_json_string(out, key);
+    out.extend_from_slice(b",\"source\":");
+    push_json_string(out, source);
+    if let Some(session) = session {
+        out.extend_from_slice(b",\"session\":");
+        push_json_string(out, session);
+    }
+    out.extend_from_slice(b",\"model\":");
+    push_json_string(out, model);
+    if let Some(at) = at {
+        use std::io::Write as _;
+        out.extend_from_slice(b",\"at\":\"");
+        write!(out, "{at}").expect("writing to memory");
+        out.push(b'"');
+    }
+    for (name, value) in [
+        (&b",\"input\":"[..], *input),
+        (b",\"output\":", *output),
+        (b",\"cache_write_5m\":", *cache_write_5m),
+        (b",\"cache_write_1h\":", *cache_write_1h),
+        (b",\"cache_read\":", *cache_read),
+        (b",\"reasoning\":", *reasoning),
+        (b",\"requests\":", u64::from(*requests)),
+    ] {
+        out.extend_from_slice(name);
+        push_u64(out, value);
+    }
+    if *sidechain {
+        out.extend_from_slice(b",\"sidechain\":true");
+    }
+    for (name, value) in [
+        (&b",\"speed\":"[..], speed),
+        (b",\"cwd\":", cwd),
+        (b",\"branch\":", branch),
+    ] {
+        if let Some(value) = value {
+            out.extend_from_slice(name);
+            push_json_string(out, value);
+        }
+    }
+    out.extend_from_slice(b"}\n");
+}
+
+/// Appends `text` as a JSON string; only one that needs escapes goes through `serde_json`.
+fn push_json_string(out: &mut Vec<u8>, text: &str) {
+    let plain = !text
+        .bytes()
+        .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\');
+    if plain {
+        out.push(b'"');
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, text).expect("writing to memory");
+    }
+}
+
+fn push_u64(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0_u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + u8::try_from(value % 10).expect("a digit");
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// The distinct sessions `records` name, sorted.
@@ -764,7 +891,7 @@ fn parse_records(bytes: &[u8]) -> Result<Vec<UsageRecord>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn record(key: &str, output: u64) -> UsageRecord {
@@ -776,6 +903,44 @@ mod tests {
             output,
             requests: 1,
             ..UsageRecord::default()
+        }
+    }
+
+    #[test]
+    fn record_lines_are_what_serde_json_writes() {
+        let full = UsageRecord {
+            key: "claude:msg_01:req_01".to_owned(),
+            source: "claude".to_owned(),
+            session: Some("9f1c-\u{e9}t\u{e9}".to_owned()),
+            model: "claude-opus-4-6".to_owned(),
+            at: Some("2026-05-05T23:43:11.939Z".parse().unwrap()),
+            input: 0,
+            output: u64::MAX,
+            cache_write_5m: 10,
+            cache_write_1h: 1_000_000_007,
+            cache_read: 9_470_487_136,
+            reasoning: 3,
+            requests: u32::MAX,
+            sidechain: true,
+            speed: Some("fast".to_owned()),
+            cwd: Some("C:\\repo\\\"quoted\"\n\t\u{1}\u{1f}\u{7f}/x".to_owned()),
+            branch: Some("unit\u{1f}separator".to_owned()),
+        };
+        let bare = UsageRecord {
+            key: "manual:1".to_owned(),
+            model: String::new(),
+            at: Some("2026-01-01T00:00:00Z".parse().unwrap()),
+            ..UsageRecord::default()
+        };
+        for record in [full, bare, UsageRecord::default()] {
+            let mut expected = serde_json::to_vec(&record).unwrap();
+            expected.push(b'\n');
+            let mut written = Vec::new();
+            write_record_line(&mut written, &record);
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
         }
     }
 
@@ -806,7 +971,7 @@ mod tests {
     }
 
     /// Run `1-abcdef01` of task `fix`, by alice, started at `now`.
-    fn run_meta(now: Timestamp) -> RunMeta {
+    pub(crate) fn run_meta(now: Timestamp) -> RunMeta {
         RunMeta {
             task: TaskId::new("fix").unwrap(),
             run: "1-abcdef01".to_owned(),

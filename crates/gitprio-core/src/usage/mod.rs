@@ -8,7 +8,7 @@
 pub mod attribute;
 pub mod import;
 mod index;
-mod ledger;
+pub(crate) mod ledger;
 pub mod money;
 mod outbox;
 mod price;
@@ -84,15 +84,27 @@ impl UsageRecord {
     }
 }
 
-/// Summed usage.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Summed usage: tokens by kind, and the API requests they came in.
+// The schema names every key and admits no other, so a misspelt key in an example of the
+// docs fails `reply::schema`'s drift test; deserializing stays as lenient as before.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[schemars(deny_unknown_fields)]
 pub struct Totals {
+    /// Input tokens not read from or written to the cache.
     pub input: u64,
+    /// Output tokens, reasoning included.
     pub output: u64,
+    /// Tokens written to the cache for 5 minutes.
     pub cache_write_5m: u64,
+    /// Tokens written to the cache for an hour.
     pub cache_write_1h: u64,
+    /// Tokens read from the cache.
     pub cache_read: u64,
+    /// Reasoning (thinking) tokens, already inside `output`.
     pub reasoning: u64,
+    /// API requests.
     pub requests: u64,
 }
 

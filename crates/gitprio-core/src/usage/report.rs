@@ -9,7 +9,6 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use super::{Outcome, PriceTable, Run, Totals, UsageRecord};
-use crate::lease::{LeaseEvent, LeaseRecord, LeaseState};
 use crate::task::{Status, Task, TaskId};
 
 /// What the queue says about a task now (its file may have changed since the run).
@@ -1101,41 +1100,6 @@ fn waste(
             .cloned()
             .collect(),
         ..Waste::default()
-    }
-}
-
-/// Gives each run the ledger holds no outcome for the end its lease tells: a run is in
-/// flight only while its lease (the same generation) is held and not expired.
-///
-/// A run whose lease expired, was taken over by a later generation or is gone is
-/// `expired`; one whose lease was given back or submitted without the ledger hearing of
-/// it (a write still kept on the holder's machine) takes that outcome. Runs with an
-/// outcome are left as they are.
-pub fn settle_open_runs(runs: &mut [Run], leases: &BTreeMap<TaskId, LeaseRecord>, now: Timestamp) {
-    for run in runs.iter_mut().filter(|run| run.meta.outcome.is_none()) {
-        let meta = &mut run.meta;
-        let Some(lease) = leases.get(&meta.task) else {
-            meta.outcome = Some(Outcome::Expired);
-            continue;
-        };
-        if lease.generation > meta.generation {
-            meta.outcome = Some(Outcome::Expired);
-            continue;
-        }
-        if lease.generation < meta.generation {
-            continue;
-        }
-        meta.outcome = match lease.state {
-            LeaseState::Held if lease.expires_at > now => None,
-            LeaseState::Held => {
-                meta.ended_at = Some(lease.expires_at);
-                Some(Outcome::Expired)
-            }
-            LeaseState::Released if lease.event == LeaseEvent::Fail => Some(Outcome::Failed),
-            LeaseState::Released => Some(Outcome::Released),
-            LeaseState::Submitted => Some(Outcome::Completed),
-            LeaseState::Parked => Some(Outcome::Parked),
-        };
     }
 }
 

@@ -1,8 +1,8 @@
 //! One repository, its config and its lease store, and every use case the front ends (the
 //! CLI, the MCP server, `gitprio run`, `gitprio top`, the GitHub Action) call on it: claim,
-//! heartbeat, release, submit, revoke, unpark, gc, record usage. Each returns typed values
-//! (see [`crate::reply`]) and typed errors, and prints nothing: what a person should read
-//! goes through [`Notices`].
+//! heartbeat, release, submit, revoke, unpark, gc, record usage, read the runs as reports
+//! count them. Each returns typed values (see [`crate::reply`]) and typed errors, and
+//! prints nothing: what a person should read goes through [`Notices`].
 
 mod acceptance;
 mod claim;
@@ -16,6 +16,7 @@ mod release;
 mod remote;
 mod revoke;
 mod run;
+mod runs;
 mod status;
 mod submit;
 #[cfg(test)]
@@ -38,6 +39,7 @@ pub use release::{GiveBack, release_reply};
 pub use remote::store_mode;
 pub use revoke::Revoked;
 pub use run::run_meta;
+pub use runs::{SettledRuns, in_flight, settle_open_runs};
 pub use submit::{Submitted, bounded_summary, completion_note};
 pub use usage::{RecordInput, RecordOrigin, Recorded, over_budget};
 

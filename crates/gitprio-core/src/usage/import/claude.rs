@@ -23,6 +23,7 @@ use serde::de::IgnoredAny;
 
 use super::Malformed;
 use super::json::{Field, Text, is_semver_prefix};
+use super::scan::{Scanner, Value};
 use super::state::LineParser;
 use crate::usage::UsageRecord;
 
@@ -33,10 +34,22 @@ pub(super) const USAGE_MARKER: &[u8] = br#""usage":{"#;
 static USAGE_FINDER: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(USAGE_MARKER));
 
+/// Bytes at the end of a line searched first for the marker.
+const USAGE_TAIL_BYTES: usize = 1024;
+
+/// Whether `line` holds [`USAGE_MARKER`]. An assistant line's usage follows its message
+/// content, near the end of the line, so the end is searched first: a line with usage is
+/// then found without reading its content.
+fn has_usage_marker(line: &[u8]) -> bool {
+    let tail = line.len().saturating_sub(USAGE_TAIL_BYTES);
+    let head = line.len().min(tail + USAGE_MARKER.len() - 1);
+    USAGE_FINDER.find(&line[tail..]).is_some() || USAGE_FINDER.find(&line[..head]).is_some()
+}
+
 /// Marks messages Claude Code generated locally; they cost nothing.
 const SYNTHETIC_MODEL: &str = "<synthetic>";
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TranscriptLine<'a> {
     #[serde(default, borrow)]
@@ -65,14 +78,14 @@ struct TranscriptLine<'a> {
     data: Option<ProgressData<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 struct ProgressData<'a> {
     #[serde(default, borrow)]
     message: Option<ProgressEnvelope<'a>>,
 }
 
 /// A subagent's message as its parent's transcript repeats it in a `progress` line.
-#[derive(Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ProgressEnvelope<'a> {
     #[serde(default, borrow)]
@@ -87,7 +100,7 @@ struct ProgressEnvelope<'a> {
     message: Option<Message<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 struct Message<'a> {
     #[serde(default, borrow)]
     id: Field<Text<'a>>,
@@ -97,7 +110,7 @@ struct Message<'a> {
     usage: Option<Usage<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 struct Usage<'a> {
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
@@ -111,7 +124,7 @@ struct Usage<'a> {
     speed: Field<Text<'a>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 struct CacheCreation {
     #[serde(default)]
     ephemeral_5m_input_tokens: u64,
@@ -168,10 +181,13 @@ struct Found<'l, 'a> {
     reason = "a parser: one pass over the fields of a transcript line"
 )]
 pub(super) fn transcript_line(line: &[u8]) -> Result<Option<UsageRecord>, Malformed> {
-    if USAGE_FINDER.find(line).is_none() {
+    if !has_usage_marker(line) {
         return Ok(None);
     }
-    let parsed: TranscriptLine = serde_json::from_slice(line)?;
+    let parsed = match scan_transcript_line(line) {
+        Some(parsed) => parsed,
+        None => serde_json::from_slice::<TranscriptLine>(line)?,
+    };
     let found = if let Some(message) = &parsed.message
         && let Some(usage) = &message.usage
     {
@@ -278,6 +294,167 @@ pub(super) fn transcript_line(line: &[u8]) -> Result<Option<UsageRecord>, Malfor
     }))
 }
 
+/// Reads a transcript line with [`Scanner`], into what `serde_json` would make of it;
+/// `None` leaves the line to `serde_json` (something the scanner does not read, or an error).
+fn scan_transcript_line(line: &[u8]) -> Option<TranscriptLine<'_>> {
+    let mut scanner = Scanner::new(line);
+    let mut parsed = TranscriptLine::default();
+    let mut seen = Seen::default();
+    scanner.object(|key, scanner| {
+        match key {
+            b"timestamp" => parsed.timestamp = seen.once(0, text(scanner))?.into_field(),
+            b"version" => parsed.version = seen.once(1, text(scanner))?.into_field(),
+            b"sessionId" => parsed.session_id = seen.once(2, text(scanner))?.into_field(),
+            b"requestId" => parsed.request_id = seen.once(3, text(scanner))?.into_field(),
+            b"isSidechain" => {
+                parsed.is_sidechain = seen.once(4, scanner.bool_or_null())?.into_option();
+            }
+            b"cwd" => parsed.cwd = seen.once(5, text(scanner))?.into_field(),
+            b"gitBranch" => parsed.git_branch = seen.once(6, text(scanner))?.into_option(),
+            b"uuid" => parsed.uuid = seen.once(7, text(scanner))?.into_option(),
+            b"costUSD" => parsed.cost_usd = seen.once(8, ignored(scanner))?.into_field(),
+            b"isApiErrorMessage" => {
+                parsed.is_api_error_message = seen.once(9, scanner.bool_or_null())?.into_field();
+            }
+            b"message" => parsed.message = seen.once(10, scan_message(scanner))?.into_option(),
+            b"data" => parsed.data = seen.once(11, scan_progress_data(scanner))?.into_option(),
+            _ => scanner.skip_value()?,
+        }
+        Some(())
+    })?;
+    scanner.at_end().then_some(parsed)
+}
+
+/// The fields of one object read so far: `serde` refuses a field given twice.
+#[derive(Default)]
+struct Seen(u32);
+
+impl Seen {
+    fn once<T>(&mut self, field: u32, value: Option<T>) -> Option<T> {
+        let bit = 1 << field;
+        if self.0 & bit != 0 {
+            return None;
+        }
+        self.0 |= bit;
+        value
+    }
+}
+
+fn text<'a>(scanner: &mut Scanner<'a>) -> Option<Value<Text<'a>>> {
+    Some(scanner.string_or_null()?.map(|text| Text(text.into())))
+}
+
+fn ignored(scanner: &mut Scanner<'_>) -> Option<Value<IgnoredAny>> {
+    if scanner.null()? {
+        return Some(Value::Null);
+    }
+    scanner.skip_value()?;
+    Some(Value::Present(IgnoredAny))
+}
+
+/// Reads an object with `field` for each key, or `null`.
+fn object_or_null<'a, T: Default>(
+    scanner: &mut Scanner<'a>,
+    mut field: impl FnMut(&mut T, &mut Seen, &[u8], &mut Scanner<'a>) -> Option<()>,
+) -> Option<Value<T>> {
+    if let Value::Null = scanner.object_or_null()? {
+        return Some(Value::Null);
+    }
+    let mut value = T::default();
+    let mut seen = Seen::default();
+    scanner.object(|key, scanner| field(&mut value, &mut seen, key, scanner))?;
+    Some(Value::Present(value))
+}
+
+fn scan_message<'a>(scanner: &mut Scanner<'a>) -> Option<Value<Message<'a>>> {
+    object_or_null(scanner, |message: &mut Message<'a>, seen, key, scanner| {
+        match key {
+            b"id" => message.id = seen.once(0, text(scanner))?.into_field(),
+            b"model" => message.model = seen.once(1, text(scanner))?.into_field(),
+            b"usage" => message.usage = seen.once(2, scan_usage(scanner))?.into_option(),
+            _ => scanner.skip_value()?,
+        }
+        Some(())
+    })
+}
+
+fn scan_usage<'a>(scanner: &mut Scanner<'a>) -> Option<Value<Usage<'a>>> {
+    object_or_null(scanner, |usage: &mut Usage<'a>, seen, key, scanner| {
+        match key {
+            b"input_tokens" => {
+                usage.input_tokens = seen.once(0, scanner.u64_or_null())?.into_option();
+            }
+            b"output_tokens" => {
+                usage.output_tokens = seen.once(1, scanner.u64_or_null())?.into_option();
+            }
+            b"cache_creation_input_tokens" => {
+                usage.cache_creation_input_tokens =
+                    seen.once(2, scanner.u64_or_null())?.into_field();
+            }
+            b"cache_read_input_tokens" => {
+                usage.cache_read_input_tokens = seen.once(3, scanner.u64_or_null())?.into_field();
+            }
+            b"cache_creation" => {
+                usage.cache_creation = seen.once(4, scan_cache_creation(scanner))?.into_option();
+            }
+            b"speed" => usage.speed = seen.once(5, text(scanner))?.into_field(),
+            _ => scanner.skip_value()?,
+        }
+        Some(())
+    })
+}
+
+fn scan_cache_creation(scanner: &mut Scanner<'_>) -> Option<Value<CacheCreation>> {
+    object_or_null(scanner, |split: &mut CacheCreation, seen, key, scanner| {
+        match key {
+            b"ephemeral_5m_input_tokens" => {
+                split.ephemeral_5m_input_tokens =
+                    seen.once(0, scanner.u64_or_null())?.into_option()?;
+            }
+            b"ephemeral_1h_input_tokens" => {
+                split.ephemeral_1h_input_tokens =
+                    seen.once(1, scanner.u64_or_null())?.into_option()?;
+            }
+            _ => scanner.skip_value()?,
+        }
+        Some(())
+    })
+}
+
+fn scan_progress_data<'a>(scanner: &mut Scanner<'a>) -> Option<Value<ProgressData<'a>>> {
+    object_or_null(
+        scanner,
+        |data: &mut ProgressData<'a>, seen, key, scanner| {
+            match key {
+                b"message" => data.message = seen.once(0, scan_envelope(scanner))?.into_option(),
+                _ => scanner.skip_value()?,
+            }
+            Some(())
+        },
+    )
+}
+
+fn scan_envelope<'a>(scanner: &mut Scanner<'a>) -> Option<Value<ProgressEnvelope<'a>>> {
+    object_or_null(
+        scanner,
+        |envelope: &mut ProgressEnvelope<'a>, seen, key, scanner| {
+            match key {
+                b"timestamp" => envelope.timestamp = seen.once(0, text(scanner))?.into_field(),
+                b"requestId" => envelope.request_id = seen.once(1, text(scanner))?.into_field(),
+                b"isSidechain" => {
+                    envelope.is_sidechain = seen.once(2, scanner.bool_or_null())?.into_option();
+                }
+                b"uuid" => envelope.uuid = seen.once(3, text(scanner))?.into_option(),
+                b"message" => {
+                    envelope.message = seen.once(4, scan_message(scanner))?.into_option();
+                }
+                _ => scanner.skip_value()?,
+            }
+            Some(())
+        },
+    )
+}
+
 #[derive(Deserialize)]
 struct StreamLine<'a> {
     #[serde(default, rename = "type", borrow)]
@@ -322,7 +499,7 @@ pub(super) type StreamParser = LineParser<ClaudeStream>;
 impl StreamParser {
     /// Whether a line can matter: usage, or the session id of an `init` line.
     pub(super) fn wants(line: &[u8]) -> bool {
-        USAGE_FINDER.find(line).is_some() || memchr::memmem::find(line, b"\"session_id\"").is_some()
+        has_usage_marker(line) || memchr::memmem::find(line, b"\"session_id\"").is_some()
     }
 
     pub(super) fn line(
@@ -550,6 +727,122 @@ pub(super) mod tests {
             (7, 8, true)
         );
         assert_eq!(record.at, Some("2025-01-01T00:00:00Z".parse().unwrap()));
+    }
+
+    #[test]
+    fn the_marker_is_found_anywhere_in_a_line() {
+        for length in [0, 5, 9, 500, 1023, 1024, 1025, 1032, 1033, 3000] {
+            let blank = vec![b'x'; length];
+            assert!(!has_usage_marker(&blank));
+            for start in 0..=length.saturating_sub(USAGE_MARKER.len()) {
+                if length < USAGE_MARKER.len() {
+                    break;
+                }
+                let mut line = blank.clone();
+                line[start..start + USAGE_MARKER.len()].copy_from_slice(USAGE_MARKER);
+                assert!(has_usage_marker(&line), "length {length}, at {start}");
+            }
+        }
+    }
+
+    /// Asserts that the scanner reads `line` as `serde_json` does, or leaves it to it;
+    /// returns whether it read it.
+    fn scans_as_serde_json(line: &[u8]) -> bool {
+        let scanned = scan_transcript_line(line);
+        if let Some(scanned) = &scanned {
+            let parsed = serde_json::from_slice::<TranscriptLine>(line).ok();
+            assert_eq!(
+                Some(scanned),
+                parsed.as_ref(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        scanned.is_some()
+    }
+
+    #[test]
+    fn the_scanner_reads_lines_as_serde_json_does() {
+        let progress = r#"{"type":"progress","sessionId":"s1","cwd":"/repo","data":{"type":"agent_progress","message":{"type":"assistant","timestamp":"2025-01-01T00:00:00Z","requestId":"req_9","isSidechain":true,"uuid":"u9","message":{"id":"msg_9","model":"claude-haiku-4-5","usage":{"input_tokens":7,"output_tokens":8}}}},"timestamp":"2025-01-01T00:00:01Z","costUSD":null,"isApiErrorMessage":false}"#;
+        let tricky = assistant_line("msg_1", Some("req_1"), 3, false).replace(
+            r#""text":"I'll use""#,
+            r#""text":"a \"usage\":{ \\ \n \u00e9 caf\u00e9 \ud83d\ude00 é","input":{"usage":{"input_tokens":99}},"n":[-1.5e+3,0,true,null,{}]"#,
+        );
+        let spaced = "\t{ \"sessionId\" : \"s\" ,\r\n \"message\" : { \"id\" : \"m\" , \"usage\" : { \"input_tokens\" : 1 , \"output_tokens\" : 2 , \"cache_creation\" : { \"ephemeral_1h_input_tokens\" : 5 } , \"speed\" : \"fast\" } } , \"costUSD\" : 0.5 , \"timestamp\" : \"2025-01-01T00:00:00Z\" } \n";
+        let bases = [
+            assistant_line("msg_1", Some("req_1"), 3, false),
+            assistant_line("msg_2", None, 0, true),
+            progress.to_owned(),
+            tricky,
+            spaced.to_owned(),
+        ];
+        for base in &bases {
+            assert!(scans_as_serde_json(base.as_bytes()), "not scanned: {base}");
+        }
+        let values = [
+            "null",
+            "true",
+            "false",
+            "0",
+            "1",
+            "04",
+            "-4",
+            "4.0",
+            "1e3",
+            "18446744073709551616",
+            r#""x""#,
+            r#""x\"y""#,
+            r#""\u0041""#,
+            "[]",
+            "[1]",
+            "{}",
+            r#"{"a":1}"#,
+            "nul",
+            "",
+        ];
+        let mut variants = 0;
+        for base in &bases {
+            let bytes = base.as_bytes();
+            for end in 0..bytes.len() {
+                scans_as_serde_json(&bytes[..end]);
+            }
+            for (position, _) in base.match_indices(':') {
+                let rest = &base[position + 1..];
+                let value_end = rest
+                    .find([',', '}'])
+                    .filter(|end| !rest[..*end].contains(['{', '[']))
+                    .unwrap_or(0);
+                for value in values {
+                    let line = format!("{}:{value}{}", &base[..position], &rest[value_end..]);
+                    variants += usize::from(scans_as_serde_json(line.as_bytes()));
+                }
+            }
+            for (position, _) in base.match_indices("{\"") {
+                for repeated in [
+                    r#""cwd":"/x","#,
+                    r#""cwd":"/x","cwd":"/y","#,
+                    r#""usage":null,"#,
+                    r#""id":"a","id":"b","#,
+                    r#""mo\u0064el":"m","#,
+                    "\"k\u{e9}y\":1,",
+                ] {
+                    let line =
+                        format!("{}{{{repeated}{}", &base[..position], &base[position + 1..]);
+                    variants += usize::from(scans_as_serde_json(line.as_bytes()));
+                }
+            }
+            for position in 0..bytes.len() {
+                for replacement in [
+                    b'"', b'\\', b'{', b'}', b'[', b']', b',', b':', b' ', b'\t', 1, b'x', b'1',
+                    0xff,
+                ] {
+                    let mut line = bytes.to_vec();
+                    line[position] = replacement;
+                    variants += usize::from(scans_as_serde_json(&line));
+                }
+            }
+        }
+        assert!(variants > 1000, "only {variants} variants scanned");
     }
 
     fn stream(lines: &[&str]) -> Vec<UsageRecord> {

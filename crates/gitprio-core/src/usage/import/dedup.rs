@@ -273,7 +273,7 @@ impl Deduper {
                 (slot.changed || !only_changed).then_some(slot.record)
             })
             .collect();
-        records.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.key.cmp(&b.key)));
+        sort_by_time(&mut records);
         (records, dropped)
     }
 
@@ -287,6 +287,37 @@ impl Deduper {
         let duplicates = self.duplicates;
         let (records, dropped) = self.into_records(false);
         (records, duplicates + dropped)
+    }
+}
+
+/// Sorts records by time then key through an index, then puts each record in its place
+/// with one swap: records are large, and an import holds many (sorting them directly
+/// moves each a dozen times or more; copying them into a new vector doubles the memory).
+fn sort_by_time(records: &mut [UsageRecord]) {
+    let mut order: Vec<(Option<jiff::Timestamp>, usize)> = records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| (record.at, index))
+        .collect();
+    order.sort_by(|(left_at, left), (right_at, right)| {
+        left_at
+            .cmp(right_at)
+            .then_with(|| records[*left].key.cmp(&records[*right].key))
+    });
+    let mut source: Vec<usize> = order.into_iter().map(|(_, index)| index).collect();
+    // Each cycle of the permutation is walked once: position `current` takes the record
+    // from `source[current]`, and a placed position points at itself.
+    for start in 0..source.len() {
+        let mut current = start;
+        while source[current] != current {
+            let next = source[current];
+            source[current] = current;
+            if next == start {
+                break;
+            }
+            records.swap(current, next);
+            current = next;
+        }
     }
 }
 
@@ -336,6 +367,28 @@ impl Coalescer {
 mod tests {
     use super::*;
     use crate::usage::Totals;
+
+    #[test]
+    fn sorting_through_an_index_orders_by_time_then_key() {
+        let mut records: Vec<UsageRecord> = (0..500_u64)
+            .map(|number| {
+                let scrambled = number.wrapping_mul(7919) % 499;
+                UsageRecord {
+                    key: format!("k{}", scrambled % 13),
+                    at: (scrambled % 5 != 0).then(|| {
+                        jiff::Timestamp::from_second(i64::try_from(scrambled % 17).unwrap())
+                            .unwrap()
+                    }),
+                    output: number,
+                    ..UsageRecord::default()
+                }
+            })
+            .collect();
+        let mut expected = records.clone();
+        expected.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.key.cmp(&b.key)));
+        sort_by_time(&mut records);
+        assert_eq!(records, expected);
+    }
 
     fn claude(message: &str, request: Option<&str>, output: u64, sidechain: bool) -> UsageRecord {
         UsageRecord {

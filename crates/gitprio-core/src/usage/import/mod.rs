@@ -29,6 +29,7 @@ mod detect;
 mod gemini;
 mod json;
 mod lines;
+mod scan;
 mod state;
 #[cfg(test)]
 mod tests;
