@@ -228,9 +228,14 @@ pub struct Running(pub Option<Child>);
 
 impl Running {
     /// Waits for the run to end by itself, for at most 60 seconds.
-    pub fn finish(mut self) -> std::process::Output {
+    pub fn finish(self) -> std::process::Output {
+        self.finish_within(Duration::from_secs(60))
+    }
+
+    /// Waits for the run to end by itself, for at most `limit`.
+    pub fn finish_within(mut self, limit: Duration) -> std::process::Output {
         let mut child = self.0.take().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + limit;
         while child.try_wait().unwrap().is_none() {
             if Instant::now() >= deadline {
                 let _ = child.kill();

@@ -446,3 +446,85 @@ fn a_dropped_connection_of_the_lease_fetch_is_retried_and_never_loses_a_race() {
     );
     assert_eq!(proxy.dropped(), 2);
 }
+
+/// A TCP listener on 127.0.0.1 that accepts every connection and never says a word, as a
+/// remote whose server hangs does. Stops when dropped.
+struct SilentRemote {
+    port: u16,
+    stop: Arc<AtomicBool>,
+    accept: Option<JoinHandle<()>>,
+}
+
+impl SilentRemote {
+    fn start() -> SilentRemote {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let accept = thread::spawn({
+            let stop = stop.clone();
+            move || {
+                let mut held = Vec::new();
+                for stream in listener.incoming() {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    held.extend(stream.ok());
+                }
+            }
+        });
+        SilentRemote {
+            port,
+            stop,
+            accept: Some(accept),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("git://127.0.0.1:{}/remote.git", self.port)
+    }
+}
+
+impl Drop for SilentRemote {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
+        if let Some(accept) = self.accept.take() {
+            let _ = accept.join();
+        }
+    }
+}
+
+/// Runs `gitprio` in `dir`, failing the test if it has not ended within 90 seconds.
+fn run_bounded(env: &TestEnv, dir: &str, args: &[&str]) -> Output {
+    let mut command = env.command(dir, args);
+    command.env("GITPRIO_AGENT", "alice").env("GITPRIO_NOW", T0);
+    let child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let running = crate::common::Running(Some(child));
+    env.normalized(&running.finish_within(Duration::from_secs(90)))
+}
+
+#[test]
+fn a_remote_that_never_answers_is_given_up_on_as_unreachable() {
+    let env = TestEnv::new();
+    let files = vec![
+        (".tasks/alpha.md".to_owned(), task("Alpha", 0, &[])),
+        (
+            ".tasks/config.yaml".to_owned(),
+            "remote_timeout: 1s\n".to_owned(),
+        ),
+    ];
+    remote_with_clones(&env, &files, &["a"]);
+    let silent = SilentRemote::start();
+    env.git("a", &["remote", "set-url", "origin", &silent.url()]);
+
+    let claim = run_bounded(&env, "a", &["claim"]);
+    crate::assert_output!(claim);
+    // A clone that never fetched the leases answers from the branch it has, and says so.
+    let next = run_bounded(&env, "a", &["next"]);
+    crate::assert_output!(next);
+}

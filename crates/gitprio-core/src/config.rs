@@ -42,6 +42,10 @@ pub struct Config {
     /// How far apart agents' clocks may be: a lease is reclaimed only this long after it expired.
     #[serde(with = "duration")]
     pub clock_skew: SignedDuration,
+    /// How long a git command that talks to the remote may make no progress before it is
+    /// stopped and counted as a dropped connection (see docs/leases.md); longer than zero.
+    #[serde(with = "positive_duration")]
+    pub remote_timeout: SignedDuration,
     /// Model tiers, cheapest first: tier name → the model `gitprio run` hands the agent.
     pub tiers: Tiers,
     /// The tier of each task type, for tasks whose `model` names none.
@@ -79,6 +83,7 @@ impl Default for Config {
             max_attempts: 3,
             lease_ttl: SignedDuration::from_mins(30),
             clock_skew: SignedDuration::from_mins(1),
+            remote_timeout: SignedDuration::from_mins(1),
             tiers: Tiers::default(),
             type_tiers: BTreeMap::new(),
             escalate: false,
@@ -271,7 +276,7 @@ mod duration {
     }
 }
 
-/// A duration setting that must be longer than zero: `lease_ttl`.
+/// A duration setting that must be longer than zero: `lease_ttl`, `remote_timeout`.
 mod positive_duration {
     use jiff::SignedDuration;
 
@@ -555,6 +560,7 @@ pub const FIELDS: &[&str] = &[
     "max_attempts",
     "lease_ttl",
     "clock_skew",
+    "remote_timeout",
     "tiers",
     "type_tiers",
     "escalate",
@@ -705,7 +711,7 @@ mod tests {
                 ".tasks/config.yaml:4:15: error: invalid config: `max_attempts`: must be a whole number from 0",
                 ".tasks/config.yaml:5:13: error: invalid config: `clock_skew`: \"soon\" is not a duration; write it like `90s`, `30m` or `2h`",
                 ".tasks/config.yaml:7:3: error: invalid config: `plan`: unknown field `type`, expected one of types, budget_over",
-                ".tasks/config.yaml:8:1: error: unknown key `frobnicate` in the config; the settings are types, budgets, context, context_budget, context_depth, remote, branch, max_attempts, lease_ttl, clock_skew, tiers, type_tiers, escalate, plan",
+                ".tasks/config.yaml:8:1: error: unknown key `frobnicate` in the config; the settings are types, budgets, context, context_budget, context_depth, remote, branch, max_attempts, lease_ttl, clock_skew, remote_timeout, tiers, type_tiers, escalate, plan",
             ]
         );
         assert_eq!(config.types, ["bug"]);

@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod deadline;
 mod retry;
+pub use deadline::{DEFAULT_REMOTE_TIMEOUT, STALLED};
 pub use retry::{CONNECTION_TRIES, backoff, is_connection_error};
 
 pub use gix::ObjectId;
@@ -52,6 +54,8 @@ pub struct TreeFile {
 #[derive(Debug)]
 pub struct Repository {
     repo: gix::Repository,
+    /// See [`Repository::remote_timeout`].
+    remote_timeout_millis: std::sync::atomic::AtomicU64,
 }
 
 impl Repository {
@@ -65,7 +69,12 @@ impl Repository {
                 path: repo.git_dir().to_path_buf(),
             });
         }
-        Ok(Repository { repo })
+        Ok(Repository {
+            repo,
+            remote_timeout_millis: std::sync::atomic::AtomicU64::new(
+                u64::try_from(DEFAULT_REMOTE_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
+            ),
+        })
     }
 
     /// Returns the root of the working tree, if the repository has one.
@@ -511,7 +520,7 @@ impl Repository {
                     name,
                 ];
                 args.extend(patterns.iter().map(String::as_str));
-                let output = self.git(&args).ok()?;
+                let output = self.git_bounded(&args).ok()?;
                 if !output.status.success() {
                     return None;
                 }
@@ -591,6 +600,16 @@ impl Repository {
 
     /// Runs `git` in this repository and returns its output, whatever its exit status.
     pub fn git(&self, args: &[&str]) -> Result<std::process::Output, GitError> {
+        self.git_command(args)
+            .output()
+            .map_err(|source| GitError::Spawn {
+                args: args.join(" "),
+                source,
+            })
+    }
+
+    /// The `git` command [`Repository::git`] runs.
+    fn git_command(&self, args: &[&str]) -> Command {
         let mut command = Command::new("git");
         let directory = self.git_directory();
         if self.repo.kind() == gix::repository::Kind::LinkedWorkTree {
@@ -605,12 +624,8 @@ impl Repository {
             .current_dir(directory)
             // Never wait for a password prompt: an agent has no one to answer it.
             .env("GIT_TERMINAL_PROMPT", "0")
-            .args(args)
-            .output()
-            .map_err(|source| GitError::Spawn {
-                args: args.join(" "),
-                source,
-            })
+            .args(args);
+        command
     }
 }
 

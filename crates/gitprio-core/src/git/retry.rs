@@ -52,6 +52,7 @@ pub fn is_connection_error(stderr: &str) -> bool {
             "the requested url returned error: 503",
             "the requested url returned error: 504",
             "protocol error: bad line length",
+            super::STALLED,
         ]
         .iter()
         .any(|sign| stderr.contains(sign))
@@ -68,7 +69,7 @@ pub fn backoff(next_try: u32) -> Duration {
 }
 
 impl Repository {
-    /// Runs `git` like [`Repository::git`], again (up to [`CONNECTION_TRIES`] runs, with
+    /// Runs `git` like [`Repository::git_bounded`], again (up to [`CONNECTION_TRIES`] runs, with
     /// jittered exponential backoff) while it fails with a connection error.
     ///
     /// Only for commands that change nothing on the remote, or whose retry cannot do a
@@ -76,7 +77,7 @@ impl Repository {
     pub fn git_remote(&self, args: &[&str]) -> Result<Output, GitError> {
         let mut tries = 1;
         loop {
-            let output = self.git(args)?;
+            let output = self.git_bounded(args)?;
             if output.status.success()
                 || tries == CONNECTION_TRIES
                 || !is_connection_error(&String::from_utf8_lossy(&output.stderr))
@@ -102,6 +103,7 @@ mod tests {
             "error: RPC failed; curl 56 Recv failure: Connection reset by peer",
             "fatal: unable to access 'http://x/': The requested URL returned error: 503",
             "fatal: Could not read from remote repository.\n\nPlease make sure you have the correct access rights",
+            "\nfatal: no progress from the remote for 1m (`remote_timeout` in .tasks/config.yaml); gitprio stopped `git fetch`",
         ] {
             assert!(is_connection_error(stderr), "{stderr}");
         }

@@ -871,7 +871,7 @@ impl<'repo> LeaseStore<'repo> {
     ) -> Result<std::process::Output, StoreError> {
         let mut tries = 1;
         loop {
-            let output = self.repo.git(args)?;
+            let output = self.repo.git_bounded(args)?;
             let answered = String::from_utf8_lossy(&output.stdout).lines().any(|line| {
                 line.split('\t')
                     .nth(1)

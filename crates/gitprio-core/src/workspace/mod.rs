@@ -149,6 +149,7 @@ impl<'repo> Workspace<'repo> {
     ) -> Result<Workspace<'repo>, WorkspaceError> {
         let config = crate::source::local_config(repo)?;
         let mode = store_mode(repo, &config, choice, invocation.branch.as_deref())?;
+        repo.set_remote_timeout(config.remote_timeout.unsigned_abs());
         Ok(Workspace {
             repo,
             config,

@@ -1,0 +1,161 @@
+//! The stall deadline of `git` commands that talk to a remote: one that makes no progress
+//! for the remote timeout is killed, and its failure reads as a dropped connection.
+//!
+//! Progress is anything git writes (its stdout, its stderr) or a growing pack it receives
+//! (`objects/pack/tmp_pack_*`, written as the bytes arrive), so a big fetch that keeps
+//! moving is never cut short, while a remote that accepts the connection and never answers
+//! costs one timeout per try instead of forever.
+
+use std::io::Read as _;
+use std::process::{Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::{GitError, Repository};
+
+/// How long a remote git command may make no progress before it is killed, unless the
+/// config's `remote_timeout` says otherwise.
+pub const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What the stderr of a command killed for making no progress says, after whatever git
+/// wrote; [`super::is_connection_error`] reads it as a dropped connection.
+pub const STALLED: &str = "no progress from the remote";
+
+/// How often a running command is checked for progress.
+const POLL: Duration = Duration::from_millis(50);
+
+/// How long the output of a killed command is waited for: a helper git started (ssh,
+/// `git-remote-http`) may outlive it and hold its pipes open.
+const DRAIN: Duration = Duration::from_secs(1);
+
+impl Repository {
+    /// Sets how long a command that talks to a remote may make no progress (the config's
+    /// `remote_timeout`; the front end reads the config, the core no environment).
+    pub fn set_remote_timeout(&self, limit: Duration) {
+        let millis = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.remote_timeout_millis.store(millis, Ordering::Relaxed);
+    }
+
+    /// Returns how long a command that talks to a remote may make no progress.
+    pub fn remote_timeout(&self) -> Duration {
+        Duration::from_millis(self.remote_timeout_millis.load(Ordering::Relaxed))
+    }
+
+    /// Runs `git` like [`Repository::git`], for a command that talks to a remote: killed
+    /// once it made no progress for [`Repository::remote_timeout`], its output then ends
+    /// with a line saying so ([`STALLED`]) and its status is a failure.
+    pub fn git_bounded(&self, args: &[&str]) -> Result<Output, GitError> {
+        let limit = self.remote_timeout();
+        let spawn_error = |source| GitError::Spawn {
+            args: args.join(" "),
+            source,
+        };
+        let mut command = self.git_command(args);
+        // Over HTTP curl gives up by itself too, so a `git-remote-http` that outlives a
+        // killed git does not wait on the remote forever.
+        command
+            .env("GIT_HTTP_LOW_SPEED_LIMIT", "1")
+            .env(
+                "GIT_HTTP_LOW_SPEED_TIME",
+                limit.as_secs().max(1).to_string(),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().map_err(spawn_error)?;
+        let received = Arc::new(AtomicU64::new(0));
+        let (sender, outputs) = mpsc::channel();
+        let pipes: [Option<Box<dyn std::io::Read + Send>>; 2] = [
+            child
+                .stdout
+                .take()
+                .map(|pipe| Box::new(pipe) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|pipe| Box::new(pipe) as Box<dyn std::io::Read + Send>),
+        ];
+        for (index, pipe) in pipes.into_iter().enumerate() {
+            let Some(mut pipe) = pipe else { continue };
+            let received = Arc::clone(&received);
+            let sender = sender.clone();
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let mut buffer = [0; 8192];
+                while let Ok(read @ 1..) = pipe.read(&mut buffer) {
+                    bytes.extend_from_slice(&buffer[..read]);
+                    received.fetch_add(read as u64, Ordering::Relaxed);
+                }
+                let _ = sender.send((index, bytes));
+            });
+        }
+        drop(sender);
+        let pack_directory = self.common_dir().join("objects").join("pack");
+        let mut seen = (0, incoming_pack_bytes(&pack_directory));
+        let mut last_progress = Instant::now();
+        let mut stalled = false;
+        let status = loop {
+            if let Some(status) = child.try_wait().map_err(spawn_error)? {
+                break status;
+            }
+            let now = (
+                received.load(Ordering::Relaxed),
+                incoming_pack_bytes(&pack_directory),
+            );
+            if now != seen {
+                seen = now;
+                last_progress = Instant::now();
+            } else if last_progress.elapsed() >= limit {
+                let _ = child.kill();
+                stalled = true;
+                break child.wait().map_err(spawn_error)?;
+            }
+            std::thread::sleep(POLL);
+        };
+        let mut streams = [Vec::new(), Vec::new()];
+        let drain_until = Instant::now() + DRAIN;
+        for _ in 0..2 {
+            let wait = if stalled {
+                drain_until.saturating_duration_since(Instant::now())
+            } else {
+                Duration::MAX
+            };
+            match outputs.recv_timeout(wait) {
+                Ok((index, bytes)) => streams[index] = bytes,
+                Err(_) => break,
+            }
+        }
+        let [stdout, mut stderr] = streams;
+        if stalled {
+            stderr.extend_from_slice(
+                format!(
+                    "\nfatal: {STALLED} for {} (`remote_timeout` in .tasks/config.yaml); gitprio stopped `git {}`\n",
+                    crate::config::format_duration(
+                        jiff::SignedDuration::try_from(limit).unwrap_or(jiff::SignedDuration::MAX)
+                    ),
+                    args.iter().find(|arg| !arg.starts_with('-') && !arg.contains('=')).unwrap_or(&"")
+                )
+                .as_bytes(),
+            );
+        }
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+/// The bytes of the packs being received into `directory` so far.
+fn incoming_pack_bytes(directory: &std::path::Path) -> u64 {
+    std::fs::read_dir(directory).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.file_name().to_string_lossy().starts_with("tmp_pack_"))
+            .filter_map(|entry| entry.metadata().ok())
+            .map(|metadata| metadata.len())
+            .sum()
+    })
+}
