@@ -392,11 +392,10 @@ fn a_claim_among_agents_at_work_fetches_only_the_leases_without_negotiating() {
         [
             "GET refs?service=git-upload-pack",
             "POST git-upload-pack?",
-            "POST git-upload-pack?",
             "GET refs?service=git-receive-pack",
             "POST git-receive-pack?"
         ],
-        "one fetch of the leases (its ref listing, then the new objects at once, no \"have\" round) and one push"
+        "one fetch of the leases (the listing the server sends unasked, then the new objects at once, no \"have\" round) and one push"
     );
 
     // Finished on the branch since alice's last full refresh: her push, pinned to the

@@ -267,8 +267,12 @@ impl<'repo> LeaseStore<'repo> {
     /// (measured in `docs/BENCHMARKS.md`). A lease commit is tiny and its history short,
     /// so sending a lease's earlier commits again costs less than one round trip. The
     /// branch is left out because the same fetch of a moved branch would bring its whole
-    /// history. A remote on this machine gets the whole refresh: reading its refs costs
-    /// no round trip.
+    /// history. It speaks protocol version 0 on every transport: its server advertises
+    /// its refs unasked, where version 2 asks for them first (over HTTP a request of its
+    /// own: 3 round trips instead of 4). Version 0 lists every ref of the remote, not
+    /// only the leases, which the claim's push downloads anyway (receive-pack has no
+    /// other way). A remote on this machine gets the whole refresh: reading its refs
+    /// costs no round trip.
     pub fn refresh_leases(&self) -> Result<(), StoreError> {
         let Mode::Remote { remote, .. } = &self.mode else {
             return Ok(());
@@ -279,7 +283,12 @@ impl<'repo> LeaseStore<'repo> {
         self.unpin_queue_branch();
         self.take_current_mirrors();
         let spec = format!("+{LEASE_PREFIX}*:{}*", self.mirror_of(LEASE_PREFIX));
-        let mut args = vec!["-c", "fetch.negotiationAlgorithm=noop"];
+        let mut args = vec![
+            "-c",
+            "fetch.negotiationAlgorithm=noop",
+            "-c",
+            "protocol.version=0",
+        ];
         args.extend(fetch_args(self.repo, remote));
         args.extend(["--prune", "--no-recurse-submodules", remote, &spec]);
         let output = self.fetch_git(&args)?;
