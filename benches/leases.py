@@ -422,6 +422,7 @@ def agent_loop(binary, repo, env, start, record, errors, max_errors=20, work_ms=
     start.wait()
     rnd = random.Random(env["GITPRIO_AGENT"])
     failures = 0
+    first = True
     while True:
         begin = time.perf_counter()
         result = subprocess.run([binary, "claim", "--json"], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -441,7 +442,8 @@ def agent_loop(binary, repo, env, start, record, errors, max_errors=20, work_ms=
             continue
         claim = json.loads(result.stdout)
         task = claim["task"]["id"]
-        record(task, claim["tries"], ms)
+        record(task, claim["tries"], ms, first)
+        first = False
         if work_ms:
             # The agent works on the task: half to one and a half times --work-ms.
             time.sleep(rnd.uniform(0.5, 1.5) * work_ms / 1000)
@@ -475,7 +477,9 @@ def contention(args, binary, root, env, agents, tasks=None, serve=None, url=None
     lost = []
     errors = []
 
-    def record(task, tries, ms):
+    firsts = []
+
+    def record(task, tries, ms, first=False):
         with lock:
             if task == "failed":
                 failed.append(tries)
@@ -483,6 +487,8 @@ def contention(args, binary, root, env, agents, tasks=None, serve=None, url=None
                 lost.append(1)
             else:
                 claims.append((task, tries, ms))
+                if first:
+                    firsts.append(tries)
 
     start = threading.Barrier(agents + 1)
     threads = [
@@ -533,6 +539,8 @@ def contention(args, binary, root, env, agents, tasks=None, serve=None, url=None
         "generation 1": first_generation,
         "max tries": max((tries for _, tries, _ in claims), default=0),
         "tries list": [tries for _, tries, _ in claims],
+        "first tries": sum(firsts),
+        "firsts": len(firsts),
     }
 
 
@@ -632,8 +640,12 @@ def run_rtt(args, binary, root, env):
                         cpu = busy_between(cpu_before, cpu_times())
                         after = proxy.counters()
                         done_after = done_proxy.counters()
+                        later = max(1, result["claims"] - result["firsts"])
                         print(
-                            f"#   {build} {transport} {rtt} ms K={agents}: {result['wall']:.1f}s (load {load1():.2f})",
+                            f"#   {build} {transport} {rtt} ms K={agents}: {result['wall']:.1f}s (load {load1():.2f}); "
+                            f"pushes per claim: {result['first tries'] / max(1, result['firsts']):.2f} for each "
+                            f"agent's first, {(result['tries'] - result['first tries'] + result['failed tries']) / later:.2f} "
+                            f"for the others",
                             file=sys.stderr,
                         )
                         claims = max(1, result["claims"])

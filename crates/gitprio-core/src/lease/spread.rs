@@ -254,6 +254,24 @@ mod tests {
         assert!(again.len() > firsts.len(), "{firsts:?} then {again:?}");
     }
 
+    /// The rank the loser of a start by two agents tries next: it cannot tell its one
+    /// rival from a fleet started together (either way its view shows one new lease,
+    /// the winner's), so it assumes a crowd of 8 and takes a task near the 8th.
+    #[test]
+    fn the_loser_of_a_start_by_two_agents_takes_a_task_near_the_top() {
+        let tasks = ids(100);
+        let names = agents(40);
+        let ranks: Vec<usize> = names
+            .iter()
+            .map(|me| order(&tasks, &[me.as_str()], me, 1)[0])
+            .collect();
+        let mean = ranks.iter().sum::<usize>() / ranks.len();
+        assert!(
+            (4..=12).contains(&mean),
+            "mean rank {mean} over 40 losers: {ranks:?}"
+        );
+    }
+
     #[test]
     fn claimers_are_the_recently_active_agents_without_a_live_lease() {
         use crate::lease::{Holder, LeaseEvent};
