@@ -377,7 +377,9 @@ def bench_repo(scratch, gitprio, home):
 
 
 def reset_import(repo, env):
-    """Forgets every import: state, ledger ref and its index, the unattributed store."""
+    """Forgets every import: state, ledger ref and its index, the unattributed store, and
+    the objects the import wrote (else the next import finds its chunks' blobs already
+    written and skips compressing and writing them, which a first import never does)."""
     for name in ["usage-import.json", "usage-index", "usage-unattributed", "usage-outbox"]:
         path = os.path.join(repo, ".git", "gitprio", name)
         if os.path.isdir(path):
@@ -385,6 +387,7 @@ def reset_import(repo, env):
         elif os.path.exists(path):
             os.remove(path)
     subprocess.run(["git", "update-ref", "-d", f"refs/gitprio/usage/{BENCH_TASK}"], cwd=repo, env=env, check=False)
+    subprocess.run(["git", "prune", "--expire=now"], cwd=repo, env=env, check=True)
 
 
 def append_one_request(corpus, seed):

@@ -100,6 +100,14 @@ pub fn run() -> ExitCode {
     match cli.command.run(&settings) {
         Ok(status) => status.into(),
         Err(CliError { code, error }) => {
+            let closed = causes(&error).into_iter().any(|cause| {
+                cause
+                    .downcast_ref::<output::StdoutError>()
+                    .is_some_and(output::StdoutError::closed)
+            });
+            if closed {
+                return code.into();
+            }
             output::message(&settings, "error", &format!("{error:#}"));
             let unreachable = causes(&error)
                 .into_iter()

@@ -7,20 +7,67 @@ use gitprio_core::{Blocker, Diagnostic, Queue, Readiness, Task};
 
 use crate::settings::Settings;
 
+/// `println!` that returns the error of the write, a reader that closed the pipe
+/// (`gitprio explain x | head -1`) included, instead of panicking.
+macro_rules! outln {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($argument:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($argument)*)))
+    };
+}
+pub(crate) use outln;
+
+/// `print!` that returns the error of the write instead of panicking, as [`outln!`].
+macro_rules! out {
+    ($($argument:tt)*) => {
+        $crate::output::write_stdout(format_args!($($argument)*))
+    };
+}
+pub(crate) use out;
+
+/// A write to stdout that failed.
+#[derive(Debug)]
+pub struct StdoutError(std::io::Error);
+
+impl StdoutError {
+    /// Returns whether the reader closed the pipe (`gitprio list | head -1`): it wants no
+    /// more, which is no failure to report.
+    pub fn closed(&self) -> bool {
+        self.0.kind() == std::io::ErrorKind::BrokenPipe
+    }
+}
+
+impl std::fmt::Display for StdoutError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cannot write to stdout")
+    }
+}
+
+impl std::error::Error for StdoutError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Writes formatted text to stdout.
+pub fn write_stdout(text: std::fmt::Arguments<'_>) -> Result<(), StdoutError> {
+    std::io::stdout()
+        .lock()
+        .write_fmt(text)
+        .map_err(StdoutError)
+}
+
 /// Writes `value` as pretty JSON to stdout.
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
-    serde_json::to_writer_pretty(&mut stdout, value)?;
-    writeln!(stdout)?;
-    stdout.flush()?;
-    Ok(())
+    let text = serde_json::to_string_pretty(value)?;
+    Ok(outln!("{text}")?)
 }
 
 /// Writes rows as a left-aligned table to stdout; the last column is not padded.
 pub fn print_table(rows: &[Vec<String>]) -> anyhow::Result<()> {
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(render_table(rows).as_bytes())?;
-    Ok(())
+    Ok(out!("{}", render_table(rows))?)
 }
 
 /// Renders rows as a left-aligned table, columns separated by two spaces.
@@ -64,7 +111,9 @@ pub fn message(settings: &Settings, severity: &str, text: &str) {
     } else {
         severity.to_owned()
     };
-    eprintln!("{prefix}: {text}");
+    // Not `eprintln!`, which panics when stderr is closed (the `gitprio run` that started a
+    // `done` was killed): a message nobody can read must not stop the operation halfway.
+    let _ = writeln!(std::io::stderr(), "{prefix}: {text}");
 }
 
 /// Prints the problems met while loading the queue to stderr, saying that broken files were skipped.
@@ -227,10 +276,10 @@ pub fn print_task(task: &Task, readiness: &Readiness) -> anyhow::Result<()> {
     );
     print_table(&rows)?;
     if !task.body.trim().is_empty() {
-        println!();
-        print!("{}", task.body.trim_start_matches('\n'));
+        outln!()?;
+        out!("{}", task.body.trim_start_matches('\n'))?;
         if !task.body.ends_with('\n') {
-            println!();
+            outln!()?;
         }
     }
     Ok(())
@@ -288,23 +337,23 @@ pub fn ratio(value: Option<f64>, digits: usize) -> String {
 }
 
 /// Prints, in sentences, where task `id` stands in `queue`.
-pub fn print_explanation(queue: &Queue, id: &str) {
+pub fn print_explanation(queue: &Queue, id: &str) -> Result<(), StdoutError> {
     let Some(explanation) = queue.explain(id) else {
-        return;
+        return Ok(());
     };
     let task = &explanation.entry.task;
     match &explanation.standing {
         Standing::Next => {
             if explanation.ready_count == 1 {
-                println!("{id} is next: it is the only ready task.");
+                outln!("{id} is next: it is the only ready task.")?;
             } else {
-                println!(
+                outln!(
                     "{id} is next: it is ready and ranks first of {} ready tasks.",
                     explanation.ready_count
-                );
+                )?;
             }
             if let Some(second) = queue.ready().get(1) {
-                println!(
+                outln!(
                     "It ranks ahead of {} on {}.",
                     second.task.id,
                     describe_reason(
@@ -312,7 +361,7 @@ pub fn print_explanation(queue: &Queue, id: &str) {
                         task,
                         &second.task
                     )
-                );
+                )?;
             }
         }
         Standing::Behind {
@@ -320,26 +369,26 @@ pub fn print_explanation(queue: &Queue, id: &str) {
             ahead,
             reason,
         } => {
-            println!(
+            outln!(
                 "{id} is ready but ranks {position} of {}.",
                 explanation.ready_count
-            );
-            println!(
+            )?;
+            outln!(
                 "{} ranks just ahead of it on {}.",
                 ahead.id,
                 describe_reason(*reason, ahead, task)
-            );
+            )?;
         }
         Standing::NotReady { blockers } => {
-            println!("{id} is not ready:");
+            outln!("{id} is not ready:")?;
             for blocker in *blockers {
-                println!("  - {}", describe_blocker(blocker));
+                outln!("  - {}", describe_blocker(blocker))?;
             }
         }
     }
-    println!(
+    outln!(
         "Rank order: priority (p0 first), then value (higher first), then created (older first), then id."
-    );
+    )
 }
 
 fn describe_reason(

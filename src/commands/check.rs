@@ -66,7 +66,7 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
     } else {
         let diagnostics = &reply.diagnostics;
         for diagnostic in diagnostics {
-            println!("{diagnostic}");
+            crate::output::outln!("{diagnostic}")?;
         }
         let format = args.format.unwrap_or(if settings.github_actions {
             Format::Github
@@ -75,7 +75,7 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
         });
         if format == Format::Github {
             for diagnostic in diagnostics {
-                println!("{}", annotation(diagnostic));
+                crate::output::outln!("{}", annotation(diagnostic))?;
             }
         }
         let summary = format!(

@@ -3,8 +3,8 @@
 use clap::{Args, CommandFactory};
 use clap_complete::Shell;
 
-use crate::cli::Cli;
-use crate::exit_code;
+use crate::cli::{Cli, CommandResult};
+use crate::{exit_code, output};
 
 #[derive(Debug, Args)]
 pub struct CompletionsArgs {
@@ -12,12 +12,10 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-pub fn run(args: &CompletionsArgs) -> exit_code::ExitStatus {
-    clap_complete::generate(
-        args.shell,
-        &mut Cli::command(),
-        "gitprio",
-        &mut std::io::stdout(),
-    );
-    exit_code::SUCCESS
+pub fn run(args: &CompletionsArgs) -> CommandResult {
+    // Into memory first: `generate` panics when it cannot write.
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut Cli::command(), "gitprio", &mut script);
+    output::out!("{}", String::from_utf8_lossy(&script))?;
+    Ok(exit_code::SUCCESS)
 }

@@ -76,7 +76,7 @@ pub fn run(settings: &Settings, args: &ContextArgs) -> CommandResult {
                 .map(|(_, local)| report_commands(&task.id, *local))
                 .unwrap_or_default(),
         };
-        print!("{}", bundle.to_markdown(&tail));
+        crate::output::out!("{}", bundle.to_markdown(&tail))?;
     }
     Ok(exit_code::SUCCESS)
 }

@@ -43,7 +43,7 @@ pub fn run(_settings: &Settings, args: &DemoArgs) -> CommandResult {
     git(root, &["init", "--quiet", "--initial-branch=main"])?;
     git(root, &["add", "--all"])?;
     git(root, &["commit", "--quiet", "--message", "Example queue"])?;
-    println!(
+    crate::output::outln!(
         "# 1/6 The ranked queue. A repository with {} task files under .tasks/ (from\n\
          # tasks.example/): one deterministic order answers \"what is next?\", and every task\n\
          # that waits says why.\n",
@@ -54,15 +54,15 @@ pub fn run(_settings: &Settings, args: &DemoArgs) -> CommandResult {
                     .is_some_and(gitprio_core::source::is_task_path)
             })
             .count()
-    );
-    println!("$ gitprio list");
+    )?;
+    crate::output::outln!("$ gitprio list")?;
     show(root, &["list"])?;
-    println!("\n$ gitprio next --explain");
+    crate::output::outln!("\n$ gitprio next --explain")?;
     show(root, &["next", "--explain"])?;
     simulate(root)?;
     if args.keep {
         let kept = directory.keep();
-        println!("\nThe demo repository is kept at {}", kept.display());
+        crate::output::outln!("\nThe demo repository is kept at {}", kept.display())?;
     }
     Ok(exit_code::SUCCESS)
 }
@@ -149,19 +149,19 @@ impl Demo {
 
     /// Screen 2: alice claims the top task, then gives it back.
     fn claim(&self) -> anyhow::Result<()> {
-        println!(
+        crate::output::outln!(
             "\n# 2/6 A claim. alice, in her clone of the shared remote, leases the top ready task by\n\
          # one compare-and-swap on the remote, and gets it with the documents it links to, in a\n\
          # stable order that keeps prompt caches warm, and the commands to report with.\n\n\
          $ gitprio claim"
-        );
-        print!(
+        )?;
+        crate::output::out!(
             "{}",
             Self::stdout(
                 self.gitprio("alice", "alice", START, &["claim"]),
                 "gitprio claim"
             )?
-        );
+        )?;
         Self::stdout(
             self.gitprio(
                 "alice",
@@ -171,9 +171,9 @@ impl Demo {
             ),
             "gitprio release",
         )?;
-        println!(
+        crate::output::outln!(
             "$ gitprio release auth-login-rate-limit   # alice gives it back, for what follows"
-        );
+        )?;
         Ok(())
     }
 
@@ -185,12 +185,12 @@ impl Demo {
             .parse::<jiff::Timestamp>()?
             .checked_add(jiff::SignedDuration::from_mins(31))?
             .to_string();
-        println!(
+        crate::output::outln!(
             "\n# 3/6 A race. bob and carol, in two more clones, claim at the same moment. Both go for\n\
          # the top ready task; the remote takes exactly one compare-and-swap, and the agent that\n\
          # lost takes another task instead of doing the same work twice.\n\n\
          $ gitprio claim --json   # as bob and as carol, at once"
-        );
+        )?;
         let racers: Vec<std::process::Child> = ["bob", "carol"]
             .iter()
             .map(|agent| {
@@ -212,17 +212,19 @@ impl Demo {
             claimed.iter().filter(|id| *id == contested).count() == 1 && claimed[0] != claimed[1],
             "the race ended with {claimed:?}: not exactly one holder of {contested}"
         );
-        println!(
+        crate::output::outln!(
             "both went for {contested}: one of them holds it (lease generation 1), the other lost\n\
          the compare-and-swap and holds another ready task. Two claims, two different tasks."
-        );
+        )?;
         for (agent, id) in ["bob", "carol"].into_iter().zip(&claimed) {
             Self::stdout(
                 self.gitprio(agent, agent, &race_time, &["release", id]),
                 "gitprio release",
             )?;
         }
-        println!("$ gitprio release <id>   # both give their task back, for what follows");
+        crate::output::outln!(
+            "$ gitprio release <id>   # both give their task back, for what follows"
+        )?;
         Ok(())
     }
 
@@ -232,19 +234,19 @@ impl Demo {
         let exe = self.exe.as_str();
         let clone = self.world.join("clone");
         let path = toolchain_path(&self.world)?;
-        println!(
+        crate::output::outln!(
             "\n# 4/6 The run loop. `gitprio run` claims the top task, gives the agent a worktree of its\n\
          # own and the bundle, renews the lease, follows the agent's token usage live, runs the\n\
          # acceptance commands, then `done` (or release: a failed attempt is retried once, with\n\
          # the error). The agent is this binary in a hidden mode that prints what\n\
          # `claude -p --output-format stream-json` prints; stand-ins for cargo and lychee pass\n\
          # the acceptance commands. Progress goes to stderr."
-        );
+        )?;
         let mut clock: jiff::Timestamp = START.parse()?;
         for round in 1..=12 {
-            println!(
+            crate::output::outln!(
                 "\n$ gitprio run --agent-name agent --adapter claude -- gitprio demo-agent --task {{task_id}}"
-            );
+            )?;
             let status = demo_git_env(&mut Command::new(exe))
                 .current_dir(&clone)
                 .args([
@@ -282,10 +284,10 @@ impl Demo {
             if branches.is_empty() {
                 break;
             }
-            println!(
+            crate::output::outln!(
                 "\n# Round {round} is over. A reviewer merges {}; the tasks waiting on them are ready now.",
                 branches.join(", ")
-            );
+            )?;
             for branch in &branches {
                 git(
                     &clone,
@@ -304,24 +306,24 @@ impl Demo {
         let report =
             |args: &[&str]| Self::stdout(self.gitprio("clone", "agent-1", &now, args), "gitprio");
         report(&["gc"])?;
-        println!(
+        crate::output::outln!(
             "\n# 5/6 A budget stop. The agent on {OVERSPENT} kept spending past the task's budget:\n\
          # `gitprio run` stopped it there, recorded what it spent, and the retry finished the task.\n\n\
          $ gitprio usage show {OVERSPENT}"
-        );
-        print!("{}", report(&["usage", "show", OVERSPENT])?);
-        println!(
+        )?;
+        crate::output::out!("{}", report(&["usage", "show", OVERSPENT])?)?;
+        crate::output::outln!(
             "\n# 6/6 Value per token: completed value over every token spent, failed runs included,\n\
          # by task type, with the waste signals.\n\n$ gitprio report --by type"
-        );
-        print!("{}", report(&["report", "--by", "type"])?);
+        )?;
+        crate::output::out!("{}", report(&["report", "--by", "type"])?)?;
         let top = ["top", "--once", "--window", "6h", "--width", "110"];
-        println!(
+        crate::output::outln!(
             "\n# The cockpit, as `gitprio top` shows it live while agents work: the last runs, and\n\
          # the throughput over six hours, the whole demo.\n\n$ gitprio {}",
             top.join(" ")
-        );
-        print!("{}", report(&top)?);
+        )?;
+        crate::output::out!("{}", report(&top)?)?;
         Ok(())
     }
 }

@@ -65,6 +65,6 @@ pub fn run(settings: &Settings, args: &ExplainArgs) -> CommandResult {
         output::print_json(&value)?;
         return Ok(exit_code::SUCCESS);
     }
-    output::print_explanation(&queue, &args.id);
+    output::print_explanation(&queue, &args.id)?;
     Ok(exit_code::SUCCESS)
 }

@@ -191,6 +191,48 @@ impl Reply {
     }
 }
 
+/// A tool's arguments that, when they do not fit its schema, name the field at fault
+/// (`` `tokens`: invalid value: integer `-1`, expected u64 ``), so the model can correct
+/// the call; its schema is the arguments' own.
+#[derive(Debug)]
+struct Named<T>(T);
+
+impl<'de, T: serde::de::DeserializeOwned> Deserialize<'de> for Named<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = Value::deserialize(deserializer)?;
+        serde_path_to_error::deserialize(value)
+            .map(Named)
+            .map_err(|error| {
+                let path = error.path().to_string();
+                let error = error.into_inner();
+                if path == "." {
+                    D::Error::custom(error)
+                } else {
+                    D::Error::custom(format_args!("`{path}`: {error}"))
+                }
+            })
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Named<T> {
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+}
+
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct HeartbeatParams {
@@ -316,7 +358,7 @@ impl QueueServer {
     )]
     async fn heartbeat(
         &self,
-        Parameters(params): Parameters<HeartbeatParams>,
+        Parameters(Named(params)): Parameters<Named<HeartbeatParams>>,
     ) -> Result<CallToolResult, ErrorData> {
         self.call(move |settings, shared, session| {
             operations::heartbeat(settings, shared, session, &params)
@@ -330,7 +372,7 @@ impl QueueServer {
     )]
     async fn complete_task(
         &self,
-        Parameters(params): Parameters<CompleteParams>,
+        Parameters(Named(params)): Parameters<Named<CompleteParams>>,
     ) -> Result<CallToolResult, ErrorData> {
         self.call(move |settings, shared, session| {
             operations::complete(settings, shared, session, params)
@@ -344,7 +386,7 @@ impl QueueServer {
     )]
     async fn release_task(
         &self,
-        Parameters(params): Parameters<ReleaseParams>,
+        Parameters(Named(params)): Parameters<Named<ReleaseParams>>,
     ) -> Result<CallToolResult, ErrorData> {
         self.call(move |settings, shared, session| {
             operations::release(settings, shared, session, &params)
@@ -358,7 +400,7 @@ impl QueueServer {
     )]
     async fn report_usage(
         &self,
-        Parameters(params): Parameters<ReportParams>,
+        Parameters(Named(params)): Parameters<Named<ReportParams>>,
     ) -> Result<CallToolResult, ErrorData> {
         self.call(move |settings, shared, session| {
             operations::report_usage(settings, shared, session, params)
@@ -372,7 +414,7 @@ impl QueueServer {
     )]
     async fn queue(
         &self,
-        Parameters(params): Parameters<QueueParams>,
+        Parameters(Named(params)): Parameters<Named<QueueParams>>,
     ) -> Result<CallToolResult, ErrorData> {
         self.call(move |settings, _, _| operations::queue(settings, params.limit))
             .await

@@ -102,7 +102,7 @@ impl Command {
             Command::Top(args) => top::run(settings, &args),
             Command::Mcp(args) => mcp::run(settings, &args),
             Command::Action(args) => action::run(settings, &args),
-            Command::Completions(args) => Ok(completions::run(&args)),
+            Command::Completions(args) => completions::run(&args),
         }
     }
 }

@@ -27,8 +27,8 @@ pub fn run(settings: &Settings, args: &NextArgs) -> CommandResult {
     let (loaded, queue) = load_queue(settings, &args.source)?;
     let code = print_top(settings, args, Top::of(loaded.origin, &queue))?;
     if let Some(entry) = queue.next().filter(|_| !args.json) {
-        println!();
-        output::print_explanation(&queue, entry.task.id.as_str());
+        crate::output::outln!()?;
+        output::print_explanation(&queue, entry.task.id.as_str())?;
     }
     Ok(code)
 }

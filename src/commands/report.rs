@@ -179,7 +179,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
     match &args.output {
         Some(path) => std::fs::write(path, text)
             .map_err(|error| anyhow!("cannot write {}: {error}", path.display()))?,
-        None => print!("{text}"),
+        None => crate::output::out!("{text}")?,
     }
     Ok(exit_code::SUCCESS)
 }

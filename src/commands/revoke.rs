@@ -50,15 +50,15 @@ pub fn run(settings: &Settings, args: &RevokeArgs) -> CommandResult {
     if args.json {
         output::print_json(&revoked.reply(&id, workspace.store_name()))?;
     } else if args.park {
-        println!(
+        crate::output::outln!(
             "revoked {id} from {}; it is parked until `gitprio unpark {id}`",
             revoked.from
-        );
+        )?;
     } else {
-        println!(
+        crate::output::outln!(
             "revoked {id} from {}; its next heartbeat stops it, and the task is ready for the next agent",
             revoked.from
-        );
+        )?;
     }
     Ok(exit_code::SUCCESS)
 }

@@ -479,6 +479,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
         context.adapter.name(),
         if slots == 1 { "" } else { "s" },
     ));
+    attempt::finish_left_submissions(&context, &agent_name);
     std::thread::scope(|scope| {
         for slot in 0..slots {
             let agent = if slots == 1 {
@@ -804,7 +805,7 @@ fn print_summary(
         tokens,
         overshoot.as_ref(),
     ))?;
-    print_unfinished(state);
+    print_unfinished(state)?;
     Ok(())
 }
 
@@ -929,12 +930,12 @@ fn cost_rows(summary: &Summary) -> [Vec<String>; 2] {
 }
 
 /// One line per attempt that did not complete, with the first line of its error.
-fn print_unfinished(state: &State) {
+fn print_unfinished(state: &State) -> Result<(), crate::output::StdoutError> {
     for report in &state.reports {
         if let Some(error) = &report.error
             && report.ending != Ending::Completed
         {
-            println!(
+            crate::output::outln!(
                 "{} {}: {}",
                 report.task,
                 match report.ending {
@@ -944,9 +945,10 @@ fn print_unfinished(state: &State) {
                     _ => "failed",
                 },
                 error.lines().next().unwrap_or_default()
-            );
+            )?;
         }
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -90,7 +90,7 @@ fn once(settings: &Settings, args: &TopArgs, window: jiff::SignedDuration) -> Co
         return Ok(exit_code::SUCCESS);
     }
     let view = view::View::new(false, false, 0);
-    print!("{}", frame_text(&fleet, &view, args.width.max(40)));
+    crate::output::out!("{}", frame_text(&fleet, &view, args.width.max(40)))?;
     Ok(exit_code::SUCCESS)
 }
 

@@ -158,7 +158,7 @@ fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
     if args.json {
         output::print_json(&UsageRecordReply::new(&id, &written))?;
     } else {
-        println!(
+        crate::output::outln!(
             "{} {} on {id} run {}: {} tokens in {} {}{}",
             if written.kept.is_some() {
                 "kept"
@@ -182,7 +182,7 @@ fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
                 .budget_tokens
                 .map(|budget| format!(" (budget {budget})"))
                 .unwrap_or_default()
-        );
+        )?;
     }
     Ok(match written.over_budget() {
         Some((spent, budget)) => output::over_budget(settings, &id, spent, budget),
@@ -208,7 +208,7 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
         return Ok(exit_code::SUCCESS);
     }
     if runs.is_empty() {
-        println!("no usage recorded for {id}");
+        crate::output::outln!("no usage recorded for {id}")?;
         return Ok(exit_code::SUCCESS);
     }
     let mut rows = vec![
@@ -424,7 +424,7 @@ fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
         let count = |value: u64, noun: &str| {
             output::counted(usize::try_from(value).unwrap_or(usize::MAX), noun)
         };
-        println!(
+        crate::output::outln!(
             "read {} ({} bytes, {}; {} skipped): {}, {} dropped",
             count(report.files_read, "file"),
             report.bytes_read,
@@ -432,24 +432,24 @@ fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
             count(report.malformed_lines, "malformed line"),
             count(report.records, "request"),
             count(report.duplicates, "duplicate copy"),
-        );
+        )?;
     } else {
-        println!("no agent logs found");
+        crate::output::outln!("no agent logs found")?;
     }
     for (run, added) in &summary.recorded {
-        println!("{run}: {} new", output::counted(*added, "record"));
+        crate::output::outln!("{run}: {} new", output::counted(*added, "record"))?;
     }
     if summary.claimed_from_store > 0 {
-        println!(
+        crate::output::outln!(
             "{} kept earlier now given to their runs",
             output::counted(summary.claimed_from_store, "record")
-        );
+        )?;
     }
     if summary.unattributed > 0 {
-        println!(
+        crate::output::outln!(
             "{} belong to no run of this repository yet (other projects, or outside every run's time): kept, and given to a run that claims them later (`--task`)",
             output::counted(summary.unattributed, "record")
-        );
+        )?;
     }
     Ok(exit_code::SUCCESS)
 }

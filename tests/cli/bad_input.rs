@@ -164,3 +164,34 @@ fn a_config_duration_that_does_not_parse_is_located_at_its_value_on_every_comman
     }
     assert_output!(env.run("repo", &["check"]));
 }
+
+#[test]
+fn a_reader_that_closed_the_pipe_ends_the_command_quietly_never_a_panic() {
+    let env = TestEnv::new();
+    env.example_repo("repo");
+    for args in [
+        &["next"][..],
+        &["list", "--json"],
+        &["show", "auth-password-reset"],
+        &["explain", "auth-password-reset"],
+        &["explain", "search-index-tokenizer"],
+        &["context", "auth-login-rate-limit"],
+        &["completions", "zsh"],
+    ] {
+        // `gitprio ... | head -0`: stdout is a pipe nobody reads any more.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let output = env
+            .command("repo", args)
+            .stdin(std::process::Stdio::null())
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -393,7 +393,22 @@ fn heartbeat_records_progress_on_the_lease_like_the_cli() {
             .unwrap();
         assert_eq!(result.is_error, Some(true), "{result:?}");
         let text = &result.content[0].as_text().unwrap().text;
-        assert!(text.contains("invalid value: integer `-1`"), "{text}");
+        // The field at fault is named, so the model can correct the call.
+        assert!(
+            text.ends_with("`tokens`: invalid value: integer `-1`, expected u64"),
+            "{text}"
+        );
+        let arguments = json!({ "usage": { "model": "m", "output": "lots" } });
+        let result = client
+            .call_tool(
+                CallToolRequestParams::new("complete_task")
+                    .with_arguments(arguments.as_object().cloned().unwrap()),
+            )
+            .await
+            .unwrap();
+        assert_eq!(result.is_error, Some(true), "{result:?}");
+        let text = &result.content[0].as_text().unwrap().text;
+        assert!(text.contains("`usage.output`: invalid type: string"), "{text}");
         assert_eq!(
             progress(),
             json!({ "tokens": 42_000, "cost_usd": 0.5, "at": T0 })

@@ -681,14 +681,17 @@ fn done_runs_the_acceptance_commands_and_keeps_the_summary() {
     );
 }
 
+/// A repository `repo` holding task `a` (`extra` added to its frontmatter), claimed with
+/// local leases.
+fn claimed_locally(env: &TestEnv, extra: &str) {
+    env.repo("repo", &[(".tasks/a.md", &task("A", extra))]);
+    assert_eq!(env.run("repo", &["claim", "--local", "--json"]).code, 0);
+}
+
 #[test]
 fn done_without_verifying_records_why() {
     let env = TestEnv::new();
-    env.repo(
-        "repo",
-        &[(".tasks/a.md", &task("A", "acceptance: [\"false\"]\n"))],
-    );
-    assert_eq!(env.run("repo", &["claim", "--local", "--json"]).code, 0);
+    claimed_locally(&env, "acceptance: [\"false\"]\n");
     let done = env.run(
         "repo",
         &[
@@ -711,8 +714,7 @@ fn done_without_verifying_records_why() {
 #[test]
 fn release_park_parks_at_once() {
     let env = TestEnv::new();
-    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
-    assert_eq!(env.run("repo", &["claim", "--local", "--json"]).code, 0);
+    claimed_locally(&env, "");
     let released = env.run(
         "repo",
         &[
@@ -1335,4 +1337,76 @@ fn a_done_killed_after_its_submission_landed_is_finished_by_the_run() {
     }
     let again = env.run("clone", &["run", "--json", "--", &agent]);
     assert_eq!(summary(&again)["attempts"], 0, "{again}");
+}
+
+#[test]
+fn done_whose_caller_died_still_lands_its_submission() {
+    let env = TestEnv::new();
+    claimed_locally(&env, "acceptance: [\"true\"]\n");
+    // The `gitprio run` that started this `done` was killed: nobody reads its output any more.
+    let (stdout_reader, stdout) = std::io::pipe().unwrap();
+    let (stderr_reader, stderr) = std::io::pipe().unwrap();
+    drop((stdout_reader, stderr_reader));
+    let status = env
+        .command("repo", &["done", "a", "--local", "--json"])
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{status:?}");
+    assert_eq!(lease_state(&env, "repo", "a")["state"], "submitted");
+    let file = std::fs::read_to_string(env.path("repo/.tasks/a.md")).unwrap();
+    assert!(file.contains("status: done"), "{file}");
+}
+
+#[test]
+fn a_run_killed_during_done_leaves_a_submission_the_next_run_pushes() {
+    let env = TestEnv::new();
+    let started = env.path("acceptance-started");
+    cloned(
+        &env,
+        &[(
+            ".tasks/alpha.md",
+            &task(
+                "Alpha",
+                &format!(
+                    "acceptance: [\"touch {} && sleep 1 && test -f alpha.txt\"]\n",
+                    started.display()
+                ),
+            ),
+        )],
+    );
+    let agent = script(&env, "agent", "cat > /dev/null\ntouch alpha.txt\n");
+    let mut run = env.spawn("clone", &["run", "--json", "--", &agent]);
+    wait_for("`gitprio done` to run the acceptance command", || {
+        started.exists()
+    });
+    // `kill -9` of the run: its `done` goes on alone and lands the submission.
+    run.kill().unwrap();
+    run.wait().unwrap();
+    wait_for("the submission", || {
+        let status = env.run("clone", &["status", "--json"]);
+        status.json()["leases"][0]["state"] == "submitted"
+    });
+    assert!(env.path("clone-gitprio-worktrees/alpha/alpha.txt").exists());
+
+    let again = env.run("clone", &["run", "--json", "--", &agent]);
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(summary(&again)["attempts"], 0, "{again}");
+    let task_file = env.git("remote.git", &["show", "gitprio/alpha:.tasks/alpha.md"]);
+    assert!(task_file.contains("status: done"), "{task_file}\n{again}");
+    let work = env.git(
+        "remote.git",
+        &["show", "--format=%B", "--name-only", "gitprio/alpha"],
+    );
+    assert!(
+        work.contains("Gitprio-Task: alpha")
+            && work.trim_end().ends_with(".tasks/alpha.md\nalpha.txt"),
+        "{work}\n{again}"
+    );
+    assert!(
+        !env.path("clone-gitprio-worktrees/alpha").exists(),
+        "{again}"
+    );
 }

@@ -65,15 +65,15 @@ pub fn run(settings: &Settings, args: &ClaimArgs) -> CommandResult {
                         lease: Some(&claimed.lease),
                         commands,
                     };
-                    print!("{}", bundle.to_markdown(&tail));
+                    crate::output::out!("{}", bundle.to_markdown(&tail))?;
                 } else {
                     if let Some(error) = &record.last_error {
-                        println!("last error: {error}");
+                        crate::output::outln!("last error: {error}")?;
                     }
                     for command in &commands {
-                        println!("{}: {}", command.command, command.purpose);
+                        crate::output::outln!("{}: {}", command.command, command.purpose)?;
                     }
-                    println!();
+                    crate::output::outln!()?;
                     output::print_task(&claimed.task, &gitprio_core::Readiness::Ready)?;
                 }
             }

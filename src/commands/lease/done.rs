@@ -108,10 +108,11 @@ pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
             acceptance: checks,
         })?;
     } else {
-        println!(
+        crate::output::outln!(
             "submitted {id} (generation {}); set `status: done` in {}: commit it and open the pull request",
-            submitted.lease.record.generation, submitted.path
-        );
+            submitted.lease.record.generation,
+            submitted.path
+        )?;
     }
     Ok(exit_code::SUCCESS)
 }

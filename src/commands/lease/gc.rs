@@ -26,11 +26,11 @@ pub fn run(settings: &Settings, args: &GcArgs) -> CommandResult {
     if args.json {
         output::print_json(&collected)?;
     } else if collected.deleted.is_empty() && collected.kept.is_empty() {
-        println!("nothing to delete: every lease belongs to an open task");
+        crate::output::outln!("nothing to delete: every lease belongs to an open task")?;
     } else if collected.deleted.is_empty() {
-        println!("nothing to delete");
+        crate::output::outln!("nothing to delete")?;
     } else {
-        println!(
+        crate::output::outln!(
             "deleted {} {} of finished tasks: {}",
             collected.deleted.len(),
             output::plural(collected.deleted.len(), "lease"),
@@ -40,7 +40,7 @@ pub fn run(settings: &Settings, args: &GcArgs) -> CommandResult {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        )?;
     }
     Ok(exit_code::SUCCESS)
 }

@@ -44,10 +44,11 @@ pub fn run(settings: &Settings, args: &LeaseIdArgs) -> CommandResult {
     if args.json {
         output::print_json(&renewed.reply(workspace.store_name()))?;
     } else {
-        println!(
+        crate::output::outln!(
             "renewed {id} (generation {}) until {}",
-            renewed.lease.record.generation, renewed.lease.record.expires_at
-        );
+            renewed.lease.record.generation,
+            renewed.lease.record.expires_at
+        )?;
     }
     Ok(verdict)
 }

@@ -44,14 +44,16 @@ pub fn run(settings: &Settings, args: &ReleaseArgs) -> CommandResult {
     if args.json {
         output::print_json(&workspace::release_reply(&released, workspace.store_name()))?;
     } else if released.parked && args.park {
-        println!("released {id} and parked it: it waits for a human (`gitprio unpark {id}`)");
+        crate::output::outln!(
+            "released {id} and parked it: it waits for a human (`gitprio unpark {id}`)"
+        )?;
     } else if released.parked {
-        println!(
+        crate::output::outln!(
             "released {id}: {} failed attempts, so it is parked until a human looks (`gitprio unpark {id}`)",
             released.lease.record.failures
-        );
+        )?;
     } else {
-        println!("released {id}; it is ready for the next agent");
+        crate::output::outln!("released {id}; it is ready for the next agent")?;
     }
     Ok(exit_code::SUCCESS)
 }

@@ -32,7 +32,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
         return Ok(exit_code::SUCCESS);
     }
     if status.leases.is_empty() && status.unreadable.is_empty() {
-        println!("no leases: no task is claimed");
+        crate::output::outln!("no leases: no task is claimed")?;
         return Ok(exit_code::SUCCESS);
     }
     let mut rows = vec![vec![
@@ -74,7 +74,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
         .iter()
         .filter(|row| row.lease.state == LeaseState::Parked)
     {
-        println!(
+        crate::output::outln!(
             "\nparked {}: {}; last error: {}",
             row.task,
             row.lease
@@ -82,10 +82,10 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
                 .as_deref()
                 .unwrap_or("too many failed attempts"),
             row.lease.last_error.as_deref().unwrap_or("none recorded")
-        );
+        )?;
     }
     for lease in &status.unreadable {
-        println!("\nunreadable lease {}: {}", lease.reference, lease.problem);
+        crate::output::outln!("\nunreadable lease {}: {}", lease.reference, lease.problem)?;
     }
     Ok(exit_code::SUCCESS)
 }

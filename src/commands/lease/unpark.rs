@@ -35,7 +35,7 @@ pub fn run(settings: &Settings, args: &UnparkArgs) -> CommandResult {
             lease: LeaseReply::new(&unparked, workspace.store_name()),
         })?;
     } else {
-        println!("unparked {id}: it is ready again, with its attempt history kept");
+        crate::output::outln!("unparked {id}: it is ready again, with its attempt history kept")?;
     }
     Ok(exit_code::SUCCESS)
 }

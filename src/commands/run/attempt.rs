@@ -10,9 +10,12 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use gitprio_core::Config;
 use gitprio_core::config::Route;
+use gitprio_core::git::Repository;
+use gitprio_core::lease::LeaseState;
+use gitprio_core::source::QueueSource;
 use gitprio_core::usage::UsageRecord;
+use gitprio_core::{Config, Task};
 
 use super::adapters::{self, Adapter, Follower};
 use super::agent::{self, Agent, Io, Placeholders};
@@ -1196,6 +1199,89 @@ fn finish_branch(
         ],
     );
     (note, pull_request)
+}
+
+/// Finishes what a run killed between `done` and the push of the branch left behind: a task
+/// this clone submitted whose worktree still holds uncommitted work gets `done` again (which
+/// completes its own submission: the task file's `status: done`), then its branch committed
+/// and pushed, as that run would have. It stays submitted: it is never handed out again.
+pub fn finish_left_submissions(run: &RunContext, agent: &str) {
+    let Ok(entries) = std::fs::read_dir(&run.worktrees) else {
+        return;
+    };
+    let left: Vec<String> = entries
+        .flatten()
+        .filter(|entry| {
+            git(&entry.path(), &["status", "--porcelain"]).is_ok_and(|changes| !changes.is_empty())
+        })
+        .filter_map(|entry| entry.file_name().into_string().ok())
+        .collect();
+    if left.is_empty() {
+        return;
+    }
+    let status = match run.operations.status(agent) {
+        Ok(status) => status,
+        Err(error) => {
+            run.warn(&format!(
+                "cannot look for submissions a stopped run left: {error:#}"
+            ));
+            return;
+        }
+    };
+    for entry in status.leases {
+        let id = entry.task.as_str();
+        let lease = &entry.lease;
+        if !entry.mine
+            || lease.state != LeaseState::Submitted
+            || !left.iter().any(|name| name == id)
+        {
+            continue;
+        }
+        let worktree = run.worktrees.join(id);
+        let holder = lease.holder.agent.as_str();
+        let finished = match run.operations.done(holder, &worktree, id, None) {
+            Ok(Done::Submitted(_)) => task_in(&worktree, id),
+            Ok(Done::Refused(reason)) => Err(anyhow::anyhow!(reason)),
+            Ok(Done::Lost) => Err(anyhow::anyhow!("lease lost")),
+            Err(error) => Err(error),
+        };
+        let task = match finished {
+            Ok(task) => task,
+            Err(error) => {
+                run.warn(&format!(
+                    "{id} is submitted, but a stopped run left its work uncommitted in {}, and `gitprio done {id}` there failed: {error:#}",
+                    worktree.display()
+                ));
+                continue;
+            }
+        };
+        let claimed = Claimed {
+            task,
+            generation: lease.generation,
+            attempt: lease.attempt,
+            failures: lease.failures,
+            last_error: lease.last_error.clone(),
+            acquired_at: lease.acquired_at,
+            commit: String::new(),
+            context: None,
+        };
+        let _ = std::fs::create_dir_all(run.runs.join(id).join(lease.generation.to_string()));
+        let (note, _) = finish_branch(run, &worktree, &claimed, None, None);
+        run.say(&format!(
+            "{holder}: {id} was submitted by a run that stopped before committing its work{note}"
+        ));
+    }
+}
+
+/// The task `id` as the task file in `worktree` has it.
+fn task_in(worktree: &Path, id: &str) -> anyhow::Result<Task> {
+    let repo = Repository::discover(worktree)?;
+    let loaded = gitprio_core::source::load(&repo, &QueueSource::Worktree, None)?;
+    loaded
+        .tasks
+        .into_iter()
+        .find(|task| task.id.as_str() == id)
+        .with_context(|| format!("no task `{id}` in {}", worktree.display()))
 }
 
 /// Opens the pull request of a pushed branch; warns when it cannot.

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context as _, bail};
 use gitprio_core::Task;
 use gitprio_core::reply::lease::{
-    ClaimReply, DoneFailedReply, DoneUnplannedReply, NothingReadyReply, ReleaseReply,
+    ClaimReply, DoneFailedReply, DoneUnplannedReply, NothingReadyReply, ReleaseReply, StatusReply,
 };
 use gitprio_core::source::Origin;
 use gitprio_core::usage::RunMeta;
@@ -282,6 +282,21 @@ impl Operations {
             bail!("`gitprio usage record` failed: {}", output.error());
         }
         Ok(())
+    }
+
+    /// Lists the leases, as `gitprio status --json` does.
+    pub fn status(&self, agent: &str) -> anyhow::Result<StatusReply> {
+        let arguments = self.with_store(vec!["status", "--json"]);
+        let output = self.output(&self.directory, agent, &arguments, None)?;
+        if output.code != exit_code::SUCCESS {
+            bail!("`gitprio status` failed: {}", output.error());
+        }
+        serde_json::from_str(&output.stdout).with_context(|| {
+            format!(
+                "`gitprio status --json` printed no reply: {}",
+                output.stdout
+            )
+        })
     }
 
     /// Runs `gitprio done` in the task's worktree: acceptance, submission, `status: done`.

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::index::{Entries, KeyIndex};
 use super::outbox;
 use super::{Totals, UsageRecord};
-use crate::git::Repository;
+use crate::git::{GitError, Repository};
 use crate::lease::{CasOutcome, LeaseStore, StoreError};
 use crate::task::TaskId;
 
@@ -530,44 +530,55 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         })
     }
 
-    /// Writes `appended` as chunk blobs numbered from `first`. A second thread serializes
-    /// the next chunk while this one hashes, compresses and writes the last, then works out
-    /// the index entries and each chunk's sessions, so a large write keeps two cores busy
-    /// (and holds at most three chunks' bytes).
+    /// Writes `appended` as chunk blobs numbered from `first`, on two threads: each takes
+    /// the next chunk, serializes it, then hashes, compresses and writes its blob (the second
+    /// opens the repository again: a handle is not shared between threads); then one works
+    /// out the index entries
+    /// while the other works out each chunk's sessions. A large write keeps two cores busy
+    /// and holds two chunks' bytes.
     fn write_chunks(
         &self,
         first: u64,
         appended: &[&UsageRecord],
     ) -> Result<WrittenChunks, LedgerError> {
-        std::thread::scope(|scope| {
-            let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<u8>>(1);
-            let helper = scope.spawn(move || {
-                for part in appended.chunks(CHUNK_RECORDS) {
-                    let mut bytes = Vec::with_capacity(part.len() * 512);
-                    for record in part {
-                        write_record_line(&mut bytes, record);
-                    }
-                    if sender.send(bytes).is_err() {
-                        return None;
-                    }
+        let parts: Vec<&[&UsageRecord]> = appended.chunks(CHUNK_RECORDS).collect();
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let write_some = |repo: &Repository| -> Result<Vec<(usize, ObjectId)>, GitError> {
+            let mut written = Vec::new();
+            let mut bytes = Vec::new();
+            loop {
+                let index = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(part) = parts.get(index) else {
+                    return Ok(written);
+                };
+                bytes.clear();
+                for record in *part {
+                    write_record_line(&mut bytes, record);
                 }
-                drop(sender);
-                let sessions = appended
-                    .chunks(CHUNK_RECORDS)
-                    .map(|part| chunk_sessions(part.iter().copied()))
-                    .collect();
-                Some((Entries::of(appended.iter().copied()), sessions))
-            });
-            let mut chunks = Vec::new();
-            for (number, bytes) in (first..).zip(receiver.iter()) {
-                chunks.push((number, self.repo().write_blob(&bytes)?));
+                written.push((index, repo.write_blob(&bytes)?));
             }
-            let (entries, sessions) = helper
-                .join()
-                .expect("serializing records does not panic")
-                .expect("every chunk was taken");
+        };
+        let write_some = &write_some;
+        let git_dir = self.repo().common_dir();
+        std::thread::scope(|scope| {
+            let helper = scope.spawn(move || {
+                let written = Repository::discover(git_dir).and_then(|second| write_some(&second));
+                (written, Entries::of(appended.iter().copied()))
+            });
+            let written = write_some(self.repo());
+            let sessions = parts
+                .iter()
+                .map(|part| chunk_sessions(part.iter().copied()))
+                .collect();
+            let (helper_written, entries) = helper.join().expect("writing chunks does not panic");
+            let mut chunks = written?;
+            chunks.extend(helper_written?);
+            chunks.sort_unstable_by_key(|(index, _)| *index);
             Ok(WrittenChunks {
-                chunks,
+                chunks: chunks
+                    .into_iter()
+                    .map(|(index, blob)| (first + index as u64, blob))
+                    .collect(),
                 entries,
                 sessions,
             })
