@@ -83,9 +83,15 @@ run, against the same servers):
   - K:      as part 2, K agents drain max(--rtt-min-tasks, --rtt-tasks-per-agent * K) tasks
             over the proxy, each working --work-ms (x0.5-1.5, at random) on a task between
             its claim and its `done` (0: at once, the harshest contention);
-            `claim rt` here is round trips per claim-and-done cycle (both commands, lost
-            pushes included); pushes/claim target <= 1.2 at 32 agents; the run fails on
-            any double claim, unclaimed task or lost lease.
+            `claim rt` here is round trips per claim (lost pushes included) and `done rt`
+            those of the `gitprio done` after it (done goes through a second proxy, by
+            git's `url.<base>.insteadOf` in its environment, so the two are counted
+            apart); pushes/claim target <= 1.2 at 32 agents; the run fails on any double
+            claim, unclaimed task or lost lease. stderr gives the pushes per claim of
+            each agent's first claim and of the others.
+  cpu:      the machine's busy CPU fraction (all cores, /proc/stat) over the row: near
+            100% the machine, not the protocol, is the bottleneck of that row.
+--rtt-transports git,http chooses the transports (one per quiet window, say).
 The proxy and servers stop when the part ends (and are bounded by 60 s timeouts per read).
 The script exits 1 if any double claim, unclaimed task, lost lease or unexpected error
 shows up.

@@ -34,7 +34,7 @@ class LatencyProxy:
     def __init__(self, target_port, rtt_ms, log=None):
         self.target_port = target_port
         # With `log`, a list: one (opened, closed, turns) per connection, in `time.time()` seconds,
-        # to tell which command made which connection (see `connections_between`).
+        # to tell which command made which connection.
         self.log = log
         self.delay = rtt_ms / 2000.0
         self.rtt = rtt_ms / 1000.0

@@ -546,15 +546,11 @@ pub fn claim_avoiding(
         context.holder.agent.as_str(),
     );
     let candidate_ids: Vec<&TaskId> = candidates.iter().map(|task| &task.id).collect();
-    let newcomer = !leases
-        .values()
-        .any(|lease| lease.record.holder.agent == context.holder.agent);
     let order = super::spread::claim_order(
         &candidate_ids,
         &super::spread::claimers(leases, context),
         &context.holder.agent,
         lost_races,
-        newcomer,
     );
     let mut tries = 0;
     let mut lost_here = false;

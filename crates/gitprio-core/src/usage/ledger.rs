@@ -531,11 +531,11 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
     }
 
     /// Writes `appended` as chunk blobs numbered from `first`, on two threads: each takes
-    /// the next chunk, serializes it, then hashes, compresses and writes its blob (the second
-    /// opens the repository again: a handle is not shared between threads); then one works
-    /// out the index entries
-    /// while the other works out each chunk's sessions. A large write keeps two cores busy
-    /// and holds two chunks' bytes.
+    /// the next chunk, serializes it, then hashes, compresses and writes its blob (the
+    /// second opens the repository again: a handle is not shared between threads; if it
+    /// cannot, this one writes every chunk); then one works out the index entries while
+    /// the other works out each chunk's sessions. A large write keeps two cores busy and
+    /// holds two chunks' bytes.
     fn write_chunks(
         &self,
         first: u64,
@@ -562,7 +562,8 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         let git_dir = self.repo().common_dir();
         std::thread::scope(|scope| {
             let helper = scope.spawn(move || {
-                let written = Repository::discover(git_dir).and_then(|second| write_some(&second));
+                let written = Repository::discover(git_dir)
+                    .map_or_else(|_| Ok(Vec::new()), |second| write_some(&second));
                 (written, Entries::of(appended.iter().copied()))
             });
             let written = write_some(self.repo());
