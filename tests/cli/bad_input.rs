@@ -195,3 +195,42 @@ fn a_reader_that_closed_the_pipe_ends_the_command_quietly_never_a_panic() {
         );
     }
 }
+
+/// A clone whose git directory cannot take the refs a fetch brings is told so, with the
+/// path: not "cannot reach remote", and no `--offline` hint. A ref file where git needs
+/// the directory of the lease mirrors stops the write even for root, where `chmod` does not.
+#[test]
+fn a_clone_that_cannot_write_its_refs_is_not_told_the_remote_is_unreachable() {
+    let env = TestEnv::new();
+    let files = vec![
+        (
+            ".tasks/alpha.md".to_owned(),
+            crate::leases::task("Alpha", 0, &[]),
+        ),
+        (
+            ".tasks/beta.md".to_owned(),
+            crate::leases::task("Beta", 1, &[]),
+        ),
+    ];
+    crate::leases::remote_with_clones(&env, &files, &["a", "b"]);
+    let at = |agent| {
+        [
+            ("GITPRIO_AGENT", agent),
+            ("GITPRIO_NOW", "2026-11-01T12:00:00Z"),
+        ]
+    };
+    let bob = env.run_with("b", &["claim"], &at("bob"));
+    assert_eq!(bob.code, 0, "{bob}");
+    let head = env.git("a", &["rev-parse", "HEAD"]);
+    env.git(
+        "a",
+        &[
+            "update-ref",
+            "refs/gitprio/remotes/origin/leases",
+            head.trim(),
+        ],
+    );
+
+    assert_output!(env.run_with("a", &["claim"], &at("alice")));
+    assert_output!(env.run_with("a", &["status"], &at("alice")));
+}

@@ -7,6 +7,7 @@
 //! with `--force-with-lease` to the remote, or `git update-ref` with the old value
 //! in local mode. See `docs/leases.md` for the guarantees.
 
+mod local_write;
 mod ops;
 mod overlap;
 mod revoke;
@@ -22,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use crate::queue::{Blocker, Holds};
 use crate::task::TaskId;
 
+use local_write::local_write_failure;
 pub use ops::{
     ClaimFilter, ClaimOutcome, Claimed, Collected, GcView, HeldLease, Kept, LeaseContext,
     LeaseError, MAX_CLAIM_TRIES, Released, active_agents, claim, claim_avoiding, gc,

@@ -44,6 +44,18 @@ pub enum StoreError {
         action: &'static str,
         detail: String,
     },
+    /// A fetch reached the remote but could not write what it brought into this clone:
+    /// a read-only `.git`, a file where a ref directory belongs, a full disk.
+    #[error(
+        "cannot write to this repository at {} ({action} from `{remote}`): {detail}; the remote answered, but this clone's git directory is read-only, full, or has a file where git needs a directory",
+        path.display()
+    )]
+    LocalWrite {
+        remote: String,
+        action: &'static str,
+        path: PathBuf,
+        detail: String,
+    },
     #[error(
         "remote `{remote}` has no branch `{branch}` to read the queue from; set `branch:` in .tasks/config.yaml, or push the branch"
     )]
@@ -172,11 +184,25 @@ impl<'repo> LeaseStore<'repo> {
             }
             Ok(())
         } else {
-            Err(StoreError::Remote {
-                remote: remote.clone(),
+            Err(self.fetch_failure(remote, detail))
+        }
+    }
+
+    /// The error of a fetch from `remote` that failed with `detail`: this clone could not
+    /// write, or else the remote could not be reached.
+    fn fetch_failure(&self, remote: &str, detail: String) -> StoreError {
+        match super::local_write_failure(&detail, self.repo.common_dir()) {
+            Some(path) => StoreError::LocalWrite {
+                remote: remote.to_owned(),
+                action: "fetch",
+                path,
+                detail,
+            },
+            None => StoreError::Remote {
+                remote: remote.to_owned(),
                 action: "fetch",
                 detail,
-            })
+            },
         }
     }
 
@@ -293,11 +319,7 @@ impl<'repo> LeaseStore<'repo> {
         args.extend(["--prune", "--no-recurse-submodules", remote, &spec]);
         let output = self.fetch_git(&args)?;
         if !output.status.success() {
-            return Err(StoreError::Remote {
-                remote: remote.clone(),
-                action: "fetch",
-                detail: stderr_summary(&output.stderr),
-            });
+            return Err(self.fetch_failure(remote, stderr_summary(&output.stderr)));
         }
         self.pack_mirrors();
         Ok(())
@@ -355,11 +377,7 @@ impl<'repo> LeaseStore<'repo> {
                 branch: branch.clone(),
             })
         } else {
-            Err(StoreError::Remote {
-                remote: remote.clone(),
-                action: "fetch",
-                detail,
-            })
+            Err(self.fetch_failure(remote, detail))
         }
     }
 
