@@ -4,7 +4,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -23,6 +23,10 @@ struct DroppingProxy {
     port: u16,
     to_drop: Arc<AtomicUsize>,
     dropped: Arc<AtomicUsize>,
+    /// Milliseconds the proxy waits after each chunk it passes to the client.
+    pause_millis: Arc<AtomicU64>,
+    /// How many of the next pushes get no answer once they sent their update.
+    to_mute: Arc<AtomicUsize>,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
 }
@@ -33,9 +37,12 @@ impl DroppingProxy {
         let port = listener.local_addr().unwrap().port();
         let to_drop = Arc::new(AtomicUsize::new(0));
         let dropped = Arc::new(AtomicUsize::new(0));
+        let pause_millis = Arc::new(AtomicU64::new(0));
+        let to_mute = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let accept = thread::spawn({
             let (to_drop, dropped, stop) = (to_drop.clone(), dropped.clone(), stop.clone());
+            let (pause_millis, to_mute) = (pause_millis.clone(), to_mute.clone());
             move || {
                 let mut connections = Vec::new();
                 for stream in listener.incoming() {
@@ -53,7 +60,11 @@ impl DroppingProxy {
                         let _ = stream.shutdown(Shutdown::Both);
                         continue;
                     }
-                    connections.push(thread::spawn(move || forward(stream, server_port)));
+                    let pause = Duration::from_millis(pause_millis.load(Ordering::SeqCst));
+                    let to_mute = to_mute.clone();
+                    connections.push(thread::spawn(move || {
+                        forward(stream, server_port, pause, &to_mute);
+                    }));
                 }
                 for connection in connections {
                     let _ = connection.join();
@@ -64,9 +75,24 @@ impl DroppingProxy {
             port,
             to_drop,
             dropped,
+            pause_millis,
+            to_mute,
             stop,
             accept: Some(accept),
         }
+    }
+
+    /// Makes the proxy pass the next push's update to the server and then nothing of the
+    /// server's answer back: the push lands, and its agent never hears so.
+    fn mute_next_push(&self) {
+        self.to_mute.store(1, Ordering::SeqCst);
+    }
+
+    /// Makes the proxy pass the server's bytes to the next connections in chunks of at
+    /// most 16 KiB, `pause` apart: a slow link that keeps moving.
+    fn slow_down(&self, pause: Duration) {
+        let millis = u64::try_from(pause.as_millis()).unwrap();
+        self.pause_millis.store(millis, Ordering::SeqCst);
     }
 
     /// Makes the proxy close the next `count` connections unanswered.
@@ -91,8 +117,10 @@ impl Drop for DroppingProxy {
     }
 }
 
-/// Copies bytes both ways between `client` and the server until either side closes.
-fn forward(client: TcpStream, server_port: u16) {
+/// Copies bytes both ways between `client` and the server until either side closes,
+/// waiting `pause` after each chunk to the client; a push while `to_mute` is above
+/// zero (which it counts down) gets nothing back after its update went through.
+fn forward(client: TcpStream, server_port: u16, pause: Duration, to_mute: &AtomicUsize) {
     let Ok(server) = TcpStream::connect((Ipv4Addr::LOCALHOST, server_port)) else {
         return;
     };
@@ -103,17 +131,62 @@ fn forward(client: TcpStream, server_port: u16) {
     let (Ok(client_reader), Ok(server_reader)) = (client.try_clone(), server.try_clone()) else {
         return;
     };
-    let upstream = thread::spawn(move || copy(client_reader, server));
-    copy(server_reader, client);
+    let muted = Arc::new(AtomicBool::new(false));
+    let mute_this = Arc::new(AtomicBool::new(false));
+    // The request (`git-receive-pack /remote.git`, one pkt-line that git may write in two
+    // pieces) comes first; whether to mute is decided on it, once, for this connection.
+    let mut first = [0u8; 4096];
+    let mut request_length = usize::MAX;
+    for _ in 0..1000 {
+        let peeked = client.peek(&mut first).unwrap_or(0);
+        request_length = std::str::from_utf8(&first[..peeked.min(4)])
+            .ok()
+            .and_then(|hex| usize::from_str_radix(hex, 16).ok())
+            .unwrap_or(usize::MAX);
+        if peeked >= request_length.min(first.len()) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let request = &first[..request_length.min(first.len())];
+    if request
+        .windows(16)
+        .any(|window| window == b"git-receive-pack")
+        && to_mute
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok()
+    {
+        mute_this.store(true, Ordering::SeqCst);
+    }
+    let upstream = thread::spawn({
+        let (muted, mute_this) = (muted.clone(), mute_this.clone());
+        move || copy_up(client_reader, server, request_length, &mute_this, &muted)
+    });
+    copy(server_reader, client, pause, &muted);
     let _ = upstream.join();
 }
 
-fn copy(mut from: TcpStream, mut to: TcpStream) {
+/// Copies the client's bytes to the server; with `mute_this`, sets `muted` before any
+/// byte past the request's `request_length` (the push's update) goes through.
+fn copy_up(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    request_length: usize,
+    mute_this: &AtomicBool,
+    muted: &AtomicBool,
+) {
     let mut buffer = [0u8; 16 * 1024];
+    let mut sent = 0;
     loop {
         match from.read(&mut buffer) {
             Ok(0) | Err(_) => break,
             Ok(read) => {
+                sent += read;
+                if sent > request_length && mute_this.load(Ordering::SeqCst) {
+                    muted.store(true, Ordering::SeqCst);
+                }
                 if to.write_all(&buffer[..read]).is_err() {
                     break;
                 }
@@ -121,6 +194,29 @@ fn copy(mut from: TcpStream, mut to: TcpStream) {
         }
     }
     let _ = to.shutdown(Shutdown::Write);
+    let _: io::Result<()> = from.shutdown(Shutdown::Read);
+}
+
+/// Copies the server's bytes to the client, `pause` after each chunk, dropping them
+/// (and the end of the stream) once `muted`.
+fn copy(mut from: TcpStream, mut to: TcpStream, pause: Duration, muted: &AtomicBool) {
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        match from.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(_) if muted.load(Ordering::SeqCst) => {}
+            Ok(read) => {
+                if to.write_all(&buffer[..read]).is_err() {
+                    break;
+                }
+                thread::sleep(pause);
+            }
+        }
+    }
+    // A muted client hears nothing, not even the end: it waits as for a hung server.
+    if !muted.load(Ordering::SeqCst) {
+        let _ = to.shutdown(Shutdown::Write);
+    }
     let _: io::Result<()> = from.shutdown(Shutdown::Read);
 }
 
@@ -487,11 +583,27 @@ impl SilentRemote {
 impl Drop for SilentRemote {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
-        if let Some(accept) = self.accept.take() {
-            let _ = accept.join();
-        }
+        wake_and_join(self.port, &mut self.accept);
     }
+}
+
+/// A queue of tasks with `titles`, in priority order, whose config sets `remote_timeout: 1s`.
+fn timing_out_in_a_second(titles: &[&str]) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = titles
+        .iter()
+        .zip(0..)
+        .map(|(title, priority)| {
+            (
+                format!(".tasks/{}.md", title.to_lowercase()),
+                task(title, priority, &[]),
+            )
+        })
+        .collect();
+    files.push((
+        ".tasks/config.yaml".to_owned(),
+        "remote_timeout: 1s\n".to_owned(),
+    ));
+    files
 }
 
 /// Runs `gitprio` in `dir`, failing the test if it has not ended within 90 seconds.
@@ -511,14 +623,7 @@ fn run_bounded(env: &TestEnv, dir: &str, args: &[&str]) -> Output {
 #[test]
 fn a_remote_that_never_answers_is_given_up_on_as_unreachable() {
     let env = TestEnv::new();
-    let files = vec![
-        (".tasks/alpha.md".to_owned(), task("Alpha", 0, &[])),
-        (
-            ".tasks/config.yaml".to_owned(),
-            "remote_timeout: 1s\n".to_owned(),
-        ),
-    ];
-    remote_with_clones(&env, &files, &["a"]);
+    remote_with_clones(&env, &timing_out_in_a_second(&["Alpha"]), &["a"]);
     let silent = SilentRemote::start();
     env.git("a", &["remote", "set-url", "origin", &silent.url()]);
 
@@ -527,4 +632,76 @@ fn a_remote_that_never_answers_is_given_up_on_as_unreachable() {
     // A clone that never fetched the leases answers from the branch it has, and says so.
     let next = run_bounded(&env, "a", &["next"]);
     crate::assert_output!(next);
+}
+
+#[test]
+fn a_slow_fetch_that_keeps_moving_outlives_the_remote_timeout() {
+    let env = TestEnv::new();
+    remote_with_clones(&env, &timing_out_in_a_second(&["Alpha"]), &["a"]);
+    // 160 files of 8 KiB that do not compress: a pack of about 1.3 MB, which the proxy
+    // passes on 16 KiB every 100 ms, over about 8 s, 8 times the remote timeout.
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut noise = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state.to_le_bytes()
+    };
+    std::fs::create_dir_all(env.path("seed/data")).unwrap();
+    for index in 0..160 {
+        let bytes: Vec<u8> = (0..1024).flat_map(|_| noise()).collect();
+        std::fs::write(env.path(&format!("seed/data/{index}.bin")), bytes).unwrap();
+    }
+    env.git("seed", &["add", "data"]);
+    env.git("seed", &["commit", "--quiet", "-m", "data"]);
+    env.git("seed", &["push", "--quiet", "../remote.git", "main"]);
+    let daemon = GitDaemon::start(&env.path("."));
+    let proxy = DroppingProxy::start(daemon.port());
+    proxy.slow_down(Duration::from_millis(100));
+    env.git(
+        "a",
+        &["remote", "set-url", "origin", &proxy.url("remote.git")],
+    );
+
+    let claim = run_bounded(&env, "a", &["claim", "--json"]);
+    assert_eq!(claim.code, 0, "{claim}");
+    assert_eq!(claim.json()["task"]["id"], "alpha", "{claim}");
+    assert_eq!(
+        env.git("a", &["rev-parse", "refs/remotes/origin/main"]),
+        env.git("remote.git", &["rev-parse", "main"]),
+        "the slow fetch of the branch did not land"
+    );
+}
+
+#[test]
+fn a_push_that_lands_and_is_never_answered_is_a_won_claim_not_a_race() {
+    let env = TestEnv::new();
+    remote_with_clones(&env, &timing_out_in_a_second(&["Alpha", "Beta"]), &["a"]);
+    let daemon = GitDaemon::start(&env.path("."));
+    let proxy = DroppingProxy::start(daemon.port());
+    env.git(
+        "a",
+        &["remote", "set-url", "origin", &proxy.url("remote.git")],
+    );
+
+    proxy.mute_next_push();
+    let claim = run_bounded(&env, "a", &["claim", "--json"]);
+    assert_eq!(claim.code, 0, "{claim}");
+    assert_eq!(claim.json()["task"]["id"], "alpha", "{claim}");
+    assert_eq!(
+        claim.json()["tries"],
+        1,
+        "an unanswered push counted as a race: {claim}"
+    );
+    assert_eq!(proxy.to_mute.load(Ordering::SeqCst), 0, "no push was muted");
+    let record = env.git(
+        "remote.git",
+        &["log", "--format=%B", "refs/gitprio/leases/alpha"],
+    );
+    assert_eq!(
+        record.matches("\"event\": \"claim\"").count(),
+        1,
+        "{record}"
+    );
+    assert!(record.contains("\"agent\": \"alice\""), "{record}");
 }
