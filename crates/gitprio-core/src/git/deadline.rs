@@ -7,7 +7,7 @@
 //! costs one timeout per try instead of forever.
 
 use std::io::Read as _;
-use std::process::{Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -66,36 +66,13 @@ impl Repository {
             .stderr(Stdio::piped());
         let mut child = command.spawn().map_err(spawn_error)?;
         let received = Arc::new(AtomicU64::new(0));
-        let (sender, outputs) = mpsc::channel();
-        let pipes: [Option<Box<dyn std::io::Read + Send>>; 2] = [
-            child
-                .stdout
-                .take()
-                .map(|pipe| Box::new(pipe) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|pipe| Box::new(pipe) as Box<dyn std::io::Read + Send>),
-        ];
-        for (index, pipe) in pipes.into_iter().enumerate() {
-            let Some(mut pipe) = pipe else { continue };
-            let received = Arc::clone(&received);
-            let sender = sender.clone();
-            std::thread::spawn(move || {
-                let mut bytes = Vec::new();
-                let mut buffer = [0; 8192];
-                while let Ok(read @ 1..) = pipe.read(&mut buffer) {
-                    bytes.extend_from_slice(&buffer[..read]);
-                    received.fetch_add(read as u64, Ordering::Relaxed);
-                }
-                let _ = sender.send((index, bytes));
-            });
-        }
-        drop(sender);
+        let outputs = read_pipes(&mut child, &received);
         let pack_directory = self.common_dir().join("objects").join("pack");
         let mut seen = (0, incoming_pack_bytes(&pack_directory));
         let mut last_progress = Instant::now();
         let mut stalled = false;
+        let mut streams = [Vec::new(), Vec::new()];
+        let mut closed = 0;
         let status = loop {
             if let Some(status) = child.try_wait().map_err(spawn_error)? {
                 break status;
@@ -112,33 +89,35 @@ impl Repository {
                 stalled = true;
                 break child.wait().map_err(spawn_error)?;
             }
-            std::thread::sleep(POLL);
+            // Git closes its pipes as it exits: waiting on them, not sleeping a whole
+            // poll, returns a command of a few milliseconds in a few milliseconds.
+            if closed < 2 {
+                if let Ok((index, bytes)) = outputs.recv_timeout(POLL) {
+                    streams[index] = bytes;
+                    closed += 1;
+                }
+            } else {
+                std::thread::sleep(Duration::from_millis(1));
+            }
         };
-        let mut streams = [Vec::new(), Vec::new()];
         let drain_until = Instant::now() + DRAIN;
-        for _ in 0..2 {
+        while closed < 2 {
             let wait = if stalled {
                 drain_until.saturating_duration_since(Instant::now())
             } else {
                 Duration::MAX
             };
             match outputs.recv_timeout(wait) {
-                Ok((index, bytes)) => streams[index] = bytes,
+                Ok((index, bytes)) => {
+                    streams[index] = bytes;
+                    closed += 1;
+                }
                 Err(_) => break,
             }
         }
         let [stdout, mut stderr] = streams;
         if stalled {
-            stderr.extend_from_slice(
-                format!(
-                    "\nfatal: {STALLED} for {} (`remote_timeout` in .tasks/config.yaml); gitprio stopped `git {}`\n",
-                    crate::config::format_duration(
-                        jiff::SignedDuration::try_from(limit).unwrap_or(jiff::SignedDuration::MAX)
-                    ),
-                    args.iter().find(|arg| !arg.starts_with('-') && !arg.contains('=')).unwrap_or(&"")
-                )
-                .as_bytes(),
-            );
+            stderr.extend_from_slice(stalled_note(limit, args).as_bytes());
         }
         Ok(Output {
             status,
@@ -146,6 +125,50 @@ impl Repository {
             stderr,
         })
     }
+}
+
+/// Reads the child's stdout (0) and stderr (1) on threads of their own, counting the
+/// bytes in `received` as they come; each sends its whole stream once the pipe closes.
+fn read_pipes(child: &mut Child, received: &Arc<AtomicU64>) -> mpsc::Receiver<(usize, Vec<u8>)> {
+    let (sender, outputs) = mpsc::channel();
+    let pipes: [Option<Box<dyn std::io::Read + Send>>; 2] = [
+        child
+            .stdout
+            .take()
+            .map(|pipe| Box::new(pipe) as Box<dyn std::io::Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|pipe| Box::new(pipe) as Box<dyn std::io::Read + Send>),
+    ];
+    for (index, pipe) in pipes.into_iter().enumerate() {
+        let Some(mut pipe) = pipe else { continue };
+        let received = Arc::clone(received);
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let mut buffer = [0; 8192];
+            while let Ok(read @ 1..) = pipe.read(&mut buffer) {
+                bytes.extend_from_slice(&buffer[..read]);
+                received.fetch_add(read as u64, Ordering::Relaxed);
+            }
+            let _ = sender.send((index, bytes));
+        });
+    }
+    outputs
+}
+
+/// The line added to the stderr of a command killed after `limit` without progress.
+fn stalled_note(limit: Duration, args: &[&str]) -> String {
+    let command = args
+        .iter()
+        .find(|arg| !arg.starts_with('-') && !arg.contains('='))
+        .unwrap_or(&"");
+    let limit = jiff::SignedDuration::try_from(limit).unwrap_or(jiff::SignedDuration::MAX);
+    format!(
+        "\nfatal: {STALLED} for {} (`remote_timeout` in .tasks/config.yaml); gitprio stopped `git {command}`\n",
+        crate::config::format_duration(limit)
+    )
 }
 
 /// The bytes of the packs being received into `directory` so far.
