@@ -23,6 +23,22 @@ pub const DEFAULT_REMOTE_TIMEOUT: Duration = Duration::from_secs(60);
 /// wrote; [`super::is_connection_error`] reads it as a dropped connection.
 pub const STALLED: &str = "no progress from the remote";
 
+/// How many runs a command that stalled gets, against [`super::CONNECTION_TRIES`] for a
+/// reset: each stalled run already waited a whole timeout, and a push retried after one
+/// asks the remote (itself up to this many runs) whether it landed, so six would make
+/// a hung remote cost a claim dozens of timeouts.
+const STALLED_TRIES: u32 = 2;
+
+/// Returns how many runs in all a command that failed with `stderr` gets: fewer for a
+/// stall than for another connection error.
+pub fn runs_allowed(stderr: &[u8]) -> u32 {
+    if String::from_utf8_lossy(stderr).contains(STALLED) {
+        STALLED_TRIES
+    } else {
+        super::CONNECTION_TRIES
+    }
+}
+
 /// How often a running command is checked for progress.
 const POLL: Duration = Duration::from_millis(50);
 

@@ -8,7 +8,7 @@ use std::process::Command;
 
 mod deadline;
 mod retry;
-pub use deadline::{DEFAULT_REMOTE_TIMEOUT, STALLED};
+pub use deadline::{DEFAULT_REMOTE_TIMEOUT, STALLED, runs_allowed};
 pub use retry::{CONNECTION_TRIES, backoff, is_connection_error};
 
 pub use gix::ObjectId;

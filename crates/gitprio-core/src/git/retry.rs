@@ -70,7 +70,8 @@ pub fn backoff(next_try: u32) -> Duration {
 
 impl Repository {
     /// Runs `git` like [`Repository::git_bounded`], again (up to [`CONNECTION_TRIES`] runs, with
-    /// jittered exponential backoff) while it fails with a connection error.
+    /// jittered exponential backoff) while it fails with a connection error; a stall
+    /// gets fewer runs ([`super::runs_allowed`]).
     ///
     /// Only for commands that change nothing on the remote, or whose retry cannot do a
     /// change twice: a fetch, an `ls-remote`.
@@ -79,7 +80,7 @@ impl Repository {
         loop {
             let output = self.git_bounded(args)?;
             if output.status.success()
-                || tries == CONNECTION_TRIES
+                || tries >= super::runs_allowed(&output.stderr)
                 || !is_connection_error(&String::from_utf8_lossy(&output.stderr))
             {
                 return Ok(output);

@@ -897,7 +897,7 @@ impl<'repo> LeaseStore<'repo> {
             });
             if output.status.success()
                 || answered
-                || tries == crate::git::CONNECTION_TRIES
+                || tries >= crate::git::runs_allowed(&output.stderr)
                 || !(output.stderr.trim_ascii().is_empty()
                     || crate::git::is_connection_error(&String::from_utf8_lossy(&output.stderr)))
                 || self.remote_value(remote, reference).ok() == Some(new)
