@@ -36,20 +36,19 @@ impl Workspace<'_> {
     /// [`Workspace::settled_runs`] settles them.
     pub fn settled_runs_of(&self, id: &TaskId) -> Result<Vec<Run>, WorkspaceError> {
         let mut runs = Ledger::new(&self.store).runs(id)?;
-        let (leases, unknown) = match self.store.lease(id) {
-            Ok(lease) => (
-                lease
-                    .map(|lease| (id.clone(), lease.record))
-                    .into_iter()
-                    .collect(),
-                BTreeSet::new(),
-            ),
-            Err(StoreError::Unreadable { .. }) => (BTreeMap::new(), BTreeSet::from([id.clone()])),
+        let (lease, unknown) = match self.store.lease(id) {
+            Ok(lease) => (lease, BTreeSet::new()),
+            Err(StoreError::Unreadable { .. }) => (None, BTreeSet::from([id.clone()])),
             Err(error) => return Err(error.into()),
         };
         settle_open_runs(
             &mut runs,
-            &leases,
+            |task| {
+                lease
+                    .as_ref()
+                    .filter(|_| task == id)
+                    .map(|lease| &lease.record)
+            },
             &unknown,
             self.invocation.now,
             self.skew(),
@@ -58,15 +57,17 @@ impl Workspace<'_> {
     }
 
     fn settle(&self, runs: &mut [Run], leases: &BTreeMap<TaskId, Lease>, unreadable: &[BadLease]) {
-        let records: BTreeMap<TaskId, LeaseRecord> = leases
-            .iter()
-            .map(|(id, lease)| (id.clone(), lease.record.clone()))
-            .collect();
         let unknown: BTreeSet<TaskId> = unreadable
             .iter()
             .filter_map(|lease| lease.reference.rsplit('/').next().and_then(TaskId::new))
             .collect();
-        settle_open_runs(runs, &records, &unknown, self.invocation.now, self.skew());
+        settle_open_runs(
+            runs,
+            |task| leases.get(task).map(|lease| &lease.record),
+            &unknown,
+            self.invocation.now,
+            self.skew(),
+        );
     }
 }
 
@@ -76,8 +77,9 @@ pub fn in_flight(record: &LeaseRecord, now: Timestamp, skew: SignedDuration) -> 
     record.state == LeaseState::Held && !record.is_expired(now, skew)
 }
 
-/// Gives each run the ledger holds no outcome for the end its lease tells: a run is in
-/// flight only while its lease (the same generation) is [`in_flight`].
+/// Gives each run the ledger holds no outcome for the end its lease tells (`lease_of` a
+/// task, as last read): a run is in flight only while its lease (the same generation) is
+/// [`in_flight`].
 ///
 /// A run whose lease expired (then it ended when the lease expired), was taken over by a
 /// later generation, or is gone, is `expired`; one whose lease was given back, failed,
@@ -85,9 +87,9 @@ pub fn in_flight(record: &LeaseRecord, now: Timestamp, skew: SignedDuration) -> 
 /// holder's machine) takes that outcome. Runs with an outcome are left as they are, and
 /// so are the runs of tasks in `unknown` (their lease cannot be read: nobody may claim
 /// them either).
-pub fn settle_open_runs(
+pub fn settle_open_runs<'lease>(
     runs: &mut [Run],
-    leases: &BTreeMap<TaskId, LeaseRecord>,
+    lease_of: impl Fn(&TaskId) -> Option<&'lease LeaseRecord>,
     unknown: &BTreeSet<TaskId>,
     now: Timestamp,
     skew: SignedDuration,
@@ -97,7 +99,7 @@ pub fn settle_open_runs(
         if unknown.contains(&meta.task) {
             continue;
         }
-        let Some(lease) = leases.get(&meta.task) else {
+        let Some(lease) = lease_of(&meta.task) else {
             meta.outcome = Some(Outcome::Expired);
             continue;
         };
@@ -147,15 +149,11 @@ mod tests {
 
     /// The outcome and end of a generation-1 run settled against `lease` at `now`, with a
     /// minute of clock skew.
-    fn settled(lease: Option<LeaseRecord>, now: &str) -> (Option<Outcome>, Option<Timestamp>) {
+    fn settled(lease: Option<&LeaseRecord>, now: &str) -> (Option<Outcome>, Option<Timestamp>) {
         let mut runs = [open_run(1)];
-        let leases = lease
-            .map(|lease| (lease.task.clone(), lease))
-            .into_iter()
-            .collect();
         settle_open_runs(
             &mut runs,
-            &leases,
+            |task| lease.filter(|lease| lease.task == *task),
             &BTreeSet::new(),
             now.parse().unwrap(),
             SignedDuration::from_mins(1),
@@ -167,15 +165,15 @@ mod tests {
     fn a_held_lease_is_in_flight_until_it_expires_with_the_skew_allowance() {
         // The fixture's lease expires at 12:30.
         assert_eq!(
-            settled(Some(record()), "2026-11-01T12:29:00Z"),
+            settled(Some(&record()), "2026-11-01T12:29:00Z"),
             (None, None)
         );
         assert_eq!(
-            settled(Some(record()), "2026-11-01T12:31:00Z"),
+            settled(Some(&record()), "2026-11-01T12:31:00Z"),
             (None, None)
         );
         assert_eq!(
-            settled(Some(record()), "2026-11-01T12:31:01Z"),
+            settled(Some(&record()), "2026-11-01T12:31:01Z"),
             (
                 Some(Outcome::Expired),
                 Some("2026-11-01T12:30:00Z".parse().unwrap())
@@ -191,7 +189,7 @@ mod tests {
             generation: 2,
             ..record()
         };
-        assert_eq!(settled(Some(taken), now), (Some(Outcome::Expired), None));
+        assert_eq!(settled(Some(&taken), now), (Some(Outcome::Expired), None));
     }
 
     #[test]
@@ -213,7 +211,7 @@ mod tests {
                 event,
                 ..record()
             };
-            assert_eq!(settled(Some(ended), now).0, Some(outcome), "{state:?}");
+            assert_eq!(settled(Some(&ended), now).0, Some(outcome), "{state:?}");
         }
     }
 
@@ -225,7 +223,7 @@ mod tests {
         let leases = BTreeMap::from([(record().task.clone(), record())]);
         settle_open_runs(
             &mut runs,
-            &leases,
+            |task| leases.get(task),
             &BTreeSet::new(),
             now.parse().unwrap(),
             SignedDuration::ZERO,
@@ -236,7 +234,7 @@ mod tests {
         let unknown = BTreeSet::from([record().task.clone()]);
         settle_open_runs(
             &mut unread,
-            &BTreeMap::new(),
+            |_| None,
             &unknown,
             now.parse().unwrap(),
             SignedDuration::ZERO,
