@@ -685,8 +685,8 @@ fn wait_for_siblings(control: &Control, seen: u64) {
 fn poll_again(context: &RunContext, agent: &str, poll: Duration) {
     let control = &context.control;
     context.say(&format!(
-        "{agent}: nothing ready; looking again in {}s",
-        poll.as_secs()
+        "{agent}: nothing ready; looking again in {}",
+        crate::output::span(i64::try_from(poll.as_secs()).unwrap_or(i64::MAX))
     ));
     let state = control.lock();
     let _ = control

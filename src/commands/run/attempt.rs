@@ -760,7 +760,10 @@ fn read_more(reader: &mut Option<File>, path: &Path, follower: &mut Follower) {
 fn describe_halt(halt: &Halt) -> String {
     match halt {
         Halt::Interrupted => "interrupted".to_owned(),
-        Halt::Timeout(limit) => format!("no result after {}s", limit.as_secs()),
+        Halt::Timeout(limit) => format!(
+            "no result after {}",
+            crate::output::span(i64::try_from(limit.as_secs()).unwrap_or(i64::MAX))
+        ),
         Halt::OverBudget(reason) | Halt::RunLimit(reason) => reason.clone(),
         Halt::Lost => "the lease was lost".to_owned(),
     }

@@ -77,6 +77,13 @@ pub fn in_flight(record: &LeaseRecord, now: Timestamp, skew: SignedDuration) -> 
     record.state == LeaseState::Held && !record.is_expired(now, skew)
 }
 
+/// Returns when lease `record` expired (its `expires_at`), once it has by the rule a claim
+/// judges it by: held, and `now` past `expires_at` with the `skew` allowance, so that any
+/// agent may reclaim it. `None` while it is [`in_flight`], and for a lease not held.
+pub fn expired_at(record: &LeaseRecord, now: Timestamp, skew: SignedDuration) -> Option<Timestamp> {
+    (record.state == LeaseState::Held && !in_flight(record, now, skew)).then_some(record.expires_at)
+}
+
 /// Gives each run the ledger holds no outcome for the end its lease tells (`lease_of` a
 /// task, as last read): a run is in flight only while its lease (the same generation) is
 /// [`in_flight`].
