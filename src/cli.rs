@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser};
 use gitprio_core::ExitStatus;
+use gitprio_core::hint::{FrontEnd, Hint};
 use gitprio_core::lease::StoreError;
 use gitprio_core::workspace::WorkspaceError;
 
@@ -76,6 +77,13 @@ pub fn causes(error: &anyhow::Error) -> Vec<&(dyn std::error::Error + 'static)> 
     causes
 }
 
+/// Writes `error` for `front`: its causes, outermost first, then its way out in that front
+/// end's words (the command to run, or the tool to call).
+pub fn message(error: &anyhow::Error, front: FrontEnd) -> String {
+    let hint = Hint::of_error(error.as_ref());
+    Hint::follow(&format!("{error:#}"), hint.as_ref(), front)
+}
+
 /// Lists the exit codes for `gitprio --help`, from [`ExitStatus`] itself.
 fn exit_codes_help() -> String {
     let codes: Vec<String> = ExitStatus::ALL
@@ -108,7 +116,7 @@ pub fn run() -> ExitCode {
             if closed {
                 return code.into();
             }
-            output::message(&settings, "error", &format!("{error:#}"));
+            output::message(&settings, "error", &message(&error, FrontEnd::Cli));
             let unreachable = causes(&error)
                 .into_iter()
                 .any(|cause| matches!(cause.downcast_ref(), Some(StoreError::Remote { .. })));
