@@ -32,6 +32,13 @@ impl Workspace<'_> {
         Ok(SettledRuns { leases, runs })
     }
 
+    /// Brings the usage ledger and the lease of task `id` from the remote in one fetch
+    /// (`refs/gitprio/*/<id>`: a glob, so that either may be missing there, and a mirror
+    /// of one deleted there is pruned here); nothing in local mode.
+    pub fn fetch_runs_of(&self, id: &TaskId) -> Result<(), WorkspaceError> {
+        Ok(self.store.fetch(&format!("refs/gitprio/*/{id}"))?)
+    }
+
     /// Reads the runs of task `id` and its lease, as last fetched, settled as
     /// [`Workspace::settled_runs`] settles them.
     pub fn settled_runs_of(&self, id: &TaskId) -> Result<Vec<Run>, WorkspaceError> {
