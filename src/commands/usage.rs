@@ -100,7 +100,7 @@ pub struct ShowArgs {
     pub offline: bool,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Print JSON: `{"runs": [...]}`.
+    /// Print JSON: `{"task", "runs": [...]}`.
     #[arg(long)]
     pub json: bool,
 }

@@ -28,7 +28,8 @@ pub struct DoneArgs {
     pub summary: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Print the lease and the acceptance results as JSON.
+    /// Print JSON: `{"task", "completed", "lease": {...}, "path", "verified", "acceptance":
+    /// [...]}`, the submitted lease and the acceptance results.
     #[arg(long)]
     pub json: bool,
 }
