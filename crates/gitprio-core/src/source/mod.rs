@@ -156,9 +156,15 @@ pub fn resolve_queue_ref(
             return Ok((name, commit));
         }
     }
-    match repo.head_commit()? {
-        Some(commit) => Ok(("HEAD".to_owned(), commit)),
-        None => Err(LoadError::NoCommits),
+    match (repo.head_commit()?, repo.workdir()) {
+        (Some(commit), _) => Ok(("HEAD".to_owned(), commit)),
+        // A new repository with no queue at all wants `gitprio init`, not a commit.
+        (None, Some(root)) if !root.join(TASKS_DIR).is_dir() => Err(LoadError::NoTasksDir {
+            origin: Origin::Worktree {
+                path: root.display().to_string(),
+            },
+        }),
+        (None, _) => Err(LoadError::NoCommits),
     }
 }
 
