@@ -55,7 +55,7 @@ impl Hint {
                 "call get_next_task first".to_owned()
             }
             Hint::NameOrClaimFirst if cli => "name the task, or `gitprio claim` first".to_owned(),
-            Hint::NameOrClaimFirst => "pass its task_id, or call get_next_task first".to_owned(),
+            Hint::NameOrClaimFirst => "pass the task_id, or call get_next_task first".to_owned(),
             Hint::ClaimAnother if cli => "`gitprio claim` takes another task".to_owned(),
             Hint::ClaimAnother => "get_next_task takes another task".to_owned(),
             Hint::FinishSubmission(id) if cli => format!(
