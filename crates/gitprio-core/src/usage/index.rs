@@ -54,19 +54,25 @@ struct Entry {
     counters: [u64; 7],
 }
 
+/// Returns the counters of `record` in the order the index and the ledger's chunks keep
+/// them: input, output, 5-minute and 1-hour cache writes, cache reads, reasoning, requests.
+pub(super) fn counters(record: &UsageRecord) -> [u64; 7] {
+    [
+        record.input,
+        record.output,
+        record.cache_write_5m,
+        record.cache_write_1h,
+        record.cache_read,
+        record.reasoning,
+        u64::from(record.requests),
+    ]
+}
+
 impl Entry {
     fn of(record: &UsageRecord) -> Entry {
         Entry {
             hash: fnv1a_128(record.key.as_bytes()),
-            counters: [
-                record.input,
-                record.output,
-                record.cache_write_5m,
-                record.cache_write_1h,
-                record.cache_read,
-                record.reasoning,
-                u64::from(record.requests),
-            ],
+            counters: counters(record),
         }
     }
 
