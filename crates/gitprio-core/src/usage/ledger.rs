@@ -730,8 +730,8 @@ struct WrittenChunks {
 /// Returns the records the run lacks (new keys, or larger copies of known ones), one per
 /// key (its largest copy), by time then key.
 fn fresh_records<'r>(records: &'r [UsageRecord], index: &KeyIndex) -> Vec<&'r UsageRecord> {
-    let mut by_key: std::collections::HashMap<&str, usize> =
-        std::collections::HashMap::with_capacity(records.len());
+    let mut by_key: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
+    by_key.reserve(records.len());
     let mut fresh: Vec<&UsageRecord> = Vec::new();
     for record in records {
         if !index.is_new(record) {
@@ -756,7 +756,7 @@ fn fresh_records<'r>(records: &'r [UsageRecord], index: &KeyIndex) -> Vec<&'r Us
 
 /// The distinct sessions `records` name, sorted.
 fn chunk_sessions<'r>(records: impl Iterator<Item = &'r UsageRecord>) -> Vec<String> {
-    let distinct: std::collections::HashSet<&str> = records
+    let distinct: rustc_hash::FxHashSet<&str> = records
         .filter_map(|record| record.session.as_deref())
         .collect();
     let mut sessions: Vec<String> = distinct.into_iter().map(str::to_owned).collect();

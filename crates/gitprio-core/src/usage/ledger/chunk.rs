@@ -17,10 +17,10 @@
 //! stay readable. An older gitprio reading a format 2 chunk stops at its header (it has
 //! no `key`) and says the ledger is corrupt rather than misreading it.
 
-use std::collections::HashMap;
 use std::io::Write as _;
 
 use jiff::Timestamp;
+use rustc_hash::FxHashMap;
 use serde::Deserialize;
 
 use super::super::UsageRecord;
@@ -123,7 +123,7 @@ impl<'r> ContextKey<'r> {
 /// Appends `records` to `out` as one chunk of the current format.
 pub(super) fn write_chunk(out: &mut Vec<u8>, records: &[&UsageRecord]) {
     let mut contexts: Vec<ContextKey<'_>> = Vec::new();
-    let mut known: HashMap<ContextKey<'_>, usize> = HashMap::new();
+    let mut known: FxHashMap<ContextKey<'_>, usize> = FxHashMap::default();
     let mut of_record = Vec::with_capacity(records.len());
     let mut previous: Option<(ContextKey<'_>, usize)> = None;
     for record in records {
