@@ -2,6 +2,7 @@
 
 use std::io::Write;
 
+use gitprio_core::hint::{FrontEnd, Hint};
 use gitprio_core::queue::{RankReason, Standing};
 use gitprio_core::{Blocker, Diagnostic, Queue, Readiness, Task};
 
@@ -296,6 +297,50 @@ fn describe_budget(budget: &gitprio_core::Budget) -> String {
     parts.join(", ")
 }
 
+/// Says that the run of `id` spent `spent` tokens of its `budget`, and what to do, to `front`.
+pub fn over_budget_message(
+    id: &gitprio_core::TaskId,
+    spent: u64,
+    budget: u64,
+    front: FrontEnd,
+) -> String {
+    Hint::follow(
+        &format!("budget exceeded on `{id}`: {spent} tokens spent of {budget}"),
+        Some(&Hint::ReleaseOverBudget(id.clone())),
+        front,
+    )
+}
+
+/// Says that `id` must be planned first and its file at `path` has no plan, and what to
+/// do, to `front`.
+pub fn unplanned_message(id: &gitprio_core::TaskId, path: &str, front: FrontEnd) -> String {
+    Hint::follow(
+        &format!(
+            "{id} must be planned first, and {path} has no `## Plan` section, so it is not done; add one to its body (what you will change and in which order, what you leave alone, how you will check it)"
+        ),
+        Some(&Hint::CompleteAgainWithPlan),
+        front,
+    )
+}
+
+/// Says that acceptance command `failed` of `id` failed, what to do (to `front`), and how
+/// its output ends.
+pub fn acceptance_failed_message(
+    id: &gitprio_core::TaskId,
+    failed: &gitprio_core::workspace::Check,
+    front: FrontEnd,
+) -> String {
+    let said = Hint::follow(
+        &format!(
+            "acceptance command `{}` failed ({}), so {id} is not done",
+            failed.command, failed.status
+        ),
+        Some(&Hint::FixAcceptance),
+        front,
+    );
+    format!("{said}. Its output ends with:\n{}", failed.tail)
+}
+
 /// Says the run of `id` is over its budget, and returns the budget exit code.
 pub fn over_budget(
     settings: &Settings,
@@ -306,9 +351,7 @@ pub fn over_budget(
     message(
         settings,
         "error",
-        &format!(
-            "budget exceeded on `{id}`: {spent} tokens spent of {budget}; stop, and `gitprio release {id} --failed --reason \"over budget\"`"
-        ),
+        &over_budget_message(id, spent, budget, FrontEnd::Cli),
     );
     crate::exit_code::BUDGET_EXCEEDED
 }

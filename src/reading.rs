@@ -4,6 +4,7 @@
 
 use clap::Args;
 use gitprio_core::git::Repository;
+use gitprio_core::hint::FrontEnd;
 use gitprio_core::queue::{Holds, Queue, Rankable, top_ready};
 use gitprio_core::source::{self, LoadedQueue, Origin, ParseCache, QueueSource};
 use gitprio_core::workspace::{self, Mirrors, StoreChoice, Workspace};
@@ -166,5 +167,5 @@ fn open_count(queue: &Queue) -> usize {
 /// Describes why nothing is ready when `open` of `total` tasks are open.
 pub fn nothing_ready(open: usize, total: usize) -> (&'static str, String) {
     let why = workspace::nothing_ready(open, total);
-    (why.reason, why.message)
+    (why.reason, why.sentence(FrontEnd::Cli))
 }

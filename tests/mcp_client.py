@@ -155,6 +155,14 @@ async def drive(binary, clone, env):
                     print(f"claim and complete: {claimed['task']}")
                 check(claims == ["alpha", "beta"], f"claimed {claims}")
 
+                is_error, refused = await call(session, "heartbeat")
+                check(is_error, f"heartbeat with nothing held: {refused}")
+                check(
+                    "get_next_task" in refused["message"] and "gitprio " not in refused["message"],
+                    f"a refusal names the tool to call, not a CLI command: {refused['message']}",
+                )
+                print(f"refusal: {refused['message']}")
+
 
 def main():
     if len(sys.argv) != 2:

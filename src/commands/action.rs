@@ -251,6 +251,14 @@ pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
         }
     };
     let repo = Repository::discover(&settings.directory)?;
+    let notices = output::Stderr(settings);
+    // Opened first: it sets the config's `remote_timeout` on the fetch of a missing commit.
+    let workspace = Workspace::open_quietly(
+        &repo,
+        settings.invocation(),
+        StoreChoice::Configured,
+        &notices,
+    )?;
     let cache_path = gitprio_core::workspace::parse_cache_path(&repo);
     let mut cache = ParseCache::load(&cache_path);
     let changes = changes::read(
@@ -261,13 +269,6 @@ pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
     )?;
     let _ = cache.save(&cache_path);
     let invalid = changes.edits_tasks() && run_check(settings)?;
-    let notices = output::Stderr(settings);
-    let workspace = Workspace::open_quietly(
-        &repo,
-        settings.invocation(),
-        StoreChoice::Configured,
-        &notices,
-    )?;
     let store = workspace.store();
     if let Err(error) = store.fetch("refs/gitprio/*") {
         warn(

@@ -13,6 +13,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, ensure};
 use clap::Args;
+use gitprio_core::git::{DEFAULT_REMOTE_TIMEOUT, Repository};
 
 use crate::cli::CommandResult;
 use crate::embedded::EXAMPLE_FILES;
@@ -112,7 +113,7 @@ fn make_remotes(root: &Path, world: &Path) -> anyhow::Result<()> {
             world,
             &["init", "--quiet", "--bare", "--initial-branch=main", bare],
         )?;
-        git(
+        git_remote(
             root,
             &[
                 "push",
@@ -122,7 +123,7 @@ fn make_remotes(root: &Path, world: &Path) -> anyhow::Result<()> {
             ],
         )?;
         for clone in clones {
-            git(world, &["clone", "--quiet", bare, clone])?;
+            git_remote(world, &["clone", "--quiet", bare, clone])?;
         }
     }
     Ok(())
@@ -294,7 +295,7 @@ impl Demo {
                     &["merge", "--quiet", "--no-ff", "--no-edit", branch],
                 )?;
             }
-            git(&clone, &["push", "--quiet", "origin", "main"])?;
+            git_remote(&clone, &["push", "--quiet", "origin", "main"])?;
             clock = clock.checked_add(jiff::SignedDuration::from_mins(45))?;
         }
         Ok(clock)
@@ -380,6 +381,17 @@ fn demo_git_env(command: &mut Command) -> &mut Command {
         .env("GIT_COMMITTER_DATE", START)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
+}
+
+/// Runs git `args` that talk to a remote (the demo's bare repositories) in `directory`, under
+/// the stall deadline every git command that talks to a remote has.
+fn git_remote(directory: &Path, args: &[&str]) -> anyhow::Result<()> {
+    let mut command = Command::new("git");
+    demo_git_env(&mut command).current_dir(directory).args(args);
+    let packs = directory.join(".git").join("objects").join("pack");
+    let output = Repository::run_bounded(command, args, &packs, DEFAULT_REMOTE_TIMEOUT)
+        .with_context(|| format!("cannot run `git {}`; is git installed?", args.join(" ")))?;
+    stdout_of(&format!("git {}", args.join(" ")), &output).map(drop)
 }
 
 fn git_output(directory: &Path, args: &[&str]) -> anyhow::Result<String> {

@@ -159,7 +159,7 @@ enum Reply {
 impl Reply {
     /// Turns an error into a refusal with the exit code the CLI would end with.
     fn failed(error: anyhow::Error) -> Reply {
-        let message = format!("{error:#}");
+        let message = crate::cli::message(&error, gitprio_core::hint::FrontEnd::Mcp);
         Reply::Refusal {
             code: crate::cli::CliError::from(error).code,
             error: None,

@@ -51,10 +51,11 @@ pub struct ReportArgs {
     /// Group runs by this.
     #[arg(long, value_enum, default_value = "type")]
     pub by: By,
-    /// Only runs started at or after this date (`2026-11-01`) or time (RFC 3339).
+    /// Only requests made at or after this date (`2026-11-01`) or time (RFC 3339), each by
+    /// its own time, not by its run's start.
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
-    /// Only runs started before this date or time.
+    /// Only requests made before this date or time.
     #[arg(long, value_name = "DATE")]
     pub until: Option<String>,
     /// Only the runs of this task.

@@ -25,7 +25,7 @@ pub struct RevokeArgs {
     pub agent: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Print the new lease as JSON.
+    /// Print JSON: `{"task", "revoked_from", "lease": {...}}`, the lease after the revoke.
     #[arg(long)]
     pub json: bool,
 }

@@ -422,6 +422,11 @@ pub struct RunContext {
     pub usage_file: Option<String>,
     /// The remote completed branches are pushed to.
     pub push: Option<String>,
+    /// How long a git command that talks to the remote may make no progress (the config's
+    /// `remote_timeout`), as the gitprio commands allow.
+    pub remote_timeout: Duration,
+    /// Where the clone receives packs (`objects/pack`): their growth is a fetch's progress.
+    pub packs: PathBuf,
     /// Where pull requests are opened for the pushed branches (`--open-pr`).
     pub pull_requests: Option<PullRequests>,
     pub prices: PriceTable,
@@ -553,6 +558,8 @@ impl RunContext {
             heartbeat_every: (ttl / 3).max(Duration::from_millis(200)),
             usage_file: args.usage_file.clone(),
             push,
+            remote_timeout: config.remote_timeout.unsigned_abs(),
+            packs: common.join("objects").join("pack"),
             pull_requests,
             prices: PriceTable::new(
                 gitprio_core::workspace::price_overrides(repo, None).unwrap_or_default(),
@@ -685,8 +692,8 @@ fn wait_for_siblings(control: &Control, seen: u64) {
 fn poll_again(context: &RunContext, agent: &str, poll: Duration) {
     let control = &context.control;
     context.say(&format!(
-        "{agent}: nothing ready; looking again in {}s",
-        poll.as_secs()
+        "{agent}: nothing ready; looking again in {}",
+        crate::output::span(i64::try_from(poll.as_secs()).unwrap_or(i64::MAX))
     ));
     let state = control.lock();
     let _ = control

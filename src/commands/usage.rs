@@ -100,7 +100,7 @@ pub struct ShowArgs {
     pub offline: bool,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Print JSON: `{"runs": [...]}`.
+    /// Print JSON: `{"task", "runs": [...]}`.
     #[arg(long)]
     pub json: bool,
 }
@@ -195,12 +195,10 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
     let workspace =
         Workspace::open_quietly(&repo, settings.invocation(), args.store.choice(), &notices)?;
-    let store = workspace.store();
     let id = workspace::task_id(&args.id)?;
     if !args.offline {
-        store.fetch(&gitprio_core::usage::usage_ref(&id))?;
         // Whether a run without an outcome is still going is the lease's to tell.
-        store.fetch(&gitprio_core::lease::lease_ref(&id))?;
+        workspace.fetch_runs_of(&id)?;
     }
     let runs = workspace.settled_runs_of(&id)?;
     if args.json {

@@ -1038,3 +1038,35 @@ async fn a_wait_longer_than_the_cap_fails_at_once_with_what_github_asked() {
         "{output}"
     );
 }
+
+#[test]
+fn a_pull_request_commit_fetched_from_a_remote_that_never_answers_is_given_up_on() {
+    let env = TestEnv::new();
+    let base = setup(&env);
+    env.write("pr", &[(".tasks/config.yaml", "remote_timeout: 1s\n")]);
+    let silent = crate::fleet::SilentRemote::start();
+    env.git("pr", &["remote", "set-url", "origin", &silent.url()]);
+    let missing = "0123456789abcdef0123456789abcdef01234567";
+    let event = event(&env, &base, missing, "synchronize", false);
+    let mut command = env.command("pr", &["action"]);
+    command
+        .envs([
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_EVENT_PATH", event.as_str()),
+            ("GITHUB_REPOSITORY", REPOSITORY),
+            ("GITPRIO_NOW", "2026-11-01T12:00:00Z"),
+            ("GITPRIO_COMMENT", "false"),
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let running = crate::common::Running(Some(command.spawn().unwrap()));
+    let output = env.normalized(&running.finish_within(std::time::Duration::from_secs(90)));
+    assert_eq!(output.code, 1, "{output}");
+    assert!(
+        output.stderr.contains(&format!(
+            "the pull request's head commit {missing} is not in this clone"
+        )),
+        "{output}"
+    );
+}

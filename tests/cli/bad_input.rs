@@ -71,7 +71,24 @@ fn no_commits_yet_says_what_to_do() {
     let env = TestEnv::new();
     std::fs::create_dir(env.path("repo")).unwrap();
     env.git("repo", &["init", "--quiet"]);
+    env.write("repo", &[(".tasks/first.md", "---\ntitle: First\n---\n")]);
     assert_output!(env.run("repo", &["next"]));
+}
+
+#[test]
+fn a_new_repository_without_tasks_is_told_to_run_init_not_to_commit_them() {
+    let env = TestEnv::new();
+    std::fs::create_dir(env.path("repo")).unwrap();
+    env.git("repo", &["init", "--quiet"]);
+    for command in ["next", "list"] {
+        let output = env.run("repo", &[command]);
+        assert_eq!(output.code, 7, "{output}");
+        assert!(output.stderr.contains("run `gitprio init`"), "{output}");
+    }
+    env.write("repo", &[(".tasks/first.md", "---\ntitle: First\n---\n")]);
+    let output = env.run("repo", &["next"]);
+    assert_eq!(output.code, 1, "{output}");
+    assert!(output.stderr.contains("commit `.tasks/`"), "{output}");
 }
 
 #[test]

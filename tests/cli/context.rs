@@ -342,3 +342,64 @@ fn context_names_the_lease_this_worktree_holds_and_how_to_report() {
         "{other}"
     );
 }
+
+/// The `- queue: <ref> (<commit>)` line of a context bundle.
+fn queue_line(text: &str) -> String {
+    text.lines()
+        .find(|line| line.starts_with("- queue: "))
+        .unwrap_or_else(|| panic!("no queue line: {text}"))
+        .to_owned()
+}
+
+#[test]
+fn claim_context_and_list_name_the_queue_by_one_ref() {
+    // A clone knows the remote's default branch (`origin/HEAD`); a clone that lost it (or
+    // a remote added by hand) does not, and is on a branch of its own.
+    for forget_remote_head in [false, true] {
+        let env = TestEnv::new();
+        let files = vec![(
+            ".tasks/first.md".to_owned(),
+            crate::leases::task("First", 0, &[]),
+        )];
+        crate::leases::remote_with_clones(&env, &files, &["a"]);
+        if forget_remote_head {
+            env.git("a", &["remote", "set-head", "origin", "--delete"]);
+            env.git("a", &["checkout", "--quiet", "-b", "feature"]);
+        }
+        let vars = [
+            ("GITPRIO_AGENT", "alice"),
+            ("GITPRIO_NOW", "2026-11-01T12:00:00Z"),
+        ];
+        let claimed = env.run_with("a", &["claim"], &vars);
+        assert_eq!(claimed.code, 0, "{claimed}");
+        let context = env.run_with("a", &["context", "first"], &vars);
+        assert_eq!(context.code, 0, "{context}");
+        assert_eq!(
+            queue_line(&claimed.stdout),
+            queue_line(&context.stdout),
+            "forget_remote_head: {forget_remote_head}"
+        );
+        assert!(
+            queue_line(&claimed.stdout).starts_with("- queue: refs/remotes/origin/main "),
+            "{claimed}"
+        );
+        let json = env.run_with("a", &["context", "first", "--json"], &vars);
+        assert_eq!(
+            json.json()["source"]["rev"],
+            "refs/remotes/origin/main",
+            "{json}"
+        );
+        let list = env.run_with("a", &["list"], &vars);
+        assert!(
+            list.stderr.contains("read from refs/remotes/origin/main "),
+            "forget_remote_head: {forget_remote_head}: {list}"
+        );
+        let missing = env.run_with("a", &["context", "nope"], &vars);
+        assert!(
+            missing
+                .stderr
+                .contains("no task `nope` in refs/remotes/origin/main "),
+            "{missing}"
+        );
+    }
+}

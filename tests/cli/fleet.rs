@@ -545,14 +545,14 @@ fn a_dropped_connection_of_the_lease_fetch_is_retried_and_never_loses_a_race() {
 
 /// A TCP listener on 127.0.0.1 that accepts every connection and never says a word, as a
 /// remote whose server hangs does. Stops when dropped.
-struct SilentRemote {
+pub struct SilentRemote {
     port: u16,
     stop: Arc<AtomicBool>,
     accept: Option<JoinHandle<()>>,
 }
 
 impl SilentRemote {
-    fn start() -> SilentRemote {
+    pub fn start() -> SilentRemote {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -575,7 +575,7 @@ impl SilentRemote {
         }
     }
 
-    fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("git://127.0.0.1:{}/remote.git", self.port)
     }
 }

@@ -23,5 +23,6 @@ mod real_agents;
 mod revoke;
 mod run;
 mod servers;
+mod status;
 mod top;
 mod usage;

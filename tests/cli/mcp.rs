@@ -713,3 +713,71 @@ fn calls_without_a_task_id_never_act_on_a_completed_task() {
     );
     assert_eq!(other.code, 3, "{other}");
 }
+
+/// Asserts that an MCP refusal tells the agent which tool to call, never a CLI command an
+/// agent on MCP does not run.
+fn names_tools_not_commands(tool: &str, refused: &Value, expected_tool: &str) {
+    let message = refused["message"].as_str().unwrap();
+    for command in [
+        "`gitprio claim",
+        "`gitprio done",
+        "`gitprio release",
+        "`gitprio status",
+        "`gitprio list",
+        "`gitprio heartbeat",
+    ] {
+        assert!(
+            !message.contains(command),
+            "{tool} names the CLI's {command}`: {message}"
+        );
+    }
+    assert!(
+        message.contains(expected_tool),
+        "{tool} does not name {expected_tool}: {message}"
+    );
+}
+
+#[test]
+fn refusals_name_the_tool_to_call_not_the_cli_command() {
+    let env = TestEnv::new();
+    let files = vec![(".tasks/alpha.md".to_owned(), task("Alpha", 0, ""))];
+    remote_with_clones(&env, &files, &["a", "b"]);
+    runtime().block_on(async {
+        let alice = connect(&env, "a", "alice", T0).await;
+        let (is_error, refused) = call(&alice, "heartbeat", json!({})).await;
+        assert!(is_error, "{refused}");
+        names_tools_not_commands("heartbeat without a task", &refused, "get_next_task");
+        let (is_error, refused) = call(&alice, "heartbeat", json!({ "task_id": "alpha" })).await;
+        assert!(is_error, "{refused}");
+        names_tools_not_commands("heartbeat of a task not held", &refused, "get_next_task");
+        let usage = json!({ "task_id": "alpha", "model": "m", "input": 10 });
+        let (is_error, refused) = call(&alice, "report_usage", usage).await;
+        assert!(is_error, "{refused}");
+        names_tools_not_commands("report_usage with no lease", &refused, "get_next_task");
+
+        let (_, claimed) = call(&alice, "get_next_task", json!({})).await;
+        assert_eq!(claimed["task"], "alpha");
+        let bob = connect(&env, "b", "bob", T0).await;
+        let (is_error, refused) = call(&bob, "get_next_task", json!({})).await;
+        assert!(is_error, "{refused}");
+        assert_eq!(refused["reason"], "all_held", "{refused}");
+        names_tools_not_commands("get_next_task, all held", &refused, "stop");
+        bob.cancel().await.unwrap();
+
+        let (is_error, completed) = call(&alice, "complete_task", json!({})).await;
+        assert!(!is_error, "{completed}");
+        let (is_error, refused) = call(
+            &alice,
+            "release_task",
+            json!({ "task_id": "alpha", "reason": "changed my mind" }),
+        )
+        .await;
+        assert!(is_error, "{refused}");
+        names_tools_not_commands(
+            "release_task of a submitted task",
+            &refused,
+            "complete_task",
+        );
+        alice.cancel().await.unwrap();
+    });
+}

@@ -139,7 +139,7 @@ fn the_remote_default_branch_wins_over_local_head() {
     env.git("clone", &["commit", "--quiet", "-m", "local"]);
     let json = env.run("clone", &["next", "--json"]).json();
     assert_eq!(json["task"]["id"], "shared");
-    assert_eq!(json["source"]["rev"], "refs/remotes/origin/HEAD");
+    assert_eq!(json["source"]["rev"], "refs/remotes/origin/main");
 }
 
 #[test]

@@ -858,7 +858,7 @@ fn done_refuses_a_task_that_must_be_planned_until_it_has_a_plan() {
     assert_eq!(refused.code, 1, "{refused}");
     assert_eq!(
         refused.stderr,
-        "error: a must be planned first, and .tasks/a.md has no `## Plan` section, so it is not done; add one to its body (what you will change and in which order, what you leave alone, how you will check it), then run `gitprio done` again\n"
+        "error: a must be planned first, and .tasks/a.md has no `## Plan` section, so it is not done; add one to its body (what you will change and in which order, what you leave alone, how you will check it); then run `gitprio done` again\n"
     );
     let json = env.run("repo", &["done", "--local", "--json"]);
     assert_eq!(json.code, 1, "{json}");

@@ -1233,3 +1233,58 @@ fn openmetrics_output_is_accepted_by_the_prometheus_parser() {
         "{families}"
     );
 }
+
+/// The `git fetch` commands git traced to `trace` (`GIT_TRACE`), with their arguments.
+fn fetches(trace: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(trace)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split_once("trace: built-in: git fetch "))
+        .map(|(_, arguments)| arguments.to_owned())
+        .collect()
+}
+
+#[test]
+fn usage_show_fetches_the_runs_and_their_lease_in_one_fetch() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    let spent = record(
+        &env,
+        "a",
+        "alice",
+        &["--model", "house-model", "--output", "700"],
+    );
+    assert_eq!(spent.code, 0, "{spent}");
+    let trace = env.path("trace.txt");
+    let show = env.run_with(
+        "reader",
+        &["usage", "show", "cache", "--json"],
+        &[
+            ("GITPRIO_AGENT", "carol"),
+            ("GITPRIO_NOW", T0),
+            ("GIT_TRACE", trace.to_str().unwrap()),
+        ],
+    );
+    assert_eq!(show.code, 0, "{show}");
+    let json = show.json();
+    assert_eq!(json["runs"][0]["tokens"], 700, "{show}");
+    // The lease came with it: the run is in flight, not expired.
+    assert_eq!(
+        json["runs"][0]["meta"]["outcome"],
+        serde_json::Value::Null,
+        "{show}"
+    );
+    assert_eq!(fetches(&trace).len(), 1, "{:#?}", fetches(&trace));
+
+    // A task that has no lease and no usage yet: still one fetch, and nothing to show.
+    std::fs::remove_file(&trace).unwrap();
+    let none = env.run_with(
+        "reader",
+        &["usage", "show", "docs"],
+        &[("GITPRIO_NOW", T0), ("GIT_TRACE", trace.to_str().unwrap())],
+    );
+    assert_eq!(none.code, 0, "{none}");
+    assert_eq!(none.stdout, "no usage recorded for docs\n", "{none}");
+    assert_eq!(fetches(&trace).len(), 1, "{:#?}", fetches(&trace));
+}

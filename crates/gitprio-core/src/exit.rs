@@ -104,21 +104,7 @@ impl ExitStatus {
     /// Returns the status the first deciding cause of `error`'s chain gives, looking into
     /// what a [`WorkspaceError`] wraps (its transparent variants hide it from the chain).
     fn decided_by(error: &(dyn Error + 'static)) -> Option<ExitStatus> {
-        let mut cause = Some(error);
-        while let Some(current) = cause {
-            if let Some(status) = Self::of_cause(current) {
-                return Some(status);
-            }
-            if let Some(status) = current
-                .downcast_ref::<WorkspaceError>()
-                .and_then(WorkspaceError::wrapped)
-                .and_then(Self::decided_by)
-            {
-                return Some(status);
-            }
-            cause = current.source();
-        }
-        None
+        WorkspaceError::first_decided(error, &Self::of_cause)
     }
 
     /// Returns the status one error decides by itself, if it is a core error that decides one.

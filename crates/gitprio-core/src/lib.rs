@@ -10,6 +10,7 @@ pub mod context;
 pub mod diagnostic;
 pub mod exit;
 pub mod git;
+pub mod hint;
 pub mod lease;
 pub mod queue;
 pub mod reply;

@@ -121,7 +121,7 @@ fn ensure_commit(repo: &Repository, sha: &str, which: &str) -> anyhow::Result<Ob
         .is_ok_and(|output| output.status.success())
     };
     if !present(repo) && repo.has_remote("origin") {
-        let _ = repo.git(&[
+        let _ = repo.git_bounded(&[
             "fetch",
             "--quiet",
             "--no-tags",

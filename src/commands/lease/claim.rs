@@ -2,6 +2,7 @@
 
 use clap::Args;
 use gitprio_core::git::Repository;
+use gitprio_core::hint::FrontEnd;
 use gitprio_core::reply::lease::{ClaimReply, NothingReadyReply};
 use gitprio_core::workspace::{Claim, ClaimRequest, StoreChoice, Workspace, report_commands};
 
@@ -80,10 +81,11 @@ pub fn run(settings: &Settings, args: &ClaimArgs) -> CommandResult {
             Ok(exit_code::SUCCESS)
         }
         Claim::NothingReady(why) => {
+            let message = why.sentence(FrontEnd::Cli);
             if args.json {
-                output::print_json(&NothingReadyReply::new(&why, why.message.clone()))?;
+                output::print_json(&NothingReadyReply::new(&why, message.clone()))?;
             }
-            output::message(&settings, "info", &why.message);
+            output::message(&settings, "info", &message);
             Ok(exit_code::NOTHING_READY)
         }
     }

@@ -3,6 +3,7 @@
 use anyhow::{Context as _, anyhow};
 use clap::Args;
 use gitprio_core::git::Repository;
+use gitprio_core::hint::FrontEnd;
 use gitprio_core::reply::lease::{DoneFailedReply, DoneReply, DoneUnplannedReply, LeaseReply};
 use gitprio_core::workspace::{self, Workspace};
 
@@ -27,7 +28,8 @@ pub struct DoneArgs {
     pub summary: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Print the lease and the acceptance results as JSON.
+    /// Print JSON: `{"task", "completed", "lease": {...}, "path", "verified", "acceptance":
+    /// [...]}`, the submitted lease and the acceptance results.
     #[arg(long)]
     pub json: bool,
 }
@@ -42,9 +44,7 @@ pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
         output::message(
             settings,
             "error",
-            &format!(
-                "{id} must be planned first, and {path} has no `## Plan` section, so it is not done; add one to its body (what you will change and in which order, what you leave alone, how you will check it), then run `gitprio done` again"
-            ),
+            &output::unplanned_message(&id, &path, FrontEnd::Cli),
         );
         if args.json {
             output::print_json(&DoneUnplannedReply {
@@ -67,10 +67,7 @@ pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
             output::message(
                 settings,
                 "error",
-                &format!(
-                    "acceptance command `{}` failed ({}), so {id} is not done; fix it and run `gitprio done` again, or `gitprio done --no-verify --reason \"<why>\"`. Its output ends with:\n{}",
-                    failed.command, failed.status, failed.tail
-                ),
+                &output::acceptance_failed_message(&id, failed, FrontEnd::Cli),
             );
             if args.json {
                 output::print_json(&DoneFailedReply {

@@ -13,7 +13,7 @@ use crate::{exit_code, output};
 pub struct LeaseIdArgs {
     /// The task id (default: the one task this worktree holds).
     pub id: Option<String>,
-    /// How long the renewed lease lives (heartbeat only; default: `lease_ttl`).
+    /// How long the renewed lease lives (default: `lease_ttl` of the config).
     #[arg(long, value_name = "DURATION")]
     pub ttl: Option<String>,
     /// Tokens this attempt has spent so far, recorded on the renewal for `gitprio top`
@@ -25,7 +25,8 @@ pub struct LeaseIdArgs {
     pub cost_usd: Option<f64>,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Print the lease as JSON.
+    /// Print JSON: `{"lease": {...}, "tokens", "budget_tokens"}`, the renewed lease and what
+    /// the run spent of its budget.
     #[arg(long)]
     pub json: bool,
 }

@@ -25,7 +25,7 @@ pub struct ReleaseArgs {
     pub park: bool,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Print the lease as JSON.
+    /// Print JSON: `{"lease": {...}, "parked"}`, the released lease and whether it was parked.
     #[arg(long)]
     pub json: bool,
 }

@@ -47,12 +47,13 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
     ]];
     for row in &status.leases {
         let lease = &row.lease;
-        let state = match lease.state {
-            LeaseState::Held if row.expired => "expired".to_owned(),
-            state => format!("{state:?}").to_lowercase(),
+        let state = if row.expired {
+            "expired".to_owned()
+        } else {
+            format!("{:?}", lease.state).to_lowercase()
         };
         let expires = if lease.state == LeaseState::Held {
-            describe_remaining(lease.expires_at.duration_since(settings.now))
+            describe_expiry(lease.expires_at.duration_since(settings.now), row.expired)
         } else {
             "-".to_owned()
         };
@@ -90,16 +91,18 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
     Ok(exit_code::SUCCESS)
 }
 
-fn describe_remaining(remaining: jiff::SignedDuration) -> String {
+/// Says when a held lease expires, `remaining` from now: past its expiry, it has expired
+/// only once the rule a claim uses says so (`expired`); before that the `clock_skew`
+/// allowance still keeps it from other agents.
+fn describe_expiry(remaining: jiff::SignedDuration, expired: bool) -> String {
     let seconds = remaining.as_secs();
-    if seconds < 0 {
-        return format!("{}s ago", -seconds);
+    if seconds >= 0 {
+        return format!("in {}", output::span(seconds));
     }
-    if seconds >= 3600 {
-        format!("in {}h{:02}m", seconds / 3600, seconds % 3600 / 60)
-    } else if seconds >= 60 {
-        format!("in {}m{:02}s", seconds / 60, seconds % 60)
+    let ago = output::span(seconds.saturating_neg());
+    if expired {
+        format!("{ago} ago")
     } else {
-        format!("in {seconds}s")
+        format!("{ago} ago, within clock_skew")
     }
 }

@@ -19,7 +19,7 @@ pub struct UnparkArgs {
     pub reason: Option<String>,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Print the lease as JSON.
+    /// Print JSON: `{"lease": {...}}`, the lease after the unpark.
     #[arg(long)]
     pub json: bool,
 }

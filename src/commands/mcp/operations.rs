@@ -4,6 +4,7 @@ use anyhow::{Context as _, anyhow};
 use gitprio_core::TaskId;
 use gitprio_core::context::{ReportCommand, Tail};
 use gitprio_core::git::Repository;
+use gitprio_core::hint::FrontEnd;
 use gitprio_core::lease::LeaseError;
 use gitprio_core::usage::{RunMeta, Totals};
 use jiff::Timestamp;
@@ -71,7 +72,10 @@ pub(super) fn next_task(
             Ok(Reply::Data(serde_json::to_value(handout(&claimed))?))
         }
         Claim::NothingReady(why) => {
-            let message = format!("{}; stop, there is no task for you now", why.message);
+            let message = format!(
+                "{}; stop, there is no task for you now",
+                why.sentence(FrontEnd::Mcp)
+            );
             output::message(settings, "info", &message);
             let data = serde_json::to_value(NothingReadyReply::new(&why, message.clone()))?;
             if why.reason == "empty" {
@@ -210,9 +214,7 @@ fn budget_checked(id: &TaskId, spent: Option<(&RunMeta, Totals)>, data: Value) -
         Some((tokens, budget)) => Reply::Refusal {
             code: exit_code::BUDGET_EXCEEDED,
             error: None,
-            message: format!(
-                "budget exceeded on `{id}`: {tokens} tokens spent of {budget}; stop, and release_task with failed true and reason \"over budget\""
-            ),
+            message: output::over_budget_message(id, tokens, budget, FrontEnd::Mcp),
             data,
         },
         None => Reply::Data(data),
@@ -267,9 +269,7 @@ pub(super) fn complete(
         return Ok(Reply::Refusal {
             code: exit_code::FAILURE,
             error: Some("plan_missing"),
-            message: format!(
-                "{id} must be planned first, and {path} has no `## Plan` section, so it is not done; add one to its body (what you will change and in which order, what you leave alone, how you will check it), then call complete_task again"
-            ),
+            message: output::unplanned_message(&id, &path, FrontEnd::Mcp),
             data: serde_json::to_value(PlanMissingReply {
                 task: id,
                 completed: false,
@@ -290,10 +290,7 @@ pub(super) fn complete(
         return Ok(Reply::Refusal {
             code: exit_code::FAILURE,
             error: Some("acceptance_failed"),
-            message: format!(
-                "acceptance command `{}` failed ({}), so {id} is not done; fix it and call complete_task again, or release_task with failed true. Its output ends with:\n{}",
-                failed.command, failed.status, failed.tail
-            ),
+            message: output::acceptance_failed_message(&id, failed, FrontEnd::Mcp),
             data: serde_json::to_value(AcceptanceFailedReply {
                 task: id,
                 completed: false,

@@ -760,7 +760,10 @@ fn read_more(reader: &mut Option<File>, path: &Path, follower: &mut Follower) {
 fn describe_halt(halt: &Halt) -> String {
     match halt {
         Halt::Interrupted => "interrupted".to_owned(),
-        Halt::Timeout(limit) => format!("no result after {}s", limit.as_secs()),
+        Halt::Timeout(limit) => format!(
+            "no result after {}",
+            crate::output::span(i64::try_from(limit.as_secs()).unwrap_or(i64::MAX))
+        ),
         Halt::OverBudget(reason) | Halt::RunLimit(reason) => reason.clone(),
         Halt::Lost => "the lease was lost".to_owned(),
     }
@@ -971,14 +974,40 @@ fn worktree_config(worktree: &Path) -> Config {
 
 /// Runs git in `directory` and returns its stdout, or its stderr as the error.
 pub fn git(directory: &Path, arguments: &[&str]) -> anyhow::Result<String> {
-    let output = Command::new("git")
-        .current_dir(directory)
-        .args(arguments)
+    let output = git_command(directory, arguments)
         .stdin(Stdio::null())
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .process_group(0)
         .output()
         .context("cannot run git")?;
+    stdout_of(arguments, &output)
+}
+
+/// Runs git with `arguments`, a command that talks to the remote, from the run's git
+/// directory, under the stall deadline of every remote command (`remote_timeout`); returns
+/// its stdout, or its stderr as the error.
+fn git_remote(run: &RunContext, arguments: &[&str]) -> anyhow::Result<String> {
+    let output = Repository::run_bounded(
+        git_command(&run.git_directory, arguments),
+        arguments,
+        &run.packs,
+        run.remote_timeout,
+    )?;
+    stdout_of(arguments, &output)
+}
+
+/// The git command of `arguments` in `directory`: never prompting, and in a process group
+/// of its own, so that a Ctrl-C meant for the run reaches it only through the run.
+fn git_command(directory: &Path, arguments: &[&str]) -> Command {
+    let mut command = Command::new("git");
+    command
+        .current_dir(directory)
+        .args(arguments)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .process_group(0);
+    command
+}
+
+/// Returns git's stdout, or its stderr as the error when `arguments` failed.
+fn stdout_of(arguments: &[&str], output: &std::process::Output) -> anyhow::Result<String> {
     if !output.status.success() {
         bail!(
             "`git {}` failed: {}",
@@ -1090,8 +1119,8 @@ fn alive(pid: u32) -> bool {
 /// Returns the commit the remote's `gitprio/<id>` holds (`None`: no such branch), as seen
 /// when the attempt starts: pushing the attempt's branch replaces that one, and only that one.
 fn pushed_branch(run: &RunContext, remote: &str, id: &str) -> anyhow::Result<Option<String>> {
-    let listed = git(
-        &run.git_directory,
+    let listed = git_remote(
+        run,
         &[
             "ls-remote",
             "--refs",
@@ -1166,7 +1195,7 @@ fn finish_branch(
         let mut arguments = vec!["push", "--quiet"];
         arguments.extend(lease.as_deref());
         arguments.extend([remote.as_str(), refspec.as_str()]);
-        match git(&run.git_directory, &arguments) {
+        match git_remote(run, &arguments) {
             Ok(_) => {
                 let _ = write!(note, ", pushed to {remote}");
                 if let Some(pulls) = &run.pull_requests {

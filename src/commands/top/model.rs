@@ -97,6 +97,9 @@ pub struct LeaseRow {
     pub acquired_at: Timestamp,
     pub renewed_at: Timestamp,
     pub expires_at: Timestamp,
+    /// When the lease expired, once it has by the rule a claim uses (`clock_skew` allowed):
+    /// any agent may reclaim the task. `None` while it is live.
+    pub expired_at: Option<Timestamp>,
     pub on_task_seconds: i64,
     pub heartbeat_age_seconds: i64,
     pub beat: Beat,
@@ -299,6 +302,7 @@ fn lease_row(
         acquired_at: record.acquired_at,
         renewed_at: record.renewed_at,
         expires_at: record.expires_at,
+        expired_at: gitprio_core::workspace::expired_at(record, now, sources.skew),
         on_task_seconds: now.duration_since(record.acquired_at).as_secs(),
         heartbeat_age_seconds: now.duration_since(record.renewed_at).as_secs(),
         beat: beat(record, now, sources.skew),
@@ -427,7 +431,7 @@ pub fn detail(sources: &Sources<'_>, id: &TaskId, history: &[LeaseRecord]) -> De
 }
 
 fn beat(record: &LeaseRecord, now: Timestamp, skew: SignedDuration) -> Beat {
-    if record.is_expired(now, skew) {
+    if gitprio_core::workspace::expired_at(record, now, skew).is_some() {
         return Beat::Expired;
     }
     let ttl = i64::try_from(record.ttl_seconds).unwrap_or(i64::MAX);

@@ -1,6 +1,7 @@
 //! What `gitprio top` draws, and how keys change what it shows: pure functions of the fleet and the view.
 
 use gitprio_core::TaskId;
+use jiff::Timestamp;
 use ratatui::Frame;
 use ratatui::buffer::Buffer;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
@@ -340,12 +341,16 @@ pub fn budget_bar(share: Option<f64>, width: usize) -> String {
     )
 }
 
-fn beat_text(row: &LeaseRow) -> String {
+/// How recently the holder renewed; for an expired lease, since when it has expired.
+fn beat_text(row: &LeaseRow, now: Timestamp) -> String {
     let age = span(row.heartbeat_age_seconds);
-    match row.beat {
-        Beat::Fresh => age,
-        Beat::Stale => format!("{age} stale"),
-        Beat::Expired => format!("{age} expired"),
+    match row.expired_at {
+        Some(expired_at) => format!(
+            "expired {} ago",
+            span(now.duration_since(expired_at).as_secs())
+        ),
+        None if row.beat == Beat::Stale => format!("{age} stale"),
+        None => age,
     }
 }
 
@@ -504,7 +509,7 @@ fn column_spec(column: Column, agent_width: u16) -> (&'static str, Constraint) {
         Column::Type => ("TYPE", Constraint::Length(9)),
         Column::Model => ("MODEL", Constraint::Length(18)),
         Column::OnTask => ("ON TASK", Constraint::Length(7)),
-        Column::Beat => ("BEAT", Constraint::Length(13)),
+        Column::Beat => ("BEAT", Constraint::Length(15)),
         Column::Budget => ("BUDGET", Constraint::Length(15)),
         Column::Tokens => ("TOKENS", Constraint::Length(7)),
         Column::Cost => ("COST", Constraint::Length(7)),
@@ -534,6 +539,7 @@ pub fn fit(text: &str, width: usize) -> String {
 
 fn cell(
     row: &LeaseRow,
+    now: Timestamp,
     column: Column,
     width: u16,
     theme: &Theme,
@@ -545,7 +551,7 @@ fn cell(
         Column::Model => row.model.clone().unwrap_or_else(|| "-".to_owned()),
         Column::OnTask => span(row.on_task_seconds),
         Column::Beat => {
-            return ratatui::widgets::Cell::from(beat_text(row)).style(theme.beat(row.beat));
+            return ratatui::widgets::Cell::from(beat_text(row, now)).style(theme.beat(row.beat));
         }
         Column::Budget => {
             let share = row.budget_share();
@@ -618,7 +624,7 @@ fn draw_leases(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View, th
             columns
                 .iter()
                 .zip(widths.iter())
-                .map(|(column, rect)| cell(row, *column, rect.width, theme)),
+                .map(|(column, rect)| cell(row, fleet.now, *column, rect.width, theme)),
         )
     });
     let table = Table::new(table_rows, constraints)

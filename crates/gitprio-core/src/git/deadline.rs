@@ -7,7 +7,8 @@
 //! costs one timeout per try instead of forever.
 
 use std::io::Read as _;
-use std::process::{Child, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -63,12 +64,29 @@ impl Repository {
     /// once it made no progress for [`Repository::remote_timeout`], its output then ends
     /// with a line saying so ([`STALLED`]) and its status is a failure.
     pub fn git_bounded(&self, args: &[&str]) -> Result<Output, GitError> {
-        let limit = self.remote_timeout();
+        let pack_directory = self.common_dir().join("objects").join("pack");
+        Self::run_bounded(
+            self.git_command(args),
+            args,
+            &pack_directory,
+            self.remote_timeout(),
+        )
+    }
+
+    /// Runs `command`, git with `args`, that talks to a remote, as [`Repository::git_bounded`]
+    /// does: for the front ends' own git commands (the push of a task's branch, the demo's
+    /// pushes), so that every command that talks to a remote has the same stall deadline,
+    /// `limit`. `pack_directory` is where the repository receives packs (`objects/pack`).
+    pub fn run_bounded(
+        mut command: Command,
+        args: &[&str],
+        pack_directory: &Path,
+        limit: Duration,
+    ) -> Result<Output, GitError> {
         let spawn_error = |source| GitError::Spawn {
             args: args.join(" "),
             source,
         };
-        let mut command = self.git_command(args);
         // Over HTTP curl gives up by itself too, so a `git-remote-http` that outlives a
         // killed git does not wait on the remote forever.
         command
@@ -83,8 +101,7 @@ impl Repository {
         let mut child = command.spawn().map_err(spawn_error)?;
         let received = Arc::new(AtomicU64::new(0));
         let outputs = read_pipes(&mut child, &received);
-        let pack_directory = self.common_dir().join("objects").join("pack");
-        let mut seen = (0, incoming_pack_bytes(&pack_directory));
+        let mut seen = (0, incoming_pack_bytes(pack_directory));
         let mut last_progress = Instant::now();
         let mut stalled = false;
         let mut streams = [Vec::new(), Vec::new()];
@@ -95,7 +112,7 @@ impl Repository {
             }
             let now = (
                 received.load(Ordering::Relaxed),
-                incoming_pack_bytes(&pack_directory),
+                incoming_pack_bytes(pack_directory),
             );
             if now != seen {
                 seen = now;

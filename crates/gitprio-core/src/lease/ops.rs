@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::store::{CasOutcome, LeaseStore, Mode, StoreError};
 use super::{Holder, Lease, LeaseEvent, LeaseRecord, LeaseState, Progress};
+use crate::hint::Hint;
 use crate::queue::Queue;
 use crate::task::{Status, Task, TaskId};
 
@@ -102,16 +103,19 @@ pub enum ClaimOutcome {
 pub enum LeaseError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(
-        "this worktree holds no lease on `{id}`; `gitprio claim` first, or see `gitprio status`"
-    )]
+    /// Its way out is [`Hint::ClaimFirstOrSeeHolders`], worded by each front end.
+    #[error("this worktree holds no lease on `{id}`")]
     NotHeld { id: TaskId },
     #[error("lease lost on `{id}`: {detail}; stop working on it")]
     Lost { id: TaskId, detail: String },
     /// The lease was ended already (submitted, released) by this holder's own command:
     /// another command must not undo that.
     #[error("`{id}` {detail}; nothing was changed")]
-    Ended { id: TaskId, detail: String },
+    Ended {
+        id: TaskId,
+        detail: String,
+        hint: Hint,
+    },
     /// The lease ref is gone: `gc` deleted it.
     #[error(
         "no lease on `{id}` any more{submitted}: `gitprio gc` deleted it, as it does once a task is done, dropped or gone from the queue's branch; nothing was recorded now"
@@ -900,18 +904,22 @@ fn ended(id: &TaskId, state: LeaseState, by: Option<&str>) -> LeaseError {
         ),
         None => "by this worktree".to_owned(),
     };
-    let detail = match state {
-        LeaseState::Submitted => format!(
-            "was submitted {how}: its change waits to land, so it is not given back or renewed; `gitprio done {id}` finishes the submission, and a reviewer who rejects the change puts the task back with `gitprio revoke {id} --reason <why>`"
+    let (detail, hint) = match state {
+        LeaseState::Submitted => (
+            format!(
+                "was submitted {how}: its change waits to land, so it is not given back or renewed"
+            ),
+            Hint::FinishSubmission(id.clone()),
         ),
-        LeaseState::Parked => format!("was parked {how}; `gitprio claim` takes another task"),
+        LeaseState::Parked => (format!("was parked {how}"), Hint::ClaimAnother),
         LeaseState::Released | LeaseState::Held => {
-            format!("was given back {how}; `gitprio claim` takes a task again")
+            (format!("was given back {how}"), Hint::ClaimAnother)
         }
     };
     LeaseError::Ended {
         id: id.clone(),
         detail,
+        hint,
     }
 }
 

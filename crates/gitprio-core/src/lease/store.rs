@@ -171,7 +171,7 @@ impl<'repo> LeaseStore<'repo> {
         self.take_current_mirrors();
         let spec = format!("+{pattern}:{}", self.mirror_of(pattern));
         let mut args = fetch_args(self.repo, remote);
-        if pattern.ends_with('*') {
+        if pattern.contains('*') {
             args.push("--prune");
         }
         args.extend([remote.as_str(), spec.as_str()]);

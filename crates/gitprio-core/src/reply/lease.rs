@@ -168,8 +168,11 @@ pub struct StatusReply {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 pub struct StatusLease {
     pub task: TaskId,
-    /// Past `expires_at`, allowing for `clock_skew`.
+    /// Past `expires_at`, allowing for `clock_skew`: any agent may reclaim it.
     pub expired: bool,
+    /// When it expired (its `expires_at`), once `expired`; else `null`.
+    #[schemars(with = "Option<String>")]
+    pub expired_at: Option<Timestamp>,
     /// This worktree holds it now: the ref is exactly the commit this worktree wrote last.
     pub mine: bool,
     #[serde(flatten)]

@@ -131,11 +131,12 @@ impl LoadedQueue {
     }
 }
 
-/// Returns the ref the queue is read from by default, and its commit.
+/// Returns the ref the queue is read from by default, and its commit: the queue's branch
+/// as the leases name it (`claim`, `gc` read it there), so that every command names it alike.
 ///
 /// In order: `config.branch` on the remote (`refs/remotes/<remote>/<branch>`), the
-/// same local branch, the remote's default branch as last fetched
-/// (`refs/remotes/<remote>/HEAD`), then `HEAD`.
+/// same local branch; without `branch:`, the remote's default branch as last fetched
+/// ([`remote_default_branch`], as `refs/remotes/<remote>/<branch>`); then `HEAD`.
 pub fn resolve_queue_ref(
     repo: &Repository,
     config: &Config,
@@ -145,6 +146,9 @@ pub fn resolve_queue_ref(
     if let Some(branch) = &config.branch {
         candidates.push(format!("refs/remotes/{remote}/{branch}"));
         candidates.push(format!("refs/heads/{branch}"));
+    } else if repo.has_remote(remote) {
+        let branch = remote_default_branch(repo, remote);
+        candidates.push(format!("refs/remotes/{remote}/{branch}"));
     }
     candidates.push(format!("refs/remotes/{remote}/HEAD"));
     for name in candidates {
@@ -152,10 +156,39 @@ pub fn resolve_queue_ref(
             return Ok((name, commit));
         }
     }
-    match repo.head_commit()? {
-        Some(commit) => Ok(("HEAD".to_owned(), commit)),
-        None => Err(LoadError::NoCommits),
+    match (repo.head_commit()?, repo.workdir()) {
+        (Some(commit), _) => Ok(("HEAD".to_owned(), commit)),
+        // A new repository with no queue at all wants `gitprio init`, not a commit.
+        (None, Some(root)) if !root.join(TASKS_DIR).is_dir() => Err(LoadError::NoTasksDir {
+            origin: Origin::Worktree {
+                path: root.display().to_string(),
+            },
+        }),
+        (None, _) => Err(LoadError::NoCommits),
     }
+}
+
+/// The remote's default branch as this clone knows it: `<remote>/HEAD`, else `main` or
+/// `master` when the remote has one, else the current branch, unless it is a task's own
+/// `gitprio/<id>` (the queue is never there), else `main`.
+pub fn remote_default_branch(repo: &Repository, remote: &str) -> String {
+    let tracking = format!("refs/remotes/{remote}/");
+    repo.symbolic_target(&format!("{tracking}HEAD"))
+        .and_then(|target| target.strip_prefix(&tracking).map(str::to_owned))
+        .or_else(|| {
+            ["main", "master"]
+                .into_iter()
+                .find(|branch| {
+                    repo.reference_commit(&format!("{tracking}{branch}"))
+                        .is_ok_and(|commit| commit.is_some())
+                })
+                .map(str::to_owned)
+        })
+        .or_else(|| {
+            repo.current_branch()
+                .filter(|branch| !branch.starts_with("gitprio/"))
+        })
+        .unwrap_or_else(|| "main".to_owned())
 }
 
 /// Reads the checked-out config (the working tree's, else `HEAD`'s) to learn the remote and branch.

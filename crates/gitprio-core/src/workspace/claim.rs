@@ -376,9 +376,7 @@ fn all_held_back(queue: &Queue) -> NothingReady {
     if submitted == 0 && parked == 0 {
         return NothingReady {
             reason: "all_held",
-            message: format!(
-                "nothing ready: all {held} open tasks are held by agents; see `gitprio status`"
-            ),
+            message: format!("nothing ready: all {held} open tasks are held by agents"),
         };
     }
     let parts: Vec<String> = [
@@ -393,7 +391,7 @@ fn all_held_back(queue: &Queue) -> NothingReady {
     NothingReady {
         reason: "all_held_back",
         message: format!(
-            "nothing ready: all {} open tasks are held back by their leases: {}; see `gitprio list`",
+            "nothing ready: all {} open tasks are held back by their leases: {}",
             held + submitted + parked,
             parts.join(", ")
         ),

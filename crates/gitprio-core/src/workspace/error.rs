@@ -42,13 +42,15 @@ pub enum WorkspaceError {
     InvalidTtl { text: String },
     #[error("`{text}` is not a task id")]
     NotATaskId { text: String },
-    #[error("this worktree holds no lease; name the task, or `gitprio claim` first")]
+    /// Its way out is [`Hint::NameOrClaimFirst`](crate::hint::Hint), worded by each front end.
+    #[error("this worktree holds no lease")]
     NothingHeldHere,
     #[error("this worktree holds {} leases ({}); name the task", tasks.len(), tasks.iter().map(TaskId::as_str).collect::<Vec<_>>().join(", "))]
     SeveralHeldHere { tasks: Vec<TaskId> },
     #[error("the held lease of `{id}` names no commit")]
     HeldWithoutCommit { id: TaskId },
-    #[error("`{id}` has no lease, so no run to record usage against; `gitprio claim` first")]
+    /// Its way out is [`Hint::ClaimFirst`](crate::hint::Hint), worded by each front end.
+    #[error("`{id}` has no lease, so no run to record usage against")]
     NoRun { id: TaskId },
     #[error("no lease on `{id}`, so it is not parked")]
     NotParked { id: TaskId },
@@ -109,6 +111,30 @@ impl WorkspaceError {
             WorkspaceError::Record(error) => Some(error),
             _ => None,
         }
+    }
+
+    /// Returns what `decide` makes of the first cause of `error`'s chain (outermost first)
+    /// it decides, looking into what a [`WorkspaceError`] wraps (its transparent variants
+    /// hide it from the chain).
+    pub fn first_decided<T>(
+        error: &(dyn std::error::Error + 'static),
+        decide: &dyn Fn(&(dyn std::error::Error + 'static)) -> Option<T>,
+    ) -> Option<T> {
+        let mut cause = Some(error);
+        while let Some(current) = cause {
+            if let Some(decided) = decide(current) {
+                return Some(decided);
+            }
+            if let Some(decided) = current
+                .downcast_ref::<WorkspaceError>()
+                .and_then(WorkspaceError::wrapped)
+                .and_then(|inner| Self::first_decided(inner, decide))
+            {
+                return Some(decided);
+            }
+            cause = current.source();
+        }
+        None
     }
 
     /// Returns the lease error this is, if it is one.

@@ -39,7 +39,7 @@ pub use release::{GiveBack, release_reply};
 pub use remote::store_mode;
 pub use revoke::Revoked;
 pub use run::run_meta;
-pub use runs::{SettledRuns, in_flight, settle_open_runs};
+pub use runs::{SettledRuns, expired_at, in_flight, settle_open_runs};
 pub use submit::{Submitted, bounded_summary, completion_note};
 pub use usage::{RecordInput, RecordOrigin, Recorded, over_budget};
 

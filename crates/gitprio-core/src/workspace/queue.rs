@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::git::{ObjectId, Repository};
+use crate::hint::{FrontEnd, Hint};
 use crate::lease::{self, BadLease, Lease, Mode, StoreError};
 use crate::queue::{Blocker, Holds, Queue};
 use crate::reply;
@@ -158,7 +159,24 @@ pub fn read_body(
 pub struct NothingReady {
     /// `empty`, `all_blocked`, `all_held`, `all_held_back`, `no_match` or `overlap`.
     pub reason: &'static str,
+    /// The facts, without a way out: see [`NothingReady::sentence`].
     pub message: String,
+}
+
+impl NothingReady {
+    /// Where to look next, by the reason: who holds the tasks, or why they are blocked.
+    pub fn hint(&self) -> Option<Hint> {
+        match self.reason {
+            "all_held" => Some(Hint::SeeHolders),
+            "all_blocked" | "all_held_back" => Some(Hint::SeeQueue),
+            _ => None,
+        }
+    }
+
+    /// The message with its way out, worded for `front`.
+    pub fn sentence(&self, front: FrontEnd) -> String {
+        Hint::follow(&self.message, self.hint().as_ref(), front)
+    }
 }
 
 /// Describes why nothing is ready when `open` of `total` tasks are open.
@@ -170,10 +188,10 @@ pub fn nothing_ready(open: usize, total: usize) -> NothingReady {
             if total == 1 { "task" } else { "tasks" }
         ),
         (reply::NothingReady::AllBlocked, 1) => {
-            "nothing ready: the one open task is blocked; see `gitprio list`".to_owned()
+            "nothing ready: the one open task is blocked".to_owned()
         }
         (reply::NothingReady::AllBlocked, _) => {
-            format!("nothing ready: all {open} open tasks are blocked; see `gitprio list`")
+            format!("nothing ready: all {open} open tasks are blocked")
         }
     };
     NothingReady {

@@ -3,6 +3,7 @@
 use crate::config::Config;
 use crate::git::Repository;
 use crate::lease::Mode;
+use crate::source::remote_default_branch;
 
 use super::{StoreChoice, WorkspaceError};
 
@@ -36,29 +37,6 @@ pub fn store_mode(
         .filter(|branch| !branch.trim().is_empty())
         .map(str::to_owned)
         .or_else(|| config.branch.clone())
-        .unwrap_or_else(|| default_branch(repo, &remote));
+        .unwrap_or_else(|| remote_default_branch(repo, &remote));
     Ok(Mode::Remote { remote, branch })
-}
-
-/// The remote's default branch as this clone knows it: `<remote>/HEAD`, else `main` or
-/// `master` when the remote has one, else the current branch, unless it is a task's own
-/// `gitprio/<id>` (the queue is never there), else `main`.
-fn default_branch(repo: &Repository, remote: &str) -> String {
-    let tracking = format!("refs/remotes/{remote}/");
-    repo.symbolic_target(&format!("{tracking}HEAD"))
-        .and_then(|target| target.strip_prefix(&tracking).map(str::to_owned))
-        .or_else(|| {
-            ["main", "master"]
-                .into_iter()
-                .find(|branch| {
-                    repo.reference_commit(&format!("{tracking}{branch}"))
-                        .is_ok_and(|commit| commit.is_some())
-                })
-                .map(str::to_owned)
-        })
-        .or_else(|| {
-            repo.current_branch()
-                .filter(|branch| !branch.starts_with("gitprio/"))
-        })
-        .unwrap_or_else(|| "main".to_owned())
 }

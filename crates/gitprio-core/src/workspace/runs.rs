@@ -32,6 +32,13 @@ impl Workspace<'_> {
         Ok(SettledRuns { leases, runs })
     }
 
+    /// Brings the usage ledger and the lease of task `id` from the remote in one fetch
+    /// (`refs/gitprio/*/<id>`: a glob, so that either may be missing there, and a mirror
+    /// of one deleted there is pruned here); nothing in local mode.
+    pub fn fetch_runs_of(&self, id: &TaskId) -> Result<(), WorkspaceError> {
+        Ok(self.store.fetch(&format!("refs/gitprio/*/{id}"))?)
+    }
+
     /// Reads the runs of task `id` and its lease, as last fetched, settled as
     /// [`Workspace::settled_runs`] settles them.
     pub fn settled_runs_of(&self, id: &TaskId) -> Result<Vec<Run>, WorkspaceError> {
@@ -75,6 +82,13 @@ impl Workspace<'_> {
 /// past its expiry with the `skew` allowance (the moment another agent may reclaim it).
 pub fn in_flight(record: &LeaseRecord, now: Timestamp, skew: SignedDuration) -> bool {
     record.state == LeaseState::Held && !record.is_expired(now, skew)
+}
+
+/// Returns when lease `record` expired (its `expires_at`), once it has by the rule a claim
+/// judges it by: held, and `now` past `expires_at` with the `skew` allowance, so that any
+/// agent may reclaim it. `None` while it is [`in_flight`], and for a lease not held.
+pub fn expired_at(record: &LeaseRecord, now: Timestamp, skew: SignedDuration) -> Option<Timestamp> {
+    (record.state == LeaseState::Held && !in_flight(record, now, skew)).then_some(record.expires_at)
 }
 
 /// Gives each run the ledger holds no outcome for the end its lease tells (`lease_of` a

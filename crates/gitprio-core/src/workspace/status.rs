@@ -59,11 +59,15 @@ impl Workspace<'_> {
         Ok(StatusReply {
             leases: leases
                 .values()
-                .map(|lease| StatusLease {
-                    task: lease.record.task.clone(),
-                    expired: lease.record.is_expired(self.invocation.now, skew),
-                    mine: mine.contains(&lease.record.task),
-                    lease: LeaseReply::new(lease, store),
+                .map(|lease| {
+                    let expired_at = super::expired_at(&lease.record, self.invocation.now, skew);
+                    StatusLease {
+                        task: lease.record.task.clone(),
+                        expired: expired_at.is_some(),
+                        expired_at,
+                        mine: mine.contains(&lease.record.task),
+                        lease: LeaseReply::new(lease, store),
+                    }
                 })
                 .collect(),
             unreadable: bad
