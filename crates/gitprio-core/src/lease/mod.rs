@@ -7,6 +7,7 @@
 //! with `--force-with-lease` to the remote, or `git update-ref` with the old value
 //! in local mode. See `docs/leases.md` for the guarantees.
 
+mod cache;
 mod local_write;
 mod ops;
 mod overlap;

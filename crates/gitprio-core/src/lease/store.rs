@@ -1,12 +1,12 @@
 //! Where leases live (a remote, or this repository's refs) and the one compare-and-swap that moves them.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 use gix::ObjectId;
-use serde::{Deserialize, Serialize};
 
+use super::cache::{self, RecordCache};
 use super::{LEASE_PREFIX, Lease, LeaseRecord};
 use crate::git::{GitError, Repository, Transport};
 use crate::task::TaskId;
@@ -520,7 +520,7 @@ impl<'repo> LeaseStore<'repo> {
             .common_dir()
             .join("gitprio")
             .join("cache")
-            .join("leases.json");
+            .join(cache::FILE);
         let mut cached = RecordCache::load(&cache_path);
         let mut misnamed = Vec::new();
         let mut missed = 0;
@@ -538,7 +538,7 @@ impl<'repo> LeaseStore<'repo> {
                 });
                 continue;
             };
-            let read = if let Some(record) = cached.records.remove(&oid.to_string()) {
+            let read = if let Some(record) = cached.take(&oid) {
                 Ok(record)
             } else {
                 missed += 1;
@@ -572,19 +572,13 @@ impl<'repo> LeaseStore<'repo> {
         }
         // Rewriting the whole cache for the lease or two that moved since the last claim
         // costs more than reading their commits again, so it waits until more have.
-        if missed + cached.records.len() >= RecordCache::STALE_BEFORE_SAVE {
+        if missed + cached.left() >= RecordCache::STALE_BEFORE_SAVE {
             let records = leases
                 .values()
                 .map(|lease: &Lease| (lease.oid, &lease.record))
-                .chain(misnamed.iter().map(|(oid, record)| (*oid, record)))
-                .map(|(oid, record)| (oid.to_string(), record.clone()))
-                .collect();
+                .chain(misnamed.iter().map(|(oid, record)| (*oid, record)));
             // Only a speed-up: a cache that cannot be written is read from the objects next time.
-            RecordCache {
-                version: RecordCache::VERSION,
-                records,
-            }
-            .save(&cache_path);
+            RecordCache::save(&cache_path, records);
         }
         Ok((leases, bad))
     }
@@ -940,47 +934,6 @@ enum Pushed {
         lock: PathBuf,
         detail: String,
     },
-}
-
-/// Lease records by the id of the commit they were read from, as last saved under
-/// `<common git dir>/gitprio/cache/leases.json`.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct RecordCache {
-    version: u32,
-    records: BTreeMap<String, LeaseRecord>,
-}
-
-impl RecordCache {
-    /// Bumped whenever [`LeaseRecord`] changes shape, so an older cache is ignored.
-    const VERSION: u32 = 1;
-
-    /// How many records read from their commits, or cached for commits no ref names any
-    /// more, make [`LeaseStore::leases`] write the cache again.
-    const STALE_BEFORE_SAVE: usize = 16;
-
-    fn load(path: &Path) -> RecordCache {
-        std::fs::read(path)
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<RecordCache>(&bytes).ok())
-            .filter(|cache| cache.version == Self::VERSION)
-            .unwrap_or_default()
-    }
-
-    fn save(mut self, path: &Path) {
-        self.version = Self::VERSION;
-        let Some(directory) = path.parent() else {
-            return;
-        };
-        let temporary = path.with_extension(format!("tmp.{}", std::process::id()));
-        let written = std::fs::create_dir_all(directory)
-            .and_then(|()| {
-                std::fs::write(&temporary, serde_json::to_vec(&self).unwrap_or_default())
-            })
-            .and_then(|()| std::fs::rename(&temporary, path));
-        if written.is_err() {
-            let _ = std::fs::remove_file(&temporary);
-        }
-    }
 }
 
 /// The start of every `git fetch` gitprio runs from `remote`: quiet, and without the work
