@@ -920,3 +920,55 @@ fn messages_say_what_happened_to_the_lease() {
         "{unpark}"
     );
 }
+
+/// The lease cache is only a speed-up: a damaged one, or one in the JSON format of earlier
+/// versions, is ignored and rebuilt, and every command sees the same leases as with none.
+#[test]
+fn a_damaged_or_old_lease_cache_is_rebuilt_never_trusted() {
+    let env = TestEnv::new();
+    remote_with_clones(&env, &queue(24), &["a", "b"]);
+    // More than 16 leases read from their commits make the claim save the cache.
+    let held: Vec<String> = (0..18)
+        .map(|index| {
+            let agent = format!("agent-{index}");
+            claimed_id(&as_agent(&env, "a", &agent, T0, &["claim", "--json"]))
+        })
+        .collect();
+    let claims = || as_agent(&env, "b", "bob", T0, &["claim", "--json"]);
+    let status = || {
+        let output = as_agent(&env, "b", "bob", T0, &["status", "--json"]);
+        assert_eq!(output.code, 0, "{output}");
+        output.stdout
+    };
+    let seen = status();
+    let cache = env.path("b/.git/gitprio/cache/leases.bin");
+    assert!(cache.exists(), "no lease cache was saved");
+    let good = std::fs::read(&cache).unwrap();
+    let mut flipped = good.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x01;
+    let damaged: [(&str, Vec<u8>); 4] = [
+        ("one flipped byte", flipped),
+        ("truncated", good[..good.len() - 9].to_vec()),
+        ("empty", Vec::new()),
+        (
+            "garbage",
+            b"gitprio lease cache 2\n\xff\xff\xff\xff".to_vec(),
+        ),
+    ];
+    for (what, bytes) in damaged {
+        std::fs::write(&cache, &bytes).unwrap();
+        assert_eq!(status(), seen, "{what}");
+        // Rebuilt whole: the next read finds every record again.
+        assert_eq!(std::fs::read(&cache).unwrap(), good, "{what}");
+    }
+    // The JSON cache of earlier versions is not read, and goes once the new one is written.
+    let old = env.path("b/.git/gitprio/cache/leases.json");
+    std::fs::write(&old, br#"{"version":1,"records":{}}"#).unwrap();
+    std::fs::remove_file(&cache).unwrap();
+    assert_eq!(status(), seen);
+    assert!(!old.exists());
+    // A claim on the rebuilt cache takes a task nobody holds.
+    let taken = claimed_id(&claims());
+    assert!(!held.contains(&taken), "{taken} was held");
+}
