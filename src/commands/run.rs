@@ -36,7 +36,6 @@ use crate::cli::CommandResult;
 use crate::exit_code::ExitStatus;
 use crate::github::{ApiSettings, GitHub};
 use crate::output;
-use crate::settings::BRANCH_VARIABLE;
 use crate::settings::Settings;
 use gitprio_core::workspace::{StoreChoice, Workspace, store_mode};
 
@@ -345,7 +344,7 @@ impl PullRequests {
             ));
             return None;
         };
-        let base = queue_branch(repo, config, false).unwrap_or_else(|| "main".to_owned());
+        let base = queue_branch(settings, repo, config, false).unwrap_or_else(|| "main".to_owned());
         let api = ApiSettings {
             api_url: variable("GITHUB_API_URL")
                 .unwrap_or_else(|| "https://api.github.com".to_owned()),
@@ -367,10 +366,20 @@ impl PullRequests {
     }
 }
 
-/// The queue's branch on the remote, in remote mode.
-fn queue_branch(repo: &Repository, config: &Config, local: bool) -> Option<String> {
-    let branch = std::env::var(BRANCH_VARIABLE).ok();
-    match store_mode(repo, config, StoreChoice::local(local), branch.as_deref()) {
+/// The queue's branch on the remote, in remote mode: as the lease store names it, from the
+/// branch `settings` were told (`GITPRIO_BRANCH`) over the config's.
+fn queue_branch(
+    settings: &Settings,
+    repo: &Repository,
+    config: &Config,
+    local: bool,
+) -> Option<String> {
+    match store_mode(
+        repo,
+        config,
+        StoreChoice::local(local),
+        settings.branch.as_deref(),
+    ) {
         Ok(Mode::Remote { branch, .. }) => Some(branch),
         Ok(Mode::Local) | Err(_) => None,
     }
@@ -523,7 +532,7 @@ impl RunContext {
         let common = repo.common_dir().to_path_buf();
         let push =
             (!args.no_push && !args.store.local && repo.has_remote(&remote)).then_some(remote);
-        let branch = queue_branch(repo, config, args.store.local);
+        let branch = queue_branch(settings, repo, config, args.store.local);
         let pull_requests = if args.open_pr {
             PullRequests::resolve(settings, repo, push.as_deref(), config)
         } else {
