@@ -445,6 +445,12 @@ pub struct RunContext {
     pub worktree_lock: PathBuf,
 }
 
+/// Writes an error the run logs itself as the CLI writes it on exit, its hint included
+/// (`gitprio_core::hint`): one rendering for both.
+pub fn rendered(error: &anyhow::Error) -> String {
+    crate::cli::message(error, gitprio_core::hint::FrontEnd::Cli)
+}
+
 impl RunContext {
     /// Prints a progress line to stderr.
     pub fn say(&self, text: &str) {
@@ -679,7 +685,7 @@ fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) 
             }
         }
         Err(error) => {
-            control.stop(Stop::Error(format!("{error:#}")));
+            control.stop(Stop::Error(rendered(&error)));
             Next::Quit
         }
     }
@@ -743,7 +749,7 @@ fn finish(
                 .operations
                 .release(agent, id, &attempt::compact(&reason), false, false)
         {
-            context.warn(&format!("{agent}: {release:#}"));
+            context.warn(&format!("{agent}: {}", rendered(&release)));
         }
         control.stop(Stop::Error(format!("{id}: {error}")));
         state = control.lock();
