@@ -370,9 +370,22 @@ fn group_by_run(
     Vec<UsageRecord>,
     std::collections::BTreeMap<usize, std::ops::Range<usize>>,
 ) {
-    let owner = |record: &UsageRecord| matcher.owner(record).unwrap_or(usize::MAX);
-    records.sort_by_cached_key(owner);
-    let owners: Vec<usize> = records.iter().map(owner).collect();
+    // Each record's owner is worked out once: `sort_by_cached_key` would, then forget it.
+    let mut order: Vec<(usize, usize)> = records
+        .iter()
+        .enumerate()
+        .map(|(position, record)| (matcher.owner(record).unwrap_or(usize::MAX), position))
+        .collect();
+    order.sort_unstable();
+    for position in 0..order.len() {
+        let mut from = order[position].1;
+        while from < position {
+            from = order[from].1;
+        }
+        order[position].1 = from;
+        records.swap(position, from);
+    }
+    let owners: Vec<usize> = order.into_iter().map(|(owner, _)| owner).collect();
     let unattributed = records.split_off(owners.partition_point(|run| *run != usize::MAX));
     let mut by_run: std::collections::BTreeMap<usize, std::ops::Range<usize>> =
         std::collections::BTreeMap::new();

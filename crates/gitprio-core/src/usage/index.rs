@@ -15,7 +15,7 @@
 //! different keys collide with a chance of about n²/2¹²⁹ ≈ 10⁻²⁷, which is taken as never.
 
 use std::collections::HashSet;
-use std::io::Write as _;
+use std::io::Write;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
@@ -35,17 +35,45 @@ const MAX_SECTIONS: usize = 32;
 /// Returns a checksum of `bytes` (a section), eight bytes at a time: a whole index is
 /// read at every write, so this must cost far less than reading it.
 fn checksum(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325_u64 ^ bytes.len() as u64;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        hash = (hash ^ u64::from_le_bytes(word.try_into().expect("8 bytes")))
-            .wrapping_mul(0x0100_0000_01b3)
-            .rotate_left(29);
+    checksum_of(&[bytes])
+}
+
+/// Returns the checksum of `parts` joined, without joining them.
+fn checksum_of(parts: &[&[u8]]) -> u64 {
+    let length: usize = parts.iter().map(|part| part.len()).sum();
+    let mut hash = 0xcbf2_9ce4_8422_2325_u64 ^ length as u64;
+    let mut word = [0_u8; 8];
+    let mut filled = 0;
+    for part in parts {
+        let mut rest = *part;
+        if filled > 0 {
+            let taken = rest.len().min(8 - filled);
+            word[filled..filled + taken].copy_from_slice(&rest[..taken]);
+            filled += taken;
+            rest = &rest[taken..];
+            if filled < 8 {
+                continue;
+            }
+            hash = mix_word(hash, word);
+        }
+        let mut words = rest.chunks_exact(8);
+        for whole in &mut words {
+            hash = mix_word(hash, whole.try_into().expect("8 bytes"));
+        }
+        let remainder = words.remainder();
+        word[..remainder.len()].copy_from_slice(remainder);
+        filled = remainder.len();
     }
-    for &byte in words.remainder() {
+    for &byte in &word[..filled] {
         hash = (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
     }
     hash
+}
+
+fn mix_word(hash: u64, word: [u8; 8]) -> u64 {
+    (hash ^ u64::from_le_bytes(word))
+        .wrapping_mul(0x0100_0000_01b3)
+        .rotate_left(29)
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -54,19 +82,25 @@ struct Entry {
     counters: [u64; 7],
 }
 
+/// Returns the counters of `record` in the order the index and the ledger's chunks keep
+/// them: input, output, 5-minute and 1-hour cache writes, cache reads, reasoning, requests.
+pub(super) fn counters(record: &UsageRecord) -> [u64; 7] {
+    [
+        record.input,
+        record.output,
+        record.cache_write_5m,
+        record.cache_write_1h,
+        record.cache_read,
+        record.reasoning,
+        u64::from(record.requests),
+    ]
+}
+
 impl Entry {
     fn of(record: &UsageRecord) -> Entry {
         Entry {
             hash: fnv1a_128(record.key.as_bytes()),
-            counters: [
-                record.input,
-                record.output,
-                record.cache_write_5m,
-                record.cache_write_1h,
-                record.cache_read,
-                record.reasoning,
-                u64::from(record.requests),
-            ],
+            counters: counters(record),
         }
     }
 
@@ -165,25 +199,29 @@ impl Section {
         None
     }
 
-    fn encode(&self, out: &mut Vec<u8>) {
-        let start = out.len();
-        out.extend_from_slice(
+    /// Writes the section as the file holds it. The entries go out as they are, never
+    /// copied into one buffer with the rest: a large import's are megabytes.
+    fn encode(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let mut head = Vec::new();
+        head.extend_from_slice(
             &u32::try_from(self.chunks.len())
                 .unwrap_or(u32::MAX)
                 .to_le_bytes(),
         );
         for chunk in &self.chunks {
             let bytes = chunk.as_bytes();
-            out.push(u8::try_from(bytes.len()).expect("an object id is short"));
-            out.extend_from_slice(bytes);
+            head.push(u8::try_from(bytes.len()).expect("an object id is short"));
+            head.extend_from_slice(bytes);
         }
         for value in self.delta {
-            out.extend_from_slice(&value.to_le_bytes());
+            head.extend_from_slice(&value.to_le_bytes());
         }
-        out.extend_from_slice(&(self.len() as u64).to_le_bytes());
-        out.extend_from_slice(&self.bytes[self.entries.clone()]);
-        let sum = checksum(&out[start..]);
-        out.extend_from_slice(&sum.to_le_bytes());
+        head.extend_from_slice(&(self.len() as u64).to_le_bytes());
+        let entries = &self.bytes[self.entries.clone()];
+        let sum = checksum_of(&[&head, entries]);
+        out.write_all(&head)?;
+        out.write_all(entries)?;
+        out.write_all(&sum.to_le_bytes())
     }
 
     /// Reads the section at `start` of `file`; gives it and where it ends, or `None`
@@ -340,8 +378,11 @@ impl KeyIndex {
 
     /// Whether `record` is a request the run lacks, or a larger copy of one it has.
     pub(super) fn is_new(&self, record: &UsageRecord) -> bool {
-        self.find(fnv1a_128(record.key.as_bytes()))
-            .is_none_or(|known| record.total_tokens() > known.tokens())
+        // A run's first write holds every record of a large import: nothing to hash.
+        self.sections.iter().all(|section| section.len() == 0)
+            || self
+                .find(fnv1a_128(record.key.as_bytes()))
+                .is_none_or(|known| record.total_tokens() > known.tokens())
     }
 
     pub(super) fn totals(&self) -> Totals {
@@ -400,11 +441,14 @@ impl KeyIndex {
             self.merge_sections();
         }
         if self.rewrite {
-            let mut bytes = MAGIC.to_vec();
-            for section in &self.sections {
-                section.encode(&mut bytes);
-            }
-            if super::outbox::write_atomically(path, &bytes).is_ok() {
+            let written = super::outbox::write_atomically_with(path, |file| {
+                file.write_all(MAGIC)?;
+                for section in &self.sections {
+                    section.encode(file)?;
+                }
+                Ok(())
+            });
+            if written.is_ok() {
                 self.rewrite = false;
                 self.saved = self.sections.len();
                 // The whole-file index of gitprio versions before this one, now unused.
@@ -415,14 +459,16 @@ impl KeyIndex {
         if self.saved == self.sections.len() {
             return;
         }
-        let mut bytes = Vec::new();
-        for section in &self.sections[self.saved..] {
-            section.encode(&mut bytes);
-        }
         let appended = std::fs::OpenOptions::new()
             .append(true)
             .open(path)
-            .and_then(|mut file| file.write_all(&bytes));
+            .and_then(|file| {
+                let mut file = std::io::BufWriter::with_capacity(1 << 16, file);
+                for section in &self.sections[self.saved..] {
+                    section.encode(&mut file)?;
+                }
+                file.flush()
+            });
         if appended.is_ok() {
             self.saved = self.sections.len();
         }
@@ -447,6 +493,18 @@ mod tests {
 
     fn chunk(byte: u8) -> ObjectId {
         ObjectId::from_bytes_or_panic(&[byte; 20])
+    }
+
+    #[test]
+    fn a_checksum_of_parts_is_the_checksum_of_them_joined() {
+        let bytes: Vec<u8> = (0..=255_u8).cycle().take(1000).collect();
+        for first in [0, 1, 7, 8, 9, 100, 1000] {
+            for second in [first, first + 3, first + 8, 1000] {
+                let second = second.min(1000);
+                let parts = [&bytes[..first], &bytes[first..second], &bytes[second..]];
+                assert_eq!(checksum_of(&parts), checksum(&bytes), "{first} {second}");
+            }
+        }
     }
 
     #[test]

@@ -17,6 +17,8 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod chunk;
+
 use super::index::{Entries, KeyIndex};
 use super::outbox;
 use super::{Totals, UsageRecord};
@@ -415,7 +417,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         run: &str,
         blob: ObjectId,
     ) -> Result<Vec<UsageRecord>, LedgerError> {
-        parse_records(&self.repo().read_blob(blob)?).map_err(|detail| LedgerError::Corrupt {
+        chunk::parse_chunk(&self.repo().read_blob(blob)?).map_err(|detail| LedgerError::Corrupt {
             reference: reference.to_owned(),
             path: format!("runs/{run}/usage ({blob})"),
             detail,
@@ -533,8 +535,9 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
     /// Writes `appended` as chunk blobs numbered from `first`, on two threads: each takes
     /// the next chunk, serializes it, then hashes, compresses and writes its blob (the
     /// second opens the repository again: a handle is not shared between threads; if it
-    /// cannot, this one writes every chunk); then one works out the index entries while
-    /// the other works out each chunk's sessions. A large write keeps two cores busy and
+    /// cannot, this one writes every chunk). The second works out the index entries
+    /// first and this one each chunk's sessions last, so the chunks left are shared out
+    /// around that work and both end together. A large write keeps two cores busy and
     /// holds two chunks' bytes.
     fn write_chunks(
         &self,
@@ -552,9 +555,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                     return Ok(written);
                 };
                 bytes.clear();
-                for record in *part {
-                    write_record_line(&mut bytes, record);
-                }
+                chunk::write_chunk(&mut bytes, part);
                 written.push((index, repo.write_blob(&bytes)?));
             }
         };
@@ -562,9 +563,10 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         let git_dir = self.repo().common_dir();
         std::thread::scope(|scope| {
             let helper = scope.spawn(move || {
+                let entries = Entries::of(appended.iter().copied());
                 let written = Repository::discover(git_dir)
                     .map_or_else(|_| Ok(Vec::new()), |second| write_some(&second));
-                (written, Entries::of(appended.iter().copied()))
+                (written, entries)
             });
             let written = write_some(self.repo());
             let sessions = parts
@@ -728,8 +730,8 @@ struct WrittenChunks {
 /// Returns the records the run lacks (new keys, or larger copies of known ones), one per
 /// key (its largest copy), by time then key.
 fn fresh_records<'r>(records: &'r [UsageRecord], index: &KeyIndex) -> Vec<&'r UsageRecord> {
-    let mut by_key: std::collections::HashMap<&str, usize> =
-        std::collections::HashMap::with_capacity(records.len());
+    let mut by_key: rustc_hash::FxHashMap<&str, usize> = rustc_hash::FxHashMap::default();
+    by_key.reserve(records.len());
     let mut fresh: Vec<&UsageRecord> = Vec::new();
     for record in records {
         if !index.is_new(record) {
@@ -752,103 +754,9 @@ fn fresh_records<'r>(records: &'r [UsageRecord], index: &KeyIndex) -> Vec<&'r Us
     fresh
 }
 
-/// Appends `record` as one JSON line, byte for byte what `serde_json::to_writer` writes
-/// (a test holds them equal), without its per-byte escaping of strings that need none:
-/// a large import writes a million of them.
-fn write_record_line(out: &mut Vec<u8>, record: &UsageRecord) {
-    let UsageRecord {
-        key,
-        source,
-        session,
-        model,
-        at,
-        input,
-        output,
-        cache_write_5m,
-        cache_write_1h,
-        cache_read,
-        reasoning,
-        requests,
-        sidechain,
-        speed,
-        cwd,
-        branch,
-    } = record;
-    out.extend_from_slice(b"{\"key\":");
-    push_json_string(out, key);
-    out.extend_from_slice(b",\"source\":");
-    push_json_string(out, source);
-    if let Some(session) = session {
-        out.extend_from_slice(b",\"session\":");
-        push_json_string(out, session);
-    }
-    out.extend_from_slice(b",\"model\":");
-    push_json_string(out, model);
-    if let Some(at) = at {
-        use std::io::Write as _;
-        out.extend_from_slice(b",\"at\":\"");
-        write!(out, "{at}").expect("writing to memory");
-        out.push(b'"');
-    }
-    for (name, value) in [
-        (&b",\"input\":"[..], *input),
-        (b",\"output\":", *output),
-        (b",\"cache_write_5m\":", *cache_write_5m),
-        (b",\"cache_write_1h\":", *cache_write_1h),
-        (b",\"cache_read\":", *cache_read),
-        (b",\"reasoning\":", *reasoning),
-        (b",\"requests\":", u64::from(*requests)),
-    ] {
-        out.extend_from_slice(name);
-        push_u64(out, value);
-    }
-    if *sidechain {
-        out.extend_from_slice(b",\"sidechain\":true");
-    }
-    for (name, value) in [
-        (&b",\"speed\":"[..], speed),
-        (b",\"cwd\":", cwd),
-        (b",\"branch\":", branch),
-    ] {
-        if let Some(value) = value {
-            out.extend_from_slice(name);
-            push_json_string(out, value);
-        }
-    }
-    out.extend_from_slice(b"}\n");
-}
-
-/// Appends `text` as a JSON string; only one that needs escapes goes through `serde_json`.
-fn push_json_string(out: &mut Vec<u8>, text: &str) {
-    let plain = !text
-        .bytes()
-        .any(|byte| byte < 0x20 || byte == b'"' || byte == b'\\');
-    if plain {
-        out.push(b'"');
-        out.extend_from_slice(text.as_bytes());
-        out.push(b'"');
-    } else {
-        serde_json::to_writer(&mut *out, text).expect("writing to memory");
-    }
-}
-
-fn push_u64(out: &mut Vec<u8>, mut value: u64) {
-    let mut digits = [0_u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + u8::try_from(value % 10).expect("a digit");
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[start..]);
-}
-
 /// The distinct sessions `records` name, sorted.
 fn chunk_sessions<'r>(records: impl Iterator<Item = &'r UsageRecord>) -> Vec<String> {
-    let distinct: std::collections::HashSet<&str> = records
+    let distinct: rustc_hash::FxHashSet<&str> = records
         .filter_map(|record| record.session.as_deref())
         .collect();
     let mut sessions: Vec<String> = distinct.into_iter().map(str::to_owned).collect();
@@ -891,17 +799,6 @@ pub fn merge_records(existing: &[UsageRecord], new: Vec<UsageRecord>) -> (Vec<Us
     (merged, added)
 }
 
-fn parse_records(bytes: &[u8]) -> Result<Vec<UsageRecord>, String> {
-    bytes
-        .split(|byte| *byte == b'\n')
-        .filter(|line| !line.is_empty())
-        .enumerate()
-        .map(|(index, line)| {
-            serde_json::from_slice(line).map_err(|error| format!("line {}: {error}", index + 1))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -915,44 +812,6 @@ pub(crate) mod tests {
             output,
             requests: 1,
             ..UsageRecord::default()
-        }
-    }
-
-    #[test]
-    fn record_lines_are_what_serde_json_writes() {
-        let full = UsageRecord {
-            key: "claude:msg_01:req_01".to_owned(),
-            source: "claude".to_owned(),
-            session: Some("9f1c-\u{e9}t\u{e9}".to_owned()),
-            model: "claude-opus-4-6".to_owned(),
-            at: Some("2026-05-05T23:43:11.939Z".parse().unwrap()),
-            input: 0,
-            output: u64::MAX,
-            cache_write_5m: 10,
-            cache_write_1h: 1_000_000_007,
-            cache_read: 9_470_487_136,
-            reasoning: 3,
-            requests: u32::MAX,
-            sidechain: true,
-            speed: Some("fast".to_owned()),
-            cwd: Some("C:\\repo\\\"quoted\"\n\t\u{1}\u{1f}\u{7f}/x".to_owned()),
-            branch: Some("unit\u{1f}separator".to_owned()),
-        };
-        let bare = UsageRecord {
-            key: "manual:1".to_owned(),
-            model: String::new(),
-            at: Some("2026-01-01T00:00:00Z".parse().unwrap()),
-            ..UsageRecord::default()
-        };
-        for record in [full, bare, UsageRecord::default()] {
-            let mut expected = serde_json::to_vec(&record).unwrap();
-            expected.push(b'\n');
-            let mut written = Vec::new();
-            write_record_line(&mut written, &record);
-            assert_eq!(
-                String::from_utf8(written).unwrap(),
-                String::from_utf8(expected).unwrap()
-            );
         }
     }
 
@@ -980,6 +839,20 @@ pub(crate) mod tests {
         assert!(status.success());
         let repo = Repository::discover(directory.path()).unwrap();
         (directory, repo)
+    }
+
+    /// Asserts that the objects gitprio wrote in the repository at `path` are valid git objects.
+    fn assert_fsck_clean(path: &std::path::Path) {
+        let fsck = std::process::Command::new("git")
+            .args(["fsck", "--strict", "--no-dangling"])
+            .current_dir(path)
+            .output()
+            .unwrap();
+        assert!(
+            fsck.status.success(),
+            "{}",
+            String::from_utf8_lossy(&fsck.stderr)
+        );
     }
 
     /// Run `1-abcdef01` of task `fix`, by alice, started at `now`.
@@ -1036,6 +909,63 @@ pub(crate) mod tests {
         assert_eq!(ledger.runs(&meta.task).unwrap()[0].totals(), again.totals);
     }
 
+    /// A ledger whose chunks an earlier gitprio wrote (format 1: one record object per
+    /// line) reads whole, and a write appends to it in the current format.
+    #[test]
+    fn a_ledger_of_first_format_chunks_reads_and_grows() {
+        let (directory, repo) = local_repository();
+        let store = LeaseStore::new(&repo, crate::lease::Mode::Local);
+        let ledger = Ledger::new(&store);
+        let now: Timestamp = "2026-11-01T12:00:00Z".parse().unwrap();
+        let meta = run_meta(now);
+        let old = [record("a", 5), record("b", 7)];
+        let mut lines = Vec::new();
+        for record in &old {
+            serde_json::to_writer(&mut lines, record).unwrap();
+            lines.push(b'\n');
+        }
+        let mut meta_bytes = serde_json::to_vec_pretty(&meta).unwrap();
+        meta_bytes.push(b'\n');
+        let directory_name = format!("runs/{}", meta.run);
+        let files = BTreeMap::from([
+            (
+                format!("{directory_name}/run.json"),
+                repo.write_blob(&meta_bytes).unwrap(),
+            ),
+            (
+                format!("{directory_name}/usage/00000000.jsonl"),
+                repo.write_blob(&lines).unwrap(),
+            ),
+        ]);
+        let tree = repo.write_tree(&files).unwrap();
+        let commit = repo
+            .write_commit("old ledger\n", Some(tree), None, now.as_second())
+            .unwrap();
+        repo.set_reference(&usage_ref(&meta.task), Some(commit))
+            .unwrap();
+        assert_eq!(ledger.runs(&meta.task).unwrap()[0].records, old);
+        let written = ledger
+            .write(&meta, &[record("a", 5), record("c", 1)], now)
+            .unwrap();
+        assert_eq!(written.added, 1);
+        let records = &ledger.runs(&meta.task).unwrap()[0].records;
+        assert_eq!(
+            records.iter().map(|r| r.key.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+        let chunk = repo
+            .git(&[
+                "show",
+                &format!(
+                    "{}:{directory_name}/usage/00000001.jsonl",
+                    usage_ref(&meta.task)
+                ),
+            ])
+            .unwrap();
+        assert!(String::from_utf8_lossy(&chunk.stdout).starts_with("{\"format\":2,"));
+        assert_fsck_clean(directory.path());
+    }
+
     #[test]
     fn a_ledger_in_local_refs_round_trips_and_ignores_repeats() {
         let (directory, repo) = local_repository();
@@ -1086,16 +1016,7 @@ pub(crate) mod tests {
         assert_eq!(runs[0].totals().output, 12);
         assert_eq!(runs[0].totals().tokens(), 32);
         // The trees gitprio writes are valid git objects.
-        let fsck = std::process::Command::new("git")
-            .args(["fsck", "--strict", "--no-dangling"])
-            .current_dir(directory.path())
-            .output()
-            .unwrap();
-        assert!(
-            fsck.status.success(),
-            "{}",
-            String::from_utf8_lossy(&fsck.stderr)
-        );
+        assert_fsck_clean(directory.path());
         let log = repo
             .git(&["log", "--format=%s", "refs/gitprio/usage/fix"])
             .unwrap();

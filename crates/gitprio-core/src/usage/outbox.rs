@@ -41,12 +41,28 @@ pub(super) enum LoadError {
 
 /// Writes `bytes` to `path` through a temporary file, so readers never see half of it.
 pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomically_with(path, |file| io::Write::write_all(file, bytes))
+}
+
+/// Like [`write_atomically`], with the bytes written by `write` as they come.
+pub(super) fn write_atomically_with(
+    path: &Path,
+    write: impl FnOnce(&mut io::BufWriter<std::fs::File>) -> io::Result<()>,
+) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
     let sequence = SEQUENCE.fetch_add(1, Ordering::Relaxed);
     let temporary = path.with_extension(format!("tmp.{}.{sequence}", std::process::id()));
-    std::fs::write(&temporary, bytes)?;
+    let written = std::fs::File::create(&temporary).and_then(|file| {
+        let mut file = io::BufWriter::with_capacity(1 << 16, file);
+        write(&mut file)?;
+        io::Write::flush(&mut file)
+    });
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
     std::fs::rename(&temporary, path)
 }
 

@@ -265,11 +265,12 @@ pub(super) fn transcript_line(line: &[u8]) -> Result<Option<UsageRecord>, Malfor
     if model == Some(SYNTHETIC_MODEL) {
         return Ok(None);
     }
+    // `concat` sizes the key once; `format!` grows it a few times, for every usage line.
     let key = match (message_id, request_id) {
-        (Some(message_id), Some(request_id)) => format!("claude:{message_id}:{request_id}"),
-        (Some(message_id), None) => format!("claude:{message_id}"),
+        (Some(message_id), Some(request_id)) => ["claude:", message_id, ":", request_id].concat(),
+        (Some(message_id), None) => ["claude:", message_id].concat(),
         (None, _) => match found.uuid {
-            Some(uuid) => format!("claude-line:{}", uuid.as_str()),
+            Some(uuid) => ["claude-line:", uuid.as_str()].concat(),
             None => return Err(Malformed),
         },
     };

@@ -381,18 +381,16 @@ fn import_found(files: &[Found], state: &mut ImportState, options: &ImportOption
             take(index, import_file(file, previous[index].as_ref(), options));
         }
     } else {
+        let order = dispatch_order(files, &previous, jobs);
         let next = AtomicUsize::new(0);
         let (sender, receiver) = mpsc::channel();
         std::thread::scope(|scope| {
             for _ in 0..jobs {
                 let sender = sender.clone();
-                let (next, previous) = (&next, &previous);
+                let (next, previous, order) = (&next, &previous, &order);
                 scope.spawn(move || {
-                    loop {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(file) = files.get(index) else {
-                            break;
-                        };
+                    while let Some(&index) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let file = &files[index];
                         let output = import_file(file, previous[index].as_ref(), options);
                         if sender.send((index, output)).is_err() {
                             break;
@@ -421,6 +419,31 @@ fn import_found(files: &[Found], state: &mut ImportState, options: &ImportOption
     report.duplicates += duplicates;
     report.records = records.len() as u64;
     Imported { records, report }
+}
+
+/// Returns the order in which the workers take `files`: path order, except that a file
+/// holding more than a sixteenth of one worker's share of the new bytes goes first,
+/// largest first. A large file taken late would keep one worker busy long after the
+/// others ran out of files; taken first, the small ones fill in around it. Records are
+/// still deduplicated in path order (an early file's records wait for their turn), and
+/// only the few large files wait, so memory stays bounded.
+fn dispatch_order(files: &[Found], previous: &[Option<FileState>], jobs: usize) -> Vec<usize> {
+    let new_bytes: Vec<u64> = files
+        .iter()
+        .zip(previous)
+        .map(|(file, previous)| {
+            let size = file.metadata.as_ref().map_or(0, fs::Metadata::len);
+            size.saturating_sub(previous.as_ref().map_or(0, |state| state.offset))
+        })
+        .collect();
+    let total: u64 = new_bytes.iter().sum();
+    let large = total / (16 * jobs as u64).max(1);
+    let mut first: Vec<usize> = (0..files.len())
+        .filter(|&index| new_bytes[index] > large)
+        .collect();
+    first.sort_by_key(|&index| std::cmp::Reverse(new_bytes[index]));
+    let rest = (0..files.len()).filter(|&index| new_bytes[index] <= large);
+    first.into_iter().chain(rest).collect()
 }
 
 /// Imports one stream, such as `claude -p --output-format stream-json` piped in; `name`

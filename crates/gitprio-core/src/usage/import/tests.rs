@@ -671,3 +671,28 @@ fn streams_a_large_file_in_bounded_memory() {
 fn streams_a_500_mb_file_in_bounded_memory() {
     stream_in_bounded_memory(500);
 }
+
+#[test]
+fn workers_take_large_files_first_and_the_rest_in_path_order() {
+    let directory = tempfile::tempdir().unwrap();
+    let sizes = [
+        ("a.jsonl", 10),
+        ("b.jsonl", 2000),
+        ("c.jsonl", 10),
+        ("d.jsonl", 3000),
+    ];
+    for (name, size) in sizes {
+        fs::write(directory.path().join(name), "x".repeat(size)).unwrap();
+    }
+    let found = discover_found(&[directory.path().to_owned()]).unwrap();
+    let none = vec![None; found.len()];
+    assert_eq!(dispatch_order(&found, &none, 2), [3, 1, 0, 2]);
+    // What an earlier import read does not count: only new bytes make a file large.
+    let mut read_before = none.clone();
+    read_before[3] = Some(FileState {
+        size: 3000,
+        offset: 3000,
+        ..FileState::default()
+    });
+    assert_eq!(dispatch_order(&found, &read_before, 2), [1, 0, 2, 3]);
+}
