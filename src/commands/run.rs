@@ -14,7 +14,7 @@ mod logs;
 mod operations;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -385,6 +385,30 @@ fn queue_branch(
     }
 }
 
+/// Returns the agent command with a relative program path (`./agent.sh`, `../bin/agent`)
+/// made absolute from `directory`, where the run starts, as the shell that typed it reads
+/// it: the agent runs in a task's worktree, where the same path names another file. A
+/// path that is not there is an error before anything is claimed.
+fn agent_command(directory: &Path, command: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut command = command.to_vec();
+    if let Some(program) = command.first_mut()
+        && program.contains('/')
+        && Path::new(program.as_str()).is_relative()
+    {
+        let path = directory.join(program.as_str());
+        anyhow::ensure!(
+            path.is_file(),
+            "cannot find the agent `{program}` in {}: a relative path is read from the directory `gitprio run` starts in",
+            directory.display()
+        );
+        *program = std::path::absolute(&path)
+            .with_context(|| format!("cannot resolve {}", path.display()))?
+            .display()
+            .to_string();
+    }
+    Ok(command)
+}
+
 /// Splits `owner/name`.
 fn owner_and_name(text: &str) -> Option<(String, String)> {
     let (owner, name) = text.trim_matches('/').split_once('/')?;
@@ -553,7 +577,7 @@ impl RunContext {
                 ttl: Some(ttl_text.to_owned()),
                 branch: branch.clone(),
             },
-            command: args.command.clone(),
+            command: agent_command(&settings.directory, &args.command)?,
             adapter: args.adapter.unwrap_or_else(|| Adapter::detect(program)),
             directory: settings.directory.clone(),
             git_directory: repo.git_directory(),

@@ -1453,3 +1453,34 @@ fn a_lease_lost_while_the_agent_works_is_logged_as_gitprio_says_it_elsewhere() {
     );
     assert!(run.stderr.contains(&error), "{run}");
 }
+
+#[test]
+fn a_relative_agent_path_is_read_from_where_the_run_starts_as_a_shell_reads_it() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    script(&env, "agent", "cat > /dev/null\ntouch a.txt\n");
+    let run = env.run(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--max-tasks",
+            "1",
+            "--",
+            "../bin/agent",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["completed"], 1, "{run}");
+    // A path that is not there is an error before any claim, naming where it was looked for.
+    let missing = env.run("repo", &["run", "--local", "--", "./no-such-agent.sh"]);
+    assert_eq!(missing.code, 1, "{missing}");
+    assert!(
+        missing
+            .stderr
+            .contains("cannot find the agent `./no-such-agent.sh` in $ROOT/repo"),
+        "{missing}"
+    );
+    assert_eq!(lease_state(&env, "repo", "a")["attempt"], 1, "{missing}");
+}
