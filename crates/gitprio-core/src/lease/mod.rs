@@ -24,6 +24,7 @@ use crate::queue::{Blocker, Holds};
 use crate::task::TaskId;
 
 use local_write::local_write_failure;
+pub(crate) use ops::random_u64;
 pub use ops::{
     ClaimFilter, ClaimOutcome, Claimed, Collected, GcView, HeldLease, Kept, LeaseContext,
     LeaseError, MAX_CLAIM_TRIES, Released, active_agents, claim, claim_avoiding, gc,

@@ -503,13 +503,13 @@ pub fn claim(
         context,
         filter,
         &BTreeSet::new(),
-        0,
+        super::spread::Crowd::default(),
     )
 }
 
 /// Claims like [`claim`], passing over the ready tasks in `avoid` (those whose `owns`
-/// overlap a held task's, see [`super::overlapping_ready`]), for a claim that lost
-/// `lost_races` races on earlier views already: each widens the spread
+/// overlap a held task's, see [`super::overlapping_ready`]), for a claim that lost races
+/// on earlier views already: what those views showed of the `crowd` widens the spread
 /// ([`super::spread::claim_order`]).
 #[expect(
     clippy::too_many_arguments,
@@ -523,7 +523,7 @@ pub fn claim_avoiding(
     context: &LeaseContext,
     filter: &ClaimFilter,
     avoid: &BTreeSet<TaskId>,
-    lost_races: u32,
+    crowd: super::spread::Crowd,
 ) -> Result<ClaimOutcome, LeaseError> {
     if let Some(claimed) = own_orphan(store, queue, leases, context) {
         return Ok(ClaimOutcome::Claimed(Box::new(claimed)));
@@ -554,7 +554,7 @@ pub fn claim_avoiding(
         &candidate_ids,
         &super::spread::claimers(leases, context),
         &context.holder.agent,
-        lost_races,
+        crowd,
     );
     let mut tries = 0;
     let mut lost_here = false;
@@ -1266,7 +1266,8 @@ pub(super) fn nonce() -> String {
     format!("{:016x}", random_u64())
 }
 
-fn random_u64() -> u64 {
+/// Returns 64 bits that differ from process to process and from call to call.
+pub(crate) fn random_u64() -> u64 {
     let mut hasher = std::hash::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());
     hasher.write_u128(

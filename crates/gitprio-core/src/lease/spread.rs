@@ -1,5 +1,6 @@
-//! Which ready task a claim tries first while other agents claim too: each claimer owns the
-//! tasks it hashes highest for among the claimers its view of the leases shows.
+//! Which ready task a claim tries first while other agents claim too, and how long a claim
+//! that lost a race waits before it looks again: each claimer owns the tasks it hashes
+//! highest for among the claimers its view of the leases shows, and the ones it infers.
 //!
 //! Rendezvous hashing: for every ready task, each agent that may be claiming now gets a
 //! score, a hash of its name and the task id; the task belongs to the highest score. An
@@ -8,24 +9,39 @@
 //! task, views that differ by claims made since (the winner stops being a claimer: it
 //! holds a lease now) give the same owners for every other task. Only an agent that joins
 //! the claimers (it finished a task, or started) takes over tasks from views that do not
-//! show it yet, about one in N of them. See docs/leases.md, "Spreading racing agents".
+//! show it yet, about one in N of them. Agents that never changed a lease are invisible:
+//! a lost race, and the claims that landed while this claim was losing, are the only sign
+//! of them ([`Crowd`]). See docs/leases.md, "Spreading racing agents".
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
-use jiff::SignedDuration;
+use gix::ObjectId;
+use jiff::{SignedDuration, Timestamp};
 
 use super::ops::{LeaseContext, MAX_CLAIM_TRIES};
 use super::{Lease, LeaseState};
 use crate::task::TaskId;
 
-/// How many further claimers each lost race makes a claim assume, per claimer it sees:
-/// agents that never changed a lease are invisible, so a lost race is the only sign of
-/// them (32 agents starting together all see themselves alone).
-const GROWTH_PER_LOST_RACE: usize = 4;
+/// How many invisible claimers a claim that lost assumes per claim it saw land since it
+/// began: W agents won while it lost, so the crowd is at least W+1 strong, and as many
+/// again may be racing still, unseen. Four per winner keeps the loser of a start by two
+/// agents near the top (about the 4th task) while 31 losers of a start by 32 that see
+/// the winners land spread over the top 100.
+const INVISIBLE_PER_WINNER: usize = 4;
 
-/// The most lost races that still widen the spread: beyond it the assumed claimers
-/// outnumber any ready list.
-const MAX_WIDENING_RACES: u32 = 6;
+/// The window a lost race makes a claim wait in, at random, before it looks again, in
+/// multiples of the lost round's own duration (its refresh and push: the time in which
+/// racers collide): the losers of one race then go one after another, and each sees the
+/// leases the earlier ones won.
+const BACKOFF_ROUNDS: u32 = 12;
+
+/// How many times the backoff window doubles over further lost races.
+const MAX_BACKOFF_DOUBLINGS: u32 = 2;
+
+/// The longest window a claim waits in after a lost race, whatever the round took (a
+/// stalled remote), so that a claim gives up in minutes, not hours.
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
 
 /// How recently an agent that holds no live lease must have changed one (submitted or
 /// released its task) to count as claiming now, before clock skew: an agent's loop claims
@@ -64,35 +80,100 @@ pub fn claimers<'view>(
     claimers
 }
 
+/// What one claim has learnt, over the views it took, about the agents racing it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Crowd {
+    /// Races this claim lost.
+    pub lost_races: u32,
+    /// Claims by other agents that landed since this claim's first view (at least one per
+    /// lost race: the winner).
+    pub winners: usize,
+}
+
+impl Crowd {
+    /// Notes a view taken after `lost` more races, in which `landed` claims of other
+    /// agents show that the claim's previous view did not.
+    #[must_use]
+    pub fn after_view(self, lost: u32, landed: usize) -> Crowd {
+        let lost_races = self.lost_races.saturating_add(lost);
+        let winners = self.winners.saturating_add(landed).max(lost_races as usize);
+        Crowd {
+            lost_races,
+            winners,
+        }
+    }
+
+    /// How many claimers this claim assumes besides the ones it sees: none before it lost
+    /// a race, then [`INVISIBLE_PER_WINNER`] per winner.
+    pub fn invisible(self) -> usize {
+        if self.lost_races == 0 {
+            0
+        } else {
+            self.winners.max(1).saturating_mul(INVISIBLE_PER_WINNER)
+        }
+    }
+}
+
+/// Counts the claims by agents other than `me` that `now` shows and `before` did not (a
+/// lease ref that is new, or at a later generation: a reclaim), made at `since` or later
+/// by their claimers' clocks. Heartbeats and submissions keep the generation, so they are
+/// not counted; nor are claims older than `since`, which a mirror refreshed long ago
+/// misses too but which raced nobody now.
+pub fn claims_landed(
+    before: &BTreeMap<TaskId, (ObjectId, u64)>,
+    now: &BTreeMap<TaskId, Lease>,
+    me: &str,
+    since: Timestamp,
+) -> usize {
+    now.iter()
+        .filter(|(task, lease)| {
+            lease.record.holder.agent != me
+                && lease.record.renewed_at >= since
+                && before.get(*task).is_none_or(|(oid, generation)| {
+                    *oid != lease.oid && *generation < lease.record.generation
+                })
+        })
+        .count()
+}
+
+/// Returns how long a claim waits, after its `lost_races`-th lost race, before it looks
+/// again: a random part (`random`, any 64 bits) of a window of [`BACKOFF_ROUNDS`] times
+/// the lost round's duration, doubling over later races up to [`MAX_BACKOFF_DOUBLINGS`]
+/// times and at most [`MAX_BACKOFF`]. Racers that lost together then look again one
+/// after another instead of all at once.
+pub fn backoff(lost_races: u32, lost_round: Duration, random: u64) -> Duration {
+    if lost_races == 0 {
+        return Duration::ZERO;
+    }
+    let doublings = (lost_races - 1).min(MAX_BACKOFF_DOUBLINGS);
+    let window = lost_round
+        .saturating_mul(BACKOFF_ROUNDS)
+        .saturating_mul(1 << doublings)
+        .min(MAX_BACKOFF);
+    let fraction = u128::from(random >> 32);
+    let nanos = window.as_nanos().saturating_mul(fraction) >> 32;
+    Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
 /// Returns the order in which to try the ranked `candidates` (indices into them).
 ///
 /// Alone among the claimers, with no race lost yet, the order is the rank order: a lone
 /// agent takes the top task. Otherwise the tasks this agent owns come first, best-ranked
 /// first (at most [`MAX_CLAIM_TRIES`] of them), then every other candidate in rank order, so
-/// each is reachable. After `lost_races`, the claim assumes invisible claimers besides the
-/// ones it sees ([`GROWTH_PER_LOST_RACE`] times as many per race), so that agents that
-/// started together and all lost to one winner spread out instead of racing again.
+/// each is reachable. After a lost race, the claim assumes invisible claimers besides the
+/// ones it sees, as many as its `crowd` suggests ([`Crowd::invisible`]), so that agents
+/// that started together and all lost to one winner spread out instead of racing again.
 pub fn claim_order(
     candidates: &[&TaskId],
     claimers: &BTreeSet<&str>,
     me: &str,
-    lost_races: u32,
+    crowd: Crowd,
 ) -> Vec<usize> {
     let seen = claimers.len().max(1);
-    if seen == 1 && lost_races == 0 {
+    if seen == 1 && crowd.lost_races == 0 {
         return (0..candidates.len()).collect();
     }
-    let races = lost_races.min(MAX_WIDENING_RACES);
-    let assumed = (0..races).fold(seen.max(2), |claimers, _| {
-        claimers.saturating_mul(GROWTH_PER_LOST_RACE)
-    });
-    let invisible = if races == 0 {
-        0
-    } else {
-        assumed
-            .saturating_sub(seen)
-            .min(candidates.len().saturating_mul(4))
-    };
+    let invisible = crowd.invisible().min(candidates.len().saturating_mul(4));
     let others: Vec<u64> = claimers
         .iter()
         .filter(|agent| **agent != me)
@@ -165,7 +246,11 @@ mod tests {
     fn order(tasks: &[TaskId], claimers: &[&str], me: &str, lost: u32) -> Vec<usize> {
         let candidates: Vec<&TaskId> = tasks.iter().collect();
         let claimers: BTreeSet<&str> = claimers.iter().copied().collect();
-        claim_order(&candidates, &claimers, me, lost)
+        let crowd = Crowd {
+            lost_races: lost,
+            winners: lost as usize,
+        };
+        claim_order(&candidates, &claimers, me, crowd)
     }
 
     fn agents(count: usize) -> Vec<String> {
@@ -238,25 +323,35 @@ mod tests {
         }
     }
 
-    #[test]
-    fn lost_races_spread_agents_that_saw_themselves_alone() {
-        let tasks = ids(64);
-        let names = agents(31);
-        let firsts: BTreeSet<usize> = names
+    /// The first task each of 31 agents tries that saw only themselves claiming and lost
+    /// one race, seeing `winners` claims land meanwhile.
+    fn losers_first_picks(tasks: &[TaskId], winners: usize) -> BTreeSet<usize> {
+        let candidates: Vec<&TaskId> = tasks.iter().collect();
+        agents(31)
             .iter()
-            .map(|me| order(&tasks, &[me.as_str()], me, 1)[0])
-            .collect();
-        assert!(firsts.len() >= 8, "{firsts:?}");
-        let again: BTreeSet<usize> = names
-            .iter()
-            .map(|me| order(&tasks, &[me.as_str()], me, 2)[0])
-            .collect();
-        assert!(again.len() > firsts.len(), "{firsts:?} then {again:?}");
+            .map(|me| {
+                let claimers = BTreeSet::from([me.as_str()]);
+                let crowd = Crowd {
+                    lost_races: 1,
+                    winners,
+                };
+                claim_order(&candidates, &claimers, me, crowd)[0]
+            })
+            .collect()
     }
 
-    /// The rank the loser of a start by two agents tries next: it cannot tell its one
-    /// rival from a fleet started together (either way its view shows one new lease,
-    /// the winner's), so it assumes a crowd of 8 and takes a task near the 8th.
+    #[test]
+    fn losers_that_saw_more_claims_land_spread_wider() {
+        let tasks = ids(128);
+        let one = losers_first_picks(&tasks, 1);
+        let eight = losers_first_picks(&tasks, 8);
+        assert!(one.len() >= 6, "{one:?}");
+        assert!(eight.len() > one.len() + 6, "{one:?} then {eight:?}");
+    }
+
+    /// The rank the loser of a start by two agents tries next: it saw one claim land, its
+    /// rival's, so it assumes four more claimers and takes a task about 4 below the top
+    /// (mean 3.8 here; 5.2 while a lost race assumed 8 claimers, whatever landed).
     #[test]
     fn the_loser_of_a_start_by_two_agents_takes_a_task_near_the_top() {
         let tasks = ids(100);
@@ -265,11 +360,128 @@ mod tests {
             .iter()
             .map(|me| order(&tasks, &[me.as_str()], me, 1)[0])
             .collect();
-        let mean = ranks.iter().sum::<usize>() / ranks.len();
+        let mean_tenths = ranks.iter().sum::<usize>() * 10 / ranks.len();
         assert!(
-            (4..=12).contains(&mean),
-            "mean rank {mean} over 40 losers: {ranks:?}"
+            (20..=40).contains(&mean_tenths),
+            "mean rank {mean_tenths}/10 over 40 losers: {ranks:?}"
         );
+    }
+
+    #[test]
+    fn a_crowd_counts_the_claims_that_landed_and_at_least_one_winner_per_lost_race() {
+        let crowd = Crowd::default();
+        assert_eq!(crowd.invisible(), 0);
+        let after_one = crowd.after_view(1, 0);
+        assert_eq!(
+            after_one,
+            Crowd {
+                lost_races: 1,
+                winners: 1
+            }
+        );
+        assert_eq!(after_one.invisible(), INVISIBLE_PER_WINNER);
+        let after_two = after_one.after_view(1, 9);
+        assert_eq!(after_two.winners, 10);
+        assert_eq!(after_two.invisible(), 10 * INVISIBLE_PER_WINNER);
+        assert_eq!(after_two.after_view(3, 0).winners, 10);
+        assert_eq!(after_two.after_view(20, 0).winners, 22);
+    }
+
+    /// 64 bits from a seeded splitmix64 sequence: the backoff's inputs, reproducible.
+    fn seeded(count: u64) -> impl Iterator<Item = u64> {
+        (0..count).map(|index| mix(0x00c0_ffee ^ index))
+    }
+
+    #[test]
+    fn no_backoff_before_a_lost_race() {
+        assert_eq!(backoff(0, Duration::from_secs(1), u64::MAX), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_backoff_spreads_over_a_window_scaled_by_the_lost_round() {
+        let round = Duration::from_millis(300);
+        let window = round * BACKOFF_ROUNDS;
+        let waits: Vec<Duration> = seeded(1000)
+            .map(|random| backoff(1, round, random))
+            .collect();
+        assert!(waits.iter().all(|wait| *wait < window), "{window:?}");
+        assert_eq!(backoff(1, round, 0), Duration::ZERO);
+        let tenths: BTreeSet<u128> = waits
+            .iter()
+            .map(|wait| wait.as_nanos() * 10 / window.as_nanos())
+            .collect();
+        assert_eq!(
+            tenths,
+            (0..10).collect(),
+            "every tenth of the window is used"
+        );
+        let mean = waits.iter().sum::<Duration>() / 1000;
+        assert!(
+            (window * 4 / 10..window * 6 / 10).contains(&mean),
+            "{mean:?} in {window:?}"
+        );
+    }
+
+    #[test]
+    fn the_backoff_window_doubles_over_later_races_up_to_a_limit() {
+        let round = Duration::from_millis(100);
+        let half = 1 << 63;
+        let wait = |races| backoff(races, round, half);
+        assert_eq!(wait(1), round * BACKOFF_ROUNDS / 2);
+        assert_eq!(wait(2), wait(1) * 2);
+        assert_eq!(wait(3), wait(2) * 2);
+        assert_eq!(wait(4), wait(3));
+        assert_eq!(wait(40), wait(3));
+        assert_eq!(backoff(1, Duration::from_secs(3600), half), MAX_BACKOFF / 2);
+    }
+
+    #[test]
+    fn claims_landed_are_new_claims_of_others_since_the_claim_began() {
+        use crate::lease::LeaseEvent;
+        let now: jiff::Timestamp = "2026-11-01T12:00:00Z".parse().unwrap();
+        let lease = |task: &str, agent: &str, generation: u64, minutes_ago: i64, salt: u8| {
+            let at = now
+                .checked_sub(SignedDuration::from_mins(minutes_ago))
+                .unwrap();
+            let record = crate::lease::LeaseRecord {
+                task: TaskId::new(task).unwrap(),
+                state: LeaseState::Held,
+                event: LeaseEvent::Claim,
+                generation,
+                holder: crate::lease::Holder {
+                    agent: agent.to_owned(),
+                    ..crate::lease::tests::record().holder
+                },
+                renewed_at: at,
+                ..crate::lease::tests::record()
+            };
+            let lease = Lease {
+                reference: crate::lease::lease_ref(&record.task),
+                oid: ObjectId::from_bytes_or_panic(&[salt; 20]),
+                record,
+            };
+            (lease.record.task.clone(), lease)
+        };
+        let before: BTreeMap<TaskId, (ObjectId, u64)> = [
+            lease("held", "other", 1, 1, 1),
+            lease("renewed", "other", 1, 1, 2),
+            lease("reclaimed", "other", 1, 30, 3),
+        ]
+        .into_iter()
+        .map(|(task, lease)| (task, (lease.oid, lease.record.generation)))
+        .collect();
+        let now_view: BTreeMap<TaskId, Lease> = [
+            lease("held", "other", 1, 1, 1),
+            lease("renewed", "other", 1, 0, 12),
+            lease("reclaimed", "taker", 2, 0, 13),
+            lease("new", "winner", 1, 0, 4),
+            lease("mine", "me", 1, 0, 5),
+            lease("old", "long-ago", 1, 5, 6),
+        ]
+        .into_iter()
+        .collect();
+        let since = now.checked_sub(SignedDuration::from_mins(2)).unwrap();
+        assert_eq!(claims_landed(&before, &now_view, "me", since), 2);
     }
 
     #[test]

@@ -3,8 +3,13 @@
 //! nothing is ready when nothing is.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use gix::ObjectId;
+use jiff::Timestamp;
 
 use crate::context::{self, Bundle, CommitFiles, ReportCommand};
+use crate::lease::spread::{self, Crowd};
 use crate::lease::{
     self, ClaimFilter, ClaimOutcome, Lease, LeaseContext, LeaseError, LeaseEvent, LeaseStore,
     StoreError,
@@ -88,6 +93,11 @@ impl Workspace<'_> {
 
     /// Tries claims on views of the leases until one settles: a claim, or nothing ready on
     /// a view that is fresh.
+    ///
+    /// After a lost race the claim waits a random time, scaled by how long the lost round
+    /// took ([`spread::backoff`]), and counts the claims that landed meanwhile
+    /// ([`spread::claims_landed`]): racers that lost together look again one after
+    /// another, and the later ones, seeing more winners, spread wider.
     fn settle_claim(
         &self,
         context: &LeaseContext,
@@ -95,6 +105,7 @@ impl Workspace<'_> {
     ) -> Result<Settled, WorkspaceError> {
         let store = &self.store;
         let mut lost = 0;
+        let mut watch = CrowdWatch::new(context);
         let mut round = 0;
         let mut next = if may_claim_without_refresh(store, context) {
             View::AsIs
@@ -103,29 +114,10 @@ impl Workspace<'_> {
         };
         loop {
             round += 1;
-            let view = match next {
-                View::AsIs if store.pin_queue_branch() => View::AsIs,
-                View::Leases => {
-                    store.refresh_leases()?;
-                    if store.pin_queue_branch() {
-                        View::Leases
-                    } else {
-                        store.refresh_expecting_changes()?;
-                        View::Refreshed
-                    }
-                }
-                // After a first view, the remote has moved on: fetch without asking first.
-                _ if round > 1 => {
-                    store.refresh_expecting_changes()?;
-                    View::Refreshed
-                }
-                _ => {
-                    store.refresh()?;
-                    View::Refreshed
-                }
-            };
+            let view = self.take_view(next, round)?;
             let loaded = load_tasks(self.repo, &self.queue_source(), self.notices)?;
             let (leases, bad) = store.leases()?;
+            watch.saw(&leases, lost);
             let holds = holds_of(&leases, &bad, context.now, context.skew, self.notices);
             let queue = Queue::build(loaded.tasks.clone(), &holds);
             let context = LeaseContext {
@@ -143,7 +135,7 @@ impl Workspace<'_> {
             } else {
                 BTreeSet::new()
             };
-            match lease::claim_avoiding(
+            let outcome = lease::claim_avoiding(
                 store,
                 &queue,
                 &leases,
@@ -151,8 +143,10 @@ impl Workspace<'_> {
                 &context,
                 &request.filter,
                 &avoided,
-                lost,
-            ) {
+                watch.crowd,
+            );
+            let lost_before = lost;
+            match outcome {
                 Err(LeaseError::Store(StoreError::StaleView { branch_moved, .. }))
                     if round < MAX_CLAIM_ROUNDS =>
                 {
@@ -172,10 +166,10 @@ impl Workspace<'_> {
                     round -= 1;
                 }
                 Err(LeaseError::Contention { tries }) if round < MAX_CLAIM_ROUNDS => {
-                    // Every candidate of this view was taken meanwhile: look again, a little later.
+                    // Every candidate of this view was taken meanwhile: look again, later.
                     lost += tries;
                     next = View::Leases;
-                    std::thread::sleep(std::time::Duration::from_millis(10 * u64::from(round)));
+                    std::thread::sleep(watch.backoff(lost));
                 }
                 Err(LeaseError::Contention { tries }) => {
                     return Err(LeaseError::Contention {
@@ -194,7 +188,38 @@ impl Workspace<'_> {
                     });
                 }
             }
+            if lost > lost_before {
+                watch.lost_on(&leases);
+            }
+            watch.round_began = Instant::now();
         }
+    }
+
+    /// Takes the view of the remote `next` asks for, in the claim's `round`; returns
+    /// the view it took.
+    fn take_view(&self, next: View, round: u32) -> Result<View, WorkspaceError> {
+        let store = &self.store;
+        Ok(match next {
+            View::AsIs if store.pin_queue_branch() => View::AsIs,
+            View::Leases => {
+                store.refresh_leases()?;
+                if store.pin_queue_branch() {
+                    View::Leases
+                } else {
+                    store.refresh_expecting_changes()?;
+                    View::Refreshed
+                }
+            }
+            // After a first view, the remote has moved on: fetch without asking first.
+            _ if round > 1 => {
+                store.refresh_expecting_changes()?;
+                View::Refreshed
+            }
+            _ => {
+                store.refresh()?;
+                View::Refreshed
+            }
+        })
     }
 
     /// Finishes a claim for the agent: warns about candidates passed over, records the end
@@ -303,6 +328,58 @@ fn may_claim_without_refresh(store: &LeaseStore<'_>, context: &LeaseContext) -> 
         .last_refreshed()
         .and_then(|refreshed| refreshed.elapsed().ok())
         .is_some_and(|age| age < ttl)
+}
+
+/// What a claim keeps across its views to size the crowd of agents racing it.
+struct CrowdWatch {
+    crowd: Crowd,
+    agent: String,
+    /// Claims made before this (the claim's start, less the clock skew allowed) raced nobody now.
+    since: Timestamp,
+    /// The leases (oid and generation) of the view the claim last lost a race on.
+    losing_view: Option<BTreeMap<TaskId, (ObjectId, u64)>>,
+    round_began: Instant,
+}
+
+impl CrowdWatch {
+    fn new(context: &LeaseContext) -> CrowdWatch {
+        CrowdWatch {
+            crowd: Crowd::default(),
+            agent: context.holder.agent.clone(),
+            since: context
+                .now
+                .saturating_sub(context.skew)
+                .unwrap_or(context.now),
+            losing_view: None,
+            round_began: Instant::now(),
+        }
+    }
+
+    /// Counts the claims that `leases`, a view taken after `lost` races in all, shows
+    /// landed since the view the claim last lost on.
+    fn saw(&mut self, leases: &BTreeMap<TaskId, Lease>, lost: u32) {
+        if let Some(before) = self.losing_view.take() {
+            let landed = spread::claims_landed(&before, leases, &self.agent, self.since);
+            self.crowd = self
+                .crowd
+                .after_view(lost.saturating_sub(self.crowd.lost_races), landed);
+        }
+    }
+
+    /// Remembers the view `leases` the claim just lost a race on.
+    fn lost_on(&mut self, leases: &BTreeMap<TaskId, Lease>) {
+        self.losing_view = Some(
+            leases
+                .iter()
+                .map(|(task, lease)| (task.clone(), (lease.oid, lease.record.generation)))
+                .collect(),
+        );
+    }
+
+    /// How long to wait after the round that made `lost` races lost in all.
+    fn backoff(&self, lost: u32) -> std::time::Duration {
+        spread::backoff(lost, self.round_began.elapsed(), lease::random_u64())
+    }
 }
 
 /// How fresh the view of the remote a claim chooses on is.
