@@ -117,6 +117,14 @@ pub fn message(settings: &Settings, severity: &str, text: &str) {
     let _ = writeln!(std::io::stderr(), "{prefix}: {text}");
 }
 
+/// Says what a command did ("renewed alpha ...", "released alpha ..."), or that it found
+/// nothing to show: the one rule every command follows. That is a message, so it goes to
+/// stderr as `info:` like every other; stdout carries only data (tables, the context bundle,
+/// JSON), so a script reading stdout never takes a confirmation for data.
+pub fn confirm(settings: &Settings, text: &str) {
+    message(settings, "info", text);
+}
+
 /// Prints the problems met while loading the queue to stderr, saying that broken files were skipped.
 pub fn loading_diagnostics(settings: &Settings, diagnostics: &[Diagnostic]) {
     for diagnostic in diagnostics {

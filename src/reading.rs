@@ -26,11 +26,13 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    pub fn source(&self) -> QueueSource {
+    /// Returns the version these flags name; without one, the queue's branch as `settings`
+    /// name it (`GITPRIO_BRANCH` over the config's), the branch `claim` reads.
+    pub fn source(&self, settings: &Settings) -> QueueSource {
         match (&self.rev, self.worktree) {
             (Some(rev), _) => QueueSource::Rev(rev.clone()),
             (None, true) => QueueSource::Worktree,
-            (None, false) => QueueSource::Default,
+            (None, false) => settings.invocation().queue(),
         }
     }
 }
@@ -43,7 +45,7 @@ pub fn load_queue(
     args: &SourceArgs,
 ) -> Result<(LoadedQueue, Queue), CliError> {
     let repo = Repository::discover(&settings.directory)?;
-    let mut loaded = load_tasks(settings, &repo, &args.source())?;
+    let mut loaded = load_tasks(settings, &repo, &args.source(settings))?;
     let holds = holds(settings, &repo)?;
     // The queue owns the tasks from here: `loaded` keeps where they came from and the problems.
     let queue = Queue::build(std::mem::take(&mut loaded.tasks), &holds);
@@ -103,7 +105,7 @@ pub fn top_task(settings: &Settings, args: &SourceArgs) -> Result<Top, CliError>
     let repo = Repository::discover(&settings.directory)?;
     let cache_path = workspace::parse_cache_path(&repo);
     let mut cache = ParseCache::load(&cache_path);
-    let resolved = source::resolve(&repo, &args.source(), Some(&mut cache))?;
+    let resolved = source::resolve(&repo, &args.source(settings), Some(&mut cache))?;
     if let Some(index) = resolved.index(&cache) {
         workspace::save_parse_cache(&cache, &cache_path, &output::Stderr(settings));
         output::loading_diagnostics(settings, &index.diagnostics);

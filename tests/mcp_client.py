@@ -108,6 +108,27 @@ async def drive(binary, clone, env):
                 check(size / 4 < TOOL_BUDGET_TOKENS, f"tool definitions cost {size / 4:.0f} tokens")
                 print(f"list tools: {len(tools)} tools, about {size // 4} tokens")
 
+                # Another agent holds every task: the reply must tell this one to stop, in words
+                # and in the field an agent branches on, as the CLI's exit code 3 does.
+                other = os.path.join(os.path.dirname(clone), "other")
+                git(env, os.path.dirname(clone), "clone", "--quiet", "remote.git", other)
+                as_other = {**os.environ, **env, "GITPRIO_AGENT": "other", "GITPRIO_NOW": "2026-11-01T12:00:00Z"}
+                for _ in range(2):
+                    subprocess.run([binary, "claim", "--json"], cwd=other, env=as_other, check=True, capture_output=True)
+                is_error, held = await call(session, "get_next_task")
+                check(
+                    is_error and held["exit_status"] == "nothing_ready" and held["exit_code"] == 3,
+                    f"all held: an error with the nothing_ready status: {held}",
+                )
+                check(held["task"] is None and held["reason"] == "all_held", f"all held: {held}")
+                check(
+                    "stop" in held["message"] and "gitprio " not in held["message"],
+                    f"all held: the message tells the agent to stop, naming no CLI command: {held['message']}",
+                )
+                print(f"claim: all held ({held['message']})")
+                for task in ("alpha", "beta"):
+                    subprocess.run([binary, "release", task], cwd=other, env=as_other, check=True, capture_output=True)
+
                 is_error, claimed = await call(session, "get_next_task")
                 check(not is_error and claimed["task"] == "alpha", f"claim: {claimed}")
                 check("Create src/alpha.txt." in claimed["context"], "the context holds the task")
@@ -146,6 +167,7 @@ async def drive(binary, clone, env):
                     is_error, claimed = await call(session, "get_next_task")
                     if claimed["task"] is None:
                         check(not is_error and claimed["reason"] == "empty", f"queue empty: {claimed}")
+                        check("stop" in claimed["message"], f"queue empty: the message says to stop: {claimed}")
                         print(f"claim: queue empty ({claimed['message']})")
                         break
                     check(not is_error, f"claim: {claimed}")

@@ -43,7 +43,7 @@ pub fn run(settings: &Settings, args: &ContextArgs) -> CommandResult {
     let source = args
         .rev
         .clone()
-        .map_or(QueueSource::Default, QueueSource::Rev);
+        .map_or_else(|| settings.invocation().queue(), QueueSource::Rev);
     let loaded = load_tasks(settings, &repo, &source)?;
     let task = loaded
         .tasks

@@ -7,7 +7,6 @@ use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
-use gitprio_core::source::QueueSource;
 use gitprio_core::usage::attribute::Unattributed;
 use gitprio_core::usage::report::{
     Distribution, GroupBy, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts, Waste,
@@ -106,9 +105,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         store.refresh()?;
         Ledger::new(store).refresh()?;
     }
-    let queue_source = store
-        .queue_ref()
-        .map_or(QueueSource::Default, QueueSource::Rev);
+    let queue_source = workspace.queue_source();
     let loaded = load_tasks(settings, &repo, &queue_source)?;
     let tasks: BTreeMap<TaskId, TaskFacts> = loaded
         .tasks

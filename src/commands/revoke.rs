@@ -50,15 +50,21 @@ pub fn run(settings: &Settings, args: &RevokeArgs) -> CommandResult {
     if args.json {
         output::print_json(&revoked.reply(&id, workspace.store_name()))?;
     } else if args.park {
-        crate::output::outln!(
-            "revoked {id} from {}; it is parked until `gitprio unpark {id}`",
-            revoked.from
-        )?;
+        output::confirm(
+            &settings,
+            &format!(
+                "revoked {id} from {}; it is parked until `gitprio unpark {id}`",
+                revoked.from
+            ),
+        );
     } else {
-        crate::output::outln!(
-            "revoked {id} from {}; its next heartbeat stops it, and the task is ready for the next agent",
-            revoked.from
-        )?;
+        output::confirm(
+            &settings,
+            &format!(
+                "revoked {id} from {}; its next heartbeat stops it, and the task is ready for the next agent",
+                revoked.from
+            ),
+        );
     }
     Ok(exit_code::SUCCESS)
 }

@@ -14,7 +14,7 @@ mod logs;
 mod operations;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -36,7 +36,6 @@ use crate::cli::CommandResult;
 use crate::exit_code::ExitStatus;
 use crate::github::{ApiSettings, GitHub};
 use crate::output;
-use crate::settings::BRANCH_VARIABLE;
 use crate::settings::Settings;
 use gitprio_core::workspace::{StoreChoice, Workspace, store_mode};
 
@@ -345,7 +344,7 @@ impl PullRequests {
             ));
             return None;
         };
-        let base = queue_branch(repo, config, false).unwrap_or_else(|| "main".to_owned());
+        let base = queue_branch(settings, repo, config, false).unwrap_or_else(|| "main".to_owned());
         let api = ApiSettings {
             api_url: variable("GITHUB_API_URL")
                 .unwrap_or_else(|| "https://api.github.com".to_owned()),
@@ -367,13 +366,47 @@ impl PullRequests {
     }
 }
 
-/// The queue's branch on the remote, in remote mode.
-fn queue_branch(repo: &Repository, config: &Config, local: bool) -> Option<String> {
-    let branch = std::env::var(BRANCH_VARIABLE).ok();
-    match store_mode(repo, config, StoreChoice::local(local), branch.as_deref()) {
+/// The queue's branch on the remote, in remote mode: as the lease store names it, from the
+/// branch `settings` were told (`GITPRIO_BRANCH`) over the config's.
+fn queue_branch(
+    settings: &Settings,
+    repo: &Repository,
+    config: &Config,
+    local: bool,
+) -> Option<String> {
+    match store_mode(
+        repo,
+        config,
+        StoreChoice::local(local),
+        settings.branch.as_deref(),
+    ) {
         Ok(Mode::Remote { branch, .. }) => Some(branch),
         Ok(Mode::Local) | Err(_) => None,
     }
+}
+
+/// Returns the agent command with a relative program path (`./agent.sh`, `../bin/agent`)
+/// made absolute from `directory`, where the run starts, as the shell that typed it reads
+/// it: the agent runs in a task's worktree, where the same path names another file. A
+/// path that is not there is an error before anything is claimed.
+fn agent_command(directory: &Path, command: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut command = command.to_vec();
+    if let Some(program) = command.first_mut()
+        && program.contains('/')
+        && Path::new(program.as_str()).is_relative()
+    {
+        let path = directory.join(program.as_str());
+        anyhow::ensure!(
+            path.is_file(),
+            "cannot find the agent `{program}` in {}: a relative path is read from the directory `gitprio run` starts in",
+            directory.display()
+        );
+        *program = std::path::absolute(&path)
+            .with_context(|| format!("cannot resolve {}", path.display()))?
+            .display()
+            .to_string();
+    }
+    Ok(command)
 }
 
 /// Splits `owner/name`.
@@ -434,6 +467,12 @@ pub struct RunContext {
     /// The lock file that makes worktrees be added and removed one at a time, by every
     /// run of the clone: `git worktree add` is not safe against a concurrent one.
     pub worktree_lock: PathBuf,
+}
+
+/// Writes an error the run logs itself as the CLI writes it on exit, its hint included
+/// (`gitprio_core::hint`): one rendering for both.
+pub fn rendered(error: &anyhow::Error) -> String {
+    crate::cli::message(error, gitprio_core::hint::FrontEnd::Cli)
 }
 
 impl RunContext {
@@ -523,7 +562,7 @@ impl RunContext {
         let common = repo.common_dir().to_path_buf();
         let push =
             (!args.no_push && !args.store.local && repo.has_remote(&remote)).then_some(remote);
-        let branch = queue_branch(repo, config, args.store.local);
+        let branch = queue_branch(settings, repo, config, args.store.local);
         let pull_requests = if args.open_pr {
             PullRequests::resolve(settings, repo, push.as_deref(), config)
         } else {
@@ -538,7 +577,7 @@ impl RunContext {
                 ttl: Some(ttl_text.to_owned()),
                 branch: branch.clone(),
             },
-            command: args.command.clone(),
+            command: agent_command(&settings.directory, &args.command)?,
             adapter: args.adapter.unwrap_or_else(|| Adapter::detect(program)),
             directory: settings.directory.clone(),
             git_directory: repo.git_directory(),
@@ -670,7 +709,7 @@ fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) 
             }
         }
         Err(error) => {
-            control.stop(Stop::Error(format!("{error:#}")));
+            control.stop(Stop::Error(rendered(&error)));
             Next::Quit
         }
     }
@@ -734,7 +773,7 @@ fn finish(
                 .operations
                 .release(agent, id, &attempt::compact(&reason), false, false)
         {
-            context.warn(&format!("{agent}: {release:#}"));
+            context.warn(&format!("{agent}: {}", rendered(&release)));
         }
         control.stop(Stop::Error(format!("{id}: {error}")));
         state = control.lock();

@@ -158,7 +158,7 @@ fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
     if args.json {
         output::print_json(&UsageRecordReply::new(&id, &written))?;
     } else {
-        crate::output::outln!(
+        let text = format!(
             "{} {} on {id} run {}: {} tokens in {} {}{}",
             if written.kept.is_some() {
                 "kept"
@@ -182,7 +182,8 @@ fn record(settings: &Settings, args: &RecordArgs) -> CommandResult {
                 .budget_tokens
                 .map(|budget| format!(" (budget {budget})"))
                 .unwrap_or_default()
-        )?;
+        );
+        output::confirm(settings, &text);
     }
     Ok(match written.over_budget() {
         Some((spent, budget)) => output::over_budget(settings, &id, spent, budget),
@@ -206,7 +207,7 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
         return Ok(exit_code::SUCCESS);
     }
     if runs.is_empty() {
-        crate::output::outln!("no usage recorded for {id}")?;
+        output::confirm(settings, &format!("no usage recorded for {id}"));
         return Ok(exit_code::SUCCESS);
     }
     let mut rows = vec![

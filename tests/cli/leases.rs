@@ -788,7 +788,7 @@ fn done_after_gc_deleted_the_lease_says_so() {
     env.git("a", &["push", "--quiet", "origin", "main"]);
     let gc = as_agent(&env, "c", "carol", T0, &["gc"]);
     assert_eq!(
-        gc.stdout, "deleted 1 lease of finished tasks: only\n",
+        gc.stderr, "info: deleted 1 lease of finished tasks: only\n",
         "{gc}"
     );
     let again = as_agent(&env, "a", "alice", T0, &["done", "only"]);

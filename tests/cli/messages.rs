@@ -1,5 +1,7 @@
 //! What gitprio says when it cannot go on: nothing ready, an unreadable lease.
 
+use std::fmt::Write as _;
+
 use crate::assert_output;
 use crate::common::{Output, TestEnv};
 use crate::leases::{remote_with_clones, task};
@@ -85,4 +87,55 @@ fn an_unreachable_remote_hints_at_offline_where_the_command_has_it() {
     let claim = as_agent(&env, "a", "alice", &["claim"]);
     assert_eq!(claim.code, 1, "{claim}");
     assert!(!claim.stderr.contains("--offline"), "{claim}");
+}
+
+#[test]
+fn every_command_confirms_what_it_did_on_stderr_and_keeps_stdout_for_data() {
+    let env = TestEnv::new();
+    let files = vec![
+        (".tasks/first.md".to_owned(), task("First", 0, &[])),
+        (".tasks/second.md".to_owned(), task("Second", 1, &[])),
+    ];
+    remote_with_clones(&env, &files, &["a"]);
+    let steps: &[&[&str]] = &[
+        &["status"],
+        &["usage", "show", "second"],
+        &["claim", "--json"],
+        &["heartbeat"],
+        &[
+            "usage",
+            "record",
+            "--model",
+            "claude-sonnet-4-5",
+            "--input",
+            "10",
+            "--output",
+            "5",
+        ],
+        &["release", "--park"],
+        &["unpark", "first"],
+        &["claim", "--json"],
+        &["done"],
+        &["claim", "--json"],
+        &["revoke", "second", "--agent", "boss"],
+        &["gc"],
+    ];
+    let mut transcript = String::new();
+    for args in steps {
+        let output = as_agent(&env, "a", "alice", args);
+        assert_eq!(output.code, 0, "gitprio {}: {output}", args.join(" "));
+        if args.contains(&"--json") {
+            continue;
+        }
+        // A script reads stdout for data: a confirmation there would be read as some.
+        assert_eq!(output.stdout, "", "gitprio {}: {output}", args.join(" "));
+        assert!(
+            output.stderr.lines().all(|line| line.starts_with("info: ")),
+            "gitprio {}: {output}",
+            args.join(" ")
+        );
+        writeln!(transcript, "$ gitprio {}", args.join(" ")).unwrap();
+        write!(transcript, "{output}").unwrap();
+    }
+    insta::assert_snapshot!(transcript);
 }

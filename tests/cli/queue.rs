@@ -361,3 +361,52 @@ fn the_only_ready_task_is_explained_in_the_singular() {
     env.repo("repo", &[(".tasks/only.md", "---\ntitle: Only\n---\n")]);
     assert_output!(env.run("repo", &["next", "--explain"]));
 }
+
+#[test]
+fn gitprio_branch_names_the_queue_for_every_command_as_for_claim() {
+    let env = TestEnv::new();
+    env.repo(
+        "origin",
+        &[(".tasks/on-main.md", "---\ntitle: On main\n---\n")],
+    );
+    env.git("origin", &["checkout", "--quiet", "-b", "queue"]);
+    env.write(
+        "origin",
+        &[(
+            ".tasks/on-queue.md",
+            "---\ntitle: On the queue branch\npriority: 0\n---\n",
+        )],
+    );
+    env.git("origin", &["add", "--all"]);
+    env.git("origin", &["commit", "--quiet", "-m", "queue"]);
+    env.git("origin", &["checkout", "--quiet", "main"]);
+    env.git(".", &["clone", "--quiet", "origin", "clone"]);
+    let on_queue = |args: &[&str]| {
+        let output = env.run_with(
+            "clone",
+            args,
+            &[
+                ("GITPRIO_BRANCH", "queue"),
+                ("GITPRIO_NOW", "2026-11-01T12:00:00Z"),
+            ],
+        );
+        assert_eq!(output.code, 0, "gitprio {}: {output}", args.join(" "));
+        output
+    };
+    let queue = "refs/remotes/origin/queue";
+    let next = on_queue(&["next", "--json"]).json();
+    assert_eq!(next["task"]["id"], "on-queue", "{next}");
+    assert_eq!(next["source"]["rev"], queue, "{next}");
+    let list = on_queue(&["list", "--json"]).json();
+    assert_eq!(list["source"]["rev"], queue, "{list}");
+    assert_eq!(list["tasks"].as_array().map(Vec::len), Some(2), "{list}");
+    on_queue(&["show", "on-queue"]);
+    on_queue(&["explain", "on-queue"]);
+    let context = on_queue(&["context", "on-queue", "--json"]).json();
+    assert_eq!(context["source"]["rev"], queue, "{context}");
+    let claim = on_queue(&["claim", "--json"]).json();
+    assert_eq!(claim["task"]["id"], "on-queue", "{claim}");
+    assert_eq!(claim["source"]["rev"], queue, "{claim}");
+    let status = on_queue(&["status", "--json"]).json();
+    assert_eq!(status["leases"][0]["task"], "on-queue", "{status}");
+}

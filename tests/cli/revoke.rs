@@ -56,8 +56,8 @@ fn revoke_takes_a_lease_away_records_who_and_why_and_the_holder_loses_it() {
     );
     assert_eq!(revoked.code, 0, "{revoked}");
     assert_eq!(
-        revoked.stdout,
-        "revoked alpha from alice; it is parked until `gitprio unpark alpha`\n"
+        revoked.stderr,
+        "info: revoked alpha from alice; it is parked until `gitprio unpark alpha`\n"
     );
     assert_eq!(
         chain(&env, "alpha"),

@@ -1410,3 +1410,77 @@ fn a_run_killed_during_done_leaves_a_submission_the_next_run_pushes() {
         "{again}"
     );
 }
+
+#[test]
+fn a_lease_lost_while_the_agent_works_is_logged_as_gitprio_says_it_elsewhere() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    // A reviewer revokes the task while its agent works on it.
+    let revoking = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null\nGITPRIO_AGENT=boss '{}' revoke a --local --reason 'wrong approach' >&2\nsleep 30\n",
+            env!("CARGO_BIN_EXE_gitprio")
+        ),
+    );
+    let run = env.run(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--max-tasks",
+            "1",
+            "--ttl",
+            "3s",
+            "--grace",
+            "1s",
+            "--",
+            &revoking,
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let error = summary(&run)["runs"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The words `gitprio heartbeat` says by hand: who revoked, why, and what to do.
+    assert!(
+        error.starts_with("lease lost on `a`: the lease moved on since this worktree held generation 1 (revoked by boss at ")
+            && error.ends_with(": wrong approach); stop working on it"),
+        "{run}"
+    );
+    assert!(run.stderr.contains(&error), "{run}");
+}
+
+#[test]
+fn a_relative_agent_path_is_read_from_where_the_run_starts_as_a_shell_reads_it() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    script(&env, "agent", "cat > /dev/null\ntouch a.txt\n");
+    let run = env.run(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--max-tasks",
+            "1",
+            "--",
+            "../bin/agent",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["completed"], 1, "{run}");
+    // A path that is not there is an error before any claim, naming where it was looked for.
+    let missing = env.run("repo", &["run", "--local", "--", "./no-such-agent.sh"]);
+    assert_eq!(missing.code, 1, "{missing}");
+    assert!(
+        missing
+            .stderr
+            .contains("cannot find the agent `./no-such-agent.sh` in $ROOT/repo"),
+        "{missing}"
+    );
+    assert_eq!(lease_state(&env, "repo", "a")["attempt"], 1, "{missing}");
+}

@@ -1285,6 +1285,6 @@ fn usage_show_fetches_the_runs_and_their_lease_in_one_fetch() {
         &[("GITPRIO_NOW", T0), ("GIT_TRACE", trace.to_str().unwrap())],
     );
     assert_eq!(none.code, 0, "{none}");
-    assert_eq!(none.stdout, "no usage recorded for docs\n", "{none}");
+    assert_eq!(none.stderr, "info: no usage recorded for docs\n", "{none}");
     assert_eq!(fetches(&trace).len(), 1, "{:#?}", fetches(&trace));
 }

@@ -48,9 +48,8 @@ pub fn run(settings: &Settings, args: &ClaimArgs) -> CommandResult {
             if args.json {
                 output::print_json(&ClaimReply::new(&claimed, workspace.store_name(), commands))?;
             } else {
-                output::message(
+                output::confirm(
                     &settings,
-                    "info",
                     &format!(
                         "claimed {} as {} (generation {}, attempt {}, expires {})",
                         claimed.task.id,

@@ -79,9 +79,8 @@ pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
             return Ok(exit_code::FAILURE);
         }
         if !checks.is_empty() {
-            output::message(
+            output::confirm(
                 settings,
-                "info",
                 &format!(
                     "acceptance: {} passed",
                     if checks.len() == 1 {
@@ -105,11 +104,13 @@ pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
             acceptance: checks,
         })?;
     } else {
-        crate::output::outln!(
-            "submitted {id} (generation {}); set `status: done` in {}: commit it and open the pull request",
-            submitted.lease.record.generation,
-            submitted.path
-        )?;
+        output::confirm(
+            settings,
+            &format!(
+                "submitted {id} (generation {}); set `status: done` in {}: commit it and open the pull request",
+                submitted.lease.record.generation, submitted.path
+            ),
+        );
     }
     Ok(exit_code::SUCCESS)
 }

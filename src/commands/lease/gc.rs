@@ -26,21 +26,27 @@ pub fn run(settings: &Settings, args: &GcArgs) -> CommandResult {
     if args.json {
         output::print_json(&collected)?;
     } else if collected.deleted.is_empty() && collected.kept.is_empty() {
-        crate::output::outln!("nothing to delete: every lease belongs to an open task")?;
+        output::confirm(
+            settings,
+            "nothing to delete: every lease belongs to an open task",
+        );
     } else if collected.deleted.is_empty() {
-        crate::output::outln!("nothing to delete")?;
+        output::confirm(settings, "nothing to delete");
     } else {
-        crate::output::outln!(
-            "deleted {} {} of finished tasks: {}",
-            collected.deleted.len(),
-            output::plural(collected.deleted.len(), "lease"),
-            collected
-                .deleted
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )?;
+        output::confirm(
+            settings,
+            &format!(
+                "deleted {} {} of finished tasks: {}",
+                collected.deleted.len(),
+                output::plural(collected.deleted.len(), "lease"),
+                collected
+                    .deleted
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
     }
     Ok(exit_code::SUCCESS)
 }

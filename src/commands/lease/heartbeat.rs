@@ -45,11 +45,13 @@ pub fn run(settings: &Settings, args: &LeaseIdArgs) -> CommandResult {
     if args.json {
         output::print_json(&renewed.reply(workspace.store_name()))?;
     } else {
-        crate::output::outln!(
-            "renewed {id} (generation {}) until {}",
-            renewed.lease.record.generation,
-            renewed.lease.record.expires_at
-        )?;
+        output::confirm(
+            settings,
+            &format!(
+                "renewed {id} (generation {}) until {}",
+                renewed.lease.record.generation, renewed.lease.record.expires_at
+            ),
+        );
     }
     Ok(verdict)
 }

@@ -44,16 +44,23 @@ pub fn run(settings: &Settings, args: &ReleaseArgs) -> CommandResult {
     if args.json {
         output::print_json(&workspace::release_reply(&released, workspace.store_name()))?;
     } else if released.parked && args.park {
-        crate::output::outln!(
-            "released {id} and parked it: it waits for a human (`gitprio unpark {id}`)"
-        )?;
+        output::confirm(
+            settings,
+            &format!("released {id} and parked it: it waits for a human (`gitprio unpark {id}`)"),
+        );
     } else if released.parked {
-        crate::output::outln!(
-            "released {id}: {} failed attempts, so it is parked until a human looks (`gitprio unpark {id}`)",
-            released.lease.record.failures
-        )?;
+        output::confirm(
+            settings,
+            &format!(
+                "released {id}: {} failed attempts, so it is parked until a human looks (`gitprio unpark {id}`)",
+                released.lease.record.failures
+            ),
+        );
     } else {
-        crate::output::outln!("released {id}; it is ready for the next agent")?;
+        output::confirm(
+            settings,
+            &format!("released {id}; it is ready for the next agent"),
+        );
     }
     Ok(exit_code::SUCCESS)
 }

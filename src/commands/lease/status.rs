@@ -32,7 +32,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
         return Ok(exit_code::SUCCESS);
     }
     if status.leases.is_empty() && status.unreadable.is_empty() {
-        crate::output::outln!("no leases: no task is claimed")?;
+        output::confirm(settings, "no leases: no task is claimed");
         return Ok(exit_code::SUCCESS);
     }
     let mut rows = vec![vec![

@@ -35,7 +35,10 @@ pub fn run(settings: &Settings, args: &UnparkArgs) -> CommandResult {
             lease: LeaseReply::new(&unparked, workspace.store_name()),
         })?;
     } else {
-        crate::output::outln!("unparked {id}: it is ready again, with its attempt history kept")?;
+        output::confirm(
+            settings,
+            &format!("unparked {id}: it is ready again, with its attempt history kept"),
+        );
     }
     Ok(exit_code::SUCCESS)
 }

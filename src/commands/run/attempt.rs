@@ -39,8 +39,9 @@ enum Halt {
     OverBudget(String),
     /// The run's own `--max-tokens` or `--max-usd` is reached.
     RunLimit(String),
-    /// The heartbeat says the lease is gone: revoked, or expired and claimed by another agent.
-    Lost,
+    /// The heartbeat says the lease is gone (revoked, or expired and claimed by another
+    /// agent), in its own words.
+    Lost(String),
 }
 
 /// What a running agent has spent so far.
@@ -313,7 +314,8 @@ fn record_spend(
             .record_usage(agent, id, &records_text(&records))
     {
         run.warn(&format!(
-            "{agent}: the usage of {id} was not recorded: {error:#}"
+            "{agent}: the usage of {id} was not recorded: {}",
+            super::rendered(&error)
         ));
     }
     if setup.usage_file.starts_with(&setup.worktree) {
@@ -352,7 +354,7 @@ impl Outcome<'_> {
         verdict: &adapters::Verdict,
     ) -> Result<Report, SetupError> {
         let failure = match halt {
-            Some(Halt::Lost) => return Ok(self.lost()),
+            Some(Halt::Lost(error)) => return Ok(self.lost(error)),
             Some(Halt::Interrupted) => {
                 let ending = self.give_back("interrupted: gitprio run was stopped");
                 return Ok(self.finish(ending, Some("interrupted".to_owned())));
@@ -377,16 +379,15 @@ impl Outcome<'_> {
         Ok(self.fail(&failure))
     }
 
-    /// Releases a task whose lease was lost while the agent ran.
-    fn lost(&self) -> Report {
+    /// Releases a task whose lease was lost while the agent ran; `error` is what the
+    /// heartbeat said, as `gitprio heartbeat` says it by hand.
+    fn lost(&self, error: String) -> Report {
         let _ = self
             .run
             .operations
             .release(self.agent, self.id(), "lease lost", false, false);
-        self.finish(
-            Ending::Lost,
-            Some("lease lost: revoked, or expired and claimed by another agent".to_owned()),
-        )
+        self.run.warn(&format!("{}: {error}", self.agent));
+        self.finish(Ending::Lost, Some(error))
     }
 
     fn give_back(&self, reason: &str) -> Ending {
@@ -404,9 +405,7 @@ impl Outcome<'_> {
         {
             Ok(Done::Submitted(warnings)) => Ok(self.completed(&warnings, summary)),
             Ok(Done::Refused(reason)) => Ok(self.fail(&reason)),
-            Ok(Done::Lost) => {
-                Ok(self.finish(Ending::Lost, Some("lease lost before done".to_owned())))
-            }
+            Ok(Done::Lost(error)) => Ok(self.lost(error)),
             Err(error) => {
                 // Not the task's fault (the remote is unreachable, refuses the push): failing
                 // it would fail every attempt the same way, and park it with its work lost.
@@ -469,7 +468,8 @@ impl Outcome<'_> {
             Ok(true) => Ending::Parked,
             Ok(false) => Ending::Failed,
             Err(error) => {
-                self.run.warn(&format!("{agent}: {error:#}"));
+                self.run
+                    .warn(&format!("{agent}: {}", super::rendered(&error)));
                 Ending::Lost
             }
         };
@@ -571,7 +571,7 @@ fn give_back(run: &RunContext, agent: &str, id: &str, reason: &str) -> Ending {
             Ending::Released
         }
         Err(error) => {
-            run.warn(&format!("{agent}: {error:#}"));
+            run.warn(&format!("{agent}: {}", super::rendered(&error)));
             Ending::Lost
         }
     }
@@ -677,7 +677,7 @@ impl Watch<'_> {
             .heartbeat(self.agent, self.id, tokens, usd)
         {
             Ok(Beat::Renewed) => None,
-            Ok(Beat::Lost) => Some(Halt::Lost),
+            Ok(Beat::Lost(error)) => Some(Halt::Lost(error)),
             Ok(Beat::OverBudget) => Some(Halt::OverBudget(
                 "over budget: the usage ledger says the task's budget is spent".to_owned(),
             )),
@@ -689,7 +689,8 @@ impl Watch<'_> {
                 None
             }
             Err(error) => {
-                self.run.warn(&format!("{}: {error:#}", self.agent));
+                self.run
+                    .warn(&format!("{}: {}", self.agent, super::rendered(&error)));
                 None
             }
         }
@@ -765,7 +766,7 @@ fn describe_halt(halt: &Halt) -> String {
             crate::output::span(i64::try_from(limit.as_secs()).unwrap_or(i64::MAX))
         ),
         Halt::OverBudget(reason) | Halt::RunLimit(reason) => reason.clone(),
-        Halt::Lost => "the lease was lost".to_owned(),
+        Halt::Lost(_) => "the lease was lost".to_owned(),
     }
 }
 
@@ -1271,7 +1272,7 @@ pub fn finish_left_submissions(run: &RunContext, agent: &str) {
         let finished = match run.operations.done(holder, &worktree, id, None) {
             Ok(Done::Submitted(_)) => task_in(&worktree, id),
             Ok(Done::Refused(reason)) => Err(anyhow::anyhow!(reason)),
-            Ok(Done::Lost) => Err(anyhow::anyhow!("lease lost")),
+            Ok(Done::Lost(error)) => Err(anyhow::anyhow!(error)),
             Err(error) => Err(error),
         };
         let task = match finished {

@@ -82,8 +82,8 @@ impl Claimed {
 #[derive(Debug, PartialEq, Eq)]
 pub enum Beat {
     Renewed,
-    /// Exit 4: another agent holds the task now.
-    Lost,
+    /// Exit 4: another agent holds the task now, or it was revoked; what `heartbeat` said.
+    Lost(String),
     /// Exit 5: the usage ledger says the task's budget is spent.
     OverBudget,
     /// Any other failure (the remote is down...): the lease may still be renewed later.
@@ -98,7 +98,8 @@ pub enum Done {
     /// An acceptance command failed (the reason, with its output's tail), or the task must
     /// be planned first and has no plan.
     Refused(String),
-    Lost,
+    /// Exit 4: the lease moved on; what `done` said.
+    Lost(String),
 }
 
 /// A finished gitprio subprocess.
@@ -267,7 +268,7 @@ impl Operations {
         let output = self.output(&self.directory, agent, &self.with_store(arguments), None)?;
         Ok(match output.code {
             exit_code::SUCCESS => Beat::Renewed,
-            exit_code::LEASE_LOST => Beat::Lost,
+            exit_code::LEASE_LOST => Beat::Lost(output.error()),
             exit_code::BUDGET_EXCEEDED => Beat::OverBudget,
             _ => Beat::Failed(output.error()),
         })
@@ -327,7 +328,7 @@ impl Operations {
                     .map(str::to_owned)
                     .collect(),
             )),
-            exit_code::LEASE_LOST => Ok(Done::Lost),
+            exit_code::LEASE_LOST => Ok(Done::Lost(output.error())),
             _ => {
                 if let Ok(unplanned) = serde_json::from_str::<DoneUnplannedReply>(&output.stdout) {
                     return Ok(Done::Refused(format!(
@@ -366,9 +367,6 @@ impl Operations {
             arguments.push("--park");
         }
         let output = self.output(&self.directory, agent, &self.with_store(arguments), None)?;
-        if output.code == exit_code::LEASE_LOST {
-            bail!("the lease on {id} was lost before it could be released");
-        }
         if output.code != exit_code::SUCCESS {
             bail!("`gitprio release {id}` failed: {}", output.error());
         }

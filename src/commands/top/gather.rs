@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use gitprio_core::TaskId;
 use gitprio_core::lease::{self as core_lease, Lease, LeaseRecord, LeaseStore};
 use gitprio_core::queue::Queue;
-use gitprio_core::source::{self, ParseCache, QueueSource};
+use gitprio_core::source::{self, ParseCache};
 use gitprio_core::usage::{PriceTable, Run, USAGE_PREFIX};
 use gitprio_core::workspace::{SettledRuns, Workspace};
 use jiff::{SignedDuration, Timestamp};
@@ -63,11 +63,9 @@ pub fn fetch(store: &LeaseStore<'_>) -> anyhow::Result<()> {
 /// Reads everything the fleet is built from, as last fetched, at the workspace's `now`:
 /// its runs settled as every report settles them (an expired run is not in flight).
 pub fn read(workspace: &Workspace<'_>, window: SignedDuration) -> anyhow::Result<Snapshot> {
-    let (repo, store) = (workspace.repo(), workspace.store());
+    let repo = workspace.repo();
     let now = workspace.invocation().now;
-    let queue_source = store
-        .queue_ref()
-        .map_or(QueueSource::Default, QueueSource::Rev);
+    let queue_source = workspace.queue_source();
     // The parse cache `gitprio list` and `claim` keep: a refresh reparses only changed files.
     let cache_path = gitprio_core::workspace::parse_cache_path(repo);
     let mut cache = ParseCache::load(&cache_path);

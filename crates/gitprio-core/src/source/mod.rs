@@ -23,8 +23,9 @@ pub use cache::ParseCache;
 /// Which version of the task files to read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum QueueSource {
-    /// The queue's branch: see [`resolve_queue_ref`].
-    Default,
+    /// The queue's branch ([`resolve_queue_ref`]); `branch` is the one the front end was
+    /// told (`GITPRIO_BRANCH`), named over the config's `branch:` ([`named_branch`]).
+    Default { branch: Option<String> },
     /// A given revision.
     Rev(String),
     /// The files in the working tree, committed or not.
@@ -131,19 +132,41 @@ impl LoadedQueue {
     }
 }
 
+/// Returns the branch named as the queue's: `told` (`GITPRIO_BRANCH`, which `gitprio run`
+/// sets for the commands it runs in a task's worktree) over the config's `branch:`; `None`
+/// when neither names one. The one rule the lease store and every reading command follow.
+pub fn named_branch<'a>(config: &'a Config, told: Option<&'a str>) -> Option<&'a str> {
+    told.map(str::trim)
+        .filter(|branch| !branch.is_empty())
+        .or(config.branch.as_deref())
+}
+
+/// Returns the queue's branch on `remote`: the one named ([`named_branch`]), else the
+/// remote's default branch ([`remote_default_branch`]).
+pub fn queue_branch(
+    repo: &Repository,
+    config: &Config,
+    told: Option<&str>,
+    remote: &str,
+) -> String {
+    named_branch(config, told).map_or_else(|| remote_default_branch(repo, remote), str::to_owned)
+}
+
 /// Returns the ref the queue is read from by default, and its commit: the queue's branch
 /// as the leases name it (`claim`, `gc` read it there), so that every command names it alike.
 ///
-/// In order: `config.branch` on the remote (`refs/remotes/<remote>/<branch>`), the
-/// same local branch; without `branch:`, the remote's default branch as last fetched
-/// ([`remote_default_branch`], as `refs/remotes/<remote>/<branch>`); then `HEAD`.
+/// In order: the named branch ([`named_branch`]: `told`, else `config.branch`) on the
+/// remote (`refs/remotes/<remote>/<branch>`), the same local branch; without one, the
+/// remote's default branch as last fetched ([`remote_default_branch`], as
+/// `refs/remotes/<remote>/<branch>`); then `HEAD`.
 pub fn resolve_queue_ref(
     repo: &Repository,
     config: &Config,
+    told: Option<&str>,
 ) -> Result<(String, ObjectId), LoadError> {
     let remote = config.remote.as_deref().unwrap_or("origin");
     let mut candidates = Vec::new();
-    if let Some(branch) = &config.branch {
+    if let Some(branch) = named_branch(config, told) {
         candidates.push(format!("refs/remotes/{remote}/{branch}"));
         candidates.push(format!("refs/heads/{branch}"));
     } else if repo.has_remote(remote) {
@@ -245,8 +268,8 @@ pub fn resolve(
 ) -> Result<Resolved, LoadError> {
     match source {
         QueueSource::Worktree => resolve_worktree(repo, true),
-        QueueSource::Default => {
-            let (rev, commit) = resolve_queue_ref(repo, &local_config(repo)?)?;
+        QueueSource::Default { branch } => {
+            let (rev, commit) = resolve_queue_ref(repo, &local_config(repo)?, branch.as_deref())?;
             resolve_commit(repo, rev, commit, cache)
         }
         QueueSource::Rev(rev) => {

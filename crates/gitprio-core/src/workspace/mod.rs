@@ -87,6 +87,16 @@ pub struct Invocation {
     pub branch: Option<String>,
 }
 
+impl Invocation {
+    /// Returns the queue's branch as this invocation reads it by default: the branch it
+    /// was told (`GITPRIO_BRANCH`) over the config's, as its lease store names it.
+    pub fn queue(&self) -> crate::source::QueueSource {
+        crate::source::QueueSource::Default {
+            branch: self.branch.clone(),
+        }
+    }
+}
+
 /// Where the leases live: where the config says, or this clone's refs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum StoreChoice {

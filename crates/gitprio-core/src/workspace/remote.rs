@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::git::Repository;
 use crate::lease::Mode;
-use crate::source::remote_default_branch;
+use crate::source::queue_branch;
 
 use super::{StoreChoice, WorkspaceError};
 
@@ -33,10 +33,6 @@ pub fn store_mode(
         // No remote at all: the leases live in this clone's refs.
         Some(_) | None => return Ok(Mode::Local),
     };
-    let branch = branch
-        .filter(|branch| !branch.trim().is_empty())
-        .map(str::to_owned)
-        .or_else(|| config.branch.clone())
-        .unwrap_or_else(|| remote_default_branch(repo, &remote));
+    let branch = queue_branch(repo, config, branch, &remote);
     Ok(Mode::Remote { remote, branch })
 }

@@ -45,11 +45,11 @@ pub fn run_meta(
 
 impl Workspace<'_> {
     /// Returns the queue's source for this store: the queue's branch as last fetched, or
-    /// the default in local mode.
+    /// the invocation's default in local mode ([`super::Invocation::queue`]).
     pub fn queue_source(&self) -> QueueSource {
         self.store
             .queue_ref()
-            .map_or(QueueSource::Default, QueueSource::Rev)
+            .map_or_else(|| self.invocation.queue(), QueueSource::Rev)
     }
 
     /// Describes the current run of `id`: the lease this worktree holds, else the task's

@@ -86,7 +86,7 @@ impl Workspace<'_> {
 
     /// Finds the task file of `id`: in the working tree first (it may be new), else in the queue.
     fn find_task_file(&self, id: &TaskId) -> Result<String, WorkspaceError> {
-        for source in [QueueSource::Worktree, QueueSource::Default] {
+        for source in [QueueSource::Worktree, self.invocation.queue()] {
             if let Ok(loaded) = source::load(self.repo, &source, None)
                 && let Some(task) = loaded.tasks.iter().find(|task| &task.id == id)
             {
