@@ -401,8 +401,20 @@ fn group_rows(report: &Report) -> Vec<Vec<String>> {
 /// A section of the waste signals: title, explanation, lines.
 type Section = (&'static str, &'static str, Vec<String>);
 
-/// The waste signals as (title, explanation, lines).
+/// The waste signals as (title, explanation, lines); a section with nothing to show says
+/// `none`, in every format alike.
 fn waste_sections(report: &Report) -> Vec<Section> {
+    let mut sections = signal_sections(report);
+    for (_, _, lines) in &mut sections {
+        if lines.is_empty() {
+            lines.push("none".to_owned());
+        }
+    }
+    sections
+}
+
+/// The waste signals as (title, explanation, lines), as they come.
+fn signal_sections(report: &Report) -> Vec<Section> {
     let waste = &report.waste;
     vec![
         (

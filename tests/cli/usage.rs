@@ -1288,3 +1288,28 @@ fn usage_show_fetches_the_runs_and_their_lease_in_one_fetch() {
     assert_eq!(none.stderr, "info: no usage recorded for docs\n", "{none}");
     assert_eq!(fetches(&trace).len(), 1, "{:#?}", fetches(&trace));
 }
+
+#[test]
+fn a_report_section_with_nothing_to_show_says_none() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", "---\ntitle: A\n---\n")]);
+    let report = env.run("repo", &["report", "--offline"]);
+    assert_eq!(report.code, 0, "{report}");
+    let lines: Vec<&str> = report.stdout.lines().collect();
+    for (index, line) in lines.iter().enumerate() {
+        // A section title ("Cache hit rate: Cache reads over ..."), then its lines, indented;
+        // the note on prices ends the report.
+        if line.contains(": ")
+            && !line.starts_with("Costs are estimates")
+            && !line.starts_with(' ')
+            && index > 0
+            && lines[index - 1].is_empty()
+        {
+            let next = lines.get(index + 1).copied().unwrap_or_default();
+            assert!(
+                next.starts_with("  "),
+                "`{line}` has nothing under it:\n{report}"
+            );
+        }
+    }
+}
