@@ -1484,3 +1484,62 @@ fn a_relative_agent_path_is_read_from_where_the_run_starts_as_a_shell_reads_it()
     );
     assert_eq!(lease_state(&env, "repo", "a")["attempt"], 1, "{missing}");
 }
+
+#[test]
+fn a_task_lost_in_the_run_is_not_claimed_again_by_it() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/a.md", &task("A", "")),
+            (".tasks/b.md", &task("B", "")),
+        ],
+    );
+    // The agent revokes its own task `a` (something keeps taking it away); it does `b`.
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null\nif [ \"$GITPRIO_TASK\" = a ]; then GITPRIO_AGENT=boss '{}' revoke a --local --reason 'taken away' >&2; sleep 30; fi\ntouch \"$GITPRIO_TASK.txt\"\n",
+            env!("CARGO_BIN_EXE_gitprio")
+        ),
+    );
+    let run = env.run(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--no-push",
+            "--max-tasks",
+            "4",
+            "--ttl",
+            "3s",
+            "--grace",
+            "1s",
+            "--",
+            &agent,
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let summary = summary(&run);
+    let tasks: Vec<(&str, &str)> = summary["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|attempt| {
+            (
+                attempt["task"].as_str().unwrap(),
+                attempt["ending"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(tasks, [("a", "lost"), ("b", "completed")], "{run}");
+    assert_eq!(summary["stopped"], "nothing_ready", "{run}");
+    assert_eq!(run.stderr.matches("working on a").count(), 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("a is not claimed again by this run: its lease was lost"),
+        "{run}"
+    );
+}
