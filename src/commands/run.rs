@@ -710,7 +710,7 @@ fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) 
                 } else {
                     let ids: Vec<&str> = lost.iter().map(TaskId::as_str).collect();
                     format!(
-                        "{message} (passed over, their lease lost in this run: {})",
+                        "{message} (their lease was lost in this run: {})",
                         ids.join(", ")
                     )
                 };
