@@ -85,6 +85,10 @@ pub struct ReportArgs {
     pub store: StoreArgs,
 }
 
+/// Said instead of a table of zeros when the ledger holds no run; the machine formats
+/// (JSON, markdown, HTML, `OpenMetrics`) still print their empty report after it.
+const NO_RUNS: &str = "no runs yet: `gitprio run` records them, or an agent's `gitprio claim` then `gitprio usage record` or `gitprio usage import`";
+
 fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
     if let Ok(time) = text.parse::<Timestamp>() {
         return Ok(time);
@@ -163,6 +167,12 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         );
     }
     let format = if args.json { Format::Json } else { args.format };
+    if runs.is_empty() {
+        output::confirm(settings, NO_RUNS);
+        if matches!(format, Format::Table) {
+            return Ok(exit_code::SUCCESS);
+        }
+    }
     let text = match format {
         Format::Json => {
             let mut text = serde_json::to_string_pretty(&report)?;
