@@ -310,14 +310,20 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
             tokens(share.unattributed_unpriced_tokens)
         )
     };
-    Some((
-        "tied to tasks".to_owned(),
-        format!(
-            "{} of all imported tokens; unattributed on this machine: {} tokens ({unattributed_cost})",
-            percent(share.tied_share),
+    let text = match share.tied_share {
+        Some(tied) => format!(
+            "{} of {} tokens: this report's {} and {} unattributed on this machine ({unattributed_cost})",
+            percent(Some(tied)),
+            tokens(share.tied_tokens + share.unattributed_tokens),
+            tokens(share.tied_tokens),
             tokens(share.unattributed_tokens),
         ),
-    ))
+        None => format!(
+            "unknown: nothing unattributed on this machine to set this report's {} tokens against (`gitprio usage import` files there the spend of agent logs that no run claims)",
+            tokens(share.tied_tokens)
+        ),
+    };
+    Some(("tied to tasks".to_owned(), text))
 }
 
 fn headline(report: &Report) -> Vec<(String, String)> {
