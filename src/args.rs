@@ -47,6 +47,7 @@ impl Claimer {
             task_type: self.task_type.clone(),
             feature: self.feature.clone(),
             tier: self.tier.clone(),
+            skip: std::collections::BTreeSet::new(),
         }
     }
 }

@@ -85,6 +85,10 @@ pub struct ReportArgs {
     pub store: StoreArgs,
 }
 
+/// Said instead of a table of zeros when the ledger holds no run; the machine formats
+/// (JSON, markdown, HTML, `OpenMetrics`) still print their empty report after it.
+const NO_RUNS: &str = "no runs yet: `gitprio run` records them, or an agent's `gitprio claim` then `gitprio usage record` or `gitprio usage import`";
+
 fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
     if let Ok(time) = text.parse::<Timestamp>() {
         return Ok(time);
@@ -163,6 +167,12 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         );
     }
     let format = if args.json { Format::Json } else { args.format };
+    if runs.is_empty() {
+        output::confirm(settings, NO_RUNS);
+        if matches!(format, Format::Table) {
+            return Ok(exit_code::SUCCESS);
+        }
+    }
     let text = match format {
         Format::Json => {
             let mut text = serde_json::to_string_pretty(&report)?;
@@ -300,14 +310,20 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
             tokens(share.unattributed_unpriced_tokens)
         )
     };
-    Some((
-        "tied to tasks".to_owned(),
-        format!(
-            "{} of all imported tokens; unattributed on this machine: {} tokens ({unattributed_cost})",
-            percent(share.tied_share),
+    let text = match share.tied_share {
+        Some(tied) => format!(
+            "{} of {} tokens: this report's {} and {} unattributed on this machine ({unattributed_cost})",
+            percent(Some(tied)),
+            tokens(share.tied_tokens + share.unattributed_tokens),
+            tokens(share.tied_tokens),
             tokens(share.unattributed_tokens),
         ),
-    ))
+        None => format!(
+            "unknown: nothing unattributed on this machine to set this report's {} tokens against (`gitprio usage import` files there the spend of agent logs that no run claims)",
+            tokens(share.tied_tokens)
+        ),
+    };
+    Some(("tied to tasks".to_owned(), text))
 }
 
 fn headline(report: &Report) -> Vec<(String, String)> {

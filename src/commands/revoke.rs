@@ -2,7 +2,7 @@
 
 use clap::Args;
 use gitprio_core::git::Repository;
-use gitprio_core::lease::Revocation;
+use gitprio_core::lease::{LeaseState, Revocation};
 use gitprio_core::workspace::{self, Workspace};
 
 use crate::args::StoreArgs;
@@ -49,7 +49,7 @@ pub fn run(settings: &Settings, args: &RevokeArgs) -> CommandResult {
     }
     if args.json {
         output::print_json(&revoked.reply(&id, workspace.store_name()))?;
-    } else if args.park {
+    } else if revoked.lease.record.state == LeaseState::Parked {
         output::confirm(
             &settings,
             &format!(

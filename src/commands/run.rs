@@ -13,7 +13,7 @@ mod attempt;
 mod logs;
 mod operations;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -201,6 +201,10 @@ struct State {
     reports: Vec<Report>,
     /// The claimed tasks' facts, for the summary.
     tasks: BTreeMap<TaskId, TaskFacts>,
+    /// Tasks whose lease an attempt of this run lost: revoked, or taken by another agent.
+    /// The run never claims them again, so a task something keeps taking away cannot
+    /// make it spin (the revoke counted a failure already).
+    lost: BTreeSet<TaskId>,
 }
 
 /// What the slots share: the run's state, its limits, and Ctrl-C.
@@ -674,18 +678,18 @@ fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) 
     static CLAIM_TURN: Mutex<()> = Mutex::new(());
     let control = &context.control;
     let _turn = CLAIM_TURN.lock().unwrap_or_else(PoisonError::into_inner);
-    let limit = {
+    let (limit, lost) = {
         let state = control.lock();
         if state.stop.is_some() {
             return Next::Quit;
         }
-        control.claim_limit(&state)
+        (control.claim_limit(&state), state.lost.clone())
     };
     if let Some(limit) = limit {
         control.stop(limit);
         return Next::Quit;
     }
-    match context.operations.claim(agent, filters) {
+    match context.operations.claim(agent, filters, &lost) {
         Ok(Claim::Claimed(claimed)) => {
             let mut state = control.lock();
             state.busy += 1;
@@ -701,6 +705,15 @@ fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) 
             } else if wait {
                 Next::Poll
             } else {
+                let message = if lost.is_empty() {
+                    message
+                } else {
+                    let ids: Vec<&str> = lost.iter().map(TaskId::as_str).collect();
+                    format!(
+                        "{message} (their lease was lost in this run: {})",
+                        ids.join(", ")
+                    )
+                };
                 state
                     .stop
                     .get_or_insert(Stop::NothingReady(reason, message));
@@ -759,7 +772,11 @@ fn finish(
         Ok(report) => (Some(report), None),
         Err(mut error) => (error.attempt.take().map(|report| *report), Some(error)),
     };
+    let mut lost = false;
     if let Some(report) = report {
+        if report.ending == Ending::Lost {
+            lost = state.lost.insert(claimed.task.id.clone());
+        }
         state.spent_tokens += report.tokens;
         state.spent_usd += report.cost_usd.unwrap_or(0.0);
         state.reports.push(report);
@@ -780,6 +797,12 @@ fn finish(
     }
     control.changed.notify_all();
     drop(state);
+    if lost {
+        context.say(&format!(
+            "{agent}: {} is not claimed again by this run: its lease was lost",
+            claimed.task.id
+        ));
+    }
 }
 
 /// Sums the run's attempts from the usage ledger, as `gitprio report` would.

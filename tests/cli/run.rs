@@ -1484,3 +1484,113 @@ fn a_relative_agent_path_is_read_from_where_the_run_starts_as_a_shell_reads_it()
     );
     assert_eq!(lease_state(&env, "repo", "a")["attempt"], 1, "{missing}");
 }
+
+#[test]
+fn a_task_lost_in_the_run_is_not_claimed_again_by_it() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/a.md", &task("A", "")),
+            (".tasks/b.md", &task("B", "")),
+        ],
+    );
+    // The agent revokes its own task `a` (something keeps taking it away); it does `b`.
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null\nif [ \"$GITPRIO_TASK\" = a ]; then GITPRIO_AGENT=boss '{}' revoke a --local --reason 'taken away' >&2; sleep 30; fi\ntouch \"$GITPRIO_TASK.txt\"\n",
+            env!("CARGO_BIN_EXE_gitprio")
+        ),
+    );
+    let run = env.run(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--no-push",
+            "--max-tasks",
+            "4",
+            "--ttl",
+            "3s",
+            "--grace",
+            "1s",
+            "--",
+            &agent,
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let summary = summary(&run);
+    let tasks: Vec<(&str, &str)> = summary["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|attempt| {
+            (
+                attempt["task"].as_str().unwrap(),
+                attempt["ending"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(tasks, [("a", "lost"), ("b", "completed")], "{run}");
+    assert_eq!(summary["stopped"], "nothing_ready", "{run}");
+    assert_eq!(
+        summary["reason"],
+        "nothing ready apart from 1 tasks passed over with --skip (their lease was lost in this run: a)",
+        "{run}"
+    );
+    assert_eq!(run.stderr.matches("working on a").count(), 1, "{run}");
+    assert!(
+        run.stderr
+            .contains("a is not claimed again by this run: its lease was lost"),
+        "{run}"
+    );
+}
+
+#[test]
+fn a_lost_attempt_counts_toward_max_attempts_and_parks_the_task_there() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/config.yaml", "max_attempts: 2\n"),
+            (".tasks/a.md", &task("A", "")),
+        ],
+    );
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null\nGITPRIO_AGENT=boss '{}' revoke a --local --reason 'taken away' >&2\nsleep 30\n",
+            env!("CARGO_BIN_EXE_gitprio")
+        ),
+    );
+    let arguments = [
+        "run",
+        "--local",
+        "--json",
+        "--no-push",
+        "--ttl",
+        "3s",
+        "--grace",
+        "1s",
+        "--",
+        &agent,
+    ];
+    let first = env.run("repo", &arguments);
+    assert_eq!(first.code, 0, "{first}");
+    assert_eq!(
+        lease_state(&env, "repo", "a")["state"],
+        "released",
+        "{first}"
+    );
+    // A second run loses it again: two lost attempts reach `max_attempts: 2`.
+    let second = env.run("repo", &arguments);
+    assert_eq!(second.code, 0, "{second}");
+    let lease = lease_state(&env, "repo", "a");
+    assert_eq!(lease["state"], "parked", "{second}\n{lease}");
+    let third = env.run("repo", &arguments);
+    assert_eq!(summary(&third)["attempts"], 0, "{third}");
+}

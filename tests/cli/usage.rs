@@ -1290,11 +1290,79 @@ fn usage_show_fetches_the_runs_and_their_lease_in_one_fetch() {
 }
 
 #[test]
-fn a_report_section_with_nothing_to_show_says_none() {
+fn a_report_with_no_runs_says_so_in_one_line_and_its_json_stays_typed() {
     let env = TestEnv::new();
     env.repo("repo", &[(".tasks/a.md", "---\ntitle: A\n---\n")]);
-    let report = env.run("repo", &["report", "--offline"]);
+    let nothing = "info: no runs yet: `gitprio run` records them, or an agent's `gitprio claim` then `gitprio usage record` or `gitprio usage import`\n";
+    let table = env.run("repo", &["report", "--offline"]);
+    assert_eq!(
+        (table.code, table.stdout.as_str(), table.stderr.as_str()),
+        (0, "", nothing),
+        "{table}"
+    );
+    let json = env.run("repo", &["report", "--offline", "--json"]);
+    assert_eq!((json.code, json.stderr.as_str()), (0, nothing), "{json}");
+    let json = json.json();
+    assert_eq!(json["summary"]["runs"], 0, "{json}");
+    assert_eq!(json["summary"]["tokens"], 0, "{json}");
+    assert_eq!(json["runs"], serde_json::json!([]), "{json}");
+}
+
+/// A repository whose task `a` has one run: a claim, then 100 tokens recorded by hand.
+fn one_run_recorded_by_hand() -> TestEnv {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", "---\ntitle: A\n---\n")]);
+    for command in [
+        &["claim", "--local"][..],
+        &[
+            "usage",
+            "record",
+            "a",
+            "--local",
+            "--model",
+            "claude-sonnet-4-5",
+            "--input",
+            "100",
+        ],
+    ] {
+        let output = env.run("repo", command);
+        assert_eq!(output.code, 0, "{output}");
+    }
+    env
+}
+
+#[test]
+fn with_nothing_imported_the_tied_share_is_not_a_hundred_percent_of_nothing() {
+    let env = one_run_recorded_by_hand();
+    let table = env.run("repo", &["report", "--offline", "--local"]);
+    let line = table
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("tied to tasks"))
+        .unwrap_or_else(|| panic!("no tied share: {table}"));
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>().join(" "),
+        "tied to tasks unknown: nothing unattributed on this machine to set this report's 100 tokens against (`gitprio usage import` files there the spend of agent logs that no run claims)",
+        "{table}"
+    );
+    let json = env
+        .run("repo", &["report", "--offline", "--local", "--json"])
+        .json();
+    assert_eq!(json["attribution"]["tied_tokens"], 100, "{json}");
+    assert_eq!(
+        json["attribution"]["tied_share"],
+        serde_json::Value::Null,
+        "{json}"
+    );
+}
+
+#[test]
+fn a_report_section_with_nothing_to_show_says_none() {
+    // One run, recorded by hand: a report with no run at all is one line.
+    let env = one_run_recorded_by_hand();
+    let report = env.run("repo", &["report", "--offline", "--local"]);
     assert_eq!(report.code, 0, "{report}");
+    assert!(report.stdout.starts_with("runs "), "{report}");
     let lines: Vec<&str> = report.stdout.lines().collect();
     for (index, line) in lines.iter().enumerate() {
         // A section title ("Cache hit rate: Cache reads over ..."), then its lines, indented;

@@ -3,6 +3,7 @@
 use clap::Args;
 use gitprio_core::git::Repository;
 use gitprio_core::hint::FrontEnd;
+use gitprio_core::lease::ClaimFilter;
 use gitprio_core::reply::lease::{ClaimReply, NothingReadyReply};
 use gitprio_core::workspace::{Claim, ClaimRequest, StoreChoice, Workspace, report_commands};
 
@@ -19,6 +20,9 @@ pub struct ClaimArgs {
     /// working in parallel never change the same files.
     #[arg(long)]
     pub avoid_overlap: bool,
+    /// Pass over this task (repeatable): `gitprio run` skips the tasks whose lease it lost.
+    #[arg(long, value_name = "ID")]
+    pub skip: Vec<String>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// Print JSON: `{"task": {...}, "lease": {...}}`, or `{"task": null, "reason": ...}`.
@@ -38,7 +42,14 @@ pub fn run(settings: &Settings, args: &ClaimArgs) -> CommandResult {
     )?;
     let request = ClaimRequest {
         ttl: args.claimer.ttl.clone(),
-        filter: args.claimer.filter(),
+        filter: ClaimFilter {
+            skip: args
+                .skip
+                .iter()
+                .map(|id| gitprio_core::workspace::task_id(id))
+                .collect::<Result<_, _>>()?,
+            ..args.claimer.filter()
+        },
         avoid_overlap: args.avoid_overlap,
     };
     match workspace.claim(&request)? {

@@ -4,18 +4,19 @@
 //! processes keeps every operation exactly what an agent would run by hand (same
 //! fencing, same crash safety, same ledger), and isolates them from the run's threads.
 
+use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, bail};
-use gitprio_core::Task;
 use gitprio_core::reply::lease::{
     ClaimReply, DoneFailedReply, DoneUnplannedReply, NothingReadyReply, ReleaseReply, StatusReply,
 };
 use gitprio_core::source::Origin;
 use gitprio_core::usage::RunMeta;
+use gitprio_core::{Task, TaskId};
 use jiff::Timestamp;
 
 use crate::exit_code::{self, ExitStatus};
@@ -184,9 +185,17 @@ impl Operations {
         arguments
     }
 
-    /// Claims the best ready task for `agent`.
-    pub fn claim(&self, agent: &str, filters: &Filters) -> anyhow::Result<Claim> {
+    /// Claims the best ready task for `agent`, passing over those in `skip`.
+    pub fn claim(
+        &self,
+        agent: &str,
+        filters: &Filters,
+        skip: &BTreeSet<TaskId>,
+    ) -> anyhow::Result<Claim> {
         let mut arguments = vec!["claim", "--json", "--agent", agent];
+        for id in skip {
+            arguments.extend(["--skip", id.as_str()]);
+        }
         if let Some(ttl) = &self.ttl {
             arguments.extend(["--ttl", ttl]);
         }

@@ -59,13 +59,17 @@ pub struct ClaimFilter {
     pub feature: Option<String>,
     /// The agent's model tier: only tasks whose `model` names it (or that name none).
     pub tier: Option<String>,
+    /// Tasks to pass over: `gitprio run` skips those it lost a lease on.
+    pub skip: BTreeSet<TaskId>,
 }
 
 impl ClaimFilter {
     fn admits(&self, task: &Task) -> bool {
-        self.task_type
-            .as_ref()
-            .is_none_or(|wanted| task.task_type.as_ref() == Some(wanted))
+        !self.skip.contains(&task.id)
+            && self
+                .task_type
+                .as_ref()
+                .is_none_or(|wanted| task.task_type.as_ref() == Some(wanted))
             && self
                 .feature
                 .as_ref()

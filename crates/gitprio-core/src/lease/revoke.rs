@@ -101,7 +101,9 @@ fn renewed_by_the_same_run(then: &LeaseRecord, now: &LeaseRecord) -> bool {
 }
 
 /// Returns the record that revokes `current`, or `None` when it is neither held nor
-/// submitted.
+/// submitted. The revoked attempt counts as failed, like any other lost one, so it parks
+/// the task at `max_attempts`: something that keeps taking a task away cannot make agents
+/// retry it forever.
 ///
 /// A submitted lease is revoked by a human whose review rejected the change: the task
 /// goes back to the queue (the holder's own commands never give a submission back).
@@ -114,14 +116,15 @@ fn revoked_record(
         return None;
     }
     let why = revocation.reason.unwrap_or("no reason given");
+    let failures = current.failures + 1;
     Some(LeaseRecord {
-        state: if revocation.park {
+        state: if revocation.park || failures >= context.max_attempts {
             LeaseState::Parked
         } else {
             LeaseState::Released
         },
         event: LeaseEvent::Revoke,
-        failures: current.failures + 1,
+        failures,
         holder: context.holder.clone(),
         reason: Some(why.to_owned()),
         last_error: Some(format!(
@@ -194,6 +197,18 @@ mod tests {
         )
         .unwrap();
         assert_eq!(parked.state, LeaseState::Parked);
+    }
+
+    #[test]
+    fn a_revoke_that_reaches_max_attempts_parks_the_task() {
+        let revocation = Revocation::default();
+        let mut current = held();
+        current.failures = 1;
+        let record = revoked_record(&current, &context(), &revocation).unwrap();
+        assert_eq!((record.state, record.failures), (LeaseState::Released, 2));
+        current.failures = 2;
+        let record = revoked_record(&current, &context(), &revocation).unwrap();
+        assert_eq!((record.state, record.failures), (LeaseState::Parked, 3));
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl ClaimReply {
 pub struct NothingReadyReply {
     /// Always `null`: no task was handed out.
     pub task: Option<TaskId>,
-    /// `empty`, `all_blocked`, `all_held`, `all_held_back`, `no_match` or `overlap`.
+    /// `empty`, `all_blocked`, `all_held`, `all_held_back`, `no_match`, `overlap` or `skipped`.
     pub reason: String,
     pub message: String,
 }

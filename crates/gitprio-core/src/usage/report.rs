@@ -275,7 +275,8 @@ pub struct Report {
     pub fleet: Vec<FleetRow>,
     /// Runs by task type, agent and outcome.
     pub fleet_runs: Vec<FleetRuns>,
-    /// How much of all imported spend is tied to tasks, when the unattributed store was read.
+    /// How much of the report's spend and this machine's unattributed spend is tied to
+    /// tasks, when the unattributed store was read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attribution: Option<Attribution>,
     /// Whether the pull request of each run was asked of GitHub (see [`pull_request_signals`]).
@@ -293,7 +294,9 @@ pub struct Attribution {
     pub unattributed_cost_usd: f64,
     /// Unattributed tokens of models without a price.
     pub unattributed_unpriced_tokens: u64,
-    /// Tied tokens over all tokens; `None` with no tokens at all.
+    /// Tied tokens over tied and unattributed tokens; `None` with nothing unattributed:
+    /// with no untied spend to set it against (usage recorded by `gitprio run` or by hand
+    /// only, nothing imported), a share would be 100% of nothing.
     pub tied_share: Option<f64>,
 }
 
@@ -344,7 +347,8 @@ pub fn attribute_share(
         }
     }
     let all = share.tied_tokens + share.unattributed_tokens;
-    share.tied_share = (all > 0).then(|| share.tied_tokens as f64 / all as f64);
+    share.tied_share =
+        (share.unattributed_tokens > 0).then(|| share.tied_tokens as f64 / all as f64);
     report.attribution = Some(share);
 }
 

@@ -87,6 +87,7 @@ impl Workspace<'_> {
                 &settled.queue,
                 held,
                 &settled.avoided,
+                &request.filter.skip,
             ))),
         }
     }
@@ -404,8 +405,14 @@ impl Drop for Unpin<'_, '_> {
 }
 
 /// Says why a claim found nothing: `held` open tasks kept back by leases only, `avoided`
-/// ready tasks passed over for overlapping a held one.
-fn why_nothing_ready(queue: &Queue, held: usize, avoided: &BTreeSet<TaskId>) -> NothingReady {
+/// ready tasks passed over for overlapping a held one, `skipped` ones for being named by
+/// `--skip`.
+fn why_nothing_ready(
+    queue: &Queue,
+    held: usize,
+    avoided: &BTreeSet<TaskId>,
+    skipped: &BTreeSet<TaskId>,
+) -> NothingReady {
     if queue.ready().is_empty() {
         let open = queue
             .not_ready()
@@ -416,6 +423,18 @@ fn why_nothing_ready(queue: &Queue, held: usize, avoided: &BTreeSet<TaskId>) -> 
             all_held_back(queue)
         } else {
             nothing_ready_in(queue)
+        }
+    } else if queue
+        .ready()
+        .iter()
+        .all(|entry| skipped.contains(&entry.task.id))
+    {
+        NothingReady {
+            reason: "skipped",
+            message: format!(
+                "nothing ready apart from {} tasks passed over with --skip",
+                queue.ready().len()
+            ),
         }
     } else if !avoided.is_empty() {
         NothingReady {

@@ -157,7 +157,7 @@ pub fn read_body(
 /// Why nothing is ready, as a stable reason code and a sentence.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NothingReady {
-    /// `empty`, `all_blocked`, `all_held`, `all_held_back`, `no_match` or `overlap`.
+    /// `empty`, `all_blocked`, `all_held`, `all_held_back`, `no_match`, `overlap` or `skipped`.
     pub reason: &'static str,
     /// The facts, without a way out: see [`NothingReady::sentence`].
     pub message: String,
