@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
 use gitprio_core::usage::attribute::Unattributed;
+use gitprio_core::usage::import::ImportState;
 use gitprio_core::usage::report::{
     Distribution, GroupBy, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts, Waste,
     attribute_share, pull_request_signals, report,
@@ -150,7 +151,10 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         pull_request_signals(&mut report, &pulls, &tasks);
     }
     match Unattributed::open(repo.common_dir()).totals() {
-        Ok(unattributed) => attribute_share(&mut report, &unattributed, &prices, &filter),
+        Ok(unattributed) => {
+            let imported = ImportState::path(repo.common_dir()).exists();
+            attribute_share(&mut report, &unattributed, &prices, &filter, imported);
+        }
         Err(error) => output::message(
             settings,
             "warning",
@@ -319,7 +323,7 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
             tokens(share.unattributed_tokens),
         ),
         None => format!(
-            "unknown: nothing unattributed on this machine to set this report's {} tokens against (`gitprio usage import` files there the spend of agent logs that no run claims)",
+            "unknown: no `gitprio usage import` on this machine yet to set this report's {} tokens against (it files the spend of agent logs that no run claims)",
             tokens(share.tied_tokens)
         ),
     };

@@ -271,7 +271,7 @@ pub fn import_logs(
     };
     let store = workspace.store();
     let repo = store.repo();
-    let state_path = repo.common_dir().join("gitprio").join("usage-import.json");
+    let state_path = ImportState::path(repo.common_dir());
     let mut state: ImportState = std::fs::read(&state_path)
         .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())

@@ -537,6 +537,10 @@ fn records_no_run_claims_are_kept_and_given_to_the_run_that_claims_them_later() 
     assert_eq!(claimed.json()["unattributed"], 0, "{claimed}");
     let show = agent(&env, "a", "alice", &["usage", "show", "cache", "--json"]);
     assert_eq!(show.json()["runs"][0]["totals"]["requests"], 1, "{show}");
+    // Imported here and all of it tied to a task: 100%, not unknown.
+    let report = agent(&env, "a", "alice", &["report", "--json", "--offline"]).json();
+    assert_eq!(report["attribution"]["unattributed_tokens"], 0, "{report}");
+    assert_eq!(report["attribution"]["tied_share"], 1.0, "{report}");
 
     // A session in bob's worktree before the run is known here: kept, then attributed
     // by a later import once bob's run reaches the ledger.
@@ -1342,7 +1346,7 @@ fn with_nothing_imported_the_tied_share_is_not_a_hundred_percent_of_nothing() {
         .unwrap_or_else(|| panic!("no tied share: {table}"));
     assert_eq!(
         line.split_whitespace().collect::<Vec<_>>().join(" "),
-        "tied to tasks unknown: nothing unattributed on this machine to set this report's 100 tokens against (`gitprio usage import` files there the spend of agent logs that no run claims)",
+        "tied to tasks unknown: no `gitprio usage import` on this machine yet to set this report's 100 tokens against (it files the spend of agent logs that no run claims)",
         "{table}"
     );
     let json = env

@@ -191,7 +191,7 @@ fn push_gauges(text: &mut String, report: &Report) {
             "gitprio_tied_ratio",
             "gauge",
             Some("ratio"),
-            "Share of the reported and this machine's unattributed tokens tied to tasks (absent with nothing unattributed).",
+            "Share of the reported and this machine's unattributed tokens tied to tasks (absent until `gitprio usage import` has run on this machine).",
         );
         let _ = writeln!(text, "gitprio_tied_ratio {share}");
     }

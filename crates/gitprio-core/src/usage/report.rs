@@ -294,20 +294,22 @@ pub struct Attribution {
     pub unattributed_cost_usd: f64,
     /// Unattributed tokens of models without a price.
     pub unattributed_unpriced_tokens: u64,
-    /// Tied tokens over tied and unattributed tokens; `None` with nothing unattributed:
-    /// with no untied spend to set it against (usage recorded by `gitprio run` or by hand
-    /// only, nothing imported), a share would be 100% of nothing.
+    /// Tied tokens over tied and unattributed tokens; `None` until `gitprio usage import`
+    /// has run on this machine: with usage recorded by `gitprio run` or by hand only, no
+    /// agent log was looked at for untied spend, and a share would be 100% of nothing.
     pub tied_share: Option<f64>,
 }
 
 /// Adds to `report` the share of spend tied to tasks, from the unattributed spend by day
-/// and model; days are kept when they overlap the filter's time.
+/// and model; days are kept when they overlap the filter's time. `imported`: whether an
+/// import has run on this machine (else the share is unknown, not 100%).
 #[expect(clippy::cast_precision_loss, reason = "a share for display")]
 pub fn attribute_share(
     report: &mut Report,
     unattributed: &super::attribute::UnattributedTotals,
     prices: &PriceTable,
     filter: &RunFilter,
+    imported: bool,
 ) {
     let since = filter.since.map(day_of);
     let until = filter.until.map(|until| {
@@ -347,8 +349,7 @@ pub fn attribute_share(
         }
     }
     let all = share.tied_tokens + share.unattributed_tokens;
-    share.tied_share =
-        (share.unattributed_tokens > 0).then(|| share.tied_tokens as f64 / all as f64);
+    share.tied_share = (imported && all > 0).then(|| share.tied_tokens as f64 / all as f64);
     report.attribution = Some(share);
 }
 

@@ -25,6 +25,12 @@ fn state_version() -> u32 {
 }
 
 impl ImportState {
+    /// Where the CLI keeps the state of the repository whose common git directory is
+    /// `common_dir`: it exists once `gitprio usage import` has run on this machine.
+    pub fn path(common_dir: &std::path::Path) -> std::path::PathBuf {
+        common_dir.join("gitprio").join("usage-import.json")
+    }
+
     pub fn new() -> Self {
         ImportState {
             version: IMPORT_STATE_VERSION,
