@@ -1416,30 +1416,8 @@ fn a_lease_lost_while_the_agent_works_is_logged_as_gitprio_says_it_elsewhere() {
     let env = TestEnv::new();
     env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
     // A reviewer revokes the task while its agent works on it.
-    let revoking = script(
-        &env,
-        "agent",
-        &format!(
-            "cat > /dev/null\nGITPRIO_AGENT=boss '{}' revoke a --local --reason 'wrong approach' >&2\nsleep 30\n",
-            env!("CARGO_BIN_EXE_gitprio")
-        ),
-    );
-    let run = env.run(
-        "repo",
-        &[
-            "run",
-            "--local",
-            "--json",
-            "--max-tasks",
-            "1",
-            "--ttl",
-            "3s",
-            "--grace",
-            "1s",
-            "--",
-            &revoking,
-        ],
-    );
+    let revoking = revoked_agent(&env, "wrong approach");
+    let run = run_shortly(&env, &["--max-tasks", "1"], &revoking);
     assert_eq!(run.code, 0, "{run}");
     let error = summary(&run)["runs"][0]["error"]
         .as_str()
@@ -1495,32 +1473,9 @@ fn a_task_lost_in_the_run_is_not_claimed_again_by_it() {
             (".tasks/b.md", &task("B", "")),
         ],
     );
-    // The agent revokes its own task `a` (something keeps taking it away); it does `b`.
-    let agent = script(
-        &env,
-        "agent",
-        &format!(
-            "cat > /dev/null\nif [ \"$GITPRIO_TASK\" = a ]; then GITPRIO_AGENT=boss '{}' revoke a --local --reason 'taken away' >&2; sleep 30; fi\ntouch \"$GITPRIO_TASK.txt\"\n",
-            env!("CARGO_BIN_EXE_gitprio")
-        ),
-    );
-    let run = env.run(
-        "repo",
-        &[
-            "run",
-            "--local",
-            "--json",
-            "--no-push",
-            "--max-tasks",
-            "4",
-            "--ttl",
-            "3s",
-            "--grace",
-            "1s",
-            "--",
-            &agent,
-        ],
-    );
+    // Task `a` is taken away from its agent each time (something keeps revoking it); `b` gets done.
+    let agent = revoked_agent(&env, "taken away");
+    let run = run_shortly(&env, &["--no-push", "--max-tasks", "4"], &agent);
     assert_eq!(run.code, 0, "{run}");
     let summary = summary(&run);
     let tasks: Vec<(&str, &str)> = summary["runs"]
@@ -1559,27 +1514,8 @@ fn a_lost_attempt_counts_toward_max_attempts_and_parks_the_task_there() {
             (".tasks/a.md", &task("A", "")),
         ],
     );
-    let agent = script(
-        &env,
-        "agent",
-        &format!(
-            "cat > /dev/null\nGITPRIO_AGENT=boss '{}' revoke a --local --reason 'taken away' >&2\nsleep 30\n",
-            env!("CARGO_BIN_EXE_gitprio")
-        ),
-    );
-    let arguments = [
-        "run",
-        "--local",
-        "--json",
-        "--no-push",
-        "--ttl",
-        "3s",
-        "--grace",
-        "1s",
-        "--",
-        &agent,
-    ];
-    let first = env.run("repo", &arguments);
+    let agent = revoked_agent(&env, "taken away");
+    let first = run_shortly(&env, &["--no-push"], &agent);
     assert_eq!(first.code, 0, "{first}");
     assert_eq!(
         lease_state(&env, "repo", "a")["state"],
@@ -1587,10 +1523,32 @@ fn a_lost_attempt_counts_toward_max_attempts_and_parks_the_task_there() {
         "{first}"
     );
     // A second run loses it again: two lost attempts reach `max_attempts: 2`.
-    let second = env.run("repo", &arguments);
+    let second = run_shortly(&env, &["--no-push"], &agent);
     assert_eq!(second.code, 0, "{second}");
     let lease = lease_state(&env, "repo", "a");
     assert_eq!(lease["state"], "parked", "{second}\n{lease}");
-    let third = env.run("repo", &arguments);
+    let third = run_shortly(&env, &["--no-push"], &agent);
     assert_eq!(summary(&third)["attempts"], 0, "{third}");
+}
+
+/// An agent whose task `a` a reviewer (`boss`) revokes, for `reason`, while it works on it;
+/// it works until stopped. Any other task it does (`touch <id>.txt`).
+fn revoked_agent(env: &TestEnv, reason: &str) -> String {
+    script(
+        env,
+        "agent",
+        &format!(
+            "cat > /dev/null\nif [ \"$GITPRIO_TASK\" = a ]; then GITPRIO_AGENT=boss '{}' revoke a --local --reason '{reason}' >&2; sleep 30; fi\ntouch \"$GITPRIO_TASK.txt\"\n",
+            env!("CARGO_BIN_EXE_gitprio")
+        ),
+    )
+}
+
+/// `gitprio run --local --json` with `extra` arguments and a short lease and grace, so that a
+/// lost lease shows within seconds.
+fn run_shortly(env: &TestEnv, extra: &[&str], agent: &str) -> Output {
+    let mut arguments = vec!["run", "--local", "--json"];
+    arguments.extend_from_slice(extra);
+    arguments.extend(["--ttl", "3s", "--grace", "1s", "--", agent]);
+    env.run("repo", &arguments)
 }
