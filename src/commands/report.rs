@@ -143,6 +143,14 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         By::Day => GroupBy::Day,
     };
     let runs = workspace.settled_runs()?.runs;
+    let format = if args.json { Format::Json } else { args.format };
+    if runs.is_empty() {
+        output::confirm(settings, NO_RUNS);
+        // Nothing to ask GitHub or the unattributed store for a table of no runs.
+        if matches!(format, Format::Table) {
+            return Ok(exit_code::SUCCESS);
+        }
+    }
     let mut report = report(&runs, &tasks, &prices, &filter, group_by);
     report.price_file = args.prices.as_ref().map(|path| path.display().to_string());
     if !args.offline
@@ -169,13 +177,6 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
                 "no price for model `{model}` ({tokens} tokens): its cost is unknown, not zero; add it to {PRICES_PATH}"
             ),
         );
-    }
-    let format = if args.json { Format::Json } else { args.format };
-    if runs.is_empty() {
-        output::confirm(settings, NO_RUNS);
-        if matches!(format, Format::Table) {
-            return Ok(exit_code::SUCCESS);
-        }
     }
     let text = match format {
         Format::Json => {
