@@ -90,6 +90,25 @@ pub struct ReportArgs {
 /// (JSON, markdown, HTML, `OpenMetrics`) still print their empty report after it.
 const NO_RUNS: &str = "no runs yet: `gitprio run` records them, or an agent's `gitprio claim` then `gitprio usage record` or `gitprio usage import`";
 
+/// Says which of the report's filters left none of the ledger's `total` runs, in the
+/// flags' own words, instead of a table of zeros.
+fn filtered_out(args: &ReportArgs, total: usize) -> String {
+    let flags: Vec<String> = [
+        ("--since", &args.since),
+        ("--until", &args.until),
+        ("--task", &args.task),
+        ("--feature", &args.feature),
+    ]
+    .into_iter()
+    .filter_map(|(flag, value)| value.as_ref().map(|value| format!("{flag} {value}")))
+    .collect();
+    let runs = if total == 1 { "run" } else { "runs" };
+    format!(
+        "no runs match `{}` (the ledger holds {total} {runs}): widen or drop the filter",
+        flags.join(" ")
+    )
+}
+
 fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
     if let Ok(time) = text.parse::<Timestamp>() {
         return Ok(time);
@@ -152,6 +171,12 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         }
     }
     let mut report = report(&runs, &tasks, &prices, &filter, group_by);
+    if !runs.is_empty() && report.runs.is_empty() {
+        output::confirm(settings, &filtered_out(args, runs.len()));
+        if matches!(format, Format::Table) {
+            return Ok(exit_code::SUCCESS);
+        }
+    }
     report.price_file = args.prices.as_ref().map(|path| path.display().to_string());
     if !args.offline
         && let Some(pulls) = github_pull_requests(settings, &report)

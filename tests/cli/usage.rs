@@ -1312,6 +1312,44 @@ fn a_report_with_no_runs_says_so_in_one_line_and_its_json_stays_typed() {
     assert_eq!(json["runs"], serde_json::json!([]), "{json}");
 }
 
+#[test]
+fn a_report_whose_filters_leave_no_runs_names_the_filter_in_one_line() {
+    let env = one_run_recorded_by_hand();
+    let left = "info: no runs match `--since 2030-01-01 --task a` (the ledger holds 1 run): widen or drop the filter\n";
+    let filtered = [
+        "report",
+        "--offline",
+        "--local",
+        "--since",
+        "2030-01-01",
+        "--task",
+        "a",
+    ];
+    let table = env.run("repo", &filtered);
+    assert_eq!(
+        (table.code, table.stdout.as_str(), table.stderr.as_str()),
+        (0, "", left),
+        "{table}"
+    );
+    let json = env.run("repo", &[&filtered[..], &["--json"]].concat());
+    assert_eq!((json.code, json.stderr.as_str()), (0, left), "{json}");
+    let json = json.json();
+    assert_eq!(json["summary"]["runs"], 0, "{json}");
+    assert_eq!(json["runs"], serde_json::json!([]), "{json}");
+    let markdown = env.run("repo", &[&filtered[..], &["--format", "md"]].concat());
+    assert_eq!(
+        (markdown.code, markdown.stderr.as_str()),
+        (0, left),
+        "{markdown}"
+    );
+    assert!(!markdown.stdout.is_empty(), "{markdown}");
+    // A filter that keeps the run prints its table, and says nothing about filters.
+    let kept = env.run("repo", &["report", "--offline", "--local", "--task", "a"]);
+    assert_eq!(kept.code, 0, "{kept}");
+    assert!(!kept.stderr.contains("no runs"), "{kept}");
+    assert!(kept.stdout.contains("tied to tasks"), "{kept}");
+}
+
 /// A repository whose task `a` has one run: a claim, then 100 tokens recorded by hand.
 fn one_run_recorded_by_hand() -> TestEnv {
     let env = TestEnv::new();
