@@ -125,10 +125,24 @@ pub enum LeaseError {
         "no lease on `{id}` any more{submitted}: `gitprio gc` deleted it, as it does once a task is done, dropped or gone from the queue's branch; nothing was recorded now"
     )]
     Gone { id: TaskId, submitted: String },
+    /// Every candidate of one view was taken meanwhile: the claim looks again, or gives up
+    /// ([`LeaseError::GaveUp`]).
     #[error(
         "gave up after losing {tries} races for the top tasks; other agents are claiming fast, try again"
     )]
     Contention { tries: u32 },
+    /// The claim's views all lost their races, or its time ran out
+    /// ([`super::spread::CLAIM_BUDGET`]).
+    #[error(
+        "gave up after losing {tries} races for the top tasks over {views} views in {}s (a claim tries for {}s at most); other agents are claiming fast, try again",
+        spent.as_secs(),
+        super::spread::CLAIM_BUDGET.as_secs()
+    )]
+    GaveUp {
+        tries: u32,
+        views: u32,
+        spent: std::time::Duration,
+    },
     #[error("no lease on `{id}`")]
     NoLease { id: TaskId },
     #[error("`{id}` is not parked: {}", state_phrase(*state))]
@@ -1300,6 +1314,19 @@ mod tests {
             })
             .collect();
         Queue::build(tasks, &Holds::new())
+    }
+
+    #[test]
+    fn a_claim_that_gives_up_says_how_many_tries_and_how_long() {
+        let error = LeaseError::GaveUp {
+            tries: 9,
+            views: 7,
+            spent: std::time::Duration::from_millis(61_400),
+        };
+        assert_eq!(
+            error.to_string(),
+            "gave up after losing 9 races for the top tasks over 7 views in 61s (a claim tries for 60s at most); other agents are claiming fast, try again"
+        );
     }
 
     fn view<'a>(queue: &'a Queue, files_skipped: bool, now: &str) -> GcView<'a> {
