@@ -1350,6 +1350,94 @@ fn a_report_whose_filters_leave_no_runs_names_the_filter_in_one_line() {
     assert!(kept.stdout.contains("tied to tasks"), "{kept}");
 }
 
+/// Alice's and then Bob's leases on `a` expire; Bob's claim took Alice's over, and
+/// Carol's claim, finding `max_attempts: 2` reached, parks `a` instead of taking it. Both
+/// lost attempts are runs of the report, as the lease counts them, not only the one a
+/// takeover recorded.
+#[test]
+fn every_attempt_lost_to_an_expired_lease_is_a_run_of_the_report() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/config.yaml", "max_attempts: 2\n"),
+            (".tasks/a.md", "---\ntitle: A\n---\n"),
+            (".tasks/b.md", "---\ntitle: B\npriority: p3\n---\n"),
+        ],
+    );
+    for (agent, now, expected) in [
+        ("alice", "2026-11-01T12:00:00Z", "a"),
+        ("bob", "2026-11-01T12:20:00Z", "a"),
+        ("carol", "2026-11-01T12:40:00Z", "b"),
+    ] {
+        let claimed = env.run_with(
+            "repo",
+            &["claim", "--local", "--ttl", "5m", "--json"],
+            &[("GITPRIO_AGENT", agent), ("GITPRIO_NOW", now)],
+        );
+        assert_eq!(claimed.code, 0, "{claimed}");
+        assert_eq!(claimed.json()["task"]["id"], expected, "{claimed}");
+    }
+    let look = [("GITPRIO_NOW", "2026-11-01T12:41:00Z")];
+    let status = env
+        .run_with("repo", &["status", "--local", "--json"], &look)
+        .json();
+    let lease = &status["leases"][0];
+    assert_eq!(
+        (
+            &lease["task"],
+            &lease["state"],
+            &lease["attempt"],
+            &lease["failures"]
+        ),
+        (&"a".into(), &"parked".into(), &2.into(), &2.into()),
+        "{status}"
+    );
+    let report = env
+        .run_with(
+            "repo",
+            &["report", "--local", "--offline", "--by", "run", "--json"],
+            &look,
+        )
+        .json();
+    let runs: Vec<(String, String, String, String)> = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|run| run["task"] == "a")
+        .map(|run| {
+            let text = |key: &str| run[key].as_str().unwrap_or("null").to_owned();
+            (
+                text("agent"),
+                text("outcome"),
+                text("started_at"),
+                text("ended_at"),
+            )
+        })
+        .collect();
+    let run = |agent: &str, started: &str, ended: &str| {
+        (
+            agent.to_owned(),
+            "expired".to_owned(),
+            started.to_owned(),
+            ended.to_owned(),
+        )
+    };
+    assert_eq!(
+        runs,
+        [
+            run("alice", "2026-11-01T12:00:00Z", "2026-11-01T12:05:00Z"),
+            run("bob", "2026-11-01T12:20:00Z", "2026-11-01T12:25:00Z"),
+        ],
+        "{report}"
+    );
+    assert_eq!(
+        report["waste"]["retried_tasks"],
+        serde_json::json!([["a", 2, 0]]),
+        "{report}"
+    );
+}
+
 /// A repository whose task `a` has one run: a claim, then 100 tokens recorded by hand.
 fn one_run_recorded_by_hand() -> TestEnv {
     let env = TestEnv::new();

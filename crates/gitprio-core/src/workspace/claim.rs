@@ -103,6 +103,7 @@ impl Workspace<'_> {
     ) -> Result<Settled, WorkspaceError> {
         let store = &self.store;
         let began = Instant::now();
+        let mut parked = Vec::new();
         let mut lost = 0;
         let mut watch = CrowdWatch::new(context);
         let mut round = 0;
@@ -143,7 +144,11 @@ impl Workspace<'_> {
                 &request.filter,
                 &avoided,
                 watch.crowd,
+                &mut parked,
             );
+            for ended in parked.drain(..) {
+                self.record_expired_run(&ended.lease, &ended.task, &loaded);
+            }
             let lost_before = lost;
             let give_up = |lost: u32| LeaseError::GaveUp {
                 tries: lost,
@@ -282,8 +287,9 @@ impl Workspace<'_> {
         })
     }
 
-    /// Records in the usage ledger that the run a reclaim took over ended when its holder
-    /// stopped renewing; a failure is a warning, since the claim stands.
+    /// Records in the usage ledger that the run of the expired lease `previous`, which a
+    /// reclaim took over or a claim parked, ended when its holder stopped renewing; a
+    /// failure is a warning, since the claim stands.
     fn record_expired_run(&self, previous: &Lease, task: &Task, loaded: &LoadedQueue) {
         let meta = RunMeta {
             outcome: Some(Outcome::Expired),
