@@ -7,6 +7,7 @@ mod browser;
 mod check;
 mod common;
 mod context;
+mod crash;
 mod fleet;
 mod formats;
 mod gc;

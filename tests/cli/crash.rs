@@ -1,0 +1,657 @@
+//! Real crashes: every state-changing command is started against a real remote (a path
+//! remote whose `pre-receive` hook sleeps, so a push lasts long enough to be cut in the
+//! middle) and killed with SIGKILL at seeded pseudo-random moments spread over its whole
+//! uninterrupted duration; then the recovery a user would run (the same command again,
+//! `status`, the next `claim`) must leave the promises of docs/leases.md ("Crashes") true:
+//! a task whose `done` landed is never handed out again, a held lease has one holder,
+//! usage totals are exact, every later command succeeds (or says what to do), and `git
+//! fsck` finds nothing wrong.
+//!
+//! `GITPRIO_CRASH_SEED` picks the kill moments (printed on failure), `GITPRIO_CRASH_KILLS`
+//! how many kills each command gets (4 by default).
+
+use std::os::unix::process::CommandExt as _;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{Output, TestEnv, script};
+use crate::leases::{remote_with_clones, task};
+use crate::model::Random;
+
+/// The clock of every command: leases last 30 minutes from here.
+const NOW: &str = "2026-11-02T09:00:00Z";
+/// Two hours later: every lease has expired, so only a submitted one stays held back.
+const LATER: &str = "2026-11-02T11:00:00Z";
+/// How long the remote's `pre-receive` hook sleeps: each push is this long at least.
+const PUSH_SECONDS: &str = "0.1";
+
+/// The clones: two agents and a reviewer.
+const CLONES: [(&str, &str); 3] = [("a", "alice"), ("b", "bob"), ("human", "reviewer")];
+
+/// One test environment: a remote with a slow `pre-receive`, and the three clones.
+struct Harness {
+    env: TestEnv,
+    seed: u64,
+    label: String,
+}
+
+impl Harness {
+    fn new(seed: u64, label: String) -> Harness {
+        let env = TestEnv::new();
+        let files: Vec<(String, String)> = vec![
+            (".tasks/t1.md".to_owned(), task("Task one", 1, &[])),
+            (".tasks/t2.md".to_owned(), task("Task two", 3, &[])),
+        ];
+        let names: Vec<&str> = CLONES.iter().map(|(dir, _)| *dir).collect();
+        remote_with_clones(&env, &files, &names);
+        let hook = env.path("remote.git/hooks/pre-receive");
+        std::fs::write(
+            &hook,
+            format!("#!/bin/sh\ncat >/dev/null\nsleep {PUSH_SECONDS}\n"),
+        )
+        .unwrap();
+        std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        Harness { env, seed, label }
+    }
+
+    /// `gitprio` in `dir` as that clone's agent, at [`NOW`], ready to run.
+    fn command(&self, dir: &str, args: &[&str], now: &str) -> Command {
+        let agent = CLONES
+            .iter()
+            .find(|(clone, _)| *clone == dir)
+            .map_or("alice", |(_, agent)| *agent);
+        let mut command = self.env.command(dir, args);
+        command
+            .env("GITPRIO_AGENT", agent)
+            .env("GITPRIO_NOW", now)
+            .env("CLAUDE_CONFIG_DIR", self.env.path("claude"))
+            .env("PATH", path_with(&self.env.path("bin")));
+        command
+    }
+
+    fn run_at(&self, dir: &str, args: &[&str], now: &str) -> Output {
+        let output = self
+            .command(dir, args, now)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        self.env.normalized(&output)
+    }
+
+    fn run(&self, dir: &str, args: &[&str]) -> Output {
+        self.run_at(dir, args, NOW)
+    }
+
+    /// Runs a command that must succeed.
+    fn ok(&self, dir: &str, args: &[&str]) -> Output {
+        let output = self.run(dir, args);
+        if output.code != 0 {
+            self.fail(&format!(
+                "`gitprio {}` in {dir} failed:\n{output}",
+                args.join(" ")
+            ));
+        }
+        output
+    }
+
+    fn fail(&self, problem: &str) -> ! {
+        panic!(
+            "{}: {problem}\n(replay with GITPRIO_CRASH_SEED={})",
+            self.label, self.seed
+        )
+    }
+
+    /// The lease record the remote holds for `id`, if any.
+    fn lease(&self, id: &str) -> Option<Value> {
+        let output = Command::new("git")
+            .env_clear()
+            .envs(self.env.environment())
+            .args(["--git-dir", "remote.git", "log", "-1", "--format=%H%n%B"])
+            .arg(format!("refs/gitprio/leases/{id}"))
+            .arg("--")
+            .current_dir(self.env.path("."))
+            .output()
+            .unwrap();
+        if !output.status.success() {
+            return None;
+        }
+        let text = String::from_utf8(output.stdout).unwrap();
+        let (oid, message) = text.split_once('\n').unwrap();
+        let json = &message[message.find('{').unwrap()..];
+        let mut record: Value = serde_json::from_str(json.trim()).unwrap();
+        record["oid"] = Value::String(oid.to_owned());
+        Some(record)
+    }
+
+    /// The runs of `id` in the usage ledger, read through the reviewer's clone.
+    fn runs(&self, id: &str) -> Vec<Value> {
+        let show = self.ok("human", &["usage", "show", id, "--json"]);
+        show.json()["runs"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Starts `args` in `dir`, kills it with SIGKILL after `delay` (it and, on odd `kill`,
+    /// every process it started, as when a whole session dies), and waits until nothing it
+    /// started still runs. Returns whether it had ended by itself before the kill.
+    fn kill_after(&self, dir: &str, args: &[&str], delay: Duration, whole_group: bool) -> bool {
+        let mut child = self
+            .command(dir, args, NOW)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let group = child.id();
+        std::thread::sleep(delay);
+        let ended = child.try_wait().unwrap().is_some();
+        if !ended {
+            if whole_group {
+                signal(&format!("-{group}"), "-KILL");
+            } else {
+                child.kill().unwrap();
+            }
+        }
+        child.wait().unwrap();
+        // What the killed process started (a `git push`) goes on alone, as it would after
+        // a real crash: the recovery starts once it is over, so that every run is the same.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while signal(&format!("-{group}"), "-0") {
+            assert!(
+                Instant::now() < deadline,
+                "{}: children never ended",
+                self.label
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        ended
+    }
+
+    /// `git fsck` is clean in the remote and in every clone.
+    fn assert_fsck_clean(&self) {
+        for dir in ["remote.git", "a", "b", "human"] {
+            let output = Command::new("git")
+                .env_clear()
+                .envs(self.env.environment())
+                .args(["fsck", "--no-dangling", "--no-progress"])
+                .current_dir(self.env.path(dir))
+                .output()
+                .unwrap();
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            );
+            if !output.status.success() || !text.trim().is_empty() {
+                self.fail(&format!("git fsck in {dir}: {text}"));
+            }
+        }
+    }
+
+    /// The invariants every crash must leave, whatever the command: every clone's
+    /// `status` works, fsck is clean, a submitted task is never handed out again (even
+    /// once every lease expired), and no task has two agents holding it.
+    fn assert_invariants(&self) {
+        for (dir, _) in CLONES {
+            self.ok(dir, &["status"]);
+        }
+        self.assert_fsck_clean();
+        let submitted: Vec<(String, Value)> = ["t1", "t2"]
+            .iter()
+            .filter_map(|id| self.lease(id).map(|lease| ((*id).to_owned(), lease)))
+            .filter(|(_, lease)| lease["state"] == "submitted")
+            .collect();
+        for (dir, _) in CLONES {
+            for (id, before) in &submitted {
+                let claim = self.run_at(dir, &["claim", "--json"], LATER);
+                if ![0, 3].contains(&claim.code) {
+                    self.fail(&format!("a later claim in {dir} failed:\n{claim}"));
+                }
+                if claim.code == 0 && claim.json()["task"]["id"] == id.as_str() {
+                    self.fail(&format!(
+                        "the submitted task {id} was handed out again:\n{claim}"
+                    ));
+                }
+                let after = self.lease(id);
+                if after.as_ref().map(|lease| &lease["oid"]) != Some(&before["oid"]) {
+                    self.fail(&format!("the submitted lease of {id} moved: {after:?}"));
+                }
+            }
+        }
+        for id in ["t1", "t2"] {
+            let holders: Vec<&str> = CLONES
+                .iter()
+                .filter(|(dir, _)| self.run_at(dir, &["heartbeat", id], LATER).code == 0)
+                .map(|(dir, _)| *dir)
+                .collect();
+            if holders.len() > 1 {
+                self.fail(&format!("{id} is held by {holders:?} at once"));
+            }
+        }
+    }
+
+    /// Asserts the run of `id` at `generation` spent exactly `output` tokens and ended
+    /// with `outcome` (`None`: still open).
+    fn assert_run(&self, id: &str, generation: u64, output: u64, outcome: Option<&str>) {
+        let runs = self.runs(id);
+        let Some(run) = runs
+            .iter()
+            .find(|run| run["meta"]["generation"] == generation)
+        else {
+            self.fail(&format!(
+                "no run of {id} at generation {generation}: {runs:?}"
+            ));
+        };
+        if run["totals"]["output"] != output {
+            self.fail(&format!(
+                "the run of {id} spent {} output tokens, not {output}: {run}",
+                run["totals"]["output"]
+            ));
+        }
+        if run["meta"]["outcome"].as_str() != outcome {
+            self.fail(&format!(
+                "the run of {id} ended {}, not {outcome:?}: {run}",
+                run["meta"]["outcome"]
+            ));
+        }
+        if runs.len() != 1 {
+            self.fail(&format!("{id} has {} runs, not one: {runs:?}", runs.len()));
+        }
+    }
+
+    /// Asserts the remote's lease of `id` is in `state` at `generation`, held by `agent`.
+    fn assert_lease(&self, id: &str, state: &str, generation: u64, agent: &str) {
+        let lease = self.lease(id);
+        let matches = lease.as_ref().is_some_and(|lease| {
+            lease["state"] == state
+                && lease["generation"] == generation
+                && lease["holder"]["agent"] == agent
+        });
+        if !matches {
+            self.fail(&format!(
+                "the lease of {id} is not {state} at generation {generation} by {agent}: {lease:?}"
+            ));
+        }
+    }
+}
+
+/// `PATH` with `directory` first: where the fake agent CLI is.
+fn path_with(directory: &std::path::Path) -> std::ffi::OsString {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::join_paths(
+        std::iter::once(directory.to_path_buf()).chain(std::env::split_paths(&path)),
+    )
+    .unwrap()
+}
+
+/// Runs `kill <flag> -- <target>`; returns whether it succeeded.
+fn signal(target: &str, flag: &str) -> bool {
+    Command::new("kill")
+        .args([flag, "--", target])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+/// A command to crash: where it runs, what it is, what it needs first, and the recovery
+/// (which also asserts what must hold after it).
+struct Case {
+    name: &'static str,
+    dir: &'static str,
+    args: &'static [&'static str],
+    prepare: fn(&Harness),
+    recover: fn(&Harness),
+}
+
+fn seed() -> u64 {
+    std::env::var("GITPRIO_CRASH_SEED").map_or(0x5eed_c4a5, |text| text.parse().unwrap())
+}
+
+fn kills() -> usize {
+    std::env::var("GITPRIO_CRASH_KILLS").map_or(4, |text| text.parse().unwrap())
+}
+
+/// Measures `case` uninterrupted, then kills it `kills()` times at moments spread over
+/// that duration (one per slice of it, at a seeded place in the slice), recovering and
+/// checking after each.
+fn exercise(case: &Case) {
+    let seed = seed()
+        ^ case
+            .name
+            .bytes()
+            .fold(0, |hash, byte| hash * 31 + u64::from(byte));
+    let mut random = Random(seed);
+    let clean = Harness::new(seed, format!("{} uninterrupted", case.name));
+    (case.prepare)(&clean);
+    let started = Instant::now();
+    clean.ok(case.dir, case.args);
+    let duration = started.elapsed();
+    (case.recover)(&clean);
+    clean.assert_invariants();
+    let kills = kills();
+    let mut ended = 0;
+    for kill in 0..kills {
+        let slice = duration.as_secs_f64() / f64::from(u32::try_from(kills).unwrap());
+        let offset = f64::from(u32::try_from(random.below(1000)).unwrap()) / 1000.0;
+        let delay =
+            Duration::from_secs_f64(slice * (f64::from(u32::try_from(kill).unwrap()) + offset));
+        let harness = Harness::new(
+            seed,
+            format!("{} killed after {delay:?} (kill {kill})", case.name),
+        );
+        (case.prepare)(&harness);
+        if harness.kill_after(case.dir, case.args, delay, kill % 2 == 1) {
+            ended += 1;
+        }
+        (case.recover)(&harness);
+        harness.assert_invariants();
+    }
+    assert!(
+        ended < kills,
+        "{}: every kill came after the command ended ({duration:?})",
+        case.name
+    );
+}
+
+/// Both tasks are claimable: two claims in `b` take them (which goes first is the spread's choice).
+fn assert_claimable(harness: &Harness) {
+    let claimed: Vec<Value> = (0..2)
+        .map(|_| harness.ok("b", &["claim", "--json"]).json()["task"]["id"].clone())
+        .collect();
+    assert!(claimed.contains(&Value::from("t1")), "{claimed:?}");
+}
+
+fn claim_t1(harness: &Harness) {
+    let claim = harness.ok("a", &["claim", "--json"]);
+    assert_eq!(claim.json()["task"]["id"], "t1", "{claim}");
+}
+
+fn record_100(harness: &Harness) {
+    harness.ok(
+        "a",
+        &[
+            "usage", "record", "--model", "m", "--output", "100", "--key", "k1",
+        ],
+    );
+}
+
+#[test]
+fn a_killed_claim_is_claimed_again_by_the_same_agent_at_the_same_generation() {
+    exercise(&Case {
+        name: "claim",
+        dir: "a",
+        args: &["claim", "--json"],
+        prepare: |_| {},
+        recover: |harness| {
+            // Run again, the claim gets t1 back (its killed run landed but was not noted),
+            // claims it (the killed run changed nothing), or, when the killed run landed
+            // and noted t1, claims the next task.
+            let again = harness.ok("a", &["claim", "--json"]);
+            let expected = if harness.lease("t2").is_some() {
+                "t2"
+            } else {
+                "t1"
+            };
+            assert_eq!(again.json()["task"]["id"], expected, "{again}");
+            harness.assert_lease("t1", "held", 1, "alice");
+            let other = harness.run("b", &["claim", "--json"]);
+            if harness
+                .lease("t2")
+                .is_some_and(|lease| lease["holder"]["agent"] == "alice")
+            {
+                assert_eq!(other.code, 3, "{other}");
+            } else {
+                assert_eq!(other.json()["task"]["id"], "t2", "{other}");
+            }
+        },
+    });
+}
+
+#[test]
+fn a_killed_heartbeat_leaves_the_lease_with_its_holder() {
+    exercise(&Case {
+        name: "heartbeat",
+        dir: "a",
+        args: &["heartbeat"],
+        prepare: claim_t1,
+        recover: |harness| {
+            harness.ok("a", &["heartbeat"]);
+            harness.assert_lease("t1", "held", 1, "alice");
+            let other = harness.ok("b", &["claim", "--json"]);
+            assert_eq!(other.json()["task"]["id"], "t2", "{other}");
+        },
+    });
+}
+
+#[test]
+fn a_killed_release_is_finished_by_running_it_again_and_records_its_outcome() {
+    exercise(&Case {
+        name: "release",
+        dir: "a",
+        args: &["release"],
+        prepare: claim_t1,
+        recover: |harness| {
+            let again = harness.run("a", &["release", "t1"]);
+            // A release that landed and was noted leaves nothing to release: said so.
+            if again.code != 0 && !again.stderr.contains("holds no lease on `t1`") {
+                harness.fail(&format!("release run again: {again}"));
+            }
+            harness.assert_lease("t1", "released", 1, "alice");
+            harness.assert_run("t1", 1, 0, Some("released"));
+            assert_claimable(harness);
+        },
+    });
+}
+
+#[test]
+fn a_killed_done_is_finished_by_running_it_again_with_usage_exact() {
+    exercise(&Case {
+        name: "done",
+        dir: "a",
+        args: &["done", "t1"],
+        prepare: |harness| {
+            claim_t1(harness);
+            record_100(harness);
+        },
+        recover: |harness| {
+            harness.ok("a", &["done", "t1"]);
+            harness.assert_lease("t1", "submitted", 1, "alice");
+            harness.assert_run("t1", 1, 100, Some("completed"));
+            let file = std::fs::read_to_string(harness.env.path("a/.tasks/t1.md")).unwrap();
+            assert!(file.contains("status: done"), "{file}");
+        },
+    });
+}
+
+#[test]
+fn a_killed_usage_record_run_again_counts_once() {
+    exercise(&Case {
+        name: "usage record",
+        dir: "a",
+        args: &[
+            "usage", "record", "--model", "m", "--output", "100", "--key", "k1",
+        ],
+        prepare: claim_t1,
+        recover: |harness| {
+            record_100(harness);
+            harness.assert_run("t1", 1, 100, None);
+        },
+    });
+}
+
+#[test]
+fn a_killed_revoke_run_again_takes_the_lease_away_once() {
+    exercise(&Case {
+        name: "revoke",
+        dir: "human",
+        args: &["revoke", "t1", "--reason", "wrong approach"],
+        prepare: claim_t1,
+        recover: |harness| {
+            let again = harness.run("human", &["revoke", "t1", "--reason", "wrong approach"]);
+            let lease = harness.lease("t1").unwrap();
+            if lease["state"] != "released" || lease["generation"] != 1 {
+                harness.fail(&format!("revoke run again: {again}\nlease: {lease}"));
+            }
+            if again.code != 0 && !again.stderr.contains("nothing to revoke") {
+                harness.fail(&format!("revoke run again: {again}"));
+            }
+            let heartbeat = harness.run("a", &["heartbeat"]);
+            assert_eq!(heartbeat.code, 4, "{heartbeat}");
+            assert_claimable(harness);
+        },
+    });
+}
+
+#[test]
+fn a_killed_unpark_run_again_makes_the_task_claimable() {
+    exercise(&Case {
+        name: "unpark",
+        dir: "human",
+        args: &["unpark", "t1"],
+        prepare: |harness| {
+            claim_t1(harness);
+            harness.ok("a", &["release", "--park", "--reason", "stuck"]);
+        },
+        recover: |harness| {
+            let again = harness.run("human", &["unpark", "t1"]);
+            let lease = harness.lease("t1").unwrap();
+            if lease["state"] != "released"
+                || lease["failures"] != 0
+                || (again.code != 0 && !again.stderr.contains("is not parked"))
+            {
+                harness.fail(&format!("unpark run again: {again}\nlease: {lease}"));
+            }
+            assert_claimable(harness);
+        },
+    });
+}
+
+#[test]
+fn a_killed_gc_run_again_deletes_the_done_lease_and_keeps_the_usage() {
+    exercise(&Case {
+        name: "gc",
+        dir: "human",
+        args: &["gc"],
+        prepare: |harness| {
+            claim_t1(harness);
+            record_100(harness);
+            harness.ok("a", &["done"]);
+            harness
+                .env
+                .git("a", &["commit", "--quiet", "--all", "--message", "t1 done"]);
+            harness.env.git("a", &["push", "--quiet", "origin", "main"]);
+            harness.env.git("human", &["pull", "--quiet"]);
+        },
+        recover: |harness| {
+            harness.ok("human", &["gc"]);
+            if let Some(lease) = harness.lease("t1") {
+                harness.fail(&format!("gc run again left the lease of t1: {lease}"));
+            }
+            harness.assert_run("t1", 1, 100, Some("completed"));
+            let next = harness.run("b", &["claim", "--json"]);
+            assert_eq!(next.json()["task"]["id"], "t2", "{next}");
+        },
+    });
+}
+
+/// A Claude Code transcript line of one request by the agent in clone `a`, `output` tokens.
+fn claude_line(harness: &Harness, message: &str, at: &str, output: u64) -> String {
+    let cwd = harness.env.path("a").display().to_string();
+    format!(
+        r#"{{"parentUuid":null,"isSidechain":false,"userType":"external","cwd":"{cwd}","sessionId":"s-1","version":"2.1.27","gitBranch":"main","message":{{"id":"{message}","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929","content":[{{"type":"text","text":"x"}}],"usage":{{"input_tokens":1,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":{output}}}}},"requestId":"req-{message}","type":"assistant","uuid":"u-{message}","timestamp":"{at}"}}"#
+    )
+}
+
+#[test]
+fn a_killed_usage_import_run_again_imports_every_request_once() {
+    exercise(&Case {
+        name: "usage import",
+        dir: "a",
+        args: &["usage", "import"],
+        prepare: |harness| {
+            // Claimed ten minutes before the import, which reads the requests since.
+            let claim = harness.run_at("a", &["claim", "--json"], "2026-11-02T08:50:00Z");
+            assert_eq!(claim.json()["task"]["id"], "t1", "{claim}");
+            let projects = harness.env.path("claude/projects/-a");
+            std::fs::create_dir_all(&projects).unwrap();
+            let lines = [
+                claude_line(harness, "m1", "2026-11-02T08:51:00Z", 60),
+                claude_line(harness, "m2", "2026-11-02T08:52:00Z", 40),
+            ];
+            std::fs::write(projects.join("s-1.jsonl"), lines.join("\n") + "\n").unwrap();
+        },
+        recover: |harness| {
+            harness.ok("a", &["usage", "import"]);
+            harness.assert_run("t1", 1, 100, None);
+        },
+    });
+}
+
+/// A fake Claude Code that works a while, creates `<task>.txt` and reports 100 output tokens.
+const AGENT: &str = r#"cat >/dev/null
+sleep 0.2
+touch "$GITPRIO_TASK.txt"
+cat <<JSON
+{"type":"result","subtype":"success","is_error":false,"duration_ms":200,"num_turns":1,"result":"Created $GITPRIO_TASK.txt.","session_id":"s-$GITPRIO_TASK","total_cost_usd":0.01,"usage":{"input_tokens":1,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":100},"permission_denials":[]}
+JSON
+"#;
+
+/// One task's run by the fake agent.
+const RUN: &[&str] = &[
+    "run",
+    "--max-tasks",
+    "1",
+    "--",
+    "claude",
+    "-p",
+    "--output-format",
+    "json",
+];
+
+#[test]
+fn a_killed_run_run_again_completes_each_task_once_with_its_usage_once() {
+    exercise(&Case {
+        name: "run",
+        dir: "a",
+        args: RUN,
+        prepare: |harness| {
+            script(&harness.env, "claude", AGENT);
+        },
+        recover: |harness| {
+            let again = harness.run("a", RUN);
+            if again.code != 0 {
+                harness.fail(&format!("run again: {again}"));
+            }
+            // The task the killed run was working on is done, or still held by it (then
+            // it waits for its lease to expire) and the run again did the next one.
+            let state = |id| harness.lease(id).map(|lease| lease["state"].clone());
+            let first = state("t1");
+            let done = if first == Some(Value::from("submitted")) {
+                "t1"
+            } else {
+                harness.assert_lease("t1", "held", 1, "alice");
+                "t2"
+            };
+            if state(done) != Some(Value::from("submitted")) {
+                harness.fail(&format!("run again did not submit {done}: {again}"));
+            }
+            for id in ["t1", "t2"] {
+                let runs = harness.runs(id);
+                let completed = runs
+                    .iter()
+                    .filter(|run| run["meta"]["outcome"] == "completed")
+                    .count();
+                // The agent reports 100 output tokens once per run: never more.
+                let wrong = runs
+                    .iter()
+                    .any(|run| run["totals"]["output"] != 0 && run["totals"]["output"] != 100);
+                if completed > 1 || wrong || (id == done && completed != 1) {
+                    harness.fail(&format!("the runs of {id} after run again: {runs:?}"));
+                }
+            }
+        },
+    });
+}
