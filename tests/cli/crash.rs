@@ -655,3 +655,65 @@ fn a_killed_run_run_again_completes_each_task_once_with_its_usage_once() {
         },
     });
 }
+
+/// The `git push` and `git fetch` processes a command ran, from its `GIT_TRACE`.
+fn transfers(trace: &std::path::Path) -> (usize, usize) {
+    let text = std::fs::read_to_string(trace).unwrap();
+    let count = |what: &str| {
+        text.lines()
+            .filter(|line| line.contains(&format!("built-in: git {what} ")))
+            .count()
+    };
+    (count("fetch"), count("push"))
+}
+
+#[test]
+fn done_submits_and_records_the_run_s_end_in_one_fetch_and_one_push() {
+    let harness = Harness::new(seed(), "round trips".to_owned());
+    claim_t1(&harness);
+    record_100(&harness);
+    let trace = harness.env.path("trace.txt");
+    let output = harness
+        .command("a", &["done", "t1"], NOW)
+        .env("GIT_TRACE", &trace)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        harness.env.normalized(&output)
+    );
+    // Before: the lease push, then a fetch and a push of the usage ledger.
+    assert_eq!(transfers(&trace), (1, 1));
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    harness.assert_run("t1", 1, 100, Some("completed"));
+    harness.assert_invariants();
+}
+
+#[test]
+fn done_whose_ledger_moved_after_its_fetch_submits_alone_then_records_the_end() {
+    let harness = Harness::new(seed(), "ledger moved".to_owned());
+    claim_t1(&harness);
+    record_100(&harness);
+    // Between done's fetch of the ledger and its push, another writer moves the ledger
+    // (once): the remote's hook does it as the push arrives.
+    let hook = harness.env.path("remote.git/hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\ncat >/dev/null\n[ -e moved ] && exit 0\ntouch moved\n\
+         unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES\n\
+         tip=$(git rev-parse refs/gitprio/usage/t1)\n\
+         git update-ref refs/gitprio/usage/t1 $(git commit-tree -p $tip -m moved $tip^{tree}) $tip\n",
+    )
+    .unwrap();
+    let done = harness.run("a", &["done", "t1"]);
+    assert_eq!(done.code, 0, "{done}");
+    let history = harness.env.git(
+        "remote.git",
+        &["log", "--format=%s", "refs/gitprio/usage/t1"],
+    );
+    assert!(history.lines().any(|line| line == "moved"), "{history}");
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    harness.assert_run("t1", 1, 100, Some("completed"));
+    harness.assert_invariants();
+}
