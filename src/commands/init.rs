@@ -4,7 +4,9 @@
 use anyhow::Context as _;
 use clap::Args;
 use gitprio_core::git::Repository;
+use gitprio_core::lease::Mode;
 use gitprio_core::reply::{FileAction, InitReply};
+use gitprio_core::workspace::{StoreChoice, Workspace};
 
 use crate::cli::CommandResult;
 use crate::embedded::{INIT_CONFIG, INIT_TASK};
@@ -35,6 +37,7 @@ pub fn run(settings: &Settings, args: &InitArgs) -> CommandResult {
         onboard_agents(settings, root, &mut reply)?;
     } else {
         create_queue(settings, root, &mut reply)?;
+        say_where_leases_live(settings, &repo);
     }
     if args.json {
         output::print_json(&reply)?;
@@ -79,12 +82,40 @@ fn create_queue(
             }
         }
     }
+    Ok(())
+}
+
+/// Says where the leases will live, so nobody goes looking for fetch config to set up:
+/// gitprio fetches `refs/gitprio/leases/*` itself, into its own mirrors, and keeps them
+/// out of `remote.<name>.fetch` on purpose (a plain `git fetch` would bring every lease
+/// of the fleet). Ends with the hint of what to do next.
+fn say_where_leases_live(settings: &Settings, repo: &Repository) {
+    let notices = output::Stderr(settings);
+    match Workspace::open_quietly(
+        repo,
+        settings.invocation(),
+        StoreChoice::Configured,
+        &notices,
+    ) {
+        Ok(workspace) => {
+            let text = match workspace.store().mode() {
+                Mode::Remote { remote, .. } => format!(
+                    "leases will live on remote `{remote}` (refs/gitprio/leases/*); gitprio fetches and pushes them itself, so git's fetch config needs no refspec"
+                ),
+                Mode::Local => format!(
+                    "leases will live in this repository's refs: it has no remote `{}`, so only its worktrees share them; add the remote before agents in other clones claim",
+                    workspace.config().remote.as_deref().unwrap_or("origin")
+                ),
+            };
+            output::message(settings, "info", &text);
+        }
+        Err(error) => output::message(settings, "warning", &format!("{error}")),
+    }
     output::message(
         settings,
         "hint",
         "edit the sample task, then `gitprio check` and commit .tasks/",
     );
-    Ok(())
 }
 
 /// The line that opens gitprio's section in a file it shares with people.

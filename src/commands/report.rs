@@ -10,7 +10,7 @@ use gitprio_core::git::Repository;
 use gitprio_core::usage::attribute::Unattributed;
 use gitprio_core::usage::import::ImportState;
 use gitprio_core::usage::report::{
-    Distribution, GroupBy, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts, Waste,
+    Distribution, GroupBy, OPEN, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts, Waste,
     attribute_share, pull_request_signals, report,
 };
 use gitprio_core::usage::{Ledger, PriceTable};
@@ -44,6 +44,19 @@ pub enum By {
     Feature,
     Model,
     Day,
+}
+
+impl By {
+    fn group_by(self) -> GroupBy {
+        match self {
+            By::Run => GroupBy::Run,
+            By::Agent => GroupBy::Agent,
+            By::Type => GroupBy::Type,
+            By::Feature => GroupBy::Feature,
+            By::Model => GroupBy::Model,
+            By::Day => GroupBy::Day,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -90,6 +103,25 @@ pub struct ReportArgs {
 /// (JSON, markdown, HTML, `OpenMetrics`) still print their empty report after it.
 const NO_RUNS: &str = "no runs yet: `gitprio run` records them, or an agent's `gitprio claim` then `gitprio usage record` or `gitprio usage import`";
 
+/// Says which of the report's filters left none of the ledger's `total` runs, in the
+/// flags' own words, instead of a table of zeros.
+fn filtered_out(args: &ReportArgs, total: usize) -> String {
+    let flags: Vec<String> = [
+        ("--since", &args.since),
+        ("--until", &args.until),
+        ("--task", &args.task),
+        ("--feature", &args.feature),
+    ]
+    .into_iter()
+    .filter_map(|(flag, value)| value.as_ref().map(|value| format!("{flag} {value}")))
+    .collect();
+    let runs = if total == 1 { "run" } else { "runs" };
+    format!(
+        "no runs match `{}` (the ledger holds {total} {runs}): widen or drop the filter",
+        flags.join(" ")
+    )
+}
+
 fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
     if let Ok(time) = text.parse::<Timestamp>() {
         return Ok(time);
@@ -134,15 +166,11 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         feature: args.feature.clone(),
         now: Some(settings.now),
     };
-    let group_by = match args.by {
-        By::Run => GroupBy::Run,
-        By::Agent => GroupBy::Agent,
-        By::Type => GroupBy::Type,
-        By::Feature => GroupBy::Feature,
-        By::Model => GroupBy::Model,
-        By::Day => GroupBy::Day,
-    };
-    let runs = workspace.settled_runs()?.runs;
+    let group_by = args.by.group_by();
+    let runs = workspace
+        .settled_runs()?
+        .with_unrecorded_attempts(&loaded, settings.now, workspace.skew())
+        .runs;
     let format = if args.json { Format::Json } else { args.format };
     if runs.is_empty() {
         output::confirm(settings, NO_RUNS);
@@ -152,6 +180,12 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         }
     }
     let mut report = report(&runs, &tasks, &prices, &filter, group_by);
+    if !runs.is_empty() && report.runs.is_empty() {
+        output::confirm(settings, &filtered_out(args, runs.len()));
+        if matches!(format, Format::Table) {
+            return Ok(exit_code::SUCCESS);
+        }
+    }
     report.price_file = args.prices.as_ref().map(|path| path.display().to_string());
     if !args.offline
         && let Some(pulls) = github_pull_requests(settings, &report)
@@ -782,14 +816,23 @@ fn run_lines(runs: &[RunLine], spent: u64, cost: f64) -> Vec<String> {
         let pull = run.pull_request.as_ref().map_or_else(String::new, |pull| {
             format!(", pull request #{} {}", pull.number, pull.state.as_str())
         });
+        let state = if run.outcome == OPEN {
+            format!(
+                "in flight since {}",
+                run.started_at.strftime("%Y-%m-%d %H:%M UTC")
+            )
+        } else {
+            run.outcome.clone()
+        };
+        // Zero recorded tokens from a run still going says nothing of what it spent.
+        let spent = if run.outcome == OPEN && run.requests == 0 && run.tokens == 0 {
+            "no usage recorded yet".to_owned()
+        } else {
+            format!("{} tokens ({})", tokens(run.tokens), dollars(run.cost_usd))
+        };
         format!(
-            "{} run {} by {}: {}, {} tokens ({}){pull}",
-            run.task,
-            run.run,
-            run.agent,
-            run.outcome,
-            tokens(run.tokens),
-            dollars(run.cost_usd)
+            "{} run {} by {}: {state}, {spent}{pull}",
+            run.task, run.run, run.agent,
         )
     }));
     lines

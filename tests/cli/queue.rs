@@ -142,6 +142,57 @@ fn the_remote_default_branch_wins_over_local_head() {
     assert_eq!(json["source"]["rev"], "refs/remotes/origin/main");
 }
 
+/// The design keeps lease refs out of git's fetch config (a plain `git fetch` would bring
+/// every lease of the fleet): `init` says where the leases live and changes no config,
+/// and a fresh clone's first `status` sees the leases all the same.
+#[test]
+fn init_in_a_clone_says_where_leases_live_and_a_fresh_clone_needs_no_fetch_config() {
+    let env = TestEnv::new();
+    std::fs::create_dir_all(env.path("remote.git")).unwrap();
+    env.git(
+        "remote.git",
+        &["init", "--quiet", "--bare", "--initial-branch=main"],
+    );
+    env.repo("seed", &[]);
+    env.git("seed", &["push", "--quiet", "../remote.git", "main"]);
+    env.git(".", &["clone", "--quiet", "remote.git", "a"]);
+    let fetch_config = env.git("a", &["config", "--get-all", "remote.origin.fetch"]);
+    let init = env.run("a", &["init"]);
+    assert_eq!(init.code, 0, "{init}");
+    assert_eq!(
+        init.stderr,
+        "info: created .tasks/config.yaml\n\
+         info: created .tasks/first-task.md\n\
+         info: leases will live on remote `origin` (refs/gitprio/leases/*); gitprio fetches and pushes them itself, so git's fetch config needs no refspec\n\
+         hint: edit the sample task, then `gitprio check` and commit .tasks/\n",
+        "{init}"
+    );
+    assert_eq!(
+        env.git("a", &["config", "--get-all", "remote.origin.fetch"]),
+        fetch_config,
+        "init changes no fetch config"
+    );
+    env.git("a", &["add", ".tasks"]);
+    env.git("a", &["commit", "--quiet", "--message", "queue"]);
+    env.git("a", &["push", "--quiet", "origin", "main"]);
+    let claimed = env.run_with("a", &["claim"], &[("GITPRIO_AGENT", "alice")]);
+    assert_eq!(claimed.code, 0, "{claimed}");
+
+    env.git(".", &["clone", "--quiet", "remote.git", "b"]);
+    env.git("b", &["fetch", "--quiet"]);
+    assert_eq!(
+        env.git("b", &["for-each-ref", "refs/gitprio"]),
+        "",
+        "a plain fetch leaves the leases out"
+    );
+    let status = env.run("b", &["status", "--json"]);
+    assert_eq!(status.code, 0, "{status}");
+    let status = status.json();
+    assert_eq!(status["leases"][0]["task"], "first-task", "{status}");
+    assert_eq!(status["leases"][0]["holder"]["agent"], "alice", "{status}");
+    assert_eq!(status["leases"][0]["store"], "origin", "{status}");
+}
+
 #[test]
 fn init_creates_and_never_overwrites() {
     let env = TestEnv::new();

@@ -51,12 +51,15 @@ fn an_expired_lease_reads_as_expired_and_since_when_in_status() {
             .unwrap_or_else(|| panic!("no lease of {id}: {json}"))
             .clone()
     };
-    for (id, expired, expired_at) in [
-        ("first", false, serde_json::Value::Null),
-        ("second", false, serde_json::Value::Null),
-        ("third", true, "2026-11-01T12:05:00Z".into()),
+    // The state says what the table's STATE column says: `expired` once any agent may
+    // reclaim it, `held` within `clock_skew`.
+    for (id, state, expired, expired_at) in [
+        ("first", "held", false, serde_json::Value::Null),
+        ("second", "held", false, serde_json::Value::Null),
+        ("third", "expired", true, "2026-11-01T12:05:00Z".into()),
     ] {
         let lease = by_task(id);
+        assert_eq!(lease["state"], state, "{id}: {lease}");
         assert_eq!(lease["expired"], expired, "{id}: {lease}");
         assert_eq!(lease["expired_at"], expired_at, "{id}: {lease}");
     }

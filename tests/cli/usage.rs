@@ -5,6 +5,16 @@ use crate::common::{Output, TestEnv};
 
 const T0: &str = "2026-11-02T09:00:00Z";
 
+/// Records 1,000 output tokens of a priced model by hand.
+const SPEND: [&str; 6] = [
+    "usage",
+    "record",
+    "--model",
+    "claude-sonnet-4-5",
+    "--output",
+    "1000",
+];
+
 fn task(title: &str, kind: &str, value: u32, budget: Option<&str>) -> String {
     let budget = budget
         .map(|budget| format!("budget: {budget}\n"))
@@ -648,21 +658,7 @@ fn tokens_are_dated_by_their_request_and_open_runs_are_in_flight_not_waste() {
         ("2026-11-02T10:00:00Z", "r1"),
         ("2026-11-03T10:00:00Z", "r2"),
     ] {
-        let output = at(
-            "a",
-            "alice",
-            now,
-            &[
-                "usage",
-                "record",
-                "--model",
-                "claude-sonnet-4-5",
-                "--output",
-                "1000",
-                "--key",
-                key,
-            ],
-        );
+        let output = at("a", "alice", now, &[&SPEND[..], &["--key", key]].concat());
         assert_eq!(output.code, 0, "{output}");
     }
     let report = |args: &[&str]| {
@@ -739,15 +735,7 @@ fn an_expired_run_without_an_outcome_is_waste_not_in_flight() {
     let at = |dir: &str, name: &str, now: &str, args: &[&str]| succeeds(&env, dir, name, now, args);
     // Alice claims (30 minutes), spends, and stops renewing; nobody reclaims the task.
     at("a", "alice", T0, &["claim", "--json", "--type", "feature"]);
-    let spend = [
-        "usage",
-        "record",
-        "--model",
-        "claude-sonnet-4-5",
-        "--output",
-        "1000",
-    ];
-    at("a", "alice", "2026-11-02T09:10:00Z", &spend);
+    at("a", "alice", "2026-11-02T09:10:00Z", &SPEND);
     // Bob's run is young when the report is made: it is in flight.
     at(
         "b",
@@ -755,7 +743,7 @@ fn an_expired_run_without_an_outcome_is_waste_not_in_flight() {
         "2026-11-02T10:45:00Z",
         &["claim", "--json", "--type", "docs"],
     );
-    at("b", "bob", "2026-11-02T10:50:00Z", &spend);
+    at("b", "bob", "2026-11-02T10:50:00Z", &SPEND);
     let report = at(
         "reader",
         "carol",
@@ -1312,6 +1300,132 @@ fn a_report_with_no_runs_says_so_in_one_line_and_its_json_stays_typed() {
     assert_eq!(json["runs"], serde_json::json!([]), "{json}");
 }
 
+#[test]
+fn a_report_whose_filters_leave_no_runs_names_the_filter_in_one_line() {
+    let env = one_run_recorded_by_hand();
+    let left = "info: no runs match `--since 2030-01-01 --task a` (the ledger holds 1 run): widen or drop the filter\n";
+    let filtered = [
+        "report",
+        "--offline",
+        "--local",
+        "--since",
+        "2030-01-01",
+        "--task",
+        "a",
+    ];
+    let table = env.run("repo", &filtered);
+    assert_eq!(
+        (table.code, table.stdout.as_str(), table.stderr.as_str()),
+        (0, "", left),
+        "{table}"
+    );
+    let json = env.run("repo", &[&filtered[..], &["--json"]].concat());
+    assert_eq!((json.code, json.stderr.as_str()), (0, left), "{json}");
+    let json = json.json();
+    assert_eq!(json["summary"]["runs"], 0, "{json}");
+    assert_eq!(json["runs"], serde_json::json!([]), "{json}");
+    let markdown = env.run("repo", &[&filtered[..], &["--format", "md"]].concat());
+    assert_eq!(
+        (markdown.code, markdown.stderr.as_str()),
+        (0, left),
+        "{markdown}"
+    );
+    assert!(!markdown.stdout.is_empty(), "{markdown}");
+    // A filter that keeps the run prints its table, and says nothing about filters.
+    let kept = env.run("repo", &["report", "--offline", "--local", "--task", "a"]);
+    assert_eq!(kept.code, 0, "{kept}");
+    assert!(!kept.stderr.contains("no runs"), "{kept}");
+    assert!(kept.stdout.contains("tied to tasks"), "{kept}");
+}
+
+/// Alice's and then Bob's leases on `a` expire; Bob's claim took Alice's over, and
+/// Carol's claim, finding `max_attempts: 2` reached, parks `a` instead of taking it. Both
+/// lost attempts are runs of the report, as the lease counts them, not only the one a
+/// takeover recorded.
+#[test]
+fn every_attempt_lost_to_an_expired_lease_is_a_run_of_the_report() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/config.yaml", "max_attempts: 2\n"),
+            (".tasks/a.md", "---\ntitle: A\n---\n"),
+            (".tasks/b.md", "---\ntitle: B\npriority: p3\n---\n"),
+        ],
+    );
+    for (agent, now, expected) in [
+        ("alice", "2026-11-01T12:00:00Z", "a"),
+        ("bob", "2026-11-01T12:20:00Z", "a"),
+        ("carol", "2026-11-01T12:40:00Z", "b"),
+    ] {
+        let claimed = env.run_with(
+            "repo",
+            &["claim", "--local", "--ttl", "5m", "--json"],
+            &[("GITPRIO_AGENT", agent), ("GITPRIO_NOW", now)],
+        );
+        assert_eq!(claimed.code, 0, "{claimed}");
+        assert_eq!(claimed.json()["task"]["id"], expected, "{claimed}");
+    }
+    let look = [("GITPRIO_NOW", "2026-11-01T12:41:00Z")];
+    let status = env
+        .run_with("repo", &["status", "--local", "--json"], &look)
+        .json();
+    let lease = &status["leases"][0];
+    assert_eq!(
+        (
+            &lease["task"],
+            &lease["state"],
+            &lease["attempt"],
+            &lease["failures"]
+        ),
+        (&"a".into(), &"parked".into(), &2.into(), &2.into()),
+        "{status}"
+    );
+    let report = env
+        .run_with(
+            "repo",
+            &["report", "--local", "--offline", "--by", "run", "--json"],
+            &look,
+        )
+        .json();
+    let runs: Vec<(String, String, String, String)> = report["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|run| run["task"] == "a")
+        .map(|run| {
+            let text = |key: &str| run[key].as_str().unwrap_or("null").to_owned();
+            (
+                text("agent"),
+                text("outcome"),
+                text("started_at"),
+                text("ended_at"),
+            )
+        })
+        .collect();
+    let run = |agent: &str, started: &str, ended: &str| {
+        (
+            agent.to_owned(),
+            "expired".to_owned(),
+            started.to_owned(),
+            ended.to_owned(),
+        )
+    };
+    assert_eq!(
+        runs,
+        [
+            run("alice", "2026-11-01T12:00:00Z", "2026-11-01T12:05:00Z"),
+            run("bob", "2026-11-01T12:20:00Z", "2026-11-01T12:25:00Z"),
+        ],
+        "{report}"
+    );
+    assert_eq!(
+        report["waste"]["retried_tasks"],
+        serde_json::json!([["a", 2, 0]]),
+        "{report}"
+    );
+}
+
 /// A repository whose task `a` has one run: a claim, then 100 tokens recorded by hand.
 fn one_run_recorded_by_hand() -> TestEnv {
     let env = TestEnv::new();
@@ -1383,5 +1497,85 @@ fn a_report_section_with_nothing_to_show_says_none() {
                 "`{line}` has nothing under it:\n{report}"
             );
         }
+    }
+}
+
+/// The lines of the text report's `title` section, indented under it.
+fn section<'text>(table: &'text str, title: &str) -> Vec<&'text str> {
+    table
+        .lines()
+        .skip_while(|line| !line.starts_with(title))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .map(str::trim)
+        .collect()
+}
+
+#[test]
+fn runs_in_flight_with_no_usage_yet_are_in_every_report_format() {
+    let env = TestEnv::new();
+    setup(&env);
+    env.git(".", &["clone", "--quiet", "remote.git", "c"]);
+    let at = |dir: &str, name: &str, now: &str, args: &[&str]| succeeds(&env, dir, name, now, args);
+    // Alice claims `cache` and has not recorded a token yet.
+    at("a", "alice", T0, &["claim", "--json", "--type", "feature"]);
+    // Bob's first attempt at `login` spends, then its 5-minute lease expires; carol takes
+    // the task over and has recorded nothing yet: a retry in flight.
+    at(
+        "b",
+        "bob",
+        T0,
+        &["claim", "--json", "--type", "bug", "--ttl", "5m"],
+    );
+    at("b", "bob", "2026-11-02T09:01:00Z", &SPEND);
+    let taken = at(
+        "c",
+        "carol",
+        "2026-11-02T09:20:00Z",
+        &["claim", "--json", "--type", "bug"],
+    );
+    assert_eq!(taken.json()["task"]["id"], "login", "{taken}");
+    let now = "2026-11-02T09:30:00Z";
+    let report = |format: &str| at("reader", "dave", now, &["report", "--format", format]).stdout;
+    let json: serde_json::Value = serde_json::from_str(&report("json")).unwrap();
+    let in_flight = &json["waste"]["in_flight_runs"];
+    assert_eq!(
+        pairs(in_flight, "task", "agent"),
+        [
+            ("cache".to_owned(), "alice".to_owned()),
+            ("login".to_owned(), "carol".to_owned())
+        ],
+        "{json}"
+    );
+    assert_eq!(
+        pairs(in_flight, "started_at", "outcome"),
+        [
+            ("2026-11-02T09:00:00Z".to_owned(), "open".to_owned()),
+            ("2026-11-02T09:20:00Z".to_owned(), "open".to_owned())
+        ],
+        "{json}"
+    );
+    assert_eq!(json["waste"]["in_flight_tokens"], 0, "{json}");
+    assert_eq!(
+        json["waste"]["retried_tasks"],
+        serde_json::json!([["login", 2, 1000]]),
+        "{json}"
+    );
+    assert_eq!(json["summary"]["runs"], 3, "{json}");
+    let lines = [
+        "2 runs, 0 tokens, $0.00",
+        "cache run 1-20261102T090000Z by alice: in flight since 2026-11-02 09:00 UTC, no usage recorded yet",
+        "login run 2-20261102T092000Z by carol: in flight since 2026-11-02 09:20 UTC, no usage recorded yet",
+    ];
+    assert_eq!(
+        section(&report("table"), "Runs in flight:"),
+        lines,
+        "{json}"
+    );
+    let markdown = report("md");
+    let html = report("html");
+    for line in &lines[1..] {
+        assert!(markdown.contains(&format!("- {line}\n")), "{markdown}");
+        assert!(html.contains(&format!("<li>{line}</li>")), "{html}");
     }
 }

@@ -2,7 +2,7 @@
 
 use clap::Args;
 use gitprio_core::git::Repository;
-use gitprio_core::lease::LeaseState;
+use gitprio_core::reply::lease::ShownState;
 use gitprio_core::workspace::Workspace;
 
 use crate::args::StoreArgs;
@@ -47,12 +47,8 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
     ]];
     for row in &status.leases {
         let lease = &row.lease;
-        let state = if row.expired {
-            "expired".to_owned()
-        } else {
-            format!("{:?}", lease.state).to_lowercase()
-        };
-        let expires = if lease.state == LeaseState::Held {
+        let state = format!("{:?}", lease.state).to_lowercase();
+        let expires = if matches!(lease.state, ShownState::Held | ShownState::Expired) {
             describe_expiry(lease.expires_at.duration_since(settings.now), row.expired)
         } else {
             "-".to_owned()
@@ -73,7 +69,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
     for row in status
         .leases
         .iter()
-        .filter(|row| row.lease.state == LeaseState::Parked)
+        .filter(|row| row.lease.state == ShownState::Parked)
     {
         crate::output::outln!(
             "\nparked {}: {}; last error: {}",

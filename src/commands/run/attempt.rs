@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use gitprio_core::config::Route;
 use gitprio_core::git::Repository;
-use gitprio_core::lease::LeaseState;
+use gitprio_core::reply::lease::ShownState;
 use gitprio_core::source::QueueSource;
 use gitprio_core::usage::UsageRecord;
 use gitprio_core::{Config, Task};
@@ -1262,7 +1262,7 @@ pub fn finish_left_submissions(run: &RunContext, agent: &str) {
         let id = entry.task.as_str();
         let lease = &entry.lease;
         if !entry.mine
-            || lease.state != LeaseState::Submitted
+            || lease.state != ShownState::Submitted
             || !left.iter().any(|name| name == id)
         {
             continue;

@@ -28,7 +28,7 @@ use local_write::local_write_failure;
 pub(crate) use ops::random_u64;
 pub use ops::{
     ClaimFilter, ClaimOutcome, Claimed, Collected, GcView, HeldLease, Kept, LeaseContext,
-    LeaseError, MAX_CLAIM_TRIES, Released, active_agents, claim, claim_avoiding, gc,
+    LeaseError, MAX_CLAIM_TRIES, ParkedExpired, Released, active_agents, claim, claim_avoiding, gc,
     has_unsettled_claim, heartbeat, note_context_size, release, release_parked, reopen, state_name,
     submit, submit_noting, unpark,
 };

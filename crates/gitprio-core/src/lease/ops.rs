@@ -92,6 +92,15 @@ pub struct Claimed {
     pub skipped: Vec<String>,
 }
 
+/// An expired lease a claim parked instead of taking (the failures reached
+/// `max_attempts`): the attempt it ended, for the usage ledger to record.
+#[derive(Clone, Debug)]
+pub struct ParkedExpired {
+    pub task: Task,
+    /// The lease as it was before the park: the lost attempt's holder, generation and expiry.
+    pub lease: Lease,
+}
+
 /// What a claim came to.
 #[derive(Clone, Debug)]
 pub enum ClaimOutcome {
@@ -125,10 +134,24 @@ pub enum LeaseError {
         "no lease on `{id}` any more{submitted}: `gitprio gc` deleted it, as it does once a task is done, dropped or gone from the queue's branch; nothing was recorded now"
     )]
     Gone { id: TaskId, submitted: String },
+    /// Every candidate of one view was taken meanwhile: the claim looks again, or gives up
+    /// ([`LeaseError::GaveUp`]).
     #[error(
         "gave up after losing {tries} races for the top tasks; other agents are claiming fast, try again"
     )]
     Contention { tries: u32 },
+    /// The claim's views all lost their races, or its time ran out
+    /// ([`super::spread::CLAIM_BUDGET`]).
+    #[error(
+        "gave up after losing {tries} races for the top tasks over {views} views in {}s (a claim tries for {}s at most); other agents are claiming fast, try again",
+        spent.as_secs(),
+        super::spread::CLAIM_BUDGET.as_secs()
+    )]
+    GaveUp {
+        tries: u32,
+        views: u32,
+        spent: std::time::Duration,
+    },
     #[error("no lease on `{id}`")]
     NoLease { id: TaskId },
     #[error("`{id}` is not parked: {}", state_phrase(*state))]
@@ -508,13 +531,15 @@ pub fn claim(
         filter,
         &BTreeSet::new(),
         super::spread::Crowd::default(),
+        &mut Vec::new(),
     )
 }
 
 /// Claims like [`claim`], passing over the ready tasks in `avoid` (those whose `owns`
 /// overlap a held task's, see [`super::overlapping_ready`]), for a claim that lost races
 /// on earlier views already: what those views showed of the `crowd` widens the spread
-/// ([`super::spread::claim_order`]).
+/// ([`super::spread::claim_order`]). The expired leases it parks on the way, whatever the
+/// outcome, are added to `parked`.
 #[expect(
     clippy::too_many_arguments,
     reason = "the claim's inputs, each a different thing; a struct would only rename them"
@@ -528,6 +553,7 @@ pub fn claim_avoiding(
     filter: &ClaimFilter,
     avoid: &BTreeSet<TaskId>,
     crowd: super::spread::Crowd,
+    parked: &mut Vec<ParkedExpired>,
 ) -> Result<ClaimOutcome, LeaseError> {
     if let Some(claimed) = own_orphan(store, queue, leases, context) {
         return Ok(ClaimOutcome::Claimed(Box::new(claimed)));
@@ -573,8 +599,15 @@ pub fn claim_avoiding(
         }
         let previous = leases.get(&task.id);
         let passed_over = skipped.len();
-        let Some(record) = claim_record(store, task, previous, queue_commit, context, &mut skipped)
-        else {
+        let Some(record) = claim_record(
+            store,
+            task,
+            previous,
+            queue_commit,
+            context,
+            &mut skipped,
+            parked,
+        ) else {
             // A park is a swap pushed, like a claim; one that failed is not.
             tries += u32::from(skipped.len() == passed_over);
             continue;
@@ -665,7 +698,8 @@ fn own_orphan(
 }
 
 /// Returns the record that claims `task` over its `previous` lease, or `None` when that
-/// lease had to be parked instead (its expiry made the failures reach the limit).
+/// lease had to be parked instead (its expiry made the failures reach the limit; a park
+/// this claim landed is added to `parked`).
 ///
 /// A park that fails (a stale lock on the ref, a refusal) is noted in `skipped` and
 /// passed over: parking is housekeeping, and the claim goes on with the next candidate.
@@ -676,6 +710,7 @@ fn claim_record(
     queue_commit: Option<ObjectId>,
     context: &LeaseContext,
     skipped: &mut Vec<String>,
+    parked: &mut Vec<ParkedExpired>,
 ) -> Option<LeaseRecord> {
     let mut failures = previous.map_or(0, |lease| lease.record.failures);
     let mut last_error = previous.and_then(|lease| lease.record.last_error.clone());
@@ -689,11 +724,16 @@ fn claim_record(
         ));
         event = LeaseEvent::Reclaim;
         if failures >= context.max_attempts {
-            if let Err(error) = park(store, lease, context, failures, last_error) {
-                skipped.push(format!(
+            match park(store, lease, context, failures, last_error) {
+                Ok(true) => parked.push(ParkedExpired {
+                    task: task.clone(),
+                    lease: lease.clone(),
+                }),
+                Ok(false) => {}
+                Err(error) => skipped.push(format!(
                     "passed over `{}`: its expired lease could not be parked: {error}",
                     task.id
-                ));
+                )),
             }
             return None;
         }
@@ -743,13 +783,15 @@ pub fn active_agents(leases: &BTreeMap<TaskId, Lease>, context: &LeaseContext) -
     agents.len()
 }
 
+/// Parks the expired `lease`; returns whether this park landed (`false`: another agent
+/// changed the lease first).
 fn park(
     store: &LeaseStore<'_>,
     lease: &Lease,
     context: &LeaseContext,
     failures: u32,
     last_error: Option<String>,
-) -> Result<(), LeaseError> {
+) -> Result<bool, LeaseError> {
     let record = LeaseRecord {
         state: LeaseState::Parked,
         event: LeaseEvent::Park,
@@ -762,8 +804,8 @@ fn park(
     };
     let oid = store.write(&record, Some(lease.oid))?;
     // Losing this race is fine: whoever won decided the task's fate.
-    store.compare_and_swap(&record.task, Some(lease.oid), Some(oid))?;
-    Ok(())
+    let outcome = store.compare_and_swap(&record.task, Some(lease.oid), Some(oid))?;
+    Ok(outcome == CasOutcome::Won)
 }
 
 fn remember(store: &LeaseStore<'_>, lease: &Lease) -> Result<(), LeaseError> {
@@ -1300,6 +1342,19 @@ mod tests {
             })
             .collect();
         Queue::build(tasks, &Holds::new())
+    }
+
+    #[test]
+    fn a_claim_that_gives_up_says_how_many_tries_and_how_long() {
+        let error = LeaseError::GaveUp {
+            tries: 9,
+            views: 7,
+            spent: std::time::Duration::from_millis(61_400),
+        };
+        assert_eq!(
+            error.to_string(),
+            "gave up after losing 9 races for the top tasks over 7 views in 61s (a claim tries for 60s at most); other agents are claiming fast, try again"
+        );
     }
 
     fn view<'a>(queue: &'a Queue, files_skipped: bool, now: &str) -> GcView<'a> {

@@ -36,12 +36,21 @@ const INVISIBLE_PER_WINNER: usize = 4;
 /// leases the earlier ones won.
 const BACKOFF_ROUNDS: u32 = 12;
 
+/// How long a claim keeps looking while other agents win the races, from its start: past
+/// it the claim gives up rather than wait out all its views (12 of them, with waits of up
+/// to 20 s after a slow round, took minutes).
+pub const CLAIM_BUDGET: Duration = Duration::from_secs(60);
+
 /// How many times the backoff window doubles over further lost races.
 const MAX_BACKOFF_DOUBLINGS: u32 = 2;
 
 /// The longest window a claim waits in after a lost race, whatever the round took (a
 /// stalled remote), so that a claim gives up in minutes, not hours.
 const MAX_BACKOFF: Duration = Duration::from_secs(20);
+
+/// How many fresh views of the leases one claim takes before it gives up: a view ends at
+/// its first lost race.
+pub const MAX_CLAIM_VIEWS: u32 = 12;
 
 /// How recently an agent that holds no live lease must have changed one (submitted or
 /// released its task) to count as claiming now, before clock skew: an agent's loop claims
@@ -153,6 +162,17 @@ pub fn backoff(lost_races: u32, lost_round: Duration, random: u64) -> Duration {
     let fraction = u128::from(random >> 32);
     let nanos = window.as_nanos().saturating_mul(fraction) >> 32;
     Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+}
+
+/// Returns how long a claim that lost the race of its `views`-th view, `spent` after it
+/// began, waits before it takes the next view: `wanted` (its [`backoff`]), cut to what is
+/// left of [`CLAIM_BUDGET`]; `None` when it gives up instead, after [`MAX_CLAIM_VIEWS`]
+/// views or once the budget is spent. A claim thus ends within the budget and one view.
+pub fn next_look(views: u32, spent: Duration, wanted: Duration) -> Option<Duration> {
+    let left = CLAIM_BUDGET
+        .checked_sub(spent)
+        .filter(|left| !left.is_zero())?;
+    (views < MAX_CLAIM_VIEWS).then_some(wanted.min(left))
 }
 
 /// Returns the order in which to try the ranked `candidates` (indices into them).
@@ -433,6 +453,60 @@ mod tests {
         assert_eq!(wait(4), wait(3));
         assert_eq!(wait(40), wait(3));
         assert_eq!(backoff(1, Duration::from_secs(3600), half), MAX_BACKOFF / 2);
+    }
+
+    /// Plays a claim that loses every race, each view taking `round` (fetch and push), with
+    /// seeded backoffs; returns the views it took and the time it spent until it gave up.
+    fn losing_claim(round: Duration, seed: u64) -> (u32, Duration) {
+        let mut spent = Duration::ZERO;
+        let mut views = 0;
+        loop {
+            views += 1;
+            spent += round;
+            let wanted = backoff(views, round, mix(seed ^ u64::from(views)));
+            match next_look(views, spent, wanted) {
+                Some(wait) => spent += wait,
+                None => return (views, spent),
+            }
+        }
+    }
+
+    #[test]
+    fn a_claim_that_keeps_losing_gives_up_within_its_budget() {
+        for round in [
+            Duration::from_millis(50),
+            Duration::from_millis(400),
+            Duration::from_secs(2),
+            Duration::from_secs(8),
+        ] {
+            for seed in 0..200 {
+                let (views, spent) = losing_claim(round, seed);
+                assert!(
+                    spent <= CLAIM_BUDGET + round,
+                    "{views} views of {round:?} took {spent:?}, over the budget of {CLAIM_BUDGET:?} and one view"
+                );
+                assert!((1..=MAX_CLAIM_VIEWS).contains(&views), "{views}");
+            }
+        }
+        // Quick rounds still get every view: the budget binds only a slow or stalled remote.
+        assert_eq!(
+            losing_claim(Duration::from_millis(50), 7).0,
+            MAX_CLAIM_VIEWS
+        );
+    }
+
+    #[test]
+    fn a_claim_waits_no_longer_than_what_is_left_of_its_budget() {
+        let wanted = Duration::from_secs(20);
+        let left = Duration::from_secs(5);
+        assert_eq!(
+            next_look(3, CLAIM_BUDGET.checked_sub(left).unwrap(), wanted),
+            Some(left)
+        );
+        assert_eq!(next_look(3, CLAIM_BUDGET, wanted), None);
+        assert_eq!(next_look(3, CLAIM_BUDGET * 2, wanted), None);
+        assert_eq!(next_look(MAX_CLAIM_VIEWS, Duration::ZERO, wanted), None);
+        assert_eq!(next_look(1, Duration::ZERO, wanted), Some(wanted));
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub struct LeaseReply {
     #[serde(rename = "ref")]
     pub reference: String,
     pub oid: String,
-    pub state: LeaseState,
+    pub state: ShownState,
     pub generation: u64,
     pub attempt: u32,
     pub failures: u32,
@@ -42,7 +42,7 @@ impl LeaseReply {
         LeaseReply {
             reference: lease.reference.clone(),
             oid: lease.oid.to_string(),
-            state: record.state,
+            state: record.state.into(),
             generation: record.generation,
             attempt: record.attempt,
             failures: record.failures,
@@ -54,6 +54,35 @@ impl LeaseReply {
             last_error: record.last_error.clone(),
             progress: record.progress,
             store: store.to_owned(),
+        }
+    }
+}
+
+/// A lease's state as replies show it: the record's state, except that `status` shows a
+/// held lease any agent may reclaim (past `expires_at` plus `clock_skew`) as `expired`,
+/// as its table does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ShownState {
+    /// An agent works on the task until `expires_at`, unless it renews.
+    Held,
+    /// Held, but past `expires_at` plus `clock_skew`: any agent may reclaim it (`status` only).
+    Expired,
+    /// The task was given back; anyone may claim it.
+    Released,
+    /// The work was submitted (`gitprio done`); nobody reclaims it while its change lands.
+    Submitted,
+    /// Failed attempts reached the limit; a human has to look (`gitprio unpark`).
+    Parked,
+}
+
+impl From<LeaseState> for ShownState {
+    fn from(state: LeaseState) -> ShownState {
+        match state {
+            LeaseState::Held => ShownState::Held,
+            LeaseState::Released => ShownState::Released,
+            LeaseState::Submitted => ShownState::Submitted,
+            LeaseState::Parked => ShownState::Parked,
         }
     }
 }

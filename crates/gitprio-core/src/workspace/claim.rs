@@ -22,10 +22,6 @@ use crate::usage::{Ledger, Outcome, RunMeta};
 use super::queue::{NothingReady, holds_of, nothing_ready_in, read_body};
 use super::{Workspace, WorkspaceError, load_tasks, run_meta};
 
-/// How many fresh views of the leases one claim takes before it gives up: a view ends at
-/// its first lost race.
-const MAX_CLAIM_ROUNDS: u32 = 12;
-
 /// What a claim asks for.
 #[derive(Clone, Debug, Default)]
 pub struct ClaimRequest {
@@ -98,13 +94,16 @@ impl Workspace<'_> {
     /// After a lost race the claim waits a random time, scaled by how long the lost round
     /// took ([`spread::backoff`]), and counts the claims that landed meanwhile
     /// ([`spread::claims_landed`]): racers that lost together look again one after
-    /// another, and the later ones, seeing more winners, spread wider.
+    /// another, and the later ones, seeing more winners, spread wider. It gives up after
+    /// [`spread::MAX_CLAIM_VIEWS`] views or [`spread::CLAIM_BUDGET`] ([`spread::next_look`]).
     fn settle_claim(
         &self,
         context: &LeaseContext,
         request: &ClaimRequest,
     ) -> Result<Settled, WorkspaceError> {
         let store = &self.store;
+        let began = Instant::now();
+        let mut parked = Vec::new();
         let mut lost = 0;
         let mut watch = CrowdWatch::new(context);
         let mut round = 0;
@@ -145,38 +144,45 @@ impl Workspace<'_> {
                 &request.filter,
                 &avoided,
                 watch.crowd,
+                &mut parked,
             );
+            for ended in parked.drain(..) {
+                self.record_expired_run(&ended.lease, &ended.task, &loaded);
+            }
             let lost_before = lost;
+            let give_up = |lost: u32| LeaseError::GaveUp {
+                tries: lost,
+                views: round,
+                spent: began.elapsed(),
+            };
             match outcome {
-                Err(LeaseError::Store(StoreError::StaleView { branch_moved, .. }))
-                    if round < MAX_CLAIM_ROUNDS =>
-                {
+                Err(LeaseError::Store(StoreError::StaleView { branch_moved, .. })) => {
                     lost += 1;
+                    if spread::next_look(round, began.elapsed(), std::time::Duration::ZERO)
+                        .is_none()
+                    {
+                        return Err(give_up(lost).into());
+                    }
                     next = if branch_moved {
                         View::Refreshed
                     } else {
                         View::Leases
                     };
                 }
-                Err(LeaseError::Store(StoreError::StaleView { .. })) => {
-                    return Err(LeaseError::Contention { tries: lost + 1 }.into());
-                }
                 // Nothing ready on a view that may be old: only a refreshed one may say so.
                 Ok(ClaimOutcome::NothingReady { .. }) if view != View::Refreshed => {
                     next = View::Refreshed;
                     round -= 1;
                 }
-                Err(LeaseError::Contention { tries }) if round < MAX_CLAIM_ROUNDS => {
+                Err(LeaseError::Contention { tries }) => {
                     // Every candidate of this view was taken meanwhile: look again, later.
                     lost += tries;
+                    let Some(wait) = spread::next_look(round, began.elapsed(), watch.backoff(lost))
+                    else {
+                        return Err(give_up(lost).into());
+                    };
                     next = View::Leases;
-                    std::thread::sleep(watch.backoff(lost));
-                }
-                Err(LeaseError::Contention { tries }) => {
-                    return Err(LeaseError::Contention {
-                        tries: lost + tries,
-                    }
-                    .into());
+                    std::thread::sleep(wait);
                 }
                 outcome => {
                     return Ok(Settled {
@@ -281,8 +287,9 @@ impl Workspace<'_> {
         })
     }
 
-    /// Records in the usage ledger that the run a reclaim took over ended when its holder
-    /// stopped renewing; a failure is a warning, since the claim stands.
+    /// Records in the usage ledger that the run of the expired lease `previous`, which a
+    /// reclaim took over or a claim parked, ended when its holder stopped renewing; a
+    /// failure is a warning, since the claim stands.
     fn record_expired_run(&self, previous: &Lease, task: &Task, loaded: &LoadedQueue) {
         let meta = RunMeta {
             outcome: Some(Outcome::Expired),

@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::lease::{BadLease, Lease, LeaseEvent, LeaseRecord, LeaseState, StoreError};
+use crate::source::LoadedQueue;
 use crate::task::TaskId;
 use crate::usage::{Ledger, Outcome, Run};
 
-use super::{Workspace, WorkspaceError};
+use super::{Workspace, WorkspaceError, run_meta};
 
 /// The leases and the ledger's runs, read together as last fetched.
 #[derive(Debug)]
@@ -20,6 +21,48 @@ pub struct SettledRuns {
     /// Every run of the ledger. One without an outcome is in flight ([`in_flight`]); every
     /// other run has ended.
     pub runs: Vec<Run>,
+}
+
+impl SettledRuns {
+    /// Adds, for each attempt in flight ([`in_flight`] at `now` with the `skew`
+    /// allowance) that the ledger holds no run of yet, that run with no usage: an agent
+    /// that has claimed a task and not recorded a token is at work all the same, and a
+    /// manager counts it (and the retry it may be) before its first usage arrives. Each
+    /// is described as the ledger would file it, with the task's facts from `queue`.
+    #[must_use]
+    pub fn with_unrecorded_attempts(
+        mut self,
+        queue: &LoadedQueue,
+        now: Timestamp,
+        skew: SignedDuration,
+    ) -> SettledRuns {
+        let recorded: BTreeSet<(&TaskId, u64)> = self
+            .runs
+            .iter()
+            .map(|run| (&run.meta.task, run.meta.generation))
+            .collect();
+        let unrecorded: Vec<Run> = self
+            .leases
+            .values()
+            .map(|lease| &lease.record)
+            .filter(|record| {
+                in_flight(record, now, skew)
+                    && !recorded.contains(&(&record.task, record.generation))
+            })
+            .map(|record| {
+                let task = queue.tasks.iter().find(|task| task.id == record.task);
+                Run {
+                    meta: run_meta(record, task, &queue.config, None),
+                    records: Vec::new(),
+                }
+            })
+            .collect();
+        self.runs.extend(unrecorded);
+        // Stable, and the ledger lists its runs by task already: each task's runs stay in order.
+        self.runs
+            .sort_by(|left, right| left.meta.task.cmp(&right.meta.task));
+        self
+    }
 }
 
 impl Workspace<'_> {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::git::Repository;
 use crate::lease::{HeldLease, Lease, LeaseState};
-use crate::reply::lease::{LeaseReply, StatusLease, StatusReply, UnreadableLease};
+use crate::reply::lease::{LeaseReply, ShownState, StatusLease, StatusReply, UnreadableLease};
 use crate::task::TaskId;
 
 use super::{Workspace, WorkspaceError};
@@ -61,12 +61,16 @@ impl Workspace<'_> {
                 .values()
                 .map(|lease| {
                     let expired_at = super::expired_at(&lease.record, self.invocation.now, skew);
+                    let mut reply = LeaseReply::new(lease, store);
+                    if expired_at.is_some() {
+                        reply.state = ShownState::Expired;
+                    }
                     StatusLease {
                         task: lease.record.task.clone(),
                         expired: expired_at.is_some(),
                         expired_at,
                         mine: mine.contains(&lease.record.task),
-                        lease: LeaseReply::new(lease, store),
+                        lease: reply,
                     }
                 })
                 .collect(),

@@ -91,11 +91,9 @@ impl<'a> Scanner<'a> {
         loop {
             self.eat(b'"')?;
             let start = self.position;
-            let length = quote_or_backslash(&self.bytes[start..])?;
+            let length = string_stop(&self.bytes[start..])?;
             let key = &self.bytes[start..start + length];
-            if self.bytes[start + length] != b'"'
-                || !key.iter().all(|&byte| (0x20..0x80).contains(&byte))
-            {
+            if self.bytes[start + length] != b'"' || !key.is_ascii() {
                 return None;
             }
             self.position = start + length + 1;
@@ -130,9 +128,9 @@ impl<'a> Scanner<'a> {
     pub(super) fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.position;
-        let length = quote_or_backslash(&self.bytes[start..])?;
+        let length = string_stop(&self.bytes[start..])?;
         let text = &self.bytes[start..start + length];
-        if self.bytes[start + length] != b'"' || has_control(text) {
+        if self.bytes[start + length] != b'"' {
             return None;
         }
         self.position = start + length + 1;
@@ -262,8 +260,8 @@ impl<'a> Scanner<'a> {
     fn skip_string_rest(&mut self) -> Option<()> {
         loop {
             let rest = &self.bytes[self.position..];
-            let found = quote_or_backslash(rest)?;
-            if has_control(&rest[..found]) {
+            let found = string_stop(rest)?;
+            if rest[found] < 0x20 {
                 return None;
             }
             self.position += found + 1;
@@ -337,22 +335,58 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Bytes looked at one by one before [`quote_or_backslash`] calls `memchr2`.
-const SHORT_STRING_BYTES: usize = 24;
+/// Bytes searched a word at a time before [`string_stop`] hands the rest to `memchr2`.
+const SHORT_STRING_BYTES: usize = 64;
 
-/// Returns where the first `"` or `\` in `bytes` is. Keys and most wanted values are
-/// short, and for them a plain loop costs less than a call to `memchr2`; the long
-/// strings of message content go to `memchr2`.
-fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
-    let short = &bytes[..bytes.len().min(SHORT_STRING_BYTES)];
-    if let Some(found) = short.iter().position(|&byte| byte == b'"' || byte == b'\\') {
-        return Some(found);
+/// Returns where the first byte that ends a run of plain string content is: `"`, `\`
+/// or a control character (which JSON strings may not hold).
+///
+/// Keys and wanted values are short (ids of 20 to 40 bytes), and for them eight bytes
+/// tested at once as a `u64` cost less than a call to `memchr2` and a second pass for
+/// control characters; the long strings of message content go to `memchr2`.
+fn string_stop(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+    const QUOTES: u64 = u64::from_le_bytes([b'"'; 8]);
+    const BACKSLASHES: u64 = u64::from_le_bytes([b'\\'; 8]);
+    const SPACES: u64 = u64::from_le_bytes([0x20; 8]);
+    // The high bit of each byte that is zero, or below 0x20; above the lowest such byte
+    // a borrow can mark others too, so only the lowest mark is used.
+    let zero_bytes = |word: u64| word.wrapping_sub(ONES) & !word;
+    let short = bytes.len().min(SHORT_STRING_BYTES);
+    let mut words = bytes[..short].chunks_exact(8);
+    let mut offset = 0;
+    for chunk in words.by_ref() {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let marks = (zero_bytes(word ^ QUOTES)
+            | zero_bytes(word ^ BACKSLASHES)
+            | (word.wrapping_sub(SPACES) & !word))
+            & HIGHS;
+        if marks != 0 {
+            return Some(offset + marks.trailing_zeros() as usize / 8);
+        }
+        offset += 8;
     }
-    memchr::memchr2(b'"', b'\\', &bytes[short.len()..]).map(|found| found + short.len())
+    if let Some(found) = words.remainder().iter().position(|&byte| is_stop(byte)) {
+        return Some(offset + found);
+    }
+    let rest = &bytes[short..];
+    let found = memchr::memchr2(b'"', b'\\', rest).unwrap_or(rest.len());
+    if has_control(&rest[..found]) {
+        return rest
+            .iter()
+            .position(|&byte| byte < 0x20)
+            .map(|at| short + at);
+    }
+    (found < rest.len()).then_some(short + found)
 }
 
-/// Whether `bytes` hold a control character, which JSON strings may not (written so the
-/// compiler checks many bytes at a time: content strings are long).
+fn is_stop(byte: u8) -> bool {
+    byte == b'"' || byte == b'\\' || byte < 0x20
+}
+
+/// Whether `bytes` hold a control character (written so the compiler checks many bytes
+/// at a time: content strings are long).
 fn has_control(bytes: &[u8]) -> bool {
     bytes
         .iter()
@@ -418,6 +452,33 @@ mod tests {
             "1 2",
         ] {
             assert_eq!(both(text), (false, false), "{text}");
+        }
+    }
+
+    #[test]
+    fn finds_the_first_quote_backslash_or_control_byte_like_a_plain_loop() {
+        let fillers: [&[u8]; 3] = [
+            b"a",
+            "\u{e9}\u{1f600}".as_bytes(),
+            &[0x7f, 0x80, 0xff, 0x21],
+        ];
+        for filler in fillers {
+            for length in 0..150 {
+                let plain: Vec<u8> = filler.iter().copied().cycle().take(length).collect();
+                assert_eq!(string_stop(&plain), None, "{plain:?}");
+                for at in 0..length {
+                    for (stop, later) in [(b'"', b'\\'), (b'\\', 0x00), (0x1f, b'"'), (0x00, 0x1f)]
+                    {
+                        let mut bytes = plain.clone();
+                        bytes[at] = stop;
+                        if at + 3 < length {
+                            bytes[at + 3] = later;
+                        }
+                        let expected = bytes.iter().position(|&byte| is_stop(byte));
+                        assert_eq!(string_stop(&bytes), expected, "{bytes:?}");
+                    }
+                }
+            }
         }
     }
 
