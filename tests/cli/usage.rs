@@ -1579,3 +1579,46 @@ fn runs_in_flight_with_no_usage_yet_are_in_every_report_format() {
         assert!(html.contains(&format!("<li>{line}</li>")), "{html}");
     }
 }
+
+#[test]
+fn usage_show_lists_the_attempt_in_flight_before_it_records_usage() {
+    let env = TestEnv::new();
+    setup(&env);
+    let at = |dir: &str, name: &str, now: &str, args: &[&str]| succeeds(&env, dir, name, now, args);
+    at("a", "alice", T0, &["claim", "--json", "--type", "feature"]);
+    let show = at(
+        "reader",
+        "dave",
+        "2026-11-02T09:10:00Z",
+        &["usage", "show", "cache", "--json"],
+    )
+    .json();
+    let meta = &show["runs"][0]["meta"];
+    assert_eq!(
+        (
+            &meta["agent"],
+            &meta["outcome"],
+            &meta["type"],
+            &show["runs"][0]["tokens"]
+        ),
+        (
+            &"alice".into(),
+            &serde_json::Value::Null,
+            &"feature".into(),
+            &0.into()
+        ),
+        "{show}"
+    );
+    let table = at(
+        "reader",
+        "dave",
+        "2026-11-02T09:10:00Z",
+        &["usage", "show", "cache"],
+    );
+    assert!(
+        table
+            .stdout
+            .contains("1-20261102T090000Z  alice  open     2026-11-02 09:00  0"),
+        "{table}"
+    );
+}
