@@ -5,7 +5,7 @@
 use clap::Args;
 use gitprio_core::git::Repository;
 use gitprio_core::hint::FrontEnd;
-use gitprio_core::queue::{Holds, Queue, Rankable, top_ready};
+use gitprio_core::queue::{Queue, Rankable, top_ready};
 use gitprio_core::source::{self, LoadedQueue, Origin, ParseCache, QueueSource};
 use gitprio_core::workspace::{self, Mirrors, StoreChoice, Workspace};
 use gitprio_core::{Status, Task};
@@ -45,25 +45,32 @@ pub fn load_queue(
     args: &SourceArgs,
 ) -> Result<(LoadedQueue, Queue), CliError> {
     let repo = Repository::discover(&settings.directory)?;
+    let notices = output::Stderr(settings);
+    let workspace = reading_workspace(settings, &repo, &notices)?;
     let mut loaded = load_tasks(settings, &repo, &args.source(settings))?;
-    let holds = holds(settings, &repo)?;
+    let holds = workspace.holds()?;
     // The queue owns the tasks from here: `loaded` keeps where they came from and the problems.
     let queue = Queue::build(std::mem::take(&mut loaded.tasks), &holds);
     Ok((loaded, queue))
 }
 
-/// Returns the lease and attempt facts last seen that hold tasks back; a clone that never
-/// fetched the remote's leases fetches them first.
-fn holds(settings: &Settings, repo: &Repository) -> Result<Holds, CliError> {
-    let notices = output::Stderr(settings);
+/// Opens the lease store a reading command ranks with. A clone that never fetched the
+/// remote's leases fetches them here, before the queue is read: that fetch brings the
+/// queue's branch too, and a queue read before it would be the stale one, answered from
+/// once and contradicted by the next command.
+fn reading_workspace<'repo>(
+    settings: &Settings,
+    repo: &'repo Repository,
+    notices: &'repo output::Stderr<'repo>,
+) -> Result<Workspace<'repo>, CliError> {
     let workspace = Workspace::open_quietly(
         repo,
         settings.invocation(),
         StoreChoice::Configured,
-        &notices,
+        notices,
     )?;
     mirrors_note(settings, &workspace.mirrors_fetched());
-    Ok(workspace.holds()?)
+    Ok(workspace)
 }
 
 /// Says on stderr when the answer comes from leases that are not the remote's as they are.
@@ -103,13 +110,15 @@ pub struct Top {
 /// Ranks from the queue index, so only the top task is decoded in full.
 pub fn top_task(settings: &Settings, args: &SourceArgs) -> Result<Top, CliError> {
     let repo = Repository::discover(&settings.directory)?;
+    let notices = output::Stderr(settings);
+    let lease_workspace = reading_workspace(settings, &repo, &notices)?;
     let cache_path = workspace::parse_cache_path(&repo);
     let mut cache = ParseCache::load(&cache_path);
     let resolved = source::resolve(&repo, &args.source(settings), Some(&mut cache))?;
     if let Some(index) = resolved.index(&cache) {
         workspace::save_parse_cache(&cache, &cache_path, &output::Stderr(settings));
         output::loading_diagnostics(settings, &index.diagnostics);
-        let holds = holds(settings, &repo)?;
+        let holds = lease_workspace.holds()?;
         let top = Top {
             origin: resolved.origin.clone(),
             task: top_ready(index.tasks(), &holds).and_then(|next| index.task(next)),
@@ -127,7 +136,7 @@ pub fn top_task(settings: &Settings, args: &SourceArgs) -> Result<Top, CliError>
     let mut loaded = resolved.into_loaded(&repo, &mut cache)?;
     workspace::save_parse_cache(&cache, &cache_path, &output::Stderr(settings));
     output::loading_diagnostics(settings, &loaded.diagnostics);
-    let holds = holds(settings, &repo)?;
+    let holds = lease_workspace.holds()?;
     let queue = Queue::build(std::mem::take(&mut loaded.tasks), &holds);
     Ok(Top::of(loaded.origin, &queue))
 }

@@ -10,7 +10,7 @@ use gitprio_core::git::Repository;
 use gitprio_core::usage::attribute::Unattributed;
 use gitprio_core::usage::import::ImportState;
 use gitprio_core::usage::report::{
-    Distribution, GroupBy, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts, Waste,
+    Distribution, GroupBy, OPEN, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts, Waste,
     attribute_share, pull_request_signals, report,
 };
 use gitprio_core::usage::{Ledger, PriceTable};
@@ -44,6 +44,19 @@ pub enum By {
     Feature,
     Model,
     Day,
+}
+
+impl By {
+    fn group_by(self) -> GroupBy {
+        match self {
+            By::Run => GroupBy::Run,
+            By::Agent => GroupBy::Agent,
+            By::Type => GroupBy::Type,
+            By::Feature => GroupBy::Feature,
+            By::Model => GroupBy::Model,
+            By::Day => GroupBy::Day,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -153,15 +166,11 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         feature: args.feature.clone(),
         now: Some(settings.now),
     };
-    let group_by = match args.by {
-        By::Run => GroupBy::Run,
-        By::Agent => GroupBy::Agent,
-        By::Type => GroupBy::Type,
-        By::Feature => GroupBy::Feature,
-        By::Model => GroupBy::Model,
-        By::Day => GroupBy::Day,
-    };
-    let runs = workspace.settled_runs()?.runs;
+    let group_by = args.by.group_by();
+    let runs = workspace
+        .settled_runs()?
+        .with_unrecorded_attempts(&loaded, settings.now, workspace.skew())
+        .runs;
     let format = if args.json { Format::Json } else { args.format };
     if runs.is_empty() {
         output::confirm(settings, NO_RUNS);
@@ -807,14 +816,23 @@ fn run_lines(runs: &[RunLine], spent: u64, cost: f64) -> Vec<String> {
         let pull = run.pull_request.as_ref().map_or_else(String::new, |pull| {
             format!(", pull request #{} {}", pull.number, pull.state.as_str())
         });
+        let state = if run.outcome == OPEN {
+            format!(
+                "in flight since {}",
+                run.started_at.strftime("%Y-%m-%d %H:%M UTC")
+            )
+        } else {
+            run.outcome.clone()
+        };
+        // Zero recorded tokens from a run still going says nothing of what it spent.
+        let spent = if run.outcome == OPEN && run.requests == 0 && run.tokens == 0 {
+            "no usage recorded yet".to_owned()
+        } else {
+            format!("{} tokens ({})", tokens(run.tokens), dollars(run.cost_usd))
+        };
         format!(
-            "{} run {} by {}: {}, {} tokens ({}){pull}",
-            run.task,
-            run.run,
-            run.agent,
-            run.outcome,
-            tokens(run.tokens),
-            dollars(run.cost_usd)
+            "{} run {} by {}: {state}, {spent}{pull}",
+            run.task, run.run, run.agent,
         )
     }));
     lines

@@ -889,6 +889,31 @@ fn a_fresh_clone_answers_from_the_remotes_leases() {
 }
 
 #[test]
+fn a_clone_that_never_fetched_the_leases_answers_from_the_branch_that_fetch_brings() {
+    let env = TestEnv::new();
+    let files = vec![(".tasks/alpha.md".to_owned(), task("Alpha", 1, &[]))];
+    remote_with_clones(&env, &files, &["a", "late"]);
+    // After `late` was cloned, a more urgent task lands on the remote's branch.
+    std::fs::write(env.path("a/.tasks/urgent.md"), task("Urgent", 0, &[])).unwrap();
+    env.git("a", &["add", ".tasks"]);
+    env.git("a", &["commit", "--quiet", "-m", "Add urgent"]);
+    env.git("a", &["push", "--quiet", "origin", "main"]);
+    // `late`'s first reading command fetches the leases, and the branch with them: it
+    // answers from what it fetched, as every later command does.
+    for args in [&["next", "--json"][..], &["next", "--json"]] {
+        let next = as_agent(&env, "late", "bob", T0, args);
+        assert_eq!(next.json()["task"]["id"], "urgent", "{next}");
+    }
+    env.git(".", &["clone", "--quiet", "remote.git", "later"]);
+    std::fs::write(env.path("a/.tasks/alpha.md"), task("Alpha", 0, &[])).unwrap();
+    env.git("a", &["commit", "--quiet", "-am", "Alpha is urgent too"]);
+    env.git("a", &["push", "--quiet", "origin", "main"]);
+    let list = as_agent(&env, "later", "bob", T0, &["list", "--json"]);
+    assert_eq!(list.json()["tasks"][0]["task"]["priority"], 0, "{list}");
+    assert_eq!(list.json()["tasks"][0]["task"]["id"], "alpha", "{list}");
+}
+
+#[test]
 fn messages_say_what_happened_to_the_lease() {
     let env = TestEnv::new();
     let files = vec![(".tasks/only.md".to_owned(), task("Only", 0, &[]))];

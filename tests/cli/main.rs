@@ -8,6 +8,7 @@ mod check;
 mod common;
 mod context;
 mod crash;
+mod docs;
 mod fleet;
 mod formats;
 mod gc;

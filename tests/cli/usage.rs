@@ -5,6 +5,16 @@ use crate::common::{Output, TestEnv};
 
 const T0: &str = "2026-11-02T09:00:00Z";
 
+/// Records 1,000 output tokens of a priced model by hand.
+const SPEND: [&str; 6] = [
+    "usage",
+    "record",
+    "--model",
+    "claude-sonnet-4-5",
+    "--output",
+    "1000",
+];
+
 fn task(title: &str, kind: &str, value: u32, budget: Option<&str>) -> String {
     let budget = budget
         .map(|budget| format!("budget: {budget}\n"))
@@ -648,21 +658,7 @@ fn tokens_are_dated_by_their_request_and_open_runs_are_in_flight_not_waste() {
         ("2026-11-02T10:00:00Z", "r1"),
         ("2026-11-03T10:00:00Z", "r2"),
     ] {
-        let output = at(
-            "a",
-            "alice",
-            now,
-            &[
-                "usage",
-                "record",
-                "--model",
-                "claude-sonnet-4-5",
-                "--output",
-                "1000",
-                "--key",
-                key,
-            ],
-        );
+        let output = at("a", "alice", now, &[&SPEND[..], &["--key", key]].concat());
         assert_eq!(output.code, 0, "{output}");
     }
     let report = |args: &[&str]| {
@@ -739,15 +735,7 @@ fn an_expired_run_without_an_outcome_is_waste_not_in_flight() {
     let at = |dir: &str, name: &str, now: &str, args: &[&str]| succeeds(&env, dir, name, now, args);
     // Alice claims (30 minutes), spends, and stops renewing; nobody reclaims the task.
     at("a", "alice", T0, &["claim", "--json", "--type", "feature"]);
-    let spend = [
-        "usage",
-        "record",
-        "--model",
-        "claude-sonnet-4-5",
-        "--output",
-        "1000",
-    ];
-    at("a", "alice", "2026-11-02T09:10:00Z", &spend);
+    at("a", "alice", "2026-11-02T09:10:00Z", &SPEND);
     // Bob's run is young when the report is made: it is in flight.
     at(
         "b",
@@ -755,7 +743,7 @@ fn an_expired_run_without_an_outcome_is_waste_not_in_flight() {
         "2026-11-02T10:45:00Z",
         &["claim", "--json", "--type", "docs"],
     );
-    at("b", "bob", "2026-11-02T10:50:00Z", &spend);
+    at("b", "bob", "2026-11-02T10:50:00Z", &SPEND);
     let report = at(
         "reader",
         "carol",
@@ -1510,4 +1498,127 @@ fn a_report_section_with_nothing_to_show_says_none() {
             );
         }
     }
+}
+
+/// The lines of the text report's `title` section, indented under it.
+fn section<'text>(table: &'text str, title: &str) -> Vec<&'text str> {
+    table
+        .lines()
+        .skip_while(|line| !line.starts_with(title))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .map(str::trim)
+        .collect()
+}
+
+#[test]
+fn runs_in_flight_with_no_usage_yet_are_in_every_report_format() {
+    let env = TestEnv::new();
+    setup(&env);
+    env.git(".", &["clone", "--quiet", "remote.git", "c"]);
+    let at = |dir: &str, name: &str, now: &str, args: &[&str]| succeeds(&env, dir, name, now, args);
+    // Alice claims `cache` and has not recorded a token yet.
+    at("a", "alice", T0, &["claim", "--json", "--type", "feature"]);
+    // Bob's first attempt at `login` spends, then its 5-minute lease expires; carol takes
+    // the task over and has recorded nothing yet: a retry in flight.
+    at(
+        "b",
+        "bob",
+        T0,
+        &["claim", "--json", "--type", "bug", "--ttl", "5m"],
+    );
+    at("b", "bob", "2026-11-02T09:01:00Z", &SPEND);
+    let taken = at(
+        "c",
+        "carol",
+        "2026-11-02T09:20:00Z",
+        &["claim", "--json", "--type", "bug"],
+    );
+    assert_eq!(taken.json()["task"]["id"], "login", "{taken}");
+    let now = "2026-11-02T09:30:00Z";
+    let report = |format: &str| at("reader", "dave", now, &["report", "--format", format]).stdout;
+    let json: serde_json::Value = serde_json::from_str(&report("json")).unwrap();
+    let in_flight = &json["waste"]["in_flight_runs"];
+    assert_eq!(
+        pairs(in_flight, "task", "agent"),
+        [
+            ("cache".to_owned(), "alice".to_owned()),
+            ("login".to_owned(), "carol".to_owned())
+        ],
+        "{json}"
+    );
+    assert_eq!(
+        pairs(in_flight, "started_at", "outcome"),
+        [
+            ("2026-11-02T09:00:00Z".to_owned(), "open".to_owned()),
+            ("2026-11-02T09:20:00Z".to_owned(), "open".to_owned())
+        ],
+        "{json}"
+    );
+    assert_eq!(json["waste"]["in_flight_tokens"], 0, "{json}");
+    assert_eq!(
+        json["waste"]["retried_tasks"],
+        serde_json::json!([["login", 2, 1000]]),
+        "{json}"
+    );
+    assert_eq!(json["summary"]["runs"], 3, "{json}");
+    let lines = [
+        "2 runs, 0 tokens, $0.00",
+        "cache run 1-20261102T090000Z by alice: in flight since 2026-11-02 09:00 UTC, no usage recorded yet",
+        "login run 2-20261102T092000Z by carol: in flight since 2026-11-02 09:20 UTC, no usage recorded yet",
+    ];
+    assert_eq!(
+        section(&report("table"), "Runs in flight:"),
+        lines,
+        "{json}"
+    );
+    let markdown = report("md");
+    let html = report("html");
+    for line in &lines[1..] {
+        assert!(markdown.contains(&format!("- {line}\n")), "{markdown}");
+        assert!(html.contains(&format!("<li>{line}</li>")), "{html}");
+    }
+}
+
+#[test]
+fn usage_show_lists_the_attempt_in_flight_before_it_records_usage() {
+    let env = TestEnv::new();
+    setup(&env);
+    let at = |dir: &str, name: &str, now: &str, args: &[&str]| succeeds(&env, dir, name, now, args);
+    at("a", "alice", T0, &["claim", "--json", "--type", "feature"]);
+    let show = at(
+        "reader",
+        "dave",
+        "2026-11-02T09:10:00Z",
+        &["usage", "show", "cache", "--json"],
+    )
+    .json();
+    let meta = &show["runs"][0]["meta"];
+    assert_eq!(
+        (
+            &meta["agent"],
+            &meta["outcome"],
+            &meta["type"],
+            &show["runs"][0]["tokens"]
+        ),
+        (
+            &"alice".into(),
+            &serde_json::Value::Null,
+            &"feature".into(),
+            &0.into()
+        ),
+        "{show}"
+    );
+    let table = at(
+        "reader",
+        "dave",
+        "2026-11-02T09:10:00Z",
+        &["usage", "show", "cache"],
+    );
+    assert!(
+        table
+            .stdout
+            .contains("1-20261102T090000Z  alice  open     2026-11-02 09:00  0"),
+        "{table}"
+    );
 }

@@ -123,6 +123,30 @@ pub struct LeaseStore<'repo> {
     /// The queue branch's tip every push also expects on the remote, set by
     /// [`LeaseStore::pin_queue_branch`]; cleared by a refresh.
     pinned_tip: Mutex<Option<ObjectId>>,
+    /// Another ref update the next push of a lease ref carries in the same atomic push,
+    /// set by [`LeaseStore::carry`]; what became of it is [`LeaseStore::carried`].
+    rider: Mutex<Rider>,
+}
+
+/// A ref update riding along with the next lease push (`gitprio done`'s usage record).
+#[derive(Debug, Default)]
+enum Rider {
+    #[default]
+    None,
+    /// To go with the next lease push.
+    Waiting(RiderPush),
+    /// It landed with the lease push (the push is atomic: both or neither).
+    Landed,
+    /// Its ref had moved: the lease push went without it.
+    Dropped,
+}
+
+/// A ref update to carry: move `reference` from `expected` (`None`: absent) to `new`.
+#[derive(Debug)]
+struct RiderPush {
+    reference: String,
+    expected: Option<ObjectId>,
+    new: ObjectId,
 }
 
 impl<'repo> LeaseStore<'repo> {
@@ -132,6 +156,7 @@ impl<'repo> LeaseStore<'repo> {
             mode,
             current_mirrors: Mutex::new(None),
             pinned_tip: Mutex::new(None),
+            rider: Mutex::new(Rider::None),
         }
     }
 
@@ -649,7 +674,13 @@ impl<'repo> LeaseStore<'repo> {
         match &self.mode {
             Mode::Local => self.update_ref(reference, true, expected, new),
             Mode::Remote { remote, .. } => {
-                let outcome = self.push_unless_locked(remote, reference, expected, new)?;
+                let rider = if reference.starts_with(super::LEASE_PREFIX) {
+                    self.take_rider()
+                } else {
+                    None
+                };
+                let (outcome, carried) =
+                    self.push_unless_locked(remote, reference, expected, new, rider.as_ref())?;
                 if outcome != CasOutcome::Won && self.lock_pinned().is_some() {
                     return Err(StoreError::StaleView {
                         remote: remote.clone(),
@@ -660,11 +691,52 @@ impl<'repo> LeaseStore<'repo> {
                     // Mirror what the remote now holds; a failure here only delays what
                     // `status` shows until the next fetch, the remote is the truth.
                     let _ = self.repo.set_reference(&self.mirror_of(reference), new);
+                    if let Some(rider) = rider.as_ref().filter(|_| carried) {
+                        let _ = self
+                            .repo
+                            .set_reference(&self.mirror_of(&rider.reference), Some(rider.new));
+                        *self.lock_rider() = Rider::Landed;
+                    }
                     self.pack_mirrors();
                 }
                 Ok(outcome)
             }
         }
+    }
+
+    /// Makes the next push of a lease ref (remote mode) also move `reference` from
+    /// `expected` (`None`: must not exist) to `new`, in the same atomic push: one round
+    /// trip for both. If `reference` moved meanwhile, the lease push goes alone (the
+    /// caller then writes `reference` itself); [`LeaseStore::carried`] says which.
+    pub fn carry(&self, reference: &str, expected: Option<ObjectId>, new: ObjectId) {
+        *self.lock_rider() = Rider::Waiting(RiderPush {
+            reference: reference.to_owned(),
+            expected,
+            new,
+        });
+    }
+
+    /// Whether the update given to [`LeaseStore::carry`] landed; forgets it.
+    pub fn carried(&self) -> bool {
+        matches!(std::mem::take(&mut *self.lock_rider()), Rider::Landed)
+    }
+
+    /// Takes the update waiting to ride along, noting it dropped until it lands.
+    fn take_rider(&self) -> Option<RiderPush> {
+        let mut state = self.lock_rider();
+        match std::mem::replace(&mut *state, Rider::Dropped) {
+            Rider::Waiting(rider) => Some(rider),
+            other => {
+                *state = other;
+                None
+            }
+        }
+    }
+
+    fn lock_rider(&self) -> std::sync::MutexGuard<'_, Rider> {
+        self.rider
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn remote_name(&self) -> &str {
@@ -751,12 +823,26 @@ impl<'repo> LeaseStore<'repo> {
         reference: &str,
         expected: Option<ObjectId>,
         new: Option<ObjectId>,
-    ) -> Result<CasOutcome, StoreError> {
+        rider: Option<&RiderPush>,
+    ) -> Result<(CasOutcome, bool), StoreError> {
         const LOCK_TRIES: u64 = 3;
         let mut tries = 1;
+        let mut rider = rider;
         loop {
-            let (lock, detail) = match self.push(remote, reference, expected, new)? {
-                Pushed::Done(outcome) => return Ok(outcome),
+            let (lock, detail) = match self.push(remote, reference, expected, new, rider)? {
+                Pushed::RiderMoved => {
+                    // Its ref moved (another writer of the ledger): the lease goes alone.
+                    rider = None;
+                    continue;
+                }
+                Pushed::Done(outcome) if outcome != CasOutcome::Won && rider.is_some() => {
+                    // An atomic push fails whole, and the remote may blame either ref
+                    // (one whose ref moved on the remote is "failed to update ref", the
+                    // other "atomic push failed"): the lease alone tells whose it was.
+                    rider = None;
+                    continue;
+                }
+                Pushed::Done(outcome) => return Ok((outcome, rider.is_some())),
                 Pushed::BranchMoved => {
                     return Err(StoreError::StaleView {
                         remote: remote.to_owned(),
@@ -766,7 +852,7 @@ impl<'repo> LeaseStore<'repo> {
                 Pushed::Locked { lock, detail } => (lock, detail),
             };
             if self.remote_value(remote, reference)? != expected {
-                return Ok(CasOutcome::Lost { detail });
+                return Ok((CasOutcome::Lost { detail }, false));
             }
             if tries == LOCK_TRIES {
                 return Err(StoreError::RemoteLocked {
@@ -787,6 +873,7 @@ impl<'repo> LeaseStore<'repo> {
         reference: &str,
         expected: Option<ObjectId>,
         new: Option<ObjectId>,
+        rider: Option<&RiderPush>,
     ) -> Result<Pushed, StoreError> {
         let lease = format!(
             "--force-with-lease={reference}:{}",
@@ -810,8 +897,23 @@ impl<'repo> LeaseStore<'repo> {
                 .as_ref()
                 .map(|(branch_lease, _)| branch_lease.as_str()),
         );
+        let rider_specs = rider.map(|rider| {
+            (
+                format!(
+                    "--force-with-lease={}:{}",
+                    rider.reference,
+                    rider
+                        .expected
+                        .map(|oid| oid.to_string())
+                        .unwrap_or_default()
+                ),
+                format!("{}:{}", rider.new, rider.reference),
+            )
+        });
+        args.extend(rider_specs.as_ref().map(|(lease, _)| lease.as_str()));
         args.extend([remote, &refspec]);
         args.extend(pinned.as_ref().map(|(_, branch_spec)| branch_spec.as_str()));
+        args.extend(rider_specs.as_ref().map(|(_, spec)| spec.as_str()));
         let output = self.push_through_dropped_connections(remote, reference, new, &args)?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let line_of = |wanted: &str| {
@@ -830,6 +932,12 @@ impl<'repo> LeaseStore<'repo> {
             && !summary.contains("atomic")
         {
             return Ok(Pushed::BranchMoved);
+        }
+        if let Some(rider) = rider
+            && let Some(("!", summary)) = line_of(&rider.reference)
+            && !summary.contains("atomic")
+        {
+            return Ok(Pushed::RiderMoved);
         }
         let stderr = stderr_summary(&output.stderr);
         match line {
@@ -929,6 +1037,8 @@ enum Pushed {
     Done(CasOutcome),
     /// A push pinned to the queue branch found the branch moved (whatever its lease ref did).
     BranchMoved,
+    /// The ref riding along had moved: nothing landed.
+    RiderMoved,
     /// The remote could not lock the ref: its `.lock` file exists there.
     Locked {
         lock: PathBuf,

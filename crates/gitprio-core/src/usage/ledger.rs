@@ -463,66 +463,17 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         now: Timestamp,
     ) -> Result<Written, LedgerError> {
         let reference = usage_ref(&meta.task);
-        let mirror = self.store.mirror_of(&reference);
-        let index_path = self.index_path(meta);
         for _ in 0..MAX_WRITE_TRIES {
             self.store.fetch(&reference)?;
-            let current = self.repo().reference_commit(&mirror)?;
-            let mut runs = match current {
-                Some(commit) => self.run_files(commit)?,
-                None => BTreeMap::new(),
+            let ready = match self.ready(meta, records, now)? {
+                Step::Unchanged(written) => return Ok(*written),
+                Step::Ready(ready) => ready,
             };
-            let files = runs.remove(&meta.run).unwrap_or_default();
-            let known = files
-                .meta
-                .map(|blob| self.read_meta(&mirror, &meta.run, blob))
-                .transpose()?;
-            let mut index = KeyIndex::load(&index_path, &files.chunks);
-            for blob in &files.chunks {
-                if !index.covers(blob) {
-                    let chunk = self.read_chunk(&mirror, &meta.run, *blob)?;
-                    index.absorb(&[*blob], &chunk);
-                }
-            }
-            let appended = fresh_records(records, &index);
-            let merged_meta = match &known {
-                Some(known) => merge_meta(known.clone(), meta),
-                None => meta.clone(),
-            };
-            let added = appended.len();
-            if added == 0 && known.as_ref() == Some(&merged_meta) {
-                index.save(&index_path);
-                return Ok(Written {
-                    added,
-                    meta: merged_meta,
-                    totals: index.totals(),
-                });
-            }
-            let written = self.write_chunks(files.next_chunk, &appended)?;
-            let commit = self.commit(
-                current,
-                &merged_meta,
-                known.as_ref(),
-                &written.chunks,
-                &appended,
-                now,
-            )?;
             match self
                 .store
-                .compare_and_swap_ref(&reference, current, Some(commit))?
+                .compare_and_swap_ref(&reference, ready.current, Some(ready.commit))?
             {
-                CasOutcome::Won => {
-                    let blobs: Vec<ObjectId> =
-                        written.chunks.iter().map(|(_, blob)| *blob).collect();
-                    index.absorb_entries(&blobs, written.entries);
-                    self.note_chunk_sessions(blobs.iter().copied().zip(written.sessions));
-                    index.save(&index_path);
-                    return Ok(Written {
-                        added,
-                        meta: merged_meta,
-                        totals: index.totals(),
-                    });
-                }
+                CasOutcome::Won => return Ok(self.landed(ready)),
                 CasOutcome::Lost { .. } => {}
             }
         }
@@ -530,6 +481,114 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
             reference,
             tries: MAX_WRITE_TRIES,
         })
+    }
+
+    /// Makes the commit that writes `meta` and `records` over the ledger as last fetched,
+    /// or says nothing would change.
+    fn ready(
+        &self,
+        meta: &RunMeta,
+        records: &[UsageRecord],
+        now: Timestamp,
+    ) -> Result<Step, LedgerError> {
+        let reference = usage_ref(&meta.task);
+        let mirror = self.store.mirror_of(&reference);
+        let index_path = self.index_path(meta);
+        let current = self.repo().reference_commit(&mirror)?;
+        let mut runs = match current {
+            Some(commit) => self.run_files(commit)?,
+            None => BTreeMap::new(),
+        };
+        let files = runs.remove(&meta.run).unwrap_or_default();
+        let known = files
+            .meta
+            .map(|blob| self.read_meta(&mirror, &meta.run, blob))
+            .transpose()?;
+        let mut index = KeyIndex::load(&index_path, &files.chunks);
+        for blob in &files.chunks {
+            if !index.covers(blob) {
+                let chunk = self.read_chunk(&mirror, &meta.run, *blob)?;
+                index.absorb(&[*blob], &chunk);
+            }
+        }
+        let appended = fresh_records(records, &index);
+        let merged_meta = match &known {
+            Some(known) => merge_meta(known.clone(), meta),
+            None => meta.clone(),
+        };
+        let added = appended.len();
+        if added == 0 && known.as_ref() == Some(&merged_meta) {
+            index.save(&index_path);
+            return Ok(Step::Unchanged(Box::new(Written {
+                added,
+                meta: merged_meta,
+                totals: index.totals(),
+            })));
+        }
+        let written = self.write_chunks(files.next_chunk, &appended)?;
+        let commit = self.commit(
+            current,
+            &merged_meta,
+            known.as_ref(),
+            &written.chunks,
+            &appended,
+            now,
+        )?;
+        Ok(Step::Ready(Box::new(Ready {
+            current,
+            commit,
+            index,
+            index_path,
+            written,
+            added,
+            meta: merged_meta,
+        })))
+    }
+
+    /// Notes a write whose commit landed: the index and the sessions cache learn its chunks.
+    fn landed(&self, ready: Box<Ready>) -> Written {
+        let Ready {
+            mut index,
+            index_path,
+            written,
+            added,
+            meta,
+            ..
+        } = *ready;
+        let blobs: Vec<ObjectId> = written.chunks.iter().map(|(_, blob)| *blob).collect();
+        index.absorb_entries(&blobs, written.entries);
+        self.note_chunk_sessions(blobs.iter().copied().zip(written.sessions));
+        index.save(&index_path);
+        Written {
+            added,
+            meta,
+            totals: index.totals(),
+        }
+    }
+
+    /// Fetches the ledger of `meta`'s task and has the store carry the write of `meta` in
+    /// its next lease push (`gitprio done`: the run's outcome lands with the submission,
+    /// in one atomic push). Returns what to hand [`Ledger::carried`] after that push;
+    /// `None` when nothing would change.
+    ///
+    /// Nothing is kept in the outbox: the push is atomic, so a crash leaves both refs
+    /// moved or neither, and a write kept before the lease moved would record an outcome
+    /// that never happened.
+    pub fn carry(&self, meta: &RunMeta, now: Timestamp) -> Result<Option<Carried>, LedgerError> {
+        let reference = usage_ref(&meta.task);
+        self.store.fetch(&reference)?;
+        Ok(match self.ready(meta, &[], now)? {
+            Step::Unchanged(_) => None,
+            Step::Ready(ready) => {
+                self.store.carry(&reference, ready.current, ready.commit);
+                Some(Carried(ready))
+            }
+        })
+    }
+
+    /// After the lease push [`Ledger::carry`] prepared: the write, if it landed with it.
+    pub fn carried(&self, carried: Carried) -> Option<Written> {
+        self.store.carried().then(|| self.landed(carried.0))
     }
 
     /// Writes `appended` as chunk blobs numbered from `first`, on two threads: each takes
@@ -717,6 +776,35 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                 .unwrap_or_default()
         );
         Ok(repo.write_commit(&message, Some(tree), parent, now.as_second())?)
+    }
+}
+
+/// What a write found over the ledger as last fetched.
+enum Step {
+    Unchanged(Box<Written>),
+    Ready(Box<Ready>),
+}
+
+/// A write's commit, made and not pushed yet, and what to note once it lands.
+struct Ready {
+    current: Option<ObjectId>,
+    commit: ObjectId,
+    index: KeyIndex,
+    index_path: PathBuf,
+    written: WrittenChunks,
+    added: usize,
+    meta: RunMeta,
+}
+
+/// A write riding along with a lease push ([`Ledger::carry`]).
+pub struct Carried(Box<Ready>);
+
+impl std::fmt::Debug for Carried {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Carried")
+            .field("commit", &self.0.commit)
+            .finish_non_exhaustive()
     }
 }
 

@@ -7,10 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::{SignedDuration, Timestamp};
 
 use crate::lease::{BadLease, Lease, LeaseEvent, LeaseRecord, LeaseState, StoreError};
+use crate::source::LoadedQueue;
 use crate::task::TaskId;
 use crate::usage::{Ledger, Outcome, Run};
 
-use super::{Workspace, WorkspaceError};
+use super::{Workspace, WorkspaceError, load_tasks, run_meta};
 
 /// The leases and the ledger's runs, read together as last fetched.
 #[derive(Debug)]
@@ -20,6 +21,63 @@ pub struct SettledRuns {
     /// Every run of the ledger. One without an outcome is in flight ([`in_flight`]); every
     /// other run has ended.
     pub runs: Vec<Run>,
+}
+
+impl SettledRuns {
+    /// Adds, for each attempt in flight ([`in_flight`] at `now` with the `skew`
+    /// allowance) that the ledger holds no run of yet, that run with no usage: an agent
+    /// that has claimed a task and not recorded a token is at work all the same, and a
+    /// manager counts it (and the retry it may be) before its first usage arrives. Each
+    /// is described as the ledger would file it, with the task's facts from `queue`.
+    #[must_use]
+    pub fn with_unrecorded_attempts(
+        mut self,
+        queue: &LoadedQueue,
+        now: Timestamp,
+        skew: SignedDuration,
+    ) -> SettledRuns {
+        let unrecorded: Vec<Run> = unrecorded_attempts(
+            &self.runs,
+            self.leases.values().map(|lease| &lease.record),
+            now,
+            skew,
+        )
+        .into_iter()
+        .map(|record| unrecorded_run(record, queue))
+        .collect();
+        self.runs.extend(unrecorded);
+        // Stable, and the ledger lists its runs by task already: each task's runs stay in order.
+        self.runs
+            .sort_by(|left, right| left.meta.task.cmp(&right.meta.task));
+        self
+    }
+}
+
+/// Returns the lease `records` whose attempt is [`in_flight`] and has no run in `runs` yet.
+fn unrecorded_attempts<'lease>(
+    runs: &[Run],
+    records: impl Iterator<Item = &'lease LeaseRecord>,
+    now: Timestamp,
+    skew: SignedDuration,
+) -> Vec<&'lease LeaseRecord> {
+    let recorded: BTreeSet<(&TaskId, u64)> = runs
+        .iter()
+        .map(|run| (&run.meta.task, run.meta.generation))
+        .collect();
+    records
+        .filter(|record| {
+            in_flight(record, now, skew) && !recorded.contains(&(&record.task, record.generation))
+        })
+        .collect()
+}
+
+/// The run of the attempt of lease `record` with no usage yet, as the ledger would file it.
+fn unrecorded_run(record: &LeaseRecord, queue: &LoadedQueue) -> Run {
+    let task = queue.tasks.iter().find(|task| task.id == record.task);
+    Run {
+        meta: run_meta(record, task, &queue.config, None),
+        records: Vec::new(),
+    }
 }
 
 impl Workspace<'_> {
@@ -40,7 +98,8 @@ impl Workspace<'_> {
     }
 
     /// Reads the runs of task `id` and its lease, as last fetched, settled as
-    /// [`Workspace::settled_runs`] settles them.
+    /// [`Workspace::settled_runs`] settles them, with the attempt in flight that has
+    /// recorded no usage yet (see [`SettledRuns::with_unrecorded_attempts`]).
     pub fn settled_runs_of(&self, id: &TaskId) -> Result<Vec<Run>, WorkspaceError> {
         let mut runs = Ledger::new(&self.store).runs(id)?;
         let (lease, unknown) = match self.store.lease(id) {
@@ -60,6 +119,13 @@ impl Workspace<'_> {
             self.invocation.now,
             self.skew(),
         );
+        let record = lease.as_ref().map(|lease| &lease.record);
+        if let [unrecorded] =
+            unrecorded_attempts(&runs, record.into_iter(), self.invocation.now, self.skew())[..]
+        {
+            let queue = load_tasks(self.repo, &self.queue_source(), self.notices)?;
+            runs.push(unrecorded_run(unrecorded, &queue));
+        }
         Ok(runs)
     }
 

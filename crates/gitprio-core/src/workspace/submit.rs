@@ -3,7 +3,7 @@
 use crate::lease::{self, Lease};
 use crate::source::{self, QueueSource};
 use crate::task::{Status, TaskId};
-use crate::usage::Outcome;
+use crate::usage::{Ledger, Outcome};
 
 use super::{Workspace, WorkspaceError};
 
@@ -68,12 +68,20 @@ impl Workspace<'_> {
                 source,
             }
         })?;
+        // The run's outcome rides in the submission's push (one fetch of the ledger, one
+        // atomic push of both refs); when it cannot (local mode, a ledger written
+        // meanwhile, writes kept on this machine), it is written after, as before.
+        let carried = self.carry_outcome(id, Outcome::Completed);
         // The fence first: only the lease holder may record completion.
-        let lease = lease::submit_noting(&self.store, id, &context, note)?;
+        let submitted = lease::submit_noting(&self.store, id, &context, note);
+        let landed = carried.and_then(|carried| Ledger::new(&self.store).carried(carried));
+        let lease = submitted?;
         if context.failpoint.as_deref() == Some("done:before-edit") {
             std::process::abort();
         }
-        self.record_outcome(id, Outcome::Completed);
+        if landed.is_none() {
+            self.record_outcome(id, Outcome::Completed);
+        }
         if edited != text {
             std::fs::write(&file, edited).map_err(|source| WorkspaceError::Io {
                 action: "write",

@@ -201,6 +201,27 @@ impl Workspace<'_> {
         })
     }
 
+    /// Prepares the end of the current run of `id` to ride in the next lease push
+    /// ([`Ledger::carry`]); `None` when it cannot, and [`Workspace::record_outcome`] is
+    /// then the way.
+    pub(super) fn carry_outcome(
+        &self,
+        id: &TaskId,
+        outcome: Outcome,
+    ) -> Option<crate::usage::ledger::Carried> {
+        let ledger = Ledger::new(&self.store);
+        if ledger.kept() > 0 {
+            // Writes kept earlier go first: `record_outcome` delivers them.
+            return None;
+        }
+        let meta = RunMeta {
+            outcome: Some(outcome),
+            ended_at: Some(self.invocation.now),
+            ..self.current_run(id).ok()?
+        };
+        ledger.carry(&meta, self.invocation.now).ok().flatten()
+    }
+
     /// Records the end of the current run of `id` in the usage ledger. A write the ledger
     /// cannot take now is kept on this machine and delivered later; only a run that cannot
     /// be described (no lease left to read) is a warning, since the lease change happened.
