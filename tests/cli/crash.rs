@@ -705,7 +705,13 @@ fn transfers(trace: &std::path::Path) -> (usize, usize) {
 
 #[test]
 fn done_submits_and_records_the_run_s_end_in_one_fetch_and_one_push() {
-    let harness = Harness::new(seed(), "round trips".to_owned(), false);
+    for daemon in [false, true] {
+        done_in_one_fetch_and_one_push(daemon);
+    }
+}
+
+fn done_in_one_fetch_and_one_push(daemon: bool) {
+    let harness = Harness::new(seed(), format!("round trips (git:// {daemon})"), daemon);
     claim_t1(&harness);
     record_100(&harness);
     let trace = harness.env.path("trace.txt");
