@@ -169,7 +169,8 @@ impl Harness {
         let ended = child.try_wait().unwrap().is_some();
         if !ended {
             if whole_group {
-                signal(&format!("-{group}"), "-KILL");
+                // Not reaped yet, the child is still in its group: the signal reaches it.
+                assert!(signal_group(group, "-9"), "{}: kill failed", self.label);
             } else {
                 child.kill().unwrap();
             }
@@ -178,7 +179,7 @@ impl Harness {
         // What the killed process started (a `git push`) goes on alone, as it would after
         // a real crash: the recovery starts once it is over, so that every run is the same.
         let deadline = Instant::now() + Duration::from_secs(20);
-        while signal(&format!("-{group}"), "-0") {
+        while signal_group(group, "-0") {
             assert!(
                 Instant::now() < deadline,
                 "{}: children never ended",
@@ -307,10 +308,11 @@ fn path_with(directory: &std::path::Path) -> std::ffi::OsString {
     .unwrap()
 }
 
-/// Runs `kill <flag> -- <target>`; returns whether it succeeded.
-fn signal(target: &str, flag: &str) -> bool {
-    Command::new("kill")
-        .args([flag, "--", target])
+/// Sends `signal` (`-9`, or `-0` to ask whether any is left) to every process of
+/// `group`; returns whether there was one. The shell's own `kill` (procps's may be missing).
+fn signal_group(group: u32, signal: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("kill {signal} -{group}")])
         .stderr(Stdio::null())
         .status()
         .unwrap()
@@ -705,7 +707,13 @@ fn transfers(trace: &std::path::Path) -> (usize, usize) {
 
 #[test]
 fn done_submits_and_records_the_run_s_end_in_one_fetch_and_one_push() {
-    let harness = Harness::new(seed(), "round trips".to_owned(), false);
+    for daemon in [false, true] {
+        done_in_one_fetch_and_one_push(daemon);
+    }
+}
+
+fn done_in_one_fetch_and_one_push(daemon: bool) {
+    let harness = Harness::new(seed(), format!("round trips (git:// {daemon})"), daemon);
     claim_t1(&harness);
     record_100(&harness);
     let trace = harness.env.path("trace.txt");
