@@ -4,7 +4,11 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tasks.example");
+    // Read at run time, not with `env!`: cargo may reuse this compiled script for a
+    // checkout of the same package at another path (a git worktree sharing the
+    // target directory), and a baked-in path would read the other checkout.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").unwrap();
+    let root = Path::new(&manifest_dir).join("tasks.example");
     println!("cargo::rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     collect(&root, &root, &mut files);
