@@ -914,6 +914,28 @@ fn a_clone_that_never_fetched_the_leases_answers_from_the_branch_that_fetch_brin
 }
 
 #[test]
+fn a_second_claim_in_a_worktree_that_holds_a_lease_says_so() {
+    let env = TestEnv::new();
+    let files = vec![
+        (".tasks/alpha.md".to_owned(), task("Alpha", 0, &[])),
+        (".tasks/beta.md".to_owned(), task("Beta", 1, &[])),
+    ];
+    remote_with_clones(&env, &files, &["a"]);
+    let first = as_agent(&env, "a", "alice", T0, &["claim", "--json"]);
+    assert_eq!(claimed_id(&first), "alpha", "{first}");
+    assert!(!first.stderr.contains("also holds"), "{first}");
+    // The loop restarts (a crash) and claims again: it gets another task, and is told.
+    let second = as_agent(&env, "a", "alice", T0, &["claim", "--json"]);
+    assert_eq!(claimed_id(&second), "beta", "{second}");
+    assert!(
+        second.stderr.contains(
+            "warning: alice also holds alpha in this worktree (generation 1, until 2026-11-01T12:30:00Z); `heartbeat`, `done` and `release` now need the task id: `gitprio release alpha` gives it back if that attempt is over"
+        ),
+        "{second}"
+    );
+}
+
+#[test]
 fn messages_say_what_happened_to_the_lease() {
     let env = TestEnv::new();
     let files = vec![(".tasks/only.md".to_owned(), task("Only", 0, &[]))];

@@ -241,6 +241,7 @@ impl Workspace<'_> {
         for skipped in &claimed.skipped {
             self.notices.warning(skipped);
         }
+        self.warn_of_other_holds(&claimed.task.id, &claimed.lease.record.holder.agent, leases);
         if claimed.lease.record.event == LeaseEvent::Reclaim
             && let Some(previous) = leases.get(&claimed.task.id)
         {
@@ -285,6 +286,37 @@ impl Workspace<'_> {
             origin: loaded.origin,
             bundle,
         })
+    }
+
+    /// Warns when `agent` still holds, live in this worktree, a lease on a task other than
+    /// `claimed` (as `leases` show them): a loop restarted after a crash claims a second
+    /// task while the first stays held until it expires, and the commands that name no
+    /// task stop knowing which one they are about.
+    fn warn_of_other_holds(&self, claimed: &TaskId, agent: &str, leases: &BTreeMap<TaskId, Lease>) {
+        let here = self.repo.workdir().map(|path| path.display().to_string());
+        let now = self.invocation.now;
+        for held in lease::HeldLease::all(self.repo.common_dir()) {
+            if held.task == *claimed
+                || held.agent != agent
+                || held.worktree != here
+                || held.state != lease::LeaseState::Held
+                || held.lost
+            {
+                continue;
+            }
+            let Some(record) = leases.get(&held.task).map(|lease| &lease.record) else {
+                continue;
+            };
+            if record.generation == held.generation
+                && record.holder.agent == agent
+                && super::in_flight(record, now, self.skew())
+            {
+                self.notices.warning(&format!(
+                    "{agent} also holds {} in this worktree (generation {}, until {}); `heartbeat`, `done` and `release` now need the task id: `gitprio release {}` gives it back if that attempt is over",
+                    held.task, held.generation, record.expires_at, held.task
+                ));
+            }
+        }
     }
 
     /// Records in the usage ledger that the run of the expired lease `previous`, which a
