@@ -476,6 +476,55 @@ fn a_killed_release_is_finished_by_running_it_again_and_records_its_outcome() {
 }
 
 #[test]
+fn a_release_killed_after_its_lease_landed_still_records_its_outcome() {
+    for (how, args, outcome) in [
+        ("released", &["release", "t1"][..], "released"),
+        ("failed", &["release", "t1", "--failed"][..], "failed"),
+    ] {
+        let harness = Harness::new(
+            seed(),
+            format!("release killed before its outcome ({how})"),
+            false,
+        );
+        claim_t1(&harness);
+        record_100(&harness);
+        // The abort comes after the lease push landed and was noted, before the run's
+        // end is written: the window in which the outcome used to be lost.
+        let killed = harness
+            .command("a", args, NOW)
+            .env("GITPRIO_FAILPOINT", "release:before-outcome")
+            .output()
+            .unwrap();
+        assert!(
+            !killed.status.success(),
+            "{}",
+            harness.env.normalized(&killed)
+        );
+        harness.assert_lease("t1", "released", 1, "alice");
+        let again = harness.run("a", args);
+        if again.code != 0 && !again.stderr.contains("holds no lease on `t1`") {
+            harness.fail(&format!("release run again: {again}"));
+        }
+        // Reports read an open run's end off its lease, so the check that matters comes
+        // once the lease moved on: another agent takes the task (generation 2), and the
+        // first run must still read as it ended, not as expired.
+        assert_claimable(&harness);
+        let runs = harness.runs("t1");
+        let first: Vec<&Value> = runs
+            .iter()
+            .filter(|run| run["meta"]["generation"] == 1)
+            .collect();
+        if first.len() != 1
+            || first[0]["meta"]["outcome"] != outcome
+            || first[0]["totals"]["output"] != 100
+        {
+            harness.fail(&format!("the first run of t1 after the recovery: {runs:?}"));
+        }
+        harness.assert_invariants();
+    }
+}
+
+#[test]
 fn a_killed_done_is_finished_by_running_it_again_with_usage_exact() {
     exercise(&done_case());
 }

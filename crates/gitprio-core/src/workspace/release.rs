@@ -3,7 +3,7 @@
 use crate::lease::{self, Released};
 use crate::reply::lease::{LeaseReply, ReleaseReply};
 use crate::task::TaskId;
-use crate::usage::Outcome;
+use crate::usage::{Ledger, Outcome};
 
 use super::{Workspace, WorkspaceError};
 
@@ -46,18 +46,44 @@ impl Workspace<'_> {
         how: GiveBack,
     ) -> Result<Released, WorkspaceError> {
         let context = self.lease_context(None)?;
+        // The run's end rides in the lease push, as `done`'s does: a process killed after
+        // the push leaves both refs moved or neither, never a released lease whose run
+        // reads as expired once the task moves on. The ends that cannot ride (local
+        // mode, writes kept, a lease that moved before the push) are written after.
+        let intended = match how {
+            GiveBack::Parked => Outcome::Parked,
+            // The last failure `max_attempts` allows parks the task, as `lease::release` decides.
+            GiveBack::Failed
+                if self
+                    .run_record(id)
+                    .is_ok_and(|(record, _)| record.failures + 1 >= context.max_attempts) =>
+            {
+                Outcome::Parked
+            }
+            GiveBack::Failed => Outcome::Failed,
+            GiveBack::Released => Outcome::Released,
+        };
+        let carried = self.carry_outcome(id, intended);
         let released = match how {
-            GiveBack::Parked => lease::release_parked(&self.store, id, &context, reason)?,
+            GiveBack::Parked => lease::release_parked(&self.store, id, &context, reason),
             GiveBack::Released | GiveBack::Failed => {
-                lease::release(&self.store, id, &context, reason, how == GiveBack::Failed)?
+                lease::release(&self.store, id, &context, reason, how == GiveBack::Failed)
             }
         };
+        // Always asked, even after an error: it forgets the update waiting to ride.
+        let landed = carried.and_then(|carried| Ledger::new(&self.store).carried(carried));
+        let released = released?;
         let outcome = match how {
             _ if released.parked => Outcome::Parked,
             GiveBack::Failed => Outcome::Failed,
             GiveBack::Released | GiveBack::Parked => Outcome::Released,
         };
-        self.record_outcome(id, outcome);
+        if context.failpoint.as_deref() == Some("release:before-outcome") {
+            std::process::abort();
+        }
+        if landed.is_none() || outcome != intended {
+            self.record_outcome(id, outcome);
+        }
         Ok(released)
     }
 }

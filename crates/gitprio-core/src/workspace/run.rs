@@ -55,6 +55,24 @@ impl Workspace<'_> {
     /// Describes the current run of `id`: the lease this worktree holds, else the task's
     /// lease as last fetched (so usage can still be recorded after a release).
     pub fn current_run(&self, id: &TaskId) -> Result<RunMeta, WorkspaceError> {
+        let (record, held) = self.run_record(id)?;
+        let repo = self.repo;
+        let loaded = load_tasks(repo, &self.queue_source(), self.notices)?;
+        let task = loaded.tasks.iter().find(|task| &task.id == id);
+        Ok(run_meta(
+            &record,
+            task,
+            &loaded.config,
+            held.and_then(|held| held.context_tokens),
+        ))
+    }
+
+    /// The lease record of the current run of `id` (see [`Workspace::current_run`]), with
+    /// the lease this worktree holds on it, if it holds one.
+    pub(super) fn run_record(
+        &self,
+        id: &TaskId,
+    ) -> Result<(LeaseRecord, Option<HeldLease>), WorkspaceError> {
         let repo = self.repo;
         let held = HeldLease::load(repo.common_dir(), id, &self.holder())?;
         let record = match &held {
@@ -70,13 +88,6 @@ impl Workspace<'_> {
                     .record
             }
         };
-        let loaded = load_tasks(repo, &self.queue_source(), self.notices)?;
-        let task = loaded.tasks.iter().find(|task| &task.id == id);
-        Ok(run_meta(
-            &record,
-            task,
-            &loaded.config,
-            held.and_then(|held| held.context_tokens),
-        ))
+        Ok((record, held))
     }
 }
