@@ -4,6 +4,7 @@ use std::io::Write;
 
 use gitprio_core::hint::{FrontEnd, Hint};
 use gitprio_core::queue::{RankReason, Standing};
+use gitprio_core::usage::money::Usd;
 use gitprio_core::{Blocker, Diagnostic, Queue, Readiness, Task};
 
 use crate::settings::Settings;
@@ -300,7 +301,7 @@ fn describe_budget(budget: &gitprio_core::Budget) -> String {
         parts.push(format!("{tokens} tokens"));
     }
     if let Some(usd) = budget.usd {
-        parts.push(format!("${usd:.2}"));
+        parts.push(Usd(usd).to_string());
     }
     parts.join(", ")
 }
@@ -377,9 +378,9 @@ pub fn tokens(count: u64) -> String {
     }
 }
 
-/// Dollars to the cent, or `unknown`.
+/// Dollars to the cent (`<$0.01` under a cent), or `unknown`.
 pub fn dollars(value: Option<f64>) -> String {
-    value.map_or_else(|| "unknown".to_owned(), |value| format!("${value:.2}"))
+    value.map_or_else(|| "unknown".to_owned(), |value| Usd(value).to_string())
 }
 
 /// A ratio to `digits` decimals, or `-` when undefined.

@@ -9,6 +9,7 @@ use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
 use gitprio_core::usage::attribute::Unattributed;
 use gitprio_core::usage::import::ImportState;
+use gitprio_core::usage::money::Usd;
 use gitprio_core::usage::report::{
     Distribution, GroupBy, OPEN, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts, Waste,
     attribute_share, pull_request_signals, report,
@@ -322,8 +323,8 @@ fn summary_cost(summary: &gitprio_core::usage::report::Summary) -> String {
         dollars(Some(summary.cost_usd))
     } else {
         format!(
-            "at least ${:.2} ({} tokens unpriced)",
-            summary.cost_usd,
+            "at least {} ({} tokens unpriced)",
+            Usd(summary.cost_usd),
             tokens(summary.unpriced_tokens)
         )
     }
@@ -344,8 +345,8 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
         dollars(Some(share.unattributed_cost_usd))
     } else {
         format!(
-            "at least ${:.2}, {} tokens unpriced",
-            share.unattributed_cost_usd,
+            "at least {}, {} tokens unpriced",
+            Usd(share.unattributed_cost_usd),
             tokens(share.unattributed_unpriced_tokens)
         )
     };
@@ -376,7 +377,7 @@ fn headline(report: &Report) -> Vec<(String, String)> {
                 "{} tokens ({}) in {} whose task is not done on the queue's branch",
                 tokens(waste.unmerged_tokens),
                 if waste.unmerged_runs.iter().any(|run| run.cost_usd.is_none()) {
-                    format!("at least ${:.2}", waste.unmerged_cost_usd)
+                    format!("at least {}", Usd(waste.unmerged_cost_usd))
                 } else {
                     dollars(Some(waste.unmerged_cost_usd))
                 },
@@ -615,11 +616,11 @@ fn cost_tail_lines(waste: &Waste) -> Vec<String> {
             .iter()
             .map(|(kind, tail)| {
                 format!(
-                    "{kind}: median ${:.2}, p90 ${:.2}, p99 ${:.2}, max ${:.2} over {}",
-                    tail.median_usd,
-                    tail.p90_usd,
-                    tail.p99_usd,
-                    tail.max_usd,
+                    "{kind}: median {}, p90 {}, p99 {}, max {} over {}",
+                    Usd(tail.median_usd),
+                    Usd(tail.p90_usd),
+                    Usd(tail.p99_usd),
+                    Usd(tail.max_usd),
                     output::counted(tail.count, "task")
                 )
             })
@@ -632,16 +633,16 @@ fn overspend_lines(waste: &Waste) -> Vec<String> {
     if waste.overspend.is_empty() {
         vec!["none".to_owned()]
     } else {
-        let mut lines = vec![format!("${:.2} in total", waste.overspend_usd)];
+        let mut lines = vec![format!("{} in total", Usd(waste.overspend_usd))];
         lines.extend(waste.overspend.iter().map(|over| {
             format!(
-                "{} run {}: ${:.2} spent, ${:.2} on {} (+${:.2})",
+                "{} run {}: {} spent, {} on {} (+{})",
                 over.task,
                 over.run,
-                over.cost_usd,
-                over.routed_cost_usd,
+                Usd(over.cost_usd),
+                Usd(over.routed_cost_usd),
                 over.routed_model,
-                over.overspend_usd
+                Usd(over.overspend_usd)
             )
         }));
         lines
@@ -755,7 +756,11 @@ fn cost_of(cost: f64, unpriced: u64) -> String {
     if unpriced == 0 {
         dollars(Some(cost))
     } else {
-        format!("at least ${cost:.2} ({} tokens unpriced)", tokens(unpriced))
+        format!(
+            "at least {} ({} tokens unpriced)",
+            Usd(cost),
+            tokens(unpriced)
+        )
     }
 }
 
@@ -807,7 +812,7 @@ fn run_lines(runs: &[RunLine], spent: u64, cost: f64) -> Vec<String> {
         output::counted(runs.len(), "run"),
         tokens(spent),
         if unpriced {
-            format!("at least ${cost:.2} (some tokens unpriced)")
+            format!("at least {} (some tokens unpriced)", Usd(cost))
         } else {
             dollars(Some(cost))
         }
@@ -946,9 +951,9 @@ fn trend_chart(title: &str, periods: &[gitprio_core::usage::report::Period]) -> 
         let x = left + step * index as f64;
         let _ = write!(
             svg,
-            "<g><title>{}: ${:.2}, {} tokens</title><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bar:.1}\" fill=\"#4c78a8\"/></g>",
+            "<g><title>{}: {}, {} tokens</title><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bar:.1}\" fill=\"#4c78a8\"/></g>",
             escape(&period.period),
-            period.cost_usd,
+            escape(&Usd(period.cost_usd).to_string()),
             tokens(period.tokens),
             base - bar,
             (step * 0.8).max(1.0),
@@ -957,12 +962,13 @@ fn trend_chart(title: &str, periods: &[gitprio_core::usage::report::Period]) -> 
     if let (Some(first), Some(last)) = (periods.first(), periods.last()) {
         let _ = write!(
             svg,
-            "<text x=\"{left}\" y=\"{:.1}\" font-size=\"12\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"end\">{}</text><text x=\"{left}\" y=\"14\" font-size=\"12\">max ${max:.2} a day</text>",
+            "<text x=\"{left}\" y=\"{:.1}\" font-size=\"12\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"end\">{}</text><text x=\"{left}\" y=\"14\" font-size=\"12\">max {} a day</text>",
             base + 18.0,
             escape(&first.period),
             width - left,
             base + 18.0,
-            escape(&last.period)
+            escape(&last.period),
+            escape(&Usd(max).to_string())
         );
     }
     svg.push_str("</svg></figure>\n");
@@ -1123,7 +1129,7 @@ fn push_cost_charts(body: &mut String, report: &Report) {
     ] {
         let bars: Vec<(String, f64, String)> = costs
             .into_iter()
-            .map(|(key, cost)| (key.to_owned(), cost, format!("${cost:.2}")))
+            .map(|(key, cost)| (key.to_owned(), cost, Usd(cost).to_string()))
             .collect();
         body.push_str(&bar_chart(title, &bars));
     }

@@ -1622,3 +1622,36 @@ fn usage_show_lists_the_attempt_in_flight_before_it_records_usage() {
         "{table}"
     );
 }
+
+#[test]
+fn a_cost_under_a_cent_is_shown_as_under_a_cent_not_as_free() {
+    // 100 Sonnet input tokens cost $0.0003: `{:.2}` printed that as `$0.00`, which reads as free.
+    let env = one_run_recorded_by_hand();
+    for format in ["table", "md", "html"] {
+        let report = env.run(
+            "repo",
+            &["report", "--offline", "--local", "--format", format],
+        );
+        assert_eq!(report.code, 0, "{report}");
+        let under_a_cent = if format == "html" {
+            "&lt;$0.01"
+        } else {
+            "<$0.01"
+        };
+        assert!(report.stdout.contains(under_a_cent), "{format}: {report}");
+        // Only the unmerged spend, which is nothing, is `$0.00`.
+        assert_eq!(
+            report.stdout.matches("$0.00").count(),
+            report
+                .stdout
+                .matches("0 tokens ($0.00) in 0 completed runs")
+                .count(),
+            "{format}: {report}"
+        );
+    }
+    let json = env
+        .run("repo", &["report", "--offline", "--local", "--json"])
+        .json();
+    let cost = json["summary"]["cost_usd"].as_f64().unwrap_or_default();
+    assert!((cost - 0.0003).abs() < 1e-9, "{json}");
+}

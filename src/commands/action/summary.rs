@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use gitprio_core::TaskId;
 use gitprio_core::lease::{Lease, LeaseState};
+use gitprio_core::usage::money::Usd;
 use gitprio_core::usage::{Outcome, PRICE_SNAPSHOT, PriceTable, Run, Totals};
 use globset::{Glob, GlobSetBuilder};
 
@@ -62,8 +63,8 @@ impl Spend {
             dollars(Some(self.known_cost))
         } else {
             format!(
-                "at least ${:.2} ({} tokens unpriced)",
-                self.known_cost,
+                "at least {} ({} tokens unpriced)",
+                Usd(self.known_cost),
                 tokens(self.unpriced_tokens)
             )
         }

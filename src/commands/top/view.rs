@@ -13,6 +13,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState,
 use super::model::{Beat, Detail, EndedRun, Fleet, LeaseRow, ParkedTask};
 use crate::output::span;
 use crate::output::tokens;
+use gitprio_core::usage::money::Usd;
 
 /// The order of the lease rows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -316,7 +317,7 @@ fn window_label(seconds: i64) -> String {
 }
 
 fn dollars(cost: Option<f64>) -> String {
-    cost.map_or_else(|| "?".to_owned(), |cost| format!("${cost:.2}"))
+    cost.map_or_else(|| "?".to_owned(), |cost| Usd(cost).to_string())
 }
 
 /// A text bar of `width` cells for `share` of a budget, then the percentage.
@@ -453,9 +454,9 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View) {
         String::new()
     };
     let spend_part = format!(
-        "last {window}: {} tokens · ${:.2}{unpriced} · {} value/1M tokens (baseline {})",
+        "last {window}: {} tokens · {}{unpriced} · {} value/1M tokens (baseline {})",
         tokens(header.tokens_in_window),
-        header.cost_usd_in_window,
+        Usd(header.cost_usd_in_window),
         value(header.value_per_million_tokens_in_window),
         value(header.value_per_million_tokens_baseline),
     );

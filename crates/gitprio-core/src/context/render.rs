@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::{Bundle, Origin, Part, PartKind};
 use crate::lease::Lease;
 use crate::task::{Budget, Task, has_plan};
+use crate::usage::money::Usd;
 
 /// A command the agent runs to report on its lease, and when.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
@@ -231,9 +232,11 @@ fn list(text: &mut String, name: &str, items: &[String]) {
 
 fn describe_budget(budget: &Budget) -> String {
     match (budget.tokens, budget.usd) {
-        (Some(tokens), Some(usd)) => format!("{tokens} tokens or ${usd:.2}, whichever comes first"),
+        (Some(tokens), Some(usd)) => {
+            format!("{tokens} tokens or {}, whichever comes first", Usd(usd))
+        }
         (Some(tokens), None) => format!("{tokens} tokens"),
-        (None, Some(usd)) => format!("${usd:.2}"),
+        (None, Some(usd)) => Usd(usd).to_string(),
         (None, None) => "none".to_owned(),
     }
 }

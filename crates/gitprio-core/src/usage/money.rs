@@ -1,10 +1,37 @@
-//! Dollar amounts as gitprio writes them in JSON: rounded to a millionth of a dollar.
+//! Dollar amounts as gitprio writes them: in JSON rounded to a millionth of a dollar,
+//! for people to the cent with `<$0.01` for what is not free but under a cent.
 //!
 //! Costs are sums of token counts times prices per million tokens, and binary floats
 //! turn such a sum into `0.5837999999999999`. Rounding where an amount is written, not
 //! where it is added, keeps sums exact to the float and every output free of that noise.
 
+use std::fmt;
+
 use serde::Serializer;
+
+/// A dollar amount for people: `$1.23`, `$0.00` only when exactly zero, `<$0.01` when
+/// positive but under half a cent (which `{:.2}` would print as `$0.00`, reading as free).
+///
+/// ccusage prints `toFixed(2)` and so shows `$0.00` for a short Haiku or Sonnet request;
+/// Claude Code's `/cost` switches to four decimals under $0.50, which makes columns ragged
+/// and claims a precision list-price estimates do not have. `<$0.01` keeps every figure to
+/// the cent, as the bill is, and never calls spend free.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Usd(pub f64);
+
+impl fmt::Display for Usd {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let amount = self.0;
+        if amount < 0.0 {
+            return write!(formatter, "-{}", Usd(-amount));
+        }
+        if amount > 0.0 && amount < 0.005 {
+            formatter.write_str("<$0.01")
+        } else {
+            write!(formatter, "${amount:.2}")
+        }
+    }
+}
 
 /// Returns `usd` rounded to a millionth of a dollar.
 pub fn round_usd(usd: f64) -> f64 {
@@ -39,6 +66,19 @@ mod tests {
         run: Option<f64>,
         #[serde(serialize_with = "serialize_option")]
         unknown: Option<f64>,
+    }
+
+    #[test]
+    fn amounts_under_a_cent_never_read_as_free() {
+        assert_eq!(Usd(0.0).to_string(), "$0.00");
+        assert_eq!(Usd(240.0 * 3.0 / 1e6).to_string(), "<$0.01");
+        assert_eq!(Usd(0.000_001).to_string(), "<$0.01");
+        assert_eq!(Usd(0.004_999).to_string(), "<$0.01");
+        assert_eq!(Usd(0.005).to_string(), "$0.01");
+        assert_eq!(Usd(1.234).to_string(), "$1.23");
+        assert_eq!(Usd(12_345.678).to_string(), "$12345.68");
+        assert_eq!(Usd(-0.5).to_string(), "-$0.50");
+        assert_eq!(Usd(-0.001).to_string(), "-<$0.01");
     }
 
     #[test]
