@@ -528,16 +528,21 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
         if slots == 1 { "" } else { "s" },
     ));
     attempt::finish_left_submissions(&context, &agent_name);
-    std::thread::scope(|scope| {
-        for slot in 0..slots {
-            let agent = if slots == 1 {
+    let agents: Vec<String> = (0..slots)
+        .map(|slot| {
+            if slots == 1 {
                 agent_name.clone()
             } else {
                 format!("{agent_name}-{}", slot + 1)
-            };
+            }
+        })
+        .collect();
+    attempt::release_left_leases(&context, &agents);
+    std::thread::scope(|scope| {
+        for (slot, agent) in agents.iter().enumerate() {
             let context = &context;
             let filters = &filters;
-            scope.spawn(move || work(context, slot, &agent, filters, args.wait, poll));
+            scope.spawn(move || work(context, slot, agent, filters, args.wait, poll));
         }
     });
     let state = std::mem::take(&mut *context.control.lock());

@@ -12,7 +12,7 @@
 //! and seed 77 found nothing more).
 
 use std::os::unix::process::CommandExt as _;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -152,20 +152,31 @@ impl Harness {
         show.json()["runs"].as_array().cloned().unwrap_or_default()
     }
 
-    /// Starts `args` in `dir`, kills it with SIGKILL after `delay` (it and, on odd `kill`,
-    /// every process it started, as when a whole session dies), and waits until nothing it
-    /// started still runs. Returns whether it had ended by itself before the kill.
-    fn kill_after(&self, dir: &str, args: &[&str], delay: Duration, whole_group: bool) -> bool {
-        let mut child = self
-            .command(dir, args, NOW)
+    /// Starts `args` in `dir` in a process group of its own, its output thrown away: a
+    /// command to kill with [`Harness::kill`].
+    fn spawn(&self, dir: &str, args: &[&str]) -> Child {
+        self.command(dir, args, NOW)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
-            .unwrap();
-        let group = child.id();
+            .unwrap()
+    }
+
+    /// Starts `args` in `dir` and kills it after `delay` (see [`Harness::kill`]). Returns
+    /// whether it had ended by itself before the kill.
+    fn kill_after(&self, dir: &str, args: &[&str], delay: Duration, whole_group: bool) -> bool {
+        let child = self.spawn(dir, args);
         std::thread::sleep(delay);
+        self.kill(child, whole_group)
+    }
+
+    /// Kills `child` (from [`Harness::spawn`]) with SIGKILL, it and, with `whole_group`,
+    /// every process it started, as when a whole session dies; then waits until nothing
+    /// it started still runs. Returns whether it had ended by itself before the kill.
+    fn kill(&self, mut child: Child, whole_group: bool) -> bool {
+        let group = child.id();
         let ended = child.try_wait().unwrap().is_some();
         if !ended {
             if whole_group {
@@ -712,8 +723,10 @@ fn a_killed_run_run_again_completes_each_task_once_with_its_usage_once() {
             if again.code != 0 {
                 harness.fail(&format!("run again: {again}"));
             }
-            // The task the killed run was working on is done, or still held by it (then
-            // it waits for its lease to expire) and the run again did the next one.
+            // The task the killed run was working on is done (by it, or by the run
+            // again, which gave it back first when the kill came while its agent
+            // worked), or still held by it (killed before its attempt started: then it
+            // waits for its lease to expire) and the run again did the next one.
             let state = |id| harness.lease(id).map(|lease| lease["state"].clone());
             let first = state("t1");
             let done = if first == Some(Value::from("submitted")) {
@@ -741,6 +754,63 @@ fn a_killed_run_run_again_completes_each_task_once_with_its_usage_once() {
             }
         },
     });
+}
+
+#[test]
+fn a_run_killed_mid_attempt_gives_its_task_back_when_run_again_and_does_it() {
+    let harness = Harness::new(seed(), "run killed mid-attempt".to_owned(), false);
+    let started = harness.env.path("started");
+    let gate = harness.env.path("gate");
+    // The first run's agent says it started and works until killed with its run; the
+    // second one's (the gate is there by then) does the task.
+    script(
+        &harness.env,
+        "claude",
+        &format!(
+            "[ -e '{}' ] || {{ touch '{}'; sleep 30; }}\n{AGENT}",
+            gate.display(),
+            started.display()
+        ),
+    );
+    let mut child = harness.spawn("a", RUN);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !started.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its agent started"
+        );
+        assert!(Instant::now() < deadline, "the agent never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The whole session dies: the run and its agent.
+    harness.kill(child, true);
+    harness.assert_lease("t1", "held", 1, "alice");
+    std::fs::write(&gate, "").unwrap();
+    let again = harness.run("a", RUN);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        again
+            .stderr
+            .contains("alice: released t1 (generation 1): the run working on it stopped"),
+        "{again}"
+    );
+    // The task the killed run held is the one done, not left to expire behind the next.
+    harness.assert_lease("t1", "submitted", 2, "alice");
+    assert!(harness.lease("t2").is_none(), "{:?}", harness.lease("t2"));
+    let runs = harness.runs("t1");
+    let outcomes: Vec<(&Value, &Value)> = runs
+        .iter()
+        .map(|run| (&run["meta"]["generation"], &run["meta"]["outcome"]))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (&Value::from(1), &Value::from("released")),
+            (&Value::from(2), &Value::from("completed"))
+        ],
+        "{runs:?}"
+    );
+    harness.assert_invariants();
 }
 
 /// The `git push` and `git fetch` processes a command ran, from its `GIT_TRACE`.

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use gitprio_core::config::Route;
 use gitprio_core::git::Repository;
-use gitprio_core::reply::lease::ShownState;
+use gitprio_core::reply::lease::{ShownState, StatusReply};
 use gitprio_core::source::QueueSource;
 use gitprio_core::usage::UsageRecord;
 use gitprio_core::{Config, Task};
@@ -139,6 +139,8 @@ struct Setup {
     budget: Budget,
     /// The task's branch on the `--push` remote, looked up before the agent changes it.
     pushed: Option<anyhow::Result<Option<String>>>,
+    /// Held locked while the attempt works: see [`release_left_leases`].
+    _live: LiveLock,
 }
 
 /// Makes the attempt's worktree and run directory, picks its model and writes its prompt.
@@ -149,6 +151,7 @@ fn prepare(run: &RunContext, agent: &str, claimed: &Claimed) -> anyhow::Result<S
     let run_dir = run.runs.join(id).join(claimed.generation.to_string());
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    let live = LiveLock::take(&run_dir)?;
     prepare_worktree(run, &worktree, id, &claimed.commit)?;
     let pushed = run
         .push
@@ -188,6 +191,7 @@ fn prepare(run: &RunContext, agent: &str, claimed: &Claimed) -> anyhow::Result<S
         usage_file,
         model,
         pushed,
+        _live: live,
     })
 }
 
@@ -1249,14 +1253,8 @@ pub fn finish_left_submissions(run: &RunContext, agent: &str) {
     if left.is_empty() {
         return;
     }
-    let status = match run.operations.status(agent) {
-        Ok(status) => status,
-        Err(error) => {
-            run.warn(&format!(
-                "cannot look for submissions a stopped run left: {error:#}"
-            ));
-            return;
-        }
+    let Some(status) = status_of(run, agent, "submissions a stopped run left") else {
+        return;
     };
     for entry in status.leases {
         let id = entry.task.as_str();
@@ -1300,6 +1298,117 @@ pub fn finish_left_submissions(run: &RunContext, agent: &str) {
         run.say(&format!(
             "{holder}: {id} was submitted by a run that stopped before committing its work{note}"
         ));
+    }
+}
+
+/// The leases as `agent` sees them, for the recovery of what a stopped run left (`what`):
+/// `None`, with a warning, when `status` fails (the run goes on without that recovery).
+fn status_of(run: &RunContext, agent: &str, what: &str) -> Option<StatusReply> {
+    run.operations
+        .status(agent)
+        .inspect_err(|error| run.warn(&format!("cannot look for {what}: {error:#}")))
+        .ok()
+}
+
+/// The file an attempt holds locked while it works, `runs/<id>/<generation>/live.lock`: a
+/// run that starts and finds it unlocked knows no run works that lease any more.
+struct LiveLock {
+    path: PathBuf,
+    _file: File,
+}
+
+impl LiveLock {
+    const NAME: &str = "live.lock";
+
+    fn take(run_dir: &Path) -> anyhow::Result<LiveLock> {
+        let path = run_dir.join(Self::NAME);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot create {}", path.display()))?;
+        if file.try_lock().is_err() {
+            bail!(
+                "another gitprio run works on this attempt ({} is locked)",
+                path.display()
+            );
+        }
+        Ok(LiveLock { path, _file: file })
+    }
+}
+
+impl Drop for LiveLock {
+    fn drop(&mut self) {
+        // Removed while still locked: a run starting now finds no lock left to judge.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// The attempts whose live lock is left and unlocked: their run stopped (killed) without
+/// finishing them. Each is `(task id, generation)`.
+fn left_attempts(runs: &Path) -> Vec<(String, u64, PathBuf)> {
+    let mut left = Vec::new();
+    for task in std::fs::read_dir(runs).into_iter().flatten().flatten() {
+        for attempt in std::fs::read_dir(task.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let lock = attempt.path().join(LiveLock::NAME);
+            let unlocked = File::open(&lock).is_ok_and(|file| file.try_lock_shared().is_ok());
+            let generation = attempt
+                .file_name()
+                .to_str()
+                .and_then(|text| text.parse().ok());
+            if let (true, Some(id), Some(generation)) =
+                (unlocked, task.file_name().to_str(), generation)
+            {
+                left.push((id.to_owned(), generation, lock));
+            }
+        }
+    }
+    left
+}
+
+/// Gives back the leases a run killed mid-attempt left held by one of `agents` here: a run
+/// that starts finds them (their attempt's live lock is unlocked) and releases them, not
+/// failed, saying so, so that the task is claimed again at once (by this run, when it is
+/// still the best ready task) instead of waiting for its lease to expire.
+pub fn release_left_leases(run: &RunContext, agents: &[String]) {
+    let left = left_attempts(&run.runs);
+    if left.is_empty() {
+        return;
+    }
+    let Some(first) = agents.first() else {
+        return;
+    };
+    let Some(status) = status_of(run, first, "leases a stopped run left held") else {
+        return;
+    };
+    for (id, generation, lock) in left {
+        let held = status.leases.iter().find(|entry| {
+            entry.mine
+                && entry.task.as_str() == id
+                && entry.lease.generation == generation
+                && entry.lease.state == ShownState::Held
+                && agents.contains(&entry.lease.holder.agent)
+        });
+        if let Some(entry) = held {
+            let holder = entry.lease.holder.agent.as_str();
+            let reason = "the gitprio run working on it stopped before it finished";
+            if let Err(error) = run.operations.release(holder, &id, reason, false, false) {
+                run.warn(&format!(
+                    "{holder}: {id} is still held by a run that stopped, and giving it back failed: {error:#}"
+                ));
+                continue;
+            }
+            run.say(&format!(
+                "{holder}: released {id} (generation {generation}): the run working on it stopped before it finished; it can be claimed again now"
+            ));
+        }
+        // Handled, or its lease is no longer held here: nothing left to judge.
+        let _ = std::fs::remove_file(&lock);
     }
 }
 
