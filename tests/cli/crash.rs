@@ -11,7 +11,7 @@
 //! how many kills each command gets (3 by default; a sweep with 12 kills a command
 //! and seed 77 found nothing more).
 
-use std::os::unix::process::CommandExt as _;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -150,6 +150,22 @@ impl Harness {
     fn runs(&self, id: &str) -> Vec<Value> {
         let show = self.ok("human", &["usage", "show", id, "--json"]);
         show.json()["runs"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Runs `args` in `dir` with the failpoint `failpoint` armed: it must abort there
+    /// (SIGABRT), not end any other way.
+    fn abort_at(&self, dir: &str, args: &[&str], failpoint: &str) {
+        let killed = self
+            .command(dir, args, NOW)
+            .env("GITPRIO_FAILPOINT", failpoint)
+            .output()
+            .unwrap();
+        if killed.status.signal() != Some(6) {
+            self.fail(&format!(
+                "it did not abort at {failpoint}:\n{}",
+                self.env.normalized(&killed)
+            ));
+        }
     }
 
     /// Starts `args` in `dir` in a process group of its own, its output thrown away: a
@@ -501,16 +517,7 @@ fn a_release_killed_after_its_lease_landed_still_records_its_outcome() {
         record_100(&harness);
         // The abort comes after the lease push landed and was noted, before the run's
         // end is written: the window in which the outcome used to be lost.
-        let killed = harness
-            .command("a", args, NOW)
-            .env("GITPRIO_FAILPOINT", "release:before-outcome")
-            .output()
-            .unwrap();
-        assert!(
-            !killed.status.success(),
-            "{}",
-            harness.env.normalized(&killed)
-        );
+        harness.abort_at("a", args, "release:before-outcome");
         harness.assert_lease("t1", "released", 1, "alice");
         let again = harness.run("a", args);
         if again.code != 0 && !again.stderr.contains("holds no lease on `t1`") {
@@ -723,20 +730,17 @@ fn a_killed_run_run_again_completes_each_task_once_with_its_usage_once() {
             if again.code != 0 {
                 harness.fail(&format!("run again: {again}"));
             }
-            // The task the killed run was working on is done (by it, or by the run
-            // again, which gave it back first when the kill came while its agent
-            // worked), or still held by it (killed before its attempt started: then it
-            // waits for its lease to expire) and the run again did the next one.
+            // The task the killed run claimed is done, by it or by the run again (which
+            // gave it back first when the kill came after its claim): never left held to
+            // expire. A run again after t1 was done does t2.
             let state = |id| harness.lease(id).map(|lease| lease["state"].clone());
-            let first = state("t1");
-            let done = if first == Some(Value::from("submitted")) {
-                "t1"
-            } else {
-                harness.assert_lease("t1", "held", 1, "alice");
-                "t2"
-            };
-            if state(done) != Some(Value::from("submitted")) {
-                harness.fail(&format!("run again did not submit {done}: {again}"));
+            let submitted = Some(Value::from("submitted"));
+            if state("t1") != submitted || state("t2").is_some_and(|t2| Some(t2) != submitted) {
+                harness.fail(&format!(
+                    "run again left t1 {:?}, t2 {:?}: {again}",
+                    state("t1"),
+                    state("t2")
+                ));
             }
             for id in ["t1", "t2"] {
                 let runs = harness.runs(id);
@@ -748,7 +752,7 @@ fn a_killed_run_run_again_completes_each_task_once_with_its_usage_once() {
                 let wrong = runs
                     .iter()
                     .any(|run| run["totals"]["output"] != 0 && run["totals"]["output"] != 100);
-                if completed > 1 || wrong || (id == done && completed != 1) {
+                if completed != usize::from(state(id).is_some()) || wrong {
                     harness.fail(&format!("the runs of {id} after run again: {runs:?}"));
                 }
             }
@@ -786,12 +790,32 @@ fn a_run_killed_mid_attempt_gives_its_task_back_when_run_again_and_does_it() {
     harness.kill(child, true);
     harness.assert_lease("t1", "held", 1, "alice");
     std::fs::write(&gate, "").unwrap();
+    assert_given_back_and_done(&harness, "the run working on it stopped before it finished");
+}
+
+#[test]
+fn a_run_killed_between_its_claim_and_its_attempt_gives_the_task_back_when_run_again() {
+    let harness = Harness::new(seed(), "run killed after its claim".to_owned(), false);
+    script(&harness.env, "claude", AGENT);
+    // The abort comes after the claim landed and was read, before the attempt takes its
+    // live lock: the window in which a killed run used to leave its lease to expire.
+    harness.abort_at("a", RUN, "run:after-claim");
+    harness.assert_lease("t1", "held", 1, "alice");
+    assert_given_back_and_done(
+        &harness,
+        "the run that claimed it stopped before its attempt started",
+    );
+}
+
+/// Runs [`RUN`] again after a run was killed holding t1 (generation 1): it must say it
+/// gave t1 back (`why`), then claim and do t1 itself, not t2.
+fn assert_given_back_and_done(harness: &Harness, why: &str) {
     let again = harness.run("a", RUN);
     assert_eq!(again.code, 0, "{again}");
     assert!(
         again
             .stderr
-            .contains("alice: released t1 (generation 1): the run working on it stopped"),
+            .contains(&format!("alice: released t1 (generation 1): {why}")),
         "{again}"
     );
     // The task the killed run held is the one done, not left to expire behind the next.

@@ -12,13 +12,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use gitprio_core::config::Route;
 use gitprio_core::git::Repository;
-use gitprio_core::reply::lease::{ShownState, StatusReply};
+use gitprio_core::reply::lease::ShownState;
 use gitprio_core::source::QueueSource;
 use gitprio_core::usage::UsageRecord;
 use gitprio_core::{Config, Task};
 
 use super::adapters::{self, Adapter, Follower};
 use super::agent::{self, Agent, Io, Placeholders};
+use super::left::{self, ClaimLock, LiveLock};
 use super::logs::LogFollower;
 use super::operations::{Beat, Claimed, Done};
 use super::{Ending, PullRequests, Report, RunContext};
@@ -92,9 +93,10 @@ pub fn attempt(
     slot: usize,
     agent: &str,
     claimed: &Claimed,
+    claim: ClaimLock,
 ) -> Result<Report, SetupError> {
     let started = Instant::now();
-    let setup = prepare(run, agent, claimed)?;
+    let setup = prepare(run, agent, claimed, claim)?;
     let mut process = launch(run, agent, claimed, &setup)?;
     let mut watch = Watch {
         run,
@@ -139,19 +141,29 @@ struct Setup {
     budget: Budget,
     /// The task's branch on the `--push` remote, looked up before the agent changes it.
     pushed: Option<anyhow::Result<Option<String>>>,
-    /// Held locked while the attempt works: see [`release_left_leases`].
+    /// Held while the attempt works: see [`super::left`].
     _live: LiveLock,
 }
 
-/// Makes the attempt's worktree and run directory, picks its model and writes its prompt.
-fn prepare(run: &RunContext, agent: &str, claimed: &Claimed) -> anyhow::Result<Setup> {
+/// Makes the attempt's worktree and run directory, picks its model and writes its prompt;
+/// the attempt's live lock takes over from the `claim` lock.
+fn prepare(
+    run: &RunContext,
+    agent: &str,
+    claimed: &Claimed,
+    claim: ClaimLock,
+) -> anyhow::Result<Setup> {
+    if run.settings.failpoint.as_deref() == Some("run:after-claim") {
+        // As a kill between the claim and the live lock would: the claim lock is left.
+        std::process::abort();
+    }
     let task = &claimed.task;
     let id = task.id.as_str();
     let worktree = run.worktrees.join(id);
     let run_dir = run.runs.join(id).join(claimed.generation.to_string());
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create {}", run_dir.display()))?;
-    let live = LiveLock::take(&run_dir)?;
+    let live = LiveLock::take(&run_dir, claim)?;
     prepare_worktree(run, &worktree, id, &claimed.commit)?;
     let pushed = run
         .push
@@ -1253,7 +1265,7 @@ pub fn finish_left_submissions(run: &RunContext, agent: &str) {
     if left.is_empty() {
         return;
     }
-    let Some(status) = status_of(run, agent, "submissions a stopped run left") else {
+    let Some(status) = left::status_of(run, agent, "submissions a stopped run left") else {
         return;
     };
     for entry in status.leases {
@@ -1298,117 +1310,6 @@ pub fn finish_left_submissions(run: &RunContext, agent: &str) {
         run.say(&format!(
             "{holder}: {id} was submitted by a run that stopped before committing its work{note}"
         ));
-    }
-}
-
-/// The leases as `agent` sees them, for the recovery of what a stopped run left (`what`):
-/// `None`, with a warning, when `status` fails (the run goes on without that recovery).
-fn status_of(run: &RunContext, agent: &str, what: &str) -> Option<StatusReply> {
-    run.operations
-        .status(agent)
-        .inspect_err(|error| run.warn(&format!("cannot look for {what}: {error:#}")))
-        .ok()
-}
-
-/// The file an attempt holds locked while it works, `runs/<id>/<generation>/live.lock`: a
-/// run that starts and finds it unlocked knows no run works that lease any more.
-struct LiveLock {
-    path: PathBuf,
-    _file: File,
-}
-
-impl LiveLock {
-    const NAME: &str = "live.lock";
-
-    fn take(run_dir: &Path) -> anyhow::Result<LiveLock> {
-        let path = run_dir.join(Self::NAME);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("cannot create {}", path.display()))?;
-        if file.try_lock().is_err() {
-            bail!(
-                "another gitprio run works on this attempt ({} is locked)",
-                path.display()
-            );
-        }
-        Ok(LiveLock { path, _file: file })
-    }
-}
-
-impl Drop for LiveLock {
-    fn drop(&mut self) {
-        // Removed while still locked: a run starting now finds no lock left to judge.
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-/// The attempts whose live lock is left and unlocked: their run stopped (killed) without
-/// finishing them. Each is `(task id, generation)`.
-fn left_attempts(runs: &Path) -> Vec<(String, u64, PathBuf)> {
-    let mut left = Vec::new();
-    for task in std::fs::read_dir(runs).into_iter().flatten().flatten() {
-        for attempt in std::fs::read_dir(task.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            let lock = attempt.path().join(LiveLock::NAME);
-            let unlocked = File::open(&lock).is_ok_and(|file| file.try_lock_shared().is_ok());
-            let generation = attempt
-                .file_name()
-                .to_str()
-                .and_then(|text| text.parse().ok());
-            if let (true, Some(id), Some(generation)) =
-                (unlocked, task.file_name().to_str(), generation)
-            {
-                left.push((id.to_owned(), generation, lock));
-            }
-        }
-    }
-    left
-}
-
-/// Gives back the leases a run killed mid-attempt left held by one of `agents` here: a run
-/// that starts finds them (their attempt's live lock is unlocked) and releases them, not
-/// failed, saying so, so that the task is claimed again at once (by this run, when it is
-/// still the best ready task) instead of waiting for its lease to expire.
-pub fn release_left_leases(run: &RunContext, agents: &[String]) {
-    let left = left_attempts(&run.runs);
-    if left.is_empty() {
-        return;
-    }
-    let Some(first) = agents.first() else {
-        return;
-    };
-    let Some(status) = status_of(run, first, "leases a stopped run left held") else {
-        return;
-    };
-    for (id, generation, lock) in left {
-        let held = status.leases.iter().find(|entry| {
-            entry.mine
-                && entry.task.as_str() == id
-                && entry.lease.generation == generation
-                && entry.lease.state == ShownState::Held
-                && agents.contains(&entry.lease.holder.agent)
-        });
-        if let Some(entry) = held {
-            let holder = entry.lease.holder.agent.as_str();
-            let reason = "the gitprio run working on it stopped before it finished";
-            if let Err(error) = run.operations.release(holder, &id, reason, false, false) {
-                run.warn(&format!(
-                    "{holder}: {id} is still held by a run that stopped, and giving it back failed: {error:#}"
-                ));
-                continue;
-            }
-            run.say(&format!(
-                "{holder}: released {id} (generation {generation}): the run working on it stopped before it finished; it can be claimed again now"
-            ));
-        }
-        // Handled, or its lease is no longer held here: nothing left to judge.
-        let _ = std::fs::remove_file(&lock);
     }
 }
 
