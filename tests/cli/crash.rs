@@ -807,6 +807,101 @@ fn a_run_killed_between_its_claim_and_its_attempt_gives_the_task_back_when_run_a
     );
 }
 
+#[test]
+fn a_run_killed_between_its_commit_and_its_push_has_the_branch_pushed_when_run_again() {
+    let harness = Harness::new(seed(), "run killed after its commit".to_owned(), false);
+    script(&harness.env, "claude", AGENT);
+    // The abort comes once t1 is submitted and its branch committed, before the push: a
+    // clean worktree, which the recovery used to pass over, the task never handed out
+    // again and its work never pushed.
+    harness.abort_at("a", RUN, "run:after-commit");
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    assert_eq!(remote_branch(&harness, "t1"), "", "pushed before the abort");
+    let again = harness.run("a", RUN);
+    assert_eq!(again.code, 0, "{again}");
+    assert_pushed_when_run_again(&harness, &again);
+}
+
+#[test]
+fn a_push_of_a_done_branch_that_failed_is_made_by_the_next_run() {
+    let harness = Harness::new(seed(), "push refused for a moment".to_owned(), false);
+    script(&harness.env, "claude", AGENT);
+    // The remote refuses task branches while `refuse` exists (leases and the ledger go
+    // through): a push that fails for a moment, as when the network drops.
+    let refuse = harness.env.path("refuse");
+    std::fs::write(&refuse, "").unwrap();
+    let hook = harness.env.path("remote.git/hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nwhile read old new ref; do\n  case \"$ref\" in refs/heads/gitprio/*) [ -e '{}' ] && {{ echo 'refused for a moment' >&2; exit 1; }};; esac\ndone\nexit 0\n",
+            refuse.display()
+        ),
+    )
+    .unwrap();
+    let first = harness.run("a", RUN);
+    assert_eq!(first.code, 0, "{first}");
+    assert!(
+        first.stderr.contains("cannot push gitprio/t1 to origin: ")
+            && first
+                .stderr
+                .contains("the next `gitprio run` here pushes it again"),
+        "{first}"
+    );
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    assert!(
+        harness.env.path("a-gitprio-worktrees/t1").exists(),
+        "the unpushed worktree was removed: {first}"
+    );
+    std::fs::remove_file(&refuse).unwrap();
+    let again = harness.run("a", RUN);
+    assert_eq!(again.code, 0, "{again}");
+    assert_pushed_when_run_again(&harness, &again);
+}
+
+/// The commit the remote's `gitprio/<id>` branch holds, empty when there is none.
+fn remote_branch(harness: &Harness, id: &str) -> String {
+    harness
+        .env
+        .git(
+            "remote.git",
+            &[
+                "for-each-ref",
+                "--format=%(objectname)",
+                &format!("refs/heads/gitprio/{id}"),
+            ],
+        )
+        .trim()
+        .to_owned()
+}
+
+/// After a run again (`again`) that found t1 submitted and its branch not pushed: it said
+/// so and pushed the branch, with the agent's work and `status: done`, and removed the
+/// worktree; then it did t2 as usual.
+fn assert_pushed_when_run_again(harness: &Harness, again: &Output) {
+    assert!(
+        again.stderr.contains(
+            "alice: t1 was submitted by an earlier run that did not push its work; committed on gitprio/t1, pushed to origin"
+        ),
+        "{again}"
+    );
+    assert_ne!(remote_branch(harness, "t1"), "", "{again}");
+    harness
+        .env
+        .git("remote.git", &["cat-file", "-e", "gitprio/t1:t1.txt"]);
+    let task = harness
+        .env
+        .git("remote.git", &["show", "gitprio/t1:.tasks/t1.md"]);
+    assert!(task.contains("status: done"), "{task}");
+    assert!(
+        !harness.env.path("a-gitprio-worktrees/t1").exists(),
+        "{again}"
+    );
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    harness.assert_lease("t2", "submitted", 1, "alice");
+    harness.assert_invariants();
+}
+
 /// Runs [`RUN`] again after a run was killed holding t1 (generation 1): it must say it
 /// gave t1 back (`why`), then claim and do t1 itself, not t2.
 fn assert_given_back_and_done(harness: &Harness, why: &str) {
