@@ -25,6 +25,7 @@ use gitprio_core::git::Repository;
 use gitprio_core::lease::Mode;
 use gitprio_core::lease::parse_duration;
 use gitprio_core::reply::run::{Attempt as Report, Ending, Overshoot, RunReply, Stopped};
+use gitprio_core::usage::money::Usd;
 use gitprio_core::usage::report::{GroupBy, RunFilter, Summary, TaskFacts, report};
 use gitprio_core::usage::{Ledger, PriceTable};
 use gitprio_core::{Config, TaskId};
@@ -966,7 +967,7 @@ fn overshoot_row(stop: &Stop, overshoot: Option<&Overshoot>) -> Option<Vec<Strin
             format!("{} tokens past --max-tokens {limit}", output::tokens(*over))
         }
         (Stop::MaxUsd(limit), Some(Overshoot::Usd(over))) => {
-            format!("${over:.2} past --max-usd {limit}")
+            format!("{} past --max-usd {limit}", Usd(*over))
         }
         _ => return None,
     };
@@ -986,7 +987,7 @@ fn cost_rows(summary: &Summary) -> [Vec<String>; 2] {
     [
         vec![
             "cost".to_owned(),
-            format!("${:.2} at list price{unpriced}", summary.cost_usd),
+            format!("{} at list price{unpriced}", Usd(summary.cost_usd)),
         ],
         vec![
             "value per 1M tokens".to_owned(),
