@@ -1063,6 +1063,10 @@ fn a_run_costing_under_a_cent_never_reads_as_free() {
 #[test]
 fn a_dollar_budget_overrun_shows_spend_and_budget_apart() {
     let (_env, summary) = spent_past_budget("$0.001");
+    assert!(
+        crate::usage::assert_dollars_are_rounded(&summary) >= 2,
+        "{summary}"
+    );
     // Each message costs $0.0042: to the cent this read `$0.00 spent of $0.00`.
     let error = summary["runs"][0]["error"].as_str().unwrap();
     let spent = error
