@@ -59,7 +59,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "TOKENS", value_parser = parse_tokens)]
     pub max_tokens: Option<u64>,
     /// Stop when the run has spent this many dollars (list-price estimate).
-    #[arg(long, value_name = "USD")]
+    #[arg(long, value_name = "USD", value_parser = crate::args::parse_dollars)]
     pub max_usd: Option<f64>,
     /// The agents' name in leases and reports, `-1`, `-2`... appended with `--parallel`
     /// (default: `GITPRIO_AGENT`, else `user@host:<worktree>`).

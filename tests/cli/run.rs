@@ -1078,6 +1078,30 @@ fn a_dollar_budget_overrun_shows_spend_and_budget_apart() {
 }
 
 #[test]
+fn a_dollar_limit_that_is_not_an_amount_is_refused_before_any_claim() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    let agent = script(
+        &env,
+        "agent",
+        "cat > /dev/null\ntouch \"$GITPRIO_TASK.txt\"\n",
+    );
+    // Every comparison with NaN is false: `--max-usd nan` turned the cap off without a word.
+    for limit in ["nan", "inf", "-1"] {
+        let flag = format!("--max-usd={limit}");
+        let run = env.run("repo", &["run", "--local", "--json", &flag, "--", &agent]);
+        assert_eq!(run.code, 2, "{limit}: {run}");
+        assert!(
+            run.stderr.contains(&format!(
+                "`{limit}` is not an amount of dollars like `0.42`"
+            )),
+            "{run}"
+        );
+    }
+    assert_eq!(lease_state(&env, "repo", "a"), serde_json::Value::Null);
+}
+
+#[test]
 fn run_limits_stop_the_agents_and_give_their_tasks_back() {
     let env = TestEnv::new();
     env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
