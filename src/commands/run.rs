@@ -26,6 +26,7 @@ use gitprio_core::git::Repository;
 use gitprio_core::lease::Mode;
 use gitprio_core::lease::parse_duration;
 use gitprio_core::reply::run::{Attempt as Report, Ending, Overshoot, RunReply, Stopped};
+use gitprio_core::usage::money::Usd;
 use gitprio_core::usage::report::{GroupBy, RunFilter, Summary, TaskFacts, report};
 use gitprio_core::usage::{Ledger, PriceTable};
 use gitprio_core::{Config, TaskId};
@@ -60,7 +61,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "TOKENS", value_parser = parse_tokens)]
     pub max_tokens: Option<u64>,
     /// Stop when the run has spent this many dollars (list-price estimate).
-    #[arg(long, value_name = "USD")]
+    #[arg(long, value_name = "USD", value_parser = crate::args::parse_dollars)]
     pub max_usd: Option<f64>,
     /// The agents' name in leases and reports, `-1`, `-2`... appended with `--parallel`
     /// (default: `GITPRIO_AGENT`, else `user@host:<worktree>`).
@@ -987,7 +988,7 @@ fn overshoot_row(stop: &Stop, overshoot: Option<&Overshoot>) -> Option<Vec<Strin
             format!("{} tokens past --max-tokens {limit}", output::tokens(*over))
         }
         (Stop::MaxUsd(limit), Some(Overshoot::Usd(over))) => {
-            format!("${over:.2} past --max-usd {limit}")
+            format!("{} past --max-usd {limit}", Usd(*over))
         }
         _ => return None,
     };
@@ -1007,7 +1008,7 @@ fn cost_rows(summary: &Summary) -> [Vec<String>; 2] {
     [
         vec![
             "cost".to_owned(),
-            format!("${:.2} at list price{unpriced}", summary.cost_usd),
+            format!("{} at list price{unpriced}", Usd(summary.cost_usd)),
         ],
         vec![
             "value per 1M tokens".to_owned(),

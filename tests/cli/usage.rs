@@ -283,6 +283,7 @@ fn reports_show_value_per_token_and_waste_in_every_format() {
         1
     );
     assert_eq!(report["waste"]["retried_tasks"][0][0], "login");
+    assert_dollars_are_rounded(&report);
     let markdown = agent(
         &env,
         "reader",
@@ -1621,6 +1622,59 @@ fn usage_show_lists_the_attempt_in_flight_before_it_records_usage() {
             .contains("1-20261102T090000Z  alice  open     2026-11-02 09:00  0"),
         "{table}"
     );
+}
+
+/// Checks that every dollar amount of `json` (a key with `usd` in its name, and the third item
+/// of each `top` entry) is rounded to a millionth of a dollar, free of float noise such as
+/// `0.00030000000000000003`; returns how many amounts it checked.
+pub fn assert_dollars_are_rounded(json: &serde_json::Value) -> usize {
+    fn walk(value: &serde_json::Value, path: &str, dollars: bool, checked: &mut usize) {
+        match value {
+            serde_json::Value::Number(number) if dollars => {
+                let amount = number.as_f64().unwrap();
+                let rounded = (amount * 1e6).round() / 1e6;
+                assert_eq!(
+                    rounded.to_bits(),
+                    amount.to_bits(),
+                    "{path} = {number} is not rounded to a millionth of a dollar ({rounded})"
+                );
+                *checked += 1;
+            }
+            serde_json::Value::Object(map) => {
+                for (key, item) in map {
+                    let inner = format!("{path}.{key}");
+                    if key == "top" {
+                        for (index, entry) in item.as_array().unwrap().iter().enumerate() {
+                            walk(&entry[2], &format!("{inner}[{index}][2]"), true, checked);
+                        }
+                    } else {
+                        walk(item, &inner, dollars || key.contains("usd"), checked);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}[{index}]"), dollars, checked);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut checked = 0;
+    walk(json, "", false, &mut checked);
+    checked
+}
+
+#[test]
+fn dollars_in_report_json_are_rounded_to_a_millionth_without_float_noise() {
+    // 100 Sonnet input tokens: 100 * 3e-6 is 0.00030000000000000003 in binary floats.
+    let env = one_run_recorded_by_hand();
+    let json = env
+        .run("repo", &["report", "--offline", "--local", "--json"])
+        .json();
+    assert_eq!(json["runs"][0]["cost_usd"].to_string(), "0.0003", "{json}");
+    assert_eq!(json["summary"]["cost_usd"].to_string(), "0.0003", "{json}");
+    assert!(assert_dollars_are_rounded(&json) >= 10, "{json}");
 }
 
 #[test]

@@ -15,6 +15,7 @@ use gitprio_core::git::Repository;
 use gitprio_core::reply::lease::ShownState;
 use gitprio_core::source::QueueSource;
 use gitprio_core::usage::UsageRecord;
+use gitprio_core::usage::money::{self, Usd};
 use gitprio_core::{Config, Task};
 
 use super::adapters::{self, Adapter, Follower};
@@ -466,7 +467,7 @@ impl Outcome<'_> {
             self.spent.tokens,
             self.spent
                 .cost_usd
-                .map(|cost| format!(", ${cost:.2}"))
+                .map(|cost| format!(", {}", Usd(cost)))
                 .unwrap_or_default()
         ));
         let mut completed = self.finish(Ending::Completed, None);
@@ -684,8 +685,9 @@ impl Watch<'_> {
         if let Some(budget) = self.budget.usd
             && usd > budget
         {
+            let (spent, budget) = money::past_limit(usd, budget);
             return Some(Halt::OverBudget(format!(
-                "over budget: ${usd:.2} spent of ${budget:.2}"
+                "over budget: {spent} spent of {budget}"
             )));
         }
         self.run.control.run_limit().map(Halt::RunLimit)
