@@ -1619,9 +1619,93 @@ fn usage_show_lists_the_attempt_in_flight_before_it_records_usage() {
     assert!(
         table
             .stdout
-            .contains("1-20261102T090000Z  alice  open     2026-11-02 09:00  0"),
+            .contains("1-20261102T090000Z  alice  open     2026-11-02 09:00         0"),
         "{table}"
     );
+}
+
+/// Checks that in the table `lines` (its header first) the column headed `column` is right
+/// aligned: every cell ends where the header does.
+fn assert_right_aligned(lines: &[&str], column: &str) {
+    let end = lines[0]
+        .find(column)
+        .unwrap_or_else(|| panic!("no {column}: {lines:#?}"))
+        + column.len();
+    for line in lines {
+        let cell_end = line[..end].trim_end().len();
+        assert!(
+            cell_end == end && line[end..].chars().next().is_none_or(|next| next == ' '),
+            "{column} is not right-aligned:\n{}",
+            lines.join("\n")
+        );
+    }
+}
+
+#[test]
+fn the_group_table_says_what_it_is_grouped_by_and_its_numbers_line_up() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    record(&env, "a", "alice", &SPEND[2..]);
+    // Two runs of login by bob, a small one that failed and a large one.
+    for (index, spend) in [
+        ["--model", "claude-haiku-4-5", "--input", "100"],
+        ["--model", "claude-opus-4-6", "--output", "250000"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        if index > 0 {
+            let failed = agent(&env, "b", "bob", &["release", "--failed", "--reason", "x"]);
+            assert_eq!(failed.code, 0, "{failed}");
+        }
+        claim(&env, "b", "bob", "login");
+        record(&env, "b", "bob", spend);
+    }
+
+    // The header said `GROUP` whatever the grouping, and numbers were left-aligned.
+    let report = |format: &str, by: &str| {
+        let report = agent(
+            &env,
+            "reader",
+            "carol",
+            &["report", "--format", format, "--by", by],
+        );
+        assert_eq!(report.code, 0, "{report}");
+        report.stdout
+    };
+    let table = report("table", "agent");
+    let lines: Vec<&str> = table
+        .lines()
+        .skip_while(|line| *line != "By agent:")
+        .skip(1)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("AGENT  "), "{table}");
+    for column in ["RUNS", "TOKENS", "COST", "VALUE/1M", "CACHE HIT"] {
+        assert_right_aligned(&lines, column);
+    }
+    let markdown = report("md", "model");
+    assert!(
+        markdown.contains(
+            "| MODEL | RUNS | DONE | VALUE | TOKENS | COST | VALUE/1M | CACHE HIT |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        ),
+        "{markdown}"
+    );
+    let html = report("html", "feature");
+    assert!(
+        html.contains("<tr><th>FEATURE</th><th class=\"number\">RUNS</th>"),
+        "{html}"
+    );
+    assert!(html.contains("<td class=\"number\">251.1k</td>"), "{html}");
+
+    let usage = agent(&env, "reader", "carol", &["usage", "show", "login"]);
+    let lines: Vec<&str> = usage.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{usage}");
+    for column in ["REQUESTS", "INPUT", "OUTPUT", "TOKENS"] {
+        assert_right_aligned(&lines, column);
+    }
 }
 
 /// Checks that every dollar amount of `json` (a key with `usd` in its name, and the third item
