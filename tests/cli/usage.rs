@@ -1750,7 +1750,7 @@ pub fn assert_dollars_are_rounded(json: &serde_json::Value) -> usize {
 }
 
 #[test]
-fn dollars_in_report_json_are_rounded_to_a_millionth_without_float_noise() {
+fn dollars_in_report_json_and_openmetrics_are_rounded_to_a_millionth_without_float_noise() {
     // 100 Sonnet input tokens: 100 * 3e-6 is 0.00030000000000000003 in binary floats.
     let env = one_run_recorded_by_hand();
     let json = env
@@ -1759,6 +1759,16 @@ fn dollars_in_report_json_are_rounded_to_a_millionth_without_float_noise() {
     assert_eq!(json["runs"][0]["cost_usd"].to_string(), "0.0003", "{json}");
     assert_eq!(json["summary"]["cost_usd"].to_string(), "0.0003", "{json}");
     assert!(assert_dollars_are_rounded(&json) >= 10, "{json}");
+    let metrics = env.run(
+        "repo",
+        &["report", "--offline", "--local", "--format", "openmetrics"],
+    );
+    let cost = metrics
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("gitprio_cost_usd_total{"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(cost.ends_with("} 0.0003"), "{metrics}");
 }
 
 #[test]
