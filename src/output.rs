@@ -416,6 +416,24 @@ pub fn dollars(value: Option<f64>) -> String {
     value.map_or_else(|| "unknown".to_owned(), |value| Usd(value).to_string())
 }
 
+/// A share as a whole percentage, `-` when undefined. A share that is neither none nor all
+/// never reads `0%` or `100%` (`<1%`, `>99%`): 100 tokens of 250,100 are not nothing.
+pub fn percent(value: Option<f64>) -> String {
+    value.map_or_else(
+        || "-".to_owned(),
+        |share| {
+            let whole = (share * 100.0).round();
+            if share > 0.0 && whole < 1.0 {
+                "<1%".to_owned()
+            } else if share < 1.0 && whole > 99.0 {
+                ">99%".to_owned()
+            } else {
+                format!("{whole:.0}%")
+            }
+        },
+    )
+}
+
 /// A ratio to `digits` decimals, or `-` when undefined.
 pub fn ratio(value: Option<f64>, digits: usize) -> String {
     value.map_or_else(|| "-".to_owned(), |value| format!("{value:.digits$}"))
@@ -493,5 +511,25 @@ fn describe_reason(
             behind.created.as_deref().unwrap_or("undated")
         ),
         RankReason::Id => "id (same priority, value and age)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_neither_none_nor_all_never_reads_as_0_or_100_percent() {
+        let shown = [
+            0.0, 0.000_4, 0.004_9, 0.005, 0.42, 0.994_9, 0.995, 0.999_6, 1.0, 1.2,
+        ]
+        .map(|share| percent(Some(share)));
+        assert_eq!(
+            shown,
+            [
+                "0%", "<1%", "<1%", "1%", "42%", "99%", ">99%", ">99%", "100%", "120%"
+            ]
+        );
+        assert_eq!(percent(None), "-");
     }
 }

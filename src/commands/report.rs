@@ -19,7 +19,7 @@ use jiff::Timestamp;
 
 use crate::args::StoreArgs;
 use crate::cli::CommandResult;
-use crate::output::{Align, dollars, numbers_after, ratio, tokens};
+use crate::output::{Align, dollars, numbers_after, percent, ratio, tokens};
 use crate::reading::load_tasks;
 use crate::settings::Settings;
 use crate::{exit_code, output};
@@ -311,10 +311,6 @@ fn price_file(
         ));
     }
     Ok(prices)
-}
-
-fn percent(value: Option<f64>) -> String {
-    value.map_or_else(|| "-".to_owned(), |value| format!("{:.0}%", value * 100.0))
 }
 
 /// The cost of a summary; with unpriced tokens, the known part and what is unknown.
@@ -691,11 +687,11 @@ fn model_mix_lines(waste: &Waste) -> Vec<String> {
         .iter()
         .map(|mix| {
             format!(
-                "{} {}: {} {:.0}% ({})",
+                "{} {}: {} {} ({})",
                 mix.task_type,
                 mix.week,
                 mix.model,
-                mix.share * 100.0,
+                percent(Some(mix.share)),
                 tokens(mix.tokens)
             )
         })

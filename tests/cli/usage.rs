@@ -1641,8 +1641,10 @@ fn assert_right_aligned(lines: &[&str], column: &str) {
     }
 }
 
-#[test]
-fn the_group_table_says_what_it_is_grouped_by_and_its_numbers_line_up() {
+/// Sets up [`setup`] with three runs: alice's of `cache` (1,000 Sonnet output tokens), and two
+/// of `login` (a bug) by bob, a failed one of 100 Haiku input tokens and one of 250,000 Opus
+/// output tokens.
+fn runs_of_very_different_sizes() -> TestEnv {
     let env = TestEnv::new();
     setup(&env);
     claim(&env, "a", "alice", "cache");
@@ -1662,6 +1664,28 @@ fn the_group_table_says_what_it_is_grouped_by_and_its_numbers_line_up() {
         claim(&env, "b", "bob", "login");
         record(&env, "b", "bob", spend);
     }
+    env
+}
+
+#[test]
+fn a_share_neither_none_nor_all_never_reads_as_0_or_100_percent() {
+    let env = runs_of_very_different_sizes();
+    let table = agent(&env, "reader", "carol", &["report"]);
+    // 100 of 250,100 tokens read `0%`, and the other 249,100 `100%`.
+    assert_eq!(
+        section(&table.stdout, "Model mix per task type and week:"),
+        [
+            "bug 2026-W45: claude-haiku-4-5 <1% (100)",
+            "bug 2026-W45: claude-opus-4-6 >99% (250.0k)",
+            "feature 2026-W45: claude-sonnet-4-5 100% (1.0k)",
+        ],
+        "{table}"
+    );
+}
+
+#[test]
+fn the_group_table_says_what_it_is_grouped_by_and_its_numbers_line_up() {
+    let env = runs_of_very_different_sizes();
 
     // The header said `GROUP` whatever the grouping, and numbers were left-aligned.
     let report = |format: &str, by: &str| {
