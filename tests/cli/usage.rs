@@ -6,7 +6,7 @@ use crate::common::{Output, TestEnv};
 const T0: &str = "2026-11-02T09:00:00Z";
 
 /// Records 1,000 output tokens of a priced model by hand.
-const SPEND: [&str; 6] = [
+pub const SPEND: [&str; 6] = [
     "usage",
     "record",
     "--model",
