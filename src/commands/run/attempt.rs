@@ -1024,11 +1024,10 @@ fn git_remote(run: &RunContext, arguments: &[&str]) -> anyhow::Result<String> {
 /// The git command of `arguments` in `directory`: never prompting, and in a process group
 /// of its own, so that a Ctrl-C meant for the run reaches it only through the run.
 fn git_command(directory: &Path, arguments: &[&str]) -> Command {
-    let mut command = Command::new("git");
+    let mut command = gitprio_core::git::command();
     command
         .current_dir(directory)
         .args(arguments)
-        .env("GIT_TERMINAL_PROMPT", "0")
         .process_group(0);
     command
 }
