@@ -664,20 +664,28 @@ fn draw_lower(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, theme: &Theme) {
     }
 }
 
+/// The width of the agent column of "Last runs".
+const RECENT_AGENT_WIDTH: u16 = 12;
+
 fn draw_recent(frame: &mut Frame<'_>, area: Rect, runs: &[EndedRun], fleet: &Fleet, theme: &Theme) {
     let block = Block::new().borders(Borders::TOP).title(" Last runs ");
     if runs.is_empty() {
         frame.render_widget(Paragraph::new("no run has ended yet").block(block), area);
         return;
     }
+    // Every column but the task's is fixed, and one space separates each.
+    let task_width = area
+        .width
+        .saturating_sub(10 + RECENT_AGENT_WIDTH + 9 + 7 + 7 + 5)
+        .max(10);
     let rows = runs.iter().map(|run| {
         Row::new(vec![
             ratatui::widgets::Cell::from(format!(
                 "{} ago",
                 span(fleet.now.duration_since(run.ended_at).as_secs())
             )),
-            ratatui::widgets::Cell::from(run.task.to_string()),
-            ratatui::widgets::Cell::from(run.agent.clone()),
+            ratatui::widgets::Cell::from(fit(run.task.as_str(), usize::from(task_width))),
+            ratatui::widgets::Cell::from(fit(&run.agent, usize::from(RECENT_AGENT_WIDTH))),
             ratatui::widgets::Cell::from(run.outcome.as_str()).style(theme.outcome(run.outcome)),
             ratatui::widgets::Cell::from(tokens(run.tokens)),
             ratatui::widgets::Cell::from(dollars(run.cost_usd)),
@@ -687,8 +695,8 @@ fn draw_recent(frame: &mut Frame<'_>, area: Rect, runs: &[EndedRun], fleet: &Fle
         rows,
         [
             Constraint::Length(10),
-            Constraint::Min(10),
-            Constraint::Length(12),
+            Constraint::Min(task_width),
+            Constraint::Length(RECENT_AGENT_WIDTH),
             Constraint::Length(9),
             Constraint::Length(7),
             Constraint::Length(7),
