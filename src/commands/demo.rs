@@ -386,7 +386,7 @@ fn demo_git_env(command: &mut Command) -> &mut Command {
 /// Runs git `args` that talk to a remote (the demo's bare repositories) in `directory`, under
 /// the stall deadline every git command that talks to a remote has.
 fn git_remote(directory: &Path, args: &[&str]) -> anyhow::Result<()> {
-    let mut command = Command::new("git");
+    let mut command = gitprio_core::git::command();
     demo_git_env(&mut command).current_dir(directory).args(args);
     let packs = directory.join(".git").join("objects").join("pack");
     let output = Repository::run_bounded(command, args, &packs, DEFAULT_REMOTE_TIMEOUT)
@@ -395,7 +395,7 @@ fn git_remote(directory: &Path, args: &[&str]) -> anyhow::Result<()> {
 }
 
 fn git_output(directory: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let output = demo_git_env(&mut Command::new("git"))
+    let output = demo_git_env(&mut gitprio_core::git::command())
         .current_dir(directory)
         .args(args)
         .output()

@@ -56,14 +56,8 @@ fn create_queue(
         .with_context(|| format!("cannot create {}", tasks.display()))?;
     for (name, content) in [("config.yaml", INIT_CONFIG), ("first-task.md", INIT_TASK)] {
         let path = tasks.join(name);
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path);
-        match file {
-            Ok(mut file) => {
-                std::io::Write::write_all(&mut file, content.as_bytes())
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+        match gitprio_core::file::create_new(&path, content.as_bytes()) {
+            Ok(()) => {
                 output::message(settings, "info", &format!("created .tasks/{name}"));
                 reply.note(format!(".tasks/{name}"), FileAction::Created);
             }
@@ -237,7 +231,7 @@ fn onboard_agents(
             std::fs::create_dir_all(parent)
                 .with_context(|| format!("cannot create {}", parent.display()))?;
         }
-        std::fs::write(&file.path, content)
+        gitprio_core::file::replace(&file.path, content.as_bytes())
             .with_context(|| format!("cannot write {}", file.path.display()))?;
         let (verb, action) = if file.existed {
             ("updated", FileAction::Updated)

@@ -435,11 +435,12 @@ fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
         output::print_json(&summary)?;
         return Ok(exit_code::SUCCESS);
     }
+    let confirm = |text: &str| output::confirm(settings, text);
     if let Some(report) = &summary.report {
         let count = |value: u64, noun: &str| {
             output::counted(usize::try_from(value).unwrap_or(usize::MAX), noun)
         };
-        crate::output::outln!(
+        confirm(&format!(
             "read {} ({} bytes, {}; {} skipped): {}, {} dropped",
             count(report.files_read, "file"),
             report.bytes_read,
@@ -447,24 +448,24 @@ fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
             count(report.malformed_lines, "malformed line"),
             count(report.records, "request"),
             count(report.duplicates, "duplicate copy"),
-        )?;
+        ));
     } else {
-        crate::output::outln!("no agent logs found")?;
+        confirm("no agent logs found");
     }
     for (run, added) in &summary.recorded {
-        crate::output::outln!("{run}: {} new", output::counted(*added, "record"))?;
+        confirm(&format!("{run}: {}", output::counted(*added, "new record")));
     }
     if summary.claimed_from_store > 0 {
-        crate::output::outln!(
+        confirm(&format!(
             "{} kept earlier now given to their runs",
             output::counted(summary.claimed_from_store, "record")
-        )?;
+        ));
     }
     if summary.unattributed > 0 {
-        crate::output::outln!(
-            "{} belong to no run of this repository yet (other projects, or outside every run's time): kept, and given to a run that claims them later (`--task`)",
+        confirm(&format!(
+            "no run of this repository claims {} yet (other projects, or outside every run's time): kept for a later import, or for `--task`",
             output::counted(summary.unattributed, "record")
-        )?;
+        ));
     }
     Ok(exit_code::SUCCESS)
 }

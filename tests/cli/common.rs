@@ -133,6 +133,21 @@ impl TestEnv {
         self.normalized(&command.output().unwrap())
     }
 
+    /// Runs `gitprio` in `dir` like [`TestEnv::run_with`], its files limited to 128 blocks
+    /// (`ulimit -f`: 64 or 128 KiB): a write past that kills it mid-write (`SIGXFSZ`), as a
+    /// crash or a full disk would stop it.
+    pub fn run_with_file_limit(&self, dir: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut command = Command::new("sh");
+        self.configure(&mut command);
+        command
+            .current_dir(self.path(dir))
+            .args(["-c", "ulimit -f 128 && exec \"$@\"", "sh"])
+            .arg(env!("CARGO_BIN_EXE_gitprio"))
+            .args(args)
+            .envs(env.iter().copied());
+        self.normalized(&command.output().unwrap())
+    }
+
     /// Returns a finished process's output with this environment's root written `$ROOT`.
     pub fn normalized(&self, output: &std::process::Output) -> Output {
         let root = self.root.path().display().to_string();

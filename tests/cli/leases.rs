@@ -482,6 +482,38 @@ fn a_stale_ref_lock_is_an_error_to_fix_not_a_lost_lease() {
 }
 
 #[test]
+fn done_killed_while_it_marks_the_task_done_leaves_the_task_file_whole() {
+    let env = TestEnv::new();
+    let plan = "- Change one more line, then run the tests again.\n".repeat(10_000);
+    let text = format!("{}\n## Plan\n\n{plan}", task("Only", 0, &[]));
+    env.repo("a", &[(".tasks/only.md", &text)]);
+    let claim = as_agent(&env, "a", "alice", T0, &["claim", "--local"]);
+    assert_eq!(claim.code, 0, "{claim}");
+    let killed = env.run_with_file_limit(
+        "a",
+        &["done", "--no-verify", "--reason", "plan only"],
+        &[("GITPRIO_AGENT", "alice"), ("GITPRIO_NOW", T0)],
+    );
+    assert_ne!(killed.code, 0, "{killed}");
+    let read = || std::fs::read_to_string(env.path("a/.tasks/only.md")).unwrap();
+    assert!(
+        read() == text,
+        "the task file is {} bytes, not {}",
+        read().len(),
+        text.len()
+    );
+    let done = as_agent(
+        &env,
+        "a",
+        "alice",
+        T0,
+        &["done", "--no-verify", "--reason", "plan only"],
+    );
+    assert_eq!(done.code, 0, "{done}");
+    assert!(read().contains("status: done") && read().ends_with(&plan));
+}
+
+#[test]
 fn a_crash_at_any_step_leaves_a_state_the_queue_recovers_from() {
     for failpoint in [
         "claim:before-cas",

@@ -15,6 +15,7 @@ mod gc;
 mod github_fake;
 mod install;
 mod leases;
+mod locale;
 mod mcp;
 mod messages;
 mod model;

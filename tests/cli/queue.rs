@@ -407,6 +407,25 @@ fn init_agents_also_writes_what_gemini_cli_and_cursor_read_once() {
 }
 
 #[test]
+fn init_agents_killed_mid_write_leaves_the_users_agents_md_whole() {
+    let env = TestEnv::new();
+    let mine = "Keep it simple, and say why in the commit message.\n".repeat(10_000);
+    env.repo("repo", &[("AGENTS.md", &mine)]);
+    let killed = env.run_with_file_limit("repo", &["init", "--agents"], &[]);
+    assert_ne!(killed.code, 0, "{killed}");
+    let read = || std::fs::read_to_string(env.path("repo/AGENTS.md")).unwrap();
+    assert!(
+        read() == mine,
+        "AGENTS.md is {} bytes, not {}",
+        read().len(),
+        mine.len()
+    );
+    let output = env.run("repo", &["init", "--agents"]);
+    assert_eq!(output.code, 0, "{output}");
+    assert!(read().starts_with(&mine));
+}
+
+#[test]
 fn the_only_ready_task_is_explained_in_the_singular() {
     let env = TestEnv::new();
     env.repo("repo", &[(".tasks/only.md", "---\ntitle: Only\n---\n")]);

@@ -6,7 +6,7 @@ use crate::common::{Output, TestEnv};
 const T0: &str = "2026-11-02T09:00:00Z";
 
 /// Records 1,000 output tokens of a priced model by hand.
-const SPEND: [&str; 6] = [
+pub const SPEND: [&str; 6] = [
     "usage",
     "record",
     "--model",
@@ -464,6 +464,30 @@ fn agent_logs_are_imported_into_the_run_they_belong_to_once() {
     assert_eq!(run["totals"]["cache_write_5m"], 2_000);
     assert_eq!(run["totals"]["input"], 8);
     assert_eq!(run["totals"]["requests"], 2);
+}
+
+#[test]
+fn usage_import_confirms_on_stderr_and_keeps_stdout_for_data() {
+    let env = TestEnv::new();
+    setup(&env);
+    let now = "2026-11-02T09:10:00Z";
+    let nothing = import_in(&env, "a", "alice", now, &[]);
+    claim(&env, "a", "alice", "cache");
+    let cwd = env.path("a").display().to_string();
+    let other = env.path("elsewhere").display().to_string();
+    write_transcript(
+        &env,
+        "s-1.jsonl",
+        &[
+            claude_line(&cwd, "msg_1", "req_1", "2026-11-02T09:01:00Z", 700),
+            claude_line(&other, "msg_2", "req_2", "2026-11-02T09:02:00Z", 300),
+        ],
+    );
+    let imported = import_in(&env, "a", "alice", now, &[]);
+    // The transcript names the worktree, whose path (and so the byte count) varies.
+    insta::with_settings!({ filters => vec![(r"\d+ bytes", "[N] bytes")] }, {
+        insta::assert_snapshot!(format!("{nothing}=== after a session\n{imported}"));
+    });
 }
 
 /// A transcript line of one request with `usage` as given, in session `session`.

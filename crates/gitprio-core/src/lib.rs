@@ -9,6 +9,7 @@ pub mod config;
 pub mod context;
 pub mod diagnostic;
 pub mod exit;
+pub mod file;
 pub mod git;
 pub mod hint;
 pub mod lease;

@@ -610,7 +610,7 @@ impl Repository {
 
     /// The `git` command [`Repository::git`] runs.
     fn git_command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("git");
+        let mut command = command();
         let directory = self.git_directory();
         if self.repo.kind() == gix::repository::Kind::LinkedWorkTree {
             // Run from the main worktree, but on this one: its `HEAD`, its index.
@@ -620,13 +620,24 @@ impl Repository {
                 command.arg("--work-tree").arg(absolute(workdir));
             }
         }
-        command
-            .current_dir(directory)
-            // Never wait for a password prompt: an agent has no one to answer it.
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .args(args);
+        command.current_dir(directory).args(args);
         command
     }
+}
+
+/// Returns a `git` command that never prompts and speaks English whatever the user's locale.
+///
+/// gitprio reads git's messages (a ref nobody wrote yet, a lock another fetch holds, a
+/// dropped connection), and git translates them and the system's error texts. `LC_ALL`
+/// overrides `LANG` and every `LC_*`, and gettext ignores `LANGUAGE` in the C locale.
+/// Every `git` that gitprio runs is built here; the agents it starts keep the user's locale.
+pub fn command() -> Command {
+    let mut command = Command::new("git");
+    command
+        // Never wait for a password prompt: an agent has no one to answer it.
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("LC_ALL", "C");
+    command
 }
 
 /// How a remote is reached, as far as the cost of asking it for its refs goes.

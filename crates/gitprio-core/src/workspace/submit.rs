@@ -83,10 +83,12 @@ impl Workspace<'_> {
             self.record_outcome(id, Outcome::Completed);
         }
         if edited != text {
-            std::fs::write(&file, edited).map_err(|source| WorkspaceError::Io {
-                action: "write",
-                path: file.clone(),
-                source,
+            crate::file::replace(&file, edited.as_bytes()).map_err(|source| {
+                WorkspaceError::Io {
+                    action: "write",
+                    path: file.clone(),
+                    source,
+                }
             })?;
         }
         Ok(Submitted { lease, path })
