@@ -690,7 +690,7 @@ fn a_narrow_frame_cuts_titles_between_words() {
 }
 
 #[test]
-fn an_id_or_agent_too_long_for_the_last_runs_is_cut_with_an_ellipsis() {
+fn the_last_runs_cut_a_long_id_or_agent_with_an_ellipsis_and_line_numbers_up_right() {
     let env = TestEnv::new();
     let id = "billing-stripe-sdk-upgrade-to-the-current-api";
     let agent = "alice@build-host-7:billing";
@@ -729,4 +729,15 @@ fn an_id_or_agent_too_long_for_the_last_runs_is_cut_with_an_ellipsis() {
         .strip_suffix('…')
         .unwrap_or_else(|| panic!("{frame}"));
     assert!(agent.starts_with(cut_agent), "{frame}");
+
+    // And the numbers line up right, as in the report: they were left-aligned.
+    let table: Vec<&str> = frame
+        .stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("ENDED "))
+        .take(2)
+        .collect();
+    for column in ["TOKENS", "COST"] {
+        crate::usage::assert_right_aligned(&table, column);
+    }
 }

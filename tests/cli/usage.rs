@@ -1649,16 +1649,22 @@ fn usage_show_lists_the_attempt_in_flight_before_it_records_usage() {
 }
 
 /// Checks that in the table `lines` (its header first) the column headed `column` is right
-/// aligned: every cell ends where the header does.
-fn assert_right_aligned(lines: &[&str], column: &str) {
-    let end = lines[0]
-        .find(column)
+/// aligned: every cell ends where the header does (counted in characters).
+pub fn assert_right_aligned(lines: &[&str], column: &str) {
+    let header: Vec<char> = lines[0].chars().collect();
+    let name: Vec<char> = column.chars().collect();
+    let end = header
+        .windows(name.len())
+        .position(|window| window == name.as_slice())
         .unwrap_or_else(|| panic!("no {column}: {lines:#?}"))
-        + column.len();
+        + name.len();
     for line in lines {
-        let cell_end = line[..end].trim_end().len();
+        let cells: Vec<char> = line.chars().collect();
+        let ends_there = end <= cells.len()
+            && cells[end - 1] != ' '
+            && cells.get(end).is_none_or(|next| *next == ' ');
         assert!(
-            cell_end == end && line[end..].chars().next().is_none_or(|next| next == ' '),
+            ends_there,
             "{column} is not right-aligned:\n{}",
             lines.join("\n")
         );
