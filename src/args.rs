@@ -53,7 +53,7 @@ impl Claimer {
 }
 
 /// Parses a non-negative amount of dollars.
-pub fn dollars(text: &str) -> Result<f64, String> {
+pub fn parse_dollars(text: &str) -> Result<f64, String> {
     text.parse::<f64>()
         .ok()
         .filter(|amount| amount.is_finite() && *amount >= 0.0)

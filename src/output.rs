@@ -74,6 +74,36 @@ pub fn print_table(rows: &[Vec<String>]) -> anyhow::Result<()> {
 
 /// Renders rows as a left-aligned table, columns separated by two spaces.
 pub fn render_table(rows: &[Vec<String>]) -> String {
+    render_aligned_table(rows, &[])
+}
+
+/// How the cells of a table's column line up.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Align {
+    Left,
+    /// Numbers: their last digits line up, so magnitudes compare at a glance.
+    Right,
+}
+
+/// Columns of a table whose first `left` columns are names and the others numbers.
+pub const fn numbers_after<const COLUMNS: usize>(left: usize) -> [Align; COLUMNS] {
+    let mut align = [Align::Right; COLUMNS];
+    let mut column = 0;
+    while column < left {
+        align[column] = Align::Left;
+        column += 1;
+    }
+    align
+}
+
+/// Writes rows as a table to stdout, each column aligned as `align` says (left past its end).
+pub fn print_aligned_table(rows: &[Vec<String>], align: &[Align]) -> anyhow::Result<()> {
+    Ok(out!("{}", render_aligned_table(rows, align))?)
+}
+
+/// Renders rows as a table, columns separated by two spaces, each column aligned as `align`
+/// says (left past its end); the header, the first row, is aligned as its column.
+pub fn render_aligned_table(rows: &[Vec<String>], align: &[Align]) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
         .map(|column| {
@@ -88,12 +118,15 @@ pub fn render_table(rows: &[Vec<String>]) -> String {
     for row in rows {
         let mut line = String::new();
         for (column, cell) in row.iter().enumerate() {
-            if column + 1 == row.len() {
+            let padding = " ".repeat(widths[column] - cell.chars().count());
+            if align.get(column) == Some(&Align::Right) {
+                line.push_str(&padding);
                 line.push_str(cell);
             } else {
                 line.push_str(cell);
-                line.push_str(&" ".repeat(widths[column] - cell.chars().count() + 2));
+                line.push_str(&padding);
             }
+            line.push_str("  ");
         }
         text.push_str(line.trim_end());
         text.push('\n');
@@ -383,6 +416,24 @@ pub fn dollars(value: Option<f64>) -> String {
     value.map_or_else(|| "unknown".to_owned(), |value| Usd(value).to_string())
 }
 
+/// A share as a whole percentage, `-` when undefined. A share that is neither none nor all
+/// never reads `0%` or `100%` (`<1%`, `>99%`): 100 tokens of 250,100 are not nothing.
+pub fn percent(value: Option<f64>) -> String {
+    value.map_or_else(
+        || "-".to_owned(),
+        |share| {
+            let whole = (share * 100.0).round();
+            if share > 0.0 && whole < 1.0 {
+                "<1%".to_owned()
+            } else if share < 1.0 && whole > 99.0 {
+                ">99%".to_owned()
+            } else {
+                format!("{whole:.0}%")
+            }
+        },
+    )
+}
+
 /// A ratio to `digits` decimals, or `-` when undefined.
 pub fn ratio(value: Option<f64>, digits: usize) -> String {
     value.map_or_else(|| "-".to_owned(), |value| format!("{value:.digits$}"))
@@ -460,5 +511,25 @@ fn describe_reason(
             behind.created.as_deref().unwrap_or("undated")
         ),
         RankReason::Id => "id (same priority, value and age)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_neither_none_nor_all_never_reads_as_0_or_100_percent() {
+        let shown = [
+            0.0, 0.000_4, 0.004_9, 0.005, 0.42, 0.994_9, 0.995, 0.999_6, 1.0, 1.2,
+        ]
+        .map(|share| percent(Some(share)));
+        assert_eq!(
+            shown,
+            [
+                "0%", "<1%", "<1%", "1%", "42%", "99%", ">99%", ">99%", "100%", "120%"
+            ]
+        );
+        assert_eq!(percent(None), "-");
     }
 }

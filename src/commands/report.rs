@@ -19,7 +19,7 @@ use jiff::Timestamp;
 
 use crate::args::StoreArgs;
 use crate::cli::CommandResult;
-use crate::output::{dollars, ratio, tokens};
+use crate::output::{Align, dollars, numbers_after, percent, ratio, tokens};
 use crate::reading::load_tasks;
 use crate::settings::Settings;
 use crate::{exit_code, output};
@@ -313,10 +313,6 @@ fn price_file(
     Ok(prices)
 }
 
-fn percent(value: Option<f64>) -> String {
-    value.map_or_else(|| "-".to_owned(), |value| format!("{:.0}%", value * 100.0))
-}
-
 /// The cost of a summary; with unpriced tokens, the known part and what is unknown.
 fn summary_cost(summary: &gitprio_core::usage::report::Summary) -> String {
     if summary.unpriced_tokens == 0 {
@@ -423,10 +419,17 @@ fn headline_rows(report: &Report) -> Vec<(String, String)> {
     ]
 }
 
+/// The group table's columns: the group's name, then numbers.
+const GROUP_ALIGN: [Align; 8] = numbers_after(1);
+
+/// A task's runs table: run, agent, model, outcome, start, then tokens and cost.
+const RUN_ALIGN: [Align; 7] = numbers_after(5);
+
+/// The group table, headed by what it is grouped by (`AGENT`, `TYPE`, ...).
 fn group_rows(report: &Report) -> Vec<Vec<String>> {
     let mut rows = vec![
         [
-            "GROUP",
+            report.group_by.name().to_uppercase().as_str(),
             "RUNS",
             "DONE",
             "VALUE",
@@ -684,11 +687,11 @@ fn model_mix_lines(waste: &Waste) -> Vec<String> {
         .iter()
         .map(|mix| {
             format!(
-                "{} {}: {} {:.0}% ({})",
+                "{} {}: {} {} ({})",
                 mix.task_type,
                 mix.week,
                 mix.model,
-                mix.share * 100.0,
+                percent(Some(mix.share)),
                 tokens(mix.tokens)
             )
         })
@@ -865,7 +868,10 @@ fn table(report: &Report) -> String {
         .collect();
     text.push_str(&output::render_table(&headline));
     let _ = writeln!(text, "\nBy {}:", report.group_by.name());
-    text.push_str(&output::render_table(&group_rows(report)));
+    text.push_str(&output::render_aligned_table(
+        &group_rows(report),
+        &GROUP_ALIGN,
+    ));
     for (title, explanation, lines) in waste_sections(report) {
         let _ = writeln!(text, "\n{title}: {explanation}");
         for line in lines {
@@ -890,7 +896,14 @@ fn markdown(report: &Report) -> String {
     for (index, row) in rows.iter().enumerate() {
         let _ = writeln!(text, "| {} |", row.join(" | "));
         if index == 0 {
-            let _ = writeln!(text, "|{}", " --- |".repeat(row.len()));
+            let separators: Vec<&str> = GROUP_ALIGN
+                .iter()
+                .map(|align| match align {
+                    Align::Left => "---",
+                    Align::Right => "---:",
+                })
+                .collect();
+            let _ = writeln!(text, "| {} |", separators.join(" | "));
         }
     }
     text.push_str("\n### Waste\n");
@@ -915,14 +928,20 @@ fn escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// A table with a caption saying what its rows are grouped by; the first row is the header.
-fn push_table(body: &mut String, caption: &str, rows: &[Vec<String>]) {
+/// A table with a caption saying what its rows are grouped by; the first row is the header,
+/// and each column is aligned as `align` says (left past its end).
+fn push_table(body: &mut String, caption: &str, rows: &[Vec<String>], align: &[Align]) {
     let _ = write!(body, "<table><caption>{}</caption>", escape(caption));
     for (index, row) in rows.iter().enumerate() {
         let cell = if index == 0 { "th" } else { "td" };
         body.push_str("<tr>");
-        for value in row {
-            let _ = write!(body, "<{cell}>{}</{cell}>", escape(value));
+        for (column, value) in row.iter().enumerate() {
+            let class = if align.get(column) == Some(&Align::Right) {
+                " class=\"number\""
+            } else {
+                ""
+            };
+            let _ = write!(body, "<{cell}{class}>{}</{cell}>", escape(value));
         }
         body.push_str("</tr>");
     }
@@ -1056,6 +1075,7 @@ fn html(report: &Report) -> String {
             report.group_by.name()
         ),
         &rows,
+        &GROUP_ALIGN,
     );
     body.push_str("<h2>Tasks</h2>\n");
     let mut tasks: BTreeMap<&TaskId, Vec<&RunLine>> = BTreeMap::new();
@@ -1072,7 +1092,7 @@ fn html(report: &Report) -> String {
         escape(&price_source(report))
     );
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>gitprio report</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}figure{{margin:1.5em 0}}figcaption{{font-weight:600;margin-bottom:.5em}}caption{{text-align:left;font-weight:600;padding:4px 0}}footer{{color:#666;font-size:.9em;margin-top:2em}}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>gitprio report</title>\n<style>body{{font-family:system-ui,sans-serif;max-width:900px;margin:2em auto;color:#222}}table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}.number{{text-align:right;font-variant-numeric:tabular-nums}}figure{{margin:1.5em 0}}figcaption{{font-weight:600;margin-bottom:.5em}}caption{{text-align:left;font-weight:600;padding:4px 0}}footer{{color:#666;font-size:.9em;margin-top:2em}}</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
 }
 
@@ -1165,6 +1185,7 @@ fn push_task_section(body: &mut String, task: &TaskId, runs: &[&RunLine]) {
         body,
         &format!("Runs of {task}, one per lease generation"),
         &rows,
+        &RUN_ALIGN,
     );
     body.push_str("</section>\n");
 }

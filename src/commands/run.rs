@@ -10,6 +10,7 @@
 mod adapters;
 mod agent;
 mod attempt;
+mod left;
 mod logs;
 mod operations;
 
@@ -25,11 +26,13 @@ use gitprio_core::git::Repository;
 use gitprio_core::lease::Mode;
 use gitprio_core::lease::parse_duration;
 use gitprio_core::reply::run::{Attempt as Report, Ending, Overshoot, RunReply, Stopped};
+use gitprio_core::usage::money::Usd;
 use gitprio_core::usage::report::{GroupBy, RunFilter, Summary, TaskFacts, report};
 use gitprio_core::usage::{Ledger, PriceTable};
 use gitprio_core::{Config, TaskId};
 
 use self::adapters::Adapter;
+use self::left::ClaimLock;
 use self::operations::{Claim, Claimed, Filters, Operations};
 use crate::args::StoreArgs;
 use crate::cli::CommandResult;
@@ -58,7 +61,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "TOKENS", value_parser = parse_tokens)]
     pub max_tokens: Option<u64>,
     /// Stop when the run has spent this many dollars (list-price estimate).
-    #[arg(long, value_name = "USD")]
+    #[arg(long, value_name = "USD", value_parser = crate::args::parse_dollars)]
     pub max_usd: Option<f64>,
     /// The agents' name in leases and reports, `-1`, `-2`... appended with `--parallel`
     /// (default: `GITPRIO_AGENT`, else `user@host:<worktree>`).
@@ -453,6 +456,8 @@ pub struct RunContext {
     pub worktrees: PathBuf,
     /// `<common git dir>/gitprio/runs`: each attempt's prompt and output.
     pub runs: PathBuf,
+    /// `<common git dir>/gitprio/run-claims`: each agent's claim lock ([`left::ClaimLock`]).
+    pub claims: PathBuf,
     pub grace: Duration,
     pub timeout: Option<Duration>,
     pub heartbeat_every: Duration,
@@ -528,16 +533,21 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
         if slots == 1 { "" } else { "s" },
     ));
     attempt::finish_left_submissions(&context, &agent_name);
-    std::thread::scope(|scope| {
-        for slot in 0..slots {
-            let agent = if slots == 1 {
+    let agents: Vec<String> = (0..slots)
+        .map(|slot| {
+            if slots == 1 {
                 agent_name.clone()
             } else {
                 format!("{agent_name}-{}", slot + 1)
-            };
+            }
+        })
+        .collect();
+    left::release_left_leases(&context, &agents);
+    std::thread::scope(|scope| {
+        for (slot, agent) in agents.iter().enumerate() {
             let context = &context;
             let filters = &filters;
-            scope.spawn(move || work(context, slot, &agent, filters, args.wait, poll));
+            scope.spawn(move || work(context, slot, agent, filters, args.wait, poll));
         }
     });
     let state = std::mem::take(&mut *context.control.lock());
@@ -592,6 +602,7 @@ impl RunContext {
                 None => gitprio_core::workspace::task_worktrees(repo),
             },
             runs: common.join("gitprio").join("runs"),
+            claims: common.join("gitprio").join("run-claims"),
             grace: duration(&args.grace, "grace period")?,
             timeout: args
                 .timeout
@@ -642,7 +653,8 @@ fn handle_interrupts(context: &Arc<RunContext>) -> anyhow::Result<()> {
 
 /// What a slot does next, decided while it holds the claim turn.
 enum Next {
-    Work(Box<Claimed>),
+    /// Work on the task claimed, whose claim lock is held until the attempt takes over.
+    Work(Box<Claimed>, ClaimLock),
     /// Nothing ready now, but sibling slots are working: wait for one to finish.
     WaitForSiblings(u64),
     /// Nothing ready and nothing running: poll again later (`--wait`).
@@ -664,8 +676,8 @@ fn work(
             Next::Quit => return,
             Next::WaitForSiblings(seen) => wait_for_siblings(&context.control, seen),
             Next::Poll => poll_again(context, agent, poll),
-            Next::Work(claimed) => {
-                let outcome = attempt::attempt(context, slot, agent, &claimed);
+            Next::Work(claimed, lock) => {
+                let outcome = attempt::attempt(context, slot, agent, &claimed, lock);
                 finish(context, slot, agent, &claimed, outcome);
             }
         }
@@ -689,14 +701,24 @@ fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) 
         control.stop(limit);
         return Next::Quit;
     }
-    match context.operations.claim(agent, filters, &lost) {
+    let lock = match ClaimLock::take(context, agent) {
+        Ok(lock) => lock,
+        Err(error) => {
+            control.stop(Stop::Error(rendered(&error)));
+            return Next::Quit;
+        }
+    };
+    match context
+        .operations
+        .claim(agent, filters, &lost, lock.reply())
+    {
         Ok(Claim::Claimed(claimed)) => {
             let mut state = control.lock();
             state.busy += 1;
             state.claims += 1;
             let task = &claimed.task;
             state.tasks.insert(task.id.clone(), TaskFacts::from(task));
-            Next::Work(claimed)
+            Next::Work(claimed, lock)
         }
         Ok(Claim::NothingReady { reason, message }) => {
             let mut state = control.lock();
@@ -966,7 +988,7 @@ fn overshoot_row(stop: &Stop, overshoot: Option<&Overshoot>) -> Option<Vec<Strin
             format!("{} tokens past --max-tokens {limit}", output::tokens(*over))
         }
         (Stop::MaxUsd(limit), Some(Overshoot::Usd(over))) => {
-            format!("${over:.2} past --max-usd {limit}")
+            format!("{} past --max-usd {limit}", Usd(*over))
         }
         _ => return None,
     };
@@ -986,7 +1008,7 @@ fn cost_rows(summary: &Summary) -> [Vec<String>; 2] {
     [
         vec![
             "cost".to_owned(),
-            format!("${:.2} at list price{unpriced}", summary.cost_usd),
+            format!("{} at list price{unpriced}", Usd(summary.cost_usd)),
         ],
         vec![
             "value per 1M tokens".to_owned(),

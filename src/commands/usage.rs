@@ -241,7 +241,7 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
             totals.tokens().to_string(),
         ]);
     }
-    output::print_table(&rows)?;
+    output::print_aligned_table(&rows, &output::numbers_after::<10>(4))?;
     Ok(exit_code::SUCCESS)
 }
 

@@ -11,8 +11,8 @@
 //! how many kills each command gets (3 by default; a sweep with 12 kills a command
 //! and seed 77 found nothing more).
 
-use std::os::unix::process::CommandExt as _;
-use std::process::{Command, Stdio};
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -152,20 +152,47 @@ impl Harness {
         show.json()["runs"].as_array().cloned().unwrap_or_default()
     }
 
-    /// Starts `args` in `dir`, kills it with SIGKILL after `delay` (it and, on odd `kill`,
-    /// every process it started, as when a whole session dies), and waits until nothing it
-    /// started still runs. Returns whether it had ended by itself before the kill.
-    fn kill_after(&self, dir: &str, args: &[&str], delay: Duration, whole_group: bool) -> bool {
-        let mut child = self
+    /// Runs `args` in `dir` with the failpoint `failpoint` armed: it must abort there
+    /// (SIGABRT), not end any other way.
+    fn abort_at(&self, dir: &str, args: &[&str], failpoint: &str) {
+        let killed = self
             .command(dir, args, NOW)
+            .env("GITPRIO_FAILPOINT", failpoint)
+            .output()
+            .unwrap();
+        if killed.status.signal() != Some(6) {
+            self.fail(&format!(
+                "it did not abort at {failpoint}:\n{}",
+                self.env.normalized(&killed)
+            ));
+        }
+    }
+
+    /// Starts `args` in `dir` in a process group of its own, its output thrown away: a
+    /// command to kill with [`Harness::kill`].
+    fn spawn(&self, dir: &str, args: &[&str]) -> Child {
+        self.command(dir, args, NOW)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
             .spawn()
-            .unwrap();
-        let group = child.id();
+            .unwrap()
+    }
+
+    /// Starts `args` in `dir` and kills it after `delay` (see [`Harness::kill`]). Returns
+    /// whether it had ended by itself before the kill.
+    fn kill_after(&self, dir: &str, args: &[&str], delay: Duration, whole_group: bool) -> bool {
+        let child = self.spawn(dir, args);
         std::thread::sleep(delay);
+        self.kill(child, whole_group)
+    }
+
+    /// Kills `child` (from [`Harness::spawn`]) with SIGKILL, it and, with `whole_group`,
+    /// every process it started, as when a whole session dies; then waits until nothing
+    /// it started still runs. Returns whether it had ended by itself before the kill.
+    fn kill(&self, mut child: Child, whole_group: bool) -> bool {
+        let group = child.id();
         let ended = child.try_wait().unwrap().is_some();
         if !ended {
             if whole_group {
@@ -490,16 +517,7 @@ fn a_release_killed_after_its_lease_landed_still_records_its_outcome() {
         record_100(&harness);
         // The abort comes after the lease push landed and was noted, before the run's
         // end is written: the window in which the outcome used to be lost.
-        let killed = harness
-            .command("a", args, NOW)
-            .env("GITPRIO_FAILPOINT", "release:before-outcome")
-            .output()
-            .unwrap();
-        assert!(
-            !killed.status.success(),
-            "{}",
-            harness.env.normalized(&killed)
-        );
+        harness.abort_at("a", args, "release:before-outcome");
         harness.assert_lease("t1", "released", 1, "alice");
         let again = harness.run("a", args);
         if again.code != 0 && !again.stderr.contains("holds no lease on `t1`") {
@@ -712,18 +730,17 @@ fn a_killed_run_run_again_completes_each_task_once_with_its_usage_once() {
             if again.code != 0 {
                 harness.fail(&format!("run again: {again}"));
             }
-            // The task the killed run was working on is done, or still held by it (then
-            // it waits for its lease to expire) and the run again did the next one.
+            // The task the killed run claimed is done, by it or by the run again (which
+            // gave it back first when the kill came after its claim): never left held to
+            // expire. A run again after t1 was done does t2.
             let state = |id| harness.lease(id).map(|lease| lease["state"].clone());
-            let first = state("t1");
-            let done = if first == Some(Value::from("submitted")) {
-                "t1"
-            } else {
-                harness.assert_lease("t1", "held", 1, "alice");
-                "t2"
-            };
-            if state(done) != Some(Value::from("submitted")) {
-                harness.fail(&format!("run again did not submit {done}: {again}"));
+            let submitted = Some(Value::from("submitted"));
+            if state("t1") != submitted || state("t2").is_some_and(|t2| Some(t2) != submitted) {
+                harness.fail(&format!(
+                    "run again left t1 {:?}, t2 {:?}: {again}",
+                    state("t1"),
+                    state("t2")
+                ));
             }
             for id in ["t1", "t2"] {
                 let runs = harness.runs(id);
@@ -735,12 +752,184 @@ fn a_killed_run_run_again_completes_each_task_once_with_its_usage_once() {
                 let wrong = runs
                     .iter()
                     .any(|run| run["totals"]["output"] != 0 && run["totals"]["output"] != 100);
-                if completed > 1 || wrong || (id == done && completed != 1) {
+                if completed != usize::from(state(id).is_some()) || wrong {
                     harness.fail(&format!("the runs of {id} after run again: {runs:?}"));
                 }
             }
         },
     });
+}
+
+#[test]
+fn a_run_killed_mid_attempt_gives_its_task_back_when_run_again_and_does_it() {
+    let harness = Harness::new(seed(), "run killed mid-attempt".to_owned(), false);
+    let started = harness.env.path("started");
+    let gate = harness.env.path("gate");
+    // The first run's agent says it started and works until killed with its run; the
+    // second one's (the gate is there by then) does the task.
+    script(
+        &harness.env,
+        "claude",
+        &format!(
+            "[ -e '{}' ] || {{ touch '{}'; sleep 30; }}\n{AGENT}",
+            gate.display(),
+            started.display()
+        ),
+    );
+    let mut child = harness.spawn("a", RUN);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !started.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its agent started"
+        );
+        assert!(Instant::now() < deadline, "the agent never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The whole session dies: the run and its agent.
+    harness.kill(child, true);
+    harness.assert_lease("t1", "held", 1, "alice");
+    std::fs::write(&gate, "").unwrap();
+    assert_given_back_and_done(&harness, "the run working on it stopped before it finished");
+}
+
+#[test]
+fn a_run_killed_between_its_claim_and_its_attempt_gives_the_task_back_when_run_again() {
+    let harness = Harness::new(seed(), "run killed after its claim".to_owned(), false);
+    script(&harness.env, "claude", AGENT);
+    // The abort comes after the claim landed and was read, before the attempt takes its
+    // live lock: the window in which a killed run used to leave its lease to expire.
+    harness.abort_at("a", RUN, "run:after-claim");
+    harness.assert_lease("t1", "held", 1, "alice");
+    assert_given_back_and_done(
+        &harness,
+        "the run that claimed it stopped before its attempt started",
+    );
+}
+
+#[test]
+fn a_run_killed_between_its_commit_and_its_push_has_the_branch_pushed_when_run_again() {
+    let harness = Harness::new(seed(), "run killed after its commit".to_owned(), false);
+    script(&harness.env, "claude", AGENT);
+    // The abort comes once t1 is submitted and its branch committed, before the push: a
+    // clean worktree, which the recovery used to pass over, the task never handed out
+    // again and its work never pushed.
+    harness.abort_at("a", RUN, "run:after-commit");
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    assert_eq!(remote_branch(&harness, "t1"), "", "pushed before the abort");
+    let again = harness.run("a", RUN);
+    assert_eq!(again.code, 0, "{again}");
+    assert_pushed_when_run_again(&harness, &again);
+}
+
+#[test]
+fn a_push_of_a_done_branch_that_failed_is_made_by_the_next_run() {
+    let harness = Harness::new(seed(), "push refused for a moment".to_owned(), false);
+    script(&harness.env, "claude", AGENT);
+    // The remote refuses task branches while `refuse` exists (leases and the ledger go
+    // through): a push that fails for a moment, as when the network drops.
+    let refuse = harness.env.path("refuse");
+    std::fs::write(&refuse, "").unwrap();
+    let hook = harness.env.path("remote.git/hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\nwhile read old new ref; do\n  case \"$ref\" in refs/heads/gitprio/*) [ -e '{}' ] && {{ echo 'refused for a moment' >&2; exit 1; }};; esac\ndone\nexit 0\n",
+            refuse.display()
+        ),
+    )
+    .unwrap();
+    let first = harness.run("a", RUN);
+    assert_eq!(first.code, 0, "{first}");
+    assert!(
+        first.stderr.contains("cannot push gitprio/t1 to origin: ")
+            && first
+                .stderr
+                .contains("the next `gitprio run` here pushes it again"),
+        "{first}"
+    );
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    assert!(
+        harness.env.path("a-gitprio-worktrees/t1").exists(),
+        "the unpushed worktree was removed: {first}"
+    );
+    std::fs::remove_file(&refuse).unwrap();
+    let again = harness.run("a", RUN);
+    assert_eq!(again.code, 0, "{again}");
+    assert_pushed_when_run_again(&harness, &again);
+}
+
+/// The commit the remote's `gitprio/<id>` branch holds, empty when there is none.
+fn remote_branch(harness: &Harness, id: &str) -> String {
+    harness
+        .env
+        .git(
+            "remote.git",
+            &[
+                "for-each-ref",
+                "--format=%(objectname)",
+                &format!("refs/heads/gitprio/{id}"),
+            ],
+        )
+        .trim()
+        .to_owned()
+}
+
+/// After a run again (`again`) that found t1 submitted and its branch not pushed: it said
+/// so and pushed the branch, with the agent's work and `status: done`, and removed the
+/// worktree; then it did t2 as usual.
+fn assert_pushed_when_run_again(harness: &Harness, again: &Output) {
+    assert!(
+        again.stderr.contains(
+            "alice: t1 was submitted by an earlier run that did not push its work; committed on gitprio/t1, pushed to origin"
+        ),
+        "{again}"
+    );
+    assert_ne!(remote_branch(harness, "t1"), "", "{again}");
+    harness
+        .env
+        .git("remote.git", &["cat-file", "-e", "gitprio/t1:t1.txt"]);
+    let task = harness
+        .env
+        .git("remote.git", &["show", "gitprio/t1:.tasks/t1.md"]);
+    assert!(task.contains("status: done"), "{task}");
+    assert!(
+        !harness.env.path("a-gitprio-worktrees/t1").exists(),
+        "{again}"
+    );
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    harness.assert_lease("t2", "submitted", 1, "alice");
+    harness.assert_invariants();
+}
+
+/// Runs [`RUN`] again after a run was killed holding t1 (generation 1): it must say it
+/// gave t1 back (`why`), then claim and do t1 itself, not t2.
+fn assert_given_back_and_done(harness: &Harness, why: &str) {
+    let again = harness.run("a", RUN);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        again
+            .stderr
+            .contains(&format!("alice: released t1 (generation 1): {why}")),
+        "{again}"
+    );
+    // The task the killed run held is the one done, not left to expire behind the next.
+    harness.assert_lease("t1", "submitted", 2, "alice");
+    assert!(harness.lease("t2").is_none(), "{:?}", harness.lease("t2"));
+    let runs = harness.runs("t1");
+    let outcomes: Vec<(&Value, &Value)> = runs
+        .iter()
+        .map(|run| (&run["meta"]["generation"], &run["meta"]["outcome"]))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (&Value::from(1), &Value::from("released")),
+            (&Value::from(2), &Value::from("completed"))
+        ],
+        "{runs:?}"
+    );
+    harness.assert_invariants();
 }
 
 /// The `git push` and `git fetch` processes a command ran, from its `GIT_TRACE`.

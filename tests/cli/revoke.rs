@@ -35,26 +35,29 @@ fn claim(env: &TestEnv, dir: &str, agent: &str) -> String {
     claimed.json()["task"]["id"].as_str().unwrap().to_owned()
 }
 
-#[test]
-fn revoke_takes_a_lease_away_records_who_and_why_and_the_holder_loses_it() {
+/// Sets up a remote with one task, `alpha`, and clones `a` and `c`, where alice claims it in `a`.
+fn alice_holds_alpha() -> TestEnv {
     let env = TestEnv::new();
     let files = vec![(".tasks/alpha.md".to_owned(), task("Alpha", 0, &[]))];
     remote_with_clones(&env, &files, &["a", "c"]);
     assert_eq!(claim(&env, "a", "alice"), "alpha");
+    env
+}
 
-    let revoked = as_agent(
-        &env,
-        "c",
-        "carol",
-        &[
-            "revoke",
-            "alpha",
-            "--reason",
-            "spinning on the same test",
-            "--park",
-        ],
-    );
+/// Sets up [`alice_holds_alpha`], then carol revokes it from `c` with `revoke` appended to
+/// `revoke alpha`; returns the environment and the revoke's output.
+fn alice_claims_and_carol_revokes(revoke: &[&str]) -> (TestEnv, Output) {
+    let env = alice_holds_alpha();
+    let args: Vec<&str> = ["revoke", "alpha"].iter().chain(revoke).copied().collect();
+    let revoked = as_agent(&env, "c", "carol", &args);
     assert_eq!(revoked.code, 0, "{revoked}");
+    (env, revoked)
+}
+
+#[test]
+fn revoke_takes_a_lease_away_records_who_and_why_and_the_holder_loses_it() {
+    let (env, revoked) =
+        alice_claims_and_carol_revokes(&["--reason", "spinning on the same test", "--park"]);
     assert_eq!(
         revoked.stderr,
         "info: revoked alpha from alice; it is parked until `gitprio unpark alpha`\n"
@@ -109,11 +112,35 @@ fn revoke_takes_a_lease_away_records_who_and_why_and_the_holder_loses_it() {
 }
 
 #[test]
+fn status_shows_a_revoked_lease_as_revoked_and_held_by_nobody() {
+    let (env, _) = alice_claims_and_carol_revokes(&["--reason", "wrong approach"]);
+
+    // The record's holder is the revoker: the table showed `released  carol`, as if carol held it.
+    let status = as_agent(&env, "a", "alice", &["status"]);
+    assert_eq!(status.code, 0, "{status}");
+    let row: Vec<&str> = status
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("alpha "))
+        .unwrap_or_else(|| panic!("no row for alpha: {status}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(row[1..3], ["revoked", "-"], "{status}");
+    assert!(
+        status.stdout.ends_with(
+            "\nalpha: revoked from alice by carol: wrong approach; anyone may claim it\n"
+        ),
+        "{status}"
+    );
+    let json = as_agent(&env, "a", "alice", &["status", "--json"]).json();
+    let lease = &json["leases"][0];
+    assert_eq!(lease["state"], "released", "{json}");
+    assert_eq!(lease["revoked_by"], "carol", "{json}");
+}
+
+#[test]
 fn a_heartbeat_landing_between_the_read_and_the_swap_makes_the_revoke_lose() {
-    let env = TestEnv::new();
-    let files = vec![(".tasks/alpha.md".to_owned(), task("Alpha", 0, &[]))];
-    remote_with_clones(&env, &files, &["a", "c"]);
-    assert_eq!(claim(&env, "a", "alice"), "alpha");
+    let env = alice_holds_alpha();
     // The revoker reads the remote as it was at the claim: a snapshot it fetches from,
     // while it pushes to the real remote, where the heartbeat lands meanwhile.
     env.git(

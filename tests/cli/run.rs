@@ -331,10 +331,12 @@ fn a_failed_attempt_escalates_to_the_next_tier() {
     assert_eq!(keys, ["model-large", "model-small"], "{report}");
 }
 
-#[test]
-fn an_agent_over_budget_is_stopped_while_it_runs() {
+/// Runs [`SPENDER`] on one task `a` with `budget` in `repo`, which the run stops over it;
+/// returns the environment and the `--json` summary of the run, whose one attempt failed.
+fn spent_past_budget(budget: &str) -> (TestEnv, serde_json::Value) {
     let env = TestEnv::new();
-    env.repo("repo", &[(".tasks/a.md", &task("A", "budget: 5k\n"))]);
+    let file = task("A", &format!("budget: {budget}\n"));
+    env.repo("repo", &[(".tasks/a.md", &file)]);
     let spender = script(&env, "claude", SPENDER);
     let run = env.run(
         "repo",
@@ -357,6 +359,12 @@ fn an_agent_over_budget_is_stopped_while_it_runs() {
     assert_eq!(run.code, 0, "{run}");
     let summary = summary(&run);
     assert_eq!(summary["failed"], 1, "{run}");
+    (env, summary)
+}
+
+#[test]
+fn an_agent_over_budget_is_stopped_while_it_runs() {
+    let (env, summary) = spent_past_budget("5k");
     let error = summary["runs"][0]["error"].as_str().unwrap();
     assert!(error.starts_with("over budget: "), "{error}");
     assert!(error.ends_with(" tokens spent of 5000"), "{error}");
@@ -1012,6 +1020,85 @@ echo '{"response":"Added a.txt.","stats":{"models":{"gemini-2.5-pro":{"api":{"to
         "gemini-2.5-pro",
         "{report}"
     );
+}
+
+#[test]
+fn a_run_costing_under_a_cent_never_reads_as_free() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/alpha.md", &task("Alpha", ""))]);
+    // Claude Code's own estimate, which the attempt's message shows, agrees with the price table.
+    let claude = script(&env, "claude", &CLAUDE_SUCCESS.replace("0.0123", "0.0007"));
+    let run = env.run(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--",
+            &claude,
+            "-p",
+            "--output-format",
+            "json",
+            "--model",
+            "claude-haiku-4-5",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    // 1,350 tokens of Haiku 4.5 cost $0.0007, which `{:.2}` printed as `$0.00`.
+    assert!(
+        run.stderr.contains("alpha is done (1350 tokens, <$0.01)"),
+        "{run}"
+    );
+    let cost = run
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("cost "))
+        .unwrap_or_else(|| panic!("no cost row: {run}"));
+    assert_eq!(
+        cost.split_whitespace().collect::<Vec<_>>(),
+        ["cost", "<$0.01", "at", "list", "price"],
+        "{run}"
+    );
+}
+
+#[test]
+fn a_dollar_budget_overrun_shows_spend_and_budget_apart() {
+    let (_env, summary) = spent_past_budget("$0.001");
+    assert!(
+        crate::usage::assert_dollars_are_rounded(&summary) >= 2,
+        "{summary}"
+    );
+    // Each message costs $0.0042: to the cent this read `$0.00 spent of $0.00`.
+    let error = summary["runs"][0]["error"].as_str().unwrap();
+    let spent = error
+        .strip_prefix("over budget: $")
+        .and_then(|rest| rest.strip_suffix(" spent of $0.001"))
+        .unwrap_or_else(|| panic!("{error}"));
+    let spent: f64 = spent.parse().unwrap_or_else(|_| panic!("{error}"));
+    assert!(spent > 0.001, "{error}");
+}
+
+#[test]
+fn a_dollar_limit_that_is_not_an_amount_is_refused_before_any_claim() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    let agent = script(
+        &env,
+        "agent",
+        "cat > /dev/null\ntouch \"$GITPRIO_TASK.txt\"\n",
+    );
+    // Every comparison with NaN is false: `--max-usd nan` turned the cap off without a word.
+    for limit in ["nan", "inf", "-1"] {
+        let flag = format!("--max-usd={limit}");
+        let run = env.run("repo", &["run", "--local", "--json", &flag, "--", &agent]);
+        assert_eq!(run.code, 2, "{limit}: {run}");
+        assert!(
+            run.stderr.contains(&format!(
+                "`{limit}` is not an amount of dollars like `0.42`"
+            )),
+            "{run}"
+        );
+    }
+    assert_eq!(lease_state(&env, "repo", "a"), serde_json::Value::Null);
 }
 
 #[test]

@@ -283,6 +283,7 @@ fn reports_show_value_per_token_and_waste_in_every_format() {
         1
     );
     assert_eq!(report["waste"]["retried_tasks"][0][0], "login");
+    assert_dollars_are_rounded(&report);
     let markdown = agent(
         &env,
         "reader",
@@ -1642,9 +1643,180 @@ fn usage_show_lists_the_attempt_in_flight_before_it_records_usage() {
     assert!(
         table
             .stdout
-            .contains("1-20261102T090000Z  alice  open     2026-11-02 09:00  0"),
+            .contains("1-20261102T090000Z  alice  open     2026-11-02 09:00         0"),
         "{table}"
     );
+}
+
+/// Checks that in the table `lines` (its header first) the column headed `column` is right
+/// aligned: every cell ends where the header does.
+fn assert_right_aligned(lines: &[&str], column: &str) {
+    let end = lines[0]
+        .find(column)
+        .unwrap_or_else(|| panic!("no {column}: {lines:#?}"))
+        + column.len();
+    for line in lines {
+        let cell_end = line[..end].trim_end().len();
+        assert!(
+            cell_end == end && line[end..].chars().next().is_none_or(|next| next == ' '),
+            "{column} is not right-aligned:\n{}",
+            lines.join("\n")
+        );
+    }
+}
+
+/// Sets up [`setup`] with three runs: alice's of `cache` (1,000 Sonnet output tokens), and two
+/// of `login` (a bug) by bob, a failed one of 100 Haiku input tokens and one of 250,000 Opus
+/// output tokens.
+fn runs_of_very_different_sizes() -> TestEnv {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    record(&env, "a", "alice", &SPEND[2..]);
+    // Two runs of login by bob, a small one that failed and a large one.
+    for (index, spend) in [
+        ["--model", "claude-haiku-4-5", "--input", "100"],
+        ["--model", "claude-opus-4-6", "--output", "250000"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        if index > 0 {
+            let failed = agent(&env, "b", "bob", &["release", "--failed", "--reason", "x"]);
+            assert_eq!(failed.code, 0, "{failed}");
+        }
+        claim(&env, "b", "bob", "login");
+        record(&env, "b", "bob", spend);
+    }
+    env
+}
+
+#[test]
+fn a_share_neither_none_nor_all_never_reads_as_0_or_100_percent() {
+    let env = runs_of_very_different_sizes();
+    let table = agent(&env, "reader", "carol", &["report"]);
+    // 100 of 250,100 tokens read `0%`, and the other 249,100 `100%`.
+    assert_eq!(
+        section(&table.stdout, "Model mix per task type and week:"),
+        [
+            "bug 2026-W45: claude-haiku-4-5 <1% (100)",
+            "bug 2026-W45: claude-opus-4-6 >99% (250.0k)",
+            "feature 2026-W45: claude-sonnet-4-5 100% (1.0k)",
+        ],
+        "{table}"
+    );
+}
+
+#[test]
+fn the_group_table_says_what_it_is_grouped_by_and_its_numbers_line_up() {
+    let env = runs_of_very_different_sizes();
+
+    // The header said `GROUP` whatever the grouping, and numbers were left-aligned.
+    let report = |format: &str, by: &str| {
+        let report = agent(
+            &env,
+            "reader",
+            "carol",
+            &["report", "--format", format, "--by", by],
+        );
+        assert_eq!(report.code, 0, "{report}");
+        report.stdout
+    };
+    let table = report("table", "agent");
+    let lines: Vec<&str> = table
+        .lines()
+        .skip_while(|line| *line != "By agent:")
+        .skip(1)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    assert_eq!(lines.len(), 3, "{table}");
+    assert!(lines[0].starts_with("AGENT  "), "{table}");
+    for column in ["RUNS", "TOKENS", "COST", "VALUE/1M", "CACHE HIT"] {
+        assert_right_aligned(&lines, column);
+    }
+    let markdown = report("md", "model");
+    assert!(
+        markdown.contains(
+            "| MODEL | RUNS | DONE | VALUE | TOKENS | COST | VALUE/1M | CACHE HIT |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        ),
+        "{markdown}"
+    );
+    let html = report("html", "feature");
+    assert!(
+        html.contains("<tr><th>FEATURE</th><th class=\"number\">RUNS</th>"),
+        "{html}"
+    );
+    assert!(html.contains("<td class=\"number\">251.1k</td>"), "{html}");
+
+    let usage = agent(&env, "reader", "carol", &["usage", "show", "login"]);
+    let lines: Vec<&str> = usage.stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{usage}");
+    for column in ["REQUESTS", "INPUT", "OUTPUT", "TOKENS"] {
+        assert_right_aligned(&lines, column);
+    }
+}
+
+/// Checks that every dollar amount of `json` (a key with `usd` in its name, and the third item
+/// of each `top` entry) is rounded to a millionth of a dollar, free of float noise such as
+/// `0.00030000000000000003`; returns how many amounts it checked.
+pub fn assert_dollars_are_rounded(json: &serde_json::Value) -> usize {
+    fn walk(value: &serde_json::Value, path: &str, dollars: bool, checked: &mut usize) {
+        match value {
+            serde_json::Value::Number(number) if dollars => {
+                let amount = number.as_f64().unwrap();
+                let rounded = (amount * 1e6).round() / 1e6;
+                assert_eq!(
+                    rounded.to_bits(),
+                    amount.to_bits(),
+                    "{path} = {number} is not rounded to a millionth of a dollar ({rounded})"
+                );
+                *checked += 1;
+            }
+            serde_json::Value::Object(map) => {
+                for (key, item) in map {
+                    let inner = format!("{path}.{key}");
+                    if key == "top" {
+                        for (index, entry) in item.as_array().unwrap().iter().enumerate() {
+                            walk(&entry[2], &format!("{inner}[{index}][2]"), true, checked);
+                        }
+                    } else {
+                        walk(item, &inner, dollars || key.contains("usd"), checked);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}[{index}]"), dollars, checked);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut checked = 0;
+    walk(json, "", false, &mut checked);
+    checked
+}
+
+#[test]
+fn dollars_in_report_json_and_openmetrics_are_rounded_to_a_millionth_without_float_noise() {
+    // 100 Sonnet input tokens: 100 * 3e-6 is 0.00030000000000000003 in binary floats.
+    let env = one_run_recorded_by_hand();
+    let json = env
+        .run("repo", &["report", "--offline", "--local", "--json"])
+        .json();
+    assert_eq!(json["runs"][0]["cost_usd"].to_string(), "0.0003", "{json}");
+    assert_eq!(json["summary"]["cost_usd"].to_string(), "0.0003", "{json}");
+    assert!(assert_dollars_are_rounded(&json) >= 10, "{json}");
+    let metrics = env.run(
+        "repo",
+        &["report", "--offline", "--local", "--format", "openmetrics"],
+    );
+    let cost = metrics
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("gitprio_cost_usd_total{"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(cost.ends_with("} 0.0003"), "{metrics}");
 }
 
 #[test]

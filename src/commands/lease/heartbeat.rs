@@ -4,7 +4,7 @@ use clap::Args;
 use gitprio_core::git::Repository;
 use gitprio_core::workspace::{self, Workspace};
 
-use crate::args::{StoreArgs, dollars};
+use crate::args::{StoreArgs, parse_dollars};
 use crate::cli::CommandResult;
 use crate::settings::Settings;
 use crate::{exit_code, output};
@@ -21,7 +21,7 @@ pub struct LeaseIdArgs {
     #[arg(long, value_name = "N")]
     pub tokens: Option<u64>,
     /// Estimated dollars this attempt has spent so far, with `--tokens`.
-    #[arg(long, value_name = "USD", requires = "tokens", value_parser = dollars)]
+    #[arg(long, value_name = "USD", requires = "tokens", value_parser = parse_dollars)]
     pub cost_usd: Option<f64>,
     #[command(flatten)]
     pub store: StoreArgs,

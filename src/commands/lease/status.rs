@@ -47,7 +47,17 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
     ]];
     for row in &status.leases {
         let lease = &row.lease;
-        let state = format!("{:?}", lease.state).to_lowercase();
+        let state = if row.revoked_by.is_some() && lease.state == ShownState::Released {
+            "revoked".to_owned()
+        } else {
+            format!("{:?}", lease.state).to_lowercase()
+        };
+        // A revoke records the revoker as the holder; nobody holds a revoked task.
+        let holder = if row.revoked_by.is_some() {
+            "-"
+        } else {
+            &lease.holder.agent
+        };
         let expires = if matches!(lease.state, ShownState::Held | ShownState::Expired) {
             describe_expiry(lease.expires_at.duration_since(settings.now), row.expired)
         } else {
@@ -57,7 +67,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
         rows.push(vec![
             row.task.to_string(),
             state,
-            format!("{}{marker}", lease.holder.agent),
+            format!("{holder}{marker}"),
             lease.generation.to_string(),
             format!("{} ({} failed)", lease.attempt, lease.failures),
             lease.acquired_at.to_string(),
@@ -80,6 +90,19 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
                 .unwrap_or("too many failed attempts"),
             row.lease.last_error.as_deref().unwrap_or("none recorded")
         )?;
+    }
+    for row in &status.leases {
+        let Some(revoker) = &row.revoked_by else {
+            continue;
+        };
+        if row.lease.state == ShownState::Released {
+            let how = row
+                .lease
+                .last_error
+                .clone()
+                .unwrap_or_else(|| format!("revoked by {revoker}"));
+            crate::output::outln!("\n{}: {how}; anyone may claim it", row.task)?;
+        }
     }
     for lease in &status.unreadable {
         crate::output::outln!("\nunreadable lease {}: {}", lease.reference, lease.problem)?;

@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use gitprio_core::usage::money::round_usd;
 use gitprio_core::usage::report::{FleetRow, Report};
 
 /// Escapes a label value: backslash, double quote and newline.
@@ -82,7 +83,7 @@ fn push_fleet_counters(text: &mut String, report: &Report) {
             "gitprio_cost_usd",
             Some("usd"),
             "Estimated cost at list price of the priced tokens, by task type, model and agent.",
-            |row| Some(row.cost_usd.to_string()),
+            |row| Some(round_usd(row.cost_usd).to_string()),
         ),
         (
             "gitprio_unpriced_tokens",
@@ -179,6 +180,11 @@ fn push_gauges(text: &mut String, report: &Report) {
     ];
     for (name, unit, help, value) in gauges {
         family(text, name, "gauge", unit, help);
+        let value = if unit == Some("usd") {
+            round_usd(value)
+        } else {
+            value
+        };
         let _ = writeln!(text, "{name} {value}");
     }
     if let Some(share) = report

@@ -15,10 +15,12 @@ use gitprio_core::git::Repository;
 use gitprio_core::reply::lease::ShownState;
 use gitprio_core::source::QueueSource;
 use gitprio_core::usage::UsageRecord;
+use gitprio_core::usage::money::{self, Usd};
 use gitprio_core::{Config, Task};
 
 use super::adapters::{self, Adapter, Follower};
 use super::agent::{self, Agent, Io, Placeholders};
+use super::left::{self, ClaimLock, LiveLock};
 use super::logs::LogFollower;
 use super::operations::{Beat, Claimed, Done};
 use super::{Ending, PullRequests, Report, RunContext};
@@ -92,9 +94,10 @@ pub fn attempt(
     slot: usize,
     agent: &str,
     claimed: &Claimed,
+    claim: ClaimLock,
 ) -> Result<Report, SetupError> {
     let started = Instant::now();
-    let setup = prepare(run, agent, claimed)?;
+    let setup = prepare(run, agent, claimed, claim)?;
     let mut process = launch(run, agent, claimed, &setup)?;
     let mut watch = Watch {
         run,
@@ -139,21 +142,41 @@ struct Setup {
     budget: Budget,
     /// The task's branch on the `--push` remote, looked up before the agent changes it.
     pushed: Option<anyhow::Result<Option<String>>>,
+    /// Held while the attempt works: see [`super::left`].
+    _live: LiveLock,
 }
 
-/// Makes the attempt's worktree and run directory, picks its model and writes its prompt.
-fn prepare(run: &RunContext, agent: &str, claimed: &Claimed) -> anyhow::Result<Setup> {
+/// Makes the attempt's worktree and run directory, picks its model and writes its prompt;
+/// the attempt's live lock takes over from the `claim` lock.
+fn prepare(
+    run: &RunContext,
+    agent: &str,
+    claimed: &Claimed,
+    claim: ClaimLock,
+) -> anyhow::Result<Setup> {
+    if run.settings.failpoint.as_deref() == Some("run:after-claim") {
+        // As a kill between the claim and the live lock would: the claim lock is left.
+        std::process::abort();
+    }
     let task = &claimed.task;
     let id = task.id.as_str();
     let worktree = run.worktrees.join(id);
     let run_dir = run.runs.join(id).join(claimed.generation.to_string());
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create {}", run_dir.display()))?;
+    let live = LiveLock::take(&run_dir, claim)?;
     prepare_worktree(run, &worktree, id, &claimed.commit)?;
     let pushed = run
         .push
         .as_deref()
         .map(|remote| pushed_branch(run, remote, id));
+    if let Some(Ok(seen)) = &pushed {
+        // For a next run that pushes the branch in this attempt's stead.
+        let _ = std::fs::write(
+            run_dir.join(PUSHED_FILE),
+            seen.as_deref().unwrap_or_default(),
+        );
+    }
     let config = worktree_config(&worktree);
     let route = config.route(
         task.model.as_deref(),
@@ -188,6 +211,7 @@ fn prepare(run: &RunContext, agent: &str, claimed: &Claimed) -> anyhow::Result<S
         usage_file,
         model,
         pushed,
+        _live: live,
     })
 }
 
@@ -438,7 +462,7 @@ impl Outcome<'_> {
             self.spent.tokens,
             self.spent
                 .cost_usd
-                .map(|cost| format!(", ${cost:.2}"))
+                .map(|cost| format!(", {}", Usd(cost)))
                 .unwrap_or_default()
         ));
         let mut completed = self.finish(Ending::Completed, None);
@@ -656,8 +680,9 @@ impl Watch<'_> {
         if let Some(budget) = self.budget.usd
             && usd > budget
         {
+            let (spent, budget) = money::past_limit(usd, budget);
             return Some(Halt::OverBudget(format!(
-                "over budget: ${usd:.2} spent of ${budget:.2}"
+                "over budget: {spent} spent of {budget}"
             )));
         }
         self.run.control.run_limit().map(Halt::RunLimit)
@@ -1111,6 +1136,17 @@ fn alive(pid: u32) -> bool {
         .is_ok_and(|status| status.success())
 }
 
+/// Where an attempt's run directory keeps what [`pushed_branch`] saw (empty: no branch).
+const PUSHED_FILE: &str = "pushed-branch";
+
+/// What the attempt in `run_dir` saw of the remote's branch when it started, as
+/// [`pushed_branch`] said it then, if it noted it.
+fn pushed_seen(run_dir: &Path) -> Option<anyhow::Result<Option<String>>> {
+    let text = std::fs::read_to_string(run_dir.join(PUSHED_FILE)).ok()?;
+    let text = text.trim();
+    Some(Ok((!text.is_empty()).then(|| text.to_owned())))
+}
+
 /// Returns the commit the remote's `gitprio/<id>` holds (`None`: no such branch), as seen
 /// when the attempt starts: pushing the attempt's branch replaces that one, and only that one.
 fn pushed_branch(run: &RunContext, remote: &str, id: &str) -> anyhow::Result<Option<String>> {
@@ -1127,8 +1163,13 @@ fn pushed_branch(run: &RunContext, remote: &str, id: &str) -> anyhow::Result<Opt
 }
 
 /// Commits everything in the worktree with the task file, pushes the branch (and opens its
-/// pull request), and removes the worktree; returns a note for the progress line, and the
-/// pull request's URL. `pushed` is what the remote's branch held when the attempt started.
+/// pull request), and removes the worktree once nothing is left to do there; returns a note
+/// for the progress line, and the pull request's URL. `pushed` is what the remote's branch
+/// held when the attempt started.
+///
+/// A worktree is kept while its branch is not pushed (the commit or the push failed, or the
+/// run was killed before it): the next run in the clone finishes it
+/// ([`finish_left_submissions`]).
 fn finish_branch(
     run: &RunContext,
     worktree: &Path,
@@ -1138,34 +1179,9 @@ fn finish_branch(
 ) -> (String, Option<String>) {
     let id = claimed.task.id.as_str();
     let branch = format!("gitprio/{id}");
-    let mut message = format!("{}\n\n", claimed.task.title.trim());
-    if let Some(summary) = summary {
-        let _ = write!(message, "{}\n\n", compact(summary));
-    }
-    let _ = writeln!(message, "Gitprio-Task: {id}");
-    let message_file = run
-        .runs
-        .join(id)
-        .join(claimed.generation.to_string())
-        .join("commit-message");
-    let committed = std::fs::write(&message_file, &message)
-        .context("cannot write the commit message")
-        .and_then(|()| git(worktree, &["add", "--all"]))
-        .and_then(|_| {
-            git(
-                worktree,
-                &[
-                    "commit",
-                    "--quiet",
-                    "--no-verify",
-                    "--file",
-                    &message_file.display().to_string(),
-                ],
-            )
-        });
-    if let Err(error) = committed {
+    if let Err(error) = commit_worktree(run, worktree, claimed, summary) {
         run.warn(&format!(
-            "{id} is submitted, but its commit failed ({error:#}); commit the change in {} by hand",
+            "{id} is submitted, but its commit failed ({error:#}); commit the change in {} by hand, or run again here",
             worktree.display()
         ));
         return (
@@ -1173,25 +1189,15 @@ fn finish_branch(
             None,
         );
     }
+    if run.settings.failpoint.as_deref() == Some("run:after-commit") {
+        // As a kill between the commit and the push would: a clean worktree, not pushed.
+        std::process::abort();
+    }
     let mut note = format!("; committed on {branch}");
     let mut pull_request = None;
     if let Some(remote) = &run.push {
-        let reference = format!("refs/heads/{branch}");
-        let refspec = format!("{reference}:{reference}");
-        // The branch is the lease holder's: a retry replaces what an earlier attempt pushed
-        // (its pull request stays open), but not what someone pushed since this one started.
-        let lease = match pushed {
-            Some(Ok(seen)) => Some(format!(
-                "--force-with-lease={reference}:{}",
-                seen.as_deref().unwrap_or_default()
-            )),
-            _ => None,
-        };
-        let mut arguments = vec!["push", "--quiet"];
-        arguments.extend(lease.as_deref());
-        arguments.extend([remote.as_str(), refspec.as_str()]);
-        match git_remote(run, &arguments) {
-            Ok(_) => {
+        match push_branch(run, remote, &branch, pushed) {
+            Ok(()) => {
                 let _ = write!(note, ", pushed to {remote}");
                 if let Some(pulls) = &run.pull_requests {
                     match open_pull_request(run, pulls, claimed, &branch, summary) {
@@ -1206,12 +1212,80 @@ fn finish_branch(
             }
             Err(error) => {
                 run.warn(&format!(
-                    "cannot push {branch} to {remote}: {error:#}; push it by hand"
+                    "cannot push {branch} to {remote}: {error:#}; the next `gitprio run` here pushes it again (or push it by hand)"
                 ));
-                note.push_str(", not pushed");
+                let _ = write!(note, ", not pushed (kept in {})", worktree.display());
+                return (note, None);
             }
         }
     }
+    remove_worktree(run, worktree);
+    (note, pull_request)
+}
+
+/// Commits the worktree's changes, the task file's `status: done` among them, on its
+/// branch, when there are any (a run killed after the commit left none).
+fn commit_worktree(
+    run: &RunContext,
+    worktree: &Path,
+    claimed: &Claimed,
+    summary: Option<&str>,
+) -> anyhow::Result<()> {
+    if git(worktree, &["status", "--porcelain"])?.is_empty() {
+        return Ok(());
+    }
+    let id = claimed.task.id.as_str();
+    let mut message = format!("{}\n\n", claimed.task.title.trim());
+    if let Some(summary) = summary {
+        let _ = write!(message, "{}\n\n", compact(summary));
+    }
+    let _ = writeln!(message, "Gitprio-Task: {id}");
+    let message_file = run
+        .runs
+        .join(id)
+        .join(claimed.generation.to_string())
+        .join("commit-message");
+    std::fs::write(&message_file, &message).context("cannot write the commit message")?;
+    git(worktree, &["add", "--all"])?;
+    git(
+        worktree,
+        &[
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "--file",
+            &message_file.display().to_string(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Pushes `branch` to `remote`. The branch is the lease holder's: a retry replaces what an
+/// earlier attempt pushed (its pull request stays open), but not what someone pushed since
+/// this one started (`pushed`, when known).
+fn push_branch(
+    run: &RunContext,
+    remote: &str,
+    branch: &str,
+    pushed: Option<&anyhow::Result<Option<String>>>,
+) -> anyhow::Result<()> {
+    let reference = format!("refs/heads/{branch}");
+    let refspec = format!("{reference}:{reference}");
+    let lease = match pushed {
+        Some(Ok(seen)) => Some(format!(
+            "--force-with-lease={reference}:{}",
+            seen.as_deref().unwrap_or_default()
+        )),
+        _ => None,
+    };
+    let mut arguments = vec!["push", "--quiet"];
+    arguments.extend(lease.as_deref());
+    arguments.extend([remote, refspec.as_str()]);
+    git_remote(run, &arguments).map(drop)
+}
+
+/// Removes a finished task's worktree (its branch stays).
+fn remove_worktree(run: &RunContext, worktree: &Path) {
     let _serial = WorktreeLock::take(&run.worktree_lock);
     let _ = git(
         &run.directory,
@@ -1222,35 +1296,27 @@ fn finish_branch(
             &worktree.display().to_string(),
         ],
     );
-    (note, pull_request)
 }
 
-/// Finishes what a run killed between `done` and the push of the branch left behind: a task
-/// this clone submitted whose worktree still holds uncommitted work gets `done` again (which
-/// completes its own submission: the task file's `status: done`), then its branch committed
-/// and pushed, as that run would have. It stays submitted: it is never handed out again.
+/// Finishes what a run killed between `done` and the push of the branch left behind, or a
+/// push that failed: a task this clone submitted whose worktree is still there (with the
+/// work uncommitted, or committed and not pushed) gets `done` again (which completes its
+/// own submission: the task file's `status: done`), then its branch committed when there
+/// is anything to commit, and pushed, as that run would have. It stays submitted: it is
+/// never handed out again.
 pub fn finish_left_submissions(run: &RunContext, agent: &str) {
     let Ok(entries) = std::fs::read_dir(&run.worktrees) else {
         return;
     };
     let left: Vec<String> = entries
         .flatten()
-        .filter(|entry| {
-            git(&entry.path(), &["status", "--porcelain"]).is_ok_and(|changes| !changes.is_empty())
-        })
         .filter_map(|entry| entry.file_name().into_string().ok())
         .collect();
     if left.is_empty() {
         return;
     }
-    let status = match run.operations.status(agent) {
-        Ok(status) => status,
-        Err(error) => {
-            run.warn(&format!(
-                "cannot look for submissions a stopped run left: {error:#}"
-            ));
-            return;
-        }
+    let Some(status) = left::status_of(run, agent, "submissions a stopped run left") else {
+        return;
     };
     for entry in status.leases {
         let id = entry.task.as_str();
@@ -1273,7 +1339,7 @@ pub fn finish_left_submissions(run: &RunContext, agent: &str) {
             Ok(task) => task,
             Err(error) => {
                 run.warn(&format!(
-                    "{id} is submitted, but a stopped run left its work uncommitted in {}, and `gitprio done {id}` there failed: {error:#}",
+                    "{id} is submitted, but a stopped run left its work unpushed in {}, and `gitprio done {id}` there failed: {error:#}",
                     worktree.display()
                 ));
                 continue;
@@ -1289,10 +1355,12 @@ pub fn finish_left_submissions(run: &RunContext, agent: &str) {
             commit: String::new(),
             context: None,
         };
-        let _ = std::fs::create_dir_all(run.runs.join(id).join(lease.generation.to_string()));
-        let (note, _) = finish_branch(run, &worktree, &claimed, None, None);
+        let run_dir = run.runs.join(id).join(lease.generation.to_string());
+        let _ = std::fs::create_dir_all(&run_dir);
+        let pushed = pushed_seen(&run_dir);
+        let (note, _) = finish_branch(run, &worktree, &claimed, None, pushed.as_ref());
         run.say(&format!(
-            "{holder}: {id} was submitted by a run that stopped before committing its work{note}"
+            "{holder}: {id} was submitted by an earlier run that did not push its work{note}"
         ));
     }
 }

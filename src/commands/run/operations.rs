@@ -5,7 +5,8 @@
 //! fencing, same crash safety, same ledger), and isolates them from the run's threads.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
+use std::fs::File;
+use std::io::{Read as _, Seek as _, SeekFrom, Write as _};
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -141,6 +142,19 @@ impl Operations {
         arguments: &[&str],
         stdin: Option<&str>,
     ) -> anyhow::Result<Output> {
+        self.output_to(directory, agent, arguments, stdin, None)
+    }
+
+    /// Runs `gitprio <arguments>`, its stdout written into `stdout` when given (read back
+    /// from its start), else read through a pipe.
+    fn output_to(
+        &self,
+        directory: &Path,
+        agent: &str,
+        arguments: &[&str],
+        stdin: Option<&str>,
+        stdout: Option<&File>,
+    ) -> anyhow::Result<Output> {
         let mut command = Command::new(&self.exe);
         command
             .current_dir(directory)
@@ -151,7 +165,10 @@ impl Operations {
             } else {
                 Stdio::null()
             })
-            .stdout(Stdio::piped())
+            .stdout(match stdout {
+                Some(file) => Stdio::from(file.try_clone()?),
+                None => Stdio::piped(),
+            })
             .stderr(Stdio::piped())
             // A Ctrl-C at the terminal must not cut an operation short: the run decides.
             .process_group(0);
@@ -165,6 +182,11 @@ impl Operations {
             pipe.write_all(text.as_bytes())?;
         }
         let output = child.wait_with_output()?;
+        let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+        if let Some(mut file) = stdout {
+            file.seek(SeekFrom::Start(0))?;
+            file.read_to_string(&mut text)?;
+        }
         let code = output
             .status
             .code()
@@ -173,7 +195,7 @@ impl Operations {
         Ok(Output {
             code,
             signal: output.status.signal(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stdout: text,
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         })
     }
@@ -185,12 +207,14 @@ impl Operations {
         arguments
     }
 
-    /// Claims the best ready task for `agent`, passing over those in `skip`.
+    /// Claims the best ready task for `agent`, passing over those in `skip`; the claim's
+    /// reply is written into `reply` (a claim lock: it outlives a run killed meanwhile).
     pub fn claim(
         &self,
         agent: &str,
         filters: &Filters,
         skip: &BTreeSet<TaskId>,
+        reply: &File,
     ) -> anyhow::Result<Claim> {
         let mut arguments = vec!["claim", "--json", "--agent", agent];
         for id in skip {
@@ -208,7 +232,8 @@ impl Operations {
         if filters.avoid_overlap {
             arguments.push("--avoid-overlap");
         }
-        let output = self.output(&self.directory, agent, &self.with_store(arguments), None)?;
+        let arguments = self.with_store(arguments);
+        let output = self.output_to(&self.directory, agent, &arguments, None, Some(reply))?;
         if output.code != exit_code::SUCCESS && output.code != exit_code::NOTHING_READY {
             bail!("`gitprio claim` failed: {}", output.error());
         }

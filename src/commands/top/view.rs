@@ -11,8 +11,8 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState, Wrap};
 
 use super::model::{Beat, Detail, EndedRun, Fleet, LeaseRow, ParkedTask};
-use crate::output::span;
 use crate::output::tokens;
+use crate::output::{self, span};
 use gitprio_core::usage::money::Usd;
 
 /// The order of the lease rows.
@@ -332,12 +332,11 @@ pub fn budget_bar(share: Option<f64>, width: usize) -> String {
         reason = "a share of a few cells, clamped"
     )]
     let filled = ((share * width as f64).round().max(0.0) as usize).min(width);
-    #[expect(clippy::cast_possible_truncation, reason = "a percentage for display")]
-    let percent = (share * 100.0).round() as i64;
     format!(
-        "{}{} {percent}%{}",
+        "{}{} {}{}",
         "█".repeat(filled),
         "░".repeat(width - filled),
+        output::percent(Some(share)),
         if share > 1.0 { "!" } else { "" }
     )
 }
@@ -850,4 +849,18 @@ pub fn plain_text(buffer: &Buffer) -> String {
     text.truncate(trimmed);
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::budget_bar;
+
+    #[test]
+    fn a_budget_barely_touched_or_nearly_spent_never_reads_as_0_or_100_percent() {
+        // 100 tokens of a 150,000-token budget read `0%`, as if nothing had been spent.
+        assert_eq!(budget_bar(Some(100.0 / 150_000.0), 4), "░░░░ <1%");
+        assert_eq!(budget_bar(Some(0.998), 4), "████ >99%");
+        assert_eq!(budget_bar(Some(1.25), 4), "████ 125%!");
+        assert_eq!(budget_bar(None, 4), "no budget");
+    }
 }

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::queue::{Blocker, Holds};
 use crate::task::TaskId;
+use crate::usage::money;
 
 use local_write::local_write_failure;
 pub(crate) use ops::random_u64;
@@ -101,8 +102,10 @@ pub struct Holder {
 pub struct Progress {
     /// Tokens spent so far in this attempt.
     pub tokens: u64,
-    /// Estimated dollars spent so far, when the holder could price its tokens.
+    /// Estimated dollars spent so far, rounded to a millionth, when the holder could price
+    /// its tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "money::serialize_option")]
     pub cost_usd: Option<f64>,
     /// When the holder reported it: later heartbeats without news keep it as it was.
     #[schemars(with = "String")]

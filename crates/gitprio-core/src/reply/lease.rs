@@ -204,6 +204,9 @@ pub struct StatusLease {
     pub expired_at: Option<Timestamp>,
     /// This worktree holds it now: the ref is exactly the commit this worktree wrote last.
     pub mine: bool,
+    /// The agent that revoked it, when a revoke wrote the lease last; else `null`. The
+    /// record's `holder` is then that agent, who does not hold the task.
+    pub revoked_by: Option<String>,
     #[serde(flatten)]
     pub lease: LeaseReply,
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::exit::ExitStatus;
 use crate::task::TaskId;
+use crate::usage::money;
 
 /// `run --json`: why the run stopped, what its attempts came to, and each attempt.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -21,7 +22,9 @@ pub struct RunReply {
     pub released: usize,
     pub lost: usize,
     pub tokens: u64,
-    /// `None` (and the next three too) when the usage ledger could not be read.
+    /// Dollars at list price, rounded to a millionth; `None` (and the next three too) when
+    /// the usage ledger could not be read.
+    #[serde(serialize_with = "money::serialize_option")]
     pub cost_usd: Option<f64>,
     pub unpriced_tokens: Option<u64>,
     pub value_points: Option<u64>,
@@ -49,7 +52,8 @@ pub enum Stopped {
 #[serde(rename_all = "snake_case")]
 pub enum Overshoot {
     Tokens(u64),
-    Usd(f64),
+    /// Dollars at list price, rounded to a millionth.
+    Usd(#[serde(serialize_with = "money::serialize")] f64),
 }
 
 /// One attempt of a run, for the summary.
@@ -60,6 +64,9 @@ pub struct Attempt {
     pub model: Option<String>,
     pub ending: Ending,
     pub tokens: u64,
+    /// Dollars, rounded to a millionth: the agent's own estimate where it gives one (Claude
+    /// Code's `total_cost_usd`), else at list price; `None` when unknown.
+    #[serde(serialize_with = "money::serialize_option")]
     pub cost_usd: Option<f64>,
     pub seconds: f64,
     pub error: Option<String>,

@@ -33,6 +33,27 @@ impl fmt::Display for Usd {
     }
 }
 
+/// Writes `spent` and the `limit` it went past, for a message saying so: the limit exactly
+/// as set (`$2.50`, `$0.001`), the spend to the same decimals, and both to more decimals (up to
+/// six) while they would read the same. To the cent, `$0.0126` spent of `$0.01` read as
+/// `$0.01 spent of $0.01`, and a `$0.001` budget as `$0.00`.
+pub fn past_limit(spent: f64, limit: f64) -> (String, String) {
+    const MAX_DECIMALS: usize = 6;
+    let exact = (2..MAX_DECIMALS)
+        .find(|&decimals| format!("{limit:.decimals$}").parse() == Ok(limit))
+        .unwrap_or(MAX_DECIMALS);
+    let written = |decimals: usize| {
+        (
+            format!("${spent:.decimals$}"),
+            format!("${limit:.decimals$}"),
+        )
+    };
+    (exact..MAX_DECIMALS)
+        .map(written)
+        .find(|(spent, limit)| spent != limit)
+        .unwrap_or_else(|| written(MAX_DECIMALS))
+}
+
 /// Returns `usd` rounded to a millionth of a dollar.
 pub fn round_usd(usd: f64) -> f64 {
     (usd * 1e6).round() / 1e6
@@ -79,6 +100,20 @@ mod tests {
         assert_eq!(Usd(12_345.678).to_string(), "$12345.68");
         assert_eq!(Usd(-0.5).to_string(), "-$0.50");
         assert_eq!(Usd(-0.001).to_string(), "-<$0.01");
+    }
+
+    #[test]
+    fn a_spend_past_a_limit_never_reads_as_equal_to_it() {
+        let past = |spent, limit| {
+            let (spent, limit) = past_limit(spent, limit);
+            format!("{spent} of {limit}")
+        };
+        assert_eq!(past(2.613, 2.5), "$2.61 of $2.50");
+        assert_eq!(past(0.0126, 0.01), "$0.013 of $0.010");
+        assert_eq!(past(0.0042, 0.001), "$0.004 of $0.001");
+        assert_eq!(past(0.0042, 0.0015), "$0.0042 of $0.0015");
+        assert_eq!(past(0.010_000_1, 0.01), "$0.010000 of $0.010000");
+        assert_eq!(past(12.0, 10.0), "$12.00 of $10.00");
     }
 
     #[test]

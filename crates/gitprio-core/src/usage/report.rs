@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::{Outcome, PriceTable, Run, Totals, UsageRecord};
+use super::{Outcome, PriceTable, Run, Totals, UsageRecord, money};
 use crate::task::{Status, Task, TaskId};
 
 /// What the queue says about a task now (its file may have changed since the run).
@@ -100,6 +100,7 @@ pub struct RunLine {
     /// `completed`, `released`, `failed`, `parked`, `expired`, or `open` (still running or never closed).
     pub outcome: String,
     pub tokens: u64,
+    #[serde(serialize_with = "money::serialize_option")]
     pub cost_usd: Option<f64>,
     pub requests: u64,
     pub cache_hit_rate: Option<f64>,
@@ -150,13 +151,16 @@ pub struct Summary {
     pub tokens: u64,
     pub totals: Totals,
     /// Dollars for the tokens of priced models; see `unpriced_tokens`.
+    #[serde(serialize_with = "money::serialize")]
     pub cost_usd: f64,
     /// Tokens of models with no known price: their cost is unknown, not zero.
     pub unpriced_tokens: u64,
     /// Value points per million tokens.
     pub value_per_million_tokens: Option<f64>,
     pub tasks_per_million_tokens: Option<f64>,
+    #[serde(serialize_with = "money::serialize_option")]
     pub usd_per_completed_task: Option<f64>,
+    #[serde(serialize_with = "money::serialize_option")]
     pub usd_per_value_point: Option<f64>,
     pub cache_hit_rate: Option<f64>,
 }
@@ -178,7 +182,19 @@ pub struct Distribution {
     pub p99: u64,
     pub max: u64,
     /// The five largest: (task, tokens, dollars).
+    #[serde(serialize_with = "serialize_top")]
     pub top: Vec<(TaskId, u64, Option<f64>)>,
+}
+
+/// Serializes [`Distribution::top`] with its dollars rounded as every dollar amount is.
+fn serialize_top<S: serde::Serializer>(
+    top: &[(TaskId, u64, Option<f64>)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(
+        top.iter()
+            .map(|(task, tokens, usd)| (task, tokens, usd.map(money::round_usd))),
+    )
 }
 
 /// Signs of waste, each with the evidence.
@@ -189,10 +205,12 @@ pub struct Waste {
     /// Runs that ended without completing their task, and what they cost.
     pub unfinished_runs: Vec<RunLine>,
     pub unfinished_tokens: u64,
+    #[serde(serialize_with = "money::serialize")]
     pub unfinished_cost_usd: f64,
     /// Runs still going (no outcome yet): not waste, not value yet.
     pub in_flight_runs: Vec<RunLine>,
     pub in_flight_tokens: u64,
+    #[serde(serialize_with = "money::serialize")]
     pub in_flight_cost_usd: f64,
     /// Tasks that needed more than one run: (task, runs, tokens).
     pub retried_tasks: Vec<(TaskId, usize, u64)>,
@@ -210,15 +228,18 @@ pub struct Waste {
     /// closed unmerged count too, even when a later run's change landed.
     pub unmerged_runs: Vec<RunLine>,
     pub unmerged_tokens: u64,
+    #[serde(serialize_with = "money::serialize")]
     pub unmerged_cost_usd: f64,
     /// Of the unmerged spend, what went into pull requests closed unmerged (GitHub's view).
     pub closed_unmerged_tokens: u64,
+    #[serde(serialize_with = "money::serialize")]
     pub closed_unmerged_cost_usd: f64,
     /// Dollars per completed task (all its runs), by task type: the tail is runaway work.
     pub cost_tail_by_type: BTreeMap<String, CostTail>,
     /// Runs that spent on a model other than the one their task was routed to, and what
     /// the same tokens would have cost on the routed model.
     pub overspend: Vec<Overspend>,
+    #[serde(serialize_with = "money::serialize")]
     pub overspend_usd: f64,
 }
 
@@ -226,9 +247,13 @@ pub struct Waste {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct CostTail {
     pub count: usize,
+    #[serde(serialize_with = "money::serialize")]
     pub median_usd: f64,
+    #[serde(serialize_with = "money::serialize")]
     pub p90_usd: f64,
+    #[serde(serialize_with = "money::serialize")]
     pub p99_usd: f64,
+    #[serde(serialize_with = "money::serialize")]
     pub max_usd: f64,
 }
 
@@ -238,8 +263,11 @@ pub struct Overspend {
     pub task: TaskId,
     pub run: String,
     pub routed_model: String,
+    #[serde(serialize_with = "money::serialize")]
     pub cost_usd: f64,
+    #[serde(serialize_with = "money::serialize")]
     pub routed_cost_usd: f64,
+    #[serde(serialize_with = "money::serialize")]
     pub overspend_usd: f64,
 }
 
@@ -289,8 +317,10 @@ pub struct Report {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Attribution {
     pub tied_tokens: u64,
+    #[serde(serialize_with = "money::serialize")]
     pub tied_cost_usd: f64,
     pub unattributed_tokens: u64,
+    #[serde(serialize_with = "money::serialize")]
     pub unattributed_cost_usd: f64,
     /// Unattributed tokens of models without a price.
     pub unattributed_unpriced_tokens: u64,
@@ -361,6 +391,7 @@ pub struct FleetRow {
     pub model: String,
     pub agent: String,
     pub totals: Totals,
+    #[serde(serialize_with = "money::serialize")]
     pub cost_usd: f64,
     pub unpriced_tokens: u64,
 }
@@ -427,6 +458,7 @@ pub struct Period {
     pub tokens: u64,
     pub requests: u64,
     /// Dollars of the priced tokens; `unpriced_tokens` have no known cost.
+    #[serde(serialize_with = "money::serialize")]
     pub cost_usd: f64,
     pub unpriced_tokens: u64,
 }
@@ -439,6 +471,7 @@ pub struct Window {
     pub end: Timestamp,
     pub tokens: u64,
     pub requests: u64,
+    #[serde(serialize_with = "money::serialize")]
     pub cost_usd: f64,
     pub unpriced_tokens: u64,
     /// The report's time falls inside the window.
@@ -450,6 +483,7 @@ pub struct Window {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub projected_tokens: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "money::serialize_option")]
     pub projected_cost_usd: Option<f64>,
 }
 

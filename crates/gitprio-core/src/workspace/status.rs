@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use crate::git::Repository;
-use crate::lease::{HeldLease, Lease, LeaseState};
+use crate::lease::{HeldLease, Lease, LeaseEvent, LeaseState};
 use crate::reply::lease::{LeaseReply, ShownState, StatusLease, StatusReply, UnreadableLease};
 use crate::task::TaskId;
 
@@ -70,6 +70,8 @@ impl Workspace<'_> {
                         expired: expired_at.is_some(),
                         expired_at,
                         mine: mine.contains(&lease.record.task),
+                        revoked_by: (lease.record.event == LeaseEvent::Revoke)
+                            .then(|| lease.record.holder.agent.clone()),
                         lease: reply,
                     }
                 })

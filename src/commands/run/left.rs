@@ -1,0 +1,305 @@
+//! What a `gitprio run` killed mid-way (SIGKILL, a machine that went down) leaves held, and
+//! the locks that let the next run in the clone find it.
+//!
+//! A run killed after its claim landed leaves that lease held by its agent, and no run to
+//! renew or end it. Two locks cover the whole span, each an flock that dies with the
+//! processes holding it:
+//!
+//! - a slot holds its agent's claim lock, `gitprio/run-claims/<agent>.json`, from before
+//!   its claim until its attempt holds the live lock; the claim (a subprocess, which a kill
+//!   of the run does not reach) writes its reply into that very file, and so holds the
+//!   lock too until it has said what it claimed;
+//! - an attempt holds `gitprio/runs/<id>/<generation>/live.lock` while it works.
+//!
+//! The next run gives back the leases such a left, unlocked file names that are still held
+//! here by one of its agents (not as a failure), so the task is claimed again at once
+//! instead of waiting for its lease to expire.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use gitprio_core::reply::lease::{ClaimReply, ShownState, StatusReply};
+
+use super::RunContext;
+
+/// The leases as `agent` sees them, for the recovery of what a stopped run left (`what`):
+/// `None`, with a warning, when `status` fails (the run goes on without that recovery).
+pub fn status_of(run: &RunContext, agent: &str, what: &str) -> Option<StatusReply> {
+    run.operations
+        .status(agent)
+        .inspect_err(|error| run.warn(&format!("cannot look for {what}: {error:#}")))
+        .ok()
+}
+
+/// A file this process holds an exclusive lock on, removed (still locked) when dropped, so
+/// that a process that finds it unlocked knows its holder died.
+struct Locked {
+    path: PathBuf,
+    file: File,
+}
+
+impl Locked {
+    fn open(path: &Path) -> anyhow::Result<File> {
+        if let Some(directory) = path.parent() {
+            std::fs::create_dir_all(directory)
+                .with_context(|| format!("cannot create {}", directory.display()))?;
+        }
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("cannot create {}", path.display()))
+    }
+
+    /// Locks `path`, waiting while another process holds it.
+    fn wait(path: &Path) -> anyhow::Result<Locked> {
+        loop {
+            let file = Self::open(path)?;
+            file.lock()
+                .with_context(|| format!("cannot lock {}", path.display()))?;
+            // Its holder removed it before letting go: that lock guards nothing any more.
+            if file.metadata().is_ok_and(|metadata| metadata.nlink() > 0) {
+                return Ok(Locked {
+                    path: path.to_owned(),
+                    file,
+                });
+            }
+        }
+    }
+
+    /// Locks `path`, or says who holds it.
+    fn take(path: &Path) -> anyhow::Result<Locked> {
+        let file = Self::open(path)?;
+        if file.try_lock().is_err() {
+            bail!(
+                "another gitprio run works on this attempt ({} is locked)",
+                path.display()
+            );
+        }
+        Ok(Locked {
+            path: path.to_owned(),
+            file,
+        })
+    }
+}
+
+impl Drop for Locked {
+    fn drop(&mut self) {
+        // Removed while still locked: a run starting now finds no lock left to judge.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether a live process holds the lock on `path`.
+fn held(path: &Path) -> bool {
+    File::open(path).is_ok_and(|file| file.try_lock_shared().is_err())
+}
+
+/// A slot's claim lock, held from before its claim until its attempt holds the live lock
+/// ([`LiveLock::take`]): see the module doc.
+pub struct ClaimLock(Locked);
+
+impl ClaimLock {
+    /// `gitprio/run-claims/<agent>.json`, the agent's name escaped to a file name.
+    fn path(run: &RunContext, agent: &str) -> PathBuf {
+        let mut name = String::new();
+        for byte in agent.bytes() {
+            if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+                name.push(char::from(byte));
+            } else {
+                let _ = write!(name, "%{byte:02x}");
+            }
+        }
+        run.claims.join(format!("{name}.json"))
+    }
+
+    /// Takes `agent`'s claim lock, waiting while another run in this clone claims as
+    /// `agent`, empty for the reply of the claim about to run.
+    pub fn take(run: &RunContext, agent: &str) -> anyhow::Result<ClaimLock> {
+        let path = Self::path(run, agent);
+        let locked = Locked::wait(&path)?;
+        locked
+            .file
+            .set_len(0)
+            .with_context(|| format!("cannot empty {}", path.display()))?;
+        Ok(ClaimLock(locked))
+    }
+
+    /// The locked file, where the claim writes its reply: that open file is shared with
+    /// the claim, and so is its lock.
+    pub fn reply(&self) -> &File {
+        &self.0.file
+    }
+
+    /// Takes `agent`'s claim lock as a stopped run may have left it: with the task and
+    /// generation its claim landed, if it did.
+    fn left(run: &RunContext, agent: &str) -> anyhow::Result<(ClaimLock, Option<(String, u64)>)> {
+        let locked = Locked::wait(&Self::path(run, agent))?;
+        let claimed = std::fs::read_to_string(&locked.path)
+            .ok()
+            .and_then(|text| serde_json::from_str::<ClaimReply>(&text).ok())
+            .map(|reply| (reply.task.id.as_str().to_owned(), reply.lease.generation));
+        Ok((ClaimLock(locked), claimed))
+    }
+}
+
+/// The lock an attempt holds while it works, `runs/<id>/<generation>/live.lock`.
+pub struct LiveLock {
+    _held: Locked,
+}
+
+impl LiveLock {
+    const NAME: &str = "live.lock";
+
+    /// Takes the lock of the attempt in `run_dir`, then lets the claim lock go: the lease
+    /// the claim took is covered by one lock or the other all along.
+    pub fn take(run_dir: &Path, claim: ClaimLock) -> anyhow::Result<LiveLock> {
+        let live = Locked::take(&run_dir.join(Self::NAME))?;
+        drop(claim);
+        Ok(LiveLock { _held: live })
+    }
+}
+
+/// Why a lease is left held: what the killed run was doing.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Left {
+    /// It had claimed, its attempt not started (a left claim lock).
+    Claimed,
+    /// Its agent was working (a left live lock).
+    Working,
+}
+
+impl Left {
+    /// The release's reason, as the lease records it.
+    fn reason(self) -> &'static str {
+        match self {
+            Left::Claimed => "the gitprio run that claimed it stopped before its attempt started",
+            Left::Working => "the gitprio run working on it stopped before it finished",
+        }
+    }
+
+    /// What the run says it gave back.
+    fn said(self) -> &'static str {
+        match self {
+            Left::Claimed => "the run that claimed it stopped before its attempt started",
+            Left::Working => "the run working on it stopped before it finished",
+        }
+    }
+}
+
+/// The attempts whose live lock is left and unlocked: their run stopped (killed) without
+/// finishing them. Each is `(task id, generation, the lock file)`.
+fn left_attempts(runs: &Path) -> Vec<(String, u64, PathBuf)> {
+    let mut left = Vec::new();
+    for task in std::fs::read_dir(runs).into_iter().flatten().flatten() {
+        for attempt in std::fs::read_dir(task.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let lock = attempt.path().join(LiveLock::NAME);
+            let generation = attempt
+                .file_name()
+                .to_str()
+                .and_then(|text| text.parse().ok());
+            if let (true, Some(id), Some(generation)) = (
+                lock.exists() && !held(&lock),
+                task.file_name().to_str(),
+                generation,
+            ) {
+                left.push((id.to_owned(), generation, lock));
+            }
+        }
+    }
+    left
+}
+
+/// Gives back the leases a run killed after its claim left held by one of `agents` here
+/// (see the module doc): each is released, not failed, saying so, so that the task is
+/// claimed again at once (by this run, when it is still the best ready task) instead of
+/// waiting for its lease to expire.
+pub fn release_left_leases(run: &RunContext, agents: &[String]) {
+    // Held until the end: no run in this clone claims as one of `agents` meanwhile, so
+    // every attempt of theirs that started holds its live lock already.
+    let mut claims = Vec::new();
+    let mut left = BTreeSet::new();
+    for agent in agents {
+        match ClaimLock::left(run, agent) {
+            Ok((lock, claimed)) => {
+                if let Some((id, generation)) = claimed {
+                    left.insert((id, generation, Left::Claimed));
+                }
+                claims.push(lock);
+            }
+            Err(error) => run.warn(&format!(
+                "{agent}: cannot look for a claim a stopped run left: {error:#}"
+            )),
+        }
+    }
+    let attempts = left_attempts(&run.runs);
+    let mut locks = Vec::new();
+    for (id, generation, lock) in attempts {
+        left.insert((id.clone(), generation, Left::Working));
+        locks.push(((id, generation), lock));
+    }
+    let Some(first) = agents.first() else {
+        return;
+    };
+    if left.is_empty() {
+        return;
+    }
+    let Some(status) = status_of(run, first, "leases a stopped run left held") else {
+        return;
+    };
+    let mut given_back = BTreeSet::new();
+    for (id, generation, why) in left {
+        let live = run
+            .runs
+            .join(&id)
+            .join(generation.to_string())
+            .join(LiveLock::NAME);
+        if given_back.contains(&(id.clone(), generation)) || held(&live) {
+            continue;
+        }
+        let lease = status.leases.iter().find(|entry| {
+            entry.task.as_str() == id
+                && entry.lease.generation == generation
+                && entry.lease.state == ShownState::Held
+        });
+        let Some(entry) = lease else {
+            // Ended, or moved on: nothing left to judge.
+            given_back.insert((id, generation));
+            continue;
+        };
+        let holder = entry.lease.holder.agent.as_str();
+        if !entry.mine || !agents.iter().any(|agent| agent == holder) {
+            // Another agent's: a run as that agent gives it back.
+            continue;
+        }
+        if let Err(error) = run
+            .operations
+            .release(holder, &id, why.reason(), false, false)
+        {
+            run.warn(&format!(
+                "{holder}: {id} is still held by a run that stopped, and giving it back failed: {error:#}"
+            ));
+            continue;
+        }
+        run.say(&format!(
+            "{holder}: released {id} (generation {generation}): {}; it can be claimed again now",
+            why.said()
+        ));
+        given_back.insert((id, generation));
+    }
+    for (attempt, lock) in locks {
+        if given_back.contains(&attempt) {
+            let _ = std::fs::remove_file(&lock);
+        }
+    }
+}
