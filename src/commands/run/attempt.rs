@@ -219,12 +219,7 @@ impl Budget {
     /// The task's own budget, else its type's token budget from the config.
     fn of(task: &gitprio_core::Task, config: &Config) -> Self {
         Self {
-            tokens: task.budget.and_then(|budget| budget.tokens).or_else(|| {
-                task.task_type
-                    .as_ref()
-                    .and_then(|kind| config.budgets.get(kind))
-                    .map(|count| count.0)
-            }),
+            tokens: config.token_budget(task),
             usd: task.budget.and_then(|budget| budget.usd),
         }
     }
