@@ -17,9 +17,10 @@
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use gitprio_core::reply::lease::{ClaimReply, ShownState, StatusReply};
@@ -57,12 +58,29 @@ impl Locked {
             .with_context(|| format!("cannot create {}", path.display()))
     }
 
-    /// Locks `path`, waiting while another process holds it.
+    /// Locks `path`, waiting while another process holds it (a run claiming as the same
+    /// agent, or the claim a killed run left going), 10 minutes at most.
     fn wait(path: &Path) -> anyhow::Result<Locked> {
+        let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             let file = Self::open(path)?;
-            file.lock()
-                .with_context(|| format!("cannot lock {}", path.display()))?;
+            loop {
+                match file.try_lock() {
+                    Ok(()) => break,
+                    Err(TryLockError::WouldBlock) => {}
+                    Err(TryLockError::Error(error)) => {
+                        return Err(error)
+                            .with_context(|| format!("cannot lock {}", path.display()));
+                    }
+                }
+                if Instant::now() > deadline {
+                    bail!(
+                        "waited 10 minutes for {}, locked by another gitprio run (or its claim) in this clone",
+                        path.display()
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
             // Its holder removed it before letting go: that lock guards nothing any more.
             if file.metadata().is_ok_and(|metadata| metadata.nlink() > 0) {
                 return Ok(Locked {
