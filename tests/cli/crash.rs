@@ -965,6 +965,39 @@ fn a_task_tried_again_keeps_what_the_earlier_attempt_left_in_its_worktree() {
     );
 }
 
+#[test]
+fn done_again_after_run_submitted_the_task_says_so_and_changes_nothing() {
+    let harness = Harness::new(seed(), "done after run".to_owned(), Transport::Path);
+    script(&harness.env, "claude", AGENT);
+    harness.ok("a", RUN);
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    let before = harness.lease("t1").unwrap();
+    let file = harness.env.path("a/.tasks/t1.md");
+    let text = std::fs::read_to_string(&file).unwrap();
+    // By mistake, in the clone the run worked from: with the id, and without (the one
+    // task this clone submitted).
+    for args in [&["done", "t1"][..], &["done"][..]] {
+        let again = harness.run("a", args);
+        assert_eq!(again.code, 0, "{again}");
+        assert!(
+            again
+                .stderr
+                .contains("info: t1 is already submitted (generation 1): nothing to do"),
+            "{again}"
+        );
+        assert!(!again.stderr.contains("submitted t1"), "{again}");
+    }
+    let json = harness.ok("a", &["done", "t1", "--json"]).json();
+    assert_eq!(json["completed"], true, "{json}");
+    assert_eq!(json["lease"]["generation"], 1, "{json}");
+    // No second submission, no second completed run, the clone's task file untouched.
+    assert_eq!(harness.lease("t1").unwrap()["oid"], before["oid"]);
+    let runs = harness.runs("t1");
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+    harness.assert_invariants();
+}
+
 /// The commit the remote's `gitprio/<id>` branch holds, empty when there is none.
 fn remote_branch(harness: &Harness, id: &str) -> String {
     harness

@@ -90,6 +90,7 @@ pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
         submitted,
         verified,
         checks,
+        already,
         ..
     } = *submission;
     if !checks.is_empty() {
@@ -114,6 +115,14 @@ pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
             verified,
             acceptance: checks,
         })?;
+    } else if already {
+        output::confirm(
+            settings,
+            &format!(
+                "{id} is already submitted (generation {}): nothing to do",
+                submitted.lease.record.generation
+            ),
+        );
     } else {
         output::confirm(
             settings,

@@ -306,6 +306,7 @@ pub(super) fn complete(
         verified,
         checks,
         recorded,
+        already: _,
     } = *submission;
     if session.current.as_ref() == Some(&id) {
         session.current = None;

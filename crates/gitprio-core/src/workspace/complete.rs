@@ -52,6 +52,9 @@ pub struct Submission {
     pub checks: Vec<Check>,
     /// The usage recorded first, when some was given.
     pub recorded: Option<Recorded>,
+    /// Submitted before, and finished, by this agent from this clone (a `done` again, by
+    /// mistake): nothing was run, recorded or changed now.
+    pub already: bool,
 }
 
 impl Workspace<'_> {
@@ -83,6 +86,15 @@ impl Workspace<'_> {
         if summary.as_deref() == Some("") {
             return Err(WorkspaceError::BlankSummary);
         }
+        if let Some((submitted, verified)) = self.finished_submission(id)? {
+            return Ok(Completed::Submitted(Box::new(Submission {
+                submitted,
+                verified,
+                checks: Vec::new(),
+                recorded: None,
+                already: true,
+            })));
+        }
         if let Some(path) = unplanned(self.repo, self.config(), id)? {
             return Ok(Completed::Unplanned { path });
         }
@@ -103,11 +115,13 @@ impl Workspace<'_> {
         };
         let note = completion_note(skipped, summary);
         let submitted = self.submit(id, note.as_deref())?;
+        self.note_finished(&submitted, skipped.is_none());
         Ok(Completed::Submitted(Box::new(Submission {
             submitted,
             verified: skipped.is_none(),
             checks,
             recorded,
+            already: false,
         })))
     }
 }

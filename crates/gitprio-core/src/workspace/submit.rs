@@ -1,6 +1,10 @@
 //! Submitting a task: the completion fenced by the lease, then `status: done` in its file.
 
-use crate::lease::{self, Lease};
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::lease::{self, Lease, LeaseState};
 use crate::source::{self, QueueSource};
 use crate::task::{Status, TaskId};
 use crate::usage::{Ledger, Outcome};
@@ -41,7 +45,79 @@ pub fn bounded_summary(text: &str) -> String {
     text
 }
 
+/// What a finished submission leaves in the clone, `gitprio/submitted/<id>.json`: a `done`
+/// again finds its lease still at that submission and has nothing left to do, where it
+/// would otherwise finish the submission once more (the steps after its push, for a
+/// `done` killed before them): run the acceptance commands again and set `status: done`
+/// in whatever worktree it runs in.
+#[derive(Debug, Serialize, Deserialize)]
+struct Finished {
+    /// The submitted lease commit.
+    oid: String,
+    /// The task file set to `status: done`.
+    path: String,
+    /// Whether the acceptance commands ran.
+    verified: bool,
+}
+
+impl Finished {
+    fn path(workspace: &Workspace<'_>, id: &TaskId) -> PathBuf {
+        workspace
+            .repo
+            .common_dir()
+            .join("gitprio")
+            .join("submitted")
+            .join(format!("{}.json", id.as_str()))
+    }
+}
+
 impl Workspace<'_> {
+    /// The submission of `id` this clone made and finished, when the lease (as the remote
+    /// holds it now) still is that submission, by this agent: with whether it was verified.
+    pub(super) fn finished_submission(
+        &self,
+        id: &TaskId,
+    ) -> Result<Option<(Submitted, bool)>, WorkspaceError> {
+        let Ok(bytes) = std::fs::read(Finished::path(self, id)) else {
+            return Ok(None);
+        };
+        let Ok(finished) = serde_json::from_slice::<Finished>(&bytes) else {
+            return Ok(None);
+        };
+        let agent = self.lease_context(None)?.holder.agent;
+        self.store.refresh()?;
+        let lease = self.store.lease(id)?.filter(|lease| {
+            lease.oid == finished.oid.as_str()
+                && lease.record.state == LeaseState::Submitted
+                && lease.record.holder.agent == agent
+        });
+        Ok(lease.map(|lease| {
+            let submitted = Submitted {
+                lease,
+                path: finished.path,
+            };
+            (submitted, finished.verified)
+        }))
+    }
+
+    /// Notes that the submission is finished (see [`Workspace::finished_submission`]). Only
+    /// a help: when it cannot be written, a `done` again finishes the submission again.
+    pub(super) fn note_finished(&self, submitted: &Submitted, verified: bool) {
+        let id = &submitted.lease.record.task;
+        let finished = Finished {
+            oid: submitted.lease.oid.to_string(),
+            path: submitted.path.clone(),
+            verified,
+        };
+        let path = Finished::path(self, id);
+        if let Some(directory) = path.parent() {
+            let _ = std::fs::create_dir_all(directory);
+        }
+        if let Ok(bytes) = serde_json::to_vec(&finished) {
+            let _ = crate::file::replace(&path, &bytes);
+        }
+    }
+
     /// Records `id` as submitted, fenced by the lease, then sets `status: done` in its task
     /// file. `note` (the review summary, why acceptance was not run) is kept as the
     /// `reason` of the submit record in the lease history.
