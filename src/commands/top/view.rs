@@ -8,7 +8,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Padding, Paragraph, Row, Table, TableState, Wrap};
 
 use super::model::{Beat, Detail, EndedRun, Fleet, LeaseRow, ParkedTask};
 use crate::output::tokens;
@@ -687,7 +687,11 @@ fn draw_lower(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, theme: &Theme) {
 const RECENT_AGENT_WIDTH: u16 = 12;
 
 fn draw_recent(frame: &mut Frame<'_>, area: Rect, runs: &[EndedRun], fleet: &Fleet, theme: &Theme) {
-    let block = Block::new().borders(Borders::TOP).title(" Last runs ");
+    // A column of padding on the right keeps the right-aligned costs off the parked panel.
+    let block = Block::new()
+        .borders(Borders::TOP)
+        .padding(Padding::right(1))
+        .title(" Last runs ");
     if runs.is_empty() {
         frame.render_widget(Paragraph::new("no run has ended yet").block(block), area);
         return;
@@ -695,7 +699,7 @@ fn draw_recent(frame: &mut Frame<'_>, area: Rect, runs: &[EndedRun], fleet: &Fle
     // Every column but the task's is fixed, and one space separates each.
     let task_width = area
         .width
-        .saturating_sub(10 + RECENT_AGENT_WIDTH + 9 + 7 + 7 + 5)
+        .saturating_sub(10 + RECENT_AGENT_WIDTH + 9 + 7 + 7 + 5 + 1)
         .max(10);
     let rows = runs.iter().map(|run| {
         Row::new(vec![
