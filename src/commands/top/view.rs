@@ -438,8 +438,6 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View) {
     if view.interactive {
         title.push(Span::raw(format!(" · every {}s", view.interval_seconds)));
     }
-    let value =
-        |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |value| format!("{value:.1}"));
     let fleet_part = format!(
         "{} {} active · {} done in the last {window} · {} ready",
         header.agents_active,
@@ -456,8 +454,8 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View) {
         "last {window}: {} tokens · {}{unpriced} · {} value/1M tokens (baseline {})",
         tokens(header.tokens_in_window),
         Usd(header.cost_usd_in_window),
-        value(header.value_per_million_tokens_in_window),
-        value(header.value_per_million_tokens_baseline),
+        output::ratio(header.value_per_million_tokens_in_window, 2),
+        output::ratio(header.value_per_million_tokens_baseline, 2),
     );
     let mut lines = vec![Line::from(title)];
     if area.height >= 3 {
