@@ -387,7 +387,9 @@ fn group_by_run(
             from = order[from].1;
         }
         order[position].1 = from;
-        records.swap(position, from);
+        if from != position {
+            records.swap(position, from);
+        }
     }
     let owners: Vec<usize> = order.into_iter().map(|(owner, _)| owner).collect();
     let unattributed = records.split_off(owners.partition_point(|run| *run != usize::MAX));

@@ -859,6 +859,50 @@ fn a_push_of_a_done_branch_that_failed_is_made_by_the_next_run() {
     assert_pushed_when_run_again(&harness, &again);
 }
 
+#[test]
+fn a_task_tried_again_keeps_what_the_earlier_attempt_left_in_its_worktree() {
+    let harness = Harness::new(seed(), "task tried again".to_owned(), false);
+    let tried = harness.env.path("tried");
+    // The first attempt works (a commit of its own, an untracked file, a change to a
+    // tracked one) and fails; the second does the task.
+    script(
+        &harness.env,
+        "claude",
+        &format!(
+            "[ -e '{tried}' ] || {{ touch '{tried}'; cat >/dev/null; echo kept > committed.txt; git add committed.txt; git commit --quiet -m wip; echo draft > untracked.txt; echo edited >> .tasks/t2.md; exit 1; }}\n{AGENT}",
+            tried = tried.display()
+        ),
+    );
+    let run = harness.run("a", &[&["run", "--max-tasks", "2"][..], &RUN[3..]].concat());
+    assert_eq!(run.code, 0, "{run}");
+    harness.assert_lease("t1", "submitted", 2, "alice");
+    let reference = "refs/gitprio/attempts/t1/1";
+    assert!(
+        run.stderr.contains(&format!(
+            "warning: t1: what the earlier attempt left in $ROOT/a-gitprio-worktrees/t1 is kept at {reference}"
+        )),
+        "{run}"
+    );
+    let show = |path: &str| {
+        harness
+            .env
+            .git("a", &["show", &format!("{reference}:{path}")])
+    };
+    assert_eq!(show("committed.txt"), "kept\n");
+    assert_eq!(show("untracked.txt"), "draft\n");
+    assert!(show(".tasks/t2.md").ends_with("edited\n"));
+    // The second attempt started afresh: none of it is on the branch it pushed.
+    let pushed = harness
+        .env
+        .git("remote.git", &["ls-tree", "--name-only", "gitprio/t1"]);
+    assert!(
+        pushed.contains("t1.txt")
+            && !pushed.contains("untracked.txt")
+            && !pushed.contains("committed.txt"),
+        "{pushed}"
+    );
+}
+
 /// The commit the remote's `gitprio/<id>` branch holds, empty when there is none.
 fn remote_branch(harness: &Harness, id: &str) -> String {
     harness

@@ -688,3 +688,56 @@ fn a_narrow_frame_cuts_titles_between_words() {
     );
     assert_output!(frame);
 }
+
+#[test]
+fn the_last_runs_cut_a_long_id_or_agent_with_an_ellipsis_and_line_numbers_up_right() {
+    let env = TestEnv::new();
+    let id = "billing-stripe-sdk-upgrade-to-the-current-api";
+    let agent = "alice@build-host-7:billing";
+    let files = vec![(
+        format!(".tasks/{id}.md"),
+        "---\ntitle: Upgrade Stripe\n---\nDo it.\n".to_owned(),
+    )];
+    remote_with_clones(&env, &files, &["a"]);
+    at(&env, "a", agent, T0, &["claim"]);
+    at(
+        &env,
+        "a",
+        agent,
+        "2026-11-01T12:10:00Z",
+        &["done", id, "--no-verify", "--reason", "x"],
+    );
+    let frame = env.run_with(
+        "a",
+        &["top", "--once", "--width", "70"],
+        &[("GITPRIO_NOW", T1)],
+    );
+    assert_eq!(frame.code, 0, "{frame}");
+    // Both were cut without a mark (`billing-stripe-sdk-upgrade-to`, `alice@build-`), as if
+    // that were the task's id and the agent's name.
+    let row: Vec<&str> = frame
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("15m ago"))
+        .unwrap_or_else(|| panic!("no ended run: {frame}"))
+        .split_whitespace()
+        .collect();
+    let (task, cut_agent) = (row[2], row[3]);
+    let task = task.strip_suffix('…').unwrap_or_else(|| panic!("{frame}"));
+    assert!(id.starts_with(task) && task.len() > 10, "{frame}");
+    let cut_agent = cut_agent
+        .strip_suffix('…')
+        .unwrap_or_else(|| panic!("{frame}"));
+    assert!(agent.starts_with(cut_agent), "{frame}");
+
+    // And the numbers line up right, as in the report: they were left-aligned.
+    let table: Vec<&str> = frame
+        .stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("ENDED "))
+        .take(2)
+        .collect();
+    for column in ["TOKENS", "COST"] {
+        crate::usage::assert_right_aligned(&table, column);
+    }
+}

@@ -77,6 +77,23 @@ impl Repository {
         })
     }
 
+    /// Opens the repository whose objects are under `common_dir` again, to write many
+    /// large blobs at once: it writes loose objects without compression (git's
+    /// `core.looseCompression=0`), so a blob costs a copy rather than a deflate, and
+    /// `git gc` or a push packs them compressed later.
+    pub fn open_for_bulk_blobs(common_dir: &Path) -> Result<Repository, GitError> {
+        let options = gix::open::Options::default().config_overrides(["core.looseCompression=0"]);
+        let repo = gix::open_opts(common_dir, options).map_err(|_| GitError::NotARepository {
+            path: common_dir.to_path_buf(),
+        })?;
+        Ok(Repository {
+            repo,
+            remote_timeout_millis: std::sync::atomic::AtomicU64::new(
+                u64::try_from(DEFAULT_REMOTE_TIMEOUT.as_millis()).unwrap_or(u64::MAX),
+            ),
+        })
+    }
+
     /// Returns the root of the working tree, if the repository has one.
     pub fn workdir(&self) -> Option<&Path> {
         self.repo.workdir()
