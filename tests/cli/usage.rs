@@ -490,6 +490,19 @@ fn usage_import_confirms_on_stderr_and_keeps_stdout_for_data() {
     });
 }
 
+#[test]
+fn an_unusable_unattributed_store_is_named_with_its_cause_once() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    let other = env.path("elsewhere").display().to_string();
+    let line = claude_line(&other, "msg_1", "req_1", "2026-11-02T09:01:00Z", 300);
+    write_transcript(&env, "s-1.jsonl", &[line]);
+    std::fs::create_dir_all(env.path("a/.git/gitprio")).unwrap();
+    std::fs::write(env.path("a/.git/gitprio/usage-unattributed"), "").unwrap();
+    assert_output!(import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &[]));
+}
+
 /// A transcript line of one request with `usage` as given, in session `session`.
 fn claude_usage_line(
     cwd: &str,
