@@ -998,6 +998,24 @@ fn done_again_after_run_submitted_the_task_says_so_and_changes_nothing() {
     harness.assert_invariants();
 }
 
+#[test]
+fn a_lock_a_killed_fetch_left_on_a_lease_mirror_does_not_stop_the_next_command() {
+    let harness = Harness::new(seed(), "stale mirror lock".to_owned(), Transport::Path);
+    harness.ok("b", &["status"]);
+    claim_t1(&harness);
+    // What a `git fetch` killed while it updated a mirror leaves (it dies of SIGPIPE when
+    // the gitprio command that ran it is killed): the mirror's lock, for good.
+    let lock = harness
+        .env
+        .path("b/.git/refs/gitprio/remotes/origin/leases/t1.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    std::fs::write(&lock, "").unwrap();
+    let claim = harness.ok("b", &["claim", "--json"]);
+    assert_eq!(claim.json()["task"]["id"], "t2", "{claim}");
+    assert!(!lock.exists());
+    harness.assert_invariants();
+}
+
 /// The commit the remote's `gitprio/<id>` branch holds, empty when there is none.
 fn remote_branch(harness: &Harness, id: &str) -> String {
     harness

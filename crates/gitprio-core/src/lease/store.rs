@@ -1,6 +1,7 @@
 //! Where leases live (a remote, or this repository's refs) and the one compare-and-swap that moves them.
 
 use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -233,13 +234,38 @@ impl<'repo> LeaseStore<'repo> {
 
     /// Runs `git fetch` with `args`, again (5 tries at most) while it fails only because
     /// another fetch in this clone (a sibling agent of `gitprio run`) held a ref's lock.
+    ///
+    /// A lock on a mirror (`refs/gitprio/remotes/…`) that stays the very same file through every try is one a
+    /// killed git left (a `git fetch` dies of SIGPIPE when the command that ran it is
+    /// killed), not a sibling's, which holds it for milliseconds: the mirror being a copy of
+    /// the remote's ref, that lock is removed and the fetch tried once more.
     fn fetch_git(&self, args: &[&str]) -> Result<std::process::Output, StoreError> {
         let mut tries = 1;
+        let mut first_lock = None;
         loop {
             let output = self.repo.git_remote(args)?;
             let stderr = String::from_utf8_lossy(&output.stderr);
-            if output.status.success() || !stderr.contains("cannot lock ref") || tries == 5 {
+            if output.status.success() || !stderr.contains("cannot lock ref") {
                 return Ok(output);
+            }
+            let mirrors = self.repo.common_dir().join(self.mirror_of("refs/gitprio/"));
+            let lock = lock_file(&stderr).filter(|path| {
+                matches!(self.mode, Mode::Remote { .. }) && path.starts_with(&mirrors)
+            });
+            let seen = lock.as_ref().and_then(|path| {
+                let metadata = std::fs::metadata(path).ok()?;
+                Some((path.clone(), metadata.ino(), metadata.modified().ok()))
+            });
+            if tries == 1 {
+                first_lock = seen;
+            } else if tries == 5 {
+                match (&first_lock, seen) {
+                    (Some(first), Some(now)) if *first == now => {
+                        let _ = std::fs::remove_file(&now.0);
+                        return Ok(self.repo.git_remote(args)?);
+                    }
+                    _ => return Ok(output),
+                }
             }
             tries += 1;
             std::thread::sleep(std::time::Duration::from_millis(20 * tries));
