@@ -8,7 +8,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Padding, Paragraph, Row, Table, TableState, Wrap};
 
 use super::model::{Beat, Detail, EndedRun, Fleet, LeaseRow, ParkedTask};
 use crate::output::tokens;
@@ -438,8 +438,6 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View) {
     if view.interactive {
         title.push(Span::raw(format!(" · every {}s", view.interval_seconds)));
     }
-    let value =
-        |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |value| format!("{value:.1}"));
     let fleet_part = format!(
         "{} {} active · {} done in the last {window} · {} ready",
         header.agents_active,
@@ -456,8 +454,8 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View) {
         "last {window}: {} tokens · {}{unpriced} · {} value/1M tokens (baseline {})",
         tokens(header.tokens_in_window),
         Usd(header.cost_usd_in_window),
-        value(header.value_per_million_tokens_in_window),
-        value(header.value_per_million_tokens_baseline),
+        output::ratio(header.value_per_million_tokens_in_window, 2),
+        output::ratio(header.value_per_million_tokens_baseline, 2),
     );
     let mut lines = vec![Line::from(title)];
     if area.height >= 3 {
@@ -687,7 +685,11 @@ fn draw_lower(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, theme: &Theme) {
 const RECENT_AGENT_WIDTH: u16 = 12;
 
 fn draw_recent(frame: &mut Frame<'_>, area: Rect, runs: &[EndedRun], fleet: &Fleet, theme: &Theme) {
-    let block = Block::new().borders(Borders::TOP).title(" Last runs ");
+    // A column of padding on the right keeps the right-aligned costs off the parked panel.
+    let block = Block::new()
+        .borders(Borders::TOP)
+        .padding(Padding::right(1))
+        .title(" Last runs ");
     if runs.is_empty() {
         frame.render_widget(Paragraph::new("no run has ended yet").block(block), area);
         return;
@@ -695,7 +697,7 @@ fn draw_recent(frame: &mut Frame<'_>, area: Rect, runs: &[EndedRun], fleet: &Fle
     // Every column but the task's is fixed, and one space separates each.
     let task_width = area
         .width
-        .saturating_sub(10 + RECENT_AGENT_WIDTH + 9 + 7 + 7 + 5)
+        .saturating_sub(10 + RECENT_AGENT_WIDTH + 9 + 7 + 7 + 5 + 1)
         .max(10);
     let rows = runs.iter().map(|run| {
         Row::new(vec![
