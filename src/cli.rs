@@ -1,5 +1,6 @@
 //! Argument parsing and the one place where errors become exit codes.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser};
@@ -96,12 +97,13 @@ fn exit_codes_help() -> String {
 /// Parses the command line, runs the command and returns its exit code.
 pub fn run() -> ExitCode {
     let matches = Cli::command().get_matches();
-    let could_be_offline = could_be_offline(&Cli::command(), &matches);
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let settings = match Settings::resolve(&cli.global) {
         Ok(settings) => settings,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            // Not `eprintln!`, which panics when stderr is closed (see `output::message`);
+            // without settings there is no color to decide.
+            let _ = writeln!(std::io::stderr(), "error: {error:#}");
             return ExitStatus::Failure.into();
         }
     };
@@ -120,7 +122,9 @@ pub fn run() -> ExitCode {
             let unreachable = causes(&error)
                 .into_iter()
                 .any(|cause| matches!(cause.downcast_ref(), Some(StoreError::Remote { .. })));
-            if unreachable && could_be_offline {
+            // The command tree is built again only here, on this error's path: building it
+            // costs startup time every command pays.
+            if unreachable && could_be_offline(&Cli::command(), &matches) {
                 output::message(
                     &settings,
                     "hint",

@@ -29,3 +29,16 @@ Say what to do, what done looks like, and link the documents an agent needs
 by their path from this file, such as `[the README](../README.md)`: the claim
 hands them over with the task.
 ";
+
+#[cfg(test)]
+mod tests {
+    use gitprio_core::{CONFIG_PATH, Config};
+
+    /// The template spells out defaults the core also holds: they must not drift apart.
+    #[test]
+    fn the_config_init_writes_states_the_defaults() {
+        let (config, problems) = Config::parse(CONFIG_PATH, super::INIT_CONFIG);
+        assert_eq!(problems, []);
+        assert_eq!(config, Config::default());
+    }
+}

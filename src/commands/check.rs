@@ -1,6 +1,5 @@
 //! `gitprio check`: validate the task files in the working tree, for CI on pull requests.
 
-use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use gitprio_core::context::WorktreeFiles;
 use gitprio_core::git::Repository;
@@ -36,7 +35,7 @@ pub enum Format {
 pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
     let repo = Repository::discover(&settings.directory)?;
     let loaded = source::load_for_check(&repo)?;
-    let paths = repository_paths(&repo)?;
+    let paths = repository_paths(settings, &repo)?;
     let mut diagnostics = loaded.diagnostics.clone();
     diagnostics.extend(check::validate(&loaded.tasks, &loaded.config, &paths));
     if let Some(root) = repo.workdir() {
@@ -98,7 +97,10 @@ pub fn run(settings: &Settings, args: &CheckArgs) -> CommandResult {
 }
 
 /// Lists the files git knows in the working tree: tracked, plus untracked ones not ignored.
-fn repository_paths(repo: &Repository) -> anyhow::Result<Vec<String>> {
+///
+/// A path that is not UTF-8 cannot be a task file, nor what `owns` or `context` names (they
+/// are UTF-8 strings), so it is left out, with one warning that names the first.
+fn repository_paths(settings: &Settings, repo: &Repository) -> anyhow::Result<Vec<String>> {
     let output = repo.git(&[
         "ls-files",
         "-z",
@@ -111,13 +113,31 @@ fn repository_paths(repo: &Repository) -> anyhow::Result<Vec<String>> {
         "`git ls-files` failed: {}",
         String::from_utf8_lossy(&output.stderr).trim()
     );
-    let text = String::from_utf8(output.stdout)
-        .context("`git ls-files` printed a path that is not UTF-8")?;
-    let mut paths: Vec<String> = text
-        .split('\0')
+    let mut not_utf8 = Vec::new();
+    let mut paths: Vec<String> = output
+        .stdout
+        .split(|&byte| byte == 0)
         .filter(|path| !path.is_empty())
-        .map(str::to_owned)
+        .filter_map(|path| {
+            let text = std::str::from_utf8(path).ok();
+            if text.is_none() {
+                not_utf8.push(path);
+            }
+            text.map(str::to_owned)
+        })
         .collect();
+    if let Some(first) = not_utf8.first() {
+        output::message(
+            settings,
+            "warning",
+            &format!(
+                "skipped {} not in UTF-8, such as {}: no task file, `owns` or `context` can name {}",
+                output::counted(not_utf8.len(), "path"),
+                String::from_utf8_lossy(first),
+                if not_utf8.len() == 1 { "it" } else { "them" },
+            ),
+        );
+    }
     paths.sort_unstable();
     paths.dedup();
     Ok(paths)

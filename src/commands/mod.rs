@@ -47,7 +47,7 @@ pub enum Command {
     /// Lease the best ready task for this agent, atomically through the git remote.
     Claim(lease::claim::ClaimArgs),
     /// Renew the lease this worktree holds on a task.
-    Heartbeat(lease::heartbeat::LeaseIdArgs),
+    Heartbeat(lease::heartbeat::HeartbeatArgs),
     /// Give a claimed task back, optionally as a failed attempt.
     Release(lease::release::ReleaseArgs),
     /// Record a claimed task as done: fenced by the lease, then `status: done` in its file.

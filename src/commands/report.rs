@@ -687,7 +687,7 @@ fn model_mix_lines(waste: &Waste) -> Vec<String> {
         .iter()
         .map(|mix| {
             format!(
-                "{} {}: {} {} ({})",
+                "{} {}: {} {} ({} tokens)",
                 mix.task_type,
                 mix.week,
                 mix.model,
@@ -706,7 +706,7 @@ fn context_lines(waste: &Waste) -> Vec<String> {
         waste
             .context_tokens_by_day
             .iter()
-            .map(|(day, size)| format!("{day}: {}", tokens(*size)))
+            .map(|(day, size)| format!("{day}: {} tokens", tokens(*size)))
             .collect()
     }
 }

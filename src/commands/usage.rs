@@ -113,15 +113,16 @@ pub fn run(settings: &Settings, args: &UsageArgs) -> CommandResult {
     }
 }
 
+/// Parses `usage record --stdin`: a JSON array of records, or one record per line (blank
+/// lines skipped, and counted, so that an error names the line as the input numbers it).
 fn parse_stdin(text: &str) -> anyhow::Result<Vec<RecordInput>> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('[') {
         return serde_json::from_str(trimmed).context("stdin is not a JSON array of records");
     }
-    trimmed
-        .lines()
-        .filter(|line| !line.trim().is_empty())
+    text.lines()
         .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
         .map(|(index, line)| {
             serde_json::from_str(line)
                 .with_context(|| format!("stdin line {}: not a usage record", index + 1))
@@ -470,4 +471,16 @@ fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
         ));
     }
     Ok(exit_code::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_stdin;
+
+    #[test]
+    fn a_bad_stdin_line_is_named_by_its_number_in_the_input() {
+        let text = "\n{\"model\": \"m\", \"input\": 1}\n\n  \nnot json\n";
+        let error = parse_stdin(text).unwrap_err();
+        assert_eq!(error.to_string(), "stdin line 5: not a usage record");
+    }
 }

@@ -213,6 +213,23 @@ fn a_reader_that_closed_the_pipe_ends_the_command_quietly_never_a_panic() {
     }
 }
 
+#[test]
+fn a_settings_error_with_stderr_closed_exits_1_never_a_panic() {
+    let env = TestEnv::new();
+    env.example_repo("repo");
+    // `gitprio next 2>&1 | head -0`: stderr is a pipe nobody reads any more.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let output = env
+        .command("repo", &["next"])
+        .env("GITPRIO_NOW", "yesterday")
+        .stdin(std::process::Stdio::null())
+        .stderr(writer)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+}
+
 /// A clone whose git directory cannot take the refs a fetch brings is told so, with the
 /// path: not "cannot reach remote", and no `--offline` hint. A ref file where git needs
 /// the directory of the lease mirrors stops the write even for root, where `chmod` does not.

@@ -116,3 +116,14 @@ fn check_reports_every_error_of_every_file_config_included() {
     );
     assert_output!(env.run("repo", &["check"]));
 }
+
+#[test]
+fn a_file_name_that_is_not_utf8_is_skipped_with_a_warning_not_an_abort() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let env = TestEnv::new();
+    env.example_repo("repo");
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.png");
+    std::fs::create_dir_all(env.path("repo/assets")).unwrap();
+    std::fs::write(env.path("repo/assets").join(name), "").unwrap();
+    assert_output!(env.run("repo", &["check", "--strict"]));
+}

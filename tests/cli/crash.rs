@@ -1,6 +1,6 @@
 //! Real crashes: every state-changing command is started against a real remote (a path
 //! remote whose `pre-receive` hook sleeps, so a push lasts long enough to be cut in the
-//! middle) and killed with SIGKILL at seeded pseudo-random moments spread over its whole
+//! middle; `done` also over git:// and smart HTTP) and killed with SIGKILL at seeded pseudo-random moments spread over its whole
 //! uninterrupted duration; then the recovery a user would run (the same command again,
 //! `status`, the next `claim`) must leave the promises of docs/leases.md ("Crashes") true:
 //! a task whose `done` landed is never handed out again, a held lease has one holder,
@@ -13,6 +13,7 @@
 
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -20,7 +21,7 @@ use serde_json::Value;
 use crate::common::{Output, TestEnv, script};
 use crate::leases::{remote_with_clones, task};
 use crate::model::Random;
-use crate::servers::GitDaemon;
+use crate::servers::{GitDaemon, HttpGit};
 
 /// The clock of every command: leases last 30 minutes from here.
 const NOW: &str = "2026-11-02T09:00:00Z";
@@ -32,6 +33,25 @@ const PUSH_SECONDS: &str = "0.1";
 /// The clones: two agents and a reviewer.
 const CLONES: [(&str, &str); 3] = [("a", "alice"), ("b", "bob"), ("human", "reviewer")];
 
+/// How the clones reach the remote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Transport {
+    /// A path remote.
+    Path,
+    /// git://, a `git daemon` of the harness's own.
+    Daemon,
+    /// Smart HTTP, from the one server of the test binary ([`http`]).
+    Http,
+}
+
+/// The smart-HTTP server of the whole test binary: `git http-backend` serving the
+/// temporary directory every [`TestEnv`] is made in, so that each harness's remote is there
+/// without a server of its own. It stops with the test process.
+fn http() -> &'static HttpGit {
+    static SERVER: OnceLock<HttpGit> = OnceLock::new();
+    SERVER.get_or_init(|| HttpGit::start(&std::env::temp_dir()))
+}
+
 /// One test environment: a remote with a slow `pre-receive`, and the three clones.
 struct Harness {
     env: TestEnv,
@@ -42,8 +62,8 @@ struct Harness {
 }
 
 impl Harness {
-    /// The remote and its clones, which reach it by path, or over git:// with `daemon`.
-    fn new(seed: u64, label: String, daemon: bool) -> Harness {
+    /// The remote and its clones, which reach it by `transport`.
+    fn new(seed: u64, label: String, transport: Transport) -> Harness {
         let env = TestEnv::new();
         let files: Vec<(String, String)> = vec![
             (".tasks/t1.md".to_owned(), task("Task one", 1, &[])),
@@ -59,16 +79,27 @@ impl Harness {
         .unwrap();
         std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755))
             .unwrap();
-        let daemon = daemon.then(|| {
-            let daemon = GitDaemon::start(&env.path("."));
-            for (dir, _) in CLONES {
-                env.git(
-                    dir,
-                    &["remote", "set-url", "origin", &daemon.url("remote.git")],
-                );
+        let mut daemon = None;
+        let url = match transport {
+            Transport::Path => None,
+            Transport::Daemon => {
+                let started = GitDaemon::start(&env.path("."));
+                let url = started.url("remote.git");
+                daemon = Some(started);
+                Some(url)
             }
-            daemon
-        });
+            Transport::Http => {
+                let served = std::env::temp_dir().canonicalize().unwrap();
+                let remote = env.path("remote.git").canonicalize().unwrap();
+                let under = remote.strip_prefix(&served).unwrap();
+                Some(http().url(under.to_str().unwrap()))
+            }
+        };
+        for (dir, _) in CLONES {
+            if let Some(url) = &url {
+                env.git(dir, &["remote", "set-url", "origin", url]);
+            }
+        }
         Harness {
             env,
             seed,
@@ -368,18 +399,22 @@ fn kills() -> usize {
 /// that duration (one per slice of it, at a seeded place in the slice), recovering and
 /// checking after each.
 fn exercise(case: &Case) {
-    exercise_over(case, false);
+    exercise_over(case, Transport::Path);
 }
 
-/// Like [`exercise`], the clones reaching the remote by path, or over git:// with `daemon`.
-fn exercise_over(case: &Case, daemon: bool) {
+/// Like [`exercise`], the clones reaching the remote by `transport`.
+fn exercise_over(case: &Case, transport: Transport) {
     let seed = seed()
         ^ case
             .name
             .bytes()
             .fold(0, |hash, byte| hash * 31 + u64::from(byte));
     let mut random = Random(seed);
-    let clean = Harness::new(seed, format!("{} uninterrupted", case.name), daemon);
+    let clean = Harness::new(
+        seed,
+        format!("{} uninterrupted ({transport:?})", case.name),
+        transport,
+    );
     (case.prepare)(&clean);
     let started = Instant::now();
     clean.ok(case.dir, case.args);
@@ -395,8 +430,11 @@ fn exercise_over(case: &Case, daemon: bool) {
             Duration::from_secs_f64(slice * (f64::from(u32::try_from(kill).unwrap()) + offset));
         let harness = Harness::new(
             seed,
-            format!("{} killed after {delay:?} (kill {kill})", case.name),
-            daemon,
+            format!(
+                "{} killed after {delay:?} (kill {kill}, {transport:?})",
+                case.name
+            ),
+            transport,
         );
         (case.prepare)(&harness);
         if harness.kill_after(case.dir, case.args, delay, kill % 2 == 1) {
@@ -511,7 +549,7 @@ fn a_release_killed_after_its_lease_landed_still_records_its_outcome() {
         let harness = Harness::new(
             seed(),
             format!("release killed before its outcome ({how})"),
-            false,
+            Transport::Path,
         );
         claim_t1(&harness);
         record_100(&harness);
@@ -549,7 +587,19 @@ fn a_killed_done_is_finished_by_running_it_again_with_usage_exact() {
 
 #[test]
 fn a_killed_done_over_git_daemon_is_finished_by_running_it_again() {
-    exercise_over(&done_case(), true);
+    exercise_over(&done_case(), Transport::Daemon);
+}
+
+#[test]
+fn a_killed_done_over_smart_http_is_finished_by_running_it_again() {
+    exercise_over(&done_case(), Transport::Http);
+    assert!(
+        http()
+            .requests()
+            .iter()
+            .any(|request| request.path.contains("git-receive-pack") && request.status == 200),
+        "no push went over smart HTTP"
+    );
 }
 
 fn done_case() -> Case {
@@ -762,7 +812,7 @@ fn a_killed_run_run_again_completes_each_task_once_with_its_usage_once() {
 
 #[test]
 fn a_run_killed_mid_attempt_gives_its_task_back_when_run_again_and_does_it() {
-    let harness = Harness::new(seed(), "run killed mid-attempt".to_owned(), false);
+    let harness = Harness::new(seed(), "run killed mid-attempt".to_owned(), Transport::Path);
     let started = harness.env.path("started");
     let gate = harness.env.path("gate");
     // The first run's agent says it started and works until killed with its run; the
@@ -795,7 +845,11 @@ fn a_run_killed_mid_attempt_gives_its_task_back_when_run_again_and_does_it() {
 
 #[test]
 fn a_run_killed_between_its_claim_and_its_attempt_gives_the_task_back_when_run_again() {
-    let harness = Harness::new(seed(), "run killed after its claim".to_owned(), false);
+    let harness = Harness::new(
+        seed(),
+        "run killed after its claim".to_owned(),
+        Transport::Path,
+    );
     script(&harness.env, "claude", AGENT);
     // The abort comes after the claim landed and was read, before the attempt takes its
     // live lock: the window in which a killed run used to leave its lease to expire.
@@ -809,7 +863,11 @@ fn a_run_killed_between_its_claim_and_its_attempt_gives_the_task_back_when_run_a
 
 #[test]
 fn a_run_killed_between_its_commit_and_its_push_has_the_branch_pushed_when_run_again() {
-    let harness = Harness::new(seed(), "run killed after its commit".to_owned(), false);
+    let harness = Harness::new(
+        seed(),
+        "run killed after its commit".to_owned(),
+        Transport::Path,
+    );
     script(&harness.env, "claude", AGENT);
     // The abort comes once t1 is submitted and its branch committed, before the push: a
     // clean worktree, which the recovery used to pass over, the task never handed out
@@ -824,7 +882,11 @@ fn a_run_killed_between_its_commit_and_its_push_has_the_branch_pushed_when_run_a
 
 #[test]
 fn a_push_of_a_done_branch_that_failed_is_made_by_the_next_run() {
-    let harness = Harness::new(seed(), "push refused for a moment".to_owned(), false);
+    let harness = Harness::new(
+        seed(),
+        "push refused for a moment".to_owned(),
+        Transport::Path,
+    );
     script(&harness.env, "claude", AGENT);
     // The remote refuses task branches while `refuse` exists (leases and the ledger go
     // through): a push that fails for a moment, as when the network drops.
@@ -857,6 +919,50 @@ fn a_push_of_a_done_branch_that_failed_is_made_by_the_next_run() {
     let again = harness.run("a", RUN);
     assert_eq!(again.code, 0, "{again}");
     assert_pushed_when_run_again(&harness, &again);
+}
+
+#[test]
+fn a_task_tried_again_keeps_what_the_earlier_attempt_left_in_its_worktree() {
+    let harness = Harness::new(seed(), "task tried again".to_owned(), Transport::Path);
+    let tried = harness.env.path("tried");
+    // The first attempt works (a commit of its own, an untracked file, a change to a
+    // tracked one) and fails; the second does the task.
+    script(
+        &harness.env,
+        "claude",
+        &format!(
+            "[ -e '{tried}' ] || {{ touch '{tried}'; cat >/dev/null; echo kept > committed.txt; git add committed.txt; git commit --quiet -m wip; echo draft > untracked.txt; echo edited >> .tasks/t2.md; exit 1; }}\n{AGENT}",
+            tried = tried.display()
+        ),
+    );
+    let run = harness.run("a", &[&["run", "--max-tasks", "2"][..], &RUN[3..]].concat());
+    assert_eq!(run.code, 0, "{run}");
+    harness.assert_lease("t1", "submitted", 2, "alice");
+    let reference = "refs/gitprio/attempts/t1/1";
+    assert!(
+        run.stderr.contains(&format!(
+            "warning: t1: what the earlier attempt left in $ROOT/a-gitprio-worktrees/t1 is kept at {reference}"
+        )),
+        "{run}"
+    );
+    let show = |path: &str| {
+        harness
+            .env
+            .git("a", &["show", &format!("{reference}:{path}")])
+    };
+    assert_eq!(show("committed.txt"), "kept\n");
+    assert_eq!(show("untracked.txt"), "draft\n");
+    assert!(show(".tasks/t2.md").ends_with("edited\n"));
+    // The second attempt started afresh: none of it is on the branch it pushed.
+    let pushed = harness
+        .env
+        .git("remote.git", &["ls-tree", "--name-only", "gitprio/t1"]);
+    assert!(
+        pushed.contains("t1.txt")
+            && !pushed.contains("untracked.txt")
+            && !pushed.contains("committed.txt"),
+        "{pushed}"
+    );
 }
 
 /// The commit the remote's `gitprio/<id>` branch holds, empty when there is none.
@@ -945,13 +1051,13 @@ fn transfers(trace: &std::path::Path) -> (usize, usize) {
 
 #[test]
 fn done_submits_and_records_the_run_s_end_in_one_fetch_and_one_push() {
-    for daemon in [false, true] {
-        done_in_one_fetch_and_one_push(daemon);
+    for transport in [Transport::Path, Transport::Daemon] {
+        done_in_one_fetch_and_one_push(transport);
     }
 }
 
-fn done_in_one_fetch_and_one_push(daemon: bool) {
-    let harness = Harness::new(seed(), format!("round trips (git:// {daemon})"), daemon);
+fn done_in_one_fetch_and_one_push(transport: Transport) {
+    let harness = Harness::new(seed(), format!("round trips ({transport:?})"), transport);
     claim_t1(&harness);
     record_100(&harness);
     let trace = harness.env.path("trace.txt");
@@ -974,7 +1080,7 @@ fn done_in_one_fetch_and_one_push(daemon: bool) {
 
 #[test]
 fn done_whose_ledger_moved_after_its_fetch_submits_alone_then_records_the_end() {
-    let harness = Harness::new(seed(), "ledger moved".to_owned(), false);
+    let harness = Harness::new(seed(), "ledger moved".to_owned(), Transport::Path);
     claim_t1(&harness);
     record_100(&harness);
     // Between done's fetch of the ledger and its push, another writer moves the ledger

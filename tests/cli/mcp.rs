@@ -670,6 +670,69 @@ fn complete_task_asks_for_the_plan_and_records_why_acceptance_was_skipped() {
 }
 
 #[test]
+fn done_and_complete_task_refuse_a_blank_reason_or_summary_alike() {
+    let env = TestEnv::new();
+    let files = ["Alpha", "Beta"].map(|title| {
+        (
+            format!(".tasks/{}.md", title.to_lowercase()),
+            task(title, 0, "acceptance: [\"false\"]\n"),
+        )
+    });
+    remote_with_clones(&env, &files, &["a", "b"]);
+    let bob =
+        |args: &[&str]| env.run_with("b", args, &[("GITPRIO_AGENT", "bob"), ("GITPRIO_NOW", T0)]);
+    std::fs::write(env.path("blank.md"), "  \n").unwrap();
+    let blank_summary = env.path("blank.md").display().to_string();
+    let mut messages = Vec::new();
+    runtime().block_on(async {
+        let client = connect(&env, "a", "alice", T0).await;
+        let (_, claimed) = call(&client, "get_next_task", json!({})).await;
+        assert_eq!(claimed["task"], "alpha");
+        for arguments in [
+            json!({ "no_verify_reason": " " }),
+            json!({ "no_verify_reason": "no CI here", "summary": "\n" }),
+        ] {
+            let (is_error, refused) = call(&client, "complete_task", arguments).await;
+            assert!(is_error, "{refused}");
+            messages.push(refused["message"].as_str().unwrap().to_owned());
+        }
+        client.cancel().await.unwrap();
+    });
+    assert_eq!(bob(&["claim"]).code, 0);
+    for (args, message) in [
+        (&["done", "--no-verify", "--reason", " "][..], &messages[0]),
+        (
+            &[
+                "done",
+                "--no-verify",
+                "--reason",
+                "no CI here",
+                "--summary",
+                &blank_summary,
+            ],
+            &messages[1],
+        ),
+    ] {
+        let refused = bob(args);
+        assert_eq!(refused.code, 1, "{refused}");
+        assert_eq!(refused.stderr, format!("error: {message}\n"), "{args:?}");
+    }
+    insta::assert_snapshot!(messages.join("\n"));
+    for id in ["alpha", "beta"] {
+        let subject = env.git(
+            "remote.git",
+            &[
+                "log",
+                "-1",
+                "--format=%s",
+                &format!("refs/gitprio/leases/{id}"),
+            ],
+        );
+        assert!(subject.starts_with("gitprio lease: claim"), "{subject}");
+    }
+}
+
+#[test]
 fn calls_without_a_task_id_never_act_on_a_completed_task() {
     let env = TestEnv::new();
     let files = vec![(".tasks/alpha.md".to_owned(), task("Alpha", 0, ""))];

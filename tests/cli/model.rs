@@ -16,14 +16,17 @@ use serde_json::Value;
 use crate::common::{Output, TestEnv};
 use crate::leases::{remote_with_clones, task};
 
-/// Every failpoint gitprio declares (docs/leases.md, "Crashes"), by the command that reaches it.
-const FAILPOINTS: [(&str, &str); 9] = [
+/// Every failpoint gitprio declares (docs/leases.md, "Crashes"), by the command that reaches
+/// it; but `gitprio run`'s (`run:*`), which the model does not run: tests/cli/crash.rs
+/// aborts those.
+const FAILPOINTS: [(&str, &str); 10] = [
     ("claim", "claim:before-cas"),
     ("claim", "claim:after-cas"),
     ("heartbeat", "heartbeat:before-cas"),
     ("heartbeat", "heartbeat:after-cas"),
     ("release", "release:before-cas"),
     ("release", "release:after-cas"),
+    ("release", "release:before-outcome"),
     ("done", "submit:before-cas"),
     ("done", "submit:after-cas"),
     ("done", "done:before-edit"),

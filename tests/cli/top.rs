@@ -114,6 +114,15 @@ fn fleet(env: &TestEnv) {
     at(env, "a", "alice", "2026-11-01T12:20:00Z", &["heartbeat"]);
 }
 
+/// The frame `gitprio top --once --width <width>` prints in clone `c` at [`T1`].
+fn once_at_t1(env: &TestEnv, width: &str) -> Output {
+    env.run_with(
+        "c",
+        &["top", "--once", "--width", width],
+        &[("GITPRIO_NOW", T1)],
+    )
+}
+
 /// Collects every number under a key that names dollars (`cost_usd`, `cost_usd_in_window`).
 fn usd_fields(value: &serde_json::Value, found: &mut Vec<String>) {
     match value {
@@ -134,11 +143,7 @@ fn usd_fields(value: &serde_json::Value, found: &mut Vec<String>) {
 fn once_prints_one_frame_and_its_json() {
     let env = TestEnv::new();
     fleet(&env);
-    let frame = env.run_with(
-        "c",
-        &["top", "--once", "--width", "110"],
-        &[("GITPRIO_NOW", T1)],
-    );
+    let frame = once_at_t1(&env, "110");
     assert_output!(frame);
     let json = env.run_with("c", &["top", "--once", "--json"], &[("GITPRIO_NOW", T1)]);
     assert_eq!(json.code, 0, "{json}");
@@ -681,10 +686,80 @@ fn top_shows_a_fleet_from_run_parallel_4_live_and_its_revoke_stops_an_agent() {
 fn a_narrow_frame_cuts_titles_between_words() {
     let env = TestEnv::new();
     fleet(&env);
+    let frame = once_at_t1(&env, "70");
+    assert_output!(frame);
+}
+
+#[test]
+fn the_last_runs_cut_a_long_id_or_agent_with_an_ellipsis_and_line_numbers_up_right() {
+    let env = TestEnv::new();
+    let id = "billing-stripe-sdk-upgrade-to-the-current-api";
+    let agent = "alice@build-host-7:billing";
+    let files = vec![(
+        format!(".tasks/{id}.md"),
+        "---\ntitle: Upgrade Stripe\n---\nDo it.\n".to_owned(),
+    )];
+    remote_with_clones(&env, &files, &["a"]);
+    at(&env, "a", agent, T0, &["claim"]);
+    at(
+        &env,
+        "a",
+        agent,
+        "2026-11-01T12:10:00Z",
+        &["done", id, "--no-verify", "--reason", "x"],
+    );
     let frame = env.run_with(
-        "c",
+        "a",
         &["top", "--once", "--width", "70"],
         &[("GITPRIO_NOW", T1)],
     );
-    assert_output!(frame);
+    assert_eq!(frame.code, 0, "{frame}");
+    // Both were cut without a mark (`billing-stripe-sdk-upgrade-to`, `alice@build-`), as if
+    // that were the task's id and the agent's name.
+    let row: Vec<&str> = frame
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("15m ago"))
+        .unwrap_or_else(|| panic!("no ended run: {frame}"))
+        .split_whitespace()
+        .collect();
+    let (task, cut_agent) = (row[2], row[3]);
+    let task = task.strip_suffix('…').unwrap_or_else(|| panic!("{frame}"));
+    assert!(id.starts_with(task) && task.len() > 10, "{frame}");
+    let cut_agent = cut_agent
+        .strip_suffix('…')
+        .unwrap_or_else(|| panic!("{frame}"));
+    assert!(agent.starts_with(cut_agent), "{frame}");
+
+    // And the numbers line up right, as in the report: they were left-aligned.
+    let table: Vec<&str> = frame
+        .stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("ENDED "))
+        .take(2)
+        .collect();
+    for column in ["TOKENS", "COST"] {
+        crate::usage::assert_right_aligned(&table, column);
+    }
+}
+
+#[test]
+fn top_and_the_report_give_the_same_value_per_token() {
+    let env = TestEnv::new();
+    fleet(&env);
+    let frame = once_at_t1(&env, "110");
+    let report = env.run_with("c", &["report"], &[("GITPRIO_NOW", T1)]);
+    let in_report = report
+        .stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("value per 1M tokens"))
+        .unwrap_or_else(|| panic!("{report}"))
+        .trim();
+    // Every run of the fleet is in top's window: top said 7.9 where the report says 7.94.
+    assert!(
+        frame.stdout.contains(&format!(
+            " · {in_report} value/1M tokens (baseline {in_report})"
+        )),
+        "{in_report}: {frame}"
+    );
 }

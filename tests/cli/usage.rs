@@ -490,6 +490,19 @@ fn usage_import_confirms_on_stderr_and_keeps_stdout_for_data() {
     });
 }
 
+#[test]
+fn an_unusable_unattributed_store_is_named_with_its_cause_once() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    let other = env.path("elsewhere").display().to_string();
+    let line = claude_line(&other, "msg_1", "req_1", "2026-11-02T09:01:00Z", 300);
+    write_transcript(&env, "s-1.jsonl", &[line]);
+    std::fs::create_dir_all(env.path("a/.git/gitprio")).unwrap();
+    std::fs::write(env.path("a/.git/gitprio/usage-unattributed"), "").unwrap();
+    assert_output!(import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &[]));
+}
+
 /// A transcript line of one request with `usage` as given, in session `session`.
 fn claude_usage_line(
     cwd: &str,
@@ -1649,16 +1662,22 @@ fn usage_show_lists_the_attempt_in_flight_before_it_records_usage() {
 }
 
 /// Checks that in the table `lines` (its header first) the column headed `column` is right
-/// aligned: every cell ends where the header does.
-fn assert_right_aligned(lines: &[&str], column: &str) {
-    let end = lines[0]
-        .find(column)
+/// aligned: every cell ends where the header does (counted in characters).
+pub fn assert_right_aligned(lines: &[&str], column: &str) {
+    let header: Vec<char> = lines[0].chars().collect();
+    let name: Vec<char> = column.chars().collect();
+    let end = header
+        .windows(name.len())
+        .position(|window| window == name.as_slice())
         .unwrap_or_else(|| panic!("no {column}: {lines:#?}"))
-        + column.len();
+        + name.len();
     for line in lines {
-        let cell_end = line[..end].trim_end().len();
+        let cells: Vec<char> = line.chars().collect();
+        let ends_there = end <= cells.len()
+            && cells[end - 1] != ' '
+            && cells.get(end).is_none_or(|next| *next == ' ');
         assert!(
-            cell_end == end && line[end..].chars().next().is_none_or(|next| next == ' '),
+            ends_there,
             "{column} is not right-aligned:\n{}",
             lines.join("\n")
         );
@@ -1699,12 +1718,37 @@ fn a_share_neither_none_nor_all_never_reads_as_0_or_100_percent() {
     assert_eq!(
         section(&table.stdout, "Model mix per task type and week:"),
         [
-            "bug 2026-W45: claude-haiku-4-5 <1% (100)",
-            "bug 2026-W45: claude-opus-4-6 >99% (250.0k)",
-            "feature 2026-W45: claude-sonnet-4-5 100% (1.0k)",
+            "bug 2026-W45: claude-haiku-4-5 <1% (100 tokens)",
+            "bug 2026-W45: claude-opus-4-6 >99% (250.0k tokens)",
+            "feature 2026-W45: claude-sonnet-4-5 100% (1.0k tokens)",
         ],
         "{table}"
     );
+}
+
+#[test]
+fn the_context_size_and_the_model_mix_say_their_unit() {
+    let env = runs_of_very_different_sizes();
+    // They read `2026-11-02: 720` and `... 100% (1.0k)`: a count of what, a manager asks.
+    for format in ["table", "md"] {
+        let report = agent(&env, "reader", "carol", &["report", "--format", format]);
+        let lines: Vec<&str> = report
+            .stdout
+            .lines()
+            .filter(|line| {
+                // The context size per day, and the model mix; not the spend per day.
+                (line.contains("2026-11-02: ") && !line.contains(" requests"))
+                    || line.contains("2026-W45: claude-")
+            })
+            .collect();
+        assert_eq!(lines.len(), 4, "{report}");
+        for line in lines {
+            assert!(
+                line.ends_with(" tokens") || line.ends_with(" tokens)"),
+                "{format}: {line}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -422,18 +422,27 @@ impl Config {
         (config, problems)
     }
 
+    /// Returns the token budget of `task`: its own `budget:`, else its type's in `budgets:`.
+    ///
+    /// It decides exit 5, when `gitprio run` stops an agent and whether a task must be
+    /// planned first: every front end asks here.
+    pub fn token_budget(&self, task: &Task) -> Option<u64> {
+        task.budget.and_then(|budget| budget.tokens).or_else(|| {
+            let kind = task.task_type.as_ref()?;
+            self.budgets.get(kind).map(|count| count.0)
+        })
+    }
+
     /// Returns whether `task` must be planned first: its `plan:` when it says, else the
     /// config's `plan` rule on its type and its token budget.
     pub fn plan_required(&self, task: &Task) -> bool {
         if let Some(planning) = task.plan {
             return planning == Planning::Required;
         }
-        let kind = task.task_type.as_deref();
-        let budget = task.budget.and_then(|budget| budget.tokens).or_else(|| {
-            kind.and_then(|kind| self.budgets.get(kind))
-                .map(|count| count.0)
-        });
-        kind.is_some_and(|kind| self.plan.types.iter().any(|listed| listed == kind))
+        let budget = self.token_budget(task);
+        task.task_type
+            .as_deref()
+            .is_some_and(|kind| self.plan.types.iter().any(|listed| listed == kind))
             || self
                 .plan
                 .budget_over
@@ -780,6 +789,33 @@ mod tests {
         );
     }
 
+    /// Parses a task file whose frontmatter holds `text` besides its title.
+    fn task(text: &str) -> Task {
+        crate::task::parse_task(
+            ".tasks/t.md",
+            format!("---\ntitle: T\n{text}---\n").as_bytes(),
+        )
+        .task
+        .unwrap()
+    }
+
+    #[test]
+    fn a_tasks_own_token_budget_wins_over_its_types() {
+        let (config, problem) = Config::parse(".tasks/config.yaml", "budgets:\n  bug: 200k\n");
+        assert_eq!(problem, []);
+        assert_eq!(config.token_budget(&task("type: bug\n")), Some(200_000));
+        assert_eq!(
+            config.token_budget(&task("type: bug\nbudget: 50k\n")),
+            Some(50_000)
+        );
+        assert_eq!(
+            config.token_budget(&task("type: bug\nbudget: {usd: 2}\n")),
+            Some(200_000)
+        );
+        assert_eq!(config.token_budget(&task("type: docs\n")), None);
+        assert_eq!(config.token_budget(&task("")), None);
+    }
+
     #[test]
     fn plan_rule_requires_planning_by_type_and_budget_unless_the_task_says() {
         let (config, problem) = Config::parse(
@@ -787,14 +823,6 @@ mod tests {
             "budgets:\n  feature: 600k\nplan:\n  types: [spike]\n  budget_over: 500k\n",
         );
         assert_eq!(problem, []);
-        let task = |text: &str| {
-            crate::task::parse_task(
-                ".tasks/t.md",
-                format!("---\ntitle: T\n{text}---\n").as_bytes(),
-            )
-            .task
-            .unwrap()
-        };
         assert!(config.plan_required(&task("type: spike\n")));
         assert!(config.plan_required(&task("type: feature\n")));
         assert!(config.plan_required(&task("budget: 501k\n")));

@@ -90,11 +90,6 @@ impl ExitStatus {
             .find(|status| i32::from(status.code()) == code)
     }
 
-    /// Returns whether this is [`ExitStatus::Success`].
-    pub const fn is_success(self) -> bool {
-        matches!(self, ExitStatus::Success)
-    }
-
     /// Returns the status an error ends a command with: that of the first cause in its chain
     /// (outermost first) that a typed core error decides, else [`ExitStatus::Failure`].
     pub fn of_error(error: &(dyn Error + 'static)) -> ExitStatus {

@@ -72,10 +72,7 @@ fn work(
 ) -> anyhow::Result<exit_code::ExitStatus> {
     let kind = task.task_type.as_deref().unwrap_or("chore");
     let config = source::local_config(repo)?;
-    let budget = task
-        .budget
-        .and_then(|budget| budget.tokens)
-        .or_else(|| config.budgets.get(kind).map(|count| count.0));
+    let budget = config.token_budget(task);
     let retry = prompt.contains("The previous attempt at this task failed");
     let id = task.id.as_str();
     let plan = match (retry, budget) {

@@ -1,11 +1,11 @@
 //! `gitprio done`: acceptance commands, the submission fenced by the lease, `status: done`.
 
-use anyhow::{Context as _, anyhow};
+use anyhow::Context as _;
 use clap::Args;
 use gitprio_core::git::Repository;
 use gitprio_core::hint::FrontEnd;
 use gitprio_core::reply::lease::{DoneFailedReply, DoneReply, DoneUnplannedReply, LeaseReply};
-use gitprio_core::workspace::{self, Workspace};
+use gitprio_core::workspace::{self, Completed, Completion, Submission, Verify, Workspace};
 
 use crate::args::StoreArgs;
 use crate::cli::CommandResult;
@@ -40,30 +40,36 @@ pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
     let workspace = Workspace::open(&repo, settings.invocation(), args.store.choice(), &notices)?;
     let id = workspace::held_id_to_finish(&repo, args.id.as_deref())?;
     let summary = args.summary.as_deref().map(read_summary).transpose()?;
-    if let Some(path) = workspace::unplanned(&repo, workspace.config(), &id)? {
-        output::message(
-            settings,
-            "error",
-            &output::unplanned_message(&id, &path, FrontEnd::Cli),
-        );
-        if args.json {
-            output::print_json(&DoneUnplannedReply {
-                task: id,
-                completed: false,
-                plan: "missing".to_owned(),
-                path,
-            })?;
+    let verify = match &args.reason {
+        Some(reason) if args.no_verify => Verify::Skip {
+            reason: reason.clone(),
+        },
+        _ => Verify::Run,
+    };
+    let completion = Completion {
+        verify,
+        summary,
+        usage: Vec::new(),
+    };
+    let submission = match workspace.complete(&id, completion)? {
+        Completed::Unplanned { path } => {
+            output::message(
+                settings,
+                "error",
+                &output::unplanned_message(&id, &path, FrontEnd::Cli),
+            );
+            if args.json {
+                output::print_json(&DoneUnplannedReply {
+                    task: id,
+                    completed: false,
+                    plan: "missing".to_owned(),
+                    path,
+                })?;
+            }
+            return Ok(exit_code::FAILURE);
         }
-        return Ok(exit_code::FAILURE);
-    }
-    let mut checks = Vec::new();
-    if !args.no_verify {
-        let worktree = repo.workdir().ok_or_else(|| {
-            anyhow!("`gitprio done` runs the acceptance commands, so it needs a working tree")
-        })?;
-        let commands = workspace::acceptance_commands(&repo, &id)?;
-        checks = workspace::run_acceptance(worktree, &commands)?;
-        if let Some(failed) = checks.iter().find(|check| !check.passed) {
+        Completed::AcceptanceFailed { checks } => {
+            let failed = checks.last().expect("a failed check ends the checks");
             output::message(
                 settings,
                 "error",
@@ -78,29 +84,34 @@ pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
             }
             return Ok(exit_code::FAILURE);
         }
-        if !checks.is_empty() {
-            output::confirm(
-                settings,
-                &format!(
-                    "acceptance: {} passed",
-                    if checks.len() == 1 {
-                        "1 command".to_owned()
-                    } else {
-                        format!("all {} commands", checks.len())
-                    }
-                ),
-            );
-        }
+        Completed::Submitted(submission) => submission,
+    };
+    let Submission {
+        submitted,
+        verified,
+        checks,
+        ..
+    } = *submission;
+    if !checks.is_empty() {
+        output::confirm(
+            settings,
+            &format!(
+                "acceptance: {} passed",
+                if checks.len() == 1 {
+                    "1 command".to_owned()
+                } else {
+                    format!("all {} commands", checks.len())
+                }
+            ),
+        );
     }
-    let note = workspace::completion_note(args.reason.as_deref(), summary);
-    let submitted = workspace.submit(&id, note.as_deref())?;
     if args.json {
         output::print_json(&DoneReply {
             lease: LeaseReply::new(&submitted.lease, workspace.store_name()),
             task: id,
             completed: true,
             path: submitted.path,
-            verified: !args.no_verify,
+            verified,
             acceptance: checks,
         })?;
     } else {
@@ -115,7 +126,7 @@ pub fn run(settings: &Settings, args: &DoneArgs) -> CommandResult {
     Ok(exit_code::SUCCESS)
 }
 
-/// Reads a review summary from `source` (a file, or `-` for stdin); `None` when it is blank.
+/// Reads a review summary from `source`: a file, or `-` for stdin.
 fn read_summary(source: &str) -> anyhow::Result<String> {
     let text = if source == "-" {
         let mut text = String::new();
@@ -126,7 +137,5 @@ fn read_summary(source: &str) -> anyhow::Result<String> {
         std::fs::read_to_string(source)
             .with_context(|| format!("cannot read the summary file {source}"))?
     };
-    let text = workspace::bounded_summary(&text);
-    anyhow::ensure!(!text.is_empty(), "the summary in {source} is empty");
     Ok(text)
 }

@@ -10,7 +10,7 @@ use crate::settings::Settings;
 use crate::{exit_code, output};
 
 #[derive(Debug, Args)]
-pub struct LeaseIdArgs {
+pub struct HeartbeatArgs {
     /// The task id (default: the one task this worktree holds).
     pub id: Option<String>,
     /// How long the renewed lease lives (default: `lease_ttl` of the config).
@@ -31,7 +31,7 @@ pub struct LeaseIdArgs {
     pub json: bool,
 }
 
-pub fn run(settings: &Settings, args: &LeaseIdArgs) -> CommandResult {
+pub fn run(settings: &Settings, args: &HeartbeatArgs) -> CommandResult {
     let notices = output::Stderr(settings);
     let repo = Repository::discover(&settings.directory)?;
     let workspace = Workspace::open(&repo, settings.invocation(), args.store.choice(), &notices)?;

@@ -1,6 +1,5 @@
 //! The tools' work: the CLI's lease, usage and queue functions, their outcomes as data.
 
-use anyhow::{Context as _, anyhow};
 use gitprio_core::TaskId;
 use gitprio_core::context::{ReportCommand, Tail};
 use gitprio_core::git::Repository;
@@ -23,8 +22,8 @@ use gitprio_core::reply::tools::{
     PlanMissingReply, QueueReply, QueuedTask, RenewalReply, TaskHandout, UsageReportReply,
 };
 use gitprio_core::workspace::{
-    self, Claim, ClaimRequest, ClaimedTask, GiveBack, RecordInput, StoreChoice, Submitted,
-    Workspace, WorkspaceError, error_chain,
+    self, Claim, ClaimRequest, ClaimedTask, Completed, Completion, GiveBack, RecordInput,
+    StoreChoice, Submission, Submitted, Verify, Workspace, WorkspaceError, error_chain,
 };
 
 /// How many ready tasks `queue` lists unless told.
@@ -262,60 +261,52 @@ pub(super) fn complete(
     let repo = Repository::discover(&settings.directory)?;
     let workspace = open(settings, shared, &repo, &notices)?;
     let id = task_to_finish(&repo, session, params.task_id.as_deref())?;
-    let worktree = repo.workdir().ok_or_else(|| {
-        anyhow!("complete_task runs the acceptance commands, so it needs a working tree")
-    })?;
-    if let Some(path) = workspace::unplanned(&repo, workspace.config(), &id)? {
-        return Ok(Reply::Refusal {
-            code: exit_code::FAILURE,
-            error: Some("plan_missing"),
-            message: output::unplanned_message(&id, &path, FrontEnd::Mcp),
-            data: serde_json::to_value(PlanMissingReply {
-                task: id,
-                completed: false,
-                path,
-            })?,
-        });
-    }
-    let no_verify = params
-        .no_verify_reason
-        .as_deref()
-        .map(str::trim)
-        .filter(|reason| !reason.is_empty());
-    let checks = match no_verify {
-        Some(_) => Vec::new(),
-        None => workspace::run_acceptance(worktree, &workspace::acceptance_commands(&repo, &id)?)?,
+    let verify = match params.no_verify_reason {
+        Some(reason) => Verify::Skip { reason },
+        None => Verify::Run,
     };
-    if let Some(failed) = checks.iter().find(|check| !check.passed) {
-        return Ok(Reply::Refusal {
-            code: exit_code::FAILURE,
-            error: Some("acceptance_failed"),
-            message: output::acceptance_failed_message(&id, failed, FrontEnd::Mcp),
-            data: serde_json::to_value(AcceptanceFailedReply {
-                task: id,
-                completed: false,
-                acceptance: checks,
-            })?,
-        });
-    }
-    let tokens = match params.usage {
-        Some(reported) => {
-            let input = record_input(session, reported);
-            let written = workspace.record_usage(&id, vec![input]).context(
-                "the usage was not recorded, so the task is not completed yet; call again without `usage` to complete it",
-            )?;
-            Some(written.totals.tokens())
+    let completion = Completion {
+        verify,
+        summary: params.summary,
+        usage: params
+            .usage
+            .map(|reported| vec![record_input(session, reported)])
+            .unwrap_or_default(),
+    };
+    let submission = match forget_if_lost(session, &id, workspace.complete(&id, completion))? {
+        Completed::Unplanned { path } => {
+            return Ok(Reply::Refusal {
+                code: exit_code::FAILURE,
+                error: Some("plan_missing"),
+                message: output::unplanned_message(&id, &path, FrontEnd::Mcp),
+                data: serde_json::to_value(PlanMissingReply {
+                    task: id,
+                    completed: false,
+                    path,
+                })?,
+            });
         }
-        None => None,
+        Completed::AcceptanceFailed { checks } => {
+            let failed = checks.last().expect("a failed check ends the checks");
+            return Ok(Reply::Refusal {
+                code: exit_code::FAILURE,
+                error: Some("acceptance_failed"),
+                message: output::acceptance_failed_message(&id, failed, FrontEnd::Mcp),
+                data: serde_json::to_value(AcceptanceFailedReply {
+                    task: id,
+                    completed: false,
+                    acceptance: checks,
+                })?,
+            });
+        }
+        Completed::Submitted(submission) => submission,
     };
-    let summary = params
-        .summary
-        .as_deref()
-        .map(workspace::bounded_summary)
-        .filter(|summary| !summary.is_empty());
-    let note = workspace::completion_note(no_verify, summary);
-    let Submitted { lease, path } =
-        forget_if_lost(session, &id, workspace.submit(&id, note.as_deref()))?;
+    let Submission {
+        submitted: Submitted { lease, path },
+        verified,
+        checks,
+        recorded,
+    } = *submission;
     if session.current.as_ref() == Some(&id) {
         session.current = None;
     }
@@ -328,9 +319,9 @@ pub(super) fn complete(
         completed: true,
         generation: lease.record.generation,
         path,
-        verified: no_verify.is_none(),
+        verified,
         acceptance: checks,
-        tokens,
+        tokens: recorded.map(|recorded| recorded.totals.tokens()),
     })?))
 }
 

@@ -165,7 +165,7 @@ fn prepare(
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create {}", run_dir.display()))?;
     let live = LiveLock::take(&run_dir, claim)?;
-    prepare_worktree(run, &worktree, id, &claimed.commit)?;
+    prepare_worktree(run, &worktree, claimed)?;
     let pushed = run
         .push
         .as_deref()
@@ -219,12 +219,7 @@ impl Budget {
     /// The task's own budget, else its type's token budget from the config.
     fn of(task: &gitprio_core::Task, config: &Config) -> Self {
         Self {
-            tokens: task.budget.and_then(|budget| budget.tokens).or_else(|| {
-                task.task_type
-                    .as_ref()
-                    .and_then(|kind| config.budgets.get(kind))
-                    .map(|count| count.0)
-            }),
+            tokens: config.token_budget(task),
             usd: task.budget.and_then(|budget| budget.usd),
         }
     }
@@ -434,8 +429,9 @@ impl Outcome<'_> {
                 // Not the task's fault (the remote is unreachable, refuses the push): failing
                 // it would fail every attempt the same way, and park it with its work lost.
                 let error = anyhow::anyhow!(
-                    "{error:#}; the work is kept in {} (branch gitprio/{id}) until the next attempt at {id} replaces it",
-                    self.setup.worktree.display()
+                    "{error:#}; the work is kept in {} (branch gitprio/{id}), and kept at refs/gitprio/attempts/{id}/{} when the next attempt at {id} replaces it",
+                    self.setup.worktree.display(),
+                    self.claimed.generation
                 );
                 self.run
                     .warn(&format!("{agent}: cannot complete {id}: {error:#}"));
@@ -1043,17 +1039,15 @@ fn stdout_of(arguments: &[&str], output: &std::process::Output) -> anyhow::Resul
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// Makes a fresh worktree for task `id` on branch `gitprio/<id>` at the queue commit,
-/// replacing what an earlier attempt left there.
-fn prepare_worktree(
-    run: &RunContext,
-    worktree: &Path,
-    id: &str,
-    commit: &str,
-) -> anyhow::Result<()> {
+/// Makes a fresh worktree for the task on branch `gitprio/<id>` at the queue commit it was
+/// claimed from, replacing what an earlier attempt left there once that is kept
+/// ([`keep_earlier_attempt`]).
+fn prepare_worktree(run: &RunContext, worktree: &Path, claimed: &Claimed) -> anyhow::Result<()> {
+    let id = claimed.task.id.as_str();
     let _serial = WorktreeLock::take(&run.worktree_lock)?;
     let path = worktree.display().to_string();
     if worktree.exists() {
+        keep_earlier_attempt(run, worktree, claimed)?;
         let _ = git(&run.directory, &["worktree", "remove", "--force", &path]);
         if worktree.exists() {
             std::fs::remove_dir_all(worktree)
@@ -1070,10 +1064,68 @@ fn prepare_worktree(
             "-B",
             &format!("gitprio/{id}"),
             &path,
-            commit,
+            &claimed.commit,
         ],
     )
     .with_context(|| format!("cannot create the worktree of {id}"))?;
+    Ok(())
+}
+
+/// Keeps what an earlier attempt at the task left in `worktree` (changes, committed or
+/// not, untracked files too; ignored ones not) before a new attempt replaces it: a commit
+/// of all of it at `refs/gitprio/attempts/<id>/<generation of that attempt>`, said in a
+/// warning. Nothing is kept when the worktree holds nothing the claimed queue commit does
+/// not; the new attempt does not start when it cannot be kept.
+fn keep_earlier_attempt(
+    run: &RunContext,
+    worktree: &Path,
+    claimed: &Claimed,
+) -> anyhow::Result<()> {
+    let id = claimed.task.id.as_str();
+    let path = worktree.display();
+    let top = git(worktree, &["rev-parse", "--show-toplevel"]);
+    let own = top
+        .is_ok_and(|top| Path::new(top.trim()).canonicalize().ok() == worktree.canonicalize().ok());
+    let changes = git(worktree, &["status", "--porcelain"]);
+    let (true, Ok(changes)) = (own, changes) else {
+        // Not a worktree of its own any more (half made, broken by hand): git has nothing
+        // of it to keep, and must not take the enclosing repository's changes for it.
+        return Ok(());
+    };
+    let ahead = git(worktree, &["rev-list", "HEAD", "--not", &claimed.commit])?;
+    if changes.is_empty() && ahead.is_empty() {
+        return Ok(());
+    }
+    // The attempt that made it: the latest one of this clone before the claimed one.
+    let generation = std::fs::read_dir(run.runs.join(id))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u64>().ok())
+        .filter(|generation| *generation < claimed.generation)
+        .max()
+        .unwrap_or(claimed.generation.saturating_sub(1));
+    let reference = format!("refs/gitprio/attempts/{id}/{generation}");
+    let kept = (|| {
+        git(worktree, &["add", "--all"])?;
+        let tree = git(worktree, &["write-tree"])?;
+        let message = format!(
+            "What attempt {generation} at {id} left in its worktree\n\nGitprio-Task: {id}\n"
+        );
+        let commit = git(
+            worktree,
+            &["commit-tree", tree.trim(), "-p", "HEAD", "-m", &message],
+        )?;
+        git(worktree, &["update-ref", &reference, commit.trim()])
+    })();
+    if let Err(error) = kept {
+        bail!(
+            "cannot keep what an earlier attempt at {id} left in {path} ({error:#}): move it away, then run again"
+        );
+    }
+    run.warn(&format!(
+        "{id}: what the earlier attempt left in {path} is kept at {reference} (`git checkout {reference} -- .` brings it back)"
+    ));
     Ok(())
 }
 

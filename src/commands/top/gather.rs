@@ -77,12 +77,8 @@ pub fn read(workspace: &Workspace<'_>, window: SignedDuration) -> anyhow::Result
         .tasks
         .iter()
         .map(|task| {
-            let type_budget = task
-                .task_type
-                .as_ref()
-                .and_then(|kind| loaded.config.budgets.get(kind))
-                .map(|count| count.0);
-            (task.id.clone(), TaskInfo::of(task, type_budget))
+            let budget = loaded.config.token_budget(task);
+            (task.id.clone(), TaskInfo::of(task, budget))
         })
         .collect();
     let holds = core_lease::holds(&leases, now, skew);

@@ -26,12 +26,14 @@ pub struct TaskInfo {
 }
 
 impl TaskInfo {
-    /// Describes `task`, with `type_budget` the budget its type has in the config.
-    pub fn of(task: &Task, type_budget: Option<u64>) -> TaskInfo {
+    /// Describes `task`, whose token budget is `budget_tokens` ([`Config::token_budget`]).
+    ///
+    /// [`Config::token_budget`]: gitprio_core::Config::token_budget
+    pub fn of(task: &Task, budget_tokens: Option<u64>) -> TaskInfo {
         TaskInfo {
             title: task.title.clone(),
             facts: TaskFacts::from(task),
-            budget_tokens: task.budget.and_then(|budget| budget.tokens).or(type_budget),
+            budget_tokens,
             model: task.model.clone(),
         }
     }

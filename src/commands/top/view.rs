@@ -8,7 +8,7 @@ use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Padding, Paragraph, Row, Table, TableState, Wrap};
 
 use super::model::{Beat, Detail, EndedRun, Fleet, LeaseRow, ParkedTask};
 use crate::output::tokens;
@@ -438,8 +438,6 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View) {
     if view.interactive {
         title.push(Span::raw(format!(" · every {}s", view.interval_seconds)));
     }
-    let value =
-        |value: Option<f64>| value.map_or_else(|| "-".to_owned(), |value| format!("{value:.1}"));
     let fleet_part = format!(
         "{} {} active · {} done in the last {window} · {} ready",
         header.agents_active,
@@ -456,8 +454,8 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View) {
         "last {window}: {} tokens · {}{unpriced} · {} value/1M tokens (baseline {})",
         tokens(header.tokens_in_window),
         Usd(header.cost_usd_in_window),
-        value(header.value_per_million_tokens_in_window),
-        value(header.value_per_million_tokens_baseline),
+        output::ratio(header.value_per_million_tokens_in_window, 2),
+        output::ratio(header.value_per_million_tokens_baseline, 2),
     );
     let mut lines = vec![Line::from(title)];
     if area.height >= 3 {
@@ -482,6 +480,13 @@ enum Column {
     Tokens,
     Cost,
     Attempt,
+}
+
+impl Column {
+    /// Whether the column holds numbers, right-aligned.
+    fn is_number(self) -> bool {
+        matches!(self, Column::Tokens | Column::Cost | Column::Attempt)
+    }
 }
 
 fn columns(width: u16) -> &'static [Column] {
@@ -562,7 +567,19 @@ fn cell(
         Column::Cost => dollars(row.cost_usd),
         Column::Attempt => row.attempt.to_string(),
     };
-    ratatui::widgets::Cell::from(fit(&text, usize::from(width)))
+    ratatui::widgets::Cell::from(aligned(fit(&text, usize::from(width)), column.is_number()))
+}
+
+/// A bold header row: the `names` columns, then the `numbers` columns right-aligned.
+fn header_row(names: &[&'static str], numbers: &[&'static str]) -> Row<'static> {
+    let names = names.iter().map(|name| aligned(*name, false));
+    Row::new(names.chain(numbers.iter().map(|name| aligned(*name, true)))).style(bold())
+}
+
+/// `text` as a cell's line, right-aligned for numbers so that magnitudes line up.
+fn aligned(text: impl Into<String>, number: bool) -> Line<'static> {
+    let line = Line::from(text.into());
+    if number { line.right_aligned() } else { line }
 }
 
 fn draw_leases(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View, theme: &Theme) {
@@ -604,7 +621,7 @@ fn draw_leases(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View, th
     let header = Row::new(
         columns
             .iter()
-            .map(|column| column_spec(*column, agent_width).0),
+            .map(|column| aligned(column_spec(*column, agent_width).0, column.is_number())),
     )
     .style(bold());
     let constraints: Vec<Constraint> = columns
@@ -664,37 +681,52 @@ fn draw_lower(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, theme: &Theme) {
     }
 }
 
+/// The width of the agent column of "Last runs".
+const RECENT_AGENT_WIDTH: u16 = 12;
+
 fn draw_recent(frame: &mut Frame<'_>, area: Rect, runs: &[EndedRun], fleet: &Fleet, theme: &Theme) {
-    let block = Block::new().borders(Borders::TOP).title(" Last runs ");
+    // A column of padding on the right keeps the right-aligned costs off the parked panel.
+    let block = Block::new()
+        .borders(Borders::TOP)
+        .padding(Padding::right(1))
+        .title(" Last runs ");
     if runs.is_empty() {
         frame.render_widget(Paragraph::new("no run has ended yet").block(block), area);
         return;
     }
+    // Every column but the task's is fixed, and one space separates each.
+    let task_width = area
+        .width
+        .saturating_sub(10 + RECENT_AGENT_WIDTH + 9 + 7 + 7 + 5 + 1)
+        .max(10);
     let rows = runs.iter().map(|run| {
         Row::new(vec![
             ratatui::widgets::Cell::from(format!(
                 "{} ago",
                 span(fleet.now.duration_since(run.ended_at).as_secs())
             )),
-            ratatui::widgets::Cell::from(run.task.to_string()),
-            ratatui::widgets::Cell::from(run.agent.clone()),
+            ratatui::widgets::Cell::from(fit(run.task.as_str(), usize::from(task_width))),
+            ratatui::widgets::Cell::from(fit(&run.agent, usize::from(RECENT_AGENT_WIDTH))),
             ratatui::widgets::Cell::from(run.outcome.as_str()).style(theme.outcome(run.outcome)),
-            ratatui::widgets::Cell::from(tokens(run.tokens)),
-            ratatui::widgets::Cell::from(dollars(run.cost_usd)),
+            ratatui::widgets::Cell::from(aligned(tokens(run.tokens), true)),
+            ratatui::widgets::Cell::from(aligned(dollars(run.cost_usd), true)),
         ])
     });
     let table = Table::new(
         rows,
         [
             Constraint::Length(10),
-            Constraint::Min(10),
-            Constraint::Length(12),
+            Constraint::Min(task_width),
+            Constraint::Length(RECENT_AGENT_WIDTH),
             Constraint::Length(9),
             Constraint::Length(7),
             Constraint::Length(7),
         ],
     )
-    .header(Row::new(["ENDED", "TASK", "AGENT", "OUTCOME", "TOKENS", "COST"]).style(bold()))
+    .header(header_row(
+        &["ENDED", "TASK", "AGENT", "OUTCOME"],
+        &["TOKENS", "COST"],
+    ))
     .block(block)
     .column_spacing(1);
     frame.render_widget(table, area);
@@ -773,14 +805,15 @@ fn draw_detail(frame: &mut Frame<'_>, area: Rect, id: &TaskId, detail: Option<&D
     }
     let rows = detail.runs.iter().map(|run| {
         Row::new(vec![
-            run.run.clone(),
-            run.agent.clone(),
-            run.model.clone().unwrap_or_else(|| "-".to_owned()),
-            run.outcome
-                .map_or("open", gitprio_core::usage::Outcome::as_str)
-                .to_owned(),
-            tokens(run.tokens),
-            dollars(run.cost_usd),
+            Line::from(run.run.clone()),
+            Line::from(run.agent.clone()),
+            Line::from(run.model.clone().unwrap_or_else(|| "-".to_owned())),
+            Line::from(
+                run.outcome
+                    .map_or("open", gitprio_core::usage::Outcome::as_str),
+            ),
+            aligned(tokens(run.tokens), true),
+            aligned(dollars(run.cost_usd), true),
         ])
     });
     let table = Table::new(
@@ -794,7 +827,10 @@ fn draw_detail(frame: &mut Frame<'_>, area: Rect, id: &TaskId, detail: Option<&D
             Constraint::Length(7),
         ],
     )
-    .header(Row::new(["RUN", "AGENT", "MODEL", "OUTCOME", "TOKENS", "COST"]).style(bold()))
+    .header(header_row(
+        &["RUN", "AGENT", "MODEL", "OUTCOME"],
+        &["TOKENS", "COST"],
+    ))
     .block(block)
     .column_spacing(1);
     frame.render_widget(table, runs);

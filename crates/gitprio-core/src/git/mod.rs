@@ -246,15 +246,6 @@ impl Repository {
         Ok(entry.map(|entry| (entry.object_id(), entry.mode().is_tree())))
     }
 
-    /// Returns every file path in `commit`'s tree, for matching globs against.
-    pub fn all_paths(&self, commit: ObjectId) -> Result<Vec<String>, GitError> {
-        let tree_id = self.commit_tree(commit)?;
-        let mut paths = Vec::new();
-        self.walk_tree(tree_id, "", &mut |path, _| paths.push(path))?;
-        paths.sort_unstable();
-        Ok(paths)
-    }
-
     /// Calls `visit` with the full path of every non-tree entry below `root`.
     fn walk_tree(
         &self,

@@ -159,8 +159,9 @@ pub struct Lease {
 pub enum RecordError {
     #[error("commit message has no gitprio lease record")]
     NotALease,
-    #[error("lease record is corrupt: {0}")]
-    Corrupt(#[from] serde_json::Error),
+    /// The parser's message is the detail, not a source: a source would be printed again.
+    #[error("lease record is corrupt: {detail}")]
+    Corrupt { detail: String },
 }
 
 const SUBJECT_PREFIX: &str = "gitprio lease: ";
@@ -190,7 +191,9 @@ impl LeaseRecord {
             return Err(RecordError::NotALease);
         }
         let (_, body) = message.split_once("\n\n").ok_or(RecordError::NotALease)?;
-        Ok(serde_json::from_str(body)?)
+        serde_json::from_str(body).map_err(|error| RecordError::Corrupt {
+            detail: error.to_string(),
+        })
     }
 
     /// Returns whether the holder's time ran out, judged at `now` with `skew` allowed for clocks.
@@ -334,10 +337,13 @@ pub(crate) mod tests {
             LeaseRecord::from_message("Merge branch 'x'\n\nbody"),
             Err(RecordError::NotALease)
         ));
-        assert!(matches!(
-            LeaseRecord::from_message("gitprio lease: claim\n\n{not json"),
-            Err(RecordError::Corrupt(_))
-        ));
+        let corrupt = LeaseRecord::from_message("gitprio lease: claim\n\n{not json").unwrap_err();
+        assert!(matches!(corrupt, RecordError::Corrupt { .. }));
+        assert!(std::error::Error::source(&corrupt).is_none());
+        assert_eq!(
+            corrupt.to_string(),
+            "lease record is corrupt: key must be a string at line 1 column 2"
+        );
     }
 
     #[test]

@@ -338,13 +338,33 @@ pub fn state_name(state: LeaseState) -> &'static str {
     }
 }
 
-/// The names of the operations that write a lease commit, as failpoints and intents name them.
-fn operation_command(operation: &str) -> &'static str {
-    match operation {
-        "submit" => "done",
-        "release" => "release",
-        "heartbeat" => "heartbeat",
-        _ => "claim",
+/// The operations that write a lease commit. Intents store them by [`Operation::name`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Operation {
+    Claim,
+    Heartbeat,
+    Release,
+    Submit,
+}
+
+impl Operation {
+    /// Its name in intents and failpoints (`submit:after-cas`).
+    fn name(self) -> &'static str {
+        match self {
+            Operation::Claim => "claim",
+            Operation::Heartbeat => "heartbeat",
+            Operation::Release => "release",
+            Operation::Submit => "submit",
+        }
+    }
+
+    /// The `gitprio` command that runs it.
+    fn command(self) -> &'static str {
+        match self {
+            Operation::Submit => "done",
+            other => other.name(),
+        }
     }
 }
 
@@ -358,8 +378,7 @@ fn operation_command(operation: &str) -> &'static str {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Intent {
     task: TaskId,
-    /// `claim`, `heartbeat`, `release` or `submit`.
-    operation: String,
+    operation: Operation,
     /// The lease commit written for the swap.
     oid: String,
     agent: String,
@@ -383,12 +402,12 @@ impl Intent {
         git_dir: &Path,
         id: &TaskId,
         (worktree, agent): (Option<&str>, &str),
-        operation: &str,
+        operation: Operation,
         oid: ObjectId,
     ) -> Result<(), LeaseError> {
         let intent = Intent {
             task: id.clone(),
-            operation: operation.to_owned(),
+            operation,
             oid: oid.to_string(),
             agent: agent.to_owned(),
             worktree: worktree.map(str::to_owned),
@@ -422,7 +441,7 @@ impl Intent {
             .iter()
             .filter_map(|id| Self::load(git_dir, id, (holder.worktree.as_deref(), &holder.agent)))
             .filter(|intent| {
-                intent.operation == "claim"
+                intent.operation == Operation::Claim
                     && intent.agent == holder.agent
                     && intent.worktree == holder.worktree
             })
@@ -615,11 +634,11 @@ pub fn claim_avoiding(
         let expected = previous.map(|lease| lease.oid);
         let oid = store.write(&record, expected)?;
         tries += 1;
-        Intent::note(git_dir, &task.id, key, "claim", oid)?;
-        context.failpoint("claim", "before-cas");
+        Intent::note(git_dir, &task.id, key, Operation::Claim, oid)?;
+        context.failpoint(Operation::Claim.name(), "before-cas");
         match store.compare_and_swap(&task.id, expected, Some(oid)) {
             Ok(CasOutcome::Won) => {
-                context.failpoint("claim", "after-cas");
+                context.failpoint(Operation::Claim.name(), "after-cas");
                 let lease = Lease {
                     reference: super::lease_ref(&task.id),
                     oid,
@@ -861,13 +880,13 @@ fn advance(
     store: &LeaseStore<'_>,
     id: &TaskId,
     context: &LeaseContext,
-    operation: &'static str,
+    operation: Operation,
     change: impl Fn(LeaseRecord) -> LeaseRecord,
 ) -> Result<Lease, LeaseError> {
     let git_dir = store.repo().common_dir();
     let mut held = HeldLease::load(git_dir, id, &context.holder)?
         .ok_or_else(|| LeaseError::NotHeld { id: id.clone() })?;
-    if held.state == LeaseState::Submitted && operation != "submit" {
+    if held.state == LeaseState::Submitted && operation != Operation::Submit {
         return Err(ended(id, LeaseState::Submitted, None));
     }
     let key = (held.worktree.clone(), held.agent.clone());
@@ -888,9 +907,9 @@ fn advance(
         });
         let oid = store.write(&record, Some(expected))?;
         Intent::note(git_dir, id, key, operation, oid)?;
-        context.failpoint(operation, "before-cas");
+        context.failpoint(operation.name(), "before-cas");
         if store.compare_and_swap(id, Some(expected), Some(oid))? == CasOutcome::Won {
-            context.failpoint(operation, "after-cas");
+            context.failpoint(operation.name(), "after-cas");
             let lease = Lease {
                 reference: held.reference.clone(),
                 oid,
@@ -920,11 +939,11 @@ fn advance(
                 if prior.operation == operation {
                     return Ok(lease.clone());
                 }
-                return Err(ended(id, lease.record.state, Some(&prior.operation)));
+                return Err(ended(id, lease.record.state, Some(prior.operation)));
             }
             _ => {
                 Intent::clear(git_dir, id, key);
-                if operation == "release" {
+                if operation == Operation::Release {
                     held.forget(git_dir);
                 } else if !held.lost {
                     // Best effort: the error below is what matters.
@@ -942,11 +961,11 @@ fn advance(
 
 /// The error for a command other than the one that ended the lease in `state` (`by`, an
 /// operation of this holder that died before it noted the outcome, when given).
-fn ended(id: &TaskId, state: LeaseState, by: Option<&str>) -> LeaseError {
+fn ended(id: &TaskId, state: LeaseState, by: Option<Operation>) -> LeaseError {
     let how = match by {
         Some(by) => format!(
             "by this worktree's own `gitprio {}`, which stopped before it finished",
-            operation_command(by)
+            by.command()
         ),
         None => "by this worktree".to_owned(),
     };
@@ -1032,13 +1051,15 @@ pub fn heartbeat(
     context: &LeaseContext,
     progress: Option<Progress>,
 ) -> Result<Lease, LeaseError> {
-    advance(store, id, context, "heartbeat", |record| LeaseRecord {
-        event: LeaseEvent::Renew,
-        renewed_at: context.now,
-        expires_at: context.expires_at(),
-        ttl_seconds: context.ttl_seconds(),
-        progress: progress.or(record.progress),
-        ..record
+    advance(store, id, context, Operation::Heartbeat, |record| {
+        LeaseRecord {
+            event: LeaseEvent::Renew,
+            renewed_at: context.now,
+            expires_at: context.expires_at(),
+            ttl_seconds: context.ttl_seconds(),
+            progress: progress.or(record.progress),
+            ..record
+        }
     })
 }
 
@@ -1058,7 +1079,7 @@ pub fn release(
     reason: Option<&str>,
     failed: bool,
 ) -> Result<Released, LeaseError> {
-    let lease = advance(store, id, context, "release", |record| {
+    let lease = advance(store, id, context, Operation::Release, |record| {
         let failures = record.failures + u32::from(failed);
         let parked = failed && failures >= context.max_attempts;
         LeaseRecord {
@@ -1099,14 +1120,16 @@ pub fn release_parked(
     context: &LeaseContext,
     reason: Option<&str>,
 ) -> Result<Released, LeaseError> {
-    let lease = advance(store, id, context, "release", |record| LeaseRecord {
-        state: LeaseState::Parked,
-        event: LeaseEvent::Park,
-        failures: record.failures + 1,
-        last_error: Some(reason.unwrap_or("attempt failed").to_owned()),
-        reason: reason.map(str::to_owned),
-        renewed_at: context.now,
-        ..record
+    let lease = advance(store, id, context, Operation::Release, |record| {
+        LeaseRecord {
+            state: LeaseState::Parked,
+            event: LeaseEvent::Park,
+            failures: record.failures + 1,
+            last_error: Some(reason.unwrap_or("attempt failed").to_owned()),
+            reason: reason.map(str::to_owned),
+            renewed_at: context.now,
+            ..record
+        }
     })?;
     Ok(Released {
         parked: true,
@@ -1151,12 +1174,14 @@ pub fn submit_noting(
             now => Err(lost(id, held.generation, now.as_ref())),
         };
     }
-    advance(store, id, context, "submit", |record| LeaseRecord {
-        state: LeaseState::Submitted,
-        event: LeaseEvent::Submit,
-        renewed_at: context.now,
-        reason: note.map(str::to_owned).or(record.reason.clone()),
-        ..record
+    advance(store, id, context, Operation::Submit, |record| {
+        LeaseRecord {
+            state: LeaseState::Submitted,
+            event: LeaseEvent::Submit,
+            renewed_at: context.now,
+            reason: note.map(str::to_owned).or(record.reason.clone()),
+            ..record
+        }
     })
 }
 
@@ -1611,6 +1636,22 @@ mod tests {
     }
 
     #[test]
+    fn intents_name_their_operation_as_before_and_refuse_one_they_do_not_know() {
+        let intent = Intent {
+            task: fix_login(),
+            operation: Operation::Submit,
+            oid: "0".repeat(40),
+            agent: "alice".to_owned(),
+            worktree: None,
+        };
+        let json = serde_json::to_value(&intent).unwrap();
+        assert_eq!(json["operation"], "submit");
+        assert_eq!(Operation::Submit.command(), "done");
+        let unknown = json.to_string().replace("\"submit\"", "\"checkpoint\"");
+        assert!(serde_json::from_str::<Intent>(&unknown).is_err());
+    }
+
+    #[test]
     fn a_release_run_again_after_its_swap_landed_finishes() {
         in_local_store(|store| {
             let alice = holder("alice", "/a");
@@ -1628,7 +1669,7 @@ mod tests {
             let oid = store.write(&failed, Some(claimed.oid)).unwrap();
             let git_dir = store.repo().common_dir();
             let key = (alice.worktree.as_deref(), alice.agent.as_str());
-            Intent::note(git_dir, &fix_login(), key, "release", oid).unwrap();
+            Intent::note(git_dir, &fix_login(), key, Operation::Release, oid).unwrap();
             let outcome = store
                 .compare_and_swap(&fix_login(), Some(claimed.oid), Some(oid))
                 .unwrap();

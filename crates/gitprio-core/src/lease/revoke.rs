@@ -1,6 +1,6 @@
 //! Taking a lease away from its holder by hand: one compare-and-swap from the lease's current commit.
 
-use super::ops::nonce;
+use super::ops::{nonce, state_name};
 use super::store::{CasOutcome, LeaseStore, StoreError};
 use super::{Lease, LeaseContext, LeaseEvent, LeaseRecord, LeaseState};
 use crate::task::TaskId;
@@ -15,7 +15,7 @@ pub enum RevokeError {
     #[error(
         "`{id}` is neither held by an agent nor submitted (its lease is {state}), so there is nothing to revoke"
     )]
-    NotHeld { id: TaskId, state: String },
+    NotHeld { id: TaskId, state: &'static str },
     #[error(
         "the lease on `{id}` changed while it was being revoked ({detail}); look at `gitprio status` and run `gitprio revoke {id}` again"
     )]
@@ -57,7 +57,7 @@ pub fn revoke(
         let record = revoked_record(&lease.record, context, revocation).ok_or_else(|| {
             RevokeError::NotHeld {
                 id: id.clone(),
-                state: format!("{:?}", lease.record.state).to_lowercase(),
+                state: state_name(lease.record.state),
             }
         })?;
         let oid = store.write(&record, Some(lease.oid))?;

@@ -189,8 +189,12 @@ pub struct UnattributedTotals {
 /// Why the unattributed store could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("read or write the unattributed usage store {path}: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    #[error("cannot {action} the unattributed usage store {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("the unattributed usage store {path} is corrupt: {detail}")]
     Corrupt { path: PathBuf, detail: String },
 }
@@ -223,9 +227,10 @@ impl Unattributed {
         self.directory.join("index.json")
     }
 
-    fn io(path: &Path) -> impl Fn(io::Error) -> StoreError {
+    fn io(action: &'static str, path: &Path) -> impl Fn(io::Error) -> StoreError {
         let path = path.to_path_buf();
         move |source| StoreError::Io {
+            action,
             path: path.clone(),
             source,
         }
@@ -242,10 +247,7 @@ impl Unattributed {
                 version: VERSION,
                 ..Index::default()
             }),
-            Err(error) => Err(StoreError::Io {
-                path,
-                source: error,
-            }),
+            Err(error) => Err(Self::io("read", &path)(error)),
         }
     }
 
@@ -255,12 +257,12 @@ impl Unattributed {
             &path,
             &serde_json::to_vec(index).expect("the store index serializes"),
         )
-        .map_err(Self::io(&path))
+        .map_err(Self::io("write", &path))
     }
 
     fn read_segment(&self, segment: &Segment) -> Result<Vec<UsageRecord>, StoreError> {
         let path = self.directory.join(&segment.file);
-        let bytes = std::fs::read(&path).map_err(Self::io(&path))?;
+        let bytes = std::fs::read(&path).map_err(Self::io("read", &path))?;
         bytes
             .split(|byte| *byte == b'\n')
             .filter(|line| !line.is_empty())
@@ -281,7 +283,7 @@ impl Unattributed {
             serde_json::to_writer(&mut bytes, record).expect("a usage record serializes");
             bytes.push(b'\n');
         }
-        super::outbox::write_atomically(&path, &bytes).map_err(Self::io(&path))
+        super::outbox::write_atomically(&path, &bytes).map_err(Self::io("write", &path))
     }
 
     /// Gives stored records to the runs of `matcher` that changed since the store was

@@ -92,6 +92,17 @@ pub enum WorkspaceError {
     InvalidPrices { detail: String },
     #[error("no usage records given")]
     NoUsageRecords,
+    #[error(
+        "the reason for not running the acceptance commands is blank: say why they were not run"
+    )]
+    BlankReason,
+    #[error("the review summary is blank: say what changed, or leave the summary out")]
+    BlankSummary,
+    /// Holds a [`WorkspaceError`], boxed as a trait object so that the cause chain reaches it.
+    #[error(
+        "the usage was not recorded, so the task is not completed yet; call again without `usage` to complete it"
+    )]
+    UsageBeforeCompletion(#[source] Box<dyn std::error::Error + Send + Sync>),
     #[error("cannot keep the usage in .git/gitprio/usage-outbox")]
     Outbox(#[source] std::io::Error),
 }

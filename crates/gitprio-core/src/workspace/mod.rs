@@ -6,6 +6,7 @@
 
 mod acceptance;
 mod claim;
+mod complete;
 mod error;
 mod gc;
 mod heartbeat;
@@ -26,8 +27,9 @@ mod usage;
 
 use jiff::Timestamp;
 
-pub use acceptance::{Check, acceptance_commands, run_acceptance, tail, unplanned};
+pub use acceptance::{Check, tail};
 pub use claim::{Claim, ClaimRequest, ClaimedTask, error_chain, report_commands};
+pub use complete::{Completed, Completion, Submission, Verify};
 pub use error::WorkspaceError;
 pub use heartbeat::{Renewed, progress};
 pub use held::{held_id, held_id_to_finish, task_id};
@@ -40,7 +42,7 @@ pub use remote::store_mode;
 pub use revoke::Revoked;
 pub use run::run_meta;
 pub use runs::{SettledRuns, expired_at, in_flight, settle_open_runs};
-pub use submit::{Submitted, bounded_summary, completion_note};
+pub use submit::Submitted;
 pub use usage::{RecordInput, RecordOrigin, Recorded, over_budget};
 
 use crate::config::Config;

@@ -16,14 +16,7 @@ pub fn run_meta(
     config: &Config,
     context_tokens: Option<u64>,
 ) -> RunMeta {
-    let budget_tokens = task.and_then(|task| {
-        task.budget.and_then(|budget| budget.tokens).or_else(|| {
-            task.task_type
-                .as_ref()
-                .and_then(|kind| config.budgets.get(kind))
-                .map(|count| count.0)
-        })
-    });
+    let budget_tokens = task.and_then(|task| config.token_budget(task));
     RunMeta {
         task: record.task.clone(),
         run: RunMeta::run_id(record.generation, record.acquired_at),
