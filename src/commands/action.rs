@@ -22,10 +22,9 @@ use clap::{ArgAction, Args};
 use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::{self as core_lease, CasOutcome, LeaseState, LeaseStore};
-use gitprio_core::queue::{Holds, Queue};
 use gitprio_core::source::ParseCache;
 use gitprio_core::usage::PriceTable;
-use gitprio_core::workspace::{SettledRuns, StoreChoice, Workspace};
+use gitprio_core::workspace::{self, SettledRuns, StoreChoice, Workspace};
 use serde::{Deserialize, Serialize};
 
 use self::changes::Changes;
@@ -645,14 +644,8 @@ fn settle_leases(
             .filter(|(id, _)| ids.contains(id))
             .map(|(id, lease)| (id.clone(), lease.clone()))
             .collect();
-        let tasks = Queue::build(queue.tasks.clone(), &Holds::new());
-        let view = core_lease::GcView {
-            queue: &tasks,
-            files_skipped: !queue.skipped_files().is_empty(),
-            now: settings.now,
-            skew: queue.config.clock_skew,
-        };
-        match core_lease::gc(store, &view, &mine).map(|collected| collected.deleted) {
+        let when = (settings.now, queue.config.clock_skew);
+        match workspace::collect(store, queue, &mine, when).map(|collected| collected.deleted) {
             Ok(deleted) if deleted.is_empty() => {}
             Ok(deleted) => output::message(
                 settings,

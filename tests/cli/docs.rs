@@ -1,5 +1,6 @@
 //! The docs name only flags that exist: every `gitprio ...` command line of the user guides,
-//! in code blocks and inline code, is checked against that command's own `--help`.
+//! in code blocks and inline code, is checked against that command's own `--help`. And a
+//! rule stated in one guide is not restated, differently, in another.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -147,4 +148,73 @@ fn every_flag_the_docs_give_a_command_is_one_its_help_lists() {
     }
     assert!(checked > 100, "only {checked} commands found in the docs");
     assert!(unknown.is_empty(), "{}", unknown.join("\n"));
+}
+
+/// The steps of the numbered list in `section`, each with its continuation lines.
+fn numbered_steps(section: &str) -> Vec<String> {
+    let mut steps: Vec<String> = Vec::new();
+    for line in section.lines() {
+        let starts_step = line
+            .split_once(". ")
+            .is_some_and(|(number, _)| number.parse::<u32>().is_ok());
+        if starts_step {
+            steps.push(line.to_owned());
+        } else if let Some(step) = steps.last_mut().filter(|_| line.starts_with("   ")) {
+            step.push(' ');
+            step.push_str(line.trim());
+        }
+    }
+    steps
+}
+
+/// docs/task-format.md states where the queue is read from, in the order
+/// `source::resolve_queue_ref` tries the refs; the other guides link there.
+#[test]
+fn one_guide_states_where_the_queue_is_read_from_and_the_others_link_to_it() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let text = read("docs/task-format.md");
+    let start = text.find("## Where the queue is read from").unwrap();
+    let section = &text[start..];
+    let section = &section[..section[1..]
+        .find("\n## ")
+        .map_or(section.len(), |end| end + 1)];
+    assert!(section.contains("`GITPRIO_BRANCH`") && section.contains("`branch:`"));
+    let steps = numbered_steps(section);
+    let refs = [
+        "`refs/remotes/<remote>/<branch>`",
+        "`refs/heads/<branch>`",
+        "`refs/remotes/<remote>/<default>`",
+        "`refs/remotes/<remote>/HEAD`",
+        "the local `HEAD`",
+    ];
+    assert_eq!(steps.len(), refs.len(), "{steps:#?}");
+    for (step, reference) in steps.iter().zip(refs) {
+        assert!(
+            step.contains(reference),
+            "{step:?} does not name {reference}"
+        );
+    }
+    let default = [
+        "`refs/remotes/<remote>/HEAD` points to",
+        "`main` or `master`",
+        "the current branch",
+        "`gitprio/<id>`",
+        "else `main`;",
+    ]
+    .map(|part| {
+        steps[2]
+            .find(part)
+            .unwrap_or_else(|| panic!("step 3 lacks {part}"))
+    });
+    assert!(default.is_sorted(), "step 3 is out of order: {}", steps[2]);
+    let link = "task-format.md#where-the-queue-is-read-from";
+    for guide in ["docs/cli.md", "docs/how-it-works.md", "docs/leases.md"] {
+        let text = read(guide);
+        assert!(text.contains(link), "{guide} does not link {link}");
+        assert!(
+            !text.contains("`main` or `master`"),
+            "{guide} states the rule again instead of linking it"
+        );
+    }
 }

@@ -1,8 +1,14 @@
 //! Deleting the leases that no longer matter.
 
-use crate::lease::{self, Kept, LeaseRecord, LeaseState};
+use std::collections::BTreeMap;
+
+use jiff::{SignedDuration, Timestamp};
+
+use crate::lease::{self, Collected, Kept, Lease, LeaseError, LeaseRecord, LeaseState, LeaseStore};
 use crate::queue::{Holds, Queue};
 use crate::reply::lease::{GcKept, GcReply};
+use crate::source::LoadedQueue;
+use crate::task::TaskId;
 
 use super::{Workspace, WorkspaceError, load_tasks};
 
@@ -15,15 +21,8 @@ impl Workspace<'_> {
         self.store.refresh()?;
         let loaded = load_tasks(self.repo, &self.queue_source(), self.notices)?;
         let (leases, _) = self.store.leases()?;
-        let queue = Queue::build(loaded.tasks.clone(), &Holds::new());
         let skipped = loaded.skipped_files().len();
-        let view = lease::GcView {
-            queue: &queue,
-            files_skipped: skipped > 0,
-            now: context.now,
-            skew: context.skew,
-        };
-        let collected = lease::gc(&self.store, &view, &leases)?;
+        let collected = collect(&self.store, &loaded, &leases, (context.now, context.skew))?;
         for (id, reason) in &collected.kept {
             let why = match reason {
                 Kept::Unreadable => format!(
@@ -53,6 +52,25 @@ impl Workspace<'_> {
             kept,
         })
     }
+}
+
+/// Deletes those of `leases` that no longer matter on `loaded` (the tasks done or dropped
+/// there, and those gone from it whose lease is not live at `now` give or take `skew`);
+/// `gitprio gc` on the queue's branch, the Action on a merged pull request's head.
+pub fn collect(
+    store: &LeaseStore<'_>,
+    loaded: &LoadedQueue,
+    leases: &BTreeMap<TaskId, Lease>,
+    (now, skew): (Timestamp, SignedDuration),
+) -> Result<Collected, LeaseError> {
+    let queue = Queue::build(loaded.tasks.clone(), &Holds::new());
+    let view = lease::GcView {
+        queue: &queue,
+        files_skipped: !loaded.skipped_files().is_empty(),
+        now,
+        skew,
+    };
+    lease::gc(store, &view, leases)
 }
 
 /// Names the state of a live lease for a message: "held until ...", "submitted", "parked".

@@ -31,6 +31,7 @@ pub use acceptance::{Check, tail};
 pub use claim::{Claim, ClaimRequest, ClaimedTask, error_chain, report_commands};
 pub use complete::{Completed, Completion, Submission, Verify};
 pub use error::WorkspaceError;
+pub use gc::collect;
 pub use heartbeat::{Renewed, progress};
 pub use held::{held_id, held_id_to_finish, task_id};
 pub use prices::{PRICES_PATH, price_overrides};

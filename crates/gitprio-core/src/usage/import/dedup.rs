@@ -254,21 +254,26 @@ impl Deduper {
             .collect()
     }
 
-    fn into_records(mut self, only_changed: bool) -> (Vec<UsageRecord>, u64) {
+    fn into_records(self, only_changed: bool) -> (Vec<UsageRecord>, u64) {
         let superseded = self.superseded();
         let mut dropped = 0;
-        let kept: Vec<usize> = (0..self.slots.len())
-            .filter(|&index| {
-                let slot = &self.slots[index];
-                if superseded[index] {
+        let mut records: Vec<UsageRecord> = self
+            .slots
+            .into_iter()
+            .zip(superseded)
+            .filter_map(|(slot, superseded)| {
+                if superseded {
                     dropped += u64::from(slot.changed);
-                    return false;
+                    return None;
                 }
                 // A request whose best copy spent nothing is no request (aborted, or an error).
-                slot.record.total_tokens() != 0 && (slot.changed || !only_changed)
+                if slot.record.total_tokens() == 0 {
+                    return None;
+                }
+                (slot.changed || !only_changed).then_some(slot.record)
             })
             .collect();
-        let records = take_by_time(&mut self.slots, kept);
+        sort_by_time(&mut records);
         (records, dropped)
     }
 
@@ -285,24 +290,35 @@ impl Deduper {
     }
 }
 
-/// Takes the records of the slots at `kept` out, by time then key. Records are large and
-/// an import holds many, so an index is sorted and each record then moved once, straight
-/// into place (sorting the records moves each a dozen times or more; swapping them into
-/// place after sorting an index, three times per swap).
-fn take_by_time(slots: &mut [Slot], kept: Vec<usize>) -> Vec<UsageRecord> {
-    let mut order: Vec<(Option<jiff::Timestamp>, usize)> = kept
-        .into_iter()
-        .map(|index| (slots[index].record.at, index))
+/// Sorts records by time then key through an index, then puts each record in its place
+/// with one swap: records are large, and an import holds many (sorting them directly
+/// moves each a dozen times or more; copying them into a new vector doubles the memory).
+fn sort_by_time(records: &mut [UsageRecord]) {
+    let mut order: Vec<(Option<jiff::Timestamp>, usize)> = records
+        .iter()
+        .enumerate()
+        .map(|(index, record)| (record.at, index))
         .collect();
     order.sort_by(|(left_at, left), (right_at, right)| {
         left_at
             .cmp(right_at)
-            .then_with(|| slots[*left].record.key.cmp(&slots[*right].record.key))
+            .then_with(|| records[*left].key.cmp(&records[*right].key))
     });
-    order
-        .into_iter()
-        .map(|(_, index)| std::mem::take(&mut slots[index].record))
-        .collect()
+    let mut source: Vec<usize> = order.into_iter().map(|(_, index)| index).collect();
+    // Each cycle of the permutation is walked once: position `current` takes the record
+    // from `source[current]`, and a placed position points at itself.
+    for start in 0..source.len() {
+        let mut current = start;
+        while source[current] != current {
+            let next = source[current];
+            source[current] = current;
+            if next == start {
+                break;
+            }
+            records.swap(current, next);
+            current = next;
+        }
+    }
 }
 
 /// Returns the records of `new` that `existing` lacks: new requests, and better copies
@@ -353,8 +369,8 @@ mod tests {
     use crate::usage::Totals;
 
     #[test]
-    fn taking_through_an_index_orders_by_time_then_key() {
-        let records: Vec<UsageRecord> = (0..500_u64)
+    fn sorting_through_an_index_orders_by_time_then_key() {
+        let mut records: Vec<UsageRecord> = (0..500_u64)
             .map(|number| {
                 let scrambled = number.wrapping_mul(7919) % 499;
                 UsageRecord {
@@ -368,19 +384,10 @@ mod tests {
                 }
             })
             .collect();
-        let kept: Vec<usize> = (0..records.len()).filter(|index| index % 3 != 1).collect();
-        let mut expected: Vec<UsageRecord> =
-            kept.iter().map(|&index| records[index].clone()).collect();
+        let mut expected = records.clone();
         expected.sort_by(|a, b| a.at.cmp(&b.at).then_with(|| a.key.cmp(&b.key)));
-        let mut slots: Vec<Slot> = records
-            .into_iter()
-            .map(|record| Slot {
-                record,
-                changed: true,
-                next_same_message: END,
-            })
-            .collect();
-        assert_eq!(take_by_time(&mut slots, kept), expected);
+        sort_by_time(&mut records);
+        assert_eq!(records, expected);
     }
 
     fn claude(message: &str, request: Option<&str>, output: u64, sidechain: bool) -> UsageRecord {
