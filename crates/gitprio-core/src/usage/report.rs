@@ -548,7 +548,9 @@ fn spend(runs: &[&Run], prices: &PriceTable, now: Option<Timestamp>) -> Spend {
                 .map_or(*at, |zoned| zoned.timestamp());
             windows.push(Window {
                 start: hour,
-                end: hour + span,
+                // A request dated within five hours of the end of time (a corrupt log
+                // line) closes its window there rather than overflowing.
+                end: hour.checked_add(span).unwrap_or(Timestamp::MAX),
                 ..Window::default()
             });
         }
@@ -1456,6 +1458,32 @@ mod tests {
         // 1M tokens in the first hour, 4 hours left at that rate.
         assert_eq!(active.projected_tokens, Some(5_000_000));
         assert!((active.projected_cost_usd.unwrap() - 75.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn a_request_dated_at_the_end_of_time_closes_its_window_there() {
+        // A log line's timestamp is the writer's word: a corrupt or hostile one near
+        // jiff's maximum must not overflow the window's end.
+        let mut last = run(
+            "a",
+            "1-x",
+            "alice",
+            None,
+            &[("claude-sonnet-4-5", 0, 10, 0)],
+        );
+        let end_of_time = Timestamp::MAX - jiff::SignedDuration::from_mins(30);
+        last.records[0].at = Some(end_of_time);
+        let report = report(
+            &[last],
+            &BTreeMap::new(),
+            &PriceTable::default(),
+            &RunFilter::default(),
+            GroupBy::Day,
+        );
+        let window = &report.spend.windows[0];
+        assert!(window.start <= end_of_time && end_of_time < window.end);
+        assert_eq!(window.end, Timestamp::MAX);
+        assert_eq!(window.tokens, 10);
     }
 
     #[test]
