@@ -335,6 +335,7 @@ fn lease_record(task: &str, state: LeaseState) -> LeaseRecord {
         last_error: None,
         progress: None,
         nonce: format!("{task}-nonce"),
+        extra: std::collections::BTreeMap::new(),
     }
 }
 

@@ -661,6 +661,78 @@ fn remote_subject(env: &TestEnv, id: &str) -> String {
     .to_owned()
 }
 
+/// Writes over the local lease of `only` in clone `a` the commit a newer gitprio would
+/// write there (its record edited by `newer`), as that gitprio would remember it; returns
+/// the commit.
+fn write_as_newer_gitprio(env: &TestEnv, newer: impl Fn(&str) -> String) -> String {
+    let reference = "refs/gitprio/leases/only";
+    let old = env.git("a", &["rev-parse", reference]).trim().to_owned();
+    let message = env.git("a", &["log", "-1", "--format=%B", &old]);
+    let edited = newer(&message);
+    assert_ne!(edited, message);
+    let tree = format!("{old}^{{tree}}");
+    let new = env
+        .git("a", &["commit-tree", &tree, "-p", &old, "-m", &edited])
+        .trim()
+        .to_owned();
+    env.git("a", &["update-ref", reference, &new, &old]);
+    let held = env.path("a/.git/gitprio/held/only");
+    for entry in std::fs::read_dir(&held).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, text.replace(&old, &new)).unwrap();
+    }
+    new
+}
+
+#[test]
+fn a_lease_record_a_newer_gitprio_wrote_keeps_its_fields_or_is_named_unreadable() {
+    let env = TestEnv::new();
+    env.repo("a", &[(".tasks/only.md", &task("Only", 0, &[]))]);
+    assert_eq!(
+        as_agent(&env, "a", "alice", T0, &["claim", "--local"]).code,
+        0
+    );
+    let later = "2026-11-01T12:10:00Z";
+    let lease_body = || {
+        env.git(
+            "a",
+            &["log", "-1", "--format=%B", "refs/gitprio/leases/only"],
+        )
+    };
+    // A field this gitprio does not know is written back by its heartbeat.
+    write_as_newer_gitprio(&env, |message| {
+        message.replace("\"nonce\"", "\"checkpoint\": {\"step\": 3},\n  \"nonce\"")
+    });
+    let renewed = as_agent(&env, "a", "alice", later, &["heartbeat"]);
+    assert_eq!(renewed.code, 0, "{renewed}");
+    let body = lease_body();
+    assert!(body.starts_with("gitprio lease: renew only"), "{body}");
+    assert!(
+        body.contains("\"checkpoint\": {\n    \"step\": 3\n  }"),
+        "{body}"
+    );
+    // A record it cannot parse (an event it does not know) is named, not taken for no lease.
+    let unknown = write_as_newer_gitprio(&env, |message| {
+        message.replace("\"event\": \"renew\"", "\"event\": \"checkpoint\"")
+    });
+    for args in [&["heartbeat"][..], &["release", "only"], &["done", "only"]] {
+        let refused = as_agent(&env, "a", "alice", later, args);
+        assert_eq!(refused.code, 1, "{args:?}: {refused}");
+        assert!(
+            refused.stderr.contains(&format!(
+                "cannot read lease commit {unknown} of `only` (upgrade gitprio: a newer one may have written it): lease record is corrupt: unknown variant `checkpoint`"
+            )),
+            "{args:?}: {refused}"
+        );
+        assert!(!refused.stderr.contains("holds no lease"), "{refused}");
+        let now = env.git("a", &["rev-parse", "refs/gitprio/leases/only"]);
+        assert_eq!(now.trim(), unknown, "{args:?} changed nothing");
+    }
+    let text = std::fs::read_to_string(env.path("a/.tasks/only.md")).unwrap();
+    assert!(!text.contains("status: done"), "{text}");
+}
+
 #[test]
 fn a_submission_is_never_undone_by_a_follow_up_command() {
     let env = TestEnv::new();

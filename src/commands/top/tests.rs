@@ -69,6 +69,7 @@ fn lease(spec: &LeaseSpec<'_>) -> Lease {
             last_error: spec.last_error.map(str::to_owned),
             progress: None,
             nonce: "n".to_owned(),
+            extra: std::collections::BTreeMap::new(),
         },
     }
 }

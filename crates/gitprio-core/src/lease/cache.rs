@@ -7,6 +7,7 @@
 //! the record; a file that is truncated, garbled, of another version or fails its
 //! checksum is ignored whole and the records are read from their commits again.
 
+use std::collections::BTreeMap;
 use std::hash::Hasher;
 use std::path::Path;
 
@@ -19,7 +20,7 @@ use crate::task::TaskId;
 
 /// The file's first bytes; the number is bumped whenever [`LeaseRecord`] or the layout
 /// changes, so an older cache is never decoded as this one.
-const MAGIC: &[u8] = b"gitprio lease cache 2\n";
+const MAGIC: &[u8] = b"gitprio lease cache 3\n";
 
 /// The file name under `<common git dir>/gitprio/cache/`.
 pub(super) const FILE: &str = "leases.bin";
@@ -233,6 +234,12 @@ impl Writer {
             None => self.0.push(0),
         }
         self.string(&record.nonce);
+        // Rare (a newer gitprio's fields), so kept as the JSON they came in: empty when none.
+        if record.extra.is_empty() {
+            self.string("");
+        } else {
+            self.string(&serde_json::to_string(&record.extra).unwrap_or_default());
+        }
     }
 }
 
@@ -332,6 +339,10 @@ impl<'a> Reader<'a> {
                 None
             },
             nonce: self.string()?,
+            extra: match self.bytes()? {
+                [] => BTreeMap::new(),
+                json => serde_json::from_slice(json).ok()?,
+            },
         })
     }
 }
@@ -367,6 +378,7 @@ mod tests {
             last_error: None,
             progress,
             nonce: "n0".to_owned(),
+            extra: BTreeMap::new(),
         }
     }
 
@@ -381,6 +393,16 @@ mod tests {
             (
                 ObjectId::from_hex(&[b'2'; 40]).unwrap(),
                 record("t2", Some(progress)),
+            ),
+            (
+                ObjectId::from_hex(&[b'3'; 40]).unwrap(),
+                LeaseRecord {
+                    extra: BTreeMap::from([(
+                        "checkpoint".to_owned(),
+                        serde_json::json!({"step": 3, "files": ["a.rs"]}),
+                    )]),
+                    ..record("t3", None)
+                },
             ),
         ]
     }
@@ -420,16 +442,16 @@ mod tests {
     fn a_cache_that_cannot_be_read_loads_empty() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join(FILE);
-        std::fs::write(&path, b"gitprio lease cache 2\ngarbage").unwrap();
+        std::fs::write(&path, b"gitprio lease cache 3\ngarbage").unwrap();
         assert_eq!(RecordCache::load(&path).left(), 0);
         let records = sample();
         std::fs::write(directory.path().join(OLD_FILE), b"{}").unwrap();
         RecordCache::save(&path, records.iter().map(|(oid, record)| (*oid, record)));
         let mut cache = RecordCache::load(&path);
-        assert_eq!(cache.left(), 2);
+        assert_eq!(cache.left(), 3);
         assert_eq!(cache.take(&records[1].0).as_ref(), Some(&records[1].1));
         assert_eq!(cache.take(&records[1].0), None);
-        assert_eq!(cache.left(), 1);
+        assert_eq!(cache.left(), 2);
         assert!(!directory.path().join(OLD_FILE).exists());
     }
 }

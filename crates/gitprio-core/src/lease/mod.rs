@@ -144,6 +144,12 @@ pub struct LeaseRecord {
     pub progress: Option<Progress>,
     /// Makes every lease commit unique: git treats pushing an existing object as success.
     pub nonce: String,
+    /// The fields a newer gitprio wrote that this one does not know, kept as they were:
+    /// a change of the record (`..record`) writes them back instead of dropping them.
+    /// The record is JSON in a commit message that gitprio alone writes, so `flatten`
+    /// costs no user a worse error message.
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 /// A lease commit as read from a ref.
@@ -320,6 +326,7 @@ pub(crate) mod tests {
             last_error: None,
             progress: None,
             nonce: "n1".to_owned(),
+            extra: BTreeMap::new(),
         }
     }
 
@@ -371,14 +378,22 @@ pub(crate) mod tests {
         );
         let newer = message.replace("\"nonce\"", "\"checkpoint\": {\"step\": 3},\n  \"nonce\"");
         assert_ne!(newer, message);
+        let read = LeaseRecord::from_message(&newer).unwrap();
         assert_eq!(
-            LeaseRecord::from_message(&newer).unwrap().progress,
+            read.progress,
             Some(Progress {
                 tokens: 12_345,
                 cost_usd: Some(0.25),
                 at: record.renewed_at,
             })
         );
+        // A newer gitprio's field is written back as it was.
+        assert_eq!(
+            read.extra,
+            BTreeMap::from([("checkpoint".to_owned(), serde_json::json!({"step": 3}))])
+        );
+        let again = LeaseRecord::from_message(&read.to_message()).unwrap();
+        assert_eq!(again, read);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::store::{CasOutcome, LeaseStore, Mode, StoreError};
-use super::{Holder, Lease, LeaseEvent, LeaseRecord, LeaseState, Progress};
+use super::{Holder, Lease, LeaseEvent, LeaseRecord, LeaseState, Progress, RecordError};
 use crate::hint::Hint;
 use crate::queue::Queue;
 use crate::task::{Status, Task, TaskId};
@@ -151,6 +151,17 @@ pub enum LeaseError {
         tries: u32,
         views: u32,
         spent: std::time::Duration,
+    },
+    /// The lease commit the holder works from holds no record this gitprio can parse:
+    /// the lease is still held, so this is not [`LeaseError::NotHeld`].
+    #[error(
+        "cannot read lease commit {oid} of `{id}` (upgrade gitprio: a newer one may have written it)"
+    )]
+    Unreadable {
+        id: TaskId,
+        oid: ObjectId,
+        #[source]
+        source: RecordError,
     },
     #[error("no lease on `{id}`")]
     NoLease { id: TaskId },
@@ -777,6 +788,9 @@ fn claim_record(
         last_error,
         progress: None,
         nonce: nonce(),
+        // A new attempt: what a newer gitprio noted of the last one (fields this one does
+        // not know) may not hold for it, so they are not carried over.
+        extra: BTreeMap::new(),
     })
 }
 
@@ -899,8 +913,12 @@ fn advance(
             .repo()
             .commit_message(expected)
             .map_err(StoreError::from)?;
-        let current = LeaseRecord::from_message(&message)
-            .map_err(|_| LeaseError::NotHeld { id: id.clone() })?;
+        let current =
+            LeaseRecord::from_message(&message).map_err(|source| LeaseError::Unreadable {
+                id: id.clone(),
+                oid: expected,
+                source,
+            })?;
         let record = change(LeaseRecord {
             nonce: nonce(),
             ..current
@@ -1702,6 +1720,101 @@ mod tests {
                 .unwrap();
             let error = release(store, &fix_login(), &context(alice), None, false).unwrap_err();
             assert!(matches!(error, LeaseError::Lost { .. }), "{error}");
+        });
+    }
+
+    /// Puts on top of `holder`'s claim of `fix-login` the record a newer gitprio would
+    /// write: the claim's, edited by `newer`. Returns the commit, as `holder` remembers it.
+    fn newer_record_over_claim(
+        store: &LeaseStore<'_>,
+        holder: &Holder,
+        newer: impl Fn(&str) -> String,
+    ) -> ObjectId {
+        let claimed = claim_as(store, holder);
+        let message = claimed.record.to_message();
+        let edited = newer(&message);
+        assert_ne!(edited, message);
+        let oid = store
+            .repo()
+            .write_commit(
+                &edited,
+                None,
+                Some(claimed.oid),
+                claimed.record.renewed_at.as_second(),
+            )
+            .unwrap();
+        let outcome = store
+            .compare_and_swap(&fix_login(), Some(claimed.oid), Some(oid))
+            .unwrap();
+        assert_eq!(outcome, CasOutcome::Won);
+        let git_dir = store.repo().common_dir();
+        let mut held = HeldLease::load(git_dir, &fix_login(), holder)
+            .unwrap()
+            .unwrap();
+        held.oid = oid.to_string();
+        held.save(git_dir).unwrap();
+        oid
+    }
+
+    #[test]
+    fn fields_a_newer_gitprio_wrote_survive_a_heartbeat_and_a_release() {
+        in_local_store(|store| {
+            let alice = holder("alice", "/a");
+            newer_record_over_claim(store, &alice, |message| {
+                message.replace("\"nonce\"", "\"checkpoint\": {\"step\": 3},\n  \"nonce\"")
+            });
+            let kept = |oid: ObjectId| {
+                let message = store.repo().commit_message(oid).unwrap();
+                let body = message.split_once("\n\n").unwrap().1;
+                let json: serde_json::Value = serde_json::from_str(body).unwrap();
+                assert_eq!(
+                    json["checkpoint"],
+                    serde_json::json!({"step": 3}),
+                    "{message}"
+                );
+            };
+            let renewed = heartbeat(store, &fix_login(), &context(alice.clone()), None).unwrap();
+            assert_eq!(renewed.record.event, LeaseEvent::Renew);
+            kept(renewed.oid);
+            let released = release(store, &fix_login(), &context(alice), None, false).unwrap();
+            assert_eq!(released.lease.record.state, LeaseState::Released);
+            kept(released.lease.oid);
+        });
+    }
+
+    #[test]
+    fn a_record_a_newer_gitprio_wrote_is_unreadable_not_unheld() {
+        in_local_store(|store| {
+            let alice = holder("alice", "/a");
+            let oid = newer_record_over_claim(store, &alice, |message| {
+                message.replace("\"event\": \"claim\"", "\"event\": \"checkpoint\"")
+            });
+            for error in [
+                heartbeat(store, &fix_login(), &context(alice.clone()), None).unwrap_err(),
+                release(store, &fix_login(), &context(alice.clone()), None, false).unwrap_err(),
+                submit(store, &fix_login(), &context(alice.clone())).unwrap_err(),
+            ] {
+                assert!(!matches!(error, LeaseError::NotHeld { .. }), "{error}");
+                assert_eq!(
+                    error.to_string(),
+                    format!(
+                        "cannot read lease commit {oid} of `fix-login` (upgrade gitprio: a newer one may have written it)"
+                    )
+                );
+                let source = std::error::Error::source(&error).map(ToString::to_string);
+                assert!(
+                    source
+                        .as_deref()
+                        .is_some_and(|source| source.contains("unknown variant `checkpoint`")),
+                    "{source:?}"
+                );
+            }
+            // Nothing was changed: the newer record is still the lease.
+            let now = store
+                .repo()
+                .reference_commit(&super::super::lease_ref(&fix_login()))
+                .unwrap();
+            assert_eq!(now, Some(oid));
         });
     }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::context::ContextError;
 use crate::git::GitError;
-use crate::lease::{LeaseError, RecordError, RevokeError, StoreError};
+use crate::lease::{LeaseError, RevokeError, StoreError};
 use crate::source::LoadError;
 use crate::task::TaskId;
 use crate::usage::LedgerError;
@@ -27,8 +27,6 @@ pub enum WorkspaceError {
     Revoke(#[from] RevokeError),
     #[error(transparent)]
     Context(#[from] ContextError),
-    #[error(transparent)]
-    Record(#[from] RecordError),
     #[error(
         "{config} sets `remote: {remote}`, but this repository has no remote of that name (its remotes: {}); correct the name, or pass `--local` to keep the leases in this clone",
         remotes.join(", ")
@@ -119,7 +117,6 @@ impl WorkspaceError {
             WorkspaceError::Ledger(error) => Some(error),
             WorkspaceError::Revoke(error) => Some(error),
             WorkspaceError::Context(error) => Some(error),
-            WorkspaceError::Record(error) => Some(error),
             _ => None,
         }
     }

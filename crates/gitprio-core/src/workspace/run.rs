@@ -2,7 +2,7 @@
 
 use crate::config::Config;
 use crate::git::ObjectId;
-use crate::lease::{HeldLease, LeaseRecord};
+use crate::lease::{HeldLease, LeaseError, LeaseRecord};
 use crate::source::QueueSource;
 use crate::task::{Task, TaskId};
 use crate::usage::RunMeta;
@@ -72,7 +72,13 @@ impl Workspace<'_> {
             Some(held) => {
                 let oid = ObjectId::from_hex(held.oid.as_bytes())
                     .map_err(|_| WorkspaceError::HeldWithoutCommit { id: id.clone() })?;
-                LeaseRecord::from_message(&repo.commit_message(oid)?)?
+                LeaseRecord::from_message(&repo.commit_message(oid)?).map_err(|source| {
+                    LeaseError::Unreadable {
+                        id: id.clone(),
+                        oid,
+                        source,
+                    }
+                })?
             }
             None => {
                 self.store
