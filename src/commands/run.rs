@@ -1012,10 +1012,18 @@ fn cost_rows(summary: &Summary) -> [Vec<String>; 2] {
         ],
         vec![
             "value per 1M tokens".to_owned(),
-            summary.value_per_million_tokens.map_or_else(
-                || "-".to_owned(),
-                |value| format!("{value:.1} points ({} points done)", summary.value_points),
-            ),
+            // Two decimals, as `report`, `top` and the Action write it.
+            match summary.value_per_million_tokens {
+                Some(_) => format!(
+                    "{} ({} done)",
+                    output::ratio(summary.value_per_million_tokens, 2),
+                    output::counted(
+                        usize::try_from(summary.value_points).unwrap_or(usize::MAX),
+                        "point"
+                    )
+                ),
+                None => "-".to_owned(),
+            },
         ],
     ]
 }
@@ -1044,7 +1052,28 @@ fn print_unfinished(state: &State) -> Result<(), crate::output::StdoutError> {
 
 #[cfg(test)]
 mod tests {
-    use super::github_repository;
+    use gitprio_core::usage::report::Summary;
+
+    use super::{cost_rows, github_repository};
+
+    /// The value row of `run`'s summary: two decimals, as in `report`, `top` and the
+    /// Action comment, and "point" for one.
+    #[test]
+    fn the_value_row_has_two_decimals_and_counts_points_right() {
+        let value = |points, per_million| {
+            let summary = Summary {
+                value_points: points,
+                value_per_million_tokens: per_million,
+                ..Summary::default()
+            };
+            let [_, row] = cost_rows(&summary);
+            assert_eq!(row[0], "value per 1M tokens");
+            row[1].clone()
+        };
+        assert_eq!(value(1, Some(740.74)), "740.74 (1 point done)");
+        assert_eq!(value(3, Some(2.0)), "2.00 (3 points done)");
+        assert_eq!(value(0, None), "-");
+    }
 
     #[test]
     fn github_repository_reads_https_ssh_and_scp_urls() {
