@@ -721,7 +721,7 @@ fn a_lease_record_a_newer_gitprio_wrote_keeps_its_fields_or_is_named_unreadable(
         assert_eq!(refused.code, 1, "{args:?}: {refused}");
         assert!(
             refused.stderr.contains(&format!(
-                "cannot read lease commit {unknown} of `only` (upgrade gitprio: a newer one may have written it): lease record is corrupt: unknown variant `checkpoint`"
+                "cannot read lease commit {unknown} of `only` (upgrade gitprio: a newer one may have written it): lease record is in a form this gitprio does not know: unknown variant `checkpoint`"
             )),
             "{args:?}: {refused}"
         );
@@ -731,6 +731,38 @@ fn a_lease_record_a_newer_gitprio_wrote_keeps_its_fields_or_is_named_unreadable(
     }
     let text = std::fs::read_to_string(env.path("a/.tasks/only.md")).unwrap();
     assert!(!text.contains("status: done"), "{text}");
+}
+
+/// A record a newer gitprio wrote may be a live lease: every command that cannot read it
+/// says to upgrade, and none advises deleting it (that would free a task someone works on).
+#[test]
+fn a_lease_record_a_newer_gitprio_wrote_is_never_advised_for_deletion() {
+    let env = TestEnv::new();
+    env.repo("a", &[(".tasks/only.md", &task("Only", 0, &[]))]);
+    let claimed = as_agent(&env, "a", "alice", T0, &["claim", "--local"]);
+    assert_eq!(claimed.code, 0, "{claimed}");
+    let unknown = write_as_newer_gitprio(&env, |message| {
+        message.replace("\"event\": \"claim\"", "\"event\": \"checkpoint\"")
+    });
+    for args in [
+        &["revoke", "only", "--reason", "stuck"][..],
+        &["unpark", "only"],
+        &["claim", "--local"],
+        &["status", "--offline"],
+    ] {
+        let output = as_agent(&env, "a", "bob", T0, args);
+        // `status` lists the lease among the unreadable ones, on stdout, and advises nothing.
+        assert!(
+            args[0] == "status"
+                || (output.stderr.contains("upgrade gitprio")
+                    && output.stderr.contains("a newer one may have written it")),
+            "{args:?}: {output}"
+        );
+        let all = format!("{}{}", output.stdout, output.stderr).to_lowercase();
+        assert!(!all.contains("delete"), "{args:?}: {output}");
+        let now = env.git("a", &["rev-parse", "refs/gitprio/leases/only"]);
+        assert_eq!(now.trim(), unknown, "{args:?} changed nothing");
+    }
 }
 
 #[test]

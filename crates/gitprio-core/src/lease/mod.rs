@@ -35,7 +35,7 @@ pub use ops::{
 };
 pub use overlap::{overlapping_ready, owns_overlap};
 pub use revoke::{Revocation, RevokeError, revoke};
-pub use store::{BadLease, CasOutcome, LeaseStore, Mode, StoreError};
+pub use store::{BadLease, CasOutcome, LeaseStore, Mode, StoreError, UPGRADE};
 
 /// The ref namespace of leases, in the remote and in local mode.
 pub const LEASE_PREFIX: &str = "refs/gitprio/leases/";
@@ -168,6 +168,18 @@ pub enum RecordError {
     /// The parser's message is the detail, not a source: a source would be printed again.
     #[error("lease record is corrupt: {detail}")]
     Corrupt { detail: String },
+    /// Well-formed JSON this gitprio cannot take as a record (an event, a state or a
+    /// field type it does not know): likely a newer gitprio's, so maybe a live lease.
+    #[error("lease record is in a form this gitprio does not know: {detail}")]
+    Unknown { detail: String },
+}
+
+impl RecordError {
+    /// Whether a newer gitprio may have written the record: then the lease may be live,
+    /// and the fix is to upgrade, never to delete it.
+    pub fn from_newer_gitprio(&self) -> bool {
+        matches!(self, RecordError::Unknown { .. })
+    }
 }
 
 const SUBJECT_PREFIX: &str = "gitprio lease: ";
@@ -197,8 +209,14 @@ impl LeaseRecord {
             return Err(RecordError::NotALease);
         }
         let (_, body) = message.split_once("\n\n").ok_or(RecordError::NotALease)?;
-        serde_json::from_str(body).map_err(|error| RecordError::Corrupt {
-            detail: error.to_string(),
+        serde_json::from_str(body).map_err(|error| {
+            let detail = error.to_string();
+            // JSON that parses but does not fit is what a newer record looks like;
+            // broken JSON no gitprio wrote.
+            match serde_json::from_str::<serde_json::Value>(body) {
+                Ok(serde_json::Value::Object(_)) => RecordError::Unknown { detail },
+                _ => RecordError::Corrupt { detail },
+            }
         })
     }
 
@@ -347,6 +365,12 @@ pub(crate) mod tests {
         let corrupt = LeaseRecord::from_message("gitprio lease: claim\n\n{not json").unwrap_err();
         assert!(matches!(corrupt, RecordError::Corrupt { .. }));
         assert!(std::error::Error::source(&corrupt).is_none());
+        assert!(!corrupt.from_newer_gitprio());
+        let newer = record
+            .to_message()
+            .replace("\"event\": \"claim\"", "\"event\": \"checkpoint\"");
+        let newer = LeaseRecord::from_message(&newer).unwrap_err();
+        assert!(newer.from_newer_gitprio(), "{newer}");
         assert_eq!(
             corrupt.to_string(),
             "lease record is corrupt: key must be a string at line 1 column 2"

@@ -94,14 +94,34 @@ pub enum StoreError {
     #[error("cannot write a lease commit: {0}")]
     Write(String),
     #[error(
-        "unreadable lease `{reference}`: {problem}; nothing was changed; if the lease is stale, delete it with `{delete}`"
+        "unreadable lease `{reference}`: {problem}; nothing was changed; {}",
+        unreadable_advice(delete.as_deref())
     )]
     Unreadable {
         reference: String,
         problem: String,
-        /// The command that deletes the ref where it lives.
-        delete: String,
+        /// The command that deletes the ref where it lives; `None` when a newer gitprio
+        /// may have written the record: the lease may be live, so upgrading is the fix.
+        delete: Option<String>,
     },
+}
+
+/// What to do about an unreadable lease: delete it if stale, or upgrade when a newer
+/// gitprio may have written it (deleting would free a task someone still works on).
+fn unreadable_advice(delete: Option<&str>) -> String {
+    delete.map_or_else(
+        || format!("{UPGRADE} (the lease may be live)"),
+        |delete| format!("if the lease is stale, delete it with `{delete}`"),
+    )
+}
+
+/// The advice for a lease record a newer gitprio may have written.
+pub const UPGRADE: &str = "upgrade gitprio first: a newer one may have written it";
+
+/// Why a lease commit could not be read, as [`BadLease`] and [`StoreError::Unreadable`] say it.
+struct Unread {
+    problem: String,
+    from_newer_gitprio: bool,
 }
 
 /// A lease ref that does not hold a readable lease record.
@@ -110,6 +130,8 @@ pub struct BadLease {
     pub reference: String,
     pub oid: Option<ObjectId>,
     pub problem: String,
+    /// A newer gitprio may have written the record (see [`super::RecordError::from_newer_gitprio`]).
+    pub from_newer_gitprio: bool,
 }
 
 /// The leases of one repository, in one [`Mode`].
@@ -586,6 +608,7 @@ impl<'repo> LeaseStore<'repo> {
                     reference,
                     oid: Some(oid),
                     problem: "the ref name is not a task id".to_owned(),
+                    from_newer_gitprio: false,
                 });
                 continue;
             };
@@ -611,13 +634,15 @@ impl<'repo> LeaseStore<'repo> {
                         reference,
                         oid: Some(oid),
                         problem: format!("the record names task `{}`", record.task),
+                        from_newer_gitprio: false,
                     });
                     misnamed.push((oid, record));
                 }
-                Err(problem) => bad.push(BadLease {
+                Err(unread) => bad.push(BadLease {
                     reference,
                     oid: Some(oid),
-                    problem,
+                    problem: unread.problem,
+                    from_newer_gitprio: unread.from_newer_gitprio,
                 }),
             }
         }
@@ -640,13 +665,13 @@ impl<'repo> LeaseStore<'repo> {
             return Ok(None);
         };
         let reference = super::lease_ref(id);
-        let record = self.read(oid).map_err(|problem| StoreError::Unreadable {
-            delete: match &self.mode {
+        let record = self.read(oid).map_err(|unread| StoreError::Unreadable {
+            delete: (!unread.from_newer_gitprio).then(|| match &self.mode {
                 Mode::Remote { .. } => format!("git push {} :{reference}", self.remote_name()),
                 Mode::Local => format!("git update-ref -d {reference}"),
-            },
+            }),
             reference: reference.clone(),
-            problem,
+            problem: unread.problem,
         })?;
         Ok(Some(Lease {
             reference,
@@ -655,12 +680,15 @@ impl<'repo> LeaseStore<'repo> {
         }))
     }
 
-    fn read(&self, oid: ObjectId) -> Result<LeaseRecord, String> {
-        let message = self
-            .repo
-            .commit_message(oid)
-            .map_err(|error| format!("{error} (not a commit?)"))?;
-        LeaseRecord::from_message(&message).map_err(|error| error.to_string())
+    fn read(&self, oid: ObjectId) -> Result<LeaseRecord, Unread> {
+        let message = self.repo.commit_message(oid).map_err(|error| Unread {
+            problem: format!("{error} (not a commit?)"),
+            from_newer_gitprio: false,
+        })?;
+        LeaseRecord::from_message(&message).map_err(|error| Unread {
+            problem: error.to_string(),
+            from_newer_gitprio: error.from_newer_gitprio(),
+        })
     }
 
     /// Writes the commit recording `record` on top of `parent`; nothing points at it yet.
