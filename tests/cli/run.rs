@@ -39,6 +39,24 @@ fn summary(output: &Output) -> serde_json::Value {
     output.json()
 }
 
+/// `gitprio run --json` in `clone` with the fake Claude Code at `claude`, in its JSON format.
+fn run_json(env: &TestEnv, claude: &str) -> Output {
+    env.run(
+        "clone",
+        &[
+            "run",
+            "--json",
+            "--",
+            claude,
+            "-p",
+            "--output-format",
+            "json",
+            "--model",
+            "{model}",
+        ],
+    )
+}
+
 fn lease_state(env: &TestEnv, dir: &str, id: &str) -> serde_json::Value {
     let status = env.run(dir, &["status", "--json", "--local"]);
     status.json()["leases"]
@@ -77,20 +95,7 @@ fn drains_the_queue_commits_pushes_and_stops() {
     );
     let claude = script(&env, "claude", CLAUDE_SUCCESS);
 
-    let run = env.run(
-        "clone",
-        &[
-            "run",
-            "--json",
-            "--",
-            &claude,
-            "-p",
-            "--output-format",
-            "json",
-            "--model",
-            "{model}",
-        ],
-    );
+    let run = run_json(&env, &claude);
     assert_eq!(run.code, 0, "{run}");
     let summary = summary(&run);
     // gamma waits on alpha, which is submitted but not merged: two tasks are done.
@@ -147,6 +152,34 @@ fn drains_the_queue_commits_pushes_and_stops() {
         history.contains("submit alpha") && history.contains("Created alpha.txt"),
         "{history}"
     );
+}
+
+/// A write that crashed between its temporary file and the rename (`file::replace`) leaves
+/// `.<name>.XXXXXX.tmp` behind; the run's commit never takes it into the agent's branch.
+#[test]
+fn the_commit_of_a_run_leaves_out_temporary_files_of_a_crashed_write() {
+    let env = TestEnv::new();
+    cloned(
+        &env,
+        &[
+            (".tasks/config.yaml", "tiers:\n  small: claude-haiku-4-5\n"),
+            (".tasks/alpha.md", &task("Alpha", "")),
+        ],
+    );
+    let crashed = CLAUDE_SUCCESS.replace(
+        "touch \"$GITPRIO_TASK.txt\"",
+        "touch \"$GITPRIO_TASK.txt\" .tasks/.alpha.md.x7Kq2B.tmp; mkdir -p docs; echo half > docs/.notes.md.Ab3De9.tmp; echo kept > docs/.kept.tmp",
+    );
+    let claude = script(&env, "claude", &crashed);
+    let run = run_json(&env, &claude);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["completed"], 1, "{run}");
+    let files = env.git(
+        "remote.git",
+        &["show", "--format=", "--name-only", "gitprio/alpha"],
+    );
+    // A file that only looks like one (no random part) is the agent's and is committed.
+    assert_eq!(files.trim(), ".tasks/alpha.md\nalpha.txt\ndocs/.kept.tmp");
 }
 
 #[test]

@@ -15,6 +15,14 @@ use tempfile::NamedTempFile;
 /// How many symbolic links [`replace`] follows before it gives up, as the kernel does.
 const MAX_SYMLINKS: usize = 40;
 
+/// How many random characters the name of a temporary file has.
+const RANDOM_CHARACTERS: usize = 6;
+
+/// The names of the temporary files [`replace`] and [`create_new`] write, as a glob
+/// (`.<name>.XXXXXX.tmp`): a crash between the write and the rename leaves one behind,
+/// which must not be committed as if it were the user's.
+pub const TEMPORARY_GLOB: &str = ".*.??????.tmp";
+
 /// Replaces the content of `path` with `bytes`, or creates it: readers and crashes see
 /// the old content or the new, never part of it.
 ///
@@ -90,6 +98,7 @@ fn written(
     let mut file = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".tmp")
+        .rand_bytes(RANDOM_CHARACTERS)
         .permissions(Permissions::from_mode(0o666))
         .tempfile_in(directory)?;
     if let Some(permissions) = permissions {
@@ -130,6 +139,20 @@ mod tests {
             .map(|entry| entry.unwrap().file_name())
             .collect();
         assert_eq!(names, ["run.sh"]);
+    }
+
+    /// `gitprio run` leaves files matching [`TEMPORARY_GLOB`] out of its commits: the
+    /// temporary file a crash leaves behind must be one of them.
+    #[test]
+    fn the_temporary_file_is_named_as_the_glob_says() {
+        let directory = tempfile::tempdir().unwrap();
+        let file = written(&directory.path().join("task.md"), b"half", None).unwrap();
+        let name = file.path().file_name().unwrap().to_str().unwrap();
+        let glob = globset::Glob::new(TEMPORARY_GLOB)
+            .unwrap()
+            .compile_matcher();
+        assert!(glob.is_match(name), "{name}");
+        assert!(!glob.is_match(".task.md.tmp"));
     }
 
     #[test]

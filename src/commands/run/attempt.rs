@@ -994,6 +994,35 @@ fn worktree_config(worktree: &Path) -> Config {
         .unwrap_or_default()
 }
 
+/// The pathspecs of everything in the worktree but the temporary files a crashed write of
+/// `gitprio_core::file` left (`.<name>.XXXXXX.tmp`): they are not the agent's work.
+fn committed_paths() -> [String; 3] {
+    [
+        "--".to_owned(),
+        ":(top)".to_owned(),
+        format!(
+            ":(top,exclude,glob)**/{}",
+            gitprio_core::file::TEMPORARY_GLOB
+        ),
+    ]
+}
+
+/// Stages every change in `worktree` but [`committed_paths`] leaves out.
+fn add_all(worktree: &Path) -> anyhow::Result<String> {
+    let paths = committed_paths();
+    let mut arguments = vec!["add", "--all"];
+    arguments.extend(paths.iter().map(String::as_str));
+    git(worktree, &arguments)
+}
+
+/// `git status --porcelain` of what [`add_all`] would stage.
+fn changes_to_commit(worktree: &Path) -> anyhow::Result<String> {
+    let paths = committed_paths();
+    let mut arguments = vec!["status", "--porcelain"];
+    arguments.extend(paths.iter().map(String::as_str));
+    git(worktree, &arguments)
+}
+
 /// Runs git in `directory` and returns its stdout, or its stderr as the error.
 pub fn git(directory: &Path, arguments: &[&str]) -> anyhow::Result<String> {
     let output = git_command(directory, arguments)
@@ -1086,7 +1115,7 @@ fn keep_earlier_attempt(
     let top = git(worktree, &["rev-parse", "--show-toplevel"]);
     let own = top
         .is_ok_and(|top| Path::new(top.trim()).canonicalize().ok() == worktree.canonicalize().ok());
-    let changes = git(worktree, &["status", "--porcelain"]);
+    let changes = changes_to_commit(worktree);
     let (true, Ok(changes)) = (own, changes) else {
         // Not a worktree of its own any more (half made, broken by hand): git has nothing
         // of it to keep, and must not take the enclosing repository's changes for it.
@@ -1107,7 +1136,7 @@ fn keep_earlier_attempt(
         .unwrap_or(claimed.generation.saturating_sub(1));
     let reference = format!("refs/gitprio/attempts/{id}/{generation}");
     let kept = (|| {
-        git(worktree, &["add", "--all"])?;
+        add_all(worktree)?;
         let tree = git(worktree, &["write-tree"])?;
         let message = format!(
             "What attempt {generation} at {id} left in its worktree\n\nGitprio-Task: {id}\n"
@@ -1288,7 +1317,7 @@ fn commit_worktree(
     claimed: &Claimed,
     summary: Option<&str>,
 ) -> anyhow::Result<()> {
-    if git(worktree, &["status", "--porcelain"])?.is_empty() {
+    if changes_to_commit(worktree)?.is_empty() {
         return Ok(());
     }
     let id = claimed.task.id.as_str();
@@ -1303,7 +1332,7 @@ fn commit_worktree(
         .join(claimed.generation.to_string())
         .join("commit-message");
     std::fs::write(&message_file, &message).context("cannot write the commit message")?;
-    git(worktree, &["add", "--all"])?;
+    add_all(worktree)?;
     git(
         worktree,
         &[
