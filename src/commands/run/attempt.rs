@@ -994,33 +994,26 @@ fn worktree_config(worktree: &Path) -> Config {
         .unwrap_or_default()
 }
 
-/// The pathspecs of everything in the worktree but the temporary files a crashed write of
-/// `gitprio_core::file` left (`.<name>.XXXXXX.tmp`): they are not the agent's work.
-fn committed_paths() -> [String; 3] {
-    [
-        "--".to_owned(),
-        ":(top)".to_owned(),
-        format!(
-            ":(top,exclude,glob)**/{}",
-            gitprio_core::file::TEMPORARY_GLOB
-        ),
-    ]
+/// Runs `git <command>` in `worktree` on everything but the temporary files a crashed
+/// write of `gitprio_core::file` left (`.<name>.XXXXXX.tmp`): they are not the agent's work.
+fn git_on_work(worktree: &Path, command: &[&str]) -> anyhow::Result<String> {
+    let temporary = format!(
+        ":(top,exclude,glob)**/{}",
+        gitprio_core::file::TEMPORARY_GLOB
+    );
+    let mut arguments = command.to_vec();
+    arguments.extend(["--", ":(top)", &temporary]);
+    git(worktree, &arguments)
 }
 
-/// Stages every change in `worktree` but [`committed_paths`] leaves out.
+/// Stages every change in `worktree` but [`git_on_work`] leaves out.
 fn add_all(worktree: &Path) -> anyhow::Result<String> {
-    let paths = committed_paths();
-    let mut arguments = vec!["add", "--all"];
-    arguments.extend(paths.iter().map(String::as_str));
-    git(worktree, &arguments)
+    git_on_work(worktree, &["add", "--all"])
 }
 
 /// `git status --porcelain` of what [`add_all`] would stage.
 fn changes_to_commit(worktree: &Path) -> anyhow::Result<String> {
-    let paths = committed_paths();
-    let mut arguments = vec!["status", "--porcelain"];
-    arguments.extend(paths.iter().map(String::as_str));
-    git(worktree, &arguments)
+    git_on_work(worktree, &["status", "--porcelain"])
 }
 
 /// Runs git in `directory` and returns its stdout, or its stderr as the error.
