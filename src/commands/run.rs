@@ -236,6 +236,13 @@ impl Control {
         self.changed.notify_all();
     }
 
+    /// Records that an attempt of this run lost the lease on `id`, the moment it learns so:
+    /// a sibling slot that finishes meanwhile must not claim the task again while the agent
+    /// that lost it is still being stopped.
+    pub fn lose(&self, id: &TaskId) {
+        self.lock().lost.insert(id.clone());
+    }
+
     /// Publishes what the agent of `slot` has spent so far.
     pub fn set_live(&self, slot: usize, tokens: u64, usd: f64) {
         self.lock().live[slot] = (tokens, usd);
@@ -797,7 +804,8 @@ fn finish(
     let mut lost = false;
     if let Some(report) = report {
         if report.ending == Ending::Lost {
-            lost = state.lost.insert(claimed.task.id.clone());
+            state.lost.insert(claimed.task.id.clone());
+            lost = true;
         }
         state.spent_tokens += report.tokens;
         state.spent_usd += report.cost_usd.unwrap_or(0.0);

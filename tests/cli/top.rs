@@ -512,15 +512,20 @@ fn the_live_screen_sorts_filters_opens_a_task_and_revokes_in_tmux() {
 }
 
 /// A Claude Code `stream-json` agent that spends 1000 tokens at once, then works until the
-/// test creates `finish` (at most 60 seconds) and reports success.
+/// test creates `finish` (at most 60 seconds) and reports success. Told to stop (SIGTERM),
+/// it works until then too, and takes 4 more seconds to exit.
 fn patient_agent(env: &TestEnv) -> String {
     let finish = env.path("finish");
     let body = format!(
         r#"cat > /dev/null
 echo '{{"type":"system","subtype":"init","session_id":"s-'$GITPRIO_TASK'","model":"claude-sonnet-4-5"}}'
 echo '{{"type":"assistant","message":{{"id":"m-'$GITPRIO_TASK'","model":"claude-sonnet-4-5","usage":{{"input_tokens":900,"output_tokens":100}}}}}}'
+stopped=
+trap 'stopped=1' TERM
 i=0
 while [ ! -e '{finish}' ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+# An agent told to stop takes its time: its siblings finish and claim again meanwhile.
+if [ -n "$stopped" ]; then sleep 4; fi
 echo '{{"type":"result","subtype":"success","is_error":false,"result":"Nothing to change.","session_id":"s-'$GITPRIO_TASK'","usage":{{"input_tokens":900,"output_tokens":100}}}}'
 "#,
         finish = finish.display()
@@ -563,8 +568,9 @@ fn top_shows_a_fleet_from_run_parallel_4_live_and_its_revoke_stops_an_agent() {
             // Renewed every 3s: slow enough that a loaded machine does not let it expire.
             "--ttl",
             "9s",
+            // Longer than the stopped agent takes to exit: it is not killed.
             "--grace",
-            "1s",
+            "60s",
             "--",
             &agent,
             "-p",
