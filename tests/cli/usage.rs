@@ -1895,3 +1895,80 @@ fn a_cost_under_a_cent_is_shown_as_under_a_cent_not_as_free() {
     let cost = json["summary"]["cost_usd"].as_f64().unwrap_or_default();
     assert!((cost - 0.0003).abs() < 1e-9, "{json}");
 }
+
+/// Alice spends on `cache` late on Nov 1 and early on Nov 2 and completes it at 02:00;
+/// Bob spends on `docs` at 22:10 and releases it at 23:10.
+fn spend_across_midnight(env: &TestEnv) {
+    let at = |dir: &str, name: &str, now: &str, args: &[&str]| succeeds(env, dir, name, now, args);
+    let claim = |dir: &str, name: &str, now: &str, kind: &str| {
+        at(
+            dir,
+            name,
+            now,
+            &["claim", "--json", "--type", kind, "--ttl", "4d"],
+        );
+    };
+    claim("b", "bob", "2026-11-01T22:00:00Z", "docs");
+    at("b", "bob", "2026-11-01T22:10:00Z", &SPEND);
+    claim("a", "alice", "2026-11-01T23:00:00Z", "feature");
+    at("b", "bob", "2026-11-01T23:10:00Z", &["release"]);
+    at("a", "alice", "2026-11-01T23:30:00Z", &SPEND);
+    at("a", "alice", "2026-11-02T01:00:00Z", &SPEND);
+    at("a", "alice", "2026-11-02T02:00:00Z", &["done"]);
+}
+
+#[test]
+fn a_completion_counts_in_the_period_it_ended_and_runs_idle_in_the_period_are_left_out() {
+    let env = TestEnv::new();
+    setup(&env);
+    spend_across_midnight(&env);
+    let report = |args: &[&str]| {
+        let all = [&["report", "--json"][..], args].concat();
+        succeeds(&env, "reader", "carol", "2026-11-02T07:00:00Z", &all).json()
+    };
+    let figures = |json: &serde_json::Value| {
+        let summary = &json["summary"];
+        let runs: Vec<String> = json["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|run| format!("{} {}", run["task"], run["tokens"]))
+            .collect();
+        (
+            summary["tokens"].as_u64().unwrap(),
+            summary["completed_tasks"].as_u64().unwrap(),
+            summary["value_points"].as_u64().unwrap(),
+            runs,
+        )
+    };
+    // Before midnight: Alice's first 1,000 tokens; her completion at 02:00 is not of this period.
+    let before = report(&["--until", "2026-11-02"]);
+    assert_eq!(
+        figures(&before),
+        (
+            2000,
+            0,
+            0,
+            vec!["\"cache\" 1000".to_owned(), "\"docs\" 1000".to_owned()]
+        ),
+        "{before}"
+    );
+    assert_eq!(
+        before["summary"]["value_per_million_tokens"], 0.0,
+        "{before}"
+    );
+    // After 23:00: Bob's run ended then but spent nothing in it: not one of its runs.
+    let late = report(&["--since", "2026-11-01T23:00:00Z"]);
+    assert_eq!(
+        figures(&late),
+        (2000, 1, 8, vec!["\"cache\" 2000".to_owned()]),
+        "{late}"
+    );
+    // After her last request: no tokens, but the completion (and its value) is of this period.
+    let ended = report(&["--since", "2026-11-02T01:30:00Z"]);
+    assert_eq!(
+        figures(&ended),
+        (0, 1, 8, vec!["\"cache\" 0".to_owned()]),
+        "{ended}"
+    );
+}

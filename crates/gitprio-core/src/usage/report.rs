@@ -597,6 +597,38 @@ fn spend(runs: &[&Run], prices: &PriceTable, now: Option<Timestamp>) -> Spend {
     }
 }
 
+/// The report's time range: each request counts in it by its own time, each completion
+/// by the time its run ended.
+#[derive(Clone, Copy, Debug, Default)]
+struct Range {
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+}
+
+impl Range {
+    fn of(filter: &RunFilter) -> Range {
+        Range {
+            since: filter.since,
+            until: filter.until,
+        }
+    }
+
+    fn is_all(self) -> bool {
+        self.since.is_none() && self.until.is_none()
+    }
+
+    fn contains(self, at: Timestamp) -> bool {
+        self.since.is_none_or(|since| at >= since) && self.until.is_none_or(|until| at < until)
+    }
+
+    /// Whether `run` completed its task within the range (its completion, and the task's
+    /// value, are figures of the period it ended in).
+    fn completes(self, run: &Run) -> bool {
+        run.meta.outcome == Some(Outcome::Completed)
+            && self.contains(run.meta.ended_at.unwrap_or(run.meta.started_at))
+    }
+}
+
 /// Computes the report for `runs` that pass `filter`.
 pub fn report(
     runs: &[Run],
@@ -605,11 +637,10 @@ pub fn report(
     filter: &RunFilter,
     group_by: GroupBy,
 ) -> Report {
-    let in_window = |at: Timestamp| {
-        filter.since.is_none_or(|since| at >= since) && filter.until.is_none_or(|until| at < until)
-    };
-    let timed = filter.since.is_some() || filter.until.is_some();
-    // Each token counts in the window of its own request, not of its run's start.
+    let range = Range::of(filter);
+    // Each token counts in the period of its own request, not of its run's start, and a
+    // run belongs to the period when it spent in it or completed in it (its value is
+    // the period's); a run still going with nothing recorded, when it started in it.
     let owned: Vec<Run> =
         runs.iter()
             .filter(|run| {
@@ -620,20 +651,20 @@ pub fn report(
                     })
             })
             .filter_map(|run| {
-                if !timed {
+                if range.is_all() {
                     return Some(run.clone());
                 }
                 let started = run.meta.started_at;
                 let records: Vec<UsageRecord> = run
                     .records
                     .iter()
-                    .filter(|record| in_window(record.at.unwrap_or(started)))
+                    .filter(|record| range.contains(record.at.unwrap_or(started)))
                     .cloned()
                     .collect();
-                let touches = !records.is_empty()
-                    || in_window(started)
-                    || run.meta.ended_at.is_some_and(in_window);
-                touches.then(|| Run {
+                let idle_in_flight =
+                    run.records.is_empty() && run.meta.outcome.is_none() && range.contains(started);
+                let belongs = !records.is_empty() || range.completes(run) || idle_in_flight;
+                belongs.then(|| Run {
                     meta: run.meta.clone(),
                     records,
                 })
@@ -652,10 +683,10 @@ pub fn report(
             }
         }
     }
-    let summary = summarize(&selected, tasks, prices);
-    let groups = group(&selected, tasks, prices, group_by);
-    let mut waste = waste(&selected, &lines, tasks, prices);
-    manager_signals(&mut waste, &selected, &lines, tasks, prices);
+    let summary = summarize(&selected, tasks, prices, range);
+    let groups = group(&selected, tasks, prices, group_by, range);
+    let mut waste = waste(&selected, &lines, tasks, prices, range);
+    manager_signals(&mut waste, &selected, &lines, tasks, prices, range);
     let spend = spend(&selected, prices, filter.now);
     let (fleet, fleet_runs) = fleet(&selected, tasks, prices);
     Report {
@@ -741,7 +772,12 @@ fn run_line(run: &Run, tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable)
 }
 
 #[expect(clippy::cast_precision_loss, reason = "ratios for display")]
-fn summarize(runs: &[&Run], tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable) -> Summary {
+fn summarize(
+    runs: &[&Run],
+    tasks: &BTreeMap<TaskId, TaskFacts>,
+    prices: &PriceTable,
+    range: Range,
+) -> Summary {
     let mut totals = Totals::default();
     let mut cost = 0.0;
     let mut unpriced = 0;
@@ -751,7 +787,7 @@ fn summarize(runs: &[&Run], tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceT
         let (run_cost, run_unpriced, _) = run_cost(run, prices);
         cost += run_cost;
         unpriced += run_unpriced;
-        if run.meta.outcome == Some(Outcome::Completed) {
+        if range.completes(run) {
             let value = tasks
                 .get(&run.meta.task)
                 .map_or(run.meta.value, |facts| facts.value);
@@ -784,6 +820,7 @@ fn group(
     tasks: &BTreeMap<TaskId, TaskFacts>,
     prices: &PriceTable,
     group_by: GroupBy,
+    range: Range,
 ) -> Vec<Group> {
     let mut groups: BTreeMap<String, Vec<Run>> = BTreeMap::new();
     for run in runs {
@@ -841,7 +878,7 @@ fn group(
             let borrowed: Vec<&Run> = runs.iter().collect();
             Group {
                 key,
-                summary: summarize(&borrowed, tasks, prices),
+                summary: summarize(&borrowed, tasks, prices, range),
             }
         })
         .collect()
@@ -926,6 +963,7 @@ fn manager_signals(
     lines: &[RunLine],
     tasks: &BTreeMap<TaskId, TaskFacts>,
     prices: &PriceTable,
+    range: Range,
 ) {
     unmerged(waste, lines, tasks);
     let mut per_task: BTreeMap<&TaskId, (String, f64, bool, bool)> = BTreeMap::new();
@@ -939,7 +977,7 @@ fn manager_signals(
             .or_insert((kind, 0.0, true, false));
         entry.1 += cost;
         entry.2 &= fully_priced;
-        entry.3 |= run.meta.outcome == Some(Outcome::Completed);
+        entry.3 |= range.completes(run);
         if let Some(routed) = &run.meta.routed_model
             && prices.price(routed).is_some()
             && run.records.iter().any(|record| &record.model != routed)
@@ -1049,6 +1087,7 @@ fn waste(
     lines: &[RunLine],
     tasks: &BTreeMap<TaskId, TaskFacts>,
     prices: &PriceTable,
+    range: Range,
 ) -> Waste {
     let mut by_task: TaskSpend<'_> = BTreeMap::new();
     for run in runs {
@@ -1060,7 +1099,7 @@ fn waste(
         entry.1 += run.totals().tokens();
         entry.2 += cost;
         entry.3 &= fully_priced;
-        entry.4 |= run.meta.outcome == Some(Outcome::Completed);
+        entry.4 |= range.completes(run);
     }
     let tokens_per_completed_task = completed_distribution(&by_task);
     let unfinished_runs: Vec<RunLine> = lines
