@@ -12,7 +12,7 @@ use gitprio_core::usage::import::ImportState;
 use gitprio_core::usage::money::Usd;
 use gitprio_core::usage::report::{
     Distribution, GroupBy, OPEN, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts, Waste,
-    attribute_share, pull_request_signals, report,
+    attribute_share, day_of, pull_request_signals, report,
 };
 use gitprio_core::usage::{Ledger, PriceTable};
 use jiff::Timestamp;
@@ -776,10 +776,15 @@ fn windows(windows: &[gitprio_core::usage::report::Window]) -> Vec<String> {
         .iter()
         .skip(windows.len().saturating_sub(10))
         .map(|window| {
+            // A window across midnight names the day it ends on.
+            let end = if day_of(window.end) == day_of(window.start) {
+                window.end.strftime("%H:%M")
+            } else {
+                window.end.strftime("%Y-%m-%d %H:%M")
+            };
             let mut line = format!(
-                "{} to {}: {} tokens, {}",
+                "{} to {end}: {} tokens, {}",
                 window.start.strftime("%Y-%m-%d %H:%M"),
-                window.end.strftime("%H:%M"),
                 tokens(window.tokens),
                 cost_of(window.cost_usd, window.unpriced_tokens)
             );

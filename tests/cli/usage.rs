@@ -1972,3 +1972,46 @@ fn a_completion_counts_in_the_period_it_ended_and_runs_idle_in_the_period_are_le
         "{ended}"
     );
 }
+
+#[test]
+fn five_hour_windows_are_the_accounts_and_a_filter_only_picks_which_to_show() {
+    let env = TestEnv::new();
+    setup(&env);
+    spend_across_midnight(&env);
+    let report = |args: &[&str]| {
+        let all = [&["report"][..], args].concat();
+        succeeds(&env, "reader", "carol", "2026-11-02T07:00:00Z", &all)
+    };
+    let windows = |args: &[&str]| -> Vec<(String, String, u64)> {
+        let json = report(&[&["--json"][..], args].concat()).json();
+        json["spend"]["windows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|window| {
+                (
+                    window["start"].as_str().unwrap().to_owned(),
+                    window["end"].as_str().unwrap().to_owned(),
+                    window["tokens"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    // Bob's request at 22:10 opened the window; a filter after it does not open another.
+    let window = vec![(
+        "2026-11-01T22:00:00Z".to_owned(),
+        "2026-11-02T03:00:00Z".to_owned(),
+        3000,
+    )];
+    assert_eq!(windows(&[]), window);
+    assert_eq!(windows(&["--since", "2026-11-02T00:30:00Z"]), window);
+    assert_eq!(windows(&["--until", "2026-11-01T22:05:00Z"]), window);
+    assert_eq!(windows(&["--until", "2026-11-01T21:59:00Z"]), []);
+    assert_eq!(windows(&["--since", "2026-11-02T03:00:00Z"]), []);
+    // A window across midnight names the day it ends on.
+    let table = report(&["--since", "2026-11-02"]).stdout;
+    assert!(
+        table.contains("2026-11-01 22:00 to 2026-11-02 03:00: 3.0k tokens"),
+        "{table}"
+    );
+}

@@ -508,11 +508,10 @@ fn add_to(period: &mut Period, record: &UsageRecord, prices: &PriceTable) {
     }
 }
 
-/// Computes spend over time from the records of `runs`; `now` marks the active window.
-#[expect(clippy::cast_precision_loss, reason = "rates for display")]
-fn spend(runs: &[&Run], prices: &PriceTable, now: Option<Timestamp>) -> Spend {
+/// Each record of `runs` with its time (its run's start where it has none), oldest first.
+fn timed_records<'a>(runs: impl IntoIterator<Item = &'a Run>) -> Vec<(Timestamp, &'a UsageRecord)> {
     let mut records: Vec<(Timestamp, &UsageRecord)> = runs
-        .iter()
+        .into_iter()
         .flat_map(|run| {
             run.records
                 .iter()
@@ -520,6 +519,21 @@ fn spend(runs: &[&Run], prices: &PriceTable, now: Option<Timestamp>) -> Spend {
         })
         .collect();
     records.sort_by_key(|(at, _)| *at);
+    records
+}
+
+/// Computes spend by day, week and month from the records of `selected`, and the 5-hour
+/// windows from those of `all` runs: a window is the account's, opened by whichever
+/// request came first, so a filter only picks which windows (those overlapping `range`)
+/// are shown. `now` marks the active window.
+fn spend(
+    selected: &[&Run],
+    all: &[Run],
+    prices: &PriceTable,
+    range: Range,
+    now: Option<Timestamp>,
+) -> Spend {
+    let records = timed_records(selected.iter().copied());
     let mut by: [BTreeMap<String, Period>; 3] = Default::default();
     for (at, record) in &records {
         let day = day_of(*at);
@@ -533,9 +547,29 @@ fn spend(runs: &[&Run], prices: &PriceTable, now: Option<Timestamp>) -> Spend {
         }
     }
     let [by_day, by_week, by_month] = by.map(|map| map.into_values().collect());
+    let windows = windows(&timed_records(all), prices, now)
+        .into_iter()
+        .filter(|window| range.overlaps(window.start, window.end))
+        .collect();
+    Spend {
+        by_day,
+        by_week,
+        by_month,
+        windows,
+    }
+}
+
+/// Cuts `records` (oldest first) into 5-hour windows; `now` marks the active one, with
+/// its burn rate and projection.
+#[expect(clippy::cast_precision_loss, reason = "rates for display")]
+fn windows(
+    records: &[(Timestamp, &UsageRecord)],
+    prices: &PriceTable,
+    now: Option<Timestamp>,
+) -> Vec<Window> {
     let span = jiff::SignedDuration::from_hours(WINDOW_HOURS);
     let mut windows: Vec<Window> = Vec::new();
-    for (at, record) in &records {
+    for (at, record) in records {
         let open = windows.last().is_some_and(|window| *at < window.end);
         if !open {
             let hour = at
@@ -589,12 +623,7 @@ fn spend(runs: &[&Run], prices: &PriceTable, now: Option<Timestamp>) -> Spend {
                 .then(|| window.cost_usd * projected as f64 / window.tokens as f64);
         }
     }
-    Spend {
-        by_day,
-        by_week,
-        by_month,
-        windows,
-    }
+    windows
 }
 
 /// The report's time range: each request counts in it by its own time, each completion
@@ -619,6 +648,11 @@ impl Range {
 
     fn contains(self, at: Timestamp) -> bool {
         self.since.is_none_or(|since| at >= since) && self.until.is_none_or(|until| at < until)
+    }
+
+    /// Whether the span from `start` to `end` (excluded) shares a moment with the range.
+    fn overlaps(self, start: Timestamp, end: Timestamp) -> bool {
+        self.since.is_none_or(|since| end > since) && self.until.is_none_or(|until| start < until)
     }
 
     /// Whether `run` completed its task within the range (its completion, and the task's
@@ -687,7 +721,7 @@ pub fn report(
     let groups = group(&selected, tasks, prices, group_by, range);
     let mut waste = waste(&selected, &lines, tasks, prices, range);
     manager_signals(&mut waste, &selected, &lines, tasks, prices, range);
-    let spend = spend(&selected, prices, filter.now);
+    let spend = spend(&selected, runs, prices, range, filter.now);
     let (fleet, fleet_runs) = fleet(&selected, tasks, prices);
     Report {
         price_snapshot: super::PRICE_SNAPSHOT,
