@@ -366,7 +366,7 @@ fn headline(report: &Report) -> Vec<(String, String)> {
     let mut rows = headline_rows(report);
     let waste = &report.waste;
     rows.insert(
-        6,
+        7,
         (
             "unmerged spend".to_owned(),
             format!(
@@ -385,6 +385,22 @@ fn headline(report: &Report) -> Vec<(String, String)> {
     rows
 }
 
+/// What the runs still going spent: beside the totals, outside the ratios.
+fn in_flight_row(summary: &gitprio_core::usage::report::Summary) -> String {
+    if summary.in_flight_runs == 0 {
+        return "none".to_owned();
+    }
+    format!(
+        "{} tokens ({}) in {}, not in the ratios",
+        tokens(summary.in_flight_tokens),
+        cost_of(
+            summary.in_flight_cost_usd,
+            summary.in_flight_unpriced_tokens
+        ),
+        output::counted(summary.in_flight_runs, "run")
+    )
+}
+
 fn headline_rows(report: &Report) -> Vec<(String, String)> {
     let summary = &report.summary;
     vec![
@@ -399,6 +415,7 @@ fn headline_rows(report: &Report) -> Vec<(String, String)> {
             format!("cost (estimated at list price, {})", price_label(report)),
             summary_cost(summary),
         ),
+        ("in flight".to_owned(), in_flight_row(summary)),
         (
             "value per 1M tokens".to_owned(),
             ratio(summary.value_per_million_tokens, 2),

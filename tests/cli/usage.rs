@@ -2015,3 +2015,67 @@ fn five_hour_windows_are_the_accounts_and_a_filter_only_picks_which_to_show() {
         "{table}"
     );
 }
+
+#[test]
+fn headline_ratios_are_over_finished_runs_and_in_flight_tokens_have_their_own_line() {
+    let env = TestEnv::new();
+    setup(&env);
+    spend_across_midnight(&env);
+    let at = |dir: &str, name: &str, now: &str, args: &[&str]| succeeds(&env, dir, name, now, args);
+    // Carol's run is still going: 2,000 tokens that bought nothing yet, nor wasted any.
+    at(
+        "reader",
+        "carol",
+        "2026-11-02T05:00:00Z",
+        &["claim", "--json", "--type", "bug", "--ttl", "4d"],
+    );
+    for key in ["c1", "c2"] {
+        at(
+            "reader",
+            "carol",
+            "2026-11-02T05:30:00Z",
+            &[&SPEND[..], &["--key", key]].concat(),
+        );
+    }
+    let report = |args: &[&str]| {
+        let all = [&["report", "--by", "type"][..], args].concat();
+        at("reader", "carol", "2026-11-02T07:00:00Z", &all)
+    };
+    let json = report(&["--json"]).json();
+    let summary = &json["summary"];
+    assert_eq!(summary["tokens"], 5000, "{json}");
+    assert_eq!(summary["in_flight_tokens"], 2000, "{json}");
+    // 8 value points over the 3,000 tokens of finished runs, not over all 5,000.
+    let value = summary["value_per_million_tokens"].as_f64().unwrap();
+    assert!((value - 8.0 / 3000.0 * 1e6).abs() < 1e-6, "{json}");
+    let usd = summary["usd_per_completed_task"].as_f64().unwrap();
+    assert!((usd - 0.045).abs() < 1e-9, "{json}");
+    // A type whose only run is in flight has no value per token yet, not zero.
+    let bug = json["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|group| group["key"] == "bug")
+        .unwrap();
+    assert_eq!(
+        bug["value_per_million_tokens"],
+        serde_json::Value::Null,
+        "{json}"
+    );
+    let line = "2.0k tokens ($0.03) in 1 run, not in the ratios";
+    for format in ["table", "md", "html"] {
+        let text = report(&["--format", format]).stdout;
+        let row = text
+            .lines()
+            .find(|row| row.contains("in flight") && row.contains(line))
+            .unwrap_or_else(|| panic!("{format}: {text}"));
+        assert!(!row.is_empty());
+    }
+    let metrics = report(&["--format", "openmetrics"]).stdout;
+    assert!(
+        metrics
+            .lines()
+            .any(|row| row == "gitprio_in_flight_tokens 2000"),
+        "{metrics}"
+    );
+}

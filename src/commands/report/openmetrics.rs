@@ -134,7 +134,7 @@ fn push_runs(text: &mut String, report: &Report) {
 fn push_gauges(text: &mut String, report: &Report) {
     let summary = &report.summary;
     let waste = &report.waste;
-    let gauges: [(&str, Option<&str>, &str, f64); 7] = [
+    let gauges: [(&str, Option<&str>, &str, f64); 8] = [
         (
             "gitprio_completed_tasks",
             None,
@@ -170,6 +170,12 @@ fn push_gauges(text: &mut String, report: &Report) {
             None,
             "Runs still going.",
             waste.in_flight_runs.len() as f64,
+        ),
+        (
+            "gitprio_in_flight_tokens",
+            None,
+            "Tokens of runs still going: neither value nor waste yet.",
+            summary.in_flight_tokens as f64,
         ),
         (
             "gitprio_model_overspend_usd",

@@ -155,7 +155,14 @@ pub struct Summary {
     pub cost_usd: f64,
     /// Tokens of models with no known price: their cost is unknown, not zero.
     pub unpriced_tokens: u64,
-    /// Value points per million tokens.
+    /// Runs still going, and their part of the figures above: not value yet, nor waste,
+    /// so the ratios below leave them out.
+    pub in_flight_runs: usize,
+    pub in_flight_tokens: u64,
+    #[serde(serialize_with = "money::serialize")]
+    pub in_flight_cost_usd: f64,
+    pub in_flight_unpriced_tokens: u64,
+    /// Value points per million tokens of finished runs.
     pub value_per_million_tokens: Option<f64>,
     pub tasks_per_million_tokens: Option<f64>,
     #[serde(serialize_with = "money::serialize_option")]
@@ -717,7 +724,11 @@ pub fn report(
             }
         }
     }
-    let summary = summarize(&selected, tasks, prices, range);
+    let counted: Vec<(&Run, bool)> = selected
+        .iter()
+        .map(|run| (*run, range.completes(run)))
+        .collect();
+    let summary = summarize(&counted, tasks, prices);
     let groups = group(&selected, tasks, prices, group_by, range);
     let mut waste = waste(&selected, &lines, tasks, prices, range);
     manager_signals(&mut waste, &selected, &lines, tasks, prices, range);
@@ -805,23 +816,33 @@ fn run_line(run: &Run, tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable)
     }
 }
 
+/// Sums `runs`, each with whether its completion counts here (see [`Range::completes`]).
+/// Ratios of tokens and dollars (value per token, dollars per task) are over finished
+/// runs: a run still going has bought nothing yet, and its tokens are in `in_flight_tokens`.
 #[expect(clippy::cast_precision_loss, reason = "ratios for display")]
 fn summarize(
-    runs: &[&Run],
+    runs: &[(&Run, bool)],
     tasks: &BTreeMap<TaskId, TaskFacts>,
     prices: &PriceTable,
-    range: Range,
 ) -> Summary {
     let mut totals = Totals::default();
     let mut cost = 0.0;
     let mut unpriced = 0;
+    let mut in_flight = Summary::default();
     let mut completed: BTreeMap<&TaskId, u32> = BTreeMap::new();
-    for run in runs {
-        totals.merge(&run.totals());
+    for (run, completes) in runs {
+        let run_totals = run.totals();
+        totals.merge(&run_totals);
         let (run_cost, run_unpriced, _) = run_cost(run, prices);
         cost += run_cost;
         unpriced += run_unpriced;
-        if range.completes(run) {
+        if run.meta.outcome.is_none() {
+            in_flight.runs += 1;
+            in_flight.tokens += run_totals.tokens();
+            in_flight.cost_usd += run_cost;
+            in_flight.unpriced_tokens += run_unpriced;
+        }
+        if *completes {
             let value = tasks
                 .get(&run.meta.task)
                 .map_or(run.meta.value, |facts| facts.value);
@@ -829,9 +850,12 @@ fn summarize(
         }
     }
     let tokens = totals.tokens();
+    let finished_tokens = tokens - in_flight.tokens;
+    let finished_cost = cost - in_flight.cost_usd;
     let value_points: u64 = completed.values().map(|value| u64::from(*value)).sum();
-    let per_million = |count: f64| (tokens > 0).then(|| count / tokens as f64 * 1_000_000.0);
-    let fully_priced = unpriced == 0;
+    let per_million =
+        |count: f64| (finished_tokens > 0).then(|| count / finished_tokens as f64 * 1_000_000.0);
+    let fully_priced = unpriced == in_flight.unpriced_tokens;
     Summary {
         runs: runs.len(),
         completed_tasks: completed.len(),
@@ -840,11 +864,16 @@ fn summarize(
         totals,
         cost_usd: cost,
         unpriced_tokens: unpriced,
+        in_flight_runs: in_flight.runs,
+        in_flight_tokens: in_flight.tokens,
+        in_flight_cost_usd: in_flight.cost_usd,
+        in_flight_unpriced_tokens: in_flight.unpriced_tokens,
         value_per_million_tokens: per_million(value_points as f64),
         tasks_per_million_tokens: per_million(completed.len() as f64),
         usd_per_completed_task: (fully_priced && !completed.is_empty())
-            .then(|| cost / completed.len() as f64),
-        usd_per_value_point: (fully_priced && value_points > 0).then(|| cost / value_points as f64),
+            .then(|| finished_cost / completed.len() as f64),
+        usd_per_value_point: (fully_priced && value_points > 0)
+            .then(|| finished_cost / value_points as f64),
         cache_hit_rate: totals.cache_hit_rate(),
     }
 }
@@ -856,40 +885,42 @@ fn group(
     group_by: GroupBy,
     range: Range,
 ) -> Vec<Group> {
-    let mut groups: BTreeMap<String, Vec<Run>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Vec<(Run, bool)>> = BTreeMap::new();
     for run in runs {
+        let completes = range.completes(run);
         if group_by == GroupBy::Model {
-            // A run's tokens go to each model it used; its completion to the main one.
+            // A run counts under each model it used, with that model's tokens; its
+            // completion under its main model only.
             let main = dominant_model(run);
             for model in run.totals_by_model().keys() {
                 let mut part = (*run).clone();
                 part.records.retain(|record| record.model == *model);
-                if *model != main {
-                    part.meta.outcome = None;
-                }
-                groups.entry((*model).to_owned()).or_default().push(part);
+                groups
+                    .entry((*model).to_owned())
+                    .or_default()
+                    .push((part, completes && *model == main));
             }
             continue;
         }
         if group_by == GroupBy::Day {
             // Tokens go to the day of their request; the completion to the day it ended.
-            let ended = day_of(run.meta.ended_at.unwrap_or(run.meta.started_at));
+            let ended = completes.then(|| day_of(run.meta.ended_at.unwrap_or(run.meta.started_at)));
             let mut days: BTreeMap<String, Vec<UsageRecord>> = BTreeMap::new();
             for record in &run.records {
                 days.entry(day_of(record.at.unwrap_or(run.meta.started_at)))
                     .or_default()
                     .push(record.clone());
             }
-            days.entry(ended.clone()).or_default();
+            if let Some(ended) = &ended {
+                days.entry(ended.clone()).or_default();
+            }
             for (day, records) in days {
-                let mut meta = run.meta.clone();
-                if day != ended {
-                    meta.outcome = None;
-                }
-                if records.is_empty() && meta.outcome.is_none() {
-                    continue;
-                }
-                groups.entry(day).or_default().push(Run { meta, records });
+                let completes_here = ended.as_ref() == Some(&day);
+                let part = Run {
+                    meta: run.meta.clone(),
+                    records,
+                };
+                groups.entry(day).or_default().push((part, completes_here));
             }
             continue;
         }
@@ -904,15 +935,21 @@ fn group(
                 .unwrap_or_else(|| "-".to_owned()),
             GroupBy::Model | GroupBy::Day => unreachable!("handled above"),
         };
-        groups.entry(key).or_default().push((*run).clone());
+        groups
+            .entry(key)
+            .or_default()
+            .push(((*run).clone(), completes));
     }
     groups
         .into_iter()
         .map(|(key, runs)| {
-            let borrowed: Vec<&Run> = runs.iter().collect();
+            let borrowed: Vec<(&Run, bool)> = runs
+                .iter()
+                .map(|(run, completes)| (run, *completes))
+                .collect();
             Group {
                 key,
-                summary: summarize(&borrowed, tasks, prices, range),
+                summary: summarize(&borrowed, tasks, prices),
             }
         })
         .collect()
@@ -1406,12 +1443,16 @@ mod tests {
         assert_eq!(summary.tokens, 9_500_000);
         assert_eq!(summary.completed_tasks, 2);
         assert_eq!(summary.value_points, 8);
+        // Carol's run is in flight: its tokens are in the totals, not in the ratios.
+        assert_eq!(summary.in_flight_tokens, 500_000);
         let value = summary.value_per_million_tokens.unwrap();
-        assert!((value - 8.0 / 9.5).abs() < 1e-9, "{value}");
+        assert!((value - 8.0 / 9.0).abs() < 1e-9, "{value}");
         // 3 + 3 + 0.3 + 90 dollars for fully_priced models; the unknown model is not zero, it is unknown.
         assert!((summary.cost_usd - 96.3).abs() < 1e-9);
         assert_eq!(summary.unpriced_tokens, 500_000);
-        assert_eq!(summary.usd_per_completed_task, None);
+        // Its unknown price leaves the finished runs' dollars per task known.
+        let per_task = summary.usd_per_completed_task.unwrap();
+        assert!((per_task - 96.3 / 2.0).abs() < 1e-9, "{per_task}");
         assert_eq!(report.unpriced_models["mystery-model"], 500_000);
         let groups: Vec<&str> = report
             .groups
