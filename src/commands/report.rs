@@ -572,7 +572,7 @@ fn signal_sections(report: &Report) -> Vec<Section> {
         ),
         (
             "5-hour windows",
-            "The windows agent subscriptions bill limits in; the active one with its burn rate and projection.",
+            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart), from the ledger's requests only (tied spend only: requests no run claims are not in them); the active one with its burn rate and projection.",
             windows(&report.spend.windows),
         ),
         (
@@ -800,7 +800,8 @@ fn windows(windows: &[gitprio_core::usage::report::Window]) -> Vec<String> {
                 window.end.strftime("%Y-%m-%d %H:%M")
             };
             let mut line = format!(
-                "{} to {end}: {} tokens, {}",
+                "{} {} to {end}: {} tokens, {}",
+                window.provider,
                 window.start.strftime("%Y-%m-%d %H:%M"),
                 tokens(window.tokens),
                 cost_of(window.cost_usd, window.unpriced_tokens)

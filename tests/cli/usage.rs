@@ -2079,3 +2079,71 @@ fn headline_ratios_are_over_finished_runs_and_in_flight_tokens_have_their_own_li
         "{metrics}"
     );
 }
+
+#[test]
+fn five_hour_windows_are_cut_per_provider() {
+    let env = TestEnv::new();
+    setup(&env);
+    spend_across_midnight(&env);
+    // Carol spends on Gemini at 23:40, inside Claude's window but not in any of Gemini's.
+    let at = |now: &str, args: &[&str]| succeeds(&env, "reader", "carol", now, args);
+    at(
+        "2026-11-01T23:35:00Z",
+        &["claim", "--json", "--type", "bug", "--ttl", "4d"],
+    );
+    at(
+        "2026-11-01T23:40:00Z",
+        &[
+            "usage",
+            "record",
+            "--model",
+            "gemini-2.5-pro",
+            "--output",
+            "700",
+        ],
+    );
+    let report = |args: &[&str]| {
+        let all = [&["report"][..], args].concat();
+        at("2026-11-02T02:30:00Z", &all)
+    };
+    let json = report(&["--json"]).json();
+    let windows: Vec<(String, String, String, u64, bool)> = json["spend"]["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|window| {
+            (
+                window["provider"].as_str().unwrap().to_owned(),
+                window["start"].as_str().unwrap().to_owned(),
+                window["end"].as_str().unwrap().to_owned(),
+                window["tokens"].as_u64().unwrap(),
+                window["active"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let window = |provider: &str, start: &str, end: &str, tokens: u64| {
+        (
+            provider.to_owned(),
+            format!("2026-11-{start}:00Z"),
+            format!("2026-11-{end}:00Z"),
+            tokens,
+            true,
+        )
+    };
+    assert_eq!(
+        windows,
+        [
+            window("claude", "01T22:00", "02T03:00", 3000),
+            window("gemini", "01T23:00", "02T04:00", 700),
+        ],
+        "{json}"
+    );
+    let table = report(&[]).stdout;
+    for line in [
+        "claude 2026-11-01 22:00 to 2026-11-02 03:00: 3.0k tokens",
+        "gemini 2026-11-01 23:00 to 2026-11-02 04:00: 700 tokens",
+        "tied spend only",
+    ] {
+        assert!(table.contains(line), "{line}: {table}");
+    }
+}

@@ -474,6 +474,9 @@ pub struct Period {
 /// hour of a request outside any window and lasts 5 hours.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Window {
+    /// Whose subscription meters it: `claude`, `codex`, `gemini` (each meters its own
+    /// windows), or `other`.
+    pub provider: &'static str,
     pub start: Timestamp,
     pub end: Timestamp,
     pub tokens: u64,
@@ -530,9 +533,9 @@ fn timed_records<'a>(runs: impl IntoIterator<Item = &'a Run>) -> Vec<(Timestamp,
 }
 
 /// Computes spend by day, week and month from the records of `selected`, and the 5-hour
-/// windows from those of `all` runs: a window is the account's, opened by whichever
-/// request came first, so a filter only picks which windows (those overlapping `range`)
-/// are shown. `now` marks the active window.
+/// windows from those of `all` runs, per provider: a window is the account's, opened by
+/// whichever of its requests came first, so a filter only picks which windows (those
+/// overlapping `range`) are shown. `now` marks each provider's active window.
 fn spend(
     selected: &[&Run],
     all: &[Run],
@@ -554,15 +557,55 @@ fn spend(
         }
     }
     let [by_day, by_week, by_month] = by.map(|map| map.into_values().collect());
-    let windows = windows(&timed_records(all), prices, now)
+    let mut by_provider: BTreeMap<&'static str, Vec<(Timestamp, &UsageRecord)>> = BTreeMap::new();
+    for (at, record) in timed_records(all) {
+        by_provider
+            .entry(provider(record))
+            .or_default()
+            .push((at, record));
+    }
+    let mut windows: Vec<Window> = by_provider
         .into_iter()
+        .flat_map(|(provider, records)| {
+            let mut windows = windows(&records, prices, now);
+            for window in &mut windows {
+                window.provider = provider;
+            }
+            windows
+        })
         .filter(|window| range.overlaps(window.start, window.end))
         .collect();
+    windows.sort_by_key(|window| (window.start, window.provider));
     Spend {
         by_day,
         by_week,
         by_month,
         windows,
+    }
+}
+
+/// Returns whose subscription meters `record`: the agent CLI that logged it, else (a
+/// record made by hand or by `gitprio run`) the maker of its model.
+pub fn provider(record: &UsageRecord) -> &'static str {
+    match record.source.as_str() {
+        "claude" => return "claude",
+        "codex" => return "codex",
+        "gemini" => return "gemini",
+        _ => {}
+    }
+    let model = record.model.to_ascii_lowercase();
+    let model = model.rsplit('/').next().unwrap_or(&model);
+    if model.starts_with("claude") {
+        "claude"
+    } else if model.starts_with("gemini") {
+        "gemini"
+    } else if ["gpt", "codex", "o1", "o3", "o4"]
+        .iter()
+        .any(|prefix| model.starts_with(prefix))
+    {
+        "codex"
+    } else {
+        "other"
     }
 }
 
