@@ -1487,6 +1487,78 @@ fn one_run_recorded_by_hand() -> TestEnv {
     env
 }
 
+/// Model overspend is measured against the model the config routes the task to: the tier
+/// its type is sent to (`type_tiers`), or the tier its `model:` names, not only a model
+/// named in the task.
+#[test]
+fn model_overspend_follows_the_configured_routing_of_tiers() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (
+                ".tasks/config.yaml",
+                "tiers:\n  small: claude-haiku-4-5\n  large: claude-opus-4-6\ntype_tiers:\n  feature: small\n",
+            ),
+            (
+                ".tasks/cache.md",
+                "---\ntitle: Cache\ntype: feature\npriority: p1\n---\n",
+            ),
+            (".tasks/tier.md", "---\ntitle: Tier\nmodel: small\npriority: p2\n---\n"),
+            (".tasks/named.md", "---\ntitle: Named\nmodel: large\npriority: p3\n---\n"),
+        ],
+    );
+    for (agent, id) in [("alice", "cache"), ("bob", "tier"), ("carol", "named")] {
+        let claimed = env.run_with(
+            "repo",
+            &["claim", "--local", "--json"],
+            &[("GITPRIO_AGENT", agent)],
+        );
+        assert_eq!(claimed.json()["task"]["id"], id, "{claimed}");
+        let recorded = env.run_with(
+            "repo",
+            &[
+                "usage",
+                "record",
+                id,
+                "--local",
+                "--model",
+                "claude-sonnet-4-5",
+                "--output",
+                "1000",
+            ],
+            &[("GITPRIO_AGENT", agent)],
+        );
+        assert_eq!(recorded.code, 0, "{recorded}");
+        let done = env.run_with(
+            "repo",
+            &["done", id, "--local"],
+            &[("GITPRIO_AGENT", agent)],
+        );
+        assert_eq!(done.code, 0, "{done}");
+    }
+    let report = env
+        .run("repo", &["report", "--offline", "--local", "--json"])
+        .json();
+    let overspend: Vec<(&str, &str)> = report["waste"]["overspend"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no overspend list: {report}"))
+        .iter()
+        .map(|over| {
+            (
+                over["task"].as_str().unwrap(),
+                over["routed_model"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // Sonnet where haiku was routed is overspend; sonnet where opus was routed is not.
+    assert_eq!(
+        overspend,
+        [("cache", "claude-haiku-4-5"), ("tier", "claude-haiku-4-5")],
+        "{report}"
+    );
+}
+
 #[test]
 fn with_nothing_imported_the_tied_share_is_not_a_hundred_percent_of_nothing() {
     let env = one_run_recorded_by_hand();
