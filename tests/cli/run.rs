@@ -1598,17 +1598,7 @@ fn a_task_lost_in_the_run_is_not_claimed_again_by_it() {
     let run = run_shortly(&env, &["--no-push", "--max-tasks", "4"], &agent);
     assert_eq!(run.code, 0, "{run}");
     let summary = summary(&run);
-    let tasks: Vec<(&str, &str)> = summary["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|attempt| {
-            (
-                attempt["task"].as_str().unwrap(),
-                attempt["ending"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let tasks = endings(&summary);
     assert_eq!(tasks, [("a", "lost"), ("b", "completed")], "{run}");
     assert_eq!(summary["stopped"], "nothing_ready", "{run}");
     assert_eq!(
@@ -1677,17 +1667,7 @@ touch \"$GITPRIO_TASK.txt\"
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(run.stderr.matches("working on a").count(), 1, "{run}");
     let summary = summary(&run);
-    let mut tasks: Vec<(&str, &str)> = summary["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|attempt| {
-            (
-                attempt["task"].as_str().unwrap(),
-                attempt["ending"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let mut tasks = endings(&summary);
     tasks.sort_unstable();
     assert_eq!(tasks, [("a", "lost"), ("b", "completed")], "{run}");
 }
@@ -1717,6 +1697,21 @@ fn a_lost_attempt_counts_toward_max_attempts_and_parks_the_task_there() {
     assert_eq!(lease["state"], "parked", "{second}\n{lease}");
     let third = run_shortly(&env, &["--no-push"], &agent);
     assert_eq!(summary(&third)["attempts"], 0, "{third}");
+}
+
+/// Each attempt of a run's JSON summary as (task, ending), in the summary's order.
+fn endings(summary: &serde_json::Value) -> Vec<(&str, &str)> {
+    summary["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|attempt| {
+            (
+                attempt["task"].as_str().unwrap(),
+                attempt["ending"].as_str().unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// An agent whose task `a` a reviewer (`boss`) revokes, for `reason`, while it works on it;
