@@ -2,10 +2,10 @@
 //! completion protocol of `gitprio done`.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::common::{Output, Running, TestEnv, script};
+use crate::common::{Output, Running, TestEnv, interrupt, script};
 
 /// A task file with acceptance commands and owned paths.
 fn task(title: &str, extra: &str) -> String {
@@ -504,19 +504,7 @@ echo '{{"type":"result","subtype":"success","is_error":false,"result":"Nothing t
 }
 
 fn wait_for(what: &str, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn interrupt(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::common::wait_until(what, Duration::from_secs(20), check);
 }
 
 #[test]
