@@ -594,11 +594,13 @@ fn parallel_agents_never_work_on_overlapping_files() {
         ],
     );
     let log = env.path("work.log").display().to_string();
+    // Each agent works until two have started (at most 30 seconds): a fixed 0.4 s of work
+    // was over before a loaded machine had started the next agent.
     let agent = script(
         &env,
         "agent",
         &format!(
-            "cat > /dev/null\necho \"start $GITPRIO_TASK\" >> {log}\nsleep 0.4\necho \"end $GITPRIO_TASK\" >> {log}\n"
+            "cat > /dev/null\necho \"start $GITPRIO_TASK\" >> {log}\ni=0\nwhile [ \"$(grep -c '^start' {log})\" -lt 2 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\necho \"end $GITPRIO_TASK\" >> {log}\n"
         ),
     );
     let run = env.run(
