@@ -2,10 +2,10 @@
 //! completion protocol of `gitprio done`.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::common::{Output, Running, TestEnv, script};
+use crate::common::{Output, Running, TestEnv, interrupt, script};
 
 /// A task file with acceptance commands and owned paths.
 fn task(title: &str, extra: &str) -> String {
@@ -504,19 +504,7 @@ echo '{{"type":"result","subtype":"success","is_error":false,"result":"Nothing t
 }
 
 fn wait_for(what: &str, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn interrupt(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::common::wait_until(what, Duration::from_secs(20), check);
 }
 
 #[test]
@@ -606,11 +594,13 @@ fn parallel_agents_never_work_on_overlapping_files() {
         ],
     );
     let log = env.path("work.log").display().to_string();
+    // Each agent works until two have started (at most 30 seconds): a fixed 0.4 s of work
+    // was over before a loaded machine had started the next agent.
     let agent = script(
         &env,
         "agent",
         &format!(
-            "cat > /dev/null\necho \"start $GITPRIO_TASK\" >> {log}\nsleep 0.4\necho \"end $GITPRIO_TASK\" >> {log}\n"
+            "cat > /dev/null\necho \"start $GITPRIO_TASK\" >> {log}\ni=0\nwhile [ \"$(grep -c '^start' {log})\" -lt 2 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\necho \"end $GITPRIO_TASK\" >> {log}\n"
         ),
     );
     let run = env.run(
