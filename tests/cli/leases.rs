@@ -664,7 +664,7 @@ fn remote_subject(env: &TestEnv, id: &str) -> String {
 /// Writes over the local lease of `only` in clone `a` the commit a newer gitprio would
 /// write there (its record edited by `newer`), as that gitprio would remember it; returns
 /// the commit.
-fn write_as_newer_gitprio(env: &TestEnv, newer: impl Fn(&str) -> String) -> String {
+pub fn write_as_newer_gitprio(env: &TestEnv, newer: impl Fn(&str) -> String) -> String {
     let reference = "refs/gitprio/leases/only";
     let old = env.git("a", &["rev-parse", reference]).trim().to_owned();
     let message = env.git("a", &["log", "-1", "--format=%B", &old]);

@@ -217,6 +217,12 @@ pub struct UnreadableLease {
     #[serde(rename = "ref")]
     pub reference: String,
     pub problem: String,
+    /// Well-formed record JSON this gitprio does not know (a new state or event): a newer
+    /// gitprio may have written it, so the lease may be live.
+    pub from_newer_gitprio: bool,
+    /// What to do: upgrade gitprio when a newer one may have written the record (never
+    /// delete a lease that may be live), else how to delete the ref if the lease is stale.
+    pub advice: String,
 }
 
 /// `gc`: the leases deleted, and those of missing tasks kept.

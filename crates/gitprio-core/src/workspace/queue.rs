@@ -111,7 +111,7 @@ impl Workspace<'_> {
 }
 
 /// The lease blockers on tasks of `leases`; an unreadable lease holds its task back, with a
-/// warning saying how to delete it, or to upgrade when a newer gitprio may have written it.
+/// warning saying what to do about it (see [`BadLease::advice`]).
 pub(super) fn holds_of(
     leases: &BTreeMap<TaskId, Lease>,
     bad: &[BadLease],
@@ -121,20 +121,12 @@ pub(super) fn holds_of(
 ) -> Holds {
     let mut holds = lease::holds(leases, now, skew);
     for lease in bad {
-        notices.warning(&if lease.from_newer_gitprio {
-            // A live lease, maybe: deleting it would hand a task someone works on to another.
-            format!(
-                "lease ref `{}` is unreadable ({}); its task is held back. {}",
-                lease.reference,
-                lease.problem,
-                lease::UPGRADE
-            )
-        } else {
-            format!(
-                "lease ref `{}` is unreadable ({}); its task is held back. Delete the ref if the lease is stale: `git update-ref -d {}` (and on the remote: `git push <remote> :refs/gitprio/leases/<id>`)",
-                lease.reference, lease.problem, lease.reference
-            )
-        });
+        // The advice never says to delete a record a newer gitprio may have written: the
+        // lease may be live, and deleting it would hand a task someone works on to another.
+        notices.warning(&format!(
+            "lease ref `{}` is unreadable ({}); its task is held back; {}",
+            lease.reference, lease.problem, lease.advice
+        ));
         if let Some(id) = lease.reference.rsplit('/').next().and_then(TaskId::new) {
             holds.entry(id).or_default().push(Blocker::Parked {
                 attempts: 0,
