@@ -65,6 +65,7 @@ fn claimed_task(repo: &Repository, id: &TaskId) -> Result<Task, WorkspaceError> 
         worktree: repo.workdir().map(|path| path.display().to_string()),
         branch: repo.current_branch(),
         session: None,
+        extra: std::collections::BTreeMap::new(),
     };
     let claimed = HeldLease::load(repo.common_dir(), id, &anyone)
         .ok()

@@ -241,6 +241,7 @@ pub fn holder(repo: &Repository, invocation: &Invocation) -> lease::Holder {
         worktree: repo.workdir().map(|path| path.display().to_string()),
         branch: repo.current_branch(),
         session: invocation.session.clone(),
+        extra: std::collections::BTreeMap::new(),
     }
 }
 
