@@ -771,6 +771,49 @@ fn fields_a_newer_gitprio_wrote_inside_the_holder_and_progress_survive_a_rewrite
     }
 }
 
+/// `done` takes the acceptance commands (and whether a plan is due) from the task file the
+/// lease names; a lease record it cannot read is named once in a warning, with the upgrade
+/// advice, and the working tree's task file is used, as when there is no lease here.
+#[test]
+fn done_names_the_lease_record_it_cannot_read_when_it_looks_up_the_claimed_task() {
+    let env = TestEnv::new();
+    env.repo(
+        "a",
+        &[(
+            ".tasks/only.md",
+            "---\ntitle: Only\npriority: 0\nacceptance: [touch accepted]\n---\nDo only.\n",
+        )],
+    );
+    let claimed = as_agent(&env, "a", "alice", T0, &["claim", "--local"]);
+    assert_eq!(claimed.code, 0, "{claimed}");
+    let unknown = write_as_newer_gitprio(&env, |message| {
+        message.replace("\"event\": \"claim\"", "\"event\": \"checkpoint\"")
+    });
+    let done = as_agent(&env, "a", "alice", T0, &["done", "only"]);
+    assert_eq!(done.code, 1, "{done}");
+    let warnings: Vec<&str> = done
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("warning:") && line.contains(&unknown))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{done}");
+    assert!(
+        warnings[0].contains(&format!("cannot read lease commit {unknown} of `only`"))
+            && warnings[0].contains("upgrade gitprio")
+            && warnings[0].contains("the task file in the working tree"),
+        "{done}"
+    );
+    assert!(!done.stderr.to_lowercase().contains("delete"), "{done}");
+    // It went on: the working tree's acceptance command ran, and the submission then
+    // refused the record it cannot read.
+    assert!(env.path("a/accepted").exists(), "{done}");
+    assert!(
+        done.stderr
+            .contains(&format!("error: cannot read lease commit {unknown}")),
+        "{done}"
+    );
+}
+
 /// A record a newer gitprio wrote may be a live lease: every command that cannot read it
 /// says to upgrade, and none advises deleting it (that would free a task someone works on).
 #[test]

@@ -2,19 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
 use gitprio_core::TaskId;
-use gitprio_core::lease::{self as core_lease, Lease, LeaseRecord, LeaseStore};
+use gitprio_core::lease::{self as core_lease, Lease, LeaseStore};
 use gitprio_core::queue::Queue;
 use gitprio_core::source::{self, ParseCache};
 use gitprio_core::usage::{PriceTable, Run, USAGE_PREFIX};
 use gitprio_core::workspace::{SettledRuns, Workspace};
 use jiff::{SignedDuration, Timestamp};
 
+use super::history::{self, Warned};
 use super::model::{Detail, Fleet, Sources, TaskInfo};
-
-/// How many lease changes the detail view reads.
-const HISTORY_DEPTH: &str = "40";
 
 /// What one refresh read, kept to build the fleet and a task's detail from.
 #[derive(Debug)]
@@ -47,10 +44,20 @@ impl Snapshot {
         Fleet::build(&self.sources())
     }
 
-    /// Describes task `id` with its lease history read from `store`.
-    pub fn detail(&self, store: &LeaseStore<'_>, id: &TaskId) -> anyhow::Result<Detail> {
-        let history = history(store, id)?;
-        Ok(super::model::detail(&self.sources(), id, &history))
+    /// Describes task `id` with its lease history read from `store`, and the warning about
+    /// records in it this gitprio cannot read, unless `warned` says it was given before.
+    pub fn detail(
+        &self,
+        store: &LeaseStore<'_>,
+        id: &TaskId,
+        warned: &mut Warned,
+    ) -> anyhow::Result<(Detail, Option<String>)> {
+        let history = history::read(store, id)?;
+        let warning = warned.about(id, &history);
+        Ok((
+            super::model::detail(&self.sources(), id, &history.records),
+            warning,
+        ))
     }
 }
 
@@ -96,30 +103,4 @@ pub fn read(workspace: &Workspace<'_>, window: SignedDuration) -> anyhow::Result
         prices,
         ready,
     })
-}
-
-/// Reads the lease records of `id`, newest first, as last fetched.
-pub fn history(store: &LeaseStore<'_>, id: &TaskId) -> anyhow::Result<Vec<LeaseRecord>> {
-    let reference = store.local_ref(id);
-    if store.repo().reference_commit(&reference)?.is_none() {
-        return Ok(Vec::new());
-    }
-    let output = store.repo().git(&[
-        "log",
-        "--first-parent",
-        "-n",
-        HISTORY_DEPTH,
-        "--format=%B%x00",
-        &reference,
-    ])?;
-    anyhow::ensure!(
-        output.status.success(),
-        "cannot read the history of `{reference}`: {}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    let text = String::from_utf8(output.stdout).context("the lease history is not UTF-8")?;
-    Ok(text
-        .split('\0')
-        .filter_map(|message| LeaseRecord::from_message(message.trim_start()).ok())
-        .collect())
 }
