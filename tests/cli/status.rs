@@ -48,7 +48,15 @@ fn entry(reply: &Output, list: &str, key: &str, value: &str) -> serde_json::Valu
 fn an_expired_lease_reads_as_expired_and_since_when_in_status() {
     let env = TestEnv::new();
     three_leases(&env);
-    assert_output!(at(&env, "c", "carol", LOOK, &["status"]));
+    let text = at(&env, "c", "carol", LOOK, &["status"]);
+    // Times as `usage show` and the report write them (UTC, to the minute); JSON keeps RFC 3339.
+    assert!(
+        text.stdout
+            .contains("  2026-11-01 12:00  2026-11-01 12:00  ")
+            && !text.stdout.contains("T12:00:00Z"),
+        "{text}"
+    );
+    assert_output!(text);
 
     let json = at(&env, "c", "carol", LOOK, &["status", "--json"]);
     assert_eq!(json.code, 0, "{json}");
@@ -64,6 +72,7 @@ fn an_expired_lease_reads_as_expired_and_since_when_in_status() {
         assert_eq!(lease["state"], state, "{id}: {lease}");
         assert_eq!(lease["expired"], expired, "{id}: {lease}");
         assert_eq!(lease["expired_at"], expired_at, "{id}: {lease}");
+        assert_eq!(lease["acquired_at"], T0, "{id}: {lease}");
     }
 }
 

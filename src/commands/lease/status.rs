@@ -70,8 +70,8 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
             format!("{holder}{marker}"),
             lease.generation.to_string(),
             format!("{} ({} failed)", lease.attempt, lease.failures),
-            lease.acquired_at.to_string(),
-            lease.renewed_at.to_string(),
+            output::minute(lease.acquired_at),
+            output::minute(lease.renewed_at),
             expires,
         ]);
     }
