@@ -167,3 +167,45 @@ fn status_says_what_to_do_about_a_lease_record_it_cannot_read() {
         "{broken}"
     );
 }
+
+/// `gitprio top` (and every reading of the runs: report, the Action's summary) does not
+/// leave out a lease whose record it cannot read without a word: it names it, with the
+/// upgrade advice when a newer gitprio may have written it.
+#[test]
+fn top_names_a_lease_it_cannot_read_instead_of_leaving_it_out_silently() {
+    let env = TestEnv::new();
+    env.repo("a", &[(".tasks/only.md", &task("Only", 0, &[]))]);
+    let claimed = at(&env, "a", "alice", T0, &["claim", "--local"]);
+    assert_eq!(claimed.code, 0, "{claimed}");
+    write_as_newer_gitprio(&env, |message| {
+        message.replace("\"event\": \"claim\"", "\"event\": \"checkpoint\"")
+    });
+    for args in [
+        &["top", "--once", "--local"][..],
+        &["top", "--once", "--json", "--local"],
+        &["report", "--local"],
+    ] {
+        let output = at(&env, "a", "bob", T0, args);
+        assert_eq!(output.code, 0, "{args:?}: {output}");
+        let warnings: Vec<&str> = output
+            .stderr
+            .lines()
+            .filter(|line| line.contains("refs/gitprio/leases/only"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{args:?}: {output}");
+        assert!(
+            warnings[0].starts_with("warning: lease ref `refs/gitprio/leases/only` is unreadable")
+                && warnings[0].contains("upgrade gitprio")
+                && !warnings[0].contains("delete"),
+            "{args:?}: {output}"
+        );
+    }
+    // Its task is held back, as a claim sees it, not counted ready.
+    let frame = at(&env, "a", "bob", T0, &["top", "--once", "--local"]);
+    assert!(
+        frame
+            .stdout
+            .contains("0 agents active · 0 done in the last 1h · 0 ready"),
+        "{frame}"
+    );
+}

@@ -194,8 +194,12 @@ impl Worker {
                 }
                 let read = gather::read(&workspace, self.window)?;
                 let fleet = read.fleet();
+                let warning = warned.about_leases(&read.unreadable);
                 *snapshot = Some(read);
-                Ok(vec![Reply::Fleet(Box::new(fleet))])
+                let mut replies = vec![Reply::Fleet(Box::new(fleet))];
+                replies
+                    .extend(warning.map(|warning| Reply::Message(format!("warning: {warning}"))));
+                Ok(replies)
             }
             Request::Detail(task) => {
                 let read = match snapshot.take() {

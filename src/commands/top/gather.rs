@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use gitprio_core::TaskId;
-use gitprio_core::lease::{self as core_lease, Lease, LeaseStore};
+use gitprio_core::lease::{BadLease, Lease, LeaseStore};
 use gitprio_core::queue::Queue;
 use gitprio_core::source::{self, ParseCache};
 use gitprio_core::usage::{PriceTable, Run, USAGE_PREFIX};
@@ -24,6 +24,8 @@ pub struct Snapshot {
     pub runs: Vec<Run>,
     pub prices: PriceTable,
     pub ready: usize,
+    /// The lease refs this gitprio cannot read: left out of the fleet, their tasks held back.
+    pub unreadable: Vec<BadLease>,
 }
 
 impl Snapshot {
@@ -79,7 +81,11 @@ pub fn read(workspace: &Workspace<'_>, window: SignedDuration) -> anyhow::Result
     let loaded = source::load(repo, &queue_source, Some(&mut cache))?;
     let _ = cache.save(&cache_path);
     let skew = workspace.skew();
-    let SettledRuns { leases, runs } = workspace.settled_runs()?;
+    let SettledRuns {
+        leases,
+        runs,
+        unreadable,
+    } = workspace.settled_runs()?;
     let tasks = loaded
         .tasks
         .iter()
@@ -88,7 +94,8 @@ pub fn read(workspace: &Workspace<'_>, window: SignedDuration) -> anyhow::Result
             (task.id.clone(), TaskInfo::of(task, budget))
         })
         .collect();
-    let holds = core_lease::holds(&leases, now, skew);
+    // A lease it cannot read holds its task back, as a claim sees it.
+    let holds = gitprio_core::workspace::lease_holds(&leases, &unreadable, now, skew);
     let ready = Queue::build(loaded.tasks, &holds).ready().len();
     let prices = PriceTable::new(
         gitprio_core::workspace::price_overrides(repo, loaded.commit).unwrap_or_default(),
@@ -102,5 +109,6 @@ pub fn read(workspace: &Workspace<'_>, window: SignedDuration) -> anyhow::Result
         runs,
         prices,
         ready,
+        unreadable,
     })
 }

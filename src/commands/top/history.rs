@@ -1,4 +1,4 @@
-//! A task's lease history for the detail view, and the records in it this gitprio cannot read.
+//! A task's lease history for the detail view, and the records this gitprio cannot read.
 //!
 //! A fleet that mixes versions writes records an older gitprio cannot parse (a newer event)
 //! under ones it can: the detail view shows the ones it reads, and the live screen says
@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use anyhow::Context as _;
 use gitprio_core::TaskId;
-use gitprio_core::lease::{LeaseRecord, LeaseStore, RecordError};
+use gitprio_core::lease::{BadLease, LeaseRecord, LeaseStore, RecordError};
 
 /// How many lease changes the detail view reads.
 const HISTORY_DEPTH: &str = "40";
@@ -54,8 +54,8 @@ pub fn read(store: &LeaseStore<'_>, id: &TaskId) -> anyhow::Result<History> {
     Ok(history)
 }
 
-/// The lease records the live screen has warned about, so that reading a detail again
-/// (every time it is opened) does not repeat the warning.
+/// The lease records the live screen has warned about, so that reading them again (a
+/// detail every time it is opened, the leases every refresh) does not repeat the warning.
 #[derive(Debug, Default)]
 pub struct Warned(BTreeSet<String>);
 
@@ -82,6 +82,31 @@ impl Warned {
             "the lease history of `{id}` leaves out {count} record{} this gitprio cannot read (commit {oid}: {error}); {advice}",
             if count == 1 { "" } else { "s" }
         ))
+    }
+}
+
+impl Warned {
+    /// The warning about the first lease of `bad` (refs this gitprio cannot read) it has not
+    /// named before, saying how many more there are; `None` when it named every one.
+    pub fn about_leases(&mut self, bad: &[BadLease]) -> Option<String> {
+        let new: Vec<&BadLease> = bad
+            .iter()
+            .filter(|lease| {
+                let key = lease
+                    .oid
+                    .map_or_else(|| lease.reference.clone(), |oid| oid.to_string());
+                self.0.insert(key)
+            })
+            .collect();
+        let first = new.first()?;
+        Some(match new.len() {
+            1 => first.warning(),
+            count => format!(
+                "{} (and {} more: see `gitprio status`)",
+                first.warning(),
+                count - 1
+            ),
+        })
     }
 }
 
@@ -171,5 +196,30 @@ mod tests {
         let again = read(&store, &id).unwrap();
         assert_eq!(warned.about(&id, &again), None);
         assert_eq!(warned.about(&id, &History::default()), None);
+    }
+
+    #[test]
+    fn the_live_screen_names_leases_it_cannot_read_once() {
+        let bad = |name: &str| BadLease {
+            reference: format!("refs/gitprio/leases/{name}"),
+            oid: None,
+            problem: "lease record is in a form this gitprio does not know".to_owned(),
+            from_newer_gitprio: true,
+            advice: gitprio_core::lease::UPGRADE.to_owned(),
+        };
+        let mut warned = Warned::default();
+        let warning = warned.about_leases(&[bad("a"), bad("b")]).unwrap();
+        assert!(
+            warning.starts_with("lease ref `refs/gitprio/leases/a` is unreadable")
+                && warning.contains("upgrade gitprio")
+                && warning.ends_with("(and 1 more: see `gitprio status`)"),
+            "{warning}"
+        );
+        assert_eq!(warned.about_leases(&[bad("a"), bad("b")]), None);
+        let third = warned.about_leases(&[bad("a"), bad("c")]).unwrap();
+        assert!(
+            third.starts_with("lease ref `refs/gitprio/leases/c`"),
+            "{third}"
+        );
     }
 }

@@ -137,6 +137,18 @@ pub struct BadLease {
     pub advice: String,
 }
 
+impl BadLease {
+    /// The warning every reading command gives about it: the ref, why, and what to do.
+    pub fn warning(&self) -> String {
+        // The advice never says to delete a record a newer gitprio may have written: the
+        // lease may be live, and deleting it would hand a task someone works on to another.
+        format!(
+            "lease ref `{}` is unreadable ({}); its task is held back; {}",
+            self.reference, self.problem, self.advice
+        )
+    }
+}
+
 /// The leases of one repository, in one [`Mode`].
 #[derive(Debug)]
 pub struct LeaseStore<'repo> {

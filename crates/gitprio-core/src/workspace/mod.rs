@@ -36,7 +36,8 @@ pub use heartbeat::{Renewed, progress};
 pub use held::{held_id, held_id_to_finish, task_id};
 pub use prices::{PRICES_PATH, price_overrides};
 pub use queue::{
-    Mirrors, NothingReady, load_tasks, nothing_ready, parse_cache_path, read_body, save_parse_cache,
+    Mirrors, NothingReady, lease_holds, load_tasks, nothing_ready, parse_cache_path, read_body,
+    save_parse_cache,
 };
 pub use release::{GiveBack, release_reply};
 pub use remote::store_mode;

@@ -119,14 +119,27 @@ pub(super) fn holds_of(
     skew: jiff::SignedDuration,
     notices: &dyn Notices,
 ) -> Holds {
+    warn_unreadable(bad, notices);
+    lease_holds(leases, bad, now, skew)
+}
+
+/// Names each lease of `bad` in a warning, with what to do about it.
+pub(super) fn warn_unreadable(bad: &[BadLease], notices: &dyn Notices) {
+    for lease in bad {
+        notices.warning(&lease.warning());
+    }
+}
+
+/// The lease blockers on tasks of `leases`, and of `bad` (unreadable leases: their tasks
+/// are held back, as parked, for the lease may be live); warns of nothing.
+pub fn lease_holds(
+    leases: &BTreeMap<TaskId, Lease>,
+    bad: &[BadLease],
+    now: jiff::Timestamp,
+    skew: jiff::SignedDuration,
+) -> Holds {
     let mut holds = lease::holds(leases, now, skew);
     for lease in bad {
-        // The advice never says to delete a record a newer gitprio may have written: the
-        // lease may be live, and deleting it would hand a task someone works on to another.
-        notices.warning(&format!(
-            "lease ref `{}` is unreadable ({}); its task is held back; {}",
-            lease.reference, lease.problem, lease.advice
-        ));
         if let Some(id) = lease.reference.rsplit('/').next().and_then(TaskId::new) {
             holds.entry(id).or_default().push(Blocker::Parked {
                 attempts: 0,
