@@ -10,7 +10,6 @@ use gitprio_core::lease::HeldLease;
 use gitprio_core::reply::usage::{UsageImportReply, UsageRecordReply, UsageShowReply};
 use gitprio_core::usage::{Ledger, Outcome, RunMeta, UsageRecord};
 use gitprio_core::workspace::{self, RecordInput, Workspace};
-use jiff::Timestamp;
 
 use crate::args::StoreArgs;
 use crate::cli::CommandResult;
@@ -233,7 +232,7 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
             run.meta.run.clone(),
             run.meta.agent.clone(),
             run.meta.outcome.map_or("open", Outcome::as_str).to_owned(),
-            started(run.meta.started_at),
+            output::minute(run.meta.started_at),
             totals.requests.to_string(),
             totals.input.to_string(),
             totals.output.to_string(),
@@ -244,10 +243,6 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
     }
     output::print_aligned_table(&rows, &output::numbers_after::<10>(4))?;
     Ok(exit_code::SUCCESS)
-}
-
-fn started(at: Timestamp) -> String {
-    at.strftime("%Y-%m-%d %H:%M").to_string()
 }
 
 /// Imports agent logs and gives each record to the run it belongs to (see

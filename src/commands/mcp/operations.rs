@@ -235,7 +235,7 @@ pub(super) fn heartbeat(
     let renewed = forget_if_lost(
         session,
         &id,
-        workspace.heartbeat(&id, shared.ttl.as_deref(), progress),
+        workspace.heartbeat(&id, shared.ttl.as_deref(), progress.as_ref()),
     )?;
     let record = &renewed.lease.record;
     let spent = renewed.spent.as_ref().map(|run| (&run.meta, run.totals()));

@@ -1067,7 +1067,7 @@ pub fn heartbeat(
     store: &LeaseStore<'_>,
     id: &TaskId,
     context: &LeaseContext,
-    progress: Option<Progress>,
+    progress: Option<&Progress>,
 ) -> Result<Lease, LeaseError> {
     advance(store, id, context, Operation::Heartbeat, |record| {
         LeaseRecord {
@@ -1075,7 +1075,7 @@ pub fn heartbeat(
             renewed_at: context.now,
             expires_at: context.expires_at(),
             ttl_seconds: context.ttl_seconds(),
-            progress: progress.or(record.progress),
+            progress: progress.cloned().or(record.progress),
             ..record
         }
     })
@@ -1491,6 +1491,7 @@ mod tests {
             worktree: Some(worktree.to_owned()),
             branch: Some("main".to_owned()),
             session: None,
+            extra: BTreeMap::new(),
         }
     }
 
