@@ -225,7 +225,8 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         Format::Openmetrics => openmetrics::render(&report),
     };
     match &args.output {
-        Some(path) => std::fs::write(path, text)
+        // Whole or not at all: a crash or a full disk leaves the last report, not part of one.
+        Some(path) => gitprio_core::file::replace(path, text.as_bytes())
             .map_err(|error| anyhow!("cannot write {}: {error}", path.display()))?,
         None => crate::output::out!("{text}")?,
     }

@@ -1466,8 +1466,13 @@ fn every_attempt_lost_to_an_expired_lease_is_a_run_of_the_report() {
 
 /// A repository whose task `a` has one run: a claim, then 100 tokens recorded by hand.
 fn one_run_recorded_by_hand() -> TestEnv {
+    one_run_of("---\ntitle: A\n---\n")
+}
+
+/// A repository whose task `a`, written `task`, has one run of 100 tokens recorded by hand.
+fn one_run_of(task: &str) -> TestEnv {
     let env = TestEnv::new();
-    env.repo("repo", &[(".tasks/a.md", "---\ntitle: A\n---\n")]);
+    env.repo("repo", &[(".tasks/a.md", task)]);
     for command in [
         &["claim", "--local"][..],
         &[
@@ -1894,4 +1899,39 @@ fn a_cost_under_a_cent_is_shown_as_under_a_cent_not_as_free() {
         .json();
     let cost = json["summary"]["cost_usd"].as_f64().unwrap_or_default();
     assert!((cost - 0.0003).abs() < 1e-9, "{json}");
+}
+
+#[test]
+fn report_output_killed_mid_write_leaves_the_last_report_whole() {
+    // A feature name of 200,000 characters makes the JSON report larger than the 64 or
+    // 128 KiB the file limit allows: the write is killed part way, as by a full disk.
+    let feature = "f".repeat(200_000);
+    let env = one_run_of(&format!("---\ntitle: A\nfeature: {feature}\n---\n"));
+    let write_report = [
+        "report",
+        "--offline",
+        "--local",
+        "--json",
+        "--output",
+        "report.json",
+    ];
+    let last = "{\"summary\": \"yesterday's report\"}\n";
+    env.write("repo", &[("report.json", last)]);
+    let killed = env.run_with_file_limit("repo", &write_report, &[]);
+    assert_ne!(killed.code, 0, "{killed}");
+    let read = || std::fs::read_to_string(env.path("repo/report.json")).unwrap();
+    assert!(
+        read() == last,
+        "report.json is {} bytes, not the {} of the last report",
+        read().len(),
+        last.len()
+    );
+    let written = env.run("repo", &write_report);
+    assert_eq!(
+        (written.code, written.stdout.as_str()),
+        (0, ""),
+        "{written}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&read()).unwrap();
+    assert_eq!(report["runs"][0]["feature"], feature.as_str());
 }
