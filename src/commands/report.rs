@@ -363,11 +363,22 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
     Some(("tied to tasks".to_owned(), text))
 }
 
+/// The report's figures, by name: the summary table of every format.
 fn headline(report: &Report) -> Vec<(String, String)> {
-    let mut rows = headline_rows(report);
+    let summary = &report.summary;
     let waste = &report.waste;
-    rows.insert(
-        6,
+    let mut rows = vec![
+        ("runs".to_owned(), summary.runs.to_string()),
+        (
+            "completed tasks".to_owned(),
+            summary.completed_tasks.to_string(),
+        ),
+        ("value points".to_owned(), summary.value_points.to_string()),
+        ("tokens".to_owned(), tokens(summary.tokens)),
+        (
+            format!("cost (estimated at list price, {})", price_label(report)),
+            summary_cost(summary),
+        ),
         (
             "unmerged spend".to_owned(),
             format!(
@@ -380,25 +391,6 @@ fn headline(report: &Report) -> Vec<(String, String)> {
                 },
                 output::counted(waste.unmerged_runs.len(), "completed run")
             ),
-        ),
-    );
-    rows.extend(attribution_row(report));
-    rows
-}
-
-fn headline_rows(report: &Report) -> Vec<(String, String)> {
-    let summary = &report.summary;
-    vec![
-        ("runs".to_owned(), summary.runs.to_string()),
-        (
-            "completed tasks".to_owned(),
-            summary.completed_tasks.to_string(),
-        ),
-        ("value points".to_owned(), summary.value_points.to_string()),
-        ("tokens".to_owned(), tokens(summary.tokens)),
-        (
-            format!("cost (estimated at list price, {})", price_label(report)),
-            summary_cost(summary),
         ),
         (
             "value per 1M tokens".to_owned(),
@@ -417,7 +409,9 @@ fn headline_rows(report: &Report) -> Vec<(String, String)> {
             dollars(summary.usd_per_value_point),
         ),
         ("cache hit rate".to_owned(), percent(summary.cache_hit_rate)),
-    ]
+    ];
+    rows.extend(attribution_row(report));
+    rows
 }
 
 /// The group table's columns: the group's name, then numbers.
@@ -888,14 +882,21 @@ fn table(report: &Report) -> String {
 }
 
 fn markdown(report: &Report) -> String {
-    let mut text = String::from("## gitprio: value per token\n\n| | |\n| --- | --- |\n");
+    let mut text =
+        String::from("## gitprio: value per token\n\n| figure | value |\n| --- | --- |\n");
     for (name, value) in headline(report) {
-        let _ = writeln!(text, "| {name} | {value} |");
+        let _ = writeln!(
+            text,
+            "| {} | {} |",
+            markdown_cell(&name),
+            markdown_cell(&value)
+        );
     }
     let rows = group_rows(report);
     let _ = writeln!(text, "\n### By {}\n", report.group_by.name());
     for (index, row) in rows.iter().enumerate() {
-        let _ = writeln!(text, "| {} |", row.join(" | "));
+        let cells: Vec<String> = row.iter().map(|cell| markdown_cell(cell)).collect();
+        let _ = writeln!(text, "| {} |", cells.join(" | "));
         if index == 0 {
             let separators: Vec<&str> = GROUP_ALIGN
                 .iter()
@@ -920,6 +921,12 @@ fn markdown(report: &Report) -> String {
         price_source(report)
     );
     text
+}
+
+/// `text` as one cell of a markdown table: a `|` in a feature's or an agent's name would
+/// end the cell, and a line break the row.
+fn markdown_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\r', '\n'], " ")
 }
 
 fn escape(text: &str) -> String {

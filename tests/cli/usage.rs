@@ -1935,3 +1935,66 @@ fn report_output_killed_mid_write_leaves_the_last_report_whole() {
     let report: serde_json::Value = serde_json::from_str(&read()).unwrap();
     assert_eq!(report["runs"][0]["feature"], feature.as_str());
 }
+
+/// The tables of markdown `text` as GitHub renders them (GFM tables): each a list of
+/// rows, the header row first, each row its cells' text.
+fn markdown_tables(text: &str) -> Vec<Vec<Vec<String>>> {
+    use pulldown_cmark::{Event, Options, Parser, Tag};
+    let mut tables: Vec<Vec<Vec<String>>> = Vec::new();
+    for event in Parser::new_ext(text, Options::ENABLE_TABLES) {
+        let table = tables.last_mut();
+        match (event, table) {
+            (Event::Start(Tag::Table(_)), _) => tables.push(Vec::new()),
+            (Event::Start(Tag::TableHead | Tag::TableRow), Some(table)) => table.push(Vec::new()),
+            (Event::Start(Tag::TableCell), Some(table)) => {
+                table.last_mut().unwrap().push(String::new());
+            }
+            (Event::Text(part) | Event::Code(part), Some(table)) => {
+                if let Some(cell) = table.last_mut().and_then(|row| row.last_mut()) {
+                    cell.push_str(&part);
+                }
+            }
+            _ => {}
+        }
+    }
+    tables
+}
+
+#[test]
+fn the_markdown_report_renders_its_summary_and_groups_as_tables_with_headers() {
+    // A feature with a `|` in its name stays one cell of the group table.
+    let env = one_run_of("---\ntitle: A\nfeature: auth|login\n---\n");
+    let report = env.run(
+        "repo",
+        &[
+            "report",
+            "--offline",
+            "--local",
+            "--by",
+            "feature",
+            "--format",
+            "md",
+        ],
+    );
+    assert_eq!(report.code, 0, "{report}");
+    let tables = markdown_tables(&report.stdout);
+    assert_eq!(tables.len(), 2, "{report}");
+    let summary = &tables[0];
+    assert_eq!(summary[0], ["figure", "value"], "{report}");
+    let figures: Vec<&str> = summary[1..].iter().map(|row| row[0].as_str()).collect();
+    for figure in [
+        "runs",
+        "completed tasks",
+        "tokens",
+        "cache hit rate",
+        "unmerged spend",
+    ] {
+        assert!(figures.contains(&figure), "no `{figure}` row: {report}");
+    }
+    assert!(summary.iter().all(|row| row.len() == 2), "{report}");
+    let groups = &tables[1];
+    assert_eq!(groups[0][0], "FEATURE", "{report}");
+    assert_eq!(groups.len(), 2, "{report}");
+    assert_eq!(groups[1][0], "auth|login", "{report}");
+    assert_eq!(groups[1].len(), groups[0].len(), "{report}");
+}
