@@ -23,7 +23,7 @@ use crate::output::{Align, dollars, numbers_after, percent, ratio, tokens};
 use crate::reading::load_tasks;
 use crate::settings::Settings;
 use crate::{exit_code, output};
-use gitprio_core::workspace::{PRICES_PATH, Workspace, price_overrides};
+use gitprio_core::workspace::{Workspace, price_overrides};
 
 mod openmetrics;
 
@@ -204,15 +204,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
             &format!("the share of spend tied to tasks is left out: {error}"),
         ),
     }
-    for (model, tokens) in &report.unpriced_models {
-        output::message(
-            settings,
-            "warning",
-            &format!(
-                "no price for model `{model}` ({tokens} tokens): its cost is unknown, not zero; add it to {PRICES_PATH}"
-            ),
-        );
-    }
+    output::unpriced_models(settings, &report.unpriced_models);
     let text = match format {
         Format::Json => {
             let mut text = serde_json::to_string_pretty(&report)?;

@@ -1998,3 +1998,38 @@ fn the_markdown_report_renders_its_summary_and_groups_as_tables_with_headers() {
     assert_eq!(groups[1][0], "auth|login", "{report}");
     assert_eq!(groups[1].len(), groups[0].len(), "{report}");
 }
+
+#[test]
+fn usage_show_costs_each_run_at_the_repositorys_prices_and_an_unpriced_one_is_unknown() {
+    let env = TestEnv::new();
+    setup(&env);
+    // Run 1: $0.15 of Sonnet and $2.00 of the repository's own `house-model`.
+    claim(&env, "a", "alice", "cache");
+    for (model, output) in [("claude-sonnet-4-5", "10000"), ("house-model", "1000000")] {
+        let recorded = record(&env, "a", "alice", &["--model", model, "--output", output]);
+        assert_eq!(recorded.code, 0, "{recorded}");
+    }
+    let released = agent(&env, "a", "alice", &["release"]);
+    assert_eq!(released.code, 0, "{released}");
+    // Run 2: a model nobody priced. Its cost is unknown, not $0.
+    claim(&env, "a", "alice", "cache");
+    let recorded = record(
+        &env,
+        "a",
+        "alice",
+        &["--model", "mystery-model", "--input", "500"],
+    );
+    assert_eq!(recorded.code, 0, "{recorded}");
+    let show = agent(&env, "reader", "carol", &["usage", "show", "cache"]);
+    assert_output!(show);
+    let json = agent(
+        &env,
+        "reader",
+        "carol",
+        &["usage", "show", "cache", "--json"],
+    );
+    assert_eq!(json.code, 0, "{json}");
+    let runs = &json.json()["runs"];
+    assert_eq!(runs[0]["cost_usd"].to_string(), "2.15", "{json}");
+    assert_eq!(runs[1]["cost_usd"], serde_json::Value::Null, "{json}");
+}
