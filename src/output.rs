@@ -417,6 +417,21 @@ pub fn tokens(count: u64) -> String {
     }
 }
 
+/// Warns of each model that has no price, with the tokens it spent: their cost is unknown,
+/// and a figure that leaves them out must not pass for all of it.
+pub fn unpriced_models(settings: &Settings, unpriced: &std::collections::BTreeMap<String, u64>) {
+    for (model, tokens) in unpriced {
+        message(
+            settings,
+            "warning",
+            &format!(
+                "no price for model `{model}` ({tokens} tokens): its cost is unknown, not zero; add it to {}",
+                gitprio_core::workspace::PRICES_PATH
+            ),
+        );
+    }
+}
+
 /// Dollars to the cent (`<$0.01` under a cent), or `unknown`.
 pub fn dollars(value: Option<f64>) -> String {
     value.map_or_else(|| "unknown".to_owned(), |value| Usd(value).to_string())

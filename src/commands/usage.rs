@@ -202,8 +202,13 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
         workspace.fetch_runs_of(&id)?;
     }
     let runs = workspace.settled_runs_of(&id)?;
+    let prices = workspace.prices()?;
+    output::unpriced_models(
+        settings,
+        &prices.unpriced(runs.iter().flat_map(|run| &run.records)),
+    );
     if args.json {
-        output::print_json(&UsageShowReply::new(&id, &runs))?;
+        output::print_json(&UsageShowReply::new(&id, &runs, &prices))?;
         return Ok(exit_code::SUCCESS);
     }
     if runs.is_empty() {
@@ -222,6 +227,7 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
             "CACHE READ",
             "CACHE WRITE",
             "TOKENS",
+            "COST",
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -239,9 +245,10 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
             totals.cache_read.to_string(),
             (totals.cache_write_5m + totals.cache_write_1h).to_string(),
             totals.tokens().to_string(),
+            output::dollars(run.cost(&prices)),
         ]);
     }
-    output::print_aligned_table(&rows, &output::numbers_after::<10>(4))?;
+    output::print_aligned_table(&rows, &output::numbers_after::<11>(4))?;
     Ok(exit_code::SUCCESS)
 }
 
