@@ -862,6 +862,71 @@ fn a_run_killed_between_its_claim_and_its_attempt_gives_the_task_back_when_run_a
 }
 
 #[test]
+fn a_run_s_claim_killed_before_its_reply_has_its_lease_taken_again_by_the_next_run() {
+    let harness = Harness::new(
+        seed(),
+        "claim killed before its reply".to_owned(),
+        Transport::Path,
+    );
+    script(&harness.env, "claude", AGENT);
+    // The run's claim aborts once its lease landed (and was noted here), before its reply
+    // reached the run: the run learns nothing of the lease it holds.
+    let first = harness
+        .command("a", RUN, NOW)
+        .env("GITPRIO_FAILPOINT", "claim:before-reply")
+        .output()
+        .unwrap();
+    let first = harness.env.normalized(&first);
+    assert_eq!(first.code, 1, "{first}");
+    assert!(
+        first
+            .stdout
+            .contains("error: `gitprio claim` failed: killed by signal 6"),
+        "{first}"
+    );
+    harness.assert_lease("t1", "held", 1, "alice");
+    let again = harness.run("a", RUN);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        again.stderr.contains(
+            "t1: a claim by alice here was killed after it took this lease (generation 1), before it said so: it is yours again"
+        ),
+        "{again}"
+    );
+    // The lease is taken back, not left to expire behind the next task.
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    assert!(harness.lease("t2").is_none(), "{:?}", harness.lease("t2"));
+    harness.assert_run("t1", 1, 100, Some("completed"));
+    harness.assert_invariants();
+}
+
+#[test]
+fn a_claim_killed_before_its_reply_is_claimed_again_by_the_same_agent() {
+    let harness = Harness::new(
+        seed(),
+        "claim killed before its reply".to_owned(),
+        Transport::Path,
+    );
+    harness.abort_at("a", &["claim", "--json"], "claim:before-reply");
+    harness.assert_lease("t1", "held", 1, "alice");
+    // Another agent's claim in that clone takes another task.
+    let other = harness
+        .command("a", &["claim", "--json"], NOW)
+        .env("GITPRIO_AGENT", "carol")
+        .output()
+        .unwrap();
+    let other = harness.env.normalized(&other);
+    assert_eq!(other.json()["task"]["id"], "t2", "{other}");
+    let again = harness.ok("a", &["claim", "--json"]);
+    assert_eq!(again.json()["task"]["id"], "t1", "{again}");
+    assert_eq!(again.json()["lease"]["generation"], 1, "{again}");
+    // Once said, it is not handed out twice.
+    let third = harness.run("a", &["claim", "--json"]);
+    assert_eq!(third.code, 3, "{third}");
+    harness.assert_lease("t1", "held", 1, "alice");
+}
+
+#[test]
 fn a_run_killed_between_its_commit_and_its_push_has_the_branch_pushed_when_run_again() {
     let harness = Harness::new(
         seed(),
