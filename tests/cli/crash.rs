@@ -1081,6 +1081,103 @@ fn a_lock_a_killed_fetch_left_on_a_lease_mirror_does_not_stop_the_next_command()
     harness.assert_invariants();
 }
 
+/// Gives t1 an acceptance command that counts its runs (in `count`, beside the clones), on
+/// the queue's branch.
+fn count_acceptance_runs(harness: &Harness) {
+    let count = harness.env.path("count");
+    std::fs::write(
+        harness.env.path("a/.tasks/t1.md"),
+        format!(
+            "---\ntitle: Task one\npriority: 1\nacceptance: [\"echo ran >> '{}'\"]\n---\nDo Task one.\n",
+            count.display()
+        ),
+    )
+    .unwrap();
+    harness.env.git(
+        "a",
+        &["commit", "--quiet", "-am", "t1: count acceptance runs"],
+    );
+    harness.env.git("a", &["push", "--quiet", "origin", "main"]);
+}
+
+/// How many times t1's acceptance command ran.
+fn acceptance_runs(harness: &Harness) -> usize {
+    std::fs::read_to_string(harness.env.path("count")).map_or(0, |text| text.lines().count())
+}
+
+#[test]
+fn done_run_again_on_the_tree_its_acceptance_passed_on_does_not_run_it_again() {
+    let harness = Harness::new(seed(), "acceptance once".to_owned(), Transport::Path);
+    count_acceptance_runs(&harness);
+    claim_t1(&harness);
+    // Killed once its acceptance passed and its submission landed, before the task file's edit.
+    harness.abort_at("a", &["done", "t1"], "done:before-edit");
+    assert_eq!(acceptance_runs(&harness), 1);
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    let again = harness.ok("a", &["done", "t1", "--json"]);
+    assert_eq!(acceptance_runs(&harness), 1, "{again}");
+    assert!(
+        again
+            .stderr
+            .contains("info: t1: the acceptance commands passed on this very tree (")
+            && again
+                .stderr
+                .contains(") in an earlier `done` of this attempt: not run again"),
+        "{again}"
+    );
+    let json = again.json();
+    assert_eq!(json["completed"], true, "{again}");
+    assert_eq!(json["acceptance"][0]["passed"], true, "{again}");
+    let task = std::fs::read_to_string(harness.env.path("a/.tasks/t1.md")).unwrap();
+    assert!(task.contains("status: done"), "{task}");
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    harness.assert_invariants();
+}
+
+#[test]
+fn a_run_whose_done_is_killed_runs_the_acceptance_once_and_pushes_the_work_when_run_again() {
+    let harness = Harness::new(seed(), "run's done killed".to_owned(), Transport::Path);
+    count_acceptance_runs(&harness);
+    script(&harness.env, "claude", AGENT);
+    // Each `done` of this run is killed once its submission landed: the run runs it again
+    // at once (killed again), then the next run finishes the submission.
+    let first = harness
+        .command("a", RUN, NOW)
+        .env("GITPRIO_FAILPOINT", "done:before-edit")
+        .output()
+        .unwrap();
+    let first = harness.env.normalized(&first);
+    assert_eq!(acceptance_runs(&harness), 1, "{first}");
+    assert!(
+        first
+            .stderr
+            .contains("info: t1: the acceptance commands passed on this very tree ("),
+        "{first}"
+    );
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    let again = harness.run("a", RUN);
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(acceptance_runs(&harness), 1, "{again}");
+    assert_pushed_when_run_again(&harness, &again);
+}
+
+#[test]
+fn done_run_again_on_a_changed_tree_runs_its_acceptance_again() {
+    let harness = Harness::new(seed(), "acceptance again".to_owned(), Transport::Path);
+    count_acceptance_runs(&harness);
+    claim_t1(&harness);
+    // Killed once its acceptance passed, before its submission.
+    harness.abort_at("a", &["done", "t1"], "submit:before-cas");
+    assert_eq!(acceptance_runs(&harness), 1);
+    harness.assert_lease("t1", "held", 1, "alice");
+    std::fs::write(harness.env.path("a/more.txt"), "more work\n").unwrap();
+    let again = harness.ok("a", &["done", "t1"]);
+    assert_eq!(acceptance_runs(&harness), 2, "{again}");
+    assert!(!again.stderr.contains("not run again"), "{again}");
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    harness.assert_invariants();
+}
+
 /// The commit the remote's `gitprio/<id>` branch holds, empty when there is none.
 fn remote_branch(harness: &Harness, id: &str) -> String {
     harness

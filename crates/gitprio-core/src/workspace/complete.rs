@@ -4,7 +4,7 @@
 
 use crate::task::TaskId;
 
-use super::acceptance::{Check, acceptance_commands, run_acceptance, unplanned};
+use super::acceptance::{Check, unplanned};
 use super::submit::{Submitted, bounded_summary, completion_note};
 use super::usage::{RecordInput, Recorded};
 use super::{Workspace, WorkspaceError};
@@ -100,7 +100,7 @@ impl Workspace<'_> {
         }
         let checks = match skipped {
             Some(_) => Vec::new(),
-            None => run_acceptance(worktree, &acceptance_commands(self.repo, id)?)?,
+            None => self.accept(worktree, id)?,
         };
         if checks.iter().any(|check| !check.passed) {
             return Ok(Completed::AcceptanceFailed { checks });
