@@ -1251,20 +1251,21 @@ fn assert_given_back_and_done(harness: &Harness, why: &str) {
     harness.assert_invariants();
 }
 
-/// The `git push` and `git fetch` processes a command ran, from its `GIT_TRACE`.
-fn transfers(trace: &std::path::Path) -> (usize, usize) {
+/// The `git fetch`, `git push` and `git ls-remote` processes a command ran, from its
+/// `GIT_TRACE`: each is one exchange with the remote (over smart HTTP, a few requests).
+fn transfers(trace: &std::path::Path) -> (usize, usize, usize) {
     let text = std::fs::read_to_string(trace).unwrap();
     let count = |what: &str| {
         text.lines()
             .filter(|line| line.contains(&format!("built-in: git {what} ")))
             .count()
     };
-    (count("fetch"), count("push"))
+    (count("fetch"), count("push"), count("ls-remote"))
 }
 
 #[test]
 fn done_submits_and_records_the_run_s_end_in_one_fetch_and_one_push() {
-    for transport in [Transport::Path, Transport::Daemon] {
+    for transport in [Transport::Path, Transport::Daemon, Transport::Http] {
         done_in_one_fetch_and_one_push(transport);
     }
 }
@@ -1284,8 +1285,14 @@ fn done_in_one_fetch_and_one_push(transport: Transport) {
         "{}",
         harness.env.normalized(&output)
     );
-    // Before: the lease push, then a fetch and a push of the usage ledger.
-    assert_eq!(transfers(&trace), (1, 1));
+    // Before: the lease push, then a fetch and a push of the usage ledger. No transport
+    // adds an exchange (an `ls-remote` to ask the remote first).
+    assert_eq!(
+        transfers(&trace),
+        (1, 1, 0),
+        "{transport:?}: {}",
+        std::fs::read_to_string(&trace).unwrap()
+    );
     harness.assert_lease("t1", "submitted", 1, "alice");
     harness.assert_run("t1", 1, 100, Some("completed"));
     harness.assert_invariants();
