@@ -57,7 +57,7 @@ pub(super) fn next_task(
         avoid_overlap: false,
     };
     match workspace.claim(&request)? {
-        Claim::Claimed(claimed) => {
+        Claim::Claimed(mut claimed) => {
             let record = &claimed.lease.record;
             output::message(
                 settings,
@@ -68,7 +68,9 @@ pub(super) fn next_task(
                 ),
             );
             session.current = Some(claimed.task.id.clone());
-            Ok(Reply::Data(serde_json::to_value(handout(&claimed))?))
+            let reply = serde_json::to_value(handout(&claimed))?;
+            claimed.replied();
+            Ok(Reply::Data(reply))
         }
         Claim::NothingReady(why) => {
             let message = format!(

@@ -26,13 +26,13 @@ use crate::task::TaskId;
 use crate::usage::money;
 
 use local_write::local_write_failure;
-pub(crate) use ops::random_u64;
 pub use ops::{
     ClaimFilter, ClaimOutcome, Claimed, Collected, GcView, HeldLease, Kept, LeaseContext,
     LeaseError, MAX_CLAIM_TRIES, ParkedExpired, Released, active_agents, claim, claim_avoiding, gc,
     has_unsettled_claim, heartbeat, note_context_size, release, release_parked, reopen, state_name,
     submit, submit_noting, unpark,
 };
+pub(crate) use ops::{holder_key, random_u64};
 pub use overlap::{overlapping_ready, owns_overlap};
 pub use revoke::{Revocation, RevokeError, revoke};
 pub use store::{BadLease, CasOutcome, LeaseStore, Mode, StoreError, UPGRADE};

@@ -524,7 +524,7 @@ fn choose(records: Vec<HeldLease>, id: &TaskId, caller: &Holder) -> Option<HeldL
 
 /// Names a holder's record file: a stable hash (FNV-1a) of its worktree and agent, which
 /// may hold any character.
-fn holder_key(worktree: Option<&str>, agent: &str) -> String {
+pub(crate) fn holder_key(worktree: Option<&str>, agent: &str) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let bytes = worktree
         .unwrap_or_default()

@@ -4,7 +4,7 @@
 
 use crate::task::TaskId;
 
-use super::acceptance::{Check, claimed_task, run_acceptance, unplanned};
+use super::acceptance::{Check, claimed_task, unplanned};
 use super::submit::{Submitted, bounded_summary, completion_note};
 use super::usage::{RecordInput, Recorded};
 use super::{Workspace, WorkspaceError};
@@ -102,7 +102,7 @@ impl Workspace<'_> {
         }
         let checks = match skipped {
             Some(_) => Vec::new(),
-            None => run_acceptance(worktree, &claimed.acceptance)?,
+            None => self.accept(worktree, id, &claimed.acceptance)?,
         };
         if checks.iter().any(|check| !check.passed) {
             return Ok(Completed::AcceptanceFailed { checks });
