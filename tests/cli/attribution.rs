@@ -1,0 +1,68 @@
+//! Which run an imported record belongs to, once: `--task` takes only what no other run
+//! claims, and the unattributed store never keeps what the ledger already holds.
+
+use crate::common::TestEnv;
+use crate::usage::{
+    SOME_USAGE, agent, claim, claude_usage_line, import_in, recorded, setup, write_transcript,
+};
+
+/// The requests the ledger holds for `task` (its first run), as `usage show` reads them.
+fn requests_of(env: &TestEnv, task: &str) -> u64 {
+    let show = agent(env, "a", "alice", &["usage", "show", task, "--json"]);
+    show.json()["runs"][0]["totals"]["requests"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn usage_import_with_a_task_takes_only_records_no_other_run_claims() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    claim(&env, "b", "bob", "docs");
+    let alice = env.path("a").display().to_string();
+    let outside = env.path("scratch").display().to_string();
+    let line = |cwd: &str, session: &str, message: &str, at: &str| {
+        claude_usage_line(cwd, session, message, at, SOME_USAGE, "")
+    };
+    write_transcript(
+        &env,
+        "s-alice.jsonl",
+        &[line(&alice, "s-alice", "m1", "2026-11-02T09:05:00Z")],
+    );
+    write_transcript(
+        &env,
+        "s-out.jsonl",
+        &[line(&outside, "s-out", "m2", "2026-11-02T09:06:00Z")],
+    );
+    // Alice's request is in her worktree, so it is her run's, in the ledger already.
+    let first = import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &["--json"]);
+    assert_eq!(first.code, 0, "{first}");
+    assert_eq!(recorded(&first.json()), 1, "{first}");
+    // Bob's `--task docs` in his clone, reading the same logs: alice's request stays hers
+    // (by worktree, and because the ledger holds it); only the one no run claims is his.
+    let bob = import_in(
+        &env,
+        "b",
+        "bob",
+        "2026-11-02T09:11:00Z",
+        &["--json", "--task", "docs"],
+    );
+    assert_eq!(bob.code, 0, "{bob}");
+    assert_eq!(requests_of(&env, "docs"), 1, "{bob}");
+    assert_eq!(requests_of(&env, "cache"), 1, "{bob}");
+    // And a later `--task cache` in alice's clone does not take the request docs holds,
+    // though no worktree or session ties it to docs: the ledger does.
+    let again = import_in(
+        &env,
+        "a",
+        "alice",
+        "2026-11-02T09:12:00Z",
+        &["--json", "--task", "cache"],
+    );
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(requests_of(&env, "cache"), 1, "{again}");
+    assert_eq!(requests_of(&env, "docs"), 1, "{again}");
+    let report = agent(&env, "a", "alice", &["report", "--json", "--offline"]).json();
+    assert_eq!(report["summary"]["totals"]["requests"], 2, "{report}");
+}
