@@ -66,3 +66,57 @@ fn usage_import_with_a_task_takes_only_records_no_other_run_claims() {
     let report = agent(&env, "a", "alice", &["report", "--json", "--offline"]).json();
     assert_eq!(report["summary"]["totals"]["requests"], 2, "{report}");
 }
+
+#[test]
+fn a_record_another_clone_gave_to_a_run_leaves_this_clones_unattributed_store() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    claim(&env, "b", "bob", "docs");
+    // Docs' run is in the ledger before alice's clone first looks: only its records change.
+    let by_hand = [
+        "usage",
+        "record",
+        "--model",
+        "claude-haiku-4-5",
+        "--input",
+        "1",
+    ];
+    let recorded_by_hand = agent(&env, "b", "bob", &by_hand);
+    assert_eq!(recorded_by_hand.code, 0, "{recorded_by_hand}");
+    let outside = env.path("scratch").display().to_string();
+    write_transcript(
+        &env,
+        "s-out.jsonl",
+        &[claude_usage_line(
+            &outside,
+            "s-out",
+            "m1",
+            "2026-11-02T09:06:00Z",
+            SOME_USAGE,
+            "",
+        )],
+    );
+    // No run of alice's clone claims it: kept there.
+    let first = import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &["--json"]);
+    assert_eq!(first.json()["unattributed_kept"], 1, "{first}");
+    // Bob's clone gives it to docs.
+    let bob = import_in(
+        &env,
+        "b",
+        "bob",
+        "2026-11-02T09:11:00Z",
+        &["--json", "--task", "docs"],
+    );
+    assert_eq!(recorded(&bob.json()), 1, "{bob}");
+    // Alice's next import learns that the ledger holds it: nothing is left unattributed,
+    // and all of the spend imported here is tied to a task.
+    let later = import_in(&env, "a", "alice", "2026-11-02T09:12:00Z", &["--json"]);
+    assert_eq!(later.code, 0, "{later}");
+    assert_eq!(later.json()["unattributed_kept"], 0, "{later}");
+    assert_eq!(later.json()["unattributed_kept_tokens"], 0, "{later}");
+    assert_eq!(requests_of(&env, "docs"), 2, "{later}");
+    let report = agent(&env, "a", "alice", &["report", "--json", "--offline"]).json();
+    assert_eq!(report["attribution"]["unattributed_tokens"], 0, "{report}");
+    assert_eq!(report["attribution"]["tied_share"], 1.0, "{report}");
+}
