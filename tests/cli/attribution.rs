@@ -120,3 +120,70 @@ fn a_record_another_clone_gave_to_a_run_leaves_this_clones_unattributed_store() 
     assert_eq!(report["attribution"]["unattributed_tokens"], 0, "{report}");
     assert_eq!(report["attribution"]["tied_share"], 1.0, "{report}");
 }
+
+/// `report --json --offline` in alice's clone at 11:00, with `args`.
+fn report_at_eleven(env: &TestEnv, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["report", "--json", "--offline"];
+    all.extend_from_slice(args);
+    let output = env.run_with(
+        "a",
+        &all,
+        &[
+            ("GITPRIO_AGENT", "alice"),
+            ("GITPRIO_NOW", "2026-11-02T11:00:00Z"),
+        ],
+    );
+    assert_eq!(output.code, 0, "{output}");
+    output.json()
+}
+
+#[test]
+fn the_unattributed_side_of_the_tied_share_follows_since_and_until_to_the_second() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    let alice = env.path("a").display().to_string();
+    let outside = env.path("scratch").display().to_string();
+    write_transcript(
+        &env,
+        "s-mixed.jsonl",
+        &[
+            claude_usage_line(&alice, "s-a", "m1", "2026-11-02T09:05:00Z", SOME_USAGE, ""),
+            claude_usage_line(
+                &outside,
+                "s-o",
+                "m2",
+                "2026-11-02T10:20:00Z",
+                SOME_USAGE,
+                "",
+            ),
+        ],
+    );
+    let import = import_in(&env, "a", "alice", "2026-11-02T10:30:00Z", &["--json"]);
+    assert_eq!(import.json()["unattributed_kept_tokens"], 160, "{import}");
+    let unattributed = |args: &[&str]| {
+        let report = report_at_eleven(&env, args);
+        let share = &report["attribution"];
+        (
+            share["unattributed_tokens"].as_u64().unwrap(),
+            share["tied_share"].as_f64().unwrap(),
+        )
+    };
+    assert_eq!(unattributed(&[]), (160, 0.5));
+    // The only unattributed request is at 10:20: a bound within its hour cuts exactly.
+    assert_eq!(unattributed(&["--until", "2026-11-02T10:19:59Z"]), (0, 1.0));
+    assert_eq!(unattributed(&["--until", "2026-11-02T10:00:00Z"]), (0, 1.0));
+    assert_eq!(
+        unattributed(&["--until", "2026-11-02T10:20:01Z"]),
+        (160, 0.5)
+    );
+    assert_eq!(
+        unattributed(&[
+            "--since",
+            "2026-11-02T09:00:00Z",
+            "--until",
+            "2026-11-02T10:00:00Z"
+        ]),
+        (0, 1.0)
+    );
+}

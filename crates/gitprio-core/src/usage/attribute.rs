@@ -202,7 +202,8 @@ struct Segment {
     last: Option<Timestamp>,
     #[serde(default)]
     undated: bool,
-    /// Totals per `day model` (UTC day of each request).
+    /// Totals per `hour model` (UTC hour of each request, `2026-11-02T10`; `-` without a
+    /// time; stores written before hours were kept per day, `2026-11-02`).
     totals: BTreeMap<String, Totals>,
 }
 
@@ -223,7 +224,7 @@ impl Segment {
             }
             segment
                 .totals
-                .entry(format!("{} {}", day(record.at), record.model))
+                .entry(format!("{} {}", hour(record.at), record.model))
                 .or_default()
                 .add(record);
         }
@@ -238,8 +239,22 @@ impl Segment {
     }
 }
 
-fn day(at: Option<Timestamp>) -> String {
-    at.map_or_else(|| "-".to_owned(), |at| at.to_string()[..10].to_owned())
+/// The UTC hour of a request, `2026-11-02T10`: totals are kept per hour so that a report's
+/// `--since`/`--until` reads the records of the one hour a bound cuts, not a whole day.
+fn hour(at: Option<Timestamp>) -> String {
+    at.map_or_else(|| "-".to_owned(), |at| at.to_string()[..13].to_owned())
+}
+
+/// The time a totals bucket spans: an hour (`2026-11-02T10`), or a day (`2026-11-02`, as
+/// stores before hours kept them); `None` for records without a time (`-`).
+fn bucket_span(bucket: &str) -> Option<(Timestamp, Timestamp)> {
+    let (start, hours) = if bucket.len() == 10 {
+        (format!("{bucket}T00:00:00Z"), 24)
+    } else {
+        (format!("{bucket}:00:00Z"), 1)
+    };
+    let start: Timestamp = start.parse().ok()?;
+    Some((start, start + jiff::SignedDuration::from_hours(hours)))
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -251,11 +266,13 @@ struct Index {
     matched: BTreeSet<String>,
 }
 
-/// Unattributed spend by UTC day and model, for reports.
+/// Unattributed spend by UTC hour and model, for reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnattributedTotals {
-    /// `(day, model)` → totals; day is `YYYY-MM-DD`, or `-` for records without a time.
-    pub by_day_model: BTreeMap<(String, String), Totals>,
+    /// `(hour, model)` → totals of the requests in the time asked for; hour is
+    /// `YYYY-MM-DDTHH` (`YYYY-MM-DD` for a store written before hours), or `-` for
+    /// records without a time (always counted: nothing places them).
+    pub by_hour_model: BTreeMap<(String, String), Totals>,
 }
 
 /// Why the unattributed store could not be read or written.
@@ -491,18 +508,53 @@ impl Unattributed {
         ))
     }
 
-    /// The stored spend by day and model.
-    pub fn totals(&self) -> Result<UnattributedTotals, StoreError> {
+    /// The stored spend of requests at or after `since` and before `until`, by hour and
+    /// model: the totals of each hour inside, and the records themselves of an hour a
+    /// bound cuts (only the segments holding one are read).
+    pub fn totals(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Result<UnattributedTotals, StoreError> {
         let index = self.load()?;
+        let inside = |at: Timestamp| {
+            since.is_none_or(|since| at >= since) && until.is_none_or(|until| at < until)
+        };
         let mut totals = UnattributedTotals::default();
         for segment in &index.segments {
+            let mut records: Option<Vec<UsageRecord>> = None;
             for (key, part) in &segment.totals {
-                let (day, model) = key.split_once(' ').unwrap_or((key.as_str(), ""));
-                totals
-                    .by_day_model
-                    .entry((day.to_owned(), model.to_owned()))
-                    .or_default()
-                    .merge(part);
+                let (bucket, model) = key.split_once(' ').unwrap_or((key.as_str(), ""));
+                let entry = (bucket.to_owned(), model.to_owned());
+                let Some((start, end)) = bucket_span(bucket) else {
+                    totals.by_hour_model.entry(entry).or_default().merge(part);
+                    continue;
+                };
+                let last = end - jiff::SignedDuration::from_nanos(1);
+                if inside(start) && inside(last) {
+                    totals.by_hour_model.entry(entry).or_default().merge(part);
+                } else if since.is_none_or(|since| since < end)
+                    && until.is_none_or(|until| until > start)
+                {
+                    // A bound cuts this bucket: count its records one by one.
+                    if records.is_none() {
+                        records = Some(self.read_segment(segment)?);
+                    }
+                    for record in records.iter().flatten() {
+                        if record.model == model
+                            && let Some(at) = record.at
+                            && at >= start
+                            && at < end
+                            && inside(at)
+                        {
+                            totals
+                                .by_hour_model
+                                .entry(entry.clone())
+                                .or_default()
+                                .add(record);
+                        }
+                    }
+                }
             }
         }
         Ok(totals)
@@ -604,9 +656,9 @@ mod tests {
         assert_eq!(store.count().unwrap(), (1, 5));
         // The run did not change: the store is not read again.
         assert!(store.claim(&matcher).unwrap().records.is_empty());
-        let totals = store.totals().unwrap();
+        let totals = store.totals(None, None).unwrap();
         assert_eq!(
-            totals.by_day_model[&("2026-11-02".to_owned(), "m".to_owned())].output,
+            totals.by_hour_model[&("2026-11-02T09".to_owned(), "m".to_owned())].output,
             5
         );
     }
