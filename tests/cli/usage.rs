@@ -24,7 +24,7 @@ fn task(title: &str, kind: &str, value: u32, budget: Option<&str>) -> String {
     )
 }
 
-fn setup(env: &TestEnv) {
+pub fn setup(env: &TestEnv) {
     std::fs::create_dir_all(env.path("remote.git")).unwrap();
     env.git(
         "remote.git",
@@ -48,12 +48,12 @@ fn setup(env: &TestEnv) {
     }
 }
 
-fn agent(env: &TestEnv, dir: &str, name: &str, args: &[&str]) -> Output {
+pub fn agent(env: &TestEnv, dir: &str, name: &str, args: &[&str]) -> Output {
     env.run_with(dir, args, &[("GITPRIO_AGENT", name), ("GITPRIO_NOW", T0)])
 }
 
 /// Claims `id`, picked by its type: with several agents active, claim deals out the top tasks.
-fn claim(env: &TestEnv, dir: &str, name: &str, id: &str) {
+pub fn claim(env: &TestEnv, dir: &str, name: &str, id: &str) {
     let kind = match id {
         "login" => "bug",
         "docs" => "docs",
@@ -504,7 +504,7 @@ fn an_unusable_unattributed_store_is_named_with_its_cause_once() {
 }
 
 /// A transcript line of one request with `usage` as given, in session `session`.
-fn claude_usage_line(
+pub fn claude_usage_line(
     cwd: &str,
     session: &str,
     message: &str,
@@ -517,10 +517,10 @@ fn claude_usage_line(
     )
 }
 
-const SOME_USAGE: &str = r#"{"input_tokens":10,"cache_creation_input_tokens":0,"cache_read_input_tokens":100,"output_tokens":50}"#;
+pub const SOME_USAGE: &str = r#"{"input_tokens":10,"cache_creation_input_tokens":0,"cache_read_input_tokens":100,"output_tokens":50}"#;
 
 /// Runs `gitprio usage import` in `dir` as `name` at `now`, over the logs under `claude`.
-fn import_in(env: &TestEnv, dir: &str, name: &str, now: &str, args: &[&str]) -> Output {
+pub fn import_in(env: &TestEnv, dir: &str, name: &str, now: &str, args: &[&str]) -> Output {
     let claude_dir = env.path("claude").display().to_string();
     let mut all = vec!["usage", "import"];
     all.extend_from_slice(args);
@@ -535,13 +535,13 @@ fn import_in(env: &TestEnv, dir: &str, name: &str, now: &str, args: &[&str]) -> 
     )
 }
 
-fn write_transcript(env: &TestEnv, name: &str, lines: &[String]) {
+pub fn write_transcript(env: &TestEnv, name: &str, lines: &[String]) {
     let projects = env.path("claude/projects/-p");
     std::fs::create_dir_all(&projects).unwrap();
     std::fs::write(projects.join(name), lines.join("\n") + "\n").unwrap();
 }
 
-fn recorded(summary: &serde_json::Value) -> u64 {
+pub fn recorded(summary: &serde_json::Value) -> u64 {
     summary["recorded"]
         .as_object()
         .unwrap()
