@@ -23,7 +23,7 @@ use crate::output::{Align, dollars, numbers_after, percent, ratio, tokens};
 use crate::reading::load_tasks;
 use crate::settings::Settings;
 use crate::{exit_code, output};
-use gitprio_core::workspace::{PRICES_PATH, Workspace, price_overrides};
+use gitprio_core::workspace::{Workspace, price_overrides};
 
 mod openmetrics;
 
@@ -193,10 +193,10 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
     {
         pull_request_signals(&mut report, &pulls, &tasks);
     }
-    match Unattributed::open(repo.common_dir()).totals() {
+    match Unattributed::open(repo.common_dir()).totals(filter.since, filter.until) {
         Ok(unattributed) => {
             let imported = ImportState::path(repo.common_dir()).exists();
-            attribute_share(&mut report, &unattributed, &prices, &filter, imported);
+            attribute_share(&mut report, &unattributed, &prices, imported);
         }
         Err(error) => output::message(
             settings,
@@ -204,15 +204,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
             &format!("the share of spend tied to tasks is left out: {error}"),
         ),
     }
-    for (model, tokens) in &report.unpriced_models {
-        output::message(
-            settings,
-            "warning",
-            &format!(
-                "no price for model `{model}` ({tokens} tokens): its cost is unknown, not zero; add it to {PRICES_PATH}"
-            ),
-        );
-    }
+    output::unpriced_models(settings, &report.unpriced_models);
     let text = match format {
         Format::Json => {
             let mut text = serde_json::to_string_pretty(&report)?;
@@ -225,7 +217,8 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         Format::Openmetrics => openmetrics::render(&report),
     };
     match &args.output {
-        Some(path) => std::fs::write(path, text)
+        // Whole or not at all: a crash or a full disk leaves the last report, not part of one.
+        Some(path) => gitprio_core::file::replace(path, text.as_bytes())
             .map_err(|error| anyhow!("cannot write {}: {error}", path.display()))?,
         None => crate::output::out!("{text}")?,
     }
@@ -362,29 +355,6 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
     Some(("tied to tasks".to_owned(), text))
 }
 
-fn headline(report: &Report) -> Vec<(String, String)> {
-    let mut rows = headline_rows(report);
-    let waste = &report.waste;
-    rows.insert(
-        7,
-        (
-            "unmerged spend".to_owned(),
-            format!(
-                "{} tokens ({}) in {} whose task is not done on the queue's branch",
-                tokens(waste.unmerged_tokens),
-                if waste.unmerged_runs.iter().any(|run| run.cost_usd.is_none()) {
-                    format!("at least {}", Usd(waste.unmerged_cost_usd))
-                } else {
-                    dollars(Some(waste.unmerged_cost_usd))
-                },
-                output::counted(waste.unmerged_runs.len(), "completed run")
-            ),
-        ),
-    );
-    rows.extend(attribution_row(report));
-    rows
-}
-
 /// What the runs still going spent: beside the totals, outside the ratios.
 fn in_flight_row(summary: &gitprio_core::usage::report::Summary) -> String {
     if summary.in_flight_runs == 0 {
@@ -401,9 +371,11 @@ fn in_flight_row(summary: &gitprio_core::usage::report::Summary) -> String {
     )
 }
 
-fn headline_rows(report: &Report) -> Vec<(String, String)> {
+/// The report's figures, by name: the summary table of every format.
+fn headline(report: &Report) -> Vec<(String, String)> {
     let summary = &report.summary;
-    vec![
+    let waste = &report.waste;
+    let mut rows = vec![
         ("runs".to_owned(), summary.runs.to_string()),
         (
             "completed tasks".to_owned(),
@@ -416,6 +388,19 @@ fn headline_rows(report: &Report) -> Vec<(String, String)> {
             summary_cost(summary),
         ),
         ("in flight".to_owned(), in_flight_row(summary)),
+        (
+            "unmerged spend".to_owned(),
+            format!(
+                "{} tokens ({}) in {} whose task is not done on the queue's branch",
+                tokens(waste.unmerged_tokens),
+                if waste.unmerged_runs.iter().any(|run| run.cost_usd.is_none()) {
+                    format!("at least {}", Usd(waste.unmerged_cost_usd))
+                } else {
+                    dollars(Some(waste.unmerged_cost_usd))
+                },
+                output::counted(waste.unmerged_runs.len(), "completed run")
+            ),
+        ),
         (
             "value per 1M tokens".to_owned(),
             ratio(summary.value_per_million_tokens, 2),
@@ -433,7 +418,9 @@ fn headline_rows(report: &Report) -> Vec<(String, String)> {
             dollars(summary.usd_per_value_point),
         ),
         ("cache hit rate".to_owned(), percent(summary.cache_hit_rate)),
-    ]
+    ];
+    rows.extend(attribution_row(report));
+    rows
 }
 
 /// The group table's columns: the group's name, then numbers.
@@ -910,14 +897,21 @@ fn table(report: &Report) -> String {
 }
 
 fn markdown(report: &Report) -> String {
-    let mut text = String::from("## gitprio: value per token\n\n| | |\n| --- | --- |\n");
+    let mut text =
+        String::from("## gitprio: value per token\n\n| figure | value |\n| --- | --- |\n");
     for (name, value) in headline(report) {
-        let _ = writeln!(text, "| {name} | {value} |");
+        let _ = writeln!(
+            text,
+            "| {} | {} |",
+            markdown_cell(&name),
+            markdown_cell(&value)
+        );
     }
     let rows = group_rows(report);
     let _ = writeln!(text, "\n### By {}\n", report.group_by.name());
     for (index, row) in rows.iter().enumerate() {
-        let _ = writeln!(text, "| {} |", row.join(" | "));
+        let cells: Vec<String> = row.iter().map(|cell| markdown_cell(cell)).collect();
+        let _ = writeln!(text, "| {} |", cells.join(" | "));
         if index == 0 {
             let separators: Vec<&str> = GROUP_ALIGN
                 .iter()
@@ -942,6 +936,12 @@ fn markdown(report: &Report) -> String {
         price_source(report)
     );
     text
+}
+
+/// `text` as one cell of a markdown table: a `|` in a feature's or an agent's name would
+/// end the cell, and a line break the row.
+fn markdown_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\r', '\n'], " ")
 }
 
 fn escape(text: &str) -> String {
