@@ -156,9 +156,20 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
     };
     known_prices.extend(price_overrides(&repo, loaded.commit)?);
     let prices = PriceTable::new(known_prices);
+    let since = args.since.as_deref().map(parse_time).transpose()?;
+    let until = args.until.as_deref().map(parse_time).transpose()?;
+    if let (Some(after), Some(before), Some(since_text), Some(until_text)) =
+        (since, until, &args.since, &args.until)
+        && after > before
+    {
+        return Err(anyhow!(
+            "`--since {since_text}` is after `--until {until_text}`: no request can be in both; swap them"
+        )
+        .into());
+    }
     let filter = RunFilter {
-        since: args.since.as_deref().map(parse_time).transpose()?,
-        until: args.until.as_deref().map(parse_time).transpose()?,
+        since,
+        until,
         task: args
             .task
             .as_deref()
@@ -353,6 +364,15 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
         ),
     };
     Some(("tied to tasks".to_owned(), text))
+}
+
+/// How a run with several models is counted when grouped by model (empty otherwise).
+fn group_rule(report: &Report) -> &'static str {
+    if report.group_by == GroupBy::Model {
+        " (a run counts under each model it used, with that model's tokens; its completion and value under its main model (the one that spent most tokens))"
+    } else {
+        ""
+    }
 }
 
 /// What the runs still going spent: beside the totals, outside the ratios.
@@ -877,7 +897,12 @@ fn table(report: &Report) -> String {
         .map(|(name, value)| vec![name, value])
         .collect();
     text.push_str(&output::render_table(&headline));
-    let _ = writeln!(text, "\nBy {}:", report.group_by.name());
+    let _ = writeln!(
+        text,
+        "\nBy {}{}:",
+        report.group_by.name(),
+        group_rule(report)
+    );
     text.push_str(&output::render_aligned_table(
         &group_rows(report),
         &GROUP_ALIGN,
@@ -908,7 +933,14 @@ fn markdown(report: &Report) -> String {
         );
     }
     let rows = group_rows(report);
-    let _ = writeln!(text, "\n### By {}\n", report.group_by.name());
+    let _ = writeln!(
+        text,
+        "\n### By {}\n{}",
+        report.group_by.name(),
+        group_rule(report)
+            .strip_prefix(' ')
+            .map_or_else(String::new, |rule| format!("\n{rule}\n"))
+    );
     for (index, row) in rows.iter().enumerate() {
         let cells: Vec<String> = row.iter().map(|cell| markdown_cell(cell)).collect();
         let _ = writeln!(text, "| {} |", cells.join(" | "));
@@ -1094,8 +1126,9 @@ fn html(report: &Report) -> String {
     push_table(
         &mut body,
         &format!(
-            "Grouped by {}: every run in the group counts, completed or not",
-            report.group_by.name()
+            "Grouped by {}: every run in the group counts, completed or not{}",
+            report.group_by.name(),
+            group_rule(report)
         ),
         &rows,
         &GROUP_ALIGN,

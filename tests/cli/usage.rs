@@ -2357,3 +2357,81 @@ fn usage_show_costs_each_run_at_the_repositorys_prices_and_an_unpriced_one_is_un
     assert_eq!(runs[0]["cost_usd"].to_string(), "2.15", "{json}");
     assert_eq!(runs[1]["cost_usd"], serde_json::Value::Null, "{json}");
 }
+
+#[test]
+fn an_inverted_time_range_is_an_error_naming_both_bounds() {
+    let env = TestEnv::new();
+    setup(&env);
+    spend_across_midnight(&env);
+    let output = env.run_with(
+        "reader",
+        &["report", "--since", "2026-11-05", "--until", "2026-11-01"],
+        &[("GITPRIO_AGENT", "carol"), ("GITPRIO_NOW", T0)],
+    );
+    assert_eq!(
+        (output.code, output.stdout.as_str(), output.stderr.as_str()),
+        (
+            1,
+            "",
+            "error: `--since 2026-11-05` is after `--until 2026-11-01`: no request can be in both; swap them\n"
+        ),
+        "{output}"
+    );
+}
+
+#[test]
+fn by_model_a_run_counts_under_each_model_it_used_and_completes_under_its_main_one() {
+    let env = TestEnv::new();
+    setup(&env);
+    let at = |now: &str, args: &[&str]| succeeds(&env, "a", "alice", now, args);
+    at(
+        "2026-11-02T09:00:00Z",
+        &["claim", "--json", "--type", "feature"],
+    );
+    at("2026-11-02T09:05:00Z", &SPEND);
+    at(
+        "2026-11-02T09:06:00Z",
+        &[
+            "usage",
+            "record",
+            "--model",
+            "claude-haiku-4-5",
+            "--output",
+            "500",
+        ],
+    );
+    at("2026-11-02T09:10:00Z", &["done"]);
+    let report = |args: &[&str]| {
+        let all = [&["report", "--by", "model"][..], args].concat();
+        succeeds(&env, "reader", "carol", "2026-11-02T10:00:00Z", &all)
+    };
+    let json = report(&["--json"]).json();
+    let groups: Vec<(String, u64, u64, u64, u64)> = json["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|group| {
+            let number = |key: &str| group[key].as_u64().unwrap();
+            (
+                group["key"].as_str().unwrap().to_owned(),
+                number("runs"),
+                number("completed_tasks"),
+                number("value_points"),
+                number("tokens"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        groups,
+        [
+            ("claude-haiku-4-5".to_owned(), 1, 0, 0, 500),
+            ("claude-sonnet-4-5".to_owned(), 1, 1, 8, 1000),
+        ],
+        "{json}"
+    );
+    let rule = "a run counts under each model it used, with that model's tokens; its completion and value under its main model (the one that spent most tokens)";
+    for format in ["table", "md", "html"] {
+        let text = report(&["--format", format]).stdout;
+        assert!(text.contains(rule), "{format}: {text}");
+    }
+}
