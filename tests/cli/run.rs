@@ -1588,17 +1588,7 @@ fn a_task_lost_in_the_run_is_not_claimed_again_by_it() {
     let run = run_shortly(&env, &["--no-push", "--max-tasks", "4"], &agent);
     assert_eq!(run.code, 0, "{run}");
     let summary = summary(&run);
-    let tasks: Vec<(&str, &str)> = summary["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|attempt| {
-            (
-                attempt["task"].as_str().unwrap(),
-                attempt["ending"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let tasks = endings(&summary);
     assert_eq!(tasks, [("a", "lost"), ("b", "completed")], "{run}");
     assert_eq!(summary["stopped"], "nothing_ready", "{run}");
     assert_eq!(
@@ -1612,6 +1602,64 @@ fn a_task_lost_in_the_run_is_not_claimed_again_by_it() {
             .contains("a is not claimed again by this run: its lease was lost"),
         "{run}"
     );
+}
+
+/// A task revoked from one slot is ready again at once; a sibling slot that finishes before
+/// the first slot learns of the loss (no heartbeat for minutes; `done` finds it) must not
+/// claim it while the first slot's agent still works on it.
+#[test]
+fn a_sibling_slot_never_claims_a_task_another_slot_is_still_on() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/a.md", &task("A", "")),
+            (".tasks/b.md", &task("B", "")),
+        ],
+    );
+    // `a` is revoked and its agent goes on for 4 s after `b` is done: that is when slot 2
+    // looks for its next task.
+    let (revoked, done) = (env.path("revoked"), env.path("b.done"));
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null
+if [ \"$GITPRIO_TASK\" = a ]; then
+  GITPRIO_AGENT=boss '{gitprio}' revoke a --local --reason 'taken away' >&2
+  touch '{revoked}'
+  i=0; while [ ! -e '{done}' ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+  sleep 4
+else
+  i=0; while [ ! -e '{revoked}' ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+  touch '{done}'
+fi
+touch \"$GITPRIO_TASK.txt\"
+",
+            gitprio = env!("CARGO_BIN_EXE_gitprio"),
+            revoked = revoked.display(),
+            done = done.display(),
+        ),
+    );
+    let run = env.run(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--no-push",
+            "--parallel",
+            "2",
+            "--",
+            &agent,
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.stderr.matches("working on a").count(), 1, "{run}");
+    let summary = summary(&run);
+    let mut tasks = endings(&summary);
+    tasks.sort_unstable();
+    assert_eq!(tasks, [("a", "lost"), ("b", "completed")], "{run}");
 }
 
 #[test]
@@ -1639,6 +1687,21 @@ fn a_lost_attempt_counts_toward_max_attempts_and_parks_the_task_there() {
     assert_eq!(lease["state"], "parked", "{second}\n{lease}");
     let third = run_shortly(&env, &["--no-push"], &agent);
     assert_eq!(summary(&third)["attempts"], 0, "{third}");
+}
+
+/// Each attempt of a run's JSON summary as (task, ending), in the summary's order.
+fn endings(summary: &serde_json::Value) -> Vec<(&str, &str)> {
+    summary["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|attempt| {
+            (
+                attempt["task"].as_str().unwrap(),
+                attempt["ending"].as_str().unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// An agent whose task `a` a reviewer (`boss`) revokes, for `reason`, while it works on it;
