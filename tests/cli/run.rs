@@ -509,7 +509,7 @@ echo '{{"type":"result","subtype":"success","is_error":false,"result":"Nothing t
 }
 
 fn wait_for(what: &str, check: impl Fn() -> bool) {
-    crate::common::wait_until(what, Duration::from_secs(20), check);
+    crate::common::wait_until(what, Duration::from_secs(60), check);
 }
 
 #[test]
