@@ -246,7 +246,7 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
             totals.cache_read.to_string(),
             (totals.cache_write_5m + totals.cache_write_1h).to_string(),
             totals.tokens().to_string(),
-            output::dollars(run.cost(&prices)),
+            output::cost(run.cost(&prices)),
         ]);
     }
     output::print_aligned_table(&rows, &output::numbers_after::<11>(4))?;

@@ -70,7 +70,8 @@ fn push_tokens(text: &mut String, report: &Report) {
 type RowValue = fn(&FleetRow) -> Option<String>;
 
 /// The requests, cost and unpriced tokens counters, by task type, model and agent; a row
-/// without unpriced tokens has no unpriced sample.
+/// without unpriced tokens has no unpriced sample, and a row of a model with no price no
+/// cost sample: Prometheus has no "unknown", and a `0` would read as free.
 fn push_fleet_counters(text: &mut String, report: &Report) {
     let counters: [(&str, Option<&str>, &str, RowValue); 3] = [
         (
@@ -83,7 +84,7 @@ fn push_fleet_counters(text: &mut String, report: &Report) {
             "gitprio_cost_usd",
             Some("usd"),
             "Estimated cost at list price of the priced tokens, by task type, model and agent.",
-            |row| Some(round_usd(row.cost_usd).to_string()),
+            |row| (row.unpriced_tokens == 0).then(|| round_usd(row.cost_usd).to_string()),
         ),
         (
             "gitprio_unpriced_tokens",
