@@ -321,12 +321,21 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
         usd: share.unattributed_cost_usd,
         unpriced_tokens: share.unattributed_unpriced_tokens,
     });
+    let unpriced = report.summary.unpriced_tokens + share.unattributed_unpriced_tokens;
+    let in_dollars = share.tied_cost_share.map_or_else(String::new, |tied| {
+        format!(
+            " and {} of the {}dollars",
+            percent(Some(tied)),
+            if unpriced > 0 { "priced " } else { "" }
+        )
+    });
     let text = match share.tied_share {
         Some(tied) => format!(
-            "{} of {} tokens: this report's {} and {} unattributed on this machine ({unattributed_cost})",
+            "{} of {} tokens{in_dollars}: this report's {} tokens, {}; {} unattributed on this machine, {unattributed_cost}",
             percent(Some(tied)),
             tokens(share.tied_tokens + share.unattributed_tokens),
             tokens(share.tied_tokens),
+            output::cost(report.summary.cost()),
             tokens(share.unattributed_tokens),
         ),
         None => format!(

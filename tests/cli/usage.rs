@@ -1116,7 +1116,19 @@ fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
     );
     let share = report["attribution"]["tied_share"].as_f64().unwrap();
     assert!((share - 1000.0 / 1160.0).abs() < 1e-9, "{report}");
+    // In dollars, none of the priced spend is tied: the tied tokens have no price.
+    assert_eq!(report["attribution"]["tied_cost_share"], 0.0, "{report}");
     let table = agent(&env, "a", "alice", &["report"]);
+    let tied = table
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("tied to tasks"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(
+        tied.split_whitespace().collect::<Vec<_>>().join(" "),
+        "tied to tasks 86% of 1.2k tokens and 0% of the priced dollars: this report's 1.0k tokens, unknown (1.0k tokens unpriced); 160 unattributed on this machine, <$0.01",
+        "{table}"
+    );
     assert!(
         table
             .stdout

@@ -202,4 +202,18 @@ fn push_gauges(text: &mut String, report: &Report) {
         );
         let _ = writeln!(text, "gitprio_tied_ratio {share}");
     }
+    if let Some(share) = report
+        .attribution
+        .as_ref()
+        .and_then(|share| share.tied_cost_share)
+    {
+        family(
+            text,
+            "gitprio_tied_cost_ratio",
+            "gauge",
+            Some("ratio"),
+            "The same share in dollars, of the priced spend.",
+        );
+        let _ = writeln!(text, "gitprio_tied_cost_ratio {share}");
+    }
 }

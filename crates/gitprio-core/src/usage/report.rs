@@ -363,6 +363,9 @@ pub struct Attribution {
     /// has run on this machine: with usage recorded by `gitprio run` or by hand only, no
     /// agent log was looked at for untied spend, and a share would be 100% of nothing.
     pub tied_share: Option<f64>,
+    /// The same share in dollars, of the priced spend on both sides (`None` as above, or
+    /// with no priced spend at all): tokens of a cheap model and of a dear one differ.
+    pub tied_cost_share: Option<f64>,
 }
 
 /// Adds to `report` the share of spend tied to tasks, from the unattributed spend by day
@@ -415,6 +418,8 @@ pub fn attribute_share(
     }
     let all = share.tied_tokens + share.unattributed_tokens;
     share.tied_share = (imported && all > 0).then(|| share.tied_tokens as f64 / all as f64);
+    let all_cost = share.tied_cost_usd + share.unattributed_cost_usd;
+    share.tied_cost_share = (imported && all_cost > 0.0).then(|| share.tied_cost_usd / all_cost);
     report.attribution = Some(share);
 }
 
