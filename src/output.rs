@@ -238,6 +238,12 @@ pub fn counted(count: usize, noun: &str) -> String {
     format!("{count} {}", plural(count, noun))
 }
 
+/// Writes a time to the minute, in UTC, as every human table does: `2026-11-01 12:00`
+/// (`--json` keeps RFC 3339).
+pub fn minute(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%d %H:%M").to_string()
+}
+
 /// Writes a span of seconds the short way: `45s`, `4m05s`, `12m`, `3h05m`, `2d4h`.
 pub fn span(seconds: i64) -> String {
     let seconds = seconds.max(0);

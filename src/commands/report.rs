@@ -193,10 +193,10 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
     {
         pull_request_signals(&mut report, &pulls, &tasks);
     }
-    match Unattributed::open(repo.common_dir()).totals() {
+    match Unattributed::open(repo.common_dir()).totals(filter.since, filter.until) {
         Ok(unattributed) => {
             let imported = ImportState::path(repo.common_dir()).exists();
-            attribute_share(&mut report, &unattributed, &prices, &filter, imported);
+            attribute_share(&mut report, &unattributed, &prices, imported);
         }
         Err(error) => output::message(
             settings,

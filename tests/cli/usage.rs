@@ -24,7 +24,7 @@ fn task(title: &str, kind: &str, value: u32, budget: Option<&str>) -> String {
     )
 }
 
-fn setup(env: &TestEnv) {
+pub fn setup(env: &TestEnv) {
     std::fs::create_dir_all(env.path("remote.git")).unwrap();
     env.git(
         "remote.git",
@@ -48,12 +48,12 @@ fn setup(env: &TestEnv) {
     }
 }
 
-fn agent(env: &TestEnv, dir: &str, name: &str, args: &[&str]) -> Output {
+pub fn agent(env: &TestEnv, dir: &str, name: &str, args: &[&str]) -> Output {
     env.run_with(dir, args, &[("GITPRIO_AGENT", name), ("GITPRIO_NOW", T0)])
 }
 
 /// Claims `id`, picked by its type: with several agents active, claim deals out the top tasks.
-fn claim(env: &TestEnv, dir: &str, name: &str, id: &str) {
+pub fn claim(env: &TestEnv, dir: &str, name: &str, id: &str) {
     let kind = match id {
         "login" => "bug",
         "docs" => "docs",
@@ -504,7 +504,7 @@ fn an_unusable_unattributed_store_is_named_with_its_cause_once() {
 }
 
 /// A transcript line of one request with `usage` as given, in session `session`.
-fn claude_usage_line(
+pub fn claude_usage_line(
     cwd: &str,
     session: &str,
     message: &str,
@@ -517,10 +517,10 @@ fn claude_usage_line(
     )
 }
 
-const SOME_USAGE: &str = r#"{"input_tokens":10,"cache_creation_input_tokens":0,"cache_read_input_tokens":100,"output_tokens":50}"#;
+pub const SOME_USAGE: &str = r#"{"input_tokens":10,"cache_creation_input_tokens":0,"cache_read_input_tokens":100,"output_tokens":50}"#;
 
 /// Runs `gitprio usage import` in `dir` as `name` at `now`, over the logs under `claude`.
-fn import_in(env: &TestEnv, dir: &str, name: &str, now: &str, args: &[&str]) -> Output {
+pub fn import_in(env: &TestEnv, dir: &str, name: &str, now: &str, args: &[&str]) -> Output {
     let claude_dir = env.path("claude").display().to_string();
     let mut all = vec!["usage", "import"];
     all.extend_from_slice(args);
@@ -535,13 +535,13 @@ fn import_in(env: &TestEnv, dir: &str, name: &str, now: &str, args: &[&str]) -> 
     )
 }
 
-fn write_transcript(env: &TestEnv, name: &str, lines: &[String]) {
+pub fn write_transcript(env: &TestEnv, name: &str, lines: &[String]) {
     let projects = env.path("claude/projects/-p");
     std::fs::create_dir_all(&projects).unwrap();
     std::fs::write(projects.join(name), lines.join("\n") + "\n").unwrap();
 }
 
-fn recorded(summary: &serde_json::Value) -> u64 {
+pub fn recorded(summary: &serde_json::Value) -> u64 {
     summary["recorded"]
         .as_object()
         .unwrap()
@@ -1500,6 +1500,78 @@ fn one_run_of(task: &str) -> TestEnv {
         assert_eq!(output.code, 0, "{output}");
     }
     env
+}
+
+/// Model overspend is measured against the model the config routes the task to: the tier
+/// its type is sent to (`type_tiers`), or the tier its `model:` names, not only a model
+/// named in the task.
+#[test]
+fn model_overspend_follows_the_configured_routing_of_tiers() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (
+                ".tasks/config.yaml",
+                "tiers:\n  small: claude-haiku-4-5\n  large: claude-opus-4-6\ntype_tiers:\n  feature: small\n",
+            ),
+            (
+                ".tasks/cache.md",
+                "---\ntitle: Cache\ntype: feature\npriority: p1\n---\n",
+            ),
+            (".tasks/tier.md", "---\ntitle: Tier\nmodel: small\npriority: p2\n---\n"),
+            (".tasks/named.md", "---\ntitle: Named\nmodel: large\npriority: p3\n---\n"),
+        ],
+    );
+    for (agent, id) in [("alice", "cache"), ("bob", "tier"), ("carol", "named")] {
+        let claimed = env.run_with(
+            "repo",
+            &["claim", "--local", "--json"],
+            &[("GITPRIO_AGENT", agent)],
+        );
+        assert_eq!(claimed.json()["task"]["id"], id, "{claimed}");
+        let recorded = env.run_with(
+            "repo",
+            &[
+                "usage",
+                "record",
+                id,
+                "--local",
+                "--model",
+                "claude-sonnet-4-5",
+                "--output",
+                "1000",
+            ],
+            &[("GITPRIO_AGENT", agent)],
+        );
+        assert_eq!(recorded.code, 0, "{recorded}");
+        let done = env.run_with(
+            "repo",
+            &["done", id, "--local"],
+            &[("GITPRIO_AGENT", agent)],
+        );
+        assert_eq!(done.code, 0, "{done}");
+    }
+    let report = env
+        .run("repo", &["report", "--offline", "--local", "--json"])
+        .json();
+    let overspend: Vec<(&str, &str)> = report["waste"]["overspend"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no overspend list: {report}"))
+        .iter()
+        .map(|over| {
+            (
+                over["task"].as_str().unwrap(),
+                over["routed_model"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // Sonnet where haiku was routed is overspend; sonnet where opus was routed is not.
+    assert_eq!(
+        overspend,
+        [("cache", "claude-haiku-4-5"), ("tier", "claude-haiku-4-5")],
+        "{report}"
+    );
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! Which run an imported record belongs to, and the records no run claims yet.
 //!
-//! A record belongs to the run whose agent session it names, else to a run whose
-//! worktree (or a directory inside it) it ran in during the run's time; the deepest
-//! worktree wins, so a run in a worktree nested in another checkout gets its own
-//! records. A forced task (`usage import --task`) takes every record in its run's time.
+//! A record the ledger already holds stays with the run that holds it (a request counts
+//! once, whichever clone imported it first). Else it belongs to the run whose agent
+//! session it names, else to a run whose worktree (or a directory inside it) it ran in
+//! during the run's time; the deepest worktree wins, so a run in a worktree nested in
+//! another checkout gets its own records. A forced task (`usage import --task`) takes
+//! only what no other run claims, in its run's time.
 //!
 //! Records that match no run are not dropped: they wait in an unattributed store on this
 //! machine (`.git/gitprio/usage-unattributed/`), in segments of records sorted by time,
@@ -17,7 +19,9 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::{RunMeta, Totals, UsageRecord};
+use super::import::fnv1a_128;
+use super::index::KeyIndex;
+use super::{Ledger, LedgerError, RunMeta, Totals, UsageRecord};
 use crate::task::TaskId;
 
 /// Records per segment of the unattributed store.
@@ -30,11 +34,17 @@ pub struct Matcher<'a> {
     runs: &'a [RunMeta],
     /// Where `gitprio run` makes a worktree per task (`<worktrees>/<task id>`).
     worktrees: PathBuf,
-    /// The task that takes every record in its run's time, whatever its directory.
+    /// The task that takes the records in its run's time no other run claims.
     forced: Option<&'a TaskId>,
     now: Timestamp,
     /// Agent sessions named by a run's own records, by index into `runs`.
     run_sessions: HashMap<String, usize>,
+    /// The keys runs hold in the ledger, by index into `runs` (those read: see
+    /// [`Matcher::with_ledger_keys`]).
+    held: Vec<(usize, KeyIndex)>,
+    /// The commit of each task's usage ref, by task id: a run whose task's commit moved
+    /// may hold records the unattributed store still keeps.
+    versions: HashMap<String, String>,
 }
 
 impl<'a> Matcher<'a> {
@@ -50,7 +60,56 @@ impl<'a> Matcher<'a> {
             forced,
             now,
             run_sessions: HashMap::new(),
+            held: Vec::new(),
+            versions: HashMap::new(),
         }
+    }
+
+    /// Adds the commit of each task's usage ref (see [`Ledger::versions`]).
+    #[must_use]
+    pub fn with_versions(mut self, versions: HashMap<String, String>) -> Self {
+        self.versions = versions;
+        self
+    }
+
+    /// Reads from the ledger the keys held by the runs that may hold one of `records` (their
+    /// time span overlaps the run's) and by the runs `store` has not been matched against
+    /// since they last changed, so that a request the ledger holds is never given to
+    /// another run, nor kept as unattributed.
+    pub fn with_ledger_keys(
+        mut self,
+        ledger: &Ledger<'_, '_>,
+        records: &[UsageRecord],
+        store: &Unattributed,
+    ) -> Result<Self, AttributeError> {
+        let stale = store.stale(&self)?;
+        let undated = records.iter().any(|record| record.at.is_none());
+        let first = records.iter().filter_map(|record| record.at).min();
+        let last = records.iter().filter_map(|record| record.at).max();
+        for (index, meta) in self.runs.iter().enumerate() {
+            let end = meta.ended_at.unwrap_or(self.now);
+            let overlaps = undated
+                || (first.is_some_and(|first| first <= end)
+                    && last.is_some_and(|last| last >= meta.started_at));
+            if (overlaps || stale.contains(&index))
+                && let Some(keys) = ledger.run_keys(meta)?
+            {
+                self.held.push((index, keys));
+            }
+        }
+        Ok(self)
+    }
+
+    /// The run that holds `record` in the ledger already, of those whose time holds it.
+    fn holder(&self, record: &UsageRecord) -> Option<usize> {
+        let mut hash = None;
+        self.held
+            .iter()
+            .filter(|(index, _)| self.in_window(&self.runs[*index], record.at))
+            .find(|(_, keys)| {
+                keys.holds(*hash.get_or_insert_with(|| fnv1a_128(record.key.as_bytes())))
+            })
+            .map(|(index, _)| *index)
     }
 
     /// Adds the agent sessions that runs' own records name (by index into the runs): a
@@ -82,6 +141,9 @@ impl<'a> Matcher<'a> {
 
     /// Returns the index of the run `record` belongs to, if any.
     pub fn owner(&self, record: &UsageRecord) -> Option<usize> {
+        if let Some(index) = self.holder(record) {
+            return Some(index);
+        }
         if let Some(session) = &record.session
             && let Some(index) = self
                 .runs
@@ -97,8 +159,9 @@ impl<'a> Matcher<'a> {
             if !self.in_window(meta, record.at) {
                 continue;
             }
+            // The forced task's run comes last: it takes what no other run claims.
             let depth = if self.forced == Some(&meta.task) {
-                Some(usize::MAX)
+                Some(0)
             } else {
                 cwd.and_then(|cwd| self.place(meta, cwd))
             };
@@ -110,14 +173,23 @@ impl<'a> Matcher<'a> {
         }
         best.map(|(index, _)| index)
     }
-}
 
-/// Says which runs changed since the store was last matched against them.
-fn fingerprint(meta: &RunMeta) -> String {
-    format!(
-        "{} {} {} {:?} {:?} {:?}",
-        meta.task, meta.run, meta.started_at, meta.ended_at, meta.session, meta.worktree
-    )
+    /// Says which runs changed since the store was last matched against them: the run's
+    /// meta, or its task's records in the ledger (the commit of its usage ref).
+    fn fingerprint(&self, meta: &RunMeta) -> String {
+        format!(
+            "{} {} {} {:?} {:?} {:?} {}",
+            meta.task,
+            meta.run,
+            meta.started_at,
+            meta.ended_at,
+            meta.session,
+            meta.worktree,
+            self.versions
+                .get(meta.task.as_str())
+                .map_or("-", String::as_str)
+        )
+    }
 }
 
 /// One file of unattributed records.
@@ -130,7 +202,8 @@ struct Segment {
     last: Option<Timestamp>,
     #[serde(default)]
     undated: bool,
-    /// Totals per `day model` (UTC day of each request).
+    /// Totals per `hour model` (UTC hour of each request, `2026-11-02T10`; `-` without a
+    /// time; stores written before hours were kept per day, `2026-11-02`).
     totals: BTreeMap<String, Totals>,
 }
 
@@ -151,7 +224,7 @@ impl Segment {
             }
             segment
                 .totals
-                .entry(format!("{} {}", day(record.at), record.model))
+                .entry(format!("{} {}", hour(record.at), record.model))
                 .or_default()
                 .add(record);
         }
@@ -166,8 +239,22 @@ impl Segment {
     }
 }
 
-fn day(at: Option<Timestamp>) -> String {
-    at.map_or_else(|| "-".to_owned(), |at| at.to_string()[..10].to_owned())
+/// The UTC hour of a request, `2026-11-02T10`: totals are kept per hour so that a report's
+/// `--since`/`--until` reads the records of the one hour a bound cuts, not a whole day.
+fn hour(at: Option<Timestamp>) -> String {
+    at.map_or_else(|| "-".to_owned(), |at| at.to_string()[..13].to_owned())
+}
+
+/// The time a totals bucket spans: an hour (`2026-11-02T10`), or a day (`2026-11-02`, as
+/// stores before hours kept them); `None` for records without a time (`-`).
+fn bucket_span(bucket: &str) -> Option<(Timestamp, Timestamp)> {
+    let (start, hours) = if bucket.len() == 10 {
+        (format!("{bucket}T00:00:00Z"), 24)
+    } else {
+        (format!("{bucket}:00:00Z"), 1)
+    };
+    let start: Timestamp = start.parse().ok()?;
+    Some((start, start + jiff::SignedDuration::from_hours(hours)))
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -179,11 +266,13 @@ struct Index {
     matched: BTreeSet<String>,
 }
 
-/// Unattributed spend by UTC day and model, for reports.
+/// Unattributed spend by UTC hour and model, for reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnattributedTotals {
-    /// `(day, model)` → totals; day is `YYYY-MM-DD`, or `-` for records without a time.
-    pub by_day_model: BTreeMap<(String, String), Totals>,
+    /// `(hour, model)` → totals of the requests in the time asked for; hour is
+    /// `YYYY-MM-DDTHH` (`YYYY-MM-DD` for a store written before hours), or `-` for
+    /// records without a time (always counted: nothing places them).
+    pub by_hour_model: BTreeMap<(String, String), Totals>,
 }
 
 /// Why the unattributed store could not be read or written.
@@ -197,6 +286,15 @@ pub enum StoreError {
     },
     #[error("the unattributed usage store {path} is corrupt: {detail}")]
     Corrupt { path: PathBuf, detail: String },
+}
+
+/// Why records could not be matched against the runs.
+#[derive(Debug, thiserror::Error)]
+pub enum AttributeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
 }
 
 /// The records no run claims yet, on this machine.
@@ -293,13 +391,14 @@ impl Unattributed {
     /// [`apply`]: Unattributed::apply
     pub fn claim(&self, matcher: &Matcher<'_>) -> Result<Claimed, StoreError> {
         let index = self.load()?;
-        let fingerprints: BTreeSet<String> = matcher.runs.iter().map(fingerprint).collect();
-        let changed: Vec<&RunMeta> = matcher
+        let fingerprints: BTreeSet<String> = matcher
             .runs
             .iter()
-            .filter(|meta| {
-                matcher.forced == Some(&meta.task) || !index.matched.contains(&fingerprint(meta))
-            })
+            .map(|meta| matcher.fingerprint(meta))
+            .collect();
+        let changed: Vec<&RunMeta> = Self::changed(&index, matcher)
+            .into_iter()
+            .map(|position| &matcher.runs[position])
             .collect();
         let mut claimed = Claimed {
             matched: fingerprints,
@@ -325,6 +424,31 @@ impl Unattributed {
             }
         }
         Ok(claimed)
+    }
+
+    /// The runs of `matcher` (by index) that changed since the store was last matched
+    /// against them, and the forced task's.
+    fn changed(index: &Index, matcher: &Matcher<'_>) -> Vec<usize> {
+        matcher
+            .runs
+            .iter()
+            .enumerate()
+            .filter(|(_, meta)| {
+                matcher.forced == Some(&meta.task)
+                    || !index.matched.contains(&matcher.fingerprint(meta))
+            })
+            .map(|(position, _)| position)
+            .collect()
+    }
+
+    /// The runs of `matcher` (by index) that [`Unattributed::claim`] will match the store
+    /// against; none when the store is empty.
+    fn stale(&self, matcher: &Matcher<'_>) -> Result<Vec<usize>, StoreError> {
+        let index = self.load()?;
+        if index.segments.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(Self::changed(&index, matcher))
     }
 
     /// Removes claimed records (now in the ledger) and remembers the runs matched.
@@ -384,18 +508,53 @@ impl Unattributed {
         ))
     }
 
-    /// The stored spend by day and model.
-    pub fn totals(&self) -> Result<UnattributedTotals, StoreError> {
+    /// The stored spend of requests at or after `since` and before `until`, by hour and
+    /// model: the totals of each hour inside, and the records themselves of an hour a
+    /// bound cuts (only the segments holding one are read).
+    pub fn totals(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Result<UnattributedTotals, StoreError> {
         let index = self.load()?;
+        let inside = |at: Timestamp| {
+            since.is_none_or(|since| at >= since) && until.is_none_or(|until| at < until)
+        };
         let mut totals = UnattributedTotals::default();
         for segment in &index.segments {
+            let mut records: Option<Vec<UsageRecord>> = None;
             for (key, part) in &segment.totals {
-                let (day, model) = key.split_once(' ').unwrap_or((key.as_str(), ""));
-                totals
-                    .by_day_model
-                    .entry((day.to_owned(), model.to_owned()))
-                    .or_default()
-                    .merge(part);
+                let (bucket, model) = key.split_once(' ').unwrap_or((key.as_str(), ""));
+                let entry = (bucket.to_owned(), model.to_owned());
+                let Some((start, end)) = bucket_span(bucket) else {
+                    totals.by_hour_model.entry(entry).or_default().merge(part);
+                    continue;
+                };
+                let last = end - jiff::SignedDuration::from_nanos(1);
+                if inside(start) && inside(last) {
+                    totals.by_hour_model.entry(entry).or_default().merge(part);
+                } else if since.is_none_or(|since| since < end)
+                    && until.is_none_or(|until| until > start)
+                {
+                    // A bound cuts this bucket: count its records one by one.
+                    if records.is_none() {
+                        records = Some(self.read_segment(segment)?);
+                    }
+                    for record in records.iter().flatten() {
+                        if record.model == model
+                            && let Some(at) = record.at
+                            && at >= start
+                            && at < end
+                            && inside(at)
+                        {
+                            totals
+                                .by_hour_model
+                                .entry(entry.clone())
+                                .or_default()
+                                .add(record);
+                        }
+                    }
+                }
             }
         }
         Ok(totals)
@@ -497,9 +656,9 @@ mod tests {
         assert_eq!(store.count().unwrap(), (1, 5));
         // The run did not change: the store is not read again.
         assert!(store.claim(&matcher).unwrap().records.is_empty());
-        let totals = store.totals().unwrap();
+        let totals = store.totals(None, None).unwrap();
         assert_eq!(
-            totals.by_day_model[&("2026-11-02".to_owned(), "m".to_owned())].output,
+            totals.by_hour_model[&("2026-11-02T09".to_owned(), "m".to_owned())].output,
             5
         );
     }

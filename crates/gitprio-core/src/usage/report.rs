@@ -368,39 +368,22 @@ pub struct Attribution {
     pub tied_cost_share: Option<f64>,
 }
 
-/// Adds to `report` the share of spend tied to tasks, from the unattributed spend by day
-/// and model; days are kept when they overlap the filter's time. `imported`: whether an
+/// Adds to `report` the share of spend tied to tasks, from the unattributed spend of the
+/// filter's time (see [`super::attribute::Unattributed::totals`]). `imported`: whether an
 /// import has run on this machine (else the share is unknown, not 100%).
 #[expect(clippy::cast_precision_loss, reason = "a share for display")]
 pub fn attribute_share(
     report: &mut Report,
     unattributed: &super::attribute::UnattributedTotals,
     prices: &PriceTable,
-    filter: &RunFilter,
     imported: bool,
 ) {
-    let since = filter.since.map(day_of);
-    let until = filter.until.map(|until| {
-        // An end at midnight excludes that day; any later time includes it.
-        let day = day_of(until);
-        let midnight = until.as_second().rem_euclid(86_400) == 0;
-        (day, midnight)
-    });
     let mut share = Attribution {
         tied_tokens: report.summary.tokens,
         tied_cost_usd: report.summary.cost_usd,
         ..Attribution::default()
     };
-    for ((day, model), totals) in &unattributed.by_day_model {
-        let after = since
-            .as_ref()
-            .is_none_or(|since| day == "-" || day >= since);
-        let before = until.as_ref().is_none_or(|(until, midnight)| {
-            day == "-" || day < until || (day == until && !midnight)
-        });
-        if !(after && before) {
-            continue;
-        }
+    for ((_, model), totals) in &unattributed.by_hour_model {
         let record = UsageRecord {
             model: model.clone(),
             input: totals.input,
