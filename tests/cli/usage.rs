@@ -2246,3 +2246,30 @@ fn a_run_with_an_unpriced_model_keeps_its_priced_dollars_in_every_sum_and_view()
         "{top}"
     );
 }
+
+#[test]
+fn a_log_path_that_cannot_be_read_is_named_with_its_cause_once() {
+    let env = TestEnv::new();
+    setup(&env);
+    env.write("a", &[("notes.txt", "not a directory\n")]);
+    // A path through a file: not "no such file", another error, which has a cause.
+    let output = import_in(
+        &env,
+        "a",
+        "alice",
+        "2026-11-02T09:10:00Z",
+        &["notes.txt/logs"],
+    );
+    assert_eq!((output.code, output.stdout.as_str()), (1, ""), "{output}");
+    assert_eq!(
+        output.stderr.matches("Not a directory").count(),
+        1,
+        "{output}"
+    );
+    assert!(
+        output
+            .stderr
+            .contains("read log directory $ROOT/a/notes.txt/logs: Not a directory (os error 20)"),
+        "{output}"
+    );
+}
