@@ -245,7 +245,7 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
             totals.cache_read.to_string(),
             (totals.cache_write_5m + totals.cache_write_1h).to_string(),
             totals.tokens().to_string(),
-            output::dollars(run.cost(&prices)),
+            output::cost(run.cost(&prices)),
         ]);
     }
     output::print_aligned_table(&rows, &output::numbers_after::<11>(4))?;
@@ -358,9 +358,8 @@ pub fn import_logs(
     if let Some(parent) = state_path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let temporary = state_path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&temporary, serde_json::to_vec(&state)?)?;
-    std::fs::rename(&temporary, &state_path)?;
+    gitprio_core::file::replace(&state_path, &serde_json::to_vec(&state)?)
+        .with_context(|| format!("cannot write {}", state_path.display()))?;
     Ok(summary)
 }
 
