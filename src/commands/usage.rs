@@ -10,7 +10,6 @@ use gitprio_core::lease::HeldLease;
 use gitprio_core::reply::usage::{UsageImportReply, UsageRecordReply, UsageShowReply};
 use gitprio_core::usage::{Ledger, Outcome, RunMeta, UsageRecord};
 use gitprio_core::workspace::{self, RecordInput, Workspace};
-use jiff::Timestamp;
 
 use crate::args::StoreArgs;
 use crate::cli::CommandResult;
@@ -38,7 +37,7 @@ pub struct ImportArgs {
     /// Log files or directories (default: `~/.claude/projects` or `CLAUDE_CONFIG_DIR`,
     /// `~/.codex/sessions` or `CODEX_HOME`, `~/.gemini/tmp`).
     pub paths: Vec<std::path::PathBuf>,
-    /// Give every record in the task's current run window to this task, whatever its directory.
+    /// Give this task the records in its current run window that no other run claims.
     #[arg(long, value_name = "ID")]
     pub task: Option<String>,
     #[command(flatten)]
@@ -203,8 +202,13 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
         workspace.fetch_runs_of(&id)?;
     }
     let runs = workspace.settled_runs_of(&id)?;
+    let prices = workspace.prices()?;
+    output::unpriced_models(
+        settings,
+        &prices.unpriced(runs.iter().flat_map(|run| &run.records)),
+    );
     if args.json {
-        output::print_json(&UsageShowReply::new(&id, &runs))?;
+        output::print_json(&UsageShowReply::new(&id, &runs, &prices))?;
         return Ok(exit_code::SUCCESS);
     }
     if runs.is_empty() {
@@ -223,6 +227,7 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
             "CACHE READ",
             "CACHE WRITE",
             "TOKENS",
+            "COST",
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -233,21 +238,18 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
             run.meta.run.clone(),
             run.meta.agent.clone(),
             run.meta.outcome.map_or("open", Outcome::as_str).to_owned(),
-            started(run.meta.started_at),
+            output::minute(run.meta.started_at),
             totals.requests.to_string(),
             totals.input.to_string(),
             totals.output.to_string(),
             totals.cache_read.to_string(),
             (totals.cache_write_5m + totals.cache_write_1h).to_string(),
             totals.tokens().to_string(),
+            output::dollars(run.cost(&prices)),
         ]);
     }
-    output::print_aligned_table(&rows, &output::numbers_after::<10>(4))?;
+    output::print_aligned_table(&rows, &output::numbers_after::<11>(4))?;
     Ok(exit_code::SUCCESS)
-}
-
-fn started(at: Timestamp) -> String {
-    at.strftime("%Y-%m-%d %H:%M").to_string()
 }
 
 /// Imports agent logs and gives each record to the run it belongs to (see
@@ -293,14 +295,10 @@ pub fn import_logs(
             &format!("cannot fetch the usage ledger, so runs are matched as last fetched: {error}"),
         );
     }
-    let mut candidates: Vec<RunMeta> = ledger
-        .all_metas()?
-        .into_iter()
-        .filter(|meta| only.is_none_or(|id| &meta.task == id))
-        .collect();
+    // Every run is a candidate, with `--task` too: that task takes only what none claims.
+    let mut candidates: Vec<RunMeta> = ledger.all_metas()?;
     for held in HeldLease::all(repo.common_dir()) {
-        if only.is_none_or(|id| &held.task == id)
-            && let Ok(meta) = workspace.current_run(&held.task)
+        if let Ok(meta) = workspace.current_run(&held.task)
             && !candidates
                 .iter()
                 .any(|known| known.run == meta.run && known.task == meta.task)
@@ -309,20 +307,22 @@ pub fn import_logs(
         }
     }
     if let Some(id) = only
-        && candidates.is_empty()
+        && !candidates.iter().any(|meta| &meta.task == id)
     {
         candidates.push(workspace.current_run(id)?);
     }
+    let waiting = Unattributed::open(repo.common_dir());
     let matcher = Matcher::new(
         &candidates,
         &workspace::task_worktrees(repo),
         only,
         settings.now,
     )
-    .with_run_sessions(run_sessions(&ledger, &candidates, &records)?);
+    .with_run_sessions(run_sessions(&ledger, &candidates, &records)?)
+    .with_versions(ledger.versions()?)
+    .with_ledger_keys(&ledger, &records, &waiting)?;
     let mut records = records;
     let (unattributed, mut by_run) = group_by_run(&mut records, &matcher);
-    let waiting = Unattributed::open(repo.common_dir());
     let claimed = waiting.claim(&matcher)?;
     summary.claimed_from_store = claimed.records.len();
     let mut from_store: std::collections::BTreeMap<usize, Vec<UsageRecord>> =

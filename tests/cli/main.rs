@@ -2,6 +2,7 @@
 
 mod act;
 mod action;
+mod attribution;
 mod bad_input;
 mod browser;
 mod check;

@@ -1,9 +1,11 @@
 //! Which run an imported record belongs to, and the records no run claims yet.
 //!
-//! A record belongs to the run whose agent session it names, else to a run whose
-//! worktree (or a directory inside it) it ran in during the run's time; the deepest
-//! worktree wins, so a run in a worktree nested in another checkout gets its own
-//! records. A forced task (`usage import --task`) takes every record in its run's time.
+//! A record the ledger already holds stays with the run that holds it (a request counts
+//! once, whichever clone imported it first). Else it belongs to the run whose agent
+//! session it names, else to a run whose worktree (or a directory inside it) it ran in
+//! during the run's time; the deepest worktree wins, so a run in a worktree nested in
+//! another checkout gets its own records. A forced task (`usage import --task`) takes
+//! only what no other run claims, in its run's time.
 //!
 //! Records that match no run are not dropped: they wait in an unattributed store on this
 //! machine (`.git/gitprio/usage-unattributed/`), in segments of records sorted by time,
@@ -26,8 +28,10 @@ use jiff::Timestamp;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
+use super::import::fnv1a_128;
+use super::index::KeyIndex;
 use super::ledger::chunk;
-use super::{RunMeta, Totals, UsageRecord};
+use super::{Ledger, LedgerError, RunMeta, Totals, UsageRecord};
 use crate::task::TaskId;
 
 /// Records per segment of the unattributed store.
@@ -39,11 +43,17 @@ const VERSION: u32 = 2;
 #[derive(Debug)]
 pub struct Matcher<'a> {
     runs: &'a [RunMeta],
-    /// The task that takes every record in its run's time, whatever its directory.
+    /// The task that takes the records in its run's time no other run claims.
     forced: Option<&'a TaskId>,
     now: Timestamp,
     /// Agent sessions named by a run's own records, by index into `runs`.
     run_sessions: HashMap<String, usize>,
+    /// The keys runs hold in the ledger, by index into `runs` (those read: see
+    /// [`Matcher::with_ledger_keys`]).
+    held: Vec<(usize, KeyIndex)>,
+    /// The commit of each task's usage ref, by task id: a run whose task's commit moved
+    /// may hold records the unattributed store still keeps.
+    versions: HashMap<String, String>,
     /// Each run's worktrees: the one it names, and `<worktrees>/<task id>` (where
     /// `gitprio run` makes one per task), prepared once rather than per record.
     roots: Vec<Vec<Root>>,
@@ -116,7 +126,56 @@ impl<'a> Matcher<'a> {
             now,
             run_sessions: HashMap::new(),
             roots,
+            held: Vec::new(),
+            versions: HashMap::new(),
         }
+    }
+
+    /// Adds the commit of each task's usage ref (see [`Ledger::versions`]).
+    #[must_use]
+    pub fn with_versions(mut self, versions: HashMap<String, String>) -> Self {
+        self.versions = versions;
+        self
+    }
+
+    /// Reads from the ledger the keys held by the runs that may hold one of `records` (their
+    /// time span overlaps the run's) and by the runs `store` has not been matched against
+    /// since they last changed, so that a request the ledger holds is never given to
+    /// another run, nor kept as unattributed.
+    pub fn with_ledger_keys(
+        mut self,
+        ledger: &Ledger<'_, '_>,
+        records: &[UsageRecord],
+        store: &Unattributed,
+    ) -> Result<Self, AttributeError> {
+        let stale = store.stale(&self)?;
+        let undated = records.iter().any(|record| record.at.is_none());
+        let first = records.iter().filter_map(|record| record.at).min();
+        let last = records.iter().filter_map(|record| record.at).max();
+        for (index, meta) in self.runs.iter().enumerate() {
+            let end = meta.ended_at.unwrap_or(self.now);
+            let overlaps = undated
+                || (first.is_some_and(|first| first <= end)
+                    && last.is_some_and(|last| last >= meta.started_at));
+            if (overlaps || stale.contains(&index))
+                && let Some(keys) = ledger.run_keys(meta)?
+            {
+                self.held.push((index, keys));
+            }
+        }
+        Ok(self)
+    }
+
+    /// The run that holds `record` in the ledger already, of those whose time holds it.
+    fn holder(&self, record: &UsageRecord) -> Option<usize> {
+        let mut hash = None;
+        self.held
+            .iter()
+            .filter(|(index, _)| self.in_window(&self.runs[*index], record.at))
+            .find(|(_, keys)| {
+                keys.holds(*hash.get_or_insert_with(|| fnv1a_128(record.key.as_bytes())))
+            })
+            .map(|(index, _)| *index)
     }
 
     /// Adds the agent sessions that runs' own records name (by index into the runs): a
@@ -144,6 +203,9 @@ impl<'a> Matcher<'a> {
 
     /// Returns the index of the run `record` belongs to, if any.
     pub fn owner(&self, record: &UsageRecord) -> Option<usize> {
+        if let Some(index) = self.holder(record) {
+            return Some(index);
+        }
         if let Some(session) = &record.session
             && let Some(index) = self
                 .runs
@@ -160,8 +222,9 @@ impl<'a> Matcher<'a> {
             if !self.in_window(meta, record.at) {
                 continue;
             }
+            // The forced task's run comes last: it takes what no other run claims.
             let depth = if self.forced == Some(&meta.task) {
-                Some(usize::MAX)
+                Some(0)
             } else {
                 cwd.and_then(|cwd| self.place(index, cwd, plain_cwd))
             };
@@ -173,14 +236,23 @@ impl<'a> Matcher<'a> {
         }
         best.map(|(index, _)| index)
     }
-}
 
-/// Says which runs changed since the store was last matched against them.
-fn fingerprint(meta: &RunMeta) -> String {
-    format!(
-        "{} {} {} {:?} {:?} {:?}",
-        meta.task, meta.run, meta.started_at, meta.ended_at, meta.session, meta.worktree
-    )
+    /// Says which runs changed since the store was last matched against them: the run's
+    /// meta, or its task's records in the ledger (the commit of its usage ref).
+    fn fingerprint(&self, meta: &RunMeta) -> String {
+        format!(
+            "{} {} {} {:?} {:?} {:?} {}",
+            meta.task,
+            meta.run,
+            meta.started_at,
+            meta.ended_at,
+            meta.session,
+            meta.worktree,
+            self.versions
+                .get(meta.task.as_str())
+                .map_or("-", String::as_str)
+        )
+    }
 }
 
 /// One file of unattributed records.
@@ -193,12 +265,13 @@ struct Segment {
     last: Option<Timestamp>,
     #[serde(default)]
     undated: bool,
-    /// Totals per `day model` (UTC day of each request).
+    /// Totals per `hour model` (UTC hour of each request, `2026-11-02T10`; `-` without a
+    /// time; stores written before hours were kept per day, `2026-11-02`).
     totals: BTreeMap<String, Totals>,
 }
 
-/// Totals by UTC day number (`None`: no time) and model, with a time of that day.
-type DayTotals<'r> = FxHashMap<(Option<i64>, &'r str), (Option<Timestamp>, Totals)>;
+/// Totals by UTC hour number (`None`: no time) and model, with a time of that hour.
+type HourTotals<'r> = FxHashMap<(Option<i64>, &'r str), (Option<Timestamp>, Totals)>;
 
 impl Segment {
     fn describe<'r>(file: String, records: impl IntoIterator<Item = &'r UsageRecord>) -> Segment {
@@ -206,9 +279,9 @@ impl Segment {
             file,
             ..Segment::default()
         };
-        // Totals by UTC day number and model: the day is written out once per key, not
+        // Totals by UTC hour number and model: the hour is written out once per key, not
         // per record (printing a timestamp costs more than the rest of the loop).
-        let mut totals: DayTotals<'_> = FxHashMap::default();
+        let mut totals: HourTotals<'_> = FxHashMap::default();
         for record in records {
             segment.records += 1;
             match record.at {
@@ -218,16 +291,16 @@ impl Segment {
                 }
                 None => segment.undated = true,
             }
-            let day_number = record.at.map(|at| at.as_second().div_euclid(86_400));
+            let hour_number = record.at.map(|at| at.as_second().div_euclid(3_600));
             totals
-                .entry((day_number, record.model.as_str()))
+                .entry((hour_number, record.model.as_str()))
                 .or_insert_with(|| (record.at, Totals::default()))
                 .1
                 .add(record);
         }
         segment.totals = totals
             .into_iter()
-            .map(|((_, model), (at, totals))| (format!("{} {model}", day(at)), totals))
+            .map(|((_, model), (at, totals))| (format!("{} {model}", hour(at)), totals))
             .collect();
         segment
     }
@@ -240,8 +313,22 @@ impl Segment {
     }
 }
 
-fn day(at: Option<Timestamp>) -> String {
-    at.map_or_else(|| "-".to_owned(), |at| at.to_string()[..10].to_owned())
+/// The UTC hour of a request, `2026-11-02T10`: totals are kept per hour so that a report's
+/// `--since`/`--until` reads the records of the one hour a bound cuts, not a whole day.
+fn hour(at: Option<Timestamp>) -> String {
+    at.map_or_else(|| "-".to_owned(), |at| at.to_string()[..13].to_owned())
+}
+
+/// The time a totals bucket spans: an hour (`2026-11-02T10`), or a day (`2026-11-02`, as
+/// stores before hours kept them); `None` for records without a time (`-`).
+fn bucket_span(bucket: &str) -> Option<(Timestamp, Timestamp)> {
+    let (start, hours) = if bucket.len() == 10 {
+        (format!("{bucket}T00:00:00Z"), 24)
+    } else {
+        (format!("{bucket}:00:00Z"), 1)
+    };
+    let start: Timestamp = start.parse().ok()?;
+    Some((start, start + jiff::SignedDuration::from_hours(hours)))
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -253,11 +340,13 @@ struct Index {
     matched: BTreeSet<String>,
 }
 
-/// Unattributed spend by UTC day and model, for reports.
+/// Unattributed spend by UTC hour and model, for reports.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnattributedTotals {
-    /// `(day, model)` → totals; day is `YYYY-MM-DD`, or `-` for records without a time.
-    pub by_day_model: BTreeMap<(String, String), Totals>,
+    /// `(hour, model)` → totals of the requests in the time asked for; hour is
+    /// `YYYY-MM-DDTHH` (`YYYY-MM-DD` for a store written before hours), or `-` for
+    /// records without a time (always counted: nothing places them).
+    pub by_hour_model: BTreeMap<(String, String), Totals>,
 }
 
 /// Why the unattributed store could not be read or written.
@@ -275,6 +364,15 @@ pub enum StoreError {
         "the unattributed usage store {path} is of version {version}, written by a newer gitprio (this one reads up to version {VERSION}): upgrade gitprio"
     )]
     Newer { path: PathBuf, version: u32 },
+}
+
+/// Why records could not be matched against the runs.
+#[derive(Debug, thiserror::Error)]
+pub enum AttributeError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
 }
 
 /// The records no run claims yet, on this machine.
@@ -409,13 +507,14 @@ impl Unattributed {
     /// [`apply`]: Unattributed::apply
     pub fn claim(&self, matcher: &Matcher<'_>) -> Result<Claimed, StoreError> {
         let index = self.load()?;
-        let fingerprints: BTreeSet<String> = matcher.runs.iter().map(fingerprint).collect();
-        let changed: Vec<&RunMeta> = matcher
+        let fingerprints: BTreeSet<String> = matcher
             .runs
             .iter()
-            .filter(|meta| {
-                matcher.forced == Some(&meta.task) || !index.matched.contains(&fingerprint(meta))
-            })
+            .map(|meta| matcher.fingerprint(meta))
+            .collect();
+        let changed: Vec<&RunMeta> = Self::changed(&index, matcher)
+            .into_iter()
+            .map(|position| &matcher.runs[position])
             .collect();
         let mut claimed = Claimed {
             matched: fingerprints,
@@ -441,6 +540,31 @@ impl Unattributed {
             }
         }
         Ok(claimed)
+    }
+
+    /// The runs of `matcher` (by index) that changed since the store was last matched
+    /// against them, and the forced task's.
+    fn changed(index: &Index, matcher: &Matcher<'_>) -> Vec<usize> {
+        matcher
+            .runs
+            .iter()
+            .enumerate()
+            .filter(|(_, meta)| {
+                matcher.forced == Some(&meta.task)
+                    || !index.matched.contains(&matcher.fingerprint(meta))
+            })
+            .map(|(position, _)| position)
+            .collect()
+    }
+
+    /// The runs of `matcher` (by index) that [`Unattributed::claim`] will match the store
+    /// against; none when the store is empty.
+    fn stale(&self, matcher: &Matcher<'_>) -> Result<Vec<usize>, StoreError> {
+        let index = self.load()?;
+        if index.segments.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(Self::changed(&index, matcher))
     }
 
     /// Removes claimed records (now in the ledger) and remembers the runs matched.
@@ -510,18 +634,53 @@ impl Unattributed {
         ))
     }
 
-    /// The stored spend by day and model.
-    pub fn totals(&self) -> Result<UnattributedTotals, StoreError> {
+    /// The stored spend of requests at or after `since` and before `until`, by hour and
+    /// model: the totals of each hour inside, and the records themselves of an hour a
+    /// bound cuts (only the segments holding one are read).
+    pub fn totals(
+        &self,
+        since: Option<Timestamp>,
+        until: Option<Timestamp>,
+    ) -> Result<UnattributedTotals, StoreError> {
         let index = self.load()?;
+        let inside = |at: Timestamp| {
+            since.is_none_or(|since| at >= since) && until.is_none_or(|until| at < until)
+        };
         let mut totals = UnattributedTotals::default();
         for segment in &index.segments {
+            let mut records: Option<Vec<UsageRecord>> = None;
             for (key, part) in &segment.totals {
-                let (day, model) = key.split_once(' ').unwrap_or((key.as_str(), ""));
-                totals
-                    .by_day_model
-                    .entry((day.to_owned(), model.to_owned()))
-                    .or_default()
-                    .merge(part);
+                let (bucket, model) = key.split_once(' ').unwrap_or((key.as_str(), ""));
+                let entry = (bucket.to_owned(), model.to_owned());
+                let Some((start, end)) = bucket_span(bucket) else {
+                    totals.by_hour_model.entry(entry).or_default().merge(part);
+                    continue;
+                };
+                let last = end - jiff::SignedDuration::from_nanos(1);
+                if inside(start) && inside(last) {
+                    totals.by_hour_model.entry(entry).or_default().merge(part);
+                } else if since.is_none_or(|since| since < end)
+                    && until.is_none_or(|until| until > start)
+                {
+                    // A bound cuts this bucket: count its records one by one.
+                    if records.is_none() {
+                        records = Some(self.read_segment(segment)?);
+                    }
+                    for record in records.iter().flatten() {
+                        if record.model == model
+                            && let Some(at) = record.at
+                            && at >= start
+                            && at < end
+                            && inside(at)
+                        {
+                            totals
+                                .by_hour_model
+                                .entry(entry.clone())
+                                .or_default()
+                                .add(record);
+                        }
+                    }
+                }
             }
         }
         Ok(totals)
@@ -658,9 +817,9 @@ mod tests {
         assert_eq!(store.count().unwrap(), (1, 5));
         // The run did not change: the store is not read again.
         assert!(store.claim(&matcher).unwrap().records.is_empty());
-        let totals = store.totals().unwrap();
+        let totals = store.totals(None, None).unwrap();
         assert_eq!(
-            totals.by_day_model[&("2026-11-02".to_owned(), "m".to_owned())].output,
+            totals.by_hour_model[&("2026-11-02T09".to_owned(), "m".to_owned())].output,
             5
         );
     }
@@ -692,6 +851,17 @@ mod tests {
         let store = Unattributed::open(directory.path());
         write_store(&store, VERSION_1_INDEX, VERSION_1_SEGMENT);
         assert_eq!(store.count().unwrap(), (2, 10));
+        // Its totals were kept per day then; a bound inside the day reads the records.
+        let day = ("2026-11-02".to_owned(), "m".to_owned());
+        assert_eq!(
+            store.totals(None, None).unwrap().by_hour_model[&day].output,
+            10
+        );
+        let since = "2026-11-02T09:31:00Z".parse().unwrap();
+        assert_eq!(
+            store.totals(Some(since), None).unwrap().by_hour_model[&day].output,
+            5
+        );
         store
             .add(vec![record("c", "/w", "2026-11-02T09:32:00Z")])
             .unwrap();
@@ -795,14 +965,14 @@ mod tests {
         assert!(index.segments[0].undated && !index.segments[1].undated);
         assert!(index.segments[1].last < index.segments[2].first);
         let all: Totals = records.iter().collect();
-        let totals = store.totals().unwrap();
+        let totals = store.totals(None, None).unwrap();
         let mut summed = Totals::default();
-        for part in totals.by_day_model.values() {
+        for part in totals.by_hour_model.values() {
             summed.merge(part);
         }
         assert_eq!(summed, all);
         assert_eq!(
-            totals.by_day_model.keys().next().unwrap(),
+            totals.by_hour_model.keys().next().unwrap(),
             &("-".to_owned(), "n\"quoted\"".to_owned())
         );
         let runs = [meta("t", "/elsewhere", "2026-01-01T00:00:00Z", None)];

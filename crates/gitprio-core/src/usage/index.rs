@@ -339,6 +339,11 @@ impl KeyIndex {
             .max_by_key(Entry::tokens)
     }
 
+    /// Whether the run holds the request `key` (a copy of any size).
+    pub(super) fn holds(&self, hash: u128) -> bool {
+        self.find(hash).is_some()
+    }
+
     /// Adds the records of `chunks` (one write's): a key's larger copy wins.
     pub(super) fn absorb<'r>(
         &mut self,

@@ -21,7 +21,7 @@ pub(super) mod chunk;
 
 use super::index::{Entries, KeyIndex};
 use super::outbox;
-use super::{Totals, UsageRecord};
+use super::{PriceTable, Totals, UsageRecord};
 use crate::git::{GitError, Repository};
 use crate::lease::{CasOutcome, LeaseStore, StoreError};
 use crate::task::TaskId;
@@ -125,6 +125,14 @@ pub struct Run {
 impl Run {
     pub fn totals(&self) -> Totals {
         self.records.iter().collect()
+    }
+
+    /// Returns the run's cost at `prices`, or `None` when a model it used has no price: a
+    /// run partly priced has an unknown cost, never the known part passed off as all of it.
+    pub fn cost(&self, prices: &PriceTable) -> Option<f64> {
+        self.records.iter().try_fold(0.0, |sum, record| {
+            prices.cost(record).map(|cost| sum + cost)
+        })
     }
 
     /// Totals per model, in model order.
@@ -504,13 +512,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
             .meta
             .map(|blob| self.read_meta(&mirror, &meta.run, blob))
             .transpose()?;
-        let mut index = KeyIndex::load(&index_path, &files.chunks);
-        for blob in &files.chunks {
-            if !index.covers(blob) {
-                let chunk = self.read_chunk(&mirror, &meta.run, *blob)?;
-                index.absorb(&[*blob], &chunk);
-            }
-        }
+        let mut index = self.index_of(&mirror, meta, &files)?;
         let appended = fresh_records(records, &index);
         let merged_meta = match &known {
             Some(known) => merge_meta(known.clone(), meta),
@@ -543,6 +545,54 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
             added,
             meta: merged_meta,
         })))
+    }
+
+    /// The local index of the keys `meta`'s run holds in the ledger as last fetched, with
+    /// the chunks it did not cover yet read and added.
+    fn index_of(
+        &self,
+        mirror: &str,
+        meta: &RunMeta,
+        files: &RunFiles,
+    ) -> Result<KeyIndex, LedgerError> {
+        let mut index = KeyIndex::load(&self.index_path(meta), &files.chunks);
+        for blob in &files.chunks {
+            if !index.covers(blob) {
+                let chunk = self.read_chunk(mirror, &meta.run, *blob)?;
+                index.absorb(&[*blob], &chunk);
+            }
+        }
+        Ok(index)
+    }
+
+    /// The keys `meta`'s run holds in the ledger as last fetched (`None` when the ledger
+    /// has no such run), from its local index, which is saved brought up to date.
+    pub(super) fn run_keys(&self, meta: &RunMeta) -> Result<Option<KeyIndex>, LedgerError> {
+        let mirror = self.store.mirror_of(&usage_ref(&meta.task));
+        let Some(commit) = self.repo().reference_commit(&mirror)? else {
+            return Ok(None);
+        };
+        let Some(files) = self.run_files(commit)?.remove(&meta.run) else {
+            return Ok(None);
+        };
+        let mut index = self.index_of(&mirror, meta, &files)?;
+        index.save(&self.index_path(meta));
+        Ok(Some(index))
+    }
+
+    /// The commit of each task's usage ref as last fetched, by task id: a run's records
+    /// changed since an earlier look when its task's commit did.
+    pub fn versions(&self) -> Result<std::collections::HashMap<String, String>, LedgerError> {
+        let prefix = self.store.mirror_of(USAGE_PREFIX);
+        Ok(self
+            .repo()
+            .references_under(&prefix)?
+            .into_iter()
+            .filter_map(|(reference, commit)| {
+                let task = reference.strip_prefix(&prefix)?.to_owned();
+                Some((task, commit.to_string()))
+            })
+            .collect())
     }
 
     /// Notes a write whose commit landed: the index and the sessions cache learn its chunks.

@@ -330,39 +330,22 @@ pub struct Attribution {
     pub tied_share: Option<f64>,
 }
 
-/// Adds to `report` the share of spend tied to tasks, from the unattributed spend by day
-/// and model; days are kept when they overlap the filter's time. `imported`: whether an
+/// Adds to `report` the share of spend tied to tasks, from the unattributed spend of the
+/// filter's time (see [`super::attribute::Unattributed::totals`]). `imported`: whether an
 /// import has run on this machine (else the share is unknown, not 100%).
 #[expect(clippy::cast_precision_loss, reason = "a share for display")]
 pub fn attribute_share(
     report: &mut Report,
     unattributed: &super::attribute::UnattributedTotals,
     prices: &PriceTable,
-    filter: &RunFilter,
     imported: bool,
 ) {
-    let since = filter.since.map(day_of);
-    let until = filter.until.map(|until| {
-        // An end at midnight excludes that day; any later time includes it.
-        let day = day_of(until);
-        let midnight = until.as_second().rem_euclid(86_400) == 0;
-        (day, midnight)
-    });
     let mut share = Attribution {
         tied_tokens: report.summary.tokens,
         tied_cost_usd: report.summary.cost_usd,
         ..Attribution::default()
     };
-    for ((day, model), totals) in &unattributed.by_day_model {
-        let after = since
-            .as_ref()
-            .is_none_or(|since| day == "-" || day >= since);
-        let before = until.as_ref().is_none_or(|(until, midnight)| {
-            day == "-" || day < until || (day == until && !midnight)
-        });
-        if !(after && before) {
-            continue;
-        }
+    for ((_, model), totals) in &unattributed.by_hour_model {
         let record = UsageRecord {
             model: model.clone(),
             input: totals.input,
@@ -644,14 +627,7 @@ pub fn report(
         .iter()
         .map(|run| run_line(run, tasks, prices))
         .collect();
-    let mut unpriced_models = BTreeMap::new();
-    for run in &selected {
-        for record in &run.records {
-            if prices.price(&record.model).is_none() {
-                *unpriced_models.entry(record.model.clone()).or_default() += record.total_tokens();
-            }
-        }
-    }
+    let unpriced_models = prices.unpriced(selected.iter().flat_map(|run| &run.records));
     let summary = summarize(&selected, tasks, prices);
     let groups = group(&selected, tasks, prices, group_by);
     let mut waste = waste(&selected, &lines, tasks, prices);
@@ -715,7 +691,6 @@ fn dominant_model(run: &Run) -> String {
 
 fn run_line(run: &Run, tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable) -> RunLine {
     let totals = run.totals();
-    let (cost, _, fully_priced) = run_cost(run, prices);
     let meta = &run.meta;
     RunLine {
         task: meta.task.clone(),
@@ -728,7 +703,7 @@ fn run_line(run: &Run, tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable)
         ended_at: meta.ended_at,
         outcome: meta.outcome.map_or(OPEN, Outcome::as_str).to_owned(),
         tokens: totals.tokens(),
-        cost_usd: fully_priced.then_some(cost),
+        cost_usd: run.cost(prices),
         requests: totals.requests,
         cache_hit_rate: totals.cache_hit_rate(),
         budget_tokens: meta.budget_tokens,

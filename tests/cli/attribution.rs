@@ -1,0 +1,189 @@
+//! Which run an imported record belongs to, once: `--task` takes only what no other run
+//! claims, and the unattributed store never keeps what the ledger already holds.
+
+use crate::common::TestEnv;
+use crate::usage::{
+    SOME_USAGE, agent, claim, claude_usage_line, import_in, recorded, setup, write_transcript,
+};
+
+/// The requests the ledger holds for `task` (its first run), as `usage show` reads them.
+fn requests_of(env: &TestEnv, task: &str) -> u64 {
+    let show = agent(env, "a", "alice", &["usage", "show", task, "--json"]);
+    show.json()["runs"][0]["totals"]["requests"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn usage_import_with_a_task_takes_only_records_no_other_run_claims() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    claim(&env, "b", "bob", "docs");
+    let alice = env.path("a").display().to_string();
+    let outside = env.path("scratch").display().to_string();
+    let line = |cwd: &str, session: &str, message: &str, at: &str| {
+        claude_usage_line(cwd, session, message, at, SOME_USAGE, "")
+    };
+    write_transcript(
+        &env,
+        "s-alice.jsonl",
+        &[line(&alice, "s-alice", "m1", "2026-11-02T09:05:00Z")],
+    );
+    write_transcript(
+        &env,
+        "s-out.jsonl",
+        &[line(&outside, "s-out", "m2", "2026-11-02T09:06:00Z")],
+    );
+    // Alice's request is in her worktree, so it is her run's, in the ledger already.
+    let first = import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &["--json"]);
+    assert_eq!(first.code, 0, "{first}");
+    assert_eq!(recorded(&first.json()), 1, "{first}");
+    // Bob's `--task docs` in his clone, reading the same logs: alice's request stays hers
+    // (by worktree, and because the ledger holds it); only the one no run claims is his.
+    let bob = import_in(
+        &env,
+        "b",
+        "bob",
+        "2026-11-02T09:11:00Z",
+        &["--json", "--task", "docs"],
+    );
+    assert_eq!(bob.code, 0, "{bob}");
+    assert_eq!(requests_of(&env, "docs"), 1, "{bob}");
+    assert_eq!(requests_of(&env, "cache"), 1, "{bob}");
+    // And a later `--task cache` in alice's clone does not take the request docs holds,
+    // though no worktree or session ties it to docs: the ledger does.
+    let again = import_in(
+        &env,
+        "a",
+        "alice",
+        "2026-11-02T09:12:00Z",
+        &["--json", "--task", "cache"],
+    );
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(requests_of(&env, "cache"), 1, "{again}");
+    assert_eq!(requests_of(&env, "docs"), 1, "{again}");
+    let report = agent(&env, "a", "alice", &["report", "--json", "--offline"]).json();
+    assert_eq!(report["summary"]["totals"]["requests"], 2, "{report}");
+}
+
+#[test]
+fn a_record_another_clone_gave_to_a_run_leaves_this_clones_unattributed_store() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    claim(&env, "b", "bob", "docs");
+    // Docs' run is in the ledger before alice's clone first looks: only its records change.
+    let by_hand = [
+        "usage",
+        "record",
+        "--model",
+        "claude-haiku-4-5",
+        "--input",
+        "1",
+    ];
+    let recorded_by_hand = agent(&env, "b", "bob", &by_hand);
+    assert_eq!(recorded_by_hand.code, 0, "{recorded_by_hand}");
+    let outside = env.path("scratch").display().to_string();
+    write_transcript(
+        &env,
+        "s-out.jsonl",
+        &[claude_usage_line(
+            &outside,
+            "s-out",
+            "m1",
+            "2026-11-02T09:06:00Z",
+            SOME_USAGE,
+            "",
+        )],
+    );
+    // No run of alice's clone claims it: kept there.
+    let first = import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &["--json"]);
+    assert_eq!(first.json()["unattributed_kept"], 1, "{first}");
+    // Bob's clone gives it to docs.
+    let bob = import_in(
+        &env,
+        "b",
+        "bob",
+        "2026-11-02T09:11:00Z",
+        &["--json", "--task", "docs"],
+    );
+    assert_eq!(recorded(&bob.json()), 1, "{bob}");
+    // Alice's next import learns that the ledger holds it: nothing is left unattributed,
+    // and all of the spend imported here is tied to a task.
+    let later = import_in(&env, "a", "alice", "2026-11-02T09:12:00Z", &["--json"]);
+    assert_eq!(later.code, 0, "{later}");
+    assert_eq!(later.json()["unattributed_kept"], 0, "{later}");
+    assert_eq!(later.json()["unattributed_kept_tokens"], 0, "{later}");
+    assert_eq!(requests_of(&env, "docs"), 2, "{later}");
+    let report = agent(&env, "a", "alice", &["report", "--json", "--offline"]).json();
+    assert_eq!(report["attribution"]["unattributed_tokens"], 0, "{report}");
+    assert_eq!(report["attribution"]["tied_share"], 1.0, "{report}");
+}
+
+/// `report --json --offline` in alice's clone at 11:00, with `args`.
+fn report_at_eleven(env: &TestEnv, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["report", "--json", "--offline"];
+    all.extend_from_slice(args);
+    let output = env.run_with(
+        "a",
+        &all,
+        &[
+            ("GITPRIO_AGENT", "alice"),
+            ("GITPRIO_NOW", "2026-11-02T11:00:00Z"),
+        ],
+    );
+    assert_eq!(output.code, 0, "{output}");
+    output.json()
+}
+
+#[test]
+fn the_unattributed_side_of_the_tied_share_follows_since_and_until_to_the_second() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    let alice = env.path("a").display().to_string();
+    let outside = env.path("scratch").display().to_string();
+    write_transcript(
+        &env,
+        "s-mixed.jsonl",
+        &[
+            claude_usage_line(&alice, "s-a", "m1", "2026-11-02T09:05:00Z", SOME_USAGE, ""),
+            claude_usage_line(
+                &outside,
+                "s-o",
+                "m2",
+                "2026-11-02T10:20:00Z",
+                SOME_USAGE,
+                "",
+            ),
+        ],
+    );
+    let import = import_in(&env, "a", "alice", "2026-11-02T10:30:00Z", &["--json"]);
+    assert_eq!(import.json()["unattributed_kept_tokens"], 160, "{import}");
+    let unattributed = |args: &[&str]| {
+        let report = report_at_eleven(&env, args);
+        let share = &report["attribution"];
+        (
+            share["unattributed_tokens"].as_u64().unwrap(),
+            share["tied_share"].as_f64().unwrap(),
+        )
+    };
+    assert_eq!(unattributed(&[]), (160, 0.5));
+    // The only unattributed request is at 10:20: a bound within its hour cuts exactly.
+    assert_eq!(unattributed(&["--until", "2026-11-02T10:19:59Z"]), (0, 1.0));
+    assert_eq!(unattributed(&["--until", "2026-11-02T10:00:00Z"]), (0, 1.0));
+    assert_eq!(
+        unattributed(&["--until", "2026-11-02T10:20:01Z"]),
+        (160, 0.5)
+    );
+    assert_eq!(
+        unattributed(&[
+            "--since",
+            "2026-11-02T09:00:00Z",
+            "--until",
+            "2026-11-02T10:00:00Z"
+        ]),
+        (0, 1.0)
+    );
+}
