@@ -314,7 +314,7 @@ pub fn import_logs(
     let waiting = Unattributed::open(repo.common_dir());
     let matcher = Matcher::new(
         &candidates,
-        workspace::task_worktrees(repo),
+        &workspace::task_worktrees(repo),
         only,
         settings.now,
     )
@@ -391,7 +391,14 @@ fn group_by_run(
         }
     }
     let owners: Vec<usize> = order.into_iter().map(|(owner, _)| owner).collect();
-    let unattributed = records.split_off(owners.partition_point(|run| *run != usize::MAX));
+    let split = owners.partition_point(|run| *run != usize::MAX);
+    // When no record has a run (a plain import of other projects' logs), the vector is
+    // handed over rather than copied (a large import's records take ~16 MB).
+    let unattributed = if split == 0 {
+        std::mem::take(records)
+    } else {
+        records.split_off(split)
+    };
     let mut by_run: std::collections::BTreeMap<usize, std::ops::Range<usize>> =
         std::collections::BTreeMap::new();
     for (position, run) in owners.iter().enumerate().take(records.len()) {

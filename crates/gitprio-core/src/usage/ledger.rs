@@ -17,7 +17,7 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-mod chunk;
+pub(super) mod chunk;
 
 use super::index::{Entries, KeyIndex};
 use super::money::Cost;
