@@ -71,7 +71,10 @@ expected_sha256() {
 
 install_release() {
   local asset="gitprio-$version-$target.tar.gz"
-  work="$(mktemp -d)"
+  # In the runner's temp directory, and removed however the script ends: a self-hosted
+  # runner keeps /tmp between jobs.
+  work="$(mktemp -d "${RUNNER_TEMP:-${TMPDIR:-/tmp}}/gitprio-download.XXXXXX")"
+  trap 'rm -rf "$work"' EXIT
   log "downloading $asset"
   if ! fetch "$download_url/$version/$asset" "$work/$asset"; then
     log "no release asset $asset at $download_url/$version"

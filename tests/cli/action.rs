@@ -700,7 +700,7 @@ struct Runner {
 impl Runner {
     fn new() -> Runner {
         let env = TestEnv::new();
-        for dir in ["releases/v1.2.3", "temp", "bin"] {
+        for dir in ["releases/v1.2.3", "temp", "tmp", "bin"] {
             std::fs::create_dir_all(env.path(dir)).unwrap();
         }
         // The released binary: a script that says which version it is.
@@ -760,6 +760,7 @@ impl Runner {
             .env("RUNNER_OS", "Linux")
             .env("RUNNER_ARCH", "X64")
             .env("RUNNER_TEMP", self.env.path("temp"))
+            .env("TMPDIR", self.env.path("tmp"))
             .env("GITHUB_ACTIONS", "true")
             .env("GITHUB_ACTION_PATH", env!("CARGO_MANIFEST_DIR"))
             .env("GITHUB_ACTION_REF", "main")
@@ -774,6 +775,15 @@ impl Runner {
             .env("CARGO_LOG", self.env.path("cargo.log"))
             .output()
             .unwrap();
+        // Whatever it downloaded is gone; only the installed binary stays.
+        for (dir, kept) in [("temp", &["gitprio-bin"][..]), ("tmp", &[])] {
+            let mut left: Vec<String> = std::fs::read_dir(self.env.path(dir))
+                .unwrap()
+                .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            left.retain(|name| !kept.contains(&name.as_str()));
+            assert!(left.is_empty(), "the install left {left:?} in {dir}");
+        }
         let root = self.env.root.path().display().to_string();
         let normalize = |bytes: &[u8]| String::from_utf8_lossy(bytes).replace(&root, "$ROOT");
         Output {
