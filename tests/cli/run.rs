@@ -1083,7 +1083,17 @@ fn a_run_costing_under_a_cent_never_reads_as_free() {
         .unwrap_or_else(|| panic!("no cost row: {run}"));
     assert_eq!(
         cost.split_whitespace().collect::<Vec<_>>(),
-        ["cost", "<$0.01", "at", "list", "price"],
+        [
+            "cost",
+            "<$0.01",
+            "(estimated",
+            "at",
+            "list",
+            "price,",
+            "prices",
+            "of",
+            "2026-06-13)"
+        ],
         "{run}"
     );
 }
