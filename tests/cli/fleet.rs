@@ -6,7 +6,7 @@ use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::common::Output;
 use crate::common::TestEnv;
@@ -137,7 +137,8 @@ fn forward(client: TcpStream, server_port: u16, pause: Duration, to_mute: &Atomi
     // pieces) comes first; whether to mute is decided on it, once, for this connection.
     let mut first = [0u8; 4096];
     let mut request_length = usize::MAX;
-    for _ in 0..1000 {
+    let deadline = Instant::now() + IO_TIMEOUT;
+    while Instant::now() < deadline {
         let peeked = client.peek(&mut first).unwrap_or(0);
         request_length = std::str::from_utf8(&first[..peeked.min(4)])
             .ok()
@@ -587,8 +588,9 @@ impl Drop for SilentRemote {
     }
 }
 
-/// A queue of tasks with `titles`, in priority order, whose config sets `remote_timeout: 1s`.
-fn timing_out_in_a_second(titles: &[&str]) -> Vec<(String, String)> {
+/// A queue of tasks with `titles`, in priority order, whose config sets `remote_timeout`
+/// to `timeout`.
+fn timing_out_after(timeout: &str, titles: &[&str]) -> Vec<(String, String)> {
     let mut files: Vec<(String, String)> = titles
         .iter()
         .zip(0..)
@@ -601,7 +603,7 @@ fn timing_out_in_a_second(titles: &[&str]) -> Vec<(String, String)> {
         .collect();
     files.push((
         ".tasks/config.yaml".to_owned(),
-        "remote_timeout: 1s\n".to_owned(),
+        format!("remote_timeout: {timeout}\n"),
     ));
     files
 }
@@ -623,7 +625,7 @@ fn run_bounded(env: &TestEnv, dir: &str, args: &[&str]) -> Output {
 #[test]
 fn a_remote_that_never_answers_is_given_up_on_as_unreachable() {
     let env = TestEnv::new();
-    remote_with_clones(&env, &timing_out_in_a_second(&["Alpha"]), &["a"]);
+    remote_with_clones(&env, &timing_out_after("1s", &["Alpha"]), &["a"]);
     let silent = SilentRemote::start();
     env.git("a", &["remote", "set-url", "origin", &silent.url()]);
 
@@ -637,9 +639,11 @@ fn a_remote_that_never_answers_is_given_up_on_as_unreachable() {
 #[test]
 fn a_slow_fetch_that_keeps_moving_outlives_the_remote_timeout() {
     let env = TestEnv::new();
-    remote_with_clones(&env, &timing_out_in_a_second(&["Alpha"]), &["a"]);
+    // 3 s: the server's pack-objects is silent before the first byte of the pack, and a
+    // loaded machine can make that longer than 1 s (the fetch is then given up on as stalled).
+    remote_with_clones(&env, &timing_out_after("3s", &["Alpha"]), &["a"]);
     // 160 files of 8 KiB that do not compress: a pack of about 1.3 MB, which the proxy
-    // passes on 16 KiB every 100 ms, over about 8 s, 8 times the remote timeout.
+    // passes on 16 KiB every 100 ms, over about 8 s, well past the remote timeout.
     let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut noise = || {
         state ^= state << 13;
@@ -676,7 +680,8 @@ fn a_slow_fetch_that_keeps_moving_outlives_the_remote_timeout() {
 #[test]
 fn a_push_that_lands_and_is_never_answered_is_a_won_claim_not_a_race() {
     let env = TestEnv::new();
-    remote_with_clones(&env, &timing_out_in_a_second(&["Alpha", "Beta"]), &["a"]);
+    // The unanswered push waits out the timeout; the others must not (see above).
+    remote_with_clones(&env, &timing_out_after("3s", &["Alpha", "Beta"]), &["a"]);
     let daemon = GitDaemon::start(&env.path("."));
     let proxy = DroppingProxy::start(daemon.port());
     env.git(
