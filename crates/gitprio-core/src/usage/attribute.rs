@@ -45,6 +45,21 @@ pub struct Matcher<'a> {
     /// The commit of each task's usage ref, by task id: a run whose task's commit moved
     /// may hold records the unattributed store still keeps.
     versions: HashMap<String, String>,
+    /// The SHA-256 of each run's worktree paths (see [`project_hash`]), by index into
+    /// `runs`: Gemini CLI names the directory a chat ran in by that hash only.
+    project_hashes: Vec<Vec<String>>,
+}
+
+/// Gemini CLI's `projectHash` of a directory: the SHA-256 (hex) of its path as given.
+pub fn project_hash(path: &str) -> String {
+    use sha2::Digest as _;
+    use std::fmt::Write as _;
+    sha2::Sha256::digest(path.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }
 
 impl<'a> Matcher<'a> {
@@ -54,7 +69,22 @@ impl<'a> Matcher<'a> {
         forced: Option<&'a TaskId>,
         now: Timestamp,
     ) -> Self {
+        let project_hashes = runs
+            .iter()
+            .map(|meta| {
+                let task_worktree = worktrees.join(meta.task.as_str());
+                [
+                    meta.worktree.clone(),
+                    task_worktree.to_str().map(str::to_owned),
+                ]
+                .into_iter()
+                .flatten()
+                .map(|path| project_hash(&path))
+                .collect()
+            })
+            .collect();
         Matcher {
+            project_hashes,
             runs,
             worktrees,
             forced,
@@ -162,8 +192,15 @@ impl<'a> Matcher<'a> {
             // The forced task's run comes last: it takes what no other run claims.
             let depth = if self.forced == Some(&meta.task) {
                 Some(0)
+            } else if let Some(cwd) = cwd {
+                self.place(meta, cwd)
             } else {
-                cwd.and_then(|cwd| self.place(meta, cwd))
+                // A Gemini chat ran in the worktree itself (its hash names no subdirectory).
+                record
+                    .project_hash
+                    .as_ref()
+                    .filter(|hash| self.project_hashes[index].contains(hash))
+                    .map(|_| 1)
             };
             if let Some(depth) = depth
                 && best.is_none_or(|(_, deepest)| depth > deepest)
