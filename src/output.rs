@@ -238,6 +238,12 @@ pub fn counted(count: usize, noun: &str) -> String {
     format!("{count} {}", plural(count, noun))
 }
 
+/// Writes a time to the minute, in UTC, as every human table does: `2026-11-01 12:00`
+/// (`--json` keeps RFC 3339).
+pub fn minute(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%d %H:%M").to_string()
+}
+
 /// Writes a span of seconds the short way: `45s`, `4m05s`, `12m`, `3h05m`, `2d4h`.
 pub fn span(seconds: i64) -> String {
     let seconds = seconds.max(0);
@@ -408,6 +414,21 @@ pub fn tokens(count: u64) -> String {
         format!("{:.1}k", value / 1_000.0)
     } else {
         count.to_string()
+    }
+}
+
+/// Warns of each model that has no price, with the tokens it spent: their cost is unknown,
+/// and a figure that leaves them out must not pass for all of it.
+pub fn unpriced_models(settings: &Settings, unpriced: &std::collections::BTreeMap<String, u64>) {
+    for (model, tokens) in unpriced {
+        message(
+            settings,
+            "warning",
+            &format!(
+                "no price for model `{model}` ({tokens} tokens): its cost is unknown, not zero; add it to {}",
+                gitprio_core::workspace::PRICES_PATH
+            ),
+        );
     }
 }
 

@@ -277,7 +277,7 @@ pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
             ),
         );
     }
-    let SettledRuns { leases, runs } = workspace.settled_runs()?;
+    let SettledRuns { leases, runs, .. } = workspace.settled_runs()?;
     let prices = PriceTable::new(gitprio_core::workspace::price_overrides(
         &repo,
         Some(changes.head),

@@ -23,7 +23,7 @@ use crate::output::{Align, dollars, numbers_after, percent, ratio, tokens};
 use crate::reading::load_tasks;
 use crate::settings::Settings;
 use crate::{exit_code, output};
-use gitprio_core::workspace::{PRICES_PATH, Workspace, price_overrides};
+use gitprio_core::workspace::{Workspace, price_overrides};
 
 mod openmetrics;
 
@@ -204,15 +204,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
             &format!("the share of spend tied to tasks is left out: {error}"),
         ),
     }
-    for (model, tokens) in &report.unpriced_models {
-        output::message(
-            settings,
-            "warning",
-            &format!(
-                "no price for model `{model}` ({tokens} tokens): its cost is unknown, not zero; add it to {PRICES_PATH}"
-            ),
-        );
-    }
+    output::unpriced_models(settings, &report.unpriced_models);
     let text = match format {
         Format::Json => {
             let mut text = serde_json::to_string_pretty(&report)?;
@@ -225,7 +217,8 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         Format::Openmetrics => openmetrics::render(&report),
     };
     match &args.output {
-        Some(path) => std::fs::write(path, text)
+        // Whole or not at all: a crash or a full disk leaves the last report, not part of one.
+        Some(path) => gitprio_core::file::replace(path, text.as_bytes())
             .map_err(|error| anyhow!("cannot write {}: {error}", path.display()))?,
         None => crate::output::out!("{text}")?,
     }
@@ -362,11 +355,22 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
     Some(("tied to tasks".to_owned(), text))
 }
 
+/// The report's figures, by name: the summary table of every format.
 fn headline(report: &Report) -> Vec<(String, String)> {
-    let mut rows = headline_rows(report);
+    let summary = &report.summary;
     let waste = &report.waste;
-    rows.insert(
-        6,
+    let mut rows = vec![
+        ("runs".to_owned(), summary.runs.to_string()),
+        (
+            "completed tasks".to_owned(),
+            summary.completed_tasks.to_string(),
+        ),
+        ("value points".to_owned(), summary.value_points.to_string()),
+        ("tokens".to_owned(), tokens(summary.tokens)),
+        (
+            format!("cost (estimated at list price, {})", price_label(report)),
+            summary_cost(summary),
+        ),
         (
             "unmerged spend".to_owned(),
             format!(
@@ -379,25 +383,6 @@ fn headline(report: &Report) -> Vec<(String, String)> {
                 },
                 output::counted(waste.unmerged_runs.len(), "completed run")
             ),
-        ),
-    );
-    rows.extend(attribution_row(report));
-    rows
-}
-
-fn headline_rows(report: &Report) -> Vec<(String, String)> {
-    let summary = &report.summary;
-    vec![
-        ("runs".to_owned(), summary.runs.to_string()),
-        (
-            "completed tasks".to_owned(),
-            summary.completed_tasks.to_string(),
-        ),
-        ("value points".to_owned(), summary.value_points.to_string()),
-        ("tokens".to_owned(), tokens(summary.tokens)),
-        (
-            format!("cost (estimated at list price, {})", price_label(report)),
-            summary_cost(summary),
         ),
         (
             "value per 1M tokens".to_owned(),
@@ -416,7 +401,9 @@ fn headline_rows(report: &Report) -> Vec<(String, String)> {
             dollars(summary.usd_per_value_point),
         ),
         ("cache hit rate".to_owned(), percent(summary.cache_hit_rate)),
-    ]
+    ];
+    rows.extend(attribution_row(report));
+    rows
 }
 
 /// The group table's columns: the group's name, then numbers.
@@ -887,14 +874,21 @@ fn table(report: &Report) -> String {
 }
 
 fn markdown(report: &Report) -> String {
-    let mut text = String::from("## gitprio: value per token\n\n| | |\n| --- | --- |\n");
+    let mut text =
+        String::from("## gitprio: value per token\n\n| figure | value |\n| --- | --- |\n");
     for (name, value) in headline(report) {
-        let _ = writeln!(text, "| {name} | {value} |");
+        let _ = writeln!(
+            text,
+            "| {} | {} |",
+            markdown_cell(&name),
+            markdown_cell(&value)
+        );
     }
     let rows = group_rows(report);
     let _ = writeln!(text, "\n### By {}\n", report.group_by.name());
     for (index, row) in rows.iter().enumerate() {
-        let _ = writeln!(text, "| {} |", row.join(" | "));
+        let cells: Vec<String> = row.iter().map(|cell| markdown_cell(cell)).collect();
+        let _ = writeln!(text, "| {} |", cells.join(" | "));
         if index == 0 {
             let separators: Vec<&str> = GROUP_ALIGN
                 .iter()
@@ -919,6 +913,12 @@ fn markdown(report: &Report) -> String {
         price_source(report)
     );
     text
+}
+
+/// `text` as one cell of a markdown table: a `|` in a feature's or an agent's name would
+/// end the cell, and a line break the row.
+fn markdown_cell(text: &str) -> String {
+    text.replace('|', "\\|").replace(['\r', '\n'], " ")
 }
 
 fn escape(text: &str) -> String {

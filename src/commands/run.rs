@@ -208,6 +208,9 @@ struct State {
     /// The run never claims them again, so a task something keeps taking away cannot
     /// make it spin (the revoke counted a failure already).
     lost: BTreeSet<TaskId>,
+    /// Tasks a slot of this run is on. However a slot learns that it lost one (heartbeat,
+    /// `done`, a refused release, an expired lease), its siblings never claim it meanwhile.
+    working: BTreeSet<TaskId>,
 }
 
 /// What the slots share: the run's state, its limits, and Ctrl-C.
@@ -234,13 +237,6 @@ impl Control {
         let mut state = self.lock();
         state.stop.get_or_insert(Stop::Interrupted);
         self.changed.notify_all();
-    }
-
-    /// Records that an attempt of this run lost the lease on `id`, the moment it learns so:
-    /// a sibling slot that finishes meanwhile must not claim the task again while the agent
-    /// that lost it is still being stopped.
-    pub fn lose(&self, id: &TaskId) {
-        self.lock().lost.insert(id.clone());
     }
 
     /// Publishes what the agent of `slot` has spent so far.
@@ -697,12 +693,13 @@ fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) 
     static CLAIM_TURN: Mutex<()> = Mutex::new(());
     let control = &context.control;
     let _turn = CLAIM_TURN.lock().unwrap_or_else(PoisonError::into_inner);
-    let (limit, lost) = {
+    let (limit, lost, skip) = {
         let state = control.lock();
         if state.stop.is_some() {
             return Next::Quit;
         }
-        (control.claim_limit(&state), state.lost.clone())
+        let skip: BTreeSet<TaskId> = state.lost.union(&state.working).cloned().collect();
+        (control.claim_limit(&state), state.lost.clone(), skip)
     };
     if let Some(limit) = limit {
         control.stop(limit);
@@ -717,13 +714,14 @@ fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) 
     };
     match context
         .operations
-        .claim(agent, filters, &lost, lock.reply())
+        .claim(agent, filters, &skip, lock.reply())
     {
         Ok(Claim::Claimed(claimed)) => {
             let mut state = control.lock();
             state.busy += 1;
             state.claims += 1;
             let task = &claimed.task;
+            state.working.insert(task.id.clone());
             state.tasks.insert(task.id.clone(), TaskFacts::from(task));
             Next::Work(claimed, lock)
         }
@@ -797,6 +795,7 @@ fn finish(
     state.busy -= 1;
     state.finishes += 1;
     state.live[slot] = (0, 0.0);
+    state.working.remove(&claimed.task.id);
     let (report, problem) = match outcome {
         Ok(report) => (Some(report), None),
         Err(mut error) => (error.attempt.take().map(|report| *report), Some(error)),

@@ -2,6 +2,7 @@
 
 mod app;
 mod gather;
+mod history;
 mod model;
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,6 @@ use gitprio_core::lease::HeldLease;
 use gitprio_core::reply::usage::{UsageImportReply, UsageRecordReply, UsageShowReply};
 use gitprio_core::usage::{Ledger, Outcome, RunMeta, UsageRecord};
 use gitprio_core::workspace::{self, RecordInput, Workspace};
-use jiff::Timestamp;
 
 use crate::args::StoreArgs;
 use crate::cli::CommandResult;
@@ -203,8 +202,13 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
         workspace.fetch_runs_of(&id)?;
     }
     let runs = workspace.settled_runs_of(&id)?;
+    let prices = workspace.prices()?;
+    output::unpriced_models(
+        settings,
+        &prices.unpriced(runs.iter().flat_map(|run| &run.records)),
+    );
     if args.json {
-        output::print_json(&UsageShowReply::new(&id, &runs))?;
+        output::print_json(&UsageShowReply::new(&id, &runs, &prices))?;
         return Ok(exit_code::SUCCESS);
     }
     if runs.is_empty() {
@@ -223,6 +227,7 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
             "CACHE READ",
             "CACHE WRITE",
             "TOKENS",
+            "COST",
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -233,21 +238,18 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
             run.meta.run.clone(),
             run.meta.agent.clone(),
             run.meta.outcome.map_or("open", Outcome::as_str).to_owned(),
-            started(run.meta.started_at),
+            output::minute(run.meta.started_at),
             totals.requests.to_string(),
             totals.input.to_string(),
             totals.output.to_string(),
             totals.cache_read.to_string(),
             (totals.cache_write_5m + totals.cache_write_1h).to_string(),
             totals.tokens().to_string(),
+            output::dollars(run.cost(&prices)),
         ]);
     }
-    output::print_aligned_table(&rows, &output::numbers_after::<10>(4))?;
+    output::print_aligned_table(&rows, &output::numbers_after::<11>(4))?;
     Ok(exit_code::SUCCESS)
-}
-
-fn started(at: Timestamp) -> String {
-    at.strftime("%Y-%m-%d %H:%M").to_string()
 }
 
 /// Imports agent logs and gives each record to the run it belongs to (see

@@ -324,6 +324,7 @@ fn lease_record(task: &str, state: LeaseState) -> LeaseRecord {
             worktree: None,
             branch: Some("fix".to_owned()),
             session: None,
+            extra: std::collections::BTreeMap::new(),
         },
         task_blob: None,
         base_commit: None,

@@ -229,6 +229,25 @@ pub fn tool(candidates: &[&str]) -> Option<PathBuf> {
     found
 }
 
+/// Waits until `check` holds, for at most `limit` (generous: a loaded machine is slow, and
+/// a test waits on what it needs to have happened, never on a fixed sleep).
+pub fn wait_until(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Sends SIGINT (Ctrl-C) to `child`.
+pub fn interrupt(child: &Child) {
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
 /// Writes an executable script `bin/<name>`; returns its path.
 pub fn script(env: &TestEnv, name: &str, body: &str) -> String {
     let path = env.path(&format!("bin/{name}"));

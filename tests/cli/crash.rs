@@ -862,6 +862,71 @@ fn a_run_killed_between_its_claim_and_its_attempt_gives_the_task_back_when_run_a
 }
 
 #[test]
+fn a_run_s_claim_killed_before_its_reply_has_its_lease_taken_again_by_the_next_run() {
+    let harness = Harness::new(
+        seed(),
+        "claim killed before its reply".to_owned(),
+        Transport::Path,
+    );
+    script(&harness.env, "claude", AGENT);
+    // The run's claim aborts once its lease landed (and was noted here), before its reply
+    // reached the run: the run learns nothing of the lease it holds.
+    let first = harness
+        .command("a", RUN, NOW)
+        .env("GITPRIO_FAILPOINT", "claim:before-reply")
+        .output()
+        .unwrap();
+    let first = harness.env.normalized(&first);
+    assert_eq!(first.code, 1, "{first}");
+    assert!(
+        first
+            .stdout
+            .contains("error: `gitprio claim` failed: killed by signal 6"),
+        "{first}"
+    );
+    harness.assert_lease("t1", "held", 1, "alice");
+    let again = harness.run("a", RUN);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        again.stderr.contains(
+            "t1: a claim by alice here was killed after it took this lease (generation 1), before it said so: it is yours again"
+        ),
+        "{again}"
+    );
+    // The lease is taken back, not left to expire behind the next task.
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    assert!(harness.lease("t2").is_none(), "{:?}", harness.lease("t2"));
+    harness.assert_run("t1", 1, 100, Some("completed"));
+    harness.assert_invariants();
+}
+
+#[test]
+fn a_claim_killed_before_its_reply_is_claimed_again_by_the_same_agent() {
+    let harness = Harness::new(
+        seed(),
+        "claim killed before its reply".to_owned(),
+        Transport::Path,
+    );
+    harness.abort_at("a", &["claim", "--json"], "claim:before-reply");
+    harness.assert_lease("t1", "held", 1, "alice");
+    // Another agent's claim in that clone takes another task.
+    let other = harness
+        .command("a", &["claim", "--json"], NOW)
+        .env("GITPRIO_AGENT", "carol")
+        .output()
+        .unwrap();
+    let other = harness.env.normalized(&other);
+    assert_eq!(other.json()["task"]["id"], "t2", "{other}");
+    let again = harness.ok("a", &["claim", "--json"]);
+    assert_eq!(again.json()["task"]["id"], "t1", "{again}");
+    assert_eq!(again.json()["lease"]["generation"], 1, "{again}");
+    // Once said, it is not handed out twice.
+    let third = harness.run("a", &["claim", "--json"]);
+    assert_eq!(third.code, 3, "{third}");
+    harness.assert_lease("t1", "held", 1, "alice");
+}
+
+#[test]
 fn a_run_killed_between_its_commit_and_its_push_has_the_branch_pushed_when_run_again() {
     let harness = Harness::new(
         seed(),
@@ -1016,6 +1081,103 @@ fn a_lock_a_killed_fetch_left_on_a_lease_mirror_does_not_stop_the_next_command()
     harness.assert_invariants();
 }
 
+/// Gives t1 an acceptance command that counts its runs (in `count`, beside the clones), on
+/// the queue's branch.
+fn count_acceptance_runs(harness: &Harness) {
+    let count = harness.env.path("count");
+    std::fs::write(
+        harness.env.path("a/.tasks/t1.md"),
+        format!(
+            "---\ntitle: Task one\npriority: 1\nacceptance: [\"echo ran >> '{}'\"]\n---\nDo Task one.\n",
+            count.display()
+        ),
+    )
+    .unwrap();
+    harness.env.git(
+        "a",
+        &["commit", "--quiet", "-am", "t1: count acceptance runs"],
+    );
+    harness.env.git("a", &["push", "--quiet", "origin", "main"]);
+}
+
+/// How many times t1's acceptance command ran.
+fn acceptance_runs(harness: &Harness) -> usize {
+    std::fs::read_to_string(harness.env.path("count")).map_or(0, |text| text.lines().count())
+}
+
+#[test]
+fn done_run_again_on_the_tree_its_acceptance_passed_on_does_not_run_it_again() {
+    let harness = Harness::new(seed(), "acceptance once".to_owned(), Transport::Path);
+    count_acceptance_runs(&harness);
+    claim_t1(&harness);
+    // Killed once its acceptance passed and its submission landed, before the task file's edit.
+    harness.abort_at("a", &["done", "t1"], "done:before-edit");
+    assert_eq!(acceptance_runs(&harness), 1);
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    let again = harness.ok("a", &["done", "t1", "--json"]);
+    assert_eq!(acceptance_runs(&harness), 1, "{again}");
+    assert!(
+        again
+            .stderr
+            .contains("info: t1: the acceptance commands passed on this very tree (")
+            && again
+                .stderr
+                .contains(") in an earlier `done` of this attempt: not run again"),
+        "{again}"
+    );
+    let json = again.json();
+    assert_eq!(json["completed"], true, "{again}");
+    assert_eq!(json["acceptance"][0]["passed"], true, "{again}");
+    let task = std::fs::read_to_string(harness.env.path("a/.tasks/t1.md")).unwrap();
+    assert!(task.contains("status: done"), "{task}");
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    harness.assert_invariants();
+}
+
+#[test]
+fn a_run_whose_done_is_killed_runs_the_acceptance_once_and_pushes_the_work_when_run_again() {
+    let harness = Harness::new(seed(), "run's done killed".to_owned(), Transport::Path);
+    count_acceptance_runs(&harness);
+    script(&harness.env, "claude", AGENT);
+    // Each `done` of this run is killed once its submission landed: the run runs it again
+    // at once (killed again), then the next run finishes the submission.
+    let first = harness
+        .command("a", RUN, NOW)
+        .env("GITPRIO_FAILPOINT", "done:before-edit")
+        .output()
+        .unwrap();
+    let first = harness.env.normalized(&first);
+    assert_eq!(acceptance_runs(&harness), 1, "{first}");
+    assert!(
+        first
+            .stderr
+            .contains("info: t1: the acceptance commands passed on this very tree ("),
+        "{first}"
+    );
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    let again = harness.run("a", RUN);
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(acceptance_runs(&harness), 1, "{again}");
+    assert_pushed_when_run_again(&harness, &again);
+}
+
+#[test]
+fn done_run_again_on_a_changed_tree_runs_its_acceptance_again() {
+    let harness = Harness::new(seed(), "acceptance again".to_owned(), Transport::Path);
+    count_acceptance_runs(&harness);
+    claim_t1(&harness);
+    // Killed once its acceptance passed, before its submission.
+    harness.abort_at("a", &["done", "t1"], "submit:before-cas");
+    assert_eq!(acceptance_runs(&harness), 1);
+    harness.assert_lease("t1", "held", 1, "alice");
+    std::fs::write(harness.env.path("a/more.txt"), "more work\n").unwrap();
+    let again = harness.ok("a", &["done", "t1"]);
+    assert_eq!(acceptance_runs(&harness), 2, "{again}");
+    assert!(!again.stderr.contains("not run again"), "{again}");
+    harness.assert_lease("t1", "submitted", 1, "alice");
+    harness.assert_invariants();
+}
+
 /// The commit the remote's `gitprio/<id>` branch holds, empty when there is none.
 fn remote_branch(harness: &Harness, id: &str) -> String {
     harness
@@ -1089,20 +1251,21 @@ fn assert_given_back_and_done(harness: &Harness, why: &str) {
     harness.assert_invariants();
 }
 
-/// The `git push` and `git fetch` processes a command ran, from its `GIT_TRACE`.
-fn transfers(trace: &std::path::Path) -> (usize, usize) {
+/// The `git fetch`, `git push` and `git ls-remote` processes a command ran, from its
+/// `GIT_TRACE`: each is one exchange with the remote (over smart HTTP, a few requests).
+fn transfers(trace: &std::path::Path) -> (usize, usize, usize) {
     let text = std::fs::read_to_string(trace).unwrap();
     let count = |what: &str| {
         text.lines()
             .filter(|line| line.contains(&format!("built-in: git {what} ")))
             .count()
     };
-    (count("fetch"), count("push"))
+    (count("fetch"), count("push"), count("ls-remote"))
 }
 
 #[test]
 fn done_submits_and_records_the_run_s_end_in_one_fetch_and_one_push() {
-    for transport in [Transport::Path, Transport::Daemon] {
+    for transport in [Transport::Path, Transport::Daemon, Transport::Http] {
         done_in_one_fetch_and_one_push(transport);
     }
 }
@@ -1122,8 +1285,14 @@ fn done_in_one_fetch_and_one_push(transport: Transport) {
         "{}",
         harness.env.normalized(&output)
     );
-    // Before: the lease push, then a fetch and a push of the usage ledger.
-    assert_eq!(transfers(&trace), (1, 1));
+    // Before: the lease push, then a fetch and a push of the usage ledger. No transport
+    // adds an exchange (an `ls-remote` to ask the remote first).
+    assert_eq!(
+        transfers(&trace),
+        (1, 1, 0),
+        "{transport:?}: {}",
+        std::fs::read_to_string(&trace).unwrap()
+    );
     harness.assert_lease("t1", "submitted", 1, "alice");
     harness.assert_run("t1", 1, 100, Some("completed"));
     harness.assert_invariants();

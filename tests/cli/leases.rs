@@ -466,12 +466,7 @@ fn worktrees_of_one_clone_renew_and_finish_only_their_own_leases() {
 
 #[test]
 fn a_stale_ref_lock_is_an_error_to_fix_not_a_lost_lease() {
-    let env = TestEnv::new();
-    env.repo("a", &[(".tasks/only.md", &task("Only", 0, &[]))]);
-    assert_eq!(
-        as_agent(&env, "a", "alice", T0, &["claim", "--local"]).code,
-        0
-    );
+    let env = only_claimed_by_alice();
     let lock = env.path("a/.git/refs/gitprio/leases/only.lock");
     std::fs::write(&lock, "").unwrap();
     assert_output!(as_agent(&env, "a", "alice", T0, &["heartbeat"]));
@@ -664,7 +659,7 @@ fn remote_subject(env: &TestEnv, id: &str) -> String {
 /// Writes over the local lease of `only` in clone `a` the commit a newer gitprio would
 /// write there (its record edited by `newer`), as that gitprio would remember it; returns
 /// the commit.
-fn write_as_newer_gitprio(env: &TestEnv, newer: impl Fn(&str) -> String) -> String {
+pub fn write_as_newer_gitprio(env: &TestEnv, newer: impl Fn(&str) -> String) -> String {
     let reference = "refs/gitprio/leases/only";
     let old = env.git("a", &["rev-parse", reference]).trim().to_owned();
     let message = env.git("a", &["log", "-1", "--format=%B", &old]);
@@ -685,14 +680,18 @@ fn write_as_newer_gitprio(env: &TestEnv, newer: impl Fn(&str) -> String) -> Stri
     new
 }
 
-#[test]
-fn a_lease_record_a_newer_gitprio_wrote_keeps_its_fields_or_is_named_unreadable() {
+/// A repository `a` whose one task, `only`, alice claimed in local mode at `T0`.
+fn only_claimed_by_alice() -> TestEnv {
     let env = TestEnv::new();
     env.repo("a", &[(".tasks/only.md", &task("Only", 0, &[]))]);
-    assert_eq!(
-        as_agent(&env, "a", "alice", T0, &["claim", "--local"]).code,
-        0
-    );
+    let claimed = as_agent(&env, "a", "alice", T0, &["claim", "--local"]);
+    assert_eq!(claimed.code, 0, "{claimed}");
+    env
+}
+
+#[test]
+fn a_lease_record_a_newer_gitprio_wrote_keeps_its_fields_or_is_named_unreadable() {
+    let env = only_claimed_by_alice();
     let later = "2026-11-01T12:10:00Z";
     let lease_body = || {
         env.git(
@@ -733,14 +732,93 @@ fn a_lease_record_a_newer_gitprio_wrote_keeps_its_fields_or_is_named_unreadable(
     assert!(!text.contains("status: done"), "{text}");
 }
 
+/// Fields a newer gitprio adds inside the record's parts (the holder, the progress) survive
+/// a rewrite as top-level ones do: a heartbeat and a release carry those parts over whole.
+#[test]
+fn fields_a_newer_gitprio_wrote_inside_the_holder_and_progress_survive_a_rewrite() {
+    let env = only_claimed_by_alice();
+    let reported = as_agent(&env, "a", "alice", T0, &["heartbeat", "--tokens", "100"]);
+    assert_eq!(reported.code, 0, "{reported}");
+    write_as_newer_gitprio(&env, |message| {
+        message
+            .replace(
+                "\"holder\": {\n",
+                "\"holder\": {\n    \"model\": \"m-9\",\n",
+            )
+            .replace(
+                "\"progress\": {\n",
+                "\"progress\": {\n    \"context_tokens\": 5,\n",
+            )
+    });
+    let later = "2026-11-01T12:10:00Z";
+    for (args, subject) in [
+        (&["heartbeat"][..], "gitprio lease: renew only"),
+        (&["release", "only"], "gitprio lease: release only"),
+    ] {
+        let output = as_agent(&env, "a", "alice", later, args);
+        assert_eq!(output.code, 0, "{args:?}: {output}");
+        let body = env.git(
+            "a",
+            &["log", "-1", "--format=%B", "refs/gitprio/leases/only"],
+        );
+        assert!(body.starts_with(subject), "{body}");
+        let record: serde_json::Value =
+            serde_json::from_str(body.split_once("\n\n").unwrap().1).unwrap();
+        assert_eq!(record["holder"]["model"], "m-9", "{args:?}: {body}");
+        assert_eq!(record["holder"]["agent"], "alice", "{args:?}: {body}");
+        assert_eq!(record["progress"]["context_tokens"], 5, "{args:?}: {body}");
+        assert_eq!(record["progress"]["tokens"], 100, "{args:?}: {body}");
+    }
+}
+
+/// `done` takes the acceptance commands (and whether a plan is due) from the task file the
+/// lease names; a lease record it cannot read is named once in a warning, with the upgrade
+/// advice, and the working tree's task file is used, as when there is no lease here.
+#[test]
+fn done_names_the_lease_record_it_cannot_read_when_it_looks_up_the_claimed_task() {
+    let env = TestEnv::new();
+    env.repo(
+        "a",
+        &[(
+            ".tasks/only.md",
+            "---\ntitle: Only\npriority: 0\nacceptance: [touch accepted]\n---\nDo only.\n",
+        )],
+    );
+    let claimed = as_agent(&env, "a", "alice", T0, &["claim", "--local"]);
+    assert_eq!(claimed.code, 0, "{claimed}");
+    let unknown = write_as_newer_gitprio(&env, |message| {
+        message.replace("\"event\": \"claim\"", "\"event\": \"checkpoint\"")
+    });
+    let done = as_agent(&env, "a", "alice", T0, &["done", "only"]);
+    assert_eq!(done.code, 1, "{done}");
+    let warnings: Vec<&str> = done
+        .stderr
+        .lines()
+        .filter(|line| line.starts_with("warning:") && line.contains(&unknown))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{done}");
+    assert!(
+        warnings[0].contains(&format!("cannot read lease commit {unknown} of `only`"))
+            && warnings[0].contains("upgrade gitprio")
+            && warnings[0].contains("the task file in the working tree"),
+        "{done}"
+    );
+    assert!(!done.stderr.to_lowercase().contains("delete"), "{done}");
+    // It went on: the working tree's acceptance command ran, and the submission then
+    // refused the record it cannot read.
+    assert!(env.path("a/accepted").exists(), "{done}");
+    assert!(
+        done.stderr
+            .contains(&format!("error: cannot read lease commit {unknown}")),
+        "{done}"
+    );
+}
+
 /// A record a newer gitprio wrote may be a live lease: every command that cannot read it
 /// says to upgrade, and none advises deleting it (that would free a task someone works on).
 #[test]
 fn a_lease_record_a_newer_gitprio_wrote_is_never_advised_for_deletion() {
-    let env = TestEnv::new();
-    env.repo("a", &[(".tasks/only.md", &task("Only", 0, &[]))]);
-    let claimed = as_agent(&env, "a", "alice", T0, &["claim", "--local"]);
-    assert_eq!(claimed.code, 0, "{claimed}");
+    let env = only_claimed_by_alice();
     let unknown = write_as_newer_gitprio(&env, |message| {
         message.replace("\"event\": \"claim\"", "\"event\": \"checkpoint\"")
     });

@@ -19,9 +19,10 @@ use crate::leases::{remote_with_clones, task};
 /// Every failpoint gitprio declares (docs/leases.md, "Crashes"), by the command that reaches
 /// it; but `gitprio run`'s (`run:*`), which the model does not run: tests/cli/crash.rs
 /// aborts those.
-const FAILPOINTS: [(&str, &str); 10] = [
+const FAILPOINTS: [(&str, &str); 11] = [
     ("claim", "claim:before-cas"),
     ("claim", "claim:after-cas"),
+    ("claim", "claim:before-reply"),
     ("heartbeat", "heartbeat:before-cas"),
     ("heartbeat", "heartbeat:after-cas"),
     ("release", "release:before-cas"),

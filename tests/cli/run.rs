@@ -2,10 +2,10 @@
 //! completion protocol of `gitprio done`.
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use crate::common::{Output, Running, TestEnv, script};
+use crate::common::{Output, Running, TestEnv, interrupt, script};
 
 /// A task file with acceptance commands and owned paths.
 fn task(title: &str, extra: &str) -> String {
@@ -504,19 +504,7 @@ echo '{{"type":"result","subtype":"success","is_error":false,"result":"Nothing t
 }
 
 fn wait_for(what: &str, check: impl Fn() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !check() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn interrupt(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    crate::common::wait_until(what, Duration::from_secs(20), check);
 }
 
 #[test]
@@ -606,11 +594,13 @@ fn parallel_agents_never_work_on_overlapping_files() {
         ],
     );
     let log = env.path("work.log").display().to_string();
+    // Each agent works until two have started (at most 30 seconds): a fixed 0.4 s of work
+    // was over before a loaded machine had started the next agent.
     let agent = script(
         &env,
         "agent",
         &format!(
-            "cat > /dev/null\necho \"start $GITPRIO_TASK\" >> {log}\nsleep 0.4\necho \"end $GITPRIO_TASK\" >> {log}\n"
+            "cat > /dev/null\necho \"start $GITPRIO_TASK\" >> {log}\ni=0\nwhile [ \"$(grep -c '^start' {log})\" -lt 2 ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done\necho \"end $GITPRIO_TASK\" >> {log}\n"
         ),
     );
     let run = env.run(
@@ -1598,17 +1588,7 @@ fn a_task_lost_in_the_run_is_not_claimed_again_by_it() {
     let run = run_shortly(&env, &["--no-push", "--max-tasks", "4"], &agent);
     assert_eq!(run.code, 0, "{run}");
     let summary = summary(&run);
-    let tasks: Vec<(&str, &str)> = summary["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|attempt| {
-            (
-                attempt["task"].as_str().unwrap(),
-                attempt["ending"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let tasks = endings(&summary);
     assert_eq!(tasks, [("a", "lost"), ("b", "completed")], "{run}");
     assert_eq!(summary["stopped"], "nothing_ready", "{run}");
     assert_eq!(
@@ -1622,6 +1602,64 @@ fn a_task_lost_in_the_run_is_not_claimed_again_by_it() {
             .contains("a is not claimed again by this run: its lease was lost"),
         "{run}"
     );
+}
+
+/// A task revoked from one slot is ready again at once; a sibling slot that finishes before
+/// the first slot learns of the loss (no heartbeat for minutes; `done` finds it) must not
+/// claim it while the first slot's agent still works on it.
+#[test]
+fn a_sibling_slot_never_claims_a_task_another_slot_is_still_on() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/a.md", &task("A", "")),
+            (".tasks/b.md", &task("B", "")),
+        ],
+    );
+    // `a` is revoked and its agent goes on for 4 s after `b` is done: that is when slot 2
+    // looks for its next task.
+    let (revoked, done) = (env.path("revoked"), env.path("b.done"));
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null
+if [ \"$GITPRIO_TASK\" = a ]; then
+  GITPRIO_AGENT=boss '{gitprio}' revoke a --local --reason 'taken away' >&2
+  touch '{revoked}'
+  i=0; while [ ! -e '{done}' ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+  sleep 4
+else
+  i=0; while [ ! -e '{revoked}' ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+  touch '{done}'
+fi
+touch \"$GITPRIO_TASK.txt\"
+",
+            gitprio = env!("CARGO_BIN_EXE_gitprio"),
+            revoked = revoked.display(),
+            done = done.display(),
+        ),
+    );
+    let run = env.run(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--no-push",
+            "--parallel",
+            "2",
+            "--",
+            &agent,
+        ],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.stderr.matches("working on a").count(), 1, "{run}");
+    let summary = summary(&run);
+    let mut tasks = endings(&summary);
+    tasks.sort_unstable();
+    assert_eq!(tasks, [("a", "lost"), ("b", "completed")], "{run}");
 }
 
 #[test]
@@ -1649,6 +1687,21 @@ fn a_lost_attempt_counts_toward_max_attempts_and_parks_the_task_there() {
     assert_eq!(lease["state"], "parked", "{second}\n{lease}");
     let third = run_shortly(&env, &["--no-push"], &agent);
     assert_eq!(summary(&third)["attempts"], 0, "{third}");
+}
+
+/// Each attempt of a run's JSON summary as (task, ending), in the summary's order.
+fn endings(summary: &serde_json::Value) -> Vec<(&str, &str)> {
+    summary["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|attempt| {
+            (
+                attempt["task"].as_str().unwrap(),
+                attempt["ending"].as_str().unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// An agent whose task `a` a reviewer (`boss`) revokes, for `reason`, while it works on it;

@@ -467,17 +467,15 @@ fn the_live_screen_sorts_filters_opens_a_task_and_revokes_in_tmux() {
     fleet(&env);
     let tmux = Tmux::start(&env, "c", &format!("GITPRIO_NOW={T1}"), 100);
 
-    let screen = tmux.wait_for("Leases (2) · sorted by spend");
-    assert!(screen.contains("25m stale"), "{screen}");
-    assert!(screen.contains("Parked (1)"), "{screen}");
+    // Every check reads one screen that shows all it looks for: a capture can fall in the
+    // middle of a frame being drawn, its first lines new and the rest not yet.
+    tmux.wait_for_all(&["Leases (2) · sorted by spend", "25m stale", "Parked (1)"]);
     tmux.keys(&["s"]);
     tmux.wait_for("sorted by time");
     tmux.keys(&["a"]);
-    let screen = tmux.wait_for("only agent alice");
-    assert!(screen.contains("Leases (1)"), "{screen}");
+    tmux.wait_for_all(&["Leases (1)", "only agent alice"]);
     tmux.keys(&["Enter"]);
-    let screen = tmux.wait_for("lease history");
-    assert!(screen.contains("renew    alice"), "{screen}");
+    tmux.wait_for_all(&["lease history", "renew    alice"]);
     tmux.keys(&["Escape"]);
     tmux.wait_for("Leases (1) · sorted by time · only agent alice");
     tmux.keys(&["a"]);

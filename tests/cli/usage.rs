@@ -1466,8 +1466,13 @@ fn every_attempt_lost_to_an_expired_lease_is_a_run_of_the_report() {
 
 /// A repository whose task `a` has one run: a claim, then 100 tokens recorded by hand.
 fn one_run_recorded_by_hand() -> TestEnv {
+    one_run_of("---\ntitle: A\n---\n")
+}
+
+/// A repository whose task `a`, written `task`, has one run of 100 tokens recorded by hand.
+fn one_run_of(task: &str) -> TestEnv {
     let env = TestEnv::new();
-    env.repo("repo", &[(".tasks/a.md", "---\ntitle: A\n---\n")]);
+    env.repo("repo", &[(".tasks/a.md", task)]);
     for command in [
         &["claim", "--local"][..],
         &[
@@ -1485,6 +1490,78 @@ fn one_run_recorded_by_hand() -> TestEnv {
         assert_eq!(output.code, 0, "{output}");
     }
     env
+}
+
+/// Model overspend is measured against the model the config routes the task to: the tier
+/// its type is sent to (`type_tiers`), or the tier its `model:` names, not only a model
+/// named in the task.
+#[test]
+fn model_overspend_follows_the_configured_routing_of_tiers() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (
+                ".tasks/config.yaml",
+                "tiers:\n  small: claude-haiku-4-5\n  large: claude-opus-4-6\ntype_tiers:\n  feature: small\n",
+            ),
+            (
+                ".tasks/cache.md",
+                "---\ntitle: Cache\ntype: feature\npriority: p1\n---\n",
+            ),
+            (".tasks/tier.md", "---\ntitle: Tier\nmodel: small\npriority: p2\n---\n"),
+            (".tasks/named.md", "---\ntitle: Named\nmodel: large\npriority: p3\n---\n"),
+        ],
+    );
+    for (agent, id) in [("alice", "cache"), ("bob", "tier"), ("carol", "named")] {
+        let claimed = env.run_with(
+            "repo",
+            &["claim", "--local", "--json"],
+            &[("GITPRIO_AGENT", agent)],
+        );
+        assert_eq!(claimed.json()["task"]["id"], id, "{claimed}");
+        let recorded = env.run_with(
+            "repo",
+            &[
+                "usage",
+                "record",
+                id,
+                "--local",
+                "--model",
+                "claude-sonnet-4-5",
+                "--output",
+                "1000",
+            ],
+            &[("GITPRIO_AGENT", agent)],
+        );
+        assert_eq!(recorded.code, 0, "{recorded}");
+        let done = env.run_with(
+            "repo",
+            &["done", id, "--local"],
+            &[("GITPRIO_AGENT", agent)],
+        );
+        assert_eq!(done.code, 0, "{done}");
+    }
+    let report = env
+        .run("repo", &["report", "--offline", "--local", "--json"])
+        .json();
+    let overspend: Vec<(&str, &str)> = report["waste"]["overspend"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no overspend list: {report}"))
+        .iter()
+        .map(|over| {
+            (
+                over["task"].as_str().unwrap(),
+                over["routed_model"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    // Sonnet where haiku was routed is overspend; sonnet where opus was routed is not.
+    assert_eq!(
+        overspend,
+        [("cache", "claude-haiku-4-5"), ("tier", "claude-haiku-4-5")],
+        "{report}"
+    );
 }
 
 #[test]
@@ -1894,4 +1971,137 @@ fn a_cost_under_a_cent_is_shown_as_under_a_cent_not_as_free() {
         .json();
     let cost = json["summary"]["cost_usd"].as_f64().unwrap_or_default();
     assert!((cost - 0.0003).abs() < 1e-9, "{json}");
+}
+
+#[test]
+fn report_output_killed_mid_write_leaves_the_last_report_whole() {
+    // A feature name of 200,000 characters makes the JSON report larger than the 64 or
+    // 128 KiB the file limit allows: the write is killed part way, as by a full disk.
+    let feature = "f".repeat(200_000);
+    let env = one_run_of(&format!("---\ntitle: A\nfeature: {feature}\n---\n"));
+    let write_report = [
+        "report",
+        "--offline",
+        "--local",
+        "--json",
+        "--output",
+        "report.json",
+    ];
+    let last = "{\"summary\": \"yesterday's report\"}\n";
+    env.write("repo", &[("report.json", last)]);
+    let killed = env.run_with_file_limit("repo", &write_report, &[]);
+    assert_ne!(killed.code, 0, "{killed}");
+    let read = || std::fs::read_to_string(env.path("repo/report.json")).unwrap();
+    assert!(
+        read() == last,
+        "report.json is {} bytes, not the {} of the last report",
+        read().len(),
+        last.len()
+    );
+    let written = env.run("repo", &write_report);
+    assert_eq!(
+        (written.code, written.stdout.as_str()),
+        (0, ""),
+        "{written}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&read()).unwrap();
+    assert_eq!(report["runs"][0]["feature"], feature.as_str());
+}
+
+/// The tables of markdown `text` as GitHub renders them (GFM tables): each a list of
+/// rows, the header row first, each row its cells' text.
+fn markdown_tables(text: &str) -> Vec<Vec<Vec<String>>> {
+    use pulldown_cmark::{Event, Options, Parser, Tag};
+    let mut tables: Vec<Vec<Vec<String>>> = Vec::new();
+    for event in Parser::new_ext(text, Options::ENABLE_TABLES) {
+        let table = tables.last_mut();
+        match (event, table) {
+            (Event::Start(Tag::Table(_)), _) => tables.push(Vec::new()),
+            (Event::Start(Tag::TableHead | Tag::TableRow), Some(table)) => table.push(Vec::new()),
+            (Event::Start(Tag::TableCell), Some(table)) => {
+                table.last_mut().unwrap().push(String::new());
+            }
+            (Event::Text(part) | Event::Code(part), Some(table)) => {
+                if let Some(cell) = table.last_mut().and_then(|row| row.last_mut()) {
+                    cell.push_str(&part);
+                }
+            }
+            _ => {}
+        }
+    }
+    tables
+}
+
+#[test]
+fn the_markdown_report_renders_its_summary_and_groups_as_tables_with_headers() {
+    // A feature with a `|` in its name stays one cell of the group table.
+    let env = one_run_of("---\ntitle: A\nfeature: auth|login\n---\n");
+    let report = env.run(
+        "repo",
+        &[
+            "report",
+            "--offline",
+            "--local",
+            "--by",
+            "feature",
+            "--format",
+            "md",
+        ],
+    );
+    assert_eq!(report.code, 0, "{report}");
+    let tables = markdown_tables(&report.stdout);
+    assert_eq!(tables.len(), 2, "{report}");
+    let summary = &tables[0];
+    assert_eq!(summary[0], ["figure", "value"], "{report}");
+    let figures: Vec<&str> = summary[1..].iter().map(|row| row[0].as_str()).collect();
+    for figure in [
+        "runs",
+        "completed tasks",
+        "tokens",
+        "cache hit rate",
+        "unmerged spend",
+    ] {
+        assert!(figures.contains(&figure), "no `{figure}` row: {report}");
+    }
+    assert!(summary.iter().all(|row| row.len() == 2), "{report}");
+    let groups = &tables[1];
+    assert_eq!(groups[0][0], "FEATURE", "{report}");
+    assert_eq!(groups.len(), 2, "{report}");
+    assert_eq!(groups[1][0], "auth|login", "{report}");
+    assert_eq!(groups[1].len(), groups[0].len(), "{report}");
+}
+
+#[test]
+fn usage_show_costs_each_run_at_the_repositorys_prices_and_an_unpriced_one_is_unknown() {
+    let env = TestEnv::new();
+    setup(&env);
+    // Run 1: $0.15 of Sonnet and $2.00 of the repository's own `house-model`.
+    claim(&env, "a", "alice", "cache");
+    for (model, output) in [("claude-sonnet-4-5", "10000"), ("house-model", "1000000")] {
+        let recorded = record(&env, "a", "alice", &["--model", model, "--output", output]);
+        assert_eq!(recorded.code, 0, "{recorded}");
+    }
+    let released = agent(&env, "a", "alice", &["release"]);
+    assert_eq!(released.code, 0, "{released}");
+    // Run 2: a model nobody priced. Its cost is unknown, not $0.
+    claim(&env, "a", "alice", "cache");
+    let recorded = record(
+        &env,
+        "a",
+        "alice",
+        &["--model", "mystery-model", "--input", "500"],
+    );
+    assert_eq!(recorded.code, 0, "{recorded}");
+    let show = agent(&env, "reader", "carol", &["usage", "show", "cache"]);
+    assert_output!(show);
+    let json = agent(
+        &env,
+        "reader",
+        "carol",
+        &["usage", "show", "cache", "--json"],
+    );
+    assert_eq!(json.code, 0, "{json}");
+    let runs = &json.json()["runs"];
+    assert_eq!(runs[0]["cost_usd"].to_string(), "2.15", "{json}");
+    assert_eq!(runs[1]["cost_usd"], serde_json::Value::Null, "{json}");
 }

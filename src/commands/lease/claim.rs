@@ -53,7 +53,7 @@ pub fn run(settings: &Settings, args: &ClaimArgs) -> CommandResult {
         avoid_overlap: args.avoid_overlap,
     };
     match workspace.claim(&request)? {
-        Claim::Claimed(claimed) => {
+        Claim::Claimed(mut claimed) => {
             let commands = report_commands(&claimed.task.id, args.store.local);
             let record = &claimed.lease.record;
             if args.json {
@@ -88,6 +88,8 @@ pub fn run(settings: &Settings, args: &ClaimArgs) -> CommandResult {
                     output::print_task(&claimed.task, &gitprio_core::Readiness::Ready)?;
                 }
             }
+            std::io::Write::flush(&mut std::io::stdout())?;
+            claimed.replied();
             Ok(exit_code::SUCCESS)
         }
         Claim::NothingReady(why) => {

@@ -37,7 +37,7 @@ pub fn run(settings: &Settings, args: &HeartbeatArgs) -> CommandResult {
     let workspace = Workspace::open(&repo, settings.invocation(), args.store.choice(), &notices)?;
     let id = workspace::held_id(&repo, args.id.as_deref())?;
     let progress = workspace::progress(settings.now, args.tokens, args.cost_usd)?;
-    let renewed = workspace.heartbeat(&id, args.ttl.as_deref(), progress)?;
+    let renewed = workspace.heartbeat(&id, args.ttl.as_deref(), progress.as_ref())?;
     let verdict = match renewed.over_budget() {
         Some((spent, budget)) => output::over_budget(settings, &id, spent, budget),
         None => exit_code::SUCCESS,

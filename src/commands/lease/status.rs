@@ -70,12 +70,15 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
             format!("{holder}{marker}"),
             lease.generation.to_string(),
             format!("{} ({} failed)", lease.attempt, lease.failures),
-            lease.acquired_at.to_string(),
-            lease.renewed_at.to_string(),
+            output::minute(lease.acquired_at),
+            output::minute(lease.renewed_at),
             expires,
         ]);
     }
-    output::print_table(&rows)?;
+    // Only unreadable leases: a table of no rows would say nothing.
+    if !status.leases.is_empty() {
+        output::print_table(&rows)?;
+    }
     for row in status
         .leases
         .iter()
@@ -104,8 +107,18 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
             crate::output::outln!("\n{}: {how}; anyone may claim it", row.task)?;
         }
     }
-    for lease in &status.unreadable {
-        crate::output::outln!("\nunreadable lease {}: {}", lease.reference, lease.problem)?;
+    for (index, lease) in status.unreadable.iter().enumerate() {
+        let gap = if index == 0 && status.leases.is_empty() {
+            ""
+        } else {
+            "\n"
+        };
+        crate::output::outln!(
+            "{gap}unreadable lease {}: {}; {}",
+            lease.reference,
+            lease.problem,
+            lease.advice
+        )?;
     }
     Ok(exit_code::SUCCESS)
 }

@@ -57,7 +57,7 @@ pub(super) fn next_task(
         avoid_overlap: false,
     };
     match workspace.claim(&request)? {
-        Claim::Claimed(claimed) => {
+        Claim::Claimed(mut claimed) => {
             let record = &claimed.lease.record;
             output::message(
                 settings,
@@ -68,7 +68,9 @@ pub(super) fn next_task(
                 ),
             );
             session.current = Some(claimed.task.id.clone());
-            Ok(Reply::Data(serde_json::to_value(handout(&claimed))?))
+            let reply = serde_json::to_value(handout(&claimed))?;
+            claimed.replied();
+            Ok(Reply::Data(reply))
         }
         Claim::NothingReady(why) => {
             let message = format!(
@@ -235,7 +237,7 @@ pub(super) fn heartbeat(
     let renewed = forget_if_lost(
         session,
         &id,
-        workspace.heartbeat(&id, shared.ttl.as_deref(), progress),
+        workspace.heartbeat(&id, shared.ttl.as_deref(), progress.as_ref()),
     )?;
     let record = &renewed.lease.record;
     let spent = renewed.spent.as_ref().map(|run| (&run.meta, run.totals()));

@@ -16,7 +16,7 @@ use gitprio_core::reply::lease::ShownState;
 use gitprio_core::source::QueueSource;
 use gitprio_core::usage::UsageRecord;
 use gitprio_core::usage::money::{self, Usd};
-use gitprio_core::{Config, Task, TaskId};
+use gitprio_core::{Config, Task};
 
 use super::adapters::{self, Adapter, Follower};
 use super::agent::{self, Agent, Io, Placeholders};
@@ -103,7 +103,7 @@ pub fn attempt(
         run,
         slot,
         agent,
-        id: &claimed.task.id,
+        id: claimed.task.id.as_str(),
         model: setup.model.as_deref(),
         budget: setup.budget,
         output: Follower::new(run.adapter),
@@ -602,7 +602,7 @@ struct Watch<'a> {
     run: &'a RunContext,
     slot: usize,
     agent: &'a str,
-    id: &'a TaskId,
+    id: &'a str,
     model: Option<&'a str>,
     budget: Budget,
     output: Follower,
@@ -695,13 +695,10 @@ impl Watch<'_> {
         match self
             .run
             .operations
-            .heartbeat(self.agent, self.id.as_str(), tokens, usd)
+            .heartbeat(self.agent, self.id, tokens, usd)
         {
             Ok(Beat::Renewed) => None,
-            Ok(Beat::Lost(error)) => {
-                self.run.control.lose(self.id);
-                Some(Halt::Lost(error))
-            }
+            Ok(Beat::Lost(error)) => Some(Halt::Lost(error)),
             Ok(Beat::OverBudget) => Some(Halt::OverBudget(
                 "over budget: the usage ledger says the task's budget is spent".to_owned(),
             )),

@@ -8,7 +8,9 @@
 //! - a slot holds its agent's claim lock, `gitprio/run-claims/<agent>.json`, from before
 //!   its claim until its attempt holds the live lock; the claim (a subprocess, which a kill
 //!   of the run does not reach) writes its reply into that very file, and so holds the
-//!   lock too until it has said what it claimed;
+//!   lock too until it has said what it claimed (a claim killed before its reply leaves
+//!   the file empty: the next claim as that agent gets the lease back itself, see
+//!   `gitprio_core::workspace::ReplyDue`);
 //! - an attempt holds `gitprio/runs/<id>/<generation>/live.lock` while it works.
 //!
 //! The next run gives back the leases such a left, unlocked file names that are still held

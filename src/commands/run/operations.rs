@@ -353,6 +353,15 @@ impl Operations {
             // again, `done` finishes its own submission (or makes it, if it never landed).
             output = self.output(worktree, agent, &arguments, summary)?;
         }
+        // What `done` says of the task itself (acceptance not run again on the same tree).
+        let about = format!("info: {id}: ");
+        for line in output
+            .stderr
+            .lines()
+            .filter(|line| line.starts_with(&about))
+        {
+            eprintln!("{line}");
+        }
         match output.code {
             exit_code::SUCCESS => Ok(Done::Submitted(
                 output

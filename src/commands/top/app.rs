@@ -13,6 +13,7 @@ use ratatui::widgets::Paragraph;
 
 use super::TopArgs;
 use super::gather::{self, Snapshot};
+use super::history::Warned;
 use super::model::{Detail, Fleet};
 use super::view::{Action, Mode, View};
 use crate::settings::Settings;
@@ -153,10 +154,11 @@ impl Worker {
             }
         };
         let mut snapshot = None;
+        let mut warned = Warned::default();
         let mut request = Request::Refresh;
         loop {
             let answer = self
-                .answer(&repo, &mut snapshot, request)
+                .answer(&repo, &mut snapshot, &mut warned, request)
                 .unwrap_or_else(|error| vec![Reply::Message(format!("error: {error:#}"))]);
             for reply in answer {
                 if replies.send(reply).is_err() {
@@ -175,6 +177,7 @@ impl Worker {
         &self,
         repo: &Repository,
         snapshot: &mut Option<Snapshot>,
+        warned: &mut Warned,
         request: Request,
     ) -> anyhow::Result<Vec<Reply>> {
         let invocation = Invocation {
@@ -191,17 +194,25 @@ impl Worker {
                 }
                 let read = gather::read(&workspace, self.window)?;
                 let fleet = read.fleet();
+                let warning = warned.about_leases(&read.unreadable);
                 *snapshot = Some(read);
-                Ok(vec![Reply::Fleet(Box::new(fleet))])
+                let mut replies = vec![Reply::Fleet(Box::new(fleet))];
+                replies
+                    .extend(warning.map(|warning| Reply::Message(format!("warning: {warning}"))));
+                Ok(replies)
             }
             Request::Detail(task) => {
                 let read = match snapshot.take() {
                     Some(read) => read,
                     None => gather::read(&workspace, self.window)?,
                 };
-                let detail = read.detail(store, &task);
+                let detail = read.detail(store, &task, warned);
                 *snapshot = Some(read);
-                Ok(vec![Reply::Detail(Box::new(detail?))])
+                let (detail, warning) = detail?;
+                let mut replies = vec![Reply::Detail(Box::new(detail))];
+                replies
+                    .extend(warning.map(|warning| Reply::Message(format!("warning: {warning}"))));
+                Ok(replies)
             }
             Request::Revoke { task, park } => {
                 if !self.offline {

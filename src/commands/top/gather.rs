@@ -2,19 +2,16 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context as _;
 use gitprio_core::TaskId;
-use gitprio_core::lease::{self as core_lease, Lease, LeaseRecord, LeaseStore};
+use gitprio_core::lease::{BadLease, Lease, LeaseStore};
 use gitprio_core::queue::Queue;
 use gitprio_core::source::{self, ParseCache};
 use gitprio_core::usage::{PriceTable, Run, USAGE_PREFIX};
 use gitprio_core::workspace::{SettledRuns, Workspace};
 use jiff::{SignedDuration, Timestamp};
 
+use super::history::{self, Warned};
 use super::model::{Detail, Fleet, Sources, TaskInfo};
-
-/// How many lease changes the detail view reads.
-const HISTORY_DEPTH: &str = "40";
 
 /// What one refresh read, kept to build the fleet and a task's detail from.
 #[derive(Debug)]
@@ -27,6 +24,8 @@ pub struct Snapshot {
     pub runs: Vec<Run>,
     pub prices: PriceTable,
     pub ready: usize,
+    /// The lease refs this gitprio cannot read: left out of the fleet, their tasks held back.
+    pub unreadable: Vec<BadLease>,
 }
 
 impl Snapshot {
@@ -47,10 +46,20 @@ impl Snapshot {
         Fleet::build(&self.sources())
     }
 
-    /// Describes task `id` with its lease history read from `store`.
-    pub fn detail(&self, store: &LeaseStore<'_>, id: &TaskId) -> anyhow::Result<Detail> {
-        let history = history(store, id)?;
-        Ok(super::model::detail(&self.sources(), id, &history))
+    /// Describes task `id` with its lease history read from `store`, and the warning about
+    /// records in it this gitprio cannot read, unless `warned` says it was given before.
+    pub fn detail(
+        &self,
+        store: &LeaseStore<'_>,
+        id: &TaskId,
+        warned: &mut Warned,
+    ) -> anyhow::Result<(Detail, Option<String>)> {
+        let history = history::read(store, id)?;
+        let warning = warned.about(id, &history);
+        Ok((
+            super::model::detail(&self.sources(), id, &history.records),
+            warning,
+        ))
     }
 }
 
@@ -72,7 +81,11 @@ pub fn read(workspace: &Workspace<'_>, window: SignedDuration) -> anyhow::Result
     let loaded = source::load(repo, &queue_source, Some(&mut cache))?;
     let _ = cache.save(&cache_path);
     let skew = workspace.skew();
-    let SettledRuns { leases, runs } = workspace.settled_runs()?;
+    let SettledRuns {
+        leases,
+        runs,
+        unreadable,
+    } = workspace.settled_runs()?;
     let tasks = loaded
         .tasks
         .iter()
@@ -81,7 +94,8 @@ pub fn read(workspace: &Workspace<'_>, window: SignedDuration) -> anyhow::Result
             (task.id.clone(), TaskInfo::of(task, budget))
         })
         .collect();
-    let holds = core_lease::holds(&leases, now, skew);
+    // A lease it cannot read holds its task back, as a claim sees it.
+    let holds = gitprio_core::workspace::lease_holds(&leases, &unreadable, now, skew);
     let ready = Queue::build(loaded.tasks, &holds).ready().len();
     let prices = PriceTable::new(
         gitprio_core::workspace::price_overrides(repo, loaded.commit).unwrap_or_default(),
@@ -95,31 +109,6 @@ pub fn read(workspace: &Workspace<'_>, window: SignedDuration) -> anyhow::Result
         runs,
         prices,
         ready,
+        unreadable,
     })
-}
-
-/// Reads the lease records of `id`, newest first, as last fetched.
-pub fn history(store: &LeaseStore<'_>, id: &TaskId) -> anyhow::Result<Vec<LeaseRecord>> {
-    let reference = store.local_ref(id);
-    if store.repo().reference_commit(&reference)?.is_none() {
-        return Ok(Vec::new());
-    }
-    let output = store.repo().git(&[
-        "log",
-        "--first-parent",
-        "-n",
-        HISTORY_DEPTH,
-        "--format=%B%x00",
-        &reference,
-    ])?;
-    anyhow::ensure!(
-        output.status.success(),
-        "cannot read the history of `{reference}`: {}",
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
-    let text = String::from_utf8(output.stdout).context("the lease history is not UTF-8")?;
-    Ok(text
-        .split('\0')
-        .filter_map(|message| LeaseRecord::from_message(message.trim_start()).ok())
-        .collect())
 }

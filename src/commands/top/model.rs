@@ -483,11 +483,7 @@ fn attempt_spend(ledger: (u64, Option<f64>), progress: Option<&Progress>) -> (u6
 
 /// Tokens of `run`, and their estimated cost (`None` when a model has no price).
 fn spend(run: &Run, prices: &PriceTable) -> (u64, Option<f64>) {
-    let tokens = run.totals().tokens();
-    let cost = run.records.iter().try_fold(0.0, |sum, record| {
-        prices.cost(record).map(|cost| sum + cost)
-    });
-    (tokens, cost)
+    (run.totals().tokens(), run.cost(prices))
 }
 
 fn dominant_model(run: &Run) -> Option<String> {

@@ -58,6 +58,7 @@ fn lease(spec: &LeaseSpec<'_>) -> Lease {
                 worktree: None,
                 branch: None,
                 session: None,
+                extra: BTreeMap::new(),
             },
             task_blob: None,
             base_commit: None,
@@ -511,6 +512,7 @@ fn a_heartbeat_s_progress_shows_until_the_ledger_knows_more() {
             tokens,
             cost_usd,
             at: at("2026-11-01T12:28:00Z"),
+            extra: BTreeMap::new(),
         })
     };
     let login = id("fix-login");

@@ -20,7 +20,7 @@ use crate::task::TaskId;
 
 /// The file's first bytes; the number is bumped whenever [`LeaseRecord`] or the layout
 /// changes, so an older cache is never decoded as this one.
-const MAGIC: &[u8] = b"gitprio lease cache 3\n";
+const MAGIC: &[u8] = b"gitprio lease cache 4\n";
 
 /// The file name under `<common git dir>/gitprio/cache/`.
 pub(super) const FILE: &str = "leases.bin";
@@ -210,6 +210,7 @@ impl Writer {
         self.optional(holder.worktree.as_deref());
         self.optional(holder.branch.as_deref());
         self.optional(holder.session.as_deref());
+        self.extra(&holder.extra);
         self.optional(record.task_blob.as_deref());
         self.optional(record.base_commit.as_deref());
         self.timestamp(record.acquired_at);
@@ -230,15 +231,20 @@ impl Writer {
                     None => self.0.push(0),
                 }
                 self.timestamp(progress.at);
+                self.extra(&progress.extra);
             }
             None => self.0.push(0),
         }
         self.string(&record.nonce);
-        // Rare (a newer gitprio's fields), so kept as the JSON they came in: empty when none.
-        if record.extra.is_empty() {
+        self.extra(&record.extra);
+    }
+
+    /// Fields a newer gitprio wrote: rare, so kept as the JSON they came in, empty when none.
+    fn extra(&mut self, extra: &BTreeMap<String, serde_json::Value>) {
+        if extra.is_empty() {
             self.string("");
         } else {
-            self.string(&serde_json::to_string(&record.extra).unwrap_or_default());
+            self.string(&serde_json::to_string(extra).unwrap_or_default());
         }
     }
 }
@@ -301,6 +307,13 @@ impl<'a> Reader<'a> {
         all.get(usize::from(self.u8()?)).copied()
     }
 
+    fn extra(&mut self) -> Option<BTreeMap<String, serde_json::Value>> {
+        match self.bytes()? {
+            [] => Some(BTreeMap::new()),
+            json => serde_json::from_slice(json).ok(),
+        }
+    }
+
     fn record(&mut self) -> Option<LeaseRecord> {
         Some(LeaseRecord {
             task: TaskId::new(std::str::from_utf8(self.bytes()?).ok()?)?,
@@ -316,6 +329,7 @@ impl<'a> Reader<'a> {
                 worktree: self.optional()?,
                 branch: self.optional()?,
                 session: self.optional()?,
+                extra: self.extra()?,
             },
             task_blob: self.optional()?,
             base_commit: self.optional()?,
@@ -334,15 +348,13 @@ impl<'a> Reader<'a> {
                         None
                     },
                     at: self.timestamp()?,
+                    extra: self.extra()?,
                 })
             } else {
                 None
             },
             nonce: self.string()?,
-            extra: match self.bytes()? {
-                [] => BTreeMap::new(),
-                json => serde_json::from_slice(json).ok()?,
-            },
+            extra: self.extra()?,
         })
     }
 }
@@ -367,6 +379,7 @@ mod tests {
                 worktree: Some("/w".to_owned()),
                 branch: None,
                 session: Some("s".to_owned()),
+                extra: BTreeMap::new(),
             },
             task_blob: Some("abc".to_owned()),
             base_commit: None,
@@ -387,23 +400,30 @@ mod tests {
             tokens: 5,
             cost_usd: Some(0.25),
             at: Timestamp::new(1_700_000_001, 0).unwrap(),
+            extra: BTreeMap::new(),
         };
+        // A newer gitprio's fields, at the top and inside the holder and progress.
+        let mut newer = LeaseRecord {
+            extra: BTreeMap::from([(
+                "checkpoint".to_owned(),
+                serde_json::json!({"step": 3, "files": ["a.rs"]}),
+            )]),
+            ..record(
+                "t3",
+                Some(Progress {
+                    extra: BTreeMap::from([("context_tokens".to_owned(), serde_json::json!(9))]),
+                    ..progress.clone()
+                }),
+            )
+        };
+        newer.holder.extra = BTreeMap::from([("model".to_owned(), serde_json::json!("m-9"))]);
         vec![
             (ObjectId::from_hex(&[b'1'; 40]).unwrap(), record("t1", None)),
             (
                 ObjectId::from_hex(&[b'2'; 40]).unwrap(),
                 record("t2", Some(progress)),
             ),
-            (
-                ObjectId::from_hex(&[b'3'; 40]).unwrap(),
-                LeaseRecord {
-                    extra: BTreeMap::from([(
-                        "checkpoint".to_owned(),
-                        serde_json::json!({"step": 3, "files": ["a.rs"]}),
-                    )]),
-                    ..record("t3", None)
-                },
-            ),
+            (ObjectId::from_hex(&[b'3'; 40]).unwrap(), newer),
         ]
     }
 
@@ -442,7 +462,7 @@ mod tests {
     fn a_cache_that_cannot_be_read_loads_empty() {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join(FILE);
-        std::fs::write(&path, b"gitprio lease cache 3\ngarbage").unwrap();
+        std::fs::write(&path, b"gitprio lease cache 4\ngarbage").unwrap();
         assert_eq!(RecordCache::load(&path).left(), 0);
         let records = sample();
         std::fs::write(directory.path().join(OLD_FILE), b"{}").unwrap();

@@ -26,13 +26,13 @@ use crate::task::TaskId;
 use crate::usage::money;
 
 use local_write::local_write_failure;
-pub(crate) use ops::random_u64;
 pub use ops::{
     ClaimFilter, ClaimOutcome, Claimed, Collected, GcView, HeldLease, Kept, LeaseContext,
     LeaseError, MAX_CLAIM_TRIES, ParkedExpired, Released, active_agents, claim, claim_avoiding, gc,
     has_unsettled_claim, heartbeat, note_context_size, release, release_parked, reopen, state_name,
     submit, submit_noting, unpark,
 };
+pub(crate) use ops::{holder_key, random_u64};
 pub use overlap::{overlapping_ready, owns_overlap};
 pub use revoke::{Revocation, RevokeError, revoke};
 pub use store::{BadLease, CasOutcome, LeaseStore, Mode, StoreError, UPGRADE};
@@ -92,13 +92,20 @@ pub struct Holder {
     /// The agent runner's session id, when known.
     #[serde(default)]
     pub session: Option<String>,
+    /// Fields of the holder a newer gitprio wrote that this one does not know, kept as
+    /// they were while the record keeps this holder (see [`LeaseRecord::extra`]); a new
+    /// holder (a claim, a revoke) starts without them: they described the one before.
+    /// Not part of any reply: a reply says what this gitprio knows.
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(skip)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 /// What a holder reported of its attempt with a heartbeat: its spend so far, cumulative.
 ///
 /// It rides on the renewal that happens anyway, so the cockpit sees a running agent's
 /// spend before the attempt ends and its usage reaches the ledger.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Progress {
     /// Tokens spent so far in this attempt.
     pub tokens: u64,
@@ -110,6 +117,11 @@ pub struct Progress {
     /// When the holder reported it: later heartbeats without news keep it as it was.
     #[schemars(with = "String")]
     pub at: Timestamp,
+    /// Fields of the report a newer gitprio wrote that this one does not know, kept while
+    /// the record keeps this report; a new report replaces them with the rest of it.
+    #[serde(flatten, default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(skip)]
+    pub extra: BTreeMap<String, serde_json::Value>,
 }
 
 /// The content of one lease commit: the whole state after one change.
@@ -333,6 +345,7 @@ pub(crate) mod tests {
                 worktree: Some("/work".to_owned()),
                 branch: Some("main".to_owned()),
                 session: None,
+                extra: BTreeMap::new(),
             },
             task_blob: None,
             base_commit: None,
@@ -388,6 +401,7 @@ pub(crate) mod tests {
             tokens: 12_345,
             cost_usd: Some(0.25),
             at: record.renewed_at,
+            extra: BTreeMap::new(),
         });
         let message = record.to_message();
         assert_eq!(LeaseRecord::from_message(&message).unwrap(), record);
@@ -395,6 +409,7 @@ pub(crate) mod tests {
             tokens: 7,
             cost_usd: None,
             at: record.renewed_at,
+            extra: BTreeMap::new(),
         });
         assert_eq!(
             LeaseRecord::from_message(&record.to_message()).unwrap(),
@@ -409,6 +424,7 @@ pub(crate) mod tests {
                 tokens: 12_345,
                 cost_usd: Some(0.25),
                 at: record.renewed_at,
+                extra: BTreeMap::new(),
             })
         );
         // A newer gitprio's field is written back as it was.

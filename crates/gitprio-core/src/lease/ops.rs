@@ -524,7 +524,7 @@ fn choose(records: Vec<HeldLease>, id: &TaskId, caller: &Holder) -> Option<HeldL
 
 /// Names a holder's record file: a stable hash (FNV-1a) of its worktree and agent, which
 /// may hold any character.
-fn holder_key(worktree: Option<&str>, agent: &str) -> String {
+pub(crate) fn holder_key(worktree: Option<&str>, agent: &str) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let bytes = worktree
         .unwrap_or_default()
@@ -1067,7 +1067,7 @@ pub fn heartbeat(
     store: &LeaseStore<'_>,
     id: &TaskId,
     context: &LeaseContext,
-    progress: Option<Progress>,
+    progress: Option<&Progress>,
 ) -> Result<Lease, LeaseError> {
     advance(store, id, context, Operation::Heartbeat, |record| {
         LeaseRecord {
@@ -1075,7 +1075,7 @@ pub fn heartbeat(
             renewed_at: context.now,
             expires_at: context.expires_at(),
             ttl_seconds: context.ttl_seconds(),
-            progress: progress.or(record.progress),
+            progress: progress.cloned().or(record.progress),
             ..record
         }
     })
@@ -1491,6 +1491,7 @@ mod tests {
             worktree: Some(worktree.to_owned()),
             branch: Some("main".to_owned()),
             session: None,
+            extra: BTreeMap::new(),
         }
     }
 

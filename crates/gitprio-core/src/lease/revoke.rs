@@ -153,6 +153,7 @@ mod tests {
             worktree: None,
             branch: None,
             session: None,
+            extra: std::collections::BTreeMap::new(),
         }
     }
 

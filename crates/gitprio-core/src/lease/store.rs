@@ -132,6 +132,21 @@ pub struct BadLease {
     pub problem: String,
     /// A newer gitprio may have written the record (see [`super::RecordError::from_newer_gitprio`]).
     pub from_newer_gitprio: bool,
+    /// What to do about it: upgrade when a newer gitprio may have written it, else the
+    /// command that deletes the ref where the lease lives, if it is stale.
+    pub advice: String,
+}
+
+impl BadLease {
+    /// The warning every reading command gives about it: the ref, why, and what to do.
+    pub fn warning(&self) -> String {
+        // The advice never says to delete a record a newer gitprio may have written: the
+        // lease may be live, and deleting it would hand a task someone works on to another.
+        format!(
+            "lease ref `{}` is unreadable ({}); its task is held back; {}",
+            self.reference, self.problem, self.advice
+        )
+    }
 }
 
 /// The leases of one repository, in one [`Mode`].
@@ -603,12 +618,14 @@ impl<'repo> LeaseStore<'repo> {
         };
         for (reference, oid) in references {
             let name = &reference[prefix.len()..];
+            let lives_at = format!("{LEASE_PREFIX}{name}");
             let Some(id) = TaskId::new(name) else {
                 bad.push(BadLease {
                     reference,
                     oid: Some(oid),
                     problem: "the ref name is not a task id".to_owned(),
                     from_newer_gitprio: false,
+                    advice: self.unreadable_advice(&lives_at, false),
                 });
                 continue;
             };
@@ -635,12 +652,14 @@ impl<'repo> LeaseStore<'repo> {
                         oid: Some(oid),
                         problem: format!("the record names task `{}`", record.task),
                         from_newer_gitprio: false,
+                        advice: self.unreadable_advice(&lives_at, false),
                     });
                     misnamed.push((oid, record));
                 }
                 Err(unread) => bad.push(BadLease {
                     reference,
                     oid: Some(oid),
+                    advice: self.unreadable_advice(&lives_at, unread.from_newer_gitprio),
                     problem: unread.problem,
                     from_newer_gitprio: unread.from_newer_gitprio,
                 }),
@@ -666,10 +685,7 @@ impl<'repo> LeaseStore<'repo> {
         };
         let reference = super::lease_ref(id);
         let record = self.read(oid).map_err(|unread| StoreError::Unreadable {
-            delete: (!unread.from_newer_gitprio).then(|| match &self.mode {
-                Mode::Remote { .. } => format!("git push {} :{reference}", self.remote_name()),
-                Mode::Local => format!("git update-ref -d {reference}"),
-            }),
+            delete: (!unread.from_newer_gitprio).then(|| self.delete_command(&reference)),
             reference: reference.clone(),
             problem: unread.problem,
         })?;
@@ -678,6 +694,23 @@ impl<'repo> LeaseStore<'repo> {
             oid,
             record,
         }))
+    }
+
+    /// The command that deletes lease ref `reference` where the lease lives.
+    fn delete_command(&self, reference: &str) -> String {
+        match &self.mode {
+            Mode::Remote { .. } => format!("git push {} :{reference}", self.remote_name()),
+            Mode::Local => format!("git update-ref -d {reference}"),
+        }
+    }
+
+    /// What to do about lease ref `reference` that holds no record this gitprio can read.
+    fn unreadable_advice(&self, reference: &str, from_newer_gitprio: bool) -> String {
+        unreadable_advice(
+            (!from_newer_gitprio)
+                .then(|| self.delete_command(reference))
+                .as_deref(),
+        )
     }
 
     fn read(&self, oid: ObjectId) -> Result<LeaseRecord, Unread> {

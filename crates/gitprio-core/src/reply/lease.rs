@@ -1,6 +1,8 @@
 //! The replies of the lease operations: claim, heartbeat, release, done, status, gc,
 //! unpark and revoke. Field order is the JSON's key order, as docs/cli.md documents it.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -46,13 +48,21 @@ impl LeaseReply {
             generation: record.generation,
             attempt: record.attempt,
             failures: record.failures,
-            holder: record.holder.clone(),
+            // A newer gitprio's fields of the record stay out of the reply, which says
+            // what this gitprio knows, as its schema does.
+            holder: Holder {
+                extra: BTreeMap::new(),
+                ..record.holder.clone()
+            },
             acquired_at: record.acquired_at,
             renewed_at: record.renewed_at,
             expires_at: record.expires_at,
             reason: record.reason.clone(),
             last_error: record.last_error.clone(),
-            progress: record.progress,
+            progress: record.progress.clone().map(|progress| Progress {
+                extra: BTreeMap::new(),
+                ..progress
+            }),
             store: store.to_owned(),
         }
     }
@@ -217,6 +227,12 @@ pub struct UnreadableLease {
     #[serde(rename = "ref")]
     pub reference: String,
     pub problem: String,
+    /// Well-formed record JSON this gitprio does not know (a new state or event): a newer
+    /// gitprio may have written it, so the lease may be live.
+    pub from_newer_gitprio: bool,
+    /// What to do: upgrade gitprio when a newer one may have written the record (never
+    /// delete a lease that may be live), else how to delete the ref if the lease is stale.
+    pub advice: String,
 }
 
 /// `gc`: the leases deleted, and those of missing tasks kept.

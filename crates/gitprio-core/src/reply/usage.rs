@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::task::TaskId;
 use crate::usage::import::ImportReport;
-use crate::usage::{Run, RunMeta, Totals};
+use crate::usage::{PriceTable, Run, RunMeta, Totals, money};
 use crate::workspace::Recorded;
 
 /// `usage record`: the run recorded on, and its totals so far.
@@ -75,12 +75,16 @@ pub struct UsageRun {
     pub totals: Totals,
     /// Input, output, cache writes and cache reads together.
     pub tokens: u64,
+    /// Dollars at list price, rounded to a millionth; `None` when a model of the run has
+    /// no price (unknown, not zero).
+    #[serde(serialize_with = "money::serialize_option")]
+    pub cost_usd: Option<f64>,
     pub records: usize,
 }
 
 impl UsageShowReply {
-    /// The reply listing `runs` of `id`.
-    pub fn new(id: &TaskId, runs: &[Run]) -> UsageShowReply {
+    /// The reply listing `runs` of `id`, costed at `prices`.
+    pub fn new(id: &TaskId, runs: &[Run], prices: &PriceTable) -> UsageShowReply {
         UsageShowReply {
             task: id.clone(),
             runs: runs
@@ -89,6 +93,7 @@ impl UsageShowReply {
                     meta: run.meta.clone(),
                     totals: run.totals(),
                     tokens: run.totals().tokens(),
+                    cost_usd: run.cost(prices),
                     records: run.records.len(),
                 })
                 .collect(),

@@ -21,7 +21,7 @@ mod chunk;
 
 use super::index::{Entries, KeyIndex};
 use super::outbox;
-use super::{Totals, UsageRecord};
+use super::{PriceTable, Totals, UsageRecord};
 use crate::git::{GitError, Repository};
 use crate::lease::{CasOutcome, LeaseStore, StoreError};
 use crate::task::TaskId;
@@ -125,6 +125,14 @@ pub struct Run {
 impl Run {
     pub fn totals(&self) -> Totals {
         self.records.iter().collect()
+    }
+
+    /// Returns the run's cost at `prices`, or `None` when a model it used has no price: a
+    /// run partly priced has an unknown cost, never the known part passed off as all of it.
+    pub fn cost(&self, prices: &PriceTable) -> Option<f64> {
+        self.records.iter().try_fold(0.0, |sum, record| {
+            prices.cost(record).map(|cost| sum + cost)
+        })
     }
 
     /// Totals per model, in model order.

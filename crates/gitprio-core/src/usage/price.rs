@@ -188,6 +188,20 @@ impl PriceTable {
             .map(|(_, price)| *price)
     }
 
+    /// Returns the models of `records` that have no price, each with the tokens it spent.
+    pub fn unpriced<'record>(
+        &self,
+        records: impl IntoIterator<Item = &'record UsageRecord>,
+    ) -> BTreeMap<String, u64> {
+        let mut unpriced = BTreeMap::new();
+        for record in records {
+            if self.price(&record.model).is_none() {
+                *unpriced.entry(record.model.clone()).or_default() += record.total_tokens();
+            }
+        }
+        unpriced
+    }
+
     /// Returns the cost of `record` in dollars, or `None` when its model has no price.
     pub fn cost(&self, record: &UsageRecord) -> Option<f64> {
         let price = self.price(&record.model)?;

@@ -627,14 +627,7 @@ pub fn report(
         .iter()
         .map(|run| run_line(run, tasks, prices))
         .collect();
-    let mut unpriced_models = BTreeMap::new();
-    for run in &selected {
-        for record in &run.records {
-            if prices.price(&record.model).is_none() {
-                *unpriced_models.entry(record.model.clone()).or_default() += record.total_tokens();
-            }
-        }
-    }
+    let unpriced_models = prices.unpriced(selected.iter().flat_map(|run| &run.records));
     let summary = summarize(&selected, tasks, prices);
     let groups = group(&selected, tasks, prices, group_by);
     let mut waste = waste(&selected, &lines, tasks, prices);
@@ -698,7 +691,6 @@ fn dominant_model(run: &Run) -> String {
 
 fn run_line(run: &Run, tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable) -> RunLine {
     let totals = run.totals();
-    let (cost, _, fully_priced) = run_cost(run, prices);
     let meta = &run.meta;
     RunLine {
         task: meta.task.clone(),
@@ -711,7 +703,7 @@ fn run_line(run: &Run, tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable)
         ended_at: meta.ended_at,
         outcome: meta.outcome.map_or(OPEN, Outcome::as_str).to_owned(),
         tokens: totals.tokens(),
-        cost_usd: fully_priced.then_some(cost),
+        cost_usd: run.cost(prices),
         requests: totals.requests,
         cache_hit_rate: totals.cache_hit_rate(),
         budget_tokens: meta.budget_tokens,

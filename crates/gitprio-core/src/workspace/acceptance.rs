@@ -4,11 +4,11 @@ use std::path::Path;
 
 use crate::config::Config;
 use crate::git::{ObjectId, Repository};
-use crate::lease::{self, HeldLease, LeaseRecord};
+use crate::lease::{self, HeldLease, LeaseError, LeaseRecord};
 use crate::source::{self, QueueSource};
 use crate::task::{Task, TaskId};
 
-use super::WorkspaceError;
+use super::{Notices, WorkspaceError, error_chain};
 
 /// One acceptance command's result.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
@@ -21,24 +21,18 @@ pub struct Check {
     pub tail: String,
 }
 
-/// Returns the acceptance commands of `id` as claimed (the task file the lease names), so
-/// an edit in the working tree cannot weaken them; else as in the working tree.
-pub fn acceptance_commands(repo: &Repository, id: &TaskId) -> Result<Vec<String>, WorkspaceError> {
-    Ok(claimed_task(repo, id)?.acceptance)
-}
-
-/// Returns the path of the task file of `id` when the task must be planned first (see
-/// [`Config::plan_required`], on the task as claimed) and that file in the working tree has
-/// no `## Plan` section yet.
+/// Returns the path of the task file of `claimed` (the task as [`claimed_task`] read it)
+/// when the task must be planned first (see [`Config::plan_required`]) and that file in the
+/// working tree has no `## Plan` section yet.
 pub fn unplanned(
     repo: &Repository,
     config: &Config,
-    id: &TaskId,
+    claimed: &Task,
 ) -> Result<Option<String>, WorkspaceError> {
-    if !config.plan_required(&claimed_task(repo, id)?) {
+    if !config.plan_required(claimed) {
         return Ok(None);
     }
-    let task = worktree_task(repo, id)?;
+    let task = worktree_task(repo, &claimed.id)?;
     Ok((!crate::task::has_plan(&task.body)).then_some(task.path))
 }
 
@@ -55,8 +49,17 @@ fn worktree_task(repo: &Repository, id: &TaskId) -> Result<Task, WorkspaceError>
         })
 }
 
-/// Returns task `id` as claimed (the task file the lease names), else as in the working tree.
-fn claimed_task(repo: &Repository, id: &TaskId) -> Result<Task, WorkspaceError> {
+/// Returns task `id` as claimed (the task file the lease names), so that an edit in the
+/// working tree cannot weaken its acceptance commands; else as in the working tree.
+///
+/// A lease record this gitprio cannot read (a newer one may have written it) is named in a
+/// warning, with the advice to upgrade, and the working tree's file is used: the
+/// submission that follows refuses that record anyway, but not silently before it.
+pub fn claimed_task(
+    repo: &Repository,
+    id: &TaskId,
+    notices: &dyn Notices,
+) -> Result<Task, WorkspaceError> {
     // Any agent: the claimed task file is the same for whoever holds the lease here.
     let anyone = lease::Holder {
         agent: String::new(),
@@ -65,13 +68,28 @@ fn claimed_task(repo: &Repository, id: &TaskId) -> Result<Task, WorkspaceError> 
         worktree: repo.workdir().map(|path| path.display().to_string()),
         branch: repo.current_branch(),
         session: None,
+        extra: std::collections::BTreeMap::new(),
     };
     let claimed = HeldLease::load(repo.common_dir(), id, &anyone)
         .ok()
         .flatten()
         .and_then(|held| ObjectId::from_hex(held.oid.as_bytes()).ok())
-        .and_then(|oid| repo.commit_message(oid).ok())
-        .and_then(|message| LeaseRecord::from_message(&message).ok())
+        .and_then(|oid| Some((oid, repo.commit_message(oid).ok()?)))
+        .and_then(|(oid, message)| match LeaseRecord::from_message(&message) {
+            Ok(record) => Some(record),
+            Err(source) => {
+                let unreadable = LeaseError::Unreadable {
+                    id: id.clone(),
+                    oid,
+                    source,
+                };
+                notices.warning(&format!(
+                    "{}; the acceptance commands and the plan rule come from the task file in the working tree",
+                    error_chain(&unreadable)
+                ));
+                None
+            }
+        })
         .and_then(|record| record.task_blob)
         .and_then(|blob| ObjectId::from_hex(blob.as_bytes()).ok())
         .and_then(|blob| repo.read_blob(blob).ok())

@@ -1,9 +1,11 @@
 //! Claiming the best ready task, round after round while other agents win the races, with
-//! the parking of expired leases, the hand-back of a lease a killed claim landed, and why
-//! nothing is ready when nothing is.
+//! the parking of expired leases, the hand-back of a lease a killed claim landed (before
+//! or after it noted it here), and why nothing is ready when nothing is.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use gix::ObjectId;
 use jiff::Timestamp;
@@ -11,8 +13,8 @@ use jiff::Timestamp;
 use crate::context::{self, Bundle, CommitFiles, ReportCommand};
 use crate::lease::spread::{self, Crowd};
 use crate::lease::{
-    self, ClaimFilter, ClaimOutcome, Lease, LeaseContext, LeaseError, LeaseEvent, LeaseStore,
-    StoreError,
+    self, ClaimFilter, ClaimOutcome, HeldLease, Holder, Lease, LeaseContext, LeaseError,
+    LeaseEvent, LeaseState, LeaseStore, StoreError,
 };
 use crate::queue::{Blocker, Queue};
 use crate::source::{LoadedQueue, Origin};
@@ -52,6 +54,18 @@ pub struct ClaimedTask {
     pub origin: Origin,
     /// The context bundle, or why it could not be assembled: the lease is held either way.
     pub bundle: Result<Bundle, WorkspaceError>,
+    /// Kept until the front end has handed the claim over ([`ClaimedTask::replied`]).
+    due: Option<ReplyDue>,
+}
+
+impl ClaimedTask {
+    /// Says that the claim reached its agent (printed, sent): a claim killed before this is
+    /// handed back to the next claim of its holder here (see [`ReplyDue`]).
+    pub fn replied(&mut self) {
+        if let Some(due) = self.due.take() {
+            due.replied();
+        }
+    }
 }
 
 /// The round that settled a claim, and the view it was settled on.
@@ -67,25 +81,67 @@ struct Settled {
 impl Workspace<'_> {
     /// Claims the best ready task that `request` admits, taking fresh views of the leases
     /// while other agents win the races; passed-over candidates are warnings.
+    ///
+    /// The claimed task must be handed over, then [`ClaimedTask::replied`] called.
     pub fn claim(&self, request: &ClaimRequest) -> Result<Claim, WorkspaceError> {
         let context = self.lease_context(request.ttl.as_deref())?;
+        let (due, unreplied) = ReplyDue::begin(self.repo.common_dir(), &context.holder)?;
         let settled = {
             let _unpin = Unpin(&self.store);
-            self.settle_claim(&context, request)?
+            self.settle_claim(&context, request, &unreplied)?
         };
         match settled.outcome {
             ClaimOutcome::Claimed(mut claimed) => {
                 claimed.tries += settled.lost;
-                let handed = self.hand_over(&context, *claimed, &settled.leases, settled.loaded)?;
+                let mut handed =
+                    self.hand_over(&context, *claimed, &settled.leases, settled.loaded)?;
+                if context.failpoint.as_deref() == Some("claim:before-reply") {
+                    std::process::abort();
+                }
+                handed.due = Some(due);
                 Ok(Claim::Claimed(Box::new(handed)))
             }
-            ClaimOutcome::NothingReady { held } => Ok(Claim::NothingReady(why_nothing_ready(
-                &settled.queue,
-                held,
-                &settled.avoided,
-                &request.filter.skip,
-            ))),
+            ClaimOutcome::NothingReady { held } => {
+                due.replied();
+                Ok(Claim::NothingReady(why_nothing_ready(
+                    &settled.queue,
+                    held,
+                    &settled.avoided,
+                    &request.filter.skip,
+                )))
+            }
         }
+    }
+
+    /// Returns the lease on one of `unreplied` (leases a killed claim of this holder took
+    /// here, see [`ReplyDue`]) that is still that claim's, live, as claimed again; saying so.
+    fn take_back_unreplied(
+        &self,
+        unreplied: &[HeldLease],
+        queue: &Queue,
+        leases: &BTreeMap<TaskId, Lease>,
+        context: &LeaseContext,
+    ) -> Option<lease::Claimed> {
+        unreplied.iter().find_map(|held| {
+            let lease = leases.get(&held.task).filter(|lease| {
+                lease.oid == held.oid.as_str()
+                    && lease.record.state == LeaseState::Held
+                    && lease.record.holder.agent == context.holder.agent
+                    && lease.record.holder.worktree == context.holder.worktree
+                    && context.now < lease.record.expires_at
+            })?;
+            let (_, entry) = queue.find(held.task.as_str())?;
+            self.notices.warning(&format!(
+                "{}: a claim by {} here was killed after it took this lease (generation {}), before it said so: it is yours again",
+                held.task, context.holder.agent, lease.record.generation
+            ));
+            Some(lease::Claimed {
+                task: entry.task.clone(),
+                lease: lease.clone(),
+                tries: 0,
+                skipped: Vec::new(),
+            })
+        })
     }
 
     /// Tries claims on views of the leases until one settles: a claim, or nothing ready on
@@ -96,10 +152,14 @@ impl Workspace<'_> {
     /// ([`spread::claims_landed`]): racers that lost together look again one after
     /// another, and the later ones, seeing more winners, spread wider. It gives up after
     /// [`spread::MAX_CLAIM_VIEWS`] views or [`spread::CLAIM_BUDGET`] ([`spread::next_look`]).
+    ///
+    /// A lease a killed claim of this holder took (`unreplied`) is taken back first, on a
+    /// refreshed view.
     fn settle_claim(
         &self,
         context: &LeaseContext,
         request: &ClaimRequest,
+        unreplied: &[HeldLease],
     ) -> Result<Settled, WorkspaceError> {
         let store = &self.store;
         let began = Instant::now();
@@ -107,7 +167,7 @@ impl Workspace<'_> {
         let mut lost = 0;
         let mut watch = CrowdWatch::new(context);
         let mut round = 0;
-        let mut next = if may_claim_without_refresh(store, context) {
+        let mut next = if unreplied.is_empty() && may_claim_without_refresh(store, context) {
             View::AsIs
         } else {
             View::Refreshed
@@ -135,17 +195,20 @@ impl Workspace<'_> {
             } else {
                 BTreeSet::new()
             };
-            let outcome = lease::claim_avoiding(
-                store,
-                &queue,
-                &leases,
-                loaded.commit,
-                &context,
-                &request.filter,
-                &avoided,
-                watch.crowd,
-                &mut parked,
-            );
+            let outcome = match self.take_back_unreplied(unreplied, &queue, &leases, &context) {
+                Some(claimed) => Ok(ClaimOutcome::Claimed(Box::new(claimed))),
+                None => lease::claim_avoiding(
+                    store,
+                    &queue,
+                    &leases,
+                    loaded.commit,
+                    &context,
+                    &request.filter,
+                    &avoided,
+                    watch.crowd,
+                    &mut parked,
+                ),
+            };
             for ended in parked.drain(..) {
                 self.record_expired_run(&ended.lease, &ended.task, &loaded);
             }
@@ -242,8 +305,11 @@ impl Workspace<'_> {
             self.notices.warning(skipped);
         }
         self.warn_of_other_holds(&claimed.task.id, &claimed.lease.record.holder.agent, leases);
+        // A lease taken back from a killed claim is the view's own: its reclaim recorded
+        // the run before it, if it got that far.
         if claimed.lease.record.event == LeaseEvent::Reclaim
             && let Some(previous) = leases.get(&claimed.task.id)
+            && previous.oid != claimed.lease.oid
         {
             self.record_expired_run(previous, &claimed.task, &loaded);
         }
@@ -285,6 +351,7 @@ impl Workspace<'_> {
             tries: claimed.tries,
             origin: loaded.origin,
             bundle,
+            due: None,
         })
     }
 
@@ -334,6 +401,114 @@ impl Workspace<'_> {
                 error_chain(&error)
             ));
         }
+    }
+}
+
+/// What a claim keeps from before it takes a lease until its reply reached its agent, so
+/// that a claim killed in between (after its lease landed and was noted here, before it
+/// said which) does not leave that lease held by nobody until it expires.
+///
+/// One lock per holder (agent and worktree), `gitprio/claims/<holder key>.lock`, which a
+/// claim holds for its whole life: claims of one holder in this clone take turns, so a
+/// live claim's lease is never mistaken for a dead one's. Beside it,
+/// `<holder key>.json` lists the leases the holder held here when the claim began
+/// (`HeldLease` notes); it is removed once the reply is out. A claim that finds it left
+/// behind knows its predecessor died: a lease noted here since, for this holder, is the
+/// one that claim took, handed back at once when the remote still holds it so.
+#[derive(Debug)]
+pub struct ReplyDue {
+    record: PathBuf,
+    _lock: File,
+}
+
+/// The leases a claim's holder held here when it began.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct HeldBefore {
+    held: Vec<(TaskId, u64)>,
+}
+
+impl ReplyDue {
+    /// How long a claim waits for another claim of its holder in this clone.
+    const PATIENCE: Duration = Duration::from_secs(600);
+
+    /// Takes `holder`'s claim lock in the clone at `git_dir`, waiting for another claim of
+    /// its; returns it with the leases a killed claim of `holder` took here and never said.
+    fn begin(
+        git_dir: &Path,
+        holder: &Holder,
+    ) -> Result<(ReplyDue, Vec<HeldLease>), WorkspaceError> {
+        let directory = git_dir.join("gitprio").join("claims");
+        let key = lease::holder_key(holder.worktree.as_deref(), &holder.agent);
+        let lock_path = directory.join(format!("{key}.lock"));
+        let io = |action, path: &Path| {
+            let path = path.to_path_buf();
+            move |source| WorkspaceError::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        std::fs::create_dir_all(&directory).map_err(io("create", &directory))?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io("create", &lock_path))?;
+        let deadline = Instant::now() + Self::PATIENCE;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(TryLockError::WouldBlock) => {
+                    return Err(WorkspaceError::ClaimUnderWay { path: lock_path });
+                }
+                Err(TryLockError::Error(source)) => return Err(io("lock", &lock_path)(source)),
+            }
+        }
+        let record = directory.join(format!("{key}.json"));
+        let held: Vec<HeldLease> = HeldLease::all(git_dir)
+            .into_iter()
+            .filter(|held| held.agent == holder.agent && held.worktree == holder.worktree)
+            .collect();
+        let before = std::fs::read(&record)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<HeldBefore>(&bytes).ok());
+        let (unreplied, known): (Vec<HeldLease>, Vec<HeldLease>) =
+            held.into_iter().partition(|held| {
+                before.as_ref().is_some_and(|before| {
+                    held.state == LeaseState::Held
+                        && !held.lost
+                        && !before.held.iter().any(|(task, generation)| {
+                            *task == held.task && *generation == held.generation
+                        })
+                })
+            });
+        // What was not said yet stays out of the list, should this claim die too.
+        let now = HeldBefore {
+            held: known
+                .into_iter()
+                .map(|held| (held.task, held.generation))
+                .collect(),
+        };
+        let temporary = record.with_extension(format!("tmp.{}", std::process::id()));
+        let bytes = serde_json::to_vec(&now).expect("a list of leases serializes");
+        std::fs::write(&temporary, bytes).map_err(io("write", &temporary))?;
+        std::fs::rename(&temporary, &record).map_err(io("write", &record))?;
+        Ok((
+            ReplyDue {
+                record,
+                _lock: lock,
+            },
+            unreplied,
+        ))
+    }
+
+    /// The reply is out: nothing is left to hand back (the lock goes with `self`).
+    fn replied(self) {
+        let _ = std::fs::remove_file(&self.record);
     }
 }
 

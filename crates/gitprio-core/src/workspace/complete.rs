@@ -4,7 +4,7 @@
 
 use crate::task::TaskId;
 
-use super::acceptance::{Check, acceptance_commands, run_acceptance, unplanned};
+use super::acceptance::{Check, claimed_task, unplanned};
 use super::submit::{Submitted, bounded_summary, completion_note};
 use super::usage::{RecordInput, Recorded};
 use super::{Workspace, WorkspaceError};
@@ -95,12 +95,14 @@ impl Workspace<'_> {
                 already: true,
             })));
         }
-        if let Some(path) = unplanned(self.repo, self.config(), id)? {
+        // Read once: a lease record it cannot read is warned about once.
+        let claimed = claimed_task(self.repo, id, self.notices)?;
+        if let Some(path) = unplanned(self.repo, self.config(), &claimed)? {
             return Ok(Completed::Unplanned { path });
         }
         let checks = match skipped {
             Some(_) => Vec::new(),
-            None => run_acceptance(worktree, &acceptance_commands(self.repo, id)?)?,
+            None => self.accept(worktree, id, &claimed.acceptance)?,
         };
         if checks.iter().any(|check| !check.passed) {
             return Ok(Completed::AcceptanceFailed { checks });

@@ -67,6 +67,11 @@ pub enum WorkspaceError {
         #[source]
         source: crate::task::StatusEditError,
     },
+    #[error(
+        "another claim by this agent in this worktree has been under way for 10 minutes ({} is locked); wait for it, or stop it",
+        path.display()
+    )]
+    ClaimUnderWay { path: PathBuf },
     #[error("cannot {action} {}", path.display())]
     Io {
         action: &'static str,

@@ -50,6 +50,7 @@ pub fn progress(
             tokens,
             cost_usd,
             at: now,
+            extra: std::collections::BTreeMap::new(),
         })),
         None if cost_usd.is_some() => Err(WorkspaceError::CostWithoutTokens),
         None => Ok(None),
@@ -63,7 +64,7 @@ impl Workspace<'_> {
         &self,
         id: &TaskId,
         ttl: Option<&str>,
-        progress: Option<Progress>,
+        progress: Option<&Progress>,
     ) -> Result<Renewed, WorkspaceError> {
         let context = self.lease_context(ttl)?;
         let lease = lease::heartbeat(&self.store, id, &context, progress)?;

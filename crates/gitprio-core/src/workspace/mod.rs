@@ -36,7 +36,8 @@ pub use heartbeat::{Renewed, progress};
 pub use held::{held_id, held_id_to_finish, task_id};
 pub use prices::{PRICES_PATH, price_overrides};
 pub use queue::{
-    Mirrors, NothingReady, load_tasks, nothing_ready, parse_cache_path, read_body, save_parse_cache,
+    Mirrors, NothingReady, lease_holds, load_tasks, nothing_ready, parse_cache_path, read_body,
+    save_parse_cache,
 };
 pub use release::{GiveBack, release_reply};
 pub use remote::store_mode;
@@ -241,6 +242,7 @@ pub fn holder(repo: &Repository, invocation: &Invocation) -> lease::Holder {
         worktree: repo.workdir().map(|path| path.display().to_string()),
         branch: repo.current_branch(),
         session: invocation.session.clone(),
+        extra: std::collections::BTreeMap::new(),
     }
 }
 

@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 
 use crate::git::{ObjectId, Repository};
+use crate::source::{QueueSource, resolve_queue_ref};
 use crate::usage::{Price, PriceTable};
 
-use super::WorkspaceError;
+use super::{Workspace, WorkspaceError};
 
 /// Where a repository overrides the bundled prices.
 pub const PRICES_PATH: &str = ".tasks/prices.yaml";
@@ -33,4 +34,20 @@ pub fn price_overrides(
         },
     };
     PriceTable::parse_overrides(&text).map_err(|detail| WorkspaceError::InvalidPrices { detail })
+}
+
+impl Workspace<'_> {
+    /// Returns the prices runs are costed at: the bundled table under the queue's own
+    /// `.tasks/prices.yaml`, read from the version of the queue the task files are read
+    /// from, as `report` and `top` read it.
+    pub fn prices(&self) -> Result<PriceTable, WorkspaceError> {
+        let commit = match self.queue_source() {
+            QueueSource::Worktree => None,
+            QueueSource::Rev(rev) => Some(self.repo.resolve_commit(&rev)?),
+            QueueSource::Default { branch } => {
+                Some(resolve_queue_ref(self.repo, &self.config, branch.as_deref())?.1)
+            }
+        };
+        Ok(PriceTable::new(price_overrides(self.repo, commit)?))
+    }
 }

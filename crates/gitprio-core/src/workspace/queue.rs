@@ -111,7 +111,7 @@ impl Workspace<'_> {
 }
 
 /// The lease blockers on tasks of `leases`; an unreadable lease holds its task back, with a
-/// warning saying how to delete it, or to upgrade when a newer gitprio may have written it.
+/// warning saying what to do about it (see [`BadLease::advice`]).
 pub(super) fn holds_of(
     leases: &BTreeMap<TaskId, Lease>,
     bad: &[BadLease],
@@ -119,22 +119,27 @@ pub(super) fn holds_of(
     skew: jiff::SignedDuration,
     notices: &dyn Notices,
 ) -> Holds {
+    warn_unreadable(bad, notices);
+    lease_holds(leases, bad, now, skew)
+}
+
+/// Names each lease of `bad` in a warning, with what to do about it.
+pub(super) fn warn_unreadable(bad: &[BadLease], notices: &dyn Notices) {
+    for lease in bad {
+        notices.warning(&lease.warning());
+    }
+}
+
+/// The lease blockers on tasks of `leases`, and of `bad` (unreadable leases: their tasks
+/// are held back, as parked, for the lease may be live); warns of nothing.
+pub fn lease_holds(
+    leases: &BTreeMap<TaskId, Lease>,
+    bad: &[BadLease],
+    now: jiff::Timestamp,
+    skew: jiff::SignedDuration,
+) -> Holds {
     let mut holds = lease::holds(leases, now, skew);
     for lease in bad {
-        notices.warning(&if lease.from_newer_gitprio {
-            // A live lease, maybe: deleting it would hand a task someone works on to another.
-            format!(
-                "lease ref `{}` is unreadable ({}); its task is held back. {}",
-                lease.reference,
-                lease.problem,
-                lease::UPGRADE
-            )
-        } else {
-            format!(
-                "lease ref `{}` is unreadable ({}); its task is held back. Delete the ref if the lease is stale: `git update-ref -d {}` (and on the remote: `git push <remote> :refs/gitprio/leases/<id>`)",
-                lease.reference, lease.problem, lease.reference
-            )
-        });
         if let Some(id) = lease.reference.rsplit('/').next().and_then(TaskId::new) {
             holds.entry(id).or_default().push(Blocker::Parked {
                 attempts: 0,

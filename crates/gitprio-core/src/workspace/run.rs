@@ -27,13 +27,23 @@ pub fn run_meta(
         task_type: task.and_then(|task| task.task_type.clone()),
         feature: task.and_then(|task| task.feature.clone()),
         value: task.map_or(1, |task| task.value),
-        routed_model: task.and_then(|task| task.model.clone()),
+        routed_model: task.and_then(|task| routed_model(task, config)),
         budget_tokens,
         context_tokens,
         started_at: record.acquired_at,
         ended_at: None,
         outcome: None,
     }
+}
+
+/// The model `task` is routed to before any escalation: its `model:` (a model, or a tier
+/// of `tiers`), else the tier `type_tiers` gives its type, else the cheapest tier. What a
+/// run spent beyond the same tokens on this model is its overspend, escalation included.
+fn routed_model(task: &Task, config: &Config) -> Option<String> {
+    config
+        .route(task.model.as_deref(), task.task_type.as_deref(), 0)
+        .ok()
+        .and_then(|route| route.model)
 }
 
 impl Workspace<'_> {

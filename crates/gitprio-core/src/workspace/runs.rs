@@ -21,6 +21,9 @@ pub struct SettledRuns {
     /// Every run of the ledger. One without an outcome is in flight ([`in_flight`]); every
     /// other run has ended.
     pub runs: Vec<Run>,
+    /// The lease refs this gitprio cannot read (a newer one may have written them): named
+    /// in a warning by [`Workspace::settled_runs`]; their tasks' runs stay open.
+    pub unreadable: Vec<BadLease>,
 }
 
 impl SettledRuns {
@@ -82,12 +85,19 @@ fn unrecorded_run(record: &LeaseRecord, queue: &LoadedQueue) -> Run {
 
 impl Workspace<'_> {
     /// Reads the leases and every run of the ledger, as last fetched, and gives each run
-    /// the ledger holds no outcome for the end its lease tells (see [`settle_open_runs`]).
+    /// the ledger holds no outcome for the end its lease tells (see [`settle_open_runs`]);
+    /// a lease it cannot read is named in a warning.
     pub fn settled_runs(&self) -> Result<SettledRuns, WorkspaceError> {
         let (leases, unreadable) = self.store.leases()?;
         let mut runs = Ledger::new(&self.store).all_runs()?;
         self.settle(&mut runs, &leases, &unreadable);
-        Ok(SettledRuns { leases, runs })
+        // Not left out silently: such a lease may be live.
+        super::queue::warn_unreadable(&unreadable, self.notices);
+        Ok(SettledRuns {
+            leases,
+            runs,
+            unreadable,
+        })
     }
 
     /// Brings the usage ledger and the lease of task `id` from the remote in one fetch

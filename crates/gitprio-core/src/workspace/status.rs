@@ -81,6 +81,8 @@ impl Workspace<'_> {
                 .map(|lease| UnreadableLease {
                     reference: lease.reference,
                     problem: lease.problem,
+                    from_newer_gitprio: lease.from_newer_gitprio,
+                    advice: lease.advice,
                 })
                 .collect(),
         })

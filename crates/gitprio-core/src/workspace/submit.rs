@@ -1,14 +1,15 @@
 //! Submitting a task: the completion fenced by the lease, then `status: done` in its file.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::lease::{self, Lease, LeaseState};
+use crate::lease::{self, HeldLease, Lease, LeaseState};
 use crate::source::{self, QueueSource};
 use crate::task::{Status, TaskId};
 use crate::usage::{Ledger, Outcome};
 
+use super::acceptance::{Check, run_acceptance};
 use super::{Workspace, WorkspaceError};
 
 /// A submitted task: its lease, and the task file in which `status: done` was set.
@@ -71,7 +72,130 @@ impl Finished {
     }
 }
 
+/// The acceptance commands' passing verdict on a tree, kept in the attempt's directory,
+/// `gitprio/runs/<id>/<generation>/acceptance.json` (written whole or not at all): a `done`
+/// run again on that very tree (after a kill: `gitprio run` runs it again at once, its next
+/// run finishes a submission left half done) does not run them again. A changed tree, or
+/// other commands, run them again.
+#[derive(Debug, Serialize, Deserialize)]
+struct Verdict {
+    /// The trees they passed on: the working tree (its files git does not ignore) before
+    /// they ran, and after, when they changed it.
+    trees: Vec<String>,
+    commands: Vec<String>,
+    checks: Vec<Check>,
+}
+
+impl Verdict {
+    const NAME: &str = "acceptance.json";
+
+    fn load(attempt: &Path) -> Option<Verdict> {
+        let bytes = std::fs::read(attempt.join(Self::NAME)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Keeps the verdict; only a help (a `done` again runs the commands again without it).
+    fn save(&self, attempt: &Path) {
+        if std::fs::create_dir_all(attempt).is_ok()
+            && let Ok(bytes) = serde_json::to_vec_pretty(self)
+        {
+            let _ = crate::file::replace(&attempt.join(Self::NAME), &bytes);
+        }
+    }
+}
+
+/// Returns the id of the tree `worktree` holds now, the files git does not ignore as they
+/// are (changes not committed, files not added): what a `git add -A` would commit, staged
+/// in an index of its own in `attempt` so the worktree's own index is not touched.
+fn worktree_tree(worktree: &Path, index: &Path) -> Option<String> {
+    let git = |args: &[&str], index: Option<&Path>| {
+        let mut command = crate::git::command();
+        command.current_dir(worktree).args(args);
+        match index {
+            Some(index) => command.env("GIT_INDEX_FILE", index),
+            None => command.env_remove("GIT_INDEX_FILE"),
+        };
+        command
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+    };
+    // Its own index to start from, when it has one: files unchanged since are not hashed.
+    let own = git(
+        &["rev-parse", "--path-format=absolute", "--git-path", "index"],
+        None,
+    );
+    let _ = std::fs::remove_file(index);
+    if let Some(own) = own {
+        let _ = std::fs::copy(String::from_utf8_lossy(&own.stdout).trim(), index);
+    }
+    let tree = git(&["add", "--all", "--", "."], Some(index))
+        .and_then(|_| git(&["write-tree"], Some(index)))
+        .map(|output| String::from_utf8_lossy(&output.stdout).trim().to_owned());
+    let _ = std::fs::remove_file(index);
+    tree.filter(|tree| !tree.is_empty())
+}
+
 impl Workspace<'_> {
+    /// The directory of the attempt at `id` this worktree holds the lease of (see
+    /// `gitprio run`): `gitprio/runs/<id>/<generation>`.
+    fn attempt_directory(&self, id: &TaskId) -> Option<PathBuf> {
+        let holder = self.holder();
+        let held = HeldLease::load(self.repo.common_dir(), id, &holder).ok()??;
+        Some(
+            self.repo
+                .common_dir()
+                .join("gitprio")
+                .join("runs")
+                .join(id.as_str())
+                .join(held.generation.to_string()),
+        )
+    }
+
+    /// Runs `commands`, the acceptance commands of `id` as claimed, in `worktree`, unless
+    /// they passed on this very tree in an earlier `done` of this attempt (see [`Verdict`]):
+    /// then says so and returns that run's checks.
+    pub(super) fn accept(
+        &self,
+        worktree: &Path,
+        id: &TaskId,
+        commands: &[String],
+    ) -> Result<Vec<Check>, WorkspaceError> {
+        let Some(attempt) = self.attempt_directory(id).filter(|_| !commands.is_empty()) else {
+            return run_acceptance(worktree, commands);
+        };
+        let index = attempt.join("acceptance.index");
+        if std::fs::create_dir_all(&attempt).is_err() {
+            return run_acceptance(worktree, commands);
+        }
+        let before = worktree_tree(worktree, &index);
+        if let Some(tree) = &before
+            && let Some(verdict) = Verdict::load(&attempt)
+            && verdict.commands == commands
+            && verdict.trees.contains(tree)
+        {
+            self.notices.info(&format!(
+                "{id}: the acceptance commands passed on this very tree ({}) in an earlier `done` of this attempt: not run again",
+                &tree[..tree.len().min(12)]
+            ));
+            return Ok(verdict.checks);
+        }
+        let checks = run_acceptance(worktree, commands)?;
+        if let Some(tree) = before
+            && checks.iter().all(|check| check.passed)
+        {
+            let mut trees = vec![tree];
+            trees.extend(worktree_tree(worktree, &index).filter(|after| !trees.contains(after)));
+            Verdict {
+                trees,
+                commands: commands.to_vec(),
+                checks: checks.clone(),
+            }
+            .save(&attempt);
+        }
+        Ok(checks)
+    }
+
     /// The submission of `id` this clone made and finished, when the lease (as the remote
     /// holds it now) still is that submission, by this agent: with whether it was verified.
     pub(super) fn finished_submission(

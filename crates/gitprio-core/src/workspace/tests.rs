@@ -57,11 +57,16 @@ fn invocation(agent: &str) -> Invocation {
     }
 }
 
+/// Claims as `agent`, the claim handed over.
 fn claim(repo: &Repository, agent: &str) -> Claim {
-    Workspace::open(repo, invocation(agent), StoreChoice::Local, &Silent)
+    let mut claim = Workspace::open(repo, invocation(agent), StoreChoice::Local, &Silent)
         .unwrap()
         .claim(&ClaimRequest::default())
-        .unwrap()
+        .unwrap();
+    if let Claim::Claimed(claimed) = &mut claim {
+        claimed.replied();
+    }
+    claim
 }
 
 fn claimed_id(claim: Claim) -> String {
