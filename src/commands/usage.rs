@@ -455,8 +455,20 @@ fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
     } else {
         confirm("no agent logs found");
     }
-    for (run, added) in &summary.recorded {
+    // Only the runs that got something: with a fleet, most runs an import looks at get
+    // nothing new, and a line each would bury the ones that did.
+    let mut added_runs = 0;
+    for (run, added) in summary.recorded.iter().filter(|(_, added)| **added > 0) {
         confirm(&format!("{run}: {}", output::counted(*added, "new record")));
+        added_runs += 1;
+    }
+    let added: usize = summary.recorded.values().sum();
+    if summary.report.is_some() || !summary.recorded.is_empty() {
+        confirm(&format!(
+            "{} in {}",
+            output::counted(added, "new record"),
+            output::counted(added_runs, "run")
+        ));
     }
     if summary.claimed_from_store > 0 {
         confirm(&format!(

@@ -233,3 +233,43 @@ fn a_gemini_chat_in_a_runs_worktree_is_that_runs_by_its_project_hash() {
     assert_eq!(import.json()["unattributed"], 1, "{import}");
     assert_eq!(requests_of(&env, "cache"), 1, "{import}");
 }
+
+#[test]
+fn usage_import_names_only_the_runs_that_got_records_and_sums_up_in_one_line() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    let alice = env.path("a").display().to_string();
+    write_transcript(
+        &env,
+        "s-alice.jsonl",
+        &[claude_usage_line(
+            &alice,
+            "s-alice",
+            "m1",
+            "2026-11-02T09:05:00Z",
+            SOME_USAGE,
+            "",
+        )],
+    );
+    let first = import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &[]);
+    assert_eq!(first.code, 0, "{first}");
+    assert!(
+        first
+            .stderr
+            .contains("cache 1-20261102T090000Z: 1 new record\n"),
+        "{first}"
+    );
+    assert!(
+        first.stderr.contains("info: 1 new record in 1 run\n"),
+        "{first}"
+    );
+    // Bob's clone reads the same logs: the request is cache's already, nothing is new.
+    let second = import_in(&env, "b", "bob", "2026-11-02T09:11:00Z", &[]);
+    assert_eq!(second.code, 0, "{second}");
+    assert!(!second.stderr.contains("cache 1-"), "{second}");
+    assert!(
+        second.stderr.contains("info: 0 new records in 0 runs\n"),
+        "{second}"
+    );
+}
