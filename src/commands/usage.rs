@@ -324,6 +324,7 @@ pub fn import_logs(
     let mut records = records;
     let (unattributed, mut by_run) = group_by_run(&mut records, &matcher);
     let claimed = waiting.claim(&matcher)?;
+    warn_ambiguous(settings, &matcher, &candidates);
     summary.claimed_from_store = claimed.records.len();
     let mut from_store: std::collections::BTreeMap<usize, Vec<UsageRecord>> =
         std::collections::BTreeMap::new();
@@ -362,6 +363,30 @@ pub fn import_logs(
     std::fs::write(&temporary, serde_json::to_vec(&state)?)?;
     std::fs::rename(&temporary, &state_path)?;
     Ok(summary)
+}
+
+/// Warns of records that ran where two runs were open at once: each went to the first.
+fn warn_ambiguous(
+    settings: &Settings,
+    matcher: &gitprio_core::usage::attribute::Matcher<'_>,
+    candidates: &[RunMeta],
+) {
+    for (given, other, count) in matcher.ambiguous() {
+        let (given, other) = (&candidates[given], &candidates[other]);
+        output::message(
+            settings,
+            "warning",
+            &format!(
+                "{} ran where two runs were open at once ({} {} and {} {}): given to {}; a session id (`gitprio run`) or `--task` tells them apart",
+                output::counted(count, "record"),
+                given.task,
+                given.run,
+                other.task,
+                other.run,
+                given.task
+            ),
+        );
+    }
 }
 
 /// Sorts `records` by the run they belong to, in place (stable: each run's records stay in

@@ -273,3 +273,34 @@ fn usage_import_names_only_the_runs_that_got_records_and_sums_up_in_one_line() {
         "{second}"
     );
 }
+
+#[test]
+fn a_request_where_two_runs_are_open_at_once_is_said_to_be_ambiguous() {
+    let env = TestEnv::new();
+    setup(&env);
+    // Two agents hold a task each in the same clone: its directory is both runs'.
+    claim(&env, "a", "alice", "cache");
+    claim(&env, "a", "bob", "login");
+    let shared = env.path("a").display().to_string();
+    write_transcript(
+        &env,
+        "s-shared.jsonl",
+        &[claude_usage_line(
+            &shared,
+            "s-shared",
+            "m1",
+            "2026-11-02T09:05:00Z",
+            SOME_USAGE,
+            "",
+        )],
+    );
+    let import = import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &[]);
+    assert_eq!(import.code, 0, "{import}");
+    assert!(
+        import
+            .stderr
+            .contains("warning: 1 record ran where two runs were open at once (cache "),
+        "{import}"
+    );
+    assert!(import.stderr.contains(" and login "), "{import}");
+}

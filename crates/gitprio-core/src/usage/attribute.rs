@@ -12,6 +12,7 @@
 //! and a later import gives them to a run that appears or changes (a run that was not
 //! yet in the ledger, a `--task`), reading only the segments that overlap its time.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -48,6 +49,9 @@ pub struct Matcher<'a> {
     /// The SHA-256 of each run's worktree paths (see [`project_hash`]), by index into
     /// `runs`: Gemini CLI names the directory a chat ran in by that hash only.
     project_hashes: Vec<Vec<String>>,
+    /// Records that ran in a directory two runs held at once, by the (task, run) pair:
+    /// each went to the first, which may not be the one that spent it.
+    ambiguous: RefCell<BTreeMap<(usize, usize), usize>>,
 }
 
 /// Gemini CLI's `projectHash` of a directory: the SHA-256 (hex) of its path as given.
@@ -84,6 +88,7 @@ impl<'a> Matcher<'a> {
             })
             .collect();
         Matcher {
+            ambiguous: RefCell::default(),
             project_hashes,
             runs,
             worktrees,
@@ -185,6 +190,8 @@ impl<'a> Matcher<'a> {
         }
         let cwd = record.cwd.as_deref().map(Path::new);
         let mut best: Option<(usize, usize)> = None;
+        // Another run whose worktree holds the record as deeply as the best one's.
+        let mut tie = None;
         for (index, meta) in self.runs.iter().enumerate() {
             if !self.in_window(meta, record.at) {
                 continue;
@@ -202,13 +209,35 @@ impl<'a> Matcher<'a> {
                     .filter(|hash| self.project_hashes[index].contains(hash))
                     .map(|_| 1)
             };
-            if let Some(depth) = depth
-                && best.is_none_or(|(_, deepest)| depth > deepest)
-            {
-                best = Some((index, depth));
+            if let Some(depth) = depth {
+                match best {
+                    Some((_, deepest)) if depth == deepest && depth > 0 => tie = Some(index),
+                    Some((_, deepest)) if depth <= deepest => {}
+                    _ => {
+                        best = Some((index, depth));
+                        tie = None;
+                    }
+                }
             }
         }
+        if let (Some((index, _)), Some(other)) = (best, tie) {
+            *self
+                .ambiguous
+                .borrow_mut()
+                .entry((index, other))
+                .or_default() += 1;
+        }
         best.map(|(index, _)| index)
+    }
+
+    /// The records that ran in a directory two runs held at once (each went to the
+    /// first): `(the run it went to, the other, how many)`, by index into the runs.
+    pub fn ambiguous(&self) -> Vec<(usize, usize, usize)> {
+        self.ambiguous
+            .borrow()
+            .iter()
+            .map(|(&(given, other), &count)| (given, other, count))
+            .collect()
     }
 
     /// Says which runs changed since the store was last matched against them: the run's
