@@ -18,12 +18,16 @@ Then it times (median of --runs warm runs, page cache filled first):
   - gitprio: the real command, `gitprio usage import --task bench` in a repository whose
     task `bench` was claimed before the corpus began, so every record is appended to that
     run in the git ledger (the import state, ledger ref and stores are reset before each run);
-with each process's peak RSS (wait4), and prints both tools' token totals next to the
-truth (gitprio's read back with `gitprio usage show`), then the incremental cases: an
-unchanged re-import, and a re-import after one request was appended to one log.
+  - gitprio, plain: `gitprio usage import` as a user runs it, with no run claiming the
+    records, so every one goes to the unattributed store (reset before each run too);
+with each process's peak RSS (sampled VmHWM), and prints both tools' token totals next to the
+truth (gitprio's read back with `gitprio usage show`, and the unattributed store's token
+count), then the incremental cases: an unchanged re-import, and a re-import after one
+request was appended to one log.
 
 Usage: python3 benches/usage.py [--size-mb 1024] [--runs 3] [--keep DIR] [--markdown]
-Exits non-zero when gitprio's totals differ from the truth, or ccusage's do (except with
+Exits non-zero when gitprio's totals differ from the truth (with --task, or the tokens the
+plain import kept), or ccusage's do (except with
 --gateway-copies, whose extra copies ccusage 20.0.24 counts more than once: see the flag).
 """
 
@@ -450,14 +454,19 @@ def main():
         # (`--task`: the corpus's directories are no worktree of this repository) and
         # append them to the ledger in git.
         import_command = [gitprio, "usage", "import", "--local", "--task", BENCH_TASK, "--json", projects]
+        # The same logs as a user imports them, with no run claiming them: every record
+        # goes to the unattributed store.
+        unattributed_command = [gitprio, "usage", "import", "--local", "--json", projects]
         cat = ["sh", "-c", f"find '{projects}' -name '*.jsonl' -exec cat {{}} + > /dev/null"]
+        # The --task import runs last in each round: its ledger is read back below.
         commands = {
             "floor": (cat, None, None),
             "ccusage": ([ccusage, "daily", "--json", "--offline"], env, None),
+            "unattributed": (unattributed_command, gitprio_env, repo),
             "gitprio": (import_command, gitprio_env, repo),
         }
         for name, (command, command_env, cwd) in commands.items():
-            if name == "gitprio":
+            if name in ("gitprio", "unattributed"):
                 reset_import(repo, gitprio_env)
             run_measured(command, command_env, cwd)
         samples = {name: [] for name in commands}
@@ -465,7 +474,7 @@ def main():
         outputs = {}
         for _ in range(args.runs):
             for name, (command, command_env, cwd) in commands.items():
-                if name == "gitprio":
+                if name in ("gitprio", "unattributed"):
                     reset_import(repo, gitprio_env)
                 elapsed, stdout, peak = run_measured(command, command_env, cwd)
                 samples[name].append(elapsed)
@@ -481,13 +490,9 @@ def main():
         ccusage_totals = {"input": cc["inputTokens"], "output": cc["outputTokens"], "cache_creation": cc["cacheCreationTokens"], "cache_read": cc["cacheReadTokens"]}
         gitprio_totals = {"input": gp["input"], "output": gp["output"], "cache_creation": gp["cache_write_5m"] + gp["cache_write_1h"], "cache_read": gp["cache_read"]}
 
-        # The same logs when no run claims them: every record goes to the unattributed store.
-        reset_import(repo, gitprio_env)
-        unattributed_command = [gitprio, "usage", "import", "--local", "--json", projects]
-        unattributed_seconds, stdout, unattributed_rss = run_measured(unattributed_command, gitprio_env, repo)
-        kept = json.loads(stdout)["unattributed_kept"]
-        reset_import(repo, gitprio_env)
-        run_measured(import_command, gitprio_env, repo)
+        plain = json.loads(outputs["unattributed"])
+        kept, kept_tokens = plain["unattributed_kept"], plain["unattributed_kept_tokens"]
+        kept_agree = kept == plain["report"]["records"] and kept_tokens == sum(truth.values())
 
         # Incremental: the state of the last full import is in place. Each case is timed
         # --runs times (a new request appended before each appended-request run); medians.
@@ -512,32 +517,43 @@ def main():
         appended_rss = max(peak for _, _, peak in appended_runs)
 
         mib = size / 1024 / 1024
-        agree = gitprio_totals == truth and (args.gateway_copies or ccusage_totals == truth)
+        agree = gitprio_totals == truth and kept_agree and (args.gateway_copies or ccusage_totals == truth)
         print(f"# usage import benchmark: {files} files, {mib:.0f} MiB, {lines} lines; {os.cpu_count()} cores; median of {args.runs} warm runs")
         if generate_seconds:
             print(f"generated in {generate_seconds:.1f} s")
         print(f"{'':>16} {'input':>14} {'output':>14} {'cache create':>16} {'cache read':>18}")
         for name, totals in [("truth", truth), ("ccusage", ccusage_totals), ("gitprio", gitprio_totals)]:
             print(f"{name:>16} {totals['input']:>14} {totals['output']:>14} {totals['cache_creation']:>16} {totals['cache_read']:>18}")
-        print(f"gitprio = truth: {'yes' if gitprio_totals == truth else 'NO'}; ccusage = truth: {'yes' if ccusage_totals == truth else 'no'}")
+        print(f"gitprio = truth: {'yes' if gitprio_totals == truth else 'NO'}; ccusage = truth: {'yes' if ccusage_totals == truth else 'no'};"
+              f" plain import kept {kept} records, {kept_tokens} tokens = truth: {'yes' if kept_agree else 'NO'}")
         print(f"gitprio: {report['records']} requests, {report['duplicates']} copies dropped, {report['malformed_lines']} malformed lines skipped")
-        labels = [("floor", "cat > /dev/null"), ("ccusage", "ccusage daily --json --offline"), ("gitprio", "gitprio usage import --task")]
+        labels = [("floor", "cat > /dev/null"), ("ccusage", "ccusage daily --json --offline"), ("gitprio", "gitprio usage import --task"),
+                  ("unattributed", "gitprio usage import (no run)")]
         for name, label in labels:
             print(f"{label:>32}: {medians[name]:7.3f} s  {mib / medians[name]:7.0f} MiB/s  {medians[name] / medians['floor']:5.2f}x floor  peak RSS {peaks[name]:6.0f} MiB")
-        print(f"gitprio / ccusage: time {medians['gitprio'] / medians['ccusage']:.2f}x, peak RSS {peaks['gitprio'] / peaks['ccusage']:.2f}x")
-        print(f"without --task (no run claims the corpus): {unattributed_seconds:.3f} s, peak RSS {unattributed_rss:.0f} MiB, {kept} records kept unattributed"
-              f" ({unattributed_seconds / medians['ccusage']:.2f}x ccusage's time, one run)")
+        for name, label in labels[2:]:
+            print(f"{label} / ccusage: time {medians[name] / medians['ccusage']:.3f}x, peak RSS {peaks[name] / peaks['ccusage']:.2f}x")
         print(f"medians of {args.runs}: unchanged re-import: {unchanged_seconds * 1000:.0f} ms, {unchanged_cpu * 1000:.0f} ms CPU ({unchanged['bytes_read']} bytes read, peak RSS {unchanged_rss:.0f} MiB);"
               f" one appended request: {appended_seconds * 1000:.0f} ms, {appended_cpu * 1000:.0f} ms CPU ({appended['report']['bytes_read']} bytes read,"
               f" {sum(appended['recorded'].values())} record added, peak RSS {appended_rss:.0f} MiB)")
         if args.markdown:
             print()
-            print("| | input | output | cache create | cache read | time (median) | MiB/s | peak RSS |")
-            print("|---|---:|---:|---:|---:|---:|---:|---:|")
-            print(f"| truth (generator) | {truth['input']} | {truth['output']} | {truth['cache_creation']} | {truth['cache_read']} | | | |")
-            print(f"| ccusage {CCUSAGE_VERSION} `daily --json --offline` | {ccusage_totals['input']} | {ccusage_totals['output']} | {ccusage_totals['cache_creation']} | {ccusage_totals['cache_read']} | {medians['ccusage']:.2f} s | {mib / medians['ccusage']:.0f} | {peaks['ccusage']:.0f} MiB |")
-            print(f"| `gitprio usage import --task` | {gitprio_totals['input']} | {gitprio_totals['output']} | {gitprio_totals['cache_creation']} | {gitprio_totals['cache_read']} | {medians['gitprio']:.2f} s | {mib / medians['gitprio']:.0f} | {peaks['gitprio']:.0f} MiB |")
-            print(f"| `cat` (floor) | | | | | {medians['floor']:.2f} s | {mib / medians['floor']:.0f} | |")
+            print(f"| | input | output | cache create | cache read | time (median of {args.runs}) | time / ccusage | MiB/s | peak RSS | RSS / ccusage |")
+            print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            print(f"| truth (generator) | {truth['input']} | {truth['output']} | {truth['cache_creation']} | {truth['cache_read']} | | | | | |")
+
+            def row(label, totals, name):
+                tokens = [str(totals[key]) for key in ("input", "output", "cache_creation", "cache_read")] if totals else [""] * 4
+                ratio = lambda value: "" if name == "floor" else f"{value:.3f}x"
+                rss_cell = "" if name == "floor" else f"{peaks[name]:.0f} MiB"
+                cells = tokens + [f"{medians[name]:.3f} s", ratio(medians[name] / medians["ccusage"]), f"{mib / medians[name]:.0f}",
+                                  rss_cell, ratio(peaks[name] / peaks["ccusage"])]
+                print(f"| {label} | {' | '.join(cells)} |")
+
+            row(f"ccusage {CCUSAGE_VERSION} `daily --json --offline`", ccusage_totals, "ccusage")
+            row("`gitprio usage import --task bench` (one run's ledger)", gitprio_totals, "gitprio")
+            row(f"`gitprio usage import` (no run: unattributed store, {kept_tokens} tokens kept)", None, "unattributed")
+            row("`cat` (floor)", None, "floor")
         if not agree:
             sys.exit(1)
     finally:

@@ -432,6 +432,42 @@ pub fn unpriced_models(settings: &Settings, unpriced: &std::collections::BTreeMa
     }
 }
 
+/// A cost as far as it is known: dollars to the cent when every token is priced; with
+/// unpriced tokens, `at least $X (N tokens unpriced)`, or `unknown (N tokens unpriced)`
+/// when no token is priced, never `$0.00`.
+pub fn cost(cost: gitprio_core::usage::money::Cost) -> String {
+    match cost.known() {
+        Some(usd) => Usd(usd).to_string(),
+        None if cost.usd <= 0.0 => {
+            format!("unknown ({} tokens unpriced)", tokens(cost.unpriced_tokens))
+        }
+        None => format!(
+            "at least {} ({} tokens unpriced)",
+            Usd(cost.usd),
+            tokens(cost.unpriced_tokens)
+        ),
+    }
+}
+
+/// What every cost is, said beside it: an estimate at the bundled list prices, dated.
+pub fn list_price_label() -> String {
+    format!(
+        "estimated at list price, prices of {}",
+        gitprio_core::usage::PRICE_SNAPSHOT_DATE
+    )
+}
+
+/// A cost in at most 7 characters, for a table column: `$1.23`, `≥$1.23` with unpriced
+/// tokens, `unknown` when no token (or under a cent's worth) is priced.
+pub fn cost_brief(cost: gitprio_core::usage::money::Cost) -> String {
+    match cost.known() {
+        Some(usd) => Usd(usd).to_string(),
+        // What is priced rounds to nothing beside what is not.
+        None if cost.usd < 0.005 => "unknown".to_owned(),
+        None => format!("≥{}", Usd(cost.usd)),
+    }
+}
+
 /// Dollars to the cent (`<$0.01` under a cent), or `unknown`.
 pub fn dollars(value: Option<f64>) -> String {
     value.map_or_else(|| "unknown".to_owned(), |value| Usd(value).to_string())

@@ -9,7 +9,7 @@ use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
 use gitprio_core::usage::attribute::Unattributed;
 use gitprio_core::usage::import::ImportState;
-use gitprio_core::usage::money::Usd;
+use gitprio_core::usage::money::{Cost, Usd};
 use gitprio_core::usage::report::{
     Distribution, GroupBy, OPEN, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts, Waste,
     attribute_share, pull_request_signals, report,
@@ -306,19 +306,6 @@ fn price_file(
     Ok(prices)
 }
 
-/// The cost of a summary; with unpriced tokens, the known part and what is unknown.
-fn summary_cost(summary: &gitprio_core::usage::report::Summary) -> String {
-    if summary.unpriced_tokens == 0 {
-        dollars(Some(summary.cost_usd))
-    } else {
-        format!(
-            "at least {} ({} tokens unpriced)",
-            Usd(summary.cost_usd),
-            tokens(summary.unpriced_tokens)
-        )
-    }
-}
-
 /// Where the prices come from, briefly.
 fn price_label(report: &Report) -> String {
     match &report.price_file {
@@ -330,21 +317,25 @@ fn price_label(report: &Report) -> String {
 /// The share of spend tied to tasks, as a headline row.
 fn attribution_row(report: &Report) -> Option<(String, String)> {
     let share = report.attribution.as_ref()?;
-    let unattributed_cost = if share.unattributed_unpriced_tokens == 0 {
-        dollars(Some(share.unattributed_cost_usd))
-    } else {
+    let unattributed_cost = output::cost(Cost {
+        usd: share.unattributed_cost_usd,
+        unpriced_tokens: share.unattributed_unpriced_tokens,
+    });
+    let unpriced = report.summary.unpriced_tokens + share.unattributed_unpriced_tokens;
+    let in_dollars = share.tied_cost_share.map_or_else(String::new, |tied| {
         format!(
-            "at least {}, {} tokens unpriced",
-            Usd(share.unattributed_cost_usd),
-            tokens(share.unattributed_unpriced_tokens)
+            " and {} of the {}dollars",
+            percent(Some(tied)),
+            if unpriced > 0 { "priced " } else { "" }
         )
-    };
+    });
     let text = match share.tied_share {
         Some(tied) => format!(
-            "{} of {} tokens: this report's {} and {} unattributed on this machine ({unattributed_cost})",
+            "{} of {} tokens{in_dollars}: this report's {} tokens, {}; {} unattributed on this machine, {unattributed_cost}",
             percent(Some(tied)),
             tokens(share.tied_tokens + share.unattributed_tokens),
             tokens(share.tied_tokens),
+            output::cost(report.summary.cost()),
             tokens(share.unattributed_tokens),
         ),
         None => format!(
@@ -369,18 +360,17 @@ fn headline(report: &Report) -> Vec<(String, String)> {
         ("tokens".to_owned(), tokens(summary.tokens)),
         (
             format!("cost (estimated at list price, {})", price_label(report)),
-            summary_cost(summary),
+            output::cost(summary.cost()),
         ),
         (
             "unmerged spend".to_owned(),
             format!(
-                "{} tokens ({}) in {} whose task is not done on the queue's branch",
+                "{}, {} tokens, in {} whose task is not done on the queue's branch",
+                output::cost(Cost {
+                    usd: waste.unmerged_cost_usd,
+                    unpriced_tokens: waste.unmerged_unpriced_tokens,
+                }),
                 tokens(waste.unmerged_tokens),
-                if waste.unmerged_runs.iter().any(|run| run.cost_usd.is_none()) {
-                    format!("at least {}", Usd(waste.unmerged_cost_usd))
-                } else {
-                    dollars(Some(waste.unmerged_cost_usd))
-                },
                 output::counted(waste.unmerged_runs.len(), "completed run")
             ),
         ),
@@ -394,16 +384,29 @@ fn headline(report: &Report) -> Vec<(String, String)> {
         ),
         (
             "$ per completed task".to_owned(),
-            dollars(summary.usd_per_completed_task),
+            per_unit(summary, summary.usd_per_completed_task),
         ),
         (
             "$ per value point".to_owned(),
-            dollars(summary.usd_per_value_point),
+            per_unit(summary, summary.usd_per_value_point),
         ),
         ("cache hit rate".to_owned(), percent(summary.cache_hit_rate)),
     ];
     rows.extend(attribution_row(report));
     rows
+}
+
+/// Dollars per completed task or value point: `-` with none, `at least` with unpriced tokens.
+fn per_unit(summary: &gitprio_core::usage::report::Summary, usd: Option<f64>) -> String {
+    usd.map_or_else(
+        || "-".to_owned(),
+        |usd| {
+            output::cost(Cost {
+                usd,
+                unpriced_tokens: summary.unpriced_tokens,
+            })
+        },
+    )
 }
 
 /// The group table's columns: the group's name, then numbers.
@@ -436,7 +439,7 @@ fn group_rows(report: &Report) -> Vec<Vec<String>> {
             summary.completed_tasks.to_string(),
             summary.value_points.to_string(),
             tokens(summary.tokens),
-            summary_cost(summary),
+            output::cost(summary.cost()),
             ratio(summary.value_per_million_tokens, 2),
             percent(summary.cache_hit_rate),
         ]);
@@ -474,7 +477,10 @@ fn signal_sections(report: &Report) -> Vec<Section> {
             run_lines(
                 &waste.unfinished_runs,
                 waste.unfinished_tokens,
-                waste.unfinished_cost_usd,
+                Cost {
+                    usd: waste.unfinished_cost_usd,
+                    unpriced_tokens: waste.unfinished_unpriced_tokens,
+                },
             ),
         ),
         (
@@ -483,7 +489,10 @@ fn signal_sections(report: &Report) -> Vec<Section> {
             run_lines(
                 &waste.in_flight_runs,
                 waste.in_flight_tokens,
-                waste.in_flight_cost_usd,
+                Cost {
+                    usd: waste.in_flight_cost_usd,
+                    unpriced_tokens: waste.in_flight_unpriced_tokens,
+                },
             ),
         ),
         (
@@ -566,11 +575,9 @@ fn distribution_lines(distribution: &Distribution) -> Vec<String> {
             tokens(distribution.max),
             output::counted(distribution.count, "task")
         )];
-        lines.extend(
-            distribution.top.iter().map(|(task, spent, cost)| {
-                format!("{task}: {} ({})", tokens(*spent), dollars(*cost))
-            }),
-        );
+        lines.extend(distribution.top.iter().map(|(task, spent, cost)| {
+            format!("{task}: {} tokens, {}", tokens(*spent), output::cost(*cost))
+        }));
         lines
     }
 }
@@ -581,7 +588,10 @@ fn unmerged_lines(report: &Report) -> Vec<String> {
     let mut unmerged = run_lines(
         &waste.unmerged_runs,
         waste.unmerged_tokens,
-        waste.unmerged_cost_usd,
+        Cost {
+            usd: waste.unmerged_cost_usd,
+            unpriced_tokens: waste.unmerged_unpriced_tokens,
+        },
     );
     if report.pull_requests && !waste.unmerged_runs.is_empty() {
         unmerged.insert(
@@ -589,7 +599,10 @@ fn unmerged_lines(report: &Report) -> Vec<String> {
             format!(
                 "of which in pull requests closed unmerged: {} tokens, {}",
                 tokens(waste.closed_unmerged_tokens),
-                dollars(Some(waste.closed_unmerged_cost_usd))
+                output::cost(Cost {
+                    usd: waste.closed_unmerged_cost_usd,
+                    unpriced_tokens: waste.closed_unmerged_unpriced_tokens,
+                })
             ),
         );
     }
@@ -599,14 +612,22 @@ fn unmerged_lines(report: &Report) -> Vec<String> {
 /// The cost percentiles of completed tasks, by type.
 fn cost_tail_lines(waste: &Waste) -> Vec<String> {
     if waste.cost_tail_by_type.is_empty() {
-        vec!["no fully priced completed task yet".to_owned()]
+        vec!["no completed task yet".to_owned()]
     } else {
         waste
             .cost_tail_by_type
             .iter()
             .map(|(kind, tail)| {
+                let floor = if tail.unpriced_tokens == 0 {
+                    String::new()
+                } else {
+                    format!(
+                        ", each at least ({} tokens unpriced)",
+                        tokens(tail.unpriced_tokens)
+                    )
+                };
                 format!(
-                    "{kind}: median {}, p90 {}, p99 {}, max {} over {}",
+                    "{kind}: median {}, p90 {}, p99 {}, max {} over {}{floor}",
                     Usd(tail.median_usd),
                     Usd(tail.p90_usd),
                     Usd(tail.p99_usd),
@@ -735,23 +756,13 @@ fn periods(periods: &[gitprio_core::usage::report::Period]) -> Vec<String> {
                     usize::try_from(period.requests).unwrap_or(usize::MAX),
                     "request"
                 ),
-                cost_of(period.cost_usd, period.unpriced_tokens)
+                output::cost(Cost {
+                    usd: period.cost_usd,
+                    unpriced_tokens: period.unpriced_tokens,
+                })
             )
         })
         .collect()
-}
-
-/// Dollars, or the known part and what is unpriced.
-fn cost_of(cost: f64, unpriced: u64) -> String {
-    if unpriced == 0 {
-        dollars(Some(cost))
-    } else {
-        format!(
-            "at least {} ({} tokens unpriced)",
-            Usd(cost),
-            tokens(unpriced)
-        )
-    }
 }
 
 /// The last 5-hour windows (at most 10), newest last.
@@ -768,7 +779,10 @@ fn windows(windows: &[gitprio_core::usage::report::Window]) -> Vec<String> {
                 window.start.strftime("%Y-%m-%d %H:%M"),
                 window.end.strftime("%H:%M"),
                 tokens(window.tokens),
-                cost_of(window.cost_usd, window.unpriced_tokens)
+                output::cost(Cost {
+                    usd: window.cost_usd,
+                    unpriced_tokens: window.unpriced_tokens,
+                })
             );
             if let (Some(rate), Some(projected)) = (window.tokens_per_hour, window.projected_tokens)
             {
@@ -783,7 +797,10 @@ fn windows(windows: &[gitprio_core::usage::report::Window]) -> Vec<String> {
                     " (active: {} tokens/hour, projected {} tokens, {})",
                     tokens(rate),
                     tokens(projected),
-                    dollars(window.projected_cost_usd)
+                    match window.projected_cost_usd {
+                        Some(usd) if window.unpriced_tokens > 0 => format!("at least {}", Usd(usd)),
+                        projected => dollars(projected),
+                    }
                 );
             }
             line
@@ -792,20 +809,15 @@ fn windows(windows: &[gitprio_core::usage::report::Window]) -> Vec<String> {
 }
 
 /// A count of runs with their tokens and cost, then one line per run.
-fn run_lines(runs: &[RunLine], spent: u64, cost: f64) -> Vec<String> {
+fn run_lines(runs: &[RunLine], spent: u64, cost: Cost) -> Vec<String> {
     if runs.is_empty() {
         return vec!["none".to_owned()];
     }
-    let unpriced = runs.iter().any(|run| run.cost_usd.is_none());
     let mut lines = vec![format!(
         "{}, {} tokens, {}",
         output::counted(runs.len(), "run"),
         tokens(spent),
-        if unpriced {
-            format!("at least {} (some tokens unpriced)", Usd(cost))
-        } else {
-            dollars(Some(cost))
-        }
+        output::cost(cost)
     )];
     lines.extend(runs.iter().map(|run| {
         let pull = run.pull_request.as_ref().map_or_else(String::new, |pull| {
@@ -823,7 +835,11 @@ fn run_lines(runs: &[RunLine], spent: u64, cost: f64) -> Vec<String> {
         let spent = if run.outcome == OPEN && run.requests == 0 && run.tokens == 0 {
             "no usage recorded yet".to_owned()
         } else {
-            format!("{} tokens ({})", tokens(run.tokens), dollars(run.cost_usd))
+            format!(
+                "{} tokens, {}",
+                tokens(run.tokens),
+                output::cost(run.cost())
+            )
         };
         format!(
             "{} run {} by {}: {state}, {spent}{pull}",
@@ -972,7 +988,10 @@ fn trend_chart(title: &str, periods: &[gitprio_core::usage::report::Period]) -> 
             svg,
             "<g><title>{}: {}, {} tokens</title><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bar:.1}\" fill=\"#4c78a8\"/></g>",
             escape(&period.period),
-            escape(&Usd(period.cost_usd).to_string()),
+            escape(&output::cost(Cost {
+                usd: period.cost_usd,
+                unpriced_tokens: period.unpriced_tokens
+            })),
             tokens(period.tokens),
             base - bar,
             (step * 0.8).max(1.0),
@@ -1135,13 +1154,18 @@ fn tokens_histogram(report: &Report) -> Vec<(String, f64, String)> {
         .collect()
 }
 
-/// The bar charts of the priced cost by model and by agent.
+/// The bar charts of the priced cost by model and by agent; a model with no price has no
+/// bar and reads `unknown`, never `$0.00`.
 fn push_cost_charts(body: &mut String, report: &Report) {
-    let mut by_model: BTreeMap<&str, f64> = BTreeMap::new();
-    let mut by_agent: BTreeMap<&str, f64> = BTreeMap::new();
+    let mut by_model: BTreeMap<&str, Cost> = BTreeMap::new();
+    let mut by_agent: BTreeMap<&str, Cost> = BTreeMap::new();
     for row in &report.fleet {
-        *by_model.entry(&row.model).or_default() += row.cost_usd;
-        *by_agent.entry(&row.agent).or_default() += row.cost_usd;
+        let cost = Cost {
+            usd: row.cost_usd,
+            unpriced_tokens: row.unpriced_tokens,
+        };
+        by_model.entry(&row.model).or_default().add(cost);
+        by_agent.entry(&row.agent).or_default().add(cost);
     }
     for (title, costs) in [
         ("Cost by model (priced tokens)", by_model),
@@ -1149,7 +1173,7 @@ fn push_cost_charts(body: &mut String, report: &Report) {
     ] {
         let bars: Vec<(String, f64, String)> = costs
             .into_iter()
-            .map(|(key, cost)| (key.to_owned(), cost, Usd(cost).to_string()))
+            .map(|(key, cost)| (key.to_owned(), cost.usd, output::cost(cost)))
             .collect();
         body.push_str(&bar_chart(title, &bars));
     }
@@ -1172,7 +1196,7 @@ fn push_task_section(body: &mut String, task: &TaskId, runs: &[&RunLine]) {
             run.outcome.clone(),
             run.started_at.strftime("%Y-%m-%d %H:%M").to_string(),
             tokens(run.tokens),
-            dollars(run.cost_usd),
+            output::cost(run.cost()),
         ]
     }));
     let _ = write!(

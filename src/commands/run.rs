@@ -1004,18 +1004,14 @@ fn overshoot_row(stop: &Stop, overshoot: Option<&Overshoot>) -> Option<Vec<Strin
 
 /// The cost and value rows, from the usage ledger's summary.
 fn cost_rows(summary: &Summary) -> [Vec<String>; 2] {
-    let unpriced = if summary.unpriced_tokens > 0 {
-        format!(
-            " (+ {} tokens of unpriced models)",
-            output::tokens(summary.unpriced_tokens)
-        )
-    } else {
-        String::new()
-    };
     [
         vec![
             "cost".to_owned(),
-            format!("{} at list price{unpriced}", Usd(summary.cost_usd)),
+            format!(
+                "{} ({})",
+                output::cost(summary.cost()),
+                output::list_price_label()
+            ),
         ],
         vec![
             "value per 1M tokens".to_owned(),

@@ -245,7 +245,7 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
             totals.cache_read.to_string(),
             (totals.cache_write_5m + totals.cache_write_1h).to_string(),
             totals.tokens().to_string(),
-            output::dollars(run.cost(&prices)),
+            output::cost(run.cost(&prices)),
         ]);
     }
     output::print_aligned_table(&rows, &output::numbers_after::<11>(4))?;
@@ -314,7 +314,7 @@ pub fn import_logs(
     let waiting = Unattributed::open(repo.common_dir());
     let matcher = Matcher::new(
         &candidates,
-        workspace::task_worktrees(repo),
+        &workspace::task_worktrees(repo),
         only,
         settings.now,
     )
@@ -359,9 +359,8 @@ pub fn import_logs(
     if let Some(parent) = state_path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let temporary = state_path.with_extension(format!("tmp.{}", std::process::id()));
-    std::fs::write(&temporary, serde_json::to_vec(&state)?)?;
-    std::fs::rename(&temporary, &state_path)?;
+    gitprio_core::file::replace(&state_path, &serde_json::to_vec(&state)?)
+        .with_context(|| format!("cannot write {}", state_path.display()))?;
     Ok(summary)
 }
 
@@ -417,7 +416,14 @@ fn group_by_run(
         }
     }
     let owners: Vec<usize> = order.into_iter().map(|(owner, _)| owner).collect();
-    let unattributed = records.split_off(owners.partition_point(|run| *run != usize::MAX));
+    let split = owners.partition_point(|run| *run != usize::MAX);
+    // When no record has a run (a plain import of other projects' logs), the vector is
+    // handed over rather than copied (a large import's records take ~16 MB).
+    let unattributed = if split == 0 {
+        std::mem::take(records)
+    } else {
+        records.split_off(split)
+    };
     let mut by_run: std::collections::BTreeMap<usize, std::ops::Range<usize>> =
         std::collections::BTreeMap::new();
     for (position, run) in owners.iter().enumerate().take(records.len()) {

@@ -266,18 +266,21 @@ impl Running {
         self.finish_within(Duration::from_secs(60))
     }
 
-    /// Waits for the run to end by itself, for at most `limit`.
+    /// Waits for the run to end by itself, for at most `limit`. Its output is read while it
+    /// runs: a run that fills a pipe nobody reads (64 KiB) would block and never end.
     pub fn finish_within(mut self, limit: Duration) -> std::process::Output {
-        let mut child = self.0.take().unwrap();
-        let deadline = Instant::now() + limit;
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                panic!("the run did not end: {:?}", child.wait_with_output());
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let child = self.0.take().unwrap();
+        let pid = child.id().to_string();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || done.send(child.wait_with_output()));
+        if let Ok(output) = finished.recv_timeout(limit) {
+            return output.unwrap();
         }
-        child.wait_with_output().unwrap()
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        panic!(
+            "the run did not end within {limit:?}: {:?}",
+            finished.recv_timeout(Duration::from_secs(30))
+        );
     }
 }
 

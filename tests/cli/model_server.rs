@@ -7,7 +7,11 @@
 //! the prompt carries it to the server, which plays script NAME for each new agent session
 //! (told apart by the session header each CLI sends) and files that session under TAG.
 //! Every response carries usage numbers of its own, and the server keeps what it sent,
-//! per session: the ground truth a test compares gitprio's ledger with.
+//! per session: the ground truth a test compares gitprio's ledger with. A marker can
+//! carry a token budget, `[[model-script loop TAG 4000]]`: once a session has been sent
+//! more tokens than that, the server answers it no more (it holds each request open until
+//! the CLI goes away), so the stop `gitprio run` makes over the budget comes before
+//! another answer however slow a loaded machine makes it.
 //!
 //! The server's threads end with the test process; every connection has read and write
 //! timeouts, so nothing waits forever on a client that went away.
@@ -24,8 +28,8 @@ use serde_json::{Value, json};
 
 /// How long one read or write on a connection may block.
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long the `loop` script waits before each answer: the budget check of `gitprio run`
-/// sees the previous request's usage (and stops the agent) before the next answer goes out.
+/// How long the `loop` script waits before each answer: paces a session whose marker has no
+/// budget (a run's `--max-tokens` stops it), so that a stop usually comes within a request.
 const LOOP_DELAY: Duration = Duration::from_millis(700);
 
 /// What the model does in one session.
@@ -78,6 +82,11 @@ impl Truth {
         self.requests -= other.requests;
     }
 
+    /// Every token sent, as gitprio counts them against a budget.
+    pub fn tokens(&self) -> u64 {
+        self.input + self.output + self.cache_read + self.cache_write_5m + self.cache_write_1h
+    }
+
     fn add(&mut self, other: &Truth) {
         self.input += other.input;
         self.output += other.output;
@@ -93,6 +102,8 @@ impl Truth {
 struct Session {
     tag: String,
     script: Script,
+    /// Past this many tokens sent, the session gets no more answers.
+    budget: Option<u64>,
     /// Requests received so far.
     step: u32,
     truth: Truth,
@@ -131,6 +142,11 @@ pub fn server() -> &'static ModelServer {
 /// The marker that makes the server play `script` in sessions filed under `tag`.
 pub fn marker(script: &str, tag: &str) -> String {
     format!("[[model-script {script} {tag}]]")
+}
+
+/// The marker of [`marker`] for sessions that get no answer once sent over `budget` tokens.
+pub fn budget_marker(script: &str, tag: &str, budget: u64) -> String {
+    format!("[[model-script {script} {tag} {budget}]]")
 }
 
 /// One HTTP request as read from a connection.
@@ -286,7 +302,7 @@ impl ModelServer {
         };
         let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
         let text = String::from_utf8_lossy(&request.body);
-        let Some((script, tag)) = find_marker(&text) else {
+        let Some((script, tag, budget)) = find_marker(&text) else {
             return send(
                 writer,
                 400,
@@ -296,18 +312,27 @@ impl ModelServer {
             );
         };
         let session = api.session(&request.headers, &body, &tag);
-        let (script, step) = {
+        let (script, step, over_budget) = {
             let mut sessions = self.lock();
             let entry = sessions.entry(session.clone()).or_insert_with(|| Session {
                 tag: tag.clone(),
                 script,
+                budget,
                 step: 0,
                 truth: Truth::default(),
                 last: Truth::default(),
             });
             entry.step += 1;
-            (entry.script, entry.step)
+            let over_budget = entry
+                .budget
+                .is_some_and(|budget| entry.truth.tokens() > budget);
+            (entry.script, entry.step, over_budget)
         };
+        if over_budget {
+            // No answer: the request stays open until the CLI, stopped by gitprio, goes away.
+            let _ = writer.read(&mut [0; 1]);
+            return false;
+        }
         let turn = match (script, step) {
             (Script::Edit | Script::Error, 1) => Turn::Write {
                 file: "done.txt".to_owned(),
@@ -353,13 +378,15 @@ impl ModelServer {
     }
 }
 
-/// Finds `[[model-script NAME TAG]]` in a request body.
-fn find_marker(text: &str) -> Option<(Script, String)> {
+/// Finds `[[model-script NAME TAG]]` (or `[[model-script NAME TAG BUDGET]]`) in a request body.
+fn find_marker(text: &str) -> Option<(Script, String, Option<u64>)> {
     let start = text.find("[[model-script ")? + "[[model-script ".len();
     let end = start + text[start..].find("]]")?;
     let mut words = text[start..end].split_whitespace();
     let script = Script::parse(words.next()?)?;
-    Some((script, words.next()?.to_owned()))
+    let tag = words.next()?.to_owned();
+    let budget = words.next().and_then(|budget| budget.parse().ok());
+    Some((script, tag, budget))
 }
 
 fn send(

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{Output, Running, TestEnv, interrupt, wait_until};
-use crate::model_server::{Truth, marker, server};
+use crate::model_server::{Truth, budget_marker, marker, server};
 
 /// Finds an agent CLI: in `.ci/node` (where `.ci/run` installs them), else on `PATH`.
 /// `None` skips the test, unless `GITPRIO_TEST_REQUIRE_TOOLS` is set: then it fails.
@@ -100,10 +100,11 @@ fn agent_env(env: &TestEnv) -> Vec<(String, String)> {
 
 /// A task whose agent plays `script` on the server, its sessions filed under `tag`.
 fn scripted_task(title: &str, script: &str, tag: &str, extra: &str) -> String {
-    format!(
-        "---\ntitle: {title}\n{extra}---\n{title}. {}\n",
-        marker(script, tag)
-    )
+    task_with_marker(title, &marker(script, tag), extra)
+}
+
+fn task_with_marker(title: &str, marker: &str, extra: &str) -> String {
+    format!("---\ntitle: {title}\n{extra}---\n{title}. {marker}\n")
 }
 
 /// `gitprio run --local --json` with `options`, then the agent command, ready to start.
@@ -244,8 +245,9 @@ fn a_tool_use_claude_code_denies_is_named_with_its_reason() {
 const ONE_ATTEMPT: &str = "max_attempts: 1\n";
 
 /// Three tasks for one CLI: one edits and completes, one loops until its token budget
-/// stops it, one ends in an API error; each task's sessions filed under `<prefix>-<id>`.
-fn three_tasks(env: &TestEnv, prefix: &str, model: &str, budget: &str) {
+/// stops it (the server answers it no more once over it), one ends in an API error; each
+/// task's sessions filed under `<prefix>-<id>`.
+fn three_tasks(env: &TestEnv, prefix: &str, model: &str, budget: u64) {
     let extra = format!("model: {model}\n");
     env.repo(
         "repo",
@@ -262,10 +264,9 @@ fn three_tasks(env: &TestEnv, prefix: &str, model: &str, budget: &str) {
             ),
             (
                 ".tasks/loop.md",
-                &scripted_task(
+                &task_with_marker(
                     "Loop",
-                    "loop",
-                    &format!("{prefix}-loop"),
+                    &budget_marker("loop", &format!("{prefix}-loop"), budget),
                     &format!("{extra}budget: {budget}\n"),
                 ),
             ),
@@ -302,7 +303,7 @@ fn assert_three_outcomes(env: &TestEnv, prefix: &str, budget: u64, run: &Output)
     assert_exact_usage(env, &tags, run);
     // Stopped within one request of the budget: over it, but not by a whole request more.
     let spent = ledger_usage(env, "loop");
-    let tokens = truth_tokens(&spent);
+    let tokens = spent.tokens();
     let per_request = tokens / spent.requests;
     assert!(
         tokens > budget && tokens - budget <= per_request + per_request / 10,
@@ -316,7 +317,7 @@ fn real_claude_code_over_budget_and_failed_runs_record_exactly_what_was_spent() 
         return;
     };
     let env = TestEnv::new();
-    three_tasks(&env, "claude3", "claude-sonnet-4-5", "4000");
+    three_tasks(&env, "claude3", "claude-sonnet-4-5", 4000);
     let run = run_agent(
         &env,
         &["--parallel", "3", "--grace", "2s", "--timeout", "60s"],
@@ -332,7 +333,7 @@ fn real_codex_edits_stops_over_budget_mid_turn_and_its_usage_is_exact() {
         return;
     };
     let env = TestEnv::new();
-    three_tasks(&env, "codex3", "gpt-5", "7000");
+    three_tasks(&env, "codex3", "gpt-5", 7000);
     let run = run_agent(
         &env,
         &["--parallel", "3", "--grace", "2s", "--timeout", "60s"],
@@ -396,8 +397,8 @@ fn a_run_token_limit_stops_every_agent_and_claims_nothing_more() {
     let mut possible = BTreeSet::from([0]);
     for n in 1..=4 {
         let tag = format!("fleet-{n}");
-        let sent = truth_tokens(&server().total(&tag));
-        let all_but_last = truth_tokens(&server().total_but_last(&tag));
+        let sent = server().total(&tag).tokens();
+        let all_but_last = server().total_but_last(&tag).tokens();
         possible = possible
             .iter()
             .flat_map(|sum| [sum + sent, sum + all_but_last])
@@ -415,7 +416,7 @@ fn real_gemini_cli_edits_stops_over_budget_and_its_usage_is_exact() {
         return;
     };
     let env = TestEnv::new();
-    three_tasks(&env, "gemini3", "gemini-2.5-pro", "9000");
+    three_tasks(&env, "gemini3", "gemini-2.5-pro", 9000);
     let run = run_agent(
         &env,
         &["--parallel", "3", "--grace", "2s", "--timeout", "60s"],
@@ -485,7 +486,7 @@ fn bench_real_agents() {
         let summary = run.json();
         let total = |truths: &[Truth]| -> (u64, u64) {
             truths.iter().fold((0, 0), |(tokens, requests), truth| {
-                (tokens + truth_tokens(truth), requests + truth.requests)
+                (tokens + truth.tokens(), requests + truth.requests)
             })
         };
         let sent: Vec<Truth> = ids
@@ -501,10 +502,9 @@ fn bench_real_agents() {
             .zip(&recorded)
             .filter(|((_, script), _)| *script == "loop")
             .map(|(_, truth)| {
-                let per_request = truth_tokens(truth) / truth.requests.max(1);
+                let per_request = truth.tokens() / truth.requests.max(1);
                 #[expect(clippy::cast_precision_loss, reason = "a ratio for display")]
-                let ratio =
-                    (truth_tokens(truth).saturating_sub(budget)) as f64 / per_request as f64;
+                let ratio = (truth.tokens().saturating_sub(budget)) as f64 / per_request as f64;
                 ratio
             })
             .collect();
@@ -530,10 +530,6 @@ fn bench_real_agents() {
             })
         );
     }
-}
-
-fn truth_tokens(truth: &Truth) -> u64 {
-    truth.input + truth.output + truth.cache_read + truth.cache_write_5m + truth.cache_write_1h
 }
 
 #[test]

@@ -24,15 +24,19 @@ cat <<JSON
 JSON
 "#;
 
-/// A Claude Code `stream-json` agent that spends 1000 tokens a message until it is stopped.
+/// A Claude Code `stream-json` agent that spends 1000 tokens ($0.0042) a message, eight
+/// times, then waits to be stopped (a minute at most, then it exits with no result). Every
+/// limit the tests set is passed within eight messages: however late a loaded machine
+/// lets the run stop it, it has spent at most 8000 tokens.
 const SPENDER: &str = r#"cat > /dev/null
 echo '{"type":"system","subtype":"init","session_id":"s1","model":"claude-sonnet-4-5"}'
 n=0
-while true; do
+while [ $n -lt 8 ]; do
   n=$((n+1))
   echo '{"type":"assistant","message":{"id":"m'$n'","model":"claude-sonnet-4-5","usage":{"input_tokens":900,"output_tokens":100}}}'
   sleep 0.05
 done
+exec sleep 60
 "#;
 
 fn summary(output: &Output) -> serde_json::Value {
@@ -402,7 +406,8 @@ fn an_agent_over_budget_is_stopped_while_it_runs() {
     assert!(error.starts_with("over budget: "), "{error}");
     assert!(error.ends_with(" tokens spent of 5000"), "{error}");
     let tokens = summary["tokens"].as_u64().unwrap();
-    assert!((6000..20_000).contains(&tokens), "{tokens}");
+    // Stopped once past the budget (the sixth message), before it ended by itself.
+    assert!((6000..=8000).contains(&tokens), "{tokens}");
     let lease = lease_state(&env, "repo", "a");
     assert!(
         lease["last_error"]
@@ -504,7 +509,7 @@ echo '{{"type":"result","subtype":"success","is_error":false,"result":"Nothing t
 }
 
 fn wait_for(what: &str, check: impl Fn() -> bool) {
-    crate::common::wait_until(what, Duration::from_secs(20), check);
+    crate::common::wait_until(what, Duration::from_secs(60), check);
 }
 
 #[test]
@@ -1078,7 +1083,17 @@ fn a_run_costing_under_a_cent_never_reads_as_free() {
         .unwrap_or_else(|| panic!("no cost row: {run}"));
     assert_eq!(
         cost.split_whitespace().collect::<Vec<_>>(),
-        ["cost", "<$0.01", "at", "list", "price"],
+        [
+            "cost",
+            "<$0.01",
+            "(estimated",
+            "at",
+            "list",
+            "price,",
+            "prices",
+            "of",
+            "2026-06-13)"
+        ],
         "{run}"
     );
 }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crate::common::TestEnv;
 
 /// How long a server may take to start listening.
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one read or write on an HTTP connection may block.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one git command (server-side CGI or client in the tests) may run.

@@ -1116,7 +1116,19 @@ fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
     );
     let share = report["attribution"]["tied_share"].as_f64().unwrap();
     assert!((share - 1000.0 / 1160.0).abs() < 1e-9, "{report}");
+    // In dollars, none of the priced spend is tied: the tied tokens have no price.
+    assert_eq!(report["attribution"]["tied_cost_share"], 0.0, "{report}");
     let table = agent(&env, "a", "alice", &["report"]);
+    let tied = table
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("tied to tasks"))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(
+        tied.split_whitespace().collect::<Vec<_>>().join(" "),
+        "tied to tasks 86% of 1.2k tokens and 0% of the priced dollars: this report's 1.0k tokens, unknown (1.0k tokens unpriced); 160 unattributed on this machine, <$0.01",
+        "{table}"
+    );
     assert!(
         table
             .stdout
@@ -1125,9 +1137,7 @@ fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
     );
     assert!(table.stdout.contains("tied to tasks"), "{table}");
     assert!(
-        table
-            .stdout
-            .contains("at least $0.00 (1.0k tokens unpriced)"),
+        table.stdout.contains("unknown (1.0k tokens unpriced)"),
         "{table}"
     );
     // A newer price table, given as a file: no network needed.
@@ -1961,7 +1971,7 @@ fn a_cost_under_a_cent_is_shown_as_under_a_cent_not_as_free() {
             report.stdout.matches("$0.00").count(),
             report
                 .stdout
-                .matches("0 tokens ($0.00) in 0 completed runs")
+                .matches("$0.00, 0 tokens, in 0 completed runs")
                 .count(),
             "{format}: {report}"
         );
@@ -2103,5 +2113,163 @@ fn usage_show_costs_each_run_at_the_repositorys_prices_and_an_unpriced_one_is_un
     assert_eq!(json.code, 0, "{json}");
     let runs = &json.json()["runs"];
     assert_eq!(runs[0]["cost_usd"].to_string(), "2.15", "{json}");
-    assert_eq!(runs[1]["cost_usd"], serde_json::Value::Null, "{json}");
+    assert_eq!(runs[0]["unpriced_tokens"], 0, "{json}");
+    assert_eq!(runs[1]["unpriced_tokens"], 500, "{json}");
+}
+
+#[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one run, read back in every view that shows its cost"
+)]
+fn a_run_with_an_unpriced_model_keeps_its_priced_dollars_in_every_sum_and_view() {
+    let env = TestEnv::new();
+    setup(&env);
+    // $0.15 of Sonnet and 30 tokens of a model nobody priced, in one completed run.
+    claim(&env, "a", "alice", "cache");
+    for (model, flag, count) in [
+        ("claude-sonnet-4-5", "--output", "10000"),
+        ("mystery-model", "--input", "30"),
+    ] {
+        let recorded = record(&env, "a", "alice", &["--model", model, flag, count]);
+        assert_eq!(recorded.code, 0, "{recorded}");
+    }
+    assert_eq!(agent(&env, "a", "alice", &["done"]).code, 0);
+    let json = agent(&env, "reader", "carol", &["report", "--json"]).json();
+    let run = &json["runs"][0];
+    assert_eq!(
+        (run["cost_usd"].to_string(), &run["unpriced_tokens"]),
+        ("0.15".to_owned(), &serde_json::json!(30)),
+        "{json}"
+    );
+    assert_eq!(json["summary"]["cost_usd"].to_string(), "0.15", "{json}");
+    assert_eq!(
+        json["summary"]["usd_per_completed_task"].to_string(),
+        "0.15",
+        "{json}"
+    );
+    let waste = &json["waste"];
+    assert_eq!(
+        waste["tokens_per_completed_task"]["top"][0],
+        serde_json::json!(["cache", 10_030, 0.15, 30]),
+        "{json}"
+    );
+    assert_eq!(
+        (
+            waste["unmerged_cost_usd"].to_string(),
+            &waste["unmerged_unpriced_tokens"]
+        ),
+        ("0.15".to_owned(), &serde_json::json!(30)),
+        "{json}"
+    );
+    assert_eq!(waste["cost_tail_by_type"]["feature"]["count"], 1, "{json}");
+    let table = agent(&env, "reader", "carol", &["report"]);
+    for line in [
+        "$ per completed task",
+        "unmerged spend",
+        "cache: 10.0k tokens",
+        "cache run 1-20261102T090000Z by alice",
+    ] {
+        let found = table
+            .stdout
+            .lines()
+            .find(|text| text.trim_start().starts_with(line))
+            .unwrap_or_else(|| panic!("no `{line}`: {table}"));
+        assert!(
+            found.contains("at least $0.15 (30 tokens unpriced)"),
+            "{found}\n{table}"
+        );
+    }
+    let by_model = agent(&env, "reader", "carol", &["report", "--by", "model"]);
+    let mystery = by_model
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("mystery-model"))
+        .unwrap_or_else(|| panic!("{by_model}"));
+    assert!(
+        mystery.contains(" unknown (30 tokens unpriced) ") && !mystery.contains('$'),
+        "{by_model}"
+    );
+    let html = agent(&env, "reader", "carol", &["report", "--format", "html"]);
+    let chart = html
+        .stdout
+        .split("<figure>")
+        .find(|figure| figure.contains("Cost by model"))
+        .unwrap_or_else(|| panic!("{html}"));
+    assert!(
+        chart.contains("unknown (30 tokens unpriced)") && !chart.contains("$0.00"),
+        "{chart}"
+    );
+    let metrics = agent(
+        &env,
+        "reader",
+        "carol",
+        &["report", "--format", "openmetrics"],
+    );
+    assert!(
+        !metrics
+            .stdout
+            .lines()
+            .any(|line| line.starts_with("gitprio_cost_usd_total{")
+                && line.contains("mystery-model")),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .stdout
+            .lines()
+            .any(|line| line.starts_with("gitprio_unpriced_tokens_total{")
+                && line.contains("mystery-model")
+                && line.ends_with(" 30")),
+        "{metrics}"
+    );
+    let show = agent(
+        &env,
+        "reader",
+        "carol",
+        &["usage", "show", "cache", "--json"],
+    )
+    .json();
+    assert_eq!(
+        (
+            show["runs"][0]["cost_usd"].to_string(),
+            &show["runs"][0]["unpriced_tokens"]
+        ),
+        ("0.15".to_owned(), &serde_json::json!(30)),
+        "{show}"
+    );
+    let top = agent(&env, "reader", "carol", &["top", "--once", "--json"]).json();
+    let ended = &top["recent"][0];
+    assert_eq!(
+        (ended["cost_usd"].to_string(), &ended["unpriced_tokens"]),
+        ("0.15".to_owned(), &serde_json::json!(30)),
+        "{top}"
+    );
+}
+
+#[test]
+fn a_log_path_that_cannot_be_read_is_named_with_its_cause_once() {
+    let env = TestEnv::new();
+    setup(&env);
+    env.write("a", &[("notes.txt", "not a directory\n")]);
+    // A path through a file: not "no such file", another error, which has a cause.
+    let output = import_in(
+        &env,
+        "a",
+        "alice",
+        "2026-11-02T09:10:00Z",
+        &["notes.txt/logs"],
+    );
+    assert_eq!((output.code, output.stdout.as_str()), (1, ""), "{output}");
+    assert_eq!(
+        output.stderr.matches("Not a directory").count(),
+        1,
+        "{output}"
+    );
+    assert!(
+        output
+            .stderr
+            .contains("read log directory $ROOT/a/notes.txt/logs: Not a directory (os error 20)"),
+        "{output}"
+    );
 }

@@ -5,7 +5,6 @@ use std::fmt::Write as _;
 
 use gitprio_core::TaskId;
 use gitprio_core::lease::{Lease, LeaseState};
-use gitprio_core::usage::money::Usd;
 use gitprio_core::usage::{Outcome, PRICE_SNAPSHOT, PriceTable, Run, Totals};
 use globset::{Glob, GlobSetBuilder};
 
@@ -59,15 +58,10 @@ impl Spend {
     }
 
     fn describe_cost(&self) -> String {
-        if self.unpriced_tokens == 0 {
-            dollars(Some(self.known_cost))
-        } else {
-            format!(
-                "at least {} ({} tokens unpriced)",
-                Usd(self.known_cost),
-                tokens(self.unpriced_tokens)
-            )
-        }
+        crate::output::cost(gitprio_core::usage::money::Cost {
+            usd: self.known_cost,
+            unpriced_tokens: self.unpriced_tokens,
+        })
     }
 }
 
@@ -515,8 +509,9 @@ pub fn markdown(summary: &PullRequestSummary) -> String {
     }
     let _ = writeln!(
         text,
-        "\n<sub>Head {}. Costs are estimates at list prices ({PRICE_SNAPSHOT}). Baselines are medians over the completed tasks of the same type in this repository's usage ledger (at least {MIN_BASELINE_TASKS}), every attempt counted.</sub>",
-        &summary.head[..summary.head.len().min(12)]
+        "\n<sub>Head {}. Costs are {} ({PRICE_SNAPSHOT}). Baselines are medians over the completed tasks of the same type in this repository's usage ledger (at least {MIN_BASELINE_TASKS}), every attempt counted.</sub>",
+        &summary.head[..summary.head.len().min(12)],
+        crate::output::list_price_label()
     );
     text
 }

@@ -70,7 +70,8 @@ fn push_tokens(text: &mut String, report: &Report) {
 type RowValue = fn(&FleetRow) -> Option<String>;
 
 /// The requests, cost and unpriced tokens counters, by task type, model and agent; a row
-/// without unpriced tokens has no unpriced sample.
+/// without unpriced tokens has no unpriced sample, and a row of a model with no price no
+/// cost sample: Prometheus has no "unknown", and a `0` would read as free.
 fn push_fleet_counters(text: &mut String, report: &Report) {
     let counters: [(&str, Option<&str>, &str, RowValue); 3] = [
         (
@@ -83,7 +84,7 @@ fn push_fleet_counters(text: &mut String, report: &Report) {
             "gitprio_cost_usd",
             Some("usd"),
             "Estimated cost at list price of the priced tokens, by task type, model and agent.",
-            |row| Some(round_usd(row.cost_usd).to_string()),
+            |row| (row.unpriced_tokens == 0).then(|| round_usd(row.cost_usd).to_string()),
         ),
         (
             "gitprio_unpriced_tokens",
@@ -200,5 +201,19 @@ fn push_gauges(text: &mut String, report: &Report) {
             "Share of the reported and this machine's unattributed tokens tied to tasks (absent until `gitprio usage import` has run on this machine).",
         );
         let _ = writeln!(text, "gitprio_tied_ratio {share}");
+    }
+    if let Some(share) = report
+        .attribution
+        .as_ref()
+        .and_then(|share| share.tied_cost_share)
+    {
+        family(
+            text,
+            "gitprio_tied_cost_ratio",
+            "gauge",
+            Some("ratio"),
+            "The same share in dollars, of the priced spend.",
+        );
+        let _ = writeln!(text, "gitprio_tied_cost_ratio {share}");
     }
 }

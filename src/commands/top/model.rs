@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use gitprio_core::Task;
 use gitprio_core::TaskId;
 use gitprio_core::lease::{Lease, LeaseRecord, LeaseState, Progress};
+use gitprio_core::usage::money::Cost;
 use gitprio_core::usage::report::{GroupBy, RunFilter, TaskFacts, report};
 use gitprio_core::usage::{Outcome, PriceTable, Run, RunMeta, money};
 use jiff::{SignedDuration, Timestamp};
@@ -106,9 +107,10 @@ pub struct LeaseRow {
     pub heartbeat_age_seconds: i64,
     pub beat: Beat,
     pub tokens: u64,
-    /// `None` when part of the tokens are of a model without a price.
-    #[serde(serialize_with = "money::serialize_option")]
-    pub cost_usd: Option<f64>,
+    /// Dollars of the priced tokens; `unpriced_tokens` have no known cost.
+    #[serde(serialize_with = "money::serialize")]
+    pub cost_usd: f64,
+    pub unpriced_tokens: u64,
     pub budget_tokens: Option<u64>,
     pub attempt: u32,
     pub failures: u32,
@@ -135,8 +137,9 @@ pub struct EndedRun {
     pub outcome: Outcome,
     pub ended_at: Timestamp,
     pub tokens: u64,
-    #[serde(serialize_with = "money::serialize_option")]
-    pub cost_usd: Option<f64>,
+    #[serde(serialize_with = "money::serialize")]
+    pub cost_usd: f64,
+    pub unpriced_tokens: u64,
 }
 
 /// A task that waits for a human (`gitprio unpark`).
@@ -208,8 +211,9 @@ pub struct EndedOrOpenRun {
     pub model: Option<String>,
     pub outcome: Option<Outcome>,
     pub tokens: u64,
-    #[serde(serialize_with = "money::serialize_option")]
-    pub cost_usd: Option<f64>,
+    #[serde(serialize_with = "money::serialize")]
+    pub cost_usd: f64,
+    pub unpriced_tokens: u64,
 }
 
 impl Fleet {
@@ -259,14 +263,14 @@ fn lease_rows(
             LeaseState::Held => {
                 let run_id = RunMeta::run_id(record.generation, record.acquired_at);
                 let run = runs_by_id.get(&(id, run_id.as_str())).copied();
-                let ledger = run.map_or((0, Some(0.0)), |run| spend(run, sources.prices));
-                let (tokens, cost_usd) = attempt_spend(ledger, record.progress.as_ref());
+                let ledger = run.map_or((0, Cost::default()), |run| spend(run, sources.prices));
+                let so_far = attempt_spend(ledger, record.progress.as_ref());
                 if record.acquired_at >= since
                     && gitprio_core::workspace::in_flight(record, sources.now, sources.skew)
                 {
-                    in_flight.add(ledger, (tokens, cost_usd));
+                    in_flight.add(ledger, so_far);
                 }
-                leases.push(lease_row(sources, id, record, run, (tokens, cost_usd)));
+                leases.push(lease_row(sources, id, record, run, so_far));
             }
             LeaseState::Parked => parked.push(ParkedTask {
                 task: id.clone(),
@@ -289,7 +293,7 @@ fn lease_row(
     id: &TaskId,
     record: &LeaseRecord,
     run: Option<&Run>,
-    (tokens, cost_usd): (u64, Option<f64>),
+    (tokens, cost): (u64, Cost),
 ) -> LeaseRow {
     let now = sources.now;
     let task = sources.tasks.get(id);
@@ -309,7 +313,8 @@ fn lease_row(
         heartbeat_age_seconds: now.duration_since(record.renewed_at).as_secs(),
         beat: beat(record, now, sources.skew),
         tokens,
-        cost_usd,
+        cost_usd: cost.usd,
+        unpriced_tokens: cost.unpriced_tokens,
         budget_tokens: run
             .and_then(|run| run.meta.budget_tokens)
             .or_else(|| task.and_then(|task| task.budget_tokens)),
@@ -333,7 +338,7 @@ fn recent_runs(sources: &Sources<'_>) -> Vec<EndedRun> {
         .iter()
         .take(RECENT_RUNS)
         .map(|run| {
-            let (tokens, cost_usd) = spend(run, sources.prices);
+            let (tokens, cost) = spend(run, sources.prices);
             EndedRun {
                 task: run.meta.task.clone(),
                 title: task_title(sources, &run.meta.task),
@@ -342,7 +347,8 @@ fn recent_runs(sources: &Sources<'_>) -> Vec<EndedRun> {
                 outcome: run.meta.outcome.unwrap_or(Outcome::Released),
                 ended_at: run.meta.ended_at.unwrap_or(sources.now),
                 tokens,
-                cost_usd,
+                cost_usd: cost.usd,
+                unpriced_tokens: cost.unpriced_tokens,
             }
         })
         .collect()
@@ -418,14 +424,15 @@ pub fn detail(sources: &Sources<'_>, id: &TaskId, history: &[LeaseRecord]) -> De
             .iter()
             .filter(|run| &run.meta.task == id)
             .map(|run| {
-                let (tokens, cost_usd) = spend(run, sources.prices);
+                let (tokens, cost) = spend(run, sources.prices);
                 EndedOrOpenRun {
                     run: run.meta.run.clone(),
                     agent: run.meta.agent.clone(),
                     model: dominant_model(run),
                     outcome: run.meta.outcome,
                     tokens,
-                    cost_usd,
+                    cost_usd: cost.usd,
+                    unpriced_tokens: cost.unpriced_tokens,
                 }
             })
             .collect(),
@@ -459,14 +466,14 @@ struct InFlight {
 
 impl InFlight {
     /// Adds an attempt's spend so far beyond what the ledger has: each a count of tokens
-    /// and their cost, `None` when not all of them have a price.
-    fn add(&mut self, ledger: (u64, Option<f64>), so_far: (u64, Option<f64>)) {
-        let extra = so_far.0.saturating_sub(ledger.0);
-        self.tokens += extra;
-        match (ledger.1, so_far.1) {
-            (Some(ledger), Some(so_far)) => self.cost_usd += (so_far - ledger).max(0.0),
-            _ => self.unpriced_tokens += extra,
-        }
+    /// and their cost.
+    fn add(&mut self, ledger: (u64, Cost), so_far: (u64, Cost)) {
+        self.tokens += so_far.0.saturating_sub(ledger.0);
+        self.cost_usd += (so_far.1.usd - ledger.1.usd).max(0.0);
+        self.unpriced_tokens += so_far
+            .1
+            .unpriced_tokens
+            .saturating_sub(ledger.1.unpriced_tokens);
     }
 }
 
@@ -474,15 +481,30 @@ impl InFlight {
 /// its last heartbeat when that is further along (`gitprio run` records usage in the
 /// ledger only when the attempt ends). Both count the attempt from its start, so the
 /// larger is the later.
-fn attempt_spend(ledger: (u64, Option<f64>), progress: Option<&Progress>) -> (u64, Option<f64>) {
+///
+/// A holder that could not price its tokens reported none: the ledger's dollars stand, a
+/// floor, and the tokens beyond the ledger's priced ones have no known cost.
+fn attempt_spend(ledger: (u64, Cost), progress: Option<&Progress>) -> (u64, Cost) {
     match progress {
-        Some(progress) if progress.tokens > ledger.0 => (progress.tokens, progress.cost_usd),
+        Some(progress) if progress.tokens > ledger.0 => {
+            let cost = match progress.cost_usd {
+                Some(usd) => Cost {
+                    usd,
+                    unpriced_tokens: 0,
+                },
+                None => Cost {
+                    usd: ledger.1.usd,
+                    unpriced_tokens: progress.tokens - ledger.0 + ledger.1.unpriced_tokens,
+                },
+            };
+            (progress.tokens, cost)
+        }
         _ => ledger,
     }
 }
 
-/// Tokens of `run`, and their estimated cost (`None` when a model has no price).
-fn spend(run: &Run, prices: &PriceTable) -> (u64, Option<f64>) {
+/// Tokens of `run`, and their estimated cost.
+fn spend(run: &Run, prices: &PriceTable) -> (u64, Cost) {
     (run.totals().tokens(), run.cost(prices))
 }
 

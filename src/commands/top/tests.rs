@@ -332,7 +332,8 @@ fn the_model_sums_spend_per_lease_and_over_the_window() {
     );
     assert_eq!(login.budget_share(), Some(0.6));
     // Sonnet at $3 in and $15 out per million tokens.
-    assert!((login.cost_usd.unwrap() - 0.6).abs() < 1e-9);
+    assert!((login.cost_usd - 0.6).abs() < 1e-9);
+    assert_eq!(login.unpriced_tokens, 0);
     assert_eq!(fleet.leases[2].budget_share(), Some(1.5));
     // Carol's lease expired: she no longer counts as active.
     assert_eq!(fleet.header.agents_active, 2);
@@ -521,13 +522,13 @@ fn a_heartbeat_s_progress_shows_until_the_ledger_knows_more() {
     state.leases.get_mut(&docs).unwrap().record.progress = report(5_000, None);
     let spend = |fleet: &Fleet, task: &TaskId| {
         let row = fleet.leases.iter().find(|row| &row.task == task).unwrap();
-        (row.tokens, row.cost_usd)
+        (row.tokens, row.cost_usd, row.unpriced_tokens)
     };
     let fleet = state.fleet();
-    assert_eq!(spend(&fleet, &login), (150_000, Some(0.9)));
+    assert_eq!(spend(&fleet, &login), (150_000, 0.9, 0));
     assert_eq!(fleet.leases[1].budget_share(), Some(0.75));
     // No run in the ledger yet: the report is all there is, unpriced.
-    assert_eq!(spend(&fleet, &docs), (5_000, None));
+    assert_eq!(spend(&fleet, &docs), (5_000, 0.0, 5_000));
     // The window counts what attempts started in it spent so far: fix-login's 30k beyond
     // its ledger run ($0.30 more). docs-typos started before the window.
     let header = &fleet.header;
@@ -547,9 +548,9 @@ fn a_heartbeat_s_progress_shows_until_the_ledger_knows_more() {
     assert_eq!(header.unpriced_tokens_in_window, 5_000);
     // The ledger caught up past the report: its numbers are the later ones.
     state.leases.get_mut(&login).unwrap().record.progress = report(90_000, Some(0.1));
-    let (tokens, cost) = spend(&state.fleet(), &login);
-    assert_eq!(tokens, 120_000);
-    assert!((cost.unwrap() - 0.6).abs() < 1e-9);
+    let (tokens, cost, unpriced) = spend(&state.fleet(), &login);
+    assert_eq!((tokens, unpriced), (120_000, 0));
+    assert!((cost - 0.6).abs() < 1e-9);
 }
 
 #[test]

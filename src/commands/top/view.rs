@@ -13,7 +13,7 @@ use ratatui::widgets::{Block, Borders, Clear, Padding, Paragraph, Row, Table, Ta
 use super::model::{Beat, Detail, EndedRun, Fleet, LeaseRow, ParkedTask};
 use crate::output::tokens;
 use crate::output::{self, span};
-use gitprio_core::usage::money::Usd;
+use gitprio_core::usage::money::Cost;
 
 /// The order of the lease rows.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -126,8 +126,7 @@ impl View {
             match self.sort {
                 SortKey::Spend => right
                     .cost_usd
-                    .unwrap_or(0.0)
-                    .total_cmp(&left.cost_usd.unwrap_or(0.0))
+                    .total_cmp(&left.cost_usd)
                     .then(right.tokens.cmp(&left.tokens)),
                 SortKey::Time => right.on_task_seconds.cmp(&left.on_task_seconds),
                 SortKey::Heartbeat => right.heartbeat_age_seconds.cmp(&left.heartbeat_age_seconds),
@@ -316,8 +315,12 @@ fn window_label(seconds: i64) -> String {
     }
 }
 
-fn dollars(cost: Option<f64>) -> String {
-    cost.map_or_else(|| "?".to_owned(), |cost| Usd(cost).to_string())
+/// The cost of a row: its priced dollars and unpriced tokens.
+fn cost_of(usd: f64, unpriced_tokens: u64) -> Cost {
+    Cost {
+        usd,
+        unpriced_tokens,
+    }
 }
 
 /// A text bar of `width` cells for `share` of a budget, then the percentage.
@@ -445,17 +448,16 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View) {
         header.done_in_window,
         header.ready
     );
-    let unpriced = if header.unpriced_tokens_in_window > 0 {
-        format!(" (+{} unpriced)", tokens(header.unpriced_tokens_in_window))
-    } else {
-        String::new()
-    };
     let spend_part = format!(
-        "last {window}: {} tokens · {}{unpriced} · {} value/1M tokens (baseline {})",
+        "last {window}: {} tokens · {} · {} value/1M tokens (baseline {}) · list price of {}",
         tokens(header.tokens_in_window),
-        Usd(header.cost_usd_in_window),
+        output::cost(cost_of(
+            header.cost_usd_in_window,
+            header.unpriced_tokens_in_window
+        )),
         output::ratio(header.value_per_million_tokens_in_window, 2),
         output::ratio(header.value_per_million_tokens_baseline, 2),
+        gitprio_core::usage::PRICE_SNAPSHOT_DATE,
     );
     let mut lines = vec![Line::from(title)];
     if area.height >= 3 {
@@ -564,7 +566,7 @@ fn cell(
                 .style(theme.share(share));
         }
         Column::Tokens => tokens(row.tokens),
-        Column::Cost => dollars(row.cost_usd),
+        Column::Cost => output::cost_brief(cost_of(row.cost_usd, row.unpriced_tokens)),
         Column::Attempt => row.attempt.to_string(),
     };
     ratatui::widgets::Cell::from(aligned(fit(&text, usize::from(width)), column.is_number()))
@@ -709,7 +711,10 @@ fn draw_recent(frame: &mut Frame<'_>, area: Rect, runs: &[EndedRun], fleet: &Fle
             ratatui::widgets::Cell::from(fit(&run.agent, usize::from(RECENT_AGENT_WIDTH))),
             ratatui::widgets::Cell::from(run.outcome.as_str()).style(theme.outcome(run.outcome)),
             ratatui::widgets::Cell::from(aligned(tokens(run.tokens), true)),
-            ratatui::widgets::Cell::from(aligned(dollars(run.cost_usd), true)),
+            ratatui::widgets::Cell::from(aligned(
+                output::cost_brief(cost_of(run.cost_usd, run.unpriced_tokens)),
+                true,
+            )),
         ])
     });
     let table = Table::new(
@@ -813,7 +818,10 @@ fn draw_detail(frame: &mut Frame<'_>, area: Rect, id: &TaskId, detail: Option<&D
                     .map_or("open", gitprio_core::usage::Outcome::as_str),
             ),
             aligned(tokens(run.tokens), true),
-            aligned(dollars(run.cost_usd), true),
+            aligned(
+                output::cost_brief(cost_of(run.cost_usd, run.unpriced_tokens)),
+                true,
+            ),
         ])
     });
     let table = Table::new(

@@ -75,10 +75,11 @@ pub struct UsageRun {
     pub totals: Totals,
     /// Input, output, cache writes and cache reads together.
     pub tokens: u64,
-    /// Dollars at list price, rounded to a millionth; `None` when a model of the run has
-    /// no price (unknown, not zero).
-    #[serde(serialize_with = "money::serialize_option")]
-    pub cost_usd: Option<f64>,
+    /// Dollars of the run's priced tokens at list price, rounded to a millionth; its
+    /// `unpriced_tokens` (of models with no price) have no known cost, never zero.
+    #[serde(serialize_with = "money::serialize")]
+    pub cost_usd: f64,
+    pub unpriced_tokens: u64,
     pub records: usize,
 }
 
@@ -89,12 +90,16 @@ impl UsageShowReply {
             task: id.clone(),
             runs: runs
                 .iter()
-                .map(|run| UsageRun {
-                    meta: run.meta.clone(),
-                    totals: run.totals(),
-                    tokens: run.totals().tokens(),
-                    cost_usd: run.cost(prices),
-                    records: run.records.len(),
+                .map(|run| {
+                    let cost = run.cost(prices);
+                    UsageRun {
+                        meta: run.meta.clone(),
+                        totals: run.totals(),
+                        tokens: run.totals().tokens(),
+                        cost_usd: cost.usd,
+                        unpriced_tokens: cost.unpriced_tokens,
+                        records: run.records.len(),
+                    }
                 })
                 .collect(),
         }

@@ -11,30 +11,39 @@
 //! machine (`.git/gitprio/usage-unattributed/`), in segments of records sorted by time,
 //! and a later import gives them to a run that appears or changes (a run that was not
 //! yet in the ledger, a `--task`), reading only the segments that overlap its time.
+//!
+//! A segment is written in the ledger's chunk format (`ledger::chunk`: a header naming
+//! the records' shared contexts once, then one array per record), since version 2 of the
+//! store; version 1 wrote one `UsageRecord` object per line, three times the bytes, which
+//! made a large import that no run claims slower than one given to a task. Segments of
+//! version 1 stay readable, and one is rewritten in the current format when a run claims
+//! some of its records. A store of a newer version is refused, never misread.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jiff::Timestamp;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
 use super::import::fnv1a_128;
 use super::index::KeyIndex;
+use super::ledger::chunk;
 use super::{Ledger, LedgerError, RunMeta, Totals, UsageRecord};
 use crate::task::TaskId;
 
 /// Records per segment of the unattributed store.
 const SEGMENT_RECORDS: usize = 20_000;
-const VERSION: u32 = 1;
+/// The store's version: 2 since segments are in the ledger's chunk format.
+const VERSION: u32 = 2;
 
 /// The runs records can go to, and how to match them.
 #[derive(Debug)]
 pub struct Matcher<'a> {
     runs: &'a [RunMeta],
-    /// Where `gitprio run` makes a worktree per task (`<worktrees>/<task id>`).
-    worktrees: PathBuf,
     /// The task that takes the records in its run's time no other run claims.
     forced: Option<&'a TaskId>,
     now: Timestamp,
@@ -46,9 +55,9 @@ pub struct Matcher<'a> {
     /// The commit of each task's usage ref, by task id: a run whose task's commit moved
     /// may hold records the unattributed store still keeps.
     versions: HashMap<String, String>,
-    /// The SHA-256 of each run's worktree paths (see [`project_hash`]), by index into
-    /// `runs`: Gemini CLI names the directory a chat ran in by that hash only.
-    project_hashes: Vec<Vec<String>>,
+    /// Each run's worktrees: the one it names, and `<worktrees>/<task id>` (where
+    /// `gitprio run` makes one per task), prepared once rather than per record.
+    roots: Vec<Vec<Root>>,
     /// Records that ran in a directory two runs held at once, by the (task, run) pair:
     /// each went to the first, which may not be the one that spent it.
     ambiguous: RefCell<BTreeMap<(usize, usize), usize>>,
@@ -66,35 +75,77 @@ pub fn project_hash(path: &str) -> String {
         })
 }
 
+/// A worktree records can be inside, prepared once for matching every record.
+#[derive(Debug)]
+struct Root {
+    path: PathBuf,
+    /// How many components it has.
+    depth: usize,
+    /// Its text, when written plainly (see [`plain`]).
+    text: Option<String>,
+    /// Its [`project_hash`]: Gemini CLI names the directory a chat ran in by that only.
+    hash: Option<String>,
+}
+
+impl Root {
+    fn new(path: PathBuf) -> Root {
+        Root {
+            depth: path.components().count(),
+            text: path.to_str().filter(|text| plain(text)).map(str::to_owned),
+            hash: path.to_str().map(project_hash),
+            path,
+        }
+    }
+
+    /// Whether `cwd` is this directory or inside it (`Path::starts_with`: whole
+    /// components); `plain_cwd` says `cwd` is written plainly. Two plainly written paths
+    /// are compared as text: comparing components was most of matching 66,000 records.
+    fn contains(&self, cwd: &str, plain_cwd: bool) -> bool {
+        match &self.text {
+            Some(root) if plain_cwd => cwd.strip_prefix(root.as_str()).is_some_and(|rest| {
+                rest.is_empty() || rest.starts_with('/') || root.as_str() == "/"
+            }),
+            _ => Path::new(cwd).starts_with(&self.path),
+        }
+    }
+}
+
+/// Whether `path` is written plainly: absolute, without empty or `.` components or a
+/// trailing separator, so that its text is its components joined by `/` (on Unix).
+fn plain(path: &str) -> bool {
+    cfg!(unix)
+        && path.starts_with('/')
+        && (path.len() == 1 || !path.ends_with('/'))
+        && !path.contains("//")
+        && !path.contains("/./")
+        && !path.ends_with("/.")
+}
+
 impl<'a> Matcher<'a> {
     pub fn new(
         runs: &'a [RunMeta],
-        worktrees: PathBuf,
+        worktrees: &Path,
         forced: Option<&'a TaskId>,
         now: Timestamp,
     ) -> Self {
-        let project_hashes = runs
+        let roots = runs
             .iter()
             .map(|meta| {
-                let task_worktree = worktrees.join(meta.task.as_str());
-                [
-                    meta.worktree.clone(),
-                    task_worktree.to_str().map(str::to_owned),
-                ]
-                .into_iter()
-                .flatten()
-                .map(|path| project_hash(&path))
-                .collect()
+                meta.worktree
+                    .iter()
+                    .map(PathBuf::from)
+                    .chain([worktrees.join(meta.task.as_str())])
+                    .map(Root::new)
+                    .collect()
             })
             .collect();
         Matcher {
             ambiguous: RefCell::default(),
-            project_hashes,
             runs,
-            worktrees,
             forced,
             now,
             run_sessions: HashMap::new(),
+            roots,
             held: Vec::new(),
             versions: HashMap::new(),
         }
@@ -160,18 +211,14 @@ impl<'a> Matcher<'a> {
         at.is_none_or(|at| at >= meta.started_at && at <= end)
     }
 
-    /// How deep the record's directory is inside the run's worktree, if it is inside.
-    fn place(&self, meta: &RunMeta, cwd: &Path) -> Option<usize> {
-        let task_worktree = self.worktrees.join(meta.task.as_str());
-        [
-            meta.worktree.as_deref().map(Path::new),
-            Some(task_worktree.as_path()),
-        ]
-        .into_iter()
-        .flatten()
-        .filter(|root| cwd.starts_with(root))
-        .map(|root| root.components().count())
-        .max()
+    /// How deep the record's directory is inside a worktree of run `index`, if it is
+    /// inside one; `plain_cwd` says `cwd` is written plainly.
+    fn place(&self, index: usize, cwd: &str, plain_cwd: bool) -> Option<usize> {
+        self.roots[index]
+            .iter()
+            .filter(|root| root.contains(cwd, plain_cwd))
+            .map(|root| root.depth)
+            .max()
     }
 
     /// Returns the index of the run `record` belongs to, if any.
@@ -188,7 +235,8 @@ impl<'a> Matcher<'a> {
         {
             return Some(index);
         }
-        let cwd = record.cwd.as_deref().map(Path::new);
+        let cwd = record.cwd.as_deref();
+        let plain_cwd = cwd.is_some_and(plain);
         let mut best: Option<(usize, usize)> = None;
         // Another run whose worktree holds the record as deeply as the best one's.
         let mut tie = None;
@@ -200,14 +248,16 @@ impl<'a> Matcher<'a> {
             let depth = if self.forced == Some(&meta.task) {
                 Some(0)
             } else if let Some(cwd) = cwd {
-                self.place(meta, cwd)
+                self.place(index, cwd, plain_cwd)
             } else {
                 // A Gemini chat ran in the worktree itself (its hash names no subdirectory).
-                record
-                    .project_hash
-                    .as_ref()
-                    .filter(|hash| self.project_hashes[index].contains(hash))
-                    .map(|_| 1)
+                record.project_hash.as_ref().and_then(|hash| {
+                    self.roots[index]
+                        .iter()
+                        .filter(|root| root.hash.as_ref() == Some(hash))
+                        .map(|root| root.depth)
+                        .max()
+                })
             };
             if let Some(depth) = depth {
                 match best {
@@ -273,14 +323,20 @@ struct Segment {
     totals: BTreeMap<String, Totals>,
 }
 
+/// Totals by UTC hour number (`None`: no time) and model, with a time of that hour.
+type HourTotals<'r> = FxHashMap<(Option<i64>, &'r str), (Option<Timestamp>, Totals)>;
+
 impl Segment {
-    fn describe(file: String, records: &[UsageRecord]) -> Segment {
+    fn describe<'r>(file: String, records: impl IntoIterator<Item = &'r UsageRecord>) -> Segment {
         let mut segment = Segment {
             file,
-            records: records.len(),
             ..Segment::default()
         };
+        // Totals by UTC hour number and model: the hour is written out once per key, not
+        // per record (printing a timestamp costs more than the rest of the loop).
+        let mut totals: HourTotals<'_> = FxHashMap::default();
         for record in records {
+            segment.records += 1;
             match record.at {
                 Some(at) => {
                     segment.first = Some(segment.first.map_or(at, |first| first.min(at)));
@@ -288,12 +344,17 @@ impl Segment {
                 }
                 None => segment.undated = true,
             }
-            segment
-                .totals
-                .entry(format!("{} {}", hour(record.at), record.model))
-                .or_default()
+            let hour_number = record.at.map(|at| at.as_second().div_euclid(3_600));
+            totals
+                .entry((hour_number, record.model.as_str()))
+                .or_insert_with(|| (record.at, Totals::default()))
+                .1
                 .add(record);
         }
+        segment.totals = totals
+            .into_iter()
+            .map(|((_, model), (at, totals))| (format!("{} {model}", hour(at)), totals))
+            .collect();
         segment
     }
 
@@ -352,6 +413,10 @@ pub enum StoreError {
     },
     #[error("the unattributed usage store {path} is corrupt: {detail}")]
     Corrupt { path: PathBuf, detail: String },
+    #[error(
+        "the unattributed usage store {path} is of version {version}, written by a newer gitprio (this one reads up to version {VERSION}): upgrade gitprio"
+    )]
+    Newer { path: PathBuf, version: u32 },
 }
 
 /// Why records could not be matched against the runs.
@@ -403,10 +468,20 @@ impl Unattributed {
     fn load(&self) -> Result<Index, StoreError> {
         let path = self.index_path();
         match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|error| StoreError::Corrupt {
-                path,
-                detail: error.to_string(),
-            }),
+            Ok(bytes) => {
+                let index: Index =
+                    serde_json::from_slice(&bytes).map_err(|error| StoreError::Corrupt {
+                        path: path.clone(),
+                        detail: error.to_string(),
+                    })?;
+                if index.version > VERSION {
+                    return Err(StoreError::Newer {
+                        path,
+                        version: index.version,
+                    });
+                }
+                Ok(index)
+            }
             Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(Index {
                 version: VERSION,
                 ..Index::default()
@@ -424,30 +499,58 @@ impl Unattributed {
         .map_err(Self::io("write", &path))
     }
 
+    /// Reads a segment of either version (the chunk reader tells them apart).
     fn read_segment(&self, segment: &Segment) -> Result<Vec<UsageRecord>, StoreError> {
         let path = self.directory.join(&segment.file);
         let bytes = std::fs::read(&path).map_err(Self::io("read", &path))?;
-        bytes
-            .split(|byte| *byte == b'\n')
-            .filter(|line| !line.is_empty())
-            .enumerate()
-            .map(|(number, line)| {
-                serde_json::from_slice(line).map_err(|error| StoreError::Corrupt {
-                    path: path.clone(),
-                    detail: format!("line {}: {error}", number + 1),
-                })
-            })
-            .collect()
+        chunk::parse_chunk(&bytes).map_err(|detail| StoreError::Corrupt { path, detail })
     }
 
-    fn write_segment(&self, file: &str, records: &[UsageRecord]) -> Result<(), StoreError> {
+    /// Writes `records` as the segment `file` (through `bytes`, a buffer to reuse) and
+    /// returns its description.
+    fn write_segment(
+        &self,
+        file: &str,
+        records: &[&UsageRecord],
+        bytes: &mut Vec<u8>,
+    ) -> Result<Segment, StoreError> {
         let path = self.directory.join(file);
-        let mut bytes = Vec::new();
-        for record in records {
-            serde_json::to_writer(&mut bytes, record).expect("a usage record serializes");
-            bytes.push(b'\n');
-        }
-        super::outbox::write_atomically(&path, &bytes).map_err(Self::io("write", &path))
+        bytes.clear();
+        chunk::write_chunk(bytes, records);
+        super::outbox::write_atomically(&path, bytes).map_err(Self::io("write", &path))?;
+        Ok(Segment::describe(file.to_owned(), records.iter().copied()))
+    }
+
+    /// Writes `parts` (file, records) as segments on two threads, each taking the next
+    /// part: serializing 66,000 records and writing them was most of the time a large
+    /// import spent after reading the logs. Returns their descriptions in order.
+    fn write_segments(
+        &self,
+        parts: &[(String, &[&UsageRecord])],
+    ) -> Result<Vec<Segment>, StoreError> {
+        let next = AtomicUsize::new(0);
+        let write_some = || -> Result<Vec<(usize, Segment)>, StoreError> {
+            let mut written = Vec::new();
+            let mut bytes = Vec::new();
+            loop {
+                let position = next.fetch_add(1, Ordering::Relaxed);
+                let Some((file, records)) = parts.get(position) else {
+                    return Ok(written);
+                };
+                written.push((position, self.write_segment(file, records, &mut bytes)?));
+            }
+        };
+        let write_some = &write_some;
+        let mut written = std::thread::scope(|scope| {
+            let helper = (parts.len() > 1).then(|| scope.spawn(write_some));
+            let mut written = write_some()?;
+            if let Some(helper) = helper {
+                written.extend(helper.join().expect("writing segments does not panic")?);
+            }
+            Ok::<_, StoreError>(written)
+        })?;
+        written.sort_unstable_by_key(|(position, _)| *position);
+        Ok(written.into_iter().map(|(_, segment)| segment).collect())
     }
 
     /// Gives stored records to the runs of `matcher` that changed since the store was
@@ -524,8 +627,8 @@ impl Unattributed {
             let Some(segment) = index.segments.get_mut(position) else {
                 continue;
             };
-            self.write_segment(&segment.file, &kept)?;
-            *segment = Segment::describe(segment.file.clone(), &kept);
+            let kept: Vec<&UsageRecord> = kept.iter().collect();
+            *segment = self.write_segment(&segment.file, &kept, &mut Vec::new())?;
         }
         let empty: Vec<String> = index
             .segments
@@ -544,19 +647,29 @@ impl Unattributed {
     }
 
     /// Keeps `records`, which no run claims, in new segments sorted by time.
-    pub fn add(&self, mut records: Vec<UsageRecord>) -> Result<(), StoreError> {
+    pub fn add(&self, records: Vec<UsageRecord>) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
-        records.sort_by(|left, right| (left.at, &left.key).cmp(&(right.at, &right.key)));
+        // Sorted by reference: a record is ~250 bytes to move, a reference 8.
+        let mut sorted: Vec<&UsageRecord> = records.iter().collect();
+        sorted.sort_by(|left, right| (left.at, &left.key).cmp(&(right.at, &right.key)));
         let mut index = self.load()?;
-        for part in records.chunks(SEGMENT_RECORDS) {
-            let file = format!("{:08}.jsonl", index.next);
-            index.next += 1;
-            self.write_segment(&file, part)?;
-            index.segments.push(Segment::describe(file, part));
-        }
+        let parts: Vec<(String, &[&UsageRecord])> = sorted
+            .chunks(SEGMENT_RECORDS)
+            .map(|part| {
+                let file = format!("{:08}.jsonl", index.next);
+                index.next += 1;
+                (file, part)
+            })
+            .collect();
+        let segments = self.write_segments(&parts)?;
+        index.segments.extend(segments);
         index.version = VERSION;
+        drop(sorted);
+        // Freeing a large import's records (a few strings each) costs milliseconds that
+        // nothing needs to wait for.
+        std::thread::spawn(move || drop(records));
         self.save(&index)
     }
 
@@ -676,12 +789,7 @@ mod tests {
             ),
         ];
         let now = "2026-11-02T10:00:00Z".parse().unwrap();
-        let matcher = Matcher::new(
-            &runs,
-            PathBuf::from("/repo/.git/gitprio/worktrees"),
-            None,
-            now,
-        );
+        let matcher = Matcher::new(&runs, Path::new("/repo/.git/gitprio/worktrees"), None, now);
         let at = "2026-11-02T09:30:00Z";
         assert_eq!(matcher.owner(&record("a", "/repo/src", at)), Some(0));
         assert_eq!(
@@ -693,6 +801,46 @@ mod tests {
             matcher.owner(&record("d", "/repo", "2026-11-02T08:00:00Z")),
             None
         );
+    }
+
+    /// Matching a directory by its text gives what `Path::starts_with` gives.
+    #[test]
+    fn a_directory_is_inside_a_worktree_exactly_when_its_components_are() {
+        let paths = [
+            "/",
+            "/repo",
+            "/repo/",
+            "/repo/src",
+            "/repo//src",
+            "/repo/./src",
+            "/repo/.",
+            "/repo/src/.",
+            "/repository",
+            "/repo.d/x",
+            "/rep",
+            "/repo/..",
+            "/repo/../repo/x",
+            "repo",
+            "repo/src",
+            "./repo",
+            ".",
+            "",
+            "/.hidden/x",
+            "/repo/.git/x",
+            "//repo",
+            "/repo/src/",
+            "/r\u{e9}po/x",
+        ];
+        for root in paths {
+            let prepared = Root::new(PathBuf::from(root));
+            for cwd in paths {
+                assert_eq!(
+                    prepared.contains(cwd, plain(cwd)),
+                    Path::new(cwd).starts_with(root),
+                    "{cwd:?} inside {root:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -709,12 +857,12 @@ mod tests {
         assert_eq!(store.count().unwrap(), (2, 10));
         let none: [RunMeta; 0] = [];
         let claimed = store
-            .claim(&Matcher::new(&none, PathBuf::from("/x"), None, now))
+            .claim(&Matcher::new(&none, Path::new("/x"), None, now))
             .unwrap();
         assert!(claimed.records.is_empty());
         store.apply(claimed).unwrap();
         let runs = [meta("t", "/w", "2026-11-02T09:00:00Z", None)];
-        let matcher = Matcher::new(&runs, PathBuf::from("/x"), None, now);
+        let matcher = Matcher::new(&runs, Path::new("/x"), None, now);
         let claimed = store.claim(&matcher).unwrap();
         assert_eq!(claimed.records.len(), 1);
         assert_eq!(claimed.records[0].1.key, "a");
@@ -727,5 +875,172 @@ mod tests {
             totals.by_hour_model[&("2026-11-02T09".to_owned(), "m".to_owned())].output,
             5
         );
+    }
+
+    /// A store as the gitprio before version 2 left it: one record object per line.
+    const VERSION_1_INDEX: &str = r#"{"version":1,"next":1,"segments":[{"file":"00000000.jsonl","records":2,"first":"2026-11-02T09:30:00Z","last":"2026-11-02T09:31:00Z","undated":false,"totals":{"2026-11-02 m":{"input":0,"output":10,"cache_write_5m":0,"cache_write_1h":0,"cache_read":0,"reasoning":0,"requests":2}}}],"matched":[]}"#;
+    const VERSION_1_SEGMENT: &str = concat!(
+        r#"{"key":"a","source":"claude","model":"m","at":"2026-11-02T09:30:00Z","input":0,"output":5,"cache_write_5m":0,"cache_write_1h":0,"cache_read":0,"reasoning":0,"requests":1,"cwd":"/w"}"#,
+        "\n",
+        r#"{"key":"b","source":"claude","model":"m","at":"2026-11-02T09:31:00Z","input":0,"output":5,"cache_write_5m":0,"cache_write_1h":0,"cache_read":0,"reasoning":0,"requests":1,"cwd":"/elsewhere"}"#,
+        "\n"
+    );
+
+    fn write_store(store: &Unattributed, index: &str, segment: &str) {
+        std::fs::create_dir_all(&store.directory).unwrap();
+        std::fs::write(store.index_path(), index).unwrap();
+        std::fs::write(store.directory.join("00000000.jsonl"), segment).unwrap();
+    }
+
+    fn in_chunk_format(store: &Unattributed, file: &str) -> bool {
+        std::fs::read_to_string(store.directory.join(file))
+            .unwrap()
+            .starts_with("{\"format\":2,")
+    }
+
+    #[test]
+    fn a_store_of_version_1_is_read_and_its_segments_rewritten_in_the_chunk_format() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Unattributed::open(directory.path());
+        write_store(&store, VERSION_1_INDEX, VERSION_1_SEGMENT);
+        assert_eq!(store.count().unwrap(), (2, 10));
+        // Its totals were kept per day then; a bound inside the day reads the records.
+        let day = ("2026-11-02".to_owned(), "m".to_owned());
+        assert_eq!(
+            store.totals(None, None).unwrap().by_hour_model[&day].output,
+            10
+        );
+        let since = "2026-11-02T09:31:00Z".parse().unwrap();
+        assert_eq!(
+            store.totals(Some(since), None).unwrap().by_hour_model[&day].output,
+            5
+        );
+        store
+            .add(vec![record("c", "/w", "2026-11-02T09:32:00Z")])
+            .unwrap();
+        assert!(in_chunk_format(&store, "00000001.jsonl"));
+        assert!(!in_chunk_format(&store, "00000000.jsonl"));
+        assert_eq!(store.count().unwrap(), (3, 15));
+        let now = "2026-11-02T10:00:00Z".parse().unwrap();
+        let runs = [meta("t", "/w", "2026-11-02T09:00:00Z", None)];
+        let matcher = Matcher::new(&runs, Path::new("/x"), None, now);
+        let claimed = store.claim(&matcher).unwrap();
+        let records: Vec<&UsageRecord> = claimed.records.iter().map(|(_, record)| record).collect();
+        assert_eq!(
+            records,
+            [
+                &record("a", "/w", "2026-11-02T09:30:00Z"),
+                &record("c", "/w", "2026-11-02T09:32:00Z")
+            ]
+        );
+        store.apply(claimed).unwrap();
+        // The old segment lost a record: it is written again, in the current format.
+        assert!(in_chunk_format(&store, "00000000.jsonl"));
+        assert!(!store.directory.join("00000001.jsonl").exists());
+        let index: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(store.index_path()).unwrap()).unwrap();
+        assert_eq!(index["version"], VERSION);
+        let forced = TaskId::new("t").unwrap();
+        let matcher = Matcher::new(&runs, Path::new("/x"), Some(&forced), now);
+        let claimed = store.claim(&matcher).unwrap();
+        assert_eq!(
+            claimed.records,
+            [(0, record("b", "/elsewhere", "2026-11-02T09:31:00Z"))]
+        );
+    }
+
+    #[test]
+    fn a_store_of_a_newer_version_is_refused_and_left_as_it_is() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Unattributed::open(directory.path());
+        let newer = VERSION_1_INDEX.replacen("\"version\":1", "\"version\":3", 1);
+        write_store(&store, &newer, "{\"format\":3}\n");
+        let error = store.count().unwrap_err().to_string();
+        assert!(
+            error.contains("is of version 3, written by a newer gitprio (this one reads up to version 2): upgrade gitprio"),
+            "{error}"
+        );
+        assert!(
+            store
+                .add(vec![record("c", "/w", "2026-11-02T09:32:00Z")])
+                .is_err()
+        );
+        assert_eq!(std::fs::read_to_string(store.index_path()).unwrap(), newer);
+    }
+
+    /// Three segments, written on two threads: each holds its share of the records in
+    /// time order, and every field reads back.
+    #[test]
+    fn a_large_import_is_split_into_segments_in_time_order_that_read_back_whole() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Unattributed::open(directory.path());
+        let start: Timestamp = "2026-11-01T00:00:00Z".parse().unwrap();
+        let mut records: Vec<UsageRecord> = (0..2 * SEGMENT_RECORDS + 3)
+            .map(|number| UsageRecord {
+                key: format!("claude:msg_{number}:req"),
+                source: ["claude", "codex"][number % 2].to_owned(),
+                session: (number % 3 == 0).then(|| format!("session-{}", number % 7)),
+                model: ["m", "n\"quoted\""][number % 2].to_owned(),
+                // Newest first, so the store must sort; some share a time, one has none.
+                at: (number != 5).then(|| {
+                    start
+                        + jiff::SignedDuration::from_secs(
+                            i64::try_from(900_000 - number * 20).unwrap(),
+                        )
+                }),
+                input: number as u64,
+                output: 7,
+                cache_write_5m: 1,
+                cache_write_1h: 2,
+                cache_read: 3,
+                reasoning: 4,
+                requests: 1,
+                sidechain: number % 5 == 0,
+                speed: (number % 11 == 0).then(|| "fast".to_owned()),
+                cwd: Some(format!("/w/{}", number % 4)),
+                branch: (number % 2 == 0).then(|| "main".to_owned()),
+                project_hash: None,
+            })
+            .collect();
+        store.add(records.clone()).unwrap();
+        let index = store.load().unwrap();
+        assert_eq!(
+            index
+                .segments
+                .iter()
+                .map(|segment| (segment.file.as_str(), segment.records))
+                .collect::<Vec<_>>(),
+            [
+                ("00000000.jsonl", SEGMENT_RECORDS),
+                ("00000001.jsonl", SEGMENT_RECORDS),
+                ("00000002.jsonl", 3)
+            ]
+        );
+        assert!(index.segments[0].undated && !index.segments[1].undated);
+        assert!(index.segments[1].last < index.segments[2].first);
+        let all: Totals = records.iter().collect();
+        let totals = store.totals(None, None).unwrap();
+        let mut summed = Totals::default();
+        for part in totals.by_hour_model.values() {
+            summed.merge(part);
+        }
+        assert_eq!(summed, all);
+        assert_eq!(
+            totals.by_hour_model.keys().next().unwrap(),
+            &("-".to_owned(), "n\"quoted\"".to_owned())
+        );
+        let runs = [meta("t", "/elsewhere", "2026-01-01T00:00:00Z", None)];
+        let forced = TaskId::new("t").unwrap();
+        let now = "2026-12-01T00:00:00Z".parse().unwrap();
+        let claimed = store
+            .claim(&Matcher::new(&runs, Path::new("/x"), Some(&forced), now))
+            .unwrap();
+        records.sort_by(|left, right| (left.at, &left.key).cmp(&(right.at, &right.key)));
+        let read: Vec<UsageRecord> = claimed
+            .records
+            .into_iter()
+            .map(|(_, record)| record)
+            .collect();
+        assert_eq!(read, records);
     }
 }

@@ -17,9 +17,10 @@ use jiff::Timestamp;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-mod chunk;
+pub(super) mod chunk;
 
 use super::index::{Entries, KeyIndex};
+use super::money::Cost;
 use super::outbox;
 use super::{PriceTable, Totals, UsageRecord};
 use crate::git::{GitError, Repository};
@@ -127,12 +128,10 @@ impl Run {
         self.records.iter().collect()
     }
 
-    /// Returns the run's cost at `prices`, or `None` when a model it used has no price: a
-    /// run partly priced has an unknown cost, never the known part passed off as all of it.
-    pub fn cost(&self, prices: &PriceTable) -> Option<f64> {
-        self.records.iter().try_fold(0.0, |sum, record| {
-            prices.cost(record).map(|cost| sum + cost)
-        })
+    /// Returns the run's cost at `prices`: the dollars of its priced tokens, and its
+    /// tokens of models with no price.
+    pub fn cost(&self, prices: &PriceTable) -> Cost {
+        prices.total(&self.records)
     }
 
     /// Totals per model, in model order.

@@ -54,6 +54,39 @@ pub fn past_limit(spent: f64, limit: f64) -> (String, String) {
         .unwrap_or_else(|| written(MAX_DECIMALS))
 }
 
+/// What some spend costs as far as the prices know: dollars for the tokens of priced
+/// models, and the tokens of models with no price, whose cost is unknown (never zero).
+///
+/// A sum keeps both parts: a run, a task or a day with one unpriced token still has the
+/// dollars of its priced ones, and reads "at least" that.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Cost {
+    pub usd: f64,
+    pub unpriced_tokens: u64,
+}
+
+impl Cost {
+    /// Adds `other`'s dollars and unpriced tokens to this cost.
+    pub fn add(&mut self, other: Cost) {
+        self.usd += other.usd;
+        self.unpriced_tokens += other.unpriced_tokens;
+    }
+
+    /// Returns the dollars when every token is priced, else `None`.
+    pub fn known(self) -> Option<f64> {
+        (self.unpriced_tokens == 0).then_some(self.usd)
+    }
+}
+
+impl std::iter::Sum for Cost {
+    fn sum<I: Iterator<Item = Cost>>(costs: I) -> Cost {
+        costs.fold(Cost::default(), |mut sum, cost| {
+            sum.add(cost);
+            sum
+        })
+    }
+}
+
 /// Returns `usd` rounded to a millionth of a dollar.
 pub fn round_usd(usd: f64) -> f64 {
     (usd * 1e6).round() / 1e6

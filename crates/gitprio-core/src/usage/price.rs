@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::UsageRecord;
+use super::money::Cost;
 
 /// Where the bundled prices come from, and when they were taken.
 pub const PRICE_SNAPSHOT: &str = "LiteLLM model_prices_and_context_window.json as embedded by ccusage 696fa2df (2026-05-19) and models.dev via ccusage 5816e640 (2026-06-13)";
@@ -200,6 +201,19 @@ impl PriceTable {
             }
         }
         unpriced
+    }
+
+    /// Returns the cost of `records`: the dollars of those priced, and the tokens of those
+    /// whose model has no price.
+    pub fn total<'record>(&self, records: impl IntoIterator<Item = &'record UsageRecord>) -> Cost {
+        let mut total = Cost::default();
+        for record in records {
+            match self.cost(record) {
+                Some(usd) => total.usd += usd,
+                None => total.unpriced_tokens += record.total_tokens(),
+            }
+        }
+        total
     }
 
     /// Returns the cost of `record` in dollars, or `None` when its model has no price.

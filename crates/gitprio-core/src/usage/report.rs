@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::money::Cost;
 use super::{Outcome, PriceTable, Run, Totals, UsageRecord, money};
 use crate::task::{Status, Task, TaskId};
 
@@ -100,8 +101,11 @@ pub struct RunLine {
     /// `completed`, `released`, `failed`, `parked`, `expired`, or `open` (still running or never closed).
     pub outcome: String,
     pub tokens: u64,
-    #[serde(serialize_with = "money::serialize_option")]
-    pub cost_usd: Option<f64>,
+    /// Dollars of the run's priced tokens; its `unpriced_tokens` have no known cost.
+    #[serde(serialize_with = "money::serialize")]
+    pub cost_usd: f64,
+    /// Tokens of models with no price.
+    pub unpriced_tokens: u64,
     pub requests: u64,
     pub cache_hit_rate: Option<f64>,
     pub budget_tokens: Option<u64>,
@@ -110,6 +114,16 @@ pub struct RunLine {
     /// The pull request of the run's branch, when the report asked GitHub.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_request: Option<PullRequestFacts>,
+}
+
+impl RunLine {
+    /// Returns the run's cost: its priced dollars and unpriced tokens.
+    pub fn cost(&self) -> Cost {
+        Cost {
+            usd: self.cost_usd,
+            unpriced_tokens: self.unpriced_tokens,
+        }
+    }
 }
 
 /// What GitHub says of a pull request of a task's branch (`gitprio/<task>`).
@@ -158,11 +172,22 @@ pub struct Summary {
     /// Value points per million tokens.
     pub value_per_million_tokens: Option<f64>,
     pub tasks_per_million_tokens: Option<f64>,
+    /// Priced dollars per completed task (or value point); with `unpriced_tokens`, a floor.
     #[serde(serialize_with = "money::serialize_option")]
     pub usd_per_completed_task: Option<f64>,
     #[serde(serialize_with = "money::serialize_option")]
     pub usd_per_value_point: Option<f64>,
     pub cache_hit_rate: Option<f64>,
+}
+
+impl Summary {
+    /// Returns the cost of all the runs: their priced dollars and unpriced tokens.
+    pub fn cost(&self) -> Cost {
+        Cost {
+            usd: self.cost_usd,
+            unpriced_tokens: self.unpriced_tokens,
+        }
+    }
 }
 
 /// A summary per group.
@@ -181,20 +206,24 @@ pub struct Distribution {
     pub p90: u64,
     pub p99: u64,
     pub max: u64,
-    /// The five largest: (task, tokens, dollars).
+    /// The five largest: (task, tokens, cost), written `[task, tokens, cost_usd, unpriced_tokens]`.
     #[serde(serialize_with = "serialize_top")]
-    pub top: Vec<(TaskId, u64, Option<f64>)>,
+    pub top: Vec<(TaskId, u64, Cost)>,
 }
 
 /// Serializes [`Distribution::top`] with its dollars rounded as every dollar amount is.
 fn serialize_top<S: serde::Serializer>(
-    top: &[(TaskId, u64, Option<f64>)],
+    top: &[(TaskId, u64, Cost)],
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(
-        top.iter()
-            .map(|(task, tokens, usd)| (task, tokens, usd.map(money::round_usd))),
-    )
+    serializer.collect_seq(top.iter().map(|(task, tokens, cost)| {
+        (
+            task,
+            tokens,
+            money::round_usd(cost.usd),
+            cost.unpriced_tokens,
+        )
+    }))
 }
 
 /// Signs of waste, each with the evidence.
@@ -207,11 +236,13 @@ pub struct Waste {
     pub unfinished_tokens: u64,
     #[serde(serialize_with = "money::serialize")]
     pub unfinished_cost_usd: f64,
+    pub unfinished_unpriced_tokens: u64,
     /// Runs still going (no outcome yet): not waste, not value yet.
     pub in_flight_runs: Vec<RunLine>,
     pub in_flight_tokens: u64,
     #[serde(serialize_with = "money::serialize")]
     pub in_flight_cost_usd: f64,
+    pub in_flight_unpriced_tokens: u64,
     /// Tasks that needed more than one run: (task, runs, tokens).
     pub retried_tasks: Vec<(TaskId, usize, u64)>,
     /// Cache reads over all input, per agent and per model.
@@ -230,10 +261,12 @@ pub struct Waste {
     pub unmerged_tokens: u64,
     #[serde(serialize_with = "money::serialize")]
     pub unmerged_cost_usd: f64,
+    pub unmerged_unpriced_tokens: u64,
     /// Of the unmerged spend, what went into pull requests closed unmerged (GitHub's view).
     pub closed_unmerged_tokens: u64,
     #[serde(serialize_with = "money::serialize")]
     pub closed_unmerged_cost_usd: f64,
+    pub closed_unmerged_unpriced_tokens: u64,
     /// Dollars per completed task (all its runs), by task type: the tail is runaway work.
     pub cost_tail_by_type: BTreeMap<String, CostTail>,
     /// Runs that spent on a model other than the one their task was routed to, and what
@@ -243,10 +276,12 @@ pub struct Waste {
     pub overspend_usd: f64,
 }
 
-/// Percentiles of dollars per completed task, nearest rank, over fully priced tasks.
+/// Percentiles of dollars per completed task, nearest rank. A task with unpriced tokens
+/// counts with its priced dollars, a floor: `unpriced_tokens` says how many tokens that leaves out.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct CostTail {
     pub count: usize,
+    pub unpriced_tokens: u64,
     #[serde(serialize_with = "money::serialize")]
     pub median_usd: f64,
     #[serde(serialize_with = "money::serialize")]
@@ -328,6 +363,9 @@ pub struct Attribution {
     /// has run on this machine: with usage recorded by `gitprio run` or by hand only, no
     /// agent log was looked at for untied spend, and a share would be 100% of nothing.
     pub tied_share: Option<f64>,
+    /// The same share in dollars, of the priced spend on both sides (`None` as above, or
+    /// with no priced spend at all): tokens of a cheap model and of a dear one differ.
+    pub tied_cost_share: Option<f64>,
 }
 
 /// Adds to `report` the share of spend tied to tasks, from the unattributed spend of the
@@ -363,6 +401,8 @@ pub fn attribute_share(
     }
     let all = share.tied_tokens + share.unattributed_tokens;
     share.tied_share = (imported && all > 0).then(|| share.tied_tokens as f64 / all as f64);
+    let all_cost = share.tied_cost_usd + share.unattributed_cost_usd;
+    share.tied_cost_share = (imported && all_cost > 0.0).then(|| share.tied_cost_usd / all_cost);
     report.attribution = Some(share);
 }
 
@@ -568,7 +608,8 @@ fn spend(runs: &[&Run], prices: &PriceTable, now: Option<Timestamp>) -> Spend {
             )]
             let projected = window.tokens + (rate * remaining) as u64;
             window.projected_tokens = Some(projected);
-            window.projected_cost_usd = (window.tokens > 0 && window.unpriced_tokens == 0)
+            // With unpriced tokens, the priced dollars grown at the same rate: a floor.
+            window.projected_cost_usd = (window.tokens > 0)
                 .then(|| window.cost_usd * projected as f64 / window.tokens as f64);
         }
     }
@@ -670,18 +711,6 @@ fn task_type<'a>(run: &'a Run, tasks: &'a BTreeMap<TaskId, TaskFacts>) -> Option
         .or(run.meta.task_type.as_ref())
 }
 
-fn run_cost(run: &Run, prices: &PriceTable) -> (f64, u64, bool) {
-    let mut cost = 0.0;
-    let mut unpriced = 0;
-    for record in &run.records {
-        match prices.cost(record) {
-            Some(dollars) => cost += dollars,
-            None => unpriced += record.total_tokens(),
-        }
-    }
-    (cost, unpriced, unpriced == 0)
-}
-
 fn dominant_model(run: &Run) -> String {
     run.totals_by_model()
         .into_iter()
@@ -691,6 +720,7 @@ fn dominant_model(run: &Run) -> String {
 
 fn run_line(run: &Run, tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable) -> RunLine {
     let totals = run.totals();
+    let cost = run.cost(prices);
     let meta = &run.meta;
     RunLine {
         task: meta.task.clone(),
@@ -703,7 +733,8 @@ fn run_line(run: &Run, tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable)
         ended_at: meta.ended_at,
         outcome: meta.outcome.map_or(OPEN, Outcome::as_str).to_owned(),
         tokens: totals.tokens(),
-        cost_usd: run.cost(prices),
+        cost_usd: cost.usd,
+        unpriced_tokens: cost.unpriced_tokens,
         requests: totals.requests,
         cache_hit_rate: totals.cache_hit_rate(),
         budget_tokens: meta.budget_tokens,
@@ -718,14 +749,11 @@ fn run_line(run: &Run, tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable)
 #[expect(clippy::cast_precision_loss, reason = "ratios for display")]
 fn summarize(runs: &[&Run], tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable) -> Summary {
     let mut totals = Totals::default();
-    let mut cost = 0.0;
-    let mut unpriced = 0;
+    let mut cost = Cost::default();
     let mut completed: BTreeMap<&TaskId, u32> = BTreeMap::new();
     for run in runs {
         totals.merge(&run.totals());
-        let (run_cost, run_unpriced, _) = run_cost(run, prices);
-        cost += run_cost;
-        unpriced += run_unpriced;
+        cost.add(run.cost(prices));
         if run.meta.outcome == Some(Outcome::Completed) {
             let value = tasks
                 .get(&run.meta.task)
@@ -736,20 +764,18 @@ fn summarize(runs: &[&Run], tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceT
     let tokens = totals.tokens();
     let value_points: u64 = completed.values().map(|value| u64::from(*value)).sum();
     let per_million = |count: f64| (tokens > 0).then(|| count / tokens as f64 * 1_000_000.0);
-    let fully_priced = unpriced == 0;
     Summary {
         runs: runs.len(),
         completed_tasks: completed.len(),
         value_points,
         tokens,
         totals,
-        cost_usd: cost,
-        unpriced_tokens: unpriced,
+        cost_usd: cost.usd,
+        unpriced_tokens: cost.unpriced_tokens,
         value_per_million_tokens: per_million(value_points as f64),
         tasks_per_million_tokens: per_million(completed.len() as f64),
-        usd_per_completed_task: (fully_priced && !completed.is_empty())
-            .then(|| cost / completed.len() as f64),
-        usd_per_value_point: (fully_priced && value_points > 0).then(|| cost / value_points as f64),
+        usd_per_completed_task: (!completed.is_empty()).then(|| cost.usd / completed.len() as f64),
+        usd_per_value_point: (value_points > 0).then(|| cost.usd / value_points as f64),
         cache_hit_rate: totals.cache_hit_rate(),
     }
 }
@@ -841,14 +867,26 @@ fn unmerged(waste: &mut Waste, lines: &[RunLine], tasks: &BTreeMap<TaskId, TaskF
         })
         .cloned()
         .collect();
-    let sum = |runs: &mut dyn Iterator<Item = &RunLine>| -> (u64, f64) {
-        runs.fold((0, 0.0), |(tokens, cost), line| {
-            (tokens + line.tokens, cost + line.cost_usd.unwrap_or(0.0))
-        })
-    };
-    (waste.unmerged_tokens, waste.unmerged_cost_usd) = sum(&mut waste.unmerged_runs.iter());
-    (waste.closed_unmerged_tokens, waste.closed_unmerged_cost_usd) =
-        sum(&mut waste.unmerged_runs.iter().filter(|line| closed(line)));
+    let unmerged = spent(waste.unmerged_runs.iter());
+    (
+        waste.unmerged_tokens,
+        waste.unmerged_cost_usd,
+        waste.unmerged_unpriced_tokens,
+    ) = (unmerged.0, unmerged.1.usd, unmerged.1.unpriced_tokens);
+    let closed = spent(waste.unmerged_runs.iter().filter(|line| closed(line)));
+    (
+        waste.closed_unmerged_tokens,
+        waste.closed_unmerged_cost_usd,
+        waste.closed_unmerged_unpriced_tokens,
+    ) = (closed.0, closed.1.usd, closed.1.unpriced_tokens);
+}
+
+/// Returns the tokens and the cost of `lines` together.
+fn spent<'line>(lines: impl Iterator<Item = &'line RunLine>) -> (u64, Cost) {
+    lines.fold((0, Cost::default()), |(tokens, mut cost), line| {
+        cost.add(line.cost());
+        (tokens + line.tokens, cost)
+    })
 }
 
 /// Returns the pull request of a run that started at `started_at`, among its task branch's
@@ -903,33 +941,34 @@ fn manager_signals(
     prices: &PriceTable,
 ) {
     unmerged(waste, lines, tasks);
-    let mut per_task: BTreeMap<&TaskId, (String, f64, bool, bool)> = BTreeMap::new();
+    let mut per_task: BTreeMap<&TaskId, (String, Cost, bool)> = BTreeMap::new();
     for run in runs {
-        let (cost, _, fully_priced) = run_cost(run, prices);
         let kind = task_type(run, tasks)
             .cloned()
             .unwrap_or_else(|| "-".to_owned());
         let entry = per_task
             .entry(&run.meta.task)
-            .or_insert((kind, 0.0, true, false));
-        entry.1 += cost;
-        entry.2 &= fully_priced;
-        entry.3 |= run.meta.outcome == Some(Outcome::Completed);
+            .or_insert((kind, Cost::default(), false));
+        entry.1.add(run.cost(prices));
+        entry.2 |= run.meta.outcome == Some(Outcome::Completed);
         if let Some(routed) = &run.meta.routed_model
             && prices.price(routed).is_some()
             && run.records.iter().any(|record| &record.model != routed)
-            && fully_priced
         {
-            let routed_cost: f64 = run
+            // The priced requests only: an unpriced one has nothing to compare.
+            let (cost, routed_cost) = run
                 .records
                 .iter()
                 .filter_map(|record| {
-                    prices.cost(&UsageRecord {
+                    let routed_cost = prices.cost(&UsageRecord {
                         model: routed.clone(),
                         ..record.clone()
-                    })
+                    })?;
+                    Some((prices.cost(record)?, routed_cost))
                 })
-                .sum();
+                .fold((0.0, 0.0), |(cost, routed), (one, one_routed)| {
+                    (cost + one, routed + one_routed)
+                });
             if cost > routed_cost {
                 waste.overspend_usd += cost - routed_cost;
                 waste.overspend.push(Overspend {
@@ -943,19 +982,22 @@ fn manager_signals(
             }
         }
     }
-    let mut by_type: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for (kind, cost, fully_priced, completed) in per_task.into_values() {
-        if fully_priced && completed {
-            by_type.entry(kind).or_default().push(cost);
+    let mut by_type: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
+    for (kind, cost, completed) in per_task.into_values() {
+        if completed {
+            let entry = by_type.entry(kind).or_default();
+            entry.0.push(cost.usd);
+            entry.1 += cost.unpriced_tokens;
         }
     }
     waste.cost_tail_by_type = by_type
         .into_iter()
-        .map(|(kind, mut costs)| {
+        .map(|(kind, (mut costs, unpriced_tokens))| {
             costs.sort_by(f64::total_cmp);
             let rank = |percent: usize| costs[(percent * costs.len()).div_ceil(100).max(1) - 1];
             let tail = CostTail {
                 count: costs.len(),
+                unpriced_tokens,
                 median_usd: rank(50),
                 p90_usd: rank(90),
                 p99_usd: rank(99),
@@ -975,15 +1017,15 @@ fn percentile(sorted: &[u64], percent: usize) -> u64 {
     sorted[rank - 1]
 }
 
-/// Per task: runs, tokens, cost, whether every run was priced, whether one completed.
-type TaskSpend<'a> = BTreeMap<&'a TaskId, (usize, u64, f64, bool, bool)>;
+/// Per task: runs, tokens, cost, whether one run completed it.
+type TaskSpend<'a> = BTreeMap<&'a TaskId, (usize, u64, Cost, bool)>;
 
 /// The tokens the completed tasks of `by_task` took, with the five costliest.
 fn completed_distribution(by_task: &TaskSpend<'_>) -> Distribution {
-    let mut completed: Vec<(TaskId, u64, Option<f64>)> = by_task
+    let mut completed: Vec<(TaskId, u64, Cost)> = by_task
         .iter()
-        .filter(|(_, entry)| entry.4)
-        .map(|(task, entry)| ((*task).clone(), entry.1, entry.3.then_some(entry.2)))
+        .filter(|(_, entry)| entry.3)
+        .map(|(task, entry)| ((*task).clone(), entry.1, entry.2))
         .collect();
     let mut sorted: Vec<u64> = completed.iter().map(|(_, tokens, _)| *tokens).collect();
     sorted.sort_unstable();
@@ -1027,15 +1069,13 @@ fn waste(
 ) -> Waste {
     let mut by_task: TaskSpend<'_> = BTreeMap::new();
     for run in runs {
-        let (cost, _, fully_priced) = run_cost(run, prices);
         let entry = by_task
             .entry(&run.meta.task)
-            .or_insert((0, 0, 0.0, true, false));
+            .or_insert((0, 0, Cost::default(), false));
         entry.0 += 1;
         entry.1 += run.totals().tokens();
-        entry.2 += cost;
-        entry.3 &= fully_priced;
-        entry.4 |= run.meta.outcome == Some(Outcome::Completed);
+        entry.2.add(run.cost(prices));
+        entry.3 |= run.meta.outcome == Some(Outcome::Completed);
     }
     let tokens_per_completed_task = completed_distribution(&by_task);
     let unfinished_runs: Vec<RunLine> = lines
@@ -1081,20 +1121,17 @@ fn waste(
         }
     }
     let model_mix = model_mix(mix);
+    let (unfinished_tokens, unfinished_cost) = spent(unfinished_runs.iter());
+    let (in_flight_tokens, in_flight_cost) = spent(in_flight_runs.iter());
     Waste {
         tokens_per_completed_task,
-        unfinished_tokens: unfinished_runs.iter().map(|line| line.tokens).sum(),
-        unfinished_cost_usd: unfinished_runs
-            .iter()
-            .filter_map(|line| line.cost_usd)
-            // From +0.0: `sum` of nothing is -0.0, which prints as `-0.00`.
-            .fold(0.0, |sum, cost| sum + cost),
+        unfinished_tokens,
+        unfinished_cost_usd: unfinished_cost.usd,
+        unfinished_unpriced_tokens: unfinished_cost.unpriced_tokens,
         unfinished_runs,
-        in_flight_tokens: in_flight_runs.iter().map(|line| line.tokens).sum(),
-        in_flight_cost_usd: in_flight_runs
-            .iter()
-            .filter_map(|line| line.cost_usd)
-            .fold(0.0, |sum, cost| sum + cost),
+        in_flight_tokens,
+        in_flight_cost_usd: in_flight_cost.usd,
+        in_flight_unpriced_tokens: in_flight_cost.unpriced_tokens,
         in_flight_runs,
         retried_tasks,
         cache_hit_by_agent: by_agent
@@ -1313,7 +1350,11 @@ mod tests {
         // 3 + 3 + 0.3 + 90 dollars for fully_priced models; the unknown model is not zero, it is unknown.
         assert!((summary.cost_usd - 96.3).abs() < 1e-9);
         assert_eq!(summary.unpriced_tokens, 500_000);
-        assert_eq!(summary.usd_per_completed_task, None);
+        // Per completed task, the priced dollars: a floor beside the unpriced tokens.
+        let per_task = summary.usd_per_completed_task.unwrap();
+        assert!((per_task - 96.3 / 2.0).abs() < 1e-9, "{per_task}");
+        let runs_cost: f64 = report.runs.iter().map(|line| line.cost_usd).sum();
+        assert!((runs_cost - summary.cost_usd).abs() < 1e-9, "{runs_cost}");
         assert_eq!(report.unpriced_models["mystery-model"], 500_000);
         let groups: Vec<&str> = report
             .groups

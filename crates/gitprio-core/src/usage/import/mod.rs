@@ -243,7 +243,8 @@ pub struct Imported {
 pub enum ImportError {
     #[error("read {path}: no such file or directory")]
     NotFound { path: PathBuf },
-    #[error("read log directory {path}: {source}")]
+    /// The cause is the error's source, which the front ends print after it: once.
+    #[error("read log directory {path}")]
     ReadDir { path: PathBuf, source: io::Error },
 }
 

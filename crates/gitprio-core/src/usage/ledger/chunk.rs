@@ -1,5 +1,6 @@
 //! The bytes of one ledger chunk (`runs/<run>/usage/<n>.jsonl`): writing the current
-//! format and reading every format a ledger may hold.
+//! format and reading every format a ledger may hold. The segments of the unattributed
+//! store (`usage::attribute`) are written and read the same way.
 //!
 //! Format 2, written since issue 16's fourth round, is JSON lines: a header naming the
 //! format and the contexts of the chunk's records (what a run of records shares: source,
@@ -121,7 +122,7 @@ impl<'r> ContextKey<'r> {
 }
 
 /// Appends `records` to `out` as one chunk of the current format.
-pub(super) fn write_chunk(out: &mut Vec<u8>, records: &[&UsageRecord]) {
+pub(in crate::usage) fn write_chunk(out: &mut Vec<u8>, records: &[&UsageRecord]) {
     let mut contexts: Vec<ContextKey<'_>> = Vec::new();
     let mut known: FxHashMap<ContextKey<'_>, usize> = FxHashMap::default();
     let mut of_record = Vec::with_capacity(records.len());
@@ -171,7 +172,7 @@ pub(super) fn write_chunk(out: &mut Vec<u8>, records: &[&UsageRecord]) {
 }
 
 /// Reads the records of a chunk of any format; the error says which line is wrong.
-pub(super) fn parse_chunk(bytes: &[u8]) -> Result<Vec<UsageRecord>, String> {
+pub(in crate::usage) fn parse_chunk(bytes: &[u8]) -> Result<Vec<UsageRecord>, String> {
     let mut lines = bytes
         .split(|byte| *byte == b'\n')
         .enumerate()
