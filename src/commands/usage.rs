@@ -324,6 +324,7 @@ pub fn import_logs(
     let mut records = records;
     let (unattributed, mut by_run) = group_by_run(&mut records, &matcher);
     let claimed = waiting.claim(&matcher)?;
+    warn_ambiguous(settings, &matcher, &candidates);
     summary.claimed_from_store = claimed.records.len();
     let mut from_store: std::collections::BTreeMap<usize, Vec<UsageRecord>> =
         std::collections::BTreeMap::new();
@@ -361,6 +362,30 @@ pub fn import_logs(
     gitprio_core::file::replace(&state_path, &serde_json::to_vec(&state)?)
         .with_context(|| format!("cannot write {}", state_path.display()))?;
     Ok(summary)
+}
+
+/// Warns of records that ran where two runs were open at once: each went to the first.
+fn warn_ambiguous(
+    settings: &Settings,
+    matcher: &gitprio_core::usage::attribute::Matcher<'_>,
+    candidates: &[RunMeta],
+) {
+    for (given, other, count) in matcher.ambiguous() {
+        let (given, other) = (&candidates[given], &candidates[other]);
+        output::message(
+            settings,
+            "warning",
+            &format!(
+                "{} ran where two runs were open at once ({} {} and {} {}): given to {}; a session id (`gitprio run`) or `--task` tells them apart",
+                output::counted(count, "record"),
+                given.task,
+                given.run,
+                other.task,
+                other.run,
+                given.task
+            ),
+        );
+    }
 }
 
 /// Sorts `records` by the run they belong to, in place (stable: each run's records stay in
@@ -461,8 +486,20 @@ fn import(settings: &Settings, args: &ImportArgs) -> CommandResult {
     } else {
         confirm("no agent logs found");
     }
-    for (run, added) in &summary.recorded {
+    // Only the runs that got something: with a fleet, most runs an import looks at get
+    // nothing new, and a line each would bury the ones that did.
+    let mut added_runs = 0;
+    for (run, added) in summary.recorded.iter().filter(|(_, added)| **added > 0) {
         confirm(&format!("{run}: {}", output::counted(*added, "new record")));
+        added_runs += 1;
+    }
+    let added: usize = summary.recorded.values().sum();
+    if summary.report.is_some() || !summary.recorded.is_empty() {
+        confirm(&format!(
+            "{} in {}",
+            output::counted(added, "new record"),
+            output::counted(added_runs, "run")
+        ));
     }
     if summary.claimed_from_store > 0 {
         confirm(&format!(

@@ -187,3 +187,120 @@ fn the_unattributed_side_of_the_tied_share_follows_since_and_until_to_the_second
         (0, 1.0)
     );
 }
+
+/// Gemini CLI's `projectHash` of `path`: its SHA-256 in hex.
+fn gemini_project_hash(path: &str) -> String {
+    use sha2::Digest as _;
+    use std::fmt::Write as _;
+    sha2::Sha256::digest(path.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
+
+#[test]
+fn a_gemini_chat_in_a_runs_worktree_is_that_runs_by_its_project_hash() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    let worktree = env.path("a").display().to_string();
+    let hash = gemini_project_hash(&worktree);
+    // Gemini CLI 0.61 writes a chat as JSON lines: a header, then one line per message.
+    let chats = env.path(&format!("gemini/tmp/{hash}/chats"));
+    std::fs::create_dir_all(&chats).unwrap();
+    let other = gemini_project_hash(&env.path("elsewhere").display().to_string());
+    let chat = |project: &str, session: &str| {
+        format!(
+            "{{\"sessionId\":\"{session}\",\"projectHash\":\"{project}\",\"startTime\":\"2026-11-02T09:01:00Z\",\"lastUpdated\":\"2026-11-02T09:02:00Z\",\"kind\":\"main\"}}\n\
+             {{\"id\":\"u1\",\"timestamp\":\"2026-11-02T09:01:00Z\",\"type\":\"user\",\"content\":[{{\"text\":\"hi\"}}]}}\n\
+             {{\"id\":\"g1\",\"timestamp\":\"2026-11-02T09:02:00Z\",\"type\":\"gemini\",\"content\":\"ok\",\"model\":\"gemini-2.5-pro\",\"tokens\":{{\"input\":1000,\"output\":50,\"cached\":400,\"thoughts\":10,\"tool\":0,\"total\":1060}}}}\n"
+        )
+    };
+    std::fs::write(chats.join("session-here.jsonl"), chat(&hash, "g-here")).unwrap();
+    std::fs::write(chats.join("session-other.jsonl"), chat(&other, "g-other")).unwrap();
+    let gemini = env.path("gemini/tmp").display().to_string();
+    let import = import_in(
+        &env,
+        "a",
+        "alice",
+        "2026-11-02T09:10:00Z",
+        &[&gemini, "--json"],
+    );
+    assert_eq!(import.code, 0, "{import}");
+    assert_eq!(recorded(&import.json()), 1, "{import}");
+    assert_eq!(import.json()["unattributed"], 1, "{import}");
+    assert_eq!(requests_of(&env, "cache"), 1, "{import}");
+}
+
+#[test]
+fn usage_import_names_only_the_runs_that_got_records_and_sums_up_in_one_line() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    let alice = env.path("a").display().to_string();
+    write_transcript(
+        &env,
+        "s-alice.jsonl",
+        &[claude_usage_line(
+            &alice,
+            "s-alice",
+            "m1",
+            "2026-11-02T09:05:00Z",
+            SOME_USAGE,
+            "",
+        )],
+    );
+    let first = import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &[]);
+    assert_eq!(first.code, 0, "{first}");
+    assert!(
+        first
+            .stderr
+            .contains("cache 1-20261102T090000Z: 1 new record\n"),
+        "{first}"
+    );
+    assert!(
+        first.stderr.contains("info: 1 new record in 1 run\n"),
+        "{first}"
+    );
+    // Bob's clone reads the same logs: the request is cache's already, nothing is new.
+    let second = import_in(&env, "b", "bob", "2026-11-02T09:11:00Z", &[]);
+    assert_eq!(second.code, 0, "{second}");
+    assert!(!second.stderr.contains("cache 1-"), "{second}");
+    assert!(
+        second.stderr.contains("info: 0 new records in 0 runs\n"),
+        "{second}"
+    );
+}
+
+#[test]
+fn a_request_where_two_runs_are_open_at_once_is_said_to_be_ambiguous() {
+    let env = TestEnv::new();
+    setup(&env);
+    // Two agents hold a task each in the same clone: its directory is both runs'.
+    claim(&env, "a", "alice", "cache");
+    claim(&env, "a", "bob", "login");
+    let shared = env.path("a").display().to_string();
+    write_transcript(
+        &env,
+        "s-shared.jsonl",
+        &[claude_usage_line(
+            &shared,
+            "s-shared",
+            "m1",
+            "2026-11-02T09:05:00Z",
+            SOME_USAGE,
+            "",
+        )],
+    );
+    let import = import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &[]);
+    assert_eq!(import.code, 0, "{import}");
+    assert!(
+        import
+            .stderr
+            .contains("warning: 1 record ran where two runs were open at once (cache "),
+        "{import}"
+    );
+    assert!(import.stderr.contains(" and login "), "{import}");
+}

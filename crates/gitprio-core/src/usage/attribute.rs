@@ -19,6 +19,7 @@
 //! version 1 stay readable, and one is rewritten in the current format when a run claims
 //! some of its records. A store of a newer version is refused, never misread.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
@@ -57,6 +58,21 @@ pub struct Matcher<'a> {
     /// Each run's worktrees: the one it names, and `<worktrees>/<task id>` (where
     /// `gitprio run` makes one per task), prepared once rather than per record.
     roots: Vec<Vec<Root>>,
+    /// Records that ran in a directory two runs held at once, by the (task, run) pair:
+    /// each went to the first, which may not be the one that spent it.
+    ambiguous: RefCell<BTreeMap<(usize, usize), usize>>,
+}
+
+/// Gemini CLI's `projectHash` of a directory: the SHA-256 (hex) of its path as given.
+pub fn project_hash(path: &str) -> String {
+    use sha2::Digest as _;
+    use std::fmt::Write as _;
+    sha2::Sha256::digest(path.as_bytes())
+        .iter()
+        .fold(String::with_capacity(64), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
 }
 
 /// A worktree records can be inside, prepared once for matching every record.
@@ -67,6 +83,8 @@ struct Root {
     depth: usize,
     /// Its text, when written plainly (see [`plain`]).
     text: Option<String>,
+    /// Its [`project_hash`]: Gemini CLI names the directory a chat ran in by that only.
+    hash: Option<String>,
 }
 
 impl Root {
@@ -74,6 +92,7 @@ impl Root {
         Root {
             depth: path.components().count(),
             text: path.to_str().filter(|text| plain(text)).map(str::to_owned),
+            hash: path.to_str().map(project_hash),
             path,
         }
     }
@@ -121,6 +140,7 @@ impl<'a> Matcher<'a> {
             })
             .collect();
         Matcher {
+            ambiguous: RefCell::default(),
             runs,
             forced,
             now,
@@ -218,6 +238,8 @@ impl<'a> Matcher<'a> {
         let cwd = record.cwd.as_deref();
         let plain_cwd = cwd.is_some_and(plain);
         let mut best: Option<(usize, usize)> = None;
+        // Another run whose worktree holds the record as deeply as the best one's.
+        let mut tie = None;
         for (index, meta) in self.runs.iter().enumerate() {
             if !self.in_window(meta, record.at) {
                 continue;
@@ -225,16 +247,47 @@ impl<'a> Matcher<'a> {
             // The forced task's run comes last: it takes what no other run claims.
             let depth = if self.forced == Some(&meta.task) {
                 Some(0)
+            } else if let Some(cwd) = cwd {
+                self.place(index, cwd, plain_cwd)
             } else {
-                cwd.and_then(|cwd| self.place(index, cwd, plain_cwd))
+                // A Gemini chat ran in the worktree itself (its hash names no subdirectory).
+                record.project_hash.as_ref().and_then(|hash| {
+                    self.roots[index]
+                        .iter()
+                        .filter(|root| root.hash.as_ref() == Some(hash))
+                        .map(|root| root.depth)
+                        .max()
+                })
             };
-            if let Some(depth) = depth
-                && best.is_none_or(|(_, deepest)| depth > deepest)
-            {
-                best = Some((index, depth));
+            if let Some(depth) = depth {
+                match best {
+                    Some((_, deepest)) if depth == deepest && depth > 0 => tie = Some(index),
+                    Some((_, deepest)) if depth <= deepest => {}
+                    _ => {
+                        best = Some((index, depth));
+                        tie = None;
+                    }
+                }
             }
         }
+        if let (Some((index, _)), Some(other)) = (best, tie) {
+            *self
+                .ambiguous
+                .borrow_mut()
+                .entry((index, other))
+                .or_default() += 1;
+        }
         best.map(|(index, _)| index)
+    }
+
+    /// The records that ran in a directory two runs held at once (each went to the
+    /// first): `(the run it went to, the other, how many)`, by index into the runs.
+    pub fn ambiguous(&self) -> Vec<(usize, usize, usize)> {
+        self.ambiguous
+            .borrow()
+            .iter()
+            .map(|(&(given, other), &count)| (given, other, count))
+            .collect()
     }
 
     /// Says which runs changed since the store was last matched against them: the run's
@@ -946,6 +999,7 @@ mod tests {
                 speed: (number % 11 == 0).then(|| "fast".to_owned()),
                 cwd: Some(format!("/w/{}", number % 4)),
                 branch: (number % 2 == 0).then(|| "main".to_owned()),
+                project_hash: None,
             })
             .collect();
         store.add(records.clone()).unwrap();

@@ -66,6 +66,11 @@ pub struct UsageRecord {
     pub cwd: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// Gemini CLI's `projectHash`, the SHA-256 (hex) of the directory it ran in: its
+    /// records name no directory otherwise. Used to match a run's worktree; the ledger
+    /// does not keep it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_hash: Option<String>,
 }
 
 fn one() -> u32 {

@@ -107,6 +107,7 @@ impl RecordInput {
             at: Some(origin.at.unwrap_or(now)),
             cwd: origin.cwd,
             branch: origin.branch,
+            project_hash: None,
             sidechain: origin.sidechain,
             speed: origin.speed,
             input: self.input,

@@ -605,6 +605,7 @@ impl StreamParser {
                 speed: None,
                 cwd: self.carry.cwd.clone(),
                 branch: None,
+                project_hash: None,
             };
             if record.total_tokens() > 0 {
                 emit(record);
@@ -658,6 +659,7 @@ pub(super) mod tests {
                 speed: None,
                 cwd: Some("/repo".to_owned()),
                 branch: Some("main".to_owned()),
+                project_hash: None,
             }
         );
     }

@@ -18,6 +18,9 @@ use crate::usage::UsageRecord;
 pub(super) struct Chat {
     #[serde(default)]
     session_id: Option<String>,
+    /// The SHA-256 (hex) of the directory Gemini CLI ran in (its project root).
+    #[serde(default)]
+    project_hash: Option<String>,
     #[serde(default)]
     messages: Vec<ChatMessage>,
 }
@@ -28,6 +31,9 @@ struct ChatMessage {
     /// Set on the header line of a chat written as JSON lines.
     #[serde(default)]
     session_id: Option<String>,
+    /// Set on the header line too.
+    #[serde(default)]
+    project_hash: Option<String>,
     #[serde(default)]
     id: Option<String>,
     #[serde(default)]
@@ -71,6 +77,9 @@ impl ChatParser {
         if let Some(session) = message.session_id.take() {
             self.carry.session = Some(session);
         }
+        if let Some(project) = message.project_hash.take() {
+            self.carry.project_hash = Some(project);
+        }
         self.message(message, emit);
         Ok(())
     }
@@ -79,6 +88,9 @@ impl ChatParser {
     pub(super) fn document(&mut self, chat: Chat, emit: &mut dyn FnMut(UsageRecord)) {
         if let Some(session) = chat.session_id {
             self.carry.session = Some(session);
+        }
+        if let Some(project) = chat.project_hash {
+            self.carry.project_hash = Some(project);
         }
         for message in chat.messages {
             self.message(message, emit);
@@ -122,6 +134,7 @@ impl ChatParser {
             cache_read: tokens.cached,
             reasoning: tokens.thoughts,
             requests: 1,
+            project_hash: self.carry.project_hash.clone(),
             ..UsageRecord::default()
         };
         if record.total_tokens() > 0 {

@@ -99,6 +99,9 @@ pub struct Carry {
     pub cwd: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// Gemini CLI's `projectHash` (the SHA-256 of the directory the chat ran in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_hash: Option<String>,
     /// The file is a subagent's (Codex `source.subagent`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sidechain: bool,

@@ -230,6 +230,7 @@ pub(in crate::usage) fn parse_chunk(bytes: &[u8]) -> Result<Vec<UsageRecord>, St
                 speed: context.speed.clone(),
                 cwd: context.cwd.clone(),
                 branch: context.branch.clone(),
+                project_hash: None,
             })
         })
         .collect()
@@ -285,6 +286,7 @@ mod tests {
             speed: Some("fast".to_owned()),
             cwd: Some("C:\\repo\\\"quoted\"\n\t\u{1}\u{1f}\u{7f}/x".to_owned()),
             branch: Some("unit\u{1f}separator".to_owned()),
+            project_hash: None,
         };
         let same_context = UsageRecord {
             key: "claude:msg_02:req_02".to_owned(),
