@@ -109,16 +109,22 @@ fn push_fleet_counters(text: &mut String, report: &Report) {
     }
 }
 
-/// The runs counter, by task type, agent and outcome.
+/// The runs counter, by task type, agent and outcome: ended runs only. A run in flight is
+/// in the gauge `gitprio_in_flight_runs`: counted here as `open`, its series would drop
+/// when it ends, which Prometheus reads as a counter reset.
 fn push_runs(text: &mut String, report: &Report) {
     family(
         text,
         "gitprio_runs",
         "counter",
         None,
-        "Runs (lease generations), by task type, agent and outcome (open: in flight).",
+        "Ended runs (lease generations), by task type, agent and outcome; runs in flight are gitprio_in_flight_runs.",
     );
-    for runs in &report.fleet_runs {
+    for runs in report
+        .fleet_runs
+        .iter()
+        .filter(|runs| runs.outcome != "open")
+    {
         let _ = writeln!(
             text,
             "gitprio_runs_total{{type=\"{}\",agent=\"{}\",outcome=\"{}\"}} {}",
