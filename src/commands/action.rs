@@ -290,9 +290,9 @@ pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
         settings,
         "info",
         &format!(
-            "pull request #{} completes {} tasks{}",
+            "pull request #{} completes {}{}",
             pull_request.number,
-            summary.tasks.len(),
+            output::counted(summary.tasks.len(), "task"),
             if summary.tasks.is_empty() {
                 String::new()
             } else {

@@ -48,9 +48,9 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
     for row in &status.leases {
         let lease = &row.lease;
         let state = if row.revoked_by.is_some() && lease.state == ShownState::Released {
-            "revoked".to_owned()
+            "revoked"
         } else {
-            format!("{:?}", lease.state).to_lowercase()
+            lease.state.as_str()
         };
         // A revoke records the revoker as the holder; nobody holds a revoked task.
         let holder = if row.revoked_by.is_some() {
@@ -66,7 +66,7 @@ pub fn run(settings: &Settings, args: &StatusArgs) -> CommandResult {
         let marker = if row.mine { " (this worktree)" } else { "" };
         rows.push(vec![
             row.task.to_string(),
-            state,
+            state.to_owned(),
             format!("{holder}{marker}"),
             lease.generation.to_string(),
             format!("{} ({} failed)", lease.attempt, lease.failures),

@@ -86,6 +86,19 @@ pub enum ShownState {
     Parked,
 }
 
+impl ShownState {
+    /// The state's name, as JSON writes it: `held`, `expired`, `released`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ShownState::Held => "held",
+            ShownState::Expired => "expired",
+            ShownState::Released => "released",
+            ShownState::Submitted => "submitted",
+            ShownState::Parked => "parked",
+        }
+    }
+}
+
 impl From<LeaseState> for ShownState {
     fn from(state: LeaseState) -> ShownState {
         match state {
