@@ -1163,6 +1163,18 @@ fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
     let bad = agent(&env, "a", "alice", &["report", "--prices", "missing.json"]);
     assert_eq!(bad.code, 1, "{bad}");
     assert!(bad.stderr.contains("cannot read the price file"), "{bad}");
+    // A YAML price file that does not parse: one error line that says where.
+    std::fs::write(env.path("a/bad.yaml"), "a: [1, 2\n").unwrap();
+    let bad = agent(&env, "a", "alice", &["report", "--prices", "bad.yaml"]);
+    assert_eq!(bad.code, 1, "{bad}");
+    let said: Vec<&str> = bad.stderr.lines().collect();
+    assert_eq!(said.len(), 1, "{bad}");
+    assert!(
+        said[0].starts_with("error: invalid price file bad.yaml: "),
+        "{bad}"
+    );
+    assert!(said[0].contains("line 1"), "{bad}");
+    assert_eq!(said[0].matches("error").count(), 1, "{bad}");
 }
 
 /// Parses `OpenMetrics` text with the Prometheus project's own Python parser; returns the

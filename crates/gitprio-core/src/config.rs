@@ -630,7 +630,7 @@ fn serde_problem(path: &str, error: &serde_saphyr::Error) -> Diagnostic {
     )
 }
 
-fn yaml_options() -> serde_saphyr::Options {
+pub(crate) fn yaml_options() -> serde_saphyr::Options {
     let mut options = serde_saphyr::Options::default();
     options.with_snippet = false;
     options

@@ -128,7 +128,9 @@ impl PriceTable {
         if text.trim().is_empty() {
             return Ok(BTreeMap::new());
         }
-        serde_saphyr::from_str(text).map_err(|error| error.to_string())
+        // Without the snippet: the message is one line that names where (line, column).
+        serde_saphyr::from_str_with_options(text, crate::config::yaml_options())
+            .map_err(|error| error.to_string())
     }
 
     /// Parses `LiteLLM`'s `model_prices_and_context_window.json` (or a file of that shape,
