@@ -45,6 +45,8 @@ pub enum By {
     Feature,
     Model,
     Day,
+    Week,
+    Month,
 }
 
 impl By {
@@ -56,6 +58,8 @@ impl By {
             By::Feature => GroupBy::Feature,
             By::Model => GroupBy::Model,
             By::Day => GroupBy::Day,
+            By::Week => GroupBy::Week,
+            By::Month => GroupBy::Month,
         }
     }
 }

@@ -704,23 +704,27 @@ fn tokens_are_dated_by_their_request_and_open_runs_are_in_flight_not_waste() {
         all.extend_from_slice(args);
         at("reader", "carol", "2026-11-04T00:00:00Z", &all).json()
     };
-    let by_day = report(&["--by", "day"]);
-    let days: Vec<(&str, u64)> = by_day["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|group| {
-            (
-                group["key"].as_str().unwrap(),
-                group["tokens"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        days,
-        [("2026-11-02", 1000), ("2026-11-03", 1000)],
-        "{by_day}"
-    );
+    // 2026-11-02 is a Monday: the two requests fall in two days, one ISO week, one month.
+    for (by, expected) in [
+        ("day", &[("2026-11-02", 1000), ("2026-11-03", 1000)][..]),
+        ("week", &[("2026-W45", 2000)]),
+        ("month", &[("2026-11", 2000)]),
+    ] {
+        let grouped = report(&["--by", by]);
+        let periods: Vec<(&str, u64)> = grouped["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|group| {
+                (
+                    group["key"].as_str().unwrap(),
+                    group["tokens"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(periods, expected, "{grouped}");
+        assert_eq!(grouped["group_by"], by, "{grouped}");
+    }
     // Filters take each request's own time, not the run's start.
     assert_eq!(
         report(&["--since", "2026-11-02"])["summary"]["tokens"],

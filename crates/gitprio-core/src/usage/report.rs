@@ -46,6 +46,11 @@ pub fn week_of(at: Timestamp) -> String {
     format!("{}-W{:02}", week.year(), week.week())
 }
 
+/// Returns the UTC month of `at`: `2026-11`.
+pub fn month_of(at: Timestamp) -> String {
+    at.to_string()[..7].to_owned()
+}
+
 /// How runs are grouped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,6 +61,8 @@ pub enum GroupBy {
     Feature,
     Model,
     Day,
+    Week,
+    Month,
 }
 
 impl GroupBy {
@@ -68,6 +75,18 @@ impl GroupBy {
             GroupBy::Feature => "feature",
             GroupBy::Model => "model",
             GroupBy::Day => "day",
+            GroupBy::Week => "week",
+            GroupBy::Month => "month",
+        }
+    }
+
+    /// The period a timestamp falls in, for the groupings by time.
+    fn period(self) -> Option<fn(Timestamp) -> String> {
+        match self {
+            GroupBy::Day => Some(day_of),
+            GroupBy::Week => Some(week_of),
+            GroupBy::Month => Some(month_of),
+            _ => None,
         }
     }
 }
@@ -570,7 +589,7 @@ fn spend(
     let mut by: [BTreeMap<String, Period>; 3] = Default::default();
     for (at, record) in &records {
         let day = day_of(*at);
-        let keys = [day.clone(), week_of(*at), day[..7].to_owned()];
+        let keys = [day.clone(), week_of(*at), month_of(*at)];
         for (map, key) in by.iter_mut().zip(keys) {
             let period = map.entry(key.clone()).or_insert_with(|| Period {
                 period: key,
@@ -948,12 +967,13 @@ fn group(
             }
             continue;
         }
-        if group_by == GroupBy::Day {
-            // Tokens go to the day of their request; the completion to the day it ended.
-            let ended = completes.then(|| day_of(run.meta.ended_at.unwrap_or(run.meta.started_at)));
+        if let Some(period_of) = group_by.period() {
+            // Tokens go to the period of their request; the completion to the one it ended in.
+            let ended =
+                completes.then(|| period_of(run.meta.ended_at.unwrap_or(run.meta.started_at)));
             let mut days: BTreeMap<String, Vec<UsageRecord>> = BTreeMap::new();
             for record in &run.records {
-                days.entry(day_of(record.at.unwrap_or(run.meta.started_at)))
+                days.entry(period_of(record.at.unwrap_or(run.meta.started_at)))
                     .or_default()
                     .push(record.clone());
             }
@@ -979,7 +999,9 @@ fn group(
             GroupBy::Feature => facts_feature(&run.meta.task, tasks, run)
                 .cloned()
                 .unwrap_or_else(|| "-".to_owned()),
-            GroupBy::Model | GroupBy::Day => unreachable!("handled above"),
+            GroupBy::Model | GroupBy::Day | GroupBy::Week | GroupBy::Month => {
+                unreachable!("handled above")
+            }
         };
         groups
             .entry(key)
