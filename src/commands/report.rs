@@ -406,13 +406,18 @@ fn headline(report: &Report) -> Vec<(String, String)> {
         (
             "unmerged spend".to_owned(),
             format!(
-                "{}, {} tokens, in {} whose task is not done on the queue's branch",
+                "{}, {} tokens, in {} whose task is not done on the queue's branch{}",
                 output::cost(Cost {
                     usd: waste.unmerged_cost_usd,
                     unpriced_tokens: waste.unmerged_unpriced_tokens,
                 }),
                 tokens(waste.unmerged_tokens),
-                output::counted(waste.unmerged_runs.len(), "completed run")
+                output::counted(waste.unmerged_runs.len(), "completed run"),
+                if report.pull_requests {
+                    " or whose pull request was closed unmerged"
+                } else {
+                    ""
+                }
             ),
         ),
         (

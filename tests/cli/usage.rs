@@ -983,6 +983,19 @@ async fn runs_whose_pull_request_was_closed_unmerged_are_unmerged_spend() {
         "{:?}",
         github.log()
     );
+    // The headline says where the figure comes from: the queue's branch and GitHub.
+    let table = env.run_with("reader", &["report"], &github_env);
+    let headline = table
+        .stdout
+        .lines()
+        .find(|line| line.starts_with("unmerged spend"))
+        .unwrap_or_else(|| panic!("no unmerged spend: {table}"));
+    assert!(
+        headline.ends_with(
+            "whose task is not done on the queue's branch or whose pull request was closed unmerged"
+        ),
+        "{headline}"
+    );
     // The HTML page has a section per task with its runs and its pull request, in a real browser.
     let page = env.path("report.html");
     let html = env.run_with(
