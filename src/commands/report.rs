@@ -822,14 +822,14 @@ fn windows(windows: &[gitprio_core::usage::report::Window]) -> Vec<String> {
         .map(|window| {
             // A window across midnight names the day it ends on.
             let end = if day_of(window.end) == day_of(window.start) {
-                window.end.strftime("%H:%M")
+                window.end.strftime("%H:%M").to_string()
             } else {
-                window.end.strftime("%Y-%m-%d %H:%M")
+                output::minute(window.end)
             };
             let mut line = format!(
                 "{} {} to {end}: {} tokens, {}",
                 window.provider,
-                window.start.strftime("%Y-%m-%d %H:%M"),
+                output::minute(window.start),
                 tokens(window.tokens),
                 output::cost(Cost {
                     usd: window.cost_usd,
@@ -1259,7 +1259,7 @@ fn push_task_section(body: &mut String, task: &TaskId, runs: &[&RunLine]) {
             run.agent.clone(),
             run.model.clone(),
             run.outcome.clone(),
-            run.started_at.strftime("%Y-%m-%d %H:%M").to_string(),
+            output::minute(run.started_at),
             tokens(run.tokens),
             output::cost(run.cost()),
         ]
