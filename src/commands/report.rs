@@ -11,8 +11,8 @@ use gitprio_core::usage::attribute::Unattributed;
 use gitprio_core::usage::import::ImportState;
 use gitprio_core::usage::money::{Cost, Usd};
 use gitprio_core::usage::report::{
-    Distribution, GroupBy, OPEN, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts, Waste,
-    attribute_share, day_of, pull_request_signals, report,
+    Counted, Distribution, GroupBy, OPEN, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts,
+    UnattributedSpans, Waste, add_unattributed, day_of, pull_request_signals, report,
 };
 use gitprio_core::usage::{Ledger, PriceTable};
 use jiff::Timestamp;
@@ -208,17 +208,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
     {
         pull_request_signals(&mut report, &pulls, &tasks);
     }
-    match Unattributed::open(repo.common_dir()).totals(filter.since, filter.until) {
-        Ok(unattributed) => {
-            let imported = ImportState::path(repo.common_dir()).exists();
-            attribute_share(&mut report, &unattributed, &prices, imported);
-        }
-        Err(error) => output::message(
-            settings,
-            "warning",
-            &format!("the share of spend tied to tasks is left out: {error}"),
-        ),
-    }
+    add_machine_spend(settings, &repo, &mut report, &runs, &filter, &prices);
     output::unpriced_models(settings, &report.unpriced_models);
     let text = match format {
         Format::Json => {
@@ -238,6 +228,39 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         None => crate::output::out!("{text}")?,
     }
     Ok(exit_code::SUCCESS)
+}
+
+/// Adds this machine's unattributed spend to `report` (the tied share, the periods, the
+/// 5-hour windows), or warns that it is left out when the store cannot be read.
+fn add_machine_spend(
+    settings: &Settings,
+    repo: &Repository,
+    report: &mut Report,
+    runs: &[gitprio_core::usage::Run],
+    filter: &RunFilter,
+    prices: &PriceTable,
+) {
+    let store = Unattributed::open(repo.common_dir());
+    match store
+        .spans(filter.since, filter.until)
+        .and_then(|filtered| Ok((filtered, store.spans(None, None)?)))
+    {
+        Ok((filtered, all)) => {
+            let imported = ImportState::path(repo.common_dir()).exists();
+            let spans = UnattributedSpans {
+                filtered: &filtered,
+                all: &all,
+            };
+            add_unattributed(report, runs, filter, spans, prices, imported);
+        }
+        Err(error) => output::message(
+            settings,
+            "warning",
+            &format!(
+                "this machine's unattributed spend is left out (the share of spend tied to tasks, and in the 5-hour windows): {error}"
+            ),
+        ),
+    }
 }
 
 /// Asks GitHub for the pull requests of each reported task's branch (`gitprio/<task>`),
@@ -582,23 +605,23 @@ fn signal_sections(report: &Report) -> Vec<Section> {
         ),
         (
             "Spend per day",
-            "Grouped by the UTC day of each request.",
-            periods(&report.spend.by_day),
+            spend_explanation(report, "day"),
+            periods(report, &report.spend.by_day),
         ),
         (
             "Spend per week",
-            "Grouped by the ISO week of each request.",
-            periods(&report.spend.by_week),
+            spend_explanation(report, "week"),
+            periods(report, &report.spend.by_week),
         ),
         (
             "Spend per month",
-            "Grouped by the month of each request.",
-            periods(&report.spend.by_month),
+            spend_explanation(report, "month"),
+            periods(report, &report.spend.by_month),
         ),
         (
             "5-hour windows",
-            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart), from the ledger's requests only (tied spend only: requests no run claims are not in them); the active one with its burn rate and projection.",
-            windows(&report.spend.windows),
+            windows_explanation(report.spend.windows_count),
+            windows(&report.spend.windows, report.spend.windows_count),
         ),
         (
             "Runs over budget",
@@ -606,6 +629,18 @@ fn signal_sections(report: &Report) -> Vec<Section> {
             over_budget_lines(waste),
         ),
     ]
+}
+
+/// What the 5-hour windows count.
+fn windows_explanation(counted: Counted) -> &'static str {
+    match counted {
+        Counted::All => {
+            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart), over all of the account's requests on this machine: tied and unattributed (every project's), cut as ccusage's `blocks` cuts them; the active one with its burn rate and projection."
+        }
+        Counted::Tied => {
+            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart), from the ledger's requests only (tied spend only: no `gitprio usage import` on this machine has read the requests no run claims); the active one with its burn rate and projection."
+        }
+    }
 }
 
 /// The tokens per completed task: its percentiles, then the costliest tasks.
@@ -786,33 +821,79 @@ fn over_budget_lines(waste: &Waste) -> Vec<String> {
     }
 }
 
-/// One line per period: tokens, requests, cost.
-fn periods(periods: &[gitprio_core::usage::report::Period]) -> Vec<String> {
+/// What a spend-over-time section counts, after `grouping` (how it groups requests): the
+/// unattributed spend too once an import has read it (as the windows).
+fn spend_explanation(report: &Report, grouping: &'static str) -> &'static str {
+    match (grouping, report.spend.windows_count == Counted::All) {
+        ("day", true) => {
+            "Grouped by the UTC day of each request: tied (the ledger's runs) and, beside it, unattributed (this machine's requests that no run claims, every project's)."
+        }
+        ("week", true) => {
+            "Grouped by the ISO week of each request: tied (the ledger's runs) and, beside it, unattributed (this machine's requests that no run claims, every project's)."
+        }
+        ("month", true) => {
+            "Grouped by the month of each request: tied (the ledger's runs) and, beside it, unattributed (this machine's requests that no run claims, every project's)."
+        }
+        ("day", false) => {
+            "Grouped by the UTC day of each request: tied spend only (the ledger's runs)."
+        }
+        ("week", false) => {
+            "Grouped by the ISO week of each request: tied spend only (the ledger's runs)."
+        }
+        _ => "Grouped by the month of each request: tied spend only (the ledger's runs).",
+    }
+}
+
+/// One line per period: tokens, requests, cost; tied, and unattributed when the store
+/// was read.
+fn periods(report: &Report, periods: &[gitprio_core::usage::report::Period]) -> Vec<String> {
     if periods.is_empty() {
         return vec!["none".to_owned()];
     }
+    let spent = |tokens_spent: u64, requests: u64, usd: f64, unpriced_tokens: u64| {
+        format!(
+            "{} tokens in {}, {}",
+            tokens(tokens_spent),
+            output::counted(usize::try_from(requests).unwrap_or(usize::MAX), "request"),
+            output::cost(Cost {
+                usd,
+                unpriced_tokens
+            })
+        )
+    };
     periods
         .iter()
         .map(|period| {
-            format!(
-                "{}: {} tokens in {}, {}",
-                period.period,
-                tokens(period.tokens),
-                output::counted(
-                    usize::try_from(period.requests).unwrap_or(usize::MAX),
-                    "request"
-                ),
-                output::cost(Cost {
-                    usd: period.cost_usd,
-                    unpriced_tokens: period.unpriced_tokens,
-                })
-            )
+            let tied = spent(
+                period.tokens,
+                period.requests,
+                period.cost_usd,
+                period.unpriced_tokens,
+            );
+            if report.spend.windows_count == Counted::All {
+                let unattributed = if period.unattributed_requests == 0 {
+                    "none".to_owned()
+                } else {
+                    spent(
+                        period.unattributed_tokens,
+                        period.unattributed_requests,
+                        period.unattributed_cost_usd,
+                        period.unattributed_unpriced_tokens,
+                    )
+                };
+                format!(
+                    "{}: tied {tied}; unattributed {unattributed}",
+                    period.period
+                )
+            } else {
+                format!("{}: {tied}", period.period)
+            }
         })
         .collect()
 }
 
 /// The last 5-hour windows (at most 10), newest last.
-fn windows(windows: &[gitprio_core::usage::report::Window]) -> Vec<String> {
+fn windows(windows: &[gitprio_core::usage::report::Window], counted: Counted) -> Vec<String> {
     if windows.is_empty() {
         return vec!["none".to_owned()];
     }
@@ -836,6 +917,14 @@ fn windows(windows: &[gitprio_core::usage::report::Window]) -> Vec<String> {
                     unpriced_tokens: window.unpriced_tokens,
                 })
             );
+            if counted == Counted::All {
+                let _ = write!(
+                    line,
+                    " (tied {}, unattributed {})",
+                    tokens(window.tied_tokens),
+                    tokens(window.unattributed_tokens)
+                );
+            }
             if let (Some(rate), Some(projected)) = (window.tokens_per_hour, window.projected_tokens)
             {
                 #[expect(
@@ -1145,7 +1234,7 @@ fn html(report: &Report) -> String {
         &by_group,
     ));
     body.push_str(&trend_chart(
-        "Cost per day (estimated at list price), by request time",
+        "Cost per day of the tied spend (estimated at list price), by request time",
         &report.spend.by_day,
     ));
     push_cost_charts(&mut body, report);

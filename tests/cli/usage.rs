@@ -2633,3 +2633,104 @@ fn by_model_a_run_counts_under_each_model_it_used_and_completes_under_its_main_o
         assert!(text.contains(rule), "{format}: {text}");
     }
 }
+
+/// The 5-hour windows a subscription meters hold all of the account's requests on this
+/// machine, the unattributed too, cut as ccusage's `blocks` cuts them (a request exactly
+/// 5 hours after its window opened still belongs to it); spend per day shows the
+/// unattributed spend beside the tied; every view says which it counts (walk16 B1).
+#[test]
+fn five_hour_windows_hold_the_machines_unattributed_requests_cut_as_ccusage_does() {
+    let env = TestEnv::new();
+    setup(&env);
+    succeeds(
+        &env,
+        "a",
+        "alice",
+        "2026-11-02T09:00:00Z",
+        &["claim", "--json", "--type", "feature", "--ttl", "2d"],
+    );
+    let tied = env.path("a").display().to_string();
+    let elsewhere = env.path("elsewhere").display().to_string();
+    // 160 tokens each (10 input, 100 cache read, 50 output).
+    let line = |cwd: &str, message: &str, at: &str| {
+        claude_usage_line(cwd, "s-w", message, at, SOME_USAGE, "")
+    };
+    write_transcript(
+        &env,
+        "s-w.jsonl",
+        &[
+            line(&tied, "w1", "2026-11-02T09:10:00Z"),
+            line(&elsewhere, "w2", "2026-11-02T09:20:00Z"),
+            line(&elsewhere, "w3", "2026-11-02T14:00:00.000Z"),
+            line(&elsewhere, "w4", "2026-11-02T14:30:00Z"),
+        ],
+    );
+    let imported = import_in(&env, "a", "alice", "2026-11-02T15:00:00Z", &["--json"]);
+    assert_eq!(imported.code, 0, "{imported}");
+    assert_eq!(imported.json()["unattributed"], 3, "{imported}");
+    let report = |args: &[&str]| {
+        let all = [&["report", "--offline"][..], args].concat();
+        succeeds(&env, "a", "alice", "2026-11-02T15:00:00Z", &all)
+    };
+    let json = report(&["--json"]).json();
+    assert_eq!(json["spend"]["windows_count"], "all", "{json}");
+    let windows: Vec<String> = json["spend"]["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|window| {
+            format!(
+                "{} {}: {} = tied {} + unattributed {}, active {}",
+                window["provider"],
+                window["start"],
+                window["tokens"],
+                window["tied_tokens"],
+                window["unattributed_tokens"],
+                window["active"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        windows,
+        [
+            r#""claude" "2026-11-02T09:00:00Z": 480 = tied 160 + unattributed 320, active false"#,
+            r#""claude" "2026-11-02T14:00:00Z": 160 = tied 0 + unattributed 160, active true"#,
+        ],
+        "{json}"
+    );
+    let day = &json["spend"]["by_day"][0];
+    assert_eq!(
+        (
+            day["period"].as_str(),
+            day["tokens"].as_u64(),
+            day["unattributed_tokens"].as_u64(),
+            day["unattributed_requests"].as_u64()
+        ),
+        (Some("2026-11-02"), Some(160), Some(480), Some(3)),
+        "{json}"
+    );
+    // A filter picks which windows show; it never cuts them.
+    let later = report(&["--json", "--since", "2026-11-02T14:10:00Z"]).json();
+    assert_eq!(later["spend"]["windows"][0]["tokens"], 160, "{later}");
+    assert_eq!(
+        later["spend"]["by_day"][0]["unattributed_tokens"], 160,
+        "{later}"
+    );
+    let table = report(&[]).stdout;
+    for line in [
+        "over all of the account's requests on this machine: tied and unattributed",
+        "claude 2026-11-02 09:00 to 14:00: 480 tokens",
+        "(tied 160, unattributed 320)",
+        "2026-11-02: tied 160 tokens in 1 request",
+        "unattributed 480 tokens in 3 requests",
+    ] {
+        assert!(table.contains(line), "{line}: {table}");
+    }
+    let markdown = report(&["--format", "md"]).stdout;
+    assert!(
+        markdown.contains("(tied 160, unattributed 320)"),
+        "{markdown}"
+    );
+    let html = report(&["--format", "html"]).stdout;
+    assert!(html.contains("(tied 160, unattributed 320)"), "{html}");
+}
