@@ -7,7 +7,7 @@ use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
-use gitprio_core::usage::attribute::Unattributed;
+use gitprio_core::usage::attribute::{Places, Unattributed};
 use gitprio_core::usage::import::ImportState;
 use gitprio_core::usage::money::{Cost, Usd};
 use gitprio_core::usage::report::{
@@ -240,7 +240,10 @@ fn add_machine_spend(
     filter: &RunFilter,
     prices: &PriceTable,
 ) {
-    let store = Unattributed::open(repo.common_dir());
+    let store = Unattributed::open(repo.common_dir()).with_places(Places::of_repository(
+        repo,
+        runs.iter().map(|run| &run.meta),
+    ));
     match store
         .spans(filter.since, filter.until)
         .and_then(|filtered| Ok((filtered, store.spans(None, None)?)))
@@ -352,9 +355,13 @@ fn price_label(report: &Report) -> String {
     }
 }
 
-/// The share of spend tied to tasks, as a headline row.
-fn attribution_row(report: &Report) -> Option<(String, String)> {
-    let share = report.attribution.as_ref()?;
+/// The share of spend tied to tasks, as headline rows: the share (tied against this
+/// repository's unattributed spend), then what is left out of it (other projects'
+/// sessions, records that name no directory) when there is any.
+fn attribution_rows(report: &Report) -> Vec<(String, String)> {
+    let Some(share) = report.attribution.as_ref() else {
+        return Vec::new();
+    };
     let unattributed_cost = output::cost(Cost {
         usd: share.unattributed_cost_usd,
         unpriced_tokens: share.unattributed_unpriced_tokens,
@@ -369,7 +376,7 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
     });
     let text = match share.tied_share {
         Some(tied) => format!(
-            "{} of {} tokens{in_dollars}: this report's {} tokens, {}; {} unattributed on this machine, {unattributed_cost}",
+            "{} of {} tokens{in_dollars}: this report's {} tokens, {}; {} unattributed in this repository's checkout and worktrees, {unattributed_cost}",
             percent(Some(tied)),
             tokens(share.tied_tokens + share.unattributed_tokens),
             tokens(share.tied_tokens),
@@ -381,7 +388,34 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
             tokens(share.tied_tokens)
         ),
     };
-    Some(("tied to tasks".to_owned(), text))
+    let mut rows = vec![("tied to tasks".to_owned(), text)];
+    if share.other_projects_tokens > 0 {
+        rows.push((
+            "other projects".to_owned(),
+            format!(
+                "{} tokens, {}: sessions on this machine outside this repository, not in the share",
+                tokens(share.other_projects_tokens),
+                output::cost(Cost {
+                    usd: share.other_projects_cost_usd,
+                    unpriced_tokens: share.other_projects_unpriced_tokens,
+                })
+            ),
+        ));
+    }
+    if share.unplaced_tokens > 0 {
+        rows.push((
+            "no directory".to_owned(),
+            format!(
+                "{} tokens, {}: unattributed records that name no directory (no cwd), so neither this repository's nor another's; not in the share",
+                tokens(share.unplaced_tokens),
+                output::cost(Cost {
+                    usd: share.unplaced_cost_usd,
+                    unpriced_tokens: share.unplaced_unpriced_tokens,
+                })
+            ),
+        ));
+    }
+    rows
 }
 
 /// How a run with several models is counted when grouped by model (empty otherwise).
@@ -461,7 +495,7 @@ fn headline(report: &Report) -> Vec<(String, String)> {
         ),
         ("cache hit rate".to_owned(), percent(summary.cache_hit_rate)),
     ];
-    rows.extend(attribution_row(report));
+    rows.extend(attribution_rows(report));
     rows
 }
 

@@ -262,7 +262,7 @@ pub fn import_logs(
     paths: &[std::path::PathBuf],
     only: Option<&TaskId>,
 ) -> anyhow::Result<UsageImportReply> {
-    use gitprio_core::usage::attribute::{Matcher, Unattributed};
+    use gitprio_core::usage::attribute::{Matcher, Places, Unattributed};
     use gitprio_core::usage::import::{self, ImportEnv, ImportOptions, ImportState};
     let roots: Vec<std::path::PathBuf> = if paths.is_empty() {
         import::default_roots(&ImportEnv::from_lookup(|name| std::env::var_os(name)))
@@ -311,7 +311,8 @@ pub fn import_logs(
     {
         candidates.push(workspace.current_run(id)?);
     }
-    let waiting = Unattributed::open(repo.common_dir());
+    let waiting =
+        Unattributed::open(repo.common_dir()).with_places(Places::of_repository(repo, &candidates));
     let matcher = Matcher::new(
         &candidates,
         &workspace::task_worktrees(repo),

@@ -1107,8 +1107,8 @@ fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
             "r1",
         ],
     );
-    // One request of another project waits unattributed on this machine.
-    let outside = env.path("scratch").display().to_string();
+    // One request in this repository's checkout before the run waits unattributed.
+    let outside = env.path("a/scratch").display().to_string();
     write_transcript(
         &env,
         "s-out.jsonl",
@@ -1116,7 +1116,7 @@ fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
             &outside,
             "s-out",
             "m1",
-            "2026-11-02T09:05:00Z",
+            "2026-11-02T08:55:00Z",
             SOME_USAGE,
             "",
         )],
@@ -1144,7 +1144,7 @@ fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
         .unwrap_or_else(|| panic!("{table}"));
     assert_eq!(
         tied.split_whitespace().collect::<Vec<_>>().join(" "),
-        "tied to tasks 86% of 1.2k tokens and 0% of the priced dollars: this report's 1.0k tokens, unknown (1.0k tokens unpriced); 160 unattributed on this machine, <$0.01",
+        "tied to tasks 86% of 1.2k tokens and 0% of the priced dollars: this report's 1.0k tokens, unknown (1.0k tokens unpriced); 160 unattributed in this repository's checkout and worktrees, <$0.01",
         "{table}"
     );
     assert!(

@@ -141,6 +141,35 @@ impl Places {
         }
     }
 
+    /// This repository's directories: its main checkout, its linked worktrees (`git
+    /// worktree list`), where `gitprio run` makes a worktree per task, and the worktree
+    /// each of `runs` names (`gitprio run --worktree-dir` puts them anywhere).
+    pub fn of_repository<'m>(
+        repo: &crate::git::Repository,
+        runs: impl IntoIterator<Item = &'m RunMeta>,
+    ) -> Places {
+        let mut directories = vec![repo.git_directory(), crate::workspace::task_worktrees(repo)];
+        if let Ok(output) = repo.git(&["worktree", "list", "--porcelain", "-z"])
+            && output.status.success()
+        {
+            directories.extend(
+                output
+                    .stdout
+                    .split(|byte| *byte == 0)
+                    .filter_map(|field| field.strip_prefix(b"worktree "))
+                    .filter_map(|path| std::str::from_utf8(path).ok())
+                    .map(PathBuf::from),
+            );
+        }
+        directories.extend(
+            runs.into_iter()
+                .filter_map(|meta| meta.worktree.as_ref().map(PathBuf::from)),
+        );
+        directories.sort();
+        directories.dedup();
+        Places::new(directories)
+    }
+
     /// Where `record` ran: by its directory, or a Gemini chat by its `projectHash`.
     pub fn of(&self, record: &UsageRecord) -> Place {
         let inside = if let Some(cwd) = record.cwd.as_deref() {

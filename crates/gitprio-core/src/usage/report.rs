@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::attribute::Span;
+use super::attribute::{Place, Span};
 use super::money::Cost;
 use super::{Outcome, PriceTable, Run, Totals, UsageRecord, money};
 use crate::task::{Status, Task, TaskId};
@@ -374,19 +374,34 @@ pub struct Report {
     pub pull_requests: bool,
 }
 
-/// The share of spend tied to tasks (the ledger) against spend no run claims (this
-/// machine's unattributed store: other projects, sessions outside every run).
+/// The share of spend tied to tasks (the ledger) against this repository's spend that no
+/// run claims (this machine's unattributed store, of sessions in the repository's checkout
+/// or worktrees outside every run); other projects' sessions and records that name no
+/// directory are shown apart, out of the share.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Attribution {
     pub tied_tokens: u64,
     #[serde(serialize_with = "money::serialize")]
     pub tied_cost_usd: f64,
+    /// This repository's unattributed spend (see [`super::attribute::Place::Here`]).
     pub unattributed_tokens: u64,
     #[serde(serialize_with = "money::serialize")]
     pub unattributed_cost_usd: f64,
     /// Unattributed tokens of models without a price.
     pub unattributed_unpriced_tokens: u64,
-    /// Tied tokens over tied and unattributed tokens; `None` until `gitprio usage import`
+    /// Unattributed spend of other projects' sessions on this machine (they ran outside
+    /// this repository's checkout and worktrees): not in the share.
+    pub other_projects_tokens: u64,
+    #[serde(serialize_with = "money::serialize")]
+    pub other_projects_cost_usd: f64,
+    pub other_projects_unpriced_tokens: u64,
+    /// Unattributed spend of records that name no directory (no `cwd`, no Gemini
+    /// `projectHash`): neither this repository's nor another's, so not in the share.
+    pub unplaced_tokens: u64,
+    #[serde(serialize_with = "money::serialize")]
+    pub unplaced_cost_usd: f64,
+    pub unplaced_unpriced_tokens: u64,
+    /// Tied tokens over tied and this repository's unattributed tokens; `None` until `gitprio usage import`
     /// has run on this machine: with usage recorded by `gitprio run` or by hand only, no
     /// agent log was looked at for untied spend, and a share would be 100% of nothing.
     pub tied_share: Option<f64>,
@@ -420,10 +435,27 @@ pub fn add_unattributed(
     for span in unattributed.filtered {
         let tokens = span.totals.tokens();
         let cost = prices.cost(&span.priced());
-        share.unattributed_tokens += tokens;
+        let (side_tokens, side_cost, side_unpriced) = match span.place {
+            Place::Here => (
+                &mut share.unattributed_tokens,
+                &mut share.unattributed_cost_usd,
+                &mut share.unattributed_unpriced_tokens,
+            ),
+            Place::Elsewhere => (
+                &mut share.other_projects_tokens,
+                &mut share.other_projects_cost_usd,
+                &mut share.other_projects_unpriced_tokens,
+            ),
+            Place::Unplaced => (
+                &mut share.unplaced_tokens,
+                &mut share.unplaced_cost_usd,
+                &mut share.unplaced_unpriced_tokens,
+            ),
+        };
+        *side_tokens += tokens;
         match cost {
-            Some(cost) => share.unattributed_cost_usd += cost,
-            None => share.unattributed_unpriced_tokens += tokens,
+            Some(cost) => *side_cost += cost,
+            None => *side_unpriced += tokens,
         }
         let Some(at) = span.first else { continue };
         let keys = [day_of(at), week_of(at), month_of(at)];
