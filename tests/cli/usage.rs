@@ -1194,6 +1194,59 @@ fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
     assert_eq!(said[0].matches("error").count(), 1, "{bad}");
 }
 
+/// A `LiteLLM` entry whose price is not a number is named, not skipped without a word.
+#[test]
+fn a_price_file_entry_whose_price_is_not_a_number_is_named() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    record(
+        &env,
+        "a",
+        "alice",
+        &[
+            "--model",
+            "brand-new-model",
+            "--output",
+            "1000",
+            "--key",
+            "r1",
+        ],
+    );
+    std::fs::write(
+        env.path("a/odd.json"),
+        r#"{"brand-new-model": {"input_cost_per_token": "x", "output_cost_per_token": 2e-5}}"#,
+    )
+    .unwrap();
+    let bad = agent(&env, "a", "alice", &["report", "--prices", "odd.json"]);
+    assert_eq!(bad.code, 1, "{bad}");
+    assert_eq!(
+        bad.stderr.trim(),
+        "error: the price file odd.json prices no model (`brand-new-model`: input_cost_per_token is \"x\", not a number of dollars per token) (LiteLLM JSON or a YAML map of model to input and output)",
+        "{bad}"
+    );
+    std::fs::write(
+        env.path("a/odd.json"),
+        r#"{"brand-new-model": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-5},
+            "other-model": {"input_cost_per_token": 1e-6, "output_cost_per_token": "cheap"}}"#,
+    )
+    .unwrap();
+    let partly = agent(
+        &env,
+        "a",
+        "alice",
+        &["report", "--json", "--prices", "odd.json"],
+    );
+    assert_eq!(partly.code, 0, "{partly}");
+    assert!(
+        partly.stderr.contains(
+            "warning: price file odd.json: `other-model`: output_cost_per_token is \"cheap\", not a number of dollars per token; left out"
+        ),
+        "{partly}"
+    );
+    assert_eq!(partly.json()["summary"]["unpriced_tokens"], 0, "{partly}");
+}
+
 /// Parses `OpenMetrics` text with the Prometheus project's own Python parser; returns the
 /// families and their samples, or `None` when the parser is not installed.
 fn parse_openmetrics(env: &TestEnv, text: &str) -> Option<serde_json::Value> {
@@ -2572,6 +2625,33 @@ fn an_inverted_time_range_is_an_error_naming_both_bounds() {
             1,
             "",
             "error: `--since 2026-11-05` is after `--until 2026-11-01`: no request can be in both; swap them\n"
+        ),
+        "{output}"
+    );
+    // One day as both bounds: `--until` is exclusive, and the error says so.
+    let output = env.run_with(
+        "reader",
+        &["report", "--since", "2026-11-02", "--until", "2026-11-02"],
+        &[("GITPRIO_AGENT", "carol"), ("GITPRIO_NOW", T0)],
+    );
+    assert_eq!(output.code, 1, "{output}");
+    assert!(
+        output
+            .stderr
+            .contains("`--until` is the first moment left out"),
+        "{output}"
+    );
+    // A time without its zone is refused rather than read as its date's midnight.
+    let output = env.run_with(
+        "reader",
+        &["report", "--until", "2026-11-02T06:00"],
+        &[("GITPRIO_AGENT", "carol"), ("GITPRIO_NOW", T0)],
+    );
+    assert_eq!(
+        (output.code, output.stderr.as_str()),
+        (
+            1,
+            "error: `2026-11-02T06:00` has no zone: add `Z` for UTC or an offset such as `+02:00` (RFC 3339)\n"
         ),
         "{output}"
     );
