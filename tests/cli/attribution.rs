@@ -190,6 +190,22 @@ fn the_unattributed_side_of_the_tied_share_follows_since_and_until_to_the_second
     );
 }
 
+/// Imports the Gemini chats under `gemini` at 09:10: one goes to alice's run of
+/// `cache`, the other stays unattributed.
+fn one_chat_is_caches_and_one_unattributed(env: &TestEnv, gemini: &str) {
+    let import = import_in(
+        env,
+        "a",
+        "alice",
+        "2026-11-02T09:10:00Z",
+        &[gemini, "--json"],
+    );
+    assert_eq!(import.code, 0, "{import}");
+    assert_eq!(recorded(&import.json()), 1, "{import}");
+    assert_eq!(import.json()["unattributed"], 1, "{import}");
+    assert_eq!(requests_of(env, "cache"), 1, "{import}");
+}
+
 /// Gemini CLI's `projectHash` of `path`: its SHA-256 in hex.
 fn gemini_project_hash(path: &str) -> String {
     use sha2::Digest as _;
@@ -223,17 +239,7 @@ fn a_gemini_chat_in_a_runs_worktree_is_that_runs_by_its_project_hash() {
     std::fs::write(chats.join("session-here.jsonl"), chat(&hash, "g-here")).unwrap();
     std::fs::write(chats.join("session-other.jsonl"), chat(&other, "g-other")).unwrap();
     let gemini = env.path("gemini/tmp").display().to_string();
-    let import = import_in(
-        &env,
-        "a",
-        "alice",
-        "2026-11-02T09:10:00Z",
-        &[&gemini, "--json"],
-    );
-    assert_eq!(import.code, 0, "{import}");
-    assert_eq!(recorded(&import.json()), 1, "{import}");
-    assert_eq!(import.json()["unattributed"], 1, "{import}");
-    assert_eq!(requests_of(&env, "cache"), 1, "{import}");
+    one_chat_is_caches_and_one_unattributed(&env, &gemini);
 }
 
 #[test]
@@ -382,4 +388,36 @@ fn the_tied_share_leaves_other_projects_and_records_without_a_directory_apart() 
             assert!(output.stdout.contains(text), "{format}: {text}: {output}");
         }
     }
+}
+
+/// A Gemini CLI chat started in a subdirectory of a run's worktree names that
+/// subdirectory's hash: it is the run's, matched by the hashes of the directories the
+/// worktree's `HEAD` tracks; a chat in a directory no commit tracks stays unattributed,
+/// as another project's (walk16 B3).
+#[test]
+fn a_gemini_chat_started_in_a_subdirectory_of_a_worktree_is_that_runs() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    let deep = env.path("a/src/deep");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("lib.rs"), "// deep\n").unwrap();
+    env.git("a", &["add", "src"]);
+    env.git("a", &["commit", "--quiet", "-m", "src"]);
+    std::fs::create_dir_all(env.path("a/scratch")).unwrap();
+    let gemini = env.path("gemini/tmp").display().to_string();
+    for (session, directory) in [("g-deep", "a/src/deep"), ("g-scratch", "a/scratch")] {
+        let hash = gemini_project_hash(&env.path(directory).display().to_string());
+        // Gemini CLI writes a chat under the hash of the directory it was started in.
+        let chats = env.path(&format!("gemini/tmp/{hash}/chats"));
+        std::fs::create_dir_all(&chats).unwrap();
+        std::fs::write(
+            chats.join(format!("session-{session}.json")),
+            format!(
+                r#"{{"sessionId":"{session}","projectHash":"{hash}","startTime":"2026-11-02T09:01:00.000Z","lastUpdated":"2026-11-02T09:02:00.000Z","messages":[{{"id":"u-{session}","timestamp":"2026-11-02T09:01:00.000Z","type":"user","content":[{{"text":"hi"}}]}},{{"id":"m-{session}","timestamp":"2026-11-02T09:02:00.000Z","type":"gemini","content":"ok","thoughts":[],"tokens":{{"input":1000,"output":50,"cached":400,"thoughts":10,"tool":0,"total":1060}},"model":"gemini-2.5-pro"}}]}}"#
+            ),
+        )
+        .unwrap();
+    }
+    one_chat_is_caches_and_one_unattributed(&env, &gemini);
 }

@@ -23,6 +23,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jiff::Timestamp;
@@ -85,6 +86,10 @@ struct Root {
     text: Option<String>,
     /// Its [`project_hash`]: Gemini CLI names the directory a chat ran in by that only.
     hash: Option<String>,
+    /// The [`project_hash`] of each directory its `HEAD` tracks, with how many
+    /// components deeper it is: a chat started in a subdirectory has that one's hash.
+    /// Listed (`git ls-tree`) when a chat first fails to match the root itself.
+    subdirectories: OnceLock<HashMap<String, usize>>,
 }
 
 impl Root {
@@ -93,13 +98,21 @@ impl Root {
             depth: path.components().count(),
             text: path.to_str().filter(|text| plain(text)).map(str::to_owned),
             hash: path.to_str().map(project_hash),
+            subdirectories: OnceLock::new(),
             path,
         }
     }
 
-    /// How deep the directory a Gemini chat of `hash` ran in is, when it is this one.
+    /// How deep the directory a Gemini chat of `hash` ran in is, when it is this one or
+    /// a directory its `HEAD` tracks.
     fn hash_depth(&self, hash: &str) -> Option<usize> {
-        (self.hash.as_deref() == Some(hash)).then_some(self.depth)
+        if self.hash.as_deref() == Some(hash) {
+            return Some(self.depth);
+        }
+        self.subdirectories
+            .get_or_init(|| subdirectory_hashes(&self.path))
+            .get(hash)
+            .map(|deeper| self.depth + deeper)
     }
 
     /// Whether `cwd` is this directory or inside it (`Path::starts_with`: whole
@@ -113,6 +126,40 @@ impl Root {
             _ => Path::new(cwd).starts_with(&self.path),
         }
     }
+}
+
+/// The most directories of a worktree whose hashes are worked out: a larger tree's
+/// deepest ones are left out rather than slowing every import.
+const SUBDIRECTORIES: usize = 20_000;
+
+/// The [`project_hash`] of each directory that `HEAD` of the worktree at `root` tracks,
+/// with how many components below `root` it is; none when `root` is not a worktree.
+fn subdirectory_hashes(root: &Path) -> HashMap<String, usize> {
+    if !root.is_dir() {
+        return HashMap::new();
+    }
+    let Ok(output) = crate::git::command()
+        .current_dir(root)
+        .args(["ls-tree", "-r", "-d", "-z", "--name-only", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+    else {
+        return HashMap::new();
+    };
+    if !output.status.success() {
+        return HashMap::new();
+    }
+    output
+        .stdout
+        .split(|byte| *byte == 0)
+        .filter(|name| !name.is_empty())
+        .take(SUBDIRECTORIES)
+        .filter_map(|name| std::str::from_utf8(name).ok())
+        .filter_map(|name| {
+            let path = root.join(name);
+            Some((project_hash(path.to_str()?), name.split('/').count()))
+        })
+        .collect()
 }
 
 /// Whether `path` is written plainly: absolute, without empty or `.` components or a
