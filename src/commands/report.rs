@@ -11,8 +11,9 @@ use gitprio_core::usage::attribute::{Places, Unattributed};
 use gitprio_core::usage::import::ImportState;
 use gitprio_core::usage::money::{Cost, Usd};
 use gitprio_core::usage::report::{
-    Counted, Distribution, GroupBy, OPEN, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts,
-    UnattributedSpans, Waste, add_unattributed, day_of, pull_request_signals, report,
+    Counted, Distribution, GroupBy, IN_FLIGHT, PullRequestFacts, Report, RunFilter, RunLine,
+    TaskFacts, UnattributedSpans, Waste, add_unattributed, day_of, outcome_text,
+    pull_request_signals, report,
 };
 use gitprio_core::usage::{Ledger, PriceTable};
 use jiff::Timestamp;
@@ -1052,7 +1053,7 @@ fn run_lines(runs: &[RunLine], spent: u64, cost: Cost) -> Vec<String> {
         let pull = run.pull_request.as_ref().map_or_else(String::new, |pull| {
             format!(", pull request #{} {}", pull.number, pull.state.as_str())
         });
-        let state = if run.outcome == OPEN {
+        let state = if run.outcome == IN_FLIGHT {
             format!(
                 "in flight since {}",
                 run.started_at.strftime("%Y-%m-%d %H:%M UTC")
@@ -1061,7 +1062,7 @@ fn run_lines(runs: &[RunLine], spent: u64, cost: Cost) -> Vec<String> {
             run.outcome.clone()
         };
         // Zero recorded tokens from a run still going says nothing of what it spent.
-        let spent = if run.outcome == OPEN && run.requests == 0 && run.tokens == 0 {
+        let spent = if run.outcome == IN_FLIGHT && run.requests == 0 && run.tokens == 0 {
             "no usage recorded yet".to_owned()
         } else {
             format!(
@@ -1435,7 +1436,7 @@ fn push_task_section(body: &mut String, task: &TaskId, runs: &[&RunLine]) {
             run.run.clone(),
             run.agent.clone(),
             run.model.clone(),
-            run.outcome.clone(),
+            outcome_text(&run.outcome).to_owned(),
             output::minute(run.started_at),
             tokens(run.tokens),
             output::cost(run.cost()),

@@ -237,7 +237,10 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
         rows.push(vec![
             run.meta.run.clone(),
             run.meta.agent.clone(),
-            run.meta.outcome.map_or("open", Outcome::as_str).to_owned(),
+            run.meta
+                .outcome
+                .map_or("in flight", Outcome::as_str)
+                .to_owned(),
             output::minute(run.meta.started_at),
             totals.requests.to_string(),
             totals.input.to_string(),

@@ -796,7 +796,7 @@ fn an_expired_run_without_an_outcome_is_waste_not_in_flight() {
     let runs = |list: &str| pairs(&report["waste"][list], "task", "outcome");
     assert_eq!(
         runs("in_flight_runs"),
-        [("docs".to_owned(), "open".to_owned())],
+        [("docs".to_owned(), "in_flight".to_owned())],
         "{report}"
     );
     assert_eq!(
@@ -1758,8 +1758,8 @@ fn runs_in_flight_with_no_usage_yet_are_in_every_report_format() {
     assert_eq!(
         pairs(in_flight, "started_at", "outcome"),
         [
-            ("2026-11-02T09:00:00Z".to_owned(), "open".to_owned()),
-            ("2026-11-02T09:20:00Z".to_owned(), "open".to_owned())
+            ("2026-11-02T09:00:00Z".to_owned(), "in_flight".to_owned()),
+            ("2026-11-02T09:20:00Z".to_owned(), "in_flight".to_owned())
         ],
         "{json}"
     );
@@ -1826,7 +1826,7 @@ fn usage_show_lists_the_attempt_in_flight_before_it_records_usage() {
     assert!(
         table
             .stdout
-            .contains("1-20261102T090000Z  alice  open     2026-11-02 09:00         0"),
+            .contains("1-20261102T090000Z  alice  in flight  2026-11-02 09:00         0"),
         "{table}"
     );
 }
@@ -2813,4 +2813,39 @@ fn five_hour_windows_hold_the_machines_unattributed_requests_cut_as_ccusage_does
     );
     let html = report(&["--format", "html"]).stdout;
     assert!(html.contains("(tied 160, unattributed 320)"), "{html}");
+}
+
+/// A run still going is "in flight" in every view: the per-task HTML tables, `usage
+/// show`, the text; `in_flight` in JSON (snake case, as every outcome), and never an
+/// outcome of the Prometheus counter of ended runs. Never "open", a task's status (walk16 C2).
+#[test]
+fn a_run_still_going_is_in_flight_in_every_view_never_open() {
+    let env = TestEnv::new();
+    setup(&env);
+    let at = |args: &[&str]| succeeds(&env, "a", "alice", "2026-11-02T09:30:00Z", args);
+    succeeds(
+        &env,
+        "a",
+        "alice",
+        T0,
+        &["claim", "--json", "--type", "feature"],
+    );
+    succeeds(&env, "a", "alice", "2026-11-02T09:01:00Z", &SPEND);
+    let json = at(&["report", "--json", "--offline"]).json();
+    assert_eq!(json["runs"][0]["outcome"], "in_flight", "{json}");
+    assert_eq!(json["fleet_runs"][0]["outcome"], "in_flight", "{json}");
+    assert_eq!(
+        json["waste"]["in_flight_runs"][0]["outcome"], "in_flight",
+        "{json}"
+    );
+    let html = at(&["report", "--offline", "--format", "html"]).stdout;
+    assert!(html.contains("<td>in flight</td>"), "{html}");
+    assert!(!html.contains("<td>open</td>"), "{html}");
+    let show = at(&["usage", "show", "cache"]).stdout;
+    assert!(show.contains("alice  in flight"), "{show}");
+    let metrics = at(&["report", "--offline", "--format", "openmetrics"]).stdout;
+    assert!(metrics.contains("gitprio_in_flight_runs"), "{metrics}");
+    for outcome in ["outcome=\"open\"", "outcome=\"in_flight\""] {
+        assert!(!metrics.contains(outcome), "{outcome}: {metrics}");
+    }
 }

@@ -33,8 +33,18 @@ impl From<&Task> for TaskFacts {
     }
 }
 
-/// The outcome of a run still going.
-pub const OPEN: &str = "open";
+/// The outcome of a run still going, as JSON and the Prometheus text name it (in snake
+/// case, as every other outcome); people read "in flight" (see [`outcome_text`]).
+pub const IN_FLIGHT: &str = "in_flight";
+
+/// A run's outcome as people read it: "in flight" for a run still going, else as is.
+pub fn outcome_text(outcome: &str) -> &str {
+    if outcome == IN_FLIGHT {
+        "in flight"
+    } else {
+        outcome
+    }
+}
 
 /// Returns the UTC day of `at`: `2026-11-02`.
 pub fn day_of(at: Timestamp) -> String {
@@ -563,7 +573,11 @@ fn fleet(
             .cloned()
             .unwrap_or_else(|| "-".to_owned());
         let agent = run.meta.agent.clone();
-        let outcome = run.meta.outcome.map_or(OPEN, Outcome::as_str).to_owned();
+        let outcome = run
+            .meta
+            .outcome
+            .map_or(IN_FLIGHT, Outcome::as_str)
+            .to_owned();
         *counts
             .entry((kind.clone(), agent.clone(), outcome))
             .or_default() += 1;
@@ -1044,7 +1058,7 @@ fn run_line(run: &Run, tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable)
         model: dominant_model(run),
         started_at: meta.started_at,
         ended_at: meta.ended_at,
-        outcome: meta.outcome.map_or(OPEN, Outcome::as_str).to_owned(),
+        outcome: meta.outcome.map_or(IN_FLIGHT, Outcome::as_str).to_owned(),
         tokens: totals.tokens(),
         cost_usd: cost.usd,
         unpriced_tokens: cost.unpriced_tokens,
@@ -1432,12 +1446,12 @@ fn waste(
     let tokens_per_completed_task = completed_distribution(&by_task);
     let unfinished_runs: Vec<RunLine> = lines
         .iter()
-        .filter(|line| line.outcome != "completed" && line.outcome != OPEN)
+        .filter(|line| line.outcome != "completed" && line.outcome != IN_FLIGHT)
         .cloned()
         .collect();
     let in_flight_runs: Vec<RunLine> = lines
         .iter()
-        .filter(|line| line.outcome == OPEN)
+        .filter(|line| line.outcome == IN_FLIGHT)
         .cloned()
         .collect();
     let retried_tasks = by_task
