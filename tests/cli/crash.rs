@@ -1325,3 +1325,81 @@ fn done_whose_ledger_moved_after_its_fetch_submits_alone_then_records_the_end() 
     harness.assert_run("t1", 1, 100, Some("completed"));
     harness.assert_invariants();
 }
+
+/// Task `a`, whose acceptance command outlasts a lease of 2 s (with no clock skew allowed),
+/// then has agent `thief` try to claim in `thief_dir` (its reply in `thief.json`), then
+/// checks the agent's file.
+fn outlasting_acceptance(
+    env: &crate::common::TestEnv,
+    thief_dir: &str,
+    local: bool,
+) -> Vec<(String, String)> {
+    let acceptance = format!(
+        "sleep 4; (cd '{}' && GITPRIO_AGENT=thief '{}' claim --json{}) > '{}'; test -f a.txt",
+        env.path(thief_dir).display(),
+        env!("CARGO_BIN_EXE_gitprio"),
+        if local { " --local" } else { "" },
+        env.path("thief.json").display()
+    );
+    vec![
+        (
+            ".tasks/a.md".to_owned(),
+            format!("---\ntitle: A\npriority: 1\nacceptance: [\"{acceptance}\"]\n---\nDo A.\n"),
+        ),
+        (
+            ".tasks/config.yaml".to_owned(),
+            "clock_skew: 0s\n".to_owned(),
+        ),
+    ]
+}
+
+/// Runs `gitprio run --ttl 2s` in `dir` on `a` (see [`outlasting_acceptance`]) with an agent
+/// that does it: `done` keeps the lease renewed while the acceptance command runs, so the
+/// thief finds nothing to claim and the run completes `a`.
+fn assert_renewed_while_accepting(env: &crate::common::TestEnv, dir: &str, store: &[&str]) {
+    let agent = script(env, "agent", "cat > /dev/null\ntouch a.txt\n");
+    let mut arguments = vec![
+        "run",
+        "--json",
+        "--no-push",
+        "--ttl",
+        "2s",
+        "--max-tasks",
+        "1",
+    ];
+    arguments.extend_from_slice(store);
+    arguments.extend(["--", &agent]);
+    let run = env.run(dir, &arguments);
+    let thief = std::fs::read_to_string(env.path("thief.json")).unwrap();
+    let thief: Value = serde_json::from_str(&thief).unwrap();
+    assert!(
+        thief["task"].is_null(),
+        "the thief claimed a lapsed lease: {thief}\n{run}"
+    );
+    assert_eq!(thief["reason"], "all_held", "{thief}");
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.json()["completed"], 1, "{run}");
+    let mut status = vec!["status", "--json"];
+    status.extend_from_slice(store);
+    let status = env.run(dir, &status);
+    assert_eq!(status.json()["leases"][0]["state"], "submitted", "{status}");
+}
+
+#[test]
+fn done_renews_the_lease_while_long_acceptance_commands_run_in_local_mode() {
+    let env = crate::common::TestEnv::new();
+    let files = outlasting_acceptance(&env, "repo", true);
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(path, text)| (path.as_str(), text.as_str()))
+        .collect();
+    env.repo("repo", &files);
+    assert_renewed_while_accepting(&env, "repo", &["--local"]);
+}
+
+#[test]
+fn done_renews_the_lease_while_long_acceptance_commands_run_against_a_remote() {
+    let env = crate::common::TestEnv::new();
+    remote_with_clones(&env, &outlasting_acceptance(&env, "b", false), &["a", "b"]);
+    assert_renewed_while_accepting(&env, "a", &[]);
+}

@@ -59,8 +59,9 @@ pub struct Submission {
 
 impl Workspace<'_> {
     /// Completes `id`: refuses while it must be planned first, runs its acceptance commands
-    /// as claimed (unless skipped, for a reason), records the usage given, then submits it
-    /// fenced by the lease and sets `status: done` in its task file.
+    /// as claimed (unless skipped, for a reason) with the lease kept renewed meanwhile,
+    /// records the usage given, then submits it fenced by the lease and sets `status: done`
+    /// in its task file.
     pub fn complete(
         &self,
         id: &TaskId,
@@ -102,7 +103,7 @@ impl Workspace<'_> {
         }
         let checks = match skipped {
             Some(_) => Vec::new(),
-            None => self.accept(worktree, id, &claimed.acceptance)?,
+            None => self.renewing(id, || self.accept(worktree, id, &claimed.acceptance))?,
         };
         if checks.iter().any(|check| !check.passed) {
             return Ok(Completed::AcceptanceFailed { checks });

@@ -129,6 +129,9 @@ pub struct Workspace<'repo> {
     store: LeaseStore<'repo>,
     invocation: Invocation,
     notices: &'repo dyn Notices,
+    /// When it was opened: `invocation.now` plus the time since is the clock of what it
+    /// does long after (the renewals while the acceptance commands run).
+    opened: std::time::Instant,
 }
 
 impl std::fmt::Debug for Workspace<'_> {
@@ -170,6 +173,7 @@ impl<'repo> Workspace<'repo> {
             store: LeaseStore::new(repo, mode),
             invocation,
             notices,
+            opened: std::time::Instant::now(),
         })
     }
 
