@@ -369,8 +369,14 @@ fn path_with(directory: &std::path::Path) -> std::ffi::OsString {
 /// Sends `signal` (`-9`, or `-0` to ask whether any is left) to every process of
 /// `group`; returns whether there was one. The shell's own `kill` (procps's may be missing).
 fn signal_group(group: u32, signal: &str) -> bool {
+    send(signal, &format!("-{group}"))
+}
+
+/// Sends `signal` to `target` (a pid, or minus a process group's id); returns whether
+/// there was such a process.
+fn send(signal: &str, target: &str) -> bool {
     Command::new("sh")
-        .args(["-c", &format!("kill {signal} -{group}")])
+        .args(["-c", &format!("kill {signal} {target}")])
         .stderr(Stdio::null())
         .status()
         .unwrap()
@@ -1402,4 +1408,119 @@ fn done_renews_the_lease_while_long_acceptance_commands_run_against_a_remote() {
     let env = crate::common::TestEnv::new();
     remote_with_clones(&env, &outlasting_acceptance(&env, "b", false), &["a", "b"]);
     assert_renewed_while_accepting(&env, "a", &[]);
+}
+
+/// Whether the process `pid` (a number a test's script wrote into a file) still runs.
+fn running(pid: &str) -> bool {
+    send("-0", pid)
+}
+
+/// The pid a script wrote into `path`, once it has.
+fn pid_in(path: &std::path::Path) -> String {
+    crate::common::wait_until("the pid file", Duration::from_secs(60), || {
+        std::fs::read_to_string(path).is_ok_and(|text| text.trim().parse::<u32>().is_ok())
+    });
+    std::fs::read_to_string(path).unwrap().trim().to_owned()
+}
+
+/// Sends Ctrl-C twice to `child`, the second after the first was taken in.
+fn interrupt_twice(child: &Child) {
+    crate::common::interrupt(child);
+    std::thread::sleep(Duration::from_millis(500));
+    crate::common::interrupt(child);
+}
+
+#[test]
+fn a_second_ctrl_c_kills_the_agent_while_a_renewal_hangs_on_the_remote() {
+    let env = crate::common::TestEnv::new();
+    remote_with_clones(
+        &env,
+        &[(".tasks/a.md".to_owned(), task("A", 1, &[]))],
+        &["a"],
+    );
+    let origin = env
+        .git("a", &["remote", "get-url", "origin"])
+        .trim()
+        .to_owned();
+    let silent = crate::fleet::SilentRemote::start();
+    let pid = env.path("agent.pid");
+    // Ignores SIGTERM; sends the run's next renewal to a remote that never answers.
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "trap '' TERM\ncat > /dev/null\ngit remote set-url origin '{}'\necho $$ > '{}'\nexec sleep 600\n",
+            silent.url(),
+            pid.display()
+        ),
+    );
+    let child = env.spawn(
+        "a",
+        &[
+            "run",
+            "--json",
+            "--no-push",
+            "--ttl",
+            "3s",
+            "--grace",
+            "600s",
+            "--",
+            &agent,
+        ],
+    );
+    let agent_pid = pid_in(&pid);
+    crate::common::wait_until(
+        "a renewal hanging on the remote",
+        Duration::from_secs(60),
+        || silent.connections() > 0,
+    );
+    // What comes after the kill (the task given back) reaches the remote again.
+    env.git("a", &["remote", "set-url", "origin", &origin]);
+    interrupt_twice(&child);
+    // The renewal hangs for minutes (`remote_timeout`, twice): the agent is killed long before.
+    crate::common::wait_until("the agent killed", Duration::from_secs(20), || {
+        !running(&agent_pid)
+    });
+    let output =
+        env.normalized(&crate::common::Running(Some(child)).finish_within(Duration::from_secs(90)));
+    assert_eq!(output.code, 130, "{output}");
+    let status = env.run("a", &["status", "--json"]);
+    assert_eq!(status.json()["leases"][0]["state"], "released", "{status}");
+}
+
+#[test]
+fn a_second_ctrl_c_stops_done_s_acceptance_commands_and_gives_the_task_back() {
+    let env = crate::common::TestEnv::new();
+    let (started, pid) = (env.path("started"), env.path("acceptance.pid"));
+    let acceptance = format!(
+        "echo run >> '{}'; sleep 600 & echo $! > '{}'; wait",
+        started.display(),
+        pid.display()
+    );
+    env.repo(
+        "repo",
+        &[(
+            ".tasks/a.md",
+            &format!("---\ntitle: A\npriority: 1\nacceptance: [\"{acceptance}\"]\n---\nDo A.\n"),
+        )],
+    );
+    let agent = script(&env, "agent", "cat > /dev/null\ntouch a.txt\n");
+    let child = env.spawn("repo", &["run", "--local", "--json", "--", &agent]);
+    let sleep = pid_in(&pid);
+    interrupt_twice(&child);
+    let output =
+        env.normalized(&crate::common::Running(Some(child)).finish_within(Duration::from_secs(60)));
+    assert_eq!(output.code, 130, "{output}");
+    assert_eq!(output.json()["released"], 1, "{output}");
+    let status = env.run("repo", &["status", "--json", "--local"]);
+    let lease = &status.json()["leases"][0];
+    assert_eq!(lease["state"], "released", "{status}");
+    assert_eq!(lease["failures"], 0, "{status}");
+    // Not run again from scratch after the kill.
+    assert_eq!(std::fs::read_to_string(&started).unwrap(), "run\n");
+    crate::common::wait_until(
+        "the acceptance command stopped",
+        Duration::from_secs(20),
+        || !running(&sleep),
+    );
 }
