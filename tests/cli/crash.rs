@@ -1524,3 +1524,48 @@ fn a_second_ctrl_c_stops_done_s_acceptance_commands_and_gives_the_task_back() {
         || !running(&sleep),
     );
 }
+
+#[test]
+fn a_claim_that_lands_after_ctrl_c_gives_its_task_back_without_starting_an_agent() {
+    let env = crate::common::TestEnv::new();
+    remote_with_clones(
+        &env,
+        &[(".tasks/a.md".to_owned(), task("A", 1, &[]))],
+        &["a"],
+    );
+    let (entered, go) = (env.path("entered"), env.path("go"));
+    // Every push waits for the test: the claim's is under way when Ctrl-C comes.
+    let hook = env.path("remote.git/hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ncat >/dev/null\ntouch '{}'\nwhile [ ! -e '{}' ]; do sleep 0.05; done\n",
+            entered.display(),
+            go.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let agent = script(&env, "agent", "cat > /dev/null\nsleep 30\n");
+    let child = env.spawn("a", &["run", "--json", "--no-push", "--", &agent]);
+    crate::common::wait_until("the claim's push", Duration::from_secs(60), || {
+        entered.exists()
+    });
+    crate::common::interrupt(&child);
+    std::fs::write(&go, "").unwrap();
+    let output =
+        env.normalized(&crate::common::Running(Some(child)).finish_within(Duration::from_secs(60)));
+    assert_eq!(output.code, 130, "{output}");
+    assert!(!output.stderr.contains("working on a"), "{output}");
+    assert!(
+        output
+            .stderr
+            .contains("released a (interrupted: gitprio run was stopped)"),
+        "{output}"
+    );
+    assert!(!env.path("a-gitprio-worktrees/a").exists(), "{output}");
+    let status = env.run("a", &["status", "--json"]);
+    let lease = &status.json()["leases"][0];
+    assert_eq!(lease["state"], "released", "{status}");
+    assert_eq!(lease["failures"], 0, "{status}");
+}
