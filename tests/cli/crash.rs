@@ -1332,7 +1332,7 @@ fn done_whose_ledger_moved_after_its_fetch_submits_alone_then_records_the_end() 
     harness.assert_invariants();
 }
 
-/// Task `a`, whose acceptance command outlasts a lease of 2 s (with no clock skew allowed),
+/// Task `a`, whose acceptance command outlasts a lease of 3 s (with no clock skew allowed),
 /// then has agent `thief` try to claim in `thief_dir` (its reply in `thief.json`), then
 /// checks the agent's file.
 fn outlasting_acceptance(
@@ -1341,7 +1341,7 @@ fn outlasting_acceptance(
     local: bool,
 ) -> Vec<(String, String)> {
     let acceptance = format!(
-        "sleep 4; (cd '{}' && GITPRIO_AGENT=thief '{}' claim --json{}) > '{}'; test -f a.txt",
+        "sleep 5; (cd '{}' && GITPRIO_AGENT=thief '{}' claim --json{}) > '{}'; test -f a.txt",
         env.path(thief_dir).display(),
         env!("CARGO_BIN_EXE_gitprio"),
         if local { " --local" } else { "" },
@@ -1359,7 +1359,7 @@ fn outlasting_acceptance(
     ]
 }
 
-/// Runs `gitprio run --ttl 2s` in `dir` on `a` (see [`outlasting_acceptance`]) with an agent
+/// Runs `gitprio run --ttl 3s` in `dir` on `a` (see [`outlasting_acceptance`]) with an agent
 /// that does it: `done` keeps the lease renewed while the acceptance command runs, so the
 /// thief finds nothing to claim and the run completes `a`.
 fn assert_renewed_while_accepting(env: &crate::common::TestEnv, dir: &str, store: &[&str]) {
@@ -1369,7 +1369,7 @@ fn assert_renewed_while_accepting(env: &crate::common::TestEnv, dir: &str, store
         "--json",
         "--no-push",
         "--ttl",
-        "2s",
+        "3s",
         "--max-tasks",
         "1",
     ];

@@ -147,12 +147,13 @@ fn renew(
             }
             state.progress
         };
+        // From the start of this renewal: a slow one does not push the next past the TTL.
+        due = Instant::now() + every;
         let abandon = || shared.abandon.load(Ordering::SeqCst);
         let renewal = operations.heartbeat(agent, id, progress, &abandon);
         let lost = matches!(renewal, Ok(Beat::Lost(_)));
         if renewals.send(renewal).is_err() || lost {
             return;
         }
-        due = Instant::now() + every;
     }
 }

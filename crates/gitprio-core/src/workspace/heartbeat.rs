@@ -128,8 +128,12 @@ impl Renewal {
         };
         repo.set_remote_timeout(self.remote_timeout);
         let store = LeaseStore::new(&repo, self.mode.clone());
-        let mut wait = self.first;
-        while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(wait) {
+        let mut due = std::time::Instant::now() + self.first;
+        while let Err(mpsc::RecvTimeoutError::Timeout) =
+            stop.recv_timeout(due.saturating_duration_since(std::time::Instant::now()))
+        {
+            // From the start of this renewal: a slow one does not push the next past the TTL.
+            due = std::time::Instant::now() + self.every;
             let context = LeaseContext {
                 now: self.now(),
                 ..self.context.clone()
@@ -146,7 +150,6 @@ impl Renewal {
                 }
                 Err(error) => problems.push(error_chain(&error)),
             }
-            wait = self.every;
         }
         problems
     }
