@@ -1332,6 +1332,11 @@ fn done_whose_ledger_moved_after_its_fetch_submits_alone_then_records_the_end() 
     harness.assert_invariants();
 }
 
+/// The file of task `A` whose one acceptance command is `acceptance` (no double quotes).
+fn task_accepted_by(acceptance: &str) -> String {
+    format!("---\ntitle: A\npriority: 1\nacceptance: [\"{acceptance}\"]\n---\nDo A.\n")
+}
+
 /// Task `a`, whose acceptance command outlasts a lease of 3 s (with no clock skew allowed),
 /// then has agent `thief` try to claim in `thief_dir` (its reply in `thief.json`), then
 /// checks the agent's file.
@@ -1348,10 +1353,7 @@ fn outlasting_acceptance(
         env.path("thief.json").display()
     );
     vec![
-        (
-            ".tasks/a.md".to_owned(),
-            format!("---\ntitle: A\npriority: 1\nacceptance: [\"{acceptance}\"]\n---\nDo A.\n"),
-        ),
+        (".tasks/a.md".to_owned(), task_accepted_by(&acceptance)),
         (
             ".tasks/config.yaml".to_owned(),
             "clock_skew: 0s\n".to_owned(),
@@ -1497,13 +1499,7 @@ fn a_second_ctrl_c_stops_done_s_acceptance_commands_and_gives_the_task_back() {
         started.display(),
         pid.display()
     );
-    env.repo(
-        "repo",
-        &[(
-            ".tasks/a.md",
-            &format!("---\ntitle: A\npriority: 1\nacceptance: [\"{acceptance}\"]\n---\nDo A.\n"),
-        )],
-    );
+    env.repo("repo", &[(".tasks/a.md", &task_accepted_by(&acceptance))]);
     let agent = script(&env, "agent", "cat > /dev/null\ntouch a.txt\n");
     let child = env.spawn("repo", &["run", "--local", "--json", "--", &agent]);
     let sleep = pid_in(&pid);
@@ -1568,4 +1564,49 @@ fn a_claim_that_lands_after_ctrl_c_gives_its_task_back_without_starting_an_agent
     let lease = &status.json()["leases"][0];
     assert_eq!(lease["state"], "released", "{status}");
     assert_eq!(lease["failures"], 0, "{status}");
+}
+
+#[test]
+fn a_run_killed_while_its_done_runs_the_acceptance_leaves_the_task_to_that_done() {
+    let env = crate::common::TestEnv::new();
+    let (started, go) = (env.path("started"), env.path("go"));
+    // The first acceptance run waits for the test; any later one passes at once.
+    let acceptance = format!(
+        "if [ ! -e '{0}' ]; then touch '{0}'; while [ ! -e '{1}' ]; do sleep 0.05; done; fi",
+        started.display(),
+        go.display()
+    );
+    env.repo("repo", &[(".tasks/a.md", &task_accepted_by(&acceptance))]);
+    let runs = env.path("agent-runs");
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null\necho run >> '{}'\ntouch a.txt\n",
+            runs.display()
+        ),
+    );
+    let arguments = ["run", "--local", "--json", "--", &agent];
+    let mut first = env.spawn("repo", &arguments);
+    crate::common::wait_until("the acceptance command", Duration::from_secs(60), || {
+        started.exists()
+    });
+    // The run alone dies (kill -9); its `done`, in a process group of its own, goes on.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let second = env.run("repo", &arguments);
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(second.code, 0, "{second}");
+    assert!(!second.stderr.contains("released a"), "{second}");
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "run\n", "{second}");
+    crate::common::wait_until(
+        "the first done's submission",
+        Duration::from_secs(60),
+        || {
+            let status = env.run("repo", &["status", "--json", "--local"]);
+            status.json()["leases"][0]["state"] == "submitted"
+        },
+    );
+    let status = env.run("repo", &["status", "--json", "--local"]);
+    assert_eq!(status.json()["leases"][0]["generation"], 1, "{status}");
 }

@@ -109,7 +109,7 @@ pub fn attempt(
     let renewer = Renewer::start(&run.operations, agent, id, run.heartbeat_every);
     let setup = prepare(run, agent, claimed, claim)?;
     if run.control.interrupts() > 0 {
-        drop(renewer);
+        renewer.stop(|| run.control.interrupts() >= 2);
         let report = interrupted_before_start(run, agent, claimed, started);
         drop(setup);
         return Ok(report);

@@ -85,8 +85,8 @@ impl Workspace<'_> {
     }
 }
 
-/// The shortest time between two renewals of [`Workspace::renewing`]: a TTL of a second
-/// renews five times a second at most.
+/// The shortest time between two renewals of [`Workspace::renewing`], however short the
+/// TTL: five a second at most.
 const SHORTEST_RENEWAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// What the renewer thread of [`Workspace::renewing`] needs: everything it opens again on
@@ -194,7 +194,10 @@ impl Workspace<'_> {
         }
         let oid = ObjectId::from_hex(held.oid.as_bytes()).ok()?;
         let record = LeaseRecord::from_message(&self.repo.commit_message(oid).ok()?).ok()?;
-        let ttl = jiff::SignedDuration::from_secs(i64::try_from(record.ttl_seconds).ok()?);
+        let ttl = record.renewed_at.duration_until(record.expires_at);
+        if !ttl.is_positive() {
+            return None;
+        }
         let every = std::time::Duration::try_from(ttl / 3)
             .ok()?
             .max(SHORTEST_RENEWAL);

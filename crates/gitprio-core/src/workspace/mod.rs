@@ -29,7 +29,7 @@ use jiff::Timestamp;
 
 pub use acceptance::{Check, tail};
 pub use claim::{Claim, ClaimRequest, ClaimedTask, error_chain, report_commands};
-pub use complete::{Completed, Completion, Submission, Verify};
+pub use complete::{Completed, Completion, DONE_LOCK, Submission, Verify};
 pub use error::WorkspaceError;
 pub use gc::collect;
 pub use heartbeat::{Renewed, progress};
