@@ -132,11 +132,11 @@ impl Workspace<'_> {
                 already: true,
             })));
         }
-        // Read once: a lease record it cannot read is warned about once.
         let _working = self
             .attempt_directory(id)
             .filter(|attempt| attempt.is_dir())
             .and_then(|attempt| Working::take(&attempt));
+        // Read once: a lease record it cannot read is warned about once.
         let claimed = claimed_task(self.repo, id, self.notices)?;
         if let Some(path) = unplanned(self.repo, self.config(), &claimed)? {
             return Ok(Completed::Unplanned { path });
