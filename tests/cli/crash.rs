@@ -1413,7 +1413,7 @@ fn done_renews_the_lease_while_long_acceptance_commands_run_against_a_remote() {
 }
 
 /// Whether the process `pid` (a number a test's script wrote into a file) still runs.
-fn running(pid: &str) -> bool {
+fn still_running(pid: &str) -> bool {
     send("-0", pid)
 }
 
@@ -1481,7 +1481,7 @@ fn a_second_ctrl_c_kills_the_agent_while_a_renewal_hangs_on_the_remote() {
     interrupt_twice(&child);
     // The renewal hangs for minutes (`remote_timeout`, twice): the agent is killed long before.
     crate::common::wait_until("the agent killed", Duration::from_secs(20), || {
-        !running(&agent_pid)
+        !still_running(&agent_pid)
     });
     let output =
         env.normalized(&crate::common::Running(Some(child)).finish_within(Duration::from_secs(90)));
@@ -1517,7 +1517,7 @@ fn a_second_ctrl_c_stops_done_s_acceptance_commands_and_gives_the_task_back() {
     crate::common::wait_until(
         "the acceptance command stopped",
         Duration::from_secs(20),
-        || !running(&sleep),
+        || !still_running(&sleep),
     );
 }
 
