@@ -13,6 +13,7 @@ mod attempt;
 mod left;
 mod logs;
 mod operations;
+mod renewer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

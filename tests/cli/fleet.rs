@@ -549,6 +549,8 @@ fn a_dropped_connection_of_the_lease_fetch_is_retried_and_never_loses_a_race() {
 pub struct SilentRemote {
     port: u16,
     stop: Arc<AtomicBool>,
+    /// The connections it accepted (and holds) so far.
+    accepted: Arc<AtomicUsize>,
     accept: Option<JoinHandle<()>>,
 }
 
@@ -557,8 +559,10 @@ impl SilentRemote {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
         let accept = thread::spawn({
             let stop = stop.clone();
+            let accepted = accepted.clone();
             move || {
                 let mut held = Vec::new();
                 for stream in listener.incoming() {
@@ -566,18 +570,25 @@ impl SilentRemote {
                         break;
                     }
                     held.extend(stream.ok());
+                    accepted.fetch_add(1, Ordering::SeqCst);
                 }
             }
         });
         SilentRemote {
             port,
             stop,
+            accepted,
             accept: Some(accept),
         }
     }
 
     pub fn url(&self) -> String {
         format!("git://127.0.0.1:{}/remote.git", self.port)
+    }
+
+    /// How many connections it has accepted (each one left hanging).
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 }
 

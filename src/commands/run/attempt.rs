@@ -23,6 +23,7 @@ use super::agent::{self, Agent, Io, Placeholders};
 use super::left::{self, ClaimLock, LiveLock};
 use super::logs::LogFollower;
 use super::operations::{Beat, Claimed, Done};
+use super::renewer::{Renewal, Renewer};
 use super::{Ending, PullRequests, Report, RunContext};
 use crate::github::{ApiError, PullRequest};
 use crate::settings::BRANCH_VARIABLE;
@@ -97,13 +98,29 @@ pub fn attempt(
     claim: ClaimLock,
 ) -> Result<Report, SetupError> {
     let started = Instant::now();
+    let id = claimed.task.id.as_str();
+    if run.control.interrupts() > 0 {
+        // Claimed while the run was being stopped: no agent starts. The claim lock is held
+        // until the task is given back, for a next run to give it back if this one dies.
+        let report = interrupted_before_start(run, agent, claimed, started);
+        drop(claim);
+        return Ok(report);
+    }
+    let renewer = Renewer::start(&run.operations, agent, id, run.heartbeat_every);
     let setup = prepare(run, agent, claimed, claim)?;
+    if run.control.interrupts() > 0 {
+        renewer.stop(|| run.control.interrupts() >= 2);
+        let report = interrupted_before_start(run, agent, claimed, started);
+        drop(setup);
+        return Ok(report);
+    }
     let mut process = launch(run, agent, claimed, &setup)?;
     let mut watch = Watch {
         run,
         slot,
         agent,
-        id: claimed.task.id.as_str(),
+        id,
+        renewer: &renewer,
         model: setup.model.as_deref(),
         budget: setup.budget,
         output: Follower::new(run.adapter),
@@ -114,10 +131,16 @@ pub fn attempt(
         stdout_path: &setup.stdout_file,
         usage_path: &setup.usage_file,
     };
-    let (status, halt) = watch.supervise(&mut process)?;
+    let (status, mut halt) = watch.supervise(&mut process)?;
     let verdict = watch.conclude();
     let spent = record_spend(run, agent, claimed, &setup, &watch, &verdict);
     run.control.set_live(slot, 0, 0.0);
+    for renewal in renewer.stop(|| run.control.interrupts() >= 2) {
+        // Lost after the agent exited: released, rather than its work checked for nothing.
+        if let Some(lost @ Halt::Lost(_)) = watch.beat(renewal) {
+            halt.get_or_insert(lost);
+        }
+    }
     let outcome = Outcome {
         run,
         agent,
@@ -374,10 +397,7 @@ impl Outcome<'_> {
     ) -> Result<Report, SetupError> {
         let failure = match halt {
             Some(Halt::Lost(error)) => return Ok(self.lost(error)),
-            Some(Halt::Interrupted) => {
-                let ending = self.give_back("interrupted: gitprio run was stopped");
-                return Ok(self.finish(ending, Some("interrupted".to_owned())));
-            }
+            Some(Halt::Interrupted) => return Ok(self.interrupted()),
             Some(Halt::RunLimit(reason)) => {
                 let ending = self.give_back(&reason);
                 return Ok(self.finish(ending, Some(reason)));
@@ -413,18 +433,26 @@ impl Outcome<'_> {
         give_back(self.run, self.agent, self.id(), reason)
     }
 
+    /// Gives the task back, the run being stopped (not counted as a failure).
+    fn interrupted(&self) -> Report {
+        let ending = self.give_back(INTERRUPTED);
+        self.finish(ending, Some("interrupted".to_owned()))
+    }
+
     /// Submits the agent's work with `done`; a refusal fails the attempt.
     fn submit(&self, verdict: &adapters::Verdict) -> Result<Report, SetupError> {
         let (agent, id) = (self.agent, self.id());
         let summary = verdict.summary.as_deref();
+        let interrupted = || self.run.control.interrupts() >= 2;
         match self
             .run
             .operations
-            .done(agent, &self.setup.worktree, id, summary)
+            .done_until(agent, &self.setup.worktree, id, summary, &interrupted)
         {
-            Ok(Done::Submitted(warnings)) => Ok(self.completed(&warnings, summary)),
-            Ok(Done::Refused(reason)) => Ok(self.fail(&reason)),
-            Ok(Done::Lost(error)) => Ok(self.lost(error)),
+            Ok(Some(Done::Submitted(warnings))) => Ok(self.completed(&warnings, summary)),
+            Ok(None) => Ok(self.interrupted()),
+            Ok(Some(Done::Refused(reason))) => Ok(self.fail(&reason)),
+            Ok(Some(Done::Lost(error))) => Ok(self.lost(error)),
             Err(error) => {
                 // Not the task's fault (the remote is unreachable, refuses the push): failing
                 // it would fail every attempt the same way, and park it with its work lost.
@@ -583,6 +611,28 @@ fn report(
     }
 }
 
+/// Gives back a task claimed while the run was being stopped, before its agent started.
+fn interrupted_before_start(
+    run: &RunContext,
+    agent: &str,
+    claimed: &Claimed,
+    started: Instant,
+) -> Report {
+    let ending = give_back(run, agent, claimed.task.id.as_str(), INTERRUPTED);
+    report(
+        claimed,
+        None,
+        ending,
+        0,
+        None,
+        started,
+        Some("interrupted".to_owned()),
+    )
+}
+
+/// Why a task is given back when the run is interrupted.
+const INTERRUPTED: &str = "interrupted: gitprio run was stopped";
+
 /// Gives the task back without counting a failure (the run stopped, not the task).
 fn give_back(run: &RunContext, agent: &str, id: &str, reason: &str) -> Ending {
     match run.operations.release(agent, id, reason, false, false) {
@@ -603,6 +653,8 @@ struct Watch<'a> {
     slot: usize,
     agent: &'a str,
     id: &'a str,
+    /// Renews the lease meanwhile; its renewals are looked at every tick.
+    renewer: &'a Renewer,
     model: Option<&'a str>,
     budget: Budget,
     output: Follower,
@@ -620,7 +672,6 @@ impl Watch<'_> {
     /// when a limit is passed, the lease is lost or the run is interrupted.
     fn supervise(&mut self, process: &mut Agent) -> anyhow::Result<(ExitStatus, Option<Halt>)> {
         let started = Instant::now();
-        let mut next_beat = started + self.run.heartbeat_every;
         let mut halt = None;
         let mut kill_at: Option<Instant> = None;
         let mut killed = false;
@@ -635,12 +686,13 @@ impl Watch<'_> {
                 priced,
             } = self.live();
             self.run.control.set_live(self.slot, tokens, usd);
+            self.renewer.report(tokens, priced.then_some(usd));
             let now = Instant::now();
             if halt.is_none() {
                 halt = self.check(tokens, usd, started);
-                if halt.is_none() && now >= next_beat {
-                    next_beat = now + self.run.heartbeat_every;
-                    halt = self.beat(tokens, priced.then_some(usd));
+                for renewal in self.renewer.renewals() {
+                    let stop = self.beat(renewal);
+                    halt = halt.or(stop);
                 }
                 if let Some(reason) = &halt {
                     self.run.say(&format!(
@@ -689,14 +741,10 @@ impl Watch<'_> {
         self.run.control.run_limit().map(Halt::RunLimit)
     }
 
-    /// Renews the lease, reporting the spend so far (`usd` when every token has a price):
-    /// the renewal carries it to `gitprio top`.
-    fn beat(&self, tokens: u64, usd: Option<f64>) -> Option<Halt> {
-        match self
-            .run
-            .operations
-            .heartbeat(self.agent, self.id, tokens, usd)
-        {
+    /// What a renewal of the lease (the renewer's, which carries the spend so far to
+    /// `gitprio top`) calls for: a halt when the lease is lost or the budget spent.
+    fn beat(&self, renewal: Renewal) -> Option<Halt> {
+        match renewal {
             Ok(Beat::Renewed) => None,
             Ok(Beat::Lost(error)) => Some(Halt::Lost(error)),
             Ok(Beat::OverBudget) => Some(Halt::OverBudget(

@@ -284,7 +284,9 @@ pub fn release_left_leases(run: &RunContext, agents: &[String]) {
             .join(&id)
             .join(generation.to_string())
             .join(LiveLock::NAME);
-        if given_back.contains(&(id.clone(), generation)) || held(&live) {
+        // A `done` the stopped run started still works on it: it renews the lease and submits.
+        let done = live.with_file_name(gitprio_core::workspace::DONE_LOCK);
+        if given_back.contains(&(id.clone(), generation)) || held(&live) || held(&done) {
             continue;
         }
         let lease = status.leases.iter().find(|entry| {
