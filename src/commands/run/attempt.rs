@@ -143,7 +143,7 @@ struct Setup {
     /// The task's branch on the `--push` remote, looked up before the agent changes it.
     pushed: Option<anyhow::Result<Option<String>>>,
     /// Held while the attempt works: see [`super::left`].
-    _live: LiveLock,
+    live: LiveLock,
 }
 
 /// Makes the attempt's worktree and run directory, picks its model and writes its prompt;
@@ -211,7 +211,7 @@ fn prepare(
         usage_file,
         model,
         pushed,
-        _live: live,
+        live,
     })
 }
 
@@ -266,7 +266,9 @@ fn launch(
         setup.route_note,
         setup.worktree.display()
     ));
-    Agent::spawn(&command, &setup.worktree, &io, &env)
+    let agent = Agent::spawn(&command, &setup.worktree, &io, &env)?;
+    setup.live.note(&agent.group());
+    Ok(agent)
 }
 
 /// The variables that tell the agent its task, run, model and files.

@@ -20,6 +20,7 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs::{File, TryLockError};
+use std::io::Write as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -28,6 +29,7 @@ use anyhow::{Context as _, bail};
 use gitprio_core::reply::lease::{ClaimReply, ShownState, StatusReply};
 
 use super::RunContext;
+use super::agent::Group;
 
 /// The leases as `agent` sees them, for the recovery of what a stopped run left (`what`):
 /// `None`, with a warning, when `status` fails (the run goes on without that recovery).
@@ -169,9 +171,10 @@ impl ClaimLock {
     }
 }
 
-/// The lock an attempt holds while it works, `runs/<id>/<generation>/live.lock`.
+/// The lock an attempt holds while it works, `runs/<id>/<generation>/live.lock`; it holds
+/// the agent's process group once the agent started ([`LiveLock::note`]).
 pub struct LiveLock {
-    _held: Locked,
+    held: Locked,
 }
 
 impl LiveLock {
@@ -182,7 +185,37 @@ impl LiveLock {
     pub fn take(run_dir: &Path, claim: ClaimLock) -> anyhow::Result<LiveLock> {
         let live = Locked::take(&run_dir.join(Self::NAME))?;
         drop(claim);
-        Ok(LiveLock { _held: live })
+        Ok(LiveLock { held: live })
+    }
+
+    /// Notes the agent's process group in the lock, for the next run to stop the agent if
+    /// this one is killed ([`stop_left_agents`]).
+    pub fn note(&self, group: &Group) {
+        let mut file = &self.held.file;
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.write_all(group.line().as_bytes()));
+    }
+}
+
+/// Stops the agents the `attempts` a killed run left were running, before their tasks are
+/// given back and their worktrees made anew under them: nothing supervises them any more.
+fn stop_left_agents(run: &RunContext, attempts: &[(String, u64, PathBuf)]) {
+    for (id, generation, lock) in attempts {
+        let Some(group) = std::fs::read_to_string(lock)
+            .ok()
+            .and_then(|text| Group::parse(&text))
+        else {
+            continue;
+        };
+        if group.stop(run.grace) {
+            run.say(&format!(
+                "stopped the agent a stopped run left working on {id} (generation {generation}, process group {})",
+                group.id
+            ));
+        }
+        // Stopped, or gone already: a run after this one has nothing to judge.
+        let _ = std::fs::write(lock, "");
     }
 }
 
@@ -263,6 +296,7 @@ pub fn release_left_leases(run: &RunContext, agents: &[String]) {
         }
     }
     let attempts = left_attempts(&run.runs);
+    stop_left_agents(run, &attempts);
     let mut locks = Vec::new();
     for (id, generation, lock) in attempts {
         left.insert((id.clone(), generation, Left::Working));
