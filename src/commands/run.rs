@@ -705,17 +705,31 @@ fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) 
         control.stop(limit);
         return Next::Quit;
     }
-    let lock = match ClaimLock::take(context, agent) {
-        Ok(lock) => lock,
-        Err(error) => {
-            control.stop(Stop::Error(rendered(&error)));
-            return Next::Quit;
+    let mut tries = 1;
+    let (claim, lock) = loop {
+        let lock = match ClaimLock::take(context, agent) {
+            Ok(lock) => lock,
+            Err(error) => {
+                control.stop(Stop::Error(rendered(&error)));
+                return Next::Quit;
+            }
+        };
+        match context
+            .operations
+            .claim(agent, filters, &skip, lock.reply())
+        {
+            Err(error)
+                if tries < CLAIM_TRIES && transient(&error) && control.lock().stop.is_none() =>
+            {
+                context.warn(&format!("{agent}: {}; claiming again", rendered(&error)));
+                drop(lock);
+                tries += 1;
+                std::thread::sleep(gitprio_core::git::backoff(tries));
+            }
+            claim => break (claim, lock),
         }
     };
-    match context
-        .operations
-        .claim(agent, filters, &skip, lock.reply())
-    {
+    match claim {
         Ok(Claim::Claimed(claimed)) => {
             let mut state = control.lock();
             state.busy += 1;
@@ -753,6 +767,26 @@ fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) 
             Next::Quit
         }
     }
+}
+
+/// How many times a slot claims while the claim fails for a reason that passes (see
+/// [`transient`]) before that failure stops the run.
+const CLAIM_TRIES: u32 = 4;
+
+/// Whether a failed claim may pass by itself: the remote could not be reached (the claim
+/// already tried its connection again), or this clone's refs were locked by another git.
+/// One such failure must not end a night-long `--wait` run.
+fn transient(error: &anyhow::Error) -> bool {
+    let text = format!("{error:#}");
+    [
+        "cannot reach remote `",
+        "cannot write to this repository at ",
+        "its lock file ",
+        "cannot lock ref",
+        "Unable to create '",
+    ]
+    .iter()
+    .any(|sign| text.contains(sign))
 }
 
 /// Waits until a sibling slot finishes the attempt it was on (`seen` finishes so far), or the

@@ -1352,18 +1352,19 @@ fn a_run_shows_an_outcome_the_usage_ledger_did_not_take() {
     );
 }
 
-#[test]
-fn a_retried_task_replaces_its_pushed_branch() {
-    let env = TestEnv::new();
+/// Completes `alpha` once with an agent that writes its run id into `alpha.txt`, whose
+/// branch is pushed, then revokes it: the next attempt pushes over that branch. Returns the
+/// agent and the first run's output.
+fn pushed_then_revoked(env: &TestEnv) -> (String, Output) {
     cloned(
-        &env,
+        env,
         &[(
             ".tasks/alpha.md",
             &task("Alpha", "acceptance: [test -f alpha.txt]\n"),
         )],
     );
     let agent = script(
-        &env,
+        env,
         "agent",
         "cat > /dev/null\necho \"$GITPRIO_RUN\" > alpha.txt\n",
     );
@@ -1372,18 +1373,32 @@ fn a_retried_task_replaces_its_pushed_branch() {
     // A submitted task goes back to the queue by a reviewer's revoke, never by a release.
     let released = env.run("clone", &["revoke", "alpha", "--reason", "PR rejected"]);
     assert_eq!(released.code, 0, "{released}");
+    (agent, first)
+}
+
+#[test]
+fn a_retried_task_replaces_its_pushed_branch() {
+    let env = TestEnv::new();
+    let (agent, first) = pushed_then_revoked(&env);
 
     let second = env.run("clone", &["run", "--json", "--", &agent]);
+    let attempt = assert_pushed_over(&env, &second);
+    assert_ne!(attempt, summary(&first)["runs"][0]["run"].as_str().unwrap());
+}
+
+/// Asserts that `second`, a run after [`pushed_then_revoked`], completed `alpha` without a
+/// warning and its push replaced the branch; returns its attempt's run id.
+fn assert_pushed_over(env: &TestEnv, second: &Output) -> String {
     assert_eq!(second.code, 0, "{second}");
-    assert_eq!(summary(&second)["completed"], 1, "{second}");
+    assert_eq!(summary(second)["completed"], 1, "{second}");
     assert!(!second.stderr.contains("warning"), "{second}");
-    let attempt = summary(&second)["runs"][0]["run"]
+    let attempt = summary(second)["runs"][0]["run"]
         .as_str()
         .unwrap()
         .to_owned();
     let pushed = env.git("remote.git", &["show", "gitprio/alpha:alpha.txt"]);
-    assert_eq!(pushed.trim(), attempt);
-    assert_ne!(attempt, summary(&first)["runs"][0]["run"].as_str().unwrap());
+    assert_eq!(pushed.trim(), attempt, "{second}");
+    attempt
 }
 
 #[test]
@@ -1739,4 +1754,77 @@ fn run_shortly(env: &TestEnv, extra: &[&str], agent: &str) -> Output {
     arguments.extend_from_slice(extra);
     arguments.extend(["--ttl", "3s", "--grace", "1s", "--", agent]);
     env.run("repo", &arguments)
+}
+
+/// Makes `clone` reach its remote through a wrapper of `git <service>` (`receive-pack`,
+/// `upload-pack`) that runs `first` before it: a shell snippet whose `exit 1` is a
+/// connection lost before the remote said a word.
+fn through_wrapper(env: &TestEnv, service: &str, first: &str) {
+    let wrapper = script(
+        env,
+        service,
+        &format!("{first}\nexec git {service} \"$@\"\n"),
+    );
+    let key = format!("remote.origin.{}", service.replace('-', ""));
+    env.git("clone", &["config", &key, &wrapper]);
+}
+
+/// A claim that could not reach the remote, its own retries spent, is made again by the run
+/// rather than ending it: a remote that drops connections for a few seconds must not stop a
+/// night-long run (review11 item 10).
+#[test]
+fn a_claim_that_cannot_reach_the_remote_for_a_while_is_made_again() {
+    let env = TestEnv::new();
+    cloned(
+        &env,
+        &[(
+            ".tasks/alpha.md",
+            &task("Alpha", "acceptance: [test -f alpha.txt]\n"),
+        )],
+    );
+    // The first six pushes find no remote: every try of the run's first claim.
+    let count = env.path("pushes");
+    through_wrapper(
+        &env,
+        "receive-pack",
+        &format!(
+            "n=$(cat '{count}' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '{count}'\n[ $n -le 6 ] && exit 1",
+            count = count.display()
+        ),
+    );
+    let run = run_touching_alpha(&env, "clone");
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["completed"], 1, "{run}");
+    assert_eq!(
+        run.stderr
+            .matches("`gitprio claim` failed: cannot reach remote `origin` (push)")
+            .count(),
+        1,
+        "{run}"
+    );
+    assert!(run.stderr.contains("; claiming again"), "{run}");
+}
+
+/// A connection dropped while an attempt looks up its task's pushed branch (`ls-remote`)
+/// is tried again, as the gitprio commands' fetches are: else the attempt pushes without
+/// `--force-with-lease` and is refused over the earlier attempt's branch, and so is every
+/// later run that pushes it (review11 item 10).
+#[test]
+fn a_dropped_connection_of_the_branch_lookup_is_tried_again() {
+    let env = TestEnv::new();
+    let (agent, _) = pushed_then_revoked(&env);
+    // The first `git ls-remote` from here on loses its connection before a word is said.
+    let dropped = env.path("dropped");
+    through_wrapper(
+        &env,
+        "upload-pack",
+        &format!(
+            "git=$(cut -d' ' -f4 /proc/$PPID/stat)\ncase \"$(tr '\\0' ' ' < /proc/$git/cmdline)\" in *ls-remote*)\n  [ -e '{dropped}' ] || {{ touch '{dropped}'; exit 1; }};;\nesac",
+            dropped = dropped.display()
+        ),
+    );
+
+    let second = env.run("clone", &["run", "--json", "--", &agent]);
+    assert!(dropped.exists(), "no ls-remote was made: {second}");
+    assert_pushed_over(&env, &second);
 }

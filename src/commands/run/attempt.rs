@@ -1028,15 +1028,21 @@ pub fn git(directory: &Path, arguments: &[&str]) -> anyhow::Result<String> {
 }
 
 /// Runs git with `arguments`, a command that talks to the remote, from the run's git
-/// directory, under the stall deadline of every remote command (`remote_timeout`); returns
-/// its stdout, or its stderr as the error.
+/// directory, under the stall deadline of every remote command (`remote_timeout`), again
+/// while its connection failed, as the gitprio commands' own fetches are; returns its
+/// stdout, or its stderr as the error.
+///
+/// Only for an `ls-remote` and the push of a task's branch: a push that landed and lost
+/// its answer is up to date when made again, which git checks before `--force-with-lease`.
 fn git_remote(run: &RunContext, arguments: &[&str]) -> anyhow::Result<String> {
-    let output = Repository::run_bounded(
-        git_command(&run.git_directory, arguments),
-        arguments,
-        &run.packs,
-        run.remote_timeout,
-    )?;
+    let output = gitprio_core::git::retry_connection(|| {
+        Repository::run_bounded(
+            git_command(&run.git_directory, arguments),
+            arguments,
+            &run.packs,
+            run.remote_timeout,
+        )
+    })?;
     stdout_of(arguments, &output)
 }
 
