@@ -155,7 +155,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         .map(|task| (task.id.clone(), TaskFacts::from(task)))
         .collect();
     let mut known_prices = match &args.prices {
-        Some(path) => price_file(path)?,
+        Some(path) => price_file(settings, path)?,
         None => BTreeMap::new(),
     };
     known_prices.extend(price_overrides(&repo, loaded.commit)?);
@@ -300,23 +300,39 @@ fn github_pull_requests(
 }
 
 /// Reads a price file the user gives: `LiteLLM` JSON, else the `.tasks/prices.yaml` shape.
+/// A `LiteLLM` entry whose price is not a number is named in a warning and left out.
 fn price_file(
+    settings: &Settings,
     path: &std::path::Path,
 ) -> anyhow::Result<BTreeMap<String, gitprio_core::usage::Price>> {
     let text = std::fs::read_to_string(path)
         .map_err(|error| anyhow!("cannot read the price file {}: {error}", path.display()))?;
-    let parsed = if text.trim_start().starts_with('{') {
-        PriceTable::parse_litellm(&text)
+    let invalid = |error: String| anyhow!("invalid price file {}: {error}", path.display());
+    let (prices, refused) = if text.trim_start().starts_with('{') {
+        let parsed = PriceTable::parse_litellm(&text).map_err(invalid)?;
+        (parsed.prices, parsed.refused)
     } else {
-        PriceTable::parse_overrides(&text)
+        (
+            PriceTable::parse_overrides(&text).map_err(invalid)?,
+            Vec::new(),
+        )
     };
-    let prices =
-        parsed.map_err(|error| anyhow!("invalid price file {}: {error}", path.display()))?;
     if prices.is_empty() {
+        let why = refused
+            .first()
+            .map(|first| format!(" ({first})"))
+            .unwrap_or_default();
         return Err(anyhow!(
-            "the price file {} prices no model (LiteLLM JSON or a YAML map of model to input and output)",
+            "the price file {} prices no model{why} (LiteLLM JSON or a YAML map of model to input and output)",
             path.display()
         ));
+    }
+    for why in &refused {
+        output::message(
+            settings,
+            "warning",
+            &format!("price file {}: {why}; left out", path.display()),
+        );
     }
     Ok(prices)
 }

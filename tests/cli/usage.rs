@@ -1194,6 +1194,59 @@ fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
     assert_eq!(said[0].matches("error").count(), 1, "{bad}");
 }
 
+/// A `LiteLLM` entry whose price is not a number is named, not skipped without a word.
+#[test]
+fn a_price_file_entry_whose_price_is_not_a_number_is_named() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    record(
+        &env,
+        "a",
+        "alice",
+        &[
+            "--model",
+            "brand-new-model",
+            "--output",
+            "1000",
+            "--key",
+            "r1",
+        ],
+    );
+    std::fs::write(
+        env.path("a/odd.json"),
+        r#"{"brand-new-model": {"input_cost_per_token": "x", "output_cost_per_token": 2e-5}}"#,
+    )
+    .unwrap();
+    let bad = agent(&env, "a", "alice", &["report", "--prices", "odd.json"]);
+    assert_eq!(bad.code, 1, "{bad}");
+    assert_eq!(
+        bad.stderr.trim(),
+        "error: the price file odd.json prices no model (`brand-new-model`: input_cost_per_token is \"x\", not a number of dollars per token) (LiteLLM JSON or a YAML map of model to input and output)",
+        "{bad}"
+    );
+    std::fs::write(
+        env.path("a/odd.json"),
+        r#"{"brand-new-model": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-5},
+            "other-model": {"input_cost_per_token": 1e-6, "output_cost_per_token": "cheap"}}"#,
+    )
+    .unwrap();
+    let partly = agent(
+        &env,
+        "a",
+        "alice",
+        &["report", "--json", "--prices", "odd.json"],
+    );
+    assert_eq!(partly.code, 0, "{partly}");
+    assert!(
+        partly.stderr.contains(
+            "warning: price file odd.json: `other-model`: output_cost_per_token is \"cheap\", not a number of dollars per token; left out"
+        ),
+        "{partly}"
+    );
+    assert_eq!(partly.json()["summary"]["unpriced_tokens"], 0, "{partly}");
+}
+
 /// Parses `OpenMetrics` text with the Prometheus project's own Python parser; returns the
 /// families and their samples, or `None` when the parser is not installed.
 fn parse_openmetrics(env: &TestEnv, text: &str) -> Option<serde_json::Value> {

@@ -111,6 +111,15 @@ const BUNDLED: &[(&str, Price)] = &[
     ("gemini-2.5-flash", price(0.30, 2.50, None, Some(0.03))),
 ];
 
+/// What a `LiteLLM` price file gives: the prices read, and the entries refused.
+#[derive(Clone, Debug, Default)]
+pub struct LiteLlmPrices {
+    /// Model name → price in $ per million tokens.
+    pub prices: BTreeMap<String, Price>,
+    /// ``"`model`: why"`` for each entry whose prices are not numbers of dollars.
+    pub refused: Vec<String>,
+}
+
 /// The prices in force: the bundled table and the repository's overrides.
 #[derive(Clone, Debug, Default)]
 pub struct PriceTable {
@@ -137,34 +146,58 @@ impl PriceTable {
     /// such as ccusage's embedded snapshot): model name → `input_cost_per_token`,
     /// `output_cost_per_token`, `cache_creation_input_token_cost`, `cache_read_input_token_cost`
     /// in dollars per token. Entries without input and output prices (embeddings, images,
-    /// the `sample_spec` example) are left out. Gives the prices in $ per million tokens.
-    pub fn parse_litellm(text: &str) -> Result<BTreeMap<String, Price>, String> {
-        #[derive(Deserialize)]
-        struct Entry {
-            input_cost_per_token: Option<f64>,
-            output_cost_per_token: Option<f64>,
-            cache_creation_input_token_cost: Option<f64>,
-            cache_read_input_token_cost: Option<f64>,
-        }
+    /// the `sample_spec` example) are left out. Gives the prices in $ per million tokens, and
+    /// the entries refused because a price in them is not a number of dollars, each as
+    /// ``"`model`: why"``: a user's hand edit should not vanish without a word.
+    pub fn parse_litellm(text: &str) -> Result<LiteLlmPrices, String> {
+        const FIELDS: [&str; 4] = [
+            "input_cost_per_token",
+            "output_cost_per_token",
+            "cache_creation_input_token_cost",
+            "cache_read_input_token_cost",
+        ];
         let entries: BTreeMap<String, serde_json::Value> =
             serde_json::from_str(text).map_err(|error| error.to_string())?;
-        let per_million = |value: Option<f64>| value.map(|dollars| dollars * 1_000_000.0);
-        Ok(entries
-            .into_iter()
-            .filter(|(name, _)| name != "sample_spec")
-            .filter_map(|(name, value)| {
-                let entry: Entry = serde_json::from_value(value).ok()?;
-                let price = Price {
-                    input: per_million(entry.input_cost_per_token)?,
-                    output: per_million(entry.output_cost_per_token)?,
-                    cache_write_5m: per_million(entry.cache_creation_input_token_cost),
-                    cache_write_1h: None,
-                    cache_read: per_million(entry.cache_read_input_token_cost),
-                    fast_multiplier: None,
-                };
-                Some((name, price))
-            })
-            .collect())
+        let mut parsed = LiteLlmPrices::default();
+        for (name, value) in entries {
+            if name == "sample_spec" {
+                continue;
+            }
+            let Some(entry) = value.as_object() else {
+                parsed
+                    .refused
+                    .push(format!("`{name}`: not an object of prices"));
+                continue;
+            };
+            let mut per_million = [None; 4];
+            let mut refused = None;
+            for (slot, field) in per_million.iter_mut().zip(FIELDS) {
+                match entry.get(field) {
+                    None | Some(serde_json::Value::Null) => {}
+                    Some(serde_json::Value::Number(number))
+                        if number.as_f64().is_some_and(|dollars| dollars >= 0.0) =>
+                    {
+                        *slot = number.as_f64().map(|dollars| dollars * 1_000_000.0);
+                    }
+                    Some(other) => {
+                        refused = Some(format!(
+                            "`{name}`: {field} is {other}, not a number of dollars per token"
+                        ));
+                        break;
+                    }
+                }
+            }
+            if let Some(why) = refused {
+                parsed.refused.push(why);
+                continue;
+            }
+            let [Some(input), Some(output), cache_write_5m, cache_read] = per_million else {
+                continue;
+            };
+            let price = price(input, output, cache_write_5m, cache_read);
+            parsed.prices.insert(name, price);
+        }
+        Ok(parsed)
     }
 
     /// Returns the price of `model`: an override by exact name, else the bundled family.
@@ -329,13 +362,31 @@ mod tests {
             "new-model-9": {"input_cost_per_token": 2e-6, "output_cost_per_token": 8e-6, "cache_read_input_token_cost": 2e-7},
             "text-embedding-3": {"input_cost_per_token": 1e-8},
             "claude-sonnet-4-5": {"input_cost_per_token": 4e-6, "output_cost_per_token": 1.6e-5}}"#;
-        let prices = PriceTable::parse_litellm(text).unwrap();
+        let prices = PriceTable::parse_litellm(text).unwrap().prices;
         assert_eq!(prices.len(), 2);
         let table = PriceTable::new(prices);
         assert!((table.price("new-model-9").unwrap().input - 2.0).abs() < 1e-9);
         assert!((table.price("new-model-9").unwrap().cache_read.unwrap() - 0.2).abs() < 1e-9);
         assert!((table.price("claude-sonnet-4-5-20250929").unwrap().input - 4.0).abs() < 1e-9);
         assert!(PriceTable::parse_litellm("not json").is_err());
+    }
+
+    #[test]
+    fn a_litellm_entry_whose_price_is_not_a_number_is_named() {
+        let text = r#"{"claude-mystery-9": {"input_cost_per_token": "x", "output_cost_per_token": 1e-6},
+            "minus-1": {"input_cost_per_token": -1e-6, "output_cost_per_token": 1e-6},
+            "odd": 3,
+            "new-model-9": {"input_cost_per_token": 2e-6, "output_cost_per_token": 8e-6}}"#;
+        let parsed = PriceTable::parse_litellm(text).unwrap();
+        assert_eq!(parsed.prices.keys().collect::<Vec<_>>(), ["new-model-9"]);
+        assert_eq!(
+            parsed.refused,
+            [
+                "`claude-mystery-9`: input_cost_per_token is \"x\", not a number of dollars per token",
+                "`minus-1`: input_cost_per_token is -1e-6, not a number of dollars per token",
+                "`odd`: not an object of prices",
+            ]
+        );
     }
 
     #[test]
