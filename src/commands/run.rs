@@ -658,7 +658,8 @@ fn handle_interrupts(context: &Arc<RunContext>) -> anyhow::Result<()> {
 enum Next {
     /// Work on the task claimed, whose claim lock is held until the attempt takes over.
     Work(Box<Claimed>, ClaimLock),
-    /// Nothing ready now, but sibling slots are working: wait for one to finish.
+    /// Nothing ready now, but sibling slots are working: wait for one to finish, unless
+    /// one finished already (the finishes seen before the claim).
     WaitForSiblings(u64),
     /// Nothing ready and nothing running: poll again later (`--wait`).
     Poll,
@@ -693,13 +694,20 @@ fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) 
     static CLAIM_TURN: Mutex<()> = Mutex::new(());
     let control = &context.control;
     let _turn = CLAIM_TURN.lock().unwrap_or_else(PoisonError::into_inner);
-    let (limit, lost, skip) = {
+    // What the claim sees is as of the finishes before it: one that lands while it looks
+    // (a sibling giving its task back) may have made a task ready that it did not see.
+    let (limit, lost, skip, seen) = {
         let state = control.lock();
         if state.stop.is_some() {
             return Next::Quit;
         }
         let skip: BTreeSet<TaskId> = state.lost.union(&state.working).cloned().collect();
-        (control.claim_limit(&state), state.lost.clone(), skip)
+        (
+            control.claim_limit(&state),
+            state.lost.clone(),
+            skip,
+            state.finishes,
+        )
     };
     if let Some(limit) = limit {
         control.stop(limit);
@@ -741,8 +749,8 @@ fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) 
         }
         Ok(Claim::NothingReady { reason, message }) => {
             let mut state = control.lock();
-            if state.busy > 0 {
-                Next::WaitForSiblings(state.finishes)
+            if state.busy > 0 || state.finishes != seen {
+                Next::WaitForSiblings(seen)
             } else if wait {
                 Next::Poll
             } else {

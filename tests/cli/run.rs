@@ -1828,3 +1828,40 @@ fn a_dropped_connection_of_the_branch_lookup_is_tried_again() {
     assert!(dropped.exists(), "no ls-remote was made: {second}");
     assert_pushed_over(&env, &second);
 }
+
+/// A slot whose claim finds nothing ready while its sibling gives the only task back (a
+/// failed attempt, to be tried again) claims again instead of ending the run: the claim is
+/// slowed down after it looked (`claim:linger`), so the sibling's attempt ends meanwhile
+/// (review11 item 9).
+#[test]
+fn a_task_given_back_while_a_sibling_claims_is_claimed_again() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    // Fails at once, each time in other words, so no attempt is parked as a runaway.
+    let agent = script(
+        &env,
+        "agent",
+        "cat > /dev/null\nprintf x >> \"$HOME/marks\"\necho \"boom $(cat \"$HOME/marks\")\" >&2\nexit 1\n",
+    );
+    let run = env.run_with(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--parallel",
+            "2",
+            "--max-tasks",
+            "3",
+            "--",
+            &agent,
+        ],
+        &[("GITPRIO_FAILPOINT", "claim:linger")],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let attempts = summary(&run)["attempts"].as_u64().unwrap();
+    assert!(
+        attempts >= 2,
+        "the run ended with a ready to be tried again: {run}"
+    );
+}
