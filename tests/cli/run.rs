@@ -1865,3 +1865,41 @@ fn a_task_given_back_while_a_sibling_claims_is_claimed_again() {
         "the run ended with a ready to be tried again: {run}"
     );
 }
+
+/// A second `gitprio run` in the clone leaves alone a submission the first one is still
+/// committing and pushing: the first holds that attempt's live lock (review11 item 15).
+#[test]
+fn a_second_run_leaves_a_submission_a_live_run_is_pushing_to_it() {
+    let env = TestEnv::new();
+    cloned(&env, &[(".tasks/x.md", &task("X", ""))]);
+    let agent = script(&env, "agent", "cat > /dev/null\ntouch x.txt\n");
+    // The first run sleeps 5 s after `done`, before its commit.
+    let first = crate::common::Running(Some(
+        env.command("clone", &["run", "--json", "--", &agent])
+            .env("GITPRIO_FAILPOINT", "run:before-commit")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for("the first run's submission", || {
+        let status = env.run("clone", &["status", "--json"]);
+        status.code == 0
+            && status.json()["leases"]
+                .as_array()
+                .is_some_and(|leases| leases.iter().any(|lease| lease["state"] == "submitted"))
+    });
+    let second = env.run("clone", &["run", "--json", "--", &agent]);
+    assert_eq!(second.code, 0, "{second}");
+    assert!(
+        !second.stderr.contains("was submitted by an earlier run"),
+        "{second}"
+    );
+    let first = first.finish();
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(stderr.contains("x is done"), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let log = env.git("remote.git", &["log", "--format=%B", "gitprio/x"]);
+    assert_eq!(log.matches("Gitprio-Task: x").count(), 1, "{log}");
+}

@@ -1266,6 +1266,10 @@ fn finish_branch(
 ) -> (String, Option<String>) {
     let id = claimed.task.id.as_str();
     let branch = format!("gitprio/{id}");
+    if run.settings.failpoint.as_deref() == Some("run:before-commit") {
+        // As a slow commit would: another run in the clone starts meanwhile.
+        std::thread::sleep(Duration::from_secs(5));
+    }
     if let Err(error) = commit_worktree(run, worktree, claimed, summary) {
         run.warn(&format!(
             "{id} is submitted, but its commit failed ({error:#}); commit the change in {} by hand, or run again here",
@@ -1390,7 +1394,8 @@ fn remove_worktree(run: &RunContext, worktree: &Path) {
 /// work uncommitted, or committed and not pushed) gets `done` again (which completes its
 /// own submission: the task file's `status: done`), then its branch committed when there
 /// is anything to commit, and pushed, as that run would have. It stays submitted: it is
-/// never handed out again.
+/// never handed out again. A submission whose attempt a live run still works on (another
+/// `gitprio run` in the clone, committing and pushing it) is that run's.
 pub fn finish_left_submissions(run: &RunContext, agent: &str) {
     let Ok(entries) = std::fs::read_dir(&run.worktrees) else {
         return;
@@ -1411,6 +1416,7 @@ pub fn finish_left_submissions(run: &RunContext, agent: &str) {
         if !entry.mine
             || lease.state != ShownState::Submitted
             || !left.iter().any(|name| name == id)
+            || left::attempt_running(run, id, lease.generation)
         {
             continue;
         }

@@ -118,6 +118,17 @@ impl Drop for Locked {
     }
 }
 
+/// Whether a live run works on the attempt at task `id`, generation `generation`, in
+/// this clone: it holds that attempt's live lock, and owns what the attempt does.
+pub fn attempt_running(run: &RunContext, id: &str, generation: u64) -> bool {
+    held(
+        &run.runs
+            .join(id)
+            .join(generation.to_string())
+            .join(LiveLock::NAME),
+    )
+}
+
 /// Whether a live process holds the lock on `path`.
 fn held(path: &Path) -> bool {
     File::open(path).is_ok_and(|file| file.try_lock_shared().is_err())
