@@ -1159,68 +1159,18 @@ fn keep_earlier_attempt(
     Ok(())
 }
 
-/// Holds the clone's worktree lock file until dropped.
-#[derive(Debug)]
-struct WorktreeLock<'a>(&'a Path);
-
-impl<'a> WorktreeLock<'a> {
-    /// Waits for the lock file at `path`: created exclusively, holding this process's id;
-    /// a lock whose process is gone is taken over.
-    fn take(path: &'a Path) -> anyhow::Result<WorktreeLock<'a>> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let deadline = Instant::now() + Duration::from_secs(600);
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
-                Ok(mut file) => {
-                    std::io::Write::write_all(
-                        &mut file,
-                        std::process::id().to_string().as_bytes(),
-                    )?;
-                    return Ok(WorktreeLock(path));
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(path).unwrap_or_default();
-                    if holder.trim().parse::<u32>().is_ok_and(|pid| !alive(pid)) {
-                        let _ = std::fs::remove_file(path);
-                        continue;
-                    }
-                    if Instant::now() > deadline {
-                        bail!(
-                            "waited 10 minutes for {} (held by process {}); delete it if that process is gone",
-                            path.display(),
-                            holder.trim()
-                        );
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(error) => {
-                    return Err(error).with_context(|| format!("cannot create {}", path.display()));
-                }
-            }
-        }
-    }
+/// The clone's worktree lock, held until dropped: an flock on `worktrees.lock`, which the
+/// kernel lets go of when its holder dies, so no holder's pid (dead, or reused by another
+/// process) is ever judged, and no two waiters take a dead holder's lock at once.
+struct WorktreeLock {
+    _held: left::Locked,
 }
 
-impl Drop for WorktreeLock<'_> {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.0);
+impl WorktreeLock {
+    /// Waits for the lock at `path` (10 minutes at most).
+    fn take(path: &Path) -> anyhow::Result<WorktreeLock> {
+        left::Locked::wait(path).map(|held| WorktreeLock { _held: held })
     }
-}
-
-/// Returns whether process `pid` exists (`kill -0`).
-fn alive(pid: u32) -> bool {
-    Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
 }
 
 /// Where an attempt's run directory keeps what [`pushed_branch`] saw (empty: no branch).
@@ -1633,6 +1583,42 @@ mod tests {
             "the agent ended with exit 1: boom",
             "the agent ended with exit 1: bang"
         ));
+    }
+
+    /// Many waiters at once on a worktree lock a dead holder left: one holds it at a time
+    /// (review11 item 12: each took the dead pid's file for stale and removed the lock the
+    /// first of them had just made).
+    #[test]
+    fn one_holder_at_a_time_of_a_worktree_lock_a_dead_run_left() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Arc, Barrier};
+
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("worktrees.lock");
+        let mut gone = Command::new("true").spawn().unwrap();
+        let dead = gone.id();
+        gone.wait().unwrap();
+        for _ in 0..5 {
+            std::fs::write(&path, dead.to_string()).unwrap();
+            let holders = Arc::new(AtomicUsize::new(0));
+            let start = Arc::new(Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, holders, start) = (path.clone(), holders.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let _held = WorktreeLock::take(&path).unwrap();
+                        let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
+                        std::thread::sleep(Duration::from_millis(2));
+                        holders.fetch_sub(1, Ordering::SeqCst);
+                        now
+                    })
+                })
+                .collect();
+            for thread in threads {
+                assert_eq!(thread.join().unwrap(), 1, "two held the worktree lock");
+            }
+        }
     }
 
     #[test]

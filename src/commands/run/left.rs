@@ -42,7 +42,7 @@ pub fn status_of(run: &RunContext, agent: &str, what: &str) -> Option<StatusRepl
 
 /// A file this process holds an exclusive lock on, removed (still locked) when dropped, so
 /// that a process that finds it unlocked knows its holder died.
-struct Locked {
+pub struct Locked {
     path: PathBuf,
     file: File,
 }
@@ -64,7 +64,7 @@ impl Locked {
 
     /// Locks `path`, waiting while another process holds it (a run claiming as the same
     /// agent, or the claim a killed run left going), 10 minutes at most.
-    fn wait(path: &Path) -> anyhow::Result<Locked> {
+    pub fn wait(path: &Path) -> anyhow::Result<Locked> {
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             let file = Self::open(path)?;
@@ -95,14 +95,25 @@ impl Locked {
         }
     }
 
-    /// Locks `path`, or says who holds it.
+    /// Locks `path`, or says who holds it. A lock held for a moment only (another run in
+    /// the clone probing it, see [`held`]) is waited for, a second at most.
     fn take(path: &Path) -> anyhow::Result<Locked> {
         let file = Self::open(path)?;
-        if file.try_lock().is_err() {
-            bail!(
-                "another gitprio run works on this attempt ({} is locked)",
-                path.display()
-            );
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(TryLockError::WouldBlock) => bail!(
+                    "another gitprio run works on this attempt ({} is locked)",
+                    path.display()
+                ),
+                Err(TryLockError::Error(error)) => {
+                    return Err(error).with_context(|| format!("cannot lock {}", path.display()));
+                }
+            }
         }
         Ok(Locked {
             path: path.to_owned(),
@@ -366,5 +377,27 @@ pub fn release_left_leases(run: &RunContext, agents: &[String]) {
         if given_back.contains(&attempt) {
             let _ = std::fs::remove_file(&lock);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another run in the clone probing the live lock (a shared lock for a moment) does
+    /// not make the attempt taking it fail (review11 item 12).
+    #[test]
+    fn a_live_lock_is_taken_while_another_run_probes_it() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join(LiveLock::NAME);
+        let probe = Locked::open(&path).unwrap();
+        probe.try_lock_shared().unwrap();
+        let prober = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(probe);
+        });
+        let taken = Locked::take(&path);
+        prober.join().unwrap();
+        assert!(taken.is_ok(), "{:#}", taken.err().unwrap());
     }
 }
