@@ -588,7 +588,7 @@ impl RunContext {
         Ok(Self {
             settings: settings.clone(),
             operations: Operations {
-                exe: std::env::current_exe().context("cannot find the gitprio binary")?,
+                exe: own_binary()?,
                 directory: settings.directory.clone(),
                 local: args.store.local,
                 ttl: Some(ttl_text.to_owned()),
@@ -637,6 +637,17 @@ impl RunContext {
             worktree_lock: common.join("gitprio").join("worktrees.lock"),
         })
     }
+}
+
+/// The binary the run's operations are subprocesses of: this very one, also once its
+/// path names another file or none (an upgrade or a rebuild replaced it while the run
+/// works), through `/proc/self/exe` where there is one; else its path.
+fn own_binary() -> anyhow::Result<PathBuf> {
+    let own = Path::new("/proc/self/exe");
+    if own.exists() {
+        return Ok(own.to_path_buf());
+    }
+    std::env::current_exe().context("cannot find the gitprio binary")
 }
 
 /// Ctrl-C stops the agents and releases their tasks; a second one kills them.

@@ -1903,3 +1903,34 @@ fn a_second_run_leaves_a_submission_a_live_run_is_pushing_to_it() {
     let log = env.git("remote.git", &["log", "--format=%B", "gitprio/x"]);
     assert_eq!(log.matches("Gitprio-Task: x").count(), 1, "{log}");
 }
+
+/// A run whose binary is replaced while it works (an upgrade, a rebuild: the old file is
+/// unlinked) goes on with its own binary: every operation it runs is a subprocess of that
+/// binary, which its path no longer names (`gitprio claim` failed with ENOENT once in CI).
+#[test]
+fn a_run_whose_binary_is_replaced_meanwhile_goes_on() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    let binary = env.path("installed/gitprio");
+    std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_gitprio"), &binary).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_gitprio"), &binary).unwrap();
+    }
+    let agent = script(
+        &env,
+        "agent",
+        &format!("cat > /dev/null\nrm '{}'\ntouch a.txt\n", binary.display()),
+    );
+    let run = Command::new(&binary)
+        .args(["run", "--local", "--json", "--", &agent])
+        .current_dir(env.path("repo"))
+        .env_clear()
+        .envs(env.environment())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let run = env.normalized(&run);
+    assert!(!binary.exists());
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["completed"], 1, "{run}");
+}
