@@ -1934,3 +1934,48 @@ fn a_run_whose_binary_is_replaced_meanwhile_goes_on() {
     assert_eq!(run.code, 0, "{run}");
     assert_eq!(summary(&run)["completed"], 1, "{run}");
 }
+
+/// A run killed after its agent failed, before its `release --failed`, leaves a failed
+/// attempt: the next run releases it as failed, with its reason, not as an attempt cut
+/// short (crash12).
+#[test]
+fn a_run_killed_before_it_releases_a_failed_attempt_leaves_it_failed() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    let gate = env.path("gate");
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null\n[ -e '{}' ] || {{ echo 'no luck' >&2; exit 1; }}\ntouch a.txt\n",
+            gate.display()
+        ),
+    );
+    let killed = env
+        .command("repo", &["run", "--local", "--json", "--", &agent])
+        .env("GITPRIO_FAILPOINT", "run:before-release-failed")
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&killed.status),
+        Some(6),
+        "{killed:?}"
+    );
+    std::fs::write(&gate, "").unwrap();
+    let again = env.run("repo", &["run", "--local", "--json", "--", &agent]);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        again.stderr.contains(
+            "a (generation 1) failed: the agent ended with exit 1: no luck; the run that worked on it stopped before it said so"
+        ),
+        "{again}"
+    );
+    assert_eq!(summary(&again)["completed"], 1, "{again}");
+    assert_eq!(lease_state(&env, "repo", "a")["failures"], 1, "{again}");
+    let usage = env.run("repo", &["usage", "show", "a", "--json", "--local"]);
+    assert_eq!(
+        usage.json()["runs"][0]["meta"]["outcome"],
+        "failed",
+        "{usage}"
+    );
+}

@@ -482,6 +482,16 @@ impl Outcome<'_> {
             .last_error
             .as_deref()
             .is_some_and(|last| same_error(last, &reason));
+        let run_dir = self
+            .run
+            .runs
+            .join(id)
+            .join(self.claimed.generation.to_string());
+        // For the next run, should this one be killed before its release: a failure still.
+        let _ = std::fs::write(run_dir.join(left::FAILED_FILE), &reason);
+        if self.run.settings.failpoint.as_deref() == Some("run:before-release-failed") {
+            std::process::abort();
+        }
         let ending = match self
             .run
             .operations

@@ -241,6 +241,11 @@ fn stop_left_agents(run: &RunContext, attempts: &[(String, u64, PathBuf)]) {
     }
 }
 
+/// Where an attempt notes why it failed (`runs/<id>/<generation>/failed`) before it
+/// releases its task as failed: a run killed in between leaves a failure, not an attempt
+/// cut short, for the next run to release.
+pub const FAILED_FILE: &str = "failed";
+
 /// Why a lease is left held: what the killed run was doing.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Left {
@@ -358,19 +363,44 @@ pub fn release_left_leases(run: &RunContext, agents: &[String]) {
             // Another agent's: a run as that agent gives it back.
             continue;
         }
-        if let Err(error) = run
-            .operations
-            .release(holder, &id, why.reason(), false, false)
-        {
-            run.warn(&format!(
-                "{holder}: {id} is still held by a run that stopped, and giving it back failed: {error:#}"
-            ));
-            continue;
+        let failure = std::fs::read_to_string(live.with_file_name(FAILED_FILE))
+            .ok()
+            .filter(|reason| !reason.trim().is_empty());
+        let released = match &failure {
+            Some(reason) => {
+                let runaway = entry
+                    .lease
+                    .last_error
+                    .as_deref()
+                    .is_some_and(|last| super::attempt::same_error(last, reason));
+                run.operations
+                    .release(holder, &id, reason, true, runaway)
+                    .map(|parked| {
+                        format!(
+                            "{holder}: {id} (generation {generation}) failed: {reason}; the run that worked on it stopped before it said so{}",
+                            if parked { ", and it is parked" } else { "" }
+                        )
+                    })
+            }
+            None => run
+                .operations
+                .release(holder, &id, why.reason(), false, false)
+                .map(|_| {
+                    format!(
+                        "{holder}: released {id} (generation {generation}): {}; it can be claimed again now",
+                        why.said()
+                    )
+                }),
+        };
+        match released {
+            Ok(said) => run.say(&said),
+            Err(error) => {
+                run.warn(&format!(
+                    "{holder}: {id} is still held by a run that stopped, and giving it back failed: {error:#}"
+                ));
+                continue;
+            }
         }
-        run.say(&format!(
-            "{holder}: released {id} (generation {generation}): {}; it can be claimed again now",
-            why.said()
-        ));
         given_back.insert((id, generation));
     }
     for (attempt, lock) in locks {
