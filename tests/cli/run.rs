@@ -1979,3 +1979,39 @@ fn a_run_killed_before_it_releases_a_failed_attempt_leaves_it_failed() {
         "{usage}"
     );
 }
+
+/// What the agent of a killed run recorded in its usage file is recorded by the next run,
+/// on the killed attempt's run, before it gives the task back (crash12).
+#[test]
+fn the_usage_a_killed_run_s_agent_wrote_is_recorded_by_the_next_run() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    let (gate, started) = (env.path("gate"), env.path("started"));
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null\n[ -e '{}' ] || {{ echo '{{\"model\":\"m1\",\"input\":100,\"output\":10}}' >> \"$GITPRIO_USAGE_FILE\"; touch '{}'; sleep 30; }}\ntouch a.txt\n",
+            gate.display(),
+            started.display()
+        ),
+    );
+    let mut killed = env.spawn("repo", &["run", "--local", "--json", "--", &agent]);
+    wait_for("the agent", || started.exists());
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    std::fs::write(&gate, "").unwrap();
+    let again = env.run("repo", &["run", "--local", "--json", "--", &agent]);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        again
+            .stderr
+            .contains("recorded the usage the stopped run's agent left on a (110 tokens)"),
+        "{again}"
+    );
+    let usage = env.run("repo", &["usage", "show", "a", "--json", "--local"]);
+    let runs = usage.json()["runs"].clone();
+    assert_eq!(runs[0]["meta"]["generation"], 1, "{usage}");
+    assert_eq!(runs[0]["meta"]["outcome"], "released", "{usage}");
+    assert_eq!(runs[0]["totals"]["output"], 10, "{usage}");
+}

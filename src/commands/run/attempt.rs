@@ -196,10 +196,7 @@ fn prepare(
     let prompt = compose_prompt(run, agent, claimed, &worktree, config.plan_required(task));
     std::fs::write(&prompt_file, prompt)
         .with_context(|| format!("cannot write {}", prompt_file.display()))?;
-    let usage_file = match &run.usage_file {
-        Some(path) => worktree.join(path.replace("{task_id}", id)),
-        None => run_dir.join("usage.jsonl"),
-    };
+    let usage_file = usage_file(run, id, &run_dir);
     let _ = std::fs::remove_file(&usage_file);
     Ok(Setup {
         route_note: route_note(&route, model.as_deref()),
@@ -213,6 +210,14 @@ fn prepare(
         pushed,
         live,
     })
+}
+
+/// Where the agent of the attempt at `id` whose run directory is `run_dir` writes its usage.
+fn usage_file(run: &RunContext, id: &str, run_dir: &Path) -> PathBuf {
+    match &run.usage_file {
+        Some(path) => run.worktrees.join(id).join(path.replace("{task_id}", id)),
+        None => run_dir.join("usage.jsonl"),
+    }
 }
 
 impl Budget {
@@ -325,7 +330,13 @@ fn record_spend(
     // keys `usage import` gives them; without it, the output's usage stands for the attempt.
     let records = if watch.logs.is_empty() {
         let usage = final_usage(run.adapter, verdict, &watch.output, &watch.usage);
-        usage_records(&usage, &watch.usage, run.adapter, claimed, watch.model)
+        usage_records(
+            &usage,
+            &watch.usage,
+            run.adapter,
+            &claimed.run_id(),
+            watch.model,
+        )
     } else {
         watch.logs.records()
     };
@@ -349,6 +360,43 @@ fn record_spend(
                 run.prices.cost(record).map(|cost| sum + cost)
             })
         }),
+    }
+}
+
+/// Records what the agent of a killed run's attempt at `id` spent, from what it left in
+/// `run_dir` (its output, read as this run's adapter reads it, its usage file, the CLI's own
+/// log of its session), on that attempt's run `run_id`, as `holder`. The keys are the ones
+/// the attempt would have recorded, so what the killed run recorded already counts once.
+pub fn record_left_usage(run: &RunContext, holder: &str, id: &str, run_dir: &Path, run_id: &str) {
+    let stdout = std::fs::read(run_dir.join("stdout")).unwrap_or_default();
+    let verdict = adapters::conclude(run.adapter, &String::from_utf8_lossy(&stdout));
+    let mut output = Follower::new(run.adapter);
+    output.feed(&stdout);
+    let mut usage = Follower::new(Adapter::Generic);
+    usage.feed(&std::fs::read(usage_file(run, id, run_dir)).unwrap_or_default());
+    let mut logs = LogFollower::new(run.adapter);
+    logs.poll(output.session().or(verdict.session.as_deref()));
+    let records = if logs.is_empty() {
+        let spent = final_usage(run.adapter, &verdict, &output, &usage);
+        usage_records(&spent, &usage, run.adapter, run_id, None)
+    } else {
+        logs.records()
+    };
+    if records.is_empty() {
+        return;
+    }
+    match run
+        .operations
+        .record_usage(holder, id, &records_text(&records))
+    {
+        Ok(()) => run.say(&format!(
+            "{holder}: recorded the usage the stopped run's agent left on {id} ({} tokens)",
+            records.iter().map(UsageRecord::total_tokens).sum::<u64>()
+        )),
+        Err(error) => run.warn(&format!(
+            "{holder}: the usage the stopped run's agent left on {id} was not recorded: {}",
+            super::rendered(&error)
+        )),
     }
 }
 
@@ -869,15 +917,15 @@ fn final_usage(
     }
 }
 
-/// The usage records of the attempt, each with a key stable across re-recording.
+/// The usage records of the attempt filed as `run`, each with a key stable across
+/// re-recording.
 fn usage_records(
     usage: &[UsageRecord],
     usage_file: &Follower,
     adapter: Adapter,
-    claimed: &Claimed,
+    run: &str,
     model: Option<&str>,
 ) -> Vec<UsageRecord> {
-    let run = claimed.run_id();
     let record = |key: String, usage: &UsageRecord| {
         let mut record = usage.clone();
         record.key = key;

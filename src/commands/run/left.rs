@@ -26,7 +26,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use gitprio_core::reply::lease::{ClaimReply, ShownState, StatusReply};
+use gitprio_core::reply::lease::{ClaimReply, ShownState, StatusLease, StatusReply};
+use gitprio_core::usage::RunMeta;
 
 use super::RunContext;
 use super::agent::Group;
@@ -363,35 +364,7 @@ pub fn release_left_leases(run: &RunContext, agents: &[String]) {
             // Another agent's: a run as that agent gives it back.
             continue;
         }
-        let failure = std::fs::read_to_string(live.with_file_name(FAILED_FILE))
-            .ok()
-            .filter(|reason| !reason.trim().is_empty());
-        let released = match &failure {
-            Some(reason) => {
-                let runaway = entry
-                    .lease
-                    .last_error
-                    .as_deref()
-                    .is_some_and(|last| super::attempt::same_error(last, reason));
-                run.operations
-                    .release(holder, &id, reason, true, runaway)
-                    .map(|parked| {
-                        format!(
-                            "{holder}: {id} (generation {generation}) failed: {reason}; the run that worked on it stopped before it said so{}",
-                            if parked { ", and it is parked" } else { "" }
-                        )
-                    })
-            }
-            None => run
-                .operations
-                .release(holder, &id, why.reason(), false, false)
-                .map(|_| {
-                    format!(
-                        "{holder}: released {id} (generation {generation}): {}; it can be claimed again now",
-                        why.said()
-                    )
-                }),
-        };
+        let released = give_back(run, entry, why, &live);
         match released {
             Ok(said) => run.say(&said),
             Err(error) => {
@@ -408,6 +381,46 @@ pub fn release_left_leases(run: &RunContext, agents: &[String]) {
             let _ = std::fs::remove_file(&lock);
         }
     }
+}
+
+/// Gives back the lease `entry` a killed run left held (`why`, its attempt's live lock at
+/// `live`): first the usage its agent left is recorded, then the task released as failed
+/// when the attempt noted a failure ([`FAILED_FILE`]), else without a failure. Returns what
+/// to say.
+fn give_back(
+    run: &RunContext,
+    entry: &StatusLease,
+    why: Left,
+    live: &Path,
+) -> anyhow::Result<String> {
+    let (id, generation) = (entry.task.as_str(), entry.lease.generation);
+    let holder = entry.lease.holder.agent.as_str();
+    if why == Left::Working {
+        let run_id = RunMeta::run_id(generation, entry.lease.acquired_at);
+        let run_dir = live.parent().unwrap_or(&run.runs);
+        super::attempt::record_left_usage(run, holder, id, run_dir, &run_id);
+    }
+    let failure = std::fs::read_to_string(live.with_file_name(FAILED_FILE))
+        .ok()
+        .filter(|reason| !reason.trim().is_empty());
+    if let Some(reason) = &failure {
+        let runaway = entry
+            .lease
+            .last_error
+            .as_deref()
+            .is_some_and(|last| super::attempt::same_error(last, reason));
+        let parked = run.operations.release(holder, id, reason, true, runaway)?;
+        return Ok(format!(
+            "{holder}: {id} (generation {generation}) failed: {reason}; the run that worked on it stopped before it said so{}",
+            if parked { ", and it is parked" } else { "" }
+        ));
+    }
+    run.operations
+        .release(holder, id, why.reason(), false, false)?;
+    Ok(format!(
+        "{holder}: released {id} (generation {generation}): {}; it can be claimed again now",
+        why.said()
+    ))
 }
 
 #[cfg(test)]
