@@ -821,14 +821,16 @@ fn a_run_killed_mid_attempt_gives_its_task_back_when_run_again_and_does_it() {
     let harness = Harness::new(seed(), "run killed mid-attempt".to_owned(), Transport::Path);
     let started = harness.env.path("started");
     let gate = harness.env.path("gate");
-    // The first run's agent says it started and works until killed with its run; the
+    let pid_file = harness.env.path("agent.pid");
+    // The first run's agent says it started (and its pid) and works until stopped; the
     // second one's (the gate is there by then) does the task.
     script(
         &harness.env,
         "claude",
         &format!(
-            "[ -e '{}' ] || {{ touch '{}'; sleep 30; }}\n{AGENT}",
+            "[ -e '{}' ] || {{ echo $$ > '{}'; touch '{}'; sleep 30; }}\n{AGENT}",
             gate.display(),
+            pid_file.display(),
             started.display()
         ),
     );
@@ -842,11 +844,36 @@ fn a_run_killed_mid_attempt_gives_its_task_back_when_run_again_and_does_it() {
         assert!(Instant::now() < deadline, "the agent never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // The whole session dies: the run and its agent.
+    // The run dies (SIGKILL, the OOM killer); its agent, in a group of its own, lives on.
     harness.kill(child, true);
+    let agent: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(running(agent), "the agent died with its run");
     harness.assert_lease("t1", "held", 1, "alice");
     std::fs::write(&gate, "").unwrap();
     assert_given_back_and_done(&harness, "the run working on it stopped before it finished");
+    // The next run stopped the orphaned agent before it made t1's worktree anew.
+    assert!(
+        !running(agent),
+        "the killed run's agent (pid {agent}) still runs after the next run"
+    );
+}
+
+/// Whether process `pid` runs: exists and, where `/proc` tells, is not a zombie.
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, fields)| fields.trim_start().starts_with('Z')),
+        Err(_) => Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success()),
+    }
 }
 
 #[test]

@@ -169,6 +169,8 @@ impl Operations {
     ) -> anyhow::Result<Output> {
         let mut command = Command::new(&self.exe);
         command
+            // Its usage lines name `gitprio`, not the `/proc/self/exe` it may be run as.
+            .arg0("gitprio")
             .current_dir(directory)
             .env("GITPRIO_AGENT", agent)
             .args(arguments)
