@@ -7,12 +7,13 @@ use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
-use gitprio_core::usage::attribute::Unattributed;
+use gitprio_core::usage::attribute::{Places, Unattributed};
 use gitprio_core::usage::import::ImportState;
 use gitprio_core::usage::money::{Cost, Usd};
 use gitprio_core::usage::report::{
-    Distribution, GroupBy, OPEN, PullRequestFacts, Report, RepositoryPriceFile, RunFilter, RunLine,
-    TaskFacts, Waste, attribute_share, day_of, pull_request_signals, report,
+    Counted, Distribution, GroupBy, IN_FLIGHT, PullRequestFacts, Report, RepositoryPriceFile,
+    RunFilter, RunLine, TaskFacts, UnattributedSpans, Waste, add_unattributed, day_of,
+    outcome_text, pull_request_signals, report,
 };
 use gitprio_core::usage::{Ledger, PriceTable};
 use jiff::Timestamp;
@@ -69,12 +70,11 @@ pub struct ReportArgs {
     /// Group runs by this.
     #[arg(long, value_enum, default_value = "type")]
     pub by: By,
-    /// Only requests made at or after this date (`2026-11-01`) or time (RFC 3339), each by
-    /// its own time, not by its run's start.
+    /// Only requests made at or after this date (`2026-11-01`, midnight UTC) or time with its
+    /// zone (`2026-11-01T09:00:00Z`, RFC 3339), each by its own time, not by its run's start.
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
-    /// Only requests made before this date or time: exclusive, so `--until 2026-11-03`
-    /// ends with the whole of 2026-11-02.
+    /// Only requests made before this date or time: `--until 2026-11-02` ends as Nov 2 begins.
     #[arg(long, value_name = "DATE")]
     pub until: Option<String>,
     /// Only the runs of this task.
@@ -122,20 +122,8 @@ fn filtered_out(args: &ReportArgs, total: usize) -> String {
     .filter_map(|(flag, value)| value.as_ref().map(|value| format!("{flag} {value}")))
     .collect();
     let runs = if total == 1 { "run" } else { "runs" };
-    // `--since D --until D` is the natural one-day query, and matches nothing.
-    let exclusive = args
-        .until
-        .as_deref()
-        .and_then(|until| until.parse::<jiff::civil::Date>().ok())
-        .and_then(|date| {
-            Some(format!(
-                "; `--until` is exclusive: `--until {}` takes in the whole of {date}",
-                date.tomorrow().ok()?
-            ))
-        })
-        .unwrap_or_default();
     format!(
-        "no runs match `{}` (the ledger holds {total} {runs}): widen or drop the filter{exclusive}",
+        "no runs match `{}` (the ledger holds {total} {runs}): widen or drop the filter",
         flags.join(" ")
     )
 }
@@ -144,14 +132,62 @@ fn filtered_out(args: &ReportArgs, total: usize) -> String {
 /// the remote may hold runs this clone has not seen.
 const NO_RUNS_OFFLINE: &str = "nothing fetched yet: this clone never fetched the usage ledger; run without `--offline` to fetch it";
 
+/// Reads a `--since`/`--until` bound: a date (midnight UTC) or an RFC 3339 time with its
+/// zone. A time without a zone is refused, not read as its date's midnight: the figures of
+/// `--until 2026-11-02T06:00` would silently be those of a different time.
 fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
-    if let Ok(time) = text.parse::<Timestamp>() {
-        return Ok(time);
+    let text = text.trim();
+    let out_of_range = || anyhow!("`{text}` is out of range (years 0001 to 9999)");
+    match text.parse::<Timestamp>() {
+        Ok(time) => return Ok(time),
+        // Longer than a date: a time of day is in it.
+        Err(_) if text.len() > "2026-11-01".len() => {
+            let zoned = text.strip_suffix(['Z', 'z']).or_else(|| {
+                text.rsplit_once(['+', '-'])
+                    .map(|(time, _)| time)
+                    .filter(|time| time.contains(':'))
+            });
+            return Err(
+                match zoned.unwrap_or(text).parse::<jiff::civil::DateTime>() {
+                    Ok(_) if zoned.is_some() => out_of_range(),
+                    Ok(_) => anyhow!(
+                        "`{text}` has no zone: add `Z` for UTC or an offset such as `+02:00` (RFC 3339)"
+                    ),
+                    Err(_) => anyhow!(
+                        "`{text}` is not an RFC 3339 time (2026-11-01T09:00:00Z) or a date (2026-11-01)"
+                    ),
+                },
+            );
+        }
+        Err(_) => {}
     }
-    let date: jiff::civil::Date = text
-        .parse()
-        .map_err(|_| anyhow!("`{text}` is not a date (2026-11-01) or an RFC 3339 time"))?;
-    Ok(date.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
+    let date: jiff::civil::Date = text.parse().map_err(|_| {
+        anyhow!("`{text}` is not a date (2026-11-01) or an RFC 3339 time (2026-11-01T09:00:00Z)")
+    })?;
+    date.to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|zoned| zoned.timestamp())
+        .map_err(|_| out_of_range())
+}
+
+/// The `--since`/`--until` bounds, refused when they leave no time between them.
+fn time_bounds(args: &ReportArgs) -> anyhow::Result<(Option<Timestamp>, Option<Timestamp>)> {
+    let since = args.since.as_deref().map(parse_time).transpose()?;
+    let until = args.until.as_deref().map(parse_time).transpose()?;
+    if let (Some(after), Some(before), Some(since_text), Some(until_text)) =
+        (since, until, &args.since, &args.until)
+        && after >= before
+    {
+        return Err(if after == before {
+            anyhow!(
+                "`--since {since_text}` and `--until {until_text}` leave no time: `--until` is the first moment left out (for the whole day {since_text}, use `--until` with the next day)"
+            )
+        } else {
+            anyhow!(
+                "`--since {since_text}` is after `--until {until_text}`: no request can be in both; swap them"
+            )
+        });
+    }
+    Ok((since, until))
 }
 
 pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
@@ -172,17 +208,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         .map(|task| (task.id.clone(), TaskFacts::from(task)))
         .collect();
     let (prices, repository_prices) = prices(settings, args, &repo, loaded.commit)?;
-    let since = args.since.as_deref().map(parse_time).transpose()?;
-    let until = args.until.as_deref().map(parse_time).transpose()?;
-    if let (Some(after), Some(before), Some(since_text), Some(until_text)) =
-        (since, until, &args.since, &args.until)
-        && after > before
-    {
-        return Err(anyhow!(
-            "`--since {since_text}` is after `--until {until_text}`: no request can be in both; swap them"
-        )
-        .into());
-    }
+    let (since, until) = time_bounds(args)?;
     let filter = RunFilter {
         since,
         until,
@@ -234,7 +260,12 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
     {
         pull_request_signals(&mut report, &pulls, &tasks);
     }
-    tie_share(settings, &repo, &mut report, &filter, &prices);
+    add_machine_spend(settings, &repo, &mut report, &runs, &filter, &prices);
+    if filter.task.is_some() || filter.feature.is_some() {
+        // Unattributed spend is of no task or feature: set against one task's spend it is
+        // a share nobody can act on (walk17 N17); the unfiltered report has the machine's.
+        report.attribution = None;
+    }
     output::unpriced_models(settings, &report.unpriced_models);
     let text = match format {
         Format::Json => {
@@ -254,6 +285,42 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         None => crate::output::out!("{text}")?,
     }
     Ok(exit_code::SUCCESS)
+}
+
+/// Adds this machine's unattributed spend to `report` (the tied share, the periods, the
+/// 5-hour windows), or warns that it is left out when the store cannot be read.
+fn add_machine_spend(
+    settings: &Settings,
+    repo: &Repository,
+    report: &mut Report,
+    runs: &[gitprio_core::usage::Run],
+    filter: &RunFilter,
+    prices: &PriceTable,
+) {
+    let store = Unattributed::open(repo.common_dir()).with_places(Places::of_repository(
+        repo,
+        runs.iter().map(|run| &run.meta),
+    ));
+    match store
+        .spans(filter.since, filter.until)
+        .and_then(|filtered| Ok((filtered, store.spans(None, None)?)))
+    {
+        Ok((filtered, all)) => {
+            let imported = ImportState::path(repo.common_dir()).exists();
+            let spans = UnattributedSpans {
+                filtered: &filtered,
+                all: &all,
+            };
+            add_unattributed(report, runs, filter, spans, prices, imported);
+        }
+        Err(error) => output::message(
+            settings,
+            "warning",
+            &format!(
+                "this machine's unattributed spend is left out (the share of spend tied to tasks, and in the 5-hour windows): {error}"
+            ),
+        ),
+    }
 }
 
 /// Asks GitHub for the pull requests of each reported task's branch (`gitprio/<task>`),
@@ -313,33 +380,6 @@ fn github_pull_requests(
         }
     }
     Some(pulls)
-}
-
-/// Adds to `report` the share of spend tied to tasks against this machine's unattributed
-/// spend. Unattributed spend is of no task or feature: set against one task's spend it is
-/// a share nobody can act on, so a report by task or feature has none (the unfiltered
-/// report has the machine's).
-fn tie_share(
-    settings: &Settings,
-    repo: &Repository,
-    report: &mut Report,
-    filter: &RunFilter,
-    prices: &PriceTable,
-) {
-    if filter.task.is_some() || filter.feature.is_some() {
-        return;
-    }
-    match Unattributed::open(repo.common_dir()).totals(filter.since, filter.until) {
-        Ok(unattributed) => {
-            let imported = ImportState::path(repo.common_dir()).exists();
-            attribute_share(report, &unattributed, prices, imported);
-        }
-        Err(error) => output::message(
-            settings,
-            "warning",
-            &format!("the share of spend tied to tasks is left out: {error}"),
-        ),
-    }
 }
 
 /// The prices the report's costs are at: the bundled table, under a `--prices` file,
@@ -406,9 +446,13 @@ fn repository_models(report: &Report) -> usize {
         .map_or(0, |file| file.models)
 }
 
-/// The share of spend tied to tasks, as a headline row.
-fn attribution_row(report: &Report) -> Option<(String, String)> {
-    let share = report.attribution.as_ref()?;
+/// The share of spend tied to tasks, as headline rows: the share (tied against this
+/// repository's unattributed spend), then what is left out of it (other projects'
+/// sessions, records that name no directory) when there is any.
+fn attribution_rows(report: &Report) -> Vec<(String, String)> {
+    let Some(share) = report.attribution.as_ref() else {
+        return Vec::new();
+    };
     let unattributed_cost = output::cost(Cost {
         usd: share.unattributed_cost_usd,
         unpriced_tokens: share.unattributed_unpriced_tokens,
@@ -423,7 +467,7 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
     });
     let text = match share.tied_share {
         Some(tied) => format!(
-            "{} of {} tokens{in_dollars}: this report's {} tokens, {}; {} unattributed on this machine, {unattributed_cost}",
+            "{} of {} tokens{in_dollars}: this report's {} tokens, {}; {} unattributed in this repository's checkout and worktrees, {unattributed_cost}",
             percent(Some(tied)),
             tokens(share.tied_tokens + share.unattributed_tokens),
             tokens(share.tied_tokens),
@@ -435,7 +479,34 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
             tokens(share.tied_tokens)
         ),
     };
-    Some(("tied to tasks".to_owned(), text))
+    let mut rows = vec![("tied to tasks".to_owned(), text)];
+    if share.other_projects_tokens > 0 {
+        rows.push((
+            "other projects".to_owned(),
+            format!(
+                "{} tokens, {}: sessions on this machine outside this repository, not in the share",
+                tokens(share.other_projects_tokens),
+                output::cost(Cost {
+                    usd: share.other_projects_cost_usd,
+                    unpriced_tokens: share.other_projects_unpriced_tokens,
+                })
+            ),
+        ));
+    }
+    if share.unplaced_tokens > 0 {
+        rows.push((
+            "no directory".to_owned(),
+            format!(
+                "{} tokens, {}: unattributed records that name no directory (no cwd), so neither this repository's nor another's; not in the share",
+                tokens(share.unplaced_tokens),
+                output::cost(Cost {
+                    usd: share.unplaced_cost_usd,
+                    unpriced_tokens: share.unplaced_unpriced_tokens,
+                })
+            ),
+        ));
+    }
+    rows
 }
 
 /// How a run with several models is counted when grouped by model (empty otherwise).
@@ -512,7 +583,7 @@ fn headline(report: &Report) -> Vec<(String, String)> {
         ),
         ("cache hit rate".to_owned(), percent(summary.cache_hit_rate)),
     ];
-    rows.extend(attribution_row(report));
+    rows.extend(attribution_rows(report));
     if repository_models(report) > 0 || report.price_file.is_some() {
         // Own row: the whole source is too long for the name of the cost row.
         let origin = output::price_origin(repository_models(report), report.price_file.as_deref());
@@ -688,23 +759,23 @@ fn signal_sections(report: &Report) -> Vec<Section> {
         ),
         (
             "Spend per day",
-            "Grouped by the UTC day of each request.",
-            periods(&report.spend.by_day),
+            spend_explanation(report, "day"),
+            periods(report, &report.spend.by_day),
         ),
         (
             "Spend per week",
-            "Grouped by the ISO week of each request.",
-            periods(&report.spend.by_week),
+            spend_explanation(report, "week"),
+            periods(report, &report.spend.by_week),
         ),
         (
             "Spend per month",
-            "Grouped by the month of each request.",
-            periods(&report.spend.by_month),
+            spend_explanation(report, "month"),
+            periods(report, &report.spend.by_month),
         ),
         (
             "5-hour windows",
-            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart), from the ledger's requests only (tied spend only: requests no run claims are not in them); the active one with its burn rate and projection.",
-            windows(&report.spend.windows),
+            windows_explanation(report.spend.windows_count),
+            windows(&report.spend.windows, report.spend.windows_count),
         ),
         (
             "Runs over budget",
@@ -712,6 +783,18 @@ fn signal_sections(report: &Report) -> Vec<Section> {
             over_budget_lines(waste),
         ),
     ]
+}
+
+/// What the 5-hour windows count.
+fn windows_explanation(counted: Counted) -> &'static str {
+    match counted {
+        Counted::All => {
+            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart), over all of the account's requests on this machine: tied and unattributed (every project's), cut as ccusage's `blocks` cuts them; the active one with its burn rate and projection."
+        }
+        Counted::Tied => {
+            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart), from the ledger's requests only (tied spend only: no `gitprio usage import` on this machine has read the requests no run claims); the active one with its burn rate and projection."
+        }
+    }
 }
 
 /// The tokens per completed task: its percentiles, then the costliest tasks.
@@ -936,33 +1019,79 @@ fn over_budget_lines(waste: &Waste) -> Vec<String> {
     }
 }
 
-/// One line per period: tokens, requests, cost.
-fn periods(periods: &[gitprio_core::usage::report::Period]) -> Vec<String> {
+/// What a spend-over-time section counts, after `grouping` (how it groups requests): the
+/// unattributed spend too once an import has read it (as the windows).
+fn spend_explanation(report: &Report, grouping: &'static str) -> &'static str {
+    match (grouping, report.spend.windows_count == Counted::All) {
+        ("day", true) => {
+            "Grouped by the UTC day of each request: tied (the ledger's runs) and, beside it, unattributed (this machine's requests that no run claims, every project's)."
+        }
+        ("week", true) => {
+            "Grouped by the ISO week of each request: tied (the ledger's runs) and, beside it, unattributed (this machine's requests that no run claims, every project's)."
+        }
+        ("month", true) => {
+            "Grouped by the month of each request: tied (the ledger's runs) and, beside it, unattributed (this machine's requests that no run claims, every project's)."
+        }
+        ("day", false) => {
+            "Grouped by the UTC day of each request: tied spend only (the ledger's runs)."
+        }
+        ("week", false) => {
+            "Grouped by the ISO week of each request: tied spend only (the ledger's runs)."
+        }
+        _ => "Grouped by the month of each request: tied spend only (the ledger's runs).",
+    }
+}
+
+/// One line per period: tokens, requests, cost; tied, and unattributed when the store
+/// was read.
+fn periods(report: &Report, periods: &[gitprio_core::usage::report::Period]) -> Vec<String> {
     if periods.is_empty() {
         return vec!["none".to_owned()];
     }
+    let spent = |tokens_spent: u64, requests: u64, usd: f64, unpriced_tokens: u64| {
+        format!(
+            "{} tokens in {}, {}",
+            tokens(tokens_spent),
+            output::counted(usize::try_from(requests).unwrap_or(usize::MAX), "request"),
+            output::cost(Cost {
+                usd,
+                unpriced_tokens
+            })
+        )
+    };
     periods
         .iter()
         .map(|period| {
-            format!(
-                "{}: {} tokens in {}, {}",
-                period.period,
-                tokens(period.tokens),
-                output::counted(
-                    usize::try_from(period.requests).unwrap_or(usize::MAX),
-                    "request"
-                ),
-                output::cost(Cost {
-                    usd: period.cost_usd,
-                    unpriced_tokens: period.unpriced_tokens,
-                })
-            )
+            let tied = spent(
+                period.tokens,
+                period.requests,
+                period.cost_usd,
+                period.unpriced_tokens,
+            );
+            if report.spend.windows_count == Counted::All {
+                let unattributed = if period.unattributed_requests == 0 {
+                    "none".to_owned()
+                } else {
+                    spent(
+                        period.unattributed_tokens,
+                        period.unattributed_requests,
+                        period.unattributed_cost_usd,
+                        period.unattributed_unpriced_tokens,
+                    )
+                };
+                format!(
+                    "{}: tied {tied}; unattributed {unattributed}",
+                    period.period
+                )
+            } else {
+                format!("{}: {tied}", period.period)
+            }
         })
         .collect()
 }
 
 /// The last 5-hour windows (at most 10), newest last.
-fn windows(windows: &[gitprio_core::usage::report::Window]) -> Vec<String> {
+fn windows(windows: &[gitprio_core::usage::report::Window], counted: Counted) -> Vec<String> {
     if windows.is_empty() {
         return vec!["none".to_owned()];
     }
@@ -986,6 +1115,14 @@ fn windows(windows: &[gitprio_core::usage::report::Window]) -> Vec<String> {
                     unpriced_tokens: window.unpriced_tokens,
                 })
             );
+            if counted == Counted::All {
+                let _ = write!(
+                    line,
+                    " (tied {}, unattributed {})",
+                    tokens(window.tied_tokens),
+                    tokens(window.unattributed_tokens)
+                );
+            }
             if let (Some(rate), Some(projected)) = (window.tokens_per_hour, window.projected_tokens)
             {
                 #[expect(
@@ -1026,7 +1163,7 @@ fn run_lines(runs: &[RunLine], spent: u64, cost: Cost) -> Vec<String> {
         let pull = run.pull_request.as_ref().map_or_else(String::new, |pull| {
             format!(", pull request #{} {}", pull.number, pull.state.as_str())
         });
-        let state = if run.outcome == OPEN {
+        let state = if run.outcome == IN_FLIGHT {
             format!(
                 "in flight since {}",
                 run.started_at.strftime("%Y-%m-%d %H:%M UTC")
@@ -1035,7 +1172,7 @@ fn run_lines(runs: &[RunLine], spent: u64, cost: Cost) -> Vec<String> {
             run.outcome.clone()
         };
         // Zero recorded tokens from a run still going says nothing of what it spent.
-        let spent = if run.outcome == OPEN && run.requests == 0 && run.tokens == 0 {
+        let spent = if run.outcome == IN_FLIGHT && run.requests == 0 && run.tokens == 0 {
             "no usage recorded yet".to_owned()
         } else {
             format!(
@@ -1439,7 +1576,7 @@ fn html(report: &Report) -> String {
     ));
     body.push_str(&trend_chart(
         &format!(
-            "Cost per day ({}), by request time",
+            "Cost per day of the tied spend ({}), by request time",
             output::list_price_label(repository_models(report), report.price_file.as_deref())
         ),
         &report.spend.by_day,
@@ -1557,7 +1694,7 @@ fn push_task_section(body: &mut String, task: &TaskId, runs: &[&RunLine]) {
             run.run.clone(),
             run.agent.clone(),
             run.model.clone(),
-            run.outcome.clone(),
+            outcome_text(&run.outcome).to_owned(),
             output::minute(run.started_at),
             tokens(run.tokens),
             output::cost(run.cost()),
@@ -1632,5 +1769,44 @@ fn push_sections(body: &mut String, sections: Vec<Section>) {
             let _ = write!(body, "<li>{}</li>", escape(&line));
         }
         body.push_str("</ul>\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn a_bound_is_a_date_or_a_time_with_its_zone() {
+        let at = |text: &str| parse_time(text).map(|time| time.to_string());
+        assert_eq!(at("2026-11-02").unwrap(), "2026-11-02T00:00:00Z");
+        assert_eq!(at("2026-11-02T06:00:00Z").unwrap(), "2026-11-02T06:00:00Z");
+        assert_eq!(
+            at("2026-11-02T08:00:00+02:00").unwrap(),
+            "2026-11-02T06:00:00Z"
+        );
+        // Not midnight of its date: refused, with what to add.
+        for text in ["2026-11-02T06:00", "2026-11-02 06:00:00"] {
+            assert_eq!(
+                at(text).unwrap_err().to_string(),
+                format!(
+                    "`{text}` has no zone: add `Z` for UTC or an offset such as `+02:00` (RFC 3339)"
+                )
+            );
+        }
+        assert_eq!(
+            at("9999-12-31").unwrap_err().to_string(),
+            "`9999-12-31` is out of range (years 0001 to 9999)"
+        );
+        assert_eq!(
+            at("9999-12-31T23:59:59Z").unwrap_err().to_string(),
+            "`9999-12-31T23:59:59Z` is out of range (years 0001 to 9999)"
+        );
+        assert!(
+            at("yesterday")
+                .unwrap_err()
+                .to_string()
+                .contains("is not a date")
+        );
     }
 }
