@@ -1484,7 +1484,10 @@ fn trend_chart(title: &str, periods: &[gitprio_core::usage::report::Period]) -> 
             base + 18.0,
             escape(last),
             escape(&Usd(max).to_string()),
-            output::counted(slots.len(), "day"),
+            match slots.len() {
+                1 => "1 day".to_owned(),
+                days => format!("{days} days"),
+            },
             if unpriced_days > 0 {
                 "; unknown: tokens of a model with no price"
             } else {

@@ -362,3 +362,238 @@ fn a_report_by_task_or_feature_has_no_tied_share() {
         );
     }
 }
+
+/// walk17 N1, N5, P11, P15, in a real browser: spend on Nov 1 and Nov 5 and only unpriced
+/// tokens on Nov 9, every run still in flight. The cost trend is a time axis (the empty
+/// days keep their place) with the unpriced day marked `unknown` on the chart; a group
+/// whose runs are all in flight has no value bar and says so; with no completed task there
+/// is no histogram of zeros; spend over time is not under the "Waste" heading.
+#[test]
+#[expect(
+    clippy::too_many_lines,
+    reason = "one page: the HTML's structure, then what the browser draws of it"
+)]
+fn the_html_report_draws_time_empty_days_unknown_days_and_in_flight_groups_truly() {
+    let env = TestEnv::new();
+    setup(&env);
+    for (dir, name, kind, day, model) in [
+        ("b", "bob", "docs", "01", "claude-sonnet-4-5"),
+        ("reader", "carol", "bug", "05", "claude-sonnet-4-5"),
+        ("a", "alice", "feature", "09", "claude-mystery-9"),
+    ] {
+        let claimed = format!("2026-11-{day}T09:00:00Z");
+        at(
+            &env,
+            dir,
+            name,
+            &claimed,
+            &["claim", "--type", kind, "--ttl", "30d"],
+        );
+        let spent = format!("2026-11-{day}T09:05:00Z");
+        let record = ["usage", "record", "--model", model, "--output", "10000"];
+        at(&env, dir, name, &spent, &record);
+    }
+    let page = env.path("report.html");
+    let page_arg = page.to_str().unwrap();
+    let now = "2026-11-09T12:00:00Z";
+    at(
+        &env,
+        "a",
+        "alice",
+        now,
+        &["report", "--format", "html", "-o", page_arg],
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("- (in flight only)"), "{html}");
+    assert!(!html.contains(">0.00</text>"), "{html}");
+    assert!(html.contains("9 days shown"), "{html}");
+    let headings: Vec<&str> = html
+        .split("<h2>")
+        .skip(1)
+        .filter_map(|rest| rest.split("</h2>").next())
+        .collect();
+    assert!(
+        headings.ends_with(&["Waste", "Spend over time"]),
+        "{headings:?}"
+    );
+    let spend_over_time = html.split("<h2>Spend over time</h2>").nth(1).unwrap();
+    let waste = html
+        .split("<h2>Waste</h2>")
+        .nth(1)
+        .and_then(|rest| rest.split("<h2>Spend over time</h2>").next())
+        .unwrap();
+    for title in [
+        "Spend per day",
+        "Spend per week",
+        "Spend per month",
+        "5-hour windows",
+    ] {
+        assert!(
+            spend_over_time.contains(&format!("<h3>{title}</h3>")),
+            "{title}"
+        );
+        assert!(!waste.contains(&format!("<h3>{title}</h3>")), "{title}");
+    }
+    let Some(rendered) = crate::browser::render(&page, env.root.path()) else {
+        return;
+    };
+    let figure = |caption: &str| {
+        rendered["figures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|figure| figure["caption"].as_str().unwrap().starts_with(caption))
+            .unwrap_or_else(|| panic!("no figure {caption:?}: {rendered}"))
+            .clone()
+    };
+    let texts = |figure: &serde_json::Value| -> Vec<String> {
+        figure["texts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|text| text.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let trend = figure("Cost per day");
+    // Nov 1 and Nov 5 drawn, four days apart on a 9-day axis; Nov 9 has no bar but its mark.
+    let lefts: Vec<i64> = trend["bar_lefts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|left| left.as_i64().unwrap())
+        .collect();
+    assert_eq!(lefts.len(), 2, "{trend}");
+    let step = (640.0 - 20.0) / 9.0;
+    let gap = f64::from(i32::try_from(lefts[1] - lefts[0]).unwrap());
+    assert!((gap - 4.0 * step).abs() <= 2.0, "{trend}");
+    assert!(texts(&trend).contains(&"unknown".to_owned()), "{trend}");
+    let value = figure("Value points per 1M tokens");
+    assert_eq!(value["drawn_bars"], 0, "{value}");
+    assert!(
+        texts(&value)
+            .iter()
+            .filter(|text| text.as_str() == "- (in flight only)")
+            .count()
+            == 3,
+        "{value}"
+    );
+    let histogram = figure("Completed tasks by tokens spent");
+    assert_eq!(histogram["drawn_bars"], 0, "{histogram}");
+    assert_eq!(texts(&histogram), ["no data"], "{histogram}");
+    let headings: Vec<&str> = rendered["headings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|heading| heading.as_str().unwrap())
+        .collect();
+    let position = |name: &str| headings.iter().position(|heading| *heading == name);
+    assert!(
+        position("Spend over time") > position("Waste"),
+        "{headings:?}"
+    );
+    assert!(
+        position("Spend per day") > position("Spend over time"),
+        "{headings:?}"
+    );
+}
+
+/// walk17 N16: a waste list shows the costliest runs first, ten of them, and sums up the
+/// rest in one line instead of listing every run by task id.
+#[test]
+fn waste_lists_are_costliest_first_and_cut_with_the_rest_summed() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[(".tasks/t.md", "---\ntitle: T\ntype: chore\n---\n")],
+    );
+    let with = [("GITPRIO_AGENT", "alice")];
+    for attempt in 1..=12_u32 {
+        let claimed = env.run_with("repo", &["claim", "--local"], &with);
+        assert_eq!(claimed.code, 0, "{claimed}");
+        let output = (attempt * 1000).to_string();
+        let record = [
+            "usage",
+            "record",
+            "t",
+            "--local",
+            "--model",
+            "claude-sonnet-4-5",
+            "--output",
+            &output,
+        ];
+        let recorded = env.run_with("repo", &record, &with);
+        assert_eq!(recorded.code, 0, "{recorded}");
+        let released = env.run_with("repo", &["release", "t", "--local"], &with);
+        assert_eq!(released.code, 0, "{released}");
+    }
+    let table = env.run("repo", &["report", "--offline", "--local"]);
+    let section: Vec<&str> = table
+        .stdout
+        .lines()
+        .skip_while(|line| !line.starts_with("Runs that did not complete their task"))
+        .skip(1)
+        .take_while(|line| line.starts_with("  "))
+        .map(str::trim)
+        .collect();
+    assert_eq!(section.len(), 12, "{table}");
+    assert!(section[0].starts_with("12 runs, 78.0k tokens"), "{table}");
+    assert!(section[1].contains(": released, 12.0k tokens"), "{table}");
+    assert!(section[10].contains(": released, 3.0k tokens"), "{table}");
+    assert_eq!(section[11], "and 2 more, 3.0k tokens, $0.05", "{table}");
+}
+
+/// walk17 N18: task fields in the markdown report (the Action's comment) are text: no HTML,
+/// no table cell broken by a `|`, no `@` mention.
+#[test]
+fn markdown_reports_escape_task_fields() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[(
+            ".tasks/x1.md",
+            "---\ntitle: X\nfeature: '<img src=x onerror=alert(2)> | @octocat'\n---\n",
+        )],
+    );
+    let with = [("GITPRIO_AGENT", "<b>ag</b>")];
+    assert_eq!(env.run_with("repo", &["claim", "--local"], &with).code, 0);
+    let record = [
+        "usage",
+        "record",
+        "x1",
+        "--local",
+        "--model",
+        "claude-sonnet-4-5",
+        "--output",
+        "1000",
+    ];
+    assert_eq!(env.run_with("repo", &record, &with).code, 0);
+    for by in ["feature", "agent"] {
+        let markdown = env.run(
+            "repo",
+            &[
+                "report",
+                "--offline",
+                "--local",
+                "--format",
+                "md",
+                "--by",
+                by,
+            ],
+        );
+        assert_eq!(markdown.code, 0, "{markdown}");
+        let text = &markdown.stdout;
+        assert!(
+            !text.contains("<img") && !text.contains("<b>"),
+            "{markdown}"
+        );
+        assert!(!text.contains("@octocat"), "{markdown}");
+        if by == "feature" {
+            assert!(
+                text.contains("| &lt;img src=x onerror=alert(2)> \\| @&#8203;octocat |"),
+                "{markdown}"
+            );
+        } else {
+            assert!(text.contains("| &lt;b>ag&lt;/b> |"), "{markdown}");
+        }
+    }
+}
