@@ -597,3 +597,26 @@ fn markdown_reports_escape_task_fields() {
         }
     }
 }
+
+/// walk17 P17: `report --offline` in a clone that never fetched the usage ledger says so,
+/// not "no runs yet" while the remote holds runs.
+#[test]
+fn an_offline_report_in_a_clone_that_never_fetched_says_so() {
+    let env = one_sonnet_run();
+    let offline = agent(&env, "reader", "carol", &["report", "--offline"]);
+    assert_eq!(
+        (
+            offline.code,
+            offline.stdout.as_str(),
+            offline.stderr.as_str()
+        ),
+        (
+            0,
+            "",
+            "info: nothing fetched yet: this clone never fetched the usage ledger; run without `--offline` to fetch it\n"
+        ),
+        "{offline}"
+    );
+    let fetched = agent(&env, "reader", "carol", &["report"]);
+    assert!(line(&fetched, "runs").ends_with(" 1"), "{fetched}");
+}
