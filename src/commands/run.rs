@@ -500,6 +500,8 @@ pub struct RunContext {
     /// Where pull requests are opened for the pushed branches (`--open-pr`).
     pub pull_requests: Option<PullRequests>,
     pub prices: PriceTable,
+    /// What the costs of the summary are estimated at (see `output::list_price_label`).
+    pub price_label: String,
     pub control: Control,
     /// The lock file that makes worktrees be added and removed one at a time, by every
     /// run of the clone: `git worktree add` is not safe against a concurrent one.
@@ -584,7 +586,13 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
         .clone()
         .unwrap_or_else(|| Stop::NothingReady("empty".to_owned(), "nothing ready".to_owned()));
     let summary = summarize(settings, &repo, args.store.local, &state, &context.prices);
-    print_summary(args.json, &stop, &state, summary.as_ref())?;
+    print_summary(
+        args.json,
+        &stop,
+        &state,
+        summary.as_ref(),
+        &context.price_label,
+    )?;
     Ok(stop.status())
 }
 
@@ -610,6 +618,9 @@ impl RunContext {
         } else {
             None
         };
+        let repository_prices =
+            gitprio_core::workspace::price_overrides(repo, None).unwrap_or_default();
+        output::price_problems(settings, &repository_prices);
         Ok(Self {
             settings: settings.clone(),
             operations: Operations {
@@ -643,9 +654,8 @@ impl RunContext {
             remote_timeout: config.remote_timeout.unsigned_abs(),
             packs: common.join("objects").join("pack"),
             pull_requests,
-            prices: PriceTable::new(
-                gitprio_core::workspace::price_overrides(repo, None).unwrap_or_default(),
-            ),
+            prices: repository_prices.table(),
+            price_label: output::list_price_label(repository_prices.prices.len(), None),
             control: Control {
                 state: Mutex::new(State {
                     live: vec![(0, 0.0); slots],
@@ -984,6 +994,7 @@ fn print_summary(
     stop: &Stop,
     state: &State,
     summary: Option<&Summary>,
+    price_label: &str,
 ) -> anyhow::Result<()> {
     let tokens = summary.map_or(state.spent_tokens, |summary| summary.tokens);
     let overshoot = overshoot(stop, tokens, summary);
@@ -997,6 +1008,7 @@ fn print_summary(
         summary,
         tokens,
         overshoot.as_ref(),
+        price_label,
     ))?;
     print_unfinished(state)?;
     Ok(())
@@ -1058,6 +1070,7 @@ fn summary_rows(
     summary: Option<&Summary>,
     tokens: u64,
     overshoot: Option<&Overshoot>,
+    price_label: &str,
 ) -> Vec<Vec<String>> {
     let mut rows = vec![vec!["stopped".to_owned(), stop.describe()]];
     rows.push(vec![
@@ -1078,7 +1091,7 @@ fn summary_rows(
     rows.push(vec!["tokens".to_owned(), output::tokens(tokens)]);
     rows.extend(overshoot_row(stop, overshoot));
     if let Some(summary) = summary {
-        rows.extend(cost_rows(summary));
+        rows.extend(cost_rows(summary, price_label));
     }
     rows
 }
@@ -1098,15 +1111,11 @@ fn overshoot_row(stop: &Stop, overshoot: Option<&Overshoot>) -> Option<Vec<Strin
 }
 
 /// The cost and value rows, from the usage ledger's summary.
-fn cost_rows(summary: &Summary) -> [Vec<String>; 2] {
+fn cost_rows(summary: &Summary, price_label: &str) -> [Vec<String>; 2] {
     [
         vec![
             "cost".to_owned(),
-            format!(
-                "{} ({})",
-                output::cost(summary.cost()),
-                output::list_price_label()
-            ),
+            format!("{} ({})", output::cost(summary.cost()), price_label),
         ],
         vec![
             "value per 1M tokens".to_owned(),
@@ -1164,7 +1173,7 @@ mod tests {
                 value_per_million_tokens: per_million,
                 ..Summary::default()
             };
-            let [_, row] = cost_rows(&summary);
+            let [_, row] = cost_rows(&summary, "");
             assert_eq!(row[0], "value per 1M tokens");
             row[1].clone()
         };

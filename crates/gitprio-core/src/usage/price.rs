@@ -92,6 +92,19 @@ pub struct LongContext {
     pub cache_read: Option<f64>,
 }
 
+impl Price {
+    /// Whether every rate in it is a finite, non-negative number of dollars.
+    fn is_dollars(&self) -> bool {
+        [self.input, self.output]
+            .into_iter()
+            .chain(self.cache_write_5m)
+            .chain(self.cache_write_1h)
+            .chain(self.cache_read)
+            .chain(self.fast_multiplier)
+            .all(|rate| rate.is_finite() && rate >= 0.0)
+    }
+}
+
 const fn price(
     input: f64,
     output: f64,
@@ -222,6 +235,15 @@ const BUNDLED: &[(&str, Price)] = &[
     ("gemini-2.5-flash", price(0.30, 2.50, None, Some(0.03))),
 ];
 
+/// What `.tasks/prices.yaml` gives: the prices read, and why the rest was not.
+#[derive(Clone, Debug, Default)]
+pub struct ReadOverrides {
+    /// Model name → price in $ per million tokens.
+    pub prices: BTreeMap<String, Price>,
+    /// Why an entry (or the whole file) was not read, located by line when it can be.
+    pub problems: Vec<String>,
+}
+
 /// What a `LiteLLM` price file gives: the prices read, and the entries refused.
 #[derive(Clone, Debug, Default)]
 pub struct LiteLlmPrices {
@@ -260,6 +282,46 @@ impl PriceTable {
             }
         }
         Ok(prices)
+    }
+
+    /// Reads `.tasks/prices.yaml` as far as it can: the entries it can read, and for each
+    /// one it cannot (a price that is not a number of dollars, an unknown key, the whole file
+    /// when its YAML is broken), why, located by line. One teammate's typo then costs only
+    /// the models it names their bundled price, with a warning, in every view alike.
+    pub fn read_overrides(text: &str) -> ReadOverrides {
+        let mut read = ReadOverrides::default();
+        if text.trim().is_empty() {
+            return read;
+        }
+        let entries: std::collections::HashMap<serde_saphyr::Spanned<String>, serde_json::Value> =
+            match serde_saphyr::from_str_with_options(text, crate::config::yaml_options()) {
+                Ok(entries) => entries,
+                Err(error) => {
+                    read.problems.push(format!(
+                        "is not read: {error} (a map of model to prices is expected); the bundled prices are used"
+                    ));
+                    return read;
+                }
+            };
+        let mut entries: Vec<_> = entries.into_iter().collect();
+        entries.sort_by_key(|(name, _)| name.referenced.line());
+        for (name, value) in entries {
+            let line = name.referenced.line();
+            match serde_json::from_value::<Price>(value) {
+                Ok(price) if price.is_dollars() => {
+                    read.prices.insert(name.value, price);
+                }
+                Ok(_) => read.problems.push(format!(
+                    "line {line}: `{}`: a price is negative or not finite; its bundled price is used",
+                    name.value
+                )),
+                Err(error) => read.problems.push(format!(
+                    "line {line}: `{}`: {error}; its bundled price is used",
+                    name.value
+                )),
+            }
+        }
+        read
     }
 
     /// Parses `LiteLLM`'s `model_prices_and_context_window.json` (or a file of that shape,
@@ -480,6 +542,36 @@ mod tests {
             cache_read: 1_000_000,
             ..UsageRecord::default()
         }
+    }
+
+    /// A teammate's typo in one entry costs only that model its override, with the line
+    /// named; broken YAML costs the file, with its position; a negative price is refused.
+    #[test]
+    fn overrides_are_read_entry_by_entry_and_each_problem_is_located() {
+        let read = PriceTable::read_overrides(
+            "claude-sonnet-4-5: {input: abc, output: 15}\nhouse: {input: 1, output: 2}\ncheap: {input: -5, output: 1}\n",
+        );
+        assert_eq!(read.prices.keys().collect::<Vec<_>>(), ["house"]);
+        assert_eq!(read.problems.len(), 2, "{:?}", read.problems);
+        assert!(
+            read.problems[0].starts_with("line 1: `claude-sonnet-4-5`: ")
+                && read.problems[0].ends_with("; its bundled price is used"),
+            "{:?}",
+            read.problems
+        );
+        assert!(
+            read.problems[1].starts_with("line 3: `cheap`: a price is negative"),
+            "{:?}",
+            read.problems
+        );
+        let broken = PriceTable::read_overrides("a: {input: 1\n  b: [\n");
+        assert!(broken.prices.is_empty());
+        assert!(
+            broken.problems[0].starts_with("is not read: ") && broken.problems[0].contains("line "),
+            "{:?}",
+            broken.problems
+        );
+        assert!(PriceTable::read_overrides("  \n").problems.is_empty());
     }
 
     #[test]
