@@ -42,8 +42,9 @@ pub struct Price {
 }
 
 impl Price {
-    /// The first of its prices that is negative or not a number, with its name.
-    fn first_negative(&self) -> Option<(&'static str, f64)> {
+    /// The first of its rates that is not a finite, non-negative number of dollars, with
+    /// its name: the one check of every price file's entries.
+    fn first_invalid(&self) -> Option<(&'static str, f64)> {
         let long = self.above_200k;
         [
             ("input", Some(self.input)),
@@ -66,10 +67,15 @@ impl Price {
         .into_iter()
         .find_map(|(kind, value)| {
             value
-                .filter(|value| value.is_nan() || *value < 0.0)
+                .filter(|value| !value.is_finite() || *value < 0.0)
                 .map(|value| (kind, value))
         })
     }
+}
+
+/// Why a rate of a price file is refused.
+fn not_dollars(kind: &str, value: f64) -> String {
+    format!("{kind} is {value}, not dollars per million tokens (a price is 0 or more)")
 }
 
 /// A request whose prompt is over this many tokens is a long-context one.
@@ -90,19 +96,6 @@ pub struct LongContext {
     /// A cache read; default: the input price.
     #[serde(default)]
     pub cache_read: Option<f64>,
-}
-
-impl Price {
-    /// Whether every rate in it is a finite, non-negative number of dollars.
-    fn is_dollars(&self) -> bool {
-        [self.input, self.output]
-            .into_iter()
-            .chain(self.cache_write_5m)
-            .chain(self.cache_write_1h)
-            .chain(self.cache_read)
-            .chain(self.fast_multiplier)
-            .all(|rate| rate.is_finite() && rate >= 0.0)
-    }
 }
 
 const fn price(
@@ -275,10 +268,8 @@ impl PriceTable {
             serde_saphyr::from_str_with_options(text, crate::config::yaml_options())
                 .map_err(|error| error.to_string())?;
         for (model, price) in &prices {
-            if let Some((kind, value)) = price.first_negative() {
-                return Err(format!(
-                    "`{model}`: {kind} is {value}, not dollars per million tokens (a price is 0 or more)"
-                ));
+            if let Some((kind, value)) = price.first_invalid() {
+                return Err(format!("`{model}`: {}", not_dollars(kind, value)));
             }
         }
         Ok(prices)
@@ -308,13 +299,16 @@ impl PriceTable {
         for (name, value) in entries {
             let line = name.referenced.line();
             match serde_json::from_value::<Price>(value) {
-                Ok(price) if price.is_dollars() => {
-                    read.prices.insert(name.value, price);
-                }
-                Ok(_) => read.problems.push(format!(
-                    "line {line}: `{}`: a price is negative or not finite; its bundled price is used",
-                    name.value
-                )),
+                Ok(price) => match price.first_invalid() {
+                    None => {
+                        read.prices.insert(name.value, price);
+                    }
+                    Some((kind, value)) => read.problems.push(format!(
+                        "line {line}: `{}`: {}; its bundled price is used",
+                        name.value,
+                        not_dollars(kind, value)
+                    )),
+                },
                 Err(error) => read.problems.push(format!(
                     "line {line}: `{}`: {error}; its bundled price is used",
                     name.value
@@ -463,8 +457,12 @@ impl PriceTable {
             reason = "token counts stay far below 2^52"
         )]
         let tokens = |count: u64| count as f64 / 1_000_000.0;
+        // A record of several requests (an hour of the unattributed store, a session's
+        // totals from an agent's output) is judged by its mean prompt: its sum would price
+        // ten 150k-token prompts as one long one.
         let prompt =
-            record.input + record.cache_write_5m + record.cache_write_1h + record.cache_read;
+            (record.input + record.cache_write_5m + record.cache_write_1h + record.cache_read)
+                / u64::from(record.requests.max(1));
         // (input, output, 5-minute write, 1-hour write, read) in $ per million tokens.
         let rates = match price.above_200k {
             Some(long) if prompt > LONG_CONTEXT_TOKENS => (
@@ -560,7 +558,7 @@ mod tests {
             read.problems
         );
         assert!(
-            read.problems[1].starts_with("line 3: `cheap`: a price is negative"),
+            read.problems[1].starts_with("line 3: `cheap`: input is -5, not dollars"),
             "{:?}",
             read.problems
         );
@@ -675,6 +673,13 @@ mod tests {
         // At 200k exactly, the base rates.
         let base = request("claude-sonnet-4-5", 1_000, 199_000);
         assert!((cost(&base) - (0.003 + 0.0597 + 0.015)).abs() < 1e-9);
+        // Ten requests of 150k summed in one record (an hour of the unattributed store):
+        // each is under 200k, so the base rates.
+        let hour = UsageRecord {
+            requests: 10,
+            ..request("claude-sonnet-4-5", 10_000, 1_490_000)
+        };
+        assert!((cost(&hour) - (0.03 + 0.447 + 0.015)).abs() < 1e-9);
         // A LiteLLM file carries the long-context rates too.
         let file = r#"{"long-9": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
             "input_cost_per_token_above_200k_tokens": 3e-6, "output_cost_per_token_above_200k_tokens": 4e-6}}"#;
@@ -718,6 +723,18 @@ mod tests {
             .unwrap_err()
             .contains("above_200k.input is -6")
         );
+        // `.tasks/prices.yaml`, read entry by entry, applies the same check.
+        let read = PriceTable::read_overrides(
+            "m: {input: 3, output: 15, above_200k: {input: -6, output: 1}}\nok: {input: 1, output: 2}",
+        );
+        assert_eq!(read.prices.keys().collect::<Vec<_>>(), ["ok"]);
+        assert_eq!(
+            read.problems,
+            [
+                "line 1: `m`: above_200k.input is -6, not dollars per million tokens (a price is 0 or more); its bundled price is used"
+            ]
+        );
+        assert!(PriceTable::parse_overrides("m: {input: .inf, output: 2}").is_err());
     }
 
     #[test]
