@@ -499,6 +499,8 @@ impl Span {
             cache_write_1h: self.totals.cache_write_1h,
             cache_read: self.totals.cache_read,
             reasoning: self.totals.reasoning,
+            // The prices judge a long-context request by the mean prompt of the requests.
+            requests: u32::try_from(self.totals.requests).unwrap_or(u32::MAX),
             ..UsageRecord::default()
         }
     }
@@ -1088,6 +1090,35 @@ mod tests {
         assert_eq!(spans[0].place, Place::Elsewhere);
         let at = "2026-11-02T09:31:00Z".parse().ok();
         assert_eq!((spans[0].first, spans[0].last), (at, at));
+    }
+
+    /// An hour of ten ordinary 150k-token Sonnet 4.5 prompts is priced at the base rates:
+    /// its span's sum (1.5M) is not one long-context request.
+    #[test]
+    fn a_span_of_requests_is_priced_by_its_requests_not_as_one_long_prompt() {
+        let directory = tempfile::tempdir().unwrap();
+        let store = Unattributed::open(directory.path());
+        let requests = (0..10)
+            .map(|minute| UsageRecord {
+                model: "claude-sonnet-4-5".to_owned(),
+                cache_read: 150_000,
+                ..record(
+                    &format!("r{minute}"),
+                    "/elsewhere",
+                    &format!("2026-11-02T09:{minute:02}:00Z"),
+                )
+            })
+            .collect();
+        store.add(requests).unwrap();
+        let prices = super::super::PriceTable::default();
+        let cost: f64 = store
+            .spans(None, None)
+            .unwrap()
+            .iter()
+            .map(|span| prices.cost(&span.priced()).unwrap())
+            .sum();
+        // 1.5M cache reads at $0.30 and 50 output tokens at $15 per million.
+        assert!((cost - (0.45 + 0.000_75)).abs() < 1e-9, "{cost}");
     }
 
     /// A store as the gitprio before version 2 left it: one record object per line.
