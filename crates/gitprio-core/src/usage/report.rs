@@ -235,8 +235,9 @@ pub struct Group {
     pub summary: Summary,
 }
 
-/// Percentiles of a distribution, with its largest items.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// Percentiles of a distribution, with its largest items. Of no item, the percentiles are
+/// undefined: `null` in JSON, not 0.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Distribution {
     pub count: usize,
     pub median: u64,
@@ -244,8 +245,28 @@ pub struct Distribution {
     pub p99: u64,
     pub max: u64,
     /// The five largest: (task, tokens, cost), written `[task, tokens, cost_usd, unpriced_tokens]`.
-    #[serde(serialize_with = "serialize_top")]
     pub top: Vec<(TaskId, u64, Cost)>,
+}
+
+impl Serialize for Distribution {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Top<'a>(&'a [(TaskId, u64, Cost)]);
+        impl Serialize for Top<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serialize_top(self.0, serializer)
+            }
+        }
+        let defined = |value: u64| (self.count > 0).then_some(value);
+        let mut fields = serializer.serialize_struct("Distribution", 6)?;
+        fields.serialize_field("count", &self.count)?;
+        fields.serialize_field("median", &defined(self.median))?;
+        fields.serialize_field("p90", &defined(self.p90))?;
+        fields.serialize_field("p99", &defined(self.p99))?;
+        fields.serialize_field("max", &defined(self.max))?;
+        fields.serialize_field("top", &Top(&self.top))?;
+        fields.end()
+    }
 }
 
 /// Serializes [`Distribution::top`] with its dollars rounded as every dollar amount is.
@@ -311,6 +332,23 @@ pub struct Waste {
     pub overspend: Vec<Overspend>,
     #[serde(serialize_with = "money::serialize")]
     pub overspend_usd: f64,
+    /// Tokens of the overspending runs' requests with no price: left out of both sides, so
+    /// `overspend_usd` is a floor when there are some.
+    pub overspend_unpriced_tokens: u64,
+    /// Runs that spent on another model than the one their task was routed to, whose routed
+    /// model has no price: their overspend is unknown, not none.
+    pub overspend_unknown: Vec<UnknownOverspend>,
+}
+
+/// A run whose overspend cannot be told: its task's routed model has no price.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UnknownOverspend {
+    pub task: TaskId,
+    pub run: String,
+    pub routed_model: String,
+    #[serde(serialize_with = "money::serialize")]
+    pub cost_usd: f64,
+    pub unpriced_tokens: u64,
 }
 
 /// Percentiles of dollars per completed task, nearest rank. A task with unpriced tokens
@@ -341,6 +379,9 @@ pub struct Overspend {
     pub routed_cost_usd: f64,
     #[serde(serialize_with = "money::serialize")]
     pub overspend_usd: f64,
+    /// Tokens of the run's requests with no price, left out of both sides: with some,
+    /// `cost_usd` and `overspend_usd` are floors.
+    pub unpriced_tokens: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -353,6 +394,13 @@ pub struct ModelMix {
     pub share: f64,
 }
 
+/// A price file of the repository the report's costs are read at, and how many models it prices.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RepositoryPriceFile {
+    pub file: String,
+    pub models: usize,
+}
+
 /// Everything `gitprio report` shows.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
@@ -362,6 +410,9 @@ pub struct Report {
     /// A price file the user gave on top of the bundled table (`report --prices`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price_file: Option<String>,
+    /// The repository's own prices (`.tasks/prices.yaml`) over the bundled table, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository_prices: Option<RepositoryPriceFile>,
     pub group_by: GroupBy,
     pub summary: Summary,
     pub groups: Vec<Group>,
@@ -382,6 +433,10 @@ pub struct Report {
     /// Whether the pull request of each run was asked of GitHub (see [`pull_request_signals`]).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub pull_requests: bool,
+    /// Whether the report is over a period (`--since`/`--until`): a task's figures are then
+    /// its spend inside the period only.
+    #[serde(skip)]
+    pub period: bool,
 }
 
 /// The share of spend tied to tasks (the ledger) against this repository's spend that no
@@ -980,6 +1035,11 @@ impl Range {
         }
     }
 
+    /// Whether the report is over a period (`--since`/`--until`), not all time.
+    fn bounded(self) -> bool {
+        self.since.is_some() || self.until.is_some()
+    }
+
     fn is_all(self) -> bool {
         self.since.is_none() && self.until.is_none()
     }
@@ -1062,6 +1122,7 @@ pub fn report(
         price_snapshot: super::PRICE_SNAPSHOT,
         price_date: super::PRICE_SNAPSHOT_DATE,
         price_file: None,
+        repository_prices: None,
         group_by,
         summary,
         groups,
@@ -1073,6 +1134,7 @@ pub fn report(
         fleet_runs,
         attribution: None,
         pull_requests: false,
+        period: range.bounded(),
     }
 }
 
@@ -1181,9 +1243,11 @@ fn summarize(
         in_flight_unpriced_tokens: in_flight.unpriced_tokens,
         value_per_million_tokens: per_million(value_points as f64),
         tasks_per_million_tokens: per_million(completed.len() as f64),
-        usd_per_completed_task: (!completed.is_empty())
+        // No finished spend in the period (its tasks spent before it): undefined, not $0.
+        usd_per_completed_task: (!completed.is_empty() && finished_tokens > 0)
             .then(|| finished_usd / completed.len() as f64),
-        usd_per_value_point: (value_points > 0).then(|| finished_usd / value_points as f64),
+        usd_per_value_point: (value_points > 0 && finished_tokens > 0)
+            .then(|| finished_usd / value_points as f64),
         cache_hit_rate: totals.cache_hit_rate(),
     }
 }
@@ -1309,20 +1373,37 @@ fn spent<'line>(lines: impl Iterator<Item = &'line RunLine>) -> (u64, Cost) {
     })
 }
 
-/// Returns the pull request of a run that started at `started_at`, among its task branch's
-/// `pulls`: the first opened since the run started, else the last opened before (a retry
-/// pushes to the branch whose pull request an earlier run opened, which stays open).
-fn pull_request_of(started_at: Timestamp, pulls: &[PullRequestFacts]) -> Option<&PullRequestFacts> {
+/// Returns the pull request of `run` among its task branch's `pulls`: the first opened
+/// during it, else the last opened before it (a retry pushes to the branch whose pull
+/// request an earlier run opened, which stays open). A run lasts until `next_start`, its
+/// task's next run; one that ended without completing its task lasts only until it ended:
+/// a pull request opened after a failed run is not its (a completed run's is opened just
+/// after it ends).
+fn pull_request_of<'pulls>(
+    run: &RunLine,
+    next_start: Option<Timestamp>,
+    pulls: &'pulls [PullRequestFacts],
+) -> Option<&'pulls PullRequestFacts> {
     let mut by_time: Vec<&PullRequestFacts> = pulls.iter().collect();
     by_time.sort_by_key(|pull| (pull.created_at, pull.number));
+    let gave_up = run.outcome != "completed" && run.outcome != IN_FLIGHT;
+    let end = match (gave_up.then_some(run.ended_at).flatten(), next_start) {
+        (Some(ended), Some(next)) => Some(ended.min(next)),
+        (ended, next) => ended.or(next),
+    };
     by_time
         .iter()
-        .find(|pull| pull.created_at.is_some_and(|at| at >= started_at))
+        .find(|pull| {
+            pull.created_at.is_some_and(|at| {
+                at >= run.started_at
+                    && end.is_none_or(|end| if gave_up { at <= end } else { at < end })
+            })
+        })
         .or_else(|| {
             by_time
                 .iter()
                 .rev()
-                .find(|pull| pull.created_at.is_none_or(|at| at < started_at))
+                .find(|pull| pull.created_at.is_none_or(|at| at < run.started_at))
         })
         .copied()
 }
@@ -1335,11 +1416,24 @@ pub fn pull_request_signals(
     pulls: &BTreeMap<TaskId, Vec<PullRequestFacts>>,
     tasks: &BTreeMap<TaskId, TaskFacts>,
 ) {
+    let mut starts: BTreeMap<TaskId, Vec<Timestamp>> = BTreeMap::new();
+    for line in &report.runs {
+        starts
+            .entry(line.task.clone())
+            .or_default()
+            .push(line.started_at);
+    }
+    let next_start = |line: &RunLine| {
+        starts
+            .get(&line.task)
+            .and_then(|starts| starts.iter().filter(|at| **at > line.started_at).min())
+            .copied()
+    };
     let attach = |lines: &mut [RunLine]| {
         for line in lines {
             line.pull_request = pulls
                 .get(&line.task)
-                .and_then(|pulls| pull_request_of(line.started_at, pulls))
+                .and_then(|pulls| pull_request_of(line, next_start(line), pulls))
                 .cloned();
         }
     };
@@ -1373,7 +1467,18 @@ fn manager_signals(
         entry.1.add(run.cost(prices));
         entry.2 |= range.completes(run);
         if let Some(routed) = &run.meta.routed_model
-            && prices.price(routed).is_some()
+            && run.records.iter().any(|record| &record.model != routed)
+            && prices.price(routed).is_none()
+        {
+            let cost = run.cost(prices);
+            waste.overspend_unknown.push(UnknownOverspend {
+                task: run.meta.task.clone(),
+                run: run.meta.run.clone(),
+                routed_model: routed.clone(),
+                cost_usd: cost.usd,
+                unpriced_tokens: cost.unpriced_tokens,
+            });
+        } else if let Some(routed) = &run.meta.routed_model
             && run.records.iter().any(|record| &record.model != routed)
         {
             // The priced requests only: an unpriced one has nothing to compare.
@@ -1390,8 +1495,15 @@ fn manager_signals(
                 .fold((0.0, 0.0), |(cost, routed), (one, one_routed)| {
                     (cost + one, routed + one_routed)
                 });
+            let unpriced_tokens = run
+                .records
+                .iter()
+                .filter(|record| prices.cost(record).is_none())
+                .map(UsageRecord::total_tokens)
+                .sum();
             if cost > routed_cost {
                 waste.overspend_usd += cost - routed_cost;
+                waste.overspend_unpriced_tokens += unpriced_tokens;
                 waste.overspend.push(Overspend {
                     task: run.meta.task.clone(),
                     run: run.meta.run.clone(),
@@ -1399,13 +1511,16 @@ fn manager_signals(
                     cost_usd: cost,
                     routed_cost_usd: routed_cost,
                     overspend_usd: cost - routed_cost,
+                    unpriced_tokens,
                 });
             }
         }
     }
     let mut by_type: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
     for (kind, cost, completed) in per_task.into_values() {
-        if completed {
+        let spent = cost.usd > 0.0 || cost.unpriced_tokens > 0;
+        // As for tokens per task: within a period, a task that spent before it is left out.
+        if completed && (spent || !range.bounded()) {
             let entry = by_type.entry(kind).or_default();
             entry.0.push(cost.usd);
             entry.1 += cost.unpriced_tokens;
@@ -1442,10 +1557,12 @@ fn percentile(sorted: &[u64], percent: usize) -> u64 {
 type TaskSpend<'a> = BTreeMap<&'a TaskId, (usize, u64, Cost, bool)>;
 
 /// The tokens the completed tasks of `by_task` took, with the five costliest.
-fn completed_distribution(by_task: &TaskSpend<'_>) -> Distribution {
+fn completed_distribution(by_task: &TaskSpend<'_>, bounded: bool) -> Distribution {
     let mut completed: Vec<(TaskId, u64, Cost)> = by_task
         .iter()
-        .filter(|(_, entry)| entry.3)
+        // Within a period, a task that completed in it but spent before it has no tokens
+        // per task here: 0 would read as free work.
+        .filter(|(_, entry)| entry.3 && !(bounded && entry.1 == 0))
         .map(|(task, entry)| ((*task).clone(), entry.1, entry.2))
         .collect();
     let mut sorted: Vec<u64> = completed.iter().map(|(_, tokens, _)| *tokens).collect();
@@ -1499,7 +1616,7 @@ fn waste(
         entry.2.add(run.cost(prices));
         entry.3 |= range.completes(run);
     }
-    let tokens_per_completed_task = completed_distribution(&by_task);
+    let tokens_per_completed_task = completed_distribution(&by_task, range.bounded());
     let unfinished_runs: Vec<RunLine> = lines
         .iter()
         .filter(|line| line.outcome != "completed" && line.outcome != IN_FLIGHT)
@@ -1652,25 +1769,44 @@ mod tests {
             pull(11, PullRequestState::ClosedUnmerged, "2026-11-02T11:00:00Z"),
         ];
         let at = |text: &str| -> Timestamp { text.parse().unwrap() };
-        assert_eq!(
-            pull_request_of(at("2026-11-02T10:00:00Z"), &pulls)
-                .unwrap()
-                .number,
-            11
+        let prices = PriceTable::new(BTreeMap::new());
+        let line = |outcome: Outcome, started: &str, ended: &str| {
+            let mut one = run("a", "1-x", "alice", Some(outcome), &[]);
+            one.meta.started_at = at(started);
+            one.meta.ended_at = Some(at(ended));
+            run_line(&one, &BTreeMap::new(), &prices)
+        };
+        let of = |run: &RunLine, next: Option<&str>| {
+            pull_request_of(run, next.map(at), &pulls).map(|pull| pull.number)
+        };
+        let first = line(
+            Outcome::Completed,
+            "2026-11-02T10:00:00Z",
+            "2026-11-02T10:50:00Z",
         );
-        assert_eq!(
-            pull_request_of(at("2026-11-03T09:00:00Z"), &pulls)
-                .unwrap()
-                .number,
-            12
+        // Opened just after the run completed, before the next run: its.
+        assert_eq!(of(&first, Some("2026-11-03T09:00:00Z")), Some(11));
+        let second = line(
+            Outcome::Completed,
+            "2026-11-03T09:00:00Z",
+            "2026-11-03T09:50:00Z",
         );
+        assert_eq!(of(&second, None), Some(12));
         // A retry after the last pull request was opened pushes to its branch: that one.
-        assert_eq!(
-            pull_request_of(at("2026-11-04T09:00:00Z"), &pulls)
-                .unwrap()
-                .number,
-            12
+        let retry = line(
+            Outcome::Completed,
+            "2026-11-04T09:00:00Z",
+            "2026-11-04T09:50:00Z",
         );
+        assert_eq!(of(&retry, None), Some(12));
+        // A failed run has no pull request opened after it ended (walk17 N3).
+        let failed = line(
+            Outcome::Failed,
+            "2026-11-02T09:00:00Z",
+            "2026-11-02T10:00:00Z",
+        );
+        assert_eq!(of(&failed, Some("2026-11-02T10:00:00Z")), None);
+        assert_eq!(of(&failed, None), None);
 
         let mut late = run(
             "a",
@@ -1726,21 +1862,21 @@ mod tests {
                 "1-x",
                 "alice",
                 Some(Outcome::Failed),
-                &[("claude-sonnet-4-5", 1_000_000, 0, 0)],
+                &[("claude-sonnet-4-6", 1_000_000, 0, 0)],
             ),
             run(
                 "a",
                 "2-y",
                 "bob",
                 Some(Outcome::Completed),
-                &[("claude-sonnet-4-5", 1_000_000, 0, 1_000_000)],
+                &[("claude-sonnet-4-6", 1_000_000, 0, 1_000_000)],
             ),
             run(
                 "b",
                 "1-z",
                 "alice",
                 Some(Outcome::Completed),
-                &[("claude-sonnet-4-5", 0, 6_000_000, 0)],
+                &[("claude-sonnet-4-6", 0, 6_000_000, 0)],
             ),
             run(
                 "c",
