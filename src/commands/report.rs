@@ -20,7 +20,7 @@ use jiff::Timestamp;
 
 use crate::args::StoreArgs;
 use crate::cli::CommandResult;
-use crate::output::{Align, dollars, numbers_after, percent, ratio, tokens};
+use crate::output::{Align, numbers_after, percent, ratio, tokens};
 use crate::reading::load_tasks;
 use crate::settings::Settings;
 use crate::{exit_code, output};
@@ -310,6 +310,7 @@ fn add_machine_spend(
             let spans = UnattributedSpans {
                 filtered: &filtered,
                 all: &all,
+                agent: &settings.agent,
             };
             add_unattributed(report, runs, filter, spans, prices, imported);
         }
@@ -789,10 +790,10 @@ fn signal_sections(report: &Report) -> Vec<Section> {
 fn windows_explanation(counted: Counted) -> &'static str {
     match counted {
         Counted::All => {
-            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart), over all of the account's requests on this machine: tied and unattributed (every project's), cut as ccusage's `blocks` cuts them; the active one with its burn rate and projection."
+            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart) and agent (each agent is taken to have its own subscription), over all of the account's requests: the agent's tied requests, and for the agent running this report also this machine's unattributed ones (every project's), cut as ccusage's `blocks` cuts them; the active one with its burn rate and, while requests are coming, its projection."
         }
         Counted::Tied => {
-            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart), from the ledger's requests only (tied spend only: no `gitprio usage import` on this machine has read the requests no run claims); the active one with its burn rate and projection."
+            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart) and agent (each agent is taken to have its own subscription), from the ledger's requests only (tied spend only: no `gitprio usage import` on this machine has read the requests no run claims); the active one with its burn rate and, while requests are coming, its projection."
         }
     }
 }
@@ -1106,7 +1107,8 @@ fn windows(windows: &[gitprio_core::usage::report::Window], counted: Counted) ->
                 output::minute(window.end)
             };
             let mut line = format!(
-                "{} {} to {end}: {} tokens, {}",
+                "{}'s {} {} to {end}: {} tokens, {}",
+                window.agent,
                 window.provider,
                 output::minute(window.start),
                 tokens(window.tokens),
@@ -1123,24 +1125,37 @@ fn windows(windows: &[gitprio_core::usage::report::Window], counted: Counted) ->
                     tokens(window.unattributed_tokens)
                 );
             }
-            if let (Some(rate), Some(projected)) = (window.tokens_per_hour, window.projected_tokens)
-            {
+            if let Some(rate) = window.tokens_per_hour {
                 #[expect(
                     clippy::cast_possible_truncation,
                     clippy::cast_sign_loss,
                     reason = "display"
                 )]
                 let rate = rate as u64;
-                let _ = write!(
-                    line,
-                    " (active: {} tokens/hour, projected {} tokens, {})",
-                    tokens(rate),
-                    tokens(projected),
-                    match window.projected_cost_usd {
-                        Some(usd) if window.unpriced_tokens > 0 => format!("at least {}", Usd(usd)),
-                        projected => dollars(projected),
+                let _ = write!(line, " (active: {} tokens/hour, ", tokens(rate));
+                match (window.projected_tokens, window.last_request_at) {
+                    (Some(projected), _) => {
+                        let _ = write!(
+                            line,
+                            "projected {} tokens, {})",
+                            tokens(projected),
+                            output::cost(Cost {
+                                usd: window.projected_cost_usd.unwrap_or_default(),
+                                unpriced_tokens: window
+                                    .projected_unpriced_tokens
+                                    .unwrap_or_default(),
+                            })
+                        );
                     }
-                );
+                    (None, Some(last)) => {
+                        let _ = write!(
+                            line,
+                            "no request since {}: no projection)",
+                            last.strftime("%H:%M")
+                        );
+                    }
+                    (None, None) => line.push_str("no projection)"),
+                }
             }
             line
         })

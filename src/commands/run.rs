@@ -202,6 +202,10 @@ struct State {
     spent_usd: f64,
     /// Tokens and dollars of each slot's running agent.
     live: Vec<(u64, f64)>,
+    /// Tokens no price is known for, of each slot's running agent and of the finished
+    /// attempts (the last), each with a model they were spent on: `--max-usd` cannot count
+    /// them, so they stop a run that has it.
+    unpriced: Vec<(u64, String)>,
     reports: Vec<Report>,
     /// The claimed tasks' facts, for the summary.
     tasks: BTreeMap<TaskId, TaskFacts>,
@@ -241,8 +245,16 @@ impl Control {
     }
 
     /// Publishes what the agent of `slot` has spent so far.
-    pub fn set_live(&self, slot: usize, tokens: u64, usd: f64) {
-        self.lock().live[slot] = (tokens, usd);
+    /// `unpriced`: its tokens no price is known for (not in `usd`), and their model.
+    pub fn set_live(&self, slot: usize, tokens: u64, usd: f64, unpriced: (u64, String)) {
+        let mut state = self.lock();
+        state.live[slot] = (tokens, usd);
+        // The model stays when the count is reset, for `finish` to name.
+        let (unpriced_tokens, model) = unpriced;
+        state.unpriced[slot].0 = unpriced_tokens;
+        if !model.is_empty() {
+            state.unpriced[slot].1 = model;
+        }
     }
 
     /// The run limit that the finished and running agents together have passed, if any.
@@ -253,6 +265,7 @@ impl Control {
         let reason = match &stop {
             Stop::MaxTokens(limit) => format!("the run reached --max-tokens {limit}"),
             Stop::MaxUsd(limit) => format!("the run reached --max-usd {limit}"),
+            Stop::Error(reason) => reason.clone(),
             _ => unreachable!("only spending limits"),
         };
         if state.stop.is_none() {
@@ -281,6 +294,17 @@ impl Control {
             && (usd > limit || (reached && (usd - limit).abs() < f64::EPSILON))
         {
             return Some(Stop::MaxUsd(limit));
+        }
+        if let Some(limit) = self.limits.usd
+            && let Some((_, model)) = state.unpriced.iter().find(|(tokens, _)| *tokens > 0)
+        {
+            // A dollar cap that cannot count some of the spend does not let it through as
+            // free: the run stops as it would at the cap.
+            let tokens: u64 = state.unpriced.iter().map(|(tokens, _)| tokens).sum();
+            return Some(Stop::Error(format!(
+                "--max-usd {limit} cannot be checked: {} tokens of {model} have no price; add the model to .tasks/prices.yaml, or limit the run with --max-tokens",
+                output::tokens(tokens)
+            )));
         }
         None
     }
@@ -635,6 +659,7 @@ impl RunContext {
             control: Control {
                 state: Mutex::new(State {
                     live: vec![(0, 0.0); slots],
+                    unpriced: vec![(0, String::new()); slots + 1],
                     ..State::default()
                 }),
                 changed: Condvar::new(),
@@ -859,6 +884,7 @@ fn finish(
     state.busy -= 1;
     state.finishes += 1;
     state.live[slot] = (0, 0.0);
+    let (_, unpriced_model) = std::mem::take(&mut state.unpriced[slot]);
     state.working.remove(&claimed.task.id);
     let (report, problem) = match outcome {
         Ok(report) => (Some(report), None),
@@ -872,6 +898,21 @@ fn finish(
         }
         state.spent_tokens += report.tokens;
         state.spent_usd += report.cost_usd.unwrap_or(0.0);
+        if report.cost_usd.is_none() && report.tokens > 0 {
+            let finished = state
+                .unpriced
+                .last_mut()
+                .expect("a slot for the finished attempts");
+            finished.0 += report.tokens;
+            finished.1 = if unpriced_model.is_empty() {
+                report
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| "an unknown model".to_owned())
+            } else {
+                unpriced_model
+            };
+        }
         state.reports.push(report);
     }
     if let Some(error) = problem {

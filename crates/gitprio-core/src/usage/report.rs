@@ -564,6 +564,7 @@ pub fn add_unattributed(
             first: span.first?,
             last: span.last?,
             provider: provider_name(&span.provider),
+            agent: unattributed.agent,
             tokens: span.totals.tokens(),
             requests: span.totals.requests,
             cost: prices.cost(&span.priced()),
@@ -591,6 +592,9 @@ pub struct UnattributedSpans<'s> {
     pub filtered: &'s [Span],
     /// All of them: a window is opened by whichever request came first.
     pub all: &'s [Span],
+    /// The agent that runs the report: this machine's requests that no run claims are
+    /// taken to be its account's.
+    pub agent: &'s str,
 }
 
 /// What one (task type, model, agent) spent.
@@ -692,6 +696,10 @@ pub struct Window {
     /// Whose subscription meters it: `claude`, `codex`, `gemini` (each meters its own
     /// windows), or `other`.
     pub provider: &'static str,
+    /// Whose account: the agent whose runs spent it (each agent is taken to have its
+    /// own subscription), with the requests no run claims on this machine counted as
+    /// the agent's that runs the report.
+    pub agent: String,
     pub start: Timestamp,
     pub end: Timestamp,
     /// All its requests: the tied and, when the unattributed store was read, those no
@@ -706,8 +714,14 @@ pub struct Window {
     pub unpriced_tokens: u64,
     /// The report's time falls inside the window.
     pub active: bool,
-    /// For the active window: tokens per hour since its first request, and what the
-    /// window ends at if that rate goes on.
+    /// The time of its last request.
+    pub last_request_at: Option<Timestamp>,
+    /// For the active window: tokens per hour since its first request (over 15 minutes
+    /// at least: a burst says nothing of an hour), and, while requests are still coming
+    /// (the last one less than 15 minutes ago), what the window ends at if that rate goes
+    /// on. The projected dollars are those of the priced part; with unpriced tokens,
+    /// `projected_unpriced_tokens` grows at the same rate, and a wholly unpriced window
+    /// projects no dollars (unknown, never $0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens_per_hour: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -715,6 +729,8 @@ pub struct Window {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(serialize_with = "money::serialize_option")]
     pub projected_cost_usd: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projected_unpriced_tokens: Option<u64>,
 }
 
 /// Spend by day, ISO week and month (UTC), and by 5-hour window.
@@ -828,10 +844,11 @@ pub fn provider(record: &UsageRecord) -> &'static str {
 
 /// Requests that count in a window: one request, or an unattributed span of them.
 #[derive(Clone, Copy, Debug)]
-struct Event {
+struct Event<'a> {
     first: Timestamp,
     last: Timestamp,
     provider: &'static str,
+    agent: &'a str,
     tokens: u64,
     requests: u64,
     cost: Option<f64>,
@@ -839,13 +856,18 @@ struct Event {
 }
 
 /// Each request of `runs` as an event (at its run's start where it has no time).
-fn tied_events(runs: &[Run], prices: &PriceTable) -> Vec<Event> {
-    timed_records(runs)
-        .into_iter()
-        .map(|(at, record)| Event {
+fn tied_events<'a>(runs: &'a [Run], prices: &PriceTable) -> Vec<Event<'a>> {
+    runs.iter()
+        .flat_map(|run| {
+            run.records
+                .iter()
+                .map(move |record| (record.at.unwrap_or(run.meta.started_at), record, run))
+        })
+        .map(|(at, record, run)| Event {
             first: at,
             last: at,
             provider: provider(record),
+            agent: &run.meta.agent,
             tokens: record.total_tokens(),
             requests: u64::from(record.requests),
             cost: prices.cost(record),
@@ -854,26 +876,32 @@ fn tied_events(runs: &[Run], prices: &PriceTable) -> Vec<Event> {
         .collect()
 }
 
-/// The windows of `events` per provider (each meters its own), those overlapping `range`,
-/// oldest first; `now` marks each provider's active one.
-fn all_windows(mut events: Vec<Event>, range: Range, now: Option<Timestamp>) -> Vec<Window> {
+/// The windows of `events` per provider and agent (each subscription meters its own),
+/// those overlapping `range`, oldest first; `now` marks each one's active window.
+fn all_windows(mut events: Vec<Event<'_>>, range: Range, now: Option<Timestamp>) -> Vec<Window> {
     events.sort_by_key(|event| (event.first, event.last));
-    let mut by_provider: BTreeMap<&'static str, Vec<Event>> = BTreeMap::new();
+    let mut by_account: BTreeMap<(&'static str, &str), Vec<Event<'_>>> = BTreeMap::new();
     for event in events {
-        by_provider.entry(event.provider).or_default().push(event);
+        by_account
+            .entry((event.provider, event.agent))
+            .or_default()
+            .push(event);
     }
-    let mut windows: Vec<Window> = by_provider
+    let mut windows: Vec<Window> = by_account
         .into_iter()
-        .flat_map(|(provider, events)| {
+        .flat_map(|((provider, agent), events)| {
             let mut windows = windows(&events, now);
             for window in &mut windows {
                 window.provider = provider;
+                agent.clone_into(&mut window.agent);
             }
             windows
         })
         .filter(|window| range.overlaps(window.start, window.end))
         .collect();
-    windows.sort_by_key(|window| (window.start, window.provider));
+    windows.sort_by(|left, right| {
+        (left.start, left.provider, &left.agent).cmp(&(right.start, right.provider, &right.agent))
+    });
     windows
 }
 
@@ -892,8 +920,7 @@ fn provider_name(name: &str) -> &'static str {
 /// new one at its hour. (An unattributed span is one hour's requests: a window that ends
 /// on that hour's first instant takes the whole span.) `now` marks the active one, with
 /// its burn rate and projection.
-#[expect(clippy::cast_precision_loss, reason = "rates for display")]
-fn windows(events: &[Event], now: Option<Timestamp>) -> Vec<Window> {
+fn windows(events: &[Event<'_>], now: Option<Timestamp>) -> Vec<Window> {
     let span = jiff::SignedDuration::from_hours(WINDOW_HOURS);
     let mut windows: Vec<Window> = Vec::new();
     // The window's first request, and the last request so far.
@@ -937,30 +964,59 @@ fn windows(events: &[Event], now: Option<Timestamp>) -> Vec<Window> {
             None => window.unpriced_tokens += event.tokens,
         }
     }
-    if let (Some(now), Some(window), Some(first)) = (now, windows.last_mut(), first)
+    if let Some(window) = windows.last_mut() {
+        window.last_request_at = last;
+    }
+    if let (Some(now), Some(window), Some(first), Some(last)) =
+        (now, windows.last_mut(), first, last)
         && now >= window.start
         && now < window.end
     {
         window.active = true;
-        let elapsed = now.as_second() - first.as_second();
-        // A rate over less than a minute says nothing.
-        if elapsed >= 60 {
-            let rate = window.tokens as f64 / (elapsed as f64 / 3600.0);
-            let remaining = (window.end.as_second() - now.as_second()) as f64 / 3600.0;
-            window.tokens_per_hour = Some(rate);
-            #[expect(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "a projection"
-            )]
-            let projected = window.tokens + (rate * remaining) as u64;
-            window.projected_tokens = Some(projected);
-            // With unpriced tokens, the priced dollars grown at the same rate: a floor.
-            window.projected_cost_usd = (window.tokens > 0)
-                .then(|| window.cost_usd * projected as f64 / window.tokens as f64);
-        }
+        project(window, now, first, last);
     }
     windows
+}
+
+/// The shortest span a burn rate is taken over, and how long after its last request a
+/// window counts as still spending.
+const RATE_SPAN: jiff::SignedDuration = jiff::SignedDuration::from_mins(15);
+
+/// Sets the active `window`'s burn rate since its `first` request (over [`RATE_SPAN`] at
+/// least: 90 seconds of requests are no hourly rate), and, while it is spending (its
+/// `last` request within [`RATE_SPAN`] of `now`), what it ends at if that rate goes on.
+#[expect(clippy::cast_precision_loss, reason = "rates for display")]
+fn project(window: &mut Window, now: Timestamp, first: Timestamp, last: Timestamp) {
+    // A rate over less than a minute says nothing.
+    if now.duration_since(first).as_secs() < 60 {
+        return;
+    }
+    let elapsed = now.duration_since(first).max(RATE_SPAN).as_secs_f64();
+    let rate = window.tokens as f64 / (elapsed / 3600.0);
+    window.tokens_per_hour = Some(rate);
+    if now.duration_since(last) > RATE_SPAN || window.tokens == 0 {
+        return;
+    }
+    let remaining = window.end.duration_since(now).as_secs_f64() / 3600.0;
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a projection"
+    )]
+    let projected = window.tokens + (rate * remaining) as u64;
+    window.projected_tokens = Some(projected);
+    let growth = projected as f64 / window.tokens as f64;
+    // The priced dollars and the unpriced tokens grown at the same rate; no priced
+    // token, no dollars: unknown, never $0.
+    window.projected_cost_usd =
+        (window.unpriced_tokens < window.tokens).then_some(window.cost_usd * growth);
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a projection"
+    )]
+    let unpriced = (window.unpriced_tokens as f64 * growth) as u64;
+    window.projected_unpriced_tokens = (window.unpriced_tokens > 0).then_some(unpriced);
 }
 
 /// The report's time range: each request counts in it by its own time, each completion
@@ -1806,21 +1862,21 @@ mod tests {
                 "1-x",
                 "alice",
                 Some(Outcome::Failed),
-                &[("claude-sonnet-4-5", 1_000_000, 0, 0)],
+                &[("claude-sonnet-4-6", 1_000_000, 0, 0)],
             ),
             run(
                 "a",
                 "2-y",
                 "bob",
                 Some(Outcome::Completed),
-                &[("claude-sonnet-4-5", 1_000_000, 0, 1_000_000)],
+                &[("claude-sonnet-4-6", 1_000_000, 0, 1_000_000)],
             ),
             run(
                 "b",
                 "1-z",
                 "alice",
                 Some(Outcome::Completed),
-                &[("claude-sonnet-4-5", 0, 6_000_000, 0)],
+                &[("claude-sonnet-4-6", 0, 6_000_000, 0)],
             ),
             run(
                 "c",
@@ -1955,7 +2011,10 @@ mod tests {
         let mut late = early.records[0].clone();
         late.key = "third".to_owned();
         late.at = Some("2026-11-03T09:00:00Z".parse().unwrap());
-        early.records.push(late);
+        let mut latest = late.clone();
+        latest.key = "fourth".to_owned();
+        latest.at = Some("2026-11-03T09:55:00Z".parse().unwrap());
+        early.records.extend([late, latest]);
         let filter = RunFilter {
             now: Some("2026-11-03T10:00:00Z".parse().unwrap()),
             ..RunFilter::default()
@@ -1973,16 +2032,93 @@ mod tests {
             .iter()
             .map(|day| (day.period.as_str(), day.tokens))
             .collect();
-        assert_eq!(days, [("2026-11-02", 2_000_000), ("2026-11-03", 1_000_000)]);
+        assert_eq!(days, [("2026-11-02", 2_000_000), ("2026-11-03", 2_000_000)]);
         assert_eq!(spend.by_month.len(), 1);
         assert_eq!(spend.windows.len(), 2);
         assert_eq!(spend.windows[0].start.to_string(), "2026-11-02T10:00:00Z");
         assert_eq!(spend.windows[0].tokens, 2_000_000);
         let active = &spend.windows[1];
         assert!(active.active);
-        // 1M tokens in the first hour, 4 hours left at that rate.
-        assert_eq!(active.projected_tokens, Some(5_000_000));
-        assert!((active.projected_cost_usd.unwrap() - 75.0).abs() < 1e-6);
+        // 2M tokens in the first hour, 4 hours left at that rate.
+        assert_eq!(active.projected_tokens, Some(10_000_000));
+        assert!((active.projected_cost_usd.unwrap() - 150.0).abs() < 1e-6);
+        assert_eq!(active.projected_unpriced_tokens, None);
+    }
+
+    /// One window of `records` (model, output tokens, time) at `now`.
+    fn window_at(records: &[(&str, u64, &str)], now: &str) -> Window {
+        let mut spent = run("a", "1-x", "alice", None, &[]);
+        for (number, (model, output, at)) in records.iter().enumerate() {
+            spent.records.push(UsageRecord {
+                key: format!("k{number}"),
+                model: (*model).to_owned(),
+                output: *output,
+                requests: 1,
+                at: Some(at.parse().unwrap()),
+                ..UsageRecord::default()
+            });
+        }
+        let filter = RunFilter {
+            now: Some(now.parse().unwrap()),
+            ..RunFilter::default()
+        };
+        let report = report(
+            &[spent],
+            &BTreeMap::new(),
+            &PriceTable::default(),
+            &filter,
+            GroupBy::Day,
+        );
+        assert_eq!(report.spend.windows.len(), 1);
+        report.spend.windows[0].clone()
+    }
+
+    /// A window of unpriced tokens only projects no dollars: unknown, never $0 (walk17 N4).
+    #[test]
+    fn a_wholly_unpriced_window_projects_unknown_dollars_not_zero() {
+        let window = window_at(
+            &[("my-local-llama", 1_000, "2026-11-09T10:20:00Z")],
+            "2026-11-09T10:30:00Z",
+        );
+        assert!(window.active);
+        assert_eq!(window.projected_cost_usd, None);
+        let projected = window.projected_tokens.unwrap();
+        assert_eq!(window.projected_unpriced_tokens, Some(projected));
+        // Half priced: the priced dollars and the unpriced tokens grow alike.
+        let mixed = window_at(
+            &[
+                ("claude-mystery-9", 1_000, "2026-11-09T10:20:00Z"),
+                ("claude-sonnet-4-5", 1_000, "2026-11-09T10:21:00Z"),
+            ],
+            "2026-11-09T10:30:00Z",
+        );
+        let growth = f64::from(u32::try_from(mixed.projected_tokens.unwrap()).unwrap()) / 2_000.0;
+        assert!((mixed.projected_cost_usd.unwrap() - 0.015 * growth).abs() < 1e-9);
+        assert_eq!(
+            mixed.projected_unpriced_tokens,
+            Some(1_000 * mixed.projected_tokens.unwrap() / 2_000)
+        );
+    }
+
+    /// A burst is no hourly rate: the rate is over 15 minutes at least, and a window
+    /// with no request for 15 minutes projects nothing (walk17 N15).
+    #[test]
+    fn a_burst_is_rated_over_fifteen_minutes_and_an_idle_window_projects_nothing() {
+        let burst = [
+            ("claude-sonnet-4-5", 300_000, "2026-12-06T21:00:00Z"),
+            ("claude-sonnet-4-5", 300_000, "2026-12-06T21:01:30Z"),
+        ];
+        let right_after = window_at(&burst, "2026-12-06T21:02:00Z");
+        // 600k over 15 minutes, not over 2: 2.4M tokens an hour.
+        assert_eq!(right_after.tokens_per_hour, Some(2_400_000.0));
+        let later = window_at(&burst, "2026-12-06T21:30:00Z");
+        assert!(later.active && later.tokens_per_hour.is_some());
+        assert_eq!(later.projected_tokens, None);
+        assert_eq!(later.projected_cost_usd, None);
+        assert_eq!(
+            later.last_request_at,
+            Some("2026-12-06T21:01:30Z".parse().unwrap())
+        );
     }
 
     #[test]
