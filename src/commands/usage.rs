@@ -202,6 +202,7 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
         workspace.fetch_runs_of(&id)?;
     }
     let runs = workspace.settled_runs_of(&id)?;
+    warn_hand_beside_log(settings, &runs);
     let prices = workspace.prices()?;
     output::unpriced_models(
         settings,
@@ -332,6 +333,8 @@ pub fn import_logs(
         from_store.entry(*run).or_default().push(record.clone());
         by_run.entry(*run).or_insert(0..0);
     }
+    // Race injection for tests: the ledger was read and the records matched, nothing written.
+    pause_at(settings, "import:before-write");
     for (run, range) in by_run {
         let meta = &candidates[run];
         let own = &records[range];
@@ -362,6 +365,45 @@ pub fn import_logs(
     gitprio_core::file::replace(&state_path, &serde_json::to_vec(&state)?)
         .with_context(|| format!("cannot write {}", state_path.display()))?;
     Ok(summary)
+}
+
+/// Warns of runs that hold usage recorded by hand (`usage record`, MCP `report_usage`)
+/// beside usage of the same model read from the agent's log, in the same stretch of time:
+/// both count, since nothing says they are the same requests.
+fn warn_hand_beside_log(settings: &Settings, runs: &[gitprio_core::usage::Run]) {
+    for run in runs {
+        for (model, hand, log) in gitprio_core::usage::counted::overlaps(run) {
+            output::message(
+                settings,
+                "warning",
+                &format!(
+                    "{} run {} holds {hand} tokens of {model} recorded by hand beside {log} read from the agent's log in the same time: both count; record by hand only what no log holds",
+                    run.meta.task, run.meta.run
+                ),
+            );
+        }
+    }
+}
+
+/// Holds the command at `point` while the failpoint `point=<file>` is armed: it creates
+/// `<file>.waiting`, then waits (a minute at most) for `<file>` to exist, so that a test
+/// interleaves two commands deterministically.
+fn pause_at(settings: &Settings, point: &str) {
+    let Some(file) = settings
+        .failpoint
+        .as_deref()
+        .and_then(|armed| armed.strip_prefix(point))
+        .and_then(|rest| rest.strip_prefix('='))
+    else {
+        return;
+    };
+    let _ = std::fs::write(format!("{file}.waiting"), b"");
+    for _ in 0..600 {
+        if std::path::Path::new(file).exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// Warns of records that ran where two runs were open at once: each went to the first.

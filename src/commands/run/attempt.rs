@@ -323,7 +323,11 @@ fn record_spend(
     // keys `usage import` gives them; without it, the output's usage stands for the attempt.
     let records = if watch.logs.is_empty() {
         let usage = final_usage(run.adapter, verdict, &watch.output, &watch.usage);
+        let session = verdict.session.as_deref().or(watch.output.session());
         usage_records(&usage, &watch.usage, run.adapter, claimed, watch.model)
+            .into_iter()
+            .map(|record| of_session(record, session))
+            .collect()
     } else {
         watch.logs.records()
     };
@@ -857,6 +861,17 @@ fn final_usage(
     }
 }
 
+/// Names the agent session an output-derived record stands for (when it names none): once
+/// the ledger holds records read from that session's log, readers count those instead
+/// (`usage::ledger::counted`), so a later `usage import` of a log `gitprio run` could not
+/// see does not count the session twice.
+fn of_session(mut record: UsageRecord, session: Option<&str>) -> UsageRecord {
+    if record.session.is_none() && record.source.is_empty() {
+        record.session = session.map(str::to_owned);
+    }
+    record
+}
+
 /// The usage records of the attempt, each with a key stable across re-recording.
 fn usage_records(
     usage: &[UsageRecord],
@@ -910,7 +925,8 @@ fn usage_records(
 fn records_text(records: &[UsageRecord]) -> String {
     let mut text = String::new();
     for record in records {
-        let origin = (!record.source.is_empty()).then(|| {
+        // An output-derived record passes only its session on (no source: it stays `manual`).
+        let origin = (!record.source.is_empty() || record.session.is_some()).then(|| {
             serde_json::json!({
                 "source": record.source,
                 "session": record.session,

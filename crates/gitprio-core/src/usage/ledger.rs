@@ -18,6 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub(super) mod chunk;
+pub mod counted;
 
 use super::index::{Entries, KeyIndex};
 use super::money::Cost;
@@ -209,6 +210,8 @@ struct RunFiles {
     meta: Option<ObjectId>,
     /// Record blobs: the old whole-run `usage.jsonl`, then the appended chunks in order.
     chunks: Vec<ObjectId>,
+    /// The path of each chunk in the tree, in the order of `chunks`.
+    paths: Vec<String>,
     next_chunk: u64,
 }
 
@@ -359,7 +362,83 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                 right.meta.generation,
             ))
         });
+        if with_records {
+            self.count_once(&mut runs)?;
+        }
         Ok(runs)
+    }
+
+    /// Keeps each request in one of `runs` (see [`counted`]): where two runs hold one key
+    /// (two imports that took it at once), the one whose chunk of it was committed first.
+    fn count_once(&self, runs: &mut [Run]) -> Result<(), LedgerError> {
+        let shared = counted::shared_keys(runs);
+        if shared.is_empty() {
+            return Ok(());
+        }
+        let mut times: BTreeMap<(String, usize), Option<i64>> = BTreeMap::new();
+        let mut holders: Vec<usize> = shared
+            .iter()
+            .flat_map(|(_, holders)| holders.iter().copied())
+            .collect();
+        holders.sort_unstable();
+        holders.dedup();
+        for holder in holders {
+            let keys: std::collections::HashSet<&str> = shared
+                .iter()
+                .filter(|(_, holders)| holders.contains(&holder))
+                .map(|(key, _)| key.as_str())
+                .collect();
+            for (key, time) in self.first_written(&runs[holder].meta, &keys)? {
+                times.insert((key, holder), time);
+            }
+        }
+        counted::count_once(runs, &shared, |key, holder| {
+            times.get(&(key.to_owned(), holder)).copied().flatten()
+        });
+        Ok(())
+    }
+
+    /// The ledger time (seconds) at which `meta`'s run first held each of `keys`: the time
+    /// of the commit that added the first of its chunks holding it.
+    fn first_written(
+        &self,
+        meta: &RunMeta,
+        keys: &std::collections::HashSet<&str>,
+    ) -> Result<Vec<(String, Option<i64>)>, LedgerError> {
+        let reference = self.store.mirror_of(&usage_ref(&meta.task));
+        let Some(commit) = self.repo().reference_commit(&reference)? else {
+            return Ok(Vec::new());
+        };
+        let Some(files) = self.run_files(commit)?.remove(&meta.run) else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (blob, path) in files.chunks.iter().zip(&files.paths) {
+            let held: Vec<String> = self
+                .read_chunk(&reference, &meta.run, *blob)?
+                .into_iter()
+                .filter(|record| {
+                    keys.contains(record.key.as_str()) && seen.insert(record.key.clone())
+                })
+                .map(|record| record.key)
+                .collect();
+            if held.is_empty() {
+                continue;
+            }
+            let log = self.repo().git(&[
+                "log",
+                "--diff-filter=A",
+                "--format=%ct",
+                "-1",
+                &reference,
+                "--",
+                path,
+            ])?;
+            let time = String::from_utf8_lossy(&log.stdout).trim().parse().ok();
+            found.extend(held.into_iter().map(|key| (key, time)));
+        }
+        Ok(found)
     }
 
     /// Reads the runs of task `id`, as last fetched.
@@ -369,9 +448,64 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
             Some(commit) => self.runs_at(&reference, commit, true)?,
             None => Vec::new(),
         };
+        let others = self.runs_sharing_keys(id, &runs)?;
+        if !others.is_empty() || runs.len() > 1 {
+            // Settled as `all_runs` settles them: in its order, so ties go the same way.
+            runs.extend(others);
+            runs.sort_by(|left, right| {
+                (left.meta.started_at, &left.meta.task, left.meta.generation).cmp(&(
+                    right.meta.started_at,
+                    &right.meta.task,
+                    right.meta.generation,
+                ))
+            });
+            self.count_once(&mut runs)?;
+            runs.retain(|run| &run.meta.task == id);
+        }
         // Run ids start with the generation: `10-...` sorts before `2-...` as text.
         runs.sort_by_key(|run| (run.meta.started_at, run.meta.generation));
         Ok(runs)
+    }
+
+    /// The runs of other tasks that hold one of the keys of `runs` (task `id`'s), found
+    /// through their local key indexes; only runs whose time overlaps the records' are looked at.
+    fn runs_sharing_keys(&self, id: &TaskId, runs: &[Run]) -> Result<Vec<Run>, LedgerError> {
+        let records = || runs.iter().flat_map(|run| &run.records);
+        if records().next().is_none() {
+            return Ok(Vec::new());
+        }
+        let undated = records().any(|record| record.at.is_none());
+        let first = records().filter_map(|record| record.at).min();
+        let last = records().filter_map(|record| record.at).max();
+        let hashes: Vec<u128> = records()
+            .map(|record| super::import::fnv1a_128(record.key.as_bytes()))
+            .collect();
+        let mut found = Vec::new();
+        for meta in self.all_metas()? {
+            if &meta.task == id {
+                continue;
+            }
+            let overlaps = undated
+                || (first.is_some_and(|first| meta.ended_at.is_none_or(|end| first <= end))
+                    && last.is_some_and(|last| last >= meta.started_at));
+            if !overlaps {
+                continue;
+            }
+            let Some(keys) = self.run_keys(&meta)? else {
+                continue;
+            };
+            if hashes.iter().any(|hash| keys.holds(*hash)) {
+                let reference = self.store.mirror_of(&usage_ref(&meta.task));
+                if let Some(commit) = self.repo().reference_commit(&reference)? {
+                    found.extend(
+                        self.runs_at(&reference, commit, true)?
+                            .into_iter()
+                            .filter(|run| run.meta.run == meta.run),
+                    );
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Lists each run's files in the tree of `commit`.
@@ -391,6 +525,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                 entry.meta = Some(file.blob);
             } else if name == "usage.jsonl" {
                 entry.chunks.insert(0, file.blob);
+                entry.paths.insert(0, file.path.clone());
             } else if let Some(number) = name
                 .strip_prefix("usage/")
                 .and_then(|chunk| chunk.strip_suffix(".jsonl"))
@@ -398,6 +533,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
             {
                 // Paths come sorted, and chunk numbers are zero-padded: this is their order.
                 entry.chunks.push(file.blob);
+                entry.paths.push(file.path.clone());
                 entry.next_chunk = entry.next_chunk.max(number + 1);
             }
         }
@@ -450,6 +586,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                 }
                 // A request appended twice (a larger copy later) counts once: the larger.
                 records = merge_records(&[], records).0;
+                counted::supersede(&mut records);
             }
             runs.push(Run { meta, records });
         }
