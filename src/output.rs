@@ -434,13 +434,18 @@ pub fn unpriced_models(settings: &Settings, unpriced: &std::collections::BTreeMa
 
 /// A cost as far as it is known: dollars to the cent when every token is priced; with
 /// unpriced tokens, `at least $X (N tokens unpriced)`, or `unknown (N tokens unpriced)`
-/// when no token is priced, never `$0.00`.
+/// when no token (or under a cent's worth) is priced, never `$0.00`.
 pub fn cost(cost: gitprio_core::usage::money::Cost) -> String {
     match cost.known() {
         Some(usd) => Usd(usd).to_string(),
         None if cost.usd <= 0.0 => {
             format!("unknown ({} tokens unpriced)", tokens(cost.unpriced_tokens))
         }
+        // Not "at least <$0.01": what is priced is under a cent beside what is not.
+        None if cost.usd < 0.005 => format!(
+            "unknown (<$0.01 priced, {} tokens unpriced)",
+            tokens(cost.unpriced_tokens)
+        ),
         None => format!(
             "at least {} ({} tokens unpriced)",
             Usd(cost.usd),

@@ -69,11 +69,11 @@ pub struct ReportArgs {
     /// Group runs by this.
     #[arg(long, value_enum, default_value = "type")]
     pub by: By,
-    /// Only requests made at or after this date (`2026-11-01`) or time (RFC 3339), each by
-    /// its own time, not by its run's start.
+    /// Only requests made at or after this date (`2026-11-01`, midnight UTC) or time with its
+    /// zone (`2026-11-01T09:00:00Z`, RFC 3339), each by its own time, not by its run's start.
     #[arg(long, value_name = "DATE")]
     pub since: Option<String>,
-    /// Only requests made before this date or time.
+    /// Only requests made before this date or time: `--until 2026-11-02` ends as Nov 2 begins.
     #[arg(long, value_name = "DATE")]
     pub until: Option<String>,
     /// Only the runs of this task.
@@ -127,14 +127,62 @@ fn filtered_out(args: &ReportArgs, total: usize) -> String {
     )
 }
 
+/// Reads a `--since`/`--until` bound: a date (midnight UTC) or an RFC 3339 time with its
+/// zone. A time without a zone is refused, not read as its date's midnight: the figures of
+/// `--until 2026-11-02T06:00` would silently be those of a different time.
 fn parse_time(text: &str) -> anyhow::Result<Timestamp> {
-    if let Ok(time) = text.parse::<Timestamp>() {
-        return Ok(time);
+    let text = text.trim();
+    let out_of_range = || anyhow!("`{text}` is out of range (years 0001 to 9999)");
+    match text.parse::<Timestamp>() {
+        Ok(time) => return Ok(time),
+        // Longer than a date: a time of day is in it.
+        Err(_) if text.len() > "2026-11-01".len() => {
+            let zoned = text.strip_suffix(['Z', 'z']).or_else(|| {
+                text.rsplit_once(['+', '-'])
+                    .map(|(time, _)| time)
+                    .filter(|time| time.contains(':'))
+            });
+            return Err(
+                match zoned.unwrap_or(text).parse::<jiff::civil::DateTime>() {
+                    Ok(_) if zoned.is_some() => out_of_range(),
+                    Ok(_) => anyhow!(
+                        "`{text}` has no zone: add `Z` for UTC or an offset such as `+02:00` (RFC 3339)"
+                    ),
+                    Err(_) => anyhow!(
+                        "`{text}` is not an RFC 3339 time (2026-11-01T09:00:00Z) or a date (2026-11-01)"
+                    ),
+                },
+            );
+        }
+        Err(_) => {}
     }
-    let date: jiff::civil::Date = text
-        .parse()
-        .map_err(|_| anyhow!("`{text}` is not a date (2026-11-01) or an RFC 3339 time"))?;
-    Ok(date.to_zoned(jiff::tz::TimeZone::UTC)?.timestamp())
+    let date: jiff::civil::Date = text.parse().map_err(|_| {
+        anyhow!("`{text}` is not a date (2026-11-01) or an RFC 3339 time (2026-11-01T09:00:00Z)")
+    })?;
+    date.to_zoned(jiff::tz::TimeZone::UTC)
+        .map(|zoned| zoned.timestamp())
+        .map_err(|_| out_of_range())
+}
+
+/// The `--since`/`--until` bounds, refused when they leave no time between them.
+fn time_bounds(args: &ReportArgs) -> anyhow::Result<(Option<Timestamp>, Option<Timestamp>)> {
+    let since = args.since.as_deref().map(parse_time).transpose()?;
+    let until = args.until.as_deref().map(parse_time).transpose()?;
+    if let (Some(after), Some(before), Some(since_text), Some(until_text)) =
+        (since, until, &args.since, &args.until)
+        && after >= before
+    {
+        return Err(if after == before {
+            anyhow!(
+                "`--since {since_text}` and `--until {until_text}` leave no time: `--until` is the first moment left out (for the whole day {since_text}, use `--until` with the next day)"
+            )
+        } else {
+            anyhow!(
+                "`--since {since_text}` is after `--until {until_text}`: no request can be in both; swap them"
+            )
+        });
+    }
+    Ok((since, until))
 }
 
 pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
@@ -160,17 +208,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
     };
     known_prices.extend(price_overrides(&repo, loaded.commit)?);
     let prices = PriceTable::new(known_prices);
-    let since = args.since.as_deref().map(parse_time).transpose()?;
-    let until = args.until.as_deref().map(parse_time).transpose()?;
-    if let (Some(after), Some(before), Some(since_text), Some(until_text)) =
-        (since, until, &args.since, &args.until)
-        && after > before
-    {
-        return Err(anyhow!(
-            "`--since {since_text}` is after `--until {until_text}`: no request can be in both; swap them"
-        )
-        .into());
-    }
+    let (since, until) = time_bounds(args)?;
     let filter = RunFilter {
         since,
         until,
@@ -1333,5 +1371,44 @@ fn push_waste(body: &mut String, report: &Report) {
             let _ = write!(body, "<li>{}</li>", escape(&line));
         }
         body.push_str("</ul>\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn a_bound_is_a_date_or_a_time_with_its_zone() {
+        let at = |text: &str| parse_time(text).map(|time| time.to_string());
+        assert_eq!(at("2026-11-02").unwrap(), "2026-11-02T00:00:00Z");
+        assert_eq!(at("2026-11-02T06:00:00Z").unwrap(), "2026-11-02T06:00:00Z");
+        assert_eq!(
+            at("2026-11-02T08:00:00+02:00").unwrap(),
+            "2026-11-02T06:00:00Z"
+        );
+        // Not midnight of its date: refused, with what to add.
+        for text in ["2026-11-02T06:00", "2026-11-02 06:00:00"] {
+            assert_eq!(
+                at(text).unwrap_err().to_string(),
+                format!(
+                    "`{text}` has no zone: add `Z` for UTC or an offset such as `+02:00` (RFC 3339)"
+                )
+            );
+        }
+        assert_eq!(
+            at("9999-12-31").unwrap_err().to_string(),
+            "`9999-12-31` is out of range (years 0001 to 9999)"
+        );
+        assert_eq!(
+            at("9999-12-31T23:59:59Z").unwrap_err().to_string(),
+            "`9999-12-31T23:59:59Z` is out of range (years 0001 to 9999)"
+        );
+        assert!(
+            at("yesterday")
+                .unwrap_err()
+                .to_string()
+                .contains("is not a date")
+        );
     }
 }

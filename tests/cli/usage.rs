@@ -2628,6 +2628,33 @@ fn an_inverted_time_range_is_an_error_naming_both_bounds() {
         ),
         "{output}"
     );
+    // One day as both bounds: `--until` is exclusive, and the error says so.
+    let output = env.run_with(
+        "reader",
+        &["report", "--since", "2026-11-02", "--until", "2026-11-02"],
+        &[("GITPRIO_AGENT", "carol"), ("GITPRIO_NOW", T0)],
+    );
+    assert_eq!(output.code, 1, "{output}");
+    assert!(
+        output
+            .stderr
+            .contains("`--until` is the first moment left out"),
+        "{output}"
+    );
+    // A time without its zone is refused rather than read as its date's midnight.
+    let output = env.run_with(
+        "reader",
+        &["report", "--until", "2026-11-02T06:00"],
+        &[("GITPRIO_AGENT", "carol"), ("GITPRIO_NOW", T0)],
+    );
+    assert_eq!(
+        (output.code, output.stderr.as_str()),
+        (
+            1,
+            "error: `2026-11-02T06:00` has no zone: add `Z` for UTC or an offset such as `+02:00` (RFC 3339)\n"
+        ),
+        "{output}"
+    );
 }
 
 #[test]

@@ -25,10 +25,19 @@ impl fmt::Display for Usd {
         if amount < 0.0 {
             return write!(formatter, "-{}", Usd(-amount));
         }
-        if amount > 0.0 && amount < 0.005 {
+        // To the cent from the millionths JSON writes, half a cent up: `{:.2}` of the float
+        // 0.015 (0.01499...) would print $0.01, and the text would disagree with the JSON.
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a positive amount of dollars, far below 2^63 millionths"
+        )]
+        let micros = (amount * 1e6).round() as u64;
+        if amount > 0.0 && micros < 5_000 {
             formatter.write_str("<$0.01")
         } else {
-            write!(formatter, "${amount:.2}")
+            let cents = (micros + 5_000) / 10_000;
+            write!(formatter, "${}.{:02}", cents / 100, cents % 100)
         }
     }
 }
@@ -133,6 +142,17 @@ mod tests {
         assert_eq!(Usd(12_345.678).to_string(), "$12345.68");
         assert_eq!(Usd(-0.5).to_string(), "-$0.50");
         assert_eq!(Usd(-0.001).to_string(), "-<$0.01");
+    }
+
+    #[test]
+    fn half_a_cent_rounds_up_as_money_does() {
+        // Binary floats hold these a hair under the half cent.
+        assert_eq!(Usd(0.015).to_string(), "$0.02");
+        assert_eq!(Usd(0.165).to_string(), "$0.17");
+        assert_eq!(Usd(0.135).to_string(), "$0.14");
+        assert_eq!(Usd(0.075).to_string(), "$0.08");
+        assert_eq!(Usd(0.014_999).to_string(), "$0.01");
+        assert_eq!(Usd(2.0).to_string(), "$2.00");
     }
 
     #[test]

@@ -35,6 +35,61 @@ pub struct Price {
     /// Multiplier for requests run in fast mode.
     #[serde(default)]
     pub fast_multiplier: Option<f64>,
+    /// The prices of a request whose prompt (input and cache tokens) is over
+    /// [`LONG_CONTEXT_TOKENS`], where the provider charges more for long context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub above_200k: Option<LongContext>,
+}
+
+impl Price {
+    /// The first of its prices that is negative or not a number, with its name.
+    fn first_negative(&self) -> Option<(&'static str, f64)> {
+        let long = self.above_200k;
+        [
+            ("input", Some(self.input)),
+            ("output", Some(self.output)),
+            ("cache_write_5m", self.cache_write_5m),
+            ("cache_write_1h", self.cache_write_1h),
+            ("cache_read", self.cache_read),
+            ("fast_multiplier", self.fast_multiplier),
+            ("above_200k.input", long.map(|long| long.input)),
+            ("above_200k.output", long.map(|long| long.output)),
+            (
+                "above_200k.cache_write_5m",
+                long.and_then(|long| long.cache_write_5m),
+            ),
+            (
+                "above_200k.cache_read",
+                long.and_then(|long| long.cache_read),
+            ),
+        ]
+        .into_iter()
+        .find_map(|(kind, value)| {
+            value
+                .filter(|value| value.is_nan() || *value < 0.0)
+                .map(|value| (kind, value))
+        })
+    }
+}
+
+/// A request whose prompt is over this many tokens is a long-context one.
+pub const LONG_CONTEXT_TOKENS: u64 = 200_000;
+
+/// Dollars per million tokens of a long-context request: every token of it, as Anthropic
+/// (Sonnet 4 and 4.5 with the 1M context) and Google (Gemini 2.5 Pro) bill such a request.
+/// ccusage charges only the part of each kind above 200k at these rates, which reads a
+/// 300k-token prompt as cheaper than its bill.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LongContext {
+    pub input: f64,
+    pub output: f64,
+    /// A 5-minute cache write; default 1.25 × input.
+    #[serde(default)]
+    pub cache_write_5m: Option<f64>,
+    /// A cache read; default: the input price.
+    #[serde(default)]
+    pub cache_read: Option<f64>,
 }
 
 const fn price(
@@ -50,11 +105,28 @@ const fn price(
         cache_write_1h: None,
         cache_read,
         fast_multiplier: None,
+        above_200k: None,
     }
 }
 
 const fn fast(mut price: Price, multiplier: f64) -> Price {
     price.fast_multiplier = Some(multiplier);
+    price
+}
+
+const fn long_context(
+    mut price: Price,
+    input: f64,
+    output: f64,
+    cache_write_5m: f64,
+    cache_read: f64,
+) -> Price {
+    price.above_200k = Some(LongContext {
+        input,
+        output,
+        cache_write_5m: Some(cache_write_5m),
+        cache_read: Some(cache_read),
+    });
     price
 }
 
@@ -84,9 +156,24 @@ const BUNDLED: &[(&str, Price)] = &[
     ),
     (
         "claude-sonnet-4-5",
-        price(3.0, 15.0, Some(3.75), Some(0.30)),
+        long_context(
+            price(3.0, 15.0, Some(3.75), Some(0.30)),
+            6.0,
+            22.50,
+            7.50,
+            0.60,
+        ),
     ),
-    ("claude-sonnet-4", price(3.0, 15.0, Some(3.75), Some(0.30))),
+    (
+        "claude-sonnet-4",
+        long_context(
+            price(3.0, 15.0, Some(3.75), Some(0.30)),
+            6.0,
+            22.50,
+            7.50,
+            0.60,
+        ),
+    ),
     ("claude-haiku-4-5", price(1.0, 5.0, Some(1.25), Some(0.10))),
     ("claude-fable-5", price(10.0, 50.0, Some(12.50), Some(1.00))),
     ("gpt-5.5", fast(price(5.0, 30.0, None, Some(0.50)), 2.5)),
@@ -105,8 +192,32 @@ const BUNDLED: &[(&str, Price)] = &[
     ("gpt-5-nano", price(0.05, 0.40, None, Some(0.005))),
     ("gpt-5-pro", price(15.0, 120.0, None, None)),
     ("gpt-5", price(1.25, 10.0, None, Some(0.125))),
-    // Gemini: Google's list prices up to 200k prompt tokens, as LiteLLM carries them.
-    ("gemini-2.5-pro", price(1.25, 10.0, None, Some(0.125))),
+    // Older models agent CLIs still run on: the providers' list prices, as LiteLLM carries them.
+    (
+        "claude-3-7-sonnet",
+        price(3.0, 15.0, Some(3.75), Some(0.30)),
+    ),
+    (
+        "claude-3-5-sonnet",
+        price(3.0, 15.0, Some(3.75), Some(0.30)),
+    ),
+    ("claude-3-5-haiku", price(0.80, 4.0, Some(1.0), Some(0.08))),
+    ("claude-3-opus", price(15.0, 75.0, Some(18.75), Some(1.50))),
+    ("claude-3-haiku", price(0.25, 1.25, Some(0.30), Some(0.03))),
+    ("o3-pro", price(20.0, 80.0, None, None)),
+    ("o3-mini", price(1.10, 4.40, None, Some(0.55))),
+    ("o3", price(2.0, 8.0, None, Some(0.50))),
+    ("o4-mini", price(1.10, 4.40, None, Some(0.275))),
+    ("gpt-4.1-mini", price(0.40, 1.60, None, Some(0.10))),
+    ("gpt-4.1-nano", price(0.10, 0.40, None, Some(0.025))),
+    ("gpt-4.1", price(2.0, 8.0, None, Some(0.50))),
+    ("gpt-4o-mini", price(0.15, 0.60, None, Some(0.075))),
+    ("gpt-4o", price(2.50, 10.0, None, Some(1.25))),
+    // Gemini: Google's list prices, as LiteLLM carries them (over 200k prompt tokens: above_200k).
+    (
+        "gemini-2.5-pro",
+        long_context(price(1.25, 10.0, None, Some(0.125)), 2.50, 15.0, 2.50, 0.25),
+    ),
     ("gemini-2.5-flash-lite", price(0.10, 0.40, None, Some(0.01))),
     ("gemini-2.5-flash", price(0.30, 2.50, None, Some(0.03))),
 ];
@@ -138,23 +249,36 @@ impl PriceTable {
             return Ok(BTreeMap::new());
         }
         // Without the snippet: the message is one line that names where (line, column).
-        serde_saphyr::from_str_with_options(text, crate::config::yaml_options())
-            .map_err(|error| error.to_string())
+        let prices: BTreeMap<String, Price> =
+            serde_saphyr::from_str_with_options(text, crate::config::yaml_options())
+                .map_err(|error| error.to_string())?;
+        for (model, price) in &prices {
+            if let Some((kind, value)) = price.first_negative() {
+                return Err(format!(
+                    "`{model}`: {kind} is {value}, not dollars per million tokens (a price is 0 or more)"
+                ));
+            }
+        }
+        Ok(prices)
     }
 
     /// Parses `LiteLLM`'s `model_prices_and_context_window.json` (or a file of that shape,
     /// such as ccusage's embedded snapshot): model name → `input_cost_per_token`,
     /// `output_cost_per_token`, `cache_creation_input_token_cost`, `cache_read_input_token_cost`
-    /// in dollars per token. Entries without input and output prices (embeddings, images,
+    /// in dollars per token, and their `*_above_200k_tokens` variants. Entries without input and output prices (embeddings, images,
     /// the `sample_spec` example) are left out. Gives the prices in $ per million tokens, and
     /// the entries refused because a price in them is not a number of dollars, each as
     /// ``"`model`: why"``: a user's hand edit should not vanish without a word.
     pub fn parse_litellm(text: &str) -> Result<LiteLlmPrices, String> {
-        const FIELDS: [&str; 4] = [
+        const FIELDS: [&str; 8] = [
             "input_cost_per_token",
             "output_cost_per_token",
             "cache_creation_input_token_cost",
             "cache_read_input_token_cost",
+            "input_cost_per_token_above_200k_tokens",
+            "output_cost_per_token_above_200k_tokens",
+            "cache_creation_input_token_cost_above_200k_tokens",
+            "cache_read_input_token_cost_above_200k_tokens",
         ];
         let entries: BTreeMap<String, serde_json::Value> =
             serde_json::from_str(text).map_err(|error| error.to_string())?;
@@ -169,7 +293,7 @@ impl PriceTable {
                     .push(format!("`{name}`: not an object of prices"));
                 continue;
             };
-            let mut per_million = [None; 4];
+            let mut per_million = [None; 8];
             let mut refused = None;
             for (slot, field) in per_million.iter_mut().zip(FIELDS) {
                 match entry.get(field) {
@@ -191,10 +315,28 @@ impl PriceTable {
                 parsed.refused.push(why);
                 continue;
             }
-            let [Some(input), Some(output), cache_write_5m, cache_read] = per_million else {
+            let [
+                Some(input),
+                Some(output),
+                cache_write_5m,
+                cache_read,
+                long_input,
+                long_output,
+                long_write,
+                long_read,
+            ] = per_million
+            else {
                 continue;
             };
-            let price = price(input, output, cache_write_5m, cache_read);
+            let mut price = price(input, output, cache_write_5m, cache_read);
+            if let (Some(input), Some(output)) = (long_input, long_output) {
+                price.above_200k = Some(LongContext {
+                    input,
+                    output,
+                    cache_write_5m: long_write,
+                    cache_read: long_read,
+                });
+            }
             parsed.prices.insert(name, price);
         }
         Ok(parsed)
@@ -259,11 +401,30 @@ impl PriceTable {
             reason = "token counts stay far below 2^52"
         )]
         let tokens = |count: u64| count as f64 / 1_000_000.0;
-        let cost = tokens(record.input) * price.input
-            + tokens(record.output) * price.output
-            + tokens(record.cache_write_5m) * price.cache_write_5m.unwrap_or(price.input * 1.25)
-            + tokens(record.cache_write_1h) * price.cache_write_1h.unwrap_or(price.input * 2.0)
-            + tokens(record.cache_read) * price.cache_read.unwrap_or(price.input);
+        let prompt =
+            record.input + record.cache_write_5m + record.cache_write_1h + record.cache_read;
+        // (input, output, 5-minute write, 1-hour write, read) in $ per million tokens.
+        let rates = match price.above_200k {
+            Some(long) if prompt > LONG_CONTEXT_TOKENS => (
+                long.input,
+                long.output,
+                long.cache_write_5m.unwrap_or(long.input * 1.25),
+                long.input * 2.0,
+                long.cache_read.unwrap_or(long.input),
+            ),
+            _ => (
+                price.input,
+                price.output,
+                price.cache_write_5m.unwrap_or(price.input * 1.25),
+                price.cache_write_1h.unwrap_or(price.input * 2.0),
+                price.cache_read.unwrap_or(price.input),
+            ),
+        };
+        let cost = tokens(record.input) * rates.0
+            + tokens(record.output) * rates.1
+            + tokens(record.cache_write_5m) * rates.2
+            + tokens(record.cache_write_1h) * rates.3
+            + tokens(record.cache_read) * rates.4;
         let multiplier = if record.speed.as_deref() == Some("fast") {
             price.fast_multiplier.unwrap_or(1.0)
         } else {
@@ -331,8 +492,9 @@ mod tests {
             "anthropic/claude-sonnet-4-5",
         ] {
             let cost = table.cost(&record(model)).unwrap();
-            // 3 + 15 + 3.75 + 6 (1h = 2 × input) + 0.30
-            assert!((cost - 28.05).abs() < 1e-9, "{model}: {cost}");
+            // A 4M-token prompt, over 200k: the long-context rates,
+            // 6 + 22.50 + 7.50 + 12 (1h = 2 × input) + 0.60.
+            assert!((cost - 48.6).abs() < 1e-9, "{model}: {cost}");
         }
         let input = |model: &str| table.price(model).unwrap().input;
         assert!((input("claude-opus-4-1-20250805") - 15.0).abs() < 1e-9);
@@ -400,6 +562,70 @@ mod tests {
             assert!(table.price(model).is_some(), "{model}");
         }
         assert!((table.price("gemini-2.5-pro").unwrap().output - 10.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_long_context_request_is_priced_whole_at_the_long_context_rates() {
+        let table = PriceTable::default();
+        let request = |model: &str, input, cache_read| UsageRecord {
+            model: model.to_owned(),
+            input,
+            cache_read,
+            output: 1_000,
+            ..UsageRecord::default()
+        };
+        let cost = |record: &UsageRecord| table.cost(record).unwrap();
+        // Gemini 2.5 Pro, a 300k prompt: $2.50 and $15 per million for all of it.
+        assert!((cost(&request("gemini-2.5-pro", 300_000, 0)) - 0.765).abs() < 1e-9);
+        // Sonnet 4.5, 1k input + 299k cache read: $6, $0.60 and $22.50 per million.
+        let sonnet = request("claude-sonnet-4-5-20250929", 1_000, 299_000);
+        assert!((cost(&sonnet) - (0.006 + 0.1794 + 0.0225)).abs() < 1e-9);
+        // At 200k exactly, the base rates.
+        let base = request("claude-sonnet-4-5", 1_000, 199_000);
+        assert!((cost(&base) - (0.003 + 0.0597 + 0.015)).abs() < 1e-9);
+        // A LiteLLM file carries the long-context rates too.
+        let file = r#"{"long-9": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
+            "input_cost_per_token_above_200k_tokens": 3e-6, "output_cost_per_token_above_200k_tokens": 4e-6}}"#;
+        let table = PriceTable::new(PriceTable::parse_litellm(file).unwrap().prices);
+        let long = table.cost(&request("long-9", 300_000, 0)).unwrap();
+        assert!((long - (0.9 + 0.004)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn older_models_agents_still_run_on_are_priced() {
+        let table = PriceTable::default();
+        let input = |model: &str| table.price(model).map(|price| price.input);
+        assert_eq!(input("o3"), Some(2.0));
+        assert_eq!(input("o3-2025-04-16"), Some(2.0));
+        assert_eq!(input("o3-mini"), Some(1.10));
+        assert_eq!(input("o4-mini"), Some(1.10));
+        assert_eq!(input("gpt-4.1"), Some(2.0));
+        assert_eq!(input("gpt-4.1-mini"), Some(0.40));
+        assert_eq!(input("gpt-4o"), Some(2.50));
+        assert_eq!(input("gpt-4o-mini"), Some(0.15));
+        assert_eq!(input("claude-3-7-sonnet-20250219"), Some(3.0));
+        assert_eq!(input("claude-3-5-haiku-20241022"), Some(0.80));
+    }
+
+    #[test]
+    fn a_negative_price_in_the_repository_file_is_refused() {
+        assert_eq!(
+            PriceTable::parse_overrides("m: {input: -5, output: 2}").unwrap_err(),
+            "`m`: input is -5, not dollars per million tokens (a price is 0 or more)"
+        );
+        assert!(PriceTable::parse_overrides("m: {input: 0, output: 2}").is_ok());
+        let long = PriceTable::parse_overrides(
+            "m: {input: 3, output: 15, above_200k: {input: 6, output: 22.5}}",
+        )
+        .unwrap();
+        assert!((long["m"].above_200k.unwrap().output - 22.5).abs() < 1e-9);
+        assert!(
+            PriceTable::parse_overrides(
+                "m: {input: 3, output: 15, above_200k: {input: -6, output: 1}}"
+            )
+            .unwrap_err()
+            .contains("above_200k.input is -6")
+        );
     }
 
     #[test]
