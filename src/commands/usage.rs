@@ -338,13 +338,17 @@ pub fn import_logs(
     for (run, range) in by_run {
         let meta = &candidates[run];
         let own = &records[range];
-        let written = match from_store.remove(&run) {
+        let stored = from_store.remove(&run);
+        let written = match &stored {
             Some(stored) => {
-                let both: Vec<UsageRecord> = own.iter().cloned().chain(stored).collect();
+                let both: Vec<UsageRecord> = own.iter().chain(stored).cloned().collect();
                 workspace.deliver_imported(meta, &both)?
             }
             None => workspace.deliver_imported(meta, own)?,
         };
+        if written.added > 0 && written.kept.is_none() {
+            warn_hand_beside_imported(settings, &ledger, meta, own, stored.as_deref());
+        }
         summary.kept_writes += usize::from(written.kept.is_some());
         summary
             .recorded
@@ -383,6 +387,36 @@ fn warn_hand_beside_log(settings: &Settings, runs: &[gitprio_core::usage::Run]) 
             );
         }
     }
+}
+
+/// Warns when the run `meta` holds usage recorded by hand beside what this import read
+/// for it from the logs (`own` and `stored`), of one model in one stretch of time. The
+/// run's hand-recorded usage comes from a cache of each ledger chunk's, so a large
+/// import to a run of logs alone costs a look-up per chunk.
+fn warn_hand_beside_imported(
+    settings: &Settings,
+    ledger: &Ledger<'_, '_>,
+    meta: &RunMeta,
+    own: &[UsageRecord],
+    stored: Option<&[UsageRecord]>,
+) {
+    let Ok(hand) = ledger.hand_recorded(meta) else {
+        return;
+    };
+    if hand.is_empty() {
+        return;
+    }
+    let records = own
+        .iter()
+        .chain(stored.unwrap_or_default())
+        .cloned()
+        .chain(hand)
+        .collect();
+    let run = gitprio_core::usage::Run {
+        meta: meta.clone(),
+        records,
+    };
+    warn_hand_beside_log(settings, std::slice::from_ref(&run));
 }
 
 /// Holds the command at `point` while the failpoint `point=<file>` is armed: it creates

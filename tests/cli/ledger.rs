@@ -161,6 +161,28 @@ fn hand_recorded_usage_beside_log_read_usage_of_its_model_is_named() {
         ),
         "{show}"
     );
+    // An import that brings more of the model's requests, from before the hand record,
+    // says so too.
+    write_transcript(
+        &env,
+        "s-alice-2.jsonl",
+        &[claude_usage_line(
+            &alice,
+            "s-alice-2",
+            "m2",
+            "2026-11-02T09:11:00Z",
+            SOME_USAGE,
+            "",
+        )],
+    );
+    let more = import_in(&env, "a", "alice", "2026-11-02T09:14:00Z", &["--json"]);
+    assert_eq!(more.code, 0, "{more}");
+    assert!(
+        more.stderr.contains(
+            "warning: cache run 1-20261102T090000Z holds 50 tokens of claude-sonnet-4-5-20250929 recorded by hand beside 160 read"
+        ),
+        "{more}"
+    );
     // A model recorded by hand alone is nothing to warn of.
     let other = agent(&env, "b", "bob", &["claim", "--json", "--type", "docs"]);
     assert_eq!(other.code, 0, "{other}");

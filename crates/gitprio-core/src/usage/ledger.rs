@@ -349,6 +349,68 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         let _ = outbox::write_atomically(&cache_path, &bytes);
     }
 
+    fn hand_cache_path(&self) -> PathBuf {
+        self.repo()
+            .common_dir()
+            .join("gitprio")
+            .join("usage-index")
+            .join("hand.json")
+    }
+
+    fn load_hand_cache(&self) -> BTreeMap<String, Vec<counted::HandEntry>> {
+        std::fs::read(self.hand_cache_path())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_hand_cache(&self, cache: &BTreeMap<String, Vec<counted::HandEntry>>) {
+        let bytes = serde_json::to_vec(cache).expect("hand entries serialize");
+        let _ = outbox::write_atomically(&self.hand_cache_path(), &bytes);
+    }
+
+    /// The usage `meta`'s run holds that was recorded by hand (`usage record`, MCP
+    /// `report_usage`, a `gitprio run` output record without a session), one record per
+    /// request with its model, time and tokens, as last fetched.
+    ///
+    /// Chunks never change once written, so each chunk's is cached on this machine by blob
+    /// id (`.git/gitprio/usage-index/hand.json`; writes add theirs): only chunks this
+    /// machine never saw are read, and a run of imported logs costs a look-up per chunk.
+    pub fn hand_recorded(&self, meta: &RunMeta) -> Result<Vec<UsageRecord>, LedgerError> {
+        let mirror = self.store.mirror_of(&usage_ref(&meta.task));
+        let Some(commit) = self.repo().reference_commit(&mirror)? else {
+            return Ok(Vec::new());
+        };
+        let Some(files) = self.run_files(commit)?.remove(&meta.run) else {
+            return Ok(Vec::new());
+        };
+        let mut cache = self.load_hand_cache();
+        let mut changed = false;
+        let mut hand = Vec::new();
+        for blob in &files.chunks {
+            let key = blob.to_string();
+            if !cache.contains_key(&key) {
+                let records = self.read_chunk(&mirror, &meta.run, *blob)?;
+                cache.insert(key.clone(), counted::hand_entries(records.iter()));
+                changed = true;
+            }
+            hand.extend(cache[&key].iter().map(counted::HandEntry::record));
+        }
+        if changed {
+            self.save_hand_cache(&cache);
+        }
+        Ok(hand)
+    }
+
+    /// Notes the hand-recorded usage of chunks this machine wrote, so they are never read back.
+    fn note_chunk_hand(&self, chunks: impl Iterator<Item = (ObjectId, Vec<counted::HandEntry>)>) {
+        let mut cache = self.load_hand_cache();
+        for (blob, entries) in chunks {
+            cache.insert(blob.to_string(), entries);
+        }
+        self.save_hand_cache(&cache);
+    }
+
     fn collect_runs(&self, with_records: bool) -> Result<Vec<Run>, LedgerError> {
         let prefix = self.store.mirror_of(USAGE_PREFIX);
         let mut runs = Vec::new();
@@ -744,6 +806,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         let blobs: Vec<ObjectId> = written.chunks.iter().map(|(_, blob)| *blob).collect();
         index.absorb_entries(&blobs, written.entries);
         self.note_chunk_sessions(blobs.iter().copied().zip(written.sessions));
+        self.note_chunk_hand(blobs.iter().copied().zip(written.hand));
         index.save(&index_path);
         Written {
             added,
@@ -822,6 +885,10 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                 Ok(first) => write_some(&first),
                 Err(_) => write_some(self.repo()),
             };
+            let hand = parts
+                .iter()
+                .map(|part| counted::hand_entries(part.iter().copied()))
+                .collect();
             let sessions = parts
                 .iter()
                 .map(|part| chunk_sessions(part.iter().copied()))
@@ -837,6 +904,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                     .collect(),
                 entries,
                 sessions,
+                hand,
             })
         })
     }
@@ -1007,6 +1075,8 @@ struct WrittenChunks {
     chunks: Vec<(u64, ObjectId)>,
     entries: Entries,
     sessions: Vec<Vec<String>>,
+    /// The usage recorded by hand in each chunk ([`counted::hand_entries`]).
+    hand: Vec<Vec<counted::HandEntry>>,
 }
 
 /// Returns the records the run lacks (new keys, or larger copies of known ones), one per

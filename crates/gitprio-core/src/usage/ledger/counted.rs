@@ -42,6 +42,37 @@ pub fn log_read(record: &UsageRecord) -> bool {
     record.source != "manual" && !output_derived(record)
 }
 
+/// One request recorded by hand, as the ledger's cache of each chunk's keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct HandEntry(String, Option<jiff::Timestamp>, u64);
+
+impl HandEntry {
+    /// A record standing for it: its model, time and tokens (as output), keyed as by hand.
+    pub fn record(&self) -> UsageRecord {
+        UsageRecord {
+            key: "manual:".to_owned(),
+            source: "manual".to_owned(),
+            model: self.0.clone(),
+            at: self.1,
+            output: self.2,
+            ..UsageRecord::default()
+        }
+    }
+}
+
+/// The requests among `records` that were recorded by hand (not read from a log), but
+/// for output records that name their session ([`supersede`] replaces those).
+pub(super) fn hand_entries<'r>(records: impl Iterator<Item = &'r UsageRecord>) -> Vec<HandEntry> {
+    records
+        // An output record naming its session stands for that session's log: replaced, not beside.
+        .filter(|record| {
+            let replaced = output_derived(record) && record.session.is_some();
+            !log_read(record) && !replaced && record.total_tokens() > 0
+        })
+        .map(|record| HandEntry(record.model.clone(), record.at, record.total_tokens()))
+        .collect()
+}
+
 /// Drops the output-derived records of each session whose log-read records `records` hold.
 pub(super) fn supersede(records: &mut Vec<UsageRecord>) {
     let sessions: FxHashSet<String> = records
