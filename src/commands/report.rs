@@ -7,12 +7,13 @@ use anyhow::anyhow;
 use clap::{Args, ValueEnum};
 use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
-use gitprio_core::usage::attribute::Unattributed;
+use gitprio_core::usage::attribute::{Places, Unattributed};
 use gitprio_core::usage::import::ImportState;
 use gitprio_core::usage::money::{Cost, Usd};
 use gitprio_core::usage::report::{
-    Distribution, GroupBy, OPEN, PullRequestFacts, Report, RunFilter, RunLine, TaskFacts, Waste,
-    attribute_share, day_of, pull_request_signals, report,
+    Counted, Distribution, GroupBy, IN_FLIGHT, PullRequestFacts, Report, RunFilter, RunLine,
+    TaskFacts, UnattributedSpans, Waste, add_unattributed, day_of, outcome_text,
+    pull_request_signals, report,
 };
 use gitprio_core::usage::{Ledger, PriceTable};
 use jiff::Timestamp;
@@ -246,17 +247,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
     {
         pull_request_signals(&mut report, &pulls, &tasks);
     }
-    match Unattributed::open(repo.common_dir()).totals(filter.since, filter.until) {
-        Ok(unattributed) => {
-            let imported = ImportState::path(repo.common_dir()).exists();
-            attribute_share(&mut report, &unattributed, &prices, imported);
-        }
-        Err(error) => output::message(
-            settings,
-            "warning",
-            &format!("the share of spend tied to tasks is left out: {error}"),
-        ),
-    }
+    add_machine_spend(settings, &repo, &mut report, &runs, &filter, &prices);
     output::unpriced_models(settings, &report.unpriced_models);
     let text = match format {
         Format::Json => {
@@ -276,6 +267,42 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         None => crate::output::out!("{text}")?,
     }
     Ok(exit_code::SUCCESS)
+}
+
+/// Adds this machine's unattributed spend to `report` (the tied share, the periods, the
+/// 5-hour windows), or warns that it is left out when the store cannot be read.
+fn add_machine_spend(
+    settings: &Settings,
+    repo: &Repository,
+    report: &mut Report,
+    runs: &[gitprio_core::usage::Run],
+    filter: &RunFilter,
+    prices: &PriceTable,
+) {
+    let store = Unattributed::open(repo.common_dir()).with_places(Places::of_repository(
+        repo,
+        runs.iter().map(|run| &run.meta),
+    ));
+    match store
+        .spans(filter.since, filter.until)
+        .and_then(|filtered| Ok((filtered, store.spans(None, None)?)))
+    {
+        Ok((filtered, all)) => {
+            let imported = ImportState::path(repo.common_dir()).exists();
+            let spans = UnattributedSpans {
+                filtered: &filtered,
+                all: &all,
+            };
+            add_unattributed(report, runs, filter, spans, prices, imported);
+        }
+        Err(error) => output::message(
+            settings,
+            "warning",
+            &format!(
+                "this machine's unattributed spend is left out (the share of spend tied to tasks, and in the 5-hour windows): {error}"
+            ),
+        ),
+    }
 }
 
 /// Asks GitHub for the pull requests of each reported task's branch (`gitprio/<task>`),
@@ -383,9 +410,13 @@ fn price_label(report: &Report) -> String {
     }
 }
 
-/// The share of spend tied to tasks, as a headline row.
-fn attribution_row(report: &Report) -> Option<(String, String)> {
-    let share = report.attribution.as_ref()?;
+/// The share of spend tied to tasks, as headline rows: the share (tied against this
+/// repository's unattributed spend), then what is left out of it (other projects'
+/// sessions, records that name no directory) when there is any.
+fn attribution_rows(report: &Report) -> Vec<(String, String)> {
+    let Some(share) = report.attribution.as_ref() else {
+        return Vec::new();
+    };
     let unattributed_cost = output::cost(Cost {
         usd: share.unattributed_cost_usd,
         unpriced_tokens: share.unattributed_unpriced_tokens,
@@ -400,7 +431,7 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
     });
     let text = match share.tied_share {
         Some(tied) => format!(
-            "{} of {} tokens{in_dollars}: this report's {} tokens, {}; {} unattributed on this machine, {unattributed_cost}",
+            "{} of {} tokens{in_dollars}: this report's {} tokens, {}; {} unattributed in this repository's checkout and worktrees, {unattributed_cost}",
             percent(Some(tied)),
             tokens(share.tied_tokens + share.unattributed_tokens),
             tokens(share.tied_tokens),
@@ -412,7 +443,34 @@ fn attribution_row(report: &Report) -> Option<(String, String)> {
             tokens(share.tied_tokens)
         ),
     };
-    Some(("tied to tasks".to_owned(), text))
+    let mut rows = vec![("tied to tasks".to_owned(), text)];
+    if share.other_projects_tokens > 0 {
+        rows.push((
+            "other projects".to_owned(),
+            format!(
+                "{} tokens, {}: sessions on this machine outside this repository, not in the share",
+                tokens(share.other_projects_tokens),
+                output::cost(Cost {
+                    usd: share.other_projects_cost_usd,
+                    unpriced_tokens: share.other_projects_unpriced_tokens,
+                })
+            ),
+        ));
+    }
+    if share.unplaced_tokens > 0 {
+        rows.push((
+            "no directory".to_owned(),
+            format!(
+                "{} tokens, {}: unattributed records that name no directory (no cwd), so neither this repository's nor another's; not in the share",
+                tokens(share.unplaced_tokens),
+                output::cost(Cost {
+                    usd: share.unplaced_cost_usd,
+                    unpriced_tokens: share.unplaced_unpriced_tokens,
+                })
+            ),
+        ));
+    }
+    rows
 }
 
 /// How a run with several models is counted when grouped by model (empty otherwise).
@@ -492,7 +550,7 @@ fn headline(report: &Report) -> Vec<(String, String)> {
         ),
         ("cache hit rate".to_owned(), percent(summary.cache_hit_rate)),
     ];
-    rows.extend(attribution_row(report));
+    rows.extend(attribution_rows(report));
     rows
 }
 
@@ -636,23 +694,23 @@ fn signal_sections(report: &Report) -> Vec<Section> {
         ),
         (
             "Spend per day",
-            "Grouped by the UTC day of each request.",
-            periods(&report.spend.by_day),
+            spend_explanation(report, "day"),
+            periods(report, &report.spend.by_day),
         ),
         (
             "Spend per week",
-            "Grouped by the ISO week of each request.",
-            periods(&report.spend.by_week),
+            spend_explanation(report, "week"),
+            periods(report, &report.spend.by_week),
         ),
         (
             "Spend per month",
-            "Grouped by the month of each request.",
-            periods(&report.spend.by_month),
+            spend_explanation(report, "month"),
+            periods(report, &report.spend.by_month),
         ),
         (
             "5-hour windows",
-            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart), from the ledger's requests only (tied spend only: requests no run claims are not in them); the active one with its burn rate and projection.",
-            windows(&report.spend.windows),
+            windows_explanation(report.spend.windows_count),
+            windows(&report.spend.windows, report.spend.windows_count),
         ),
         (
             "Runs over budget",
@@ -660,6 +718,18 @@ fn signal_sections(report: &Report) -> Vec<Section> {
             over_budget_lines(waste),
         ),
     ]
+}
+
+/// What the 5-hour windows count.
+fn windows_explanation(counted: Counted) -> &'static str {
+    match counted {
+        Counted::All => {
+            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart), over all of the account's requests on this machine: tied and unattributed (every project's), cut as ccusage's `blocks` cuts them; the active one with its burn rate and projection."
+        }
+        Counted::Tied => {
+            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart), from the ledger's requests only (tied spend only: no `gitprio usage import` on this machine has read the requests no run claims); the active one with its burn rate and projection."
+        }
+    }
 }
 
 /// The tokens per completed task: its percentiles, then the costliest tasks.
@@ -840,33 +910,79 @@ fn over_budget_lines(waste: &Waste) -> Vec<String> {
     }
 }
 
-/// One line per period: tokens, requests, cost.
-fn periods(periods: &[gitprio_core::usage::report::Period]) -> Vec<String> {
+/// What a spend-over-time section counts, after `grouping` (how it groups requests): the
+/// unattributed spend too once an import has read it (as the windows).
+fn spend_explanation(report: &Report, grouping: &'static str) -> &'static str {
+    match (grouping, report.spend.windows_count == Counted::All) {
+        ("day", true) => {
+            "Grouped by the UTC day of each request: tied (the ledger's runs) and, beside it, unattributed (this machine's requests that no run claims, every project's)."
+        }
+        ("week", true) => {
+            "Grouped by the ISO week of each request: tied (the ledger's runs) and, beside it, unattributed (this machine's requests that no run claims, every project's)."
+        }
+        ("month", true) => {
+            "Grouped by the month of each request: tied (the ledger's runs) and, beside it, unattributed (this machine's requests that no run claims, every project's)."
+        }
+        ("day", false) => {
+            "Grouped by the UTC day of each request: tied spend only (the ledger's runs)."
+        }
+        ("week", false) => {
+            "Grouped by the ISO week of each request: tied spend only (the ledger's runs)."
+        }
+        _ => "Grouped by the month of each request: tied spend only (the ledger's runs).",
+    }
+}
+
+/// One line per period: tokens, requests, cost; tied, and unattributed when the store
+/// was read.
+fn periods(report: &Report, periods: &[gitprio_core::usage::report::Period]) -> Vec<String> {
     if periods.is_empty() {
         return vec!["none".to_owned()];
     }
+    let spent = |tokens_spent: u64, requests: u64, usd: f64, unpriced_tokens: u64| {
+        format!(
+            "{} tokens in {}, {}",
+            tokens(tokens_spent),
+            output::counted(usize::try_from(requests).unwrap_or(usize::MAX), "request"),
+            output::cost(Cost {
+                usd,
+                unpriced_tokens
+            })
+        )
+    };
     periods
         .iter()
         .map(|period| {
-            format!(
-                "{}: {} tokens in {}, {}",
-                period.period,
-                tokens(period.tokens),
-                output::counted(
-                    usize::try_from(period.requests).unwrap_or(usize::MAX),
-                    "request"
-                ),
-                output::cost(Cost {
-                    usd: period.cost_usd,
-                    unpriced_tokens: period.unpriced_tokens,
-                })
-            )
+            let tied = spent(
+                period.tokens,
+                period.requests,
+                period.cost_usd,
+                period.unpriced_tokens,
+            );
+            if report.spend.windows_count == Counted::All {
+                let unattributed = if period.unattributed_requests == 0 {
+                    "none".to_owned()
+                } else {
+                    spent(
+                        period.unattributed_tokens,
+                        period.unattributed_requests,
+                        period.unattributed_cost_usd,
+                        period.unattributed_unpriced_tokens,
+                    )
+                };
+                format!(
+                    "{}: tied {tied}; unattributed {unattributed}",
+                    period.period
+                )
+            } else {
+                format!("{}: {tied}", period.period)
+            }
         })
         .collect()
 }
 
 /// The last 5-hour windows (at most 10), newest last.
-fn windows(windows: &[gitprio_core::usage::report::Window]) -> Vec<String> {
+fn windows(windows: &[gitprio_core::usage::report::Window], counted: Counted) -> Vec<String> {
     if windows.is_empty() {
         return vec!["none".to_owned()];
     }
@@ -890,6 +1006,14 @@ fn windows(windows: &[gitprio_core::usage::report::Window]) -> Vec<String> {
                     unpriced_tokens: window.unpriced_tokens,
                 })
             );
+            if counted == Counted::All {
+                let _ = write!(
+                    line,
+                    " (tied {}, unattributed {})",
+                    tokens(window.tied_tokens),
+                    tokens(window.unattributed_tokens)
+                );
+            }
             if let (Some(rate), Some(projected)) = (window.tokens_per_hour, window.projected_tokens)
             {
                 #[expect(
@@ -929,7 +1053,7 @@ fn run_lines(runs: &[RunLine], spent: u64, cost: Cost) -> Vec<String> {
         let pull = run.pull_request.as_ref().map_or_else(String::new, |pull| {
             format!(", pull request #{} {}", pull.number, pull.state.as_str())
         });
-        let state = if run.outcome == OPEN {
+        let state = if run.outcome == IN_FLIGHT {
             format!(
                 "in flight since {}",
                 run.started_at.strftime("%Y-%m-%d %H:%M UTC")
@@ -938,7 +1062,7 @@ fn run_lines(runs: &[RunLine], spent: u64, cost: Cost) -> Vec<String> {
             run.outcome.clone()
         };
         // Zero recorded tokens from a run still going says nothing of what it spent.
-        let spent = if run.outcome == OPEN && run.requests == 0 && run.tokens == 0 {
+        let spent = if run.outcome == IN_FLIGHT && run.requests == 0 && run.tokens == 0 {
             "no usage recorded yet".to_owned()
         } else {
             format!(
@@ -1199,7 +1323,7 @@ fn html(report: &Report) -> String {
         &by_group,
     ));
     body.push_str(&trend_chart(
-        "Cost per day (estimated at list price), by request time",
+        "Cost per day of the tied spend (estimated at list price), by request time",
         &report.spend.by_day,
     ));
     push_cost_charts(&mut body, report);
@@ -1312,7 +1436,7 @@ fn push_task_section(body: &mut String, task: &TaskId, runs: &[&RunLine]) {
             run.run.clone(),
             run.agent.clone(),
             run.model.clone(),
-            run.outcome.clone(),
+            outcome_text(&run.outcome).to_owned(),
             output::minute(run.started_at),
             tokens(run.tokens),
             output::cost(run.cost()),

@@ -13,6 +13,7 @@ mod attempt;
 mod left;
 mod logs;
 mod operations;
+mod renewer;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -588,7 +589,7 @@ impl RunContext {
         Ok(Self {
             settings: settings.clone(),
             operations: Operations {
-                exe: std::env::current_exe().context("cannot find the gitprio binary")?,
+                exe: own_binary()?,
                 directory: settings.directory.clone(),
                 local: args.store.local,
                 ttl: Some(ttl_text.to_owned()),
@@ -639,6 +640,17 @@ impl RunContext {
     }
 }
 
+/// The binary the run's operations are subprocesses of: this very one, also once its
+/// path names another file or none (an upgrade or a rebuild replaced it while the run
+/// works), through `/proc/self/exe` where there is one; else its path.
+fn own_binary() -> anyhow::Result<PathBuf> {
+    let own = Path::new("/proc/self/exe");
+    if own.exists() {
+        return Ok(own.to_path_buf());
+    }
+    std::env::current_exe().context("cannot find the gitprio binary")
+}
+
 /// Ctrl-C stops the agents and releases their tasks; a second one kills them.
 fn handle_interrupts(context: &Arc<RunContext>) -> anyhow::Result<()> {
     let handler = Arc::clone(context);
@@ -658,7 +670,8 @@ fn handle_interrupts(context: &Arc<RunContext>) -> anyhow::Result<()> {
 enum Next {
     /// Work on the task claimed, whose claim lock is held until the attempt takes over.
     Work(Box<Claimed>, ClaimLock),
-    /// Nothing ready now, but sibling slots are working: wait for one to finish.
+    /// Nothing ready now, but sibling slots are working: wait for one to finish, unless
+    /// one finished already (the finishes seen before the claim).
     WaitForSiblings(u64),
     /// Nothing ready and nothing running: poll again later (`--wait`).
     Poll,
@@ -693,29 +706,50 @@ fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) 
     static CLAIM_TURN: Mutex<()> = Mutex::new(());
     let control = &context.control;
     let _turn = CLAIM_TURN.lock().unwrap_or_else(PoisonError::into_inner);
-    let (limit, lost, skip) = {
+    // What the claim sees is as of the finishes before it: one that lands while it looks
+    // (a sibling giving its task back) may have made a task ready that it did not see.
+    let (limit, lost, skip, seen) = {
         let state = control.lock();
         if state.stop.is_some() {
             return Next::Quit;
         }
         let skip: BTreeSet<TaskId> = state.lost.union(&state.working).cloned().collect();
-        (control.claim_limit(&state), state.lost.clone(), skip)
+        (
+            control.claim_limit(&state),
+            state.lost.clone(),
+            skip,
+            state.finishes,
+        )
     };
     if let Some(limit) = limit {
         control.stop(limit);
         return Next::Quit;
     }
-    let lock = match ClaimLock::take(context, agent) {
-        Ok(lock) => lock,
-        Err(error) => {
-            control.stop(Stop::Error(rendered(&error)));
-            return Next::Quit;
+    let mut tries = 1;
+    let (claim, lock) = loop {
+        let lock = match ClaimLock::take(context, agent) {
+            Ok(lock) => lock,
+            Err(error) => {
+                control.stop(Stop::Error(rendered(&error)));
+                return Next::Quit;
+            }
+        };
+        match context
+            .operations
+            .claim(agent, filters, &skip, lock.reply())
+        {
+            Err(error)
+                if tries < CLAIM_TRIES && transient(&error) && control.lock().stop.is_none() =>
+            {
+                context.warn(&format!("{agent}: {}; claiming again", rendered(&error)));
+                drop(lock);
+                tries += 1;
+                std::thread::sleep(gitprio_core::git::backoff(tries));
+            }
+            claim => break (claim, lock),
         }
     };
-    match context
-        .operations
-        .claim(agent, filters, &skip, lock.reply())
-    {
+    match claim {
         Ok(Claim::Claimed(claimed)) => {
             let mut state = control.lock();
             state.busy += 1;
@@ -727,8 +761,8 @@ fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) 
         }
         Ok(Claim::NothingReady { reason, message }) => {
             let mut state = control.lock();
-            if state.busy > 0 {
-                Next::WaitForSiblings(state.finishes)
+            if state.busy > 0 || state.finishes != seen {
+                Next::WaitForSiblings(seen)
             } else if wait {
                 Next::Poll
             } else {
@@ -753,6 +787,26 @@ fn claim_next(context: &RunContext, agent: &str, filters: &Filters, wait: bool) 
             Next::Quit
         }
     }
+}
+
+/// How many times a slot claims while the claim fails for a reason that passes (see
+/// [`transient`]) before that failure stops the run.
+const CLAIM_TRIES: u32 = 4;
+
+/// Whether a failed claim may pass by itself: the remote could not be reached (the claim
+/// already tried its connection again), or this clone's refs were locked by another git.
+/// One such failure must not end a night-long `--wait` run.
+fn transient(error: &anyhow::Error) -> bool {
+    let text = format!("{error:#}");
+    [
+        "cannot reach remote `",
+        "cannot write to this repository at ",
+        "its lock file ",
+        "cannot lock ref",
+        "Unable to create '",
+    ]
+    .iter()
+    .any(|sign| text.contains(sign))
 }
 
 /// Waits until a sibling slot finishes the attempt it was on (`seen` finishes so far), or the

@@ -238,7 +238,10 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
         rows.push(vec![
             run.meta.run.clone(),
             run.meta.agent.clone(),
-            run.meta.outcome.map_or("open", Outcome::as_str).to_owned(),
+            run.meta
+                .outcome
+                .map_or("in flight", Outcome::as_str)
+                .to_owned(),
             output::minute(run.meta.started_at),
             totals.requests.to_string(),
             totals.input.to_string(),
@@ -263,7 +266,7 @@ pub fn import_logs(
     paths: &[std::path::PathBuf],
     only: Option<&TaskId>,
 ) -> anyhow::Result<UsageImportReply> {
-    use gitprio_core::usage::attribute::{Matcher, Unattributed};
+    use gitprio_core::usage::attribute::{Matcher, Places, Unattributed};
     use gitprio_core::usage::import::{self, ImportEnv, ImportOptions, ImportState};
     let roots: Vec<std::path::PathBuf> = if paths.is_empty() {
         import::default_roots(&ImportEnv::from_lookup(|name| std::env::var_os(name)))
@@ -312,7 +315,8 @@ pub fn import_logs(
     {
         candidates.push(workspace.current_run(id)?);
     }
-    let waiting = Unattributed::open(repo.common_dir());
+    let waiting =
+        Unattributed::open(repo.common_dir()).with_places(Places::of_repository(repo, &candidates));
     let matcher = Matcher::new(
         &candidates,
         &workspace::task_worktrees(repo),

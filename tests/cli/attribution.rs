@@ -161,21 +161,23 @@ fn the_unattributed_side_of_the_tied_share_follows_since_and_until_to_the_second
     );
     let import = import_in(&env, "a", "alice", "2026-11-02T10:30:00Z", &["--json"]);
     assert_eq!(import.json()["unattributed_kept_tokens"], 160, "{import}");
+    // The request at 10:20 ran outside this repository: another project's, apart from
+    // the share and filtered as the share would be.
     let unattributed = |args: &[&str]| {
         let report = report_at_eleven(&env, args);
         let share = &report["attribution"];
         (
-            share["unattributed_tokens"].as_u64().unwrap(),
+            share["other_projects_tokens"].as_u64().unwrap(),
             share["tied_share"].as_f64().unwrap(),
         )
     };
-    assert_eq!(unattributed(&[]), (160, 0.5));
+    assert_eq!(unattributed(&[]), (160, 1.0));
     // The only unattributed request is at 10:20: a bound within its hour cuts exactly.
     assert_eq!(unattributed(&["--until", "2026-11-02T10:19:59Z"]), (0, 1.0));
     assert_eq!(unattributed(&["--until", "2026-11-02T10:00:00Z"]), (0, 1.0));
     assert_eq!(
         unattributed(&["--until", "2026-11-02T10:20:01Z"]),
-        (160, 0.5)
+        (160, 1.0)
     );
     assert_eq!(
         unattributed(&[
@@ -186,6 +188,22 @@ fn the_unattributed_side_of_the_tied_share_follows_since_and_until_to_the_second
         ]),
         (0, 1.0)
     );
+}
+
+/// Imports the Gemini chats under `gemini` at 09:10: one goes to alice's run of
+/// `cache`, the other stays unattributed.
+fn one_chat_is_caches_and_one_unattributed(env: &TestEnv, gemini: &str) {
+    let import = import_in(
+        env,
+        "a",
+        "alice",
+        "2026-11-02T09:10:00Z",
+        &[gemini, "--json"],
+    );
+    assert_eq!(import.code, 0, "{import}");
+    assert_eq!(recorded(&import.json()), 1, "{import}");
+    assert_eq!(import.json()["unattributed"], 1, "{import}");
+    assert_eq!(requests_of(env, "cache"), 1, "{import}");
 }
 
 /// Gemini CLI's `projectHash` of `path`: its SHA-256 in hex.
@@ -221,17 +239,7 @@ fn a_gemini_chat_in_a_runs_worktree_is_that_runs_by_its_project_hash() {
     std::fs::write(chats.join("session-here.jsonl"), chat(&hash, "g-here")).unwrap();
     std::fs::write(chats.join("session-other.jsonl"), chat(&other, "g-other")).unwrap();
     let gemini = env.path("gemini/tmp").display().to_string();
-    let import = import_in(
-        &env,
-        "a",
-        "alice",
-        "2026-11-02T09:10:00Z",
-        &[&gemini, "--json"],
-    );
-    assert_eq!(import.code, 0, "{import}");
-    assert_eq!(recorded(&import.json()), 1, "{import}");
-    assert_eq!(import.json()["unattributed"], 1, "{import}");
-    assert_eq!(requests_of(&env, "cache"), 1, "{import}");
+    one_chat_is_caches_and_one_unattributed(&env, &gemini);
 }
 
 #[test]
@@ -303,4 +311,113 @@ fn a_request_where_two_runs_are_open_at_once_is_said_to_be_ambiguous() {
         "{import}"
     );
     assert!(import.stderr.contains(" and login "), "{import}");
+}
+
+/// The tied share sets the tied spend against this repository's unattributed spend only
+/// (its checkout and worktrees, outside every run); other projects' sessions on the
+/// machine and records that name no directory are shown apart (walk16 B8).
+#[test]
+fn the_tied_share_leaves_other_projects_and_records_without_a_directory_apart() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    env.git("a", &["worktree", "add", "--quiet", "../a-linked"]);
+    let here = |path: &str| env.path(path).display().to_string();
+    let line = |cwd: &str, message: &str, at: &str| {
+        claude_usage_line(cwd, "s-p", message, at, SOME_USAGE, "")
+    };
+    let nowhere = line("NOWHERE", "m5", "2026-11-02T09:15:00Z").replace(r#""cwd":"NOWHERE","#, "");
+    write_transcript(
+        &env,
+        "s-p.jsonl",
+        &[
+            // Tied: in alice's run.
+            line(&here("a"), "m1", "2026-11-02T09:05:00Z"),
+            // This repository's, before the run: its checkout and a linked worktree.
+            line(&here("a/src"), "m2", "2026-11-02T08:30:00Z"),
+            line(&here("a-linked"), "m3", "2026-11-02T08:40:00Z"),
+            // Another project's.
+            line(&here("elsewhere"), "m4", "2026-11-02T09:10:00Z"),
+            nowhere,
+        ],
+    );
+    let import = import_in(&env, "a", "alice", "2026-11-02T10:30:00Z", &["--json"]);
+    assert_eq!(import.code, 0, "{import}");
+    assert_eq!(import.json()["unattributed"], 4, "{import}");
+    let report = report_at_eleven(&env, &[]);
+    let share = &report["attribution"];
+    let figures: Vec<u64> = [
+        "tied_tokens",
+        "unattributed_tokens",
+        "other_projects_tokens",
+        "unplaced_tokens",
+    ]
+    .iter()
+    .map(|key| share[key].as_u64().unwrap_or(u64::MAX))
+    .collect();
+    assert_eq!(figures, [160, 320, 160, 160], "{report}");
+    let tied = share["tied_share"].as_f64().unwrap();
+    assert!((tied - 1.0 / 3.0).abs() < 1e-9, "{report}");
+    // Every view of the machine's spend still counts them all.
+    assert_eq!(
+        report["spend"]["by_day"][0]["unattributed_tokens"], 640,
+        "{report}"
+    );
+    let formats = [
+        ("table", "other projects"),
+        ("md", "other projects"),
+        ("html", "other projects"),
+    ];
+    for (format, row) in formats {
+        let output = env.run_with(
+            "a",
+            &["report", "--offline", "--format", format],
+            &[
+                ("GITPRIO_AGENT", "alice"),
+                ("GITPRIO_NOW", "2026-11-02T11:00:00Z"),
+            ],
+        );
+        for text in [
+            row,
+            "33% of 480 tokens",
+            "320 unattributed in this repository's checkout and worktrees",
+            "sessions on this machine outside this repository, not in the share",
+            "no directory",
+            "name no directory (no cwd)",
+        ] {
+            assert!(output.stdout.contains(text), "{format}: {text}: {output}");
+        }
+    }
+}
+
+/// A Gemini CLI chat started in a subdirectory of a run's worktree names that
+/// subdirectory's hash: it is the run's, matched by the hashes of the directories the
+/// worktree's `HEAD` tracks; a chat in a directory no commit tracks stays unattributed,
+/// as another project's (walk16 B3).
+#[test]
+fn a_gemini_chat_started_in_a_subdirectory_of_a_worktree_is_that_runs() {
+    let env = TestEnv::new();
+    setup(&env);
+    claim(&env, "a", "alice", "cache");
+    let deep = env.path("a/src/deep");
+    std::fs::create_dir_all(&deep).unwrap();
+    std::fs::write(deep.join("lib.rs"), "// deep\n").unwrap();
+    env.git("a", &["add", "src"]);
+    env.git("a", &["commit", "--quiet", "-m", "src"]);
+    std::fs::create_dir_all(env.path("a/scratch")).unwrap();
+    let gemini = env.path("gemini/tmp").display().to_string();
+    for (session, directory) in [("g-deep", "a/src/deep"), ("g-scratch", "a/scratch")] {
+        let hash = gemini_project_hash(&env.path(directory).display().to_string());
+        // Gemini CLI writes a chat under the hash of the directory it was started in.
+        let chats = env.path(&format!("gemini/tmp/{hash}/chats"));
+        std::fs::create_dir_all(&chats).unwrap();
+        std::fs::write(
+            chats.join(format!("session-{session}.json")),
+            format!(
+                r#"{{"sessionId":"{session}","projectHash":"{hash}","startTime":"2026-11-02T09:01:00.000Z","lastUpdated":"2026-11-02T09:02:00.000Z","messages":[{{"id":"u-{session}","timestamp":"2026-11-02T09:01:00.000Z","type":"user","content":[{{"text":"hi"}}]}},{{"id":"m-{session}","timestamp":"2026-11-02T09:02:00.000Z","type":"gemini","content":"ok","thoughts":[],"tokens":{{"input":1000,"output":50,"cached":400,"thoughts":10,"tool":0,"total":1060}},"model":"gemini-2.5-pro"}}]}}"#
+            ),
+        )
+        .unwrap();
+    }
+    one_chat_is_caches_and_one_unattributed(&env, &gemini);
 }

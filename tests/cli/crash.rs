@@ -369,8 +369,14 @@ fn path_with(directory: &std::path::Path) -> std::ffi::OsString {
 /// Sends `signal` (`-9`, or `-0` to ask whether any is left) to every process of
 /// `group`; returns whether there was one. The shell's own `kill` (procps's may be missing).
 fn signal_group(group: u32, signal: &str) -> bool {
+    send(signal, &format!("-{group}"))
+}
+
+/// Sends `signal` to `target` (a pid, or minus a process group's id); returns whether
+/// there was such a process.
+fn send(signal: &str, target: &str) -> bool {
     Command::new("sh")
-        .args(["-c", &format!("kill {signal} -{group}")])
+        .args(["-c", &format!("kill {signal} {target}")])
         .stderr(Stdio::null())
         .status()
         .unwrap()
@@ -815,14 +821,16 @@ fn a_run_killed_mid_attempt_gives_its_task_back_when_run_again_and_does_it() {
     let harness = Harness::new(seed(), "run killed mid-attempt".to_owned(), Transport::Path);
     let started = harness.env.path("started");
     let gate = harness.env.path("gate");
-    // The first run's agent says it started and works until killed with its run; the
+    let pid_file = harness.env.path("agent.pid");
+    // The first run's agent says it started (and its pid) and works until stopped; the
     // second one's (the gate is there by then) does the task.
     script(
         &harness.env,
         "claude",
         &format!(
-            "[ -e '{}' ] || {{ touch '{}'; sleep 30; }}\n{AGENT}",
+            "[ -e '{}' ] || {{ echo $$ > '{}'; touch '{}'; sleep 30; }}\n{AGENT}",
             gate.display(),
+            pid_file.display(),
             started.display()
         ),
     );
@@ -836,11 +844,36 @@ fn a_run_killed_mid_attempt_gives_its_task_back_when_run_again_and_does_it() {
         assert!(Instant::now() < deadline, "the agent never started");
         std::thread::sleep(Duration::from_millis(20));
     }
-    // The whole session dies: the run and its agent.
+    // The run dies (SIGKILL, the OOM killer); its agent, in a group of its own, lives on.
     harness.kill(child, true);
+    let agent: u32 = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(running(agent), "the agent died with its run");
     harness.assert_lease("t1", "held", 1, "alice");
     std::fs::write(&gate, "").unwrap();
     assert_given_back_and_done(&harness, "the run working on it stopped before it finished");
+    // The next run stopped the orphaned agent before it made t1's worktree anew.
+    assert!(
+        !running(agent),
+        "the killed run's agent (pid {agent}) still runs after the next run"
+    );
+}
+
+/// Whether process `pid` runs: exists and, where `/proc` tells, is not a zombie.
+fn running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, fields)| fields.trim_start().starts_with('Z')),
+        Err(_) => Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success()),
+    }
 }
 
 #[test]
@@ -1324,4 +1357,283 @@ fn done_whose_ledger_moved_after_its_fetch_submits_alone_then_records_the_end() 
     harness.assert_lease("t1", "submitted", 1, "alice");
     harness.assert_run("t1", 1, 100, Some("completed"));
     harness.assert_invariants();
+}
+
+/// The file of task `A` whose one acceptance command is `acceptance` (no double quotes).
+fn task_accepted_by(acceptance: &str) -> String {
+    format!("---\ntitle: A\npriority: 1\nacceptance: [\"{acceptance}\"]\n---\nDo A.\n")
+}
+
+/// Task `a`, whose acceptance command outlasts a lease of 3 s (with no clock skew allowed),
+/// then has agent `thief` try to claim in `thief_dir` (its reply in `thief.json`), then
+/// checks the agent's file.
+fn outlasting_acceptance(
+    env: &crate::common::TestEnv,
+    thief_dir: &str,
+    local: bool,
+) -> Vec<(String, String)> {
+    let acceptance = format!(
+        "sleep 5; (cd '{}' && GITPRIO_AGENT=thief '{}' claim --json{}) > '{}'; test -f a.txt",
+        env.path(thief_dir).display(),
+        env!("CARGO_BIN_EXE_gitprio"),
+        if local { " --local" } else { "" },
+        env.path("thief.json").display()
+    );
+    vec![
+        (".tasks/a.md".to_owned(), task_accepted_by(&acceptance)),
+        (
+            ".tasks/config.yaml".to_owned(),
+            "clock_skew: 0s\n".to_owned(),
+        ),
+    ]
+}
+
+/// Runs `gitprio run --ttl 3s` in `dir` on `a` (see [`outlasting_acceptance`]) with an agent
+/// that does it: `done` keeps the lease renewed while the acceptance command runs, so the
+/// thief finds nothing to claim and the run completes `a`.
+fn assert_renewed_while_accepting(env: &crate::common::TestEnv, dir: &str, store: &[&str]) {
+    let agent = script(env, "agent", "cat > /dev/null\ntouch a.txt\n");
+    let mut arguments = vec![
+        "run",
+        "--json",
+        "--no-push",
+        "--ttl",
+        "3s",
+        "--max-tasks",
+        "1",
+    ];
+    arguments.extend_from_slice(store);
+    arguments.extend(["--", &agent]);
+    let run = env.run(dir, &arguments);
+    let thief = std::fs::read_to_string(env.path("thief.json")).unwrap();
+    let thief: Value = serde_json::from_str(&thief).unwrap();
+    assert!(
+        thief["task"].is_null(),
+        "the thief claimed a lapsed lease: {thief}\n{run}"
+    );
+    assert_eq!(thief["reason"], "all_held", "{thief}");
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.json()["completed"], 1, "{run}");
+    let mut status = vec!["status", "--json"];
+    status.extend_from_slice(store);
+    let status = env.run(dir, &status);
+    assert_eq!(status.json()["leases"][0]["state"], "submitted", "{status}");
+}
+
+#[test]
+fn done_renews_the_lease_while_long_acceptance_commands_run_in_local_mode() {
+    let env = crate::common::TestEnv::new();
+    let files = outlasting_acceptance(&env, "repo", true);
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(path, text)| (path.as_str(), text.as_str()))
+        .collect();
+    env.repo("repo", &files);
+    assert_renewed_while_accepting(&env, "repo", &["--local"]);
+}
+
+#[test]
+fn done_renews_the_lease_while_long_acceptance_commands_run_against_a_remote() {
+    let env = crate::common::TestEnv::new();
+    remote_with_clones(&env, &outlasting_acceptance(&env, "b", false), &["a", "b"]);
+    assert_renewed_while_accepting(&env, "a", &[]);
+}
+
+/// Whether the process `pid` (a number a test's script wrote into a file) still runs.
+fn still_running(pid: &str) -> bool {
+    send("-0", pid)
+}
+
+/// The pid a script wrote into `path`, once it has.
+fn pid_in(path: &std::path::Path) -> String {
+    crate::common::wait_until("the pid file", Duration::from_secs(60), || {
+        std::fs::read_to_string(path).is_ok_and(|text| text.trim().parse::<u32>().is_ok())
+    });
+    std::fs::read_to_string(path).unwrap().trim().to_owned()
+}
+
+/// Sends Ctrl-C twice to `child`, the second after the first was taken in.
+fn interrupt_twice(child: &Child) {
+    crate::common::interrupt(child);
+    std::thread::sleep(Duration::from_millis(500));
+    crate::common::interrupt(child);
+}
+
+#[test]
+fn a_second_ctrl_c_kills_the_agent_while_a_renewal_hangs_on_the_remote() {
+    let env = crate::common::TestEnv::new();
+    remote_with_clones(
+        &env,
+        &[(".tasks/a.md".to_owned(), task("A", 1, &[]))],
+        &["a"],
+    );
+    let origin = env
+        .git("a", &["remote", "get-url", "origin"])
+        .trim()
+        .to_owned();
+    let silent = crate::fleet::SilentRemote::start();
+    let pid = env.path("agent.pid");
+    // Ignores SIGTERM; sends the run's next renewal to a remote that never answers.
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "trap '' TERM\ncat > /dev/null\ngit remote set-url origin '{}'\necho $$ > '{}'\nexec sleep 600\n",
+            silent.url(),
+            pid.display()
+        ),
+    );
+    let child = env.spawn(
+        "a",
+        &[
+            "run",
+            "--json",
+            "--no-push",
+            "--ttl",
+            "3s",
+            "--grace",
+            "600s",
+            "--",
+            &agent,
+        ],
+    );
+    let agent_pid = pid_in(&pid);
+    crate::common::wait_until(
+        "a renewal hanging on the remote",
+        Duration::from_secs(60),
+        || silent.connections() > 0,
+    );
+    // What comes after the kill (the task given back) reaches the remote again.
+    env.git("a", &["remote", "set-url", "origin", &origin]);
+    interrupt_twice(&child);
+    // The renewal hangs for minutes (`remote_timeout`, twice): the agent is killed long before.
+    crate::common::wait_until("the agent killed", Duration::from_secs(20), || {
+        !still_running(&agent_pid)
+    });
+    let output =
+        env.normalized(&crate::common::Running(Some(child)).finish_within(Duration::from_secs(90)));
+    assert_eq!(output.code, 130, "{output}");
+    let status = env.run("a", &["status", "--json"]);
+    assert_eq!(status.json()["leases"][0]["state"], "released", "{status}");
+}
+
+#[test]
+fn a_second_ctrl_c_stops_done_s_acceptance_commands_and_gives_the_task_back() {
+    let env = crate::common::TestEnv::new();
+    let (started, pid) = (env.path("started"), env.path("acceptance.pid"));
+    let acceptance = format!(
+        "echo run >> '{}'; sleep 600 & echo $! > '{}'; wait",
+        started.display(),
+        pid.display()
+    );
+    env.repo("repo", &[(".tasks/a.md", &task_accepted_by(&acceptance))]);
+    let agent = script(&env, "agent", "cat > /dev/null\ntouch a.txt\n");
+    let child = env.spawn("repo", &["run", "--local", "--json", "--", &agent]);
+    let sleep = pid_in(&pid);
+    interrupt_twice(&child);
+    let output =
+        env.normalized(&crate::common::Running(Some(child)).finish_within(Duration::from_secs(60)));
+    assert_eq!(output.code, 130, "{output}");
+    assert_eq!(output.json()["released"], 1, "{output}");
+    let status = env.run("repo", &["status", "--json", "--local"]);
+    let lease = &status.json()["leases"][0];
+    assert_eq!(lease["state"], "released", "{status}");
+    assert_eq!(lease["failures"], 0, "{status}");
+    // Not run again from scratch after the kill.
+    assert_eq!(std::fs::read_to_string(&started).unwrap(), "run\n");
+    crate::common::wait_until(
+        "the acceptance command stopped",
+        Duration::from_secs(20),
+        || !still_running(&sleep),
+    );
+}
+
+#[test]
+fn a_claim_that_lands_after_ctrl_c_gives_its_task_back_without_starting_an_agent() {
+    let env = crate::common::TestEnv::new();
+    remote_with_clones(
+        &env,
+        &[(".tasks/a.md".to_owned(), task("A", 1, &[]))],
+        &["a"],
+    );
+    let (entered, go) = (env.path("entered"), env.path("go"));
+    // Every push waits for the test: the claim's is under way when Ctrl-C comes.
+    let hook = env.path("remote.git/hooks/pre-receive");
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\ncat >/dev/null\ntouch '{}'\nwhile [ ! -e '{}' ]; do sleep 0.05; done\n",
+            entered.display(),
+            go.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let agent = script(&env, "agent", "cat > /dev/null\nsleep 30\n");
+    let child = env.spawn("a", &["run", "--json", "--no-push", "--", &agent]);
+    crate::common::wait_until("the claim's push", Duration::from_secs(60), || {
+        entered.exists()
+    });
+    crate::common::interrupt(&child);
+    std::fs::write(&go, "").unwrap();
+    let output =
+        env.normalized(&crate::common::Running(Some(child)).finish_within(Duration::from_secs(60)));
+    assert_eq!(output.code, 130, "{output}");
+    assert!(!output.stderr.contains("working on a"), "{output}");
+    assert!(
+        output
+            .stderr
+            .contains("released a (interrupted: gitprio run was stopped)"),
+        "{output}"
+    );
+    assert!(!env.path("a-gitprio-worktrees/a").exists(), "{output}");
+    let status = env.run("a", &["status", "--json"]);
+    let lease = &status.json()["leases"][0];
+    assert_eq!(lease["state"], "released", "{status}");
+    assert_eq!(lease["failures"], 0, "{status}");
+}
+
+#[test]
+fn a_run_killed_while_its_done_runs_the_acceptance_leaves_the_task_to_that_done() {
+    let env = crate::common::TestEnv::new();
+    let (started, go) = (env.path("started"), env.path("go"));
+    // The first acceptance run waits for the test; any later one passes at once.
+    let acceptance = format!(
+        "if [ ! -e '{0}' ]; then touch '{0}'; while [ ! -e '{1}' ]; do sleep 0.05; done; fi",
+        started.display(),
+        go.display()
+    );
+    env.repo("repo", &[(".tasks/a.md", &task_accepted_by(&acceptance))]);
+    let runs = env.path("agent-runs");
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null\necho run >> '{}'\ntouch a.txt\n",
+            runs.display()
+        ),
+    );
+    let arguments = ["run", "--local", "--json", "--", &agent];
+    let mut first = env.spawn("repo", &arguments);
+    crate::common::wait_until("the acceptance command", Duration::from_secs(60), || {
+        started.exists()
+    });
+    // The run alone dies (kill -9); its `done`, in a process group of its own, goes on.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let second = env.run("repo", &arguments);
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(second.code, 0, "{second}");
+    assert!(!second.stderr.contains("released a"), "{second}");
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "run\n", "{second}");
+    crate::common::wait_until(
+        "the first done's submission",
+        Duration::from_secs(60),
+        || {
+            let status = env.run("repo", &["status", "--json", "--local"]);
+            status.json()["leases"][0]["state"] == "submitted"
+        },
+    );
+    let status = env.run("repo", &["status", "--json", "--local"]);
+    assert_eq!(status.json()["leases"][0]["generation"], 1, "{status}");
 }

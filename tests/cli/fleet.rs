@@ -549,6 +549,8 @@ fn a_dropped_connection_of_the_lease_fetch_is_retried_and_never_loses_a_race() {
 pub struct SilentRemote {
     port: u16,
     stop: Arc<AtomicBool>,
+    /// The connections it accepted (and holds) so far.
+    accepted: Arc<AtomicUsize>,
     accept: Option<JoinHandle<()>>,
 }
 
@@ -557,8 +559,10 @@ impl SilentRemote {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
+        let accepted = Arc::new(AtomicUsize::new(0));
         let accept = thread::spawn({
             let stop = stop.clone();
+            let accepted = accepted.clone();
             move || {
                 let mut held = Vec::new();
                 for stream in listener.incoming() {
@@ -566,18 +570,25 @@ impl SilentRemote {
                         break;
                     }
                     held.extend(stream.ok());
+                    accepted.fetch_add(1, Ordering::SeqCst);
                 }
             }
         });
         SilentRemote {
             port,
             stop,
+            accepted,
             accept: Some(accept),
         }
     }
 
     pub fn url(&self) -> String {
         format!("git://127.0.0.1:{}/remote.git", self.port)
+    }
+
+    /// How many connections it has accepted (each one left hanging).
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
     }
 }
 
@@ -709,4 +720,51 @@ fn a_push_that_lands_and_is_never_answered_is_a_won_claim_not_a_race() {
         "{record}"
     );
     assert!(record.contains("\"agent\": \"alice\""), "{record}");
+}
+
+/// Sibling fetches in one clone (the slots of `gitprio run`) take a lease mirror's lock in
+/// turn, each a new lock file held for the length of a fetch: a claim waits for the lock,
+/// as git does for 3 s, rather than failing after git's default 100 ms and a few retries
+/// of its own (review11 item 10).
+#[test]
+fn a_claim_waits_for_a_mirror_lock_sibling_fetches_take_in_turn() {
+    let env = TestEnv::new();
+    let files = vec![
+        (".tasks/t1.md".to_owned(), task("Task one", 1, &[])),
+        (".tasks/t2.md".to_owned(), task("Task two", 2, &[])),
+    ];
+    remote_with_clones(&env, &files, &["a", "b"]);
+    assert_eq!(claimed(&claim_as(&env, "a", "alice")).0, "t1");
+    // Bob's next fetch of the leases writes his mirror of t1 for the first time.
+    let lock = env.path("b/.git/refs/gitprio/remotes/origin/leases/t1.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let taken = Arc::new(AtomicUsize::new(0));
+    let siblings = thread::spawn({
+        let (lock, taken) = (lock.clone(), taken.clone());
+        move || {
+            let until = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < until {
+                // Only a lock of its own is let go: one the claim's git took is its own.
+                match std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&lock)
+                {
+                    Ok(_) => {
+                        taken.fetch_add(1, Ordering::SeqCst);
+                        thread::sleep(Duration::from_millis(30));
+                        std::fs::remove_file(&lock).unwrap();
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(1)),
+                }
+            }
+        }
+    });
+    while taken.load(Ordering::SeqCst) == 0 {
+        thread::sleep(Duration::from_millis(1));
+    }
+    let claim = claim_as(&env, "b", "bob");
+    siblings.join().unwrap();
+    assert_eq!(claimed(&claim).0, "t2", "{claim}");
+    assert!(!lock.exists());
 }

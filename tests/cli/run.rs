@@ -1352,18 +1352,19 @@ fn a_run_shows_an_outcome_the_usage_ledger_did_not_take() {
     );
 }
 
-#[test]
-fn a_retried_task_replaces_its_pushed_branch() {
-    let env = TestEnv::new();
+/// Completes `alpha` once with an agent that writes its run id into `alpha.txt`, whose
+/// branch is pushed, then revokes it: the next attempt pushes over that branch. Returns the
+/// agent and the first run's output.
+fn pushed_then_revoked(env: &TestEnv) -> (String, Output) {
     cloned(
-        &env,
+        env,
         &[(
             ".tasks/alpha.md",
             &task("Alpha", "acceptance: [test -f alpha.txt]\n"),
         )],
     );
     let agent = script(
-        &env,
+        env,
         "agent",
         "cat > /dev/null\necho \"$GITPRIO_RUN\" > alpha.txt\n",
     );
@@ -1372,18 +1373,32 @@ fn a_retried_task_replaces_its_pushed_branch() {
     // A submitted task goes back to the queue by a reviewer's revoke, never by a release.
     let released = env.run("clone", &["revoke", "alpha", "--reason", "PR rejected"]);
     assert_eq!(released.code, 0, "{released}");
+    (agent, first)
+}
+
+#[test]
+fn a_retried_task_replaces_its_pushed_branch() {
+    let env = TestEnv::new();
+    let (agent, first) = pushed_then_revoked(&env);
 
     let second = env.run("clone", &["run", "--json", "--", &agent]);
+    let attempt = assert_pushed_over(&env, &second);
+    assert_ne!(attempt, summary(&first)["runs"][0]["run"].as_str().unwrap());
+}
+
+/// Asserts that `second`, a run after [`pushed_then_revoked`], completed `alpha` without a
+/// warning and its push replaced the branch; returns its attempt's run id.
+fn assert_pushed_over(env: &TestEnv, second: &Output) -> String {
     assert_eq!(second.code, 0, "{second}");
-    assert_eq!(summary(&second)["completed"], 1, "{second}");
+    assert_eq!(summary(second)["completed"], 1, "{second}");
     assert!(!second.stderr.contains("warning"), "{second}");
-    let attempt = summary(&second)["runs"][0]["run"]
+    let attempt = summary(second)["runs"][0]["run"]
         .as_str()
         .unwrap()
         .to_owned();
     let pushed = env.git("remote.git", &["show", "gitprio/alpha:alpha.txt"]);
-    assert_eq!(pushed.trim(), attempt);
-    assert_ne!(attempt, summary(&first)["runs"][0]["run"].as_str().unwrap());
+    assert_eq!(pushed.trim(), attempt, "{second}");
+    attempt
 }
 
 #[test]
@@ -1739,4 +1754,264 @@ fn run_shortly(env: &TestEnv, extra: &[&str], agent: &str) -> Output {
     arguments.extend_from_slice(extra);
     arguments.extend(["--ttl", "3s", "--grace", "1s", "--", agent]);
     env.run("repo", &arguments)
+}
+
+/// Makes `clone` reach its remote through a wrapper of `git <service>` (`receive-pack`,
+/// `upload-pack`) that runs `first` before it: a shell snippet whose `exit 1` is a
+/// connection lost before the remote said a word.
+fn through_wrapper(env: &TestEnv, service: &str, first: &str) {
+    let wrapper = script(
+        env,
+        service,
+        &format!("{first}\nexec git {service} \"$@\"\n"),
+    );
+    let key = format!("remote.origin.{}", service.replace('-', ""));
+    env.git("clone", &["config", &key, &wrapper]);
+}
+
+/// A claim that could not reach the remote, its own retries spent, is made again by the run
+/// rather than ending it: a remote that drops connections for a few seconds must not stop a
+/// night-long run (review11 item 10).
+#[test]
+fn a_claim_that_cannot_reach_the_remote_for_a_while_is_made_again() {
+    let env = TestEnv::new();
+    cloned(
+        &env,
+        &[(
+            ".tasks/alpha.md",
+            &task("Alpha", "acceptance: [test -f alpha.txt]\n"),
+        )],
+    );
+    // The first six pushes find no remote: every try of the run's first claim.
+    let count = env.path("pushes");
+    through_wrapper(
+        &env,
+        "receive-pack",
+        &format!(
+            "n=$(cat '{count}' 2>/dev/null || echo 0); n=$((n+1)); echo $n > '{count}'\n[ $n -le 6 ] && exit 1",
+            count = count.display()
+        ),
+    );
+    let run = run_touching_alpha(&env, "clone");
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["completed"], 1, "{run}");
+    assert_eq!(
+        run.stderr
+            .matches("`gitprio claim` failed: cannot reach remote `origin` (push)")
+            .count(),
+        1,
+        "{run}"
+    );
+    assert!(run.stderr.contains("; claiming again"), "{run}");
+}
+
+/// A connection dropped while an attempt looks up its task's pushed branch (`ls-remote`)
+/// is tried again, as the gitprio commands' fetches are: else the attempt pushes without
+/// `--force-with-lease` and is refused over the earlier attempt's branch, and so is every
+/// later run that pushes it (review11 item 10).
+#[test]
+fn a_dropped_connection_of_the_branch_lookup_is_tried_again() {
+    let env = TestEnv::new();
+    let (agent, _) = pushed_then_revoked(&env);
+    // The first `git ls-remote` from here on loses its connection before a word is said.
+    let dropped = env.path("dropped");
+    through_wrapper(
+        &env,
+        "upload-pack",
+        &format!(
+            "git=$(cut -d' ' -f4 /proc/$PPID/stat)\ncase \"$(tr '\\0' ' ' < /proc/$git/cmdline)\" in *ls-remote*)\n  [ -e '{dropped}' ] || {{ touch '{dropped}'; exit 1; }};;\nesac",
+            dropped = dropped.display()
+        ),
+    );
+
+    let second = env.run("clone", &["run", "--json", "--", &agent]);
+    assert!(dropped.exists(), "no ls-remote was made: {second}");
+    assert_pushed_over(&env, &second);
+}
+
+/// A slot whose claim finds nothing ready while its sibling gives the only task back (a
+/// failed attempt, to be tried again) claims again instead of ending the run: the claim is
+/// slowed down after it looked (`claim:linger`), so the sibling's attempt ends meanwhile
+/// (review11 item 9).
+#[test]
+fn a_task_given_back_while_a_sibling_claims_is_claimed_again() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    // Fails at once, each time in other words, so no attempt is parked as a runaway.
+    let agent = script(
+        &env,
+        "agent",
+        "cat > /dev/null\nprintf x >> \"$HOME/marks\"\necho \"boom $(cat \"$HOME/marks\")\" >&2\nexit 1\n",
+    );
+    let run = env.run_with(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--parallel",
+            "2",
+            "--max-tasks",
+            "3",
+            "--",
+            &agent,
+        ],
+        &[("GITPRIO_FAILPOINT", "claim:linger")],
+    );
+    assert_eq!(run.code, 0, "{run}");
+    let attempts = summary(&run)["attempts"].as_u64().unwrap();
+    assert!(
+        attempts >= 2,
+        "the run ended with a ready to be tried again: {run}"
+    );
+}
+
+/// A second `gitprio run` in the clone leaves alone a submission the first one is still
+/// committing and pushing: the first holds that attempt's live lock (review11 item 15).
+#[test]
+fn a_second_run_leaves_a_submission_a_live_run_is_pushing_to_it() {
+    let env = TestEnv::new();
+    cloned(&env, &[(".tasks/x.md", &task("X", ""))]);
+    let agent = script(&env, "agent", "cat > /dev/null\ntouch x.txt\n");
+    // The first run sleeps 5 s after `done`, before its commit.
+    let first = crate::common::Running(Some(
+        env.command("clone", &["run", "--json", "--", &agent])
+            .env("GITPRIO_FAILPOINT", "run:before-commit")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    wait_for("the first run's submission", || {
+        let status = env.run("clone", &["status", "--json"]);
+        status.code == 0
+            && status.json()["leases"]
+                .as_array()
+                .is_some_and(|leases| leases.iter().any(|lease| lease["state"] == "submitted"))
+    });
+    let second = env.run("clone", &["run", "--json", "--", &agent]);
+    assert_eq!(second.code, 0, "{second}");
+    assert!(
+        !second.stderr.contains("was submitted by an earlier run"),
+        "{second}"
+    );
+    let first = first.finish();
+    assert_eq!(first.status.code(), Some(0), "{first:?}");
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(stderr.contains("x is done"), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+    let log = env.git("remote.git", &["log", "--format=%B", "gitprio/x"]);
+    assert_eq!(log.matches("Gitprio-Task: x").count(), 1, "{log}");
+}
+
+/// A run whose binary is replaced while it works (an upgrade, a rebuild: the old file is
+/// unlinked) goes on with its own binary: every operation it runs is a subprocess of that
+/// binary, which its path no longer names (`gitprio claim` failed with ENOENT once in CI).
+#[test]
+fn a_run_whose_binary_is_replaced_meanwhile_goes_on() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    let binary = env.path("installed/gitprio");
+    std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_gitprio"), &binary).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_gitprio"), &binary).unwrap();
+    }
+    let agent = script(
+        &env,
+        "agent",
+        &format!("cat > /dev/null\nrm '{}'\ntouch a.txt\n", binary.display()),
+    );
+    let run = Command::new(&binary)
+        .args(["run", "--local", "--json", "--", &agent])
+        .current_dir(env.path("repo"))
+        .env_clear()
+        .envs(env.environment())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let run = env.normalized(&run);
+    assert!(!binary.exists());
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(summary(&run)["completed"], 1, "{run}");
+}
+
+/// A run killed after its agent failed, before its `release --failed`, leaves a failed
+/// attempt: the next run releases it as failed, with its reason, not as an attempt cut
+/// short (crash12).
+#[test]
+fn a_run_killed_before_it_releases_a_failed_attempt_leaves_it_failed() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    let gate = env.path("gate");
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null\n[ -e '{}' ] || {{ echo 'no luck' >&2; exit 1; }}\ntouch a.txt\n",
+            gate.display()
+        ),
+    );
+    let killed = env
+        .command("repo", &["run", "--local", "--json", "--", &agent])
+        .env("GITPRIO_FAILPOINT", "run:before-release-failed")
+        .output()
+        .unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&killed.status),
+        Some(6),
+        "{killed:?}"
+    );
+    std::fs::write(&gate, "").unwrap();
+    let again = env.run("repo", &["run", "--local", "--json", "--", &agent]);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        again.stderr.contains(
+            "a (generation 1) failed: the agent ended with exit 1: no luck; the run that worked on it stopped before it said so"
+        ),
+        "{again}"
+    );
+    assert_eq!(summary(&again)["completed"], 1, "{again}");
+    assert_eq!(lease_state(&env, "repo", "a")["failures"], 1, "{again}");
+    let usage = env.run("repo", &["usage", "show", "a", "--json", "--local"]);
+    assert_eq!(
+        usage.json()["runs"][0]["meta"]["outcome"],
+        "failed",
+        "{usage}"
+    );
+}
+
+/// What the agent of a killed run recorded in its usage file is recorded by the next run,
+/// on the killed attempt's run, before it gives the task back (crash12).
+#[test]
+fn the_usage_a_killed_run_s_agent_wrote_is_recorded_by_the_next_run() {
+    let env = TestEnv::new();
+    env.repo("repo", &[(".tasks/a.md", &task("A", ""))]);
+    let (gate, started) = (env.path("gate"), env.path("started"));
+    let agent = script(
+        &env,
+        "agent",
+        &format!(
+            "cat > /dev/null\n[ -e '{}' ] || {{ echo '{{\"model\":\"m1\",\"input\":100,\"output\":10}}' >> \"$GITPRIO_USAGE_FILE\"; touch '{}'; sleep 30; }}\ntouch a.txt\n",
+            gate.display(),
+            started.display()
+        ),
+    );
+    let mut killed = env.spawn("repo", &["run", "--local", "--json", "--", &agent]);
+    wait_for("the agent", || started.exists());
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    std::fs::write(&gate, "").unwrap();
+    let again = env.run("repo", &["run", "--local", "--json", "--", &agent]);
+    assert_eq!(again.code, 0, "{again}");
+    assert!(
+        again
+            .stderr
+            .contains("recorded the usage the stopped run's agent left on a (110 tokens)"),
+        "{again}"
+    );
+    let usage = env.run("repo", &["usage", "show", "a", "--json", "--local"]);
+    let runs = usage.json()["runs"].clone();
+    assert_eq!(runs[0]["meta"]["generation"], 1, "{usage}");
+    assert_eq!(runs[0]["meta"]["outcome"], "released", "{usage}");
+    assert_eq!(runs[0]["totals"]["output"], 10, "{usage}");
 }

@@ -796,7 +796,7 @@ fn an_expired_run_without_an_outcome_is_waste_not_in_flight() {
     let runs = |list: &str| pairs(&report["waste"][list], "task", "outcome");
     assert_eq!(
         runs("in_flight_runs"),
-        [("docs".to_owned(), "open".to_owned())],
+        [("docs".to_owned(), "in_flight".to_owned())],
         "{report}"
     );
     assert_eq!(
@@ -1107,8 +1107,8 @@ fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
             "r1",
         ],
     );
-    // One request of another project waits unattributed on this machine.
-    let outside = env.path("scratch").display().to_string();
+    // One request in this repository's checkout before the run waits unattributed.
+    let outside = env.path("a/scratch").display().to_string();
     write_transcript(
         &env,
         "s-out.jsonl",
@@ -1116,7 +1116,7 @@ fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
             &outside,
             "s-out",
             "m1",
-            "2026-11-02T09:05:00Z",
+            "2026-11-02T08:55:00Z",
             SOME_USAGE,
             "",
         )],
@@ -1144,7 +1144,7 @@ fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
         .unwrap_or_else(|| panic!("{table}"));
     assert_eq!(
         tied.split_whitespace().collect::<Vec<_>>().join(" "),
-        "tied to tasks 86% of 1.2k tokens and 0% of the priced dollars: this report's 1.0k tokens, unknown (1.0k tokens unpriced); 160 unattributed on this machine, <$0.01",
+        "tied to tasks 86% of 1.2k tokens and 0% of the priced dollars: this report's 1.0k tokens, unknown (1.0k tokens unpriced); 160 unattributed in this repository's checkout and worktrees, <$0.01",
         "{table}"
     );
     assert!(
@@ -1758,8 +1758,8 @@ fn runs_in_flight_with_no_usage_yet_are_in_every_report_format() {
     assert_eq!(
         pairs(in_flight, "started_at", "outcome"),
         [
-            ("2026-11-02T09:00:00Z".to_owned(), "open".to_owned()),
-            ("2026-11-02T09:20:00Z".to_owned(), "open".to_owned())
+            ("2026-11-02T09:00:00Z".to_owned(), "in_flight".to_owned()),
+            ("2026-11-02T09:20:00Z".to_owned(), "in_flight".to_owned())
         ],
         "{json}"
     );
@@ -1826,7 +1826,7 @@ fn usage_show_lists_the_attempt_in_flight_before_it_records_usage() {
     assert!(
         table
             .stdout
-            .contains("1-20261102T090000Z  alice  open     2026-11-02 09:00         0"),
+            .contains("1-20261102T090000Z  alice  in flight  2026-11-02 09:00         0"),
         "{table}"
     );
 }
@@ -2711,5 +2711,141 @@ fn by_model_a_run_counts_under_each_model_it_used_and_completes_under_its_main_o
     for format in ["table", "md", "html"] {
         let text = report(&["--format", format]).stdout;
         assert!(text.contains(rule), "{format}: {text}");
+    }
+}
+
+/// The 5-hour windows a subscription meters hold all of the account's requests on this
+/// machine, the unattributed too, cut as ccusage's `blocks` cuts them (a request exactly
+/// 5 hours after its window opened still belongs to it); spend per day shows the
+/// unattributed spend beside the tied; every view says which it counts (walk16 B1).
+#[test]
+fn five_hour_windows_hold_the_machines_unattributed_requests_cut_as_ccusage_does() {
+    let env = TestEnv::new();
+    setup(&env);
+    succeeds(
+        &env,
+        "a",
+        "alice",
+        "2026-11-02T09:00:00Z",
+        &["claim", "--json", "--type", "feature", "--ttl", "2d"],
+    );
+    let tied = env.path("a").display().to_string();
+    let elsewhere = env.path("elsewhere").display().to_string();
+    // 160 tokens each (10 input, 100 cache read, 50 output).
+    let line = |cwd: &str, message: &str, at: &str| {
+        claude_usage_line(cwd, "s-w", message, at, SOME_USAGE, "")
+    };
+    write_transcript(
+        &env,
+        "s-w.jsonl",
+        &[
+            line(&tied, "w1", "2026-11-02T09:10:00Z"),
+            line(&elsewhere, "w2", "2026-11-02T09:20:00Z"),
+            line(&elsewhere, "w3", "2026-11-02T14:00:00.000Z"),
+            line(&elsewhere, "w4", "2026-11-02T14:30:00Z"),
+        ],
+    );
+    let imported = import_in(&env, "a", "alice", "2026-11-02T15:00:00Z", &["--json"]);
+    assert_eq!(imported.code, 0, "{imported}");
+    assert_eq!(imported.json()["unattributed"], 3, "{imported}");
+    let report = |args: &[&str]| {
+        let all = [&["report", "--offline"][..], args].concat();
+        succeeds(&env, "a", "alice", "2026-11-02T15:00:00Z", &all)
+    };
+    let json = report(&["--json"]).json();
+    assert_eq!(json["spend"]["windows_count"], "all", "{json}");
+    let windows: Vec<String> = json["spend"]["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|window| {
+            format!(
+                "{} {}: {} = tied {} + unattributed {}, active {}",
+                window["provider"],
+                window["start"],
+                window["tokens"],
+                window["tied_tokens"],
+                window["unattributed_tokens"],
+                window["active"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        windows,
+        [
+            r#""claude" "2026-11-02T09:00:00Z": 480 = tied 160 + unattributed 320, active false"#,
+            r#""claude" "2026-11-02T14:00:00Z": 160 = tied 0 + unattributed 160, active true"#,
+        ],
+        "{json}"
+    );
+    let day = &json["spend"]["by_day"][0];
+    assert_eq!(
+        (
+            day["period"].as_str(),
+            day["tokens"].as_u64(),
+            day["unattributed_tokens"].as_u64(),
+            day["unattributed_requests"].as_u64()
+        ),
+        (Some("2026-11-02"), Some(160), Some(480), Some(3)),
+        "{json}"
+    );
+    // A filter picks which windows show; it never cuts them.
+    let later = report(&["--json", "--since", "2026-11-02T14:10:00Z"]).json();
+    assert_eq!(later["spend"]["windows"][0]["tokens"], 160, "{later}");
+    assert_eq!(
+        later["spend"]["by_day"][0]["unattributed_tokens"], 160,
+        "{later}"
+    );
+    let table = report(&[]).stdout;
+    for line in [
+        "over all of the account's requests on this machine: tied and unattributed",
+        "claude 2026-11-02 09:00 to 14:00: 480 tokens",
+        "(tied 160, unattributed 320)",
+        "2026-11-02: tied 160 tokens in 1 request",
+        "unattributed 480 tokens in 3 requests",
+    ] {
+        assert!(table.contains(line), "{line}: {table}");
+    }
+    let markdown = report(&["--format", "md"]).stdout;
+    assert!(
+        markdown.contains("(tied 160, unattributed 320)"),
+        "{markdown}"
+    );
+    let html = report(&["--format", "html"]).stdout;
+    assert!(html.contains("(tied 160, unattributed 320)"), "{html}");
+}
+
+/// A run still going is "in flight" in every view: the per-task HTML tables, `usage
+/// show`, the text; `in_flight` in JSON (snake case, as every outcome), and never an
+/// outcome of the Prometheus counter of ended runs. Never "open", a task's status (walk16 C2).
+#[test]
+fn a_run_still_going_is_in_flight_in_every_view_never_open() {
+    let env = TestEnv::new();
+    setup(&env);
+    let at = |args: &[&str]| succeeds(&env, "a", "alice", "2026-11-02T09:30:00Z", args);
+    succeeds(
+        &env,
+        "a",
+        "alice",
+        T0,
+        &["claim", "--json", "--type", "feature"],
+    );
+    succeeds(&env, "a", "alice", "2026-11-02T09:01:00Z", &SPEND);
+    let json = at(&["report", "--json", "--offline"]).json();
+    assert_eq!(json["runs"][0]["outcome"], "in_flight", "{json}");
+    assert_eq!(json["fleet_runs"][0]["outcome"], "in_flight", "{json}");
+    assert_eq!(
+        json["waste"]["in_flight_runs"][0]["outcome"], "in_flight",
+        "{json}"
+    );
+    let html = at(&["report", "--offline", "--format", "html"]).stdout;
+    assert!(html.contains("<td>in flight</td>"), "{html}");
+    assert!(!html.contains("<td>open</td>"), "{html}");
+    let show = at(&["usage", "show", "cache"]).stdout;
+    assert!(show.contains("alice  in flight"), "{show}");
+    let metrics = at(&["report", "--offline", "--format", "openmetrics"]).stdout;
+    assert!(metrics.contains("gitprio_in_flight_runs"), "{metrics}");
+    for outcome in ["outcome=\"open\"", "outcome=\"in_flight\""] {
+        assert!(!metrics.contains(outcome), "{outcome}: {metrics}");
     }
 }

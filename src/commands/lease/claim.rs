@@ -93,6 +93,10 @@ pub fn run(settings: &Settings, args: &ClaimArgs) -> CommandResult {
             Ok(exit_code::SUCCESS)
         }
         Claim::NothingReady(why) => {
+            if settings.failpoint.as_deref() == Some("claim:linger") {
+                // As a claim slowed down after it looked would: what it saw may be stale.
+                std::thread::sleep(std::time::Duration::from_secs(2));
+            }
             let message = why.sentence(FrontEnd::Cli);
             if args.json {
                 output::print_json(&NothingReadyReply::new(&why, message.clone()))?;

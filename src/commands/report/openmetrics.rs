@@ -123,7 +123,7 @@ fn push_runs(text: &mut String, report: &Report) {
     for runs in report
         .fleet_runs
         .iter()
-        .filter(|runs| runs.outcome != "open")
+        .filter(|runs| runs.outcome != gitprio_core::usage::report::IN_FLIGHT)
     {
         let _ = writeln!(
             text,

@@ -9,6 +9,7 @@ use std::fs::File;
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
@@ -128,14 +129,133 @@ impl Agent {
     }
 
     fn signal(&self, name: &str) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill")
-            .args([&format!("-{name}"), "--", &group])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        signal_group(self.child.id(), name);
     }
+
+    /// The agent's process group, as a run killed meanwhile leaves it for the next run to stop.
+    pub fn group(&self) -> Group {
+        let id = self.child.id();
+        Group {
+            id,
+            leader_started: started(id),
+        }
+    }
+}
+
+/// Sends signal `name` to every process of group `group`; returns whether one got it.
+fn signal_group(group: u32, name: &str) -> bool {
+    Command::new("kill")
+        .args([&format!("-{name}"), "--", &format!("-{group}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// An agent's process group as its attempt notes it: a run killed while its agent works
+/// leaves that agent running, unsupervised (no budget, no timeout, no lease), and the
+/// next run stops it before it gives the task back and makes the worktree anew under it.
+///
+/// The group's leader is the agent's own process, started in a group of its own; its start
+/// time tells it from a later process given the same number. A leader that is gone leaves
+/// the number to its group while any process of the group lives (no new process or group
+/// gets it meanwhile), so what still answers to that group is the agent's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub id: u32,
+    /// When the leader started, as the system tells it (`None`: it cannot be told, and the
+    /// group is never stopped then).
+    pub leader_started: Option<String>,
+}
+
+impl Group {
+    /// The group as one line: its number, then its leader's start time.
+    pub fn line(&self) -> String {
+        format!(
+            "{} {}\n",
+            self.id,
+            self.leader_started.as_deref().unwrap_or_default()
+        )
+    }
+
+    /// Reads [`Group::line`].
+    pub fn parse(text: &str) -> Option<Group> {
+        let (id, started) = text.trim().split_once(' ')?;
+        let started = started.trim();
+        Some(Group {
+            id: id.parse().ok().filter(|id| *id > 1)?,
+            leader_started: (!started.is_empty()).then(|| started.to_owned()),
+        })
+    }
+
+    /// Stops what is left of the group: SIGTERM, then SIGKILL to what is still there after
+    /// `grace`. Returns whether there was anything to stop: nothing is signalled when the
+    /// leader's number belongs to another process now, or when the start time is unknown.
+    pub fn stop(&self, grace: Duration) -> bool {
+        let Some(recorded) = &self.leader_started else {
+            return false;
+        };
+        if started(self.id).is_some_and(|now| &now != recorded) || !group_alive(self.id) {
+            return false;
+        }
+        signal_group(self.id, "TERM");
+        let deadline = Instant::now() + grace;
+        while group_alive(self.id) {
+            if Instant::now() >= deadline {
+                signal_group(self.id, "KILL");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        true
+    }
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces and
+/// parentheses): the state first, then the parent, the group... (`proc(5)`).
+fn proc_stat(pid: &str) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, fields) = text.rsplit_once(')')?;
+    Some(fields.split_whitespace().map(str::to_owned).collect())
+}
+
+/// When process `pid` started: its start time in clock ticks since boot from `/proc`, else
+/// as `ps` tells it (systems without `/proc`); `None` when there is no such process.
+fn started(pid: u32) -> Option<String> {
+    if Path::new("/proc/self/stat").exists() {
+        return proc_stat(&pid.to_string())?.get(19).cloned();
+    }
+    let output = Command::new("ps")
+        .args(["-o", "lstart=", "-p", &pid.to_string()])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// Whether a process of group `group` still runs: on Linux one not a zombie (an orphan's
+/// zombie waits for a reaper that may never come), elsewhere one `kill -0` reaches.
+fn group_alive(group: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return signal_group(group, "0");
+    };
+    let group = group.to_string();
+    entries.flatten().any(|entry| {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|name| name.bytes().all(|byte| byte.is_ascii_digit()))
+        else {
+            return false;
+        };
+        proc_stat(pid).is_some_and(|fields| {
+            fields.get(2) == Some(&group)
+                && !matches!(fields.first().map(String::as_str), Some("Z" | "X"))
+        })
+    })
 }
 
 /// Describes how a process ended: `exit 1`, or the signal that killed it.
@@ -189,6 +309,23 @@ mod tests {
         );
         assert!(uses(&command, "{prompt_file}"));
         assert!(!uses(&command, "{usage_file}"));
+    }
+
+    #[test]
+    fn a_group_line_reads_back_and_never_names_group_0_or_1() {
+        let group = Group {
+            id: 4242,
+            leader_started: Some("987654".to_owned()),
+        };
+        assert_eq!(Group::parse(&group.line()), Some(group));
+        assert_eq!(Group::parse(""), None);
+        assert_eq!(Group::parse("1 5"), None);
+        assert_eq!(Group::parse("0 5"), None);
+        assert_eq!(
+            Group::parse("77 "),
+            None,
+            "a group without its leader's start time is never stopped"
+        );
     }
 
     #[test]

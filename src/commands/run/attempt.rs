@@ -23,6 +23,7 @@ use super::agent::{self, Agent, Io, Placeholders};
 use super::left::{self, ClaimLock, LiveLock};
 use super::logs::LogFollower;
 use super::operations::{Beat, Claimed, Done};
+use super::renewer::{Renewal, Renewer};
 use super::{Ending, PullRequests, Report, RunContext};
 use crate::github::{ApiError, PullRequest};
 use crate::settings::BRANCH_VARIABLE;
@@ -97,13 +98,29 @@ pub fn attempt(
     claim: ClaimLock,
 ) -> Result<Report, SetupError> {
     let started = Instant::now();
+    let id = claimed.task.id.as_str();
+    if run.control.interrupts() > 0 {
+        // Claimed while the run was being stopped: no agent starts. The claim lock is held
+        // until the task is given back, for a next run to give it back if this one dies.
+        let report = interrupted_before_start(run, agent, claimed, started);
+        drop(claim);
+        return Ok(report);
+    }
+    let renewer = Renewer::start(&run.operations, agent, id, run.heartbeat_every);
     let setup = prepare(run, agent, claimed, claim)?;
+    if run.control.interrupts() > 0 {
+        renewer.stop(|| run.control.interrupts() >= 2);
+        let report = interrupted_before_start(run, agent, claimed, started);
+        drop(setup);
+        return Ok(report);
+    }
     let mut process = launch(run, agent, claimed, &setup)?;
     let mut watch = Watch {
         run,
         slot,
         agent,
-        id: claimed.task.id.as_str(),
+        id,
+        renewer: &renewer,
         model: setup.model.as_deref(),
         budget: setup.budget,
         output: Follower::new(run.adapter),
@@ -114,10 +131,16 @@ pub fn attempt(
         stdout_path: &setup.stdout_file,
         usage_path: &setup.usage_file,
     };
-    let (status, halt) = watch.supervise(&mut process)?;
+    let (status, mut halt) = watch.supervise(&mut process)?;
     let verdict = watch.conclude();
     let spent = record_spend(run, agent, claimed, &setup, &watch, &verdict);
     run.control.set_live(slot, 0, 0.0);
+    for renewal in renewer.stop(|| run.control.interrupts() >= 2) {
+        // Lost after the agent exited: released, rather than its work checked for nothing.
+        if let Some(lost @ Halt::Lost(_)) = watch.beat(renewal) {
+            halt.get_or_insert(lost);
+        }
+    }
     let outcome = Outcome {
         run,
         agent,
@@ -143,7 +166,7 @@ struct Setup {
     /// The task's branch on the `--push` remote, looked up before the agent changes it.
     pushed: Option<anyhow::Result<Option<String>>>,
     /// Held while the attempt works: see [`super::left`].
-    _live: LiveLock,
+    live: LiveLock,
 }
 
 /// Makes the attempt's worktree and run directory, picks its model and writes its prompt;
@@ -196,10 +219,7 @@ fn prepare(
     let prompt = compose_prompt(run, agent, claimed, &worktree, config.plan_required(task));
     std::fs::write(&prompt_file, prompt)
         .with_context(|| format!("cannot write {}", prompt_file.display()))?;
-    let usage_file = match &run.usage_file {
-        Some(path) => worktree.join(path.replace("{task_id}", id)),
-        None => run_dir.join("usage.jsonl"),
-    };
+    let usage_file = usage_file(run, id, &run_dir);
     let _ = std::fs::remove_file(&usage_file);
     Ok(Setup {
         route_note: route_note(&route, model.as_deref()),
@@ -211,8 +231,16 @@ fn prepare(
         usage_file,
         model,
         pushed,
-        _live: live,
+        live,
     })
+}
+
+/// Where the agent of the attempt at `id` whose run directory is `run_dir` writes its usage.
+fn usage_file(run: &RunContext, id: &str, run_dir: &Path) -> PathBuf {
+    match &run.usage_file {
+        Some(path) => run.worktrees.join(id).join(path.replace("{task_id}", id)),
+        None => run_dir.join("usage.jsonl"),
+    }
 }
 
 impl Budget {
@@ -266,7 +294,9 @@ fn launch(
         setup.route_note,
         setup.worktree.display()
     ));
-    Agent::spawn(&command, &setup.worktree, &io, &env)
+    let agent = Agent::spawn(&command, &setup.worktree, &io, &env)?;
+    setup.live.note(&agent.group());
+    Ok(agent)
 }
 
 /// The variables that tell the agent its task, run, model and files.
@@ -324,10 +354,16 @@ fn record_spend(
     let records = if watch.logs.is_empty() {
         let usage = final_usage(run.adapter, verdict, &watch.output, &watch.usage);
         let session = verdict.session.as_deref().or(watch.output.session());
-        usage_records(&usage, &watch.usage, run.adapter, claimed, watch.model)
-            .into_iter()
-            .map(|record| of_session(record, session))
-            .collect()
+        usage_records(
+            &usage,
+            &watch.usage,
+            run.adapter,
+            &claimed.run_id(),
+            watch.model,
+        )
+        .into_iter()
+        .map(|record| of_session(record, session))
+        .collect()
     } else {
         watch.logs.records()
     };
@@ -351,6 +387,47 @@ fn record_spend(
                 run.prices.cost(record).map(|cost| sum + cost)
             })
         }),
+    }
+}
+
+/// Records what the agent of a killed run's attempt at `id` spent, from what it left in
+/// `run_dir` (its output, read as this run's adapter reads it, its usage file, the CLI's own
+/// log of its session), on that attempt's run `run_id`, as `holder`. The keys are the ones
+/// the attempt would have recorded, so what the killed run recorded already counts once.
+pub fn record_left_usage(run: &RunContext, holder: &str, id: &str, run_dir: &Path, run_id: &str) {
+    let stdout = std::fs::read(run_dir.join("stdout")).unwrap_or_default();
+    let verdict = adapters::conclude(run.adapter, &String::from_utf8_lossy(&stdout));
+    let mut output = Follower::new(run.adapter);
+    output.feed(&stdout);
+    let mut usage = Follower::new(Adapter::Generic);
+    usage.feed(&std::fs::read(usage_file(run, id, run_dir)).unwrap_or_default());
+    let mut logs = LogFollower::new(run.adapter);
+    logs.poll(output.session().or(verdict.session.as_deref()));
+    let records = if logs.is_empty() {
+        let spent = final_usage(run.adapter, &verdict, &output, &usage);
+        let session = verdict.session.as_deref().or(output.session());
+        usage_records(&spent, &usage, run.adapter, run_id, None)
+            .into_iter()
+            .map(|record| of_session(record, session))
+            .collect()
+    } else {
+        logs.records()
+    };
+    if records.is_empty() {
+        return;
+    }
+    match run
+        .operations
+        .record_usage(holder, id, &records_text(&records))
+    {
+        Ok(()) => run.say(&format!(
+            "{holder}: recorded the usage the stopped run's agent left on {id} ({} tokens)",
+            records.iter().map(UsageRecord::total_tokens).sum::<u64>()
+        )),
+        Err(error) => run.warn(&format!(
+            "{holder}: the usage the stopped run's agent left on {id} was not recorded: {}",
+            super::rendered(&error)
+        )),
     }
 }
 
@@ -378,10 +455,7 @@ impl Outcome<'_> {
     ) -> Result<Report, SetupError> {
         let failure = match halt {
             Some(Halt::Lost(error)) => return Ok(self.lost(error)),
-            Some(Halt::Interrupted) => {
-                let ending = self.give_back("interrupted: gitprio run was stopped");
-                return Ok(self.finish(ending, Some("interrupted".to_owned())));
-            }
+            Some(Halt::Interrupted) => return Ok(self.interrupted()),
             Some(Halt::RunLimit(reason)) => {
                 let ending = self.give_back(&reason);
                 return Ok(self.finish(ending, Some(reason)));
@@ -417,18 +491,26 @@ impl Outcome<'_> {
         give_back(self.run, self.agent, self.id(), reason)
     }
 
+    /// Gives the task back, the run being stopped (not counted as a failure).
+    fn interrupted(&self) -> Report {
+        let ending = self.give_back(INTERRUPTED);
+        self.finish(ending, Some("interrupted".to_owned()))
+    }
+
     /// Submits the agent's work with `done`; a refusal fails the attempt.
     fn submit(&self, verdict: &adapters::Verdict) -> Result<Report, SetupError> {
         let (agent, id) = (self.agent, self.id());
         let summary = verdict.summary.as_deref();
+        let interrupted = || self.run.control.interrupts() >= 2;
         match self
             .run
             .operations
-            .done(agent, &self.setup.worktree, id, summary)
+            .done_until(agent, &self.setup.worktree, id, summary, &interrupted)
         {
-            Ok(Done::Submitted(warnings)) => Ok(self.completed(&warnings, summary)),
-            Ok(Done::Refused(reason)) => Ok(self.fail(&reason)),
-            Ok(Done::Lost(error)) => Ok(self.lost(error)),
+            Ok(Some(Done::Submitted(warnings))) => Ok(self.completed(&warnings, summary)),
+            Ok(None) => Ok(self.interrupted()),
+            Ok(Some(Done::Refused(reason))) => Ok(self.fail(&reason)),
+            Ok(Some(Done::Lost(error))) => Ok(self.lost(error)),
             Err(error) => {
                 // Not the task's fault (the remote is unreachable, refuses the push): failing
                 // it would fail every attempt the same way, and park it with its work lost.
@@ -484,6 +566,16 @@ impl Outcome<'_> {
             .last_error
             .as_deref()
             .is_some_and(|last| same_error(last, &reason));
+        let run_dir = self
+            .run
+            .runs
+            .join(id)
+            .join(self.claimed.generation.to_string());
+        // For the next run, should this one be killed before its release: a failure still.
+        let _ = std::fs::write(run_dir.join(left::FAILED_FILE), &reason);
+        if self.run.settings.failpoint.as_deref() == Some("run:before-release-failed") {
+            std::process::abort();
+        }
         let ending = match self
             .run
             .operations
@@ -587,6 +679,28 @@ fn report(
     }
 }
 
+/// Gives back a task claimed while the run was being stopped, before its agent started.
+fn interrupted_before_start(
+    run: &RunContext,
+    agent: &str,
+    claimed: &Claimed,
+    started: Instant,
+) -> Report {
+    let ending = give_back(run, agent, claimed.task.id.as_str(), INTERRUPTED);
+    report(
+        claimed,
+        None,
+        ending,
+        0,
+        None,
+        started,
+        Some("interrupted".to_owned()),
+    )
+}
+
+/// Why a task is given back when the run is interrupted.
+const INTERRUPTED: &str = "interrupted: gitprio run was stopped";
+
 /// Gives the task back without counting a failure (the run stopped, not the task).
 fn give_back(run: &RunContext, agent: &str, id: &str, reason: &str) -> Ending {
     match run.operations.release(agent, id, reason, false, false) {
@@ -607,6 +721,8 @@ struct Watch<'a> {
     slot: usize,
     agent: &'a str,
     id: &'a str,
+    /// Renews the lease meanwhile; its renewals are looked at every tick.
+    renewer: &'a Renewer,
     model: Option<&'a str>,
     budget: Budget,
     output: Follower,
@@ -624,7 +740,6 @@ impl Watch<'_> {
     /// when a limit is passed, the lease is lost or the run is interrupted.
     fn supervise(&mut self, process: &mut Agent) -> anyhow::Result<(ExitStatus, Option<Halt>)> {
         let started = Instant::now();
-        let mut next_beat = started + self.run.heartbeat_every;
         let mut halt = None;
         let mut kill_at: Option<Instant> = None;
         let mut killed = false;
@@ -639,12 +754,13 @@ impl Watch<'_> {
                 priced,
             } = self.live();
             self.run.control.set_live(self.slot, tokens, usd);
+            self.renewer.report(tokens, priced.then_some(usd));
             let now = Instant::now();
             if halt.is_none() {
                 halt = self.check(tokens, usd, started);
-                if halt.is_none() && now >= next_beat {
-                    next_beat = now + self.run.heartbeat_every;
-                    halt = self.beat(tokens, priced.then_some(usd));
+                for renewal in self.renewer.renewals() {
+                    let stop = self.beat(renewal);
+                    halt = halt.or(stop);
                 }
                 if let Some(reason) = &halt {
                     self.run.say(&format!(
@@ -693,14 +809,10 @@ impl Watch<'_> {
         self.run.control.run_limit().map(Halt::RunLimit)
     }
 
-    /// Renews the lease, reporting the spend so far (`usd` when every token has a price):
-    /// the renewal carries it to `gitprio top`.
-    fn beat(&self, tokens: u64, usd: Option<f64>) -> Option<Halt> {
-        match self
-            .run
-            .operations
-            .heartbeat(self.agent, self.id, tokens, usd)
-        {
+    /// What a renewal of the lease (the renewer's, which carries the spend so far to
+    /// `gitprio top`) calls for: a halt when the lease is lost or the budget spent.
+    fn beat(&self, renewal: Renewal) -> Option<Halt> {
+        match renewal {
             Ok(Beat::Renewed) => None,
             Ok(Beat::Lost(error)) => Some(Halt::Lost(error)),
             Ok(Beat::OverBudget) => Some(Halt::OverBudget(
@@ -872,15 +984,15 @@ fn of_session(mut record: UsageRecord, session: Option<&str>) -> UsageRecord {
     record
 }
 
-/// The usage records of the attempt, each with a key stable across re-recording.
+/// The usage records of the attempt filed as `run`, each with a key stable across
+/// re-recording.
 fn usage_records(
     usage: &[UsageRecord],
     usage_file: &Follower,
     adapter: Adapter,
-    claimed: &Claimed,
+    run: &str,
     model: Option<&str>,
 ) -> Vec<UsageRecord> {
-    let run = claimed.run_id();
     let record = |key: String, usage: &UsageRecord| {
         let mut record = usage.clone();
         record.key = key;
@@ -1042,15 +1154,21 @@ pub fn git(directory: &Path, arguments: &[&str]) -> anyhow::Result<String> {
 }
 
 /// Runs git with `arguments`, a command that talks to the remote, from the run's git
-/// directory, under the stall deadline of every remote command (`remote_timeout`); returns
-/// its stdout, or its stderr as the error.
+/// directory, under the stall deadline of every remote command (`remote_timeout`), again
+/// while its connection failed, as the gitprio commands' own fetches are; returns its
+/// stdout, or its stderr as the error.
+///
+/// Only for an `ls-remote` and the push of a task's branch: a push that landed and lost
+/// its answer is up to date when made again, which git checks before `--force-with-lease`.
 fn git_remote(run: &RunContext, arguments: &[&str]) -> anyhow::Result<String> {
-    let output = Repository::run_bounded(
-        git_command(&run.git_directory, arguments),
-        arguments,
-        &run.packs,
-        run.remote_timeout,
-    )?;
+    let output = gitprio_core::git::retry_connection(|| {
+        Repository::run_bounded(
+            git_command(&run.git_directory, arguments),
+            arguments,
+            &run.packs,
+            run.remote_timeout,
+        )
+    })?;
     stdout_of(arguments, &output)
 }
 
@@ -1167,68 +1285,18 @@ fn keep_earlier_attempt(
     Ok(())
 }
 
-/// Holds the clone's worktree lock file until dropped.
-#[derive(Debug)]
-struct WorktreeLock<'a>(&'a Path);
-
-impl<'a> WorktreeLock<'a> {
-    /// Waits for the lock file at `path`: created exclusively, holding this process's id;
-    /// a lock whose process is gone is taken over.
-    fn take(path: &'a Path) -> anyhow::Result<WorktreeLock<'a>> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        let deadline = Instant::now() + Duration::from_secs(600);
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
-                Ok(mut file) => {
-                    std::io::Write::write_all(
-                        &mut file,
-                        std::process::id().to_string().as_bytes(),
-                    )?;
-                    return Ok(WorktreeLock(path));
-                }
-                Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(path).unwrap_or_default();
-                    if holder.trim().parse::<u32>().is_ok_and(|pid| !alive(pid)) {
-                        let _ = std::fs::remove_file(path);
-                        continue;
-                    }
-                    if Instant::now() > deadline {
-                        bail!(
-                            "waited 10 minutes for {} (held by process {}); delete it if that process is gone",
-                            path.display(),
-                            holder.trim()
-                        );
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(error) => {
-                    return Err(error).with_context(|| format!("cannot create {}", path.display()));
-                }
-            }
-        }
-    }
+/// The clone's worktree lock, held until dropped: an flock on `worktrees.lock`, which the
+/// kernel lets go of when its holder dies, so no holder's pid (dead, or reused by another
+/// process) is ever judged, and no two waiters take a dead holder's lock at once.
+struct WorktreeLock {
+    _held: left::Locked,
 }
 
-impl Drop for WorktreeLock<'_> {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.0);
+impl WorktreeLock {
+    /// Waits for the lock at `path` (10 minutes at most).
+    fn take(path: &Path) -> anyhow::Result<WorktreeLock> {
+        left::Locked::wait(path).map(|held| WorktreeLock { _held: held })
     }
-}
-
-/// Returns whether process `pid` exists (`kill -0`).
-fn alive(pid: u32) -> bool {
-    Command::new("kill")
-        .args(["-0", &pid.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
 }
 
 /// Where an attempt's run directory keeps what [`pushed_branch`] saw (empty: no branch).
@@ -1274,6 +1342,10 @@ fn finish_branch(
 ) -> (String, Option<String>) {
     let id = claimed.task.id.as_str();
     let branch = format!("gitprio/{id}");
+    if run.settings.failpoint.as_deref() == Some("run:before-commit") {
+        // As a slow commit would: another run in the clone starts meanwhile.
+        std::thread::sleep(Duration::from_secs(5));
+    }
     if let Err(error) = commit_worktree(run, worktree, claimed, summary) {
         run.warn(&format!(
             "{id} is submitted, but its commit failed ({error:#}); commit the change in {} by hand, or run again here",
@@ -1398,7 +1470,8 @@ fn remove_worktree(run: &RunContext, worktree: &Path) {
 /// work uncommitted, or committed and not pushed) gets `done` again (which completes its
 /// own submission: the task file's `status: done`), then its branch committed when there
 /// is anything to commit, and pushed, as that run would have. It stays submitted: it is
-/// never handed out again.
+/// never handed out again. A submission whose attempt a live run still works on (another
+/// `gitprio run` in the clone, committing and pushing it) is that run's.
 pub fn finish_left_submissions(run: &RunContext, agent: &str) {
     let Ok(entries) = std::fs::read_dir(&run.worktrees) else {
         return;
@@ -1419,6 +1492,7 @@ pub fn finish_left_submissions(run: &RunContext, agent: &str) {
         if !entry.mine
             || lease.state != ShownState::Submitted
             || !left.iter().any(|name| name == id)
+            || left::attempt_running(run, id, lease.generation)
         {
             continue;
         }
@@ -1635,6 +1709,42 @@ mod tests {
             "the agent ended with exit 1: boom",
             "the agent ended with exit 1: bang"
         ));
+    }
+
+    /// Many waiters at once on a worktree lock a dead holder left: one holds it at a time
+    /// (review11 item 12: each took the dead pid's file for stale and removed the lock the
+    /// first of them had just made).
+    #[test]
+    fn one_holder_at_a_time_of_a_worktree_lock_a_dead_run_left() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::{Arc, Barrier};
+
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("worktrees.lock");
+        let mut gone = Command::new("true").spawn().unwrap();
+        let dead = gone.id();
+        gone.wait().unwrap();
+        for _ in 0..5 {
+            std::fs::write(&path, dead.to_string()).unwrap();
+            let holders = Arc::new(AtomicUsize::new(0));
+            let start = Arc::new(Barrier::new(8));
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    let (path, holders, start) = (path.clone(), holders.clone(), start.clone());
+                    std::thread::spawn(move || {
+                        start.wait();
+                        let _held = WorktreeLock::take(&path).unwrap();
+                        let now = holders.fetch_add(1, Ordering::SeqCst) + 1;
+                        std::thread::sleep(Duration::from_millis(2));
+                        holders.fetch_sub(1, Ordering::SeqCst);
+                        now
+                    })
+                })
+                .collect();
+            for thread in threads {
+                assert_eq!(thread.join().unwrap(), 1, "two held the worktree lock");
+            }
+        }
     }
 
     #[test]

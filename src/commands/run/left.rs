@@ -20,14 +20,17 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs::{File, TryLockError};
+use std::io::Write as _;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use gitprio_core::reply::lease::{ClaimReply, ShownState, StatusReply};
+use gitprio_core::reply::lease::{ClaimReply, ShownState, StatusLease, StatusReply};
+use gitprio_core::usage::RunMeta;
 
 use super::RunContext;
+use super::agent::Group;
 
 /// The leases as `agent` sees them, for the recovery of what a stopped run left (`what`):
 /// `None`, with a warning, when `status` fails (the run goes on without that recovery).
@@ -40,7 +43,7 @@ pub fn status_of(run: &RunContext, agent: &str, what: &str) -> Option<StatusRepl
 
 /// A file this process holds an exclusive lock on, removed (still locked) when dropped, so
 /// that a process that finds it unlocked knows its holder died.
-struct Locked {
+pub struct Locked {
     path: PathBuf,
     file: File,
 }
@@ -62,7 +65,7 @@ impl Locked {
 
     /// Locks `path`, waiting while another process holds it (a run claiming as the same
     /// agent, or the claim a killed run left going), 10 minutes at most.
-    fn wait(path: &Path) -> anyhow::Result<Locked> {
+    pub fn wait(path: &Path) -> anyhow::Result<Locked> {
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             let file = Self::open(path)?;
@@ -93,14 +96,25 @@ impl Locked {
         }
     }
 
-    /// Locks `path`, or says who holds it.
+    /// Locks `path`, or says who holds it. A lock held for a moment only (another run in
+    /// the clone probing it, see [`held`]) is waited for, a second at most.
     fn take(path: &Path) -> anyhow::Result<Locked> {
         let file = Self::open(path)?;
-        if file.try_lock().is_err() {
-            bail!(
-                "another gitprio run works on this attempt ({} is locked)",
-                path.display()
-            );
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(TryLockError::WouldBlock) => bail!(
+                    "another gitprio run works on this attempt ({} is locked)",
+                    path.display()
+                ),
+                Err(TryLockError::Error(error)) => {
+                    return Err(error).with_context(|| format!("cannot lock {}", path.display()));
+                }
+            }
         }
         Ok(Locked {
             path: path.to_owned(),
@@ -114,6 +128,17 @@ impl Drop for Locked {
         // Removed while still locked: a run starting now finds no lock left to judge.
         let _ = std::fs::remove_file(&self.path);
     }
+}
+
+/// Whether a live run works on the attempt at task `id`, generation `generation`, in
+/// this clone: it holds that attempt's live lock, and owns what the attempt does.
+pub fn attempt_running(run: &RunContext, id: &str, generation: u64) -> bool {
+    held(
+        &run.runs
+            .join(id)
+            .join(generation.to_string())
+            .join(LiveLock::NAME),
+    )
 }
 
 /// Whether a live process holds the lock on `path`.
@@ -169,9 +194,10 @@ impl ClaimLock {
     }
 }
 
-/// The lock an attempt holds while it works, `runs/<id>/<generation>/live.lock`.
+/// The lock an attempt holds while it works, `runs/<id>/<generation>/live.lock`; it holds
+/// the agent's process group once the agent started ([`LiveLock::note`]).
 pub struct LiveLock {
-    _held: Locked,
+    held: Locked,
 }
 
 impl LiveLock {
@@ -182,9 +208,44 @@ impl LiveLock {
     pub fn take(run_dir: &Path, claim: ClaimLock) -> anyhow::Result<LiveLock> {
         let live = Locked::take(&run_dir.join(Self::NAME))?;
         drop(claim);
-        Ok(LiveLock { _held: live })
+        Ok(LiveLock { held: live })
+    }
+
+    /// Notes the agent's process group in the lock, for the next run to stop the agent if
+    /// this one is killed ([`stop_left_agents`]).
+    pub fn note(&self, group: &Group) {
+        let mut file = &self.held.file;
+        let _ = file
+            .set_len(0)
+            .and_then(|()| file.write_all(group.line().as_bytes()));
     }
 }
+
+/// Stops the agents the `attempts` a killed run left were running, before their tasks are
+/// given back and their worktrees made anew under them: nothing supervises them any more.
+fn stop_left_agents(run: &RunContext, attempts: &[(String, u64, PathBuf)]) {
+    for (id, generation, lock) in attempts {
+        let Some(group) = std::fs::read_to_string(lock)
+            .ok()
+            .and_then(|text| Group::parse(&text))
+        else {
+            continue;
+        };
+        if group.stop(run.grace) {
+            run.say(&format!(
+                "stopped the agent a stopped run left working on {id} (generation {generation}, process group {})",
+                group.id
+            ));
+        }
+        // Stopped, or gone already: a run after this one has nothing to judge.
+        let _ = std::fs::write(lock, "");
+    }
+}
+
+/// Where an attempt notes why it failed (`runs/<id>/<generation>/failed`) before it
+/// releases its task as failed: a run killed in between leaves a failure, not an attempt
+/// cut short, for the next run to release.
+pub const FAILED_FILE: &str = "failed";
 
 /// Why a lease is left held: what the killed run was doing.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -263,6 +324,7 @@ pub fn release_left_leases(run: &RunContext, agents: &[String]) {
         }
     }
     let attempts = left_attempts(&run.runs);
+    stop_left_agents(run, &attempts);
     let mut locks = Vec::new();
     for (id, generation, lock) in attempts {
         left.insert((id.clone(), generation, Left::Working));
@@ -284,7 +346,9 @@ pub fn release_left_leases(run: &RunContext, agents: &[String]) {
             .join(&id)
             .join(generation.to_string())
             .join(LiveLock::NAME);
-        if given_back.contains(&(id.clone(), generation)) || held(&live) {
+        // A `done` the stopped run started still works on it: it renews the lease and submits.
+        let done = live.with_file_name(gitprio_core::workspace::DONE_LOCK);
+        if given_back.contains(&(id.clone(), generation)) || held(&live) || held(&done) {
             continue;
         }
         let lease = status.leases.iter().find(|entry| {
@@ -302,24 +366,83 @@ pub fn release_left_leases(run: &RunContext, agents: &[String]) {
             // Another agent's: a run as that agent gives it back.
             continue;
         }
-        if let Err(error) = run
-            .operations
-            .release(holder, &id, why.reason(), false, false)
-        {
-            run.warn(&format!(
-                "{holder}: {id} is still held by a run that stopped, and giving it back failed: {error:#}"
-            ));
-            continue;
+        let released = give_back(run, entry, why, &live);
+        match released {
+            Ok(said) => run.say(&said),
+            Err(error) => {
+                run.warn(&format!(
+                    "{holder}: {id} is still held by a run that stopped, and giving it back failed: {error:#}"
+                ));
+                continue;
+            }
         }
-        run.say(&format!(
-            "{holder}: released {id} (generation {generation}): {}; it can be claimed again now",
-            why.said()
-        ));
         given_back.insert((id, generation));
     }
     for (attempt, lock) in locks {
         if given_back.contains(&attempt) {
             let _ = std::fs::remove_file(&lock);
         }
+    }
+}
+
+/// Gives back the lease `entry` a killed run left held (`why`, its attempt's live lock at
+/// `live`): first the usage its agent left is recorded, then the task released as failed
+/// when the attempt noted a failure ([`FAILED_FILE`]), else without a failure. Returns what
+/// to say.
+fn give_back(
+    run: &RunContext,
+    entry: &StatusLease,
+    why: Left,
+    live: &Path,
+) -> anyhow::Result<String> {
+    let (id, generation) = (entry.task.as_str(), entry.lease.generation);
+    let holder = entry.lease.holder.agent.as_str();
+    if why == Left::Working {
+        let run_id = RunMeta::run_id(generation, entry.lease.acquired_at);
+        let run_dir = live.parent().unwrap_or(&run.runs);
+        super::attempt::record_left_usage(run, holder, id, run_dir, &run_id);
+    }
+    let failure = std::fs::read_to_string(live.with_file_name(FAILED_FILE))
+        .ok()
+        .filter(|reason| !reason.trim().is_empty());
+    if let Some(reason) = &failure {
+        let runaway = entry
+            .lease
+            .last_error
+            .as_deref()
+            .is_some_and(|last| super::attempt::same_error(last, reason));
+        let parked = run.operations.release(holder, id, reason, true, runaway)?;
+        return Ok(format!(
+            "{holder}: {id} (generation {generation}) failed: {reason}; the run that worked on it stopped before it said so{}",
+            if parked { ", and it is parked" } else { "" }
+        ));
+    }
+    run.operations
+        .release(holder, id, why.reason(), false, false)?;
+    Ok(format!(
+        "{holder}: released {id} (generation {generation}): {}; it can be claimed again now",
+        why.said()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Another run in the clone probing the live lock (a shared lock for a moment) does
+    /// not make the attempt taking it fail (review11 item 12).
+    #[test]
+    fn a_live_lock_is_taken_while_another_run_probes_it() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join(LiveLock::NAME);
+        let probe = Locked::open(&path).unwrap();
+        probe.try_lock_shared().unwrap();
+        let prober = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            drop(probe);
+        });
+        let taken = Locked::take(&path);
+        prober.join().unwrap();
+        assert!(taken.is_ok(), "{:#}", taken.err().unwrap());
     }
 }

@@ -11,9 +11,13 @@ use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use anyhow::{Context as _, bail};
 use gitprio_core::reply::lease::{
-    ClaimReply, DoneFailedReply, DoneUnplannedReply, NothingReadyReply, ReleaseReply, StatusReply,
+    ClaimReply, DoneFailedReply, DoneUnplannedReply, NothingReadyReply, ReleaseReply, ShownState,
+    StatusReply,
 };
 use gitprio_core::source::Origin;
 use gitprio_core::usage::RunMeta;
@@ -23,8 +27,14 @@ use jiff::Timestamp;
 use crate::exit_code::{self, ExitStatus};
 use crate::settings::BRANCH_VARIABLE;
 
+/// Says when an operation under way is to be stopped (the run was interrupted twice).
+pub type Stop<'a> = &'a (dyn Fn() -> bool + Sync);
+
+/// How often an operation that may be stopped is looked at.
+const LOOK: Duration = Duration::from_millis(100);
+
 /// Runs gitprio operations for the agents of one run.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Operations {
     /// This binary.
     pub exe: PathBuf,
@@ -142,11 +152,12 @@ impl Operations {
         arguments: &[&str],
         stdin: Option<&str>,
     ) -> anyhow::Result<Output> {
-        self.output_to(directory, agent, arguments, stdin, None)
+        self.output_to(directory, agent, arguments, stdin, None, None)
     }
 
     /// Runs `gitprio <arguments>`, its stdout written into `stdout` when given (read back
-    /// from its start), else read through a pipe.
+    /// from its start), else read through a pipe. Once `stop` says so, its process group
+    /// (it and what it started: `done`'s acceptance commands) gets SIGTERM.
     fn output_to(
         &self,
         directory: &Path,
@@ -154,9 +165,12 @@ impl Operations {
         arguments: &[&str],
         stdin: Option<&str>,
         stdout: Option<&File>,
+        stop: Option<Stop<'_>>,
     ) -> anyhow::Result<Output> {
         let mut command = Command::new(&self.exe);
         command
+            // Its usage lines name `gitprio`, not the `/proc/self/exe` it may be run as.
+            .arg0("gitprio")
             .current_dir(directory)
             .env("GITPRIO_AGENT", agent)
             .args(arguments)
@@ -181,7 +195,11 @@ impl Operations {
         if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
             pipe.write_all(text.as_bytes())?;
         }
-        let output = child.wait_with_output()?;
+        let group = child.id();
+        let output = match stop {
+            Some(stop) => stopping(group, stop, || child.wait_with_output())?,
+            None => child.wait_with_output()?,
+        };
         let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
         if let Some(mut file) = stdout {
             file.seek(SeekFrom::Start(0))?;
@@ -233,7 +251,7 @@ impl Operations {
             arguments.push("--avoid-overlap");
         }
         let arguments = self.with_store(arguments);
-        let output = self.output_to(&self.directory, agent, &arguments, None, Some(reply))?;
+        let output = self.output_to(&self.directory, agent, &arguments, None, Some(reply), None)?;
         if output.code != exit_code::SUCCESS && output.code != exit_code::NOTHING_READY {
             bail!("`gitprio claim` failed: {}", output.error());
         }
@@ -279,14 +297,16 @@ impl Operations {
     }
 
     /// Renews the lease on `id`, reporting the attempt's spend so far (`tokens`, and the
-    /// estimated dollars when known) for `gitprio top` to show.
+    /// estimated dollars when known) for `gitprio top` to show; stopped once `stop` says so
+    /// (a renewal cut short is one that did not happen, or did: see docs/leases.md, "Crashes").
     pub fn heartbeat(
         &self,
         agent: &str,
         id: &str,
-        tokens: u64,
-        usd: Option<f64>,
+        progress: (u64, Option<f64>),
+        stop: Stop<'_>,
     ) -> anyhow::Result<Beat> {
+        let (tokens, usd) = progress;
         let tokens_text = tokens.to_string();
         let usd_text = usd.map(|usd| format!("{usd:.6}"));
         let mut arguments = vec!["heartbeat", id];
@@ -299,7 +319,8 @@ impl Operations {
                 arguments.extend(["--cost-usd", usd]);
             }
         }
-        let output = self.output(&self.directory, agent, &self.with_store(arguments), None)?;
+        let arguments = self.with_store(arguments);
+        let output = self.output_to(&self.directory, agent, &arguments, None, None, Some(stop))?;
         Ok(match output.code {
             exit_code::SUCCESS => Beat::Renewed,
             exit_code::LEASE_LOST => Beat::Lost(output.error()),
@@ -342,16 +363,39 @@ impl Operations {
         id: &str,
         summary: Option<&str>,
     ) -> anyhow::Result<Done> {
+        self.done_until(agent, worktree, id, summary, &|| false)?
+            .context("`gitprio done` was stopped")
+    }
+
+    /// Runs `gitprio done` as [`Operations::done`] does; once `stop` says so, it and its
+    /// acceptance commands get SIGTERM, and it is not run again unless it submitted: then
+    /// `None`, nothing was submitted.
+    pub fn done_until(
+        &self,
+        agent: &str,
+        worktree: &Path,
+        id: &str,
+        summary: Option<&str>,
+        stop: Stop<'_>,
+    ) -> anyhow::Result<Option<Done>> {
         let mut arguments = vec!["done", id, "--json"];
         if summary.is_some() {
             arguments.extend(["--summary", "-"]);
         }
         let arguments = self.with_store(arguments);
-        let mut output = self.output(worktree, agent, &arguments, summary)?;
+        let mut output = self.output_to(worktree, agent, &arguments, summary, None, Some(stop))?;
         if output.signal.is_some() {
+            if stop() && !self.submitted(agent, id) {
+                // Stopped on purpose before it submitted: run again, it would start the
+                // acceptance commands over.
+                return Ok(None);
+            }
             // Killed, it may have landed the submission and not edited the task file: run
             // again, `done` finishes its own submission (or makes it, if it never landed).
-            output = self.output(worktree, agent, &arguments, summary)?;
+            output = self.output_to(worktree, agent, &arguments, summary, None, Some(stop))?;
+            if output.signal.is_some() && stop() && !self.submitted(agent, id) {
+                return Ok(None);
+            }
         }
         // What `done` says of the task itself (acceptance not run again on the same tree).
         let about = format!("info: {id}: ");
@@ -363,34 +407,46 @@ impl Operations {
             eprintln!("{line}");
         }
         match output.code {
-            exit_code::SUCCESS => Ok(Done::Submitted(
+            exit_code::SUCCESS => Ok(Some(Done::Submitted(
                 output
                     .stderr
                     .lines()
                     .filter_map(|line| line.strip_prefix("warning: "))
                     .map(str::to_owned)
                     .collect(),
-            )),
-            exit_code::LEASE_LOST => Ok(Done::Lost(output.error())),
+            ))),
+            exit_code::LEASE_LOST => Ok(Some(Done::Lost(output.error()))),
             _ => {
                 if let Ok(unplanned) = serde_json::from_str::<DoneUnplannedReply>(&output.stdout) {
-                    return Ok(Done::Refused(format!(
+                    return Ok(Some(Done::Refused(format!(
                         "{id} must be planned first, and the agent wrote no `## Plan` section in {}",
                         unplanned.path
-                    )));
+                    ))));
                 }
                 let failed = serde_json::from_str::<DoneFailedReply>(&output.stdout)
                     .ok()
                     .and_then(|reply| reply.acceptance.into_iter().find(|check| !check.passed));
                 match failed {
-                    Some(check) => Ok(Done::Refused(format!(
+                    Some(check) => Ok(Some(Done::Refused(format!(
                         "acceptance command `{}` failed ({}): {}",
                         check.command, check.status, check.tail
-                    ))),
+                    )))),
                     None => bail!("`gitprio done {id}` failed: {}", output.error()),
                 }
             }
         }
+    }
+
+    /// Whether the lease on `id` is submitted by `agent`: a `done` killed after its
+    /// submission landed, which a `done` again only finishes.
+    fn submitted(&self, agent: &str, id: &str) -> bool {
+        self.status(agent).is_ok_and(|status| {
+            status.leases.iter().any(|entry| {
+                entry.task.as_str() == id
+                    && entry.lease.state == ShownState::Submitted
+                    && entry.lease.holder.agent == agent
+            })
+        })
     }
 
     /// Gives `id` back; returns whether it is parked now.
@@ -421,4 +477,35 @@ impl Operations {
         })?;
         Ok(reply.parked)
     }
+}
+
+/// Runs `wait`, the wait for the process group `group`, while a watcher sends that group
+/// SIGTERM once `stop` says so.
+fn stopping<T>(group: u32, stop: Stop<'_>, wait: impl FnOnce() -> T) -> T {
+    let over = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !over.load(Ordering::SeqCst) {
+                if stop() {
+                    // Not reaped before `wait` returns, its leader keeps the group's id.
+                    signal_group(group, "TERM");
+                    return;
+                }
+                std::thread::sleep(LOOK);
+            }
+        });
+        let result = wait();
+        over.store(true, Ordering::SeqCst);
+        result
+    })
+}
+
+/// Sends the signal `name` to every process of the group `group`.
+fn signal_group(group: u32, name: &str) {
+    let _ = Command::new("kill")
+        .args([&format!("-{name}"), "--", &format!("-{group}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }

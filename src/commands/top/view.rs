@@ -815,7 +815,7 @@ fn draw_detail(frame: &mut Frame<'_>, area: Rect, id: &TaskId, detail: Option<&D
             Line::from(run.model.clone().unwrap_or_else(|| "-".to_owned())),
             Line::from(
                 run.outcome
-                    .map_or("open", gitprio_core::usage::Outcome::as_str),
+                    .map_or("in flight", gitprio_core::usage::Outcome::as_str),
             ),
             aligned(tokens(run.tokens), true),
             aligned(

@@ -9,7 +9,7 @@ use std::process::Command;
 mod deadline;
 mod retry;
 pub use deadline::{DEFAULT_REMOTE_TIMEOUT, STALLED, runs_allowed};
-pub use retry::{CONNECTION_TRIES, backoff, is_connection_error};
+pub use retry::{CONNECTION_TRIES, backoff, is_connection_error, retry_connection};
 
 pub use gix::ObjectId;
 
@@ -639,14 +639,27 @@ impl Repository {
 /// dropped connection), and git translates them and the system's error texts. `LC_ALL`
 /// overrides `LANG` and every `LC_*`, and gettext ignores `LANGUAGE` in the C locale.
 /// Every `git` that gitprio runs is built here; the agents it starts keep the user's locale.
+///
+/// A ref's lock is waited for ([`REF_LOCK_WAIT`]), not given up on after git's 100 ms:
+/// sibling agents of `gitprio run` fetch into the same lease mirrors of one clone, and a
+/// fetch holds the lock of every ref it updates (and of `packed-refs`, with `--prune`)
+/// for its whole transaction, which under load is longer than that.
 pub fn command() -> Command {
     let mut command = Command::new("git");
+    let wait = REF_LOCK_WAIT.as_millis().to_string();
     command
+        .args(["-c", &format!("core.filesRefLockTimeout={wait}")])
+        .args(["-c", &format!("core.packedRefsTimeout={wait}")])
         // Never wait for a password prompt: an agent has no one to answer it.
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("LC_ALL", "C");
     command
 }
+
+/// How long every git that gitprio runs waits for a ref's lock (or `packed-refs`'s) that
+/// another git holds. A lock a killed git left stays, and is waited for this long by each
+/// command that needs it (see the lease store's `fetch_git`, which removes one on a mirror).
+pub const REF_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// How a remote is reached, as far as the cost of asking it for its refs goes.
 #[derive(Clone, Debug, PartialEq, Eq)]

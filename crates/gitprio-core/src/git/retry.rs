@@ -76,18 +76,28 @@ impl Repository {
     /// Only for commands that change nothing on the remote, or whose retry cannot do a
     /// change twice: a fetch, an `ls-remote`.
     pub fn git_remote(&self, args: &[&str]) -> Result<Output, GitError> {
-        let mut tries = 1;
-        loop {
-            let output = self.git_bounded(args)?;
-            if output.status.success()
-                || tries >= super::runs_allowed(&output.stderr)
-                || !is_connection_error(&String::from_utf8_lossy(&output.stderr))
-            {
-                return Ok(output);
-            }
-            tries += 1;
-            std::thread::sleep(backoff(tries));
+        retry_connection(|| self.git_bounded(args))
+    }
+}
+
+/// Runs `run`, a git command that talks to a remote, again (up to [`CONNECTION_TRIES`]
+/// runs, with jittered exponential backoff) while it fails with a connection error; a
+/// stall gets fewer runs ([`super::runs_allowed`]). For the front ends' own such commands
+/// ([`Repository::run_bounded`]), under the same rule as [`Repository::git_remote`].
+pub fn retry_connection(
+    mut run: impl FnMut() -> Result<Output, GitError>,
+) -> Result<Output, GitError> {
+    let mut tries = 1;
+    loop {
+        let output = run()?;
+        if output.status.success()
+            || tries >= super::runs_allowed(&output.stderr)
+            || !is_connection_error(&String::from_utf8_lossy(&output.stderr))
+        {
+            return Ok(output);
         }
+        tries += 1;
+        std::thread::sleep(backoff(tries));
     }
 }
 

@@ -270,15 +270,17 @@ impl<'repo> LeaseStore<'repo> {
     }
 
     /// Runs `git fetch` with `args`, again (5 tries at most) while it fails only because
-    /// another fetch in this clone (a sibling agent of `gitprio run`) held a ref's lock.
+    /// another fetch in this clone (a sibling agent of `gitprio run`) held a ref's lock
+    /// longer than git waits for one ([`crate::git::REF_LOCK_WAIT`]).
     ///
-    /// A lock on a mirror (`refs/gitprio/remotes/…`) that stays the very same file through every try is one a
-    /// killed git left (a `git fetch` dies of SIGPIPE when the command that ran it is
-    /// killed), not a sibling's, which holds it for milliseconds: the mirror being a copy of
-    /// the remote's ref, that lock is removed and the fetch tried once more.
+    /// A lock on a mirror (`refs/gitprio/remotes/…`) that stays the very same file through
+    /// two tries, each of which waited for it that long, is one a killed git left (a `git
+    /// fetch` dies of SIGPIPE when the command that ran it is killed), not a sibling's,
+    /// which holds it for the length of one fetch: the mirror being a copy of the remote's
+    /// ref, that lock is removed and the fetch tried once more.
     fn fetch_git(&self, args: &[&str]) -> Result<std::process::Output, StoreError> {
         let mut tries = 1;
-        let mut first_lock = None;
+        let mut last_lock = None;
         loop {
             let output = self.repo.git_remote(args)?;
             let stderr = String::from_utf8_lossy(&output.stderr);
@@ -293,17 +295,16 @@ impl<'repo> LeaseStore<'repo> {
                 let metadata = std::fs::metadata(path).ok()?;
                 Some((path.clone(), metadata.ino(), metadata.modified().ok()))
             });
-            if tries == 1 {
-                first_lock = seen;
-            } else if tries == 5 {
-                match (&first_lock, seen) {
-                    (Some(first), Some(now)) if *first == now => {
-                        let _ = std::fs::remove_file(&now.0);
-                        return Ok(self.repo.git_remote(args)?);
-                    }
-                    _ => return Ok(output),
-                }
+            if let (Some(last), Some(now)) = (&last_lock, &seen)
+                && last == now
+            {
+                let _ = std::fs::remove_file(&now.0);
+                return Ok(self.repo.git_remote(args)?);
             }
+            if tries == 5 {
+                return Ok(output);
+            }
+            last_lock = seen;
             tries += 1;
             std::thread::sleep(std::time::Duration::from_millis(20 * tries));
         }

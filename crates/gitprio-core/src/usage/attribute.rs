@@ -23,6 +23,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use jiff::Timestamp;
@@ -85,6 +86,10 @@ struct Root {
     text: Option<String>,
     /// Its [`project_hash`]: Gemini CLI names the directory a chat ran in by that only.
     hash: Option<String>,
+    /// The [`project_hash`] of each directory its `HEAD` tracks, with how many
+    /// components deeper it is: a chat started in a subdirectory has that one's hash.
+    /// Listed (`git ls-tree`) when a chat first fails to match the root itself.
+    subdirectories: OnceLock<HashMap<String, usize>>,
 }
 
 impl Root {
@@ -93,8 +98,21 @@ impl Root {
             depth: path.components().count(),
             text: path.to_str().filter(|text| plain(text)).map(str::to_owned),
             hash: path.to_str().map(project_hash),
+            subdirectories: OnceLock::new(),
             path,
         }
+    }
+
+    /// How deep the directory a Gemini chat of `hash` ran in is, when it is this one or
+    /// a directory its `HEAD` tracks.
+    fn hash_depth(&self, hash: &str) -> Option<usize> {
+        if self.hash.as_deref() == Some(hash) {
+            return Some(self.depth);
+        }
+        self.subdirectories
+            .get_or_init(|| subdirectory_hashes(&self.path))
+            .get(hash)
+            .map(|deeper| self.depth + deeper)
     }
 
     /// Whether `cwd` is this directory or inside it (`Path::starts_with`: whole
@@ -110,6 +128,40 @@ impl Root {
     }
 }
 
+/// The most directories of a worktree whose hashes are worked out: a larger tree's
+/// deepest ones are left out rather than slowing every import.
+const SUBDIRECTORIES: usize = 20_000;
+
+/// The [`project_hash`] of each directory that `HEAD` of the worktree at `root` tracks,
+/// with how many components below `root` it is; none when `root` is not a worktree.
+fn subdirectory_hashes(root: &Path) -> HashMap<String, usize> {
+    if !root.is_dir() {
+        return HashMap::new();
+    }
+    let Ok(output) = crate::git::command()
+        .current_dir(root)
+        .args(["ls-tree", "-r", "-d", "-z", "--name-only", "HEAD"])
+        .stderr(std::process::Stdio::null())
+        .output()
+    else {
+        return HashMap::new();
+    };
+    if !output.status.success() {
+        return HashMap::new();
+    }
+    output
+        .stdout
+        .split(|byte| *byte == 0)
+        .filter(|name| !name.is_empty())
+        .take(SUBDIRECTORIES)
+        .filter_map(|name| std::str::from_utf8(name).ok())
+        .filter_map(|name| {
+            let path = root.join(name);
+            Some((project_hash(path.to_str()?), name.split('/').count()))
+        })
+        .collect()
+}
+
 /// Whether `path` is written plainly: absolute, without empty or `.` components or a
 /// trailing separator, so that its text is its components joined by `/` (on Unix).
 fn plain(path: &str) -> bool {
@@ -119,6 +171,70 @@ fn plain(path: &str) -> bool {
         && !path.contains("//")
         && !path.contains("/./")
         && !path.ends_with("/.")
+}
+
+/// This repository's directories (its checkout, its worktrees, where `gitprio run` makes
+/// them): an unattributed record that ran in one is this repository's spend that no run
+/// claims; one that ran anywhere else is another project's.
+#[derive(Debug, Default)]
+pub struct Places {
+    roots: Vec<Root>,
+}
+
+impl Places {
+    pub fn new(directories: impl IntoIterator<Item = PathBuf>) -> Places {
+        Places {
+            roots: directories.into_iter().map(Root::new).collect(),
+        }
+    }
+
+    /// This repository's directories: its main checkout, its linked worktrees (`git
+    /// worktree list`), where `gitprio run` makes a worktree per task, and the worktree
+    /// each of `runs` names (`gitprio run --worktree-dir` puts them anywhere).
+    pub fn of_repository<'m>(
+        repo: &crate::git::Repository,
+        runs: impl IntoIterator<Item = &'m RunMeta>,
+    ) -> Places {
+        let mut directories = vec![repo.git_directory(), crate::workspace::task_worktrees(repo)];
+        if let Ok(output) = repo.git(&["worktree", "list", "--porcelain", "-z"])
+            && output.status.success()
+        {
+            directories.extend(
+                output
+                    .stdout
+                    .split(|byte| *byte == 0)
+                    .filter_map(|field| field.strip_prefix(b"worktree "))
+                    .filter_map(|path| std::str::from_utf8(path).ok())
+                    .map(PathBuf::from),
+            );
+        }
+        directories.extend(
+            runs.into_iter()
+                .filter_map(|meta| meta.worktree.as_ref().map(PathBuf::from)),
+        );
+        directories.sort();
+        directories.dedup();
+        Places::new(directories)
+    }
+
+    /// Where `record` ran: by its directory, or a Gemini chat by its `projectHash`.
+    pub fn of(&self, record: &UsageRecord) -> Place {
+        let inside = if let Some(cwd) = record.cwd.as_deref() {
+            let plain_cwd = plain(cwd);
+            self.roots.iter().any(|root| root.contains(cwd, plain_cwd))
+        } else if let Some(hash) = record.project_hash.as_deref() {
+            self.roots
+                .iter()
+                .any(|root| root.hash_depth(hash).is_some())
+        } else {
+            return Place::Unplaced;
+        };
+        if inside {
+            Place::Here
+        } else {
+            Place::Elsewhere
+        }
+    }
 }
 
 impl<'a> Matcher<'a> {
@@ -254,8 +370,7 @@ impl<'a> Matcher<'a> {
                 record.project_hash.as_ref().and_then(|hash| {
                     self.roots[index]
                         .iter()
-                        .filter(|root| root.hash.as_ref() == Some(hash))
-                        .map(|root| root.depth)
+                        .filter_map(|root| root.hash_depth(hash))
                         .max()
                 })
             };
@@ -319,22 +434,100 @@ struct Segment {
     #[serde(default)]
     undated: bool,
     /// Totals per `hour model` (UTC hour of each request, `2026-11-02T10`; `-` without a
-    /// time; stores written before hours were kept per day, `2026-11-02`).
+    /// time; stores written before hours were kept per day, `2026-11-02`). Still written
+    /// for a gitprio that reads no [`Segment::spans`].
     totals: BTreeMap<String, Totals>,
+    /// Its records summed per UTC hour, provider, model and place, with the time of the
+    /// first and last request of each: the 5-hour windows need request times (a window
+    /// opens at the first request after one closed), not hours. Segments written before
+    /// have none: their records are read instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    spans: Vec<Span>,
 }
 
-/// Totals by UTC hour number (`None`: no time) and model, with a time of that hour.
-type HourTotals<'r> = FxHashMap<(Option<i64>, &'r str), (Option<Timestamp>, Totals)>;
+/// Where an unattributed record ran, as far as this repository goes.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Place {
+    /// In this repository: its checkout, one of its worktrees, or a directory inside one.
+    Here,
+    /// In another directory: another project's session.
+    Elsewhere,
+    /// The record names no directory (no `cwd`, no Gemini `projectHash`).
+    #[default]
+    Unplaced,
+}
+
+/// Requests of one provider, model and place within one UTC hour: their totals, and the
+/// times of the first and last (`None` for records without a time).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Span {
+    pub provider: String,
+    pub model: String,
+    /// The pricing speed (`fast`), as the records give it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speed: Option<String>,
+    pub place: Place,
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+    pub totals: Totals,
+}
+
+impl Span {
+    fn of(record: &UsageRecord, place: Place) -> Span {
+        Span {
+            provider: super::report::provider(record).to_owned(),
+            model: record.model.clone(),
+            speed: record.speed.clone(),
+            place,
+            first: record.at,
+            last: record.at,
+            totals: std::iter::once(record).collect(),
+        }
+    }
+
+    /// A record with the span's model and tokens, to price it.
+    pub fn priced(&self) -> UsageRecord {
+        UsageRecord {
+            model: self.model.clone(),
+            speed: self.speed.clone(),
+            input: self.totals.input,
+            output: self.totals.output,
+            cache_write_5m: self.totals.cache_write_5m,
+            cache_write_1h: self.totals.cache_write_1h,
+            cache_read: self.totals.cache_read,
+            reasoning: self.totals.reasoning,
+            ..UsageRecord::default()
+        }
+    }
+}
+
+/// A span's key while a segment is described: UTC hour number and whether the request
+/// is on the hour's first instant, provider, model, speed, place. A request on the hour
+/// has a span of its own: a window that ends then holds it, and not the rest of the hour.
+type SpanKey<'r> = (
+    Option<(i64, bool)>,
+    &'static str,
+    &'r str,
+    Option<&'r str>,
+    Place,
+);
 
 impl Segment {
-    fn describe<'r>(file: String, records: impl IntoIterator<Item = &'r UsageRecord>) -> Segment {
+    fn describe<'r>(
+        file: String,
+        records: impl IntoIterator<Item = &'r UsageRecord>,
+        places: &Places,
+    ) -> Segment {
         let mut segment = Segment {
             file,
             ..Segment::default()
         };
-        // Totals by UTC hour number and model: the hour is written out once per key, not
-        // per record (printing a timestamp costs more than the rest of the loop).
-        let mut totals: HourTotals<'_> = FxHashMap::default();
+        // Spans by UTC hour number, ...: the hour is written out once per key, not per
+        // record (printing a timestamp costs more than the rest of the loop).
+        let mut spans: FxHashMap<SpanKey<'r>, Span> = FxHashMap::default();
         for record in records {
             segment.records += 1;
             match record.at {
@@ -344,17 +537,49 @@ impl Segment {
                 }
                 None => segment.undated = true,
             }
-            let hour_number = record.at.map(|at| at.as_second().div_euclid(3_600));
-            totals
-                .entry((hour_number, record.model.as_str()))
-                .or_insert_with(|| (record.at, Totals::default()))
-                .1
-                .add(record);
+            let hour = record.at.map(|at| {
+                let second = at.as_second();
+                (
+                    second.div_euclid(3_600),
+                    second.rem_euclid(3_600) == 0 && at.subsec_nanosecond() == 0,
+                )
+            });
+            let place = places.of(record);
+            let key = (
+                hour,
+                super::report::provider(record),
+                record.model.as_str(),
+                record.speed.as_deref(),
+                place,
+            );
+            match spans.get_mut(&key) {
+                Some(span) => {
+                    span.totals.add(record);
+                    span.first = span.first.min(record.at);
+                    span.last = span.last.max(record.at);
+                }
+                None => {
+                    spans.insert(key, Span::of(record, place));
+                }
+            }
         }
-        segment.totals = totals
-            .into_iter()
-            .map(|((_, model), (at, totals))| (format!("{} {model}", hour(at)), totals))
-            .collect();
+        let mut spans: Vec<Span> = spans.into_values().collect();
+        spans.sort_by(|left, right| {
+            (left.first, &left.provider, &left.model, left.place).cmp(&(
+                right.first,
+                &right.provider,
+                &right.model,
+                right.place,
+            ))
+        });
+        for span in &spans {
+            segment
+                .totals
+                .entry(format!("{} {}", hour(span.first), span.model))
+                .or_default()
+                .merge(&span.totals);
+        }
+        segment.spans = spans;
         segment
     }
 
@@ -372,18 +597,6 @@ fn hour(at: Option<Timestamp>) -> String {
     at.map_or_else(|| "-".to_owned(), |at| at.to_string()[..13].to_owned())
 }
 
-/// The time a totals bucket spans: an hour (`2026-11-02T10`), or a day (`2026-11-02`, as
-/// stores before hours kept them); `None` for records without a time (`-`).
-fn bucket_span(bucket: &str) -> Option<(Timestamp, Timestamp)> {
-    let (start, hours) = if bucket.len() == 10 {
-        (format!("{bucket}T00:00:00Z"), 24)
-    } else {
-        (format!("{bucket}:00:00Z"), 1)
-    };
-    let start: Timestamp = start.parse().ok()?;
-    Some((start, start + jiff::SignedDuration::from_hours(hours)))
-}
-
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Index {
     version: u32,
@@ -391,15 +604,6 @@ struct Index {
     segments: Vec<Segment>,
     /// The runs the stored records were last matched against.
     matched: BTreeSet<String>,
-}
-
-/// Unattributed spend by UTC hour and model, for reports.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct UnattributedTotals {
-    /// `(hour, model)` → totals of the requests in the time asked for; hour is
-    /// `YYYY-MM-DDTHH` (`YYYY-MM-DD` for a store written before hours), or `-` for
-    /// records without a time (always counted: nothing places them).
-    pub by_hour_model: BTreeMap<(String, String), Totals>,
 }
 
 /// Why the unattributed store could not be read or written.
@@ -432,6 +636,9 @@ pub enum AttributeError {
 #[derive(Debug)]
 pub struct Unattributed {
     directory: PathBuf,
+    /// Where this repository's records run: each stored span says whether its records
+    /// ran here (see [`Place`]).
+    places: Places,
 }
 
 /// Records a store gave to runs, and the change to make once they are safely in the ledger.
@@ -449,7 +656,16 @@ impl Unattributed {
     pub fn open(common_dir: &Path) -> Self {
         Unattributed {
             directory: common_dir.join("gitprio").join("usage-unattributed"),
+            places: Places::default(),
         }
+    }
+
+    /// Places the records it keeps (and reads from segments written without spans) by
+    /// this repository's directories; without them every record is another project's.
+    #[must_use]
+    pub fn with_places(mut self, places: Places) -> Self {
+        self.places = places;
+        self
     }
 
     fn index_path(&self) -> PathBuf {
@@ -518,7 +734,11 @@ impl Unattributed {
         bytes.clear();
         chunk::write_chunk(bytes, records);
         super::outbox::write_atomically(&path, bytes).map_err(Self::io("write", &path))?;
-        Ok(Segment::describe(file.to_owned(), records.iter().copied()))
+        Ok(Segment::describe(
+            file.to_owned(),
+            records.iter().copied(),
+            &self.places,
+        ))
     }
 
     /// Writes `parts` (file, records) as segments on two threads, each taking the next
@@ -687,56 +907,48 @@ impl Unattributed {
         ))
     }
 
-    /// The stored spend of requests at or after `since` and before `until`, by hour and
-    /// model: the totals of each hour inside, and the records themselves of an hour a
-    /// bound cuts (only the segments holding one are read).
-    pub fn totals(
+    /// The stored spend of requests at or after `since` and before `until` (all of it
+    /// without bounds), in spans: those of each hour wholly inside as stored, and the
+    /// records themselves of a span a bound cuts or of a segment written without spans
+    /// (only the segments holding one are read). Records without a time always count:
+    /// nothing places them.
+    pub fn spans(
         &self,
         since: Option<Timestamp>,
         until: Option<Timestamp>,
-    ) -> Result<UnattributedTotals, StoreError> {
+    ) -> Result<Vec<Span>, StoreError> {
         let index = self.load()?;
-        let inside = |at: Timestamp| {
-            since.is_none_or(|since| at >= since) && until.is_none_or(|until| at < until)
+        let inside = |at: Option<Timestamp>| {
+            at.is_none_or(|at| {
+                since.is_none_or(|since| at >= since) && until.is_none_or(|until| at < until)
+            })
         };
-        let mut totals = UnattributedTotals::default();
+        let mut spans = Vec::new();
         for segment in &index.segments {
-            let mut records: Option<Vec<UsageRecord>> = None;
-            for (key, part) in &segment.totals {
-                let (bucket, model) = key.split_once(' ').unwrap_or((key.as_str(), ""));
-                let entry = (bucket.to_owned(), model.to_owned());
-                let Some((start, end)) = bucket_span(bucket) else {
-                    totals.by_hour_model.entry(entry).or_default().merge(part);
-                    continue;
-                };
-                let last = end - jiff::SignedDuration::from_nanos(1);
-                if inside(start) && inside(last) {
-                    totals.by_hour_model.entry(entry).or_default().merge(part);
-                } else if since.is_none_or(|since| since < end)
-                    && until.is_none_or(|until| until > start)
-                {
-                    // A bound cuts this bucket: count its records one by one.
-                    if records.is_none() {
-                        records = Some(self.read_segment(segment)?);
-                    }
-                    for record in records.iter().flatten() {
-                        if record.model == model
-                            && let Some(at) = record.at
-                            && at >= start
-                            && at < end
-                            && inside(at)
-                        {
-                            totals
-                                .by_hour_model
-                                .entry(entry.clone())
-                                .or_default()
-                                .add(record);
-                        }
-                    }
-                }
+            let whole = |span: &Span| inside(span.first) && inside(span.last);
+            let outside = |span: &Span| {
+                since.is_some_and(|since| span.last.is_some_and(|last| last < since))
+                    || until.is_some_and(|until| span.first.is_some_and(|first| first >= until))
+            };
+            if !segment.spans.is_empty()
+                && segment
+                    .spans
+                    .iter()
+                    .all(|span| whole(span) || outside(span))
+            {
+                spans.extend(segment.spans.iter().filter(|span| whole(span)).cloned());
+            } else if segment.records > 0 {
+                // A bound cuts one of its spans, or it was written without spans: count
+                // its records one by one.
+                spans.extend(
+                    self.read_segment(segment)?
+                        .iter()
+                        .filter(|record| inside(record.at))
+                        .map(|record| Span::of(record, self.places.of(record))),
+                );
             }
         }
-        Ok(totals)
+        Ok(spans)
     }
 }
 
@@ -870,11 +1082,12 @@ mod tests {
         assert_eq!(store.count().unwrap(), (1, 5));
         // The run did not change: the store is not read again.
         assert!(store.claim(&matcher).unwrap().records.is_empty());
-        let totals = store.totals(None, None).unwrap();
-        assert_eq!(
-            totals.by_hour_model[&("2026-11-02T09".to_owned(), "m".to_owned())].output,
-            5
-        );
+        let spans = store.spans(None, None).unwrap();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].totals.output, 5);
+        assert_eq!(spans[0].place, Place::Elsewhere);
+        let at = "2026-11-02T09:31:00Z".parse().ok();
+        assert_eq!((spans[0].first, spans[0].last), (at, at));
     }
 
     /// A store as the gitprio before version 2 left it: one record object per line.
@@ -904,17 +1117,11 @@ mod tests {
         let store = Unattributed::open(directory.path());
         write_store(&store, VERSION_1_INDEX, VERSION_1_SEGMENT);
         assert_eq!(store.count().unwrap(), (2, 10));
-        // Its totals were kept per day then; a bound inside the day reads the records.
-        let day = ("2026-11-02".to_owned(), "m".to_owned());
-        assert_eq!(
-            store.totals(None, None).unwrap().by_hour_model[&day].output,
-            10
-        );
+        // It kept totals per day then, and no spans: its records are read.
+        let output = |spans: Vec<Span>| spans.iter().map(|span| span.totals.output).sum::<u64>();
+        assert_eq!(output(store.spans(None, None).unwrap()), 10);
         let since = "2026-11-02T09:31:00Z".parse().unwrap();
-        assert_eq!(
-            store.totals(Some(since), None).unwrap().by_hour_model[&day].output,
-            5
-        );
+        assert_eq!(output(store.spans(Some(since), None).unwrap()), 5);
         store
             .add(vec![record("c", "/w", "2026-11-02T09:32:00Z")])
             .unwrap();
@@ -1019,16 +1226,31 @@ mod tests {
         assert!(index.segments[0].undated && !index.segments[1].undated);
         assert!(index.segments[1].last < index.segments[2].first);
         let all: Totals = records.iter().collect();
-        let totals = store.totals(None, None).unwrap();
+        let spans = store.spans(None, None).unwrap();
         let mut summed = Totals::default();
-        for part in totals.by_hour_model.values() {
-            summed.merge(part);
+        for span in &spans {
+            summed.merge(&span.totals);
         }
         assert_eq!(summed, all);
-        assert_eq!(
-            totals.by_hour_model.keys().next().unwrap(),
-            &("-".to_owned(), "n\"quoted\"".to_owned())
-        );
+        assert!(spans.iter().any(|span| span.first.is_none()));
+        // A bound inside a segment reads its records: the same totals either side.
+        let middle = records[SEGMENT_RECORDS].at;
+        let mut halves = Totals::default();
+        for span in store
+            .spans(None, middle)
+            .unwrap()
+            .iter()
+            .chain(&store.spans(middle, None).unwrap())
+            .filter(|span| span.first.is_some())
+        {
+            halves.merge(&span.totals);
+        }
+        let undated: Totals = records
+            .iter()
+            .filter(|record| record.at.is_none())
+            .collect();
+        halves.merge(&undated);
+        assert_eq!(halves, all);
         let runs = [meta("t", "/elsewhere", "2026-01-01T00:00:00Z", None)];
         let forced = TaskId::new("t").unwrap();
         let now = "2026-12-01T00:00:00Z".parse().unwrap();

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use jiff::Timestamp;
 use serde::Serialize;
 
+use super::attribute::{Place, Span};
 use super::money::Cost;
 use super::{Outcome, PriceTable, Run, Totals, UsageRecord, money};
 use crate::task::{Status, Task, TaskId};
@@ -32,8 +33,18 @@ impl From<&Task> for TaskFacts {
     }
 }
 
-/// The outcome of a run still going.
-pub const OPEN: &str = "open";
+/// The outcome of a run still going, as JSON and the Prometheus text name it (in snake
+/// case, as every other outcome); people read "in flight" (see [`outcome_text`]).
+pub const IN_FLIGHT: &str = "in_flight";
+
+/// A run's outcome as people read it: "in flight" for a run still going, else as is.
+pub fn outcome_text(outcome: &str) -> &str {
+    if outcome == IN_FLIGHT {
+        "in flight"
+    } else {
+        outcome
+    }
+}
 
 /// Returns the UTC day of `at`: `2026-11-02`.
 pub fn day_of(at: Timestamp) -> String {
@@ -373,19 +384,34 @@ pub struct Report {
     pub pull_requests: bool,
 }
 
-/// The share of spend tied to tasks (the ledger) against spend no run claims (this
-/// machine's unattributed store: other projects, sessions outside every run).
+/// The share of spend tied to tasks (the ledger) against this repository's spend that no
+/// run claims (this machine's unattributed store, of sessions in the repository's checkout
+/// or worktrees outside every run); other projects' sessions and records that name no
+/// directory are shown apart, out of the share.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Attribution {
     pub tied_tokens: u64,
     #[serde(serialize_with = "money::serialize")]
     pub tied_cost_usd: f64,
+    /// This repository's unattributed spend (see [`super::attribute::Place::Here`]).
     pub unattributed_tokens: u64,
     #[serde(serialize_with = "money::serialize")]
     pub unattributed_cost_usd: f64,
     /// Unattributed tokens of models without a price.
     pub unattributed_unpriced_tokens: u64,
-    /// Tied tokens over tied and unattributed tokens; `None` until `gitprio usage import`
+    /// Unattributed spend of other projects' sessions on this machine (they ran outside
+    /// this repository's checkout and worktrees): not in the share.
+    pub other_projects_tokens: u64,
+    #[serde(serialize_with = "money::serialize")]
+    pub other_projects_cost_usd: f64,
+    pub other_projects_unpriced_tokens: u64,
+    /// Unattributed spend of records that name no directory (no `cwd`, no Gemini
+    /// `projectHash`): neither this repository's nor another's, so not in the share.
+    pub unplaced_tokens: u64,
+    #[serde(serialize_with = "money::serialize")]
+    pub unplaced_cost_usd: f64,
+    pub unplaced_unpriced_tokens: u64,
+    /// Tied tokens over tied and this repository's unattributed tokens; `None` until `gitprio usage import`
     /// has run on this machine: with usage recorded by `gitprio run` or by hand only, no
     /// agent log was looked at for untied spend, and a share would be 100% of nothing.
     pub tied_share: Option<f64>,
@@ -394,13 +420,19 @@ pub struct Attribution {
     pub tied_cost_share: Option<f64>,
 }
 
-/// Adds to `report` the share of spend tied to tasks, from the unattributed spend of the
-/// filter's time (see [`super::attribute::Unattributed::totals`]). `imported`: whether an
-/// import has run on this machine (else the share is unknown, not 100%).
+/// Adds to `report` this machine's unattributed spend (see
+/// [`super::attribute::Unattributed::spans`]): the share of spend tied to tasks and the
+/// unattributed spend per day, week and month, from `filtered` (the spans of the filter's
+/// time); and the 5-hour windows cut again from all of the account's requests on this
+/// machine: every run's (`runs`, as [`report`] was given them) and every unattributed
+/// one (`all`). `imported`: whether an import has run on this machine (else the share is
+/// unknown, not 100%).
 #[expect(clippy::cast_precision_loss, reason = "a share for display")]
-pub fn attribute_share(
+pub fn add_unattributed(
     report: &mut Report,
-    unattributed: &super::attribute::UnattributedTotals,
+    runs: &[Run],
+    filter: &RunFilter,
+    unattributed: UnattributedSpans<'_>,
     prices: &PriceTable,
     imported: bool,
 ) {
@@ -409,27 +441,101 @@ pub fn attribute_share(
         tied_cost_usd: report.summary.cost_usd,
         ..Attribution::default()
     };
-    for ((_, model), totals) in &unattributed.by_hour_model {
-        let record = UsageRecord {
-            model: model.clone(),
-            input: totals.input,
-            output: totals.output,
-            cache_write_5m: totals.cache_write_5m,
-            cache_write_1h: totals.cache_write_1h,
-            cache_read: totals.cache_read,
-            ..UsageRecord::default()
+    let mut by: [BTreeMap<String, Period>; 3] = Default::default();
+    for span in unattributed.filtered {
+        let tokens = span.totals.tokens();
+        let cost = prices.cost(&span.priced());
+        let (side_tokens, side_cost, side_unpriced) = match span.place {
+            Place::Here => (
+                &mut share.unattributed_tokens,
+                &mut share.unattributed_cost_usd,
+                &mut share.unattributed_unpriced_tokens,
+            ),
+            Place::Elsewhere => (
+                &mut share.other_projects_tokens,
+                &mut share.other_projects_cost_usd,
+                &mut share.other_projects_unpriced_tokens,
+            ),
+            Place::Unplaced => (
+                &mut share.unplaced_tokens,
+                &mut share.unplaced_cost_usd,
+                &mut share.unplaced_unpriced_tokens,
+            ),
         };
-        share.unattributed_tokens += totals.tokens();
-        match prices.cost(&record) {
-            Some(cost) => share.unattributed_cost_usd += cost,
-            None => share.unattributed_unpriced_tokens += totals.tokens(),
+        *side_tokens += tokens;
+        match cost {
+            Some(cost) => *side_cost += cost,
+            None => *side_unpriced += tokens,
+        }
+        let Some(at) = span.first else { continue };
+        let keys = [day_of(at), week_of(at), month_of(at)];
+        for (map, key) in by.iter_mut().zip(keys) {
+            let period = map.entry(key.clone()).or_insert_with(|| Period {
+                period: key,
+                ..Period::default()
+            });
+            period.unattributed_tokens += tokens;
+            period.unattributed_requests += span.totals.requests;
+            match cost {
+                Some(cost) => period.unattributed_cost_usd += cost,
+                None => period.unattributed_unpriced_tokens += tokens,
+            }
         }
     }
+    let spend = &mut report.spend;
+    for (periods, unattributed) in [&mut spend.by_day, &mut spend.by_week, &mut spend.by_month]
+        .into_iter()
+        .zip(by)
+    {
+        let mut merged: BTreeMap<String, Period> = periods
+            .drain(..)
+            .map(|period| (period.period.clone(), period))
+            .collect();
+        for (key, extra) in unattributed {
+            let period = merged.entry(key).or_insert_with(|| Period {
+                period: extra.period.clone(),
+                ..Period::default()
+            });
+            period.unattributed_tokens = extra.unattributed_tokens;
+            period.unattributed_requests = extra.unattributed_requests;
+            period.unattributed_cost_usd = extra.unattributed_cost_usd;
+            period.unattributed_unpriced_tokens = extra.unattributed_unpriced_tokens;
+        }
+        *periods = merged.into_values().collect();
+    }
+    let mut events = tied_events(runs, prices);
+    events.extend(unattributed.all.iter().filter_map(|span| {
+        Some(Event {
+            first: span.first?,
+            last: span.last?,
+            provider: provider_name(&span.provider),
+            tokens: span.totals.tokens(),
+            requests: span.totals.requests,
+            cost: prices.cost(&span.priced()),
+            unattributed: true,
+        })
+    }));
+    spend.windows = all_windows(events, Range::of(filter), filter.now);
+    // Without an import no agent log was read: the windows hold the ledger's requests only.
+    spend.windows_count = if imported {
+        Counted::All
+    } else {
+        Counted::Tied
+    };
     let all = share.tied_tokens + share.unattributed_tokens;
     share.tied_share = (imported && all > 0).then(|| share.tied_tokens as f64 / all as f64);
     let all_cost = share.tied_cost_usd + share.unattributed_cost_usd;
     share.tied_cost_share = (imported && all_cost > 0.0).then(|| share.tied_cost_usd / all_cost);
     report.attribution = Some(share);
+}
+
+/// This machine's unattributed spend, for [`add_unattributed`].
+#[derive(Clone, Copy, Debug)]
+pub struct UnattributedSpans<'s> {
+    /// The spans of the report's time (`--since`/`--until`).
+    pub filtered: &'s [Span],
+    /// All of them: a window is opened by whichever request came first.
+    pub all: &'s [Span],
 }
 
 /// What one (task type, model, agent) spent.
@@ -467,7 +573,11 @@ fn fleet(
             .cloned()
             .unwrap_or_else(|| "-".to_owned());
         let agent = run.meta.agent.clone();
-        let outcome = run.meta.outcome.map_or(OPEN, Outcome::as_str).to_owned();
+        let outcome = run
+            .meta
+            .outcome
+            .map_or(IN_FLIGHT, Outcome::as_str)
+            .to_owned();
         *counts
             .entry((kind.clone(), agent.clone(), outcome))
             .or_default() += 1;
@@ -510,10 +620,18 @@ pub struct Period {
     #[serde(serialize_with = "money::serialize")]
     pub cost_usd: f64,
     pub unpriced_tokens: u64,
+    /// This machine's spend in the period that no run claims (the unattributed store,
+    /// every project's), beside the tied spend above.
+    pub unattributed_tokens: u64,
+    pub unattributed_requests: u64,
+    #[serde(serialize_with = "money::serialize")]
+    pub unattributed_cost_usd: f64,
+    pub unattributed_unpriced_tokens: u64,
 }
 
-/// One 5-hour window, the unit agent subscriptions bill usage limits in: it opens at the
-/// hour of a request outside any window and lasts 5 hours.
+/// One 5-hour window, the unit agent subscriptions bill usage limits in, as ccusage's
+/// `blocks` cuts them: it opens at the hour of a request more than 5 hours after the last
+/// window opened or after the request before it, and lasts 5 hours.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Window {
     /// Whose subscription meters it: `claude`, `codex`, `gemini` (each meters its own
@@ -521,8 +639,13 @@ pub struct Window {
     pub provider: &'static str,
     pub start: Timestamp,
     pub end: Timestamp,
+    /// All its requests: the tied and, when the unattributed store was read, those no
+    /// run claims (see [`Spend::windows_count`]).
     pub tokens: u64,
     pub requests: u64,
+    /// Of `tokens`, those of the ledger's runs and those no run claims.
+    pub tied_tokens: u64,
+    pub unattributed_tokens: u64,
     #[serde(serialize_with = "money::serialize")]
     pub cost_usd: f64,
     pub unpriced_tokens: u64,
@@ -546,6 +669,20 @@ pub struct Spend {
     pub by_week: Vec<Period>,
     pub by_month: Vec<Period>,
     pub windows: Vec<Window>,
+    /// What the windows count: the ledger's requests only (`tied`), or also this
+    /// machine's unattributed ones (`all`), as the subscription meters them.
+    pub windows_count: Counted,
+}
+
+/// Which requests a figure counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Counted {
+    /// The ledger's: requests tied to a task's run.
+    #[default]
+    Tied,
+    /// The ledger's and this machine's unattributed requests.
+    All,
 }
 
 /// The length of a billing window.
@@ -599,30 +736,13 @@ fn spend(
         }
     }
     let [by_day, by_week, by_month] = by.map(|map| map.into_values().collect());
-    let mut by_provider: BTreeMap<&'static str, Vec<(Timestamp, &UsageRecord)>> = BTreeMap::new();
-    for (at, record) in timed_records(all) {
-        by_provider
-            .entry(provider(record))
-            .or_default()
-            .push((at, record));
-    }
-    let mut windows: Vec<Window> = by_provider
-        .into_iter()
-        .flat_map(|(provider, records)| {
-            let mut windows = windows(&records, prices, now);
-            for window in &mut windows {
-                window.provider = provider;
-            }
-            windows
-        })
-        .filter(|window| range.overlaps(window.start, window.end))
-        .collect();
-    windows.sort_by_key(|window| (window.start, window.provider));
+    let windows = all_windows(tied_events(all, prices), range, now);
     Spend {
         by_day,
         by_week,
         by_month,
         windows,
+        windows_count: Counted::Tied,
     }
 }
 
@@ -651,27 +771,94 @@ pub fn provider(record: &UsageRecord) -> &'static str {
     }
 }
 
-/// Cuts `records` (oldest first) into 5-hour windows; `now` marks the active one, with
+/// Requests that count in a window: one request, or an unattributed span of them.
+#[derive(Clone, Copy, Debug)]
+struct Event {
+    first: Timestamp,
+    last: Timestamp,
+    provider: &'static str,
+    tokens: u64,
+    requests: u64,
+    cost: Option<f64>,
+    unattributed: bool,
+}
+
+/// Each request of `runs` as an event (at its run's start where it has no time).
+fn tied_events(runs: &[Run], prices: &PriceTable) -> Vec<Event> {
+    timed_records(runs)
+        .into_iter()
+        .map(|(at, record)| Event {
+            first: at,
+            last: at,
+            provider: provider(record),
+            tokens: record.total_tokens(),
+            requests: u64::from(record.requests),
+            cost: prices.cost(record),
+            unattributed: false,
+        })
+        .collect()
+}
+
+/// The windows of `events` per provider (each meters its own), those overlapping `range`,
+/// oldest first; `now` marks each provider's active one.
+fn all_windows(mut events: Vec<Event>, range: Range, now: Option<Timestamp>) -> Vec<Window> {
+    events.sort_by_key(|event| (event.first, event.last));
+    let mut by_provider: BTreeMap<&'static str, Vec<Event>> = BTreeMap::new();
+    for event in events {
+        by_provider.entry(event.provider).or_default().push(event);
+    }
+    let mut windows: Vec<Window> = by_provider
+        .into_iter()
+        .flat_map(|(provider, events)| {
+            let mut windows = windows(&events, now);
+            for window in &mut windows {
+                window.provider = provider;
+            }
+            windows
+        })
+        .filter(|window| range.overlaps(window.start, window.end))
+        .collect();
+    windows.sort_by_key(|window| (window.start, window.provider));
+    windows
+}
+
+/// The name [`provider`] gives, from a stored one.
+fn provider_name(name: &str) -> &'static str {
+    match name {
+        "claude" => "claude",
+        "codex" => "codex",
+        "gemini" => "gemini",
+        _ => "other",
+    }
+}
+
+/// Cuts `events` (oldest first) into 5-hour windows as ccusage's `blocks` does: a request
+/// more than 5 hours after its window's start, or after the request before it, opens a
+/// new one at its hour. (An unattributed span is one hour's requests: a window that ends
+/// on that hour's first instant takes the whole span.) `now` marks the active one, with
 /// its burn rate and projection.
 #[expect(clippy::cast_precision_loss, reason = "rates for display")]
-fn windows(
-    records: &[(Timestamp, &UsageRecord)],
-    prices: &PriceTable,
-    now: Option<Timestamp>,
-) -> Vec<Window> {
+fn windows(events: &[Event], now: Option<Timestamp>) -> Vec<Window> {
     let span = jiff::SignedDuration::from_hours(WINDOW_HOURS);
     let mut windows: Vec<Window> = Vec::new();
-    for (at, record) in records {
-        let open = windows.last().is_some_and(|window| *at < window.end);
+    // The window's first request, and the last request so far.
+    let mut first = None;
+    let mut last: Option<Timestamp> = None;
+    for event in events {
+        let open = windows.last().is_some_and(|window| {
+            event.first.duration_since(window.start) <= span
+                && last.is_none_or(|last| event.first.duration_since(last) <= span)
+        });
         if !open {
-            let hour = at
+            let hour = event
+                .first
                 .to_zoned(jiff::tz::TimeZone::UTC)
                 .round(
                     jiff::ZonedRound::new()
                         .smallest(jiff::Unit::Hour)
                         .mode(jiff::RoundMode::Trunc),
                 )
-                .map_or(*at, |zoned| zoned.timestamp());
+                .map_or(event.first, |zoned| zoned.timestamp());
             windows.push(Window {
                 start: hour,
                 // A request dated within five hours of the end of time (a corrupt log
@@ -679,25 +866,27 @@ fn windows(
                 end: hour.checked_add(span).unwrap_or(Timestamp::MAX),
                 ..Window::default()
             });
+            first = Some(event.first);
         }
+        last = Some(last.map_or(event.last, |last| last.max(event.last)));
         let window = windows.last_mut().expect("a window was opened");
-        let mut period = Period::default();
-        add_to(&mut period, record, prices);
-        window.tokens += period.tokens;
-        window.requests += period.requests;
-        window.cost_usd += period.cost_usd;
-        window.unpriced_tokens += period.unpriced_tokens;
+        window.tokens += event.tokens;
+        window.requests += event.requests;
+        if event.unattributed {
+            window.unattributed_tokens += event.tokens;
+        } else {
+            window.tied_tokens += event.tokens;
+        }
+        match event.cost {
+            Some(cost) => window.cost_usd += cost,
+            None => window.unpriced_tokens += event.tokens,
+        }
     }
-    if let (Some(now), Some(window)) = (now, windows.last_mut())
+    if let (Some(now), Some(window), Some(first)) = (now, windows.last_mut(), first)
         && now >= window.start
         && now < window.end
     {
         window.active = true;
-        let first = records
-            .iter()
-            .map(|(at, _)| *at)
-            .find(|at| *at >= window.start)
-            .unwrap_or(window.start);
         let elapsed = now.as_second() - first.as_second();
         // A rate over less than a minute says nothing.
         if elapsed >= 60 {
@@ -869,7 +1058,7 @@ fn run_line(run: &Run, tasks: &BTreeMap<TaskId, TaskFacts>, prices: &PriceTable)
         model: dominant_model(run),
         started_at: meta.started_at,
         ended_at: meta.ended_at,
-        outcome: meta.outcome.map_or(OPEN, Outcome::as_str).to_owned(),
+        outcome: meta.outcome.map_or(IN_FLIGHT, Outcome::as_str).to_owned(),
         tokens: totals.tokens(),
         cost_usd: cost.usd,
         unpriced_tokens: cost.unpriced_tokens,
@@ -1257,12 +1446,12 @@ fn waste(
     let tokens_per_completed_task = completed_distribution(&by_task);
     let unfinished_runs: Vec<RunLine> = lines
         .iter()
-        .filter(|line| line.outcome != "completed" && line.outcome != OPEN)
+        .filter(|line| line.outcome != "completed" && line.outcome != IN_FLIGHT)
         .cloned()
         .collect();
     let in_flight_runs: Vec<RunLine> = lines
         .iter()
-        .filter(|line| line.outcome == OPEN)
+        .filter(|line| line.outcome == IN_FLIGHT)
         .cloned()
         .collect();
     let retried_tasks = by_task

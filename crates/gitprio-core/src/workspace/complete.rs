@@ -2,12 +2,48 @@
 //! `complete_task`): the plan check, the acceptance commands or why they were skipped, the
 //! usage reported with the completion, then the submission fenced by the lease.
 
+use std::path::{Path, PathBuf};
+
 use crate::task::TaskId;
 
 use super::acceptance::{Check, claimed_task, unplanned};
 use super::submit::{Submitted, bounded_summary, completion_note};
 use super::usage::{RecordInput, Recorded};
 use super::{Workspace, WorkspaceError};
+
+/// The lock a `done` holds in the directory of `gitprio run`'s attempt it completes
+/// (`gitprio/runs/<id>/<generation>/done.lock`) while it works: a run started after the
+/// one that started this `done` was killed leaves the lease to it (it renews the lease
+/// and submits), instead of giving the task back under it and doing it all again.
+pub const DONE_LOCK: &str = "done.lock";
+
+/// Holds [`DONE_LOCK`] of an attempt; removed (still locked) when dropped.
+struct Working {
+    path: PathBuf,
+    _lock: std::fs::File,
+}
+
+impl Working {
+    /// Locks the attempt's `done.lock`, if this worktree's lease is an attempt of `gitprio
+    /// run` (only a help: without it, a run started meanwhile gives the task back).
+    fn take(attempt: &Path) -> Option<Working> {
+        let path = attempt.join(DONE_LOCK);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .ok()?;
+        file.try_lock().ok()?;
+        Some(Working { path, _lock: file })
+    }
+}
+
+impl Drop for Working {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
 
 /// Whether the task's acceptance commands run before it is submitted.
 #[derive(Clone, Debug)]
@@ -59,8 +95,9 @@ pub struct Submission {
 
 impl Workspace<'_> {
     /// Completes `id`: refuses while it must be planned first, runs its acceptance commands
-    /// as claimed (unless skipped, for a reason), records the usage given, then submits it
-    /// fenced by the lease and sets `status: done` in its task file.
+    /// as claimed (unless skipped, for a reason) with the lease kept renewed meanwhile,
+    /// records the usage given, then submits it fenced by the lease and sets `status: done`
+    /// in its task file.
     pub fn complete(
         &self,
         id: &TaskId,
@@ -95,6 +132,10 @@ impl Workspace<'_> {
                 already: true,
             })));
         }
+        let _working = self
+            .attempt_directory(id)
+            .filter(|attempt| attempt.is_dir())
+            .and_then(|attempt| Working::take(&attempt));
         // Read once: a lease record it cannot read is warned about once.
         let claimed = claimed_task(self.repo, id, self.notices)?;
         if let Some(path) = unplanned(self.repo, self.config(), &claimed)? {
@@ -102,7 +143,7 @@ impl Workspace<'_> {
         }
         let checks = match skipped {
             Some(_) => Vec::new(),
-            None => self.accept(worktree, id, &claimed.acceptance)?,
+            None => self.renewing(id, || self.accept(worktree, id, &claimed.acceptance))?,
         };
         if checks.iter().any(|check| !check.passed) {
             return Ok(Completed::AcceptanceFailed { checks });

@@ -29,7 +29,7 @@ use jiff::Timestamp;
 
 pub use acceptance::{Check, tail};
 pub use claim::{Claim, ClaimRequest, ClaimedTask, error_chain, report_commands};
-pub use complete::{Completed, Completion, Submission, Verify};
+pub use complete::{Completed, Completion, DONE_LOCK, Submission, Verify};
 pub use error::WorkspaceError;
 pub use gc::collect;
 pub use heartbeat::{Renewed, progress};
@@ -129,6 +129,9 @@ pub struct Workspace<'repo> {
     store: LeaseStore<'repo>,
     invocation: Invocation,
     notices: &'repo dyn Notices,
+    /// When it was opened: `invocation.now` plus the time since is the clock of what it
+    /// does long after (the renewals while the acceptance commands run).
+    opened: std::time::Instant,
 }
 
 impl std::fmt::Debug for Workspace<'_> {
@@ -170,6 +173,7 @@ impl<'repo> Workspace<'repo> {
             store: LeaseStore::new(repo, mode),
             invocation,
             notices,
+            opened: std::time::Instant::now(),
         })
     }
 

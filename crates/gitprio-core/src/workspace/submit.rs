@@ -139,7 +139,7 @@ fn worktree_tree(worktree: &Path, index: &Path) -> Option<String> {
 impl Workspace<'_> {
     /// The directory of the attempt at `id` this worktree holds the lease of (see
     /// `gitprio run`): `gitprio/runs/<id>/<generation>`.
-    fn attempt_directory(&self, id: &TaskId) -> Option<PathBuf> {
+    pub(super) fn attempt_directory(&self, id: &TaskId) -> Option<PathBuf> {
         let holder = self.holder();
         let held = HeldLease::load(self.repo.common_dir(), id, &holder).ok()??;
         Some(
