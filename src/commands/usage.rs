@@ -350,9 +350,7 @@ pub fn import_logs(
             }
             None => workspace.deliver_imported(meta, own)?,
         };
-        if written.added > 0 && written.kept.is_none() {
-            warn_hand_beside_imported(settings, &ledger, meta, own, stored.as_deref());
-        }
+        warn_hand_beside_imported(settings, &ledger, &written, own, stored.as_deref());
         summary.kept_writes += usize::from(written.kept.is_some());
         summary
             .recorded
@@ -393,17 +391,21 @@ fn warn_hand_beside_log(settings: &Settings, runs: &[gitprio_core::usage::Run]) 
     }
 }
 
-/// Warns when the run `meta` holds usage recorded by hand beside what this import read
-/// for it from the logs (`own` and `stored`), of one model in one stretch of time. The
+/// Warns when the run an import `written` to holds usage recorded by hand beside what
+/// it read for it from the logs (`own` and `stored`), of one model in one stretch of time. The
 /// run's hand-recorded usage comes from a cache of each ledger chunk's, so a large
 /// import to a run of logs alone costs a look-up per chunk.
 fn warn_hand_beside_imported(
     settings: &Settings,
     ledger: &Ledger<'_, '_>,
-    meta: &RunMeta,
+    written: &gitprio_core::workspace::Recorded,
     own: &[UsageRecord],
     stored: Option<&[UsageRecord]>,
 ) {
+    if written.added == 0 || written.kept.is_some() {
+        return;
+    }
+    let meta = &written.meta;
     let Ok(hand) = ledger.hand_recorded(meta) else {
         return;
     };
