@@ -5,6 +5,7 @@ use std::io::Write;
 use gitprio_core::hint::{FrontEnd, Hint};
 use gitprio_core::queue::{RankReason, Standing};
 use gitprio_core::usage::money::Usd;
+use gitprio_core::workspace::RepositoryPrices;
 use gitprio_core::{Blocker, Diagnostic, Queue, Readiness, Task};
 
 use crate::settings::Settings;
@@ -454,12 +455,53 @@ pub fn cost(cost: gitprio_core::usage::money::Cost) -> String {
     }
 }
 
-/// What every cost is, said beside it: an estimate at the bundled list prices, dated.
-pub fn list_price_label() -> String {
-    format!(
-        "estimated at list price, prices of {}",
-        gitprio_core::usage::PRICE_SNAPSHOT_DATE
-    )
+/// What every cost is, said beside it: an estimate at the bundled list prices, dated, or
+/// at the prices of the repository's `.tasks/prices.yaml` (and a `--prices` file) over them.
+/// `repository_models` is how many models `.tasks/prices.yaml` prices (0: none).
+pub fn list_price_label(repository_models: usize, file: Option<&str>) -> String {
+    if repository_models == 0 && file.is_none() {
+        format!(
+            "estimated at list price, {}",
+            price_origin(repository_models, file)
+        )
+    } else {
+        format!("estimated, {}", price_origin(repository_models, file))
+    }
+}
+
+/// Where the prices come from, briefly: `prices of DATE` (the bundled snapshot), or
+/// `prices from .tasks/prices.yaml (2 models) over the bundled snapshot of DATE`.
+pub fn price_origin(repository_models: usize, file: Option<&str>) -> String {
+    let date = gitprio_core::usage::PRICE_SNAPSHOT_DATE;
+    let mut sources = Vec::new();
+    if repository_models > 0 {
+        sources.push(format!(
+            "{} ({})",
+            gitprio_core::workspace::PRICES_PATH,
+            counted(repository_models, "model")
+        ));
+    }
+    sources.extend(file.map(str::to_owned));
+    if sources.is_empty() {
+        format!("prices of {date}")
+    } else {
+        format!(
+            "prices from {} over the bundled snapshot of {date}",
+            sources.join(" and ")
+        )
+    }
+}
+
+/// Warns, once per entry, about what of `.tasks/prices.yaml` could not be read: those
+/// models are costed at their bundled prices, in every view alike.
+pub fn price_problems(settings: &Settings, repository: &RepositoryPrices) {
+    for problem in &repository.problems {
+        message(
+            settings,
+            "warning",
+            &format!("{} {problem}", gitprio_core::workspace::PRICES_PATH),
+        );
+    }
 }
 
 /// A cost in at most 7 characters, for a table column: `$1.23`, `≥$1.23` with unpriced

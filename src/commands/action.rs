@@ -23,7 +23,6 @@ use gitprio_core::TaskId;
 use gitprio_core::git::Repository;
 use gitprio_core::lease::{self as core_lease, CasOutcome, LeaseState, LeaseStore};
 use gitprio_core::source::ParseCache;
-use gitprio_core::usage::PriceTable;
 use gitprio_core::workspace::{self, SettledRuns, StoreChoice, Workspace};
 use serde::{Deserialize, Serialize};
 
@@ -278,11 +277,11 @@ pub fn run(settings: &Settings, args: &ActionArgs) -> CommandResult {
         );
     }
     let SettledRuns { leases, runs, .. } = workspace.settled_runs()?;
-    let prices = PriceTable::new(gitprio_core::workspace::price_overrides(
-        &repo,
-        Some(changes.head),
-    )?);
+    let repository_prices = gitprio_core::workspace::price_overrides(&repo, Some(changes.head))?;
+    output::price_problems(settings, &repository_prices);
+    let prices = repository_prices.table();
     let mut summary = summary::summarize(&changes, &runs, &leases, &prices);
+    summary.repository_price_models = repository_prices.prices.len();
     summary.invalid_tasks = invalid;
     let outputs = Outputs::of(&summary);
     let body = (!summary.tasks.is_empty()).then(|| summary::markdown(&summary));

@@ -11,16 +11,16 @@ use gitprio_core::usage::attribute::{Places, Unattributed};
 use gitprio_core::usage::import::ImportState;
 use gitprio_core::usage::money::{Cost, Usd};
 use gitprio_core::usage::report::{
-    Counted, Distribution, GroupBy, IN_FLIGHT, PullRequestFacts, Report, RunFilter, RunLine,
-    TaskFacts, UnattributedSpans, Waste, add_unattributed, day_of, outcome_text,
-    pull_request_signals, report,
+    Counted, Distribution, GroupBy, IN_FLIGHT, PullRequestFacts, Report, RepositoryPriceFile,
+    RunFilter, RunLine, TaskFacts, UnattributedSpans, Waste, add_unattributed, day_of,
+    outcome_text, pull_request_signals, report,
 };
 use gitprio_core::usage::{Ledger, PriceTable};
 use jiff::Timestamp;
 
 use crate::args::StoreArgs;
 use crate::cli::CommandResult;
-use crate::output::{Align, dollars, numbers_after, percent, ratio, tokens};
+use crate::output::{Align, numbers_after, percent, ratio, tokens};
 use crate::reading::load_tasks;
 use crate::settings::Settings;
 use crate::{exit_code, output};
@@ -128,6 +128,10 @@ fn filtered_out(args: &ReportArgs, total: usize) -> String {
     )
 }
 
+/// Said instead of [`NO_RUNS`] with `--offline` in a clone that never fetched the ledger:
+/// the remote may hold runs this clone has not seen.
+const NO_RUNS_OFFLINE: &str = "nothing fetched yet: this clone never fetched the usage ledger; run without `--offline` to fetch it";
+
 /// Reads a `--since`/`--until` bound: a date (midnight UTC) or an RFC 3339 time with its
 /// zone. A time without a zone is refused, not read as its date's midnight: the figures of
 /// `--until 2026-11-02T06:00` would silently be those of a different time.
@@ -203,12 +207,7 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         .iter()
         .map(|task| (task.id.clone(), TaskFacts::from(task)))
         .collect();
-    let mut known_prices = match &args.prices {
-        Some(path) => price_file(settings, path)?,
-        None => BTreeMap::new(),
-    };
-    known_prices.extend(price_overrides(&repo, loaded.commit)?);
-    let prices = PriceTable::new(known_prices);
+    let (prices, repository_prices) = prices(settings, args, &repo, loaded.commit)?;
     let (since, until) = time_bounds(args)?;
     let filter = RunFilter {
         since,
@@ -228,7 +227,16 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         .runs;
     let format = if args.json { Format::Json } else { args.format };
     if runs.is_empty() {
-        output::confirm(settings, NO_RUNS);
+        let never_fetched = matches!(store.mode(), gitprio_core::lease::Mode::Remote { .. })
+            && store.last_refreshed().is_none();
+        output::confirm(
+            settings,
+            if args.offline && never_fetched {
+                NO_RUNS_OFFLINE
+            } else {
+                NO_RUNS
+            },
+        );
         // Nothing to ask GitHub or the unattributed store for a table of no runs.
         if matches!(format, Format::Table) {
             return Ok(exit_code::SUCCESS);
@@ -242,12 +250,22 @@ pub fn run(settings: &Settings, args: &ReportArgs) -> CommandResult {
         }
     }
     report.price_file = args.prices.as_ref().map(|path| path.display().to_string());
+    report.repository_prices =
+        (!repository_prices.prices.is_empty()).then(|| RepositoryPriceFile {
+            file: gitprio_core::workspace::PRICES_PATH.to_owned(),
+            models: repository_prices.prices.len(),
+        });
     if !args.offline
         && let Some(pulls) = github_pull_requests(settings, &report)
     {
         pull_request_signals(&mut report, &pulls, &tasks);
     }
     add_machine_spend(settings, &repo, &mut report, &runs, &filter, &prices);
+    if filter.task.is_some() || filter.feature.is_some() {
+        // Unattributed spend is of no task or feature: set against one task's spend it is
+        // a share nobody can act on (walk17 N17); the unfiltered report has the machine's.
+        report.attribution = None;
+    }
     output::unpriced_models(settings, &report.unpriced_models);
     let text = match format {
         Format::Json => {
@@ -292,6 +310,7 @@ fn add_machine_spend(
             let spans = UnattributedSpans {
                 filtered: &filtered,
                 all: &all,
+                agent: &settings.agent,
             };
             add_unattributed(report, runs, filter, spans, prices, imported);
         }
@@ -364,6 +383,24 @@ fn github_pull_requests(
     Some(pulls)
 }
 
+/// The prices the report's costs are at: the bundled table, under a `--prices` file,
+/// under the queue's `.tasks/prices.yaml` (what of it cannot be read is warned about).
+fn prices(
+    settings: &Settings,
+    args: &ReportArgs,
+    repo: &Repository,
+    commit: Option<gitprio_core::git::ObjectId>,
+) -> anyhow::Result<(PriceTable, gitprio_core::workspace::RepositoryPrices)> {
+    let mut known_prices = match &args.prices {
+        Some(path) => price_file(settings, path)?,
+        None => BTreeMap::new(),
+    };
+    let repository_prices = price_overrides(repo, commit)?;
+    output::price_problems(settings, &repository_prices);
+    known_prices.extend(repository_prices.prices.clone());
+    Ok((PriceTable::new(known_prices), repository_prices))
+}
+
 /// Reads a price file the user gives: `LiteLLM` JSON, else the `.tasks/prices.yaml` shape.
 /// A `LiteLLM` entry whose price is not a number is named in a warning and left out.
 fn price_file(
@@ -402,12 +439,12 @@ fn price_file(
     Ok(prices)
 }
 
-/// Where the prices come from, briefly.
-fn price_label(report: &Report) -> String {
-    match &report.price_file {
-        Some(file) => format!("prices from {file}"),
-        None => format!("prices of {}", report.price_date),
-    }
+/// How many models the repository's `.tasks/prices.yaml` prices in this report (0: none).
+fn repository_models(report: &Report) -> usize {
+    report
+        .repository_prices
+        .as_ref()
+        .map_or(0, |file| file.models)
 }
 
 /// The share of spend tied to tasks, as headline rows: the share (tied against this
@@ -488,7 +525,7 @@ fn in_flight_row(summary: &gitprio_core::usage::report::Summary) -> String {
         return "none".to_owned();
     }
     format!(
-        "{} tokens ({}) in {}, not in the ratios",
+        "{} tokens, {}, in {}, not in the ratios",
         tokens(summary.in_flight_tokens),
         output::cost(Cost {
             usd: summary.in_flight_cost_usd,
@@ -510,10 +547,7 @@ fn headline(report: &Report) -> Vec<(String, String)> {
         ),
         ("value points".to_owned(), summary.value_points.to_string()),
         ("tokens".to_owned(), tokens(summary.tokens)),
-        (
-            format!("cost (estimated at list price, {})", price_label(report)),
-            output::cost(summary.cost()),
-        ),
+        (cost_name(report), output::cost(summary.cost())),
         ("in flight".to_owned(), in_flight_row(summary)),
         (
             "unmerged spend".to_owned(),
@@ -551,7 +585,23 @@ fn headline(report: &Report) -> Vec<(String, String)> {
         ("cache hit rate".to_owned(), percent(summary.cache_hit_rate)),
     ];
     rows.extend(attribution_rows(report));
+    if repository_models(report) > 0 || report.price_file.is_some() {
+        // Own row: the whole source is too long for the name of the cost row.
+        let origin = output::price_origin(repository_models(report), report.price_file.as_deref());
+        let from = origin.strip_prefix("prices ").unwrap_or(&origin).to_owned();
+        rows.insert(5, ("prices".to_owned(), from));
+    }
     rows
+}
+
+/// The name of the cost row: what the cost is estimated at, in full for the bundled
+/// prices, else said on the `prices` row after it.
+fn cost_name(report: &Report) -> String {
+    if repository_models(report) > 0 || report.price_file.is_some() {
+        "cost (estimated)".to_owned()
+    } else {
+        format!("cost ({})", output::list_price_label(0, None))
+    }
 }
 
 /// Dollars per completed task or value point: `-` with none, `at least` with unpriced tokens.
@@ -620,14 +670,30 @@ fn waste_sections(report: &Report) -> Vec<Section> {
     sections
 }
 
+/// What the tokens and the dollars per completed task count: over a period (`--since`,
+/// `--until`) only its runs' spend inside it, not all its runs.
+fn per_task_rules(period: bool) -> (&'static str, &'static str) {
+    if period {
+        (
+            "The tokens of its runs inside the period count; a task that spent nothing in it is left out. A p99 far above the median means runaway loops.",
+            "Dollars of a task's runs inside the period, nearest-rank percentiles: a p99 far above the median is runaway work.",
+        )
+    } else {
+        (
+            "All runs of a task count. A p99 far above the median means runaway loops.",
+            "Dollars of all a task's runs, nearest-rank percentiles: a p99 far above the median is runaway work.",
+        )
+    }
+}
+
 /// The waste signals as (title, explanation, lines), as they come.
 fn signal_sections(report: &Report) -> Vec<Section> {
     let waste = &report.waste;
     vec![
         (
             "Tokens per completed task",
-            "All runs of a task count. A p99 far above the median means runaway loops.",
-            distribution_lines(&waste.tokens_per_completed_task),
+            per_task_rules(report.period).0,
+            distribution_lines(&waste.tokens_per_completed_task, report.period),
         ),
         (
             "Runs that did not complete their task",
@@ -664,7 +730,7 @@ fn signal_sections(report: &Report) -> Vec<Section> {
         ),
         (
             "Cost per completed task by type",
-            "Dollars of all a task's runs, nearest-rank percentiles: a p99 far above the median is runaway work.",
+            per_task_rules(report.period).1,
             cost_tail_lines(waste),
         ),
         (
@@ -724,18 +790,22 @@ fn signal_sections(report: &Report) -> Vec<Section> {
 fn windows_explanation(counted: Counted) -> &'static str {
     match counted {
         Counted::All => {
-            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart), over all of the account's requests on this machine: tied and unattributed (every project's), cut as ccusage's `blocks` cuts them; the active one with its burn rate and projection."
+            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart) and agent (each agent is taken to have its own subscription), over all of the account's requests: the agent's tied requests, and for the agent running this report also this machine's unattributed ones (every project's), cut as ccusage's `blocks` cuts them; the active one with its burn rate and, while requests are coming, its projection."
         }
         Counted::Tied => {
-            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart), from the ledger's requests only (tied spend only: no `gitprio usage import` on this machine has read the requests no run claims); the active one with its burn rate and projection."
+            "The windows agent subscriptions bill limits in, per provider (Claude, Codex and Gemini meter apart) and agent (each agent is taken to have its own subscription), from the ledger's requests only (tied spend only: no `gitprio usage import` on this machine has read the requests no run claims); the active one with its burn rate and, while requests are coming, its projection."
         }
     }
 }
 
 /// The tokens per completed task: its percentiles, then the costliest tasks.
-fn distribution_lines(distribution: &Distribution) -> Vec<String> {
+fn distribution_lines(distribution: &Distribution, period: bool) -> Vec<String> {
     if distribution.count == 0 {
-        vec!["no completed task yet".to_owned()]
+        vec![if period {
+            "no task completed in the period spent tokens in it".to_owned()
+        } else {
+            "no completed task yet".to_owned()
+        }]
     } else {
         let mut lines = vec![format!(
             "median {}, p90 {}, p99 {}, max {} over {}",
@@ -788,11 +858,12 @@ fn cost_tail_lines(waste: &Waste) -> Vec<String> {
             .cost_tail_by_type
             .iter()
             .map(|(kind, tail)| {
+                // The amounts are of the priced tokens: with unpriced ones, floors.
                 let floor = if tail.unpriced_tokens == 0 {
                     String::new()
                 } else {
                     format!(
-                        ", each at least ({} tokens unpriced)",
+                        "; {} tokens of them unpriced, so these are floors",
                         tokens(tail.unpriced_tokens)
                     )
                 };
@@ -811,23 +882,50 @@ fn cost_tail_lines(waste: &Waste) -> Vec<String> {
 
 /// The runs that spent more than their routed model would have, with the total.
 fn overspend_lines(waste: &Waste) -> Vec<String> {
-    if waste.overspend.is_empty() {
-        vec!["none".to_owned()]
-    } else {
-        let mut lines = vec![format!("{} in total", Usd(waste.overspend_usd))];
+    let mut lines = Vec::new();
+    if !waste.overspend.is_empty() {
+        let floor = if waste.overspend_unpriced_tokens > 0 {
+            "at least "
+        } else {
+            ""
+        };
+        lines.push(format!("{floor}{} in total", Usd(waste.overspend_usd)));
         lines.extend(waste.overspend.iter().map(|over| {
+            let floor = if over.unpriced_tokens > 0 {
+                "at least "
+            } else {
+                ""
+            };
             format!(
-                "{} run {}: {} spent, {} on {} (+{})",
+                "{} run {}: {} spent, {floor}{} on {} ({floor}+{})",
                 over.task,
                 over.run,
-                Usd(over.cost_usd),
+                output::cost(Cost {
+                    usd: over.cost_usd,
+                    unpriced_tokens: over.unpriced_tokens,
+                }),
                 Usd(over.routed_cost_usd),
                 over.routed_model,
                 Usd(over.overspend_usd)
             )
         }));
-        lines
     }
+    lines.extend(waste.overspend_unknown.iter().map(|unknown| {
+        format!(
+            "{} run {}: overspend unknown: routed model {} has no price ({} spent)",
+            unknown.task,
+            unknown.run,
+            unknown.routed_model,
+            output::cost(Cost {
+                usd: unknown.cost_usd,
+                unpriced_tokens: unknown.unpriced_tokens,
+            })
+        )
+    }));
+    if lines.is_empty() {
+        lines.push("none".to_owned());
+    }
+    lines
 }
 
 /// The tasks that took more than one run.
@@ -835,11 +933,21 @@ fn retried_lines(waste: &Waste) -> Vec<String> {
     if waste.retried_tasks.is_empty() {
         vec!["none".to_owned()]
     } else {
-        waste
-            .retried_tasks
+        let mut sorted: Vec<&(TaskId, usize, u64)> = waste.retried_tasks.iter().collect();
+        sorted.sort_by_key(|(_, _, spent)| std::cmp::Reverse(*spent));
+        let rest = sorted.split_off(sorted.len().min(LISTED_RUNS));
+        let mut lines: Vec<String> = sorted
             .iter()
             .map(|(task, runs, spent)| format!("{task}: {runs} runs, {} tokens", tokens(*spent)))
-            .collect()
+            .collect();
+        if !rest.is_empty() {
+            lines.push(format!(
+                "and {} more, {} tokens",
+                rest.len(),
+                tokens(rest.iter().map(|(_, _, spent)| spent).sum())
+            ));
+        }
+        lines
     }
 }
 
@@ -894,8 +1002,8 @@ fn over_budget_lines(waste: &Waste) -> Vec<String> {
     if waste.over_budget.is_empty() {
         vec!["none".to_owned()]
     } else {
-        waste
-            .over_budget
+        let (shown, rest) = biggest_first(&waste.over_budget);
+        let mut lines: Vec<String> = shown
             .iter()
             .map(|run| {
                 format!(
@@ -906,7 +1014,9 @@ fn over_budget_lines(waste: &Waste) -> Vec<String> {
                     run.budget_tokens.map_or_else(|| "-".to_owned(), tokens)
                 )
             })
-            .collect()
+            .collect();
+        lines.extend(rest_line(&rest));
+        lines
     }
 }
 
@@ -997,7 +1107,8 @@ fn windows(windows: &[gitprio_core::usage::report::Window], counted: Counted) ->
                 output::minute(window.end)
             };
             let mut line = format!(
-                "{} {} to {end}: {} tokens, {}",
+                "{}'s {} {} to {end}: {} tokens, {}",
+                window.agent,
                 window.provider,
                 output::minute(window.start),
                 tokens(window.tokens),
@@ -1014,24 +1125,37 @@ fn windows(windows: &[gitprio_core::usage::report::Window], counted: Counted) ->
                     tokens(window.unattributed_tokens)
                 );
             }
-            if let (Some(rate), Some(projected)) = (window.tokens_per_hour, window.projected_tokens)
-            {
+            if let Some(rate) = window.tokens_per_hour {
                 #[expect(
                     clippy::cast_possible_truncation,
                     clippy::cast_sign_loss,
                     reason = "display"
                 )]
                 let rate = rate as u64;
-                let _ = write!(
-                    line,
-                    " (active: {} tokens/hour, projected {} tokens, {})",
-                    tokens(rate),
-                    tokens(projected),
-                    match window.projected_cost_usd {
-                        Some(usd) if window.unpriced_tokens > 0 => format!("at least {}", Usd(usd)),
-                        projected => dollars(projected),
+                let _ = write!(line, " (active: {} tokens/hour, ", tokens(rate));
+                match (window.projected_tokens, window.last_request_at) {
+                    (Some(projected), _) => {
+                        let _ = write!(
+                            line,
+                            "projected {} tokens, {})",
+                            tokens(projected),
+                            output::cost(Cost {
+                                usd: window.projected_cost_usd.unwrap_or_default(),
+                                unpriced_tokens: window
+                                    .projected_unpriced_tokens
+                                    .unwrap_or_default(),
+                            })
+                        );
                     }
-                );
+                    (None, Some(last)) => {
+                        let _ = write!(
+                            line,
+                            "no request since {}: no projection)",
+                            last.strftime("%H:%M")
+                        );
+                    }
+                    (None, None) => line.push_str("no projection)"),
+                }
             }
             line
         })
@@ -1049,7 +1173,8 @@ fn run_lines(runs: &[RunLine], spent: u64, cost: Cost) -> Vec<String> {
         tokens(spent),
         output::cost(cost)
     )];
-    lines.extend(runs.iter().map(|run| {
+    let (shown, rest) = biggest_first(runs);
+    lines.extend(shown.iter().map(|run| {
         let pull = run.pull_request.as_ref().map_or_else(String::new, |pull| {
             format!(", pull request #{} {}", pull.number, pull.state.as_str())
         });
@@ -1076,20 +1201,57 @@ fn run_lines(runs: &[RunLine], spent: u64, cost: Cost) -> Vec<String> {
             run.task, run.run, run.agent,
         )
     }));
+    lines.extend(rest_line(&rest));
     lines
 }
 
-/// The prices behind every cost, in full.
+/// How many runs a list shows: the costliest, then one line for the rest.
+const LISTED_RUNS: usize = 10;
+
+/// `runs` costliest first (priced dollars, then tokens; task and run as they come for
+/// ties), cut after [`LISTED_RUNS`]: the shown ones, and the rest.
+fn biggest_first(runs: &[RunLine]) -> (Vec<&RunLine>, Vec<&RunLine>) {
+    let mut sorted: Vec<&RunLine> = runs.iter().collect();
+    sorted.sort_by(|left, right| {
+        right
+            .cost_usd
+            .total_cmp(&left.cost_usd)
+            .then(right.tokens.cmp(&left.tokens))
+    });
+    let rest = sorted.split_off(sorted.len().min(LISTED_RUNS));
+    (sorted, rest)
+}
+
+/// "and 81 more, 16.2k tokens, $0.24" for the runs a list leaves out.
+fn rest_line(rest: &[&RunLine]) -> Option<String> {
+    if rest.is_empty() {
+        return None;
+    }
+    let mut cost = Cost::default();
+    for run in rest {
+        cost.add(run.cost());
+    }
+    Some(format!(
+        "and {} more, {} tokens, {}",
+        rest.len(),
+        tokens(rest.iter().map(|run| run.tokens).sum()),
+        output::cost(cost)
+    ))
+}
+
+/// What every cost is and the prices behind it, in full, for the footer.
 fn price_source(report: &Report) -> String {
-    match &report.price_file {
-        Some(file) => format!(
-            "prices from {file}, over the bundled snapshot of {} ({})",
-            report.price_date, report.price_snapshot
-        ),
-        None => format!(
-            "bundled prices of {} ({}); unknown models stay unknown, never $0",
-            report.price_date, report.price_snapshot
-        ),
+    let origin = output::price_origin(repository_models(report), report.price_file.as_deref());
+    if repository_models(report) == 0 && report.price_file.is_none() {
+        format!(
+            "estimates at list price, not bills: bundled {origin} ({}); unknown models stay unknown, never $0",
+            report.price_snapshot
+        )
+    } else {
+        format!(
+            "estimates, not bills: {origin} ({}); unknown models stay unknown, never $0",
+            report.price_snapshot
+        )
     }
 }
 
@@ -1116,11 +1278,7 @@ fn table(report: &Report) -> String {
             let _ = writeln!(text, "  {line}");
         }
     }
-    let _ = writeln!(
-        text,
-        "\nCosts are estimates at list price, not bills: {}.",
-        price_source(report)
-    );
+    let _ = writeln!(text, "\nCosts are {}.", price_source(report));
     text
 }
 
@@ -1158,25 +1316,56 @@ fn markdown(report: &Report) -> String {
             let _ = writeln!(text, "| {} |", separators.join(" | "));
         }
     }
-    text.push_str("\n### Waste\n");
-    for (title, explanation, lines) in waste_sections(report) {
-        let _ = writeln!(text, "\n**{title}.** {explanation}\n");
-        for line in lines {
-            let _ = writeln!(text, "- {line}");
+    let (spend, waste): (Vec<Section>, Vec<Section>) = waste_sections(report)
+        .into_iter()
+        .partition(|(title, _, _)| is_spend_over_time(title));
+    for (heading, sections) in [("Waste", waste), ("Spend over time", spend)] {
+        let _ = writeln!(text, "\n### {heading}");
+        for (title, explanation, lines) in sections {
+            let _ = writeln!(text, "\n**{title}.** {explanation}\n");
+            for line in lines {
+                let _ = writeln!(text, "- {}", markdown_text(&line));
+            }
         }
     }
-    let _ = writeln!(
-        text,
-        "\n<sub>Costs are estimates at list price, not bills: {}.</sub>",
-        price_source(report)
-    );
+    let _ = writeln!(text, "\n<sub>Costs are {}.</sub>", price_source(report));
     text
 }
 
 /// `text` as one cell of a markdown table: a `|` in a feature's or an agent's name would
 /// end the cell, and a line break the row.
 fn markdown_cell(text: &str) -> String {
-    text.replace('|', "\\|").replace(['\r', '\n'], " ")
+    markdown_text(text).replace('|', "\\|")
+}
+
+/// `text` (a task's, feature's or agent's name among figures) as literal markdown text: no
+/// HTML, no emphasis or link, no `@` mention, no line break, whatever the name holds
+/// (walk17 N18: the Action posts it as a pull request comment).
+fn markdown_text(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    let mut characters = text.chars().peekable();
+    while let Some(character) = characters.next() {
+        let next = characters.peek().copied();
+        match character {
+            // What starts a tag, a comment or an entity; `<$0.01` stays as it reads.
+            '<' if next.is_some_and(|next| next.is_ascii_alphabetic() || "/!?".contains(next)) => {
+                escaped.push_str("&lt;");
+            }
+            '&' if next.is_some_and(|next| next.is_ascii_alphanumeric() || next == '#') => {
+                escaped.push_str("&amp;");
+            }
+            // A zero-width space after `@` keeps GitHub from notifying whoever it names.
+            '@' => escaped.push_str("@&#8203;"),
+            // Our own figures quote commands in backticks: code spans stay.
+            '\\' | '*' | '_' | '[' | ']' | '~' | '#' => {
+                escaped.push('\\');
+                escaped.push(character);
+            }
+            '\r' | '\n' => escaped.push(' '),
+            other => escaped.push(other),
+        }
+    }
+    escaped
 }
 
 fn escape(text: &str) -> String {
@@ -1206,16 +1395,53 @@ fn push_table(body: &mut String, caption: &str, rows: &[Vec<String>], align: &[A
     body.push_str("</table>\n");
 }
 
-/// A column chart over time as inline SVG: one column per period, oldest left.
+/// The days from the first of `periods` to the last, each with its period when it has one:
+/// an empty day keeps its place on the axis. Periods that are not days (or over a year of
+/// days) are taken as they come.
+fn day_slots(
+    periods: &[gitprio_core::usage::report::Period],
+) -> Vec<(String, Option<&gitprio_core::usage::report::Period>)> {
+    let day = |period: &gitprio_core::usage::report::Period| {
+        period.period.parse::<jiff::civil::Date>().ok()
+    };
+    let as_they_come = || {
+        periods
+            .iter()
+            .map(|period| (period.period.clone(), Some(period)))
+            .collect()
+    };
+    let (Some(first), Some(last)) = (periods.first().and_then(day), periods.last().and_then(day))
+    else {
+        return as_they_come();
+    };
+    if periods.iter().any(|period| day(period).is_none()) || (last - first).get_days() > 366 {
+        return as_they_come();
+    }
+    let mut slots = Vec::new();
+    let mut date = first;
+    while date <= last {
+        let label = date.to_string();
+        let period = periods.iter().find(|period| period.period == label);
+        slots.push((label, period));
+        let Ok(next) = date.tomorrow() else { break };
+        date = next;
+    }
+    slots
+}
+
+/// A column chart over time as inline SVG: one column per day, oldest left, a day without
+/// spend an empty place on the axis, and a day with unpriced tokens marked `unknown` (`?`
+/// where the columns are narrow) on the chart itself, not only in its tooltip.
 #[expect(clippy::cast_precision_loss, reason = "pixel geometry")]
 fn trend_chart(title: &str, periods: &[gitprio_core::usage::report::Period]) -> String {
     let (width, height, base, left) = (640.0, 220.0, 190.0, 10.0);
+    let slots = day_slots(periods);
     let max = periods
         .iter()
         .map(|period| period.cost_usd)
         .fold(0.0_f64, f64::max)
         .max(f64::MIN_POSITIVE);
-    let step = (width - left * 2.0) / periods.len().max(1) as f64;
+    let step = (width - left * 2.0) / slots.len().max(1) as f64;
     let mut svg = format!(
         "<figure><figcaption>{}</figcaption><svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\">",
         escape(title)
@@ -1223,32 +1449,65 @@ fn trend_chart(title: &str, periods: &[gitprio_core::usage::report::Period]) -> 
     if periods.is_empty() {
         svg.push_str("<text x=\"0\" y=\"20\">no data</text>");
     }
-    for (index, period) in periods.iter().enumerate() {
+    let _ = write!(
+        svg,
+        "<line x1=\"{left}\" y1=\"{base}\" x2=\"{:.1}\" y2=\"{base}\" stroke=\"#999\"/>",
+        width - left
+    );
+    let mut unpriced_days = 0;
+    for (index, (label, period)) in slots.iter().enumerate() {
+        let Some(period) = period else { continue };
         let bar = (base - 30.0) * period.cost_usd / max;
         let x = left + step * index as f64;
+        let shown = output::cost(Cost {
+            usd: period.cost_usd,
+            unpriced_tokens: period.unpriced_tokens,
+        });
         let _ = write!(
             svg,
-            "<g><title>{}: {}, {} tokens</title><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bar:.1}\" fill=\"#4c78a8\"/></g>",
-            escape(&period.period),
-            escape(&output::cost(Cost {
-                usd: period.cost_usd,
-                unpriced_tokens: period.unpriced_tokens
-            })),
+            "<g><title>{}: {}, {} tokens</title><rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bar:.1}\" fill=\"#4c78a8\"/>",
+            escape(label),
+            escape(&shown),
             tokens(period.tokens),
             base - bar,
             (step * 0.8).max(1.0),
         );
+        if period.unpriced_tokens > 0 {
+            unpriced_days += 1;
+            let mark = match (step >= 56.0, period.cost_usd > 0.0) {
+                (true, true) => "+unknown",
+                (true, false) => "unknown",
+                (false, true) => "+?",
+                (false, false) => "?",
+            };
+            let _ = write!(
+                svg,
+                "<text class=\"unknown\" x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\" fill=\"#b03a2e\">{mark}</text>",
+                x + step * 0.4,
+                base - bar - 4.0
+            );
+        }
+        svg.push_str("</g>");
     }
-    if let (Some(first), Some(last)) = (periods.first(), periods.last()) {
+    if let (Some((first, _)), Some((last, _))) = (slots.first(), slots.last()) {
         let _ = write!(
             svg,
-            "<text x=\"{left}\" y=\"{:.1}\" font-size=\"12\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"end\">{}</text><text x=\"{left}\" y=\"14\" font-size=\"12\">max {} a day</text>",
+            "<text x=\"{left}\" y=\"{:.1}\" font-size=\"12\">{}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"12\" text-anchor=\"end\">{}</text><text x=\"{left}\" y=\"14\" font-size=\"12\">max {} a day, {} shown{}</text>",
             base + 18.0,
-            escape(&first.period),
+            escape(first),
             width - left,
             base + 18.0,
-            escape(&last.period),
-            escape(&Usd(max).to_string())
+            escape(last),
+            escape(&Usd(max).to_string()),
+            match slots.len() {
+                1 => "1 day".to_owned(),
+                days => format!("{days} days"),
+            },
+            if unpriced_days > 0 {
+                "; unknown: tokens of a model with no price"
+            } else {
+                ""
+            }
         );
     }
     svg.push_str("</svg></figure>\n");
@@ -1304,15 +1563,26 @@ fn html(report: &Report) -> String {
     }
     body.push_str("</table>\n");
     body.push_str(&bar_chart(
-        "Completed tasks by tokens spent (all runs)",
+        if report.period {
+            "Completed tasks by tokens spent (their runs inside the period)"
+        } else {
+            "Completed tasks by tokens spent (all runs)"
+        },
         &tokens_histogram(report),
     ));
     let by_group: Vec<(String, f64, String)> = report
         .groups
         .iter()
         .map(|group| {
-            let value = group.summary.value_per_million_tokens.unwrap_or(0.0);
-            (group.key.clone(), value, format!("{value:.2}"))
+            let summary = &group.summary;
+            match summary.value_per_million_tokens {
+                Some(value) => (group.key.clone(), value, format!("{value:.2}")),
+                // No bar: a group whose runs are all in flight has no value per token yet.
+                None if summary.in_flight_runs == summary.runs => {
+                    (group.key.clone(), 0.0, "- (in flight only)".to_owned())
+                }
+                None => (group.key.clone(), 0.0, "-".to_owned()),
+            }
         })
         .collect();
     body.push_str(&bar_chart(
@@ -1323,7 +1593,10 @@ fn html(report: &Report) -> String {
         &by_group,
     ));
     body.push_str(&trend_chart(
-        "Cost per day of the tied spend (estimated at list price), by request time",
+        &format!(
+            "Cost per day of the tied spend ({}), by request time",
+            output::list_price_label(repository_models(report), report.price_file.as_deref())
+        ),
         &report.spend.by_day,
     ));
     push_cost_charts(&mut body, report);
@@ -1350,7 +1623,7 @@ fn html(report: &Report) -> String {
     push_waste(&mut body, report);
     let _ = write!(
         body,
-        "<footer>Costs are estimates at list price, not bills: {}.</footer>",
+        "<footer>Costs are {}.</footer>",
         escape(&price_source(report))
     );
     format!(
@@ -1374,6 +1647,9 @@ fn tokens_histogram(report: &Report) -> Vec<(String, f64, String)> {
             .map(|(tokens, _)| *tokens)
             .collect()
     };
+    if spent.is_empty() {
+        return Vec::new();
+    }
     let max = spent.iter().copied().max().unwrap_or(0).max(1);
     let step = max.div_ceil(8).max(1);
     let mut buckets = [0_u64; 8];
@@ -1481,10 +1757,26 @@ fn push_pull_requests(body: &mut String, runs: &[&RunLine]) {
     }
 }
 
-/// The waste signals, one section each.
+/// Whether a section is spend over time rather than a waste signal: markdown and HTML put
+/// it under its own heading.
+fn is_spend_over_time(title: &str) -> bool {
+    title.starts_with("Spend per ") || title.ends_with("-hour windows")
+}
+
+/// The waste signals, one section each, then spend over time under its own heading.
 fn push_waste(body: &mut String, report: &Report) {
-    body.push_str("<h2>Waste</h2>\n");
-    for (title, explanation, lines) in waste_sections(report) {
+    let (spend, waste): (Vec<Section>, Vec<Section>) = waste_sections(report)
+        .into_iter()
+        .partition(|(title, _, _)| is_spend_over_time(title));
+    for (heading, sections) in [("Waste", waste), ("Spend over time", spend)] {
+        let _ = writeln!(body, "<h2>{heading}</h2>");
+        push_sections(body, sections);
+    }
+}
+
+/// Sections as a heading, an explanation and a list each.
+fn push_sections(body: &mut String, sections: Vec<Section>) {
+    for (title, explanation, lines) in sections {
         let _ = write!(
             body,
             "<h3>{}</h3><p>{}</p><ul>",

@@ -202,6 +202,10 @@ struct State {
     spent_usd: f64,
     /// Tokens and dollars of each slot's running agent.
     live: Vec<(u64, f64)>,
+    /// Tokens no price is known for, of each slot's running agent and of the finished
+    /// attempts (the last), each with a model they were spent on: `--max-usd` cannot count
+    /// them, so they stop a run that has it.
+    unpriced: Vec<(u64, String)>,
     reports: Vec<Report>,
     /// The claimed tasks' facts, for the summary.
     tasks: BTreeMap<TaskId, TaskFacts>,
@@ -241,8 +245,16 @@ impl Control {
     }
 
     /// Publishes what the agent of `slot` has spent so far.
-    pub fn set_live(&self, slot: usize, tokens: u64, usd: f64) {
-        self.lock().live[slot] = (tokens, usd);
+    /// `unpriced`: its tokens no price is known for (not in `usd`), and their model.
+    pub fn set_live(&self, slot: usize, tokens: u64, usd: f64, unpriced: (u64, String)) {
+        let mut state = self.lock();
+        state.live[slot] = (tokens, usd);
+        // The model stays when the count is reset, for `finish` to name.
+        let (unpriced_tokens, model) = unpriced;
+        state.unpriced[slot].0 = unpriced_tokens;
+        if !model.is_empty() {
+            state.unpriced[slot].1 = model;
+        }
     }
 
     /// The run limit that the finished and running agents together have passed, if any.
@@ -253,6 +265,7 @@ impl Control {
         let reason = match &stop {
             Stop::MaxTokens(limit) => format!("the run reached --max-tokens {limit}"),
             Stop::MaxUsd(limit) => format!("the run reached --max-usd {limit}"),
+            Stop::Error(reason) => reason.clone(),
             _ => unreachable!("only spending limits"),
         };
         if state.stop.is_none() {
@@ -281,6 +294,17 @@ impl Control {
             && (usd > limit || (reached && (usd - limit).abs() < f64::EPSILON))
         {
             return Some(Stop::MaxUsd(limit));
+        }
+        if let Some(limit) = self.limits.usd
+            && let Some((_, model)) = state.unpriced.iter().find(|(tokens, _)| *tokens > 0)
+        {
+            // A dollar cap that cannot count some of the spend does not let it through as
+            // free: the run stops as it would at the cap.
+            let tokens: u64 = state.unpriced.iter().map(|(tokens, _)| tokens).sum();
+            return Some(Stop::Error(format!(
+                "--max-usd {limit} cannot be checked: {} tokens of {model} have no price; add the model to .tasks/prices.yaml, or limit the run with --max-tokens",
+                output::tokens(tokens)
+            )));
         }
         None
     }
@@ -476,6 +500,8 @@ pub struct RunContext {
     /// Where pull requests are opened for the pushed branches (`--open-pr`).
     pub pull_requests: Option<PullRequests>,
     pub prices: PriceTable,
+    /// What the costs of the summary are estimated at (see `output::list_price_label`).
+    pub price_label: String,
     pub control: Control,
     /// The lock file that makes worktrees be added and removed one at a time, by every
     /// run of the clone: `git worktree add` is not safe against a concurrent one.
@@ -560,7 +586,13 @@ pub fn run(settings: &Settings, args: &RunArgs) -> CommandResult {
         .clone()
         .unwrap_or_else(|| Stop::NothingReady("empty".to_owned(), "nothing ready".to_owned()));
     let summary = summarize(settings, &repo, args.store.local, &state, &context.prices);
-    print_summary(args.json, &stop, &state, summary.as_ref())?;
+    print_summary(
+        args.json,
+        &stop,
+        &state,
+        summary.as_ref(),
+        &context.price_label,
+    )?;
     Ok(stop.status())
 }
 
@@ -586,6 +618,9 @@ impl RunContext {
         } else {
             None
         };
+        let repository_prices =
+            gitprio_core::workspace::price_overrides(repo, None).unwrap_or_default();
+        output::price_problems(settings, &repository_prices);
         Ok(Self {
             settings: settings.clone(),
             operations: Operations {
@@ -619,12 +654,12 @@ impl RunContext {
             remote_timeout: config.remote_timeout.unsigned_abs(),
             packs: common.join("objects").join("pack"),
             pull_requests,
-            prices: PriceTable::new(
-                gitprio_core::workspace::price_overrides(repo, None).unwrap_or_default(),
-            ),
+            prices: repository_prices.table(),
+            price_label: output::list_price_label(repository_prices.prices.len(), None),
             control: Control {
                 state: Mutex::new(State {
                     live: vec![(0, 0.0); slots],
+                    unpriced: vec![(0, String::new()); slots + 1],
                     ..State::default()
                 }),
                 changed: Condvar::new(),
@@ -849,6 +884,7 @@ fn finish(
     state.busy -= 1;
     state.finishes += 1;
     state.live[slot] = (0, 0.0);
+    let (_, unpriced_model) = std::mem::take(&mut state.unpriced[slot]);
     state.working.remove(&claimed.task.id);
     let (report, problem) = match outcome {
         Ok(report) => (Some(report), None),
@@ -862,6 +898,21 @@ fn finish(
         }
         state.spent_tokens += report.tokens;
         state.spent_usd += report.cost_usd.unwrap_or(0.0);
+        if report.cost_usd.is_none() && report.tokens > 0 {
+            let finished = state
+                .unpriced
+                .last_mut()
+                .expect("a slot for the finished attempts");
+            finished.0 += report.tokens;
+            finished.1 = if unpriced_model.is_empty() {
+                report
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| "an unknown model".to_owned())
+            } else {
+                unpriced_model
+            };
+        }
         state.reports.push(report);
     }
     if let Some(error) = problem {
@@ -943,6 +994,7 @@ fn print_summary(
     stop: &Stop,
     state: &State,
     summary: Option<&Summary>,
+    price_label: &str,
 ) -> anyhow::Result<()> {
     let tokens = summary.map_or(state.spent_tokens, |summary| summary.tokens);
     let overshoot = overshoot(stop, tokens, summary);
@@ -956,6 +1008,7 @@ fn print_summary(
         summary,
         tokens,
         overshoot.as_ref(),
+        price_label,
     ))?;
     print_unfinished(state)?;
     Ok(())
@@ -1017,6 +1070,7 @@ fn summary_rows(
     summary: Option<&Summary>,
     tokens: u64,
     overshoot: Option<&Overshoot>,
+    price_label: &str,
 ) -> Vec<Vec<String>> {
     let mut rows = vec![vec!["stopped".to_owned(), stop.describe()]];
     rows.push(vec![
@@ -1037,7 +1091,7 @@ fn summary_rows(
     rows.push(vec!["tokens".to_owned(), output::tokens(tokens)]);
     rows.extend(overshoot_row(stop, overshoot));
     if let Some(summary) = summary {
-        rows.extend(cost_rows(summary));
+        rows.extend(cost_rows(summary, price_label));
     }
     rows
 }
@@ -1057,15 +1111,11 @@ fn overshoot_row(stop: &Stop, overshoot: Option<&Overshoot>) -> Option<Vec<Strin
 }
 
 /// The cost and value rows, from the usage ledger's summary.
-fn cost_rows(summary: &Summary) -> [Vec<String>; 2] {
+fn cost_rows(summary: &Summary, price_label: &str) -> [Vec<String>; 2] {
     [
         vec![
             "cost".to_owned(),
-            format!(
-                "{} ({})",
-                output::cost(summary.cost()),
-                output::list_price_label()
-            ),
+            format!("{} ({})", output::cost(summary.cost()), price_label),
         ],
         vec![
             "value per 1M tokens".to_owned(),
@@ -1123,7 +1173,7 @@ mod tests {
                 value_per_million_tokens: per_million,
                 ..Summary::default()
             };
-            let [_, row] = cost_rows(&summary);
+            let [_, row] = cost_rows(&summary, "");
             assert_eq!(row[0], "value per 1M tokens");
             row[1].clone()
         };

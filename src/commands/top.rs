@@ -85,6 +85,7 @@ fn once(settings: &Settings, args: &TopArgs, window: jiff::SignedDuration) -> Co
         gather::fetch(workspace.store())?;
     }
     let snapshot = gather::read(&workspace, window)?;
+    output::price_problems(settings, &snapshot.repository_prices);
     let fleet = snapshot.fleet();
     if args.json {
         output::print_json(&fleet)?;

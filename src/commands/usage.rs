@@ -203,7 +203,9 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
     }
     let runs = workspace.settled_runs_of(&id)?;
     warn_hand_beside_log(settings, &runs);
-    let prices = workspace.prices()?;
+    let repository_prices = workspace.prices()?;
+    output::price_problems(settings, &repository_prices);
+    let prices = repository_prices.table();
     output::unpriced_models(
         settings,
         &prices.unpriced(runs.iter().flat_map(|run| &run.records)),
@@ -253,6 +255,10 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
         ]);
     }
     output::print_aligned_table(&rows, &output::numbers_after::<11>(4))?;
+    output::outln!(
+        "Costs {}.",
+        output::list_price_label(repository_prices.prices.len(), None)
+    )?;
     Ok(exit_code::SUCCESS)
 }
 

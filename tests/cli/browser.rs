@@ -21,6 +21,8 @@ const PROBE: &str = r"<script>
       caption: figure.querySelector('figcaption')?.innerText ?? '',
       svg: figure.querySelector('svg') ? [box(figure.querySelector('svg')).width, box(figure.querySelector('svg')).height] : null,
       drawn_bars: [...figure.querySelectorAll('rect')].filter(visible).length,
+      bar_lefts: [...figure.querySelectorAll('rect')].filter(visible).map((r) => Math.round(box(r).x)),
+      texts: [...figure.querySelectorAll('text')].filter(visible).map((t) => t.textContent),
     })),
     table_rows: [...document.querySelectorAll('tr')].filter(visible).length,
     headings: [...document.querySelectorAll('h1, h2, h3')].map((h) => h.innerText),

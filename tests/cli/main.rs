@@ -10,6 +10,7 @@ mod common;
 mod context;
 mod crash;
 mod docs;
+mod figures;
 mod fleet;
 mod formats;
 mod gc;

@@ -2015,3 +2015,46 @@ fn the_usage_a_killed_run_s_agent_wrote_is_recorded_by_the_next_run() {
     assert_eq!(runs[0]["meta"]["outcome"], "released", "{usage}");
     assert_eq!(runs[0]["totals"]["output"], 10, "{usage}");
 }
+
+/// `--max-usd` cannot count tokens of a model without a price: they stop the run as the
+/// cap would, saying what to do, instead of passing as free (walk17 N10: 6M tokens went
+/// past a $0.01 cap without a word).
+#[test]
+fn max_usd_stops_the_run_at_tokens_it_cannot_price() {
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[
+            (".tasks/a.md", &task("A", "priority: 0\n")),
+            (".tasks/b.md", &task("B", "priority: 1\n")),
+        ],
+    );
+    let agent = script(
+        &env,
+        "agent",
+        "cat > /dev/null\necho '{\"model\":\"claude-mystery-9\",\"input\":1000000,\"output\":1000000}' > \"$GITPRIO_USAGE_FILE\"\ntouch \"$GITPRIO_TASK.txt\"\n",
+    );
+    let run = env.run(
+        "repo",
+        &[
+            "run",
+            "--local",
+            "--json",
+            "--max-usd",
+            "0.01",
+            "--adapter",
+            "generic",
+            "--",
+            &agent,
+        ],
+    );
+    assert_eq!(run.code, 1, "{run}");
+    let summary = summary(&run);
+    assert_eq!(summary["attempts"], 1, "{run}");
+    assert_eq!(summary["stopped"], "error", "{run}");
+    assert_eq!(
+        summary["reason"],
+        "error: --max-usd 0.01 cannot be checked: 2.00M tokens of claude-mystery-9 have no price; add the model to .tasks/prices.yaml, or limit the run with --max-tokens",
+        "{run}"
+    );
+}

@@ -148,6 +148,8 @@ pub struct PullRequestSummary {
     pub unknown_trailers: Vec<String>,
     /// `gitprio check` found errors in the task files.
     pub invalid_tasks: bool,
+    /// How many models the head's `.tasks/prices.yaml` prices over the bundled table.
+    pub repository_price_models: usize,
 }
 
 impl PullRequestSummary {
@@ -211,6 +213,7 @@ pub fn summarize(
         value_points,
         unknown_trailers: changes.unknown_trailers.clone(),
         invalid_tasks: false,
+        repository_price_models: 0,
     }
 }
 
@@ -511,7 +514,7 @@ pub fn markdown(summary: &PullRequestSummary) -> String {
         text,
         "\n<sub>Head {}. Costs are {} ({PRICE_SNAPSHOT}). Baselines are medians over the completed tasks of the same type in this repository's usage ledger (at least {MIN_BASELINE_TASKS}), every attempt counted.</sub>",
         &summary.head[..summary.head.len().min(12)],
-        crate::output::list_price_label()
+        crate::output::list_price_label(summary.repository_price_models, None)
     );
     text
 }

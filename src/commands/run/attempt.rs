@@ -48,13 +48,15 @@ enum Halt {
 }
 
 /// What a running agent has spent so far.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Spend {
     tokens: u64,
     /// Estimated at list prices; tokens of a model without a price count nothing.
     usd: f64,
     /// Every token so far has a price.
     priced: bool,
+    /// The tokens without a price, and their model (the last one).
+    unpriced: (u64, String),
 }
 
 /// The task's spending limit for this attempt.
@@ -134,7 +136,8 @@ pub fn attempt(
     let (status, mut halt) = watch.supervise(&mut process)?;
     let verdict = watch.conclude();
     let spent = record_spend(run, agent, claimed, &setup, &watch, &verdict);
-    run.control.set_live(slot, 0, 0.0);
+    run.control
+        .set_live(slot, 0, 0.0, (0, spent.unpriced_model.clone()));
     for renewal in renewer.stop(|| run.control.interrupts() >= 2) {
         // Lost after the agent exited: released, rather than its work checked for nothing.
         if let Some(lost @ Halt::Lost(_)) = watch.beat(renewal) {
@@ -333,10 +336,12 @@ fn environment(
 }
 
 /// What the attempt spent, as recorded in the usage ledger.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Spent {
     tokens: u64,
     cost_usd: Option<f64>,
+    /// A model some of the tokens have no price for (empty: none), for `--max-usd`.
+    unpriced_model: String,
 }
 
 /// Records the attempt's usage in the ledger and returns what it spent.
@@ -382,6 +387,11 @@ fn record_spend(
     }
     Spent {
         tokens: records.iter().map(UsageRecord::total_tokens).sum(),
+        unpriced_model: records
+            .iter()
+            .find(|record| run.prices.cost(record).is_none())
+            .map(|record| record.model.clone())
+            .unwrap_or_default(),
         cost_usd: verdict.cost_usd.or_else(|| {
             records.iter().try_fold(0.0, |sum, record| {
                 run.prices.cost(record).map(|cost| sum + cost)
@@ -752,8 +762,9 @@ impl Watch<'_> {
                 tokens,
                 usd,
                 priced,
+                unpriced,
             } = self.live();
-            self.run.control.set_live(self.slot, tokens, usd);
+            self.run.control.set_live(self.slot, tokens, usd, unpriced);
             self.renewer.report(tokens, priced.then_some(usd));
             let now = Instant::now();
             if halt.is_none() {
@@ -874,11 +885,19 @@ impl Watch<'_> {
             .iter()
             .map(|record| self.run.prices.cost(record))
             .collect();
+        let unpriced = records
+            .iter()
+            .zip(&costs)
+            .filter(|(_, cost)| cost.is_none())
+            .fold((0, String::new()), |(tokens, _), (record, _)| {
+                (tokens + record.total_tokens(), record.model.clone())
+            });
         Spend {
             tokens: records.iter().map(UsageRecord::total_tokens).sum(),
             // A fold from +0.0: `sum` of no costs is -0.0, shown as `$-0.00`.
             usd: costs.iter().flatten().fold(0.0, |sum, cost| sum + cost),
             priced: costs.iter().all(Option::is_some),
+            unpriced,
         }
     }
 }

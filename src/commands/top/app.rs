@@ -194,11 +194,18 @@ impl Worker {
                 }
                 let read = gather::read(&workspace, self.window)?;
                 let fleet = read.fleet();
-                let warning = warned.about_leases(&read.unreadable);
+                let warnings = [
+                    warned.about_leases(&read.unreadable),
+                    warned.about_prices(&read.repository_prices.problems),
+                ];
                 *snapshot = Some(read);
                 let mut replies = vec![Reply::Fleet(Box::new(fleet))];
-                replies
-                    .extend(warning.map(|warning| Reply::Message(format!("warning: {warning}"))));
+                replies.extend(
+                    warnings
+                        .into_iter()
+                        .flatten()
+                        .map(|warning| Reply::Message(format!("warning: {warning}"))),
+                );
                 Ok(replies)
             }
             Request::Detail(task) => {

@@ -7,7 +7,7 @@ use gitprio_core::lease::{BadLease, Lease, LeaseStore};
 use gitprio_core::queue::Queue;
 use gitprio_core::source::{self, ParseCache};
 use gitprio_core::usage::{PriceTable, Run, USAGE_PREFIX};
-use gitprio_core::workspace::{SettledRuns, Workspace};
+use gitprio_core::workspace::{RepositoryPrices, SettledRuns, Workspace};
 use jiff::{SignedDuration, Timestamp};
 
 use super::history::{self, Warned};
@@ -23,6 +23,8 @@ pub struct Snapshot {
     pub tasks: BTreeMap<TaskId, TaskInfo>,
     pub runs: Vec<Run>,
     pub prices: PriceTable,
+    /// The repository's `.tasks/prices.yaml` as read: how many models, and what it could not read.
+    pub repository_prices: RepositoryPrices,
     pub ready: usize,
     /// The lease refs this gitprio cannot read: left out of the fleet, their tasks held back.
     pub unreadable: Vec<BadLease>,
@@ -38,6 +40,7 @@ impl Snapshot {
             tasks: &self.tasks,
             runs: &self.runs,
             prices: &self.prices,
+            repository_price_models: self.repository_prices.prices.len(),
             ready: self.ready,
         }
     }
@@ -97,9 +100,8 @@ pub fn read(workspace: &Workspace<'_>, window: SignedDuration) -> anyhow::Result
     // A lease it cannot read holds its task back, as a claim sees it.
     let holds = gitprio_core::workspace::lease_holds(&leases, &unreadable, now, skew);
     let ready = Queue::build(loaded.tasks, &holds).ready().len();
-    let prices = PriceTable::new(
-        gitprio_core::workspace::price_overrides(repo, loaded.commit).unwrap_or_default(),
-    );
+    let repository_prices = gitprio_core::workspace::price_overrides(repo, loaded.commit)?;
+    let prices = repository_prices.table();
     Ok(Snapshot {
         now,
         skew,
@@ -108,6 +110,7 @@ pub fn read(workspace: &Workspace<'_>, window: SignedDuration) -> anyhow::Result
         tasks,
         runs,
         prices,
+        repository_prices,
         ready,
         unreadable,
     })

@@ -108,6 +108,20 @@ impl Warned {
             ),
         })
     }
+
+    /// The warning about what of `.tasks/prices.yaml` it cannot read (those models are
+    /// costed at their bundled prices), once per problem, saying how many more there are.
+    pub fn about_prices(&mut self, problems: &[String]) -> Option<String> {
+        let new: Vec<&String> = problems
+            .iter()
+            .filter(|problem| self.0.insert(format!("prices: {problem}")))
+            .collect();
+        let first = format!("{} {}", gitprio_core::workspace::PRICES_PATH, new.first()?);
+        Some(match new.len() {
+            1 => first,
+            count => format!("{first} (and {} more)", count - 1),
+        })
+    }
 }
 
 #[cfg(test)]

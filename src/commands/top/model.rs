@@ -52,6 +52,8 @@ pub struct Sources<'a> {
     pub tasks: &'a BTreeMap<TaskId, TaskInfo>,
     pub runs: &'a [Run],
     pub prices: &'a PriceTable,
+    /// How many models the repository's `.tasks/prices.yaml` prices (0: none).
+    pub repository_price_models: usize,
     /// Ready tasks left in the queue.
     pub ready: usize,
 }
@@ -85,6 +87,17 @@ pub struct Header {
     /// The same over every run the ledger knows: the repository's baseline.
     pub value_per_million_tokens_baseline: Option<f64>,
     pub ready: usize,
+    /// How many models the repository's `.tasks/prices.yaml` prices over the bundled table.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub repository_price_models: usize,
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(count: &usize) -> bool {
+    *count == 0
 }
 
 /// One held lease: who works on what, for how long, at what cost.
@@ -410,6 +423,7 @@ fn header(
         value_per_million_tokens_in_window: in_window.value_per_million_tokens,
         value_per_million_tokens_baseline: baseline.value_per_million_tokens,
         ready: sources.ready,
+        repository_price_models: sources.repository_price_models,
     }
 }
 

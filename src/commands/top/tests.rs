@@ -287,6 +287,7 @@ impl State {
             tasks: &self.tasks,
             runs: &self.runs,
             prices: &self.prices,
+            repository_price_models: 0,
             ready: 4,
         })
     }
@@ -485,6 +486,7 @@ fn the_detail_view_shows_the_lease_history_and_the_runs() {
         tasks: &state.tasks,
         runs: &state.runs,
         prices: &state.prices,
+        repository_price_models: 0,
         ready: 4,
     };
     let history = renewed_after_reclaim(&state.leases[&id("spin-parser")].record);

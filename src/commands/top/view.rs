@@ -357,8 +357,8 @@ fn beat_text(row: &LeaseRow, now: Timestamp) -> String {
     }
 }
 
-fn header_height(width: u16) -> u16 {
-    if width >= 140 { 2 } else { 3 }
+fn header_height(fleet: &Fleet, view: &View, width: u16) -> u16 {
+    count(header_lines(fleet, view, width).len())
 }
 
 fn count(items: usize) -> u16 {
@@ -387,7 +387,10 @@ fn lower_height(fleet: &Fleet, width: u16) -> u16 {
 pub fn full_height(fleet: &Fleet, view: &View, width: u16) -> u16 {
     let rows = view.rows(fleet).len();
     let leases = 1 + if rows == 0 { 1 } else { 1 + count(rows) };
-    header_height(width) + leases + lower_height(fleet, width) + u16::from(view.interactive)
+    header_height(fleet, view, width)
+        + leases
+        + lower_height(fleet, width)
+        + u16::from(view.interactive)
 }
 
 /// Draws the whole screen.
@@ -396,7 +399,7 @@ pub fn draw(frame: &mut Frame<'_>, fleet: &Fleet, view: &View) {
     let theme = Theme { color: view.color };
     let footer_height = u16::from(view.interactive);
     let [header, body, footer] = Layout::vertical([
-        Constraint::Length(header_height(area.width)),
+        Constraint::Length(header_height(fleet, view, area.width)),
         Constraint::Min(0),
         Constraint::Length(footer_height),
     ])
@@ -429,18 +432,30 @@ pub fn draw(frame: &mut Frame<'_>, fleet: &Fleet, view: &View) {
 }
 
 fn draw_header(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View) {
+    frame.render_widget(Paragraph::new(header_lines(fleet, view, area.width)), area);
+}
+
+/// The header's lines at `width`: a part that does not fit beside another goes on its own
+/// line, so the price label is never the part cut off.
+fn header_lines(fleet: &Fleet, view: &View, width: u16) -> Vec<Line<'static>> {
     let header = &fleet.header;
     let window = window_label(fleet.window_seconds);
-    let mut title = vec![
-        Span::styled("gitprio top", bold()),
-        Span::raw(format!(
-            " · {}",
-            fleet.now.strftime("%Y-%m-%d %H:%M:%S UTC")
-        )),
-    ];
-    if view.interactive {
-        title.push(Span::raw(format!(" · every {}s", view.interval_seconds)));
-    }
+    let width = usize::from(width);
+    let fits = |parts: &[&str]| {
+        parts.iter().map(|part| part.chars().count()).sum::<usize>() + 3 * (parts.len() - 1)
+            <= width
+    };
+    let every = if view.interactive {
+        format!(" · every {}s", view.interval_seconds)
+    } else {
+        String::new()
+    };
+    let when = format!(" · {}{every}", fleet.now.strftime("%Y-%m-%d %H:%M:%S UTC"));
+    let title = format!("gitprio top{when}");
+    let prices = format!(
+        "costs {}",
+        output::list_price_label(header.repository_price_models, None)
+    );
     let fleet_part = format!(
         "{} {} active · {} done in the last {window} · {} ready",
         header.agents_active,
@@ -449,7 +464,7 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View) {
         header.ready
     );
     let spend_part = format!(
-        "last {window}: {} tokens · {} · {} value/1M tokens (baseline {}) · list price of {}",
+        "last {window}: {} tokens · {} · {} value/1M tokens (baseline {})",
         tokens(header.tokens_in_window),
         output::cost(cost_of(
             header.cost_usd_in_window,
@@ -457,16 +472,23 @@ fn draw_header(frame: &mut Frame<'_>, area: Rect, fleet: &Fleet, view: &View) {
         )),
         output::ratio(header.value_per_million_tokens_in_window, 2),
         output::ratio(header.value_per_million_tokens_baseline, 2),
-        gitprio_core::usage::PRICE_SNAPSHOT_DATE,
     );
-    let mut lines = vec![Line::from(title)];
-    if area.height >= 3 {
+    let mut first = vec![Span::styled("gitprio top", bold()), Span::raw(when)];
+    let mut lines = Vec::new();
+    if fits(&[&title, &prices]) {
+        first.push(Span::raw(format!(" · {prices}")));
+        lines.push(Line::from(first));
+    } else {
+        lines.push(Line::from(first));
+        lines.push(Line::from(prices));
+    }
+    if fits(&[&fleet_part, &spend_part]) {
+        lines.push(Line::from(format!("{fleet_part} · {spend_part}")));
+    } else {
         lines.push(Line::from(fleet_part));
         lines.push(Line::from(spend_part));
-    } else {
-        lines.push(Line::from(format!("{fleet_part} · {spend_part}")));
     }
-    frame.render_widget(Paragraph::new(lines), area);
+    lines
 }
 
 /// The columns of the lease table, by how much room there is.

@@ -22,7 +22,9 @@ pub use ledger::{
     Delivered, Delivery, Ledger, LedgerError, Outcome, Run, RunMeta, USAGE_PREFIX, Written,
     merge_records, usage_ref,
 };
-pub use price::{LiteLlmPrices, PRICE_SNAPSHOT, PRICE_SNAPSHOT_DATE, Price, PriceTable};
+pub use price::{
+    LiteLlmPrices, PRICE_SNAPSHOT, PRICE_SNAPSHOT_DATE, Price, PriceTable, ReadOverrides,
+};
 
 /// One API request's usage (or one manual entry), with the key that deduplicates it.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

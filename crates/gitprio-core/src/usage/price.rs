@@ -42,8 +42,9 @@ pub struct Price {
 }
 
 impl Price {
-    /// The first of its prices that is negative or not a number, with its name.
-    fn first_negative(&self) -> Option<(&'static str, f64)> {
+    /// The first of its rates that is not a finite, non-negative number of dollars, with
+    /// its name: the one check of every price file's entries.
+    fn first_invalid(&self) -> Option<(&'static str, f64)> {
         let long = self.above_200k;
         [
             ("input", Some(self.input)),
@@ -66,10 +67,15 @@ impl Price {
         .into_iter()
         .find_map(|(kind, value)| {
             value
-                .filter(|value| value.is_nan() || *value < 0.0)
+                .filter(|value| !value.is_finite() || *value < 0.0)
                 .map(|value| (kind, value))
         })
     }
+}
+
+/// Why a rate of a price file is refused.
+fn not_dollars(kind: &str, value: f64) -> String {
+    format!("{kind} is {value}, not dollars per million tokens (a price is 0 or more)")
 }
 
 /// A request whose prompt is over this many tokens is a long-context one.
@@ -222,6 +228,15 @@ const BUNDLED: &[(&str, Price)] = &[
     ("gemini-2.5-flash", price(0.30, 2.50, None, Some(0.03))),
 ];
 
+/// What `.tasks/prices.yaml` gives: the prices read, and why the rest was not.
+#[derive(Clone, Debug, Default)]
+pub struct ReadOverrides {
+    /// Model name → price in $ per million tokens.
+    pub prices: BTreeMap<String, Price>,
+    /// Why an entry (or the whole file) was not read, located by line when it can be.
+    pub problems: Vec<String>,
+}
+
 /// What a `LiteLLM` price file gives: the prices read, and the entries refused.
 #[derive(Clone, Debug, Default)]
 pub struct LiteLlmPrices {
@@ -253,13 +268,54 @@ impl PriceTable {
             serde_saphyr::from_str_with_options(text, crate::config::yaml_options())
                 .map_err(|error| error.to_string())?;
         for (model, price) in &prices {
-            if let Some((kind, value)) = price.first_negative() {
-                return Err(format!(
-                    "`{model}`: {kind} is {value}, not dollars per million tokens (a price is 0 or more)"
-                ));
+            if let Some((kind, value)) = price.first_invalid() {
+                return Err(format!("`{model}`: {}", not_dollars(kind, value)));
             }
         }
         Ok(prices)
+    }
+
+    /// Reads `.tasks/prices.yaml` as far as it can: the entries it can read, and for each
+    /// one it cannot (a price that is not a number of dollars, an unknown key, the whole file
+    /// when its YAML is broken), why, located by line. One teammate's typo then costs only
+    /// the models it names their bundled price, with a warning, in every view alike.
+    pub fn read_overrides(text: &str) -> ReadOverrides {
+        let mut read = ReadOverrides::default();
+        if text.trim().is_empty() {
+            return read;
+        }
+        let entries: std::collections::HashMap<serde_saphyr::Spanned<String>, serde_json::Value> =
+            match serde_saphyr::from_str_with_options(text, crate::config::yaml_options()) {
+                Ok(entries) => entries,
+                Err(error) => {
+                    read.problems.push(format!(
+                        "is not read: {error} (a map of model to prices is expected); the bundled prices are used"
+                    ));
+                    return read;
+                }
+            };
+        let mut entries: Vec<_> = entries.into_iter().collect();
+        entries.sort_by_key(|(name, _)| name.referenced.line());
+        for (name, value) in entries {
+            let line = name.referenced.line();
+            match serde_json::from_value::<Price>(value) {
+                Ok(price) => match price.first_invalid() {
+                    None => {
+                        read.prices.insert(name.value, price);
+                    }
+                    Some((kind, value)) => read.problems.push(format!(
+                        "line {line}: `{}`: {}; its bundled price is used",
+                        name.value,
+                        not_dollars(kind, value)
+                    )),
+                },
+                Err(error) => read.problems.push(format!(
+                    "line {line}: `{}`: {error}; its bundled price is used",
+                    name.value
+                )),
+            }
+        }
+        read
     }
 
     /// Parses `LiteLLM`'s `model_prices_and_context_window.json` (or a file of that shape,
@@ -401,8 +457,12 @@ impl PriceTable {
             reason = "token counts stay far below 2^52"
         )]
         let tokens = |count: u64| count as f64 / 1_000_000.0;
+        // A record of several requests (an hour of the unattributed store, a session's
+        // totals from an agent's output) is judged by its mean prompt: its sum would price
+        // ten 150k-token prompts as one long one.
         let prompt =
-            record.input + record.cache_write_5m + record.cache_write_1h + record.cache_read;
+            (record.input + record.cache_write_5m + record.cache_write_1h + record.cache_read)
+                / u64::from(record.requests.max(1));
         // (input, output, 5-minute write, 1-hour write, read) in $ per million tokens.
         let rates = match price.above_200k {
             Some(long) if prompt > LONG_CONTEXT_TOKENS => (
@@ -480,6 +540,36 @@ mod tests {
             cache_read: 1_000_000,
             ..UsageRecord::default()
         }
+    }
+
+    /// A teammate's typo in one entry costs only that model its override, with the line
+    /// named; broken YAML costs the file, with its position; a negative price is refused.
+    #[test]
+    fn overrides_are_read_entry_by_entry_and_each_problem_is_located() {
+        let read = PriceTable::read_overrides(
+            "claude-sonnet-4-5: {input: abc, output: 15}\nhouse: {input: 1, output: 2}\ncheap: {input: -5, output: 1}\n",
+        );
+        assert_eq!(read.prices.keys().collect::<Vec<_>>(), ["house"]);
+        assert_eq!(read.problems.len(), 2, "{:?}", read.problems);
+        assert!(
+            read.problems[0].starts_with("line 1: `claude-sonnet-4-5`: ")
+                && read.problems[0].ends_with("; its bundled price is used"),
+            "{:?}",
+            read.problems
+        );
+        assert!(
+            read.problems[1].starts_with("line 3: `cheap`: input is -5, not dollars"),
+            "{:?}",
+            read.problems
+        );
+        let broken = PriceTable::read_overrides("a: {input: 1\n  b: [\n");
+        assert!(broken.prices.is_empty());
+        assert!(
+            broken.problems[0].starts_with("is not read: ") && broken.problems[0].contains("line "),
+            "{:?}",
+            broken.problems
+        );
+        assert!(PriceTable::read_overrides("  \n").problems.is_empty());
     }
 
     #[test]
@@ -583,6 +673,13 @@ mod tests {
         // At 200k exactly, the base rates.
         let base = request("claude-sonnet-4-5", 1_000, 199_000);
         assert!((cost(&base) - (0.003 + 0.0597 + 0.015)).abs() < 1e-9);
+        // Ten requests of 150k summed in one record (an hour of the unattributed store):
+        // each is under 200k, so the base rates.
+        let hour = UsageRecord {
+            requests: 10,
+            ..request("claude-sonnet-4-5", 10_000, 1_490_000)
+        };
+        assert!((cost(&hour) - (0.03 + 0.447 + 0.015)).abs() < 1e-9);
         // A LiteLLM file carries the long-context rates too.
         let file = r#"{"long-9": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6,
             "input_cost_per_token_above_200k_tokens": 3e-6, "output_cost_per_token_above_200k_tokens": 4e-6}}"#;
@@ -626,6 +723,18 @@ mod tests {
             .unwrap_err()
             .contains("above_200k.input is -6")
         );
+        // `.tasks/prices.yaml`, read entry by entry, applies the same check.
+        let read = PriceTable::read_overrides(
+            "m: {input: 3, output: 15, above_200k: {input: -6, output: 1}}\nok: {input: 1, output: 2}",
+        );
+        assert_eq!(read.prices.keys().collect::<Vec<_>>(), ["ok"]);
+        assert_eq!(
+            read.problems,
+            [
+                "line 1: `m`: above_200k.input is -6, not dollars per million tokens (a price is 0 or more); its bundled price is used"
+            ]
+        );
+        assert!(PriceTable::parse_overrides("m: {input: .inf, output: 2}").is_err());
     }
 
     #[test]

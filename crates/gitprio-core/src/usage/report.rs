@@ -235,8 +235,9 @@ pub struct Group {
     pub summary: Summary,
 }
 
-/// Percentiles of a distribution, with its largest items.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// Percentiles of a distribution, with its largest items. Of no item, the percentiles are
+/// undefined: `null` in JSON, not 0.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Distribution {
     pub count: usize,
     pub median: u64,
@@ -244,8 +245,28 @@ pub struct Distribution {
     pub p99: u64,
     pub max: u64,
     /// The five largest: (task, tokens, cost), written `[task, tokens, cost_usd, unpriced_tokens]`.
-    #[serde(serialize_with = "serialize_top")]
     pub top: Vec<(TaskId, u64, Cost)>,
+}
+
+impl Serialize for Distribution {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Top<'a>(&'a [(TaskId, u64, Cost)]);
+        impl Serialize for Top<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serialize_top(self.0, serializer)
+            }
+        }
+        let defined = |value: u64| (self.count > 0).then_some(value);
+        let mut fields = serializer.serialize_struct("Distribution", 6)?;
+        fields.serialize_field("count", &self.count)?;
+        fields.serialize_field("median", &defined(self.median))?;
+        fields.serialize_field("p90", &defined(self.p90))?;
+        fields.serialize_field("p99", &defined(self.p99))?;
+        fields.serialize_field("max", &defined(self.max))?;
+        fields.serialize_field("top", &Top(&self.top))?;
+        fields.end()
+    }
 }
 
 /// Serializes [`Distribution::top`] with its dollars rounded as every dollar amount is.
@@ -311,6 +332,23 @@ pub struct Waste {
     pub overspend: Vec<Overspend>,
     #[serde(serialize_with = "money::serialize")]
     pub overspend_usd: f64,
+    /// Tokens of the overspending runs' requests with no price: left out of both sides, so
+    /// `overspend_usd` is a floor when there are some.
+    pub overspend_unpriced_tokens: u64,
+    /// Runs that spent on another model than the one their task was routed to, whose routed
+    /// model has no price: their overspend is unknown, not none.
+    pub overspend_unknown: Vec<UnknownOverspend>,
+}
+
+/// A run whose overspend cannot be told: its task's routed model has no price.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct UnknownOverspend {
+    pub task: TaskId,
+    pub run: String,
+    pub routed_model: String,
+    #[serde(serialize_with = "money::serialize")]
+    pub cost_usd: f64,
+    pub unpriced_tokens: u64,
 }
 
 /// Percentiles of dollars per completed task, nearest rank. A task with unpriced tokens
@@ -341,6 +379,9 @@ pub struct Overspend {
     pub routed_cost_usd: f64,
     #[serde(serialize_with = "money::serialize")]
     pub overspend_usd: f64,
+    /// Tokens of the run's requests with no price, left out of both sides: with some,
+    /// `cost_usd` and `overspend_usd` are floors.
+    pub unpriced_tokens: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -353,6 +394,13 @@ pub struct ModelMix {
     pub share: f64,
 }
 
+/// A price file of the repository the report's costs are read at, and how many models it prices.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RepositoryPriceFile {
+    pub file: String,
+    pub models: usize,
+}
+
 /// Everything `gitprio report` shows.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
@@ -362,6 +410,9 @@ pub struct Report {
     /// A price file the user gave on top of the bundled table (`report --prices`), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price_file: Option<String>,
+    /// The repository's own prices (`.tasks/prices.yaml`) over the bundled table, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository_prices: Option<RepositoryPriceFile>,
     pub group_by: GroupBy,
     pub summary: Summary,
     pub groups: Vec<Group>,
@@ -382,6 +433,10 @@ pub struct Report {
     /// Whether the pull request of each run was asked of GitHub (see [`pull_request_signals`]).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub pull_requests: bool,
+    /// Whether the report is over a period (`--since`/`--until`): a task's figures are then
+    /// its spend inside the period only.
+    #[serde(skip)]
+    pub period: bool,
 }
 
 /// The share of spend tied to tasks (the ledger) against this repository's spend that no
@@ -509,6 +564,7 @@ pub fn add_unattributed(
             first: span.first?,
             last: span.last?,
             provider: provider_name(&span.provider),
+            agent: unattributed.agent,
             tokens: span.totals.tokens(),
             requests: span.totals.requests,
             cost: prices.cost(&span.priced()),
@@ -536,6 +592,9 @@ pub struct UnattributedSpans<'s> {
     pub filtered: &'s [Span],
     /// All of them: a window is opened by whichever request came first.
     pub all: &'s [Span],
+    /// The agent that runs the report: this machine's requests that no run claims are
+    /// taken to be its account's.
+    pub agent: &'s str,
 }
 
 /// What one (task type, model, agent) spent.
@@ -637,6 +696,10 @@ pub struct Window {
     /// Whose subscription meters it: `claude`, `codex`, `gemini` (each meters its own
     /// windows), or `other`.
     pub provider: &'static str,
+    /// Whose account: the agent whose runs spent it (each agent is taken to have its
+    /// own subscription), with the requests no run claims on this machine counted as
+    /// the agent's that runs the report.
+    pub agent: String,
     pub start: Timestamp,
     pub end: Timestamp,
     /// All its requests: the tied and, when the unattributed store was read, those no
@@ -651,8 +714,14 @@ pub struct Window {
     pub unpriced_tokens: u64,
     /// The report's time falls inside the window.
     pub active: bool,
-    /// For the active window: tokens per hour since its first request, and what the
-    /// window ends at if that rate goes on.
+    /// The time of its last request.
+    pub last_request_at: Option<Timestamp>,
+    /// For the active window: tokens per hour since its first request (over 15 minutes
+    /// at least: a burst says nothing of an hour), and, while requests are still coming
+    /// (the last one less than 15 minutes ago), what the window ends at if that rate goes
+    /// on. The projected dollars are those of the priced part; with unpriced tokens,
+    /// `projected_unpriced_tokens` grows at the same rate, and a wholly unpriced window
+    /// projects no dollars (unknown, never $0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tokens_per_hour: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -660,6 +729,8 @@ pub struct Window {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(serialize_with = "money::serialize_option")]
     pub projected_cost_usd: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub projected_unpriced_tokens: Option<u64>,
 }
 
 /// Spend by day, ISO week and month (UTC), and by 5-hour window.
@@ -773,10 +844,11 @@ pub fn provider(record: &UsageRecord) -> &'static str {
 
 /// Requests that count in a window: one request, or an unattributed span of them.
 #[derive(Clone, Copy, Debug)]
-struct Event {
+struct Event<'a> {
     first: Timestamp,
     last: Timestamp,
     provider: &'static str,
+    agent: &'a str,
     tokens: u64,
     requests: u64,
     cost: Option<f64>,
@@ -784,13 +856,18 @@ struct Event {
 }
 
 /// Each request of `runs` as an event (at its run's start where it has no time).
-fn tied_events(runs: &[Run], prices: &PriceTable) -> Vec<Event> {
-    timed_records(runs)
-        .into_iter()
-        .map(|(at, record)| Event {
+fn tied_events<'a>(runs: &'a [Run], prices: &PriceTable) -> Vec<Event<'a>> {
+    runs.iter()
+        .flat_map(|run| {
+            run.records
+                .iter()
+                .map(move |record| (record.at.unwrap_or(run.meta.started_at), record, run))
+        })
+        .map(|(at, record, run)| Event {
             first: at,
             last: at,
             provider: provider(record),
+            agent: &run.meta.agent,
             tokens: record.total_tokens(),
             requests: u64::from(record.requests),
             cost: prices.cost(record),
@@ -799,26 +876,32 @@ fn tied_events(runs: &[Run], prices: &PriceTable) -> Vec<Event> {
         .collect()
 }
 
-/// The windows of `events` per provider (each meters its own), those overlapping `range`,
-/// oldest first; `now` marks each provider's active one.
-fn all_windows(mut events: Vec<Event>, range: Range, now: Option<Timestamp>) -> Vec<Window> {
+/// The windows of `events` per provider and agent (each subscription meters its own),
+/// those overlapping `range`, oldest first; `now` marks each one's active window.
+fn all_windows(mut events: Vec<Event<'_>>, range: Range, now: Option<Timestamp>) -> Vec<Window> {
     events.sort_by_key(|event| (event.first, event.last));
-    let mut by_provider: BTreeMap<&'static str, Vec<Event>> = BTreeMap::new();
+    let mut by_account: BTreeMap<(&'static str, &str), Vec<Event<'_>>> = BTreeMap::new();
     for event in events {
-        by_provider.entry(event.provider).or_default().push(event);
+        by_account
+            .entry((event.provider, event.agent))
+            .or_default()
+            .push(event);
     }
-    let mut windows: Vec<Window> = by_provider
+    let mut windows: Vec<Window> = by_account
         .into_iter()
-        .flat_map(|(provider, events)| {
+        .flat_map(|((provider, agent), events)| {
             let mut windows = windows(&events, now);
             for window in &mut windows {
                 window.provider = provider;
+                agent.clone_into(&mut window.agent);
             }
             windows
         })
         .filter(|window| range.overlaps(window.start, window.end))
         .collect();
-    windows.sort_by_key(|window| (window.start, window.provider));
+    windows.sort_by(|left, right| {
+        (left.start, left.provider, &left.agent).cmp(&(right.start, right.provider, &right.agent))
+    });
     windows
 }
 
@@ -837,8 +920,7 @@ fn provider_name(name: &str) -> &'static str {
 /// new one at its hour. (An unattributed span is one hour's requests: a window that ends
 /// on that hour's first instant takes the whole span.) `now` marks the active one, with
 /// its burn rate and projection.
-#[expect(clippy::cast_precision_loss, reason = "rates for display")]
-fn windows(events: &[Event], now: Option<Timestamp>) -> Vec<Window> {
+fn windows(events: &[Event<'_>], now: Option<Timestamp>) -> Vec<Window> {
     let span = jiff::SignedDuration::from_hours(WINDOW_HOURS);
     let mut windows: Vec<Window> = Vec::new();
     // The window's first request, and the last request so far.
@@ -882,30 +964,59 @@ fn windows(events: &[Event], now: Option<Timestamp>) -> Vec<Window> {
             None => window.unpriced_tokens += event.tokens,
         }
     }
-    if let (Some(now), Some(window), Some(first)) = (now, windows.last_mut(), first)
+    if let Some(window) = windows.last_mut() {
+        window.last_request_at = last;
+    }
+    if let (Some(now), Some(window), Some(first), Some(last)) =
+        (now, windows.last_mut(), first, last)
         && now >= window.start
         && now < window.end
     {
         window.active = true;
-        let elapsed = now.as_second() - first.as_second();
-        // A rate over less than a minute says nothing.
-        if elapsed >= 60 {
-            let rate = window.tokens as f64 / (elapsed as f64 / 3600.0);
-            let remaining = (window.end.as_second() - now.as_second()) as f64 / 3600.0;
-            window.tokens_per_hour = Some(rate);
-            #[expect(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "a projection"
-            )]
-            let projected = window.tokens + (rate * remaining) as u64;
-            window.projected_tokens = Some(projected);
-            // With unpriced tokens, the priced dollars grown at the same rate: a floor.
-            window.projected_cost_usd = (window.tokens > 0)
-                .then(|| window.cost_usd * projected as f64 / window.tokens as f64);
-        }
+        project(window, now, first, last);
     }
     windows
+}
+
+/// The shortest span a burn rate is taken over, and how long after its last request a
+/// window counts as still spending.
+const RATE_SPAN: jiff::SignedDuration = jiff::SignedDuration::from_mins(15);
+
+/// Sets the active `window`'s burn rate since its `first` request (over [`RATE_SPAN`] at
+/// least: 90 seconds of requests are no hourly rate), and, while it is spending (its
+/// `last` request within [`RATE_SPAN`] of `now`), what it ends at if that rate goes on.
+#[expect(clippy::cast_precision_loss, reason = "rates for display")]
+fn project(window: &mut Window, now: Timestamp, first: Timestamp, last: Timestamp) {
+    // A rate over less than a minute says nothing.
+    if now.duration_since(first).as_secs() < 60 {
+        return;
+    }
+    let elapsed = now.duration_since(first).max(RATE_SPAN).as_secs_f64();
+    let rate = window.tokens as f64 / (elapsed / 3600.0);
+    window.tokens_per_hour = Some(rate);
+    if now.duration_since(last) > RATE_SPAN || window.tokens == 0 {
+        return;
+    }
+    let remaining = window.end.duration_since(now).as_secs_f64() / 3600.0;
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a projection"
+    )]
+    let projected = window.tokens + (rate * remaining) as u64;
+    window.projected_tokens = Some(projected);
+    let growth = projected as f64 / window.tokens as f64;
+    // The priced dollars and the unpriced tokens grown at the same rate; no priced
+    // token, no dollars: unknown, never $0.
+    window.projected_cost_usd =
+        (window.unpriced_tokens < window.tokens).then_some(window.cost_usd * growth);
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a projection"
+    )]
+    let unpriced = (window.unpriced_tokens as f64 * growth) as u64;
+    window.projected_unpriced_tokens = (window.unpriced_tokens > 0).then_some(unpriced);
 }
 
 /// The report's time range: each request counts in it by its own time, each completion
@@ -922,6 +1033,11 @@ impl Range {
             since: filter.since,
             until: filter.until,
         }
+    }
+
+    /// Whether the report is over a period (`--since`/`--until`), not all time.
+    fn bounded(self) -> bool {
+        self.since.is_some() || self.until.is_some()
     }
 
     fn is_all(self) -> bool {
@@ -1006,6 +1122,7 @@ pub fn report(
         price_snapshot: super::PRICE_SNAPSHOT,
         price_date: super::PRICE_SNAPSHOT_DATE,
         price_file: None,
+        repository_prices: None,
         group_by,
         summary,
         groups,
@@ -1017,6 +1134,7 @@ pub fn report(
         fleet_runs,
         attribution: None,
         pull_requests: false,
+        period: range.bounded(),
     }
 }
 
@@ -1125,9 +1243,11 @@ fn summarize(
         in_flight_unpriced_tokens: in_flight.unpriced_tokens,
         value_per_million_tokens: per_million(value_points as f64),
         tasks_per_million_tokens: per_million(completed.len() as f64),
-        usd_per_completed_task: (!completed.is_empty())
+        // No finished spend in the period (its tasks spent before it): undefined, not $0.
+        usd_per_completed_task: (!completed.is_empty() && finished_tokens > 0)
             .then(|| finished_usd / completed.len() as f64),
-        usd_per_value_point: (value_points > 0).then(|| finished_usd / value_points as f64),
+        usd_per_value_point: (value_points > 0 && finished_tokens > 0)
+            .then(|| finished_usd / value_points as f64),
         cache_hit_rate: totals.cache_hit_rate(),
     }
 }
@@ -1253,20 +1373,37 @@ fn spent<'line>(lines: impl Iterator<Item = &'line RunLine>) -> (u64, Cost) {
     })
 }
 
-/// Returns the pull request of a run that started at `started_at`, among its task branch's
-/// `pulls`: the first opened since the run started, else the last opened before (a retry
-/// pushes to the branch whose pull request an earlier run opened, which stays open).
-fn pull_request_of(started_at: Timestamp, pulls: &[PullRequestFacts]) -> Option<&PullRequestFacts> {
+/// Returns the pull request of `run` among its task branch's `pulls`: the first opened
+/// during it, else the last opened before it (a retry pushes to the branch whose pull
+/// request an earlier run opened, which stays open). A run lasts until `next_start`, its
+/// task's next run; one that ended without completing its task lasts only until it ended:
+/// a pull request opened after a failed run is not its (a completed run's is opened just
+/// after it ends).
+fn pull_request_of<'pulls>(
+    run: &RunLine,
+    next_start: Option<Timestamp>,
+    pulls: &'pulls [PullRequestFacts],
+) -> Option<&'pulls PullRequestFacts> {
     let mut by_time: Vec<&PullRequestFacts> = pulls.iter().collect();
     by_time.sort_by_key(|pull| (pull.created_at, pull.number));
+    let gave_up = run.outcome != "completed" && run.outcome != IN_FLIGHT;
+    let end = match (gave_up.then_some(run.ended_at).flatten(), next_start) {
+        (Some(ended), Some(next)) => Some(ended.min(next)),
+        (ended, next) => ended.or(next),
+    };
     by_time
         .iter()
-        .find(|pull| pull.created_at.is_some_and(|at| at >= started_at))
+        .find(|pull| {
+            pull.created_at.is_some_and(|at| {
+                at >= run.started_at
+                    && end.is_none_or(|end| if gave_up { at <= end } else { at < end })
+            })
+        })
         .or_else(|| {
             by_time
                 .iter()
                 .rev()
-                .find(|pull| pull.created_at.is_none_or(|at| at < started_at))
+                .find(|pull| pull.created_at.is_none_or(|at| at < run.started_at))
         })
         .copied()
 }
@@ -1279,11 +1416,24 @@ pub fn pull_request_signals(
     pulls: &BTreeMap<TaskId, Vec<PullRequestFacts>>,
     tasks: &BTreeMap<TaskId, TaskFacts>,
 ) {
+    let mut starts: BTreeMap<TaskId, Vec<Timestamp>> = BTreeMap::new();
+    for line in &report.runs {
+        starts
+            .entry(line.task.clone())
+            .or_default()
+            .push(line.started_at);
+    }
+    let next_start = |line: &RunLine| {
+        starts
+            .get(&line.task)
+            .and_then(|starts| starts.iter().filter(|at| **at > line.started_at).min())
+            .copied()
+    };
     let attach = |lines: &mut [RunLine]| {
         for line in lines {
             line.pull_request = pulls
                 .get(&line.task)
-                .and_then(|pulls| pull_request_of(line.started_at, pulls))
+                .and_then(|pulls| pull_request_of(line, next_start(line), pulls))
                 .cloned();
         }
     };
@@ -1317,7 +1467,18 @@ fn manager_signals(
         entry.1.add(run.cost(prices));
         entry.2 |= range.completes(run);
         if let Some(routed) = &run.meta.routed_model
-            && prices.price(routed).is_some()
+            && run.records.iter().any(|record| &record.model != routed)
+            && prices.price(routed).is_none()
+        {
+            let cost = run.cost(prices);
+            waste.overspend_unknown.push(UnknownOverspend {
+                task: run.meta.task.clone(),
+                run: run.meta.run.clone(),
+                routed_model: routed.clone(),
+                cost_usd: cost.usd,
+                unpriced_tokens: cost.unpriced_tokens,
+            });
+        } else if let Some(routed) = &run.meta.routed_model
             && run.records.iter().any(|record| &record.model != routed)
         {
             // The priced requests only: an unpriced one has nothing to compare.
@@ -1334,8 +1495,15 @@ fn manager_signals(
                 .fold((0.0, 0.0), |(cost, routed), (one, one_routed)| {
                     (cost + one, routed + one_routed)
                 });
+            let unpriced_tokens = run
+                .records
+                .iter()
+                .filter(|record| prices.cost(record).is_none())
+                .map(UsageRecord::total_tokens)
+                .sum();
             if cost > routed_cost {
                 waste.overspend_usd += cost - routed_cost;
+                waste.overspend_unpriced_tokens += unpriced_tokens;
                 waste.overspend.push(Overspend {
                     task: run.meta.task.clone(),
                     run: run.meta.run.clone(),
@@ -1343,13 +1511,16 @@ fn manager_signals(
                     cost_usd: cost,
                     routed_cost_usd: routed_cost,
                     overspend_usd: cost - routed_cost,
+                    unpriced_tokens,
                 });
             }
         }
     }
     let mut by_type: BTreeMap<String, (Vec<f64>, u64)> = BTreeMap::new();
     for (kind, cost, completed) in per_task.into_values() {
-        if completed {
+        let spent = cost.usd > 0.0 || cost.unpriced_tokens > 0;
+        // As for tokens per task: within a period, a task that spent before it is left out.
+        if completed && (spent || !range.bounded()) {
             let entry = by_type.entry(kind).or_default();
             entry.0.push(cost.usd);
             entry.1 += cost.unpriced_tokens;
@@ -1386,10 +1557,12 @@ fn percentile(sorted: &[u64], percent: usize) -> u64 {
 type TaskSpend<'a> = BTreeMap<&'a TaskId, (usize, u64, Cost, bool)>;
 
 /// The tokens the completed tasks of `by_task` took, with the five costliest.
-fn completed_distribution(by_task: &TaskSpend<'_>) -> Distribution {
+fn completed_distribution(by_task: &TaskSpend<'_>, bounded: bool) -> Distribution {
     let mut completed: Vec<(TaskId, u64, Cost)> = by_task
         .iter()
-        .filter(|(_, entry)| entry.3)
+        // Within a period, a task that completed in it but spent before it has no tokens
+        // per task here: 0 would read as free work.
+        .filter(|(_, entry)| entry.3 && !(bounded && entry.1 == 0))
         .map(|(task, entry)| ((*task).clone(), entry.1, entry.2))
         .collect();
     let mut sorted: Vec<u64> = completed.iter().map(|(_, tokens, _)| *tokens).collect();
@@ -1443,7 +1616,7 @@ fn waste(
         entry.2.add(run.cost(prices));
         entry.3 |= range.completes(run);
     }
-    let tokens_per_completed_task = completed_distribution(&by_task);
+    let tokens_per_completed_task = completed_distribution(&by_task, range.bounded());
     let unfinished_runs: Vec<RunLine> = lines
         .iter()
         .filter(|line| line.outcome != "completed" && line.outcome != IN_FLIGHT)
@@ -1596,25 +1769,44 @@ mod tests {
             pull(11, PullRequestState::ClosedUnmerged, "2026-11-02T11:00:00Z"),
         ];
         let at = |text: &str| -> Timestamp { text.parse().unwrap() };
-        assert_eq!(
-            pull_request_of(at("2026-11-02T10:00:00Z"), &pulls)
-                .unwrap()
-                .number,
-            11
+        let prices = PriceTable::new(BTreeMap::new());
+        let line = |outcome: Outcome, started: &str, ended: &str| {
+            let mut one = run("a", "1-x", "alice", Some(outcome), &[]);
+            one.meta.started_at = at(started);
+            one.meta.ended_at = Some(at(ended));
+            run_line(&one, &BTreeMap::new(), &prices)
+        };
+        let of = |run: &RunLine, next: Option<&str>| {
+            pull_request_of(run, next.map(at), &pulls).map(|pull| pull.number)
+        };
+        let first = line(
+            Outcome::Completed,
+            "2026-11-02T10:00:00Z",
+            "2026-11-02T10:50:00Z",
         );
-        assert_eq!(
-            pull_request_of(at("2026-11-03T09:00:00Z"), &pulls)
-                .unwrap()
-                .number,
-            12
+        // Opened just after the run completed, before the next run: its.
+        assert_eq!(of(&first, Some("2026-11-03T09:00:00Z")), Some(11));
+        let second = line(
+            Outcome::Completed,
+            "2026-11-03T09:00:00Z",
+            "2026-11-03T09:50:00Z",
         );
+        assert_eq!(of(&second, None), Some(12));
         // A retry after the last pull request was opened pushes to its branch: that one.
-        assert_eq!(
-            pull_request_of(at("2026-11-04T09:00:00Z"), &pulls)
-                .unwrap()
-                .number,
-            12
+        let retry = line(
+            Outcome::Completed,
+            "2026-11-04T09:00:00Z",
+            "2026-11-04T09:50:00Z",
         );
+        assert_eq!(of(&retry, None), Some(12));
+        // A failed run has no pull request opened after it ended (walk17 N3).
+        let failed = line(
+            Outcome::Failed,
+            "2026-11-02T09:00:00Z",
+            "2026-11-02T10:00:00Z",
+        );
+        assert_eq!(of(&failed, Some("2026-11-02T10:00:00Z")), None);
+        assert_eq!(of(&failed, None), None);
 
         let mut late = run(
             "a",
@@ -1670,21 +1862,21 @@ mod tests {
                 "1-x",
                 "alice",
                 Some(Outcome::Failed),
-                &[("claude-sonnet-4-5", 1_000_000, 0, 0)],
+                &[("claude-sonnet-4-6", 1_000_000, 0, 0)],
             ),
             run(
                 "a",
                 "2-y",
                 "bob",
                 Some(Outcome::Completed),
-                &[("claude-sonnet-4-5", 1_000_000, 0, 1_000_000)],
+                &[("claude-sonnet-4-6", 1_000_000, 0, 1_000_000)],
             ),
             run(
                 "b",
                 "1-z",
                 "alice",
                 Some(Outcome::Completed),
-                &[("claude-sonnet-4-5", 0, 6_000_000, 0)],
+                &[("claude-sonnet-4-6", 0, 6_000_000, 0)],
             ),
             run(
                 "c",
@@ -1814,7 +2006,10 @@ mod tests {
         let mut late = early.records[0].clone();
         late.key = "third".to_owned();
         late.at = Some("2026-11-03T09:00:00Z".parse().unwrap());
-        early.records.push(late);
+        let mut latest = late.clone();
+        latest.key = "fourth".to_owned();
+        latest.at = Some("2026-11-03T09:55:00Z".parse().unwrap());
+        early.records.extend([late, latest]);
         let filter = RunFilter {
             now: Some("2026-11-03T10:00:00Z".parse().unwrap()),
             ..RunFilter::default()
@@ -1832,16 +2027,93 @@ mod tests {
             .iter()
             .map(|day| (day.period.as_str(), day.tokens))
             .collect();
-        assert_eq!(days, [("2026-11-02", 2_000_000), ("2026-11-03", 1_000_000)]);
+        assert_eq!(days, [("2026-11-02", 2_000_000), ("2026-11-03", 2_000_000)]);
         assert_eq!(spend.by_month.len(), 1);
         assert_eq!(spend.windows.len(), 2);
         assert_eq!(spend.windows[0].start.to_string(), "2026-11-02T10:00:00Z");
         assert_eq!(spend.windows[0].tokens, 2_000_000);
         let active = &spend.windows[1];
         assert!(active.active);
-        // 1M tokens in the first hour, 4 hours left at that rate.
-        assert_eq!(active.projected_tokens, Some(5_000_000));
-        assert!((active.projected_cost_usd.unwrap() - 75.0).abs() < 1e-6);
+        // 2M tokens in the first hour, 4 hours left at that rate.
+        assert_eq!(active.projected_tokens, Some(10_000_000));
+        assert!((active.projected_cost_usd.unwrap() - 150.0).abs() < 1e-6);
+        assert_eq!(active.projected_unpriced_tokens, None);
+    }
+
+    /// One window of `records` (model, output tokens, time) at `now`.
+    fn window_at(records: &[(&str, u64, &str)], now: &str) -> Window {
+        let mut spent = run("a", "1-x", "alice", None, &[]);
+        for (number, (model, output, at)) in records.iter().enumerate() {
+            spent.records.push(UsageRecord {
+                key: format!("k{number}"),
+                model: (*model).to_owned(),
+                output: *output,
+                requests: 1,
+                at: Some(at.parse().unwrap()),
+                ..UsageRecord::default()
+            });
+        }
+        let filter = RunFilter {
+            now: Some(now.parse().unwrap()),
+            ..RunFilter::default()
+        };
+        let report = report(
+            &[spent],
+            &BTreeMap::new(),
+            &PriceTable::default(),
+            &filter,
+            GroupBy::Day,
+        );
+        assert_eq!(report.spend.windows.len(), 1);
+        report.spend.windows[0].clone()
+    }
+
+    /// A window of unpriced tokens only projects no dollars: unknown, never $0 (walk17 N4).
+    #[test]
+    fn a_wholly_unpriced_window_projects_unknown_dollars_not_zero() {
+        let window = window_at(
+            &[("my-local-llama", 1_000, "2026-11-09T10:20:00Z")],
+            "2026-11-09T10:30:00Z",
+        );
+        assert!(window.active);
+        assert_eq!(window.projected_cost_usd, None);
+        let projected = window.projected_tokens.unwrap();
+        assert_eq!(window.projected_unpriced_tokens, Some(projected));
+        // Half priced: the priced dollars and the unpriced tokens grow alike.
+        let mixed = window_at(
+            &[
+                ("claude-mystery-9", 1_000, "2026-11-09T10:20:00Z"),
+                ("claude-sonnet-4-5", 1_000, "2026-11-09T10:21:00Z"),
+            ],
+            "2026-11-09T10:30:00Z",
+        );
+        let growth = f64::from(u32::try_from(mixed.projected_tokens.unwrap()).unwrap()) / 2_000.0;
+        assert!((mixed.projected_cost_usd.unwrap() - 0.015 * growth).abs() < 1e-9);
+        assert_eq!(
+            mixed.projected_unpriced_tokens,
+            Some(1_000 * mixed.projected_tokens.unwrap() / 2_000)
+        );
+    }
+
+    /// A burst is no hourly rate: the rate is over 15 minutes at least, and a window
+    /// with no request for 15 minutes projects nothing (walk17 N15).
+    #[test]
+    fn a_burst_is_rated_over_fifteen_minutes_and_an_idle_window_projects_nothing() {
+        let burst = [
+            ("claude-sonnet-4-5", 300_000, "2026-12-06T21:00:00Z"),
+            ("claude-sonnet-4-5", 300_000, "2026-12-06T21:01:30Z"),
+        ];
+        let right_after = window_at(&burst, "2026-12-06T21:02:00Z");
+        // 600k over 15 minutes, not over 2: 2.4M tokens an hour.
+        assert_eq!(right_after.tokens_per_hour, Some(2_400_000.0));
+        let later = window_at(&burst, "2026-12-06T21:30:00Z");
+        assert!(later.active && later.tokens_per_hour.is_some());
+        assert_eq!(later.projected_tokens, None);
+        assert_eq!(later.projected_cost_usd, None);
+        assert_eq!(
+            later.last_request_at,
+            Some("2026-12-06T21:01:30Z".parse().unwrap())
+        );
     }
 
     #[test]

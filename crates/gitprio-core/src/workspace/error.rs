@@ -91,8 +91,6 @@ pub enum WorkspaceError {
     InvalidCost { amount: f64 },
     #[error("a cost needs the tokens it was spent on: report the tokens too")]
     CostWithoutTokens,
-    #[error("invalid {}: {detail}", super::prices::PRICES_PATH)]
-    InvalidPrices { detail: String },
     #[error("no usage records given")]
     NoUsageRecords,
     #[error(

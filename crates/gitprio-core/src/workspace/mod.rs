@@ -34,7 +34,7 @@ pub use error::WorkspaceError;
 pub use gc::collect;
 pub use heartbeat::{Renewed, progress};
 pub use held::{held_id, held_id_to_finish, task_id};
-pub use prices::{PRICES_PATH, price_overrides};
+pub use prices::{PRICES_PATH, RepositoryPrices, price_overrides};
 pub use queue::{
     Mirrors, NothingReady, lease_holds, load_tasks, nothing_ready, parse_cache_path, read_body,
     save_parse_cache,

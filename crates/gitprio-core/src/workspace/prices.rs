@@ -11,12 +11,32 @@ use super::{Workspace, WorkspaceError};
 /// Where a repository overrides the bundled prices.
 pub const PRICES_PATH: &str = ".tasks/prices.yaml";
 
+/// The repository's price overrides as read: the prices, how many models the file prices,
+/// and why entries of it were not read (each costed at its bundled price instead).
+#[derive(Clone, Debug, Default)]
+pub struct RepositoryPrices {
+    /// Model name → price, from the entries that could be read.
+    pub prices: BTreeMap<String, Price>,
+    /// Whether the queue has a `.tasks/prices.yaml` at all.
+    pub found: bool,
+    /// ``"line N: `model`: why"`` for each entry not read, or why the file was not.
+    pub problems: Vec<String>,
+}
+
+impl RepositoryPrices {
+    /// Returns the bundled table with these overrides on top.
+    pub fn table(&self) -> PriceTable {
+        PriceTable::new(self.prices.clone())
+    }
+}
+
 /// Reads the price overrides of `repo` at `commit`, else in its working tree; none when
-/// there is no such file.
+/// there is no such file. An entry it cannot read is named in `problems` and left to its
+/// bundled price: every view (report, usage show, top, run, the Action) reads it so.
 pub fn price_overrides(
     repo: &Repository,
     commit: Option<ObjectId>,
-) -> Result<BTreeMap<String, Price>, WorkspaceError> {
+) -> Result<RepositoryPrices, WorkspaceError> {
     let text = match commit
         .map(|commit| repo.entry_at(commit, PRICES_PATH))
         .transpose()?
@@ -30,17 +50,22 @@ pub fn price_overrides(
                     source,
                 })?
             }
-            _ => return Ok(BTreeMap::new()),
+            _ => return Ok(RepositoryPrices::default()),
         },
     };
-    PriceTable::parse_overrides(&text).map_err(|detail| WorkspaceError::InvalidPrices { detail })
+    let read = PriceTable::read_overrides(&text);
+    Ok(RepositoryPrices {
+        prices: read.prices,
+        found: true,
+        problems: read.problems,
+    })
 }
 
 impl Workspace<'_> {
     /// Returns the prices runs are costed at: the bundled table under the queue's own
     /// `.tasks/prices.yaml`, read from the version of the queue the task files are read
     /// from, as `report` and `top` read it.
-    pub fn prices(&self) -> Result<PriceTable, WorkspaceError> {
+    pub fn prices(&self) -> Result<RepositoryPrices, WorkspaceError> {
         let commit = match self.queue_source() {
             QueueSource::Worktree => None,
             QueueSource::Rev(rev) => Some(self.repo.resolve_commit(&rev)?),
@@ -48,6 +73,6 @@ impl Workspace<'_> {
                 Some(resolve_queue_ref(self.repo, &self.config, branch.as_deref())?.1)
             }
         };
-        Ok(PriceTable::new(price_overrides(self.repo, commit)?))
+        price_overrides(self.repo, commit)
     }
 }
