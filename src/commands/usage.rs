@@ -202,6 +202,7 @@ fn show(settings: &Settings, args: &ShowArgs) -> CommandResult {
         workspace.fetch_runs_of(&id)?;
     }
     let runs = workspace.settled_runs_of(&id)?;
+    warn_hand_beside_log(settings, &runs);
     let repository_prices = workspace.prices()?;
     output::price_problems(settings, &repository_prices);
     let prices = repository_prices.table();
@@ -342,16 +343,20 @@ pub fn import_logs(
         from_store.entry(*run).or_default().push(record.clone());
         by_run.entry(*run).or_insert(0..0);
     }
+    // Race injection for tests: the ledger was read and the records matched, nothing written.
+    pause_at(settings, "import:before-write");
     for (run, range) in by_run {
         let meta = &candidates[run];
         let own = &records[range];
-        let written = match from_store.remove(&run) {
+        let stored = from_store.remove(&run);
+        let written = match &stored {
             Some(stored) => {
-                let both: Vec<UsageRecord> = own.iter().cloned().chain(stored).collect();
+                let both: Vec<UsageRecord> = own.iter().chain(stored).cloned().collect();
                 workspace.deliver_imported(meta, &both)?
             }
             None => workspace.deliver_imported(meta, own)?,
         };
+        warn_hand_beside_imported(settings, &ledger, &written, own, stored.as_deref());
         summary.kept_writes += usize::from(written.kept.is_some());
         summary
             .recorded
@@ -372,6 +377,79 @@ pub fn import_logs(
     gitprio_core::file::replace(&state_path, &serde_json::to_vec(&state)?)
         .with_context(|| format!("cannot write {}", state_path.display()))?;
     Ok(summary)
+}
+
+/// Warns of runs that hold usage recorded by hand (`usage record`, MCP `report_usage`)
+/// beside usage of the same model read from the agent's log, in the same stretch of time:
+/// both count, since nothing says they are the same requests.
+fn warn_hand_beside_log(settings: &Settings, runs: &[gitprio_core::usage::Run]) {
+    for run in runs {
+        for (model, hand, log) in gitprio_core::usage::counted::overlaps(run) {
+            output::message(
+                settings,
+                "warning",
+                &format!(
+                    "{} run {} holds {hand} tokens of {model} recorded by hand beside {log} read from the agent's log in the same time: both count; record by hand only what no log holds",
+                    run.meta.task, run.meta.run
+                ),
+            );
+        }
+    }
+}
+
+/// Warns when the run an import `written` to holds usage recorded by hand beside what
+/// it read for it from the logs (`own` and `stored`), of one model in one stretch of time. The
+/// run's hand-recorded usage comes from a cache of each ledger chunk's, so a large
+/// import to a run of logs alone costs a look-up per chunk.
+fn warn_hand_beside_imported(
+    settings: &Settings,
+    ledger: &Ledger<'_, '_>,
+    written: &gitprio_core::workspace::Recorded,
+    own: &[UsageRecord],
+    stored: Option<&[UsageRecord]>,
+) {
+    if written.added == 0 || written.kept.is_some() {
+        return;
+    }
+    let meta = &written.meta;
+    let Ok(hand) = ledger.hand_recorded(meta) else {
+        return;
+    };
+    if hand.is_empty() {
+        return;
+    }
+    let records = own
+        .iter()
+        .chain(stored.unwrap_or_default())
+        .cloned()
+        .chain(hand)
+        .collect();
+    let run = gitprio_core::usage::Run {
+        meta: meta.clone(),
+        records,
+    };
+    warn_hand_beside_log(settings, std::slice::from_ref(&run));
+}
+
+/// Holds the command at `point` while the failpoint `point=<file>` is armed: it creates
+/// `<file>.waiting`, then waits (a minute at most) for `<file>` to exist, so that a test
+/// interleaves two commands deterministically.
+fn pause_at(settings: &Settings, point: &str) {
+    let Some(file) = settings
+        .failpoint
+        .as_deref()
+        .and_then(|armed| armed.strip_prefix(point))
+        .and_then(|rest| rest.strip_prefix('='))
+    else {
+        return;
+    };
+    let _ = std::fs::write(format!("{file}.waiting"), b"");
+    for _ in 0..600 {
+        if std::path::Path::new(file).exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// Warns of records that ran where two runs were open at once: each went to the first.

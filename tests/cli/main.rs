@@ -17,6 +17,7 @@ mod gc;
 mod github_fake;
 mod install;
 mod leases;
+mod ledger;
 mod locale;
 mod mcp;
 mod messages;

@@ -613,3 +613,77 @@ fn a_real_codex_stopped_mid_turn_records_every_request() {
     assert_eq!(import.code, 0, "{import}");
     assert_eq!(ledger_usage(&env, "spin"), recorded, "{import}");
 }
+
+/// Claude Code writing its transcript where `gitprio run` does not look (its own
+/// `CLAUDE_CONFIG_DIR`, as in a container): the run records what the `json` output says;
+/// a later `usage import` of that transcript replaces it, so the session counts once.
+#[test]
+fn a_transcript_gitprio_run_could_not_see_replaces_the_output_usage_once_imported() {
+    let Some(claude) = agent_cli("claude") else {
+        return;
+    };
+    let env = TestEnv::new();
+    env.repo(
+        "repo",
+        &[(
+            ".tasks/alpha.md",
+            &scripted_task(
+                "Alpha",
+                "edit",
+                "claude-hidden",
+                "model: claude-sonnet-4-5\nacceptance: [test -f done.txt]\n",
+            ),
+        )],
+    );
+    let hidden = env.path("agent-claude-config");
+    std::fs::create_dir_all(&hidden).unwrap();
+    let wrapper = env.path("bin/claude");
+    std::fs::create_dir_all(wrapper.parent().unwrap()).unwrap();
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nCLAUDE_CONFIG_DIR='{}' exec '{}' \"$@\"\n",
+            hidden.display(),
+            claude.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let args = [
+        "-p",
+        "--output-format",
+        "json",
+        "--model",
+        "{model}",
+        "--permission-mode",
+        "acceptEdits",
+    ];
+    let run = run_agent(&env, &[], &wrapper, &args);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.json()["completed"], 1, "{run}");
+    let truth = server().total("claude-hidden");
+    assert!(truth.requests > 1, "the server saw too few requests: {run}");
+    // What the output said stands for the session until its log is imported.
+    let before = ledger_usage(&env, "alpha");
+    assert_eq!(before.output, truth.output, "{run}");
+    let projects = hidden.join("projects").display().to_string();
+    let import = env.run("repo", &["usage", "import", &projects, "--local", "--json"]);
+    assert_eq!(import.code, 0, "{import}");
+    assert_eq!(
+        ledger_usage(&env, "alpha"),
+        truth,
+        "after `usage import`: {import}\n{}",
+        env.git("repo", &["log", "-p", "refs/gitprio/usage/alpha"])
+    );
+    let report = env.run("repo", &["report", "--json", "--local"]);
+    assert_eq!(report.code, 0, "{report}");
+    assert_eq!(
+        report.json()["summary"]["totals"]["requests"],
+        truth.requests,
+        "{report}"
+    );
+}

@@ -358,6 +358,7 @@ fn record_spend(
     // keys `usage import` gives them; without it, the output's usage stands for the attempt.
     let records = if watch.logs.is_empty() {
         let usage = final_usage(run.adapter, verdict, &watch.output, &watch.usage);
+        let session = verdict.session.as_deref().or(watch.output.session());
         usage_records(
             &usage,
             &watch.usage,
@@ -365,6 +366,9 @@ fn record_spend(
             &claimed.run_id(),
             watch.model,
         )
+        .into_iter()
+        .map(|record| of_session(record, session))
+        .collect()
     } else {
         watch.logs.records()
     };
@@ -411,7 +415,11 @@ pub fn record_left_usage(run: &RunContext, holder: &str, id: &str, run_dir: &Pat
     logs.poll(output.session().or(verdict.session.as_deref()));
     let records = if logs.is_empty() {
         let spent = final_usage(run.adapter, &verdict, &output, &usage);
+        let session = verdict.session.as_deref().or(output.session());
         usage_records(&spent, &usage, run.adapter, run_id, None)
+            .into_iter()
+            .map(|record| of_session(record, session))
+            .collect()
     } else {
         logs.records()
     };
@@ -984,6 +992,17 @@ fn final_usage(
     }
 }
 
+/// Names the agent session an output-derived record stands for (when it names none): once
+/// the ledger holds records read from that session's log, readers count those instead
+/// (`usage::ledger::counted`), so a later `usage import` of a log `gitprio run` could not
+/// see does not count the session twice.
+fn of_session(mut record: UsageRecord, session: Option<&str>) -> UsageRecord {
+    if record.session.is_none() && record.source.is_empty() {
+        record.session = session.map(str::to_owned);
+    }
+    record
+}
+
 /// The usage records of the attempt filed as `run`, each with a key stable across
 /// re-recording.
 fn usage_records(
@@ -1037,7 +1056,8 @@ fn usage_records(
 fn records_text(records: &[UsageRecord]) -> String {
     let mut text = String::new();
     for record in records {
-        let origin = (!record.source.is_empty()).then(|| {
+        // An output-derived record passes only its session on (no source: it stays `manual`).
+        let origin = (!record.source.is_empty() || record.session.is_some()).then(|| {
             serde_json::json!({
                 "source": record.source,
                 "session": record.session,

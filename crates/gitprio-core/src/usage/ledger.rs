@@ -18,6 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub(super) mod chunk;
+pub mod counted;
 
 use super::index::{Entries, KeyIndex};
 use super::money::Cost;
@@ -209,6 +210,8 @@ struct RunFiles {
     meta: Option<ObjectId>,
     /// Record blobs: the old whole-run `usage.jsonl`, then the appended chunks in order.
     chunks: Vec<ObjectId>,
+    /// The path of each chunk in the tree, in the order of `chunks`.
+    paths: Vec<String>,
     next_chunk: u64,
 }
 
@@ -346,6 +349,68 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         let _ = outbox::write_atomically(&cache_path, &bytes);
     }
 
+    fn hand_cache_path(&self) -> PathBuf {
+        self.repo()
+            .common_dir()
+            .join("gitprio")
+            .join("usage-index")
+            .join("hand.json")
+    }
+
+    fn load_hand_cache(&self) -> BTreeMap<String, Vec<counted::HandEntry>> {
+        std::fs::read(self.hand_cache_path())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_hand_cache(&self, cache: &BTreeMap<String, Vec<counted::HandEntry>>) {
+        let bytes = serde_json::to_vec(cache).expect("hand entries serialize");
+        let _ = outbox::write_atomically(&self.hand_cache_path(), &bytes);
+    }
+
+    /// The usage `meta`'s run holds that was recorded by hand (`usage record`, MCP
+    /// `report_usage`, a `gitprio run` output record without a session), one record per
+    /// request with its model, time and tokens, as last fetched.
+    ///
+    /// Chunks never change once written, so each chunk's is cached on this machine by blob
+    /// id (`.git/gitprio/usage-index/hand.json`; writes add theirs): only chunks this
+    /// machine never saw are read, and a run of imported logs costs a look-up per chunk.
+    pub fn hand_recorded(&self, meta: &RunMeta) -> Result<Vec<UsageRecord>, LedgerError> {
+        let mirror = self.store.mirror_of(&usage_ref(&meta.task));
+        let Some(commit) = self.repo().reference_commit(&mirror)? else {
+            return Ok(Vec::new());
+        };
+        let Some(files) = self.run_files(commit)?.remove(&meta.run) else {
+            return Ok(Vec::new());
+        };
+        let mut cache = self.load_hand_cache();
+        let mut changed = false;
+        let mut hand = Vec::new();
+        for blob in &files.chunks {
+            let key = blob.to_string();
+            if !cache.contains_key(&key) {
+                let records = self.read_chunk(&mirror, &meta.run, *blob)?;
+                cache.insert(key.clone(), counted::hand_entries(records.iter()));
+                changed = true;
+            }
+            hand.extend(cache[&key].iter().map(counted::HandEntry::record));
+        }
+        if changed {
+            self.save_hand_cache(&cache);
+        }
+        Ok(hand)
+    }
+
+    /// Notes the hand-recorded usage of chunks this machine wrote, so they are never read back.
+    fn note_chunk_hand(&self, chunks: impl Iterator<Item = (ObjectId, Vec<counted::HandEntry>)>) {
+        let mut cache = self.load_hand_cache();
+        for (blob, entries) in chunks {
+            cache.insert(blob.to_string(), entries);
+        }
+        self.save_hand_cache(&cache);
+    }
+
     fn collect_runs(&self, with_records: bool) -> Result<Vec<Run>, LedgerError> {
         let prefix = self.store.mirror_of(USAGE_PREFIX);
         let mut runs = Vec::new();
@@ -359,7 +424,83 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                 right.meta.generation,
             ))
         });
+        if with_records {
+            self.count_once(&mut runs)?;
+        }
         Ok(runs)
+    }
+
+    /// Keeps each request in one of `runs` (see [`counted`]): where two runs hold one key
+    /// (two imports that took it at once), the one whose chunk of it was committed first.
+    fn count_once(&self, runs: &mut [Run]) -> Result<(), LedgerError> {
+        let shared = counted::shared_keys(runs);
+        if shared.is_empty() {
+            return Ok(());
+        }
+        let mut times: BTreeMap<(String, usize), Option<i64>> = BTreeMap::new();
+        let mut holders: Vec<usize> = shared
+            .iter()
+            .flat_map(|(_, holders)| holders.iter().copied())
+            .collect();
+        holders.sort_unstable();
+        holders.dedup();
+        for holder in holders {
+            let keys: std::collections::HashSet<&str> = shared
+                .iter()
+                .filter(|(_, holders)| holders.contains(&holder))
+                .map(|(key, _)| key.as_str())
+                .collect();
+            for (key, time) in self.first_written(&runs[holder].meta, &keys)? {
+                times.insert((key, holder), time);
+            }
+        }
+        counted::count_once(runs, &shared, |key, holder| {
+            times.get(&(key.to_owned(), holder)).copied().flatten()
+        });
+        Ok(())
+    }
+
+    /// The ledger time (seconds) at which `meta`'s run first held each of `keys`: the time
+    /// of the commit that added the first of its chunks holding it.
+    fn first_written(
+        &self,
+        meta: &RunMeta,
+        keys: &std::collections::HashSet<&str>,
+    ) -> Result<Vec<(String, Option<i64>)>, LedgerError> {
+        let reference = self.store.mirror_of(&usage_ref(&meta.task));
+        let Some(commit) = self.repo().reference_commit(&reference)? else {
+            return Ok(Vec::new());
+        };
+        let Some(files) = self.run_files(commit)?.remove(&meta.run) else {
+            return Ok(Vec::new());
+        };
+        let mut found = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (blob, path) in files.chunks.iter().zip(&files.paths) {
+            let held: Vec<String> = self
+                .read_chunk(&reference, &meta.run, *blob)?
+                .into_iter()
+                .filter(|record| {
+                    keys.contains(record.key.as_str()) && seen.insert(record.key.clone())
+                })
+                .map(|record| record.key)
+                .collect();
+            if held.is_empty() {
+                continue;
+            }
+            let log = self.repo().git(&[
+                "log",
+                "--diff-filter=A",
+                "--format=%ct",
+                "-1",
+                &reference,
+                "--",
+                path,
+            ])?;
+            let time = String::from_utf8_lossy(&log.stdout).trim().parse().ok();
+            found.extend(held.into_iter().map(|key| (key, time)));
+        }
+        Ok(found)
     }
 
     /// Reads the runs of task `id`, as last fetched.
@@ -369,9 +510,64 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
             Some(commit) => self.runs_at(&reference, commit, true)?,
             None => Vec::new(),
         };
+        let others = self.runs_sharing_keys(id, &runs)?;
+        if !others.is_empty() || runs.len() > 1 {
+            // Settled as `all_runs` settles them: in its order, so ties go the same way.
+            runs.extend(others);
+            runs.sort_by(|left, right| {
+                (left.meta.started_at, &left.meta.task, left.meta.generation).cmp(&(
+                    right.meta.started_at,
+                    &right.meta.task,
+                    right.meta.generation,
+                ))
+            });
+            self.count_once(&mut runs)?;
+            runs.retain(|run| &run.meta.task == id);
+        }
         // Run ids start with the generation: `10-...` sorts before `2-...` as text.
         runs.sort_by_key(|run| (run.meta.started_at, run.meta.generation));
         Ok(runs)
+    }
+
+    /// The runs of other tasks that hold one of the keys of `runs` (task `id`'s), found
+    /// through their local key indexes; only runs whose time overlaps the records' are looked at.
+    fn runs_sharing_keys(&self, id: &TaskId, runs: &[Run]) -> Result<Vec<Run>, LedgerError> {
+        let records = || runs.iter().flat_map(|run| &run.records);
+        if records().next().is_none() {
+            return Ok(Vec::new());
+        }
+        let undated = records().any(|record| record.at.is_none());
+        let first = records().filter_map(|record| record.at).min();
+        let last = records().filter_map(|record| record.at).max();
+        let hashes: Vec<u128> = records()
+            .map(|record| super::import::fnv1a_128(record.key.as_bytes()))
+            .collect();
+        let mut found = Vec::new();
+        for meta in self.all_metas()? {
+            if &meta.task == id {
+                continue;
+            }
+            let overlaps = undated
+                || (first.is_some_and(|first| meta.ended_at.is_none_or(|end| first <= end))
+                    && last.is_some_and(|last| last >= meta.started_at));
+            if !overlaps {
+                continue;
+            }
+            let Some(keys) = self.run_keys(&meta)? else {
+                continue;
+            };
+            if hashes.iter().any(|hash| keys.holds(*hash)) {
+                let reference = self.store.mirror_of(&usage_ref(&meta.task));
+                if let Some(commit) = self.repo().reference_commit(&reference)? {
+                    found.extend(
+                        self.runs_at(&reference, commit, true)?
+                            .into_iter()
+                            .filter(|run| run.meta.run == meta.run),
+                    );
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// Lists each run's files in the tree of `commit`.
@@ -391,6 +587,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                 entry.meta = Some(file.blob);
             } else if name == "usage.jsonl" {
                 entry.chunks.insert(0, file.blob);
+                entry.paths.insert(0, file.path.clone());
             } else if let Some(number) = name
                 .strip_prefix("usage/")
                 .and_then(|chunk| chunk.strip_suffix(".jsonl"))
@@ -398,6 +595,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
             {
                 // Paths come sorted, and chunk numbers are zero-padded: this is their order.
                 entry.chunks.push(file.blob);
+                entry.paths.push(file.path.clone());
                 entry.next_chunk = entry.next_chunk.max(number + 1);
             }
         }
@@ -450,6 +648,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                 }
                 // A request appended twice (a larger copy later) counts once: the larger.
                 records = merge_records(&[], records).0;
+                counted::supersede(&mut records);
             }
             runs.push(Run { meta, records });
         }
@@ -607,6 +806,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
         let blobs: Vec<ObjectId> = written.chunks.iter().map(|(_, blob)| *blob).collect();
         index.absorb_entries(&blobs, written.entries);
         self.note_chunk_sessions(blobs.iter().copied().zip(written.sessions));
+        self.note_chunk_hand(blobs.iter().copied().zip(written.hand));
         index.save(&index_path);
         Written {
             added,
@@ -685,6 +885,10 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                 Ok(first) => write_some(&first),
                 Err(_) => write_some(self.repo()),
             };
+            let hand = parts
+                .iter()
+                .map(|part| counted::hand_entries(part.iter().copied()))
+                .collect();
             let sessions = parts
                 .iter()
                 .map(|part| chunk_sessions(part.iter().copied()))
@@ -700,6 +904,7 @@ impl<'store, 'repo> Ledger<'store, 'repo> {
                     .collect(),
                 entries,
                 sessions,
+                hand,
             })
         })
     }
@@ -870,6 +1075,8 @@ struct WrittenChunks {
     chunks: Vec<(u64, ObjectId)>,
     entries: Entries,
     sessions: Vec<Vec<String>>,
+    /// The usage recorded by hand in each chunk ([`counted::hand_entries`]).
+    hand: Vec<Vec<counted::HandEntry>>,
 }
 
 /// Returns the records the run lacks (new keys, or larger copies of known ones), one per

@@ -17,6 +17,7 @@ pub mod report;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+pub use ledger::counted;
 pub use ledger::{
     Delivered, Delivery, Ledger, LedgerError, Outcome, Run, RunMeta, USAGE_PREFIX, Written,
     merge_records, usage_ref,
