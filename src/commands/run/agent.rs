@@ -143,7 +143,7 @@ impl Agent {
 }
 
 /// Sends signal `name` to every process of group `group`; returns whether one got it.
-fn signal_group(group: u32, name: &str) -> bool {
+pub(super) fn signal_group(group: u32, name: &str) -> bool {
     Command::new("kill")
         .args([&format!("-{name}"), "--", &format!("-{group}")])
         .stdin(Stdio::null())

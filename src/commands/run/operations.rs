@@ -488,7 +488,7 @@ fn stopping<T>(group: u32, stop: Stop<'_>, wait: impl FnOnce() -> T) -> T {
             while !over.load(Ordering::SeqCst) {
                 if stop() {
                     // Not reaped before `wait` returns, its leader keeps the group's id.
-                    signal_group(group, "TERM");
+                    super::agent::signal_group(group, "TERM");
                     return;
                 }
                 std::thread::sleep(LOOK);
@@ -498,14 +498,4 @@ fn stopping<T>(group: u32, stop: Stop<'_>, wait: impl FnOnce() -> T) -> T {
         over.store(true, Ordering::SeqCst);
         result
     })
-}
-
-/// Sends the signal `name` to every process of the group `group`.
-fn signal_group(group: u32, name: &str) {
-    let _ = Command::new("kill")
-        .args([&format!("-{name}"), "--", &format!("-{group}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
 }
