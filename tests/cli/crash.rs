@@ -1417,7 +1417,21 @@ fn assert_renewed_while_accepting(env: &crate::common::TestEnv, dir: &str, store
     let mut status = vec!["status", "--json"];
     status.extend_from_slice(store);
     let status = env.run(dir, &status);
-    assert_eq!(status.json()["leases"][0]["state"], "submitted", "{status}");
+    let lease = &status.json()["leases"][0];
+    assert_eq!(lease["state"], "submitted", "{status}");
+    // The submission is dated no earlier than the last renewal (its expiry less the TTL).
+    let at = |key: &str| {
+        lease[key]
+            .as_str()
+            .unwrap()
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+    };
+    assert!(
+        at("renewed_at") + jiff::SignedDuration::from_secs(1)
+            >= at("expires_at") - jiff::SignedDuration::from_secs(3),
+        "the submission is dated before the renewals it follows: {lease}"
+    );
 }
 
 #[test]

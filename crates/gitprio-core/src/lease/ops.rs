@@ -1196,7 +1196,9 @@ pub fn submit_noting(
         LeaseRecord {
             state: LeaseState::Submitted,
             event: LeaseEvent::Submit,
-            renewed_at: context.now,
+            // Not before the renewals `done` made while its acceptance commands ran: the
+            // history would run backwards.
+            renewed_at: context.now.max(record.renewed_at),
             reason: note.map(str::to_owned).or(record.reason.clone()),
             ..record
         }
