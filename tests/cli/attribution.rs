@@ -3,7 +3,8 @@
 
 use crate::common::TestEnv;
 use crate::usage::{
-    SOME_USAGE, agent, claim, claude_usage_line, import_in, recorded, setup, write_transcript,
+    SOME_USAGE, agent, claim, claude_usage_line, import_in, one_request, recorded, setup,
+    write_transcript,
 };
 
 /// The requests the ledger holds for `task` (its first run), as `usage show` reads them.
@@ -85,18 +86,7 @@ fn a_record_another_clone_gave_to_a_run_leaves_this_clones_unattributed_store() 
     let recorded_by_hand = agent(&env, "b", "bob", &by_hand);
     assert_eq!(recorded_by_hand.code, 0, "{recorded_by_hand}");
     let outside = env.path("scratch").display().to_string();
-    write_transcript(
-        &env,
-        "s-out.jsonl",
-        &[claude_usage_line(
-            &outside,
-            "s-out",
-            "m1",
-            "2026-11-02T09:06:00Z",
-            SOME_USAGE,
-            "",
-        )],
-    );
+    one_request(&env, &outside, "s-out", "2026-11-02T09:06:00Z");
     // No run of alice's clone claims it: kept there.
     let first = import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &["--json"]);
     assert_eq!(first.json()["unattributed_kept"], 1, "{first}");
@@ -248,18 +238,7 @@ fn usage_import_names_only_the_runs_that_got_records_and_sums_up_in_one_line() {
     setup(&env);
     claim(&env, "a", "alice", "cache");
     let alice = env.path("a").display().to_string();
-    write_transcript(
-        &env,
-        "s-alice.jsonl",
-        &[claude_usage_line(
-            &alice,
-            "s-alice",
-            "m1",
-            "2026-11-02T09:05:00Z",
-            SOME_USAGE,
-            "",
-        )],
-    );
+    one_request(&env, &alice, "s-alice", "2026-11-02T09:05:00Z");
     let first = import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &[]);
     assert_eq!(first.code, 0, "{first}");
     assert!(
@@ -290,18 +269,7 @@ fn a_request_where_two_runs_are_open_at_once_is_said_to_be_ambiguous() {
     claim(&env, "a", "alice", "cache");
     claim(&env, "a", "bob", "login");
     let shared = env.path("a").display().to_string();
-    write_transcript(
-        &env,
-        "s-shared.jsonl",
-        &[claude_usage_line(
-            &shared,
-            "s-shared",
-            "m1",
-            "2026-11-02T09:05:00Z",
-            SOME_USAGE,
-            "",
-        )],
-    );
+    one_request(&env, &shared, "s-shared", "2026-11-02T09:05:00Z");
     let import = import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &[]);
     assert_eq!(import.code, 0, "{import}");
     assert!(

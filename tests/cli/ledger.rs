@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::common::{TestEnv, wait_until};
 use crate::usage::{
-    SOME_USAGE, agent, claim, claude_usage_line, import_in, setup, write_transcript,
+    SOME_USAGE, agent, claim, claude_usage_line, import_in, one_request, setup, write_transcript,
 };
 
 /// The requests of `task`'s runs as `usage show` counts them, in alice's clone.
@@ -30,18 +30,7 @@ fn two_imports_that_take_one_request_at_once_count_it_once() {
     claim(&env, "a", "alice", "cache");
     claim(&env, "b", "bob", "docs");
     let outside = env.path("scratch").display().to_string();
-    write_transcript(
-        &env,
-        "s-out.jsonl",
-        &[claude_usage_line(
-            &outside,
-            "s-out",
-            "m1",
-            "2026-11-02T09:06:00Z",
-            SOME_USAGE,
-            "",
-        )],
-    );
+    one_request(&env, &outside, "s-out", "2026-11-02T09:06:00Z");
     // Alice's import reads the ledger, matches, and waits before it writes.
     let gate = env.path("resume-alice");
     let claude_dir = env.path("claude").display().to_string();
@@ -123,18 +112,7 @@ fn hand_recorded_usage_beside_log_read_usage_of_its_model_is_named() {
     setup(&env);
     claim(&env, "a", "alice", "cache");
     let alice = env.path("a").display().to_string();
-    write_transcript(
-        &env,
-        "s-alice.jsonl",
-        &[claude_usage_line(
-            &alice,
-            "s-alice",
-            "m1",
-            "2026-11-02T09:05:00Z",
-            SOME_USAGE,
-            "",
-        )],
-    );
+    one_request(&env, &alice, "s-alice", "2026-11-02T09:05:00Z");
     let imported = import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &["--json"]);
     assert_eq!(imported.code, 0, "{imported}");
     let by_hand = env.run_with(

@@ -519,6 +519,16 @@ pub fn claude_usage_line(
 
 pub const SOME_USAGE: &str = r#"{"input_tokens":10,"cache_creation_input_tokens":0,"cache_read_input_tokens":100,"output_tokens":50}"#;
 
+/// Writes the Claude Code transcript `<session>.jsonl`: one request (message `m1`,
+/// [`SOME_USAGE`]) made at `at` in the directory `cwd`.
+pub fn one_request(env: &TestEnv, cwd: &str, session: &str, at: &str) {
+    write_transcript(
+        env,
+        &format!("{session}.jsonl"),
+        &[claude_usage_line(cwd, session, "m1", at, SOME_USAGE, "")],
+    );
+}
+
 /// Runs `gitprio usage import` in `dir` as `name` at `now`, over the logs under `claude`.
 pub fn import_in(env: &TestEnv, dir: &str, name: &str, now: &str, args: &[&str]) -> Output {
     let claude_dir = env.path("claude").display().to_string();
@@ -557,18 +567,7 @@ fn records_no_run_claims_are_kept_and_given_to_the_run_that_claims_them_later() 
     claim(&env, "a", "alice", "cache");
     // A session started outside every worktree: no run is known to match it.
     let outside = env.path("scratch").display().to_string();
-    write_transcript(
-        &env,
-        "s-out.jsonl",
-        &[claude_usage_line(
-            &outside,
-            "s-out",
-            "m1",
-            "2026-11-02T09:05:00Z",
-            SOME_USAGE,
-            "",
-        )],
-    );
+    one_request(&env, &outside, "s-out", "2026-11-02T09:05:00Z");
     let first = import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &["--json"]);
     assert_eq!(first.code, 0, "{first}");
     assert_eq!(first.json()["unattributed"], 1, "{first}");
@@ -1109,18 +1108,7 @@ fn reports_label_estimates_show_the_tied_share_and_take_a_price_file() {
     );
     // One request in this repository's checkout before the run waits unattributed.
     let outside = env.path("a/scratch").display().to_string();
-    write_transcript(
-        &env,
-        "s-out.jsonl",
-        &[claude_usage_line(
-            &outside,
-            "s-out",
-            "m1",
-            "2026-11-02T08:55:00Z",
-            SOME_USAGE,
-            "",
-        )],
-    );
+    one_request(&env, &outside, "s-out", "2026-11-02T08:55:00Z");
     assert_eq!(
         import_in(&env, "a", "alice", "2026-11-02T09:10:00Z", &["--json"]).json()["unattributed"],
         1
